@@ -1,0 +1,96 @@
+//! Messages between the roles: Unix stream sockets, one JSON object per
+//! line, readable with `socat` (DESIGN.md). The roles never `use` each
+//! other; they meet here and in the queue.
+//!
+//! * smtpd → qmgr (`qmgr` socket): [`QmgrRequest::Wake`] after a group
+//!   commit, so qmgr reads the new records at once. The same socket carries
+//!   the administrator's requests (`status`).
+//! * qmgr → local (`local` socket): one [`DeliveryRequest`] per line, each
+//!   answered by one [`DeliveryResult`] line, in order, on one connection.
+//!   qmgr opens as many connections as it wants deliveries in parallel.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+use crate::queue::{ContentRef, QueueId};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum QmgrRequest {
+    /// New records are durable in `incoming/`.
+    Wake,
+    /// Queue counts, answered with one [`QmgrStatus`] line.
+    Status,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QmgrStatus {
+    /// Messages with recipients still to deliver.
+    pub messages: usize,
+    /// Of those, recipients being delivered now.
+    pub active: usize,
+    /// Recipients waiting for a retry.
+    pub deferred: usize,
+}
+
+/// A delivery request from qmgr to a delivery agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRequest {
+    pub id: QueueId,
+    /// Envelope sender, empty for `<>`.
+    pub sender: String,
+    /// The recipient address as queued.
+    pub recipient: String,
+    /// Index of the recipient in the envelope, echoed in the result.
+    pub rcpt_index: usize,
+    pub content: ContentRef,
+    /// Arrival time, microseconds since the epoch.
+    pub arrival_us: u64,
+    /// When qmgr took the message into its active set (for `delays=a/b/..`).
+    pub active_us: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Sent,
+    Deferred,
+    Bounced,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryResult {
+    pub rcpt_index: usize,
+    pub status: DeliveryStatus,
+    /// Enhanced status code, e.g. `2.0.0`, `4.3.0`, `5.4.6`.
+    pub dsn: String,
+    /// Human text, e.g. `delivered to maildir`.
+    pub reason: String,
+}
+
+/// Write one value as a JSON line.
+pub async fn write_line<W, T>(w: &mut W, value: &T) -> std::io::Result<()>
+where
+    W: AsyncWriteExt + Unpin,
+    T: Serialize,
+{
+    let mut line = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await
+}
+
+/// Read one JSON line; `Ok(None)` at end of stream.
+pub async fn read_line<R, T>(r: &mut R) -> std::io::Result<Option<T>>
+where
+    R: AsyncBufReadExt + Unpin,
+    T: for<'de> Deserialize<'de>,
+{
+    let mut line = String::new();
+    if r.read_line(&mut line).await? == 0 {
+        return Ok(None);
+    }
+    serde_json::from_str(&line)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}

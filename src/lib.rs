@@ -1,0 +1,18 @@
+//! postern: a mail transfer agent for Linux servers.
+//!
+//! One library, one binary. The binary (`src/main.rs`) only dispatches; each
+//! role lives in its own module (`smtpd`, `qmgr`, `local`) and the roles meet
+//! only in the shared modules: the queue, the IPC types, the configuration.
+//! See `docs/architecture.md` for the map.
+
+pub mod address;
+pub mod config;
+pub mod ipc;
+pub mod local;
+pub mod logging;
+pub mod qmgr;
+pub mod queue;
+pub mod reply;
+pub mod smtpd;
+pub mod supervisor;
+pub mod sys;

@@ -1,0 +1,76 @@
+//! The queue: an append-only log with group commit (DESIGN.md, "The queue").
+//!
+//! Layout under the queue directory (owned by the postern user, 0700):
+//!
+//! | path | written by | what |
+//! |---|---|---|
+//! | `incoming/S<ID>.log` | smtpd | segments: one record per accepted message |
+//! | `incoming/<ID>.msg` | smtpd | content of a message above the large-message threshold |
+//! | `state/<ID>.log` | qmgr | outcome records (delivered, deferred, bounced, moved) |
+//! | `deferred/<ID>` | qmgr | a long-deferred message as a file of its own |
+//! | `hold/`, `corrupt/` | qmgr | rare paths, files easy to inspect |
+//!
+//! Every log file is a sequence of records (see [`record`]): length,
+//! checksum and type, so a torn tail after a crash is detected and ignored.
+
+pub mod envelope;
+pub mod id;
+pub mod log;
+pub mod message;
+pub mod record;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use envelope::{Body, Client, Envelope, Recipient, Ret};
+pub use id::{IdGenerator, QueueId, now_micros};
+
+pub const INCOMING: &str = "incoming";
+pub const STATE: &str = "state";
+pub const DEFERRED: &str = "deferred";
+pub const HOLD: &str = "hold";
+pub const CORRUPT: &str = "corrupt";
+
+/// Every subdirectory of the queue, created at start.
+pub const SUBDIRS: [&str; 5] = [INCOMING, STATE, DEFERRED, HOLD, CORRUPT];
+
+/// Where a message's content lies, relative to the queue directory. The
+/// agents are given this and open the file read-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ContentRef {
+    /// `len` bytes at `offset` of a log segment (or of a deferred file).
+    Segment {
+        path: String,
+        offset: u64,
+        len: u64,
+    },
+    /// A whole file of its own (large messages).
+    File { path: String, len: u64 },
+}
+
+impl ContentRef {
+    pub fn len(&self) -> u64 {
+        match self {
+            ContentRef::Segment { len, .. } | ContentRef::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// (relative path, offset, length).
+    pub fn span(&self) -> (&str, u64, u64) {
+        match self {
+            ContentRef::Segment { path, offset, len } => (path, *offset, *len),
+            ContentRef::File { path, len } => (path, 0, *len),
+        }
+    }
+
+    /// Absolute path of the file holding the content.
+    pub fn file_in(&self, queue_dir: &Path) -> PathBuf {
+        queue_dir.join(self.span().0)
+    }
+}
