@@ -1,1 +1,477 @@
-//! stub
+//! The supervisor: `postern start` binds the listeners, starts one process
+//! per role the way systemd would (sockets by LISTEN_FDS, LISTEN_PID and
+//! LISTEN_FDNAMES), restarts a crashed role with back-off, and stops
+//! everything gracefully on SIGTERM. `postern stop` and `postern status`
+//! talk to it through its pid file and status file in the run directory.
+//!
+//! SECURITY: started as root it creates the queue and run directories,
+//! binds the sockets, and starts smtpd and qmgr as the unprivileged
+//! `server.user` (postern); local stays root because its delivery children
+//! become the recipients. It reads no network input itself.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::ipc::{QmgrRequest, QmgrStatus};
+use crate::sys::{self, Credentials};
+
+pub const PID_FILE: &str = "postern.pid";
+pub const STATUS_FILE: &str = "status.json";
+pub const EFFECTIVE_CONFIG: &str = "postern.toml";
+pub const QMGR_SOCKET: &str = "qmgr.sock";
+pub const LOCAL_SOCKET: &str = "local.sock";
+
+/// The roles in start order (dependencies first).
+const ROLES: [&str; 3] = ["local", "qmgr", "smtpd"];
+
+/// Run one role in this process (`postern daemon ROLE`).
+pub fn run_role(role: &str, config: Config, fds: Vec<(String, OwnedFd)>) -> anyhow::Result<()> {
+    let config = Arc::new(config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async move {
+        match role {
+            "smtpd" => crate::smtpd::run(config, fds).await,
+            "qmgr" => crate::qmgr::run(config, unix_listener(fds, "qmgr")?).await,
+            "local" => crate::local::run(config, unix_listener(fds, "local")?).await,
+            other => bail!("unknown role {other:?}"),
+        }
+    });
+    if let Err(e) = &result {
+        log::error!("{e:#}");
+    }
+    result
+}
+
+fn unix_listener(fds: Vec<(String, OwnedFd)>, name: &str) -> anyhow::Result<UnixListener> {
+    fds.into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, fd)| UnixListener::from(fd))
+        .with_context(|| format!("no socket named {name:?} was handed over (LISTEN_FDNAMES)"))
+}
+
+/// `postern start`.
+pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
+    let run_dir = config.server.run_directory.clone();
+    if let Some(pid) = running_pid(&run_dir) {
+        bail!("postern is already running (pid {pid})");
+    }
+    if !foreground {
+        return start_background(&config);
+    }
+    crate::logging::init("master");
+    let user = role_user(&config)?;
+    prepare_directories(&config, user.as_ref())?;
+    let effective = run_dir.join(EFFECTIVE_CONFIG);
+    write_file(&effective, config.to_toml(false).as_bytes(), 0o644)?;
+
+    // Bind everything before starting anyone: a port in use is a clear
+    // error now, not a crash loop later.
+    let mut smtpd_fds: Vec<(&str, OwnedFd)> = Vec::new();
+    for addr in &config.smtpd.listen {
+        let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        log::info!("listening on {}", l.local_addr()?);
+        smtpd_fds.push(("smtp", OwnedFd::from(l)));
+    }
+    let qmgr_sock = bind_unix(&run_dir.join(QMGR_SOCKET), user.as_ref())?;
+    let local_sock = bind_unix(&run_dir.join(LOCAL_SOCKET), user.as_ref())?;
+
+    let exe = std::env::current_exe().context("cannot find the postern binary")?;
+    let mut sockets: HashMap<&str, Vec<(&str, OwnedFd)>> = HashMap::new();
+    sockets.insert("smtpd", smtpd_fds);
+    sockets.insert("qmgr", vec![("qmgr", OwnedFd::from(qmgr_sock))]);
+    sockets.insert("local", vec![("local", OwnedFd::from(local_sock))]);
+
+    let mut sup = Supervisor {
+        exe,
+        config_path: effective,
+        sockets,
+        user,
+        children: HashMap::new(),
+        restarts: HashMap::new(),
+        run_dir: run_dir.clone(),
+    };
+    write_file(
+        &run_dir.join(PID_FILE),
+        format!("{}\n", std::process::id()).as_bytes(),
+        0o644,
+    )?;
+    let result = sup.run();
+    let _ = fs::remove_file(run_dir.join(PID_FILE));
+    let _ = fs::remove_file(run_dir.join(STATUS_FILE));
+    let _ = fs::remove_file(run_dir.join(QMGR_SOCKET));
+    let _ = fs::remove_file(run_dir.join(LOCAL_SOCKET));
+    result
+}
+
+/// Detach: run `postern start --foreground` in its own session with its
+/// log in the run directory, and wait until it is up.
+fn start_background(config: &Config) -> anyhow::Result<()> {
+    let run_dir = &config.server.run_directory;
+    fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
+    let conf_path = run_dir.join("start.toml");
+    write_file(&conf_path, config.to_toml(false).as_bytes(), 0o644)?;
+    let log_path = run_dir.join("postern.log");
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe);
+    child
+        .args(["--config"])
+        .arg(&conf_path)
+        .args(["start", "--foreground"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut child, 0);
+    let mut child = child.spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if running_pid(run_dir).is_some() && run_dir.join(STATUS_FILE).exists() {
+            println!("postern: started; log in {}", log_path.display());
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "postern did not start ({status}); see {}",
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("postern did not report being up within 10 s; see {}", log_path.display())
+}
+
+/// `postern stop`: SIGTERM to the supervisor, then wait for it to go.
+pub fn stop(config: &Config) -> anyhow::Result<()> {
+    let run_dir = &config.server.run_directory;
+    let Some(pid) = running_pid(run_dir) else {
+        bail!("postern is not running");
+    };
+    kill(Pid::from_raw(pid), Signal::SIGTERM)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if kill(Pid::from_raw(pid), None).is_err() {
+            println!("postern: stopped");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("postern (pid {pid}) did not stop within 30 s")
+}
+
+/// `postern status`: true when running.
+pub fn status(config: &Config) -> anyhow::Result<bool> {
+    let run_dir = &config.server.run_directory;
+    let Some(pid) = running_pid(run_dir) else {
+        println!("postern is not running");
+        return Ok(false);
+    };
+    println!("postern is running (pid {pid})");
+    if let Ok(text) = fs::read_to_string(run_dir.join(STATUS_FILE)) {
+        let roles: HashMap<String, i32> = serde_json::from_str(&text).unwrap_or_default();
+        for role in ROLES {
+            match roles.get(role) {
+                Some(p) if kill(Pid::from_raw(*p), None).is_ok() => {
+                    println!("  {role:<6} running (pid {p})")
+                }
+                _ => println!("  {role:<6} not running"),
+            }
+        }
+    }
+    match query_qmgr(&run_dir.join(QMGR_SOCKET)) {
+        Ok(s) => println!(
+            "queue: {} messages, {} recipients being delivered, {} deferred",
+            s.messages, s.active, s.deferred
+        ),
+        Err(e) => println!("queue: qmgr does not answer: {e}"),
+    }
+    Ok(true)
+}
+
+fn query_qmgr(path: &Path) -> anyhow::Result<QmgrStatus> {
+    let mut s = UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = serde_json::to_vec(&QmgrRequest::Status)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    Ok(serde_json::from_str(&answer)?)
+}
+
+fn running_pid(run_dir: &Path) -> Option<i32> {
+    let pid: i32 = fs::read_to_string(run_dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    kill(Pid::from_raw(pid), None).ok().map(|_| pid)
+}
+
+/// As root, the user smtpd and qmgr run as; `None` when not root.
+fn role_user(config: &Config) -> anyhow::Result<Option<Credentials>> {
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(None);
+    }
+    let name = &config.server.user;
+    match sys::user_credentials(name)? {
+        Some(c) => Ok(Some(c)),
+        None => bail!(
+            "the user {name:?} (server.user) does not exist; create it with:\n    \
+             useradd --system --user-group --home-dir {} --shell /usr/sbin/nologin {name}",
+            config.queue.directory.display()
+        ),
+    }
+}
+
+fn prepare_directories(config: &Config, user: Option<&Credentials>) -> anyhow::Result<()> {
+    let q = &config.queue.directory;
+    let mut dirs = vec![q.clone()];
+    dirs.extend(crate::queue::SUBDIRS.iter().map(|d| q.join(d)));
+    for d in &dirs {
+        fs::create_dir_all(d)
+            .with_context(|| format!("cannot create queue directory {}", d.display()))?;
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700))?;
+        if let Some(u) = user {
+            chown(d, Some(u.uid), Some(u.gid))
+                .with_context(|| format!("cannot chown {}", d.display()))?;
+        }
+    }
+    let r = &config.server.run_directory;
+    fs::create_dir_all(r).with_context(|| format!("cannot create run directory {}", r.display()))?;
+    fs::set_permissions(r, fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn bind_unix(path: &Path, user: Option<&Credentials>) -> anyhow::Result<UnixListener> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            bail!("{} exists and is not a socket", path.display());
+        }
+        fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    if let Some(u) = user {
+        chown(path, Some(u.uid), Some(u.gid))?;
+    }
+    Ok(l)
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+struct Restart {
+    delay: Duration,
+    not_before: Instant,
+}
+
+struct Supervisor {
+    exe: PathBuf,
+    config_path: PathBuf,
+    sockets: HashMap<&'static str, Vec<(&'static str, OwnedFd)>>,
+    user: Option<Credentials>,
+    children: HashMap<i32, (&'static str, Instant)>,
+    restarts: HashMap<&'static str, Restart>,
+    run_dir: PathBuf,
+}
+
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(500);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+
+impl Supervisor {
+    fn run(&mut self) -> anyhow::Result<()> {
+        use signal_hook_lite::Signals;
+        let signals = Signals::new()?;
+        for role in ROLES {
+            self.spawn(role)?;
+        }
+        self.write_status();
+        loop {
+            match signals.wait(self.next_restart_in()) {
+                Some(libc::SIGTERM) | Some(libc::SIGINT) => break,
+                _ => {}
+            }
+            self.reap();
+            self.restart_due();
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn spawn(&mut self, role: &'static str) -> anyhow::Result<()> {
+        let fds: Vec<(&str, i32)> = self.sockets[role]
+            .iter()
+            .map(|(n, fd)| (*n, fd.as_raw_fd()))
+            .collect();
+        let args = vec![
+            "--config".to_string(),
+            self.config_path.to_string_lossy().into_owned(),
+            "daemon".to_string(),
+            role.to_string(),
+        ];
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| {
+                matches!(
+                    k.as_str(),
+                    "PATH" | "POSTERN_LOG" | "RUST_BACKTRACE" | "TZ" | "LANG" | "HOME"
+                )
+            })
+            .collect();
+        let user = if role == "local" { None } else { self.user.as_ref() };
+        let pid = sys::spawn_with_fds(&self.exe, &args, &env, &fds, user)
+            .with_context(|| format!("cannot start {role}"))?;
+        self.children.insert(pid, (role, Instant::now()));
+        Ok(())
+    }
+
+    fn reap(&mut self) {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { break };
+                    let Some((role, started)) = self.children.remove(&pid.as_raw()) else {
+                        continue;
+                    };
+                    let how = match status {
+                        WaitStatus::Exited(_, code) => format!("exit status {code}"),
+                        WaitStatus::Signaled(_, sig, _) => format!("killed by signal {}", sig as i32),
+                        _ => "ended".to_string(),
+                    };
+                    log::warn!(
+                        "process {} {role} pid {} {how}",
+                        self.exe.display(),
+                        pid.as_raw()
+                    );
+                    let r = self.restarts.entry(role).or_insert(Restart {
+                        delay: FIRST_RESTART_DELAY,
+                        not_before: Instant::now(),
+                    });
+                    if started.elapsed() > MAX_RESTART_DELAY * 2 {
+                        r.delay = FIRST_RESTART_DELAY;
+                    }
+                    r.not_before = Instant::now() + r.delay;
+                    log::warn!("{role}: restarting in {} ms", r.delay.as_millis());
+                    r.delay = (r.delay * 2).min(MAX_RESTART_DELAY);
+                }
+            }
+        }
+        self.write_status();
+    }
+
+    fn next_restart_in(&self) -> Duration {
+        let now = Instant::now();
+        self.restarts
+            .iter()
+            .filter(|(role, _)| !self.children.values().any(|(r, _)| r == *role))
+            .map(|(_, r)| r.not_before.saturating_duration_since(now))
+            .min()
+            .unwrap_or(Duration::from_secs(5))
+    }
+
+    fn restart_due(&mut self) {
+        let now = Instant::now();
+        for role in ROLES {
+            if self.children.values().any(|(r, _)| *r == role) {
+                continue;
+            }
+            if self.restarts.get(role).is_some_and(|r| r.not_before <= now) {
+                if let Err(e) = self.spawn(role) {
+                    log::error!("{e:#}");
+                }
+            }
+        }
+        self.write_status();
+    }
+
+    fn write_status(&self) {
+        let roles: HashMap<&str, i32> = self.children.iter().map(|(p, (r, _))| (*r, *p)).collect();
+        if let Ok(json) = serde_json::to_vec(&roles) {
+            let _ = write_file(&self.run_dir.join(STATUS_FILE), &json, 0o644);
+        }
+    }
+
+    /// SIGTERM to every role (smtpd first so no new mail comes in), wait,
+    /// then SIGKILL what is left.
+    fn shutdown(&mut self) {
+        log::info!("terminating on signal");
+        for role in ["smtpd", "qmgr", "local"] {
+            for (pid, (r, _)) in &self.children {
+                if *r == role {
+                    let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
+                }
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.children.is_empty() && Instant::now() < deadline {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(s) => {
+                    if let Some(p) = s.pid() {
+                        self.children.remove(&p.as_raw());
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        for pid in self.children.keys() {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Waiting for signals without a runtime: block SIGTERM, SIGINT, SIGHUP and
+/// SIGCHLD and take them with `sigtimedwait`.
+mod signal_hook_lite {
+    use std::time::Duration;
+
+    use nix::sys::signal::{SigSet, Signal};
+
+    pub struct Signals {
+        set: SigSet,
+    }
+
+    impl Signals {
+        pub fn new() -> nix::Result<Signals> {
+            let mut set = SigSet::empty();
+            for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD] {
+                set.add(s);
+            }
+            set.thread_block()?;
+            Ok(Signals { set })
+        }
+
+        /// The next signal, or None after `timeout`.
+        pub fn wait(&self, timeout: Duration) -> Option<i32> {
+            crate::sys::sigtimedwait(&self.set, timeout)
+        }
+    }
+}

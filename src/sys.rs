@@ -1,1 +1,221 @@
-//! stub
+//! The system calls that have no safe wrapper, each with its SAFETY
+//! argument. The rest of the crate forbids `unsafe`.
+//!
+//! * [`listen_fds`]: take the sockets handed over by the systemd
+//!   socket-activation protocol (`LISTEN_PID`, `LISTEN_FDS`,
+//!   `LISTEN_FDNAMES`), from systemd or from `postern start`.
+//! * [`spawn_with_fds`]: start a daemon the way systemd would: its sockets
+//!   at fd 3.., `LISTEN_PID` set to the child's own pid (known only after
+//!   fork, which is why std's `Command` cannot do it), optionally as
+//!   another user.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// First fd passed by socket activation (SD_LISTEN_FDS_START).
+pub const LISTEN_FDS_START: RawFd = 3;
+
+/// Sockets received by socket activation, with their names
+/// (`LISTEN_FDNAMES`, `unknown` when unnamed). Empty when the variables are
+/// absent or meant for another process. The variables are removed so that
+/// children do not see them, and the fds are made close-on-exec.
+pub fn listen_fds() -> Vec<(String, OwnedFd)> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    let count = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
+    // SAFETY: called at daemon start, before any other thread exists
+    // (`main` calls it before building the tokio runtime).
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    if !pid_ok || count <= 0 {
+        return Vec::new();
+    }
+    let mut names = names.split(':');
+    (0..count)
+        .filter_map(|i| {
+            let fd = LISTEN_FDS_START + i;
+            let name = names.next().filter(|n| !n.is_empty()).unwrap_or("unknown");
+            // SAFETY: fcntl on an integer fd has no memory effects; it fails
+            // with EBADF when the fd is not open, which we check.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            if flags < 0 {
+                return None;
+            }
+            // SAFETY: as above.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+            // SAFETY: the protocol hands us ownership of fds 3..3+LISTEN_FDS,
+            // nothing else in this process owns them, and fcntl just proved
+            // the fd is open. Each fd is wrapped exactly once.
+            Some((name.to_string(), unsafe { OwnedFd::from_raw_fd(fd) }))
+        })
+        .collect()
+}
+
+/// The user a child becomes.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// Fork and exec `program` with `args` (argv[1..]) and exactly the
+/// environment `env`, plus `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`
+/// for `fds` (moved to 3, 4, ... in order). The child dies with SIGTERM when
+/// the parent dies. Returns the child's pid.
+pub fn spawn_with_fds(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    fds: &[(&str, RawFd)],
+    user: Option<&Credentials>,
+) -> io::Result<i32> {
+    // Everything the child needs is allocated here, before fork: between
+    // fork and exec only async-signal-safe calls are made.
+    let prog = CString::new(program.as_os_str().as_bytes())?;
+    let mut argv_c = vec![prog.clone()];
+    for a in args {
+        argv_c.push(CString::new(a.as_bytes())?);
+    }
+    let mut envp_c = Vec::new();
+    for (k, v) in env {
+        if k.starts_with("LISTEN_") {
+            continue;
+        }
+        envp_c.push(CString::new(format!("{k}={v}"))?);
+    }
+    if !fds.is_empty() {
+        envp_c.push(CString::new(format!("LISTEN_FDS={}", fds.len()))?);
+        let names: Vec<&str> = fds.iter().map(|(n, _)| *n).collect();
+        envp_c.push(CString::new(format!("LISTEN_FDNAMES={}", names.join(":")))?);
+    }
+    // "LISTEN_PID=" followed by room for the digits, NUL-terminated; the
+    // child fills in its pid.
+    let mut pid_buf = [0u8; 32];
+    pid_buf[..11].copy_from_slice(b"LISTEN_PID=");
+    let pid_buf_ptr = pid_buf.as_mut_ptr();
+    let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = envp_c.iter().map(|c| c.as_ptr()).collect();
+    if !fds.is_empty() {
+        envp.push(pid_buf_ptr as *const libc::c_char);
+    }
+    envp.push(std::ptr::null());
+    let src: Vec<RawFd> = fds.iter().map(|(_, fd)| *fd).collect();
+    let high = src.iter().copied().max().unwrap_or(0).max(2) + src.len() as RawFd + 4;
+    let groups: Vec<libc::gid_t> = user.map(|u| u.groups.clone()).unwrap_or_default();
+    let parent = std::process::id() as libc::pid_t;
+
+    // SAFETY: fork in a possibly multi-threaded process: the child only
+    // calls async-signal-safe functions (fcntl, dup2, setgroups, setgid,
+    // setuid, prctl, getpid, getppid, signal, execve, _exit) on memory
+    // prepared above, then execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        return Ok(pid);
+    }
+    // Child.
+    // SAFETY: see above; every pointer refers to memory owned by this
+    // stack frame, which the child's copy of the address space keeps alive
+    // until execve or _exit.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if libc::getppid() != parent {
+            libc::_exit(1);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // The supervisor blocks the signals it waits for; a daemon starts
+        // with none blocked.
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        let mut tmp = [0 as RawFd; 64];
+        if src.len() > tmp.len() {
+            libc::_exit(126);
+        }
+        for (i, fd) in src.iter().enumerate() {
+            tmp[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, high);
+            if tmp[i] < 0 {
+                libc::_exit(126);
+            }
+        }
+        for i in 0..src.len() {
+            if libc::dup2(tmp[i], LISTEN_FDS_START + i as RawFd) < 0 {
+                libc::_exit(126);
+            }
+        }
+        if let Some(u) = user {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(u.gid) != 0
+                || libc::setuid(u.uid) != 0
+            {
+                libc::_exit(126);
+            }
+        }
+        if !src.is_empty() {
+            let mut n = libc::getpid() as u32;
+            let mut digits = [0u8; 12];
+            let mut len = 0;
+            loop {
+                digits[len] = b'0' + (n % 10) as u8;
+                len += 1;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            for j in 0..len {
+                *pid_buf_ptr.add(11 + j) = digits[len - 1 - j];
+            }
+            *pid_buf_ptr.add(11 + len) = 0;
+        }
+        libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+        libc::_exit(127);
+    }
+}
+
+/// Credentials of a user from the password and group databases.
+pub fn user_credentials(name: &str) -> io::Result<Option<Credentials>> {
+    let Some(user) = nix::unistd::User::from_name(name).map_err(io::Error::from)? else {
+        return Ok(None);
+    };
+    let cname = CString::new(name)?;
+    let groups = nix::unistd::getgrouplist(&cname, user.gid)
+        .map_err(io::Error::from)?
+        .into_iter()
+        .map(|g| g.as_raw())
+        .collect();
+    Ok(Some(Credentials {
+        uid: user.uid.as_raw(),
+        gid: user.gid.as_raw(),
+        groups,
+    }))
+}
+
+/// Wait for one of the (blocked) signals in `set`, at most `timeout`.
+pub fn sigtimedwait(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    let raw: &libc::sigset_t = set.as_ref();
+    // SAFETY: `raw` and `ts` are valid for the duration of the call; a null
+    // siginfo pointer is allowed.
+    let sig = unsafe { libc::sigtimedwait(raw, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}

@@ -1,1 +1,183 @@
-//! stub
+//! qmgr — the queue manager.
+//!
+//! What it does: owns the queue. It reads the segments smtpd appends to
+//! `queue/incoming/` (woken by smtpd through the `qmgr` socket after each
+//! group commit, and by a scan at start and every few seconds), keeps the
+//! state of every message in memory, hands each recipient to the delivery
+//! agent (`local` socket, one JSON request per line), records every
+//! outcome in its own state log (`queue/state/`, group committed) before
+//! acting on it, defers with back-off (the next attempt after the message's
+//! age, clamped to `queue.minimal_backoff` … `queue.maximal_backoff`, as
+//! Postfix), expires messages older than `queue.maximal_lifetime`, moves
+//! messages deferred longer than `queue.move_deferred_after` to
+//! `queue/deferred/` files of their own, and deletes a segment when every
+//! message in it is finished.
+//!
+//! Recovery at start replays the segments, `deferred/` and the state log;
+//! a torn tail is detected by its checksum and ignored; then the state log
+//! is compacted into a snapshot. A crash at any moment loses no message
+//! that got a `250`; a recipient may at worst be delivered twice
+//! (delivered, crash before the outcome was committed), never zero times.
+//!
+//! Inputs: the `qmgr` listener (LISTEN_FDS): `{"op":"wake"}` and
+//! `{"op":"status"}` lines. Outputs: requests on
+//! `<run_directory>/local.sock`; state records; log lines
+//! `ID: from=<…>, size=N, nrcpt=N (queue active)` and `ID: removed`.
+//!
+//! SECURITY: runs as the unprivileged postern user with no capabilities.
+//! It trusts the queue's framing only as far as the checksums go: records
+//! are parsed, never executed, and a bad record is skipped with a warning.
+//! It writes only the queue directory. Its control socket is 0600.
+//!
+//! Configuration read: `queue.*`, `local.domains`, `server.run_directory`.
+
+mod agents;
+mod engine;
+pub mod state;
+
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::BufReader;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::ipc::{self, QmgrRequest, QmgrStatus};
+use crate::queue::log::{LogOptions, LogWriter};
+use crate::queue::{IdGenerator, STATE, now_micros};
+use agents::SlotReport;
+use engine::Engine;
+
+/// Parallel deliveries to the local agent.
+const LOCAL_SLOTS: usize = 8;
+/// Fallback scan of `incoming/` when no wake-up came.
+const SCAN_EVERY: Duration = Duration::from_secs(5);
+
+enum Event {
+    Wake,
+    Status(oneshot::Sender<QmgrStatus>),
+}
+
+pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let listener = UnixListener::from_std(listener)?;
+    let state_dir = config.queue.directory.join(STATE);
+    let ids = Arc::new(IdGenerator::new('Q'));
+    let log = LogWriter::start(
+        state_dir.clone(),
+        LogOptions {
+            prefix: String::new(),
+            max_segment_bytes: u64::MAX,
+            seal_after_idle: None,
+            name: Box::new(move || ids.next().to_string()),
+        },
+    )
+    .with_context(|| format!("cannot open the state log in {}", state_dir.display()))?;
+
+    let (report_tx, mut reports) = mpsc::unbounded_channel::<SlotReport>();
+    let slots = agents::start_slots(
+        LOCAL_SLOTS,
+        config.server.run_directory.join(crate::supervisor::LOCAL_SOCKET),
+        report_tx,
+    );
+    let mut engine = Engine::new(config.clone(), log.clone(), slots);
+    engine.recover().await?;
+
+    let (event_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    tokio::spawn(control_loop(listener, event_tx));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut last_scan = tokio::time::Instant::now();
+    let mut none = std::collections::HashMap::new();
+
+    loop {
+        engine.dispatch();
+        let decided = engine.take_decided();
+        if !decided.is_empty() {
+            engine.complete(Vec::new(), decided).await;
+            continue;
+        }
+        engine.maybe_move_deferred().await;
+        engine.maybe_compact().await;
+        let mut wait = SCAN_EVERY.saturating_sub(last_scan.elapsed());
+        if let Some(t) = engine.next_timer() {
+            wait = wait.min(Duration::from_micros(t.saturating_sub(now_micros())));
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(Event::Wake) => {
+                    // Coalesce a burst of wake-ups into one scan.
+                    while let Ok(Event::Wake) = events.try_recv() {}
+                    engine.scan_incoming(&mut none);
+                    last_scan = tokio::time::Instant::now();
+                }
+                Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
+                None => break,
+            },
+            Some(first) = reports.recv() => {
+                let mut batch = vec![first];
+                while let Ok(more) = reports.try_recv() {
+                    batch.push(more);
+                }
+                engine.complete(batch, Vec::new()).await;
+            }
+            _ = tokio::time::sleep(wait) => {
+                if last_scan.elapsed() >= SCAN_EVERY {
+                    engine.scan_incoming(&mut none);
+                    last_scan = tokio::time::Instant::now();
+                }
+            }
+            _ = term.recv() => {
+                log::info!("terminating on signal");
+                break;
+            }
+        }
+    }
+    // Let deliveries in progress report, briefly, so their outcomes are
+    // recorded rather than repeated after the restart.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while engine.busy() {
+        match tokio::time::timeout_at(deadline, reports.recv()).await {
+            Ok(Some(r)) => engine.complete(vec![r], Vec::new()).await,
+            _ => break,
+        }
+    }
+    log.seal().await;
+    Ok(())
+}
+
+async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Event>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let events = events.clone();
+        tokio::spawn(async move {
+            let (rd, mut wr) = stream.into_split();
+            let mut rd = BufReader::new(rd);
+            loop {
+                match ipc::read_line::<_, QmgrRequest>(&mut rd).await {
+                    Ok(Some(QmgrRequest::Wake)) => {
+                        let _ = events.send(Event::Wake);
+                    }
+                    Ok(Some(QmgrRequest::Status)) => {
+                        let (tx, rx) = oneshot::channel();
+                        let _ = events.send(Event::Status(tx));
+                        let Ok(status) = rx.await else { return };
+                        if ipc::write_line(&mut wr, &status).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        log::warn!("control socket: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}

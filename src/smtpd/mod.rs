@@ -1,1 +1,214 @@
-//! stub
+//! smtpd — the SMTP server (RFC 5321, 5322; ESMTP extensions PIPELINING
+//! RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034
+//! and 3463, SMTPUTF8 RFC 6531, DSN RFC 3461).
+//!
+//! What it does: speaks SMTP on every listener it is handed, decides per
+//! recipient (local user exists; other domains only from the relay
+//! networks), receives the message with the DATA reader (only CRLF.CRLF
+//! ends it: SMTP smuggling is impossible), adds the Received header,
+//! appends the message to its segment in `queue/incoming/` through the
+//! group-commit log writer and answers `250 … queued as ID` only after the
+//! record is durable. Then it wakes qmgr through the `qmgr` socket.
+//!
+//! Inputs: TCP listeners named `smtp` (LISTEN_FDS). Outputs: queue records;
+//! wake-ups on `<run_directory>/qmgr.sock`; log lines in Postfix's shapes.
+//!
+//! SECURITY: runs as the unprivileged postern user with no capabilities.
+//! It trusts nothing from the network: every line goes through the sans-IO
+//! parsers ([`line`], [`command`], [`data`]), which are fuzzed; memory per
+//! session is bounded (command lines by `smtpd.line_length_limit`, message
+//! content spilled to a file of its own above
+//! `queue.large_message_threshold`); every command has a deadline
+//! (`smtpd.timeout`), so a client trickling bytes cannot hold a connection;
+//! connections are capped in total and per client.
+//! It writes only `queue/incoming/`.
+//!
+//! Configuration read: `server.hostname`, `smtpd.*`, `local.domains`,
+//! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
+//! `server.run_directory`.
+
+pub mod command;
+pub mod data;
+pub mod line;
+mod received;
+mod session;
+mod store;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, UnixStream};
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::queue::log::{LogOptions, LogWriter};
+use crate::queue::{IdGenerator, INCOMING};
+use crate::reply::Reply;
+
+/// Everything the sessions share.
+pub(crate) struct Shared {
+    pub config: Arc<Config>,
+    pub ids: IdGenerator,
+    pub log: LogWriter,
+    pub incoming: PathBuf,
+    pub wake_qmgr: Arc<Notify>,
+    per_client: Mutex<HashMap<IpAddr, usize>>,
+    total: Mutex<usize>,
+}
+
+/// Run smtpd on the sockets handed over by socket activation.
+pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Result<()> {
+    let incoming = config.queue.directory.join(INCOMING);
+    let ids = IdGenerator::new('A');
+    // A clock stepped back must not reuse IDs: continue after the newest
+    // segment on disk.
+    if let Ok(dir) = std::fs::read_dir(&incoming) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name
+                .strip_prefix('S')
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse().ok())
+            {
+                ids.observe(&id);
+            }
+        }
+    }
+    let seg_ids = Arc::new(IdGenerator::new('A'));
+    seg_ids.observe(&ids.next());
+    let log = LogWriter::start(
+        incoming.clone(),
+        LogOptions {
+            prefix: "S".into(),
+            max_segment_bytes: 64 << 20,
+            seal_after_idle: Some(Duration::from_secs(30)),
+            name: Box::new(move || seg_ids.next().to_string()),
+        },
+    )
+    .with_context(|| format!("cannot open the queue in {}", incoming.display()))?;
+    let shared = Arc::new(Shared {
+        ids,
+        log,
+        incoming,
+        wake_qmgr: Arc::new(Notify::new()),
+        per_client: Mutex::new(HashMap::new()),
+        total: Mutex::new(0),
+        config: config.clone(),
+    });
+    tokio::spawn(wake_qmgr_task(
+        config.server.run_directory.join(crate::supervisor::QMGR_SOCKET),
+        shared.wake_qmgr.clone(),
+    ));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut listeners = Vec::new();
+    for (name, fd) in fds {
+        let std_l = std::net::TcpListener::from(fd);
+        std_l.set_nonblocking(true)?;
+        let l = TcpListener::from_std(std_l)
+            .with_context(|| format!("socket {name:?} is not a TCP listener"))?;
+        listeners.push(tokio::spawn(accept_loop(l, shared.clone(), stop_rx.clone())));
+    }
+    if listeners.is_empty() {
+        anyhow::bail!("no listening socket was handed over (LISTEN_FDS)");
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    term.recv().await;
+    log::info!("terminating on signal");
+    let _ = stop_tx.send(true);
+    for l in &listeners {
+        l.abort();
+    }
+    // Give sessions a moment to finish the command at hand.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while *shared.total.lock().unwrap_or_else(|e| e.into_inner()) > 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.log.seal().await;
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                log::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let ip = peer.ip();
+        let hostname = &shared.config.server.hostname;
+        let refuse = {
+            let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
+            let mut per = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
+            let mine = per.entry(ip).or_insert(0);
+            if *total >= shared.config.smtpd.max_connections {
+                Some(Reply::too_many_connections(hostname))
+            } else if *mine >= shared.config.smtpd.max_connections_per_client {
+                Some(Reply::too_many_connections_from(hostname, &ip.to_string()))
+            } else {
+                *total += 1;
+                *mine += 1;
+                None
+            }
+        };
+        if let Some(reply) = refuse {
+            log::warn!("connect from unknown[{ip}]: {reply}");
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    stream.write_all(&reply.to_wire()),
+                )
+                .await;
+            });
+            continue;
+        }
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            session::serve(stream, ip, shared.clone(), stop).await;
+            let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
+            let mut per = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
+            *total -= 1;
+            if let Some(n) = per.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    per.remove(&ip);
+                }
+            }
+        });
+    }
+}
+
+/// Tell qmgr that new records are durable; wake-ups that arrive while one
+/// is being sent are coalesced into the next. If qmgr is down, its scan at
+/// start finds the records.
+async fn wake_qmgr_task(path: PathBuf, notify: Arc<Notify>) {
+    let mut conn: Option<UnixStream> = None;
+    let line = b"{\"op\":\"wake\"}\n";
+    loop {
+        notify.notified().await;
+        for _attempt in 0..2 {
+            if conn.is_none() {
+                conn = UnixStream::connect(&path).await.ok();
+            }
+            match conn.as_mut() {
+                Some(c) if c.write_all(line).await.is_ok() => break,
+                _ => conn = None,
+            }
+        }
+    }
+}

@@ -1,0 +1,749 @@
+//! The queue engine: the state of every message in memory, rebuilt at start
+//! from the segments, `deferred/` and the state log; outcomes recorded
+//! durably (group commit) before they change that state.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::agents::SlotReport;
+use super::state::{Moved, Outcome, Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay};
+use crate::config::Config;
+use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus};
+use crate::queue::log::LogWriter;
+use crate::queue::message::{MessageContent, decode_message, encode_message};
+use crate::queue::record::{LogReader, RecordType, encode};
+use crate::queue::{ContentRef, DEFERRED, Envelope, INCOMING, QueueId, STATE, now_micros};
+
+/// Compact the state log once this many bytes were appended since the last
+/// snapshot.
+const COMPACT_AFTER_BYTES: u64 = 64 << 20;
+/// A recipient whose delivery was lost (agent crashed) is retried after this.
+const LOST_RETRY_US: u64 = 1_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RState {
+    Pending { due: u64 },
+    Active,
+    Done,
+    Bounced,
+}
+
+impl RState {
+    fn is_final(self) -> bool {
+        matches!(self, RState::Done | RState::Bounced)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    Segment(String),
+    Deferred,
+}
+
+struct Message {
+    env: Envelope,
+    content: ContentRef,
+    origin: Origin,
+    rcpts: Vec<RState>,
+    active_us: u64,
+    first_deferred_us: Option<u64>,
+}
+
+#[derive(Default)]
+struct Segment {
+    offset: u64,
+    sealed: bool,
+    corrupt: bool,
+    live: HashSet<QueueId>,
+    finished: HashSet<QueueId>,
+}
+
+/// One outcome to record and apply.
+pub struct Pending {
+    id: QueueId,
+    rcpt: usize,
+    status: DeliveryStatus,
+    dsn: String,
+    reason: String,
+}
+
+pub struct Engine {
+    cfg: Arc<Config>,
+    qdir: PathBuf,
+    log: LogWriter,
+    messages: BTreeMap<QueueId, Message>,
+    segments: BTreeMap<String, Segment>,
+    ready: VecDeque<(QueueId, usize)>,
+    timers: BTreeMap<u64, Vec<(QueueId, usize)>>,
+    slots: Vec<mpsc::Sender<DeliveryRequest>>,
+    idle: Vec<usize>,
+    /// Outcomes decided without an agent (non-local recipients for now).
+    decided: Vec<Pending>,
+    state_bytes: u64,
+    last_move_check: u64,
+}
+
+impl Engine {
+    pub fn new(cfg: Arc<Config>, log: LogWriter, slots: Vec<mpsc::Sender<DeliveryRequest>>) -> Engine {
+        let idle = (0..slots.len()).rev().collect();
+        Engine {
+            qdir: cfg.queue.directory.clone(),
+            cfg,
+            log,
+            messages: BTreeMap::new(),
+            segments: BTreeMap::new(),
+            ready: VecDeque::new(),
+            timers: BTreeMap::new(),
+            slots,
+            idle,
+            decided: Vec::new(),
+            state_bytes: 0,
+            last_move_check: 0,
+        }
+    }
+
+    pub fn status(&self) -> QmgrStatus {
+        let now = now_micros();
+        let mut s = QmgrStatus { messages: self.messages.len(), ..QmgrStatus::default() };
+        for m in self.messages.values() {
+            for r in &m.rcpts {
+                match r {
+                    RState::Active => s.active += 1,
+                    RState::Pending { due } if *due > now => s.deferred += 1,
+                    _ => {}
+                }
+            }
+        }
+        s
+    }
+
+    pub fn busy(&self) -> bool {
+        self.idle.len() < self.slots.len()
+    }
+
+    // ---- recovery ------------------------------------------------------
+
+    /// Rebuild the state from disk, then compact the state log.
+    pub async fn recover(&mut self) -> anyhow::Result<()> {
+        let state_dir = self.qdir.join(STATE);
+        let old_state = sorted_files(&state_dir, |n| n.ends_with(".log"))?;
+        let mut records = Vec::new();
+        for name in &old_state {
+            let mut r = LogReader::open(&state_dir.join(name), 0)?;
+            while let Some((_, t, payload)) = r.next()? {
+                match StateRecord::decode(t, &payload) {
+                    Some(rec) => records.push(rec),
+                    None => log::warn!("state/{name}: unreadable record of type {t:?} ignored"),
+                }
+            }
+        }
+        let mut replayed = replay(records);
+
+        let deferred_dir = self.qdir.join(DEFERRED);
+        for name in sorted_files(&deferred_dir, |n| n.parse::<QueueId>().is_ok())? {
+            let rel = format!("{DEFERRED}/{name}");
+            match load_file_message(&self.qdir, &rel) {
+                Ok((env, content)) => {
+                    let r = replayed.remove(&env.id).filter(|r| r.moved);
+                    self.add_message(env, content, Origin::Deferred, r);
+                }
+                Err(e) => {
+                    log::warn!("{rel}: {e}; moved to corrupt/");
+                    let _ = fs::rename(self.qdir.join(&rel), self.qdir.join("corrupt").join(&name));
+                }
+            }
+        }
+        self.scan_incoming(&mut replayed);
+        self.remove_orphan_files();
+        self.compact(old_state).await;
+        Ok(())
+    }
+
+    /// Delete `.msg` files no message refers to (left by a crash between
+    /// writing the file and committing its record), once they are old.
+    fn remove_orphan_files(&self) {
+        let used: HashSet<String> = self
+            .messages
+            .values()
+            .filter_map(|m| match &m.content {
+                ContentRef::File { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        let dir = self.qdir.join(INCOMING);
+        let Ok(names) = sorted_files(&dir, |n| n.ends_with(".msg")) else { return };
+        for name in names {
+            let rel = format!("{INCOMING}/{name}");
+            let old = fs::metadata(dir.join(&name))
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
+                .unwrap_or(false);
+            if old && !used.contains(&rel) {
+                log::info!("removing orphan {rel}");
+                let _ = fs::remove_file(dir.join(&name));
+            }
+        }
+    }
+
+    /// Write a snapshot of every live message (and tombstones for finished
+    /// messages whose segments remain) and delete the state files `old`.
+    async fn compact(&mut self, old: Vec<String>) {
+        self.log.seal().await;
+        let mut recs = Vec::new();
+        for (id, m) in &self.messages {
+            let rcpts = m
+                .rcpts
+                .iter()
+                .map(|r| match r {
+                    RState::Done => SnapRcpt { state: SnapState::Done, until: 0 },
+                    RState::Bounced => SnapRcpt { state: SnapState::Bounced, until: 0 },
+                    RState::Pending { due } => SnapRcpt { state: SnapState::Pending, until: *due },
+                    RState::Active => SnapRcpt { state: SnapState::Pending, until: 0 },
+                })
+                .collect();
+            recs.push(StateRecord::Snapshot(Snapshot {
+                id: id.clone(),
+                deferred: m.origin == Origin::Deferred,
+                finished: false,
+                rcpts,
+            }));
+        }
+        for seg in self.segments.values() {
+            for id in &seg.finished {
+                recs.push(StateRecord::Snapshot(Snapshot {
+                    id: id.clone(),
+                    deferred: false,
+                    finished: true,
+                    rcpts: vec![],
+                }));
+            }
+        }
+        if !self.append_all(recs).await.iter().all(|ok| *ok) {
+            log::warn!("state log snapshot failed; keeping the old state files");
+            return;
+        }
+        let dir = self.qdir.join(STATE);
+        for name in old {
+            let _ = fs::remove_file(dir.join(name));
+        }
+        self.state_bytes = 0;
+    }
+
+    pub async fn maybe_compact(&mut self) {
+        if self.state_bytes < COMPACT_AFTER_BYTES || self.busy() {
+            return;
+        }
+        match sorted_files(&self.qdir.join(STATE), |n| n.ends_with(".log")) {
+            Ok(old) => self.compact(old).await,
+            Err(e) => log::warn!("cannot list state files: {e}"),
+        }
+    }
+
+    // ---- incoming ------------------------------------------------------
+
+    /// Read new records from every segment in `incoming/`.
+    pub fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
+        let dir = self.qdir.join(INCOMING);
+        let names = match sorted_files(&dir, |n| n.starts_with('S') && n.ends_with(".log")) {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("cannot list {}: {e}", dir.display());
+                return;
+            }
+        };
+        for name in &names {
+            let seg = self.segments.entry(name.clone()).or_default();
+            if seg.sealed {
+                continue;
+            }
+            let offset = seg.offset;
+            let rel = format!("{INCOMING}/{name}");
+            let mut reader = match LogReader::open(&dir.join(name), offset) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("{rel}: {e}");
+                    continue;
+                }
+            };
+            loop {
+                match reader.next() {
+                    Ok(Some((off, RecordType::Message, payload))) => {
+                        match decode_message(&payload, off, &rel) {
+                            Ok((env, content)) => self.incoming_message(name, env, content, replayed),
+                            Err(e) => log::warn!("{rel}: offset {off}: bad message record: {e}"),
+                        }
+                    }
+                    Ok(Some((_, RecordType::Seal, _))) => {
+                        if let Some(seg) = self.segments.get_mut(name) {
+                            seg.sealed = true;
+                        }
+                    }
+                    Ok(Some((off, t, _))) => log::warn!("{rel}: offset {off}: unexpected record {t:?}"),
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn!("{rel}: read error: {e}");
+                        break;
+                    }
+                }
+            }
+            let corrupt = reader.corrupt_at();
+            if let Some(seg) = self.segments.get_mut(name) {
+                seg.offset = reader.offset();
+                if let Some(at) = corrupt {
+                    log::warn!("{rel}: corrupt record at offset {at}; the rest of the segment is skipped");
+                    seg.corrupt = true;
+                    seg.sealed = true;
+                }
+            }
+        }
+        self.segments.retain(|n, _| names.contains(n));
+        let all: Vec<String> = self.segments.keys().cloned().collect();
+        for name in all {
+            self.maybe_delete_segment(&name);
+        }
+    }
+
+    fn incoming_message(
+        &mut self,
+        seg: &str,
+        env: Envelope,
+        content: ContentRef,
+        replayed: &mut HashMap<QueueId, Replayed>,
+    ) {
+        let id = env.id.clone();
+        let r = replayed.remove(&id);
+        let obsolete = self.messages.contains_key(&id)
+            || r.as_ref().is_some_and(|r| r.moved || r.finished);
+        if obsolete {
+            if let Some(s) = self.segments.get_mut(seg) {
+                s.finished.insert(id);
+            }
+            return;
+        }
+        self.add_message(env, content, Origin::Segment(seg.to_string()), r);
+    }
+
+    fn add_message(&mut self, env: Envelope, content: ContentRef, origin: Origin, r: Option<Replayed>) {
+        let now = now_micros();
+        let id = env.id.clone();
+        let mut rcpts = vec![RState::Pending { due: now }; env.recipients.len()];
+        let mut first_deferred = None;
+        for rec in r.map(|r| r.records).unwrap_or_default() {
+            match rec {
+                StateRecord::Delivered(o) => set(&mut rcpts, o.rcpt, RState::Done),
+                StateRecord::Bounced(o) => set(&mut rcpts, o.rcpt, RState::Bounced),
+                StateRecord::Deferred(o) => {
+                    first_deferred.get_or_insert(now);
+                    set(&mut rcpts, o.rcpt, RState::Pending { due: o.until })
+                }
+                StateRecord::Snapshot(s) => {
+                    for (i, sr) in s.rcpts.iter().enumerate() {
+                        let st = match sr.state {
+                            SnapState::Done => RState::Done,
+                            SnapState::Bounced => RState::Bounced,
+                            SnapState::Pending => RState::Pending { due: sr.until },
+                        };
+                        set(&mut rcpts, i, st);
+                    }
+                }
+                StateRecord::Moved(_) => {}
+            }
+        }
+        let finished = rcpts.iter().all(|r| r.is_final());
+        if finished {
+            if let Origin::Segment(seg) = &origin {
+                if let Some(s) = self.segments.get_mut(seg) {
+                    s.finished.insert(id.clone());
+                }
+            }
+            self.remove_content(&content, &origin, &id);
+            return;
+        }
+        log::info!(
+            "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
+            env.sender,
+            env.size,
+            env.recipients.len()
+        );
+        for (i, r) in rcpts.iter().enumerate() {
+            if let RState::Pending { due } = r {
+                self.schedule(&id, i, *due, now);
+            }
+        }
+        if let Origin::Segment(seg) = &origin {
+            if let Some(s) = self.segments.get_mut(seg) {
+                s.live.insert(id.clone());
+            }
+        }
+        self.messages.insert(
+            id,
+            Message { env, content, origin, rcpts, active_us: now, first_deferred_us: first_deferred },
+        );
+    }
+
+    fn schedule(&mut self, id: &QueueId, rcpt: usize, due: u64, now: u64) {
+        if due <= now {
+            self.ready.push_back((id.clone(), rcpt));
+        } else {
+            self.timers.entry(due).or_default().push((id.clone(), rcpt));
+        }
+    }
+
+    // ---- dispatch ------------------------------------------------------
+
+    /// The time of the next retry, if any.
+    pub fn next_timer(&self) -> Option<u64> {
+        self.timers.keys().next().copied()
+    }
+
+    /// Hand ready recipients to idle slots.
+    pub fn dispatch(&mut self) {
+        let now = now_micros();
+        while let Some((&due, _)) = self.timers.iter().next() {
+            if due > now {
+                break;
+            }
+            if let Some(list) = self.timers.remove(&due) {
+                self.ready.extend(list);
+            }
+        }
+        while !self.idle.is_empty() {
+            let Some((id, i)) = self.ready.pop_front() else { break };
+            let Some(m) = self.messages.get_mut(&id) else { continue };
+            if !matches!(m.rcpts.get(i), Some(RState::Pending { .. })) {
+                continue;
+            }
+            let address = m.env.recipients[i].address.clone();
+            if !is_local(&self.cfg, &address) {
+                m.rcpts[i] = RState::Active;
+                self.decided.push(Pending {
+                    id,
+                    rcpt: i,
+                    status: DeliveryStatus::Deferred,
+                    dsn: "4.3.0".into(),
+                    reason: "delivery to other domains is not available yet (local delivery only)".into(),
+                });
+                continue;
+            }
+            let Some(slot) = self.idle.pop() else { break };
+            m.rcpts[i] = RState::Active;
+            let req = DeliveryRequest {
+                id: id.clone(),
+                sender: m.env.sender.clone(),
+                recipient: address,
+                rcpt_index: i,
+                content: m.content.clone(),
+                arrival_us: m.env.arrival_us,
+                active_us: m.active_us,
+            };
+            if let Err(e) = self.slots[slot].try_send(req) {
+                // The slot is idle, so its channel has room; a closed slot
+                // means its task died: put the recipient back.
+                log::warn!("delivery slot {slot} unavailable: {e}");
+                m.rcpts[i] = RState::Pending { due: now };
+                self.ready.push_front((id, i));
+                break;
+            }
+        }
+    }
+
+    /// Outcomes decided in `dispatch` without an agent.
+    pub fn take_decided(&mut self) -> Vec<Pending> {
+        std::mem::take(&mut self.decided)
+    }
+
+    /// Record and apply a batch of agent reports and decided outcomes.
+    pub async fn complete(&mut self, reports: Vec<SlotReport>, mut decided: Vec<Pending>) {
+        let now = now_micros();
+        for rep in reports {
+            match rep {
+                SlotReport::Done { slot, request, result } => {
+                    self.idle.push(slot);
+                    decided.push(Pending {
+                        id: request.id,
+                        rcpt: request.rcpt_index,
+                        status: result.status,
+                        dsn: result.dsn,
+                        reason: result.reason,
+                    });
+                }
+                SlotReport::Lost { slot, request, why } => {
+                    self.idle.push(slot);
+                    log::warn!("{}: {why}; delivery to <{}> will be retried", request.id, request.recipient);
+                    if let Some(m) = self.messages.get_mut(&request.id) {
+                        if let Some(r) = m.rcpts.get_mut(request.rcpt_index) {
+                            *r = RState::Pending { due: now + LOST_RETRY_US };
+                        }
+                    }
+                    self.schedule(&request.id, request.rcpt_index, now + LOST_RETRY_US, now);
+                }
+            }
+        }
+        if decided.is_empty() {
+            return;
+        }
+        // Decide deferrals and expiry, then make the records durable, then
+        // change the state.
+        let min = self.cfg.queue.minimal_backoff.as_micros() as u64;
+        let max = self.cfg.queue.maximal_backoff.as_micros() as u64;
+        let lifetime = self.cfg.queue.maximal_lifetime.as_micros() as u64;
+        let mut records = Vec::new();
+        let mut applied = Vec::new();
+        for p in decided {
+            let Some(m) = self.messages.get(&p.id) else { continue };
+            let age = now.saturating_sub(m.env.arrival_us);
+            let rec = match p.status {
+                DeliveryStatus::Sent => (RState::Done, StateRecord::Delivered(outcome(&p, 0))),
+                DeliveryStatus::Bounced => (RState::Bounced, StateRecord::Bounced(outcome(&p, 0))),
+                DeliveryStatus::Deferred if age >= lifetime => {
+                    log::info!("{}: from=<{}>, status=expired, returned to sender", p.id, m.env.sender);
+                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
+                }
+                DeliveryStatus::Deferred => {
+                    let due = now + age.clamp(min, max);
+                    (RState::Pending { due }, StateRecord::Deferred(outcome(&p, due)))
+                }
+            };
+            if p.status == DeliveryStatus::Deferred
+                && !is_local(&self.cfg, &m.env.recipients[p.rcpt].address)
+            {
+                // The local agent logs its own deliveries; qmgr logs what
+                // it decided itself.
+                log::info!(
+                    "{}: to=<{}>, relay=none, delay={}, dsn={}, status=deferred ({})",
+                    p.id,
+                    m.env.recipients[p.rcpt].address,
+                    crate::local::format_delay(age as f64 / 1e6),
+                    p.dsn,
+                    p.reason
+                );
+            }
+            records.push(rec.1);
+            applied.push((p.id, p.rcpt, rec.0));
+        }
+        let ok = self.append_all(records).await;
+        if ok.iter().any(|ok| !ok) {
+            log::warn!("state log write failed; outcomes kept in memory only");
+        }
+        for (id, i, st) in applied {
+            let Some(m) = self.messages.get_mut(&id) else { continue };
+            if let Some(r) = m.rcpts.get_mut(i) {
+                *r = st;
+            }
+            if let RState::Pending { due } = st {
+                m.first_deferred_us.get_or_insert(now);
+                self.schedule(&id, i, due, now);
+            }
+            if m.rcpts.iter().all(|r| r.is_final()) {
+                self.finish(&id);
+            }
+        }
+    }
+
+    async fn append_all(&mut self, records: Vec<StateRecord>) -> Vec<bool> {
+        let mut set = JoinSet::new();
+        for (n, rec) in records.into_iter().enumerate() {
+            let (t, payload) = rec.encode();
+            self.state_bytes += payload.len() as u64 + 16;
+            let log = self.log.clone();
+            set.spawn(async move { (n, log.append(t, payload).await.is_ok()) });
+        }
+        let mut ok = vec![false; set.len()];
+        while let Some(r) = set.join_next().await {
+            if let Ok((n, good)) = r {
+                ok[n] = good;
+            }
+        }
+        ok
+    }
+
+    fn finish(&mut self, id: &QueueId) {
+        let Some(m) = self.messages.remove(id) else { return };
+        log::info!("{id}: removed");
+        self.remove_content(&m.content, &m.origin, id);
+        if let Origin::Segment(seg) = &m.origin {
+            if let Some(s) = self.segments.get_mut(seg) {
+                s.live.remove(id);
+                s.finished.insert(id.clone());
+            }
+            self.maybe_delete_segment(seg);
+        }
+    }
+
+    fn remove_content(&self, content: &ContentRef, origin: &Origin, id: &QueueId) {
+        if let ContentRef::File { path, .. } = content {
+            let _ = fs::remove_file(self.qdir.join(path));
+        }
+        if *origin == Origin::Deferred {
+            let _ = fs::remove_file(self.qdir.join(DEFERRED).join(id.as_str()));
+        }
+    }
+
+    /// A segment goes when no live message is in it and smtpd no longer
+    /// writes it (sealed, or a newer segment exists).
+    fn maybe_delete_segment(&mut self, name: &str) {
+        let Some(seg) = self.segments.get(name) else { return };
+        let newer = self.segments.range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded)).next().is_some();
+        if !seg.live.is_empty() || !(seg.sealed || newer) {
+            return;
+        }
+        let path = self.qdir.join(INCOMING).join(name);
+        if seg.corrupt {
+            let _ = fs::rename(&path, self.qdir.join("corrupt").join(name));
+        } else if let Err(e) = fs::remove_file(&path) {
+            log::warn!("cannot remove {}: {e}", path.display());
+            return;
+        }
+        self.segments.remove(name);
+    }
+
+    // ---- deferred/ -----------------------------------------------------
+
+    /// Move long-deferred messages out of their segments into files of
+    /// their own, so the segments can go.
+    pub async fn maybe_move_deferred(&mut self) {
+        let now = now_micros();
+        if now.saturating_sub(self.last_move_check) < 1_000_000 {
+            return;
+        }
+        self.last_move_check = now;
+        let after = self.cfg.queue.move_deferred_after.as_micros() as u64;
+        let candidates: Vec<QueueId> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| {
+                matches!(m.origin, Origin::Segment(_))
+                    && !m.rcpts.contains(&RState::Active)
+                    && m.first_deferred_us.is_some_and(|t| now.saturating_sub(t) >= after)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in candidates {
+            if let Err(e) = self.move_one(&id).await {
+                log::warn!("{id}: cannot move to deferred/: {e}");
+            }
+        }
+    }
+
+    async fn move_one(&mut self, id: &QueueId) -> anyhow::Result<()> {
+        let Some(m) = self.messages.get(id) else { return Ok(()) };
+        let keep: Vec<usize> = (0..m.rcpts.len()).filter(|i| !m.rcpts[*i].is_final()).collect();
+        let mut env = m.env.clone();
+        env.recipients = keep.iter().map(|i| m.env.recipients[*i].clone()).collect();
+        let dues: Vec<u64> = keep
+            .iter()
+            .map(|i| match m.rcpts[*i] {
+                RState::Pending { due } => due,
+                _ => 0,
+            })
+            .collect();
+        let inline;
+        let payload = match &m.content {
+            ContentRef::File { path, .. } => encode_message(&env, MessageContent::File(path)),
+            c @ ContentRef::Segment { .. } => {
+                inline = read_content(&self.qdir, c)?;
+                encode_message(&env, MessageContent::Inline(&inline))
+            }
+        };
+        let rel = format!("{DEFERRED}/{id}");
+        let path = self.qdir.join(&rel);
+        let tmp = self.qdir.join(DEFERRED).join(format!("{id}.tmp"));
+        let bytes = encode(RecordType::Message, &payload);
+        let dir = self.qdir.join(DEFERRED);
+        tokio::task::spawn_blocking({
+            let (tmp, path) = (tmp.clone(), path.clone());
+            move || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                fs::rename(&tmp, &path)?;
+                fs::File::open(&dir)?.sync_all()
+            }
+        })
+        .await??;
+        let (new_env, content) = load_file_message(&self.qdir, &rel)?;
+        if !self.append_all(vec![StateRecord::Moved(Moved { id: id.clone() })]).await.iter().all(|o| *o) {
+            anyhow::bail!("state log write failed");
+        }
+        let now = now_micros();
+        let Some(m) = self.messages.get_mut(id) else { return Ok(()) };
+        let old_origin = std::mem::replace(&mut m.origin, Origin::Deferred);
+        m.env = new_env;
+        m.content = content;
+        m.rcpts = dues.iter().map(|d| RState::Pending { due: *d }).collect();
+        // Old scheduling entries point at old indices: reschedule.
+        for list in self.timers.values_mut() {
+            list.retain(|(i, _)| i != id);
+        }
+        self.ready.retain(|(i, _)| i != id);
+        for (i, due) in dues.into_iter().enumerate() {
+            self.schedule(id, i, due, now);
+        }
+        log::info!("{id}: moved to deferred/");
+        if let Origin::Segment(seg) = old_origin {
+            if let Some(s) = self.segments.get_mut(&seg) {
+                s.live.remove(id);
+                s.finished.insert(id.clone());
+            }
+            self.maybe_delete_segment(&seg);
+        }
+        Ok(())
+    }
+}
+
+fn outcome(p: &Pending, until: u64) -> Outcome {
+    Outcome { id: p.id.clone(), rcpt: p.rcpt, dsn: p.dsn.clone(), reason: p.reason.clone(), until }
+}
+
+fn set(rcpts: &mut [RState], i: usize, st: RState) {
+    if let Some(r) = rcpts.get_mut(i) {
+        *r = st;
+    }
+}
+
+/// Whether the recipient's domain is one of ours (or it has none).
+fn is_local(cfg: &Config, address: &str) -> bool {
+    match address.rsplit_once('@') {
+        None => true,
+        Some((_, d)) => {
+            let d = d.to_ascii_lowercase();
+            cfg.local.domains.iter().any(|x| *x == d)
+        }
+    }
+}
+
+fn sorted_files(dir: &Path, keep: impl Fn(&str) -> bool) -> std::io::Result<Vec<String>> {
+    let mut names: Vec<String> = fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| keep(n))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A message stored as the first record of a file of its own.
+fn load_file_message(qdir: &Path, rel: &str) -> anyhow::Result<(Envelope, ContentRef)> {
+    let mut r = LogReader::open(&qdir.join(rel), 0)?;
+    match r.next()? {
+        Some((off, RecordType::Message, payload)) => Ok(decode_message(&payload, off, rel)?),
+        _ => anyhow::bail!("no message record"),
+    }
+}
+
+fn read_content(qdir: &Path, c: &ContentRef) -> std::io::Result<Vec<u8>> {
+    let (path, offset, len) = c.span();
+    let mut f = fs::File::open(qdir.join(path))?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut buf = vec![0; len as usize];
+    f.read_exact(&mut buf)?;
+    Ok(buf)
+}

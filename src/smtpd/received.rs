@@ -1,0 +1,62 @@
+//! The Received header smtpd prepends (RFC 5321 section 4.4), in
+//! Postfix's shape:
+//!
+//! ```text
+//! Received: from HELO (NAME [ADDR])
+//! 	by HOSTNAME (postern) with ESMTP id QUEUEID
+//! 	for <RCPT>; DATE
+//! ```
+//!
+//! With several recipients the `by` line ends in `;` and the date follows
+//! on its own line, so the list of recipients is not disclosed.
+
+/// The header, LF line ends, including the final LF.
+pub fn received_header(
+    helo: Option<&str>,
+    client_name: &str,
+    client_addr: &str,
+    hostname: &str,
+    protocol: &str,
+    id: &str,
+    recipients: &[String],
+) -> String {
+    let from = helo.unwrap_or(client_name);
+    let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z (%Z)");
+    let by = format!("\tby {hostname} (postern) with {protocol} id {id}");
+    match recipients {
+        [one] => format!(
+            "Received: from {from} ({client_name} [{client_addr}])\n{by}\n\tfor <{one}>; {date}\n"
+        ),
+        _ => format!("Received: from {from} ({client_name} [{client_addr}])\n{by};\n\t{date}\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_recipient() {
+        let h = received_header(
+            Some("client.example"),
+            "unknown",
+            "127.0.0.1",
+            "mail.example",
+            "ESMTP",
+            "0123456789ABCA",
+            &["u@example".into()],
+        );
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(lines[0], "Received: from client.example (unknown [127.0.0.1])");
+        assert_eq!(lines[1], "\tby mail.example (postern) with ESMTP id 0123456789ABCA");
+        assert!(lines[2].starts_with("\tfor <u@example>; "));
+        assert!(h.ends_with('\n'));
+    }
+
+    #[test]
+    fn several_recipients_hidden() {
+        let h = received_header(None, "unknown", "::1", "m", "SMTP", "X", &["a@b".into(), "c@d".into()]);
+        assert!(!h.contains("a@b"));
+        assert!(h.lines().nth(1).unwrap().ends_with(';'));
+    }
+}

@@ -1,0 +1,764 @@
+//! One SMTP session: the state machine over the sans-IO parsers.
+//!
+//! Replies are buffered and flushed only when the session must wait for
+//! input (RFC 2920), so a pipelined group gets its replies in order in one
+//! write. Each command has a deadline (`smtpd.timeout`) that covers every
+//! read until the whole line is there.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::Shared;
+use super::command::{Command, MailParams, RcptParams, parse_command};
+use super::data::{DataReader, Feed};
+use super::line::{Framed, LineEnd, next_line};
+use super::received::received_header;
+use super::store::{Finished, Store, message_id};
+use crate::address::{Address, Path};
+use crate::config::BareNewline;
+use crate::queue::message::{MessageContent, encode_message};
+use crate::queue::record::RecordType;
+use crate::queue::{Client, Envelope, QueueId, Recipient, now_micros};
+use crate::reply::Reply;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serve one connection to the end.
+pub async fn serve<S>(stream: S, ip: IpAddr, shared: Arc<Shared>, stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (rd, wr) = tokio::io::split(stream);
+    let mut s = Session {
+        rd,
+        wr,
+        inbuf: Vec::with_capacity(4096),
+        out: Vec::new(),
+        name: "unknown".into(),
+        ip,
+        helo: None,
+        esmtp: false,
+        tx: None,
+        errors: 0,
+        stats: Vec::new(),
+        last_cmd: "CONNECT",
+        shared,
+        stop,
+    };
+    log::info!("connect from {}", s.client());
+    let end = s.run().await;
+    match end {
+        End::Quit | End::Closed => {}
+        End::Lost => log::info!("{}lost connection after {} from {}", s.qid_prefix(), s.last_cmd, s.client()),
+        End::Timeout => log::info!("{}timeout after {} from {}", s.qid_prefix(), s.last_cmd, s.client()),
+        End::TooManyErrors => log::info!(
+            "{}too many errors after {} from {}",
+            s.qid_prefix(),
+            s.last_cmd,
+            s.client()
+        ),
+    }
+    log::info!("disconnect from {}{}", s.client(), s.stats_text());
+}
+
+enum End {
+    Quit,
+    /// We closed it (sync error, forbidden command, shutdown).
+    Closed,
+    Lost,
+    Timeout,
+    TooManyErrors,
+}
+
+struct Transaction {
+    sender: String,
+    params: MailParams,
+    rcpts: Vec<Recipient>,
+    id: Option<QueueId>,
+}
+
+struct Session<R, W> {
+    rd: R,
+    wr: W,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    name: String,
+    ip: IpAddr,
+    helo: Option<String>,
+    esmtp: bool,
+    tx: Option<Transaction>,
+    errors: u32,
+    /// (verb, ok, total) for the disconnect line.
+    stats: Vec<(&'static str, u32, u32)>,
+    last_cmd: &'static str,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+}
+
+enum Read {
+    Data,
+    Eof,
+    Timeout,
+    Stop,
+    Error,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    fn cfg(&self) -> &crate::config::Config {
+        &self.shared.config
+    }
+
+    fn hostname(&self) -> String {
+        self.cfg().server.hostname.clone()
+    }
+
+    fn client(&self) -> String {
+        format!("{}[{}]", self.name, self.ip)
+    }
+
+    fn qid_prefix(&self) -> String {
+        match self.tx.as_ref().and_then(|t| t.id.as_ref()) {
+            Some(id) => format!("{id}: "),
+            None => "NOQUEUE: ".into(),
+        }
+    }
+
+    fn proto(&self) -> &'static str {
+        if self.esmtp { "ESMTP" } else { "SMTP" }
+    }
+
+    fn reply(&mut self, r: &Reply) {
+        self.out.extend_from_slice(&r.to_wire());
+    }
+
+    async fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let out = std::mem::take(&mut self.out);
+        let t = self.cfg().smtpd.timeout;
+        matches!(
+            tokio::time::timeout(t, async {
+                self.wr.write_all(&out).await?;
+                self.wr.flush().await
+            })
+            .await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Read more input, until `deadline`.
+    async fn read_more(&mut self, deadline: Instant, watch_stop: bool) -> Read {
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut stop = self.stop.clone();
+        let read = tokio::time::timeout_at(deadline, self.rd.read(&mut chunk));
+        let r = if watch_stop {
+            tokio::select! {
+                r = read => r,
+                _ = stop.wait_for(|s| *s) => return Read::Stop,
+            }
+        } else {
+            read.await
+        };
+        match r {
+            Err(_) => Read::Timeout,
+            Ok(Ok(0)) => Read::Eof,
+            Ok(Ok(n)) => {
+                self.inbuf.extend_from_slice(&chunk[..n]);
+                Read::Data
+            }
+            Ok(Err(_)) => Read::Error,
+        }
+    }
+
+    fn count(&mut self, verb: &'static str, ok: bool) {
+        match self.stats.iter_mut().find(|(v, _, _)| *v == verb) {
+            Some(e) => {
+                e.1 += ok as u32;
+                e.2 += 1;
+            }
+            None => self.stats.push((verb, ok as u32, 1)),
+        }
+    }
+
+    fn stats_text(&self) -> String {
+        let mut s = String::new();
+        let (mut ok, mut total) = (0, 0);
+        for (v, o, t) in &self.stats {
+            ok += o;
+            total += t;
+            if o == t {
+                s.push_str(&format!(" {v}={o}"));
+            } else {
+                s.push_str(&format!(" {v}={o}/{t}"));
+            }
+        }
+        if ok == total && total > 0 {
+            s.push_str(&format!(" commands={ok}"));
+        } else {
+            s.push_str(&format!(" commands={ok}/{total}"));
+        }
+        s
+    }
+
+    /// Reply with an error and count it; true when the hard limit is hit.
+    fn error(&mut self, r: &Reply) -> bool {
+        self.reply(r);
+        self.errors += 1;
+        self.errors >= self.cfg().smtpd.hard_error_limit
+    }
+
+    async fn run(&mut self) -> End {
+        let banner = Reply::plain(220, self.cfg().smtpd.banner.clone());
+        self.reply(&banner);
+        let mut skipping = false;
+        loop {
+            // Wait for a complete command line.
+            let deadline = Instant::now() + self.cfg().smtpd.timeout;
+            let (line, end) = loop {
+                if skipping {
+                    match self.inbuf.iter().position(|b| *b == b'\n') {
+                        Some(p) => {
+                            self.inbuf.drain(..=p);
+                            skipping = false;
+                        }
+                        None => self.inbuf.clear(),
+                    }
+                }
+                if !skipping {
+                    match next_line(&self.inbuf, self.cfg().smtpd.line_length_limit) {
+                        Framed::Line { line, end, consumed } => {
+                            let l = line.to_vec();
+                            self.inbuf.drain(..consumed);
+                            break (l, end);
+                        }
+                        Framed::TooLong { .. } => {
+                            let r = Reply::command_too_long(&self.hostname());
+                            self.count("unknown", false);
+                            if self.error(&r) {
+                                return self.too_many_errors().await;
+                            }
+                            skipping = true;
+                            continue;
+                        }
+                        Framed::Incomplete => {}
+                    }
+                }
+                if !self.flush().await {
+                    return End::Lost;
+                }
+                match self.read_more(deadline, true).await {
+                    Read::Data => {}
+                    Read::Eof | Read::Error => return End::Lost,
+                    Read::Timeout => {
+                        let r = Reply::timeout(&self.hostname());
+                        self.reply(&r);
+                        self.flush().await;
+                        return End::Timeout;
+                    }
+                    Read::Stop => {
+                        let r = Reply::shutting_down(&self.hostname());
+                        self.reply(&r);
+                        self.flush().await;
+                        return End::Closed;
+                    }
+                }
+            };
+            if end == LineEnd::BareLf && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
+                let r = Reply::bare_lf(&self.hostname());
+                log::info!(
+                    "{}reject: {} from {}: {r}; proto={} helo=<{}>",
+                    self.qid_prefix(),
+                    "CONNECT",
+                    self.client(),
+                    self.proto(),
+                    self.helo.as_deref().unwrap_or("")
+                );
+                self.reply(&r);
+                self.flush().await;
+                return End::Closed;
+            }
+            if let Some(end) = self.command(&line).await {
+                return end;
+            }
+        }
+    }
+
+    async fn too_many_errors(&mut self) -> End {
+        let r = Reply::too_many_errors(&self.hostname());
+        self.reply(&r);
+        self.flush().await;
+        End::TooManyErrors
+    }
+
+    /// RFC 2920 and Postfix's smtpd_forbid_unauth_pipelining: a client that
+    /// did not say EHLO may not pipeline at all, and nobody may send ahead
+    /// of the reply to a command that ends a group.
+    fn improper_pipelining(&self, ends_group: bool) -> bool {
+        self.cfg().smtpd.forbid_unauth_pipelining
+            && !self.inbuf.is_empty()
+            && (!self.esmtp || ends_group)
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Option<End> {
+        let utf8 = true;
+        let cmd = match parse_command(line, utf8) {
+            Ok(c) => c,
+            Err(e) => {
+                self.count("unknown", false);
+                self.last_cmd = "UNKNOWN";
+                let r = e.reply();
+                if e.disconnects() {
+                    log::warn!(
+                        "non-SMTP command from {}: {}",
+                        self.client(),
+                        String::from_utf8_lossy(&line[..line.len().min(100)])
+                    );
+                    self.reply(&r);
+                    self.flush().await;
+                    return Some(End::Closed);
+                }
+                if self.error(&r) {
+                    return Some(self.too_many_errors().await);
+                }
+                return None;
+            }
+        };
+        let verb = cmd.verb_name();
+        self.last_cmd = last_cmd_name(verb);
+        let ends_group = matches!(
+            cmd,
+            Command::Ehlo(_)
+                | Command::Helo(_)
+                | Command::Data
+                | Command::Vrfy(_)
+                | Command::Expn(_)
+                | Command::Noop
+                | Command::Quit
+                | Command::Help
+        );
+        if self.improper_pipelining(ends_group) {
+            let pending = String::from_utf8_lossy(&self.inbuf[..self.inbuf.len().min(100)])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            log::info!(
+                "improper command pipelining after {} from {}: {}",
+                self.last_cmd,
+                self.client(),
+                pending
+            );
+            self.count(verb, false);
+            self.reply(&Reply::sync_error());
+            self.flush().await;
+            return Some(End::Closed);
+        }
+        let ok = match cmd {
+            Command::Helo(name) => {
+                self.helo = Some(printable(&name));
+                self.esmtp = false;
+                self.tx = None;
+                let r = Reply::plain(250, self.hostname());
+                self.reply(&r);
+                true
+            }
+            Command::Ehlo(name) => {
+                self.helo = Some(printable(&name));
+                self.esmtp = true;
+                self.tx = None;
+                let r = self.ehlo_reply();
+                self.reply(&r);
+                true
+            }
+            Command::Mail { from, params } => self.mail(from, params),
+            Command::Rcpt { to, params } => self.rcpt(to, params),
+            Command::Data => return self.data().await,
+            Command::Rset => {
+                self.tx = None;
+                self.reply(&Reply::ok());
+                true
+            }
+            Command::Noop => {
+                self.reply(&Reply::ok());
+                true
+            }
+            Command::Quit => {
+                self.count("quit", true);
+                self.reply(&Reply::bye());
+                self.flush().await;
+                return Some(End::Quit);
+            }
+            Command::Help => {
+                self.reply(&Reply::new(
+                    214,
+                    "2.0.0",
+                    "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY",
+                ));
+                true
+            }
+            Command::Vrfy(arg) => {
+                if self.cfg().smtpd.vrfy {
+                    self.reply(&Reply::new(252, "2.0.0", arg));
+                    true
+                } else {
+                    let r = Reply::vrfy_disabled();
+                    self.count(verb, false);
+                    if self.error(&r) {
+                        return Some(self.too_many_errors().await);
+                    }
+                    return None;
+                }
+            }
+            _ => {
+                let r = Reply::new(502, "5.5.1", "Error: command not implemented");
+                self.count(verb, false);
+                if self.error(&r) {
+                    return Some(self.too_many_errors().await);
+                }
+                return None;
+            }
+        };
+        self.count(verb, ok);
+        if !ok && self.errors >= self.cfg().smtpd.hard_error_limit {
+            return Some(self.too_many_errors().await);
+        }
+        None
+    }
+
+    fn ehlo_reply(&self) -> Reply {
+        let c = &self.cfg().smtpd;
+        let mut lines = vec![self.hostname(), "PIPELINING".to_string()];
+        lines.push(if c.message_size_limit > 0 {
+            format!("SIZE {}", c.message_size_limit)
+        } else {
+            "SIZE".into()
+        });
+        if c.vrfy {
+            lines.push("VRFY".into());
+        }
+        for k in ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"] {
+            lines.push(k.into());
+        }
+        Reply::plain(250, lines.join("\n"))
+    }
+
+    /// Reply with an error for a transaction command; false.
+    fn fail(&mut self, r: Reply) -> bool {
+        self.error(&r);
+        false
+    }
+
+    fn mail(&mut self, from: Path, params: MailParams) -> bool {
+        if self.tx.is_some() {
+            return self.fail(Reply::nested_mail());
+        }
+        let limit = self.cfg().smtpd.message_size_limit;
+        if limit > 0 && params.size.is_some_and(|s| s > limit) {
+            let r = Reply::size_exceeds_limit();
+            log::info!(
+                "NOQUEUE: reject: MAIL from {}: {r}; proto={} helo=<{}>",
+                self.client(),
+                self.proto(),
+                self.helo.as_deref().unwrap_or("")
+            );
+            return self.fail(r);
+        }
+        let sender = match from {
+            Path::Null => String::new(),
+            Path::Mailbox(a) => a.to_string(),
+        };
+        self.tx = Some(Transaction {
+            sender,
+            params,
+            rcpts: Vec::new(),
+            id: None,
+        });
+        self.reply(&Reply::mail_ok());
+        true
+    }
+
+    fn rcpt(&mut self, to: Address, params: RcptParams) -> bool {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.fail(Reply::need_mail());
+        };
+        if tx.rcpts.len() >= self.cfg().smtpd.recipient_limit {
+            return self.fail(Reply::too_many_recipients());
+        }
+        let sender = tx.sender.clone();
+        let rcpt = to.to_string();
+        if let Err(r) = self.check_recipient(&to) {
+            log::info!(
+                "{}reject: RCPT from {}: {r}; from=<{sender}> to=<{rcpt}> proto={} helo=<{}>",
+                self.qid_prefix(),
+                self.client(),
+                self.proto(),
+                self.helo.as_deref().unwrap_or("")
+            );
+            return self.fail(r);
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            tx.rcpts.push(Recipient {
+                address: rcpt,
+                orcpt: params.orcpt,
+                notify: params.notify,
+            });
+        }
+        self.reply(&Reply::rcpt_ok());
+        true
+    }
+
+    /// Relay control and local recipient validation.
+    fn check_recipient(&self, to: &Address) -> Result<(), Reply> {
+        let cfg = self.cfg();
+        let domain = to.domain().to_ascii_lowercase();
+        let local = domain.is_empty() || cfg.local.domains.iter().any(|d| *d == domain);
+        if local {
+            let user = to.local().to_ascii_lowercase();
+            if user == "postmaster" || local_user_exists(&user) {
+                return Ok(());
+            }
+            return Err(Reply::unknown_local_user(&to.to_string()));
+        }
+        if cfg.relay.networks.iter().any(|n| n.contains(&self.ip)) {
+            return Ok(());
+        }
+        Err(Reply::relay_denied(&to.to_string()))
+    }
+
+    async fn data(&mut self) -> Option<End> {
+        let Some(tx) = self.tx.as_mut() else {
+            self.count("data", false);
+            return self.data_error(Reply::need_rcpt()).await;
+        };
+        if tx.rcpts.is_empty() {
+            self.count("data", false);
+            return self.data_error(Reply::no_valid_recipients()).await;
+        }
+        let id = self.shared.ids.next();
+        tx.id = Some(id.clone());
+        log::info!("{id}: client={}", self.client());
+        let rcpt_addrs: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
+        self.reply(&Reply::start_data());
+        if !self.flush().await {
+            return Some(End::Lost);
+        }
+        let cfg = self.shared.config.clone();
+        let mut store = Store::new(cfg.queue.large_message_threshold);
+        store.push(
+            received_header(
+                self.helo.as_deref(),
+                &self.name,
+                &self.ip.to_string(),
+                &cfg.server.hostname,
+                self.proto(),
+                id.as_str(),
+                &rcpt_addrs,
+            )
+            .as_bytes(),
+        );
+        let mut reader = DataReader::new(cfg.smtpd.forbid_bare_newline);
+        let limit = cfg.smtpd.message_size_limit;
+        let mut too_big = false;
+        let mut io_error: Option<std::io::Error> = None;
+        // DATA must progress: smtpd.timeout, plus one second per KiB.
+        let started = Instant::now();
+        loop {
+            let mut sink_store = if too_big || io_error.is_some() { None } else { Some(&mut store) };
+            let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| {
+                if let Some(s) = sink_store.as_mut() {
+                    s.push(b);
+                }
+            });
+            let done = match fed {
+                Feed::Done { consumed } => {
+                    self.inbuf.drain(..consumed);
+                    true
+                }
+                Feed::NeedMore => {
+                    self.inbuf.clear();
+                    false
+                }
+            };
+            if limit > 0 && reader.wire_size() > limit {
+                too_big = true;
+            }
+            if !too_big && io_error.is_none() {
+                if let Err(e) = store.settle(&self.shared.incoming, id.as_str()).await {
+                    io_error = Some(e);
+                }
+            }
+            if done {
+                break;
+            }
+            let allowance = cfg.smtpd.timeout + Duration::from_secs(reader.wire_size() / 1024);
+            match self.read_more(started + allowance, false).await {
+                Read::Data => {}
+                Read::Timeout => {
+                    store.discard().await;
+                    let r = Reply::timeout(&self.hostname());
+                    self.reply(&r);
+                    self.flush().await;
+                    self.last_cmd = "DATA";
+                    return Some(End::Timeout);
+                }
+                _ => {
+                    store.discard().await;
+                    log::info!(
+                        "{id}: lost connection after DATA ({} bytes) from {}",
+                        reader.size(),
+                        self.client()
+                    );
+                    self.count("data", false);
+                    return Some(End::Closed);
+                }
+            }
+        }
+        let result = self.finish_message(&id, store, &reader, too_big, io_error).await;
+        self.tx = None;
+        match result {
+            Ok(()) => {
+                self.count("data", true);
+                None
+            }
+            Err(r) => {
+                self.count("data", false);
+                if self.error(&r) {
+                    return Some(self.too_many_errors().await);
+                }
+                None
+            }
+        }
+    }
+
+    async fn data_error(&mut self, r: Reply) -> Option<End> {
+        if self.error(&r) {
+            return Some(self.too_many_errors().await);
+        }
+        None
+    }
+
+    async fn finish_message(
+        &mut self,
+        id: &QueueId,
+        store: Store,
+        reader: &DataReader,
+        too_big: bool,
+        io_error: Option<std::io::Error>,
+    ) -> Result<(), Reply> {
+        let tx = self.tx.as_ref().ok_or_else(Reply::need_rcpt)?;
+        let log_reject = |r: &Reply, s: &Self| {
+            log::info!(
+                "{id}: reject: END-OF-MESSAGE from {}: {r}; from=<{}> proto={} helo=<{}>",
+                s.client(),
+                tx.sender,
+                s.proto(),
+                s.helo.as_deref().unwrap_or("")
+            );
+        };
+        if too_big {
+            store.discard().await;
+            let r = Reply::message_too_big();
+            log_reject(&r, self);
+            return Err(r);
+        }
+        if reader.saw_bare_lf() && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
+            store.discard().await;
+            let r = Reply::bare_lf(&self.hostname());
+            log_reject(&r, self);
+            return Err(r);
+        }
+        if let Some(e) = io_error {
+            store.discard().await;
+            log::warn!("{id}: queue file write error: {e}");
+            return Err(Reply::queue_write_error());
+        }
+        let mid = message_id(store.head());
+        let size = store.size();
+        let envelope = Envelope {
+            id: id.clone(),
+            arrival_us: now_micros(),
+            sender: tx.sender.clone(),
+            recipients: tx.rcpts.clone(),
+            ret: tx.params.ret,
+            envid: tx.params.envid.clone(),
+            body: tx.params.body.unwrap_or_default(),
+            smtputf8: tx.params.smtputf8,
+            client: Client {
+                name: self.name.clone(),
+                addr: self.ip.to_string(),
+                helo: self.helo.clone(),
+                protocol: self.proto().into(),
+            },
+            message_id: mid.clone(),
+            size,
+        };
+        let incoming = self.shared.incoming.clone();
+        let payload = match store.finish(&incoming).await {
+            Ok(Finished::Inline(content)) => {
+                encode_message(&envelope, MessageContent::Inline(&content))
+            }
+            Ok(Finished::File(path)) => {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let rel = format!("{}/{name}", crate::queue::INCOMING);
+                encode_message(&envelope, MessageContent::File(&rel))
+            }
+            Err(e) => {
+                log::warn!("{id}: queue file write error: {e}");
+                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
+                return Err(Reply::queue_write_error());
+            }
+        };
+        log::info!("{id}: message-id={}", mid.as_deref().unwrap_or("<>"));
+        match self.shared.log.append(RecordType::Message, payload).await {
+            Ok(_) => {
+                self.shared.wake_qmgr.notify_one();
+                self.reply(&Reply::queued(id.as_str()));
+                Ok(())
+            }
+            Err(e) => {
+                log::warn!("{id}: queue file write error: {e}");
+                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
+                Err(Reply::queue_write_error())
+            }
+        }
+    }
+}
+
+/// The command name as Postfix writes it in "lost connection after X".
+fn last_cmd_name(verb: &str) -> &'static str {
+    match verb {
+        "helo" => "HELO",
+        "ehlo" => "EHLO",
+        "mail" => "MAIL",
+        "rcpt" => "RCPT",
+        "data" => "DATA",
+        "rset" => "RSET",
+        "noop" => "NOOP",
+        "quit" => "QUIT",
+        "vrfy" => "VRFY",
+        "help" => "HELP",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Non-printable characters replaced by `?`, as Postfix stores HELO names.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Whether a system user of that name exists (the local recipient table
+/// of this issue; aliases come later).
+fn local_user_exists(name: &str) -> bool {
+    matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
+}

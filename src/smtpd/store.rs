@@ -1,0 +1,164 @@
+//! Where the content of a message goes while DATA is read: memory up to
+//! `queue.large_message_threshold`, then a file of its own in
+//! `queue/incoming/<ID>.msg`, written in chunks so memory stays bounded
+//! whatever the message size. The first bytes are kept for the header scan
+//! (Message-ID for the log).
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+/// Bytes kept for the header scan.
+const HEAD_KEEP: usize = 64 * 1024;
+/// Spill-file writes happen in chunks of at least this size.
+const SPILL_CHUNK: usize = 256 * 1024;
+
+pub struct Store {
+    threshold: usize,
+    /// Content not yet written to the spill file (all of it when inline).
+    pending: Vec<u8>,
+    head: Vec<u8>,
+    spill: Option<(PathBuf, tokio::fs::File)>,
+    size: u64,
+}
+
+impl Store {
+    pub fn new(threshold: u64) -> Store {
+        Store {
+            threshold: usize::try_from(threshold).unwrap_or(usize::MAX),
+            pending: Vec::new(),
+            head: Vec::new(),
+            spill: None,
+            size: 0,
+        }
+    }
+
+    /// Take bytes (called from the DATA reader's sink: must not block).
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.head.len() < HEAD_KEEP {
+            let n = (HEAD_KEEP - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+        }
+        self.pending.extend_from_slice(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// After each batch of pushes: move pending bytes to the spill file
+    /// once the threshold is passed.
+    pub async fn settle(&mut self, dir: &Path, id: &str) -> std::io::Result<()> {
+        if self.spill.is_none() && self.pending.len() > self.threshold {
+            let path = dir.join(format!("{id}.msg"));
+            let file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .await?;
+            self.spill = Some((path, file));
+        }
+        if let Some((_, file)) = self.spill.as_mut() {
+            if self.pending.len() >= SPILL_CHUNK {
+                file.write_all(&self.pending).await?;
+                self.pending.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Finish: either the inline content, or the spill file made durable
+    /// (file and directory entry) and its name relative to the queue
+    /// directory.
+    pub async fn finish(mut self, dir: &Path) -> std::io::Result<Finished> {
+        match self.spill.take() {
+            None => Ok(Finished::Inline(self.pending)),
+            Some((path, mut file)) => {
+                file.write_all(&self.pending).await?;
+                file.sync_all().await?;
+                drop(file);
+                let d = dir.to_path_buf();
+                tokio::task::spawn_blocking(move || std::fs::File::open(d)?.sync_all())
+                    .await
+                    .map_err(std::io::Error::other)??;
+                Ok(Finished::File(path))
+            }
+        }
+    }
+
+    /// Throw the content away (message rejected or session lost).
+    pub async fn discard(mut self) {
+        self.pending = Vec::new();
+        if let Some((path, file)) = self.spill.take() {
+            drop(file);
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    }
+}
+
+pub enum Finished {
+    Inline(Vec<u8>),
+    /// Absolute path of the spill file.
+    File(PathBuf),
+}
+
+/// The value of the first Message-ID header in a header block (LF line
+/// ends), unfolded, as found.
+pub fn message_id(head: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            return None;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("message-id") {
+            let mut v = value.trim().to_string();
+            while let Some(next) = lines.peek() {
+                if next.starts_with([' ', '\t']) {
+                    v.push(' ');
+                    v.push_str(next.trim());
+                    lines.next();
+                } else {
+                    break;
+                }
+            }
+            return Some(v);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_message_id() {
+        let h = b"Subject: x\nMessage-ID:\n <abc@def>\n\nMessage-ID: <no>\n";
+        assert_eq!(message_id(h).as_deref(), Some("<abc@def>"));
+        assert_eq!(message_id(b"Subject: x\n\nMessage-ID: <no>\n"), None);
+    }
+
+    #[tokio::test]
+    async fn spills_above_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::new(10);
+        for _ in 0..100 {
+            s.push(&[b'x'; 10_000]);
+            s.settle(dir.path(), "ID").await.unwrap();
+        }
+        match s.finish(dir.path()).await.unwrap() {
+            Finished::File(p) => assert_eq!(std::fs::metadata(p).unwrap().len(), 1_000_000),
+            Finished::Inline(_) => panic!("not spilled"),
+        }
+    }
+}

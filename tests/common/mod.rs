@@ -1,0 +1,336 @@
+//! Test harness: a real postern (`postern start --foreground`) on
+//! 127.0.0.1 with a temporary queue, run directory and mailboxes.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
+
+pub struct Postern {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub addr: SocketAddr,
+    pub config: PathBuf,
+    pub user: String,
+}
+
+/// The user tests deliver to: the one running them.
+pub fn me() -> String {
+    let uid = nix::unistd::geteuid();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "root".into())
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+impl Postern {
+    /// Start with the test defaults plus `extra` TOML (appended inside the
+    /// tables given there; keys must not repeat the defaults below).
+    pub fn start(extra: &str) -> Postern {
+        Postern::start_with(extra, &[])
+    }
+
+    /// `smtpd_extra` goes into the [smtpd] table, the rest as whole tables.
+    pub fn start_with(tables: &str, smtpd_extra: &[&str]) -> Postern {
+        let dir = tempfile::Builder::new().prefix("postern-test").tempdir().unwrap();
+        // The roles run as the postern user when we are root: let them in.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mail = dir.path().join("mail");
+        std::fs::create_dir(&mail).unwrap();
+        std::fs::set_permissions(&mail, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let d = dir.path().display();
+        let mut smtpd = vec![
+            "listen = [\"127.0.0.1:0\"]".to_string(),
+        ];
+        smtpd.extend(smtpd_extra.iter().map(|s| s.to_string()));
+        let has = |t: &str| tables.contains(&format!("[{t}]"));
+        let mut text = String::new();
+        if !has("server") {
+            text += &format!(
+                "[server]\nhostname = \"mail.test.example\"\nrun_directory = \"{d}/run\"\n\n"
+            );
+        }
+        if !has("queue") {
+            text += &format!(
+                "[queue]\ndirectory = \"{d}/queue\"\nminimal_backoff = \"1s\"\nmaximal_backoff = \"2s\"\nrun_delay = \"1s\"\n\n"
+            );
+        }
+        if !has("local") {
+            text += &format!(
+                "[local]\nmailbox = \"{d}/mail/$user/Maildir/\"\ndomains = [\"$hostname\", \"localhost\"]\n\n"
+            );
+        }
+        text += &format!("[smtpd]\n{}\n\n", smtpd.join("\n"));
+        text += tables;
+        let config = dir.path().join("postern.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut p = Postern {
+            dir,
+            child: None,
+            addr: "127.0.0.1:1".parse().unwrap(),
+            config,
+            user: me(),
+        };
+        p.launch();
+        p
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("postern.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Start the supervisor and wait until it listens.
+    pub fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let start_len = log.metadata().unwrap().len() as usize;
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["start", "--foreground"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.log();
+            if let Some(pos) = text[start_len.min(text.len())..].find("listening on ") {
+                let rest = &text[start_len + pos + "listening on ".len()..];
+                let addr = rest.split_whitespace().next().unwrap();
+                self.addr = addr.parse().unwrap();
+                // The status file appears once every role was started.
+                if self.run_dir().join("status.json").exists() {
+                    break;
+                }
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("postern exited at start ({st}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "postern did not start:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn queue_dir(&self) -> PathBuf {
+        self.dir.path().join("queue")
+    }
+
+    pub fn maildir(&self, user: &str) -> PathBuf {
+        self.dir.path().join("mail").join(user).join("Maildir")
+    }
+
+    /// Files in `user`'s Maildir/new.
+    pub fn delivered(&self, user: &str) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.maildir(user).join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Wait until `user` has at least `n` messages; returns them.
+    pub fn wait_delivered(&self, user: &str, n: usize, secs: u64) -> Vec<PathBuf> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let d = self.delivered(user);
+            if d.len() >= n {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {n} messages delivered; log:\n{}",
+                d.len(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait until the log contains `needle` (at least `count` times).
+    pub fn wait_log(&self, needle: &str, count: usize, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.log().matches(needle).count() < count {
+            assert!(Instant::now() < deadline, "log never showed {needle:?} x{count}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Role pids from the supervisor's status file.
+    pub fn role_pid(&self, role: &str) -> i32 {
+        let text = std::fs::read_to_string(self.run_dir().join("status.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v[role].as_i64().unwrap() as i32
+    }
+
+    pub fn postern(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.wait();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr, None)
+    }
+
+    pub fn client_from(&self, source: &str) -> Client {
+        Client::connect(self.addr, Some(source))
+    }
+}
+
+impl Drop for Postern {
+    fn drop(&mut self) {
+        self.stop();
+        if std::env::var_os("POSTERN_KEEP_TEST_DIR").is_some() {
+            let p = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            eprintln!("kept {}", p.keep().display());
+        }
+    }
+}
+
+/// A raw SMTP client over a real socket.
+pub struct Client {
+    pub stream: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr, source: Option<&str>) -> Client {
+        let stream = match source {
+            None => TcpStream::connect(addr).unwrap(),
+            Some(src) => {
+                let sock = socket2_connect(addr, src.parse().unwrap());
+                sock
+            }
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut c = Client { stream: BufReader::new(stream) };
+        let greeting = c.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        c
+    }
+
+    pub fn send(&mut self, data: &[u8]) {
+        self.stream.get_mut().write_all(data).unwrap();
+    }
+
+    /// One whole (possibly multi-line) reply, lines joined with "\n".
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = self.stream.read_line(&mut line).unwrap_or(0);
+            if n == 0 {
+                return all + "<EOF>";
+            }
+            let done = line.as_bytes().get(3) == Some(&b' ');
+            all.push_str(line.trim_end_matches(['\r', '\n']));
+            if done {
+                return all;
+            }
+            all.push('\n');
+        }
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// True when the server closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0))
+    }
+}
+
+/// Connect from a chosen loopback source address.
+fn socket2_connect(addr: SocketAddr, src: std::net::IpAddr) -> TcpStream {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    let std::net::IpAddr::V4(v4) = src else { panic!("IPv4 only") };
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(std::net::SocketAddrV4::new(v4, 0))).unwrap();
+    let SocketAddr::V4(dst) = addr else { panic!("IPv4 only") };
+    connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst)).unwrap();
+    TcpStream::from(fd)
+}
+
+/// The content of a delivered file after the headers local and smtpd
+/// added (Return-Path, Delivered-To, Received with its continuation lines).
+pub fn body_after_added_headers(file: &Path) -> Vec<u8> {
+    let data = std::fs::read(file).unwrap();
+    let mut rest: &[u8] = &data;
+    for prefix in [&b"Return-Path: "[..], b"Delivered-To: ", b"Received: "] {
+        assert!(rest.starts_with(prefix), "missing {:?} in {:?}", String::from_utf8_lossy(prefix), String::from_utf8_lossy(&data[..data.len().min(400)]));
+        let mut end = rest.iter().position(|b| *b == b'\n').unwrap() + 1;
+        while rest.get(end).is_some_and(|b| *b == b'\t' || *b == b' ') {
+            end += rest[end..].iter().position(|b| *b == b'\n').unwrap() + 1;
+        }
+        rest = &rest[end..];
+    }
+    rest.to_vec()
+}
+
+/// CRLF → LF, as the message is stored.
+pub fn lf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] == b'\r' && data.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    out
+}
+
+pub fn write_file(path: &Path, data: &[u8]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(data).unwrap();
+}

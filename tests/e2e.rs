@@ -1,0 +1,469 @@
+//! End to end: the real daemons on loopback, real sockets, real queue
+//! files, real Maildirs.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn python_smtplib(port: u16, from: &str, to: &str, msg_path: &std::path::Path) -> std::process::Output {
+    let script = format!(
+        r#"
+import smtplib, sys
+data = open({path:?}, 'rb').read()
+with smtplib.SMTP('127.0.0.1', {port}) as s:
+    s.ehlo('client.example')
+    s.sendmail({from:?}, [{to:?}], data)
+"#,
+        path = msg_path.display().to_string(),
+    );
+    Command::new("python3").arg("-c").arg(script).output().unwrap()
+}
+
+#[test]
+fn smtplib_message_arrives_once_byte_exact() {
+    let p = Postern::start("");
+    let user = p.user.clone();
+    let msg = b"From: a@example.org\r\nTo: you@localhost\r\nSubject: hello\r\nMessage-ID: <m1@example.org>\r\n\r\nline one\r\n.leading dot\r\n\r\nlast line\r\n";
+    let path = p.dir.path().join("msg.eml");
+    write_file(&path, msg);
+    let out = python_smtplib(p.addr.port(), "a@example.org", &format!("{user}@localhost"), &path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files = p.wait_delivered(&user, 1, 20);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.delivered(&user).len(), 1, "delivered more than once");
+    assert_eq!(body_after_added_headers(&files[0]), lf(msg));
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.starts_with(&format!("Return-Path: <a@example.org>\nDelivered-To: {user}@localhost\n")), "{text}");
+    let meta = std::fs::metadata(&files[0]).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+    // The log tells the message's life in Postfix's shapes.
+    p.wait_log(": removed", 1, 10);
+    let log = p.log();
+    for needle in [
+        "postern/smtpd[",
+        "connect from unknown[127.0.0.1]",
+        ": client=unknown[127.0.0.1]",
+        ": message-id=<m1@example.org>",
+        ", size=",
+        ", nrcpt=1 (queue active)",
+        ", relay=local, delay=",
+        ", dsn=2.0.0, status=sent (delivered to maildir)",
+        "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+    ] {
+        assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
+    }
+}
+
+#[test]
+fn swaks_message_arrives_once_byte_exact() {
+    if Command::new("swaks").arg("--version").output().is_err() {
+        panic!("swaks is not installed (apt-get install swaks; .ci/run does)");
+    }
+    let p = Postern::start("");
+    let user = p.user.clone();
+    let msg = b"From: swaks@example.org\r\nSubject: via swaks\r\n\r\nbody from swaks\r\n..two dots\r\n";
+    let path = p.dir.path().join("swaks.eml");
+    write_file(&path, msg);
+    let out = Command::new("swaks")
+        .args(["--server", &p.addr.to_string(), "--to", &format!("{user}@localhost")])
+        .args(["--from", "swaks@example.org", "--helo", "swaks.example"])
+        .arg("--data")
+        .arg(format!("@{}", path.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let files = p.wait_delivered(&user, 1, 20);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.delivered(&user).len(), 1);
+    assert_eq!(body_after_added_headers(&files[0]), lf(msg));
+}
+
+#[test]
+fn relay_denied_outside_networks_allowed_inside() {
+    let p = Postern::start("[relay]\nnetworks = [\"127.0.0.1/32\", \"127.0.0.2/32\"]\n");
+    let mut out = p.client_from("127.0.0.3");
+    assert!(out.cmd("EHLO outsider.example").starts_with("250-"));
+    assert_eq!(out.cmd("MAIL FROM:<s@outsider.example>"), "250 2.1.0 Ok");
+    assert_eq!(
+        out.cmd("RCPT TO:<u@elsewhere.example>"),
+        "554 5.7.1 <u@elsewhere.example>: Relay access denied"
+    );
+    // Local recipients are still accepted from outside.
+    assert_eq!(out.cmd(&format!("RCPT TO:<{}@localhost>", p.user)), "250 2.1.5 Ok");
+    p.wait_log("NOQUEUE: reject: RCPT from unknown[127.0.0.3]: 554 5.7.1 <u@elsewhere.example>: Relay access denied; from=<s@outsider.example> to=<u@elsewhere.example> proto=ESMTP helo=<outsider.example>", 1, 5);
+
+    let mut inside = p.client_from("127.0.0.2");
+    inside.cmd("EHLO insider.example");
+    inside.cmd("MAIL FROM:<s@insider.example>");
+    assert_eq!(inside.cmd("RCPT TO:<u@elsewhere.example>"), "250 2.1.5 Ok");
+}
+
+#[test]
+fn unknown_local_user_is_rejected() {
+    let p = Postern::start("");
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.cmd("MAIL FROM:<s@example.org>");
+    assert_eq!(
+        c.cmd("RCPT TO:<nobody-such-user@localhost>"),
+        "550 5.1.1 <nobody-such-user@localhost>: Recipient address rejected: User unknown in local recipient table"
+    );
+    assert_eq!(c.cmd("DATA"), "554 5.5.1 Error: no valid recipients");
+    assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+}
+
+#[test]
+fn ehlo_and_simple_commands() {
+    let p = Postern::start("");
+    let mut c = p.client();
+    let ehlo = c.cmd("EHLO c.example");
+    assert_eq!(
+        ehlo,
+        "250-mail.test.example\n250-PIPELINING\n250-SIZE 10240000\n250-ENHANCEDSTATUSCODES\n250-8BITMIME\n250-DSN\n250 SMTPUTF8"
+    );
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 Ok");
+    assert_eq!(c.cmd("VRFY root"), "502 5.5.1 VRFY command is disabled");
+    assert_eq!(c.cmd("RCPT TO:<x@localhost>"), "503 5.5.1 Error: need MAIL command");
+    assert_eq!(c.cmd("DATA"), "503 5.5.1 Error: need RCPT command");
+    assert_eq!(c.cmd("FOO"), "500 5.5.2 Error: command not recognized");
+    assert_eq!(c.cmd("MAIL FROM:<a@b.example>"), "250 2.1.0 Ok");
+    assert_eq!(c.cmd("MAIL FROM:<a@b.example>"), "503 5.5.1 Error: nested MAIL command");
+    assert_eq!(c.cmd("RSET"), "250 2.0.0 Ok");
+    assert!(c.cmd("HELP").starts_with("214 "));
+    assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+}
+
+/// A body line with an embedded smuggling attempt for each variant; the
+/// message must end only at the real CRLF.CRLF, and the smuggled
+/// "second message" must never be delivered on its own.
+#[test]
+fn smuggling_never_ends_the_message() {
+    let p = Postern::start("");
+    let user = p.user.clone();
+    let variants: [&[u8]; 4] = [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r\n.\n"];
+    for (n, v) in variants.iter().enumerate() {
+        let mut c = p.client();
+        c.cmd("EHLO c.example");
+        assert_eq!(c.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
+        assert_eq!(c.cmd(&format!("RCPT TO:<{user}@localhost>")), "250 2.1.5 Ok");
+        assert_eq!(c.cmd("DATA"), "354 End data with <CR><LF>.<CR><LF>");
+        let mut data = format!("Subject: variant {n}\r\n\r\nbefore").into_bytes();
+        data.extend_from_slice(v);
+        data.extend_from_slice(
+            format!("MAIL FROM:<evil@example.org>\r\nRCPT TO:<{user}@localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\nsmuggled\r\n.\r\n").as_bytes(),
+        );
+        c.send(&data);
+        let r = c.reply();
+        assert!(r.starts_with("250 2.0.0 Ok: queued as "), "variant {n}: {r}");
+        // What the smuggler hoped would be commands is body text; the next
+        // reply is to our QUIT.
+        assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye", "variant {n}");
+    }
+    let files = p.wait_delivered(&user, 4, 20);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(p.delivered(&user).len(), 4);
+    for f in files {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.contains("Subject: variant"), "{text}");
+        assert!(text.contains("smuggled"), "{text}");
+    }
+    assert_eq!(p.log().matches(": client=").count(), 4);
+}
+
+#[test]
+fn size_limits() {
+    let p = Postern::start_with("", &["message_size_limit = 10000"]);
+    let user = p.user.clone();
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    assert_eq!(c.cmd("MAIL FROM:<s@example.org> SIZE=20000"), "552 5.3.4 Message size exceeds fixed limit");
+    assert_eq!(c.cmd("MAIL FROM:<s@example.org> SIZE=2000"), "250 2.1.0 Ok");
+    assert_eq!(c.cmd(&format!("RCPT TO:<{user}@localhost>")), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
+    for _ in 0..500 {
+        body.extend_from_slice(b"0123456789012345678901234567890123456789\r\n");
+    }
+    body.extend_from_slice(b".\r\n");
+    c.send(&body);
+    assert_eq!(c.reply(), "552 5.3.4 Error: message file too big");
+    // The session goes on.
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 Ok");
+    assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p.delivered(&user).is_empty());
+    assert!(!p.log().contains("(queue active)"));
+}
+
+#[test]
+fn pipelined_transaction_replies_in_order() {
+    let p = Postern::start("");
+    let user = p.user.clone();
+    let mut c = p.client();
+    assert!(c.cmd("EHLO c.example").contains("PIPELINING"));
+    c.send(
+        format!(
+            "MAIL FROM:<s@example.org>\r\nRCPT TO:<{user}@localhost>\r\nRCPT TO:<no-such-user-x@localhost>\r\nRCPT TO:<postmaster@localhost>\r\nDATA\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(c.reply(), "250 2.1.0 Ok");
+    assert_eq!(c.reply(), "250 2.1.5 Ok");
+    assert!(c.reply().starts_with("550 5.1.1 <no-such-user-x@localhost>"));
+    assert_eq!(c.reply(), "250 2.1.5 Ok");
+    assert_eq!(c.reply(), "354 End data with <CR><LF>.<CR><LF>");
+    c.send(b"Subject: pipelined\r\n\r\nhi\r\n.\r\nQUIT\r\n");
+    assert!(c.reply().starts_with("250 2.0.0 Ok: queued as "));
+    assert_eq!(c.reply(), "221 2.0.0 Bye");
+    p.wait_delivered(&user, 1, 20);
+}
+
+#[test]
+fn improper_pipelining_is_refused() {
+    let p = Postern::start("");
+    // A non-ESMTP client may not pipeline at all.
+    let mut c = p.client();
+    c.send(b"HELO c.example\r\nMAIL FROM:<s@example.org>\r\n");
+    assert_eq!(c.reply(), "554 5.5.0 Error: SMTP protocol synchronization");
+    assert!(c.closed());
+    // Nobody may send ahead of the reply to DATA.
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.send(format!("MAIL FROM:<s@example.org>\r\nRCPT TO:<{}@localhost>\r\nDATA\r\nSubject: early\r\n", p.user).as_bytes());
+    assert_eq!(c.reply(), "250 2.1.0 Ok");
+    assert_eq!(c.reply(), "250 2.1.5 Ok");
+    assert_eq!(c.reply(), "554 5.5.0 Error: SMTP protocol synchronization");
+    p.wait_log("improper command pipelining after DATA from unknown[127.0.0.1]", 1, 5);
+}
+
+#[test]
+fn idle_and_trickling_clients_time_out() {
+    let p = Postern::start_with("", &["timeout = \"2s\""]);
+    let mut idle = p.client();
+    let t0 = std::time::Instant::now();
+    assert_eq!(idle.reply(), "421 4.4.2 mail.test.example Error: timeout exceeded");
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    // One byte every 300 ms never completes a line within the deadline.
+    let mut slow = p.client();
+    let t0 = std::time::Instant::now();
+    let mut got = String::new();
+    for b in b"NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP\r\n" {
+        if slow.stream.get_mut().write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        if t0.elapsed() > Duration::from_secs(3) {
+            got = slow.reply();
+            break;
+        }
+    }
+    assert_eq!(got, "421 4.4.2 mail.test.example Error: timeout exceeded");
+    p.wait_log("timeout after CONNECT from unknown[127.0.0.1]", 2, 5);
+}
+
+#[test]
+fn connection_limits() {
+    let p = Postern::start_with("", &["max_connections_per_client = 2"]);
+    let _a = p.client();
+    let _b = p.client();
+    let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+    let mut r = String::new();
+    std::io::Read::read_to_string(&mut s, &mut r).unwrap();
+    assert_eq!(r, "421 4.7.0 mail.test.example Error: too many connections from 127.0.0.1\r\n");
+}
+
+#[test]
+fn hard_error_limit_disconnects() {
+    let p = Postern::start_with("", &["hard_error_limit = 3"]);
+    let mut c = p.client();
+    assert!(c.cmd("BAD1").starts_with("500"));
+    assert!(c.cmd("BAD2").starts_with("500"));
+    assert_eq!(c.cmd("BAD3"), "500 5.5.2 Error: command not recognized");
+    assert_eq!(c.reply(), "421 4.7.0 mail.test.example Error: too many errors");
+    assert!(c.closed());
+}
+
+#[test]
+fn large_message_goes_through_a_file_of_its_own() {
+    let p = Postern::start("");
+    let user = p.user.clone();
+    let mut body = b"Subject: large\r\n\r\n".to_vec();
+    let line = b"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0123456789\r\n";
+    while body.len() < 5 << 20 {
+        body.extend_from_slice(line);
+    }
+    let path = p.dir.path().join("large.eml");
+    write_file(&path, &body);
+    let out = python_smtplib(p.addr.port(), "s@example.org", &format!("{user}@localhost"), &path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files = p.wait_delivered(&user, 1, 30);
+    assert_eq!(body_after_added_headers(&files[0]), lf(&body));
+    // Once delivered, nothing of it is left in the queue.
+    p.wait_log(": removed", 1, 10);
+    let left: Vec<_> = std::fs::read_dir(p.queue_dir().join("incoming"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".msg"))
+        .collect();
+    assert!(left.is_empty());
+}
+
+#[test]
+fn crashed_qmgr_and_local_lose_nothing() {
+    let p = Postern::start("");
+    let user = p.user.clone();
+    let total = 60;
+    let addr = p.addr;
+    let sender = std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        for s in 0..6 {
+            let mut c = Client::connect(addr, None);
+            c.cmd("EHLO c.example");
+            for m in 0..10 {
+                let tag = format!("msg-{s}-{m}");
+                assert_eq!(c.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
+                assert_eq!(c.cmd(&format!("RCPT TO:<{user}@localhost>")), "250 2.1.5 Ok");
+                assert!(c.cmd("DATA").starts_with("354"));
+                let r = c.cmd(&format!("Subject: {tag}\r\n\r\n{tag}\r\n."));
+                assert!(r.starts_with("250 2.0.0 Ok: queued as"), "{r}");
+                ids.push(tag);
+                std::thread::sleep(Duration::from_millis(15));
+            }
+            c.cmd("QUIT");
+        }
+        ids
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let kill9 = |role: &str| {
+        let pid = p.role_pid(role);
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    };
+    kill9("qmgr");
+    std::thread::sleep(Duration::from_millis(300));
+    kill9("local");
+    std::thread::sleep(Duration::from_millis(700));
+    kill9("qmgr");
+    let tags = sender.join().unwrap();
+    assert_eq!(tags.len(), total);
+    let files = p.wait_delivered(&p.user, total, 60);
+    let mut seen = std::collections::HashMap::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let tag = text.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap().to_string();
+        *seen.entry(tag).or_insert(0) += 1;
+    }
+    for t in &tags {
+        assert!(seen.contains_key(t), "{t} was never delivered; log:\n{}", p.log());
+    }
+    assert!(p.log().contains("killed by signal 9"));
+}
+
+#[test]
+fn deferred_mail_survives_a_restart() {
+    // Other domains are deferred until outbound delivery exists; that is a
+    // real deferral through the state log and back-off.
+    let mut p = Postern::start("");
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.cmd("MAIL FROM:<s@example.org>");
+    assert_eq!(c.cmd("RCPT TO:<far@remote.example>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    assert!(c.cmd("Subject: later\r\n\r\nx\r\n.").starts_with("250 "));
+    c.cmd("QUIT");
+    p.wait_log("status=deferred", 1, 10);
+    let st = p.postern(&["status"]);
+    let out = String::from_utf8_lossy(&st.stdout).to_string();
+    assert!(out.contains("postern is running"), "{out}");
+    assert!(out.contains("queue: 1 messages"), "{out}");
+    p.stop();
+    p.launch();
+    let st = p.postern(&["status"]);
+    let out = String::from_utf8_lossy(&st.stdout).to_string();
+    assert!(out.contains("queue: 1 messages"), "{out}\n{}", p.log());
+    p.wait_log("status=deferred", 2, 10);
+}
+
+#[test]
+fn misspelled_key_fails_check_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("postern.toml");
+    std::fs::write(&conf, "[smtpd]\nmesage_size_limit = 5\n").unwrap();
+    let check = Command::new(BIN).arg("--config").arg(&conf).arg("check").output().unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&check.stderr).to_string();
+    assert!(err.contains(&format!("{}:2", conf.display())), "{err}");
+    assert!(err.contains("mesage_size_limit"), "{err}");
+    assert!(err.contains("message_size_limit"), "{err}");
+    let start = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .args(["start", "--foreground"])
+        .output()
+        .unwrap();
+    assert!(!start.status.success());
+    let err2 = String::from_utf8_lossy(&start.stderr).to_string();
+    assert!(err2.contains(err.trim().trim_start_matches("postern: ")), "{err2}");
+    let good = Command::new(BIN).arg("--config").arg(&conf).arg("check").output().unwrap();
+    assert!(!good.status.success());
+    std::fs::write(&conf, "[smtpd]\nmessage_size_limit = 5\n").unwrap();
+    let good = Command::new(BIN).arg("--config").arg(&conf).arg("check").output().unwrap();
+    assert_eq!(good.status.code(), Some(0));
+}
+
+#[test]
+fn config_show_prints_effective_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("postern.toml");
+    std::fs::write(&conf, "[server]\nhostname = \"mx.foo.example\"\n").unwrap();
+    let out = Command::new(BIN).arg("--config").arg(&conf).args(["config", "show", "--non-default"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("hostname = \"mx.foo.example\""), "{text}");
+    assert!(!text.contains("message_size_limit"), "{text}");
+    let out = Command::new(BIN).arg("--config").arg(&conf).args(["config", "show"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("message_size_limit = 10240000"), "{text}");
+    assert!(text.contains("\"mx.foo.example\""), "{text}");
+}
+
+#[test]
+fn maildir_for_another_user_owned_by_that_user() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let p = Postern::start("");
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.cmd("MAIL FROM:<s@example.org>");
+    assert_eq!(c.cmd("RCPT TO:<nobody@localhost>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    assert!(c.cmd("Subject: for nobody\r\n\r\nhi\r\n.").starts_with("250 "));
+    let files = p.wait_delivered("nobody", 1, 20);
+    let meta = std::fs::metadata(&files[0]).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(meta.uid(), nobody.uid.as_raw());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dirmeta = std::fs::metadata(p.maildir("nobody")).unwrap();
+    assert_eq!(dirmeta.uid(), nobody.uid.as_raw());
+    assert_eq!(dirmeta.permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn loop_is_bounced() {
+    let p = Postern::start("");
+    let user = p.user.clone();
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.cmd("MAIL FROM:<s@example.org>");
+    c.cmd(&format!("RCPT TO:<{user}@localhost>"));
+    c.cmd("DATA");
+    assert!(c.cmd(&format!("Delivered-To: {user}@localhost\r\nSubject: loop\r\n\r\nx\r\n.")).starts_with("250 "));
+    p.wait_log(&format!("dsn=5.4.6, status=bounced (mail forwarding loop for {user}@localhost)"), 1, 10);
+    assert!(p.delivered(&user).is_empty());
+}
