@@ -88,4 +88,18 @@ mod tests {
             assert_eq!(format_delay(secs), want, "{secs}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_formats_briefly(secs in 0.0f64..1e7) {
+            let out = format_delay(secs);
+            let (int, frac) = out.split_once('.').unwrap_or((&out, ""));
+            proptest::prop_assert!(frac.len() <= 2 && !frac.ends_with('0'));
+            proptest::prop_assert!(int.bytes().all(|b| b.is_ascii_digit()));
+            let back: f64 = out.parse().unwrap();
+            // Rounded at the chosen resolution: within half a second, and
+            // within 10% for values of a second or more.
+            proptest::prop_assert!((back - secs).abs() <= 0.5_f64.max(secs * 0.1));
+        }
+    }
 }

@@ -184,4 +184,24 @@ mod tests {
         let mut r = tokio::io::BufReader::new(&b"Subject: x\n"[..]);
         assert!(!delivered_to(&mut r, "bob@x").await.unwrap());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_scan_without_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)) {
+            let mut s = LoopScan::new("bob@x");
+            for line in data.split_inclusive(|&c| c == b'\n') {
+                if !s.line(line) {
+                    break;
+                }
+            }
+            s.finish();
+        }
+
+        #[test]
+        fn a_planted_header_is_found(before in "[A-Za-z-]{1,20}: [ -~]{0,40}", case in proptest::bool::ANY) {
+            let name = if case { "delivered-to" } else { "DELIVERED-TO" };
+            let m = format!("{before}\n{name}: Bob@X\nSubject: s\n\nbody\n");
+            proptest::prop_assert!(scan(&m, "bob@x"));
+        }
+    }
 }
