@@ -1,0 +1,281 @@
+//! Serving qmgr: each connection carries delivery requests, answered one
+//! by one in order; each request goes through the checks (recipient, loop,
+//! passwd, privilege, mailbox) and then to a worker of the recipient user.
+
+use std::ffi::CString;
+use std::io;
+use std::sync::Arc;
+
+use tokio::fs::File;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::delay::format_delay;
+use super::header;
+use super::mailbox::{LocalRecipient, Mailbox};
+use super::pool::WorkerPool;
+use super::worker::{Identity, Job};
+use crate::config::Config;
+use crate::ipc::{self, DeliveryRequest, DeliveryResult, DeliveryStatus};
+use crate::queue::now_micros;
+
+/// Whom this agent may deliver to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Privilege {
+    /// Running as root: any user, each in a child that becomes the user.
+    Root,
+    /// Running as an ordinary user (`postern start` on a laptop): only that
+    /// user's own mail.
+    User { uid: u32, name: String },
+}
+
+impl Privilege {
+    pub fn current() -> Privilege {
+        let euid = nix::unistd::geteuid();
+        if euid.is_root() {
+            return Privilege::Root;
+        }
+        let name = nix::unistd::User::from_uid(euid)
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| euid.to_string());
+        Privilege::User {
+            uid: euid.as_raw(),
+            name,
+        }
+    }
+
+    pub fn switches_user(&self) -> bool {
+        *self == Privilege::Root
+    }
+
+    /// `Err(reason)` when this process cannot act for `user`.
+    fn allows(&self, user: &nix::unistd::User) -> Result<(), String> {
+        match self {
+            Privilege::Root => Ok(()),
+            Privilege::User { uid, .. } if *uid == user.uid.as_raw() => Ok(()),
+            Privilege::User { name, .. } => Err(format!(
+                "cannot deliver to user \"{}\": postern runs as user \"{name}\" (not root)",
+                user.name
+            )),
+        }
+    }
+}
+
+/// The result of one delivery, before it becomes a log line and a reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: DeliveryStatus,
+    pub dsn: String,
+    pub reason: String,
+}
+
+impl Outcome {
+    fn new(status: DeliveryStatus, dsn: &str, reason: impl Into<String>) -> Outcome {
+        Outcome {
+            status,
+            dsn: dsn.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn deferred(dsn: &str, reason: impl Into<String>) -> Outcome {
+        Outcome::new(DeliveryStatus::Deferred, dsn, reason)
+    }
+
+    fn bounced(dsn: &str, reason: impl Into<String>) -> Outcome {
+        Outcome::new(DeliveryStatus::Bounced, dsn, reason)
+    }
+}
+
+pub struct Agent {
+    config: Arc<Config>,
+    privilege: Privilege,
+    pool: WorkerPool,
+}
+
+impl Agent {
+    pub fn new(config: Arc<Config>, privilege: Privilege, pool: WorkerPool) -> Agent {
+        Agent {
+            config,
+            privilege,
+            pool,
+        }
+    }
+
+    /// Answer the requests on one connection, in order, until it closes. A
+    /// malformed line closes the connection.
+    pub async fn serve_connection(self: Arc<Self>, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let mut read = tokio::io::BufReader::new(read);
+        loop {
+            let request: DeliveryRequest = match ipc::read_line(&mut read).await {
+                Ok(Some(request)) => request,
+                Ok(None) => return,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    log::warn!("malformed delivery request, closing the connection: {e}");
+                    return;
+                }
+                Err(e) => {
+                    log::warn!("reading delivery requests: {e}");
+                    return;
+                }
+            };
+            let result = self.deliver(&request).await;
+            if let Err(e) = ipc::write_line(&mut write, &result).await {
+                log::warn!("{}: cannot send the delivery result: {e}", request.id);
+                return;
+            }
+        }
+    }
+
+    /// Deliver one request and log it in Postfix's shape.
+    pub async fn deliver(&self, request: &DeliveryRequest) -> DeliveryResult {
+        let start = now_micros();
+        let outcome = self.attempt(request).await;
+        log::info!("{}", log_line(request, &outcome, start, now_micros()));
+        DeliveryResult {
+            rcpt_index: request.rcpt_index,
+            status: outcome.status,
+            dsn: outcome.dsn,
+            reason: outcome.reason,
+        }
+    }
+
+    async fn attempt(&self, request: &DeliveryRequest) -> Outcome {
+        let id = &request.id;
+        let rcpt = match LocalRecipient::parse(&request.recipient, &self.config.server.origin) {
+            Ok(rcpt) => rcpt,
+            Err(e) => return Outcome::bounced("5.1.3", e.to_string()),
+        };
+
+        let path = request.content.file_in(&self.config.queue.directory);
+        let (_, offset, len) = request.content.span();
+        let queue_error = |e: io::Error| {
+            log::warn!("{id}: cannot read queue file {}: {e}", path.display());
+            Outcome::deferred("4.3.0", format!("cannot read queue file: {e}"))
+        };
+        let mut file = match File::open(&path).await {
+            Ok(file) => file,
+            Err(e) => return queue_error(e),
+        };
+        match loop_check(&mut file, offset, len, &rcpt.address).await {
+            Ok(false) => {}
+            Ok(true) => {
+                let reason = format!("mail forwarding loop for {}", request.recipient);
+                return Outcome::bounced("5.4.6", reason);
+            }
+            Err(e) => return queue_error(e),
+        }
+
+        let (user, groups) = match lookup_user(&rcpt.user).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Outcome::bounced("5.1.1", format!("unknown user: \"{}\"", rcpt.user));
+            }
+            Err(e) => {
+                log::warn!("{id}: cannot look up user \"{}\": {e}", rcpt.user);
+                return Outcome::deferred(
+                    "4.3.0",
+                    format!("cannot look up user \"{}\"", rcpt.user),
+                );
+            }
+        };
+        if let Err(reason) = self.privilege.allows(&user) {
+            log::warn!("{id}: {reason}");
+            return Outcome::deferred("4.3.0", reason);
+        }
+
+        let maildir = match Mailbox::resolve(&self.config.local.mailbox, &user.name, &user.dir) {
+            Mailbox::Maildir(maildir) => maildir,
+            Mailbox::Mbox(_) => {
+                return Outcome::deferred("4.3.0", "mbox delivery is not implemented yet");
+            }
+        };
+        let identity = Identity {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            groups,
+            home: user.dir,
+            user: user.name,
+        };
+        let job = Job {
+            id: id.to_string(),
+            uid: identity.uid,
+            maildir,
+            sender: request.sender.clone(),
+            recipient: rcpt.address,
+            len,
+        };
+        match self.pool.deliver(&identity, &job, &mut file, offset).await {
+            Ok(reply) => {
+                if let Some(warning) = &reply.warning {
+                    log::warn!("{id}: {warning}");
+                }
+                Outcome::new(reply.status, &reply.dsn, reply.reason)
+            }
+            Err(e) => {
+                log::warn!("{id}: {e}");
+                Outcome::deferred("4.3.0", e.to_string())
+            }
+        }
+    }
+}
+
+/// Is there a `Delivered-To:` for `address` in the message's headers?
+async fn loop_check(file: &mut File, offset: u64, len: u64, address: &str) -> io::Result<bool> {
+    file.seek(io::SeekFrom::Start(offset)).await?;
+    let mut reader = BufReader::with_capacity(64 * 1024, file.take(len));
+    header::delivered_to(&mut reader, address).await
+}
+
+/// passwd entry and supplementary groups (NSS may block: off the runtime).
+async fn lookup_user(name: &str) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
+    let name = name.to_string();
+    let found = tokio::task::spawn_blocking(move || -> nix::Result<_> {
+        let Some(user) = nix::unistd::User::from_name(&name)? else {
+            return Ok(None);
+        };
+        let cname = CString::new(user.name.clone()).map_err(|_| nix::errno::Errno::EINVAL)?;
+        let groups = nix::unistd::getgrouplist(&cname, user.gid)?;
+        Ok(Some((
+            user,
+            groups.into_iter().map(|g| g.as_raw()).collect(),
+        )))
+    })
+    .await
+    .map_err(io::Error::other)?;
+    found.map_err(io::Error::from)
+}
+
+/// `ID: to=<rcpt>, relay=local, delay=D, delays=a/b/c/d, dsn=X.Y.Z,
+/// status=WORD (reason)` (Postfix `log_adhoc`).
+pub fn log_line(
+    request: &DeliveryRequest,
+    outcome: &Outcome,
+    start_us: u64,
+    end_us: u64,
+) -> String {
+    let span = |from: u64, to: u64| format_delay(to.saturating_sub(from) as f64 / 1e6);
+    let status = match outcome.status {
+        DeliveryStatus::Sent => "sent",
+        DeliveryStatus::Deferred => "deferred",
+        DeliveryStatus::Bounced => "bounced",
+    };
+    format!(
+        "{}: to=<{}>, relay=local, delay={}, delays={}/{}/0/{}, dsn={}, status={status} ({})",
+        request.id,
+        request.recipient,
+        span(request.arrival_us, end_us),
+        span(request.arrival_us, request.active_us),
+        span(request.active_us, start_us),
+        span(start_us, end_us),
+        outcome.dsn,
+        outcome.reason,
+    )
+}
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

@@ -1,0 +1,446 @@
+//! Maildir delivery (the Maildir specification, cr.yp.to/proto/maildir.html,
+//! and Postfix `deliver_maildir`): write the message under a unique name in
+//! `tmp/`, fsync it, hard-link it into `new/`, remove the `tmp/` name, fsync
+//! `new/`. No lock is taken: the unique names make concurrent writers safe,
+//! also on many hosts sharing the Maildir over NFS.
+//!
+//! Runs in the delivery child, as the recipient user: every file and
+//! directory here is created with the user's credentials.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::ipc::DeliveryStatus;
+
+/// Copy buffer: the content is streamed, never held whole.
+const CHUNK: usize = 64 * 1024;
+
+/// The parts of a unique Maildir name that one writer controls.
+pub struct NameGen {
+    host: String,
+    pid: u32,
+    counter: AtomicU64,
+}
+
+impl NameGen {
+    /// Names for this process on this host (`gethostname`, not the
+    /// configured mail host name, as the Maildir specification asks).
+    pub fn new() -> NameGen {
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        NameGen::with(&host, std::process::id())
+    }
+
+    pub fn with(host: &str, pid: u32) -> NameGen {
+        NameGen {
+            host: sanitize_host(host),
+            pid,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self, now: SystemTime) -> Unique<'_> {
+        let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        Unique {
+            sec: since.as_secs(),
+            usec: since.subsec_micros(),
+            pid: self.pid,
+            seq: self.counter.fetch_add(1, Ordering::Relaxed),
+            host: &self.host,
+        }
+    }
+}
+
+impl Default for NameGen {
+    fn default() -> NameGen {
+        NameGen::new()
+    }
+}
+
+/// `/` and `:` may not appear in a name's host part: the specification
+/// writes them as `\057` and `\072`.
+fn sanitize_host(host: &str) -> String {
+    if host.is_empty() {
+        return "localhost".into();
+    }
+    host.replace('/', "\\057").replace(':', "\\072")
+}
+
+/// One delivery's name: `<sec>.M<usec>P<pid>Q<seq>` plus, in `new/`,
+/// `V<dev>I<ino>` of the file written, then `.<host>`.
+struct Unique<'a> {
+    sec: u64,
+    usec: u32,
+    pid: u32,
+    seq: u64,
+    host: &'a str,
+}
+
+impl Unique<'_> {
+    fn tmp_name(&self) -> String {
+        let Unique {
+            sec,
+            usec,
+            pid,
+            seq,
+            host,
+        } = self;
+        format!("{sec}.M{usec}P{pid}Q{seq}.{host}")
+    }
+
+    fn new_name(&self, dev: u64, ino: u64) -> String {
+        let Unique {
+            sec,
+            usec,
+            pid,
+            seq,
+            host,
+        } = self;
+        format!("{sec}.M{usec}P{pid}Q{seq}V{dev:x}I{ino:x}.{host}")
+    }
+}
+
+/// A delivered message.
+#[derive(Debug)]
+pub struct Delivered {
+    /// The file's name in `new/`.
+    pub name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaildirError {
+    /// Creating, writing or linking the file failed (`path` is the file in
+    /// `tmp/` or, for the link, in `new/`).
+    #[error("create maildir file {}: {}", path.display(), strerror(source))]
+    Create { path: PathBuf, source: io::Error },
+    /// The content source ended early or failed: not a mailbox problem.
+    #[error("message content ended after {got} of {len} bytes")]
+    ShortContent { got: u64, len: u64 },
+    #[error("read message content: {0}")]
+    Content(io::Error),
+}
+
+impl MaildirError {
+    /// Delivery status and enhanced code, as Postfix maps `errno` with one
+    /// deliberate difference: permission and other unexpected errors defer
+    /// (4.2.0) instead of bouncing (5.2.0), so that an administrator can fix
+    /// a mailbox's permissions without mail being returned.
+    pub fn status(&self) -> (DeliveryStatus, &'static str) {
+        let MaildirError::Create { source, .. } = self else {
+            return (DeliveryStatus::Deferred, "4.3.0");
+        };
+        match source.raw_os_error() {
+            Some(libc::EDQUOT | libc::EFBIG) => (DeliveryStatus::Bounced, "5.2.2"),
+            Some(libc::ENOSPC | libc::EIO) => (DeliveryStatus::Deferred, "4.3.0"),
+            Some(_) => (DeliveryStatus::Deferred, "4.2.0"),
+            None => (DeliveryStatus::Deferred, "4.3.0"),
+        }
+    }
+
+    /// True for `EACCES`/`EPERM`: worth the administrator's hint.
+    pub fn is_access_problem(&self) -> bool {
+        matches!(self, MaildirError::Create { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)))
+    }
+}
+
+/// The system's text for an errno (`Permission denied`), as Postfix's `%m`.
+fn strerror(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Deliver `prefix` followed by exactly `len` bytes of `content` into the
+/// Maildir at `maildir`, creating it (and missing parents, mode 0700) when
+/// needed. On a mailbox error the rest of `content` is left unread: the
+/// caller decides what to do with it.
+pub fn deliver(
+    maildir: &Path,
+    prefix: &[u8],
+    content: &mut impl Read,
+    len: u64,
+    names: &NameGen,
+) -> Result<Delivered, MaildirError> {
+    let unique = names.next(SystemTime::now());
+    let tmp_path = maildir.join("tmp").join(unique.tmp_name());
+    let create = |source| MaildirError::Create {
+        path: tmp_path.clone(),
+        source,
+    };
+    let mut file = match create_exclusive(&tmp_path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            make_maildir(maildir).map_err(create)?;
+            create_exclusive(&tmp_path).map_err(create)?
+        }
+        other => other.map_err(create)?,
+    };
+    let tmp = TmpName(&tmp_path);
+
+    file.write_all(prefix).map_err(create)?;
+    copy_exact(content, &mut file, len).map_err(|e| match e {
+        CopyError::Write(e) => create(e),
+        CopyError::Read(e) => MaildirError::Content(e),
+        CopyError::Short(got) => MaildirError::ShortContent { got, len },
+    })?;
+    file.sync_all().map_err(create)?;
+    let meta = file.metadata().map_err(create)?;
+    drop(file);
+
+    let new_dir = maildir.join("new");
+    let name = unique.new_name(meta.dev(), meta.ino());
+    let new_path = new_dir.join(&name);
+    let link_err = |source| MaildirError::Create {
+        path: new_path.clone(),
+        source,
+    };
+    match link_or_rename(&tmp_path, &new_path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            make_maildir(maildir).map_err(link_err)?;
+            link_or_rename(&tmp_path, &new_path).map_err(link_err)?;
+        }
+        other => other.map_err(link_err)?,
+    }
+    drop(tmp);
+    sync_dir(&new_dir).map_err(link_err)?;
+    Ok(Delivered { name })
+}
+
+/// Removes the `tmp/` name however delivery ends (after a successful link
+/// only the `tmp/` name goes; the file stays in `new/`).
+struct TmpName<'a>(&'a Path);
+
+impl Drop for TmpName<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+fn create_exclusive(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Create the Maildir and its parents (mode 0700) and `tmp`, `new`, `cur`.
+/// A directory that exists is left as it is.
+fn make_maildir(maildir: &Path) -> io::Result<()> {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true).mode(0o700);
+    builder.create(maildir)?;
+    for sub in ["tmp", "new", "cur"] {
+        builder.create(maildir.join(sub))?;
+    }
+    sync_dir(maildir)
+}
+
+/// Hard-link as the specification asks; a file system without hard links
+/// gets the equivalent atomic rename.
+fn link_or_rename(from: &Path, to: &Path) -> io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EXDEV | libc::EOPNOTSUPP)
+            ) =>
+        {
+            std::fs::rename(from, to)
+        }
+        other => other,
+    }
+}
+
+/// Make a directory entry durable. File systems that cannot fsync a
+/// directory (EINVAL) are accepted as they are.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    match File::open(dir)?.sync_all() {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => other,
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+    Short(u64),
+}
+
+/// Copy exactly `len` bytes in chunks.
+fn copy_exact(from: &mut impl Read, to: &mut impl Write, len: u64) -> Result<(), CopyError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(CHUNK as u64) as usize;
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) => return Err(CopyError::Short(done)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn delivers_into_new_and_creates_the_maildir() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("a/b/Maildir/");
+        let names = NameGen::with("host.example", 4242);
+        let content = b"Subject: hi\n\nbody\n";
+        let got = deliver(
+            &md,
+            b"Return-Path: <>\n",
+            &mut &content[..],
+            content.len() as u64,
+            &names,
+        )
+        .unwrap();
+        assert_eq!(files(&md.join("new")), vec![got.name.clone()]);
+        assert!(files(&md.join("tmp")).is_empty());
+        assert!(files(&md.join("cur")).is_empty());
+        assert!(got.name.contains("P4242Q0V"), "{}", got.name);
+        assert!(got.name.ends_with(".host.example"));
+        let path = md.join("new").join(&got.name);
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(data, b"Return-Path: <>\nSubject: hi\n\nbody\n");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.nlink(), 1);
+        for d in [
+            "a",
+            "a/b",
+            "a/b/Maildir",
+            "a/b/Maildir/tmp",
+            "a/b/Maildir/new",
+            "a/b/Maildir/cur",
+        ] {
+            let mode = std::fs::metadata(dir.path().join(d))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700, "{d}");
+        }
+    }
+
+    #[test]
+    fn host_names_are_sanitized() {
+        let n = NameGen::with("a/b:c", 1);
+        let u = n.next(SystemTime::now());
+        assert!(u.tmp_name().ends_with(".a\\057b\\072c"));
+        assert!(NameGen::with("", 1).host == "localhost");
+    }
+
+    #[test]
+    fn short_content_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("Maildir/");
+        let err = deliver(&md, b"", &mut &b"abc"[..], 10, &NameGen::new()).unwrap_err();
+        assert!(matches!(
+            err,
+            MaildirError::ShortContent { got: 3, len: 10 }
+        ));
+        assert!(files(&md.join("tmp")).is_empty());
+        assert!(files(&md.join("new")).is_empty());
+    }
+
+    #[test]
+    fn a_file_in_the_way_defers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Maildir"), b"").unwrap();
+        let md = dir.path().join("Maildir/");
+        let err = deliver(&md, b"", &mut &b""[..], 0, &NameGen::new()).unwrap_err();
+        assert_eq!(err.status(), (DeliveryStatus::Deferred, "4.2.0"));
+        let text = err.to_string();
+        assert!(text.starts_with("create maildir file "), "{text}");
+        assert!(text.ends_with(": Not a directory"), "{text}");
+    }
+
+    #[test]
+    fn errno_mapping() {
+        let e = |n| MaildirError::Create {
+            path: "/m".into(),
+            source: io::Error::from_raw_os_error(n),
+        };
+        use DeliveryStatus::*;
+        assert_eq!(e(libc::EDQUOT).status(), (Bounced, "5.2.2"));
+        assert_eq!(e(libc::EFBIG).status(), (Bounced, "5.2.2"));
+        assert_eq!(e(libc::ENOSPC).status(), (Deferred, "4.3.0"));
+        assert_eq!(e(libc::EIO).status(), (Deferred, "4.3.0"));
+        assert_eq!(e(libc::EAGAIN).status(), (Deferred, "4.2.0"));
+        assert_eq!(e(libc::ESTALE).status(), (Deferred, "4.2.0"));
+        assert_eq!(e(libc::EACCES).status(), (Deferred, "4.2.0"));
+        assert!(e(libc::EACCES).is_access_problem());
+        assert_eq!(
+            e(libc::EACCES).to_string(),
+            "create maildir file /m: Permission denied"
+        );
+    }
+
+    #[test]
+    fn twenty_mib_streams_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("Maildir/");
+        let len: u64 = 20 << 20;
+        // A reader that makes the content on the fly: nothing holds it whole.
+        let mut content = io::repeat(b'x').take(len);
+        let got = deliver(&md, b"P\n", &mut content, len, &NameGen::new()).unwrap();
+        let path = md.join("new").join(got.name);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len + 2);
+        let mut f = File::open(&path).unwrap();
+        let mut head = [0u8; 4];
+        f.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"P\nxx");
+    }
+
+    #[test]
+    fn parallel_names_are_distinct() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("Maildir/");
+        let names = NameGen::new();
+        let all: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..40)
+                            .map(|_| deliver(&md, b"", &mut &b"m\n"[..], 2, &names).unwrap().name)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let unique: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(unique.len(), 320);
+        assert_eq!(files(&md.join("new")).len(), 320);
+        assert!(files(&md.join("tmp")).is_empty());
+    }
+}

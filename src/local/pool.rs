@@ -1,0 +1,496 @@
+//! The parent's side of the delivery children: a pool of per-user workers.
+//!
+//! A worker is a `postern daemon local-worker` child that has become one
+//! user (see [`super::worker`]). It serves one job at a time and is kept
+//! for further deliveries to the same user until it has been idle for
+//! `local.worker_idle`, so no process is started per message. At most
+//! [`PoolLimits::per_user`] workers serve one user and at most
+//! [`PoolLimits::total`] live at once (the least recently used idle worker
+//! of another user makes room). A worker that dies or answers nonsense is
+//! replaced once per delivery; a second failure defers the delivery.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{self, SeekFrom};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::fs::File;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
+
+use super::header::read_capped_line;
+use super::worker::{IDENTITY_ENV, Identity, Job, JobReply};
+use crate::ipc::DeliveryStatus;
+
+/// Content is streamed to a worker in chunks of this size.
+const CHUNK: usize = 128 * 1024;
+/// A reply line is small; a longer one is a broken worker.
+const MAX_REPLY: usize = 16 * 1024;
+/// How long a retired worker gets to exit after its stdin is closed.
+const RETIRE_GRACE: Duration = Duration::from_secs(5);
+
+/// The program a worker runs: postern's own binary with
+/// `daemon local-worker`, or another program in tests.
+#[derive(Clone, Debug)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl WorkerCommand {
+    /// This binary, `daemon local-worker`.
+    pub fn current_exe() -> io::Result<WorkerCommand> {
+        Ok(WorkerCommand {
+            program: std::env::current_exe()?,
+            args: vec!["daemon".into(), "local-worker".into()],
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PoolLimits {
+    /// Workers serving one user at once (Postfix
+    /// `local_destination_concurrency_limit` = 2).
+    pub per_user: usize,
+    /// Workers alive at once, all users together.
+    pub total: usize,
+    /// Longest time one delivery may take before its worker is killed and
+    /// the delivery deferred.
+    pub timeout: Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> PoolLimits {
+        PoolLimits {
+            per_user: 2,
+            total: 64,
+            timeout: Duration::from_secs(1000),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("cannot start delivery process: {0}")]
+    Spawn(io::Error),
+    #[error("delivery process failed twice: {0}")]
+    Broken(String),
+    #[error("cannot read message content: {0}")]
+    Content(io::Error),
+    #[error("delivery timed out after {0}s")]
+    Timeout(u64),
+    #[error("cannot encode delivery job: {0}")]
+    Job(serde_json::Error),
+}
+
+/// Per-user delivery children. Cheap to share behind an `Arc`.
+pub struct WorkerPool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    command: WorkerCommand,
+    /// Pass the identity to the child so it becomes the user (when root).
+    switch_user: bool,
+    idle: Duration,
+    limits: PoolLimits,
+    /// Deliveries in progress, all users.
+    busy: Arc<Semaphore>,
+    users: Mutex<HashMap<Identity, Arc<UserWorkers>>>,
+    /// Worker processes not yet reaped.
+    live: Arc<AtomicUsize>,
+    /// Workers in slots or in use (not retired): what the cap counts.
+    kept: Arc<AtomicUsize>,
+    spawns: AtomicU64,
+}
+
+struct UserWorkers {
+    permits: Arc<Semaphore>,
+    slots: Vec<Arc<AsyncMutex<Option<Worker>>>>,
+}
+
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    last_used: Instant,
+    live: Counted,
+    kept: Counted,
+}
+
+/// One unit of a counter, given back on drop.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(counter: &Arc<AtomicUsize>) -> Counted {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Counted(counter.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl WorkerPool {
+    /// A pool starting `command` as workers. `switch_user`: the children
+    /// start as root and become the recipient. Must be called inside a tokio
+    /// runtime (it starts the task that retires idle workers).
+    pub fn new(
+        command: WorkerCommand,
+        switch_user: bool,
+        idle: Duration,
+        limits: PoolLimits,
+    ) -> WorkerPool {
+        let limits = PoolLimits {
+            per_user: limits.per_user.max(1),
+            total: limits.total.max(1),
+            ..limits
+        };
+        let inner = Arc::new(Inner {
+            command,
+            switch_user,
+            idle,
+            limits,
+            busy: Arc::new(Semaphore::new(limits.total)),
+            users: Mutex::new(HashMap::new()),
+            live: Arc::new(AtomicUsize::new(0)),
+            kept: Arc::new(AtomicUsize::new(0)),
+            spawns: AtomicU64::new(0),
+        });
+        tokio::spawn(reap_idle(Arc::downgrade(&inner)));
+        WorkerPool { inner }
+    }
+
+    /// Workers started so far.
+    pub fn spawns(&self) -> u64 {
+        self.inner.spawns.load(Ordering::SeqCst)
+    }
+
+    /// Worker processes alive now (retired ones count until reaped).
+    pub fn live(&self) -> usize {
+        self.inner.live.load(Ordering::SeqCst)
+    }
+
+    /// Run `job` in a worker for `identity`, streaming its content from
+    /// `content` at `offset`.
+    pub async fn deliver(
+        &self,
+        identity: &Identity,
+        job: &Job,
+        content: &mut File,
+        offset: u64,
+    ) -> Result<JobReply, PoolError> {
+        let mut header = serde_json::to_vec(job).map_err(PoolError::Job)?;
+        header.push(b'\n');
+        let user = self.inner.user(identity);
+        // Neither semaphore is ever closed; a failure cannot happen, but it
+        // must not panic either.
+        let _user_permit = user.permits.clone().acquire_owned().await.ok();
+        let _busy = self.inner.busy.clone().acquire_owned().await.ok();
+        let mut slot = user.free_slot().await;
+        let mut failure = String::new();
+        for _attempt in 0..2 {
+            let mut worker = match slot.take() {
+                Some(w) => w,
+                None => {
+                    let w = self.inner.spawn(identity).map_err(PoolError::Spawn)?;
+                    self.inner.make_room();
+                    w
+                }
+            };
+            let run = exchange(&mut worker, &header, job.len, content, offset);
+            match tokio::time::timeout(self.inner.limits.timeout, run).await {
+                Ok(Ok(reply)) => {
+                    worker.last_used = Instant::now();
+                    *slot = Some(worker);
+                    return Ok(reply);
+                }
+                Ok(Err(Exchange::Content(e))) => {
+                    retire(worker);
+                    return Err(PoolError::Content(e));
+                }
+                Ok(Err(Exchange::Worker(e))) => {
+                    retire(worker);
+                    failure = e;
+                }
+                Err(_) => {
+                    retire(worker);
+                    return Err(PoolError::Timeout(self.inner.limits.timeout.as_secs()));
+                }
+            }
+        }
+        Err(PoolError::Broken(failure))
+    }
+}
+
+impl Inner {
+    fn user(&self, identity: &Identity) -> Arc<UserWorkers> {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users
+            .entry(identity.clone())
+            .or_insert_with(|| {
+                Arc::new(UserWorkers {
+                    permits: Arc::new(Semaphore::new(self.limits.per_user)),
+                    slots: (0..self.limits.per_user)
+                        .map(|_| Arc::new(AsyncMutex::new(None)))
+                        .collect(),
+                })
+            })
+            .clone()
+    }
+
+    fn spawn(&self, identity: &Identity) -> io::Result<Worker> {
+        let mut cmd = std::process::Command::new(&self.command.program);
+        cmd.args(&self.command.args)
+            .env_clear()
+            .env("HOME", &identity.home)
+            .env("USER", &identity.user)
+            .env("LOGNAME", &identity.user)
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if self.switch_user {
+            cmd.env(IDENTITY_ENV, serde_json::to_string(identity)?);
+        }
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let live = Counted::new(&self.live);
+        let kept = Counted::new(&self.kept);
+        self.spawns.fetch_add(1, Ordering::SeqCst);
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(io::Error::other("child without pipes"));
+        };
+        Ok(Worker {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            last_used: Instant::now(),
+            live,
+            kept,
+        })
+    }
+
+    /// Above the global cap, retire the least recently used idle worker.
+    fn make_room(&self) {
+        while self.kept.load(Ordering::SeqCst) > self.limits.total {
+            let mut oldest: Option<OwnedMutexGuard<Option<Worker>>> = None;
+            for slot in self.all_slots() {
+                let Ok(guard) = slot.try_lock_owned() else {
+                    continue;
+                };
+                let Some(w) = guard.as_ref() else { continue };
+                if oldest
+                    .as_ref()
+                    .and_then(|o| o.as_ref())
+                    .is_none_or(|o| w.last_used < o.last_used)
+                {
+                    oldest = Some(guard);
+                }
+            }
+            match oldest.and_then(|mut g| g.take()) {
+                Some(w) => retire(w),
+                None => return,
+            }
+        }
+    }
+
+    fn all_slots(&self) -> Vec<Arc<AsyncMutex<Option<Worker>>>> {
+        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users
+            .values()
+            .flat_map(|u| u.slots.iter().cloned())
+            .collect()
+    }
+
+    /// Retire workers idle for `idle`, and forget users without workers.
+    fn reap(&self) {
+        for slot in self.all_slots() {
+            let Ok(mut guard) = slot.try_lock() else {
+                continue;
+            };
+            if guard
+                .as_ref()
+                .is_some_and(|w| w.last_used.elapsed() >= self.idle)
+                && let Some(w) = guard.take()
+            {
+                retire(w);
+            }
+        }
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users.retain(|_, u| {
+            Arc::strong_count(u) > 1
+                || u.slots
+                    .iter()
+                    .any(|s| s.try_lock().map_or(true, |g| g.is_some()))
+        });
+    }
+}
+
+impl UserWorkers {
+    /// A slot nobody else uses, preferring one with a live worker. The
+    /// caller holds a permit, so one is free or about to be.
+    async fn free_slot(&self) -> OwnedMutexGuard<Option<Worker>> {
+        loop {
+            let mut empty = None;
+            for slot in &self.slots {
+                if let Ok(guard) = slot.clone().try_lock_owned() {
+                    if guard.is_some() {
+                        return guard;
+                    }
+                    empty.get_or_insert(guard);
+                }
+            }
+            if let Some(guard) = empty {
+                return guard;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+async fn reap_idle(pool: Weak<Inner>) {
+    let period = match pool.upgrade() {
+        Some(p) => (p.idle / 4).clamp(Duration::from_millis(20), Duration::from_secs(5)),
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        match pool.upgrade() {
+            Some(p) => p.reap(),
+            None => return,
+        }
+    }
+}
+
+/// Close the worker's input (it exits at end of input, removing any file it
+/// had begun), then reap it; kill it if it does not go.
+fn retire(worker: Worker) {
+    let Worker {
+        mut child,
+        stdin,
+        stdout,
+        live,
+        kept,
+        ..
+    } = worker;
+    drop((stdin, stdout, kept));
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            if tokio::time::timeout(RETIRE_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+            drop(live);
+        });
+    }
+}
+
+enum Exchange {
+    /// The queue file could not be read: not the worker's fault.
+    Content(io::Error),
+    /// The worker died or broke the protocol.
+    Worker(String),
+}
+
+/// One job: header line, `len` content bytes, one reply line.
+async fn exchange(
+    worker: &mut Worker,
+    header: &[u8],
+    len: u64,
+    content: &mut File,
+    offset: u64,
+) -> Result<JobReply, Exchange> {
+    let broken = |what: &str, e: io::Error| Exchange::Worker(format!("{what}: {e}"));
+    content
+        .seek(SeekFrom::Start(offset))
+        .await
+        .map_err(Exchange::Content)?;
+    worker
+        .stdin
+        .write_all(header)
+        .await
+        .map_err(|e| broken("write", e))?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(CHUNK as u64) as usize;
+        let n = content
+            .read(&mut buf[..want])
+            .await
+            .map_err(Exchange::Content)?;
+        if n == 0 {
+            let msg = format!("queue file ends {left} bytes before the message does");
+            return Err(Exchange::Content(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                msg,
+            )));
+        }
+        worker
+            .stdin
+            .write_all(&buf[..n])
+            .await
+            .map_err(|e| broken("write", e))?;
+        left -= n as u64;
+    }
+    worker.stdin.flush().await.map_err(|e| broken("write", e))?;
+    let mut line = Vec::with_capacity(256);
+    let got = read_capped_line(&mut worker.stdout, &mut line, MAX_REPLY).await;
+    match got {
+        Ok(true) if line.ends_with(b"\n") => {}
+        Ok(_) => {
+            return Err(Exchange::Worker(
+                "delivery process exited without a reply".into(),
+            ));
+        }
+        Err(e) => return Err(broken("read", e)),
+    }
+    let reply: JobReply =
+        serde_json::from_slice(&line).map_err(|e| Exchange::Worker(format!("bad reply: {e}")))?;
+    checked(reply).ok_or_else(|| Exchange::Worker("bad reply: inconsistent status".into()))
+}
+
+/// The child runs as the user: believe its reply only in the shape it must
+/// have, and keep its text printable for the log and the DSN.
+fn checked(mut reply: JobReply) -> Option<JobReply> {
+    let class = match reply.status {
+        DeliveryStatus::Sent => "2",
+        DeliveryStatus::Deferred => "4",
+        DeliveryStatus::Bounced => "5",
+    };
+    let parts: Vec<&str> = reply.dsn.split('.').collect();
+    let well_formed = parts.len() == 3
+        && parts[0] == class
+        && parts[1..]
+            .iter()
+            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    if !well_formed {
+        return None;
+    }
+    reply.reason = printable(&reply.reason);
+    reply.warning = reply.warning.as_deref().map(printable);
+    Some(reply)
+}
+
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(1000)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;

@@ -1,0 +1,258 @@
+//! The pool with stand-in workers written in sh: they read a job line and
+//! its content and answer with their pid, which shows reuse and restarts.
+//! The real worker is exercised in `tests/local_delivery.rs`.
+
+use super::*;
+
+/// Reads the job line, skips `len` content bytes (`head -c` reads exactly
+/// that many; `read` reads a pipe byte by byte), answers `sent`.
+const FAKE_WORKER: &str = r#"
+while IFS= read -r line; do
+  len=${line##*\"len\":}; len=${len%%[!0-9]*}
+  head -c "$len" > /dev/null
+  [ -n "$DELAY" ] && sleep "$DELAY"
+  printf '{"status":"sent","dsn":"2.0.0","reason":"ok","pid":%d}\n' $$
+done
+"#;
+
+fn sh(script: &str) -> WorkerCommand {
+    WorkerCommand {
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script.into()],
+    }
+}
+
+fn pool(command: WorkerCommand, idle: Duration, limits: PoolLimits) -> WorkerPool {
+    WorkerPool::new(command, false, idle, limits)
+}
+
+fn identity(user: &str, uid: u32) -> Identity {
+    Identity {
+        user: user.into(),
+        uid,
+        gid: uid,
+        groups: vec![uid],
+        home: "/nonexistent".into(),
+    }
+}
+
+fn job(len: u64) -> Job {
+    Job {
+        id: "0000000000001A".into(),
+        uid: 0,
+        maildir: "/nonexistent/Maildir/".into(),
+        sender: String::new(),
+        recipient: "u@x".into(),
+        len,
+    }
+}
+
+struct Content {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Content {
+    /// `pad` bytes of junk, then the message: the offset is honoured.
+    fn new(message: &[u8], pad: usize) -> Content {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        let mut data = vec![b'#'; pad];
+        data.extend_from_slice(message);
+        std::fs::write(&path, data).unwrap();
+        Content { _dir: dir, path }
+    }
+
+    async fn open(&self) -> File {
+        File::open(&self.path).await.unwrap()
+    }
+}
+
+async fn deliver(
+    pool: &WorkerPool,
+    who: &Identity,
+    content: &Content,
+    len: u64,
+) -> Result<JobReply, PoolError> {
+    let mut file = content.open().await;
+    pool.deliver(who, &job(len), &mut file, 7).await
+}
+
+fn alive(pid: u32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+#[tokio::test]
+async fn a_worker_is_reused_for_the_same_user() {
+    let pool = pool(
+        sh(FAKE_WORKER),
+        Duration::from_secs(60),
+        PoolLimits::default(),
+    );
+    let content = Content::new(b"Subject: x\n\nbody\n", 7);
+    let alice = identity("alice", 1000);
+    let a = deliver(&pool, &alice, &content, 17).await.unwrap();
+    let b = deliver(&pool, &alice, &content, 17).await.unwrap();
+    assert_eq!(a.status, DeliveryStatus::Sent);
+    assert_eq!(a.pid, b.pid);
+    assert_eq!(pool.spawns(), 1);
+    let c = deliver(&pool, &identity("bob", 1001), &content, 17)
+        .await
+        .unwrap();
+    assert_ne!(c.pid, a.pid);
+    assert_eq!(pool.spawns(), 2);
+}
+
+#[tokio::test]
+async fn a_dead_worker_is_replaced() {
+    let pool = pool(
+        sh(FAKE_WORKER),
+        Duration::from_secs(60),
+        PoolLimits::default(),
+    );
+    let content = Content::new(b"m\n", 7);
+    let alice = identity("alice", 1000);
+    let a = deliver(&pool, &alice, &content, 2).await.unwrap();
+    let pid = nix::unistd::Pid::from_raw(a.pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    // Let it die (it is our child: a zombie until reaped, then gone).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let b = deliver(&pool, &alice, &content, 2).await.unwrap();
+    assert_eq!(b.status, DeliveryStatus::Sent);
+    assert_ne!(a.pid, b.pid);
+    assert_eq!(pool.spawns(), 2);
+}
+
+#[tokio::test]
+async fn a_worker_that_keeps_failing_defers() {
+    let content = Content::new(b"m\n", 7);
+    let alice = identity("alice", 1000);
+    for script in [
+        "exit 0",
+        "read l; echo garbage",
+        r#"read l; head -c 2 >/dev/null; echo '{"status":"sent","dsn":"5.1.1","reason":"x","pid":1}'"#,
+    ] {
+        let pool = pool(sh(script), Duration::from_secs(60), PoolLimits::default());
+        let err = deliver(&pool, &alice, &content, 2).await.unwrap_err();
+        assert!(matches!(err, PoolError::Broken(_)), "{script}: {err}");
+        assert_eq!(pool.spawns(), 2, "{script}");
+    }
+    let missing = WorkerCommand {
+        program: "/nonexistent/postern".into(),
+        args: vec![],
+    };
+    let pool = pool(missing, Duration::from_secs(60), PoolLimits::default());
+    let err = deliver(&pool, &alice, &content, 2).await.unwrap_err();
+    assert!(matches!(err, PoolError::Spawn(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_short_queue_file_defers_without_retry() {
+    let pool = pool(
+        sh(FAKE_WORKER),
+        Duration::from_secs(60),
+        PoolLimits::default(),
+    );
+    let content = Content::new(b"0123", 7);
+    let err = deliver(&pool, &identity("alice", 1000), &content, 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PoolError::Content(_)), "{err}");
+    assert_eq!(pool.spawns(), 1);
+}
+
+#[tokio::test]
+async fn idle_workers_exit() {
+    let pool = pool(
+        sh(FAKE_WORKER),
+        Duration::from_millis(100),
+        PoolLimits::default(),
+    );
+    let content = Content::new(b"m\n", 7);
+    let a = deliver(&pool, &identity("alice", 1000), &content, 2)
+        .await
+        .unwrap();
+    assert!(alive(a.pid));
+    assert_eq!(pool.live(), 1);
+    for _ in 0..100 {
+        if pool.live() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.live(), 0);
+    assert!(!alive(a.pid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_per_user_workers_for_one_user() {
+    let slow = format!("DELAY=0.2\n{FAKE_WORKER}");
+    let pool = Arc::new(pool(
+        sh(&slow),
+        Duration::from_secs(60),
+        PoolLimits::default(),
+    ));
+    let content = Arc::new(Content::new(b"m\n", 7));
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (pool, content) = (pool.clone(), content.clone());
+            tokio::spawn(async move { deliver(&pool, &identity("alice", 1000), &content, 2).await })
+        })
+        .collect();
+    let mut pids = std::collections::HashSet::new();
+    for t in tasks {
+        pids.insert(t.await.unwrap().unwrap().pid);
+    }
+    assert_eq!(pool.spawns(), 2);
+    assert_eq!(pids.len(), 2);
+}
+
+#[tokio::test]
+async fn the_global_cap_retires_the_least_recently_used() {
+    let limits = PoolLimits {
+        total: 1,
+        ..PoolLimits::default()
+    };
+    let pool = pool(sh(FAKE_WORKER), Duration::from_secs(60), limits);
+    let content = Content::new(b"m\n", 7);
+    let a = deliver(&pool, &identity("alice", 1000), &content, 2)
+        .await
+        .unwrap();
+    let b = deliver(&pool, &identity("bob", 1001), &content, 2)
+        .await
+        .unwrap();
+    assert_ne!(a.pid, b.pid);
+    for _ in 0..100 {
+        if !alive(a.pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!alive(a.pid));
+    assert_eq!(pool.live(), 1);
+}
+
+#[test]
+fn replies_are_checked() {
+    let reply = |status, dsn: &str| JobReply {
+        status,
+        dsn: dsn.into(),
+        reason: "a\nb".into(),
+        pid: 1,
+        file: None,
+        warning: None,
+    };
+    use DeliveryStatus::*;
+    assert_eq!(checked(reply(Sent, "2.0.0")).unwrap().reason, "a?b");
+    assert!(checked(reply(Bounced, "5.1.1")).is_some());
+    assert!(checked(reply(Deferred, "4.300.100")).is_some());
+    for (status, dsn) in [
+        (Sent, "5.0.0"),
+        (Deferred, "4.0"),
+        (Bounced, "5.1.1.1"),
+        (Sent, "2.x.0"),
+        (Sent, ""),
+    ] {
+        assert!(checked(reply(status, dsn)).is_none(), "{dsn}");
+    }
+}

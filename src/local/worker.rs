@@ -1,0 +1,331 @@
+//! The delivery child, `postern daemon local-worker`, and its protocol.
+//!
+//! The parent (`local`, see [`super::pool`]) starts one child per recipient
+//! user and keeps it for further deliveries to that user. On its pipes:
+//!
+//! * parent → child: a [`Job`] as one JSON line, followed by exactly
+//!   `Job::len` raw content bytes (the child cannot read the queue, which
+//!   is the postern user's, mode 0700; the parent streams the content);
+//! * child → parent: one [`JobReply`] JSON line.
+//!
+//! End of input means "no more work": the child exits.
+//!
+//! When the parent runs as root it passes the recipient's [`Identity`] in
+//! the environment ([`IDENTITY_ENV`]), and the child's first act, before it
+//! reads a byte, is to become that user: supplementary groups, gid, uid
+//! (`setgroups`, `setgid`, `setuid`), checked afterwards. Every job names
+//! the uid it is for, and a child running under any other uid refuses it,
+//! so root is never used to write a non-root user's mailbox.
+
+use std::io::{self, BufRead, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use nix::unistd::{Gid, Uid};
+use serde::{Deserialize, Serialize};
+
+use super::maildir::{self, MaildirError, NameGen};
+use crate::ipc::DeliveryStatus;
+
+/// Environment variable carrying the [`Identity`] (JSON) the child must take.
+pub const IDENTITY_ENV: &str = "POSTERN_LOCAL_WORKER_IDENTITY";
+
+/// A job line is small; anything longer is a broken parent.
+const MAX_JOB_LINE: u64 = 64 * 1024;
+
+/// Whom a delivery child acts for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (`getgrouplist`), the primary gid included.
+    pub groups: Vec<u32>,
+    pub home: PathBuf,
+}
+
+/// One delivery, parent → child.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Queue ID, for diagnostics.
+    pub id: String,
+    /// The uid this delivery is for; the child refuses it under another.
+    pub uid: u32,
+    pub maildir: PathBuf,
+    /// Envelope sender, empty for `<>`.
+    pub sender: String,
+    /// `user@domain`, written as `Delivered-To:`.
+    pub recipient: String,
+    /// Content bytes that follow the line.
+    pub len: u64,
+}
+
+/// The outcome of one delivery, child → parent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReply {
+    pub status: DeliveryStatus,
+    pub dsn: String,
+    pub reason: String,
+    /// The child's process ID.
+    pub pid: u32,
+    /// Name of the file in `new/` when delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// A line the parent logs as a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// `postern daemon local-worker`: become the user named in the environment
+/// (if any), then serve jobs from stdin until it closes.
+pub fn worker_main() -> anyhow::Result<()> {
+    if let Some(identity) = std::env::var_os(IDENTITY_ENV) {
+        let identity: Identity = serde_json::from_str(&identity.to_string_lossy())
+            .with_context(|| format!("bad {IDENTITY_ENV}"))?;
+        become_user(&identity)?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let names = NameGen::new();
+    let stdin = io::stdin().lock();
+    let stdout = io::stdout().lock();
+    serve(stdin, stdout, &names)
+}
+
+/// Drop to `identity` for good, and prove it.
+fn become_user(identity: &Identity) -> anyhow::Result<()> {
+    let uid = Uid::from_raw(identity.uid);
+    let gid = Gid::from_raw(identity.gid);
+    let groups: Vec<Gid> = identity.groups.iter().copied().map(Gid::from_raw).collect();
+    nix::unistd::setgroups(&groups).context("setgroups")?;
+    nix::unistd::setgid(gid).context("setgid")?;
+    nix::unistd::setuid(uid).context("setuid")?;
+    let ok = nix::unistd::getuid() == uid
+        && nix::unistd::geteuid() == uid
+        && nix::unistd::getgid() == gid
+        && nix::unistd::getegid() == gid;
+    if !ok {
+        bail!(
+            "could not become user {:?} (uid {})",
+            identity.user,
+            identity.uid
+        );
+    }
+    if !uid.is_root() && nix::unistd::setuid(Uid::from_raw(0)).is_ok() {
+        bail!(
+            "user {:?} could regain root after the switch",
+            identity.user
+        );
+    }
+    Ok(())
+}
+
+/// Serve jobs until end of input. An error here means the stream is out of
+/// step (a bad line, content that ended early): the child exits and the
+/// parent starts a fresh one.
+pub fn serve<R: BufRead, W: Write>(
+    mut input: R,
+    mut output: W,
+    names: &NameGen,
+) -> anyhow::Result<()> {
+    let mut line = Vec::with_capacity(512);
+    loop {
+        line.clear();
+        let n = (&mut input)
+            .take(MAX_JOB_LINE)
+            .read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if !line.ends_with(b"\n") {
+            bail!("job line truncated or longer than {MAX_JOB_LINE} bytes");
+        }
+        let job: Job = serde_json::from_slice(&line).context("bad job line")?;
+        let reply = run_job(&job, &mut input, names)?;
+        let mut out = serde_json::to_vec(&reply)?;
+        out.push(b'\n');
+        output.write_all(&out)?;
+        output.flush()?;
+    }
+}
+
+/// Deliver one job, consuming exactly its content bytes from `input`.
+fn run_job<R: Read>(job: &Job, input: &mut R, names: &NameGen) -> anyhow::Result<JobReply> {
+    let mut content = input.take(job.len);
+    let euid = nix::unistd::geteuid().as_raw();
+    let reply = if euid != job.uid {
+        reply(
+            DeliveryStatus::Deferred,
+            "4.3.0",
+            format!(
+                "delivery process runs as uid {euid}, not as uid {}",
+                job.uid
+            ),
+        )
+    } else {
+        let prefix = delivery_headers(&job.sender, &job.recipient);
+        match maildir::deliver(&job.maildir, &prefix, &mut content, job.len, names) {
+            Ok(delivered) => JobReply {
+                file: Some(delivered.name),
+                ..reply(DeliveryStatus::Sent, "2.0.0", "delivered to maildir".into())
+            },
+            Err(e @ (MaildirError::ShortContent { .. } | MaildirError::Content(_))) => {
+                bail!("{}: {e}", job.id)
+            }
+            Err(e) => failure(&e),
+        }
+    };
+    // Whatever happened, the stream must stay in step: read what is left.
+    io::copy(&mut content, &mut io::sink())?;
+    if content.limit() != 0 {
+        bail!("{}: content ended {} bytes early", job.id, content.limit());
+    }
+    Ok(reply)
+}
+
+fn reply(status: DeliveryStatus, dsn: &str, reason: String) -> JobReply {
+    JobReply {
+        status,
+        dsn: dsn.into(),
+        reason,
+        pid: std::process::id(),
+        file: None,
+        warning: None,
+    }
+}
+
+/// A mailbox error: Postfix's reason text, and a warning for the log.
+fn failure(e: &MaildirError) -> JobReply {
+    let (status, dsn) = e.status();
+    let reason = format!("maildir delivery failed: {e}");
+    let warning = if e.is_access_problem() {
+        format!(
+            "maildir access problem for UID/GID={}/{}: {e}; perhaps you need to create the maildirs in advance",
+            nix::unistd::geteuid(),
+            nix::unistd::getegid()
+        )
+    } else {
+        reason.clone()
+    };
+    JobReply {
+        warning: Some(warning),
+        ..reply(status, dsn, reason)
+    }
+}
+
+/// `Return-Path:` and `Delivered-To:`, LF line ends (Postfix `mail_copy`
+/// with RETURN_PATH and DELIVERED). Control characters cannot come from a
+/// valid envelope; they are replaced so no header can be injected.
+pub fn delivery_headers(sender: &str, recipient: &str) -> Vec<u8> {
+    format!(
+        "Return-Path: <{}>\nDelivered-To: {}\n",
+        no_controls(sender),
+        no_controls(recipient)
+    )
+    .into_bytes()
+}
+
+fn no_controls(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(maildir: PathBuf, content: &[u8]) -> Job {
+        Job {
+            id: "0000000000001A".into(),
+            uid: nix::unistd::geteuid().as_raw(),
+            maildir,
+            sender: "alice@example.org".into(),
+            recipient: "bob@example.org".into(),
+            len: content.len() as u64,
+        }
+    }
+
+    fn stream(jobs: &[(Job, &[u8])]) -> Vec<u8> {
+        let mut input = Vec::new();
+        for (job, content) in jobs {
+            input.extend(serde_json::to_vec(job).unwrap());
+            input.push(b'\n');
+            input.extend_from_slice(content);
+        }
+        input
+    }
+
+    fn replies(output: &[u8]) -> Vec<JobReply> {
+        output
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn serves_jobs_in_order_and_keeps_in_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("bob/Maildir/");
+        std::fs::write(dir.path().join("blocked"), b"").unwrap();
+        let bad = dir.path().join("blocked/Maildir/");
+        let mut wrong_uid = job(good.clone(), b"x\n");
+        wrong_uid.uid += 1;
+        let input = stream(&[
+            (job(good.clone(), b"one\n"), b"one\n"),
+            (job(bad, b"two\n"), b"two\n"),
+            (wrong_uid, b"x\n"),
+            (job(good.clone(), b"three\n"), b"three\n"),
+        ]);
+        let mut out = Vec::new();
+        serve(&input[..], &mut out, &NameGen::new()).unwrap();
+        let r = replies(&out);
+        assert_eq!(r.len(), 4);
+        assert_eq!(
+            (r[0].status, r[0].dsn.as_str()),
+            (DeliveryStatus::Sent, "2.0.0")
+        );
+        assert_eq!(r[0].reason, "delivered to maildir");
+        assert_eq!(r[1].status, DeliveryStatus::Deferred);
+        assert!(
+            r[1].reason
+                .starts_with("maildir delivery failed: create maildir file ")
+        );
+        assert!(r[1].warning.is_some());
+        assert_eq!(
+            (r[2].status, r[2].dsn.as_str()),
+            (DeliveryStatus::Deferred, "4.3.0")
+        );
+        assert_eq!(r[3].status, DeliveryStatus::Sent);
+        let file = good.join("new").join(r[3].file.as_ref().unwrap());
+        assert_eq!(
+            std::fs::read(file).unwrap(),
+            b"Return-Path: <alice@example.org>\nDelivered-To: bob@example.org\nthree\n"
+        );
+    }
+
+    #[test]
+    fn early_end_of_content_is_a_protocol_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("Maildir/");
+        let mut input = stream(&[(job(md.clone(), b"0123456789"), b"")]);
+        input.extend_from_slice(b"01234");
+        let mut out = Vec::new();
+        assert!(serve(&input[..], &mut out, &NameGen::new()).is_err());
+        assert!(out.is_empty());
+        assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn headers_cannot_be_injected() {
+        assert_eq!(
+            delivery_headers("", "bob@x"),
+            b"Return-Path: <>\nDelivered-To: bob@x\n".to_vec()
+        );
+        assert_eq!(
+            delivery_headers("a\nX-Evil: 1", "b\r\n"),
+            b"Return-Path: <a?X-Evil: 1>\nDelivered-To: b??\n".to_vec()
+        );
+    }
+}
