@@ -1,1 +1,540 @@
-//! stub
+//! The group-commit writer of a queue log (DESIGN.md, "The queue").
+//!
+//! One thread owns the log directory's current segment file. Appenders hand
+//! it records through a channel and wait. The thread takes every record
+//! waiting (up to a batch cap), writes them with one `writev`, calls
+//! `fdatasync` once, and only then tells each appender where its record is.
+//! While it waits for the disk, new records queue up for the next batch, so
+//! under load one `fdatasync` serves many messages. An appender is told
+//! "durable" only after the `fdatasync` of its batch succeeded.
+//!
+//! Segments: files `<prefix><name>.log` in the log directory (see
+//! [`LogOptions`]), created with `O_CREAT|O_EXCL`, mode 0600, and made
+//! durable by an `fsync` of the directory before the first record is
+//! written. The writer never appends to a file it did not create in this
+//! run: it starts a new segment at start, after an error, and after a seal.
+//! A segment is sealed (a [`RecordType::Seal`] record, empty payload, synced
+//! with the batch or on its own) when it reaches `max_segment_bytes`, when
+//! it has been idle for `seal_after_idle`, on [`LogWriter::seal`], and when
+//! the writer stops. The next segment is created at the next append.
+//!
+//! Failure: if a write or `fdatasync` fails, every appender of that batch
+//! gets the error, and the segment is abandoned unsealed (after a failed
+//! `fdatasync` the state of the page cache is unknown, so it is never
+//! retried); the next batch goes to a new segment. Records of a failed
+//! batch may still turn up when the segment is read: their senders were
+//! told to retry, so at worst a message is queued twice, never lost.
+//!
+//! For readers: a writer only ever appends to its newest segment, so a
+//! segment that is sealed, or older than another segment of the same
+//! writer, is finished (an unsealed one was abandoned after an error or a
+//! crash).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{oneshot, watch};
+
+use super::record::{self, HEADER_LEN, RecordTooLarge, RecordType};
+
+/// How a [`LogWriter`] names, sizes and batches its segments.
+pub struct LogOptions {
+    /// First part of every segment's file name (`S` for smtpd).
+    pub prefix: String,
+    /// Seal a segment once it holds this many bytes (the batch that crosses
+    /// the limit still goes in whole).
+    pub max_segment_bytes: u64,
+    /// Seal a non-empty segment after this long without appends.
+    pub seal_after_idle: Option<Duration>,
+    /// Most records in one batch (at least one is always taken).
+    pub max_batch_records: usize,
+    /// Stop adding records to a batch once it holds this many bytes.
+    pub max_batch_bytes: usize,
+    /// The middle part of a new segment's file name, usually a fresh queue
+    /// ID: the file is `<prefix><name()>.log`. Called again if that file
+    /// already exists.
+    pub name: Box<dyn FnMut() -> String + Send>,
+}
+
+impl LogOptions {
+    /// Options with the default sizes: segments of 16 MiB sealed after
+    /// 60 s idle, batches of at most 256 records or 4 MiB.
+    pub fn new(prefix: impl Into<String>, name: impl FnMut() -> String + Send + 'static) -> Self {
+        LogOptions {
+            prefix: prefix.into(),
+            max_segment_bytes: 16 << 20,
+            seal_after_idle: Some(Duration::from_secs(60)),
+            max_batch_records: 256,
+            max_batch_bytes: 4 << 20,
+            name: Box::new(name),
+        }
+    }
+}
+
+/// Where an appended record landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The segment's file name, relative to the log directory
+    /// (e.g. `S0001234ABCDEA.log`).
+    pub path: PathBuf,
+    /// File offset of the record's payload in that segment.
+    pub offset: u64,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    TooLarge(#[from] RecordTooLarge),
+    #[error("cannot {op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    #[error("the queue log writer has stopped")]
+    Closed,
+}
+
+impl LogError {
+    fn io(op: &'static str, path: &Path, source: io::Error) -> LogError {
+        LogError::Io {
+            op,
+            path: path.to_path_buf(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// Counters since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Batches committed (written and synced).
+    pub batches: u64,
+    /// Records committed.
+    pub records: u64,
+    /// `fdatasync` calls on segments (batches and seals).
+    pub data_syncs: u64,
+    /// Segments created.
+    pub segments: u64,
+    /// Batches or seals that failed.
+    pub failures: u64,
+}
+
+/// A handle on the writer thread of one log directory. Clone it freely; the
+/// writer seals its segment and stops when the last handle is dropped or on
+/// [`LogWriter::shutdown`].
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl LogWriter {
+    /// Starts the writer thread for the directory `dir` (which must exist).
+    /// No file is created before the first append.
+    pub fn start(dir: PathBuf, options: LogOptions) -> io::Result<LogWriter> {
+        let dir_file = File::open(&dir)?;
+        if !dir_file.metadata()?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared {
+            committed: watch::Sender::new(0),
+            stats: Counters::default(),
+            #[cfg(test)]
+            fault: std::sync::atomic::AtomicU8::new(0),
+        });
+        let writer = Writer {
+            dir,
+            dir_file,
+            options,
+            rx,
+            shared: Arc::clone(&shared),
+            segment: None,
+        };
+        std::thread::Builder::new()
+            .name("queue-log".into())
+            .spawn(move || writer.run())?;
+        Ok(LogWriter { tx, shared })
+    }
+
+    /// Appends one record; resolves once it is written and synced.
+    /// Dropping the future does not withdraw the record.
+    pub async fn append(&self, rtype: RecordType, payload: Vec<u8>) -> Result<Appended, LogError> {
+        self.append_parts(rtype, vec![payload]).await
+    }
+
+    /// Appends one record whose payload is the concatenation of `parts`
+    /// (written with `writev`, not joined), e.g. a message head and its
+    /// content.
+    pub async fn append_parts(
+        &self,
+        rtype: RecordType,
+        parts: Vec<Vec<u8>>,
+    ) -> Result<Appended, LogError> {
+        let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let header = record::encode_header_parts(rtype, &slices)?;
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Command::Append(Pending {
+                header,
+                parts,
+                reply,
+            }))
+            .map_err(|_| LogError::Closed)?;
+        done.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Seals the current segment now (if there is one); resolves once the
+    /// seal record is synced. The next append starts a new segment.
+    pub async fn seal(&self) -> Result<(), LogError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Command::Seal(reply))
+            .map_err(|_| LogError::Closed)?;
+        done.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Seals the current segment and stops the writer, for every handle.
+    /// Records queued before are committed first; later appends fail with
+    /// [`LogError::Closed`]. Stopping a stopped writer is not an error.
+    pub async fn shutdown(&self) -> Result<(), LogError> {
+        let (reply, done) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(reply)).is_err() {
+            return Ok(());
+        }
+        done.await.unwrap_or(Ok(()))
+    }
+
+    /// A counter that goes up after every commit (a batch of records or a
+    /// seal): wake readers once per batch, not once per record.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.committed.subscribe()
+    }
+
+    pub fn stats(&self) -> LogStats {
+        let c = &self.shared.stats;
+        LogStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            records: c.records.load(Ordering::Relaxed),
+            data_syncs: c.data_syncs.load(Ordering::Relaxed),
+            segments: c.segments.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Makes the next batch fail: 1 = a write cut short, 2 = `fdatasync`.
+    #[cfg(test)]
+    fn inject_fault(&self, fault: u8) {
+        self.shared.fault.store(fault, Ordering::SeqCst);
+    }
+}
+
+/// State the writer thread shares with the handles.
+struct Shared {
+    committed: watch::Sender<u64>,
+    stats: Counters,
+    #[cfg(test)]
+    fault: std::sync::atomic::AtomicU8,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    records: AtomicU64,
+    data_syncs: AtomicU64,
+    segments: AtomicU64,
+    failures: AtomicU64,
+}
+
+enum Command {
+    Append(Pending),
+    Seal(oneshot::Sender<Result<(), LogError>>),
+    Shutdown(oneshot::Sender<Result<(), LogError>>),
+}
+
+/// A record waiting for its batch.
+struct Pending {
+    header: [u8; HEADER_LEN],
+    parts: Vec<Vec<u8>>,
+    reply: oneshot::Sender<Result<Appended, LogError>>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        HEADER_LEN + self.parts.iter().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// The segment being appended to; never empty.
+struct Segment {
+    file: File,
+    /// File name, as reported in [`Appended::path`].
+    name: PathBuf,
+    /// Full path, for error messages.
+    path: PathBuf,
+    /// Bytes written and synced.
+    len: u64,
+    last_append: Instant,
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    dir_file: File,
+    options: LogOptions,
+    rx: mpsc::Receiver<Command>,
+    shared: Arc<Shared>,
+    segment: Option<Segment>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut next = None;
+        loop {
+            let Some(command) = next.take().or_else(|| self.wait()) else {
+                break;
+            };
+            match command {
+                Command::Append(first) => {
+                    let mut bytes = first.len();
+                    let mut batch = vec![first];
+                    while batch.len() < self.options.max_batch_records
+                        && bytes < self.options.max_batch_bytes
+                    {
+                        match self.rx.try_recv() {
+                            Ok(Command::Append(p)) => {
+                                bytes += p.len();
+                                batch.push(p);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit(batch);
+                }
+                Command::Seal(reply) => {
+                    let _ = reply.send(self.seal());
+                }
+                Command::Shutdown(reply) => {
+                    let _ = reply.send(self.seal());
+                    return;
+                }
+            }
+        }
+        // Every handle is gone.
+        if let Err(e) = self.seal() {
+            log::warn!("{}", chain(&e));
+        }
+    }
+
+    /// The next command, sealing an idle segment meanwhile; `None` once
+    /// every handle is gone.
+    fn wait(&mut self) -> Option<Command> {
+        loop {
+            let deadline = match (&self.segment, self.options.seal_after_idle) {
+                (Some(seg), Some(idle)) => seg.last_append + idle,
+                _ => return self.rx.recv().ok(),
+            };
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(timeout) {
+                Ok(command) => return Some(command),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.seal() {
+                        log::warn!("{}", chain(&e));
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Writes and syncs a batch, then answers its appenders.
+    fn commit(&mut self, batch: Vec<Pending>) {
+        match self.write_batch(&batch) {
+            Ok(places) => {
+                let stats = &self.shared.stats;
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .records
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                // Bump first, so that whoever learns of the commit sees it.
+                self.shared.committed.send_modify(|n| *n += 1);
+                for (pending, place) in batch.into_iter().zip(places) {
+                    let _ = pending.reply.send(Ok(place));
+                }
+            }
+            Err(e) => {
+                self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                log::warn!("{}", chain(&e));
+                for pending in batch {
+                    let _ = pending.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    /// One `writev` loop and one `fdatasync`. On error the segment is
+    /// dropped (abandoned).
+    fn write_batch(&mut self, batch: &[Pending]) -> Result<Vec<Appended>, LogError> {
+        let mut seg = match self.segment.take() {
+            Some(seg) => seg,
+            None => self.create_segment()?,
+        };
+        let seal = record::encode_header(RecordType::Seal, &[])?;
+        let mut places = Vec::with_capacity(batch.len());
+        let mut slices = Vec::with_capacity(batch.len() * 2 + 1);
+        let mut end = seg.len;
+        for pending in batch {
+            places.push(Appended {
+                path: seg.name.clone(),
+                offset: end + HEADER_LEN as u64,
+            });
+            slices.push(IoSlice::new(&pending.header));
+            slices.extend(pending.parts.iter().map(|p| IoSlice::new(p)));
+            end += pending.len() as u64;
+        }
+        let full = end >= self.options.max_segment_bytes;
+        if full {
+            slices.push(IoSlice::new(&seal));
+            end += HEADER_LEN as u64;
+        }
+        self.write_all(&mut seg.file, &mut slices)
+            .map_err(|e| LogError::io("write", &seg.path, e))?;
+        self.sync(&seg.file)
+            .map_err(|e| LogError::io("fdatasync", &seg.path, e))?;
+        seg.len = end;
+        seg.last_append = Instant::now();
+        if !full {
+            self.segment = Some(seg);
+        }
+        Ok(places)
+    }
+
+    /// Appends a seal record to the current segment, if any, and closes it.
+    fn seal(&mut self) -> Result<(), LogError> {
+        let Some(mut seg) = self.segment.take() else {
+            return Ok(());
+        };
+        let result = self.seal_segment(&mut seg);
+        match &result {
+            Ok(()) => self.shared.committed.send_modify(|n| *n += 1),
+            Err(_) => {
+                self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    fn seal_segment(&self, seg: &mut Segment) -> Result<(), LogError> {
+        let seal = record::encode_header(RecordType::Seal, &[])?;
+        self.write_all(&mut seg.file, &mut [IoSlice::new(&seal)])
+            .map_err(|e| LogError::io("write", &seg.path, e))?;
+        self.sync(&seg.file)
+            .map_err(|e| LogError::io("fdatasync", &seg.path, e))
+    }
+
+    /// A new, empty segment whose existence is durable.
+    fn create_segment(&mut self) -> Result<Segment, LogError> {
+        let mut tries = 0;
+        loop {
+            let name = format!("{}{}.log", self.options.prefix, (self.options.name)());
+            let path = self.dir.join(&name);
+            if name.contains('/') || name.starts_with('.') {
+                let e = io::Error::new(io::ErrorKind::InvalidInput, "not a plain file name");
+                return Err(LogError::io("create", &path, e));
+            }
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path);
+            let file = match opened {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 8 => {
+                    tries += 1;
+                    continue;
+                }
+                Err(e) => return Err(LogError::io("create", &path, e)),
+            };
+            if let Err(e) = self.dir_file.sync_all() {
+                let _ = std::fs::remove_file(&path);
+                return Err(LogError::io("fsync", &self.dir, e));
+            }
+            self.shared.stats.segments.fetch_add(1, Ordering::Relaxed);
+            return Ok(Segment {
+                file,
+                name: PathBuf::from(name),
+                path,
+                len: 0,
+                last_append: Instant::now(),
+            });
+        }
+    }
+
+    fn write_all(&self, file: &mut File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+        #[cfg(test)]
+        if self
+            .shared
+            .fault
+            .compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst)
+            == Ok(1)
+        {
+            if let Some(first) = slices.first() {
+                file.write_all(&first[..first.len() / 2])?;
+            }
+            return Err(io::Error::other("injected write fault"));
+        }
+        IoSlice::advance_slices(&mut slices, 0);
+        while !slices.is_empty() {
+            match file.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&self, file: &File) -> io::Result<()> {
+        self.shared.stats.data_syncs.fetch_add(1, Ordering::Relaxed);
+        #[cfg(test)]
+        if self
+            .shared
+            .fault
+            .compare_exchange(2, 0, Ordering::SeqCst, Ordering::SeqCst)
+            == Ok(2)
+        {
+            return Err(io::Error::other("injected fdatasync fault"));
+        }
+        file.sync_data()
+    }
+}
+
+/// An error with its causes, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;
