@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus};
 use crate::queue::log::LogWriter;
 use crate::queue::message::{MessageContent, decode_message, encode_message};
-use crate::queue::record::{LogReader, RecordType, encode};
+use crate::queue::record::{EndState, LogReader, RecordType, encode};
 use crate::queue::{ContentRef, DEFERRED, Envelope, INCOMING, QueueId, STATE, now_micros};
 
 /// Compact the state log once this many bytes were appended since the last
@@ -137,8 +137,9 @@ impl Engine {
         let mut records = Vec::new();
         for name in &old_state {
             let mut r = LogReader::open(&state_dir.join(name), 0)?;
-            while let Some((_, t, payload)) = r.next()? {
-                match StateRecord::decode(t, &payload) {
+            while let Some(rec) = r.next_record()? {
+                let t = rec.rtype;
+                match StateRecord::decode(t, &rec.payload) {
                     Some(rec) => records.push(rec),
                     None => log::warn!("state/{name}: unreadable record of type {t:?} ignored"),
                 }
@@ -195,7 +196,7 @@ impl Engine {
     /// Write a snapshot of every live message (and tombstones for finished
     /// messages whose segments remain) and delete the state files `old`.
     async fn compact(&mut self, old: Vec<String>) {
-        self.log.seal().await;
+        let _ = self.log.seal().await;
         let mut recs = Vec::new();
         for (id, m) in &self.messages {
             let rcpts = m
@@ -273,19 +274,24 @@ impl Engine {
                 }
             };
             loop {
-                match reader.next() {
-                    Ok(Some((off, RecordType::Message, payload))) => {
-                        match decode_message(&payload, off, &rel) {
+                match reader.next_record() {
+                    Ok(Some(rec)) if rec.rtype == RecordType::Message => {
+                        let off = rec.payload_offset();
+                        match decode_message(&rec.payload, off, &rel) {
                             Ok((env, content)) => self.incoming_message(name, env, content, replayed),
                             Err(e) => log::warn!("{rel}: offset {off}: bad message record: {e}"),
                         }
                     }
-                    Ok(Some((_, RecordType::Seal, _))) => {
+                    Ok(Some(rec)) if rec.rtype == RecordType::Seal => {
                         if let Some(seg) = self.segments.get_mut(name) {
                             seg.sealed = true;
                         }
                     }
-                    Ok(Some((off, t, _))) => log::warn!("{rel}: offset {off}: unexpected record {t:?}"),
+                    Ok(Some(rec)) => log::warn!(
+                        "{rel}: offset {}: unexpected record {:?}",
+                        rec.offset,
+                        rec.rtype
+                    ),
                     Ok(None) => break,
                     Err(e) => {
                         log::warn!("{rel}: read error: {e}");
@@ -293,7 +299,10 @@ impl Engine {
                     }
                 }
             }
-            let corrupt = reader.corrupt_at();
+            let corrupt = match reader.end_state() {
+                EndState::Corrupt { offset, .. } => Some(offset),
+                _ => None,
+            };
             if let Some(seg) = self.segments.get_mut(name) {
                 seg.offset = reader.offset();
                 if let Some(at) = corrupt {
@@ -537,11 +546,12 @@ impl Engine {
             if let Some(r) = m.rcpts.get_mut(i) {
                 *r = st;
             }
+            let finished = m.rcpts.iter().all(|r| r.is_final());
             if let RState::Pending { due } = st {
                 m.first_deferred_us.get_or_insert(now);
                 self.schedule(&id, i, due, now);
             }
-            if m.rcpts.iter().all(|r| r.is_final()) {
+            if finished {
                 self.finish(&id);
             }
         }
@@ -646,16 +656,16 @@ impl Engine {
             .collect();
         let inline;
         let payload = match &m.content {
-            ContentRef::File { path, .. } => encode_message(&env, MessageContent::File(path)),
+            ContentRef::File { path, .. } => encode_message(&env, MessageContent::File(path))?,
             c @ ContentRef::Segment { .. } => {
                 inline = read_content(&self.qdir, c)?;
-                encode_message(&env, MessageContent::Inline(&inline))
+                encode_message(&env, MessageContent::Inline(&inline))?
             }
         };
         let rel = format!("{DEFERRED}/{id}");
         let path = self.qdir.join(&rel);
         let tmp = self.qdir.join(DEFERRED).join(format!("{id}.tmp"));
-        let bytes = encode(RecordType::Message, &payload);
+        let bytes = encode(RecordType::Message, &payload)?;
         let dir = self.qdir.join(DEFERRED);
         tokio::task::spawn_blocking({
             let (tmp, path) = (tmp.clone(), path.clone());
@@ -733,8 +743,10 @@ fn sorted_files(dir: &Path, keep: impl Fn(&str) -> bool) -> std::io::Result<Vec<
 /// A message stored as the first record of a file of its own.
 fn load_file_message(qdir: &Path, rel: &str) -> anyhow::Result<(Envelope, ContentRef)> {
     let mut r = LogReader::open(&qdir.join(rel), 0)?;
-    match r.next()? {
-        Some((off, RecordType::Message, payload)) => Ok(decode_message(&payload, off, rel)?),
+    match r.next_record()? {
+        Some(rec) if rec.rtype == RecordType::Message => {
+            Ok(decode_message(&rec.payload, rec.payload_offset(), rel)?)
+        }
         _ => anyhow::bail!("no message record"),
     }
 }

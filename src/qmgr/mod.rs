@@ -69,10 +69,9 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
     let log = LogWriter::start(
         state_dir.clone(),
         LogOptions {
-            prefix: String::new(),
             max_segment_bytes: u64::MAX,
             seal_after_idle: None,
-            name: Box::new(move || ids.next().to_string()),
+            ..LogOptions::new("", move || ids.next().to_string())
         },
     )
     .with_context(|| format!("cannot open the state log in {}", state_dir.display()))?;
@@ -144,7 +143,7 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
             _ => break,
         }
     }
-    log.seal().await;
+    let _ = log.shutdown().await;
     Ok(())
 }
 

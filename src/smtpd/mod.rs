@@ -85,10 +85,9 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
     let log = LogWriter::start(
         incoming.clone(),
         LogOptions {
-            prefix: "S".into(),
             max_segment_bytes: 64 << 20,
             seal_after_idle: Some(Duration::from_secs(30)),
-            name: Box::new(move || seg_ids.next().to_string()),
+            ..LogOptions::new("S", move || seg_ids.next().to_string())
         },
     )
     .with_context(|| format!("cannot open the queue in {}", incoming.display()))?;
@@ -133,7 +132,7 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    shared.log.seal().await;
+    let _ = shared.log.shutdown().await;
     Ok(())
 }
 
@@ -205,10 +204,14 @@ async fn wake_qmgr_task(path: PathBuf, notify: Arc<Notify>) {
             if conn.is_none() {
                 conn = UnixStream::connect(&path).await.ok();
             }
-            match conn.as_mut() {
-                Some(c) if c.write_all(line).await.is_ok() => break,
-                _ => conn = None,
+            let sent = match conn.as_mut() {
+                Some(c) => c.write_all(line).await.is_ok(),
+                None => false,
+            };
+            if sent {
+                break;
             }
+            conn = None;
         }
     }
 }

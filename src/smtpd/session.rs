@@ -21,7 +21,7 @@ use super::received::received_header;
 use super::store::{Finished, Store, message_id};
 use crate::address::{Address, Path};
 use crate::config::BareNewline;
-use crate::queue::message::{MessageContent, encode_message};
+use crate::queue::message::{ContentKind, MessageContent, encode_message, encode_message_head};
 use crate::queue::record::RecordType;
 use crate::queue::{Client, Envelope, QueueId, Recipient, now_micros};
 use crate::reply::Reply;
@@ -699,9 +699,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             size,
         };
         let incoming = self.shared.incoming.clone();
-        let payload = match store.finish(&incoming).await {
+        let parts = match store.finish(&incoming).await {
             Ok(Finished::Inline(content)) => {
-                encode_message(&envelope, MessageContent::Inline(&content))
+                encode_message_head(&envelope, ContentKind::Inline).map(|head| vec![head, content])
             }
             Ok(Finished::File(path)) => {
                 let name = path
@@ -709,7 +709,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let rel = format!("{}/{name}", crate::queue::INCOMING);
-                encode_message(&envelope, MessageContent::File(&rel))
+                encode_message(&envelope, MessageContent::File(&rel)).map(|p| vec![p])
             }
             Err(e) => {
                 log::warn!("{id}: queue file write error: {e}");
@@ -717,8 +717,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 return Err(Reply::queue_write_error());
             }
         };
+        let parts = match parts {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("{id}: cannot encode the queue record: {e}");
+                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
+                return Err(Reply::queue_write_error());
+            }
+        };
         log::info!("{id}: message-id={}", mid.as_deref().unwrap_or("<>"));
-        match self.shared.log.append(RecordType::Message, payload).await {
+        match self.shared.log.append_parts(RecordType::Message, parts).await {
             Ok(_) => {
                 self.shared.wake_qmgr.notify_one();
                 self.reply(&Reply::queued(id.as_str()));
