@@ -1,13 +1,54 @@
-//! Configuration: `/etc/postern/postern.toml` (STUB: the loader, expansion,
-//! validation and `config show` are being written; the field names and
-//! types below are the contract the roles use).
+//! Configuration: the one file `/etc/postern/postern.toml`.
+//!
+//! The file is TOML with five tables, `[server]`, `[local]`, `[relay]`,
+//! `[queue]` and `[smtpd]`, whose keys are the field names below. Every key
+//! is optional; the defaults follow Postfix's where they are safe, and each
+//! key's documentation names the Postfix parameter it replaces.
+//!
+//! Unlike Postfix, postern is strict: an unknown key or table, a value of the
+//! wrong type or a value that does not parse is fatal, and the error names the
+//! file, the line and the dotted key (`smtpd.message_size_limit`), and for an
+//! unknown key the nearest valid one ([`ConfigError`]).
+//!
+//! String values may refer to the `[server]` settings Postfix-style:
+//! `$hostname`, `${domain}`, `$(origin)`, `$user` (and Postfix's names
+//! `$myhostname`, `$mydomain`, `$myorigin`, `$mail_owner`); `$$` is a literal
+//! `$`. Expansion is recursive and happens once, at load time, in
+//! `server.hostname`, `server.domain`, `server.origin`, `server.user`,
+//! `server.run_directory`, `local.domains`, `queue.directory` and
+//! `smtpd.banner`. `local.mailbox` is not expanded: its `$user` and `$home`
+//! are per-delivery variables.
+//!
+//! [`Config::to_toml`] prints the effective configuration (`postern config
+//! show`, like `postconf`), optionally only what differs from the defaults
+//! (like `postconf -n`).
+//!
+//! Module map: `load` walks the TOML document into typed values, `expand`
+//! resolves `$name` references, `value` parses durations, networks,
+//! addresses and names, `defaults` computes the built-in configuration from
+//! the system, `show` prints, `error` holds [`ConfigError`].
+
+mod defaults;
+mod error;
+mod expand;
+mod load;
+mod show;
+mod value;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use error::ConfigError;
+
+use defaults::System;
+
+/// Where the configuration is read from when no path is given.
+pub const DEFAULT_PATH: &str = "/etc/postern/postern.toml";
+
+/// The whole configuration; see the module documentation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub server: Server,
@@ -17,140 +58,186 @@ pub struct Config {
     pub smtpd: Smtpd,
 }
 
+/// `[server]`: identity of the mail system and where its daemons live.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Server {
-    /// myhostname
+    /// `server.hostname`, Postfix `myhostname`: this system's fully
+    /// qualified name. Default: `gethostname()`, with `.$domain` (or
+    /// `.localdomain`) appended when it has no dot. Must be a valid hostname.
     pub hostname: String,
-    /// mydomain
+    /// `server.domain`, Postfix `mydomain`. Default: `$hostname` minus its
+    /// first label, `localdomain` if it has only one.
     pub domain: String,
-    /// myorigin
+    /// `server.origin`, Postfix `myorigin`: the domain appended to
+    /// unqualified addresses in locally posted mail. Default: `$hostname`.
     pub origin: String,
-    /// mail_owner: the user smtpd and qmgr run as when started as root.
+    /// `server.user`, Postfix `mail_owner`: the user smtpd and qmgr run as
+    /// when started as root. Default: `postern`.
     pub user: String,
-    /// Directory for the Unix sockets (qmgr.sock, local.sock, submit.sock).
+    /// `server.run_directory` (no Postfix equivalent; Postfix keeps its
+    /// sockets under `queue_directory`): directory for the Unix sockets
+    /// (qmgr.sock, local.sock, submit.sock). Default: `/run/postern` as root,
+    /// else `$XDG_STATE_HOME/postern/run` (`~/.local/state/postern/run`).
     pub run_directory: PathBuf,
 }
 
+/// `[local]`: local delivery.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Local {
-    /// mydestination, lower-case, expanded.
+    /// `local.domains`, Postfix `mydestination`: the domains delivered
+    /// locally; lower-case, expanded. Default: `["$hostname",
+    /// "localhost.$domain", "localhost"]`.
     pub domains: Vec<String>,
-    /// home_mailbox: relative to the home directory, or absolute; may hold
-    /// `$user` and `$home` (expanded per delivery). A trailing `/` means
-    /// Maildir.
+    /// `local.mailbox`, Postfix `home_mailbox`: relative to the home
+    /// directory, or absolute; may hold `$user`, `${user}`, `$home` and
+    /// `${home}` (expanded per delivery; no other `$` is accepted). A
+    /// trailing `/` means Maildir. Default: `Maildir/`.
     pub mailbox: String,
-    /// How long a per-user delivery child waits for more work.
+    /// `local.worker_idle` (no Postfix equivalent; compare `max_idle`): how
+    /// long a per-user delivery child waits for more work. Default: 60s.
     pub worker_idle: Duration,
 }
 
+/// `[relay]`: who may relay through this server.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Relay {
-    /// mynetworks
+    /// `relay.networks`, Postfix `mynetworks`: trusted client networks, as
+    /// CIDR (`10.0.0.0/8`, `[::1]/128`) or bare addresses. Default:
+    /// `127.0.0.0/8` and `::1/128`.
     pub networks: Vec<IpNet>,
 }
 
+/// `[queue]`: the mail queue and its retry schedule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Queue {
-    /// queue_directory
+    /// `queue.directory`, Postfix `queue_directory`. Default:
+    /// `/var/spool/postern` as root, else `$XDG_STATE_HOME/postern/queue`
+    /// (`~/.local/state/postern/queue`).
     pub directory: PathBuf,
-    /// Content above this many bytes goes to a file of its own.
+    /// `queue.large_message_threshold` (no Postfix equivalent): content above
+    /// this many bytes goes to a file of its own. Default: 1 MiB.
     pub large_message_threshold: u64,
-    /// minimal_backoff_time
+    /// `queue.minimal_backoff`, Postfix `minimal_backoff_time`. Default: 300s.
     pub minimal_backoff: Duration,
-    /// maximal_backoff_time
+    /// `queue.maximal_backoff`, Postfix `maximal_backoff_time`. Default:
+    /// 4000s; must not be below `minimal_backoff`.
     pub maximal_backoff: Duration,
-    /// queue_run_delay
+    /// `queue.run_delay`, Postfix `queue_run_delay`. Default: 300s.
     pub run_delay: Duration,
-    /// maximal_queue_lifetime
+    /// `queue.maximal_lifetime`, Postfix `maximal_queue_lifetime`. Default: 5d.
     pub maximal_lifetime: Duration,
-    /// A message deferred this long moves to `deferred/` as a file of its own.
+    /// `queue.move_deferred_after` (no Postfix equivalent; Postfix moves a
+    /// message to `deferred/` at its first failure): a message deferred this
+    /// long moves to `deferred/` as a file of its own. Default: 1h.
     pub move_deferred_after: Duration,
 }
 
+/// `smtpd.forbid_bare_newline`, Postfix `smtpd_forbid_bare_newline`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BareNewline {
+    /// `"normalize"`: accept a bare LF as a line end (Postfix `normalize`).
     Normalize,
+    /// `"reject"`: reject a command or message line ending in a bare LF
+    /// (Postfix `reject`).
     Reject,
 }
 
+/// `[smtpd]`: the SMTP server.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Smtpd {
-    /// TCP listeners used when not socket-activated.
+    /// `smtpd.listen` (Postfix `inet_interfaces` plus the port in
+    /// master.cf): TCP listeners used when not socket-activated, as `ip:port`
+    /// (`[::1]:25` for IPv6). Default: `["127.0.0.1:2525"]`.
     pub listen: Vec<SocketAddr>,
-    /// smtpd_banner (after 220)
+    /// `smtpd.banner`, Postfix `smtpd_banner` (the text after `220 `).
+    /// Default: `$hostname ESMTP postern`.
     pub banner: String,
-    /// message_size_limit, bytes; 0 = unlimited.
+    /// `smtpd.message_size_limit`, Postfix `message_size_limit`: bytes; 0 =
+    /// unlimited. Default: 10240000.
     pub message_size_limit: u64,
-    /// smtpd_recipient_limit
+    /// `smtpd.recipient_limit`, Postfix `smtpd_recipient_limit`. Default: 1000.
     pub recipient_limit: usize,
-    /// line_length_limit for commands.
+    /// `smtpd.line_length_limit`, Postfix `line_length_limit` (for
+    /// commands): at least 512 (RFC 5321). Default: 2048.
     pub line_length_limit: usize,
-    /// smtpd_timeout: deadline for each command.
+    /// `smtpd.timeout`, Postfix `smtpd_timeout`: deadline for each command.
+    /// Default: 300s.
     pub timeout: Duration,
-    /// smtpd_hard_error_limit
+    /// `smtpd.hard_error_limit`, Postfix `smtpd_hard_error_limit`. Default: 20.
     pub hard_error_limit: u32,
-    /// Total simultaneous connections.
+    /// `smtpd.max_connections` (Postfix: the `maxproc` column of smtpd in
+    /// master.cf): total simultaneous connections. Default: 100.
     pub max_connections: usize,
-    /// smtpd_client_connection_count_limit
+    /// `smtpd.max_connections_per_client`, Postfix
+    /// `smtpd_client_connection_count_limit` (where 0 means no limit).
+    /// Default: 50.
     pub max_connections_per_client: usize,
-    /// !disable_vrfy_command (default off: VRFY answers 502)
+    /// `smtpd.vrfy`, Postfix `!disable_vrfy_command`: whether VRFY answers
+    /// (default false: VRFY answers 502).
     pub vrfy: bool,
-    /// smtpd_forbid_bare_newline
+    /// `smtpd.forbid_bare_newline`, Postfix `smtpd_forbid_bare_newline`:
+    /// `"normalize"` (default) or `"reject"`.
     pub forbid_bare_newline: BareNewline,
-    /// smtpd_forbid_unauth_pipelining
+    /// `smtpd.forbid_unauth_pipelining`, Postfix
+    /// `smtpd_forbid_unauth_pipelining`. Default: true.
     pub forbid_unauth_pipelining: bool,
 }
 
 impl Config {
-    pub fn builtin() -> Config {
-        let hostname = "localhost.localdomain".to_string();
-        let root = nix::unistd::geteuid().is_root();
-        let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
-        let (queue_dir, run_dir) = if root {
-            (PathBuf::from("/var/spool/postern"), PathBuf::from("/run/postern"))
-        } else {
-            let base = PathBuf::from(&home).join(".local/state/postern");
-            (base.join("queue"), base.join("run"))
+    /// Reads the configuration. With `Some(path)` that file must exist; with
+    /// `None`, [`DEFAULT_PATH`] is read if it exists, else the built-in
+    /// defaults ([`Config::builtin`]) are returned.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (path, required) = match path {
+            Some(path) => (path, true),
+            None => (Path::new(DEFAULT_PATH), false),
         };
-        Config {
-            server: Server {
-                hostname: hostname.clone(),
-                domain: "localdomain".into(),
-                origin: hostname.clone(),
-                user: "postern".into(),
-                run_directory: run_dir,
-            },
-            local: Local {
-                domains: vec![hostname, "localhost.localdomain".into(), "localhost".into()],
-                mailbox: "Maildir/".into(),
-                worker_idle: Duration::from_secs(60),
-            },
-            relay: Relay {
-                networks: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
-            },
-            queue: Queue {
-                directory: queue_dir,
-                large_message_threshold: 1 << 20,
-                minimal_backoff: Duration::from_secs(300),
-                maximal_backoff: Duration::from_secs(4000),
-                run_delay: Duration::from_secs(300),
-                maximal_lifetime: Duration::from_secs(5 * 86400),
-                move_deferred_after: Duration::from_secs(3600),
-            },
-            smtpd: Smtpd {
-                listen: vec!["127.0.0.1:2525".parse().unwrap()],
-                banner: "localhost.localdomain ESMTP postern".into(),
-                message_size_limit: 10_240_000,
-                recipient_limit: 1000,
-                line_length_limit: 2048,
-                timeout: Duration::from_secs(300),
-                hard_error_limit: 20,
-                max_connections: 100,
-                max_connections_per_client: 50,
-                vrfy: false,
-                forbid_bare_newline: BareNewline::Normalize,
-                forbid_unauth_pipelining: true,
-            },
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::builtin());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let file_name = path.display().to_string();
+        let text = load::utf8(&bytes, &file_name)?;
+        Config::from_toml(text, &file_name)
+    }
+
+    /// Parses a configuration from TOML text; `file_name` is used only in
+    /// error messages.
+    pub fn from_toml(text: &str, file_name: &str) -> Result<Config, ConfigError> {
+        load::parse(text, file_name, &System::current())
+    }
+
+    /// The built-in configuration: what an empty file gives on this system.
+    pub fn builtin() -> Config {
+        defaults::builtin(&System::current())
+    }
+
+    /// The configuration as TOML, like `postconf`; with `non_default`, only
+    /// the keys whose value differs from the default, like `postconf -n`.
+    /// The text parses back with [`Config::from_toml`] into an equal
+    /// `Config`.
+    pub fn to_toml(&self, non_default: bool) -> String {
+        show::to_toml(self, non_default, &System::current())
+    }
+}
+
+impl BareNewline {
+    /// The value as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BareNewline::Normalize => "normalize",
+            BareNewline::Reject => "reject",
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,219 @@
+//! The built-in configuration, computed from the system like Postfix's
+//! defaults: the host name from `gethostname()`, the directories from whether
+//! we run as root.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::value::check_hostname;
+use super::{BareNewline, Config, Local, Queue, Relay, Server, Smtpd};
+
+/// What the defaults depend on. Tests build their own.
+#[derive(Clone, Debug)]
+pub(super) struct System {
+    /// `gethostname()`, or `localhost` if that is not a valid host name.
+    pub hostname: String,
+    /// Whether we run as root (system directories) or not (per-user ones).
+    pub root: bool,
+    /// Base of the per-user directories: `$XDG_STATE_HOME/postern`, else
+    /// `$HOME/.local/state/postern`.
+    pub state_dir: PathBuf,
+}
+
+impl System {
+    /// The system we run on.
+    pub fn current() -> System {
+        let hostname = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| check_hostname(h).is_ok())
+            .unwrap_or_else(|| "localhost".to_string());
+        let root = nix::unistd::geteuid().is_root();
+        System {
+            hostname,
+            root,
+            state_dir: state_dir(),
+        }
+    }
+
+    /// Postfix's `myhostname` default: `gethostname()` if it has a dot, else
+    /// that plus `.` and `domain` (Postfix: `$mydomain`, itself defaulting to
+    /// `localdomain`).
+    pub fn default_hostname(&self, domain: Option<&str>) -> String {
+        if self.hostname.contains('.') {
+            self.hostname.clone()
+        } else {
+            format!("{}.{}", self.hostname, domain.unwrap_or("localdomain"))
+        }
+    }
+
+    pub fn default_queue_directory(&self) -> PathBuf {
+        if self.root {
+            PathBuf::from("/var/spool/postern")
+        } else {
+            self.state_dir.join("queue")
+        }
+    }
+
+    pub fn default_run_directory(&self) -> PathBuf {
+        if self.root {
+            PathBuf::from("/run/postern")
+        } else {
+            self.state_dir.join("run")
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/postern`, else `$HOME/.local/state/postern`, else the
+/// same under the password file's home directory. Relative values are
+/// ignored, as the XDG specification asks.
+fn state_dir() -> PathBuf {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    if let Some(state) = absolute("XDG_STATE_HOME") {
+        return state.join("postern");
+    }
+    let home = absolute("HOME")
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
+        .unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/state/postern")
+}
+
+/// Postfix's `mydomain` default: `hostname` minus its first label,
+/// `localdomain` if it has no dot.
+pub(super) fn default_domain(hostname: &str) -> String {
+    match hostname.split_once('.') {
+        Some((_, rest)) if !rest.is_empty() => rest.to_string(),
+        _ => "localdomain".to_string(),
+    }
+}
+
+/// Postfix's `mydestination` default: `$myhostname, localhost.$mydomain,
+/// localhost`, lower-cased.
+pub(super) fn default_domains(hostname: &str, domain: &str) -> Vec<String> {
+    vec![
+        hostname.to_ascii_lowercase(),
+        format!("localhost.{}", domain.to_ascii_lowercase()),
+        "localhost".to_string(),
+    ]
+}
+
+/// Postfix's `smtpd_banner` default is `$myhostname ESMTP $mail_name`.
+pub(super) fn default_banner(hostname: &str) -> String {
+    format!("{hostname} ESMTP postern")
+}
+
+pub(super) const DEFAULT_USER: &str = "postern";
+pub(super) const DEFAULT_MAILBOX: &str = "Maildir/";
+
+/// The configuration an empty file gives on `system`.
+pub(super) fn builtin(system: &System) -> Config {
+    let hostname = system.default_hostname(None);
+    let domain = default_domain(&hostname);
+    Config {
+        server: Server {
+            domain: domain.clone(),
+            origin: hostname.clone(),
+            user: DEFAULT_USER.to_string(),
+            run_directory: system.default_run_directory(),
+            hostname: hostname.clone(),
+        },
+        local: Local {
+            domains: default_domains(&hostname, &domain),
+            mailbox: DEFAULT_MAILBOX.to_string(),
+            worker_idle: Duration::from_secs(60),
+        },
+        relay: Relay {
+            networks: vec![
+                IpNet::V4(Ipv4Net::new_assert([127, 0, 0, 0].into(), 8)),
+                IpNet::V6(Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128)),
+            ],
+        },
+        queue: Queue {
+            directory: system.default_queue_directory(),
+            large_message_threshold: 1 << 20,
+            minimal_backoff: Duration::from_secs(300),
+            maximal_backoff: Duration::from_secs(4000),
+            run_delay: Duration::from_secs(300),
+            maximal_lifetime: Duration::from_secs(5 * 86400),
+            move_deferred_after: Duration::from_secs(3600),
+        },
+        smtpd: Smtpd {
+            listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 2525))],
+            banner: default_banner(&hostname),
+            message_size_limit: 10_240_000,
+            recipient_limit: 1000,
+            line_length_limit: 2048,
+            timeout: Duration::from_secs(300),
+            hard_error_limit: 20,
+            max_connections: 100,
+            max_connections_per_client: 50,
+            vrfy: false,
+            forbid_bare_newline: BareNewline::Normalize,
+            forbid_unauth_pipelining: true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_defaults_follow_postfix() {
+        let mut sys = System {
+            hostname: "mail".into(),
+            root: true,
+            state_dir: "/nonexistent".into(),
+        };
+        assert_eq!(sys.default_hostname(None), "mail.localdomain");
+        assert_eq!(
+            sys.default_hostname(Some("foo.example")),
+            "mail.foo.example"
+        );
+        sys.hostname = "mx.bar.example".into();
+        assert_eq!(sys.default_hostname(Some("foo.example")), "mx.bar.example");
+        assert_eq!(default_domain("mx.bar.example"), "bar.example");
+        assert_eq!(default_domain("mx"), "localdomain");
+    }
+
+    #[test]
+    fn current_system_hostname_is_valid() {
+        let sys = System::current();
+        assert_eq!(check_hostname(&sys.hostname), Ok(()));
+        assert!(sys.state_dir.is_absolute());
+    }
+
+    #[test]
+    fn directories_depend_on_root() {
+        let mut sys = System {
+            hostname: "h".into(),
+            root: true,
+            state_dir: "/home/u/.local/state/postern".into(),
+        };
+        assert_eq!(
+            sys.default_queue_directory(),
+            PathBuf::from("/var/spool/postern")
+        );
+        assert_eq!(sys.default_run_directory(), PathBuf::from("/run/postern"));
+        sys.root = false;
+        assert_eq!(
+            sys.default_queue_directory(),
+            PathBuf::from("/home/u/.local/state/postern/queue")
+        );
+        assert_eq!(
+            sys.default_run_directory(),
+            PathBuf::from("/home/u/.local/state/postern/run")
+        );
+    }
+}

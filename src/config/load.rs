@@ -1,0 +1,618 @@
+//! Reading the TOML document: every key is looked up in its table, typed,
+//! and located (line of the key) so that each error can name file, line and
+//! key. Strings that may hold `$name` references are kept with their
+//! location and expanded once the whole file is read.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use toml_edit::{ImDocument, Item, TableLike, Value};
+
+use super::defaults::{self, System};
+use super::error::{ConfigError, nearest};
+use super::expand::{self, Located, Resolver, Var};
+use super::value::{
+    check_banner, check_hostname, duration_from_secs, format_duration, parse_duration,
+    parse_listen, parse_network,
+};
+use super::{BareNewline, Config};
+
+/// Every table and its keys, in the order `config show` prints them.
+pub(super) const TABLES: [(&str, &[&str]); 5] = [
+    (
+        "server",
+        &["hostname", "domain", "origin", "user", "run_directory"],
+    ),
+    ("local", &["domains", "mailbox", "worker_idle"]),
+    ("relay", &["networks"]),
+    (
+        "queue",
+        &[
+            "directory",
+            "large_message_threshold",
+            "minimal_backoff",
+            "maximal_backoff",
+            "run_delay",
+            "maximal_lifetime",
+            "move_deferred_after",
+        ],
+    ),
+    (
+        "smtpd",
+        &[
+            "listen",
+            "banner",
+            "message_size_limit",
+            "recipient_limit",
+            "line_length_limit",
+            "timeout",
+            "hard_error_limit",
+            "max_connections",
+            "max_connections_per_client",
+            "vrfy",
+            "forbid_bare_newline",
+            "forbid_unauth_pipelining",
+        ],
+    ),
+];
+
+/// Postfix parameters and the keys that replace them, so that a Postfix
+/// name written by habit gets the right suggestion.
+const POSTFIX_NAMES: [(&str, &str); 23] = [
+    ("myhostname", "server.hostname"),
+    ("mydomain", "server.domain"),
+    ("myorigin", "server.origin"),
+    ("mail_owner", "server.user"),
+    ("mydestination", "local.domains"),
+    ("home_mailbox", "local.mailbox"),
+    ("mynetworks", "relay.networks"),
+    ("queue_directory", "queue.directory"),
+    ("minimal_backoff_time", "queue.minimal_backoff"),
+    ("maximal_backoff_time", "queue.maximal_backoff"),
+    ("queue_run_delay", "queue.run_delay"),
+    ("maximal_queue_lifetime", "queue.maximal_lifetime"),
+    ("inet_interfaces", "smtpd.listen"),
+    ("smtpd_banner", "smtpd.banner"),
+    ("message_size_limit", "smtpd.message_size_limit"),
+    ("smtpd_recipient_limit", "smtpd.recipient_limit"),
+    ("line_length_limit", "smtpd.line_length_limit"),
+    ("smtpd_timeout", "smtpd.timeout"),
+    ("smtpd_hard_error_limit", "smtpd.hard_error_limit"),
+    (
+        "smtpd_client_connection_count_limit",
+        "smtpd.max_connections_per_client",
+    ),
+    ("disable_vrfy_command", "smtpd.vrfy"),
+    ("smtpd_forbid_bare_newline", "smtpd.forbid_bare_newline"),
+    (
+        "smtpd_forbid_unauth_pipelining",
+        "smtpd.forbid_unauth_pipelining",
+    ),
+];
+
+/// The file's bytes as text; invalid UTF-8 is a syntax error at its line.
+pub(super) fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
+        // The prefix is valid UTF-8 by construction; lossy only to stay total.
+        let (line, column) = line_column(&String::from_utf8_lossy(valid), valid.len());
+        ConfigError::Syntax {
+            file: file.to_string(),
+            line,
+            column,
+            message: "invalid UTF-8".to_string(),
+        }
+    })
+}
+
+/// Parses the TOML text into a configuration, on `system`'s defaults.
+pub(super) fn parse(text: &str, file: &str, system: &System) -> Result<Config, ConfigError> {
+    let source = Source { file, text };
+    let document = ImDocument::parse(text).map_err(|e| source.syntax(&e))?;
+    let root = document.as_table();
+    let mut config = defaults::builtin(system);
+    let mut given = Given::default();
+    for (name, item) in root.iter() {
+        let field = source.field(None, root, name, item);
+        let read: Reader = match name {
+            "server" => server,
+            "local" => local,
+            "relay" => relay,
+            "queue" => queue,
+            "smtpd" => smtpd,
+            _ => return Err(field.unknown(name)),
+        };
+        let Some(table) = item.as_table_like().filter(|_| !item.is_array_of_tables()) else {
+            return Err(field.wrong_type("a table"));
+        };
+        for (key, item) in table.iter() {
+            read(
+                &source.field(Some(name), table, key, item),
+                key,
+                &mut config,
+                &mut given,
+            )?;
+        }
+    }
+    finish(config, given, file, system)
+}
+
+/// Reads one key of a table into the configuration.
+type Reader = fn(&Field, &str, &mut Config, &mut Given) -> Result<(), ConfigError>;
+
+/// The values that depend on other settings, kept until all are read.
+#[derive(Default)]
+struct Given {
+    /// `server.hostname`, `.domain`, `.origin`, `.user`, in `Var` order.
+    vars: [Option<Located>; 4],
+    run_directory: Option<Located>,
+    domains: Option<Vec<Located>>,
+    queue_directory: Option<Located>,
+    banner: Option<Located>,
+    minimal_backoff_line: Option<usize>,
+    maximal_backoff_line: Option<usize>,
+}
+
+fn server(f: &Field, key: &str, _: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
+    let var = match key {
+        "hostname" => Var::Hostname,
+        "domain" => Var::Domain,
+        "origin" => Var::Origin,
+        "user" => Var::User,
+        "run_directory" => {
+            given.run_directory = Some(f.located()?);
+            return Ok(());
+        }
+        _ => return Err(f.unknown(key)),
+    };
+    given.vars[var as usize] = Some(f.located()?);
+    Ok(())
+}
+
+fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
+    let local = &mut config.local;
+    match key {
+        "domains" => given.domains = Some(f.strings()?),
+        "mailbox" => {
+            let mailbox = f.string()?;
+            expand::check_mailbox(mailbox)
+                .map_err(|reason| f.bad(format!("{mailbox:?}"), reason))?;
+            local.mailbox = mailbox.to_string();
+        }
+        "worker_idle" => local.worker_idle = f.duration()?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+fn relay(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+    match key {
+        "networks" => config.relay.networks = f.parsed(parse_network)?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+fn queue(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
+    let queue = &mut config.queue;
+    match key {
+        "directory" => given.queue_directory = Some(f.located()?),
+        "large_message_threshold" => queue.large_message_threshold = f.integer(0)?,
+        "minimal_backoff" => {
+            queue.minimal_backoff = f.positive_duration()?;
+            given.minimal_backoff_line = Some(f.line);
+        }
+        "maximal_backoff" => {
+            queue.maximal_backoff = f.positive_duration()?;
+            given.maximal_backoff_line = Some(f.line);
+        }
+        "run_delay" => queue.run_delay = f.positive_duration()?,
+        "maximal_lifetime" => queue.maximal_lifetime = f.duration()?,
+        "move_deferred_after" => queue.move_deferred_after = f.duration()?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+fn smtpd(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
+    let smtpd = &mut config.smtpd;
+    match key {
+        "listen" => smtpd.listen = f.parsed::<SocketAddr>(parse_listen)?,
+        "banner" => given.banner = Some(f.located()?),
+        "message_size_limit" => smtpd.message_size_limit = f.integer(0)?,
+        "recipient_limit" => smtpd.recipient_limit = f.integer(1)?,
+        "line_length_limit" => smtpd.line_length_limit = f.integer(512)?,
+        "timeout" => smtpd.timeout = f.positive_duration()?,
+        "hard_error_limit" => smtpd.hard_error_limit = f.integer(1)?,
+        "max_connections" => smtpd.max_connections = f.integer(1)?,
+        "max_connections_per_client" => smtpd.max_connections_per_client = f.integer(0)?,
+        "vrfy" => smtpd.vrfy = f.boolean()?,
+        "forbid_bare_newline" => {
+            smtpd.forbid_bare_newline = match f.string()? {
+                "normalize" => BareNewline::Normalize,
+                "reject" => BareNewline::Reject,
+                other => {
+                    let reason = "expected \"normalize\" or \"reject\"".to_string();
+                    return Err(f.bad(format!("{other:?}"), reason));
+                }
+            }
+        }
+        "forbid_unauth_pipelining" => smtpd.forbid_unauth_pipelining = f.boolean()?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+/// Resolves the references, fills in the defaults that depend on other
+/// settings, and checks what involves more than one key.
+fn finish(
+    mut config: Config,
+    given: Given,
+    file: &str,
+    system: &System,
+) -> Result<Config, ConfigError> {
+    let mut resolver = Resolver::new(file, system, given.vars);
+    let hostname = resolver.get(Var::Hostname)?;
+    let domain = resolver.get(Var::Domain)?;
+    config.server.origin = resolver.get(Var::Origin)?;
+    config.server.user = resolver.get(Var::User)?;
+    if let Some(at) = &given.run_directory {
+        config.server.run_directory = directory(&mut resolver, file, at)?;
+    }
+    if let Some(at) = &given.queue_directory {
+        config.queue.directory = directory(&mut resolver, file, at)?;
+    }
+    config.local.domains = match &given.domains {
+        None => defaults::default_domains(&hostname, &domain),
+        Some(list) => list
+            .iter()
+            .map(|at| {
+                let value = resolver.expand(at)?.to_ascii_lowercase();
+                let checked = match value.as_str() {
+                    "" => Err("empty domain".to_string()),
+                    name => check_hostname(name),
+                };
+                checked.map_err(|reason| expand::bad_value(file, at, &value, reason))?;
+                Ok(value)
+            })
+            .collect::<Result<_, ConfigError>>()?,
+    };
+    config.smtpd.banner = match &given.banner {
+        None => defaults::default_banner(&hostname),
+        Some(at) => {
+            let banner = resolver.expand(at)?;
+            check_banner(&banner).map_err(|reason| expand::bad_value(file, at, &banner, reason))?;
+            banner
+        }
+    };
+    config.server.hostname = hostname;
+    config.server.domain = domain;
+    let queue = &config.queue;
+    if queue.minimal_backoff > queue.maximal_backoff {
+        let (minimal, maximal) = (
+            format_duration(queue.minimal_backoff),
+            format_duration(queue.maximal_backoff),
+        );
+        let (key, line, value, reason) = match given.maximal_backoff_line {
+            Some(line) => (
+                "maximal_backoff",
+                line,
+                maximal,
+                format!("below queue.minimal_backoff ({minimal})"),
+            ),
+            None => (
+                "minimal_backoff",
+                given.minimal_backoff_line.unwrap_or(1),
+                minimal,
+                format!("above queue.maximal_backoff ({maximal})"),
+            ),
+        };
+        return Err(ConfigError::BadValue {
+            file: file.to_string(),
+            line,
+            key: format!("queue.{key}"),
+            value: format!("{value:?}"),
+            reason,
+        });
+    }
+    Ok(config)
+}
+
+/// Expands a directory and checks that it is absolute.
+fn directory(resolver: &mut Resolver, file: &str, at: &Located) -> Result<PathBuf, ConfigError> {
+    let path = resolver.expand(at)?;
+    let reason = if path.contains('\0') {
+        "NUL byte in path"
+    } else if !path.starts_with('/') {
+        "must be an absolute path"
+    } else {
+        return Ok(PathBuf::from(path));
+    };
+    Err(expand::bad_value(file, at, &path, reason.to_string()))
+}
+
+/// The text being read, for turning byte offsets into lines.
+struct Source<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    fn line(&self, span: Option<Range<usize>>) -> usize {
+        span.map_or(1, |s| line_column(self.text, s.start).0)
+    }
+
+    fn syntax(&self, error: &toml_edit::TomlError) -> ConfigError {
+        let (line, column) = error
+            .span()
+            .map_or((1, 1), |s| line_column(self.text, s.start));
+        let message = error
+            .message()
+            .trim()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        ConfigError::Syntax {
+            file: self.file.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// The key `name` of `parent` (a table inside `table`, or the root).
+    fn field(
+        &'a self,
+        table: Option<&'a str>,
+        parent: &'a dyn TableLike,
+        name: &'a str,
+        item: &'a Item,
+    ) -> Field<'a> {
+        let key_span = parent.get_key_value(name).and_then(|(k, _)| k.span());
+        Field {
+            source: self,
+            table,
+            key: match table {
+                Some(table) => format!("{table}.{}", name.escape_debug()),
+                None => name.escape_debug().to_string(),
+            },
+            line: self.line(key_span.or_else(|| item.span())),
+            item,
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// One key with its value, dotted name and line.
+struct Field<'a> {
+    source: &'a Source<'a>,
+    /// The table the key is in; `None` at the top level.
+    table: Option<&'a str>,
+    key: String,
+    line: usize,
+    item: &'a Item,
+}
+
+impl Field<'_> {
+    fn string(&self) -> Result<&str, ConfigError> {
+        self.item
+            .as_str()
+            .ok_or_else(|| self.wrong_type("a string"))
+    }
+
+    fn located(&self) -> Result<Located, ConfigError> {
+        Ok(Located {
+            text: self.string()?.to_string(),
+            key: self.key.clone(),
+            line: self.line,
+        })
+    }
+
+    fn boolean(&self) -> Result<bool, ConfigError> {
+        self.item
+            .as_bool()
+            .ok_or_else(|| self.wrong_type("a boolean (true or false)"))
+    }
+
+    /// A non-negative integer of at least `min` that fits `T`.
+    fn integer<T: TryFrom<i64>>(&self, min: i64) -> Result<T, ConfigError> {
+        let n = self
+            .item
+            .as_integer()
+            .ok_or_else(|| self.wrong_type("an integer"))?;
+        if n < min {
+            return Err(self.bad(n.to_string(), format!("must be at least {min}")));
+        }
+        T::try_from(n).map_err(|_| self.bad(n.to_string(), "too large".to_string()))
+    }
+
+    /// Seconds as an integer, or a string with a unit (`"5d"`).
+    fn duration(&self) -> Result<Duration, ConfigError> {
+        const EXPECTED: &str = "a duration (seconds, or a string like \"300s\" or \"5d\")";
+        if let Some(n) = self.item.as_integer() {
+            let secs = u64::try_from(n)
+                .map_err(|_| self.bad(n.to_string(), "must not be negative".to_string()))?;
+            return duration_from_secs(secs).map_err(|reason| self.bad(n.to_string(), reason));
+        }
+        let text = self
+            .item
+            .as_str()
+            .ok_or_else(|| self.wrong_type(EXPECTED))?;
+        parse_duration(text).map_err(|reason| self.bad(format!("{text:?}"), reason))
+    }
+
+    fn positive_duration(&self) -> Result<Duration, ConfigError> {
+        let duration = self.duration()?;
+        if duration.is_zero() {
+            return Err(self.bad(self.shown(), "must be positive".to_string()));
+        }
+        Ok(duration)
+    }
+
+    /// An array of strings, each located at its own line.
+    fn strings(&self) -> Result<Vec<Located>, ConfigError> {
+        const EXPECTED: &str = "an array of strings";
+        let array = self
+            .item
+            .as_array()
+            .ok_or_else(|| self.wrong_type(EXPECTED))?;
+        array
+            .iter()
+            .map(|value| match value.as_str() {
+                Some(text) => Ok(Located {
+                    text: text.to_string(),
+                    key: self.key.clone(),
+                    line: self.source.line(value.span()).max(self.line),
+                }),
+                None => Err(ConfigError::WrongType {
+                    file: self.source.file.to_string(),
+                    line: self.source.line(value.span()).max(self.line),
+                    key: self.key.clone(),
+                    expected: EXPECTED,
+                    found: match value_type(value) {
+                        "an integer" => "an array holding an integer",
+                        "a float" => "an array holding a float",
+                        "a boolean" => "an array holding a boolean",
+                        "a date-time" => "an array holding a date-time",
+                        "an array" => "an array holding an array",
+                        _ => "an array holding a table",
+                    },
+                }),
+            })
+            .collect()
+    }
+
+    /// An array of strings, each parsed by `parse`.
+    fn parsed<T>(&self, parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, ConfigError> {
+        self.strings()?
+            .into_iter()
+            .map(|at| {
+                parse(&at.text).map_err(|reason| ConfigError::BadValue {
+                    file: self.source.file.to_string(),
+                    line: at.line,
+                    key: at.key,
+                    value: format!("{:?}", at.text),
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    /// The value as written, for messages.
+    fn shown(&self) -> String {
+        match (self.item.as_integer(), self.item.as_str()) {
+            (Some(n), _) => n.to_string(),
+            (_, Some(text)) => format!("{text:?}"),
+            _ => item_type(self.item).to_string(),
+        }
+    }
+
+    fn wrong_type(&self, expected: &'static str) -> ConfigError {
+        ConfigError::WrongType {
+            file: self.source.file.to_string(),
+            line: self.line,
+            key: self.key.clone(),
+            expected,
+            found: item_type(self.item),
+        }
+    }
+
+    fn bad(&self, value: String, reason: String) -> ConfigError {
+        ConfigError::BadValue {
+            file: self.source.file.to_string(),
+            line: self.line,
+            key: self.key.clone(),
+            value,
+            reason,
+        }
+    }
+
+    /// This key is not known in its table.
+    fn unknown(&self, name: &str) -> ConfigError {
+        let is_table =
+            self.item.is_table() || self.item.is_inline_table() || self.item.is_array_of_tables();
+        ConfigError::Unknown {
+            file: self.source.file.to_string(),
+            line: self.line,
+            what: if is_table { "table" } else { "key" },
+            key: self.key.clone(),
+            suggestion: suggest(self.table, name),
+        }
+    }
+}
+
+/// The nearest valid key for `name` in `table` (`None`: the top level):
+/// bare if in the same table, dotted otherwise.
+fn suggest(table: Option<&str>, name: &str) -> Option<String> {
+    let relative = |dotted: &str| match (table, dotted.split_once('.')) {
+        (Some(t), Some((in_table, key))) if t == in_table => key.to_string(),
+        _ => dotted.to_string(),
+    };
+    if let Some((_, key)) = POSTFIX_NAMES.iter().find(|(p, _)| *p == name) {
+        return Some(relative(key));
+    }
+    let all = || {
+        TABLES
+            .iter()
+            .flat_map(|(t, keys)| keys.iter().map(move |k| (*t, *k)))
+    };
+    match table {
+        Some(table) => {
+            let keys = TABLES
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map_or(&[][..], |(_, k)| *k);
+            if let Some(near) = nearest(name, keys.iter().copied()) {
+                return Some(near.to_string());
+            }
+        }
+        None => {
+            if let Some(near) = nearest(name, TABLES.iter().map(|(t, _)| *t)) {
+                return Some(near.to_string());
+            }
+        }
+    }
+    all()
+        .find(|(_, k)| *k == name)
+        .or_else(|| {
+            let near = nearest(name, all().map(|(_, k)| k))?;
+            all().find(|(_, k)| *k == near)
+        })
+        .map(|(t, k)| format!("{t}.{k}"))
+}
+
+fn item_type(item: &Item) -> &'static str {
+    match item {
+        Item::None => "nothing",
+        Item::Value(value) => value_type(value),
+        Item::Table(_) => "a table",
+        Item::ArrayOfTables(_) => "an array of tables",
+    }
+}
+
+fn value_type(value: &Value) -> &'static str {
+    match value {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::InlineTable(_) => "a table",
+    }
+}

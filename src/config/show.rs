@@ -1,0 +1,132 @@
+//! Printing the effective configuration as TOML (`postern config show`):
+//! every key, or only those that differ from the defaults (like
+//! `postconf -n`). The output parses back into an equal configuration.
+
+use std::collections::BTreeSet;
+
+use super::Config;
+use super::defaults::System;
+use super::expand::escape;
+use super::load::{self, TABLES};
+use super::value::format_duration;
+
+/// The configuration as TOML; with `non_default`, only the keys that must be
+/// written for the file to give this configuration on `system`.
+pub(super) fn to_toml(config: &Config, non_default: bool, system: &System) -> String {
+    let values = entries(config);
+    if !non_default {
+        return render(&values, |_| true);
+    }
+    // A default may depend on other keys (`server.domain` on
+    // `server.hostname`, the hostname on the domain), so keys are added one
+    // at a time, the first that the output read back gets wrong each time.
+    let mut printed: BTreeSet<&str> = BTreeSet::new();
+    loop {
+        let text = render(&values, |key| printed.contains(key));
+        let Ok(reread) = load::parse(&text, "(config show)", system) else {
+            return render(&values, |_| true);
+        };
+        let reread = entries(&reread);
+        match values.iter().zip(&reread).find(|(a, b)| a.1 != b.1) {
+            Some(((key, _), _)) if printed.insert(key) => {}
+            // Nothing differs, or a printed key still differs (impossible:
+            // a printed value is read back as itself): done.
+            Some(_) => return render(&values, |_| true),
+            None => return text,
+        }
+    }
+}
+
+/// Every key (dotted) with its value as TOML, in `TABLES` order.
+pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
+    let s = |text: &str| toml_edit::Value::from(text).to_string();
+    let expandable = |text: &str| s(&escape(text));
+    let path = |p: &std::path::Path| expandable(&p.to_string_lossy());
+    let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+    let duration = |d| s(&format_duration(d));
+    let (server, local, relay, queue, smtpd) = (&c.server, &c.local, &c.relay, &c.queue, &c.smtpd);
+    let values = vec![
+        ("server.hostname", expandable(&server.hostname)),
+        ("server.domain", expandable(&server.domain)),
+        ("server.origin", expandable(&server.origin)),
+        ("server.user", expandable(&server.user)),
+        ("server.run_directory", path(&server.run_directory)),
+        (
+            "local.domains",
+            list(local.domains.iter().map(|d| expandable(d)).collect()),
+        ),
+        ("local.mailbox", s(&local.mailbox)),
+        ("local.worker_idle", duration(local.worker_idle)),
+        (
+            "relay.networks",
+            list(relay.networks.iter().map(|n| s(&n.to_string())).collect()),
+        ),
+        ("queue.directory", path(&queue.directory)),
+        (
+            "queue.large_message_threshold",
+            queue.large_message_threshold.to_string(),
+        ),
+        ("queue.minimal_backoff", duration(queue.minimal_backoff)),
+        ("queue.maximal_backoff", duration(queue.maximal_backoff)),
+        ("queue.run_delay", duration(queue.run_delay)),
+        ("queue.maximal_lifetime", duration(queue.maximal_lifetime)),
+        (
+            "queue.move_deferred_after",
+            duration(queue.move_deferred_after),
+        ),
+        (
+            "smtpd.listen",
+            list(smtpd.listen.iter().map(|a| s(&a.to_string())).collect()),
+        ),
+        ("smtpd.banner", expandable(&smtpd.banner)),
+        (
+            "smtpd.message_size_limit",
+            smtpd.message_size_limit.to_string(),
+        ),
+        ("smtpd.recipient_limit", smtpd.recipient_limit.to_string()),
+        (
+            "smtpd.line_length_limit",
+            smtpd.line_length_limit.to_string(),
+        ),
+        ("smtpd.timeout", duration(smtpd.timeout)),
+        ("smtpd.hard_error_limit", smtpd.hard_error_limit.to_string()),
+        ("smtpd.max_connections", smtpd.max_connections.to_string()),
+        (
+            "smtpd.max_connections_per_client",
+            smtpd.max_connections_per_client.to_string(),
+        ),
+        ("smtpd.vrfy", smtpd.vrfy.to_string()),
+        (
+            "smtpd.forbid_bare_newline",
+            s(smtpd.forbid_bare_newline.as_str()),
+        ),
+        (
+            "smtpd.forbid_unauth_pipelining",
+            smtpd.forbid_unauth_pipelining.to_string(),
+        ),
+    ];
+    values
+}
+
+/// The selected keys as TOML, one table per section, empty tables left out.
+fn render(values: &[(&'static str, String)], selected: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    for (table, _) in TABLES {
+        let mut lines = values
+            .iter()
+            .filter(|(key, _)| selected(key))
+            .filter_map(|(key, value)| Some((key.strip_prefix(table)?.strip_prefix('.')?, value)))
+            .peekable();
+        if lines.peek().is_none() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&format!("[{table}]\n"));
+        for (key, value) in lines {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    out
+}
