@@ -1,1 +1,4 @@
 //! stub
+pub mod command;
+pub mod data;
+pub mod line;
