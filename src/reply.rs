@@ -130,7 +130,11 @@ impl Reply {
         )
     }
     pub fn bare_lf(hostname: &str) -> Reply {
-        Reply::new(550, "5.5.2", format!("{hostname} Error: bare <LF> received"))
+        Reply::new(
+            550,
+            "5.5.2",
+            format!("{hostname} Error: bare <LF> received"),
+        )
     }
     pub fn command_too_long(hostname: &str) -> Reply {
         Reply::new(500, "5.5.2", format!("{hostname} Error: command too long"))

@@ -159,7 +159,10 @@ fn start_background(config: &Config) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    bail!("postern did not report being up within 10 s; see {}", log_path.display())
+    bail!(
+        "postern did not report being up within 10 s; see {}",
+        log_path.display()
+    )
 }
 
 /// `postern stop`: SIGTERM to the supervisor, then wait for it to go.
@@ -259,7 +262,8 @@ fn prepare_directories(config: &Config, user: Option<&Credentials>) -> anyhow::R
         }
     }
     let r = &config.server.run_directory;
-    fs::create_dir_all(r).with_context(|| format!("cannot create run directory {}", r.display()))?;
+    fs::create_dir_all(r)
+        .with_context(|| format!("cannot create run directory {}", r.display()))?;
     fs::set_permissions(r, fs::Permissions::from_mode(0o755))?;
     Ok(())
 }
@@ -345,7 +349,11 @@ impl Supervisor {
                 )
             })
             .collect();
-        let user = if role == "local" { None } else { self.user.as_ref() };
+        let user = if role == "local" {
+            None
+        } else {
+            self.user.as_ref()
+        };
         let pid = sys::spawn_with_fds(&self.exe, &args, &env, &fds, user)
             .with_context(|| format!("cannot start {role}"))?;
         self.children.insert(pid, (role, Instant::now()));
@@ -363,7 +371,9 @@ impl Supervisor {
                     };
                     let how = match status {
                         WaitStatus::Exited(_, code) => format!("exit status {code}"),
-                        WaitStatus::Signaled(_, sig, _) => format!("killed by signal {}", sig as i32),
+                        WaitStatus::Signaled(_, sig, _) => {
+                            format!("killed by signal {}", sig as i32)
+                        }
                         _ => "ended".to_string(),
                     };
                     log::warn!(
@@ -462,7 +472,12 @@ mod signal_hook_lite {
     impl Signals {
         pub fn new() -> nix::Result<Signals> {
             let mut set = SigSet::empty();
-            for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGCHLD] {
+            for s in [
+                Signal::SIGTERM,
+                Signal::SIGINT,
+                Signal::SIGHUP,
+                Signal::SIGCHLD,
+            ] {
                 set.add(s);
             }
             set.thread_block()?;

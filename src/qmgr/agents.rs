@@ -14,10 +14,18 @@ use crate::ipc::{self, DeliveryRequest, DeliveryResult};
 /// What a slot reports back to the engine.
 #[derive(Debug)]
 pub enum SlotReport {
-    Done { slot: usize, request: DeliveryRequest, result: DeliveryResult },
+    Done {
+        slot: usize,
+        request: DeliveryRequest,
+        result: DeliveryResult,
+    },
     /// The agent could not be reached or the connection broke before an
     /// answer: the delivery may or may not have happened; retry soon.
-    Lost { slot: usize, request: DeliveryRequest, why: String },
+    Lost {
+        slot: usize,
+        request: DeliveryRequest,
+        why: String,
+    },
 }
 
 /// Start `n` slots; returns their request senders.
@@ -62,20 +70,34 @@ async fn slot_task(
         }
         .await;
         let report = match answer {
-            Ok(Some(result)) if result.rcpt_index == request.rcpt_index => {
-                SlotReport::Done { slot, request, result }
-            }
+            Ok(Some(result)) if result.rcpt_index == request.rcpt_index => SlotReport::Done {
+                slot,
+                request,
+                result,
+            },
             Ok(Some(_)) => {
                 conn = None;
-                SlotReport::Lost { slot, request, why: "local answered out of order".into() }
+                SlotReport::Lost {
+                    slot,
+                    request,
+                    why: "local answered out of order".into(),
+                }
             }
             Ok(None) => {
                 conn = None;
-                SlotReport::Lost { slot, request, why: "lost connection with local".into() }
+                SlotReport::Lost {
+                    slot,
+                    request,
+                    why: "lost connection with local".into(),
+                }
             }
             Err(e) => {
                 conn = None;
-                SlotReport::Lost { slot, request, why: format!("lost connection with local: {e}") }
+                SlotReport::Lost {
+                    slot,
+                    request,
+                    why: format!("lost connection with local: {e}"),
+                }
             }
         };
         if reports.send(report).is_err() {

@@ -91,7 +91,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(cfg: Arc<Config>, log: LogWriter, slots: Vec<mpsc::Sender<DeliveryRequest>>) -> Engine {
+    pub fn new(
+        cfg: Arc<Config>,
+        log: LogWriter,
+        slots: Vec<mpsc::Sender<DeliveryRequest>>,
+    ) -> Engine {
         let idle = (0..slots.len()).rev().collect();
         Engine {
             qdir: cfg.queue.directory.clone(),
@@ -111,7 +115,10 @@ impl Engine {
 
     pub fn status(&self) -> QmgrStatus {
         let now = now_micros();
-        let mut s = QmgrStatus { messages: self.messages.len(), ..QmgrStatus::default() };
+        let mut s = QmgrStatus {
+            messages: self.messages.len(),
+            ..QmgrStatus::default()
+        };
         for m in self.messages.values() {
             for r in &m.rcpts {
                 match r {
@@ -179,7 +186,9 @@ impl Engine {
             })
             .collect();
         let dir = self.qdir.join(INCOMING);
-        let Ok(names) = sorted_files(&dir, |n| n.ends_with(".msg")) else { return };
+        let Ok(names) = sorted_files(&dir, |n| n.ends_with(".msg")) else {
+            return;
+        };
         for name in names {
             let rel = format!("{INCOMING}/{name}");
             let old = fs::metadata(dir.join(&name))
@@ -203,10 +212,22 @@ impl Engine {
                 .rcpts
                 .iter()
                 .map(|r| match r {
-                    RState::Done => SnapRcpt { state: SnapState::Done, until: 0 },
-                    RState::Bounced => SnapRcpt { state: SnapState::Bounced, until: 0 },
-                    RState::Pending { due } => SnapRcpt { state: SnapState::Pending, until: *due },
-                    RState::Active => SnapRcpt { state: SnapState::Pending, until: 0 },
+                    RState::Done => SnapRcpt {
+                        state: SnapState::Done,
+                        until: 0,
+                    },
+                    RState::Bounced => SnapRcpt {
+                        state: SnapState::Bounced,
+                        until: 0,
+                    },
+                    RState::Pending { due } => SnapRcpt {
+                        state: SnapState::Pending,
+                        until: *due,
+                    },
+                    RState::Active => SnapRcpt {
+                        state: SnapState::Pending,
+                        until: 0,
+                    },
                 })
                 .collect();
             recs.push(StateRecord::Snapshot(Snapshot {
@@ -278,7 +299,9 @@ impl Engine {
                     Ok(Some(rec)) if rec.rtype == RecordType::Message => {
                         let off = rec.payload_offset();
                         match decode_message(&rec.payload, off, &rel) {
-                            Ok((env, content)) => self.incoming_message(name, env, content, replayed),
+                            Ok((env, content)) => {
+                                self.incoming_message(name, env, content, replayed)
+                            }
                             Err(e) => log::warn!("{rel}: offset {off}: bad message record: {e}"),
                         }
                     }
@@ -306,7 +329,9 @@ impl Engine {
             if let Some(seg) = self.segments.get_mut(name) {
                 seg.offset = reader.offset();
                 if let Some(at) = corrupt {
-                    log::warn!("{rel}: corrupt record at offset {at}; the rest of the segment is skipped");
+                    log::warn!(
+                        "{rel}: corrupt record at offset {at}; the rest of the segment is skipped"
+                    );
                     seg.corrupt = true;
                     seg.sealed = true;
                 }
@@ -328,8 +353,8 @@ impl Engine {
     ) {
         let id = env.id.clone();
         let r = replayed.remove(&id);
-        let obsolete = self.messages.contains_key(&id)
-            || r.as_ref().is_some_and(|r| r.moved || r.finished);
+        let obsolete =
+            self.messages.contains_key(&id) || r.as_ref().is_some_and(|r| r.moved || r.finished);
         if obsolete {
             if let Some(s) = self.segments.get_mut(seg) {
                 s.finished.insert(id);
@@ -339,7 +364,13 @@ impl Engine {
         self.add_message(env, content, Origin::Segment(seg.to_string()), r);
     }
 
-    fn add_message(&mut self, env: Envelope, content: ContentRef, origin: Origin, r: Option<Replayed>) {
+    fn add_message(
+        &mut self,
+        env: Envelope,
+        content: ContentRef,
+        origin: Origin,
+        r: Option<Replayed>,
+    ) {
         let now = now_micros();
         let id = env.id.clone();
         let mut rcpts = vec![RState::Pending { due: now }; env.recipients.len()];
@@ -393,7 +424,14 @@ impl Engine {
         }
         self.messages.insert(
             id,
-            Message { env, content, origin, rcpts, active_us: now, first_deferred_us: first_deferred },
+            Message {
+                env,
+                content,
+                origin,
+                rcpts,
+                active_us: now,
+                first_deferred_us: first_deferred,
+            },
         );
     }
 
@@ -424,8 +462,12 @@ impl Engine {
             }
         }
         while !self.idle.is_empty() {
-            let Some((id, i)) = self.ready.pop_front() else { break };
-            let Some(m) = self.messages.get_mut(&id) else { continue };
+            let Some((id, i)) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(m) = self.messages.get_mut(&id) else {
+                continue;
+            };
             if !matches!(m.rcpts.get(i), Some(RState::Pending { .. })) {
                 continue;
             }
@@ -437,7 +479,8 @@ impl Engine {
                     rcpt: i,
                     status: DeliveryStatus::Deferred,
                     dsn: "4.3.0".into(),
-                    reason: "delivery to other domains is not available yet (local delivery only)".into(),
+                    reason: "delivery to other domains is not available yet (local delivery only)"
+                        .into(),
                 });
                 continue;
             }
@@ -473,7 +516,11 @@ impl Engine {
         let now = now_micros();
         for rep in reports {
             match rep {
-                SlotReport::Done { slot, request, result } => {
+                SlotReport::Done {
+                    slot,
+                    request,
+                    result,
+                } => {
                     self.idle.push(slot);
                     decided.push(Pending {
                         id: request.id,
@@ -485,10 +532,16 @@ impl Engine {
                 }
                 SlotReport::Lost { slot, request, why } => {
                     self.idle.push(slot);
-                    log::warn!("{}: {why}; delivery to <{}> will be retried", request.id, request.recipient);
+                    log::warn!(
+                        "{}: {why}; delivery to <{}> will be retried",
+                        request.id,
+                        request.recipient
+                    );
                     if let Some(m) = self.messages.get_mut(&request.id) {
                         if let Some(r) = m.rcpts.get_mut(request.rcpt_index) {
-                            *r = RState::Pending { due: now + LOST_RETRY_US };
+                            *r = RState::Pending {
+                                due: now + LOST_RETRY_US,
+                            };
                         }
                     }
                     self.schedule(&request.id, request.rcpt_index, now + LOST_RETRY_US, now);
@@ -506,18 +559,27 @@ impl Engine {
         let mut records = Vec::new();
         let mut applied = Vec::new();
         for p in decided {
-            let Some(m) = self.messages.get(&p.id) else { continue };
+            let Some(m) = self.messages.get(&p.id) else {
+                continue;
+            };
             let age = now.saturating_sub(m.env.arrival_us);
             let rec = match p.status {
                 DeliveryStatus::Sent => (RState::Done, StateRecord::Delivered(outcome(&p, 0))),
                 DeliveryStatus::Bounced => (RState::Bounced, StateRecord::Bounced(outcome(&p, 0))),
                 DeliveryStatus::Deferred if age >= lifetime => {
-                    log::info!("{}: from=<{}>, status=expired, returned to sender", p.id, m.env.sender);
+                    log::info!(
+                        "{}: from=<{}>, status=expired, returned to sender",
+                        p.id,
+                        m.env.sender
+                    );
                     (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
                 }
                 DeliveryStatus::Deferred => {
                     let due = now + age.clamp(min, max);
-                    (RState::Pending { due }, StateRecord::Deferred(outcome(&p, due)))
+                    (
+                        RState::Pending { due },
+                        StateRecord::Deferred(outcome(&p, due)),
+                    )
                 }
             };
             if p.status == DeliveryStatus::Deferred
@@ -542,7 +604,9 @@ impl Engine {
             log::warn!("state log write failed; outcomes kept in memory only");
         }
         for (id, i, st) in applied {
-            let Some(m) = self.messages.get_mut(&id) else { continue };
+            let Some(m) = self.messages.get_mut(&id) else {
+                continue;
+            };
             if let Some(r) = m.rcpts.get_mut(i) {
                 *r = st;
             }
@@ -575,7 +639,9 @@ impl Engine {
     }
 
     fn finish(&mut self, id: &QueueId) {
-        let Some(m) = self.messages.remove(id) else { return };
+        let Some(m) = self.messages.remove(id) else {
+            return;
+        };
         log::info!("{id}: removed");
         self.remove_content(&m.content, &m.origin, id);
         if let Origin::Segment(seg) = &m.origin {
@@ -599,8 +665,14 @@ impl Engine {
     /// A segment goes when no live message is in it and smtpd no longer
     /// writes it (sealed, or a newer segment exists).
     fn maybe_delete_segment(&mut self, name: &str) {
-        let Some(seg) = self.segments.get(name) else { return };
-        let newer = self.segments.range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded)).next().is_some();
+        let Some(seg) = self.segments.get(name) else {
+            return;
+        };
+        let newer = self
+            .segments
+            .range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
+            .next()
+            .is_some();
         if !seg.live.is_empty() || !(seg.sealed || newer) {
             return;
         }
@@ -631,7 +703,8 @@ impl Engine {
             .filter(|(_, m)| {
                 matches!(m.origin, Origin::Segment(_))
                     && !m.rcpts.contains(&RState::Active)
-                    && m.first_deferred_us.is_some_and(|t| now.saturating_sub(t) >= after)
+                    && m.first_deferred_us
+                        .is_some_and(|t| now.saturating_sub(t) >= after)
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -643,8 +716,12 @@ impl Engine {
     }
 
     async fn move_one(&mut self, id: &QueueId) -> anyhow::Result<()> {
-        let Some(m) = self.messages.get(id) else { return Ok(()) };
-        let keep: Vec<usize> = (0..m.rcpts.len()).filter(|i| !m.rcpts[*i].is_final()).collect();
+        let Some(m) = self.messages.get(id) else {
+            return Ok(());
+        };
+        let keep: Vec<usize> = (0..m.rcpts.len())
+            .filter(|i| !m.rcpts[*i].is_final())
+            .collect();
         let mut env = m.env.clone();
         env.recipients = keep.iter().map(|i| m.env.recipients[*i].clone()).collect();
         let dues: Vec<u64> = keep
@@ -671,7 +748,11 @@ impl Engine {
             let (tmp, path) = (tmp.clone(), path.clone());
             move || -> std::io::Result<()> {
                 use std::io::Write;
-                let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?;
                 f.write_all(&bytes)?;
                 f.sync_all()?;
                 fs::rename(&tmp, &path)?;
@@ -680,11 +761,18 @@ impl Engine {
         })
         .await??;
         let (new_env, content) = load_file_message(&self.qdir, &rel)?;
-        if !self.append_all(vec![StateRecord::Moved(Moved { id: id.clone() })]).await.iter().all(|o| *o) {
+        if !self
+            .append_all(vec![StateRecord::Moved(Moved { id: id.clone() })])
+            .await
+            .iter()
+            .all(|o| *o)
+        {
             anyhow::bail!("state log write failed");
         }
         let now = now_micros();
-        let Some(m) = self.messages.get_mut(id) else { return Ok(()) };
+        let Some(m) = self.messages.get_mut(id) else {
+            return Ok(());
+        };
         let old_origin = std::mem::replace(&mut m.origin, Origin::Deferred);
         m.env = new_env;
         m.content = content;
@@ -710,7 +798,13 @@ impl Engine {
 }
 
 fn outcome(p: &Pending, until: u64) -> Outcome {
-    Outcome { id: p.id.clone(), rcpt: p.rcpt, dsn: p.dsn.clone(), reason: p.reason.clone(), until }
+    Outcome {
+        id: p.id.clone(),
+        rcpt: p.rcpt,
+        dsn: p.dsn.clone(),
+        reason: p.reason.clone(),
+        until,
+    }
 }
 
 fn set(rcpts: &mut [RState], i: usize, st: RState) {

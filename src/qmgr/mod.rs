@@ -79,7 +79,10 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
     let (report_tx, mut reports) = mpsc::unbounded_channel::<SlotReport>();
     let slots = agents::start_slots(
         LOCAL_SLOTS,
-        config.server.run_directory.join(crate::supervisor::LOCAL_SOCKET),
+        config
+            .server
+            .run_directory
+            .join(crate::supervisor::LOCAL_SOCKET),
         report_tx,
     );
     let mut engine = Engine::new(config.clone(), log.clone(), slots);

@@ -156,7 +156,13 @@ mod tests {
     }
 
     fn out(n: u8, rcpt: usize) -> Outcome {
-        Outcome { id: id(n), rcpt, dsn: "2.0.0".into(), reason: "x".into(), until: 0 }
+        Outcome {
+            id: id(n),
+            rcpt,
+            dsn: "2.0.0".into(),
+            reason: "x".into(),
+            until: 0,
+        }
     }
 
     #[test]
@@ -184,7 +190,12 @@ mod tests {
     fn finished_snapshot() {
         let m = replay([
             StateRecord::Delivered(out(1, 0)),
-            StateRecord::Snapshot(Snapshot { id: id(1), deferred: false, finished: true, rcpts: vec![] }),
+            StateRecord::Snapshot(Snapshot {
+                id: id(1),
+                deferred: false,
+                finished: true,
+                rcpts: vec![],
+            }),
         ]);
         assert!(m[&id(1)].finished);
         assert!(m[&id(1)].records.is_empty());

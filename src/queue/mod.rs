@@ -41,11 +41,7 @@ pub const SUBDIRS: [&str; 5] = [INCOMING, STATE, DEFERRED, HOLD, CORRUPT];
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ContentRef {
     /// `len` bytes at `offset` of a log segment (or of a deferred file).
-    Segment {
-        path: String,
-        offset: u64,
-        len: u64,
-    },
+    Segment { path: String, offset: u64, len: u64 },
     /// A whole file of its own (large messages).
     File { path: String, len: u64 },
 }

@@ -48,7 +48,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
 use crate::queue::log::{LogOptions, LogWriter};
-use crate::queue::{IdGenerator, INCOMING};
+use crate::queue::{INCOMING, IdGenerator};
 use crate::reply::Reply;
 
 /// Everything the sessions share.
@@ -101,7 +101,10 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
         config: config.clone(),
     });
     tokio::spawn(wake_qmgr_task(
-        config.server.run_directory.join(crate::supervisor::QMGR_SOCKET),
+        config
+            .server
+            .run_directory
+            .join(crate::supervisor::QMGR_SOCKET),
         shared.wake_qmgr.clone(),
     ));
 
@@ -112,7 +115,11 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
         std_l.set_nonblocking(true)?;
         let l = TcpListener::from_std(std_l)
             .with_context(|| format!("socket {name:?} is not a TCP listener"))?;
-        listeners.push(tokio::spawn(accept_loop(l, shared.clone(), stop_rx.clone())));
+        listeners.push(tokio::spawn(accept_loop(
+            l,
+            shared.clone(),
+            stop_rx.clone(),
+        )));
     }
     if listeners.is_empty() {
         anyhow::bail!("no listening socket was handed over (LISTEN_FDS)");

@@ -2,9 +2,10 @@
 //! Postfix's shape:
 //!
 //! ```text
+//! (continuation lines start with a tab)
 //! Received: from HELO (NAME [ADDR])
-//! 	by HOSTNAME (postern) with ESMTP id QUEUEID
-//! 	for <RCPT>; DATE
+//!     by HOSTNAME (postern) with ESMTP id QUEUEID
+//!     for <RCPT>; DATE
 //! ```
 //!
 //! With several recipients the `by` line ends in `;` and the date follows
@@ -47,15 +48,29 @@ mod tests {
             &["u@example".into()],
         );
         let lines: Vec<&str> = h.lines().collect();
-        assert_eq!(lines[0], "Received: from client.example (unknown [127.0.0.1])");
-        assert_eq!(lines[1], "\tby mail.example (postern) with ESMTP id 0123456789ABCA");
+        assert_eq!(
+            lines[0],
+            "Received: from client.example (unknown [127.0.0.1])"
+        );
+        assert_eq!(
+            lines[1],
+            "\tby mail.example (postern) with ESMTP id 0123456789ABCA"
+        );
         assert!(lines[2].starts_with("\tfor <u@example>; "));
         assert!(h.ends_with('\n'));
     }
 
     #[test]
     fn several_recipients_hidden() {
-        let h = received_header(None, "unknown", "::1", "m", "SMTP", "X", &["a@b".into(), "c@d".into()]);
+        let h = received_header(
+            None,
+            "unknown",
+            "::1",
+            "m",
+            "SMTP",
+            "X",
+            &["a@b".into(), "c@d".into()],
+        );
         assert!(!h.contains("a@b"));
         assert!(h.lines().nth(1).unwrap().ends_with(';'));
     }

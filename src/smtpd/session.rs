@@ -54,8 +54,18 @@ where
     let end = s.run().await;
     match end {
         End::Quit | End::Closed => {}
-        End::Lost => log::info!("{}lost connection after {} from {}", s.qid_prefix(), s.last_cmd, s.client()),
-        End::Timeout => log::info!("{}timeout after {} from {}", s.qid_prefix(), s.last_cmd, s.client()),
+        End::Lost => log::info!(
+            "{}lost connection after {} from {}",
+            s.qid_prefix(),
+            s.last_cmd,
+            s.client()
+        ),
+        End::Timeout => log::info!(
+            "{}timeout after {} from {}",
+            s.qid_prefix(),
+            s.last_cmd,
+            s.client()
+        ),
         End::TooManyErrors => log::info!(
             "{}too many errors after {} from {}",
             s.qid_prefix(),
@@ -232,7 +242,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
                 if !skipping {
                     match next_line(&self.inbuf, self.cfg().smtpd.line_length_limit) {
-                        Framed::Line { line, end, consumed } => {
+                        Framed::Line {
+                            line,
+                            end,
+                            consumed,
+                        } => {
                             let l = line.to_vec();
                             self.inbuf.drain(..consumed);
                             break (l, end);
@@ -269,7 +283,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     }
                 }
             };
-            if end == LineEnd::BareLf && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
+            if end == LineEnd::BareLf && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject
+            {
                 let r = Reply::bare_lf(&self.hostname());
                 log::info!(
                     "{}reject: {} from {}: {r}; proto={} helo=<{}>",
@@ -542,8 +557,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         let id = self.shared.ids.next();
         tx.id = Some(id.clone());
-        log::info!("{id}: client={}", self.client());
         let rcpt_addrs: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
+        log::info!("{id}: client={}", self.client());
         self.reply(&Reply::start_data());
         if !self.flush().await {
             return Some(End::Lost);
@@ -569,7 +584,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         // DATA must progress: smtpd.timeout, plus one second per KiB.
         let started = Instant::now();
         loop {
-            let mut sink_store = if too_big || io_error.is_some() { None } else { Some(&mut store) };
+            let mut sink_store = if too_big || io_error.is_some() {
+                None
+            } else {
+                Some(&mut store)
+            };
             let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| {
                 if let Some(s) = sink_store.as_mut() {
                     s.push(b);
@@ -619,7 +638,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
             }
         }
-        let result = self.finish_message(&id, store, &reader, too_big, io_error).await;
+        let result = self
+            .finish_message(&id, store, &reader, too_big, io_error)
+            .await;
         self.tx = None;
         match result {
             Ok(()) => {
@@ -726,7 +747,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         };
         log::info!("{id}: message-id={}", mid.as_deref().unwrap_or("<>"));
-        match self.shared.log.append_parts(RecordType::Message, parts).await {
+        match self
+            .shared
+            .log
+            .append_parts(RecordType::Message, parts)
+            .await
+        {
             Ok(_) => {
                 self.shared.wake_qmgr.notify_one();
                 self.reply(&Reply::queued(id.as_str()));

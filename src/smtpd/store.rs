@@ -131,7 +131,7 @@ pub fn message_id(head: &[u8]) -> Option<String> {
                     break;
                 }
             }
-            return Some(v);
+            return Some(v.trim().to_string());
         }
     }
     None

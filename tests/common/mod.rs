@@ -43,16 +43,17 @@ impl Postern {
 
     /// `smtpd_extra` goes into the [smtpd] table, the rest as whole tables.
     pub fn start_with(tables: &str, smtpd_extra: &[&str]) -> Postern {
-        let dir = tempfile::Builder::new().prefix("postern-test").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("postern-test")
+            .tempdir()
+            .unwrap();
         // The roles run as the postern user when we are root: let them in.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let mail = dir.path().join("mail");
         std::fs::create_dir(&mail).unwrap();
         std::fs::set_permissions(&mail, std::fs::Permissions::from_mode(0o1777)).unwrap();
         let d = dir.path().display();
-        let mut smtpd = vec![
-            "listen = [\"127.0.0.1:0\"]".to_string(),
-        ];
+        let mut smtpd = vec!["listen = [\"127.0.0.1:0\"]".to_string()];
         smtpd.extend(smtpd_extra.iter().map(|s| s.to_string()));
         let has = |t: &str| tables.contains(&format!("[{t}]"));
         let mut text = String::new();
@@ -127,7 +128,11 @@ impl Postern {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("postern exited at start ({st}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "postern did not start:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "postern did not start:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -175,7 +180,11 @@ impl Postern {
     pub fn wait_log(&self, needle: &str, count: usize, secs: u64) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while self.log().matches(needle).count() < count {
-            assert!(Instant::now() < deadline, "log never showed {needle:?} x{count}:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "log never showed {needle:?} x{count}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -247,8 +256,12 @@ impl Client {
                 sock
             }
         };
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut c = Client { stream: BufReader::new(stream) };
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut c = Client {
+            stream: BufReader::new(stream),
+        };
         let greeting = c.reply();
         assert!(greeting.starts_with("220 "), "{greeting}");
         c
@@ -291,10 +304,24 @@ impl Client {
 /// Connect from a chosen loopback source address.
 fn socket2_connect(addr: SocketAddr, src: std::net::IpAddr) -> TcpStream {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
-    let std::net::IpAddr::V4(v4) = src else { panic!("IPv4 only") };
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(std::net::SocketAddrV4::new(v4, 0))).unwrap();
-    let SocketAddr::V4(dst) = addr else { panic!("IPv4 only") };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    let std::net::IpAddr::V4(v4) = src else {
+        panic!("IPv4 only")
+    };
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::from(std::net::SocketAddrV4::new(v4, 0)),
+    )
+    .unwrap();
+    let SocketAddr::V4(dst) = addr else {
+        panic!("IPv4 only")
+    };
     connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::from(dst)).unwrap();
     TcpStream::from(fd)
 }
@@ -305,7 +332,12 @@ pub fn body_after_added_headers(file: &Path) -> Vec<u8> {
     let data = std::fs::read(file).unwrap();
     let mut rest: &[u8] = &data;
     for prefix in [&b"Return-Path: "[..], b"Delivered-To: ", b"Received: "] {
-        assert!(rest.starts_with(prefix), "missing {:?} in {:?}", String::from_utf8_lossy(prefix), String::from_utf8_lossy(&data[..data.len().min(400)]));
+        assert!(
+            rest.starts_with(prefix),
+            "missing {:?} in {:?}",
+            String::from_utf8_lossy(prefix),
+            String::from_utf8_lossy(&data[..data.len().min(400)])
+        );
         let mut end = rest.iter().position(|b| *b == b'\n').unwrap() + 1;
         while rest.get(end).is_some_and(|b| *b == b'\t' || *b == b' ') {
             end += rest[end..].iter().position(|b| *b == b'\n').unwrap() + 1;
