@@ -15,4 +15,5 @@ pub mod queue;
 pub mod reply;
 pub mod smtpd;
 pub mod supervisor;
+#[allow(unsafe_code)]
 pub mod sys;

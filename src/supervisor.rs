@@ -413,10 +413,10 @@ impl Supervisor {
             if self.children.values().any(|(r, _)| *r == role) {
                 continue;
             }
-            if self.restarts.get(role).is_some_and(|r| r.not_before <= now) {
-                if let Err(e) = self.spawn(role) {
-                    log::error!("{e:#}");
-                }
+            if self.restarts.get(role).is_some_and(|r| r.not_before <= now)
+                && let Err(e) = self.spawn(role)
+            {
+                log::error!("{e:#}");
             }
         }
         self.write_status();

@@ -154,18 +154,17 @@ pub fn spawn_with_fds(
                 libc::_exit(126);
             }
         }
-        for i in 0..src.len() {
-            if libc::dup2(tmp[i], LISTEN_FDS_START + i as RawFd) < 0 {
+        for (i, fd) in tmp.iter().take(src.len()).enumerate() {
+            if libc::dup2(*fd, LISTEN_FDS_START + i as RawFd) < 0 {
                 libc::_exit(126);
             }
         }
-        if let Some(u) = user {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+        if let Some(u) = user
+            && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
                 || libc::setgid(u.gid) != 0
-                || libc::setuid(u.uid) != 0
-            {
-                libc::_exit(126);
-            }
+                || libc::setuid(u.uid) != 0)
+        {
+            libc::_exit(126);
         }
         if !src.is_empty() {
             let mut n = libc::getpid() as u32;

@@ -398,10 +398,10 @@ impl Engine {
         }
         let finished = rcpts.iter().all(|r| r.is_final());
         if finished {
-            if let Origin::Segment(seg) = &origin {
-                if let Some(s) = self.segments.get_mut(seg) {
-                    s.finished.insert(id.clone());
-                }
+            if let Origin::Segment(seg) = &origin
+                && let Some(s) = self.segments.get_mut(seg)
+            {
+                s.finished.insert(id.clone());
             }
             self.remove_content(&content, &origin, &id);
             return;
@@ -417,10 +417,10 @@ impl Engine {
                 self.schedule(&id, i, *due, now);
             }
         }
-        if let Origin::Segment(seg) = &origin {
-            if let Some(s) = self.segments.get_mut(seg) {
-                s.live.insert(id.clone());
-            }
+        if let Origin::Segment(seg) = &origin
+            && let Some(s) = self.segments.get_mut(seg)
+        {
+            s.live.insert(id.clone());
         }
         self.messages.insert(
             id,
@@ -537,12 +537,12 @@ impl Engine {
                         request.id,
                         request.recipient
                     );
-                    if let Some(m) = self.messages.get_mut(&request.id) {
-                        if let Some(r) = m.rcpts.get_mut(request.rcpt_index) {
-                            *r = RState::Pending {
-                                due: now + LOST_RETRY_US,
-                            };
-                        }
+                    if let Some(m) = self.messages.get_mut(&request.id)
+                        && let Some(r) = m.rcpts.get_mut(request.rcpt_index)
+                    {
+                        *r = RState::Pending {
+                            due: now + LOST_RETRY_US,
+                        };
                     }
                     self.schedule(&request.id, request.rcpt_index, now + LOST_RETRY_US, now);
                 }
@@ -819,7 +819,7 @@ fn is_local(cfg: &Config, address: &str) -> bool {
         None => true,
         Some((_, d)) => {
             let d = d.to_ascii_lowercase();
-            cfg.local.domains.iter().any(|x| *x == d)
+            cfg.local.domains.contains(&d)
         }
     }
 }

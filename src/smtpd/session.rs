@@ -532,7 +532,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     fn check_recipient(&self, to: &Address) -> Result<(), Reply> {
         let cfg = self.cfg();
         let domain = to.domain().to_ascii_lowercase();
-        let local = domain.is_empty() || cfg.local.domains.iter().any(|d| *d == domain);
+        let local = domain.is_empty() || cfg.local.domains.contains(&domain);
         if local {
             let user = to.local().to_ascii_lowercase();
             if user == "postmaster" || local_user_exists(&user) {
@@ -607,10 +607,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             if limit > 0 && reader.wire_size() > limit {
                 too_big = true;
             }
-            if !too_big && io_error.is_none() {
-                if let Err(e) = store.settle(&self.shared.incoming, id.as_str()).await {
-                    io_error = Some(e);
-                }
+            if !too_big
+                && io_error.is_none()
+                && let Err(e) = store.settle(&self.shared.incoming, id.as_str()).await
+            {
+                io_error = Some(e);
             }
             if done {
                 break;

@@ -64,11 +64,11 @@ impl Store {
                 .await?;
             self.spill = Some((path, file));
         }
-        if let Some((_, file)) = self.spill.as_mut() {
-            if self.pending.len() >= SPILL_CHUNK {
-                file.write_all(&self.pending).await?;
-                self.pending.clear();
-            }
+        if let Some((_, file)) = self.spill.as_mut()
+            && self.pending.len() >= SPILL_CHUNK
+        {
+            file.write_all(&self.pending).await?;
+            self.pending.clear();
         }
         Ok(())
     }

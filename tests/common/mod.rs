@@ -251,10 +251,7 @@ impl Client {
     pub fn connect(addr: SocketAddr, source: Option<&str>) -> Client {
         let stream = match source {
             None => TcpStream::connect(addr).unwrap(),
-            Some(src) => {
-                let sock = socket2_connect(addr, src.parse().unwrap());
-                sock
-            }
+            Some(src) => socket2_connect(addr, src.parse().unwrap()),
         };
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
