@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_postern");
 
 pub struct Postern {
+    /// Run the supervisor as this user (through setpriv) instead of as us.
+    pub run_as: Option<u32>,
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub addr: SocketAddr,
@@ -43,12 +45,21 @@ impl Postern {
 
     /// `smtpd_extra` goes into the [smtpd] table, the rest as whole tables.
     pub fn start_with(tables: &str, smtpd_extra: &[&str]) -> Postern {
+        Postern::start_full(tables, smtpd_extra, None)
+    }
+
+    /// As `start_with`, with the supervisor run as the user `run_as` (a uid
+    /// whose group has the same number, e.g. nobody) when given.
+    pub fn start_full(tables: &str, smtpd_extra: &[&str], run_as: Option<u32>) -> Postern {
         let dir = tempfile::Builder::new()
             .prefix("postern-test")
             .tempdir()
             .unwrap();
         // The roles run as the postern user when we are root: let them in.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        if let Some(uid) = run_as {
+            std::os::unix::fs::chown(dir.path(), Some(uid), None).unwrap();
+        }
         let mail = dir.path().join("mail");
         std::fs::create_dir(&mail).unwrap();
         std::fs::set_permissions(&mail, std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -73,15 +84,20 @@ impl Postern {
             );
         }
         text += &format!("[smtpd]\n{}\n\n", smtpd.join("\n"));
-        text += tables;
+        // Tables given by the test may say {dir} for the test directory.
+        text += &tables.replace("{dir}", &d.to_string());
         let config = dir.path().join("postern.toml");
         std::fs::write(&config, text).unwrap();
         let mut p = Postern {
+            run_as,
             dir,
             child: None,
             addr: "127.0.0.1:1".parse().unwrap(),
             config,
-            user: me(),
+            user: run_as
+                .and_then(|u| nix::unistd::User::from_uid(u.into()).ok().flatten())
+                .map(|u| u.name)
+                .unwrap_or_else(me),
         };
         p.launch();
         p
@@ -103,7 +119,21 @@ impl Postern {
             .open(self.log_path())
             .unwrap();
         let start_len = log.metadata().unwrap().len() as usize;
-        let child = Command::new(BIN)
+        let mut cmd = match self.run_as {
+            None => Command::new(BIN),
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    format!("--reuid={uid}"),
+                    format!("--regid={uid}"),
+                    "--clear-groups".into(),
+                    "--".into(),
+                    BIN.into(),
+                ]);
+                c
+            }
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .args(["start", "--foreground"])
@@ -362,4 +392,28 @@ pub fn lf(data: &[u8]) -> Vec<u8> {
 pub fn write_file(path: &Path, data: &[u8]) {
     let mut f = std::fs::File::create(path).unwrap();
     f.write_all(data).unwrap();
+}
+
+/// Send one message with Python's smtplib.
+pub fn python_smtplib(
+    port: u16,
+    from: &str,
+    to: &str,
+    msg_path: &std::path::Path,
+) -> std::process::Output {
+    let script = format!(
+        r#"
+import smtplib, sys
+data = open({path:?}, 'rb').read()
+with smtplib.SMTP('127.0.0.1', {port}) as s:
+    s.ehlo('client.example')
+    s.sendmail({from:?}, [{to:?}], data)
+"#,
+        path = msg_path.display().to_string(),
+    );
+    Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap()
 }

@@ -1,0 +1,75 @@
+//! The configuration as the administrator meets it: check, start, show.
+
+use std::process::Command;
+
+use crate::common::*;
+
+#[test]
+fn misspelled_key_fails_check_and_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("postern.toml");
+    std::fs::write(&conf, "[smtpd]\nmesage_size_limit = 5\n").unwrap();
+    let check = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&check.stderr).to_string();
+    assert!(err.contains(&format!("{}:2", conf.display())), "{err}");
+    assert!(err.contains("mesage_size_limit"), "{err}");
+    assert!(err.contains("message_size_limit"), "{err}");
+    let start = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .args(["start", "--foreground"])
+        .output()
+        .unwrap();
+    assert!(!start.status.success());
+    let err2 = String::from_utf8_lossy(&start.stderr).to_string();
+    assert!(
+        err2.contains(err.trim().trim_start_matches("postern: ")),
+        "{err2}"
+    );
+    let good = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(!good.status.success());
+    std::fs::write(&conf, "[smtpd]\nmessage_size_limit = 5\n").unwrap();
+    let good = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(good.status.code(), Some(0));
+}
+
+#[test]
+fn config_show_prints_effective_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("postern.toml");
+    std::fs::write(&conf, "[server]\nhostname = \"mx.foo.example\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .args(["config", "show", "--non-default"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("hostname = \"mx.foo.example\""), "{text}");
+    assert!(!text.contains("message_size_limit"), "{text}");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("message_size_limit = 10240000"), "{text}");
+    assert!(text.contains("\"mx.foo.example\""), "{text}");
+}

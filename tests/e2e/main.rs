@@ -1,0 +1,9 @@
+//! End to end: the real daemons (`postern start --foreground`) on
+//! loopback, real sockets, real queue files, real Maildirs. One test
+//! binary; each module is one concern.
+
+mod common;
+mod config;
+mod queue;
+mod smtp;
+mod user;
