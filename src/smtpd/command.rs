@@ -15,6 +15,10 @@
 //! that looks like a header such as `Subject:`, a first word that does not
 //! start with a letter) give [`CommandError::Forbidden`], Postfix's
 //! `smtpd_forbidden_commands`: the caller replies and disconnects.
+//!
+//! An unknown verb gets `502 5.5.2 Error: command not recognized`: 502 is
+//! the code Postfix's smtpd sends (500 is for an empty line, `Error: bad
+//! syntax`, and for bad UTF-8).
 
 use std::borrow::Cow;
 
