@@ -97,8 +97,17 @@ impl Reply {
     pub fn no_valid_recipients() -> Reply {
         Reply::new(554, "5.5.1", "Error: no valid recipients")
     }
+    /// 502, as Postfix's smtpd sends it (not 500).
     pub fn not_recognized() -> Reply {
-        Reply::new(500, "5.5.2", "Error: command not recognized")
+        Reply::new(502, "5.5.2", "Error: command not recognized")
+    }
+    /// RFC 6531 section 3.7.4.1.
+    pub fn must_declare_smtputf8() -> Reply {
+        Reply::new(
+            553,
+            "5.6.7",
+            "Must declare SMTPUTF8 to send unicode address",
+        )
     }
     pub fn vrfy_disabled() -> Reply {
         Reply::new(502, "5.5.1", "VRFY command is disabled")

@@ -240,7 +240,7 @@ impl CommandError {
         match self {
             E::BadSyntax => Reply::new(500, "5.5.2", "Error: bad syntax"),
             E::BadUtf8 => Reply::new(500, "5.5.2", "Error: bad UTF-8 syntax"),
-            E::Unrecognized => Reply::new(502, "5.5.2", "Error: command not recognized"),
+            E::Unrecognized => Reply::not_recognized(),
             E::Forbidden => Reply::new(221, "2.7.0", "Error: I can break rules, too. Goodbye."),
             E::HeloSyntax => Reply::plain(501, "Syntax: HELO hostname"),
             E::EhloSyntax => Reply::plain(501, "Syntax: EHLO hostname"),

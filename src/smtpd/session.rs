@@ -431,7 +431,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
             }
             _ => {
-                let r = Reply::new(502, "5.5.1", "Error: command not implemented");
+                let r = super::command::not_implemented();
                 self.count(verb, false);
                 if self.error(&r) {
                     return Some(self.too_many_errors().await);
@@ -473,6 +473,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if self.tx.is_some() {
             return self.fail(Reply::nested_mail());
         }
+        if from.address().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
+            return self.fail(Reply::must_declare_smtputf8());
+        }
         let limit = self.cfg().smtpd.message_size_limit;
         if limit > 0 && params.size.is_some_and(|s| s > limit) {
             let r = Reply::size_exceeds_limit();
@@ -502,6 +505,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let Some(tx) = self.tx.as_ref() else {
             return self.fail(Reply::need_mail());
         };
+        if !to.is_ascii() && !tx.params.smtputf8 {
+            return self.fail(Reply::must_declare_smtputf8());
+        }
         if tx.rcpts.len() >= self.cfg().smtpd.recipient_limit {
             return self.fail(Reply::too_many_recipients());
         }

@@ -388,3 +388,42 @@ fn bare_newline_normalize_mode() {
         b"Subject: x\n\nbare\nline\n"
     );
 }
+
+#[test]
+fn unicode_addresses_need_smtputf8() {
+    let p = Postern::start("");
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    assert_eq!(
+        c.cmd("MAIL FROM:<jöran@example.org>"),
+        "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
+    );
+    assert_eq!(
+        c.cmd("MAIL FROM:<jöran@example.org> SMTPUTF8"),
+        "250 2.1.0 Ok"
+    );
+    assert_eq!(
+        c.cmd(
+            "RCPT TO:<u@elsewhere.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;u@elsewhere.example"
+        ),
+        "250 2.1.5 Ok"
+    );
+    assert_eq!(
+        c.cmd("RCPT TO:<u@elsewhere.example> FOO=bar"),
+        "555 5.5.4 Unsupported option: FOO=bar"
+    );
+}
+
+#[test]
+fn too_many_recipients() {
+    let p = Postern::start_with("", &["recipient_limit = 2"]);
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.cmd("MAIL FROM:<s@example.org>");
+    assert_eq!(c.cmd("RCPT TO:<a@elsewhere.example>"), "250 2.1.5 Ok");
+    assert_eq!(c.cmd("RCPT TO:<b@elsewhere.example>"), "250 2.1.5 Ok");
+    assert_eq!(
+        c.cmd("RCPT TO:<c@elsewhere.example>"),
+        "452 4.5.3 Error: too many recipients"
+    );
+}
