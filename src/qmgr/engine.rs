@@ -131,6 +131,11 @@ impl Engine {
         s
     }
 
+    /// The IDs of the messages still to deliver.
+    pub fn live_ids(&self) -> Vec<QueueId> {
+        self.messages.keys().cloned().collect()
+    }
+
     pub fn busy(&self) -> bool {
         self.idle.len() < self.slots.len()
     }

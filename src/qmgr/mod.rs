@@ -33,6 +33,8 @@
 
 mod agents;
 mod engine;
+#[cfg(test)]
+mod recovery_tests;
 pub mod state;
 
 use std::os::unix::net::UnixListener as StdUnixListener;
