@@ -132,6 +132,7 @@ impl Engine {
     }
 
     /// The IDs of the messages still to deliver.
+    #[cfg(test)]
     pub fn live_ids(&self) -> Vec<QueueId> {
         self.messages.keys().cloned().collect()
     }
