@@ -7,7 +7,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -15,18 +14,15 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::command::{Command, MailParams, RcptParams, parse_command};
-use super::data::{DataReader, Feed};
 use super::line::{Framed, LineEnd, next_line};
-use super::received::received_header;
-use super::store::{Finished, Store, message_id};
 use crate::address::{Address, Path};
 use crate::config::BareNewline;
-use crate::queue::message::{ContentKind, MessageContent, encode_message, encode_message_head};
-use crate::queue::record::RecordType;
-use crate::queue::{Client, Envelope, QueueId, Recipient, now_micros};
+use crate::queue::{QueueId, Recipient};
 use crate::reply::Reply;
 
 const READ_CHUNK: usize = 64 * 1024;
+
+mod data_phase;
 
 /// Serve one connection to the end.
 pub async fn serve<S>(stream: S, ip: IpAddr, shared: Arc<Shared>, stop: watch::Receiver<bool>)
@@ -550,227 +546,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Ok(());
         }
         Err(Reply::relay_denied(&to.to_string()))
-    }
-
-    async fn data(&mut self) -> Option<End> {
-        let Some(tx) = self.tx.as_mut() else {
-            self.count("data", false);
-            return self.data_error(Reply::need_rcpt()).await;
-        };
-        if tx.rcpts.is_empty() {
-            self.count("data", false);
-            return self.data_error(Reply::no_valid_recipients()).await;
-        }
-        let id = self.shared.ids.next();
-        tx.id = Some(id.clone());
-        let rcpt_addrs: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
-        log::info!("{id}: client={}", self.client());
-        self.reply(&Reply::start_data());
-        if !self.flush().await {
-            return Some(End::Lost);
-        }
-        let cfg = self.shared.config.clone();
-        let mut store = Store::new(cfg.queue.large_message_threshold);
-        store.push(
-            received_header(
-                self.helo.as_deref(),
-                &self.name,
-                &self.ip.to_string(),
-                &cfg.server.hostname,
-                self.proto(),
-                id.as_str(),
-                &rcpt_addrs,
-            )
-            .as_bytes(),
-        );
-        let mut reader = DataReader::new(cfg.smtpd.forbid_bare_newline);
-        let limit = cfg.smtpd.message_size_limit;
-        let mut too_big = false;
-        let mut io_error: Option<std::io::Error> = None;
-        // DATA must progress: smtpd.timeout, plus one second per KiB.
-        let started = Instant::now();
-        loop {
-            let mut sink_store = if too_big || io_error.is_some() {
-                None
-            } else {
-                Some(&mut store)
-            };
-            let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| {
-                if let Some(s) = sink_store.as_mut() {
-                    s.push(b);
-                }
-            });
-            let done = match fed {
-                Feed::Done { consumed } => {
-                    self.inbuf.drain(..consumed);
-                    true
-                }
-                Feed::NeedMore => {
-                    self.inbuf.clear();
-                    false
-                }
-            };
-            if limit > 0 && reader.wire_size() > limit {
-                too_big = true;
-            }
-            if !too_big
-                && io_error.is_none()
-                && let Err(e) = store.settle(&self.shared.incoming, id.as_str()).await
-            {
-                io_error = Some(e);
-            }
-            if done {
-                break;
-            }
-            let allowance = cfg.smtpd.timeout + Duration::from_secs(reader.wire_size() / 1024);
-            match self.read_more(started + allowance, false).await {
-                Read::Data => {}
-                Read::Timeout => {
-                    store.discard().await;
-                    let r = Reply::timeout(&self.hostname());
-                    self.reply(&r);
-                    self.flush().await;
-                    self.last_cmd = "DATA";
-                    return Some(End::Timeout);
-                }
-                _ => {
-                    store.discard().await;
-                    log::info!(
-                        "{id}: lost connection after DATA ({} bytes) from {}",
-                        reader.size(),
-                        self.client()
-                    );
-                    self.count("data", false);
-                    return Some(End::Closed);
-                }
-            }
-        }
-        let result = self
-            .finish_message(&id, store, &reader, too_big, io_error)
-            .await;
-        self.tx = None;
-        match result {
-            Ok(()) => {
-                self.count("data", true);
-                None
-            }
-            Err(r) => {
-                self.count("data", false);
-                if self.error(&r) {
-                    return Some(self.too_many_errors().await);
-                }
-                None
-            }
-        }
-    }
-
-    async fn data_error(&mut self, r: Reply) -> Option<End> {
-        if self.error(&r) {
-            return Some(self.too_many_errors().await);
-        }
-        None
-    }
-
-    async fn finish_message(
-        &mut self,
-        id: &QueueId,
-        store: Store,
-        reader: &DataReader,
-        too_big: bool,
-        io_error: Option<std::io::Error>,
-    ) -> Result<(), Reply> {
-        let tx = self.tx.as_ref().ok_or_else(Reply::need_rcpt)?;
-        let log_reject = |r: &Reply, s: &Self| {
-            log::info!(
-                "{id}: reject: END-OF-MESSAGE from {}: {r}; from=<{}> proto={} helo=<{}>",
-                s.client(),
-                tx.sender,
-                s.proto(),
-                s.helo.as_deref().unwrap_or("")
-            );
-        };
-        if too_big {
-            store.discard().await;
-            let r = Reply::message_too_big();
-            log_reject(&r, self);
-            return Err(r);
-        }
-        if reader.saw_bare_lf() && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
-            store.discard().await;
-            let r = Reply::bare_lf(&self.hostname());
-            log_reject(&r, self);
-            return Err(r);
-        }
-        if let Some(e) = io_error {
-            store.discard().await;
-            log::warn!("{id}: queue file write error: {e}");
-            return Err(Reply::queue_write_error());
-        }
-        let mid = message_id(store.head());
-        let size = store.size();
-        let envelope = Envelope {
-            id: id.clone(),
-            arrival_us: now_micros(),
-            sender: tx.sender.clone(),
-            recipients: tx.rcpts.clone(),
-            ret: tx.params.ret,
-            envid: tx.params.envid.clone(),
-            body: tx.params.body.unwrap_or_default(),
-            smtputf8: tx.params.smtputf8,
-            client: Client {
-                name: self.name.clone(),
-                addr: self.ip.to_string(),
-                helo: self.helo.clone(),
-                protocol: self.proto().into(),
-            },
-            message_id: mid.clone(),
-            size,
-        };
-        let incoming = self.shared.incoming.clone();
-        let parts = match store.finish(&incoming).await {
-            Ok(Finished::Inline(content)) => {
-                encode_message_head(&envelope, ContentKind::Inline).map(|head| vec![head, content])
-            }
-            Ok(Finished::File(path)) => {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let rel = format!("{}/{name}", crate::queue::INCOMING);
-                encode_message(&envelope, MessageContent::File(&rel)).map(|p| vec![p])
-            }
-            Err(e) => {
-                log::warn!("{id}: queue file write error: {e}");
-                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
-                return Err(Reply::queue_write_error());
-            }
-        };
-        let parts = match parts {
-            Ok(p) => p,
-            Err(e) => {
-                log::warn!("{id}: cannot encode the queue record: {e}");
-                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
-                return Err(Reply::queue_write_error());
-            }
-        };
-        log::info!("{id}: message-id={}", mid.as_deref().unwrap_or("<>"));
-        match self
-            .shared
-            .log
-            .append_parts(RecordType::Message, parts)
-            .await
-        {
-            Ok(_) => {
-                self.shared.wake_qmgr.notify_one();
-                self.reply(&Reply::queued(id.as_str()));
-                Ok(())
-            }
-            Err(e) => {
-                log::warn!("{id}: queue file write error: {e}");
-                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
-                Err(Reply::queue_write_error())
-            }
-        }
     }
 }
 
