@@ -51,6 +51,13 @@ impl Postern {
     /// As `start_with`, with the supervisor run as the user `run_as` (a uid
     /// whose group has the same number, e.g. nobody) when given.
     pub fn start_full(tables: &str, smtpd_extra: &[&str], run_as: Option<u32>) -> Postern {
+        let mut p = Postern::configure(tables, smtpd_extra, run_as);
+        p.launch();
+        p
+    }
+
+    /// Write the configuration and directories, start nothing.
+    pub fn configure(tables: &str, smtpd_extra: &[&str], run_as: Option<u32>) -> Postern {
         let dir = tempfile::Builder::new()
             .prefix("postern-test")
             .tempdir()
@@ -88,7 +95,7 @@ impl Postern {
         text += &tables.replace("{dir}", &d.to_string());
         let config = dir.path().join("postern.toml");
         std::fs::write(&config, text).unwrap();
-        let mut p = Postern {
+        Postern {
             run_as,
             dir,
             child: None,
@@ -98,9 +105,7 @@ impl Postern {
                 .and_then(|u| nix::unistd::User::from_uid(u.into()).ok().flatten())
                 .map(|u| u.name)
                 .unwrap_or_else(me),
-        };
-        p.launch();
-        p
+        }
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -219,11 +224,11 @@ impl Postern {
         }
     }
 
-    /// Role pids from the supervisor's status file.
+    /// Role pids from the supervisor's status file (0 while a role is down).
     pub fn role_pid(&self, role: &str) -> i32 {
         let text = std::fs::read_to_string(self.run_dir().join("status.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-        v[role].as_i64().unwrap() as i32
+        v[role].as_i64().unwrap_or(0) as i32
     }
 
     pub fn postern(&self, args: &[&str]) -> std::process::Output {

@@ -6,4 +6,5 @@ mod common;
 mod config;
 mod queue;
 mod smtp;
+mod supervisor;
 mod user;
