@@ -498,18 +498,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn ok(line: &str) -> Command {
+    pub(super) fn ok(line: &str) -> Command {
         parse_command(line.as_bytes(), true).unwrap_or_else(|e| panic!("{line}: {e}"))
     }
 
-    fn err(line: &str) -> CommandError {
+    pub(super) fn err(line: &str) -> CommandError {
         match parse_command(line.as_bytes(), true) {
             Err(e) => e,
             Ok(c) => panic!("{line}: {c:?}"),
         }
     }
 
-    fn reply(line: &str) -> String {
+    pub(super) fn reply(line: &str) -> String {
         err(line).reply().to_string()
     }
 

@@ -231,20 +231,7 @@ mod tests {
     use crate::address::AddressError;
     use proptest::prelude::*;
 
-    fn ok(line: &str) -> Command {
-        parse_command(line.as_bytes(), true).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-
-    fn err(line: &str) -> CommandError {
-        match parse_command(line.as_bytes(), true) {
-            Err(e) => e,
-            Ok(c) => panic!("{line}: {c:?}"),
-        }
-    }
-
-    fn reply(line: &str) -> String {
-        err(line).reply().to_string()
-    }
+    use super::super::tests::{err, ok, reply};
 
     #[test]
     fn mail_params() {
