@@ -1,8 +1,10 @@
 //! Watching a Maildir's `new/` for the run's messages, and checking them.
 //!
-//! A thread polls `new/` every few milliseconds and only counts its entries
-//! (files are never removed during a run, and those already there at the
-//! start are remembered by name and ignored). Once enough new files may be
+//! The watch is armed once the last message has been accepted (none can be
+//! delivered before all are accepted, and the MTA then has the CPU to
+//! itself). A thread then polls `new/` every few milliseconds and only
+//! counts its entries (files are never removed during a run, and those
+//! already there at the start are remembered by name and ignored). Once enough new files may be
 //! there, it reads the ones it has not read yet and tallies the IDs of this
 //! run found in their `X-Bench-Id:` header; the run is complete when every
 //! ID has been seen. After a short settling pause a last pass catches late
@@ -40,14 +42,20 @@ pub struct Outcome {
 
 /// A running watch of a Maildir.
 pub struct Watch {
-    cancel: Arc<AtomicBool>,
+    flags: Arc<Flags>,
     thread: JoinHandle<io::Result<Outcome>>,
+}
+
+#[derive(Default)]
+struct Flags {
+    armed: AtomicBool,
+    cancelled: AtomicBool,
 }
 
 impl Watch {
     /// Remembers what `maildir/new` holds now (it may not exist yet), then
-    /// watches it until all `count` messages of `nonce` are there, the
-    /// deadline passes or the watch is cancelled.
+    /// waits to be armed and watches until all `count` messages of `nonce`
+    /// are there, the deadline passes or the watch is cancelled.
     pub fn start(
         maildir: &Path,
         nonce: RunNonce,
@@ -56,8 +64,8 @@ impl Watch {
     ) -> io::Result<Watch> {
         let new = maildir.join("new");
         let before = list(&new)?.into_iter().collect();
-        let cancel = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&cancel);
+        let flags = Arc::new(Flags::default());
+        let shared = Arc::clone(&flags);
         let mut watcher = Watcher {
             new,
             nonce,
@@ -66,13 +74,20 @@ impl Watch {
             tally: Tally::new(count),
             head: vec![0; HEAD_BYTES],
         };
-        let thread = thread::spawn(move || watcher.run(&flag, deadline));
-        Ok(Watch { cancel, thread })
+        let thread = thread::spawn(move || watcher.run(&shared, deadline));
+        Ok(Watch { flags, thread })
+    }
+
+    /// Starts polling: every message has been accepted.
+    pub fn arm(&self) {
+        self.flags.armed.store(true, Ordering::Release);
+        self.thread.thread().unpark();
     }
 
     /// Stops waiting (the run failed elsewhere).
     pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.flags.cancelled.store(true, Ordering::Release);
+        self.thread.thread().unpark();
     }
 
     /// Waits for the watch to end and returns what it found.
@@ -95,9 +110,17 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn run(&mut self, cancel: &AtomicBool, deadline: Instant) -> io::Result<Outcome> {
+    fn run(&mut self, flags: &Flags, deadline: Instant) -> io::Result<Outcome> {
+        let cancelled = || flags.cancelled.load(Ordering::Acquire);
+        while !flags.armed.load(Ordering::Acquire) && !cancelled() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            thread::park_timeout(left);
+        }
         let mut complete_at = None;
-        while !cancel.load(Ordering::Relaxed) {
+        while !cancelled() {
             let started = Instant::now();
             let entries = count(&self.new)?;
             let seen = Instant::now();
@@ -118,8 +141,9 @@ impl Watcher {
             if seen >= deadline {
                 break;
             }
-            // Poll often, but never spend more than a third of a core on it.
-            let pause = POLL.max(2 * seen.duration_since(started));
+            // Poll often, but never spend more than a fifth of a core on it
+            // (a big `new/` takes milliseconds to list).
+            let pause = POLL.max(4 * seen.duration_since(started));
             thread::sleep(pause.min(deadline.saturating_duration_since(seen)));
         }
         if complete_at.is_some() {
@@ -248,12 +272,15 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 mod tests {
     use super::*;
 
+    /// Writes a file beside `new/`, then renames it in, as Maildir does.
     fn deliver(new: &Path, name: &str, id: &str) {
+        let tmp = new.with_file_name(format!("tmp-{name}"));
         fs::write(
-            new.join(name),
+            &tmp,
             format!("Return-Path: <a@x>\nX-Bench-Id: {id}\n\nbody\n"),
         )
         .unwrap();
+        fs::rename(&tmp, new.join(name)).unwrap();
     }
 
     #[test]
@@ -276,6 +303,7 @@ mod tests {
         let nonce = RunNonce::random();
         let deadline = Instant::now() + Duration::from_secs(10);
         let watch = Watch::start(dir.path(), nonce.clone(), 3, deadline).unwrap();
+        watch.arm();
         deliver(&new, "a", &format!("{nonce}-0000000000"));
         deliver(&new, "other", "ffffffffffffffff-0000000001");
         thread::sleep(Duration::from_millis(50));
@@ -293,6 +321,7 @@ mod tests {
         // new/ does not exist at the start.
         let deadline = Instant::now() + Duration::from_millis(200);
         let watch = Watch::start(dir.path(), nonce.clone(), 3, deadline).unwrap();
+        watch.arm();
         let new = dir.path().join("new");
         fs::create_dir(&new).unwrap();
         deliver(&new, "a", &format!("{nonce}-0"));
@@ -301,5 +330,23 @@ mod tests {
         let out = watch.finish().unwrap();
         assert_eq!(out.complete_at, None);
         assert_eq!((out.missing, out.duplicates), (1, 1));
+    }
+
+    #[test]
+    fn an_unarmed_watch_ends_at_the_deadline_or_when_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let nonce = RunNonce::random();
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(100);
+        let watch = Watch::start(dir.path(), nonce.clone(), 1, deadline).unwrap();
+        let out = watch.finish().unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!((out.complete_at, out.missing), (None, 1));
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let watch = Watch::start(dir.path(), nonce, 1, deadline).unwrap();
+        watch.cancel();
+        assert_eq!(watch.finish().unwrap().missing, 1);
+        assert!(started.elapsed() < Duration::from_secs(30));
     }
 }

@@ -75,6 +75,10 @@ enum Command {
     Disk(DiskArgs),
     /// Measure the loopback SMTP ceiling against a trivial in-process server.
     Loopback(LoopbackArgs),
+    /// Serve the trivial SMTP server until killed (to test `load` and
+    /// bench/run without an MTA, and to measure the client's own cost).
+    #[command(hide = true)]
+    TrivialServer(TrivialServerArgs),
 }
 
 #[derive(clap::Args)]
@@ -137,12 +141,20 @@ struct LoopbackArgs {
     size: usize,
 }
 
+#[derive(clap::Args)]
+struct TrivialServerArgs {
+    /// Write each message into this Maildir (tmp/ then new/, no fsync).
+    #[arg(long)]
+    maildir: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Load(args) => run_load(args),
         Command::Disk(args) => run_disk(args),
         Command::Loopback(args) => run_loopback(args),
+        Command::TrivialServer(args) => run_trivial_server(args),
     };
     match result {
         Ok(code) => code,
@@ -205,6 +217,26 @@ fn run_loopback(args: LoopbackArgs) -> anyhow::Result<ExitCode> {
         .context("loopback")?;
     print_json(&report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints `{"mode":"trivial-server","addr":"127.0.0.1:PORT","pid":PID}`,
+/// then serves until killed.
+fn run_trivial_server(args: TrivialServerArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let server = loopback::spawn(loopback::ServerOptions {
+            maildir: args.maildir,
+            ..loopback::ServerOptions::default()
+        })
+        .await
+        .context("cannot start the trivial server")?;
+        print_json(&serde_json::json!({
+            "mode": "trivial-server",
+            "addr": server.addr().to_string(),
+            "pid": std::process::id(),
+        }))?;
+        std::future::pending::<()>().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// The multi-threaded runtime the SMTP client runs on: one worker per core,

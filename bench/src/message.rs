@@ -111,15 +111,29 @@ impl Message {
     }
 }
 
-/// Appends about `bytes` bytes of body: lines of [`LINE_CHARS`] printable
-/// characters and CRLF, the last one shorter; at least one line.
+/// Appends `bytes` bytes of body (at least one line of one character):
+/// lines of [`LINE_CHARS`] printable characters and CRLF, the last one or
+/// two shorter so that the size is exact.
 fn append_body(out: &mut Vec<u8>, bytes: usize) {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut left = bytes;
-    let mut line = 0usize;
-    loop {
-        let chars = left.saturating_sub(2).clamp(1, LINE_CHARS);
-        for i in 0..chars {
+    const FULL: usize = LINE_CHARS + 2;
+    const SHORTEST: usize = 3; // one character and CRLF
+    let bytes = bytes.max(SHORTEST);
+    let lines = bytes.div_ceil(FULL);
+    let mut last = bytes - FULL * (lines - 1);
+    // A last line too short for a character borrows from the one before.
+    let mut before_last = FULL;
+    if last < SHORTEST {
+        before_last -= SHORTEST - last;
+        last = SHORTEST;
+    }
+    for line in 0..lines {
+        let len = match lines - line {
+            1 => last,
+            2 => before_last,
+            _ => FULL,
+        };
+        for i in 0..len - 2 {
             let c = if i == 0 && line % DOT_LINE_EVERY == DOT_LINE_EVERY - 1 {
                 b'.'
             } else {
@@ -128,11 +142,6 @@ fn append_body(out: &mut Vec<u8>, bytes: usize) {
             out.push(c);
         }
         out.extend_from_slice(b"\r\n");
-        left = left.saturating_sub(chars + 2);
-        line += 1;
-        if left == 0 {
-            return;
-        }
     }
 }
 
@@ -233,7 +242,8 @@ mod tests {
 
     #[test]
     fn template_is_stuffed_and_ends_only_once() {
-        for size in [0, 1, 100, 400, 2048, 10_000, 100_000] {
+        let sizes = (400..=560).chain([0, 1, 100, 2048, 10_000, 100_000]);
+        for size in sizes {
             let m = Message::template(&nonce(), "a@example.org", "b@example.org", size);
             let wire = m.wire();
             assert!(wire.ends_with(b"\r\n.\r\n"), "size {size}");
@@ -249,9 +259,8 @@ mod tests {
                 }
             }
             if size >= 400 {
-                // Close to the size asked for, and at least one stuffed dot
-                // once the body has enough lines.
-                assert!(m.size().abs_diff(size) <= 2, "size {size}: {}", m.size());
+                // Exactly the size asked for once the headers fit.
+                assert_eq!(m.size(), size);
             }
             if size >= 10_000 {
                 assert!(find_all(wire, b"\r\n..").len() > 1);
