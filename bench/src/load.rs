@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::maildir::Watch;
+use crate::maildir::{Outcome, Watch};
 use crate::message::{Message, RunNonce};
 use crate::procstat::{self, Sampler};
 use crate::round;
@@ -79,7 +79,6 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
     let template = Message::template(&nonce, &config.from, &config.to, config.size);
     report.size = template.size();
     let server = resolve(&config.server).await?;
-    let envelope = Arc::new(Envelope::new(&config.from, &config.to));
     eprintln!(
         "load: run {nonce}, {n} messages of {} bytes over {sessions} sessions to {server}",
         template.size()
@@ -87,68 +86,43 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
 
     let cpu_start = procstat::tree_cpu_ticks(config.root_pid)
         .map_err(|e| format!("root process {}: {e}", config.root_pid))?;
-    let start = Instant::now();
-    let deadline = start + config.timeout;
+    let deadline = Instant::now() + config.timeout;
     let watch =
         Watch::start(&config.maildir, nonce, n, deadline).map_err(|e| format!("maildir: {e}"))?;
     // No early return from here on: the sampler and the watch are finished.
     let sampler = Sampler::start(config.root_pid, SAMPLE_EVERY);
 
-    // The sessions: session s sends messages s, s + C, s + 2C, …
     let first_connect = Instant::now();
-    let mut tasks = JoinSet::new();
-    for s in 0..sessions {
-        let mut message = template.clone();
-        let envelope = Arc::clone(&envelope);
-        let helo = config.helo.clone();
-        tasks.spawn(async move {
-            let numbers = (s..n).step_by(sessions as usize);
-            send_all(server, &helo, &envelope, &mut message, numbers, s == 0).await
+    let sent = tokio::time::timeout_at(deadline.into(), send(config, server, sessions, &template))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "timeout: not all messages accepted within {} s",
+                config.timeout.as_secs()
+            ))
         });
-    }
-    let sent = tokio::time::timeout_at(deadline.into(), collect(&mut tasks)).await;
-    let smtp = match sent {
-        Ok(Ok(done)) => Ok(done),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!(
-            "timeout: not all messages accepted within {} s",
-            config.timeout.as_secs()
-        )),
-    };
-    tasks.abort_all();
-    match smtp {
-        Ok(_) => watch.arm(),
-        Err(_) => watch.cancel(),
-    }
-
-    let mut failure = None;
-    match &smtp {
-        Ok((last_accept, latencies)) => {
-            let secs = last_accept.duration_since(first_connect).as_secs_f64();
-            report.accept_secs = Some(round(secs, 6));
-            report.accept_rate = Some(round(n as f64 / secs, 1));
-            report.latency_p50_ms = percentile(latencies, 50.0).map(|us| round(us / 1e3, 3));
-            report.latency_p99_ms = percentile(latencies, 99.0).map(|us| round(us / 1e3, 3));
+    let mut failure = match &sent {
+        Ok(accepted) => {
+            watch.arm();
+            report.record_accept(n, first_connect, accepted);
+            None
         }
-        Err(e) => failure = Some(e.clone()),
-    }
+        Err(e) => {
+            watch.cancel();
+            Some(e.clone())
+        }
+    };
 
     match watch.finish() {
-        Ok(outcome) => {
-            report.missing = Some(outcome.missing);
-            report.duplicates = Some(outcome.duplicates);
-            if let Some(at) = outcome.complete_at.filter(|_| smtp.is_ok()) {
-                let secs = at.duration_since(first_connect).as_secs_f64();
-                report.e2e_secs = Some(round(secs, 6));
-                report.e2e_rate = Some(round(n as f64 / secs, 1));
-            }
-            if failure.is_none() && (outcome.missing > 0 || outcome.duplicates > 0) {
+        Ok(found) => {
+            let delivered = report.record_delivery(n, first_connect, &found, sent.is_ok());
+            if !delivered && failure.is_none() {
                 failure = Some(format!(
                     "{} missing and {} duplicated in {}/new{}",
-                    outcome.missing,
-                    outcome.duplicates,
+                    found.missing,
+                    found.duplicates,
                     config.maildir.display(),
-                    if outcome.complete_at.is_none() {
+                    if found.complete_at.is_none() {
                         format!(" after the {} s timeout", config.timeout.as_secs())
                     } else {
                         String::new()
@@ -171,22 +145,87 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
         Err(e) => failure = failure.or(Some(format!("memory sampler: {e}"))),
     }
     match procstat::tree_cpu_ticks(config.root_pid) {
-        Ok(cpu_end) => {
-            let secs =
-                cpu_end.saturating_sub(cpu_start) as f64 / procstat::clock_ticks_per_sec() as f64;
-            report.cpu_secs = Some(round(secs, 3));
-            report.cpu_ms_per_message = Some(round(secs * 1e3 / n as f64, 4));
-        }
+        Ok(cpu_end) => report.record_cpu(n, cpu_end.saturating_sub(cpu_start)),
         Err(e) => failure = failure.or(Some(format!("root process {}: {e}", config.root_pid))),
     }
 
-    match failure {
-        None => {
-            report.ok = true;
-            Ok(())
-        }
-        Some(e) => Err(e),
+    report.ok = failure.is_none();
+    failure.map_or(Ok(()), Err)
+}
+
+impl Report {
+    fn record_accept(&mut self, n: u64, first_connect: Instant, accepted: &Accepted) {
+        let secs = accepted.last.duration_since(first_connect).as_secs_f64();
+        self.accept_secs = Some(round(secs, 6));
+        self.accept_rate = Some(round(n as f64 / secs, 1));
+        let ms = |p| percentile(&accepted.latencies_us, p).map(|us| round(us / 1e3, 3));
+        self.latency_p50_ms = ms(50.0);
+        self.latency_p99_ms = ms(99.0);
     }
+
+    /// Whether every message was found exactly once.
+    fn record_delivery(
+        &mut self,
+        n: u64,
+        first_connect: Instant,
+        found: &Outcome,
+        all_accepted: bool,
+    ) -> bool {
+        self.missing = Some(found.missing);
+        self.duplicates = Some(found.duplicates);
+        if let Some(at) = found.complete_at.filter(|_| all_accepted) {
+            let secs = at.duration_since(first_connect).as_secs_f64();
+            self.e2e_secs = Some(round(secs, 6));
+            self.e2e_rate = Some(round(n as f64 / secs, 1));
+        }
+        found.missing == 0 && found.duplicates == 0
+    }
+
+    fn record_cpu(&mut self, n: u64, ticks: u64) {
+        let secs = ticks as f64 / procstat::clock_ticks_per_sec() as f64;
+        self.cpu_secs = Some(round(secs, 3));
+        self.cpu_ms_per_message = Some(round(secs * 1e3 / n as f64, 4));
+    }
+}
+
+/// What the sessions brought back: when the last message was accepted,
+/// and every message's accept latency in µs, sorted.
+struct Accepted {
+    last: Instant,
+    latencies_us: Vec<u64>,
+}
+
+/// Runs the sessions (session s sends messages s, s + C, s + 2C, …) and
+/// waits for them; the first failure ends the wait and the other sessions.
+async fn send(
+    config: &Config,
+    server: SocketAddr,
+    sessions: u64,
+    template: &Message,
+) -> Result<Accepted, String> {
+    let n = config.messages;
+    let envelope = Arc::new(Envelope::new(&config.from, &config.to));
+    let mut tasks = JoinSet::new();
+    for s in 0..sessions {
+        let mut message = template.clone();
+        let envelope = Arc::clone(&envelope);
+        let helo = config.helo.clone();
+        tasks.spawn(async move {
+            let numbers = (s..n).step_by(sessions as usize);
+            send_all(server, &helo, &envelope, &mut message, numbers, s == 0).await
+        });
+    }
+    // Dropping the set (on failure or timeout) aborts the sessions left.
+    let mut last: Option<Instant> = None;
+    let mut latencies_us = Vec::with_capacity(n as usize);
+    while let Some(joined) = tasks.join_next().await {
+        let (at, mut lat) = joined.map_err(|e| format!("session task: {e}"))??;
+        last = Some(last.map_or(at, |l| l.max(at)));
+        latencies_us.append(&mut lat);
+    }
+    latencies_us.sort_unstable();
+    let last = last.ok_or_else(|| "no session ran".to_string())?;
+    Ok(Accepted { last, latencies_us })
 }
 
 /// One session: open, send the numbered messages, quit. Returns when the
@@ -222,22 +261,6 @@ async fn send_all(
     }
     session.quit().await.map_err(context)?;
     Ok((last, latencies))
-}
-
-/// Waits for every session; the first failure ends the wait.
-async fn collect(
-    tasks: &mut JoinSet<Result<(Instant, Vec<u64>), String>>,
-) -> Result<(Instant, Vec<u64>), String> {
-    let mut last: Option<Instant> = None;
-    let mut latencies = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (at, mut lat) = joined.map_err(|e| format!("session task: {e}"))??;
-        last = Some(last.map_or(at, |l| l.max(at)));
-        latencies.append(&mut lat);
-    }
-    latencies.sort_unstable();
-    last.map(|l| (l, latencies))
-        .ok_or_else(|| "no session ran".to_string())
 }
 
 /// The nearest-rank percentile `p` (0 < p ≤ 100) of sorted values.
@@ -337,6 +360,26 @@ mod tests {
         );
         let json = serde_json::to_string(&Report::default()).unwrap();
         assert!(json.contains("\"e2e_rate\":null"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_server_times_out_and_sessions_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream); // never a greeting
+            }
+        });
+        let mut c = config(addr, dir.path().into(), 3, 10);
+        c.timeout = Duration::from_millis(300);
+        let r = run(&c).await;
+        assert!(!r.ok);
+        assert_eq!(r.sessions, 3);
+        assert!(r.error.unwrap().starts_with("timeout"));
+        assert!(r.accept_rate.is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
