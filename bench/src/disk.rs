@@ -80,25 +80,25 @@ fn file_per_message(dir: &Path, messages: u64, writers: u64, record: &[u8]) -> i
     fs::create_dir(&new)?;
     let start = Instant::now();
     thread::scope(|scope| {
-        let threads: Vec<_> = (0..writers)
-            .map(|w| {
-                let (tmp, new) = (&tmp, &new);
-                scope.spawn(move || -> io::Result<()> {
-                    for i in (w..messages).step_by(writers as usize) {
-                        let name = format!("{i}.postern-bench");
-                        let (from, to) = (tmp.join(&name), new.join(&name));
-                        let mut file = OpenOptions::new()
-                            .write(true)
-                            .create_new(true)
-                            .open(&from)?;
-                        file.write_all(record)?;
-                        file.sync_all()?;
-                        fs::rename(&from, &to)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
+        let mut threads = Vec::new();
+        for w in 0..writers {
+            let (tmp, new) = (&tmp, &new);
+            let writer = move || -> io::Result<()> {
+                for i in (w..messages).step_by(writers as usize) {
+                    let name = format!("{i}.postern-bench");
+                    let (from, to) = (tmp.join(&name), new.join(&name));
+                    let mut file = OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&from)?;
+                    file.write_all(record)?;
+                    file.sync_all()?;
+                    fs::rename(&from, &to)?;
+                }
+                Ok(())
+            };
+            threads.push(thread::Builder::new().spawn_scoped(scope, writer)?);
+        }
         threads.into_iter().try_for_each(|t| {
             t.join()
                 .unwrap_or_else(|_| Err(io::Error::other("writer panicked")))

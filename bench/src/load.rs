@@ -87,10 +87,16 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
     let cpu_start = procstat::tree_cpu_ticks(config.root_pid)
         .map_err(|e| format!("root process {}: {e}", config.root_pid))?;
     let deadline = Instant::now() + config.timeout;
-    let watch =
-        Watch::start(&config.maildir, nonce, n, deadline).map_err(|e| format!("maildir: {e}"))?;
+    let sampler =
+        Sampler::start(config.root_pid, SAMPLE_EVERY).map_err(|e| format!("sampler: {e}"))?;
+    let watch = match Watch::start(&config.maildir, nonce, n, deadline) {
+        Ok(watch) => watch,
+        Err(e) => {
+            let _ = sampler.finish();
+            return Err(format!("maildir: {e}"));
+        }
+    };
     // No early return from here on: the sampler and the watch are finished.
-    let sampler = Sampler::start(config.root_pid, SAMPLE_EVERY);
 
     let first_connect = Instant::now();
     let sent = tokio::time::timeout_at(deadline.into(), send(config, server, sessions, &template))

@@ -74,7 +74,9 @@ impl Watch {
             tally: Tally::new(count),
             head: vec![0; HEAD_BYTES],
         };
-        let thread = thread::spawn(move || watcher.run(&shared, deadline));
+        let thread = thread::Builder::new()
+            .name("maildir watch".into())
+            .spawn(move || watcher.run(&shared, deadline))?;
         Ok(Watch { flags, thread })
     }
 

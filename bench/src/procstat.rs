@@ -156,10 +156,10 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn start(root: u32, interval: Duration) -> Sampler {
+    pub fn start(root: u32, interval: Duration) -> io::Result<Sampler> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let thread = thread::spawn(move || {
+        let sample = move || {
             let mut peaks = Peaks {
                 rss_kb: 0,
                 pss_kb: Some(0),
@@ -187,8 +187,11 @@ impl Sampler {
                 thread::park_timeout(interval);
             }
             Ok(peaks)
-        });
-        Sampler { stop, thread }
+        };
+        let thread = thread::Builder::new()
+            .name("memory sampler".into())
+            .spawn(sample)?;
+        Ok(Sampler { stop, thread })
     }
 
     /// Takes a last sample and returns the peaks.
@@ -272,7 +275,7 @@ mod tests {
     #[test]
     fn sampler_sees_own_memory() {
         let started = Instant::now();
-        let sampler = Sampler::start(std::process::id(), Duration::from_millis(10));
+        let sampler = Sampler::start(std::process::id(), Duration::from_millis(10)).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         let peaks = sampler.finish().unwrap();
         assert!(peaks.rss_kb > 0);
