@@ -19,7 +19,7 @@ use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus};
 use crate::queue::log::LogWriter;
 use crate::queue::message::decode_message;
 use crate::queue::record::{EndState, LogReader, RecordType};
-use crate::queue::{ContentRef, DEFERRED, Envelope, INCOMING, QueueId, STATE, now_micros};
+use crate::queue::{CORRUPT, ContentRef, DEFERRED, Envelope, INCOMING, QueueId, STATE, now_micros};
 
 mod deferred;
 
@@ -90,6 +90,15 @@ pub struct Engine {
     decided: Vec<Pending>,
     state_bytes: u64,
     last_move_check: u64,
+    /// Files to delete once the state log is synced.
+    removals: Vec<Removal>,
+}
+
+/// A file finished messages leave behind.
+enum Removal {
+    Remove(PathBuf),
+    /// A corrupt segment, kept in `corrupt/` for inspection.
+    Corrupt(PathBuf),
 }
 
 impl Engine {
@@ -112,6 +121,7 @@ impl Engine {
             decided: Vec::new(),
             state_bytes: 0,
             last_move_check: 0,
+            removals: Vec::new(),
         }
     }
 
@@ -172,13 +182,14 @@ impl Engine {
                 }
                 Err(e) => {
                     log::warn!("{rel}: {e}; moved to corrupt/");
-                    let _ = fs::rename(self.qdir.join(&rel), self.qdir.join("corrupt").join(&name));
+                    let _ = fs::rename(self.qdir.join(&rel), self.qdir.join(CORRUPT).join(&name));
                 }
             }
         }
         self.scan_incoming(&mut replayed);
         self.remove_orphan_files();
         self.compact(old_state).await;
+        self.flush_removals().await;
         Ok(())
     }
 
@@ -255,7 +266,7 @@ impl Engine {
                 }));
             }
         }
-        if !self.append_all(recs).await.iter().all(|ok| *ok) {
+        if !self.append_all(recs, false).await.iter().all(|ok| *ok) {
             log::warn!("state log snapshot failed; keeping the old state files");
             return;
         }
@@ -291,6 +302,9 @@ impl Engine {
             }
         };
         for name in &names {
+            if self.removing(&dir.join(name)) {
+                continue;
+            }
             let seg = self.segments.entry(name.clone()).or_default();
             if seg.sealed {
                 continue;
@@ -609,7 +623,10 @@ impl Engine {
             records.push(rec.1);
             applied.push((p.id, p.rcpt, rec.0));
         }
-        let ok = self.append_all(records).await;
+        // Lazy: losing one of these in a crash repeats a delivery at worst;
+        // nothing is deleted on their strength before they are synced
+        // (flush_removals).
+        let ok = self.append_all(records, true).await;
         if ok.iter().any(|ok| !ok) {
             log::warn!("state log write failed; outcomes kept in memory only");
         }
@@ -631,13 +648,20 @@ impl Engine {
         }
     }
 
-    async fn append_all(&mut self, records: Vec<StateRecord>) -> Vec<bool> {
+    async fn append_all(&mut self, records: Vec<StateRecord>, lazy: bool) -> Vec<bool> {
         let mut set = JoinSet::new();
         for (n, rec) in records.into_iter().enumerate() {
             let (t, payload) = rec.encode();
             self.state_bytes += payload.len() as u64 + 16;
             let log = self.log.clone();
-            set.spawn(async move { (n, log.append(t, payload).await.is_ok()) });
+            set.spawn(async move {
+                let r = if lazy {
+                    log.append_lazy(t, payload).await
+                } else {
+                    log.append(t, payload).await
+                };
+                (n, r.is_ok())
+            });
         }
         let mut ok = vec![false; set.len()];
         while let Some(r) = set.join_next().await {
@@ -663,13 +687,48 @@ impl Engine {
         }
     }
 
-    fn remove_content(&self, content: &ContentRef, origin: &Origin, id: &QueueId) {
+    fn remove_content(&mut self, content: &ContentRef, origin: &Origin, id: &QueueId) {
         if let ContentRef::File { path, .. } = content {
-            let _ = fs::remove_file(self.qdir.join(path));
+            self.removals.push(Removal::Remove(self.qdir.join(path)));
         }
         if *origin == Origin::Deferred {
-            let _ = fs::remove_file(self.qdir.join(DEFERRED).join(id.as_str()));
+            self.removals
+                .push(Removal::Remove(self.qdir.join(DEFERRED).join(id.as_str())));
         }
+    }
+
+    /// Delete what finished messages leave behind, once the outcomes that
+    /// finished them are durable.
+    pub async fn flush_removals(&mut self) {
+        if self.removals.is_empty() {
+            return;
+        }
+        if let Err(e) = self.log.sync().await {
+            log::warn!("state log sync failed, files kept for now: {e}");
+            return;
+        }
+        for r in std::mem::take(&mut self.removals) {
+            let result = match &r {
+                Removal::Remove(p) => fs::remove_file(p),
+                Removal::Corrupt(p) => match p.file_name() {
+                    Some(name) => fs::rename(p, self.qdir.join(CORRUPT).join(name)),
+                    None => Ok(()),
+                },
+            };
+            match result {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    let (Removal::Remove(p) | Removal::Corrupt(p)) = &r;
+                    log::warn!("cannot remove {}: {e}", p.display());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn removing(&self, path: &Path) -> bool {
+        self.removals
+            .iter()
+            .any(|r| matches!(r, Removal::Remove(p) | Removal::Corrupt(p) if p == path))
     }
 
     /// A segment goes when no live message is in it and smtpd no longer
@@ -687,12 +746,11 @@ impl Engine {
             return;
         }
         let path = self.qdir.join(INCOMING).join(name);
-        if seg.corrupt {
-            let _ = fs::rename(&path, self.qdir.join("corrupt").join(name));
-        } else if let Err(e) = fs::remove_file(&path) {
-            log::warn!("cannot remove {}: {e}", path.display());
-            return;
-        }
+        self.removals.push(if seg.corrupt {
+            Removal::Corrupt(path)
+        } else {
+            Removal::Remove(path)
+        });
         self.segments.remove(name);
     }
 }

@@ -97,6 +97,8 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
     let mut none = std::collections::HashMap::new();
 
     loop {
+        // Files of finished messages go once their outcomes are durable.
+        engine.flush_removals().await;
         engine.dispatch();
         let decided = engine.take_decided();
         if !decided.is_empty() {
@@ -148,6 +150,7 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
             _ => break,
         }
     }
+    engine.flush_removals().await;
     let _ = log.shutdown().await;
     Ok(())
 }

@@ -25,6 +25,12 @@
 //! batch may still turn up when the segment is read: their senders were
 //! told to retry, so at worst a message is queued twice, never lost.
 //!
+//! Lazy records ([`LogWriter::append_lazy`]) are written with the next
+//! batch but do not ask for an `fdatasync` of their own: they become
+//! durable with the next synced batch, a seal, or [`LogWriter::sync`]. qmgr
+//! uses them for outcomes whose loss would at worst repeat a delivery, and
+//! syncs before it deletes anything those outcomes allow it to delete.
+//!
 //! For readers: a writer only ever appends to its newest segment, so a
 //! segment that is sealed, or older than another segment of the same
 //! writer, is finished (an unsealed one was abandoned after an error or a
@@ -181,6 +187,26 @@ impl LogWriter {
         rtype: RecordType,
         parts: Vec<Vec<u8>>,
     ) -> Result<Appended, LogError> {
+        self.send(rtype, parts, false).await
+    }
+
+    /// Appends one record; resolves once it is written (in order with every
+    /// other record), without waiting for an `fdatasync`: it is durable
+    /// after the next synced batch, seal or [`LogWriter::sync`].
+    pub async fn append_lazy(
+        &self,
+        rtype: RecordType,
+        payload: Vec<u8>,
+    ) -> Result<Appended, LogError> {
+        self.send(rtype, vec![payload], true).await
+    }
+
+    async fn send(
+        &self,
+        rtype: RecordType,
+        parts: Vec<Vec<u8>>,
+        lazy: bool,
+    ) -> Result<Appended, LogError> {
         let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let header = record::encode_header_parts(rtype, &slices)?;
         let (reply, done) = oneshot::channel();
@@ -188,8 +214,19 @@ impl LogWriter {
             .send(Command::Append(Pending {
                 header,
                 parts,
+                lazy,
                 reply,
             }))
+            .map_err(|_| LogError::Closed)?;
+        done.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// Makes every record written so far durable (one `fdatasync` when some
+    /// lazy record is not yet synced, nothing otherwise).
+    pub async fn sync(&self) -> Result<(), LogError> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send(Command::Sync(reply))
             .map_err(|_| LogError::Closed)?;
         done.await.map_err(|_| LogError::Closed)?
     }
@@ -258,6 +295,7 @@ struct Counters {
 
 enum Command {
     Append(Pending),
+    Sync(oneshot::Sender<Result<(), LogError>>),
     Seal(oneshot::Sender<Result<(), LogError>>),
     Shutdown(oneshot::Sender<Result<(), LogError>>),
 }
@@ -266,6 +304,8 @@ enum Command {
 struct Pending {
     header: [u8; HEADER_LEN],
     parts: Vec<Vec<u8>>,
+    /// Written without asking for an `fdatasync`.
+    lazy: bool,
     reply: oneshot::Sender<Result<Appended, LogError>>,
 }
 
@@ -282,8 +322,10 @@ struct Segment {
     name: PathBuf,
     /// Full path, for error messages.
     path: PathBuf,
-    /// Bytes written and synced.
+    /// Bytes written (and synced, unless `unsynced`).
     len: u64,
+    /// Lazy records were written since the last `fdatasync`.
+    unsynced: bool,
     last_append: Instant,
 }
 
@@ -324,6 +366,9 @@ impl Writer {
                         }
                     }
                     self.commit(batch);
+                }
+                Command::Sync(reply) => {
+                    let _ = reply.send(self.sync_now());
                 }
                 Command::Seal(reply) => {
                     let _ = reply.send(self.seal());
@@ -413,14 +458,42 @@ impl Writer {
         }
         self.write_all(&mut seg.file, &mut slices)
             .map_err(|e| LogError::io("write", &seg.path, e))?;
-        self.sync(&seg.file)
-            .map_err(|e| LogError::io("fdatasync", &seg.path, e))?;
+        if full || batch.iter().any(|p| !p.lazy) {
+            self.sync(&seg.file)
+                .map_err(|e| LogError::io("fdatasync", &seg.path, e))?;
+            seg.unsynced = false;
+        } else {
+            seg.unsynced = true;
+        }
         seg.len = end;
         seg.last_append = Instant::now();
         if !full {
             self.segment = Some(seg);
         }
         Ok(places)
+    }
+
+    /// Syncs lazy records of the current segment; on failure the segment is
+    /// abandoned, as after a failed batch.
+    fn sync_now(&mut self) -> Result<(), LogError> {
+        let Some(mut seg) = self.segment.take() else {
+            return Ok(());
+        };
+        if !seg.unsynced {
+            self.segment = Some(seg);
+            return Ok(());
+        }
+        match self.sync(&seg.file) {
+            Ok(()) => {
+                seg.unsynced = false;
+                self.segment = Some(seg);
+                Ok(())
+            }
+            Err(e) => {
+                self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                Err(LogError::io("fdatasync", &seg.path, e))
+            }
+        }
     }
 
     /// Appends a seal record to the current segment, if any, and closes it.
@@ -479,6 +552,7 @@ impl Writer {
                 name: PathBuf::from(name),
                 path,
                 len: 0,
+                unsynced: false,
                 last_append: Instant::now(),
             });
         }

@@ -84,7 +84,7 @@ impl Engine {
         .await??;
         let (new_env, content) = load_file_message(&self.qdir, &rel)?;
         if !self
-            .append_all(vec![StateRecord::Moved(Moved { id: id.clone() })])
+            .append_all(vec![StateRecord::Moved(Moved { id: id.clone() })], false)
             .await
             .iter()
             .all(|o| *o)

@@ -253,6 +253,48 @@ async fn a_failed_batch_is_not_durable_and_the_next_goes_to_a_new_segment() {
 }
 
 #[tokio::test]
+async fn lazy_records_are_synced_by_the_next_sync_batch_or_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogWriter::start(dir.path().to_path_buf(), options()).unwrap();
+    for i in 0..5u8 {
+        log.append_lazy(RecordType::Delivered, vec![i])
+            .await
+            .unwrap();
+    }
+    // Written, in order, without a single fdatasync.
+    assert_eq!(log.stats().data_syncs, 0);
+    let (records, _) = read_segment(&dir.path().join("S0001.log"));
+    assert_eq!(records.len(), 5);
+    log.sync().await.unwrap();
+    assert_eq!(log.stats().data_syncs, 1);
+    // Nothing unsynced: no second fdatasync.
+    log.sync().await.unwrap();
+    assert_eq!(log.stats().data_syncs, 1);
+    // A normal append syncs the lazy ones before it too.
+    log.append_lazy(RecordType::Delivered, vec![9])
+        .await
+        .unwrap();
+    log.append(RecordType::Message, b"m".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(log.stats().data_syncs, 2);
+    log.sync().await.unwrap();
+    assert_eq!(log.stats().data_syncs, 2);
+    // A failed sync abandons the segment: the next record starts another.
+    log.append_lazy(RecordType::Delivered, vec![7])
+        .await
+        .unwrap();
+    log.inject_fault(2);
+    assert!(log.sync().await.is_err());
+    let next = log
+        .append(RecordType::Message, b"n".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(next.path, PathBuf::from("S0002.log"));
+    log.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn parts_are_one_record_and_too_large_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let log = LogWriter::start(dir.path().to_path_buf(), options()).unwrap();
