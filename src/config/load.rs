@@ -25,7 +25,10 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
         "server",
         &["hostname", "domain", "origin", "user", "run_directory"],
     ),
-    ("local", &["domains", "mailbox", "worker_idle"]),
+    (
+        "local",
+        &["domains", "mailbox", "worker_idle", "concurrency_per_user"],
+    ),
     ("relay", &["networks"]),
     (
         "queue",
@@ -60,7 +63,7 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 23] = [
+const POSTFIX_NAMES: [(&str, &str); 24] = [
     ("myhostname", "server.hostname"),
     ("mydomain", "server.domain"),
     ("myorigin", "server.origin"),
@@ -69,6 +72,10 @@ const POSTFIX_NAMES: [(&str, &str); 23] = [
     ("home_mailbox", "local.mailbox"),
     ("mynetworks", "relay.networks"),
     ("queue_directory", "queue.directory"),
+    (
+        "local_destination_concurrency_limit",
+        "local.concurrency_per_user",
+    ),
     ("minimal_backoff_time", "queue.minimal_backoff"),
     ("maximal_backoff_time", "queue.maximal_backoff"),
     ("queue_run_delay", "queue.run_delay"),
@@ -182,6 +189,7 @@ fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
             local.mailbox = mailbox.to_string();
         }
         "worker_idle" => local.worker_idle = f.duration()?,
+        "concurrency_per_user" => local.concurrency_per_user = f.integer(1)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())

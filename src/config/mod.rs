@@ -96,6 +96,11 @@ pub struct Local {
     /// `local.worker_idle` (no Postfix equivalent; compare `max_idle`): how
     /// long a per-user delivery child waits for more work. Default: 60s.
     pub worker_idle: Duration,
+    /// `local.concurrency_per_user`, Postfix
+    /// `local_destination_concurrency_limit` (default 2 there, where mbox
+    /// locking makes more pointless): deliveries to one user in parallel.
+    /// Maildir needs no lock, so postern's default is 8.
+    pub concurrency_per_user: usize,
 }
 
 /// `[relay]`: who may relay through this server.

@@ -58,6 +58,10 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
         ("local.mailbox", s(&local.mailbox)),
         ("local.worker_idle", duration(local.worker_idle)),
         (
+            "local.concurrency_per_user",
+            local.concurrency_per_user.to_string(),
+        ),
+        (
             "relay.networks",
             list(relay.networks.iter().map(|n| s(&n.to_string())).collect()),
         ),

@@ -109,7 +109,11 @@ pub async fn run(
     listener: std::os::unix::net::UnixListener,
 ) -> anyhow::Result<()> {
     let command = WorkerCommand::current_exe().context("cannot find postern's own binary")?;
-    serve(config, listener, command, PoolLimits::default()).await
+    let limits = PoolLimits {
+        per_user: config.local.concurrency_per_user,
+        ..PoolLimits::default()
+    };
+    serve(config, listener, command, limits).await
 }
 
 /// [`run`] with the worker program and limits given (tests run the built

@@ -54,7 +54,7 @@ use agents::SlotReport;
 use engine::Engine;
 
 /// Parallel deliveries to the local agent.
-const LOCAL_SLOTS: usize = 8;
+const LOCAL_SLOTS: usize = 16;
 /// Fallback scan of `incoming/` when no wake-up came.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
 

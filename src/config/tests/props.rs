@@ -76,6 +76,9 @@ fn key_value() -> impl Strategy<Value = Vec<(&'static str, &'static str, String)
             .clone()
             .prop_map(|d| ("local", "worker_idle", d))
             .boxed(),
+        (1usize..64)
+            .prop_map(|n| ("local", "concurrency_per_user", n.to_string()))
+            .boxed(),
         strings(network.boxed())
             .prop_map(|v| ("relay", "networks", v))
             .boxed(),
