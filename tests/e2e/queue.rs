@@ -82,17 +82,25 @@ fn crashed_qmgr_and_local_lose_nothing() {
     kill9("qmgr");
     let tags = sender.join().unwrap();
     assert_eq!(tags.len(), total);
-    let files = p.wait_delivered(&p.user, total, 60);
-    let mut seen = std::collections::HashMap::new();
-    for f in &files {
-        let text = std::fs::read_to_string(f).unwrap();
-        let tag = text
-            .lines()
-            .find_map(|l| l.strip_prefix("Subject: "))
-            .unwrap()
-            .to_string();
-        *seen.entry(tag).or_insert(0) += 1;
-    }
+    // Duplicates are allowed (a crash between a delivery and the record
+    // of its outcome); a missing message is not. Wait until every tag is
+    // there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let seen = loop {
+        let mut seen = std::collections::HashMap::new();
+        for f in p.delivered(&p.user) {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            if let Some(tag) = text.lines().find_map(|l| l.strip_prefix("Subject: ")) {
+                *seen.entry(tag.to_string()).or_insert(0) += 1;
+            }
+        }
+        if tags.iter().all(|t| seen.contains_key(t)) || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     for t in &tags {
         assert!(
             seen.contains_key(t),
