@@ -1,0 +1,402 @@
+//! `load`: N messages over C concurrent SMTP sessions to a running MTA,
+//! measured from the client (accept throughput and latency), from the
+//! Maildir (end-to-end throughput, every message exactly once) and from
+//! `/proc` (the MTA's CPU time and memory). See the crate docs in main.rs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::task::JoinSet;
+
+use crate::maildir::{Outcome, Watch};
+use crate::message::{Message, RunNonce};
+use crate::procstat::{self, Sampler};
+use crate::round;
+use crate::smtp_client::{Envelope, Session, SmtpError};
+
+/// How often the MTA's memory is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(50);
+
+pub struct Config {
+    pub server: String,
+    pub from: String,
+    pub to: String,
+    pub messages: u64,
+    pub size: usize,
+    pub sessions: u64,
+    pub maildir: PathBuf,
+    pub root_pid: u32,
+    pub timeout: Duration,
+    pub helo: String,
+}
+
+/// The JSON line of `load`. Measures that could not be taken are null.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub mode: &'static str,
+    pub messages: u64,
+    pub size: usize,
+    pub sessions: u64,
+    pub accept_secs: Option<f64>,
+    pub e2e_secs: Option<f64>,
+    pub accept_rate: Option<f64>,
+    pub e2e_rate: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub missing: Option<u64>,
+    pub duplicates: Option<u64>,
+    pub cpu_secs: Option<f64>,
+    pub cpu_ms_per_message: Option<f64>,
+    pub peak_rss_kb: Option<u64>,
+    pub peak_pss_kb: Option<u64>,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// Runs the load and measures it; failures end up in the report.
+pub async fn run(config: &Config) -> Report {
+    let sessions = config.sessions.min(config.messages);
+    let mut report = Report {
+        mode: "load",
+        messages: config.messages,
+        sessions,
+        ..Report::default()
+    };
+    if let Err(error) = measure(config, sessions, &mut report).await {
+        report.ok = false;
+        report.error = Some(error);
+    }
+    report
+}
+
+/// Fills in `report`; `Err` with the reason when the run failed.
+async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<(), String> {
+    let n = config.messages;
+    let nonce = RunNonce::random();
+    let template = Message::template(&nonce, &config.from, &config.to, config.size);
+    report.size = template.size();
+    let server = resolve(&config.server).await?;
+    eprintln!(
+        "load: run {nonce}, {n} messages of {} bytes over {sessions} sessions to {server}",
+        template.size()
+    );
+
+    let cpu_start = procstat::tree_cpu_ticks(config.root_pid)
+        .map_err(|e| format!("root process {}: {e}", config.root_pid))?;
+    let deadline = Instant::now() + config.timeout;
+    let sampler =
+        Sampler::start(config.root_pid, SAMPLE_EVERY).map_err(|e| format!("sampler: {e}"))?;
+    let watch = match Watch::start(&config.maildir, nonce, n, deadline) {
+        Ok(watch) => watch,
+        Err(e) => {
+            let _ = sampler.finish();
+            return Err(format!("maildir: {e}"));
+        }
+    };
+    // No early return from here on: the sampler and the watch are finished.
+
+    let first_connect = Instant::now();
+    let sent = tokio::time::timeout_at(deadline.into(), send(config, server, sessions, &template))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "timeout: not all messages accepted within {} s",
+                config.timeout.as_secs()
+            ))
+        });
+    let mut failure = match &sent {
+        Ok(accepted) => {
+            watch.arm();
+            report.record_accept(n, first_connect, accepted);
+            None
+        }
+        Err(e) => {
+            watch.cancel();
+            Some(e.clone())
+        }
+    };
+
+    match watch.finish() {
+        Ok(found) => {
+            let delivered = report.record_delivery(n, first_connect, &found, sent.is_ok());
+            if !delivered && failure.is_none() {
+                failure = Some(format!(
+                    "{} missing and {} duplicated in {}/new{}",
+                    found.missing,
+                    found.duplicates,
+                    config.maildir.display(),
+                    if found.complete_at.is_none() {
+                        format!(" after the {} s timeout", config.timeout.as_secs())
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+        Err(e) => failure = failure.or(Some(format!("maildir: {e}"))),
+    }
+
+    // The MTA's resources, the trailing work after delivery included.
+    match sampler.finish() {
+        Ok(peaks) => {
+            report.peak_rss_kb = Some(peaks.rss_kb);
+            report.peak_pss_kb = peaks.pss_kb;
+            if peaks.pss_kb.is_none() {
+                eprintln!("load: Pss unreadable (smaps_rollup permission), peak_pss_kb is null");
+            }
+        }
+        Err(e) => failure = failure.or(Some(format!("memory sampler: {e}"))),
+    }
+    match procstat::tree_cpu_ticks(config.root_pid) {
+        Ok(cpu_end) => report.record_cpu(n, cpu_end.saturating_sub(cpu_start)),
+        Err(e) => failure = failure.or(Some(format!("root process {}: {e}", config.root_pid))),
+    }
+
+    report.ok = failure.is_none();
+    failure.map_or(Ok(()), Err)
+}
+
+impl Report {
+    fn record_accept(&mut self, n: u64, first_connect: Instant, accepted: &Accepted) {
+        let secs = accepted.last.duration_since(first_connect).as_secs_f64();
+        self.accept_secs = Some(round(secs, 6));
+        self.accept_rate = Some(round(n as f64 / secs, 1));
+        let ms = |p| percentile(&accepted.latencies_us, p).map(|us| round(us / 1e3, 3));
+        self.latency_p50_ms = ms(50.0);
+        self.latency_p99_ms = ms(99.0);
+    }
+
+    /// Whether every message was found exactly once.
+    fn record_delivery(
+        &mut self,
+        n: u64,
+        first_connect: Instant,
+        found: &Outcome,
+        all_accepted: bool,
+    ) -> bool {
+        self.missing = Some(found.missing);
+        self.duplicates = Some(found.duplicates);
+        if let Some(at) = found.complete_at.filter(|_| all_accepted) {
+            let secs = at.duration_since(first_connect).as_secs_f64();
+            self.e2e_secs = Some(round(secs, 6));
+            self.e2e_rate = Some(round(n as f64 / secs, 1));
+        }
+        found.missing == 0 && found.duplicates == 0
+    }
+
+    fn record_cpu(&mut self, n: u64, ticks: u64) {
+        let secs = ticks as f64 / procstat::clock_ticks_per_sec() as f64;
+        self.cpu_secs = Some(round(secs, 3));
+        self.cpu_ms_per_message = Some(round(secs * 1e3 / n as f64, 4));
+    }
+}
+
+/// What the sessions brought back: when the last message was accepted,
+/// and every message's accept latency in µs, sorted.
+struct Accepted {
+    last: Instant,
+    latencies_us: Vec<u64>,
+}
+
+/// Runs the sessions (session s sends messages s, s + C, s + 2C, …) and
+/// waits for them; the first failure ends the wait and the other sessions.
+async fn send(
+    config: &Config,
+    server: SocketAddr,
+    sessions: u64,
+    template: &Message,
+) -> Result<Accepted, String> {
+    let n = config.messages;
+    let envelope = Arc::new(Envelope::new(&config.from, &config.to));
+    let mut tasks = JoinSet::new();
+    for s in 0..sessions {
+        let mut message = template.clone();
+        let envelope = Arc::clone(&envelope);
+        let helo = config.helo.clone();
+        tasks.spawn(async move {
+            let numbers = (s..n).step_by(sessions as usize);
+            send_all(server, &helo, &envelope, &mut message, numbers, s == 0).await
+        });
+    }
+    // Dropping the set (on failure or timeout) aborts the sessions left.
+    let mut last: Option<Instant> = None;
+    let mut latencies_us = Vec::with_capacity(n as usize);
+    while let Some(joined) = tasks.join_next().await {
+        let (at, mut lat) = joined.map_err(|e| format!("session task: {e}"))??;
+        last = Some(last.map_or(at, |l| l.max(at)));
+        latencies_us.append(&mut lat);
+    }
+    latencies_us.sort_unstable();
+    let last = last.ok_or_else(|| "no session ran".to_string())?;
+    Ok(Accepted { last, latencies_us })
+}
+
+/// One session: open, send the numbered messages, quit. Returns when the
+/// last message was accepted and each message's accept latency in µs.
+async fn send_all(
+    server: SocketAddr,
+    helo: &str,
+    envelope: &Envelope,
+    message: &mut Message,
+    numbers: impl Iterator<Item = u64>,
+    first: bool,
+) -> Result<(Instant, Vec<u64>), String> {
+    let context = |e: SmtpError| format!("SMTP: {e}");
+    let mut latencies = Vec::with_capacity(numbers.size_hint().0);
+    let mut session = Session::open(server, helo).await.map_err(context)?;
+    if first {
+        let word = if session.pipelining() {
+            "pipelined"
+        } else {
+            "one by one (no PIPELINING)"
+        };
+        eprintln!("load: MAIL, RCPT and DATA sent {word}");
+    }
+    let mut last = Instant::now();
+    for number in numbers {
+        message.set_number(number);
+        let waited = session
+            .send(envelope, message.wire())
+            .await
+            .map_err(|e| format!("SMTP: message {number}: {e}"))?;
+        last = Instant::now();
+        latencies.push(waited.as_micros() as u64);
+    }
+    session.quit().await.map_err(context)?;
+    Ok((last, latencies))
+}
+
+/// The nearest-rank percentile `p` (0 < p ≤ 100) of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1] as f64)
+}
+
+pub async fn resolve(server: &str) -> Result<SocketAddr, String> {
+    tokio::net::lookup_host(server)
+        .await
+        .map_err(|e| format!("--server {server}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--server {server}: no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loopback::{self, ServerOptions};
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&v, 100.0), Some(100.0));
+        assert_eq!(percentile(&[7], 99.0), Some(7.0));
+        assert_eq!(percentile(&[1, 2, 3], 50.0), Some(2.0));
+        assert_eq!(
+            percentile(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 1000], 99.0),
+            Some(1000.0)
+        );
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    fn config(server: SocketAddr, maildir: PathBuf, messages: u64, sessions: u64) -> Config {
+        Config {
+            server: server.to_string(),
+            from: "bench@example.org".into(),
+            to: "user@localhost".into(),
+            messages,
+            size: 2048,
+            sessions,
+            maildir,
+            root_pid: std::process::id(),
+            timeout: Duration::from_secs(30),
+            helo: "test.localhost".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn load_against_the_trivial_server_finds_every_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("Maildir");
+        for pipelining in [true, false] {
+            let server = loopback::spawn(ServerOptions {
+                maildir: Some(maildir.clone()),
+                pipelining,
+                ..ServerOptions::default()
+            })
+            .await
+            .unwrap();
+            // Twice into the same Maildir: the first run's files are ignored.
+            for _ in 0..2 {
+                let r = run(&config(server.addr(), maildir.clone(), 200, 7)).await;
+                assert!(r.ok, "{r:?}");
+                assert_eq!((r.missing, r.duplicates), (Some(0), Some(0)));
+                assert!(r.e2e_secs >= r.accept_secs);
+                assert!(r.latency_p50_ms <= r.latency_p99_ms);
+                assert!(r.cpu_secs.is_some() && r.peak_rss_kb.unwrap() > 0);
+                assert_eq!(r.size, 2048);
+            }
+        }
+        let files = std::fs::read_dir(maildir.join("new")).unwrap().count();
+        assert_eq!(files, 800);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rejected_recipient_fails_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = loopback::spawn(ServerOptions {
+            reject_rcpt: Some("user@localhost".into()),
+            ..ServerOptions::default()
+        })
+        .await
+        .unwrap();
+        let r = run(&config(server.addr(), dir.path().into(), 10, 2)).await;
+        assert!(!r.ok);
+        let error = r.error.unwrap();
+        assert!(
+            error.contains("RCPT TO") && error.contains("550"),
+            "{error}"
+        );
+        let json = serde_json::to_string(&Report::default()).unwrap();
+        assert!(json.contains("\"e2e_rate\":null"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_server_times_out_and_sessions_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream); // never a greeting
+            }
+        });
+        let mut c = config(addr, dir.path().into(), 3, 10);
+        c.timeout = Duration::from_millis(300);
+        let r = run(&c).await;
+        assert!(!r.ok);
+        assert_eq!(r.sessions, 3);
+        assert!(r.error.unwrap().starts_with("timeout"));
+        assert!(r.accept_rate.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn undelivered_messages_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = loopback::spawn(ServerOptions::default()).await.unwrap();
+        let mut c = config(server.addr(), dir.path().into(), 5, 1);
+        c.timeout = Duration::from_millis(300);
+        let r = run(&c).await;
+        assert!(!r.ok);
+        assert_eq!(r.missing, Some(5));
+        assert!(r.accept_rate.is_some() && r.e2e_rate.is_none());
+    }
+}
