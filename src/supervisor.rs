@@ -429,31 +429,41 @@ impl Supervisor {
         }
     }
 
-    /// SIGTERM to every role (smtpd first so no new mail comes in), wait,
-    /// then SIGKILL what is left.
+    /// Stop the roles one after the other: smtpd first (no new mail),
+    /// then qmgr (it lets the deliveries in flight finish and records
+    /// their outcomes), then local (idle by then). Each gets SIGTERM and
+    /// some seconds; what is left then gets SIGKILL.
     fn shutdown(&mut self) {
         log::info!("terminating on signal");
         for role in ["smtpd", "qmgr", "local"] {
-            for (pid, (r, _)) in &self.children {
-                if *r == role {
-                    let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
-                }
+            let pids: Vec<i32> = self
+                .children
+                .iter()
+                .filter(|(_, (r, _))| *r == role)
+                .map(|(p, _)| *p)
+                .collect();
+            for pid in &pids {
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
             }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.children.is_empty() && Instant::now() < deadline {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(20)),
-                Ok(s) => {
-                    if let Some(p) = s.pid() {
-                        self.children.remove(&p.as_raw());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while pids.iter().any(|p| self.children.contains_key(p)) && Instant::now() < deadline {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+                    Ok(s) => {
+                        if let Some(p) = s.pid() {
+                            self.children.remove(&p.as_raw());
+                        }
                     }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
-        for pid in self.children.keys() {
-            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+            for pid in &pids {
+                if self.children.remove(pid).is_some() {
+                    log::warn!("{role} pid {pid} did not stop in time; killing it");
+                    let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+                    let _ = waitpid(Pid::from_raw(*pid), None);
+                }
+            }
         }
     }
 }

@@ -113,7 +113,16 @@ pub async fn run(
         per_user: config.local.concurrency_per_user,
         ..PoolLimits::default()
     };
-    serve(config, listener, command, limits).await
+    // SIGTERM ends the daemon; the supervisor sends it after qmgr has
+    // stopped, so no delivery is in flight then.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = serve(config, listener, command, limits) => r,
+        _ = term.recv() => {
+            log::info!("terminating on signal");
+            Ok(())
+        }
+    }
 }
 
 /// [`run`] with the worker program and limits given (tests run the built
