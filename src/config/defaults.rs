@@ -132,7 +132,7 @@ pub(super) fn builtin(system: &System) -> Config {
             domains: default_domains(&hostname, &domain),
             mailbox: DEFAULT_MAILBOX.to_string(),
             worker_idle: Duration::from_secs(60),
-            concurrency_per_user: 8,
+            concurrency_per_user: 4,
         },
         relay: Relay {
             networks: vec![
