@@ -160,9 +160,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// Read more input, until `deadline`.
     async fn read_more(&mut self, deadline: Instant, watch_stop: bool) -> Read {
-        let mut chunk = vec![0u8; READ_CHUNK];
+        // Read straight into the spare capacity of the input buffer (no
+        // zeroed chunk per read).
+        self.inbuf.reserve(READ_CHUNK);
         let mut stop = self.stop.clone();
-        let read = tokio::time::timeout_at(deadline, self.rd.read(&mut chunk));
+        let read = tokio::time::timeout_at(deadline, self.rd.read_buf(&mut self.inbuf));
         let r = if watch_stop {
             tokio::select! {
                 r = read => r,
@@ -174,10 +176,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         match r {
             Err(_) => Read::Timeout,
             Ok(Ok(0)) => Read::Eof,
-            Ok(Ok(n)) => {
-                self.inbuf.extend_from_slice(&chunk[..n]);
-                Read::Data
-            }
+            Ok(Ok(_)) => Read::Data,
             Ok(Err(_)) => Read::Error,
         }
     }
