@@ -38,6 +38,19 @@ fn envelope(id: QueueId, rcpts: usize) -> Envelope {
     }
 }
 
+/// A log writer in `<dir>/<sub>` with segments named `<prefix><ID>.log`.
+fn writer(dir: &std::path::Path, sub: &str, prefix: &str, tag: char) -> LogWriter {
+    let ids = IdGenerator::new(tag);
+    LogWriter::start(
+        dir.join(sub),
+        LogOptions {
+            seal_after_idle: None,
+            ..LogOptions::new(prefix, move || ids.next().to_string())
+        },
+    )
+    .unwrap()
+}
+
 /// One case: `n` messages with 1–2 recipients; `delivered[i]` marks which
 /// recipients a durable Delivered record finished; cuts as fractions.
 fn run_case(
@@ -78,15 +91,7 @@ fn run_case(
             acked.push((id, a.path.clone(), a.offset + len));
         }
         smtpd.shutdown().await.unwrap();
-        let state_ids = Arc::new(IdGenerator::new('Q'));
-        let state = LogWriter::start(
-            dir.path().join("state"),
-            LogOptions {
-                seal_after_idle: None,
-                ..LogOptions::new("", move || state_ids.next().to_string())
-            },
-        )
-        .unwrap();
+        let state = writer(dir.path(), "state", "", 'Q');
         let mut done_at = Vec::new();
         for (m, r) in &delivered {
             let Some((id, _, _)) = acked.get(*m) else {
@@ -155,15 +160,7 @@ fn run_case(
         let mut cfg = Config::builtin();
         cfg.queue.directory = dir.path().to_path_buf();
         let cfg = Arc::new(cfg);
-        let qids = Arc::new(IdGenerator::new('R'));
-        let log = LogWriter::start(
-            dir.path().join("state"),
-            LogOptions {
-                seal_after_idle: None,
-                ..LogOptions::new("", move || qids.next().to_string())
-            },
-        )
-        .unwrap();
+        let log = writer(dir.path(), "state", "", 'R');
         let mut engine = Engine::new(cfg.clone(), log.clone(), Vec::new());
         engine.recover().await.unwrap();
         let live: BTreeSet<QueueId> = engine.live_ids().into_iter().collect();
@@ -172,15 +169,7 @@ fn run_case(
 
         // And recovery is stable: a second start (after the snapshot) sees
         // the same.
-        let qids = Arc::new(IdGenerator::new('S'));
-        let log = LogWriter::start(
-            dir.path().join("state"),
-            LogOptions {
-                seal_after_idle: None,
-                ..LogOptions::new("", move || qids.next().to_string())
-            },
-        )
-        .unwrap();
+        let log = writer(dir.path(), "state", "", 'S');
         let mut engine = Engine::new(cfg, log.clone(), Vec::new());
         engine.recover().await.unwrap();
         let again: BTreeSet<QueueId> = engine.live_ids().into_iter().collect();
