@@ -21,6 +21,34 @@ pub enum QmgrRequest {
     Wake,
     /// Queue counts, answered with one [`QmgrStatus`] line.
     Status,
+    /// An administrator's operation on messages (`ALL` for every one),
+    /// answered with one [`QueueOpResult`] line.
+    Queue {
+        action: QueueAction,
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueAction {
+    /// Keep the message, deliver nothing of it (`postsuper -h`).
+    Hold,
+    /// Undo hold (`postsuper -H`).
+    Release,
+    /// Remove the message without notice (`postsuper -d`).
+    Delete,
+    /// Try every waiting recipient now (`postsuper -r`, `postqueue -i`).
+    Requeue,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueOpResult {
+    /// Messages the operation changed.
+    pub affected: usize,
+    /// IDs that name no message in the queue.
+    #[serde(default)]
+    pub unknown: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +59,9 @@ pub struct QmgrStatus {
     pub active: usize,
     /// Recipients waiting for a retry.
     pub deferred: usize,
+    /// Messages on hold.
+    #[serde(default)]
+    pub held: usize,
 }
 
 /// A delivery request from qmgr to a delivery agent.

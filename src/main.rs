@@ -37,10 +37,39 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Act on queued messages (IDs, or ALL), like postsuper.
+    Queue {
+        #[command(subcommand)]
+        action: QueueCommand,
+    },
     /// Run one role (started by `postern start` or systemd).
     Daemon {
         #[arg(value_parser = ["smtpd", "qmgr", "local", "local-worker"])]
         role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Keep messages in the queue without delivering them (postsuper -h).
+    Hold {
+        #[arg(required = true, value_name = "ID|ALL")]
+        ids: Vec<String>,
+    },
+    /// Let held messages be delivered again (postsuper -H).
+    Release {
+        #[arg(required = true, value_name = "ID|ALL")]
+        ids: Vec<String>,
+    },
+    /// Remove messages without a notice to anyone (postsuper -d).
+    Delete {
+        #[arg(required = true, value_name = "ID|ALL")]
+        ids: Vec<String>,
+    },
+    /// Try the waiting recipients now (postsuper -r, postqueue -i).
+    Requeue {
+        #[arg(required = true, value_name = "ID|ALL")]
+        ids: Vec<String>,
     },
 }
 
@@ -109,6 +138,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::from(1)
         }),
+        Command::Queue { action } => {
+            use postern::ipc::QueueAction as A;
+            let (action, ids) = match action {
+                QueueCommand::Hold { ids } => (A::Hold, ids),
+                QueueCommand::Release { ids } => (A::Release, ids),
+                QueueCommand::Delete { ids } => (A::Delete, ids),
+                QueueCommand::Requeue { ids } => (A::Requeue, ids),
+            };
+            let ok = postern::supervisor::queue_op(&load(&cli.config)?, action, ids)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Daemon { role } => {
             if role == "local-worker" {
                 postern::local::worker_main()?;

@@ -26,7 +26,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::Config;
-use crate::ipc::{QmgrRequest, QmgrStatus};
+use crate::ipc::{QmgrRequest, QmgrStatus, QueueAction, QueueOpResult};
 use crate::sys::{self, Credentials};
 
 pub const PID_FILE: &str = "postern.pid";
@@ -204,8 +204,8 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
     }
     match query_qmgr(&run_dir.join(QMGR_SOCKET)) {
         Ok(s) => println!(
-            "queue: {} messages, {} recipients being delivered, {} deferred",
-            s.messages, s.active, s.deferred
+            "queue: {} messages, {} recipients being delivered, {} deferred, {} messages on hold",
+            s.messages, s.active, s.deferred, s.held
         ),
         Err(e) => println!("queue: qmgr does not answer: {e}"),
     }
@@ -213,14 +213,47 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
 }
 
 fn query_qmgr(path: &Path) -> anyhow::Result<QmgrStatus> {
-    let mut s = UnixStream::connect(path)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut line = serde_json::to_vec(&QmgrRequest::Status)?;
+    ask_qmgr(path, &QmgrRequest::Status)
+}
+
+/// One request on qmgr's control socket, one answer.
+fn ask_qmgr<T: serde::de::DeserializeOwned>(path: &Path, req: &QmgrRequest) -> anyhow::Result<T> {
+    let mut s = UnixStream::connect(path).with_context(|| {
+        format!(
+            "cannot reach qmgr at {} (is postern running?)",
+            path.display()
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     s.write_all(&line)?;
     let mut answer = String::new();
     BufReader::new(s).read_line(&mut answer)?;
     Ok(serde_json::from_str(&answer)?)
+}
+
+/// `postern queue hold|release|delete|requeue ID…|ALL`: prints what
+/// happened as postsuper does (`postern: Placed on hold: 2 messages`);
+/// false when some ID named no message.
+pub fn queue_op(config: &Config, action: QueueAction, ids: Vec<String>) -> anyhow::Result<bool> {
+    let path = config.server.run_directory.join(QMGR_SOCKET);
+    let result: QueueOpResult = ask_qmgr(&path, &QmgrRequest::Queue { action, ids })?;
+    for id in &result.unknown {
+        eprintln!("postern: {id}: no such message in the queue");
+    }
+    let what = match action {
+        QueueAction::Hold => "Placed on hold",
+        QueueAction::Release => "Released from hold",
+        QueueAction::Delete => "Deleted",
+        QueueAction::Requeue => "Requeued",
+    };
+    let n = result.affected;
+    println!(
+        "postern: {what}: {n} message{}",
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(result.unknown.is_empty())
 }
 
 fn running_pid(run_dir: &Path) -> Option<i32> {

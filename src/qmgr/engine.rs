@@ -21,7 +21,12 @@ use crate::queue::message::decode_message;
 use crate::queue::record::{EndState, LogReader, RecordType};
 use crate::queue::{CORRUPT, ContentRef, DEFERRED, Envelope, INCOMING, QueueId, STATE, now_micros};
 
+mod admin;
 mod deferred;
+
+/// Segment file name prefixes in `incoming/`: `S` smtpd's, `B` the
+/// notifications qmgr itself queues (bounces).
+pub const SEGMENT_PREFIXES: [char; 2] = ['S', 'B'];
 
 /// Compact the state log once this many bytes were appended since the last
 /// snapshot.
@@ -56,6 +61,10 @@ struct Message {
     rcpts: Vec<RState>,
     active_us: u64,
     first_deferred_us: Option<u64>,
+    /// On hold (`postern queue hold`): kept, not delivered.
+    held: bool,
+    /// Deleted while a delivery was in flight: every outcome is final.
+    deleted: bool,
 }
 
 #[derive(Default)]
@@ -132,6 +141,7 @@ impl Engine {
             ..QmgrStatus::default()
         };
         for m in self.messages.values() {
+            s.held += m.held as usize;
             for r in &m.rcpts {
                 match r {
                     RState::Active => s.active += 1,
@@ -253,6 +263,7 @@ impl Engine {
                 id: id.clone(),
                 deferred: m.origin == Origin::Deferred,
                 finished: false,
+                held: m.held,
                 rcpts,
             }));
         }
@@ -262,6 +273,7 @@ impl Engine {
                     id: id.clone(),
                     deferred: false,
                     finished: true,
+                    held: false,
                     rcpts: vec![],
                 }));
             }
@@ -294,7 +306,9 @@ impl Engine {
     /// Read new records from every segment in `incoming/`.
     pub fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
         let dir = self.qdir.join(INCOMING);
-        let names = match sorted_files(&dir, |n| n.starts_with('S') && n.ends_with(".log")) {
+        let names = match sorted_files(&dir, |n| {
+            n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")
+        }) {
             Ok(n) => n,
             Err(e) => {
                 log::warn!("cannot list {}: {e}", dir.display());
@@ -399,6 +413,10 @@ impl Engine {
         let id = env.id.clone();
         let mut rcpts = vec![RState::Pending { due: now }; env.recipients.len()];
         let mut first_deferred = None;
+        let (held, deleted) = r.as_ref().map(|r| (r.held, r.finished)).unwrap_or_default();
+        if deleted {
+            rcpts.fill(RState::Bounced);
+        }
         for rec in r.map(|r| r.records).unwrap_or_default() {
             match rec {
                 StateRecord::Delivered(o) => set(&mut rcpts, o.rcpt, RState::Done),
@@ -417,7 +435,7 @@ impl Engine {
                         set(&mut rcpts, i, st);
                     }
                 }
-                StateRecord::Moved(_) => {}
+                StateRecord::Moved(_) | StateRecord::Admin(_) => {}
             }
         }
         let finished = rcpts.iter().all(|r| r.is_final());
@@ -436,8 +454,13 @@ impl Engine {
             env.size,
             env.recipients.len()
         );
+        if held {
+            log::info!("{id}: on hold");
+        }
         for (i, r) in rcpts.iter().enumerate() {
-            if let RState::Pending { due } = r {
+            if let RState::Pending { due } = r
+                && !held
+            {
                 self.schedule(&id, i, *due, now);
             }
         }
@@ -455,6 +478,8 @@ impl Engine {
                 rcpts,
                 active_us: now,
                 first_deferred_us: first_deferred,
+                held,
+                deleted: false,
             },
         );
     }
@@ -492,7 +517,9 @@ impl Engine {
             let Some(m) = self.messages.get_mut(&id) else {
                 continue;
             };
-            if !matches!(m.rcpts.get(i), Some(RState::Pending { .. })) {
+            // Held messages wait for their release; a stale entry (the
+            // recipient was rescheduled since) is dropped.
+            if m.held || !matches!(m.rcpts.get(i), Some(RState::Pending { due }) if *due <= now) {
                 continue;
             }
             let address = m.env.recipients[i].address.clone();
@@ -590,6 +617,10 @@ impl Engine {
             let rec = match p.status {
                 DeliveryStatus::Sent => (RState::Done, StateRecord::Delivered(outcome(&p, 0))),
                 DeliveryStatus::Bounced => (RState::Bounced, StateRecord::Bounced(outcome(&p, 0))),
+                // Deleted by the administrator meanwhile: nothing more.
+                DeliveryStatus::Deferred if m.deleted => {
+                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
+                }
                 DeliveryStatus::Deferred if age >= lifetime => {
                     log::info!(
                         "{}: from=<{}>, status=expired, returned to sender",
@@ -737,11 +768,13 @@ impl Engine {
         let Some(seg) = self.segments.get(name) else {
             return;
         };
+        // A writer only appends to its newest segment: an older one of the
+        // same writer (same prefix letter) is finished.
+        let prefix = name.chars().next();
         let newer = self
             .segments
             .range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
-            .next()
-            .is_some();
+            .any(|(n, _)| n.chars().next() == prefix);
         if !seg.live.is_empty() || !(seg.sealed || newer) {
             return;
         }

@@ -29,6 +29,10 @@
 //! are parsed, never executed, and a bad record is skipped with a warning.
 //! It writes only the queue directory. Its control socket is 0600.
 //!
+//! Administration (the same socket, `postern queue …`): hold, release,
+//! delete and requeue messages, as postsuper; hold, release and delete are
+//! recorded in the state log, so they survive a restart.
+//!
 //! Configuration read: `queue.*`, `local.domains`, `server.run_directory`.
 
 mod agents;
@@ -47,7 +51,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::ipc::{self, QmgrRequest, QmgrStatus};
+use crate::ipc::{self, QmgrRequest, QmgrStatus, QueueAction, QueueOpResult};
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{IdGenerator, STATE, now_micros};
 use agents::SlotReport;
@@ -61,6 +65,7 @@ const SCAN_EVERY: Duration = Duration::from_secs(5);
 enum Event {
     Wake,
     Status(oneshot::Sender<QmgrStatus>),
+    Queue(QueueAction, Vec<String>, oneshot::Sender<QueueOpResult>),
 }
 
 pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Result<()> {
@@ -120,6 +125,9 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
                     last_scan = tokio::time::Instant::now();
                 }
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
+                Some(Event::Queue(action, ids, tx)) => {
+                    let _ = tx.send(engine.queue_op(action, &ids).await);
+                }
                 None => break,
             },
             Some(first) = reports.recv() => {
@@ -175,6 +183,14 @@ async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Even
                         let _ = events.send(Event::Status(tx));
                         let Ok(status) = rx.await else { return };
                         if ipc::write_line(&mut wr, &status).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(QmgrRequest::Queue { action, ids })) => {
+                        let (tx, rx) = oneshot::channel();
+                        let _ = events.send(Event::Queue(action, ids, tx));
+                        let Ok(result) = rx.await else { return };
+                        if ipc::write_line(&mut wr, &result).await.is_err() {
                             return;
                         }
                     }

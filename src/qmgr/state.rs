@@ -7,6 +7,8 @@
 //! * `Delivered`, `Bounced`, `Deferred` set one recipient's state;
 //! * `Moved` says the message now lives in `deferred/<ID>` with only its
 //!   pending recipients, renumbered: records before it no longer apply;
+//! * `Admin` is an administrator's operation: `hold` and `release` set
+//!   whether the message may be delivered, `delete` finishes it;
 //! * `Snapshot` states a message's whole state at the time it was written
 //!   (or, with `finished`, that the message is done and only its segment
 //!   copy remains): records before it no longer apply.
@@ -36,6 +38,20 @@ pub struct Moved {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+pub enum AdminOp {
+    Hold,
+    Release,
+    Delete,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admin {
+    pub id: QueueId,
+    pub op: AdminOp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SnapState {
     Pending,
     Done,
@@ -58,6 +74,9 @@ pub struct Snapshot {
     /// The message is finished; only its segment copy may remain.
     #[serde(default)]
     pub finished: bool,
+    /// On hold: kept, not delivered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
     #[serde(default)]
     pub rcpts: Vec<SnapRcpt>,
 }
@@ -69,6 +88,7 @@ pub enum StateRecord {
     Deferred(Outcome),
     Moved(Moved),
     Snapshot(Snapshot),
+    Admin(Admin),
 }
 
 impl StateRecord {
@@ -77,6 +97,7 @@ impl StateRecord {
             StateRecord::Delivered(o) | StateRecord::Bounced(o) | StateRecord::Deferred(o) => &o.id,
             StateRecord::Moved(m) => &m.id,
             StateRecord::Snapshot(s) => &s.id,
+            StateRecord::Admin(a) => &a.id,
         }
     }
 
@@ -87,6 +108,7 @@ impl StateRecord {
             }
             StateRecord::Moved(m) => serde_json::to_vec(m),
             StateRecord::Snapshot(s) => serde_json::to_vec(s),
+            StateRecord::Admin(a) => serde_json::to_vec(a),
         };
         let t = match self {
             StateRecord::Delivered(_) => RecordType::Delivered,
@@ -94,6 +116,7 @@ impl StateRecord {
             StateRecord::Deferred(_) => RecordType::Deferred,
             StateRecord::Moved(_) => RecordType::Moved,
             StateRecord::Snapshot(_) => RecordType::Snapshot,
+            StateRecord::Admin(_) => RecordType::Admin,
         };
         // Serializing these plain structs cannot fail.
         (t, json.unwrap_or_default())
@@ -106,6 +129,7 @@ impl StateRecord {
             RecordType::Deferred => StateRecord::Deferred(serde_json::from_slice(payload).ok()?),
             RecordType::Moved => StateRecord::Moved(serde_json::from_slice(payload).ok()?),
             RecordType::Snapshot => StateRecord::Snapshot(serde_json::from_slice(payload).ok()?),
+            RecordType::Admin => StateRecord::Admin(serde_json::from_slice(payload).ok()?),
             _ => return None,
         })
     }
@@ -116,8 +140,10 @@ impl StateRecord {
 pub struct Replayed {
     /// The message was moved to `deferred/`; `records` refer to that copy.
     pub moved: bool,
-    /// A snapshot said the message is finished.
+    /// A snapshot (or a delete) said the message is finished.
     pub finished: bool,
+    /// On hold.
+    pub held: bool,
     /// Records to apply, in order, after the last Moved/Snapshot reset.
     pub records: Vec<StateRecord>,
 }
@@ -133,9 +159,18 @@ pub fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId
                 e.finished = false;
                 e.records.clear();
             }
+            StateRecord::Admin(a) => match a.op {
+                AdminOp::Hold => e.held = true,
+                AdminOp::Release => e.held = false,
+                AdminOp::Delete => {
+                    e.finished = true;
+                    e.records.clear();
+                }
+            },
             StateRecord::Snapshot(s) => {
                 e.moved = s.deferred;
                 e.finished = s.finished;
+                e.held = s.held;
                 e.records.clear();
                 if !s.finished {
                     e.records.push(r.clone());
@@ -194,10 +229,31 @@ mod tests {
                 id: id(1),
                 deferred: false,
                 finished: true,
+                held: false,
                 rcpts: vec![],
             }),
         ]);
         assert!(m[&id(1)].finished);
         assert!(m[&id(1)].records.is_empty());
+    }
+
+    #[test]
+    fn admin_records() {
+        let admin = |n, op| StateRecord::Admin(Admin { id: id(n), op });
+        let m = replay([
+            admin(1, AdminOp::Hold),
+            StateRecord::Deferred(out(1, 0)),
+            admin(2, AdminOp::Hold),
+            admin(2, AdminOp::Release),
+            StateRecord::Delivered(out(3, 0)),
+            admin(3, AdminOp::Delete),
+        ]);
+        assert!(m[&id(1)].held);
+        assert_eq!(m[&id(1)].records.len(), 1);
+        assert!(!m[&id(2)].held);
+        assert!(m[&id(3)].finished);
+        let r = admin(1, AdminOp::Delete);
+        let (t, p) = r.encode();
+        assert_eq!(StateRecord::decode(t, &p), Some(r));
     }
 }

@@ -63,6 +63,8 @@ pub enum RecordType {
     Bounced,
     Moved,
     Snapshot,
+    /// An administrator's operation on a message (hold, release, delete).
+    Admin,
     /// A type this version does not know (written by a newer one). Never
     /// holds the byte of a known type when built by `From<u8>`.
     Other(u8),
@@ -78,6 +80,7 @@ impl From<u8> for RecordType {
             12 => RecordType::Bounced,
             13 => RecordType::Moved,
             14 => RecordType::Snapshot,
+            15 => RecordType::Admin,
             other => RecordType::Other(other),
         }
     }
@@ -93,6 +96,7 @@ impl From<RecordType> for u8 {
             RecordType::Bounced => 12,
             RecordType::Moved => 13,
             RecordType::Snapshot => 14,
+            RecordType::Admin => 15,
             RecordType::Other(b) => b,
         }
     }

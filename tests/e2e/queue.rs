@@ -174,3 +174,80 @@ fn long_deferred_message_moves_to_deferred_and_survives_restart() {
     );
     assert!(file.exists());
 }
+
+/// postsuper's operations: hold (kept across a restart), release, requeue,
+/// delete.
+#[test]
+fn hold_release_requeue_delete() {
+    let mut p = Postern::start(
+        "[queue]\ndirectory = \"{dir}/queue\"\nminimal_backoff = \"1h\"\nmaximal_backoff = \"2h\"\nrun_delay = \"1s\"\n",
+    );
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.cmd("MAIL FROM:<s@example.org>");
+    assert_eq!(c.cmd("RCPT TO:<far@remote.example>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd("Subject: held\r\n\r\nx\r\n.");
+    let id = r.rsplit(' ').next().unwrap().to_string();
+    c.cmd("QUIT");
+    p.wait_log(&format!("{id}: to=<far@remote.example>"), 1, 10);
+
+    let out = p.postern(&["queue", "hold", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "postern: Placed on hold: 1 message\n"
+    );
+    p.wait_log(&format!("{id}: placed on hold"), 1, 5);
+    // A requeue of a held message does not deliver it.
+    p.postern(&["queue", "requeue", "ALL"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        p.log()
+            .matches(&format!("{id}: to=<far@remote.example>"))
+            .count(),
+        1
+    );
+    let st = String::from_utf8_lossy(&p.postern(&["status"]).stdout).to_string();
+    assert!(st.contains("1 messages on hold"), "{st}");
+
+    // Held across a restart.
+    p.stop();
+    p.launch();
+    p.wait_log(&format!("{id}: on hold"), 1, 10);
+    let st = String::from_utf8_lossy(&p.postern(&["status"]).stdout).to_string();
+    assert!(st.contains("1 messages on hold"), "{st}");
+
+    // Release: tried at once again.
+    let out = p.postern(&["queue", "release", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "postern: Released from hold: 1 message\n"
+    );
+    p.wait_log(&format!("{id}: to=<far@remote.example>"), 2, 10);
+    // Requeue: at once, despite the one-hour back-off.
+    let out = p.postern(&["queue", "requeue", &id]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "postern: Requeued: 1 message\n"
+    );
+    p.wait_log(&format!("{id}: to=<far@remote.example>"), 3, 10);
+
+    let out = p.postern(&["queue", "delete", "0000000000000A", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "postern: Deleted: 1 message\n"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("0000000000000A: no such message in the queue")
+    );
+    p.wait_log(&format!("{id}: removed"), 1, 5);
+    let st = String::from_utf8_lossy(&p.postern(&["status"]).stdout).to_string();
+    assert!(st.contains("queue: 0 messages"), "{st}");
+    // Deleted stays deleted after a restart.
+    p.stop();
+    p.launch();
+    let st = String::from_utf8_lossy(&p.postern(&["status"]).stdout).to_string();
+    assert!(st.contains("queue: 0 messages"), "{st}");
+}
