@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod config;
+pub mod dsn;
 pub mod ipc;
 pub mod local;
 pub mod logging;
