@@ -15,14 +15,18 @@ use tokio::task::JoinSet;
 use super::agents::SlotReport;
 use super::state::{Outcome, Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay};
 use crate::config::Config;
+use crate::dsn;
 use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus};
 use crate::queue::log::LogWriter;
 use crate::queue::message::decode_message;
 use crate::queue::record::{EndState, LogReader, RecordType};
-use crate::queue::{CORRUPT, ContentRef, DEFERRED, Envelope, INCOMING, QueueId, STATE, now_micros};
+use crate::queue::{
+    CORRUPT, ContentRef, DEFERRED, Envelope, INCOMING, IdGenerator, QueueId, STATE, now_micros,
+};
 
 mod admin;
 mod deferred;
+mod notify;
 
 /// Segment file name prefixes in `incoming/`: `S` smtpd's, `B` the
 /// notifications qmgr itself queues (bounces).
@@ -101,6 +105,11 @@ pub struct Engine {
     last_move_check: u64,
     /// Files to delete once the state log is synced.
     removals: Vec<Removal>,
+    /// Writer of qmgr's own segments (notifications).
+    notices: LogWriter,
+    notice_ids: IdGenerator,
+    /// A notification was queued: scan `incoming/` for it.
+    notices_queued: bool,
 }
 
 /// A file finished messages leave behind.
@@ -111,9 +120,12 @@ enum Removal {
 }
 
 impl Engine {
+    /// `log` is the state log; `notices` the writer of qmgr's own
+    /// segments in `incoming/` (prefix `B`), for the notifications it queues.
     pub fn new(
         cfg: Arc<Config>,
         log: LogWriter,
+        notices: LogWriter,
         slots: Vec<mpsc::Sender<DeliveryRequest>>,
     ) -> Engine {
         let idle = (0..slots.len()).rev().collect();
@@ -121,6 +133,9 @@ impl Engine {
             qdir: cfg.queue.directory.clone(),
             cfg,
             log,
+            notices,
+            notice_ids: IdGenerator::new('B'),
+            notices_queued: false,
             messages: BTreeMap::new(),
             segments: BTreeMap::new(),
             ready: VecDeque::new(),
@@ -609,6 +624,7 @@ impl Engine {
         let lifetime = self.cfg.queue.maximal_lifetime.as_micros() as u64;
         let mut records = Vec::new();
         let mut applied = Vec::new();
+        let mut reportable: BTreeMap<QueueId, Vec<notify::Reportable>> = BTreeMap::new();
         for p in decided {
             let Some(m) = self.messages.get(&p.id) else {
                 continue;
@@ -651,8 +667,35 @@ impl Engine {
                     p.reason
                 );
             }
+            // What the sender hears of: failures (not deletions), and
+            // deliveries when NOTIFY asked for SUCCESS.
+            let wants_success = m.env.recipients[p.rcpt]
+                .notify
+                .as_deref()
+                .is_some_and(|n| n.to_ascii_uppercase().contains("SUCCESS"));
+            let kind = match rec.0 {
+                RState::Bounced if !m.deleted => Some(dsn::ReportKind::Failure),
+                RState::Done if wants_success => Some(dsn::ReportKind::Success),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                reportable
+                    .entry(p.id.clone())
+                    .or_default()
+                    .push(notify::Reportable {
+                        rcpt: p.rcpt,
+                        kind,
+                        dsn: p.dsn.clone(),
+                        reason: p.reason.clone(),
+                    });
+            }
             records.push(rec.1);
             applied.push((p.id, p.rcpt, rec.0));
+        }
+        // Notifications first, durably: a crash after them repeats the
+        // outcome (and at worst the notice), never loses the notice.
+        for (id, outcomes) in reportable {
+            self.notify(&id, outcomes).await;
         }
         // Lazy: losing one of these in a crash repeats a delivery at worst;
         // nothing is deleted on their strength before they are synced
@@ -676,6 +719,9 @@ impl Engine {
             if finished {
                 self.finish(&id);
             }
+        }
+        if std::mem::take(&mut self.notices_queued) {
+            self.scan_incoming(&mut HashMap::new());
         }
     }
 
@@ -837,10 +883,15 @@ fn load_file_message(qdir: &Path, rel: &str) -> anyhow::Result<(Envelope, Conten
 }
 
 fn read_content(qdir: &Path, c: &ContentRef) -> std::io::Result<Vec<u8>> {
+    read_content_prefix(qdir, c, u64::MAX)
+}
+
+/// At most the first `max` bytes of a message's content.
+fn read_content_prefix(qdir: &Path, c: &ContentRef, max: u64) -> std::io::Result<Vec<u8>> {
     let (path, offset, len) = c.span();
     let mut f = fs::File::open(qdir.join(path))?;
     f.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0; len as usize];
+    let mut buf = vec![0; len.min(max) as usize];
     f.read_exact(&mut buf)?;
     Ok(buf)
 }

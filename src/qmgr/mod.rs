@@ -92,7 +92,17 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
             .join(crate::supervisor::LOCAL_SOCKET),
         report_tx,
     );
-    let mut engine = Engine::new(config.clone(), log.clone(), slots);
+    let incoming = config.queue.directory.join(crate::queue::INCOMING);
+    let segment_ids = Arc::new(IdGenerator::new('B'));
+    let notices = LogWriter::start(
+        incoming.clone(),
+        LogOptions {
+            seal_after_idle: Some(Duration::from_secs(30)),
+            ..LogOptions::new("B", move || segment_ids.next().to_string())
+        },
+    )
+    .with_context(|| format!("cannot open the queue in {}", incoming.display()))?;
+    let mut engine = Engine::new(config.clone(), log.clone(), notices.clone(), slots);
     engine.recover().await?;
 
     let (event_tx, mut events) = mpsc::unbounded_channel::<Event>();
@@ -160,6 +170,7 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
     }
     engine.flush_removals().await;
     let _ = log.shutdown().await;
+    let _ = notices.shutdown().await;
     Ok(())
 }
 

@@ -161,7 +161,12 @@ fn run_case(
         cfg.queue.directory = dir.path().to_path_buf();
         let cfg = Arc::new(cfg);
         let log = writer(dir.path(), "state", "", 'R');
-        let mut engine = Engine::new(cfg.clone(), log.clone(), Vec::new());
+        let mut engine = Engine::new(
+            cfg.clone(),
+            log.clone(),
+            writer(dir.path(), "incoming", "B", 'N'),
+            Vec::new(),
+        );
         engine.recover().await.unwrap();
         let live: BTreeSet<QueueId> = engine.live_ids().into_iter().collect();
         assert_eq!(live, expect);
@@ -170,7 +175,12 @@ fn run_case(
         // And recovery is stable: a second start (after the snapshot) sees
         // the same.
         let log = writer(dir.path(), "state", "", 'S');
-        let mut engine = Engine::new(cfg, log.clone(), Vec::new());
+        let mut engine = Engine::new(
+            cfg,
+            log.clone(),
+            writer(dir.path(), "incoming", "B", 'N'),
+            Vec::new(),
+        );
         engine.recover().await.unwrap();
         let again: BTreeSet<QueueId> = engine.live_ids().into_iter().collect();
         assert_eq!(again, expect);

@@ -1,0 +1,181 @@
+//! Delivery status notifications (RFC 3464) that qmgr queues itself:
+//! non-delivery reports ("bounces") to the envelope sender, success reports
+//! when NOTIFY=SUCCESS asked for one, and the double bounce to postmaster
+//! when a notification itself cannot be delivered.
+//!
+//! A notification is appended durably to qmgr's own segments
+//! (`incoming/B<ID>.log`) *before* the outcomes that caused it are
+//! recorded: a crash in between repeats the attempt (and at worst the
+//! notification), it never loses the notification. Postfix's rules: mail
+//! from the null sender is never bounced to its sender; its failures go to
+//! postmaster with the envelope sender `double-bounce@$origin`, and mail
+//! from `double-bounce` is never reported at all, so nothing loops.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{Engine, read_content_prefix};
+use crate::dsn::{self, Action, RecipientReport, ReportInput, ReportKind};
+use crate::queue::message::{ContentKind, encode_message_head};
+use crate::queue::record::RecordType;
+use crate::queue::{Client, Envelope, QueueId, Recipient, now_micros};
+
+/// The local part of the sender of double bounces (Postfix's
+/// `double-bounce`): its mail is never reported.
+pub const DOUBLE_BOUNCE: &str = "double-bounce";
+
+/// One recipient's outcome to report.
+pub struct Reportable {
+    pub rcpt: usize,
+    pub kind: ReportKind,
+    pub dsn: String,
+    pub reason: String,
+}
+
+impl Engine {
+    /// Queue the notifications for one message's outcomes of this batch.
+    pub(super) async fn notify(&mut self, id: &QueueId, outcomes: Vec<Reportable>) {
+        for kind in [ReportKind::Failure, ReportKind::Success] {
+            let mine: Vec<&Reportable> = outcomes.iter().filter(|o| o.kind == kind).collect();
+            if !mine.is_empty() {
+                self.notify_kind(id, kind, &mine).await;
+            }
+        }
+    }
+
+    async fn notify_kind(&mut self, id: &QueueId, kind: ReportKind, outcomes: &[&Reportable]) {
+        let Some(m) = self.messages.get(id) else {
+            return;
+        };
+        let origin = self.cfg.server.origin.clone();
+        let sender = m.env.sender.clone();
+        let sender_local = sender.rsplit_once('@').map_or(sender.as_str(), |(l, _)| l);
+        // Who gets it, from whom, and which recipients it reports.
+        let (to, from, label, reports): (String, String, &str, Vec<RecipientReport>) =
+            if sender_local.eq_ignore_ascii_case(DOUBLE_BOUNCE) {
+                log::info!("{id}: notification to {DOUBLE_BOUNCE} discarded");
+                return;
+            } else if sender.is_empty() {
+                if kind != ReportKind::Failure {
+                    return;
+                }
+                let reports = outcomes.iter().map(|o| report(&m.env, o)).collect();
+                (
+                    format!("postmaster@{origin}"),
+                    format!("{DOUBLE_BOUNCE}@{origin}"),
+                    "postmaster non-delivery notification",
+                    reports,
+                )
+            } else {
+                let reports: Vec<RecipientReport> = outcomes
+                    .iter()
+                    .filter(|o| {
+                        let notify = m
+                            .env
+                            .recipients
+                            .get(o.rcpt)
+                            .and_then(|r| r.notify.as_deref());
+                        dsn::should_report(kind, notify)
+                    })
+                    .map(|o| report(&m.env, o))
+                    .collect();
+                let label = match kind {
+                    ReportKind::Failure => "sender non-delivery notification",
+                    ReportKind::Delay => "sender delay notification",
+                    ReportKind::Success => "sender delivery status notification",
+                };
+                (sender.clone(), String::new(), label, reports)
+            };
+        if reports.is_empty() {
+            return;
+        }
+        let limit = dsn::DEFAULT_SIZE_LIMIT;
+        let original = match read_content_prefix(&self.qdir, &m.content, limit as u64 + 1) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("{id}: cannot read the message for its notification: {e}");
+                Vec::new()
+            }
+        };
+        let new_id = self.notice_ids.next();
+        let now = SystemTime::now();
+        let body = dsn::build_report(&ReportInput {
+            kind,
+            reporting_mta: &self.cfg.server.hostname,
+            queue_id: id.as_str(),
+            new_queue_id: new_id.as_str(),
+            sender: if sender.is_empty() { &to } else { &sender },
+            envid: m.env.envid.as_deref(),
+            arrival: UNIX_EPOCH + Duration::from_micros(m.env.arrival_us),
+            now,
+            recipients: &reports,
+            original: &original,
+            ret: m.env.ret,
+            size_limit: limit,
+            smtputf8: m.env.smtputf8,
+            delay_warning_time: Duration::ZERO,
+            maximal_queue_lifetime: self.cfg.queue.maximal_lifetime,
+        });
+        let envelope = Envelope {
+            id: new_id.clone(),
+            arrival_us: now_micros(),
+            sender: from,
+            recipients: vec![Recipient {
+                address: to,
+                orcpt: None,
+                notify: None,
+            }],
+            ret: None,
+            envid: None,
+            body: if body.iter().any(|b| *b >= 0x80) {
+                crate::queue::Body::EightBitMime
+            } else {
+                crate::queue::Body::SevenBit
+            },
+            smtputf8: m.env.smtputf8,
+            client: Client {
+                name: "localhost".into(),
+                addr: "127.0.0.1".into(),
+                helo: None,
+                protocol: "local".into(),
+            },
+            message_id: None,
+            size: body.len() as u64,
+        };
+        let appended = match encode_message_head(&envelope, ContentKind::Inline) {
+            Ok(head) => {
+                self.notices
+                    .append_parts(RecordType::Message, vec![head, body])
+                    .await
+            }
+            Err(e) => {
+                log::warn!("{id}: cannot queue its notification: {e}");
+                return;
+            }
+        };
+        match appended {
+            Ok(_) => {
+                log::info!("{id}: {label}: {new_id}");
+                self.notices_queued = true;
+            }
+            Err(e) => log::warn!("{id}: cannot queue its notification: {e}"),
+        }
+    }
+}
+
+fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
+    let r = env.recipients.get(o.rcpt);
+    RecipientReport {
+        final_recipient: r.map(|r| r.address.clone()).unwrap_or_default(),
+        orcpt: r.and_then(|r| r.orcpt.clone()),
+        original_address: None,
+        action: match o.kind {
+            ReportKind::Failure => Action::Failed,
+            ReportKind::Delay => Action::Delayed,
+            ReportKind::Success => Action::Delivered,
+        },
+        status: o.dsn.clone(),
+        remote_mta: None,
+        diagnostic: None,
+        reason: o.reason.clone(),
+    }
+}

@@ -1,0 +1,170 @@
+//! Delivery status notifications as the sender receives them: read back
+//! with a standard MIME parser (mail-parser).
+
+use std::time::Duration;
+
+use mail_parser::{MessageParser, MimeHeaders};
+
+use crate::common::*;
+
+/// Send one message; returns its queue ID.
+fn send(p: &Postern, from: &str, rcpt_params: &str, to: &str, data: &str) -> String {
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")), "250 2.1.0 Ok");
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<{to}>{rcpt_params}")),
+        "250 2.1.5 Ok"
+    );
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd(&format!("{data}\r\n."));
+    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
+    c.cmd("QUIT");
+    r.rsplit(' ').next().unwrap().to_string()
+}
+
+/// The delivery-status part of a DSN file in a Maildir, after checking
+/// the report's MIME structure.
+fn delivery_status(file: &std::path::Path) -> String {
+    let data = std::fs::read(file).unwrap();
+    let msg = MessageParser::default()
+        .parse(&data[..])
+        .expect("a MIME message");
+    let ct = msg.content_type().expect("content type");
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    let parts = msg.root_part().sub_parts().expect("parts");
+    assert_eq!(parts.len(), 3);
+    let status = msg.part(parts[1]).expect("part 2");
+    let sct = status.content_type().expect("part 2 type");
+    assert_eq!(
+        (sct.ctype(), sct.subtype()),
+        ("message", Some("delivery-status"))
+    );
+    String::from_utf8_lossy(status.contents()).into_owned()
+}
+
+#[test]
+fn failure_is_reported_to_the_sender_as_multipart_report() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let id = send(
+        &p,
+        &format!("{u}@localhost"),
+        "",
+        &format!("{u}@localhost"),
+        &format!(
+            "Delivered-To: {u}@localhost\r\nSubject: loops\r\nMessage-ID: <orig@example.org>\r\n\r\nbody"
+        ),
+    );
+    p.wait_log(&format!("{id}: sender non-delivery notification: "), 1, 20);
+    let files = p.wait_delivered(&u, 1, 20);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.starts_with("Return-Path: <>\n"), "{text}");
+    assert!(
+        text.contains("Subject: Undelivered Mail Returned to Sender"),
+        "{text}"
+    );
+    assert!(
+        text.contains("From: Mail Delivery System <MAILER-DAEMON@mail.test.example>"),
+        "{text}"
+    );
+    assert!(text.contains("In-Reply-To: <orig@example.org>"), "{text}");
+    let ds = delivery_status(&files[0]);
+    assert!(
+        ds.contains(&format!("Final-Recipient: rfc822; {u}@localhost")),
+        "{ds}"
+    );
+    assert!(ds.contains("Action: failed"), "{ds}");
+    assert!(ds.contains("Status: 5.4.6"), "{ds}");
+    assert!(ds.contains(&format!("X-Postern-Queue-ID: {id}")), "{ds}");
+    assert!(
+        ds.contains("Diagnostic-Code: X-Postern; mail forwarding loop for"),
+        "{ds}"
+    );
+    // Exactly one notice.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.delivered(&u).len(), 1);
+}
+
+#[test]
+fn notify_never_and_success() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let loop_data = format!("Delivered-To: {u}@localhost\r\nSubject: x\r\n\r\nx");
+    let never = send(
+        &p,
+        &format!("{u}@localhost"),
+        " NOTIFY=NEVER",
+        &format!("{u}@localhost"),
+        &loop_data,
+    );
+    p.wait_log(&format!("{never}: removed"), 1, 20);
+    // A success report when asked for.
+    let ok = send(
+        &p,
+        &format!("{u}@localhost"),
+        " NOTIFY=SUCCESS",
+        &format!("{u}@localhost"),
+        "Subject: fine\r\n\r\nx",
+    );
+    p.wait_log(
+        &format!("{ok}: sender delivery status notification: "),
+        1,
+        20,
+    );
+    p.wait_delivered(&u, 2, 20);
+    std::thread::sleep(Duration::from_millis(300));
+    let files: Vec<_> = p.delivered(&u);
+    assert_eq!(
+        files.len(),
+        2,
+        "the message and its success report, no failure report"
+    );
+    let report = files
+        .iter()
+        .find(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("Successful Mail Delivery Report")
+        })
+        .expect("a success report");
+    let ds = delivery_status(report);
+    assert!(ds.contains("Action: delivered"), "{ds}");
+    assert!(ds.contains("Status: 2.0.0"), "{ds}");
+    assert!(
+        !p.log()
+            .contains(&format!("{never}: sender non-delivery notification"))
+    );
+}
+
+/// Mail from the null sender is never bounced to it: its failure goes to
+/// postmaster from double-bounce, and a failure of that is dropped. No
+/// storm.
+#[test]
+fn null_sender_failure_goes_to_postmaster_and_never_loops() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let id = send(
+        &p,
+        "",
+        "",
+        &format!("{u}@localhost"),
+        &format!("Delivered-To: {u}@localhost\r\nSubject: bounce of a bounce\r\n\r\nx"),
+    );
+    p.wait_log(
+        &format!("{id}: postmaster non-delivery notification: "),
+        1,
+        20,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = p.log();
+    assert!(
+        !log.contains(&format!("{id}: sender non-delivery notification")),
+        "{log}"
+    );
+    // However the postmaster notice fares, nothing is reported about it to
+    // anyone but at most once more, and then it stops.
+    let notices = log.matches("notification: ").count();
+    assert!(notices <= 2, "{log}");
+}
