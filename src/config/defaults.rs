@@ -133,6 +133,9 @@ pub(super) fn builtin(system: &System) -> Config {
             mailbox: DEFAULT_MAILBOX.to_string(),
             worker_idle: Duration::from_secs(60),
             concurrency_per_user: 4,
+            aliases: Default::default(),
+            alias_files: vec![PathBuf::from("/etc/aliases")],
+            recipient_delimiter: String::new(),
         },
         relay: Relay {
             networks: vec![

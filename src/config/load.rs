@@ -27,7 +27,15 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
     ),
     (
         "local",
-        &["domains", "mailbox", "worker_idle", "concurrency_per_user"],
+        &[
+            "domains",
+            "mailbox",
+            "worker_idle",
+            "concurrency_per_user",
+            "aliases",
+            "alias_files",
+            "recipient_delimiter",
+        ],
     ),
     ("relay", &["networks"]),
     (
@@ -63,7 +71,7 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 24] = [
+const POSTFIX_NAMES: [(&str, &str); 26] = [
     ("myhostname", "server.hostname"),
     ("mydomain", "server.domain"),
     ("myorigin", "server.origin"),
@@ -72,6 +80,8 @@ const POSTFIX_NAMES: [(&str, &str); 24] = [
     ("home_mailbox", "local.mailbox"),
     ("mynetworks", "relay.networks"),
     ("queue_directory", "queue.directory"),
+    ("alias_maps", "local.alias_files"),
+    ("recipient_delimiter", "local.recipient_delimiter"),
     (
         "local_destination_concurrency_limit",
         "local.concurrency_per_user",
@@ -190,6 +200,25 @@ fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         }
         "worker_idle" => local.worker_idle = f.duration()?,
         "concurrency_per_user" => local.concurrency_per_user = f.integer(1)?,
+        "aliases" => local.aliases = f.string_table()?,
+        "alias_files" => {
+            local.alias_files = f
+                .strings()?
+                .into_iter()
+                .map(|l| {
+                    let p = std::path::PathBuf::from(&l.text);
+                    if p.is_absolute() {
+                        Ok(p)
+                    } else {
+                        Err(f.bad(
+                            format!("{:?}", l.text),
+                            "must be an absolute path".to_string(),
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?
+        }
+        "recipient_delimiter" => local.recipient_delimiter = f.string()?.to_string(),
         _ => return Err(f.unknown(key)),
     }
     Ok(())
@@ -421,6 +450,27 @@ impl Field<'_> {
         self.item
             .as_str()
             .ok_or_else(|| self.wrong_type("a string"))
+    }
+
+    /// A table of strings (`{ name = "value", … }`), keys lower-cased.
+    fn string_table(&self) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+        const EXPECTED: &str = "a table of strings (name = \"value\")";
+        let table = self
+            .item
+            .as_table_like()
+            .ok_or_else(|| self.wrong_type(EXPECTED))?;
+        let mut out = std::collections::BTreeMap::new();
+        for (k, v) in table.iter() {
+            let value = v.as_str().ok_or_else(|| self.wrong_type(EXPECTED))?;
+            if k.contains('@') || k.is_empty() {
+                return Err(self.bad(
+                    format!("{k:?}"),
+                    "an alias name must be local, without a domain".to_string(),
+                ));
+            }
+            out.insert(k.to_ascii_lowercase(), value.to_string());
+        }
+        Ok(out)
     }
 
     fn located(&self) -> Result<Located, ConfigError> {

@@ -102,6 +102,19 @@ pub struct Local {
     /// Maildir needs no lock; postern's default is 4 (measured: more gains
     /// little end to end and takes CPU from smtpd on a small machine).
     pub concurrency_per_user: usize,
+    /// `local.aliases`, inline aliases (no Postfix equivalent: Postfix
+    /// keeps them in files): `{ postmaster = "root", root = "admin" }`,
+    /// each value an aliases(5) right-hand side. They win over the files.
+    /// Keys lower-cased. Default: none (the built-in `postmaster` and
+    /// `mailer-daemon` aliases still exist unless overridden).
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// `local.alias_files`, Postfix `alias_maps` (files in aliases(5)
+    /// format, first match wins). Default: `["/etc/aliases"]`; a missing
+    /// file counts as empty, with a warning.
+    pub alias_files: Vec<PathBuf>,
+    /// `local.recipient_delimiter`, Postfix `recipient_delimiter`: the
+    /// characters that split `user+ext`. Default: empty (none).
+    pub recipient_delimiter: String,
 }
 
 /// `[relay]`: who may relay through this server.

@@ -62,6 +62,30 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             local.concurrency_per_user.to_string(),
         ),
         (
+            "local.aliases",
+            format!(
+                "{{ {} }}",
+                local
+                    .aliases
+                    .iter()
+                    .map(|(k, v)| format!("{} = {}", toml_edit::Key::new(k.as_str()), s(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .replace("{  }", "{}"),
+        ),
+        (
+            "local.alias_files",
+            list(
+                local
+                    .alias_files
+                    .iter()
+                    .map(|p| s(&p.to_string_lossy()))
+                    .collect(),
+            ),
+        ),
+        ("local.recipient_delimiter", s(&local.recipient_delimiter)),
+        (
             "relay.networks",
             list(relay.networks.iter().map(|n| s(&n.to_string())).collect()),
         ),

@@ -460,3 +460,30 @@ fn show_non_default_prints_what_defaults_cannot_give() {
 
 mod errors;
 mod props;
+
+#[test]
+fn aliases_keys() {
+    let c = Config::from_toml(
+        "[local]\naliases = { Postmaster = \"root\", root = \"admin, |/usr/bin/x\" }\nalias_files = [\"/etc/aliases\", \"/etc/postern/aliases\"]\nrecipient_delimiter = \"+\"\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.local.aliases.get("postmaster").map(String::as_str),
+        Some("root")
+    );
+    assert_eq!(
+        c.local.aliases.get("root").map(String::as_str),
+        Some("admin, |/usr/bin/x")
+    );
+    assert_eq!(c.local.alias_files.len(), 2);
+    assert_eq!(c.local.recipient_delimiter, "+");
+    let again = Config::from_toml(&c.to_toml(true), "show").unwrap();
+    assert_eq!(again, c);
+    let e = Config::from_toml("[local]\naliases = { \"a@b\" = \"x\" }\n", "t.toml").unwrap_err();
+    assert!(e.to_string().contains("t.toml:2"), "{e}");
+    let e = Config::from_toml("[local]\nalias_files = [\"aliases\"]\n", "t.toml").unwrap_err();
+    assert!(e.to_string().contains("must be an absolute path"), "{e}");
+    let e = Config::from_toml("[local]\naliases = { a = 1 }\n", "t.toml").unwrap_err();
+    assert!(e.to_string().contains("local.aliases"), "{e}");
+}
