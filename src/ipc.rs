@@ -97,6 +97,11 @@ pub struct DeliveryResult {
     pub dsn: String,
     /// Human text, e.g. `delivered to maildir`.
     pub reason: String,
+    /// Addresses an alias expanded to that local does not deliver itself
+    /// (other domains): qmgr queues the message anew for them before it
+    /// records this result (Postfix: "forwarded as NEWID").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forward: Vec<String>,
 }
 
 /// Write one value as a JSON line.

@@ -140,6 +140,7 @@ impl Agent {
             status: outcome.status,
             dsn: outcome.dsn,
             reason: outcome.reason,
+            forward: Vec::new(),
         }
     }
 

@@ -87,6 +87,8 @@ pub struct Pending {
     status: DeliveryStatus,
     dsn: String,
     reason: String,
+    /// Addresses to queue the message anew for (alias expansion).
+    forward: Vec<String>,
 }
 
 pub struct Engine {
@@ -547,6 +549,7 @@ impl Engine {
                     dsn: "4.3.0".into(),
                     reason: "delivery to other domains is not available yet (local delivery only)"
                         .into(),
+                    forward: Vec::new(),
                 });
                 continue;
             }
@@ -594,6 +597,7 @@ impl Engine {
                         status: result.status,
                         dsn: result.dsn,
                         reason: result.reason,
+                        forward: result.forward,
                     });
                 }
                 SlotReport::Lost { slot, request, why } => {
@@ -625,7 +629,18 @@ impl Engine {
         let mut records = Vec::new();
         let mut applied = Vec::new();
         let mut reportable: BTreeMap<QueueId, Vec<notify::Reportable>> = BTreeMap::new();
-        for p in decided {
+        for mut p in decided {
+            // Forwarding first, durably: the recipient counts as delivered
+            // only once the new message is queued.
+            if p.status == DeliveryStatus::Sent && !p.forward.is_empty() {
+                let addrs = std::mem::take(&mut p.forward);
+                if let Err(e) = self.forward(&p.id, p.rcpt, &addrs).await {
+                    p.status = DeliveryStatus::Deferred;
+                    p.dsn = "4.3.0".into();
+                    p.reason = format!("cannot queue the forwarded message: {e}");
+                    log::warn!("{}: {}", p.id, p.reason);
+                }
+            }
             let Some(m) = self.messages.get(&p.id) else {
                 continue;
             };

@@ -179,3 +179,49 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
         reason: o.reason.clone(),
     }
 }
+
+impl Engine {
+    /// Queue the message anew, same sender and content, for `addrs` (an
+    /// alias's addresses in other domains); logs Postfix's
+    /// `to=<…>, relay=local, …, status=sent (forwarded as NEWID)`.
+    pub(super) async fn forward(
+        &mut self,
+        id: &QueueId,
+        rcpt: usize,
+        addrs: &[String],
+    ) -> anyhow::Result<QueueId> {
+        let m = self
+            .messages
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("no such message"))?;
+        let content = super::read_content(&self.qdir, &m.content)?;
+        let new_id = self.notice_ids.next();
+        let mut envelope = m.env.clone();
+        envelope.id = new_id.clone();
+        envelope.arrival_us = now_micros();
+        envelope.recipients = addrs
+            .iter()
+            .map(|a| Recipient {
+                address: a.clone(),
+                orcpt: None,
+                notify: None,
+            })
+            .collect();
+        envelope.size = content.len() as u64;
+        let head = encode_message_head(&envelope, ContentKind::Inline)?;
+        self.notices
+            .append_parts(RecordType::Message, vec![head, content])
+            .await?;
+        self.notices_queued = true;
+        let age = now_micros().saturating_sub(m.env.arrival_us) as f64 / 1e6;
+        log::info!(
+            "{id}: to=<{}>, relay=local, delay={}, dsn=2.0.0, status=sent (forwarded as {new_id})",
+            m.env
+                .recipients
+                .get(rcpt)
+                .map_or("", |r| r.address.as_str()),
+            crate::local::format_delay(age),
+        );
+        Ok(new_id)
+    }
+}
