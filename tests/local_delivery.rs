@@ -26,14 +26,28 @@ impl Agent {
     /// Start `local` on a socket in a temporary directory, with Maildirs at
     /// `<mail>/$user/Maildir/`.
     async fn start() -> Agent {
-        let queue = tempfile::tempdir().unwrap();
-        std::fs::create_dir(queue.path().join("incoming")).unwrap();
         let mail = tempfile::tempdir().unwrap();
         // Any user may create their directory here, as under /tmp.
         std::fs::set_permissions(mail.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let mailbox = format!("{}/$user/Maildir/", mail.path().display());
+        Agent::start_with(mail, &mailbox).await
+    }
+
+    /// Start `local` with mbox files `<mail>/$user` in a spool directory
+    /// made like Debian's `/var/mail`: `root:mail`, mode 2775.
+    async fn start_mbox() -> Agent {
+        let mail = tempfile::tempdir().unwrap();
+        debian_spool(mail.path());
+        let mailbox = format!("{}/$user", mail.path().display());
+        Agent::start_with(mail, &mailbox).await
+    }
+
+    async fn start_with(mail: tempfile::TempDir, mailbox: &str) -> Agent {
+        let queue = tempfile::tempdir().unwrap();
+        std::fs::create_dir(queue.path().join("incoming")).unwrap();
         let mut config = Config::builtin();
         config.queue.directory = queue.path().to_path_buf();
-        config.local.mailbox = format!("{}/$user/Maildir/", mail.path().display());
+        config.local.mailbox = mailbox.into();
         let socket = queue.path().join("local.sock");
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let command = WorkerCommand {
@@ -104,6 +118,15 @@ fn sent(r: &DeliveryResult) {
         (DeliveryStatus::Sent, "2.0.0", "delivered to maildir"),
         "{r:?}"
     );
+}
+
+const MAIL_GROUP: u32 = 8;
+
+/// `root:mail` 2775, as Debian's `/var/mail`: only root and group `mail`
+/// may create files there (`nobody` is not in the group).
+fn debian_spool(dir: &Path) {
+    nix::unistd::chown(dir, None, Some(nix::unistd::Gid::from_raw(MAIL_GROUP))).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o2775)).unwrap();
 }
 
 #[tokio::test]
@@ -267,4 +290,164 @@ async fn refusals() {
         "{}",
         r.reason
     );
+}
+
+/// The mbox `data` with each `From ` separator line checked (sender, two
+/// spaces, a 24-character asctime) and replaced by `From SENDER  DATE`.
+/// Body lines never begin with `From `: they are quoted.
+fn normalize_from_lines(data: &[u8], sender: &str) -> Vec<u8> {
+    let text = String::from_utf8(data.to_vec()).unwrap();
+    let head = format!("From {sender}  ");
+    let mut out = String::new();
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i == 0 || line.starts_with("From ") {
+            assert!(line.starts_with(&head), "{line:?}");
+            let date = &line[head.len()..line.len() - 1];
+            assert_eq!(date.len(), 24, "{date:?}");
+            out.push_str(&format!("{head}DATE\n"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out.into_bytes()
+}
+
+#[tokio::test]
+async fn mbox_in_a_debian_spool() {
+    let agent = Agent::start_mbox().await;
+    let one = b"Received: from x\nSubject: one\n\nFrom the start\n>From quoted\nFrom\n";
+    let two = b"Received: from y\nSubject: two\n\nbody\n";
+    for (name, message) in [("one", &one[..]), ("two", &two[..])] {
+        let r = agent
+            .deliver(&agent.request(name, "Nobody@Example.org", message))
+            .await;
+        assert_eq!(
+            (r.status, r.dsn.as_str(), r.reason.as_str()),
+            (DeliveryStatus::Sent, "2.0.0", "delivered to mailbox"),
+            "{r:?}"
+        );
+    }
+    let mbox = agent.mail.path().join("nobody");
+    let want = "From alice@example.org  DATE\n\
+        Return-Path: <alice@example.org>\n\
+        Delivered-To: nobody@example.org\n\
+        Received: from x\nSubject: one\n\n>From the start\n>From quoted\nFrom\n\n\
+        From alice@example.org  DATE\n\
+        Return-Path: <alice@example.org>\n\
+        Delivered-To: nobody@example.org\n\
+        Received: from y\nSubject: two\n\nbody\n\n";
+    let data = std::fs::read(&mbox).unwrap();
+    assert_eq!(
+        String::from_utf8(normalize_from_lines(&data, "alice@example.org")).unwrap(),
+        want
+    );
+    let meta = std::fs::metadata(&mbox).unwrap();
+    // The spool's set-group-ID bit gives the file the group `mail`.
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (NOBODY, MAIL_GROUP, 0o600)
+    );
+    assert_eq!(names(agent.mail.path()), vec!["nobody".to_string()]);
+}
+
+/// An mbox of `nobody` holding one message; its content.
+fn old_mbox(path: &Path) -> Vec<u8> {
+    let before = b"From bob  Thu Jan  1 00:00:00 1970\nSubject: old\n\nold\n\n".to_vec();
+    std::fs::write(path, &before).unwrap();
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    before
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(options: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_failed_mbox_delivery_leaves_the_mailbox_as_it_was() {
+    let agent = Agent::start_mbox().await;
+    let mbox = agent.mail.path().join("nobody");
+    let before = old_mbox(&mbox);
+
+    // Read-only: the user cannot open it for writing.
+    std::fs::set_permissions(&mbox, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let r = agent
+        .deliver(&agent.request("ro", "nobody", b"Subject: x\n\n"))
+        .await;
+    assert_eq!(
+        (r.status, r.dsn.as_str()),
+        (DeliveryStatus::Deferred, "4.2.0"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.reason,
+        format!(
+            "cannot update mailbox {} for user nobody. cannot open file: Permission denied",
+            mbox.display()
+        )
+    );
+    assert_eq!(std::fs::read(&mbox).unwrap(), before);
+    assert_eq!(names(agent.mail.path()), vec!["nobody".to_string()]);
+}
+
+#[tokio::test]
+async fn a_full_disk_truncates_the_mbox_back() {
+    // A 1 MiB file system made like Debian's spool, then a 2 MiB message.
+    let Some(spool) = Tmpfs::mount(&format!("size=1m,mode=2775,gid={MAIL_GROUP}")) else {
+        eprintln!("cannot mount a tmpfs: skipped");
+        return;
+    };
+    let mailbox = format!("{}/$user", spool.0.path().display());
+    let mail = tempfile::tempdir().unwrap();
+    let agent = Agent::start_with(mail, &mailbox).await;
+    let mbox = spool.0.path().join("nobody");
+    let before = old_mbox(&mbox);
+
+    let mut message = b"Subject: big\n\n".to_vec();
+    message.resize(2 << 20, b'x');
+    message.push(b'\n');
+    let r = agent
+        .deliver(&agent.request("big", "nobody", &message))
+        .await;
+    assert_eq!(
+        (r.status, r.dsn.as_str()),
+        (DeliveryStatus::Deferred, "4.3.0"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.reason,
+        format!(
+            "cannot update mailbox {} for user nobody. error writing message: No space left on device",
+            mbox.display()
+        )
+    );
+    assert_eq!(std::fs::read(&mbox).unwrap(), before);
+    assert_eq!(names(spool.0.path()), vec!["nobody".to_string()]);
+
+    // The space is back: the next message goes in after the old one.
+    let r = agent
+        .deliver(&agent.request("small", "nobody", b"Subject: s\n\n"))
+        .await;
+    assert_eq!(r.status, DeliveryStatus::Sent, "{r:?}");
+    let data = std::fs::read(&mbox).unwrap();
+    assert!(data.starts_with(&before) && data.ends_with(b"Subject: s\n\n\n"));
 }

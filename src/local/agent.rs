@@ -4,6 +4,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::fs::File;
@@ -12,7 +13,7 @@ use tokio::net::UnixStream;
 
 use super::delay::format_delay;
 use super::header;
-use super::mailbox::{LocalRecipient, Mailbox};
+use super::mailbox::{self, LocalRecipient, Mailbox};
 use super::pool::WorkerPool;
 use super::worker::{Identity, Job};
 use crate::config::Config;
@@ -188,12 +189,15 @@ impl Agent {
             return Outcome::deferred("4.3.0", reason);
         }
 
-        let maildir = match Mailbox::resolve(&self.config.local.mailbox, &user.name, &user.dir) {
-            Mailbox::Maildir(maildir) => maildir,
-            Mailbox::Mbox(_) => {
-                return Outcome::deferred("4.3.0", "mbox delivery is not implemented yet");
-            }
-        };
+        let mailbox = Mailbox::resolve(&self.config.local.mailbox, &user.name, &user.dir);
+        let mut groups = groups;
+        if self.privilege.switches_user()
+            && let Some(spool) = mailbox.spool_directory(&user.dir)
+            && let Some(gid) = spool_group(spool).await
+            && !groups.contains(&gid)
+        {
+            groups.push(gid);
+        }
         let identity = Identity {
             uid: user.uid.as_raw(),
             gid: user.gid.as_raw(),
@@ -204,7 +208,8 @@ impl Agent {
         let job = Job {
             id: id.to_string(),
             uid: identity.uid,
-            maildir,
+            user: identity.user.clone(),
+            mailbox,
             sender: request.sender.clone(),
             recipient: rcpt.address,
             len,
@@ -229,6 +234,15 @@ async fn loop_check(file: &mut File, offset: u64, len: u64, address: &str) -> io
     file.seek(io::SeekFrom::Start(offset)).await?;
     let mut reader = BufReader::with_capacity(64 * 1024, file.take(len));
     header::delivered_to(&mut reader, address).await
+}
+
+/// The group a worker needs for a spool directory
+/// ([`mailbox::spool_group`]); none when the directory cannot be examined
+/// (the worker then meets the problem itself and reports it).
+async fn spool_group(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = tokio::fs::metadata(dir).await.ok()?;
+    mailbox::spool_group(meta.mode(), meta.gid())
 }
 
 /// passwd entry and supplementary groups (NSS may block: off the runtime).

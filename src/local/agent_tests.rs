@@ -99,14 +99,37 @@ async fn null_usernames_bounce() {
 }
 
 #[tokio::test]
-async fn mbox_is_deferred_for_now() {
+async fn mbox_goes_to_a_worker_too() {
     let s = setup("Mailbox", Privilege::Root);
     let r = outcome(&s, "nobody@example.org", b"Subject: x\n\nhi\n").await;
     assert_eq!(
         (r.status, r.dsn.as_str()),
         (DeliveryStatus::Deferred, "4.3.0")
     );
-    assert_eq!(r.reason, "mbox delivery is not implemented yet");
+    assert!(
+        r.reason.starts_with("cannot start delivery process: "),
+        "{}",
+        r.reason
+    );
+}
+
+#[tokio::test]
+async fn a_group_writable_spool_lends_its_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |m| std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(m));
+    // Group 8 is `mail` on Debian; any group but 0 will do.
+    let gid = 8;
+    if nix::unistd::chown(dir.path(), None, Some(nix::unistd::Gid::from_raw(gid))).is_err() {
+        return; // not root: cannot give the directory a group
+    }
+    mode(0o2775).unwrap();
+    assert_eq!(spool_group(dir.path()).await, Some(gid));
+    mode(0o1777).unwrap();
+    assert_eq!(spool_group(dir.path()).await, None);
+    mode(0o755).unwrap();
+    assert_eq!(spool_group(dir.path()).await, None);
+    assert_eq!(spool_group(&dir.path().join("missing")).await, None);
 }
 
 #[tokio::test]

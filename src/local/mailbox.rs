@@ -1,9 +1,15 @@
 //! From a queued recipient to a place on disk: the local part and the
 //! address written in `Delivered-To:` ([`LocalRecipient`]), and the mailbox
 //! that `local.mailbox` (Postfix `home_mailbox`) names for a user
-//! ([`Mailbox`]).
+//! ([`Mailbox`]): a Maildir when the setting ends in `/`, else an mbox
+//! file, either in the home directory (`mbox`) or in a spool directory
+//! shared by all users (`/var/mail/$user`). For a spool, [`spool_group`]
+//! says which group the user's delivery child must be lent so that it can
+//! create lock files there.
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 /// Where mbox files live when `local.mailbox` is empty (Postfix
 /// `mail_spool_directory`).
@@ -43,13 +49,15 @@ impl LocalRecipient {
     }
 }
 
-/// The mailbox of one user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The mailbox of one user: what kind, and where. The delivery child
+/// receives it in its job and writes it as the user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Mailbox {
-    /// A Maildir (the configured path ended in `/`).
+    /// A Maildir (the configured path ended in `/`): one file per message,
+    /// no lock (see `maildir`).
     Maildir(PathBuf),
-    /// An mbox file. Not delivered yet: deferred with
-    /// "mbox delivery is not implemented yet".
+    /// An mbox file: messages appended under a dot-lock and an `fcntl`
+    /// lock (see `mbox`).
     Mbox(PathBuf),
 }
 
@@ -76,6 +84,33 @@ impl Mailbox {
             Mailbox::Mbox(path)
         }
     }
+
+    /// The spool directory of an mbox: its directory, when that is not the
+    /// user's home directory or below it (`/var/mail` for `/var/mail/bob`).
+    /// A spool is shared by all users, so creating lock files there may need
+    /// its group (see [`spool_group`]). Maildirs have none.
+    pub fn spool_directory(&self, home: &Path) -> Option<&Path> {
+        let Mailbox::Mbox(path) = self else {
+            return None;
+        };
+        let in_home = home.has_root() && home != Path::new("/") && path.starts_with(home);
+        if in_home {
+            return None;
+        }
+        path.parent().filter(|p| !p.as_os_str().is_empty())
+    }
+}
+
+/// The group a delivery child needs beside its own to lock mailboxes in a
+/// spool directory of this `mode` and `gid`: the directory's group when it
+/// is group-writable and not world-writable (Debian's `/var/mail`,
+/// `root:mail` 2775), as Postfix delivers there with the spool's gid. A
+/// world-writable (sticky, 1777) spool needs nothing. Group 0 is never
+/// lent: a spool writable by root's group is root's business.
+pub fn spool_group(mode: u32, gid: u32) -> Option<u32> {
+    let group_writable = mode & 0o020 != 0;
+    let world_writable = mode & 0o002 != 0;
+    (group_writable && !world_writable && gid != 0).then_some(gid)
 }
 
 /// One pass over the template, so a `$` inside the substituted values is
@@ -157,10 +192,50 @@ mod tests {
             Mailbox::resolve("/m/$other/${x}/${user/", "bob", home),
             Mailbox::Maildir("/m/$other/${x}/${user/".into())
         );
+        // An absolute mbox.
+        assert_eq!(
+            Mailbox::resolve("/var/spool/mail/$user", "bob", home),
+            Mailbox::Mbox("/var/spool/mail/bob".into())
+        );
         // A `$` inside the home directory is not expanded again.
         assert_eq!(
             Mailbox::resolve("$home/M/", "bob", Path::new("/h/$user")),
             Mailbox::Maildir("/h/$user/M/".into())
         );
+    }
+
+    #[test]
+    fn spool_directories() {
+        let home = Path::new("/home/bob");
+        let spool = |m: &str, h: &Path| {
+            Mailbox::resolve(m, "bob", h)
+                .spool_directory(h)
+                .map(Path::to_path_buf)
+        };
+        assert_eq!(spool("", home), Some("/var/mail".into()));
+        assert_eq!(spool("/srv/mail/$user", home), Some("/srv/mail".into()));
+        assert_eq!(spool("mbox", home), None);
+        assert_eq!(spool("$home/mail/inbox", home), None);
+        assert_eq!(spool("Maildir/", home), None);
+        assert_eq!(spool("/var/mail/$user/", home), None);
+        // A home directory of `/` holds every path: not counted as one.
+        assert_eq!(
+            spool("/var/mail/$user", Path::new("/")),
+            Some("/var/mail".into())
+        );
+        assert_eq!(
+            spool("/var/mail/$user", Path::new("")),
+            Some("/var/mail".into())
+        );
+    }
+
+    #[test]
+    fn spool_groups() {
+        assert_eq!(spool_group(0o2775, 8), Some(8));
+        assert_eq!(spool_group(0o775, 8), Some(8));
+        assert_eq!(spool_group(0o1777, 0), None);
+        assert_eq!(spool_group(0o1777, 8), None);
+        assert_eq!(spool_group(0o755, 8), None);
+        assert_eq!(spool_group(0o2775, 0), None);
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::errno::{self, strerror};
 use crate::ipc::DeliveryStatus;
 
 /// Copy buffer: the content is streamed, never held whole.
@@ -126,34 +127,18 @@ pub enum MaildirError {
 }
 
 impl MaildirError {
-    /// Delivery status and enhanced code, as Postfix maps `errno` with one
-    /// deliberate difference: permission and other unexpected errors defer
-    /// (4.2.0) instead of bouncing (5.2.0), so that an administrator can fix
-    /// a mailbox's permissions without mail being returned.
+    /// Delivery status and enhanced code ([`errno::status`]); a content
+    /// problem defers (4.3.0).
     pub fn status(&self) -> (DeliveryStatus, &'static str) {
-        let MaildirError::Create { source, .. } = self else {
-            return (DeliveryStatus::Deferred, "4.3.0");
-        };
-        match source.raw_os_error() {
-            Some(libc::EDQUOT | libc::EFBIG) => (DeliveryStatus::Bounced, "5.2.2"),
-            Some(libc::ENOSPC | libc::EIO) => (DeliveryStatus::Deferred, "4.3.0"),
-            Some(_) => (DeliveryStatus::Deferred, "4.2.0"),
-            None => (DeliveryStatus::Deferred, "4.3.0"),
+        match self {
+            MaildirError::Create { source, .. } => errno::status(source),
+            _ => (DeliveryStatus::Deferred, "4.3.0"),
         }
     }
 
     /// True for `EACCES`/`EPERM`: worth the administrator's hint.
     pub fn is_access_problem(&self) -> bool {
-        matches!(self, MaildirError::Create { source, .. }
-            if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)))
-    }
-}
-
-/// The system's text for an errno (`Permission denied`), as Postfix's `%m`.
-fn strerror(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
+        matches!(self, MaildirError::Create { source, .. } if errno::is_access_problem(source))
     }
 }
 
@@ -184,7 +169,7 @@ pub fn deliver(
     let tmp = TmpName(&tmp_path);
 
     file.write_all(prefix).map_err(create)?;
-    copy_exact(content, &mut file, len).map_err(|e| match e {
+    copy_exact(content, len, |chunk| file.write_all(chunk)).map_err(|e| match e {
         CopyError::Write(e) => create(e),
         CopyError::Read(e) => MaildirError::Content(e),
         CopyError::Short(got) => MaildirError::ShortContent { got, len },
@@ -267,14 +252,23 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-enum CopyError {
+/// Why [`copy_exact`] stopped.
+pub(super) enum CopyError {
+    /// Reading the content failed.
     Read(io::Error),
+    /// `to` failed.
     Write(io::Error),
+    /// The content ended after this many bytes.
     Short(u64),
 }
 
-/// Copy exactly `len` bytes in chunks.
-fn copy_exact(from: &mut impl Read, to: &mut impl Write, len: u64) -> Result<(), CopyError> {
+/// Pass exactly `len` bytes of `from` to `to`, in chunks (the content is
+/// streamed, never held whole).
+pub(super) fn copy_exact(
+    from: &mut impl Read,
+    len: u64,
+    mut to: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<(), CopyError> {
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < len {
@@ -285,7 +279,7 @@ fn copy_exact(from: &mut impl Read, to: &mut impl Write, len: u64) -> Result<(),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Read(e)),
         };
-        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        to(&buf[..n]).map_err(CopyError::Write)?;
         done += n as u64;
     }
     Ok(())

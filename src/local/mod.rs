@@ -2,9 +2,9 @@
 //!
 //! # What it does
 //!
-//! Delivers mail for users of this machine into their Maildir. qmgr sends
-//! one [`DeliveryRequest`](crate::ipc::DeliveryRequest) per recipient;
-//! `local` checks it and answers one
+//! Delivers mail for users of this machine into their Maildir or mbox.
+//! qmgr sends one [`DeliveryRequest`](crate::ipc::DeliveryRequest) per
+//! recipient; `local` checks it and answers one
 //! [`DeliveryResult`](crate::ipc::DeliveryResult):
 //!
 //! 1. the recipient `user@domain` (or bare `user`; the domain is already
@@ -14,22 +14,36 @@
 //!    message's header section bounces `5.4.6 mail forwarding loop for ADDR`;
 //! 3. the user is looked up in passwd: unknown bounces
 //!    `5.1.1 unknown user: "NAME"`;
-//! 4. `local.mailbox` gives the mailbox: a Maildir when it ends in `/`
-//!    (relative paths under the home directory; `$user`, `$home` expanded);
-//!    mbox is deferred (`4.3.0 mbox delivery is not implemented yet`);
-//! 5. a worker of that user writes the message as the Maildir
-//!    specification asks, with `Return-Path:` and `Delivered-To:` in front:
-//!    `2.0.0 delivered to maildir`. Mailbox errors map as in Postfix
-//!    (`EDQUOT`/`EFBIG` bounce 5.2.2, `ENOSPC`/`EIO` defer 4.3.0), except
-//!    that permission and other unexpected errors defer (4.2.0) rather than
-//!    bounce, so an administrator can repair a mailbox without losing mail.
+//! 4. `local.mailbox` gives the mailbox ([`mailbox::Mailbox`]; `$user`,
+//!    `$home` expanded, relative paths under the home directory): a
+//!    Maildir when it ends in `/`, else an mbox file (`/var/mail/$user`,
+//!    the Debian spool, or `mbox` in the home directory);
+//! 5. a worker of that user writes the message with `Return-Path:` and
+//!    `Delivered-To:` in front:
+//!    * Maildir, as its specification asks: `2.0.0 delivered to maildir`;
+//!    * mbox, as Postfix does: under a dot-lock `<mailbox>.lock` and then
+//!      an `fcntl` lock (20 tries 1 s apart each; a dot-lock older than
+//!      500 s is broken; still locked defers `4.2.0`), the line
+//!      `From <sender>  <date>` first, body lines `From ` quoted as
+//!      `>From `, an empty line last, fsync: `2.0.0 delivered to mailbox`. The mailbox is
+//!      created (0600) when missing; one that is no regular file bounces
+//!      `5.2.0`, one not owned by the recipient, a hard link or someone's
+//!      symbolic link defers `4.2.0`. A failed write truncates the file
+//!      back to its size before, so no half message stays behind.
+//!
+//!    Mailbox errors map as in Postfix (`EDQUOT`/`EFBIG` bounce 5.2.2,
+//!    `ENOSPC`/`EIO` defer 4.3.0), except that permission and other
+//!    unexpected errors defer (4.2.0) rather than bounce, so an
+//!    administrator can repair a mailbox without losing mail. mbox reasons
+//!    read `cannot update mailbox PATH for user NAME. DETAIL`.
 //!
 //! Every delivery is logged in Postfix's shape:
 //! `ID: to=<rcpt>, relay=local, delay=0.12, delays=0.06/0.01/0/0.05,
 //! dsn=2.0.0, status=sent (delivered to maildir)`.
 //!
-//! Aliases, `.forward`, mbox, `|command` and `/file` deliveries come later;
+//! Aliases, `.forward`, `|command` and `/file` deliveries come later;
 //! [`mailbox::Mailbox`] and the checks in `agent` are where they go.
+//! Neither `mailbox_size_limit` nor biff notifications exist yet.
 //!
 //! # Inputs and outputs
 //!
@@ -38,8 +52,9 @@
 //!   served concurrently. The message content is read from the queue,
 //!   read-only, at the place the request names, in chunks (a message of
 //!   100 MiB is never held in memory).
-//! * Out: files in users' Maildirs, written by the workers; results to qmgr;
-//!   log lines.
+//! * Out: files in users' Maildirs and mbox files (and the mbox's
+//!   `.lock` file while it is written), written by the workers; results to
+//!   qmgr; log lines.
 //!
 //! # Security
 //!
@@ -54,6 +69,22 @@
 //! it is for and a child under any other uid refuses it, so root never
 //! writes a non-root user's mailbox. The child's environment is cleared but
 //! for `HOME`, `USER`, `LOGNAME`, `PATH`; its answers are checked for shape.
+//!
+//! mbox spool directories: a mailbox outside the user's home directory
+//! lies in a spool that all users share. When that directory is
+//! group-writable and not world-writable (Debian's `/var/mail`, `root:mail`
+//! 2775), a user cannot create the dot-lock `/var/mail/USER.lock` there, so
+//! `local` adds the directory's group to the supplementary groups of that
+//! user's worker (Postfix delivers there with the spool's gid); the group
+//! is then the user's for every delivery that worker makes. It is never
+//! group 0. A world-writable sticky spool (1777) and mailboxes in the home
+//! directory get nothing extra. The worker still opens the mailbox only
+//! with the user's rights: an mbox of another owner, a hard link or a
+//! symbolic link (other than root's, in a directory only root may change)
+//! is refused, and a missing mailbox is created with `O_EXCL`, so a link
+//! planted in a shared spool is never followed. A worker killed while
+//! writing (the delivery timeout) leaves its partial message and a
+//! dot-lock that others break after 500 s.
 //!
 //! Trusted: qmgr's requests (the socket admits only the postern user) and
 //! the queue's content; passwd. Not trusted: the message (headers are only
@@ -70,21 +101,31 @@
 //!
 //! The Maildir specification (cr.yp.to/proto/maildir.html: `tmp/` →
 //! `new/`, unique names with host name, pid, counter, time, device and
-//! inode); Postfix local(8) behaviour for headers, loop check, errno mapping
-//! and log lines (RFC 3463 enhanced status codes).
+//! inode); the mbox format as Postfix writes it (`From ` lines with
+//! asctime dates, `>From ` quoting, `fcntl` and dot-locks: Postfix
+//! `mailbox_delivery_lock = fcntl, dotlock` on Linux); Postfix local(8)
+//! behaviour for headers, loop check, errno mapping and log lines (RFC 3463
+//! enhanced status codes).
 //!
 //! # Configuration
 //!
-//! * `local.mailbox` (Postfix `home_mailbox`)
+//! * `local.mailbox` (Postfix `home_mailbox`, and `mail_spool_directory`
+//!   when absolute)
+//! * fixed for now, Postfix's defaults: `deliver_lock_attempts` = 20,
+//!   `deliver_lock_delay` = 1s, `stale_lock_time` = 500s
+//!   (`lock::LockPolicy`), `strict_mailbox_ownership` = yes
 //! * `local.worker_idle`: how long a worker waits for more work
 //! * `server.origin` (`myorigin`): the domain of a bare recipient
 //! * `queue.directory` (`queue_directory`): where the content lies
 
 mod agent;
 mod delay;
+mod errno;
 mod header;
+mod lock;
 pub mod mailbox;
 mod maildir;
+mod mbox;
 mod pool;
 mod worker;
 

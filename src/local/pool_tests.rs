@@ -3,6 +3,7 @@
 //! The real worker is exercised in `tests/local_delivery.rs`.
 
 use super::*;
+use crate::local::mailbox::Mailbox;
 
 /// Reads the job line, skips `len` content bytes (`head -c` reads exactly
 /// that many; `read` reads a pipe byte by byte), answers `sent`.
@@ -40,7 +41,8 @@ fn job(len: u64) -> Job {
     Job {
         id: "0000000000001A".into(),
         uid: 0,
-        maildir: "/nonexistent/Maildir/".into(),
+        user: "nobody".into(),
+        mailbox: Mailbox::Maildir("/nonexistent/Maildir/".into()),
         sender: String::new(),
         recipient: "u@x".into(),
         len,

@@ -3,9 +3,10 @@
 //! The parent (`local`, see [`super::pool`]) starts one child per recipient
 //! user and keeps it for further deliveries to that user. On its pipes:
 //!
-//! * parent → child: a [`Job`] as one JSON line, followed by exactly
-//!   `Job::len` raw content bytes (the child cannot read the queue, which
-//!   is the postern user's, mode 0700; the parent streams the content);
+//! * parent → child: a [`Job`] as one JSON line (naming the mailbox,
+//!   Maildir or mbox), followed by exactly `Job::len` raw content bytes
+//!   (the child cannot read the queue, which is the postern user's, mode
+//!   0700; the parent streams the content);
 //! * child → parent: one [`JobReply`] JSON line.
 //!
 //! End of input means "no more work": the child exits.
@@ -13,18 +14,23 @@
 //! When the parent runs as root it passes the recipient's [`Identity`] in
 //! the environment ([`IDENTITY_ENV`]), and the child's first act, before it
 //! reads a byte, is to become that user: supplementary groups, gid, uid
-//! (`setgroups`, `setgid`, `setuid`), checked afterwards. Every job names
+//! (`setgroups`, `setgid`, `setuid`), checked afterwards. The groups are
+//! the user's, plus the group of an mbox spool directory the parent found
+//! group-writable (see the module manual, SECURITY). Every job names
 //! the uid it is for, and a child running under any other uid refuses it,
 //! so root is never used to write a non-root user's mailbox.
 
 use std::io::{self, BufRead, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
 
+use super::lock::LockPolicy;
+use super::mailbox::Mailbox;
 use super::maildir::{self, MaildirError, NameGen};
+use super::mbox::{self, MboxError};
 use crate::ipc::DeliveryStatus;
 
 /// Environment variable carrying the [`Identity`] (JSON) the child must take.
@@ -39,7 +45,8 @@ pub struct Identity {
     pub user: String,
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups (`getgrouplist`), the primary gid included.
+    /// Supplementary groups (`getgrouplist`), the primary gid included,
+    /// and the group of an mbox spool that needs it.
     pub groups: Vec<u32>,
     pub home: PathBuf,
 }
@@ -51,7 +58,9 @@ pub struct Job {
     pub id: String,
     /// The uid this delivery is for; the child refuses it under another.
     pub uid: u32,
-    pub maildir: PathBuf,
+    /// The user's name, for diagnostics.
+    pub user: String,
+    pub mailbox: Mailbox,
     /// Envelope sender, empty for `<>`.
     pub sender: String,
     /// `user@domain`, written as `Delivered-To:`.
@@ -162,16 +171,9 @@ fn run_job<R: Read>(job: &Job, input: &mut R, names: &NameGen) -> anyhow::Result
             ),
         )
     } else {
-        let prefix = delivery_headers(&job.sender, &job.recipient);
-        match maildir::deliver(&job.maildir, &prefix, &mut content, job.len, names) {
-            Ok(delivered) => JobReply {
-                file: Some(delivered.name),
-                ..reply(DeliveryStatus::Sent, "2.0.0", "delivered to maildir".into())
-            },
-            Err(e @ (MaildirError::ShortContent { .. } | MaildirError::Content(_))) => {
-                bail!("{}: {e}", job.id)
-            }
-            Err(e) => failure(&e),
+        match &job.mailbox {
+            Mailbox::Maildir(dir) => to_maildir(job, dir, &mut content, names)?,
+            Mailbox::Mbox(path) => to_mbox(job, path, &mut content)?,
         }
     };
     // Whatever happened, the stream must stay in step: read what is left.
@@ -193,23 +195,82 @@ fn reply(status: DeliveryStatus, dsn: &str, reason: String) -> JobReply {
     }
 }
 
-/// A mailbox error: Postfix's reason text, and a warning for the log.
-fn failure(e: &MaildirError) -> JobReply {
-    let (status, dsn) = e.status();
-    let reason = format!("maildir delivery failed: {e}");
-    let warning = if e.is_access_problem() {
-        format!(
-            "maildir access problem for UID/GID={}/{}: {e}; perhaps you need to create the maildirs in advance",
-            nix::unistd::geteuid(),
-            nix::unistd::getegid()
-        )
-    } else {
-        reason.clone()
-    };
-    JobReply {
-        warning: Some(warning),
-        ..reply(status, dsn, reason)
+/// Maildir delivery; `Err` only when the content stream broke.
+fn to_maildir(
+    job: &Job,
+    dir: &Path,
+    content: &mut impl Read,
+    names: &NameGen,
+) -> anyhow::Result<JobReply> {
+    let prefix = delivery_headers(&job.sender, &job.recipient);
+    match maildir::deliver(dir, &prefix, content, job.len, names) {
+        Ok(delivered) => Ok(JobReply {
+            file: Some(delivered.name),
+            ..reply(DeliveryStatus::Sent, "2.0.0", "delivered to maildir".into())
+        }),
+        Err(e @ (MaildirError::ShortContent { .. } | MaildirError::Content(_))) => {
+            bail!("{}: {e}", job.id)
+        }
+        Err(e) => {
+            let (status, dsn) = e.status();
+            let reason = format!("maildir delivery failed: {e}");
+            let warning = if e.is_access_problem() {
+                format!(
+                    "maildir access problem for UID/GID={}: {e}; perhaps you need to create the maildirs in advance",
+                    ids()
+                )
+            } else {
+                reason.clone()
+            };
+            Ok(JobReply {
+                warning: Some(warning),
+                ..reply(status, dsn, reason)
+            })
+        }
     }
+}
+
+/// mbox delivery (the `From ` line, the delivery headers, the message
+/// quoted); `Err` only when the content stream broke, after the mailbox
+/// was truncated back.
+fn to_mbox(job: &Job, path: &Path, content: &mut impl Read) -> anyhow::Result<JobReply> {
+    let mut envelope = mbox::from_line(&job.sender, chrono::Local::now().naive_local());
+    envelope.extend(delivery_headers(&job.sender, &job.recipient));
+    let mut notes = Vec::new();
+    let owner = nix::unistd::geteuid().as_raw();
+    let policy = LockPolicy::default();
+    let result = mbox::deliver(
+        path, owner, &envelope, content, job.len, &policy, &mut notes,
+    );
+    let mut reply = match result {
+        Ok(_) => reply(DeliveryStatus::Sent, "2.0.0", "delivered to mailbox".into()),
+        Err(e @ (MboxError::ShortContent { .. } | MboxError::Content(_))) => {
+            bail!("{}: {e}", job.id)
+        }
+        Err(e) => {
+            let (status, dsn) = e.status();
+            let reason = format!(
+                "cannot update mailbox {} for user {}. {e}",
+                path.display(),
+                job.user
+            );
+            if e.is_access_problem() {
+                notes.push(format!("mailbox access problem for UID/GID={}: {e}", ids()));
+            } else if matches!(e, MboxError::NotOwned(_)) {
+                notes.push(reason.clone());
+            }
+            reply(status, dsn, reason)
+        }
+    };
+    if !notes.is_empty() {
+        reply.warning = Some(notes.join("; "));
+    }
+    Ok(reply)
+}
+
+/// `uid/gid` of this process, for warnings.
+fn ids() -> String {
+    format!("{}/{}", nix::unistd::geteuid(), nix::unistd::getegid())
 }
 
 /// `Return-Path:` and `Delivered-To:`, LF line ends (Postfix `mail_copy`
@@ -238,7 +299,8 @@ mod tests {
         Job {
             id: "0000000000001A".into(),
             uid: nix::unistd::geteuid().as_raw(),
-            maildir,
+            user: "bob".into(),
+            mailbox: Mailbox::Maildir(maildir),
             sender: "alice@example.org".into(),
             recipient: "bob@example.org".into(),
             len: content.len() as u64,
@@ -302,6 +364,61 @@ mod tests {
             std::fs::read(file).unwrap(),
             b"Return-Path: <alice@example.org>\nDelivered-To: bob@example.org\nthree\n"
         );
+    }
+
+    #[test]
+    fn mbox_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("bob");
+        let mut to_mbox = job(PathBuf::new(), b"From me\n");
+        to_mbox.mailbox = Mailbox::Mbox(mbox.clone());
+        let mut to_dir = to_mbox.clone();
+        to_dir.mailbox = Mailbox::Mbox(dir.path().into());
+        let mut null_sender = to_mbox.clone();
+        null_sender.sender = String::new();
+        let input = stream(&[
+            (to_mbox, b"From me\n"),
+            (to_dir, b"From me\n"),
+            (null_sender, b"From me\n"),
+        ]);
+        let mut out = Vec::new();
+        serve(&input[..], &mut out, &NameGen::new()).unwrap();
+        let r = replies(&out);
+        assert_eq!(
+            (r[0].status, r[0].dsn.as_str(), r[0].reason.as_str()),
+            (DeliveryStatus::Sent, "2.0.0", "delivered to mailbox")
+        );
+        assert_eq!((r[0].file.as_ref(), r[0].warning.as_ref()), (None, None));
+        assert_eq!(
+            (r[1].status, r[1].dsn.as_str()),
+            (DeliveryStatus::Bounced, "5.2.0")
+        );
+        let d = dir.path().display();
+        assert_eq!(
+            r[1].reason,
+            format!(
+                "cannot update mailbox {d} for user bob. destination {d} is not a regular file"
+            )
+        );
+        assert_eq!(r[2].status, DeliveryStatus::Sent);
+        let data = String::from_utf8(std::fs::read(&mbox).unwrap()).unwrap();
+        let messages: Vec<&str> = data.split_inclusive("\n\n").collect();
+        assert_eq!(messages.len(), 2, "{data}");
+        for (m, sender) in messages.iter().zip(["alice@example.org", ""]) {
+            let (from, rest) = m.split_once('\n').unwrap();
+            let shown = if sender.is_empty() {
+                "MAILER-DAEMON"
+            } else {
+                sender
+            };
+            assert!(from.starts_with(&format!("From {shown}  ")), "{from}");
+            // `Www Mmm dd hh:mm:ss yyyy`
+            assert_eq!(from.len(), format!("From {shown}  ").len() + 24, "{from}");
+            assert_eq!(
+                rest,
+                format!("Return-Path: <{sender}>\nDelivered-To: bob@example.org\n>From me\n\n")
+            );
+        }
     }
 
     #[test]
