@@ -22,7 +22,7 @@ pub fn received_header(
     recipients: &[String],
 ) -> String {
     let from = helo.unwrap_or(client_name);
-    let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z (%Z)");
+    let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z");
     let by = format!("\tby {hostname} (postern) with {protocol} id {id}");
     match recipients {
         [one] => format!(

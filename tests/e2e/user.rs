@@ -128,3 +128,46 @@ fn roles_run_as_postern_when_started_as_root() {
     assert_eq!(q.uid(), postern.uid.as_raw());
     assert_eq!(q.permissions().mode() & 0o777, 0o700);
 }
+
+/// mbox delivery end to end: From_ lines, `>From ` quoting, a blank line
+/// after each message, appended in order.
+#[test]
+fn mbox_delivery_end_to_end() {
+    let p = Postern::start(
+        "[local]\nmailbox = \"{dir}/mail/$user.mbox\"\ndomains = [\"$hostname\", \"localhost\"]\n",
+    );
+    let u = p.user.clone();
+    for n in 1..=2 {
+        let mut c = p.client();
+        c.cmd("EHLO c.example");
+        c.cmd("MAIL FROM:<s@example.org>");
+        assert_eq!(c.cmd(&format!("RCPT TO:<{u}@localhost>")), "250 2.1.5 Ok");
+        assert!(c.cmd("DATA").starts_with("354"));
+        let r = c.cmd(&format!(
+            "Subject: mbox {n}\r\n\r\nFrom here\r\n>From there\r\nend {n}\r\n."
+        ));
+        assert!(r.starts_with("250 "), "{r}");
+        c.cmd("QUIT");
+        p.wait_log(": removed", n, 20);
+    }
+    let path = p.dir.path().join("mail").join(format!("{u}.mbox"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("From ")).collect();
+    assert_eq!(froms.len(), 2, "{text}\n{}", p.log());
+    assert!(froms[0].starts_with("From s@example.org  "), "{text}");
+    // Only lines starting exactly with "From " are quoted (Postfix).
+    assert!(
+        text.contains("\n>From here\n>From there\nend 1\n\nFrom s@example.org  "),
+        "{text}"
+    );
+    assert!(text.ends_with("end 2\n\n"), "{text}");
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(
+        !p.dir
+            .path()
+            .join("mail")
+            .join(format!("{u}.mbox.lock"))
+            .exists()
+    );
+}
