@@ -70,10 +70,10 @@ impl Table {
         table
     }
 
-    /// Adds an entry; an existing one with that name is kept (first wins).
-    /// `name` must be lower-case already. Returns whether it was added.
+    /// Adds an entry under the lower-cased `name`; an existing one with
+    /// that name is kept (first wins). Returns whether it was added.
     pub fn insert(&mut self, name: String, entry: Entry) -> bool {
-        match self.entries.entry(name) {
+        match self.entries.entry(name.to_ascii_lowercase()) {
             std::collections::btree_map::Entry::Occupied(_) => false,
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(entry);
