@@ -6,6 +6,7 @@
 //! See `docs/architecture.md` for the map.
 
 pub mod address;
+pub mod aliases;
 pub mod config;
 pub mod dsn;
 pub mod ipc;
