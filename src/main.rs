@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// The alias sources (newaliases).
+    Aliases {
+        #[command(subcommand)]
+        action: AliasesAction,
+    },
     /// Act on queued messages (IDs, or ALL), like postsuper.
     Queue {
         #[command(subcommand)]
@@ -47,6 +52,14 @@ enum Command {
         #[arg(value_parser = ["smtpd", "qmgr", "local", "local-worker"])]
         role: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AliasesAction {
+    /// Check every alias source (inline, files, :include: files) and report
+    /// each problem with its file and line; exit 1 on errors. Running
+    /// daemons notice changed files by themselves.
+    Build,
 }
 
 #[derive(Subcommand)]
@@ -89,7 +102,22 @@ fn main() -> ExitCode {
         .map(PathBuf::from)
         .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .unwrap_or_default();
-    if matches!(argv0.as_str(), "sendmail" | "mailq" | "newaliases") {
+    if argv0 == "newaliases" {
+        // newaliases(1): check the alias sources (there is no database to
+        // build: the daemons read the files and notice changes).
+        let config = std::env::args_os()
+            .skip_while(|a| a != "--config")
+            .nth(1)
+            .map(PathBuf::from);
+        return match load(&config).and_then(|c| aliases_build(&c)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("newaliases: {e:#}");
+                ExitCode::from(75)
+            }
+        };
+    }
+    if matches!(argv0.as_str(), "sendmail" | "mailq") {
         // The submission commands have their own issue; until then say so
         // plainly, with the sysexits code for "service unavailable".
         eprintln!("{argv0}: not available yet in this version of postern");
@@ -103,6 +131,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `postern aliases build` / `newaliases`: every problem on stderr as
+/// `FILE:LINE: error: message`; exit 1 when any is an error.
+fn aliases_build(config: &Config) -> anyhow::Result<ExitCode> {
+    let read =
+        |p: &std::path::Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let diagnostics = postern::aliases::check(
+        config
+            .local
+            .aliases
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+        std::path::Path::new("postern.toml [local.aliases]"),
+        &config.local.alias_files,
+        &postern::aliases::expand_options(config),
+        read,
+    );
+    for d in &diagnostics {
+        eprintln!("{d}");
+    }
+    Ok(if diagnostics.iter().any(|d| d.is_error()) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
@@ -138,6 +192,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::from(1)
         }),
+        Command::Aliases {
+            action: AliasesAction::Build,
+        } => aliases_build(&load(&cli.config)?),
         Command::Queue { action } => {
             use postern::ipc::QueueAction as A;
             let (action, ids) = match action {

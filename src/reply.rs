@@ -76,6 +76,9 @@ impl Reply {
             format!("<{rcpt}>: Recipient address rejected: User unknown in local recipient table"),
         )
     }
+    pub fn temporary_lookup_failure(rcpt: &str) -> Reply {
+        Reply::new(451, "4.3.0", format!("<{rcpt}>: Temporary lookup failure"))
+    }
     pub fn size_exceeds_limit() -> Reply {
         Reply::new(552, "5.3.4", "Message size exceeds fixed limit")
     }

@@ -77,6 +77,7 @@
 
 mod check;
 mod expand;
+mod live;
 mod parse;
 mod table;
 
@@ -88,6 +89,7 @@ pub use check::{check, check_files};
 pub use expand::{
     Allow, Context, Delivery, ExpandError, ExpandOptions, Expansion, Failure, expand,
 };
+pub use live::{LiveTable, expand_options};
 pub use parse::{Target, parse, parse_include, parse_inline, parse_value};
 pub use table::{Entry, Source, Table};
 

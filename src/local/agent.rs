@@ -16,6 +16,7 @@ use super::header;
 use super::mailbox::{self, LocalRecipient, Mailbox};
 use super::pool::WorkerPool;
 use super::worker::{Identity, Job};
+use crate::aliases::{self, LiveTable, Target};
 use crate::config::Config;
 use crate::ipc::{self, DeliveryRequest, DeliveryResult, DeliveryStatus};
 use crate::queue::now_micros;
@@ -94,11 +95,13 @@ pub struct Agent {
     config: Arc<Config>,
     privilege: Privilege,
     pool: WorkerPool,
+    aliases: LiveTable,
 }
 
 impl Agent {
     pub fn new(config: Arc<Config>, privilege: Privilege, pool: WorkerPool) -> Agent {
         Agent {
+            aliases: LiveTable::from_config(&config),
             config,
             privilege,
             pool,
@@ -131,25 +134,135 @@ impl Agent {
         }
     }
 
-    /// Deliver one request and log it in Postfix's shape.
+    /// Deliver one request and log it in Postfix's shape (one line per
+    /// final delivery when an alias expanded the recipient).
     pub async fn deliver(&self, request: &DeliveryRequest) -> DeliveryResult {
         let start = now_micros();
-        let outcome = self.attempt(request).await;
-        log::info!("{}", log_line(request, &outcome, start, now_micros()));
+        let (outcome, forward, logged) = self.attempt(request, start).await;
+        if !logged {
+            log::info!("{}", log_line(request, None, &outcome, start, now_micros()));
+        }
         DeliveryResult {
             rcpt_index: request.rcpt_index,
             status: outcome.status,
             dsn: outcome.dsn,
             reason: outcome.reason,
-            forward: Vec::new(),
+            forward,
         }
     }
 
-    async fn attempt(&self, request: &DeliveryRequest) -> Outcome {
-        let id = &request.id;
+    /// The outcome, the addresses to forward to, and whether the outcome
+    /// was logged already (per branch of an alias).
+    async fn attempt(&self, request: &DeliveryRequest, start: u64) -> (Outcome, Vec<String>, bool) {
         let rcpt = match LocalRecipient::parse(&request.recipient, &self.config.server.origin) {
             Ok(rcpt) => rcpt,
-            Err(e) => return Outcome::bounced("5.1.3", e.to_string()),
+            Err(e) => return (Outcome::bounced("5.1.3", e.to_string()), Vec::new(), false),
+        };
+        let table = match self.aliases.table() {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("{}: {e}", request.id);
+                let o = Outcome::deferred("4.3.0", "alias database unavailable");
+                return (o, Vec::new(), false);
+            }
+        };
+        let expansion = aliases::expand(&table, &rcpt.user, self.aliases.options(), read_include);
+        for w in &expansion.warnings {
+            log::warn!("{}: {w}", request.id);
+        }
+        if expansion.matched.is_none() {
+            let user = self.strip_extension(&rcpt.user);
+            let o = self.deliver_user(request, &user, &rcpt.address).await;
+            return (o, Vec::new(), false);
+        }
+        // An alias: each final target on its own, logged with orig_to.
+        let origin = &self.config.server.origin;
+        let mut outcomes = Vec::new();
+        let mut forward = Vec::new();
+        for d in &expansion.deliveries {
+            let (to, outcome) = match &d.target {
+                Target::Address(a) if a.contains('@') => {
+                    forward.push(a.clone());
+                    continue;
+                }
+                Target::Address(u) | Target::NoExpand(u) => {
+                    let user = self.strip_extension(u);
+                    let address = format!("{user}@{origin}");
+                    let o = self.deliver_user(request, &user, &address).await;
+                    (address, o)
+                }
+                other => (
+                    other.to_string(),
+                    Outcome::deferred(
+                        "4.3.0",
+                        "delivery to files and commands from aliases is not available yet",
+                    ),
+                ),
+            };
+            log::info!(
+                "{}",
+                log_line(request, Some(&to), &outcome, start, now_micros())
+            );
+            outcomes.push(outcome);
+        }
+        for f in &expansion.failures {
+            log::warn!("{}: {}", request.id, f.error.log_message());
+            let o = if f.error.is_transient() {
+                Outcome::deferred(f.error.status(), f.error.to_string())
+            } else {
+                Outcome::bounced(f.error.status(), f.error.to_string())
+            };
+            log::info!("{}", log_line(request, None, &o, start, now_micros()));
+            outcomes.push(o);
+        }
+        // One result for the recipient: any deferral retries it (as in
+        // Postfix, delivered branches may then be delivered again); else
+        // any failure bounces it; else it is done.
+        let worst = outcomes
+            .iter()
+            .find(|o| o.status == DeliveryStatus::Deferred)
+            .or_else(|| {
+                outcomes
+                    .iter()
+                    .find(|o| o.status == DeliveryStatus::Bounced)
+            })
+            .cloned();
+        let logged = !outcomes.is_empty();
+        let outcome = match worst {
+            Some(o) => o,
+            None if outcomes.is_empty() && forward.is_empty() => {
+                Outcome::deferred("4.3.0", "alias database unavailable")
+            }
+            None if outcomes.is_empty() => Outcome::new(DeliveryStatus::Sent, "2.0.0", "forwarded"),
+            None => outcomes.swap_remove(0),
+        };
+        (outcome, forward, logged)
+    }
+
+    /// `user+ext` → `user` with `local.recipient_delimiter`.
+    fn strip_extension(&self, user: &str) -> String {
+        let d = &self.config.local.recipient_delimiter;
+        if d.is_empty() {
+            return user.to_string();
+        }
+        user.split(|c| d.contains(c))
+            .next()
+            .unwrap_or(user)
+            .to_string()
+    }
+
+    /// Deliver to one local user's mailbox, `address` being the
+    /// `Delivered-To:` value and the loop check key.
+    async fn deliver_user(
+        &self,
+        request: &DeliveryRequest,
+        user_name: &str,
+        address: &str,
+    ) -> Outcome {
+        let id = &request.id;
+        let rcpt = LocalRecipient {
+            user: user_name.to_string(),
+            address: address.to_string(),
         };
 
         let path = request.content.file_in(&self.config.queue.directory);
@@ -165,7 +278,7 @@ impl Agent {
         match loop_check(&mut file, offset, len, &rcpt.address).await {
             Ok(false) => {}
             Ok(true) => {
-                let reason = format!("mail forwarding loop for {}", request.recipient);
+                let reason = format!("mail forwarding loop for {}", rcpt.address);
                 return Outcome::bounced("5.4.6", reason);
             }
             Err(e) => return queue_error(e),
@@ -229,6 +342,21 @@ impl Agent {
     }
 }
 
+/// An `:include:` file: a regular file that is not world-writable (Postfix
+/// refuses others), read as text.
+fn read_include(path: &Path) -> io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.permissions().mode() & 0o002 != 0 {
+        return Err(io::Error::other("file is world-writable"));
+    }
+    let bytes = std::fs::read(path)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Is there a `Delivered-To:` for `address` in the message's headers?
 async fn loop_check(file: &mut File, offset: u64, len: u64, address: &str) -> io::Result<bool> {
     file.seek(io::SeekFrom::Start(offset)).await?;
@@ -268,6 +396,7 @@ async fn lookup_user(name: &str) -> io::Result<Option<(nix::unistd::User, Vec<u3
 /// status=WORD (reason)` (Postfix `log_adhoc`).
 pub fn log_line(
     request: &DeliveryRequest,
+    expanded_to: Option<&str>,
     outcome: &Outcome,
     start_us: u64,
     end_us: u64,
@@ -278,10 +407,15 @@ pub fn log_line(
         DeliveryStatus::Deferred => "deferred",
         DeliveryStatus::Bounced => "bounced",
     };
+    // After alias expansion: the final address, and the original one as
+    // Postfix's orig_to.
+    let to = match expanded_to {
+        Some(to) => format!("{to}>, orig_to=<{}", request.recipient),
+        None => request.recipient.clone(),
+    };
     format!(
-        "{}: to=<{}>, relay=local, delay={}, delays={}/{}/0/{}, dsn={}, status={status} ({})",
+        "{}: to=<{to}>, relay=local, delay={}, delays={}/{}/0/{}, dsn={}, status={status} ({})",
         request.id,
-        request.recipient,
         span(request.arrival_us, end_us),
         span(request.arrival_us, request.active_us),
         span(request.active_us, start_us),

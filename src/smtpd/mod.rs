@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub log: LogWriter,
     pub incoming: PathBuf,
     pub wake_qmgr: Arc<Notify>,
+    /// Aliases make local recipients valid (Postfix's local_recipient_maps).
+    pub aliases: crate::aliases::LiveTable,
     per_client: Mutex<HashMap<IpAddr, usize>>,
     total: Mutex<usize>,
 }
@@ -96,6 +98,7 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
         log,
         incoming,
         wake_qmgr: Arc::new(Notify::new()),
+        aliases: crate::aliases::LiveTable::from_config(&config),
         per_client: Mutex::new(HashMap::new()),
         total: Mutex::new(0),
         config: config.clone(),

@@ -535,11 +535,28 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let domain = to.domain().to_ascii_lowercase();
         let local = domain.is_empty() || cfg.local.domains.contains(&domain);
         if local {
-            let user = to.local().to_ascii_lowercase();
+            // Postfix's local_recipient_maps: passwd, then the aliases.
+            let local_part = to.local().to_ascii_lowercase();
+            let delimiter = Some(cfg.local.recipient_delimiter.as_str()).filter(|d| !d.is_empty());
+            let user = match delimiter {
+                Some(d) => local_part
+                    .split(|c| d.contains(c))
+                    .next()
+                    .unwrap_or(&local_part)
+                    .to_string(),
+                None => local_part.clone(),
+            };
             if user == "postmaster" || local_user_exists(&user) {
                 return Ok(());
             }
-            return Err(Reply::unknown_local_user(&to.to_string()));
+            return match self.shared.aliases.table() {
+                Ok(t) if t.lookup(&local_part, delimiter).is_some() => Ok(()),
+                Ok(_) => Err(Reply::unknown_local_user(&to.to_string())),
+                Err(e) => {
+                    log::warn!("{e}");
+                    Err(Reply::temporary_lookup_failure(&to.to_string()))
+                }
+            };
         }
         if cfg.relay.networks.iter().any(|n| n.contains(&self.ip)) {
             return Ok(());

@@ -86,8 +86,10 @@ impl Postern {
             );
         }
         if !has("local") {
+            // The test's own alias file (absent unless a test writes it):
+            // the machine's /etc/aliases must not change what tests see.
             text += &format!(
-                "[local]\nmailbox = \"{d}/mail/$user/Maildir/\"\ndomains = [\"$hostname\", \"localhost\"]\n\n"
+                "[local]\nmailbox = \"{d}/mail/$user/Maildir/\"\ndomains = [\"$hostname\", \"localhost\"]\nalias_files = [\"{d}/aliases\"]\n\n"
             );
         }
         text += &format!("[smtpd]\n{}\n\n", smtpd.join("\n"));

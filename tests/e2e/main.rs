@@ -2,6 +2,7 @@
 //! loopback, real sockets, real queue files, real Maildirs. One test
 //! binary; each module is one concern.
 
+mod aliases;
 mod bounce;
 mod common;
 mod config;

@@ -1,0 +1,156 @@
+//! The alias table as the daemons use it: built from the configuration
+//! (inline aliases, then `local.alias_files`, then the defaults) and built
+//! again when a file changes on disk, checked at most once a second, so
+//! edits to `/etc/aliases` take effect without a command or a restart.
+//!
+//! A file that does not exist counts as empty (a warning is logged when the
+//! table is built): a fresh machine without `/etc/aliases` still delivers.
+//! Any other read error makes [`LiveTable::table`] fail, and deliveries
+//! defer (`4.3.0 alias database unavailable`) rather than go on with a
+//! partial table.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Allow, ExpandOptions, LoadError, Table, load};
+use crate::config::Config;
+
+/// How often the files' metadata is looked at.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// What identifies one version of a file: (device, inode, size, mtime ns);
+/// `None` when it does not exist.
+type Stamp = Option<(u64, u64, u64, i64)>;
+
+pub struct LiveTable {
+    inline: Vec<(String, String)>,
+    origin: PathBuf,
+    files: Vec<PathBuf>,
+    options: ExpandOptions,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    table: Option<Arc<Table>>,
+    stamps: Vec<Stamp>,
+    checked: Option<Instant>,
+}
+
+impl LiveTable {
+    pub fn from_config(config: &Config) -> LiveTable {
+        LiveTable {
+            inline: config
+                .local
+                .aliases
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            origin: PathBuf::from("postern.toml [local.aliases]"),
+            files: config.local.alias_files.clone(),
+            options: expand_options(config),
+            inner: Mutex::new(Inner {
+                table: None,
+                stamps: Vec::new(),
+                checked: None,
+            }),
+        }
+    }
+
+    /// The expansion options that go with this table.
+    pub fn options(&self) -> &ExpandOptions {
+        &self.options
+    }
+
+    /// The current table, built again if a file changed.
+    pub fn table(&self) -> Result<Arc<Table>, LoadError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh = inner.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY);
+        if let (true, Some(table)) = (fresh, &inner.table) {
+            return Ok(table.clone());
+        }
+        inner.checked = Some(Instant::now());
+        let stamps: Vec<Stamp> = self.files.iter().map(|p| stamp(p)).collect();
+        if let Some(table) = &inner.table
+            && stamps == inner.stamps
+        {
+            return Ok(table.clone());
+        }
+        let reloading = inner.table.is_some();
+        let (table, diagnostics) = load(
+            self.inline.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &self.origin,
+            &self.files,
+            |path| match std::fs::read(path) {
+                Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    log::warn!(
+                        "alias file {} does not exist; taken as empty",
+                        path.display()
+                    );
+                    Ok(String::new())
+                }
+                Err(e) => Err(e),
+            },
+        )?;
+        for d in diagnostics {
+            log::warn!("{d}");
+        }
+        if reloading {
+            log::info!("alias table reloaded ({} names)", table.len());
+        }
+        let table = Arc::new(table);
+        inner.table = Some(table.clone());
+        inner.stamps = stamps;
+        Ok(table)
+    }
+}
+
+/// Expansion options from the configuration (Postfix's defaults for what
+/// postern does not configure yet: commands and files allowed from aliases
+/// and `.forward`, not from `:include:`).
+pub fn expand_options(config: &Config) -> ExpandOptions {
+    ExpandOptions {
+        delimiter: Some(config.local.recipient_delimiter.clone()).filter(|d| !d.is_empty()),
+        local_domains: config.local.domains.clone(),
+        allow_commands: Allow::POSTFIX,
+        allow_files: Allow::POSTFIX,
+        ..ExpandOptions::default()
+    }
+}
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reloads_when_the_file_changes_and_tolerates_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("aliases");
+        let mut config = Config::builtin();
+        config.local.alias_files = vec![file.clone(), dir.path().join("missing")];
+        config.local.aliases.insert("inline".into(), "root".into());
+        std::fs::write(&file, "staff: root\n").unwrap();
+        let live = LiveTable::from_config(&config);
+        let t = live.table().unwrap();
+        assert!(t.get("staff").is_some());
+        assert!(t.get("inline").is_some());
+        assert!(t.get("postmaster").is_some());
+        std::fs::write(&file, "staff: root\nsales: root\n").unwrap();
+        // Within a second the old table is kept; then the new one is read.
+        std::thread::sleep(CHECK_EVERY + Duration::from_millis(50));
+        assert!(live.table().unwrap().get("sales").is_some());
+    }
+}
