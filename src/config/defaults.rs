@@ -151,6 +151,8 @@ pub(super) fn builtin(system: &System) -> Config {
             run_delay: Duration::from_secs(300),
             maximal_lifetime: Duration::from_secs(5 * 86400),
             move_deferred_after: Duration::from_secs(3600),
+            delay_warning_time: Duration::ZERO,
+            bounce_size_limit: 50_000,
         },
         smtpd: Smtpd {
             listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 2525))],

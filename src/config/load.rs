@@ -48,6 +48,8 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
             "run_delay",
             "maximal_lifetime",
             "move_deferred_after",
+            "delay_warning_time",
+            "bounce_size_limit",
         ],
     ),
     (
@@ -71,7 +73,7 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 26] = [
+const POSTFIX_NAMES: [(&str, &str); 28] = [
     ("myhostname", "server.hostname"),
     ("mydomain", "server.domain"),
     ("myorigin", "server.origin"),
@@ -81,6 +83,8 @@ const POSTFIX_NAMES: [(&str, &str); 26] = [
     ("mynetworks", "relay.networks"),
     ("queue_directory", "queue.directory"),
     ("alias_maps", "local.alias_files"),
+    ("delay_warning_time", "queue.delay_warning_time"),
+    ("bounce_size_limit", "queue.bounce_size_limit"),
     ("recipient_delimiter", "local.recipient_delimiter"),
     (
         "local_destination_concurrency_limit",
@@ -248,6 +252,8 @@ fn queue(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         "run_delay" => queue.run_delay = f.positive_duration()?,
         "maximal_lifetime" => queue.maximal_lifetime = f.duration()?,
         "move_deferred_after" => queue.move_deferred_after = f.duration()?,
+        "delay_warning_time" => queue.delay_warning_time = f.duration()?,
+        "bounce_size_limit" => queue.bounce_size_limit = f.integer(0)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())

@@ -149,6 +149,13 @@ pub struct Queue {
     /// message to `deferred/` at its first failure): a message deferred this
     /// long moves to `deferred/` as a file of its own. Default: 1h.
     pub move_deferred_after: Duration,
+    /// `queue.delay_warning_time`, Postfix `delay_warning_time`: after a
+    /// message has waited this long, its sender gets one "Delayed Mail
+    /// (still being retried)" notice. 0 (the default, as Postfix) is off.
+    pub delay_warning_time: Duration,
+    /// `queue.bounce_size_limit`, Postfix `bounce_size_limit`: a returned
+    /// original larger than this is reduced to its headers. Default: 50000.
+    pub bounce_size_limit: usize,
 }
 
 /// `smtpd.forbid_bare_newline`, Postfix `smtpd_forbid_bare_newline`.

@@ -103,6 +103,14 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             duration(queue.move_deferred_after),
         ),
         (
+            "queue.delay_warning_time",
+            duration(queue.delay_warning_time),
+        ),
+        (
+            "queue.bounce_size_limit",
+            queue.bounce_size_limit.to_string(),
+        ),
+        (
             "smtpd.listen",
             list(smtpd.listen.iter().map(|a| s(&a.to_string())).collect()),
         ),

@@ -69,6 +69,8 @@ struct Message {
     held: bool,
     /// Deleted while a delivery was in flight: every outcome is final.
     deleted: bool,
+    /// The sender got its delay warning (`queue.delay_warning_time`).
+    warned: bool,
 }
 
 #[derive(Default)]
@@ -281,6 +283,7 @@ impl Engine {
                 deferred: m.origin == Origin::Deferred,
                 finished: false,
                 held: m.held,
+                warned: m.warned,
                 rcpts,
             }));
         }
@@ -291,6 +294,7 @@ impl Engine {
                     deferred: false,
                     finished: true,
                     held: false,
+                    warned: false,
                     rcpts: vec![],
                 }));
             }
@@ -430,7 +434,10 @@ impl Engine {
         let id = env.id.clone();
         let mut rcpts = vec![RState::Pending { due: now }; env.recipients.len()];
         let mut first_deferred = None;
-        let (held, deleted) = r.as_ref().map(|r| (r.held, r.finished)).unwrap_or_default();
+        let (held, deleted, warned) = r
+            .as_ref()
+            .map(|r| (r.held, r.finished, r.warned))
+            .unwrap_or_default();
         if deleted {
             rcpts.fill(RState::Bounced);
         }
@@ -452,7 +459,7 @@ impl Engine {
                         set(&mut rcpts, i, st);
                     }
                 }
-                StateRecord::Moved(_) | StateRecord::Admin(_) => {}
+                StateRecord::Moved(_) | StateRecord::Admin(_) | StateRecord::Warned(_) => {}
             }
         }
         let finished = rcpts.iter().all(|r| r.is_final());
@@ -497,6 +504,7 @@ impl Engine {
                 first_deferred_us: first_deferred,
                 held,
                 deleted: false,
+                warned,
             },
         );
     }
@@ -688,9 +696,13 @@ impl Engine {
                 .notify
                 .as_deref()
                 .is_some_and(|n| n.to_ascii_uppercase().contains("SUCCESS"));
+            let warn_after = self.cfg.queue.delay_warning_time.as_micros() as u64;
             let kind = match rec.0 {
                 RState::Bounced if !m.deleted => Some(dsn::ReportKind::Failure),
                 RState::Done if wants_success => Some(dsn::ReportKind::Success),
+                RState::Pending { .. } if warn_after > 0 && age >= warn_after && !m.warned => {
+                    Some(dsn::ReportKind::Delay)
+                }
                 _ => None,
             };
             if let Some(kind) = kind {

@@ -9,6 +9,7 @@
 //!   pending recipients, renumbered: records before it no longer apply;
 //! * `Admin` is an administrator's operation: `hold` and `release` set
 //!   whether the message may be delivered, `delete` finishes it;
+//! * `Warned` says the delay warning went out (never twice);
 //! * `Snapshot` states a message's whole state at the time it was written
 //!   (or, with `finished`, that the message is done and only its segment
 //!   copy remains): records before it no longer apply.
@@ -77,6 +78,9 @@ pub struct Snapshot {
     /// On hold: kept, not delivered.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// The delay warning went out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warned: bool,
     #[serde(default)]
     pub rcpts: Vec<SnapRcpt>,
 }
@@ -89,6 +93,7 @@ pub enum StateRecord {
     Moved(Moved),
     Snapshot(Snapshot),
     Admin(Admin),
+    Warned(Moved),
 }
 
 impl StateRecord {
@@ -98,6 +103,7 @@ impl StateRecord {
             StateRecord::Moved(m) => &m.id,
             StateRecord::Snapshot(s) => &s.id,
             StateRecord::Admin(a) => &a.id,
+            StateRecord::Warned(w) => &w.id,
         }
     }
 
@@ -109,6 +115,7 @@ impl StateRecord {
             StateRecord::Moved(m) => serde_json::to_vec(m),
             StateRecord::Snapshot(s) => serde_json::to_vec(s),
             StateRecord::Admin(a) => serde_json::to_vec(a),
+            StateRecord::Warned(w) => serde_json::to_vec(w),
         };
         let t = match self {
             StateRecord::Delivered(_) => RecordType::Delivered,
@@ -117,6 +124,7 @@ impl StateRecord {
             StateRecord::Moved(_) => RecordType::Moved,
             StateRecord::Snapshot(_) => RecordType::Snapshot,
             StateRecord::Admin(_) => RecordType::Admin,
+            StateRecord::Warned(_) => RecordType::Warned,
         };
         // Serializing these plain structs cannot fail.
         (t, json.unwrap_or_default())
@@ -130,6 +138,7 @@ impl StateRecord {
             RecordType::Moved => StateRecord::Moved(serde_json::from_slice(payload).ok()?),
             RecordType::Snapshot => StateRecord::Snapshot(serde_json::from_slice(payload).ok()?),
             RecordType::Admin => StateRecord::Admin(serde_json::from_slice(payload).ok()?),
+            RecordType::Warned => StateRecord::Warned(serde_json::from_slice(payload).ok()?),
             _ => return None,
         })
     }
@@ -144,6 +153,8 @@ pub struct Replayed {
     pub finished: bool,
     /// On hold.
     pub held: bool,
+    /// The delay warning went out.
+    pub warned: bool,
     /// Records to apply, in order, after the last Moved/Snapshot reset.
     pub records: Vec<StateRecord>,
 }
@@ -159,6 +170,7 @@ pub fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId
                 e.finished = false;
                 e.records.clear();
             }
+            StateRecord::Warned(_) => e.warned = true,
             StateRecord::Admin(a) => match a.op {
                 AdminOp::Hold => e.held = true,
                 AdminOp::Release => e.held = false,
@@ -171,6 +183,7 @@ pub fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId
                 e.moved = s.deferred;
                 e.finished = s.finished;
                 e.held = s.held;
+                e.warned = s.warned;
                 e.records.clear();
                 if !s.finished {
                     e.records.push(r.clone());
@@ -230,6 +243,7 @@ mod tests {
                 deferred: false,
                 finished: true,
                 held: false,
+                warned: false,
                 rcpts: vec![],
             }),
         ]);

@@ -65,6 +65,8 @@ pub enum RecordType {
     Snapshot,
     /// An administrator's operation on a message (hold, release, delete).
     Admin,
+    /// The sender of a message was sent its delay warning.
+    Warned,
     /// A type this version does not know (written by a newer one). Never
     /// holds the byte of a known type when built by `From<u8>`.
     Other(u8),
@@ -81,6 +83,7 @@ impl From<u8> for RecordType {
             13 => RecordType::Moved,
             14 => RecordType::Snapshot,
             15 => RecordType::Admin,
+            16 => RecordType::Warned,
             other => RecordType::Other(other),
         }
     }
@@ -97,6 +100,7 @@ impl From<RecordType> for u8 {
             RecordType::Moved => 13,
             RecordType::Snapshot => 14,
             RecordType::Admin => 15,
+            RecordType::Warned => 16,
             RecordType::Other(b) => b,
         }
     }

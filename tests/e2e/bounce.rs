@@ -168,3 +168,38 @@ fn null_sender_failure_goes_to_postmaster_and_never_loops() {
     let notices = log.matches("notification: ").count();
     assert!(notices <= 2, "{log}");
 }
+
+/// One delay warning, and only one, once a message has waited
+/// `queue.delay_warning_time`.
+#[test]
+fn delay_warning_once() {
+    let p = Postern::start(
+        "[queue]\ndirectory = \"{dir}/queue\"\nminimal_backoff = \"1s\"\nmaximal_backoff = \"1s\"\nrun_delay = \"1s\"\ndelay_warning_time = \"1s\"\n",
+    );
+    let u = p.user.clone();
+    let id = send(
+        &p,
+        &format!("{u}@localhost"),
+        "",
+        "far@remote.example",
+        "Subject: slow\r\n\r\nx",
+    );
+    p.wait_log(&format!("{id}: sender delay notification: "), 1, 20);
+    let files = p.wait_delivered(&u, 1, 20);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        text.contains("Subject: Delayed Mail (still being retried)"),
+        "{text}"
+    );
+    let ds = delivery_status(&files[0]);
+    assert!(ds.contains("Action: delayed"), "{ds}");
+    assert!(ds.contains("Will-Retry-Until: "), "{ds}");
+    // More deferrals, no second warning.
+    p.wait_log(&format!("{id}: to=<far@remote.example>"), 4, 20);
+    assert_eq!(
+        p.log()
+            .matches(&format!("{id}: sender delay notification"))
+            .count(),
+        1
+    );
+}

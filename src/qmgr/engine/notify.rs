@@ -34,7 +34,7 @@ pub struct Reportable {
 impl Engine {
     /// Queue the notifications for one message's outcomes of this batch.
     pub(super) async fn notify(&mut self, id: &QueueId, outcomes: Vec<Reportable>) {
-        for kind in [ReportKind::Failure, ReportKind::Success] {
+        for kind in [ReportKind::Failure, ReportKind::Delay, ReportKind::Success] {
             let mine: Vec<&Reportable> = outcomes.iter().filter(|o| o.kind == kind).collect();
             if !mine.is_empty() {
                 self.notify_kind(id, kind, &mine).await;
@@ -88,7 +88,7 @@ impl Engine {
         if reports.is_empty() {
             return;
         }
-        let limit = dsn::DEFAULT_SIZE_LIMIT;
+        let limit = self.cfg.queue.bounce_size_limit;
         let original = match read_content_prefix(&self.qdir, &m.content, limit as u64 + 1) {
             Ok(c) => c,
             Err(e) => {
@@ -110,9 +110,9 @@ impl Engine {
             recipients: &reports,
             original: &original,
             ret: m.env.ret,
-            size_limit: limit,
+            size_limit: self.cfg.queue.bounce_size_limit,
             smtputf8: m.env.smtputf8,
-            delay_warning_time: Duration::ZERO,
+            delay_warning_time: self.cfg.queue.delay_warning_time,
             maximal_queue_lifetime: self.cfg.queue.maximal_lifetime,
         });
         let envelope = Envelope {
@@ -156,8 +156,23 @@ impl Engine {
             Ok(_) => {
                 log::info!("{id}: {label}: {new_id}");
                 self.notices_queued = true;
+                if kind == ReportKind::Delay {
+                    self.mark_warned(id).await;
+                }
             }
             Err(e) => log::warn!("{id}: cannot queue its notification: {e}"),
+        }
+    }
+}
+
+impl Engine {
+    /// Record that the delay warning went out, so it never goes twice.
+    async fn mark_warned(&mut self, id: &QueueId) {
+        let rec =
+            crate::qmgr::state::StateRecord::Warned(crate::qmgr::state::Moved { id: id.clone() });
+        self.append_all(vec![rec], false).await;
+        if let Some(m) = self.messages.get_mut(id) {
+            m.warned = true;
         }
     }
 }

@@ -85,7 +85,7 @@ fn record_types_round_trip() {
         let t = RecordType::from(b);
         assert_eq!(u8::from(t), b);
         if let RecordType::Other(o) = t {
-            assert!(![1, 2, 10, 11, 12, 13, 14, 15].contains(&o));
+            assert!(![1, 2, 10, 11, 12, 13, 14, 15, 16].contains(&o));
         }
     }
     assert_eq!(RecordType::from(14), RecordType::Snapshot);
