@@ -119,14 +119,18 @@
 //! * `queue.directory` (`queue_directory`): where the content lies
 
 mod agent;
+mod command;
 mod delay;
 mod errno;
+mod file;
+mod forward;
 mod header;
 mod lock;
 pub mod mailbox;
 mod maildir;
 mod mbox;
 mod pool;
+mod route;
 mod worker;
 
 use std::os::fd::AsRawFd;
