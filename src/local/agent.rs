@@ -19,9 +19,9 @@ use super::forward::{self, ForwardFile};
 use super::header;
 use super::mailbox::{self, Mailbox};
 use super::pool::WorkerPool;
-use super::route::{self, Rcpt};
+use super::route::{self, Backend, Rcpt};
 use super::worker::{Destination, Identity, Job};
-use crate::aliases::{LiveTable, Source};
+use crate::aliases::{ExpandOptions, LiveTable, LoadError, Source, Table};
 use crate::config::Config;
 use crate::ipc::{self, DeliveryRequest, DeliveryResult, DeliveryStatus};
 use crate::queue::now_micros;
@@ -101,10 +101,10 @@ impl Outcome {
 }
 
 pub struct Agent {
-    pub(super) config: Arc<Config>,
+    config: Arc<Config>,
     privilege: Privilege,
     pool: WorkerPool,
-    pub(super) aliases: LiveTable,
+    aliases: LiveTable,
 }
 
 impl Agent {
@@ -161,105 +161,6 @@ impl Agent {
         }
     }
 
-    /// Is there a `Delivered-To:` for `address` in the message's headers?
-    pub(super) async fn looped(
-        &self,
-        request: &DeliveryRequest,
-        address: &str,
-    ) -> Result<bool, Outcome> {
-        let (mut file, offset, len) = self.open_content(request).await?;
-        loop_check(&mut file, offset, len, address)
-            .await
-            .map_err(|e| self.queue_error(request, e))
-    }
-
-    /// The passwd entry of a user who may receive mail here: unknown users
-    /// bounce, and users this process cannot act for defer.
-    pub(super) async fn account(
-        &self,
-        request: &DeliveryRequest,
-        name: &str,
-    ) -> Result<Account, Outcome> {
-        let found = match lookup_user(name).await {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return Err(Outcome::bounced(
-                    "5.1.1",
-                    format!("unknown user: \"{name}\""),
-                ));
-            }
-            Err(e) => {
-                log::warn!("{}: cannot look up user \"{name}\": {e}", request.id);
-                let reason = format!("cannot look up user \"{name}\"");
-                return Err(Outcome::deferred("4.3.0", reason));
-            }
-        };
-        self.allowed(request, found)
-    }
-
-    /// Whom `|command` and `/file` targets run as (Postfix's delivery
-    /// rights): an alias file's owner, the user of a `.forward` (`owner`),
-    /// and [`DEFAULT_PRIVS`] instead of root and for inline and built-in
-    /// aliases.
-    pub(super) async fn rights(
-        &self,
-        request: &DeliveryRequest,
-        owner: Rights<'_>,
-    ) -> Result<Account, Outcome> {
-        let uid = match owner {
-            Rights::User(account) if account.user.uid.as_raw() != 0 => {
-                return Ok(account.clone());
-            }
-            Rights::User(_) | Rights::Alias(Source::Default | Source::Inline) => 0,
-            Rights::Alias(Source::File { path, .. }) => {
-                use std::os::unix::fs::MetadataExt;
-                match tokio::fs::metadata(path).await {
-                    Ok(meta) => meta.uid(),
-                    Err(e) => {
-                        log::warn!(
-                            "{}: cannot stat alias file {}: {e}",
-                            request.id,
-                            path.display()
-                        );
-                        return Err(Outcome::deferred("4.3.0", "alias database unavailable"));
-                    }
-                }
-            }
-        };
-        let found = if uid == 0 {
-            lookup_user(DEFAULT_PRIVS).await
-        } else {
-            lookup_uid(uid).await
-        };
-        match found {
-            Ok(Some(found)) if found.0.uid.as_raw() != 0 => self.allowed(request, found),
-            Ok(_) if uid == 0 => {
-                log::warn!(
-                    "{}: default_privs user \"{DEFAULT_PRIVS}\" is unknown or root",
-                    request.id
-                );
-                Err(Outcome::deferred(
-                    "4.3.5",
-                    "mail system configuration error",
-                ))
-            }
-            Ok(_) => {
-                log::warn!("{}: cannot find alias database owner uid {uid}", request.id);
-                Err(Outcome::deferred(
-                    "4.3.0",
-                    "cannot find alias database owner",
-                ))
-            }
-            Err(e) => {
-                log::warn!("{}: cannot look up uid {uid}: {e}", request.id);
-                Err(Outcome::deferred(
-                    "4.3.0",
-                    "cannot look up the delivery user",
-                ))
-            }
-        }
-    }
-
     fn allowed(
         &self,
         request: &DeliveryRequest,
@@ -287,111 +188,6 @@ impl Agent {
             identity.groups.push(gid);
         }
         (identity, mailbox)
-    }
-
-    /// Deliver to `account`'s mailbox, `address` being the `Delivered-To:`
-    /// value.
-    pub(super) async fn mailbox(
-        &self,
-        request: &DeliveryRequest,
-        account: &Account,
-        address: &str,
-    ) -> Outcome {
-        let (identity, mailbox) = self.mailbox_identity(account).await;
-        let job = self.job(request, &identity, Destination::Mailbox(mailbox), address);
-        self.run(request, &identity, &job).await
-    }
-
-    /// Append to `path` (a Maildir when it ends in `/`) as `account`.
-    pub(super) async fn file(
-        &self,
-        request: &DeliveryRequest,
-        account: &Account,
-        path: &Path,
-        address: &str,
-    ) -> Outcome {
-        let identity = identity(account);
-        let job = self.job(request, &identity, Destination::File(path.into()), address);
-        self.run(request, &identity, &job).await
-    }
-
-    /// Run `command` as `account` for the recipient `rcpt`.
-    pub(super) async fn command(
-        &self,
-        request: &DeliveryRequest,
-        account: &Account,
-        command: &str,
-        rcpt: &Rcpt,
-    ) -> Outcome {
-        let identity = identity(account);
-        let home = account.user.dir.to_string_lossy();
-        let shell = account.user.shell.to_string_lossy();
-        let address = rcpt.address();
-        let env = command::environment(&Whom {
-            home: &home,
-            shell: &shell,
-            user: &rcpt.user,
-            sender: &request.sender,
-            recipient: &address,
-            local: &rcpt.local,
-            domain: &rcpt.domain,
-            extension: rcpt.ext.as_ref().map(|(_, e)| e.as_str()),
-        });
-        let spec = CommandSpec {
-            command: command.to_string(),
-            env,
-            cwd: account.user.dir.clone(),
-            time_limit: command::DEFAULT_TIME_LIMIT.as_secs(),
-        };
-        let job = self.job(request, &identity, Destination::Command(spec), &address);
-        self.run(request, &identity, &job).await
-    }
-
-    /// `account`'s `.forward` for the recipient `rcpt` (see `forward`),
-    /// read by its worker; `None` when there is none, or it is ignored
-    /// (the warning is logged).
-    pub(super) async fn read_forward(
-        &self,
-        request: &DeliveryRequest,
-        account: &Account,
-        rcpt: &Rcpt,
-    ) -> Result<Option<ForwardFile>, Outcome> {
-        let ext = rcpt.ext.as_ref().map(|(d, e)| (*d, e.as_str()));
-        let paths = forward::forward_path(&account.user.dir, ext);
-        // Most users have none: root sees that without asking a worker.
-        let mut absent = true;
-        for path in &paths {
-            match tokio::fs::symlink_metadata(path).await {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
-                _ => absent = false,
-            }
-        }
-        if absent {
-            return Ok(None);
-        }
-        let (identity, _) = self.mailbox_identity(account).await;
-        let mut job = self.job(
-            request,
-            &identity,
-            Destination::ReadForward(paths.clone()),
-            "",
-        );
-        job.len = 0;
-        match self.pool.query(&identity, &job).await {
-            Ok(reply) => {
-                if let Some(warning) = &reply.warning {
-                    log::warn!("{}: {warning}", request.id);
-                }
-                if reply.status != DeliveryStatus::Sent {
-                    return Err(Outcome::new(reply.status, &reply.dsn, reply.reason));
-                }
-                Ok(reply.forward_file.filter(|f| paths.contains(&f.path)))
-            }
-            Err(e) => {
-                log::warn!("{}: {e}", request.id);
-                Err(Outcome::deferred("4.3.0", e.to_string()))
-            }
-        }
     }
 
     fn job(
@@ -451,6 +247,220 @@ impl Agent {
             path.display()
         );
         Outcome::deferred("4.3.0", format!("cannot read queue file: {e}"))
+    }
+}
+
+impl Backend for Agent {
+    fn origin(&self) -> &str {
+        &self.config.server.origin
+    }
+
+    fn delimiters(&self) -> &str {
+        &self.config.local.recipient_delimiter
+    }
+
+    fn aliases(&self) -> Result<Arc<Table>, LoadError> {
+        self.aliases.table()
+    }
+
+    fn options(&self) -> &ExpandOptions {
+        self.aliases.options()
+    }
+
+    /// Is there a `Delivered-To:` for `address` in the message's headers?
+    async fn looped(&self, request: &DeliveryRequest, address: &str) -> Result<bool, Outcome> {
+        let (mut file, offset, len) = self.open_content(request).await?;
+        loop_check(&mut file, offset, len, address)
+            .await
+            .map_err(|e| self.queue_error(request, e))
+    }
+
+    /// The passwd entry of a user who may receive mail here: unknown users
+    /// bounce, and users this process cannot act for defer.
+    async fn account(&self, request: &DeliveryRequest, name: &str) -> Result<Account, Outcome> {
+        let found = match lookup_user(name).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(Outcome::bounced(
+                    "5.1.1",
+                    format!("unknown user: \"{name}\""),
+                ));
+            }
+            Err(e) => {
+                log::warn!("{}: cannot look up user \"{name}\": {e}", request.id);
+                let reason = format!("cannot look up user \"{name}\"");
+                return Err(Outcome::deferred("4.3.0", reason));
+            }
+        };
+        self.allowed(request, found)
+    }
+
+    /// Whom `|command` and `/file` targets run as (Postfix's delivery
+    /// rights): an alias file's owner, the user of a `.forward` (`owner`),
+    /// and [`DEFAULT_PRIVS`] instead of root and for inline and built-in
+    /// aliases.
+    async fn rights(
+        &self,
+        request: &DeliveryRequest,
+        owner: Rights<'_>,
+    ) -> Result<Account, Outcome> {
+        let uid = match owner {
+            Rights::User(account) if account.user.uid.as_raw() != 0 => {
+                return Ok(account.clone());
+            }
+            Rights::User(_) | Rights::Alias(Source::Default | Source::Inline) => 0,
+            Rights::Alias(Source::File { path, .. }) => {
+                use std::os::unix::fs::MetadataExt;
+                match tokio::fs::metadata(path).await {
+                    Ok(meta) => meta.uid(),
+                    Err(e) => {
+                        log::warn!(
+                            "{}: cannot stat alias file {}: {e}",
+                            request.id,
+                            path.display()
+                        );
+                        return Err(Outcome::deferred("4.3.0", "alias database unavailable"));
+                    }
+                }
+            }
+        };
+        let found = if uid == 0 {
+            lookup_user(DEFAULT_PRIVS).await
+        } else {
+            lookup_uid(uid).await
+        };
+        match found {
+            Ok(Some(found)) if found.0.uid.as_raw() != 0 => self.allowed(request, found),
+            Ok(_) if uid == 0 => {
+                log::warn!(
+                    "{}: default_privs user \"{DEFAULT_PRIVS}\" is unknown or root",
+                    request.id
+                );
+                Err(Outcome::deferred(
+                    "4.3.5",
+                    "mail system configuration error",
+                ))
+            }
+            Ok(_) => {
+                log::warn!("{}: cannot find alias database owner uid {uid}", request.id);
+                Err(Outcome::deferred(
+                    "4.3.0",
+                    "cannot find alias database owner",
+                ))
+            }
+            Err(e) => {
+                log::warn!("{}: cannot look up uid {uid}: {e}", request.id);
+                Err(Outcome::deferred(
+                    "4.3.0",
+                    "cannot look up the delivery user",
+                ))
+            }
+        }
+    }
+
+    /// Deliver to `account`'s mailbox, `address` being the `Delivered-To:`
+    /// value.
+    async fn mailbox(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        address: &str,
+    ) -> Outcome {
+        let (identity, mailbox) = self.mailbox_identity(account).await;
+        let job = self.job(request, &identity, Destination::Mailbox(mailbox), address);
+        self.run(request, &identity, &job).await
+    }
+
+    /// Append to `path` (a Maildir when it ends in `/`) as `account`.
+    async fn file(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        path: &Path,
+        address: &str,
+    ) -> Outcome {
+        let identity = identity(account);
+        let job = self.job(request, &identity, Destination::File(path.into()), address);
+        self.run(request, &identity, &job).await
+    }
+
+    /// Run `command` as `account` for the recipient `rcpt`.
+    async fn command(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        command: &str,
+        rcpt: &Rcpt,
+    ) -> Outcome {
+        let identity = identity(account);
+        let home = account.user.dir.to_string_lossy();
+        let shell = account.user.shell.to_string_lossy();
+        let address = rcpt.address();
+        let env = command::environment(&Whom {
+            home: &home,
+            shell: &shell,
+            user: &rcpt.user,
+            sender: &request.sender,
+            recipient: &address,
+            local: &rcpt.local,
+            domain: &rcpt.domain,
+            extension: rcpt.ext.as_ref().map(|(_, e)| e.as_str()),
+        });
+        let spec = CommandSpec {
+            command: command.to_string(),
+            env,
+            cwd: account.user.dir.clone(),
+            time_limit: command::DEFAULT_TIME_LIMIT.as_secs(),
+        };
+        let job = self.job(request, &identity, Destination::Command(spec), &address);
+        self.run(request, &identity, &job).await
+    }
+
+    /// `account`'s `.forward` for the recipient `rcpt` (see `forward`),
+    /// read by its worker; `None` when there is none, or it is ignored
+    /// (the warning is logged).
+    async fn read_forward(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        rcpt: &Rcpt,
+    ) -> Result<Option<ForwardFile>, Outcome> {
+        let ext = rcpt.ext.as_ref().map(|(d, e)| (*d, e.as_str()));
+        let paths = forward::forward_path(&account.user.dir, ext);
+        // Most users have none: root sees that without asking a worker.
+        let mut absent = true;
+        for path in &paths {
+            match tokio::fs::symlink_metadata(path).await {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+                _ => absent = false,
+            }
+        }
+        if absent {
+            return Ok(None);
+        }
+        let (identity, _) = self.mailbox_identity(account).await;
+        let mut job = self.job(
+            request,
+            &identity,
+            Destination::ReadForward(paths.clone()),
+            "",
+        );
+        job.len = 0;
+        match self.pool.query(&identity, &job).await {
+            Ok(reply) => {
+                if let Some(warning) = &reply.warning {
+                    log::warn!("{}: {warning}", request.id);
+                }
+                if reply.status != DeliveryStatus::Sent {
+                    return Err(Outcome::new(reply.status, &reply.dsn, reply.reason));
+                }
+                Ok(reply.forward_file.filter(|f| paths.contains(&f.path)))
+            }
+            Err(e) => {
+                log::warn!("{}: {e}", request.id);
+                Err(Outcome::deferred("4.3.0", e.to_string()))
+            }
+        }
     }
 }
 

@@ -61,7 +61,7 @@ const ENV_FILTER: &str =
 pub struct CommandSpec {
     /// The command line, without the `|`.
     pub command: String,
-    /// The whole environment ([`environment`]).
+    /// The whole environment (see `environment`).
     pub env: Vec<(String, String)>,
     /// Working directory: `/` when the user cannot enter it.
     pub cwd: PathBuf,

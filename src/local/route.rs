@@ -30,9 +30,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::agent::{Account, Agent, Outcome, Rights, log_line, read_include};
+use super::agent::{Account, Outcome, Rights, log_line, read_include};
+use super::forward::ForwardFile;
 use super::mailbox::LocalRecipient;
-use crate::aliases::{self, Table, Target};
+use crate::aliases::{self, ExpandOptions, LoadError, Table, Target};
 use crate::ipc::{DeliveryRequest, DeliveryStatus};
 use crate::queue::now_micros;
 
@@ -84,19 +85,65 @@ impl Rcpt {
     }
 }
 
+/// What the walk asks of the world: the agent, which looks at passwd and
+/// the queue and runs workers (a stand-in in the tests). The results are
+/// final: a failure is the [`Outcome`] to record.
+pub(super) trait Backend {
+    /// `server.origin` (`myorigin`): the domain of bare local names.
+    fn origin(&self) -> &str;
+    /// `local.recipient_delimiter`.
+    fn delimiters(&self) -> &str;
+    /// The alias table as it is now.
+    fn aliases(&self) -> Result<Arc<Table>, LoadError>;
+    fn options(&self) -> &ExpandOptions;
+    /// Did the message pass through `address` already (`Delivered-To:`)?
+    async fn looped(&self, request: &DeliveryRequest, address: &str) -> Result<bool, Outcome>;
+    /// The passwd entry of a user who may get mail here.
+    async fn account(&self, request: &DeliveryRequest, name: &str) -> Result<Account, Outcome>;
+    /// Whom a command or a file runs as.
+    async fn rights(
+        &self,
+        request: &DeliveryRequest,
+        owner: Rights<'_>,
+    ) -> Result<Account, Outcome>;
+    /// The user's `.forward` for `rcpt`, if one is to be used.
+    async fn read_forward(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        rcpt: &Rcpt,
+    ) -> Result<Option<ForwardFile>, Outcome>;
+    async fn mailbox(&self, request: &DeliveryRequest, account: &Account, address: &str)
+    -> Outcome;
+    async fn command(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        command: &str,
+        rcpt: &Rcpt,
+    ) -> Outcome;
+    async fn file(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        path: &Path,
+        address: &str,
+    ) -> Outcome;
+}
+
 /// Expand and deliver `request`: the outcome, the addresses for qmgr to
 /// forward to, and whether the outcome was logged already.
-pub(super) async fn route(
-    agent: &Agent,
+pub(super) async fn route<B: Backend>(
+    agent: &B,
     request: &DeliveryRequest,
     start: u64,
 ) -> (Outcome, Vec<String>, bool) {
-    let origin = &agent.config.server.origin;
+    let origin = agent.origin();
     let rcpt = match LocalRecipient::parse(&request.recipient, origin) {
         Ok(rcpt) => rcpt,
         Err(e) => return (Outcome::bounced("5.1.3", e.to_string()), Vec::new(), false),
     };
-    let table = match agent.aliases.table() {
+    let table = match agent.aliases() {
         Ok(t) => t,
         Err(e) => {
             log::warn!("{}: {e}", request.id);
@@ -105,7 +152,7 @@ pub(super) async fn route(
         }
     };
     let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
-    let top = Rcpt::new(&rcpt.user, domain, &agent.config.local.recipient_delimiter);
+    let top = Rcpt::new(&rcpt.user, domain, agent.delimiters());
     let mut route = Route {
         agent,
         request,
@@ -151,8 +198,8 @@ enum Step {
     },
 }
 
-struct Route<'a> {
-    agent: &'a Agent,
+struct Route<'a, B> {
+    agent: &'a B,
     request: &'a DeliveryRequest,
     table: Arc<Table>,
     start: u64,
@@ -167,7 +214,7 @@ struct Route<'a> {
     forward: Vec<String>,
 }
 
-impl Route<'_> {
+impl<B: Backend> Route<'_, B> {
     async fn address(&mut self, rcpt: Rcpt, depth: usize, via: Vec<String>) -> Vec<Step> {
         let address = rcpt.address();
         if depth > MAX_DEPTH {
@@ -179,7 +226,7 @@ impl Route<'_> {
             self.record(&address, o);
             return Vec::new();
         }
-        let options = self.agent.aliases.options();
+        let options = self.agent.options();
         let table = self.table.clone();
         let expansion = aliases::expand(&table, &rcpt.local, options, read_include);
         for w in &expansion.warnings {
@@ -188,8 +235,8 @@ impl Route<'_> {
         if expansion.matched.is_none() {
             return vec![Step::User { rcpt, depth, via }];
         }
-        let origin = self.agent.config.server.origin.clone();
-        let delimiters = self.agent.config.local.recipient_delimiter.clone();
+        let origin = self.agent.origin().to_string();
+        let delimiters = self.agent.delimiters().to_string();
         let mut next = Vec::new();
         for d in &expansion.deliveries {
             // The alias whose entry listed the target.
@@ -251,25 +298,37 @@ impl Route<'_> {
             }
         };
         let found = self.agent.read_forward(self.request, &account, &rcpt).await;
-        let file = match found {
-            Ok(Some(file)) => file,
+        match found {
+            Ok(Some(file)) => self.forwarded(&rcpt, &account, &file, depth, via).await,
             Ok(None) => {
                 self.mailbox(&rcpt.user, &address, Some(&account)).await;
-                return Vec::new();
+                Vec::new()
             }
             Err(o) => {
                 self.record(&address, o);
-                return Vec::new();
+                Vec::new()
             }
-        };
+        }
+    }
+
+    /// The targets of `rcpt`'s `.forward` `file` (`account` is the user's).
+    async fn forwarded(
+        &mut self,
+        rcpt: &Rcpt,
+        account: &Account,
+        file: &ForwardFile,
+        depth: usize,
+        mut via: Vec<String>,
+    ) -> Vec<Step> {
+        let address = rcpt.address();
         let (targets, problems) = aliases::parse_include(&file.text, &file.path);
         for p in problems {
             log::warn!("{}: {p}", self.request.id);
         }
-        let origin = self.agent.config.server.origin.clone();
-        let delimiters = self.agent.config.local.recipient_delimiter.clone();
-        let allow = self.agent.aliases.options().clone();
-        let mut via = via;
+        let origin = self.agent.origin().to_string();
+        let delimiters = self.agent.delimiters().to_string();
+        let options = self.agent.options();
+        let (commands, files) = (options.allow_commands.forward, options.allow_files.forward);
         via.push(rcpt.user.clone());
         let mut next = Vec::new();
         let mut used = 0;
@@ -282,7 +341,7 @@ impl Route<'_> {
                         let r = Rcpt::new(local, domain.unwrap_or(&origin), &delimiters);
                         if r.user == rcpt.user {
                             // Listing oneself means one's mailbox.
-                            self.mailbox(&rcpt.user, &address, Some(&account)).await;
+                            self.mailbox(&rcpt.user, &address, Some(account)).await;
                         } else {
                             next.push(Step::Address {
                                 rcpt: r,
@@ -293,24 +352,24 @@ impl Route<'_> {
                     }
                 },
                 Target::NoExpand(user) if user.eq_ignore_ascii_case(&rcpt.user) => {
-                    self.mailbox(&rcpt.user, &address, Some(&account)).await;
+                    self.mailbox(&rcpt.user, &address, Some(account)).await;
                 }
                 Target::NoExpand(user) => {
                     let r = Rcpt::new(&user, &origin, "");
                     self.mailbox(&r.user, &r.address(), None).await;
                 }
-                Target::Command(_) if !allow.allow_commands.forward => {
+                Target::Command(_) if !commands => {
                     let o = Outcome::bounced("5.7.1", "mail to command is restricted");
                     self.record(&address, o);
                 }
-                Target::File(_) if !allow.allow_files.forward => {
+                Target::File(_) if !files => {
                     let o = Outcome::bounced("5.7.1", "mail to file is restricted");
                     self.record(&address, o);
                 }
                 Target::Command(command) => {
-                    self.command(&command, Rights::User(&account), &rcpt).await;
+                    self.command(&command, Rights::User(account), rcpt).await;
                 }
-                Target::File(path) => self.file(&path, Rights::User(&account), &rcpt).await,
+                Target::File(path) => self.file(&path, Rights::User(account), rcpt).await,
                 Target::Include(path) => {
                     used -= 1;
                     log::warn!(
@@ -324,7 +383,7 @@ impl Route<'_> {
         }
         if used == 0 {
             // Nothing usable in it: as if there were none.
-            self.mailbox(&rcpt.user, &address, Some(&account)).await;
+            self.mailbox(&rcpt.user, &address, Some(account)).await;
         }
         next
     }
@@ -336,7 +395,7 @@ impl Route<'_> {
             return Some((address, None));
         };
         let bare = domain.strip_suffix('.').unwrap_or(domain);
-        let local_domains = &self.agent.aliases.options().local_domains;
+        let local_domains = &self.agent.options().local_domains;
         let is_local = local_domains
             .iter()
             .any(|d| d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case(bare));
@@ -464,26 +523,5 @@ impl Route<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recipients_split_at_the_first_delimiter() {
-        let r = Rcpt::new("Bob+List-x", "Example.ORG", "+-");
-        assert_eq!(r.user, "bob");
-        assert_eq!(r.ext, Some(('+', "list-x".into())));
-        assert_eq!(r.address(), "bob+list-x@example.org");
-        let r = Rcpt::new("bob-x", "d", "+-");
-        assert_eq!((r.user.as_str(), r.ext), ("bob", Some(('-', "x".into()))));
-        let r = Rcpt::new("bob+x", "d", "");
-        assert_eq!((r.user.as_str(), r.ext), ("bob+x", None));
-        // No user before the delimiter: not split.
-        let r = Rcpt::new("+x", "d", "+");
-        assert_eq!((r.user.as_str(), r.ext), ("+x", None));
-        let r = Rcpt::new("bob+", "d", "+");
-        assert_eq!(
-            (r.user.as_str(), r.ext),
-            ("bob", Some(('+', String::new())))
-        );
-    }
-}
+#[path = "route_tests.rs"]
+mod tests;
