@@ -297,59 +297,65 @@ impl Backend for Agent {
 
     /// Whom `|command` and `/file` targets run as (Postfix's delivery
     /// rights): an alias file's owner, the user of a `.forward` (`owner`),
-    /// and [`DEFAULT_PRIVS`] instead of root and for inline and built-in
-    /// aliases.
+    /// and [`DEFAULT_PRIVS`] for inline and built-in aliases and instead of
+    /// root or of the mail system's own user (`server.user`, which owns the
+    /// queue).
     async fn rights(
         &self,
         request: &DeliveryRequest,
         owner: Rights<'_>,
     ) -> Result<Account, Outcome> {
-        let uid = match owner {
-            Rights::User(account) if account.user.uid.as_raw() != 0 => {
-                return Ok(account.clone());
-            }
-            Rights::User(_) | Rights::Alias(Source::Default | Source::Inline) => 0,
+        let found = match owner {
+            Rights::User(account) => Some(account.clone()),
+            Rights::Alias(Source::Default | Source::Inline) => None,
             Rights::Alias(Source::File { path, .. }) => {
                 use std::os::unix::fs::MetadataExt;
-                match tokio::fs::metadata(path).await {
+                let uid = match tokio::fs::metadata(path).await {
                     Ok(meta) => meta.uid(),
                     Err(e) => {
-                        log::warn!(
-                            "{}: cannot stat alias file {}: {e}",
-                            request.id,
-                            path.display()
-                        );
+                        let path = path.display();
+                        log::warn!("{}: cannot stat alias file {path}: {e}", request.id);
                         return Err(Outcome::deferred("4.3.0", "alias database unavailable"));
+                    }
+                };
+                match lookup_uid(uid).await {
+                    Ok(Some((user, groups))) => Some(Account { user, groups }),
+                    Ok(None) => {
+                        log::warn!(
+                            "{}: no passwd entry for alias file owner uid {uid}",
+                            request.id
+                        );
+                        let reason = "cannot find alias database owner";
+                        return Err(Outcome::deferred("4.3.0", reason));
+                    }
+                    Err(e) => {
+                        log::warn!("{}: cannot look up uid {uid}: {e}", request.id);
+                        let reason = "cannot find alias database owner";
+                        return Err(Outcome::deferred("4.3.0", reason));
                     }
                 }
             }
         };
-        let found = if uid == 0 {
-            lookup_user(DEFAULT_PRIVS).await
-        } else {
-            lookup_uid(uid).await
-        };
-        match found {
+        let found =
+            found.filter(|a| a.user.uid.as_raw() != 0 && a.user.name != self.config.server.user);
+        if let Some(account) = found {
+            return self.allowed(request, (account.user, account.groups));
+        }
+        match lookup_user(DEFAULT_PRIVS).await {
             Ok(Some(found)) if found.0.uid.as_raw() != 0 => self.allowed(request, found),
-            Ok(_) if uid == 0 => {
-                log::warn!(
-                    "{}: default_privs user \"{DEFAULT_PRIVS}\" is unknown or root",
-                    request.id
-                );
+            Ok(_) => {
+                let id = &request.id;
+                log::warn!("{id}: default_privs user \"{DEFAULT_PRIVS}\" is unknown or root");
                 Err(Outcome::deferred(
                     "4.3.5",
                     "mail system configuration error",
                 ))
             }
-            Ok(_) => {
-                log::warn!("{}: cannot find alias database owner uid {uid}", request.id);
-                Err(Outcome::deferred(
-                    "4.3.0",
-                    "cannot find alias database owner",
-                ))
-            }
             Err(e) => {
-                log::warn!("{}: cannot look up uid {uid}: {e}", request.id);
+                log::warn!(
+                    "{}: cannot look up user \"{DEFAULT_PRIVS}\": {e}",
+                    request.id
+                );
                 Err(Outcome::deferred(
                     "4.3.0",
                     "cannot look up the delivery user",

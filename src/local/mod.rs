@@ -150,6 +150,8 @@
 //!   `default_privs`) when root owns it;
 //! * from the inline aliases or the built-in ones: `nobody`;
 //! * from a `.forward`: its user, or `nobody` for root's;
+//! * never the mail system's own user (`server.user`, who owns the queue):
+//!   `nobody` instead;
 //! * never from an `:include:` file (`5.7.1 mail to command is
 //!   restricted`, as Postfix's default `allow_mail_to_commands` and
 //!   `allow_mail_to_files`).

@@ -558,6 +558,48 @@ mod tests {
     }
 
     #[test]
+    fn forward_files_are_read_and_commands_refused_to_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let forward = dir.path().join(".forward");
+        std::fs::write(&forward, "bob@example.org\n").unwrap();
+        let mut read = job(PathBuf::new(), b"");
+        read.destination = Destination::ReadForward(vec![forward.clone()]);
+        let mut command = job(PathBuf::new(), b"x\n");
+        command.destination = Destination::Command(CommandSpec {
+            command: format!("cat > {}/ran", dir.path().display()),
+            env: Vec::new(),
+            cwd: "/".into(),
+            time_limit: 10,
+        });
+        let input = stream(&[(read, b""), (command, b"x\n")]);
+        let mut out = Vec::new();
+        serve(&input[..], &mut out, &NameGen::new()).unwrap();
+        let r = replies(&out);
+        assert_eq!(r[0].status, DeliveryStatus::Sent);
+        let found = r[0].forward_file.as_ref().unwrap();
+        assert_eq!(
+            (&found.path, found.text.as_str()),
+            (&forward, "bob@example.org\n")
+        );
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(
+                (r[1].status, r[1].reason.as_str()),
+                (
+                    DeliveryStatus::Deferred,
+                    "delivery to files and commands never runs as root"
+                )
+            );
+            assert!(!dir.path().join("ran").exists());
+        } else {
+            assert_eq!(r[1].status, DeliveryStatus::Sent, "{:?}", r[1]);
+            assert_eq!(
+                std::fs::read(dir.path().join("ran")).unwrap().last(),
+                Some(&b'x')
+            );
+        }
+    }
+
+    #[test]
     fn headers_cannot_be_injected() {
         assert_eq!(
             delivery_headers("", "bob@x"),
