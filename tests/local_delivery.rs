@@ -43,11 +43,35 @@ impl Agent {
     }
 
     async fn start_with(mail: tempfile::TempDir, mailbox: &str) -> Agent {
+        Agent::start_full(mail, mailbox, |_| {}).await
+    }
+
+    /// Maildirs as [`Agent::start`], the configuration changed by `tweak`
+    /// (domain `example.org`, no alias files, unless it says otherwise).
+    async fn start_tweaked(tweak: impl FnOnce(&mut Config)) -> Agent {
+        let mail = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(mail.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let mailbox = format!("{}/$user/Maildir/", mail.path().display());
+        Agent::start_full(mail, &mailbox, |c| {
+            c.server.origin = "example.org".into();
+            c.local.domains = vec!["example.org".into(), "localhost".into()];
+            c.local.alias_files = Vec::new();
+            tweak(c);
+        })
+        .await
+    }
+
+    async fn start_full(
+        mail: tempfile::TempDir,
+        mailbox: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Agent {
         let queue = tempfile::tempdir().unwrap();
         std::fs::create_dir(queue.path().join("incoming")).unwrap();
         let mut config = Config::builtin();
         config.queue.directory = queue.path().to_path_buf();
         config.local.mailbox = mailbox.into();
+        tweak(&mut config);
         let socket = queue.path().join("local.sock");
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
         let command = WorkerCommand {
@@ -450,4 +474,313 @@ async fn a_full_disk_truncates_the_mbox_back() {
     assert_eq!(r.status, DeliveryStatus::Sent, "{r:?}");
     let data = std::fs::read(&mbox).unwrap();
     assert!(data.starts_with(&before) && data.ends_with(b"Subject: s\n\n\n"));
+}
+
+/// A user made for one test, removed at its end, with its home directory
+/// (owned by it, 0755) at the given place.
+struct TestUser {
+    name: String,
+    uid: u32,
+    home: PathBuf,
+}
+
+impl TestUser {
+    fn create(home: &Path) -> TestUser {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("ptl{}x{n}", std::process::id());
+        // Tests run in parallel: useradd may find passwd locked.
+        let mut tries = 0;
+        loop {
+            let st = std::process::Command::new("useradd")
+                .args(["--home-dir", &home.display().to_string()])
+                .args(["--no-create-home", "--shell", "/bin/sh", &name])
+                .status()
+                .unwrap();
+            if st.success() {
+                break;
+            }
+            tries += 1;
+            assert!(tries < 50, "useradd {name} failed: {st}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        std::fs::create_dir_all(home).unwrap();
+        nix::unistd::chown(home, Some(user.uid), Some(user.gid)).unwrap();
+        std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TestUser {
+            name,
+            uid: user.uid.as_raw(),
+            home: home.to_path_buf(),
+        }
+    }
+
+    /// Write a file in the home directory, owned by the user.
+    fn write(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = self.home.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::os::unix::fs::chown(&path, Some(self.uid), None).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            // Forced: the agent's idle workers may still run as the user.
+            let st = std::process::Command::new("userdel")
+                .args(["--force", &self.name])
+                .stderr(std::process::Stdio::null())
+                .status();
+            if st.is_ok_and(|s| s.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A directory anyone may write to and enter.
+fn open_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
+fn outcome(r: &DeliveryResult) -> (DeliveryStatus, &str, &str) {
+    (r.status, r.dsn.as_str(), r.reason.as_str())
+}
+
+#[tokio::test]
+async fn commands_and_files_from_inline_aliases_run_as_nobody() {
+    let work = open_dir();
+    let w = work.path().display().to_string();
+    let prog = format!("cat > {w}/out; id -u > {w}/uid; env > {w}/env; pwd > {w}/pwd");
+    let agent = Agent::start_tweaked(|c| {
+        for (name, value) in [
+            ("prog", format!("\"|{prog}\"")),
+            ("later", "\"|echo not now; exit 75\"".into()),
+            ("broken", "\"|echo it broke >&2; exit 1\"".into()),
+            ("archive", format!("{w}/archive")),
+            ("exe", format!("{w}/exe")),
+            ("md", format!("{w}/md/")),
+        ] {
+            c.local.aliases.insert(name.into(), value);
+        }
+    })
+    .await;
+    let message = b"Subject: c\n\nFrom me\nbody\n";
+
+    let r = agent
+        .deliver(&agent.request("c1", "prog@example.org", message))
+        .await;
+    let reason = format!("delivered to command: {prog}");
+    assert_eq!(
+        outcome(&r),
+        (DeliveryStatus::Sent, "2.0.0", reason.as_str())
+    );
+    let out = String::from_utf8(std::fs::read(work.path().join("out")).unwrap()).unwrap();
+    let (from, rest) = out.split_once('\n').unwrap();
+    assert!(from.starts_with("From alice@example.org  "), "{from}");
+    assert_eq!(from.len(), "From alice@example.org  ".len() + 24, "{from}");
+    // No quoting, no empty line at the end.
+    assert_eq!(
+        rest,
+        "Return-Path: <alice@example.org>\nDelivered-To: prog@example.org\n\
+         Subject: c\n\nFrom me\nbody\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("uid")).unwrap(),
+        "65534\n"
+    );
+    // nobody's home does not exist: the command runs in `/`.
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("pwd")).unwrap(),
+        "/\n"
+    );
+    let env = std::fs::read_to_string(work.path().join("env")).unwrap();
+    let wanted = "USER=prog LOGNAME=prog SENDER=alice@example.org RECIPIENT=prog@example.org \
+                  LOCAL=prog DOMAIN=example.org PATH=/usr/bin:/bin HOME=/nonexistent";
+    for line in wanted.split(' ') {
+        assert!(env.lines().any(|l| l == line), "{line} missing: {env}");
+    }
+    let allowed = "HOME SHELL USER LOGNAME SENDER RECIPIENT LOCAL DOMAIN PATH PWD OLDPWD SHLVL _";
+    for line in env.lines() {
+        let key = line.split('=').next().unwrap();
+        assert!(allowed.split(' ').any(|k| k == key), "unexpected {line}");
+    }
+
+    let r = agent
+        .deliver(&agent.request("c2", "later@example.org", message))
+        .await;
+    assert_eq!(
+        outcome(&r),
+        (
+            DeliveryStatus::Deferred,
+            "4.3.0",
+            "temporary failure. Command output: not now"
+        )
+    );
+    let r = agent
+        .deliver(&agent.request("c3", "broken@example.org", message))
+        .await;
+    assert_eq!(
+        outcome(&r),
+        (
+            DeliveryStatus::Bounced,
+            "5.3.0",
+            "Command died with status 1: \"echo it broke >&2; exit 1\". Command output: it broke"
+        )
+    );
+
+    // A file: mbox format, created as nobody.
+    for name in ["f1", "f2"] {
+        let r = agent
+            .deliver(&agent.request(name, "archive@example.org", message))
+            .await;
+        let reason = format!("delivered to file: {w}/archive");
+        assert_eq!(
+            outcome(&r),
+            (DeliveryStatus::Sent, "2.0.0", reason.as_str())
+        );
+    }
+    let archive = work.path().join("archive");
+    let one = "From alice@example.org  DATE\nReturn-Path: <alice@example.org>\n\
+               Delivered-To: archive@example.org\nSubject: c\n\n>From me\nbody\n\n";
+    assert_eq!(
+        normalize_from_lines(&std::fs::read(&archive).unwrap(), "alice@example.org"),
+        format!("{one}{one}").into_bytes()
+    );
+    let meta = std::fs::metadata(&archive).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (NOBODY, 0o600));
+
+    // An executable file is refused.
+    std::fs::write(work.path().join("exe"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(
+        work.path().join("exe"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let r = agent
+        .deliver(&agent.request("f3", "exe@example.org", message))
+        .await;
+    let reason = format!("cannot append message to destination file {w}/exe: file is executable");
+    assert_eq!(
+        outcome(&r),
+        (DeliveryStatus::Bounced, "5.7.1", reason.as_str())
+    );
+
+    // A path ending in `/` is a Maildir.
+    let r = agent
+        .deliver(&agent.request("f4", "md@example.org", message))
+        .await;
+    assert_eq!(
+        outcome(&r),
+        (DeliveryStatus::Sent, "2.0.0", "delivered to maildir")
+    );
+    let new = names(&work.path().join("md/new"));
+    assert_eq!(new.len(), 1);
+    let file = work.path().join("md/new").join(&new[0]);
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), NOBODY);
+}
+
+#[tokio::test]
+async fn an_alias_file_lends_its_owner() {
+    let work = open_dir();
+    let user = TestUser::create(&work.path().join("home"));
+    let aliases = user.write(
+        "aliases",
+        &format!("owned: \"|id -u > {}/ran-as\"\n", work.path().display()),
+        0o644,
+    );
+    let agent = Agent::start_tweaked(|c| c.local.alias_files = vec![aliases.clone()]).await;
+    let r = agent
+        .deliver(&agent.request("o1", "owned@example.org", b"x\n"))
+        .await;
+    assert_eq!(r.status, DeliveryStatus::Sent, "{r:?}");
+    let ran_as = std::fs::read_to_string(work.path().join("ran-as")).unwrap();
+    assert_eq!(ran_as, format!("{}\n", user.uid));
+    // Owned by root: nobody (the owner is looked at for each delivery).
+    std::fs::remove_file(work.path().join("ran-as")).unwrap();
+    std::os::unix::fs::chown(&aliases, Some(0), None).unwrap();
+    let r = agent
+        .deliver(&agent.request("o2", "owned@example.org", b"x\n"))
+        .await;
+    assert_eq!(r.status, DeliveryStatus::Sent, "{r:?}");
+    let ran_as = std::fs::read_to_string(work.path().join("ran-as")).unwrap();
+    assert_eq!(ran_as, format!("{NOBODY}\n"));
+}
+
+#[tokio::test]
+async fn dot_forward_targets() {
+    let work = open_dir();
+    let user = TestUser::create(&work.path().join("home"));
+    let agent = Agent::start_tweaked(|c| c.local.recipient_delimiter = "+".into()).await;
+    let (u, h) = (&user.name, user.home.display().to_string());
+    user.write(
+        ".forward",
+        &format!(
+            "# where my mail goes\n\\{u}, \"|cat > {h}/cmd.out; id -u >> {h}/cmd.out\"\n\
+             {h}/saved\nsomeone@remote.example\n"
+        ),
+        0o644,
+    );
+    let message = b"Subject: f\n\nhello\n";
+    let address = format!("{u}@example.org");
+    let r = agent.deliver(&agent.request("d1", &address, message)).await;
+    assert_eq!(
+        outcome(&r),
+        (DeliveryStatus::Sent, "2.0.0", "delivered to maildir")
+    );
+    assert_eq!(r.forward, ["someone@remote.example"]);
+    let md = agent.maildir(u);
+    assert_eq!(names(&md.join("new")).len(), 1);
+    let cmd = std::fs::read_to_string(user.home.join("cmd.out")).unwrap();
+    assert!(
+        cmd.ends_with(&format!(
+            "Delivered-To: {address}\nSubject: f\n\nhello\n{}\n",
+            user.uid
+        )),
+        "{cmd}"
+    );
+    let saved = std::fs::read(user.home.join("saved")).unwrap();
+    assert!(saved.ends_with(b"\nhello\n\n"));
+    assert_eq!(
+        std::fs::metadata(user.home.join("saved")).unwrap().uid(),
+        user.uid
+    );
+
+    // `.forward+ext` first for `user+ext`.
+    user.write(".forward+list", &format!("{h}/list\n"), 0o600);
+    let r = agent
+        .deliver(&agent.request("d2", &format!("{u}+list@example.org"), message))
+        .await;
+    let reason = format!("delivered to file: {h}/list");
+    assert_eq!(
+        outcome(&r),
+        (DeliveryStatus::Sent, "2.0.0", reason.as_str())
+    );
+    assert_eq!(names(&md.join("new")).len(), 1);
+
+    // A user that lists itself gets its mailbox, and a file with no
+    // address means the mailbox too.
+    user.write(".forward", &format!("{u}@Example.ORG\n"), 0o644);
+    let r = agent.deliver(&agent.request("d3", &address, message)).await;
+    assert_eq!(r.status, DeliveryStatus::Sent, "{r:?}");
+    user.write(".forward", "# nothing\n\n", 0o644);
+    let r = agent.deliver(&agent.request("d4", &address, message)).await;
+    assert_eq!(r.status, DeliveryStatus::Sent, "{r:?}");
+    assert_eq!(names(&md.join("new")).len(), 3);
+
+    // A group-writable `.forward` is ignored: the mailbox.
+    user.write(".forward", &format!("{h}/saved\n"), 0o664);
+    let before = std::fs::read(user.home.join("saved")).unwrap();
+    let r = agent.deliver(&agent.request("d5", &address, message)).await;
+    assert_eq!(
+        outcome(&r),
+        (DeliveryStatus::Sent, "2.0.0", "delivered to maildir")
+    );
+    assert_eq!(std::fs::read(user.home.join("saved")).unwrap(), before);
+    assert_eq!(names(&md.join("new")).len(), 4);
 }

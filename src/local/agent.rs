@@ -1,6 +1,8 @@
 //! Serving qmgr: each connection carries delivery requests, answered one
-//! by one in order; each request goes through the checks (recipient, loop,
-//! passwd, privilege, mailbox) and then to a worker of the recipient user.
+//! by one in order. `route` expands each request into final deliveries;
+//! this file holds what those are made of: the checks (loop, passwd,
+//! privilege), the rights a command or file gets, and the jobs that the
+//! workers run (mailbox, `/file`, `|command`, reading a `.forward`).
 
 use std::ffi::CString;
 use std::io;
@@ -11,15 +13,22 @@ use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, BufReader};
 use tokio::net::UnixStream;
 
+use super::command::{self, CommandSpec, Whom};
 use super::delay::format_delay;
+use super::forward::{self, ForwardFile};
 use super::header;
-use super::mailbox::{self, LocalRecipient, Mailbox};
+use super::mailbox::{self, Mailbox};
 use super::pool::WorkerPool;
-use super::worker::{Identity, Job};
-use crate::aliases::{self, LiveTable, Target};
+use super::route::{self, Backend, Rcpt};
+use super::worker::{Destination, Identity, Job};
+use crate::aliases::{ExpandOptions, LiveTable, LoadError, Source, Table};
 use crate::config::Config;
 use crate::ipc::{self, DeliveryRequest, DeliveryResult, DeliveryStatus};
 use crate::queue::now_micros;
+
+/// The user `|command` and `/file` deliveries run as instead of root, and
+/// for inline and built-in aliases (Postfix `default_privs`).
+pub const DEFAULT_PRIVS: &str = "nobody";
 
 /// Whom this agent may deliver to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +83,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(status: DeliveryStatus, dsn: &str, reason: impl Into<String>) -> Outcome {
+    pub(super) fn new(status: DeliveryStatus, dsn: &str, reason: impl Into<String>) -> Outcome {
         Outcome {
             status,
             dsn: dsn.into(),
@@ -82,11 +91,11 @@ impl Outcome {
         }
     }
 
-    fn deferred(dsn: &str, reason: impl Into<String>) -> Outcome {
+    pub(super) fn deferred(dsn: &str, reason: impl Into<String>) -> Outcome {
         Outcome::new(DeliveryStatus::Deferred, dsn, reason)
     }
 
-    fn bounced(dsn: &str, reason: impl Into<String>) -> Outcome {
+    pub(super) fn bounced(dsn: &str, reason: impl Into<String>) -> Outcome {
         Outcome::new(DeliveryStatus::Bounced, dsn, reason)
     }
 }
@@ -135,10 +144,11 @@ impl Agent {
     }
 
     /// Deliver one request and log it in Postfix's shape (one line per
-    /// final delivery when an alias expanded the recipient).
+    /// final delivery when aliases or a `.forward` expanded the
+    /// recipient).
     pub async fn deliver(&self, request: &DeliveryRequest) -> DeliveryResult {
         let start = now_micros();
-        let (outcome, forward, logged) = self.attempt(request, start).await;
+        let (outcome, forward, logged) = route::route(self, request, start).await;
         if !logged {
             log::info!("{}", log_line(request, None, &outcome, start, now_micros()));
         }
@@ -151,183 +161,61 @@ impl Agent {
         }
     }
 
-    /// The outcome, the addresses to forward to, and whether the outcome
-    /// was logged already (per branch of an alias).
-    async fn attempt(&self, request: &DeliveryRequest, start: u64) -> (Outcome, Vec<String>, bool) {
-        let rcpt = match LocalRecipient::parse(&request.recipient, &self.config.server.origin) {
-            Ok(rcpt) => rcpt,
-            Err(e) => return (Outcome::bounced("5.1.3", e.to_string()), Vec::new(), false),
-        };
-        let table = match self.aliases.table() {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!("{}: {e}", request.id);
-                let o = Outcome::deferred("4.3.0", "alias database unavailable");
-                return (o, Vec::new(), false);
-            }
-        };
-        let expansion = aliases::expand(&table, &rcpt.user, self.aliases.options(), read_include);
-        for w in &expansion.warnings {
-            log::warn!("{}: {w}", request.id);
-        }
-        if expansion.matched.is_none() {
-            let user = self.strip_extension(&rcpt.user);
-            let o = self.deliver_user(request, &user, &rcpt.address).await;
-            return (o, Vec::new(), false);
-        }
-        // An alias: each final target on its own, logged with orig_to.
-        let origin = &self.config.server.origin;
-        let mut outcomes = Vec::new();
-        let mut forward = Vec::new();
-        for d in &expansion.deliveries {
-            let (to, outcome) = match &d.target {
-                Target::Address(a) if a.contains('@') => {
-                    forward.push(a.clone());
-                    continue;
-                }
-                Target::Address(u) | Target::NoExpand(u) => {
-                    let user = self.strip_extension(u);
-                    let address = format!("{user}@{origin}");
-                    let o = self.deliver_user(request, &user, &address).await;
-                    (address, o)
-                }
-                other => (
-                    other.to_string(),
-                    Outcome::deferred(
-                        "4.3.0",
-                        "delivery to files and commands from aliases is not available yet",
-                    ),
-                ),
-            };
-            log::info!(
-                "{}",
-                log_line(request, Some(&to), &outcome, start, now_micros())
-            );
-            outcomes.push(outcome);
-        }
-        for f in &expansion.failures {
-            log::warn!("{}: {}", request.id, f.error.log_message());
-            let o = if f.error.is_transient() {
-                Outcome::deferred(f.error.status(), f.error.to_string())
-            } else {
-                Outcome::bounced(f.error.status(), f.error.to_string())
-            };
-            log::info!("{}", log_line(request, None, &o, start, now_micros()));
-            outcomes.push(o);
-        }
-        // One result for the recipient: any deferral retries it (as in
-        // Postfix, delivered branches may then be delivered again); else
-        // any failure bounces it; else it is done.
-        let worst = outcomes
-            .iter()
-            .find(|o| o.status == DeliveryStatus::Deferred)
-            .or_else(|| {
-                outcomes
-                    .iter()
-                    .find(|o| o.status == DeliveryStatus::Bounced)
-            })
-            .cloned();
-        let logged = !outcomes.is_empty();
-        let outcome = match worst {
-            Some(o) => o,
-            None if outcomes.is_empty() && forward.is_empty() => {
-                Outcome::deferred("4.3.0", "alias database unavailable")
-            }
-            None if outcomes.is_empty() => Outcome::new(DeliveryStatus::Sent, "2.0.0", "forwarded"),
-            None => outcomes.swap_remove(0),
-        };
-        (outcome, forward, logged)
-    }
-
-    /// `user+ext` → `user` with `local.recipient_delimiter`.
-    fn strip_extension(&self, user: &str) -> String {
-        let d = &self.config.local.recipient_delimiter;
-        if d.is_empty() {
-            return user.to_string();
-        }
-        user.split(|c| d.contains(c))
-            .next()
-            .unwrap_or(user)
-            .to_string()
-    }
-
-    /// Deliver to one local user's mailbox, `address` being the
-    /// `Delivered-To:` value and the loop check key.
-    async fn deliver_user(
+    fn allowed(
         &self,
         request: &DeliveryRequest,
-        user_name: &str,
-        address: &str,
-    ) -> Outcome {
-        let id = &request.id;
-        let rcpt = LocalRecipient {
-            user: user_name.to_string(),
-            address: address.to_string(),
-        };
-
-        let path = request.content.file_in(&self.config.queue.directory);
-        let (_, offset, len) = request.content.span();
-        let queue_error = |e: io::Error| {
-            log::warn!("{id}: cannot read queue file {}: {e}", path.display());
-            Outcome::deferred("4.3.0", format!("cannot read queue file: {e}"))
-        };
-        let mut file = match File::open(&path).await {
-            Ok(file) => file,
-            Err(e) => return queue_error(e),
-        };
-        match loop_check(&mut file, offset, len, &rcpt.address).await {
-            Ok(false) => {}
-            Ok(true) => {
-                let reason = format!("mail forwarding loop for {}", rcpt.address);
-                return Outcome::bounced("5.4.6", reason);
-            }
-            Err(e) => return queue_error(e),
-        }
-
-        let (user, groups) = match lookup_user(&rcpt.user).await {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                return Outcome::bounced("5.1.1", format!("unknown user: \"{}\"", rcpt.user));
-            }
-            Err(e) => {
-                log::warn!("{id}: cannot look up user \"{}\": {e}", rcpt.user);
-                return Outcome::deferred(
-                    "4.3.0",
-                    format!("cannot look up user \"{}\"", rcpt.user),
-                );
-            }
-        };
+        (user, groups): (nix::unistd::User, Vec<u32>),
+    ) -> Result<Account, Outcome> {
         if let Err(reason) = self.privilege.allows(&user) {
-            log::warn!("{id}: {reason}");
-            return Outcome::deferred("4.3.0", reason);
+            log::warn!("{}: {reason}", request.id);
+            return Err(Outcome::deferred("4.3.0", reason));
         }
+        Ok(Account { user, groups })
+    }
 
+    /// The identity of `account`'s worker for its mailbox (and for reading
+    /// its `.forward`, so that one worker does both): its groups, plus the
+    /// group of an mbox spool that needs it.
+    async fn mailbox_identity(&self, account: &Account) -> (Identity, Mailbox) {
+        let user = &account.user;
         let mailbox = Mailbox::resolve(&self.config.local.mailbox, &user.name, &user.dir);
-        let mut groups = groups;
+        let mut identity = identity(account);
         if self.privilege.switches_user()
             && let Some(spool) = mailbox.spool_directory(&user.dir)
             && let Some(gid) = spool_group(spool).await
-            && !groups.contains(&gid)
+            && !identity.groups.contains(&gid)
         {
-            groups.push(gid);
+            identity.groups.push(gid);
         }
-        let identity = Identity {
-            uid: user.uid.as_raw(),
-            gid: user.gid.as_raw(),
-            groups,
-            home: user.dir,
-            user: user.name,
-        };
-        let job = Job {
-            id: id.to_string(),
+        (identity, mailbox)
+    }
+
+    fn job(
+        &self,
+        request: &DeliveryRequest,
+        identity: &Identity,
+        destination: Destination,
+        address: &str,
+    ) -> Job {
+        Job {
+            id: request.id.to_string(),
             uid: identity.uid,
             user: identity.user.clone(),
-            mailbox,
+            destination,
             sender: request.sender.clone(),
-            recipient: rcpt.address,
-            len,
+            recipient: address.to_string(),
+            len: request.content.span().2,
+        }
+    }
+
+    /// Run `job` in a worker of `identity`, streaming the message to it.
+    async fn run(&self, request: &DeliveryRequest, identity: &Identity, job: &Job) -> Outcome {
+        let id = &request.id;
+        let (mut file, offset, _) = match self.open_content(request).await {
+            Ok(opened) => opened,
+            Err(outcome) => return outcome,
         };
-        match self.pool.deliver(&identity, &job, &mut file, offset).await {
+        match self.pool.deliver(identity, job, &mut file, offset).await {
             Ok(reply) => {
                 if let Some(warning) = &reply.warning {
                     log::warn!("{id}: {warning}");
@@ -340,11 +228,278 @@ impl Agent {
             }
         }
     }
+
+    /// The queue file, the message's offset and length in it.
+    async fn open_content(&self, request: &DeliveryRequest) -> Result<(File, u64, u64), Outcome> {
+        let path = request.content.file_in(&self.config.queue.directory);
+        let (_, offset, len) = request.content.span();
+        match File::open(&path).await {
+            Ok(file) => Ok((file, offset, len)),
+            Err(e) => Err(self.queue_error(request, e)),
+        }
+    }
+
+    fn queue_error(&self, request: &DeliveryRequest, e: io::Error) -> Outcome {
+        let path = request.content.file_in(&self.config.queue.directory);
+        log::warn!(
+            "{}: cannot read queue file {}: {e}",
+            request.id,
+            path.display()
+        );
+        Outcome::deferred("4.3.0", format!("cannot read queue file: {e}"))
+    }
+}
+
+impl Backend for Agent {
+    fn origin(&self) -> &str {
+        &self.config.server.origin
+    }
+
+    fn delimiters(&self) -> &str {
+        &self.config.local.recipient_delimiter
+    }
+
+    fn aliases(&self) -> Result<Arc<Table>, LoadError> {
+        self.aliases.table()
+    }
+
+    fn options(&self) -> &ExpandOptions {
+        self.aliases.options()
+    }
+
+    /// Is there a `Delivered-To:` for `address` in the message's headers?
+    async fn looped(&self, request: &DeliveryRequest, address: &str) -> Result<bool, Outcome> {
+        let (mut file, offset, len) = self.open_content(request).await?;
+        loop_check(&mut file, offset, len, address)
+            .await
+            .map_err(|e| self.queue_error(request, e))
+    }
+
+    /// The passwd entry of a user who may receive mail here: unknown users
+    /// bounce, and users this process cannot act for defer.
+    async fn account(&self, request: &DeliveryRequest, name: &str) -> Result<Account, Outcome> {
+        let found = match lookup_user(name).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                return Err(Outcome::bounced(
+                    "5.1.1",
+                    format!("unknown user: \"{name}\""),
+                ));
+            }
+            Err(e) => {
+                log::warn!("{}: cannot look up user \"{name}\": {e}", request.id);
+                let reason = format!("cannot look up user \"{name}\"");
+                return Err(Outcome::deferred("4.3.0", reason));
+            }
+        };
+        self.allowed(request, found)
+    }
+
+    /// Whom `|command` and `/file` targets run as (Postfix's delivery
+    /// rights): an alias file's owner, the user of a `.forward` (`owner`),
+    /// and [`DEFAULT_PRIVS`] for inline and built-in aliases and instead of
+    /// root or of the mail system's own user (`server.user`, which owns the
+    /// queue).
+    async fn rights(
+        &self,
+        request: &DeliveryRequest,
+        owner: Rights<'_>,
+    ) -> Result<Account, Outcome> {
+        let found = match owner {
+            Rights::User(account) => Some(account.clone()),
+            Rights::Alias(Source::Default | Source::Inline) => None,
+            Rights::Alias(Source::File { path, .. }) => {
+                use std::os::unix::fs::MetadataExt;
+                let uid = match tokio::fs::metadata(path).await {
+                    Ok(meta) => meta.uid(),
+                    Err(e) => {
+                        let path = path.display();
+                        log::warn!("{}: cannot stat alias file {path}: {e}", request.id);
+                        return Err(Outcome::deferred("4.3.0", "alias database unavailable"));
+                    }
+                };
+                match lookup_uid(uid).await {
+                    Ok(Some((user, groups))) => Some(Account { user, groups }),
+                    Ok(None) => {
+                        log::warn!(
+                            "{}: no passwd entry for alias file owner uid {uid}",
+                            request.id
+                        );
+                        let reason = "cannot find alias database owner";
+                        return Err(Outcome::deferred("4.3.0", reason));
+                    }
+                    Err(e) => {
+                        log::warn!("{}: cannot look up uid {uid}: {e}", request.id);
+                        let reason = "cannot find alias database owner";
+                        return Err(Outcome::deferred("4.3.0", reason));
+                    }
+                }
+            }
+        };
+        let found =
+            found.filter(|a| a.user.uid.as_raw() != 0 && a.user.name != self.config.server.user);
+        if let Some(account) = found {
+            return self.allowed(request, (account.user, account.groups));
+        }
+        match lookup_user(DEFAULT_PRIVS).await {
+            Ok(Some(found)) if found.0.uid.as_raw() != 0 => self.allowed(request, found),
+            Ok(_) => {
+                let id = &request.id;
+                log::warn!("{id}: default_privs user \"{DEFAULT_PRIVS}\" is unknown or root");
+                Err(Outcome::deferred(
+                    "4.3.5",
+                    "mail system configuration error",
+                ))
+            }
+            Err(e) => {
+                log::warn!(
+                    "{}: cannot look up user \"{DEFAULT_PRIVS}\": {e}",
+                    request.id
+                );
+                Err(Outcome::deferred(
+                    "4.3.0",
+                    "cannot look up the delivery user",
+                ))
+            }
+        }
+    }
+
+    /// Deliver to `account`'s mailbox, `address` being the `Delivered-To:`
+    /// value.
+    async fn mailbox(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        address: &str,
+    ) -> Outcome {
+        let (identity, mailbox) = self.mailbox_identity(account).await;
+        let job = self.job(request, &identity, Destination::Mailbox(mailbox), address);
+        self.run(request, &identity, &job).await
+    }
+
+    /// Append to `path` (a Maildir when it ends in `/`) as `account`.
+    async fn file(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        path: &Path,
+        address: &str,
+    ) -> Outcome {
+        let identity = identity(account);
+        let job = self.job(request, &identity, Destination::File(path.into()), address);
+        self.run(request, &identity, &job).await
+    }
+
+    /// Run `command` as `account` for the recipient `rcpt`.
+    async fn command(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        command: &str,
+        rcpt: &Rcpt,
+    ) -> Outcome {
+        let identity = identity(account);
+        let home = account.user.dir.to_string_lossy();
+        let shell = account.user.shell.to_string_lossy();
+        let address = rcpt.address();
+        let env = command::environment(&Whom {
+            home: &home,
+            shell: &shell,
+            user: &rcpt.user,
+            sender: &request.sender,
+            recipient: &address,
+            local: &rcpt.local,
+            domain: &rcpt.domain,
+            extension: rcpt.ext.as_ref().map(|(_, e)| e.as_str()),
+        });
+        let spec = CommandSpec {
+            command: command.to_string(),
+            env,
+            cwd: account.user.dir.clone(),
+            time_limit: command::DEFAULT_TIME_LIMIT.as_secs(),
+        };
+        let job = self.job(request, &identity, Destination::Command(spec), &address);
+        self.run(request, &identity, &job).await
+    }
+
+    /// `account`'s `.forward` for the recipient `rcpt` (see `forward`),
+    /// read by its worker; `None` when there is none, or it is ignored
+    /// (the warning is logged).
+    async fn read_forward(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        rcpt: &Rcpt,
+    ) -> Result<Option<ForwardFile>, Outcome> {
+        let ext = rcpt.ext.as_ref().map(|(d, e)| (*d, e.as_str()));
+        let paths = forward::forward_path(&account.user.dir, ext);
+        // Most users have none: root sees that without asking a worker.
+        let mut absent = true;
+        for path in &paths {
+            match tokio::fs::symlink_metadata(path).await {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {}
+                _ => absent = false,
+            }
+        }
+        if absent {
+            return Ok(None);
+        }
+        let (identity, _) = self.mailbox_identity(account).await;
+        let mut job = self.job(
+            request,
+            &identity,
+            Destination::ReadForward(paths.clone()),
+            "",
+        );
+        job.len = 0;
+        match self.pool.query(&identity, &job).await {
+            Ok(reply) => {
+                if let Some(warning) = &reply.warning {
+                    log::warn!("{}: {warning}", request.id);
+                }
+                if reply.status != DeliveryStatus::Sent {
+                    return Err(Outcome::new(reply.status, &reply.dsn, reply.reason));
+                }
+                Ok(reply.forward_file.filter(|f| paths.contains(&f.path)))
+            }
+            Err(e) => {
+                log::warn!("{}: {e}", request.id);
+                Err(Outcome::deferred("4.3.0", e.to_string()))
+            }
+        }
+    }
+}
+
+/// A user mail is delivered to or as: the passwd entry and the
+/// supplementary groups.
+#[derive(Clone, Debug)]
+pub(super) struct Account {
+    pub user: nix::unistd::User,
+    pub groups: Vec<u32>,
+}
+
+/// Whose rights a `|command` or `/file` gets (see [`Agent::rights`]).
+pub(super) enum Rights<'a> {
+    /// Listed in this alias entry.
+    Alias(&'a Source),
+    /// Listed in this user's `.forward`.
+    User(&'a Account),
+}
+
+/// The worker identity of an account, with its own groups only.
+fn identity(account: &Account) -> Identity {
+    Identity {
+        uid: account.user.uid.as_raw(),
+        gid: account.user.gid.as_raw(),
+        groups: account.groups.clone(),
+        home: account.user.dir.clone(),
+        user: account.user.name.clone(),
+    }
 }
 
 /// An `:include:` file: a regular file that is not world-writable (Postfix
 /// refuses others), read as text.
-fn read_include(path: &Path) -> io::Result<String> {
+pub(super) fn read_include(path: &Path) -> io::Result<String> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
@@ -373,11 +528,23 @@ async fn spool_group(dir: &Path) -> Option<u32> {
     mailbox::spool_group(meta.mode(), meta.gid())
 }
 
-/// passwd entry and supplementary groups (NSS may block: off the runtime).
+/// passwd entry and supplementary groups by name (NSS may block: off the
+/// runtime).
 async fn lookup_user(name: &str) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
     let name = name.to_string();
+    lookup(move || nix::unistd::User::from_name(&name)).await
+}
+
+/// The same by uid.
+async fn lookup_uid(uid: u32) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
+    lookup(move || nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))).await
+}
+
+async fn lookup(
+    find: impl FnOnce() -> nix::Result<Option<nix::unistd::User>> + Send + 'static,
+) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
     let found = tokio::task::spawn_blocking(move || -> nix::Result<_> {
-        let Some(user) = nix::unistd::User::from_name(&name)? else {
+        let Some(user) = find()? else {
             return Ok(None);
         };
         let cname = CString::new(user.name.clone()).map_err(|_| nix::errno::Errno::EINVAL)?;

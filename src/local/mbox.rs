@@ -65,16 +65,22 @@ pub enum MboxError {
     ShortContent { got: u64, len: u64 },
     #[error("read message content: {0}")]
     Content(io::Error),
+    /// A `/file` delivery to a file with an execute bit (Postfix refuses
+    /// to feed programs).
+    #[error("file is executable")]
+    Executable(PathBuf),
 }
 
 impl MboxError {
     /// Delivery status and enhanced code: errno as [`errno::status`]; a
-    /// destination that is no file bounces (5.2.0); a mailbox held locked by
+    /// destination that is no file bounces (5.2.0), an executable one
+    /// 5.7.1; a mailbox held locked by
     /// someone else, of another owner, or reached through a link defers
     /// (4.2.0).
     pub fn status(&self) -> (DeliveryStatus, &'static str) {
         match self {
             MboxError::NotRegular(_) => (DeliveryStatus::Bounced, "5.2.0"),
+            MboxError::Executable(_) => (DeliveryStatus::Bounced, "5.7.1"),
             MboxError::NotOwned(_) | MboxError::Unsafe(_) => (DeliveryStatus::Deferred, "4.2.0"),
             MboxError::DotLock { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
                 (DeliveryStatus::Deferred, "4.2.0")
@@ -100,6 +106,41 @@ impl MboxError {
     }
 }
 
+/// What an mbox delivery insists on beside the common checks (a regular
+/// file with one link, no untrusted symbolic link).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// The file must belong to this uid (`strict_mailbox_ownership`):
+    /// a user's mailbox. `None` for `/file` deliveries.
+    pub owner: Option<u32>,
+    /// Go on without the dot-lock when it cannot be made for any reason
+    /// other than someone holding it (Postfix `MBOX_DOT_LOCK_MAY_FAIL`, for
+    /// `/file` deliveries: the file's directory need not be writable).
+    pub dotlock_may_fail: bool,
+    /// Refuse a file with an execute bit (`/file` deliveries).
+    pub refuse_executable: bool,
+}
+
+impl Rules {
+    /// A user's mailbox, which `owner` must own.
+    pub fn mailbox(owner: u32) -> Rules {
+        Rules {
+            owner: Some(owner),
+            dotlock_may_fail: false,
+            refuse_executable: false,
+        }
+    }
+
+    /// A `/file` from an alias or a `.forward`.
+    pub fn file() -> Rules {
+        Rules {
+            owner: None,
+            dotlock_may_fail: true,
+            refuse_executable: true,
+        }
+    }
+}
+
 /// Append `envelope` (the `From ` line and the delivery headers) and the
 /// `len` bytes of `content`, quoted, to the mbox at `path`, which must be
 /// owned by `owner`. Things the administrator should hear about (a stale
@@ -108,6 +149,20 @@ impl MboxError {
 pub fn deliver(
     path: &Path,
     owner: u32,
+    envelope: &[u8],
+    content: &mut impl Read,
+    len: u64,
+    policy: &LockPolicy,
+    notes: &mut Vec<String>,
+) -> Result<Appended, MboxError> {
+    let rules = Rules::mailbox(owner);
+    deliver_with(path, &rules, envelope, content, len, policy, notes)
+}
+
+/// [`deliver`] under the given [`Rules`].
+pub fn deliver_with(
+    path: &Path,
+    rules: &Rules,
     envelope: &[u8],
     content: &mut impl Read,
     len: u64,
@@ -124,12 +179,22 @@ pub fn deliver(
     {
         return Err(MboxError::NotRegular(path.into()));
     }
-    let dotlock = DotLock::acquire(path, policy, notes)
-        .map_err(|(path, source)| MboxError::DotLock { path, source })?;
+    let dotlock = match DotLock::acquire(path, policy, notes) {
+        Ok(lock) => Some(lock),
+        Err((_, source))
+            if rules.dotlock_may_fail && source.kind() != io::ErrorKind::AlreadyExists =>
+        {
+            None
+        }
+        Err((path, source)) => return Err(MboxError::DotLock { path, source }),
+    };
     let file = open(path)?;
     let meta = file.metadata().map_err(MboxError::Open)?;
-    if meta.uid() != owner {
+    if rules.owner.is_some_and(|owner| meta.uid() != owner) {
         return Err(MboxError::NotOwned(path.into()));
+    }
+    if rules.refuse_executable && meta.mode() & 0o111 != 0 {
+        return Err(MboxError::Executable(path.into()));
     }
     lock_exclusive(&file, policy).map_err(MboxError::Lock)?;
     // The status again, under the lock: a mailbox that a reader replaced
@@ -153,7 +218,9 @@ pub fn deliver(
         return Err(e);
     }
     drop(file);
-    dotlock.release(notes);
+    if let Some(dotlock) = dotlock {
+        dotlock.release(notes);
+    }
     Ok(Appended { offset: start })
 }
 
@@ -239,7 +306,7 @@ fn only_root_may_change(path: &Path) -> bool {
 
 /// Write the envelope and the quoted message; the file is truncated by the
 /// caller on error.
-fn append(
+pub(super) fn append(
     file: &File,
     envelope: &[u8],
     content: &mut impl Read,

@@ -2,34 +2,52 @@
 //!
 //! # What it does
 //!
-//! Delivers mail for users of this machine into their Maildir or mbox.
+//! Delivers mail for users of this machine: into their Maildir or mbox,
+//! through aliases and `~/.forward` files, to `|command`s and `/file`s.
 //! qmgr sends one [`DeliveryRequest`](crate::ipc::DeliveryRequest) per
-//! recipient; `local` checks it and answers one
+//! recipient; `local` expands it (`route`) and answers one
 //! [`DeliveryResult`](crate::ipc::DeliveryResult):
 //!
 //! 1. the recipient `user@domain` (or bare `user`; the domain is already
-//!    known to be local) gives the lower-cased user name; an empty one
+//!    known to be local) gives the lower-cased local part; an empty one
 //!    bounces `5.1.3 null username in "<addr>"`;
-//! 2. loop check: a `Delivered-To:` header naming the recipient in the
-//!    message's header section bounces `5.4.6 mail forwarding loop for ADDR`;
-//! 3. the user is looked up in passwd: unknown bounces
+//! 2. loop check: a `Delivered-To:` header naming the address in the
+//!    message's header section bounces `5.4.6 mail forwarding loop for ADDR`
+//!    (made again for every address the expansion reaches);
+//! 3. aliases (`local.aliases`, `local.alias_files`; see
+//!    [`crate::aliases`]): `user+ext`, then `user`; an alias expands to
+//!    its final targets; remote addresses go back to qmgr in
+//!    `DeliveryResult::forward` (queued as a new message), local users go
+//!    on with step 4, `\user` straight to step 6;
+//! 4. the user (the local part up to the first `local.recipient_delimiter`
+//!    character) is looked up in passwd: unknown bounces
 //!    `5.1.1 unknown user: "NAME"`;
-//! 4. `local.mailbox` gives the mailbox ([`mailbox::Mailbox`]; `$user`,
+//! 5. `~/.forward` (`~/.forward+ext` first for `user+ext`; see `forward`),
+//!    read by the user's worker, trusted only when it is a regular file of
+//!    the user or root, writable by neither group nor others (else it is
+//!    ignored with a warning): each line not starting with `#` is an alias
+//!    right-hand side. `\user` and the user itself mean the mailbox (a
+//!    copy kept); other local addresses start again at step 2 (aliases,
+//!    then their own `.forward`); remote addresses are forwarded; `|command`
+//!    and `/file` run as the user. A file without usable targets means the
+//!    mailbox. `:include:` is not supported there (ignored with a warning);
+//! 6. the mailbox: `local.mailbox` gives it ([`mailbox::Mailbox`]; `$user`,
 //!    `$home` expanded, relative paths under the home directory): a
 //!    Maildir when it ends in `/`, else an mbox file (`/var/mail/$user`,
-//!    the Debian spool, or `mbox` in the home directory);
-//! 5. a worker of that user writes the message with `Return-Path:` and
-//!    `Delivered-To:` in front:
+//!    the Debian spool, or `mbox` in the home directory). A worker of that
+//!    user writes the message with `Return-Path:` and `Delivered-To:` in
+//!    front:
 //!    * Maildir, as its specification asks: `2.0.0 delivered to maildir`;
 //!    * mbox, as Postfix does: under a dot-lock `<mailbox>.lock` and then
 //!      an `fcntl` lock (20 tries 1 s apart each; a dot-lock older than
 //!      500 s is broken; still locked defers `4.2.0`), the line
 //!      `From <sender>  <date>` first, body lines `From ` quoted as
-//!      `>From `, an empty line last, fsync: `2.0.0 delivered to mailbox`. The mailbox is
-//!      created (0600) when missing; one that is no regular file bounces
-//!      `5.2.0`, one not owned by the recipient, a hard link or someone's
-//!      symbolic link defers `4.2.0`. A failed write truncates the file
-//!      back to its size before, so no half message stays behind.
+//!      `>From `, an empty line last, fsync: `2.0.0 delivered to mailbox`.
+//!      The mailbox is created (0600) when missing; one that is no regular
+//!      file bounces `5.2.0`, one not owned by the recipient, a hard link
+//!      or someone's symbolic link defers `4.2.0`. A failed write
+//!      truncates the file back to its size before, so no half message
+//!      stays behind.
 //!
 //!    Mailbox errors map as in Postfix (`EDQUOT`/`EFBIG` bounce 5.2.2,
 //!    `ENOSPC`/`EIO` defer 4.3.0), except that permission and other
@@ -37,12 +55,42 @@
 //!    administrator can repair a mailbox without losing mail. mbox reasons
 //!    read `cannot update mailbox PATH for user NAME. DETAIL`.
 //!
-//! Every delivery is logged in Postfix's shape:
-//! `ID: to=<rcpt>, relay=local, delay=0.12, delays=0.06/0.01/0/0.05,
-//! dsn=2.0.0, status=sent (delivered to maildir)`.
+//! `|command` (see `command`): `/bin/sh -c COMMAND` in a process group of
+//! its own, in the home directory of the user it runs as (`/` when that
+//! cannot be entered), with the message on its input after `From `,
+//! `Return-Path:` and `Delivered-To:` lines (not quoted, no empty line at
+//! the end), and only `HOME`, `SHELL`, `USER`, `LOGNAME`, `SENDER`,
+//! `RECIPIENT`, `LOCAL`, `DOMAIN`, `EXTENSION` (values censored to a safe
+//! set of characters) and `PATH=/usr/bin:/bin` in its environment. Exit 0:
+//! `2.0.0 delivered to command: COMMAND`; an enhanced status code opening
+//! its output wins; sysexits codes map as in Postfix (75 and 71 defer
+//! 4.3.0, 67 bounces 5.1.1, 69 5.3.0, ...); other codes bounce
+//! `5.3.0 Command died with status N: "COMMAND". Command output: ...` (the
+//! first 1000 bytes of standard output and error, made printable); a
+//! signal defers. After 1000 s (Postfix `command_time_limit`) the process
+//! group is killed and the delivery deferred `4.3.0 Command time limit
+//! exceeded`.
 //!
-//! Aliases, `.forward`, `|command` and `/file` deliveries come later;
-//! [`mailbox::Mailbox`] and the checks in `agent` are where they go.
+//! `/file` (see `file`): appended in mbox form with the mailbox's locking
+//! and truncation (the dot-lock may be impossible, then only `fcntl`; any
+//! owner, as long as the user may write it): `2.0.0 delivered to file:
+//! PATH`; a file with an execute bit bounces `5.7.1`; `/dev/null` and other
+//! devices are written without locks; a path ending in `/` is a Maildir.
+//!
+//! Each final target is delivered once per request; a `.forward` chain
+//! that comes back to a user it passed through bounces `5.4.6 mail
+//! forwarding loop for ADDR`, more than 100 steps `5.4.6 recipient nesting
+//! limit exceeded`. The request's result: deferred when any target
+//! deferred (all are tried again later, as in Postfix), else bounced when
+//! any bounced, else sent.
+//!
+//! Every final delivery is logged in Postfix's shape:
+//! `ID: to=<rcpt>, relay=local, delay=0.12, delays=0.06/0.01/0/0.05,
+//! dsn=2.0.0, status=sent (delivered to maildir)`, with `orig_to=<...>`
+//! after `to=` when an alias or a `.forward` led there. Commands and files
+//! are logged under the address whose alias or `.forward` named them, and
+//! get that address as `Delivered-To:`.
+//!
 //! Neither `mailbox_size_limit` nor biff notifications exist yet.
 //!
 //! # Inputs and outputs
@@ -87,10 +135,39 @@
 //! dot-lock that others break after 500 s.
 //!
 //! Trusted: qmgr's requests (the socket admits only the postern user) and
-//! the queue's content; passwd. Not trusted: the message (headers are only
-//! scanned, never interpreted beyond `Delivered-To:`), the workers' replies,
-//! the mailbox directories (a user may replace them with anything: the
-//! worker writes there only with the user's own rights).
+//! the queue's content; passwd; the alias table. Not trusted: the message
+//! (headers are only scanned, never interpreted beyond `Delivered-To:`;
+//! envelope values reach a command only censored, in its environment), the
+//! workers' replies (a `.forward` they return is the user's own text, and
+//! what it names runs as that user), the mailbox directories and home
+//! directories (a user may replace them with anything: the worker works
+//! there only with the user's own rights).
+//!
+//! `|command` and `/file` deliveries never run as root, in a worker of
+//! their own (the user's groups only, never an mbox spool's group). Whom
+//! they run as (Postfix's delivery rights):
+//! * from an alias file: the owner of that file, or `nobody` (Postfix
+//!   `default_privs`) when root owns it;
+//! * from the inline aliases or the built-in ones: `nobody`;
+//! * from a `.forward`: its user, or `nobody` for root's;
+//! * never the mail system's own user (`server.user`, who owns the queue):
+//!   `nobody` instead;
+//! * never from an `:include:` file (`5.7.1 mail to command is
+//!   restricted`, as Postfix's default `allow_mail_to_commands` and
+//!   `allow_mail_to_files`).
+//!
+//! A worker that runs as root refuses them too. A `.forward` is read by
+//! the user's worker (as the user: a file the user cannot read is not
+//! read), opened without following a symbolic link, and used only when it
+//! is a regular file owned by the user or root and writable by neither
+//! group nor others (someone else who could write it could choose where
+//! the user's mail goes and what runs as the user); otherwise it is
+//! ignored with a warning (`file PATH is group-writable; ignored`) and the
+//! mail goes to the mailbox. Root only checks, with `lstat`, whether a
+//! `.forward` exists at all. A command's process group is killed at its
+//! time limit; a process that left the group (`setsid`) and keeps the
+//! command's input open holds the worker until the pool's timeout (the
+//! time limit and 30 s).
 //!
 //! Run as an ordinary user (`postern start` without root), `local` delivers
 //! only to that user, still through a worker; mail for anyone else is
@@ -111,6 +188,16 @@
 //!
 //! * `local.mailbox` (Postfix `home_mailbox`, and `mail_spool_directory`
 //!   when absolute)
+//! * `local.aliases`, `local.alias_files` (`alias_maps`),
+//!   `local.recipient_delimiter` (`recipient_delimiter`), `local.domains`
+//!   (`mydestination`: which addresses in a `.forward` are local)
+//! * fixed for now, Postfix's defaults: `command_time_limit` = 1000s
+//!   (`command::DEFAULT_TIME_LIMIT`), `default_privs` = nobody
+//!   (`agent::DEFAULT_PRIVS`), `forward_path` =
+//!   `$home/.forward${recipient_delimiter}${extension}, $home/.forward`,
+//!   `allow_mail_to_commands` = `allow_mail_to_files` = `alias, forward`,
+//!   `local_command_shell` empty (`/bin/sh -c`), `command_execution_directory`
+//!   = the home directory (Postfix: the queue directory)
 //! * fixed for now, Postfix's defaults: `deliver_lock_attempts` = 20,
 //!   `deliver_lock_delay` = 1s, `stale_lock_time` = 500s
 //!   (`lock::LockPolicy`), `strict_mailbox_ownership` = yes
@@ -119,14 +206,18 @@
 //! * `queue.directory` (`queue_directory`): where the content lies
 
 mod agent;
+mod command;
 mod delay;
 mod errno;
+mod file;
+mod forward;
 mod header;
 mod lock;
 pub mod mailbox;
 mod maildir;
 mod mbox;
 mod pool;
+mod route;
 mod worker;
 
 use std::os::fd::AsRawFd;
@@ -136,9 +227,11 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use agent::Privilege;
+pub use command::CommandSpec;
 pub use delay::format_delay;
+pub use forward::ForwardFile;
 pub use pool::{PoolError, PoolLimits, WorkerCommand, WorkerPool};
-pub use worker::{IDENTITY_ENV, Identity, Job, JobReply, worker_main};
+pub use worker::{Destination, IDENTITY_ENV, Identity, Job, JobReply, worker_main};
 
 use crate::config::Config;
 

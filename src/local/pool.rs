@@ -29,8 +29,13 @@ use crate::ipc::DeliveryStatus;
 
 /// Content is streamed to a worker in chunks of this size.
 const CHUNK: usize = 128 * 1024;
-/// A reply line is small; a longer one is a broken worker.
-const MAX_REPLY: usize = 16 * 1024;
+/// A reply line is small (a `.forward` it carries is at most 64 KiB, which
+/// JSON may make a few times longer); a longer one is a broken worker.
+const MAX_REPLY: usize = 512 * 1024;
+/// Reasons and warnings from a worker are cut to this many characters.
+const MAX_REASON: usize = 4000;
+/// Time a worker gets beyond a job's own limit (a command's) to report.
+const JOB_LIMIT_GRACE: Duration = Duration::from_secs(30);
 /// How long a retired worker gets to exit after its stdin is closed.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
 
@@ -188,6 +193,27 @@ impl WorkerPool {
         content: &mut File,
         offset: u64,
     ) -> Result<JobReply, PoolError> {
+        self.run(identity, job, Some((content, offset))).await
+    }
+
+    /// Run a job without content (`len` 0) in a worker for `identity`.
+    pub async fn query(&self, identity: &Identity, job: &Job) -> Result<JobReply, PoolError> {
+        debug_assert_eq!(job.len, 0);
+        self.run(identity, job, None).await
+    }
+
+    async fn run(
+        &self,
+        identity: &Identity,
+        job: &Job,
+        mut content: Option<(&mut File, u64)>,
+    ) -> Result<JobReply, PoolError> {
+        // A job with a limit of its own (a command) gets it, and the time to
+        // report after it.
+        let timeout = match job.destination.time_limit() {
+            Some(limit) => self.inner.limits.timeout.max(limit + JOB_LIMIT_GRACE),
+            None => self.inner.limits.timeout,
+        };
         let mut header = serde_json::to_vec(job).map_err(PoolError::Job)?;
         header.push(b'\n');
         let user = self.inner.user(identity);
@@ -206,8 +232,11 @@ impl WorkerPool {
                     w
                 }
             };
-            let run = exchange(&mut worker, &header, job.len, content, offset);
-            match tokio::time::timeout(self.inner.limits.timeout, run).await {
+            let source = content
+                .as_mut()
+                .map(|(file, offset)| (&mut **file, *offset));
+            let run = exchange(&mut worker, &header, job.len, source);
+            match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(reply)) => {
                     worker.last_used = Instant::now();
                     *slot = Some(worker);
@@ -223,7 +252,7 @@ impl WorkerPool {
                 }
                 Err(_) => {
                     retire(worker);
-                    return Err(PoolError::Timeout(self.inner.limits.timeout.as_secs()));
+                    return Err(PoolError::Timeout(timeout.as_secs()));
                 }
             }
         }
@@ -405,24 +434,52 @@ enum Exchange {
     Worker(String),
 }
 
-/// One job: header line, `len` content bytes, one reply line.
+/// One job: header line, `len` content bytes from `content` (at its
+/// offset), one reply line.
 async fn exchange(
     worker: &mut Worker,
     header: &[u8],
     len: u64,
-    content: &mut File,
-    offset: u64,
+    content: Option<(&mut File, u64)>,
 ) -> Result<JobReply, Exchange> {
     let broken = |what: &str, e: io::Error| Exchange::Worker(format!("{what}: {e}"));
-    content
-        .seek(SeekFrom::Start(offset))
-        .await
-        .map_err(Exchange::Content)?;
     worker
         .stdin
         .write_all(header)
         .await
         .map_err(|e| broken("write", e))?;
+    if let Some((content, offset)) = content {
+        stream_content(worker, len, content, offset).await?;
+    }
+    worker.stdin.flush().await.map_err(|e| broken("write", e))?;
+    let mut line = Vec::with_capacity(256);
+    let got = read_capped_line(&mut worker.stdout, &mut line, MAX_REPLY).await;
+    match got {
+        Ok(true) if line.ends_with(b"\n") => {}
+        Ok(_) => {
+            return Err(Exchange::Worker(
+                "delivery process exited without a reply".into(),
+            ));
+        }
+        Err(e) => return Err(broken("read", e)),
+    }
+    let reply: JobReply =
+        serde_json::from_slice(&line).map_err(|e| Exchange::Worker(format!("bad reply: {e}")))?;
+    checked(reply).ok_or_else(|| Exchange::Worker("bad reply: inconsistent status".into()))
+}
+
+/// Pass `len` bytes of `content` from `offset` to the worker.
+async fn stream_content(
+    worker: &mut Worker,
+    len: u64,
+    content: &mut File,
+    offset: u64,
+) -> Result<(), Exchange> {
+    let broken = |what: &str, e: io::Error| Exchange::Worker(format!("{what}: {e}"));
+    content
+        .seek(SeekFrom::Start(offset))
+        .await
+        .map_err(Exchange::Content)?;
     let mut buf = vec![0u8; CHUNK];
     let mut left = len;
     while left > 0 {
@@ -445,21 +502,7 @@ async fn exchange(
             .map_err(|e| broken("write", e))?;
         left -= n as u64;
     }
-    worker.stdin.flush().await.map_err(|e| broken("write", e))?;
-    let mut line = Vec::with_capacity(256);
-    let got = read_capped_line(&mut worker.stdout, &mut line, MAX_REPLY).await;
-    match got {
-        Ok(true) if line.ends_with(b"\n") => {}
-        Ok(_) => {
-            return Err(Exchange::Worker(
-                "delivery process exited without a reply".into(),
-            ));
-        }
-        Err(e) => return Err(broken("read", e)),
-    }
-    let reply: JobReply =
-        serde_json::from_slice(&line).map_err(|e| Exchange::Worker(format!("bad reply: {e}")))?;
-    checked(reply).ok_or_else(|| Exchange::Worker("bad reply: inconsistent status".into()))
+    Ok(())
 }
 
 /// The child runs as the user: believe its reply only in the shape it must
@@ -486,7 +529,7 @@ fn checked(mut reply: JobReply) -> Option<JobReply> {
 
 fn printable(s: &str) -> String {
     s.chars()
-        .take(1000)
+        .take(MAX_REASON)
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::local::mailbox::Mailbox;
+use crate::local::worker::Destination;
 
 /// Reads the job line, skips `len` content bytes (`head -c` reads exactly
 /// that many; `read` reads a pipe byte by byte), answers `sent`.
@@ -42,7 +43,7 @@ fn job(len: u64) -> Job {
         id: "0000000000001A".into(),
         uid: 0,
         user: "nobody".into(),
-        mailbox: Mailbox::Maildir("/nonexistent/Maildir/".into()),
+        destination: Destination::Mailbox(Mailbox::Maildir("/nonexistent/Maildir/".into())),
         sender: String::new(),
         recipient: "u@x".into(),
         len,
@@ -243,6 +244,7 @@ fn replies_are_checked() {
         pid: 1,
         file: None,
         warning: None,
+        forward_file: None,
     };
     use DeliveryStatus::*;
     assert_eq!(checked(reply(Sent, "2.0.0")).unwrap().reason, "a?b");

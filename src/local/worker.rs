@@ -3,10 +3,11 @@
 //! The parent (`local`, see [`super::pool`]) starts one child per recipient
 //! user and keeps it for further deliveries to that user. On its pipes:
 //!
-//! * parent → child: a [`Job`] as one JSON line (naming the mailbox,
-//!   Maildir or mbox), followed by exactly `Job::len` raw content bytes
-//!   (the child cannot read the queue, which is the postern user's, mode
-//!   0700; the parent streams the content);
+//! * parent → child: a [`Job`] as one JSON line (naming its
+//!   [`Destination`]: the mailbox, Maildir or mbox, a `/file`, a
+//!   `|command`, or the `.forward` files to look for), followed by exactly
+//!   `Job::len` raw content bytes (the child cannot read the queue, which
+//!   is the postern user's, mode 0700; the parent streams the content);
 //! * child → parent: one [`JobReply`] JSON line.
 //!
 //! End of input means "no more work": the child exits.
@@ -18,7 +19,8 @@
 //! the user's, plus the group of an mbox spool directory the parent found
 //! group-writable (see the module manual, SECURITY). Every job names
 //! the uid it is for, and a child running under any other uid refuses it,
-//! so root is never used to write a non-root user's mailbox.
+//! so root is never used to write a non-root user's mailbox. A child that
+//! runs as root refuses `/file` and `|command` jobs altogether.
 
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,9 @@ use anyhow::{Context, bail};
 use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
 
+use super::command::{self, CommandSpec};
+use super::file;
+use super::forward::{self, ForwardFile};
 use super::lock::LockPolicy;
 use super::mailbox::Mailbox;
 use super::maildir::{self, MaildirError, NameGen};
@@ -60,13 +65,39 @@ pub struct Job {
     pub uid: u32,
     /// The user's name, for diagnostics.
     pub user: String,
-    pub mailbox: Mailbox,
+    pub destination: Destination,
     /// Envelope sender, empty for `<>`.
     pub sender: String,
     /// `user@domain`, written as `Delivered-To:`.
     pub recipient: String,
     /// Content bytes that follow the line.
     pub len: u64,
+}
+
+/// Where a job delivers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Destination {
+    /// The user's own mailbox.
+    Mailbox(Mailbox),
+    /// A `/file` from an alias or a `.forward`: mbox, or Maildir when the
+    /// path ends in `/` (see `file`).
+    File(PathBuf),
+    /// A `|command` (see `command`).
+    Command(CommandSpec),
+    /// Look for the user's `.forward` at these paths, in order; no content
+    /// (`len` 0). The reply carries the file found in `forward_file`.
+    ReadForward(Vec<PathBuf>),
+}
+
+impl Destination {
+    /// The longest a job may take in the child, when it has its own limit
+    /// (commands).
+    pub fn time_limit(&self) -> Option<std::time::Duration> {
+        match self {
+            Destination::Command(spec) => Some(std::time::Duration::from_secs(spec.time_limit)),
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of one delivery, child → parent.
@@ -83,6 +114,9 @@ pub struct JobReply {
     /// A line the parent logs as a warning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// The `.forward` found, for [`Destination::ReadForward`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_file: Option<ForwardFile>,
 }
 
 /// `postern daemon local-worker`: become the user named in the environment
@@ -171,9 +205,22 @@ fn run_job<R: Read>(job: &Job, input: &mut R, names: &NameGen) -> anyhow::Result
             ),
         )
     } else {
-        match &job.mailbox {
-            Mailbox::Maildir(dir) => to_maildir(job, dir, &mut content, names)?,
-            Mailbox::Mbox(path) => to_mbox(job, path, &mut content)?,
+        match &job.destination {
+            Destination::Mailbox(Mailbox::Maildir(dir)) => {
+                to_maildir(job, dir, &mut content, names)?
+            }
+            Destination::Mailbox(Mailbox::Mbox(path)) => to_mbox(job, path, &mut content)?,
+            Destination::File(_) | Destination::Command(_) if euid == 0 => reply(
+                DeliveryStatus::Deferred,
+                "4.3.0",
+                "delivery to files and commands never runs as root".into(),
+            ),
+            Destination::File(path) if path.as_os_str().as_encoded_bytes().ends_with(b"/") => {
+                to_maildir(job, path, &mut content, names)?
+            }
+            Destination::File(path) => to_file(job, path, &mut content)?,
+            Destination::Command(spec) => to_command(job, spec, &mut content)?,
+            Destination::ReadForward(paths) => read_forward(paths, euid),
         }
     };
     // Whatever happened, the stream must stay in step: read what is left.
@@ -192,6 +239,7 @@ fn reply(status: DeliveryStatus, dsn: &str, reason: String) -> JobReply {
         pid: std::process::id(),
         file: None,
         warning: None,
+        forward_file: None,
     }
 }
 
@@ -234,8 +282,7 @@ fn to_maildir(
 /// quoted); `Err` only when the content stream broke, after the mailbox
 /// was truncated back.
 fn to_mbox(job: &Job, path: &Path, content: &mut impl Read) -> anyhow::Result<JobReply> {
-    let mut envelope = mbox::from_line(&job.sender, chrono::Local::now().naive_local());
-    envelope.extend(delivery_headers(&job.sender, &job.recipient));
+    let envelope = envelope(job);
     let mut notes = Vec::new();
     let owner = nix::unistd::geteuid().as_raw();
     let policy = LockPolicy::default();
@@ -266,6 +313,82 @@ fn to_mbox(job: &Job, path: &Path, content: &mut impl Read) -> anyhow::Result<Jo
         reply.warning = Some(notes.join("; "));
     }
     Ok(reply)
+}
+
+/// The `From ` line and the delivery headers, in front of the message in
+/// mbox files and on a command's input.
+fn envelope(job: &Job) -> Vec<u8> {
+    let mut envelope = mbox::from_line(&job.sender, chrono::Local::now().naive_local());
+    envelope.extend(delivery_headers(&job.sender, &job.recipient));
+    envelope
+}
+
+/// `/file` delivery; `Err` only when the content stream broke.
+fn to_file(job: &Job, path: &Path, content: &mut impl Read) -> anyhow::Result<JobReply> {
+    let mut notes = Vec::new();
+    let result = file::deliver(
+        path,
+        &envelope(job),
+        content,
+        job.len,
+        &LockPolicy::default(),
+        &mut notes,
+    );
+    let mut reply = match result {
+        Ok(()) => reply(
+            DeliveryStatus::Sent,
+            "2.0.0",
+            format!("delivered to file: {}", path.display()),
+        ),
+        Err(e @ (MboxError::ShortContent { .. } | MboxError::Content(_))) => {
+            bail!("{}: {e}", job.id)
+        }
+        Err(e) => {
+            let (status, dsn) = e.status();
+            let reason = format!(
+                "cannot append message to destination file {}: {e}",
+                path.display()
+            );
+            if e.is_access_problem() {
+                notes.push(format!("file access problem for UID/GID={}: {e}", ids()));
+            }
+            reply(status, dsn, reason)
+        }
+    };
+    if !notes.is_empty() {
+        reply.warning = Some(notes.join("; "));
+    }
+    Ok(reply)
+}
+
+/// `|command` delivery; `Err` only when the content stream broke.
+fn to_command(job: &Job, spec: &CommandSpec, content: &mut impl Read) -> anyhow::Result<JobReply> {
+    match command::run(spec, &envelope(job), content, job.len) {
+        Ok((status, dsn, reason)) => Ok(reply(status, &dsn, reason)),
+        Err(e) => bail!("{}: {e}", job.id),
+    }
+}
+
+/// Look for the `.forward` as this user (`uid`).
+fn read_forward(paths: &[PathBuf], uid: u32) -> JobReply {
+    match forward::read_first(paths, uid) {
+        Ok(forward::Found::File(found)) => JobReply {
+            forward_file: Some(found),
+            ..reply(DeliveryStatus::Sent, "2.0.0", "forward file found".into())
+        },
+        Ok(forward::Found::Nothing) => {
+            reply(DeliveryStatus::Sent, "2.0.0", "no forward file".into())
+        }
+        Ok(forward::Found::Ignored(warning)) => JobReply {
+            warning: Some(warning),
+            ..reply(DeliveryStatus::Sent, "2.0.0", "forward file ignored".into())
+        },
+        Err(e) => reply(
+            DeliveryStatus::Deferred,
+            "4.3.0",
+            format!("cannot read forward file: {}", super::errno::strerror(&e)),
+        ),
+    }
 }
 
 /// `uid/gid` of this process, for warnings.
@@ -300,7 +423,7 @@ mod tests {
             id: "0000000000001A".into(),
             uid: nix::unistd::geteuid().as_raw(),
             user: "bob".into(),
-            mailbox: Mailbox::Maildir(maildir),
+            destination: Destination::Mailbox(Mailbox::Maildir(maildir)),
             sender: "alice@example.org".into(),
             recipient: "bob@example.org".into(),
             len: content.len() as u64,
@@ -371,9 +494,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("bob");
         let mut to_mbox = job(PathBuf::new(), b"From me\n");
-        to_mbox.mailbox = Mailbox::Mbox(mbox.clone());
+        to_mbox.destination = Destination::Mailbox(Mailbox::Mbox(mbox.clone()));
         let mut to_dir = to_mbox.clone();
-        to_dir.mailbox = Mailbox::Mbox(dir.path().into());
+        to_dir.destination = Destination::Mailbox(Mailbox::Mbox(dir.path().into()));
         let mut null_sender = to_mbox.clone();
         null_sender.sender = String::new();
         let input = stream(&[
@@ -432,6 +555,49 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(std::fs::read_dir(md.join("tmp")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(md.join("new")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn forward_files_are_read_and_commands_refused_to_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let forward = dir.path().join(".forward");
+        std::fs::write(&forward, "bob@example.org\n").unwrap();
+        let mut read = job(PathBuf::new(), b"");
+        read.destination = Destination::ReadForward(vec![forward.clone()]);
+        let mut command = job(PathBuf::new(), b"x\n");
+        command.destination = Destination::Command(CommandSpec {
+            command: format!("cat > {}/ran", dir.path().display()),
+            env: Vec::new(),
+            cwd: "/".into(),
+            time_limit: 10,
+        });
+        let input = stream(&[(read, b""), (command, b"x\n")]);
+        let mut out = Vec::new();
+        serve(&input[..], &mut out, &NameGen::new()).unwrap();
+        let r = replies(&out);
+        assert_eq!(r[0].status, DeliveryStatus::Sent);
+        let found = r[0].forward_file.as_ref().unwrap();
+        assert_eq!(
+            (&found.path, found.text.as_str()),
+            (&forward, "bob@example.org\n")
+        );
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(
+                (r[1].status, r[1].reason.as_str()),
+                (
+                    DeliveryStatus::Deferred,
+                    "delivery to files and commands never runs as root"
+                )
+            );
+            assert!(!dir.path().join("ran").exists());
+        } else {
+            assert_eq!(r[1].status, DeliveryStatus::Sent, "{:?}", r[1]);
+            assert!(
+                std::fs::read(dir.path().join("ran"))
+                    .unwrap()
+                    .ends_with(b"\nx\n")
+            );
+        }
     }
 
     #[test]

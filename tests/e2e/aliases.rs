@@ -2,6 +2,7 @@
 //! expands them at delivery, qmgr queues forwarded copies, loops bounce,
 //! duplicates are delivered once, and edits are noticed without a restart.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::time::Duration;
 
@@ -81,14 +82,10 @@ fn alias_forms_end_to_end() {
     p.wait_log("alias database loop for", 1, 5);
     p.wait_log(&format!("{id}: removed"), 1, 20);
 
-    // Commands are not delivered yet: deferred, kept.
+    // A command (as nobody when root runs postern: the file is root's).
     let id = send(&p, "prog@localhost", "prog");
-    p.wait_log(
-        &format!("{id}: to=<|/bin/cat>, orig_to=<prog@localhost>"),
-        1,
-        20,
-    );
-    assert!(p.log().contains("not available yet"));
+    p.wait_log(&format!("{id}: to=<prog@localhost>, relay=local"), 1, 20);
+    p.wait_log("status=sent (delivered to command: /bin/cat)", 1, 5);
 
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(p.delivered(&u).len(), 3, "{}", p.log());
@@ -161,4 +158,133 @@ fn aliases_build_reports_file_and_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A directory in the test's directory that `nobody` (whom commands and
+/// files of a root-owned alias file run as) may write to.
+fn work_dir(p: &Postern) -> std::path::PathBuf {
+    let work = p.dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    work
+}
+
+#[test]
+fn a_command_that_fails_for_now_is_retried() {
+    let p = Postern::start("");
+    let work = work_dir(&p);
+    let w = work.display();
+    write_file(
+        &p.dir.path().join("aliases"),
+        format!("flaky: \"|test -e {w}/ready || {{ echo not yet; exit 75; }}; cat > {w}/got\"\n")
+            .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let id = send(&p, "flaky@localhost", "flaky");
+    p.wait_log(
+        &format!("{id}: to=<flaky@localhost>, relay=local, delay="),
+        1,
+        20,
+    );
+    p.wait_log(
+        "dsn=4.3.0, status=deferred (temporary failure. Command output: not yet)",
+        1,
+        5,
+    );
+    assert!(!work.join("got").exists());
+    write_file(&work.join("ready"), b"");
+    p.wait_log(&format!("{id}: removed"), 1, 30);
+    let got = std::fs::read_to_string(work.join("got")).unwrap();
+    assert!(got.starts_with("From s@example.org  "), "{got}");
+    assert!(got.contains("\nDelivered-To: flaky@localhost\n"), "{got}");
+    assert!(got.ends_with("Subject: flaky\n\nx\n"), "{got}");
+}
+
+#[test]
+fn a_failing_command_bounces_with_its_output() {
+    let p = Postern::start("");
+    write_file(
+        &p.dir.path().join("aliases"),
+        b"broken: \"|echo cannot store this >&2; exit 1\"\n",
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let id = send(&p, "broken@localhost", "broken");
+    p.wait_log(&format!("{id}: removed"), 1, 20);
+    let want = format!("{id}: to=<broken@localhost>, relay=local, delay=");
+    let log = p.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&want))
+        .expect("delivery line");
+    assert!(
+        line.ends_with(
+            "dsn=5.3.0, status=bounced (Command died with status 1: \
+             \"echo cannot store this >&2; exit 1\". Command output: cannot store this)"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_file_gets_the_message_in_mbox_form() {
+    let p = Postern::start("");
+    let work = work_dir(&p);
+    let archive = work.join("archive");
+    write_file(
+        &p.dir.path().join("aliases"),
+        format!("archive: {}\n", archive.display()).as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let bodies = [
+        "Subject: one\r\n\r\nFrom the start\r\n>From quoted\r\nFrom",
+        "Subject: two\r\n\r\nno newline at the end",
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        let mut c = p.client();
+        c.cmd("EHLO c.example");
+        c.cmd("MAIL FROM:<s@example.org>");
+        assert_eq!(c.cmd("RCPT TO:<archive@localhost>"), "250 2.1.5 Ok");
+        assert!(c.cmd("DATA").starts_with("354"));
+        let r = c.cmd(&format!("{body}\r\n."));
+        let id = r.rsplit(' ').next().unwrap().to_string();
+        c.cmd("QUIT");
+        p.wait_log(&format!("{id}: removed"), 1, 20);
+        assert!(
+            p.log()
+                .contains(&format!("{id}: to=<archive@localhost>, relay=local")),
+            "{i}"
+        );
+    }
+    let data = std::fs::read(&archive).unwrap();
+    let meta = std::fs::metadata(&archive).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    if is_root() {
+        assert_eq!(meta.uid(), 65534, "written as nobody");
+    }
+    // Each message: From_ line, the delivery headers, smtpd's Received:,
+    // the message with `From ` quoted, an empty line.
+    let mut rest = &data[..];
+    let quoted: [&[u8]; 2] = [
+        b"Subject: one\n\n>From the start\n>From quoted\nFrom\n\n",
+        b"Subject: two\n\nno newline at the end\n\n",
+    ];
+    for want in quoted {
+        let end = rest.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let from = std::str::from_utf8(&rest[..end]).unwrap();
+        assert!(from.starts_with("From s@example.org  "), "{from}");
+        assert_eq!(from.len(), "From s@example.org  ".len() + 24 + 1, "{from}");
+        rest = &rest[end..];
+        let head = b"Return-Path: <s@example.org>\nDelivered-To: archive@localhost\nReceived: ";
+        assert!(rest.starts_with(head), "{}", String::from_utf8_lossy(rest));
+        rest = &rest[head.len() - "Received: ".len()..];
+        // The Received: header and its continuation lines.
+        let mut end = rest.iter().position(|&b| b == b'\n').unwrap() + 1;
+        while rest[end] == b'\t' || rest[end] == b' ' {
+            end += rest[end..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        }
+        rest = &rest[end..];
+        assert!(rest.starts_with(want), "{}", String::from_utf8_lossy(rest));
+        rest = &rest[want.len()..];
+    }
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(rest));
 }

@@ -6,6 +6,7 @@ mod aliases;
 mod bounce;
 mod common;
 mod config;
+mod forward;
 mod queue;
 mod smtp;
 mod supervisor;

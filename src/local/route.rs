@@ -1,0 +1,527 @@
+//! From one recipient to its final deliveries (Postfix
+//! `deliver_recipient`, `deliver_alias`, `deliver_dotforward`,
+//! `deliver_token`):
+//!
+//! 1. an address (the recipient, or a local address a `.forward` lists):
+//!    the loop check on `Delivered-To:`, then the aliases
+//!    (`aliases::expand`, which follows aliases to their final targets);
+//!    no alias: step 2 for its user;
+//! 2. a local user (that is no alias, or that an alias expanded to): the
+//!    user's `.forward` (`~/.forward+ext` first), else the mailbox;
+//! 3. final targets: the mailbox (`\user`, a user that lists itself in its
+//!    `.forward`, a `.forward` without addresses), `|command` and `/file`
+//!    (as the alias file's owner or the `.forward`'s user, never root),
+//!    remote addresses (handed to qmgr, which queues the message anew),
+//!    and local addresses of a `.forward`, which start again at step 1.
+//!
+//! Loops and repetition: each final target is delivered once per request
+//! (Postfix's duplicate filter), each user's `.forward` read once; a
+//! `.forward` chain that comes back to a user it passed through (`a` →
+//! `b` → `a`) bounces `5.4.6 mail forwarding loop for ADDR`, and more than
+//! [`MAX_DEPTH`] steps bounce `5.4.6 recipient nesting limit exceeded`. The
+//! work is bounded by the table and the `.forward` files.
+//!
+//! One result for the request: any deferral defers it (as in Postfix,
+//! delivered branches may then be delivered again), else any bounce
+//! bounces it, else it was delivered. Every final delivery is logged on
+//! its own line, `to=<final>, orig_to=<recipient>` when they differ.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::agent::{Account, Outcome, Rights, log_line, read_include};
+use super::forward::ForwardFile;
+use super::mailbox::LocalRecipient;
+use crate::aliases::{self, ExpandOptions, LoadError, Table, Target};
+use crate::ipc::{DeliveryRequest, DeliveryStatus};
+use crate::queue::now_micros;
+
+/// Steps from the recipient to a final target (Postfix: 100 nesting
+/// levels).
+pub const MAX_DEPTH: usize = 100;
+
+/// A local recipient at one step: `local@domain`, `local` being
+/// `user` and an optional extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rcpt {
+    /// The local part, lower-cased, extension included.
+    pub local: String,
+    pub domain: String,
+    /// The local part without the extension: the user name.
+    pub user: String,
+    /// The extension, after the delimiter character that introduced it.
+    pub ext: Option<(char, String)>,
+}
+
+impl Rcpt {
+    /// `local@domain`, split at the first character of `delimiters`
+    /// (`local.recipient_delimiter`). A local part that would leave no user
+    /// is not split.
+    pub fn new(local: &str, domain: &str, delimiters: &str) -> Rcpt {
+        let local = local.to_ascii_lowercase();
+        let split = local
+            .char_indices()
+            .find(|(_, c)| delimiters.contains(*c))
+            .filter(|(at, _)| *at > 0);
+        let (user, ext) = match split {
+            Some((at, c)) => (
+                local[..at].to_string(),
+                Some((c, local[at + c.len_utf8()..].to_string())),
+            ),
+            None => (local.clone(), None),
+        };
+        Rcpt {
+            local,
+            domain: domain.to_ascii_lowercase(),
+            user,
+            ext,
+        }
+    }
+
+    /// `local@domain`.
+    pub fn address(&self) -> String {
+        format!("{}@{}", self.local, self.domain)
+    }
+}
+
+/// What the walk asks of the world: the agent, which looks at passwd and
+/// the queue and runs workers (a stand-in in the tests). The results are
+/// final: a failure is the [`Outcome`] to record.
+pub(super) trait Backend {
+    /// `server.origin` (`myorigin`): the domain of bare local names.
+    fn origin(&self) -> &str;
+    /// `local.recipient_delimiter`.
+    fn delimiters(&self) -> &str;
+    /// The alias table as it is now.
+    fn aliases(&self) -> Result<Arc<Table>, LoadError>;
+    fn options(&self) -> &ExpandOptions;
+    /// Did the message pass through `address` already (`Delivered-To:`)?
+    async fn looped(&self, request: &DeliveryRequest, address: &str) -> Result<bool, Outcome>;
+    /// The passwd entry of a user who may get mail here.
+    async fn account(&self, request: &DeliveryRequest, name: &str) -> Result<Account, Outcome>;
+    /// Whom a command or a file runs as.
+    async fn rights(
+        &self,
+        request: &DeliveryRequest,
+        owner: Rights<'_>,
+    ) -> Result<Account, Outcome>;
+    /// The user's `.forward` for `rcpt`, if one is to be used.
+    async fn read_forward(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        rcpt: &Rcpt,
+    ) -> Result<Option<ForwardFile>, Outcome>;
+    async fn mailbox(&self, request: &DeliveryRequest, account: &Account, address: &str)
+    -> Outcome;
+    async fn command(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        command: &str,
+        rcpt: &Rcpt,
+    ) -> Outcome;
+    async fn file(
+        &self,
+        request: &DeliveryRequest,
+        account: &Account,
+        path: &Path,
+        address: &str,
+    ) -> Outcome;
+}
+
+/// Expand and deliver `request`: the outcome, the addresses for qmgr to
+/// forward to, and whether the outcome was logged already.
+pub(super) async fn route<B: Backend>(
+    agent: &B,
+    request: &DeliveryRequest,
+    start: u64,
+) -> (Outcome, Vec<String>, bool) {
+    let origin = agent.origin();
+    let rcpt = match LocalRecipient::parse(&request.recipient, origin) {
+        Ok(rcpt) => rcpt,
+        Err(e) => return (Outcome::bounced("5.1.3", e.to_string()), Vec::new(), false),
+    };
+    let table = match agent.aliases() {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("{}: {e}", request.id);
+            let o = Outcome::deferred("4.3.0", "alias database unavailable");
+            return (o, Vec::new(), false);
+        }
+    };
+    let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
+    let top = Rcpt::new(&rcpt.user, domain, agent.delimiters());
+    let mut route = Route {
+        agent,
+        request,
+        table,
+        start,
+        top: top.address(),
+        done: HashSet::new(),
+        loop_checked: HashMap::new(),
+        outcomes: Vec::new(),
+        forward: Vec::new(),
+    };
+    let mut stack = vec![Step::Address {
+        rcpt: top,
+        depth: 1,
+        via: Vec::new(),
+    }];
+    while let Some(step) = stack.pop() {
+        let mut next = match step {
+            Step::Address { rcpt, depth, via } => route.address(rcpt, depth, via).await,
+            Step::User { rcpt, depth, via } => route.user(rcpt, depth, via).await,
+        };
+        // Depth first, in the order written.
+        next.reverse();
+        stack.extend(next);
+    }
+    route.finish()
+}
+
+/// Work left to do.
+enum Step {
+    /// A local address: loop check, aliases, then its user.
+    Address {
+        rcpt: Rcpt,
+        depth: usize,
+        /// Users whose `.forward` led here.
+        via: Vec<String>,
+    },
+    /// A local user that is no alias: `.forward`, else the mailbox.
+    User {
+        rcpt: Rcpt,
+        depth: usize,
+        via: Vec<String>,
+    },
+}
+
+struct Route<'a, B> {
+    agent: &'a B,
+    request: &'a DeliveryRequest,
+    table: Arc<Table>,
+    start: u64,
+    /// The recipient's own address: its deliveries are logged without
+    /// `orig_to`.
+    top: String,
+    /// Final targets and users handled so far (the duplicate filter).
+    done: HashSet<String>,
+    /// `Delivered-To:` checks made so far.
+    loop_checked: HashMap<String, bool>,
+    outcomes: Vec<Outcome>,
+    forward: Vec<String>,
+}
+
+impl<B: Backend> Route<'_, B> {
+    async fn address(&mut self, rcpt: Rcpt, depth: usize, via: Vec<String>) -> Vec<Step> {
+        let address = rcpt.address();
+        if depth > MAX_DEPTH {
+            let o = Outcome::bounced("5.4.6", "recipient nesting limit exceeded");
+            self.record(&address, o);
+            return Vec::new();
+        }
+        if let Err(o) = self.loop_check(&address).await {
+            self.record(&address, o);
+            return Vec::new();
+        }
+        let options = self.agent.options();
+        let table = self.table.clone();
+        let expansion = aliases::expand(&table, &rcpt.local, options, read_include);
+        for w in &expansion.warnings {
+            log::warn!("{}: {w}", self.request.id);
+        }
+        if expansion.matched.is_none() {
+            return vec![Step::User { rcpt, depth, via }];
+        }
+        let origin = self.agent.origin().to_string();
+        let delimiters = self.agent.delimiters().to_string();
+        let mut next = Vec::new();
+        for d in &expansion.deliveries {
+            // The alias whose entry listed the target.
+            let owner = match d.chain.as_slice() {
+                [_, .., last] => Rcpt::new(last, &origin, &delimiters),
+                _ => rcpt.clone(),
+            };
+            match &d.target {
+                Target::Address(a) if a.contains('@') => self.forward_to(a),
+                Target::Address(user) => next.push(Step::User {
+                    rcpt: Rcpt::new(user, &origin, &delimiters),
+                    depth: depth + 1,
+                    via: via.clone(),
+                }),
+                Target::NoExpand(user) => {
+                    let r = Rcpt::new(user, &origin, "");
+                    self.mailbox(&r.user, &r.address(), None).await;
+                }
+                Target::Command(command) => {
+                    self.command(command, Rights::Alias(&d.source), &owner)
+                        .await;
+                }
+                Target::File(path) => self.file(path, Rights::Alias(&d.source), &owner).await,
+                // Expansion reads `:include:` files itself.
+                Target::Include(_) => {}
+            }
+        }
+        for f in &expansion.failures {
+            log::warn!("{}: {}", self.request.id, f.error.log_message());
+            let o = if f.error.is_transient() {
+                Outcome::deferred(f.error.status(), f.error.to_string())
+            } else {
+                Outcome::bounced(f.error.status(), f.error.to_string())
+            };
+            self.record(&address, o);
+        }
+        next
+    }
+
+    async fn user(&mut self, rcpt: Rcpt, depth: usize, via: Vec<String>) -> Vec<Step> {
+        let address = rcpt.address();
+        if via.contains(&rcpt.user) {
+            let o = Outcome::bounced("5.4.6", format!("mail forwarding loop for {address}"));
+            self.record(&address, o);
+            return Vec::new();
+        }
+        if !self.done.insert(format!("user {}", rcpt.user)) {
+            return Vec::new();
+        }
+        if let Err(o) = self.loop_check(&address).await {
+            self.record(&address, o);
+            return Vec::new();
+        }
+        let account = match self.agent.account(self.request, &rcpt.user).await {
+            Ok(account) => account,
+            Err(o) => {
+                self.record(&address, o);
+                return Vec::new();
+            }
+        };
+        let found = self.agent.read_forward(self.request, &account, &rcpt).await;
+        match found {
+            Ok(Some(file)) => self.forwarded(&rcpt, &account, &file, depth, via).await,
+            Ok(None) => {
+                self.mailbox(&rcpt.user, &address, Some(&account)).await;
+                Vec::new()
+            }
+            Err(o) => {
+                self.record(&address, o);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The targets of `rcpt`'s `.forward` `file` (`account` is the user's).
+    async fn forwarded(
+        &mut self,
+        rcpt: &Rcpt,
+        account: &Account,
+        file: &ForwardFile,
+        depth: usize,
+        mut via: Vec<String>,
+    ) -> Vec<Step> {
+        let address = rcpt.address();
+        let (targets, problems) = aliases::parse_include(&file.text, &file.path);
+        for p in problems {
+            log::warn!("{}: {p}", self.request.id);
+        }
+        let origin = self.agent.origin().to_string();
+        let delimiters = self.agent.delimiters().to_string();
+        let options = self.agent.options();
+        let (commands, files) = (options.allow_commands.forward, options.allow_files.forward);
+        via.push(rcpt.user.clone());
+        let mut next = Vec::new();
+        let mut used = 0;
+        for (line, target) in targets {
+            used += 1;
+            match target {
+                Target::Address(a) => match self.local_part(&a) {
+                    None => self.forward_to(&a),
+                    Some((local, domain)) => {
+                        let r = Rcpt::new(local, domain.unwrap_or(&origin), &delimiters);
+                        if r.user == rcpt.user {
+                            // Listing oneself means one's mailbox.
+                            self.mailbox(&rcpt.user, &address, Some(account)).await;
+                        } else {
+                            next.push(Step::Address {
+                                rcpt: r,
+                                depth: depth + 1,
+                                via: via.clone(),
+                            });
+                        }
+                    }
+                },
+                Target::NoExpand(user) if user.eq_ignore_ascii_case(&rcpt.user) => {
+                    self.mailbox(&rcpt.user, &address, Some(account)).await;
+                }
+                Target::NoExpand(user) => {
+                    let r = Rcpt::new(&user, &origin, "");
+                    self.mailbox(&r.user, &r.address(), None).await;
+                }
+                Target::Command(_) if !commands => {
+                    let o = Outcome::bounced("5.7.1", "mail to command is restricted");
+                    self.record(&address, o);
+                }
+                Target::File(_) if !files => {
+                    let o = Outcome::bounced("5.7.1", "mail to file is restricted");
+                    self.record(&address, o);
+                }
+                Target::Command(command) => {
+                    self.command(&command, Rights::User(account), rcpt).await;
+                }
+                Target::File(path) => self.file(&path, Rights::User(account), rcpt).await,
+                Target::Include(path) => {
+                    used -= 1;
+                    log::warn!(
+                        "{}: {}:{line}: :include:{} is not supported in a .forward file; ignored",
+                        self.request.id,
+                        file.path.display(),
+                        path.display()
+                    );
+                }
+            }
+        }
+        if used == 0 {
+            // Nothing usable in it: as if there were none.
+            self.mailbox(&rcpt.user, &address, Some(account)).await;
+        }
+        next
+    }
+
+    /// The local part and the domain (when written) of an address in a
+    /// local domain; `None` for a remote address.
+    fn local_part<'x>(&self, address: &'x str) -> Option<(&'x str, Option<&'x str>)> {
+        let Some((local, domain)) = address.rsplit_once('@') else {
+            return Some((address, None));
+        };
+        let bare = domain.strip_suffix('.').unwrap_or(domain);
+        let local_domains = &self.agent.options().local_domains;
+        let is_local = local_domains
+            .iter()
+            .any(|d| d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case(bare));
+        is_local.then_some((local, Some(domain)))
+    }
+
+    fn forward_to(&mut self, address: &str) {
+        if self
+            .done
+            .insert(format!("forward {}", address.to_ascii_lowercase()))
+        {
+            self.forward.push(address.to_string());
+        }
+    }
+
+    /// `Err(bounce)` when the message already went through `address`.
+    async fn loop_check(&mut self, address: &str) -> Result<(), Outcome> {
+        let looped = match self.loop_checked.get(address) {
+            Some(looped) => *looped,
+            None => {
+                let looped = self.agent.looped(self.request, address).await?;
+                self.loop_checked.insert(address.to_string(), looped);
+                looped
+            }
+        };
+        if looped {
+            let reason = format!("mail forwarding loop for {address}");
+            return Err(Outcome::bounced("5.4.6", reason));
+        }
+        Ok(())
+    }
+
+    /// The mailbox of `user`, once per request.
+    async fn mailbox(&mut self, user: &str, address: &str, account: Option<&Account>) {
+        if !self.done.insert(format!("mailbox {user}")) {
+            return;
+        }
+        if let Err(o) = self.loop_check(address).await {
+            self.record(address, o);
+            return;
+        }
+        let looked_up;
+        let account = match account {
+            Some(account) => account,
+            None => match self.agent.account(self.request, user).await {
+                Ok(found) => {
+                    looked_up = found;
+                    &looked_up
+                }
+                Err(o) => {
+                    self.record(address, o);
+                    return;
+                }
+            },
+        };
+        let o = self.agent.mailbox(self.request, account, address).await;
+        self.record(address, o);
+    }
+
+    async fn command(&mut self, command: &str, rights: Rights<'_>, rcpt: &Rcpt) {
+        let address = rcpt.address();
+        let account = match self.agent.rights(self.request, rights).await {
+            Ok(account) => account,
+            Err(o) => return self.record(&address, o),
+        };
+        let key = format!("command {} {command}", account.user.uid);
+        if self.done.insert(key) {
+            let o = self
+                .agent
+                .command(self.request, &account, command, rcpt)
+                .await;
+            self.record(&address, o);
+        }
+    }
+
+    async fn file(&mut self, path: &Path, rights: Rights<'_>, rcpt: &Rcpt) {
+        let address = rcpt.address();
+        let account = match self.agent.rights(self.request, rights).await {
+            Ok(account) => account,
+            Err(o) => return self.record(&address, o),
+        };
+        let key = format!("file {} {}", account.user.uid, path.display());
+        if self.done.insert(key) {
+            let o = self
+                .agent
+                .file(self.request, &account, path, &address)
+                .await;
+            self.record(&address, o);
+        }
+    }
+
+    /// Log one final delivery and keep its outcome.
+    fn record(&mut self, to: &str, outcome: Outcome) {
+        let to = (to != self.top).then_some(to);
+        let line = log_line(self.request, to, &outcome, self.start, now_micros());
+        log::info!("{line}");
+        self.outcomes.push(outcome);
+    }
+
+    /// One result for the request (see the module documentation).
+    fn finish(mut self) -> (Outcome, Vec<String>, bool) {
+        let worst = self
+            .outcomes
+            .iter()
+            .find(|o| o.status == DeliveryStatus::Deferred)
+            .or_else(|| {
+                self.outcomes
+                    .iter()
+                    .find(|o| o.status == DeliveryStatus::Bounced)
+            })
+            .cloned();
+        let logged = !self.outcomes.is_empty();
+        let outcome = match worst {
+            Some(o) => o,
+            None if self.outcomes.is_empty() && self.forward.is_empty() => {
+                Outcome::deferred("4.3.0", "alias database unavailable")
+            }
+            None if self.outcomes.is_empty() => {
+                Outcome::new(DeliveryStatus::Sent, "2.0.0", "forwarded")
+            }
+            None => self.outcomes.swap_remove(0),
+        };
+        (outcome, self.forward, logged)
+    }
+}
+
+#[cfg(test)]
+#[path = "route_tests.rs"]
+mod tests;
