@@ -115,9 +115,18 @@ pub fn expand_options(config: &Config) -> ExpandOptions {
     ExpandOptions {
         delimiter: Some(config.local.recipient_delimiter.clone()).filter(|d| !d.is_empty()),
         local_domains: config.local.domains.clone(),
-        allow_commands: Allow::POSTFIX,
-        allow_files: Allow::POSTFIX,
+        allow_commands: allow(&config.local.allow_mail_to_commands),
+        allow_files: allow(&config.local.allow_mail_to_files),
         ..ExpandOptions::default()
+    }
+}
+
+fn allow(contexts: &[String]) -> Allow {
+    let has = |c: &str| contexts.iter().any(|x| x == c);
+    Allow {
+        alias: has("alias"),
+        forward: has("forward"),
+        include: has("include"),
     }
 }
 

@@ -136,6 +136,10 @@ pub(super) fn builtin(system: &System) -> Config {
             aliases: Default::default(),
             alias_files: vec![PathBuf::from("/etc/aliases")],
             recipient_delimiter: String::new(),
+            command_time_limit: Duration::from_secs(1000),
+            default_privs: "nobody".into(),
+            allow_mail_to_commands: vec!["alias".into(), "forward".into()],
+            allow_mail_to_files: vec!["alias".into(), "forward".into()],
         },
         relay: Relay {
             networks: vec![

@@ -35,6 +35,10 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
             "aliases",
             "alias_files",
             "recipient_delimiter",
+            "command_time_limit",
+            "default_privs",
+            "allow_mail_to_commands",
+            "allow_mail_to_files",
         ],
     ),
     ("relay", &["networks"]),
@@ -73,7 +77,7 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 28] = [
+const POSTFIX_NAMES: [(&str, &str); 32] = [
     ("myhostname", "server.hostname"),
     ("mydomain", "server.domain"),
     ("myorigin", "server.origin"),
@@ -84,6 +88,10 @@ const POSTFIX_NAMES: [(&str, &str); 28] = [
     ("queue_directory", "queue.directory"),
     ("alias_maps", "local.alias_files"),
     ("delay_warning_time", "queue.delay_warning_time"),
+    ("command_time_limit", "local.command_time_limit"),
+    ("default_privs", "local.default_privs"),
+    ("allow_mail_to_commands", "local.allow_mail_to_commands"),
+    ("allow_mail_to_files", "local.allow_mail_to_files"),
     ("bounce_size_limit", "queue.bounce_size_limit"),
     ("recipient_delimiter", "local.recipient_delimiter"),
     (
@@ -223,9 +231,38 @@ fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
                 .collect::<Result<_, _>>()?
         }
         "recipient_delimiter" => local.recipient_delimiter = f.string()?.to_string(),
+        "command_time_limit" => local.command_time_limit = f.positive_duration()?,
+        "default_privs" => {
+            let user = f.string()?;
+            if user.is_empty() || user == "root" {
+                return Err(f.bad(
+                    format!("{user:?}"),
+                    "must be an unprivileged user".to_string(),
+                ));
+            }
+            local.default_privs = user.to_string();
+        }
+        "allow_mail_to_commands" => local.allow_mail_to_commands = contexts(f)?,
+        "allow_mail_to_files" => local.allow_mail_to_files = contexts(f)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())
+}
+
+/// A list of `alias`, `forward`, `include` (Postfix's allow_mail_to_*).
+fn contexts(f: &Field) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for l in f.strings()? {
+        let c = l.text.to_ascii_lowercase();
+        if !matches!(c.as_str(), "alias" | "forward" | "include") {
+            return Err(f.bad(
+                format!("{:?}", l.text),
+                "must be one of \"alias\", \"forward\", \"include\"".to_string(),
+            ));
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 fn relay(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {

@@ -115,6 +115,19 @@ pub struct Local {
     /// `local.recipient_delimiter`, Postfix `recipient_delimiter`: the
     /// characters that split `user+ext`. Default: empty (none).
     pub recipient_delimiter: String,
+    /// `local.command_time_limit`, Postfix `command_time_limit`: how long a
+    /// `|command` delivery may run. Default: 1000s.
+    pub command_time_limit: Duration,
+    /// `local.default_privs`, Postfix `default_privs`: the user commands
+    /// and files of root-owned or inline aliases run as. Default: nobody.
+    pub default_privs: String,
+    /// `local.allow_mail_to_commands`, Postfix `allow_mail_to_commands`:
+    /// where `|command` targets may come from (`alias`, `forward`,
+    /// `include`). Default: alias, forward.
+    pub allow_mail_to_commands: Vec<String>,
+    /// `local.allow_mail_to_files`, Postfix `allow_mail_to_files`: where
+    /// `/file` targets may come from. Default: alias, forward.
+    pub allow_mail_to_files: Vec<String>,
 }
 
 /// `[relay]`: who may relay through this server.

@@ -86,6 +86,19 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
         ),
         ("local.recipient_delimiter", s(&local.recipient_delimiter)),
         (
+            "local.command_time_limit",
+            duration(local.command_time_limit),
+        ),
+        ("local.default_privs", s(&local.default_privs)),
+        (
+            "local.allow_mail_to_commands",
+            list(local.allow_mail_to_commands.iter().map(|c| s(c)).collect()),
+        ),
+        (
+            "local.allow_mail_to_files",
+            list(local.allow_mail_to_files.iter().map(|c| s(c)).collect()),
+        ),
+        (
             "relay.networks",
             list(relay.networks.iter().map(|n| s(&n.to_string())).collect()),
         ),

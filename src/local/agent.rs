@@ -26,10 +26,6 @@ use crate::config::Config;
 use crate::ipc::{self, DeliveryRequest, DeliveryResult, DeliveryStatus};
 use crate::queue::now_micros;
 
-/// The user `|command` and `/file` deliveries run as instead of root, and
-/// for inline and built-in aliases (Postfix `default_privs`).
-pub const DEFAULT_PRIVS: &str = "nobody";
-
 /// Whom this agent may deliver to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Privilege {
@@ -297,7 +293,7 @@ impl Backend for Agent {
 
     /// Whom `|command` and `/file` targets run as (Postfix's delivery
     /// rights): an alias file's owner, the user of a `.forward` (`owner`),
-    /// and [`DEFAULT_PRIVS`] for inline and built-in aliases and instead of
+    /// and `local.default_privs` for inline and built-in aliases and instead of
     /// root or of the mail system's own user (`server.user`, which owns the
     /// queue).
     async fn rights(
@@ -341,21 +337,19 @@ impl Backend for Agent {
         if let Some(account) = found {
             return self.allowed(request, (account.user, account.groups));
         }
-        match lookup_user(DEFAULT_PRIVS).await {
+        let privs = &self.config.local.default_privs;
+        match lookup_user(privs).await {
             Ok(Some(found)) if found.0.uid.as_raw() != 0 => self.allowed(request, found),
             Ok(_) => {
                 let id = &request.id;
-                log::warn!("{id}: default_privs user \"{DEFAULT_PRIVS}\" is unknown or root");
+                log::warn!("{id}: default_privs user \"{privs}\" is unknown or root");
                 Err(Outcome::deferred(
                     "4.3.5",
                     "mail system configuration error",
                 ))
             }
             Err(e) => {
-                log::warn!(
-                    "{}: cannot look up user \"{DEFAULT_PRIVS}\": {e}",
-                    request.id
-                );
+                log::warn!("{}: cannot look up user \"{privs}\": {e}", request.id);
                 Err(Outcome::deferred(
                     "4.3.0",
                     "cannot look up the delivery user",
@@ -416,7 +410,7 @@ impl Backend for Agent {
             command: command.to_string(),
             env,
             cwd: account.user.dir.clone(),
-            time_limit: command::DEFAULT_TIME_LIMIT.as_secs(),
+            time_limit: self.config.local.command_time_limit.as_secs(),
         };
         let job = self.job(request, &identity, Destination::Command(spec), &address);
         self.run(request, &identity, &job).await

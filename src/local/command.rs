@@ -39,8 +39,6 @@ use serde::{Deserialize, Serialize};
 use super::maildir::{CopyError, copy_exact};
 use crate::ipc::DeliveryStatus;
 
-/// Postfix `command_time_limit` (1000s).
-pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(1000);
 /// The shell commands run with (Postfix `local_command_shell` empty:
 /// `/bin/sh -c`).
 const SHELL: &str = "/bin/sh";

@@ -191,11 +191,12 @@
 //! * `local.aliases`, `local.alias_files` (`alias_maps`),
 //!   `local.recipient_delimiter` (`recipient_delimiter`), `local.domains`
 //!   (`mydestination`: which addresses in a `.forward` are local)
-//! * fixed for now, Postfix's defaults: `command_time_limit` = 1000s
-//!   (`command::DEFAULT_TIME_LIMIT`), `default_privs` = nobody
-//!   (`agent::DEFAULT_PRIVS`), `forward_path` =
+//! * `local.command_time_limit` (`command_time_limit`, 1000s),
+//!   `local.default_privs` (`default_privs`, nobody),
+//!   `local.allow_mail_to_commands` and `local.allow_mail_to_files`
+//!   (`alias, forward`)
+//! * fixed for now, Postfix's defaults: `forward_path` =
 //!   `$home/.forward${recipient_delimiter}${extension}, $home/.forward`,
-//!   `allow_mail_to_commands` = `allow_mail_to_files` = `alias, forward`,
 //!   `local_command_shell` empty (`/bin/sh -c`), `command_execution_directory`
 //!   = the home directory (Postfix: the queue directory)
 //! * fixed for now, Postfix's defaults: `deliver_lock_attempts` = 20,
