@@ -27,6 +27,33 @@ pub enum QmgrRequest {
         action: QueueAction,
         ids: Vec<String>,
     },
+    /// The queue's contents (`mailq`), answered with one line: a JSON
+    /// array of [`QueueEntry`].
+    List,
+}
+
+/// One message in the queue listing, with the members and in the order of
+/// Postfix's `postqueue -j`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// `active`, `deferred` or `hold`.
+    pub queue_name: String,
+    pub queue_id: String,
+    /// Seconds since the epoch.
+    pub arrival_time: u64,
+    pub message_size: u64,
+    pub forced_expire: bool,
+    /// Empty for the null sender.
+    pub sender: String,
+    pub recipients: Vec<QueueRecipient>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRecipient {
+    pub address: String,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_reason: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub mod dsn;
 pub mod ipc;
 pub mod local;
 pub mod logging;
+pub mod mailq;
 pub mod qmgr;
 pub mod queue;
 pub mod reply;

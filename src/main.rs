@@ -64,6 +64,12 @@ enum AliasesAction {
 
 #[derive(Subcommand)]
 enum QueueCommand {
+    /// Show the queue as mailq (postqueue -p) does.
+    List {
+        /// One JSON object per message (postqueue -j).
+        #[arg(long, short = 'j')]
+        json: bool,
+    },
     /// Keep messages in the queue without delivering them (postsuper -h).
     Hold {
         #[arg(required = true, value_name = "ID|ALL")]
@@ -117,7 +123,23 @@ fn main() -> ExitCode {
             }
         };
     }
-    if matches!(argv0.as_str(), "sendmail" | "mailq") {
+    if argv0 == "mailq" {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let config = args
+            .iter()
+            .position(|a| a == "--config")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
+        let json = args.iter().any(|a| a == "--json" || a == "-j");
+        return match load(&config).and_then(|c| mailq(&c, json)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("mailq: {e:#}");
+                ExitCode::from(69)
+            }
+        };
+    }
+    if argv0 == "sendmail" {
         // The submission commands have their own issue; until then say so
         // plainly, with the sysexits code for "service unavailable".
         eprintln!("{argv0}: not available yet in this version of postern");
@@ -159,6 +181,26 @@ fn aliases_build(config: &Config) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `mailq` / `postern queue list`: exit 69 (EX_UNAVAILABLE) when the mail
+/// system is down, as postqueue.
+fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    match postern::supervisor::queue_listing(config) {
+        Ok(entries) => {
+            let text = if json {
+                postern::mailq::format_json(&entries)
+            } else {
+                postern::mailq::format(&entries, postern::mailq::asctime)
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("postern: Queue report unavailable - mail system is down ({e:#})");
+            Ok(ExitCode::from(69))
+        }
+    }
+}
+
 fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(path.as_deref())?)
 }
@@ -198,6 +240,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue { action } => {
             use postern::ipc::QueueAction as A;
             let (action, ids) = match action {
+                QueueCommand::List { json } => return mailq(&load(&cli.config)?, json),
                 QueueCommand::Hold { ids } => (A::Hold, ids),
                 QueueCommand::Release { ids } => (A::Release, ids),
                 QueueCommand::Delete { ids } => (A::Delete, ids),

@@ -233,6 +233,14 @@ fn ask_qmgr<T: serde::de::DeserializeOwned>(path: &Path, req: &QmgrRequest) -> a
     Ok(serde_json::from_str(&answer)?)
 }
 
+/// The queue's contents, from qmgr.
+pub fn queue_listing(config: &Config) -> anyhow::Result<Vec<crate::ipc::QueueEntry>> {
+    ask_qmgr(
+        &config.server.run_directory.join(QMGR_SOCKET),
+        &QmgrRequest::List,
+    )
+}
+
 /// `postern queue hold|release|delete|requeue ID…|ALL`: prints what
 /// happened as postsuper does (`postern: Placed on hold: 2 messages`);
 /// false when some ID named no message.

@@ -71,6 +71,8 @@ struct Message {
     deleted: bool,
     /// The sender got its delay warning (`queue.delay_warning_time`).
     warned: bool,
+    /// Per recipient, why its last attempt failed (for `mailq`).
+    reasons: Vec<Option<String>>,
 }
 
 #[derive(Default)]
@@ -259,22 +261,27 @@ impl Engine {
             let rcpts = m
                 .rcpts
                 .iter()
-                .map(|r| match r {
+                .zip(&m.reasons)
+                .map(|(r, reason)| match r {
                     RState::Done => SnapRcpt {
                         state: SnapState::Done,
                         until: 0,
+                        reason: reason.clone(),
                     },
                     RState::Bounced => SnapRcpt {
                         state: SnapState::Bounced,
                         until: 0,
+                        reason: reason.clone(),
                     },
                     RState::Pending { due } => SnapRcpt {
                         state: SnapState::Pending,
                         until: *due,
+                        reason: reason.clone(),
                     },
                     RState::Active => SnapRcpt {
                         state: SnapState::Pending,
                         until: 0,
+                        reason: reason.clone(),
                     },
                 })
                 .collect();
@@ -433,6 +440,7 @@ impl Engine {
         let now = now_micros();
         let id = env.id.clone();
         let mut rcpts = vec![RState::Pending { due: now }; env.recipients.len()];
+        let mut reasons: Vec<Option<String>> = vec![None; env.recipients.len()];
         let mut first_deferred = None;
         let (held, deleted, warned) = r
             .as_ref()
@@ -447,10 +455,16 @@ impl Engine {
                 StateRecord::Bounced(o) => set(&mut rcpts, o.rcpt, RState::Bounced),
                 StateRecord::Deferred(o) => {
                     first_deferred.get_or_insert(now);
+                    if let Some(r) = reasons.get_mut(o.rcpt) {
+                        *r = Some(o.reason.clone());
+                    }
                     set(&mut rcpts, o.rcpt, RState::Pending { due: o.until })
                 }
                 StateRecord::Snapshot(s) => {
                     for (i, sr) in s.rcpts.iter().enumerate() {
+                        if let Some(r) = reasons.get_mut(i) {
+                            r.clone_from(&sr.reason);
+                        }
                         let st = match sr.state {
                             SnapState::Done => RState::Done,
                             SnapState::Bounced => RState::Bounced,
@@ -505,6 +519,7 @@ impl Engine {
                 held,
                 deleted: false,
                 warned,
+                reasons,
             },
         );
     }
@@ -637,6 +652,7 @@ impl Engine {
         let mut records = Vec::new();
         let mut applied = Vec::new();
         let mut reportable: BTreeMap<QueueId, Vec<notify::Reportable>> = BTreeMap::new();
+        let mut reasons_now: HashMap<(QueueId, usize), String> = HashMap::new();
         for mut p in decided {
             // Forwarding first, durably: the recipient counts as delivered
             // only once the new message is queued.
@@ -716,6 +732,9 @@ impl Engine {
                         reason: p.reason.clone(),
                     });
             }
+            if let RState::Pending { .. } = rec.0 {
+                reasons_now.insert((p.id.clone(), p.rcpt), p.reason.clone());
+            }
             records.push(rec.1);
             applied.push((p.id, p.rcpt, rec.0));
         }
@@ -737,6 +756,9 @@ impl Engine {
             };
             if let Some(r) = m.rcpts.get_mut(i) {
                 *r = st;
+            }
+            if let (RState::Pending { .. }, Some(reason)) = (st, m.reasons.get_mut(i)) {
+                *reason = reasons_now.remove(&(id.clone(), i));
             }
             let finished = m.rcpts.iter().all(|r| r.is_final());
             if let RState::Pending { due } = st {

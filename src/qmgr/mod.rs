@@ -66,6 +66,7 @@ enum Event {
     Wake,
     Status(oneshot::Sender<QmgrStatus>),
     Queue(QueueAction, Vec<String>, oneshot::Sender<QueueOpResult>),
+    List(oneshot::Sender<Vec<crate::ipc::QueueEntry>>),
 }
 
 pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Result<()> {
@@ -135,6 +136,7 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
                     last_scan = tokio::time::Instant::now();
                 }
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
+                Some(Event::List(tx)) => { let _ = tx.send(engine.listing()); }
                 Some(Event::Queue(action, ids, tx)) => {
                     let _ = tx.send(engine.queue_op(action, &ids).await);
                 }
@@ -194,6 +196,14 @@ async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Even
                         let _ = events.send(Event::Status(tx));
                         let Ok(status) = rx.await else { return };
                         if ipc::write_line(&mut wr, &status).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(QmgrRequest::List)) => {
+                        let (tx, rx) = oneshot::channel();
+                        let _ = events.send(Event::List(tx));
+                        let Ok(entries) = rx.await else { return };
+                        if ipc::write_line(&mut wr, &entries).await.is_err() {
                             return;
                         }
                     }

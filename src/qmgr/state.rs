@@ -64,6 +64,9 @@ pub struct SnapRcpt {
     pub state: SnapState,
     #[serde(default)]
     pub until: u64,
+    /// Why the last attempt failed (for `mailq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,5 +1,6 @@
 //! The queue: large messages, crashes, deferral and restarts.
 
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -250,4 +251,66 @@ fn hold_release_requeue_delete() {
     p.launch();
     let st = String::from_utf8_lossy(&p.postern(&["status"]).stdout).to_string();
     assert!(st.contains("queue: 0 messages"), "{st}");
+}
+
+/// mailq in Postfix's layout, as `postern queue list`, as a `mailq`
+/// symlink, and as JSON lines; exit 69 when postern is down.
+#[test]
+fn mailq_lists_the_queue() {
+    let mut p = Postern::start("");
+    let empty = p.postern(&["queue", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&empty.stdout),
+        "Mail queue is empty\n"
+    );
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    c.cmd("MAIL FROM:<s@example.org>");
+    assert_eq!(c.cmd("RCPT TO:<far@remote.example>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd("Subject: listed\r\n\r\nx\r\n.");
+    let id = r.rsplit(' ').next().unwrap().to_string();
+    c.cmd("QUIT");
+    p.wait_log(&format!("{id}: to=<far@remote.example>"), 1, 10);
+
+    let out = p.postern(&["queue", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------"
+    );
+    assert!(lines[1].starts_with(&id), "{text}");
+    assert!(lines[1].ends_with(" s@example.org"), "{text}");
+    assert!(
+        lines[2]
+            .trim_start()
+            .starts_with("(delivery to other domains"),
+        "{text}"
+    );
+    assert_eq!(lines[3], format!("{:47}far@remote.example", ""));
+    assert!(text.ends_with("-- 0 Kbytes in 1 Request.\n"), "{text}");
+
+    let json = p.postern(&["queue", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["queue_id"], id.as_str());
+    assert_eq!(v["recipients"][0]["address"], "far@remote.example");
+
+    // The same binary called mailq.
+    let link = p.dir.path().join("mailq");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let out = Command::new(&link)
+        .arg("--config")
+        .arg(&p.config)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+
+    p.stop();
+    let down = p.postern(&["queue", "list"]);
+    assert_eq!(down.status.code(), Some(69));
+    assert!(
+        String::from_utf8_lossy(&down.stderr)
+            .contains("Queue report unavailable - mail system is down")
+    );
 }

@@ -4,11 +4,53 @@
 //! state log before they take effect; requeue only changes times.
 
 use super::{Engine, RState};
-use crate::ipc::{QueueAction, QueueOpResult};
+use crate::ipc::{QueueAction, QueueEntry, QueueOpResult, QueueRecipient};
 use crate::qmgr::state::{Admin, AdminOp, StateRecord};
 use crate::queue::{QueueId, now_micros};
 
 impl Engine {
+    /// The queue as `mailq` shows it: every message with recipients still
+    /// to deliver, in arrival order.
+    pub fn listing(&self) -> Vec<QueueEntry> {
+        let now = now_micros();
+        self.messages
+            .iter()
+            .map(|(id, m)| {
+                let active = m.rcpts.iter().any(|r| match r {
+                    RState::Active => true,
+                    RState::Pending { due } => *due <= now,
+                    _ => false,
+                });
+                let queue_name = if m.held {
+                    "hold"
+                } else if active {
+                    "active"
+                } else {
+                    "deferred"
+                };
+                let recipients = m
+                    .rcpts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| !r.is_final())
+                    .map(|(i, _)| QueueRecipient {
+                        address: m.env.recipients[i].address.clone(),
+                        delay_reason: m.reasons.get(i).cloned().flatten(),
+                    })
+                    .collect();
+                QueueEntry {
+                    queue_name: queue_name.into(),
+                    queue_id: id.to_string(),
+                    arrival_time: m.env.arrival_us / 1_000_000,
+                    message_size: m.env.size,
+                    forced_expire: false,
+                    sender: m.env.sender.clone(),
+                    recipients,
+                }
+            })
+            .collect()
+    }
+
     pub async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
         let mut result = QueueOpResult::default();
         let targets: Vec<QueueId> = if ids.iter().any(|i| i == "ALL") {

@@ -99,6 +99,10 @@ impl Engine {
         m.env = new_env;
         m.content = content;
         m.rcpts = dues.iter().map(|d| RState::Pending { due: *d }).collect();
+        m.reasons = keep
+            .iter()
+            .map(|i| m.reasons.get(*i).cloned().flatten())
+            .collect();
         // Old scheduling entries point at old indices: reschedule.
         for list in self.timers.values_mut() {
             list.retain(|(i, _)| i != id);
