@@ -12,11 +12,8 @@ pub fn format(entries: &[QueueEntry], local_time: impl Fn(u64) -> String) -> Str
         return "Mail queue is empty\n".to_string();
     }
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<17} {:>8} {:<19} {}",
-        "----Queue ID-----", "--Size--", "---Arrival Time----", "--Sender/Recipient------"
-    );
+    // Postfix: "%-17s %8s %-19s %s\n" with these four titles.
+    out.push_str("----Queue ID----- --Size-- ---Arrival Time---- --Sender/Recipient------\n");
     let mut total = 0u64;
     for e in entries {
         total += e.message_size;
