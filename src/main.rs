@@ -111,11 +111,7 @@ fn main() -> ExitCode {
     if argv0 == "newaliases" {
         // newaliases(1): check the alias sources (there is no database to
         // build: the daemons read the files and notice changes).
-        let config = std::env::args_os()
-            .skip_while(|a| a != "--config")
-            .nth(1)
-            .map(PathBuf::from);
-        return match load(&config).and_then(|c| aliases_build(&c)) {
+        return match load(&config_arg()).and_then(|c| aliases_build(&c)) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("newaliases: {e:#}");
@@ -124,14 +120,8 @@ fn main() -> ExitCode {
         };
     }
     if argv0 == "mailq" {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        let config = args
-            .iter()
-            .position(|a| a == "--config")
-            .and_then(|i| args.get(i + 1))
-            .map(PathBuf::from);
-        let json = args.iter().any(|a| a == "--json" || a == "-j");
-        return match load(&config).and_then(|c| mailq(&c, json)) {
+        let json = std::env::args_os().any(|a| a == "--json" || a == "-j");
+        return match load(&config_arg()).and_then(|c| mailq(&c, json)) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("mailq: {e:#}");
@@ -199,6 +189,15 @@ fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(69))
         }
     }
+}
+
+/// `--config FILE` anywhere in the arguments, for the commands called by
+/// their Postfix names (which take Postfix's flags, not postern's).
+fn config_arg() -> Option<PathBuf> {
+    std::env::args_os()
+        .skip_while(|a| a != "--config")
+        .nth(1)
+        .map(PathBuf::from)
 }
 
 fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
