@@ -145,7 +145,23 @@ fn aliases_build_reports_file_and_line() {
         "{err}"
     );
     assert!(err.contains("alias database loop"), "{err}");
+    // newaliases is the same check.
+    let newaliases = dir.path().join("newaliases");
+    std::os::unix::fs::symlink(BIN, &newaliases).unwrap();
+    let out = Command::new(&newaliases)
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2: error:"));
     std::fs::write(&aliases, "ok: root\n").unwrap();
+    let out = Command::new(&newaliases)
+        .arg("--config")
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
     let out = Command::new(BIN)
         .arg("--config")
         .arg(&conf)
