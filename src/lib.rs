@@ -16,6 +16,7 @@ pub mod mailq;
 pub mod qmgr;
 pub mod queue;
 pub mod reply;
+pub mod sendmail;
 pub mod smtpd;
 pub mod supervisor;
 #[allow(unsafe_code)]

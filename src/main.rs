@@ -130,10 +130,12 @@ fn main() -> ExitCode {
         };
     }
     if argv0 == "sendmail" {
-        // The submission commands have their own issue; until then say so
-        // plainly, with the sysexits code for "service unavailable".
-        eprintln!("{argv0}: not available yet in this version of postern");
-        return ExitCode::from(69);
+        return sendmail(std::env::args_os().skip(1).collect());
+    }
+    // `postern sendmail …` takes sendmail's flags, not postern's.
+    let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if rest.first().is_some_and(|a| a == "sendmail") {
+        return sendmail(rest[1..].to_vec());
     }
     let cli = Cli::parse();
     match run(cli) {
@@ -187,6 +189,56 @@ fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         Err(e) => {
             eprintln!("postern: Queue report unavailable - mail system is down ({e:#})");
             Ok(ExitCode::from(69))
+        }
+    }
+}
+
+/// `sendmail` with Postfix's flags; sysexits codes, one line on stderr.
+fn sendmail(args: Vec<std::ffi::OsString>) -> ExitCode {
+    use postern::sendmail::{self as sm, Mode};
+    let opts = match sm::parse_args(&args) {
+        Ok(o) => o,
+        Err(f) => {
+            eprintln!("sendmail: {}", f.message);
+            return ExitCode::from(f.code);
+        }
+    };
+    let config = match load(&opts.config.as_ref().map(PathBuf::from)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sendmail: {e:#}");
+            return ExitCode::from(78);
+        }
+    };
+    let socket = config
+        .server
+        .run_directory
+        .join(postern::supervisor::SUBMIT_SOCKET);
+    let result = match opts.mode {
+        Mode::List => return mailq(&config, false).unwrap_or(ExitCode::from(sm::EX_UNAVAILABLE)),
+        Mode::Aliases => return aliases_build(&config).unwrap_or(ExitCode::from(sm::EX_TEMPFAIL)),
+        Mode::Flush => {
+            let all = vec!["ALL".to_string()];
+            return match postern::supervisor::queue_op(
+                &config,
+                postern::ipc::QueueAction::Requeue,
+                all,
+            ) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sendmail: {e:#}");
+                    ExitCode::from(sm::EX_UNAVAILABLE)
+                }
+            };
+        }
+        Mode::Smtp => sm::smtp_on_stdio(&socket),
+        Mode::Deliver => sm::deliver(&config, &opts),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("sendmail: {}", f.message);
+            ExitCode::from(f.code)
         }
     }
 }

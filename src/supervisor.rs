@@ -34,6 +34,8 @@ pub const STATUS_FILE: &str = "status.json";
 pub const EFFECTIVE_CONFIG: &str = "postern.toml";
 pub const QMGR_SOCKET: &str = "qmgr.sock";
 pub const LOCAL_SOCKET: &str = "local.sock";
+/// The `sendmail` command's socket, world-connectable.
+pub const SUBMIT_SOCKET: &str = "submit.sock";
 
 /// The roles in start order (dependencies first).
 const ROLES: [&str; 3] = ["local", "qmgr", "smtpd"];
@@ -90,6 +92,13 @@ pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
         smtpd_fds.push(("smtp", OwnedFd::from(l)));
     }
     let qmgr_sock = bind_unix(&run_dir.join(QMGR_SOCKET), user.as_ref())?;
+    let submit_sock = bind_unix(&run_dir.join(SUBMIT_SOCKET), user.as_ref())?;
+    // Anyone may submit mail: smtpd learns who from the peer credentials.
+    fs::set_permissions(
+        run_dir.join(SUBMIT_SOCKET),
+        fs::Permissions::from_mode(0o666),
+    )?;
+    smtpd_fds.push(("submit", OwnedFd::from(submit_sock)));
     let local_sock = bind_unix(&run_dir.join(LOCAL_SOCKET), user.as_ref())?;
 
     let exe = std::env::current_exe().context("cannot find the postern binary")?;
@@ -117,6 +126,7 @@ pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
     let _ = fs::remove_file(run_dir.join(STATUS_FILE));
     let _ = fs::remove_file(run_dir.join(QMGR_SOCKET));
     let _ = fs::remove_file(run_dir.join(LOCAL_SOCKET));
+    let _ = fs::remove_file(run_dir.join(SUBMIT_SOCKET));
     result
 }
 

@@ -114,6 +114,20 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut listeners = Vec::new();
     for (name, fd) in fds {
+        if name == "submit" {
+            // The sendmail command's socket: world-connectable; the
+            // submitter is known by its peer credentials.
+            let std_l = std::os::unix::net::UnixListener::from(fd);
+            std_l.set_nonblocking(true)?;
+            let l = tokio::net::UnixListener::from_std(std_l)
+                .context("socket \"submit\" is not a Unix listener")?;
+            listeners.push(tokio::spawn(submit_loop(
+                l,
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+            continue;
+        }
         let std_l = std::net::TcpListener::from(fd);
         std_l.set_nonblocking(true)?;
         let l = TcpListener::from_std(std_l)
@@ -188,7 +202,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
         let stop = stop.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            session::serve(stream, ip, shared.clone(), stop).await;
+            session::serve(stream, session::Peer::Tcp(ip), shared.clone(), stop).await;
             let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
             let mut per = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
             *total -= 1;
@@ -198,6 +212,41 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
                     per.remove(&ip);
                 }
             }
+        });
+    }
+}
+
+/// Local submissions (`sendmail`) on `submit.sock`: each session is
+/// trusted to relay, as Postfix's pickup is, and carries the submitter's
+/// uid from SO_PEERCRED into the log and the Received header.
+async fn submit_loop(
+    listener: tokio::net::UnixListener,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                log::warn!("accept on submit socket: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let uid = match stream.peer_cred() {
+            Ok(c) => c.uid(),
+            Err(e) => {
+                log::warn!("submit socket: no peer credentials: {e}");
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            *shared.total.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            let peer = session::Peer::Local { uid };
+            session::serve(stream, peer, shared.clone(), stop).await;
+            *shared.total.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
         });
     }
 }

@@ -32,6 +32,13 @@ pub fn received_header(
     }
 }
 
+/// The Received header of a local submission, as Postfix's pickup writes
+/// it: `Received: by HOST (postern, from userid UID)` / `\tid QID; DATE`.
+pub fn local_received_header(hostname: &str, uid: u32, id: &str) -> String {
+    let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z");
+    format!("Received: by {hostname} (postern, from userid {uid})\n\tid {id}; {date}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

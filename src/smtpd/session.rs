@@ -24,19 +24,33 @@ const READ_CHUNK: usize = 64 * 1024;
 
 mod data_phase;
 
+/// Who is on the other end.
+#[derive(Clone, Copy, Debug)]
+pub enum Peer {
+    /// A network client.
+    Tcp(IpAddr),
+    /// A local submission on `submit.sock` by this uid.
+    Local { uid: u32 },
+}
+
 /// Serve one connection to the end.
-pub async fn serve<S>(stream: S, ip: IpAddr, shared: Arc<Shared>, stop: watch::Receiver<bool>)
+pub async fn serve<S>(stream: S, peer: Peer, shared: Arc<Shared>, stop: watch::Receiver<bool>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (rd, wr) = tokio::io::split(stream);
+    let (name, ip, uid) = match peer {
+        Peer::Tcp(ip) => ("unknown", ip, None),
+        Peer::Local { uid } => ("localhost", IpAddr::from([127, 0, 0, 1]), Some(uid)),
+    };
     let mut s = Session {
         rd,
         wr,
         inbuf: Vec::with_capacity(4096),
         out: Vec::new(),
-        name: "unknown".into(),
+        name: name.into(),
         ip,
+        uid,
         helo: None,
         esmtp: false,
         tx: None,
@@ -95,6 +109,8 @@ struct Session<R, W> {
     out: Vec<u8>,
     name: String,
     ip: IpAddr,
+    /// A local submission's uid (SO_PEERCRED).
+    uid: Option<u32>,
     helo: Option<String>,
     esmtp: bool,
     tx: Option<Transaction>,
@@ -558,7 +574,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
             };
         }
-        if cfg.relay.networks.iter().any(|n| n.contains(&self.ip)) {
+        // Local submissions relay, as Postfix's pickup does.
+        if self.uid.is_some() || cfg.relay.networks.iter().any(|n| n.contains(&self.ip)) {
             return Ok(());
         }
         Err(Reply::relay_denied(&to.to_string()))

@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod forward;
 mod queue;
+mod sendmail;
 mod smtp;
 mod supervisor;
 mod user;

@@ -15,7 +15,7 @@ use crate::queue::record::RecordType;
 use crate::queue::{Client, Envelope, QueueId, now_micros};
 use crate::reply::Reply;
 use crate::smtpd::data::{DataReader, Feed};
-use crate::smtpd::received::received_header;
+use crate::smtpd::received::{local_received_header, received_header};
 use crate::smtpd::store::{Finished, Store, message_id};
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
@@ -31,15 +31,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let id = self.shared.ids.next();
         tx.id = Some(id.clone());
         let rcpt_addrs: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
-        log::info!("{id}: client={}", self.client());
+        match self.uid {
+            // Postfix's pickup: "uid=1000 from=<user>".
+            Some(uid) => log::info!("{id}: uid={uid} from=<{}>", tx.sender),
+            None => log::info!("{id}: client={}", self.client()),
+        }
         self.reply(&Reply::start_data());
         if !self.flush().await {
             return Some(End::Lost);
         }
         let cfg = self.shared.config.clone();
         let mut store = Store::new(cfg.queue.large_message_threshold);
-        store.push(
-            received_header(
+        let received = match self.uid {
+            Some(uid) => local_received_header(&cfg.server.hostname, uid, id.as_str()),
+            None => received_header(
                 self.helo.as_deref(),
                 &self.name,
                 &self.ip.to_string(),
@@ -47,9 +52,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.proto(),
                 id.as_str(),
                 &rcpt_addrs,
-            )
-            .as_bytes(),
-        );
+            ),
+        };
+        store.push(received.as_bytes());
         let mut reader = DataReader::new(cfg.smtpd.forbid_bare_newline);
         let limit = cfg.smtpd.message_size_limit;
         let mut too_big = false;

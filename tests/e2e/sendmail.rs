@@ -1,0 +1,199 @@
+//! The sendmail command as cron, mailx and scripts call it: through a
+//! `sendmail` symlink to the binary, over submit.sock, no set-uid.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Run `sendmail ARGS` (the binary through a symlink of that name) with
+/// `input` on stdin, optionally as another uid.
+fn sendmail(p: &Postern, args: &[&str], input: &[u8], uid: Option<u32>) -> std::process::Output {
+    let link = p.dir.path().join("sendmail");
+    if !link.exists() {
+        std::os::unix::fs::symlink(BIN, &link).unwrap();
+    }
+    let mut cmd = match uid {
+        None => Command::new(&link),
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={u}"),
+                format!("--regid={u}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ]);
+            c.arg(&link);
+            c
+        }
+    };
+    let mut child = cmd
+        .arg("--config")
+        .arg(&p.config)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn submits_with_added_headers_and_the_uid() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let out = sendmail(
+        &p,
+        &[&format!("{u}@localhost")],
+        b"Subject: from cron\n\nline\n.\nnot sent\n",
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = p.wait_delivered(&u, 1, 20);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let uid = nix::unistd::getuid().as_raw();
+    assert!(
+        text.contains(&format!(
+            "Received: by mail.test.example (postern, from userid {uid})"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("\nFrom: "), "{text}");
+    assert!(text.contains("\nDate: "), "{text}");
+    assert!(text.contains("\nMessage-ID: <"), "{text}");
+    assert!(text.ends_with("\nline\n"), "{text}");
+    assert!(
+        !text.contains("not sent"),
+        "a lone dot ends the input without -i: {text}"
+    );
+    assert!(
+        p.log()
+            .contains(&format!(": uid={uid} from=<{u}@mail.test.example>")),
+        "{}",
+        p.log()
+    );
+}
+
+#[test]
+fn extract_recipients_and_keep_dots_with_i() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let msg = format!("To: {u}@localhost\nBcc: nobody@localhost\nSubject: t\n\na\n.\nb\n");
+    let out = sendmail(
+        &p,
+        &["-t", "-i", "-f", "sender@example.org"],
+        msg.as_bytes(),
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mine = p.wait_delivered(&u, 1, 20);
+    let text = std::fs::read_to_string(&mine[0]).unwrap();
+    assert!(
+        text.starts_with("Return-Path: <sender@example.org>\n"),
+        "{text}"
+    );
+    assert!(!text.contains("Bcc"), "{text}");
+    assert!(text.ends_with("\na\n.\nb\n"), "{text}");
+    if is_root() {
+        p.wait_delivered("nobody", 1, 20);
+    }
+}
+
+#[test]
+fn exit_codes() {
+    let mut p = Postern::start("");
+    // Unknown local user: 67, nothing queued.
+    let out = sendmail(
+        &p,
+        &["no-such-user-z@localhost"],
+        b"Subject: x\n\nx\n",
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(67),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("User unknown"));
+    // No recipients: usage.
+    assert_eq!(sendmail(&p, &[], b"x\n", None).status.code(), Some(64));
+    assert_eq!(sendmail(&p, &["-Z"], b"", None).status.code(), Some(64));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!p.log().contains("(queue active)"), "{}", p.log());
+    // The mail system down: 75, so cron and mailx keep the message.
+    p.stop();
+    let out = sendmail(&p, &[&format!("{}@localhost", p.user)], b"x\n", None);
+    assert_eq!(out.status.code(), Some(75));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is postern running?"));
+}
+
+#[test]
+fn any_user_may_submit() {
+    if !is_root() {
+        eprintln!("skipped: needs root to become nobody");
+        return;
+    }
+    let p = Postern::start("");
+    let out = sendmail(
+        &p,
+        &["root@localhost"],
+        b"Subject: from nobody\n\nhi\n",
+        Some(65534),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.wait_log(": uid=65534 from=<nobody@mail.test.example>", 1, 10);
+    let files = p.wait_delivered("root", 1, 20);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("(postern, from userid 65534)"), "{text}");
+}
+
+#[test]
+fn smtp_on_stdio() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let session = format!(
+        "EHLO me\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<{u}@localhost>\r\nDATA\r\nSubject: bs\r\n\r\nx\r\n.\r\nQUIT\r\n"
+    );
+    // -bs talks SMTP; a careful client waits for replies, a script may not:
+    // send it in steps.
+    let link = p.dir.path().join("sendmail");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let mut child = Command::new(&link)
+        .arg("--config")
+        .arg(&p.config)
+        .arg("-bs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for line in session.split_inclusive("\r\n") {
+        stdin.write_all(line.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("220 "), "{text}");
+    assert!(text.contains("250 2.0.0 Ok: queued as "), "{text}");
+    p.wait_delivered(&u, 1, 20);
+}
