@@ -11,7 +11,8 @@ use postern::config::Config;
 #[derive(Parser)]
 #[command(name = "postern", version, about = "postern mail transfer agent")]
 struct Cli {
-    /// Configuration file (default /etc/postern/postern.toml, else built-in defaults).
+    /// Configuration file (default $POSTERN_CONFIG, then
+    /// /etc/postern/postern.toml, else built-in defaults).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -252,8 +253,15 @@ fn config_arg() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// The configuration: `--config FILE`, else `$POSTERN_CONFIG` (for
+/// programs that run `sendmail` or `mailq` without postern's flags, as
+/// Postfix's `MAIL_CONFIG`), else /etc/postern/postern.toml, else the
+/// built-in defaults.
 fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
-    Ok(Config::load(path.as_deref())?)
+    let from_env = std::env::var_os("POSTERN_CONFIG").map(PathBuf::from);
+    Ok(Config::load(
+        path.as_ref().or(from_env.as_ref()).map(PathBuf::as_path),
+    )?)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -197,3 +197,60 @@ fn smtp_on_stdio() {
     assert!(text.contains("250 2.0.0 Ok: queued as "), "{text}");
     p.wait_delivered(&u, 1, 20);
 }
+
+/// The classic first test: `echo 'This is test.' | mail -s test USER` with
+/// bsd-mailx, whose sendmail is postern (a symlink named in MAILRC; the
+/// configuration through POSTERN_CONFIG, since mailx passes no flags of
+/// ours).
+#[test]
+fn mailx_and_cron_style() {
+    if Command::new("bsd-mailx").arg("-V").output().is_err() {
+        panic!("bsd-mailx is not installed (.ci/run installs it)");
+    }
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let link = p.dir.path().join("sendmail");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let mailrc = p.dir.path().join("mailrc");
+    std::fs::write(&mailrc, format!("set sendmail={}\n", link.display())).unwrap();
+    let mut child = Command::new("bsd-mailx")
+        .args(["-s", "test", &format!("{u}@localhost")])
+        .env("MAILRC", &mailrc)
+        .env("POSTERN_CONFIG", &p.config)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"This is test.\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let files = p.wait_delivered(&u, 1, 20);
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("Subject: test\n"), "{text}");
+    assert!(text.ends_with("\nThis is test.\n"), "{text}");
+
+    // cron: sendmail -FCronDaemon -i -B8BITMIME -oem root
+    let mut child = Command::new(&link)
+        .args(["-FCronDaemon", "-i", "-B8BITMIME", "-oem", &u])
+        .env("POSTERN_CONFIG", &p.config)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: Cron <root@host> run-parts\n\nout\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let files = p.wait_delivered(&u, 2, 20);
+    let cron = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|t| t.contains("Subject: Cron"))
+        .unwrap();
+    assert!(cron.contains("From: CronDaemon <"), "{cron}");
+}
