@@ -38,6 +38,8 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Try every deferred recipient now (sendmail -q, postqueue -f).
+    Flush,
     /// The alias sources (newaliases).
     Aliases {
         #[command(subcommand)]
@@ -296,6 +298,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aliases {
             action: AliasesAction::Build,
         } => aliases_build(&load(&cli.config)?),
+        Command::Flush => {
+            let all = vec!["ALL".to_string()];
+            let ok = postern::supervisor::queue_op(
+                &load(&cli.config)?,
+                postern::ipc::QueueAction::Requeue,
+                all,
+            )?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Queue { action } => {
             use postern::ipc::QueueAction as A;
             let (action, ids) = match action {

@@ -34,6 +34,8 @@ pub const STATUS_FILE: &str = "status.json";
 pub const EFFECTIVE_CONFIG: &str = "postern.toml";
 pub const QMGR_SOCKET: &str = "qmgr.sock";
 pub const LOCAL_SOCKET: &str = "local.sock";
+/// The queue listing (`mailq`), world-connectable, read-only.
+pub const SHOWQ_SOCKET: &str = "showq.sock";
 /// The `sendmail` command's socket, world-connectable.
 pub const SUBMIT_SOCKET: &str = "submit.sock";
 
@@ -50,7 +52,14 @@ pub fn run_role(role: &str, config: Config, fds: Vec<(String, OwnedFd)>) -> anyh
     let result = runtime.block_on(async move {
         match role {
             "smtpd" => crate::smtpd::run(config, fds).await,
-            "qmgr" => crate::qmgr::run(config, unix_listener(fds, "qmgr")?).await,
+            "qmgr" => {
+                let mut fds = fds;
+                let showq = fds
+                    .iter()
+                    .position(|(n, _)| n == "showq")
+                    .map(|i| UnixListener::from(fds.remove(i).1));
+                crate::qmgr::run(config, unix_listener(fds, "qmgr")?, showq).await
+            }
             "local" => crate::local::run(config, unix_listener(fds, "local")?).await,
             other => bail!("unknown role {other:?}"),
         }
@@ -104,7 +113,19 @@ pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("cannot find the postern binary")?;
     let mut sockets: HashMap<&str, Vec<(&str, OwnedFd)>> = HashMap::new();
     sockets.insert("smtpd", smtpd_fds);
-    sockets.insert("qmgr", vec![("qmgr", OwnedFd::from(qmgr_sock))]);
+    // mailq for every user: a read-only listing socket (Postfix's showq).
+    let showq_sock = bind_unix(&run_dir.join(SHOWQ_SOCKET), user.as_ref())?;
+    fs::set_permissions(
+        run_dir.join(SHOWQ_SOCKET),
+        fs::Permissions::from_mode(0o666),
+    )?;
+    sockets.insert(
+        "qmgr",
+        vec![
+            ("qmgr", OwnedFd::from(qmgr_sock)),
+            ("showq", OwnedFd::from(showq_sock)),
+        ],
+    );
     sockets.insert("local", vec![("local", OwnedFd::from(local_sock))]);
 
     let mut sup = Supervisor {
@@ -127,6 +148,7 @@ pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
     let _ = fs::remove_file(run_dir.join(QMGR_SOCKET));
     let _ = fs::remove_file(run_dir.join(LOCAL_SOCKET));
     let _ = fs::remove_file(run_dir.join(SUBMIT_SOCKET));
+    let _ = fs::remove_file(run_dir.join(SHOWQ_SOCKET));
     result
 }
 
@@ -246,7 +268,7 @@ fn ask_qmgr<T: serde::de::DeserializeOwned>(path: &Path, req: &QmgrRequest) -> a
 /// The queue's contents, from qmgr.
 pub fn queue_listing(config: &Config) -> anyhow::Result<Vec<crate::ipc::QueueEntry>> {
     ask_qmgr(
-        &config.server.run_directory.join(QMGR_SOCKET),
+        &config.server.run_directory.join(SHOWQ_SOCKET),
         &QmgrRequest::List,
     )
 }

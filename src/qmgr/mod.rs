@@ -69,7 +69,13 @@ enum Event {
     List(oneshot::Sender<Vec<crate::ipc::QueueEntry>>),
 }
 
-pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Result<()> {
+/// `listener` is the control socket (`qmgr`, 0600); `showq`, when handed
+/// over, the world-connectable socket on which only the listing is served.
+pub async fn run(
+    config: Arc<Config>,
+    listener: StdUnixListener,
+    showq: Option<StdUnixListener>,
+) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(listener)?;
     let state_dir = config.queue.directory.join(STATE);
@@ -107,7 +113,15 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
     engine.recover().await?;
 
     let (event_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    tokio::spawn(control_loop(listener, event_tx));
+    if let Some(showq) = showq {
+        showq.set_nonblocking(true)?;
+        tokio::spawn(control_loop(
+            UnixListener::from_std(showq)?,
+            event_tx.clone(),
+            true,
+        ));
+    }
+    tokio::spawn(control_loop(listener, event_tx, false));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut last_scan = tokio::time::Instant::now();
     let mut none = std::collections::HashMap::new();
@@ -176,7 +190,13 @@ pub async fn run(config: Arc<Config>, listener: StdUnixListener) -> anyhow::Resu
     Ok(())
 }
 
-async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Event>) {
+/// Serve one control socket; a `read_only` one (showq) answers only
+/// listings and counts.
+async fn control_loop(
+    listener: UnixListener,
+    events: mpsc::UnboundedSender<Event>,
+    read_only: bool,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -187,7 +207,17 @@ async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Even
             let (rd, mut wr) = stream.into_split();
             let mut rd = BufReader::new(rd);
             loop {
-                match ipc::read_line::<_, QmgrRequest>(&mut rd).await {
+                let request = ipc::read_line::<_, QmgrRequest>(&mut rd).await;
+                if read_only
+                    && !matches!(
+                        request,
+                        Ok(Some(QmgrRequest::List | QmgrRequest::Status)) | Ok(None)
+                    )
+                {
+                    log::warn!("showq socket: refused a request that is not a listing");
+                    return;
+                }
+                match request {
                     Ok(Some(QmgrRequest::Wake)) => {
                         let _ = events.send(Event::Wake);
                     }

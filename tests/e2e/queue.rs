@@ -296,6 +296,43 @@ fn mailq_lists_the_queue() {
     assert_eq!(v["queue_id"], id.as_str());
     assert_eq!(v["recipients"][0]["address"], "far@remote.example");
 
+    // Any user may list the queue (the read-only showq socket) …
+    if is_root() {
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                BIN,
+                "--config",
+            ])
+            .arg(&p.config)
+            .args(["queue", "list"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            text,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // … but that socket does nothing else.
+    {
+        use std::io::{Read, Write};
+        let mut s =
+            std::os::unix::net::UnixStream::connect(p.run_dir().join("showq.sock")).unwrap();
+        s.write_all(
+            format!("{{\"op\":\"queue\",\"action\":\"delete\",\"ids\":[\"{id}\"]}}\n").as_bytes(),
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "");
+        let again = p.postern(&["queue", "list"]);
+        assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+    }
     // The same binary called mailq.
     let link = p.dir.path().join("mailq");
     std::os::unix::fs::symlink(BIN, &link).unwrap();
