@@ -30,6 +30,18 @@ pub enum QmgrRequest {
     /// The queue's contents (`mailq`), answered with one line: a JSON
     /// array of [`QueueEntry`].
     List,
+    /// One message, envelope and content (`postern queue show`, like
+    /// postcat), answered with one [`ShownMessage`] line (null when unknown).
+    Show { id: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownMessage {
+    pub envelope: crate::queue::Envelope,
+    /// Per recipient: `pending`, `active`, `delivered`, `bounced`.
+    pub states: Vec<String>,
+    /// The content as stored (LF line ends), invalid UTF-8 replaced.
+    pub content: String,
 }
 
 /// One message in the queue listing, with the members and in the order of

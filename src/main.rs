@@ -67,6 +67,11 @@ enum AliasesAction {
 
 #[derive(Subcommand)]
 enum QueueCommand {
+    /// Show one message's envelope and content (like postcat -q).
+    Show {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
     /// Show the queue as mailq (postqueue -p) does.
     List {
         /// One JSON object per message (postqueue -j).
@@ -315,6 +320,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             use postern::ipc::QueueAction as A;
             let (action, ids) = match action {
                 QueueCommand::List { json } => return mailq(&load(&cli.config)?, json),
+                QueueCommand::Show { id } => {
+                    let ok = postern::supervisor::queue_show(&load(&cli.config)?, &id)?;
+                    return Ok(if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    });
+                }
                 QueueCommand::Hold { ids } => (A::Hold, ids),
                 QueueCommand::Release { ids } => (A::Release, ids),
                 QueueCommand::Delete { ids } => (A::Delete, ids),

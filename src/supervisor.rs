@@ -273,6 +273,37 @@ pub fn queue_listing(config: &Config) -> anyhow::Result<Vec<crate::ipc::QueueEnt
     )
 }
 
+/// `postern queue show ID`: the envelope and the content, as postcat
+/// prints a queue file; false when there is no such message.
+pub fn queue_show(config: &Config, id: &str) -> anyhow::Result<bool> {
+    let path = config.server.run_directory.join(QMGR_SOCKET);
+    let shown: Option<crate::ipc::ShownMessage> =
+        ask_qmgr(&path, &QmgrRequest::Show { id: id.to_string() })?;
+    let Some(m) = shown else {
+        eprintln!("postern: {id}: no such message in the queue");
+        return Ok(false);
+    };
+    let e = &m.envelope;
+    println!("*** ENVELOPE RECORDS {id} ***");
+    println!("message_size: {}", e.size);
+    println!(
+        "message_arrival_time: {}",
+        crate::mailq::asctime(e.arrival_us / 1_000_000)
+    );
+    println!("sender: {}", e.sender);
+    if let Some(envid) = &e.envid {
+        println!("envid: {envid}");
+    }
+    for (r, state) in e.recipients.iter().zip(&m.states) {
+        println!("recipient: {} ({state})", r.address);
+    }
+    println!("client: {}[{}]", e.client.name, e.client.addr);
+    println!("*** MESSAGE CONTENTS {id} ***");
+    print!("{}", m.content);
+    println!("*** MESSAGE FILE END {id} ***");
+    Ok(true)
+}
+
 /// `postern queue hold|release|delete|requeue ID…|ALL`: prints what
 /// happened as postsuper does (`postern: Placed on hold: 2 messages`);
 /// false when some ID named no message.

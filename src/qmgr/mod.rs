@@ -67,6 +67,7 @@ enum Event {
     Status(oneshot::Sender<QmgrStatus>),
     Queue(QueueAction, Vec<String>, oneshot::Sender<QueueOpResult>),
     List(oneshot::Sender<Vec<crate::ipc::QueueEntry>>),
+    Show(String, oneshot::Sender<Option<crate::ipc::ShownMessage>>),
 }
 
 /// `listener` is the control socket (`qmgr`, 0600); `showq`, when handed
@@ -151,6 +152,7 @@ pub async fn run(
                 }
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
                 Some(Event::List(tx)) => { let _ = tx.send(engine.listing()); }
+                Some(Event::Show(id, tx)) => { let _ = tx.send(engine.show(&id)); }
                 Some(Event::Queue(action, ids, tx)) => {
                     let _ = tx.send(engine.queue_op(action, &ids).await);
                 }
@@ -226,6 +228,14 @@ async fn control_loop(
                         let _ = events.send(Event::Status(tx));
                         let Ok(status) = rx.await else { return };
                         if ipc::write_line(&mut wr, &status).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(QmgrRequest::Show { id })) => {
+                        let (tx, rx) = oneshot::channel();
+                        let _ = events.send(Event::Show(id, tx));
+                        let Ok(shown) = rx.await else { return };
+                        if ipc::write_line(&mut wr, &shown).await.is_err() {
                             return;
                         }
                     }

@@ -333,6 +333,29 @@ fn mailq_lists_the_queue() {
         let again = p.postern(&["queue", "list"]);
         assert_eq!(String::from_utf8_lossy(&again.stdout), text);
     }
+    // One message, like postcat.
+    let show = p.postern(&["queue", "show", &id]);
+    let shown = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(
+        shown.starts_with(&format!("*** ENVELOPE RECORDS {id} ***\n")),
+        "{shown}"
+    );
+    assert!(shown.contains("sender: s@example.org\n"), "{shown}");
+    assert!(
+        shown.contains("recipient: far@remote.example (pending)\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("Subject: listed\n\nx\n"), "{shown}");
+    assert!(
+        shown.ends_with(&format!("*** MESSAGE FILE END {id} ***\n")),
+        "{shown}"
+    );
+    assert_eq!(
+        p.postern(&["queue", "show", "0000000000000A"])
+            .status
+            .code(),
+        Some(1)
+    );
     // The same binary called mailq.
     let link = p.dir.path().join("mailq");
     std::os::unix::fs::symlink(BIN, &link).unwrap();

@@ -51,6 +51,31 @@ impl Engine {
             .collect()
     }
 
+    /// One message for `postern queue show`.
+    pub fn show(&self, id: &str) -> Option<crate::ipc::ShownMessage> {
+        let id: QueueId = id.parse().ok()?;
+        let m = self.messages.get(&id)?;
+        let content = super::read_content(&self.qdir, &m.content)
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_else(|e| format!("(cannot read the content: {e})"));
+        let states = m
+            .rcpts
+            .iter()
+            .map(|r| match r {
+                RState::Pending { .. } => "pending",
+                RState::Active => "active",
+                RState::Done => "delivered",
+                RState::Bounced => "bounced",
+            })
+            .map(String::from)
+            .collect();
+        Some(crate::ipc::ShownMessage {
+            envelope: m.env.clone(),
+            states,
+            content,
+        })
+    }
+
     pub async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
         let mut result = QueueOpResult::default();
         let targets: Vec<QueueId> = if ids.iter().any(|i| i == "ALL") {
