@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod aliases;
+pub mod check;
 pub mod config;
 pub mod dsn;
 pub mod ipc;

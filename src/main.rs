@@ -31,7 +31,9 @@ enum Command {
     Stop,
     /// Show whether postern runs, its roles and the queue counts.
     Status,
-    /// Validate the configuration (exit 0 when good, 1 with the error).
+    /// Validate the configuration, and the system as postfix check does
+    /// (the postern user, queue and run directories, alias sources): exit
+    /// 0 when good, 1 with the errors.
     Check,
     /// Show the configuration.
     Config {
@@ -274,7 +276,30 @@ fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check => match load(&cli.config) {
-            Ok(_) => Ok(ExitCode::SUCCESS),
+            Ok(config) => {
+                let path = cli
+                    .config
+                    .clone()
+                    .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from))
+                    .unwrap_or_else(|| PathBuf::from(postern::config::DEFAULT_PATH));
+                let found = postern::check::check_system(&config, Some(&path));
+                let mut failed = false;
+                for (level, message) in &found {
+                    let word = match level {
+                        postern::check::Level::Warning => "warning",
+                        postern::check::Level::Error => {
+                            failed = true;
+                            "error"
+                        }
+                    };
+                    eprintln!("postern: {word}: {message}");
+                }
+                Ok(if failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
             Err(e) => {
                 eprintln!("postern: {e:#}");
                 Ok(ExitCode::FAILURE)

@@ -73,3 +73,43 @@ fn config_show_prints_effective_configuration() {
     assert!(text.contains("message_size_limit = 10240000"), "{text}");
     assert!(text.contains("\"mx.foo.example\""), "{text}");
 }
+
+/// `postern check` also looks at the system, as `postfix check` does.
+#[test]
+fn check_reports_the_queue_directory_and_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("queue");
+    std::fs::create_dir(&queue).unwrap();
+    std::fs::set_permissions(&queue, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let aliases = dir.path().join("aliases");
+    std::fs::write(&aliases, "staff root\n").unwrap();
+    let conf = dir.path().join("postern.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[queue]\ndirectory = \"{}\"\n[local]\nalias_files = [\"{}\"]\n",
+            queue.display(),
+            aliases.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "postern: error: {}: mode 777, should be 700",
+            queue.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("postern: error: {}:1:", aliases.display())),
+        "{err}"
+    );
+}
