@@ -29,6 +29,9 @@ enum Command {
     },
     /// Stop a running mail system gracefully.
     Stop,
+    /// Read the configuration again (an invalid one is refused and the
+    /// running one kept).
+    Reload,
     /// Show whether postern runs, its roles and the queue counts.
     Status,
     /// Validate the configuration, and the system as postfix check does
@@ -313,7 +316,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Start { foreground } => {
             let config = load(&cli.config)?;
-            postern::supervisor::start(config, foreground)?;
+            let source = cli
+                .config
+                .clone()
+                .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
+            postern::supervisor::start(config, source, foreground)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reload => {
+            postern::supervisor::reload(&load(&cli.config)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop => {

@@ -78,13 +78,15 @@ fn unix_listener(fds: Vec<(String, OwnedFd)>, name: &str) -> anyhow::Result<Unix
 }
 
 /// `postern start`.
-pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
+/// `source` is where the configuration came from (`--config`), read again
+/// on `postern reload`.
+pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyhow::Result<()> {
     let run_dir = config.server.run_directory.clone();
     if let Some(pid) = running_pid(&run_dir) {
         bail!("postern is already running (pid {pid})");
     }
     if !foreground {
-        return start_background(&config);
+        return start_background(&config, source.as_deref());
     }
     crate::logging::init("master");
     let user = role_user(&config)?;
@@ -130,6 +132,8 @@ pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
 
     let mut sup = Supervisor {
         exe,
+        source,
+        config: config.clone(),
         config_path: effective,
         sockets,
         user,
@@ -154,12 +158,10 @@ pub fn start(config: Config, foreground: bool) -> anyhow::Result<()> {
 
 /// Detach: run `postern start --foreground` in its own session with its
 /// log in the run directory, and wait until it is up.
-fn start_background(config: &Config) -> anyhow::Result<()> {
+fn start_background(config: &Config, source: Option<&Path>) -> anyhow::Result<()> {
     let run_dir = &config.server.run_directory;
     fs::create_dir_all(run_dir)
         .with_context(|| format!("cannot create run directory {}", run_dir.display()))?;
-    let conf_path = run_dir.join("start.toml");
-    write_file(&conf_path, config.to_toml(false).as_bytes(), 0o644)?;
     let log_path = run_dir.join("postern.log");
     let log = fs::OpenOptions::new()
         .create(true)
@@ -168,9 +170,11 @@ fn start_background(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let exe = std::env::current_exe()?;
     let mut child = std::process::Command::new(exe);
+    // The same source (file or defaults), so that reload reads it again.
+    if let Some(path) = source {
+        child.arg("--config").arg(path);
+    }
     child
-        .args(["--config"])
-        .arg(&conf_path)
         .args(["start", "--foreground"])
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
@@ -195,6 +199,18 @@ fn start_background(config: &Config) -> anyhow::Result<()> {
         "postern did not report being up within 10 s; see {}",
         log_path.display()
     )
+}
+
+/// `postern reload`: the configuration is checked here first; a bad one
+/// is reported and nothing is signalled.
+pub fn reload(config: &Config) -> anyhow::Result<()> {
+    let run_dir = &config.server.run_directory;
+    let Some(pid) = running_pid(run_dir) else {
+        bail!("postern is not running");
+    };
+    kill(Pid::from_raw(pid), Signal::SIGHUP)?;
+    println!("postern: reloading (pid {pid})");
+    Ok(())
 }
 
 /// `postern stop`: SIGTERM to the supervisor, then wait for it to go.
@@ -403,6 +419,11 @@ struct Restart {
 
 struct Supervisor {
     exe: PathBuf,
+    /// Where the configuration is read from on reload (None: the default
+    /// path or the built-in defaults).
+    source: Option<PathBuf>,
+    /// The configuration in effect.
+    config: Config,
     config_path: PathBuf,
     sockets: HashMap<&'static str, Vec<(&'static str, OwnedFd)>>,
     user: Option<Credentials>,
@@ -425,6 +446,7 @@ impl Supervisor {
         loop {
             match signals.wait(self.next_restart_in()) {
                 Some(libc::SIGTERM) | Some(libc::SIGINT) => break,
+                Some(libc::SIGHUP) => self.reload(),
                 _ => {}
             }
             self.reap();
@@ -432,6 +454,54 @@ impl Supervisor {
         }
         self.shutdown();
         Ok(())
+    }
+
+    /// SIGHUP (`postern reload`): read the configuration again; an invalid
+    /// one is refused and the running one kept. A valid one is written as
+    /// the effective configuration and every role restarted with it, one at
+    /// a time (the listening sockets stay open: a changed `smtpd.listen`,
+    /// queue or run directory needs a restart, as Postfix's
+    /// inet_interfaces).
+    fn reload(&mut self) {
+        let new = match Config::load(self.source.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("reload refused, the running configuration is kept: {e}");
+                return;
+            }
+        };
+        if new.smtpd.listen != self.config.smtpd.listen
+            || new.queue.directory != self.config.queue.directory
+            || new.server.run_directory != self.config.server.run_directory
+            || new.server.user != self.config.server.user
+        {
+            log::warn!(
+                "reload: listeners, queue and run directories and server.user change only with a restart; the rest is reloaded"
+            );
+        }
+        if let Err(e) = write_file(&self.config_path, new.to_toml(false).as_bytes(), 0o644) {
+            log::error!("reload failed: {e:#}");
+            return;
+        }
+        self.config = new;
+        log::info!("reloading");
+        for role in ROLES {
+            let pids: Vec<i32> = self
+                .children
+                .iter()
+                .filter(|(_, (r, _))| *r == role)
+                .map(|(p, _)| *p)
+                .collect();
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+                let _ = waitpid(Pid::from_raw(pid), None);
+                self.children.remove(&pid);
+            }
+            if let Err(e) = self.spawn(role) {
+                log::error!("{e:#}");
+            }
+        }
+        self.write_status();
     }
 
     fn spawn(&mut self, role: &'static str) -> anyhow::Result<()> {

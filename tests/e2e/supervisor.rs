@@ -85,3 +85,56 @@ fn crashed_role_is_restarted() {
     let mut c = p.client();
     assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
 }
+
+#[test]
+fn reload_takes_a_good_configuration_and_refuses_a_bad_one() {
+    let p = Postern::start("");
+    let text = std::fs::read_to_string(&p.config).unwrap();
+    std::fs::write(
+        &p.config,
+        text.replace(
+            "[smtpd]\n",
+            "[smtpd]\nbanner = \"reloaded.example ESMTP\"\n",
+        ),
+    )
+    .unwrap();
+    let out = p.postern(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.wait_log("reloading", 1, 5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+        let mut banner = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut s), &mut banner).unwrap();
+        if banner == "220 reloaded.example ESMTP\r\n" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {banner:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A bad file: refused by the command, nothing changes.
+    std::fs::write(&p.config, text.replace("[smtpd]\n", "[smtpd]\nbogus = 1\n")).unwrap();
+    let out = p.postern(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+    // Signalled anyway, the supervisor refuses it too and keeps running.
+    let pid: i32 = std::fs::read_to_string(p.run_dir().join("postern.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    p.wait_log("reload refused, the running configuration is kept", 1, 5);
+    let mut s = std::net::TcpStream::connect(p.addr).unwrap();
+    let mut banner = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut s), &mut banner).unwrap();
+    assert_eq!(banner, "220 reloaded.example ESMTP\r\n");
+}
