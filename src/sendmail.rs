@@ -11,7 +11,8 @@
 //!
 //! Exit codes are sysexits (what cron and mailx act on): 0 queued, 64
 //! usage, 65 data error (a 5xx refusal), 67 unknown local user, 69
-//! unavailable, 75 temporary failure or mail system unreachable (mailx and
+//! unavailable, 77 not allowed (`smtpd.authorized_submit_users`,
+//! `smtpd.sender_override_users`), 75 temporary failure or mail system unreachable (mailx and
 //! cron keep the message). Any refusal before the final `250` leaves
 //! nothing in the queue.
 
@@ -59,6 +60,7 @@ pub const EX_USAGE: u8 = 64;
 pub const EX_DATAERR: u8 = 65;
 pub const EX_NOUSER: u8 = 67;
 pub const EX_UNAVAILABLE: u8 = 69;
+pub const EX_NOPERM: u8 = 77;
 pub const EX_TEMPFAIL: u8 = 75;
 
 /// A failure with its exit code and the one line for stderr.
@@ -363,6 +365,7 @@ pub fn submit(
         let text = reply.replace('\n', " ");
         Err(match code {
             550 if reply.contains("5.1.1") => fail(EX_NOUSER, format!("{what}: {text}")),
+            550 | 553 if reply.contains("5.7.1") => fail(EX_NOPERM, format!("{what}: {text}")),
             500..=599 => fail(EX_DATAERR, format!("{what}: {text}")),
             _ => fail(EX_TEMPFAIL, format!("{what}: {text}")),
         })

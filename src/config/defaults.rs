@@ -157,6 +157,7 @@ pub(super) fn builtin(system: &System) -> Config {
             move_deferred_after: Duration::from_secs(3600),
             delay_warning_time: Duration::ZERO,
             bounce_size_limit: 50_000,
+            authorized_mailq_users: vec!["*".into()],
         },
         smtpd: Smtpd {
             listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 2525))],
@@ -171,6 +172,8 @@ pub(super) fn builtin(system: &System) -> Config {
             vrfy: false,
             forbid_bare_newline: BareNewline::Normalize,
             forbid_unauth_pipelining: true,
+            authorized_submit_users: vec!["*".into()],
+            sender_override_users: vec!["*".into()],
         },
     }
 }

@@ -54,6 +54,7 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
             "move_deferred_after",
             "delay_warning_time",
             "bounce_size_limit",
+            "authorized_mailq_users",
         ],
     ),
     (
@@ -71,13 +72,15 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
             "vrfy",
             "forbid_bare_newline",
             "forbid_unauth_pipelining",
+            "authorized_submit_users",
+            "sender_override_users",
         ],
     ),
 ];
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 32] = [
+const POSTFIX_NAMES: [(&str, &str); 34] = [
     ("myhostname", "server.hostname"),
     ("mydomain", "server.domain"),
     ("myorigin", "server.origin"),
@@ -88,6 +91,8 @@ const POSTFIX_NAMES: [(&str, &str); 32] = [
     ("queue_directory", "queue.directory"),
     ("alias_maps", "local.alias_files"),
     ("delay_warning_time", "queue.delay_warning_time"),
+    ("authorized_submit_users", "smtpd.authorized_submit_users"),
+    ("authorized_mailq_users", "queue.authorized_mailq_users"),
     ("command_time_limit", "local.command_time_limit"),
     ("default_privs", "local.default_privs"),
     ("allow_mail_to_commands", "local.allow_mail_to_commands"),
@@ -249,6 +254,11 @@ fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
     Ok(())
 }
 
+/// A list of strings as written (user names here).
+fn plain_strings(f: &Field) -> Result<Vec<String>, ConfigError> {
+    Ok(f.strings()?.into_iter().map(|l| l.text).collect())
+}
+
 /// A list of `alias`, `forward`, `include` (Postfix's allow_mail_to_*).
 fn contexts(f: &Field) -> Result<Vec<String>, ConfigError> {
     let mut out = Vec::new();
@@ -291,6 +301,7 @@ fn queue(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         "move_deferred_after" => queue.move_deferred_after = f.duration()?,
         "delay_warning_time" => queue.delay_warning_time = f.duration()?,
         "bounce_size_limit" => queue.bounce_size_limit = f.integer(0)?,
+        "authorized_mailq_users" => queue.authorized_mailq_users = plain_strings(f)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())
@@ -320,6 +331,8 @@ fn smtpd(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
             }
         }
         "forbid_unauth_pipelining" => smtpd.forbid_unauth_pipelining = f.boolean()?,
+        "authorized_submit_users" => smtpd.authorized_submit_users = plain_strings(f)?,
+        "sender_override_users" => smtpd.sender_override_users = plain_strings(f)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())

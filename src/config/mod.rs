@@ -169,6 +169,9 @@ pub struct Queue {
     /// `queue.bounce_size_limit`, Postfix `bounce_size_limit`: a returned
     /// original larger than this is reduced to its headers. Default: 50000.
     pub bounce_size_limit: usize,
+    /// `queue.authorized_mailq_users`, Postfix `authorized_mailq_users`:
+    /// who may list the queue (user names; `*` anyone). Default: `["*"]`.
+    pub authorized_mailq_users: Vec<String>,
 }
 
 /// `smtpd.forbid_bare_newline`, Postfix `smtpd_forbid_bare_newline`.
@@ -220,6 +223,15 @@ pub struct Smtpd {
     /// `smtpd.forbid_unauth_pipelining`, Postfix
     /// `smtpd_forbid_unauth_pipelining`. Default: true.
     pub forbid_unauth_pipelining: bool,
+    /// `smtpd.authorized_submit_users`, Postfix `authorized_submit_users`:
+    /// who may submit with `sendmail` (user names; `*` anyone). Default:
+    /// `["*"]`.
+    pub authorized_submit_users: Vec<String>,
+    /// `smtpd.sender_override_users` (compare Postfix
+    /// `local_login_sender_maps`): who may submit with an envelope sender
+    /// other than their own (`sendmail -f`). Default: `["*"]`, and every
+    /// submission is logged with its uid.
+    pub sender_override_users: Vec<String>,
 }
 
 impl Config {

@@ -124,6 +124,10 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             queue.bounce_size_limit.to_string(),
         ),
         (
+            "queue.authorized_mailq_users",
+            list(queue.authorized_mailq_users.iter().map(|u| s(u)).collect()),
+        ),
+        (
             "smtpd.listen",
             list(smtpd.listen.iter().map(|a| s(&a.to_string())).collect()),
         ),
@@ -152,6 +156,14 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
         (
             "smtpd.forbid_unauth_pipelining",
             smtpd.forbid_unauth_pipelining.to_string(),
+        ),
+        (
+            "smtpd.authorized_submit_users",
+            list(smtpd.authorized_submit_users.iter().map(|u| s(u)).collect()),
+        ),
+        (
+            "smtpd.sender_override_users",
+            list(smtpd.sender_override_users.iter().map(|u| s(u)).collect()),
         ),
     ];
     values

@@ -116,13 +116,14 @@ pub async fn run(
     let (event_tx, mut events) = mpsc::unbounded_channel::<Event>();
     if let Some(showq) = showq {
         showq.set_nonblocking(true)?;
+        let users = Some(config.queue.authorized_mailq_users.clone());
         tokio::spawn(control_loop(
             UnixListener::from_std(showq)?,
             event_tx.clone(),
-            true,
+            users,
         ));
     }
-    tokio::spawn(control_loop(listener, event_tx, false));
+    tokio::spawn(control_loop(listener, event_tx, None));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut last_scan = tokio::time::Instant::now();
     let mut none = std::collections::HashMap::new();
@@ -192,18 +193,34 @@ pub async fn run(
     Ok(())
 }
 
-/// Serve one control socket; a `read_only` one (showq) answers only
-/// listings and counts.
+/// Serve one control socket. The showq socket (`mailq_users` given)
+/// answers only listings and counts, and only to those users
+/// (`queue.authorized_mailq_users`; `*` anyone; root always).
 async fn control_loop(
     listener: UnixListener,
     events: mpsc::UnboundedSender<Event>,
-    read_only: bool,
+    mailq_users: Option<Vec<String>>,
 ) {
+    let read_only = mailq_users.is_some();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        if let Some(users) = &mailq_users
+            && !users.iter().any(|u| u == "*")
+        {
+            let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+            let name = nix::unistd::User::from_uid(uid.into())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_default();
+            if uid != 0 && !users.contains(&name) {
+                log::warn!("showq: uid {uid} is not in queue.authorized_mailq_users");
+                continue;
+            }
+        }
         let events = events.clone();
         tokio::spawn(async move {
             let (rd, mut wr) = stream.into_split();

@@ -487,6 +487,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if from.address().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
             return self.fail(Reply::must_declare_smtputf8());
         }
+        if let Some(uid) = self.uid
+            && let Err(r) = self.check_submitter(uid, &from)
+        {
+            log::info!(
+                "NOQUEUE: reject: MAIL from {} (uid {uid}): {r}",
+                self.client()
+            );
+            return self.fail(r);
+        }
         let limit = self.cfg().smtpd.message_size_limit;
         if limit > 0 && params.size.is_some_and(|s| s > limit) {
             let r = Reply::size_exceeds_limit();
@@ -543,6 +552,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         self.reply(&Reply::rcpt_ok());
         true
+    }
+
+    /// A local submission: may this user submit, and with this sender
+    /// (`smtpd.authorized_submit_users`, `smtpd.sender_override_users`)?
+    fn check_submitter(&self, uid: u32, from: &Path) -> Result<(), Reply> {
+        let name = nix::unistd::User::from_uid(uid.into())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_else(|| uid.to_string());
+        let listed = |list: &[String]| list.iter().any(|u| u == "*" || *u == name);
+        let cfg = &self.cfg().smtpd;
+        if !listed(&cfg.authorized_submit_users) {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                format!("User {name}({uid}) is not allowed to submit mail"),
+            ));
+        }
+        let own = format!("{name}@{}", self.cfg().server.origin);
+        let sender = from.to_string();
+        if !sender.eq_ignore_ascii_case(&own) && !listed(&cfg.sender_override_users) {
+            return Err(Reply::new(
+                553,
+                "5.7.1",
+                format!("<{sender}>: Sender address rejected: not owned by user {name}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Relay control and local recipient validation.

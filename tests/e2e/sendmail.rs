@@ -254,3 +254,78 @@ fn mailx_and_cron_style() {
         .unwrap();
     assert!(cron.contains("From: CronDaemon <"), "{cron}");
 }
+
+/// Who may submit, who may choose another sender, who may list the queue.
+#[test]
+fn submit_and_mailq_permissions() {
+    if !is_root() {
+        eprintln!("skipped: needs root to become nobody");
+        return;
+    }
+    let p = Postern::start_with(
+        "[queue]\ndirectory = \"{dir}/queue\"\nauthorized_mailq_users = [\"root\"]\n",
+        &["sender_override_users = [\"root\"]"],
+    );
+    // nobody with its own sender: fine; with another: refused, 77.
+    let ok = sendmail(&p, &["root@localhost"], b"Subject: a\n\nx\n", Some(65534));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let forged = sendmail(
+        &p,
+        &["-f", "boss@example.org", "root@localhost"],
+        b"Subject: b\n\nx\n",
+        Some(65534),
+    );
+    assert_eq!(
+        forged.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&forged.stderr)
+    );
+    assert!(String::from_utf8_lossy(&forged.stderr).contains("not owned by user nobody"));
+    // root may.
+    let root = sendmail(
+        &p,
+        &["-f", "boss@example.org", "root@localhost"],
+        b"Subject: c\n\nx\n",
+        None,
+    );
+    assert_eq!(root.status.code(), Some(0));
+    // mailq: root yes, nobody no.
+    assert_eq!(p.postern(&["queue", "list"]).status.code(), Some(0));
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            BIN,
+            "--config",
+        ])
+        .arg(&p.config)
+        .args(["queue", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Nobody may not submit at all when not listed.
+    drop(p);
+    let p = Postern::start_with("", &["authorized_submit_users = [\"root\"]"]);
+    let out = sendmail(&p, &["root@localhost"], b"Subject: d\n\nx\n", Some(65534));
+    assert_eq!(
+        out.status.code(),
+        Some(77),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not allowed to submit mail"));
+}
