@@ -121,6 +121,17 @@ fn main() -> ExitCode {
         .map(PathBuf::from)
         .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .unwrap_or_default();
+    // `postern sendmail|mailq|newaliases …` behave as those commands (with
+    // their flags, not postern's).
+    let first = std::env::args_os()
+        .nth(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    let (argv0, skip) = match first.as_deref() {
+        Some(name @ ("sendmail" | "mailq" | "newaliases")) if argv0 == "postern" => {
+            (name.to_string(), 2)
+        }
+        _ => (argv0, 1),
+    };
     if argv0 == "newaliases" {
         // newaliases(1): check the alias sources (there is no database to
         // build: the daemons read the files and notice changes).
@@ -143,12 +154,7 @@ fn main() -> ExitCode {
         };
     }
     if argv0 == "sendmail" {
-        return sendmail(std::env::args_os().skip(1).collect());
-    }
-    // `postern sendmail …` takes sendmail's flags, not postern's.
-    let rest: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if rest.first().is_some_and(|a| a == "sendmail") {
-        return sendmail(rest[1..].to_vec());
+        return sendmail(std::env::args_os().skip(skip).collect());
     }
     let cli = Cli::parse();
     match run(cli) {

@@ -329,3 +329,32 @@ fn submit_and_mailq_permissions() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not allowed to submit mail"));
 }
+
+/// `postern sendmail …` is the same command.
+#[test]
+fn postern_sendmail_subcommand() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let mut child = Command::new(BIN)
+        .arg("sendmail")
+        .args(["--config"])
+        .arg(&p.config)
+        .arg(format!("{u}@localhost"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: sub\n\nx\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    p.wait_delivered(&u, 1, 20);
+    let out = Command::new(BIN)
+        .args(["mailq", "--config"])
+        .arg(&p.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
