@@ -10,7 +10,12 @@
 //! group-commit log writer and answers `250 … queued as ID` only after the
 //! record is durable. Then it wakes qmgr through the `qmgr` socket.
 //!
-//! Inputs: TCP listeners named `smtp` (LISTEN_FDS). Outputs: queue records;
+//! Inputs: TCP listeners named `smtp`, and the Unix listener `submit` on
+//! which the `sendmail` command submits (LISTEN_FDS): a local submission is
+//! known by its uid (SO_PEERCRED), checked against
+//! `smtpd.authorized_submit_users` and `smtpd.sender_override_users`,
+//! trusted to relay, and recorded as `Received: by HOST (postern, from
+//! userid N)` and `ID: uid=N from=<…>`. Outputs: queue records;
 //! wake-ups on `<run_directory>/qmgr.sock`; log lines in Postfix's shapes.
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities.
@@ -23,7 +28,9 @@
 //! connections are capped in total and per client.
 //! It writes only `queue/incoming/`.
 //!
-//! Configuration read: `server.hostname`, `smtpd.*`, `local.domains`,
+//! Configuration read: `server.hostname`, `server.origin`, `smtpd.*`,
+//! `local.domains`, `local.aliases`, `local.alias_files`,
+//! `local.recipient_delimiter`,
 //! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
 //! `server.run_directory`.
 
