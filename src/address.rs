@@ -406,6 +406,21 @@ fn parse_literal(inner: &str) -> Option<IpAddr> {
     }
 }
 
+/// `user+ext` split at the first character of `delimiters` (Postfix's
+/// `recipient_delimiter`, a set of characters): the user and, when there
+/// is one, the delimiter and the extension. A local part that would leave
+/// no user is not split.
+pub fn split_extension<'a>(local: &'a str, delimiters: &str) -> (&'a str, Option<(char, &'a str)>) {
+    match local
+        .char_indices()
+        .find(|(_, c)| delimiters.contains(*c))
+        .filter(|(at, _)| *at > 0)
+    {
+        Some((at, c)) => (&local[..at], Some((c, &local[at + c.len_utf8()..]))),
+        None => (local, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -632,5 +647,19 @@ mod tests {
                 prop_assert_eq!(parse_path(&format!("<{a}>"), true), Ok(Path::Mailbox(a)));
             }
         }
+    }
+
+    #[test]
+    fn extensions_split_at_the_first_delimiter() {
+        assert_eq!(
+            split_extension("user+ext", "+-"),
+            ("user", Some(('+', "ext")))
+        );
+        assert_eq!(
+            split_extension("user-a+b", "+-"),
+            ("user", Some(('-', "a+b")))
+        );
+        assert_eq!(split_extension("+ext", "+"), ("+ext", None));
+        assert_eq!(split_extension("user", ""), ("user", None));
     }
 }

@@ -188,6 +188,21 @@ pub fn spawn_with_fds(
     }
 }
 
+/// The login name of `uid`, or the number as text when it has none.
+pub fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(uid.into())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| uid.to_string())
+}
+
+/// Whether `name` is in a list of user names from the configuration
+/// (`*` is anyone).
+pub fn user_listed(list: &[String], name: &str) -> bool {
+    list.iter().any(|u| u == "*" || u == name)
+}
+
 /// Credentials of a user from the password and group databases.
 pub fn user_credentials(name: &str) -> io::Result<Option<Credentials>> {
     let Some(user) = nix::unistd::User::from_name(name).map_err(io::Error::from)? else {

@@ -111,10 +111,9 @@ impl Table {
     ) -> Option<(&str, &Entry)> {
         let full = local_part.to_ascii_lowercase();
         let user = delimiter
-            .filter(|d| !d.is_empty())
-            .and_then(|d| full.find(|c| d.contains(c)))
-            .map(|at| &full[..at])
-            .filter(|user| !user.is_empty());
+            .map(|d| crate::address::split_extension(&full, d))
+            .filter(|(_, ext)| ext.is_some())
+            .map(|(user, _)| user);
         [Some(full.as_str()), user]
             .into_iter()
             .flatten()

@@ -235,6 +235,17 @@ pub struct Smtpd {
 }
 
 impl Config {
+    /// Whether mail for `domain` is delivered here (`local.domains`,
+    /// Postfix's mydestination); an empty domain is ours too.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        domain.is_empty()
+            || self
+                .local
+                .domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
     /// Reads the configuration. With `Some(path)` that file must exist; with
     /// `None`, [`DEFAULT_PATH`] is read if it exists, else the built-in
     /// defaults ([`Config::builtin`]) are returned.

@@ -60,17 +60,8 @@ impl Rcpt {
     /// is not split.
     pub fn new(local: &str, domain: &str, delimiters: &str) -> Rcpt {
         let local = local.to_ascii_lowercase();
-        let split = local
-            .char_indices()
-            .find(|(_, c)| delimiters.contains(*c))
-            .filter(|(at, _)| *at > 0);
-        let (user, ext) = match split {
-            Some((at, c)) => (
-                local[..at].to_string(),
-                Some((c, local[at + c.len_utf8()..].to_string())),
-            ),
-            None => (local.clone(), None),
-        };
+        let (user, ext) = crate::address::split_extension(&local, delimiters);
+        let (user, ext) = (user.to_string(), ext.map(|(c, e)| (c, e.to_string())));
         Rcpt {
             local,
             domain: domain.to_ascii_lowercase(),

@@ -901,13 +901,7 @@ fn set(rcpts: &mut [RState], i: usize, st: RState) {
 
 /// Whether the recipient's domain is one of ours (or it has none).
 fn is_local(cfg: &Config, address: &str) -> bool {
-    match address.rsplit_once('@') {
-        None => true,
-        Some((_, d)) => {
-            let d = d.to_ascii_lowercase();
-            cfg.local.domains.contains(&d)
-        }
-    }
+    cfg.is_local_domain(address.rsplit_once('@').map_or("", |(_, d)| d))
 }
 
 fn sorted_files(dir: &Path, keep: impl Fn(&str) -> bool) -> std::io::Result<Vec<String>> {

@@ -207,16 +207,9 @@ async fn control_loop(
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        if let Some(users) = &mailq_users
-            && !users.iter().any(|u| u == "*")
-        {
+        if let Some(users) = &mailq_users {
             let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
-            let name = nix::unistd::User::from_uid(uid.into())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-                .unwrap_or_default();
-            if uid != 0 && !users.contains(&name) {
+            if uid != 0 && !crate::sys::user_listed(users, &crate::sys::user_name(uid)) {
                 log::warn!("showq: uid {uid} is not in queue.authorized_mailq_users");
                 continue;
             }

@@ -557,12 +557,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// A local submission: may this user submit, and with this sender
     /// (`smtpd.authorized_submit_users`, `smtpd.sender_override_users`)?
     fn check_submitter(&self, uid: u32, from: &Path) -> Result<(), Reply> {
-        let name = nix::unistd::User::from_uid(uid.into())
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-            .unwrap_or_else(|| uid.to_string());
-        let listed = |list: &[String]| list.iter().any(|u| u == "*" || *u == name);
+        let name = crate::sys::user_name(uid);
+        let listed = |list: &[String]| crate::sys::user_listed(list, &name);
         let cfg = &self.cfg().smtpd;
         if !listed(&cfg.authorized_submit_users) {
             return Err(Reply::new(
@@ -587,20 +583,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     fn check_recipient(&self, to: &Address) -> Result<(), Reply> {
         let cfg = self.cfg();
         let domain = to.domain().to_ascii_lowercase();
-        let local = domain.is_empty() || cfg.local.domains.contains(&domain);
+        let local = cfg.is_local_domain(&domain);
         if local {
             // Postfix's local_recipient_maps: passwd, then the aliases.
             let local_part = to.local().to_ascii_lowercase();
             let delimiter = Some(cfg.local.recipient_delimiter.as_str()).filter(|d| !d.is_empty());
-            let user = match delimiter {
-                Some(d) => local_part
-                    .split(|c| d.contains(c))
-                    .next()
-                    .unwrap_or(&local_part)
-                    .to_string(),
-                None => local_part.clone(),
-            };
-            if user == "postmaster" || local_user_exists(&user) {
+            let (user, _) = crate::address::split_extension(&local_part, delimiter.unwrap_or(""));
+            if user == "postmaster" || local_user_exists(user) {
                 return Ok(());
             }
             return match self.shared.aliases.table() {

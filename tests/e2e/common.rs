@@ -126,20 +126,7 @@ impl Postern {
             .open(self.log_path())
             .unwrap();
         let start_len = log.metadata().unwrap().len() as usize;
-        let mut cmd = match self.run_as {
-            None => Command::new(BIN),
-            Some(uid) => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    format!("--reuid={uid}"),
-                    format!("--regid={uid}"),
-                    "--clear-groups".into(),
-                    "--".into(),
-                    BIN.into(),
-                ]);
-                c
-            }
-        };
+        let mut cmd = command_as(self.run_as, BIN);
         let child = cmd
             .arg("--config")
             .arg(&self.config)
@@ -231,6 +218,16 @@ impl Postern {
         let text = std::fs::read_to_string(self.run_dir().join("status.json")).unwrap();
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         v[role].as_i64().unwrap_or(0) as i32
+    }
+
+    /// `postern --config … ARGS` as `uid`.
+    pub fn postern_as(&self, uid: u32, args: &[&str]) -> std::process::Output {
+        command_as(Some(uid), BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     pub fn postern(&self, args: &[&str]) -> std::process::Output {
@@ -423,4 +420,35 @@ with smtplib.SMTP('127.0.0.1', {port}) as s:
         .arg(script)
         .output()
         .unwrap()
+}
+
+/// `program`, run as `uid` (and the group of the same number) through
+/// setpriv when given.
+pub fn command_as(uid: Option<u32>, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match uid {
+        None => Command::new(program),
+        Some(u) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={u}"),
+                format!("--regid={u}"),
+                "--clear-groups".into(),
+                "--".into(),
+            ]);
+            c.arg(program);
+            c
+        }
+    }
+}
+
+/// Run `cmd` with `input` on its stdin; its output.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }

@@ -298,19 +298,7 @@ fn mailq_lists_the_queue() {
 
     // Any user may list the queue (the read-only showq socket) …
     if is_root() {
-        let out = Command::new("setpriv")
-            .args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                "--",
-                BIN,
-                "--config",
-            ])
-            .arg(&p.config)
-            .args(["queue", "list"])
-            .output()
-            .unwrap();
+        let out = p.postern_as(65534, &["queue", "list"]);
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             text,

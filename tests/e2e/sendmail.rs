@@ -14,31 +14,13 @@ fn sendmail(p: &Postern, args: &[&str], input: &[u8], uid: Option<u32>) -> std::
     if !link.exists() {
         std::os::unix::fs::symlink(BIN, &link).unwrap();
     }
-    let mut cmd = match uid {
-        None => Command::new(&link),
-        Some(u) => {
-            let mut c = Command::new("setpriv");
-            c.args([
-                format!("--reuid={u}"),
-                format!("--regid={u}"),
-                "--clear-groups".into(),
-                "--".into(),
-            ]);
-            c.arg(&link);
-            c
-        }
-    };
-    let mut child = cmd
-        .arg("--config")
-        .arg(&p.config)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    run_with_input(
+        command_as(uid, &link)
+            .arg("--config")
+            .arg(&p.config)
+            .args(args),
+        input,
+    )
 }
 
 #[test]
@@ -213,39 +195,27 @@ fn mailx_and_cron_style() {
     std::os::unix::fs::symlink(BIN, &link).unwrap();
     let mailrc = p.dir.path().join("mailrc");
     std::fs::write(&mailrc, format!("set sendmail={}\n", link.display())).unwrap();
-    let mut child = Command::new("bsd-mailx")
-        .args(["-s", "test", &format!("{u}@localhost")])
-        .env("MAILRC", &mailrc)
-        .env("POSTERN_CONFIG", &p.config)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"This is test.\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = run_with_input(
+        Command::new("bsd-mailx")
+            .args(["-s", "test", &format!("{u}@localhost")])
+            .env("MAILRC", &mailrc)
+            .env("POSTERN_CONFIG", &p.config),
+        b"This is test.\n",
+    );
+    assert!(out.status.success());
     let files = p.wait_delivered(&u, 1, 20);
     let text = std::fs::read_to_string(&files[0]).unwrap();
     assert!(text.contains("Subject: test\n"), "{text}");
     assert!(text.ends_with("\nThis is test.\n"), "{text}");
 
     // cron: sendmail -FCronDaemon -i -B8BITMIME -oem root
-    let mut child = Command::new(&link)
-        .args(["-FCronDaemon", "-i", "-B8BITMIME", "-oem", &u])
-        .env("POSTERN_CONFIG", &p.config)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: Cron <root@host> run-parts\n\nout\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = run_with_input(
+        Command::new(&link)
+            .args(["-FCronDaemon", "-i", "-B8BITMIME", "-oem", &u])
+            .env("POSTERN_CONFIG", &p.config),
+        b"Subject: Cron <root@host> run-parts\n\nout\n",
+    );
+    assert!(out.status.success());
     let files = p.wait_delivered(&u, 2, 20);
     let cron = files
         .iter()
@@ -297,19 +267,7 @@ fn submit_and_mailq_permissions() {
     assert_eq!(root.status.code(), Some(0));
     // mailq: root yes, nobody no.
     assert_eq!(p.postern(&["queue", "list"]).status.code(), Some(0));
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-            BIN,
-            "--config",
-        ])
-        .arg(&p.config)
-        .args(["queue", "list"])
-        .output()
-        .unwrap();
+    let out = p.postern_as(65534, &["queue", "list"]);
     assert_eq!(
         out.status.code(),
         Some(69),
@@ -335,21 +293,15 @@ fn submit_and_mailq_permissions() {
 fn postern_sendmail_subcommand() {
     let p = Postern::start("");
     let u = p.user.clone();
-    let mut child = Command::new(BIN)
-        .arg("sendmail")
-        .args(["--config"])
-        .arg(&p.config)
-        .arg(format!("{u}@localhost"))
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"Subject: sub\n\nx\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let out = run_with_input(
+        Command::new(BIN)
+            .arg("sendmail")
+            .args(["--config"])
+            .arg(&p.config)
+            .arg(format!("{u}@localhost")),
+        b"Subject: sub\n\nx\n",
+    );
+    assert!(out.status.success());
     p.wait_delivered(&u, 1, 20);
     let out = Command::new(BIN)
         .args(["mailq", "--config"])
