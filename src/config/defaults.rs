@@ -8,7 +8,7 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::value::check_hostname;
-use super::{BareNewline, Config, Local, Queue, Relay, Server, Smtpd};
+use super::{BareNewline, Config, Local, Queue, Relay, Sandbox, Server, Smtpd};
 
 /// What the defaults depend on. Tests build their own.
 #[derive(Clone, Debug)]
@@ -126,6 +126,7 @@ pub(super) fn builtin(system: &System) -> Config {
             origin: hostname.clone(),
             user: DEFAULT_USER.to_string(),
             run_directory: system.default_run_directory(),
+            log_file: None,
             hostname: hostname.clone(),
         },
         local: Local {
@@ -175,6 +176,7 @@ pub(super) fn builtin(system: &System) -> Config {
             authorized_submit_users: vec!["*".into()],
             sender_override_users: vec!["*".into()],
         },
+        sandbox: Sandbox { require: false },
     }
 }
 

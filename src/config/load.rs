@@ -20,10 +20,17 @@ use super::value::{
 use super::{BareNewline, Config};
 
 /// Every table and its keys, in the order `config show` prints them.
-pub(super) const TABLES: [(&str, &[&str]); 5] = [
+pub(super) const TABLES: [(&str, &[&str]); 6] = [
     (
         "server",
-        &["hostname", "domain", "origin", "user", "run_directory"],
+        &[
+            "hostname",
+            "domain",
+            "origin",
+            "user",
+            "run_directory",
+            "log_file",
+        ],
     ),
     (
         "local",
@@ -76,15 +83,17 @@ pub(super) const TABLES: [(&str, &[&str]); 5] = [
             "sender_override_users",
         ],
     ),
+    ("sandbox", &["require"]),
 ];
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 34] = [
+const POSTFIX_NAMES: [(&str, &str); 35] = [
     ("myhostname", "server.hostname"),
     ("mydomain", "server.domain"),
     ("myorigin", "server.origin"),
     ("mail_owner", "server.user"),
+    ("maillog_file", "server.log_file"),
     ("mydestination", "local.domains"),
     ("home_mailbox", "local.mailbox"),
     ("mynetworks", "relay.networks"),
@@ -156,6 +165,7 @@ pub(super) fn parse(text: &str, file: &str, system: &System) -> Result<Config, C
             "relay" => relay,
             "queue" => queue,
             "smtpd" => smtpd,
+            "sandbox" => sandbox,
             _ => return Err(field.unknown(name)),
         };
         let Some(table) = item.as_table_like().filter(|_| !item.is_array_of_tables()) else {
@@ -189,8 +199,23 @@ struct Given {
     maximal_backoff_line: Option<usize>,
 }
 
-fn server(f: &Field, key: &str, _: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
+fn server(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
     let var = match key {
+        "log_file" => {
+            let text = f.string()?;
+            let p = PathBuf::from(text);
+            config.server.log_file = match text {
+                "" => None,
+                _ if p.is_absolute() => Some(p),
+                _ => {
+                    return Err(f.bad(
+                        format!("{text:?}"),
+                        "must be an absolute path".to_string(),
+                    ));
+                }
+            };
+            return Ok(());
+        }
         "hostname" => Var::Hostname,
         "domain" => Var::Domain,
         "origin" => Var::Origin,
@@ -273,6 +298,14 @@ fn contexts(f: &Field) -> Result<Vec<String>, ConfigError> {
         out.push(c);
     }
     Ok(out)
+}
+
+fn sandbox(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+    match key {
+        "require" => config.sandbox.require = f.boolean()?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
 }
 
 fn relay(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {

@@ -1,7 +1,7 @@
 //! Configuration: the one file `/etc/postern/postern.toml`.
 //!
-//! The file is TOML with five tables, `[server]`, `[local]`, `[relay]`,
-//! `[queue]` and `[smtpd]`, whose keys are the field names below. Every key
+//! The file is TOML with six tables, `[server]`, `[local]`, `[relay]`,
+//! `[queue]`, `[smtpd]` and `[sandbox]`, whose keys are the field names below. Every key
 //! is optional; the defaults follow Postfix's where they are safe, and each
 //! key's documentation names the Postfix parameter it replaces.
 //!
@@ -56,6 +56,18 @@ pub struct Config {
     pub relay: Relay,
     pub queue: Queue,
     pub smtpd: Smtpd,
+    pub sandbox: Sandbox,
+}
+
+/// `[sandbox]`: how the daemons confine themselves (no Postfix
+/// equivalent). Each daemon applies its own Landlock ruleset and drops its
+/// capabilities before it reads any input (see [`crate::sandbox`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sandbox {
+    /// `sandbox.require`: refuse to start when the kernel cannot enforce
+    /// the Landlock ruleset completely (no Landlock, or an older ABI that
+    /// misses some of the rights). Default: false (start, with a warning).
+    pub require: bool,
 }
 
 /// `[server]`: identity of the mail system and where its daemons live.
@@ -79,6 +91,10 @@ pub struct Server {
     /// (qmgr.sock, local.sock, submit.sock). Default: `/run/postern` as root,
     /// else `$XDG_STATE_HOME/postern/run` (`~/.local/state/postern/run`).
     pub run_directory: PathBuf,
+    /// `server.log_file`, Postfix `maillog_file`: write the log to this file
+    /// (appended, syslog format, readable by pflogsumm) instead of the
+    /// journal or standard error. Default: none.
+    pub log_file: Option<PathBuf>,
 }
 
 /// `[local]`: local delivery.

@@ -52,6 +52,13 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
         ("server.user", expandable(&server.user)),
         ("server.run_directory", path(&server.run_directory)),
         (
+            "server.log_file",
+            server
+                .log_file
+                .as_deref()
+                .map_or_else(|| s(""), |p| s(&p.to_string_lossy())),
+        ),
+        (
             "local.domains",
             list(local.domains.iter().map(|d| expandable(d)).collect()),
         ),
@@ -165,6 +172,7 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             "smtpd.sender_override_users",
             list(smtpd.sender_override_users.iter().map(|u| s(u)).collect()),
         ),
+        ("sandbox.require", c.sandbox.require.to_string()),
     ];
     values
 }
