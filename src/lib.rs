@@ -17,6 +17,7 @@ pub mod mailq;
 pub mod qmgr;
 pub mod queue;
 pub mod reply;
+pub mod sandbox;
 pub mod sendmail;
 pub mod smtpd;
 pub mod supervisor;

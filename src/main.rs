@@ -59,6 +59,11 @@ enum Command {
     Daemon {
         #[arg(value_parser = ["smtpd", "qmgr", "local", "local-worker"])]
         role: String,
+        /// Apply the role's sandbox, try these accesses (`read:FILE`,
+        /// `write:FILE`, `list:DIR`, `connect:HOST:PORT`), print the results
+        /// as JSON lines and exit: proof that the sandbox holds.
+        #[arg(long, value_name = "KIND:TARGET", hide = true)]
+        probe: Vec<String>,
     },
 }
 
@@ -114,6 +119,10 @@ enum ConfigAction {
         non_default: bool,
     },
 }
+
+/// sysexits EX_CONFIG: a daemon's configuration (or its sandbox) is
+/// wrong; systemd does not restart it (RestartPreventExitStatus=78).
+const EX_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args_os()
@@ -382,15 +391,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Daemon { role } => {
+        Command::Daemon { role, probe } => {
             if role == "local-worker" {
-                postern::local::worker_main()?;
+                postern::local::worker_main(&probe)?;
                 return Ok(ExitCode::SUCCESS);
             }
             // Take the sockets before anything else (before any thread).
             let fds = postern::sys::listen_fds();
-            let config = load(&cli.config)?;
+            let config_path = cli
+                .config
+                .clone()
+                .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
+            let config = match load(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("postern: {e:#}");
+                    return Ok(ExitCode::from(EX_CONFIG));
+                }
+            };
             postern::logging::init(&role);
+            // Privileges, directories, Landlock: before any thread and any
+            // input (the sandbox binds the threads created later).
+            if let Err(e) = postern::sandbox::enter(&role, &config, config_path.as_deref()) {
+                log::error!("{e:#}");
+                return Ok(ExitCode::from(EX_CONFIG));
+            }
+            if !probe.is_empty() {
+                for p in &probe {
+                    println!("{}", serde_json::to_string(&postern::sandbox::probe(p))?);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             postern::supervisor::run_role(&role, config, fds)?;
             Ok(ExitCode::SUCCESS)
         }

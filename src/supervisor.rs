@@ -136,7 +136,6 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
         config: config.clone(),
         config_path: effective,
         sockets,
-        user,
         children: HashMap::new(),
         restarts: HashMap::new(),
         run_dir: run_dir.clone(),
@@ -426,7 +425,6 @@ struct Supervisor {
     config: Config,
     config_path: PathBuf,
     sockets: HashMap<&'static str, Vec<(&'static str, OwnedFd)>>,
-    user: Option<Credentials>,
     children: HashMap<i32, (&'static str, Instant)>,
     restarts: HashMap<&'static str, Restart>,
     run_dir: PathBuf,
@@ -523,12 +521,9 @@ impl Supervisor {
                 )
             })
             .collect();
-        let user = if role == "local" {
-            None
-        } else {
-            self.user.as_ref()
-        };
-        let pid = sys::spawn_with_fds(&self.exe, &args, &env, &fds, user)
+        // Every role drops its own privileges (see crate::sandbox), so it
+        // is started as whoever runs the supervisor, as systemd would.
+        let pid = sys::spawn_with_fds(&self.exe, &args, &env, &fds, None)
             .with_context(|| format!("cannot start {role}"))?;
         self.children.insert(pid, (role, Instant::now()));
         Ok(())

@@ -176,7 +176,10 @@ pub(super) fn builtin(system: &System) -> Config {
             authorized_submit_users: vec!["*".into()],
             sender_override_users: vec!["*".into()],
         },
-        sandbox: Sandbox { require: false },
+        sandbox: Sandbox {
+            require: false,
+            local_writable: Vec::new(),
+        },
     }
 }
 

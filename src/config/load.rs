@@ -83,7 +83,7 @@ pub(super) const TABLES: [(&str, &[&str]); 6] = [
             "sender_override_users",
         ],
     ),
-    ("sandbox", &["require"]),
+    ("sandbox", &["require", "local_writable"]),
 ];
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
@@ -208,10 +208,7 @@ fn server(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Resul
                 "" => None,
                 _ if p.is_absolute() => Some(p),
                 _ => {
-                    return Err(f.bad(
-                        format!("{text:?}"),
-                        "must be an absolute path".to_string(),
-                    ));
+                    return Err(f.bad(format!("{text:?}"), "must be an absolute path".to_string()));
                 }
             };
             return Ok(());
@@ -243,23 +240,7 @@ fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         "worker_idle" => local.worker_idle = f.duration()?,
         "concurrency_per_user" => local.concurrency_per_user = f.integer(1)?,
         "aliases" => local.aliases = f.string_table()?,
-        "alias_files" => {
-            local.alias_files = f
-                .strings()?
-                .into_iter()
-                .map(|l| {
-                    let p = std::path::PathBuf::from(&l.text);
-                    if p.is_absolute() {
-                        Ok(p)
-                    } else {
-                        Err(f.bad(
-                            format!("{:?}", l.text),
-                            "must be an absolute path".to_string(),
-                        ))
-                    }
-                })
-                .collect::<Result<_, _>>()?
-        }
+        "alias_files" => local.alias_files = absolute_paths(f)?,
         "recipient_delimiter" => local.recipient_delimiter = f.string()?.to_string(),
         "command_time_limit" => local.command_time_limit = f.positive_duration()?,
         "default_privs" => {
@@ -277,6 +258,24 @@ fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         _ => return Err(f.unknown(key)),
     }
     Ok(())
+}
+
+/// A list of absolute paths.
+fn absolute_paths(f: &Field) -> Result<Vec<PathBuf>, ConfigError> {
+    f.strings()?
+        .into_iter()
+        .map(|l| {
+            let p = PathBuf::from(&l.text);
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Err(f.bad(
+                    format!("{:?}", l.text),
+                    "must be an absolute path".to_string(),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// A list of strings as written (user names here).
@@ -303,6 +302,7 @@ fn contexts(f: &Field) -> Result<Vec<String>, ConfigError> {
 fn sandbox(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
     match key {
         "require" => config.sandbox.require = f.boolean()?,
+        "local_writable" => config.sandbox.local_writable = absolute_paths(f)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())

@@ -68,6 +68,11 @@ pub struct Sandbox {
     /// the Landlock ruleset completely (no Landlock, or an older ABI that
     /// misses some of the rights). Default: false (start, with a warning).
     pub require: bool,
+    /// `sandbox.local_writable`: more directories local's delivery
+    /// children may write when neither commands nor files are allowed
+    /// (`local.allow_mail_to_commands` and `local.allow_mail_to_files`
+    /// empty); homes, mail spools and `/tmp` are always in. Default: none.
+    pub local_writable: Vec<PathBuf>,
 }
 
 /// `[server]`: identity of the mail system and where its daemons live.

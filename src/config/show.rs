@@ -173,6 +173,16 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             list(smtpd.sender_override_users.iter().map(|u| s(u)).collect()),
         ),
         ("sandbox.require", c.sandbox.require.to_string()),
+        (
+            "sandbox.local_writable",
+            list(
+                c.sandbox
+                    .local_writable
+                    .iter()
+                    .map(|p| s(&p.to_string_lossy()))
+                    .collect(),
+            ),
+        ),
     ];
     values
 }

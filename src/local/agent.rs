@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::fs::File;
@@ -176,6 +176,7 @@ impl Agent {
         let user = &account.user;
         let mailbox = Mailbox::resolve(&self.config.local.mailbox, &user.name, &user.dir);
         let mut identity = identity(account);
+        identity.confine = Some(mailbox_directories(&mailbox, &user.dir));
         if self.privilege.switches_user()
             && let Some(spool) = mailbox.spool_directory(&user.dir)
             && let Some(gid) = spool_group(spool).await
@@ -480,6 +481,19 @@ pub(super) enum Rights<'a> {
     User(&'a Account),
 }
 
+/// The directories a mailbox worker writes besides the home: the one that
+/// holds the mailbox (the spool for `/var/mail/USER`, the parent of an
+/// absolute Maildir).
+fn mailbox_directories(mailbox: &Mailbox, home: &Path) -> Vec<PathBuf> {
+    let path = match mailbox {
+        Mailbox::Maildir(p) | Mailbox::Mbox(p) => p,
+    };
+    path.parent()
+        .filter(|dir| !dir.starts_with(home) && *dir != Path::new("/"))
+        .map(|dir| vec![dir.to_path_buf()])
+        .unwrap_or_default()
+}
+
 /// The worker identity of an account, with its own groups only.
 fn identity(account: &Account) -> Identity {
     Identity {
@@ -488,6 +502,7 @@ fn identity(account: &Account) -> Identity {
         groups: account.groups.clone(),
         home: account.user.dir.clone(),
         user: account.user.name.clone(),
+        confine: None,
     }
 }
 

@@ -232,7 +232,9 @@ pub use command::CommandSpec;
 pub use delay::format_delay;
 pub use forward::ForwardFile;
 pub use pool::{PoolError, PoolLimits, WorkerCommand, WorkerPool};
-pub use worker::{Destination, IDENTITY_ENV, Identity, Job, JobReply, worker_main};
+pub use worker::{
+    Destination, IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom, worker_main,
+};
 
 use crate::config::Config;
 

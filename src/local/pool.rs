@@ -24,7 +24,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
 use super::header::read_capped_line;
-use super::worker::{IDENTITY_ENV, Identity, Job, JobReply};
+use super::worker::{IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom};
 use crate::ipc::DeliveryStatus;
 
 /// Content is streamed to a worker in chunks of this size.
@@ -290,6 +290,13 @@ impl Inner {
             .stderr(Stdio::inherit());
         if self.switch_user {
             cmd.env(IDENTITY_ENV, serde_json::to_string(identity)?);
+        }
+        if let Some(write) = &identity.confine {
+            let room = WorkerRoom {
+                home: identity.home.clone(),
+                write: write.clone(),
+            };
+            cmd.env(ROOM_ENV, serde_json::to_string(&room)?);
         }
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);

@@ -35,6 +35,7 @@ fn identity(user: &str, uid: u32) -> Identity {
         gid: uid,
         groups: vec![uid],
         home: "/nonexistent".into(),
+        confine: None,
     }
 }
 

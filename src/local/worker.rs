@@ -54,6 +54,24 @@ pub struct Identity {
     /// and the group of an mbox spool that needs it.
     pub groups: Vec<u32>,
     pub home: PathBuf,
+    /// For a mailbox worker: the directories besides the home that hold
+    /// the mailbox. The child then confines itself with Landlock to the
+    /// home and these ([`crate::sandbox::Profile::mailbox_worker`]).
+    /// `None` for `|command` and `/file` workers, which keep local's room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confine: Option<Vec<PathBuf>>,
+}
+
+/// Environment variable carrying a mailbox worker's room (JSON
+/// [`WorkerRoom`]).
+pub const ROOM_ENV: &str = "POSTERN_LOCAL_WORKER_ROOM";
+
+/// Where a mailbox worker may write: its home and the mailbox's
+/// directories.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRoom {
+    pub home: PathBuf,
+    pub write: Vec<PathBuf>,
 }
 
 /// One delivery, parent → child.
@@ -120,12 +138,35 @@ pub struct JobReply {
 }
 
 /// `postern daemon local-worker`: become the user named in the environment
-/// (if any), then serve jobs from stdin until it closes.
-pub fn worker_main() -> anyhow::Result<()> {
+/// (if any), drop every capability, confine a mailbox worker to its room
+/// (see [`crate::sandbox`]), then serve jobs from stdin until it closes
+/// (or, with `probes`, try those accesses and report them).
+pub fn worker_main(probes: &[String]) -> anyhow::Result<()> {
+    let room: Option<WorkerRoom> = match std::env::var_os(ROOM_ENV) {
+        Some(room) => Some(
+            serde_json::from_str(&room.to_string_lossy())
+                .with_context(|| format!("bad {ROOM_ENV}"))?,
+        ),
+        None => None,
+    };
     if let Some(identity) = std::env::var_os(IDENTITY_ENV) {
         let identity: Identity = serde_json::from_str(&identity.to_string_lossy())
             .with_context(|| format!("bad {IDENTITY_ENV}"))?;
+        // The bounding set first: emptying it needs CAP_SETPCAP, which
+        // the switch takes away.
+        crate::sandbox::privileges::empty_bounding_set()?;
         become_user(&identity)?;
+    }
+    crate::sandbox::privileges::drop_all()?;
+    if let Some(room) = &room {
+        let profile = crate::sandbox::Profile::mailbox_worker(&room.home, &room.write);
+        crate::sandbox::landlock::confine(&profile, false)?;
+    }
+    if !probes.is_empty() {
+        for p in probes {
+            println!("{}", serde_json::to_string(&crate::sandbox::probe(p))?);
+        }
+        return Ok(());
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let names = NameGen::new();

@@ -1,0 +1,263 @@
+//! The sandbox every daemon puts itself in before it reads any input.
+//!
+//! One visible step per daemon ([`enter`]), the same whoever started it
+//! (systemd, `postern start`, an administrator by hand):
+//!
+//! 1. **Privileges** ([`privileges`]): started as root, smtpd, qmgr and smtp
+//!    become `server.user` (postern) after emptying the capability bounding
+//!    set; local stays root with only `CAP_SETUID`, `CAP_SETGID` (its
+//!    delivery children become the recipients), `CAP_SETPCAP` (so that
+//!    those children can empty their own bounding set) and
+//!    `CAP_DAC_READ_SEARCH` (it reads the queue files, which belong to
+//!    postern, mode 0600). Every other set is emptied (inheritable,
+//!    ambient) and `no_new_privs` is set, so no exec can gain a privilege.
+//! 2. **Directories** the role writes are created while that is still
+//!    possible (smtpd `queue/incoming`, qmgr the whole queue).
+//! 3. **Landlock** ([`landlock`]): a ruleset per role ([`Profile`]) on the
+//!    newest ABI the kernel offers (handled rights the kernel lacks are
+//!    dropped, with a warning when what is left misses filesystem
+//!    truncation or TCP control, ABI < 4); `sandbox.require = true` makes
+//!    that fatal. It binds the process and every thread and child it
+//!    creates later, so it is applied before the tokio runtime starts.
+//!
+//! What each role may touch:
+//!
+//! | role | reads | writes | TCP |
+//! |---|---|---|---|
+//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming` | `queue/incoming` | no connect, no bind |
+//! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
+//! | smtp | system files, its configuration, the queue | nothing | outbound only |
+//! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
+//! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
+//!
+//! A `|command` or `/file` delivery child keeps local's own room: a
+//! program delivery may do what its user may do, as in Postfix.
+//!
+//! `postern daemon ROLE --probe …` applies exactly this and then tries the
+//! given accesses ([`probe`]): the tests prove the walls are real.
+
+pub mod landlock;
+pub mod privileges;
+pub mod probe;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+pub use self::landlock::{Confinement, SandboxError};
+pub use self::probe::probe;
+
+/// What a role may touch, in Landlock terms.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Read files and list directories beneath.
+    pub read: Vec<PathBuf>,
+    /// Read and execute beneath (libraries, programs).
+    pub exec: Vec<PathBuf>,
+    /// Everything beneath (create, write, remove, rename).
+    pub write: Vec<PathBuf>,
+    /// Single files to append to or write (the log file).
+    pub write_files: Vec<PathBuf>,
+    /// Directories whose Unix sockets may be connected to (Landlock ABI 9).
+    pub unix_sockets: Vec<PathBuf>,
+    /// Restrict TCP: no bind, connect only to these ports. `None`: TCP is
+    /// not restricted.
+    pub tcp_connect: Option<Vec<u16>>,
+    /// Restrict the filesystem at all (false: only TCP and scopes).
+    pub restrict_fs: bool,
+}
+
+/// System files every role reads: account and host databases, time zones,
+/// shared libraries (NSS modules are loaded on first use), certificates.
+const SYSTEM_READ: &[&str] = &["/etc", "/usr/share/zoneinfo", "/proc/self"];
+const SYSTEM_EXEC: &[&str] = &["/usr/lib", "/usr/lib64", "/lib", "/lib64"];
+
+impl Profile {
+    /// The profile of `role` under `config`.
+    /// `config_path` is the file the configuration came from, read again
+    /// on reload.
+    pub fn for_role(role: &str, config: &Config, config_path: Option<&Path>) -> Option<Profile> {
+        let queue = &config.queue.directory;
+        let mut p = Profile::system(config, config_path);
+        match role {
+            "smtpd" => {
+                p.write.push(queue.join(crate::queue::INCOMING));
+                p.read
+                    .extend(config.local.alias_files.iter().filter_map(parent));
+                p.tcp_connect = Some(Vec::new());
+            }
+            "qmgr" => {
+                p.write.push(queue.clone());
+                p.tcp_connect = Some(Vec::new());
+            }
+            "smtp" => {
+                p.read.push(queue.clone());
+                p.read.extend(["/usr/share/ca-certificates".into()]);
+                p.tcp_connect = None;
+            }
+            "local" => return Some(Profile::local(config, config_path)),
+            _ => return None,
+        }
+        Some(p)
+    }
+
+    /// What every role reads, and the sockets it talks to.
+    fn system(config: &Config, config_path: Option<&Path>) -> Profile {
+        let mut p = Profile {
+            read: SYSTEM_READ.iter().map(PathBuf::from).collect(),
+            exec: SYSTEM_EXEC.iter().map(PathBuf::from).collect(),
+            restrict_fs: true,
+            ..Profile::default()
+        };
+        // The configuration is replaced by rename (editors, `postern
+        // reload`), so its directory, not the file, is the rule.
+        let config_path = config_path.unwrap_or(Path::new(crate::config::DEFAULT_PATH));
+        if let Some(dir) = parent(config_path) {
+            p.read.push(dir);
+        }
+        p.read.push(config.server.run_directory.clone());
+        p.unix_sockets.push(config.server.run_directory.clone());
+        p.unix_sockets.push("/run/systemd".into());
+        if let Some(dir) = std::env::var_os("NOTIFY_SOCKET")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .and_then(parent)
+        {
+            p.unix_sockets.push(dir);
+        }
+        if let Some(file) = &config.server.log_file {
+            p.write_files.push(file.clone());
+        }
+        p.write_files.push("/dev/null".into());
+        p
+    }
+
+    /// The local delivery agent: its children run commands and write users'
+    /// files, so its own room is theirs (see the module manual).
+    fn local(config: &Config, config_path: Option<&Path>) -> Profile {
+        let programs = !config.local.allow_mail_to_commands.is_empty()
+            || !config.local.allow_mail_to_files.is_empty();
+        let mut p = Profile::system(config, config_path);
+        p.read.push("/".into());
+        p.exec.push("/".into());
+        if programs {
+            // A `|command` may write wherever its user may; the wall that
+            // remains is the user's own permissions and no capabilities.
+            p.write.push("/".into());
+            p.tcp_connect = None;
+        } else {
+            p.write.extend(mailbox_roots(config));
+            p.write.extend(["/tmp".into(), "/var/tmp".into()]);
+            p.write
+                .extend(config.sandbox.local_writable.iter().cloned());
+            p.tcp_connect = Some(Vec::new());
+        }
+        p
+    }
+
+    /// A mailbox delivery child of `home`: it writes the home and the
+    /// directory that holds the mailbox (the spool, for mbox), nothing else.
+    pub fn mailbox_worker(home: &Path, mailbox_dirs: &[PathBuf]) -> Profile {
+        let mut p = Profile {
+            read: SYSTEM_READ.iter().map(PathBuf::from).collect(),
+            exec: SYSTEM_EXEC.iter().map(PathBuf::from).collect(),
+            restrict_fs: true,
+            tcp_connect: Some(Vec::new()),
+            ..Profile::default()
+        };
+        // A mailbox directory not made yet (the first delivery makes it)
+        // has no inode to bind a rule to: its nearest existing ancestor
+        // stands in.
+        p.write.push(home.to_path_buf());
+        p.write
+            .extend(mailbox_dirs.iter().map(|d| existing_ancestor(d)));
+        p.write_files.push("/dev/null".into());
+        p
+    }
+}
+
+fn existing_ancestor(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|a| a.is_dir())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+fn parent(p: impl AsRef<Path>) -> Option<PathBuf> {
+    let p = p.as_ref();
+    p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+/// Where mailboxes live when commands and files are not allowed: the
+/// directories holding users' homes (`/home`), system users' homes
+/// themselves (`/root`), and the mail spools.
+fn mailbox_roots(config: &Config) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = vec!["/var/mail".into(), "/var/spool/mail".into()];
+    if let Some(dir) = Path::new(&config.local.mailbox)
+        .parent()
+        .filter(|d| d.is_absolute() && !d.to_string_lossy().contains('$'))
+    {
+        roots.push(dir.to_path_buf());
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    for line in passwd.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        let (Some(uid), Some(home)) = (fields.get(2), fields.get(5)) else {
+            continue;
+        };
+        let home = Path::new(home);
+        if !home.is_dir() || home == Path::new("/") {
+            continue;
+        }
+        let uid: u32 = uid.parse().unwrap_or(0);
+        let root = match home.parent() {
+            Some(p) if uid >= 1000 && p != Path::new("/") => p.to_path_buf(),
+            _ => home.to_path_buf(),
+        };
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    roots
+}
+
+/// The daemon's sandbox step: privileges, its directories, Landlock.
+/// Called by `postern daemon ROLE` before the runtime starts and before any
+/// input is read.
+pub fn enter(
+    role: &str,
+    config: &Config,
+    config_path: Option<&Path>,
+) -> anyhow::Result<Confinement> {
+    privileges::drop_for(role, config)?;
+    make_directories(role, config)?;
+    let Some(profile) = Profile::for_role(role, config, config_path) else {
+        anyhow::bail!("no sandbox profile for role {role:?}");
+    };
+    let confinement = landlock::confine(&profile, config.sandbox.require)?;
+    confinement.log(role);
+    Ok(confinement)
+}
+
+/// Create what the role writes, while it still may (under systemd the
+/// queue directory may be brand new).
+fn make_directories(role: &str, config: &Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let q = &config.queue.directory;
+    let dirs: Vec<PathBuf> = match role {
+        "smtpd" => vec![q.join(crate::queue::INCOMING)],
+        "qmgr" => crate::queue::SUBDIRS.iter().map(|d| q.join(d)).collect(),
+        _ => Vec::new(),
+    };
+    for d in dirs {
+        if !d.is_dir() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&d)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
+        }
+    }
+    Ok(())
+}
