@@ -15,7 +15,8 @@ use super::{BareNewline, Config, Local, Queue, Relay, Sandbox, Server, Smtpd};
 pub(super) struct System {
     /// `gethostname()`, or `localhost` if that is not a valid host name.
     pub hostname: String,
-    /// Whether we run as root (system directories) or not (per-user ones).
+    /// Whether we run as root or as the `postern` user (system directories)
+    /// or not (per-user ones).
     pub root: bool,
     /// Base of the per-user directories: `$XDG_STATE_HOME/postern`, else
     /// `$HOME/.local/state/postern`.
@@ -30,7 +31,15 @@ impl System {
             .and_then(|h| h.into_string().ok())
             .filter(|h| check_hostname(h).is_ok())
             .unwrap_or_else(|| "localhost".to_string());
-        let root = nix::unistd::geteuid().is_root();
+        // The system paths are the defaults of root and of the mail
+        // system's own user (smtpd and qmgr under systemd run as postern
+        // from the start); everyone else gets per-user directories.
+        let euid = nix::unistd::geteuid();
+        let root = euid.is_root()
+            || nix::unistd::User::from_uid(euid)
+                .ok()
+                .flatten()
+                .is_some_and(|u| u.name == DEFAULT_USER);
         System {
             hostname,
             root,

@@ -93,7 +93,8 @@ pub struct Server {
     pub user: String,
     /// `server.run_directory` (no Postfix equivalent; Postfix keeps its
     /// sockets under `queue_directory`): directory for the Unix sockets
-    /// (qmgr.sock, local.sock, submit.sock). Default: `/run/postern` as root,
+    /// (qmgr.sock, local.sock, submit.sock). Default: `/run/postern` as root
+    /// or as the `postern` user,
     /// else `$XDG_STATE_HOME/postern/run` (`~/.local/state/postern/run`).
     pub run_directory: PathBuf,
     /// `server.log_file`, Postfix `maillog_file`: write the log to this file
@@ -164,7 +165,8 @@ pub struct Relay {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Queue {
     /// `queue.directory`, Postfix `queue_directory`. Default:
-    /// `/var/spool/postern` as root, else `$XDG_STATE_HOME/postern/queue`
+    /// `/var/spool/postern` as root or as the `postern` user, else
+    /// `$XDG_STATE_HOME/postern/queue`
     /// (`~/.local/state/postern/queue`).
     pub directory: PathBuf,
     /// `queue.large_message_threshold` (no Postfix equivalent): content above

@@ -7,9 +7,9 @@
 //!    become `server.user` (postern) after emptying the capability bounding
 //!    set; local stays root with only `CAP_SETUID`, `CAP_SETGID` (its
 //!    delivery children become the recipients), `CAP_SETPCAP` (so that
-//!    those children can empty their own bounding set) and
+//!    those children can empty their own bounding set),
 //!    `CAP_DAC_READ_SEARCH` (it reads the queue files, which belong to
-//!    postern, mode 0600). Every other set is emptied (inheritable,
+//!    postern, mode 0600) and `CAP_KILL` (it stops a hung child). Every other set is emptied (inheritable,
 //!    ambient) and `no_new_privs` is set, so no exec can gain a privilege.
 //! 2. **Directories** the role writes are created while that is still
 //!    possible (smtpd `queue/incoming`, qmgr the whole queue).

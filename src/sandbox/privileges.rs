@@ -21,8 +21,10 @@ use crate::config::Config;
 /// What local keeps: switching its children to the recipient
 /// (`SETUID`, `SETGID`), letting them empty their bounding set
 /// (`SETPCAP`), and reading the queue files of the postern user
-/// (`DAC_READ_SEARCH`: read-only, where `DAC_OVERRIDE` would also write).
-pub const LOCAL_KEEPS: [Capability; 4] = [
+/// (`DAC_READ_SEARCH`: read-only, where `DAC_OVERRIDE` would also write),
+/// and stopping a hung child that has become another user (`KILL`).
+pub const LOCAL_KEEPS: [Capability; 5] = [
+    Capability::CAP_KILL,
     Capability::CAP_SETUID,
     Capability::CAP_SETGID,
     Capability::CAP_SETPCAP,
