@@ -390,7 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Take the sockets before anything else (before any thread).
             let fds = postern::sys::listen_fds();
             let config = load(&cli.config)?;
-            postern::logging::init(&role);
+            postern::logging::init_for(&role, config.server.log_file.as_deref())?;
             postern::supervisor::run_role(&role, config, fds)?;
             Ok(ExitCode::SUCCESS)
         }
