@@ -1,45 +1,139 @@
 //! Logging in Postfix's line shapes: `Mon DD HH:MM:SS host postern/ROLE[PID]:
-//! text`, one line per event on stderr (the journal comes with the systemd
-//! work). Severity prefixes as Postfix: info has none; `warning: `,
-//! `error: ` (Postfix says `fatal: ` for the last word of a dying daemon;
-//! `log::error!` is used for that), `debug: `.
+//! text`, one line per event. Severity prefixes as Postfix: info has none;
+//! `warning: `, `error: ` (Postfix says `fatal: ` for the last word of a
+//! dying daemon; `log::error!` is used for that), `debug: `.
+//!
+//! Where the lines go is chosen once per process by [`init_for`], in this
+//! order:
+//!
+//! 1. **The log file** when `[server] log_file` (Postfix's `maillog_file`)
+//!    is set: opened `O_APPEND|O_CREAT`, mode 0640, at init, before the
+//!    daemon sandboxes itself, and kept open; every line is one `write(2)`,
+//!    so the processes sharing the file never interleave within a line.
+//!    The format is the syslog one above, which `pflogsumm
+//!    --syslog-name=postern` reads. The file is never reopened: rotate it
+//!    with `copytruncate` (logrotate) or restart postern.
+//! 2. **The journal** (native protocol through `systemd-journal-logger`,
+//!    SYSLOG_IDENTIFIER `postern/ROLE`, SYSLOG_FACILITY 2 (mail)) when
+//!    * stderr is the stream `JOURNAL_STREAM` names (`dev:inode`, as
+//!      systemd sets it for `StandardError=journal`), or
+//!    * `JOURNAL_STREAM` is absent, stderr is a socket, `/dev/null` or
+//!      closed (nobody reads it as a terminal, file or pipe: a socket is
+//!      what systemd connects, and `postern start` does not pass
+//!      `JOURNAL_STREAM` on to the daemons it spawns), and journald answers
+//!      on `/run/systemd/journal/socket`.
+//!
+//!    A `JOURNAL_STREAM` naming another stream means the user redirected
+//!    stderr (a shell in a terminal started by a systemd unit inherits the
+//!    variable): then stderr. The journal's MESSAGE is the text with its
+//!    severity prefix; the record's key-values become fields (see below).
+//! 3. **stderr**, in the syslog format.
+//!
+//! **Journal fields.** The lines that trace a message carry key-values,
+//! upper-cased by the journal logger: `QUEUE_ID`, `CLIENT` (`name[ip]`, or
+//! `uid N` for a local submission, see [`client_field`]), `RECIPIENT`,
+//! `STATUS` (`sent`, `deferred`, `bounced`, `expired`, `reject`, see
+//! [`status_field`]), so `journalctl QUEUE_ID=…` shows a message's life. A
+//! key whose value is absent (`None`) is left out. The file and stderr
+//! ignore them: the text already carries the same facts.
+//!
+//! The level is Info unless `POSTERN_LOG` says `debug`, `trace` or `warn`.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use log::kv::{Error as KvError, Key, Source, Value, VisitSource, VisitValue};
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use systemd_journal_logger::JournalLog;
+
+use crate::ipc::DeliveryStatus;
+
+/// journald's socket for the native protocol (fixed in the journal logger).
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// The log file could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the log file {}: {source}", path.display())]
+pub struct LogFileError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Install the logger for one process without a log file (the journal or
+/// stderr); `program` is e.g. `smtpd` and gives the tag `postern/smtpd`.
+/// Calling it twice keeps the first.
+pub fn init(program: &str) {
+    // Without a file nothing can fail: the journal falls back to stderr.
+    let _ = init_for(program, None);
+}
+
+/// Install the logger for one process: the log file when given, else the
+/// journal or stderr (see the module documentation). `program` is e.g.
+/// `smtpd` and gives the tag `postern/smtpd`. Calling it again once a
+/// logger is installed does nothing (and opens nothing).
+pub fn init_for(program: &str, log_file: Option<&Path>) -> Result<(), LogFileError> {
+    if LOGGER.get().is_some() {
+        return Ok(());
+    }
+    let tag = format!("postern/{program}");
+    let sink = match log_file {
+        Some(path) => Sink::File(open_log_file(path)?),
+        None => match choose(classify_stderr(), journald_present()) {
+            Choice::Journal => match journal(&tag) {
+                Ok(j) => Sink::Journal(Box::new(j)),
+                Err(_) => Sink::Stderr,
+            },
+            Choice::Stderr => Sink::Stderr,
+        },
+    };
+    let level = level_from_env(std::env::var("POSTERN_LOG").ok().as_deref());
+    let logger = LOGGER.get_or_init(|| Logger {
+        host: short_hostname(),
+        tag,
+        level,
+        sink,
+    });
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+    Ok(())
+}
+
+/// The CLIENT field of smtpd's lines: `name[ip]` (`client`), or `uid N`
+/// for a local submission.
+pub fn client_field(uid: Option<u32>, client: String) -> String {
+    match uid {
+        Some(u) => format!("uid {u}"),
+        None => client,
+    }
+}
+
+/// The STATUS field of a delivery line: the word after `status=`.
+pub fn status_field(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Sent => "sent",
+        DeliveryStatus::Deferred => "deferred",
+        DeliveryStatus::Bounced => "bounced",
+    }
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
 
 struct Logger {
     tag: String,
     host: String,
     level: LevelFilter,
+    sink: Sink,
 }
 
-static LOGGER: OnceLock<Logger> = OnceLock::new();
-
-/// Install the logger for one process; `program` is e.g. `smtpd` and gives
-/// the tag `postern/smtpd`. Calling it twice keeps the first.
-pub fn init(program: &str) {
-    let level = match std::env::var("POSTERN_LOG").as_deref() {
-        Ok("debug") => LevelFilter::Debug,
-        Ok("trace") => LevelFilter::Trace,
-        Ok("warn") => LevelFilter::Warn,
-        _ => LevelFilter::Info,
-    };
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
-    // syslog shows the first label only.
-    let host = host.split('.').next().unwrap_or("localhost").to_string();
-    let logger = LOGGER.get_or_init(|| Logger {
-        tag: format!("postern/{program}"),
-        host,
-        level,
-    });
-    if log::set_logger(logger).is_ok() {
-        log::set_max_level(level);
-    }
+enum Sink {
+    Stderr,
+    File(File),
+    Journal(Box<JournalLog>),
 }
 
 impl Log for Logger {
@@ -51,23 +145,361 @@ impl Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let prefix = match record.level() {
-            Level::Error => "error: ",
-            Level::Warn => "warning: ",
-            Level::Info => "",
-            Level::Debug | Level::Trace => "debug: ",
-        };
-        let now = chrono::Local::now().format("%b %e %H:%M:%S");
-        let line = format!(
-            "{now} {} {}[{}]: {prefix}{}\n",
-            self.host,
-            self.tag,
-            std::process::id(),
-            record.args()
-        );
-        // One write per line so lines of concurrent processes do not mix.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        let prefix = prefix(record.level());
+        match &self.sink {
+            Sink::Journal(j) => {
+                let present = PresentOnly(record.key_values());
+                j.log(
+                    &Record::builder()
+                        .args(format_args!("{prefix}{}", record.args()))
+                        .level(record.level())
+                        .target(record.target())
+                        .module_path(record.module_path())
+                        .file(record.file())
+                        .line(record.line())
+                        .key_values(&present)
+                        .build(),
+                );
+            }
+            Sink::File(f) => {
+                let line = self.line(record);
+                // One write per line (O_APPEND): whole lines, never mixed.
+                let _ = (&*f).write_all(line.as_bytes());
+            }
+            Sink::Stderr => {
+                let line = self.line(record);
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
     }
 
     fn flush(&self) {}
+}
+
+impl Logger {
+    fn line(&self, record: &Record) -> String {
+        let now = chrono::Local::now().format("%b %e %H:%M:%S");
+        format!(
+            "{now} {} {}[{}]: {}{}\n",
+            self.host,
+            self.tag,
+            std::process::id(),
+            prefix(record.level()),
+            record.args()
+        )
+    }
+}
+
+fn prefix(level: Level) -> &'static str {
+    match level {
+        Level::Error => "error: ",
+        Level::Warn => "warning: ",
+        Level::Info => "",
+        Level::Debug | Level::Trace => "debug: ",
+    }
+}
+
+fn level_from_env(value: Option<&str>) -> LevelFilter {
+    match value {
+        Some("debug") => LevelFilter::Debug,
+        Some("trace") => LevelFilter::Trace,
+        Some("warn") => LevelFilter::Warn,
+        _ => LevelFilter::Info,
+    }
+}
+
+/// syslog shows the first label of the host name only.
+fn short_hostname() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    host.split('.').next().unwrap_or("localhost").to_string()
+}
+
+fn open_log_file(path: &Path) -> Result<File, LogFileError> {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|source| LogFileError {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn journal(tag: &str) -> std::io::Result<JournalLog> {
+    Ok(JournalLog::empty()?
+        .with_syslog_identifier(tag.to_string())
+        .add_extra_field("SYSLOG_FACILITY", "2"))
+}
+
+/// What stderr is, as far as choosing the journal goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StderrKind {
+    /// The stream `JOURNAL_STREAM` names: systemd connected it.
+    JournalStream,
+    /// `JOURNAL_STREAM` names another stream: the user redirected stderr.
+    Redirected,
+    /// No `JOURNAL_STREAM`; a socket, `/dev/null` or closed.
+    Unwatched,
+    /// No `JOURNAL_STREAM`; a terminal, a file or a pipe.
+    Watched,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    Journal,
+    Stderr,
+}
+
+/// The rule of the module documentation, for a process without a log file.
+fn choose(stderr: StderrKind, journald_present: bool) -> Choice {
+    match stderr {
+        StderrKind::JournalStream => Choice::Journal,
+        StderrKind::Unwatched if journald_present => Choice::Journal,
+        _ => Choice::Stderr,
+    }
+}
+
+fn classify_stderr() -> StderrKind {
+    let stat = nix::sys::stat::fstat(2).ok().map(|st| StderrStat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+        rdev: st.st_rdev,
+    });
+    classify(std::env::var("JOURNAL_STREAM").ok().as_deref(), stat)
+}
+
+struct StderrStat {
+    dev: u64,
+    ino: u64,
+    mode: u32,
+    rdev: u64,
+}
+
+fn classify(journal_stream: Option<&str>, stderr: Option<StderrStat>) -> StderrKind {
+    let Some(st) = stderr else {
+        return match journal_stream {
+            Some(_) => StderrKind::Redirected,
+            None => StderrKind::Unwatched,
+        };
+    };
+    if let Some(named) = journal_stream {
+        // systemd's format, as systemd-journal-logger compares it.
+        return if named == format!("{}:{}", st.dev, st.ino) {
+            StderrKind::JournalStream
+        } else {
+            StderrKind::Redirected
+        };
+    }
+    let kind = st.mode & libc::S_IFMT;
+    // /dev/null is the character device 1:3 on Linux.
+    let dev_null = kind == libc::S_IFCHR
+        && nix::sys::stat::major(st.rdev) == 1
+        && nix::sys::stat::minor(st.rdev) == 3;
+    if kind == libc::S_IFSOCK || dev_null {
+        StderrKind::Unwatched
+    } else {
+        StderrKind::Watched
+    }
+}
+
+fn journald_present() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(JOURNAL_SOCKET).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// A record's key-values without the absent (`None`) ones.
+struct PresentOnly<'a>(&'a dyn Source);
+
+impl Source for PresentOnly<'_> {
+    fn visit<'kvs>(&'kvs self, visitor: &mut dyn VisitSource<'kvs>) -> Result<(), KvError> {
+        self.0.visit(&mut SkipNull(visitor))
+    }
+}
+
+struct SkipNull<'a, 'kvs>(&'a mut dyn VisitSource<'kvs>);
+
+impl<'kvs> VisitSource<'kvs> for SkipNull<'_, 'kvs> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), KvError> {
+        if is_null(&value) {
+            Ok(())
+        } else {
+            self.0.visit_pair(key, value)
+        }
+    }
+}
+
+fn is_null(value: &Value) -> bool {
+    struct Null(bool);
+    impl VisitValue<'_> for Null {
+        fn visit_any(&mut self, _: Value) -> Result<(), KvError> {
+            Ok(())
+        }
+        fn visit_null(&mut self) -> Result<(), KvError> {
+            self.0 = true;
+            Ok(())
+        }
+    }
+    let mut n = Null(false);
+    let _ = value.visit(&mut n);
+    n.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(mode: u32, rdev: u64) -> Option<StderrStat> {
+        Some(StderrStat {
+            dev: 27,
+            ino: 4242,
+            mode,
+            rdev,
+        })
+    }
+
+    #[test]
+    fn journal_stream_naming_stderr_means_the_journal() {
+        let k = classify(Some("27:4242"), stat(libc::S_IFSOCK | 0o777, 0));
+        assert_eq!(k, StderrKind::JournalStream);
+        assert_eq!(choose(k, false), Choice::Journal);
+    }
+
+    #[test]
+    fn journal_stream_naming_another_stream_means_stderr() {
+        // A shell in a terminal started by a unit inherits the variable.
+        let k = classify(Some("27:1"), stat(libc::S_IFCHR | 0o620, 0x8800));
+        assert_eq!(k, StderrKind::Redirected);
+        assert_eq!(choose(k, true), Choice::Stderr);
+        assert_eq!(classify(Some("27:4242"), None), StderrKind::Redirected);
+    }
+
+    #[test]
+    fn without_journal_stream_only_unwatched_stderr_goes_to_the_journal() {
+        let null = nix::sys::stat::makedev(1, 3);
+        let tty = nix::sys::stat::makedev(136, 0);
+        for (st, kind) in [
+            (stat(libc::S_IFSOCK | 0o777, 0), StderrKind::Unwatched),
+            (stat(libc::S_IFCHR | 0o666, null), StderrKind::Unwatched),
+            (None, StderrKind::Unwatched),
+            (stat(libc::S_IFCHR | 0o620, tty), StderrKind::Watched),
+            (stat(libc::S_IFREG | 0o644, 0), StderrKind::Watched),
+            (stat(libc::S_IFIFO | 0o600, 0), StderrKind::Watched),
+        ] {
+            assert_eq!(classify(None, st), kind);
+        }
+        assert_eq!(choose(StderrKind::Unwatched, true), Choice::Journal);
+        assert_eq!(choose(StderrKind::Unwatched, false), Choice::Stderr);
+        assert_eq!(choose(StderrKind::Watched, true), Choice::Stderr);
+    }
+
+    #[test]
+    fn absent_values_are_left_out() {
+        let none: Option<&str> = None;
+        let kvs: [(&str, Value); 3] = [
+            ("queue_id", Value::from_any(&none)),
+            ("client", Value::from("x[192.0.2.1]")),
+            ("recipient", Value::from_any(&Some("a@b.example"))),
+        ];
+        let kvs: &[(&str, Value)] = &kvs;
+        struct Collect(Vec<String>);
+        impl<'kvs> VisitSource<'kvs> for Collect {
+            fn visit_pair(&mut self, k: Key<'kvs>, v: Value<'kvs>) -> Result<(), KvError> {
+                self.0.push(format!("{k}={v}"));
+                Ok(())
+            }
+        }
+        let mut c = Collect(Vec::new());
+        PresentOnly(&kvs).visit(&mut c).unwrap();
+        assert_eq!(c.0, ["client=x[192.0.2.1]", "recipient=a@b.example"]);
+    }
+
+    #[test]
+    fn file_lines_are_syslog_shaped_and_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("maillog");
+        std::fs::write(&path, "earlier line\n").unwrap();
+        let logger = Logger {
+            tag: "postern/local".into(),
+            host: "mail".into(),
+            level: LevelFilter::Info,
+            sink: Sink::File(open_log_file(&path).unwrap()),
+        };
+        logger.log(
+            &Record::builder()
+                .args(format_args!("1234567890ABCA: removed"))
+                .level(Level::Info)
+                .build(),
+        );
+        logger.log(
+            &Record::builder()
+                .args(format_args!("disk full"))
+                .level(Level::Warn)
+                .build(),
+        );
+        logger.log(
+            &Record::builder()
+                .args(format_args!("not shown"))
+                .level(Level::Debug)
+                .build(),
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "earlier line");
+        let pid = std::process::id();
+        // "Nov 28 07:43:01 mail postern/local[PID]: …", day padded as syslog.
+        for (line, text) in lines[1..]
+            .iter()
+            .zip(["1234567890ABCA: removed", "warning: disk full"])
+        {
+            let (stamp, rest) = line.split_at(15);
+            assert_eq!(rest, format!(" mail postern/local[{pid}]: {text}"));
+            assert!(
+                chrono::NaiveTime::parse_from_str(&stamp[7..], "%H:%M:%S").is_ok(),
+                "{line}"
+            );
+            assert_eq!(&stamp[3..4], " ", "{line}");
+        }
+    }
+
+    #[test]
+    fn log_file_is_created_0640() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("maillog");
+        open_log_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        // The umask may only take bits away.
+        assert_eq!(mode & 0o137, 0, "{mode:o}");
+        let e = open_log_file(&dir.path().join("no/such/dir/maillog")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("cannot open the log file "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn fields_for_status_and_client() {
+        assert_eq!(status_field(DeliveryStatus::Sent), "sent");
+        assert_eq!(status_field(DeliveryStatus::Deferred), "deferred");
+        assert_eq!(status_field(DeliveryStatus::Bounced), "bounced");
+        assert_eq!(
+            client_field(Some(1000), "localhost[127.0.0.1]".into()),
+            "uid 1000"
+        );
+        assert_eq!(client_field(None, "h[192.0.2.1]".into()), "h[192.0.2.1]");
+    }
+
+    #[test]
+    fn level_comes_from_postern_log() {
+        assert_eq!(level_from_env(None), LevelFilter::Info);
+        assert_eq!(level_from_env(Some("debug")), LevelFilter::Debug);
+        assert_eq!(level_from_env(Some("warn")), LevelFilter::Warn);
+        assert_eq!(level_from_env(Some("nonsense")), LevelFilter::Info);
+    }
 }

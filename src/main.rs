@@ -409,7 +409,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(EX_CONFIG));
                 }
             };
-            postern::logging::init(&role);
+            if let Err(e) = postern::logging::init_for(&role, config.server.log_file.as_deref()) {
+                eprintln!("postern: {e:#}");
+                return Ok(ExitCode::from(EX_CONFIG));
+            }
             // Privileges, directories, Landlock: before any thread and any
             // input (the sandbox binds the threads created later).
             if let Err(e) = postern::sandbox::enter(&role, &config, config_path.as_deref()) {

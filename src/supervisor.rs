@@ -88,9 +88,17 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     if !foreground {
         return start_background(&config, source.as_deref());
     }
-    crate::logging::init("master");
+    crate::logging::init_for("master", config.server.log_file.as_deref())?;
     let user = role_user(&config)?;
     prepare_directories(&config, user.as_ref())?;
+    // smtpd and qmgr open the log file as the role user: one we created
+    // (root's) becomes theirs; someone else's file is left as it is.
+    if let (Some(path), Some(u)) = (&config.server.log_file, &user)
+        && fs::metadata(path).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    {
+        chown(path, Some(u.uid), Some(u.gid))
+            .with_context(|| format!("cannot chown {}", path.display()))?;
+    }
     let effective = run_dir.join(EFFECTIVE_CONFIG);
     write_file(&effective, config.to_toml(false).as_bytes(), 0o644)?;
 

@@ -133,7 +133,11 @@ impl Agent {
             };
             let result = self.deliver(&request).await;
             if let Err(e) = ipc::write_line(&mut write, &result).await {
-                log::warn!("{}: cannot send the delivery result: {e}", request.id);
+                log::warn!(
+                    queue_id = request.id.as_str();
+                    "{}: cannot send the delivery result: {e}",
+                    request.id
+                );
                 return;
             }
         }
@@ -146,7 +150,13 @@ impl Agent {
         let start = now_micros();
         let (outcome, forward, logged) = route::route(self, request, start).await;
         if !logged {
-            log::info!("{}", log_line(request, None, &outcome, start, now_micros()));
+            log::info!(
+                queue_id = request.id.as_str(),
+                recipient = request.recipient.as_str(),
+                status = crate::logging::status_field(outcome.status);
+                "{}",
+                log_line(request, None, &outcome, start, now_micros())
+            );
         }
         DeliveryResult {
             rcpt_index: request.rcpt_index,
@@ -163,7 +173,7 @@ impl Agent {
         (user, groups): (nix::unistd::User, Vec<u32>),
     ) -> Result<Account, Outcome> {
         if let Err(reason) = self.privilege.allows(&user) {
-            log::warn!("{}: {reason}", request.id);
+            log::warn!(queue_id = request.id.as_str(); "{}: {reason}", request.id);
             return Err(Outcome::deferred("4.3.0", reason));
         }
         Ok(Account { user, groups })
@@ -215,12 +225,12 @@ impl Agent {
         match self.pool.deliver(identity, job, &mut file, offset).await {
             Ok(reply) => {
                 if let Some(warning) = &reply.warning {
-                    log::warn!("{id}: {warning}");
+                    log::warn!(queue_id = id.as_str(); "{id}: {warning}");
                 }
                 Outcome::new(reply.status, &reply.dsn, reply.reason)
             }
             Err(e) => {
-                log::warn!("{id}: {e}");
+                log::warn!(queue_id = id.as_str(); "{id}: {e}");
                 Outcome::deferred("4.3.0", e.to_string())
             }
         }
@@ -239,6 +249,7 @@ impl Agent {
     fn queue_error(&self, request: &DeliveryRequest, e: io::Error) -> Outcome {
         let path = request.content.file_in(&self.config.queue.directory);
         log::warn!(
+            queue_id = request.id.as_str();
             "{}: cannot read queue file {}: {e}",
             request.id,
             path.display()
@@ -284,7 +295,11 @@ impl Backend for Agent {
                 ));
             }
             Err(e) => {
-                log::warn!("{}: cannot look up user \"{name}\": {e}", request.id);
+                log::warn!(
+                    queue_id = request.id.as_str();
+                    "{}: cannot look up user \"{name}\": {e}",
+                    request.id
+                );
                 let reason = format!("cannot look up user \"{name}\"");
                 return Err(Outcome::deferred("4.3.0", reason));
             }
@@ -311,7 +326,11 @@ impl Backend for Agent {
                     Ok(meta) => meta.uid(),
                     Err(e) => {
                         let path = path.display();
-                        log::warn!("{}: cannot stat alias file {path}: {e}", request.id);
+                        log::warn!(
+                            queue_id = request.id.as_str();
+                            "{}: cannot stat alias file {path}: {e}",
+                            request.id
+                        );
                         return Err(Outcome::deferred("4.3.0", "alias database unavailable"));
                     }
                 };
@@ -319,6 +338,7 @@ impl Backend for Agent {
                     Ok(Some((user, groups))) => Some(Account { user, groups }),
                     Ok(None) => {
                         log::warn!(
+                            queue_id = request.id.as_str();
                             "{}: no passwd entry for alias file owner uid {uid}",
                             request.id
                         );
@@ -326,7 +346,11 @@ impl Backend for Agent {
                         return Err(Outcome::deferred("4.3.0", reason));
                     }
                     Err(e) => {
-                        log::warn!("{}: cannot look up uid {uid}: {e}", request.id);
+                        log::warn!(
+                            queue_id = request.id.as_str();
+                            "{}: cannot look up uid {uid}: {e}",
+                            request.id
+                        );
                         let reason = "cannot find alias database owner";
                         return Err(Outcome::deferred("4.3.0", reason));
                     }
@@ -343,14 +367,21 @@ impl Backend for Agent {
             Ok(Some(found)) if found.0.uid.as_raw() != 0 => self.allowed(request, found),
             Ok(_) => {
                 let id = &request.id;
-                log::warn!("{id}: default_privs user \"{privs}\" is unknown or root");
+                log::warn!(
+                    queue_id = id.as_str();
+                    "{id}: default_privs user \"{privs}\" is unknown or root"
+                );
                 Err(Outcome::deferred(
                     "4.3.5",
                     "mail system configuration error",
                 ))
             }
             Err(e) => {
-                log::warn!("{}: cannot look up user \"{privs}\": {e}", request.id);
+                log::warn!(
+                    queue_id = request.id.as_str();
+                    "{}: cannot look up user \"{privs}\": {e}",
+                    request.id
+                );
                 Err(Outcome::deferred(
                     "4.3.0",
                     "cannot look up the delivery user",
@@ -450,7 +481,7 @@ impl Backend for Agent {
         match self.pool.query(&identity, &job).await {
             Ok(reply) => {
                 if let Some(warning) = &reply.warning {
-                    log::warn!("{}: {warning}", request.id);
+                    log::warn!(queue_id = request.id.as_str(); "{}: {warning}", request.id);
                 }
                 if reply.status != DeliveryStatus::Sent {
                     return Err(Outcome::new(reply.status, &reply.dsn, reply.reason));
@@ -458,7 +489,7 @@ impl Backend for Agent {
                 Ok(reply.forward_file.filter(|f| paths.contains(&f.path)))
             }
             Err(e) => {
-                log::warn!("{}: {e}", request.id);
+                log::warn!(queue_id = request.id.as_str(); "{}: {e}", request.id);
                 Err(Outcome::deferred("4.3.0", e.to_string()))
             }
         }

@@ -482,7 +482,12 @@ impl<B: Backend> Route<'_, B> {
     fn record(&mut self, to: &str, outcome: Outcome) {
         let to = (to != self.top).then_some(to);
         let line = log_line(self.request, to, &outcome, self.start, now_micros());
-        log::info!("{line}");
+        log::info!(
+            queue_id = self.request.id.as_str(),
+            recipient = to.unwrap_or(&self.request.recipient),
+            status = crate::logging::status_field(outcome.status);
+            "{line}"
+        );
         self.outcomes.push(outcome);
     }
 

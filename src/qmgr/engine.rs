@@ -487,13 +487,14 @@ impl Engine {
             return;
         }
         log::info!(
+            queue_id = id.as_str();
             "{id}: from=<{}>, size={}, nrcpt={} (queue active)",
             env.sender,
             env.size,
             env.recipients.len()
         );
         if held {
-            log::info!("{id}: on hold");
+            log::info!(queue_id = id.as_str(); "{id}: on hold");
         }
         for (i, r) in rcpts.iter().enumerate() {
             if let RState::Pending { due } = r
@@ -662,7 +663,7 @@ impl Engine {
                     p.status = DeliveryStatus::Deferred;
                     p.dsn = "4.3.0".into();
                     p.reason = format!("cannot queue the forwarded message: {e}");
-                    log::warn!("{}: {}", p.id, p.reason);
+                    log::warn!(queue_id = p.id.as_str(); "{}: {}", p.id, p.reason);
                 }
             }
             let Some(m) = self.messages.get(&p.id) else {
@@ -678,6 +679,8 @@ impl Engine {
                 }
                 DeliveryStatus::Deferred if age >= lifetime => {
                     log::info!(
+                        queue_id = p.id.as_str(),
+                        status = "expired";
                         "{}: from=<{}>, status=expired, returned to sender",
                         p.id,
                         m.env.sender
@@ -698,6 +701,9 @@ impl Engine {
                 // The local agent logs its own deliveries; qmgr logs what
                 // it decided itself.
                 log::info!(
+                    queue_id = p.id.as_str(),
+                    recipient = m.env.recipients[p.rcpt].address.as_str(),
+                    status = "deferred";
                     "{}: to=<{}>, relay=none, delay={}, dsn={}, status=deferred ({})",
                     p.id,
                     m.env.recipients[p.rcpt].address,
@@ -802,7 +808,7 @@ impl Engine {
         let Some(m) = self.messages.remove(id) else {
             return;
         };
-        log::info!("{id}: removed");
+        log::info!(queue_id = id.as_str(); "{id}: removed");
         self.remove_content(&m.content, &m.origin, id);
         if let Origin::Segment(seg) = &m.origin {
             if let Some(s) = self.segments.get_mut(seg) {

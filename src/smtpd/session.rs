@@ -60,30 +60,45 @@ where
         shared,
         stop,
     };
-    log::info!("connect from {}", s.client());
+    log::info!(
+        client:% = crate::logging::client_field(s.uid, s.client());
+        "connect from {}",
+        s.client()
+    );
     let end = s.run().await;
     match end {
         End::Quit | End::Closed => {}
         End::Lost => log::info!(
+            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
+            client:% = crate::logging::client_field(s.uid, s.client());
             "{}lost connection after {} from {}",
             s.qid_prefix(),
             s.last_cmd,
             s.client()
         ),
         End::Timeout => log::info!(
+            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
+            client:% = crate::logging::client_field(s.uid, s.client());
             "{}timeout after {} from {}",
             s.qid_prefix(),
             s.last_cmd,
             s.client()
         ),
         End::TooManyErrors => log::info!(
+            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
+            client:% = crate::logging::client_field(s.uid, s.client());
             "{}too many errors after {} from {}",
             s.qid_prefix(),
             s.last_cmd,
             s.client()
         ),
     }
-    log::info!("disconnect from {}{}", s.client(), s.stats_text());
+    log::info!(
+        client:% = crate::logging::client_field(s.uid, s.client());
+        "disconnect from {}{}",
+        s.client(),
+        s.stats_text()
+    );
 }
 
 enum End {
@@ -298,6 +313,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             {
                 let r = Reply::bare_lf(&self.hostname());
                 log::info!(
+                    queue_id = self.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
+                    client:% = crate::logging::client_field(self.uid, self.client()),
+                    status = "reject";
                     "{}reject: {} from {}: {r}; proto={} helo=<{}>",
                     self.qid_prefix(),
                     "CONNECT",
@@ -341,6 +359,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let r = e.reply();
                 if e.disconnects() {
                     log::warn!(
+                        client:% = crate::logging::client_field(self.uid, self.client());
                         "non-SMTP command from {}: {}",
                         self.client(),
                         String::from_utf8_lossy(&line[..line.len().min(100)])
@@ -375,6 +394,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 .unwrap_or("")
                 .to_string();
             log::info!(
+                client:% = crate::logging::client_field(self.uid, self.client());
                 "improper command pipelining after {} from {}: {}",
                 self.last_cmd,
                 self.client(),
@@ -491,6 +511,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             && let Err(r) = self.check_submitter(uid, &from)
         {
             log::info!(
+                client:% = crate::logging::client_field(self.uid, self.client()),
+                status = "reject";
                 "NOQUEUE: reject: MAIL from {} (uid {uid}): {r}",
                 self.client()
             );
@@ -500,6 +522,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if limit > 0 && params.size.is_some_and(|s| s > limit) {
             let r = Reply::size_exceeds_limit();
             log::info!(
+                client:% = crate::logging::client_field(self.uid, self.client()),
+                status = "reject";
                 "NOQUEUE: reject: MAIL from {}: {r}; proto={} helo=<{}>",
                 self.client(),
                 self.proto(),
@@ -535,6 +559,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let rcpt = to.to_string();
         if let Err(r) = self.check_recipient(&to) {
             log::info!(
+                queue_id = self.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
+                client:% = crate::logging::client_field(self.uid, self.client()),
+                recipient = rcpt.as_str(),
+                status = "reject";
                 "{}reject: RCPT from {}: {r}; from=<{sender}> to=<{rcpt}> proto={} helo=<{}>",
                 self.qid_prefix(),
                 self.client(),

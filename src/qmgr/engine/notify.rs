@@ -52,7 +52,10 @@ impl Engine {
         // Who gets it, from whom, and which recipients it reports.
         let (to, from, label, reports): (String, String, &str, Vec<RecipientReport>) =
             if sender_local.eq_ignore_ascii_case(DOUBLE_BOUNCE) {
-                log::info!("{id}: notification to {DOUBLE_BOUNCE} discarded");
+                log::info!(
+                    queue_id = id.as_str();
+                    "{id}: notification to {DOUBLE_BOUNCE} discarded"
+                );
                 return;
             } else if sender.is_empty() {
                 if kind != ReportKind::Failure {
@@ -92,7 +95,10 @@ impl Engine {
         let original = match read_content_prefix(&self.qdir, &m.content, limit as u64 + 1) {
             Ok(c) => c,
             Err(e) => {
-                log::warn!("{id}: cannot read the message for its notification: {e}");
+                log::warn!(
+                    queue_id = id.as_str();
+                    "{id}: cannot read the message for its notification: {e}"
+                );
                 Vec::new()
             }
         };
@@ -148,19 +154,22 @@ impl Engine {
                     .await
             }
             Err(e) => {
-                log::warn!("{id}: cannot queue its notification: {e}");
+                log::warn!(queue_id = id.as_str(); "{id}: cannot queue its notification: {e}");
                 return;
             }
         };
         match appended {
             Ok(_) => {
-                log::info!("{id}: {label}: {new_id}");
+                log::info!(queue_id = id.as_str(); "{id}: {label}: {new_id}");
                 self.notices_queued = true;
                 if kind == ReportKind::Delay {
                     self.mark_warned(id).await;
                 }
             }
-            Err(e) => log::warn!("{id}: cannot queue its notification: {e}"),
+            Err(e) => log::warn!(
+                queue_id = id.as_str();
+                "{id}: cannot queue its notification: {e}"
+            ),
         }
     }
 }
@@ -230,6 +239,9 @@ impl Engine {
         self.notices_queued = true;
         let age = now_micros().saturating_sub(m.env.arrival_us) as f64 / 1e6;
         log::info!(
+            queue_id = id.as_str(),
+            recipient = m.env.recipients.get(rcpt).map(|r| r.address.as_str()),
+            status = "sent";
             "{id}: to=<{}>, relay=local, delay={}, dsn=2.0.0, status=sent (forwarded as {new_id})",
             m.env
                 .recipients

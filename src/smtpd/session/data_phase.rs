@@ -33,8 +33,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let rcpt_addrs: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
         match self.uid {
             // Postfix's pickup: "uid=1000 from=<user>".
-            Some(uid) => log::info!("{id}: uid={uid} from=<{}>", tx.sender),
-            None => log::info!("{id}: client={}", self.client()),
+            Some(uid) => log::info!(
+                queue_id = id.as_str(),
+                client:% = format!("uid {uid}");
+                "{id}: uid={uid} from=<{}>",
+                tx.sender
+            ),
+            None => log::info!(
+                queue_id = id.as_str(),
+                client:% = self.client();
+                "{id}: client={}",
+                self.client()
+            ),
         }
         self.reply(&Reply::start_data());
         if !self.flush().await {
@@ -108,6 +118,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 _ => {
                     store.discard().await;
                     log::info!(
+                        queue_id = id.as_str(),
+                        client:% = crate::logging::client_field(self.uid, self.client());
                         "{id}: lost connection after DATA ({} bytes) from {}",
                         reader.size(),
                         self.client()
@@ -154,6 +166,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let tx = self.tx.as_ref().ok_or_else(Reply::need_rcpt)?;
         let log_reject = |r: &Reply, s: &Self| {
             log::info!(
+                queue_id = id.as_str(),
+                client:% = crate::logging::client_field(s.uid, s.client()),
+                status = "reject";
                 "{id}: reject: END-OF-MESSAGE from {}: {r}; from=<{}> proto={} helo=<{}>",
                 s.client(),
                 tx.sender,
@@ -175,7 +190,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         if let Some(e) = io_error {
             store.discard().await;
-            log::warn!("{id}: queue file write error: {e}");
+            log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
             return Err(Reply::queue_write_error());
         }
         let mid = message_id(store.head());
@@ -212,7 +227,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 encode_message(&envelope, MessageContent::File(&rel)).map(|p| vec![p])
             }
             Err(e) => {
-                log::warn!("{id}: queue file write error: {e}");
+                log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
                 let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
                 return Err(Reply::queue_write_error());
             }
@@ -220,12 +235,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let parts = match parts {
             Ok(p) => p,
             Err(e) => {
-                log::warn!("{id}: cannot encode the queue record: {e}");
+                log::warn!(queue_id = id.as_str(); "{id}: cannot encode the queue record: {e}");
                 let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
                 return Err(Reply::queue_write_error());
             }
         };
-        log::info!("{id}: message-id={}", mid.as_deref().unwrap_or("<>"));
+        log::info!(
+            queue_id = id.as_str();
+            "{id}: message-id={}",
+            mid.as_deref().unwrap_or("<>")
+        );
         match self
             .shared
             .log
@@ -238,7 +257,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 Ok(())
             }
             Err(e) => {
-                log::warn!("{id}: queue file write error: {e}");
+                log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
                 let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
                 Err(Reply::queue_write_error())
             }
