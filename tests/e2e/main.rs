@@ -11,4 +11,5 @@ mod queue;
 mod sendmail;
 mod smtp;
 mod supervisor;
+mod units;
 mod user;
