@@ -12,4 +12,5 @@ mod queue;
 mod sendmail;
 mod smtp;
 mod supervisor;
+mod units;
 mod user;
