@@ -391,7 +391,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let fds = postern::sys::listen_fds();
             let config = load(&cli.config)?;
             postern::logging::init(&role);
-            postern::supervisor::run_role(&role, config, fds)?;
+            // Read again from the same place on reload.
+            let path = cli
+                .config
+                .clone()
+                .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
+            postern::supervisor::run_role(&role, config, path, fds)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -7,6 +7,7 @@ mod bounce;
 mod common;
 mod config;
 mod forward;
+mod notify;
 mod queue;
 mod sendmail;
 mod smtp;
