@@ -433,7 +433,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            postern::supervisor::run_role(&role, config, fds)?;
+            postern::supervisor::run_role(&role, config, config_path, fds)?;
             Ok(ExitCode::SUCCESS)
         }
     }

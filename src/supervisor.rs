@@ -3,6 +3,13 @@
 //! LISTEN_FDNAMES), restarts a crashed role with back-off, and stops
 //! everything gracefully on SIGTERM. `postern stop` and `postern status`
 //! talk to it through its pid file and status file in the run directory.
+//! `postern reload` (SIGHUP) checks the configuration, writes the
+//! effective file and has each role reload it in place (SIGHUP), so SMTP
+//! sessions and deliveries in progress go on. Run by systemd as one service
+//! (`postern start --foreground`, `Type=notify-reload`), it is the one that
+//! tells the service manager: `READY=1` once the roles are started,
+//! `RELOADING=1`/`READY=1` around a reload, `STOPPING=1`, `WATCHDOG=1`;
+//! the roles never see NOTIFY_SOCKET.
 //!
 //! SECURITY: started as root it creates the queue and run directories,
 //! binds the sockets, and starts smtpd and qmgr as the unprivileged
@@ -27,6 +34,7 @@ use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::ipc::{QmgrRequest, QmgrStatus, QueueAction, QueueOpResult};
+use crate::notify::reload::{Fixed, Reload, keep_fixed};
 use crate::sys::{self, Credentials};
 
 pub const PID_FILE: &str = "postern.pid";
@@ -42,25 +50,35 @@ pub const SUBMIT_SOCKET: &str = "submit.sock";
 /// The roles in start order (dependencies first).
 const ROLES: [&str; 3] = ["local", "qmgr", "smtpd"];
 
-/// Run one role in this process (`postern daemon ROLE`).
-pub fn run_role(role: &str, config: Config, fds: Vec<(String, OwnedFd)>) -> anyhow::Result<()> {
+/// Run one role in this process (`postern daemon ROLE`). `path` is where
+/// `config` was read from (`--config`; `None`: the default), read again on
+/// SIGHUP to reload in place.
+pub fn run_role(
+    role: &str,
+    config: Config,
+    path: Option<PathBuf>,
+    fds: Vec<(String, OwnedFd)>,
+) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let result = runtime.block_on(async move {
+        // SIGHUP reloads from now on (before READY=1).
+        let reload = Reload::new(path).context("cannot handle SIGHUP")?;
+        crate::notify::spawn_watchdog();
         match role {
-            "smtpd" => crate::smtpd::run(config, fds).await,
+            "smtpd" => crate::smtpd::run(config, fds, reload).await,
             "qmgr" => {
                 let mut fds = fds;
                 let showq = fds
                     .iter()
                     .position(|(n, _)| n == "showq")
                     .map(|i| UnixListener::from(fds.remove(i).1));
-                crate::qmgr::run(config, unix_listener(fds, "qmgr")?, showq).await
+                crate::qmgr::run(config, unix_listener(fds, "qmgr")?, showq, reload).await
             }
-            "local" => crate::local::run(config, unix_listener(fds, "local")?).await,
+            "local" => crate::local::run(config, unix_listener(fds, "local")?, reload).await,
             other => bail!("unknown role {other:?}"),
         }
     });
@@ -440,6 +458,9 @@ struct Supervisor {
 
 const FIRST_RESTART_DELAY: Duration = Duration::from_millis(500);
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// A role younger than this may not handle SIGHUP yet (it installs its
+/// handler as it starts): a reload waits for it to be this old.
+const ROLE_SETTLE: Duration = Duration::from_secs(1);
 
 impl Supervisor {
     fn run(&mut self) -> anyhow::Result<()> {
@@ -449,48 +470,102 @@ impl Supervisor {
             self.spawn(role)?;
         }
         self.write_status();
+        // Under systemd (one service running `postern start --foreground`)
+        // this process is the main PID: it speaks for the roles.
+        crate::notify::ready();
+        let watchdog = crate::notify::watchdog_interval().map(|d| d / 2);
+        let mut last_ping = Instant::now();
         loop {
-            match signals.wait(self.next_restart_in()) {
+            let mut wait = self.next_restart_in();
+            if let Some(every) = watchdog {
+                wait = wait.min(every.saturating_sub(last_ping.elapsed()));
+            }
+            match signals.wait(wait) {
                 Some(libc::SIGTERM) | Some(libc::SIGINT) => break,
-                Some(libc::SIGHUP) => self.reload(),
+                Some(libc::SIGHUP) => {
+                    crate::notify::reloading();
+                    self.reload();
+                    crate::notify::ready();
+                }
                 _ => {}
             }
             self.reap();
             self.restart_due();
+            if watchdog.is_some_and(|every| last_ping.elapsed() >= every) {
+                crate::notify::watchdog();
+                last_ping = Instant::now();
+            }
         }
+        crate::notify::stopping();
         self.shutdown();
         Ok(())
     }
 
     /// SIGHUP (`postern reload`): read the configuration again; an invalid
     /// one is refused and the running one kept. A valid one is written as
-    /// the effective configuration and every role restarted with it, one at
-    /// a time (the listening sockets stay open: a changed `smtpd.listen`,
-    /// queue or run directory needs a restart, as Postfix's
-    /// inet_interfaces).
+    /// the effective configuration and each role told with SIGHUP to reload
+    /// it in place (sessions and deliveries in progress go on).
+    ///
+    /// What this process set up keeps its running value, with a warning:
+    /// the listening sockets, the queue and run directories and the user
+    /// (`smtpd.listen`, `queue.directory`, `server.run_directory`,
+    /// `server.user`) change only with `postern stop` and `postern start`,
+    /// as Postfix's inet_interfaces. What the roles apply once as they
+    /// start (`sandbox.require`, `server.log_file`) makes the reload
+    /// restart them, one at a time, instead.
     fn reload(&mut self) {
-        let new = match Config::load(self.source.as_deref()) {
+        let mut new = match Config::load(self.source.as_deref()) {
             Ok(c) => c,
             Err(e) => {
                 log::error!("reload refused, the running configuration is kept: {e}");
                 return;
             }
         };
-        if new.smtpd.listen != self.config.smtpd.listen
-            || new.queue.directory != self.config.queue.directory
-            || new.server.run_directory != self.config.server.run_directory
-            || new.server.user != self.config.server.user
-        {
+        let kept = keep_fixed(&self.config, &mut new, &[Fixed::Starter]);
+        if !kept.is_empty() {
             log::warn!(
-                "reload: listeners, queue and run directories and server.user change only with a restart; the rest is reloaded"
+                "reload: {} change only with postern stop and postern start; the running values are kept",
+                kept.join(", ")
             );
         }
+        let at_start = keep_fixed(&self.config, &mut new.clone(), &[Fixed::Daemon]);
         if let Err(e) = write_file(&self.config_path, new.to_toml(false).as_bytes(), 0o644) {
             log::error!("reload failed: {e:#}");
             return;
         }
         self.config = new;
         log::info!("reloading");
+        if at_start.is_empty() {
+            self.signal_reload();
+        } else {
+            log::info!(
+                "reload: {} take effect as a role starts: restarting the roles",
+                at_start.join(", ")
+            );
+            self.restart_all();
+        }
+        self.write_status();
+    }
+
+    /// SIGHUP to every running role: each reads the effective
+    /// configuration again.
+    fn signal_reload(&mut self) {
+        let mut children: Vec<(i32, Instant)> = self
+            .children
+            .iter()
+            .map(|(pid, (_, started))| (*pid, *started))
+            .collect();
+        children.sort_by_key(|(_, started)| *started);
+        for (pid, started) in children {
+            if let Some(young) = ROLE_SETTLE.checked_sub(started.elapsed()) {
+                std::thread::sleep(young);
+            }
+            let _ = kill(Pid::from_raw(pid), Signal::SIGHUP);
+        }
+    }
+
+    /// Stop and start every role again, one at a time, in start order.
+    fn restart_all(&mut self) {
         for role in ROLES {
             let pids: Vec<i32> = self
                 .children
@@ -507,7 +582,6 @@ impl Supervisor {
                 log::error!("{e:#}");
             }
         }
-        self.write_status();
     }
 
     fn spawn(&mut self, role: &'static str) -> anyhow::Result<()> {
@@ -521,6 +595,8 @@ impl Supervisor {
             "daemon".to_string(),
             role.to_string(),
         ];
+        // Only these: in particular not NOTIFY_SOCKET nor WATCHDOG_USEC
+        // (systemd listens to the main PID only, which is this process).
         let env: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| {
                 matches!(

@@ -7,11 +7,12 @@
 use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, BufReader};
 use tokio::net::UnixStream;
+use tokio::sync::watch;
 
 use super::command::{self, CommandSpec, Whom};
 use super::delay::format_delay;
@@ -99,8 +100,17 @@ impl Outcome {
 pub struct Agent {
     config: Arc<Config>,
     privilege: Privilege,
-    pool: WorkerPool,
+    pool: Arc<WorkerPool>,
     aliases: LiveTable,
+}
+
+/// What every connection shares: the agent in effect, which a reload
+/// replaces (each request is delivered by the one in effect when it
+/// arrives, so a delivery in progress keeps its own), and the number of
+/// deliveries in progress.
+pub struct Live {
+    agent: RwLock<Arc<Agent>>,
+    in_progress: watch::Sender<usize>,
 }
 
 impl Agent {
@@ -109,8 +119,48 @@ impl Agent {
             aliases: LiveTable::from_config(&config),
             config,
             privilege,
-            pool,
+            pool: Arc::new(pool),
         }
+    }
+
+    /// This agent with `config` (a reload): a new alias table, the same
+    /// workers unless `pool` replaces them (the old ones finish their
+    /// deliveries and go).
+    pub fn reconfigured(&self, config: Arc<Config>, pool: Option<WorkerPool>) -> Agent {
+        Agent {
+            aliases: LiveTable::from_config(&config),
+            config,
+            privilege: self.privilege.clone(),
+            pool: pool.map_or_else(|| self.pool.clone(), Arc::new),
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+}
+
+impl Live {
+    pub fn new(agent: Agent) -> Live {
+        Live {
+            agent: RwLock::new(Arc::new(agent)),
+            in_progress: watch::Sender::new(0),
+        }
+    }
+
+    /// The agent in effect now.
+    pub fn agent(&self) -> Arc<Agent> {
+        self.agent.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A reload: `agent` for the requests that arrive from now on.
+    pub fn replace(&self, agent: Agent) {
+        *self.agent.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(agent);
+    }
+
+    /// The number of deliveries in progress, as it changes.
+    pub fn in_progress(&self) -> watch::Receiver<usize> {
+        self.in_progress.subscribe()
     }
 
     /// Answer the requests on one connection, in order, until it closes. A
@@ -131,7 +181,9 @@ impl Agent {
                     return;
                 }
             };
-            let result = self.deliver(&request).await;
+            self.in_progress.send_modify(|n| *n += 1);
+            let result = self.agent().deliver(&request).await;
+            self.in_progress.send_modify(|n| *n = n.saturating_sub(1));
             if let Err(e) = ipc::write_line(&mut write, &result).await {
                 log::warn!(
                     queue_id = request.id.as_str();
@@ -142,7 +194,9 @@ impl Agent {
             }
         }
     }
+}
 
+impl Agent {
     /// Deliver one request and log it in Postfix's shape (one line per
     /// final delivery when aliases or a `.forward` expanded the
     /// recipient).

@@ -211,9 +211,9 @@ fn log_lines_have_postfix_shape() {
 async fn connections_answer_in_order_and_close_on_garbage() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let s = setup("Mailbox", Privilege::Root);
-    let agent = Arc::new(s.agent);
+    let live = Arc::new(Live::new(s.agent));
     let (client, server) = tokio::net::UnixStream::pair().unwrap();
-    let task = tokio::spawn(agent.clone().serve_connection(server));
+    let task = tokio::spawn(live.clone().serve_connection(server));
     let (read, mut write) = client.into_split();
     let mut read = tokio::io::BufReader::new(read);
     let mut a = request(s.queue.path(), "nobody", b"Subject: x\n\n");

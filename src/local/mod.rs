@@ -184,6 +184,17 @@
 //! behaviour for headers, loop check, errno mapping and log lines (RFC 3463
 //! enhanced status codes).
 //!
+//! # Service manager and reload
+//!
+//! `READY=1` once the socket is served, `STATUS=local: N deliveries in
+//! progress` (at most once a second), `STOPPING=1` on SIGTERM (see
+//! [`crate::notify`]). SIGHUP reloads the configuration file in place:
+//! each request is delivered with the configuration (and alias table) in
+//! effect when it arrives, so a delivery in progress finishes with its
+//! own; a change of `local.worker_idle` or `local.concurrency_per_user`
+//! starts a new worker pool (the old workers finish and go). An invalid
+//! file is refused and the running configuration kept.
+//!
 //! # Configuration
 //!
 //! * `local.mailbox` (Postfix `home_mailbox`, and `mail_spool_directory`
@@ -237,13 +248,16 @@ pub use worker::{
 };
 
 use crate::config::Config;
+use crate::notify::{self, reload::Reload};
 
 /// The daemon: serve qmgr on `listener` (the `local` socket from socket
 /// activation), delivering through workers that run this binary as
-/// `postern daemon local-worker`.
+/// `postern daemon local-worker`. SIGHUP reloads the configuration for the
+/// next delivery (see [`Reload`]).
 pub async fn run(
     config: Arc<Config>,
     listener: std::os::unix::net::UnixListener,
+    reload: Reload,
 ) -> anyhow::Result<()> {
     let command = WorkerCommand::current_exe().context("cannot find postern's own binary")?;
     let limits = PoolLimits {
@@ -254,8 +268,9 @@ pub async fn run(
     // stopped, so no delivery is in flight then.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        r = serve(config, listener, command, limits) => r,
+        r = serve_reloading(config, listener, command, limits, Some(reload)) => r,
         _ = term.recv() => {
+            notify::stopping();
             log::info!("terminating on signal");
             Ok(())
         }
@@ -263,12 +278,22 @@ pub async fn run(
 }
 
 /// [`run`] with the worker program and limits given (tests run the built
-/// binary rather than the test harness).
+/// binary rather than the test harness), without reloading.
 pub async fn serve(
     config: Arc<Config>,
     listener: std::os::unix::net::UnixListener,
     command: WorkerCommand,
     limits: PoolLimits,
+) -> anyhow::Result<()> {
+    serve_reloading(config, listener, command, limits, None).await
+}
+
+async fn serve_reloading(
+    config: Arc<Config>,
+    listener: std::os::unix::net::UnixListener,
+    command: WorkerCommand,
+    limits: PoolLimits,
+    mut reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     // Socket activation hands the listener over without close-on-exec; the
     // workers, running as users, must not inherit it.
@@ -284,23 +309,65 @@ pub async fn serve(
     if let Privilege::User { name, .. } = &privilege {
         log::warn!("not running as root: delivering only to user \"{name}\"");
     }
+    let switch_user = privilege.switches_user();
+    let new_pool = |config: &Config| {
+        WorkerPool::new(
+            command.clone(),
+            switch_user,
+            config.local.worker_idle,
+            PoolLimits {
+                per_user: config.local.concurrency_per_user,
+                ..limits
+            },
+        )
+    };
     let pool = WorkerPool::new(
-        command,
-        privilege.switches_user(),
+        command.clone(),
+        switch_user,
         config.local.worker_idle,
         limits,
     );
-    let agent = Arc::new(agent::Agent::new(config, privilege, pool));
+    let live = Arc::new(agent::Live::new(agent::Agent::new(config, privilege, pool)));
+    notify::spawn_status(live.in_progress(), |n| {
+        format!(
+            "local: {n} deliver{} in progress",
+            if *n == 1 { "y" } else { "ies" }
+        )
+    });
+    notify::ready();
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(agent.clone().serve_connection(stream));
-            }
-            Err(e) => {
-                // EMFILE and friends: wait for connections to close.
-                log::warn!("accept on the local socket: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(live.clone().serve_connection(stream));
+                }
+                Err(e) => {
+                    // EMFILE and friends: wait for connections to close.
+                    log::warn!("accept on the local socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = hangup(&mut reload) => {
+                let running = live.agent();
+                let old = running.config();
+                if let Some(new) = reload.as_ref().and_then(|r| r.load(old)) {
+                    // The workers' limits are the pool's: a new pool when
+                    // they change (the old workers finish and go).
+                    let pool = (new.local.worker_idle != old.local.worker_idle
+                        || new.local.concurrency_per_user != old.local.concurrency_per_user)
+                        .then(|| new_pool(&new));
+                    live.replace(running.reconfigured(Arc::new(new), pool));
+                }
+                notify::ready();
             }
         }
+    }
+}
+
+/// The next SIGHUP when there is a [`Reload`]; forever pending without.
+async fn hangup(reload: &mut Option<Reload>) {
+    match reload {
+        Some(r) => r.requested().await,
+        None => std::future::pending().await,
     }
 }

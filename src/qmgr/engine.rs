@@ -155,6 +155,12 @@ impl Engine {
         }
     }
 
+    /// A reload: `cfg` from the next decision on (back-off, expiry,
+    /// notifications, which domains are local); the queue directory stays.
+    pub fn reconfigure(&mut self, cfg: Arc<Config>) {
+        self.cfg = cfg;
+    }
+
     pub fn status(&self) -> QmgrStatus {
         let now = now_micros();
         let mut s = QmgrStatus {

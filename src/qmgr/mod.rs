@@ -33,6 +33,14 @@
 //! delete and requeue messages, as postsuper; hold, release and delete are
 //! recorded in the state log, so they survive a restart.
 //!
+//! Service manager (see [`crate::notify`]): `READY=1` once the queue is
+//! recovered and the control sockets served, `STATUS=qmgr: N active, M
+//! deferred, K held` (at most every 2 s), `STOPPING=1` on SIGTERM. SIGHUP
+//! reloads the configuration file in place: back-off, lifetimes,
+//! notifications, local domains and the mailq users change from the next
+//! decision on; deliveries in flight and times already set stay; an
+//! invalid file is refused and the running configuration kept.
+//!
 //! Configuration read: `queue.*`, `local.domains`, `server.run_directory`.
 
 mod agents;
@@ -48,10 +56,11 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::io::BufReader;
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::ipc::{self, QmgrRequest, QmgrStatus, QueueAction, QueueOpResult};
+use crate::notify::{self, reload::Reload};
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{IdGenerator, STATE, now_micros};
 use agents::SlotReport;
@@ -61,6 +70,8 @@ use engine::Engine;
 const LOCAL_SLOTS: usize = 16;
 /// Fallback scan of `incoming/` when no wake-up came.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
+/// How often the `STATUS=` line (queue counts) may change.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 enum Event {
     Wake,
@@ -72,10 +83,13 @@ enum Event {
 
 /// `listener` is the control socket (`qmgr`, 0600); `showq`, when handed
 /// over, the world-connectable socket on which only the listing is served.
+/// SIGHUP reloads the configuration for the next queue run (see
+/// [`Reload`]).
 pub async fn run(
     config: Arc<Config>,
     listener: StdUnixListener,
     showq: Option<StdUnixListener>,
+    mut reload: Reload,
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(listener)?;
@@ -114,21 +128,25 @@ pub async fn run(
     engine.recover().await?;
 
     let (event_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    // The configuration in effect, for the showq socket's users.
+    let (current, config_rx) = watch::channel(config);
     if let Some(showq) = showq {
         showq.set_nonblocking(true)?;
-        let users = Some(config.queue.authorized_mailq_users.clone());
         tokio::spawn(control_loop(
             UnixListener::from_std(showq)?,
             event_tx.clone(),
-            users,
+            Some(config_rx),
         ));
     }
     tokio::spawn(control_loop(listener, event_tx, None));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut last_scan = tokio::time::Instant::now();
     let mut none = std::collections::HashMap::new();
+    let mut status = Status::default();
+    notify::ready();
 
     loop {
+        status.maybe_send(&engine);
         // Files of finished messages go once their outcomes are durable.
         engine.flush_removals().await;
         engine.dispatch();
@@ -172,7 +190,17 @@ pub async fn run(
                     last_scan = tokio::time::Instant::now();
                 }
             }
+            _ = reload.requested() => {
+                let loaded = reload.load(&current.borrow());
+                if let Some(new) = loaded {
+                    let new = Arc::new(new);
+                    engine.reconfigure(new.clone());
+                    current.send_replace(new);
+                }
+                notify::ready();
+            }
             _ = term.recv() => {
+                notify::stopping();
                 log::info!("terminating on signal");
                 break;
             }
@@ -193,23 +221,51 @@ pub async fn run(
     Ok(())
 }
 
-/// Serve one control socket. The showq socket (`mailq_users` given)
-/// answers only listings and counts, and only to those users
-/// (`queue.authorized_mailq_users`; `*` anyone; root always).
+/// The `STATUS=` line: queue counts, sent when they change, at most every
+/// [`STATUS_EVERY`] (counting is a pass over the queue).
+#[derive(Default)]
+struct Status {
+    last: String,
+    at: Option<tokio::time::Instant>,
+}
+
+impl Status {
+    fn maybe_send(&mut self, engine: &Engine) {
+        if !notify::enabled() || self.at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
+            return;
+        }
+        self.at = Some(tokio::time::Instant::now());
+        let s = engine.status();
+        let text = format!(
+            "qmgr: {} active, {} deferred, {} held",
+            s.active, s.deferred, s.held
+        );
+        if text != self.last {
+            notify::status(&text);
+            self.last = text;
+        }
+    }
+}
+
+/// Serve one control socket. The showq socket (`showq` given: the
+/// configuration in effect) answers only listings and counts, and only to
+/// the users in its `queue.authorized_mailq_users` (`*` anyone; root
+/// always).
 async fn control_loop(
     listener: UnixListener,
     events: mpsc::UnboundedSender<Event>,
-    mailq_users: Option<Vec<String>>,
+    showq: Option<watch::Receiver<Arc<Config>>>,
 ) {
-    let read_only = mailq_users.is_some();
+    let read_only = showq.is_some();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        if let Some(users) = &mailq_users {
+        if let Some(config) = &showq {
+            let users = config.borrow().queue.authorized_mailq_users.clone();
             let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
-            if uid != 0 && !crate::sys::user_listed(users, &crate::sys::user_name(uid)) {
+            if uid != 0 && !crate::sys::user_listed(&users, &crate::sys::user_name(uid)) {
                 log::warn!("showq: uid {uid} is not in queue.authorized_mailq_users");
                 continue;
             }

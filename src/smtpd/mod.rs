@@ -28,6 +28,13 @@
 //! connections are capped in total and per client.
 //! It writes only `queue/incoming/`.
 //!
+//! Service manager (see [`crate::notify`]): `READY=1` once the listeners
+//! are served, `STATUS=smtpd: N sessions` (at most once a second),
+//! `STOPPING=1` on SIGTERM. SIGHUP reloads the configuration file in
+//! place: new sessions get the new configuration and alias table, each
+//! open session keeps the one it started with; an invalid file is refused
+//! and the running configuration kept.
+//!
 //! Configuration read: `server.hostname`, `server.origin`, `smtpd.*`,
 //! `local.domains`, `local.aliases`, `local.alias_files`,
 //! `local.recipient_delimiter`,
@@ -45,7 +52,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -53,26 +60,60 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, UnixStream};
 use tokio::sync::{Notify, watch};
 
+use crate::aliases::LiveTable;
 use crate::config::Config;
+use crate::notify::{self, reload::Reload};
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{INCOMING, IdGenerator};
 use crate::reply::Reply;
 
 /// Everything the sessions share.
 pub(crate) struct Shared {
-    pub config: Arc<Config>,
+    /// The configuration in effect and the alias table built from it
+    /// (aliases make local recipients valid, Postfix's
+    /// local_recipient_maps): a session takes both at its start, a reload
+    /// replaces them.
+    current: RwLock<(Arc<Config>, Arc<LiveTable>)>,
     pub ids: IdGenerator,
     pub log: LogWriter,
     pub incoming: PathBuf,
     pub wake_qmgr: Arc<Notify>,
-    /// Aliases make local recipients valid (Postfix's local_recipient_maps).
-    pub aliases: crate::aliases::LiveTable,
     per_client: Mutex<HashMap<IpAddr, usize>>,
     total: Mutex<usize>,
+    /// The number of sessions, for the `STATUS=` line.
+    sessions: watch::Sender<usize>,
 }
 
-/// Run smtpd on the sockets handed over by socket activation.
-pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Result<()> {
+impl Shared {
+    /// The configuration and the alias table in effect now.
+    pub fn current(&self) -> (Arc<Config>, Arc<LiveTable>) {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One more (`1`) or one fewer (`-1`) session.
+    fn count_session(&self, delta: isize) {
+        let mut total = self.total.lock().unwrap_or_else(|e| e.into_inner());
+        *total = total.saturating_add_signed(delta);
+        self.sessions.send_replace(*total);
+    }
+
+    /// A reload: `config` for the sessions that start from now on.
+    fn replace(&self, config: Config) {
+        let aliases = Arc::new(LiveTable::from_config(&config));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(config), aliases);
+    }
+}
+
+/// Run smtpd on the sockets handed over by socket activation; SIGHUP
+/// reloads the configuration for new sessions (see [`Reload`]).
+pub async fn run(
+    config: Arc<Config>,
+    fds: Vec<(String, OwnedFd)>,
+    mut reload: Reload,
+) -> anyhow::Result<()> {
     let incoming = config.queue.directory.join(INCOMING);
     let ids = IdGenerator::new('A');
     // A clock stepped back must not reuse IDs: continue after the newest
@@ -105,10 +146,10 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
         log,
         incoming,
         wake_qmgr: Arc::new(Notify::new()),
-        aliases: crate::aliases::LiveTable::from_config(&config),
         per_client: Mutex::new(HashMap::new()),
         total: Mutex::new(0),
-        config: config.clone(),
+        sessions: watch::Sender::new(0),
+        current: RwLock::new((config.clone(), Arc::new(LiveTable::from_config(&config)))),
     });
     tokio::spawn(wake_qmgr_task(
         config
@@ -150,7 +191,22 @@ pub async fn run(config: Arc<Config>, fds: Vec<(String, OwnedFd)>) -> anyhow::Re
     }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    term.recv().await;
+    notify::spawn_status(shared.sessions.subscribe(), |n| {
+        format!("smtpd: {n} session{}", if *n == 1 { "" } else { "s" })
+    });
+    notify::ready();
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = reload.requested() => {
+                if let Some(new) = reload.load(&shared.current().0) {
+                    shared.replace(new);
+                }
+                notify::ready();
+            }
+        }
+    }
+    notify::stopping();
     log::info!("terminating on signal");
     let _ = stop_tx.send(true);
     for l in &listeners {
@@ -178,18 +234,20 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
             }
         };
         let ip = peer.ip();
-        let hostname = &shared.config.server.hostname;
+        let config = shared.current().0;
+        let hostname = &config.server.hostname;
         let refuse = {
             let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
             let mut per = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
             let mine = per.entry(ip).or_insert(0);
-            if *total >= shared.config.smtpd.max_connections {
+            if *total >= config.smtpd.max_connections {
                 Some(Reply::too_many_connections(hostname))
-            } else if *mine >= shared.config.smtpd.max_connections_per_client {
+            } else if *mine >= config.smtpd.max_connections_per_client {
                 Some(Reply::too_many_connections_from(hostname, &ip.to_string()))
             } else {
                 *total += 1;
                 *mine += 1;
+                shared.sessions.send_replace(*total);
                 None
             }
         };
@@ -213,6 +271,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
             let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
             let mut per = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
             *total -= 1;
+            shared.sessions.send_replace(*total);
             if let Some(n) = per.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -250,10 +309,10 @@ async fn submit_loop(
         let shared = shared.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            *shared.total.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            shared.count_session(1);
             let peer = session::Peer::Local { uid };
             session::serve(stream, peer, shared.clone(), stop).await;
-            *shared.total.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+            shared.count_session(-1);
         });
     }
 }

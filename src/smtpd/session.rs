@@ -43,6 +43,8 @@ where
         Peer::Tcp(ip) => ("unknown", ip, None),
         Peer::Local { uid } => ("localhost", IpAddr::from([127, 0, 0, 1]), Some(uid)),
     };
+    // This session's configuration, whatever a reload does meanwhile.
+    let (config, aliases) = shared.current();
     let mut s = Session {
         rd,
         wr,
@@ -57,6 +59,8 @@ where
         errors: 0,
         stats: Vec::new(),
         last_cmd: "CONNECT",
+        config,
+        aliases,
         shared,
         stop,
     };
@@ -133,6 +137,8 @@ struct Session<R, W> {
     /// (verb, ok, total) for the disconnect line.
     stats: Vec<(&'static str, u32, u32)>,
     last_cmd: &'static str,
+    config: Arc<crate::config::Config>,
+    aliases: Arc<crate::aliases::LiveTable>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 }
@@ -147,7 +153,7 @@ enum Read {
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     fn cfg(&self) -> &crate::config::Config {
-        &self.shared.config
+        &self.config
     }
 
     fn hostname(&self) -> String {
@@ -620,7 +626,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             if user == "postmaster" || local_user_exists(user) {
                 return Ok(());
             }
-            return match self.shared.aliases.table() {
+            return match self.aliases.table() {
                 Ok(t) if t.lookup(&local_part, delimiter).is_some() => Ok(()),
                 Ok(_) => Err(Reply::unknown_local_user(&to.to_string())),
                 Err(e) => {

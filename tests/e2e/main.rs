@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod forward;
 mod journal;
+mod notify;
 mod queue;
 mod sendmail;
 mod smtp;

@@ -50,7 +50,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if !self.flush().await {
             return Some(End::Lost);
         }
-        let cfg = self.shared.config.clone();
+        let cfg = self.config.clone();
         let mut store = Store::new(cfg.queue.large_message_threshold);
         let received = match self.uid {
             Some(uid) => local_received_header(&cfg.server.hostname, uid, id.as_str()),
