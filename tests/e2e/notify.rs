@@ -97,10 +97,15 @@ enum Listen {
     Unix(PathBuf),
 }
 
-/// The configuration the daemons run with here: as the current user, in
-/// the test's directory (`{dir}`).
+/// The configuration the daemons run with here, in the test's directory
+/// (`{dir}`): as the current user, or as postern when the test runs as
+/// root (smtpd and qmgr never run as root; they switch to server.user).
 fn config_text(banner: &str) -> String {
-    let me = me();
+    let me = if is_root() {
+        "postern".to_string()
+    } else {
+        me()
+    };
     format!(
         "[server]\nhostname = \"mail.test.example\"\nrun_directory = \"{{dir}}/run\"\n\
          user = \"{me}\"\n\n[queue]\ndirectory = \"{{dir}}/queue\"\n\n\
@@ -123,6 +128,22 @@ impl Activated {
         }
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
         let notifications = Notifications::bind(dir.path());
+        if is_root() {
+            // The daemons become postern: their queue is postern's, and
+            // NOTIFY_SOCKET is reachable by them, as systemd's is.
+            use std::os::unix::fs::PermissionsExt;
+            let postern = nix::unistd::User::from_name("postern").unwrap().unwrap();
+            for d in ["queue", "run"] {
+                chown_tree(
+                    &dir.path().join(d),
+                    postern.uid.as_raw(),
+                    postern.gid.as_raw(),
+                );
+            }
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::set_permissions(&notifications.path, std::fs::Permissions::from_mode(0o666))
+                .unwrap();
+        }
         let (listen, address) = if role == "smtpd" {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -439,4 +460,13 @@ fn supervisor_notifies_and_reload_keeps_sessions() {
 
     p.stop();
     n.wait(after, "STOPPING=1", 10);
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            chown_tree(&e.unwrap().path(), uid, gid);
+        }
+    }
 }
