@@ -398,7 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             // Take the sockets before anything else (before any thread).
             let fds = postern::sys::listen_fds();
-            if fds.is_empty() {
+            if fds.is_empty() && probe.is_empty() {
                 eprintln!(
                     "postern: daemon {role}: no sockets were handed over (LISTEN_FDS is not set for this process); \
                      the daemons are started by systemd socket activation (postern-{role}.socket) or by `postern start`, \

@@ -10,6 +10,7 @@ mod forward;
 mod journal;
 mod notify;
 mod queue;
+mod sandbox;
 mod sendmail;
 mod smtp;
 mod supervisor;

@@ -1,0 +1,309 @@
+//! The sandbox is real: each role, started as the daemon starts
+//! (`postern daemon ROLE --probe …` applies exactly the daemon's sandbox and
+//! then tries accesses), cannot write or read outside its rooms nor connect
+//! out where it must not; the running daemons' capability sets, read from
+//! /proc, are empty (smtpd, qmgr, the delivery children) or exactly what
+//! local needs.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+/// A directory outside every role's rooms, open to everyone by mode, so
+/// that only the sandbox can stop an access: a file to read, room to write.
+struct Outside {
+    dir: tempfile::TempDir,
+}
+
+impl Outside {
+    fn new() -> Outside {
+        let dir = tempfile::Builder::new()
+            .prefix("postern-outside")
+            .tempdir_in("/var/lib")
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "not for the mail system\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Outside { dir }
+    }
+
+    fn secret(&self) -> String {
+        self.dir.path().join("secret").display().to_string()
+    }
+
+    fn new_file(&self) -> String {
+        self.dir.path().join("written").display().to_string()
+    }
+}
+
+/// A TCP listener nobody may reach from a sandboxed smtpd or qmgr.
+fn listener() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = l.local_addr().unwrap().to_string();
+    (l, a)
+}
+
+/// Run the probes as `postern daemon ROLE`; (probe, ok) per line.
+fn probe(config: &Path, role: &str, env: &[(&str, String)], probes: &[String]) -> Vec<bool> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(config).args(["daemon", role]);
+    for p in probes {
+        cmd.arg("--probe").arg(p);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{role} probes failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(results.len(), probes.len(), "{stdout}");
+    for r in &results {
+        println!("{role}: {r}");
+    }
+    results.iter().map(|r| r["ok"].as_bool().unwrap()).collect()
+}
+
+/// The queue and run directories as `postern start` makes them.
+fn prepare(p: &Postern) {
+    let postern = nix::unistd::User::from_name("postern").unwrap().unwrap();
+    let q = p.queue_dir();
+    let mut dirs = vec![q.clone(), p.run_dir()];
+    dirs.extend(postern::queue::SUBDIRS.iter().map(|d| q.join(d)));
+    for d in dirs {
+        std::fs::create_dir_all(&d).unwrap();
+        std::os::unix::fs::chown(&d, Some(postern.uid.as_raw()), Some(postern.gid.as_raw()))
+            .unwrap();
+    }
+}
+
+#[test]
+fn smtpd_and_qmgr_stay_in_their_rooms() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the roles switch to postern)");
+        return;
+    }
+    let p = Postern::configure("[sandbox]\nrequire = true\n", &[], None);
+    prepare(&p);
+    let outside = Outside::new();
+    let (_l, addr) = listener();
+    let q = p.queue_dir();
+    let probes = |own: &Path, foreign: &Path| {
+        vec![
+            format!("write:{}", own.join("probe").display()),
+            format!("write:{}", foreign.join("probe").display()),
+            format!("write:{}", outside.new_file()),
+            format!("write:/etc/postern-probe"),
+            format!("read:{}", outside.secret()),
+            "read:/etc/passwd".to_string(),
+            format!("connect:{addr}"),
+        ]
+    };
+    // smtpd writes only queue/incoming.
+    let got = probe(
+        &p.config,
+        "smtpd",
+        &[],
+        &probes(&q.join("incoming"), &q.join("state")),
+    );
+    assert_eq!(got, [true, false, false, false, false, true, false]);
+    // qmgr writes the queue, nothing else.
+    let got = probe(
+        &p.config,
+        "qmgr",
+        &[],
+        &probes(&q.join("deferred"), &p.run_dir()),
+    );
+    assert_eq!(got, [true, false, false, false, false, true, false]);
+    // And the TCP connection really is possible without the sandbox.
+    assert!(std::net::TcpStream::connect(&addr).is_ok());
+}
+
+#[test]
+fn local_and_its_mailbox_children_stay_in_their_rooms() {
+    if !is_root() {
+        eprintln!("skipped: needs root (delivery children switch users)");
+        return;
+    }
+    let outside = Outside::new();
+    // Without commands and files, local itself may write only where
+    // mailboxes live.
+    let p = Postern::configure("[sandbox]\nrequire = true\n", &[], None);
+    let text = std::fs::read_to_string(&p.config).unwrap().replace(
+        "[local]\n",
+        "[local]\nallow_mail_to_commands = []\nallow_mail_to_files = []\n",
+    );
+    std::fs::write(&p.config, text).unwrap();
+    prepare(&p);
+    let got = probe(
+        &p.config,
+        "local",
+        &[],
+        &[
+            format!("write:{}", outside.new_file()),
+            "write:/etc/postern-probe".to_string(),
+            "write:/root/.postern-probe".to_string(),
+            "read:/etc/passwd".to_string(),
+        ],
+    );
+    assert_eq!(got, [false, false, true, true]);
+
+    // A mailbox child of nobody: its home and its spool, nothing else.
+    let home = tempfile::Builder::new()
+        .prefix("postern-home")
+        .tempdir_in("/var/lib")
+        .unwrap();
+    let spool = tempfile::Builder::new()
+        .prefix("postern-spool")
+        .tempdir_in("/var/lib")
+        .unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    for d in [home.path(), spool.path()] {
+        std::os::unix::fs::chown(d, Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw())).unwrap();
+    }
+    let identity = serde_json::json!({
+        "user": "nobody", "uid": nobody.uid.as_raw(), "gid": nobody.gid.as_raw(),
+        "groups": [nobody.gid.as_raw()], "home": home.path(),
+    });
+    let room = serde_json::json!({ "home": home.path(), "write": [spool.path()] });
+    let (_l, addr) = listener();
+    let env = [
+        ("POSTERN_LOCAL_WORKER_IDENTITY", identity.to_string()),
+        ("POSTERN_LOCAL_WORKER_ROOM", room.to_string()),
+    ];
+    let got = probe(
+        &p.config,
+        "local-worker",
+        &env,
+        &[
+            format!("write:{}", home.path().join("Maildir-probe").display()),
+            format!("write:{}", spool.path().join("nobody").display()),
+            format!("write:{}", outside.new_file()),
+            format!("read:{}", outside.secret()),
+            "read:/etc/passwd".to_string(),
+            format!("connect:{addr}"),
+        ],
+    );
+    assert_eq!(got, [true, true, false, false, true, false]);
+}
+
+/// Capability sets and no_new_privs of a running process.
+fn caps(pid: i32) -> Vec<(String, String)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs") || l.starts_with("Uid"))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn field<'a>(caps: &'a [(String, String)], name: &str) -> &'a str {
+    caps.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+fn hex(mask: u64) -> String {
+    format!("{mask:016x}")
+}
+
+#[test]
+fn running_daemons_hold_no_capabilities_but_what_local_needs() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let p = Postern::start("");
+    let postern_uid = nix::unistd::User::from_name("postern")
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    for role in ["smtpd", "qmgr"] {
+        let c = caps(p.role_pid(role));
+        println!("{role}: {c:?}");
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(field(&c, set), hex(0), "{role} {set}");
+        }
+        assert_eq!(field(&c, "NoNewPrivs"), "1", "{role}");
+        assert!(
+            field(&c, "Uid")
+                .split_whitespace()
+                .all(|u| u == postern_uid.to_string()),
+            "{role} runs as postern: {c:?}"
+        );
+    }
+    let keeps = postern::sandbox::privileges::LOCAL_KEEPS
+        .iter()
+        .fold(0u64, |m, c| m | c.bitmask());
+    let c = caps(p.role_pid("local"));
+    println!("local: {c:?}");
+    for (set, want) in [
+        ("CapInh", 0),
+        ("CapPrm", keeps),
+        ("CapEff", keeps),
+        ("CapBnd", keeps),
+        ("CapAmb", 0),
+    ] {
+        assert_eq!(field(&c, set), hex(want), "local {set}");
+    }
+    assert_eq!(field(&c, "NoNewPrivs"), "1");
+
+    // A delivery makes a child that stays a while: it has nothing.
+    let mut client = p.client();
+    client.cmd("EHLO probe.example");
+    client.cmd("MAIL FROM:<a@example.org>");
+    client.cmd("RCPT TO:<nobody@localhost>");
+    client.cmd("DATA");
+    assert!(
+        client
+            .cmd("Subject: x\r\n\r\nhello\r\n.")
+            .starts_with("250")
+    );
+    p.wait_delivered("nobody", 1, 20);
+    let local = p.role_pid("local");
+    let worker = children(local)
+        .into_iter()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("local-worker"))
+        })
+        .expect("a delivery child of local");
+    let c = caps(worker);
+    println!("local-worker: {c:?}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(&c, set), hex(0), "worker {set}");
+    }
+    assert_eq!(field(&c, "NoNewPrivs"), "1");
+}
+
+fn children(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid …: the comm may hold spaces; split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
