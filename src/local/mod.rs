@@ -107,10 +107,14 @@
 //! # Security
 //!
 //! `local` runs as root because it must write as any user; it keeps only
-//! what switching users needs (SETUID, SETGID), and never writes a mailbox
-//! itself. Each delivery runs in a child, `postern daemon local-worker`,
+//! what switching users needs (SETUID, SETGID), SETPCAP (its children empty
+//! their bounding set), DAC_READ_SEARCH (the queue files are postern's)
+//! and KILL (a hung child), with `no_new_privs` and its Landlock room (see
+//! [`crate::sandbox`]), and never writes a mailbox itself. Each delivery runs in a child, `postern daemon local-worker`,
 //! that has become the recipient (its supplementary groups, gid, uid: one
-//! step, its first act, before it reads a byte) and is kept for further
+//! step, its first act, before it reads a byte; then every capability set
+//! is emptied, and a mailbox child confines itself with Landlock to the
+//! home and the mailbox's directory) and is kept for further
 //! deliveries to that user for `local.worker_idle`, so no process is started
 //! per message. The child cannot read the queue (postern's, 0700): the
 //! parent streams each message to it through a pipe. Each job names the uid

@@ -24,7 +24,9 @@
 //! `<run_directory>/local.sock`; state records; log lines
 //! `ID: from=<…>, size=N, nrcpt=N (queue active)` and `ID: removed`.
 //!
-//! SECURITY: runs as the unprivileged postern user with no capabilities.
+//! SECURITY: runs as the unprivileged postern user with no capabilities
+//! (switching to it itself when started as root), confined by Landlock to
+//! writing the queue and forbidden TCP (see [`crate::sandbox`]).
 //! It trusts the queue's framing only as far as the checksums go: records
 //! are parsed, never executed, and a bad record is skipped with a warning.
 //! It writes only the queue directory. Its control socket is 0600.

@@ -38,14 +38,14 @@
 
 pub mod landlock;
 pub mod privileges;
-pub mod probe;
+mod probe;
 
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 
 pub use self::landlock::{Confinement, SandboxError};
-pub use self::probe::probe;
+pub use self::probe::{ProbeResult, probe};
 
 /// What a role may touch, in Landlock terms.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

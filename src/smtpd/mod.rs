@@ -18,7 +18,10 @@
 //! userid N)` and `ID: uid=N from=<…>`. Outputs: queue records;
 //! wake-ups on `<run_directory>/qmgr.sock`; log lines in Postfix's shapes.
 //!
-//! SECURITY: runs as the unprivileged postern user with no capabilities.
+//! SECURITY: runs as the unprivileged postern user with no capabilities
+//! (switching to it itself when started as root), confined by Landlock to
+//! writing `queue/incoming` and forbidden outbound TCP (see
+//! [`crate::sandbox`]).
 //! It trusts nothing from the network: every line goes through the sans-IO
 //! parsers ([`line`], [`command`], [`data`]), which are fuzzed; memory per
 //! session is bounded (command lines by `smtpd.line_length_limit`, message
