@@ -8,6 +8,9 @@
 //! * qmgr → local (`local` socket): one [`DeliveryRequest`] per line, each
 //!   answered by one [`DeliveryResult`] line, in order, on one connection.
 //!   qmgr opens as many connections as it wants deliveries in parallel.
+//! * qmgr → smtp (`smtp-client` socket, `smtp.sock`): one [`SmtpRequest`]
+//!   per line (one message, one next hop, its recipients for that hop),
+//!   each answered by one [`SmtpResult`] line, in order, on one connection.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -141,6 +144,62 @@ pub struct DeliveryResult {
     /// records this result (Postfix: "forwarded as NEWID").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward: Vec<String>,
+    /// The remote host that gave the answer, for the DSN's `Remote-MTA:`
+    /// (`dns; mx.example.com`), when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_mta: Option<String>,
+    /// The remote reply, for the DSN's `Diagnostic-Code:` (`smtp; 550
+    /// 5.1.1 <b@example.com>: unknown user`), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostic: Option<String>,
+}
+
+/// A delivery request from qmgr to the smtp agent: one message to one
+/// next hop, with the recipients that go there (at most
+/// `smtp.destination_recipient_limit`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpRequest {
+    pub id: QueueId,
+    /// Envelope sender, empty for `<>`.
+    pub sender: String,
+    pub recipients: Vec<SmtpRecipient>,
+    /// Where to: the transport table's next hop, the relay host, or the
+    /// recipients' domain with `mx` set.
+    pub nexthop: crate::transport::Nexthop,
+    pub content: ContentRef,
+    /// The message size as received (for SIZE=).
+    pub size: u64,
+    /// BODY= of the original transaction.
+    pub body: crate::queue::Body,
+    /// The message needs SMTPUTF8 (it was received with it).
+    pub smtputf8: bool,
+    /// RET= and ENVID= of the original transaction, passed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ret: Option<crate::queue::Ret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envid: Option<String>,
+    /// Arrival time, microseconds since the epoch.
+    pub arrival_us: u64,
+    /// When qmgr took the message into its active set (for `delays=a/b/..`).
+    pub active_us: u64,
+}
+
+/// One recipient of an [`SmtpRequest`], with its RFC 3461 parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpRecipient {
+    /// Index of the recipient in the envelope, echoed in the result.
+    pub rcpt_index: usize,
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orcpt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<String>,
+}
+
+/// The smtp agent's answer: one result per recipient of the request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpResult {
+    pub results: Vec<DeliveryResult>,
 }
 
 /// Write one value as a JSON line.

@@ -20,7 +20,9 @@ pub mod queue;
 pub mod reply;
 pub mod sandbox;
 pub mod sendmail;
+pub mod smtp;
 pub mod smtpd;
 pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod transport;

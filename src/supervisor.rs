@@ -42,13 +42,15 @@ pub const STATUS_FILE: &str = "status.json";
 pub const EFFECTIVE_CONFIG: &str = "postern.toml";
 pub const QMGR_SOCKET: &str = "qmgr.sock";
 pub const LOCAL_SOCKET: &str = "local.sock";
+/// The smtp delivery agent's socket (LISTEN_FDNAMES `smtp-client`).
+pub const SMTP_SOCKET: &str = "smtp.sock";
 /// The queue listing (`mailq`), world-connectable, read-only.
 pub const SHOWQ_SOCKET: &str = "showq.sock";
 /// The `sendmail` command's socket, world-connectable.
 pub const SUBMIT_SOCKET: &str = "submit.sock";
 
 /// The roles in start order (dependencies first).
-const ROLES: [&str; 3] = ["local", "qmgr", "smtpd"];
+const ROLES: [&str; 4] = ["local", "smtp", "qmgr", "smtpd"];
 
 /// Run one role in this process (`postern daemon ROLE`). `path` is where
 /// `config` was read from (`--config`; `None`: the default), read again on
@@ -79,6 +81,7 @@ pub fn run_role(
                 crate::qmgr::run(config, unix_listener(fds, "qmgr")?, showq, reload).await
             }
             "local" => crate::local::run(config, unix_listener(fds, "local")?, reload).await,
+            "smtp" => crate::smtp::run(config, unix_listener(fds, "smtp-client")?, reload).await,
             other => bail!("unknown role {other:?}"),
         }
     });
@@ -137,6 +140,7 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     )?;
     smtpd_fds.push(("submit", OwnedFd::from(submit_sock)));
     let local_sock = bind_unix(&run_dir.join(LOCAL_SOCKET), user.as_ref())?;
+    let smtp_sock = bind_unix(&run_dir.join(SMTP_SOCKET), user.as_ref())?;
 
     let exe = std::env::current_exe().context("cannot find the postern binary")?;
     let mut sockets: HashMap<&str, Vec<(&str, OwnedFd)>> = HashMap::new();
@@ -155,6 +159,7 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
         ],
     );
     sockets.insert("local", vec![("local", OwnedFd::from(local_sock))]);
+    sockets.insert("smtp", vec![("smtp-client", OwnedFd::from(smtp_sock))]);
 
     let mut sup = Supervisor {
         exe,
@@ -176,6 +181,7 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     let _ = fs::remove_file(run_dir.join(STATUS_FILE));
     let _ = fs::remove_file(run_dir.join(QMGR_SOCKET));
     let _ = fs::remove_file(run_dir.join(LOCAL_SOCKET));
+    let _ = fs::remove_file(run_dir.join(SMTP_SOCKET));
     let _ = fs::remove_file(run_dir.join(SUBMIT_SOCKET));
     let _ = fs::remove_file(run_dir.join(SHOWQ_SOCKET));
     result
@@ -684,11 +690,11 @@ impl Supervisor {
 
     /// Stop the roles one after the other: smtpd first (no new mail),
     /// then qmgr (it lets the deliveries in flight finish and records
-    /// their outcomes), then local (idle by then). Each gets SIGTERM and
+    /// their outcomes), then local and smtp (idle by then). Each gets SIGTERM and
     /// some seconds; what is left then gets SIGKILL.
     fn shutdown(&mut self) {
         log::info!("terminating on signal");
-        for role in ["smtpd", "qmgr", "local"] {
+        for role in ["smtpd", "qmgr", "local", "smtp"] {
             let pids: Vec<i32> = self
                 .children
                 .iter()

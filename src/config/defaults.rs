@@ -8,7 +8,9 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::value::check_hostname;
-use super::{BareNewline, Config, Local, Queue, Relay, Sandbox, Server, Smtpd};
+use super::{
+    BareNewline, Config, Local, Queue, Relay, Sandbox, Server, Smtp, Smtpd, Tls, TlsLevel,
+};
 
 /// What the defaults depend on. Tests build their own.
 #[derive(Clone, Debug)]
@@ -156,6 +158,9 @@ pub(super) fn builtin(system: &System) -> Config {
                 IpNet::V4(Ipv4Net::new_assert([127, 0, 0, 0].into(), 8)),
                 IpNet::V6(Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128)),
             ],
+            host: None,
+            transport: Default::default(),
+            transport_files: Vec::new(),
         },
         queue: Queue {
             directory: system.default_queue_directory(),
@@ -184,6 +189,28 @@ pub(super) fn builtin(system: &System) -> Config {
             forbid_unauth_pipelining: true,
             authorized_submit_users: vec!["*".into()],
             sender_override_users: vec!["*".into()],
+        },
+        smtp: Smtp {
+            port: 25,
+            dns_servers: Vec::new(),
+            helo_name: hostname.clone(),
+            bind_address: None,
+            connect_timeout: Duration::from_secs(30),
+            helo_timeout: Duration::from_secs(300),
+            starttls_timeout: Duration::from_secs(300),
+            mail_timeout: Duration::from_secs(300),
+            rcpt_timeout: Duration::from_secs(300),
+            data_init_timeout: Duration::from_secs(120),
+            data_xfer_timeout: Duration::from_secs(180),
+            data_done_timeout: Duration::from_secs(600),
+            quit_timeout: Duration::from_secs(300),
+            destination_concurrency_limit: 20,
+            destination_recipient_limit: 50,
+            connection_cache_time: Duration::from_secs(2),
+        },
+        tls: Tls {
+            outbound: TlsLevel::May,
+            ca_file: None,
         },
         sandbox: Sandbox {
             require: false,

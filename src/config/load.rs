@@ -20,7 +20,7 @@ use super::value::{
 use super::{BareNewline, Config};
 
 /// Every table and its keys, in the order `config show` prints them.
-pub(super) const TABLES: [(&str, &[&str]); 6] = [
+pub(super) const TABLES: [(&str, &[&str]); 8] = [
     (
         "server",
         &[
@@ -48,7 +48,10 @@ pub(super) const TABLES: [(&str, &[&str]); 6] = [
             "allow_mail_to_files",
         ],
     ),
-    ("relay", &["networks"]),
+    (
+        "relay",
+        &["networks", "host", "transport", "transport_files"],
+    ),
     (
         "queue",
         &[
@@ -83,12 +86,62 @@ pub(super) const TABLES: [(&str, &[&str]); 6] = [
             "sender_override_users",
         ],
     ),
+    (
+        "smtp",
+        &[
+            "port",
+            "dns_servers",
+            "helo_name",
+            "bind_address",
+            "connect_timeout",
+            "helo_timeout",
+            "starttls_timeout",
+            "mail_timeout",
+            "rcpt_timeout",
+            "data_init_timeout",
+            "data_xfer_timeout",
+            "data_done_timeout",
+            "quit_timeout",
+            "destination_concurrency_limit",
+            "destination_recipient_limit",
+            "connection_cache_time",
+        ],
+    ),
+    ("tls", &["outbound", "ca_file"]),
     ("sandbox", &["require", "local_writable"]),
 ];
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 35] = [
+const POSTFIX_NAMES: [(&str, &str); 54] = [
+    ("relayhost", "relay.host"),
+    ("transport_maps", "relay.transport_files"),
+    ("smtp_tcp_port", "smtp.port"),
+    ("smtp_helo_name", "smtp.helo_name"),
+    ("smtp_bind_address", "smtp.bind_address"),
+    ("smtp_connect_timeout", "smtp.connect_timeout"),
+    ("smtp_helo_timeout", "smtp.helo_timeout"),
+    ("smtp_starttls_timeout", "smtp.starttls_timeout"),
+    ("smtp_mail_timeout", "smtp.mail_timeout"),
+    ("smtp_rcpt_timeout", "smtp.rcpt_timeout"),
+    ("smtp_data_init_timeout", "smtp.data_init_timeout"),
+    ("smtp_data_xfer_timeout", "smtp.data_xfer_timeout"),
+    ("smtp_data_done_timeout", "smtp.data_done_timeout"),
+    ("smtp_quit_timeout", "smtp.quit_timeout"),
+    (
+        "default_destination_concurrency_limit",
+        "smtp.destination_concurrency_limit",
+    ),
+    (
+        "default_destination_recipient_limit",
+        "smtp.destination_recipient_limit",
+    ),
+    (
+        "smtp_connection_cache_time_limit",
+        "smtp.connection_cache_time",
+    ),
+    ("smtp_tls_security_level", "tls.outbound"),
+    ("smtp_tls_cafile", "tls.ca_file"),
     ("myhostname", "server.hostname"),
     ("mydomain", "server.domain"),
     ("myorigin", "server.origin"),
@@ -165,6 +218,8 @@ pub(super) fn parse(text: &str, file: &str, system: &System) -> Result<Config, C
             "relay" => relay,
             "queue" => queue,
             "smtpd" => smtpd,
+            "smtp" => smtp,
+            "tls" => tls,
             "sandbox" => sandbox,
             _ => return Err(field.unknown(name)),
         };
@@ -195,6 +250,8 @@ struct Given {
     domains: Option<Vec<Located>>,
     queue_directory: Option<Located>,
     banner: Option<Located>,
+    helo_name: Option<Located>,
+    relay_host: Option<Located>,
     minimal_backoff_line: Option<usize>,
     maximal_backoff_line: Option<usize>,
 }
@@ -308,9 +365,20 @@ fn sandbox(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(
     Ok(())
 }
 
-fn relay(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+fn relay(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
     match key {
         "networks" => config.relay.networks = f.parsed(parse_network)?,
+        "host" => given.relay_host = Some(f.located()?),
+        "transport" => {
+            let mut table = std::collections::BTreeMap::new();
+            for (k, v) in f.string_table()? {
+                let t = crate::transport::Transport::parse(&v)
+                    .map_err(|reason| f.bad(format!("{k} = {v:?}"), reason))?;
+                table.insert(k.to_ascii_lowercase(), t);
+            }
+            config.relay.transport = table;
+        }
+        "transport_files" => config.relay.transport_files = absolute_paths(f)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())
@@ -371,6 +439,79 @@ fn smtpd(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
     Ok(())
 }
 
+fn smtp(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
+    let smtp = &mut config.smtp;
+    match key {
+        "port" => smtp.port = f.integer(1)?,
+        "dns_servers" => smtp.dns_servers = f.parsed(parse_dns_server)?,
+        "helo_name" => given.helo_name = Some(f.located()?),
+        "bind_address" => {
+            let text = f.string()?;
+            smtp.bind_address =
+                match text {
+                    "" => None,
+                    t => Some(t.parse().map_err(|_| {
+                        f.bad(format!("{t:?}"), "expected an IP address".to_string())
+                    })?),
+                };
+        }
+        "connect_timeout" => smtp.connect_timeout = f.positive_duration()?,
+        "helo_timeout" => smtp.helo_timeout = f.positive_duration()?,
+        "starttls_timeout" => smtp.starttls_timeout = f.positive_duration()?,
+        "mail_timeout" => smtp.mail_timeout = f.positive_duration()?,
+        "rcpt_timeout" => smtp.rcpt_timeout = f.positive_duration()?,
+        "data_init_timeout" => smtp.data_init_timeout = f.positive_duration()?,
+        "data_xfer_timeout" => smtp.data_xfer_timeout = f.positive_duration()?,
+        "data_done_timeout" => smtp.data_done_timeout = f.positive_duration()?,
+        "quit_timeout" => smtp.quit_timeout = f.positive_duration()?,
+        "destination_concurrency_limit" => smtp.destination_concurrency_limit = f.integer(1)?,
+        "destination_recipient_limit" => smtp.destination_recipient_limit = f.integer(1)?,
+        "connection_cache_time" => smtp.connection_cache_time = f.duration()?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+/// `ip` or `ip:port` (`[v6]:port`); port 53 when absent.
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    text.parse()
+        .map_err(|_| "expected ip or ip:port, e.g. \"127.0.0.1:53\"".to_string())
+}
+
+fn tls(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+    use super::TlsLevel;
+    match key {
+        "outbound" => {
+            config.tls.outbound = match f.string()? {
+                "none" => TlsLevel::None,
+                "may" => TlsLevel::May,
+                "encrypt" => TlsLevel::Encrypt,
+                "verify" | "secure" => TlsLevel::Verify,
+                other => {
+                    let reason =
+                        "expected \"none\", \"may\", \"encrypt\" or \"verify\"".to_string();
+                    return Err(f.bad(format!("{other:?}"), reason));
+                }
+            }
+        }
+        "ca_file" => {
+            let text = f.string()?;
+            config.tls.ca_file = match text {
+                "" => None,
+                t if t.starts_with('/') => Some(PathBuf::from(t)),
+                t => {
+                    return Err(f.bad(format!("{t:?}"), "must be an absolute path".to_string()));
+                }
+            };
+        }
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
 /// Resolves the references, fills in the defaults that depend on other
 /// settings, and checks what involves more than one key.
 fn finish(
@@ -413,6 +554,24 @@ fn finish(
             banner
         }
     };
+    config.smtp.helo_name = match &given.helo_name {
+        None => hostname.clone(),
+        Some(at) => {
+            let name = resolver.expand(at)?;
+            check_hostname(&name).map_err(|reason| expand::bad_value(file, at, &name, reason))?;
+            name
+        }
+    };
+    if let Some(at) = &given.relay_host {
+        let text = resolver.expand(at)?;
+        config.relay.host = match text.trim() {
+            "" => None,
+            t => Some(
+                crate::transport::Nexthop::parse(t)
+                    .map_err(|reason| expand::bad_value(file, at, &text, reason))?,
+            ),
+        };
+    }
     config.server.hostname = hostname;
     config.server.domain = domain;
     let queue = &config.queue;

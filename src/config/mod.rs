@@ -1,7 +1,7 @@
 //! Configuration: the one file `/etc/postern/postern.toml`.
 //!
-//! The file is TOML with six tables, `[server]`, `[local]`, `[relay]`,
-//! `[queue]`, `[smtpd]` and `[sandbox]`, whose keys are the field names below. Every key
+//! The file is TOML with eight tables, `[server]`, `[local]`, `[relay]`,
+//! `[queue]`, `[smtpd]`, `[smtp]`, `[tls]` and `[sandbox]`, whose keys are the field names below. Every key
 //! is optional; the defaults follow Postfix's where they are safe, and each
 //! key's documentation names the Postfix parameter it replaces.
 //!
@@ -42,6 +42,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use error::ConfigError;
+pub use value::check_hostname;
 
 use defaults::System;
 
@@ -56,7 +57,91 @@ pub struct Config {
     pub relay: Relay,
     pub queue: Queue,
     pub smtpd: Smtpd,
+    pub smtp: Smtp,
+    pub tls: Tls,
     pub sandbox: Sandbox,
+}
+
+/// `[smtp]`: the SMTP client that delivers to other hosts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Smtp {
+    /// `smtp.port` (Postfix: the `smtp` entry of /etc/services): the port
+    /// of MX hosts and of next hops written without a port. Default: 25.
+    pub port: u16,
+    /// `smtp.dns_servers` (no Postfix equivalent; Postfix uses the
+    /// system's resolver): DNS servers as `ip` or `ip:port`, instead of
+    /// /etc/resolv.conf. Default: none (the system's).
+    pub dns_servers: Vec<SocketAddr>,
+    /// `smtp.helo_name`, Postfix `smtp_helo_name`. Default: `$hostname`.
+    pub helo_name: String,
+    /// `smtp.bind_address`, Postfix `smtp_bind_address`: the local address
+    /// of outgoing connections. Default: none (the kernel's choice).
+    pub bind_address: Option<std::net::IpAddr>,
+    /// `smtp.connect_timeout`, Postfix `smtp_connect_timeout`. Default: 30s.
+    pub connect_timeout: Duration,
+    /// `smtp.helo_timeout`, Postfix `smtp_helo_timeout` (greeting and
+    /// EHLO). Default: 300s.
+    pub helo_timeout: Duration,
+    /// `smtp.starttls_timeout`, Postfix `smtp_starttls_timeout`. Default: 300s.
+    pub starttls_timeout: Duration,
+    /// `smtp.mail_timeout`, Postfix `smtp_mail_timeout`. Default: 300s.
+    pub mail_timeout: Duration,
+    /// `smtp.rcpt_timeout`, Postfix `smtp_rcpt_timeout`. Default: 300s.
+    pub rcpt_timeout: Duration,
+    /// `smtp.data_init_timeout`, Postfix `smtp_data_init_timeout`. Default: 120s.
+    pub data_init_timeout: Duration,
+    /// `smtp.data_xfer_timeout`, Postfix `smtp_data_xfer_timeout`. Default: 180s.
+    pub data_xfer_timeout: Duration,
+    /// `smtp.data_done_timeout`, Postfix `smtp_data_done_timeout`. Default: 600s.
+    pub data_done_timeout: Duration,
+    /// `smtp.quit_timeout`, Postfix `smtp_quit_timeout`. Default: 300s.
+    pub quit_timeout: Duration,
+    /// `smtp.destination_concurrency_limit`, Postfix
+    /// `default_destination_concurrency_limit`: connections to one
+    /// destination at once. Default: 20.
+    pub destination_concurrency_limit: usize,
+    /// `smtp.destination_recipient_limit`, Postfix
+    /// `default_destination_recipient_limit`: recipients per transaction.
+    /// Default: 50.
+    pub destination_recipient_limit: usize,
+    /// `smtp.connection_cache_time`, Postfix
+    /// `smtp_connection_cache_time_limit`: how long an idle connection is
+    /// kept for the next message to the same destination. Default: 2s.
+    pub connection_cache_time: Duration,
+}
+
+/// `[tls]`: TLS settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tls {
+    /// `tls.outbound`, Postfix `smtp_tls_security_level`: `"none"`,
+    /// `"may"` (STARTTLS when offered, certificate not checked, plain text
+    /// when the handshake fails), `"encrypt"` (TLS required, certificate
+    /// not checked), `"verify"` (TLS required, certificate chain and host
+    /// name checked). Default: `"may"`.
+    pub outbound: TlsLevel,
+    /// `tls.ca_file`, Postfix `smtp_tls_CAfile`: PEM certificates trusted
+    /// at `verify`. Default: none (the system's, /etc/ssl/certs).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Outbound TLS security level (Postfix's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsLevel {
+    None,
+    May,
+    Encrypt,
+    Verify,
+}
+
+impl TlsLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsLevel::None => "none",
+            TlsLevel::May => "may",
+            TlsLevel::Encrypt => "encrypt",
+            TlsLevel::Verify => "verify",
+        }
+    }
 }
 
 /// `[sandbox]`: how the daemons confine themselves (no Postfix
@@ -159,6 +244,21 @@ pub struct Relay {
     /// CIDR (`10.0.0.0/8`, `[::1]/128`) or bare addresses. Default:
     /// `127.0.0.0/8` and `::1/128`.
     pub networks: Vec<IpNet>,
+    /// `relay.host`, Postfix `relayhost`: where mail for other domains
+    /// goes when no transport entry says otherwise: `[host]:port` (no MX
+    /// lookup) or `host` (its MX hosts); may hold `$domain` etc. Default:
+    /// none (deliver by the MX records of each recipient's domain).
+    pub host: Option<crate::transport::Nexthop>,
+    /// `relay.transport`, inline transport table (Postfix `transport_maps`
+    /// in a file): `{ "example.com" = "smtp:[10.0.0.1]:25", ".example.com"
+    /// = "error:5.7.1 no mail here" }`; keys are lower-cased addresses
+    /// (`user@domain`), domains, `.domain` (its subdomains) or `*`. They
+    /// win over the files. Default: none.
+    pub transport: std::collections::BTreeMap<String, crate::transport::Transport>,
+    /// `relay.transport_files`, Postfix `transport_maps`: files in
+    /// transport(5) format (`key result` per line, `#` comments), first
+    /// match wins. Default: none.
+    pub transport_files: Vec<PathBuf>,
 }
 
 /// `[queue]`: the mail queue and its retry schedule.

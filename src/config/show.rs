@@ -109,6 +109,43 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             "relay.networks",
             list(relay.networks.iter().map(|n| s(&n.to_string())).collect()),
         ),
+        (
+            "relay.host",
+            expandable(
+                &relay
+                    .host
+                    .as_ref()
+                    .map(|h| h.to_string())
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            "relay.transport",
+            format!(
+                "{{ {} }}",
+                relay
+                    .transport
+                    .iter()
+                    .map(|(k, v)| format!(
+                        "{} = {}",
+                        toml_edit::Key::new(k.as_str()),
+                        s(&v.to_string())
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+            .replace("{  }", "{}"),
+        ),
+        (
+            "relay.transport_files",
+            list(
+                relay
+                    .transport_files
+                    .iter()
+                    .map(|p| s(&p.to_string_lossy()))
+                    .collect(),
+            ),
+        ),
         ("queue.directory", path(&queue.directory)),
         (
             "queue.large_message_threshold",
@@ -171,6 +208,55 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
         (
             "smtpd.sender_override_users",
             list(smtpd.sender_override_users.iter().map(|u| s(u)).collect()),
+        ),
+        ("smtp.port", c.smtp.port.to_string()),
+        (
+            "smtp.dns_servers",
+            list(
+                c.smtp
+                    .dns_servers
+                    .iter()
+                    .map(|a| s(&a.to_string()))
+                    .collect(),
+            ),
+        ),
+        ("smtp.helo_name", expandable(&c.smtp.helo_name)),
+        (
+            "smtp.bind_address",
+            s(&c.smtp
+                .bind_address
+                .map(|a| a.to_string())
+                .unwrap_or_default()),
+        ),
+        ("smtp.connect_timeout", duration(c.smtp.connect_timeout)),
+        ("smtp.helo_timeout", duration(c.smtp.helo_timeout)),
+        ("smtp.starttls_timeout", duration(c.smtp.starttls_timeout)),
+        ("smtp.mail_timeout", duration(c.smtp.mail_timeout)),
+        ("smtp.rcpt_timeout", duration(c.smtp.rcpt_timeout)),
+        ("smtp.data_init_timeout", duration(c.smtp.data_init_timeout)),
+        ("smtp.data_xfer_timeout", duration(c.smtp.data_xfer_timeout)),
+        ("smtp.data_done_timeout", duration(c.smtp.data_done_timeout)),
+        ("smtp.quit_timeout", duration(c.smtp.quit_timeout)),
+        (
+            "smtp.destination_concurrency_limit",
+            c.smtp.destination_concurrency_limit.to_string(),
+        ),
+        (
+            "smtp.destination_recipient_limit",
+            c.smtp.destination_recipient_limit.to_string(),
+        ),
+        (
+            "smtp.connection_cache_time",
+            duration(c.smtp.connection_cache_time),
+        ),
+        ("tls.outbound", s(c.tls.outbound.as_str())),
+        (
+            "tls.ca_file",
+            s(&c.tls
+                .ca_file
+                .as_deref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()),
         ),
         ("sandbox.require", c.sandbox.require.to_string()),
         (

@@ -112,7 +112,7 @@ pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 /// Checks a host or domain name the way Postfix's `valid_hostname` does:
 /// at most 255 bytes, dot-separated labels of 1 to 63 letters, digits,
 /// `-` and `_`, no label starting or ending with `-`, and not an IP address.
-pub(super) fn check_hostname(name: &str) -> Result<(), String> {
+pub fn check_hostname(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("empty name".to_string());
     }

@@ -218,6 +218,8 @@ impl Agent {
             dsn: outcome.dsn,
             reason: outcome.reason,
             forward,
+            remote_mta: None,
+            diagnostic: None,
         }
     }
 

@@ -33,7 +33,7 @@ fn unknown_key_suggestions() {
             1,
             "unknown table `smptd`; did you mean `smtpd`?",
         ),
-        ("\n[tls]", 2, "unknown table `tls`"),
+        ("\n[webmail]", 2, "unknown table `webmail`"),
         (
             "[[smtpd]]\nvrfy = true",
             1,

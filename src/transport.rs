@@ -1,0 +1,187 @@
+//! Where a recipient's mail goes: transport(5) results and next hops.
+//!
+//! A transport result is `transport:nexthop` as in Postfix's transport
+//! tables: `smtp:[mail.example.com]:587` (that host, no MX lookup, port
+//! 587), `smtp:example.com` (the MX hosts of example.com), `smtp:` or
+//! `:` (the default route: the relay host when set, else the MX hosts of
+//! the recipient's domain), `relay:…` (as `smtp:`), `local:` (local
+//! delivery), `error:5.1.1 text` (bounce with that text), `discard:text`
+//! (drop, reported as delivered).
+
+use std::fmt;
+
+/// A transport table's answer for a recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Local delivery (`local:`).
+    Local,
+    /// SMTP to this next hop; `None`: the default route.
+    Smtp(Option<Nexthop>),
+    /// Bounce with this text (`error:`); it may open with an enhanced
+    /// status code (`5.1.1 no such user`).
+    Error(String),
+    /// Drop the recipient, reported as delivered (`discard:`).
+    Discard(String),
+}
+
+/// An SMTP next hop: `[host]:port` (no MX lookup) or `host:port` (MX
+/// lookup of host).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Nexthop {
+    /// Host name or IP address literal (without brackets).
+    pub host: String,
+    /// The port; `None`: `smtp.port` (25).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Look up MX records of `host` (it was written without brackets).
+    pub mx: bool,
+}
+
+impl Nexthop {
+    /// Parse `[host]:port`, `[host]`, `host:port` or `host` (a port may be
+    /// a number or `smtp`, `submission`, `smtps`; an IPv6 literal is
+    /// written in brackets, optionally as `[ipv6:…]`).
+    pub fn parse(text: &str) -> Result<Nexthop, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty next hop".into());
+        }
+        let (host, rest, mx) = if let Some(inner) = text.strip_prefix('[') {
+            let Some((host, rest)) = inner.split_once(']') else {
+                return Err(format!("{text:?}: missing ']'"));
+            };
+            let host = host
+                .strip_prefix("ipv6:")
+                .or_else(|| host.strip_prefix("IPv6:"))
+                .unwrap_or(host);
+            (host, rest, false)
+        } else {
+            let (host, rest) = text.split_at(text.find(':').unwrap_or(text.len()));
+            (host, rest, true)
+        };
+        let port = match rest {
+            "" => None,
+            r => match r.strip_prefix(':') {
+                Some(p) => Some(parse_port(p).ok_or_else(|| format!("{text:?}: bad port {p:?}"))?),
+                None => return Err(format!("{text:?}: unexpected {r:?} after the host")),
+            },
+        };
+        if host.is_empty() {
+            return Err(format!("{text:?}: empty host"));
+        }
+        let literal = host.parse::<std::net::IpAddr>().is_ok();
+        if !literal {
+            crate::config::check_hostname(host).map_err(|e| format!("{text:?}: {e}"))?;
+        }
+        Ok(Nexthop {
+            host: host.to_ascii_lowercase(),
+            port,
+            mx: mx && !literal,
+        })
+    }
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    match p {
+        "smtp" => Some(25),
+        "submission" => Some(587),
+        "smtps" | "submissions" => Some(465),
+        n => n.parse().ok().filter(|n| *n > 0),
+    }
+}
+
+impl fmt::Display for Nexthop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.mx, self.host.contains(':')) {
+            (true, _) => write!(f, "{}", self.host)?,
+            (false, true) => write!(f, "[ipv6:{}]", self.host)?,
+            (false, false) => write!(f, "[{}]", self.host)?,
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Transport {
+    /// Parse a transport(5) result (see the module documentation).
+    pub fn parse(text: &str) -> Result<Transport, String> {
+        let text = text.trim();
+        let (transport, nexthop) = text.split_once(':').unwrap_or((text, ""));
+        match transport.to_ascii_lowercase().as_str() {
+            "local" => Ok(Transport::Local),
+            "" | "smtp" | "relay" => match nexthop.trim() {
+                "" => Ok(Transport::Smtp(None)),
+                n => Nexthop::parse(n).map(|n| Transport::Smtp(Some(n))),
+            },
+            "error" => Ok(Transport::Error(nexthop.trim().to_string())),
+            "discard" => Ok(Transport::Discard(nexthop.trim().to_string())),
+            other => Err(format!(
+                "unknown transport {other:?} (known: smtp, relay, local, error, discard)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Local => write!(f, "local:"),
+            Transport::Smtp(None) => write!(f, "smtp:"),
+            Transport::Smtp(Some(n)) => write!(f, "smtp:{n}"),
+            Transport::Error(t) => write!(f, "error:{t}"),
+            Transport::Discard(t) => write!(f, "discard:{t}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nexthops() {
+        let n = Nexthop::parse("[mail.foo.example]:587").unwrap();
+        assert_eq!(
+            (n.host.as_str(), n.port, n.mx),
+            ("mail.foo.example", Some(587), false)
+        );
+        let n = Nexthop::parse("Foo.Example").unwrap();
+        assert_eq!((n.host.as_str(), n.port, n.mx), ("foo.example", None, true));
+        let n = Nexthop::parse("foo.example:smtp").unwrap();
+        assert_eq!((n.port, n.mx), (Some(25), true));
+        let n = Nexthop::parse("[127.0.0.1]:2525").unwrap();
+        assert_eq!(
+            (n.host.as_str(), n.port, n.mx),
+            ("127.0.0.1", Some(2525), false)
+        );
+        let n = Nexthop::parse("[ipv6:::1]:25").unwrap();
+        assert_eq!(n.host, "::1");
+        assert_eq!(n.to_string(), "[ipv6:::1]:25");
+        assert!(!Nexthop::parse("127.0.0.1").unwrap().mx);
+        for bad in ["", "[x", "[h]x", "h:0", "h:99999", "bad_host!", "[]:25"] {
+            assert!(Nexthop::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn transports() {
+        assert_eq!(Transport::parse("local:").unwrap(), Transport::Local);
+        assert_eq!(Transport::parse("smtp:").unwrap(), Transport::Smtp(None));
+        assert_eq!(Transport::parse(":").unwrap(), Transport::Smtp(None));
+        assert_eq!(
+            Transport::parse("smtp:[10.0.0.1]:25").unwrap().to_string(),
+            "smtp:[10.0.0.1]:25"
+        );
+        assert_eq!(
+            Transport::parse("error:5.1.1 gone").unwrap(),
+            Transport::Error("5.1.1 gone".into())
+        );
+        assert_eq!(
+            Transport::parse("discard:").unwrap(),
+            Transport::Discard(String::new())
+        );
+        assert!(Transport::parse("uucp:x").is_err());
+    }
+}
