@@ -110,6 +110,14 @@ impl Postern {
         }
     }
 
+    /// Rewrite the configuration file: `from` (which must be there) becomes
+    /// `to`.
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        assert!(text.contains(from), "{from:?} not in the configuration");
+        std::fs::write(&self.config, text.replacen(from, to, 1)).unwrap();
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("postern.log")
     }
@@ -287,6 +295,13 @@ impl Client {
             None => TcpStream::connect(addr).unwrap(),
             Some(src) => socket2_connect(addr, src.parse().unwrap()),
         };
+        let (c, greeting) = Client::greeted(stream);
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        c
+    }
+
+    /// A client on `stream` (30 s read timeout), and the greeting read.
+    pub fn greeted(stream: TcpStream) -> (Client, String) {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
@@ -294,8 +309,7 @@ impl Client {
             stream: BufReader::new(stream),
         };
         let greeting = c.reply();
-        assert!(greeting.starts_with("220 "), "{greeting}");
-        c
+        (c, greeting)
     }
 
     pub fn send(&mut self, data: &[u8]) {

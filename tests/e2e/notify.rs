@@ -232,14 +232,7 @@ impl Activated {
             Listen::Port(port) => TcpStream::connect(("127.0.0.1", *port)),
             Listen::Unix(_) => unreachable!("smtpd listens on TCP here"),
         });
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut c = Client {
-            stream: BufReader::new(stream),
-        };
-        let greeting = c.reply();
-        (c, greeting)
+        Client::greeted(stream)
     }
 
     fn signal(&self, signal: Signal) {
@@ -384,15 +377,10 @@ fn supervisor_notifies_and_reload_keeps_sessions() {
 
     let mut open = p.client();
     assert!(open.cmd("EHLO client.example").starts_with("250-"));
-    let text = std::fs::read_to_string(&p.config).unwrap();
-    std::fs::write(
-        &p.config,
-        text.replace(
-            "[smtpd]\n",
-            "[smtpd]\nbanner = \"reloaded.example ESMTP\"\n",
-        ),
-    )
-    .unwrap();
+    p.edit_config(
+        "[smtpd]\n",
+        "[smtpd]\nbanner = \"reloaded.example ESMTP\"\n",
+    );
     let out = p.postern(&["reload"]);
     assert!(
         out.status.success(),

@@ -139,11 +139,10 @@ fn local_and_its_mailbox_children_stay_in_their_rooms() {
     // Without commands and files, local itself may write only where
     // mailboxes live.
     let p = Postern::configure("[sandbox]\nrequire = true\n", &[], None);
-    let text = std::fs::read_to_string(&p.config).unwrap().replace(
+    p.edit_config(
         "[local]\n",
         "[local]\nallow_mail_to_commands = []\nallow_mail_to_files = []\n",
     );
-    std::fs::write(&p.config, text).unwrap();
     prepare(&p);
     let got = probe(
         &p.config,

@@ -89,15 +89,10 @@ fn crashed_role_is_restarted() {
 #[test]
 fn reload_takes_a_good_configuration_and_refuses_a_bad_one() {
     let p = Postern::start("");
-    let text = std::fs::read_to_string(&p.config).unwrap();
-    std::fs::write(
-        &p.config,
-        text.replace(
-            "[smtpd]\n",
-            "[smtpd]\nbanner = \"reloaded.example ESMTP\"\n",
-        ),
-    )
-    .unwrap();
+    p.edit_config(
+        "[smtpd]\n",
+        "[smtpd]\nbanner = \"reloaded.example ESMTP\"\n",
+    );
     let out = p.postern(&["reload"]);
     assert!(
         out.status.success(),
@@ -117,7 +112,7 @@ fn reload_takes_a_good_configuration_and_refuses_a_bad_one() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // A bad file: refused by the command, nothing changes.
-    std::fs::write(&p.config, text.replace("[smtpd]\n", "[smtpd]\nbogus = 1\n")).unwrap();
+    p.edit_config("[smtpd]\n", "[smtpd]\nbogus = 1\n");
     let out = p.postern(&["reload"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
