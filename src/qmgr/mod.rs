@@ -63,6 +63,8 @@
 mod agents;
 mod engine;
 #[cfg(test)]
+mod outbound_tests;
+#[cfg(test)]
 mod recovery_tests;
 pub mod route;
 pub mod state;
