@@ -27,8 +27,8 @@
 //! Inputs: the `qmgr` listener (LISTEN_FDS): `{"op":"wake"}` and
 //! `{"op":"status"}` lines; the transport files (read again when they
 //! change, checked at most once a second). Outputs: requests on
-//! `<run_directory>/local.sock` ([`LOCAL_SLOTS`] connections) and
-//! `<run_directory>/smtp.sock` ([`SMTP_SLOTS`] connections, at most
+//! `<run_directory>/local.sock` (`LOCAL_SLOTS` connections) and
+//! `<run_directory>/smtp.sock` (`SMTP_SLOTS` connections, at most
 //! `smtp.destination_concurrency_limit` requests per next hop in flight);
 //! state records; log lines `ID: from=<…>, size=N, nrcpt=N (queue
 //! active)`, `ID: removed`, and `ID: to=<…>, relay=none, …` for the

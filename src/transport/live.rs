@@ -63,17 +63,20 @@ impl LiveTransport {
         }
         inner.checked = Some(Instant::now());
         let stamps: Vec<Stamp> = self.files.iter().map(|p| stamp(p)).collect();
-        if let Some(current) = &inner.current
+        // A table that failed is tried again every time (a permission
+        // fixed with chmod leaves the stamp as it was).
+        if let Some(current @ Ok(_)) = &inner.current
             && stamps == inner.stamps
         {
             return current.clone();
         }
-        let reloading = inner.current.is_some();
+        let previous = inner.current.take();
         let current = self.build();
-        match &current {
-            Ok(_) if reloading => log::info!("transport table reloaded"),
-            Ok(_) => {}
-            Err(e) => log::warn!("{e}; mail is deferred until it is fixed"),
+        match (&previous, &current) {
+            (Some(_), Ok(_)) => log::info!("transport table reloaded"),
+            (Some(Err(old)), Err(e)) if old == e => {}
+            (_, Err(e)) => log::warn!("{e}; mail is deferred until it is fixed"),
+            (None, Ok(_)) => {}
         }
         inner.current = Some(current.clone());
         inner.stamps = stamps;
