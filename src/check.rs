@@ -1,6 +1,7 @@
 //! `postern check` beyond the configuration file, as `postfix check`
 //! does: the postern user, the queue and run directories (owner, mode),
-//! the configuration file's permissions, and every alias source.
+//! the configuration file's permissions, every alias source, and the
+//! transport files (`relay.transport_files`, with FILE:LINE).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -129,6 +130,31 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
         };
         out.push((level, d.to_string()));
     }
+    out.extend(check_transport_files(config));
+    out
+}
+
+/// Every transport file: missing or unreadable ones (qmgr defers all mail
+/// while one is), lines that do not parse, duplicates.
+fn check_transport_files(config: &Config) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
+    for path in &config.relay.transport_files {
+        let text = match crate::transport::read_file(path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push((Level::Error, e));
+                continue;
+            }
+        };
+        let (_, diagnostics) = crate::transport::parse_file(&text, path);
+        for d in diagnostics {
+            let level = match d.severity {
+                crate::transport::Severity::Error => Level::Error,
+                crate::transport::Severity::Warning => Level::Warning,
+            };
+            out.push((level, d.to_string()));
+        }
+    }
     out
 }
 
@@ -166,6 +192,44 @@ mod tests {
         assert!(
             text.iter()
                 .any(|t| t.starts_with("Error") && t.contains("aliases:1")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn reports_transport_files_with_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::builtin();
+        config.queue.directory = dir.path().join("queue");
+        config.server.run_directory = dir.path().join("run");
+        config.local.alias_files = Vec::new();
+        let file = dir.path().join("transport");
+        let missing = dir.path().join("missing");
+        config.relay.transport_files = vec![file.clone(), missing.clone()];
+        std::fs::write(
+            &file,
+            "# routes\nexample.com smtp:[mx.example.com]\n\nbad.example uucp:x\nexample.com local:\n",
+        )
+        .unwrap();
+        let found = check_system(&config, None);
+        let text: Vec<String> = found.iter().map(|(l, m)| format!("{l:?}: {m}")).collect();
+        let f = file.display();
+        assert!(
+            text.iter().any(|t| t.starts_with(&format!(
+                "Error: {f}:4: bad.example uucp:x: unknown transport"
+            ))),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with(&format!("Warning: {f}:5: duplicate entry"))),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|t| t.starts_with(&format!(
+                "Error: transport table {} unavailable: ",
+                missing.display()
+            ))),
             "{text:?}"
         );
     }

@@ -12,21 +12,23 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::agents::SlotReport;
-use super::state::{Outcome, Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay};
+use super::state::{Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay};
 use crate::config::Config;
-use crate::dsn;
-use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus};
+use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus, SmtpRequest};
 use crate::queue::log::LogWriter;
 use crate::queue::message::decode_message;
 use crate::queue::record::{EndState, LogReader, RecordType};
 use crate::queue::{
     CORRUPT, ContentRef, DEFERRED, Envelope, INCOMING, IdGenerator, QueueId, STATE, now_micros,
 };
+use crate::transport::LiveTransport;
+use dispatch::Outbound;
 
 mod admin;
 mod deferred;
+mod dispatch;
 mod notify;
+mod outcomes;
 
 /// Segment file name prefixes in `incoming/`: `S` smtpd's, `B` the
 /// notifications qmgr itself queues (bounces).
@@ -35,7 +37,8 @@ pub const SEGMENT_PREFIXES: [char; 2] = ['S', 'B'];
 /// Compact the state log once this many bytes were appended since the last
 /// snapshot.
 const COMPACT_AFTER_BYTES: u64 = 64 << 20;
-/// A recipient whose delivery was lost (agent crashed) is retried after this.
+/// A recipient whose local delivery was lost (agent crashed) is retried
+/// after this.
 const LOST_RETRY_US: u64 = 1_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +96,12 @@ pub struct Pending {
     reason: String,
     /// Addresses to queue the message anew for (alias expansion).
     forward: Vec<String>,
+    /// For the DSN: `Remote-MTA:` and `Diagnostic-Code:` (smtp results).
+    remote_mta: Option<String>,
+    diagnostic: Option<String>,
+    /// qmgr decided this outcome itself, so it logs the `to=<…>` line
+    /// (the agents log their own).
+    log_here: bool,
 }
 
 pub struct Engine {
@@ -101,11 +110,19 @@ pub struct Engine {
     log: LogWriter,
     messages: BTreeMap<QueueId, Message>,
     segments: BTreeMap<String, Segment>,
+    /// Due now, not routed yet.
     ready: VecDeque<(QueueId, usize)>,
     timers: BTreeMap<u64, Vec<(QueueId, usize)>>,
+    /// The local agent's slots.
     slots: Vec<mpsc::Sender<DeliveryRequest>>,
     idle: Vec<usize>,
-    /// Outcomes decided without an agent (non-local recipients for now).
+    /// Routed to local, waiting for a slot.
+    local_ready: VecDeque<(QueueId, usize)>,
+    /// The smtp agent's slots and what waits for them.
+    out: Outbound,
+    /// The transport table (`relay.transport`, `relay.transport_files`).
+    transport: LiveTransport,
+    /// Outcomes decided without an agent (`error:`, `discard:`, …).
     decided: Vec<Pending>,
     state_bytes: u64,
     last_move_check: u64,
@@ -127,15 +144,20 @@ enum Removal {
 
 impl Engine {
     /// `log` is the state log; `notices` the writer of qmgr's own
-    /// segments in `incoming/` (prefix `B`), for the notifications it queues.
+    /// segments in `incoming/` (prefix `B`), for the notifications it
+    /// queues; `slots` and `smtp_slots` the agents' slots.
     pub fn new(
         cfg: Arc<Config>,
         log: LogWriter,
         notices: LogWriter,
         slots: Vec<mpsc::Sender<DeliveryRequest>>,
+        smtp_slots: Vec<mpsc::Sender<SmtpRequest>>,
     ) -> Engine {
         let idle = (0..slots.len()).rev().collect();
         Engine {
+            transport: LiveTransport::from_config(&cfg),
+            local_ready: VecDeque::new(),
+            out: Outbound::new(smtp_slots),
             qdir: cfg.queue.directory.clone(),
             cfg,
             log,
@@ -156,8 +178,15 @@ impl Engine {
     }
 
     /// A reload: `cfg` from the next decision on (back-off, expiry,
-    /// notifications, which domains are local); the queue directory stays.
+    /// notifications, routing: local domains, relay host, transport
+    /// table, per-destination limits); the queue directory and the number
+    /// of slots stay.
     pub fn reconfigure(&mut self, cfg: Arc<Config>) {
+        if cfg.relay.transport != self.cfg.relay.transport
+            || cfg.relay.transport_files != self.cfg.relay.transport_files
+        {
+            self.transport = LiveTransport::from_config(&cfg);
+        }
         self.cfg = cfg;
     }
 
@@ -187,7 +216,7 @@ impl Engine {
     }
 
     pub fn busy(&self) -> bool {
-        self.idle.len() < self.slots.len()
+        self.idle.len() < self.slots.len() || self.out.busy()
     }
 
     // ---- recovery ------------------------------------------------------
@@ -546,246 +575,6 @@ impl Engine {
         self.timers.keys().next().copied()
     }
 
-    /// Hand ready recipients to idle slots.
-    pub fn dispatch(&mut self) {
-        let now = now_micros();
-        while let Some((&due, _)) = self.timers.iter().next() {
-            if due > now {
-                break;
-            }
-            if let Some(list) = self.timers.remove(&due) {
-                self.ready.extend(list);
-            }
-        }
-        while !self.idle.is_empty() {
-            let Some((id, i)) = self.ready.pop_front() else {
-                break;
-            };
-            let Some(m) = self.messages.get_mut(&id) else {
-                continue;
-            };
-            // Held messages wait for their release; a stale entry (the
-            // recipient was rescheduled since) is dropped.
-            if m.held || !matches!(m.rcpts.get(i), Some(RState::Pending { due }) if *due <= now) {
-                continue;
-            }
-            let address = m.env.recipients[i].address.clone();
-            if !is_local(&self.cfg, &address) {
-                m.rcpts[i] = RState::Active;
-                self.decided.push(Pending {
-                    id,
-                    rcpt: i,
-                    status: DeliveryStatus::Deferred,
-                    dsn: "4.3.0".into(),
-                    reason: "delivery to other domains is not available yet (local delivery only)"
-                        .into(),
-                    forward: Vec::new(),
-                });
-                continue;
-            }
-            let Some(slot) = self.idle.pop() else { break };
-            m.rcpts[i] = RState::Active;
-            let req = DeliveryRequest {
-                id: id.clone(),
-                sender: m.env.sender.clone(),
-                recipient: address,
-                rcpt_index: i,
-                content: m.content.clone(),
-                arrival_us: m.env.arrival_us,
-                active_us: m.active_us,
-            };
-            if let Err(e) = self.slots[slot].try_send(req) {
-                // The slot is idle, so its channel has room; a closed slot
-                // means its task died: put the recipient back.
-                log::warn!("delivery slot {slot} unavailable: {e}");
-                m.rcpts[i] = RState::Pending { due: now };
-                self.ready.push_front((id, i));
-                break;
-            }
-        }
-    }
-
-    /// Outcomes decided in `dispatch` without an agent.
-    pub fn take_decided(&mut self) -> Vec<Pending> {
-        std::mem::take(&mut self.decided)
-    }
-
-    /// Record and apply a batch of agent reports and decided outcomes.
-    pub async fn complete(&mut self, reports: Vec<SlotReport>, mut decided: Vec<Pending>) {
-        let now = now_micros();
-        for rep in reports {
-            match rep {
-                SlotReport::Done {
-                    slot,
-                    request,
-                    result,
-                } => {
-                    self.idle.push(slot);
-                    decided.push(Pending {
-                        id: request.id,
-                        rcpt: request.rcpt_index,
-                        status: result.status,
-                        dsn: result.dsn,
-                        reason: result.reason,
-                        forward: result.forward,
-                    });
-                }
-                SlotReport::Lost { slot, request, why } => {
-                    self.idle.push(slot);
-                    log::warn!(
-                        "{}: {why}; delivery to <{}> will be retried",
-                        request.id,
-                        request.recipient
-                    );
-                    if let Some(m) = self.messages.get_mut(&request.id)
-                        && let Some(r) = m.rcpts.get_mut(request.rcpt_index)
-                    {
-                        *r = RState::Pending {
-                            due: now + LOST_RETRY_US,
-                        };
-                    }
-                    self.schedule(&request.id, request.rcpt_index, now + LOST_RETRY_US, now);
-                }
-            }
-        }
-        if decided.is_empty() {
-            return;
-        }
-        // Decide deferrals and expiry, then make the records durable, then
-        // change the state.
-        let min = self.cfg.queue.minimal_backoff.as_micros() as u64;
-        let max = self.cfg.queue.maximal_backoff.as_micros() as u64;
-        let lifetime = self.cfg.queue.maximal_lifetime.as_micros() as u64;
-        let mut records = Vec::new();
-        let mut applied = Vec::new();
-        let mut reportable: BTreeMap<QueueId, Vec<notify::Reportable>> = BTreeMap::new();
-        let mut reasons_now: HashMap<(QueueId, usize), String> = HashMap::new();
-        for mut p in decided {
-            // Forwarding first, durably: the recipient counts as delivered
-            // only once the new message is queued.
-            if p.status == DeliveryStatus::Sent && !p.forward.is_empty() {
-                let addrs = std::mem::take(&mut p.forward);
-                if let Err(e) = self.forward(&p.id, p.rcpt, &addrs).await {
-                    p.status = DeliveryStatus::Deferred;
-                    p.dsn = "4.3.0".into();
-                    p.reason = format!("cannot queue the forwarded message: {e}");
-                    log::warn!(queue_id = p.id.as_str(); "{}: {}", p.id, p.reason);
-                }
-            }
-            let Some(m) = self.messages.get(&p.id) else {
-                continue;
-            };
-            let age = now.saturating_sub(m.env.arrival_us);
-            let rec = match p.status {
-                DeliveryStatus::Sent => (RState::Done, StateRecord::Delivered(outcome(&p, 0))),
-                DeliveryStatus::Bounced => (RState::Bounced, StateRecord::Bounced(outcome(&p, 0))),
-                // Deleted by the administrator meanwhile: nothing more.
-                DeliveryStatus::Deferred if m.deleted => {
-                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
-                }
-                DeliveryStatus::Deferred if age >= lifetime => {
-                    log::info!(
-                        queue_id = p.id.as_str(),
-                        status = "expired";
-                        "{}: from=<{}>, status=expired, returned to sender",
-                        p.id,
-                        m.env.sender
-                    );
-                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
-                }
-                DeliveryStatus::Deferred => {
-                    let due = now + age.clamp(min, max);
-                    (
-                        RState::Pending { due },
-                        StateRecord::Deferred(outcome(&p, due)),
-                    )
-                }
-            };
-            if p.status == DeliveryStatus::Deferred
-                && !is_local(&self.cfg, &m.env.recipients[p.rcpt].address)
-            {
-                // The local agent logs its own deliveries; qmgr logs what
-                // it decided itself.
-                log::info!(
-                    queue_id = p.id.as_str(),
-                    recipient = m.env.recipients[p.rcpt].address.as_str(),
-                    status = "deferred";
-                    "{}: to=<{}>, relay=none, delay={}, dsn={}, status=deferred ({})",
-                    p.id,
-                    m.env.recipients[p.rcpt].address,
-                    crate::local::format_delay(age as f64 / 1e6),
-                    p.dsn,
-                    p.reason
-                );
-            }
-            // What the sender hears of: failures (not deletions), and
-            // deliveries when NOTIFY asked for SUCCESS.
-            let wants_success = m.env.recipients[p.rcpt]
-                .notify
-                .as_deref()
-                .is_some_and(|n| n.to_ascii_uppercase().contains("SUCCESS"));
-            let warn_after = self.cfg.queue.delay_warning_time.as_micros() as u64;
-            let kind = match rec.0 {
-                RState::Bounced if !m.deleted => Some(dsn::ReportKind::Failure),
-                RState::Done if wants_success => Some(dsn::ReportKind::Success),
-                RState::Pending { .. } if warn_after > 0 && age >= warn_after && !m.warned => {
-                    Some(dsn::ReportKind::Delay)
-                }
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                reportable
-                    .entry(p.id.clone())
-                    .or_default()
-                    .push(notify::Reportable {
-                        rcpt: p.rcpt,
-                        kind,
-                        dsn: p.dsn.clone(),
-                        reason: p.reason.clone(),
-                    });
-            }
-            if let RState::Pending { .. } = rec.0 {
-                reasons_now.insert((p.id.clone(), p.rcpt), p.reason.clone());
-            }
-            records.push(rec.1);
-            applied.push((p.id, p.rcpt, rec.0));
-        }
-        // Notifications first, durably: a crash after them repeats the
-        // outcome (and at worst the notice), never loses the notice.
-        for (id, outcomes) in reportable {
-            self.notify(&id, outcomes).await;
-        }
-        // Lazy: losing one of these in a crash repeats a delivery at worst;
-        // nothing is deleted on their strength before they are synced
-        // (flush_removals).
-        let ok = self.append_all(records, true).await;
-        if ok.iter().any(|ok| !ok) {
-            log::warn!("state log write failed; outcomes kept in memory only");
-        }
-        for (id, i, st) in applied {
-            let Some(m) = self.messages.get_mut(&id) else {
-                continue;
-            };
-            if let Some(r) = m.rcpts.get_mut(i) {
-                *r = st;
-            }
-            if let (RState::Pending { .. }, Some(reason)) = (st, m.reasons.get_mut(i)) {
-                *reason = reasons_now.remove(&(id.clone(), i));
-            }
-            let finished = m.rcpts.iter().all(|r| r.is_final());
-            if let RState::Pending { due } = st {
-                m.first_deferred_us.get_or_insert(now);
-                self.schedule(&id, i, due, now);
-            }
-            if finished {
-                self.finish(&id);
-            }
-        }
-        if std::mem::take(&mut self.notices_queued) {
-            self.scan_incoming(&mut HashMap::new());
-        }
-    }
-
     async fn append_all(&mut self, records: Vec<StateRecord>, lazy: bool) -> Vec<bool> {
         let mut set = JoinSet::new();
         for (n, rec) in records.into_iter().enumerate() {
@@ -895,25 +684,10 @@ impl Engine {
     }
 }
 
-fn outcome(p: &Pending, until: u64) -> Outcome {
-    Outcome {
-        id: p.id.clone(),
-        rcpt: p.rcpt,
-        dsn: p.dsn.clone(),
-        reason: p.reason.clone(),
-        until,
-    }
-}
-
 fn set(rcpts: &mut [RState], i: usize, st: RState) {
     if let Some(r) = rcpts.get_mut(i) {
         *r = st;
     }
-}
-
-/// Whether the recipient's domain is one of ours (or it has none).
-fn is_local(cfg: &Config, address: &str) -> bool {
-    cfg.is_local_domain(address.rsplit_once('@').map_or("", |(_, d)| d))
 }
 
 fn sorted_files(dir: &Path, keep: impl Fn(&str) -> bool) -> std::io::Result<Vec<String>> {

@@ -3,8 +3,13 @@
 //! What it does: owns the queue. It reads the segments smtpd appends to
 //! `queue/incoming/` (woken by smtpd through the `qmgr` socket after each
 //! group commit, and by a scan at start and every few seconds), keeps the
-//! state of every message in memory, hands each recipient to the delivery
-//! agent (`local` socket, one JSON request per line), records every
+//! state of every message in memory, routes each recipient ([`route`]:
+//! the transport table, then local domains, then the relay host or the
+//! recipient domain's MX hosts), hands it to the delivery agent that route
+//! names (`local` socket: one recipient per request; `smtp-client` socket:
+//! one message's recipients for one next hop per request; one JSON request
+//! per line), bounces (`error:`) or drops (`discard:`) it itself when the
+//! transport table says so, records every
 //! outcome in its own state log (`queue/state/`, group committed) before
 //! acting on it, defers with back-off (the next attempt after the message's
 //! age, clamped to `queue.minimal_backoff` … `queue.maximal_backoff`, as
@@ -20,9 +25,15 @@
 //! (delivered, crash before the outcome was committed), never zero times.
 //!
 //! Inputs: the `qmgr` listener (LISTEN_FDS): `{"op":"wake"}` and
-//! `{"op":"status"}` lines. Outputs: requests on
-//! `<run_directory>/local.sock`; state records; log lines
-//! `ID: from=<…>, size=N, nrcpt=N (queue active)` and `ID: removed`.
+//! `{"op":"status"}` lines; the transport files (read again when they
+//! change, checked at most once a second). Outputs: requests on
+//! `<run_directory>/local.sock` (`LOCAL_SLOTS` connections) and
+//! `<run_directory>/smtp.sock` (`SMTP_SLOTS` connections, at most
+//! `smtp.destination_concurrency_limit` requests per next hop in flight);
+//! state records; log lines `ID: from=<…>, size=N, nrcpt=N (queue
+//! active)`, `ID: removed`, and `ID: to=<…>, relay=none, …` for the
+//! outcomes qmgr decides itself (transport table `error:` and `discard:`,
+//! an unusable table, a lost smtp agent); the agents log their own.
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
@@ -39,16 +50,23 @@
 //! recovered and the control sockets served, `STATUS=qmgr: N active, M
 //! deferred, K held` (at most every 2 s), `STOPPING=1` on SIGTERM. SIGHUP
 //! reloads the configuration file in place: back-off, lifetimes,
-//! notifications, local domains and the mailq users change from the next
+//! notifications, routing (local domains, relay host, transport table,
+//! per-destination limits) and the mailq users change from the next
 //! decision on; deliveries in flight and times already set stay; an
 //! invalid file is refused and the running configuration kept.
 //!
-//! Configuration read: `queue.*`, `local.domains`, `server.run_directory`.
+//! Configuration read: `queue.*`, `local.domains`,
+//! `local.recipient_delimiter`, `relay.host`, `relay.transport`,
+//! `relay.transport_files`, `smtp.destination_concurrency_limit`,
+//! `smtp.destination_recipient_limit`, `server.run_directory`.
 
 mod agents;
 mod engine;
 #[cfg(test)]
+mod outbound_tests;
+#[cfg(test)]
 mod recovery_tests;
+pub mod route;
 pub mod state;
 
 use std::os::unix::net::UnixListener as StdUnixListener;
@@ -70,6 +88,13 @@ use engine::Engine;
 
 /// Parallel deliveries to the local agent.
 const LOCAL_SLOTS: usize = 16;
+/// Requests in flight to the smtp agent, over all destinations (each one
+/// connection to `smtp.sock`; the agent works on them at once). Postfix's
+/// `default_process_limit`, which caps its smtp processes, is 100 too.
+/// Per next hop, qmgr keeps at most `smtp.destination_concurrency_limit`
+/// of them in flight (20 by default), so one slow or dead destination
+/// holds a fifth of the slots at most and the others keep moving.
+const SMTP_SLOTS: usize = 100;
 /// Fallback scan of `incoming/` when no wake-up came.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
 /// How often the `STATUS=` line (queue counts) may change.
@@ -108,12 +133,15 @@ pub async fn run(
     .with_context(|| format!("cannot open the state log in {}", state_dir.display()))?;
 
     let (report_tx, mut reports) = mpsc::unbounded_channel::<SlotReport>();
+    let run_dir = &config.server.run_directory;
     let slots = agents::start_slots(
         LOCAL_SLOTS,
-        config
-            .server
-            .run_directory
-            .join(crate::supervisor::LOCAL_SOCKET),
+        run_dir.join(crate::supervisor::LOCAL_SOCKET),
+        report_tx.clone(),
+    );
+    let smtp_slots = agents::start_slots(
+        SMTP_SLOTS,
+        run_dir.join(crate::supervisor::SMTP_SOCKET),
         report_tx,
     );
     let incoming = config.queue.directory.join(crate::queue::INCOMING);
@@ -126,7 +154,13 @@ pub async fn run(
         },
     )
     .with_context(|| format!("cannot open the queue in {}", incoming.display()))?;
-    let mut engine = Engine::new(config.clone(), log.clone(), notices.clone(), slots);
+    let mut engine = Engine::new(
+        config.clone(),
+        log.clone(),
+        notices.clone(),
+        slots,
+        smtp_slots,
+    );
     engine.recover().await?;
 
     let (event_tx, mut events) = mpsc::unbounded_channel::<Event>();

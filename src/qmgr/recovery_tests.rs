@@ -166,6 +166,7 @@ fn run_case(
             log.clone(),
             writer(dir.path(), "incoming", "B", 'N'),
             Vec::new(),
+            Vec::new(),
         );
         engine.recover().await.unwrap();
         let live: BTreeSet<QueueId> = engine.live_ids().into_iter().collect();
@@ -179,6 +180,7 @@ fn run_case(
             cfg,
             log.clone(),
             writer(dir.path(), "incoming", "B", 'N'),
+            Vec::new(),
             Vec::new(),
         );
         engine.recover().await.unwrap();

@@ -88,6 +88,9 @@ impl Profile {
             }
             "qmgr" => {
                 p.write.push(queue.clone());
+                // The transport files, read again when they change.
+                p.read
+                    .extend(config.relay.transport_files.iter().filter_map(parent));
                 p.tcp_connect = Some(Vec::new());
             }
             "smtp" => {

@@ -10,6 +10,7 @@ mod forward;
 mod journal;
 mod notify;
 mod queue;
+mod routing;
 mod sandbox;
 mod sendmail;
 mod smtp;

@@ -104,10 +104,7 @@ impl Engine {
             .map(|i| m.reasons.get(*i).cloned().flatten())
             .collect();
         // Old scheduling entries point at old indices: reschedule.
-        for list in self.timers.values_mut() {
-            list.retain(|(i, _)| i != id);
-        }
-        self.ready.retain(|(i, _)| i != id);
+        self.forget_queued(id);
         for (i, due) in dues.into_iter().enumerate() {
             self.schedule(id, i, due, now);
         }

@@ -29,6 +29,9 @@ pub struct Reportable {
     pub kind: ReportKind,
     pub dsn: String,
     pub reason: String,
+    /// `Remote-MTA:` and `Diagnostic-Code:` when a remote host answered.
+    pub remote_mta: Option<String>,
+    pub diagnostic: Option<String>,
 }
 
 impl Engine {
@@ -198,8 +201,8 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
             ReportKind::Success => Action::Delivered,
         },
         status: o.dsn.clone(),
-        remote_mta: None,
-        diagnostic: None,
+        remote_mta: o.remote_mta.clone(),
+        diagnostic: o.diagnostic.clone(),
         reason: o.reason.clone(),
     }
 }

@@ -1,0 +1,299 @@
+//! Handing ready recipients to the delivery agents: each recipient is
+//! routed ([`crate::qmgr::route`]) when it comes up, then
+//!
+//! * local → a local slot, one recipient per request;
+//! * smtp → an smtp slot, with the message's other due recipients for the
+//!   same next hop, at most `smtp.destination_recipient_limit` per
+//!   request, and at most `smtp.destination_concurrency_limit` requests in
+//!   flight per next hop (more wait, "parked", until one of that hop's
+//!   requests returns, so one slow destination cannot take every slot);
+//! * `error:`, `discard:`, an unusable table → an outcome qmgr decides
+//!   (and logs) itself, without an agent.
+//!
+//! Queue entries are `(message, recipient index)` and may go stale (the
+//! recipient was taken by a grouped request, rescheduled, the message held
+//! or finished): every entry is checked when it comes up and dropped when
+//! the recipient is no longer due.
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio::sync::mpsc;
+
+use super::{Engine, Message, Pending, RState};
+use crate::config::Config;
+use crate::ipc::{DeliveryRequest, DeliveryStatus, SmtpRecipient, SmtpRequest};
+use crate::qmgr::route::{Route, route};
+use crate::queue::{QueueId, now_micros};
+use crate::transport::{Current, Nexthop};
+
+/// The smtp agent's slots and the recipients waiting for them.
+pub struct Outbound {
+    slots: Vec<mpsc::Sender<SmtpRequest>>,
+    idle: Vec<usize>,
+    /// Routed to smtp, waiting for a slot.
+    ready: VecDeque<(QueueId, usize, Nexthop)>,
+    /// Requests in flight per next hop.
+    in_flight: HashMap<Nexthop, usize>,
+    /// Waiting because their next hop has its fill of requests in flight.
+    parked: HashMap<Nexthop, VecDeque<(QueueId, usize)>>,
+}
+
+impl Outbound {
+    pub fn new(slots: Vec<mpsc::Sender<SmtpRequest>>) -> Outbound {
+        Outbound {
+            idle: (0..slots.len()).rev().collect(),
+            slots,
+            ready: VecDeque::new(),
+            in_flight: HashMap::new(),
+            parked: HashMap::new(),
+        }
+    }
+
+    pub fn busy(&self) -> bool {
+        self.idle.len() < self.slots.len()
+    }
+
+    /// Drop every queued entry of a message (its recipients were
+    /// renumbered).
+    pub fn forget(&mut self, id: &QueueId) {
+        self.ready.retain(|(i, _, _)| i != id);
+        for list in self.parked.values_mut() {
+            list.retain(|(i, _)| i != id);
+        }
+    }
+}
+
+/// The route of `address`, or a deferral when the table is unavailable.
+pub fn route_with(table: &Current, address: &str, cfg: &Config) -> Route {
+    match table {
+        Ok(t) => route(address, t, cfg),
+        Err(e) => Route::Defer {
+            dsn: "4.3.0".into(),
+            reason: e.clone(),
+        },
+    }
+}
+
+/// Whether recipient `i` of `m` is to be tried now.
+fn due(m: &Message, i: usize, now: u64) -> bool {
+    !m.held && matches!(m.rcpts.get(i), Some(RState::Pending { due }) if *due <= now)
+}
+
+impl Engine {
+    /// Hand ready recipients to idle slots (and decide those that need
+    /// no agent).
+    pub fn dispatch(&mut self) {
+        let now = now_micros();
+        while let Some((&due, _)) = self.timers.iter().next() {
+            if due > now {
+                break;
+            }
+            if let Some(list) = self.timers.remove(&due) {
+                self.ready.extend(list);
+            }
+        }
+        let table = self.transport.table();
+        self.dispatch_local(now);
+        self.dispatch_smtp(now, &table);
+        while !self.idle.is_empty() || !self.out.idle.is_empty() {
+            let Some((id, i)) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(m) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            if !due(m, i, now) {
+                continue;
+            }
+            let (status, dsn, reason) =
+                match route_with(&table, &m.env.recipients[i].address, &self.cfg) {
+                    Route::Local => {
+                        self.local_ready.push_back((id, i));
+                        self.dispatch_local(now);
+                        continue;
+                    }
+                    Route::Smtp(nexthop) => {
+                        self.out.ready.push_back((id, i, nexthop));
+                        self.dispatch_smtp(now, &table);
+                        continue;
+                    }
+                    Route::Bounce { dsn, reason } => (DeliveryStatus::Bounced, dsn, reason),
+                    Route::Discard { dsn, reason } => (DeliveryStatus::Sent, dsn, reason),
+                    Route::Defer { dsn, reason } => (DeliveryStatus::Deferred, dsn, reason),
+                };
+            m.rcpts[i] = RState::Active;
+            self.decided.push(Pending {
+                id,
+                rcpt: i,
+                status,
+                dsn,
+                reason,
+                forward: Vec::new(),
+                remote_mta: None,
+                diagnostic: None,
+                log_here: true,
+            });
+        }
+    }
+
+    fn dispatch_local(&mut self, now: u64) {
+        while let Some(&slot) = self.idle.last() {
+            let Some((id, i)) = self.local_ready.pop_front() else {
+                break;
+            };
+            let Some(m) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            if !due(m, i, now) {
+                continue;
+            }
+            self.idle.pop();
+            m.rcpts[i] = RState::Active;
+            let req = DeliveryRequest {
+                id: id.clone(),
+                sender: m.env.sender.clone(),
+                recipient: m.env.recipients[i].address.clone(),
+                rcpt_index: i,
+                content: m.content.clone(),
+                arrival_us: m.env.arrival_us,
+                active_us: m.active_us,
+            };
+            if let Err(e) = self.slots[slot].try_send(req) {
+                // The slot was idle, so its channel has room; a closed slot
+                // means its task died: put the recipient back.
+                log::warn!("local delivery slot {slot} unavailable: {e}");
+                m.rcpts[i] = RState::Pending { due: now };
+                self.local_ready.push_front((id, i));
+                break;
+            }
+        }
+    }
+
+    fn dispatch_smtp(&mut self, now: u64, table: &Current) {
+        let per_hop = self.cfg.smtp.destination_concurrency_limit.max(1);
+        let per_request = self.cfg.smtp.destination_recipient_limit.max(1);
+        while let Some(&slot) = self.out.idle.last() {
+            let Some((id, i, nexthop)) = self.out.ready.pop_front() else {
+                break;
+            };
+            let Some(m) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            if !due(m, i, now) {
+                continue;
+            }
+            if self.out.in_flight.get(&nexthop).copied().unwrap_or(0) >= per_hop {
+                self.out
+                    .parked
+                    .entry(nexthop)
+                    .or_default()
+                    .push_back((id, i));
+                continue;
+            }
+            // This recipient and the message's others due for the same hop.
+            let mut picked = vec![i];
+            for j in 0..m.rcpts.len() {
+                if picked.len() >= per_request {
+                    break;
+                }
+                if j != i
+                    && due(m, j, now)
+                    && route_with(table, &m.env.recipients[j].address, &self.cfg)
+                        == Route::Smtp(nexthop.clone())
+                {
+                    picked.push(j);
+                }
+            }
+            picked.sort_unstable();
+            for &j in &picked {
+                m.rcpts[j] = RState::Active;
+            }
+            let env = &m.env;
+            let req = SmtpRequest {
+                id: id.clone(),
+                sender: env.sender.clone(),
+                recipients: picked
+                    .iter()
+                    .map(|&j| SmtpRecipient {
+                        rcpt_index: j,
+                        address: env.recipients[j].address.clone(),
+                        orcpt: env.recipients[j].orcpt.clone(),
+                        notify: env.recipients[j].notify.clone(),
+                    })
+                    .collect(),
+                nexthop: nexthop.clone(),
+                content: m.content.clone(),
+                size: env.size,
+                body: env.body,
+                smtputf8: env.smtputf8,
+                ret: env.ret,
+                envid: env.envid.clone(),
+                arrival_us: env.arrival_us,
+                active_us: m.active_us,
+            };
+            self.out.idle.pop();
+            if let Err(e) = self.out.slots[slot].try_send(req) {
+                log::warn!("smtp delivery slot {slot} unavailable: {e}");
+                for &j in &picked {
+                    m.rcpts[j] = RState::Pending { due: now };
+                }
+                self.out.ready.push_front((id, i, nexthop));
+                break;
+            }
+            *self.out.in_flight.entry(nexthop).or_default() += 1;
+        }
+    }
+
+    /// An smtp slot is free again after a request to `nexthop`: let that
+    /// hop's parked recipients in, as many as it has room for.
+    pub(super) fn smtp_returned(&mut self, slot: usize, nexthop: &Nexthop) {
+        self.out.idle.push(slot);
+        let in_flight = match self.out.in_flight.get_mut(nexthop) {
+            Some(n) => {
+                *n = n.saturating_sub(1);
+                *n
+            }
+            None => 0,
+        };
+        if in_flight == 0 {
+            self.out.in_flight.remove(nexthop);
+        }
+        let Some(parked) = self.out.parked.get_mut(nexthop) else {
+            return;
+        };
+        let mut room = self
+            .cfg
+            .smtp
+            .destination_concurrency_limit
+            .max(1)
+            .saturating_sub(in_flight);
+        let now = now_micros();
+        let mut back = Vec::new();
+        while room > 0 {
+            let Some((id, i)) = parked.pop_front() else {
+                break;
+            };
+            if self.messages.get(&id).is_some_and(|m| due(m, i, now)) {
+                back.push((id, i, nexthop.clone()));
+                room -= 1;
+            }
+        }
+        if parked.is_empty() {
+            self.out.parked.remove(nexthop);
+        }
+        for entry in back.into_iter().rev() {
+            self.out.ready.push_front(entry);
+        }
+    }
+
+    /// Drop a message's queued entries everywhere (it was renumbered);
+    /// the caller schedules its recipients again.
+    pub(super) fn forget_queued(&mut self, id: &QueueId) {
+        for list in self.timers.values_mut() {
+            list.retain(|(i, _)| i != id);
+        }
+        self.ready.retain(|(i, _)| i != id);
+        self.local_ready.retain(|(i, _)| i != id);
+        self.out.forget(id);
+    }
+}

@@ -1,0 +1,282 @@
+//! Recording outcomes: the agents' reports and the outcomes qmgr decides
+//! itself become state records (appended before the state changes),
+//! deferrals with back-off, expiry, notifications (DSN) and the removal of
+//! finished messages.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Engine, LOST_RETRY_US, Message, Pending, RState, notify};
+use crate::dsn;
+use crate::ipc::DeliveryStatus;
+use crate::qmgr::agents::{Report, SlotReport};
+use crate::qmgr::state::{Outcome, StateRecord};
+use crate::queue::{QueueId, now_micros};
+
+impl Engine {
+    /// Outcomes decided in `dispatch` without an agent.
+    pub fn take_decided(&mut self) -> Vec<Pending> {
+        std::mem::take(&mut self.decided)
+    }
+
+    /// Record and apply a batch of agent reports and decided outcomes.
+    pub async fn complete(&mut self, reports: Vec<SlotReport>, mut decided: Vec<Pending>) {
+        let now = now_micros();
+        for rep in reports {
+            match rep {
+                SlotReport::Local(Report::Done {
+                    slot,
+                    request,
+                    result,
+                }) => {
+                    self.idle.push(slot);
+                    decided.push(Pending {
+                        id: request.id,
+                        rcpt: request.rcpt_index,
+                        status: result.status,
+                        dsn: result.dsn,
+                        reason: result.reason,
+                        forward: result.forward,
+                        remote_mta: result.remote_mta,
+                        diagnostic: result.diagnostic,
+                        log_here: false,
+                    });
+                }
+                SlotReport::Local(Report::Lost { slot, request, why }) => {
+                    self.idle.push(slot);
+                    log::warn!(
+                        "{}: {why}; delivery to <{}> will be retried",
+                        request.id,
+                        request.recipient
+                    );
+                    if let Some(m) = self.messages.get_mut(&request.id)
+                        && let Some(r) = m.rcpts.get_mut(request.rcpt_index)
+                    {
+                        *r = RState::Pending {
+                            due: now + LOST_RETRY_US,
+                        };
+                    }
+                    self.schedule(&request.id, request.rcpt_index, now + LOST_RETRY_US, now);
+                }
+                SlotReport::Smtp(Report::Done {
+                    slot,
+                    request,
+                    mut result,
+                }) => {
+                    self.smtp_returned(slot, &request.nexthop);
+                    for r in request.recipients {
+                        let found = result
+                            .results
+                            .iter()
+                            .position(|x| x.rcpt_index == r.rcpt_index)
+                            .map(|n| result.results.swap_remove(n));
+                        decided.push(match found {
+                            Some(res) => Pending {
+                                id: request.id.clone(),
+                                rcpt: r.rcpt_index,
+                                status: res.status,
+                                dsn: res.dsn,
+                                reason: res.reason,
+                                forward: Vec::new(),
+                                remote_mta: res.remote_mta,
+                                diagnostic: res.diagnostic,
+                                log_here: false,
+                            },
+                            None => {
+                                smtp_lost(&request.id, r.rcpt_index, "no result for this recipient")
+                            }
+                        });
+                    }
+                }
+                SlotReport::Smtp(Report::Lost { slot, request, why }) => {
+                    self.smtp_returned(slot, &request.nexthop);
+                    log::warn!("{}: {why}", request.id);
+                    for r in request.recipients {
+                        decided.push(smtp_lost(&request.id, r.rcpt_index, &why));
+                    }
+                }
+            }
+        }
+        if decided.is_empty() {
+            return;
+        }
+        // Decide deferrals and expiry, then make the records durable, then
+        // change the state.
+        let min = self.cfg.queue.minimal_backoff.as_micros() as u64;
+        let max = self.cfg.queue.maximal_backoff.as_micros() as u64;
+        let lifetime = self.cfg.queue.maximal_lifetime.as_micros() as u64;
+        let mut records = Vec::new();
+        let mut applied = Vec::new();
+        let mut reportable: BTreeMap<QueueId, Vec<notify::Reportable>> = BTreeMap::new();
+        let mut reasons_now: HashMap<(QueueId, usize), String> = HashMap::new();
+        for mut p in decided {
+            // Forwarding first, durably: the recipient counts as delivered
+            // only once the new message is queued.
+            if p.status == DeliveryStatus::Sent && !p.forward.is_empty() {
+                let addrs = std::mem::take(&mut p.forward);
+                if let Err(e) = self.forward(&p.id, p.rcpt, &addrs).await {
+                    p.status = DeliveryStatus::Deferred;
+                    p.dsn = "4.3.0".into();
+                    p.reason = format!("cannot queue the forwarded message: {e}");
+                    log::warn!(queue_id = p.id.as_str(); "{}: {}", p.id, p.reason);
+                }
+            }
+            let Some(m) = self.messages.get(&p.id) else {
+                continue;
+            };
+            let age = now.saturating_sub(m.env.arrival_us);
+            let rec = match p.status {
+                DeliveryStatus::Sent => (RState::Done, StateRecord::Delivered(outcome(&p, 0))),
+                DeliveryStatus::Bounced => (RState::Bounced, StateRecord::Bounced(outcome(&p, 0))),
+                // Deleted by the administrator meanwhile: nothing more.
+                DeliveryStatus::Deferred if m.deleted => {
+                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
+                }
+                DeliveryStatus::Deferred if age >= lifetime => {
+                    log::info!(
+                        queue_id = p.id.as_str(),
+                        status = "expired";
+                        "{}: from=<{}>, status=expired, returned to sender",
+                        p.id,
+                        m.env.sender
+                    );
+                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
+                }
+                DeliveryStatus::Deferred => {
+                    let due = now + age.clamp(min, max);
+                    (
+                        RState::Pending { due },
+                        StateRecord::Deferred(outcome(&p, due)),
+                    )
+                }
+            };
+            if p.log_here {
+                // The agents log their own deliveries; qmgr logs what it
+                // decided itself.
+                log_decided(&p, m, now);
+            }
+            // What the sender hears of: failures (not deletions), and
+            // deliveries when NOTIFY asked for SUCCESS.
+            let wants_success = m.env.recipients[p.rcpt]
+                .notify
+                .as_deref()
+                .is_some_and(|n| n.to_ascii_uppercase().contains("SUCCESS"));
+            let warn_after = self.cfg.queue.delay_warning_time.as_micros() as u64;
+            let kind = match rec.0 {
+                RState::Bounced if !m.deleted => Some(dsn::ReportKind::Failure),
+                RState::Done if wants_success => Some(dsn::ReportKind::Success),
+                RState::Pending { .. } if warn_after > 0 && age >= warn_after && !m.warned => {
+                    Some(dsn::ReportKind::Delay)
+                }
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                reportable
+                    .entry(p.id.clone())
+                    .or_default()
+                    .push(notify::Reportable {
+                        rcpt: p.rcpt,
+                        kind,
+                        dsn: p.dsn.clone(),
+                        reason: p.reason.clone(),
+                        remote_mta: p.remote_mta.clone(),
+                        diagnostic: p.diagnostic.clone(),
+                    });
+            }
+            if let RState::Pending { .. } = rec.0 {
+                reasons_now.insert((p.id.clone(), p.rcpt), p.reason.clone());
+            }
+            records.push(rec.1);
+            applied.push((p.id, p.rcpt, rec.0));
+        }
+        // Notifications first, durably: a crash after them repeats the
+        // outcome (and at worst the notice), never loses the notice.
+        for (id, outcomes) in reportable {
+            self.notify(&id, outcomes).await;
+        }
+        // Lazy: losing one of these in a crash repeats a delivery at worst;
+        // nothing is deleted on their strength before they are synced
+        // (flush_removals).
+        let ok = self.append_all(records, true).await;
+        if ok.iter().any(|ok| !ok) {
+            log::warn!("state log write failed; outcomes kept in memory only");
+        }
+        for (id, i, st) in applied {
+            let Some(m) = self.messages.get_mut(&id) else {
+                continue;
+            };
+            if let Some(r) = m.rcpts.get_mut(i) {
+                *r = st;
+            }
+            if let (RState::Pending { .. }, Some(reason)) = (st, m.reasons.get_mut(i)) {
+                *reason = reasons_now.remove(&(id.clone(), i));
+            }
+            let finished = m.rcpts.iter().all(|r| r.is_final());
+            if let RState::Pending { due } = st {
+                m.first_deferred_us.get_or_insert(now);
+                self.schedule(&id, i, due, now);
+            }
+            if finished {
+                self.finish(&id);
+            }
+        }
+        if std::mem::take(&mut self.notices_queued) {
+            self.scan_incoming(&mut HashMap::new());
+        }
+    }
+}
+
+fn outcome(p: &Pending, until: u64) -> Outcome {
+    Outcome {
+        id: p.id.clone(),
+        rcpt: p.rcpt,
+        dsn: p.dsn.clone(),
+        reason: p.reason.clone(),
+        until,
+    }
+}
+
+/// A deferral for a recipient of an smtp request that got no answer: the
+/// agent went away (it logs nothing of it, so qmgr does).
+fn smtp_lost(id: &QueueId, rcpt: usize, why: &str) -> Pending {
+    Pending {
+        id: id.clone(),
+        rcpt,
+        status: DeliveryStatus::Deferred,
+        dsn: "4.3.0".into(),
+        reason: format!("smtp delivery agent unavailable: {why}"),
+        forward: Vec::new(),
+        remote_mta: None,
+        diagnostic: None,
+        log_here: true,
+    }
+}
+
+/// Postfix's delivery line for an outcome qmgr decided:
+/// `ID: to=<…>, relay=none, delay=…, delays=a/b/0/0, dsn=…, status=… (…)`.
+fn log_decided(p: &Pending, m: &Message, now: u64) {
+    let status = match p.status {
+        DeliveryStatus::Sent => "sent",
+        DeliveryStatus::Deferred => "deferred",
+        DeliveryStatus::Bounced => "bounced",
+    };
+    let to = m
+        .env
+        .recipients
+        .get(p.rcpt)
+        .map_or("", |r| r.address.as_str());
+    let secs = |us: u64| crate::local::format_delay(us as f64 / 1e6);
+    let arrival = m.env.arrival_us;
+    let active = m.active_us.max(arrival);
+    log::info!(
+        queue_id = p.id.as_str(),
+        recipient = to,
+        status = status;
+        "{}: to=<{to}>, relay=none, delay={}, delays={}/{}/0/0, dsn={}, status={status} ({})",
+        p.id,
+        secs(now.saturating_sub(arrival)),
+        secs(active - arrival),
+        secs(now.saturating_sub(active)),
+        p.dsn,
+        p.reason
+    );
+}

@@ -1,0 +1,353 @@
+//! The engine with a scripted smtp agent on a Unix socket: routing,
+//! grouping per next hop, the per-destination limit, outcomes (Remote-MTA
+//! and Diagnostic-Code in the bounce, the remote reply as the deferral
+//! reason), the transport table's `error:` and `discard:`, and a lost
+//! agent connection.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::BufReader;
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+
+use super::agents::{SlotReport, start_slots};
+use super::engine::Engine;
+use crate::config::Config;
+use crate::ipc::{self, DeliveryResult, DeliveryStatus, SmtpRequest, SmtpResult};
+use crate::queue::log::{LogOptions, LogWriter};
+use crate::queue::message::{MessageContent, encode_message};
+use crate::queue::record::RecordType;
+use crate::queue::{Client, Envelope, IdGenerator, Recipient, SUBDIRS};
+use crate::transport::Transport;
+
+const CONTENT: &[u8] = b"Subject: routed\n\nbody\n";
+
+/// What the scripted agent answers for one recipient; `None`: hang up
+/// without an answer.
+type Script = fn(&str) -> Option<DeliveryResult>;
+
+struct Agent {
+    requests: Arc<Mutex<Vec<SmtpRequest>>>,
+    most_in_flight: Arc<AtomicUsize>,
+}
+
+/// A fake smtp agent on `path`: answers each request after a short
+/// pause, per `script`, and notes the requests and how many were in
+/// flight at most.
+fn agent(path: &std::path::Path, script: Script) -> Agent {
+    let listener = UnixListener::bind(path).unwrap();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let most = Arc::new(AtomicUsize::new(0));
+    let now = Arc::new(AtomicUsize::new(0));
+    let (seen, most_c) = (requests.clone(), most.clone());
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            let (seen, most, now) = (seen.clone(), most_c.clone(), now.clone());
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                while let Ok(Some(req)) = ipc::read_line::<_, SmtpRequest>(&mut r).await {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    seen.lock().unwrap().push(req.clone());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    let results: Option<Vec<_>> = req
+                        .recipients
+                        .iter()
+                        .map(|rc| {
+                            script(&rc.address).map(|mut d| {
+                                d.rcpt_index = rc.rcpt_index;
+                                d
+                            })
+                        })
+                        .collect();
+                    let Some(results) = results else { return };
+                    if ipc::write_line(&mut w, &SmtpResult { results })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Agent {
+        requests,
+        most_in_flight: most,
+    }
+}
+
+fn result(status: DeliveryStatus, dsn: &str, reason: &str) -> DeliveryResult {
+    DeliveryResult {
+        rcpt_index: 0,
+        status,
+        dsn: dsn.into(),
+        reason: reason.into(),
+        forward: vec![],
+        remote_mta: None,
+        diagnostic: None,
+    }
+}
+
+struct Queue {
+    dir: tempfile::TempDir,
+    engine: Engine,
+    reports: mpsc::UnboundedReceiver<SlotReport>,
+    agent: Agent,
+}
+
+/// A queue holding one message from `s@example.org` to `rcpts`, an
+/// engine over it with 4 smtp slots, and the scripted agent.
+async fn queue(rcpts: &[&str], cfg: impl FnOnce(&mut Config), script: Script) -> Queue {
+    let dir = tempfile::tempdir().unwrap();
+    for d in SUBDIRS {
+        std::fs::create_dir(dir.path().join(d)).unwrap();
+    }
+    let mut config = Config::builtin();
+    config.queue.directory = dir.path().to_path_buf();
+    config.server.hostname = "mail.test.example".into();
+    config.local.domains = vec!["mail.test.example".into()];
+    cfg(&mut config);
+    let config = Arc::new(config);
+    let ids = Arc::new(IdGenerator::new('A'));
+    let writer = |sub: &str, prefix: &str, ids: Arc<IdGenerator>| {
+        LogWriter::start(
+            dir.path().join(sub),
+            LogOptions {
+                seal_after_idle: None,
+                ..LogOptions::new(prefix, move || ids.next().to_string())
+            },
+        )
+        .unwrap()
+    };
+    let smtpd = writer("incoming", "S", ids.clone());
+    let env = Envelope {
+        id: ids.next(),
+        arrival_us: crate::queue::now_micros(),
+        sender: "s@example.org".into(),
+        recipients: rcpts
+            .iter()
+            .map(|a| Recipient {
+                address: a.to_string(),
+                orcpt: Some(format!("rfc822;{a}")),
+                notify: None,
+            })
+            .collect(),
+        ret: None,
+        envid: Some("env-1".into()),
+        body: crate::queue::Body::EightBitMime,
+        smtputf8: false,
+        client: Client::default(),
+        message_id: None,
+        size: CONTENT.len() as u64,
+    };
+    let payload = encode_message(&env, MessageContent::Inline(CONTENT)).unwrap();
+    smtpd.append(RecordType::Message, payload).await.unwrap();
+    smtpd.shutdown().await.unwrap();
+
+    let socket = dir.path().join("smtp.sock");
+    let agent = agent(&socket, script);
+    let (tx, reports) = mpsc::unbounded_channel();
+    let slots = start_slots::<SmtpRequest>(4, socket, tx);
+    let mut engine = Engine::new(
+        config,
+        writer("state", "", Arc::new(IdGenerator::new('Q'))),
+        writer("incoming", "B", Arc::new(IdGenerator::new('B'))),
+        Vec::new(),
+        slots,
+    );
+    engine.recover().await.unwrap();
+    Queue {
+        dir,
+        engine,
+        reports,
+        agent,
+    }
+}
+
+impl Queue {
+    /// Run the engine until nothing is in flight or ready.
+    async fn settle(&mut self) {
+        for _ in 0..500 {
+            self.engine.dispatch();
+            let decided = self.engine.take_decided();
+            if !decided.is_empty() {
+                self.engine.complete(Vec::new(), decided).await;
+                continue;
+            }
+            if !self.engine.busy() {
+                return;
+            }
+            if let Ok(Some(r)) =
+                tokio::time::timeout(Duration::from_secs(5), self.reports.recv()).await
+            {
+                self.engine.complete(vec![r], Vec::new()).await;
+            }
+        }
+        panic!("the engine did not settle");
+    }
+
+    /// Everything qmgr queued itself (notifications), as text.
+    fn notices(&self) -> String {
+        let mut all = String::new();
+        for e in std::fs::read_dir(self.dir.path().join("incoming")).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().unwrap().to_string_lossy().starts_with('B') {
+                all += &String::from_utf8_lossy(&std::fs::read(p).unwrap());
+            }
+        }
+        all
+    }
+}
+
+fn by_address(a: &str) -> Option<DeliveryResult> {
+    Some(match a {
+        "b@remote.example" => DeliveryResult {
+            remote_mta: Some("dns; mx.remote.example".into()),
+            diagnostic: Some("smtp; 550 5.1.1 <b@remote.example>: unknown user".into()),
+            ..result(
+                DeliveryStatus::Bounced,
+                "5.1.1",
+                "host mx.remote.example[192.0.2.1] said: 550 5.1.1 <b@remote.example>: unknown user (in reply to RCPT TO command)",
+            )
+        },
+        "c@other.example" => result(
+            DeliveryStatus::Deferred,
+            "4.3.0",
+            "host mx.other.example[192.0.2.2] said: 451 4.3.0 try later (in reply to end of DATA command)",
+        ),
+        _ => result(DeliveryStatus::Sent, "2.0.0", "250 2.0.0 Ok"),
+    })
+}
+
+#[tokio::test]
+async fn recipients_are_grouped_per_next_hop_and_their_outcomes_recorded() {
+    let mut q = queue(
+        &[
+            "a@remote.example",
+            "b@remote.example",
+            "c@other.example",
+            "d@err.example",
+            "e@quiet.example",
+        ],
+        |c| {
+            c.relay.transport.insert(
+                "err.example".into(),
+                Transport::parse("error:5.7.1 no mail for you").unwrap(),
+            );
+            c.relay
+                .transport
+                .insert("quiet.example".into(), Transport::Discard(String::new()));
+        },
+        by_address,
+    )
+    .await;
+    q.settle().await;
+    let requests = q.agent.requests.lock().unwrap().clone();
+    let first: Vec<_> = requests
+        .iter()
+        .filter(|r| r.sender == "s@example.org")
+        .collect();
+    assert_eq!(first.len(), 2, "{requests:#?}");
+    let remote = first
+        .iter()
+        .find(|r| r.nexthop.host == "remote.example")
+        .unwrap();
+    assert!(remote.nexthop.mx && remote.nexthop.port.is_none());
+    let idx: Vec<usize> = remote.recipients.iter().map(|r| r.rcpt_index).collect();
+    assert_eq!(idx, [0, 1]);
+    assert_eq!(
+        remote.recipients[1].orcpt.as_deref(),
+        Some("rfc822;b@remote.example")
+    );
+    assert_eq!(
+        (remote.size, remote.body, remote.envid.as_deref()),
+        (22, crate::queue::Body::EightBitMime, Some("env-1"))
+    );
+    let other = first
+        .iter()
+        .find(|r| r.nexthop.host == "other.example")
+        .unwrap();
+    assert_eq!(other.recipients[0].address, "c@other.example");
+
+    // The deferred recipient waits with the remote reply as its reason.
+    let listing = q.engine.listing();
+    let m = listing
+        .iter()
+        .find(|e| e.sender == "s@example.org")
+        .unwrap();
+    assert_eq!(m.recipients.len(), 1, "{m:?}");
+    assert_eq!(m.recipients[0].address, "c@other.example");
+    assert_eq!(
+        m.recipients[0].delay_reason.as_deref(),
+        Some(
+            "host mx.other.example[192.0.2.2] said: 451 4.3.0 try later (in reply to end of DATA command)"
+        )
+    );
+
+    // The bounces: the remote reply, and the transport table's text.
+    let notices = q.notices();
+    assert!(
+        notices.contains("Remote-MTA: dns; mx.remote.example"),
+        "{notices}"
+    );
+    assert!(
+        notices.contains("Diagnostic-Code: smtp; 550 5.1.1 <b@remote.example>: unknown user"),
+        "{notices}"
+    );
+    assert!(notices.contains("Status: 5.7.1"), "{notices}");
+    assert!(
+        notices.contains("Diagnostic-Code: X-Postern; no mail for you"),
+        "{notices}"
+    );
+    // Neither a (a sent) nor e (discarded) is reported.
+    assert!(!notices.contains("Final-Recipient: rfc822; a@remote.example"));
+    assert!(!notices.contains("Final-Recipient: rfc822; e@quiet.example"));
+}
+
+#[tokio::test]
+async fn at_most_the_destination_limits_per_request_and_in_flight() {
+    let rcpts: Vec<String> = (0..6).map(|i| format!("u{i}@remote.example")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let mut q = queue(
+        &rcpts,
+        |c| {
+            c.smtp.destination_recipient_limit = 2;
+            c.smtp.destination_concurrency_limit = 1;
+        },
+        |_| Some(result(DeliveryStatus::Sent, "2.0.0", "250 2.0.0 Ok")),
+    )
+    .await;
+    q.settle().await;
+    let requests = q.agent.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    assert!(requests.iter().all(|r| r.recipients.len() == 2));
+    assert_eq!(q.agent.most_in_flight.load(Ordering::SeqCst), 1);
+    assert_eq!(q.engine.status().messages, 0);
+}
+
+#[tokio::test]
+async fn a_lost_agent_connection_defers_and_keeps_the_recipients() {
+    let mut q = queue(&["a@remote.example", "b@remote.example"], |_| {}, |_| None).await;
+    q.settle().await;
+    let listing = q.engine.listing();
+    assert_eq!(listing.len(), 1);
+    let reasons: Vec<_> = listing[0]
+        .recipients
+        .iter()
+        .map(|r| r.delay_reason.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.starts_with("smtp delivery agent unavailable: lost connection with smtp")),
+        "{reasons:?}"
+    );
+    assert_eq!(q.engine.status().deferred, 2);
+}
