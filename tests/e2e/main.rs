@@ -9,6 +9,7 @@ mod config;
 mod forward;
 mod journal;
 mod notify;
+mod outbound;
 mod queue;
 mod routing;
 mod sandbox;
