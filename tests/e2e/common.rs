@@ -92,6 +92,16 @@ impl Postern {
                 "[local]\nmailbox = \"{d}/mail/$user/Maildir/\"\ndomains = [\"$hostname\", \"localhost\"]\nalias_files = [\"{d}/aliases\"]\n\n"
             );
         }
+        if !has("relay") {
+            // Mail for remote.example is deferred at once (nothing listens
+            // on port 1), as the queue tests need.
+            text += "[relay]\ntransport = { \"remote.example\" = \"smtp:[127.0.0.1]:1\" }\n\n";
+        }
+        if !has("smtp") {
+            // No test asks the machine's resolver: a DNS server that is not
+            // there answers nothing, at once.
+            text += "[smtp]\ndns_servers = [\"127.0.0.1:1\"]\n\n";
+        }
         text += &format!("[smtpd]\n{}\n\n", smtpd.join("\n"));
         // Tables given by the test may say {dir} for the test directory.
         text += &tables.replace("{dir}", &d.to_string());

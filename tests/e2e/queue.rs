@@ -285,7 +285,7 @@ fn mailq_lists_the_queue() {
     assert!(
         lines[2]
             .trim_start()
-            .starts_with("(delivery to other domains"),
+            .starts_with("(connect to 127.0.0.1[127.0.0.1]:1: Connection refused)"),
         "{text}"
     );
     assert_eq!(lines[3], format!("{:47}far@remote.example", ""));
