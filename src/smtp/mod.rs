@@ -78,9 +78,10 @@
 //! postern user can connect) but still refuses a content path outside the
 //! queue, and never puts a control character of an address into a command.
 //! It trusts nothing the remote server says: replies are parsed by a
-//! bounded sans-IO parser (`reply`: lines cut at 512 bytes, at most 100
-//! lines, refused after 4096 bytes without a line end, control characters
-//! and invalid UTF-8 replaced), every read and write has its stage's
+//! bounded sans-IO parser (`reply`: lines cut at 512 bytes, a line of
+//! more than 4096 bytes or a reply of more than 100 lines refused, so a
+//! reply never takes more than about 400 KiB; control characters and
+//! invalid UTF-8 replaced), every read and write has its stage's
 //! timeout, data that arrives after a STARTTLS reply ends the session, and
 //! a server's certificate is trusted only at `verify`.
 //!

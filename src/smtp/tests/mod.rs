@@ -1,8 +1,10 @@
 //! The agent against scripted SMTP servers on loopback (`server`):
-//! deliveries (`delivery`), hosts and connection reuse (`hosts`),
+//! deliveries (`delivery`), hosts and connection reuse (`hosts`), the
+//! resolver against a DNS server of its own (`dns`),
 //! STARTTLS (`starttls`), and the qmgr socket (`socket`).
 
 mod delivery;
+mod dns;
 mod hosts;
 mod server;
 mod socket;
