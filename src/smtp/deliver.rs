@@ -303,7 +303,7 @@ fn log_line(
     format!(
         "{}: to=<{}>, relay={}, {conn_use}delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})",
         request.id,
-        r.address,
+        r.address.replace(char::is_control, "?"),
         t.relay.as_deref().unwrap_or("none"),
         span(request.arrival_us, t.end_us),
         span(request.arrival_us, request.active_us),

@@ -383,3 +383,51 @@ async fn missing_content_defers() {
     assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.3.0"));
     assert_eq!(server.accepts(), 0);
 }
+
+#[tokio::test]
+async fn a_recipient_with_a_line_break_is_never_sent() {
+    let server = start(Script::default()).await;
+    let s = setup(|_| {});
+    let r = request(
+        s.queue.path(),
+        server.addr.port(),
+        &[
+            "evil@x.example>\r\nRCPT TO:<other@y.example",
+            "good@x.example",
+        ],
+        MESSAGE,
+    );
+    let results = deliver(&s, &r).await;
+    assert_eq!(
+        (results[0].status, results[0].dsn.as_str()),
+        (Bounced, "5.1.3")
+    );
+    assert_eq!(results[1].status, Sent);
+    assert!(!server.commands().iter().any(|c| c.contains("other@")));
+}
+
+#[tokio::test]
+async fn a_multi_line_refusal_is_quoted_on_one_line() {
+    let server = start(Script {
+        rcpt: vec![(
+            "bob@".into(),
+            "550-5.7.1 Our policy\r\n550-5.7.1 says no\r\n550 5.7.1 see https://x.example".into(),
+        )],
+        ..Script::default()
+    })
+    .await;
+    let s = setup(|_| {});
+    let r = request(
+        s.queue.path(),
+        server.addr.port(),
+        &["bob@x.example"],
+        MESSAGE,
+    );
+    let res = &deliver(&s, &r).await[0];
+    assert_eq!((res.status, res.dsn.as_str()), (Bounced, "5.7.1"));
+    assert_eq!(
+        res.reason,
+        "host 127.0.0.1[127.0.0.1] said: 550-5.7.1 Our policy 550-5.7.1 says no \
+         550 5.7.1 see https://x.example (in reply to RCPT TO command)"
+    );
+}
