@@ -60,19 +60,15 @@ async fn plain_delivery_is_byte_exact_and_pipelined() {
 
 #[tokio::test]
 async fn one_command_at_a_time_without_pipelining() {
-    let server = start(Script {
-        ehlo: Some(vec!["8BITMIME".into()]),
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        Script {
+            ehlo: Some(vec!["8BITMIME".into()]),
+            ..Script::default()
+        },
+        |_| {},
         &["a@x.example", "b@x.example"],
-        MESSAGE,
-    );
-    let results = deliver(&s, &r).await;
+    )
+    .await;
     assert!(results.iter().all(|r| r.status == Sent));
     assert_eq!(server.pipelined(), 0);
     // Neither SIZE nor DSN parameters where they are not offered.
@@ -89,19 +85,16 @@ async fn one_command_at_a_time_without_pipelining() {
 
 #[tokio::test]
 async fn helo_when_ehlo_is_unknown() {
-    let server = start(Script {
-        ehlo: None,
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        Script {
+            ehlo: None,
+            ..Script::default()
+        },
+        |_| {},
         &["b@x.example"],
-        MESSAGE,
-    );
-    assert_eq!(deliver(&s, &r).await[0].status, Sent);
+    )
+    .await;
+    assert_eq!(results[0].status, Sent);
     assert_eq!(
         server.commands()[..2],
         ["EHLO client.test", "HELO client.test"]
@@ -116,23 +109,19 @@ async fn one_of_two_recipients_refused() {
         } else {
             vec![]
         };
-        let server = start(Script {
-            ehlo: Some(ehlo),
-            rcpt: vec![(
-                "nobody@".into(),
-                "550 5.1.1 <nobody@x.example>: Recipient address rejected".into(),
-            )],
-            ..Script::default()
-        })
-        .await;
-        let s = setup(|_| {});
-        let r = request(
-            s.queue.path(),
-            server.addr.port(),
+        let (server, results) = exchange(
+            Script {
+                ehlo: Some(ehlo),
+                rcpt: vec![(
+                    "nobody@".into(),
+                    "550 5.1.1 <nobody@x.example>: Recipient address rejected".into(),
+                )],
+                ..Script::default()
+            },
+            |_| {},
             &["bob@x.example", "nobody@x.example"],
-            MESSAGE,
-        );
-        let results = deliver(&s, &r).await;
+        )
+        .await;
         assert_eq!(results[0].status, Sent);
         let bad = &results[1];
         assert_eq!((bad.status, bad.dsn.as_str()), (Bounced, "5.1.1"));
@@ -157,20 +146,17 @@ async fn a_451_on_rcpt_defers_without_data() {
         } else {
             vec![]
         };
-        let server = start(Script {
-            ehlo: Some(ehlo),
-            rcpt: vec![("bob@".into(), "451 4.7.1 Greylisted, try again".into())],
-            ..Script::default()
-        })
-        .await;
-        let s = setup(|_| {});
-        let r = request(
-            s.queue.path(),
-            server.addr.port(),
+        let (server, results) = exchange(
+            Script {
+                ehlo: Some(ehlo),
+                rcpt: vec![("bob@".into(), "451 4.7.1 Greylisted, try again".into())],
+                ..Script::default()
+            },
+            |_| {},
             &["bob@x.example"],
-            MESSAGE,
-        );
-        let res = &deliver(&s, &r).await[0];
+        )
+        .await;
+        let res = &results[0];
         assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.7.1"));
         assert_eq!(
             res.reason,
@@ -184,19 +170,16 @@ async fn a_451_on_rcpt_defers_without_data() {
 
 #[tokio::test]
 async fn refused_mail_from_decides_for_all() {
-    let server = start(Script {
-        mail: "553 5.7.1 <alice@example.org>: Sender address rejected".into(),
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (_server, results) = exchange(
+        Script {
+            mail: "553 5.7.1 <alice@example.org>: Sender address rejected".into(),
+            ..Script::default()
+        },
+        |_| {},
         &["a@x.example", "b@x.example"],
-        MESSAGE,
-    );
-    for res in deliver(&s, &r).await {
+    )
+    .await;
+    for res in results {
         assert_eq!((res.status, res.dsn.as_str()), (Bounced, "5.7.1"));
         assert!(
             res.reason.ends_with("(in reply to MAIL FROM command)"),
@@ -208,19 +191,16 @@ async fn refused_mail_from_decides_for_all() {
 
 #[tokio::test]
 async fn a_552_at_the_end_of_data_bounces() {
-    let server = start(Script {
-        dot: "552 5.3.4 Message size exceeds fixed limit".into(),
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (_server, results) = exchange(
+        Script {
+            dot: "552 5.3.4 Message size exceeds fixed limit".into(),
+            ..Script::default()
+        },
+        |_| {},
         &["a@x.example", "b@x.example"],
-        MESSAGE,
-    );
-    for res in deliver(&s, &r).await {
+    )
+    .await;
+    for res in results {
         assert_eq!((res.status, res.dsn.as_str()), (Bounced, "5.3.4"));
         assert_eq!(
             res.reason,
@@ -232,19 +212,16 @@ async fn a_552_at_the_end_of_data_bounces() {
 
 #[tokio::test]
 async fn too_large_for_the_server_is_not_sent() {
-    let server = start(Script {
-        ehlo: Some(vec!["PIPELINING".into(), "SIZE 20".into()]),
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        Script {
+            ehlo: Some(vec!["PIPELINING".into(), "SIZE 20".into()]),
+            ..Script::default()
+        },
+        |_| {},
         &["b@x.example"],
-        MESSAGE,
-    );
-    let res = &deliver(&s, &r).await[0];
+    )
+    .await;
+    let res = &results[0];
     assert_eq!((res.status, res.dsn.as_str()), (Bounced, "5.3.4"));
     assert_eq!(
         res.reason,
@@ -298,19 +275,16 @@ async fn smtputf8_needed_but_not_offered_bounces() {
 
 #[tokio::test]
 async fn a_server_that_never_answers_times_out() {
-    let server = start(Script {
-        greeting: None,
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|c| c.smtp.helo_timeout = Duration::from_millis(300));
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (_server, results) = exchange(
+        Script {
+            greeting: None,
+            ..Script::default()
+        },
+        |c| c.smtp.helo_timeout = Duration::from_millis(300),
         &["b@x.example"],
-        MESSAGE,
-    );
-    let res = &deliver(&s, &r).await[0];
+    )
+    .await;
+    let res = &results[0];
     assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.4.2"));
     assert_eq!(
         res.reason,
@@ -320,19 +294,16 @@ async fn a_server_that_never_answers_times_out() {
 
 #[tokio::test]
 async fn a_timeout_after_the_data_defers() {
-    let server = start(Script {
-        hang_at: Some("."),
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|c| c.smtp.data_done_timeout = Duration::from_millis(300));
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        Script {
+            hang_at: Some("."),
+            ..Script::default()
+        },
+        |c| c.smtp.data_done_timeout = Duration::from_millis(300),
         &["a@x.example", "b@x.example"],
-        MESSAGE,
-    );
-    for res in deliver(&s, &r).await {
+    )
+    .await;
+    for res in results {
         assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.4.2"));
         assert_eq!(
             res.reason,
@@ -345,19 +316,16 @@ async fn a_timeout_after_the_data_defers() {
 
 #[tokio::test]
 async fn a_5xx_greeting_defers() {
-    let server = start(Script {
-        greeting: Some("554 5.7.1 go away".into()),
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (_server, results) = exchange(
+        Script {
+            greeting: Some("554 5.7.1 go away".into()),
+            ..Script::default()
+        },
+        |_| {},
         &["b@x.example"],
-        MESSAGE,
-    );
-    let res = &deliver(&s, &r).await[0];
+    )
+    .await;
+    let res = &results[0];
     assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.7.1"));
     assert_eq!(
         res.reason,
@@ -386,18 +354,15 @@ async fn missing_content_defers() {
 
 #[tokio::test]
 async fn a_recipient_with_a_line_break_is_never_sent() {
-    let server = start(Script::default()).await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        Script::default(),
+        |_| {},
         &[
             "evil@x.example>\r\nRCPT TO:<other@y.example",
             "good@x.example",
         ],
-        MESSAGE,
-    );
-    let results = deliver(&s, &r).await;
+    )
+    .await;
     assert_eq!(
         (results[0].status, results[0].dsn.as_str()),
         (Bounced, "5.1.3")
@@ -408,22 +373,20 @@ async fn a_recipient_with_a_line_break_is_never_sent() {
 
 #[tokio::test]
 async fn a_multi_line_refusal_is_quoted_on_one_line() {
-    let server = start(Script {
-        rcpt: vec![(
-            "bob@".into(),
-            "550-5.7.1 Our policy\r\n550-5.7.1 says no\r\n550 5.7.1 see https://x.example".into(),
-        )],
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|_| {});
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (_server, results) = exchange(
+        Script {
+            rcpt: vec![(
+                "bob@".into(),
+                "550-5.7.1 Our policy\r\n550-5.7.1 says no\r\n550 5.7.1 see https://x.example"
+                    .into(),
+            )],
+            ..Script::default()
+        },
+        |_| {},
         &["bob@x.example"],
-        MESSAGE,
-    );
-    let res = &deliver(&s, &r).await[0];
+    )
+    .await;
+    let res = &results[0];
     assert_eq!((res.status, res.dsn.as_str()), (Bounced, "5.7.1"));
     assert_eq!(
         res.reason,

@@ -102,3 +102,17 @@ pub async fn deliver(s: &Setup, r: &SmtpRequest) -> Vec<DeliveryResult> {
     }
     result.results
 }
+
+/// Start a server with `script`, deliver `MESSAGE` to `recipients`
+/// through it under a tweaked test configuration.
+pub async fn exchange(
+    script: server::Script,
+    tweak: impl FnOnce(&mut Config),
+    recipients: &[&str],
+) -> (server::Server, Vec<DeliveryResult>) {
+    let server = server::start(script).await;
+    let s = setup(tweak);
+    let r = request(s.queue.path(), server.addr.port(), recipients, MESSAGE);
+    let results = deliver(&s, &r).await;
+    (server, results)
+}

@@ -48,15 +48,13 @@ fn tls_script(acceptor: tokio_rustls::TlsAcceptor) -> Script {
 #[tokio::test]
 async fn may_encrypts_with_a_self_signed_certificate() {
     let (acceptor, _) = acceptor("mx.test", false);
-    let server = start(tls_script(acceptor)).await;
-    let s = setup(|c| c.tls.outbound = TlsLevel::May);
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        tls_script(acceptor),
+        |c| c.tls.outbound = TlsLevel::May,
         &["b@x.example"],
-        MESSAGE,
-    );
-    assert_eq!(deliver(&s, &r).await[0].status, Sent);
+    )
+    .await;
+    assert_eq!(results[0].status, Sent);
     let commands = server.commands();
     assert_eq!(
         commands[..3],
@@ -69,15 +67,13 @@ async fn may_encrypts_with_a_self_signed_certificate() {
 #[tokio::test]
 async fn verify_defers_a_self_signed_certificate() {
     let (acceptor, _) = acceptor("mx.test", false);
-    let server = start(tls_script(acceptor)).await;
-    let s = setup(|c| c.tls.outbound = TlsLevel::Verify);
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        tls_script(acceptor),
+        |c| c.tls.outbound = TlsLevel::Verify,
         &["b@x.example"],
-        MESSAGE,
-    );
-    let res = &deliver(&s, &r).await[0];
+    )
+    .await;
+    let res = &results[0];
     assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.7.5"));
     assert_eq!(res.reason, "Server certificate not trusted");
     assert!(server.messages().is_empty());
@@ -130,15 +126,13 @@ async fn verify_accepts_a_certificate_from_ca_file_for_the_host_name() {
 
 #[tokio::test]
 async fn encrypt_defers_when_starttls_is_not_offered() {
-    let server = start(Script::default()).await;
-    let s = setup(|c| c.tls.outbound = TlsLevel::Encrypt);
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        Script::default(),
+        |c| c.tls.outbound = TlsLevel::Encrypt,
         &["b@x.example"],
-        MESSAGE,
-    );
-    let res = &deliver(&s, &r).await[0];
+    )
+    .await;
+    let res = &results[0];
     assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.7.4"));
     assert_eq!(
         res.reason,
@@ -150,15 +144,13 @@ async fn encrypt_defers_when_starttls_is_not_offered() {
 #[tokio::test]
 async fn encrypt_accepts_any_certificate() {
     let (acceptor, _) = acceptor("somewhere.else", false);
-    let server = start(tls_script(acceptor)).await;
-    let s = setup(|c| c.tls.outbound = TlsLevel::Encrypt);
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        tls_script(acceptor),
+        |c| c.tls.outbound = TlsLevel::Encrypt,
         &["b@x.example"],
-        MESSAGE,
-    );
-    assert_eq!(deliver(&s, &r).await[0].status, Sent);
+    )
+    .await;
+    assert_eq!(results[0].status, Sent);
     assert_eq!(
         server
             .record
@@ -170,19 +162,16 @@ async fn encrypt_accepts_any_certificate() {
 
 #[tokio::test]
 async fn may_retries_in_plain_text_after_a_failed_handshake() {
-    let server = start(Script {
-        broken_tls: true,
-        ..Script::default()
-    })
-    .await;
-    let s = setup(|c| c.tls.outbound = TlsLevel::May);
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        Script {
+            broken_tls: true,
+            ..Script::default()
+        },
+        |c| c.tls.outbound = TlsLevel::May,
         &["b@x.example"],
-        MESSAGE,
-    );
-    let res = &deliver(&s, &r).await[0];
+    )
+    .await;
+    let res = &results[0];
     assert_eq!(res.status, Sent, "{res:?}");
     assert_eq!(server.accepts(), 2);
     // The second session did not ask for TLS again.
@@ -199,14 +188,12 @@ async fn may_retries_in_plain_text_after_a_failed_handshake() {
 #[tokio::test]
 async fn none_never_starts_tls() {
     let (acceptor, _) = acceptor("mx.test", false);
-    let server = start(tls_script(acceptor)).await;
-    let s = setup(|c| c.tls.outbound = TlsLevel::None);
-    let r = request(
-        s.queue.path(),
-        server.addr.port(),
+    let (server, results) = exchange(
+        tls_script(acceptor),
+        |c| c.tls.outbound = TlsLevel::None,
         &["b@x.example"],
-        MESSAGE,
-    );
-    assert_eq!(deliver(&s, &r).await[0].status, Sent);
+    )
+    .await;
+    assert_eq!(results[0].status, Sent);
     assert!(!server.commands().iter().any(|c| c == "STARTTLS"));
 }
