@@ -1,49 +1,311 @@
 //! `postern daemon smtp`: the SMTP delivery agent (Postfix smtp(8)).
 //!
-//! Under construction (issue 7): it answers every request with a
-//! deferral, so mail for other domains waits in the queue as before.
+//! # What it does
+//!
+//! Delivers mail to other hosts. qmgr sends one
+//! [`SmtpRequest`](crate::ipc::SmtpRequest) per message and next hop (the
+//! relay host, a transport table's `smtp:[host]:port`, or the recipients'
+//! domain for MX delivery), with the recipients that go there; `smtp`
+//! answers one [`SmtpResult`](crate::ipc::SmtpResult), one result per
+//! recipient:
+//!
+//! 1. a delivery slot for the next hop: at most
+//!    `smtp.destination_concurrency_limit` at once (`pool`);
+//! 2. an idle session to the same next hop, kept from an earlier message
+//!    for `smtp.connection_cache_time`, is used again after an RSET (a
+//!    stale one is simply replaced, without counting as a failure);
+//! 3. else the next hop's hosts (`dns`): `[host]` and address literals
+//!    without MX lookup, `host` by its MX records (preference order,
+//!    random among equals; no MX: the host's own addresses; a null MX
+//!    bounces `5.1.10`; an MX naming `server.hostname` and those after it
+//!    are dropped, `5.4.6 mail for DOMAIN loops back to myself` if none is
+//!    left); NXDOMAIN bounces `5.4.4`, a temporary DNS failure defers
+//!    `4.4.3`, with Postfix's texts (`Host or domain name not found. Name
+//!    service error for name=... type=MX: Host not found, try again`);
+//! 4. each address in turn (`client`): connect (from `smtp.bind_address`),
+//!    greeting, EHLO (HELO when EHLO is refused), STARTTLS at
+//!    `tls.outbound` (`tls`), EHLO again; a failure there leaves the
+//!    recipients for the next address: `connect to HOST[IP]:PORT:
+//!    Connection refused` (4.4.1), `host HOST[IP] refused to talk to me:
+//!    REPLY` (a 5xx greeting only defers, as Postfix's
+//!    `smtp_skip_5xx_greeting`), `conversation with HOST[IP] timed out
+//!    while receiving the initial server greeting` (4.4.2);
+//! 5. the transaction (`transaction`): MAIL FROM with SIZE, BODY=8BITMIME,
+//!    SMTPUTF8, RET and ENVID as the server supports them, RCPT TO with
+//!    NOTIFY and ORCPT, DATA, the content in wire form (`content`: CRLF,
+//!    dot-stuffed), all pipelined when the server offers PIPELINING. A
+//!    message above the server's SIZE bounces `5.3.4` unsent; one that
+//!    needs SMTPUTF8 (an address is not ASCII) bounces `5.6.7` where it is
+//!    not offered. Each recipient gets its own outcome: `2xx` to the end
+//!    of the data sent, `5xx` bounced, `4xx` deferred — and a deferred
+//!    recipient is tried at the next host, as in Postfix, until the last
+//!    one (at most 5 addresses and 2 sessions per delivery).
+//!
+//! Remote replies are quoted in the reason (`host HOST[IP] said: 550 5.1.1
+//! <b@x>: unknown user (in reply to RCPT TO command)`), in
+//! `DeliveryResult::remote_mta` (`dns; HOST`) and `diagnostic` (`smtp;
+//! REPLY`) for the DSN, and in the log line, Postfix's shape:
+//! `ID: to=<rcpt>, relay=host[ip]:port, [conn_use=N, ]delay=1.2,
+//! delays=a/b/c/d, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as X)`
+//! (`relay=none` when no session was made).
+//!
+//! TLS levels (`tls.outbound`, Postfix `smtp_tls_security_level`): `none`;
+//! `may` (STARTTLS when offered, any certificate; a failed handshake is
+//! retried once in plain text); `encrypt` (STARTTLS required, any
+//! certificate: `4.7.4 TLS is required, but was not offered by host
+//! HOST[IP]`); `verify` (required and verified against `tls.ca_file` or the
+//! system's roots, for the next hop's host or the MX host's name:
+//! `4.7.5 Server certificate not trusted` / `not verified`).
+//!
+//! # Inputs and outputs
+//!
+//! * In: connections on the `smtp-client` socket (0600, the postern
+//!   user's: only qmgr), one JSON request a line. Requests are worked on
+//!   concurrently (on one connection and across connections); the results
+//!   on one connection come back in the order of the requests. The content
+//!   is read from the queue, read-only, in chunks, where the request says.
+//! * Out: SMTP over TCP to other hosts; results to qmgr; log lines
+//!   (`postern/smtp`) with the journal fields `QUEUE_ID`, `RECIPIENT`,
+//!   `STATUS`.
+//!
+//! # Security
+//!
+//! `smtp` runs as the postern user with no capabilities. Its Landlock room
+//! (see [`crate::sandbox`]) lets it read system files (`/etc`, so
+//! /etc/resolv.conf and /etc/ssl/certs, and the certificates under
+//! /usr/share/ca-certificates), its configuration and the queue, write
+//! nothing, and connect out over TCP. It trusts qmgr's requests (only the
+//! postern user can connect) but still refuses a content path outside the
+//! queue, and never puts a control character of an address into a command.
+//! It trusts nothing the remote server says: replies are parsed by a
+//! bounded sans-IO parser (`reply`: lines cut at 512 bytes, a line of
+//! more than 4096 bytes or a reply of more than 100 lines refused, so a
+//! reply never takes more than about 400 KiB; control characters and
+//! invalid UTF-8 replaced), every read and write has its stage's
+//! timeout, data that arrives after a STARTTLS reply ends the session, and
+//! a server's certificate is trusted only at `verify`.
+//!
+//! # Specifications
+//!
+//! RFC 5321 (SMTP, MX handling), RFC 2920 (PIPELINING), RFC 3207
+//! (STARTTLS), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8),
+//! RFC 3461 (DSN parameters), RFC 3463 / RFC 2034 (enhanced status codes),
+//! RFC 7505 (null MX); Postfix smtp(8) for texts, limits and log lines.
+//!
+//! # Service manager and reload
+//!
+//! `READY=1` once the socket is served, `STATUS=smtp: N deliveries in
+//! progress`, `STOPPING=1` on SIGTERM (see [`crate::notify`]). SIGHUP
+//! reloads the configuration in place: requests that arrive afterwards use
+//! the new one (a new resolver, TLS settings and connection cache);
+//! deliveries in progress finish with theirs.
+//!
+//! # Configuration
+//!
+//! * `smtp.port` (the `smtp` service, 25), `smtp.dns_servers`,
+//!   `smtp.helo_name` (`smtp_helo_name`), `smtp.bind_address`
+//!   (`smtp_bind_address`)
+//! * `smtp.connect_timeout`, `smtp.helo_timeout`, `smtp.starttls_timeout`,
+//!   `smtp.mail_timeout`, `smtp.rcpt_timeout`, `smtp.data_init_timeout`,
+//!   `smtp.data_xfer_timeout`, `smtp.data_done_timeout`,
+//!   `smtp.quit_timeout` (Postfix's `smtp_*_timeout`)
+//! * `smtp.destination_concurrency_limit`,
+//!   `smtp.destination_recipient_limit` (a larger request is sent as
+//!   several transactions), `smtp.connection_cache_time`
+//! * `tls.outbound`, `tls.ca_file`
+//! * `server.hostname` (`myhostname`: the MX loop check)
+//! * `queue.directory`: where the content lies
+//! * fixed, Postfix's defaults: `smtp_skip_5xx_greeting = yes`,
+//!   `smtp_skip_quit_response = yes`, `smtp_mx_address_limit = 5`,
+//!   `smtp_mx_session_limit = 2`, `smtp_rset_timeout = 20s`
+//!
+//! Not done: SASL authentication, DANE, the EHLO loop check (a server that
+//! greets with our own name), `relayed` DSNs for servers without DSN.
 
-use std::sync::Arc;
+mod client;
+mod content;
+mod deliver;
+mod dns;
+mod outcome;
+mod pool;
+pub mod reply;
+mod tls;
+mod transaction;
 
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
 use tokio::io::BufReader;
-use tokio::net::UnixListener;
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
-use crate::ipc::{DeliveryResult, DeliveryStatus, SmtpRequest, SmtpResult, read_line, write_line};
-use crate::notify::reload::Reload;
+use crate::ipc::{self, DeliveryStatus, SmtpRequest, SmtpResult};
+use crate::notify::{self, reload::Reload};
 
-/// Serve qmgr's requests on the `smtp-client` socket.
+pub use deliver::Agent;
+
+/// Requests in flight on one qmgr connection, at most; more wait to be
+/// read.
+const IN_FLIGHT_PER_CONNECTION: usize = 256;
+
+/// Serve qmgr's requests on the `smtp-client` socket until SIGTERM;
+/// SIGHUP reloads the configuration for new requests.
 pub async fn run(
-    _config: Arc<Config>,
+    config: Arc<Config>,
     listener: std::os::unix::net::UnixListener,
-    _reload: Reload,
+    reload: Reload,
 ) -> anyhow::Result<()> {
-    listener.set_nonblocking(true)?;
-    let listener = UnixListener::from_std(listener)?;
-    crate::notify::ready();
-    loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            let (r, mut w) = stream.into_split();
-            let mut r = BufReader::new(r);
-            while let Ok(Some(req)) = read_line::<_, SmtpRequest>(&mut r).await {
-                let results = req
-                    .recipients
-                    .iter()
-                    .map(|rc| DeliveryResult {
-                        rcpt_index: rc.rcpt_index,
-                        status: DeliveryStatus::Deferred,
-                        dsn: "4.3.0".into(),
-                        reason: "delivery to other domains is not available yet".into(),
-                        forward: Vec::new(),
-                        remote_mta: None,
-                        diagnostic: None,
-                    })
-                    .collect();
-                if write_line(&mut w, &SmtpResult { results }).await.is_err() {
-                    break;
-                }
-            }
-        });
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = serve(config, listener, Some(reload)) => r,
+        _ = term.recv() => {
+            notify::stopping();
+            log::info!("terminating on signal");
+            Ok(())
+        }
     }
 }
+
+/// [`run`] without signals (tests): serve `listener`, reloading on
+/// SIGHUP when `reload` is given.
+pub async fn serve(
+    config: Arc<Config>,
+    listener: std::os::unix::net::UnixListener,
+    mut reload: Option<Reload>,
+) -> anyhow::Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("smtp-client socket")?;
+    let listener = tokio::net::UnixListener::from_std(listener).context("smtp-client socket")?;
+    let live = Arc::new(Live::new(Agent::new(config)));
+    notify::spawn_status(live.in_progress.subscribe(), |n| {
+        format!(
+            "smtp: {n} deliver{} in progress",
+            if *n == 1 { "y" } else { "ies" }
+        )
+    });
+    notify::ready();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(live.clone().serve_connection(stream));
+                }
+                Err(e) => {
+                    log::warn!("accept on the smtp-client socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = hangup(&mut reload) => {
+                let running = live.agent();
+                if let Some(new) = reload.as_ref().and_then(|r| r.load(running.config())) {
+                    live.replace(Agent::new(Arc::new(new)));
+                }
+                notify::ready();
+            }
+        }
+    }
+}
+
+/// The next SIGHUP when there is a [`Reload`]; forever pending without.
+async fn hangup(reload: &mut Option<Reload>) {
+    match reload {
+        Some(r) => r.requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The agent in effect, replaced on reload.
+struct Live {
+    agent: RwLock<Arc<Agent>>,
+    in_progress: watch::Sender<usize>,
+}
+
+impl Live {
+    fn new(agent: Agent) -> Live {
+        Live {
+            agent: RwLock::new(Arc::new(agent)),
+            in_progress: watch::Sender::new(0),
+        }
+    }
+
+    fn agent(&self) -> Arc<Agent> {
+        self.agent.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn replace(&self, agent: Agent) {
+        *self.agent.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(agent);
+    }
+
+    /// Read requests and start each at once; answer them in order. A
+    /// malformed line ends the reading (the requests before it are still
+    /// answered).
+    async fn serve_connection(self: Arc<Self>, stream: UnixStream) {
+        let (read, mut write) = stream.into_split();
+        let (queue, mut answers) = mpsc::channel(IN_FLIGHT_PER_CONNECTION);
+        let reader = async move {
+            let mut read = BufReader::new(read);
+            loop {
+                let request: SmtpRequest = match ipc::read_line(&mut read).await {
+                    Ok(Some(request)) => request,
+                    Ok(None) => return,
+                    Err(e) => {
+                        log::warn!("bad delivery request, closing the connection: {e}");
+                        return;
+                    }
+                };
+                let fallback = internal_error(&request);
+                let agent = self.agent();
+                let live = self.clone();
+                live.in_progress.send_modify(|n| *n += 1);
+                let task = tokio::spawn(async move {
+                    let result = agent.deliver(&request).await;
+                    live.in_progress.send_modify(|n| *n = n.saturating_sub(1));
+                    result
+                });
+                if queue.send((fallback, task)).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let writer = async move {
+            while let Some((fallback, task)) = answers.recv().await {
+                let result = match task.await {
+                    Ok(result) => result,
+                    Err(e) => {
+                        log::error!("a delivery failed: {e}");
+                        fallback
+                    }
+                };
+                if let Err(e) = ipc::write_line(&mut write, &result).await {
+                    log::warn!("cannot send a delivery result: {e}");
+                    return;
+                }
+            }
+        };
+        tokio::join!(reader, writer);
+    }
+}
+
+/// What qmgr hears about a delivery that died: try again later.
+fn internal_error(request: &SmtpRequest) -> SmtpResult {
+    SmtpResult {
+        results: request
+            .recipients
+            .iter()
+            .map(|r| {
+                outcome::Outcome::local(
+                    DeliveryStatus::Deferred,
+                    "4.3.0",
+                    "internal error in the smtp agent",
+                )
+                .result(r.rcpt_index)
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

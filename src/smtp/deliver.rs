@@ -1,0 +1,375 @@
+//! One request from qmgr, start to end: a delivery slot for the
+//! destination, a cached session or the next hop's hosts in order, one
+//! transaction per host until every recipient is decided, the log lines
+//! and the results.
+//!
+//! Hosts are tried as Postfix does: a connection failure, a refusing
+//! greeting, a broken conversation or a 4xx reply leaves a recipient for
+//! the next host (at most [`MAX_ADDRESSES`] addresses and
+//! [`MAX_SESSIONS`] sessions, Postfix's `smtp_mx_address_limit` and
+//! `smtp_mx_session_limit`); sent and bounced are final. What is still
+//! undecided after the last host is deferred with its last reason.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::ipc::{SmtpRecipient, SmtpRequest, SmtpResult};
+use crate::queue::id::now_micros;
+
+use super::client::{self, Session, Setup, Timeouts};
+use super::content::Content;
+use super::dns::{MAX_ADDRESSES, Resolver, Target};
+use super::outcome::{Outcome, relay};
+use super::pool::Pool;
+use super::tls::TlsClient;
+use super::transaction::{Envelope, transaction};
+
+/// Sessions (connections that got as far as a transaction) per delivery.
+pub const MAX_SESSIONS: usize = 2;
+
+/// The agent under one configuration.
+pub struct Agent {
+    config: Arc<Config>,
+    resolver: Resolver,
+    tls: TlsClient,
+    timeouts: Timeouts,
+    pool: Pool,
+}
+
+/// One recipient's progress.
+#[derive(Clone, Debug, Default)]
+struct Track {
+    outcome: Option<Outcome>,
+    /// `host[ip]:port` of the session that decided it.
+    relay: Option<String>,
+    conn_use: u32,
+    /// When that session was ready (µs).
+    ready_us: Option<u64>,
+    end_us: u64,
+}
+
+impl Agent {
+    pub fn new(config: Arc<Config>) -> Agent {
+        let smtp = &config.smtp;
+        Agent {
+            resolver: Resolver::new(&smtp.dns_servers),
+            tls: TlsClient::new(&config.tls),
+            timeouts: Timeouts::of(smtp),
+            pool: Pool::new(
+                smtp.destination_concurrency_limit,
+                smtp.connection_cache_time,
+            ),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Deliver one request: one result per recipient, in order.
+    pub async fn deliver(&self, request: &SmtpRequest) -> SmtpResult {
+        self.deliver_via(request, None).await
+    }
+
+    /// [`Agent::deliver`], with the hosts already resolved when `targets`
+    /// is given (tests).
+    pub(crate) async fn deliver_via(
+        &self,
+        request: &SmtpRequest,
+        targets: Option<Vec<Target>>,
+    ) -> SmtpResult {
+        let _permit = self.pool.acquire(&request.nexthop).await;
+        let start_us = now_micros();
+        let n = request.recipients.len();
+        let mut tracks = vec![Track::default(); n];
+        match Content::open(&self.config.queue.directory, &request.content).await {
+            Ok(mut content) => {
+                let limit = self.config.smtp.destination_recipient_limit.max(1);
+                let all: Vec<usize> = (0..n).collect();
+                for chunk in all.chunks(limit) {
+                    self.deliver_chunk(request, chunk, &mut content, &mut tracks, targets.clone())
+                        .await;
+                }
+            }
+            Err(e) => {
+                log::warn!(
+                    queue_id = request.id.as_str();
+                    "{}: cannot read the message content: {e}",
+                    request.id
+                );
+                let o = Outcome::deferred("4.3.0", format!("cannot read the message content: {e}"));
+                for t in &mut tracks {
+                    t.outcome = Some(o.clone());
+                }
+            }
+        }
+        let results = request
+            .recipients
+            .iter()
+            .zip(&mut tracks)
+            .map(|(r, t)| {
+                let outcome = t
+                    .outcome
+                    .take()
+                    .unwrap_or_else(|| Outcome::deferred("4.4.1", "no mail host to try"));
+                if t.end_us == 0 {
+                    t.end_us = now_micros();
+                }
+                log_delivery(request, r, t, &outcome, start_us);
+                outcome.result(r.rcpt_index)
+            })
+            .collect();
+        SmtpResult { results }
+    }
+
+    /// The recipients `chunk` (indexes into the request), as one or more
+    /// transactions.
+    async fn deliver_chunk(
+        &self,
+        request: &SmtpRequest,
+        chunk: &[usize],
+        content: &mut Content,
+        tracks: &mut [Track],
+        targets: Option<Vec<Target>>,
+    ) {
+        let mut pending = chunk.to_vec();
+        let nexthop = &request.nexthop;
+        let mut cached_at = None;
+        if let Some(mut s) = self.pool.take(nexthop) {
+            if s.probe().await {
+                cached_at = Some(s.target.addr);
+                self.transact(&mut s, request, &mut pending, content, tracks)
+                    .await;
+                self.pool.put(nexthop, s);
+            } else {
+                // Gone stale while idle: not a failure, just a new connection.
+                tokio::spawn(s.quit());
+            }
+        }
+        if pending.is_empty() {
+            return;
+        }
+        let targets = match targets {
+            Some(t) => t,
+            None => {
+                let port = nexthop.port.unwrap_or(self.config.smtp.port);
+                match self
+                    .resolver
+                    .resolve(nexthop, port, &self.config.server.hostname)
+                    .await
+                {
+                    Ok(t) => t,
+                    Err(f) => {
+                        let o = Outcome::local(f.status, f.dsn, f.reason);
+                        for &i in &pending {
+                            decide(&mut tracks[i], o.clone(), None, 0, None);
+                        }
+                        return;
+                    }
+                }
+            }
+        };
+        let candidates: Vec<&Target> = targets
+            .iter()
+            .filter(|t| Some(t.addr) != cached_at)
+            .take(MAX_ADDRESSES)
+            .collect();
+        let setup = Setup {
+            helo_name: &self.config.smtp.helo_name,
+            bind_address: self.config.smtp.bind_address,
+            timeouts: &self.timeouts,
+            tls: &self.tls,
+        };
+        let mut sessions = 0;
+        for (k, target) in candidates.iter().enumerate() {
+            let last = k + 1 == candidates.len();
+            let opened = match client::open(target, &setup, false).await {
+                Err(f) if f.retry_plain => {
+                    log::info!(
+                        queue_id = request.id.as_str();
+                        "{}: {}: {}; trying again without TLS",
+                        request.id,
+                        relay(target),
+                        f.outcome.reason
+                    );
+                    client::open(target, &setup, true).await
+                }
+                other => other,
+            };
+            match opened {
+                Ok(mut s) => {
+                    sessions += 1;
+                    self.transact(&mut s, request, &mut pending, content, tracks)
+                        .await;
+                    self.pool.put(nexthop, s);
+                }
+                Err(f) => {
+                    let at = f.connected.then(|| relay(target));
+                    for &i in &pending {
+                        decide(&mut tracks[i], f.outcome.clone(), at.clone(), 0, None);
+                    }
+                    if f.outcome.is_final() {
+                        pending.clear();
+                    } else if !last {
+                        // Postfix says why it moves on.
+                        log::info!(queue_id = request.id.as_str(); "{}: {}", request.id, f.outcome.reason);
+                    }
+                }
+            }
+            pending.retain(|&i| !tracks[i].outcome.as_ref().is_some_and(Outcome::is_final));
+            if pending.is_empty() || sessions >= MAX_SESSIONS {
+                break;
+            }
+        }
+    }
+
+    /// One transaction for the `pending` recipients on `s`; the decided
+    /// ones leave `pending`.
+    async fn transact(
+        &self,
+        s: &mut Session,
+        request: &SmtpRequest,
+        pending: &mut Vec<usize>,
+        content: &mut Content,
+        tracks: &mut [Track],
+    ) {
+        let ready_us = now_micros();
+        let recipients: Vec<SmtpRecipient> = pending
+            .iter()
+            .map(|&i| request.recipients[i].clone())
+            .collect();
+        let envelope = Envelope {
+            sender: &request.sender,
+            recipients: &recipients,
+            size: request.size,
+            body: request.body,
+            smtputf8: request.smtputf8,
+            ret: request.ret,
+            envid: request.envid.as_deref(),
+        };
+        let outcomes = transaction(s, &envelope, content).await;
+        let at = relay(&s.target);
+        for (&i, o) in pending.iter().zip(outcomes) {
+            decide(&mut tracks[i], o, Some(at.clone()), s.uses, Some(ready_us));
+        }
+        pending.retain(|&i| !tracks[i].outcome.as_ref().is_some_and(Outcome::is_final));
+    }
+
+    /// Idle sessions kept now.
+    pub fn idle_sessions(&self) -> usize {
+        self.pool.idle()
+    }
+}
+
+fn decide(t: &mut Track, o: Outcome, relay: Option<String>, conn_use: u32, ready_us: Option<u64>) {
+    t.outcome = Some(o);
+    t.relay = relay;
+    t.conn_use = conn_use;
+    t.ready_us = ready_us;
+    t.end_us = now_micros();
+}
+
+/// `ID: to=<rcpt>, relay=host[ip]:port, [conn_use=N, ]delay=D,
+/// delays=a/b/c/d, dsn=X.Y.Z, status=WORD (reason)` (Postfix's
+/// `log_adhoc`): a = before the active queue, b = waiting in it (and for
+/// a delivery slot), c = connection setup, d = transmission.
+fn log_delivery(request: &SmtpRequest, r: &SmtpRecipient, t: &Track, o: &Outcome, start_us: u64) {
+    let line = log_line(request, r, t, o, start_us);
+    let status = crate::logging::status_field(o.status);
+    log::info!(
+        queue_id = request.id.as_str(),
+        recipient = r.address.as_str(),
+        status = status;
+        "{line}"
+    );
+}
+
+fn log_line(
+    request: &SmtpRequest,
+    r: &SmtpRecipient,
+    t: &Track,
+    o: &Outcome,
+    start_us: u64,
+) -> String {
+    let span =
+        |from: u64, to: u64| crate::local::format_delay(to.saturating_sub(from) as f64 / 1e6);
+    let ready = t.ready_us.unwrap_or(t.end_us);
+    let conn_use = if t.conn_use > 1 {
+        format!("conn_use={}, ", t.conn_use)
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: to=<{}>, relay={}, {conn_use}delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})",
+        request.id,
+        r.address.replace(char::is_control, "?"),
+        t.relay.as_deref().unwrap_or("none"),
+        span(request.arrival_us, t.end_us),
+        span(request.arrival_us, request.active_us),
+        span(request.active_us, start_us),
+        span(start_us, ready),
+        span(ready, t.end_us),
+        o.dsn,
+        crate::logging::status_field(o.status),
+        o.reason,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::DeliveryStatus;
+
+    #[test]
+    fn the_log_line_has_postfix_shape() {
+        let request = SmtpRequest {
+            id: "0000000000001A".parse().unwrap(),
+            sender: "a@example.org".into(),
+            recipients: vec![],
+            nexthop: crate::transport::Nexthop::parse("example.com").unwrap(),
+            content: crate::queue::ContentRef::File {
+                path: "x".into(),
+                len: 1,
+            },
+            size: 1,
+            body: crate::queue::Body::SevenBit,
+            smtputf8: false,
+            ret: None,
+            envid: None,
+            arrival_us: 1_000_000,
+            active_us: 1_100_000,
+        };
+        let r = SmtpRecipient {
+            rcpt_index: 0,
+            address: "b@example.com".into(),
+            orcpt: None,
+            notify: None,
+        };
+        let t = Track {
+            outcome: None,
+            relay: Some("mx.example.com[192.0.2.1]:25".into()),
+            conn_use: 2,
+            ready_us: Some(1_500_000),
+            end_us: 2_200_000,
+        };
+        let o = Outcome::local(DeliveryStatus::Sent, "2.0.0", "250 2.0.0 Ok: queued as X");
+        assert_eq!(
+            log_line(&request, &r, &t, &o, 1_200_000),
+            "0000000000001A: to=<b@example.com>, relay=mx.example.com[192.0.2.1]:25, conn_use=2, \
+             delay=1.2, delays=0.1/0.1/0.3/0.7, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as X)"
+        );
+        let t = Track {
+            relay: None,
+            conn_use: 0,
+            ready_us: None,
+            ..t
+        };
+        let o = Outcome::deferred("4.4.1", "connect to mx[192.0.2.1]:25: Connection refused");
+        assert_eq!(
+            log_line(&request, &r, &t, &o, 1_200_000),
+            "0000000000001A: to=<b@example.com>, relay=none, delay=1.2, delays=0.1/0.1/1/0, \
+             dsn=4.4.1, status=deferred (connect to mx[192.0.2.1]:25: Connection refused)"
+        );
+    }
+}
