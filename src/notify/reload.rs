@@ -87,7 +87,8 @@ pub enum Fixed {
     /// Applied by each daemon once at its start (the log file, and what
     /// the Landlock ruleset is built from): `sandbox.*`, `server.log_file`,
     /// `local.allow_mail_to_commands`, `local.allow_mail_to_files`,
-    /// `local.alias_files` (their directories are readable to smtpd). A
+    /// `local.alias_files` (their directories are readable to smtpd),
+    /// `relay.transport_files` (qmgr reads them), `tls.ca_file` (smtp). A
     /// restart of the daemon changes them.
     Daemon,
 }
@@ -110,6 +111,12 @@ pub fn keep_fixed(running: &Config, new: &mut Config, which: &[Fixed]) -> Vec<&'
     keep!(Fixed::Starter, "server.user", server.user);
     keep!(Fixed::Daemon, "sandbox.require", sandbox.require);
     keep!(Fixed::Daemon, "server.log_file", server.log_file);
+    keep!(Fixed::Daemon, "tls.ca_file", tls.ca_file);
+    keep!(
+        Fixed::Daemon,
+        "relay.transport_files",
+        relay.transport_files
+    );
     keep!(
         Fixed::Daemon,
         "sandbox.local_writable",

@@ -185,13 +185,15 @@ pub async fn run(
         status.maybe_send(&engine);
         // Files of finished messages go once their outcomes are durable.
         engine.flush_removals().await;
+        // Before dispatch: a message whose retry is due is not active yet,
+        // so a long-deferred one can move to deferred/ now.
+        engine.maybe_move_deferred().await;
         engine.dispatch();
         let decided = engine.take_decided();
         if !decided.is_empty() {
             engine.complete(Vec::new(), decided).await;
             continue;
         }
-        engine.maybe_move_deferred().await;
         engine.maybe_compact().await;
         let mut wait = SCAN_EVERY.saturating_sub(last_scan.elapsed());
         if let Some(t) = engine.next_timer() {

@@ -96,6 +96,7 @@ impl Profile {
             "smtp" => {
                 p.read.push(queue.clone());
                 p.read.extend(["/usr/share/ca-certificates".into()]);
+                p.read.extend(config.tls.ca_file.iter().filter_map(parent));
                 p.tcp_connect = None;
             }
             "local" => return Some(Profile::local(config, config_path)),

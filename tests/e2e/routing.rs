@@ -134,7 +134,6 @@ fn mailq_shows_the_smtp_agents_deferral_reason() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn a_transport_entry_reaches_the_smtp_sink() {
     let sink = Sink::start(|_| "250 2.1.5 Ok");
     let p = Postern::start(&format!(
@@ -163,7 +162,6 @@ fn a_transport_entry_reaches_the_smtp_sink() {
 /// One recipient refused with 550, the other accepted: the refused one
 /// bounces, and the sender's DSN quotes the remote host's reply.
 #[test]
-#[ignore = "needs the smtp agent"]
 fn a_remote_refusal_is_quoted_in_the_bounce() {
     let sink = Sink::start(|rcpt| {
         if rcpt.starts_with("bad@") {
@@ -204,7 +202,6 @@ fn a_remote_refusal_is_quoted_in_the_bounce() {
 /// The null client: only its own host name is local; everything else,
 /// `localhost` included, goes to the relay host.
 #[test]
-#[ignore = "needs the smtp agent"]
 fn a_null_client_sends_everything_else_to_the_relay_host() {
     let sink = Sink::start(|_| "250 2.1.5 Ok");
     let p = Postern::start(&format!(

@@ -4,7 +4,6 @@
 //! postern (`null_client`) — found through a relay host, a transport
 //! table or MX records from a DNS server of the test's own (`dns`).
 //!
-//! The tests that need the agent are `#[ignore = "needs the smtp agent"]`
 //! until it is merged; the infrastructure's self-tests run always.
 
 mod dns;

@@ -32,7 +32,6 @@ fn postern(dns: &DnsServer, port: u16) -> Postern {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn delivers_to_the_most_preferred_mx() {
     let mut ls = same_port(&["127.0.0.10", "127.0.0.11"]);
     let mx2 = Sink::on(
@@ -81,7 +80,6 @@ fn delivers_to_the_most_preferred_mx() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn first_mx_down_the_second_is_used() {
     let mut ls = same_port(&["127.0.0.10", "127.0.0.11"]);
     let mx2 = Sink::on(
@@ -117,7 +115,6 @@ fn first_mx_down_the_second_is_used() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn no_mx_record_the_a_record_is_used() {
     let mut ls = same_port(&["127.0.0.12"]);
     let host = Sink::on(ls.pop().unwrap(), Script::accept().named("amx.test"));
@@ -185,19 +182,16 @@ fn bounces_without_connecting(rcpt: &str, dsn_code: &str) {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn null_mx_bounces_at_once() {
     bounces_without_connecting("rcpt@nullmx.test", "5.1.10");
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn unknown_domain_bounces() {
     bounces_without_connecting("rcpt@nx.test", "5.4.4");
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn dns_failure_defers() {
     let dns = DnsServer::start(zone());
     let p = postern(&dns, 25);

@@ -39,7 +39,6 @@ fn submitted_id(p: &Postern, from: &str) -> String {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn sendmail_on_the_null_client_reaches_a_maildir_on_the_server() {
     let server = server();
     let client = null_client(&server);

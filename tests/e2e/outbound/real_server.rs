@@ -172,7 +172,6 @@ fn aiosmtpd_records_the_content_byte_exact() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn postern_delivers_to_aiosmtpd_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let server = AioSmtpd::start(&dir.path().join("out"));

@@ -18,7 +18,6 @@ fn postern_to(sink: &Sink, extra: &str) -> Postern {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn temporary_failure_is_deferred_then_the_retry_delivers_once() {
     let sink = Sink::start("127.0.0.1", Script::temp_fail_until_released());
     let p = postern_to(&sink, "");
@@ -74,7 +73,6 @@ fn temporary_failure_is_deferred_then_the_retry_delivers_once() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn one_of_two_recipients_refused_one_delivered_one_bounced() {
     let mut ls = same_port(&["127.0.0.10"]);
     let sink = Sink::on(
@@ -166,7 +164,6 @@ fn one_of_two_recipients_refused_one_delivered_one_bounced() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn a_server_that_never_answers_times_out_and_the_mail_stays_queued() {
     let sink = Sink::start("127.0.0.1", Script::silent());
     let p = postern_to(

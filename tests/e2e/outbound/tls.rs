@@ -16,7 +16,6 @@ fn transport(port: u16) -> String {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn may_delivers_over_tls_to_a_self_signed_certificate() {
     let cert = pki::self_signed(&["mx.tls.test"]);
     let sink = Sink::start(
@@ -55,7 +54,6 @@ fn may_delivers_over_tls_to_a_self_signed_certificate() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn verify_defers_a_self_signed_certificate() {
     let cert = pki::self_signed(&["mx.tls.test"]);
     let sink = Sink::start(
@@ -106,7 +104,6 @@ fn verify_defers_a_self_signed_certificate() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn verify_delivers_when_the_ca_file_vouches_for_the_server() {
     let (ca, server) = pki::ca_and_server(&["mx.tls.test"]);
     let sink = Sink::start(
@@ -140,7 +137,6 @@ fn verify_delivers_when_the_ca_file_vouches_for_the_server() {
 }
 
 #[test]
-#[ignore = "needs the smtp agent"]
 fn encrypt_defers_when_starttls_is_not_offered() {
     let sink = Sink::start("127.0.0.1", Script::accept());
     let p = Postern::start(&format!(
