@@ -88,7 +88,7 @@ fn prepare(p: &Postern) {
 }
 
 #[test]
-fn smtpd_and_qmgr_stay_in_their_rooms() {
+fn smtpd_qmgr_and_smtp_stay_in_their_rooms() {
     if !is_root() {
         eprintln!("skipped: needs root (the roles switch to postern)");
         return;
@@ -125,6 +125,20 @@ fn smtpd_and_qmgr_stay_in_their_rooms() {
         &probes(&q.join("deferred"), &p.run_dir()),
     );
     assert_eq!(got, [true, false, false, false, false, true, false]);
+    // smtp writes nothing at all, reads the queue, and may connect out.
+    let got = probe(
+        &p.config,
+        "smtp",
+        &[],
+        &[
+            format!("write:{}", q.join("deferred").join("probe").display()),
+            format!("write:{}", outside.new_file()),
+            format!("read:{}", outside.secret()),
+            format!("list:{}", q.join("incoming").display()),
+            format!("connect:{addr}"),
+        ],
+    );
+    assert_eq!(got, [false, false, false, true, true]);
     // And the TCP connection really is possible without the sandbox.
     assert!(std::net::TcpStream::connect(&addr).is_ok());
 }
@@ -230,7 +244,11 @@ fn running_daemons_hold_no_capabilities_but_what_local_needs() {
         .unwrap()
         .uid
         .as_raw();
-    for role in ["smtpd", "qmgr"] {
+    // Each role logs this once it has dropped its privileges.
+    for role in ["smtpd", "qmgr", "smtp", "local"] {
+        p.wait_log(&format!("{role}: sandboxed"), 1, 10);
+    }
+    for role in ["smtpd", "qmgr", "smtp"] {
         let c = caps(p.role_pid(role));
         println!("{role}: {c:?}");
         for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
