@@ -26,3 +26,4 @@ pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod transport;
+pub mod watch;

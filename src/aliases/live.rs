@@ -10,20 +10,16 @@
 //! partial table.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Allow, ExpandOptions, LoadError, Table, load};
 use crate::config::Config;
+use crate::watch::{Stamp, stamp};
 
 /// How often the files' metadata is looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-
-/// What identifies one version of a file: (device, inode, size, mtime ns);
-/// `None` when it does not exist.
-type Stamp = Option<(u64, u64, u64, i64)>;
 
 pub struct LiveTable {
     inline: Vec<(String, String)>,
@@ -128,16 +124,6 @@ fn allow(contexts: &[String]) -> Allow {
         forward: has("forward"),
         include: has("include"),
     }
-}
-
-fn stamp(path: &Path) -> Stamp {
-    let m = std::fs::metadata(path).ok()?;
-    Some((
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-    ))
 }
 
 #[cfg(test)]

@@ -351,7 +351,7 @@ async fn serve_reloading(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = hangup(&mut reload) => {
+            _ = crate::notify::reload::hangup(&mut reload) => {
                 let running = live.agent();
                 let old = running.config();
                 if let Some(new) = reload.as_ref().and_then(|r| r.load(old)) {
@@ -365,13 +365,5 @@ async fn serve_reloading(
                 notify::ready();
             }
         }
-    }
-}
-
-/// The next SIGHUP when there is a [`Reload`]; forever pending without.
-async fn hangup(reload: &mut Option<Reload>) {
-    match reload {
-        Some(r) => r.requested().await,
-        None => std::future::pending().await,
     }
 }

@@ -26,6 +26,15 @@ pub struct Reload {
     hangup: Signal,
 }
 
+/// The next SIGHUP when there is a [`Reload`]; forever pending without
+/// (daemons served without signals, in tests).
+pub async fn hangup(reload: &mut Option<Reload>) {
+    match reload {
+        Some(r) => r.requested().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Reload {
     /// From now on SIGHUP asks for a reload instead of ending the process.
     /// Must be called inside the tokio runtime, early: before

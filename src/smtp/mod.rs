@@ -198,7 +198,7 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = hangup(&mut reload) => {
+            _ = crate::notify::reload::hangup(&mut reload) => {
                 let running = live.agent();
                 if let Some(new) = reload.as_ref().and_then(|r| r.load(running.config())) {
                     live.replace(Agent::new(Arc::new(new)));
@@ -206,14 +206,6 @@ pub async fn serve(
                 notify::ready();
             }
         }
-    }
-}
-
-/// The next SIGHUP when there is a [`Reload`]; forever pending without.
-async fn hangup(reload: &mut Option<Reload>) {
-    match reload {
-        Some(r) => r.requested().await,
-        None => std::future::pending().await,
     }
 }
 

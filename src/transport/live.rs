@@ -10,7 +10,6 @@
 //! table cannot be opened. Bad lines are logged with FILE:LINE when the
 //! table is built.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,13 +17,10 @@ use std::time::{Duration, Instant};
 use super::Transport;
 use super::table::{Severity, TransportTable, parse_file};
 use crate::config::Config;
+use crate::watch::{Stamp, stamp};
 
 /// How often the files' metadata is looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
-
-/// What identifies one version of a file: (device, inode, size, mtime ns);
-/// `None` when it cannot be looked at.
-type Stamp = Option<(u64, u64, u64, i64)>;
 
 /// The current transport table, or why there is none.
 pub type Current = Result<Arc<TransportTable>, String>;
@@ -105,16 +101,6 @@ pub fn read(path: &Path) -> Result<String, String> {
     std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| format!("transport table {} unavailable: {e}", path.display()))
-}
-
-fn stamp(path: &Path) -> Stamp {
-    let m = std::fs::metadata(path).ok()?;
-    Some((
-        m.dev(),
-        m.ino(),
-        m.size(),
-        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,21 @@
+//! Noticing that a file changed: the tables that daemons read again by
+//! themselves (aliases, transport maps) compare a [`Stamp`] of each file.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Device, inode, size and modification time (ns) of a file; `None` when
+/// it does not exist. Replacing the file (rename) or editing it in place
+/// both change it.
+pub type Stamp = Option<(u64, u64, u64, i64)>;
+
+/// The [`Stamp`] of `path` now.
+pub fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+    ))
+}
