@@ -9,7 +9,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::value::check_hostname;
 use super::{
-    BareNewline, Config, Local, Queue, Relay, Sandbox, Server, Smtp, Smtpd, Tls, TlsLevel,
+    BareNewline, Checks, Config, Dns, DnsFailure, Local, Queue, Relay, Restrictions, Sandbox,
+    Server, Smtp, Smtpd, Tls, TlsLevel,
 };
 
 /// What the defaults depend on. Tests build their own.
@@ -190,9 +191,30 @@ pub(super) fn builtin(system: &System) -> Config {
             authorized_submit_users: vec!["*".into()],
             sender_override_users: vec!["*".into()],
         },
+        restrictions: Restrictions {
+            client: Vec::new(),
+            helo: Vec::new(),
+            sender: Vec::new(),
+            relay: vec![
+                "permit_mynetworks".into(),
+                "reject_unauth_destination".into(),
+            ],
+            recipient: Vec::new(),
+            delay_reject: true,
+            rbl_domains: Vec::new(),
+            dns_failure: DnsFailure::Pass,
+        },
+        maps: Default::default(),
+        checks: Checks {
+            header: Vec::new(),
+            mime_header: Vec::new(),
+            body: Vec::new(),
+        },
+        dns: Dns {
+            servers: Vec::new(),
+        },
         smtp: Smtp {
             port: 25,
-            dns_servers: Vec::new(),
             helo_name: hostname.clone(),
             bind_address: None,
             connect_timeout: Duration::from_secs(30),

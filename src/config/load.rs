@@ -20,7 +20,7 @@ use super::value::{
 use super::{BareNewline, Config};
 
 /// Every table and its keys, in the order `config show` prints them.
-pub(super) const TABLES: [(&str, &[&str]); 8] = [
+pub(super) const TABLES: [(&str, &[&str]); 12] = [
     (
         "server",
         &[
@@ -87,10 +87,24 @@ pub(super) const TABLES: [(&str, &[&str]); 8] = [
         ],
     ),
     (
+        "restrictions",
+        &[
+            "client",
+            "helo",
+            "sender",
+            "relay",
+            "recipient",
+            "delay_reject",
+            "rbl_domains",
+            "dns_failure",
+        ],
+    ),
+    ("maps", &[]),
+    ("checks", &["header", "mime_header", "body"]),
+    (
         "smtp",
         &[
             "port",
-            "dns_servers",
             "helo_name",
             "bind_address",
             "connect_timeout",
@@ -108,12 +122,22 @@ pub(super) const TABLES: [(&str, &[&str]); 8] = [
         ],
     ),
     ("tls", &["outbound", "ca_file"]),
+    ("dns", &["servers"]),
     ("sandbox", &["require", "local_writable"]),
 ];
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 54] = [
+const POSTFIX_NAMES: [(&str, &str); 63] = [
+    ("smtpd_client_restrictions", "restrictions.client"),
+    ("smtpd_helo_restrictions", "restrictions.helo"),
+    ("smtpd_sender_restrictions", "restrictions.sender"),
+    ("smtpd_relay_restrictions", "restrictions.relay"),
+    ("smtpd_recipient_restrictions", "restrictions.recipient"),
+    ("smtpd_delay_reject", "restrictions.delay_reject"),
+    ("header_checks", "checks.header"),
+    ("mime_header_checks", "checks.mime_header"),
+    ("body_checks", "checks.body"),
     ("relayhost", "relay.host"),
     ("transport_maps", "relay.transport_files"),
     ("smtp_tcp_port", "smtp.port"),
@@ -218,8 +242,12 @@ pub(super) fn parse(text: &str, file: &str, system: &System) -> Result<Config, C
             "relay" => relay,
             "queue" => queue,
             "smtpd" => smtpd,
+            "restrictions" => restrictions,
+            "maps" => maps,
+            "checks" => checks,
             "smtp" => smtp,
             "tls" => tls,
+            "dns" => dns,
             "sandbox" => sandbox,
             _ => return Err(field.unknown(name)),
         };
@@ -371,7 +399,7 @@ fn relay(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         "host" => given.relay_host = Some(f.located()?),
         "transport" => {
             let mut table = std::collections::BTreeMap::new();
-            for (k, v) in f.string_table()? {
+            for (k, v) in f.any_string_table()? {
                 let t = crate::transport::Transport::parse(&v)
                     .map_err(|reason| f.bad(format!("{k} = {v:?}"), reason))?;
                 table.insert(k.to_ascii_lowercase(), t);
@@ -443,7 +471,6 @@ fn smtp(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<
     let smtp = &mut config.smtp;
     match key {
         "port" => smtp.port = f.integer(1)?,
-        "dns_servers" => smtp.dns_servers = f.parsed(parse_dns_server)?,
         "helo_name" => given.helo_name = Some(f.located()?),
         "bind_address" => {
             let text = f.string()?;
@@ -467,6 +494,66 @@ fn smtp(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<
         "destination_concurrency_limit" => smtp.destination_concurrency_limit = f.integer(1)?,
         "destination_recipient_limit" => smtp.destination_recipient_limit = f.integer(1)?,
         "connection_cache_time" => smtp.connection_cache_time = f.duration()?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+fn dns(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+    match key {
+        "servers" => config.dns.servers = f.parsed(parse_dns_server)?,
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+fn restrictions(
+    f: &Field,
+    key: &str,
+    config: &mut Config,
+    _: &mut Given,
+) -> Result<(), ConfigError> {
+    let r = &mut config.restrictions;
+    match key {
+        "client" => r.client = plain_strings(f)?,
+        "helo" => r.helo = plain_strings(f)?,
+        "sender" => r.sender = plain_strings(f)?,
+        "relay" => r.relay = plain_strings(f)?,
+        "recipient" => r.recipient = plain_strings(f)?,
+        "delay_reject" => r.delay_reject = f.boolean()?,
+        "rbl_domains" => r.rbl_domains = plain_strings(f)?,
+        "dns_failure" => {
+            r.dns_failure = match f.string()? {
+                "pass" => super::DnsFailure::Pass,
+                "defer" => super::DnsFailure::Defer,
+                other => {
+                    let reason = "expected \"pass\" or \"defer\"".to_string();
+                    return Err(f.bad(format!("{other:?}"), reason));
+                }
+            }
+        }
+        _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+/// `[maps]`: every key is a named inline table (`[maps.badclient]`).
+fn maps(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+    let table = f
+        .any_string_table()?
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    config.maps.insert(key.to_string(), table);
+    Ok(())
+}
+
+fn checks(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+    let c = &mut config.checks;
+    match key {
+        "header" => c.header = plain_strings(f)?,
+        "mime_header" => c.mime_header = plain_strings(f)?,
+        "body" => c.body = plain_strings(f)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())
@@ -701,7 +788,20 @@ impl Field<'_> {
     }
 
     /// A table of strings (`{ name = "value", … }`), keys lower-cased.
+    /// A table of strings whose keys are alias names (local, no domain).
     fn string_table(&self) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+        let table = self.any_string_table()?;
+        if let Some(k) = table.keys().find(|k| k.contains('@') || k.is_empty()) {
+            return Err(self.bad(
+                format!("{k:?}"),
+                "an alias name must be local, without a domain".to_string(),
+            ));
+        }
+        Ok(table)
+    }
+
+    /// A table of strings, keys lower-cased.
+    fn any_string_table(&self) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
         const EXPECTED: &str = "a table of strings (name = \"value\")";
         let table = self
             .item
@@ -710,12 +810,6 @@ impl Field<'_> {
         let mut out = std::collections::BTreeMap::new();
         for (k, v) in table.iter() {
             let value = v.as_str().ok_or_else(|| self.wrong_type(EXPECTED))?;
-            if k.contains('@') || k.is_empty() {
-                return Err(self.bad(
-                    format!("{k:?}"),
-                    "an alias name must be local, without a domain".to_string(),
-                ));
-            }
             out.insert(k.to_ascii_lowercase(), value.to_string());
         }
         Ok(out)

@@ -1,7 +1,8 @@
 //! Configuration: the one file `/etc/postern/postern.toml`.
 //!
-//! The file is TOML with eight tables, `[server]`, `[local]`, `[relay]`,
-//! `[queue]`, `[smtpd]`, `[smtp]`, `[tls]` and `[sandbox]`, whose keys are the field names below. Every key
+//! The file is TOML with these tables: `[server]`, `[local]`, `[relay]`,
+//! `[queue]`, `[smtpd]`, `[restrictions]`, `[maps]`, `[checks]`, `[smtp]`,
+//! `[tls]`, `[dns]` and `[sandbox]`, whose keys are the field names below. Every key
 //! is optional; the defaults follow Postfix's where they are safe, and each
 //! key's documentation names the Postfix parameter it replaces.
 //!
@@ -57,8 +58,12 @@ pub struct Config {
     pub relay: Relay,
     pub queue: Queue,
     pub smtpd: Smtpd,
+    pub restrictions: Restrictions,
+    pub maps: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    pub checks: Checks,
     pub smtp: Smtp,
     pub tls: Tls,
+    pub dns: Dns,
     pub sandbox: Sandbox,
 }
 
@@ -68,10 +73,6 @@ pub struct Smtp {
     /// `smtp.port` (Postfix: the `smtp` entry of /etc/services): the port
     /// of MX hosts and of next hops written without a port. Default: 25.
     pub port: u16,
-    /// `smtp.dns_servers` (no Postfix equivalent; Postfix uses the
-    /// system's resolver): DNS servers as `ip` or `ip:port`, instead of
-    /// /etc/resolv.conf. Default: none (the system's).
-    pub dns_servers: Vec<SocketAddr>,
     /// `smtp.helo_name`, Postfix `smtp_helo_name`. Default: `$hostname`.
     pub helo_name: String,
     /// `smtp.bind_address`, Postfix `smtp_bind_address`: the local address
@@ -108,6 +109,82 @@ pub struct Smtp {
     /// `smtp_connection_cache_time_limit`: how long an idle connection is
     /// kept for the next message to the same destination. Default: 2s.
     pub connection_cache_time: Duration,
+}
+
+/// `[dns]`: how smtpd's checks and the smtp client ask DNS.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dns {
+    /// `dns.servers` (no Postfix equivalent; Postfix uses the system's
+    /// resolver): DNS servers as `ip` or `ip:port`, instead of
+    /// /etc/resolv.conf. Default: none (the system's).
+    pub servers: Vec<SocketAddr>,
+}
+
+/// `[restrictions]`: smtpd's access policy (Postfix's
+/// `smtpd_*_restrictions`). Each list holds restriction elements as
+/// Postfix writes them (`permit_mynetworks`, `check_client_access
+/// hash:/etc/postern/badclient`, `reject_rbl_client zen.example`, a bare
+/// table meaning `check_<stage>_access TABLE`, ...), evaluated in order,
+/// the first decisive answer winning (see `crate::policy`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restrictions {
+    /// `restrictions.client`, Postfix `smtpd_client_restrictions`. Default: none.
+    pub client: Vec<String>,
+    /// `restrictions.helo`, Postfix `smtpd_helo_restrictions`. Default: none.
+    pub helo: Vec<String>,
+    /// `restrictions.sender`, Postfix `smtpd_sender_restrictions`. Default: none.
+    pub sender: Vec<String>,
+    /// `restrictions.relay`, Postfix `smtpd_relay_restrictions`. Default:
+    /// `["permit_mynetworks", "reject_unauth_destination"]` (relay only for
+    /// `relay.networks`; Postfix defers unauthorized relaying, postern
+    /// rejects it: `554 5.7.1 <…>: Relay access denied`).
+    pub relay: Vec<String>,
+    /// `restrictions.recipient`, Postfix `smtpd_recipient_restrictions`.
+    /// Default: none.
+    pub recipient: Vec<String>,
+    /// `restrictions.delay_reject`, Postfix `smtpd_delay_reject`: evaluate
+    /// the client, helo and sender lists at RCPT time. Default: true.
+    pub delay_reject: bool,
+    /// `restrictions.rbl_domains`, Postfix `maps_rbl_domains` (removed in
+    /// Postfix 3.9): the zones of the deprecated `reject_maps_rbl`.
+    /// Default: none.
+    pub rbl_domains: Vec<String>,
+    /// `restrictions.dns_failure` (no single Postfix equivalent): what a
+    /// DNS timeout or server failure in a DNS-based check does:
+    /// `"pass"` (the check says nothing; default) or `"defer"` (`450 4.7.1`
+    /// so the client tries again later). It never rejects.
+    pub dns_failure: DnsFailure,
+}
+
+/// What a failed DNS lookup in a check does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsFailure {
+    Pass,
+    Defer,
+}
+
+impl DnsFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsFailure::Pass => "pass",
+            DnsFailure::Defer => "defer",
+        }
+    }
+}
+
+/// `[checks]`: header and body checks on arriving mail (Postfix's
+/// `header_checks`, `mime_header_checks`, `body_checks`): lists of tables
+/// (`regexp:/path`, `pcre:/path`, or inline `pcre:{ {/re/ ACTION}, … }`),
+/// each line of the message matched against them in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checks {
+    /// `checks.header`, Postfix `header_checks`. Default: none.
+    pub header: Vec<String>,
+    /// `checks.mime_header`, Postfix `mime_header_checks` (headers of MIME
+    /// parts). Default: none.
+    pub mime_header: Vec<String>,
+    /// `checks.body`, Postfix `body_checks`. Default: none.
+    pub body: Vec<String>,
 }
 
 /// `[tls]`: TLS settings.

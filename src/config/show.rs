@@ -209,17 +209,51 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             "smtpd.sender_override_users",
             list(smtpd.sender_override_users.iter().map(|u| s(u)).collect()),
         ),
-        ("smtp.port", c.smtp.port.to_string()),
         (
-            "smtp.dns_servers",
-            list(
-                c.smtp
-                    .dns_servers
-                    .iter()
-                    .map(|a| s(&a.to_string()))
-                    .collect(),
-            ),
+            "restrictions.client",
+            list(c.restrictions.client.iter().map(|e| s(e)).collect()),
         ),
+        (
+            "restrictions.helo",
+            list(c.restrictions.helo.iter().map(|e| s(e)).collect()),
+        ),
+        (
+            "restrictions.sender",
+            list(c.restrictions.sender.iter().map(|e| s(e)).collect()),
+        ),
+        (
+            "restrictions.relay",
+            list(c.restrictions.relay.iter().map(|e| s(e)).collect()),
+        ),
+        (
+            "restrictions.recipient",
+            list(c.restrictions.recipient.iter().map(|e| s(e)).collect()),
+        ),
+        (
+            "restrictions.delay_reject",
+            c.restrictions.delay_reject.to_string(),
+        ),
+        (
+            "restrictions.rbl_domains",
+            list(c.restrictions.rbl_domains.iter().map(|e| s(e)).collect()),
+        ),
+        (
+            "restrictions.dns_failure",
+            s(c.restrictions.dns_failure.as_str()),
+        ),
+        (
+            "checks.header",
+            list(c.checks.header.iter().map(|e| s(e)).collect()),
+        ),
+        (
+            "checks.mime_header",
+            list(c.checks.mime_header.iter().map(|e| s(e)).collect()),
+        ),
+        (
+            "checks.body",
+            list(c.checks.body.iter().map(|e| s(e)).collect()),
+        ),
+        ("smtp.port", c.smtp.port.to_string()),
         ("smtp.helo_name", expandable(&c.smtp.helo_name)),
         (
             "smtp.bind_address",
@@ -258,6 +292,25 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
                 .map(|p| p.to_string_lossy().into_owned())
                 .unwrap_or_default()),
         ),
+        // Named inline tables print as `[maps.NAME]` tables of their own.
+        (
+            "maps",
+            c.maps
+                .iter()
+                .map(|(name, table)| {
+                    let mut t = format!("[maps.{}]\n", toml_edit::Key::new(name.as_str()));
+                    for (k, v) in table {
+                        t += &format!("{} = {}\n", toml_edit::Key::new(k.as_str()), s(v));
+                    }
+                    t
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        (
+            "dns.servers",
+            list(c.dns.servers.iter().map(|a| s(&a.to_string())).collect()),
+        ),
         ("sandbox.require", c.sandbox.require.to_string()),
         (
             "sandbox.local_writable",
@@ -292,6 +345,15 @@ fn render(values: &[(&'static str, String)], selected: impl Fn(&str) -> bool) ->
         for (key, value) in lines {
             out.push_str(&format!("{key} = {value}\n"));
         }
+    }
+    if let Some((_, maps)) = values
+        .iter()
+        .find(|(key, value)| *key == "maps" && !value.is_empty() && selected(key))
+    {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(maps);
     }
     out
 }

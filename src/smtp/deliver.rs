@@ -52,7 +52,7 @@ impl Agent {
     pub fn new(config: Arc<Config>) -> Agent {
         let smtp = &config.smtp;
         Agent {
-            resolver: Resolver::new(&smtp.dns_servers),
+            resolver: Resolver::new(&config.dns.servers),
             tls: TlsClient::new(&config.tls),
             timeouts: Timeouts::of(smtp),
             pool: Pool::new(

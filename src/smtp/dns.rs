@@ -16,7 +16,7 @@
 //!
 //! Addresses: IPv4 first, then IPv6. Names are looked up fully qualified
 //! (no search domains). The resolver uses /etc/resolv.conf, or
-//! `smtp.dns_servers` (UDP and TCP, 3 s timeout, 2 attempts, no hosts
+//! `dns.servers` (UDP and TCP, 3 s timeout, 2 attempts, no hosts
 //! file) when set.
 
 use std::net::{IpAddr, SocketAddr};

@@ -102,7 +102,7 @@
 //!
 //! # Configuration
 //!
-//! * `smtp.port` (the `smtp` service, 25), `smtp.dns_servers`,
+//! * `smtp.port` (the `smtp` service, 25), `dns.servers`,
 //!   `smtp.helo_name` (`smtp_helo_name`), `smtp.bind_address`
 //!   (`smtp_bind_address`)
 //! * `smtp.connect_timeout`, `smtp.helo_timeout`, `smtp.starttls_timeout`,

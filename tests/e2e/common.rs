@@ -97,10 +97,10 @@ impl Postern {
             // on port 1), as the queue tests need.
             text += "[relay]\ntransport = { \"remote.example\" = \"smtp:[127.0.0.1]:1\" }\n\n";
         }
-        if !has("smtp") {
+        if !has("dns") {
             // No test asks the machine's resolver: a DNS server that is not
             // there answers nothing, at once.
-            text += "[smtp]\ndns_servers = [\"127.0.0.1:1\"]\n\n";
+            text += "[dns]\nservers = [\"127.0.0.1:1\"]\n\n";
         }
         text += &format!("[smtpd]\n{}\n\n", smtpd.join("\n"));
         // Tables given by the test may say {dir} for the test directory.

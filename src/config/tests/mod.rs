@@ -399,7 +399,12 @@ fn show_prints_every_key_in_order() {
         .iter()
         .flat_map(|(t, keys)| keys.iter().map(move |k| format!("{t}.{k}")))
         .collect();
-    let entries: Vec<&str> = show::entries(&ok("")).into_iter().map(|(k, _)| k).collect();
+    // `maps` (named tables, printed as tables of their own) aside.
+    let entries: Vec<&str> = show::entries(&ok(""))
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| *k != "maps")
+        .collect();
     assert_eq!(entries, keys);
     let text = to_toml(&ok(""), false);
     assert!(

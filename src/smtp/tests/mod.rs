@@ -28,7 +28,7 @@ pub fn config(queue: &Path) -> Config {
     c.server.hostname = "client.test".into();
     c.smtp.helo_name = "client.test".into();
     // Never asked: the tests use address literals or resolved hosts.
-    c.smtp.dns_servers = vec!["127.0.0.1:9".parse().unwrap()];
+    c.dns.servers = vec!["127.0.0.1:9".parse().unwrap()];
     c.tls.outbound = TlsLevel::None;
     let t = Duration::from_secs(5);
     c.smtp.connect_timeout = t;

@@ -2,7 +2,7 @@
 //! TCP on the same port of 127.0.0.1, answering from a zone given as data
 //! (MX, A, AAAA), NXDOMAIN for names it does not hold, NODATA (NOERROR,
 //! no answer) for a type a known name lacks, SERVFAIL for chosen names.
-//! Postern is pointed at it with `[smtp] dns_servers = ["127.0.0.1:PORT"]`.
+//! Postern is pointed at it with `[dns] servers = ["127.0.0.1:PORT"]`.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -115,9 +115,9 @@ impl DnsServer {
         self.shared.queries.lock().unwrap().clone()
     }
 
-    /// The `[smtp]` line that points postern at this server.
-    pub fn config_line(&self) -> String {
-        format!("dns_servers = [\"{}\"]", self.addr)
+    /// The `[dns]` table that points postern at this server.
+    pub fn config_table(&self) -> String {
+        format!("[dns]\nservers = [\"{}\"]\n", self.addr)
     }
 }
 

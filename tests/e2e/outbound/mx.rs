@@ -28,7 +28,10 @@ fn zone() -> Zone {
 /// A postern that finds MX hosts through `dns` and connects to them on
 /// `port`.
 fn postern(dns: &DnsServer, port: u16) -> Postern {
-    Postern::start(&format!("[smtp]\nport = {port}\n{}\n", dns.config_line()))
+    Postern::start(&format!(
+        "[smtp]\nport = {port}\n\n{}\n",
+        dns.config_table()
+    ))
 }
 
 #[test]

@@ -85,9 +85,9 @@ fn one_of_two_recipients_refused_one_delivered_one_bounced() {
             .a("mx1.example.test", "127.0.0.10"),
     );
     let p = Postern::start(&format!(
-        "[smtp]\nport = {}\n{}\n",
+        "[smtp]\nport = {}\n\n{}\n",
         sink.port(),
-        dns.config_line()
+        dns.config_table()
     ));
     let u = p.user.clone();
     let sender = format!("{u}@localhost");

@@ -115,9 +115,9 @@ fn verify_delivers_when_the_ca_file_vouches_for_the_server() {
     let dns = DnsServer::start(Zone::new().a("mx.tls.test", "127.0.0.1"));
     let mut p = Postern::configure(
         &format!(
-            "[relay]\ntransport = {{ \"example.test\" = \"smtp:[mx.tls.test]:{}\" }}\n\n[smtp]\n{}\n\n[tls]\noutbound = \"verify\"\nca_file = \"{{dir}}/ca.pem\"\n",
+            "[relay]\ntransport = {{ \"example.test\" = \"smtp:[mx.tls.test]:{}\" }}\n\n{}\n[tls]\noutbound = \"verify\"\nca_file = \"{{dir}}/ca.pem\"\n",
             sink.port(),
-            dns.config_line()
+            dns.config_table()
         ),
         &[],
         None,
