@@ -14,6 +14,7 @@ pub mod ipc;
 pub mod local;
 pub mod logging;
 pub mod mailq;
+pub mod maps;
 pub mod notify;
 pub mod qmgr;
 pub mod queue;

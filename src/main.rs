@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         action: AliasesAction,
     },
+    /// Lookup tables (postmap).
+    Map {
+        #[command(subcommand)]
+        action: MapAction,
+    },
     /// Act on queued messages (IDs, or ALL), like postsuper.
     Queue {
         #[command(subcommand)]
@@ -73,6 +78,31 @@ enum AliasesAction {
     /// each problem with its file and line; exit 1 on errors. Running
     /// daemons notice changed files by themselves.
     Build,
+}
+
+#[derive(Subcommand)]
+enum MapAction {
+    /// Check a table file's syntax (postmap FILE) and print each problem
+    /// as FILE:LINE: error: …; exit 1 on errors. There is nothing to
+    /// compile: the daemons read the text file itself and notice changes.
+    Build {
+        /// The file, as `type:FILE` or FILE (hash unless -t says otherwise).
+        #[arg(value_name = "[TYPE:]FILE")]
+        file: String,
+        /// The table type: hash (texthash), regexp or pcre.
+        #[arg(short = 't', long = "type", value_name = "TYPE")]
+        table_type: Option<String>,
+    },
+    /// Look KEY up in TABLE with exactly that key (postmap -q KEY TABLE)
+    /// and print the value: exit 0 when found, 1 when not, 2 on errors.
+    Query {
+        /// A table spec: hash:/path, pcre:/path, inline:NAME, … (a bare
+        /// absolute path is a hash file).
+        #[arg(value_name = "TABLE")]
+        table: String,
+        #[arg(value_name = "KEY")]
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -199,6 +229,41 @@ fn aliases_build(config: &Config) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `postern map build | query` (the work is in `postern::maps::cli`).
+fn map(action: MapAction, config: &Option<PathBuf>) -> ExitCode {
+    use postern::maps::cli;
+    match action {
+        MapAction::Build { file, table_type } => match cli::build(&file, table_type.as_deref()) {
+            Ok(diagnostics) => {
+                for d in &diagnostics {
+                    eprintln!("{d}");
+                }
+                ExitCode::from(u8::from(diagnostics.iter().any(|d| d.error)))
+            }
+            Err(e) => {
+                eprintln!("postern: {e}");
+                ExitCode::from(1)
+            }
+        },
+        MapAction::Query { table, key } => {
+            let found = load(config)
+                .map_err(|e| format!("{e:#}"))
+                .and_then(|c| cli::query(&table, &key, &c).map_err(|e| e.to_string()));
+            match found {
+                Ok(Some(value)) => {
+                    println!("{value}");
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("postern: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
 }
 
 /// `mailq` / `postern queue list`: exit 69 (EX_UNAVAILABLE) when the mail
@@ -354,6 +419,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aliases {
             action: AliasesAction::Build,
         } => aliases_build(&load(&cli.config)?),
+        Command::Map { action } => Ok(map(action, &cli.config)),
         Command::Flush => {
             let all = vec!["ALL".to_string()];
             let ok = postern::supervisor::queue_op(

@@ -1,0 +1,248 @@
+//! The text formats of table files, as Postfix's postmap reads them:
+//! logical lines (a line starting with whitespace continues the previous
+//! one; a line whose first non-blank character is `#` is a comment, even
+//! inside a continuation; empty lines are skipped) and the `key value`
+//! entries of hash/texthash files (access(5), postmap(1) source format).
+//!
+//! Diagnostics carry the file and the line (the first physical line of the
+//! logical line) for `postern map build` and for the daemons' logs.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// One problem found in a table's text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file, or the inline table's spec.
+    pub file: String,
+    /// 1-based line (for inline tables: the element's number).
+    pub line: usize,
+    pub error: bool,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(file: &str, line: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.to_string(),
+            line,
+            error: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(file: &str, line: usize, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            error: false,
+            ..Diagnostic::error(file, line, message)
+        }
+    }
+}
+
+/// `FILE:LINE: error: message` (or `warning:`), as compilers and
+/// `postern aliases build` print them.
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = if self.error { "error" } else { "warning" };
+        write!(f, "{}:{}: {level}: {}", self.file, self.line, self.message)
+    }
+}
+
+/// The logical lines of `text` with the number of their first physical
+/// line. Continuation lines are joined without their newline, their
+/// leading whitespace kept; trailing CRs and trailing whitespace are
+/// removed.
+pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    let mut open = false;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() {
+            open = false;
+            continue;
+        }
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        let continues = line.starts_with([' ', '\t']);
+        match out.last_mut() {
+            Some((_, last)) if continues && open => last.push_str(line),
+            _ => {
+                out.push((i + 1, line.to_string()));
+                open = true;
+            }
+        }
+    }
+    for (_, l) in out.iter_mut() {
+        l.truncate(l.trim_end().len());
+    }
+    out
+}
+
+/// Entries of a hash/texthash file: keys lower-cased (Postfix's fixed-case
+/// tables), the first value of a duplicate key kept with a warning, as
+/// postmap does. A line without a value is an error.
+pub fn parse_hash(file: &str, text: &str) -> (HashMap<String, String>, Vec<Diagnostic>) {
+    let mut map = HashMap::new();
+    let mut diags = Vec::new();
+    for (n, line) in logical_lines(text) {
+        match split_entry(&line) {
+            Ok((key, value)) => {
+                let key = key.to_lowercase();
+                match map.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        diags.push(Diagnostic::warning(
+                            file,
+                            n,
+                            format!("duplicate entry: \"{}\" (the first value is kept)", e.key()),
+                        ))
+                    }
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(value);
+                    }
+                }
+            }
+            Err(e) => diags.push(Diagnostic::error(file, n, e)),
+        }
+    }
+    (map, diags)
+}
+
+/// `key whitespace value`; the key may be `"quoted"` (with `\"` and `\\`
+/// escapes) to hold whitespace, as postmap 3.2 and later accept.
+fn split_entry(line: &str) -> Result<(String, String), String> {
+    let line = line.trim();
+    let (key, rest) = if let Some(quoted) = line.strip_prefix('"') {
+        let mut key = String::new();
+        let mut chars = quoted.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, e)) => key.push(e),
+                    None => break,
+                },
+                '"' => {
+                    end = Some(i + 1);
+                    break;
+                }
+                c => key.push(c),
+            }
+        }
+        let end = end.ok_or("missing closing '\"' in the key")?;
+        let rest = &quoted[end..];
+        if !rest.is_empty() && !rest.starts_with([' ', '\t']) {
+            return Err("expected whitespace after the quoted key".into());
+        }
+        (key, rest)
+    } else {
+        let end = line.find([' ', '\t']).unwrap_or(line.len());
+        (line[..end].to_string(), &line[end..])
+    };
+    let value = rest.trim();
+    if key.is_empty() || value.is_empty() {
+        return Err("expected format: key whitespace value".into());
+    }
+    Ok((key, value.to_string()))
+}
+
+/// Postfix's `{ … }` lists (inline:, regexp:{…}, pcre:{…}): the text
+/// inside the outer braces split at commas and whitespace, a `{ … }`
+/// element kept whole (braces removed, text trimmed). `None` when the
+/// braces do not balance.
+pub fn brace_elements(text: &str) -> Option<Vec<String>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut out = Vec::new();
+    let mut chars = inner.char_indices().peekable();
+    while let Some(&(start, c)) = chars.peek() {
+        if c == ',' || c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        if c == '{' {
+            let mut depth = 0usize;
+            let mut end = None;
+            for (i, c) in chars.by_ref() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let end = end?;
+            out.push(inner[start + 1..end].trim().to_string());
+        } else {
+            let mut end = inner.len();
+            while let Some(&(i, c)) = chars.peek() {
+                if c == ',' || c.is_whitespace() {
+                    end = i;
+                    break;
+                }
+                if c == '{' || c == '}' {
+                    return None;
+                }
+                chars.next();
+            }
+            out.push(inner[start..end].to_string());
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_lines_join_continuations_and_skip_comments() {
+        let text = "a 1\n  continued\n# comment\n\tstill\n\nb 2\r\n   \n c 3\n";
+        assert_eq!(
+            logical_lines(text),
+            vec![
+                (1, "a 1  continued\tstill".to_string()),
+                (6, "b 2".to_string()),
+                (8, " c 3".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn hash_entries_lower_cased_first_duplicate_kept() {
+        let (map, diags) = parse_hash(
+            "f",
+            "Example.COM   REJECT go away\n\"a b@x\" OK\nexample.com OK\nlonely\n",
+        );
+        assert_eq!(map["example.com"], "REJECT go away");
+        assert_eq!(map["a b@x"], "OK");
+        assert_eq!(diags.len(), 2);
+        assert_eq!(
+            diags[0].to_string(),
+            "f:3: warning: duplicate entry: \"example.com\" (the first value is kept)"
+        );
+        assert_eq!(
+            diags[1].to_string(),
+            "f:4: error: expected format: key whitespace value"
+        );
+    }
+
+    #[test]
+    fn brace_lists() {
+        assert_eq!(
+            brace_elements("{ a=b, { c = d, e }, f=g }").unwrap(),
+            vec!["a=b", "c = d, e", "f=g"]
+        );
+        assert_eq!(
+            brace_elements("{ {/x/ REJECT no}, {/y{2}/ OK} }").unwrap(),
+            vec!["/x/ REJECT no", "/y{2}/ OK"]
+        );
+        assert_eq!(brace_elements("{ {a }"), None);
+        assert_eq!(brace_elements("a=b"), None);
+    }
+}
