@@ -9,6 +9,7 @@ pub mod address;
 pub mod aliases;
 pub mod check;
 pub mod config;
+pub mod content;
 pub mod dsn;
 pub mod ipc;
 pub mod local;
