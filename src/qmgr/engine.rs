@@ -481,6 +481,8 @@ impl Engine {
             .as_ref()
             .map(|r| (r.held, r.finished, r.warned))
             .unwrap_or_default();
+        // smtpd's HOLD (a header or body check): held until released.
+        let held = held || (env.hold && !r.as_ref().is_some_and(|r| r.held_known));
         if deleted {
             rcpts.fill(RState::Bounced);
         }

@@ -145,6 +145,7 @@ async fn queue(rcpts: &[&str], cfg: impl FnOnce(&mut Config), script: Script) ->
         client: Client::default(),
         message_id: None,
         size: CONTENT.len() as u64,
+        hold: false,
     };
     let payload = encode_message(&env, MessageContent::Inline(CONTENT)).unwrap();
     smtpd.append(RecordType::Message, payload).await.unwrap();

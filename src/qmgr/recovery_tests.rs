@@ -35,6 +35,7 @@ fn envelope(id: QueueId, rcpts: usize) -> Envelope {
         client: Client::default(),
         message_id: None,
         size: 5,
+        hold: false,
     }
 }
 

@@ -156,6 +156,9 @@ pub struct Replayed {
     pub finished: bool,
     /// On hold.
     pub held: bool,
+    /// `held` was set by a record (hold, release, snapshot), so it wins
+    /// over the envelope's hold flag (smtpd's HOLD at queue time).
+    pub held_known: bool,
     /// The delay warning went out.
     pub warned: bool,
     /// Records to apply, in order, after the last Moved/Snapshot reset.
@@ -175,8 +178,8 @@ pub fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId
             }
             StateRecord::Warned(_) => e.warned = true,
             StateRecord::Admin(a) => match a.op {
-                AdminOp::Hold => e.held = true,
-                AdminOp::Release => e.held = false,
+                AdminOp::Hold => (e.held, e.held_known) = (true, true),
+                AdminOp::Release => (e.held, e.held_known) = (false, true),
                 AdminOp::Delete => {
                     e.finished = true;
                     e.records.clear();
@@ -186,6 +189,7 @@ pub fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId
                 e.moved = s.deferred;
                 e.finished = s.finished;
                 e.held = s.held;
+                e.held_known = true;
                 e.warned = s.warned;
                 e.records.clear();
                 if !s.finished {

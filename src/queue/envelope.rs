@@ -72,4 +72,9 @@ pub struct Envelope {
     pub message_id: Option<String>,
     /// Size of the content in bytes, as stored (LF line ends).
     pub size: u64,
+    /// Queue it on hold (a header or body check said HOLD): qmgr keeps it
+    /// undelivered until `postern queue release`, as an administrator's
+    /// hold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold: bool,
 }

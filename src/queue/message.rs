@@ -228,6 +228,7 @@ mod tests {
             },
             message_id: None,
             size,
+            hold: false,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod aliases;
 mod bounce;
+mod checks;
 mod common;
 mod config;
 mod forward;

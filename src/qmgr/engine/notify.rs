@@ -149,6 +149,7 @@ impl Engine {
             },
             message_id: None,
             size: body.len() as u64,
+            hold: false,
         };
         let appended = match encode_message_head(&envelope, ContentKind::Inline) {
             Ok(head) => {

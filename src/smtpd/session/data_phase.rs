@@ -1,7 +1,8 @@
 //! The DATA phase of a session: the DATA reader fed from the socket, the
-//! content stored (memory, or a file of its own when large), the size limit
-//! and the bare-LF policy applied, and the message committed to the queue
-//! before the `250`.
+//! content inspected by the header and body checks as it streams
+//! ([`crate::content`]) and stored (memory, or a file of its own when
+//! large), the size limit and the bare-LF policy applied, and the message
+//! committed to the queue before the `250`.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use tokio::time::Instant;
 
 use super::{End, Read, Session};
 use crate::config::BareNewline;
+use crate::content::{self, ContentChecks, Inspector, Verdict};
 use crate::queue::message::{ContentKind, MessageContent, encode_message, encode_message_head};
 use crate::queue::record::RecordType;
 use crate::queue::{Client, Envelope, QueueId, now_micros};
@@ -28,6 +30,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.count("data", false);
             return self.data_error(Reply::no_valid_recipients()).await;
         }
+        let checks = match ContentChecks::open(&self.config) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("header or body checks: {e}");
+                self.count("data", false);
+                let r = Reply::new(451, "4.3.5", "Server configuration error");
+                return self.data_error(r).await;
+            }
+        };
         let id = self.shared.ids.next();
         tx.id = Some(id.clone());
         let rcpt_addrs: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
@@ -64,7 +75,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 &rcpt_addrs,
             ),
         };
-        store.push(received.as_bytes());
+        let mut inspector =
+            (!checks.is_empty()).then(|| Inspector::new(checks, self.content_context(id.as_str())));
+        match inspector.as_mut() {
+            // Postfix's header_checks see smtpd's Received header too.
+            Some(i) => i.feed(received.as_bytes(), &mut |b| store.push(b)),
+            None => store.push(received.as_bytes()),
+        }
         let mut reader = DataReader::new(cfg.smtpd.forbid_bare_newline);
         let limit = cfg.smtpd.message_size_limit;
         let mut too_big = false;
@@ -72,16 +89,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         // DATA must progress: smtpd.timeout, plus one second per KiB.
         let started = Instant::now();
         loop {
-            let mut sink_store = if too_big || io_error.is_some() {
+            let stopped = inspector.as_ref().is_some_and(Inspector::stopped);
+            let mut sink_store = if too_big || io_error.is_some() || stopped {
                 None
             } else {
                 Some(&mut store)
             };
-            let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| {
-                if let Some(s) = sink_store.as_mut() {
-                    s.push(b);
+            let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| match inspector.as_mut() {
+                Some(i) => i.feed(b, &mut |o| {
+                    if let Some(s) = sink_store.as_mut() {
+                        s.push(o);
+                    }
+                }),
+                None => {
+                    if let Some(s) = sink_store.as_mut() {
+                        s.push(b);
+                    }
                 }
             });
+            log_content(inspector.as_mut(), &id);
             let done = match fed {
                 Feed::Done { consumed } => {
                     self.inbuf.drain(..consumed);
@@ -102,6 +128,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 io_error = Some(e);
             }
             if done {
+                if let Some(i) = inspector.as_mut() {
+                    let keep = !(too_big || io_error.is_some() || i.stopped());
+                    i.finish(&mut |o| {
+                        if keep {
+                            store.push(o);
+                        }
+                    });
+                    log_content(Some(i), &id);
+                }
                 break;
             }
             let allowance = cfg.smtpd.timeout + Duration::from_secs(reader.wire_size() / 1024);
@@ -129,8 +164,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
             }
         }
+        let verdict = inspector.map(|i| i.verdict().clone()).unwrap_or_default();
         let result = self
-            .finish_message(&id, store, &reader, too_big, io_error)
+            .finish_message(&id, store, &reader, too_big, io_error, verdict)
             .await;
         self.tx = None;
         match result {
@@ -148,6 +184,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
     }
 
+    /// Who sent the message, for the checks' log lines.
+    fn content_context(&self, id: &str) -> content::Context {
+        let tx = self.tx.as_ref();
+        content::Context {
+            queue_id: id.to_string(),
+            origin: match self.uid {
+                Some(_) => "local".into(),
+                None => self.client(),
+            },
+            sender: tx.map(|t| t.sender.clone()).unwrap_or_default(),
+            recipient: tx.and_then(|t| t.rcpts.last()).map(|r| r.address.clone()),
+            proto: self.uid.is_none().then(|| self.proto().to_string()),
+            helo: self.helo.clone(),
+        }
+    }
+
     async fn data_error(&mut self, r: Reply) -> Option<End> {
         if self.error(&r) {
             return Some(self.too_many_errors().await);
@@ -162,6 +214,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         reader: &DataReader,
         too_big: bool,
         io_error: Option<std::io::Error>,
+        verdict: Verdict,
     ) -> Result<(), Reply> {
         let tx = self.tx.as_ref().ok_or_else(Reply::need_rcpt)?;
         let log_reject = |r: &Reply, s: &Self| {
@@ -193,9 +246,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
             return Err(Reply::queue_write_error());
         }
+        if let Some(r) = verdict.reject {
+            // Logged by the checks (`ID: reject: header …`).
+            store.discard().await;
+            return Err(r);
+        }
+        if verdict.discard {
+            // Postfix: accepted, then silently thrown away.
+            store.discard().await;
+            self.reply(&Reply::queued(id.as_str()));
+            return Ok(());
+        }
         let mid = message_id(store.head());
         let size = store.size();
-        let envelope = Envelope {
+        let mut envelope = Envelope {
             id: id.clone(),
             arrival_us: now_micros(),
             sender: tx.sender.clone(),
@@ -212,7 +276,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             },
             message_id: mid.clone(),
             size,
+            hold: verdict.hold,
         };
+        if let Some(to) = verdict.redirect {
+            envelope.recipients = vec![crate::queue::Recipient {
+                address: to,
+                orcpt: None,
+                notify: None,
+            }];
+        }
         let incoming = self.shared.incoming.clone();
         let parts = match store.finish(&incoming).await {
             Ok(Finished::Inline(content)) => {
@@ -261,6 +333,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
                 Err(Reply::queue_write_error())
             }
+        }
+    }
+}
+
+/// The checks' log lines so far, with the queue ID as a journal field.
+fn log_content(inspector: Option<&mut Inspector>, id: &QueueId) {
+    for line in inspector.map(Inspector::take_log).unwrap_or_default() {
+        if line.warn {
+            log::warn!(queue_id = id.as_str(); "{}", line.text);
+        } else {
+            log::info!(queue_id = id.as_str(), status = "content"; "{}", line.text);
         }
     }
 }
