@@ -5,10 +5,12 @@
 //! What it does: speaks SMTP on every listener it is handed, decides per
 //! recipient (local user exists; other domains only from the relay
 //! networks), receives the message with the DATA reader (only CRLF.CRLF
-//! ends it: SMTP smuggling is impossible), adds the Received header,
-//! appends the message to its segment in `queue/incoming/` through the
-//! group-commit log writer and answers `250 … queued as ID` only after the
-//! record is durable. Then it wakes qmgr through the `qmgr` socket.
+//! ends it: SMTP smuggling is impossible), applies the header and body
+//! checks to it as it streams in ([`crate::content`]: REJECT answers the
+//! DATA with 550, DISCARD, HOLD and REDIRECT change what is queued), adds
+//! the Received header, appends the message to its segment in
+//! `queue/incoming/` through the group-commit log writer and answers
+//! `250 … queued as ID` only after the record is durable. Then it wakes qmgr through the `qmgr` socket.
 //!
 //! Inputs: TCP listeners named `smtp`, and the Unix listener `submit` on
 //! which the `sendmail` command submits (LISTEN_FDS): a local submission is
@@ -40,7 +42,8 @@
 //!
 //! Configuration read: `server.hostname`, `server.origin`, `smtpd.*`,
 //! `local.domains`, `local.aliases`, `local.alias_files`,
-//! `local.recipient_delimiter`,
+//! `local.recipient_delimiter`, `checks.*` (and the `[maps]` tables
+//! they name),
 //! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
 //! `server.run_directory`.
 
