@@ -272,6 +272,10 @@ mod tests {
         assert!(m[&id(1)].held);
         assert_eq!(m[&id(1)].records.len(), 1);
         assert!(!m[&id(2)].held);
+        // A release is known: it wins over smtpd's hold flag.
+        assert!(m[&id(2)].held_known);
+        // Records that say nothing about holding leave the flag in charge.
+        assert!(!m[&id(3)].held_known);
         assert!(m[&id(3)].finished);
         let r = admin(1, AdminOp::Delete);
         let (t, p) = r.encode();
