@@ -106,6 +106,10 @@ fn roles_run_as_postern_when_started_as_root() {
         return;
     }
     let p = Postern::start("");
+    // Each role logs this once it has dropped its privileges.
+    for role in ["smtpd", "qmgr", "local"] {
+        p.wait_log(&format!("{role}: sandboxed"), 1, 10);
+    }
     let postern = nix::unistd::User::from_name("postern")
         .unwrap()
         .expect("the postern user (.ci/run creates it)");
