@@ -64,6 +64,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 &rcpt_addrs,
             ),
         };
+        // Headers an access table said to PREPEND go above the Received
+        // header, as Postfix's smtpd writes them.
+        if let Some(tx) = self.tx.as_ref() {
+            for header in &tx.prepend {
+                store.push(format!("{header}\n").as_bytes());
+            }
+        }
         store.push(received.as_bytes());
         let mut reader = DataReader::new(cfg.smtpd.forbid_bare_newline);
         let limit = cfg.smtpd.message_size_limit;
@@ -193,6 +200,18 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
             return Err(Reply::queue_write_error());
         }
+        if tx.discard.is_some() {
+            // DISCARD (an access table): the client is told the message
+            // was queued; nothing is.
+            store.discard().await;
+            log::info!(queue_id = id.as_str(); "{id}: removed (discarded)");
+            self.reply(&Reply::queued(id.as_str()));
+            return Ok(());
+        }
+        // TODO(lead): HOLD from an access table (`tx.hold`, already
+        // logged as `NOQUEUE: hold: RCPT from …`) must put the message on
+        // hold: set the envelope's hold flag here once the maps branch
+        // adds it (e.g. `hold: tx.hold.is_some()` in the Envelope below).
         let mid = message_id(store.head());
         let size = store.size();
         let envelope = Envelope {
