@@ -448,6 +448,41 @@ mod tests {
         );
     }
 
+    /// TXT and PTR records are served; a silent name gets no answer.
+    #[test]
+    fn answers_txt_and_ptr_and_stays_silent() {
+        let dns = DnsServer::start(
+            Zone::new()
+                .txt("2.0.0.127.bl.test", "listed, see https://bl.test/")
+                .ptr("192.0.2.7", "host.example.test")
+                .silent("slow.test"),
+        );
+        for tcp in [false, true] {
+            let r = query(dns.addr, "2.0.0.127.bl.test.", RecordType::TXT, tcp);
+            match &r.answers[0].data {
+                RData::TXT(t) => assert_eq!(&*t.txt_data[0], b"listed, see https://bl.test/"),
+                other => panic!("{other:?}"),
+            }
+            let r = query(dns.addr, "7.2.0.192.in-addr.arpa.", RecordType::PTR, tcp);
+            match &r.answers[0].data {
+                RData::PTR(p) => assert_eq!(p.0.to_ascii(), "host.example.test."),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("slow.test.").unwrap(),
+            RecordType::A,
+        ));
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.send_to(&m.to_vec().unwrap(), dns.addr).unwrap();
+        let mut buf = [0u8; 512];
+        assert!(s.recv_from(&mut buf).is_err(), "a silent name was answered");
+        assert!(dns.queries().contains(&("slow.test".into(), "A".into())));
+    }
+
     /// EDNS queries (as stub resolvers send them) get an OPT back.
     #[test]
     fn answers_edns_queries() {
