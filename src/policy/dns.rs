@@ -209,8 +209,17 @@ impl Resolver {
     }
 
     /// The client's verified name: the PTR names of `ip`, each looked up
-    /// forward until one leads back to `ip`.
+    /// forward until one leads back to `ip`; all within twice
+    /// [`LOOKUP_DEADLINE`] (a temporary failure after that).
     pub async fn client_name(&self, ip: IpAddr) -> ClientName {
+        let deadline = 2 * LOOKUP_DEADLINE;
+        match tokio::time::timeout(deadline, self.verified_name(ip)).await {
+            Ok(name) => name,
+            Err(_) => unknown(NameStatus::Temporary, Vec::new()),
+        }
+    }
+
+    async fn verified_name(&self, ip: IpAddr) -> ClientName {
         let ip = ip.to_canonical();
         let mut queries = Vec::new();
         let ptr_name = reverse_name(ip);

@@ -21,8 +21,8 @@
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
-//! writing `queue/incoming` and forbidden outbound TCP (see
-//! [`crate::sandbox`]).
+//! writing `queue/incoming` and forbidden outbound TCP except to DNS
+//! ports (the restrictions' lookups; see [`crate::sandbox`]).
 //! It trusts nothing from the network: every line goes through the sans-IO
 //! parsers ([`line`], [`command`], [`data`]), which are fuzzed; memory per
 //! session is bounded (command lines by `smtpd.line_length_limit`, message

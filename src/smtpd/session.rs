@@ -621,7 +621,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             status = action;
             "{}{action}: {} from {}: {text};{items}",
             self.qid_prefix(),
-            when.command(),
+            // The command at hand as Postfix names it (EHLO or HELO).
+            if when == When::Connect { "CONNECT" } else { self.last_cmd },
             self.client()
         );
     }

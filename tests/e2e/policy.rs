@@ -389,6 +389,19 @@ fn without_delay_reject_the_client_list_refuses_the_connection() {
         1,
         5,
     );
+    // Another client is greeted; its HELO list runs at EHLO.
+    let mut c = p.client_from("127.0.0.3");
+    assert_eq!(
+        c.cmd("EHLO bad..name"),
+        "501 5.5.2 <bad..name>: Helo command rejected: Invalid name"
+    );
+    assert!(c.cmd("EHLO good.example").starts_with("250-"));
+    p.wait_log(
+        "NOQUEUE: reject: EHLO from unknown[127.0.0.3]: 501 5.5.2 <bad..name>: Helo command \
+         rejected: Invalid name; proto=SMTP helo=<bad..name>",
+        1,
+        5,
+    );
 }
 
 #[test]
