@@ -234,7 +234,7 @@ impl Resolver {
         let mut status = NameStatus::Permanent;
         for name in names
             .iter()
-            .filter(|n| super::eval::valid_hostname(n))
+            .filter(|n| super::syntax::valid_hostname(n))
             .take(5)
         {
             let answer = self.lookup(name, rtype).await;

@@ -37,6 +37,7 @@
 pub mod dns;
 mod element;
 pub(crate) mod eval;
+mod syntax;
 pub mod trace;
 
 use std::collections::HashMap;
@@ -314,5 +315,7 @@ pub fn local_recipient(
     }
 }
 
+#[cfg(test)]
+mod eval_tests;
 #[cfg(test)]
 mod tests;
