@@ -17,6 +17,7 @@ pub mod logging;
 pub mod mailq;
 pub mod maps;
 pub mod notify;
+pub mod policy;
 pub mod qmgr;
 pub mod queue;
 pub mod reply;

@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         action: QueueCommand,
     },
+    /// The access policy (restriction lists, tables, DNS checks).
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// Run one role (started by `postern start` or systemd).
     Daemon {
         #[arg(value_parser = ["smtpd", "qmgr", "local", "smtp", "local-worker"])]
@@ -69,6 +74,39 @@ enum Command {
         /// as JSON lines and exit: proof that the sandbox holds.
         #[arg(long, value_name = "KIND:TARGET", hide = true)]
         probe: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Run the restriction lists with the real tables and DNS for a
+    /// client, HELO name, sender and recipients, without sending mail:
+    /// every element evaluated, what each table and DNS answered, and the
+    /// reply for each recipient. Exit 0 when every recipient would be
+    /// accepted, 1 otherwise.
+    Test {
+        /// The client's address.
+        #[arg(long, value_name = "IP")]
+        client: std::net::IpAddr,
+        /// The client's verified name (default: looked up, PTR and
+        /// forward, as smtpd does).
+        #[arg(long, value_name = "NAME")]
+        client_name: Option<String>,
+        /// The HELO/EHLO name.
+        #[arg(long, value_name = "NAME")]
+        helo: Option<String>,
+        /// The envelope sender (default: the null sender <>).
+        #[arg(long, value_name = "ADDRESS", default_value = "")]
+        from: String,
+        /// A recipient (repeat for more).
+        #[arg(long = "to", value_name = "ADDRESS", required = true)]
+        to: Vec<String>,
+        /// A message file for the header and body checks.
+        #[arg(long, value_name = "FILE")]
+        message: Option<PathBuf>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -456,6 +494,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Policy {
+            action:
+                PolicyAction::Test {
+                    client,
+                    client_name,
+                    helo,
+                    from,
+                    to,
+                    message,
+                    json,
+                },
+        } => {
+            let config = load(&cli.config)?;
+            let bare = |s: &str| {
+                let s = s.trim();
+                s.strip_prefix('<')
+                    .and_then(|s| s.strip_suffix('>'))
+                    .unwrap_or(s)
+                    .to_string()
+            };
+            let probe = postern::policy::trace::Probe {
+                client,
+                client_name,
+                helo,
+                sender: bare(&from),
+                recipients: to.iter().map(|t| bare(t)).collect(),
+                message,
+            };
+            let code = postern::policy::trace::main(config, probe, json)?;
+            Ok(ExitCode::from(code))
         }
         Command::Daemon { role, probe } => {
             if role == "local-worker" {

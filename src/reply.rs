@@ -2,6 +2,7 @@
 //! in one place, so that the reply a client sees and the log line that
 //! records a reject are built from the same value.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// One SMTP reply (RFC 5321 section 4.2) with an optional RFC 3463 enhanced
@@ -9,7 +10,9 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     pub code: u16,
-    pub enhanced: Option<&'static str>,
+    /// The enhanced status code; usually a constant, built at run time
+    /// where an access table gives one (`REJECT 5.7.0 go away`).
+    pub enhanced: Option<Cow<'static, str>>,
     pub text: String,
 }
 
@@ -17,7 +20,7 @@ impl Reply {
     pub fn new(code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
         Reply {
             code,
-            enhanced: Some(enhanced),
+            enhanced: Some(Cow::Borrowed(enhanced)),
             text: text.into(),
         }
     }
@@ -151,6 +154,64 @@ impl Reply {
     pub fn command_too_long(hostname: &str) -> Reply {
         Reply::new(500, "5.5.2", format!("{hostname} Error: command too long"))
     }
+    // Restrictions (crate::policy), Postfix's texts (smtpd_check.c).
+
+    /// A restriction's reply with a DSN known only at run time. The text
+    /// is made safe as Postfix makes it: control characters become
+    /// spaces, and the whole reply line stays within 510 bytes.
+    pub fn restriction(code: u16, dsn: String, text: impl Into<String>) -> Reply {
+        let mut text: String = text
+            .into()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let room = 510usize.saturating_sub(4 + dsn.len() + 1);
+        if text.len() > room {
+            let mut end = room;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        Reply {
+            code,
+            enhanced: Some(Cow::Owned(dsn)),
+            text,
+        }
+    }
+    /// `<name>: Class rejected: text`, the shape of every access reply.
+    pub fn rejected(code: u16, dsn: String, name: &str, class: &str, text: &str) -> Reply {
+        Reply::restriction(code, dsn, format!("<{name}>: {class} rejected: {text}"))
+    }
+    /// A DNS blocklist: `554 5.7.1 Service unavailable; Client host
+    /// [1.2.3.4] blocked using zone; TXT`.
+    pub fn rbl_blocked(class: &str, what: &str, zone: &str, reason: Option<&str>) -> Reply {
+        let mut text = format!("Service unavailable; {class} [{what}] blocked using {zone}");
+        if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+            text.push_str("; ");
+            text.push_str(reason);
+        }
+        Reply::restriction(554, "5.7.1".to_string(), text)
+    }
+    pub fn relay_deferred(rcpt: &str) -> Reply {
+        Reply::new(454, "4.7.1", format!("<{rcpt}>: Relay access denied"))
+    }
+    /// `reject_unknown_client_hostname` (RFC 7372's 4.7.25).
+    pub fn unknown_client_hostname(ip: &str) -> Reply {
+        Reply::new(
+            450,
+            "4.7.25",
+            format!("Client host rejected: cannot find your hostname, [{ip}]"),
+        )
+    }
+    /// Every command after a client restriction refused the connection
+    /// (`restrictions.delay_reject = false`).
+    pub fn access_denied_for(client: &str) -> Reply {
+        Reply::new(503, "5.7.0", format!("Error: access denied for {client}"))
+    }
+    pub fn server_configuration_error() -> Reply {
+        Reply::new(451, "4.3.5", "Server configuration error")
+    }
     pub fn shutting_down(hostname: &str) -> Reply {
         Reply::new(
             421,
@@ -170,7 +231,7 @@ impl fmt::Display for Reply {
             if i > 0 {
                 f.write_str("\r\n")?;
             }
-            match self.enhanced {
+            match &self.enhanced {
                 Some(e) => write!(f, "{}{sep}{e} {line}", self.code)?,
                 None => write!(f, "{}{sep}{line}", self.code)?,
             }
@@ -189,6 +250,33 @@ mod tests {
             Reply::relay_denied("u@elsewhere.example").to_string(),
             "554 5.7.1 <u@elsewhere.example>: Relay access denied"
         );
+    }
+
+    #[test]
+    fn rbl_texts_are_postfix_texts() {
+        assert_eq!(
+            Reply::rbl_blocked(
+                "Client host",
+                "192.0.2.1",
+                "zen.example",
+                Some("listed, see x")
+            )
+            .to_string(),
+            "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.example; listed, see x"
+        );
+        assert_eq!(
+            Reply::rbl_blocked("Sender address", "a@b.example", "dbl.example", None).to_string(),
+            "554 5.7.1 Service unavailable; Sender address [a@b.example] blocked using dbl.example"
+        );
+    }
+
+    #[test]
+    fn restriction_text_is_made_safe() {
+        let r = Reply::restriction(550, "5.7.1".into(), format!("a\r\nb{}", "x".repeat(600)));
+        let line = r.to_string();
+        assert!(line.starts_with("550 5.7.1 a  bx"), "{line}");
+        assert_eq!(line.len(), 510);
+        assert!(!line.contains('\n'));
     }
 
     #[test]

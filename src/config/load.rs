@@ -282,7 +282,15 @@ struct Given {
     relay_host: Option<Located>,
     minimal_backoff_line: Option<usize>,
     maximal_backoff_line: Option<usize>,
+    /// Per restriction list (in `crate::policy::Stage` order): the line
+    /// of its key and each table it names with its line, for the checks
+    /// that need the whole file.
+    restriction_lines: [Option<RestrictionLines>; 5],
 }
+
+/// The line of a restriction list's key, and each table it names with
+/// the line of its string.
+type RestrictionLines = (usize, Vec<(usize, String)>);
 
 fn server(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
     let var = match key {
@@ -511,15 +519,16 @@ fn restrictions(
     f: &Field,
     key: &str,
     config: &mut Config,
-    _: &mut Given,
+    given: &mut Given,
 ) -> Result<(), ConfigError> {
+    use crate::policy::Stage;
     let r = &mut config.restrictions;
     match key {
-        "client" => r.client = plain_strings(f)?,
-        "helo" => r.helo = plain_strings(f)?,
-        "sender" => r.sender = plain_strings(f)?,
-        "relay" => r.relay = plain_strings(f)?,
-        "recipient" => r.recipient = plain_strings(f)?,
+        "client" => r.client = restriction_list(f, Stage::Client, given)?,
+        "helo" => r.helo = restriction_list(f, Stage::Helo, given)?,
+        "sender" => r.sender = restriction_list(f, Stage::Sender, given)?,
+        "relay" => r.relay = restriction_list(f, Stage::Relay, given)?,
+        "recipient" => r.recipient = restriction_list(f, Stage::Recipient, given)?,
         "delay_reject" => r.delay_reject = f.boolean()?,
         "rbl_domains" => r.rbl_domains = plain_strings(f)?,
         "dns_failure" => {
@@ -533,6 +542,101 @@ fn restrictions(
             }
         }
         _ => return Err(f.unknown(key)),
+    }
+    Ok(())
+}
+
+/// A restriction list: each element parsed by `crate::policy`, so that a
+/// typo is an error at its own line, naming the element.
+fn restriction_list(
+    f: &Field,
+    stage: crate::policy::Stage,
+    given: &mut Given,
+) -> Result<Vec<String>, ConfigError> {
+    let located = f.strings()?;
+    let elements =
+        crate::policy::parse_list(stage, &located.iter().map(|l| &l.text).collect::<Vec<_>>())
+            .map_err(|e| ConfigError::BadValue {
+                file: f.source.file.to_string(),
+                line: located.get(e.index).map_or(f.line, |l| l.line),
+                key: f.key.clone(),
+                value: format!("{:?}", e.element),
+                reason: e.reason,
+            })?;
+    // Which string each table came from is not kept by the parser: find
+    // the first string that names it.
+    let tables = elements
+        .iter()
+        .filter_map(|e| match e {
+            crate::policy::Element::CheckAccess { table, .. } => Some(table),
+            _ => None,
+        })
+        .map(|table| {
+            let line = located
+                .iter()
+                .find(|l| l.text.contains(table.as_str()))
+                .map_or(f.line, |l| l.line);
+            (line, table.clone())
+        })
+        .collect();
+    given.restriction_lines[stage as usize] = Some((f.line, tables));
+    Ok(located.into_iter().map(|l| l.text).collect())
+}
+
+/// The restriction checks that need the whole file: every `inline:NAME`
+/// table exists in `[maps]`, and the relay and recipient lists refuse
+/// mail for other domains (as Postfix's smtpd insists at start).
+fn check_restrictions(config: &Config, given: &Given, file: &str) -> Result<(), ConfigError> {
+    use crate::policy::{Stage, has_relay_guard, parse_list};
+    for (stage, lines) in Stage::ALL.iter().zip(&given.restriction_lines) {
+        let Some((_, tables)) = lines else { continue };
+        for (line, spec) in tables {
+            if let Some(name) = spec.strip_prefix("inline:").filter(|n| !n.starts_with('{'))
+                && !config.maps.contains_key(name)
+            {
+                return Err(ConfigError::BadValue {
+                    file: file.to_string(),
+                    line: *line,
+                    key: format!("restrictions.{}", stage.name()),
+                    value: format!("{spec:?}"),
+                    reason: format!("there is no table [maps.{name}]"),
+                });
+            }
+        }
+    }
+    let r = &config.restrictions;
+    if let (Ok(relay), Ok(recipient)) = (
+        parse_list(Stage::Relay, &r.relay),
+        parse_list(Stage::Recipient, &r.recipient),
+    ) && !has_relay_guard(&relay, &recipient)
+    {
+        let at = |s: Stage| {
+            given.restriction_lines[s as usize]
+                .as_ref()
+                .map(|(l, _)| *l)
+        };
+        let (key, line) = match (at(Stage::Relay), at(Stage::Recipient)) {
+            (Some(l), _) => ("relay", l),
+            (None, Some(l)) => ("recipient", l),
+            (None, None) => ("relay", 1),
+        };
+        return Err(ConfigError::BadValue {
+            file: file.to_string(),
+            line,
+            key: format!("restrictions.{key}"),
+            value: format!(
+                "{:?}",
+                if key == "relay" {
+                    &r.relay
+                } else {
+                    &r.recipient
+                }
+            ),
+            reason: "in restrictions.relay or restrictions.recipient, specify at least one \
+                     working instance of: reject_unauth_destination, defer_unauth_destination, \
+                     reject, defer, defer_if_permit (without it this server is an open relay)"
+                .to_string(),
+        });
     }
     Ok(())
 }
@@ -607,6 +711,7 @@ fn finish(
     file: &str,
     system: &System,
 ) -> Result<Config, ConfigError> {
+    check_restrictions(&config, &given, file)?;
     let mut resolver = Resolver::new(file, system, given.vars);
     let hostname = resolver.get(Var::Hostname)?;
     let domain = resolver.get(Var::Domain)?;

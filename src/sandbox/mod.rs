@@ -24,7 +24,7 @@
 //!
 //! | role | reads | writes | TCP |
 //! |---|---|---|---|
-//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming` | `queue/incoming` | no connect, no bind |
+//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming` | `queue/incoming` | connect only to DNS ports (53, `dns.servers`), no bind |
 //! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
 //! | smtp | system files, its configuration, the queue | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
@@ -84,7 +84,24 @@ impl Profile {
                 p.write.push(queue.join(crate::queue::INCOMING));
                 p.read
                     .extend(config.local.alias_files.iter().filter_map(parent));
-                p.tcp_connect = Some(Vec::new());
+                // The restrictions' table files, read again when they change.
+                p.read
+                    .extend(crate::policy::table_files(config).iter().filter_map(parent));
+                // And those of the header and body checks.
+                let c = &config.checks;
+                let checks: Vec<String> = [&c.header, &c.mime_header, &c.body]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect();
+                p.read
+                    .extend(crate::maps::files_of(&checks).iter().filter_map(parent));
+                // DNS over TCP (truncated answers) for the restrictions:
+                // port 53 and the ports of `dns.servers`.
+                let mut ports = vec![53];
+                ports.extend(config.dns.servers.iter().map(|s| s.port()));
+                ports.dedup();
+                p.tcp_connect = Some(ports);
             }
             "qmgr" => {
                 p.write.push(queue.clone());

@@ -3,14 +3,16 @@
 //! and 3463, SMTPUTF8 RFC 6531, DSN RFC 3461).
 //!
 //! What it does: speaks SMTP on every listener it is handed, decides per
-//! recipient (local user exists; other domains only from the relay
-//! networks), receives the message with the DATA reader (only CRLF.CRLF
+//! recipient with the access policy ([`crate::policy`]: the restriction
+//! lists, relay control among them, then the local recipient check),
+//! receives the message with the DATA reader (only CRLF.CRLF
 //! ends it: SMTP smuggling is impossible), applies the header and body
 //! checks to it as it streams in ([`crate::content`]: REJECT answers the
 //! DATA with 550, DISCARD, HOLD and REDIRECT change what is queued), adds
 //! the Received header, appends the message to its segment in
 //! `queue/incoming/` through the group-commit log writer and answers
-//! `250 … queued as ID` only after the record is durable. Then it wakes qmgr through the `qmgr` socket.
+//! `250 … queued as ID` only after the record is durable. Then it wakes
+//! qmgr through the `qmgr` socket.
 //!
 //! Inputs: TCP listeners named `smtp`, and the Unix listener `submit` on
 //! which the `sendmail` command submits (LISTEN_FDS): a local submission is
@@ -22,8 +24,8 @@
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
-//! writing `queue/incoming` and forbidden outbound TCP (see
-//! [`crate::sandbox`]).
+//! writing `queue/incoming` and forbidden outbound TCP except to DNS
+//! ports (the restrictions' lookups; see [`crate::sandbox`]).
 //! It trusts nothing from the network: every line goes through the sans-IO
 //! parsers ([`line`], [`command`], [`data`]), which are fuzzed; memory per
 //! session is bounded (command lines by `smtpd.line_length_limit`, message
@@ -45,7 +47,13 @@
 //! `local.recipient_delimiter`, `checks.*` (and the `[maps]` tables
 //! they name),
 //! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
-//! `server.run_directory`.
+//! `server.run_directory`, `restrictions.*`, `[maps]`, `dns.servers`.
+//!
+//! Client names: when a restriction needs the client's name
+//! (`check_client_access`, `reject_unknown_client_hostname`,
+//! `reject_rhsbl_client`), the address is looked up (PTR, then forward
+//! confirmation) before the `connect from` line; otherwise, and when that
+//! fails, the client is `unknown`.
 
 pub mod command;
 pub mod data;
@@ -69,6 +77,7 @@ use tokio::sync::{Notify, watch};
 use crate::aliases::LiveTable;
 use crate::config::Config;
 use crate::notify::{self, reload::Reload};
+use crate::policy::Policy;
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{INCOMING, IdGenerator};
 use crate::reply::Reply;
@@ -79,7 +88,7 @@ pub(crate) struct Shared {
     /// (aliases make local recipients valid, Postfix's
     /// local_recipient_maps): a session takes both at its start, a reload
     /// replaces them.
-    current: RwLock<(Arc<Config>, Arc<LiveTable>)>,
+    current: RwLock<Current>,
     pub ids: IdGenerator,
     pub log: LogWriter,
     pub incoming: PathBuf,
@@ -90,9 +99,13 @@ pub(crate) struct Shared {
     sessions: watch::Sender<usize>,
 }
 
+/// What a session starts with: the configuration, the alias table and
+/// the access policy (restriction lists, tables, resolver) built from it.
+pub(crate) type Current = (Arc<Config>, Arc<LiveTable>, Arc<Policy>);
+
 impl Shared {
-    /// The configuration and the alias table in effect now.
-    pub fn current(&self) -> (Arc<Config>, Arc<LiveTable>) {
+    /// The configuration, alias table and policy in effect now.
+    pub fn current(&self) -> Current {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -109,7 +122,9 @@ impl Shared {
     /// A reload: `config` for the sessions that start from now on.
     fn replace(&self, config: Config) {
         let aliases = Arc::new(LiveTable::from_config(&config));
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(config), aliases);
+        let config = Arc::new(config);
+        let policy = Arc::new(Policy::new(config.clone()));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = (config, aliases, policy);
     }
 }
 
@@ -155,7 +170,11 @@ pub async fn run(
         per_client: Mutex::new(HashMap::new()),
         total: Mutex::new(0),
         sessions: watch::Sender::new(0),
-        current: RwLock::new((config.clone(), Arc::new(LiveTable::from_config(&config)))),
+        current: RwLock::new((
+            config.clone(),
+            Arc::new(LiveTable::from_config(&config)),
+            Arc::new(Policy::new(config.clone())),
+        )),
     });
     tokio::spawn(wake_qmgr_task(
         config

@@ -17,12 +17,14 @@ use super::command::{Command, MailParams, RcptParams, parse_command};
 use super::line::{Framed, LineEnd, next_line};
 use crate::address::{Address, Path};
 use crate::config::BareNewline;
+use crate::policy::{Decision, NameStatus, Policy, When};
 use crate::queue::{QueueId, Recipient};
 use crate::reply::Reply;
 
 const READ_CHUNK: usize = 64 * 1024;
 
 mod data_phase;
+mod restrict;
 
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug)]
@@ -39,18 +41,28 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (rd, wr) = tokio::io::split(stream);
-    let (name, ip, uid) = match peer {
-        Peer::Tcp(ip) => ("unknown", ip, None),
-        Peer::Local { uid } => ("localhost", IpAddr::from([127, 0, 0, 1]), Some(uid)),
-    };
     // This session's configuration, whatever a reload does meanwhile.
-    let (config, aliases) = shared.current();
+    let (config, aliases, policy) = shared.current();
+    let (name, name_status, ip, uid) = match peer {
+        Peer::Tcp(ip) if policy.needs_client_name() => {
+            let found = policy.client_name(ip).await;
+            (found.name, found.status, ip, None)
+        }
+        Peer::Tcp(ip) => ("unknown".into(), NameStatus::Permanent, ip, None),
+        Peer::Local { uid } => (
+            "localhost".into(),
+            NameStatus::Verified,
+            IpAddr::from([127, 0, 0, 1]),
+            Some(uid),
+        ),
+    };
     let mut s = Session {
         rd,
         wr,
         inbuf: Vec::with_capacity(4096),
         out: Vec::new(),
-        name: name.into(),
+        name,
+        name_status,
         ip,
         uid,
         helo: None,
@@ -61,6 +73,8 @@ where
         last_cmd: "CONNECT",
         config,
         aliases,
+        policy,
+        access_denied: false,
         shared,
         stop,
     };
@@ -119,6 +133,12 @@ struct Transaction {
     params: MailParams,
     rcpts: Vec<Recipient>,
     id: Option<QueueId>,
+    /// An access table said HOLD (the reason as logged).
+    hold: Option<String>,
+    /// An access table said DISCARD: accept, then drop the message.
+    discard: Option<String>,
+    /// Headers an access table said to PREPEND.
+    prepend: Vec<String>,
 }
 
 struct Session<R, W> {
@@ -127,6 +147,8 @@ struct Session<R, W> {
     inbuf: Vec<u8>,
     out: Vec<u8>,
     name: String,
+    /// How far `name` was verified (for reject_unknown_client_hostname).
+    name_status: NameStatus,
     ip: IpAddr,
     /// A local submission's uid (SO_PEERCRED).
     uid: Option<u32>,
@@ -139,6 +161,11 @@ struct Session<R, W> {
     last_cmd: &'static str,
     config: Arc<crate::config::Config>,
     aliases: Arc<crate::aliases::LiveTable>,
+    policy: Arc<Policy>,
+    /// The client restrictions refused the connection at its start
+    /// (`restrictions.delay_reject = false`): every command but QUIT gets
+    /// `503 5.7.0 Error: access denied for …`.
+    access_denied: bool,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
 }
@@ -257,7 +284,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     async fn run(&mut self) -> End {
         let banner = Reply::plain(220, self.cfg().smtpd.banner.clone());
-        self.reply(&banner);
+        match self.restrict(When::Connect, None).await {
+            // Postfix: the reject replaces the greeting.
+            Some(r) => {
+                self.reply(&r);
+                self.errors += 1;
+                self.access_denied = true;
+            }
+            None => self.reply(&banner),
+        }
         let mut skipping = false;
         loop {
             // Wait for a complete command line.
@@ -382,6 +417,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         };
         let verb = cmd.verb_name();
         self.last_cmd = last_cmd_name(verb);
+        if self.access_denied && !matches!(cmd, Command::Quit) {
+            let r = Reply::access_denied_for(&self.client());
+            self.count(verb, false);
+            if self.error(&r) {
+                return Some(self.too_many_errors().await);
+            }
+            return None;
+        }
         let ends_group = matches!(
             cmd,
             Command::Ehlo(_)
@@ -412,24 +455,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Some(End::Closed);
         }
         let ok = match cmd {
-            Command::Helo(name) => {
-                self.helo = Some(printable(&name));
-                self.esmtp = false;
-                self.tx = None;
-                let r = Reply::plain(250, self.hostname());
-                self.reply(&r);
-                true
-            }
-            Command::Ehlo(name) => {
-                self.helo = Some(printable(&name));
-                self.esmtp = true;
-                self.tx = None;
-                let r = self.ehlo_reply();
-                self.reply(&r);
-                true
-            }
-            Command::Mail { from, params } => self.mail(from, params),
-            Command::Rcpt { to, params } => self.rcpt(to, params),
+            Command::Helo(name) => self.helo_cmd(&name, false).await,
+            Command::Ehlo(name) => self.helo_cmd(&name, true).await,
+            Command::Mail { from, params } => self.mail(from, params).await,
+            Command::Rcpt { to, params } => self.rcpt(to, params).await,
             Command::Data => return self.data().await,
             Command::Rset => {
                 self.tx = None;
@@ -483,6 +512,25 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         None
     }
 
+    /// HELO or EHLO: the helo restrictions (without delay_reject), then
+    /// the greeting.
+    async fn helo_cmd(&mut self, name: &str, esmtp: bool) -> bool {
+        let name = printable(name);
+        if let Some(r) = self.restrict(When::Helo, Some(&name)).await {
+            return self.fail(r);
+        }
+        self.helo = Some(name);
+        self.esmtp = esmtp;
+        self.tx = None;
+        let r = if esmtp {
+            self.ehlo_reply()
+        } else {
+            Reply::plain(250, self.hostname())
+        };
+        self.reply(&r);
+        true
+    }
+
     fn ehlo_reply(&self) -> Reply {
         let c = &self.cfg().smtpd;
         let mut lines = vec![self.hostname(), "PIPELINING".to_string()];
@@ -506,7 +554,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         false
     }
 
-    fn mail(&mut self, from: Path, params: MailParams) -> bool {
+    async fn mail(&mut self, from: Path, params: MailParams) -> bool {
         if self.tx.is_some() {
             return self.fail(Reply::nested_mail());
         }
@@ -541,17 +589,23 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Path::Null => String::new(),
             Path::Mailbox(a) => a.to_string(),
         };
+        if let Some(r) = self.restrict(When::Mail, Some(&sender)).await {
+            return self.fail(r);
+        }
         self.tx = Some(Transaction {
             sender,
             params,
             rcpts: Vec::new(),
             id: None,
+            hold: None,
+            discard: None,
+            prepend: Vec::new(),
         });
         self.reply(&Reply::mail_ok());
         true
     }
 
-    fn rcpt(&mut self, to: Address, params: RcptParams) -> bool {
+    async fn rcpt(&mut self, to: Address, params: RcptParams) -> bool {
         let Some(tx) = self.tx.as_ref() else {
             return self.fail(Reply::need_mail());
         };
@@ -563,21 +617,36 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         let sender = tx.sender.clone();
         let rcpt = to.to_string();
-        if let Err(r) = self.check_recipient(&to) {
-            log::info!(
-                queue_id = self.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
-                client:% = crate::logging::client_field(self.uid, self.client()),
-                recipient = rcpt.as_str(),
-                status = "reject";
-                "{}reject: RCPT from {}: {r}; from=<{sender}> to=<{rcpt}> proto={} helo=<{}>",
-                self.qid_prefix(),
-                self.client(),
-                self.proto(),
-                self.helo.as_deref().unwrap_or("")
+        // The restrictions (relay control among them), then the local
+        // recipient table. Local submissions skip the restrictions, as
+        // Postfix's pickup does; the bare postmaster is always accepted.
+        let decision = if self.uid.is_some() || crate::policy::is_bare_postmaster(&rcpt) {
+            Decision::default()
+        } else {
+            self.policy_check(When::Rcpt, &sender, &rcpt).await
+        };
+        let refused = match decision.reject {
+            Some(r) => Some(r),
+            None => crate::policy::local_recipient(self.cfg(), &self.aliases, &to).err(),
+        };
+        if let Some(r) = refused {
+            self.whatsup(
+                "reject",
+                When::Rcpt,
+                &r.to_string(),
+                Some(&sender),
+                Some(&rcpt),
             );
             return self.fail(r);
         }
         if let Some(tx) = self.tx.as_mut() {
+            if decision.hold.is_some() && tx.hold.is_none() {
+                tx.hold = decision.hold;
+            }
+            if decision.discard.is_some() && tx.discard.is_none() {
+                tx.discard = decision.discard;
+            }
+            tx.prepend.extend(decision.prepend);
             tx.rcpts.push(Recipient {
                 address: rcpt,
                 orcpt: params.orcpt,
@@ -612,35 +681,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         }
         Ok(())
     }
-
-    /// Relay control and local recipient validation.
-    fn check_recipient(&self, to: &Address) -> Result<(), Reply> {
-        let cfg = self.cfg();
-        let domain = to.domain().to_ascii_lowercase();
-        let local = cfg.is_local_domain(&domain);
-        if local {
-            // Postfix's local_recipient_maps: passwd, then the aliases.
-            let local_part = to.local().to_ascii_lowercase();
-            let delimiter = Some(cfg.local.recipient_delimiter.as_str()).filter(|d| !d.is_empty());
-            let (user, _) = crate::address::split_extension(&local_part, delimiter.unwrap_or(""));
-            if user == "postmaster" || local_user_exists(user) {
-                return Ok(());
-            }
-            return match self.aliases.table() {
-                Ok(t) if t.lookup(&local_part, delimiter).is_some() => Ok(()),
-                Ok(_) => Err(Reply::unknown_local_user(&to.to_string())),
-                Err(e) => {
-                    log::warn!("{e}");
-                    Err(Reply::temporary_lookup_failure(&to.to_string()))
-                }
-            };
-        }
-        // Local submissions relay, as Postfix's pickup does.
-        if self.uid.is_some() || cfg.relay.networks.iter().any(|n| n.contains(&self.ip)) {
-            return Ok(());
-        }
-        Err(Reply::relay_denied(&to.to_string()))
-    }
 }
 
 /// The command name as Postfix writes it in "lost connection after X".
@@ -665,10 +705,4 @@ fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
-}
-
-/// Whether a system user of that name exists (the local recipient table
-/// of this issue; aliases come later).
-fn local_user_exists(name: &str) -> bool {
-    matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
 }

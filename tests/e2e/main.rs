@@ -11,6 +11,7 @@ mod forward;
 mod journal;
 mod notify;
 mod outbound;
+mod policy;
 mod queue;
 mod routing;
 mod sandbox;

@@ -75,6 +75,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 &rcpt_addrs,
             ),
         };
+        // Headers an access table said to PREPEND go above the Received
+        // header, as Postfix's smtpd writes them.
+        if let Some(tx) = self.tx.as_ref() {
+            for header in &tx.prepend {
+                store.push(format!("{header}\n").as_bytes());
+            }
+        }
         let mut inspector =
             (!checks.is_empty()).then(|| Inspector::new(checks, self.content_context(id.as_str())));
         match inspector.as_mut() {
@@ -251,9 +258,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             store.discard().await;
             return Err(r);
         }
-        if verdict.discard {
-            // Postfix: accepted, then silently thrown away.
+        if verdict.discard || tx.discard.is_some() {
+            // DISCARD (a header/body check or an access table): the
+            // client is told the message was queued; nothing is.
             store.discard().await;
+            if tx.discard.is_some() {
+                log::info!(queue_id = id.as_str(); "{id}: removed (discarded)");
+            }
             self.reply(&Reply::queued(id.as_str()));
             return Ok(());
         }
@@ -276,7 +287,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             },
             message_id: mid.clone(),
             size,
-            hold: verdict.hold,
+            // HOLD from a check, or from an access table at RCPT.
+            hold: verdict.hold || tx.hold.is_some(),
         };
         if let Some(to) = verdict.redirect {
             envelope.recipients = vec![crate::queue::Recipient {

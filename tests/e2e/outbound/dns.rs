@@ -1,7 +1,9 @@
-//! A small authoritative DNS server on loopback for the MX tests: UDP and
-//! TCP on the same port of 127.0.0.1, answering from a zone given as data
-//! (MX, A, AAAA), NXDOMAIN for names it does not hold, NODATA (NOERROR,
-//! no answer) for a type a known name lacks, SERVFAIL for chosen names.
+//! A small authoritative DNS server on loopback for the MX and policy
+//! tests: UDP and TCP on the same port of 127.0.0.1, answering from a zone
+//! given as data (MX, A, AAAA, TXT, PTR), NXDOMAIN for names it does not
+//! hold, NODATA (NOERROR, no answer) for a type a known name lacks,
+//! SERVFAIL for chosen names, and no answer at all (the client times out)
+//! for others.
 //! Postern is pointed at it with `[dns] servers = ["127.0.0.1:PORT"]`.
 
 use std::io::{Read, Write};
@@ -12,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, SOA};
+use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// The data the server answers from.
@@ -23,6 +25,7 @@ pub struct Zone {
     /// preference order.
     records: Vec<(String, Value)>,
     servfail: Vec<String>,
+    silent: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -30,6 +33,8 @@ enum Value {
     Mx(u16, String),
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
+    Txt(String),
+    Ptr(String),
 }
 
 impl Zone {
@@ -64,6 +69,29 @@ impl Zone {
     /// Every query for `name` (any type) gets SERVFAIL.
     pub fn servfail(mut self, name: &str) -> Zone {
         self.servfail.push(norm(name));
+        self
+    }
+
+    /// `name TXT "text"`.
+    pub fn txt(mut self, name: &str, text: &str) -> Zone {
+        self.records
+            .push((norm(name), Value::Txt(text.to_string())));
+        self
+    }
+
+    /// The PTR record of an IPv4 address: `d.c.b.a.in-addr.arpa PTR host`.
+    pub fn ptr(mut self, ip: &str, host: &str) -> Zone {
+        let ip: Ipv4Addr = ip.parse().expect("an IPv4 address");
+        let o = ip.octets();
+        let name = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
+        self.records.push((name, Value::Ptr(norm(host))));
+        self
+    }
+
+    /// Queries for `name` (any type) get no answer at all: the client
+    /// times out.
+    pub fn silent(mut self, name: &str) -> Zone {
+        self.silent.push(norm(name));
         self
     }
 }
@@ -196,7 +224,8 @@ fn serve_tcp_conn(mut stream: TcpStream, shared: &Shared) {
             }
             let msg: Vec<u8> = pending.drain(..2 + len).skip(2).collect();
             let Some(reply) = answer(shared, &msg) else {
-                return;
+                // Not a query, or a silent name: no reply.
+                continue;
             };
             let mut out = (reply.len() as u16).to_be_bytes().to_vec();
             out.extend_from_slice(&reply);
@@ -224,7 +253,7 @@ fn answer(shared: &Shared, bytes: &[u8]) -> Option<Vec<u8>> {
         resp.set_edns(edns);
     }
     let (code, answers, soa) = match (req.metadata.op_code, req.queries.first()) {
-        (OpCode::Query, Some(q)) => lookup(shared, q),
+        (OpCode::Query, Some(q)) => lookup(shared, q)?,
         _ => (ResponseCode::FormErr, Vec::new(), None),
     };
     resp.metadata.response_code = code;
@@ -238,8 +267,8 @@ fn answer(shared: &Shared, bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Response code, answer records and (for a negative answer) the SOA for
-/// the authority section.
-fn lookup(shared: &Shared, q: &Query) -> (ResponseCode, Vec<Record>, Option<Record>) {
+/// the authority section; `None` for a silent name.
+fn lookup(shared: &Shared, q: &Query) -> Option<(ResponseCode, Vec<Record>, Option<Record>)> {
     let name = norm(&q.name().to_ascii());
     let qtype = q.query_type();
     shared
@@ -247,8 +276,11 @@ fn lookup(shared: &Shared, q: &Query) -> (ResponseCode, Vec<Record>, Option<Reco
         .lock()
         .unwrap()
         .push((name.clone(), qtype.to_string()));
+    if shared.zone.silent.contains(&name) {
+        return None;
+    }
     if shared.zone.servfail.contains(&name) {
-        return (ResponseCode::ServFail, Vec::new(), None);
+        return Some((ResponseCode::ServFail, Vec::new(), None));
     }
     let owner = q.name().clone();
     let mut known = false;
@@ -269,15 +301,20 @@ fn lookup(shared: &Shared, q: &Query) -> (ResponseCode, Vec<Record>, Option<Reco
             }
             (Value::A(ip), RecordType::A) => RData::A(A(*ip)),
             (Value::Aaaa(ip), RecordType::AAAA) => RData::AAAA(AAAA(*ip)),
+            (Value::Txt(text), RecordType::TXT) => RData::TXT(TXT::new(vec![text.clone()])),
+            (Value::Ptr(host), RecordType::PTR) => RData::PTR(PTR(Name::from_ascii(format!(
+                "{host}."
+            ))
+            .expect("a host name"))),
             _ => continue,
         };
         answers.push(Record::from_rdata(owner.clone(), 60, rdata));
     }
-    match (known, answers.is_empty()) {
+    Some(match (known, answers.is_empty()) {
         (false, _) => (ResponseCode::NXDomain, answers, Some(soa(&name))),
         (true, true) => (ResponseCode::NoError, answers, Some(soa(&name))),
         (true, false) => (ResponseCode::NoError, answers, None),
-    }
+    })
 }
 
 /// The SOA of the zone a name is in: its last label (`test.`).
@@ -409,6 +446,41 @@ mod tests {
             asked.contains(&("mx1.example.test".into(), "A".into())),
             "{asked:?}"
         );
+    }
+
+    /// TXT and PTR records are served; a silent name gets no answer.
+    #[test]
+    fn answers_txt_and_ptr_and_stays_silent() {
+        let dns = DnsServer::start(
+            Zone::new()
+                .txt("2.0.0.127.bl.test", "listed, see https://bl.test/")
+                .ptr("192.0.2.7", "host.example.test")
+                .silent("slow.test"),
+        );
+        for tcp in [false, true] {
+            let r = query(dns.addr, "2.0.0.127.bl.test.", RecordType::TXT, tcp);
+            match &r.answers[0].data {
+                RData::TXT(t) => assert_eq!(&*t.txt_data[0], b"listed, see https://bl.test/"),
+                other => panic!("{other:?}"),
+            }
+            let r = query(dns.addr, "7.2.0.192.in-addr.arpa.", RecordType::PTR, tcp);
+            match &r.answers[0].data {
+                RData::PTR(p) => assert_eq!(p.0.to_ascii(), "host.example.test."),
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("slow.test.").unwrap(),
+            RecordType::A,
+        ));
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.send_to(&m.to_vec().unwrap(), dns.addr).unwrap();
+        let mut buf = [0u8; 512];
+        assert!(s.recv_from(&mut buf).is_err(), "a silent name was answered");
+        assert!(dns.queries().contains(&("slow.test".into(), "A".into())));
     }
 
     /// EDNS queries (as stub resolvers send them) get an OPT back.

@@ -1,0 +1,321 @@
+//! The SMTP access policy: Postfix's restriction lists (`[restrictions]`
+//! `client`, `helo`, `sender`, `relay`, `recipient`), evaluated for smtpd
+//! and for `postern policy test`.
+//!
+//! Each list is a sequence of [`Element`]s ([`parse_list`]: typed once,
+//! when the configuration is read, so that a typo is an error naming the
+//! file, the line and the element). Within a list the first element that
+//! decides wins: permit ends the list (and only that list), a reject or a
+//! deferral answers the command; reaching the end is a permit for that
+//! list. With `restrictions.delay_reject` (the default, Postfix's
+//! `smtpd_delay_reject`) every RCPT runs the client, helo (when HELO was
+//! given), sender, relay and recipient lists in that order; otherwise the
+//! client list runs at connect, helo at HELO, sender at MAIL, and RCPT
+//! runs relay and recipient. The first list that refuses stops the rest.
+//!
+//! Access tables (`check_*_access TABLE`, or a bare table) are
+//! [`crate::maps::Table`]s asked in access(5)'s key orders; their actions
+//! (OK, DUNNO, REJECT, DEFER, 4NN/5NN, DISCARD, HOLD, WARN, PREPEND, or
+//! restriction names) follow Postfix's `check_table_result`. DNS checks
+//! (blocklists, unknown sender domains, the client's name) ask the resolver
+//! of `dns.servers` ([`dns`]); a DNS failure never rejects
+//! (`restrictions.dns_failure`: pass, or defer with a 4xx when nothing else
+//! refuses).
+//!
+//! Replies come from [`crate::reply::Reply`], Postfix's texts; the caller
+//! logs them (`NOQUEUE: reject: RCPT from …`) together with the
+//! [`Decision`]'s events (`warn`, `hold`, `discard`, `reject_warning`).
+//! HOLD, DISCARD and PREPEND belong to the whole transaction: the caller
+//! keeps them from RCPT to the end of DATA.
+//!
+//! Module map: `element` parses, `eval` decides, `dns` asks DNS, `trace`
+//! records and prints what was evaluated (`postern policy test`).
+//!
+//! Configuration read: `restrictions.*`, `relay.networks`,
+//! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`.
+
+pub mod dns;
+mod element;
+pub(crate) mod eval;
+mod syntax;
+pub mod trace;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::maps::{MapError, Table};
+use crate::reply::Reply;
+
+pub use self::dns::{ClientName, NameStatus};
+pub use self::element::{
+    Access, Element, ParseError, RblFilter, RblTarget, Stage, has_relay_guard, parse_list,
+    parse_result,
+};
+pub use self::trace::Trace;
+
+/// When the restrictions are asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// A client connected (the client list, without delay_reject).
+    Connect,
+    /// HELO or EHLO (the helo list, without delay_reject).
+    Helo,
+    /// MAIL FROM (the sender list, without delay_reject).
+    Mail,
+    /// RCPT TO: the lists not run before, then relay and recipient.
+    Rcpt,
+}
+
+impl When {
+    /// The command as Postfix logs it (`reject: RCPT from …`).
+    pub fn command(self) -> &'static str {
+        match self {
+            When::Connect => "CONNECT",
+            When::Helo => "HELO",
+            When::Mail => "MAIL",
+            When::Rcpt => "RCPT",
+        }
+    }
+}
+
+/// What the session knows when it asks.
+#[derive(Clone, Debug)]
+pub struct Context<'a> {
+    pub ip: IpAddr,
+    /// The verified name, or `unknown`.
+    pub name: &'a str,
+    pub name_status: NameStatus,
+    /// The HELO/EHLO argument, once given.
+    pub helo: Option<&'a str>,
+    /// The envelope sender once MAIL was given; `""` for `<>`.
+    pub sender: Option<&'a str>,
+    pub recipient: Option<&'a str>,
+}
+
+/// The policy's answer to one command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// The command is refused with this reply (4xx or 5xx).
+    pub reject: Option<Reply>,
+    /// Lines to log in Postfix's shape (`NOQUEUE: warn: RCPT from …: text;
+    /// from=<…> …`), in order.
+    pub events: Vec<Event>,
+    /// HOLD: the whole message goes to the hold queue (with the reason).
+    pub hold: Option<String>,
+    /// DISCARD: the whole message is accepted and dropped.
+    pub discard: Option<String>,
+    /// PREPEND: headers (`Name: value`) to put on top of the message.
+    pub prepend: Vec<String>,
+}
+
+/// One log line of a decision: `action` is Postfix's verb (`warn`,
+/// `hold`, `discard`, `reject_warning`, `info`), `text` what follows the
+/// client in the line.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Event {
+    pub action: &'static str,
+    pub text: String,
+}
+
+/// The restriction lists of one configuration, their tables opened, and
+/// the resolver; built when smtpd starts or reloads.
+pub struct Policy {
+    config: Arc<Config>,
+    lists: [Result<Vec<Element>, ParseError>; 5],
+    tables: HashMap<String, Result<Table, MapError>>,
+    resolver: dns::Resolver,
+    problems: Vec<String>,
+}
+
+impl Policy {
+    /// Parses the lists and opens their tables. Problems (a table that
+    /// cannot be opened, a list that does not parse when the configuration
+    /// did not come from the file) are logged and kept: the restriction
+    /// concerned answers `451 4.3.x` until it is repaired, as Postfix does.
+    pub fn new(config: Arc<Config>) -> Policy {
+        let resolver = dns::Resolver::new(&config.dns.servers);
+        Policy::with_resolver(config, resolver)
+    }
+
+    fn with_resolver(config: Arc<Config>, resolver: dns::Resolver) -> Policy {
+        let r = &config.restrictions;
+        let lists = Stage::ALL.map(|stage| {
+            let items = match stage {
+                Stage::Client => &r.client,
+                Stage::Helo => &r.helo,
+                Stage::Sender => &r.sender,
+                Stage::Relay => &r.relay,
+                Stage::Recipient => &r.recipient,
+            };
+            parse_list(stage, items)
+        });
+        let mut problems = Vec::new();
+        let mut tables = HashMap::new();
+        for (stage, list) in Stage::ALL.iter().zip(&lists) {
+            let list = match list {
+                Ok(list) => list,
+                Err(e) => {
+                    problems.push(format!("restrictions.{}: {e}", stage.name()));
+                    continue;
+                }
+            };
+            for element in list {
+                let element = match element {
+                    Element::WarnIfReject(inner) => inner,
+                    e => e,
+                };
+                match element {
+                    Element::CheckAccess { table, .. } if !tables.contains_key(table) => {
+                        let opened = Table::open(table, &config);
+                        if let Err(e) = &opened {
+                            problems.push(format!("restrictions.{}: {table}: {e}", stage.name()));
+                        }
+                        tables.insert(table.clone(), opened);
+                    }
+                    Element::RejectMapsRbl => problems.push(format!(
+                        "restrictions.{}: support for restriction \"reject_maps_rbl\" has been \
+                         removed in Postfix 3.9; postern runs it as \"reject_rbl_client\" for \
+                         each of restrictions.rbl_domains ({}); specify \"reject_rbl_client \
+                         domain-name\" instead",
+                        stage.name(),
+                        r.rbl_domains.join(", ")
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        for p in &problems {
+            log::warn!("{p}");
+        }
+        Policy {
+            config,
+            lists,
+            tables,
+            resolver,
+            problems,
+        }
+    }
+
+    /// What was wrong when the policy was built (also logged).
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// The configuration the policy was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether a restriction uses the client's name, so that smtpd looks
+    /// it up (PTR and forward) when the client connects.
+    pub fn needs_client_name(&self) -> bool {
+        fn needs(e: &Element) -> bool {
+            match e {
+                Element::WarnIfReject(inner) => needs(inner),
+                Element::CheckAccess {
+                    what: Access::Client,
+                    ..
+                }
+                | Element::RejectUnknownClientHostname
+                | Element::RejectRbl {
+                    target: RblTarget::ClientName,
+                    ..
+                } => true,
+                _ => false,
+            }
+        }
+        self.lists
+            .iter()
+            .flatten()
+            .any(|list| list.iter().any(needs))
+    }
+
+    /// The client's verified name (`unknown` when it has none).
+    pub async fn client_name(&self, ip: IpAddr) -> ClientName {
+        self.resolver.client_name(ip).await
+    }
+
+    /// Runs the lists due at `when`.
+    pub async fn check(&self, when: When, ctx: &Context<'_>) -> Decision {
+        eval::Eval::new(self, when, ctx, None).run().await
+    }
+
+    /// As [`Policy::check`], recording every step in `trace`.
+    pub async fn check_traced(&self, when: When, ctx: &Context<'_>, trace: &mut Trace) -> Decision {
+        eval::Eval::new(self, when, ctx, Some(trace)).run().await
+    }
+}
+
+/// The files of the tables the restriction lists name (`hash:/path`,
+/// `pcre:/path`, …), for smtpd's sandbox.
+pub fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
+    let r = &config.restrictions;
+    let mut files = Vec::new();
+    for (stage, items) in
+        Stage::ALL
+            .iter()
+            .zip([&r.client, &r.helo, &r.sender, &r.relay, &r.recipient])
+    {
+        for element in parse_list(*stage, items).unwrap_or_default() {
+            let element = match element {
+                Element::WarnIfReject(inner) => *inner,
+                e => e,
+            };
+            if let Element::CheckAccess { table, .. } = element
+                && let Some((_, path)) = table.split_once(':')
+                && path.starts_with('/')
+            {
+                files.push(std::path::PathBuf::from(path));
+            }
+        }
+    }
+    files
+}
+
+/// Whether the recipient is one postern accepts without restrictions:
+/// the bare `postmaster` (RFC 5321 4.5.1; Postfix accepts it before any
+/// restriction).
+pub fn is_bare_postmaster(recipient: &str) -> bool {
+    recipient.eq_ignore_ascii_case("postmaster")
+}
+
+/// Postfix's `local_recipient_maps` for a recipient: in a local domain
+/// it must be `postmaster`, a system user or an alias (its extension
+/// removed by `local.recipient_delimiter`), else `550 5.1.1 … User
+/// unknown in local recipient table`. `Ok` says why it passed.
+pub fn local_recipient(
+    config: &Config,
+    aliases: &crate::aliases::LiveTable,
+    to: &crate::address::Address,
+) -> Result<String, Reply> {
+    let domain = to.domain().to_ascii_lowercase();
+    if !config.is_local_domain(&domain) {
+        return Ok(format!("{domain} is not a local domain"));
+    }
+    let local_part = to.local().to_ascii_lowercase();
+    let delimiter = Some(config.local.recipient_delimiter.as_str()).filter(|d| !d.is_empty());
+    let (user, _) = crate::address::split_extension(&local_part, delimiter.unwrap_or(""));
+    if user == "postmaster" {
+        return Ok("postmaster".to_string());
+    }
+    if matches!(nix::unistd::User::from_name(user), Ok(Some(_))) {
+        return Ok(format!("{user} is a system user"));
+    }
+    match aliases.table() {
+        Ok(t) if t.lookup(&local_part, delimiter).is_some() => {
+            Ok(format!("{local_part} is an alias"))
+        }
+        Ok(_) => Err(Reply::unknown_local_user(&to.to_string())),
+        Err(e) => {
+            log::warn!("{e}");
+            Err(Reply::temporary_lookup_failure(&to.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod eval_tests;
+#[cfg(test)]
+mod tests;
