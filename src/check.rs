@@ -131,6 +131,22 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
         out.push((level, d.to_string()));
     }
     out.extend(check_transport_files(config));
+    out.extend(check_tables(config));
+    out
+}
+
+/// The tables of the restriction lists and of the header and body checks:
+/// each must open (a missing file or a syntax error, with FILE:LINE, is an
+/// error: smtpd would answer `451 4.3.5 Server configuration error`).
+fn check_tables(config: &Config) -> Vec<(Level, String)> {
+    let mut out: Vec<(Level, String)> = Vec::new();
+    let policy = crate::policy::Policy::new(std::sync::Arc::new(config.clone()));
+    for p in policy.problems() {
+        out.push((Level::Error, p.clone()));
+    }
+    if let Err(e) = crate::content::ContentChecks::open(config) {
+        out.push((Level::Error, format!("checks: {e}")));
+    }
     out
 }
 

@@ -10,6 +10,7 @@ pub mod aliases;
 pub mod check;
 pub mod config;
 pub mod content;
+pub mod dns;
 pub mod dsn;
 pub mod ipc;
 pub mod local;

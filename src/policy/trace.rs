@@ -229,14 +229,7 @@ pub async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         warnings: policy.problems().to_vec(),
         commands: Vec::new(),
         recipients: Vec::new(),
-        message: probe.message.as_ref().map(|m| {
-            // TODO(lead): run the header and body checks of `[checks]` on
-            // the file once the checks module offers an entry point.
-            format!(
-                "{}: header and body checks are not run by this build",
-                m.display()
-            )
-        }),
+        message: None,
         accepted: true,
     };
     let mut ctx = Context {
@@ -315,9 +308,82 @@ pub async fn run(config: Arc<Config>, probe: &Probe) -> Report {
             .recipients
             .push(command_report(command, trace, decision, local));
     }
-    report.accepted =
-        report.commands.iter().all(|c| c.accepted) && report.recipients.iter().all(|c| c.accepted);
+    let mut message_ok = true;
+    if let Some(path) = &probe.message {
+        let (text, ok) = message_checks(&config, path, probe, &name, ip);
+        report.message = Some(text);
+        message_ok = ok;
+    }
+    report.accepted = report.commands.iter().all(|c| c.accepted)
+        && report.recipients.iter().all(|c| c.accepted)
+        && message_ok;
     report
+}
+
+/// The header and body checks of `[checks]` on the message in `path`, as
+/// smtpd runs them while DATA streams: every log line they would write and
+/// the outcome; whether the message would be accepted.
+fn message_checks(
+    config: &Config,
+    path: &std::path::Path,
+    probe: &Probe,
+    name: &str,
+    ip: IpAddr,
+) -> (String, bool) {
+    use crate::content::{ContentChecks, Context as ContentContext, Inspector};
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => return (format!("{}: cannot read: {e}", path.display()), false),
+    };
+    let checks = match ContentChecks::open(config) {
+        Ok(c) => c,
+        Err(e) => return (format!("header and body checks unavailable: {e}"), false),
+    };
+    if checks.is_empty() {
+        return ("no header or body checks configured".to_string(), true);
+    }
+    // The queue stores lines with LF ends; so does the inspector.
+    let mut stored = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        stored.push(bytes[i]);
+        i += 1;
+    }
+    let ctx = ContentContext {
+        queue_id: "TRACE".to_string(),
+        origin: format!("{name}[{ip}]"),
+        sender: probe.sender.clone(),
+        recipient: probe.recipients.last().cloned(),
+        proto: Some("ESMTP".to_string()),
+        helo: probe.helo.clone(),
+    };
+    let mut inspector = Inspector::new(checks, ctx);
+    inspector.feed(&stored, &mut |_| {});
+    inspector.finish(&mut |_| {});
+    let mut lines: Vec<String> = inspector
+        .take_log()
+        .into_iter()
+        .map(|l| {
+            if l.warn {
+                format!("warning: {}", l.text)
+            } else {
+                l.text
+            }
+        })
+        .collect();
+    let verdict = inspector.verdict().clone();
+    let (outcome, ok) = match &verdict.reject {
+        Some(r) => (format!("DATA: {} {}", r.code, r.text), false),
+        None if verdict.discard => ("DATA: 250, then discarded".to_string(), true),
+        None if verdict.hold => ("DATA: 250, held in the queue".to_string(), true),
+        None => ("DATA: 250 accepted".to_string(), true),
+    };
+    lines.push(outcome);
+    (format!("{}\n  {}", path.display(), lines.join("\n  ")), ok)
 }
 
 fn command_report(

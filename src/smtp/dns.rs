@@ -23,8 +23,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::{RData, RecordType};
@@ -85,36 +83,7 @@ impl Resolver {
     /// resolver configuration that cannot be read is logged; lookups then
     /// fail temporarily (literal next hops still work).
     pub fn new(dns_servers: &[SocketAddr]) -> Resolver {
-        let inner = if dns_servers.is_empty() {
-            TokioResolver::builder_tokio()
-                .and_then(|b| b.build())
-                .map_err(|e| format!("cannot use the system's resolver configuration: {e}"))
-        } else {
-            let servers = dns_servers
-                .iter()
-                .map(|s| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = s.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = s.port();
-                    let mut server = NameServerConfig::udp_and_tcp(s.ip());
-                    server.connections = vec![udp, tcp];
-                    server
-                })
-                .collect();
-            let mut builder = TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            );
-            let opts = builder.options_mut();
-            opts.timeout = Duration::from_secs(3);
-            opts.attempts = 2;
-            opts.use_hosts_file = ResolveHosts::Never;
-            opts.ndots = 0;
-            builder
-                .build()
-                .map_err(|e| format!("cannot set up the resolver: {e}"))
-        };
+        let inner = crate::dns::resolver(dns_servers, Duration::from_secs(3));
         if let Err(e) = &inner {
             log::error!("{e}; lookups will fail until it is repaired");
         }

@@ -275,3 +275,56 @@ fn large_messages_are_checked_too() {
         want.len()
     );
 }
+
+/// `postern policy test --message FILE` runs the same header and body
+/// checks, without sending anything, and says why a message would be
+/// refused.
+#[test]
+fn the_policy_tracer_runs_the_checks_on_a_message() {
+    let p = Postern::configure(
+        "[checks]\nheader = [\"pcre:{dir}/header_checks\"]\n",
+        &[],
+        None,
+    );
+    write_file(&p.dir.path().join("header_checks"), MONEY.as_bytes());
+    let money = p.dir.path().join("money.eml");
+    write_file(
+        &money,
+        b"From: a@sender.example\r\nSubject: make\r\n money fast\r\n\r\nhello\r\n",
+    );
+    let fine = p.dir.path().join("fine.eml");
+    write_file(&fine, b"Subject: moneyless\r\n\r\nhello\r\n");
+    let args = |m: &std::path::Path| {
+        vec![
+            "policy".to_string(),
+            "test".to_string(),
+            "--client".to_string(),
+            "127.0.0.1".to_string(),
+            "--client-name".to_string(),
+            "localhost".to_string(),
+            "--from".to_string(),
+            "a@sender.example".to_string(),
+            "--to".to_string(),
+            format!("{}@localhost", p.user),
+            "--message".to_string(),
+            m.display().to_string(),
+        ]
+    };
+    let run = |m: &std::path::Path| {
+        let a = args(m);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        p.postern(&a)
+    };
+    let out = run(&money);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("reject: header Subject: make"), "{text}");
+    assert!(
+        text.contains("DATA: 550 5.7.1 message content rejected"),
+        "{text}"
+    );
+    let out = run(&fine);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("DATA: 250 accepted"), "{text}");
+}
