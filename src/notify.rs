@@ -66,6 +66,22 @@ pub fn stopping() {
     send(&[NotifyState::Stopping]);
 }
 
+/// Run `work` until it ends, or until SIGTERM: then `STOPPING=1`, a log
+/// line, and `Ok` (the daemons whose work in flight needs no draining).
+pub async fn until_terminated(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = work => r,
+        _ = term.recv() => {
+            stopping();
+            log::info!("terminating on signal");
+            Ok(())
+        }
+    }
+}
+
 /// `WATCHDOG=1`: still alive.
 pub fn watchdog() {
     send(&[NotifyState::Watchdog]);

@@ -270,15 +270,14 @@ pub async fn run(
     };
     // SIGTERM ends the daemon; the supervisor sends it after qmgr has
     // stopped, so no delivery is in flight then.
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = serve_reloading(config, listener, command, limits, Some(reload)) => r,
-        _ = term.recv() => {
-            notify::stopping();
-            log::info!("terminating on signal");
-            Ok(())
-        }
-    }
+    notify::until_terminated(serve_reloading(
+        config,
+        listener,
+        command,
+        limits,
+        Some(reload),
+    ))
+    .await
 }
 
 /// [`run`] with the worker program and limits given (tests run the built

@@ -157,15 +157,7 @@ pub async fn run(
     listener: std::os::unix::net::UnixListener,
     reload: Reload,
 ) -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        r = serve(config, listener, Some(reload)) => r,
-        _ = term.recv() => {
-            notify::stopping();
-            log::info!("terminating on signal");
-            Ok(())
-        }
-    }
+    notify::until_terminated(serve(config, listener, Some(reload))).await
 }
 
 /// [`run`] without signals (tests): serve `listener`, reloading on
