@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use postern::config::Config;
+
+mod manual;
 
 #[derive(Parser)]
 #[command(name = "postern", version, about = "postern mail transfer agent")]
@@ -74,6 +76,28 @@ enum Command {
         /// as JSON lines and exit: proof that the sandbox holds.
         #[arg(long, value_name = "KIND:TARGET", hide = true)]
         probe: Vec<String>,
+    },
+    /// Write the manual pages or shell completions (for packagers).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: GenerateWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum GenerateWhat {
+    /// postern.8, sendmail.1, mailq.1, newaliases.1 and postern.toml.5.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -396,6 +420,18 @@ fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Generate { what } => {
+            let written = match what {
+                GenerateWhat::Man { dir } => manual::write_man(Cli::command(), &dir)?,
+                GenerateWhat::Completions { shell, dir } => {
+                    vec![manual::write_completions(Cli::command(), shell, &dir)?]
+                }
+            };
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check => match load(&cli.config) {
             Ok(config) => {
                 let path = cli

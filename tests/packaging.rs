@@ -1,0 +1,153 @@
+//! The files under packaging/: the default configuration loads and passes
+//! `postern check`, and `postern generate` writes the manual pages and
+//! shell completions the packages install.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn packaging(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging")
+        .join(file)
+}
+
+fn postern() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_postern"));
+    cmd.env_remove("POSTERN_CONFIG");
+    cmd
+}
+
+#[test]
+fn default_configuration_loads() {
+    let config = postern::config::Config::load(Some(&packaging("postern.toml")))
+        .unwrap_or_else(|e| panic!("packaging/postern.toml: {e}"));
+    assert_eq!(config.server.user, "postern");
+    assert_eq!(config.local.mailbox, "Maildir/");
+    assert_eq!(config.queue.directory, Path::new("/var/spool/postern"));
+    assert!(config.is_local_domain("localhost"));
+    assert!(
+        config.smtpd.listen.iter().all(|a| a.ip().is_loopback()),
+        "the packaged default must not listen on the network: {:?}",
+        config.smtpd.listen
+    );
+}
+
+#[test]
+fn default_configuration_passes_check() {
+    let out = postern()
+        .arg("check")
+        .arg("--config")
+        .arg(packaging("postern.toml"))
+        .output()
+        .expect("run postern check");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The file loads (a load failure is one line without a level), and
+    // nothing wrong is in it. What the system lacks (the postern user, the
+    // queue directory, /etc/aliases) depends on the machine: a warning
+    // here, an error as root without the user; not the file's fault.
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with("postern: warning: ") || line.starts_with("postern: error: "),
+            "packaging/postern.toml does not load: {stderr}"
+        );
+        assert!(!line.contains("postern.toml"), "{stderr}");
+    }
+    if stderr.is_empty() || !stderr.contains("error: ") {
+        assert!(out.status.success(), "{stderr}");
+    }
+}
+
+#[test]
+fn generate_man_writes_every_page() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = postern()
+        .args(["generate", "man"])
+        .arg(dir.path())
+        .output()
+        .expect("run postern generate man");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let postern8 = read("postern.8");
+    assert!(postern8.contains(".TH POSTERN 8"), "{postern8}");
+    assert!(postern8.contains("\\-\\-config"), "{postern8}");
+    assert!(postern8.contains("postern\\-start(8)") || postern8.contains("postern-start(8)"));
+    assert!(
+        !postern8.contains("generate"),
+        "the hidden subcommand is documented"
+    );
+    assert!(read("postern-start.8").contains(".TH POSTERN-START 8"));
+    assert!(read("postern-queue-list.8").contains("\\-\\-json"));
+    assert!(!dir.path().join("postern-generate.8").exists());
+
+    let sendmail = read("sendmail.1");
+    assert!(sendmail.contains(".TH SENDMAIL 1"));
+    for flag in [
+        "\\-t",
+        "\\-i",
+        "\\-f",
+        "\\-bs",
+        "\\-\\-config",
+        "EXIT STATUS",
+    ] {
+        assert!(sendmail.contains(flag), "sendmail.1 lacks {flag}");
+    }
+    let mailq = read("mailq.1");
+    assert!(mailq.contains(".TH MAILQ 1") && mailq.contains("\\-\\-json"));
+    assert!(read("newaliases.1").contains(".TH NEWALIASES 1"));
+    assert!(read("postern.toml.5").contains(".TH POSTERN.TOML 5"));
+}
+
+/// postern.toml(5) is written by hand: every key `postern config show`
+/// prints must be documented there.
+#[test]
+fn postern_toml_5_documents_every_key() {
+    let page = std::fs::read_to_string(packaging("man/postern.toml.5")).expect("postern.toml.5");
+    let out = postern()
+        .args(["config", "show"])
+        .output()
+        .expect("run postern config show");
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let mut table = String::new();
+    let mut keys = 0;
+    for line in shown.lines() {
+        if let Some(t) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = t.to_string();
+            assert!(page.contains(&format!(".SS \"[{table}]\"")), "[{table}]");
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            let dotted = format!("{table}.{key}");
+            assert!(
+                page.contains(&format!(".B {dotted}\n")),
+                "postern.toml.5 does not document {dotted}"
+            );
+            keys += 1;
+        }
+    }
+    assert!(keys > 50, "config show printed {keys} keys");
+    assert!(page.contains(".SS \"[maps]\""));
+}
+
+#[test]
+fn generate_completions_bash() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = postern()
+        .args(["generate", "completions", "bash"])
+        .arg(dir.path())
+        .output()
+        .expect("run postern generate completions");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = std::fs::read_to_string(dir.path().join("postern.bash")).expect("postern.bash");
+    assert!(script.contains("complete -F _postern"), "{script}");
+    assert!(script.contains("--config"));
+    assert!(script.contains("start") && script.contains("queue"));
+}
