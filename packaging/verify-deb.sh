@@ -65,8 +65,7 @@ install_and_use() {
     fi
     postern check
 
-    say "mailq and newaliases by their names"
-    mailq
+    say "newaliases by its name"
     newaliases
 
     id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$user"
@@ -81,6 +80,8 @@ install_and_use() {
         sleep 0.2
     done
     postern status
+    say "mailq by its name"
+    mailq
 
     token="verify-deb-$$-$(date +%s)"
     say "mail -s $token $user"
@@ -179,7 +180,7 @@ main() {
     [ -f "$deb" ] || fail "no such .deb: $deb"
 
     say "lintian $deb"
-    lintian --info --display-info --fail-on error,warning "$deb"
+    lintian --fail-on error,warning "$deb"
     echo "lintian: no errors, no warnings"
 
     say "contents: no set-uid or set-gid file"
