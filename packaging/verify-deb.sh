@@ -137,7 +137,7 @@ install_and_use() {
 
 # Run install_and_use in a throw-away overlay copy of the system.
 isolated() {
-    local deb=$1 scratch
+    local deb=$1 scratch rc=0
     scratch=$(mktemp -d /tmp/postern-verify.XXXXXX)
     # shellcheck disable=SC2016
     unshare --mount --pid --fork --propagation private bash -c '
@@ -156,8 +156,7 @@ isolated() {
         mount -t tmpfs tmpfs "$s/root/tmp"
         cp "$deb" "$script" "$s/root/tmp/"
         exec chroot "$s/root" bash "/tmp/${script##*/}" --phase install "/tmp/${deb##*/}"
-    ' verify "$scratch" "$deb" "$(readlink -f "$0")"
-    local rc=$?
+    ' verify "$scratch" "$deb" "$(readlink -f "$0")" || rc=$?
     rmdir "$scratch" 2>/dev/null || true
     return $rc
 }
