@@ -8,6 +8,8 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
 
 /// A resolver for `servers` (the system's when empty), each query waiting
 /// `timeout` per attempt, 2 attempts.
@@ -41,4 +43,29 @@ pub fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolv
     builder
         .build()
         .map_err(|e| format!("cannot set up the resolver: {e}"))
+}
+
+/// Why a lookup found nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The name does not exist.
+    NxDomain,
+    /// The name exists, without records of the type.
+    NoData,
+    /// No answer now (SERVFAIL, timeout, no resolver).
+    Temporary,
+}
+
+/// How hickory reports a lookup that found nothing.
+pub fn failure(e: &NetError) -> Failure {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(nr))
+            if nr.response_code == ResponseCode::NXDomain =>
+        {
+            Failure::NxDomain
+        }
+        NetError::Dns(DnsError::NoRecordsFound(_)) => Failure::NoData,
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Failure::NxDomain,
+        _ => Failure::Temporary,
+    }
 }

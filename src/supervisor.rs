@@ -553,6 +553,15 @@ impl Supervisor {
         self.write_status();
     }
 
+    /// The running processes of `role`.
+    fn pids_of(&self, role: &str) -> Vec<i32> {
+        self.children
+            .iter()
+            .filter(|(_, (r, _))| *r == role)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     /// SIGHUP to every running role: each reads the effective
     /// configuration again.
     fn signal_reload(&mut self) {
@@ -573,12 +582,7 @@ impl Supervisor {
     /// Stop and start every role again, one at a time, in start order.
     fn restart_all(&mut self) {
         for role in ROLES {
-            let pids: Vec<i32> = self
-                .children
-                .iter()
-                .filter(|(_, (r, _))| *r == role)
-                .map(|(p, _)| *p)
-                .collect();
+            let pids = self.pids_of(role);
             for pid in pids {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
                 let _ = waitpid(Pid::from_raw(pid), None);
@@ -695,12 +699,7 @@ impl Supervisor {
     fn shutdown(&mut self) {
         log::info!("terminating on signal");
         for role in ["smtpd", "qmgr", "local", "smtp"] {
-            let pids: Vec<i32> = self
-                .children
-                .iter()
-                .filter(|(_, (r, _))| *r == role)
-                .map(|(p, _)| *p)
-                .collect();
+            let pids = self.pids_of(role);
             for pid in &pids {
                 let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
             }

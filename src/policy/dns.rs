@@ -17,8 +17,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::net::NetError;
+
+use crate::dns::Failure;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 /// The longest one lookup may take, retries included.
@@ -260,15 +261,10 @@ fn host_name(name: &str) -> String {
 }
 
 fn classify(e: &NetError) -> Answer {
-    match e {
-        NetError::Dns(DnsError::NoRecordsFound(nr))
-            if nr.response_code == ResponseCode::NXDomain =>
-        {
-            Answer::NxDomain
-        }
-        NetError::Dns(DnsError::NoRecordsFound(_)) => Answer::NoData,
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Answer::NxDomain,
-        other => Answer::Temporary(other.to_string()),
+    match crate::dns::failure(e) {
+        Failure::NxDomain => Answer::NxDomain,
+        Failure::NoData => Answer::NoData,
+        Failure::Temporary => Answer::Temporary(e.to_string()),
     }
 }
 

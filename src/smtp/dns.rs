@@ -23,8 +23,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
-use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::net::NetError;
+
+use crate::dns::Failure;
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::ipc::DeliveryStatus;
@@ -213,15 +214,10 @@ fn host_name(name: &str) -> String {
 }
 
 fn classify<T>(e: &NetError) -> Answer<T> {
-    match e {
-        NetError::Dns(DnsError::NoRecordsFound(nr))
-            if nr.response_code == ResponseCode::NXDomain =>
-        {
-            Answer::NxDomain
-        }
-        NetError::Dns(DnsError::NoRecordsFound(_)) => Answer::NoData,
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Answer::NxDomain,
-        _ => Answer::Temporary,
+    match crate::dns::failure(e) {
+        Failure::NxDomain => Answer::NxDomain,
+        Failure::NoData => Answer::NoData,
+        Failure::Temporary => Answer::Temporary,
     }
 }
 
