@@ -144,6 +144,17 @@ pub struct DeliveryResult {
     /// records this result (Postfix: "forwarded as NEWID").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forward: Vec<String>,
+    /// Addresses of lists that have an `owner-NAME` alias: qmgr queues the
+    /// message anew for them from the owner (Postfix's
+    /// `owner_request_special`), so that their delivery problems go to
+    /// the owner, not to the sender.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lists: Vec<ListForward>,
+    /// Permanent failures of deliveries an owner answers for (a command or
+    /// file of a list that has an `owner-NAME`): reported to the owner; the
+    /// sender hears nothing of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_failures: Vec<OwnerFailure>,
     /// The remote host that gave the answer, for the DSN's `Remote-MTA:`
     /// (`dns; mx.example.com`), when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,6 +163,27 @@ pub struct DeliveryResult {
     /// 5.1.1 <b@example.com>: unknown user`), when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostic: Option<String>,
+}
+
+/// A list's addresses, to queue the message anew for from the list's
+/// owner: `sender` is `owner-NAME@$origin`. The new message has no DSN
+/// envelope id, RET or ORCPT, and NOTIFY loses SUCCESS, as in Postfix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListForward {
+    pub sender: String,
+    pub addresses: Vec<String>,
+}
+
+/// A failed delivery reported to a list's owner instead of the sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerFailure {
+    /// `owner-NAME@$origin`.
+    pub owner: String,
+    /// The address the failed delivery was for (the list, for its
+    /// commands and files).
+    pub recipient: String,
+    pub dsn: String,
+    pub reason: String,
 }
 
 /// A delivery request from qmgr to the smtp agent: one message to one

@@ -202,7 +202,13 @@ impl Agent {
     /// recipient).
     pub async fn deliver(&self, request: &DeliveryRequest) -> DeliveryResult {
         let start = now_micros();
-        let (outcome, forward, logged) = route::route(self, request, start).await;
+        let route::Routed {
+            outcome,
+            forward,
+            lists,
+            owner_failures,
+            logged,
+        } = route::route(self, request, start).await;
         if !logged {
             log::info!(
                 queue_id = request.id.as_str(),
@@ -218,6 +224,8 @@ impl Agent {
             dsn: outcome.dsn,
             reason: outcome.reason,
             forward,
+            lists,
+            owner_failures,
             remote_mta: None,
             diagnostic: None,
         }

@@ -21,6 +21,15 @@
 //! [`MAX_DEPTH`] steps bounce `5.4.6 recipient nesting limit exceeded`. The
 //! work is bounded by the table and the `.forward` files.
 //!
+//! Lists with an owner (Postfix's `owner_request_special`): when the alias
+//! `NAME` has an `owner-NAME` alias, the addresses `NAME` lists (local and
+//! remote) are not delivered here but queued anew as one message from
+//! `owner-NAME@$origin` (see [`ListForward`]), so that their delivery
+//! problems go to the owner; the permanent failures of `NAME`'s commands
+//! and files, and a forwarding loop through `NAME`, are reported to the
+//! owner instead of the sender ([`OwnerFailure`]). The innermost list with
+//! an owner is the one that answers for a target.
+//!
 //! One result for the request: any deferral defers it (as in Postfix,
 //! delivered branches may then be delivered again), else any bounce
 //! bounces it, else it was delivered. Every final delivery is logged on
@@ -34,7 +43,7 @@ use super::agent::{Account, Outcome, Rights, log_line, read_include};
 use super::forward::ForwardFile;
 use super::mailbox::LocalRecipient;
 use crate::aliases::{self, ExpandOptions, LoadError, Table, Target};
-use crate::ipc::{DeliveryRequest, DeliveryStatus};
+use crate::ipc::{DeliveryRequest, DeliveryStatus, ListForward, OwnerFailure};
 use crate::queue::now_micros;
 
 /// Steps from the recipient to a final target (Postfix: 100 nesting
@@ -122,24 +131,45 @@ pub(super) trait Backend {
     ) -> Outcome;
 }
 
-/// Expand and deliver `request`: the outcome, the addresses for qmgr to
-/// forward to, and whether the outcome was logged already.
-pub(super) async fn route<B: Backend>(
-    agent: &B,
-    request: &DeliveryRequest,
-    start: u64,
-) -> (Outcome, Vec<String>, bool) {
+/// What routing one request gave.
+pub(super) struct Routed {
+    pub outcome: Outcome,
+    /// Addresses for qmgr to queue the message anew for, same sender.
+    pub forward: Vec<String>,
+    /// Addresses of lists with an owner, to queue anew from the owner.
+    pub lists: Vec<ListForward>,
+    /// Failures to report to a list's owner instead of the sender.
+    pub owner_failures: Vec<OwnerFailure>,
+    /// Whether the outcome was logged already (one line per final
+    /// delivery).
+    pub logged: bool,
+}
+
+impl Routed {
+    fn only(outcome: Outcome) -> Routed {
+        Routed {
+            outcome,
+            forward: Vec::new(),
+            lists: Vec::new(),
+            owner_failures: Vec::new(),
+            logged: false,
+        }
+    }
+}
+
+/// Expand and deliver `request`.
+pub(super) async fn route<B: Backend>(agent: &B, request: &DeliveryRequest, start: u64) -> Routed {
     let origin = agent.origin();
     let rcpt = match LocalRecipient::parse(&request.recipient, origin) {
         Ok(rcpt) => rcpt,
-        Err(e) => return (Outcome::bounced("5.1.3", e.to_string()), Vec::new(), false),
+        Err(e) => return Routed::only(Outcome::bounced("5.1.3", e.to_string())),
     };
     let table = match agent.aliases() {
         Ok(t) => t,
         Err(e) => {
             log::warn!("{}: {e}", request.id);
             let o = Outcome::deferred("4.3.0", "alias database unavailable");
-            return (o, Vec::new(), false);
+            return Routed::only(o);
         }
     };
     let domain = rcpt.address.rsplit_once('@').map_or("", |(_, d)| d);
@@ -154,6 +184,9 @@ pub(super) async fn route<B: Backend>(
         loop_checked: HashMap::new(),
         outcomes: Vec::new(),
         forward: Vec::new(),
+        lists: Vec::new(),
+        owner_failures: Vec::new(),
+        owner: None,
     };
     let mut stack = vec![Step::Address {
         rcpt: top,
@@ -203,6 +236,11 @@ struct Route<'a, B> {
     loop_checked: HashMap<String, bool>,
     outcomes: Vec<Outcome>,
     forward: Vec<String>,
+    lists: Vec<ListForward>,
+    owner_failures: Vec<OwnerFailure>,
+    /// The owner (`owner-NAME@$origin`) that answers for the deliveries
+    /// being made now, if any.
+    owner: Option<String>,
 }
 
 impl<B: Backend> Route<'_, B> {
@@ -214,7 +252,13 @@ impl<B: Backend> Route<'_, B> {
             return Vec::new();
         }
         if let Err(o) = self.loop_check(&address).await {
+            // A list's loop goes to its owner.
+            let name = self
+                .table
+                .lookup(&rcpt.local, Some(self.agent.delimiters()));
+            self.owner = name.and_then(|(name, _)| self.owner_of(&[name.to_string()]));
             self.record(&address, o);
+            self.owner = None;
             return Vec::new();
         }
         let options = self.agent.options();
@@ -235,7 +279,15 @@ impl<B: Backend> Route<'_, B> {
                 [_, .., last] => Rcpt::new(last, &origin, &delimiters),
                 _ => rcpt.clone(),
             };
+            self.owner = self.owner_of(&d.chain);
             match &d.target {
+                Target::Address(a) if self.owner.is_some() => {
+                    let a = match a.contains('@') {
+                        true => a.clone(),
+                        false => format!("{a}@{origin}"),
+                    };
+                    self.list_forward(&a);
+                }
                 Target::Address(a) if a.contains('@') => self.forward_to(a),
                 Target::Address(user) => next.push(Step::User {
                     rcpt: Rcpt::new(user, &origin, &delimiters),
@@ -262,9 +314,36 @@ impl<B: Backend> Route<'_, B> {
             } else {
                 Outcome::bounced(f.error.status(), f.error.to_string())
             };
+            self.owner = self.owner_of(&f.chain);
             self.record(&address, o);
         }
+        self.owner = None;
         next
+    }
+
+    /// The owner that answers for a target reached through the aliases
+    /// `chain`: `owner-NAME@$origin` of the innermost `NAME` that has one.
+    fn owner_of(&self, chain: &[String]) -> Option<String> {
+        let name = chain.iter().rev().find(|n| self.table.owner(n).is_some())?;
+        Some(format!("owner-{name}@{}", self.agent.origin()))
+    }
+
+    /// Queue the message anew for `address` from the current owner.
+    fn list_forward(&mut self, address: &str) {
+        let Some(owner) = self.owner.clone() else {
+            return self.forward_to(address);
+        };
+        let key = format!("list {owner} {}", address.to_ascii_lowercase());
+        if !self.done.insert(key) {
+            return;
+        }
+        match self.lists.iter_mut().find(|l| l.sender == owner) {
+            Some(list) => list.addresses.push(address.to_string()),
+            None => self.lists.push(ListForward {
+                sender: owner,
+                addresses: vec![address.to_string()],
+            }),
+        }
     }
 
     async fn user(&mut self, rcpt: Rcpt, depth: usize, via: Vec<String>) -> Vec<Step> {
@@ -478,8 +557,10 @@ impl<B: Backend> Route<'_, B> {
         }
     }
 
-    /// Log one final delivery and keep its outcome.
+    /// Log one final delivery and keep its outcome. A permanent failure
+    /// an owner answers for goes to the owner, and counts as done here.
     fn record(&mut self, to: &str, outcome: Outcome) {
+        let address = to;
         let to = (to != self.top).then_some(to);
         let line = log_line(self.request, to, &outcome, self.start, now_micros());
         log::info!(
@@ -488,11 +569,24 @@ impl<B: Backend> Route<'_, B> {
             status = crate::logging::status_field(outcome.status);
             "{line}"
         );
-        self.outcomes.push(outcome);
+        match &self.owner {
+            Some(owner) if outcome.status == DeliveryStatus::Bounced => {
+                let reason = format!("delivery problem reported to {owner}");
+                self.owner_failures.push(OwnerFailure {
+                    owner: owner.clone(),
+                    recipient: address.to_string(),
+                    dsn: outcome.dsn,
+                    reason: outcome.reason,
+                });
+                self.outcomes
+                    .push(Outcome::new(DeliveryStatus::Sent, "2.0.0", reason));
+            }
+            _ => self.outcomes.push(outcome),
+        }
     }
 
     /// One result for the request (see the module documentation).
-    fn finish(mut self) -> (Outcome, Vec<String>, bool) {
+    fn finish(mut self) -> Routed {
         let worst = self
             .outcomes
             .iter()
@@ -506,7 +600,10 @@ impl<B: Backend> Route<'_, B> {
         let logged = !self.outcomes.is_empty();
         let outcome = match worst {
             Some(o) => o,
-            None if self.outcomes.is_empty() && self.forward.is_empty() => {
+            None if self.outcomes.is_empty()
+                && self.forward.is_empty()
+                && self.lists.is_empty() =>
+            {
                 Outcome::deferred("4.3.0", "alias database unavailable")
             }
             None if self.outcomes.is_empty() => {
@@ -514,7 +611,13 @@ impl<B: Backend> Route<'_, B> {
             }
             None => self.outcomes.swap_remove(0),
         };
-        (outcome, self.forward, logged)
+        Routed {
+            outcome,
+            forward: self.forward,
+            lists: self.lists,
+            owner_failures: self.owner_failures,
+            logged,
+        }
     }
 }
 

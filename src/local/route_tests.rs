@@ -55,6 +55,11 @@ impl World {
     }
 
     async fn run(&self, recipient: &str) -> (Outcome, Vec<String>) {
+        let routed = self.routed(recipient).await;
+        (routed.outcome, routed.forward)
+    }
+
+    async fn routed(&self, recipient: &str) -> Routed {
         let request = DeliveryRequest {
             id: "0000000000001A".parse().unwrap(),
             sender: "s@remote.example".into(),
@@ -67,8 +72,7 @@ impl World {
             arrival_us: 0,
             active_us: 0,
         };
-        let (outcome, forward, _) = route(self, &request, 0).await;
-        (outcome, forward)
+        route(self, &request, 0).await
     }
 }
 
@@ -157,6 +161,9 @@ impl Backend for World {
         rcpt: &Rcpt,
     ) -> Outcome {
         let (uid, address) = (account.user.uid, rcpt.address());
+        if command.contains("exit 1") {
+            return Outcome::bounced("5.3.0", "Command died with status 1");
+        }
         self.note(format!("command {uid} {command} {address}"))
     }
 
@@ -354,4 +361,77 @@ fn recipients_split_at_the_first_delimiter() {
         (r.user.as_str(), r.ext),
         ("bob", Some(('+', String::new())))
     );
+}
+
+/// A list with an `owner-` alias: its addresses go out anew from the owner
+/// (local ones too), the innermost owner answers, its commands' failures
+/// go to the owner and leave the recipient delivered.
+#[tokio::test]
+async fn lists_with_an_owner_are_passed_on_from_the_owner() {
+    let aliases = "list: a, far@remote.example, inner, \\c, \"|exit 1\"\n\
+                   owner-list: a\n\
+                   inner: b, \"|ok\"\n\
+                   owner-inner: b\n\
+                   plain: a, far@remote.example, \"|exit 1\"\n";
+    let w = World::new(aliases, &[("a", 1), ("b", 2), ("c", 3)], &[]);
+    let r = w.routed("list@example.org").await;
+    assert_eq!(r.outcome.status, DeliveryStatus::Sent, "{:?}", r.outcome);
+    assert!(r.forward.is_empty());
+    assert_eq!(
+        r.lists,
+        [
+            ListForward {
+                sender: "owner-list@example.org".into(),
+                addresses: vec!["a@example.org".into(), "far@remote.example".into()],
+            },
+            ListForward {
+                sender: "owner-inner@example.org".into(),
+                addresses: vec!["b@example.org".into()],
+            },
+        ]
+    );
+    assert_eq!(
+        r.owner_failures,
+        [OwnerFailure {
+            owner: "owner-list@example.org".into(),
+            recipient: "list@example.org".into(),
+            dsn: "5.3.0".into(),
+            reason: "Command died with status 1".into(),
+        }]
+    );
+    // `\\c` and inner's command are delivered here, as the owner.
+    assert_eq!(
+        w.done(),
+        [
+            "command 65534 ok inner@example.org",
+            "mailbox c c@example.org",
+        ]
+    );
+
+    // Without an owner: delivered here, forwarded from the sender, and the
+    // command's failure bounces the recipient.
+    let w = World::new(aliases, &[("a", 1), ("b", 2), ("c", 3)], &[]);
+    let r = w.routed("plain@example.org").await;
+    assert_eq!(
+        r.outcome,
+        Outcome::bounced("5.3.0", "Command died with status 1")
+    );
+    assert_eq!(r.forward, ["far@remote.example"]);
+    assert!(r.lists.is_empty() && r.owner_failures.is_empty());
+    assert_eq!(w.done(), ["mailbox a a@example.org"]);
+}
+
+#[tokio::test]
+async fn a_loop_through_a_list_goes_to_its_owner() {
+    let mut w = World::new("list: a\nowner-list: a\n", &[("a", 1)], &[]);
+    w.delivered_to.push("list@example.org".into());
+    let r = w.routed("list@example.org").await;
+    assert_eq!(r.outcome.status, DeliveryStatus::Sent);
+    assert_eq!(r.owner_failures.len(), 1);
+    assert_eq!(r.owner_failures[0].owner, "owner-list@example.org");
+    assert_eq!(
+        r.owner_failures[0].reason,
+        "mail forwarding loop for list@example.org"
+    );
+    assert!(r.lists.is_empty());
 }

@@ -198,6 +198,8 @@ mod tests {
             dsn: "2.0.0".into(),
             reason: "ok".into(),
             forward: vec![],
+            lists: Vec::new(),
+            owner_failures: Vec::new(),
             remote_mta: None,
             diagnostic: None,
         }

@@ -96,6 +96,10 @@ pub struct Pending {
     reason: String,
     /// Addresses to queue the message anew for (alias expansion).
     forward: Vec<String>,
+    /// Lists to queue the message anew for, from their owners.
+    lists: Vec<crate::ipc::ListForward>,
+    /// Failures to report to a list's owner.
+    owner_failures: Vec<crate::ipc::OwnerFailure>,
     /// For the DSN: `Remote-MTA:` and `Diagnostic-Code:` (smtp results).
     remote_mta: Option<String>,
     diagnostic: Option<String>,

@@ -89,6 +89,8 @@ fn result(status: DeliveryStatus, dsn: &str, reason: &str) -> DeliveryResult {
         dsn: dsn.into(),
         reason: reason.into(),
         forward: vec![],
+        lists: Vec::new(),
+        owner_failures: Vec::new(),
         remote_mta: None,
         diagnostic: None,
     }

@@ -97,6 +97,8 @@ impl Outcome {
             dsn: self.dsn.clone(),
             reason: self.reason.clone(),
             forward: Vec::new(),
+            lists: Vec::new(),
+            owner_failures: Vec::new(),
             remote_mta: self.remote_mta.clone(),
             diagnostic: self.diagnostic.clone(),
         }

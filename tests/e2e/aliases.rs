@@ -304,3 +304,80 @@ fn a_file_gets_the_message_in_mbox_form() {
     }
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(rest));
 }
+
+/// `owner-NAME` (Postfix's `owner_request_special`): the list's copies
+/// come from `owner-list@$origin`, and a failure inside the list is
+/// reported to the owner, not to the sender, who hears nothing.
+#[test]
+fn a_list_with_an_owner_sends_its_problems_to_the_owner() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    write_file(
+        &p.dir.path().join("aliases"),
+        format!(
+            "list: {u}, \"|echo no such archive >&2; exit 1\"\nowner-list: {u}\n\
+             plain: \"|exit 1\"\n"
+        )
+        .as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let id = send(&p, "list@localhost", "to the list");
+    p.wait_log(&format!("{id}: removed"), 1, 20);
+    let log = p.log();
+    let forwarded = log
+        .lines()
+        .find(|l| l.contains(&format!("{id}: to=<list@localhost>")) && l.contains("forwarded as"))
+        .expect("forwarded line");
+    let copy = forwarded.rsplit("forwarded as ").next().unwrap();
+    let copy = copy.trim_end_matches(')').to_string();
+    assert!(
+        log.contains(&format!("{copy}: from=<owner-list@mail.test.example>")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("{id}: owner non-delivery notification: ")),
+        "{log}"
+    );
+    assert!(!log.contains(&format!("{id}: sender non-delivery notification")));
+    // The member's copy and the owner's report (the owner is the member).
+    let files = p.wait_delivered(&u, 2, 20);
+    let texts: Vec<String> = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let member = texts
+        .iter()
+        .find(|t| t.contains("Subject: to the list"))
+        .expect("the list's copy");
+    assert!(
+        member.starts_with("Return-Path: <owner-list@mail.test.example>\n"),
+        "{member}"
+    );
+    let report = files
+        .iter()
+        .zip(&texts)
+        .find(|(_, t)| t.contains("Undelivered Mail Returned to Sender"))
+        .expect("the owner's report");
+    assert!(report.1.starts_with("Return-Path: <>\n"), "{}", report.1);
+    let ds = delivery_status(report.0);
+    assert!(ds.contains("Final-Recipient: rfc822; list@"), "{ds}");
+    assert!(ds.contains("Action: failed"), "{ds}");
+    assert!(ds.contains("Status: 5.3.0"), "{ds}");
+    assert!(ds.contains("no such archive"), "{ds}");
+
+    // Without an owner the sender is told (here s@example.org, far away).
+    let id = send(&p, "plain@localhost", "no owner");
+    p.wait_log(&format!("{id}: sender non-delivery notification: "), 1, 20);
+}
+
+/// The delivery-status part of a DSN.
+fn delivery_status(file: &std::path::Path) -> String {
+    use mail_parser::{MessageParser, MimeHeaders};
+    let data = std::fs::read(file).unwrap();
+    let msg = MessageParser::default().parse(&data[..]).expect("MIME");
+    let ct = msg.content_type().expect("content type");
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    let parts = msg.root_part().sub_parts().expect("parts");
+    let status = msg.part(parts[1]).expect("part 2");
+    String::from_utf8_lossy(status.contents()).into_owned()
+}

@@ -129,6 +129,8 @@ impl Engine {
                 dsn,
                 reason,
                 forward: Vec::new(),
+                lists: Vec::new(),
+                owner_failures: Vec::new(),
                 remote_mta: None,
                 diagnostic: None,
                 log_here: true,

@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Engine, read_content_prefix};
 use crate::dsn::{self, Action, RecipientReport, ReportInput, ReportKind};
+use crate::ipc::OwnerFailure;
 use crate::queue::message::{ContentKind, encode_message_head};
 use crate::queue::record::RecordType;
 use crate::queue::{Client, Envelope, QueueId, Recipient, now_micros};
@@ -94,6 +95,74 @@ impl Engine {
         if reports.is_empty() {
             return;
         }
+        match self.queue_notice(id, kind, &to, from, &reports).await {
+            Ok(new_id) => {
+                log::info!(queue_id = id.as_str(); "{id}: {label}: {new_id}");
+                if kind == ReportKind::Delay {
+                    self.mark_warned(id).await;
+                }
+            }
+            Err(e) => log::warn!(
+                queue_id = id.as_str();
+                "{id}: cannot queue its notification: {e}"
+            ),
+        }
+    }
+
+    /// Report failures an owner answers for (see `local::route`) to the
+    /// owner `owner`, from the null sender; `rcpt` is the recipient whose
+    /// expansion failed.
+    pub(super) async fn notify_owner(
+        &mut self,
+        id: &QueueId,
+        rcpt: usize,
+        owner: &str,
+        failures: &[&OwnerFailure],
+    ) -> anyhow::Result<()> {
+        let m = self
+            .messages
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("no such message"))?;
+        let reports: Vec<RecipientReport> = failures
+            .iter()
+            .map(|f| {
+                let mut r = report(
+                    &m.env,
+                    &Reportable {
+                        rcpt,
+                        kind: ReportKind::Failure,
+                        dsn: f.dsn.clone(),
+                        reason: f.reason.clone(),
+                        remote_mta: None,
+                        diagnostic: None,
+                    },
+                );
+                r.final_recipient = f.recipient.clone();
+                r
+            })
+            .collect();
+        let new_id = self
+            .queue_notice(id, ReportKind::Failure, owner, String::new(), &reports)
+            .await?;
+        log::info!(queue_id = id.as_str(); "{id}: owner non-delivery notification: {new_id}");
+        Ok(())
+    }
+
+    /// Build the report on message `id` for `to` and append it, from
+    /// `from`, durably to qmgr's own segments; its queue ID.
+    async fn queue_notice(
+        &mut self,
+        id: &QueueId,
+        kind: ReportKind,
+        to: &str,
+        from: String,
+        reports: &[RecipientReport],
+    ) -> anyhow::Result<QueueId> {
+        let m = self
+            .messages
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("no such message"))?;
+        let sender = m.env.sender.clone();
         let limit = self.cfg.queue.bounce_size_limit;
         let original = match read_content_prefix(&self.qdir, &m.content, limit as u64 + 1) {
             Ok(c) => c,
@@ -112,11 +181,11 @@ impl Engine {
             reporting_mta: &self.cfg.server.hostname,
             queue_id: id.as_str(),
             new_queue_id: new_id.as_str(),
-            sender: if sender.is_empty() { &to } else { &sender },
+            sender: if sender.is_empty() { to } else { &sender },
             envid: m.env.envid.as_deref(),
             arrival: UNIX_EPOCH + Duration::from_micros(m.env.arrival_us),
             now,
-            recipients: &reports,
+            recipients: reports,
             original: &original,
             ret: m.env.ret,
             size_limit: self.cfg.queue.bounce_size_limit,
@@ -129,7 +198,7 @@ impl Engine {
             arrival_us: now_micros(),
             sender: from,
             recipients: vec![Recipient {
-                address: to,
+                address: to.to_string(),
                 orcpt: None,
                 notify: None,
             }],
@@ -151,30 +220,12 @@ impl Engine {
             size: body.len() as u64,
             hold: false,
         };
-        let appended = match encode_message_head(&envelope, ContentKind::Inline) {
-            Ok(head) => {
-                self.notices
-                    .append_parts(RecordType::Message, vec![head, body])
-                    .await
-            }
-            Err(e) => {
-                log::warn!(queue_id = id.as_str(); "{id}: cannot queue its notification: {e}");
-                return;
-            }
-        };
-        match appended {
-            Ok(_) => {
-                log::info!(queue_id = id.as_str(); "{id}: {label}: {new_id}");
-                self.notices_queued = true;
-                if kind == ReportKind::Delay {
-                    self.mark_warned(id).await;
-                }
-            }
-            Err(e) => log::warn!(
-                queue_id = id.as_str();
-                "{id}: cannot queue its notification: {e}"
-            ),
-        }
+        let head = encode_message_head(&envelope, ContentKind::Inline)?;
+        self.notices
+            .append_parts(RecordType::Message, vec![head, body])
+            .await?;
+        self.notices_queued = true;
+        Ok(new_id)
     }
 }
 
@@ -209,13 +260,16 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
 }
 
 impl Engine {
-    /// Queue the message anew, same sender and content, for `addrs` (an
-    /// alias's addresses in other domains); logs Postfix's
+    /// Queue the message anew, same content, for `addrs`: from the same
+    /// sender (an alias's addresses in other domains), or from `owner` (a
+    /// list's addresses; then without the DSN envelope id, RET and ORCPT,
+    /// and NOTIFY without SUCCESS, as Postfix); logs Postfix's
     /// `to=<…>, relay=local, …, status=sent (forwarded as NEWID)`.
     pub(super) async fn forward(
         &mut self,
         id: &QueueId,
         rcpt: usize,
+        owner: Option<&str>,
         addrs: &[String],
     ) -> anyhow::Result<QueueId> {
         let m = self
@@ -227,12 +281,22 @@ impl Engine {
         let mut envelope = m.env.clone();
         envelope.id = new_id.clone();
         envelope.arrival_us = now_micros();
+        let notify = match owner {
+            Some(owner) => {
+                envelope.sender = owner.to_string();
+                envelope.envid = None;
+                envelope.ret = None;
+                let original = m.env.recipients.get(rcpt).and_then(|r| r.notify.as_deref());
+                original.and_then(without_success)
+            }
+            None => None,
+        };
         envelope.recipients = addrs
             .iter()
             .map(|a| Recipient {
                 address: a.clone(),
                 orcpt: None,
-                notify: None,
+                notify: notify.clone(),
             })
             .collect();
         envelope.size = content.len() as u64;
@@ -255,4 +319,15 @@ impl Engine {
         );
         Ok(new_id)
     }
+}
+
+/// A DSN NOTIFY list without SUCCESS (a list's copies), `None` when
+/// nothing is left (the default then applies).
+fn without_success(notify: &str) -> Option<String> {
+    let kept: Vec<&str> = notify
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.eq_ignore_ascii_case("SUCCESS") && !n.is_empty())
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
 }

@@ -36,6 +36,8 @@ impl Engine {
                         dsn: result.dsn,
                         reason: result.reason,
                         forward: result.forward,
+                        lists: result.lists,
+                        owner_failures: result.owner_failures,
                         remote_mta: result.remote_mta,
                         diagnostic: result.diagnostic,
                         log_here: false,
@@ -77,6 +79,8 @@ impl Engine {
                                 dsn: res.dsn,
                                 reason: res.reason,
                                 forward: Vec::new(),
+                                lists: Vec::new(),
+                                owner_failures: Vec::new(),
                                 remote_mta: res.remote_mta,
                                 diagnostic: res.diagnostic,
                                 log_here: false,
@@ -109,16 +113,16 @@ impl Engine {
         let mut reportable: BTreeMap<QueueId, Vec<notify::Reportable>> = BTreeMap::new();
         let mut reasons_now: HashMap<(QueueId, usize), String> = HashMap::new();
         for mut p in decided {
-            // Forwarding first, durably: the recipient counts as delivered
-            // only once the new message is queued.
-            if p.status == DeliveryStatus::Sent && !p.forward.is_empty() {
-                let addrs = std::mem::take(&mut p.forward);
-                if let Err(e) = self.forward(&p.id, p.rcpt, &addrs).await {
-                    p.status = DeliveryStatus::Deferred;
-                    p.dsn = "4.3.0".into();
-                    p.reason = format!("cannot queue the forwarded message: {e}");
-                    log::warn!(queue_id = p.id.as_str(); "{}: {}", p.id, p.reason);
-                }
+            // Forwarding first, durably: the recipient counts as done only
+            // once the new messages (and the owners' reports) are queued.
+            // A deferred recipient is expanded again on its next attempt.
+            if p.status != DeliveryStatus::Deferred
+                && let Err(e) = self.pass_on(&mut p).await
+            {
+                p.status = DeliveryStatus::Deferred;
+                p.dsn = "4.3.0".into();
+                p.reason = format!("cannot queue the forwarded message: {e}");
+                log::warn!(queue_id = p.id.as_str(); "{}: {}", p.id, p.reason);
             }
             let Some(m) = self.messages.get(&p.id) else {
                 continue;
@@ -225,6 +229,31 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Queue what an alias expansion passed on: the message anew for
+    /// other addresses (same sender), for lists from their owners, and
+    /// the owners' failure reports.
+    async fn pass_on(&mut self, p: &mut Pending) -> anyhow::Result<()> {
+        let forward = std::mem::take(&mut p.forward);
+        if !forward.is_empty() {
+            self.forward(&p.id, p.rcpt, None, &forward).await?;
+        }
+        for list in std::mem::take(&mut p.lists) {
+            self.forward(&p.id, p.rcpt, Some(&list.sender), &list.addresses)
+                .await?;
+        }
+        let failures = std::mem::take(&mut p.owner_failures);
+        let mut owners: Vec<&str> = failures.iter().map(|f| f.owner.as_str()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        for owner in owners {
+            let mine: Vec<_> = failures.iter().filter(|f| f.owner == owner).collect();
+            self.notify_owner(&p.id, p.rcpt, owner, &mine).await?;
+        }
+        Ok(())
+    }
+}
+
 fn outcome(p: &Pending, until: u64) -> Outcome {
     Outcome {
         id: p.id.clone(),
@@ -245,6 +274,8 @@ fn smtp_lost(id: &QueueId, rcpt: usize, why: &str) -> Pending {
         dsn: "4.3.0".into(),
         reason: format!("smtp delivery agent unavailable: {why}"),
         forward: Vec::new(),
+        lists: Vec::new(),
+        owner_failures: Vec::new(),
         remote_mta: None,
         diagnostic: None,
         log_here: true,
