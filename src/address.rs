@@ -409,8 +409,18 @@ fn parse_literal(inner: &str) -> Option<IpAddr> {
 /// `user+ext` split at the first character of `delimiters` (Postfix's
 /// `recipient_delimiter`, a set of characters): the user and, when there
 /// is one, the delimiter and the extension. A local part that would leave
-/// no user is not split.
+/// no user is not split, nor, as in Postfix, `postmaster`,
+/// `mailer-daemon` and `double-bounce`, nor (when `-` is a delimiter, for
+/// `owner_request_special`) `owner-NAME` and `NAME-request`.
 pub fn split_extension<'a>(local: &'a str, delimiters: &str) -> (&'a str, Option<(char, &'a str)>) {
+    let is = |name: &str| local.eq_ignore_ascii_case(name);
+    if is("postmaster") || is("mailer-daemon") || is("double-bounce") {
+        return (local, None);
+    }
+    let lower = local.to_ascii_lowercase();
+    if delimiters.contains('-') && (lower.starts_with("owner-") || lower.ends_with("-request")) {
+        return (local, None);
+    }
     match local
         .char_indices()
         .find(|(_, c)| delimiters.contains(*c))
@@ -661,5 +671,15 @@ mod tests {
         );
         assert_eq!(split_extension("+ext", "+"), ("+ext", None));
         assert_eq!(split_extension("user", ""), ("user", None));
+        assert_eq!(
+            split_extension("mailer-daemon", "-"),
+            ("mailer-daemon", None)
+        );
+        assert_eq!(split_extension("owner-list", "+-"), ("owner-list", None));
+        assert_eq!(split_extension("List-Request", "-"), ("List-Request", None));
+        assert_eq!(
+            split_extension("owner-list+x", "+"),
+            ("owner-list", Some(('+', "x")))
+        );
     }
 }
