@@ -280,6 +280,7 @@ struct Given {
     banner: Option<Located>,
     helo_name: Option<Located>,
     relay_host: Option<Located>,
+    concurrency_per_user: Option<usize>,
     minimal_backoff_line: Option<usize>,
     maximal_backoff_line: Option<usize>,
     /// Per restriction list (in `crate::policy::Stage` order): the line
@@ -331,7 +332,7 @@ fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
             local.mailbox = mailbox.to_string();
         }
         "worker_idle" => local.worker_idle = f.duration()?,
-        "concurrency_per_user" => local.concurrency_per_user = f.integer(1)?,
+        "concurrency_per_user" => given.concurrency_per_user = Some(f.integer(1)?),
         "aliases" => local.aliases = f.string_table()?,
         "alias_files" => local.alias_files = absolute_paths(f)?,
         "recipient_delimiter" => local.recipient_delimiter = f.string()?.to_string(),
@@ -738,6 +739,13 @@ fn finish(
             })
             .collect::<Result<_, ConfigError>>()?,
     };
+    config.local.concurrency_per_user =
+        given
+            .concurrency_per_user
+            .unwrap_or(match config.local.mailbox.ends_with('/') {
+                true => defaults::MAILDIR_CONCURRENCY,
+                false => defaults::MBOX_CONCURRENCY,
+            });
     config.smtpd.banner = match &given.banner {
         None => defaults::default_banner(&hostname),
         Some(at) => {

@@ -283,8 +283,8 @@ pub struct Local {
     /// `local.concurrency_per_user`, Postfix
     /// `local_destination_concurrency_limit` (default 2 there, where mbox
     /// locking makes more pointless): deliveries to one user in parallel.
-    /// Maildir needs no lock; postern's default is 4 (measured: more gains
-    /// little end to end and takes CPU from smtpd on a small machine).
+    /// Default: 8 when `local.mailbox` is a Maildir (no lock; with a
+    /// journal, parallel fsyncs share commits), 2 for mbox.
     pub concurrency_per_user: usize,
     /// `local.aliases`, inline aliases (no Postfix equivalent: Postfix
     /// keeps them in files): `{ postmaster = "root", root = "admin" }`,

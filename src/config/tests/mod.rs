@@ -265,6 +265,15 @@ fn defaults_depend_on_the_file() {
     assert_eq!(c.server.domain, "b.example");
     assert_eq!(c.server.origin, "a.b.example");
     assert_eq!(c.smtpd.banner, "a.b.example ESMTP postern");
+    // Deliveries to one user in parallel: 8 for Maildir, Postfix's 2 for
+    // mbox (its lock), whatever is written wins.
+    assert_eq!(ok("").local.concurrency_per_user, 8);
+    let mbox = ok("[local]\nmailbox = \"/var/mail/$user\"\n");
+    assert_eq!(mbox.local.concurrency_per_user, 2);
+    assert!(!to_toml(&mbox, true).contains("concurrency_per_user"));
+    let set = ok("[local]\nmailbox = \"mbox\"\nconcurrency_per_user = 5\n");
+    assert_eq!(set.local.concurrency_per_user, 5);
+    assert!(to_toml(&set, true).contains("concurrency_per_user = 5"));
 }
 
 #[test]
