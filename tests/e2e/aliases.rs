@@ -347,7 +347,7 @@ fn a_list_with_an_owner_sends_its_problems_to_the_owner() {
         .collect();
     let member = texts
         .iter()
-        .find(|t| t.contains("Subject: to the list"))
+        .find(|t| t.contains("Subject: to the list") && !t.contains("multipart/report"))
         .expect("the list's copy");
     assert!(
         member.starts_with("Return-Path: <owner-list@mail.test.example>\n"),
@@ -368,16 +368,4 @@ fn a_list_with_an_owner_sends_its_problems_to_the_owner() {
     // Without an owner the sender is told (here s@example.org, far away).
     let id = send(&p, "plain@localhost", "no owner");
     p.wait_log(&format!("{id}: sender non-delivery notification: "), 1, 20);
-}
-
-/// The delivery-status part of a DSN.
-fn delivery_status(file: &std::path::Path) -> String {
-    use mail_parser::{MessageParser, MimeHeaders};
-    let data = std::fs::read(file).unwrap();
-    let msg = MessageParser::default().parse(&data[..]).expect("MIME");
-    let ct = msg.content_type().expect("content type");
-    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
-    let parts = msg.root_part().sub_parts().expect("parts");
-    let status = msg.part(parts[1]).expect("part 2");
-    String::from_utf8_lossy(status.contents()).into_owned()
 }

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use mail_parser::{MessageParser, MimeHeaders};
-
 use crate::common::*;
 
 /// Send one message; returns its queue ID.
@@ -21,27 +19,6 @@ fn send(p: &Postern, from: &str, rcpt_params: &str, to: &str, data: &str) -> Str
     assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
     c.cmd("QUIT");
     r.rsplit(' ').next().unwrap().to_string()
-}
-
-/// The delivery-status part of a DSN file in a Maildir, after checking
-/// the report's MIME structure.
-fn delivery_status(file: &std::path::Path) -> String {
-    let data = std::fs::read(file).unwrap();
-    let msg = MessageParser::default()
-        .parse(&data[..])
-        .expect("a MIME message");
-    let ct = msg.content_type().expect("content type");
-    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
-    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
-    let parts = msg.root_part().sub_parts().expect("parts");
-    assert_eq!(parts.len(), 3);
-    let status = msg.part(parts[1]).expect("part 2");
-    let sct = status.content_type().expect("part 2 type");
-    assert_eq!(
-        (sct.ctype(), sct.subtype()),
-        ("message", Some("delivery-status"))
-    );
-    String::from_utf8_lossy(status.contents()).into_owned()
 }
 
 #[test]

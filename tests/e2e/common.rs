@@ -476,3 +476,25 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// The delivery-status part of a DSN file in a Maildir, after checking
+/// the report's MIME structure.
+pub fn delivery_status(file: &std::path::Path) -> String {
+    use mail_parser::{MessageParser, MimeHeaders};
+    let data = std::fs::read(file).unwrap();
+    let msg = MessageParser::default()
+        .parse(&data[..])
+        .expect("a MIME message");
+    let ct = msg.content_type().expect("content type");
+    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    let parts = msg.root_part().sub_parts().expect("parts");
+    assert_eq!(parts.len(), 3);
+    let status = msg.part(parts[1]).expect("part 2");
+    let sct = status.content_type().expect("part 2 type");
+    assert_eq!(
+        (sct.ctype(), sct.subtype()),
+        ("message", Some("delivery-status"))
+    );
+    String::from_utf8_lossy(status.contents()).into_owned()
+}
