@@ -417,9 +417,17 @@ pub fn split_extension<'a>(local: &'a str, delimiters: &str) -> (&'a str, Option
     if is("postmaster") || is("mailer-daemon") || is("double-bounce") {
         return (local, None);
     }
-    let lower = local.to_ascii_lowercase();
-    if delimiters.contains('-') && (lower.starts_with("owner-") || lower.ends_with("-request")) {
-        return (local, None);
+    if delimiters.contains('-') {
+        let head = local
+            .get(..6)
+            .is_some_and(|h| h.eq_ignore_ascii_case("owner-"));
+        let tail = local.len() > 8
+            && local
+                .get(local.len() - 8..)
+                .is_some_and(|t| t.eq_ignore_ascii_case("-request"));
+        if head || tail {
+            return (local, None);
+        }
     }
     match local
         .char_indices()
