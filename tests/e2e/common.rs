@@ -477,24 +477,39 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-/// The delivery-status part of a DSN file in a Maildir, after checking
-/// the report's MIME structure.
-pub fn delivery_status(file: &std::path::Path) -> String {
+/// A DSN's report parts, after checking its MIME structure
+/// (multipart/report of delivery-status, the second part
+/// message/delivery-status): how many parts, the first part's text and
+/// the delivery-status part's, as written.
+pub fn report_parts(data: &[u8]) -> (usize, String, String) {
     use mail_parser::{MessageParser, MimeHeaders};
-    let data = std::fs::read(file).unwrap();
     let msg = MessageParser::default()
-        .parse(&data[..])
+        .parse(data)
         .expect("a MIME message");
     let ct = msg.content_type().expect("content type");
     assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
     assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
     let parts = msg.root_part().sub_parts().expect("parts");
-    assert_eq!(parts.len(), 3);
+    assert!(parts.len() >= 2, "a report has at least two parts");
+    let text = msg.part(parts[0]).expect("part 1");
     let status = msg.part(parts[1]).expect("part 2");
     let sct = status.content_type().expect("part 2 type");
     assert_eq!(
         (sct.ctype(), sct.subtype()),
         ("message", Some("delivery-status"))
     );
-    String::from_utf8_lossy(status.contents()).into_owned()
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        parts.len(),
+        lossy(text.contents()),
+        lossy(status.contents()),
+    )
+}
+
+/// The delivery-status part of a DSN file in a Maildir (three parts: the
+/// original message or its headers is returned).
+pub fn delivery_status(file: &std::path::Path) -> String {
+    let (parts, _, status) = report_parts(&std::fs::read(file).unwrap());
+    assert_eq!(parts, 3);
+    status
 }

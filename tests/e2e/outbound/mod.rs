@@ -15,7 +15,6 @@ mod replies;
 mod sink;
 mod tls;
 
-use mail_parser::{MessageParser, MimeHeaders};
 use std::path::Path;
 
 use crate::common::*;
@@ -226,24 +225,10 @@ pub struct Dsn {
 
 pub fn read_dsn(file: &Path) -> Dsn {
     let data = std::fs::read(file).unwrap();
-    let msg = MessageParser::default()
-        .parse(&data[..])
-        .expect("a MIME message");
-    let ct = msg.content_type().expect("content type");
-    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));
-    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
-    let parts = msg.root_part().sub_parts().expect("parts");
-    assert!(parts.len() >= 2, "a report has at least two parts");
-    let text = msg.part(parts[0]).expect("part 1");
-    let status = msg.part(parts[1]).expect("part 2");
-    let sct = status.content_type().expect("part 2 type");
-    assert_eq!(
-        (sct.ctype(), sct.subtype()),
-        ("message", Some("delivery-status"))
-    );
+    let (_, text, status) = report_parts(&data);
     Dsn {
-        text: unfold(&String::from_utf8_lossy(text.contents())),
-        status: unfold(&String::from_utf8_lossy(status.contents())),
+        text: unfold(&text),
+        status: unfold(&status),
         raw: String::from_utf8_lossy(&data).into_owned(),
     }
 }
