@@ -204,6 +204,17 @@ pub fn should_report(kind: ReportKind, notify: Option<&str>) -> bool {
         && words.any(|w| w.eq_ignore_ascii_case(wanted))
 }
 
+/// A NOTIFY list without SUCCESS (for a list's copies, as Postfix), `None`
+/// when nothing is left (the default then applies).
+pub fn without_success(notify: &str) -> Option<String> {
+    let kept: Vec<&str> = notify
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.eq_ignore_ascii_case("SUCCESS") && !n.is_empty())
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
 /// Builds the whole notification message (headers and MIME body, LF line
 /// ends). See the module documentation for its exact shape.
 pub fn build_report(input: &ReportInput) -> Vec<u8> {

@@ -280,14 +280,15 @@ impl<B: Backend> Route<'_, B> {
                 _ => rcpt.clone(),
             };
             self.owner = self.owner_of(&d.chain);
+            if let (Target::Address(a), Some(list_owner)) = (&d.target, self.owner.clone()) {
+                let a = match a.contains('@') {
+                    true => a.clone(),
+                    false => format!("{a}@{origin}"),
+                };
+                self.list_forward(list_owner, &a);
+                continue;
+            }
             match &d.target {
-                Target::Address(a) if self.owner.is_some() => {
-                    let a = match a.contains('@') {
-                        true => a.clone(),
-                        false => format!("{a}@{origin}"),
-                    };
-                    self.list_forward(&a);
-                }
                 Target::Address(a) if a.contains('@') => self.forward_to(a),
                 Target::Address(user) => next.push(Step::User {
                     rcpt: Rcpt::new(user, &origin, &delimiters),
@@ -328,11 +329,8 @@ impl<B: Backend> Route<'_, B> {
         Some(format!("owner-{name}@{}", self.agent.origin()))
     }
 
-    /// Queue the message anew for `address` from the current owner.
-    fn list_forward(&mut self, address: &str) {
-        let Some(owner) = self.owner.clone() else {
-            return self.forward_to(address);
-        };
+    /// Queue the message anew for `address` from the list's `owner`.
+    fn list_forward(&mut self, owner: String, address: &str) {
         let key = format!("list {owner} {}", address.to_ascii_lowercase());
         if !self.done.insert(key) {
             return;

@@ -287,7 +287,7 @@ impl Engine {
                 envelope.envid = None;
                 envelope.ret = None;
                 let original = m.env.recipients.get(rcpt).and_then(|r| r.notify.as_deref());
-                original.and_then(without_success)
+                original.and_then(dsn::without_success)
             }
             None => None,
         };
@@ -319,15 +319,4 @@ impl Engine {
         );
         Ok(new_id)
     }
-}
-
-/// A DSN NOTIFY list without SUCCESS (a list's copies), `None` when
-/// nothing is left (the default then applies).
-fn without_success(notify: &str) -> Option<String> {
-    let kept: Vec<&str> = notify
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.eq_ignore_ascii_case("SUCCESS") && !n.is_empty())
-        .collect();
-    (!kept.is_empty()).then(|| kept.join(","))
 }

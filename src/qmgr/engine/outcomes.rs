@@ -160,10 +160,8 @@ impl Engine {
             }
             // What the sender hears of: failures (not deletions), and
             // deliveries when NOTIFY asked for SUCCESS.
-            let wants_success = m.env.recipients[p.rcpt]
-                .notify
-                .as_deref()
-                .is_some_and(|n| n.to_ascii_uppercase().contains("SUCCESS"));
+            let notify = m.env.recipients[p.rcpt].notify.as_deref();
+            let wants_success = dsn::should_report(dsn::ReportKind::Success, notify);
             let warn_after = self.cfg.queue.delay_warning_time.as_micros() as u64;
             let kind = match rec.0 {
                 RState::Bounced if !m.deleted => Some(dsn::ReportKind::Failure),
