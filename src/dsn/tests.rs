@@ -592,8 +592,14 @@ fn should_report_follows_rfc_3461() {
 
 #[test]
 fn without_success_keeps_the_rest() {
-    assert_eq!(without_success("SUCCESS,FAILURE").as_deref(), Some("FAILURE"));
-    assert_eq!(without_success(" success , delay").as_deref(), Some("delay"));
+    assert_eq!(
+        without_success("SUCCESS,FAILURE").as_deref(),
+        Some("FAILURE")
+    );
+    assert_eq!(
+        without_success(" success , delay").as_deref(),
+        Some("delay")
+    );
     assert_eq!(without_success("NEVER").as_deref(), Some("NEVER"));
     assert_eq!(without_success("SUCCESS"), None);
 }
