@@ -260,3 +260,14 @@ where
         .map(Some)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
+
+/// A role's error that restarting cannot cure (its configuration, its
+/// sandbox, a queue owned by another queue manager): the role exits with
+/// sysexits' EX_CONFIG (78), and the supervisor stops instead of
+/// restarting it forever (systemd: `RestartPreventExitStatus=78`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unrecoverable(pub String);
+
+/// The exit status of a role that cannot run as configured.
+pub const EX_CONFIG: i32 = 78;

@@ -474,8 +474,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .config
                 .clone()
                 .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
-            postern::supervisor::start(config, source, foreground)?;
-            Ok(ExitCode::SUCCESS)
+            match postern::supervisor::start(config, source, foreground) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) if e.is::<postern::ipc::Unrecoverable>() => {
+                    eprintln!("postern: {e:#}");
+                    Ok(ExitCode::from(EX_CONFIG))
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Reload => {
             postern::supervisor::reload(&load(&cli.config)?)?;
@@ -604,8 +610,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            postern::supervisor::run_role(&role, config, config_path, fds)?;
-            Ok(ExitCode::SUCCESS)
+            match postern::supervisor::run_role(&role, config, config_path, fds) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                // Already logged; restarting would not help.
+                Err(e) if e.is::<postern::ipc::Unrecoverable>() => {
+                    Ok(ExitCode::from(EX_CONFIG))
+                }
+                Err(e) => Err(e),
+            }
         }
     }
 }

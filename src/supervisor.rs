@@ -33,7 +33,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::Config;
-use crate::ipc::{QmgrRequest, QmgrStatus, QueueAction, QueueOpResult};
+use crate::ipc::{EX_CONFIG, QmgrRequest, QmgrStatus, QueueAction, QueueOpResult, Unrecoverable};
 use crate::notify::reload::{Fixed, Reload, keep_fixed};
 use crate::sys::{self, Credentials};
 
@@ -48,6 +48,10 @@ pub const SMTP_SOCKET: &str = "smtp.sock";
 pub const SHOWQ_SOCKET: &str = "showq.sock";
 /// The `sendmail` command's socket, world-connectable.
 pub const SUBMIT_SOCKET: &str = "submit.sock";
+/// Set by the supervisor for every role it starts: its own pid. A role
+/// that finds it dies with the supervisor (see [`follow_supervisor`]).
+pub const SUPERVISOR_ENV: &str = "POSTERN_SUPERVISOR_PID";
+
 
 /// The roles in start order (dependencies first).
 const ROLES: [&str; 4] = ["local", "smtp", "qmgr", "smtpd"];
@@ -61,6 +65,7 @@ pub fn run_role(
     path: Option<PathBuf>,
     fds: Vec<(String, OwnedFd)>,
 ) -> anyhow::Result<()> {
+    follow_supervisor()?;
     let config = Arc::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -89,6 +94,49 @@ pub fn run_role(
         log::error!("{e:#}");
     }
     result
+}
+
+/// A role started by `postern start` dies with it: the parent-death
+/// signal (SIGTERM: the role stops gracefully) is set here, after the
+/// sandbox changed the user (a change of credentials clears it, so it
+/// cannot be set before the exec), and a watcher thread notices a changed
+/// parent anyway (the signal follows the thread that forked, and a parent
+/// gone between fork and now was missed): it asks the role to stop, and
+/// ends the process if it has not stopped 15 s later. Without the
+/// variable (systemd, a shell) nothing is done: the role's lifetime is
+/// its service manager's business.
+fn follow_supervisor() -> anyhow::Result<()> {
+    let Some(expected) = std::env::var(SUPERVISOR_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return Ok(());
+    };
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .context("cannot set the parent-death signal")?;
+    if nix::unistd::getppid().as_raw() != expected {
+        return Err(Unrecoverable(format!(
+            "the supervisor (pid {expected}) is gone; not starting"
+        ))
+        .into());
+    }
+    std::thread::Builder::new()
+        .name("supervisor-watch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                if nix::unistd::getppid().as_raw() != expected {
+                    break;
+                }
+            }
+            log::error!("the supervisor (pid {expected}) is gone; stopping");
+            let _ = kill(nix::unistd::getpid(), Signal::SIGTERM);
+            std::thread::sleep(Duration::from_secs(15));
+            log::error!("did not stop within 15 s of the supervisor's end; exiting");
+            std::process::exit(75);
+        })
+        .context("cannot start the supervisor watcher")?;
+    Ok(())
 }
 
 fn unix_listener(fds: Vec<(String, OwnedFd)>, name: &str) -> anyhow::Result<UnixListener> {
@@ -170,6 +218,7 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
         children: HashMap::new(),
         restarts: HashMap::new(),
         run_dir: run_dir.clone(),
+        fatal: None,
     };
     write_file(
         &run_dir.join(PID_FILE),
@@ -215,6 +264,19 @@ fn start_background(config: &Config, source: Option<&Path>) -> anyhow::Result<()
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if running_pid(run_dir).is_some() && run_dir.join(STATUS_FILE).exists() {
+            // A role that cannot run as configured exits at once and
+            // takes the supervisor with it: wait that long before saying
+            // it started.
+            let settled = Instant::now() + START_SETTLE;
+            while Instant::now() < settled {
+                if let Some(status) = child.try_wait()? {
+                    bail!(
+                        "postern stopped right after starting ({status}); see {}",
+                        log_path.display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             println!("postern: started; log in {}", log_path.display());
             return Ok(());
         }
@@ -460,10 +522,20 @@ struct Supervisor {
     children: HashMap<i32, (&'static str, Instant)>,
     restarts: HashMap<&'static str, Restart>,
     run_dir: PathBuf,
+    /// The first role that exited with EX_CONFIG: postern stops.
+    fatal: Option<&'static str>,
 }
 
+/// Restart back-off for a role that dies young (a crash loop at start):
+/// the first delay, doubled at each further early death up to the most.
 const FIRST_RESTART_DELAY: Duration = Duration::from_millis(500);
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// A role that ran this long was serving: it is restarted at once, and
+/// its back-off starts over.
+const HEALTHY_AFTER: Duration = Duration::from_secs(5);
+/// How long `postern start` (in the background) watches the supervisor
+/// after the roles were started before it says it started.
+const START_SETTLE: Duration = Duration::from_millis(1500);
 /// A role younger than this may not handle SIGHUP yet (it installs its
 /// handler as it starts): a reload waits for it to be this old.
 const ROLE_SETTLE: Duration = Duration::from_secs(1);
@@ -496,6 +568,9 @@ impl Supervisor {
                 _ => {}
             }
             self.reap();
+            if self.fatal.is_some() {
+                break;
+            }
             self.restart_due();
             if watchdog.is_some_and(|every| last_ping.elapsed() >= every) {
                 crate::notify::watchdog();
@@ -504,7 +579,13 @@ impl Supervisor {
         }
         crate::notify::stopping();
         self.shutdown();
-        Ok(())
+        match self.fatal {
+            Some(role) => Err(Unrecoverable(format!(
+                "{role} cannot run as configured; postern stopped (see the log above)"
+            ))
+            .into()),
+            None => Ok(()),
+        }
     }
 
     /// SIGHUP (`postern reload`): read the configuration again; an invalid
@@ -607,7 +688,7 @@ impl Supervisor {
         ];
         // Only these: in particular not NOTIFY_SOCKET nor WATCHDOG_USEC
         // (systemd listens to the main PID only, which is this process).
-        let env: Vec<(String, String)> = std::env::vars()
+        let mut env: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| {
                 matches!(
                     k.as_str(),
@@ -615,6 +696,7 @@ impl Supervisor {
                 )
             })
             .collect();
+        env.push((SUPERVISOR_ENV.to_string(), std::process::id().to_string()));
         // Every role drops its own privileges (see crate::sandbox), so it
         // is started as whoever runs the supervisor, as systemd would.
         let pid = sys::spawn_with_fds(&self.exe, &args, &env, &fds, None)
@@ -644,16 +726,29 @@ impl Supervisor {
                         self.exe.display(),
                         pid.as_raw()
                     );
+                    if matches!(status, WaitStatus::Exited(_, EX_CONFIG)) {
+                        log::error!(
+                            "{role} cannot run as configured (exit status {EX_CONFIG}, see its error above); \
+                             stopping postern instead of restarting it"
+                        );
+                        self.fatal.get_or_insert(role);
+                        continue;
+                    }
                     let r = self.restarts.entry(role).or_insert(Restart {
                         delay: FIRST_RESTART_DELAY,
                         not_before: Instant::now(),
                     });
-                    if started.elapsed() > MAX_RESTART_DELAY * 2 {
+                    if started.elapsed() >= HEALTHY_AFTER {
+                        // It had been serving: bring it back at once.
                         r.delay = FIRST_RESTART_DELAY;
+                        r.not_before = Instant::now();
+                        log::warn!("{role}: restarting");
+                    } else {
+                        // Died young: a crash loop at start, back off.
+                        r.not_before = Instant::now() + r.delay;
+                        log::warn!("{role}: restarting in {} ms", r.delay.as_millis());
+                        r.delay = (r.delay * 2).min(MAX_RESTART_DELAY);
                     }
-                    r.not_before = Instant::now() + r.delay;
-                    log::warn!("{role}: restarting in {} ms", r.delay.as_millis());
-                    r.delay = (r.delay * 2).min(MAX_RESTART_DELAY);
                 }
             }
         }
@@ -697,7 +792,10 @@ impl Supervisor {
     /// their outcomes), then local and smtp (idle by then). Each gets SIGTERM and
     /// some seconds; what is left then gets SIGKILL.
     fn shutdown(&mut self) {
-        log::info!("terminating on signal");
+        match self.fatal {
+            Some(role) => log::info!("terminating: {role} cannot run"),
+            None => log::info!("terminating on signal"),
+        }
         for role in ["smtpd", "qmgr", "local", "smtp"] {
             let pids = self.pids_of(role);
             for pid in &pids {

@@ -97,6 +97,9 @@ const LOCAL_SLOTS: usize = 16;
 const SMTP_SLOTS: usize = 100;
 /// Fallback scan of `incoming/` when no wake-up came.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
+/// How long a starting qmgr waits for the queue's previous owner to
+/// finish stopping before it gives up (see [`crate::queue::owner`]).
+const OWNER_PATIENCE: Duration = Duration::from_secs(3);
 /// How often the `STATUS=` line (queue counts) may change.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 
@@ -118,6 +121,9 @@ pub async fn run(
     showq: Option<StdUnixListener>,
     mut reload: Reload,
 ) -> anyhow::Result<()> {
+    // One queue manager per queue, before anything is read.
+    let _owner = crate::queue::owner::lock(&config.queue.directory, OWNER_PATIENCE)
+        .map_err(|e| crate::ipc::Unrecoverable(e.to_string()))?;
     listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(listener)?;
     let state_dir = config.queue.directory.join(STATE);

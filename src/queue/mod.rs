@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod id;
 pub mod log;
 pub mod message;
+pub mod owner;
 pub mod record;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ mod bounce;
 mod checks;
 mod common;
 mod config;
+mod crash;
 mod forward;
 mod journal;
 mod notify;
