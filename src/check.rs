@@ -82,6 +82,20 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
             }
         }
     }
+    // The roles that read the queue and the alias files run as the
+    // postern user (as root) or as whoever runs postern.
+    let reader = role_credentials(config);
+    if let Some(who) = &reader
+        && let Some(problem) = who.cannot_reach(q)
+    {
+        out.push((
+            Level::Error,
+            format!(
+                "{} (queue.directory): {problem}: smtpd and qmgr could not start",
+                q.display()
+            ),
+        ));
+    }
     let r = &config.server.run_directory;
     if let Ok(m) = std::fs::metadata(r)
         && m.mode() & 0o022 != 0
@@ -105,13 +119,30 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
         ));
     }
     let read = |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
-    let files: Vec<_> = config
-        .local
-        .alias_files
-        .iter()
-        .filter(|p| p.exists())
-        .cloned()
-        .collect();
+    // A configured alias file that cannot be read defers mail to every
+    // alias (4.3.0): an error here, not a surprise at run time.
+    let mut files = Vec::new();
+    for path in &config.local.alias_files {
+        if let Err(e) = std::fs::metadata(path) {
+            out.push((
+                Level::Error,
+                format!(
+                    "{} (local.alias_files): {e}; mail to aliases would be deferred until it can be read",
+                    path.display()
+                ),
+            ));
+        } else if let Some(problem) = reader.as_ref().and_then(|w| w.cannot_read(path)) {
+            out.push((
+                Level::Error,
+                format!(
+                    "{} (local.alias_files): {problem}: smtpd could not look aliases up",
+                    path.display()
+                ),
+            ));
+        } else {
+            files.push(path.clone());
+        }
+    }
     for d in crate::aliases::check(
         config
             .local
@@ -133,6 +164,97 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     out.extend(check_transport_files(config));
     out.extend(check_tables(config));
     out
+}
+
+/// Who the roles that read the queue and the configured files run as:
+/// `server.user` when postern runs as root (`None` if that user does not
+/// exist: reported already), else the one running the check.
+fn role_credentials(config: &Config) -> Option<Access> {
+    if nix::unistd::geteuid().is_root() {
+        let c = crate::sys::user_credentials(&config.server.user).ok()??;
+        Some(Access {
+            name: config.server.user.clone(),
+            uid: c.uid,
+            groups: std::iter::once(c.gid).chain(c.groups).collect(),
+        })
+    } else {
+        Some(Access {
+            name: crate::sys::user_name(nix::unistd::geteuid().as_raw()),
+            uid: nix::unistd::geteuid().as_raw(),
+            groups: std::iter::once(nix::unistd::getegid().as_raw())
+                .chain(
+                    nix::unistd::getgroups()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|g| g.as_raw()),
+                )
+                .collect(),
+        })
+    }
+}
+
+/// A user's view of the file system by the permission bits (root sees
+/// everything; ACLs are not read).
+struct Access {
+    name: String,
+    uid: u32,
+    groups: Vec<u32>,
+}
+
+impl Access {
+    /// Whether the bits `want` (4 read, 2 write, 1 search) are granted by
+    /// `m`'s owner, group or other class for this user.
+    fn granted(&self, m: &std::fs::Metadata, want: u32) -> bool {
+        let mode = m.mode();
+        let bits = if self.uid == 0 {
+            return true;
+        } else if m.uid() == self.uid {
+            mode >> 6
+        } else if self.groups.contains(&m.gid()) {
+            mode >> 3
+        } else {
+            mode
+        };
+        bits & want == want
+    }
+
+    /// Why this user cannot walk to `path` (every existing directory on
+    /// the way must be searchable), or `None`.
+    fn cannot_reach(&self, path: &Path) -> Option<String> {
+        let mut walked = std::path::PathBuf::new();
+        for part in path.parent()?.components() {
+            walked.push(part);
+            let Ok(m) = std::fs::metadata(&walked) else {
+                return None;
+            };
+            if m.is_dir() && !self.granted(&m, 1) {
+                return Some(format!(
+                    "the {} user cannot enter {} (mode {:o}, owner uid {})",
+                    self.name,
+                    walked.display(),
+                    m.mode() & 0o7777,
+                    m.uid()
+                ));
+            }
+        }
+        None
+    }
+
+    /// Why this user cannot read the file `path`, or `None`.
+    fn cannot_read(&self, path: &Path) -> Option<String> {
+        if let Some(problem) = self.cannot_reach(path) {
+            return Some(problem);
+        }
+        let m = std::fs::metadata(path).ok()?;
+        (!self.granted(&m, 4)).then(|| {
+            format!(
+                "the {} user cannot read it (mode {:o}, owner uid {})",
+                self.name,
+                m.mode() & 0o7777,
+                m.uid()
+            )
+        })
+    }
 }
 
 /// The tables of the restriction lists and of the header and body checks:

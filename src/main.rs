@@ -613,9 +613,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match postern::supervisor::run_role(&role, config, config_path, fds) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 // Already logged; restarting would not help.
-                Err(e) if e.is::<postern::ipc::Unrecoverable>() => {
-                    Ok(ExitCode::from(EX_CONFIG))
-                }
+                Err(e) if e.is::<postern::ipc::Unrecoverable>() => Ok(ExitCode::from(EX_CONFIG)),
                 Err(e) => Err(e),
             }
         }

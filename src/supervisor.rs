@@ -52,7 +52,6 @@ pub const SUBMIT_SOCKET: &str = "submit.sock";
 /// that finds it dies with the supervisor (see [`follow_supervisor`]).
 pub const SUPERVISOR_ENV: &str = "POSTERN_SUPERVISOR_PID";
 
-
 /// The roles in start order (dependencies first).
 const ROLES: [&str; 4] = ["local", "smtp", "qmgr", "smtpd"];
 

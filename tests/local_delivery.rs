@@ -71,6 +71,9 @@ impl Agent {
         let mut config = Config::builtin();
         config.queue.directory = queue.path().to_path_buf();
         config.local.mailbox = mailbox.into();
+        // The machine's /etc/aliases (Debian's MTAs map nobody to root)
+        // must not change what the tests see.
+        config.local.alias_files = Vec::new();
         tweak(&mut config);
         let socket = queue.path().join("local.sock");
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();

@@ -3,13 +3,14 @@
 //! again when a file changes on disk, checked at most once a second, so
 //! edits to `/etc/aliases` take effect without a command or a restart.
 //!
-//! A file that does not exist counts as empty (a warning is logged when the
-//! table is built): a fresh machine without `/etc/aliases` still delivers.
-//! Any other read error makes [`LiveTable::table`] fail, and deliveries
-//! defer (`4.3.0 alias database unavailable`) rather than go on with a
-//! partial table.
+//! A configured file that cannot be read, a missing one included, makes
+//! [`LiveTable::table`] fail: smtpd answers `451 4.3.0` at RCPT and
+//! deliveries defer (`4.3.0 alias database unavailable`) rather than go on
+//! with a partial table, which would bounce mail to its aliases as unknown
+//! users (Postfix defers as well when an alias database is unavailable).
+//! `postern check` names such a file. The built-in default names
+//! `/etc/aliases` only where it exists.
 
-use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -79,17 +80,7 @@ impl LiveTable {
             self.inline.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             &self.origin,
             &self.files,
-            |path| match std::fs::read(path) {
-                Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    log::warn!(
-                        "alias file {} does not exist; taken as empty",
-                        path.display()
-                    );
-                    Ok(String::new())
-                }
-                Err(e) => Err(e),
-            },
+            |path| std::fs::read(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
         )?;
         for d in diagnostics {
             log::warn!("{d}");
@@ -131,11 +122,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reloads_when_the_file_changes_and_tolerates_a_missing_one() {
+    fn issue_14_a_missing_file_fails_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::builtin();
+        config.local.alias_files = vec![dir.path().join("missing")];
+        let live = LiveTable::from_config(&config);
+        let e = live.table().unwrap_err().to_string();
+        assert!(e.contains("missing"), "{e}");
+        std::fs::write(dir.path().join("missing"), "staff: root\n").unwrap();
+        std::thread::sleep(CHECK_EVERY + Duration::from_millis(50));
+        assert!(live.table().unwrap().get("staff").is_some());
+    }
+
+    #[test]
+    fn reloads_when_the_file_changes() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("aliases");
         let mut config = Config::builtin();
-        config.local.alias_files = vec![file.clone(), dir.path().join("missing")];
+        config.local.alias_files = vec![file.clone()];
         config.local.aliases.insert("inline".into(), "root".into());
         std::fs::write(&file, "staff: root\n").unwrap();
         let live = LiveTable::from_config(&config);

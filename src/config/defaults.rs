@@ -2,7 +2,7 @@
 //! defaults: the host name from `gethostname()`, the directories from whether
 //! we run as root.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -24,6 +24,10 @@ pub(super) struct System {
     /// Base of the per-user directories: `$XDG_STATE_HOME/postern`, else
     /// `$HOME/.local/state/postern`.
     pub state_dir: PathBuf,
+    /// Whether `/etc/aliases` exists: the default `local.alias_files`
+    /// names it only then (a configured file that is missing defers mail
+    /// to aliases; a machine without one still delivers to its users).
+    pub etc_aliases: bool,
 }
 
 impl System {
@@ -47,6 +51,7 @@ impl System {
             hostname,
             root,
             state_dir: state_dir(),
+            etc_aliases: Path::new(ETC_ALIASES).exists(),
         }
     }
 
@@ -126,6 +131,7 @@ pub(super) fn default_banner(hostname: &str) -> String {
 }
 
 pub(super) const DEFAULT_USER: &str = "postern";
+pub(super) const ETC_ALIASES: &str = "/etc/aliases";
 pub(super) const DEFAULT_MAILBOX: &str = "Maildir/";
 
 /// `local.concurrency_per_user` when the mailbox is a Maildir: no lock, and
@@ -158,7 +164,11 @@ pub(super) fn builtin(system: &System) -> Config {
             worker_idle: Duration::from_secs(60),
             concurrency_per_user: MAILDIR_CONCURRENCY,
             aliases: Default::default(),
-            alias_files: vec![PathBuf::from("/etc/aliases")],
+            alias_files: if system.etc_aliases {
+                vec![PathBuf::from(ETC_ALIASES)]
+            } else {
+                Vec::new()
+            },
             recipient_delimiter: String::new(),
             command_time_limit: Duration::from_secs(1000),
             default_privs: "nobody".into(),
@@ -262,6 +272,7 @@ mod tests {
             hostname: "mail".into(),
             root: true,
             state_dir: "/nonexistent".into(),
+            etc_aliases: true,
         };
         assert_eq!(sys.default_hostname(None), "mail.localdomain");
         assert_eq!(
@@ -287,6 +298,7 @@ mod tests {
             hostname: "h".into(),
             root: true,
             state_dir: "/home/u/.local/state/postern".into(),
+            etc_aliases: true,
         };
         assert_eq!(
             sys.default_queue_directory(),

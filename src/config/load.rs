@@ -14,8 +14,8 @@ use super::defaults::{self, System};
 use super::error::{ConfigError, nearest};
 use super::expand::{self, Located, Resolver, Var};
 use super::value::{
-    check_banner, check_hostname, duration_from_secs, format_duration, parse_duration,
-    parse_listen, parse_network,
+    check_banner, check_hostname, colliding_listeners, duration_from_secs, format_duration,
+    parse_duration, parse_listen, parse_network,
 };
 use super::{BareNewline, Config};
 
@@ -448,7 +448,12 @@ fn queue(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
 fn smtpd(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
     let smtpd = &mut config.smtpd;
     match key {
-        "listen" => smtpd.listen = f.parsed::<SocketAddr>(parse_listen)?,
+        "listen" => {
+            smtpd.listen = f.parsed::<SocketAddr>(parse_listen)?;
+            if let Some((at, reason)) = colliding_listeners(&smtpd.listen) {
+                return Err(f.bad(format!("\"{at}\""), reason));
+            }
+        }
         "banner" => given.banner = Some(f.located()?),
         "message_size_limit" => smtpd.message_size_limit = f.integer(0)?,
         "recipient_limit" => smtpd.recipient_limit = f.integer(1)?,

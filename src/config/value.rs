@@ -109,6 +109,35 @@ pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| "expected ip:port, e.g. \"0.0.0.0:25\" or \"[::1]:25\"".to_string())
 }
 
+/// Two listeners of `smtpd.listen` that cannot both be bound: the same
+/// address twice, or a wildcard (`0.0.0.0`, `[::]`, which takes IPv4 as
+/// well) and another address on the same port. Port 0 (any free port)
+/// never collides.
+pub(super) fn colliding_listeners(addrs: &[SocketAddr]) -> Option<(SocketAddr, String)> {
+    let covers = |a: &SocketAddr, b: &SocketAddr| {
+        let ip = a.ip();
+        ip == b.ip() || (ip.is_unspecified() && (ip.is_ipv6() || b.is_ipv4()))
+    };
+    for (i, a) in addrs.iter().enumerate() {
+        for b in addrs.iter().skip(i + 1) {
+            if a.port() != b.port() || a.port() == 0 {
+                continue;
+            }
+            if a == b {
+                return Some((*b, format!("{b} is named twice")));
+            }
+            if covers(a, b) || covers(b, a) {
+                let (wide, narrow) = if covers(a, b) { (a, b) } else { (b, a) };
+                return Some((
+                    *b,
+                    format!("{wide} already listens on {narrow}: the two cannot both be bound"),
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Checks a host or domain name the way Postfix's `valid_hostname` does:
 /// at most 255 bytes, dot-separated labels of 1 to 63 letters, digits,
 /// `-` and `_`, no label starting or ending with `-`, and not an IP address.

@@ -20,6 +20,8 @@ fn setup(mailbox: &str, privilege: Privilege) -> Setup {
     config.queue.directory = queue.path().to_path_buf();
     config.local.mailbox = mailbox.into();
     config.server.origin = "origin.test".into();
+    // The machine's /etc/aliases must not change what the tests see.
+    config.local.alias_files = Vec::new();
     let command = WorkerCommand {
         program: "/nonexistent/worker".into(),
         args: vec![],

@@ -67,6 +67,9 @@ impl Postern {
         if let Some(uid) = run_as {
             std::os::unix::fs::chown(dir.path(), Some(uid), None).unwrap();
         }
+        // The alias file the configuration names (tests that need
+        // aliases write it): a configured file that is missing defers.
+        std::fs::write(dir.path().join("aliases"), "").unwrap();
         let mail = dir.path().join("mail");
         std::fs::create_dir(&mail).unwrap();
         std::fs::set_permissions(&mail, std::fs::Permissions::from_mode(0o1777)).unwrap();

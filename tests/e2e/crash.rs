@@ -106,7 +106,10 @@ fn issue_14_a_second_queue_manager_is_refused() {
         )),
         "{log}"
     );
-    assert!(log.contains("stopping postern instead of restarting it"), "{log}");
+    assert!(
+        log.contains("stopping postern instead of restarting it"),
+        "{log}"
+    );
     // The first one still serves.
     assert_eq!(p.role_pid("qmgr"), qmgr);
     let mut c = p.client();
@@ -143,11 +146,7 @@ fn issue_14_a_role_that_cannot_run_stops_start() {
     let p = Postern::configure("", &[], None);
     let locked = p.dir.path().join("locked");
     std::fs::create_dir(&locked).unwrap();
-    std::fs::set_permissions(
-        &locked,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     p.edit_config(
         &format!("directory = \"{}/queue\"", p.dir.path().display()),
         &format!("directory = \"{}/queue\"", locked.display()),
@@ -163,8 +162,8 @@ fn issue_14_a_role_that_cannot_run_stops_start() {
     assert!(log.contains("cannot run as configured"), "{log}");
     // `postern check` says so before anything is started.
     let out = p.postern(&["check"]);
-    let text = String::from_utf8_lossy(&out.stderr).to_string()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains(&locked.display().to_string()), "{text}");
 }

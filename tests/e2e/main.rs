@@ -10,6 +10,7 @@ mod config;
 mod crash;
 mod forward;
 mod journal;
+mod misconfig;
 mod notify;
 mod outbound;
 mod policy;

@@ -15,6 +15,7 @@ pub(super) fn system() -> System {
         hostname: "box".into(),
         root: true,
         state_dir: "/home/u/.local/state/postern".into(),
+        etc_aliases: true,
     }
 }
 
@@ -97,6 +98,7 @@ fn builtin_on_a_host_with_a_domain_and_without_root() {
         hostname: "MX.Example.org".into(),
         root: false,
         state_dir: "/home/u/.local/state/postern".into(),
+        etc_aliases: true,
     };
     let c = defaults::builtin(&sys);
     assert_eq!(c.server.hostname, "MX.Example.org");
