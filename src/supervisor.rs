@@ -477,6 +477,10 @@ fn prepare_directories(config: &Config, user: Option<&Credentials>) -> anyhow::R
     fs::create_dir_all(r)
         .with_context(|| format!("cannot create run directory {}", r.display()))?;
     fs::set_permissions(r, fs::Permissions::from_mode(0o755))?;
+    // local's delivery record: the supervisor's (root's), as local is.
+    let journal = r.join(crate::local::journal::DIR);
+    fs::create_dir_all(&journal).with_context(|| format!("cannot create {}", journal.display()))?;
+    fs::set_permissions(&journal, fs::Permissions::from_mode(0o700))?;
     Ok(())
 }
 

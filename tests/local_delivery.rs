@@ -74,6 +74,7 @@ impl Agent {
         // The machine's /etc/aliases (Debian's MTAs map nobody to root)
         // must not change what the tests see.
         config.local.alias_files = Vec::new();
+        config.server.run_directory = queue.path().join("run");
         tweak(&mut config);
         let socket = queue.path().join("local.sock");
         let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();

@@ -18,6 +18,7 @@ use super::command::{self, CommandSpec, Whom};
 use super::delay::format_delay;
 use super::forward::{self, ForwardFile};
 use super::header;
+use super::journal::{Claim, Journal, Ticket};
 use super::mailbox::{self, Mailbox};
 use super::pool::WorkerPool;
 use super::route::{self, Backend, Rcpt};
@@ -102,6 +103,9 @@ pub struct Agent {
     privilege: Privilege,
     pool: Arc<WorkerPool>,
     aliases: LiveTable,
+    /// The delivery record (`None`: it could not be opened; deliveries go
+    /// on without protection from repeats).
+    journal: Option<Arc<Journal>>,
 }
 
 /// What every connection shares: the agent in effect, which a reload
@@ -115,11 +119,26 @@ pub struct Live {
 
 impl Agent {
     pub fn new(config: Arc<Config>, privilege: Privilege, pool: WorkerPool) -> Agent {
+        let journal = match Journal::open(&config.server.run_directory, &config.queue.directory) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                log::warn!(
+                    "cannot open the delivery record in {}: {e}; a delivery whose result is lost in a crash may be made twice",
+                    config
+                        .server
+                        .run_directory
+                        .join(super::journal::DIR)
+                        .display()
+                );
+                None
+            }
+        };
         Agent {
             aliases: LiveTable::from_config(&config),
             config,
             privilege,
             pool: Arc::new(pool),
+            journal,
         }
     }
 
@@ -132,6 +151,7 @@ impl Agent {
             config,
             privilege: self.privilege.clone(),
             pool: pool.map_or_else(|| self.pool.clone(), Arc::new),
+            journal: self.journal.clone(),
         }
     }
 
@@ -337,6 +357,13 @@ impl Backend for Agent {
 
     fn options(&self) -> &ExpandOptions {
         self.aliases.options()
+    }
+
+    async fn claim(&self, request: &DeliveryRequest, key: &str) -> Claim {
+        match &self.journal {
+            Some(journal) => journal.claim(request, key).await,
+            None => Claim::Mine(Ticket::unrecorded()),
+        }
     }
 
     /// Is there a `Delivered-To:` for `address` in the message's headers?

@@ -22,6 +22,7 @@ fn setup(mailbox: &str, privilege: Privilege) -> Setup {
     config.server.origin = "origin.test".into();
     // The machine's /etc/aliases must not change what the tests see.
     config.local.alias_files = Vec::new();
+    config.server.run_directory = queue.path().join("run");
     let command = WorkerCommand {
         program: "/nonexistent/worker".into(),
         args: vec![],

@@ -228,6 +228,7 @@ mod errno;
 mod file;
 mod forward;
 mod header;
+pub mod journal;
 mod lock;
 pub mod mailbox;
 mod maildir;

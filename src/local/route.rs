@@ -41,6 +41,7 @@ use std::sync::Arc;
 
 use super::agent::{Account, Outcome, Rights, log_line, read_include};
 use super::forward::ForwardFile;
+use super::journal::{Claim, Ticket};
 use super::mailbox::LocalRecipient;
 use crate::aliases::{self, ExpandOptions, LoadError, Table, Target};
 use crate::ipc::{DeliveryRequest, DeliveryStatus, ListForward, OwnerFailure};
@@ -129,6 +130,11 @@ pub(super) trait Backend {
         path: &Path,
         address: &str,
     ) -> Outcome;
+    /// Claim the final target `key` of the request's message (see
+    /// [`super::journal`]): delivered before, or ours to deliver.
+    async fn claim(&self, _request: &DeliveryRequest, _key: &str) -> Claim {
+        Claim::Mine(Ticket::unrecorded())
+    }
 }
 
 /// What routing one request gave.
@@ -498,7 +504,8 @@ impl<B: Backend> Route<'_, B> {
 
     /// The mailbox of `user`, once per request.
     async fn mailbox(&mut self, user: &str, address: &str, account: Option<&Account>) {
-        if !self.done.insert(format!("mailbox {user}")) {
+        let key = format!("mailbox {user}");
+        if !self.done.insert(key.clone()) {
             return;
         }
         if let Err(o) = self.loop_check(address).await {
@@ -519,8 +526,38 @@ impl<B: Backend> Route<'_, B> {
                 }
             },
         };
+        let Some(ticket) = self.claim(&key, address).await else {
+            return;
+        };
         let o = self.agent.mailbox(self.request, account, address).await;
+        ticket.settle(o.status == DeliveryStatus::Sent).await;
         self.record(address, o);
+    }
+
+    /// Claim `key` for this message; `None` (logged, counted as
+    /// delivered) when it was delivered before.
+    async fn claim(&mut self, key: &str, address: &str) -> Option<Ticket> {
+        match self.agent.claim(self.request, key).await {
+            Claim::Mine(ticket) => Some(ticket),
+            Claim::Delivered => {
+                let orig = if address == self.top {
+                    String::new()
+                } else {
+                    format!(", orig_to=<{}>", self.request.recipient)
+                };
+                log::info!(
+                    queue_id = self.request.id.as_str();
+                    "{}: to=<{address}>{orig}: {key}: delivered before for this message; not again",
+                    self.request.id
+                );
+                self.outcomes.push(Outcome::new(
+                    DeliveryStatus::Sent,
+                    "2.0.0",
+                    "delivered before",
+                ));
+                None
+            }
+        }
     }
 
     async fn command(&mut self, command: &str, rights: Rights<'_>, rcpt: &Rcpt) {
@@ -530,11 +567,14 @@ impl<B: Backend> Route<'_, B> {
             Err(o) => return self.record(&address, o),
         };
         let key = format!("command {} {command}", account.user.uid);
-        if self.done.insert(key) {
+        if self.done.insert(key.clone())
+            && let Some(ticket) = self.claim(&key, &address).await
+        {
             let o = self
                 .agent
                 .command(self.request, &account, command, rcpt)
                 .await;
+            ticket.settle(o.status == DeliveryStatus::Sent).await;
             self.record(&address, o);
         }
     }
@@ -546,11 +586,14 @@ impl<B: Backend> Route<'_, B> {
             Err(o) => return self.record(&address, o),
         };
         let key = format!("file {} {}", account.user.uid, path.display());
-        if self.done.insert(key) {
+        if self.done.insert(key.clone())
+            && let Some(ticket) = self.claim(&key, &address).await
+        {
             let o = self
                 .agent
                 .file(self.request, &account, path, &address)
                 .await;
+            ticket.settle(o.status == DeliveryStatus::Sent).await;
             self.record(&address, o);
         }
     }

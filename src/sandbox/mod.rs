@@ -169,6 +169,9 @@ impl Profile {
         } else {
             p.write.extend(mailbox_roots(config));
             p.write.extend(["/tmp".into(), "/var/tmp".into()]);
+            // The delivery record (crate::local::journal).
+            p.write
+                .push(config.server.run_directory.join(crate::local::journal::DIR));
             p.write
                 .extend(config.sandbox.local_writable.iter().cloned());
             p.tcp_connect = Some(Vec::new());
@@ -270,6 +273,7 @@ fn make_directories(role: &str, config: &Config) -> anyhow::Result<()> {
     let dirs: Vec<PathBuf> = match role {
         "smtpd" => vec![q.join(crate::queue::INCOMING)],
         "qmgr" => crate::queue::SUBDIRS.iter().map(|d| q.join(d)).collect(),
+        "local" => vec![config.server.run_directory.join(crate::local::journal::DIR)],
         _ => Vec::new(),
     };
     for d in dirs {

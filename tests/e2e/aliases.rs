@@ -369,3 +369,37 @@ fn a_list_with_an_owner_sends_its_problems_to_the_owner() {
     let id = send(&p, "plain@localhost", "no owner");
     p.wait_log(&format!("{id}: sender non-delivery notification: "), 1, 20);
 }
+
+/// Issue 14: recipients of one message that reach one mailbox through
+/// different aliases (and the user itself) get one copy, even though qmgr
+/// hands local one recipient per request, at once.
+#[test]
+fn issue_14_one_message_reaching_a_user_twice_through_aliases_is_one_copy() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    write_file(
+        &p.dir.path().join("aliases"),
+        format!("first: {u}\nsecond: {u}\nthird: second\n").as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    assert_eq!(c.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
+    for to in ["first", "second", "third", u.as_str()] {
+        assert_eq!(c.cmd(&format!("RCPT TO:<{to}@localhost>")), "250 2.1.5 Ok");
+    }
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd("Subject: once\r\n\r\nx\r\n.");
+    let id = r.rsplit(' ').next().unwrap().to_string();
+    c.cmd("QUIT");
+    p.wait_log(&format!("{id}: removed"), 1, 20);
+    assert_eq!(p.delivered(&u).len(), 1, "{}", p.log());
+    assert_eq!(
+        p.log()
+            .matches("delivered before for this message; not again")
+            .count(),
+        3,
+        "{}",
+        p.log()
+    );
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::common::{BIN, Postern, is_root};
+use crate::common::{BIN, Postern, is_root, write_file};
 
 fn alive(pid: i32) -> bool {
     // A zombie still answers kill(0): look at its state too.
@@ -166,4 +166,43 @@ fn issue_14_a_role_that_cannot_run_stops_start() {
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains(&locked.display().to_string()), "{text}");
+}
+
+#[test]
+fn issue_14_a_delivery_whose_answer_qmgr_never_got_is_not_made_again() {
+    let p = Postern::start("");
+    let dir = p.dir.path().display().to_string();
+    // A command that says it started, takes its time, then appends the
+    // message (it runs as the alias file's owner, or nobody for root's).
+    write_file(
+        &p.dir.path().join("aliases"),
+        format!("slow: \"|touch {dir}/mail/started; sleep 2; cat >> {dir}/mail/out\"\n").as_bytes(),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut c = p.client();
+    c.cmd("EHLO c.example");
+    assert_eq!(c.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
+    assert_eq!(c.cmd("RCPT TO:<slow@localhost>"), "250 2.1.5 Ok");
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd("Subject: once only\r\n\r\nbody\r\n.");
+    let id = r.rsplit(' ').next().unwrap().to_string();
+    c.cmd("QUIT");
+    let started = p.dir.path().join("mail/started");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "{}", p.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // qmgr dies while local delivers: the answer is lost.
+    let qmgr = p.role_pid("qmgr");
+    kill(Pid::from_raw(qmgr), Signal::SIGKILL).unwrap();
+    p.wait_log(&format!("{id}: removed"), 1, 30);
+    let out = std::fs::read_to_string(p.dir.path().join("mail/out")).unwrap();
+    assert_eq!(out.matches("Subject: once only").count(), 1, "{out}");
+    let log = p.log();
+    assert!(log.contains("cannot send the delivery result"), "{log}");
+    assert!(
+        log.contains("delivered before for this message; not again"),
+        "{log}"
+    );
 }
