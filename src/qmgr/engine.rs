@@ -40,6 +40,8 @@ const COMPACT_AFTER_BYTES: u64 = 64 << 20;
 /// A recipient whose local delivery was lost (agent crashed) is retried
 /// after this.
 const LOST_RETRY_US: u64 = 1_000_000;
+/// How often an unreachable local agent is logged while it stays so.
+const UNAVAILABLE_LOG_US: u64 = 10_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum RState {
@@ -122,6 +124,9 @@ pub struct Engine {
     idle: Vec<usize>,
     /// Routed to local, waiting for a slot.
     local_ready: VecDeque<(QueueId, usize)>,
+    /// When "the local agent is unavailable" was last logged: once per
+    /// [`UNAVAILABLE_LOG_US`], not once per waiting recipient.
+    local_unavailable_logged: Option<u64>,
     /// The smtp agent's slots and what waits for them.
     out: Outbound,
     /// The transport table (`relay.transport`, `relay.transport_files`).
@@ -161,6 +166,7 @@ impl Engine {
         Engine {
             transport: LiveTransport::from_config(&cfg),
             local_ready: VecDeque::new(),
+            local_unavailable_logged: None,
             out: Outbound::new(smtp_slots),
             qdir: cfg.queue.directory.clone(),
             cfg,

@@ -206,3 +206,199 @@ fn issue_14_a_delivery_whose_answer_qmgr_never_got_is_not_made_again() {
         "{log}"
     );
 }
+
+/// One SMTP session that sends messages until told to stop or the
+/// connection fails; every token that got `250` is pushed to `acked`.
+fn send_session(
+    addr: std::net::SocketAddr,
+    to: &str,
+    next: &std::sync::atomic::AtomicUsize,
+    total: usize,
+    acked: &std::sync::Mutex<Vec<usize>>,
+) -> std::io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut w = stream.try_clone()?;
+    let mut r = BufReader::new(stream);
+    let mut reply = || -> std::io::Result<String> {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if r.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(all);
+            }
+        }
+    };
+    let expect = |got: String, code: &str| {
+        if got.starts_with(code) {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(got))
+        }
+    };
+    expect(reply()?, "220")?;
+    w.write_all(b"EHLO crash.example\r\n")?;
+    expect(reply()?, "250")?;
+    loop {
+        let token = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if acked.lock().unwrap().len() >= total {
+            return Ok(());
+        }
+        w.write_all(format!("MAIL FROM:<s@example.org>\r\nRCPT TO:<{to}>\r\nDATA\r\n").as_bytes())?;
+        expect(reply()?, "250")?;
+        expect(reply()?, "250")?;
+        expect(reply()?, "354")?;
+        w.write_all(
+            format!("Subject: token-{token}-end\r\n\r\nmessage {token}\r\n.\r\n").as_bytes(),
+        )?;
+        expect(reply()?, "250")?;
+        acked.lock().unwrap().push(token);
+    }
+}
+
+/// Issue 14: kill -9 of every role, the supervisor included, in a loop
+/// while mail arrives: every message that got `250` is delivered, and
+/// none twice.
+#[test]
+fn issue_14_a_crash_loop_loses_nothing_and_delivers_nothing_twice() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    // bench/crash-loop runs the longer version.
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let total = env("POSTERN_CRASH_MESSAGES", 3000) as usize;
+    let every = Duration::from_millis(env("POSTERN_CRASH_KILL_MS", 150));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut p = Postern::configure("", &[], None);
+    p.edit_config(
+        "listen = [\"127.0.0.1:0\"]",
+        &format!("listen = [\"127.0.0.1:{port}\"]"),
+    );
+    p.launch();
+    let addr = p.addr;
+    let to = format!("{}@localhost", p.user);
+    let next = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let done = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = (0..4)
+        .map(|_| {
+            let (next, acked, done, to) = (next.clone(), acked.clone(), done.clone(), to.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) && acked.lock().unwrap().len() < total {
+                    if send_session(addr, &to, &next, total, &acked).is_err() {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut kills = 0;
+    let cycle = [
+        "qmgr",
+        "local",
+        "smtpd",
+        "smtp",
+        "qmgr",
+        "local",
+        "supervisor",
+    ];
+    while acked.lock().unwrap().len() < total {
+        assert!(
+            started.elapsed() < Duration::from_secs(60 + total as u64 / 10),
+            "only {} of {total} accepted in time:\n{}",
+            acked.lock().unwrap().len(),
+            p.log()
+        );
+        std::thread::sleep(every);
+        let role = cycle[kills % cycle.len()];
+        kills += 1;
+        if role == "supervisor" {
+            let before = roles(&p);
+            let child = p.child.as_mut().unwrap();
+            kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
+            let _ = child.wait();
+            p.child = None;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while before.iter().any(|(_, pid)| alive(*pid)) {
+                assert!(Instant::now() < deadline, "{}", p.log());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            p.launch();
+        } else {
+            let pid = p.role_pid(role);
+            if pid > 0 {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+    done.store(true, Ordering::SeqCst);
+    for s in senders {
+        s.join().unwrap();
+    }
+    let acked: Vec<usize> = acked.lock().unwrap().clone();
+    // Let the queue drain.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let count = |p: &Postern| -> std::collections::HashMap<usize, usize> {
+        let mut seen = std::collections::HashMap::new();
+        for f in p.delivered(&p.user) {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            if let Some(t) = text
+                .split("Subject: token-")
+                .nth(1)
+                .and_then(|r| r.split('-').next())
+                .and_then(|t| t.parse().ok())
+            {
+                *seen.entry(t).or_insert(0) += 1;
+            }
+        }
+        seen
+    };
+    loop {
+        let seen = count(&p);
+        if acked.iter().all(|t| seen.contains_key(t)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} accepted messages never arrived",
+            acked.iter().filter(|t| !seen.contains_key(t)).count()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Anything still in flight arrives now, or not at all.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = count(&p);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    eprintln!(
+        "crash loop: {} accepted, {} kills in {:.0} s, {} delivered, {} twice",
+        acked.len(),
+        kills,
+        started.elapsed().as_secs_f64(),
+        seen.len(),
+        twice.len()
+    );
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    // An agent being restarted is said once, not once per waiting message.
+    let unavailable = p
+        .log()
+        .matches("cannot connect to the local delivery agent")
+        .count();
+    assert!(
+        unavailable <= kills,
+        "{unavailable} lines for {kills} kills"
+    );
+}

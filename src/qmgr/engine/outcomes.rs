@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Engine, LOST_RETRY_US, Message, Pending, RState, notify};
+use super::{Engine, LOST_RETRY_US, Message, Pending, RState, UNAVAILABLE_LOG_US, notify};
 use crate::dsn;
 use crate::ipc::DeliveryStatus;
 use crate::qmgr::agents::{Report, SlotReport};
@@ -45,11 +45,23 @@ impl Engine {
                 }
                 SlotReport::Local(Report::Lost { slot, request, why }) => {
                     self.idle.push(slot);
-                    log::warn!(
-                        "{}: {why}; delivery to <{}> will be retried",
-                        request.id,
-                        request.recipient
-                    );
+                    if why.starts_with("cannot connect") {
+                        // The agent is down (restarting): every waiting
+                        // recipient would say so each second.
+                        if self
+                            .local_unavailable_logged
+                            .is_none_or(|t| now >= t + UNAVAILABLE_LOG_US)
+                        {
+                            self.local_unavailable_logged = Some(now);
+                            log::warn!("{why}; local deliveries wait and are retried every second");
+                        }
+                    } else {
+                        log::warn!(
+                            "{}: {why}; delivery to <{}> will be retried",
+                            request.id,
+                            request.recipient
+                        );
+                    }
                     if let Some(m) = self.messages.get_mut(&request.id)
                         && let Some(r) = m.rcpts.get_mut(request.rcpt_index)
                     {
