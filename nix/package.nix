@@ -65,7 +65,6 @@ rustPlatform.buildRustPackage {
     '';
     mainProgram = "postern";
     platforms = lib.platforms.linux;
-    # No license is stated yet (Cargo.toml has no `license`); set
-    # meta.license once the project picks one.
+    license = with lib.licenses; [ mit asl20 ];
   };
 }

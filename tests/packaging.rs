@@ -151,3 +151,28 @@ fn generate_completions_bash() {
     assert!(script.contains("--config"));
     assert!(script.contains("start") && script.contains("queue"));
 }
+
+/// Issue 15: the licence is stated once and the same everywhere: Cargo,
+/// both texts at the root, debian/copyright (DEP-5), the Nix package.
+#[test]
+fn issue_15_the_licence_is_mit_or_apache_everywhere() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read =
+        |f: &str| std::fs::read_to_string(top.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert_eq!(env!("CARGO_PKG_LICENSE"), "MIT OR Apache-2.0");
+    assert!(read("LICENSE-MIT").starts_with("MIT License"));
+    assert!(read("LICENSE-APACHE").contains("Apache License"));
+    let copyright = read("debian/copyright");
+    assert!(
+        copyright.starts_with(
+            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+        )
+    );
+    assert!(
+        copyright.contains("\nLicense: MIT or Apache-2.0\n"),
+        "{copyright}"
+    );
+    assert!(copyright.contains("\nLicense: MIT\n"));
+    assert!(copyright.contains("\nLicense: Apache-2.0\n"));
+    assert!(read("nix/package.nix").contains("license = with lib.licenses; [ mit asl20 ];"));
+}
