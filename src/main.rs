@@ -11,7 +11,14 @@ use postern::config::Config;
 mod manual;
 
 #[derive(Parser)]
-#[command(name = "postern", version, about = "postern mail transfer agent")]
+#[command(
+    name = "postern",
+    version,
+    about = "postern mail transfer agent",
+    after_help = "Also: `postern sendmail ARGS…`, `postern mailq ARGS…` and `postern newaliases` \
+                  behave as sendmail(1), mailq(1) and newaliases(1), which are this binary under \
+                  those names (`sendmail --help` lists sendmail's flags)."
+)]
 struct Cli {
     /// Configuration file (default $POSTERN_CONFIG, then
     /// /etc/postern/postern.toml, else built-in defaults).
@@ -245,6 +252,7 @@ fn main() -> ExitCode {
         };
     }
     if argv0 == "mailq" {
+        postern::sys::die_on_sigpipe();
         let json = std::env::args_os().any(|a| a == "--json" || a == "-j");
         return match load(&config_arg()).and_then(|c| mailq(&c, json)) {
             Ok(code) => code,
@@ -258,6 +266,9 @@ fn main() -> ExitCode {
         return sendmail(std::env::args_os().skip(skip).collect());
     }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Daemon { .. } | Command::Start { .. }) {
+        postern::sys::die_on_sigpipe();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -351,6 +362,12 @@ fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
 /// `sendmail` with Postfix's flags; sysexits codes, one line on stderr.
 fn sendmail(args: Vec<std::ffi::OsString>) -> ExitCode {
     use postern::sendmail::{self as sm, Mode};
+    if args.first().is_some_and(|a| a == "--help") {
+        // Postfix's sendmail has no --help; programs never pass it, people do.
+        postern::sys::die_on_sigpipe();
+        print!("{}", manual::sendmail().render_help());
+        return ExitCode::SUCCESS;
+    }
     let opts = match sm::parse_args(&args) {
         Ok(o) => o,
         Err(f) => {

@@ -233,3 +233,13 @@ pub fn sigtimedwait(set: &nix::sys::signal::SigSet, timeout: std::time::Duration
     let sig = unsafe { libc::sigtimedwait(raw, std::ptr::null_mut(), &ts) };
     (sig > 0).then_some(sig)
 }
+
+/// Let SIGPIPE end the process quietly, as it does for C programs: for
+/// the commands that print (`postern config show | head`), not for the
+/// daemons or `sendmail`, which must see a closed socket as an error.
+pub fn die_on_sigpipe() {
+    // SAFETY: SIG_DFL is no handler; nothing runs in signal context.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -113,3 +113,46 @@ fn check_reports_the_queue_directory_and_aliases() {
         "{err}"
     );
 }
+
+/// Issue 15, item 8: a command whose reader goes away ends quietly (as
+/// `cat` does), without a panic.
+#[test]
+fn issue_15_a_closed_pipe_ends_config_show_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = std::process::Command::new(crate::common::BIN)
+        .args(["config", "show"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?} {stderr}",
+        out.status
+    );
+}
+
+/// Issue 15, item 8: `postern --help` names the sendmail interface, and
+/// `sendmail --help` prints its usage.
+#[test]
+fn issue_15_help_shows_the_sendmail_interface() {
+    let out = std::process::Command::new(crate::common::BIN)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("postern sendmail ARGS"), "{text}");
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["sendmail", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Usage: sendmail"), "{text}");
+    assert!(text.contains("-t"), "{text}");
+}
