@@ -502,12 +502,25 @@ pub fn deliver(config: &Config, opts: &Options) -> Result<(), Failure> {
     if prepared.recipients.is_empty() {
         return Err(fail(EX_USAGE, "no recipient addresses found"));
     }
-    let sender = opts.sender.clone().unwrap_or(address);
+    let sender = opts
+        .sender
+        .as_deref()
+        .map_or(address, |s| qualify(s, origin));
     let socket = config
         .server
         .run_directory
         .join(crate::supervisor::SUBMIT_SOCKET);
     submit(&socket, &sender, &prepared, opts)
+}
+
+/// A bare `-f` name gets `@origin`, as Postfix's `append_at_myorigin`
+/// does (`-f root` → `root@example.org`); `<>` stays empty.
+fn qualify(sender: &str, origin: &str) -> String {
+    if sender.is_empty() || sender.contains('@') {
+        sender.to_string()
+    } else {
+        format!("{sender}@{origin}")
+    }
 }
 
 /// A display name, quoted when it has specials.
@@ -536,6 +549,13 @@ mod tests {
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn issue_15_a_bare_sender_gets_the_origin() {
+        assert_eq!(qualify("root", "example.org"), "root@example.org");
+        assert_eq!(qualify("a@b.example", "example.org"), "a@b.example");
+        assert_eq!(qualify("", "example.org"), "");
     }
 
     #[test]

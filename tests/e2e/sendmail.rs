@@ -310,3 +310,29 @@ fn postern_sendmail_subcommand() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// Issue 15, item 6: `-f root` is qualified with the origin
+/// (Postfix's append_at_myorigin).
+#[test]
+fn issue_15_a_bare_sender_is_qualified_with_the_origin() {
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let out = sendmail(
+        &p,
+        &["-f", &u, &format!("{u}@localhost")],
+        b"Subject: t\n\nx\n",
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mine = p.wait_delivered(&u, 1, 20);
+    let text = std::fs::read_to_string(&mine[0]).unwrap();
+    assert!(
+        text.starts_with(&format!("Return-Path: <{u}@mail.test.example>\n")),
+        "{text}"
+    );
+}
