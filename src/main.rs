@@ -456,6 +456,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .clone()
                     .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from))
                     .unwrap_or_else(|| PathBuf::from(postern::config::DEFAULT_PATH));
+                // Say what was checked: a file, or the built-in defaults
+                // because the default file is missing.
+                if path.exists() {
+                    eprintln!("postern: checking {}", path.display());
+                } else {
+                    eprintln!(
+                        "postern: {} does not exist: checking the built-in defaults",
+                        path.display()
+                    );
+                }
                 let found = postern::check::check_system(&config, Some(&path));
                 let mut failed = false;
                 for (level, message) in &found {

@@ -8,11 +8,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {cause}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Not a `source`: the message says it already, and `{:#}` would
+        // say it twice.
+        cause: std::io::Error,
     },
     /// The text is not valid TOML (or not UTF-8). `line` and `column` are
     /// 1-based.

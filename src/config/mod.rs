@@ -459,10 +459,10 @@ impl Config {
             Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Config::builtin());
             }
-            Err(source) => {
+            Err(cause) => {
                 return Err(ConfigError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    cause,
                 });
             }
         };

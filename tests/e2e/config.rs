@@ -156,3 +156,32 @@ fn issue_15_help_shows_the_sendmail_interface() {
     assert!(text.contains("Usage: sendmail"), "{text}");
     assert!(text.contains("-t"), "{text}");
 }
+
+/// Issue 15, item 6: `check` says which file it checked, or that it
+/// checked the built-in defaults; a missing `--config` file is one clear
+/// error.
+#[test]
+fn issue_15_check_names_what_it_checked() {
+    let p = Postern::configure("", &[], None);
+    let out = p.postern(&["check"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!("postern: checking {}", p.config.display())),
+        "{text}"
+    );
+    let missing = p.dir.path().join("missing.toml");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&missing)
+        .arg("check")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "postern: {}: cannot read: No such file or directory (os error 2)\n",
+            missing.display()
+        )
+    );
+}
