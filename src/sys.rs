@@ -243,3 +243,22 @@ pub fn die_on_sigpipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// The errno of Landlock's version query (`landlock_create_ruleset` with
+/// `LANDLOCK_CREATE_RULESET_VERSION`), or `None` when it answers: tells a
+/// kernel without Landlock (ENOSYS), one with it disabled (EOPNOTSUPP)
+/// and a system-call filter that refuses it (EPERM and the like, e.g. a
+/// container's seccomp filter) apart.
+pub fn landlock_version_errno() -> Option<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: the version query reads no memory (NULL attributes, size 0).
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    (v < 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}

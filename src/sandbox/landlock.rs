@@ -50,13 +50,32 @@ impl Confinement {
     pub fn log(&self, role: &str) {
         match self.abi {
             None => log::warn!(
-                "{role}: Landlock is not available in this kernel: the daemon runs without its filesystem and network sandbox (set sandbox.require = true to refuse this)"
+                "{role}: {}: the daemon runs without its filesystem and network sandbox (set sandbox.require = true to refuse this)",
+                unavailable(crate::sys::landlock_version_errno())
             ),
             Some(abi) if abi < COMPLETE as i32 => log::warn!(
                 "{role}: Landlock ABI {abi} lacks some rights (ABI 4, Linux 6.7, has all): the sandbox is partial"
             ),
             Some(abi) => log::info!("{role}: sandboxed (Landlock ABI {abi})"),
         }
+    }
+}
+
+/// Why Landlock cannot be used, from the errno of its version query.
+fn unavailable(errno: Option<i32>) -> String {
+    match errno {
+        Some(libc::ENOSYS) => "Landlock is not available in this kernel".to_string(),
+        Some(libc::EOPNOTSUPP) => {
+            "Landlock is built into this kernel but not enabled (add landlock to the lsm= boot parameter)"
+                .to_string()
+        }
+        Some(e) => format!(
+            "Landlock's system calls are refused ({}): a system-call filter forbids them, \
+             e.g. a container's seccomp filter (systemd-nspawn needs \
+             --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self')",
+            std::io::Error::from_raw_os_error(e)
+        ),
+        None => "Landlock refused this ruleset".to_string(),
     }
 }
 
@@ -125,7 +144,7 @@ pub fn confine(profile: &Profile, require: bool) -> Result<Confinement, SandboxE
     let complete = abi.is_some_and(|a| a >= COMPLETE as i32);
     if require && !complete {
         return Err(SandboxError::Required(match abi {
-            None => "this kernel does not offer it".to_string(),
+            None => unavailable(crate::sys::landlock_version_errno()),
             Some(a) => format!("this kernel offers only ABI {a} (4 or newer is needed)"),
         }));
     }
@@ -134,4 +153,23 @@ pub fn confine(profile: &Profile, require: bool) -> Result<Confinement, SandboxE
         complete,
         missing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_15_says_why_landlock_is_unavailable() {
+        assert_eq!(
+            unavailable(Some(libc::ENOSYS)),
+            "Landlock is not available in this kernel"
+        );
+        assert!(unavailable(Some(libc::EOPNOTSUPP)).contains("lsm="));
+        let filtered = unavailable(Some(libc::EPERM));
+        assert!(filtered.contains("system-call filter"), "{filtered}");
+        assert!(!filtered.contains("not available in this kernel"));
+        // This machine answers the query.
+        assert_eq!(crate::sys::landlock_version_errno(), None);
+    }
 }
