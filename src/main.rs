@@ -254,7 +254,7 @@ fn main() -> ExitCode {
     if argv0 == "mailq" {
         postern::sys::die_on_sigpipe();
         let json = std::env::args_os().any(|a| a == "--json" || a == "-j");
-        return match load(&config_arg()).and_then(|c| mailq(&c, json)) {
+        return match mailq(&load_client(&config_arg(), "mailq"), json) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("mailq: {e:#}");
@@ -375,13 +375,9 @@ fn sendmail(args: Vec<std::ffi::OsString>) -> ExitCode {
             return ExitCode::from(f.code);
         }
     };
-    let config = match load(&opts.config.as_ref().map(PathBuf::from)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("sendmail: {e:#}");
-            return ExitCode::from(78);
-        }
-    };
+    // A broken configuration file must not lose the user's mail: warn,
+    // and find the running system anyway.
+    let config = load_client(&opts.config.as_ref().map(PathBuf::from), "sendmail");
     let socket = config
         .server
         .run_directory
@@ -433,6 +429,19 @@ fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(
         path.as_ref().or(from_env.as_ref()).map(PathBuf::as_path),
     )?)
+}
+
+/// The configuration for a command that only talks to the running
+/// system: an error in the file is a warning naming it, and the running
+/// system is found anyway ([`Config::fallback`]), so a typo never locks
+/// the administrator out of `stop`, `status` or the queue, nor users out
+/// of `sendmail` and `mailq`.
+fn load_client(path: &Option<PathBuf>, program: &str) -> Config {
+    load(path).unwrap_or_else(|e| {
+        eprintln!("{program}: warning: {e:#}; using the running system's configuration");
+        let from_env = std::env::var_os("POSTERN_CONFIG").map(PathBuf::from);
+        Config::fallback(path.as_ref().or(from_env.as_ref()).map(PathBuf::as_path))
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -515,14 +524,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop => {
-            postern::supervisor::stop(&load(&cli.config)?)?;
+            postern::supervisor::stop(&load_client(&cli.config, "postern"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status => Ok(if postern::supervisor::status(&load(&cli.config)?)? {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        }),
+        Command::Status => Ok(
+            if postern::supervisor::status(&load_client(&cli.config, "postern"))? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            },
+        ),
         Command::Aliases {
             action: AliasesAction::Build,
         } => aliases_build(&load(&cli.config)?),
@@ -530,7 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flush => {
             let all = vec!["ALL".to_string()];
             let ok = postern::supervisor::queue_op(
-                &load(&cli.config)?,
+                &load_client(&cli.config, "postern"),
                 postern::ipc::QueueAction::Requeue,
                 all,
             )?;
@@ -543,9 +554,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue { action } => {
             use postern::ipc::QueueAction as A;
             let (action, ids) = match action {
-                QueueCommand::List { json } => return mailq(&load(&cli.config)?, json),
+                QueueCommand::List { json } => {
+                    return mailq(&load_client(&cli.config, "postern"), json);
+                }
                 QueueCommand::Show { id } => {
-                    let ok = postern::supervisor::queue_show(&load(&cli.config)?, &id)?;
+                    let ok =
+                        postern::supervisor::queue_show(&load_client(&cli.config, "postern"), &id)?;
                     return Ok(if ok {
                         ExitCode::SUCCESS
                     } else {
@@ -557,7 +571,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 QueueCommand::Delete { ids } => (A::Delete, ids),
                 QueueCommand::Requeue { ids } => (A::Requeue, ids),
             };
-            let ok = postern::supervisor::queue_op(&load(&cli.config)?, action, ids)?;
+            let ok =
+                postern::supervisor::queue_op(&load_client(&cli.config, "postern"), action, ids)?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {

@@ -39,7 +39,7 @@ use crate::sys::{self, Credentials};
 
 pub const PID_FILE: &str = "postern.pid";
 pub const STATUS_FILE: &str = "status.json";
-pub const EFFECTIVE_CONFIG: &str = "postern.toml";
+pub const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
 pub const QMGR_SOCKET: &str = "qmgr.sock";
 pub const LOCAL_SOCKET: &str = "local.sock";
 /// The smtp delivery agent's socket (LISTEN_FDNAMES `smtp-client`).
@@ -314,7 +314,7 @@ pub fn stop(config: &Config) -> anyhow::Result<()> {
     kill(Pid::from_raw(pid), Signal::SIGTERM)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if kill(Pid::from_raw(pid), None).is_err() {
+        if !alive(pid) {
             println!("postern: stopped");
             return Ok(());
         }
@@ -441,7 +441,21 @@ fn running_pid(run_dir: &Path) -> Option<i32> {
         .trim()
         .parse()
         .ok()?;
-    kill(Pid::from_raw(pid), None).ok().map(|_| pid)
+    alive(pid).then_some(pid)
+}
+
+/// Whether `pid` runs: it exists and is no zombie (one that ended and
+/// that its parent, a shell or a test, has not waited for yet).
+fn alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
 }
 
 /// As root, the user smtpd and qmgr run as; `None` when not root.

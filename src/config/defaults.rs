@@ -55,6 +55,17 @@ impl System {
         }
     }
 
+    /// The system [`Config::load`](super::Config::load) reads `file`
+    /// on: [`DEFAULT_PATH`](super::DEFAULT_PATH) is the system's mail
+    /// system, with the system's directories whoever reads it.
+    pub fn for_file(file: &Path) -> System {
+        let mut system = System::current();
+        if file == Path::new(super::DEFAULT_PATH) {
+            system.root = true;
+        }
+        system
+    }
+
     /// Postfix's `myhostname` default: `gethostname()` if it has a dot, else
     /// that plus `.` and `domain` (Postfix: `$mydomain`, itself defaulting to
     /// `localdomain`).

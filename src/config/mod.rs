@@ -49,6 +49,9 @@ use defaults::System;
 
 /// Where the configuration is read from when no path is given.
 pub const DEFAULT_PATH: &str = "/etc/postern/postern.toml";
+/// The effective configuration `postern start` writes in the run
+/// directory and starts every role with.
+pub const EFFECTIVE_FILE: &str = "postern.toml";
 
 /// The whole configuration; see the module documentation.
 #[derive(Clone, Debug, PartialEq)]
@@ -449,6 +452,12 @@ impl Config {
     /// Reads the configuration. With `Some(path)` that file must exist; with
     /// `None`, [`DEFAULT_PATH`] is read if it exists, else the built-in
     /// defaults ([`Config::builtin`]) are returned.
+    ///
+    /// [`DEFAULT_PATH`] describes the system's mail system: its defaults
+    /// are the system's (`/run/postern`, `/var/spool/postern`) whoever
+    /// reads it, so that `sendmail` and `mailq` of every user find the
+    /// running system. Another file, and the built-in defaults, take the
+    /// caller's (per-user directories for an ordinary user).
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (path, required) = match path {
             Some(path) => (path, true),
@@ -468,7 +477,47 @@ impl Config {
         };
         let file_name = path.display().to_string();
         let text = load::utf8(&bytes, &file_name)?;
-        Config::from_toml(text, &file_name)
+        load::parse(text, &file_name, &System::for_file(path))
+    }
+
+    /// For commands that only talk to the running system (`sendmail`,
+    /// `mailq`, `postern status|stop|flush|queue`), when `path` (as
+    /// [`Config::load`] takes it) has an error: the configuration the
+    /// running system uses — the effective file the supervisor wrote in
+    /// the run directory that `path` names (read leniently: only
+    /// `server.run_directory`), or the default one — else the defaults
+    /// with that run directory. Never fails: finding the running system
+    /// needs nothing more.
+    pub fn fallback(path: Option<&Path>) -> Config {
+        let file = path.unwrap_or(Path::new(DEFAULT_PATH));
+        let system = System::for_file(file);
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let run_dir = text
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|t| {
+                t.get("server")?
+                    .get("run_directory")?
+                    .as_str()
+                    .map(PathBuf::from)
+            })
+            // Not even TOML: the line as it is usually written.
+            .or_else(|| {
+                text.lines().find_map(|l| {
+                    let v = l.trim().strip_prefix("run_directory")?.trim();
+                    let v = v.strip_prefix('=')?.trim().strip_prefix('"')?;
+                    Some(PathBuf::from(&v[..v.find('"')?]))
+                })
+            })
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| system.default_run_directory());
+        let effective = run_dir.join(EFFECTIVE_FILE);
+        if let Ok(c) = Config::load(Some(&effective)) {
+            return c;
+        }
+        let mut c = defaults::builtin(&system);
+        c.server.run_directory = run_dir;
+        c
     }
 
     /// Parses a configuration from TOML text; `file_name` is used only in
@@ -478,6 +527,7 @@ impl Config {
     }
 
     /// The built-in configuration: what an empty file gives on this system.
+    /// (As [`Config::load`] without a file.)
     pub fn builtin() -> Config {
         defaults::builtin(&System::current())
     }

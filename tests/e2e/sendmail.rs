@@ -336,3 +336,62 @@ fn issue_15_a_bare_sender_is_qualified_with_the_origin() {
         "{text}"
     );
 }
+
+/// Issue 15, item 3: a typo in the configuration on disk refuses the
+/// reload, but never locks anyone out: sendmail, mailq, status and stop
+/// find the running system with a warning naming the error.
+#[test]
+fn issue_15_a_broken_configuration_file_locks_nobody_out() {
+    for broken in ["[sandbox]\nrequir = true\n", "[smtpd\nnot toml at all\n"] {
+        let mut p = Postern::start("");
+        let u = p.user.clone();
+        let mut text = std::fs::read_to_string(&p.config).unwrap();
+        text.push_str(broken);
+        std::fs::write(&p.config, text).unwrap();
+        let out = p.postern(&["reload"]);
+        assert!(!out.status.success(), "a broken file must be refused");
+        let out = sendmail(
+            &p,
+            &[&format!("{u}@localhost")],
+            b"Subject: still\n\nx\n",
+            None,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!("sendmail: warning: {}", p.config.display())),
+            "{stderr}"
+        );
+        p.wait_delivered(&u, 1, 20);
+        let out = p.postern(&["status"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("postern: warning: "));
+        let link = p.dir.path().join("mailq");
+        std::os::unix::fs::symlink(BIN, &link).unwrap();
+        let out = Command::new(&link)
+            .arg("--config")
+            .arg(&p.config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = p.postern(&["stop"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while p.child.as_mut().unwrap().try_wait().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "stop did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -503,3 +503,20 @@ fn aliases_keys() {
     let e = Config::from_toml("[local]\naliases = { a = 1 }\n", "t.toml").unwrap_err();
     assert!(e.to_string().contains("local.aliases"), "{e}");
 }
+
+/// Issue 15, item 1: /etc/postern/postern.toml is the system's: its
+/// directories are the system's whoever reads it, so that every user's
+/// sendmail and mailq find the running system.
+#[test]
+fn issue_15_the_system_file_has_the_system_directories_for_everyone() {
+    let system = System::for_file(std::path::Path::new(super::DEFAULT_PATH));
+    assert!(system.root);
+    let c = super::defaults::builtin(&system);
+    assert_eq!(c.server.run_directory, std::path::Path::new("/run/postern"));
+    assert_eq!(
+        c.queue.directory,
+        std::path::Path::new("/var/spool/postern")
+    );
+    let other = System::for_file(std::path::Path::new("/home/u/my.toml"));
+    assert_eq!(other.root, System::current().root);
+}
