@@ -16,6 +16,10 @@
 //! start with a letter) give [`CommandError::Forbidden`], Postfix's
 //! `smtpd_forbidden_commands`: the caller replies and disconnects.
 //!
+//! A NUL byte is refused where it would be kept: in an address (MAIL,
+//! RCPT: bad address syntax), in a HELO or EHLO name (`501 5.5.2 <name>:
+//! Helo command rejected: Invalid name`) and in a VRFY argument.
+//!
 //! An unknown verb gets `502 5.5.2 Error: command not recognized`: 502 is
 //! the code Postfix's smtpd sends (500 is for an empty line, `Error: bad
 //! syntax`, and for bad UTF-8).
@@ -86,6 +90,9 @@ pub enum CommandError {
     HeloSyntax,
     #[error("EHLO without hostname")]
     EhloSyntax,
+    /// A NUL in the HELO or EHLO name (the name as sent).
+    #[error("invalid {verb} name")]
+    BadHeloName { verb: &'static str, name: String },
     #[error("MAIL syntax")]
     MailSyntax,
     #[error("RCPT syntax")]
@@ -160,6 +167,10 @@ pub fn parse_command(line: &[u8], utf8_ok: bool) -> Result<Command, CommandError
             });
         }
         let name = join(args);
+        if name.contains('\0') {
+            let verb = if is("HELO") { "helo" } else { "ehlo" };
+            return Err(CommandError::BadHeloName { verb, name });
+        }
         Ok(if is("HELO") {
             Command::Helo(name)
         } else {
@@ -184,6 +195,7 @@ pub fn parse_command(line: &[u8], utf8_ok: bool) -> Result<Command, CommandError
     } else if is("VRFY") {
         match args {
             [] => Err(CommandError::VrfySyntax),
+            _ if args.iter().any(|w| w.text.contains('\0')) => Err(CommandError::VrfySyntax),
             _ => Ok(Command::Vrfy(join(args))),
         }
     } else if is("EXPN") {
@@ -244,6 +256,7 @@ impl CommandError {
             E::Forbidden => Reply::new(221, "2.7.0", "Error: I can break rules, too. Goodbye."),
             E::HeloSyntax => Reply::plain(501, "Syntax: HELO hostname"),
             E::EhloSyntax => Reply::plain(501, "Syntax: EHLO hostname"),
+            E::BadHeloName { name, .. } => Reply::invalid_helo_name(&printable(name)),
             E::MailSyntax => Reply::new(501, "5.5.4", "Syntax: MAIL FROM:<address>"),
             E::RcptSyntax => Reply::new(501, "5.5.4", "Syntax: RCPT TO:<address>"),
             E::DataSyntax => Reply::new(501, "5.5.4", "Syntax: DATA"),
@@ -288,6 +301,7 @@ impl CommandError {
             E::BadSyntax | E::BadUtf8 | E::Unrecognized | E::Forbidden => "unknown",
             E::HeloSyntax => "helo",
             E::EhloSyntax => "ehlo",
+            E::BadHeloName { verb, .. } => verb,
             E::MailSyntax | E::BadSender(_) | E::BadSize | E::SizeOverflow => "mail",
             E::BadRet | E::BadEnvid => "mail",
             E::RcptSyntax | E::BadRecipient(_) | E::NullRecipient => "rcpt",
@@ -546,6 +560,28 @@ mod tests {
         assert_eq!(ok("EHLO a  b"), Command::Ehlo("a b".into()));
         assert_eq!(reply("HELO"), "501 Syntax: HELO hostname");
         assert_eq!(reply("EHLO   "), "501 Syntax: EHLO hostname");
+    }
+
+    /// Issue 14: a NUL is refused in EHLO and HELO as in MAIL and RCPT.
+    #[test]
+    fn nul_is_refused_in_names_and_addresses() {
+        assert_eq!(
+            reply("EHLO client\0.example"),
+            "501 5.5.2 <client?.example>: Helo command rejected: Invalid name"
+        );
+        assert_eq!(err("EHLO a\0").verb_name(), "ehlo");
+        assert_eq!(err("HELO \0").verb_name(), "helo");
+        assert_eq!(
+            reply("MAIL FROM:<a\0b@example.org>"),
+            "501 5.1.7 Bad sender address syntax"
+        );
+        assert_eq!(
+            reply("RCPT TO:<a\0b@example.org>"),
+            "501 5.1.3 Bad recipient address syntax"
+        );
+        assert_eq!(reply("VRFY a\0b"), "501 5.5.4 Syntax: VRFY address");
+        // Other control characters in a name are stored as `?` later.
+        assert_eq!(ok("EHLO a\x01b"), Command::Ehlo("a\x01b".into()));
     }
 
     #[test]

@@ -357,7 +357,7 @@ impl Client {
 }
 
 /// Connect from a chosen loopback source address.
-fn socket2_connect(addr: SocketAddr, src: std::net::IpAddr) -> TcpStream {
+pub fn socket2_connect(addr: SocketAddr, src: std::net::IpAddr) -> TcpStream {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
     let fd = socket(
         AddressFamily::Inet,

@@ -17,6 +17,7 @@ mod routing;
 mod sandbox;
 mod sendmail;
 mod smtp;
+mod stress;
 mod supervisor;
 mod units;
 mod user;
