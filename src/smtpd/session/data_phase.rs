@@ -145,7 +145,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 io_error = Some(e);
             }
             if done {
-                let keep = !(too_big || io_error.is_some());
+                let stopped = inspector.as_ref().is_some_and(Inspector::stopped);
+                let keep = !(too_big || io_error.is_some() || stopped);
                 headers.finish(&mut |h: &[u8]| match inspector.as_mut() {
                     Some(i) => i.feed(h, &mut |o| {
                         if keep {
