@@ -102,47 +102,28 @@ pub async fn serve<S>(
         s.client()
     );
     let end = s.run().await;
-    match end {
-        End::Quit | End::Closed => {}
-        End::Lost => log::info!(
+    // Postfix's lines for a session that ended abnormally.
+    let reason = match end {
+        End::Quit | End::Closed => None,
+        End::Lost => Some("lost connection"),
+        End::Timeout => Some("timeout"),
+        End::TooManyErrors => Some("too many errors"),
+        End::SessionLimit => Some("session time limit exceeded"),
+        End::Evicted => Some("idle session closed"),
+    };
+    if let Some(reason) = reason {
+        let why = match end {
+            End::Evicted => ": too many connections",
+            _ => "",
+        };
+        log::info!(
             queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
             client:% = crate::logging::client_field(s.uid, s.client());
-            "{}lost connection after {} from {}",
+            "{}{reason} after {} from {}{why}",
             s.qid_prefix(),
             s.last_cmd,
             s.client()
-        ),
-        End::Timeout => log::info!(
-            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
-            client:% = crate::logging::client_field(s.uid, s.client());
-            "{}timeout after {} from {}",
-            s.qid_prefix(),
-            s.last_cmd,
-            s.client()
-        ),
-        End::TooManyErrors => log::info!(
-            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
-            client:% = crate::logging::client_field(s.uid, s.client());
-            "{}too many errors after {} from {}",
-            s.qid_prefix(),
-            s.last_cmd,
-            s.client()
-        ),
-        End::SessionLimit => log::info!(
-            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
-            client:% = crate::logging::client_field(s.uid, s.client());
-            "{}session time limit exceeded after {} from {}",
-            s.qid_prefix(),
-            s.last_cmd,
-            s.client()
-        ),
-        End::Evicted => log::info!(
-            client:% = crate::logging::client_field(s.uid, s.client());
-            "{}idle session closed after {} from {}: too many connections",
-            s.qid_prefix(),
-            s.last_cmd,
-            s.client()
-        ),
+        );
     }
     log::info!(
         client:% = crate::logging::client_field(s.uid, s.client());

@@ -559,13 +559,7 @@ fn issue14_a_full_queue_disk_leaves_no_empty_files() {
     drop(f);
     std::fs::remove_file(&filler).unwrap();
     let mut c = p.client();
-    c.cmd("EHLO c.example");
-    assert_eq!(c.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
-    assert_eq!(
-        c.cmd(&format!("RCPT TO:<{user}@localhost>")),
-        "250 2.1.5 Ok"
-    );
-    assert!(c.cmd("DATA").starts_with("354 "));
+    c.open_data(&format!("{user}@localhost"));
     assert!(
         c.cmd("Subject: now\r\n\r\nfits\r\n.")
             .starts_with("250 2.0.0 Ok: queued as ")
@@ -642,10 +636,7 @@ fn issue14_a_first_line_without_colon_becomes_the_body() {
     let p = Postern::start("");
     let user = p.user.clone();
     let mut c = p.client();
-    c.cmd("EHLO c.example");
-    c.cmd("MAIL FROM:<s@example.org>");
-    c.cmd(&format!("RCPT TO:<{user}@localhost>"));
-    assert!(c.cmd("DATA").starts_with("354 "));
+    c.open_data(&format!("{user}@localhost"));
     assert!(
         c.cmd("This first line has no colon\r\nSecond line\r\n.")
             .starts_with("250 ")
@@ -702,10 +693,7 @@ fn issue14_a_huge_command_line_gets_one_reply() {
     );
     assert_eq!(c.reply(), "250 2.0.0 Ok");
     // In DATA a line that long is content, stored whole.
-    c.cmd("EHLO c.example");
-    c.cmd("MAIL FROM:<s@example.org>");
-    c.cmd(&format!("RCPT TO:<{user}@localhost>"));
-    assert!(c.cmd("DATA").starts_with("354 "));
+    c.open_data(&format!("{user}@localhost"));
     let mut data = b"Subject: long line\r\n\r\n".to_vec();
     data.extend_from_slice(&line);
     data.extend_from_slice(b"\r\n.\r\n");

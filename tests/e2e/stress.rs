@@ -17,13 +17,7 @@ fn send_one(addr: std::net::SocketAddr, source: &str, user: &str, go: &Barrier) 
     if !greeting.starts_with("220 ") {
         return greeting;
     }
-    assert!(c.cmd("EHLO many.example").starts_with("250-"));
-    assert_eq!(c.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
-    assert_eq!(
-        c.cmd(&format!("RCPT TO:<{user}@localhost>")),
-        "250 2.1.5 Ok"
-    );
-    assert!(c.cmd("DATA").starts_with("354 "));
+    c.open_data(&format!("{user}@localhost"));
     let r = c.cmd(&format!("Subject: from {source}\r\n\r\nhello\r\n."));
     c.cmd("QUIT");
     r
@@ -83,13 +77,7 @@ fn issue14_idle_sessions_make_room_for_a_new_client() {
         1,
         5,
     );
-    assert!(fresh.cmd("EHLO fresh.example").starts_with("250-"));
-    assert_eq!(fresh.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
-    assert_eq!(
-        fresh.cmd(&format!("RCPT TO:<{user}@localhost>")),
-        "250 2.1.5 Ok"
-    );
-    assert!(fresh.cmd("DATA").starts_with("354 "));
+    fresh.open_data(&format!("{user}@localhost"));
     assert!(
         fresh
             .cmd("Subject: made room\r\n\r\nhi\r\n.")
@@ -230,10 +218,7 @@ fn issue14_session_time_limit_ends_any_session() {
     // A message still being sent at the limit gets the same 421 and is not
     // queued.
     let mut c = p.client();
-    c.cmd("EHLO c.example");
-    c.cmd("MAIL FROM:<s@example.org>");
-    c.cmd(&format!("RCPT TO:<{user}@localhost>"));
-    assert!(c.cmd("DATA").starts_with("354 "));
+    c.open_data(&format!("{user}@localhost"));
     c.send(b"Subject: slow\r\n\r\nand never finished\r\n");
     assert_eq!(
         c.reply(),

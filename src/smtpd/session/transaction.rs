@@ -36,14 +36,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let limit = self.cfg().smtpd.message_size_limit;
         if limit > 0 && params.size.is_some_and(|s| s > limit) {
             let r = Reply::size_exceeds_limit();
-            log::info!(
-                client:% = crate::logging::client_field(self.uid, self.client()),
-                status = "reject";
-                "NOQUEUE: reject: MAIL from {}: {r}; proto={} helo=<{}>",
-                self.client(),
-                self.proto(),
-                self.helo.as_deref().unwrap_or("")
-            );
+            self.log_mail_reject(&r);
             return self.fail(r);
         }
         if let Err(r) = self.check_queue_space(params.size) {
@@ -186,6 +179,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         log::warn!(
             "not enough free space in mail queue: {free} bytes < {minfree} (queue.minfree) + message size {size}"
         );
+        self.log_mail_reject(&r);
+        Err(r)
+    }
+
+    /// Postfix's line for a MAIL refused by smtpd itself.
+    fn log_mail_reject(&self, r: &Reply) {
         log::info!(
             client:% = crate::logging::client_field(self.uid, self.client()),
             status = "reject";
@@ -194,7 +193,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.proto(),
             self.helo.as_deref().unwrap_or("")
         );
-        Err(r)
     }
 }
 
