@@ -154,6 +154,37 @@ impl Reply {
     pub fn command_too_long(hostname: &str) -> Reply {
         Reply::new(500, "5.5.2", format!("{hostname} Error: command too long"))
     }
+    /// MAIL when the queue's file system is short of space
+    /// (`queue.minfree`, Postfix's `queue_minfree`).
+    pub fn insufficient_storage() -> Reply {
+        Reply::new(452, "4.3.1", "Insufficient system storage")
+    }
+    /// A HELO or EHLO name that cannot be a name (a NUL in it); Postfix's
+    /// text for `reject_invalid_helo_hostname`.
+    pub fn invalid_helo_name(name: &str) -> Reply {
+        Reply::new(
+            501,
+            "5.5.2",
+            format!("<{name}>: Helo command rejected: Invalid name"),
+        )
+    }
+    /// An idle session closed to make room for a new client at
+    /// `smtpd.max_connections`.
+    pub fn idle_session_closed(hostname: &str) -> Reply {
+        Reply::new(
+            421,
+            "4.3.2",
+            format!("{hostname} Error: too many connections, closing idle session"),
+        )
+    }
+    /// `smtpd.session_time_limit` reached.
+    pub fn session_time_limit(hostname: &str) -> Reply {
+        Reply::new(
+            421,
+            "4.4.2",
+            format!("{hostname} Error: session time limit exceeded"),
+        )
+    }
     // Restrictions (crate::policy), Postfix's texts (smtpd_check.c).
 
     /// A restriction's reply with a DSN known only at run time. The text

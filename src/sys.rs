@@ -262,3 +262,39 @@ pub fn landlock_version_errno() -> Option<i32> {
     };
     (v < 0).then(|| io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
+
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit,
+/// as far as the kernel allows (`fs.nr_open`); returns the soft limit in
+/// effect afterwards (`u64::MAX` for unlimited). smtpd needs a descriptor
+/// per connection, and systemd's default soft limit is 1024.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let soft = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit for the duration of the call;
+        // raising the soft limit up to the hard one needs no privilege.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return Ok(as_u64(lim.rlim_max));
+        }
+    }
+    Ok(as_u64(soft))
+}
+
+fn as_u64(limit: libc::rlim_t) -> u64 {
+    if limit == libc::RLIM_INFINITY {
+        u64::MAX
+    } else {
+        limit
+    }
+}

@@ -206,6 +206,7 @@ pub(super) fn builtin(system: &System) -> Config {
             delay_warning_time: Duration::ZERO,
             bounce_size_limit: 50_000,
             authorized_mailq_users: vec!["*".into()],
+            minfree: 0,
         },
         smtpd: Smtpd {
             listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 2525))],
@@ -215,7 +216,9 @@ pub(super) fn builtin(system: &System) -> Config {
             line_length_limit: 2048,
             timeout: Duration::from_secs(300),
             hard_error_limit: 20,
-            max_connections: 100,
+            junk_command_limit: 100,
+            session_time_limit: Duration::from_secs(3600),
+            max_connections: 2000,
             max_connections_per_client: 50,
             vrfy: false,
             forbid_bare_newline: BareNewline::Normalize,

@@ -65,6 +65,7 @@ pub(super) const TABLES: [(&str, &[&str]); 12] = [
             "delay_warning_time",
             "bounce_size_limit",
             "authorized_mailq_users",
+            "minfree",
         ],
     ),
     (
@@ -77,6 +78,8 @@ pub(super) const TABLES: [(&str, &[&str]); 12] = [
             "line_length_limit",
             "timeout",
             "hard_error_limit",
+            "junk_command_limit",
+            "session_time_limit",
             "max_connections",
             "max_connections_per_client",
             "vrfy",
@@ -128,7 +131,7 @@ pub(super) const TABLES: [(&str, &[&str]); 12] = [
 
 /// Postfix parameters and the keys that replace them, so that a Postfix
 /// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 63] = [
+const POSTFIX_NAMES: [(&str, &str); 65] = [
     ("smtpd_client_restrictions", "restrictions.client"),
     ("smtpd_helo_restrictions", "restrictions.helo"),
     ("smtpd_sender_restrictions", "restrictions.sender"),
@@ -200,6 +203,8 @@ const POSTFIX_NAMES: [(&str, &str); 63] = [
     ("line_length_limit", "smtpd.line_length_limit"),
     ("smtpd_timeout", "smtpd.timeout"),
     ("smtpd_hard_error_limit", "smtpd.hard_error_limit"),
+    ("smtpd_junk_command_limit", "smtpd.junk_command_limit"),
+    ("queue_minfree", "queue.minfree"),
     (
         "smtpd_client_connection_count_limit",
         "smtpd.max_connections_per_client",
@@ -440,6 +445,7 @@ fn queue(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         "delay_warning_time" => queue.delay_warning_time = f.duration()?,
         "bounce_size_limit" => queue.bounce_size_limit = f.integer(0)?,
         "authorized_mailq_users" => queue.authorized_mailq_users = plain_strings(f)?,
+        "minfree" => queue.minfree = f.integer(0)?,
         _ => return Err(f.unknown(key)),
     }
     Ok(())
@@ -460,6 +466,8 @@ fn smtpd(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result
         "line_length_limit" => smtpd.line_length_limit = f.integer(512)?,
         "timeout" => smtpd.timeout = f.positive_duration()?,
         "hard_error_limit" => smtpd.hard_error_limit = f.integer(1)?,
+        "junk_command_limit" => smtpd.junk_command_limit = f.integer(0)?,
+        "session_time_limit" => smtpd.session_time_limit = f.duration()?,
         "max_connections" => smtpd.max_connections = f.integer(1)?,
         "max_connections_per_client" => smtpd.max_connections_per_client = f.integer(0)?,
         "vrfy" => smtpd.vrfy = f.boolean()?,

@@ -375,6 +375,14 @@ pub struct Queue {
     /// `queue.authorized_mailq_users`, Postfix `authorized_mailq_users`:
     /// who may list the queue (user names; `*` anyone). Default: `["*"]`.
     pub authorized_mailq_users: Vec<String>,
+    /// `queue.minfree`, Postfix `queue_minfree`: bytes of free space the
+    /// queue's file system must keep; smtpd answers MAIL with `452 4.3.1
+    /// Insufficient system storage` when free space minus the declared
+    /// `SIZE=` would fall below it, or when the message would take half of
+    /// what is free. The limit in effect is never below 1.5 times
+    /// `smtpd.message_size_limit`, as in Postfix. Default: 0 (that 1.5
+    /// times the size limit).
+    pub minfree: u64,
 }
 
 /// `smtpd.forbid_bare_newline`, Postfix `smtpd_forbid_bare_newline`.
@@ -410,12 +418,29 @@ pub struct Smtpd {
     pub timeout: Duration,
     /// `smtpd.hard_error_limit`, Postfix `smtpd_hard_error_limit`. Default: 20.
     pub hard_error_limit: u32,
+    /// `smtpd.junk_command_limit`, Postfix `smtpd_junk_command_limit`:
+    /// after this many junk commands (HELO, EHLO, RSET, NOOP, VRFY, ETRN,
+    /// HELP) each further one counts as an error, so a client that only
+    /// keeps its connection open reaches `hard_error_limit`. Both counters
+    /// start again after each message accepted. Default: 100.
+    pub junk_command_limit: u32,
+    /// `smtpd.session_time_limit` (no Postfix equivalent): how long one
+    /// connection may last in all, whatever it does; at the limit the
+    /// client gets `421 4.4.2` and is disconnected (a message being
+    /// transferred is not queued). 0 means no limit. Default: 1h.
+    pub session_time_limit: Duration,
     /// `smtpd.max_connections` (Postfix: the `maxproc` column of smtpd in
-    /// master.cf): total simultaneous connections. Default: 100.
+    /// master.cf): total simultaneous connections, clamped to what the open
+    /// file limit allows. From 80 % of it on, smtpd is in stress mode
+    /// (Postfix's `stress` parameter): `timeout` 10s, `hard_error_limit` 1,
+    /// `junk_command_limit` 1, `session_time_limit` 5m at most. At the
+    /// limit, the session that has waited longest for a command without a
+    /// transaction is closed to make room; only when there is none is the
+    /// new client refused. Default: 2000.
     pub max_connections: usize,
     /// `smtpd.max_connections_per_client`, Postfix
-    /// `smtpd_client_connection_count_limit` (where 0 means no limit).
-    /// Default: 50.
+    /// `smtpd_client_connection_count_limit`: simultaneous connections from
+    /// one address; 0 means no limit. Default: 50.
     pub max_connections_per_client: usize,
     /// `smtpd.vrfy`, Postfix `!disable_vrfy_command`: whether VRFY answers
     /// (default false: VRFY answers 502).

@@ -171,6 +171,7 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
             "queue.authorized_mailq_users",
             list(queue.authorized_mailq_users.iter().map(|u| s(u)).collect()),
         ),
+        ("queue.minfree", queue.minfree.to_string()),
         (
             "smtpd.listen",
             list(smtpd.listen.iter().map(|a| s(&a.to_string())).collect()),
@@ -187,6 +188,14 @@ pub(super) fn entries(c: &Config) -> Vec<(&'static str, String)> {
         ),
         ("smtpd.timeout", duration(smtpd.timeout)),
         ("smtpd.hard_error_limit", smtpd.hard_error_limit.to_string()),
+        (
+            "smtpd.junk_command_limit",
+            smtpd.junk_command_limit.to_string(),
+        ),
+        (
+            "smtpd.session_time_limit",
+            duration(smtpd.session_time_limit),
+        ),
         ("smtpd.max_connections", smtpd.max_connections.to_string()),
         (
             "smtpd.max_connections_per_client",

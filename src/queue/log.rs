@@ -23,7 +23,10 @@
 //! `fdatasync` the state of the page cache is unknown, so it is never
 //! retried); the next batch goes to a new segment. Records of a failed
 //! batch may still turn up when the segment is read: their senders were
-//! told to retry, so at worst a message is queued twice, never lost.
+//! told to retry, so at worst a message is queued twice, never lost. A
+//! segment whose first batch failed holds nothing anyone was told is
+//! durable, and is removed: a full disk does not leave an empty file
+//! behind for every attempt.
 //!
 //! Lazy records ([`LogWriter::append_lazy`]) are written with the next
 //! batch but do not ask for an `fdatasync` of their own: they become
@@ -438,6 +441,32 @@ impl Writer {
             Some(seg) => seg,
             None => self.create_segment()?,
         };
+        let fresh = seg.len == 0;
+        let written = self.write_batch_to(&mut seg, batch);
+        match written {
+            Ok((places, full)) => {
+                if !full {
+                    self.segment = Some(seg);
+                }
+                Ok(places)
+            }
+            Err(e) => {
+                if fresh {
+                    drop(seg.file);
+                    let _ = std::fs::remove_file(&seg.path);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The batch written (and synced unless every record is lazy) to
+    /// `seg`; whether that filled the segment (then sealed).
+    fn write_batch_to(
+        &self,
+        seg: &mut Segment,
+        batch: &[Pending],
+    ) -> Result<(Vec<Appended>, bool), LogError> {
         let seal = record::encode_header(RecordType::Seal, &[])?;
         let mut places = Vec::with_capacity(batch.len());
         let mut slices = Vec::with_capacity(batch.len() * 2 + 1);
@@ -467,10 +496,7 @@ impl Writer {
         }
         seg.len = end;
         seg.last_append = Instant::now();
-        if !full {
-            self.segment = Some(seg);
-        }
-        Ok(places)
+        Ok((places, full))
     }
 
     /// Syncs lazy records of the current segment; on failure the segment is

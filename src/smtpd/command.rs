@@ -16,6 +16,10 @@
 //! start with a letter) give [`CommandError::Forbidden`], Postfix's
 //! `smtpd_forbidden_commands`: the caller replies and disconnects.
 //!
+//! A NUL byte is refused where it would be kept: in an address (MAIL,
+//! RCPT: bad address syntax), in a HELO or EHLO name (`501 5.5.2 <name>:
+//! Helo command rejected: Invalid name`) and in a VRFY argument.
+//!
 //! An unknown verb gets `502 5.5.2 Error: command not recognized`: 502 is
 //! the code Postfix's smtpd sends (500 is for an empty line, `Error: bad
 //! syntax`, and for bad UTF-8).
@@ -86,6 +90,9 @@ pub enum CommandError {
     HeloSyntax,
     #[error("EHLO without hostname")]
     EhloSyntax,
+    /// A NUL in the HELO or EHLO name (the name as sent).
+    #[error("invalid {verb} name")]
+    BadHeloName { verb: &'static str, name: String },
     #[error("MAIL syntax")]
     MailSyntax,
     #[error("RCPT syntax")]
@@ -160,6 +167,10 @@ pub fn parse_command(line: &[u8], utf8_ok: bool) -> Result<Command, CommandError
             });
         }
         let name = join(args);
+        if name.contains('\0') {
+            let verb = if is("HELO") { "helo" } else { "ehlo" };
+            return Err(CommandError::BadHeloName { verb, name });
+        }
         Ok(if is("HELO") {
             Command::Helo(name)
         } else {
@@ -184,6 +195,7 @@ pub fn parse_command(line: &[u8], utf8_ok: bool) -> Result<Command, CommandError
     } else if is("VRFY") {
         match args {
             [] => Err(CommandError::VrfySyntax),
+            _ if args.iter().any(|w| w.text.contains('\0')) => Err(CommandError::VrfySyntax),
             _ => Ok(Command::Vrfy(join(args))),
         }
     } else if is("EXPN") {
@@ -244,6 +256,7 @@ impl CommandError {
             E::Forbidden => Reply::new(221, "2.7.0", "Error: I can break rules, too. Goodbye."),
             E::HeloSyntax => Reply::plain(501, "Syntax: HELO hostname"),
             E::EhloSyntax => Reply::plain(501, "Syntax: EHLO hostname"),
+            E::BadHeloName { name, .. } => Reply::invalid_helo_name(&printable(name)),
             E::MailSyntax => Reply::new(501, "5.5.4", "Syntax: MAIL FROM:<address>"),
             E::RcptSyntax => Reply::new(501, "5.5.4", "Syntax: RCPT TO:<address>"),
             E::DataSyntax => Reply::new(501, "5.5.4", "Syntax: DATA"),
@@ -288,6 +301,7 @@ impl CommandError {
             E::BadSyntax | E::BadUtf8 | E::Unrecognized | E::Forbidden => "unknown",
             E::HeloSyntax => "helo",
             E::EhloSyntax => "ehlo",
+            E::BadHeloName { verb, .. } => verb,
             E::MailSyntax | E::BadSender(_) | E::BadSize | E::SizeOverflow => "mail",
             E::BadRet | E::BadEnvid => "mail",
             E::RcptSyntax | E::BadRecipient(_) | E::NullRecipient => "rcpt",
@@ -494,300 +508,4 @@ fn printable(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    pub(super) fn ok(line: &str) -> Command {
-        parse_command(line.as_bytes(), true).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-
-    pub(super) fn err(line: &str) -> CommandError {
-        match parse_command(line.as_bytes(), true) {
-            Err(e) => e,
-            Ok(c) => panic!("{line}: {c:?}"),
-        }
-    }
-
-    pub(super) fn reply(line: &str) -> String {
-        err(line).reply().to_string()
-    }
-
-    fn mbox(s: &str) -> Address {
-        Address::parse(s, true).unwrap()
-    }
-
-    #[test]
-    fn simple_verbs_any_case() {
-        for (line, cmd) in [
-            ("DATA", Command::Data),
-            ("data", Command::Data),
-            ("RsEt", Command::Rset),
-            ("NOOP", Command::Noop),
-            ("NOOP anything at all", Command::Noop),
-            ("QUIT", Command::Quit),
-            ("quit now", Command::Quit),
-            ("HELP", Command::Help),
-            ("HELP MAIL", Command::Help),
-            ("STARTTLS", Command::StartTls),
-            ("  QUIT  ", Command::Quit),
-        ] {
-            assert_eq!(ok(line), cmd, "{line}");
-        }
-    }
-
-    #[test]
-    fn helo_and_ehlo() {
-        assert_eq!(
-            ok("HELO client.example"),
-            Command::Helo("client.example".into())
-        );
-        assert_eq!(ok("ehlo  [192.0.2.1]"), Command::Ehlo("[192.0.2.1]".into()));
-        assert_eq!(ok("EHLO a  b"), Command::Ehlo("a b".into()));
-        assert_eq!(reply("HELO"), "501 Syntax: HELO hostname");
-        assert_eq!(reply("EHLO   "), "501 Syntax: EHLO hostname");
-    }
-
-    #[test]
-    fn mail_forms() {
-        let plain = Command::Mail {
-            from: Path::Mailbox(mbox("a@example.com")),
-            params: MailParams::default(),
-        };
-        assert_eq!(ok("MAIL FROM:<a@example.com>"), plain);
-        assert_eq!(ok("mail from: <a@example.com>"), plain);
-        assert_eq!(ok("MAIL FROM:a@example.com"), plain);
-        assert_eq!(ok("MAIL\tFROM:\t<a@example.com>\r"), plain);
-        assert_eq!(
-            ok("MAIL FROM:<>"),
-            Command::Mail {
-                from: Path::Null,
-                params: MailParams::default()
-            }
-        );
-        let Command::Mail { from, .. } = ok(r#"MAIL FROM:<"a b"@example.com> SIZE=1"#) else {
-            panic!()
-        };
-        assert_eq!(from.to_string(), r#""a b"@example.com"#);
-    }
-
-    #[test]
-    fn mail_errors() {
-        for line in [
-            "MAIL",
-            "MAIL FROM:",
-            "MAIL FROM",
-            "MAIL TO:<a@b>",
-            "MAIL FROM :<a@b>",
-            "MAIL <a@b>",
-        ] {
-            assert_eq!(
-                reply(line),
-                "501 5.5.4 Syntax: MAIL FROM:<address>",
-                "{line}"
-            );
-            assert_eq!(err(line).verb_name(), "mail");
-        }
-        for line in [
-            "MAIL FROM:<a@b",
-            "MAIL FROM:<a b@c>",
-            "MAIL FROM:<a>@b>",
-            "MAIL FROM:<<>>",
-        ] {
-            assert_eq!(reply(line), "501 5.1.7 Bad sender address syntax", "{line}");
-        }
-        // The address is checked before the parameters, as in Postfix.
-        assert_eq!(
-            reply("MAIL FROM:<a@> BOGUS"),
-            "501 5.1.7 Bad sender address syntax"
-        );
-    }
-
-    #[test]
-    fn bad_utf8() {
-        let line = b"HELO \xff\xfe";
-        assert_eq!(
-            parse_command(line, true).unwrap_err().reply().to_string(),
-            "500 5.5.2 Error: bad UTF-8 syntax"
-        );
-        assert_eq!(
-            parse_command(line, false),
-            Ok(Command::Helo("\u{fffd}\u{fffd}".into()))
-        );
-    }
-
-    #[test]
-    fn rcpt_forms_and_errors() {
-        assert_eq!(
-            ok("RCPT TO:<u@example.com>"),
-            Command::Rcpt {
-                to: mbox("u@example.com"),
-                params: RcptParams::default()
-            }
-        );
-        assert_eq!(
-            ok("rcpt to: <postmaster>"),
-            Command::Rcpt {
-                to: mbox("postmaster"),
-                params: RcptParams::default()
-            }
-        );
-        for line in ["RCPT", "RCPT TO:", "RCPT FROM:<a@b>", "RCPT TO <a@b>"] {
-            assert_eq!(reply(line), "501 5.5.4 Syntax: RCPT TO:<address>", "{line}");
-        }
-        for line in ["RCPT TO:<>", "RCPT TO:<a@b@c>", "RCPT TO:<a@b"] {
-            assert_eq!(
-                reply(line),
-                "501 5.1.3 Bad recipient address syntax",
-                "{line}"
-            );
-            assert_eq!(err(line).verb_name(), "rcpt");
-        }
-    }
-
-    #[test]
-    fn other_commands() {
-        assert_eq!(ok("VRFY  john  smith"), Command::Vrfy("john smith".into()));
-        assert_eq!(reply("VRFY"), "501 5.5.4 Syntax: VRFY address");
-        assert_eq!(ok("EXPN list"), Command::Expn("list".into()));
-        assert_eq!(ok("EXPN"), Command::Expn(String::new()));
-        assert_eq!(ok("ETRN example.com"), Command::Etrn("example.com".into()));
-        assert_eq!(reply("ETRN"), "500 Syntax: ETRN domain");
-        assert_eq!(reply("ETRN a b"), "500 Syntax: ETRN domain");
-        assert_eq!(reply("DATA x"), "501 5.5.4 Syntax: DATA");
-        assert_eq!(reply("RSET x"), "501 5.5.4 Syntax: RSET");
-        assert_eq!(reply("STARTTLS x"), "501 5.5.4 Syntax: STARTTLS");
-        assert_eq!(
-            ok("AUTH PLAIN dGVzdA=="),
-            Command::Auth {
-                mechanism: "PLAIN".into(),
-                initial_response: Some("dGVzdA==".into())
-            }
-        );
-        assert_eq!(reply("AUTH"), "501 5.5.4 Syntax: AUTH mechanism");
-        assert_eq!(
-            ok("BDAT 1000"),
-            Command::Bdat {
-                size: 1000,
-                last: false
-            }
-        );
-        assert_eq!(
-            ok("bdat 0 last"),
-            Command::Bdat {
-                size: 0,
-                last: true
-            }
-        );
-        for line in [
-            "BDAT",
-            "BDAT x",
-            "BDAT 1 FIRST",
-            "BDAT 1 LAST x",
-            "BDAT 99999999999999999999999",
-        ] {
-            let e = err(line);
-            assert_eq!(
-                e.reply().to_string(),
-                "521 5.5.4 Syntax: BDAT count [LAST]",
-                "{line}"
-            );
-            assert!(e.disconnects());
-        }
-    }
-
-    #[test]
-    fn unknown_and_empty() {
-        assert_eq!(reply("XYZZY"), "502 5.5.2 Error: command not recognized");
-        assert_eq!(
-            reply("XCLIENT NAME=x"),
-            "502 5.5.2 Error: command not recognized"
-        );
-        assert_eq!(reply(""), "500 5.5.2 Error: bad syntax");
-        assert_eq!(reply(" \t "), "500 5.5.2 Error: bad syntax");
-        assert!(!err("XYZZY").disconnects());
-        assert_eq!(err("XYZZY").verb_name(), "unknown");
-    }
-
-    #[test]
-    fn forbidden_commands_disconnect() {
-        for line in [
-            "GET / HTTP/1.1",
-            "post /x HTTP/1.0",
-            "CONNECT mx.example:25 HTTP/1.1",
-            "Subject: hello",
-            "To: someone",
-            "From:someone",
-            "X-Header:",
-            "123 go",
-            "<script>",
-            "ÄHLO x",
-        ] {
-            let e = err(line);
-            assert_eq!(e, CommandError::Forbidden, "{line}");
-            assert_eq!(
-                e.reply().to_string(),
-                "221 2.7.0 Error: I can break rules, too. Goodbye."
-            );
-            assert!(e.disconnects());
-            assert_eq!(e.verb_name(), "unknown");
-        }
-        // MAIL FROM: looks like a header but is a known command.
-        assert!(matches!(ok("MAIL FROM: <a@b>"), Command::Mail { .. }));
-    }
-
-    #[test]
-    fn verb_names() {
-        for (line, name) in [
-            ("HELO x", "helo"),
-            ("EHLO x", "ehlo"),
-            ("MAIL FROM:<>", "mail"),
-            ("RCPT TO:<a@b>", "rcpt"),
-            ("DATA", "data"),
-            ("BDAT 1", "bdat"),
-            ("RSET", "rset"),
-            ("NOOP", "noop"),
-            ("QUIT", "quit"),
-            ("HELP", "help"),
-            ("VRFY a", "vrfy"),
-            ("EXPN a", "expn"),
-            ("ETRN a", "etrn"),
-            ("STARTTLS", "starttls"),
-            ("AUTH LOGIN", "auth"),
-        ] {
-            assert_eq!(ok(line).verb_name(), name);
-        }
-        assert_eq!(
-            not_implemented().to_string(),
-            "502 5.5.1 Error: command not implemented"
-        );
-    }
-
-    #[test]
-    fn tokenizer_keeps_brackets_and_quotes_together() {
-        let words: Vec<&str> = tokenize(r#"MAIL FROM:<"a >b"@c <x>> SIZE=1 "q q"x"#)
-            .iter()
-            .map(|w| w.text)
-            .collect();
-        assert_eq!(
-            words,
-            ["MAIL", "FROM:", r#"<"a >b"@c <x>>"#, "SIZE=1", r#""q q"x"#]
-        );
-        assert!(!tokenize("MAIL FROM:<a b")[2].complete);
-        assert!(!tokenize("x \"a\\")[1].complete);
-    }
-
-    proptest! {
-        #[test]
-        fn never_panics(line in proptest::collection::vec(any::<u8>(), 0..200), utf8 in any::<bool>()) {
-            if let Err(e) = parse_command(&line, utf8) {
-                let _ = e.reply();
-            }
-        }
-
-        #[test]
-        fn never_panics_on_smtpish_lines(line in "(MAIL FROM:|RCPT TO:|EHLO |BDAT |AUTH |[A-Z]{1,5}:? ?)[<>\"\\\\ @a-zé:,;=+.\\[\\]0-9A-F{}x]{0,40}", utf8 in any::<bool>()) {
-            let _ = parse_command(line.as_bytes(), utf8);
-        }
-    }
-}
+mod tests;

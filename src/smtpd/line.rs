@@ -11,6 +11,8 @@
 //! loop {
 //!     if skipping {                       // inside an over-long line
 //!         match skip_long_line(&buf) {
+//!             // One reply, once the line has ended (a client that never
+//!             // ends it gets only the timeout).
 //!             Some(n) => { buf.drain(..n); skipping = false; reply "command too long" }
 //!             None => { buf.clear(); read more; continue }
 //!         }

@@ -31,8 +31,16 @@
 //! session is bounded (command lines by `smtpd.line_length_limit`, message
 //! content spilled to a file of its own above
 //! `queue.large_message_threshold`); every command has a deadline
-//! (`smtpd.timeout`), so a client trickling bytes cannot hold a connection;
-//! connections are capped in total and per client.
+//! (`smtpd.timeout`) and every session one (`smtpd.session_time_limit`),
+//! so a client trickling bytes cannot hold a connection; junk commands
+//! count as errors past `smtpd.junk_command_limit`; connections are capped
+//! in total (`smtpd.max_connections`, within the open file limit, which
+//! smtpd raises to its hard limit) and per client. Near the cap smtpd is
+//! in stress mode (shorter timeouts, lower limits, as Postfix's stress
+//! mode), and at the cap it closes the longest-idle session outside a
+//! transaction rather than refuse a new client ([`limits`]). MAIL is
+//! refused with `452 4.3.1` when the queue's file system is short of space
+//! (`queue.minfree`), before a message is uploaded for nothing.
 //! It writes only `queue/incoming/`.
 //!
 //! Service manager (see [`crate::notify`]): `READY=1` once the listeners
@@ -42,11 +50,17 @@
 //! open session keeps the one it started with; an invalid file is refused
 //! and the running configuration kept.
 //!
+//! Content: a recipient given twice in one transaction is queued once; a
+//! message whose headers end without an empty line (a first line that is
+//! no header) gets one inserted, as Postfix's cleanup does
+//! ([`header_block`]).
+//!
 //! Configuration read: `server.hostname`, `server.origin`, `smtpd.*`,
 //! `local.domains`, `local.aliases`, `local.alias_files`,
 //! `local.recipient_delimiter`, `checks.*` (and the `[maps]` tables
 //! they name),
 //! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
+//! `queue.minfree`,
 //! `server.run_directory`, `restrictions.*`, `[maps]`, `dns.servers`.
 //!
 //! Client names: when a restriction needs the client's name
@@ -57,16 +71,16 @@
 
 pub mod command;
 pub mod data;
+pub mod header_block;
+pub mod limits;
 pub mod line;
 mod received;
 mod session;
 mod store;
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -81,6 +95,7 @@ use crate::policy::Policy;
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{INCOMING, IdGenerator};
 use crate::reply::Reply;
+use limits::{Connections, Refusal};
 
 /// Everything the sessions share.
 pub(crate) struct Shared {
@@ -93,10 +108,10 @@ pub(crate) struct Shared {
     pub log: LogWriter,
     pub incoming: PathBuf,
     pub wake_qmgr: Arc<Notify>,
-    per_client: Mutex<HashMap<IpAddr, usize>>,
-    total: Mutex<usize>,
-    /// The number of sessions, for the `STATUS=` line.
-    sessions: watch::Sender<usize>,
+    /// Every session, the limits and stress mode.
+    pub conns: Arc<Connections>,
+    /// The most connections the open file limit allows.
+    fd_connections: usize,
 }
 
 /// What a session starts with: the configuration, the alias table and
@@ -112,15 +127,14 @@ impl Shared {
             .clone()
     }
 
-    /// One more (`1`) or one fewer (`-1`) session.
-    fn count_session(&self, delta: isize) {
-        let mut total = self.total.lock().unwrap_or_else(|e| e.into_inner());
-        *total = total.saturating_add_signed(delta);
-        self.sessions.send_replace(*total);
+    /// `smtpd.max_connections`, within what the open file limit allows.
+    fn max_connections(&self, config: &Config) -> usize {
+        config.smtpd.max_connections.min(self.fd_connections)
     }
 
     /// A reload: `config` for the sessions that start from now on.
     fn replace(&self, config: Config) {
+        warn_about_open_files(&config, self.fd_connections);
         let aliases = Arc::new(LiveTable::from_config(&config));
         let config = Arc::new(config);
         let policy = Arc::new(Policy::new(config.clone()));
@@ -136,6 +150,14 @@ pub async fn run(
     mut reload: Reload,
 ) -> anyhow::Result<()> {
     let incoming = config.queue.directory.join(INCOMING);
+    let fd_connections = match crate::sys::raise_open_files_limit() {
+        Ok(soft) => limits::connections_for_open_files(soft),
+        Err(e) => {
+            log::warn!("cannot read the open file limit: {e}");
+            usize::MAX
+        }
+    };
+    warn_about_open_files(&config, fd_connections);
     let ids = IdGenerator::new('A');
     // A clock stepped back must not reuse IDs: continue after the newest
     // segment on disk.
@@ -167,9 +189,8 @@ pub async fn run(
         log,
         incoming,
         wake_qmgr: Arc::new(Notify::new()),
-        per_client: Mutex::new(HashMap::new()),
-        total: Mutex::new(0),
-        sessions: watch::Sender::new(0),
+        conns: Connections::new(),
+        fd_connections,
         current: RwLock::new((
             config.clone(),
             Arc::new(LiveTable::from_config(&config)),
@@ -216,7 +237,7 @@ pub async fn run(
     }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    notify::spawn_status(shared.sessions.subscribe(), |n| {
+    notify::spawn_status(shared.conns.sessions(), |n| {
         format!("smtpd: {n} session{}", if *n == 1 { "" } else { "s" })
     });
     notify::ready();
@@ -239,9 +260,7 @@ pub async fn run(
     }
     // Give sessions a moment to finish the command at hand.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while *shared.total.lock().unwrap_or_else(|e| e.into_inner()) > 0
-        && tokio::time::Instant::now() < deadline
-    {
+    while shared.conns.total() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = shared.log.shutdown().await;
@@ -261,48 +280,34 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
         let ip = peer.ip();
         let config = shared.current().0;
         let hostname = &config.server.hostname;
-        let refuse = {
-            let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
-            let mut per = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
-            let mine = per.entry(ip).or_insert(0);
-            if *total >= config.smtpd.max_connections {
-                Some(Reply::too_many_connections(hostname))
-            } else if *mine >= config.smtpd.max_connections_per_client {
-                Some(Reply::too_many_connections_from(hostname, &ip.to_string()))
-            } else {
-                *total += 1;
-                *mine += 1;
-                shared.sessions.send_replace(*total);
-                None
+        let max = shared.max_connections(&config);
+        let per_client = config.smtpd.max_connections_per_client;
+        let ticket = match shared.conns.admit_tcp(ip, max, per_client) {
+            Ok((ticket, _made_room)) => ticket,
+            Err(refusal) => {
+                let reply = match refusal {
+                    Refusal::Total => Reply::too_many_connections(hostname),
+                    Refusal::PerClient => {
+                        Reply::too_many_connections_from(hostname, &ip.to_string())
+                    }
+                };
+                log::warn!("connect from unknown[{ip}]: {reply}");
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        stream.write_all(&reply.to_wire()),
+                    )
+                    .await;
+                });
+                continue;
             }
         };
-        if let Some(reply) = refuse {
-            log::warn!("connect from unknown[{ip}]: {reply}");
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    stream.write_all(&reply.to_wire()),
-                )
-                .await;
-            });
-            continue;
-        }
         let shared = shared.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            session::serve(stream, session::Peer::Tcp(ip), shared.clone(), stop).await;
-            let mut total = shared.total.lock().unwrap_or_else(|e| e.into_inner());
-            let mut per = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
-            *total -= 1;
-            shared.sessions.send_replace(*total);
-            if let Some(n) = per.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    per.remove(&ip);
-                }
-            }
+            session::serve(stream, session::Peer::Tcp(ip), shared, ticket, stop).await;
         });
     }
 }
@@ -333,12 +338,22 @@ async fn submit_loop(
         };
         let shared = shared.clone();
         let stop = stop.clone();
+        let ticket = shared.conns.admit_local();
         tokio::spawn(async move {
-            shared.count_session(1);
             let peer = session::Peer::Local { uid };
-            session::serve(stream, peer, shared.clone(), stop).await;
-            shared.count_session(-1);
+            session::serve(stream, peer, shared, ticket, stop).await;
         });
+    }
+}
+
+/// Say so when the open file limit allows fewer connections than
+/// `smtpd.max_connections`.
+fn warn_about_open_files(config: &Config, fd_connections: usize) {
+    let wanted = config.smtpd.max_connections;
+    if wanted > fd_connections {
+        log::warn!(
+            "smtpd.max_connections = {wanted} is more than the open file limit allows: using {fd_connections} (raise LimitNOFILE or ulimit -n)"
+        );
     }
 }
 

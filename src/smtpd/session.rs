@@ -3,7 +3,11 @@
 //! Replies are buffered and flushed only when the session must wait for
 //! input (RFC 2920), so a pipelined group gets its replies in order in one
 //! write. Each command has a deadline (`smtpd.timeout`) that covers every
-//! read until the whole line is there.
+//! read until the whole line is there, and the whole session has one
+//! (`smtpd.session_time_limit`); both are shorter in stress mode, which a
+//! session notices while it waits ([`super::limits`]). A session waiting
+//! for a command outside a transaction may be closed to make room for a
+//! new client.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,18 +17,22 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Shared;
-use super::command::{Command, MailParams, RcptParams, parse_command};
-use super::line::{Framed, LineEnd, next_line};
-use crate::address::{Address, Path};
+use super::command::{Command, MailParams, parse_command};
+use super::limits::{Limits, Ticket};
+use super::line::{Framed, LineEnd, next_line, skip_long_line};
 use crate::config::BareNewline;
-use crate::policy::{Decision, NameStatus, Policy, When};
+use crate::policy::{NameStatus, Policy, When};
 use crate::queue::{QueueId, Recipient};
 use crate::reply::Reply;
 
+/// Room made in the input buffer for a read during DATA…
 const READ_CHUNK: usize = 64 * 1024;
+/// …and while waiting for a command: an idle session stays small.
+const COMMAND_CHUNK: usize = 4 * 1024;
 
 mod data_phase;
 mod restrict;
+mod transaction;
 
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug)]
@@ -36,8 +44,13 @@ pub enum Peer {
 }
 
 /// Serve one connection to the end.
-pub async fn serve<S>(stream: S, peer: Peer, shared: Arc<Shared>, stop: watch::Receiver<bool>)
-where
+pub async fn serve<S>(
+    stream: S,
+    peer: Peer,
+    shared: Arc<Shared>,
+    ticket: Ticket,
+    stop: watch::Receiver<bool>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (rd, wr) = tokio::io::split(stream);
@@ -56,6 +69,7 @@ where
             Some(uid),
         ),
     };
+    let stress = shared.conns.stress();
     let mut s = Session {
         rd,
         wr,
@@ -69,6 +83,8 @@ where
         esmtp: false,
         tx: None,
         errors: 0,
+        junk: 0,
+        started: Instant::now(),
         stats: Vec::new(),
         last_cmd: "CONNECT",
         config,
@@ -76,6 +92,8 @@ where
         policy,
         access_denied: false,
         shared,
+        ticket,
+        stress,
         stop,
     };
     log::info!(
@@ -84,32 +102,28 @@ where
         s.client()
     );
     let end = s.run().await;
-    match end {
-        End::Quit | End::Closed => {}
-        End::Lost => log::info!(
+    // Postfix's lines for a session that ended abnormally.
+    let reason = match end {
+        End::Quit | End::Closed => None,
+        End::Lost => Some("lost connection"),
+        End::Timeout => Some("timeout"),
+        End::TooManyErrors => Some("too many errors"),
+        End::SessionLimit => Some("session time limit exceeded"),
+        End::Evicted => Some("idle session closed"),
+    };
+    if let Some(reason) = reason {
+        let why = match end {
+            End::Evicted => ": too many connections",
+            _ => "",
+        };
+        log::info!(
             queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
             client:% = crate::logging::client_field(s.uid, s.client());
-            "{}lost connection after {} from {}",
+            "{}{reason} after {} from {}{why}",
             s.qid_prefix(),
             s.last_cmd,
             s.client()
-        ),
-        End::Timeout => log::info!(
-            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
-            client:% = crate::logging::client_field(s.uid, s.client());
-            "{}timeout after {} from {}",
-            s.qid_prefix(),
-            s.last_cmd,
-            s.client()
-        ),
-        End::TooManyErrors => log::info!(
-            queue_id = s.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
-            client:% = crate::logging::client_field(s.uid, s.client());
-            "{}too many errors after {} from {}",
-            s.qid_prefix(),
-            s.last_cmd,
-            s.client()
-        ),
+        );
     }
     log::info!(
         client:% = crate::logging::client_field(s.uid, s.client());
@@ -126,12 +140,20 @@ enum End {
     Lost,
     Timeout,
     TooManyErrors,
+    /// `smtpd.session_time_limit`.
+    SessionLimit,
+    /// Closed while idle to make room for a new client.
+    Evicted,
 }
 
 struct Transaction {
     sender: String,
     params: MailParams,
+    /// Each recipient once (duplicates are dropped).
     rcpts: Vec<Recipient>,
+    /// RCPT commands accepted, duplicates included
+    /// (`smtpd.recipient_limit`).
+    rcpt_count: usize,
     id: Option<QueueId>,
     /// An access table said HOLD (the reason as logged).
     hold: Option<String>,
@@ -156,6 +178,10 @@ struct Session<R, W> {
     esmtp: bool,
     tx: Option<Transaction>,
     errors: u32,
+    /// Junk commands (`smtpd.junk_command_limit`).
+    junk: u32,
+    /// For `smtpd.session_time_limit`.
+    started: Instant,
     /// (verb, ok, total) for the disconnect line.
     stats: Vec<(&'static str, u32, u32)>,
     last_cmd: &'static str,
@@ -167,6 +193,10 @@ struct Session<R, W> {
     /// `503 5.7.0 Error: access denied for …`.
     access_denied: bool,
     shared: Arc<Shared>,
+    /// This session's place in the connection count.
+    ticket: Ticket,
+    /// Whether smtpd is in stress mode.
+    stress: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
 }
 
@@ -175,12 +205,38 @@ enum Read {
     Eof,
     Timeout,
     Stop,
+    /// Chosen to make room for a new client.
+    Evicted,
+    /// Stress mode started or ended: compute the deadline again.
+    Again,
     Error,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     fn cfg(&self) -> &crate::config::Config {
         &self.config
+    }
+
+    /// The limits in effect now (shorter in stress mode).
+    fn limits(&self) -> Limits {
+        Limits::new(&self.config.smtpd, *self.stress.borrow())
+    }
+
+    /// When the session must end, if it has a time limit.
+    fn session_deadline(&self) -> Option<Instant> {
+        self.limits().session_time_limit.map(|l| self.started + l)
+    }
+
+    /// The earlier of `deadline` and the session's.
+    fn capped(&self, deadline: Instant) -> Instant {
+        self.session_deadline()
+            .map_or(deadline, |end| end.min(deadline))
+    }
+
+    /// The session's time is up.
+    fn session_over(&self) -> bool {
+        self.session_deadline()
+            .is_some_and(|end| Instant::now() >= end)
     }
 
     fn hostname(&self) -> String {
@@ -211,7 +267,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return true;
         }
         let out = std::mem::take(&mut self.out);
-        let t = self.cfg().smtpd.timeout;
+        let t = self.limits().timeout;
         matches!(
             tokio::time::timeout(t, async {
                 self.wr.write_all(&out).await?;
@@ -222,20 +278,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         )
     }
 
-    /// Read more input, until `deadline`.
-    async fn read_more(&mut self, deadline: Instant, watch_stop: bool) -> Read {
+    /// Read more input, until `deadline`. `command`: waiting for a command
+    /// line, when a shutdown or a new client may end the wait.
+    async fn read_more(&mut self, deadline: Instant, command: bool) -> Read {
         // Read straight into the spare capacity of the input buffer (no
         // zeroed chunk per read).
-        self.inbuf.reserve(READ_CHUNK);
+        self.inbuf
+            .reserve(if command { COMMAND_CHUNK } else { READ_CHUNK });
         let mut stop = self.stop.clone();
         let read = tokio::time::timeout_at(deadline, self.rd.read_buf(&mut self.inbuf));
-        let r = if watch_stop {
-            tokio::select! {
-                r = read => r,
-                _ = stop.wait_for(|s| *s) => return Read::Stop,
-            }
-        } else {
-            read.await
+        let r = tokio::select! {
+            r = read => r,
+            _ = stop.wait_for(|s| *s), if command => return Read::Stop,
+            _ = self.ticket.evicted(), if command => return Read::Evicted,
+            _ = changed(&mut self.stress) => return Read::Again,
         };
         match r {
             Err(_) => Read::Timeout,
@@ -279,7 +335,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     fn error(&mut self, r: &Reply) -> bool {
         self.reply(r);
         self.errors += 1;
-        self.errors >= self.cfg().smtpd.hard_error_limit
+        self.errors >= self.limits().hard_error_limit
     }
 
     async fn run(&mut self) -> End {
@@ -293,62 +349,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             None => self.reply(&banner),
         }
-        let mut skipping = false;
         loop {
-            // Wait for a complete command line.
-            let deadline = Instant::now() + self.cfg().smtpd.timeout;
-            let (line, end) = loop {
-                if skipping {
-                    match self.inbuf.iter().position(|b| *b == b'\n') {
-                        Some(p) => {
-                            self.inbuf.drain(..=p);
-                            skipping = false;
-                        }
-                        None => self.inbuf.clear(),
-                    }
-                }
-                if !skipping {
-                    match next_line(&self.inbuf, self.cfg().smtpd.line_length_limit) {
-                        Framed::Line {
-                            line,
-                            end,
-                            consumed,
-                        } => {
-                            let l = line.to_vec();
-                            self.inbuf.drain(..consumed);
-                            break (l, end);
-                        }
-                        Framed::TooLong { .. } => {
-                            let r = Reply::command_too_long(&self.hostname());
-                            self.count("unknown", false);
-                            if self.error(&r) {
-                                return self.too_many_errors().await;
-                            }
-                            skipping = true;
-                            continue;
-                        }
-                        Framed::Incomplete => {}
-                    }
-                }
-                if !self.flush().await {
-                    return End::Lost;
-                }
-                match self.read_more(deadline, true).await {
-                    Read::Data => {}
-                    Read::Eof | Read::Error => return End::Lost,
-                    Read::Timeout => {
-                        let r = Reply::timeout(&self.hostname());
-                        self.reply(&r);
-                        self.flush().await;
-                        return End::Timeout;
-                    }
-                    Read::Stop => {
-                        let r = Reply::shutting_down(&self.hostname());
-                        self.reply(&r);
-                        self.flush().await;
-                        return End::Closed;
-                    }
-                }
+            let (line, end) = match self.next_command().await {
+                Ok(got) => got,
+                Err(end) => return end,
             };
             if end == LineEnd::BareLf && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject
             {
@@ -372,6 +376,105 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 return end;
             }
         }
+    }
+
+    /// Wait for the next command line, with the command deadline
+    /// (`smtpd.timeout`) and the session's, both shortened when stress
+    /// mode starts meanwhile. A line longer than
+    /// `smtpd.line_length_limit` is skipped to its end and answered once,
+    /// then (`500 5.5.2 Error: command too long`); a client that never
+    /// ends it gets only the timeout.
+    async fn next_command(&mut self) -> Result<(Vec<u8>, LineEnd), End> {
+        if self.session_over() {
+            return Err(self.end_session().await);
+        }
+        let mut waiting_since = Instant::now();
+        let mut skipping = false;
+        self.ticket.idle(self.tx.is_none());
+        loop {
+            if skipping {
+                match skip_long_line(&self.inbuf) {
+                    Some(n) => {
+                        self.inbuf.drain(..n);
+                        skipping = false;
+                        self.too_long().await?;
+                        waiting_since = Instant::now();
+                    }
+                    None => self.inbuf.clear(),
+                }
+            }
+            if !skipping {
+                match next_line(&self.inbuf, self.cfg().smtpd.line_length_limit) {
+                    Framed::Line {
+                        line,
+                        end,
+                        consumed,
+                    } => {
+                        let l = line.to_vec();
+                        self.inbuf.drain(..consumed);
+                        self.ticket.idle(false);
+                        return Ok((l, end));
+                    }
+                    Framed::TooLong { consumed: Some(n) } => {
+                        self.inbuf.drain(..n);
+                        self.too_long().await?;
+                        waiting_since = Instant::now();
+                        continue;
+                    }
+                    Framed::TooLong { consumed: None } => {
+                        self.inbuf.clear();
+                        skipping = true;
+                    }
+                    Framed::Incomplete => {}
+                }
+            }
+            if !self.flush().await {
+                return Err(End::Lost);
+            }
+            let deadline = self.capped(waiting_since + self.limits().timeout);
+            match self.read_more(deadline, true).await {
+                Read::Data | Read::Again => {}
+                Read::Eof | Read::Error => return Err(End::Lost),
+                Read::Timeout if self.session_over() => return Err(self.end_session().await),
+                Read::Timeout => {
+                    let r = Reply::timeout(&self.hostname());
+                    self.reply(&r);
+                    self.flush().await;
+                    return Err(End::Timeout);
+                }
+                Read::Stop => {
+                    let r = Reply::shutting_down(&self.hostname());
+                    self.reply(&r);
+                    self.flush().await;
+                    return Err(End::Closed);
+                }
+                Read::Evicted => {
+                    let r = Reply::idle_session_closed(&self.hostname());
+                    self.reply(&r);
+                    self.flush().await;
+                    return Err(End::Evicted);
+                }
+            }
+        }
+    }
+
+    /// An over-long command line has ended: its one reply, counted as an
+    /// error (`Err` when that was one too many).
+    async fn too_long(&mut self) -> Result<(), End> {
+        let r = Reply::command_too_long(&self.hostname());
+        self.count("unknown", false);
+        if self.error(&r) {
+            return Err(self.too_many_errors().await);
+        }
+        Ok(())
+    }
+
+    /// `smtpd.session_time_limit` is reached: say so and end.
+    async fn end_session(&mut self) -> End {
+        let r = Reply::session_time_limit(&self.hostname());
+        self.reply(&r);
+        self.flush().await;
+        End::SessionLimit
     }
 
     async fn too_many_errors(&mut self) -> End {
@@ -485,7 +588,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             Command::Vrfy(arg) => {
                 if self.cfg().smtpd.vrfy {
-                    self.reply(&Reply::new(252, "2.0.0", arg));
+                    self.reply(&Reply::new(252, "2.0.0", printable(&arg)));
                     true
                 } else {
                     let r = Reply::vrfy_disabled();
@@ -506,7 +609,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
         };
         self.count(verb, ok);
-        if !ok && self.errors >= self.cfg().smtpd.hard_error_limit {
+        // Postfix's smtpd_junk_command_limit: past it, each junk command
+        // counts as an error, so only sending NOOPs (or RSET, HELO...)
+        // does not hold a connection for ever.
+        let limits = self.limits();
+        if ok && is_junk(verb) {
+            self.junk = self.junk.saturating_add(1);
+            if self.junk > limits.junk_command_limit {
+                self.errors += 1;
+            }
+        }
+        if self.errors >= limits.hard_error_limit {
             return Some(self.too_many_errors().await);
         }
         None
@@ -553,134 +666,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         self.error(&r);
         false
     }
+}
 
-    async fn mail(&mut self, from: Path, params: MailParams) -> bool {
-        if self.tx.is_some() {
-            return self.fail(Reply::nested_mail());
-        }
-        if from.address().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
-            return self.fail(Reply::must_declare_smtputf8());
-        }
-        if let Some(uid) = self.uid
-            && let Err(r) = self.check_submitter(uid, &from)
-        {
-            log::info!(
-                client:% = crate::logging::client_field(self.uid, self.client()),
-                status = "reject";
-                "NOQUEUE: reject: MAIL from {} (uid {uid}): {r}",
-                self.client()
-            );
-            return self.fail(r);
-        }
-        let limit = self.cfg().smtpd.message_size_limit;
-        if limit > 0 && params.size.is_some_and(|s| s > limit) {
-            let r = Reply::size_exceeds_limit();
-            log::info!(
-                client:% = crate::logging::client_field(self.uid, self.client()),
-                status = "reject";
-                "NOQUEUE: reject: MAIL from {}: {r}; proto={} helo=<{}>",
-                self.client(),
-                self.proto(),
-                self.helo.as_deref().unwrap_or("")
-            );
-            return self.fail(r);
-        }
-        let sender = match from {
-            Path::Null => String::new(),
-            Path::Mailbox(a) => a.to_string(),
-        };
-        if let Some(r) = self.restrict(When::Mail, Some(&sender)).await {
-            return self.fail(r);
-        }
-        self.tx = Some(Transaction {
-            sender,
-            params,
-            rcpts: Vec::new(),
-            id: None,
-            hold: None,
-            discard: None,
-            prepend: Vec::new(),
-        });
-        self.reply(&Reply::mail_ok());
-        true
+/// Resolves when the value changes; never once the sender is gone.
+async fn changed(rx: &mut watch::Receiver<bool>) {
+    if rx.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
+}
 
-    async fn rcpt(&mut self, to: Address, params: RcptParams) -> bool {
-        let Some(tx) = self.tx.as_ref() else {
-            return self.fail(Reply::need_mail());
-        };
-        if !to.is_ascii() && !tx.params.smtputf8 {
-            return self.fail(Reply::must_declare_smtputf8());
-        }
-        if tx.rcpts.len() >= self.cfg().smtpd.recipient_limit {
-            return self.fail(Reply::too_many_recipients());
-        }
-        let sender = tx.sender.clone();
-        let rcpt = to.to_string();
-        // The restrictions (relay control among them), then the local
-        // recipient table. Local submissions skip the restrictions, as
-        // Postfix's pickup does; the bare postmaster is always accepted.
-        let decision = if self.uid.is_some() || crate::policy::is_bare_postmaster(&rcpt) {
-            Decision::default()
-        } else {
-            self.policy_check(When::Rcpt, &sender, &rcpt).await
-        };
-        let refused = match decision.reject {
-            Some(r) => Some(r),
-            None => crate::policy::local_recipient(self.cfg(), &self.aliases, &to).err(),
-        };
-        if let Some(r) = refused {
-            self.whatsup(
-                "reject",
-                When::Rcpt,
-                &r.to_string(),
-                Some(&sender),
-                Some(&rcpt),
-            );
-            return self.fail(r);
-        }
-        if let Some(tx) = self.tx.as_mut() {
-            if decision.hold.is_some() && tx.hold.is_none() {
-                tx.hold = decision.hold;
-            }
-            if decision.discard.is_some() && tx.discard.is_none() {
-                tx.discard = decision.discard;
-            }
-            tx.prepend.extend(decision.prepend);
-            tx.rcpts.push(Recipient {
-                address: rcpt,
-                orcpt: params.orcpt,
-                notify: params.notify,
-            });
-        }
-        self.reply(&Reply::rcpt_ok());
-        true
-    }
-
-    /// A local submission: may this user submit, and with this sender
-    /// (`smtpd.authorized_submit_users`, `smtpd.sender_override_users`)?
-    fn check_submitter(&self, uid: u32, from: &Path) -> Result<(), Reply> {
-        let name = crate::sys::user_name(uid);
-        let listed = |list: &[String]| crate::sys::user_listed(list, &name);
-        let cfg = &self.cfg().smtpd;
-        if !listed(&cfg.authorized_submit_users) {
-            return Err(Reply::new(
-                550,
-                "5.7.1",
-                format!("User {name}({uid}) is not allowed to submit mail"),
-            ));
-        }
-        let own = format!("{name}@{}", self.cfg().server.origin);
-        let sender = from.to_string();
-        if !sender.eq_ignore_ascii_case(&own) && !listed(&cfg.sender_override_users) {
-            return Err(Reply::new(
-                553,
-                "5.7.1",
-                format!("<{sender}>: Sender address rejected: not owned by user {name}"),
-            ));
-        }
-        Ok(())
-    }
+/// Commands that can be repeated without end and do nothing for mail
+/// (Postfix's `SMTPD_CMD_FLAG_LIMIT`, and HELP).
+fn is_junk(verb: &str) -> bool {
+    matches!(
+        verb,
+        "helo" | "ehlo" | "rset" | "noop" | "vrfy" | "etrn" | "help"
+    )
 }
 
 /// The command name as Postfix writes it in "lost connection after X".

@@ -347,6 +347,15 @@ impl Client {
         }
     }
 
+    /// EHLO, `MAIL FROM:<s@example.org>`, `RCPT TO:<rcpt>` and DATA, each
+    /// answered as it should be: the message may follow.
+    pub fn open_data(&mut self, rcpt: &str) {
+        assert!(self.cmd("EHLO c.example").starts_with("250-"));
+        assert_eq!(self.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
+        assert_eq!(self.cmd(&format!("RCPT TO:<{rcpt}>")), "250 2.1.5 Ok");
+        assert!(self.cmd("DATA").starts_with("354 "));
+    }
+
     pub fn cmd(&mut self, line: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes());
         self.reply()
@@ -360,7 +369,7 @@ impl Client {
 }
 
 /// Connect from a chosen loopback source address.
-fn socket2_connect(addr: SocketAddr, src: std::net::IpAddr) -> TcpStream {
+pub fn socket2_connect(addr: SocketAddr, src: std::net::IpAddr) -> TcpStream {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
     let fd = socket(
         AddressFamily::Inet,

@@ -19,6 +19,7 @@ mod routing;
 mod sandbox;
 mod sendmail;
 mod smtp;
+mod stress;
 mod supervisor;
 mod units;
 mod user;

@@ -85,8 +85,11 @@ fn builtin_follows_postfix_defaults() {
     assert_eq!(c.smtpd.line_length_limit, 2048);
     assert_eq!(c.smtpd.timeout, Duration::from_secs(300));
     assert_eq!(c.smtpd.hard_error_limit, 20);
-    assert_eq!(c.smtpd.max_connections, 100);
+    assert_eq!(c.smtpd.junk_command_limit, 100);
+    assert_eq!(c.smtpd.session_time_limit, Duration::from_secs(3600));
+    assert_eq!(c.smtpd.max_connections, 2000);
     assert_eq!(c.smtpd.max_connections_per_client, 50);
+    assert_eq!(c.queue.minfree, 0);
     assert!(!c.smtpd.vrfy);
     assert_eq!(c.smtpd.forbid_bare_newline, BareNewline::Normalize);
     assert!(c.smtpd.forbid_unauth_pipelining);
@@ -168,6 +171,7 @@ fn every_key_is_read() {
         run_delay = "30s"
         maximal_lifetime = "2w"
         move_deferred_after = 0
+        minfree = 50000000
         [smtpd]
         listen = ["[::1]:25", "127.0.0.1:587"]
         banner = "hi"
@@ -176,6 +180,8 @@ fn every_key_is_read() {
         line_length_limit = 512
         timeout = "1m"
         hard_error_limit = 3
+        junk_command_limit = 0
+        session_time_limit = "10m"
         max_connections = 7
         max_connections_per_client = 0
         vrfy = true
@@ -196,6 +202,9 @@ fn every_key_is_read() {
     assert_eq!(c.smtpd.listen[0].to_string(), "[::1]:25");
     assert_eq!(c.smtpd.banner, "hi");
     assert_eq!(c.smtpd.hard_error_limit, 3);
+    assert_eq!(c.smtpd.junk_command_limit, 0);
+    assert_eq!(c.smtpd.session_time_limit, Duration::from_secs(600));
+    assert_eq!(c.queue.minfree, 50_000_000);
     assert!(c.smtpd.vrfy);
     assert_eq!(c.smtpd.forbid_bare_newline, BareNewline::Reject);
     assert!(!c.smtpd.forbid_unauth_pipelining);

@@ -97,6 +97,7 @@ fn key_value() -> impl Strategy<Value = Vec<(&'static str, &'static str, String)
             .prop_map(|d| ("queue", "maximal_lifetime", d))
             .boxed(),
         duration
+            .clone()
             .prop_map(|d| ("queue", "move_deferred_after", d))
             .boxed(),
         strings(listen.boxed())
@@ -118,8 +119,18 @@ fn key_value() -> impl Strategy<Value = Vec<(&'static str, &'static str, String)
         (1u32..1000)
             .prop_map(|n| ("smtpd", "hard_error_limit", n.to_string()))
             .boxed(),
+        (0u32..1000)
+            .prop_map(|n| ("smtpd", "junk_command_limit", n.to_string()))
+            .boxed(),
+        duration
+            .clone()
+            .prop_map(|d| ("smtpd", "session_time_limit", d))
+            .boxed(),
         (1u32..1000)
             .prop_map(|n| ("smtpd", "max_connections", n.to_string()))
+            .boxed(),
+        any::<u64>()
+            .prop_map(|n| ("queue", "minfree", (n >> 1).to_string()))
             .boxed(),
         (0u32..1000)
             .prop_map(|n| ("smtpd", "max_connections_per_client", n.to_string()))

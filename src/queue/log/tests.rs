@@ -252,6 +252,33 @@ async fn a_failed_batch_is_not_durable_and_the_next_goes_to_a_new_segment() {
     }
 }
 
+/// Issue 14: a full disk made every failed attempt leave an empty
+/// segment behind. A segment whose first batch fails holds nothing
+/// anyone was told is durable: it goes.
+#[tokio::test]
+async fn a_segment_whose_first_batch_failed_is_removed() {
+    for fault in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogWriter::start(dir.path().to_path_buf(), options()).unwrap();
+        for _ in 0..3 {
+            log.inject_fault(fault);
+            let failed = log.append(RecordType::Message, b"x".to_vec()).await;
+            assert!(matches!(failed, Err(LogError::Io { .. })), "{failed:?}");
+            assert!(read_dir(dir.path()).is_empty(), "fault {fault}");
+        }
+        let ok = log
+            .append(RecordType::Message, b"y".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(ok.path, PathBuf::from("S0004.log"));
+        log.shutdown().await.unwrap();
+        let left = read_dir(dir.path());
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].1[0].payload, b"y");
+        assert_eq!(log.stats().failures, 3);
+    }
+}
+
 #[tokio::test]
 async fn lazy_records_are_synced_by_the_next_sync_batch_or_seal() {
     let dir = tempfile::tempdir().unwrap();

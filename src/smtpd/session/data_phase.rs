@@ -1,8 +1,11 @@
 //! The DATA phase of a session: the DATA reader fed from the socket, the
+//! header block ended where the client's lines stop being headers
+//! ([`crate::smtpd::header_block`], as Postfix's cleanup does), the
 //! content inspected by the header and body checks as it streams
 //! ([`crate::content`]) and stored (memory, or a file of its own when
 //! large), the size limit and the bare-LF policy applied, and the message
-//! committed to the queue before the `250`.
+//! committed to the queue before the `250`. The transfer has a deadline
+//! (`smtpd.timeout` plus a second per KiB) within the session's.
 
 use std::time::Duration;
 
@@ -17,8 +20,12 @@ use crate::queue::record::RecordType;
 use crate::queue::{Client, Envelope, QueueId, now_micros};
 use crate::reply::Reply;
 use crate::smtpd::data::{DataReader, Feed};
+use crate::smtpd::header_block::HeaderBlock;
 use crate::smtpd::received::{local_received_header, received_header};
 use crate::smtpd::store::{Finished, Store, message_id};
+
+/// What the input buffer is shrunk to after DATA.
+const READ_CHUNK_KEPT: usize = 8 * 1024;
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     pub(super) async fn data(&mut self) -> Option<End> {
@@ -90,6 +97,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             None => store.push(received.as_bytes()),
         }
         let mut reader = DataReader::new(cfg.smtpd.forbid_bare_newline);
+        let mut headers = HeaderBlock::new();
         let limit = cfg.smtpd.message_size_limit;
         let mut too_big = false;
         let mut io_error: Option<std::io::Error> = None;
@@ -102,17 +110,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             } else {
                 Some(&mut store)
             };
-            let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| match inspector.as_mut() {
-                Some(i) => i.feed(b, &mut |o| {
-                    if let Some(s) = sink_store.as_mut() {
-                        s.push(o);
+            let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| {
+                headers.feed(b, &mut |h: &[u8]| match inspector.as_mut() {
+                    Some(i) => i.feed(h, &mut |o| {
+                        if let Some(s) = sink_store.as_mut() {
+                            s.push(o);
+                        }
+                    }),
+                    None => {
+                        if let Some(s) = sink_store.as_mut() {
+                            s.push(h);
+                        }
                     }
-                }),
-                None => {
-                    if let Some(s) = sink_store.as_mut() {
-                        s.push(b);
-                    }
-                }
+                })
             });
             log_content(inspector.as_mut(), &id);
             let done = match fed {
@@ -135,6 +145,20 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 io_error = Some(e);
             }
             if done {
+                let stopped = inspector.as_ref().is_some_and(Inspector::stopped);
+                let keep = !(too_big || io_error.is_some() || stopped);
+                headers.finish(&mut |h: &[u8]| match inspector.as_mut() {
+                    Some(i) => i.feed(h, &mut |o| {
+                        if keep {
+                            store.push(o);
+                        }
+                    }),
+                    None => {
+                        if keep {
+                            store.push(h);
+                        }
+                    }
+                });
                 if let Some(i) = inspector.as_mut() {
                     let keep = !(too_big || io_error.is_some() || i.stopped());
                     i.finish(&mut |o| {
@@ -146,15 +170,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
                 break;
             }
-            let allowance = cfg.smtpd.timeout + Duration::from_secs(reader.wire_size() / 1024);
-            match self.read_more(started + allowance, false).await {
-                Read::Data => {}
+            let allowance = self.limits().timeout + Duration::from_secs(reader.wire_size() / 1024);
+            let deadline = self.capped(started + allowance);
+            match self.read_more(deadline, false).await {
+                Read::Data | Read::Again => {}
                 Read::Timeout => {
                     store.discard().await;
+                    self.last_cmd = "DATA";
+                    if self.session_over() {
+                        return Some(self.end_session().await);
+                    }
                     let r = Reply::timeout(&self.hostname());
                     self.reply(&r);
                     self.flush().await;
-                    self.last_cmd = "DATA";
                     return Some(End::Timeout);
                 }
                 _ => {
@@ -171,6 +199,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 }
             }
         }
+        // A large message's read buffer is not kept for the commands.
+        if self.inbuf.capacity() > 4 * READ_CHUNK_KEPT && self.inbuf.len() < READ_CHUNK_KEPT {
+            self.inbuf.shrink_to(READ_CHUNK_KEPT);
+        }
         let verdict = inspector.map(|i| i.verdict().clone()).unwrap_or_default();
         let result = self
             .finish_message(&id, store, &reader, too_big, io_error, verdict)
@@ -179,6 +211,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         match result {
             Ok(()) => {
                 self.count("data", true);
+                // Postfix forgives earlier errors and junk once a message
+                // is through.
+                self.errors = 0;
+                self.junk = 0;
                 None
             }
             Err(r) => {

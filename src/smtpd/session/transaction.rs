@@ -1,0 +1,272 @@
+//! The mail transaction commands of a session: MAIL (with the queue's
+//! free space checked first, Postfix's `queue_minfree`) and RCPT (with
+//! duplicate recipients dropped, as Postfix's cleanup drops them), and the
+//! checks of a local submitter.
+
+use std::path::Path as FsPath;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Session, Transaction};
+use crate::address::{Address, Path};
+use crate::policy::{Decision, When};
+use crate::queue::Recipient;
+use crate::reply::Reply;
+use crate::smtpd::command::{MailParams, RcptParams};
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    pub(super) async fn mail(&mut self, from: Path, params: MailParams) -> bool {
+        if self.tx.is_some() {
+            return self.fail(Reply::nested_mail());
+        }
+        if from.address().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
+            return self.fail(Reply::must_declare_smtputf8());
+        }
+        if let Some(uid) = self.uid
+            && let Err(r) = self.check_submitter(uid, &from)
+        {
+            log::info!(
+                client:% = crate::logging::client_field(self.uid, self.client()),
+                status = "reject";
+                "NOQUEUE: reject: MAIL from {} (uid {uid}): {r}",
+                self.client()
+            );
+            return self.fail(r);
+        }
+        let limit = self.cfg().smtpd.message_size_limit;
+        if limit > 0 && params.size.is_some_and(|s| s > limit) {
+            let r = Reply::size_exceeds_limit();
+            self.log_mail_reject(&r);
+            return self.fail(r);
+        }
+        if let Err(r) = self.check_queue_space(params.size) {
+            return self.fail(r);
+        }
+        let sender = match from {
+            Path::Null => String::new(),
+            Path::Mailbox(a) => a.to_string(),
+        };
+        if let Some(r) = self.restrict(When::Mail, Some(&sender)).await {
+            return self.fail(r);
+        }
+        self.tx = Some(Transaction {
+            sender,
+            params,
+            rcpts: Vec::new(),
+            rcpt_count: 0,
+            id: None,
+            hold: None,
+            discard: None,
+            prepend: Vec::new(),
+        });
+        self.reply(&Reply::mail_ok());
+        true
+    }
+
+    pub(super) async fn rcpt(&mut self, to: Address, params: RcptParams) -> bool {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.fail(Reply::need_mail());
+        };
+        if !to.is_ascii() && !tx.params.smtputf8 {
+            return self.fail(Reply::must_declare_smtputf8());
+        }
+        if tx.rcpt_count >= self.cfg().smtpd.recipient_limit {
+            return self.fail(Reply::too_many_recipients());
+        }
+        // A recipient given twice is queued once, with the first one's
+        // ORCPT and NOTIFY (Postfix's cleanup does this); the client is
+        // told 250 each time.
+        if tx.rcpts.iter().any(|r| same_mailbox(&r.address, &to)) {
+            if let Some(tx) = self.tx.as_mut() {
+                tx.rcpt_count += 1;
+            }
+            self.reply(&Reply::rcpt_ok());
+            return true;
+        }
+        let sender = tx.sender.clone();
+        let rcpt = to.to_string();
+        // The restrictions (relay control among them), then the local
+        // recipient table. Local submissions skip the restrictions, as
+        // Postfix's pickup does; the bare postmaster is always accepted.
+        let decision = if self.uid.is_some() || crate::policy::is_bare_postmaster(&rcpt) {
+            Decision::default()
+        } else {
+            self.policy_check(When::Rcpt, &sender, &rcpt).await
+        };
+        let refused = match decision.reject {
+            Some(r) => Some(r),
+            None => crate::policy::local_recipient(self.cfg(), &self.aliases, &to).err(),
+        };
+        if let Some(r) = refused {
+            self.whatsup(
+                "reject",
+                When::Rcpt,
+                &r.to_string(),
+                Some(&sender),
+                Some(&rcpt),
+            );
+            return self.fail(r);
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            if decision.hold.is_some() && tx.hold.is_none() {
+                tx.hold = decision.hold;
+            }
+            if decision.discard.is_some() && tx.discard.is_none() {
+                tx.discard = decision.discard;
+            }
+            tx.prepend.extend(decision.prepend);
+            tx.rcpt_count += 1;
+            tx.rcpts.push(Recipient {
+                address: rcpt,
+                orcpt: params.orcpt,
+                notify: params.notify,
+            });
+        }
+        self.reply(&Reply::rcpt_ok());
+        true
+    }
+
+    /// A local submission: may this user submit, and with this sender
+    /// (`smtpd.authorized_submit_users`, `smtpd.sender_override_users`)?
+    fn check_submitter(&self, uid: u32, from: &Path) -> Result<(), Reply> {
+        let name = crate::sys::user_name(uid);
+        let listed = |list: &[String]| crate::sys::user_listed(list, &name);
+        let cfg = &self.cfg().smtpd;
+        if !listed(&cfg.authorized_submit_users) {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                format!("User {name}({uid}) is not allowed to submit mail"),
+            ));
+        }
+        let own = format!("{name}@{}", self.cfg().server.origin);
+        let sender = from.to_string();
+        if !sender.eq_ignore_ascii_case(&own) && !listed(&cfg.sender_override_users) {
+            return Err(Reply::new(
+                553,
+                "5.7.1",
+                format!("<{sender}>: Sender address rejected: not owned by user {name}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `queue.minfree`: is there room in the queue for a message of
+    /// `size` bytes (as declared with SIZE=, else 0)? The refusal is
+    /// logged as Postfix logs it.
+    fn check_queue_space(&self, size: Option<u64>) -> Result<(), Reply> {
+        let minfree = effective_minfree(
+            self.cfg().queue.minfree,
+            self.cfg().smtpd.message_size_limit,
+        );
+        let free = match free_space(&self.shared.incoming) {
+            Ok(free) => free,
+            Err(e) => {
+                // Not knowing is no reason to refuse mail; the write will
+                // tell.
+                log::warn!(
+                    "cannot learn the free space of {}: {e}",
+                    self.shared.incoming.display()
+                );
+                return Ok(());
+            }
+        };
+        let size = size.unwrap_or(0);
+        if room_for(free, minfree, size) {
+            return Ok(());
+        }
+        let r = Reply::insufficient_storage();
+        log::warn!(
+            "not enough free space in mail queue: {free} bytes < {minfree} (queue.minfree) + message size {size}"
+        );
+        self.log_mail_reject(&r);
+        Err(r)
+    }
+
+    /// Postfix's line for a MAIL refused by smtpd itself.
+    fn log_mail_reject(&self, r: &Reply) {
+        log::info!(
+            client:% = crate::logging::client_field(self.uid, self.client()),
+            status = "reject";
+            "NOQUEUE: reject: MAIL from {}: {r}; proto={} helo=<{}>",
+            self.client(),
+            self.proto(),
+            self.helo.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// The same mailbox: the local part as written (RFC 5321 leaves its case
+/// to the receiving system), the domain without regard to case.
+fn same_mailbox(queued: &str, new: &Address) -> bool {
+    let (local, domain) = match queued.rsplit_once('@') {
+        Some((l, d)) => (l, d),
+        None => (queued, ""),
+    };
+    let new_text = new.to_string();
+    let (new_local, new_domain) = match new_text.rsplit_once('@') {
+        Some((l, d)) => (l, d),
+        None => (new_text.as_str(), ""),
+    };
+    local == new_local && domain.eq_ignore_ascii_case(new_domain)
+}
+
+/// Postfix's `queue_minfree` in effect: never below 1.5 times the message
+/// size limit (when there is one).
+pub(super) fn effective_minfree(minfree: u64, message_size_limit: u64) -> u64 {
+    minfree.max(message_size_limit.saturating_add(message_size_limit / 2))
+}
+
+/// Postfix's `smtpd_check_queue`: a message of `size` bytes may come when
+/// the free space stays above `minfree` after it, and it takes less than
+/// half of what is free.
+pub(super) fn room_for(free: u64, minfree: u64, size: u64) -> bool {
+    free > minfree && size < free - minfree && size < free / 2
+}
+
+/// Bytes free for an unprivileged writer on the file system of `dir`.
+fn free_space(dir: &FsPath) -> std::io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    Ok(st.blocks_available().saturating_mul(st.fragment_size()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_compare_the_domain_without_case() {
+        let a = |s: &str| Address::parse(s, true).unwrap();
+        assert!(same_mailbox("u@example.org", &a("u@EXAMPLE.org")));
+        assert!(same_mailbox("postmaster", &a("postmaster")));
+        assert!(!same_mailbox("U@example.org", &a("u@example.org")));
+        assert!(!same_mailbox("u@example.org", &a("u@example.net")));
+        assert!(!same_mailbox("u@example.org", &a("u")));
+        let quoted = a("\"a b\"@Example.org").to_string();
+        assert!(same_mailbox(&quoted, &a("\"a b\"@example.ORG")));
+    }
+
+    #[test]
+    fn queue_space_as_postfix_checks_it() {
+        // The default: 1.5 times the 10240000 size limit.
+        assert_eq!(effective_minfree(0, 10_240_000), 15_360_000);
+        assert_eq!(effective_minfree(20_000_000, 10_240_000), 20_000_000);
+        assert_eq!(effective_minfree(7, 0), 7);
+        let gb = 1 << 30;
+        assert!(room_for(gb, 15_360_000, 0));
+        assert!(room_for(gb, 15_360_000, 3_000_000));
+        assert!(!room_for(15_360_000, 15_360_000, 0));
+        assert!(!room_for(16_000_000, 15_360_000, 1_000_000));
+        // Never more than half of what is free.
+        assert!(!room_for(100, 0, 50));
+        assert!(room_for(100, 0, 49));
+        assert!(!room_for(0, 0, 0));
+    }
+
+    #[test]
+    fn free_space_of_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(free_space(dir.path()).unwrap() > 0);
+        assert!(free_space(&dir.path().join("missing")).is_err());
+    }
+}
