@@ -273,7 +273,15 @@ fn make_directories(role: &str, config: &Config) -> anyhow::Result<()> {
     let dirs: Vec<PathBuf> = match role {
         "smtpd" => vec![q.join(crate::queue::INCOMING)],
         "qmgr" => crate::queue::SUBDIRS.iter().map(|d| q.join(d)).collect(),
-        "local" => vec![config.server.run_directory.join(crate::local::journal::DIR)],
+        "local" => {
+            // The delivery record's room: local goes on without the
+            // record (logged when it opens it) where it cannot be made.
+            let d = config.server.run_directory.join(crate::local::journal::DIR);
+            if !d.is_dir() {
+                let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
+            }
+            Vec::new()
+        }
         _ => Vec::new(),
     };
     for d in dirs {
