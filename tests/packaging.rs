@@ -46,6 +46,9 @@ fn default_configuration_passes_check() {
     // queue directory, /etc/aliases) depends on the machine: a warning
     // here, an error as root without the user; not the file's fault.
     for line in stderr.lines() {
+        if line.starts_with("postern: checking ") {
+            continue;
+        }
         assert!(
             line.starts_with("postern: warning: ") || line.starts_with("postern: error: "),
             "packaging/postern.toml does not load: {stderr}"
