@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus, SmtpRequest};
 use crate::queue::log::LogWriter;
 use crate::queue::message::decode_message;
-use crate::queue::record::{EndState, LogReader, RecordType};
+use crate::queue::record::{Entry, LogReader, RecordType};
 use crate::queue::{
     CORRUPT, ContentRef, DEFERRED, Envelope, INCOMING, IdGenerator, QueueId, STATE, now_micros,
 };
@@ -239,6 +239,9 @@ impl Engine {
                     None => log::warn!("state/{name}: unreadable record of type {t:?} ignored"),
                 }
             }
+            for s in r.skipped() {
+                log::warn!("state/{name}: {s}");
+            }
         }
         let mut replayed = replay(records);
 
@@ -400,8 +403,8 @@ impl Engine {
                 }
             };
             loop {
-                match reader.next_record() {
-                    Ok(Some(rec)) if rec.rtype == RecordType::Message => {
+                match reader.next_entry() {
+                    Ok(Some(Entry::Record(rec))) if rec.rtype == RecordType::Message => {
                         let off = rec.payload_offset();
                         match decode_message(&rec.payload, off, &rel) {
                             Ok((env, content)) => {
@@ -410,16 +413,25 @@ impl Engine {
                             Err(e) => log::warn!("{rel}: offset {off}: bad message record: {e}"),
                         }
                     }
-                    Ok(Some(rec)) if rec.rtype == RecordType::Seal => {
+                    Ok(Some(Entry::Record(rec))) if rec.rtype == RecordType::Seal => {
                         if let Some(seg) = self.segments.get_mut(name) {
                             seg.sealed = true;
                         }
                     }
-                    Ok(Some(rec)) => log::warn!(
+                    Ok(Some(Entry::Record(rec))) => log::warn!(
                         "{rel}: offset {}: unexpected record {:?}",
                         rec.offset,
                         rec.rtype
                     ),
+                    Ok(Some(Entry::Skipped(s))) => {
+                        log::warn!(
+                            "{rel}: {s}; at least {} message(s) lost",
+                            s.records_at_least()
+                        );
+                        if let Some(seg) = self.segments.get_mut(name) {
+                            seg.corrupt = true;
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         log::warn!("{rel}: read error: {e}");
@@ -427,19 +439,8 @@ impl Engine {
                     }
                 }
             }
-            let corrupt = match reader.end_state() {
-                EndState::Corrupt { offset, .. } => Some(offset),
-                _ => None,
-            };
             if let Some(seg) = self.segments.get_mut(name) {
                 seg.offset = reader.offset();
-                if let Some(at) = corrupt {
-                    log::warn!(
-                        "{rel}: corrupt record at offset {at}; the rest of the segment is skipped"
-                    );
-                    seg.corrupt = true;
-                    seg.sealed = true;
-                }
             }
         }
         self.segments.retain(|n, _| names.contains(n));
