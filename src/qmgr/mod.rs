@@ -61,6 +61,9 @@
 //! `smtp.destination_recipient_limit`, `server.run_directory`.
 
 mod agents;
+mod damage;
+#[cfg(test)]
+mod damage_tests;
 mod engine;
 #[cfg(test)]
 mod outbound_tests;
