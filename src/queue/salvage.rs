@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use super::message::{decode_message, decode_message_prefix};
+use super::message::{decode_message, envelope_hint};
 use super::record::{
     EndState, Entry, LogReader, RecordType, Skipped, damaged_records, encode_into,
 };
@@ -267,22 +267,8 @@ fn what_damage_says(file: &Path, s: &Skipped) -> String {
     let said: Vec<String> = damaged_records(&bytes)
         .iter()
         .filter(|d| d.rtype == RecordType::Message)
-        .filter_map(|d| {
-            decode_message_prefix(d.payload, u64::from(d.payload_len), 0, "damaged")
-                .ok()
-                .map(|(env, _)| {
-                    format!(
-                        "{} from=<{}> to=<{}>",
-                        env.id,
-                        env.sender,
-                        env.recipients
-                            .iter()
-                            .map(|r| r.address.as_str())
-                            .collect::<Vec<_>>()
-                            .join(">,<")
-                    )
-                })
-        })
+        .filter_map(|d| envelope_hint(d.payload, u64::from(d.payload_len)))
+        .map(|h| h.to_string())
         .collect();
     if said.is_empty() {
         String::new()

@@ -7,6 +7,7 @@ mod bounce;
 mod checks;
 mod common;
 mod config;
+mod damage;
 mod forward;
 mod journal;
 mod notify;

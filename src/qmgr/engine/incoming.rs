@@ -12,7 +12,7 @@ use std::path::Path;
 use super::{Engine, Origin, Removal, SEGMENT_PREFIXES, sorted_files};
 use crate::qmgr::state::Replayed;
 use crate::queue::log::writer_gone;
-use crate::queue::message::{decode_message, decode_message_prefix};
+use crate::queue::message::{decode_message, envelope_hint};
 use crate::queue::record::{EndState, Entry, LogReader, RecordType, Skipped, damaged_records};
 use crate::queue::{ContentRef, Envelope, INCOMING, QueueId};
 
@@ -104,7 +104,7 @@ impl Engine {
                     log::warn!(
                         "{rel}: {s}; at least {} lost{}",
                         plural(s.records_at_least(), "message"),
-                        name_damaged(&path, &rel, &s)
+                        name_damaged(&path, &s)
                     );
                     if let Some(seg) = self.segments.get_mut(name) {
                         seg.corrupt = true;
@@ -198,7 +198,7 @@ fn plural(n: u32, thing: &str) -> String {
 /// What the damaged message records in the range `s` of a segment still
 /// say about themselves (their checksums failed: a hint for the
 /// administrator, never acted on), as the end of a log line.
-fn name_damaged(path: &Path, rel: &str, s: &Skipped) -> String {
+fn name_damaged(path: &Path, s: &Skipped) -> String {
     if s.len() > FORENSIC_MAX {
         return String::new();
     }
@@ -210,10 +210,8 @@ fn name_damaged(path: &Path, rel: &str, s: &Skipped) -> String {
         if d.rtype != RecordType::Message {
             continue;
         }
-        if let Ok((env, _)) =
-            decode_message_prefix(d.payload, u64::from(d.payload_len), s.start, rel)
-        {
-            named.push(format!("{} from=<{}>", env.id, env.sender));
+        if let Some(hint) = envelope_hint(d.payload, u64::from(d.payload_len)) {
+            named.push(hint.to_string());
         }
     }
     if named.is_empty() {
