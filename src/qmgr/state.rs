@@ -17,7 +17,7 @@
 //! Every record also carries `at`, when it was written (microseconds since
 //! the epoch), and `ck`, the CRC-32 of its queue ID, so that a record whose
 //! own checksum failed can still be told apart ([`verified_id`]) and damage
-//! can be dated (see [`super::damage`]). Both are ignored by [`replay`];
+//! can be dated (see `qmgr/damage.rs`). Both are ignored by [`replay`];
 //! records written before they existed lack them.
 
 use std::collections::HashMap;

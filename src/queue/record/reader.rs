@@ -133,7 +133,7 @@ enum Got {
 }
 
 /// Reads the records of a log file in order, from a given offset, holding
-/// at most one record (plus [`CHUNK`]) in memory, and passing over damage
+/// at most one record (plus a 64 KiB chunk) in memory, and passing over damage
 /// (reported as [`Entry::Skipped`]).
 ///
 /// It can follow a file that another process is still appending to: after
