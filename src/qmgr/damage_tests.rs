@@ -7,47 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::engine::Engine;
+use super::recovery_tests::writer;
 use super::state::{Outcome, StateRecord};
 use crate::config::Config;
-use crate::queue::log::{LogOptions, LogWriter};
+use crate::queue::envelope::sample;
 use crate::queue::message::{MessageContent, encode_message};
 use crate::queue::record::{LogReader, RecordType};
-use crate::queue::{Client, Envelope, IdGenerator, QueueId, Recipient, SUBDIRS};
-
-fn envelope(id: QueueId, rcpts: usize) -> Envelope {
-    Envelope {
-        id,
-        arrival_us: crate::queue::now_micros(),
-        sender: "s@example.org".into(),
-        recipients: (0..rcpts)
-            .map(|i| Recipient {
-                address: format!("u{i}@elsewhere.example"),
-                orcpt: None,
-                notify: None,
-            })
-            .collect(),
-        ret: None,
-        envid: None,
-        body: Default::default(),
-        smtputf8: false,
-        client: Client::default(),
-        message_id: None,
-        size: 5,
-        hold: false,
-    }
-}
-
-fn writer(dir: &Path, sub: &str, prefix: &str, tag: char) -> LogWriter {
-    let ids = IdGenerator::new(tag);
-    LogWriter::start(
-        dir.join(sub),
-        LogOptions {
-            seal_after_idle: None,
-            ..LogOptions::new(prefix, move || ids.next().to_string())
-        },
-    )
-    .unwrap()
-}
+use crate::queue::{IdGenerator, QueueId, SUBDIRS};
 
 struct Queue {
     dir: tempfile::TempDir,
@@ -69,7 +35,7 @@ async fn queue(n: usize) -> Queue {
     for _ in 0..n {
         let id = ids.next();
         let payload =
-            encode_message(&envelope(id.clone(), 2), MessageContent::Inline(b"body\n")).unwrap();
+            encode_message(&sample(id.clone(), 2), MessageContent::Inline(b"body\n")).unwrap();
         let a = smtpd.append(RecordType::Message, payload).await.unwrap();
         segment = Some(dir.path().join("incoming").join(a.path));
         out.push(id);

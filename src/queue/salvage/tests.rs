@@ -1,30 +1,10 @@
 //! Tests of `postern queue salvage`.
 
 use super::*;
+use crate::queue::SUBDIRS;
+use crate::queue::envelope::sample;
 use crate::queue::message::{MessageContent, encode_message};
 use crate::queue::record::{encode, read_all};
-use crate::queue::{Client, Envelope, Recipient, SUBDIRS};
-
-fn envelope(id: QueueId) -> Envelope {
-    Envelope {
-        id,
-        arrival_us: 1,
-        sender: "s@example.org".into(),
-        recipients: vec![Recipient {
-            address: "u@example.net".into(),
-            orcpt: None,
-            notify: None,
-        }],
-        ret: None,
-        envid: None,
-        body: Default::default(),
-        smtputf8: false,
-        client: Client::default(),
-        message_id: None,
-        size: 5,
-        hold: false,
-    }
-}
 
 struct Case {
     dir: tempfile::TempDir,
@@ -47,7 +27,7 @@ fn case() -> Case {
     let mut starts = Vec::new();
     for _ in 0..10 {
         let id = ids_gen.next();
-        let p = encode_message(&envelope(id.clone()), MessageContent::Inline(b"body\n")).unwrap();
+        let p = encode_message(&sample(id.clone(), 1), MessageContent::Inline(b"body\n")).unwrap();
         starts.push(bytes.len());
         bytes.extend_from_slice(&encode(RecordType::Message, &p).unwrap());
         ids.push(id);
@@ -109,7 +89,7 @@ fn without_a_done_list_what_followed_the_damage_is_requeued_once() {
     );
     assert!(
         out.contains(&format!(
-            "{} from=<s@example.org> to=<u@example.net>",
+            "{} from=<s@example.org> to=<u0@elsewhere.example>",
             c.ids[4]
         )),
         "{out}"
