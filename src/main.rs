@@ -207,6 +207,17 @@ enum QueueCommand {
         #[arg(required = true, value_name = "ID|ALL")]
         ids: Vec<String>,
     },
+    /// Recover what can be recovered from a damaged queue file (one qmgr
+    /// kept in queue/corrupt/): print its records and damaged ranges, and
+    /// re-queue every intact message not yet done, with its envelope and
+    /// queue ID. Exit 0 when messages were re-queued, 1 when none could be.
+    Salvage {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Only list what would be re-queued.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -357,6 +368,29 @@ fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(69))
         }
     }
+}
+
+/// `postern queue salvage FILE` (the work is in `postern::queue::salvage`).
+fn salvage(config: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let live = postern::supervisor::queue_listing(config)
+        .ok()
+        .map(|entries| entries.into_iter().map(|e| e.queue_id).collect());
+    let socket = config
+        .server
+        .run_directory
+        .join(postern::supervisor::QMGR_SOCKET);
+    let opts = postern::queue::salvage::Salvage {
+        queue_dir: &config.queue.directory,
+        qmgr_socket: &socket,
+        live,
+        dry_run,
+    };
+    let n = postern::queue::salvage::salvage(file, &opts, &mut std::io::stdout().lock())?;
+    Ok(if n > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// `sendmail` with Postfix's flags; sysexits codes, one line on stderr.
@@ -570,6 +604,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 QueueCommand::Release { ids } => (A::Release, ids),
                 QueueCommand::Delete { ids } => (A::Delete, ids),
                 QueueCommand::Requeue { ids } => (A::Requeue, ids),
+                QueueCommand::Salvage { file, dry_run } => {
+                    return salvage(&load(&cli.config)?, &file, dry_run);
+                }
             };
             let ok =
                 postern::supervisor::queue_op(&load_client(&cli.config, "postern"), action, ids)?;

@@ -1,12 +1,16 @@
 //! Fuzz the queue's record framing and message payload decoding: any bytes
-//! must decode to records, `Incomplete` or `Corrupt`, and message payloads
-//! to an envelope or an error, never a panic.
+//! must decode to records, `Incomplete` or `Corrupt`, the resynchronising
+//! reader must return records that check and skipped ranges that tile the
+//! input, and message payloads must decode to an envelope or an error,
+//! never a panic.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postern::queue::message::{decode_message, decode_message_prefix};
-use postern::queue::record::{Decoded, HEADER_LEN, decode, encode};
+use postern::queue::message::{decode_message, decode_message_prefix, envelope_hint};
+use postern::queue::record::{
+    Decoded, EndState, Entry, HEADER_LEN, damaged_records, decode, encode, read_all,
+};
 
 fuzz_target!(|data: &[u8]| {
     // Records back to back, as in a log file.
@@ -25,6 +29,31 @@ fuzz_target!(|data: &[u8]| {
             }
             Decoded::Incomplete | Decoded::Corrupt(_) => break,
         }
+    }
+
+    // The whole input as a log, with resynchronisation.
+    let (entries, end) = read_all(data);
+    let mut at = 0u64;
+    for e in &entries {
+        match e {
+            Entry::Record(r) => {
+                assert_eq!(r.offset, at);
+                let ok = matches!(decode(&data[at as usize..]), Decoded::Record { payload, .. } if payload == r.payload);
+                assert!(ok);
+                at = r.end_offset();
+            }
+            Entry::Skipped(s) => {
+                assert_eq!(s.start, at);
+                for d in damaged_records(&data[s.start as usize..s.end as usize]) {
+                    let _ = envelope_hint(d.payload, u64::from(d.payload_len));
+                }
+                at = s.end;
+            }
+        }
+    }
+    match end {
+        EndState::Clean => assert_eq!(at, data.len() as u64),
+        EndState::Incomplete { offset } => assert_eq!(at, offset),
     }
 
     // The bytes as a message payload, at an arbitrary offset, whole and as

@@ -2,41 +2,38 @@
 //! from the segments, `deferred/` and the state log; outcomes recorded
 //! durably (group commit) before they change that state.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::state::{Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay};
+use super::damage::StateDamage;
+use super::state::{Replayed, SnapState, StateRecord};
 use crate::config::Config;
 use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus, SmtpRequest};
 use crate::queue::log::LogWriter;
 use crate::queue::message::decode_message;
-use crate::queue::record::{EndState, LogReader, RecordType};
-use crate::queue::{
-    CORRUPT, ContentRef, DEFERRED, Envelope, INCOMING, IdGenerator, QueueId, STATE, now_micros,
-};
+use crate::queue::record::{LogReader, RecordType};
+use crate::queue::{ContentRef, DEFERRED, Envelope, IdGenerator, QueueId, now_micros};
 use crate::transport::LiveTransport;
 use dispatch::Outbound;
 
 mod admin;
 mod deferred;
 mod dispatch;
+mod incoming;
 mod notify;
 mod outcomes;
+mod recover;
 
 /// Segment file name prefixes in `incoming/`: `S` smtpd's, `B` the
-/// notifications qmgr itself queues (bounces).
-pub const SEGMENT_PREFIXES: [char; 2] = ['S', 'B'];
-
-/// Compact the state log once this many bytes were appended since the last
-/// snapshot.
-const COMPACT_AFTER_BYTES: u64 = 64 << 20;
+/// notifications qmgr itself queues (bounces), `R` messages re-queued by
+/// `postern queue salvage`.
+pub const SEGMENT_PREFIXES: [char; 3] = ['S', 'B', 'R'];
 /// A recipient whose local delivery was lost (agent crashed) is retried
 /// after this.
 const LOST_RETRY_US: u64 = 1_000_000;
@@ -84,8 +81,16 @@ struct Message {
 struct Segment {
     offset: u64,
     sealed: bool,
+    /// Not sealed, but its writer is gone: nothing more will come.
+    abandoned: bool,
+    /// Damaged (a skipped range, or a final incomplete tail): kept in
+    /// `corrupt/` once its messages are finished.
     corrupt: bool,
+    /// The final incomplete tail was logged.
+    tail_logged: bool,
+    /// Messages read from it and not finished.
     live: HashSet<QueueId>,
+    /// Messages read from it and finished (or living elsewhere now).
     finished: HashSet<QueueId>,
 }
 
@@ -142,13 +147,25 @@ pub struct Engine {
     notice_ids: IdGenerator,
     /// A notification was queued: scan `incoming/` for it.
     notices_queued: bool,
+    /// During recovery: damage found in the state log, to judge each
+    /// message by.
+    suspect: Option<StateDamage>,
+    /// Messages held at recovery because of that damage.
+    held_for_damage: usize,
+    /// Damaged state files, kept in `corrupt/` at the next compaction.
+    damaged_state: HashSet<String>,
 }
 
 /// A file finished messages leave behind.
 enum Removal {
     Remove(PathBuf),
-    /// A corrupt segment, kept in `corrupt/` for inspection.
-    Corrupt(PathBuf),
+    /// A damaged segment, kept in `corrupt/` for inspection and `postern
+    /// queue salvage`, with the IDs of the messages read from it (all
+    /// finished) beside it.
+    Corrupt {
+        path: PathBuf,
+        done: Vec<QueueId>,
+    },
 }
 
 impl Engine {
@@ -184,6 +201,9 @@ impl Engine {
             state_bytes: 0,
             last_move_check: 0,
             removals: Vec::new(),
+            suspect: None,
+            held_for_damage: 0,
+            damaged_state: HashSet::new(),
         }
     }
 
@@ -227,252 +247,6 @@ impl Engine {
 
     pub fn busy(&self) -> bool {
         self.idle.len() < self.slots.len() || self.out.busy()
-    }
-
-    // ---- recovery ------------------------------------------------------
-
-    /// Rebuild the state from disk, then compact the state log.
-    pub async fn recover(&mut self) -> anyhow::Result<()> {
-        let state_dir = self.qdir.join(STATE);
-        let old_state = sorted_files(&state_dir, |n| n.ends_with(".log"))?;
-        let mut records = Vec::new();
-        for name in &old_state {
-            let mut r = LogReader::open(&state_dir.join(name), 0)?;
-            while let Some(rec) = r.next_record()? {
-                let t = rec.rtype;
-                match StateRecord::decode(t, &rec.payload) {
-                    Some(rec) => records.push(rec),
-                    None => log::warn!("state/{name}: unreadable record of type {t:?} ignored"),
-                }
-            }
-        }
-        let mut replayed = replay(records);
-
-        let deferred_dir = self.qdir.join(DEFERRED);
-        for name in sorted_files(&deferred_dir, |n| n.parse::<QueueId>().is_ok())? {
-            let rel = format!("{DEFERRED}/{name}");
-            match load_file_message(&self.qdir, &rel) {
-                Ok((env, content)) => {
-                    let r = replayed.remove(&env.id).filter(|r| r.moved);
-                    self.add_message(env, content, Origin::Deferred, r);
-                }
-                Err(e) => {
-                    log::warn!("{rel}: {e}; moved to corrupt/");
-                    let _ = fs::rename(self.qdir.join(&rel), self.qdir.join(CORRUPT).join(&name));
-                }
-            }
-        }
-        self.scan_incoming(&mut replayed);
-        self.remove_orphan_files();
-        self.compact(old_state).await;
-        self.flush_removals().await;
-        Ok(())
-    }
-
-    /// Delete `.msg` files no message refers to (left by a crash between
-    /// writing the file and committing its record), once they are old.
-    fn remove_orphan_files(&self) {
-        let used: HashSet<String> = self
-            .messages
-            .values()
-            .filter_map(|m| match &m.content {
-                ContentRef::File { path, .. } => Some(path.clone()),
-                _ => None,
-            })
-            .collect();
-        let dir = self.qdir.join(INCOMING);
-        let Ok(names) = sorted_files(&dir, |n| n.ends_with(".msg")) else {
-            return;
-        };
-        for name in names {
-            let rel = format!("{INCOMING}/{name}");
-            let old = fs::metadata(dir.join(&name))
-                .and_then(|m| m.modified())
-                .map(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
-                .unwrap_or(false);
-            if old && !used.contains(&rel) {
-                log::info!("removing orphan {rel}");
-                let _ = fs::remove_file(dir.join(&name));
-            }
-        }
-    }
-
-    /// Write a snapshot of every live message (and tombstones for finished
-    /// messages whose segments remain) and delete the state files `old`.
-    async fn compact(&mut self, old: Vec<String>) {
-        let _ = self.log.seal().await;
-        let mut recs = Vec::new();
-        for (id, m) in &self.messages {
-            let rcpts = m
-                .rcpts
-                .iter()
-                .zip(&m.reasons)
-                .map(|(r, reason)| match r {
-                    RState::Done => SnapRcpt {
-                        state: SnapState::Done,
-                        until: 0,
-                        reason: reason.clone(),
-                    },
-                    RState::Bounced => SnapRcpt {
-                        state: SnapState::Bounced,
-                        until: 0,
-                        reason: reason.clone(),
-                    },
-                    RState::Pending { due } => SnapRcpt {
-                        state: SnapState::Pending,
-                        until: *due,
-                        reason: reason.clone(),
-                    },
-                    RState::Active => SnapRcpt {
-                        state: SnapState::Pending,
-                        until: 0,
-                        reason: reason.clone(),
-                    },
-                })
-                .collect();
-            recs.push(StateRecord::Snapshot(Snapshot {
-                id: id.clone(),
-                deferred: m.origin == Origin::Deferred,
-                finished: false,
-                held: m.held,
-                warned: m.warned,
-                rcpts,
-            }));
-        }
-        for seg in self.segments.values() {
-            for id in &seg.finished {
-                recs.push(StateRecord::Snapshot(Snapshot {
-                    id: id.clone(),
-                    deferred: false,
-                    finished: true,
-                    held: false,
-                    warned: false,
-                    rcpts: vec![],
-                }));
-            }
-        }
-        if !self.append_all(recs, false).await.iter().all(|ok| *ok) {
-            log::warn!("state log snapshot failed; keeping the old state files");
-            return;
-        }
-        let dir = self.qdir.join(STATE);
-        for name in old {
-            let _ = fs::remove_file(dir.join(name));
-        }
-        self.state_bytes = 0;
-    }
-
-    pub async fn maybe_compact(&mut self) {
-        // Deliveries in flight are snapshotted as pending; their outcomes
-        // are appended after the snapshot, so compaction need not wait.
-        if self.state_bytes < COMPACT_AFTER_BYTES {
-            return;
-        }
-        match sorted_files(&self.qdir.join(STATE), |n| n.ends_with(".log")) {
-            Ok(old) => self.compact(old).await,
-            Err(e) => log::warn!("cannot list state files: {e}"),
-        }
-    }
-
-    // ---- incoming ------------------------------------------------------
-
-    /// Read new records from every segment in `incoming/`.
-    pub fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
-        let dir = self.qdir.join(INCOMING);
-        let names = match sorted_files(&dir, |n| {
-            n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")
-        }) {
-            Ok(n) => n,
-            Err(e) => {
-                log::warn!("cannot list {}: {e}", dir.display());
-                return;
-            }
-        };
-        for name in &names {
-            if self.removing(&dir.join(name)) {
-                continue;
-            }
-            let seg = self.segments.entry(name.clone()).or_default();
-            if seg.sealed {
-                continue;
-            }
-            let offset = seg.offset;
-            let rel = format!("{INCOMING}/{name}");
-            let mut reader = match LogReader::open(&dir.join(name), offset) {
-                Ok(r) => r,
-                Err(e) => {
-                    log::warn!("{rel}: {e}");
-                    continue;
-                }
-            };
-            loop {
-                match reader.next_record() {
-                    Ok(Some(rec)) if rec.rtype == RecordType::Message => {
-                        let off = rec.payload_offset();
-                        match decode_message(&rec.payload, off, &rel) {
-                            Ok((env, content)) => {
-                                self.incoming_message(name, env, content, replayed)
-                            }
-                            Err(e) => log::warn!("{rel}: offset {off}: bad message record: {e}"),
-                        }
-                    }
-                    Ok(Some(rec)) if rec.rtype == RecordType::Seal => {
-                        if let Some(seg) = self.segments.get_mut(name) {
-                            seg.sealed = true;
-                        }
-                    }
-                    Ok(Some(rec)) => log::warn!(
-                        "{rel}: offset {}: unexpected record {:?}",
-                        rec.offset,
-                        rec.rtype
-                    ),
-                    Ok(None) => break,
-                    Err(e) => {
-                        log::warn!("{rel}: read error: {e}");
-                        break;
-                    }
-                }
-            }
-            let corrupt = match reader.end_state() {
-                EndState::Corrupt { offset, .. } => Some(offset),
-                _ => None,
-            };
-            if let Some(seg) = self.segments.get_mut(name) {
-                seg.offset = reader.offset();
-                if let Some(at) = corrupt {
-                    log::warn!(
-                        "{rel}: corrupt record at offset {at}; the rest of the segment is skipped"
-                    );
-                    seg.corrupt = true;
-                    seg.sealed = true;
-                }
-            }
-        }
-        self.segments.retain(|n, _| names.contains(n));
-        let all: Vec<String> = self.segments.keys().cloned().collect();
-        for name in all {
-            self.maybe_delete_segment(&name);
-        }
-    }
-
-    fn incoming_message(
-        &mut self,
-        seg: &str,
-        env: Envelope,
-        content: ContentRef,
-        replayed: &mut HashMap<QueueId, Replayed>,
-    ) {
-        let id = env.id.clone();
-        let r = replayed.remove(&id);
-        let obsolete =
-            self.messages.contains_key(&id) || r.as_ref().is_some_and(|r| r.moved || r.finished);
-        if obsolete {
-            if let Some(s) = self.segments.get_mut(seg) {
-                s.finished.insert(id);
-            }
-            return;
-        }
-        self.add_message(env, content, Origin::Segment(seg.to_string()), r);
     }
 
     fn add_message(
@@ -540,6 +314,21 @@ impl Engine {
             env.size,
             env.recipients.len()
         );
+        // Its state may have been in a damaged range of the state log:
+        // held rather than perhaps delivered again.
+        let suspect = self
+            .suspect
+            .as_ref()
+            .and_then(|d| d.suspect(&id, env.arrival_us))
+            .map(|r| format!("{} offset {}..{}", r.file, r.start, r.end));
+        if let Some(place) = &suspect {
+            self.held_for_damage += 1;
+            log::warn!(
+                queue_id = id.as_str();
+                "{id}: hold: state log damaged ({place}), delivery status unknown"
+            );
+        }
+        let held = held || suspect.is_some();
         if held {
             log::info!(queue_id = id.as_str(); "{id}: on hold");
         }
@@ -647,52 +436,40 @@ impl Engine {
             return;
         }
         for r in std::mem::take(&mut self.removals) {
-            let result = match &r {
-                Removal::Remove(p) => fs::remove_file(p),
-                Removal::Corrupt(p) => match p.file_name() {
-                    Some(name) => fs::rename(p, self.qdir.join(CORRUPT).join(name)),
-                    None => Ok(()),
+            match &r {
+                Removal::Remove(p) => match fs::remove_file(p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        log::warn!("cannot remove {}: {e}", p.display());
+                    }
+                    _ => {}
                 },
-            };
-            match result {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    let (Removal::Remove(p) | Removal::Corrupt(p)) = &r;
-                    log::warn!("cannot remove {}: {e}", p.display());
+                Removal::Corrupt { path, done } => {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    match recover::keep_as_corrupt(&self.qdir, path, Some(done)) {
+                        Ok(()) => log::warn!(
+                            "{}/{name}: damaged; kept as {}/{name} now that the {} messages \
+                             read from it are done (listed in {}/{name}.done); \
+                             see postern queue salvage",
+                            crate::queue::INCOMING,
+                            crate::queue::CORRUPT,
+                            done.len(),
+                            crate::queue::CORRUPT,
+                        ),
+                        Err(e) => log::warn!(
+                            "{}: damaged, cannot keep it in {}/: {e}",
+                            path.display(),
+                            crate::queue::CORRUPT
+                        ),
+                    }
                 }
-                _ => {}
             }
         }
     }
 
     fn removing(&self, path: &Path) -> bool {
-        self.removals
-            .iter()
-            .any(|r| matches!(r, Removal::Remove(p) | Removal::Corrupt(p) if p == path))
-    }
-
-    /// A segment goes when no live message is in it and smtpd no longer
-    /// writes it (sealed, or a newer segment exists).
-    fn maybe_delete_segment(&mut self, name: &str) {
-        let Some(seg) = self.segments.get(name) else {
-            return;
-        };
-        // A writer only appends to its newest segment: an older one of the
-        // same writer (same prefix letter) is finished.
-        let prefix = name.chars().next();
-        let newer = self
-            .segments
-            .range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
-            .any(|(n, _)| n.chars().next() == prefix);
-        if !seg.live.is_empty() || !(seg.sealed || newer) {
-            return;
-        }
-        let path = self.qdir.join(INCOMING).join(name);
-        self.removals.push(if seg.corrupt {
-            Removal::Corrupt(path)
-        } else {
-            Removal::Remove(path)
-        });
-        self.segments.remove(name);
+        self.removals.iter().any(
+            |r| matches!(r, Removal::Remove(p) | Removal::Corrupt { path: p, .. } if p == path),
+        )
     }
 }
 

@@ -24,6 +24,17 @@
 //! that got a `250`; a recipient may at worst be delivered twice
 //! (delivered, crash before the outcome was committed), never zero times.
 //!
+//! Damage (issue 14): the reader passes over damaged records and goes on
+//! with the next valid one, so a damaged segment costs the messages whose
+//! records were hit; every skipped range is logged with its file and
+//! offsets, and so is an incomplete record at the end of a segment whose
+//! writer is gone (sealed, a newer segment, or no lock held: see
+//! [`crate::queue::log`]). A damaged segment is kept in `corrupt/` with
+//! `<name>.done` (the messages read from it) once they are finished.
+//! Damage to the state log holds every message whose state it may have
+//! held (`qmgr/damage.rs`) rather than deliver it again, and the damaged state
+//! file is kept in `corrupt/`.
+//!
 //! Inputs: the `qmgr` listener (LISTEN_FDS): `{"op":"wake"}` and
 //! `{"op":"status"}` lines; the transport files (read again when they
 //! change, checked at most once a second). Outputs: requests on
@@ -34,6 +45,10 @@
 //! active)`, `ID: removed`, and `ID: to=<…>, relay=none, …` for the
 //! outcomes qmgr decides itself (transport table `error:` and `discard:`,
 //! an unusable table, a lost smtp agent); the agents log their own.
+//! Warnings for damage: `FILE: skipped N bytes at offset A..B (why); at
+//! least K messages lost; damaged records say: …`, `FILE: incomplete
+//! record at offset A, N bytes to the end of the file: …`, `ID: hold:
+//! state log damaged (FILE offset A..B), delivery status unknown`.
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
@@ -61,6 +76,9 @@
 //! `smtp.destination_recipient_limit`, `server.run_directory`.
 
 mod agents;
+mod damage;
+#[cfg(test)]
+mod damage_tests;
 mod engine;
 #[cfg(test)]
 mod outbound_tests;

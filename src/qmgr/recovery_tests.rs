@@ -11,36 +11,14 @@ use proptest::prelude::*;
 use super::engine::Engine;
 use super::state::{Outcome, StateRecord};
 use crate::config::Config;
+use crate::queue::envelope::sample;
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::message::{MessageContent, encode_message};
 use crate::queue::record::RecordType;
-use crate::queue::{Client, Envelope, IdGenerator, QueueId, Recipient, SUBDIRS};
-
-fn envelope(id: QueueId, rcpts: usize) -> Envelope {
-    Envelope {
-        id,
-        arrival_us: 1,
-        sender: "s@example.org".into(),
-        recipients: (0..rcpts)
-            .map(|i| Recipient {
-                address: format!("u{i}@elsewhere.example"),
-                orcpt: None,
-                notify: None,
-            })
-            .collect(),
-        ret: None,
-        envid: None,
-        body: Default::default(),
-        smtputf8: false,
-        client: Client::default(),
-        message_id: None,
-        size: 5,
-        hold: false,
-    }
-}
+use crate::queue::{IdGenerator, QueueId, SUBDIRS};
 
 /// A log writer in `<dir>/<sub>` with segments named `<prefix><ID>.log`.
-fn writer(dir: &std::path::Path, sub: &str, prefix: &str, tag: char) -> LogWriter {
+pub(super) fn writer(dir: &std::path::Path, sub: &str, prefix: &str, tag: char) -> LogWriter {
     let ids = IdGenerator::new(tag);
     LogWriter::start(
         dir.join(sub),
@@ -85,8 +63,7 @@ fn run_case(
         for n in &rcpts {
             let id = ids.next();
             let payload =
-                encode_message(&envelope(id.clone(), *n), MessageContent::Inline(b"body\n"))
-                    .unwrap();
+                encode_message(&sample(id.clone(), *n), MessageContent::Inline(b"body\n")).unwrap();
             let len = payload.len() as u64;
             let a = smtpd.append(RecordType::Message, payload).await.unwrap();
             acked.push((id, a.path.clone(), a.offset + len));

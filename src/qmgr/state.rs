@@ -13,13 +13,19 @@
 //! * `Snapshot` states a message's whole state at the time it was written
 //!   (or, with `finished`, that the message is done and only its segment
 //!   copy remains): records before it no longer apply.
+//!
+//! Every record also carries `at`, when it was written (microseconds since
+//! the epoch), and `ck`, the CRC-32 of its queue ID, so that a record whose
+//! own checksum failed can still be told apart ([`verified_id`]) and damage
+//! can be dated (see `qmgr/damage.rs`). Both are ignored by [`replay`];
+//! records written before they existed lack them.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::queue::QueueId;
 use crate::queue::record::RecordType;
+use crate::queue::{QueueId, now_micros};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
@@ -110,16 +116,29 @@ impl StateRecord {
         }
     }
 
+    /// The record's type and payload, stamped with the time now.
     pub fn encode(&self) -> (RecordType, Vec<u8>) {
-        let json = match self {
+        self.encode_at(now_micros())
+    }
+
+    /// The record's type and payload, stamped `at` (see the module doc).
+    pub fn encode_at(&self, at: u64) -> (RecordType, Vec<u8>) {
+        let value = match self {
             StateRecord::Delivered(o) | StateRecord::Bounced(o) | StateRecord::Deferred(o) => {
-                serde_json::to_vec(o)
+                serde_json::to_value(o)
             }
-            StateRecord::Moved(m) => serde_json::to_vec(m),
-            StateRecord::Snapshot(s) => serde_json::to_vec(s),
-            StateRecord::Admin(a) => serde_json::to_vec(a),
-            StateRecord::Warned(w) => serde_json::to_vec(w),
+            StateRecord::Moved(m) => serde_json::to_value(m),
+            StateRecord::Snapshot(s) => serde_json::to_value(s),
+            StateRecord::Admin(a) => serde_json::to_value(a),
+            StateRecord::Warned(w) => serde_json::to_value(w),
         };
+        let json = value.and_then(|mut v| {
+            if let serde_json::Value::Object(map) = &mut v {
+                map.insert("at".into(), at.into());
+                map.insert("ck".into(), id_check(self.id()).into());
+            }
+            serde_json::to_vec(&v)
+        });
         let t = match self {
             StateRecord::Delivered(_) => RecordType::Delivered,
             StateRecord::Bounced(_) => RecordType::Bounced,
@@ -145,6 +164,68 @@ impl StateRecord {
             _ => return None,
         })
     }
+}
+
+/// When a record was written, if it says (see the module doc).
+pub fn written_at(payload: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Stamp {
+        #[serde(default)]
+        at: u64,
+    }
+    serde_json::from_slice::<Stamp>(payload)
+        .ok()
+        .map(|s| s.at)
+        .filter(|&at| at > 0)
+}
+
+/// The `ck` field of a record about `id`.
+fn id_check(id: &QueueId) -> u32 {
+    crc32fast::hash(id.as_str().as_bytes())
+}
+
+/// The queue ID a state record's payload is about, if it can be trusted
+/// although the record's checksum failed: its `"id"` and its `"ck"` (the
+/// ID's CRC-32) agree. Total on any bytes.
+pub fn verified_id(payload: &[u8]) -> Option<QueueId> {
+    const ID: &[u8] = b"\"id\":\"";
+    const CK: &[u8] = b"\"ck\":";
+    let ck_at = find(payload, CK, 0)? + CK.len();
+    let digits: &[u8] = {
+        let rest = &payload[ck_at..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        &rest[..n.min(10)]
+    };
+    let ck: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let mut from = 0;
+    while let Some(at) = find(payload, ID, from) {
+        from = at + 1;
+        let start = at + ID.len();
+        let Some(text) = payload.get(start..start + 14) else {
+            continue;
+        };
+        if payload.get(start + 14) != Some(&b'"') {
+            continue;
+        }
+        let Some(id) = std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse::<QueueId>().ok())
+        else {
+            continue;
+        };
+        if id_check(&id) == ck {
+            return Some(id);
+        }
+    }
+    None
+}
+
+/// The first index at or after `from` where `needle` occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + from)
 }
 
 /// What replaying the state log says about one message.
@@ -225,6 +306,34 @@ mod tests {
         let r = StateRecord::Deferred(out(1, 2));
         let (t, p) = r.encode();
         assert_eq!(StateRecord::decode(t, &p), Some(r));
+    }
+
+    #[test]
+    fn records_are_stamped_and_their_id_checked() {
+        let r = StateRecord::Delivered(out(7, 0));
+        let (_, p) = r.encode_at(1234);
+        assert_eq!(written_at(&p), Some(1234));
+        assert_eq!(verified_id(&p), Some(id(7)));
+        // A record from before the stamps.
+        let old = br#"{"id":"0000000000007A","rcpt":0,"dsn":"2.0.0","reason":"x"}"#;
+        assert_eq!(StateRecord::decode(RecordType::Delivered, old), Some(r));
+        assert_eq!(written_at(old), None);
+        assert_eq!(verified_id(old), None);
+        // A damaged byte in the ID (or in the check) is caught; elsewhere
+        // it leaves the ID readable.
+        let id_at = p.windows(5).position(|w| w == b"\"id\":").unwrap() + 6;
+        for at in 0..p.len() {
+            let mut bad = p.clone();
+            bad[at] ^= 0x01;
+            if let Some(found) = verified_id(&bad) {
+                assert_eq!(found, id(7), "byte {at}");
+            }
+            if (id_at..id_at + 14).contains(&at) {
+                assert_eq!(verified_id(&bad), None, "byte {at}");
+            }
+        }
+        assert_eq!(verified_id(b""), None);
+        assert_eq!(verified_id(b"\"ck\":99999999999999\"id\":\""), None);
     }
 
     #[test]

@@ -78,3 +78,29 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hold: bool,
 }
+
+/// A message from `s@example.org` to `u0@elsewhere.example`, … (`rcpts`
+/// recipients), 5 bytes, for tests.
+#[cfg(test)]
+pub(crate) fn sample(id: QueueId, rcpts: usize) -> Envelope {
+    Envelope {
+        id,
+        arrival_us: 1,
+        sender: "s@example.org".into(),
+        recipients: (0..rcpts)
+            .map(|i| Recipient {
+                address: format!("u{i}@elsewhere.example"),
+                orcpt: None,
+                notify: None,
+            })
+            .collect(),
+        ret: None,
+        envid: None,
+        body: Default::default(),
+        smtputf8: false,
+        client: Client::default(),
+        message_id: None,
+        size: 5,
+        hold: false,
+    }
+}

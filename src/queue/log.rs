@@ -37,7 +37,12 @@
 //! For readers: a writer only ever appends to its newest segment, so a
 //! segment that is sealed, or older than another segment of the same
 //! writer, is finished (an unsealed one was abandoned after an error or a
-//! crash).
+//! crash). The writer also holds an exclusive `flock` on the segment it
+//! appends to, taken right after creating it (before its first byte) and
+//! released only when it lets the file go (seal, error, exit, crash): a
+//! segment that is not empty and not locked ([`writer_gone`]) is finished
+//! too, so a reader can tell a record still being written from one a
+//! crash or a truncation cut short.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
@@ -47,6 +52,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use tokio::sync::{oneshot, watch};
 
 use super::record::{self, HEADER_LEN, RecordTooLarge, RecordType};
@@ -320,7 +327,8 @@ impl Pending {
 
 /// The segment being appended to; never empty.
 struct Segment {
-    file: File,
+    /// Locked for as long as this writer may append to it.
+    file: Flock<File>,
     /// File name, as reported in [`Appended::path`].
     name: PathBuf,
     /// Full path, for error messages.
@@ -568,6 +576,15 @@ impl Writer {
                 }
                 Err(e) => return Err(LogError::io("create", &path, e)),
             };
+            // Blocking: a reader probing with `writer_gone` holds its shared
+            // lock only for an fstat.
+            let file = match Flock::lock(file, FlockArg::LockExclusive) {
+                Ok(f) => f,
+                Err((_, errno)) => {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(LogError::io("lock", &path, errno.into()));
+                }
+            };
             if let Err(e) = self.dir_file.sync_all() {
                 let _ = std::fs::remove_file(&path);
                 return Err(LogError::io("fsync", &self.dir, e));
@@ -621,6 +638,22 @@ impl Writer {
             return Err(io::Error::other("injected fdatasync fault"));
         }
         file.sync_data()
+    }
+}
+
+/// Whether the writer of the segment at `path` is gone for good: no writer
+/// holds its lock and it is not empty (a writer locks a segment before its
+/// first byte and never reopens one). False while a writer holds it, and
+/// for an empty unlocked file (a writer may be between creating and
+/// locking it).
+pub fn writer_gone(path: &Path) -> io::Result<bool> {
+    let file = File::open(path)?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        // While we hold the shared lock no writer can hold its lock, so no
+        // byte is being written.
+        Ok(locked) => Ok(locked.metadata()?.len() > 0),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(false),
+        Err((_, errno)) => Err(errno.into()),
     }
 }
 

@@ -18,7 +18,7 @@
 use std::path::{Component, Path};
 
 use super::record::MAX_PAYLOAD;
-use super::{ContentRef, Envelope};
+use super::{ContentRef, Envelope, QueueId};
 
 /// Marker byte for content that follows the envelope.
 const INLINE: u8 = 0;
@@ -182,6 +182,86 @@ pub fn decode_message_prefix(
         other => return Err(MessageError::BadMarker(other)),
     };
     Ok((env, content))
+}
+
+/// What a damaged message payload (one whose record checksum failed) still
+/// seems to say about itself: for the administrator, to tell the sender,
+/// never to act on. Built from the envelope when it still parses, else
+/// from whatever `"id"`, `"sender"` and `"address"` fields can be found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnvelopeHint {
+    pub id: Option<QueueId>,
+    pub sender: Option<String>,
+    pub recipients: Vec<String>,
+}
+
+impl std::fmt::Display for EnvelopeHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "{id}")?,
+            None => f.write_str("(no queue ID)")?,
+        }
+        if let Some(s) = &self.sender {
+            write!(f, " from=<{s}>")?;
+        }
+        if !self.recipients.is_empty() {
+            write!(f, " to=<{}>", self.recipients.join(">,<"))?;
+        }
+        Ok(())
+    }
+}
+
+/// See [`EnvelopeHint`]: `payload` is the start of a payload of
+/// `payload_len` bytes. Total on any bytes.
+pub fn envelope_hint(payload: &[u8], payload_len: u64) -> Option<EnvelopeHint> {
+    if let Ok((env, _)) = decode_message_prefix(payload, payload_len, 0, "damaged") {
+        return Some(EnvelopeHint {
+            id: Some(env.id),
+            sender: Some(env.sender),
+            recipients: env.recipients.into_iter().map(|r| r.address).collect(),
+        });
+    }
+    let hint = EnvelopeHint {
+        id: json_strings(payload, "id")
+            .into_iter()
+            .find_map(|s| s.parse().ok()),
+        sender: json_strings(payload, "sender").into_iter().next(),
+        recipients: json_strings(payload, "address"),
+    };
+    (hint.id.is_some() || hint.sender.is_some()).then_some(hint)
+}
+
+/// The values of every `"name":"value"` in `bytes` (values up to 320
+/// bytes, escapes left as they are).
+fn json_strings(bytes: &[u8], name: &str) -> Vec<String> {
+    let key = format!("\"{name}\":\"");
+    let key = key.as_bytes();
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(i) = bytes
+        .get(at..)
+        .and_then(|rest| rest.windows(key.len()).position(|w| w == key))
+    {
+        let start = at + i + key.len();
+        let rest = &bytes[start..];
+        let mut end = None;
+        let mut k = 0;
+        while k < rest.len().min(320) {
+            match rest[k] {
+                b'\\' => k += 2,
+                b'"' => {
+                    end = Some(k);
+                    break;
+                }
+                _ => k += 1,
+            }
+        }
+        if let Some(end) = end {
+            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        }
+        at = start;
+    }
+    out
 }
 
 /// A content path must stay inside the queue directory.
@@ -383,6 +463,24 @@ mod tests {
         ) {
             let _ = decode_message(&bytes, offset, "incoming/S.log");
             let _ = decode_message_prefix(&bytes, bytes.len() as u64 + 10, offset, "x");
+            let _ = envelope_hint(&bytes, bytes.len() as u64 + 10);
         }
+    }
+
+    #[test]
+    fn a_damaged_envelope_still_hints_at_its_message() {
+        let env = envelope(5);
+        let payload = encode_message(&env, MessageContent::Inline(b"hello")).unwrap();
+        let whole = envelope_hint(&payload, payload.len() as u64).unwrap();
+        assert_eq!(whole.id.as_ref(), Some(&env.id));
+        // Break the JSON: the fields that survive are still found.
+        let mut bad = payload.clone();
+        let brace = bad.iter().position(|&b| b == b'{').unwrap();
+        bad[brace] = b'x';
+        let hint = envelope_hint(&bad, bad.len() as u64).unwrap();
+        assert_eq!(hint, whole);
+        assert!(hint.to_string().starts_with(&format!("{} from=<", env.id)));
+        assert_eq!(envelope_hint(b"", 0), None);
+        assert_eq!(envelope_hint(b"\"id\":\"x", 9), None);
     }
 }

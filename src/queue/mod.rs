@@ -8,10 +8,14 @@
 //! | `incoming/<ID>.msg` | smtpd | content of a message above the large-message threshold |
 //! | `state/<ID>.log` | qmgr | outcome records (delivered, deferred, bounced, moved) |
 //! | `deferred/<ID>` | qmgr | a long-deferred message as a file of its own |
+//! | `incoming/R<ID>.log` | `postern queue salvage` | messages re-queued from a damaged file |
 //! | `hold/`, `corrupt/` | qmgr | rare paths, files easy to inspect |
+//! | `corrupt/<name>.done` | qmgr | the messages it read from a damaged segment kept there |
 //!
 //! Every log file is a sequence of records (see [`record`]): length,
-//! checksum and type, so a torn tail after a crash is detected and ignored.
+//! checksum and type, so a torn tail after a crash is detected and ignored,
+//! and damage costs only the records it touches (the reader finds the next
+//! valid record and reports the range it skipped).
 
 pub mod envelope;
 pub mod id;
@@ -19,6 +23,7 @@ pub mod log;
 pub mod message;
 pub mod owner;
 pub mod record;
+pub mod salvage;
 
 use std::path::{Path, PathBuf};
 

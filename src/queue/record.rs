@@ -1,4 +1,4 @@
-//! Record framing for the queue's log files, and a sequential reader.
+//! Record framing for the queue's log files, and a resynchronising reader.
 //!
 //! Every log file (`incoming/S<ID>.log`, `state/<ID>.log`) is a plain
 //! sequence of records, each laid out as follows (integers little-endian):
@@ -21,24 +21,53 @@
 //! reported as corruption rather than mistaken for a record that a crash
 //! cut short (which would silently hide every later record).
 //!
-//! Reading a log tells three endings apart ([`EndState`]):
+//! # Damage and resynchronisation
 //!
-//! - *clean*: the file ends at a record boundary;
+//! One bad byte costs one record, not the rest of the file. Where the bytes
+//! at a record boundary are not a valid record, the reader
+//! ([`LogReader`]) looks for the next one:
+//!
+//! - if the header checks (magic, header CRC, length) but the payload does
+//!   not, the length is trusted (the header CRC covers it) and reading goes
+//!   on right after that record;
+//! - otherwise it scans forward byte by byte ([`find_header`]) for the next
+//!   offset where the magic, the header CRC *and* the record CRC all hold,
+//!   and goes on from there.
+//!
+//! Every range of bytes passed over that way is reported to the caller as a
+//! [`Skipped`] entry (start and end offset, why, how many records at least
+//! were in it), in file order between the records around it. The format is
+//! unchanged: there is no sync marker, the magic and the two checksums are
+//! enough to find a record again.
+//!
+//! # How a file ends ([`EndState`])
+//!
+//! - *clean*: the file ends at a record boundary (or at the end of a skipped
+//!   range);
 //! - *incomplete*: the file ends inside a record whose bytes so far are
 //!   valid, or with nothing but zero bytes (what some file systems leave
 //!   after a crash): a write cut short by a crash, or one still in progress
-//!   in another process. Nothing in it was acknowledged; it is ignored, and a
-//!   reader following the file reads on from there later;
-//! - *corrupt*: a wrong magic, a header checksum mismatch, an impossible
-//!   length or a record checksum mismatch at some offset.
+//!   in another process. Nothing in it was acknowledged; it is not reported
+//!   as skipped, and a reader following the file reads on from there later.
+//!   Whether the writer is gone (so that the tail is final: a torn write or
+//!   a truncation, worth a warning) is for the caller to tell: see
+//!   [`super::log`] (the writer holds a lock on the segment it appends to).
 //!
-//! [`decode`] is the sans-IO core (bytes in, record / `Incomplete` /
-//! `Corrupt` out, total on any input); [`LogReader`] drives it over a file
-//! with bounded memory.
+//! [`decode`] and [`find_header`] are the sans-IO core (bytes in, record /
+//! `Incomplete` / `Corrupt` / candidate out, total on any input);
+//! [`LogReader`] drives them over a file (or any `Read + Seek`) with bounded
+//! memory; [`read_all`] reads a byte slice; [`damaged_records`] lists what
+//! can still be told about the records in a skipped range (for forensics:
+//! their checksums failed, so nothing in them may be trusted).
+//!
+//! A record found by scanning could, in principle, be bytes inside another
+//! record's payload that happen to form a valid record (a queue file mailed
+//! as an attachment): the scan starts only where damage destroyed a header,
+//! so this needs damage and such content in the same place.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
+mod reader;
+
+pub use reader::{EndState, Entry, LogReader, Record, Skipped, read_all};
 
 /// The two bytes every record starts with.
 pub const MAGIC: [u8; 2] = [0xD5, 0x51];
@@ -217,6 +246,94 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
     }
 }
 
+/// Where a record may start, as [`find_header`] finds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Candidate {
+    /// A whole header that checks (magic, header checksum, length) starts
+    /// at this index; its payload is still to be checked.
+    Header(usize),
+    /// The buffer ends, at this index, with fewer than [`HEADER_LEN`] bytes
+    /// that begin like a record: more bytes are needed to tell.
+    Partial(usize),
+    /// No record starts at or after the index given.
+    None,
+}
+
+/// The first index at or after `from` where a header that checks starts,
+/// or where the end of `buf` could be the beginning of one. Total on any
+/// input.
+pub fn find_header(buf: &[u8], from: usize) -> Candidate {
+    let mut i = from;
+    while let Some(rest) = buf.get(i..) {
+        let Some(k) = rest.iter().position(|&b| b == MAGIC[0]) else {
+            break;
+        };
+        let at = i + k;
+        let head = &buf[at..];
+        if head.len() < HEADER_LEN {
+            if head.len() < MAGIC.len() || head[1] == MAGIC[1] {
+                return Candidate::Partial(at);
+            }
+        } else if parse_header(&head[..HEADER_LEN]).is_ok() {
+            return Candidate::Header(at);
+        }
+        i = at + 1;
+    }
+    Candidate::None
+}
+
+/// What can be told about one record in a damaged range (see
+/// [`damaged_records`]). Its checksum failed: the payload is evidence, not
+/// data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DamagedRecord<'a> {
+    /// Index of the header in the range.
+    pub at: usize,
+    pub rtype: RecordType,
+    /// The length its header gives.
+    pub payload_len: u32,
+    /// The payload bytes that lie in the range (all of them unless the
+    /// range ends first).
+    pub payload: &'a [u8],
+    /// The header is where the previous one ended (or at the start of the
+    /// range): the range is accounted for up to this record's end.
+    pub chained: bool,
+}
+
+/// The records whose header still checks in `range`, a damaged range of a
+/// log (a [`Skipped`] one): first the chain of headers from the start of
+/// the range, then any further header found by scanning. Total on any
+/// input.
+pub fn damaged_records(range: &[u8]) -> Vec<DamagedRecord<'_>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    let mut chained = true;
+    while at < range.len() {
+        let head = range.get(at..at + HEADER_LEN).map(parse_header);
+        let Some(Ok(h)) = head else {
+            chained = false;
+            match find_header(range, at + 1) {
+                Candidate::Header(next) => {
+                    at = next;
+                    continue;
+                }
+                Candidate::Partial(_) | Candidate::None => break,
+            }
+        };
+        let start = at + HEADER_LEN;
+        let end = start.saturating_add(h.payload_len as usize);
+        out.push(DamagedRecord {
+            at,
+            rtype: h.rtype,
+            payload_len: h.payload_len,
+            payload: &range[start..end.min(range.len())],
+            chained,
+        });
+        at = end;
+    }
+    out
+}
+
 /// A checked header.
 struct Header {
     rtype: RecordType,
@@ -251,294 +368,7 @@ fn parse_header(h: &[u8]) -> Result<Header, CorruptReason> {
     })
 }
 
-/// One record read by [`LogReader`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
-    /// File offset of the record (its header).
-    pub offset: u64,
-    pub rtype: RecordType,
-    /// Length of the whole payload.
-    pub payload_len: u32,
-    /// The payload; from [`LogReader::next_record_prefix`] only its first
-    /// bytes.
-    pub payload: Vec<u8>,
-}
-
-impl Record {
-    /// File offset of the payload.
-    pub fn payload_offset(&self) -> u64 {
-        self.offset + HEADER_LEN as u64
-    }
-
-    /// File offset just after the record.
-    pub fn end_offset(&self) -> u64 {
-        self.payload_offset() + u64::from(self.payload_len)
-    }
-
-    /// Whether `payload` holds the whole payload.
-    pub fn is_whole(&self) -> bool {
-        self.payload.len() == self.payload_len as usize
-    }
-}
-
-/// How the records read so far end (see the module doc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EndState {
-    /// Every byte read belongs to a whole record.
-    Clean,
-    /// The bytes from `offset` to the end of the file are the start of a
-    /// record or zero bytes: a torn or unfinished write, to be ignored.
-    Incomplete { offset: u64 },
-    /// The bytes at `offset` are not a record; nothing after is read.
-    Corrupt { offset: u64, reason: CorruptReason },
-}
-
-/// How much the reader asks of the file at a time.
-const CHUNK: usize = 64 * 1024;
-
-/// Reads the records of a log file in order, from a given offset, holding
-/// at most one record (plus [`CHUNK`]) in memory.
-///
-/// It can follow a file that another process is still appending to: after
-/// [`LogReader::next_record`] returned `None` with a clean or incomplete
-/// end, calling it again later picks up records appended since. After
-/// corruption it stays stopped.
-pub struct LogReader {
-    file: File,
-    /// Bytes read from the file and not yet consumed start at `buf[pos]`.
-    buf: Vec<u8>,
-    pos: usize,
-    /// File offset of `buf[pos]`: the end of the last record returned.
-    offset: u64,
-    end: EndState,
-}
-
-impl LogReader {
-    /// Opens `path` for reading records from `offset` (a record boundary,
-    /// such as 0 or an earlier reader's [`LogReader::offset`]).
-    pub fn open(path: &Path, offset: u64) -> io::Result<LogReader> {
-        let mut file = File::open(path)?;
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(LogReader {
-            file,
-            buf: Vec::new(),
-            pos: 0,
-            offset,
-            end: EndState::Clean,
-        })
-    }
-
-    /// The end of the last record returned: where to resume.
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// How the file ended, once `next_record` returned `None`.
-    pub fn end_state(&self) -> EndState {
-        self.end
-    }
-
-    /// The next whole, valid record, or `None` at the end (see
-    /// [`LogReader::end_state`]).
-    pub fn next_record(&mut self) -> io::Result<Option<Record>> {
-        self.next_inner(None)
-    }
-
-    /// Like [`LogReader::next_record`], but keeps only the first `keep`
-    /// bytes of the payload: the rest is read only to verify the checksum,
-    /// a chunk at a time. For big message records whose envelope is all the
-    /// caller needs.
-    pub fn next_record_prefix(&mut self, keep: usize) -> io::Result<Option<Record>> {
-        self.next_inner(Some(keep))
-    }
-
-    fn next_inner(&mut self, keep: Option<usize>) -> io::Result<Option<Record>> {
-        if let EndState::Corrupt { .. } = self.end {
-            return Ok(None);
-        }
-        if !self.fill(HEADER_LEN)? {
-            return self.stop_at_eof();
-        }
-        let header = match parse_header(&self.buf[self.pos..self.pos + HEADER_LEN]) {
-            Ok(h) => h,
-            Err(reason) => return self.stop_corrupt(reason),
-        };
-        if let Some(keep) = keep.filter(|&k| k < header.payload_len as usize) {
-            return self.stream(header, keep);
-        }
-        let total = HEADER_LEN + header.payload_len as usize;
-        if !self.fill(total)? {
-            return self.stop_at_eof();
-        }
-        match decode(&self.buf[self.pos..self.pos + total]) {
-            Decoded::Record {
-                rtype,
-                payload,
-                len,
-            } => {
-                let record = Record {
-                    offset: self.offset,
-                    rtype,
-                    payload_len: header.payload_len,
-                    payload: payload.to_vec(),
-                };
-                self.pos += len;
-                self.offset += len as u64;
-                self.end = EndState::Clean;
-                Ok(Some(record))
-            }
-            Decoded::Corrupt(reason) => self.stop_corrupt(reason),
-            // Not reached: the header was checked and `total` bytes are here.
-            Decoded::Incomplete => self.stop_at_eof(),
-        }
-    }
-
-    /// Reads a record whose payload is longer than `keep` a chunk at a
-    /// time, checking its CRC and keeping the first `keep` bytes. The header
-    /// is at `buf[pos..]`.
-    fn stream(&mut self, header: Header, keep: usize) -> io::Result<Option<Record>> {
-        let start = self.offset;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&self.buf[self.pos + 2..self.pos + 7]);
-        let mut prefix = Vec::with_capacity(keep);
-        let mut left = header.payload_len as usize;
-        let mut cur = self.pos + HEADER_LEN;
-        loop {
-            let avail = &self.buf[cur..];
-            let take = avail.len().min(left);
-            crc.update(&avail[..take]);
-            let want = (keep - prefix.len()).min(take);
-            prefix.extend_from_slice(&avail[..want]);
-            left -= take;
-            cur += take;
-            if left == 0 {
-                break;
-            }
-            self.buf.clear();
-            self.pos = 0;
-            cur = 0;
-            let more = match self.fill(left.min(CHUNK)) {
-                Ok(more) => more,
-                Err(e) => {
-                    self.rewind(start)?;
-                    return Err(e);
-                }
-            };
-            if !more && self.buf.is_empty() {
-                // The file ends inside this record: start it again next time.
-                self.rewind(start)?;
-                self.end = EndState::Incomplete { offset: start };
-                return Ok(None);
-            }
-        }
-        if crc.finalize() != header.crc {
-            self.rewind(start)?;
-            self.end = EndState::Corrupt {
-                offset: start,
-                reason: CorruptReason::BadChecksum,
-            };
-            return Ok(None);
-        }
-        self.pos = cur;
-        self.offset = start + (HEADER_LEN + header.payload_len as usize) as u64;
-        self.end = EndState::Clean;
-        Ok(Some(Record {
-            offset: start,
-            rtype: header.rtype,
-            payload_len: header.payload_len,
-            payload: prefix,
-        }))
-    }
-
-    /// Ensures `want` unconsumed bytes in the buffer; false if the file
-    /// ended first (whatever it had is then in the buffer).
-    fn fill(&mut self, want: usize) -> io::Result<bool> {
-        if self.buf.len() - self.pos >= want {
-            return Ok(true);
-        }
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        if self.buf.is_empty() && self.buf.capacity() > 4 * CHUNK {
-            self.buf = Vec::new();
-        }
-        while self.buf.len() < want {
-            let have = self.buf.len();
-            self.buf.resize(have + (want - have).max(CHUNK), 0);
-            let read = loop {
-                match self.file.read(&mut self.buf[have..]) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.buf.truncate(have);
-                        return Err(e);
-                    }
-                }
-            };
-            self.buf.truncate(have + read);
-            if read == 0 {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// The file ended before a whole record: clean, torn, or garbage.
-    fn stop_at_eof(&mut self) -> io::Result<Option<Record>> {
-        let rest = &self.buf[self.pos..];
-        if rest.is_empty() {
-            self.end = EndState::Clean;
-            return Ok(None);
-        }
-        match decode(rest) {
-            Decoded::Corrupt(reason) => self.stop_corrupt(reason),
-            Decoded::Incomplete | Decoded::Record { .. } => {
-                self.end = EndState::Incomplete {
-                    offset: self.offset,
-                };
-                Ok(None)
-            }
-        }
-    }
-
-    /// Bytes at `offset` are not a record. If they and everything after them
-    /// are zero, that is a torn tail; otherwise corruption.
-    fn stop_corrupt(&mut self, reason: CorruptReason) -> io::Result<Option<Record>> {
-        let offset = self.offset;
-        let zeros = self.buf[self.pos..].iter().all(|&b| b == 0) && self.rest_is_zero()?;
-        self.rewind(offset)?;
-        self.end = if zeros {
-            EndState::Incomplete { offset }
-        } else {
-            EndState::Corrupt { offset, reason }
-        };
-        Ok(None)
-    }
-
-    /// Whether the file from its current position to its end is all zeros.
-    fn rest_is_zero(&mut self) -> io::Result<bool> {
-        let mut chunk = vec![0u8; CHUNK];
-        loop {
-            match self.file.read(&mut chunk) {
-                Ok(0) => return Ok(true),
-                Ok(n) if chunk[..n].iter().any(|&b| b != 0) => return Ok(false),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Forgets buffered bytes and positions the file at `offset`.
-    fn rewind(&mut self, offset: u64) -> io::Result<()> {
-        self.buf.clear();
-        self.pos = 0;
-        self.offset = offset;
-        self.file.seek(SeekFrom::Start(offset))?;
-        Ok(())
-    }
-}
-
+#[cfg(test)]
+mod resync_tests;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ mod checks;
 mod common;
 mod config;
 mod crash;
+mod damage;
 mod forward;
 mod journal;
 mod misconfig;

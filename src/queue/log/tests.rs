@@ -279,6 +279,41 @@ async fn a_segment_whose_first_batch_failed_is_removed() {
     }
 }
 
+/// A reader can tell the segment being written from a finished one: the
+/// writer holds a lock on its current segment until it lets it go.
+#[tokio::test]
+async fn the_current_segment_is_locked_until_the_writer_lets_it_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogWriter::start(dir.path().to_path_buf(), options()).unwrap();
+    log.append(RecordType::Message, b"a".to_vec())
+        .await
+        .unwrap();
+    let first = dir.path().join("S0001.log");
+    assert!(!writer_gone(&first).unwrap());
+    // Sealed: let go.
+    log.seal().await.unwrap();
+    assert!(writer_gone(&first).unwrap());
+    // Abandoned after a failure: let go too.
+    log.append(RecordType::Message, b"b".to_vec())
+        .await
+        .unwrap();
+    let second = dir.path().join("S0002.log");
+    assert!(!writer_gone(&second).unwrap());
+    log.inject_fault(2);
+    assert!(
+        log.append(RecordType::Message, b"c".to_vec())
+            .await
+            .is_err()
+    );
+    assert!(writer_gone(&second).unwrap());
+    log.shutdown().await.unwrap();
+    // An empty file nobody locks may be a segment whose writer has not
+    // locked it yet: not gone.
+    let empty = dir.path().join("S0099.log");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(!writer_gone(&empty).unwrap());
+}
+
 #[tokio::test]
 async fn lazy_records_are_synced_by_the_next_sync_batch_or_seal() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,10 +1,14 @@
 //! Tests of record framing and the reader.
 
+use std::fs::File;
 use std::io::Write;
+use std::path::Path;
 
 use proptest::prelude::*;
 
 use super::*;
+
+const CHUNK: usize = 64 * 1024;
 
 fn sample() -> Vec<(RecordType, Vec<u8>)> {
     vec![
@@ -47,7 +51,7 @@ fn write_file(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
     path
 }
 
-fn read_all(path: &Path, offset: u64) -> (Vec<Record>, EndState) {
+fn read_file(path: &Path, offset: u64) -> (Vec<Record>, EndState) {
     let mut r = LogReader::open(path, offset).unwrap();
     let mut out = Vec::new();
     while let Some(rec) = r.next_record().unwrap() {
@@ -122,7 +126,7 @@ fn every_prefix_is_records_then_incomplete() {
         assert_eq!(stop, Decoded::Incomplete, "cut {cut}");
 
         let path = write_file(dir.path(), &log[..cut]);
-        let (read, end) = read_all(&path, 0);
+        let (read, end) = read_file(&path, 0);
         assert_eq!(read.len(), whole);
         let last = if whole == 0 { 0 } else { ends[whole - 1] };
         let want = if last == cut {
@@ -137,7 +141,7 @@ fn every_prefix_is_records_then_incomplete() {
 }
 
 #[test]
-fn a_flipped_bit_never_yields_a_wrong_record() {
+fn a_flipped_bit_costs_exactly_its_record() {
     let records = sample();
     let log = log_of(&records);
     let starts: Vec<usize> = records
@@ -158,12 +162,24 @@ fn a_flipped_bit_never_yields_a_wrong_record() {
         assert!(matches!(stop, Decoded::Corrupt(_)), "bit {bit}");
 
         let path = write_file(dir.path(), &bad);
-        let (read, end) = read_all(&path, 0);
-        assert_eq!(read.len(), hit, "bit {bit}");
-        assert!(
-            matches!(end, EndState::Corrupt { offset, .. } if offset == starts[hit] as u64),
-            "bit {bit}: {end:?}"
+        let mut r = LogReader::open(&path, 0).unwrap();
+        let mut read = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            read.push((rec.rtype, rec.payload));
+        }
+        let mut want = records.clone();
+        want.remove(hit);
+        assert_eq!(read, want, "bit {bit}");
+        let end = starts.get(hit + 1).copied().unwrap_or(log.len()) as u64;
+        let s = r.skipped();
+        assert_eq!(s.len(), 1, "bit {bit}: {s:?}");
+        assert_eq!(
+            (s[0].start, s[0].end),
+            (starts[hit] as u64, end),
+            "bit {bit}"
         );
+        assert_eq!(s[0].records_at_least(), 1, "bit {bit}");
+        assert_eq!(r.end_state(), EndState::Clean, "bit {bit}");
     }
 }
 
@@ -204,22 +220,23 @@ fn corruption_reasons() {
 }
 
 #[test]
-fn garbage_after_the_tail_is_corruption_at_its_offset() {
+fn garbage_after_the_tail_is_skipped_to_the_end() {
     let records = sample();
     let mut log = log_of(&records);
     let good = log.len() as u64;
     log.extend_from_slice(b"garbage here");
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_file(dir.path(), &log);
-    let (read, end) = read_all(&path, 0);
-    assert_eq!(read.len(), records.len());
+    let (entries, end) = read_all(&log);
+    assert_eq!(entries.len(), records.len() + 1);
     assert_eq!(
-        end,
-        EndState::Corrupt {
-            offset: good,
-            reason: CorruptReason::BadMagic
-        }
+        entries.last(),
+        Some(&Entry::Skipped(Skipped {
+            start: good,
+            end: log.len() as u64,
+            reason: CorruptReason::BadMagic,
+            damaged_headers: 0,
+        }))
     );
+    assert_eq!(end, EndState::Clean);
 }
 
 #[test]
@@ -230,15 +247,31 @@ fn a_zero_tail_is_a_torn_write() {
     log.extend_from_slice(&vec![0u8; 3 * CHUNK + 5]);
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), &log);
-    let (read, end) = read_all(&path, 0);
-    assert_eq!(read.len(), records.len());
-    assert_eq!(end, EndState::Incomplete { offset: good });
+    let mut r = LogReader::open(&path, 0).unwrap();
+    let mut n = 0;
+    while r.next_record().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, records.len());
+    assert_eq!(r.end_state(), EndState::Incomplete { offset: good });
+    assert!(r.skipped().is_empty());
+    assert_eq!(r.offset(), good);
 
-    // Zeros followed by anything else are corruption.
+    // Zeros followed by anything else are damage, to the end.
     log.push(1);
     let path = write_file(dir.path(), &log);
-    let (_, end) = read_all(&path, 0);
-    assert!(matches!(end, EndState::Corrupt { offset, .. } if offset == good));
+    let mut r = LogReader::open(&path, 0).unwrap();
+    while r.next_record().unwrap().is_some() {}
+    assert_eq!(r.end_state(), EndState::Clean);
+    assert_eq!(
+        r.skipped(),
+        &[Skipped {
+            start: good,
+            end: log.len() as u64,
+            reason: CorruptReason::BadMagic,
+            damaged_headers: 0,
+        }]
+    );
 }
 
 #[test]
@@ -247,7 +280,7 @@ fn reader_offsets_and_resume() {
     let log = log_of(&records);
     let dir = tempfile::tempdir().unwrap();
     let path = write_file(dir.path(), &log);
-    let (read, end) = read_all(&path, 0);
+    let (read, end) = read_file(&path, 0);
     assert_eq!(end, EndState::Clean);
     let mut at = 0;
     for (rec, (t, p)) in read.iter().zip(&records) {
@@ -261,7 +294,7 @@ fn reader_offsets_and_resume() {
         );
         at = rec.end_offset();
     }
-    let (rest, _) = read_all(&path, read[2].offset);
+    let (rest, _) = read_file(&path, read[2].offset);
     assert_eq!(rest, read[2..]);
 }
 
@@ -315,19 +348,24 @@ fn prefix_reading_checks_the_whole_record() {
     assert_eq!(r.next_record_prefix(10).unwrap(), None);
     assert_eq!(r.end_state(), EndState::Clean);
 
-    // A damaged byte deep in the content.
+    // A damaged byte deep in the content costs that record only.
     let mut bad = log.clone();
     bad[250_000] ^= 4;
     let path = write_file(dir.path(), &bad);
     let mut r = LogReader::open(&path, 0).unwrap();
-    assert_eq!(r.next_record_prefix(10).unwrap(), None);
+    let seal = r.next_record_prefix(10).unwrap().unwrap();
+    assert_eq!(seal.rtype, RecordType::Seal);
     assert_eq!(
-        r.end_state(),
-        EndState::Corrupt {
-            offset: 0,
-            reason: CorruptReason::BadChecksum
-        }
+        r.skipped(),
+        &[Skipped {
+            start: 0,
+            end: seal.offset,
+            reason: CorruptReason::BadChecksum,
+            damaged_headers: 1,
+        }]
     );
+    assert_eq!(r.next_record_prefix(10).unwrap(), None);
+    assert_eq!(r.end_state(), EndState::Clean);
 
     // Cut short, then completed: read again from the record's start.
     let path = dir.path().join("cut.log");
@@ -375,7 +413,7 @@ proptest! {
         bytes.extend_from_slice(&junk);
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(dir.path(), &bytes);
-        let (read, end) = read_all(&path, 0);
+        let (read, end) = read_file(&path, 0);
         let mut at = 0;
         let mut want = Vec::new();
         for (t, p) in &records {
@@ -387,8 +425,9 @@ proptest! {
         let got: Vec<_> = read.iter().map(|r| (r.rtype, r.payload.clone())).collect();
         prop_assert_eq!(got, want);
         if junk.is_empty() {
-            let corrupt = matches!(end, EndState::Corrupt { .. });
-            prop_assert!(!corrupt, "{:?}", end);
+            let (entries, _) = super::read_all(&bytes);
+            let skipped = entries.iter().any(|e| matches!(e, Entry::Skipped(_)));
+            prop_assert!(!skipped, "{:?}", end);
         }
     }
 }

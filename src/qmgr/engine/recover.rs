@@ -1,0 +1,307 @@
+//! Recovery at start: replay the state log (resynchronising over damage,
+//! and judging which messages it may have cost their state, see
+//! [`crate::qmgr::damage`]), load `deferred/` and the segments, then
+//! compact the state log into a snapshot; and compaction later on.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use super::incoming::read_range;
+use super::{Engine, Origin, RState, load_file_message, sorted_files};
+use crate::qmgr::damage::StateDamage;
+use crate::qmgr::state::{SnapRcpt, SnapState, Snapshot, StateRecord, replay, written_at};
+use crate::queue::record::{EndState, Entry, LogReader};
+use crate::queue::{CORRUPT, ContentRef, DEFERRED, INCOMING, QueueId, STATE};
+
+/// Compact the state log once this many bytes were appended since the last
+/// snapshot.
+pub(super) const COMPACT_AFTER_BYTES: u64 = 64 << 20;
+/// Largest damaged range of the state log read again to tell which
+/// messages its records were about.
+const FORENSIC_MAX: u64 = 1 << 20;
+
+impl Engine {
+    /// Rebuild the state from disk, then compact the state log.
+    pub async fn recover(&mut self) -> anyhow::Result<()> {
+        let state_dir = self.qdir.join(STATE);
+        let old_state = sorted_files(&state_dir, |n| n.ends_with(".log"))?;
+        let (records, damage) = self.read_state(&old_state);
+        let mut replayed = replay(records);
+        if !damage.is_empty() {
+            self.suspect = Some(damage);
+        }
+
+        let deferred_dir = self.qdir.join(DEFERRED);
+        for name in sorted_files(&deferred_dir, |n| n.parse::<QueueId>().is_ok())? {
+            let rel = format!("{DEFERRED}/{name}");
+            match load_file_message(&self.qdir, &rel) {
+                Ok((env, content)) => {
+                    let r = replayed.remove(&env.id).filter(|r| r.moved);
+                    self.add_message(env, content, Origin::Deferred, r);
+                }
+                Err(e) => {
+                    log::warn!("{rel}: {e}; moved to corrupt/");
+                    let _ = fs::rename(self.qdir.join(&rel), self.qdir.join(CORRUPT).join(&name));
+                }
+            }
+        }
+        self.scan_incoming(&mut replayed);
+        if self.suspect.take().is_some() {
+            let held = self.held_for_damage;
+            log::warn!(
+                "state log damaged: {held} message{} held, delivery status unknown; \
+                 check them (postern queue list, postern queue show ID) and release them \
+                 (postern queue release ID) or delete them",
+                if held == 1 { "" } else { "s" }
+            );
+        }
+        self.remove_orphan_files();
+        self.compact(old_state).await;
+        self.flush_removals().await;
+        Ok(())
+    }
+
+    /// Every record of the state files `names` (in order), and the damage
+    /// found in them. A damaged file is kept (see `compact`).
+    fn read_state(&mut self, names: &[String]) -> (Vec<StateRecord>, StateDamage) {
+        let dir = self.qdir.join(STATE);
+        let mut records = Vec::new();
+        let mut damage = StateDamage::default();
+        for (no, name) in names.iter().enumerate() {
+            let rel = format!("{STATE}/{name}");
+            let path = dir.join(name);
+            let created = name
+                .strip_suffix(".log")
+                .and_then(|n| n.parse::<QueueId>().ok())
+                .map_or(0, |id| id.micros());
+            damage.next_file(no, created);
+            let mut reader = match LogReader::open(&path, 0) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("{rel}: cannot read it: {e}; treated as damaged");
+                    damage.damaged(&rel, 0, u64::MAX, None);
+                    self.damaged_state.insert(name.clone());
+                    continue;
+                }
+            };
+            loop {
+                match reader.next_entry() {
+                    Ok(Some(Entry::Record(rec))) => {
+                        let t = rec.rtype;
+                        match StateRecord::decode(t, &rec.payload) {
+                            Some(r) => {
+                                damage.record(rec.offset, &r, written_at(&rec.payload));
+                                records.push(r);
+                            }
+                            None => log::warn!(
+                                "{rel}: offset {}: unreadable record of type {t:?} ignored",
+                                rec.offset
+                            ),
+                        }
+                    }
+                    Ok(Some(Entry::Skipped(s))) => {
+                        let bytes = (s.len() <= FORENSIC_MAX)
+                            .then(|| read_range(&path, s.start, s.len()).ok())
+                            .flatten();
+                        damage.damaged(&rel, s.start, s.end, bytes.as_deref());
+                        let about = match damage.last().and_then(|r| r.ids.as_ref()) {
+                            Some(ids) => format!(
+                                "records about {}",
+                                ids.iter()
+                                    .map(|i| i.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                            None => "which messages they were about is unknown".into(),
+                        };
+                        log::warn!(
+                            "{rel}: {s}; at least {} state record{} lost ({about})",
+                            s.records_at_least(),
+                            if s.records_at_least() == 1 { "" } else { "s" }
+                        );
+                        self.damaged_state.insert(name.clone());
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn!(
+                            "{rel}: read error at offset {}: {e}; the rest is treated as damaged",
+                            reader.offset()
+                        );
+                        damage.damaged(&rel, reader.offset(), u64::MAX, None);
+                        self.damaged_state.insert(name.clone());
+                        break;
+                    }
+                }
+            }
+            if let EndState::Incomplete { offset } = reader.end_state() {
+                let len = fs::metadata(&path).map_or(offset, |m| m.len());
+                log::warn!(
+                    "{rel}: incomplete record at offset {offset}, {} bytes to the end of the file: \
+                     a write cut short by a crash (an outcome in it may be repeated) \
+                     or the file was truncated",
+                    len.saturating_sub(offset)
+                );
+                self.damaged_state.insert(name.clone());
+            }
+        }
+        (records, damage)
+    }
+
+    /// Delete `.msg` files no message refers to (left by a crash between
+    /// writing the file and committing its record), once they are old.
+    fn remove_orphan_files(&self) {
+        let used: HashSet<String> = self
+            .messages
+            .values()
+            .filter_map(|m| match &m.content {
+                ContentRef::File { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        let dir = self.qdir.join(INCOMING);
+        let Ok(names) = sorted_files(&dir, |n| n.ends_with(".msg")) else {
+            return;
+        };
+        for name in names {
+            let rel = format!("{INCOMING}/{name}");
+            let old = fs::metadata(dir.join(&name))
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
+                .unwrap_or(false);
+            if old && !used.contains(&rel) {
+                log::info!("removing orphan {rel}");
+                let _ = fs::remove_file(dir.join(&name));
+            }
+        }
+    }
+
+    /// Write a snapshot of every live message (and tombstones for finished
+    /// messages whose segments remain) and delete the state files `old`
+    /// (those found damaged go to `corrupt/` instead).
+    async fn compact(&mut self, old: Vec<String>) {
+        let _ = self.log.seal().await;
+        let mut recs = Vec::new();
+        for (id, m) in &self.messages {
+            let rcpts = m
+                .rcpts
+                .iter()
+                .zip(&m.reasons)
+                .map(|(r, reason)| match r {
+                    RState::Done => SnapRcpt {
+                        state: SnapState::Done,
+                        until: 0,
+                        reason: reason.clone(),
+                    },
+                    RState::Bounced => SnapRcpt {
+                        state: SnapState::Bounced,
+                        until: 0,
+                        reason: reason.clone(),
+                    },
+                    RState::Pending { due } => SnapRcpt {
+                        state: SnapState::Pending,
+                        until: *due,
+                        reason: reason.clone(),
+                    },
+                    RState::Active => SnapRcpt {
+                        state: SnapState::Pending,
+                        until: 0,
+                        reason: reason.clone(),
+                    },
+                })
+                .collect();
+            recs.push(StateRecord::Snapshot(Snapshot {
+                id: id.clone(),
+                deferred: m.origin == Origin::Deferred,
+                finished: false,
+                held: m.held,
+                warned: m.warned,
+                rcpts,
+            }));
+        }
+        for seg in self.segments.values() {
+            for id in &seg.finished {
+                recs.push(StateRecord::Snapshot(Snapshot {
+                    id: id.clone(),
+                    deferred: false,
+                    finished: true,
+                    held: false,
+                    warned: false,
+                    rcpts: vec![],
+                }));
+            }
+        }
+        if !self.append_all(recs, false).await.iter().all(|ok| *ok) {
+            log::warn!("state log snapshot failed; keeping the old state files");
+            return;
+        }
+        let dir = self.qdir.join(STATE);
+        for name in old {
+            if self.damaged_state.contains(&name) {
+                match keep_as_corrupt(&self.qdir, &dir.join(&name), None) {
+                    Ok(()) => {
+                        log::warn!("{STATE}/{name}: damaged; kept as {CORRUPT}/{name}");
+                        self.damaged_state.remove(&name);
+                    }
+                    Err(e) => {
+                        log::warn!("{STATE}/{name}: damaged, cannot keep it in {CORRUPT}/: {e}")
+                    }
+                }
+                continue;
+            }
+            let _ = fs::remove_file(dir.join(name));
+        }
+        self.state_bytes = 0;
+    }
+
+    pub async fn maybe_compact(&mut self) {
+        // Deliveries in flight are snapshotted as pending; their outcomes
+        // are appended after the snapshot, so compaction need not wait.
+        if self.state_bytes < COMPACT_AFTER_BYTES {
+            return;
+        }
+        match sorted_files(&self.qdir.join(STATE), |n| n.ends_with(".log")) {
+            Ok(old) => self.compact(old).await,
+            Err(e) => log::warn!("cannot list state files: {e}"),
+        }
+    }
+}
+
+/// Moves a damaged file into `corrupt/` (under its own name), after
+/// writing `done` (the IDs of the messages read from it that are finished)
+/// beside it as `<name>.done`, for `postern queue salvage`. Durable before
+/// it returns.
+pub(super) fn keep_as_corrupt(
+    qdir: &Path,
+    path: &Path,
+    done: Option<&[QueueId]>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("no file name"))?;
+    let corrupt = qdir.join(CORRUPT);
+    if let Some(done) = done {
+        let mut list = String::new();
+        for id in done {
+            list.push_str(id.as_str());
+            list.push('\n');
+        }
+        let mut side = name.to_os_string();
+        side.push(".done");
+        let target = corrupt.join(&side);
+        side.push(".tmp");
+        let tmp = corrupt.join(&side);
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(list.as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &target)?;
+    }
+    fs::rename(path, corrupt.join(name))?;
+    fs::File::open(&corrupt)?.sync_all()?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
