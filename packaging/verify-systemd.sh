@@ -1,0 +1,259 @@
+#!/bin/bash
+# verify-systemd.sh: the Debian package on a real systemd (PID 1), as a
+# new user installs and uses it (issue 15). A minimal Debian 12 root is
+# booted with systemd-nspawn (private network: nothing leaves, no port of
+# the host is taken); inside, the package is installed with apt, and the
+# installed system is used the way its users use it:
+#
+#   - units active, smtpd socket-activated, listeners exactly as
+#     /etc/postern/postern.toml says (ss), nothing on 587;
+#   - mail from root and from an ordinary user with `mail`, and a
+#     cron-style `sendmail -t`, lands in Maildirs;
+#   - with the mail system stopped, `sendmail` of an ordinary user exits
+#     0 and the message arrives once it runs again;
+#   - `systemctl reload postern.target` works, and fails with a broken
+#     configuration while the old one keeps serving;
+#   - kill -9 of every daemon is recovered by systemd;
+#   - `postern status` tells the truth;
+#   - purge leaves no alternatives and no units.
+#
+# Twice: on a fresh system, and over an installed Postfix.
+#
+#   packaging/verify-systemd.sh [path/to/postern_*.deb]
+#
+# Run as root from the source tree; without an argument the newest
+# ../postern_*.deb is taken (packaging/verify-deb.sh builds it). The
+# Debian root is debootstrapped once (~1 min, needs the Debian mirror) and
+# cached as a tar in $POSTERN_CI_CACHE (default /var/cache/postern-ci).
+# Where systemd-nspawn cannot boot a container, the script says so loudly
+# and exits 0 (POSTERN_REQUIRE_SYSTEMD=1 makes that a failure).
+set -euo pipefail
+
+say() { printf '== %s\n' "$*"; }
+fail() {
+    printf 'FAIL: %s\n' "$*" >&2
+    exit 1
+}
+skip() {
+    printf '\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n' >&2
+    printf '!! SKIPPED: the systemd container test cannot run here: %s\n' "$*" >&2
+    printf '!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\n' >&2
+    [ "${POSTERN_REQUIRE_SYSTEMD:-0}" = 1 ] && exit 1
+    exit 0
+}
+
+CACHE=${POSTERN_CI_CACHE:-/var/cache/postern-ci}
+# Bump when the package list changes: a new name makes a new cache.
+IMAGE=$CACHE/bookworm-systemd-1.tar
+INCLUDE=systemd,systemd-sysv,dbus,procps,iproute2,swaks,cron
+PREFETCH="bsd-mailx postfix adduser"
+
+make_image() {
+    [ -f "$IMAGE" ] && return 0
+    command -v debootstrap >/dev/null || skip "debootstrap is not installed"
+    say "debootstrap bookworm (cached afterwards in $IMAGE)"
+    local tmp
+    tmp=$(mktemp -d "$CACHE/build.XXXXXX")
+    if ! debootstrap --variant=minbase --include="$INCLUDE" bookworm "$tmp/root" >"$tmp/debootstrap.log" 2>&1; then
+        tail -n 20 "$tmp/debootstrap.log" >&2
+        rm -rf "$tmp"
+        skip "debootstrap failed (no Debian mirror?)"
+    fi
+    # What the test installs inside, fetched now: the container has no
+    # network.
+    chroot "$tmp/root" apt-get update -qq
+    # shellcheck disable=SC2086
+    chroot "$tmp/root" apt-get install -y -qq --download-only $PREFETCH >/dev/null
+    tar -C "$tmp" -cf "$tmp/image.tar" root
+    mv "$tmp/image.tar" "$IMAGE"
+    rm -rf "$tmp"
+}
+
+NSPAWN_PID=
+CT=
+ROOT=
+
+boot() {
+    ROOT=$1
+    systemd-nspawn -D "$ROOT" --boot --private-network --machine="postern-ci-$$" \
+        --register=no --keep-unit \
+        --system-call-filter='landlock_create_ruleset landlock_add_rule landlock_restrict_self' \
+        --console=pipe </dev/null >"$ROOT.nspawn.log" 2>&1 &
+    NSPAWN_PID=$!
+    local i
+    for i in $(seq 1 100); do
+        CT=$(pgrep -P "$NSPAWN_PID" -x systemd || true)
+        [ -n "$CT" ] && break
+        kill -0 "$NSPAWN_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ -z "$CT" ]; then
+        cat "$ROOT.nspawn.log" >&2 || true
+        skip "systemd-nspawn did not boot the container"
+    fi
+    local state
+    state=$(ct timeout 60 systemctl is-system-running --wait || true)
+    echo "container systemd (pid $CT on the host): $state"
+    case $state in
+        running | degraded) ;;
+        *) skip "the container's systemd did not come up ($state)" ;;
+    esac
+}
+
+shutdown_ct() {
+    if [ -n "$CT" ]; then
+        kill -s SIGRTMIN+4 "$CT" 2>/dev/null || true
+    fi
+    if [ -n "$NSPAWN_PID" ]; then
+        local i
+        for i in $(seq 1 100); do
+            kill -0 "$NSPAWN_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill "$NSPAWN_PID" 2>/dev/null || true
+        wait "$NSPAWN_PID" 2>/dev/null || true
+    fi
+    CT= NSPAWN_PID=
+}
+
+# Run a command inside the container, with a clean environment.
+ct() {
+    nsenter -t "$CT" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+        DEBIAN_FRONTEND=noninteractive "$@"
+}
+# The same, as the ordinary user alice (a login-less su).
+as_alice() {
+    ct setpriv --reuid=alice --regid=alice --init-groups \
+        env HOME=/home/alice USER=alice LOGNAME=alice "$@"
+}
+
+# Wait until $2 messages with token $3 are in $1's Maildir/new.
+wait_mail() {
+    local home=$1 want=$2 token=$3 i n=0
+    for i in $(seq 1 150); do
+        n=$(ct sh -c "grep -l -r -F '$token' '$home/Maildir/new' 2>/dev/null | wc -l")
+        [ "$n" -ge "$want" ] && break
+        sleep 0.2
+    done
+    [ "$n" = "$want" ] || {
+        ct journalctl -u 'postern-*' --no-pager -n 60 || true
+        fail "$home: $n message(s) with $token, not $want"
+    }
+    echo "$home/Maildir/new: $n message(s) with $token"
+}
+
+listeners() {
+    ct ss -ltnH | awk '{print $4}' | sort | tr '\n' ' '
+}
+
+check_installed_system() {
+    local variant=$1
+    say "[$variant] units active, smtpd socket-activated"
+    ct systemctl is-active postern.target postern-smtpd.socket postern-submit.socket \
+        postern-qmgr.service postern-local.socket postern-smtp.socket
+    ct systemctl --no-pager --failed
+    [ -z "$(ct systemctl --failed --no-legend 'postern*')" ] || fail "failed postern units"
+
+    say "[$variant] listeners as /etc/postern/postern.toml says"
+    ct grep -E '^listen' /etc/postern/postern.toml
+    local l
+    l=$(listeners)
+    echo "listening: $l"
+    [ "$l" = "127.0.0.1:25 " ] || fail "TCP listeners are '$l', the configuration says 127.0.0.1:25 only"
+
+    say "[$variant] mail from root, from alice, and cron-style sendmail -t"
+    ct useradd --create-home --shell /bin/sh alice
+    local token=ct-$$-$variant
+    ct sh -c "echo 'from root' | mail -s '$token root' alice"
+    as_alice sh -c "echo 'from alice' | mail -s '$token alice' root"
+    as_alice sh -c "printf 'To: alice\nSubject: $token cron\n\nfrom cron\n' | /usr/sbin/sendmail -t"
+    wait_mail /home/alice 2 "$token"
+    wait_mail /root 1 "$token"
+    ct sh -c 'stat -c "%U %a %n" /home/alice/Maildir/new/* | head -n 3'
+    ct sh -c 'journalctl -q -t postern/smtpd --no-pager | grep -E "uid=[0-9]+ from=" | tail -n 3'
+
+    say "[$variant] postern status tells the truth"
+    ct postern status || fail "postern status under systemd"
+
+    say "[$variant] the mail system stopped: sendmail keeps alice's mail"
+    ct systemctl stop postern.target postern-smtpd.socket postern-submit.socket
+    local rc=0
+    as_alice sh -c "printf 'Subject: $token down\n\nwhile down\n' | /usr/sbin/sendmail alice" || rc=$?
+    [ "$rc" = 0 ] || fail "sendmail exited $rc while the mail system was stopped"
+    ct systemctl start postern.target
+    wait_mail /home/alice 3 "$token"
+
+    say "[$variant] systemctl reload postern.target, good and broken"
+    ct systemctl reload postern.target || fail "systemctl reload postern.target"
+    ct cp /etc/postern/postern.toml /etc/postern/postern.toml.good
+    ct sh -c 'printf "\n[smtpd]\nmesage_size_limit = 1\n" >> /etc/postern/postern.toml'
+    if ct systemctl reload postern.target; then
+        fail "systemctl reload succeeded with a broken configuration"
+    fi
+    ct sh -c "echo 'after a refused reload' | mail -s '$token reload' alice"
+    wait_mail /home/alice 4 "$token"
+    ct mv /etc/postern/postern.toml.good /etc/postern/postern.toml
+
+    say "[$variant] kill -9 of every daemon is recovered"
+    local unit pid
+    for unit in postern-smtpd postern-qmgr postern-local postern-smtp; do
+        pid=$(ct systemctl show -p MainPID --value "$unit.service")
+        if [ "$pid" != 0 ]; then
+            ct kill -9 "$pid"
+            echo "$unit: killed $pid"
+        fi
+    done
+    sleep 2
+    ct sh -c "echo 'after the kills' | mail -s '$token kill' alice"
+    wait_mail /home/alice 5 "$token"
+    ct postern status || fail "postern status after the kills"
+
+    say "[$variant] purge"
+    ct apt-get purge -y -qq postern
+    ct sh -c 'ls /usr/lib/systemd/system/postern* 2>/dev/null' && fail "units left after purge"
+    if ct update-alternatives --query mta 2>/dev/null | grep -q /usr/sbin/postern; then
+        fail "the mta alternative still names postern"
+    fi
+    [ -z "$(ct sh -c 'systemctl list-units --no-legend "postern*" | grep -v not-found' || true)" ] ||
+        fail "postern units still loaded after purge"
+    say "[$variant] OK"
+}
+
+run_variant() {
+    local variant=$1 deb=$2 dir
+    dir=$(mktemp -d /var/tmp/postern-systemd.XXXXXX)
+    trap 'shutdown_ct; rm -rf "$dir"' EXIT
+    tar -C "$dir" -xf "$IMAGE"
+    cp "$deb" "$dir/root/tmp/postern.deb"
+    boot "$dir/root"
+    if [ "$variant" = over-postfix ]; then
+        say "[$variant] Debian's postfix first"
+        ct sh -c 'echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections'
+        ct apt-get install -y -qq --no-install-recommends postfix >/dev/null
+        ct systemctl is-active postfix.service || true
+    fi
+    say "[$variant] apt-get install ./postern.deb bsd-mailx"
+    ct apt-get install -y -qq --no-install-recommends /tmp/postern.deb bsd-mailx
+    check_installed_system "$variant"
+    shutdown_ct
+    rm -rf "$dir"
+    trap - EXIT
+}
+
+main() {
+    [ "$(id -u)" = 0 ] || fail "run as root"
+    command -v systemd-nspawn >/dev/null || skip "systemd-nspawn is not installed (Debian: systemd-container)"
+    local deb=${1:-}
+    if [ -z "$deb" ]; then
+        deb=$(ls -t ../postern_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -n 1 || true)
+    fi
+    [ -n "$deb" ] && [ -f "$deb" ] || fail "no .deb (build one with packaging/verify-deb.sh)"
+    deb=$(readlink -f "$deb")
+    mkdir -p "$CACHE"
+    make_image
+    run_variant fresh "$deb"
+    run_variant over-postfix "$deb"
+    say "verify-systemd: OK"
+}
+
+main "$@"
