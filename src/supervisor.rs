@@ -174,7 +174,8 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     // error now, not a crash loop later.
     let mut smtpd_fds: Vec<(&str, OwnedFd)> = Vec::new();
     for addr in &config.smtpd.listen {
-        let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        let v6_only = crate::config::v6_only(addr, &config.smtpd.listen);
+        let l = bind_tcp(addr, v6_only).with_context(|| format!("cannot listen on {addr}"))?;
         log::info!("listening on {}", l.local_addr()?);
         smtpd_fds.push(("smtp", OwnedFd::from(l)));
     }
@@ -496,6 +497,30 @@ fn prepare_directories(config: &Config, user: Option<&Credentials>) -> anyhow::R
     fs::create_dir_all(&journal).with_context(|| format!("cannot create {}", journal.display()))?;
     fs::set_permissions(&journal, fs::Permissions::from_mode(0o700))?;
     Ok(())
+}
+
+/// A TCP listener on `addr`, as std binds it (SO_REUSEADDR, backlog
+/// 128), IPv6-only when `v6_only` (an IPv4 address listens on the same
+/// port: `0.0.0.0:25` and `[::]:25` side by side).
+fn bind_tcp(addr: &std::net::SocketAddr, v6_only: bool) -> std::io::Result<TcpListener> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage, bind, listen, setsockopt,
+        socket, sockopt,
+    };
+    if !v6_only {
+        return TcpListener::bind(addr);
+    }
+    let fd = socket(
+        AddressFamily::Inet6,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(*addr))?;
+    listen(&fd, Backlog::new(128).map_err(std::io::Error::from)?)?;
+    Ok(TcpListener::from(fd))
 }
 
 fn bind_unix(path: &Path, user: Option<&Credentials>) -> anyhow::Result<UnixListener> {

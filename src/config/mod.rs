@@ -43,7 +43,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use error::ConfigError;
-pub use value::check_hostname;
+pub use value::{check_hostname, v6_only};
 
 use defaults::System;
 

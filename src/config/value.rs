@@ -110,13 +110,14 @@ pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
 }
 
 /// Two listeners of `smtpd.listen` that cannot both be bound: the same
-/// address twice, or a wildcard (`0.0.0.0`, `[::]`, which takes IPv4 as
-/// well) and another address on the same port. Port 0 (any free port)
-/// never collides.
+/// address twice, or a wildcard of one family (`0.0.0.0`, `[::]`) and
+/// another address of that family on the same port. `[::]:P` beside
+/// IPv4 addresses on port P is fine: it is then bound IPv6-only (see
+/// [`v6_only`]), as Postfix binds with `inet_protocols = all`. Port 0
+/// (any free port) never collides.
 pub(super) fn colliding_listeners(addrs: &[SocketAddr]) -> Option<(SocketAddr, String)> {
     let covers = |a: &SocketAddr, b: &SocketAddr| {
-        let ip = a.ip();
-        ip == b.ip() || (ip.is_unspecified() && (ip.is_ipv6() || b.is_ipv4()))
+        a.ip() == b.ip() || (a.ip().is_unspecified() && a.is_ipv6() == b.is_ipv6())
     };
     for (i, a) in addrs.iter().enumerate() {
         for b in addrs.iter().skip(i + 1) {
@@ -136,6 +137,13 @@ pub(super) fn colliding_listeners(addrs: &[SocketAddr]) -> Option<(SocketAddr, S
         }
     }
     None
+}
+
+/// Whether the IPv6 listener `addr` of `all` must take IPv6 only: when
+/// an IPv4 address listens on the same port too (else a wildcard `[::]`
+/// takes IPv4 as well, dual-stack).
+pub fn v6_only(addr: &SocketAddr, all: &[SocketAddr]) -> bool {
+    addr.is_ipv6() && all.iter().any(|a| a.is_ipv4() && a.port() == addr.port())
 }
 
 /// Checks a host or domain name the way Postfix's `valid_hostname` does:

@@ -185,3 +185,29 @@ fn issue_15_check_names_what_it_checked() {
         )
     );
 }
+
+/// `[::]:P` beside an IPv4 address on port P is bound IPv6-only (as
+/// Postfix with inet_protocols = all): both listen, and a client of each
+/// family is served.
+#[test]
+fn issue_14_ipv4_and_ipv6_wildcards_listen_side_by_side() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("SKIPPED: no IPv6 on this machine");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut p = Postern::configure("", &[], None);
+    p.edit_config(
+        "listen = [\"127.0.0.1:0\"]",
+        &format!("listen = [\"127.0.0.1:{port}\", \"[::]:{port}\"]"),
+    );
+    p.launch();
+    for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+        let mut c = Client::connect(addr.parse().unwrap(), None);
+        assert!(c.cmd("EHLO t").starts_with("250"), "{addr}");
+    }
+}

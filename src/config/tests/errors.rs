@@ -309,10 +309,12 @@ fn issue_14_a_listener_named_twice_is_refused() {
         "/etc/postern/postern.toml:2: key `smtpd.listen`: bad value \"127.0.0.1:25\": 127.0.0.1:25 is named twice"
     );
     assert_eq!(
-        err("[smtpd]\nlisten = [\"127.0.0.1:25\", \"[::]:25\"]\n"),
-        "/etc/postern/postern.toml:2: key `smtpd.listen`: bad value \"[::]:25\": [::]:25 already listens on 127.0.0.1:25: the two cannot both be bound"
+        err("[smtpd]\nlisten = [\"[::1]:25\", \"[::]:25\"]\n"),
+        "/etc/postern/postern.toml:2: key `smtpd.listen`: bad value \"[::]:25\": [::]:25 already listens on [::1]:25: the two cannot both be bound"
     );
     for fine in [
+        "[\"0.0.0.0:25\", \"[::]:25\"]",
+        "[\"127.0.0.1:25\", \"[::]:25\"]",
         "[\"127.0.0.1:25\", \"127.0.0.1:587\"]",
         "[\"127.0.0.1:0\", \"127.0.0.1:0\"]",
         "[\"0.0.0.0:25\", \"[::1]:25\"]",
