@@ -91,8 +91,13 @@ boot() {
         cat "$ROOT.nspawn.log" >&2 || true
         skip "systemd-nspawn did not boot the container"
     fi
-    local state
-    state=$(ct timeout 60 systemctl is-system-running --wait || true)
+    local state=
+    # Until its bus is up, systemctl cannot even ask.
+    for i in $(seq 1 100); do
+        state=$(ct timeout 60 systemctl is-system-running --wait 2>/dev/null || true)
+        [ -n "$state" ] && break
+        sleep 0.2
+    done
     echo "container systemd (pid $CT on the host): $state"
     case $state in
         running | degraded) ;;
@@ -152,7 +157,7 @@ check_installed_system() {
     ct systemctl is-active postern.target postern-smtpd.socket postern-submit.socket \
         postern-qmgr.service postern-local.socket postern-smtp.socket
     ct systemctl --no-pager --failed
-    [ -z "$(ct systemctl --failed --no-legend 'postern*')" ] || fail "failed postern units"
+    [ -z "$(ct systemctl list-units --failed --no-legend 'postern*')" ] || fail "failed postern units"
 
     say "[$variant] listeners as /etc/postern/postern.toml says"
     ct grep -E '^listen' /etc/postern/postern.toml
@@ -219,13 +224,21 @@ check_installed_system() {
     say "[$variant] OK"
 }
 
+WORKDIR=
+cleanup() {
+    shutdown_ct
+    [ -n "$WORKDIR" ] && rm -rf "$WORKDIR"
+    WORKDIR=
+}
+
 run_variant() {
-    local variant=$1 deb=$2 dir
-    dir=$(mktemp -d /var/tmp/postern-systemd.XXXXXX)
-    trap 'shutdown_ct; rm -rf "$dir"' EXIT
-    tar -C "$dir" -xf "$IMAGE"
-    cp "$deb" "$dir/root/tmp/postern.deb"
-    boot "$dir/root"
+    local variant=$1 deb=$2
+    WORKDIR=$(mktemp -d /var/tmp/postern-systemd.XXXXXX)
+    trap cleanup EXIT
+    tar -C "$WORKDIR" -xf "$IMAGE"
+    # Not /tmp: the container's systemd mounts a fresh one.
+    cp "$deb" "$WORKDIR/root/opt/postern.deb"
+    boot "$WORKDIR/root"
     if [ "$variant" = over-postfix ]; then
         say "[$variant] Debian's postfix first"
         ct sh -c 'echo "postfix postfix/main_mailer_type select Local only" | debconf-set-selections'
@@ -233,10 +246,9 @@ run_variant() {
         ct systemctl is-active postfix.service || true
     fi
     say "[$variant] apt-get install ./postern.deb bsd-mailx"
-    ct apt-get install -y -qq --no-install-recommends /tmp/postern.deb bsd-mailx
+    ct apt-get install -y -qq --no-install-recommends /opt/postern.deb bsd-mailx
     check_installed_system "$variant"
-    shutdown_ct
-    rm -rf "$dir"
+    cleanup
     trap - EXIT
 }
 
