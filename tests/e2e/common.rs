@@ -123,6 +123,16 @@ impl Postern {
         }
     }
 
+    /// Listen on exactly `listen` (instead of a port the kernel picks) —
+    /// for tests that restart postern and need the same address again.
+    pub fn set_listen(&self, listen: &[String]) {
+        let quoted: Vec<String> = listen.iter().map(|l| format!("\"{l}\"")).collect();
+        self.edit_config(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!("listen = [{}]", quoted.join(", ")),
+        );
+    }
+
     /// Rewrite the configuration file: `from` (which must be there) becomes
     /// `to`.
     pub fn edit_config(&self, from: &str, to: &str) {
@@ -524,4 +534,13 @@ pub fn delivery_status(file: &std::path::Path) -> String {
     let (parts, _, status) = report_parts(&std::fs::read(file).unwrap());
     assert_eq!(parts, 3);
     status
+}
+
+/// A TCP port free on 127.0.0.1 now (another program may take it later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

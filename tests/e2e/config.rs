@@ -195,16 +195,9 @@ fn issue_14_ipv4_and_ipv6_wildcards_listen_side_by_side() {
         eprintln!("SKIPPED: no IPv6 on this machine");
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut p = Postern::configure("", &[], None);
-    p.edit_config(
-        "listen = [\"127.0.0.1:0\"]",
-        &format!("listen = [\"127.0.0.1:{port}\", \"[::]:{port}\"]"),
-    );
+    p.set_listen(&[format!("127.0.0.1:{port}"), format!("[::]:{port}")]);
     p.launch();
     for addr in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
         let mut c = Client::connect(addr.parse().unwrap(), None);

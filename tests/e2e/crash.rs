@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::common::{BIN, Postern, is_root, write_file};
+use crate::common::{BIN, Postern, free_port, is_root, write_file};
 
 fn alive(pid: i32) -> bool {
     // A zombie still answers kill(0): look at its state too.
@@ -277,16 +277,8 @@ fn issue_14_a_crash_loop_loses_nothing_and_delivers_nothing_twice() {
     };
     let total = env("POSTERN_CRASH_MESSAGES", 3000) as usize;
     let every = Duration::from_millis(env("POSTERN_CRASH_KILL_MS", 150));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut p = Postern::configure("", &[], None);
-    p.edit_config(
-        "listen = [\"127.0.0.1:0\"]",
-        &format!("listen = [\"127.0.0.1:{port}\"]"),
-    );
+    p.set_listen(&[format!("127.0.0.1:{}", free_port())]);
     p.launch();
     let addr = p.addr;
     let to = format!("{}@localhost", p.user);
