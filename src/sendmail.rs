@@ -411,15 +411,9 @@ pub fn submit(
         send(&mut w, "DATA")?;
         expect(&mut r, "DATA", 354)?;
         let mut data = Vec::with_capacity(prepared.content.len() + 1024);
-        for line in prepared.content.split_inclusive(|b| *b == b'\n') {
-            let line = line.strip_suffix(b"\n").unwrap_or(line);
-            if line.starts_with(b".") {
-                data.push(b'.');
-            }
-            data.extend_from_slice(line);
-            data.extend_from_slice(b"\r\n");
-        }
-        data.extend_from_slice(b".\r\n");
+        let mut writer = crate::smtpd::data::DataWriter::new();
+        writer.write(&prepared.content, &mut data);
+        writer.finish(&mut data);
         w.write_all(&data).map_err(|e| {
             fail(
                 EX_TEMPFAIL,

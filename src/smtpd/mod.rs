@@ -76,7 +76,9 @@ pub mod limits;
 pub mod line;
 mod received;
 mod session;
+pub mod space;
 mod store;
+pub mod submitter;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
