@@ -39,7 +39,7 @@ use std::fs::{File, Metadata, OpenOptions};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -148,7 +148,12 @@ impl Pickup {
                 break;
             }
             if let Ok(m) = std::fs::symlink_metadata(self.dir.join(name)) {
-                seen.insert((m.dev(), m.ino()));
+                let ino = (m.dev(), m.ino());
+                seen.insert(ino);
+                // Refused, and could not be moved aside: said once.
+                if self.reported.contains(&ino) {
+                    continue;
+                }
             }
             match maildrop::classify(name.as_bytes()) {
                 Name::Ready => self.take(name, dir_gid).await,
@@ -170,7 +175,7 @@ impl Pickup {
         }
         let config = self.shared.current().0;
         let limit = maildrop::file_limit(config.smtpd.message_size_limit);
-        let taken = match self.open(name, dir_gid, limit) {
+        let taken = match open(&self.dir, name, dir_gid, limit) {
             Ok(Some(t)) => t,
             Ok(None) => return,
             Err(reason) => return self.quarantine(name, None, &reason),
@@ -231,94 +236,6 @@ impl Pickup {
                 );
             }
         }
-    }
-
-    /// Open and check a `d…` file: `Ok(None)` when it is not ready yet
-    /// (or gone, or taken by another smtpd), `Err` with the reason when it
-    /// must be moved aside.
-    fn open(&self, name: &OsStr, dir_gid: u32, limit: u64) -> Result<Option<Taken>, String> {
-        let path = self.dir.join(name);
-        let first = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(_) => return Ok(None),
-        };
-        if !first.file_type().is_file() {
-            return Err(format!("not a regular file ({})", kind(&first)));
-        }
-        let stale = age(&first) > STALE;
-        let file = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err("not a regular file (a symbolic link)".into());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            // Its owner may still be setting its mode.
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !stale => {
-                return Ok(None);
-            }
-            Err(e) => return Err(format!("cannot be opened: {e}")),
-        };
-        // Judged by the descriptor, whatever the name points to now.
-        let meta = file.metadata().map_err(|e| format!("fstat: {e}"))?;
-        if !meta.file_type().is_file() {
-            return Err(format!("not a regular file ({})", kind(&meta)));
-        }
-        if meta.nlink() != 1 {
-            return Err(format!("{} links to it (a hard link)", meta.nlink()));
-        }
-        if meta.gid() != dir_gid {
-            return Err(format!(
-                "group {}, not the drop directory's group {dir_gid}",
-                meta.gid()
-            ));
-        }
-        if meta.len() > limit {
-            return Err(format!(
-                "{} bytes, more than the {limit} a drop file may have (smtpd.message_size_limit and the envelope)",
-                meta.len()
-            ));
-        }
-        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(f) => f,
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
-            Err((_, e)) => return Err(format!("cannot be locked: {e}")),
-        };
-        let mut head = Vec::new();
-        let want = meta.len().min(maildrop::MAX_HEAD as u64);
-        (&*file)
-            .take(want)
-            .read_to_end(&mut head)
-            .map_err(|e| format!("cannot be read: {e}"))?;
-        let not_yet = |what: String| if stale { Err(what) } else { Ok(None) };
-        let (envelope, offset) = match maildrop::parse_head(&head) {
-            Err(e) => return Err(format!("malformed: {e}")),
-            Ok(Head::Incomplete) => {
-                return not_yet("incomplete: the envelope never ended".into());
-            }
-            Ok(Head::Complete { envelope, offset }) => (envelope, offset as u64),
-        };
-        let total = offset.saturating_add(envelope.size);
-        if meta.len() < total {
-            return not_yet(format!("incomplete: {} of {total} bytes", meta.len()));
-        }
-        if meta.len() > total {
-            return Err(format!(
-                "malformed: {} bytes, {total} by its size line",
-                meta.len()
-            ));
-        }
-        Ok(Some(Taken {
-            file,
-            uid: meta.uid(),
-            envelope,
-            offset,
-            ino: (meta.dev(), meta.ino()),
-            ctime: ctime(&meta),
-        }))
     }
 
     /// Submit through a `submit.sock` session with the file owner's uid.
@@ -436,8 +353,96 @@ impl Pickup {
     }
 }
 
+/// Open and check a `d…` file: `Ok(None)` when it is not ready yet
+/// (or gone, or taken by another smtpd), `Err` with the reason when it
+/// must be moved aside.
+fn open(dir: &Path, name: &OsStr, dir_gid: u32, limit: u64) -> Result<Option<Taken>, String> {
+    let path = dir.join(name);
+    let first = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(_) => return Ok(None),
+    };
+    if !first.file_type().is_file() {
+        return Err(format!("not a regular file ({})", kind(&first)));
+    }
+    let stale = age(&first) > STALE;
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err("not a regular file (a symbolic link)".into());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Its owner may still be setting its mode.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !stale => {
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("cannot be opened: {e}")),
+    };
+    // Judged by the descriptor, whatever the name points to now.
+    let meta = file.metadata().map_err(|e| format!("fstat: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err(format!("not a regular file ({})", kind(&meta)));
+    }
+    if meta.nlink() != 1 {
+        return Err(format!("{} links to it (a hard link)", meta.nlink()));
+    }
+    if meta.gid() != dir_gid {
+        return Err(format!(
+            "group {}, not the drop directory's group {dir_gid}",
+            meta.gid()
+        ));
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "{} bytes, more than the {limit} a drop file may have (smtpd.message_size_limit and the envelope)",
+            meta.len()
+        ));
+    }
+    let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(f) => f,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+        Err((_, e)) => return Err(format!("cannot be locked: {e}")),
+    };
+    let mut head = Vec::new();
+    let want = meta.len().min(maildrop::MAX_HEAD as u64);
+    (&*file)
+        .take(want)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    let not_yet = |what: String| if stale { Err(what) } else { Ok(None) };
+    let (envelope, offset) = match maildrop::parse_head(&head) {
+        Err(e) => return Err(format!("malformed: {e}")),
+        Ok(Head::Incomplete) => {
+            return not_yet("incomplete: the envelope never ended".into());
+        }
+        Ok(Head::Complete { envelope, offset }) => (envelope, offset as u64),
+    };
+    let total = offset.saturating_add(envelope.size);
+    if meta.len() < total {
+        return not_yet(format!("incomplete: {} of {total} bytes", meta.len()));
+    }
+    if meta.len() > total {
+        return Err(format!(
+            "malformed: {} bytes, {total} by its size line",
+            meta.len()
+        ));
+    }
+    Ok(Some(Taken {
+        file,
+        uid: meta.uid(),
+        envelope,
+        offset,
+        ino: (meta.dev(), meta.ino()),
+        ctime: ctime(&meta),
+    }))
+}
+
 /// The names in the drop directory, and its group.
-fn read_dir(dir: &std::path::Path) -> std::io::Result<(Vec<OsString>, u32)> {
+fn read_dir(dir: &Path) -> std::io::Result<(Vec<OsString>, u32)> {
     let gid = std::fs::metadata(dir)?.gid();
     let names = std::fs::read_dir(dir)?
         .flatten()
@@ -630,6 +635,80 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Client<R, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The checks on the descriptor, without a session: what is taken,
+    /// what waits, what is moved aside.
+    #[test]
+    fn what_open_takes_waits_for_and_refuses() {
+        let q = tempfile::tempdir().unwrap();
+        let dir = q.path().join(maildrop::DIR);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(maildrop::DIR_MODE))
+            .unwrap();
+        let gid = std::fs::metadata(&dir).unwrap().gid();
+        let good = b"postern-maildrop 1\nsize 3\nfrom <>\nto <r@x>\n\nhi\n";
+        let write = |name: &str, data: &[u8]| std::fs::write(dir.join(name), data).unwrap();
+        let open = |name: &str, limit: u64| super::open(&dir, OsStr::new(name), gid, limit);
+        write("dgood", good);
+        let t = open("dgood", 1 << 20).unwrap().unwrap();
+        assert_eq!(t.envelope.recipients, vec!["r@x"]);
+        assert_eq!(t.offset, good.len() as u64 - 3);
+        assert_eq!(t.uid, nix::unistd::geteuid().as_raw());
+        // Locked: a second pickup leaves it.
+        assert!(open("dgood", 1 << 20).unwrap().is_none());
+        drop(t);
+        // Too large, another group.
+        assert!(
+            open("dgood", 10)
+                .err()
+                .unwrap()
+                .contains("more than the 10")
+        );
+        assert!(
+            super::open(&dir, OsStr::new("dgood"), gid + 1, 1 << 20)
+                .err()
+                .unwrap()
+                .contains("not the drop directory's group")
+        );
+        // Still being written: waits (an hour), never guessed at.
+        write("dshort", &good[..good.len() - 1]);
+        assert!(open("dshort", 1 << 20).unwrap().is_none());
+        write("dhalf", b"postern-maildrop 1\nsize 3\n");
+        assert!(open("dhalf", 1 << 20).unwrap().is_none());
+        // Moved aside.
+        write("dlong", &[&good[..], b"more"].concat());
+        assert!(
+            open("dlong", 1 << 20)
+                .err()
+                .unwrap()
+                .contains("by its size line")
+        );
+        write("dgarbage", b"Subject: x\n\nhi\n");
+        assert!(
+            open("dgarbage", 1 << 20)
+                .err()
+                .unwrap()
+                .starts_with("malformed: ")
+        );
+        std::os::unix::fs::symlink(dir.join("dgood"), dir.join("dlink")).unwrap();
+        assert_eq!(
+            open("dlink", 1 << 20).err().unwrap(),
+            "not a regular file (a symbolic link)"
+        );
+        std::fs::hard_link(dir.join("dgood"), dir.join("dhard")).unwrap();
+        assert_eq!(
+            open("dhard", 1 << 20).err().unwrap(),
+            "2 links to it (a hard link)"
+        );
+        nix::unistd::mkfifo(&dir.join("dfifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert_eq!(
+            open("dfifo", 1 << 20).err().unwrap(),
+            "not a regular file (a FIFO)"
+        );
+        // Gone meanwhile: nothing to do.
+        assert!(open("dmissing", 1 << 20).unwrap().is_none());
+    }
 
     /// The dialogue against a scripted server: what it sends, and what a
     /// refused recipient, a temporary and a permanent refusal become.
