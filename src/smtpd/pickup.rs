@@ -366,6 +366,16 @@ fn open(dir: &Path, name: &OsStr, dir_gid: u32, limit: u64) -> Result<Option<Tak
         return Err(format!("not a regular file ({})", kind(&first)));
     }
     let stale = age(&first) > STALE;
+    // Not finished yet (or smtpd's own trouble: out of descriptors, an
+    // I/O error): tried again at the next scan, moved aside after an hour.
+    let not_yet = |what: String| if stale { Err(what) } else { Ok(None) };
+    let trouble = |what: String| {
+        log::warn!(
+            "maildrop/{}: {what}; trying again",
+            maildrop::printable_name(name.as_bytes())
+        );
+        not_yet(what)
+    };
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -377,13 +387,16 @@ fn open(dir: &Path, name: &OsStr, dir_gid: u32, limit: u64) -> Result<Option<Tak
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         // Its owner may still be setting its mode.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && !stale => {
-            return Ok(None);
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return not_yet(format!("cannot be opened: {e}"));
         }
-        Err(e) => return Err(format!("cannot be opened: {e}")),
+        Err(e) => return trouble(format!("cannot be opened: {e}")),
     };
     // Judged by the descriptor, whatever the name points to now.
-    let meta = file.metadata().map_err(|e| format!("fstat: {e}"))?;
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return trouble(format!("fstat: {e}")),
+    };
     if !meta.file_type().is_file() {
         return Err(format!("not a regular file ({})", kind(&meta)));
     }
@@ -405,15 +418,13 @@ fn open(dir: &Path, name: &OsStr, dir_gid: u32, limit: u64) -> Result<Option<Tak
     let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(f) => f,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
-        Err((_, e)) => return Err(format!("cannot be locked: {e}")),
+        Err((_, e)) => return trouble(format!("cannot be locked: {e}")),
     };
     let mut head = Vec::new();
     let want = meta.len().min(maildrop::MAX_HEAD as u64);
-    (&*file)
-        .take(want)
-        .read_to_end(&mut head)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    let not_yet = |what: String| if stale { Err(what) } else { Ok(None) };
+    if let Err(e) = (&*file).take(want).read_to_end(&mut head) {
+        return trouble(format!("cannot be read: {e}"));
+    }
     let (envelope, offset) = match maildrop::parse_head(&head) {
         Err(e) => return Err(format!("malformed: {e}")),
         Ok(Head::Incomplete) => {
