@@ -180,14 +180,18 @@ in
     };
     users.groups.postern = { };
 
-    # As systemd/postern.tmpfiles: the queue is postern's alone.
+    # As systemd/postern.tmpfiles: the queue is postern's alone, but for
+    # its search bit (0711) and the drop directory (3733), where sendmail
+    # leaves mail while postern is down.
     systemd.tmpfiles.rules = [
-      "d /var/spool/postern          0700 postern postern -"
+      "d /var/spool/postern          0711 postern postern -"
       "d /var/spool/postern/incoming 0700 postern postern -"
       "d /var/spool/postern/state    0700 postern postern -"
       "d /var/spool/postern/deferred 0700 postern postern -"
       "d /var/spool/postern/hold     0700 postern postern -"
       "d /var/spool/postern/corrupt  0700 postern postern -"
+      "d /var/spool/postern/maildrop 3733 postern postern -"
+      "d /var/spool/postern/maildrop-bad 0700 postern postern -"
       "d /run/postern 0755 root root -"
     ];
 

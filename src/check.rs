@@ -1,5 +1,6 @@
 //! `postern check` beyond the configuration file, as `postfix check`
-//! does: the postern user, the queue and run directories (owner, mode),
+//! does: the postern user, the queue and run directories (owner, mode;
+//! the drop directory `queue/maildrop` 3733 in the postern group),
 //! the configuration file's permissions, every alias source, and the
 //! transport files (`relay.transport_files`, with FILE:LINE).
 
@@ -47,6 +48,7 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     // A queue yet to be made is one warning, not one per subdirectory.
     if q.exists() {
         dirs.extend(crate::queue::SUBDIRS.iter().map(|d| q.join(d)));
+        dirs.push(q.join(crate::maildrop::BAD_DIR));
     }
     for d in &dirs {
         match std::fs::metadata(d) {
@@ -69,18 +71,35 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
                         ),
                     ));
                 }
-                if m.mode() & 0o077 != 0 {
+                let mode = m.mode() & 0o7777;
+                if d == q {
+                    out.extend(check_queue_mode(q, mode));
+                } else if mode & 0o077 != 0 {
                     out.push((
                         Level::Error,
-                        format!(
-                            "{}: mode {:o}, should be 700",
-                            d.display(),
-                            m.mode() & 0o7777
-                        ),
+                        format!("{}: mode {mode:o}, should be 700", d.display()),
                     ));
                 }
             }
         }
+    }
+    if q.exists() {
+        // As root the drop directory's group is server.user's; otherwise
+        // the group of whoever runs postern.
+        let group = if root {
+            nix::unistd::User::from_name(&config.server.user)
+                .ok()
+                .flatten()
+                .map(|u| u.gid.as_raw())
+        } else {
+            Some(nix::unistd::getegid().as_raw())
+        };
+        out.extend(check_drop_directory(
+            &q.join(crate::maildrop::DIR),
+            owner,
+            group,
+            &config.server.user,
+        ));
     }
     // The roles that read the queue and the alias files run as the
     // postern user (as root) or as whoever runs postern.
@@ -164,6 +183,87 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     out.extend(check_transport_files(config));
     out.extend(check_tables(config));
     out
+}
+
+/// The queue directory: nobody else may read or write it; others need
+/// its search bit to reach the drop directory.
+fn check_queue_mode(q: &Path, mode: u32) -> Vec<(Level, String)> {
+    let want = crate::maildrop::QUEUE_MODE;
+    if mode & 0o066 != 0 || mode & 0o7000 != 0 {
+        vec![(
+            Level::Error,
+            format!("{}: mode {mode:o}, should be {want:o}", q.display()),
+        )]
+    } else if mode & 0o011 != 0o011 {
+        vec![(
+            Level::Warning,
+            format!(
+                "{}: mode {mode:o}, should be {want:o}: users cannot reach the drop directory, so sendmail cannot keep mail while postern is down",
+                q.display()
+            ),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The drop directory (`queue/maildrop`): mode 3733, the queue's owner,
+/// and the group whose members (postern) alone read the files in it.
+fn check_drop_directory(
+    d: &Path,
+    owner: Option<u32>,
+    group: Option<u32>,
+    user: &str,
+) -> Vec<(Level, String)> {
+    let want = crate::maildrop::DIR_MODE;
+    let m = match std::fs::symlink_metadata(d) {
+        Err(_) => {
+            return vec![(
+                Level::Warning,
+                format!("{}: missing; postern start creates it", d.display()),
+            )];
+        }
+        Ok(m) if !m.is_dir() => {
+            return vec![(Level::Error, format!("{}: not a directory", d.display()))];
+        }
+        Ok(m) => m,
+    };
+    let mut out = Vec::new();
+    if owner.is_some_and(|o| o != m.uid()) {
+        out.push((
+            Level::Error,
+            format!("{}: owned by uid {}, not by {user}", d.display(), m.uid()),
+        ));
+    }
+    let mode = m.mode() & 0o7777;
+    if mode != want {
+        out.push((
+            Level::Error,
+            format!(
+                "{}: mode {mode:o}, should be {want:o} (anyone adds files, nobody else lists them, each file gets the directory's group)",
+                d.display()
+            ),
+        ));
+    }
+    if group.is_some_and(|g| g != m.gid()) {
+        out.push((
+            Level::Error,
+            format!(
+                "{}: group {}, should be {}: the files sendmail leaves there are readable by that group",
+                d.display(),
+                group_name(m.gid()),
+                group.map(group_name).unwrap_or_default()
+            ),
+        ));
+    }
+    out
+}
+
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(gid.into())
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
 }
 
 /// Who the roles that read the queue and the configured files run as:
@@ -332,6 +432,41 @@ mod tests {
                 .any(|t| t.starts_with("Error") && t.contains("aliases:1")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn issue_15_checks_the_drop_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let q = dir.path().join("queue");
+        std::fs::create_dir(&q).unwrap();
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(&q, 0o711);
+        assert!(check_queue_mode(&q, 0o711).is_empty());
+        assert_eq!(check_queue_mode(&q, 0o700)[0].0, Level::Warning);
+        assert_eq!(check_queue_mode(&q, 0o755)[0].0, Level::Error);
+        let drop = q.join(crate::maildrop::DIR);
+        let me = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        assert_eq!(
+            check_drop_directory(&drop, Some(me), Some(gid), "u")[0].0,
+            Level::Warning
+        );
+        std::fs::create_dir(&drop).unwrap();
+        mode(&drop, 0o3733);
+        assert!(check_drop_directory(&drop, Some(me), Some(gid), "u").is_empty());
+        mode(&drop, 0o1777);
+        let found = check_drop_directory(&drop, Some(me), Some(gid), "u");
+        assert!(
+            found[0].1.contains("mode 1777, should be 3733"),
+            "{found:?}"
+        );
+        mode(&drop, 0o3733);
+        let found = check_drop_directory(&drop, Some(me), Some(gid + 1), "u");
+        assert!(found[0].1.contains(": group "), "{found:?}");
+        assert_eq!(found.len(), 1);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod dsn;
 pub mod ipc;
 pub mod local;
 pub mod logging;
+pub mod maildrop;
 pub mod mailq;
 pub mod maps;
 pub mod notify;

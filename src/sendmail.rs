@@ -9,12 +9,25 @@
 //! local mail); `-t` takes the recipients from `To:`, `Cc:` and `Bcc:` and
 //! removes `Bcc:`.
 //!
-//! Exit codes are sysexits (what cron and mailx act on): 0 queued, 64
-//! usage, 65 data error (a 5xx refusal), 67 unknown local user, 69
-//! unavailable, 77 not allowed (`smtpd.authorized_submit_users`,
-//! `smtpd.sender_override_users`), 75 temporary failure or mail system unreachable (mailx and
-//! cron keep the message). Any refusal before the final `250` leaves
-//! nothing in the queue.
+//! When nothing answers on `submit.sock` (no socket, connection refused,
+//! closed or `421` before the greeting: the mail system is stopped), the
+//! message is left in the drop directory `<queue>/maildrop` instead
+//! ([`crate::maildrop`]: mode 3733, a file of the user's own, 0640, group
+//! postern by the directory's set-group-id bit) and smtpd takes it in
+//! when it starts, with the same checks; `sendmail` exits 0, as Postfix's
+//! does. What smtpd would refuse at once is refused here first, with the
+//! same words: `smtpd.authorized_submit_users`,
+//! `smtpd.sender_override_users`, `smtpd.recipient_limit`,
+//! `smtpd.message_size_limit`, `queue.minfree`. A refusal by a running
+//! smtpd is never turned into a drop.
+//!
+//! Exit codes are sysexits (what cron and mailx act on): 0 queued (or
+//! kept in the drop directory), 64 usage, 65 data error (a 5xx refusal),
+//! 67 unknown local user, 69 unavailable, 77 not allowed
+//! (`smtpd.authorized_submit_users`, `smtpd.sender_override_users`), 75
+//! temporary failure, or the mail system unreachable and the drop
+//! directory unusable (mailx and cron keep the message). Any refusal
+//! before the final `250` leaves nothing in the queue.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -68,12 +81,23 @@ pub const EX_TEMPFAIL: u8 = 75;
 pub struct Failure {
     pub code: u8,
     pub message: String,
+    /// Nothing answered on submit.sock (nothing was said, nothing
+    /// queued): the message may go to the drop directory.
+    pub unanswered: bool,
 }
 
 fn fail(code: u8, message: impl Into<String>) -> Failure {
     Failure {
         code,
         message: message.into(),
+        unanswered: false,
+    }
+}
+
+fn unanswered(message: String) -> Failure {
+    Failure {
+        unanswered: true,
+        ..fail(EX_TEMPFAIL, message)
     }
 }
 
@@ -334,14 +358,20 @@ pub fn submit(
     prepared: &Prepared,
     opts: &Options,
 ) -> Result<(), Failure> {
-    let stream = UnixStream::connect(socket).map_err(|e| {
-        fail(
+    let unreachable = |why: String| {
+        unanswered(format!(
+            "cannot reach the mail system at {}: {why} (is postern running?)",
+            socket.display()
+        ))
+    };
+    let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            unreachable(e.to_string())
+        }
+        _ => fail(
             EX_TEMPFAIL,
-            format!(
-                "cannot reach the mail system at {}: {e} (is postern running?)",
-                socket.display()
-            ),
-        )
+            format!("cannot reach the mail system at {}: {e}", socket.display()),
+        ),
     })?;
     let mut w = stream
         .try_clone()
@@ -362,13 +392,7 @@ pub fn submit(
         if code == ok || (ok == 250 && (200..300).contains(&code)) {
             return Ok(());
         }
-        let text = reply.replace('\n', " ");
-        Err(match code {
-            550 if reply.contains("5.1.1") => fail(EX_NOUSER, format!("{what}: {text}")),
-            550 | 553 if reply.contains("5.7.1") => fail(EX_NOPERM, format!("{what}: {text}")),
-            500..=599 => fail(EX_DATAERR, format!("{what}: {text}")),
-            _ => fail(EX_TEMPFAIL, format!("{what}: {text}")),
-        })
+        Err(refusal(what, &reply))
     };
     let send = |w: &mut UnixStream, line: &str| -> Result<(), Failure> {
         if verbose {
@@ -381,7 +405,18 @@ pub fn submit(
             )
         })
     };
-    expect(&mut r, "greeting", 220)?;
+    // Closed, or 421 (shutting down), before a greeting: nobody
+    // answered; nothing was said.
+    match read_reply(&mut r) {
+        Ok(reply) if reply.starts_with("220") => {
+            if verbose {
+                eprintln!("<<< {reply}");
+            }
+        }
+        Ok(reply) if reply.starts_with("421") => return Err(unreachable(reply)),
+        Ok(reply) => return Err(refusal("greeting", &reply)),
+        Err(e) => return Err(unreachable(format!("closed before the greeting: {e}"))),
+    }
     send(&mut w, "EHLO localhost")?;
     expect(&mut r, "EHLO", 250)?;
     let mut mail = format!("MAIL FROM:<{sender}>");
@@ -411,15 +446,9 @@ pub fn submit(
         send(&mut w, "DATA")?;
         expect(&mut r, "DATA", 354)?;
         let mut data = Vec::with_capacity(prepared.content.len() + 1024);
-        for line in prepared.content.split_inclusive(|b| *b == b'\n') {
-            let line = line.strip_suffix(b"\n").unwrap_or(line);
-            if line.starts_with(b".") {
-                data.push(b'.');
-            }
-            data.extend_from_slice(line);
-            data.extend_from_slice(b"\r\n");
-        }
-        data.extend_from_slice(b".\r\n");
+        let mut writer = crate::smtpd::data::DataWriter::new();
+        writer.write(&prepared.content, &mut data);
+        writer.finish(&mut data);
         w.write_all(&data).map_err(|e| {
             fail(
                 EX_TEMPFAIL,
@@ -433,6 +462,18 @@ pub fn submit(
     }
     let _ = w.write_all(b"QUIT\r\n");
     result
+}
+
+/// The failure a reply (not 2xx/3xx) means, for `what`.
+fn refusal(what: &str, reply: &str) -> Failure {
+    let code: u16 = reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let text = reply.replace('\n', " ");
+    match code {
+        550 if reply.contains("5.1.1") => fail(EX_NOUSER, format!("{what}: {text}")),
+        550 | 553 if reply.contains("5.7.1") => fail(EX_NOPERM, format!("{what}: {text}")),
+        500..=599 => fail(EX_DATAERR, format!("{what}: {text}")),
+        _ => fail(EX_TEMPFAIL, format!("{what}: {text}")),
+    }
 }
 
 fn read_reply(r: &mut impl BufRead) -> std::io::Result<String> {
@@ -510,7 +551,95 @@ pub fn deliver(config: &Config, opts: &Options) -> Result<(), Failure> {
         .server
         .run_directory
         .join(crate::supervisor::SUBMIT_SOCKET);
-    submit(&socket, &sender, &prepared, opts)
+    match submit(&socket, &sender, &prepared, opts) {
+        Err(f) if f.unanswered => keep(config, me.uid.as_raw(), &sender, &prepared, opts, f),
+        done => done,
+    }
+}
+
+/// Nothing answered on submit.sock: leave the message in the drop
+/// directory for smtpd to take in when it starts. What smtpd would refuse
+/// at once is refused now, with its words; `unreachable` is the reason
+/// given when the message cannot be kept either (exit 75 as before).
+fn keep(
+    config: &Config,
+    uid: u32,
+    sender: &str,
+    prepared: &Prepared,
+    opts: &Options,
+    unreachable: Failure,
+) -> Result<(), Failure> {
+    use crate::smtpd::space;
+    let dir = config.queue.directory.join(crate::maildrop::DIR);
+    crate::smtpd::submitter::check(config, uid, sender)
+        .map_err(|r| refusal("sender", &r.to_string()))?;
+    let limits = &config.smtpd;
+    if prepared.recipients.len() > limits.recipient_limit {
+        return Err(fail(
+            EX_TEMPFAIL,
+            format!(
+                "{} recipients, more than smtpd.recipient_limit ({})",
+                prepared.recipients.len(),
+                limits.recipient_limit
+            ),
+        ));
+    }
+    // smtpd's count: each line its length + 2.
+    let content = &prepared.content;
+    let wire = content.len() as u64 + content.iter().filter(|b| **b == b'\n').count() as u64;
+    if limits.message_size_limit > 0 && wire > limits.message_size_limit {
+        let r = crate::reply::Reply::message_too_big();
+        return Err(refusal("message", &r.to_string()));
+    }
+    let minfree = space::effective_minfree(config.queue.minfree, limits.message_size_limit);
+    if let Ok(free) = space::free_space(&config.queue.directory)
+        && !space::room_for(free, minfree, wire)
+    {
+        return Err(fail(
+            EX_TEMPFAIL,
+            format!(
+                "{}; and not enough free space to keep the message in {} ({free} bytes free, queue.minfree {minfree})",
+                unreachable.message,
+                dir.display()
+            ),
+        ));
+    }
+    let envelope = crate::maildrop::Envelope {
+        size: 0,
+        sender: sender.to_string(),
+        recipients: prepared.recipients.clone(),
+        notify: opts.notify.clone(),
+        ret: opts.ret.clone(),
+        envid: opts
+            .envid
+            .as_deref()
+            .map(crate::smtpd::command::xtext_encode),
+        body: (!content.is_ascii()).then(|| "8BITMIME".to_string()),
+    };
+    match crate::maildrop::deposit(&dir, &envelope, content) {
+        Ok(path) => {
+            if opts.verbose {
+                eprintln!(
+                    "sendmail: {}; the message is kept as {} and delivered when postern starts",
+                    unreachable.message,
+                    path.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Err(fail(
+            EX_DATAERR,
+            format!("the message cannot be kept in {}: {e}", dir.display()),
+        )),
+        Err(e) => Err(fail(
+            EX_TEMPFAIL,
+            format!(
+                "{}; and the message cannot be kept in {}: {e}",
+                unreachable.message,
+                dir.display()
+            ),
+        )),
+    }
 }
 
 /// A bare `-f` name gets `@origin`, as Postfix's `append_at_myorigin`

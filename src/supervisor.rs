@@ -476,17 +476,34 @@ fn role_user(config: &Config) -> anyhow::Result<Option<Credentials>> {
 }
 
 fn prepare_directories(config: &Config, user: Option<&Credentials>) -> anyhow::Result<()> {
+    use crate::maildrop;
     let q = &config.queue.directory;
-    let mut dirs = vec![q.clone()];
-    dirs.extend(crate::queue::SUBDIRS.iter().map(|d| q.join(d)));
-    for d in &dirs {
+    // The queue itself is search-only for others (users reach the drop
+    // directory in it, and nothing else); the drop directory takes files
+    // from anyone but lists them to postern alone, and gives them its
+    // group; every other directory is postern's alone.
+    let mut dirs = vec![(q.clone(), maildrop::QUEUE_MODE)];
+    dirs.extend(crate::queue::SUBDIRS.iter().map(|d| (q.join(d), 0o700)));
+    let drop_dirs = [
+        (q.join(maildrop::DIR), maildrop::DIR_MODE),
+        (q.join(maildrop::BAD_DIR), 0o700),
+    ];
+    for (d, _) in &drop_dirs {
+        // Directories every user writes to, or that hold what they
+        // wrote: never chown or chmod through a symbolic link.
+        if fs::symlink_metadata(d).is_ok_and(|m| !m.is_dir()) {
+            bail!("{} is not a directory", d.display());
+        }
+    }
+    dirs.extend(drop_dirs);
+    for (d, mode) in &dirs {
         fs::create_dir_all(d)
             .with_context(|| format!("cannot create queue directory {}", d.display()))?;
-        fs::set_permissions(d, fs::Permissions::from_mode(0o700))?;
         if let Some(u) = user {
             chown(d, Some(u.uid), Some(u.gid))
                 .with_context(|| format!("cannot chown {}", d.display()))?;
         }
+        fs::set_permissions(d, fs::Permissions::from_mode(*mode))?;
     }
     let r = &config.server.run_directory;
     fs::create_dir_all(r)

@@ -12,7 +12,8 @@
 //!    postern, mode 0600) and `CAP_KILL` (it stops a hung child). Every other set is emptied (inheritable,
 //!    ambient) and `no_new_privs` is set, so no exec can gain a privilege.
 //! 2. **Directories** the role writes are created while that is still
-//!    possible (smtpd `queue/incoming`, qmgr the whole queue).
+//!    possible (smtpd `queue/incoming`, and `queue/maildrop` (3733) and
+//!    `queue/maildrop-bad` when missing; qmgr the whole queue).
 //! 3. **Landlock** ([`landlock`]): a ruleset per role ([`Profile`]) on the
 //!    newest ABI the kernel offers (handled rights the kernel lacks are
 //!    dropped, with a warning when what is left misses filesystem
@@ -24,7 +25,7 @@
 //!
 //! | role | reads | writes | TCP |
 //! |---|---|---|---|
-//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming` | `queue/incoming` | connect only to DNS ports (53, `dns.servers`), no bind |
+//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`), no bind |
 //! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
 //! | smtp | system files, its configuration, the queue | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
@@ -82,6 +83,10 @@ impl Profile {
         match role {
             "smtpd" => {
                 p.write.push(queue.join(crate::queue::INCOMING));
+                // The pickup reads and removes the files sendmail left in
+                // the drop directory, and moves the bad ones aside.
+                p.write.push(queue.join(crate::maildrop::DIR));
+                p.write.push(queue.join(crate::maildrop::BAD_DIR));
                 p.read
                     .extend(config.local.alias_files.iter().filter_map(parent));
                 // The restrictions' table files, read again when they change.
@@ -292,5 +297,33 @@ fn make_directories(role: &str, config: &Config) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
         }
     }
+    if role == "smtpd" {
+        make_drop_directories(q);
+    }
     Ok(())
+}
+
+/// The drop directory and the one for refused files, when missing (under
+/// systemd, tmpfiles makes them): made by smtpd as the postern user, so
+/// owner and group are right; the mode is set whatever the umask. One
+/// that cannot be made is a warning: smtpd still serves.
+fn make_drop_directories(queue: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for (name, mode) in [
+        (crate::maildrop::DIR, crate::maildrop::DIR_MODE),
+        (crate::maildrop::BAD_DIR, 0o700),
+    ] {
+        let d = queue.join(name);
+        if std::fs::symlink_metadata(&d).is_ok() {
+            continue;
+        }
+        let made = std::fs::create_dir(&d)
+            .and_then(|()| std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)));
+        if let Err(e) = made {
+            log::warn!(
+                "cannot create {}: {e}; sendmail cannot keep mail there while postern is down",
+                d.display()
+            );
+        }
+    }
 }

@@ -208,6 +208,56 @@ impl DataReader {
     }
 }
 
+/// The reader's inverse, for postern's own local clients (`sendmail` on
+/// submit.sock, smtpd's pickup of the drop directory): the stored form
+/// (LF line ends) as DATA, CRLF line ends and every line that starts with
+/// `.` dot-stuffed, streamed in pieces of any size. A CR before an LF
+/// stays data (`a\r\n` is sent as `a\r\r\n`), as `sendmail` always sent it.
+#[derive(Clone, Debug)]
+pub struct DataWriter {
+    line_start: bool,
+}
+
+impl Default for DataWriter {
+    fn default() -> Self {
+        DataWriter::new()
+    }
+}
+
+impl DataWriter {
+    pub fn new() -> DataWriter {
+        DataWriter { line_start: true }
+    }
+
+    /// Append the DATA form of `content` to `out`.
+    pub fn write(&mut self, content: &[u8], out: &mut Vec<u8>) {
+        for line in content.split_inclusive(|b| *b == b'\n') {
+            if self.line_start && line.first() == Some(&b'.') {
+                out.push(b'.');
+            }
+            match line.strip_suffix(b"\n") {
+                Some(text) => {
+                    out.extend_from_slice(text);
+                    out.extend_from_slice(b"\r\n");
+                    self.line_start = true;
+                }
+                None => {
+                    out.extend_from_slice(line);
+                    self.line_start = false;
+                }
+            }
+        }
+    }
+
+    /// End the data: an unfinished last line gets its CRLF, then `.` CRLF.
+    pub fn finish(self, out: &mut Vec<u8>) {
+        if !self.line_start {
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b".\r\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +508,26 @@ mod tests {
             let end = wire.len();
             wire.extend_from_slice(&trailer);
             prop_assert_eq!(whole(&wire), (stored, Some(end)));
+        }
+
+        /// (d) The writer's output, in any pieces, reads back as the
+        /// content (an unfinished last line gets its LF), and ends there.
+        #[test]
+        fn writer_round_trip(content in small_bytes(80), cut in any::<proptest::sample::Index>()) {
+            let mut w = DataWriter::new();
+            let mut wire = Vec::new();
+            let at = cut.index(content.len() + 1);
+            w.write(&content[..at], &mut wire);
+            w.write(&content[at..], &mut wire);
+            w.finish(&mut wire);
+            // The reader's form: CR LF pairs become LF, as they were sent.
+            let mut expected = Vec::new();
+            for line in content.split_inclusive(|b| *b == b'\n') {
+                let text = line.strip_suffix(b"\n").unwrap_or(line);
+                expected.extend_from_slice(text);
+                expected.push(b'\n');
+            }
+            prop_assert_eq!(whole(&wire), (expected, Some(wire.len())));
         }
 
         /// (c) Without CRLF . CRLF (or a leading . CRLF) the data never ends.

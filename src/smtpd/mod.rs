@@ -19,13 +19,24 @@
 //! known by its uid (SO_PEERCRED), checked against
 //! `smtpd.authorized_submit_users` and `smtpd.sender_override_users`,
 //! trusted to relay, and recorded as `Received: by HOST (postern, from
-//! userid N)` and `ID: uid=N from=<…>`. Outputs: queue records;
-//! wake-ups on `<run_directory>/qmgr.sock`; log lines in Postfix's shapes.
+//! userid N)` and `ID: uid=N from=<…>`. And the drop directory
+//! `queue/maildrop` ([`crate::maildrop`]), where `sendmail` leaves a
+//! message while nothing answers on `submit.sock`: smtpd's pickup reads
+//! it at start and every second and submits each file through that same
+//! local session, with the file's owner as the uid ([`pickup`]). Outputs:
+//! queue records; wake-ups on `<run_directory>/qmgr.sock`; log lines in
+//! Postfix's shapes.
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
-//! writing `queue/incoming` and forbidden outbound TCP except to DNS
-//! ports (the restrictions' lookups; see [`crate::sandbox`]).
+//! writing `queue/incoming`, `queue/maildrop` and `queue/maildrop-bad`,
+//! and forbidden outbound TCP except to DNS ports (the restrictions'
+//! lookups; see [`crate::sandbox`]). A file in the drop directory is any
+//! local user's input: opened without following links, judged by `fstat`
+//! on the open descriptor (a regular file, one link, the directory's
+//! group, size-capped), its envelope read by a strict bounded parser
+//! (fuzzed), its owner the only identity; whatever fails is moved aside,
+//! never delivered.
 //! It trusts nothing from the network: every line goes through the sans-IO
 //! parsers ([`line`], [`command`], [`data`]), which are fuzzed; memory per
 //! session is bounded (command lines by `smtpd.line_length_limit`, message
@@ -41,7 +52,8 @@
 //! transaction rather than refuse a new client ([`limits`]). MAIL is
 //! refused with `452 4.3.1` when the queue's file system is short of space
 //! (`queue.minfree`), before a message is uploaded for nothing.
-//! It writes only `queue/incoming/`.
+//! It writes only `queue/incoming/`, and removes from `queue/maildrop/`
+//! what it took in (moving what it refused to `queue/maildrop-bad/`).
 //!
 //! Service manager (see [`crate::notify`]): `READY=1` once the listeners
 //! are served, `STATUS=smtpd: N sessions` (at most once a second),
@@ -60,7 +72,8 @@
 //! `local.recipient_delimiter`, `checks.*` (and the `[maps]` tables
 //! they name),
 //! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
-//! `queue.minfree`,
+//! `queue.minfree`, `queue.minimal_backoff`, `queue.maximal_backoff` and
+//! `queue.maximal_lifetime` (the pickup's retries),
 //! `server.run_directory`, `restrictions.*`, `[maps]`, `dns.servers`.
 //!
 //! Client names: when a restriction needs the client's name
@@ -74,9 +87,12 @@ pub mod data;
 pub mod header_block;
 pub mod limits;
 pub mod line;
+mod pickup;
 mod received;
 mod session;
+pub mod space;
 mod store;
+pub mod submitter;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -206,6 +222,13 @@ pub async fn run(
     ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // What sendmail left in the drop directory while nothing answered on
+    // submit.sock: now, and every second from now on.
+    let pickup = tokio::spawn(pickup::run(
+        shared.clone(),
+        config.queue.directory.clone(),
+        stop_rx.clone(),
+    ));
     let mut listeners = Vec::new();
     for (name, fd) in fds {
         if name == "submit" {
@@ -263,6 +286,8 @@ pub async fn run(
     while shared.conns.total() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The pickup finishes the file at hand (removed only once queued).
+    let _ = tokio::time::timeout_at(deadline, pickup).await;
     let _ = shared.log.shutdown().await;
     Ok(())
 }

@@ -103,7 +103,7 @@ fn check_reports_the_queue_directory_and_aliases() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
-            "postern: error: {}: mode 777, should be 700",
+            "postern: error: {}: mode 777, should be 711",
             queue.display()
         )),
         "{err}"

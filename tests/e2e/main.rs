@@ -11,6 +11,7 @@ mod crash;
 mod damage;
 mod forward;
 mod journal;
+mod maildrop;
 mod misconfig;
 mod notify;
 mod outbound;

@@ -9,7 +9,12 @@ use crate::common::*;
 
 /// Run `sendmail ARGS` (the binary through a symlink of that name) with
 /// `input` on stdin, optionally as another uid.
-fn sendmail(p: &Postern, args: &[&str], input: &[u8], uid: Option<u32>) -> std::process::Output {
+pub fn sendmail(
+    p: &Postern,
+    args: &[&str],
+    input: &[u8],
+    uid: Option<u32>,
+) -> std::process::Output {
     let link = p.dir.path().join("sendmail");
     if !link.exists() {
         std::os::unix::fs::symlink(BIN, &link).unwrap();
@@ -116,11 +121,27 @@ fn exit_codes() {
     assert_eq!(sendmail(&p, &["-Z"], b"", None).status.code(), Some(64));
     std::thread::sleep(Duration::from_millis(300));
     assert!(!p.log().contains("(queue active)"), "{}", p.log());
-    // The mail system down: 75, so cron and mailx keep the message.
+    // A refusal by smtpd is never turned into a drop.
+    let drop = p.queue_dir().join("maildrop");
+    assert_eq!(std::fs::read_dir(&drop).unwrap().count(), 0);
+    // The mail system down: the message is kept in the drop directory
+    // (issue 15, item 2), 0 as Postfix's sendmail.
     p.stop();
     let out = sendmail(&p, &[&format!("{}@localhost", p.user)], b"x\n", None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&drop).unwrap().count(), 1);
+    // No drop directory either: 75, so cron and mailx keep the message.
+    std::fs::remove_dir_all(&drop).unwrap();
+    let out = sendmail(&p, &[&format!("{}@localhost", p.user)], b"x\n", None);
     assert_eq!(out.status.code(), Some(75));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is postern running?"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is postern running?"), "{err}");
+    assert!(err.contains("the message cannot be kept in"), "{err}");
 }
 
 #[test]

@@ -235,13 +235,20 @@ fn sysusers_and_tmpfiles_make_the_user_and_the_queue() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let queue = root.path().join("var/spool/postern");
-    let mut dirs = vec![queue.clone()];
-    dirs.extend(postern::queue::SUBDIRS.iter().map(|d| queue.join(d)));
-    for d in &dirs {
+    // The queue is search-only for others, the drop directory 3733, the
+    // rest postern's alone (as `postern start` makes them).
+    let mut dirs = vec![(queue.clone(), 0o711), (queue.join("maildrop"), 0o3733)];
+    dirs.extend(
+        postern::queue::SUBDIRS
+            .iter()
+            .map(|d| (queue.join(d), 0o700)),
+    );
+    dirs.push((queue.join("maildrop-bad"), 0o700));
+    for (d, mode) in &dirs {
         let m = std::fs::metadata(d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
         assert!(m.is_dir());
         assert_eq!((m.uid(), m.gid()), (uid, gid), "{}", d.display());
-        assert_eq!(m.permissions().mode() & 0o7777, 0o700, "{}", d.display());
+        assert_eq!(m.permissions().mode() & 0o7777, *mode, "{}", d.display());
     }
     let run = std::fs::metadata(root.path().join("run/postern")).unwrap();
     assert_eq!((run.uid(), run.gid()), (0, 0));

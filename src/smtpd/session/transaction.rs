@@ -3,8 +3,6 @@
 //! duplicate recipients dropped, as Postfix's cleanup drops them), and the
 //! checks of a local submitter.
 
-use std::path::Path as FsPath;
-
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Session, Transaction};
@@ -13,6 +11,7 @@ use crate::policy::{Decision, When};
 use crate::queue::Recipient;
 use crate::reply::Reply;
 use crate::smtpd::command::{MailParams, RcptParams};
+use crate::smtpd::space::{effective_minfree, free_space, room_for};
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     pub(super) async fn mail(&mut self, from: Path, params: MailParams) -> bool {
@@ -128,27 +127,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// A local submission: may this user submit, and with this sender
     /// (`smtpd.authorized_submit_users`, `smtpd.sender_override_users`)?
+    /// The same check for `submit.sock` and the drop directory.
     fn check_submitter(&self, uid: u32, from: &Path) -> Result<(), Reply> {
-        let name = crate::sys::user_name(uid);
-        let listed = |list: &[String]| crate::sys::user_listed(list, &name);
-        let cfg = &self.cfg().smtpd;
-        if !listed(&cfg.authorized_submit_users) {
-            return Err(Reply::new(
-                550,
-                "5.7.1",
-                format!("User {name}({uid}) is not allowed to submit mail"),
-            ));
-        }
-        let own = format!("{name}@{}", self.cfg().server.origin);
-        let sender = from.to_string();
-        if !sender.eq_ignore_ascii_case(&own) && !listed(&cfg.sender_override_users) {
-            return Err(Reply::new(
-                553,
-                "5.7.1",
-                format!("<{sender}>: Sender address rejected: not owned by user {name}"),
-            ));
-        }
-        Ok(())
+        crate::smtpd::submitter::check(self.cfg(), uid, &from.to_string())
     }
 
     /// `queue.minfree`: is there room in the queue for a message of
@@ -211,25 +192,6 @@ fn same_mailbox(queued: &str, new: &Address) -> bool {
     local == new_local && domain.eq_ignore_ascii_case(new_domain)
 }
 
-/// Postfix's `queue_minfree` in effect: never below 1.5 times the message
-/// size limit (when there is one).
-pub(super) fn effective_minfree(minfree: u64, message_size_limit: u64) -> u64 {
-    minfree.max(message_size_limit.saturating_add(message_size_limit / 2))
-}
-
-/// Postfix's `smtpd_check_queue`: a message of `size` bytes may come when
-/// the free space stays above `minfree` after it, and it takes less than
-/// half of what is free.
-pub(super) fn room_for(free: u64, minfree: u64, size: u64) -> bool {
-    free > minfree && size < free - minfree && size < free / 2
-}
-
-/// Bytes free for an unprivileged writer on the file system of `dir`.
-fn free_space(dir: &FsPath) -> std::io::Result<u64> {
-    let st = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
-    Ok(st.blocks_available().saturating_mul(st.fragment_size()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,29 +206,5 @@ mod tests {
         assert!(!same_mailbox("u@example.org", &a("u")));
         let quoted = a("\"a b\"@Example.org").to_string();
         assert!(same_mailbox(&quoted, &a("\"a b\"@example.ORG")));
-    }
-
-    #[test]
-    fn queue_space_as_postfix_checks_it() {
-        // The default: 1.5 times the 10240000 size limit.
-        assert_eq!(effective_minfree(0, 10_240_000), 15_360_000);
-        assert_eq!(effective_minfree(20_000_000, 10_240_000), 20_000_000);
-        assert_eq!(effective_minfree(7, 0), 7);
-        let gb = 1 << 30;
-        assert!(room_for(gb, 15_360_000, 0));
-        assert!(room_for(gb, 15_360_000, 3_000_000));
-        assert!(!room_for(15_360_000, 15_360_000, 0));
-        assert!(!room_for(16_000_000, 15_360_000, 1_000_000));
-        // Never more than half of what is free.
-        assert!(!room_for(100, 0, 50));
-        assert!(room_for(100, 0, 49));
-        assert!(!room_for(0, 0, 0));
-    }
-
-    #[test]
-    fn free_space_of_a_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(free_space(dir.path()).unwrap() > 0);
-        assert!(free_space(&dir.path().join("missing")).is_err());
     }
 }
