@@ -5,6 +5,7 @@
 mod aliases;
 mod bounce;
 mod checks;
+mod client_names;
 mod common;
 mod config;
 mod crash;
