@@ -246,10 +246,38 @@ struct LogFile {
 
 impl LogFile {
     fn reopen(&self) -> Result<(), LogFileError> {
-        let new = open_log_file(&self.path)?;
+        let new = match open_log_file(&self.path) {
+            Err(e) if e.source.kind() == std::io::ErrorKind::PermissionDenied => {
+                open_as_owner(&self.path).ok_or(e)?
+            }
+            other => other?,
+        };
         *self.file.write().unwrap_or_else(|e| e.into_inner()) = new;
         Ok(())
     }
+}
+
+/// local runs as root without CAP_DAC_OVERRIDE: it opened the log file
+/// with every capability at its start, but the file logrotate (or the
+/// supervisor) puts in its place belongs to the postern user, mode 0640.
+/// With CAP_SETUID this thread alone may take the file owner's identity
+/// for the file system (setfsuid(2)) while it opens the file, and take
+/// its own back at once. For anyone else this changes nothing.
+fn open_as_owner(path: &Path) -> Option<File> {
+    use nix::unistd::{Uid, setfsuid};
+    use std::os::unix::fs::MetadataExt;
+    let owner = Uid::from_raw(std::fs::metadata(path).ok()?.uid());
+    let me = nix::unistd::geteuid();
+    if !me.is_root() || owner == me {
+        return None;
+    }
+    setfsuid(owner);
+    // setfsuid reports nothing: asking again (with an invalid id) tells
+    // whether it took.
+    let took = setfsuid(Uid::from_raw(u32::MAX)) == owner;
+    let file = took.then(|| open_log_file(path).ok()).flatten();
+    setfsuid(me);
+    file
 }
 
 impl Log for Logger {

@@ -12,6 +12,7 @@ mod crash;
 mod damage;
 mod forward;
 mod journal;
+mod logs;
 mod misconfig;
 mod notify;
 mod outbound;
