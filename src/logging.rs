@@ -609,21 +609,26 @@ mod tests {
         assert_eq!(c.0, ["client=x[192.0.2.1]", "recipient=a@b.example"]);
     }
 
+    /// A logger to the file `path` on the host `mail`, at Info.
+    fn file_logger(tag: &str, path: &Path) -> Logger {
+        Logger {
+            tag: tag.into(),
+            host: "mail".into(),
+            level: LevelFilter::Info,
+            sink: Sink::File(LogFile {
+                path: path.to_path_buf(),
+                file: RwLock::new(open_log_file(path).unwrap()),
+            }),
+            fell_back: AtomicBool::new(false),
+        }
+    }
+
     #[test]
     fn file_lines_are_syslog_shaped_and_appended() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("maillog");
         std::fs::write(&path, "earlier line\n").unwrap();
-        let logger = Logger {
-            tag: "postern/local".into(),
-            host: "mail".into(),
-            level: LevelFilter::Info,
-            sink: Sink::File(LogFile {
-                path: path.clone(),
-                file: RwLock::new(open_log_file(&path).unwrap()),
-            }),
-            fell_back: AtomicBool::new(false),
-        };
+        let logger = file_logger("postern/local", &path);
         logger.log(
             &Record::builder()
                 .args(format_args!("1234567890ABCA: removed"))
@@ -666,16 +671,7 @@ mod tests {
     fn a_log_file_renamed_away_is_followed_by_a_new_one_on_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("maillog");
-        let logger = Logger {
-            tag: "postern/smtpd".into(),
-            host: "mail".into(),
-            level: LevelFilter::Info,
-            sink: Sink::File(LogFile {
-                path: path.clone(),
-                file: RwLock::new(open_log_file(&path).unwrap()),
-            }),
-            fell_back: AtomicBool::new(false),
-        };
+        let logger = file_logger("postern/smtpd", &path);
         let say = |text: &str| {
             logger.log(
                 &Record::builder()
