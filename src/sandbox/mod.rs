@@ -30,6 +30,12 @@
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
 //! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
 //!
+//! Every role also appends to `server.log_file`, may open the existing
+//! files of its directory for writing (the file logrotate puts in place of
+//! the old one, opened on SIGHUP; nothing can be created, read or removed
+//! there), and may connect to the Unix sockets of the run directory,
+//! `/run/systemd` and `/dev` (syslog's `/dev/log`, Landlock ABI 9).
+//!
 //! A `|command` or `/file` delivery child keeps local's own room: a
 //! program delivery may do what its user may do, as in Postfix.
 //!
