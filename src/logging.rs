@@ -11,39 +11,57 @@
 //!    daemon sandboxes itself, and kept open; every line is one `write(2)`,
 //!    so the processes sharing the file never interleave within a line.
 //!    The format is the syslog one above, which `pflogsumm
-//!    --syslog-name=postern` reads. The file is never reopened: rotate it
-//!    with `copytruncate` (logrotate) or restart postern.
+//!    --syslog-name=postern` reads. Every daemon and the supervisor open
+//!    the file again on SIGHUP ([`reopen`]; `postern reload`, or
+//!    logrotate's `postrotate` doing `kill -HUP`), so a file rotated away
+//!    by rename is followed by a new one at the configured path.
 //! 2. **The journal** (native protocol through `systemd-journal-logger`,
 //!    SYSLOG_IDENTIFIER `postern/ROLE`, SYSLOG_FACILITY 2 (mail)) when
 //!    * stderr is the stream `JOURNAL_STREAM` names (`dev:inode`, as
 //!      systemd sets it for `StandardError=journal`), or
-//!    * `JOURNAL_STREAM` is absent, stderr is a socket, `/dev/null` or
-//!      closed (nobody reads it as a terminal, file or pipe: a socket is
-//!      what systemd connects, and `postern start` does not pass
-//!      `JOURNAL_STREAM` on to the daemons it spawns), and journald answers
-//!      on `/run/systemd/journal/socket`.
+//!    * nobody reads stderr and journald answers on
+//!      `/run/systemd/journal/socket`. Nobody reads stderr when
+//!      `JOURNAL_STREAM` is absent and stderr is a socket, `/dev/null` or
+//!      closed (not a terminal, file or pipe: a socket is what systemd
+//!      connects, and `postern start` does not pass `JOURNAL_STREAM` on to
+//!      the daemons it spawns), or when the process was started by
+//!      `postern start` in the background ([`DETACHED_ENV`], set for the
+//!      supervisor it detaches and passed on to the roles: their stderr is
+//!      `<run_directory>/postern.log`, kept for what is said before the
+//!      logger exists).
 //!
 //!    A `JOURNAL_STREAM` naming another stream means the user redirected
 //!    stderr (a shell in a terminal started by a systemd unit inherits the
 //!    variable): then stderr. The journal's MESSAGE is the text with its
 //!    severity prefix; the record's key-values become fields (see below).
-//! 3. **stderr**, in the syslog format.
+//! 3. **syslog** when nobody reads stderr (as above) and there is no
+//!    journald: datagrams to `/dev/log`, facility mail, as Postfix and the
+//!    C library's syslog(3) send them ([`syslog`]), so rsyslog's
+//!    `mail.log`, pflogsumm and fail2ban see postern's lines where they
+//!    see Postfix's. When `/dev/log` is missing or refuses, stderr, said
+//!    once on stderr. (`POSTERN_SYSLOG_SOCKET` names another socket: for
+//!    tests.)
+//! 4. **stderr**, in the syslog format: `postern start --foreground` in a
+//!    terminal or under a test harness, a daemon run by hand.
 //!
 //! **Journal fields.** The lines that trace a message carry key-values,
 //! upper-cased by the journal logger: `QUEUE_ID`, `CLIENT` (`name[ip]`, or
 //! `uid N` for a local submission, see [`client_field`]), `RECIPIENT`,
 //! `STATUS` (`sent`, `deferred`, `bounced`, `expired`, `reject`, see
 //! [`status_field`]), so `journalctl QUEUE_ID=…` shows a message's life. A
-//! key whose value is absent (`None`) is left out. The file and stderr
-//! ignore them: the text already carries the same facts.
+//! key whose value is absent (`None`) is left out. The file, syslog and
+//! stderr ignore them: the text already carries the same facts.
 //!
 //! The level is Info unless `POSTERN_LOG` says `debug`, `trace` or `warn`.
+
+mod syslog;
 
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, RwLock};
 
 use log::kv::{Error as KvError, Key, Source, Value, VisitSource, VisitValue};
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -53,6 +71,14 @@ use crate::ipc::DeliveryStatus;
 
 /// journald's socket for the native protocol (fixed in the journal logger).
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+/// Set (to `1`) by `postern start` for the supervisor it detaches, and
+/// passed on to the roles: nobody reads their stderr.
+pub const DETACHED_ENV: &str = "POSTERN_DETACHED";
+
+/// The syslog socket instead of `/dev/log`: for tests, which run a
+/// syslog daemon of their own.
+pub const SYSLOG_SOCKET_ENV: &str = "POSTERN_SYSLOG_SOCKET";
 
 /// The log file could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +107,31 @@ pub fn init_for(program: &str, log_file: Option<&Path>) -> Result<(), LogFileErr
     }
     let tag = format!("postern/{program}");
     let sink = match log_file {
-        Some(path) => Sink::File(open_log_file(path)?),
-        None => match choose(classify_stderr(), journald_present()) {
+        Some(path) => Sink::File(LogFile {
+            path: path.to_path_buf(),
+            file: RwLock::new(open_log_file(path)?),
+        }),
+        None => match choose(classify_stderr(), detached(), journald_present()) {
             Choice::Journal => match journal(&tag) {
                 Ok(j) => Sink::Journal(Box::new(j)),
                 Err(_) => Sink::Stderr,
             },
+            Choice::Syslog => {
+                let path = syslog_socket();
+                match syslog::Syslog::connect(&path) {
+                    Ok(s) => Sink::Syslog(s),
+                    Err(e) => {
+                        // Said once, where the lines will go instead.
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "{tag}[{}]: warning: cannot log to syslog at {}: {e}; logging to stderr",
+                            std::process::id(),
+                            path.display()
+                        );
+                        Sink::Stderr
+                    }
+                }
+            }
             Choice::Stderr => Sink::Stderr,
         },
     };
@@ -96,11 +141,65 @@ pub fn init_for(program: &str, log_file: Option<&Path>) -> Result<(), LogFileErr
         tag,
         level,
         sink,
+        fell_back: AtomicBool::new(false),
     });
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
     Ok(())
+}
+
+/// Open the log file again at its configured path (SIGHUP: a file that
+/// logrotate renamed away is followed by a new one there). Nothing to do
+/// without a log file. When the file cannot be opened the lines keep
+/// going to the one opened before, with a warning there.
+pub fn reopen() {
+    let Some(Logger {
+        sink: Sink::File(f),
+        ..
+    }) = LOGGER.get()
+    else {
+        return;
+    };
+    if let Err(e) = f.reopen() {
+        log::warn!("{e}; still writing to the file opened before");
+    }
+}
+
+/// Where a process started now in the background by `postern start`
+/// would log (see the module documentation), for its message.
+pub fn destination_when_detached(log_file: Option<&Path>) -> Destination {
+    match log_file {
+        Some(path) => Destination::File(path.to_path_buf()),
+        None if journald_present() => Destination::Journal,
+        None => {
+            let path = syslog_socket();
+            if syslog::Syslog::connect(&path).is_ok() {
+                Destination::Syslog(path)
+            } else {
+                Destination::Stderr
+            }
+        }
+    }
+}
+
+/// Where the lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    File(PathBuf),
+    Journal,
+    /// The syslog socket (`/dev/log`).
+    Syslog(PathBuf),
+    Stderr,
+}
+
+/// The socket of the local syslog daemon: `/dev/log`, or
+/// [`SYSLOG_SOCKET_ENV`] when set (tests).
+pub fn syslog_socket() -> PathBuf {
+    std::env::var_os(SYSLOG_SOCKET_ENV)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(syslog::DEV_LOG))
 }
 
 /// The CLIENT field of smtpd's lines: `name[ip]` (`client`), or `uid N`
@@ -128,12 +227,57 @@ struct Logger {
     host: String,
     level: LevelFilter,
     sink: Sink,
+    /// syslog refused a line and stderr got it (said once).
+    fell_back: AtomicBool,
 }
 
 enum Sink {
     Stderr,
-    File(File),
+    File(LogFile),
     Journal(Box<JournalLog>),
+    Syslog(syslog::Syslog),
+}
+
+/// The log file and where it was opened, to open it again on SIGHUP.
+struct LogFile {
+    path: PathBuf,
+    file: RwLock<File>,
+}
+
+impl LogFile {
+    fn reopen(&self) -> Result<(), LogFileError> {
+        let new = match open_log_file(&self.path) {
+            Err(e) if e.source.kind() == std::io::ErrorKind::PermissionDenied => {
+                open_as_owner(&self.path).ok_or(e)?
+            }
+            other => other?,
+        };
+        *self.file.write().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(())
+    }
+}
+
+/// local runs as root without CAP_DAC_OVERRIDE: it opened the log file
+/// with every capability at its start, but the file logrotate (or the
+/// supervisor) puts in its place belongs to the postern user, mode 0640.
+/// With CAP_SETUID this thread alone may take the file owner's identity
+/// for the file system (setfsuid(2)) while it opens the file, and take
+/// its own back at once. For anyone else this changes nothing.
+fn open_as_owner(path: &Path) -> Option<File> {
+    use nix::unistd::{Uid, setfsuid};
+    use std::os::unix::fs::MetadataExt;
+    let owner = Uid::from_raw(std::fs::metadata(path).ok()?.uid());
+    let me = nix::unistd::geteuid();
+    if !me.is_root() || owner == me {
+        return None;
+    }
+    setfsuid(owner);
+    // setfsuid reports nothing: asking again (with an invalid id) tells
+    // whether it took.
+    let took = setfsuid(Uid::from_raw(u32::MAX)) == owner;
+    let file = took.then(|| open_log_file(path).ok()).flatten();
+    setfsuid(me);
+    file
 }
 
 impl Log for Logger {
@@ -163,8 +307,29 @@ impl Log for Logger {
             }
             Sink::File(f) => {
                 let line = self.line(record);
+                let file = f.file.read().unwrap_or_else(|e| e.into_inner());
                 // One write per line (O_APPEND): whole lines, never mixed.
-                let _ = (&*f).write_all(line.as_bytes());
+                let _ = (&*file).write_all(line.as_bytes());
+            }
+            Sink::Syslog(s) => {
+                let datagram = syslog::datagram(
+                    record.level(),
+                    &chrono::Local::now(),
+                    &self.tag,
+                    std::process::id(),
+                    &format!("{prefix}{}", record.args()),
+                );
+                if let Err(e) = s.send(datagram.as_bytes()) {
+                    let mut err = std::io::stderr().lock();
+                    if !self.fell_back.swap(true, Ordering::Relaxed) {
+                        let notice = format!(
+                            "cannot log to syslog at {}: {e}; logging to stderr while it refuses",
+                            s.path().display()
+                        );
+                        let _ = err.write_all(self.text_line(Level::Warn, &notice).as_bytes());
+                    }
+                    let _ = err.write_all(self.line(record).as_bytes());
+                }
             }
             Sink::Stderr => {
                 let line = self.line(record);
@@ -178,14 +343,17 @@ impl Log for Logger {
 
 impl Logger {
     fn line(&self, record: &Record) -> String {
+        self.text_line(record.level(), record.args())
+    }
+
+    fn text_line(&self, level: Level, text: impl std::fmt::Display) -> String {
         let now = chrono::Local::now().format("%b %e %H:%M:%S");
         format!(
-            "{now} {} {}[{}]: {}{}\n",
+            "{now} {} {}[{}]: {}{text}\n",
             self.host,
             self.tag,
             std::process::id(),
-            prefix(record.level()),
-            record.args()
+            prefix(level),
         )
     }
 }
@@ -251,16 +419,23 @@ enum StderrKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Choice {
     Journal,
+    Syslog,
     Stderr,
 }
 
-/// The rule of the module documentation, for a process without a log file.
-fn choose(stderr: StderrKind, journald_present: bool) -> Choice {
+/// The rule of the module documentation, for a process without a log
+/// file. `detached`: started by `postern start` in the background.
+fn choose(stderr: StderrKind, detached: bool, journald_present: bool) -> Choice {
     match stderr {
         StderrKind::JournalStream => Choice::Journal,
-        StderrKind::Unwatched if journald_present => Choice::Journal,
-        _ => Choice::Stderr,
+        StderrKind::Redirected | StderrKind::Watched if !detached => Choice::Stderr,
+        _ if journald_present => Choice::Journal,
+        _ => Choice::Syslog,
     }
+}
+
+fn detached() -> bool {
+    std::env::var_os(DETACHED_ENV).is_some_and(|v| v == "1")
 }
 
 fn classify_stderr() -> StderrKind {
@@ -366,7 +541,7 @@ mod tests {
     fn journal_stream_naming_stderr_means_the_journal() {
         let k = classify(Some("27:4242"), stat(libc::S_IFSOCK | 0o777, 0));
         assert_eq!(k, StderrKind::JournalStream);
-        assert_eq!(choose(k, false), Choice::Journal);
+        assert_eq!(choose(k, false, false), Choice::Journal);
     }
 
     #[test]
@@ -374,7 +549,7 @@ mod tests {
         // A shell in a terminal started by a unit inherits the variable.
         let k = classify(Some("27:1"), stat(libc::S_IFCHR | 0o620, 0x8800));
         assert_eq!(k, StderrKind::Redirected);
-        assert_eq!(choose(k, true), Choice::Stderr);
+        assert_eq!(choose(k, false, true), Choice::Stderr);
         assert_eq!(classify(Some("27:4242"), None), StderrKind::Redirected);
     }
 
@@ -392,9 +567,25 @@ mod tests {
         ] {
             assert_eq!(classify(None, st), kind);
         }
-        assert_eq!(choose(StderrKind::Unwatched, true), Choice::Journal);
-        assert_eq!(choose(StderrKind::Unwatched, false), Choice::Stderr);
-        assert_eq!(choose(StderrKind::Watched, true), Choice::Stderr);
+        assert_eq!(choose(StderrKind::Unwatched, false, true), Choice::Journal);
+        assert_eq!(choose(StderrKind::Watched, false, true), Choice::Stderr);
+    }
+
+    #[test]
+    fn nobody_reading_stderr_and_no_journald_means_syslog() {
+        assert_eq!(choose(StderrKind::Unwatched, false, false), Choice::Syslog);
+        // `postern start` in the background: its stderr is the run
+        // directory's postern.log, kept for what is said before the logger.
+        let file = StderrKind::Watched;
+        assert_eq!(choose(file, true, false), Choice::Syslog);
+        assert_eq!(choose(file, true, true), Choice::Journal);
+        assert_eq!(choose(StderrKind::Redirected, true, false), Choice::Syslog);
+        // In the foreground: whoever started it reads stderr.
+        assert_eq!(choose(file, false, false), Choice::Stderr);
+        assert_eq!(
+            choose(StderrKind::JournalStream, true, false),
+            Choice::Journal
+        );
     }
 
     #[test]
@@ -418,17 +609,26 @@ mod tests {
         assert_eq!(c.0, ["client=x[192.0.2.1]", "recipient=a@b.example"]);
     }
 
+    /// A logger to the file `path` on the host `mail`, at Info.
+    fn file_logger(tag: &str, path: &Path) -> Logger {
+        Logger {
+            tag: tag.into(),
+            host: "mail".into(),
+            level: LevelFilter::Info,
+            sink: Sink::File(LogFile {
+                path: path.to_path_buf(),
+                file: RwLock::new(open_log_file(path).unwrap()),
+            }),
+            fell_back: AtomicBool::new(false),
+        }
+    }
+
     #[test]
     fn file_lines_are_syslog_shaped_and_appended() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("maillog");
         std::fs::write(&path, "earlier line\n").unwrap();
-        let logger = Logger {
-            tag: "postern/local".into(),
-            host: "mail".into(),
-            level: LevelFilter::Info,
-            sink: Sink::File(open_log_file(&path).unwrap()),
-        };
+        let logger = file_logger("postern/local", &path);
         logger.log(
             &Record::builder()
                 .args(format_args!("1234567890ABCA: removed"))
@@ -465,6 +665,43 @@ mod tests {
             );
             assert_eq!(&stamp[3..4], " ", "{line}");
         }
+    }
+
+    #[test]
+    fn a_log_file_renamed_away_is_followed_by_a_new_one_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("maillog");
+        let logger = file_logger("postern/smtpd", &path);
+        let say = |text: &str| {
+            logger.log(
+                &Record::builder()
+                    .args(format_args!("{text}"))
+                    .level(Level::Info)
+                    .build(),
+            )
+        };
+        say("before");
+        let rotated = dir.path().join("maillog.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        say("after the rename");
+        let Sink::File(f) = &logger.sink else {
+            unreachable!()
+        };
+        f.reopen().unwrap();
+        say("after the reopen");
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            old.contains(": before\n") && old.contains(": after the rename\n"),
+            "{old}"
+        );
+        assert!(!old.contains("after the reopen"), "{old}");
+        assert_eq!(new.lines().count(), 1, "{new}");
+        assert!(new.ends_with(": after the reopen\n"), "{new}");
+        // A file that cannot be opened again: the old one stays.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        assert!(f.reopen().is_err());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! LISTEN_FDNAMES), restarts a crashed role with back-off, and stops
 //! everything gracefully on SIGTERM. `postern stop` and `postern status`
 //! talk to it through its pid file and status file in the run directory.
-//! `postern reload` (SIGHUP) checks the configuration, writes the
-//! effective file and has each role reload it in place (SIGHUP), so SMTP
+//! `postern reload` (SIGHUP) opens the log file again (logrotate), checks
+//! the configuration, writes the effective file and has each role reload
+//! it in place (SIGHUP; each opens the log file again too), so SMTP
 //! sessions and deliveries in progress go on. Run by systemd as one service
 //! (`postern start --foreground`, `Type=notify-reload`), it is the one that
 //! tells the service manager: `READY=1` once the roles are started,
@@ -159,14 +160,7 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     crate::logging::init_for("master", config.server.log_file.as_deref())?;
     let user = role_user(&config)?;
     prepare_directories(&config, user.as_ref())?;
-    // smtpd and qmgr open the log file as the role user: one we created
-    // (root's) becomes theirs; someone else's file is left as it is.
-    if let (Some(path), Some(u)) = (&config.server.log_file, &user)
-        && fs::metadata(path).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-    {
-        chown(path, Some(u.uid), Some(u.gid))
-            .with_context(|| format!("cannot chown {}", path.display()))?;
-    }
+    give_log_file(&config, user.as_ref())?;
     let effective = run_dir.join(EFFECTIVE_CONFIG);
     write_file(&effective, config.to_toml(false).as_bytes(), 0o644)?;
 
@@ -236,8 +230,22 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     result
 }
 
-/// Detach: run `postern start --foreground` in its own session with its
-/// log in the run directory, and wait until it is up.
+/// smtpd and qmgr open the log file as the role user: one we created
+/// (root's) becomes theirs; someone else's file is left as it is.
+fn give_log_file(config: &Config, user: Option<&Credentials>) -> anyhow::Result<()> {
+    if let (Some(path), Some(u)) = (&config.server.log_file, user)
+        && fs::metadata(path).is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+    {
+        chown(path, Some(u.uid), Some(u.gid))
+            .with_context(|| format!("cannot chown {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Detach: run `postern start --foreground` in its own session, logging
+/// where a detached process logs (the log file, the journal, syslog, else
+/// the run directory's postern.log; see [`crate::logging`]), its stderr
+/// in the run directory's postern.log, and wait until it is up.
 fn start_background(config: &Config, source: Option<&Path>) -> anyhow::Result<()> {
     let run_dir = &config.server.run_directory;
     fs::create_dir_all(run_dir)
@@ -256,6 +264,9 @@ fn start_background(config: &Config, source: Option<&Path>) -> anyhow::Result<()
     }
     child
         .args(["start", "--foreground"])
+        // Nobody reads its stderr: the logger chooses accordingly.
+        .env(crate::logging::DETACHED_ENV, "1")
+        .env_remove("JOURNAL_STREAM")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -277,7 +288,19 @@ fn start_background(config: &Config, source: Option<&Path>) -> anyhow::Result<()
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            println!("postern: started; log in {}", log_path.display());
+            use crate::logging::Destination;
+            let dest = crate::logging::destination_when_detached(config.server.log_file.as_deref());
+            match dest {
+                Destination::File(path) => println!("postern: started; log in {}", path.display()),
+                Destination::Journal => println!("postern: started; log in the journal"),
+                Destination::Syslog(path) => println!(
+                    "postern: started; log in syslog ({}, facility mail)",
+                    path.display()
+                ),
+                Destination::Stderr => {
+                    println!("postern: started; log in {}", log_path.display())
+                }
+            }
             return Ok(());
         }
         if let Some(status) = child.try_wait()? {
@@ -660,6 +683,14 @@ impl Supervisor {
     /// start (`sandbox.require`, `server.log_file`) makes the reload
     /// restart them, one at a time, instead.
     fn reload(&mut self) {
+        // logrotate renamed the log file away: a new one, made the roles'
+        // before they open it again on their SIGHUP.
+        crate::logging::reopen();
+        if let Err(e) =
+            role_user(&self.config).and_then(|u| give_log_file(&self.config, u.as_ref()))
+        {
+            log::warn!("{e:#}");
+        }
         let mut new = match Config::load(self.source.as_deref()) {
             Ok(c) => c,
             Err(e) => {
@@ -751,7 +782,14 @@ impl Supervisor {
             .filter(|(k, _)| {
                 matches!(
                     k.as_str(),
-                    "PATH" | "POSTERN_LOG" | "RUST_BACKTRACE" | "TZ" | "LANG" | "HOME"
+                    "PATH"
+                        | "POSTERN_LOG"
+                        | "RUST_BACKTRACE"
+                        | "TZ"
+                        | "LANG"
+                        | "HOME"
+                        | crate::logging::DETACHED_ENV
+                        | crate::logging::SYSLOG_SOCKET_ENV
                 )
             })
             .collect();

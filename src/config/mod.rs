@@ -264,7 +264,8 @@ pub struct Server {
     pub run_directory: PathBuf,
     /// `server.log_file`, Postfix `maillog_file`: write the log to this file
     /// (appended, syslog format, readable by pflogsumm) instead of the
-    /// journal or standard error. Default: none.
+    /// journal, syslog or standard error; opened again on SIGHUP
+    /// (`postern reload`, logrotate's postrotate). Default: none.
     pub log_file: Option<PathBuf>,
 }
 

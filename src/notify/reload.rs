@@ -6,6 +6,10 @@
 //! cutting what is in progress. An invalid one is refused with
 //! `reload refused, the running configuration is kept: <error>`.
 //!
+//! Either way the daemon first opens its log file (`server.log_file`)
+//! again at its path, so logrotate's `postrotate` (`postern reload`, or
+//! `kill -HUP`) works without `copytruncate` (see [`crate::logging`]).
+//!
 //! Some settings cannot change in a running daemon ([`Fixed`]): the
 //! sockets, the queue and run directories and the user were set up before
 //! it started, and the sandbox and the log destination are applied once
@@ -54,12 +58,15 @@ impl Reload {
         }
     }
 
-    /// Sends `RELOADING=1`, reads the configuration again and checks it.
+    /// Sends `RELOADING=1`, opens the log file again, reads the
+    /// configuration again and checks it.
     /// `Some(new)` to apply, with the [`Fixed`] settings of `running` kept
     /// (a warning names those that differed); `None` when it is refused
     /// (logged). Either way the caller sends `READY=1` once done.
     pub fn load(&self, running: &Config) -> Option<Config> {
         super::reloading();
+        // logrotate renamed the file away: the next lines go to a new one.
+        crate::logging::reopen();
         let mut new = match Config::load(self.path.as_deref()) {
             Ok(c) => c,
             Err(e) => {

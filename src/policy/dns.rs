@@ -25,6 +25,10 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 /// The longest one lookup may take, retries included.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The longest the client's name may take, PTR and forward lookups
+/// together: smtpd waits for it before its greeting.
+pub const CLIENT_NAME_DEADLINE: Duration = Duration::from_secs(5);
+
 /// The record types the checks ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Rtype {
@@ -178,11 +182,10 @@ impl Resolver {
     }
 
     /// The client's verified name: the PTR names of `ip`, each looked up
-    /// forward until one leads back to `ip`; all within twice
-    /// [`LOOKUP_DEADLINE`] (a temporary failure after that).
+    /// forward until one leads back to `ip`; all within
+    /// [`CLIENT_NAME_DEADLINE`] (a temporary failure after that).
     pub async fn client_name(&self, ip: IpAddr) -> ClientName {
-        let deadline = 2 * LOOKUP_DEADLINE;
-        match tokio::time::timeout(deadline, self.verified_name(ip)).await {
+        match tokio::time::timeout(CLIENT_NAME_DEADLINE, self.verified_name(ip)).await {
             Ok(name) => name,
             Err(_) => unknown(NameStatus::Temporary, Vec::new()),
         }

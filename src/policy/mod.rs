@@ -208,31 +208,9 @@ impl Policy {
         &self.config
     }
 
-    /// Whether a restriction uses the client's name, so that smtpd looks
-    /// it up (PTR and forward) when the client connects.
-    pub fn needs_client_name(&self) -> bool {
-        fn needs(e: &Element) -> bool {
-            match e {
-                Element::WarnIfReject(inner) => needs(inner),
-                Element::CheckAccess {
-                    what: Access::Client,
-                    ..
-                }
-                | Element::RejectUnknownClientHostname
-                | Element::RejectRbl {
-                    target: RblTarget::ClientName,
-                    ..
-                } => true,
-                _ => false,
-            }
-        }
-        self.lists
-            .iter()
-            .flatten()
-            .any(|list| list.iter().any(needs))
-    }
-
-    /// The client's verified name (`unknown` when it has none).
+    /// The client's verified name (`unknown` when it has none), within
+    /// [`dns::CLIENT_NAME_DEADLINE`]. smtpd asks once per connection and
+    /// the restrictions use that answer.
     pub async fn client_name(&self, ip: IpAddr) -> ClientName {
         self.resolver.client_name(ip).await
     }

@@ -117,6 +117,7 @@ pub fn confine(profile: &Profile, require: bool) -> Result<Confinement, SandboxE
         rules.extend(add(&profile.exec, exec));
         rules.extend(add(&profile.write, all_fs));
         rules.extend(add(&profile.unix_sockets, AccessFs::ResolveUnix.into()));
+        rules.extend(add(&profile.write_existing, AccessFs::WriteFile.into()));
         for file in &profile.write_files {
             match PathFd::new(file) {
                 Ok(fd) => rules.push(PathBeneath::new(fd, file_write)),

@@ -31,6 +31,12 @@
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
 //! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
 //!
+//! Every role also appends to `server.log_file`, may open the existing
+//! files of its directory for writing (the file logrotate puts in place of
+//! the old one, opened on SIGHUP; nothing can be created, read or removed
+//! there), and may connect to the Unix sockets of the run directory,
+//! `/run/systemd` and `/dev` (syslog's `/dev/log`, Landlock ABI 9).
+//!
 //! A `|command` or `/file` delivery child keeps local's own room: a
 //! program delivery may do what its user may do, as in Postfix.
 //!
@@ -59,6 +65,11 @@ pub struct Profile {
     pub write: Vec<PathBuf>,
     /// Single files to append to or write (the log file).
     pub write_files: Vec<PathBuf>,
+    /// Directories whose existing files may be opened for writing, and
+    /// nothing else (no create, remove or read): the log file's, so that
+    /// the file logrotate puts in place of the old one can be opened on
+    /// SIGHUP.
+    pub write_existing: Vec<PathBuf>,
     /// Directories whose Unix sockets may be connected to (Landlock ABI 9).
     pub unix_sockets: Vec<PathBuf>,
     /// Restrict TCP: no bind, connect only to these ports. `None`: TCP is
@@ -144,6 +155,11 @@ impl Profile {
         p.read.push(config.server.run_directory.clone());
         p.unix_sockets.push(config.server.run_directory.clone());
         p.unix_sockets.push("/run/systemd".into());
+        // syslog (`/dev/log`), connected again after the syslog daemon
+        // restarted (Landlock ABI 9 scopes Unix sockets).
+        if let Some(dir) = parent(crate::logging::syslog_socket()) {
+            p.unix_sockets.push(dir);
+        }
         if let Some(dir) = std::env::var_os("NOTIFY_SOCKET")
             .map(PathBuf::from)
             .filter(|p| p.is_absolute())
@@ -153,6 +169,7 @@ impl Profile {
         }
         if let Some(file) = &config.server.log_file {
             p.write_files.push(file.clone());
+            p.write_existing.extend(parent(file));
         }
         p.write_files.push("/dev/null".into());
         p

@@ -76,11 +76,21 @@
 //! `queue.maximal_lifetime` (the pickup's retries),
 //! `server.run_directory`, `restrictions.*`, `[maps]`, `dns.servers`.
 //!
-//! Client names: when a restriction needs the client's name
-//! (`check_client_access`, `reject_unknown_client_hostname`,
-//! `reject_rhsbl_client`), the address is looked up (PTR, then forward
-//! confirmation) before the `connect from` line; otherwise, and when that
-//! fails, the client is `unknown`.
+//! Client addresses and names: an IPv4 client on a dual-stack (`[::]`)
+//! listener is taken as IPv4 (`::ffff:192.0.2.1` is `192.0.2.1`) where
+//! the connection is accepted, so the log, `Received:`, `relay.networks`
+//! and the blocklists all see the one form. Every TCP client's name is
+//! looked up before the greeting and the `connect from` line, as
+//! Postfix's smtpd does (`smtpd_peername_lookup = yes`): PTR, then the
+//! forward lookup that must lead back to the address, at most
+//! [`crate::policy::dns::CLIENT_NAME_DEADLINE`] in all, on the policy's
+//! resolver (`dns.servers`); the log and `Received:` say `name[addr]`, and
+//! `unknown[addr]` when the lookup fails or times out. The restrictions
+//! use the same result (`check_client_access`, `reject_rhsbl_client`,
+//! `reject_unknown_client_hostname`). Loopback addresses are answered by
+//! the resolver itself (RFC 6761): 127.0.0.1 and ::1 are `localhost`.
+//! Connections refused at once (too many) are logged as `unknown[addr]`
+//! without a lookup.
 
 pub mod command;
 pub mod data;
@@ -302,7 +312,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
                 continue;
             }
         };
-        let ip = peer.ip();
+        // One form for every use: an IPv4 client of a dual-stack socket
+        // is IPv4, not ::ffff:a.b.c.d.
+        let ip = peer.ip().to_canonical();
         let config = shared.current().0;
         let hostname = &config.server.hostname;
         let max = shared.max_connections(&config);

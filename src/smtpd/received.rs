@@ -9,19 +9,28 @@
 //! ```
 //!
 //! With several recipients the `by` line ends in `;` and the date follows
-//! on its own line, so the list of recipients is not disclosed.
+//! on its own line, so the list of recipients is not disclosed. NAME is
+//! the client's verified name or `unknown`; ADDR is an IPv4 address as it
+//! is, an IPv6 address as RFC 5321's address literal has it
+//! (`IPv6:2001:db8::1`), as Postfix writes them.
+
+use std::net::IpAddr;
 
 /// The header, LF line ends, including the final LF.
 pub fn received_header(
     helo: Option<&str>,
     client_name: &str,
-    client_addr: &str,
+    client_addr: IpAddr,
     hostname: &str,
     protocol: &str,
     id: &str,
     recipients: &[String],
 ) -> String {
     let from = helo.unwrap_or(client_name);
+    let client_addr = match client_addr {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("IPv6:{v6}"),
+    };
     let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z");
     let by = format!("\tby {hostname} (postern) with {protocol} id {id}");
     match recipients {
@@ -48,7 +57,7 @@ mod tests {
         let h = received_header(
             Some("client.example"),
             "unknown",
-            "127.0.0.1",
+            [127, 0, 0, 1].into(),
             "mail.example",
             "ESMTP",
             "0123456789ABCA",
@@ -71,13 +80,14 @@ mod tests {
     fn several_recipients_hidden() {
         let h = received_header(
             None,
-            "unknown",
-            "::1",
+            "localhost",
+            "::1".parse().unwrap(),
             "m",
             "SMTP",
             "X",
             &["a@b".into(), "c@d".into()],
         );
+        assert!(h.starts_with("Received: from localhost (localhost [IPv6:::1])\n"));
         assert!(!h.contains("a@b"));
         assert!(h.lines().nth(1).unwrap().ends_with(';'));
     }

@@ -57,11 +57,12 @@ pub async fn serve<S>(
     // This session's configuration, whatever a reload does meanwhile.
     let (config, aliases, policy) = shared.current();
     let (name, name_status, ip, uid) = match peer {
-        Peer::Tcp(ip) if policy.needs_client_name() => {
+        // Before the greeting, as Postfix: the name for the log, the
+        // Received header and the restrictions, looked up once.
+        Peer::Tcp(ip) => {
             let found = policy.client_name(ip).await;
             (found.name, found.status, ip, None)
         }
-        Peer::Tcp(ip) => ("unknown".into(), NameStatus::Permanent, ip, None),
         Peer::Local { uid } => (
             "localhost".into(),
             NameStatus::Verified,

@@ -66,7 +66,7 @@ fn pcre_header_check_rejects_money_but_not_moneyless() {
         .unwrap_or_else(|| panic!("{log}"));
     assert!(
         line.contains(&format!(
-            " from unknown[127.0.0.1]; from=<a@sender.example> to=<{rcpt}> proto=ESMTP helo=<client.example>: 5.7.1 message content rejected"
+            " from localhost[127.0.0.1]; from=<a@sender.example> to=<{rcpt}> proto=ESMTP helo=<client.example>: 5.7.1 message content rejected"
         )),
         "{line}"
     );
@@ -82,7 +82,7 @@ fn pcre_header_check_rejects_money_but_not_moneyless() {
         .map(|m| m.as_str());
     assert_eq!(host, Some("127.0.0.1"), "{line}");
     assert!(
-        log.contains("Subject: make? money fast from unknown[127.0.0.1]"),
+        log.contains("Subject: make? money fast from localhost[127.0.0.1]"),
         "{log}"
     );
 }
@@ -97,7 +97,7 @@ fn body_check_discard_answers_250_and_delivers_nothing() {
     let rcpt = format!("{user}@localhost");
     let id = queue_id(&send(&p, &rcpt, "Subject: a\r\n\r\nhello\r\nbuy now\r\n"));
     p.wait_log(
-        &format!("{id}: discard: body buy now from unknown[127.0.0.1];"),
+        &format!("{id}: discard: body buy now from localhost[127.0.0.1];"),
         1,
         5,
     );
@@ -124,7 +124,7 @@ fn body_check_hold_keeps_the_message_until_released() {
         "Subject: a\r\n\r\nsomething suspicious\r\n",
     ));
     p.wait_log(
-        &format!("{id}: hold: body something suspicious from unknown[127.0.0.1];"),
+        &format!("{id}: hold: body something suspicious from localhost[127.0.0.1];"),
         1,
         5,
     );
@@ -176,7 +176,7 @@ fn header_actions_change_what_is_delivered() {
         "{text}"
     );
     p.wait_log(
-        &format!("{id}: warning: header X-Bulk: yes from unknown[127.0.0.1];"),
+        &format!("{id}: warning: header X-Bulk: yes from localhost[127.0.0.1];"),
         1,
         5,
     );

@@ -134,7 +134,7 @@ fn journal_entries_carry_the_message_fields() {
             e.get("SYSLOG_IDENTIFIER") == Some(tag) && e.message() == format!("{id}: {text}")
         })
     };
-    let client = "unknown[127.0.0.1]";
+    let client = "localhost[127.0.0.1]";
     assert!(
         said("postern/smtpd", &format!("client={client}")),
         "{life:#?}"
@@ -169,7 +169,7 @@ fn journal_entries_carry_the_message_fields() {
     assert!(
         reject
             .message()
-            .starts_with("NOQUEUE: reject: RCPT from unknown[127.0.0.1]: 550 5.1.1 "),
+            .starts_with("NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 "),
         "{reject:?}"
     );
     let connect = journald.wait(|e| e.message() == format!("connect from {client}"), 5);

@@ -5,12 +5,14 @@
 mod aliases;
 mod bounce;
 mod checks;
+mod client_names;
 mod common;
 mod config;
 mod crash;
 mod damage;
 mod forward;
 mod journal;
+mod logs;
 mod maildrop;
 mod misconfig;
 mod notify;

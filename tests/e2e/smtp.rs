@@ -44,14 +44,14 @@ fn smtplib_message_arrives_once_byte_exact() {
     let log = p.log();
     for needle in [
         "postern/smtpd[",
-        "connect from unknown[127.0.0.1]",
-        ": client=unknown[127.0.0.1]",
+        "connect from localhost[127.0.0.1]",
+        ": client=localhost[127.0.0.1]",
         ": message-id=<m1@example.org>",
         ", size=",
         ", nrcpt=1 (queue active)",
         ", relay=local, delay=",
         ", dsn=2.0.0, status=sent (delivered to maildir)",
-        "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
+        "disconnect from localhost[127.0.0.1] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5",
     ] {
         assert!(log.contains(needle), "log lacks {needle:?}:\n{log}");
     }
@@ -282,7 +282,7 @@ fn improper_pipelining_is_refused() {
     assert_eq!(c.reply(), "250 2.1.5 Ok");
     assert_eq!(c.reply(), "554 5.5.0 Error: SMTP protocol synchronization");
     p.wait_log(
-        "improper command pipelining after DATA from unknown[127.0.0.1]",
+        "improper command pipelining after DATA from localhost[127.0.0.1]",
         1,
         5,
     );
@@ -311,7 +311,7 @@ fn idle_and_trickling_clients_time_out() {
     }
     got.push_str(&slow.reply());
     assert_eq!(got, "421 4.4.2 mail.test.example Error: timeout exceeded");
-    p.wait_log("timeout after CONNECT from unknown[127.0.0.1]", 2, 5);
+    p.wait_log("timeout after CONNECT from localhost[127.0.0.1]", 2, 5);
 }
 
 #[test]
@@ -445,7 +445,7 @@ fn issue14_mail_is_refused_when_the_queue_lacks_space() {
     );
     assert_eq!(c.cmd("QUIT"), "221 2.0.0 Bye");
     p.wait_log(
-        "NOQUEUE: reject: MAIL from unknown[127.0.0.1]: 452 4.3.1 Insufficient system storage; proto=ESMTP helo=<c.example>",
+        "NOQUEUE: reject: MAIL from localhost[127.0.0.1]: 452 4.3.1 Insufficient system storage; proto=ESMTP helo=<c.example>",
         2,
         5,
     );

@@ -160,7 +160,7 @@ fn issue14_junk_commands_count_as_errors() {
         "421 4.7.0 mail.test.example Error: too many errors"
     );
     assert!(c.closed());
-    p.wait_log("too many errors after NOOP from unknown[127.0.0.1]", 1, 5);
+    p.wait_log("too many errors after NOOP from localhost[127.0.0.1]", 1, 5);
     drop(p);
 
     // HELO, EHLO, RSET, VRFY and HELP are junk too; an accepted message
@@ -211,7 +211,7 @@ fn issue14_session_time_limit_ends_any_session() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert!(c.closed());
     p.wait_log(
-        "NOQUEUE: session time limit exceeded after NOOP from unknown[127.0.0.1]",
+        "NOQUEUE: session time limit exceeded after NOOP from localhost[127.0.0.1]",
         1,
         5,
     );
@@ -226,7 +226,7 @@ fn issue14_session_time_limit_ends_any_session() {
     );
     assert!(c.closed());
     p.wait_log(
-        "session time limit exceeded after DATA from unknown[127.0.0.1]",
+        "session time limit exceeded after DATA from localhost[127.0.0.1]",
         1,
         5,
     );

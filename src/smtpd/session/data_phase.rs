@@ -75,7 +75,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             None => received_header(
                 self.helo.as_deref(),
                 &self.name,
-                &self.ip.to_string(),
+                self.ip,
                 &cfg.server.hostname,
                 self.proto(),
                 id.as_str(),
