@@ -299,7 +299,7 @@ pub fn managed(config: &Config) -> Option<Managed> {
     let units = systemctl
         .show(&[QMGR_SOCKET_UNIT], &["LoadState", "Listen"])
         .ok()?;
-    let qmgr = units.first()?;
+    let qmgr = units.iter().find(|p| prop(p, "Id") == QMGR_SOCKET_UNIT)?;
     ours(qmgr, &config.server.run_directory).then_some(Managed { systemctl })
 }
 
