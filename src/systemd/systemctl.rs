@@ -135,12 +135,13 @@ pub fn commands(action: Action) -> Vec<Vec<&'static str>> {
 }
 
 /// The properties [`render_status`] reads.
-const STATUS_PROPS: [&str; 8] = [
+const STATUS_PROPS: [&str; 9] = [
     "Id",
     "LoadState",
     "ActiveState",
     "SubState",
     "Result",
+    "ReloadResult",
     "MainPID",
     "ActiveEnterTimestamp",
     "Listen",
@@ -148,19 +149,21 @@ const STATUS_PROPS: [&str; 8] = [
 
 /// The report of `postern status` from what `systemctl show` said of the
 /// target, the services and the sockets (matched by `Id`), and whether
-/// the mail system runs (the target is active, or a service is).
+/// the mail system runs (a daemon does: with every one failed, an active
+/// target is no mail system).
 pub fn render_status(units: &[Props]) -> (Vec<String>, bool) {
     let none = Props::new();
     let unit = |id: &str| units.iter().find(|p| prop(p, "Id") == id).unwrap_or(&none);
     let target = unit(TARGET);
     let mut lines = Vec::new();
-    let running = prop(target, "ActiveState") == "active"
-        || SERVICES.iter().any(|(_, s)| {
-            matches!(
-                prop(unit(s), "ActiveState"),
-                "active" | "activating" | "reloading"
-            )
-        });
+    // A unit waiting to be restarted after a failure is "activating"
+    // too: that is no daemon running.
+    let restarting = |p: &Props| prop(p, "SubState") == "auto-restart";
+    let running = SERVICES.iter().any(|(_, s)| {
+        let p = unit(s);
+        matches!(prop(p, "ActiveState"), "active" | "reloading")
+            || (prop(p, "ActiveState") == "activating" && !restarting(p))
+    });
     let since = |p: &Props| match prop(p, "ActiveEnterTimestamp") {
         "" | "n/a" => String::new(),
         t => format!(" since {t}"),
@@ -173,21 +176,36 @@ pub fn render_status(units: &[Props]) -> (Vec<String>, bool) {
         )
     } else {
         format!(
-            "postern is not running (systemd: {TARGET} {})",
+            "postern is not running (systemd: {TARGET} {}{})",
             match prop(target, "ActiveState") {
                 "" => "unknown",
                 s => s,
+            },
+            if prop(target, "ActiveState") == "active" {
+                ", no daemon runs"
+            } else {
+                ""
             }
         )
     });
     for (role, service) in SERVICES {
         let p = unit(service);
         let pid = prop(p, "MainPID");
+        // The last `systemctl reload` refused (ExecReload's check failed):
+        // the daemon runs with the configuration it had.
+        let reload = match prop(p, "ReloadResult") {
+            "" | "success" => String::new(),
+            r => format!("; the last reload failed ({r}), the running configuration is kept"),
+        };
         let state = match (prop(p, "LoadState"), prop(p, "ActiveState")) {
             ("loaded", "active" | "reloading") if pid != "0" && !pid.is_empty() => {
-                format!("running (pid {pid}){}", since(p))
+                format!("running (pid {pid}){}{reload}", since(p))
             }
-            ("loaded", "active" | "reloading") => format!("running{}", since(p)),
+            ("loaded", "active" | "reloading") => format!("running{}{reload}", since(p)),
+            ("loaded", "activating") if restarting(p) => format!(
+                "failed ({}), restarting; see journalctl -u {service}",
+                prop(p, "Result")
+            ),
             ("loaded", "activating") => "starting".to_string(),
             ("loaded", "deactivating") => "stopping".to_string(),
             ("loaded", "failed") => format!(
@@ -202,14 +220,14 @@ pub fn render_status(units: &[Props]) -> (Vec<String>, bool) {
     }
     let smtpd = unit(SMTPD_SOCKET);
     match prop(smtpd, "LoadState") {
-        "loaded" => {
+        "loaded" if prop(smtpd, "ActiveState") == "active" => {
             let tcp = tcp_listeners(smtpd);
             if !tcp.is_empty() {
                 let list: Vec<String> = tcp.iter().map(ToString::to_string).collect();
                 lines.push(format!("  smtp listeners: {}", list.join(", ")));
             }
         }
-        "masked" => lines.push(format!(
+        "masked" if running => lines.push(format!(
             "  smtp listeners: none ({SMTPD_SOCKET} masked: smtpd.listen names none, or the configuration could not be read at the last daemon-reload)"
         )),
         _ => {}
@@ -515,7 +533,6 @@ mod tests {
                 "  smtp   running (pid 102)",
                 "  qmgr   running (pid 103)",
                 "  smtpd  failed (start-limit-hit); see journalctl -u postern-smtpd.service",
-                "  smtp listeners: 127.0.0.1:25, [::1]:25",
                 "  postern-smtpd.socket failed (service-start-limit-hit); systemctl restart postern.target takes it up again",
             ]
         );
@@ -525,15 +542,74 @@ mod tests {
     fn status_of_a_stopped_system() {
         let show = "Id=postern.target\nLoadState=loaded\nActiveState=inactive\n\n\
             Id=postern-smtpd.service\nLoadState=loaded\nActiveState=inactive\nMainPID=0\n\n\
-            Id=postern-smtpd.socket\nLoadState=masked\nActiveState=inactive\n";
+            Id=postern-smtpd.socket\nLoadState=loaded\nActiveState=inactive\nListen=127.0.0.1:25 (Stream)\n";
+        let (lines, running) = render_status(&parse_show(show));
+        assert!(!running);
+        assert_eq!(
+            lines,
+            [
+                "postern is not running (systemd: postern.target inactive)",
+                "  local  unknown",
+                "  smtp   unknown",
+                "  qmgr   unknown",
+                "  smtpd  not running",
+            ]
+        );
+    }
+
+    #[test]
+    fn status_of_listeners_and_a_masked_socket() {
+        let running =
+            "Id=postern-smtpd.service\nLoadState=loaded\nActiveState=active\nMainPID=9\n\n";
+        let show = format!(
+            "{running}Id=postern-smtpd.socket\nLoadState=loaded\nActiveState=active\n\
+             Listen=127.0.0.1:25 (Stream)\nListen=[::1]:25 (Stream)\n"
+        );
+        let (lines, _) = render_status(&parse_show(&show));
+        assert_eq!(lines[5], "  smtp listeners: 127.0.0.1:25, [::1]:25");
+        let show =
+            format!("{running}Id=postern-smtpd.socket\nLoadState=masked\nActiveState=inactive\n");
+        let (lines, _) = render_status(&parse_show(&show));
+        assert!(
+            lines[5].starts_with("  smtp listeners: none (postern-smtpd.socket masked"),
+            "{lines:#?}"
+        );
+        assert_eq!(lines.len(), 6, "{lines:#?}");
+    }
+
+    #[test]
+    fn status_with_every_daemon_failed_is_not_running() {
+        let show = "Id=postern.target\nLoadState=loaded\nActiveState=active\n\n\
+            Id=postern-qmgr.service\nLoadState=loaded\nActiveState=failed\nResult=exit-code\nMainPID=0\n\n\
+            Id=postern-smtpd.socket\nLoadState=masked\nActiveState=failed\nResult=service-start-limit-hit\n";
         let (lines, running) = render_status(&parse_show(show));
         assert!(!running);
         assert_eq!(
             lines[0],
-            "postern is not running (systemd: postern.target inactive)"
+            "postern is not running (systemd: postern.target active, no daemon runs)"
         );
-        assert_eq!(lines[4], "  smtpd  not running");
-        assert!(lines[5].starts_with("  smtp listeners: none (postern-smtpd.socket masked"));
-        assert_eq!(lines.len(), 6, "{lines:#?}");
+        assert_eq!(
+            lines[3],
+            "  qmgr   failed (exit-code); see journalctl -u postern-qmgr.service"
+        );
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        let show = "Id=postern-smtp.service\nLoadState=loaded\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\n";
+        let (lines, running) = render_status(&parse_show(show));
+        assert!(!running);
+        assert_eq!(
+            lines[2],
+            "  smtp   failed (exit-code), restarting; see journalctl -u postern-smtp.service"
+        );
+    }
+
+    #[test]
+    fn status_says_when_the_last_reload_was_refused() {
+        let show = "Id=postern-qmgr.service\nLoadState=loaded\nActiveState=active\nMainPID=7\nReloadResult=exit-code\n";
+        let (lines, running) = render_status(&parse_show(show));
+        assert!(running);
+        assert_eq!(
+            lines[3],
+            "  qmgr   running (pid 7); the last reload failed (exit-code), the running configuration is kept"
+        );
     }
 }
