@@ -50,19 +50,23 @@ impl FakeSystemctl {
             .collect()
     }
 
-    /// `postern --config CONFIG ARGS…` with this systemctl first on PATH.
-    fn postern(&self, config: &Path, args: &[&str]) -> Output {
+    /// `postern --config CONFIG ARGS…` with this systemctl first on PATH,
+    /// as an administrator runs it (not from a unit).
+    fn command(&self, config: &Path, args: &[&str]) -> Command {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let mut dirs: Vec<PathBuf> = vec![self.dir.path().to_path_buf()];
         dirs.extend(std::env::split_paths(&path));
-        Command::new(BIN)
-            .arg("--config")
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
             .arg(config)
             .args(args)
             .env("PATH", std::env::join_paths(dirs).unwrap())
-            .env_remove("INVOCATION_ID")
-            .output()
-            .unwrap()
+            .env_remove("INVOCATION_ID");
+        cmd
+    }
+
+    fn postern(&self, config: &Path, args: &[&str]) -> Output {
+        self.command(config, args).output().unwrap()
     }
 }
 
@@ -263,14 +267,8 @@ fn check_warns_when_systemd_or_smtpd_listen_elsewhere() {
         ),
         0,
     );
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = vec![fake.dir.path().to_path_buf()];
-    dirs.extend(std::env::split_paths(&path));
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&p.config)
-        .arg("check")
-        .env("PATH", std::env::join_paths(dirs).unwrap())
+    let out = fake
+        .command(&p.config, &["check"])
         .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
         .output()
         .unwrap();

@@ -253,7 +253,25 @@ struct Activated {
     procs: Vec<(String, Child)>,
 }
 
+/// A loopback port nothing listens on (for a moment).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Activated {
+    /// None started yet, for `p`'s configuration; logs in its directory.
+    fn new(p: &Postern) -> Activated {
+        Activated {
+            dir: p.dir.path().to_path_buf(),
+            config: p.config.clone(),
+            procs: Vec::new(),
+        }
+    }
+
     /// `postern daemon ROLE` behind systemd-socket-activate listening on
     /// `listen` with the fd names `names`; the daemon runs as the postern
     /// user when `as_postern` (the sockets are bound by us, as systemd
@@ -379,16 +397,8 @@ fn smtpd_started_by_socket_activation_accepts_mail() {
     let root = is_root();
     let run = p.run_dir();
     let sock = |name: &str| run.join(name).display().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut daemons = Activated {
-        dir: p.dir.path().to_path_buf(),
-        config: p.config.clone(),
-        procs: Vec::new(),
-    };
+    let port = free_port();
+    let mut daemons = Activated::new(&p);
     // As the units have it: local as root, its socket postern's (0600);
     // qmgr and smtpd as postern. Each starts on its first connection:
     // swaks starts smtpd, smtpd's wake-up qmgr, qmgr's delivery local.
@@ -779,16 +789,8 @@ fn smtpd_warns_when_the_handed_sockets_are_not_smtpd_listen() {
     // What the file says; nothing binds it.
     p.edit_config("listen = [\"127.0.0.1:0\"]", "listen = [\"127.0.0.1:1\"]");
     make_queue(&p);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut daemons = Activated {
-        dir: p.dir.path().to_path_buf(),
-        config: p.config.clone(),
-        procs: Vec::new(),
-    };
+    let port = free_port();
+    let mut daemons = Activated::new(&p);
     daemons.start("smtpd", is_root(), &[format!("127.0.0.1:{port}")], "smtp");
     // The first connection starts it.
     let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
