@@ -728,20 +728,23 @@ fn generated_listeners_pass_systemd_analyze_verify() {
         // The drop-in above the units, as /run/systemd/generator is above
         // /usr/lib/systemd/system. A masked socket is verified through the
         // units that want it.
+        let verify = |names: &[&String]| {
+            Command::new("systemd-analyze")
+                .args(["verify", "--man=no", "--recursive-errors=no"])
+                .args(names)
+                .current_dir(&units)
+                .env(
+                    "SYSTEMD_UNIT_PATH",
+                    format!("{}:{}:", normal.display(), units.display()),
+                )
+                .output()
+                .unwrap()
+        };
         let verified: Vec<&String> = names
             .iter()
             .filter(|n| !(expected.is_empty() && *n == "postern-smtpd.socket"))
             .collect();
-        let out = Command::new("systemd-analyze")
-            .args(["verify", "--man=no", "--recursive-errors=no"])
-            .args(&verified)
-            .current_dir(&units)
-            .env(
-                "SYSTEMD_UNIT_PATH",
-                format!("{}:{}:", normal.display(), units.display()),
-            )
-            .output()
-            .unwrap();
+        let out = verify(&verified);
         let all = text(&out);
         assert!(out.status.success(), "{what}: verify failed:\n{all}");
         let ours: Vec<&str> = all.lines().filter(|l| l.contains("postern")).collect();
@@ -754,20 +757,7 @@ fn generated_listeners_pass_systemd_analyze_verify() {
             // A copy of the unit that wins over the mask (one in /etc)
             // gets the drop-in too, and refuses to load without a listener
             // rather than listen on its own.
-            let out = Command::new("systemd-analyze")
-                .args([
-                    "verify",
-                    "--man=no",
-                    "--recursive-errors=no",
-                    "postern-smtpd.socket",
-                ])
-                .current_dir(&units)
-                .env(
-                    "SYSTEMD_UNIT_PATH",
-                    format!("{}:{}:", normal.display(), units.display()),
-                )
-                .output()
-                .unwrap();
+            let out = verify(&[&"postern-smtpd.socket".to_string()]);
             assert!(
                 !out.status.success() && text(&out).contains("no Listen setting"),
                 "{what}: {}",
