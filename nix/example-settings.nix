@@ -19,7 +19,8 @@
     };
     queue.directory = "/var/spool/postern";
     smtpd = {
-      listen = [ "0.0.0.0:25" "[::]:25" ];
+      # IPv6 and IPv4 (postern-smtpd.socket gets BindIPv6Only=both).
+      listen = [ "[::]:25" ];
       message_size_limit = 10240000;
       vrfy = false;
       banner = "$hostname ESMTP \"postern\" (escaped quotes)";

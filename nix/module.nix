@@ -5,8 +5,11 @@
 # /etc/postern/postern.toml and validated when the system is built, so a
 # typo or a bad value fails nixos-rebuild instead of the mail server.
 # The units are those of systemd/ in the source tree, with the same
-# sandboxing. No set-uid or set-gid wrapper: sendmail hands mail to smtpd
-# over /run/postern/submit.sock, and mailq reads showq.sock.
+# sandboxing; postern-smtpd.socket listens where settings.smtpd.listen
+# says (postern's own default when unset), as postern-generator makes the
+# Debian units do (nix/lib.nix smtpdSocket). No set-uid or set-gid
+# wrapper: sendmail hands mail to smtpd over /run/postern/submit.sock, and
+# mailq reads showq.sock.
 { config, lib, pkgs, ... }:
 
 let
@@ -15,8 +18,16 @@ let
   postern = "${cfg.package}/bin/postern";
   kill = "${pkgs.coreutils}/bin/kill";
 
+  posternLib = import ./lib.nix;
+
   # The aliases option merged into [local.aliases] (pure; nix/lib.nix).
-  finalSettings = (import ./lib.nix).mergeAliases cfg.settings cfg.aliases;
+  finalSettings = posternLib.mergeAliases cfg.settings cfg.aliases;
+
+  # postern-smtpd.socket's listeners from the same settings the file is
+  # rendered from: the TOML stays the one source of truth. None: no such
+  # socket, smtpd serves submit.sock alone.
+  smtpdSocket = posternLib.smtpdSocket finalSettings;
+  smtpdListens = smtpdSocket.listenStreams != [ ];
 
   # Checked at build time (with the host's package: not for cross builds). `postern check` would also inspect the running
   # system (the postern user, the queue and run directories, the alias
@@ -36,25 +47,31 @@ let
   configPath = "/etc/postern/postern.toml";
 
   # Start: postern check, then the daemon; as in systemd/*.service.
-  daemonService = { role, description, sockets, extraUnit ? { }, serviceConfig }:
+  daemonService = { role, description, sockets, requires ? sockets, extraUnit ? { }, serviceConfig }:
     lib.recursiveUpdate
       {
-        inherit description;
-        requires = sockets;
+        inherit description requires;
         after = sockets;
         partOf = [ "postern.target" ];
         restartTriggers = [ configFile ];
         unitConfig = {
           # A configuration error fails ExecStartPre (exit 1), which
-          # RestartPreventExitStatus does not cover.
-          StartLimitIntervalSec = "1min";
+          # RestartPreventExitStatus does not cover: give up after 5 starts
+          # in 10 s, a window short enough for `systemctl restart
+          # postern.target` to bring the unit back once the file is fixed.
+          StartLimitIntervalSec = "10s";
           StartLimitBurst = 5;
         };
         serviceConfig = {
           Type = "notify";
           ExecStartPre = "${postern} check --config ${configPath}";
           ExecStart = "${postern} --config ${configPath} daemon ${role}";
-          ExecReload = "${kill} -HUP $MAINPID";
+          # The file is checked first: a broken one fails `systemctl
+          # reload` and the running configuration keeps serving.
+          ExecReload = [
+            "${postern} check --config ${configPath}"
+            "${kill} -HUP $MAINPID"
+          ];
           Sockets = sockets;
           Restart = "on-failure";
           RestartSec = "1s";
@@ -104,9 +121,14 @@ let
     ];
   };
 
+  # No start limit of their own: restarting the target always brings the
+  # sockets back (a socket starts no process).
+  socketUnit = { StartLimitIntervalSec = 0; };
+
   unixSocket = { description, path, service, name, mode ? "0600", owned ? true }: {
     inherit description;
     partOf = [ "postern.target" ];
+    unitConfig = socketUnit;
     listenStreams = [ path ];
     socketConfig = {
       SocketMode = mode;
@@ -137,7 +159,7 @@ in
           server.hostname = "mail.example.org";
           local.domains = [ "$hostname" "example.org" "localhost" ];
           relay.networks = [ "127.0.0.0/8" "::1/128" "192.168.1.0/24" ];
-          smtpd.listen = [ "0.0.0.0:25" "[::]:25" ];
+          smtpd.listen = [ "[::]:25" ];
         }
       '';
       description = ''
@@ -145,6 +167,9 @@ in
         ([server], [local], [relay], [queue], [smtpd], ...). Every key is
         optional; see postern.toml(5) and `postern config show`. Rendered
         to /etc/postern/postern.toml and validated at build time.
+        smtpd.listen is also where postern-smtpd.socket listens (default,
+        as postern's: 127.0.0.1:2525; [ "[::]:25" ] for IPv6 and IPv4 on
+        port 25; [ ] for no TCP listener).
       '';
     };
 
@@ -162,7 +187,7 @@ in
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open TCP ports 25 (SMTP) and 587 (submission).";
+      description = "Open the TCP ports smtpd.listen names on addresses other than loopback.";
     };
   };
 
@@ -195,33 +220,38 @@ in
       "d /run/postern 0755 root root -"
     ];
 
-    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ 25 587 ];
+    networking.firewall.allowedTCPPorts =
+      lib.mkIf cfg.openFirewall (posternLib.firewallPorts finalSettings);
 
     systemd.targets.postern = {
       description = "postern mail transfer agent";
-      wants = [
-        "postern-smtpd.socket" "postern-submission.socket" "postern-submit.socket"
+      wants = lib.optional smtpdListens "postern-smtpd.socket" ++ [
+        "postern-submit.socket"
         "postern-qmgr.socket" "postern-showq.socket"
         "postern-local.socket" "postern-smtp.socket"
         "postern-smtpd.service" "postern-qmgr.service"
         "postern-local.service" "postern-smtp.service"
       ];
       wantedBy = [ "multi-user.target" ];
+      unitConfig = {
+        # `systemctl reload postern.target` reloads every daemon.
+        PropagatesReloadTo = "postern-smtpd.service postern-qmgr.service postern-local.service postern-smtp.service";
+        StartLimitIntervalSec = 0;
+      };
     };
 
-    systemd.sockets = {
+    systemd.sockets = lib.optionalAttrs smtpdListens {
       postern-smtpd = {
-        description = "postern SMTP socket (port 25)";
+        description = "postern SMTP socket (smtpd.listen)";
         partOf = [ "postern.target" ];
-        listenStreams = [ "25" ];
-        socketConfig = { FileDescriptorName = "smtp"; Service = "postern-smtpd.service"; };
+        unitConfig = socketUnit;
+        inherit (smtpdSocket) listenStreams;
+        socketConfig = smtpdSocket.socketConfig // {
+          FileDescriptorName = "smtp";
+          Service = "postern-smtpd.service";
+        };
       };
-      postern-submission = {
-        description = "postern submission socket (port 587)";
-        partOf = [ "postern.target" ];
-        listenStreams = [ "587" ];
-        socketConfig = { FileDescriptorName = "submission"; Service = "postern-smtpd.service"; };
-      };
+    } // {
       postern-submit = unixSocket {
         description = "postern local submission socket (sendmail)";
         path = "/run/postern/submit.sock";
@@ -262,10 +292,12 @@ in
       postern-smtpd = daemonService {
         role = "smtpd";
         description = "postern SMTP server (smtpd)";
-        sockets = [ "postern-smtpd.socket" "postern-submission.socket" "postern-submit.socket" ];
+        sockets = lib.optional smtpdListens "postern-smtpd.socket" ++ [ "postern-submit.socket" ];
+        requires = [ "postern-submit.socket" ];
         extraUnit = {
-          wants = [ "postern-qmgr.socket" ];
-          after = [ "postern-smtpd.socket" "postern-submission.socket" "postern-submit.socket" "postern-qmgr.socket" "network.target" ];
+          # The TCP socket is wanted, not required, as in systemd/.
+          wants = [ "postern-qmgr.socket" ] ++ lib.optional smtpdListens "postern-smtpd.socket";
+          after = lib.optional smtpdListens "postern-smtpd.socket" ++ [ "postern-submit.socket" "postern-qmgr.socket" "network.target" ];
         };
         serviceConfig = unprivileged // {
           ReadWritePaths = [ "-/var/spool/postern" ];

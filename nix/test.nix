@@ -24,6 +24,8 @@
           };
           # The test network is 192.168.1.0/24; the client is trusted.
           relay.networks = [ "127.0.0.0/8" "::1/128" "192.168.1.0/24" ];
+          # postern-smtpd.socket listens here (the default is loopback).
+          smtpd.listen = [ "0.0.0.0:25" ];
         };
         aliases.postmaster = "root";
       };

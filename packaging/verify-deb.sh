@@ -65,6 +65,18 @@ install_and_use() {
     fi
     postern check
 
+    say "the systemd generator writes smtpd.listen into postern-smtpd.socket"
+    local gen=/usr/lib/systemd/system-generators/postern-generator gendir want
+    [ -x "$gen" ] || fail "$gen is not installed"
+    gendir=$(mktemp -d)
+    "$gen" "$gendir" "$gendir" "$gendir" || fail "$gen failed"
+    cat "$gendir/postern-smtpd.socket.d/50-postern-listen.conf"
+    want=$(sed -n 's/^listen = \["\([^"]*\)"\].*/\1/p' /etc/postern/postern.toml)
+    grep -qx "ListenStream=$want" "$gendir/postern-smtpd.socket.d/50-postern-listen.conf" ||
+        fail "the generated drop-in does not listen on $want"
+    [ -L "$gendir/postern-smtpd.socket" ] && fail "the generator masked postern-smtpd.socket"
+    rm -rf "$gendir"
+
     say "newaliases by its name"
     newaliases
 

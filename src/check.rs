@@ -2,7 +2,9 @@
 //! does: the postern user, the queue and run directories (owner, mode;
 //! the drop directory `queue/maildrop` 3733 in the postern group),
 //! the configuration file's permissions, every alias source, and the
-//! transport files (`relay.transport_files`, with FILE:LINE).
+//! transport files (`relay.transport_files`, with FILE:LINE); and, when
+//! systemd runs this postern, whether its smtpd socket and the running
+//! smtpd listen where `smtpd.listen` says ([`check_listeners`]).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -13,6 +15,16 @@ use crate::config::Config;
 pub enum Level {
     Warning,
     Error,
+}
+
+/// When systemd runs the postern `config` describes: a warning when
+/// `postern-smtpd.socket` (what systemd hands smtpd at its next start), or
+/// the running smtpd, listens elsewhere than `smtpd.listen` says (the file
+/// was edited since the last `systemctl daemon-reload`, or the socket was
+/// not restarted since). Nothing when run by a unit (`ExecStartPre=`,
+/// `ExecReload=`): smtpd itself compares what it is handed as it starts.
+pub fn check_listeners(config: &Config) -> Vec<(Level, String)> {
+    crate::systemd::systemctl::check_listeners(config)
 }
 
 /// Every problem found, in order.

@@ -30,5 +30,6 @@ pub mod smtpd;
 pub mod supervisor;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod systemd;
 pub mod transport;
 pub mod watch;

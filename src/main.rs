@@ -84,7 +84,8 @@ enum Command {
         #[arg(long, value_name = "KIND:TARGET", hide = true)]
         probe: Vec<String>,
     },
-    /// Write the manual pages or shell completions (for packagers).
+    /// Write the manual pages, shell completions or systemd units' drop-ins
+    /// (for packagers, and systemd).
     #[command(hide = true)]
     Generate {
         #[command(subcommand)]
@@ -105,6 +106,15 @@ enum GenerateWhat {
         shell: clap_complete::Shell,
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+    },
+    /// As a systemd generator (systemd.generator(7)): the listeners of
+    /// postern-smtpd.socket from smtpd.listen, as a drop-in in NORMAL_DIR
+    /// (the socket masked when there is none, or the configuration cannot
+    /// be read). The configuration file must exist.
+    Systemd {
+        /// NORMAL_DIR [EARLY_DIR LATE_DIR], as systemd passes them.
+        #[arg(value_name = "DIR", num_args = 1..=3, required = true)]
+        dirs: Vec<PathBuf>,
     },
 }
 
@@ -465,6 +475,14 @@ fn load(path: &Option<PathBuf>) -> anyhow::Result<Config> {
     )?)
 }
 
+/// The file a command reads: `--config FILE`, else `$POSTERN_CONFIG`, else
+/// the default path (which may not exist).
+fn config_path(path: &Option<PathBuf>) -> PathBuf {
+    path.clone()
+        .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(postern::config::DEFAULT_PATH))
+}
+
 /// The configuration for a command that only talks to the running
 /// system: an error in the file is a warning naming it, and the running
 /// system is found anyway ([`Config::fallback`]), so a typo never locks
@@ -482,6 +500,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Generate { what } => {
             let written = match what {
+                GenerateWhat::Systemd { dirs } => {
+                    // systemd reads the exit status only; the messages went
+                    // to the kernel log or stderr, and nothing goes to
+                    // stdout (the console at boot).
+                    let path = config_path(&cli.config);
+                    return Ok(match postern::systemd::generator::run(&path, &dirs) {
+                        Ok(_) => ExitCode::SUCCESS,
+                        Err(_) => ExitCode::FAILURE,
+                    });
+                }
                 GenerateWhat::Man { dir } => manual::write_man(Cli::command(), &dir)?,
                 GenerateWhat::Completions { shell, dir } => {
                     vec![manual::write_completions(Cli::command(), shell, &dir)?]
@@ -494,11 +522,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => match load(&cli.config) {
             Ok(config) => {
-                let path = cli
-                    .config
-                    .clone()
-                    .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from))
-                    .unwrap_or_else(|| PathBuf::from(postern::config::DEFAULT_PATH));
+                let path = config_path(&cli.config);
                 // Say what was checked: a file, or the built-in defaults
                 // because the default file is missing.
                 if path.exists() {
@@ -509,7 +533,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         path.display()
                     );
                 }
-                let found = postern::check::check_system(&config, Some(&path));
+                let mut found = postern::check::check_system(&config, Some(&path));
+                found.extend(postern::check::check_listeners(&config));
                 let mut failed = false;
                 for (level, message) in &found {
                     let word = match level {
@@ -554,7 +579,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Reload => {
-            postern::supervisor::reload(&load(&cli.config)?)?;
+            let path = config_path(&cli.config);
+            let path = path.exists().then_some(path.as_path());
+            postern::supervisor::reload(&load(&cli.config)?, path)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Stop => {
@@ -676,6 +703,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Err(e) = postern::logging::init_for(&role, config.server.log_file.as_deref()) {
                 eprintln!("postern: {e:#}");
                 return Ok(ExitCode::from(EX_CONFIG));
+            }
+            if role == "smtpd" {
+                postern::systemd::listeners::warn_about_handed(&config, &fds);
             }
             // Privileges, directories, Landlock: before any thread and any
             // input (the sandbox binds the threads created later).

@@ -6,7 +6,10 @@
 //! `postern reload` (SIGHUP) opens the log file again (logrotate), checks
 //! the configuration, writes the effective file and has each role reload
 //! it in place (SIGHUP; each opens the log file again too), so SMTP
-//! sessions and deliveries in progress go on. Run by systemd as one service
+//! sessions and deliveries in progress go on. When no supervisor runs but
+//! systemd runs this postern, `status`, `reload`, `stop` and `start`
+//! (in the background) report and act through systemd instead
+//! ([`crate::systemd::systemctl`]). Run by systemd as one service
 //! (`postern start --foreground`, `Type=notify-reload`), it is the one that
 //! tells the service manager: `READY=1` once the roles are started,
 //! `RELOADING=1`/`READY=1` around a reload, `STOPPING=1`, `WATCHDOG=1`;
@@ -153,6 +156,9 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     let run_dir = config.server.run_directory.clone();
     if let Some(pid) = running_pid(&run_dir) {
         bail!("postern is already running (pid {pid})");
+    }
+    if !foreground && let Some(systemd) = crate::systemd::systemctl::managed(&config) {
+        return systemd.start(&config, source.as_deref());
     }
     if !foreground {
         return start_background(&config, source.as_deref());
@@ -318,10 +324,14 @@ fn start_background(config: &Config, source: Option<&Path>) -> anyhow::Result<()
 }
 
 /// `postern reload`: the configuration is checked here first; a bad one
-/// is reported and nothing is signalled.
-pub fn reload(config: &Config) -> anyhow::Result<()> {
+/// is reported and nothing is signalled. `path` is the file it was read
+/// from (for the check under systemd).
+pub fn reload(config: &Config, path: Option<&Path>) -> anyhow::Result<()> {
     let run_dir = &config.server.run_directory;
     let Some(pid) = running_pid(run_dir) else {
+        if let Some(systemd) = crate::systemd::systemctl::managed(config) {
+            return systemd.reload(config, path);
+        }
         bail!("postern is not running");
     };
     kill(Pid::from_raw(pid), Signal::SIGHUP)?;
@@ -333,6 +343,9 @@ pub fn reload(config: &Config) -> anyhow::Result<()> {
 pub fn stop(config: &Config) -> anyhow::Result<()> {
     let run_dir = &config.server.run_directory;
     let Some(pid) = running_pid(run_dir) else {
+        if let Some(systemd) = crate::systemd::systemctl::managed(config) {
+            return systemd.stop();
+        }
         bail!("postern is not running");
     };
     kill(Pid::from_raw(pid), Signal::SIGTERM)?;
@@ -351,8 +364,15 @@ pub fn stop(config: &Config) -> anyhow::Result<()> {
 pub fn status(config: &Config) -> anyhow::Result<bool> {
     let run_dir = &config.server.run_directory;
     let Some(pid) = running_pid(run_dir) else {
-        println!("postern is not running");
-        return Ok(false);
+        let Some(systemd) = crate::systemd::systemctl::managed(config) else {
+            println!("postern is not running");
+            return Ok(false);
+        };
+        let running = systemd.status()?;
+        if running {
+            print_queue(run_dir);
+        }
+        return Ok(running);
     };
     println!("postern is running (pid {pid})");
     if let Ok(text) = fs::read_to_string(run_dir.join(STATUS_FILE)) {
@@ -366,6 +386,12 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
             }
         }
     }
+    print_queue(run_dir);
+    Ok(true)
+}
+
+/// `status`'s last line: the queue counts, from qmgr.
+fn print_queue(run_dir: &Path) {
     match query_qmgr(&run_dir.join(QMGR_SOCKET)) {
         Ok(s) => println!(
             "queue: {} messages, {} recipients being delivered, {} deferred, {} messages on hold",
@@ -373,7 +399,6 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
         ),
         Err(e) => println!("queue: qmgr does not answer: {e}"),
     }
-    Ok(true)
 }
 
 fn query_qmgr(path: &Path) -> anyhow::Result<QmgrStatus> {

@@ -179,3 +179,68 @@ fn issue_15_the_licence_is_mit_or_apache_everywhere() {
     assert!(copyright.contains("\nLicense: Apache-2.0\n"));
     assert!(read("nix/package.nix").contains("license = with lib.licenses; [ mit asl20 ];"));
 }
+
+/// Issue 15: the packaged default listens on loopback under systemd too:
+/// the generator turns packaging/postern.toml into exactly that listener.
+#[test]
+fn issue_15_the_packaged_default_listens_on_loopback_under_systemd() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = postern()
+        .arg("--config")
+        .arg(packaging("postern.toml"))
+        .args(["generate", "systemd"])
+        .arg(dir.path())
+        .output()
+        .expect("run postern generate systemd");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{out:?}"
+    );
+    let dropin = std::fs::read_to_string(
+        dir.path()
+            .join("postern-smtpd.socket.d/50-postern-listen.conf"),
+    )
+    .expect("the drop-in");
+    let listen: Vec<&str> = dropin
+        .lines()
+        .filter(|l| l.starts_with("ListenStream="))
+        .collect();
+    assert_eq!(
+        listen,
+        ["ListenStream=", "ListenStream=127.0.0.1:25"],
+        "{dropin}"
+    );
+    assert!(!dir.path().join("postern-smtpd.socket").exists());
+}
+
+/// Issue 15: the Debian package installs the generator, which runs
+/// `postern generate systemd` on the packaged configuration, and nothing
+/// names the submission socket any more.
+#[test]
+fn issue_15_the_package_installs_the_generator() {
+    let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read =
+        |f: &str| std::fs::read_to_string(top.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert!(
+        read("debian/rules").contains(
+            "install -D -m 0755 systemd/postern-generator $(DESTDIR)/usr/lib/systemd/system-generators/postern-generator"
+        )
+    );
+    let wrapper = read("systemd/postern-generator");
+    assert!(
+        wrapper.lines().any(|l| l
+            == "exec /usr/sbin/postern --config /etc/postern/postern.toml generate systemd \"$@\""),
+        "{wrapper}"
+    );
+    assert!(
+        read("packaging/verify-deb.sh")
+            .contains("/usr/lib/systemd/system-generators/postern-generator")
+    );
+    for f in [
+        "debian/postern.prerm",
+        "debian/postern.postinst",
+        "nix/module.nix",
+    ] {
+        assert!(!read(f).contains("postern-submission"), "{f}");
+    }
+}

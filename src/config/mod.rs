@@ -400,8 +400,10 @@ pub enum BareNewline {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Smtpd {
     /// `smtpd.listen` (Postfix `inet_interfaces` plus the port in
-    /// master.cf): TCP listeners used when not socket-activated, as `ip:port`
-    /// (`[::1]:25` for IPv6). Default: `["127.0.0.1:2525"]`.
+    /// master.cf): the TCP listeners, as `ip:port` (`[::1]:25` for IPv6),
+    /// bound by `postern start`, and written into `postern-smtpd.socket` by
+    /// the systemd generator ([`crate::systemd::generator`]). Default:
+    /// `["127.0.0.1:2525"]`.
     pub listen: Vec<SocketAddr>,
     /// `smtpd.banner`, Postfix `smtpd_banner` (the text after `220 `).
     /// Default: `$hostname ESMTP postern`.

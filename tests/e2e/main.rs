@@ -25,5 +25,6 @@ mod sendmail;
 mod smtp;
 mod stress;
 mod supervisor;
+mod systemctl;
 mod units;
 mod user;

@@ -1,0 +1,54 @@
+//! postern under systemd: what the service manager is told, and asked.
+//!
+//! * [`generator`]: `postern generate systemd NORMAL [EARLY LATE]`, the
+//!   systemd generator (systemd.generator(7)) that Debian installs as
+//!   `/usr/lib/systemd/system-generators/postern-generator`. It writes the
+//!   listeners of `postern-smtpd.socket` from `smtpd.listen`, at boot and on
+//!   every `systemctl daemon-reload`: the TOML is the one source of truth,
+//!   the socket unit only carries it. A configuration that cannot be read,
+//!   or one without a listener, leaves the socket without any TCP listener
+//!   (never the wildcard).
+//! * [`listeners`]: the TCP listeners smtpd was handed, or that a running
+//!   smtpd holds, compared with `smtpd.listen`: smtpd warns at start, and
+//!   `postern check` warns, when they differ.
+//! * [`systemctl`]: `postern status|reload|stop|start` when systemd runs
+//!   the mail system (no supervisor pid file, and systemd's
+//!   `postern-qmgr.socket` is this configuration's qmgr socket): they
+//!   report and act through `systemctl`, with the arguments computed by
+//!   pure functions.
+//!
+//! SECURITY: the generator runs as root very early at boot; it reads the
+//! configuration file and writes into the directory systemd names, nothing
+//! else, and talks to no other process (no NSS lookup of anyone but root,
+//! no D-Bus). The client commands run `systemctl` with the caller's
+//! privileges; systemd (polkit) decides what they may do.
+
+pub mod generator;
+pub mod listeners;
+pub mod systemctl;
+
+/// The unit whose listeners come from `smtpd.listen` (LISTEN_FDNAMES
+/// `smtp`).
+pub const SMTPD_SOCKET: &str = "postern-smtpd.socket";
+/// The unit that stands for the whole mail system.
+pub const TARGET: &str = "postern.target";
+/// qmgr's control socket unit: where systemd binds `qmgr.sock`, which
+/// tells whether the systemd-run postern is the one a configuration
+/// describes.
+pub const QMGR_SOCKET_UNIT: &str = "postern-qmgr.socket";
+/// smtpd's service.
+pub const SMTPD_SERVICE: &str = "postern-smtpd.service";
+/// The services, by role, in the supervisor's start order.
+pub const SERVICES: [(&str, &str); 4] = [
+    ("local", "postern-local.service"),
+    ("smtp", "postern-smtp.service"),
+    ("qmgr", "postern-qmgr.service"),
+    ("smtpd", SMTPD_SERVICE),
+];
+
+/// Whether this process runs as part of a systemd unit (`ExecStartPre=`,
+/// `ExecReload=`, the daemon itself): systemd sets `$INVOCATION_ID` for
+/// every process it starts for a unit.
+pub fn in_unit() -> bool {
+    std::env::var_os("INVOCATION_ID").is_some_and(|v| !v.is_empty())
+}
