@@ -22,13 +22,11 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{PermissionsExt, chown};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -37,8 +35,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::Config;
-use crate::ipc::{EX_CONFIG, QmgrRequest, QmgrStatus, QueueAction, QueueOpResult, Unrecoverable};
-use crate::notify::reload::{Fixed, Reload, keep_fixed};
+use crate::ipc::{EX_CONFIG, Unrecoverable};
+use crate::notify::reload::{Fixed, keep_fixed};
 use crate::sys::{self, Credentials};
 
 pub const PID_FILE: &str = "postern.pid";
@@ -59,95 +57,12 @@ pub const SUPERVISOR_ENV: &str = "POSTERN_SUPERVISOR_PID";
 /// The roles in start order (dependencies first).
 const ROLES: [&str; 4] = ["local", "smtp", "qmgr", "smtpd"];
 
-/// Run one role in this process (`postern daemon ROLE`). `path` is where
-/// `config` was read from (`--config`; `None`: the default), read again on
-/// SIGHUP to reload in place.
-pub fn run_role(
-    role: &str,
-    config: Config,
-    path: Option<PathBuf>,
-    fds: Vec<(String, OwnedFd)>,
-) -> anyhow::Result<()> {
-    follow_supervisor()?;
-    let config = Arc::new(config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(async move {
-        // SIGHUP reloads from now on (before READY=1).
-        let reload = Reload::new(path).context("cannot handle SIGHUP")?;
-        crate::notify::spawn_watchdog();
-        match role {
-            "smtpd" => crate::smtpd::run(config, fds, reload).await,
-            "qmgr" => {
-                let mut fds = fds;
-                let showq = fds
-                    .iter()
-                    .position(|(n, _)| n == "showq")
-                    .map(|i| UnixListener::from(fds.remove(i).1));
-                crate::qmgr::run(config, unix_listener(fds, "qmgr")?, showq, reload).await
-            }
-            "local" => crate::local::run(config, unix_listener(fds, "local")?, reload).await,
-            "smtp" => crate::smtp::run(config, unix_listener(fds, "smtp-client")?, reload).await,
-            other => bail!("unknown role {other:?}"),
-        }
-    });
-    if let Err(e) = &result {
-        log::error!("{e:#}");
-    }
-    result
-}
+mod control;
+mod role;
 
-/// A role started by `postern start` dies with it: the parent-death
-/// signal (SIGTERM: the role stops gracefully) is set here, after the
-/// sandbox changed the user (a change of credentials clears it, so it
-/// cannot be set before the exec), and a watcher thread notices a changed
-/// parent anyway (the signal follows the thread that forked, and a parent
-/// gone between fork and now was missed): it asks the role to stop, and
-/// ends the process if it has not stopped 15 s later. Without the
-/// variable (systemd, a shell) nothing is done: the role's lifetime is
-/// its service manager's business.
-fn follow_supervisor() -> anyhow::Result<()> {
-    let Some(expected) = std::env::var(SUPERVISOR_ENV)
-        .ok()
-        .and_then(|v| v.parse::<i32>().ok())
-    else {
-        return Ok(());
-    };
-    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
-        .context("cannot set the parent-death signal")?;
-    if nix::unistd::getppid().as_raw() != expected {
-        return Err(Unrecoverable(format!(
-            "the supervisor (pid {expected}) is gone; not starting"
-        ))
-        .into());
-    }
-    std::thread::Builder::new()
-        .name("supervisor-watch".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-                if nix::unistd::getppid().as_raw() != expected {
-                    break;
-                }
-            }
-            log::error!("the supervisor (pid {expected}) is gone; stopping");
-            let _ = kill(nix::unistd::getpid(), Signal::SIGTERM);
-            std::thread::sleep(Duration::from_secs(15));
-            log::error!("did not stop within 15 s of the supervisor's end; exiting");
-            std::process::exit(75);
-        })
-        .context("cannot start the supervisor watcher")?;
-    Ok(())
-}
-
-fn unix_listener(fds: Vec<(String, OwnedFd)>, name: &str) -> anyhow::Result<UnixListener> {
-    fds.into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, fd)| UnixListener::from(fd))
-        .with_context(|| format!("no socket named {name:?} was handed over (LISTEN_FDNAMES)"))
-}
+use control::running_pid;
+pub use control::{queue_listing, queue_op, queue_show, reload, status, stop};
+pub use role::run_role;
 
 /// `postern start`.
 /// `source` is where the configuration came from (`--config`), read again
@@ -321,190 +236,6 @@ fn start_background(config: &Config, source: Option<&Path>) -> anyhow::Result<()
         "postern did not report being up within 10 s; see {}",
         log_path.display()
     )
-}
-
-/// `postern reload`: the configuration is checked here first; a bad one
-/// is reported and nothing is signalled. `path` is the file it was read
-/// from (for the check under systemd).
-pub fn reload(config: &Config, path: Option<&Path>) -> anyhow::Result<()> {
-    let run_dir = &config.server.run_directory;
-    let Some(pid) = running_pid(run_dir) else {
-        if let Some(systemd) = crate::systemd::systemctl::managed(config) {
-            return systemd.reload(config, path);
-        }
-        bail!("postern is not running");
-    };
-    kill(Pid::from_raw(pid), Signal::SIGHUP)?;
-    println!("postern: reloading (pid {pid})");
-    Ok(())
-}
-
-/// `postern stop`: SIGTERM to the supervisor, then wait for it to go.
-pub fn stop(config: &Config) -> anyhow::Result<()> {
-    let run_dir = &config.server.run_directory;
-    let Some(pid) = running_pid(run_dir) else {
-        if let Some(systemd) = crate::systemd::systemctl::managed(config) {
-            return systemd.stop();
-        }
-        bail!("postern is not running");
-    };
-    kill(Pid::from_raw(pid), Signal::SIGTERM)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if !alive(pid) {
-            println!("postern: stopped");
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    bail!("postern (pid {pid}) did not stop within 30 s")
-}
-
-/// `postern status`: true when running.
-pub fn status(config: &Config) -> anyhow::Result<bool> {
-    let run_dir = &config.server.run_directory;
-    let Some(pid) = running_pid(run_dir) else {
-        let Some(systemd) = crate::systemd::systemctl::managed(config) else {
-            println!("postern is not running");
-            return Ok(false);
-        };
-        let running = systemd.status()?;
-        if running {
-            print_queue(run_dir);
-        }
-        return Ok(running);
-    };
-    println!("postern is running (pid {pid})");
-    if let Ok(text) = fs::read_to_string(run_dir.join(STATUS_FILE)) {
-        let roles: HashMap<String, i32> = serde_json::from_str(&text).unwrap_or_default();
-        for role in ROLES {
-            match roles.get(role) {
-                Some(p) if kill(Pid::from_raw(*p), None).is_ok() => {
-                    println!("  {role:<6} running (pid {p})")
-                }
-                _ => println!("  {role:<6} not running"),
-            }
-        }
-    }
-    print_queue(run_dir);
-    Ok(true)
-}
-
-/// `status`'s last line: the queue counts, from qmgr.
-fn print_queue(run_dir: &Path) {
-    match query_qmgr(&run_dir.join(QMGR_SOCKET)) {
-        Ok(s) => println!(
-            "queue: {} messages, {} recipients being delivered, {} deferred, {} messages on hold",
-            s.messages, s.active, s.deferred, s.held
-        ),
-        Err(e) => println!("queue: qmgr does not answer: {e}"),
-    }
-}
-
-fn query_qmgr(path: &Path) -> anyhow::Result<QmgrStatus> {
-    ask_qmgr(path, &QmgrRequest::Status)
-}
-
-/// One request on qmgr's control socket, one answer.
-fn ask_qmgr<T: serde::de::DeserializeOwned>(path: &Path, req: &QmgrRequest) -> anyhow::Result<T> {
-    let mut s = UnixStream::connect(path).with_context(|| {
-        format!(
-            "cannot reach qmgr at {} (is postern running?)",
-            path.display()
-        )
-    })?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    s.write_all(&line)?;
-    let mut answer = String::new();
-    BufReader::new(s).read_line(&mut answer)?;
-    Ok(serde_json::from_str(&answer)?)
-}
-
-/// The queue's contents, from qmgr.
-pub fn queue_listing(config: &Config) -> anyhow::Result<Vec<crate::ipc::QueueEntry>> {
-    ask_qmgr(
-        &config.server.run_directory.join(SHOWQ_SOCKET),
-        &QmgrRequest::List,
-    )
-}
-
-/// `postern queue show ID`: the envelope and the content, as postcat
-/// prints a queue file; false when there is no such message.
-pub fn queue_show(config: &Config, id: &str) -> anyhow::Result<bool> {
-    let path = config.server.run_directory.join(QMGR_SOCKET);
-    let shown: Option<crate::ipc::ShownMessage> =
-        ask_qmgr(&path, &QmgrRequest::Show { id: id.to_string() })?;
-    let Some(m) = shown else {
-        eprintln!("postern: {id}: no such message in the queue");
-        return Ok(false);
-    };
-    let e = &m.envelope;
-    println!("*** ENVELOPE RECORDS {id} ***");
-    println!("message_size: {}", e.size);
-    println!(
-        "message_arrival_time: {}",
-        crate::mailq::asctime(e.arrival_us / 1_000_000)
-    );
-    println!("sender: {}", e.sender);
-    if let Some(envid) = &e.envid {
-        println!("envid: {envid}");
-    }
-    for (r, state) in e.recipients.iter().zip(&m.states) {
-        println!("recipient: {} ({state})", r.address);
-    }
-    println!("client: {}[{}]", e.client.name, e.client.addr);
-    println!("*** MESSAGE CONTENTS {id} ***");
-    print!("{}", m.content);
-    println!("*** MESSAGE FILE END {id} ***");
-    Ok(true)
-}
-
-/// `postern queue hold|release|delete|requeue ID…|ALL`: prints what
-/// happened as postsuper does (`postern: Placed on hold: 2 messages`);
-/// false when some ID named no message.
-pub fn queue_op(config: &Config, action: QueueAction, ids: Vec<String>) -> anyhow::Result<bool> {
-    let path = config.server.run_directory.join(QMGR_SOCKET);
-    let result: QueueOpResult = ask_qmgr(&path, &QmgrRequest::Queue { action, ids })?;
-    for id in &result.unknown {
-        eprintln!("postern: {id}: no such message in the queue");
-    }
-    let what = match action {
-        QueueAction::Hold => "Placed on hold",
-        QueueAction::Release => "Released from hold",
-        QueueAction::Delete => "Deleted",
-        QueueAction::Requeue => "Requeued",
-    };
-    let n = result.affected;
-    println!(
-        "postern: {what}: {n} message{}",
-        if n == 1 { "" } else { "s" }
-    );
-    Ok(result.unknown.is_empty())
-}
-
-fn running_pid(run_dir: &Path) -> Option<i32> {
-    let pid: i32 = fs::read_to_string(run_dir.join(PID_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    alive(pid).then_some(pid)
-}
-
-/// Whether `pid` runs: it exists and is no zombie (one that ended and
-/// that its parent, a shell or a test, has not waited for yet).
-fn alive(pid: i32) -> bool {
-    if kill(Pid::from_raw(pid), None).is_err() {
-        return false;
-    }
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => true,
-    }
 }
 
 /// As root, the user smtpd and qmgr run as; `None` when not root.

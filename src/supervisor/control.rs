@@ -1,0 +1,204 @@
+//! The client side of the supervisor (Postfix's `*_clnt`): `postern
+//! reload`, `stop`, `status` and the queue commands find the running
+//! system through the supervisor's pid file in the run directory and talk
+//! to qmgr's control socket; when no supervisor runs but systemd runs this
+//! postern, they go through systemd ([`crate::systemd::systemctl`]).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::{PID_FILE, QMGR_SOCKET, ROLES, SHOWQ_SOCKET, STATUS_FILE};
+use crate::config::Config;
+use crate::ipc::{QmgrRequest, QmgrStatus, QueueAction, QueueOpResult};
+
+/// `postern reload`: the configuration is checked here first; a bad one
+/// is reported and nothing is signalled. `path` is the file it was read
+/// from (for the check under systemd).
+pub fn reload(config: &Config, path: Option<&Path>) -> anyhow::Result<()> {
+    let run_dir = &config.server.run_directory;
+    let Some(pid) = running_pid(run_dir) else {
+        if let Some(systemd) = crate::systemd::systemctl::managed(config) {
+            return systemd.reload(config, path);
+        }
+        bail!("postern is not running");
+    };
+    kill(Pid::from_raw(pid), Signal::SIGHUP)?;
+    println!("postern: reloading (pid {pid})");
+    Ok(())
+}
+
+/// `postern stop`: SIGTERM to the supervisor, then wait for it to go.
+pub fn stop(config: &Config) -> anyhow::Result<()> {
+    let run_dir = &config.server.run_directory;
+    let Some(pid) = running_pid(run_dir) else {
+        if let Some(systemd) = crate::systemd::systemctl::managed(config) {
+            return systemd.stop();
+        }
+        bail!("postern is not running");
+    };
+    kill(Pid::from_raw(pid), Signal::SIGTERM)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            println!("postern: stopped");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("postern (pid {pid}) did not stop within 30 s")
+}
+
+/// `postern status`: true when running.
+pub fn status(config: &Config) -> anyhow::Result<bool> {
+    let run_dir = &config.server.run_directory;
+    let Some(pid) = running_pid(run_dir) else {
+        let Some(systemd) = crate::systemd::systemctl::managed(config) else {
+            println!("postern is not running");
+            return Ok(false);
+        };
+        let running = systemd.status()?;
+        if running {
+            print_queue(run_dir);
+        }
+        return Ok(running);
+    };
+    println!("postern is running (pid {pid})");
+    if let Ok(text) = fs::read_to_string(run_dir.join(STATUS_FILE)) {
+        let roles: HashMap<String, i32> = serde_json::from_str(&text).unwrap_or_default();
+        for role in ROLES {
+            match roles.get(role) {
+                Some(p) if kill(Pid::from_raw(*p), None).is_ok() => {
+                    println!("  {role:<6} running (pid {p})")
+                }
+                _ => println!("  {role:<6} not running"),
+            }
+        }
+    }
+    print_queue(run_dir);
+    Ok(true)
+}
+
+/// `status`'s last line: the queue counts, from qmgr.
+fn print_queue(run_dir: &Path) {
+    match query_qmgr(&run_dir.join(QMGR_SOCKET)) {
+        Ok(s) => println!(
+            "queue: {} messages, {} recipients being delivered, {} deferred, {} messages on hold",
+            s.messages, s.active, s.deferred, s.held
+        ),
+        Err(e) => println!("queue: qmgr does not answer: {e}"),
+    }
+}
+
+fn query_qmgr(path: &Path) -> anyhow::Result<QmgrStatus> {
+    ask_qmgr(path, &QmgrRequest::Status)
+}
+
+/// One request on qmgr's control socket, one answer.
+fn ask_qmgr<T: serde::de::DeserializeOwned>(path: &Path, req: &QmgrRequest) -> anyhow::Result<T> {
+    let mut s = UnixStream::connect(path).with_context(|| {
+        format!(
+            "cannot reach qmgr at {} (is postern running?)",
+            path.display()
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut line = serde_json::to_vec(req)?;
+    line.push(b'\n');
+    s.write_all(&line)?;
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer)?;
+    Ok(serde_json::from_str(&answer)?)
+}
+
+/// The queue's contents, from qmgr.
+pub fn queue_listing(config: &Config) -> anyhow::Result<Vec<crate::ipc::QueueEntry>> {
+    ask_qmgr(
+        &config.server.run_directory.join(SHOWQ_SOCKET),
+        &QmgrRequest::List,
+    )
+}
+
+/// `postern queue show ID`: the envelope and the content, as postcat
+/// prints a queue file; false when there is no such message.
+pub fn queue_show(config: &Config, id: &str) -> anyhow::Result<bool> {
+    let path = config.server.run_directory.join(QMGR_SOCKET);
+    let shown: Option<crate::ipc::ShownMessage> =
+        ask_qmgr(&path, &QmgrRequest::Show { id: id.to_string() })?;
+    let Some(m) = shown else {
+        eprintln!("postern: {id}: no such message in the queue");
+        return Ok(false);
+    };
+    let e = &m.envelope;
+    println!("*** ENVELOPE RECORDS {id} ***");
+    println!("message_size: {}", e.size);
+    println!(
+        "message_arrival_time: {}",
+        crate::mailq::asctime(e.arrival_us / 1_000_000)
+    );
+    println!("sender: {}", e.sender);
+    if let Some(envid) = &e.envid {
+        println!("envid: {envid}");
+    }
+    for (r, state) in e.recipients.iter().zip(&m.states) {
+        println!("recipient: {} ({state})", r.address);
+    }
+    println!("client: {}[{}]", e.client.name, e.client.addr);
+    println!("*** MESSAGE CONTENTS {id} ***");
+    print!("{}", m.content);
+    println!("*** MESSAGE FILE END {id} ***");
+    Ok(true)
+}
+
+/// `postern queue hold|release|delete|requeue ID…|ALL`: prints what
+/// happened as postsuper does (`postern: Placed on hold: 2 messages`);
+/// false when some ID named no message.
+pub fn queue_op(config: &Config, action: QueueAction, ids: Vec<String>) -> anyhow::Result<bool> {
+    let path = config.server.run_directory.join(QMGR_SOCKET);
+    let result: QueueOpResult = ask_qmgr(&path, &QmgrRequest::Queue { action, ids })?;
+    for id in &result.unknown {
+        eprintln!("postern: {id}: no such message in the queue");
+    }
+    let what = match action {
+        QueueAction::Hold => "Placed on hold",
+        QueueAction::Release => "Released from hold",
+        QueueAction::Delete => "Deleted",
+        QueueAction::Requeue => "Requeued",
+    };
+    let n = result.affected;
+    println!(
+        "postern: {what}: {n} message{}",
+        if n == 1 { "" } else { "s" }
+    );
+    Ok(result.unknown.is_empty())
+}
+
+pub(super) fn running_pid(run_dir: &Path) -> Option<i32> {
+    let pid: i32 = fs::read_to_string(run_dir.join(PID_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    alive(pid).then_some(pid)
+}
+
+/// Whether `pid` runs: it exists and is no zombie (one that ended and
+/// that its parent, a shell or a test, has not waited for yet).
+fn alive(pid: i32) -> bool {
+    if kill(Pid::from_raw(pid), None).is_err() {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
