@@ -317,10 +317,11 @@ impl Access {
     /// Whether the bits `want` (4 read, 2 write, 1 search) are granted by
     /// `m`'s owner, group or other class for this user.
     fn granted(&self, m: &std::fs::Metadata, want: u32) -> bool {
-        let mode = m.mode();
-        let bits = if self.uid == 0 {
+        if self.uid == 0 {
             return true;
-        } else if m.uid() == self.uid {
+        }
+        let mode = m.mode();
+        let bits = if m.uid() == self.uid {
             mode >> 6
         } else if self.groups.contains(&m.gid()) {
             mode >> 3

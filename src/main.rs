@@ -242,7 +242,7 @@ enum ConfigAction {
 
 /// sysexits EX_CONFIG: a daemon's configuration (or its sandbox) is
 /// wrong; systemd does not restart it (RestartPreventExitStatus=78).
-const EX_CONFIG: u8 = 78;
+const EX_CONFIG: u8 = postern::ipc::EX_CONFIG as u8;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args_os()

@@ -44,6 +44,9 @@ pub enum Report<Q: Exchange> {
         slot: usize,
         request: Q,
         why: String,
+        /// No connection could be made (the agent is down or
+        /// restarting): nothing was sent.
+        unreachable: bool,
     },
 }
 
@@ -114,9 +117,14 @@ async fn slot_task<Q: Exchange>(
                 request,
                 result,
             },
-            Err(why) => {
+            Err((why, unreachable)) => {
                 conn = None;
-                Report::Lost { slot, request, why }
+                Report::Lost {
+                    slot,
+                    request,
+                    why,
+                    unreachable,
+                }
             }
         };
         if reports.send(Q::report(report)).is_err() {
@@ -125,12 +133,13 @@ async fn slot_task<Q: Exchange>(
     }
 }
 
-/// One request and its answer, connecting first when needed.
+/// One request and its answer, connecting first when needed. The error
+/// says why, and whether the agent could not be reached at all.
 async fn exchange<Q: Exchange>(
     conn: &mut Option<BufReader<UnixStream>>,
     socket: &PathBuf,
     request: &Q,
-) -> Result<Q::Answer, String> {
+) -> Result<Q::Answer, (String, bool)> {
     if conn.as_ref().is_some_and(|c| !still_open(c)) {
         *conn = None;
     }
@@ -141,22 +150,23 @@ async fn exchange<Q: Exchange>(
             Err(e) => {
                 // Do not spin while the agent is being restarted.
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                return Err(format!(
-                    "cannot connect to the {} delivery agent: {e}",
-                    Q::AGENT
+                return Err((
+                    format!("cannot connect to the {} delivery agent: {e}", Q::AGENT),
+                    true,
                 ));
             }
         },
     };
     let agent = Q::AGENT;
+    let lost = |why: String| (why, false);
     ipc::write_line(c.get_mut(), request)
         .await
-        .map_err(|e| format!("lost connection with {agent}: {e}"))?;
+        .map_err(|e| lost(format!("lost connection with {agent}: {e}")))?;
     match ipc::read_line::<_, Q::Answer>(c).await {
         Ok(Some(answer)) if request.answered_by(&answer) => Ok(answer),
-        Ok(Some(_)) => Err(format!("{agent} answered out of order")),
-        Ok(None) => Err(format!("lost connection with {agent}")),
-        Err(e) => Err(format!("lost connection with {agent}: {e}")),
+        Ok(Some(_)) => Err(lost(format!("{agent} answered out of order"))),
+        Ok(None) => Err(lost(format!("lost connection with {agent}"))),
+        Err(e) => Err(lost(format!("lost connection with {agent}: {e}"))),
     }
 }
 

@@ -43,9 +43,14 @@ impl Engine {
                         log_here: false,
                     });
                 }
-                SlotReport::Local(Report::Lost { slot, request, why }) => {
+                SlotReport::Local(Report::Lost {
+                    slot,
+                    request,
+                    why,
+                    unreachable,
+                }) => {
                     self.idle.push(slot);
-                    if why.starts_with("cannot connect") {
+                    if unreachable {
                         // The agent is down (restarting): every waiting
                         // recipient would say so each second.
                         if self
@@ -103,7 +108,9 @@ impl Engine {
                         });
                     }
                 }
-                SlotReport::Smtp(Report::Lost { slot, request, why }) => {
+                SlotReport::Smtp(Report::Lost {
+                    slot, request, why, ..
+                }) => {
                     self.smtp_returned(slot, &request.nexthop);
                     log::warn!("{}: {why}", request.id);
                     for r in request.recipients {
