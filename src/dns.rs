@@ -1,8 +1,16 @@
 //! The DNS resolver that smtpd's checks and the smtp client share:
-//! hickory-resolver on the system's configuration (/etc/resolv.conf), or
+//! hickory-resolver on the system's configuration (/etc/hosts first, then
+//! the nameservers of /etc/resolv.conf, as glibc's `hosts: files dns`), or
 //! on `dns.servers` (UDP and TCP, no hosts file, no search domains).
+//!
+//! A system whose /etc/resolv.conf names no nameserver (a NixOS test VM, a
+//! container without network, a host that lists its peers in /etc/hosts)
+//! still resolves what /etc/hosts lists: hickory refuses to build a
+//! resolver from such a file, so postern builds one with no nameserver and
+//! the hosts file alone ([`Source::HostsOnly`]), and says so once in the log.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -10,14 +18,31 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts,
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::system_conf::parse_resolv_conf;
+
+/// The system's resolver configuration.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+
+/// Where a resolver's answers come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `dns.servers`: those nameservers only.
+    Servers,
+    /// /etc/hosts, then the nameservers of /etc/resolv.conf.
+    System,
+    /// /etc/resolv.conf is missing or names no nameserver: /etc/hosts
+    /// alone; every other name fails temporarily.
+    HostsOnly,
+}
 
 /// A resolver for `servers` (the system's when empty), each query waiting
 /// `timeout` per attempt, 2 attempts.
-pub fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolver, String> {
+pub fn resolver(
+    servers: &[SocketAddr],
+    timeout: Duration,
+) -> Result<(TokioResolver, Source), String> {
     if servers.is_empty() {
-        return TokioResolver::builder_tokio()
-            .and_then(|b| b.build())
-            .map_err(|e| format!("cannot use the system's resolver configuration: {e}"));
+        return system_resolver(Path::new(RESOLV_CONF));
     }
     let servers = servers
         .iter()
@@ -42,7 +67,59 @@ pub fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolv
     opts.ndots = 0;
     builder
         .build()
+        .map(|r| (r, Source::Servers))
         .map_err(|e| format!("cannot set up the resolver: {e}"))
+}
+
+/// The system's resolver from `resolv_conf`, or /etc/hosts alone when it
+/// names no nameserver.
+fn system_resolver(resolv_conf: &Path) -> Result<(TokioResolver, Source), String> {
+    let text = match std::fs::read(resolv_conf) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(format!(
+                "cannot read the system's resolver configuration {}: {e}",
+                resolv_conf.display()
+            ));
+        }
+    };
+    if let Some(text) = text.filter(|t| names_a_nameserver(t)) {
+        return parse_resolv_conf(text)
+            .and_then(|(config, opts)| {
+                let mut builder =
+                    TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+                *builder.options_mut() = opts;
+                builder.options_mut().use_hosts_file = ResolveHosts::Always;
+                builder.build()
+            })
+            .map(|r| (r, Source::System))
+            .map_err(|e| {
+                format!(
+                    "cannot use the system's resolver configuration {}: {e}",
+                    resolv_conf.display()
+                )
+            });
+    }
+    let mut builder = TokioResolver::builder_with_config(
+        ResolverConfig::from_parts(None, Vec::new(), Vec::new()),
+        TokioRuntimeProvider::default(),
+    );
+    builder.options_mut().use_hosts_file = ResolveHosts::Always;
+    builder.options_mut().ndots = 0;
+    builder
+        .build()
+        .map(|r| (r, Source::HostsOnly))
+        .map_err(|e| format!("cannot set up a resolver on /etc/hosts: {e}"))
+}
+
+/// Whether resolv.conf text has a `nameserver` line (glibc's reading:
+/// the keyword at the start of a line, `#` and `;` start comments).
+fn names_a_nameserver(text: &[u8]) -> bool {
+    String::from_utf8_lossy(text).lines().any(|line| {
+        let mut words = line.split_whitespace();
+        words.next() == Some("nameserver") && words.next().is_some()
+    })
 }
 
 /// Why a lookup found nothing.
@@ -67,5 +144,49 @@ pub fn failure(e: &NetError) -> Failure {
         NetError::Dns(DnsError::NoRecordsFound(_)) => Failure::NoData,
         NetError::Dns(DnsError::ResponseCode(ResponseCode::NXDomain)) => Failure::NxDomain,
         _ => Failure::Temporary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nameserver_line_is_what_counts() {
+        assert!(names_a_nameserver(b"nameserver 192.0.2.1\n"));
+        assert!(names_a_nameserver(
+            b"# systemd\nsearch lan\n  nameserver\t::1\n"
+        ));
+        assert!(!names_a_nameserver(b""));
+        assert!(!names_a_nameserver(b"search example.org\noptions edns0\n"));
+        assert!(!names_a_nameserver(
+            b"# nameserver 192.0.2.1\n;nameserver 1.1.1.1\n"
+        ));
+        assert!(!names_a_nameserver(b"nameserver\n"));
+    }
+
+    /// Issue 16: no nameserver is no reason to forget /etc/hosts (the
+    /// machine's own file names localhost); other names fail at once,
+    /// without a query anywhere.
+    #[tokio::test]
+    async fn issue_16_without_a_nameserver_etc_hosts_still_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [("empty", ""), ("search", "search example.org\n")] {
+            let conf = dir.path().join(name);
+            std::fs::write(&conf, text).unwrap();
+            let (r, source) = system_resolver(&conf).unwrap();
+            assert_eq!(source, Source::HostsOnly);
+            let ips = r.lookup_ip("localhost.").await.unwrap();
+            assert!(ips.iter().any(|ip| ip.is_loopback()), "{ips:?}");
+            let started = std::time::Instant::now();
+            let e = r.lookup_ip("mail.postern-test.net.").await.unwrap_err();
+            assert_eq!(failure(&e), Failure::Temporary, "{e}");
+            assert!(started.elapsed() < Duration::from_secs(2));
+        }
+        let (_, source) = system_resolver(&dir.path().join("missing")).unwrap();
+        assert_eq!(source, Source::HostsOnly);
+        let conf = dir.path().join("one");
+        std::fs::write(&conf, "nameserver 127.0.0.1\n").unwrap();
+        assert_eq!(system_resolver(&conf).unwrap().1, Source::System);
     }
 }

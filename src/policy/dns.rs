@@ -124,7 +124,16 @@ impl Resolver {
     /// The system's resolver, or `servers` when there are some. A resolver
     /// that cannot be set up makes every lookup fail temporarily.
     pub fn new(servers: &[SocketAddr]) -> Resolver {
-        let inner = crate::dns::resolver(servers, Duration::from_secs(2)).map(Box::new);
+        let inner = crate::dns::resolver(servers, Duration::from_secs(2)).map(|(r, source)| {
+            if source == crate::dns::Source::HostsOnly {
+                log::warn!(
+                    "{} names no nameserver: DNS-based restrictions and client name \
+                     lookups answer from /etc/hosts alone",
+                    crate::dns::RESOLV_CONF
+                );
+            }
+            Box::new(r)
+        });
         if let Err(e) = &inner {
             log::error!("{e}; DNS-based restrictions will not decide until it is repaired");
         }

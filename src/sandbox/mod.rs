@@ -83,6 +83,30 @@ pub struct Profile {
 /// shared libraries (NSS modules are loaded on first use), certificates.
 const SYSTEM_READ: &[&str] = &["/etc", "/usr/share/zoneinfo", "/proc/self"];
 const SYSTEM_EXEC: &[&str] = &["/usr/lib", "/usr/lib64", "/lib", "/lib64"];
+/// Read where they exist: the Nix store (on NixOS most of `/etc` is a
+/// symlink into it, through `/etc/static`, and so are the libraries, the
+/// time zones and the CA bundle) and systemd-resolved's directory
+/// (`/etc/resolv.conf` is a symlink to its `stub-resolv.conf`).
+const SYSTEM_TREES: &[&str] = &["/nix/store", "/run/systemd/resolve"];
+/// Files under `/etc` the daemons (and the C library for them) read, which
+/// may be symlinks to anywhere: Landlock checks the file a symlink leads
+/// to, not the link, so each one's real directory is a room too.
+const SYSTEM_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/localtime",
+    "/etc/mailname",
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
 
 impl Profile {
     /// The profile of `role` under `config`.
@@ -98,11 +122,9 @@ impl Profile {
                 // the drop directory, and moves the bad ones aside.
                 p.write.push(queue.join(crate::maildrop::DIR));
                 p.write.push(queue.join(crate::maildrop::BAD_DIR));
-                p.read
-                    .extend(config.local.alias_files.iter().filter_map(parent));
+                p.read_files(&config.local.alias_files);
                 // The restrictions' table files, read again when they change.
-                p.read
-                    .extend(crate::policy::table_files(config).iter().filter_map(parent));
+                p.read_files(crate::policy::table_files(config));
                 // And those of the header and body checks.
                 let c = &config.checks;
                 let checks: Vec<String> = [&c.header, &c.mime_header, &c.body]
@@ -110,8 +132,7 @@ impl Profile {
                     .flatten()
                     .cloned()
                     .collect();
-                p.read
-                    .extend(crate::maps::files_of(&checks).iter().filter_map(parent));
+                p.read_files(crate::maps::files_of(&checks));
                 // DNS over TCP (truncated answers) for the restrictions:
                 // port 53 and the ports of `dns.servers`.
                 let mut ports = vec![53];
@@ -122,14 +143,13 @@ impl Profile {
             "qmgr" => {
                 p.write.push(queue.clone());
                 // The transport files, read again when they change.
-                p.read
-                    .extend(config.relay.transport_files.iter().filter_map(parent));
+                p.read_files(&config.relay.transport_files);
                 p.tcp_connect = Some(Vec::new());
             }
             "smtp" => {
                 p.read.push(queue.clone());
                 p.read.extend(["/usr/share/ca-certificates".into()]);
-                p.read.extend(config.tls.ca_file.iter().filter_map(parent));
+                p.read_files(&config.tls.ca_file);
                 p.tcp_connect = None;
             }
             "local" => return Some(Profile::local(config, config_path)),
@@ -140,18 +160,12 @@ impl Profile {
 
     /// What every role reads, and the sockets it talks to.
     fn system(config: &Config, config_path: Option<&Path>) -> Profile {
-        let mut p = Profile {
-            read: SYSTEM_READ.iter().map(PathBuf::from).collect(),
-            exec: SYSTEM_EXEC.iter().map(PathBuf::from).collect(),
-            restrict_fs: true,
-            ..Profile::default()
-        };
+        let mut p = Profile::base();
         // The configuration is replaced by rename (editors, `postern
-        // reload`), so its directory, not the file, is the rule.
+        // reload`, a new NixOS generation), so its directory, not the
+        // file, is the rule, and so is the directory it really is in.
         let config_path = config_path.unwrap_or(Path::new(crate::config::DEFAULT_PATH));
-        if let Some(dir) = parent(config_path) {
-            p.read.push(dir);
-        }
+        p.read_files([config_path]);
         p.read.push(config.server.run_directory.clone());
         p.unix_sockets.push(config.server.run_directory.clone());
         p.unix_sockets.push("/run/systemd".into());
@@ -205,11 +219,8 @@ impl Profile {
     /// directory that holds the mailbox (the spool, for mbox), nothing else.
     pub fn mailbox_worker(home: &Path, mailbox_dirs: &[PathBuf]) -> Profile {
         let mut p = Profile {
-            read: SYSTEM_READ.iter().map(PathBuf::from).collect(),
-            exec: SYSTEM_EXEC.iter().map(PathBuf::from).collect(),
-            restrict_fs: true,
             tcp_connect: Some(Vec::new()),
-            ..Profile::default()
+            ..Profile::base()
         };
         // A mailbox directory not made yet (the first delivery makes it)
         // has no inode to bind a rule to: its nearest existing ancestor
@@ -220,6 +231,79 @@ impl Profile {
         p.write_files.push("/dev/null".into());
         p
     }
+}
+
+impl Profile {
+    /// The system's files, wherever they really are.
+    fn base() -> Profile {
+        let mut p = Profile {
+            read: SYSTEM_READ.iter().map(PathBuf::from).collect(),
+            exec: SYSTEM_EXEC.iter().map(PathBuf::from).collect(),
+            restrict_fs: true,
+            ..Profile::default()
+        };
+        for tree in SYSTEM_TREES.iter().map(Path::new).filter(|t| t.is_dir()) {
+            p.add_read(tree.to_path_buf());
+        }
+        p.read_files(SYSTEM_FILES);
+        p
+    }
+
+    /// Make `files` readable, with their replacements: the directories
+    /// they are named in and the directories they really are in
+    /// ([`rooms_of`]).
+    fn read_files<P: AsRef<Path>>(&mut self, files: impl IntoIterator<Item = P>) {
+        for file in files {
+            for room in rooms_of(file.as_ref()) {
+                self.add_read(room);
+            }
+        }
+    }
+
+    fn add_read(&mut self, dir: PathBuf) {
+        if !self.read.contains(&dir) {
+            self.read.push(dir);
+        }
+    }
+}
+
+/// The directories a file is read through: the one it is named in, and
+/// the real (canonical) directory of every symlink on the way to it and
+/// of the file itself. Landlock checks the file a symlink leads to, so a
+/// rule for `/etc` does not cover `/etc/hosts -> /etc/static/hosts ->
+/// /nix/store/…-etc/etc/hosts`. The rule is the directory, not the file:
+/// a file replaced by rename (an editor, a NixOS switch) stays covered.
+/// `/` itself is never made a room: a file there is covered only by the
+/// rooms the role has anyway.
+pub fn rooms_of(file: &Path) -> Vec<PathBuf> {
+    /// The kernel's limit on symlinks followed in one path (MAXSYMLINKS).
+    const MAX_HOPS: usize = 40;
+    let mut rooms: Vec<PathBuf> = Vec::new();
+    let mut add = |dir: PathBuf| {
+        if dir != Path::new("/") && !rooms.contains(&dir) {
+            rooms.push(dir);
+        }
+    };
+    if let Some(dir) = parent(file) {
+        add(dir);
+    }
+    let mut hop = file.to_path_buf();
+    for _ in 0..MAX_HOPS {
+        let (Some(dir), Some(name)) = (
+            hop.parent().and_then(|d| std::fs::canonicalize(d).ok()),
+            hop.file_name(),
+        ) else {
+            break;
+        };
+        let here = dir.join(name);
+        add(dir.clone());
+        match std::fs::read_link(&here) {
+            // A relative target is relative to the link's directory.
+            Ok(target) => hop = dir.join(target),
+            Err(_) => break,
+        }
+    }
+    rooms
 }
 
 fn existing_ancestor(dir: &Path) -> PathBuf {
@@ -342,5 +426,85 @@ fn make_drop_directories(queue: &Path) {
                 d.display()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// Issue 16: NixOS's shape, `/etc/hosts -> /etc/static/hosts`,
+    /// `/etc/static -> /nix/store/…-etc/etc`, the file itself one more
+    /// link away: every real directory on the way is a room.
+    #[test]
+    fn issue_16_rooms_follow_symlinks_to_where_files_are() {
+        let t = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(t.path()).unwrap();
+        let etc = root.join("etc");
+        let store_etc = root.join("store/abc-etc/etc");
+        let store_file = root.join("store/def-hosts");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::create_dir_all(&store_etc).unwrap();
+        std::fs::create_dir_all(&store_file).unwrap();
+        std::fs::write(store_file.join("hosts"), "127.0.0.1 server\n").unwrap();
+        symlink(&store_etc, etc.join("static")).unwrap();
+        symlink("static/hosts", etc.join("hosts")).unwrap();
+        symlink(store_file.join("hosts"), store_etc.join("hosts")).unwrap();
+        assert_eq!(
+            rooms_of(&etc.join("hosts")),
+            [etc.clone(), store_etc.clone(), store_file.clone()]
+        );
+        // A plain file: its directory, once.
+        std::fs::write(etc.join("plain"), "").unwrap();
+        assert_eq!(rooms_of(&etc.join("plain")), vec![etc.clone()]);
+        // A name given through a symlinked directory: the name's and the
+        // real one.
+        assert_eq!(
+            rooms_of(&etc.join("static/hosts")),
+            [etc.join("static"), store_etc.clone(), store_file.clone()]
+        );
+        // A missing file still has the room it would be made in; a link to
+        // a file in `/` never makes `/` a room.
+        assert_eq!(rooms_of(&etc.join("missing")), vec![etc.clone()]);
+        symlink("/postern-no-such-file", etc.join("to-root")).unwrap();
+        assert_eq!(rooms_of(&etc.join("to-root")), vec![etc.clone()]);
+        // A loop ends.
+        symlink("loop-b", etc.join("loop-a")).unwrap();
+        symlink("loop-a", etc.join("loop-b")).unwrap();
+        assert_eq!(rooms_of(&etc.join("loop-a")), vec![etc.clone()]);
+    }
+
+    /// Every role reads the Nix store and systemd-resolved's directory
+    /// where they exist, and the real directory of each system file.
+    #[test]
+    fn issue_16_system_trees_and_files_are_rooms_where_they_exist() {
+        let config = Config::builtin();
+        let p = Profile::for_role(
+            "smtpd",
+            &config,
+            Some(Path::new("/etc/postern/postern.toml")),
+        )
+        .unwrap();
+        for tree in SYSTEM_TREES {
+            assert_eq!(
+                p.read.contains(&PathBuf::from(tree)),
+                Path::new(tree).is_dir(),
+                "{tree}: {:?}",
+                p.read
+            );
+        }
+        for file in SYSTEM_FILES {
+            for room in rooms_of(Path::new(file)) {
+                assert!(
+                    p.read.contains(&room),
+                    "{file}: {room:?} not in {:?}",
+                    p.read
+                );
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        assert!(p.read.iter().all(|r| seen.insert(r)), "{:?}", p.read);
+        assert!(!p.read.contains(&PathBuf::from("/")));
     }
 }

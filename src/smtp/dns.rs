@@ -15,7 +15,8 @@
 //!   Host not found, try again`.
 //!
 //! Addresses: IPv4 first, then IPv6. Names are looked up fully qualified
-//! (no search domains). The resolver uses /etc/resolv.conf, or
+//! (no search domains). The resolver uses /etc/hosts and /etc/resolv.conf
+//! (/etc/hosts alone, and no MX lookups, when it names no nameserver), or
 //! `dns.servers` (UDP and TCP, 3 s timeout, 2 attempts, no hosts
 //! file) when set.
 
@@ -77,18 +78,35 @@ pub enum MxPlan {
 /// The resolver, as configured.
 pub struct Resolver {
     inner: Result<TokioResolver, String>,
+    /// No nameserver: /etc/hosts alone, no MX lookups.
+    hosts_only: bool,
 }
 
 impl Resolver {
     /// The system's resolver, or `dns_servers` when there are some. A
     /// resolver configuration that cannot be read is logged; lookups then
-    /// fail temporarily (literal next hops still work).
+    /// fail temporarily (literal next hops still work). With no nameserver
+    /// in /etc/resolv.conf, host names come from /etc/hosts and a domain's
+    /// mail goes to the domain's own address, as there is no DNS to ask
+    /// for its MX records (Postfix with `smtp_host_lookup = native` and no
+    /// DNS does the same).
     pub fn new(dns_servers: &[SocketAddr]) -> Resolver {
-        let inner = crate::dns::resolver(dns_servers, Duration::from_secs(3));
-        if let Err(e) = &inner {
-            log::error!("{e}; lookups will fail until it is repaired");
+        let (inner, source) = match crate::dns::resolver(dns_servers, Duration::from_secs(3)) {
+            Ok((r, source)) => (Ok(r), source),
+            Err(e) => {
+                log::error!("{e}; lookups will fail until it is repaired");
+                (Err(e), crate::dns::Source::System)
+            }
+        };
+        let hosts_only = source == crate::dns::Source::HostsOnly;
+        if hosts_only {
+            log::warn!(
+                "{} names no nameserver: host names resolve from /etc/hosts alone, \
+                 and mail for a domain goes to the domain's own address (no MX lookups)",
+                crate::dns::RESOLV_CONF
+            );
         }
-        Resolver { inner }
+        Resolver { inner, hosts_only }
     }
 
     /// The addresses to try for `nexthop`, in order, at most
@@ -129,6 +147,9 @@ impl Resolver {
         }
         targets.truncate(MAX_ADDRESSES);
         if targets.is_empty() {
+            if self.hosts_only {
+                return Err(not_in_hosts(&failures));
+            }
             return Err(no_addresses(&failures));
         }
         Ok(targets)
@@ -137,6 +158,10 @@ impl Resolver {
     /// The MX records of `domain`: (preference, exchange without the
     /// final dot; `.` stays `.`).
     async fn mx(&self, domain: &str) -> Answer<Vec<(u16, String)>> {
+        if self.hosts_only {
+            // No DNS to ask: as if the domain had no MX records.
+            return Answer::NoData;
+        }
         let Ok(resolver) = &self.inner else {
             return Answer::Temporary;
         };
@@ -337,6 +362,22 @@ fn no_addresses(failures: &[(String, Answer<Vec<IpAddr>>)]) -> DnsFailure {
             dsn: "4.4.3",
             reason: "Host or domain name not found: no hosts to try".into(),
         },
+    }
+}
+
+/// No nameserver, and no host of the next hop in /etc/hosts: deferred (the
+/// administrator adds a nameserver or the host), saying which files to fix.
+fn not_in_hosts(failures: &[(String, Answer<Vec<IpAddr>>)]) -> DnsFailure {
+    let names: Vec<&str> = failures.iter().map(|(h, _)| h.as_str()).collect();
+    DnsFailure {
+        status: DeliveryStatus::Deferred,
+        dsn: "4.4.3",
+        reason: format!(
+            "Host or domain name not found. Name service error for name={} type=A: \
+             not in /etc/hosts, and {} names no nameserver to ask",
+            names.join(","),
+            crate::dns::RESOLV_CONF
+        ),
     }
 }
 
