@@ -324,3 +324,135 @@ fn children(parent: i32) -> Vec<i32> {
     }
     out
 }
+
+/// NixOS's shape of `/etc`, built in `dir/etc` from a "store" outside every
+/// room: `etc/static` is a symlink to the store's etc tree, the
+/// configuration and the alias file are symlinks through it (relative, as
+/// NixOS writes them), each real file one more link away in a store path
+/// of its own, and the CA bundle a symlink straight into the store.
+struct NixShape {
+    store: tempfile::TempDir,
+    etc: std::path::PathBuf,
+}
+
+impl NixShape {
+    fn new(p: &Postern) -> NixShape {
+        let store = tempfile::Builder::new()
+            .prefix("postern-store")
+            .tempdir_in("/var/lib")
+            .unwrap();
+        let s = store.path();
+        let put = |rel: &str, text: &str| {
+            let f = s.join(rel);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, text).unwrap();
+        };
+        let d = p.dir.path().display().to_string();
+        let etc = p.dir.path().join("etc");
+        let config = std::fs::read_to_string(&p.config)
+            .unwrap()
+            .replace(
+                &format!("alias_files = [\"{d}/aliases\"]"),
+                &format!("alias_files = [\"{d}/etc/aliases\"]"),
+            )
+            + &format!("\n[tls]\nca_file = \"{d}/etc/ssl/certs/ca-certificates.crt\"\n");
+        put("aaa-postern.toml/postern.toml", &config);
+        put("bbb-aliases/aliases", "postmaster: root\n");
+        put(
+            "ccc-ca/ca-bundle.crt",
+            &std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap(),
+        );
+        put("ddd-other/secret", "not for the mail system\n");
+        let tree = s.join("eee-etc/etc");
+        std::fs::create_dir_all(tree.join("postern")).unwrap();
+        symlink(
+            s.join("aaa-postern.toml/postern.toml"),
+            tree.join("postern/postern.toml"),
+        );
+        symlink(s.join("bbb-aliases/aliases"), tree.join("aliases"));
+        std::fs::create_dir_all(etc.join("postern")).unwrap();
+        std::fs::create_dir_all(etc.join("ssl/certs")).unwrap();
+        symlink(&tree, etc.join("static"));
+        symlink(
+            Path::new("../static/postern/postern.toml"),
+            etc.join("postern/postern.toml"),
+        );
+        symlink(Path::new("static/aliases"), etc.join("aliases"));
+        symlink(
+            s.join("ccc-ca/ca-bundle.crt"),
+            etc.join("ssl/certs/ca-certificates.crt"),
+        );
+        // A link from a room into the store to a file nobody configured.
+        symlink(s.join("ddd-other/secret"), etc.join("unlisted"));
+        // Everyone may read the store, as /nix/store: only the sandbox
+        // stands between a role and a file there.
+        for e in walk(s) {
+            let mode = if e.is_dir() { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&e, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        NixShape { store, etc }
+    }
+
+    fn config(&self) -> std::path::PathBuf {
+        self.etc.join("postern/postern.toml")
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.etc.join(rel).display().to_string()
+    }
+
+    fn stored(&self, rel: &str) -> String {
+        self.store.path().join(rel).display().to_string()
+    }
+}
+
+fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            out.extend(walk(&e.path()));
+        } else if t.is_file() {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// Issue 16: Landlock checks the file a symlink leads to, not the link.
+/// With the configuration, the alias file and the CA bundle symlinks into
+/// another tree (NixOS: `/etc/postern/postern.toml -> /etc/static/… ->
+/// /nix/store/…`), each role reads them where they really are — and still
+/// nothing else of that tree, even through a link from one of its rooms.
+#[test]
+fn issue_16_symlinked_configuration_aliases_and_ca_bundle_are_read_where_they_are() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the roles switch to postern)");
+        return;
+    }
+    let p = Postern::configure("[sandbox]\nrequire = true\n", &[], None);
+    prepare(&p);
+    let nix = NixShape::new(&p);
+    let outside = Outside::new();
+    let config = nix.config();
+    let common = [
+        format!("read:{}", config.display()),
+        format!("read:{}", nix.stored("ddd-other/secret")),
+        format!("read:{}", nix.path("unlisted")),
+        format!("read:{}", outside.secret()),
+    ];
+    let with = |extra: &[String]| -> Vec<String> {
+        common.iter().chain(extra).cloned().collect()
+    };
+    let got = probe(&config, "smtpd", &[], &with(&[format!("read:{}", nix.path("aliases"))]));
+    assert_eq!(got, [true, false, false, false, true]);
+    let got = probe(&config, "qmgr", &[], &with(&[]));
+    assert_eq!(got, [true, false, false, false]);
+    let ca = format!("read:{}", nix.path("ssl/certs/ca-certificates.crt"));
+    let got = probe(&config, "smtp", &[], &with(&[ca]));
+    assert_eq!(got, [true, false, false, false, true]);
+}
