@@ -15,6 +15,7 @@ mod journal;
 mod logs;
 mod maildrop;
 mod misconfig;
+mod nixos;
 mod notify;
 mod outbound;
 mod policy;

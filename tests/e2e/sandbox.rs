@@ -349,13 +349,10 @@ impl NixShape {
         };
         let d = p.dir.path().display().to_string();
         let etc = p.dir.path().join("etc");
-        let config = std::fs::read_to_string(&p.config)
-            .unwrap()
-            .replace(
-                &format!("alias_files = [\"{d}/aliases\"]"),
-                &format!("alias_files = [\"{d}/etc/aliases\"]"),
-            )
-            + &format!("\n[tls]\nca_file = \"{d}/etc/ssl/certs/ca-certificates.crt\"\n");
+        let config = std::fs::read_to_string(&p.config).unwrap().replace(
+            &format!("alias_files = [\"{d}/aliases\"]"),
+            &format!("alias_files = [\"{d}/etc/aliases\"]"),
+        ) + &format!("\n[tls]\nca_file = \"{d}/etc/ssl/certs/ca-certificates.crt\"\n");
         put("aaa-postern.toml/postern.toml", &config);
         put("bbb-aliases/aliases", "postmaster: root\n");
         put(
@@ -445,10 +442,13 @@ fn issue_16_symlinked_configuration_aliases_and_ca_bundle_are_read_where_they_ar
         format!("read:{}", nix.path("unlisted")),
         format!("read:{}", outside.secret()),
     ];
-    let with = |extra: &[String]| -> Vec<String> {
-        common.iter().chain(extra).cloned().collect()
-    };
-    let got = probe(&config, "smtpd", &[], &with(&[format!("read:{}", nix.path("aliases"))]));
+    let with = |extra: &[String]| -> Vec<String> { common.iter().chain(extra).cloned().collect() };
+    let got = probe(
+        &config,
+        "smtpd",
+        &[],
+        &with(&[format!("read:{}", nix.path("aliases"))]),
+    );
     assert_eq!(got, [true, false, false, false, true]);
     let got = probe(&config, "qmgr", &[], &with(&[]));
     assert_eq!(got, [true, false, false, false]);
