@@ -31,6 +31,15 @@
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
 //! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
 //!
+//! "System files" are `/etc`, the libraries and time zones, `/nix/store`
+//! and `/run/systemd/resolve` where they exist, and the real directory of
+//! every system file a role reads (`/etc/hosts`, `/etc/resolv.conf`, the
+//! CA bundle, …) wherever its symlinks lead; each configured file (the
+//! configuration, alias, table, transport and CA files) is read through
+//! the directory it is named in and the real directory of each link on its
+//! way ([`rooms_of`]): Landlock checks the file a symlink leads to, and on
+//! NixOS `/etc/postern/postern.toml -> /etc/static/… -> /nix/store/…`.
+//!
 //! Every role also appends to `server.log_file`, may open the existing
 //! files of its directory for writing (the file logrotate puts in place of
 //! the old one, opened on SIGHUP; nothing can be created, read or removed
