@@ -17,6 +17,8 @@
 #     reload as done whatever its services answered);
 #   - kill -9 of every daemon is recovered by systemd;
 #   - `postern status` tells the truth;
+#   - a queue and run directory moved in the file are followed by the
+#     units (the generator's drop-ins) on the fresh system;
 #   - purge leaves no alternatives and no units.
 #
 # Twice: on a fresh system, and over an installed Postfix.
@@ -153,6 +155,40 @@ listeners() {
     ct ss -ltnH | awk '{print $4}' | sort | tr '\n' ' '
 }
 
+# Issue 16: queue.directory and server.run_directory elsewhere; the
+# generator's drop-ins make the units follow (ReadWritePaths= under
+# ProtectSystem=strict, the sockets' ListenStream=), and sendmail, mail
+# and mailq find the new sockets from the file.
+moved_paths() {
+    local token=$1
+    say "[fresh] a queue and run directory elsewhere follow the file"
+    ct cp /etc/postern/postern.toml /etc/postern/postern.toml.good
+    ct sed -i -e 's|^directory = "/var/spool/postern"|directory = "/srv/postern/queue"|' \
+        -e 's|^user = "postern"|user = "postern"\nrun_directory = "/run/postern-mx"|' \
+        /etc/postern/postern.toml
+    ct install -d -o postern -g postern -m 0711 /srv/postern/queue
+    ct postern check
+    ct systemctl stop postern.target postern-smtpd.socket postern-submit.socket \
+        postern-qmgr.socket postern-showq.socket postern-local.socket postern-smtp.socket
+    ct systemctl daemon-reload
+    ct systemctl start postern.target
+    ct systemctl cat postern-qmgr.service | grep -F 'ReadWritePaths=-/srv/postern/queue' ||
+        fail "no ReadWritePaths= for the moved queue"
+    ct sh -c 'ss -lxH | grep -F /run/postern-mx/submit.sock' || fail "submit.sock is not in /run/postern-mx"
+    as_alice sh -c "printf 'To: alice\nSubject: $token moved\n\nmoved queue\n' | /usr/sbin/sendmail -t"
+    ct sh -c "echo 'moved, from root' | mail -s '$token moved root' alice"
+    wait_mail /home/alice 7 "$token"
+    ct ls /srv/postern/queue
+    ct test -d /srv/postern/queue/incoming -a -d /srv/postern/queue/maildrop ||
+        fail "the daemons did not make their directories in the moved queue"
+    as_alice mailq || fail "mailq with the moved run directory"
+    ct mv /etc/postern/postern.toml.good /etc/postern/postern.toml
+    ct systemctl stop postern.target postern-smtpd.socket postern-submit.socket \
+        postern-qmgr.socket postern-showq.socket postern-local.socket postern-smtp.socket
+    ct systemctl daemon-reload
+    ct systemctl start postern.target
+}
+
 check_installed_system() {
     local variant=$1
     say "[$variant] units active, smtpd socket-activated"
@@ -222,6 +258,10 @@ check_installed_system() {
     ct sh -c "echo 'after the kills' | mail -s '$token kill' alice"
     wait_mail /home/alice 5 "$token"
     ct postern status || fail "postern status after the kills"
+
+    if [ "$variant" = fresh ]; then
+        moved_paths "$token"
+    fi
 
     say "[$variant] purge"
     ct apt-get purge -y -qq postern

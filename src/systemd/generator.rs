@@ -24,6 +24,17 @@
 //!   and a copy of the unit in `/etc` that wins over the mask refuses to
 //!   load without a listener rather than listen on its own.
 //!
+//! * when `queue.directory` or `server.run_directory` is not where the
+//!   units expect it (`/var/spool/postern`, `/run/postern`), drop-ins
+//!   named `50-postern-paths.conf` that follow it: `ReadWritePaths=` for
+//!   the queue in smtpd's and qmgr's units (`ProtectSystem=strict` makes
+//!   everything else read-only), and for local's delivery record in the
+//!   run directory; the Unix sockets' `ListenStream=` in the run
+//!   directory (systemd makes the directory). A queue under `/home`,
+//!   `/root` or `/run/user` is hidden from the daemons by `ProtectHome=`:
+//!   that is logged as an error. Nothing makes the queue directory itself
+//!   (tmpfiles.d names the default one): it must exist, owned by postern.
+//!
 //! It never fails the boot: problems go to the kernel log (`/dev/kmsg`,
 //! as generators must log; `journalctl -b -t postern-generator`) or to
 //! stderr when not run by systemd, and the exit status is 0 unless the
@@ -42,6 +53,31 @@ use crate::config::Config;
 
 /// The drop-in's name inside `postern-smtpd.socket.d/`.
 pub const DROPIN: &str = "50-postern-listen.conf";
+/// The paths drop-ins' name, in each unit's `.d/`.
+pub const PATHS_DROPIN: &str = "50-postern-paths.conf";
+/// Where the units in systemd/ expect the queue and the sockets.
+pub const UNIT_QUEUE: &str = "/var/spool/postern";
+pub const UNIT_RUN: &str = "/run/postern";
+/// Each Unix socket unit and the file it listens on in the run directory.
+pub const UNIX_SOCKETS: [(&str, &str); 5] = [
+    ("postern-submit.socket", crate::supervisor::SUBMIT_SOCKET),
+    ("postern-qmgr.socket", crate::supervisor::QMGR_SOCKET),
+    ("postern-showq.socket", crate::supervisor::SHOWQ_SOCKET),
+    ("postern-local.socket", crate::supervisor::LOCAL_SOCKET),
+    ("postern-smtp.socket", crate::supervisor::SMTP_SOCKET),
+];
+/// Every unit a paths drop-in may be written for (an earlier one of ours
+/// that the configuration no longer needs is removed).
+const PATH_UNITS: [&str; 8] = [
+    "postern-smtpd.service",
+    "postern-qmgr.service",
+    "postern-local.service",
+    "postern-submit.socket",
+    "postern-qmgr.socket",
+    "postern-showq.socket",
+    "postern-local.socket",
+    "postern-smtp.socket",
+];
 /// The name the generator logs under (and is installed as).
 pub const NAME: &str = "postern-generator";
 
@@ -74,6 +110,9 @@ pub struct Output {
     pub dropin: String,
     /// Whether `postern-smtpd.socket` is masked: nothing to listen on.
     pub mask: bool,
+    /// Paths drop-ins: (unit, text), for a queue or run directory the
+    /// units do not expect.
+    pub paths: Vec<(&'static str, String)>,
     /// What to log.
     pub messages: Vec<(Severity, String)>,
 }
@@ -89,6 +128,10 @@ pub fn plan(config: Result<&Config, String>, source: &Path) -> Output {
          # Do not edit: change smtpd.listen there, then run\n\
          # `systemctl daemon-reload` and `systemctl restart postern.target`.\n"
     );
+    let paths = match &config {
+        Ok(c) => paths(c, &source.to_string(), &mut messages),
+        Err(_) => Vec::new(),
+    };
     let listen: Vec<SocketAddr> = match config {
         Ok(c) => {
             let (usable, port0): (Vec<SocketAddr>, Vec<SocketAddr>) =
@@ -180,8 +223,71 @@ pub fn plan(config: Result<&Config, String>, source: &Path) -> Output {
         mask: listen.is_empty(),
         listen,
         dropin: text,
+        paths,
         messages,
     }
+}
+
+/// The paths drop-ins for `config`'s queue and run directories, where
+/// they are not the units' own.
+fn paths(
+    config: &Config,
+    source: &str,
+    messages: &mut Vec<(Severity, String)>,
+) -> Vec<(&'static str, String)> {
+    let head = |what: &str| {
+        format!(
+            "# Written by {NAME} (`postern generate systemd`) from {what} in {source}.\n\
+             # Do not edit: change it there, then run `systemctl daemon-reload`\n\
+             # and `systemctl restart postern.target`.\n"
+        )
+    };
+    let mut out = Vec::new();
+    let queue = &config.queue.directory;
+    if queue != Path::new(UNIT_QUEUE) {
+        let text = format!(
+            "{}\n[Service]\nReadWritePaths=-{}\n",
+            head("queue.directory"),
+            queue.display()
+        );
+        out.push(("postern-smtpd.service", text.clone()));
+        out.push(("postern-qmgr.service", text));
+        if ["/home", "/root", "/run/user"]
+            .iter()
+            .any(|h| queue.starts_with(h))
+        {
+            messages.push((
+                Severity::Error,
+                format!(
+                    "{source}: queue.directory {} is under a directory the units hide \
+                     (ProtectHome=): smtpd and qmgr cannot reach it; choose another place",
+                    queue.display()
+                ),
+            ));
+        }
+    }
+    let run = &config.server.run_directory;
+    if run != Path::new(UNIT_RUN) {
+        for (unit, file) in UNIX_SOCKETS {
+            out.push((
+                unit,
+                format!(
+                    "{}\n[Socket]\nListenStream=\nListenStream={}\n",
+                    head("server.run_directory"),
+                    run.join(file).display()
+                ),
+            ));
+        }
+        out.push((
+            "postern-local.service",
+            format!(
+                "{}\n[Service]\nReadWritePaths=-{}\n",
+                head("server.run_directory"),
+                run.join(crate::local::journal::DIR).display()
+            ),
+        ));
+    }
+    out
 }
 
 /// Write `out` into `dir` (the generator's normal directory), replacing
@@ -202,6 +308,23 @@ pub fn write(out: &Output, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     if out.mask {
         std::os::unix::fs::symlink("/dev/null", &mask)?;
         written.push(mask);
+    }
+    for unit in PATH_UNITS {
+        let d = dir.join(format!("{unit}.d"));
+        let file = d.join(PATHS_DROPIN);
+        match out.paths.iter().find(|(u, _)| *u == unit) {
+            Some((_, text)) => {
+                std::fs::create_dir_all(&d)?;
+                let tmp = d.join(format!(".{PATHS_DROPIN}.tmp"));
+                std::fs::write(&tmp, text)?;
+                std::fs::rename(&tmp, &file)?;
+                written.push(file);
+            }
+            None => match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            },
+        }
     }
     Ok(written)
 }
@@ -272,6 +395,56 @@ mod tests {
             .lines()
             .filter(|l| !l.starts_with('#'))
             .collect()
+    }
+
+    /// Issue 16: a queue or run directory the units do not expect is
+    /// followed by drop-ins; the units' own need none.
+    #[test]
+    fn moved_queue_and_run_directories_get_paths_dropins() {
+        assert!(plan_for("").paths.is_empty());
+        let out =
+            plan_for("[queue]\ndirectory = \"/srv/q\"\n[server]\nrun_directory = \"/run/mx\"\n");
+        let units: Vec<&str> = out.paths.iter().map(|(u, _)| *u).collect();
+        assert_eq!(
+            units,
+            [
+                "postern-smtpd.service",
+                "postern-qmgr.service",
+                "postern-submit.socket",
+                "postern-qmgr.socket",
+                "postern-showq.socket",
+                "postern-local.socket",
+                "postern-smtp.socket",
+                "postern-local.service",
+            ]
+        );
+        assert!(
+            out.paths[0]
+                .1
+                .ends_with("\n[Service]\nReadWritePaths=-/srv/q\n")
+        );
+        assert!(
+            out.paths[2]
+                .1
+                .ends_with("\n[Socket]\nListenStream=\nListenStream=/run/mx/submit.sock\n")
+        );
+        assert!(out.messages.is_empty(), "{:?}", out.messages);
+        let out = plan_for("[queue]\ndirectory = \"/home/mail/queue\"\n");
+        assert_eq!(out.paths.len(), 2);
+        assert_eq!(out.messages.len(), 1);
+        assert!(
+            out.messages[0].1.contains("ProtectHome="),
+            "{:?}",
+            out.messages
+        );
+        // Written, then removed when the file goes back to the default.
+        let dir = tempfile::tempdir().unwrap();
+        let moved = plan_for("[queue]\ndirectory = \"/srv/q\"\n");
+        write(&moved, dir.path()).unwrap();
+        let file = dir.path().join("postern-qmgr.service.d").join(PATHS_DROPIN);
+        assert!(file.exists());
+        write(&plan_for(""), dir.path()).unwrap();
+        assert!(!file.exists());
     }
 
     #[test]

@@ -653,7 +653,7 @@ fn generated_listeners_pass_systemd_analyze_verify() {
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let cases: [(&str, Option<&str>, &[&str]); 6] = [
+    let cases: [(&str, Option<&str>, &[&str]); 7] = [
         (
             "loopback",
             Some("[smtpd]\nlisten = [\"127.0.0.1:25\"]\n"),
@@ -670,6 +670,15 @@ fn generated_listeners_pass_systemd_analyze_verify() {
             &["127.0.0.1:25", "[::1]:25", "127.0.0.1:587"],
         ),
         ("none", Some("[smtpd]\nlisten = []\n"), &[]),
+        (
+            "moved queue and run directories",
+            Some(
+                "[server]\nrun_directory = \"/run/postern-mx\"\n\
+                 [queue]\ndirectory = \"/srv/postern/queue\"\n\
+                 [smtpd]\nlisten = [\"127.0.0.1:25\"]\n",
+            ),
+            &["127.0.0.1:25"],
+        ),
         ("broken", Some("[smtpd]\nlisen = [\"0.0.0.0:25\"]\n"), &[]),
         ("missing", None, &[]),
     ];
@@ -723,6 +732,49 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                 "{what}: wrote into {}",
                 d.display()
             );
+        }
+        // Issue 16: the queue and the sockets follow the file.
+        let paths = |unit: &str| {
+            std::fs::read_to_string(normal.join(format!("{unit}.d/50-postern-paths.conf")))
+                .ok()
+                .map(|t| {
+                    t.lines()
+                        .filter(|l| !l.starts_with('#') && l.contains('='))
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+        };
+        if what.starts_with("moved") {
+            for unit in ["postern-smtpd.service", "postern-qmgr.service"] {
+                assert_eq!(
+                    paths(unit).unwrap(),
+                    ["ReadWritePaths=-/srv/postern/queue"],
+                    "{unit}"
+                );
+            }
+            assert_eq!(
+                paths("postern-local.service").unwrap(),
+                ["ReadWritePaths=-/run/postern-mx/local"]
+            );
+            for (unit, sock) in [
+                ("postern-submit.socket", "submit"),
+                ("postern-qmgr.socket", "qmgr"),
+                ("postern-showq.socket", "showq"),
+                ("postern-local.socket", "local"),
+                ("postern-smtp.socket", "smtp"),
+            ] {
+                assert_eq!(
+                    paths(unit).unwrap(),
+                    [
+                        "ListenStream=".to_string(),
+                        format!("ListenStream=/run/postern-mx/{sock}.sock")
+                    ],
+                    "{unit}"
+                );
+            }
+        } else {
+            assert_eq!(paths("postern-qmgr.service"), None, "{what}");
+            assert_eq!(paths("postern-submit.socket"), None, "{what}");
         }
         if toml.is_none() || what == "broken" {
             assert!(
