@@ -30,7 +30,7 @@
 //! before the final `250` leaves nothing in the queue.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -500,13 +500,31 @@ pub fn smtp_on_stdio(socket: &Path) -> Result<(), Failure> {
         .try_clone()
         .map_err(|e| fail(EX_TEMPFAIL, e.to_string()))?;
     let copier = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_server);
+        let _ = pump(std::io::stdin().lock(), &mut to_server);
         let _ = to_server.shutdown(std::net::Shutdown::Write);
     });
-    let mut from_server = stream;
-    let _ = std::io::copy(&mut from_server, &mut std::io::stdout().lock());
+    let _ = pump(stream, std::io::stdout().lock());
     drop(copier);
     Ok(())
+}
+
+/// Copy `from` to `to` as bytes arrive, each chunk flushed at once. Not
+/// `std::io::copy`: between a socket and a pipe it uses splice(2) with a
+/// 2 GiB length, and a splice from a Unix socket waits for more than the
+/// one reply an interactive client is waiting for (issue 16's session:
+/// `sendmail -bs` under a client that reads each reply hung after EHLO).
+fn pump(mut from: impl Read, mut to: impl Write) -> std::io::Result<()> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        to.flush()?;
+    }
 }
 
 /// Deliver mode: read stdin, prepare, submit.

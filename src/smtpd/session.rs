@@ -487,9 +487,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     /// RFC 2920 and Postfix's smtpd_forbid_unauth_pipelining: a client that
     /// did not say EHLO may not pipeline at all, and nobody may send ahead
-    /// of the reply to a command that ends a group.
+    /// of the reply to a command that ends a group. Remote clients only,
+    /// as Postfix's documentation says: a local submitter on submit.sock
+    /// (`sendmail -bs` fed by a script, which writes the whole session at
+    /// once) is no spambot racing the greeting.
     fn improper_pipelining(&self, ends_group: bool) -> bool {
         self.cfg().smtpd.forbid_unauth_pipelining
+            && self.uid.is_none()
             && !self.inbuf.is_empty()
             && (!self.esmtp || ends_group)
     }

@@ -176,8 +176,8 @@ fn smtp_on_stdio() {
     let session = format!(
         "EHLO me\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<{u}@localhost>\r\nDATA\r\nSubject: bs\r\n\r\nx\r\n.\r\nQUIT\r\n"
     );
-    // -bs talks SMTP; a careful client waits for replies, a script may not:
-    // send it in steps.
+    // -bs talks SMTP; a careful client waits for replies (the next test),
+    // a script may not: the whole session at once, before the greeting.
     let link = p.dir.path().join("sendmail");
     std::os::unix::fs::symlink(BIN, &link).unwrap();
     let mut child = Command::new(&link)
@@ -189,15 +189,77 @@ fn smtp_on_stdio() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    for line in session.split_inclusive("\r\n") {
-        stdin.write_all(line.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    stdin.write_all(session.as_bytes()).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("220 "), "{text}");
     assert!(text.contains("250 2.0.0 Ok: queued as "), "{text}");
+    p.wait_delivered(&u, 1, 20);
+}
+
+/// A client that waits for each reply before the next command (as MUAs
+/// that submit with `sendmail -bs` do) gets every reply at once: the relay
+/// between stdin/stdout and submit.sock must not wait for more bytes.
+#[test]
+fn smtp_on_stdio_answers_a_lockstep_client() {
+    use std::io::BufRead;
+    let p = Postern::start("");
+    let u = p.user.clone();
+    let link = p.dir.path().join("sendmail");
+    std::os::unix::fs::symlink(BIN, &link).unwrap();
+    let mut child = Command::new(&link)
+        .arg("--config")
+        .arg(&p.config)
+        .arg("-bs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A hang fails the test instead of stalling the suite.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(20)).is_err() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut reply = || {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "EOF after {all:?}"
+            );
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    };
+    assert!(reply().starts_with("220 "));
+    for (cmd, want) in [
+        ("EHLO me".to_string(), "250 "),
+        ("MAIL FROM:<s@example.org>".to_string(), "250 2.1.0"),
+        (format!("RCPT TO:<{u}@localhost>"), "250 2.1.5"),
+        ("DATA".to_string(), "354 "),
+        (
+            "Subject: lockstep\r\n\r\nx\r\n.".to_string(),
+            "250 2.0.0 Ok: queued as ",
+        ),
+        ("QUIT".to_string(), "221 "),
+    ] {
+        stdin.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+        let r = reply();
+        assert!(r.lines().last().unwrap().starts_with(want), "{cmd}: {r}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let _ = done.send(());
+    watchdog.join().unwrap();
     p.wait_delivered(&u, 1, 20);
 }
 
