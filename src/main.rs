@@ -238,6 +238,9 @@ enum ConfigAction {
         #[arg(long)]
         non_default: bool,
     },
+    /// Print a JSON Schema of postern.toml, for editors (taplo, Even
+    /// Better TOML): every key with its type, documentation and default.
+    Schema,
 }
 
 /// sysexits EX_CONFIG: a daemon's configuration (or its sandbox) is
@@ -560,7 +563,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config {
             action: ConfigAction::Show { non_default },
         } => {
-            print!("{}", load(&cli.config)?.to_toml(non_default));
+            let config = load(&cli.config)?;
+            match non_default {
+                true => print!("{}", config.to_toml(true)),
+                false => print!("{}", config.to_annotated_toml()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Schema,
+        } => {
+            print!("{}", postern::config::json_schema());
             Ok(ExitCode::SUCCESS)
         }
         Command::Start { foreground } => {

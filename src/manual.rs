@@ -6,8 +6,9 @@
 //! sendmail(1), mailq(1) and newaliases(1) parse Postfix's flags by hand
 //! (`postern::sendmail::parse_args`), so their pages come from the clap
 //! [`Command`]s built here, which describe those flags and nothing else.
-//! postern.toml(5) is written by hand (packaging/man/postern.toml.5) and
-//! copied out as it is.
+//! postern.toml(5) is a hand-written frame (packaging/man/postern.toml.5)
+//! around the KEYS section made from the key table
+//! (`postern::config::man_keys`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,8 +17,29 @@ use clap::{Arg, ArgAction, Command};
 use clap_complete::Shell;
 use clap_mangen::Man;
 
-/// postern.toml(5), written by hand from src/config/mod.rs.
+/// postern.toml(5)'s frame; the line holding `@KEYS@` becomes the KEYS
+/// section.
 const POSTERN_TOML_5: &str = include_str!("../packaging/man/postern.toml.5");
+
+/// postern.toml(5) with its KEYS section.
+pub fn postern_toml_5() -> String {
+    let mut out = String::new();
+    let mut lines = POSTERN_TOML_5.lines();
+    for line in lines.by_ref() {
+        if line.contains("@KEYS@") {
+            out.push_str(&postern::config::man_keys());
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    // The placeholder's own comment lines go; the rest follows.
+    for line in lines.skip_while(|l| l.starts_with(".\\\"")) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
 
 /// Write postern.8 (and postern-SUBCOMMAND.8 for each visible
 /// subcommand), sendmail.1, mailq.1, newaliases.1 and postern.toml.5 into
@@ -37,7 +59,7 @@ pub fn write_man(postern: Command, dir: &Path) -> std::io::Result<Vec<PathBuf>> 
         write_page(&cmd, "1", extra, dir, &mut written)?;
     }
     let path = dir.join("postern.toml.5");
-    std::fs::write(&path, POSTERN_TOML_5)?;
+    std::fs::write(&path, postern_toml_5())?;
     written.push(path);
     Ok(written)
 }

@@ -3,14 +3,10 @@
 //! we run as root.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::value::check_hostname;
 use super::{
-    BareNewline, Checks, Config, Dns, DnsFailure, Local, Queue, Relay, Restrictions, Sandbox,
-    Server, Smtp, Smtpd, Tls, TlsLevel,
+    Checks, Config, Dns, Local, Queue, Relay, Restrictions, Sandbox, Server, Smtp, Smtpd, Tls,
 };
 
 /// What the defaults depend on. Tests build their own.
@@ -156,123 +152,37 @@ pub(super) const MAILDIR_CONCURRENCY: usize = 8;
 /// wait for each other's lock.
 pub(super) const MBOX_CONCURRENCY: usize = 2;
 
+/// What the defaults of [`super::keys`] are computed from.
+pub(super) struct Cx<'a> {
+    pub system: &'a System,
+    /// The default `server.hostname`.
+    pub hostname: String,
+    /// The default `server.domain`.
+    pub domain: String,
+}
+
 /// The configuration an empty file gives on `system`.
 pub(super) fn builtin(system: &System) -> Config {
     let hostname = system.default_hostname(None);
     let domain = default_domain(&hostname);
+    let cx = Cx {
+        system,
+        hostname,
+        domain,
+    };
     Config {
-        server: Server {
-            domain: domain.clone(),
-            origin: hostname.clone(),
-            user: DEFAULT_USER.to_string(),
-            run_directory: system.default_run_directory(),
-            log_file: None,
-            hostname: hostname.clone(),
-        },
-        local: Local {
-            domains: default_domains(&hostname, &domain),
-            mailbox: DEFAULT_MAILBOX.to_string(),
-            worker_idle: Duration::from_secs(60),
-            concurrency_per_user: MAILDIR_CONCURRENCY,
-            aliases: Default::default(),
-            alias_files: if system.etc_aliases {
-                vec![PathBuf::from(ETC_ALIASES)]
-            } else {
-                Vec::new()
-            },
-            recipient_delimiter: String::new(),
-            command_time_limit: Duration::from_secs(1000),
-            default_privs: "nobody".into(),
-            allow_mail_to_commands: vec!["alias".into(), "forward".into()],
-            allow_mail_to_files: vec!["alias".into(), "forward".into()],
-        },
-        relay: Relay {
-            networks: vec![
-                IpNet::V4(Ipv4Net::new_assert([127, 0, 0, 0].into(), 8)),
-                IpNet::V6(Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128)),
-            ],
-            host: None,
-            transport: Default::default(),
-            transport_files: Vec::new(),
-        },
-        queue: Queue {
-            directory: system.default_queue_directory(),
-            large_message_threshold: 1 << 20,
-            minimal_backoff: Duration::from_secs(300),
-            maximal_backoff: Duration::from_secs(4000),
-            run_delay: Duration::from_secs(300),
-            maximal_lifetime: Duration::from_secs(5 * 86400),
-            move_deferred_after: Duration::from_secs(3600),
-            delay_warning_time: Duration::ZERO,
-            bounce_size_limit: 50_000,
-            authorized_mailq_users: vec!["*".into()],
-            minfree: 0,
-        },
-        smtpd: Smtpd {
-            listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 2525))],
-            banner: default_banner(&hostname),
-            message_size_limit: 10_240_000,
-            recipient_limit: 1000,
-            line_length_limit: 2048,
-            timeout: Duration::from_secs(300),
-            hard_error_limit: 20,
-            junk_command_limit: 100,
-            session_time_limit: Duration::from_secs(3600),
-            max_connections: 2000,
-            max_connections_per_client: 50,
-            vrfy: false,
-            forbid_bare_newline: BareNewline::Normalize,
-            forbid_unauth_pipelining: true,
-            authorized_submit_users: vec!["*".into()],
-            sender_override_users: vec!["*".into()],
-        },
-        restrictions: Restrictions {
-            client: Vec::new(),
-            helo: Vec::new(),
-            sender: Vec::new(),
-            relay: vec![
-                "permit_mynetworks".into(),
-                "reject_unauth_destination".into(),
-            ],
-            recipient: Vec::new(),
-            delay_reject: true,
-            rbl_domains: Vec::new(),
-            dns_failure: DnsFailure::Pass,
-        },
+        server: Server::builtin(&cx),
+        local: Local::builtin(&cx),
+        relay: Relay::builtin(&cx),
+        queue: Queue::builtin(&cx),
+        smtpd: Smtpd::builtin(&cx),
+        restrictions: Restrictions::builtin(&cx),
         maps: Default::default(),
-        checks: Checks {
-            header: Vec::new(),
-            mime_header: Vec::new(),
-            body: Vec::new(),
-        },
-        dns: Dns {
-            servers: Vec::new(),
-        },
-        smtp: Smtp {
-            port: 25,
-            helo_name: hostname.clone(),
-            bind_address: None,
-            connect_timeout: Duration::from_secs(30),
-            helo_timeout: Duration::from_secs(300),
-            starttls_timeout: Duration::from_secs(300),
-            mail_timeout: Duration::from_secs(300),
-            rcpt_timeout: Duration::from_secs(300),
-            data_init_timeout: Duration::from_secs(120),
-            data_xfer_timeout: Duration::from_secs(180),
-            data_done_timeout: Duration::from_secs(600),
-            quit_timeout: Duration::from_secs(300),
-            destination_concurrency_limit: 20,
-            destination_recipient_limit: 50,
-            connection_cache_time: Duration::from_secs(2),
-        },
-        tls: Tls {
-            outbound: TlsLevel::May,
-            ca_file: None,
-        },
-        sandbox: Sandbox {
-            require: false,
-            local_writable: Vec::new(),
-        },
+        checks: Checks::builtin(&cx),
+        smtp: Smtp::builtin(&cx),
+        tls: Tls::builtin(&cx),
+        dns: Dns::builtin(&cx),
+        sandbox: Sandbox::builtin(&cx),
     }
 }
 

@@ -13,209 +13,13 @@ use toml_edit::{ImDocument, Item, TableLike, Value};
 use super::defaults::{self, System};
 use super::error::{ConfigError, nearest};
 use super::expand::{self, Located, Resolver, Var};
+use super::keys;
 use super::value::{
     check_banner, check_hostname, colliding_listeners, duration_from_secs, format_duration,
-    parse_duration, parse_listen, parse_network,
+    parse_duration, parse_listen,
 };
-use super::{BareNewline, Config};
-
-/// Every table and its keys, in the order `config show` prints them.
-pub(super) const TABLES: [(&str, &[&str]); 12] = [
-    (
-        "server",
-        &[
-            "hostname",
-            "domain",
-            "origin",
-            "user",
-            "run_directory",
-            "log_file",
-        ],
-    ),
-    (
-        "local",
-        &[
-            "domains",
-            "mailbox",
-            "worker_idle",
-            "concurrency_per_user",
-            "aliases",
-            "alias_files",
-            "recipient_delimiter",
-            "command_time_limit",
-            "default_privs",
-            "allow_mail_to_commands",
-            "allow_mail_to_files",
-        ],
-    ),
-    (
-        "relay",
-        &["networks", "host", "transport", "transport_files"],
-    ),
-    (
-        "queue",
-        &[
-            "directory",
-            "large_message_threshold",
-            "minimal_backoff",
-            "maximal_backoff",
-            "run_delay",
-            "maximal_lifetime",
-            "move_deferred_after",
-            "delay_warning_time",
-            "bounce_size_limit",
-            "authorized_mailq_users",
-            "minfree",
-        ],
-    ),
-    (
-        "smtpd",
-        &[
-            "listen",
-            "banner",
-            "message_size_limit",
-            "recipient_limit",
-            "line_length_limit",
-            "timeout",
-            "hard_error_limit",
-            "junk_command_limit",
-            "session_time_limit",
-            "max_connections",
-            "max_connections_per_client",
-            "vrfy",
-            "forbid_bare_newline",
-            "forbid_unauth_pipelining",
-            "authorized_submit_users",
-            "sender_override_users",
-        ],
-    ),
-    (
-        "restrictions",
-        &[
-            "client",
-            "helo",
-            "sender",
-            "relay",
-            "recipient",
-            "delay_reject",
-            "rbl_domains",
-            "dns_failure",
-        ],
-    ),
-    ("maps", &[]),
-    ("checks", &["header", "mime_header", "body"]),
-    (
-        "smtp",
-        &[
-            "port",
-            "helo_name",
-            "bind_address",
-            "connect_timeout",
-            "helo_timeout",
-            "starttls_timeout",
-            "mail_timeout",
-            "rcpt_timeout",
-            "data_init_timeout",
-            "data_xfer_timeout",
-            "data_done_timeout",
-            "quit_timeout",
-            "destination_concurrency_limit",
-            "destination_recipient_limit",
-            "connection_cache_time",
-        ],
-    ),
-    ("tls", &["outbound", "ca_file"]),
-    ("dns", &["servers"]),
-    ("sandbox", &["require", "local_writable"]),
-];
-
-/// Postfix parameters and the keys that replace them, so that a Postfix
-/// name written by habit gets the right suggestion.
-const POSTFIX_NAMES: [(&str, &str); 65] = [
-    ("smtpd_client_restrictions", "restrictions.client"),
-    ("smtpd_helo_restrictions", "restrictions.helo"),
-    ("smtpd_sender_restrictions", "restrictions.sender"),
-    ("smtpd_relay_restrictions", "restrictions.relay"),
-    ("smtpd_recipient_restrictions", "restrictions.recipient"),
-    ("smtpd_delay_reject", "restrictions.delay_reject"),
-    ("header_checks", "checks.header"),
-    ("mime_header_checks", "checks.mime_header"),
-    ("body_checks", "checks.body"),
-    ("relayhost", "relay.host"),
-    ("transport_maps", "relay.transport_files"),
-    ("smtp_tcp_port", "smtp.port"),
-    ("smtp_helo_name", "smtp.helo_name"),
-    ("smtp_bind_address", "smtp.bind_address"),
-    ("smtp_connect_timeout", "smtp.connect_timeout"),
-    ("smtp_helo_timeout", "smtp.helo_timeout"),
-    ("smtp_starttls_timeout", "smtp.starttls_timeout"),
-    ("smtp_mail_timeout", "smtp.mail_timeout"),
-    ("smtp_rcpt_timeout", "smtp.rcpt_timeout"),
-    ("smtp_data_init_timeout", "smtp.data_init_timeout"),
-    ("smtp_data_xfer_timeout", "smtp.data_xfer_timeout"),
-    ("smtp_data_done_timeout", "smtp.data_done_timeout"),
-    ("smtp_quit_timeout", "smtp.quit_timeout"),
-    (
-        "default_destination_concurrency_limit",
-        "smtp.destination_concurrency_limit",
-    ),
-    (
-        "default_destination_recipient_limit",
-        "smtp.destination_recipient_limit",
-    ),
-    (
-        "smtp_connection_cache_time_limit",
-        "smtp.connection_cache_time",
-    ),
-    ("smtp_tls_security_level", "tls.outbound"),
-    ("smtp_tls_cafile", "tls.ca_file"),
-    ("myhostname", "server.hostname"),
-    ("mydomain", "server.domain"),
-    ("myorigin", "server.origin"),
-    ("mail_owner", "server.user"),
-    ("maillog_file", "server.log_file"),
-    ("mydestination", "local.domains"),
-    ("home_mailbox", "local.mailbox"),
-    ("mynetworks", "relay.networks"),
-    ("queue_directory", "queue.directory"),
-    ("alias_maps", "local.alias_files"),
-    ("delay_warning_time", "queue.delay_warning_time"),
-    ("authorized_submit_users", "smtpd.authorized_submit_users"),
-    ("authorized_mailq_users", "queue.authorized_mailq_users"),
-    ("command_time_limit", "local.command_time_limit"),
-    ("default_privs", "local.default_privs"),
-    ("allow_mail_to_commands", "local.allow_mail_to_commands"),
-    ("allow_mail_to_files", "local.allow_mail_to_files"),
-    ("bounce_size_limit", "queue.bounce_size_limit"),
-    ("recipient_delimiter", "local.recipient_delimiter"),
-    (
-        "local_destination_concurrency_limit",
-        "local.concurrency_per_user",
-    ),
-    ("minimal_backoff_time", "queue.minimal_backoff"),
-    ("maximal_backoff_time", "queue.maximal_backoff"),
-    ("queue_run_delay", "queue.run_delay"),
-    ("maximal_queue_lifetime", "queue.maximal_lifetime"),
-    ("inet_interfaces", "smtpd.listen"),
-    ("smtpd_banner", "smtpd.banner"),
-    ("message_size_limit", "smtpd.message_size_limit"),
-    ("smtpd_recipient_limit", "smtpd.recipient_limit"),
-    ("line_length_limit", "smtpd.line_length_limit"),
-    ("smtpd_timeout", "smtpd.timeout"),
-    ("smtpd_hard_error_limit", "smtpd.hard_error_limit"),
-    ("smtpd_junk_command_limit", "smtpd.junk_command_limit"),
-    ("queue_minfree", "queue.minfree"),
-    (
-        "smtpd_client_connection_count_limit",
-        "smtpd.max_connections_per_client",
-    ),
-    ("disable_vrfy_command", "smtpd.vrfy"),
-    ("smtpd_forbid_bare_newline", "smtpd.forbid_bare_newline"),
-    (
-        "smtpd_forbid_unauth_pipelining",
-        "smtpd.forbid_unauth_pipelining",
-    ),
-];
+use super::{Choice, Config};
+use crate::policy::Stage;
 
 /// The file's bytes as text; invalid UTF-8 is a syntax error at its line.
 pub(super) fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
@@ -239,44 +43,33 @@ pub(super) fn parse(text: &str, file: &str, system: &System) -> Result<Config, C
     let root = document.as_table();
     let mut config = defaults::builtin(system);
     let mut given = Given::default();
+    let tables = keys::tables();
     for (name, item) in root.iter() {
         let field = source.field(None, root, name, item);
-        let read: Reader = match name {
-            "server" => server,
-            "local" => local,
-            "relay" => relay,
-            "queue" => queue,
-            "smtpd" => smtpd,
-            "restrictions" => restrictions,
-            "maps" => maps,
-            "checks" => checks,
-            "smtp" => smtp,
-            "tls" => tls,
-            "dns" => dns,
-            "sandbox" => sandbox,
-            _ => return Err(field.unknown(name)),
-        };
+        if !tables.contains(&name) {
+            return Err(field.unknown(name));
+        }
         let Some(table) = item.as_table_like().filter(|_| !item.is_array_of_tables()) else {
             return Err(field.wrong_type("a table"));
         };
         for (key, item) in table.iter() {
-            read(
-                &source.field(Some(name), table, key, item),
-                key,
-                &mut config,
-                &mut given,
-            )?;
+            let f = source.field(Some(name), table, key, item);
+            if name == "maps" {
+                maps(&f, key, &mut config)?;
+                continue;
+            }
+            match keys::find(name, key) {
+                Some(k) => (k.read)(&f, &mut config, &mut given)?,
+                None => return Err(f.unknown(key)),
+            }
         }
     }
     finish(config, given, file, system)
 }
 
-/// Reads one key of a table into the configuration.
-type Reader = fn(&Field, &str, &mut Config, &mut Given) -> Result<(), ConfigError>;
-
 /// The values that depend on other settings, kept until all are read.
 #[derive(Default)]
-struct Given {
+pub(crate) struct Given {
     /// `server.hostname`, `.domain`, `.origin`, `.user`, in `Var` order.
     vars: [Option<Located>; 4],
     run_directory: Option<Located>,
@@ -298,267 +91,108 @@ struct Given {
 /// the line of its string.
 type RestrictionLines = (usize, Vec<(usize, String)>);
 
-fn server(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
-    let var = match key {
-        "log_file" => {
-            let text = f.string()?;
-            let p = PathBuf::from(text);
-            config.server.log_file = match text {
-                "" => None,
-                _ if p.is_absolute() => Some(p),
-                _ => {
-                    return Err(f.bad(format!("{text:?}"), "must be an absolute path".to_string()));
-                }
-            };
-            return Ok(());
-        }
-        "hostname" => Var::Hostname,
-        "domain" => Var::Domain,
-        "origin" => Var::Origin,
-        "user" => Var::User,
-        "run_directory" => {
-            given.run_directory = Some(f.located()?);
-            return Ok(());
-        }
-        _ => return Err(f.unknown(key)),
-    };
-    given.vars[var as usize] = Some(f.located()?);
+// The readers of keys whose value depends on others, or that other keys'
+// checks need the line of (see `keys`): they keep what they read in
+// `Given` for `finish`.
+
+pub(super) fn hostname(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.vars[Var::Hostname as usize] = Some(f.located()?);
     Ok(())
 }
 
-fn local(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
-    let local = &mut config.local;
-    match key {
-        "domains" => given.domains = Some(f.strings()?),
-        "mailbox" => {
-            let mailbox = f.string()?;
-            expand::check_mailbox(mailbox)
-                .map_err(|reason| f.bad(format!("{mailbox:?}"), reason))?;
-            local.mailbox = mailbox.to_string();
-        }
-        "worker_idle" => local.worker_idle = f.duration()?,
-        "concurrency_per_user" => given.concurrency_per_user = Some(f.integer(1)?),
-        "aliases" => local.aliases = f.string_table()?,
-        "alias_files" => local.alias_files = absolute_paths(f)?,
-        "recipient_delimiter" => local.recipient_delimiter = f.string()?.to_string(),
-        "command_time_limit" => local.command_time_limit = f.positive_duration()?,
-        "default_privs" => {
-            let user = f.string()?;
-            if user.is_empty() || user == "root" {
-                return Err(f.bad(
-                    format!("{user:?}"),
-                    "must be an unprivileged user".to_string(),
-                ));
-            }
-            local.default_privs = user.to_string();
-        }
-        "allow_mail_to_commands" => local.allow_mail_to_commands = contexts(f)?,
-        "allow_mail_to_files" => local.allow_mail_to_files = contexts(f)?,
-        _ => return Err(f.unknown(key)),
-    }
+pub(super) fn domain(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.vars[Var::Domain as usize] = Some(f.located()?);
     Ok(())
 }
 
-/// A list of absolute paths.
-fn absolute_paths(f: &Field) -> Result<Vec<PathBuf>, ConfigError> {
-    f.strings()?
-        .into_iter()
-        .map(|l| {
-            let p = PathBuf::from(&l.text);
-            if p.is_absolute() {
-                Ok(p)
-            } else {
-                Err(f.bad(
-                    format!("{:?}", l.text),
-                    "must be an absolute path".to_string(),
-                ))
-            }
-        })
-        .collect()
-}
-
-/// A list of strings as written (user names here).
-fn plain_strings(f: &Field) -> Result<Vec<String>, ConfigError> {
-    Ok(f.strings()?.into_iter().map(|l| l.text).collect())
-}
-
-/// A list of `alias`, `forward`, `include` (Postfix's allow_mail_to_*).
-fn contexts(f: &Field) -> Result<Vec<String>, ConfigError> {
-    let mut out = Vec::new();
-    for l in f.strings()? {
-        let c = l.text.to_ascii_lowercase();
-        if !matches!(c.as_str(), "alias" | "forward" | "include") {
-            return Err(f.bad(
-                format!("{:?}", l.text),
-                "must be one of \"alias\", \"forward\", \"include\"".to_string(),
-            ));
-        }
-        out.push(c);
-    }
-    Ok(out)
-}
-
-fn sandbox(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
-    match key {
-        "require" => config.sandbox.require = f.boolean()?,
-        "local_writable" => config.sandbox.local_writable = absolute_paths(f)?,
-        _ => return Err(f.unknown(key)),
-    }
+pub(super) fn origin(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.vars[Var::Origin as usize] = Some(f.located()?);
     Ok(())
 }
 
-fn relay(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
-    match key {
-        "networks" => config.relay.networks = f.parsed(parse_network)?,
-        "host" => given.relay_host = Some(f.located()?),
-        "transport" => {
-            let mut table = std::collections::BTreeMap::new();
-            for (k, v) in f.any_string_table()? {
-                let t = crate::transport::Transport::parse(&v)
-                    .map_err(|reason| f.bad(format!("{k} = {v:?}"), reason))?;
-                table.insert(k.to_ascii_lowercase(), t);
-            }
-            config.relay.transport = table;
-        }
-        "transport_files" => config.relay.transport_files = absolute_paths(f)?,
-        _ => return Err(f.unknown(key)),
-    }
+pub(super) fn user(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.vars[Var::User as usize] = Some(f.located()?);
     Ok(())
 }
 
-fn queue(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
-    let queue = &mut config.queue;
-    match key {
-        "directory" => given.queue_directory = Some(f.located()?),
-        "large_message_threshold" => queue.large_message_threshold = f.integer(0)?,
-        "minimal_backoff" => {
-            queue.minimal_backoff = f.positive_duration()?;
-            given.minimal_backoff_line = Some(f.line);
-        }
-        "maximal_backoff" => {
-            queue.maximal_backoff = f.positive_duration()?;
-            given.maximal_backoff_line = Some(f.line);
-        }
-        "run_delay" => queue.run_delay = f.positive_duration()?,
-        "maximal_lifetime" => queue.maximal_lifetime = f.duration()?,
-        "move_deferred_after" => queue.move_deferred_after = f.duration()?,
-        "delay_warning_time" => queue.delay_warning_time = f.duration()?,
-        "bounce_size_limit" => queue.bounce_size_limit = f.integer(0)?,
-        "authorized_mailq_users" => queue.authorized_mailq_users = plain_strings(f)?,
-        "minfree" => queue.minfree = f.integer(0)?,
-        _ => return Err(f.unknown(key)),
-    }
+pub(super) fn run_directory(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.run_directory = Some(f.located()?);
     Ok(())
 }
 
-fn smtpd(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
-    let smtpd = &mut config.smtpd;
-    match key {
-        "listen" => {
-            smtpd.listen = f.parsed::<SocketAddr>(parse_listen)?;
-            if let Some((at, reason)) = colliding_listeners(&smtpd.listen) {
-                return Err(f.bad(format!("\"{at}\""), reason));
-            }
-        }
-        "banner" => given.banner = Some(f.located()?),
-        "message_size_limit" => smtpd.message_size_limit = f.integer(0)?,
-        "recipient_limit" => smtpd.recipient_limit = f.integer(1)?,
-        "line_length_limit" => smtpd.line_length_limit = f.integer(512)?,
-        "timeout" => smtpd.timeout = f.positive_duration()?,
-        "hard_error_limit" => smtpd.hard_error_limit = f.integer(1)?,
-        "junk_command_limit" => smtpd.junk_command_limit = f.integer(0)?,
-        "session_time_limit" => smtpd.session_time_limit = f.duration()?,
-        "max_connections" => smtpd.max_connections = f.integer(1)?,
-        "max_connections_per_client" => smtpd.max_connections_per_client = f.integer(0)?,
-        "vrfy" => smtpd.vrfy = f.boolean()?,
-        "forbid_bare_newline" => {
-            smtpd.forbid_bare_newline = match f.string()? {
-                "normalize" => BareNewline::Normalize,
-                "reject" => BareNewline::Reject,
-                other => {
-                    let reason = "expected \"normalize\" or \"reject\"".to_string();
-                    return Err(f.bad(format!("{other:?}"), reason));
-                }
-            }
-        }
-        "forbid_unauth_pipelining" => smtpd.forbid_unauth_pipelining = f.boolean()?,
-        "authorized_submit_users" => smtpd.authorized_submit_users = plain_strings(f)?,
-        "sender_override_users" => smtpd.sender_override_users = plain_strings(f)?,
-        _ => return Err(f.unknown(key)),
-    }
+pub(super) fn domains(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.domains = Some(f.strings()?);
     Ok(())
 }
 
-fn smtp(f: &Field, key: &str, config: &mut Config, given: &mut Given) -> Result<(), ConfigError> {
-    let smtp = &mut config.smtp;
-    match key {
-        "port" => smtp.port = f.integer(1)?,
-        "helo_name" => given.helo_name = Some(f.located()?),
-        "bind_address" => {
-            let text = f.string()?;
-            smtp.bind_address =
-                match text {
-                    "" => None,
-                    t => Some(t.parse().map_err(|_| {
-                        f.bad(format!("{t:?}"), "expected an IP address".to_string())
-                    })?),
-                };
-        }
-        "connect_timeout" => smtp.connect_timeout = f.positive_duration()?,
-        "helo_timeout" => smtp.helo_timeout = f.positive_duration()?,
-        "starttls_timeout" => smtp.starttls_timeout = f.positive_duration()?,
-        "mail_timeout" => smtp.mail_timeout = f.positive_duration()?,
-        "rcpt_timeout" => smtp.rcpt_timeout = f.positive_duration()?,
-        "data_init_timeout" => smtp.data_init_timeout = f.positive_duration()?,
-        "data_xfer_timeout" => smtp.data_xfer_timeout = f.positive_duration()?,
-        "data_done_timeout" => smtp.data_done_timeout = f.positive_duration()?,
-        "quit_timeout" => smtp.quit_timeout = f.positive_duration()?,
-        "destination_concurrency_limit" => smtp.destination_concurrency_limit = f.integer(1)?,
-        "destination_recipient_limit" => smtp.destination_recipient_limit = f.integer(1)?,
-        "connection_cache_time" => smtp.connection_cache_time = f.duration()?,
-        _ => return Err(f.unknown(key)),
-    }
-    Ok(())
-}
-
-fn dns(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
-    match key {
-        "servers" => config.dns.servers = f.parsed(parse_dns_server)?,
-        _ => return Err(f.unknown(key)),
-    }
-    Ok(())
-}
-
-fn restrictions(
+pub(super) fn concurrency_per_user(
     f: &Field,
-    key: &str,
-    config: &mut Config,
-    given: &mut Given,
+    _: &mut Config,
+    g: &mut Given,
 ) -> Result<(), ConfigError> {
-    use crate::policy::Stage;
-    let r = &mut config.restrictions;
-    match key {
-        "client" => r.client = restriction_list(f, Stage::Client, given)?,
-        "helo" => r.helo = restriction_list(f, Stage::Helo, given)?,
-        "sender" => r.sender = restriction_list(f, Stage::Sender, given)?,
-        "relay" => r.relay = restriction_list(f, Stage::Relay, given)?,
-        "recipient" => r.recipient = restriction_list(f, Stage::Recipient, given)?,
-        "delay_reject" => r.delay_reject = f.boolean()?,
-        "rbl_domains" => r.rbl_domains = plain_strings(f)?,
-        "dns_failure" => {
-            r.dns_failure = match f.string()? {
-                "pass" => super::DnsFailure::Pass,
-                "defer" => super::DnsFailure::Defer,
-                other => {
-                    let reason = "expected \"pass\" or \"defer\"".to_string();
-                    return Err(f.bad(format!("{other:?}"), reason));
-                }
-            }
-        }
-        _ => return Err(f.unknown(key)),
-    }
+    g.concurrency_per_user = Some(f.integer(1)?);
     Ok(())
 }
+
+pub(super) fn relay_host(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.relay_host = Some(f.located()?);
+    Ok(())
+}
+
+pub(super) fn queue_directory(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.queue_directory = Some(f.located()?);
+    Ok(())
+}
+
+pub(super) fn minimal_backoff(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.queue.minimal_backoff = f.positive_duration()?;
+    g.minimal_backoff_line = Some(f.line);
+    Ok(())
+}
+
+pub(super) fn maximal_backoff(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.queue.maximal_backoff = f.positive_duration()?;
+    g.maximal_backoff_line = Some(f.line);
+    Ok(())
+}
+
+pub(super) fn banner(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.banner = Some(f.located()?);
+    Ok(())
+}
+
+pub(super) fn helo_name(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    g.helo_name = Some(f.located()?);
+    Ok(())
+}
+
+pub(super) fn client_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.restrictions.client = restriction_list(f, Stage::Client, g)?;
+    Ok(())
+}
+
+pub(super) fn helo_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.restrictions.helo = restriction_list(f, Stage::Helo, g)?;
+    Ok(())
+}
+
+pub(super) fn sender_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.restrictions.sender = restriction_list(f, Stage::Sender, g)?;
+    Ok(())
+}
+
+pub(super) fn relay_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.restrictions.relay = restriction_list(f, Stage::Relay, g)?;
+    Ok(())
+}
+
+pub(super) fn recipient_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.restrictions.recipient = restriction_list(f, Stage::Recipient, g)?;
+    Ok(())
+}
+
+/// Postfix's `allow_mail_to_*` words.
+pub(super) const CONTEXTS: &[&str] = &["alias", "forward", "include"];
 
 /// A restriction list: each element parsed by `crate::policy`, so that a
 /// typo is an error at its own line, naming the element.
@@ -656,7 +290,7 @@ fn check_restrictions(config: &Config, given: &Given, file: &str) -> Result<(), 
 }
 
 /// `[maps]`: every key is a named inline table (`[maps.badclient]`).
-fn maps(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
+fn maps(f: &Field, key: &str, config: &mut Config) -> Result<(), ConfigError> {
     let table = f
         .any_string_table()?
         .into_iter()
@@ -666,55 +300,13 @@ fn maps(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), 
     Ok(())
 }
 
-fn checks(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
-    let c = &mut config.checks;
-    match key {
-        "header" => c.header = plain_strings(f)?,
-        "mime_header" => c.mime_header = plain_strings(f)?,
-        "body" => c.body = plain_strings(f)?,
-        _ => return Err(f.unknown(key)),
-    }
-    Ok(())
-}
-
 /// `ip` or `ip:port` (`[v6]:port`); port 53 when absent.
-fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+pub(super) fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, 53));
     }
     text.parse()
         .map_err(|_| "expected ip or ip:port, e.g. \"127.0.0.1:53\"".to_string())
-}
-
-fn tls(f: &Field, key: &str, config: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
-    use super::TlsLevel;
-    match key {
-        "outbound" => {
-            config.tls.outbound = match f.string()? {
-                "none" => TlsLevel::None,
-                "may" => TlsLevel::May,
-                "encrypt" => TlsLevel::Encrypt,
-                "verify" | "secure" => TlsLevel::Verify,
-                other => {
-                    let reason =
-                        "expected \"none\", \"may\", \"encrypt\" or \"verify\"".to_string();
-                    return Err(f.bad(format!("{other:?}"), reason));
-                }
-            }
-        }
-        "ca_file" => {
-            let text = f.string()?;
-            config.tls.ca_file = match text {
-                "" => None,
-                t if t.starts_with('/') => Some(PathBuf::from(t)),
-                t => {
-                    return Err(f.bad(format!("{t:?}"), "must be an absolute path".to_string()));
-                }
-            };
-        }
-        _ => return Err(f.unknown(key)),
-    }
-    Ok(())
 }
 
 /// Resolves the references, fills in the defaults that depend on other
@@ -897,7 +489,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// One key with its value, dotted name and line.
-struct Field<'a> {
+pub(crate) struct Field<'a> {
     source: &'a Source<'a>,
     /// The table the key is in; `None` at the top level.
     table: Option<&'a str>,
@@ -907,6 +499,117 @@ struct Field<'a> {
 }
 
 impl Field<'_> {
+    /// An optional absolute path: `""` is none.
+    pub(super) fn optional_path(&self) -> Result<Option<PathBuf>, ConfigError> {
+        match self.string()? {
+            "" => Ok(None),
+            t if t.starts_with('/') => Ok(Some(PathBuf::from(t))),
+            t => Err(self.bad(format!("{t:?}"), "must be an absolute path".to_string())),
+        }
+    }
+
+    /// `local.mailbox`: only `$user` and `$home` may be expanded.
+    pub(super) fn mailbox(&self) -> Result<String, ConfigError> {
+        let mailbox = self.string()?;
+        expand::check_mailbox(mailbox)
+            .map_err(|reason| self.bad(format!("{mailbox:?}"), reason))?;
+        Ok(mailbox.to_string())
+    }
+
+    pub(super) fn owned_string(&self) -> Result<String, ConfigError> {
+        Ok(self.string()?.to_string())
+    }
+
+    /// A user name other than root.
+    pub(super) fn unprivileged_user(&self) -> Result<String, ConfigError> {
+        let user = self.string()?;
+        if user.is_empty() || user == "root" {
+            return Err(self.bad(
+                format!("{user:?}"),
+                "must be an unprivileged user".to_string(),
+            ));
+        }
+        Ok(user.to_string())
+    }
+
+    /// A list of absolute paths.
+    pub(super) fn absolute_paths(&self) -> Result<Vec<PathBuf>, ConfigError> {
+        self.strings()?
+            .into_iter()
+            .map(|l| {
+                let p = PathBuf::from(&l.text);
+                if p.is_absolute() {
+                    Ok(p)
+                } else {
+                    Err(self.bad(
+                        format!("{:?}", l.text),
+                        "must be an absolute path".to_string(),
+                    ))
+                }
+            })
+            .collect()
+    }
+
+    /// A list of strings as written.
+    pub(super) fn plain_strings(&self) -> Result<Vec<String>, ConfigError> {
+        Ok(self.strings()?.into_iter().map(|l| l.text).collect())
+    }
+
+    /// A list of [`CONTEXTS`] words (Postfix's allow_mail_to_*).
+    pub(super) fn contexts(&self) -> Result<Vec<String>, ConfigError> {
+        let mut out = Vec::new();
+        for l in self.strings()? {
+            let c = l.text.to_ascii_lowercase();
+            if !CONTEXTS.contains(&c.as_str()) {
+                let words: Vec<String> = CONTEXTS.iter().map(|w| format!("{w:?}")).collect();
+                let reason = format!("must be one of {}", words.join(", "));
+                return Err(self.bad(format!("{:?}", l.text), reason));
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    /// One of `T`'s words.
+    pub(super) fn choice<T: Choice>(&self) -> Result<T, ConfigError> {
+        let text = self.string()?;
+        T::from_name(text)
+            .ok_or_else(|| self.bad(format!("{text:?}"), one_of(T::NAMES, "expected")))
+    }
+
+    /// An optional IP address: `""` is none.
+    pub(super) fn optional_ip(&self) -> Result<Option<std::net::IpAddr>, ConfigError> {
+        match self.string()? {
+            "" => Ok(None),
+            t => t
+                .parse()
+                .map(Some)
+                .map_err(|_| self.bad(format!("{t:?}"), "expected an IP address".to_string())),
+        }
+    }
+
+    /// smtpd's listeners: `ip:port` each, no two colliding.
+    pub(super) fn listeners(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        let listen = self.parsed::<SocketAddr>(parse_listen)?;
+        if let Some((at, reason)) = colliding_listeners(&listen) {
+            return Err(self.bad(format!("\"{at}\""), reason));
+        }
+        Ok(listen)
+    }
+
+    /// An inline transport table, keys lower-cased.
+    pub(super) fn transport_table(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::transport::Transport>, ConfigError> {
+        let mut table = std::collections::BTreeMap::new();
+        for (k, v) in self.any_string_table()? {
+            let t = crate::transport::Transport::parse(&v)
+                .map_err(|reason| self.bad(format!("{k} = {v:?}"), reason))?;
+            table.insert(k.to_ascii_lowercase(), t);
+        }
+        Ok(table)
+    }
+
     fn string(&self) -> Result<&str, ConfigError> {
         self.item
             .as_str()
@@ -915,7 +618,9 @@ impl Field<'_> {
 
     /// A table of strings (`{ name = "value", … }`), keys lower-cased.
     /// A table of strings whose keys are alias names (local, no domain).
-    fn string_table(&self) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    pub(super) fn string_table(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
         let table = self.any_string_table()?;
         if let Some(k) = table.keys().find(|k| k.contains('@') || k.is_empty()) {
             return Err(self.bad(
@@ -927,7 +632,9 @@ impl Field<'_> {
     }
 
     /// A table of strings, keys lower-cased.
-    fn any_string_table(&self) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    pub(super) fn any_string_table(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
         const EXPECTED: &str = "a table of strings (name = \"value\")";
         let table = self
             .item
@@ -941,7 +648,7 @@ impl Field<'_> {
         Ok(out)
     }
 
-    fn located(&self) -> Result<Located, ConfigError> {
+    pub(super) fn located(&self) -> Result<Located, ConfigError> {
         Ok(Located {
             text: self.string()?.to_string(),
             key: self.key.clone(),
@@ -949,14 +656,14 @@ impl Field<'_> {
         })
     }
 
-    fn boolean(&self) -> Result<bool, ConfigError> {
+    pub(super) fn boolean(&self) -> Result<bool, ConfigError> {
         self.item
             .as_bool()
             .ok_or_else(|| self.wrong_type("a boolean (true or false)"))
     }
 
     /// A non-negative integer of at least `min` that fits `T`.
-    fn integer<T: TryFrom<i64>>(&self, min: i64) -> Result<T, ConfigError> {
+    pub(super) fn integer<T: TryFrom<i64>>(&self, min: i64) -> Result<T, ConfigError> {
         let n = self
             .item
             .as_integer()
@@ -968,7 +675,7 @@ impl Field<'_> {
     }
 
     /// Seconds as an integer, or a string with a unit (`"5d"`).
-    fn duration(&self) -> Result<Duration, ConfigError> {
+    pub(super) fn duration(&self) -> Result<Duration, ConfigError> {
         const EXPECTED: &str = "a duration (seconds, or a string like \"300s\" or \"5d\")";
         if let Some(n) = self.item.as_integer() {
             let secs = u64::try_from(n)
@@ -982,7 +689,7 @@ impl Field<'_> {
         parse_duration(text).map_err(|reason| self.bad(format!("{text:?}"), reason))
     }
 
-    fn positive_duration(&self) -> Result<Duration, ConfigError> {
+    pub(super) fn positive_duration(&self) -> Result<Duration, ConfigError> {
         let duration = self.duration()?;
         if duration.is_zero() {
             return Err(self.bad(self.shown(), "must be positive".to_string()));
@@ -991,7 +698,7 @@ impl Field<'_> {
     }
 
     /// An array of strings, each located at its own line.
-    fn strings(&self) -> Result<Vec<Located>, ConfigError> {
+    pub(super) fn strings(&self) -> Result<Vec<Located>, ConfigError> {
         const EXPECTED: &str = "an array of strings";
         let array = self
             .item
@@ -1024,7 +731,10 @@ impl Field<'_> {
     }
 
     /// An array of strings, each parsed by `parse`.
-    fn parsed<T>(&self, parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, ConfigError> {
+    pub(super) fn parsed<T>(
+        &self,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
         self.strings()?
             .into_iter()
             .map(|at| {
@@ -1082,44 +792,54 @@ impl Field<'_> {
     }
 }
 
+/// `must be one of "a", "b" or "c"`.
+fn one_of(words: &[&str], lead: &str) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => format!("{lead} {last}"),
+        Some((last, rest)) => format!("{lead} {} or {last}", rest.join(", ")),
+        None => lead.to_string(),
+    }
+}
+
 /// The nearest valid key for `name` in `table` (`None`: the top level):
 /// bare if in the same table, dotted otherwise.
 fn suggest(table: Option<&str>, name: &str) -> Option<String> {
-    let relative = |dotted: &str| match (table, dotted.split_once('.')) {
-        (Some(t), Some((in_table, key))) if t == in_table => key.to_string(),
-        _ => dotted.to_string(),
+    let relative = |key: &keys::Key| match table {
+        Some(t) if t == key.table => key.name.to_string(),
+        _ => key.dotted(),
     };
-    if let Some((_, key)) = POSTFIX_NAMES.iter().find(|(p, _)| *p == name) {
+    // A Postfix name written by habit: the key that replaces it.
+    if let Some(key) = keys::KEYS
+        .iter()
+        .find(|k| !k.postfix.is_empty() && k.postfix.eq_ignore_ascii_case(name))
+    {
         return Some(relative(key));
     }
-    let all = || {
-        TABLES
-            .iter()
-            .flat_map(|(t, keys)| keys.iter().map(move |k| (*t, *k)))
-    };
     match table {
         Some(table) => {
-            let keys = TABLES
+            let names = keys::KEYS
                 .iter()
-                .find(|(t, _)| *t == table)
-                .map_or(&[][..], |(_, k)| *k);
-            if let Some(near) = nearest(name, keys.iter().copied()) {
+                .filter(|k| k.table == table)
+                .map(|k| k.name);
+            if let Some(near) = nearest(name, names) {
                 return Some(near.to_string());
             }
         }
         None => {
-            if let Some(near) = nearest(name, TABLES.iter().map(|(t, _)| *t)) {
+            if let Some(near) = nearest(name, keys::tables()) {
                 return Some(near.to_string());
             }
         }
     }
-    all()
-        .find(|(_, k)| *k == name)
+    keys::KEYS
+        .iter()
+        .find(|k| k.name == name)
         .or_else(|| {
-            let near = nearest(name, all().map(|(_, k)| k))?;
-            all().find(|(_, k)| *k == near)
+            let near = nearest(name, keys::KEYS.iter().map(|k| k.name))?;
+            keys::KEYS.iter().find(|k| k.name == near)
         })
-        .map(|(t, k)| format!("{t}.{k}"))
+        .map(|k| k.dotted())
 }
 
 fn item_type(item: &Item) -> &'static str {

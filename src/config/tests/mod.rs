@@ -415,15 +415,12 @@ pub(super) fn assert_round_trip(config: &Config) {
 
 #[test]
 fn show_prints_every_key_in_order() {
-    let keys: Vec<String> = load::TABLES
-        .iter()
-        .flat_map(|(t, keys)| keys.iter().map(move |k| format!("{t}.{k}")))
-        .collect();
+    let keys: Vec<String> = super::keys::KEYS.iter().map(|k| k.dotted()).collect();
     // `maps` (named tables, printed as tables of their own) aside.
-    let entries: Vec<&str> = show::entries(&ok(""))
+    let entries: Vec<String> = show::entries(&ok(""))
         .into_iter()
         .map(|(k, _)| k)
-        .filter(|k| *k != "maps")
+        .filter(|k| k != "maps")
         .collect();
     assert_eq!(entries, keys);
     let text = to_toml(&ok(""), false);
@@ -528,4 +525,37 @@ fn issue_15_the_system_file_has_the_system_directories_for_everyone() {
     );
     let other = System::for_file(std::path::Path::new("/home/u/my.toml"));
     assert_eq!(other.root, System::current().root);
+}
+
+/// Issue 17: `postern config show` names each key's Postfix parameter and
+/// default above it, from the one definition of the key, and still reads
+/// back into the same configuration.
+#[test]
+fn issue_17_annotated_show_names_postfix_and_defaults_and_reads_back() {
+    for text in [
+        "",
+        "[smtpd]\nvrfy = true\n[server]\nhostname = \"mx.a.example\"\n",
+    ] {
+        let config = ok(text);
+        let shown = show::annotated(&config, &system());
+        assert_eq!(parse(&shown).unwrap(), config, "{shown}");
+    }
+    let shown = show::annotated(&ok(""), &system());
+    assert!(
+        shown.contains(
+            "\n# Deadline for each command. Postfix: smtpd_timeout. Default: 300s.\ntimeout = \"5m\"\n"
+        ),
+        "{shown}"
+    );
+    // A key without a Postfix equivalent, and one whose default is not in
+    // its documentation (the default value stands in).
+    assert!(
+        shown.contains(
+            "\n# How long a per-user delivery child waits for more work. Default: 60s.\n"
+        )
+    );
+    assert!(
+        shown.contains("\"pass\".\ndns_failure = \"pass\"\n"),
+        "{shown}"
+    );
 }

@@ -4,7 +4,6 @@
 use proptest::prelude::*;
 
 use super::{parse, to_toml};
-use crate::config::load;
 
 /// A valid TOML line for some key, or nothing.
 fn key_value() -> impl Strategy<Value = Vec<(&'static str, &'static str, String)>> {
@@ -167,7 +166,7 @@ fn key_value() -> impl Strategy<Value = Vec<(&'static str, &'static str, String)
 /// Renders key/values as TOML, one table per section in first-seen order.
 fn render(lines: &[(&str, &str, String)]) -> String {
     let mut out = String::new();
-    for (table, _) in load::TABLES {
+    for table in super::super::keys::tables() {
         out.push_str(&format!("[{table}]\n"));
         for (_, key, value) in lines.iter().filter(|(t, _, _)| *t == table) {
             out.push_str(&format!("{key} = {value}\n"));
