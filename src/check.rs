@@ -2,7 +2,8 @@
 //! does: the postern user, the queue and run directories (owner, mode;
 //! the drop directory `queue/maildrop` 3733 in the postern group),
 //! the configuration file's permissions, every alias source, and the
-//! transport files (`relay.transport_files`, with FILE:LINE); and, when
+//! transport files (`relay.transport_files`, with FILE:LINE), the tables,
+//! `tls.ca_file`; and, when
 //! systemd runs this postern, whether its smtpd socket and the running
 //! smtpd listen where `smtpd.listen` says ([`check_listeners`]).
 //!
@@ -228,7 +229,45 @@ fn check_sources(
     }
     out.extend(check_transport_files(config));
     out.extend(check_tables(config));
+    out.extend(check_ca_file(config));
     out
+}
+
+/// `tls.ca_file`: PEM certificates the smtp client trusts at `tls.outbound
+/// = verify` (an error there: every such delivery would be deferred), a
+/// warning at other levels, which do not read it yet.
+fn check_ca_file(config: &Config) -> Vec<(Level, String)> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = &config.tls.ca_file else {
+        return Vec::new();
+    };
+    let problem = match CertificateDer::pem_file_iter(path) {
+        Err(e) => Some(e.to_string()),
+        Ok(certs) => {
+            let mut n = 0;
+            let mut bad = None;
+            for cert in certs {
+                match cert {
+                    Ok(_) => n += 1,
+                    Err(e) => {
+                        bad = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            bad.or_else(|| (n == 0).then(|| "no certificates in it".to_string()))
+        }
+    };
+    let Some(problem) = problem else {
+        return Vec::new();
+    };
+    let level = if config.tls.outbound == crate::config::TlsLevel::Verify {
+        Level::Error
+    } else {
+        Level::Warning
+    };
+    vec![(level, format!("tls.ca_file {}: {problem}", path.display()))]
 }
 
 /// The queue directory: nobody else may read or write it; others need

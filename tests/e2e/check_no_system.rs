@@ -221,3 +221,23 @@ fn issue_16_no_system_refuses_a_missing_alias_file_as_check_does() {
         "{text}"
     );
 }
+
+#[test]
+fn issue_16_no_system_reads_the_ca_file_the_smtp_client_would_trust() {
+    // The NixOS module sets tls.ca_file to security.pki.caBundle.
+    let site = Site::new("[tls]\noutbound = \"verify\"\nca_file = \"{dir}/aliases\"\n");
+    let config = site.path("postern.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("{dir}", &site.dir.path().display().to_string());
+    site.write("postern.toml", &text);
+    let (ok, text) = site.check(true);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(&format!(
+            "postern: error: tls.ca_file {}: no certificates in it",
+            site.path("aliases").display()
+        )),
+        "{text}"
+    );
+}
