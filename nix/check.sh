@@ -4,7 +4,16 @@
 # rendering and the aliases merge (nix/lib.nix, builtins only) evaluate;
 # postern accepts the rendered example and refuses a mistyped key; the
 # module's smtpd socket (lib.smtpdSocket) is what postern-generator writes
-# for the same smtpd.listen, and its default is postern's.
+# for the same smtpd.listen, and its defaults (listener, directories,
+# socket names, tmpfiles) are postern's and systemd/'s; the module itself
+# evaluates (nix/tests/eval.nix) beside stand-ins for the NixOS options it
+# sets, for a server, a null client, moved directories, a bad key and
+# refused settings, and each rendered file goes through the build-time
+# check (`postern check --no-system`) as the module's runCommand runs it.
+#
+# The evaluation uses nix/tests/minilib.nix, a stand-in for nixpkgs' lib;
+# with NIXPKGS=/path/to/nixpkgs (a checkout) it runs again on
+# "$NIXPKGS/lib", the real module system.
 #
 # Usage: nix/check.sh   (from anywhere; POSTERN= names the binary,
 # default target/debug/postern of this tree). Installs Debian's nix-bin
@@ -24,7 +33,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "== nix-instantiate --parse ($(nix-instantiate --version))"
-for f in flake.nix nix/*.nix; do
+for f in flake.nix nix/*.nix nix/tests/*.nix; do
     nix-instantiate --parse "$f" >/dev/null
     echo "ok   $f"
 done
@@ -40,15 +49,16 @@ echo "== the aliases option reaches [local.aliases]"
 "$postern" config show --config "$tmp/postern.toml" \
     | grep -F 'root = "alice, bob@example.net"'
 
-echo "== a mistyped key is refused (as the module's build-time check would)"
+echo "== a mistyped key is refused (as the module's build-time check refuses it)"
 nix-instantiate --eval --strict --json \
     -E 'let l = import ./nix/lib.nix; in l.toTOML { smtpd.lisen = [ "0.0.0.0:25" ]; }' \
     | jq -r . >"$tmp/bad.toml"
-if "$postern" config show --config "$tmp/bad.toml" >/dev/null 2>"$tmp/err"; then
+if "$postern" check --no-system --config "$tmp/bad.toml" 2>"$tmp/err"; then
     echo "nix/check.sh: postern accepted smtpd.lisen" >&2
     exit 1
 fi
 cat "$tmp/err"
+grep -qF 'unknown key `smtpd.lisen`' "$tmp/err"
 
 echo "== the VM test's server and client settings are accepted"
 for node in server client; do
@@ -57,7 +67,7 @@ for node in server client; do
           p = ((import ./nix/test.nix { module = null; }).nodes.$node { }).services.postern;
       in l.toTOML (l.mergeAliases p.settings (p.aliases or { }))" \
         | jq -r . >"$tmp/$node.toml"
-    "$postern" config show --non-default --config "$tmp/$node.toml" >/dev/null
+    "$postern" check --no-system --config "$tmp/$node.toml" 2>/dev/null
     echo "ok   $node"
 done
 
@@ -76,13 +86,14 @@ echo "== the module's postern-smtpd.socket is what postern-generator writes"
 # generate systemd` (the Debian units) give the same ListenStream= lines
 # and the same BindIPv6Only=/FreeBind=.
 for listen in '[ "127.0.0.1:25" ]' '[ "[::]:25" "192.0.2.7:2525" ]' \
-    '[ "[::1]:25" "0.0.0.0:587" "127.0.0.1:25" ]' '[ ]' 'null'; do
+    '[ "[::1]:25" "0.0.0.0:587" "127.0.0.1:25" ]' '[ "[::]:25" "0.0.0.0:25" ]' \
+    '[ ]' 'null'; do
     settings="{ smtpd.listen = $listen; }"
     [ "$listen" = null ] && settings='{ }'
     nix-instantiate --eval --strict --json \
         -E "let l = import ./nix/lib.nix; s = l.smtpdSocket $settings; in
             (map (a: \"ListenStream=\" + a) s.listenStreams)
-            ++ (if s.socketConfig ? BindIPv6Only then [ \"BindIPv6Only=both\" ] else [ ])
+            ++ (if s.socketConfig ? BindIPv6Only then [ (\"BindIPv6Only=\" + s.socketConfig.BindIPv6Only) ] else [ ])
             ++ (if s.socketConfig ? FreeBind then [ \"FreeBind=yes\" ] else [ ])" \
         | jq -r '.[]' >"$tmp/nix.lines"
     nix-instantiate --eval --strict --json \
@@ -104,5 +115,140 @@ if nix-instantiate --eval --strict -E \
     exit 1
 fi
 grep -F 'port 0' "$tmp/err"
+
+echo "== lib's directories, user and socket names are postern's"
+if [ "$(id -u)" = 0 ]; then
+    # As root (and as the postern user) postern's defaults are the
+    # system's; an ordinary user gets per-user directories.
+    "$postern" config show --config "$tmp/empty.toml" >"$tmp/defaults.toml"
+    for pair in "directory defaultQueueDirectory" "run_directory defaultRunDirectory" "user defaultUser"; do
+        set -- $pair
+        builtin=$(sed -n "s/^$1 = //p" "$tmp/defaults.toml")
+        fromnix=$(nix-instantiate --eval --strict --json -E "(import ./nix/lib.nix).$2")
+        [ "$builtin" = "$fromnix" ] || {
+            echo "nix/check.sh: lib.$2 is $fromnix, postern's default $1 is $builtin" >&2
+            exit 1
+        }
+        echo "ok   $1 = $fromnix"
+    done
+else
+    echo "skip the directories: postern's system defaults show only to root"
+fi
+for name in submit qmgr showq local smtp; do
+    const=$(echo "$name" | tr a-z A-Z)_SOCKET
+    insrc=$(sed -n "s/^pub const $const: &str = \(\"[^\"]*\"\);/\1/p" src/supervisor/mod.rs)
+    fromnix=$(nix-instantiate --eval --strict --json -E "(import ./nix/lib.nix).socketFiles.$name")
+    [ -n "$insrc" ] && [ "$insrc" = "$fromnix" ] || {
+        echo "nix/check.sh: lib.socketFiles.$name is $fromnix, src/supervisor/mod.rs $const is '$insrc'" >&2
+        exit 1
+    }
+    echo "ok   $name: $fromnix"
+done
+
+echo "== lib.tmpfilesRules for the default directories is systemd/postern.tmpfiles"
+grep -v '^#' systemd/postern.tmpfiles | tr -s ' ' >"$tmp/tmpfiles.unit"
+nix-instantiate --eval --strict --json -E '(import ./nix/lib.nix).tmpfilesRules {
+    queueDir = (import ./nix/lib.nix).defaultQueueDirectory;
+    runDir = (import ./nix/lib.nix).defaultRunDirectory; }' | jq -r '.[]' >"$tmp/tmpfiles.nix"
+if ! cmp -s "$tmp/tmpfiles.unit" "$tmp/tmpfiles.nix"; then
+    echo "nix/check.sh: the module's tmpfiles rules and systemd/postern.tmpfiles differ" >&2
+    diff "$tmp/tmpfiles.unit" "$tmp/tmpfiles.nix" >&2 || true
+    exit 1
+fi
+echo "ok   $(wc -l <"$tmp/tmpfiles.nix") rules"
+
+echo "== /run/wrappers/bin/sendmail: argv[0] by a full path is sendmail"
+# NixOS's wrapper execs its source with the caller's argv, so argv[0] is
+# "sendmail" or "/run/wrappers/bin/sendmail"; postern must act as sendmail.
+mkdir -p "$tmp/run/wrappers/bin"
+ln -s "$(realpath "$postern")" "$tmp/run/wrappers/bin/sendmail"
+"$tmp/run/wrappers/bin/sendmail" --help | grep -q '^Usage: sendmail ' || {
+    echo "nix/check.sh: postern called as .../wrappers/bin/sendmail is not sendmail" >&2
+    exit 1
+}
+echo "ok   $tmp/run/wrappers/bin/sendmail --help: Usage: sendmail ..."
+
+# The package the evaluation test names: a directory with bin/postern.
+mkdir -p "$tmp/pkg/bin"
+ln -s "$(realpath "$postern")" "$tmp/pkg/bin/postern"
+ln -s postern "$tmp/pkg/bin/sendmail"
+cabundle=/etc/ssl/certs/ca-certificates.crt
+[ -r "$cabundle" ] || cabundle=$tmp/ca.pem   # missing: a warning only
+
+# The evaluation test (nix/tests/eval.nix) with one lib: the module's
+# cases evaluated and checked, each rendered file through the build-time
+# script, and what must not evaluate refused with the right message.
+eval_test() {
+    what=$1 libexpr=$2
+    echo "== the module system ($what): nix/tests/minilib-test.nix"
+    nix-instantiate --eval --strict nix/tests/minilib-test.nix --arg lib "$libexpr"
+
+    echo "== the module ($what): nix/tests/eval.nix"
+    nix-instantiate --eval --strict --json -A cases nix/tests/eval.nix --arg lib "$libexpr" \
+        --argstr package "$tmp/pkg" --argstr caBundle "$cabundle" >"$tmp/eval.json"
+    for case in $(jq -r 'keys[]' "$tmp/eval.json"); do
+        jq -r ".$case.checked[]" "$tmp/eval.json" | sed "s/^/ok   $case: /"
+    done
+
+    echo "== the build-time check ($what) on each case's rendered file"
+    for case in server nullClient moved badKey; do
+        mkdir -p "$tmp/build/$case"
+        jq -r ".$case.rendered" "$tmp/eval.json" >"$tmp/build/$case/rendered.toml"
+        jq -r ".$case.buildScript" "$tmp/eval.json" >"$tmp/build/$case/script"
+        # As the runCommand runs it: sh -e, $rendered and $out set.
+        if (cd "$tmp/build/$case" && rendered=$PWD/rendered.toml out=$PWD/out sh -e ./script) \
+            2>"$tmp/build/$case/err"; then
+            built=yes
+        else
+            built=no
+        fi
+        case $case:$built in
+            badKey:no)
+                grep -F 'unknown key `smtpd.lisen`; did you mean `listen`?' "$tmp/build/$case/err" || {
+                    cat "$tmp/build/$case/err" >&2
+                    echo "nix/check.sh: $case: refused, but not for smtpd.lisen" >&2
+                    exit 1
+                }
+                echo "ok   badKey: the build fails, naming the key" ;;
+            badKey:yes)
+                echo "nix/check.sh: the build accepted smtpd.lisen" >&2
+                exit 1 ;;
+            *:yes)
+                cmp -s "$tmp/build/$case/out" "$tmp/build/$case/rendered.toml" || {
+                    echo "nix/check.sh: $case: the output is not the rendered file" >&2
+                    exit 1
+                }
+                echo "ok   $case: built" ;;
+            *)
+                cat "$tmp/build/$case/err" >&2
+                echo "nix/check.sh: $case: the build-time check failed" >&2
+                exit 1 ;;
+        esac
+    done
+
+    echo "== what must not evaluate ($what)"
+    for probe in "typo:The option \`services.postern.enableSubmision' does not exist" \
+        "strict:The option \`systemd.services.postern-smtpd.serviceConfg' does not exist"; do
+        attr=${probe%%:*} want=${probe#*:}
+        if nix-instantiate --eval --strict -A "$attr" nix/tests/eval.nix --arg lib "$libexpr" \
+            --argstr package "$tmp/pkg" >/dev/null 2>"$tmp/err"; then
+            echo "nix/check.sh: $attr evaluated" >&2
+            exit 1
+        fi
+        grep -qF "$want" "$tmp/err" || {
+            cat "$tmp/err" >&2
+            echo "nix/check.sh: $attr: not the message wanted ($want)" >&2
+            exit 1
+        }
+        echo "ok   $attr: $want"
+    done
+}
+
+eval_test "stand-in lib" 'import ./nix/tests/minilib.nix'
+if [ -n "${NIXPKGS:-}" ]; then
+    eval_test "nixpkgs lib from $NIXPKGS" "import $(realpath "$NIXPKGS")/lib"
+else
+    echo "skip nixpkgs' lib: NIXPKGS is not set (a nixpkgs checkout runs the same test on it)"
+fi
 
 echo "nix/check.sh: all good"
