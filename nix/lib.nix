@@ -143,6 +143,33 @@ rec {
       "is not a plain path (no //, ., .. or trailing /): the units and the sandbox compare it as written"
     else null;
 
+  # The files the settings name and `postern check --no-system` reads, as
+  # { key; path; }: alias and transport files, the file-backed tables
+  # (hash, texthash, regexp, pcre) of the restriction lists and the
+  # header and body checks, tls.ca_file. (Not the :include: files an
+  # alias file names: only postern sees those.)
+  namedFiles = settings:
+    let
+      get = table: key: (settings.${table} or { }).${key} or [ ];
+      plain = table: key: map (path: { key = "${table}.${key}"; inherit path; }) (get table key);
+      tables = table: key:
+        let
+          specs = map (spec: { inherit spec; m = match "[[:space:]]*(hash|texthash|regexp|pcre):[[:space:]]*(.*[^[:space:]])[[:space:]]*" spec; }) (get table key);
+        in
+        map (s: { key = "${table}.${key}"; path = elemAt s.m 1; }) (filter (s: s.m != null) specs);
+      caFile = (settings.tls or { }).ca_file or "";
+    in
+    plain "local" "alias_files" ++ plain "relay" "transport_files"
+    ++ builtins.concatMap (tables "restrictions") [ "client" "helo" "sender" "relay" "recipient" ]
+    ++ builtins.concatMap (tables "checks") [ "header" "mime_header" "body" ]
+    ++ (if caFile != "" then [{ key = "tls.ca_file"; path = caFile; }] else [ ]);
+
+  # Those of namedFiles outside `storeDir`, which a sandboxed build cannot
+  # read.
+  filesOutsideStore = storeDir: settings:
+    filter (f: builtins.substring 0 (builtins.stringLength storeDir + 1) (toString f.path) != "${storeDir}/")
+      (namedFiles settings);
+
   # Aliases for [local.aliases]: the module's typed ones (rootAlias,
   # postmasterAlias) under settings.local.aliases, under the `aliases`
   # option; the most explicit wins.

@@ -59,14 +59,22 @@ let
   # sandbox). Exit 1, with FILE:LINE and the key, on any error. The full
   # `postern check` runs again at each start (ExecStartPre) on the real
   # system.
+  # With checkFiles = false, the file alone (`postern config show`).
   configFile = pkgs.runCommand "postern.toml"
     {
       rendered = settingsFormat.generate "postern-unchecked.toml" finalSettings;
       preferLocalBuild = true;
-    } ''
-    ${postern} check --no-system --config "$rendered"
-    cp "$rendered" "$out"
-  '';
+    }
+    (if cfg.checkFiles then ''
+      ${postern} check --no-system --config "$rendered"
+      cp "$rendered" "$out"
+    '' else ''
+      ${postern} config show --config "$rendered" > /dev/null
+      cp "$rendered" "$out"
+    '');
+
+  # Files the build-time check would read but the build sandbox lacks.
+  outsideStore = posternLib.filesOutsideStore builtins.storeDir finalSettings;
 
   configPath = "/etc/postern/postern.toml";
 
@@ -214,6 +222,22 @@ in
       description = "Open the TCP ports smtpd.listen names on addresses other than loopback.";
     };
 
+    checkFiles = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Whether the build-time check reads the files the settings name
+        (alias files, transport files, access, regexp and pcre tables,
+        header and body checks, tls.ca_file: `postern check --no-system`).
+        The build sandbox holds only the Nix store, so those files must be
+        store paths (a Nix path such as ./aliases, or pkgs.writeText).
+        false: only postern.toml itself is checked at build time
+        (`postern config show`), for files kept outside the store (an
+        alias file edited in place); every start still runs the full
+        `postern check`.
+      '';
+    };
+
     setSendmail = lib.mkOption {
       type = lib.types.bool;
       default = true;
@@ -299,6 +323,9 @@ in
           message = "services.postern.settings: queue.directory and server.run_directory are both ${queueDir}; they must differ (the queue is postern's, the run directory root's).";
         }
       ];
+
+    warnings = lib.optional (cfg.checkFiles && outsideStore != [ ])
+      "services.postern: ${lib.concatStringsSep ", " (map (f: "${f.path} (${f.key})") outsideStore)}: not in the Nix store, so the build-time check (postern check --no-system, in the build sandbox) cannot read it and the build fails. Name such files by store paths (a Nix path such as ./aliases, or pkgs.writeText), or set services.postern.checkFiles = false to check only postern.toml at build time (every start still runs the full postern check).";
 
     environment.etc."postern/postern.toml".source = configFile;
     # sendmail, mailq, newaliases and postern on PATH.

@@ -18,7 +18,7 @@
 # messages).
 { lib ? import ./minilib.nix
 , package ? "/nonexistent/postern"
-, caBundle ? "/etc/ssl/certs/ca-certificates.crt"
+, caBundle ? "/nix/store/00000000000000000000000000000000-nss-cacert/etc/ssl/certs/ca-bundle.crt"
 }:
 let
   posternLib = import ../lib.nix;
@@ -74,6 +74,7 @@ let
     in
     {
       failedAssertions = failedAssertions config;
+      inherit (config) warnings;
       rendered = etc.env.rendered.text;
       buildScript = etc.script;
       sockets = builtins.mapAttrs (_: s: { inherit (s) listenStreams socketConfig; }) config.systemd.sockets;
@@ -132,12 +133,17 @@ let
       };
     };
 
-    # The queue and the run directory elsewhere.
+    # The queue and the run directory elsewhere; an alias file kept
+    # outside the store (edited in place), so the build checks the file
+    # alone (checkFiles = false).
     moved = {
-      services.postern.settings = {
-        queue.directory = "/srv/mail/queue";
-        server.run_directory = "/run/mail";
-        local.alias_files = [ ];
+      services.postern = {
+        checkFiles = false;
+        settings = {
+          queue.directory = "/srv/mail/queue";
+          server.run_directory = "/run/mail";
+          local.alias_files = [ "/var/lib/postern/aliases" ];
+        };
       };
     };
 
@@ -232,6 +238,10 @@ let
         (hasLine ''aliases = { abuse = "alice, security@example.net", postmaster = "root", root = "alice" }'' s.rendered)
         s.rendered)
       (expect "tls.ca_file is security.pki.caBundle" (hasLine ''ca_file = "${caBundle}"'' s.rendered) s.rendered)
+      (expect "a warning names the files outside the store (the fixtures are)"
+        (builtins.length s.warnings == 1
+          && has "${fixtures}/aliases (local.alias_files), ${fixtures}/access (restrictions.client), ${fixtures}/header_checks (checks.header): not in the Nix store" (builtins.head s.warnings))
+        s.warnings)
       (expect "the daemons start with the full postern check"
         (all (n: s.services.${n}.serviceConfig.ExecStartPre == "${package}/bin/postern check --config /etc/postern/postern.toml")
           [ "postern-smtpd" "postern-qmgr" "postern-local" "postern-smtp" ])
@@ -249,6 +259,7 @@ let
           && elem "postern-smtpd.service" s.targetWants)
         s.services.postern-smtpd)
       (expect "no firewall port" (s.firewall == [ ]) s.firewall)
+      (expect "no warning" (s.warnings == [ ]) s.warnings)
       (expect "no sendmail wrapper (setSendmail = false)" (s.wrapper == null) s.wrapper)
       (expect "no aliases at all" (!(has "aliases" s.rendered)) s.rendered)
       (expect "tls.ca_file as the settings say" (hasLine ''ca_file = ""'' s.rendered) s.rendered)
@@ -265,6 +276,10 @@ let
         s)
       (expect "the wrapper is there by default" (s.wrapper != null && s.wrapper.setuid == false) s.wrapper)
       (expect "postmaster goes to root by default" (hasLine ''aliases = { postmaster = "root" }'' s.rendered) s.rendered)
+      (expect "checkFiles = false: the build checks the file alone, and no warning"
+        (has "${package}/bin/postern config show --config \"$rendered\" > /dev/null" s.buildScript
+          && !(has "--no-system" s.buildScript) && s.warnings == [ ])
+        { inherit (s) buildScript warnings; })
     ];
 
     badKey = [
