@@ -1,11 +1,11 @@
 //! `postern check` beyond the configuration file, as `postfix check`
 //! does: the postern user, the queue and run directories (owner, mode;
 //! the drop directory `queue/maildrop` 3733 in the postern group),
-//! the configuration file's permissions, every alias source, and the
-//! transport files (`relay.transport_files`, with FILE:LINE), the tables,
-//! `tls.ca_file`; and, when
-//! systemd runs this postern, whether its smtpd socket and the running
-//! smtpd listen where `smtpd.listen` says ([`check_listeners`]).
+//! the configuration file's permissions, every alias source, the
+//! transport files (`relay.transport_files`, with FILE:LINE), the tables
+//! and `tls.ca_file`; and, when systemd runs this postern, whether its
+//! smtpd socket and the running smtpd listen where `smtpd.listen` says
+//! ([`check_listeners`]).
 //!
 //! `postern check --no-system` ([`check_files`]) keeps only what the files
 //! show: the sources are read and parsed as the daemons would, but no
