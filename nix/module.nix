@@ -53,13 +53,14 @@ let
   # loads the file strictly (unknown keys with the nearest valid one,
   # types, values, addresses, durations) and reads every file it names
   # (alias files and their :include: files, transport files, access,
-  # regexp and pcre tables, header and body checks), which are store
-  # paths here and so in the sandbox; it looks at nothing of the system
-  # (the postern user, the queue and run directories do not exist in the
-  # sandbox). Exit 1, with FILE:LINE and the key, on any error. The full
-  # `postern check` runs again at each start (ExecStartPre) on the real
-  # system.
-  # With checkFiles = false, the file alone (`postern config show`).
+  # regexp and pcre tables, header and body checks, tls.ca_file), which
+  # must be store paths to be in the sandbox (a warning names those that
+  # are not); it looks at nothing of the system (the postern user, the
+  # queue and run directories do not exist in the sandbox). Exit 1, with
+  # FILE:LINE and the key, on any error. With checkFiles = false, the file
+  # alone (`postern config show`), for files kept outside the store. The
+  # full `postern check` runs again at each start (ExecStartPre) and
+  # reload on the real system.
   configFile = pkgs.runCommand "postern.toml"
     {
       rendered = settingsFormat.generate "postern-unchecked.toml" finalSettings;
