@@ -5,7 +5,8 @@
 # postern accepts the rendered example and refuses a mistyped key; the
 # module's smtpd socket (lib.smtpdSocket) is what postern-generator writes
 # for the same smtpd.listen, and its defaults (listener, directories,
-# socket names, tmpfiles) are postern's and systemd/'s; the module itself
+# socket names, tmpfiles) are postern's and systemd/'s, its units those
+# of systemd/ key for key; the module itself
 # evaluates (nix/tests/eval.nix) beside stand-ins for the NixOS options it
 # sets, for a server, a null client, moved directories, a bad key and
 # refused settings, and each rendered file goes through the build-time
@@ -173,6 +174,47 @@ mkdir -p "$tmp/pkg/bin"
 ln -s "$(realpath "$postern")" "$tmp/pkg/bin/postern"
 ln -s postern "$tmp/pkg/bin/sendmail"
 
+# The units key for key: one "Section.Key word" line per
+# whitespace-separated word of each setting (an empty setting: the key and
+# nothing), booleans as yes/no, sorted. From a unit file of systemd/:
+unit_tokens() {
+    awk '
+        /^[[:space:]]*(#|;|$)/ { next }
+        /^\[/ { section = substr($0, 2, length($0) - 2); next }
+        {
+            i = index($0, "="); key = substr($0, 1, i - 1); value = substr($0, i + 1)
+            n = split(value, words, /[[:space:]]+/)
+            if (n == 0) print section "." key " "
+            for (j = 1; j <= n; j++) if (words[j] != "") print section "." key " " words[j]
+        }' "$1" | sed 's/ true$/ yes/; s/ false$/ no/' | LC_ALL=C sort
+}
+# From the module's unit $1 in the evaluation's JSON $2 (case asShipped),
+# as NixOS writes it (a list: one line per element), with the package's
+# store paths as systemd/ names them.
+module_tokens() {
+    jq -r --arg u "$1" '
+        .asShipped.units[$u] as $x
+        | def words: if type == "boolean" then (if . then "yes" else "no" end)
+                     else tostring | [splits("[[:space:]]+")] | map(select(. != ""))
+                          | if . == [] then "" else .[] end end;
+          def each: if type == "array" then .[] else . end;
+          ( [ "Unit.Description", $x.description ],
+            ( $x.requires[] | [ "Unit.Requires", . ] ),
+            ( $x.wants[] | [ "Unit.Wants", . ] ),
+            ( $x.after[] | [ "Unit.After", . ] ),
+            ( $x.partOf[] | [ "Unit.PartOf", . ] ),
+            ( $x.wantedBy[] | [ "Install.WantedBy", . ] ),
+            ( $x.unitConfig | to_entries[] | .key as $k | .value | each | [ "Unit." + $k, . ] ),
+            ( ($x.serviceConfig // {}) | to_entries[] | .key as $k | .value | each | [ "Service." + $k, . ] ),
+            ( ($x.listenStreams // [])[] | [ "Socket.ListenStream", . ] ),
+            ( ($x.socketConfig // {}) | to_entries[] | .key as $k | .value | each | [ "Socket." + $k, . ] ) )
+        | select(.[1] != "" or .[0] != "Unit.Description")
+        | .[0] as $k | .[1] | words | "\($k) \(.)"' "$2" \
+      | sed "s|^\([^ ]*\) $tmp/pkg/bin/postern\$|\1 /usr/sbin/postern|
+             s|^\([^ ]*\) /nix/store/[^ ]*-coreutils/bin/kill\$|\1 /bin/kill|" \
+      | LC_ALL=C sort
+}
+
 # The evaluation test (nix/tests/eval.nix) with one lib: the module's
 # cases evaluated and checked, each rendered file through the build-time
 # script, and what must not evaluate refused with the right message.
@@ -186,6 +228,22 @@ eval_test() {
         --argstr package "$tmp/pkg" >"$tmp/eval.json"
     for case in $(jq -r 'keys[]' "$tmp/eval.json"); do
         jq -r ".$case.checked[]" "$tmp/eval.json" | sed "s/^/ok   $case: /"
+    done
+
+    echo "== the module's units ($what) are systemd/'s, key for key"
+    # Defaults, and smtpd.listen as the shipped unit's ListenStream=; the
+    # store path of postern for /usr/sbin/postern, coreutils' kill for
+    # /bin/kill.
+    for f in systemd/*.service systemd/*.socket systemd/postern.target; do
+        u=$(basename "$f")
+        unit_tokens "$f" >"$tmp/unit.tokens"
+        module_tokens "$u" "$tmp/eval.json" >"$tmp/module.tokens"
+        if ! cmp -s "$tmp/unit.tokens" "$tmp/module.tokens"; then
+            echo "nix/check.sh: $u: the module's unit is not systemd/$u (< systemd/, > module)" >&2
+            diff "$tmp/unit.tokens" "$tmp/module.tokens" >&2 || true
+            exit 1
+        fi
+        echo "ok   $u ($(wc -l <"$tmp/unit.tokens") words)"
     done
 
     echo "== the build-time check ($what) on each case's rendered file"

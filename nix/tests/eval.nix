@@ -87,6 +87,20 @@ let
         let w = config.services.mail.sendmailSetuidWrapper;
         in if w == null then null else builtins.removeAttrs w [ "_module" ];
       home = config.users.users.postern.home;
+      # Every unit as NixOS would write it, for check.sh's comparison
+      # with systemd/, key for key.
+      units =
+        let
+          common = u: { inherit (u) description requires wants after partOf wantedBy unitConfig; };
+        in
+        let
+          suffixed = suffix: f: units: builtins.listToAttrs (map
+            (n: { name = "${n}.${suffix}"; value = f units.${n}; })
+            (attrNames units));
+        in
+        suffixed "service" (u: common u // { inherit (u) serviceConfig; }) config.systemd.services
+        // suffixed "socket" (u: common u // { inherit (u) listenStreams socketConfig; }) config.systemd.sockets
+        // suffixed "target" common config.systemd.targets;
     };
 
   # --- the cases ----------------------------------------------------------
@@ -154,6 +168,15 @@ let
       services.postern.settings = {
         local.alias_files = [ ];
         smtpd.lisen = [ "[::]:25" ];
+      };
+    };
+
+    # The defaults, and smtpd.listen as the shipped unit's own
+    # ListenStream=: check.sh compares every unit with systemd/.
+    asShipped = {
+      services.postern.settings = {
+        local.alias_files = [ ];
+        smtpd.listen = [ "127.0.0.1:25" ];
       };
     };
 
@@ -287,6 +310,15 @@ let
       (expect "the typo reaches the rendered file" (hasLine ''lisen = ["[::]:25"]'' s.rendered) s.rendered)
     ];
 
+    asShipped = directoryChecks { queueDir = "/var/spool/postern"; runDir = "/run/postern"; } s ++ [
+      (expect "no failed assertion" (s.failedAssertions == [ ]) s.failedAssertions)
+      (expect "every unit of systemd/, no other" (attrNames s.units == [
+        "postern-local.service" "postern-local.socket" "postern-qmgr.service" "postern-qmgr.socket"
+        "postern-showq.socket" "postern-smtp.service" "postern-smtp.socket" "postern-smtpd.service"
+        "postern-smtpd.socket" "postern-submit.socket" "postern.target"
+      ]) (attrNames s.units))
+    ];
+
     refused =
       let
         failed = s.failedAssertions;
@@ -315,7 +347,7 @@ let
       if failures != [ ] then
         throw "nix/tests/eval.nix: case ${name}: ${concatStringsSep "; " (map (c: "${c.name}: got ${toJSON c.got}") failures)}"
       else {
-        inherit (s) rendered buildScript failedAssertions;
+        inherit (s) rendered buildScript failedAssertions units;
         checked = map (c: c.name) outcome.${name};
       })
     sites;
