@@ -33,6 +33,14 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# Files $1 and $2 must be the same; else the message $3 and the diff.
+same() {
+    cmp -s "$1" "$2" && return 0
+    echo "nix/check.sh: $3" >&2
+    diff "$1" "$2" >&2 || true
+    exit 1
+}
+
 echo "== nix-instantiate --parse ($(nix-instantiate --version))"
 for f in flake.nix nix/*.nix nix/tests/*.nix; do
     nix-instantiate --parse "$f" >/dev/null
@@ -103,11 +111,7 @@ for listen in '[ "127.0.0.1:25" ]' '[ "[::]:25" "192.0.2.7:2525" ]' \
     "$postern" --config "$tmp/gen.toml" generate systemd "$tmp/gen" 2>/dev/null
     grep -E '^(ListenStream=.|BindIPv6Only=|FreeBind=)' \
         "$tmp/gen/postern-smtpd.socket.d/50-postern-listen.conf" >"$tmp/gen.lines" || true
-    if ! cmp -s "$tmp/nix.lines" "$tmp/gen.lines"; then
-        echo "nix/check.sh: smtpd.listen = $listen: the module and the generator differ" >&2
-        diff "$tmp/nix.lines" "$tmp/gen.lines" >&2 || true
-        exit 1
-    fi
+    same "$tmp/nix.lines" "$tmp/gen.lines" "smtpd.listen = $listen: the module and the generator differ"
     echo "ok   $listen: $(tr '\n' ' ' <"$tmp/nix.lines")"
 done
 if nix-instantiate --eval --strict -E \
@@ -151,11 +155,7 @@ grep -v '^#' systemd/postern.tmpfiles | tr -s ' ' >"$tmp/tmpfiles.unit"
 nix-instantiate --eval --strict --json -E '(import ./nix/lib.nix).tmpfilesRules {
     queueDir = (import ./nix/lib.nix).defaultQueueDirectory;
     runDir = (import ./nix/lib.nix).defaultRunDirectory; }' | jq -r '.[]' >"$tmp/tmpfiles.nix"
-if ! cmp -s "$tmp/tmpfiles.unit" "$tmp/tmpfiles.nix"; then
-    echo "nix/check.sh: the module's tmpfiles rules and systemd/postern.tmpfiles differ" >&2
-    diff "$tmp/tmpfiles.unit" "$tmp/tmpfiles.nix" >&2 || true
-    exit 1
-fi
+same "$tmp/tmpfiles.unit" "$tmp/tmpfiles.nix" "the module's tmpfiles rules and systemd/postern.tmpfiles differ"
 echo "ok   $(wc -l <"$tmp/tmpfiles.nix") rules"
 
 echo "== /run/wrappers/bin/sendmail: argv[0] by a full path is sendmail"
@@ -238,11 +238,8 @@ eval_test() {
         u=$(basename "$f")
         unit_tokens "$f" >"$tmp/unit.tokens"
         module_tokens "$u" "$tmp/eval.json" >"$tmp/module.tokens"
-        if ! cmp -s "$tmp/unit.tokens" "$tmp/module.tokens"; then
-            echo "nix/check.sh: $u: the module's unit is not systemd/$u (< systemd/, > module)" >&2
-            diff "$tmp/unit.tokens" "$tmp/module.tokens" >&2 || true
-            exit 1
-        fi
+        same "$tmp/unit.tokens" "$tmp/module.tokens" \
+            "$u: the module's unit is not systemd/$u (< systemd/, > module)"
         echo "ok   $u ($(wc -l <"$tmp/unit.tokens") words)"
     done
 
