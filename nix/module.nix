@@ -320,6 +320,11 @@ in
         (dirAssertion "queue.directory" queueDir)
         (dirAssertion "server.run_directory" runDir)
         {
+          # sun_path holds 108 bytes with the final NUL.
+          assertion = builtins.stringLength (socketPath "submit") <= 107 && builtins.stringLength (socketPath "showq") <= 107;
+          message = "services.postern.settings.server.run_directory = \"${runDir}\" is too long: a Unix socket's path (${socketPath "submit"}) has at most 107 bytes.";
+        }
+        {
           assertion = queueDir != runDir;
           message = "services.postern.settings: queue.directory and server.run_directory are both ${queueDir}; they must differ (the queue is postern's, the run directory root's).";
         }
@@ -349,7 +354,10 @@ in
       isSystemUser = true;
       group = "postern";
       description = "postern mail transfer agent";
-      home = queueDir;
+      # A queue directory the assertions refuse would also fail the type
+      # of `home` (a path), with a less helpful message: the assertion's
+      # is the one to see.
+      home = if posternLib.directoryProblem queueDir == null then queueDir else posternLib.defaultQueueDirectory;
     };
     users.groups.postern = { };
 

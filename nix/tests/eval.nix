@@ -192,6 +192,14 @@ let
         };
       };
     };
+
+    # A run directory too long for a Unix socket's path.
+    longRun = {
+      services.postern.settings = {
+        local.alias_files = [ ];
+        server.run_directory = "/run/${builtins.concatStringsSep "/" (builtins.genList (_: "postern") 12)}";
+      };
+    };
   };
 
   # --- the checks ---------------------------------------------------------
@@ -334,7 +342,15 @@ let
         (expect "a run directory ProtectHome hides refused"
           (any' ''services.postern.settings.server.run_directory = "/home/postern/run" is under /home'') failed)
         (expect "five assertions failed" (length failed == 5) failed)
+        (expect "postern's home is still a path" (s.home == "/var/spool/postern") s.home)
       ];
+
+    longRun = [
+      (expect "a run directory too long for sun_path refused"
+        (builtins.length s.failedAssertions == 1
+          && has "is too long: a Unix socket's path" (builtins.head s.failedAssertions))
+        s.failedAssertions)
+    ];
   };
 
   results = builtins.mapAttrs
