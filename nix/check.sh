@@ -230,6 +230,10 @@ eval_test() {
         jq -r ".$case.checked[]" "$tmp/eval.json" | sed "s/^/ok   $case: /"
     done
 
+    echo "== flake.nix ($what) with a stand-in nixpkgs input"
+    nix-instantiate --eval --strict --json -A flake nix/tests/eval.nix --arg lib "$libexpr" \
+        --argstr package "$tmp/pkg" | jq -r '.[] | "ok   " + .'
+
     echo "== the module's units ($what) are systemd/'s, key for key"
     # Defaults, and smtpd.listen as the shipped unit's ListenStream=; the
     # store path of postern for /usr/sbin/postern, coreutils' kill for

@@ -367,10 +367,55 @@ let
         checked = map (c: c.name) outcome.${name};
       })
     sites;
+  # flake.nix with a stand-in nixpkgs input: packages and checks for both
+  # systems, and nixosModules.default giving each system its own package
+  # (issue 16: it failed on aarch64).
+  systems = [ "x86_64-linux" "aarch64-linux" ];
+  flake =
+    let
+      pkgsFor = system: pkgs // {
+        stdenv.hostPlatform.system = system;
+        callPackage = _: _: derivation' "postern-${system}" { };
+        testers.runNixOSTest = test: derivation' "vm-test-${test.name}-${system}" { };
+      };
+      nixpkgs = { inherit lib; legacyPackages = lib.genAttrs systems pkgsFor; };
+      sortedSystems = builtins.sort builtins.lessThan systems;
+      self = (import ../../flake.nix).outputs { inherit self nixpkgs; };
+      moduleOn = system: (lib.evalModules {
+        specialArgs.pkgs = pkgsFor system;
+        modules = [
+          (import ./nixos-options.nix { inherit caBundle; })
+          self.nixosModules.default
+          { services.postern = { enable = true; settings.local.alias_files = [ ]; }; }
+        ];
+      }).config;
+      outcome = [
+        (expect "packages for both systems" (attrNames self.packages == sortedSystems) (attrNames self.packages))
+        (expect "checks for both systems, the package and the VM test"
+          (attrNames self.checks == sortedSystems
+            && builtins.all (sys: attrNames self.checks.${sys} == [ "package" "vm-test" ]) systems)
+          (builtins.mapAttrs (_: attrNames) self.checks))
+        (expect "nixosModules.default and .postern" (attrNames self.nixosModules == [ "default" "postern" ]) (attrNames self.nixosModules))
+      ] ++ map
+        (sys:
+          let c = moduleOn sys; pkg = self.packages.${sys}.default; in
+          expect "the module on ${sys} runs ${sys}'s package"
+            (c.services.mail.sendmailSetuidWrapper.source == "${pkg}/bin/sendmail"
+              && c.systemd.services.postern-qmgr.serviceConfig.ExecStart
+                == "${pkg}/bin/postern --config /etc/postern/postern.toml daemon qmgr")
+            c.services.mail.sendmailSetuidWrapper.source)
+        systems;
+      failures = filter (c: !c.ok) outcome;
+    in
+    if failures != [ ] then
+      throw "nix/tests/eval.nix: flake: ${concatStringsSep "; " (map (c: "${c.name}: got ${toJSON c.got}") failures)}"
+    else map (c: c.name) outcome;
 in
 {
   # Every case evaluated and checked (`-A cases`).
   cases = results;
+  # flake.nix's outputs for both systems (`-A flake`).
+  inherit flake;
   # Must not evaluate: a mistyped services.postern option (not a
   # settings key) is an undeclared option, in NixOS as here.
   typo = (evalSite { services.postern.enableSubmision = true; }).services.postern.enable;
