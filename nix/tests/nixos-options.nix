@@ -41,7 +41,7 @@ let
   # What every unit of stage 2 has (commonUnitOptions, stage2CommonUnitOptions).
   commonUnitOptions = {
     enable = mkOption { type = types.bool; default = true; };
-    description = mkOption { type = types.str; default = ""; };
+    description = mkOption { type = types.singleLineStr; default = ""; };
     documentation = mkOption { type = types.listOf types.str; default = [ ]; };
     requires = listOfUnits;
     wants = listOfUnits;
