@@ -247,6 +247,38 @@ eval_test() {
         echo "ok   $u ($(wc -l <"$tmp/unit.tokens") words)"
     done
 
+    echo "== moved directories ($what): the module follows them as postern-generator does"
+    # The Debian units learn a moved queue and run directory from the
+    # generator's paths drop-ins (ReadWritePaths=, the sockets'
+    # ListenStream=); the module must name the same paths for the case
+    # `moved`.
+    jq -r '.moved.rendered' "$tmp/eval.json" >"$tmp/moved.toml"
+    rm -rf "$tmp/genm"
+    "$postern" --config "$tmp/moved.toml" generate systemd "$tmp/genm" 2>/dev/null
+    found=0
+    for f in "$tmp"/genm/*.d/50-postern-paths.conf; do
+        [ -e "$f" ] || continue
+        u=$(basename "$(dirname "$f")" .d)
+        for line in $(grep -E '^(ReadWritePaths|ListenStream)=.' "$f"); do
+            key=${line%%=*} value=${line#*=}
+            case $key in
+                ReadWritePaths) filter='.serviceConfig.ReadWritePaths | index([$v]) != null' ;;
+                ListenStream) filter='.listenStreams == [$v]' ;;
+            esac
+            jq -e --arg u "$u" --arg v "$value" ".moved.units[\$u] | $filter" "$tmp/eval.json" >/dev/null || {
+                echo "nix/check.sh: the generator gives $u $key=$value, the module does not" >&2
+                jq --arg u "$u" '.moved.units[$u]' "$tmp/eval.json" >&2
+                exit 1
+            }
+            found=$((found + 1))
+        done
+    done
+    if [ "$found" = 0 ]; then
+        echo "skip this postern's generator writes no paths drop-ins (it predates moved directories)"
+    else
+        echo "ok   $found paths of the generator's drop-ins are the module's"
+    fi
+
     echo "== the build-time check ($what) on each case's rendered file"
     for case in server nullClient moved badKey; do
         mkdir -p "$tmp/build/$case"
