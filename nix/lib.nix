@@ -58,24 +58,129 @@ rec {
   # postern-smtpd.socket from smtpd.listen, as postern-generator writes it
   # for the Debian units (src/systemd/generator.rs): the ListenStream=
   # values and the [Socket] settings (BindIPv6Only=both when [::] is one,
-  # as postern takes it for IPv4 too; FreeBind= for a specific address
-  # other than loopback). Port 0 (any free port) cannot be a socket
-  # unit's: evaluation fails. No listener: listenStreams is empty, and the
-  # module then has no postern-smtpd.socket at all.
+  # as postern takes it for IPv4 too, but ipv6-only as soon as an IPv4
+  # address shares a [::]'s port, as `postern start` binds that pair;
+  # FreeBind= for a specific address other than loopback). Port 0 (any
+  # free port) cannot be a socket unit's: evaluation fails. No listener:
+  # listenStreams is empty, and the module then has no
+  # postern-smtpd.socket at all.
   smtpdSocket = settings:
     let
       listen = listenOf settings;
-      hosts = map (a: (splitListen a).host) listen;
+      split = map splitListen listen;
+      hosts = map (a: a.host) split;
       port0 = filter (a: (splitListen a).port == 0) listen;
+      isIPv4 = a: match ".*:.*" a.host == null;
+      v6Wildcards = filter (a: isIPv6Wildcard a.host) split;
+      v6Only = any (w: any (a: isIPv4 a && a.port == w.port) split) v6Wildcards;
     in
     if port0 != [ ] then
       throw "postern: smtpd.listen: ${concatStringsSep ", " port0}: port 0 (any free port) cannot be a systemd socket's"
     else {
       listenStreams = listen;
       socketConfig =
-        (if any isIPv6Wildcard hosts then { BindIPv6Only = "both"; } else { })
+        (if v6Only then { BindIPv6Only = "ipv6-only"; }
+         else if v6Wildcards != [ ] then { BindIPv6Only = "both"; }
+         else { })
         // (if any (h: !(isWildcard h) && !(isLoopback h)) hosts then { FreeBind = true; } else { });
     };
+
+  # postern's built-in directories and user for the system's mail system
+  # (src/config/defaults.rs: what root and the postern user get, and what
+  # /etc/postern/postern.toml gets whoever reads it); nix/check.sh
+  # compares them with `postern config show` of an empty file, as root.
+  defaultQueueDirectory = "/var/spool/postern";
+  defaultRunDirectory = "/run/postern";
+  defaultUser = "postern";
+
+  queueDirectoryOf = settings: (settings.queue or { }).directory or defaultQueueDirectory;
+  runDirectoryOf = settings: (settings.server or { }).run_directory or defaultRunDirectory;
+  userOf = settings: (settings.server or { }).user or defaultUser;
+
+  # The Unix sockets in the run directory, by the name smtpd, qmgr and the
+  # commands look for (src/supervisor/mod.rs *_SOCKET; nix/check.sh
+  # compares them).
+  socketFiles = {
+    submit = "submit.sock";
+    qmgr = "qmgr.sock";
+    showq = "showq.sock";
+    local = "local.sock";
+    smtp = "smtp.sock";
+  };
+
+  # local's delivery record, root's (src/local/journal.rs).
+  localRecordDirectory = runDir: "${runDir}/local";
+
+  # systemd/postern.tmpfiles for a queue and a run directory (nix/check.sh
+  # compares the defaults with that file line by line): the queue is
+  # postern's alone, but for its search bit (0711) and the drop directory
+  # (3733), where sendmail leaves mail while postern is down; the sockets'
+  # directory is root's; local's delivery record root's alone.
+  tmpfilesRules = { queueDir, runDir }: [
+    "d ${queueDir} 0711 postern postern -"
+    "d ${queueDir}/incoming 0700 postern postern -"
+    "d ${queueDir}/state 0700 postern postern -"
+    "d ${queueDir}/deferred 0700 postern postern -"
+    "d ${queueDir}/hold 0700 postern postern -"
+    "d ${queueDir}/corrupt 0700 postern postern -"
+    "d ${queueDir}/maildrop 3733 postern postern -"
+    "d ${queueDir}/maildrop-bad 0700 postern postern -"
+    "d ${runDir} 0755 root root -"
+    "d ${localRecordDirectory runDir} 0700 root root -"
+  ];
+
+  # Why a directory from the settings cannot drive the units, or null:
+  # systemd needs an absolute path as it is (postern expands no $name
+  # in these keys, and the units would not either), and the daemons that
+  # use it run with ProtectHome=yes, which hides /home, /root and
+  # /run/user.
+  directoryProblem = dir:
+    if match "/.*" dir == null then "is not an absolute path"
+    else if match ".*[$].*" dir != null then "contains a $: the units need the path itself"
+    else if match "/(home|root|run/user)(/.*)?" dir != null then
+      "is under /home, /root or /run/user, which ProtectHome=yes hides from smtpd and qmgr"
+    else if match "(.*/)?[.][.]?(/.*)?" dir != null || match ".*//.*" dir != null || match ".+/" dir != null then
+      "is not a plain path (no //, ., .. or trailing /): the units and the sandbox compare it as written"
+    else null;
+
+  # The files the settings name and `postern check --no-system` reads, as
+  # { key; path; }: alias and transport files, the file-backed tables
+  # (hash, texthash, regexp, pcre) of the restriction lists and the
+  # header and body checks, tls.ca_file. (Not the :include: files an
+  # alias file names: only postern sees those.)
+  namedFiles = settings:
+    let
+      get = table: key: (settings.${table} or { }).${key} or [ ];
+      plain = table: key: map (path: { key = "${table}.${key}"; inherit path; }) (get table key);
+      tables = table: key:
+        let
+          specs = map (spec: { inherit spec; m = match "[[:space:]]*(hash|texthash|regexp|pcre):[[:space:]]*(.*[^[:space:]])[[:space:]]*" spec; }) (get table key);
+        in
+        map (s: { key = "${table}.${key}"; path = elemAt s.m 1; }) (filter (s: s.m != null) specs);
+      caFile = (settings.tls or { }).ca_file or "";
+    in
+    plain "local" "alias_files" ++ plain "relay" "transport_files"
+    ++ builtins.concatMap (tables "restrictions") [ "client" "helo" "sender" "relay" "recipient" ]
+    ++ builtins.concatMap (tables "checks") [ "header" "mime_header" "body" ]
+    ++ (if caFile != "" then [{ key = "tls.ca_file"; path = caFile; }] else [ ]);
+
+  # Those of namedFiles outside `storeDir`, which a sandboxed build cannot
+  # read.
+  filesOutsideStore = storeDir: settings:
+    filter (f: builtins.substring 0 (builtins.stringLength storeDir + 1) (toString f.path) != "${storeDir}/")
+      (namedFiles settings);
+
+  # Aliases for [local.aliases]: the module's typed ones (rootAlias,
+  # postmasterAlias) under settings.local.aliases, under the `aliases`
+  # option; the most explicit wins.
+  withAliases = { settings, typed ? { }, aliases ? { } }:
+    let
+      local = settings.local or { };
+      fromSettings = local.aliases or { };
+      merged = mapAttrs (_: aliasValue) typed // fromSettings // mapAttrs (_: aliasValue) aliases;
+    in
+    if merged == { } then settings
+    else settings // { local = local // { aliases = merged; }; };
 
   # The TCP ports smtpd.listen opens to the network (not loopback), for
   # the firewall; each once.

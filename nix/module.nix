@@ -2,14 +2,20 @@
 #
 # The configuration is declared in `settings` (the postern.toml keys, see
 # postern.toml(5) or `postern config show`) and `aliases`, rendered to
-# /etc/postern/postern.toml and validated when the system is built, so a
-# typo or a bad value fails nixos-rebuild instead of the mail server.
-# The units are those of systemd/ in the source tree, with the same
-# sandboxing; postern-smtpd.socket listens where settings.smtpd.listen
-# says (postern's own default when unset), as postern-generator makes the
-# Debian units do (nix/lib.nix smtpdSocket). No set-uid or set-gid
-# wrapper: sendmail hands mail to smtpd over /run/postern/submit.sock, and
-# mailq reads showq.sock.
+# /etc/postern/postern.toml and checked when the system is built
+# (`postern check --no-system`: the keys, and every alias file and table
+# the file names), so a typo or a bad value fails nixos-rebuild instead of
+# the mail server. The units are those of systemd/ in the source tree,
+# with the same sandboxing, and everything in them that the settings
+# decide is derived from the settings: postern-smtpd.socket listens where
+# smtpd.listen says (postern's own default when unset; none: no such
+# socket), as postern-generator makes the Debian units do (nix/lib.nix
+# smtpdSocket); the Unix sockets live in server.run_directory; the queue
+# (queue.directory) is the daemons' ReadWritePaths=, tmpfiles' and the
+# postern user's home. What cannot be derived fails evaluation with an
+# assertion that says why. No set-uid or set-gid program:
+# /run/wrappers/bin/sendmail (setSendmail) is a plain wrapper; sendmail
+# hands mail to smtpd over submit.sock, and mailq reads showq.sock.
 { config, lib, pkgs, ... }:
 
 let
@@ -20,29 +26,56 @@ let
 
   posternLib = import ./lib.nix;
 
-  # The aliases option merged into [local.aliases] (pure; nix/lib.nix).
-  finalSettings = posternLib.mergeAliases cfg.settings cfg.aliases;
+  # The settings as rendered: the typed aliases (rootAlias,
+  # postmasterAlias) under settings.local.aliases under `aliases`, and
+  # tls.ca_file from security.pki.caBundle unless the settings name one.
+  finalSettings =
+    let
+      typed = lib.optionalAttrs (cfg.postmasterAlias != "") { postmaster = cfg.postmasterAlias; }
+        // lib.optionalAttrs (cfg.rootAlias != "") { root = cfg.rootAlias; };
+      withAliases = posternLib.withAliases { settings = cfg.settings; inherit typed; inherit (cfg) aliases; };
+    in
+    lib.recursiveUpdate { tls.ca_file = config.security.pki.caBundle; } withAliases;
 
-  # postern-smtpd.socket's listeners from the same settings the file is
-  # rendered from: the TOML stays the one source of truth. None: no such
-  # socket, smtpd serves submit.sock alone.
+  # What the units take from the settings: the TOML stays the one source
+  # of truth.
+  queueDir = posternLib.queueDirectoryOf finalSettings;
+  runDir = posternLib.runDirectoryOf finalSettings;
+  socketPath = name: "${runDir}/${posternLib.socketFiles.${name}}";
+
+  # postern-smtpd.socket's listeners. None: no such socket, smtpd serves
+  # submit.sock alone (it Requires= only postern-submit.socket).
   smtpdSocket = posternLib.smtpdSocket finalSettings;
   smtpdListens = smtpdSocket.listenStreams != [ ];
 
-  # Checked at build time (with the host's package: not for cross builds). `postern check` would also inspect the running
-  # system (the postern user, the queue and run directories, the alias
-  # files), none of which exists in the build sandbox; `postern config
-  # show` loads and validates the file alone (unknown keys, types, values,
-  # addresses, durations) and exits 1 on any error. `postern check` runs
-  # again at each start (ExecStartPre) on the real system.
+  # Checked at build time, as the build user in the sandbox (with the
+  # host's package: not for cross builds). `postern check --no-system`
+  # loads the file strictly (unknown keys with the nearest valid one,
+  # types, values, addresses, durations) and reads every file it names
+  # (alias files and their :include: files, transport files, access,
+  # regexp and pcre tables, header and body checks, tls.ca_file), which
+  # must be store paths to be in the sandbox (a warning names those that
+  # are not); it looks at nothing of the system (the postern user, the
+  # queue and run directories do not exist in the sandbox). Exit 1, with
+  # FILE:LINE and the key, on any error. With checkFiles = false, the file
+  # alone (`postern config show`), for files kept outside the store. The
+  # full `postern check` runs again at each start (ExecStartPre) and
+  # reload on the real system.
   configFile = pkgs.runCommand "postern.toml"
     {
       rendered = settingsFormat.generate "postern-unchecked.toml" finalSettings;
       preferLocalBuild = true;
-    } ''
-    ${postern} config show --config "$rendered" > /dev/null
-    cp "$rendered" "$out"
-  '';
+    }
+    (if cfg.checkFiles then ''
+      ${postern} check --no-system --config "$rendered"
+      cp "$rendered" "$out"
+    '' else ''
+      ${postern} config show --config "$rendered" > /dev/null
+      cp "$rendered" "$out"
+    '');
+
+  # Files the build-time check would read but the build sandbox lacks.
+  outsideStore = posternLib.filesOutsideStore builtins.storeDir finalSettings;
 
   configPath = "/etc/postern/postern.toml";
 
@@ -189,36 +222,147 @@ in
       default = false;
       description = "Open the TCP ports smtpd.listen names on addresses other than loopback.";
     };
+
+    checkFiles = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Whether the build-time check reads the files the settings name
+        (alias files, transport files, access, regexp and pcre tables,
+        header and body checks, tls.ca_file: `postern check --no-system`).
+        The build sandbox holds only the Nix store, so those files must be
+        store paths (a Nix path such as ./aliases, or pkgs.writeText).
+        false: only postern.toml itself is checked at build time
+        (`postern config show`), for files kept outside the store (an
+        alias file edited in place); every start still runs the full
+        `postern check`.
+      '';
+    };
+
+    setSendmail = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Whether to provide /run/wrappers/bin/sendmail, the path Dovecot,
+        smartd and other NixOS services run (services.mail.sendmailSetuidWrapper),
+        as services.postfix does. The wrapper is neither set-uid nor
+        set-gid: sendmail hands mail to smtpd over submit.sock, where
+        smtpd learns the sender from the socket's peer credentials.
+      '';
+    };
+
+    rootAlias = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      example = "alice";
+      description = ''
+        Where mail to root goes (an aliases(5) right-hand side); empty: no
+        alias for root. As services.postfix.rootAlias; a `root` in
+        `aliases` or settings.local.aliases wins.
+      '';
+    };
+
+    postmasterAlias = lib.mkOption {
+      type = lib.types.str;
+      default = "root";
+      description = ''
+        Where mail to postmaster goes; empty: no alias. As
+        services.postfix.postmasterAlias; a `postmaster` in `aliases` or
+        settings.local.aliases wins.
+      '';
+    };
+
+    enableSubmission = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        A submission listener (port 587) with SMTP AUTH, as
+        services.postfix.enableSubmission. postern has no SMTP AUTH yet
+        (issue 18), so true fails evaluation rather than open an
+        unauthenticated port 587. A plain second SMTP port, with the
+        same relay rules as port 25, can be named in settings.smtpd.listen.
+      '';
+    };
+
+    enableSubmissions = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = ''
+        A submissions listener (port 465, implicit TLS) with SMTP AUTH,
+        as services.postfix.enableSubmissions. postern has neither inbound
+        TLS nor SMTP AUTH yet (issue 18), so true fails evaluation.
+      '';
+    };
   };
 
   config = lib.mkIf cfg.enable {
+    assertions =
+      let
+        dirAssertion = key: dir:
+          let problem = posternLib.directoryProblem dir; in {
+            assertion = problem == null;
+            message = "services.postern.settings.${key} = \"${dir}\" ${toString problem}; the units (ReadWritePaths=, tmpfiles, sockets) are derived from it.";
+          };
+      in
+      [
+        {
+          assertion = !cfg.enableSubmission;
+          message = "services.postern.enableSubmission: postern has no authenticated submission yet (SMTP AUTH, issue 18), and this module will not open an unauthenticated port 587. Set it to false; a plain SMTP port with port 25's relay rules can be named in settings.smtpd.listen.";
+        }
+        {
+          assertion = !cfg.enableSubmissions;
+          message = "services.postern.enableSubmissions: postern has no authenticated submission yet (neither inbound TLS nor SMTP AUTH, issue 18), and this module will not open an unauthenticated port 465. Set it to false.";
+        }
+        {
+          assertion = posternLib.userOf finalSettings == posternLib.defaultUser;
+          message = "services.postern.settings.server.user = \"${posternLib.userOf finalSettings}\": the module runs smtpd, qmgr and smtp as, and makes the queue owned by, the user postern (users.users.postern, User= of the units, tmpfiles); leave server.user unset.";
+        }
+        (dirAssertion "queue.directory" queueDir)
+        (dirAssertion "server.run_directory" runDir)
+        {
+          # sun_path holds 108 bytes with the final NUL.
+          assertion = builtins.stringLength (socketPath "submit") <= 107 && builtins.stringLength (socketPath "showq") <= 107;
+          message = "services.postern.settings.server.run_directory = \"${runDir}\" is too long: a Unix socket's path (${socketPath "submit"}) has at most 107 bytes.";
+        }
+        {
+          assertion = queueDir != runDir;
+          message = "services.postern.settings: queue.directory and server.run_directory are both ${queueDir}; they must differ (the queue is postern's, the run directory root's).";
+        }
+      ];
+
+    warnings = lib.optional (cfg.checkFiles && outsideStore != [ ])
+      "services.postern: ${lib.concatStringsSep ", " (map (f: "${f.path} (${f.key})") outsideStore)}: not in the Nix store, so the build-time check (postern check --no-system, in the build sandbox) cannot read it and the build fails. Name such files by store paths (a Nix path such as ./aliases, or pkgs.writeText), or set services.postern.checkFiles = false to check only postern.toml at build time (every start still runs the full postern check).";
+
     environment.etc."postern/postern.toml".source = configFile;
-    # sendmail, mailq, newaliases and postern on PATH. Deliberately no
-    # services.mail.sendmailSetuidWrapper: postern needs no set-gid.
+    # sendmail, mailq, newaliases and postern on PATH.
     environment.systemPackages = [ cfg.package ];
+
+    # /run/wrappers/bin/sendmail for the programs that call that path. No
+    # privilege: NixOS's wrapper execs the source with the same argv, so
+    # argv[0] ends in "sendmail" and postern acts as sendmail; it reads
+    # /etc/postern/postern.toml for the run directory.
+    services.mail.sendmailSetuidWrapper = lib.mkIf cfg.setSendmail {
+      program = "sendmail";
+      source = "${cfg.package}/bin/sendmail";
+      owner = "root";
+      group = "root";
+      setuid = false;
+      setgid = false;
+    };
 
     users.users.postern = {
       isSystemUser = true;
       group = "postern";
       description = "postern mail transfer agent";
-      home = "/var/spool/postern";
+      # A queue directory the assertions refuse would also fail the type
+      # of `home` (a path), with a less helpful message: the assertion's
+      # is the one to see.
+      home = if posternLib.directoryProblem queueDir == null then queueDir else posternLib.defaultQueueDirectory;
     };
     users.groups.postern = { };
 
-    # As systemd/postern.tmpfiles: the queue is postern's alone, but for
-    # its search bit (0711) and the drop directory (3733), where sendmail
-    # leaves mail while postern is down.
-    systemd.tmpfiles.rules = [
-      "d /var/spool/postern          0711 postern postern -"
-      "d /var/spool/postern/incoming 0700 postern postern -"
-      "d /var/spool/postern/state    0700 postern postern -"
-      "d /var/spool/postern/deferred 0700 postern postern -"
-      "d /var/spool/postern/hold     0700 postern postern -"
-      "d /var/spool/postern/corrupt  0700 postern postern -"
-      "d /var/spool/postern/maildrop 3733 postern postern -"
-      "d /var/spool/postern/maildrop-bad 0700 postern postern -"
-      "d /run/postern 0755 root root -"
-    ];
+    # As systemd/postern.tmpfiles, for the configured directories.
+    systemd.tmpfiles.rules = posternLib.tmpfilesRules { inherit queueDir runDir; };
 
     networking.firewall.allowedTCPPorts =
       lib.mkIf cfg.openFirewall (posternLib.firewallPorts finalSettings);
@@ -254,7 +398,7 @@ in
     } // {
       postern-submit = unixSocket {
         description = "postern local submission socket (sendmail)";
-        path = "/run/postern/submit.sock";
+        path = socketPath "submit";
         name = "submit";
         service = "postern-smtpd.service";
         mode = "0666";
@@ -262,13 +406,13 @@ in
       };
       postern-qmgr = unixSocket {
         description = "postern queue manager control socket";
-        path = "/run/postern/qmgr.sock";
+        path = socketPath "qmgr";
         name = "qmgr";
         service = "postern-qmgr.service";
       };
       postern-showq = unixSocket {
         description = "postern queue listing socket (mailq)";
-        path = "/run/postern/showq.sock";
+        path = socketPath "showq";
         name = "showq";
         service = "postern-qmgr.service";
         mode = "0666";
@@ -276,13 +420,13 @@ in
       };
       postern-local = unixSocket {
         description = "postern local delivery socket";
-        path = "/run/postern/local.sock";
+        path = socketPath "local";
         name = "local";
         service = "postern-local.service";
       };
       postern-smtp = unixSocket {
         description = "postern SMTP client socket";
-        path = "/run/postern/smtp.sock";
+        path = socketPath "smtp";
         name = "smtp-client";
         service = "postern-smtp.service";
       };
@@ -300,7 +444,10 @@ in
           after = lib.optional smtpdListens "postern-smtpd.socket" ++ [ "postern-submit.socket" "postern-qmgr.socket" "network.target" ];
         };
         serviceConfig = unprivileged // {
-          ReadWritePaths = [ "-/var/spool/postern" ];
+          # The queue (its Landlock ruleset narrows it to incoming/ and the
+          # drop directories). "-": a missing queue is then smtpd's own
+          # clear error, not a failed mount namespace (226/NAMESPACE).
+          ReadWritePaths = [ "-${queueDir}" ];
           ProtectHome = true;
           # No PrivateUsers=: smtpd names the submitting user by SO_PEERCRED.
           RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
@@ -316,7 +463,7 @@ in
           after = [ "postern-qmgr.socket" "postern-showq.socket" "postern-local.socket" "postern-smtp.socket" ];
         };
         serviceConfig = unprivileged // {
-          ReadWritePaths = [ "-/var/spool/postern" ];
+          ReadWritePaths = [ "-${queueDir}" ];
           ProtectHome = true;
           # No PrivateUsers=: showq decides by the peer's uid.
           RestrictAddressFamilies = [ "AF_UNIX" ];
@@ -349,7 +496,12 @@ in
         serviceConfig = {
           User = "root";
           CapabilityBoundingSet = "CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_DAC_READ_SEARCH CAP_KILL";
-          ReadWritePaths = [ "-/var/mail" "-/var/spool/mail" "-/home" "-/root" ];
+          # Mailboxes (spool and homes), and the delivery record, so that a
+          # delivery whose answer a crash lost is not made again.
+          ReadWritePaths = [
+            "-/var/mail" "-/var/spool/mail" "-/home" "-/root"
+            "-${posternLib.localRecordDirectory runDir}"
+          ];
           ProtectHome = false;
           RestrictAddressFamilies = [ "AF_UNIX" ];
           PrivateNetwork = true;

@@ -38,9 +38,12 @@
         enable = true;
         settings = {
           server.hostname = "client";
-          # Null client: nothing is local, everything goes to the server.
+          # Null client: nothing is local, everything goes to the server,
+          # and nothing listens on TCP (no postern-smtpd.socket; smtpd
+          # serves submit.sock alone).
           local = { domains = [ ]; alias_files = [ ]; };
           relay.host = "[server]";
+          smtpd.listen = [ ];
         };
       };
     };
@@ -57,10 +60,17 @@
     # The configuration on disk is the one built and checked.
     server.succeed("postern check --config /etc/postern/postern.toml")
     client.succeed("test -L /run/current-system/sw/bin/sendmail")
+    # The null client has no TCP listener, and smtpd runs without one.
+    client.fail("systemctl cat postern-smtpd.socket")
+    client.succeed("systemctl is-active postern-submit.socket")
+    client.wait_for_unit("postern-smtpd.service")
 
+    # Sent the way Dovecot or smartd send: /run/wrappers/bin/sendmail
+    # (setSendmail), a wrapper without set-uid or set-gid.
+    client.succeed("test -x /run/wrappers/bin/sendmail && test ! -u /run/wrappers/bin/sendmail && test ! -g /run/wrappers/bin/sendmail")
     client.succeed(
         "printf 'From: root@client\\nTo: alice@server\\nSubject: postern vm test\\n\\nhello from the client\\n'"
-        " | sendmail -t"
+        " | /run/wrappers/bin/sendmail -t"
     )
 
     server.wait_until_succeeds("ls /home/alice/Maildir/new/* >&2", timeout=60)

@@ -1,10 +1,16 @@
 //! `postern check` beyond the configuration file, as `postfix check`
 //! does: the postern user, the queue and run directories (owner, mode;
 //! the drop directory `queue/maildrop` 3733 in the postern group),
-//! the configuration file's permissions, every alias source, and the
-//! transport files (`relay.transport_files`, with FILE:LINE); and, when
-//! systemd runs this postern, whether its smtpd socket and the running
-//! smtpd listen where `smtpd.listen` says ([`check_listeners`]).
+//! the configuration file's permissions, every alias source, the
+//! transport files (`relay.transport_files`, with FILE:LINE), the tables
+//! and `tls.ca_file`; and, when systemd runs this postern, whether its
+//! smtpd socket and the running smtpd listen where `smtpd.listen` says
+//! ([`check_listeners`]).
+//!
+//! `postern check --no-system` ([`check_files`]) keeps only what the files
+//! show: the sources are read and parsed as the daemons would, but no
+//! user, directory, owner or mode is looked at, so that a build sandbox
+//! (NixOS's, as its build user) can refuse a broken configuration.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -149,6 +155,30 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
             format!("{}: group- or world-writable", path.display()),
         ));
     }
+    out.extend(check_sources(config, config_path, reader.as_ref()));
+    out
+}
+
+/// `postern check --no-system`: what can be checked from the files alone,
+/// for a build sandbox (NixOS builds the configuration as nixbld, with no
+/// postern user, no queue, no run directory) or CI. The configuration was
+/// already loaded strictly (unknown keys, types, values); this reads
+/// every file it names — alias files and the `:include:` files they
+/// reach, transport files, the tables of the restriction lists and of the
+/// header and body checks — and reports what `postern check` would,
+/// without owners, modes or who could read them.
+pub fn check_files(config: &Config, config_path: Option<&Path>) -> Vec<(Level, String)> {
+    check_sources(config, config_path, None)
+}
+
+/// The configured sources, read by whoever runs the check; with `reader`,
+/// also whether the roles' user could read each alias file.
+fn check_sources(
+    config: &Config,
+    config_path: Option<&Path>,
+    reader: Option<&Access>,
+) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
     let read = |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
     // A configured alias file that cannot be read defers mail to every
     // alias (4.3.0): an error here, not a surprise at run time.
@@ -162,7 +192,7 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
                     path.display()
                 ),
             ));
-        } else if let Some(problem) = reader.as_ref().and_then(|w| w.cannot_read(path)) {
+        } else if let Some(problem) = reader.and_then(|w| w.cannot_read(path)) {
             out.push((
                 Level::Error,
                 format!(
@@ -174,13 +204,18 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
             files.push(path.clone());
         }
     }
+    // Inline aliases are reported as FILE [local.aliases]: local.aliases.NAME.
+    let origin = format!(
+        "{} [local.aliases]",
+        config_path.map_or_else(|| "postern.toml".into(), |p| p.display().to_string())
+    );
     for d in crate::aliases::check(
         config
             .local
             .aliases
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str())),
-        Path::new("postern.toml [local.aliases]"),
+        Path::new(&origin),
         &files,
         &crate::aliases::expand_options(config),
         read,
@@ -194,7 +229,45 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     }
     out.extend(check_transport_files(config));
     out.extend(check_tables(config));
+    out.extend(check_ca_file(config));
     out
+}
+
+/// `tls.ca_file`: PEM certificates the smtp client trusts at `tls.outbound
+/// = verify` (an error there: every such delivery would be deferred), a
+/// warning at other levels, which do not read it yet.
+fn check_ca_file(config: &Config) -> Vec<(Level, String)> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = &config.tls.ca_file else {
+        return Vec::new();
+    };
+    let problem = match CertificateDer::pem_file_iter(path) {
+        Err(e) => Some(e.to_string()),
+        Ok(certs) => {
+            let mut n = 0;
+            let mut bad = None;
+            for cert in certs {
+                match cert {
+                    Ok(_) => n += 1,
+                    Err(e) => {
+                        bad = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            bad.or_else(|| (n == 0).then(|| "no certificates in it".to_string()))
+        }
+    };
+    let Some(problem) = problem else {
+        return Vec::new();
+    };
+    let level = if config.tls.outbound == crate::config::TlsLevel::Verify {
+        Level::Error
+    } else {
+        Level::Warning
+    };
+    vec![(level, format!("tls.ca_file {}: {problem}", path.display()))]
 }
 
 /// The queue directory: nobody else may read or write it; others need
@@ -371,7 +444,7 @@ impl Access {
 }
 
 /// The tables of the restriction lists and of the header and body checks:
-/// each must open (a missing file or a syntax error, with FILE:LINE, is an
+/// each must open and compile (a missing file or a syntax error, with FILE:LINE, is an
 /// error: smtpd would answer `451 4.3.5 Server configuration error`).
 fn check_tables(config: &Config) -> Vec<(Level, String)> {
     let mut out: Vec<(Level, String)> = Vec::new();
@@ -379,8 +452,19 @@ fn check_tables(config: &Config) -> Vec<(Level, String)> {
     for p in policy.problems() {
         out.push((Level::Error, p.clone()));
     }
-    if let Err(e) = crate::content::ContentChecks::open(config) {
-        out.push((Level::Error, format!("checks: {e}")));
+    // Each table of each key on its own (ContentChecks::open stops at the
+    // first), so that every broken one is named with its key.
+    let c = &config.checks;
+    for (key, specs) in [
+        ("header", &c.header),
+        ("mime_header", &c.mime_header),
+        ("body", &c.body),
+    ] {
+        for spec in specs {
+            if let Err(e) = crate::maps::Table::open(spec, config) {
+                out.push((Level::Error, format!("checks.{key}: {e}")));
+            }
+        }
     }
     out
 }

@@ -46,7 +46,15 @@ enum Command {
     /// Validate the configuration, and the system as postfix check does
     /// (the postern user, queue and run directories, alias sources): exit
     /// 0 when good, 1 with the errors.
-    Check,
+    Check {
+        /// Check the file and the files it names (alias files, transport
+        /// files, access, regexp and pcre tables, header and body checks)
+        /// but nothing of the system: no postern user, queue or run
+        /// directory, owners or modes. For builds (NixOS checks the
+        /// rendered file as the build user) and CI.
+        #[arg(long)]
+        no_system: bool,
+    },
     /// Show the configuration.
     Config {
         #[command(subcommand)]
@@ -523,21 +531,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check => match load(&cli.config) {
+        Command::Check { no_system } => match load(&cli.config) {
             Ok(config) => {
                 let path = config_path(&cli.config);
+                let what = if no_system {
+                    " (the file and the files it names, not the system)"
+                } else {
+                    ""
+                };
                 // Say what was checked: a file, or the built-in defaults
                 // because the default file is missing.
                 if path.exists() {
-                    eprintln!("postern: checking {}", path.display());
+                    eprintln!("postern: checking {}{what}", path.display());
                 } else {
                     eprintln!(
-                        "postern: {} does not exist: checking the built-in defaults",
+                        "postern: {} does not exist: checking the built-in defaults{what}",
                         path.display()
                     );
                 }
-                let mut found = postern::check::check_system(&config, Some(&path));
-                found.extend(postern::check::check_listeners(&config));
+                let found = if no_system {
+                    postern::check::check_files(&config, Some(&path))
+                } else {
+                    let mut found = postern::check::check_system(&config, Some(&path));
+                    found.extend(postern::check::check_listeners(&config));
+                    found
+                };
                 let mut failed = false;
                 for (level, message) in &found {
                     let word = match level {

@@ -4,6 +4,7 @@
 
 mod aliases;
 mod bounce;
+mod check_no_system;
 mod checks;
 mod client_names;
 mod common;
