@@ -31,7 +31,8 @@
 //!   everything else read-only), and for local's delivery record in the
 //!   run directory; the Unix sockets' `ListenStream=` in the run
 //!   directory (systemd makes the directory). A queue under `/home`,
-//!   `/root` or `/run/user` is hidden from the daemons by `ProtectHome=`:
+//!   `/root` or `/run/user` (or a run directory there) is hidden from the
+//!   daemons by `ProtectHome=`:
 //!   that is logged as an error. Nothing makes the queue directory itself
 //!   (tmpfiles.d names the default one): it must exist, owned by postern.
 //!
@@ -243,7 +244,23 @@ fn paths(
         )
     };
     let mut out = Vec::new();
+    let hidden = |p: &Path| {
+        ["/home", "/root", "/run/user"]
+            .iter()
+            .any(|h| p.starts_with(h))
+    };
     let queue = &config.queue.directory;
+    let run = &config.server.run_directory;
+    if hidden(run) {
+        messages.push((
+            Severity::Error,
+            format!(
+                "{source}: server.run_directory {} is under a directory the units hide \
+                 (ProtectHome=): smtpd cannot reach qmgr's socket there; choose another place",
+                run.display()
+            ),
+        ));
+    }
     if queue != Path::new(UNIT_QUEUE) {
         let text = format!(
             "{}\n[Service]\nReadWritePaths=-{}\n",
@@ -252,10 +269,7 @@ fn paths(
         );
         out.push(("postern-smtpd.service", text.clone()));
         out.push(("postern-qmgr.service", text));
-        if ["/home", "/root", "/run/user"]
-            .iter()
-            .any(|h| queue.starts_with(h))
-        {
+        if hidden(queue) {
             messages.push((
                 Severity::Error,
                 format!(
@@ -266,7 +280,6 @@ fn paths(
             ));
         }
     }
-    let run = &config.server.run_directory;
     if run != Path::new(UNIT_RUN) {
         for (unit, file) in UNIX_SOCKETS {
             out.push((
@@ -432,6 +445,13 @@ mod tests {
         let out = plan_for("[queue]\ndirectory = \"/home/mail/queue\"\n");
         assert_eq!(out.paths.len(), 2);
         assert_eq!(out.messages.len(), 1);
+        let out = plan_for("[server]\nrun_directory = \"/run/user/1000/postern\"\n");
+        assert_eq!(out.messages.len(), 1);
+        assert!(
+            out.messages[0].1.contains("server.run_directory"),
+            "{:?}",
+            out.messages
+        );
         assert!(
             out.messages[0].1.contains("ProtectHome="),
             "{:?}",
