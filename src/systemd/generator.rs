@@ -133,65 +133,91 @@ pub fn plan(config: Result<&Config, String>, source: &Path) -> Output {
         Ok(c) => paths(c, &source.to_string(), &mut messages),
         Err(_) => Vec::new(),
     };
-    let listen: Vec<SocketAddr> = match config {
-        Ok(c) => {
-            let (usable, port0): (Vec<SocketAddr>, Vec<SocketAddr>) =
-                c.smtpd.listen.iter().partition(|a| a.port() != 0);
-            for a in &port0 {
-                messages.push((
-                    Severity::Warning,
-                    format!(
-                        "{source}: smtpd.listen: {a} (port 0, any free port) cannot be a socket \
-                         unit's listener; left out"
-                    ),
-                ));
-            }
-            if usable.is_empty() {
-                let why = if port0.is_empty() {
-                    "smtpd.listen is empty"
-                } else {
-                    "smtpd.listen names no usable listener"
-                };
-                messages.push((
-                    Severity::Info,
-                    format!(
-                        "{source}: {why}: {} masked, no TCP listener (sendmail's submit.sock still works)",
-                        super::SMTPD_SOCKET
-                    ),
-                ));
-                let _ = writeln!(
-                    head,
-                    "#\n# {why}: no TCP listener; {} is masked beside this file.",
-                    super::SMTPD_SOCKET
-                );
-            }
-            usable
-        }
+    let listen = match config {
+        Ok(c) => usable_listeners(c, &source.to_string(), &mut head, &mut messages),
         Err(reason) => {
-            messages.push((
-                Severity::Error,
-                format!(
-                    "{reason}; {} will not listen until the file is fixed (`postern check`) \
-                     and `systemctl daemon-reload` runs",
-                    super::SMTPD_SOCKET
-                ),
-            ));
-            head.push_str("#\n# The configuration could not be read:\n");
-            for line in reason.lines() {
-                let _ = writeln!(head, "#   {line}");
-            }
-            let _ = writeln!(
-                head,
-                "# so there is no TCP listener: {} is masked beside this file.",
-                super::SMTPD_SOCKET
-            );
+            unreadable(&reason, &mut head, &mut messages);
             Vec::new()
         }
     };
+    let text = socket_dropin(head, &source.to_string(), &listen);
+    Output {
+        mask: listen.is_empty(),
+        listen,
+        dropin: text,
+        paths,
+        messages,
+    }
+}
+
+/// The listeners of `config` a socket unit can have (not port 0), with
+/// what to log and say in the drop-in's head about the others.
+fn usable_listeners(
+    c: &Config,
+    source: &str,
+    head: &mut String,
+    messages: &mut Vec<(Severity, String)>,
+) -> Vec<SocketAddr> {
+    let (usable, port0): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        c.smtpd.listen.iter().partition(|a| a.port() != 0);
+    for a in &port0 {
+        messages.push((
+            Severity::Warning,
+            format!(
+                "{source}: smtpd.listen: {a} (port 0, any free port) cannot be a socket \
+                 unit's listener; left out"
+            ),
+        ));
+    }
+    if usable.is_empty() {
+        let why = if port0.is_empty() {
+            "smtpd.listen is empty"
+        } else {
+            "smtpd.listen names no usable listener"
+        };
+        messages.push((
+            Severity::Info,
+            format!(
+                "{source}: {why}: {} masked, no TCP listener (sendmail's submit.sock still works)",
+                super::SMTPD_SOCKET
+            ),
+        ));
+        let _ = writeln!(
+            head,
+            "#\n# {why}: no TCP listener; {} is masked beside this file.",
+            super::SMTPD_SOCKET
+        );
+    }
+    usable
+}
+
+/// A configuration that cannot be read: logged, and said in the head.
+fn unreadable(reason: &str, head: &mut String, messages: &mut Vec<(Severity, String)>) {
+    messages.push((
+        Severity::Error,
+        format!(
+            "{reason}; {} will not listen until the file is fixed (`postern check`) \
+             and `systemctl daemon-reload` runs",
+            super::SMTPD_SOCKET
+        ),
+    ));
+    head.push_str("#\n# The configuration could not be read:\n");
+    for line in reason.lines() {
+        let _ = writeln!(head, "#   {line}");
+    }
+    let _ = writeln!(
+        head,
+        "# so there is no TCP listener: {} is masked beside this file.",
+        super::SMTPD_SOCKET
+    );
+}
+
+/// The drop-in of `postern-smtpd.socket` for `listen`.
+fn socket_dropin(head: String, source: &str, listen: &[SocketAddr]) -> String {
     let mut text = head;
     let _ = write!(text, "\n[Unit]\nSourcePath={source}\n\n[Socket]\n");
     text.push_str("ListenStream=\n");
-    for a in &listen {
+    for a in listen {
         let _ = writeln!(text, "ListenStream={a}");
     }
     let v6_wildcards: Vec<&SocketAddr> = listen
@@ -200,7 +226,7 @@ pub fn plan(config: Result<&Config, String>, source: &Path) -> Output {
         .collect();
     if v6_wildcards
         .iter()
-        .any(|a| crate::config::v6_only(a, &listen))
+        .any(|a| crate::config::v6_only(a, listen))
     {
         // One setting for the whole unit: IPv6-only as soon as an IPv4
         // address shares a wildcard's port (0.0.0.0:25 and [::]:25).
@@ -220,13 +246,7 @@ pub fn plan(config: Result<&Config, String>, source: &Path) -> Output {
              FreeBind=yes\n",
         );
     }
-    Output {
-        mask: listen.is_empty(),
-        listen,
-        dropin: text,
-        paths,
-        messages,
-    }
+    text
 }
 
 /// The paths drop-ins for `config`'s queue and run directories, where
