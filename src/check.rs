@@ -37,7 +37,57 @@ pub fn check_listeners(config: &Config) -> Vec<(Level, String)> {
 pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, String)> {
     let mut out = Vec::new();
     let root = nix::unistd::geteuid().is_root();
-    let user = match nix::unistd::User::from_name(&config.server.user) {
+    let user = mail_user(config, root, &mut out);
+    // As root the queue belongs to server.user; otherwise to whoever runs
+    // postern.
+    let owner = if root {
+        user.as_ref().map(|u| u.uid.as_raw())
+    } else {
+        Some(nix::unistd::geteuid().as_raw())
+    };
+    out.extend(check_queue_directories(config, owner));
+    let q = &config.queue.directory;
+    if q.exists() {
+        // As root the drop directory's group is server.user's; otherwise
+        // the group of whoever runs postern.
+        let group = if root {
+            user.as_ref().map(|u| u.gid.as_raw())
+        } else {
+            Some(nix::unistd::getegid().as_raw())
+        };
+        out.extend(check_drop_directory(
+            &q.join(crate::maildrop::DIR),
+            owner,
+            group,
+            &config.server.user,
+        ));
+    }
+    // The roles that read the queue and the alias files run as the
+    // postern user (as root) or as whoever runs postern.
+    let reader = role_credentials(config);
+    if let Some(who) = &reader
+        && let Some(problem) = who.cannot_reach(q)
+    {
+        out.push((
+            Level::Error,
+            format!(
+                "{} (queue.directory): {problem}: smtpd and qmgr could not start",
+                q.display()
+            ),
+        ));
+    }
+    out.extend(check_writable_by_others(config, config_path));
+    out.extend(check_sources(config, config_path, reader.as_ref()));
+    out
+}
+
+/// `server.user`, which must exist when postern runs as root.
+fn mail_user(
+    config: &Config,
+    root: bool,
+    out: &mut Vec<(Level, String)>,
+) -> Option<nix::unistd::User> {
+    match nix::unistd::User::from_name(&config.server.user) {
         Ok(Some(u)) => Some(u),
         _ => {
             if root {
@@ -53,14 +103,13 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
             }
             None
         }
-    };
-    // As root the queue belongs to server.user; otherwise to whoever runs
-    // postern.
-    let owner = if root {
-        user.map(|u| u.uid.as_raw())
-    } else {
-        Some(nix::unistd::geteuid().as_raw())
-    };
+    }
+}
+
+/// The queue and its subdirectories: there, directories, owned by
+/// `owner`, with their modes.
+fn check_queue_directories(config: &Config, owner: Option<u32>) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
     let q = &config.queue.directory;
     let mut dirs = vec![q.clone()];
     // A queue yet to be made is one warning, not one per subdirectory.
@@ -101,38 +150,13 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
             }
         }
     }
-    if q.exists() {
-        // As root the drop directory's group is server.user's; otherwise
-        // the group of whoever runs postern.
-        let group = if root {
-            nix::unistd::User::from_name(&config.server.user)
-                .ok()
-                .flatten()
-                .map(|u| u.gid.as_raw())
-        } else {
-            Some(nix::unistd::getegid().as_raw())
-        };
-        out.extend(check_drop_directory(
-            &q.join(crate::maildrop::DIR),
-            owner,
-            group,
-            &config.server.user,
-        ));
-    }
-    // The roles that read the queue and the alias files run as the
-    // postern user (as root) or as whoever runs postern.
-    let reader = role_credentials(config);
-    if let Some(who) = &reader
-        && let Some(problem) = who.cannot_reach(q)
-    {
-        out.push((
-            Level::Error,
-            format!(
-                "{} (queue.directory): {problem}: smtpd and qmgr could not start",
-                q.display()
-            ),
-        ));
-    }
+    out
+}
+
+/// The run directory and the configuration file, which others must not
+/// be able to change.
+fn check_writable_by_others(config: &Config, config_path: Option<&Path>) -> Vec<(Level, String)> {
+    let mut out = Vec::new();
     let r = &config.server.run_directory;
     if let Ok(m) = std::fs::metadata(r)
         && m.mode() & 0o022 != 0
@@ -155,7 +179,6 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
             format!("{}: group- or world-writable", path.display()),
         ));
     }
-    out.extend(check_sources(config, config_path, reader.as_ref()));
     out
 }
 
