@@ -114,33 +114,7 @@ pub fn salvage(file: &Path, opts: &Salvage<'_>, out: &mut dyn Write) -> anyhow::
         };
         intact += 1;
         let id = env.id.to_string();
-        let verdict = if let Some(done) = &done {
-            done.contains(&id)
-                .then(|| "done (qmgr read it: listed in the .done file)".to_string())
-        } else if first_damage.is_none() {
-            Some("done (read before the first damage by the postern that kept the file)".into())
-        } else {
-            None
-        };
-        let verdict = verdict
-            .or_else(|| {
-                salvaged
-                    .as_ref()
-                    .filter(|s| s.contains(&id))
-                    .map(|_| "re-queued before (listed in the .salvaged file)".into())
-            })
-            .or_else(|| {
-                opts.live
-                    .as_ref()
-                    .filter(|l| l.contains(&id))
-                    .map(|_| "in the queue".into())
-            })
-            .or_else(|| match &content {
-                ContentRef::File { path, .. } if !opts.queue_dir.join(path).is_file() => {
-                    Some(format!("its content file {path} is gone: not recoverable"))
-                }
-                _ => None,
-            });
+        let verdict = not_to_requeue(&id, &content, &done, &salvaged, first_damage, opts);
         let what = format!(
             "{shown}: offset {}: {id}: from=<{}>, size={}, nrcpt={}",
             rec.offset,
@@ -172,6 +146,62 @@ pub fn salvage(file: &Path, opts: &Salvage<'_>, out: &mut dyn Write) -> anyhow::
             len.saturating_sub(offset)
         )?;
     }
+    let summary = format!(
+        "{intact} intact message{}, {ranges} damaged range{} ({damaged_bytes} bytes), \
+         {skipped_msgs} not to re-queue",
+        if intact == 1 { "" } else { "s" },
+        if ranges == 1 { "" } else { "s" },
+    );
+    finish(file, opts, &take, &summary, out)
+}
+
+/// Why the message `id` must not be re-queued, if it must not:
+/// `before_damage` is the offset of the first damage seen before it.
+fn not_to_requeue(
+    id: &str,
+    content: &ContentRef,
+    done: &Option<HashSet<String>>,
+    salvaged: &Option<HashSet<String>>,
+    before_damage: Option<u64>,
+    opts: &Salvage<'_>,
+) -> Option<String> {
+    let verdict = if let Some(done) = done {
+        done.contains(id)
+            .then(|| "done (qmgr read it: listed in the .done file)".to_string())
+    } else if before_damage.is_none() {
+        Some("done (read before the first damage by the postern that kept the file)".into())
+    } else {
+        None
+    };
+    verdict
+        .or_else(|| {
+            salvaged
+                .as_ref()
+                .filter(|s| s.contains(id))
+                .map(|_| "re-queued before (listed in the .salvaged file)".into())
+        })
+        .or_else(|| {
+            opts.live
+                .as_ref()
+                .filter(|l| l.contains(id))
+                .map(|_| "in the queue".into())
+        })
+        .or_else(|| match content {
+            ContentRef::File { path, .. } if !opts.queue_dir.join(path).is_file() => {
+                Some(format!("its content file {path} is gone: not recoverable"))
+            }
+            _ => None,
+        })
+}
+
+/// Re-queue `take` (unless dry), and say what was done.
+fn finish(
+    file: &Path,
+    opts: &Salvage<'_>,
+    take: &[(QueueId, Vec<u8>)],
+    summary: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<usize> {
     if opts.live.is_none() {
         writeln!(
             out,
@@ -179,12 +209,6 @@ pub fn salvage(file: &Path, opts: &Salvage<'_>, out: &mut dyn Write) -> anyhow::
         )?;
     }
     let n = take.len();
-    let summary = format!(
-        "{intact} intact message{}, {ranges} damaged range{} ({damaged_bytes} bytes), \
-         {skipped_msgs} not to re-queue",
-        if intact == 1 { "" } else { "s" },
-        if ranges == 1 { "" } else { "s" },
-    );
     if n == 0 {
         writeln!(out, "postern: salvage: {summary}; nothing to re-queue")?;
         return Ok(0);
@@ -193,7 +217,7 @@ pub fn salvage(file: &Path, opts: &Salvage<'_>, out: &mut dyn Write) -> anyhow::
         writeln!(out, "postern: salvage: {summary}; {n} would be re-queued")?;
         return Ok(n);
     }
-    let segment = requeue(file, opts.queue_dir, &take)?;
+    let segment = requeue(file, opts.queue_dir, take)?;
     writeln!(
         out,
         "postern: salvage: {summary}; {n} re-queued as {INCOMING}/{segment}"
