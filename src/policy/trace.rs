@@ -201,6 +201,58 @@ pub struct CommandReport {
 pub async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     let policy = Policy::new(config.clone());
     let ip = probe.client.to_canonical();
+    let client = client_report(&policy, probe, ip).await;
+    let name = client.name.clone();
+    let mut report = Report {
+        client,
+        helo: probe.helo.clone(),
+        sender: probe.sender.clone(),
+        warnings: policy.problems().to_vec(),
+        commands: Vec::new(),
+        recipients: Vec::new(),
+        message: None,
+        accepted: true,
+    };
+    let mut ctx = Context {
+        ip,
+        name: &name,
+        name_status: report.client.name_status,
+        helo: None,
+        sender: None,
+        recipient: None,
+    };
+    let refused = match config.restrictions.delay_reject {
+        true => None,
+        false => early_commands(&policy, probe, &mut ctx, &mut report.commands).await,
+    };
+    ctx.helo = probe.helo.as_deref();
+    ctx.sender = Some(&probe.sender);
+    let aliases = crate::aliases::LiveTable::from_config(&config);
+    for rcpt in &probe.recipients {
+        let command = recipient(
+            &policy,
+            (&config, &aliases),
+            rcpt,
+            &mut ctx,
+            refused.as_ref(),
+        );
+        report.recipients.push(command.await);
+    }
+    let mut message_ok = true;
+    if let Some(path) = &probe.message {
+        let (text, ok) = message_checks(&config, path, probe, &name, ip);
+        report.message = Some(text);
+        message_ok = ok;
+    }
+    report.accepted = report.commands.iter().all(|c| c.accepted)
+        && report.recipients.iter().all(|c| c.accepted)
+        && message_ok;
+    report
+}
+
+/// The client as the probe names it, or as its reverse lookup finds it
+/// (with the queries asked).
+async fn client_report(policy: &Policy, probe: &Probe, ip: IpAddr) -> ClientReport {
     let (name, status, lookups) = match &probe.client_name {
         Some(name) => (name.clone(), NameStatus::Verified, Vec::new()),
         None => {
@@ -217,107 +269,90 @@ pub async fn run(config: Arc<Config>, probe: &Probe) -> Report {
             (found.name, found.status, lookups)
         }
     };
-    let mut report = Report {
-        client: ClientReport {
-            ip: ip.to_string(),
-            name: name.clone(),
-            name_status: status,
-            lookups,
-        },
-        helo: probe.helo.clone(),
-        sender: probe.sender.clone(),
-        warnings: policy.problems().to_vec(),
-        commands: Vec::new(),
-        recipients: Vec::new(),
-        message: None,
-        accepted: true,
-    };
-    let mut ctx = Context {
-        ip,
-        name: &name,
+    ClientReport {
+        ip: ip.to_string(),
+        name,
         name_status: status,
-        helo: None,
-        sender: None,
-        recipient: None,
-    };
-    let mut refused: Option<Reply> = None;
-    if !config.restrictions.delay_reject {
-        let steps = [
-            (When::Connect, "CONNECT".to_string()),
-            (
-                When::Helo,
-                format!("HELO {}", probe.helo.as_deref().unwrap_or("")),
-            ),
-            (When::Mail, format!("MAIL FROM:<{}>", probe.sender)),
-        ];
-        for (when, command) in steps {
-            match when {
-                When::Helo if probe.helo.is_none() => continue,
-                When::Helo => ctx.helo = probe.helo.as_deref(),
-                When::Mail => ctx.sender = Some(&probe.sender),
-                _ => {}
-            }
-            let mut trace = Trace::default();
-            let decision = policy.check_traced(when, &ctx, &mut trace).await;
-            let command = command_report(command, trace, decision, None);
-            if !command.accepted {
-                refused = Some(Reply::plain(0, command.reply.clone()));
-            }
-            report.commands.push(command);
-            if refused.is_some() {
-                break;
-            }
-        }
+        lookups,
     }
-    ctx.helo = probe.helo.as_deref();
-    ctx.sender = Some(&probe.sender);
-    let aliases = crate::aliases::LiveTable::from_config(&config);
-    for rcpt in &probe.recipients {
-        let command = format!("RCPT TO:<{rcpt}>");
-        if let Some(r) = &refused {
-            report.recipients.push(CommandReport {
-                command,
-                lists: Vec::new(),
-                events: Vec::new(),
-                hold: None,
-                discard: None,
-                prepend: Vec::new(),
-                local_recipient: None,
-                reply: format!("not reached: refused before RCPT ({})", r.text),
-                accepted: false,
-            });
-            continue;
+}
+
+/// Without `delay_reject`: the client, HELO and MAIL stages at their own
+/// commands, until one refuses (its reply returned).
+async fn early_commands<'a>(
+    policy: &Policy,
+    probe: &'a Probe,
+    ctx: &mut Context<'a>,
+    commands: &mut Vec<CommandReport>,
+) -> Option<Reply> {
+    let steps = [
+        (When::Connect, "CONNECT".to_string()),
+        (
+            When::Helo,
+            format!("HELO {}", probe.helo.as_deref().unwrap_or("")),
+        ),
+        (When::Mail, format!("MAIL FROM:<{}>", probe.sender)),
+    ];
+    for (when, command) in steps {
+        match when {
+            When::Helo if probe.helo.is_none() => continue,
+            When::Helo => ctx.helo = probe.helo.as_deref(),
+            When::Mail => ctx.sender = Some(&probe.sender),
+            _ => {}
         }
         let mut trace = Trace::default();
-        let decision = if super::is_bare_postmaster(rcpt) {
-            Decision::default()
-        } else {
-            ctx.recipient = Some(rcpt);
-            policy.check_traced(When::Rcpt, &ctx, &mut trace).await
-        };
-        let local = match (&decision.reject, Address::parse(rcpt, true)) {
-            (Some(_), _) => None,
-            (None, Ok(to)) => Some(super::local_recipient(&config, &aliases, &to)),
-            (None, Err(e)) => Some(Err(Reply::new(
-                501,
-                "5.1.3",
-                format!("Bad recipient address syntax ({e})"),
-            ))),
-        };
-        report
-            .recipients
-            .push(command_report(command, trace, decision, local));
+        let decision = policy.check_traced(when, ctx, &mut trace).await;
+        let command = command_report(command, trace, decision, None);
+        let accepted = command.accepted;
+        let reply = command.reply.clone();
+        commands.push(command);
+        if !accepted {
+            return Some(Reply::plain(0, reply));
+        }
     }
-    let mut message_ok = true;
-    if let Some(path) = &probe.message {
-        let (text, ok) = message_checks(&config, path, probe, &name, ip);
-        report.message = Some(text);
-        message_ok = ok;
+    None
+}
+
+/// One RCPT: the recipient stage and whether the address is local, or
+/// not reached when an earlier command refused.
+async fn recipient<'a>(
+    policy: &Policy,
+    (config, aliases): (&Config, &crate::aliases::LiveTable),
+    rcpt: &'a str,
+    ctx: &mut Context<'a>,
+    refused: Option<&Reply>,
+) -> CommandReport {
+    let command = format!("RCPT TO:<{rcpt}>");
+    if let Some(r) = refused {
+        return CommandReport {
+            command,
+            lists: Vec::new(),
+            events: Vec::new(),
+            hold: None,
+            discard: None,
+            prepend: Vec::new(),
+            local_recipient: None,
+            reply: format!("not reached: refused before RCPT ({})", r.text),
+            accepted: false,
+        };
     }
-    report.accepted = report.commands.iter().all(|c| c.accepted)
-        && report.recipients.iter().all(|c| c.accepted)
-        && message_ok;
-    report
+    let mut trace = Trace::default();
+    let decision = if super::is_bare_postmaster(rcpt) {
+        Decision::default()
+    } else {
+        ctx.recipient = Some(rcpt);
+        policy.check_traced(When::Rcpt, ctx, &mut trace).await
+    };
+    let local = match (&decision.reject, Address::parse(rcpt, true)) {
+        (Some(_), _) => None,
+        (None, Ok(to)) => Some(super::local_recipient(config, aliases, &to)),
+        (None, Err(e)) => Some(Err(Reply::new(
+            501,
+            "5.1.3",
+            format!("Bad recipient address syntax ({e})"),
+        ))),
+    };
+    command_report(command, trace, decision, local)
 }
 
 /// The header and body checks of `[checks]` on the message in `path`, as
