@@ -194,8 +194,44 @@ impl<'a, 't> Eval<'a, 't> {
 
     /// Every element but an access table.
     async fn simple(&mut self, element: &Element, target: &Target) -> Outcome {
-        let ctx = self.ctx;
-        let config = &self.policy.config;
+        match element {
+            Element::Permit
+            | Element::Reject
+            | Element::Defer
+            | Element::DeferIfPermit
+            | Element::DeferIfReject => self.fixed(element, target),
+            Element::PermitMynetworks => self.permit_mynetworks(),
+            Element::PermitSaslAuthenticated => {
+                self.note("postern has no SMTP AUTH".to_string());
+                Outcome::Dunno
+            }
+            Element::PermitAuthDestination
+            | Element::RejectUnauthDestination
+            | Element::DeferUnauthDestination => self.destination(element),
+            Element::CheckAccess { table, .. } => {
+                log::warn!("a lookup table in an access table's result: {table}");
+                Outcome::Reject(Reply::server_configuration_error())
+            }
+            Element::RejectRbl {
+                target: what,
+                zone,
+                filter,
+            } => self.rbl(*what, zone, filter.as_ref()).await,
+            Element::RejectMapsRbl => self.maps_rbl().await,
+            Element::RejectUnknownSenderDomain
+            | Element::RejectUnknownRecipientDomain
+            | Element::RejectNonFqdnSender
+            | Element::RejectNonFqdnRecipient
+            | Element::RejectNonFqdnHeloHostname
+            | Element::RejectInvalidHeloHostname
+            | Element::RejectUnknownHeloHostname => self.envelope(element).await,
+            Element::RejectUnknownClientHostname => self.unknown_client_hostname(),
+            Element::WarnIfReject(_) => Outcome::Dunno,
+        }
+    }
+
+    /// permit, reject, defer and defer_if_*: the same answer always.
+    fn fixed(&mut self, element: &Element, target: &Target) -> Outcome {
         match element {
             Element::Permit => Outcome::Permit,
             Element::Reject => Outcome::Reject(rejected(554, "5.7.1", target, "Access denied")),
@@ -210,60 +246,62 @@ impl<'a, 't> Eval<'a, 't> {
                 self.defer_if_reject.get_or_insert(r);
                 Outcome::Dunno
             }
-            Element::PermitMynetworks => {
-                let ip = ctx.ip.to_canonical();
-                match config.relay.networks.iter().find(|n| n.contains(&ip)) {
-                    Some(net) => {
-                        self.note(format!("{ip} is in relay.networks ({net})"));
-                        Outcome::Permit
-                    }
-                    None => {
-                        self.note(format!("{ip} is not in relay.networks"));
-                        Outcome::Dunno
-                    }
-                }
+            // `simple` sends nothing else here.
+            _ => Outcome::Dunno,
+        }
+    }
+
+    fn permit_mynetworks(&mut self) -> Outcome {
+        let ip = self.ctx.ip.to_canonical();
+        let config = &self.policy.config;
+        match config.relay.networks.iter().find(|n| n.contains(&ip)) {
+            Some(net) => {
+                let note = format!("{ip} is in relay.networks ({net})");
+                self.note(note);
+                Outcome::Permit
             }
-            Element::PermitSaslAuthenticated => {
-                self.note("postern has no SMTP AUTH".to_string());
+            None => {
+                self.note(format!("{ip} is not in relay.networks"));
                 Outcome::Dunno
             }
-            Element::PermitAuthDestination
-            | Element::RejectUnauthDestination
-            | Element::DeferUnauthDestination => {
-                let Some(rcpt) = ctx.recipient else {
-                    return self.skip("no recipient yet");
-                };
-                let authorized = self.authorized_destination(rcpt);
-                match (element, authorized) {
-                    (Element::PermitAuthDestination, true) => Outcome::Permit,
-                    (Element::RejectUnauthDestination, false) => {
-                        Outcome::Reject(Reply::relay_denied(rcpt))
-                    }
-                    (Element::DeferUnauthDestination, false) => {
-                        Outcome::Reject(Reply::relay_deferred(rcpt))
-                    }
-                    _ => Outcome::Dunno,
-                }
+        }
+    }
+
+    /// permit_auth_destination, reject_unauth_destination and
+    /// defer_unauth_destination.
+    fn destination(&mut self, element: &Element) -> Outcome {
+        let Some(rcpt) = self.ctx.recipient else {
+            return self.skip("no recipient yet");
+        };
+        let authorized = self.authorized_destination(rcpt);
+        match (element, authorized) {
+            (Element::PermitAuthDestination, true) => Outcome::Permit,
+            (Element::RejectUnauthDestination, false) => Outcome::Reject(Reply::relay_denied(rcpt)),
+            (Element::DeferUnauthDestination, false) => {
+                Outcome::Reject(Reply::relay_deferred(rcpt))
             }
-            Element::CheckAccess { table, .. } => {
-                log::warn!("a lookup table in an access table's result: {table}");
-                Outcome::Reject(Reply::server_configuration_error())
+            _ => Outcome::Dunno,
+        }
+    }
+
+    /// reject_maps_rbl: `reject_rbl_client` for each of
+    /// `restrictions.rbl_domains`.
+    async fn maps_rbl(&mut self) -> Outcome {
+        let zones = self.policy.config.restrictions.rbl_domains.clone();
+        for zone in &zones {
+            let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+            match self.rbl(RblTarget::ClientAddress, &zone, None).await {
+                Outcome::Dunno => continue,
+                decided => return decided,
             }
-            Element::RejectRbl {
-                target: what,
-                zone,
-                filter,
-            } => self.rbl(*what, zone, filter.as_ref()).await,
-            Element::RejectMapsRbl => {
-                for zone in &config.restrictions.rbl_domains {
-                    let zone = zone.trim_end_matches('.').to_ascii_lowercase();
-                    match self.rbl(RblTarget::ClientAddress, &zone, None).await {
-                        Outcome::Dunno => continue,
-                        decided => return decided,
-                    }
-                }
-                Outcome::Dunno
-            }
+        }
+        Outcome::Dunno
+    }
+
+    /// The checks of the sender, the recipient and the HELO name.
+    async fn envelope(&mut self, element: &Element) -> Outcome {
+        let ctx = self.ctx;
+        match element {
             Element::RejectUnknownSenderDomain => match ctx.sender {
                 None => self.skip("no MAIL FROM given"),
                 Some("") => self.skip("null sender"),
@@ -294,18 +332,21 @@ impl<'a, 't> Eval<'a, 't> {
                 None => self.skip("no HELO or EHLO given"),
                 Some(helo) => self.unknown_helo(helo).await,
             },
-            Element::RejectUnknownClientHostname => {
-                let reply = Reply::unknown_client_hostname(&ctx.ip.to_string());
-                match ctx.name_status {
-                    NameStatus::Verified => Outcome::Dunno,
-                    NameStatus::Permanent => Outcome::Reject(reply),
-                    NameStatus::Temporary => {
-                        let why = format!("{}: temporary failure looking up its name", ctx.ip);
-                        self.dns_failure(why, reply)
-                    }
-                }
+            // `simple` sends nothing else here.
+            _ => Outcome::Dunno,
+        }
+    }
+
+    fn unknown_client_hostname(&mut self) -> Outcome {
+        let ctx = self.ctx;
+        let reply = Reply::unknown_client_hostname(&ctx.ip.to_string());
+        match ctx.name_status {
+            NameStatus::Verified => Outcome::Dunno,
+            NameStatus::Permanent => Outcome::Reject(reply),
+            NameStatus::Temporary => {
+                let why = format!("{}: temporary failure looking up its name", ctx.ip);
+                self.dns_failure(why, reply)
             }
-            Element::WarnIfReject(_) => Outcome::Dunno,
         }
     }
 
