@@ -33,3 +33,4 @@ pub mod sys;
 pub mod systemd;
 pub mod transport;
 pub mod watch;
+pub mod wire;

@@ -368,7 +368,7 @@ fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
             let text = if json {
                 postern::mailq::format_json(&entries)
             } else {
-                postern::mailq::format(&entries, postern::mailq::asctime)
+                postern::mailq::format(&entries, postern::wire::date::asctime)
             };
             print!("{text}");
             Ok(ExitCode::SUCCESS)

@@ -15,7 +15,6 @@ use tokio::net::UnixStream;
 use tokio::sync::watch;
 
 use super::command::{self, CommandSpec, Whom};
-use super::delay::format_delay;
 use super::forward::{self, ForwardFile};
 use super::header;
 use super::journal::{Claim, Journal, Ticket};
@@ -27,6 +26,7 @@ use crate::aliases::{ExpandOptions, LiveTable, LoadError, Source, Table};
 use crate::config::Config;
 use crate::ipc::{self, DeliveryRequest, DeliveryResult, DeliveryStatus};
 use crate::queue::now_micros;
+use crate::wire::delay::Delays;
 
 /// Whom this agent may deliver to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -699,11 +699,13 @@ pub fn log_line(
     start_us: u64,
     end_us: u64,
 ) -> String {
-    let span = |from: u64, to: u64| format_delay(to.saturating_sub(from) as f64 / 1e6);
-    let status = match outcome.status {
-        DeliveryStatus::Sent => "sent",
-        DeliveryStatus::Deferred => "deferred",
-        DeliveryStatus::Bounced => "bounced",
+    let status = crate::logging::status_field(outcome.status);
+    let delays = Delays {
+        arrival: request.arrival_us,
+        active: request.active_us,
+        start: start_us,
+        ready: start_us,
+        end: end_us,
     };
     // After alias expansion: the final address, and the original one as
     // Postfix's orig_to.
@@ -712,14 +714,8 @@ pub fn log_line(
         None => request.recipient.clone(),
     };
     format!(
-        "{}: to=<{to}>, relay=local, delay={}, delays={}/{}/0/{}, dsn={}, status={status} ({})",
-        request.id,
-        span(request.arrival_us, end_us),
-        span(request.arrival_us, request.active_us),
-        span(request.active_us, start_us),
-        span(start_us, end_us),
-        outcome.dsn,
-        outcome.reason,
+        "{}: to=<{to}>, relay=local, {delays}, dsn={}, status={status} ({})",
+        request.id, outcome.dsn, outcome.reason,
     )
 }
 

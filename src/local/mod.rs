@@ -223,7 +223,6 @@
 
 mod agent;
 mod command;
-mod delay;
 mod errno;
 mod file;
 mod forward;
@@ -245,7 +244,6 @@ use anyhow::Context;
 
 pub use agent::Privilege;
 pub use command::CommandSpec;
-pub use delay::format_delay;
 pub use forward::ForwardFile;
 pub use pool::{PoolError, PoolLimits, WorkerCommand, WorkerPool};
 pub use worker::{

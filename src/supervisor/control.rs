@@ -141,7 +141,7 @@ pub fn queue_show(config: &Config, id: &str) -> anyhow::Result<bool> {
     println!("message_size: {}", e.size);
     println!(
         "message_arrival_time: {}",
-        crate::mailq::asctime(e.arrival_us / 1_000_000)
+        crate::wire::date::asctime(e.arrival_us / 1_000_000)
     );
     println!("sender: {}", e.sender);
     if let Some(envid) = &e.envid {
