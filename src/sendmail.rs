@@ -535,7 +535,7 @@ pub fn deliver(config: &Config, opts: &Options) -> Result<(), Failure> {
     let socket = config
         .server
         .run_directory
-        .join(crate::supervisor::SUBMIT_SOCKET);
+        .join(crate::ipc::names::SUBMIT_SOCKET);
     match submit(&socket, &sender, &prepared, opts) {
         Err(f) if f.unanswered => keep(config, me.uid.as_raw(), &sender, &prepared, opts, f),
         done => done,
@@ -554,9 +554,9 @@ fn keep(
     opts: &Options,
     unreachable: Failure,
 ) -> Result<(), Failure> {
-    use crate::smtpd::space;
+    use crate::queue::space;
     let dir = config.queue.directory.join(crate::maildrop::DIR);
-    crate::smtpd::submitter::check(config, uid, sender)
+    crate::policy::submitter::check(config, uid, sender)
         .map_err(|r| refusal("sender", &r.to_string()))?;
     let limits = &config.smtpd;
     if prepared.recipients.len() > limits.recipient_limit {
