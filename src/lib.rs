@@ -6,6 +6,7 @@
 //! See `docs/architecture.md` for the map.
 
 pub mod address;
+pub(crate) mod agent;
 pub mod aliases;
 pub mod check;
 pub mod config;
