@@ -12,6 +12,9 @@
 //!   per line (one message, one next hop, its recipients for that hop),
 //!   each answered by one [`SmtpResult`] line, in order, on one connection.
 
+pub mod names;
+pub mod qmgr_client;
+
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 

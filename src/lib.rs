@@ -6,6 +6,7 @@
 //! See `docs/architecture.md` for the map.
 
 pub mod address;
+pub(crate) mod agent;
 pub mod aliases;
 pub mod check;
 pub mod config;
@@ -33,3 +34,4 @@ pub mod sys;
 pub mod systemd;
 pub mod transport;
 pub mod watch;
+pub mod wire;

@@ -293,31 +293,10 @@ fn notify(v: &str) -> Option<String> {
     ok.then(|| v.to_string())
 }
 
-/// RFC 3461 xtext: printable ASCII but `+` and `=`, and `+XX` escapes;
-/// at most 100 characters decoded (ENVID's limit), so 300 encoded.
+/// RFC 3461 xtext, strictly; at most 100 characters decoded (ENVID's
+/// limit), so 300 encoded.
 fn is_xtext(v: &str) -> bool {
-    let b = v.as_bytes();
-    if b.is_empty() || b.len() > 300 {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => {
-                let hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
-                if !(b.get(i + 1).copied().is_some_and(hex)
-                    && b.get(i + 2).copied().is_some_and(hex))
-                {
-                    return false;
-                }
-                i += 3;
-            }
-            b'=' => return false,
-            c if (b'!'..=b'~').contains(&c) => i += 1,
-            _ => return false,
-        }
-    }
-    true
+    !v.is_empty() && v.len() <= 300 && crate::wire::xtext::is_strict(v)
 }
 
 /// What a name in the drop directory is.

@@ -72,17 +72,6 @@ pub fn format_json(entries: &[QueueEntry]) -> String {
     out
 }
 
-/// `asctime`-style local time without the year's newline, for the
-/// arrival column (`Thu Nov 24 18:22:48`).
-pub fn asctime(secs: u64) -> String {
-    use chrono::TimeZone;
-    chrono::Local
-        .timestamp_opt(secs as i64, 0)
-        .single()
-        .map(|t| t.format("%a %b %e %H:%M:%S").to_string())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

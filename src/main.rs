@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use postern::config::Config;
+use postern::ipc::qmgr_client;
 
 mod manual;
 
@@ -374,12 +375,12 @@ fn map(action: MapAction, config: &Option<PathBuf>) -> ExitCode {
 /// `mailq` / `postern queue list`: exit 69 (EX_UNAVAILABLE) when the mail
 /// system is down, as postqueue.
 fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    match postern::supervisor::queue_listing(config) {
+    match qmgr_client::list(&config.server.run_directory) {
         Ok(entries) => {
             let text = if json {
                 postern::mailq::format_json(&entries)
             } else {
-                postern::mailq::format(&entries, postern::mailq::asctime)
+                postern::mailq::format(&entries, postern::wire::date::asctime)
             };
             print!("{text}");
             Ok(ExitCode::SUCCESS)
@@ -393,16 +394,13 @@ fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
 
 /// `postern queue salvage FILE` (the work is in `postern::queue::salvage`).
 fn salvage(config: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let live = postern::supervisor::queue_listing(config)
+    let run_dir = &config.server.run_directory;
+    let live = qmgr_client::list(run_dir)
         .ok()
         .map(|entries| entries.into_iter().map(|e| e.queue_id).collect());
-    let socket = config
-        .server
-        .run_directory
-        .join(postern::supervisor::QMGR_SOCKET);
     let opts = postern::queue::salvage::Salvage {
         queue_dir: &config.queue.directory,
-        qmgr_socket: &socket,
+        wake_qmgr: &|| qmgr_client::wake(run_dir),
         live,
         dry_run,
     };
@@ -436,7 +434,7 @@ fn sendmail(args: Vec<std::ffi::OsString>) -> ExitCode {
     let socket = config
         .server
         .run_directory
-        .join(postern::supervisor::SUBMIT_SOCKET);
+        .join(postern::ipc::names::SUBMIT_SOCKET);
     let result = match opts.mode {
         Mode::List => return mailq(&config, false).unwrap_or(ExitCode::from(sm::EX_UNAVAILABLE)),
         Mode::Aliases => return aliases_build(&config).unwrap_or(ExitCode::from(sm::EX_TEMPFAIL)),

@@ -224,7 +224,7 @@ fn split_headers(msg: &[u8]) -> (Vec<String>, &[u8]) {
                 last.push('\n');
                 last.push_str(&line);
             }
-        } else if is_header_line(&line) {
+        } else if crate::wire::header::is_tight_header(line.as_bytes()) {
             headers.push(line);
         } else if headers.is_empty() {
             return (Vec::new(), msg);
@@ -235,15 +235,6 @@ fn split_headers(msg: &[u8]) -> (Vec<String>, &[u8]) {
         pos = next;
     }
     (headers, &msg[text_end..])
-}
-
-fn is_header_line(line: &str) -> bool {
-    match line.split_once(':') {
-        Some((name, _)) => {
-            !name.is_empty() && name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
-        }
-        None => false,
-    }
 }
 
 fn header_name(h: &str) -> &str {
@@ -322,13 +313,10 @@ pub fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &str) ->
         added.push(format!("From: {from_header}"));
     }
     if !has("date") {
-        added.push(format!(
-            "Date: {}",
-            chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z")
-        ));
+        added.push(format!("Date: {}", crate::wire::date::local_now()));
     }
     if !has("message-id") {
-        let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+        let stamp = crate::wire::date::message_id_stamp(std::time::SystemTime::now());
         let n = crate::queue::now_micros() % 1_000_000;
         added.push(format!(
             "Message-ID: <{stamp}.{}.{n:06}@{hostname}>",
@@ -424,10 +412,7 @@ pub fn submit(
         mail.push_str(&format!(" RET={ret}"));
     }
     if let Some(envid) = &opts.envid {
-        mail.push_str(&format!(
-            " ENVID={}",
-            crate::smtpd::command::xtext_encode(envid)
-        ));
+        mail.push_str(&format!(" ENVID={}", crate::wire::xtext::encode(envid)));
     }
     if !prepared.content.is_ascii() {
         mail.push_str(" BODY=8BITMIME");
@@ -446,7 +431,7 @@ pub fn submit(
         send(&mut w, "DATA")?;
         expect(&mut r, "DATA", 354)?;
         let mut data = Vec::with_capacity(prepared.content.len() + 1024);
-        let mut writer = crate::smtpd::data::DataWriter::new();
+        let mut writer = crate::wire::data::DataWriter::new();
         writer.write(&prepared.content, &mut data);
         writer.finish(&mut data);
         w.write_all(&data).map_err(|e| {
@@ -568,7 +553,7 @@ pub fn deliver(config: &Config, opts: &Options) -> Result<(), Failure> {
     let socket = config
         .server
         .run_directory
-        .join(crate::supervisor::SUBMIT_SOCKET);
+        .join(crate::ipc::names::SUBMIT_SOCKET);
     match submit(&socket, &sender, &prepared, opts) {
         Err(f) if f.unanswered => keep(config, me.uid.as_raw(), &sender, &prepared, opts, f),
         done => done,
@@ -587,9 +572,9 @@ fn keep(
     opts: &Options,
     unreachable: Failure,
 ) -> Result<(), Failure> {
-    use crate::smtpd::space;
+    use crate::queue::space;
     let dir = config.queue.directory.join(crate::maildrop::DIR);
-    crate::smtpd::submitter::check(config, uid, sender)
+    crate::policy::submitter::check(config, uid, sender)
         .map_err(|r| refusal("sender", &r.to_string()))?;
     let limits = &config.smtpd;
     if prepared.recipients.len() > limits.recipient_limit {
@@ -628,10 +613,7 @@ fn keep(
         recipients: prepared.recipients.clone(),
         notify: opts.notify.clone(),
         ret: opts.ret.clone(),
-        envid: opts
-            .envid
-            .as_deref()
-            .map(crate::smtpd::command::xtext_encode),
+        envid: opts.envid.as_deref().map(crate::wire::xtext::encode),
         body: (!content.is_ascii()).then(|| "8BITMIME".to_string()),
     };
     match crate::maildrop::deposit(&dir, &envelope, content) {

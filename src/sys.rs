@@ -19,48 +19,33 @@ use std::path::Path;
 pub const LISTEN_FDS_START: RawFd = 3;
 
 /// Sockets received by socket activation, with their names
-/// (`LISTEN_FDNAMES`, `unknown` when unnamed). Empty when the variables are
-/// absent or meant for another process. The variables are removed so that
-/// children do not see them, and the fds are made close-on-exec.
+/// (`LISTEN_FDNAMES`; `unknown` when unnamed or when the list is short).
+/// Empty when the variables are absent, malformed, meant for another
+/// process, or name an fd that is not open. The variables are removed so
+/// that children do not see them, and the fds are made close-on-exec
+/// (both by the sd-notify crate, which reads the protocol; the names are
+/// read here, because sd-notify refuses a list of names whose length
+/// differs from the count, and postern has always taken such a list).
 pub fn listen_fds() -> Vec<(String, OwnedFd)> {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        .is_some_and(|p| p == std::process::id());
-    let count = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse::<i32>().ok())
-        .unwrap_or(0);
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
     // SAFETY: called at daemon start, before any other thread exists
     // (`main` calls it before building the tokio runtime).
-    unsafe {
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDS");
-        std::env::remove_var("LISTEN_FDNAMES");
-    }
-    if !pid_ok || count <= 0 {
+    let fds = unsafe { sd_notify::listen_fds_and_unset_env() };
+    // SAFETY: as above.
+    unsafe { std::env::remove_var("LISTEN_FDNAMES") };
+    let Ok(fds) = fds else {
         return Vec::new();
-    }
+    };
     let mut names = names.split(':');
-    (0..count)
-        .filter_map(|i| {
-            let fd = LISTEN_FDS_START + i;
-            let name = names.next().filter(|n| !n.is_empty()).unwrap_or("unknown");
-            // SAFETY: fcntl on an integer fd has no memory effects; it fails
-            // with EBADF when the fd is not open, which we check.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-            if flags < 0 {
-                return None;
-            }
-            // SAFETY: as above.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
-            // SAFETY: the protocol hands us ownership of fds 3..3+LISTEN_FDS,
-            // nothing else in this process owns them, and fcntl just proved
-            // the fd is open. Each fd is wrapped exactly once.
-            Some((name.to_string(), unsafe { OwnedFd::from_raw_fd(fd) }))
-        })
-        .collect()
+    fds.map(|fd| {
+        let name = names.next().filter(|n| !n.is_empty()).unwrap_or("unknown");
+        // SAFETY: the protocol hands us ownership of fds 3..3+LISTEN_FDS,
+        // nothing else in this process owns them, and sd-notify proved each
+        // open (its fcntl would have failed). Each fd is wrapped exactly
+        // once: the variables are gone, so no second call sees them.
+        (name.to_string(), unsafe { OwnedFd::from_raw_fd(fd) })
+    })
+    .collect()
 }
 
 /// The user a child becomes.

@@ -39,6 +39,7 @@ use crate::config::Config;
 use crate::maps::access::split_dsn;
 use crate::maps::{Action, MapError, Table, parse_action};
 use crate::reply::Reply;
+use crate::wire::header::is_header;
 
 pub use self::mime::Class;
 use self::mime::Mime;
@@ -568,24 +569,6 @@ fn printable(bytes: &[u8]) -> String {
             }
         })
         .collect()
-}
-
-/// `Name:` at the start (Postfix's is_header: printable ASCII other than
-/// `:`, optional blanks, then the colon).
-pub fn is_header(line: &[u8]) -> bool {
-    let name_end = line
-        .iter()
-        .position(|&b| !(33..=126).contains(&b) || b == b':')
-        .unwrap_or(line.len());
-    if name_end == 0 {
-        return false;
-    }
-    let rest = &line[name_end..];
-    let blanks = rest
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(rest.len());
-    rest.get(blanks) == Some(&b':')
 }
 
 /// Content-Description, -Disposition, -ID, -Transfer-Encoding, -Type and

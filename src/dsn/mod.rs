@@ -59,6 +59,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use crate::queue::Ret;
+use crate::wire::date;
 
 pub use text::header_section;
 
@@ -244,9 +245,9 @@ pub fn build_report(input: &ReportInput) -> Vec<u8> {
     m.push_str("Content-Type: multipart/report; report-type=delivery-status;\n");
     let _ = writeln!(m, "\tboundary=\"{boundary}\"");
     let _ = writeln!(m, "Content-Transfer-Encoding: {}", cte(any_8bit));
-    let _ = writeln!(m, "Date: {}", text::mail_date(input.now));
+    let _ = writeln!(m, "Date: {}", date::mail_date(input.now));
     let new_id = text::printable(input.new_queue_id, false);
-    let stamp = text::message_id_stamp(input.now);
+    let stamp = date::message_id_stamp(input.now);
     let _ = writeln!(m, "Message-Id: <{stamp}.{new_id}@{host}>");
     m.push_str("\nThis is a MIME-encapsulated message.\n");
 
@@ -383,7 +384,7 @@ fn delivery_status(input: &ReportInput, host: &str, sender: &str) -> Vec<u8> {
     if !sender.is_empty() {
         let _ = writeln!(m, "X-Postern-Sender: {}; {sender}", addr_type(sender));
     }
-    let _ = writeln!(m, "Arrival-Date: {}", text::mail_date(input.arrival));
+    let _ = writeln!(m, "Arrival-Date: {}", date::mail_date(input.arrival));
     let mut out = m.into_bytes();
 
     for r in input.recipients {
@@ -421,7 +422,7 @@ fn delivery_status(input: &ReportInput, host: &str, sender: &str) -> Vec<u8> {
             let until = input.arrival.checked_add(input.maximal_queue_lifetime);
             let until = until.unwrap_or(input.arrival);
             out.extend_from_slice(
-                format!("Will-Retry-Until: {}\n", text::mail_date(until)).as_bytes(),
+                format!("Will-Retry-Until: {}\n", date::mail_date(until)).as_bytes(),
             );
         }
     }
@@ -453,7 +454,7 @@ fn choose_boundary(input: &ReportInput, host: &str, parts: [&[u8]; 3]) -> String
     let base = format!(
         "{}.{}/{}",
         input.new_queue_id,
-        text::unix_seconds(input.now),
+        date::unix_seconds(input.now),
         host
     );
     let bchar = |c: char| c.is_ascii_alphanumeric() || "'()+_,-./:=?".contains(c);

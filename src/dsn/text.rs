@@ -1,11 +1,10 @@
 //! The small text tools of the report builder: Postfix's `line_wrap`, its
-//! `printable` masking, RFC 5322 dates, and the header-section scans of the
+//! `printable` masking and the header-section scans of the
 //! returned message.
 
 use std::borrow::Cow;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Utc};
+use crate::wire::header;
 
 /// Postfix's `bounce_print_wrap`: lines at most this long where words allow.
 pub const WRAP_LENGTH: usize = 79;
@@ -95,32 +94,6 @@ pub fn printable(text: &str, utf8: bool) -> Cow<'_, str> {
     }
 }
 
-/// Seconds since the epoch, 0 for times before it, saturating far ahead.
-pub fn unix_seconds(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-fn utc(t: SystemTime) -> DateTime<Utc> {
-    // Out of chrono's range (hundreds of millennia ahead): the epoch, rather
-    // than a panic; no real clock or queue lifetime gets there.
-    DateTime::from_timestamp(unix_seconds(t), 0).unwrap_or(DateTime::UNIX_EPOCH)
-}
-
-/// An RFC 5322 date as Postfix's `mail_date` writes it (two-digit day, the
-/// zone name in a comment), always in UTC so the builder stays pure:
-/// `Tue, 05 Mar 2024 10:00:00 +0000 (UTC)`.
-pub fn mail_date(t: SystemTime) -> String {
-    utc(t)
-        .format("%a, %d %b %Y %H:%M:%S +0000 (UTC)")
-        .to_string()
-}
-
-/// The time stamp of Postfix's cleanup Message-Id: `YYYYMMDDHHMMSS`, UTC.
-pub fn message_id_stamp(t: SystemTime) -> String {
-    utc(t).format("%Y%m%d%H%M%S").to_string()
-}
-
 /// The header section of a stored message (LF line ends): the leading lines
 /// that are header fields (`name:` with a printable-ASCII name, optional
 /// blanks before the colon) or continuation lines (starting with a space or
@@ -137,27 +110,12 @@ pub fn header_section(original: &[u8]) -> &[u8] {
             .map_or(original.len(), |p| pos + p);
         let line = &original[pos..line_end];
         let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        if !continuation && !is_header(line) {
+        if !continuation && !header::is_header(line) {
             break;
         }
         pos = (line_end + 1).min(original.len());
     }
     &original[..pos]
-}
-
-/// Postfix's `is_header`: a field name of printable ASCII other than `:`,
-/// then optional blanks, then a colon.
-fn is_header(line: &[u8]) -> bool {
-    let name_len = line
-        .iter()
-        .position(|&b| !(b'!'..=b'~').contains(&b) || b == b':')
-        .unwrap_or(line.len());
-    if name_len == 0 {
-        return false;
-    }
-    let rest = &line[name_len..];
-    let colon = rest.iter().position(|&b| b != b' ' && b != b'\t');
-    colon.is_some_and(|c| rest[c] == b':')
 }
 
 /// The original's Message-ID, unfolded and trimmed, when it has the
@@ -166,25 +124,9 @@ fn is_header(line: &[u8]) -> bool {
 /// that [`printable`] would mask.
 pub fn original_message_id(headers: &[u8], utf8: bool) -> Option<String> {
     let text = std::str::from_utf8(headers).ok()?;
-    let mut lines = text.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if !name.trim_end().eq_ignore_ascii_case("message-id") {
-            continue;
-        }
-        let mut v = value.trim().to_string();
-        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
-            if !v.is_empty() {
-                v.push(' ');
-            }
-            v.push_str(next.trim());
-        }
-        let well_formed = v.len() > 2 && v.starts_with('<') && v.ends_with('>');
-        return (well_formed && printable(&v, utf8) == v.as_str()).then_some(v);
-    }
-    None
+    let v = header::first_value(text, "message-id")?;
+    let well_formed = v.len() > 2 && v.starts_with('<') && v.ends_with('>');
+    (well_formed && printable(&v, utf8) == v.as_str()).then_some(v)
 }
 
 #[cfg(test)]
@@ -244,17 +186,6 @@ mod tests {
         assert_eq!(printable("jörg", false), "j?rg");
         assert_eq!(printable("jörg", true), "jörg");
         assert_eq!(printable("x\u{85}y", true), "x?y");
-    }
-
-    #[test]
-    fn dates_are_rfc5322_utc() {
-        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_709_632_800);
-        assert_eq!(mail_date(t), "Tue, 05 Mar 2024 10:00:00 +0000 (UTC)");
-        assert_eq!(message_id_stamp(t), "20240305100000");
-        assert_eq!(
-            mail_date(UNIX_EPOCH),
-            "Thu, 01 Jan 1970 00:00:00 +0000 (UTC)"
-        );
     }
 
     #[test]

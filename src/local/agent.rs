@@ -7,15 +7,13 @@
 use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, BufReader};
 use tokio::net::UnixStream;
-use tokio::sync::watch;
 
 use super::command::{self, CommandSpec, Whom};
-use super::delay::format_delay;
 use super::forward::{self, ForwardFile};
 use super::header;
 use super::journal::{Claim, Journal, Ticket};
@@ -23,10 +21,12 @@ use super::mailbox::{self, Mailbox};
 use super::pool::WorkerPool;
 use super::route::{self, Backend, Rcpt};
 use super::worker::{Destination, Identity, Job};
+use crate::agent::{DeliveryAgent, Live};
 use crate::aliases::{ExpandOptions, LiveTable, LoadError, Source, Table};
 use crate::config::Config;
 use crate::ipc::{self, DeliveryRequest, DeliveryResult, DeliveryStatus};
 use crate::queue::now_micros;
+use crate::wire::delay::Delays;
 
 /// Whom this agent may deliver to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,15 +108,6 @@ pub struct Agent {
     journal: Option<Arc<Journal>>,
 }
 
-/// What every connection shares: the agent in effect, which a reload
-/// replaces (each request is delivered by the one in effect when it
-/// arrives, so a delivery in progress keeps its own), and the number of
-/// deliveries in progress.
-pub struct Live {
-    agent: RwLock<Arc<Agent>>,
-    in_progress: watch::Sender<usize>,
-}
-
 impl Agent {
     pub fn new(config: Arc<Config>, privilege: Privilege, pool: WorkerPool) -> Agent {
         let journal = match Journal::open(&config.server.run_directory, &config.queue.directory) {
@@ -142,50 +133,42 @@ impl Agent {
         }
     }
 
-    /// This agent with `config` (a reload): a new alias table, the same
-    /// workers unless `pool` replaces them (the old ones finish their
-    /// deliveries and go).
-    pub fn reconfigured(&self, config: Arc<Config>, pool: Option<WorkerPool>) -> Agent {
-        Agent {
-            aliases: LiveTable::from_config(&config),
-            config,
-            privilege: self.privilege.clone(),
-            pool: pool.map_or_else(|| self.pool.clone(), Arc::new),
-            journal: self.journal.clone(),
-        }
-    }
-
     pub fn config(&self) -> &Arc<Config> {
         &self.config
     }
 }
 
-impl Live {
-    pub fn new(agent: Agent) -> Live {
-        Live {
-            agent: RwLock::new(Arc::new(agent)),
-            in_progress: watch::Sender::new(0),
+impl DeliveryAgent for Agent {
+    const ROLE: &'static str = "local";
+    const SOCKET: &'static str = "local";
+
+    fn config(&self) -> &Arc<Config> {
+        Agent::config(self)
+    }
+
+    /// A new alias table, the same workers unless their limits changed:
+    /// then a new pool (the old workers finish their deliveries and go).
+    fn reconfigured(&self, config: Arc<Config>) -> Agent {
+        let (old, new) = (&self.config.local, &config.local);
+        let pool = if new.worker_idle != old.worker_idle
+            || new.concurrency_per_user != old.concurrency_per_user
+        {
+            Arc::new(self.pool.resized(new.worker_idle, new.concurrency_per_user))
+        } else {
+            self.pool.clone()
+        };
+        Agent {
+            aliases: LiveTable::from_config(&config),
+            config,
+            privilege: self.privilege.clone(),
+            pool,
+            journal: self.journal.clone(),
         }
-    }
-
-    /// The agent in effect now.
-    pub fn agent(&self) -> Arc<Agent> {
-        self.agent.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// A reload: `agent` for the requests that arrive from now on.
-    pub fn replace(&self, agent: Agent) {
-        *self.agent.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(agent);
-    }
-
-    /// The number of deliveries in progress, as it changes.
-    pub fn in_progress(&self) -> watch::Receiver<usize> {
-        self.in_progress.subscribe()
     }
 
     /// Answer the requests on one connection, in order, until it closes. A
     /// malformed line closes the connection.
-    pub async fn serve_connection(self: Arc<Self>, stream: UnixStream) {
+    async fn serve_connection(live: Arc<Live<Agent>>, stream: UnixStream) {
         let (read, mut write) = stream.into_split();
         let mut read = tokio::io::BufReader::new(read);
         loop {
@@ -201,9 +184,9 @@ impl Live {
                     return;
                 }
             };
-            self.in_progress.send_modify(|n| *n += 1);
-            let result = self.agent().deliver(&request).await;
-            self.in_progress.send_modify(|n| *n = n.saturating_sub(1));
+            let delivering = live.delivering();
+            let result = live.agent().deliver(&request).await;
+            drop(delivering);
             if let Err(e) = ipc::write_line(&mut write, &result).await {
                 log::warn!(
                     queue_id = request.id.as_str();
@@ -699,11 +682,13 @@ pub fn log_line(
     start_us: u64,
     end_us: u64,
 ) -> String {
-    let span = |from: u64, to: u64| format_delay(to.saturating_sub(from) as f64 / 1e6);
-    let status = match outcome.status {
-        DeliveryStatus::Sent => "sent",
-        DeliveryStatus::Deferred => "deferred",
-        DeliveryStatus::Bounced => "bounced",
+    let status = crate::logging::status_field(outcome.status);
+    let delays = Delays {
+        arrival: request.arrival_us,
+        active: request.active_us,
+        start: start_us,
+        ready: start_us,
+        end: end_us,
     };
     // After alias expansion: the final address, and the original one as
     // Postfix's orig_to.
@@ -712,14 +697,8 @@ pub fn log_line(
         None => request.recipient.clone(),
     };
     format!(
-        "{}: to=<{to}>, relay=local, delay={}, delays={}/{}/0/{}, dsn={}, status={status} ({})",
-        request.id,
-        span(request.arrival_us, end_us),
-        span(request.arrival_us, request.active_us),
-        span(request.active_us, start_us),
-        span(start_us, end_us),
-        outcome.dsn,
-        outcome.reason,
+        "{}: to=<{to}>, relay=local, {delays}, dsn={}, status={status} ({})",
+        request.id, outcome.dsn, outcome.reason,
     )
 }
 

@@ -216,7 +216,7 @@ async fn connections_answer_in_order_and_close_on_garbage() {
     let s = setup("Mailbox", Privilege::Root);
     let live = Arc::new(Live::new(s.agent));
     let (client, server) = tokio::net::UnixStream::pair().unwrap();
-    let task = tokio::spawn(live.clone().serve_connection(server));
+    let task = tokio::spawn(Agent::serve_connection(live.clone(), server));
     let (read, mut write) = client.into_split();
     let mut read = tokio::io::BufReader::new(read);
     let mut a = request(s.queue.path(), "nobody", b"Subject: x\n\n");

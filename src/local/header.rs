@@ -47,7 +47,7 @@ impl LoopScan {
         if self.found {
             return false;
         }
-        match header_name(line) {
+        match crate::wire::header::colon(line) {
             None => false, // empty line or body text: the header section ended
             Some(name_end) => {
                 if line[..name_end]
@@ -79,16 +79,6 @@ impl LoopScan {
             }
         }
     }
-}
-
-/// Position of the colon ending a header name (RFC 5322 field name: printable
-/// ASCII other than `:`, optionally followed by blanks), or `None` when the
-/// line is not a header.
-fn header_name(line: &[u8]) -> Option<usize> {
-    let colon = line.iter().position(|&c| c == b':')?;
-    let name = line[..colon].trim_ascii_end();
-    let ok = !name.is_empty() && name.iter().all(|&c| (33..=126).contains(&c));
-    ok.then_some(colon)
 }
 
 /// Read the header section from `reader` (positioned at the start of the

@@ -46,7 +46,7 @@ use tokio::sync::watch;
 use crate::ipc::DeliveryRequest;
 
 /// The journal's directory under the run directory.
-pub const DIR: &str = "local";
+pub const DIR: &str = crate::ipc::names::JOURNAL_DIR;
 const FILE: &str = "deliveries.log";
 /// Rewrite the file without finished messages past this size.
 pub const COMPACT_AT: u64 = 8 << 20;

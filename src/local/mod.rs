@@ -223,7 +223,6 @@
 
 mod agent;
 mod command;
-mod delay;
 mod errno;
 mod file;
 mod forward;
@@ -239,19 +238,18 @@ mod worker;
 
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 
 pub use agent::Privilege;
 pub use command::CommandSpec;
-pub use delay::format_delay;
 pub use forward::ForwardFile;
 pub use pool::{PoolError, PoolLimits, WorkerCommand, WorkerPool};
 pub use worker::{
     Destination, IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom, worker_main,
 };
 
+use crate::agent::Live;
 use crate::config::Config;
 use crate::notify::{self, reload::Reload};
 
@@ -297,7 +295,7 @@ async fn serve_reloading(
     listener: std::os::unix::net::UnixListener,
     command: WorkerCommand,
     limits: PoolLimits,
-    mut reload: Option<Reload>,
+    reload: Option<Reload>,
 ) -> anyhow::Result<()> {
     // Socket activation hands the listener over without close-on-exec; the
     // workers, running as users, must not inherit it.
@@ -306,64 +304,16 @@ async fn serve_reloading(
         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
     )
     .context("set close-on-exec on the local socket")?;
-    listener.set_nonblocking(true).context("local socket")?;
-    let listener = tokio::net::UnixListener::from_std(listener).context("local socket")?;
-
     let privilege = Privilege::current();
     if let Privilege::User { name, .. } = &privilege {
         log::warn!("not running as root: delivering only to user \"{name}\"");
     }
-    let switch_user = privilege.switches_user();
-    let new_pool = |config: &Config| {
-        WorkerPool::new(
-            command.clone(),
-            switch_user,
-            config.local.worker_idle,
-            PoolLimits {
-                per_user: config.local.concurrency_per_user,
-                ..limits
-            },
-        )
-    };
     let pool = WorkerPool::new(
-        command.clone(),
-        switch_user,
+        command,
+        privilege.switches_user(),
         config.local.worker_idle,
         limits,
     );
-    let live = Arc::new(agent::Live::new(agent::Agent::new(config, privilege, pool)));
-    notify::spawn_status(live.in_progress(), |n| {
-        format!(
-            "local: {n} deliver{} in progress",
-            if *n == 1 { "y" } else { "ies" }
-        )
-    });
-    notify::ready();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(live.clone().serve_connection(stream));
-                }
-                Err(e) => {
-                    // EMFILE and friends: wait for connections to close.
-                    log::warn!("accept on the local socket: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = crate::notify::reload::hangup(&mut reload) => {
-                let running = live.agent();
-                let old = running.config();
-                if let Some(new) = reload.as_ref().and_then(|r| r.load(old)) {
-                    // The workers' limits are the pool's: a new pool when
-                    // they change (the old workers finish and go).
-                    let pool = (new.local.worker_idle != old.local.worker_idle
-                        || new.local.concurrency_per_user != old.local.concurrency_per_user)
-                        .then(|| new_pool(&new));
-                    live.replace(running.reconfigured(Arc::new(new), pool));
-                }
-                notify::ready();
-            }
-        }
-    }
+    let live = Arc::new(Live::new(agent::Agent::new(config, privilege, pool)));
+    crate::agent::serve(listener, live, reload).await
 }

@@ -174,6 +174,23 @@ impl WorkerPool {
         WorkerPool { inner }
     }
 
+    /// A new pool like this one (the same program, user switching, total
+    /// and timeout) with another idle time and per-user limit: a reload
+    /// that changes `local.worker_idle` or `local.concurrency_per_user`.
+    /// This pool's workers finish their deliveries and go.
+    pub fn resized(&self, idle: Duration, per_user: usize) -> WorkerPool {
+        let inner = &self.inner;
+        WorkerPool::new(
+            inner.command.clone(),
+            inner.switch_user,
+            idle,
+            PoolLimits {
+                per_user,
+                ..inner.limits
+            },
+        )
+    }
+
     /// Workers started so far.
     pub fn spawns(&self) -> u64 {
         self.inner.spawns.load(Ordering::SeqCst)

@@ -7,8 +7,8 @@
 //! 2 s per try, 2 tries, no hosts file), else the system's
 //! (/etc/resolv.conf). Every lookup ends within [`LOOKUP_DEADLINE`]: a
 //! server that does not answer makes a temporary failure, never a wait
-//! as long as the client's patience. (The construction of the resolver is
-//! copied from `crate::smtp::dns`, which a role module may not share.)
+//! as long as the client's patience. The resolver is built by
+//! [`crate::dns::resolver`], as the smtp client's is.
 
 #[cfg(test)]
 use std::collections::BTreeMap;
@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::net::NetError;
+use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::dns::Failure;
-use hickory_resolver::proto::rr::{RData, RecordType};
 
 /// The longest one lookup may take, retries included.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(5);

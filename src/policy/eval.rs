@@ -9,7 +9,7 @@ use super::dns::{self, Answer, NameStatus, Rtype};
 use super::element::{Access, Element, RblFilter, RblTarget, Stage, parse_result};
 use super::syntax::{
     CLIENT, HELO, RECIPIENT, SENDER, Target, access_reply, access_reply_dsn, access_reply_or,
-    dsn_fix, invalid_helo, is_header, non_fqdn_address, non_fqdn_helo, rejected,
+    dsn_fix, invalid_helo, non_fqdn_address, non_fqdn_helo, rejected,
 };
 use super::trace::{Detail, Trace};
 use super::{Context, Decision, Event, Policy, When};
@@ -519,7 +519,7 @@ impl<'a, 't> Eval<'a, 't> {
             Action::Prepend(header) => {
                 if !in_transaction {
                     self.skipped_action(spec, "PREPEND");
-                } else if is_header(&header) {
+                } else if crate::wire::header::is_tight_header(header.as_bytes()) {
                     self.note(format!("prepends {header:?}"));
                     self.decision.prepend.push(header);
                 } else {

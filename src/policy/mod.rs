@@ -37,6 +37,7 @@
 pub mod dns;
 mod element;
 pub(crate) mod eval;
+pub mod submitter;
 mod syntax;
 pub mod trace;
 

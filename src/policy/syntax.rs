@@ -102,16 +102,6 @@ pub(crate) fn dsn_fix(code: u16, dsn: &str, class: &str) -> String {
     format!("{first}.1.{detail}")
 }
 
-/// `Name: value`.
-pub(super) fn is_header(text: &str) -> bool {
-    match text.split_once(':') {
-        Some((name, _)) => {
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-        }
-        None => false,
-    }
-}
-
 /// `reject_non_fqdn_sender` / `_recipient`.
 pub(super) fn non_fqdn_address(addr: &str, class: &'static str) -> Option<Reply> {
     let domain = addr.rsplit_once('@').map_or("", |(_, d)| d);

@@ -160,12 +160,12 @@ pub async fn run(
     let run_dir = &config.server.run_directory;
     let slots = agents::start_slots(
         LOCAL_SLOTS,
-        run_dir.join(crate::supervisor::LOCAL_SOCKET),
+        run_dir.join(crate::ipc::names::LOCAL_SOCKET),
         report_tx.clone(),
     );
     let smtp_slots = agents::start_slots(
         SMTP_SLOTS,
-        run_dir.join(crate::supervisor::SMTP_SOCKET),
+        run_dir.join(crate::ipc::names::SMTP_SOCKET),
         report_tx,
     );
     let incoming = config.queue.directory.join(crate::queue::INCOMING);

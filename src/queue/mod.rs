@@ -24,6 +24,7 @@ pub mod message;
 pub mod owner;
 pub mod record;
 pub mod salvage;
+pub mod space;
 
 use std::path::{Path, PathBuf};
 

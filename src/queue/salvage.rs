@@ -49,8 +49,9 @@ use super::{ContentRef, INCOMING, IdGenerator, QueueId};
 /// What to salvage, from where, into which queue.
 pub struct Salvage<'a> {
     pub queue_dir: &'a Path,
-    /// qmgr's control socket, to wake it.
-    pub qmgr_socket: &'a Path,
+    /// Tells qmgr to read `incoming/` now (the caller's: the queue does
+    /// not speak to qmgr).
+    pub wake_qmgr: &'a dyn Fn(),
     /// The IDs in the queue now; `None` when qmgr does not answer.
     pub live: Option<HashSet<String>>,
     /// Only list; change nothing.
@@ -222,7 +223,7 @@ fn finish(
         out,
         "postern: salvage: {summary}; {n} re-queued as {INCOMING}/{segment}"
     )?;
-    wake_qmgr(opts.qmgr_socket);
+    (opts.wake_qmgr)();
     Ok(n)
 }
 
@@ -373,14 +374,6 @@ fn requeue(file: &Path, queue_dir: &Path, msgs: &[(QueueId, Vec<u8>)]) -> anyhow
         return Err(e).with_context(|| format!("cannot move {} into place", tmp.display()));
     }
     Ok(name)
-}
-
-/// Tells qmgr to read `incoming/` now; if it does not answer it reads it
-/// at its next scan or start.
-fn wake_qmgr(socket: &Path) {
-    if let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) {
-        let _ = s.write_all(b"{\"op\":\"wake\"}\n");
-    }
 }
 
 #[cfg(test)]

@@ -215,8 +215,12 @@ impl Profile {
             p.write.extend(mailbox_roots(config));
             p.write.extend(["/tmp".into(), "/var/tmp".into()]);
             // The delivery record (crate::local::journal).
-            p.write
-                .push(config.server.run_directory.join(crate::local::journal::DIR));
+            p.write.push(
+                config
+                    .server
+                    .run_directory
+                    .join(crate::ipc::names::JOURNAL_DIR),
+            );
             p.write
                 .extend(config.sandbox.local_writable.iter().cloned());
             p.tcp_connect = Some(Vec::new());
@@ -391,7 +395,10 @@ fn make_directories(role: &str, config: &Config) -> anyhow::Result<()> {
         "local" => {
             // The delivery record's room: local goes on without the
             // record (logged when it opens it) where it cannot be made.
-            let d = config.server.run_directory.join(crate::local::journal::DIR);
+            let d = config
+                .server
+                .run_directory
+                .join(crate::ipc::names::JOURNAL_DIR);
             if !d.is_dir() {
                 let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
             }

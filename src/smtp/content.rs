@@ -80,98 +80,9 @@ impl Content {
     }
 }
 
-/// Converts stored content to the wire form, chunk by chunk.
-#[derive(Clone, Debug)]
-pub struct WireEncoder {
-    at_line_start: bool,
-    after_cr: bool,
-}
-
-impl Default for WireEncoder {
-    fn default() -> Self {
-        WireEncoder {
-            at_line_start: true,
-            after_cr: false,
-        }
-    }
-}
-
-impl WireEncoder {
-    /// Append the wire form of `input` to `out`: LF becomes CRLF (a CR
-    /// already before it is kept, not doubled), a `.` opening a line is
-    /// doubled.
-    pub fn encode(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        out.reserve(input.len() + input.len() / 32 + 8);
-        for &b in input {
-            if self.at_line_start && b == b'.' {
-                out.push(b'.');
-            }
-            if b == b'\n' && !self.after_cr {
-                out.push(b'\r');
-            }
-            out.push(b);
-            self.at_line_start = b == b'\n';
-            self.after_cr = b == b'\r';
-        }
-    }
-
-    /// Append the end of the data: a line end when the content did not end
-    /// with one, then `.` CRLF.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
-        if !self.at_line_start {
-            out.extend_from_slice(if self.after_cr { b"\n" } else { b"\r\n" });
-        }
-        out.extend_from_slice(b".\r\n");
-        *self = WireEncoder::default();
-    }
-}
-
-/// The whole wire form of `content`.
-#[cfg(test)]
-pub fn wire_form(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut e = WireEncoder::default();
-    e.encode(content, &mut out);
-    e.finish(&mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_ends_and_dots() {
-        assert_eq!(wire_form(b""), b".\r\n");
-        assert_eq!(wire_form(b"a\nb\n"), b"a\r\nb\r\n.\r\n");
-        assert_eq!(wire_form(b"no end"), b"no end\r\n.\r\n");
-        assert_eq!(
-            wire_form(b".\n..x\n.y\nmid.dle\n."),
-            b"..\r\n...x\r\n..y\r\nmid.dle\r\n..\r\n.\r\n"
-        );
-        // CRLF already there is kept as it is.
-        assert_eq!(wire_form(b"a\r\nb\r"), b"a\r\nb\r\n.\r\n");
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn chunking_does_not_matter(content in proptest::collection::vec(
-            proptest::sample::select(vec![b'a', b'.', b'\n', b'\r']), 0..200),
-            cut in 0usize..200)
-        {
-            let cut = cut.min(content.len());
-            let mut out = Vec::new();
-            let mut e = WireEncoder::default();
-            e.encode(&content[..cut], &mut out);
-            e.encode(&content[cut..], &mut out);
-            e.finish(&mut out);
-            proptest::prop_assert_eq!(&out, &wire_form(&content));
-            // The terminator appears only at the end.
-            let body = &out[..out.len() - 3];
-            proptest::prop_assert!(!body.windows(5).any(|w| w == b"\r\n.\r\n"));
-            proptest::prop_assert!(!body.starts_with(b".\r\n"));
-        }
-    }
 
     #[tokio::test]
     async fn reads_the_span_in_chunks() {

@@ -292,24 +292,24 @@ fn log_line(
     o: &Outcome,
     start_us: u64,
 ) -> String {
-    let span =
-        |from: u64, to: u64| crate::local::format_delay(to.saturating_sub(from) as f64 / 1e6);
     let ready = t.ready_us.unwrap_or(t.end_us);
+    let delays = crate::wire::delay::Delays {
+        arrival: request.arrival_us,
+        active: request.active_us,
+        start: start_us,
+        ready,
+        end: t.end_us,
+    };
     let conn_use = if t.conn_use > 1 {
         format!("conn_use={}, ", t.conn_use)
     } else {
         String::new()
     };
     format!(
-        "{}: to=<{}>, relay={}, {conn_use}delay={}, delays={}/{}/{}/{}, dsn={}, status={} ({})",
+        "{}: to=<{}>, relay={}, {conn_use}{delays}, dsn={}, status={} ({})",
         request.id,
         r.address.replace(char::is_control, "?"),
         t.relay.as_deref().unwrap_or("none"),
-        span(request.arrival_us, t.end_us),
-        span(request.arrival_us, request.active_us),
-        span(request.active_us, start_us),
-        span(start_us, ready),
-        span(ready, t.end_us),
         o.dsn,
         crate::logging::status_field(o.status),
         o.reason,

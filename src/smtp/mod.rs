@@ -132,14 +132,13 @@ pub mod reply;
 mod tls;
 mod transaction;
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use anyhow::Context;
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use crate::agent::{DeliveryAgent, Live};
 use crate::config::Config;
 use crate::ipc::{self, DeliveryStatus, SmtpRequest, SmtpResult};
 use crate::notify::{self, reload::Reload};
@@ -165,68 +164,29 @@ pub async fn run(
 pub async fn serve(
     config: Arc<Config>,
     listener: std::os::unix::net::UnixListener,
-    mut reload: Option<Reload>,
+    reload: Option<Reload>,
 ) -> anyhow::Result<()> {
-    listener
-        .set_nonblocking(true)
-        .context("smtp-client socket")?;
-    let listener = tokio::net::UnixListener::from_std(listener).context("smtp-client socket")?;
     let live = Arc::new(Live::new(Agent::new(config)));
-    notify::spawn_status(live.in_progress.subscribe(), |n| {
-        format!(
-            "smtp: {n} deliver{} in progress",
-            if *n == 1 { "y" } else { "ies" }
-        )
-    });
-    notify::ready();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(live.clone().serve_connection(stream));
-                }
-                Err(e) => {
-                    log::warn!("accept on the smtp-client socket: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = crate::notify::reload::hangup(&mut reload) => {
-                let running = live.agent();
-                if let Some(new) = reload.as_ref().and_then(|r| r.load(running.config())) {
-                    live.replace(Agent::new(Arc::new(new)));
-                }
-                notify::ready();
-            }
-        }
-    }
+    crate::agent::serve(listener, live, reload).await
 }
 
-/// The agent in effect, replaced on reload.
-struct Live {
-    agent: RwLock<Arc<Agent>>,
-    in_progress: watch::Sender<usize>,
-}
+impl DeliveryAgent for Agent {
+    const ROLE: &'static str = "smtp";
+    const SOCKET: &'static str = "smtp-client";
 
-impl Live {
-    fn new(agent: Agent) -> Live {
-        Live {
-            agent: RwLock::new(Arc::new(agent)),
-            in_progress: watch::Sender::new(0),
-        }
+    fn config(&self) -> &Arc<Config> {
+        Agent::config(self)
     }
 
-    fn agent(&self) -> Arc<Agent> {
-        self.agent.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn replace(&self, agent: Agent) {
-        *self.agent.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(agent);
+    /// A new resolver, TLS settings and connection cache.
+    fn reconfigured(&self, config: Arc<Config>) -> Agent {
+        Agent::new(config)
     }
 
     /// Read requests and start each at once; answer them in order. A
     /// malformed line ends the reading (the requests before it are still
     /// answered).
-    async fn serve_connection(self: Arc<Self>, stream: UnixStream) {
+    async fn serve_connection(live: Arc<Live<Agent>>, stream: UnixStream) {
         let (read, mut write) = stream.into_split();
         let (queue, mut answers) = mpsc::channel(IN_FLIGHT_PER_CONNECTION);
         let reader = async move {
@@ -241,12 +201,11 @@ impl Live {
                     }
                 };
                 let fallback = internal_error(&request);
-                let agent = self.agent();
-                let live = self.clone();
-                live.in_progress.send_modify(|n| *n += 1);
+                let agent = live.agent();
+                let delivering = live.delivering();
                 let task = tokio::spawn(async move {
                     let result = agent.deliver(&request).await;
-                    live.in_progress.send_modify(|n| *n = n.saturating_sub(1));
+                    drop(delivering);
                     result
                 });
                 if queue.send((fallback, task)).await.is_err() {

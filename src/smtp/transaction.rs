@@ -14,9 +14,11 @@
 
 use crate::ipc::{DeliveryStatus, SmtpRecipient};
 use crate::queue::{Body, Ret};
+use crate::wire::data::{DataWriter, StoredCr};
+use crate::wire::xtext;
 
 use super::client::{Broken, Session};
-use super::content::{Content, WireEncoder};
+use super::content::Content;
 use super::outcome::Outcome;
 use super::reply::Reply;
 
@@ -220,7 +222,7 @@ async fn send_content(
     content: &mut Content,
 ) -> Result<(), Broken> {
     let t = s.timeouts.clone();
-    let mut encoder = WireEncoder::default();
+    let mut encoder = DataWriter::with(StoredCr::LineEnd);
     let (mut chunk, mut out) = (Vec::new(), Vec::new());
     loop {
         if let Err(e) = content.next_chunk(&mut chunk).await {
@@ -239,7 +241,7 @@ async fn send_content(
             s.send(&out, t.data_xfer, BODY).await?;
             break;
         }
-        encoder.encode(&chunk, &mut out);
+        encoder.write(&chunk, &mut out);
         s.send(&out, t.data_xfer, BODY).await?;
     }
     let reply = s.read_reply(t.data_done, DOT).await?;
@@ -304,7 +306,7 @@ fn mail_command(s: &Session, env: &Envelope<'_>) -> String {
             None => {}
         }
         if let Some(envid) = env.envid.filter(|e| !e.is_empty()) {
-            line.push_str(&format!(" ENVID={}", xtext(envid)));
+            line.push_str(&format!(" ENVID={}", xtext::encode(envid)));
         }
     }
     line
@@ -329,19 +331,6 @@ fn safe(text: &str) -> bool {
     !text.chars().any(char::is_control)
 }
 
-/// RFC 3461 xtext: `+HH` for `+`, `=`, and bytes outside `!`..`~`.
-pub fn xtext(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
 /// ORCPT's value from the stored `type;address` (decoded): xtext for an
 /// ASCII address, RFC 6533 `utf-8;` with `\x{HEX}` escapes otherwise.
 pub fn orcpt_param(orcpt: &str) -> Option<String> {
@@ -350,17 +339,9 @@ pub fn orcpt_param(orcpt: &str) -> Option<String> {
         return None;
     }
     if address.is_ascii() && !kind.eq_ignore_ascii_case("utf-8") {
-        return Some(format!("{kind};{}", xtext(address)));
+        return Some(format!("{kind};{}", xtext::encode(address)));
     }
-    let mut out = String::from("utf-8;");
-    for c in address.chars() {
-        if ('!'..='~').contains(&c) && !matches!(c, '+' | '=' | '\\') {
-            out.push(c);
-        } else {
-            out.push_str(&format!("\\x{{{:X}}}", u32::from(c)));
-        }
-    }
-    Some(out)
+    Some(format!("utf-8;{}", xtext::utf8_encode(address)))
 }
 
 #[cfg(test)]
@@ -368,8 +349,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn xtext_and_orcpt() {
-        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
+    fn orcpt() {
         assert_eq!(
             orcpt_param("rfc822;b+x@example.com").as_deref(),
             Some("rfc822;b+2Bx@example.com")

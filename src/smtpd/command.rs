@@ -33,7 +33,7 @@ use crate::reply::Reply;
 
 mod params;
 
-pub use params::{MailParams, RcptParams, xtext_decode, xtext_encode};
+pub use params::{MailParams, RcptParams};
 use params::{parse_mail_params, parse_rcpt_params};
 
 /// One parsed SMTP command.

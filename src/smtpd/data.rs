@@ -180,11 +180,6 @@ impl DataReader {
         self.state = State::LineStart;
     }
 
-    /// The end of data has been found.
-    pub fn is_done(&self) -> bool {
-        self.state == State::Done
-    }
-
     /// Bytes of stored content so far (LF line ends, dots removed).
     pub fn size(&self) -> u64 {
         self.size
@@ -208,59 +203,10 @@ impl DataReader {
     }
 }
 
-/// The reader's inverse, for postern's own local clients (`sendmail` on
-/// submit.sock, smtpd's pickup of the drop directory): the stored form
-/// (LF line ends) as DATA, CRLF line ends and every line that starts with
-/// `.` dot-stuffed, streamed in pieces of any size. A CR before an LF
-/// stays data (`a\r\n` is sent as `a\r\r\n`), as `sendmail` always sent it.
-#[derive(Clone, Debug)]
-pub struct DataWriter {
-    line_start: bool,
-}
-
-impl Default for DataWriter {
-    fn default() -> Self {
-        DataWriter::new()
-    }
-}
-
-impl DataWriter {
-    pub fn new() -> DataWriter {
-        DataWriter { line_start: true }
-    }
-
-    /// Append the DATA form of `content` to `out`.
-    pub fn write(&mut self, content: &[u8], out: &mut Vec<u8>) {
-        for line in content.split_inclusive(|b| *b == b'\n') {
-            if self.line_start && line.first() == Some(&b'.') {
-                out.push(b'.');
-            }
-            match line.strip_suffix(b"\n") {
-                Some(text) => {
-                    out.extend_from_slice(text);
-                    out.extend_from_slice(b"\r\n");
-                    self.line_start = true;
-                }
-                None => {
-                    out.extend_from_slice(line);
-                    self.line_start = false;
-                }
-            }
-        }
-    }
-
-    /// End the data: an unfinished last line gets its CRLF, then `.` CRLF.
-    pub fn finish(self, out: &mut Vec<u8>) {
-        if !self.line_start {
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b".\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::data::DataWriter;
     use proptest::prelude::*;
 
     /// Feeds `chunks` in turn; returns the output and the end position in
@@ -274,13 +220,19 @@ mod tests {
                 Feed::NeedMore => offset += chunk.len(),
                 Feed::Done { consumed } => {
                     assert!(consumed <= chunk.len());
-                    assert!(r.is_done());
+                    assert!(is_done(&mut r));
                     return (out, Some(offset + consumed));
                 }
             }
         }
-        assert!(!r.is_done());
+        assert!(!is_done(&mut r));
         (out, None)
+    }
+
+    /// Whether the reader found the end, as its caller sees it: after the
+    /// end, nothing more is data.
+    fn is_done(r: &mut DataReader) -> bool {
+        r.feed(b"", &mut |_: &[u8]| panic!("no input, no output")) == (Feed::Done { consumed: 0 })
     }
 
     fn whole(input: &[u8]) -> (Vec<u8>, Option<usize>) {
@@ -418,7 +370,7 @@ mod tests {
     fn no_bare_lf_when_all_crlf() {
         let mut r = DataReader::new(BareNewline::Normalize);
         r.feed(b"a\r\n\r\nb\r\n.\r\n", &mut |_: &[u8]| {});
-        assert!(r.is_done());
+        assert!(is_done(&mut r));
         assert!(!r.saw_bare_lf());
     }
 

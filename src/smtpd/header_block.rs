@@ -21,6 +21,8 @@
 //! line), so memory is bounded whatever the input. The output is the input
 //! with at most one `\n` added.
 
+use crate::wire::header::is_name_byte;
+
 /// Longest header name (with its blanks) looked for before a line is
 /// judged not to be a header.
 pub const NAME_LIMIT: usize = 2048;
@@ -141,11 +143,6 @@ impl HeaderBlock {
         }
         self.state = State::Body;
     }
-}
-
-/// A byte of a header name: printable ASCII but `:` (Postfix `is_header`).
-fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && b != b':'
 }
 
 #[cfg(test)]

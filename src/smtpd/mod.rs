@@ -100,9 +100,7 @@ pub mod line;
 mod pickup;
 mod received;
 mod session;
-pub mod space;
 mod store;
-pub mod submitter;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -111,7 +109,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, UnixStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use crate::aliases::LiveTable;
@@ -223,13 +221,11 @@ pub async fn run(
             Arc::new(Policy::new(config.clone())),
         )),
     });
-    tokio::spawn(wake_qmgr_task(
-        config
-            .server
-            .run_directory
-            .join(crate::supervisor::QMGR_SOCKET),
+    let (run_dir, wake) = (
+        config.server.run_directory.clone(),
         shared.wake_qmgr.clone(),
-    ));
+    );
+    tokio::spawn(async move { crate::ipc::qmgr_client::wake_on(&run_dir, wake).await });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // What sendmail left in the drop directory while nothing answered on
@@ -391,29 +387,5 @@ fn warn_about_open_files(config: &Config, fd_connections: usize) {
         log::warn!(
             "smtpd.max_connections = {wanted} is more than the open file limit allows: using {fd_connections} (raise LimitNOFILE or ulimit -n)"
         );
-    }
-}
-
-/// Tell qmgr that new records are durable; wake-ups that arrive while one
-/// is being sent are coalesced into the next. If qmgr is down, its scan at
-/// start finds the records.
-async fn wake_qmgr_task(path: PathBuf, notify: Arc<Notify>) {
-    let mut conn: Option<UnixStream> = None;
-    let line = b"{\"op\":\"wake\"}\n";
-    loop {
-        notify.notified().await;
-        for _attempt in 0..2 {
-            if conn.is_none() {
-                conn = UnixStream::connect(&path).await.ok();
-            }
-            let sent = match conn.as_mut() {
-                Some(c) => c.write_all(line).await.is_ok(),
-                None => false,
-            };
-            if sent {
-                break;
-            }
-            conn = None;
-        }
     }
 }

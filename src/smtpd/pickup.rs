@@ -48,9 +48,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::sync::watch;
 
 use super::Shared;
-use super::data::DataWriter;
 use super::session::{self, Peer};
 use crate::maildrop::{self, Head, Name};
+use crate::wire::data::DataWriter;
 
 /// How often the directory is read.
 const SCAN_EVERY: Duration = Duration::from_secs(1);

@@ -31,7 +31,7 @@ pub fn received_header(
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("IPv6:{v6}"),
     };
-    let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z");
+    let date = crate::wire::date::local_now();
     let by = format!("\tby {hostname} (postern) with {protocol} id {id}");
     match recipients {
         [one] => format!(
@@ -44,7 +44,7 @@ pub fn received_header(
 /// The Received header of a local submission, as Postfix's pickup writes
 /// it: `Received: by HOST (postern, from userid UID)` / `\tid QID; DATE`.
 pub fn local_received_header(hostname: &str, uid: u32, id: &str) -> String {
-    let date = chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z");
+    let date = crate::wire::date::local_now();
     format!("Received: by {hostname} (postern, from userid {uid})\n\tid {id}; {date}\n")
 }
 

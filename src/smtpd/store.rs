@@ -109,32 +109,9 @@ pub enum Finished {
 }
 
 /// The value of the first Message-ID header in a header block (LF line
-/// ends), unfolded, as found.
+/// ends), unfolded, as found (invalid UTF-8 replaced), for the log.
 pub fn message_id(head: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split('\n').peekable();
-    while let Some(line) = lines.next() {
-        if line.is_empty() {
-            return None;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("message-id") {
-            let mut v = value.trim().to_string();
-            while let Some(next) = lines.peek() {
-                if next.starts_with([' ', '\t']) {
-                    v.push(' ');
-                    v.push_str(next.trim());
-                    lines.next();
-                } else {
-                    break;
-                }
-            }
-            return Some(v.trim().to_string());
-        }
-    }
-    None
+    crate::wire::header::first_value(&String::from_utf8_lossy(head), "message-id")
 }
 
 #[cfg(test)]

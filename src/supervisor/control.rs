@@ -1,23 +1,22 @@
-//! The client side of the supervisor (Postfix's `*_clnt`): `postern
-//! reload`, `stop`, `status` and the queue commands find the running
-//! system through the supervisor's pid file in the run directory and talk
-//! to qmgr's control socket; when no supervisor runs but systemd runs this
-//! postern, they go through systemd ([`crate::systemd::systemctl`]).
+//! The client side of the supervisor: `postern reload`, `stop`, `status`
+//! and the queue commands find the running system through the
+//! supervisor's pid file in the run directory and ask qmgr through
+//! [`crate::ipc::qmgr_client`]; when no supervisor runs but systemd runs
+//! this postern, they go through systemd ([`crate::systemd::systemctl`]).
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{PID_FILE, QMGR_SOCKET, ROLES, SHOWQ_SOCKET, STATUS_FILE};
+use super::{PID_FILE, ROLES, STATUS_FILE};
 use crate::config::Config;
-use crate::ipc::{QmgrRequest, QmgrStatus, QueueAction, QueueOpResult};
+use crate::ipc::QueueAction;
+use crate::ipc::qmgr_client;
 
 /// `postern reload`: the configuration is checked here first; a bad one
 /// is reported and nothing is signalled. `path` is the file it was read
@@ -88,7 +87,7 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
 
 /// `status`'s last line: the queue counts, from qmgr.
 fn print_queue(run_dir: &Path) {
-    match query_qmgr(&run_dir.join(QMGR_SOCKET)) {
+    match qmgr_client::status(run_dir) {
         Ok(s) => println!(
             "queue: {} messages, {} recipients being delivered, {} deferred, {} messages on hold",
             s.messages, s.active, s.deferred, s.held
@@ -97,42 +96,10 @@ fn print_queue(run_dir: &Path) {
     }
 }
 
-fn query_qmgr(path: &Path) -> anyhow::Result<QmgrStatus> {
-    ask_qmgr(path, &QmgrRequest::Status)
-}
-
-/// One request on qmgr's control socket, one answer.
-fn ask_qmgr<T: serde::de::DeserializeOwned>(path: &Path, req: &QmgrRequest) -> anyhow::Result<T> {
-    let mut s = UnixStream::connect(path).with_context(|| {
-        format!(
-            "cannot reach qmgr at {} (is postern running?)",
-            path.display()
-        )
-    })?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    s.write_all(&line)?;
-    let mut answer = String::new();
-    BufReader::new(s).read_line(&mut answer)?;
-    Ok(serde_json::from_str(&answer)?)
-}
-
-/// The queue's contents, from qmgr.
-pub fn queue_listing(config: &Config) -> anyhow::Result<Vec<crate::ipc::QueueEntry>> {
-    ask_qmgr(
-        &config.server.run_directory.join(SHOWQ_SOCKET),
-        &QmgrRequest::List,
-    )
-}
-
 /// `postern queue show ID`: the envelope and the content, as postcat
 /// prints a queue file; false when there is no such message.
 pub fn queue_show(config: &Config, id: &str) -> anyhow::Result<bool> {
-    let path = config.server.run_directory.join(QMGR_SOCKET);
-    let shown: Option<crate::ipc::ShownMessage> =
-        ask_qmgr(&path, &QmgrRequest::Show { id: id.to_string() })?;
-    let Some(m) = shown else {
+    let Some(m) = qmgr_client::show(&config.server.run_directory, id)? else {
         eprintln!("postern: {id}: no such message in the queue");
         return Ok(false);
     };
@@ -141,7 +108,7 @@ pub fn queue_show(config: &Config, id: &str) -> anyhow::Result<bool> {
     println!("message_size: {}", e.size);
     println!(
         "message_arrival_time: {}",
-        crate::mailq::asctime(e.arrival_us / 1_000_000)
+        crate::wire::date::asctime(e.arrival_us / 1_000_000)
     );
     println!("sender: {}", e.sender);
     if let Some(envid) = &e.envid {
@@ -161,8 +128,7 @@ pub fn queue_show(config: &Config, id: &str) -> anyhow::Result<bool> {
 /// happened as postsuper does (`postern: Placed on hold: 2 messages`);
 /// false when some ID named no message.
 pub fn queue_op(config: &Config, action: QueueAction, ids: Vec<String>) -> anyhow::Result<bool> {
-    let path = config.server.run_directory.join(QMGR_SOCKET);
-    let result: QueueOpResult = ask_qmgr(&path, &QmgrRequest::Queue { action, ids })?;
+    let result = qmgr_client::queue_op(&config.server.run_directory, action, ids)?;
     for id in &result.unknown {
         eprintln!("postern: {id}: no such message in the queue");
     }

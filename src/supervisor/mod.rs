@@ -35,6 +35,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::config::Config;
+use crate::ipc::names::{
+    JOURNAL_DIR, LOCAL_SOCKET, QMGR_SOCKET, SHOWQ_SOCKET, SMTP_SOCKET, SUBMIT_SOCKET,
+    SUPERVISOR_ENV,
+};
 use crate::ipc::{EX_CONFIG, Unrecoverable};
 use crate::notify::reload::{Fixed, keep_fixed};
 use crate::sys::{self, Credentials};
@@ -42,17 +46,6 @@ use crate::sys::{self, Credentials};
 pub const PID_FILE: &str = "postern.pid";
 pub const STATUS_FILE: &str = "status.json";
 pub const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
-pub const QMGR_SOCKET: &str = "qmgr.sock";
-pub const LOCAL_SOCKET: &str = "local.sock";
-/// The smtp delivery agent's socket (LISTEN_FDNAMES `smtp-client`).
-pub const SMTP_SOCKET: &str = "smtp.sock";
-/// The queue listing (`mailq`), world-connectable, read-only.
-pub const SHOWQ_SOCKET: &str = "showq.sock";
-/// The `sendmail` command's socket, world-connectable.
-pub const SUBMIT_SOCKET: &str = "submit.sock";
-/// Set by the supervisor for every role it starts: its own pid. A role
-/// that finds it dies with the supervisor (see [`follow_supervisor`]).
-pub const SUPERVISOR_ENV: &str = "POSTERN_SUPERVISOR_PID";
 
 /// The roles in start order (dependencies first).
 const ROLES: [&str; 4] = ["local", "smtp", "qmgr", "smtpd"];
@@ -61,7 +54,7 @@ mod control;
 mod role;
 
 use control::running_pid;
-pub use control::{queue_listing, queue_op, queue_show, reload, status, stop};
+pub use control::{queue_op, queue_show, reload, status, stop};
 pub use role::run_role;
 
 /// `postern start`.
@@ -289,7 +282,7 @@ fn prepare_directories(config: &Config, user: Option<&Credentials>) -> anyhow::R
         .with_context(|| format!("cannot create run directory {}", r.display()))?;
     fs::set_permissions(r, fs::Permissions::from_mode(0o755))?;
     // local's delivery record: the supervisor's (root's), as local is.
-    let journal = r.join(crate::local::journal::DIR);
+    let journal = r.join(JOURNAL_DIR);
     fs::create_dir_all(&journal).with_context(|| format!("cannot create {}", journal.display()))?;
     fs::set_permissions(&journal, fs::Permissions::from_mode(0o700))?;
     Ok(())

@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use nix::sys::signal::{Signal, kill};
 
-use super::SUPERVISOR_ENV;
 use crate::config::Config;
 use crate::ipc::Unrecoverable;
+use crate::ipc::names::SUPERVISOR_ENV;
 use crate::notify::reload::Reload;
 
 /// Run one role in this process (`postern daemon ROLE`). `path` is where

@@ -93,7 +93,7 @@ pub fn warn_about_handed(config: &Config, fds: &[(String, OwnedFd)]) {
     let Some(diff) = compare(&config.smtpd.listen, &actual) else {
         return;
     };
-    let hint = if std::env::var_os(crate::supervisor::SUPERVISOR_ENV).is_some() {
+    let hint = if std::env::var_os(crate::ipc::names::SUPERVISOR_ENV).is_some() {
         "smtpd.listen changes with postern stop and postern start"
     } else {
         "the socket unit's listeners are written from smtpd.listen by postern-generator: \

@@ -97,7 +97,7 @@ pub fn tcp_listeners(p: &Props) -> Vec<SocketAddr> {
 /// is `run_dir`'s `qmgr.sock`: then systemd runs the postern that a
 /// configuration with this run directory describes.
 pub fn ours(qmgr_socket: &Props, run_dir: &Path) -> bool {
-    let want = run_dir.join(crate::supervisor::QMGR_SOCKET);
+    let want = run_dir.join(crate::ipc::names::QMGR_SOCKET);
     prop(qmgr_socket, "LoadState") == "loaded"
         && qmgr_socket
             .get("Listen")

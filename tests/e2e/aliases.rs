@@ -8,18 +8,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-fn send(p: &Postern, to: &str, subject: &str) -> String {
-    let mut c = p.client();
-    c.cmd("EHLO c.example");
-    assert_eq!(c.cmd("MAIL FROM:<s@example.org>"), "250 2.1.0 Ok");
-    assert_eq!(c.cmd(&format!("RCPT TO:<{to}>")), "250 2.1.5 Ok", "{to}");
-    assert!(c.cmd("DATA").starts_with("354"));
-    let r = c.cmd(&format!("Subject: {subject}\r\n\r\nx\r\n."));
-    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
-    c.cmd("QUIT");
-    r.rsplit(' ').next().unwrap().to_string()
-}
-
 #[test]
 fn alias_forms_end_to_end() {
     let p = Postern::start("");
@@ -43,7 +31,12 @@ fn alias_forms_end_to_end() {
     std::thread::sleep(Duration::from_millis(1100));
 
     // Several targets and a nested alias that names the same user: one copy.
-    let id = send(&p, "staff@localhost", "to staff");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["staff@localhost"],
+        "Subject: to staff\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: removed"), 1, 20);
     assert_eq!(p.delivered(&u).len(), 1);
     assert!(p.log().contains(&format!(
@@ -51,7 +44,12 @@ fn alias_forms_end_to_end() {
     )));
 
     // A remote address is forwarded as a new message; the local one delivered.
-    let id = send(&p, "far@localhost", "far");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["far@localhost"],
+        "Subject: far\r\n\r\nx",
+    );
     p.wait_log(
         &format!("{id}: to=<far@localhost>, relay=local, delay="),
         1,
@@ -72,18 +70,33 @@ fn alias_forms_end_to_end() {
     p.wait_delivered(&u, 2, 20);
 
     // \user delivers to the mailbox without expansion.
-    let id = send(&p, "self@localhost", "self");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["self@localhost"],
+        "Subject: self\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: removed"), 1, 20);
     p.wait_delivered(&u, 3, 20);
 
     // A loop bounces, it does not storm.
-    let id = send(&p, "loopa@localhost", "loop");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["loopa@localhost"],
+        "Subject: loop\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: to=<loopa@localhost>, relay=local"), 1, 20);
     p.wait_log("alias database loop for", 1, 5);
     p.wait_log(&format!("{id}: removed"), 1, 20);
 
     // A command (as nobody when root runs postern: the file is root's).
-    let id = send(&p, "prog@localhost", "prog");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["prog@localhost"],
+        "Subject: prog\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: to=<prog@localhost>, relay=local"), 1, 20);
     p.wait_log("status=sent (delivered to command: /bin/cat)", 1, 5);
 
@@ -102,7 +115,12 @@ fn inline_aliases_win_over_files() {
         format!("team: {}\n", p.user).as_bytes(),
     );
     std::thread::sleep(Duration::from_millis(1100));
-    let id = send(&p, "team@localhost", "team");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["team@localhost"],
+        "Subject: team\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: removed"), 1, 20);
     assert!(
         p.log().contains(&format!(
@@ -196,7 +214,12 @@ fn a_command_that_fails_for_now_is_retried() {
             .as_bytes(),
     );
     std::thread::sleep(Duration::from_millis(1100));
-    let id = send(&p, "flaky@localhost", "flaky");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["flaky@localhost"],
+        "Subject: flaky\r\n\r\nx",
+    );
     p.wait_log(
         &format!("{id}: to=<flaky@localhost>, relay=local, delay="),
         1,
@@ -224,7 +247,12 @@ fn a_failing_command_bounces_with_its_output() {
         b"broken: \"|echo cannot store this >&2; exit 1\"\n",
     );
     std::thread::sleep(Duration::from_millis(1100));
-    let id = send(&p, "broken@localhost", "broken");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["broken@localhost"],
+        "Subject: broken\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: removed"), 1, 20);
     let want = format!("{id}: to=<broken@localhost>, relay=local, delay=");
     let log = p.log();
@@ -321,7 +349,12 @@ fn a_list_with_an_owner_sends_its_problems_to_the_owner() {
         .as_bytes(),
     );
     std::thread::sleep(Duration::from_millis(1100));
-    let id = send(&p, "list@localhost", "to the list");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["list@localhost"],
+        "Subject: to the list\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: removed"), 1, 20);
     let log = p.log();
     let forwarded = log
@@ -366,7 +399,12 @@ fn a_list_with_an_owner_sends_its_problems_to_the_owner() {
     assert!(ds.contains("no such archive"), "{ds}");
 
     // Without an owner the sender is told (here s@example.org, far away).
-    let id = send(&p, "plain@localhost", "no owner");
+    let id = send(
+        &p,
+        "s@example.org",
+        &["plain@localhost"],
+        "Subject: no owner\r\n\r\nx",
+    );
     p.wait_log(&format!("{id}: sender non-delivery notification: "), 1, 20);
 }
 

@@ -5,22 +5,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// Send one message; returns its queue ID.
-fn send(p: &Postern, from: &str, rcpt_params: &str, to: &str, data: &str) -> String {
-    let mut c = p.client();
-    c.cmd("EHLO c.example");
-    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")), "250 2.1.0 Ok");
-    assert_eq!(
-        c.cmd(&format!("RCPT TO:<{to}>{rcpt_params}")),
-        "250 2.1.5 Ok"
-    );
-    assert!(c.cmd("DATA").starts_with("354"));
-    let r = c.cmd(&format!("{data}\r\n."));
-    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
-    c.cmd("QUIT");
-    r.rsplit(' ').next().unwrap().to_string()
-}
-
 #[test]
 fn failure_is_reported_to_the_sender_as_multipart_report() {
     let p = Postern::start("");
@@ -28,8 +12,7 @@ fn failure_is_reported_to_the_sender_as_multipart_report() {
     let id = send(
         &p,
         &format!("{u}@localhost"),
-        "",
-        &format!("{u}@localhost"),
+        &[&format!("{u}@localhost")],
         &format!(
             "Delivered-To: {u}@localhost\r\nSubject: loops\r\nMessage-ID: <orig@example.org>\r\n\r\nbody"
         ),
@@ -69,22 +52,22 @@ fn notify_never_and_success() {
     let p = Postern::start("");
     let u = p.user.clone();
     let loop_data = format!("Delivered-To: {u}@localhost\r\nSubject: x\r\n\r\nx");
-    let never = send(
-        &p,
-        &format!("{u}@localhost"),
-        " NOTIFY=NEVER",
-        &format!("{u}@localhost"),
-        &loop_data,
-    );
+    let never = Mail {
+        from: &format!("{u}@localhost"),
+        to: &[&format!("{u}@localhost")],
+        rcpt_params: " NOTIFY=NEVER",
+        ..MAIL
+    }
+    .queued(&p, &loop_data);
     p.wait_log(&format!("{never}: removed"), 1, 20);
     // A success report when asked for.
-    let ok = send(
-        &p,
-        &format!("{u}@localhost"),
-        " NOTIFY=SUCCESS",
-        &format!("{u}@localhost"),
-        "Subject: fine\r\n\r\nx",
-    );
+    let ok = Mail {
+        from: &format!("{u}@localhost"),
+        to: &[&format!("{u}@localhost")],
+        rcpt_params: " NOTIFY=SUCCESS",
+        ..MAIL
+    }
+    .queued(&p, "Subject: fine\r\n\r\nx");
     p.wait_log(
         &format!("{ok}: sender delivery status notification: "),
         1,
@@ -125,8 +108,7 @@ fn null_sender_failure_goes_to_postmaster_and_never_loops() {
     let id = send(
         &p,
         "",
-        "",
-        &format!("{u}@localhost"),
+        &[&format!("{u}@localhost")],
         &format!("Delivered-To: {u}@localhost\r\nSubject: bounce of a bounce\r\n\r\nx"),
     );
     p.wait_log(
@@ -157,8 +139,7 @@ fn delay_warning_once() {
     let id = send(
         &p,
         &format!("{u}@localhost"),
-        "",
-        "far@remote.example",
+        &["far@remote.example"],
         "Subject: slow\r\n\r\nx",
     );
     p.wait_log(&format!("{id}: sender delay notification: "), 1, 20);

@@ -17,22 +17,12 @@ fn with_checks(tables: &str, files: &[(&str, &str)]) -> Postern {
     p
 }
 
-/// One message over SMTP: the reply to the end of DATA.
-fn send(p: &Postern, rcpt: &str, message: &str) -> String {
-    let mut c = p.client();
-    c.cmd("EHLO client.example");
-    assert_eq!(c.cmd("MAIL FROM:<a@sender.example>"), "250 2.1.0 Ok");
-    assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")), "250 2.1.5 Ok");
-    assert!(c.cmd("DATA").starts_with("354"));
-    let r = c.cmd(&format!("{message}\r\n."));
-    c.cmd("QUIT");
-    r
-}
-
-fn queue_id(reply: &str) -> String {
-    assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
-    reply.rsplit(' ').next().unwrap_or_default().to_string()
-}
+/// The client of these tests, whose HELO and sender the reject lines show.
+const CHECKED: Mail = Mail {
+    helo: "client.example",
+    from: "a@sender.example",
+    ..MAIL
+};
 
 const MONEY: &str = "/^Subject: .*\\bmoney\\b/ REJECT\n";
 
@@ -44,12 +34,24 @@ fn pcre_header_check_rejects_money_but_not_moneyless() {
     );
     let user = p.user.clone();
     let rcpt = format!("{user}@localhost");
-    let r = send(&p, &rcpt, "Subject: make money fast\r\n\r\nbody");
+    let r = Mail {
+        to: &[&rcpt],
+        ..CHECKED
+    }
+    .reply(&p, "Subject: make money fast\r\n\r\nbody");
     assert_eq!(r, "550 5.7.1 message content rejected");
-    let r = send(&p, &rcpt, "Subject: moneyless\r\n\r\nbody");
+    let r = Mail {
+        to: &[&rcpt],
+        ..CHECKED
+    }
+    .reply(&p, "Subject: moneyless\r\n\r\nbody");
     queue_id(&r);
     // A folded Subject is one logical header.
-    let r = send(&p, &rcpt, "Subject: make\r\n money fast\r\n\r\nbody");
+    let r = Mail {
+        to: &[&rcpt],
+        ..CHECKED
+    }
+    .reply(&p, "Subject: make\r\n money fast\r\n\r\nbody");
     assert_eq!(r, "550 5.7.1 message content rejected");
     let files = p.wait_delivered(&user, 1, 10);
     std::thread::sleep(Duration::from_millis(300));
@@ -95,13 +97,25 @@ fn body_check_discard_answers_250_and_delivers_nothing() {
     );
     let user = p.user.clone();
     let rcpt = format!("{user}@localhost");
-    let id = queue_id(&send(&p, &rcpt, "Subject: a\r\n\r\nhello\r\nbuy now\r\n"));
+    let id = queue_id(
+        &Mail {
+            to: &[&rcpt],
+            ..CHECKED
+        }
+        .reply(&p, "Subject: a\r\n\r\nhello\r\nbuy now\r\n"),
+    );
     p.wait_log(
         &format!("{id}: discard: body buy now from localhost[127.0.0.1];"),
         1,
         5,
     );
-    let kept = queue_id(&send(&p, &rcpt, "Subject: b\r\n\r\nkeep\r\n"));
+    let kept = queue_id(
+        &Mail {
+            to: &[&rcpt],
+            ..CHECKED
+        }
+        .reply(&p, "Subject: b\r\n\r\nkeep\r\n"),
+    );
     p.wait_delivered(&user, 1, 10);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(p.delivered(&user).len(), 1);
@@ -118,11 +132,13 @@ fn body_check_hold_keeps_the_message_until_released() {
     );
     let user = p.user.clone();
     let rcpt = format!("{user}@localhost");
-    let id = queue_id(&send(
-        &p,
-        &rcpt,
-        "Subject: a\r\n\r\nsomething suspicious\r\n",
-    ));
+    let id = queue_id(
+        &Mail {
+            to: &[&rcpt],
+            ..CHECKED
+        }
+        .reply(&p, "Subject: a\r\n\r\nsomething suspicious\r\n"),
+    );
     p.wait_log(
         &format!("{id}: hold: body something suspicious from localhost[127.0.0.1];"),
         1,
@@ -159,11 +175,7 @@ fn header_actions_change_what_is_delivered() {
     );
     let user = p.user.clone();
     let rcpt = format!("{user}@localhost");
-    let id = queue_id(&send(
-        &p,
-        &rcpt,
-        "From: a@sender.example\r\nX-Secret: 42\r\n continued\r\nX-Bulk: yes\r\nSubject: hi\r\n\r\nbody",
-    ));
+    let id = queue_id(&Mail { to: &[&rcpt], ..CHECKED }.reply(&p, "From: a@sender.example\r\nX-Secret: 42\r\n continued\r\nX-Bulk: yes\r\nSubject: hi\r\n\r\nbody"));
     let files = p.wait_delivered(&user, 1, 10);
     let text = std::fs::read_to_string(&files[0]).unwrap();
     assert!(
@@ -242,18 +254,18 @@ fn large_messages_are_checked_too() {
     // the bulk after it.
     let bulk = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"
         .repeat(30_000);
-    let r = send(
-        &p,
-        &rcpt,
-        &format!("Subject: big\r\n\r\nreject me\r\n{bulk}"),
-    );
+    let r = Mail {
+        to: &[&rcpt],
+        ..CHECKED
+    }
+    .reply(&p, &format!("Subject: big\r\n\r\nreject me\r\n{bulk}"));
     assert_eq!(r, "550 5.7.1 body found");
     let long_header = format!("X-Reject-Me: {}\r\n", "h".repeat(200_000));
-    let r = send(
-        &p,
-        &rcpt,
-        &format!("{long_header}Subject: big\r\n\r\n{bulk}"),
-    );
+    let r = Mail {
+        to: &[&rcpt],
+        ..CHECKED
+    }
+    .reply(&p, &format!("{long_header}Subject: big\r\n\r\n{bulk}"));
     assert_eq!(r, "550 5.7.1 header found");
     // Nothing of them is left in the queue.
     let left: Vec<_> = std::fs::read_dir(p.queue_dir().join("incoming"))
@@ -264,7 +276,13 @@ fn large_messages_are_checked_too() {
     assert!(left.is_empty(), "{left:?}");
     // (`send` ends the data with CRLF "." itself.)
     let message = format!("Subject: big\r\n\r\n{bulk}end");
-    queue_id(&send(&p, &rcpt, &message));
+    queue_id(
+        &Mail {
+            to: &[&rcpt],
+            ..CHECKED
+        }
+        .reply(&p, &message),
+    );
     let files = p.wait_delivered(&user, 1, 30);
     let got = body_after_added_headers(&files[0]);
     let want = lf(format!("{message}\r\n").as_bytes());

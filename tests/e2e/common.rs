@@ -307,6 +307,62 @@ impl Drop for Postern {
     }
 }
 
+/// One message as a test client sends it over SMTP: `EHLO helo`,
+/// `MAIL FROM:<from>`, `RCPT TO:<to>` and `rcpt_params` for each recipient
+/// (each must be accepted), DATA, the content and the dot, QUIT. Start
+/// from [`MAIL`]: `Mail { to: &[&rcpt], ..MAIL }`.
+#[derive(Clone, Copy)]
+pub struct Mail<'a> {
+    pub helo: &'a str,
+    pub from: &'a str,
+    pub to: &'a [&'a str],
+    /// After each `RCPT TO:<…>`, e.g. ` NOTIFY=NEVER`.
+    pub rcpt_params: &'a str,
+}
+
+/// The usual client: `c.example`, from `s@example.org`.
+pub const MAIL: Mail<'static> = Mail {
+    helo: "c.example",
+    from: "s@example.org",
+    to: &[],
+    rcpt_params: "",
+};
+
+impl Mail<'_> {
+    /// Send `data` (CRLF line ends, no final dot); the reply to the end
+    /// of the data.
+    pub fn reply(&self, p: &Postern, data: &str) -> String {
+        let mut c = p.client();
+        c.cmd(&format!("EHLO {}", self.helo));
+        assert_eq!(c.cmd(&format!("MAIL FROM:<{}>", self.from)), "250 2.1.0 Ok");
+        for to in self.to {
+            let rcpt = format!("RCPT TO:<{to}>{}", self.rcpt_params);
+            assert_eq!(c.cmd(&rcpt), "250 2.1.5 Ok", "{rcpt}");
+        }
+        assert!(c.cmd("DATA").starts_with("354"));
+        let r = c.cmd(&format!("{data}\r\n."));
+        c.cmd("QUIT");
+        r
+    }
+
+    /// Send `data`, which must be queued; its queue ID.
+    pub fn queued(&self, p: &Postern, data: &str) -> String {
+        queue_id(&self.reply(p, data))
+    }
+}
+
+/// Queue one message from `from` to `to` over SMTP ([`MAIL`]'s client);
+/// its queue ID.
+pub fn send(p: &Postern, from: &str, to: &[&str], data: &str) -> String {
+    Mail { from, to, ..MAIL }.queued(p, data)
+}
+
+/// The ID of a `250 2.0.0 Ok: queued as ID` reply (which it must be).
+pub fn queue_id(reply: &str) -> String {
+    assert!(reply.starts_with("250 2.0.0 Ok: queued as "), "{reply}");
+    reply.rsplit(' ').next().unwrap_or_default().to_string()
+}
+
 /// A raw SMTP client over a real socket.
 pub struct Client {
     pub stream: BufReader<TcpStream>,

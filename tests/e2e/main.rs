@@ -12,6 +12,7 @@ mod config;
 mod crash;
 mod damage;
 mod forward;
+mod golden;
 mod journal;
 mod logs;
 mod maildrop;

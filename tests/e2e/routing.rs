@@ -10,21 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// Send one message from `from` to `to`; returns its queue ID.
-fn send(p: &Postern, from: &str, to: &[&str], data: &str) -> String {
-    let mut c = p.client();
-    c.cmd("EHLO c.example");
-    assert_eq!(c.cmd(&format!("MAIL FROM:<{from}>")), "250 2.1.0 Ok");
-    for rcpt in to {
-        assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")), "250 2.1.5 Ok");
-    }
-    assert!(c.cmd("DATA").starts_with("354"));
-    let r = c.cmd(&format!("{data}\r\n."));
-    assert!(r.starts_with("250 2.0.0 Ok: queued as "), "{r}");
-    c.cmd("QUIT");
-    r.rsplit(' ').next().unwrap().to_string()
-}
-
 #[test]
 fn an_error_entry_bounces_at_once_with_its_text() {
     let p = Postern::start(

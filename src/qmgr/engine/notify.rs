@@ -315,7 +315,7 @@ impl Engine {
                 .recipients
                 .get(rcpt)
                 .map_or("", |r| r.address.as_str()),
-            crate::local::format_delay(age),
+            crate::wire::delay::format_delay(age),
         );
         Ok(new_id)
     }

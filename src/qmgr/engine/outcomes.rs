@@ -302,28 +302,29 @@ fn smtp_lost(id: &QueueId, rcpt: usize, why: &str) -> Pending {
 /// Postfix's delivery line for an outcome qmgr decided:
 /// `ID: to=<…>, relay=none, delay=…, delays=a/b/0/0, dsn=…, status=… (…)`.
 fn log_decided(p: &Pending, m: &Message, now: u64) {
-    let status = match p.status {
-        DeliveryStatus::Sent => "sent",
-        DeliveryStatus::Deferred => "deferred",
-        DeliveryStatus::Bounced => "bounced",
-    };
+    let status = crate::logging::status_field(p.status);
     let to = m
         .env
         .recipients
         .get(p.rcpt)
         .map_or("", |r| r.address.as_str());
-    let secs = |us: u64| crate::local::format_delay(us as f64 / 1e6);
-    let arrival = m.env.arrival_us;
-    let active = m.active_us.max(arrival);
+    // Nothing was delivered: the delivery's start, readiness and end
+    // are all now (Postfix's qmgr logs `delays=a/b/0/0` so).
+    let delays = crate::wire::delay::Delays {
+        arrival: m.env.arrival_us,
+        // Not yet active (a message refused before it was): the queue
+        // manager's share starts at its arrival.
+        active: m.active_us.max(m.env.arrival_us),
+        start: now,
+        ready: now,
+        end: now,
+    };
     log::info!(
         queue_id = p.id.as_str(),
         recipient = to,
         status = status;
-        "{}: to=<{to}>, relay=none, delay={}, delays={}/{}/0/0, dsn={}, status={status} ({})",
+        "{}: to=<{to}>, relay=none, {delays}, dsn={}, status={status} ({})",
         p.id,
-        secs(now.saturating_sub(arrival)),
-        secs(active - arrival),
-        secs(now.saturating_sub(active)),
         p.dsn,
         p.reason
     );

@@ -7,7 +7,7 @@ use super::server::{Script, start};
 use super::*;
 use crate::ipc::DeliveryStatus::{Bounced, Deferred, Sent};
 use crate::queue::Ret;
-use crate::smtp::content::wire_form;
+use crate::wire::data::{DataWriter, StoredCr};
 
 #[tokio::test]
 async fn plain_delivery_is_byte_exact_and_pipelined() {
@@ -34,7 +34,10 @@ async fn plain_delivery_is_byte_exact_and_pipelined() {
         Some("smtp; 250 2.0.0 Ok: queued as TEST")
     );
 
-    let mut wire = wire_form(MESSAGE);
+    let mut wire = Vec::new();
+    let mut writer = DataWriter::with(StoredCr::LineEnd);
+    writer.write(MESSAGE, &mut wire);
+    writer.finish(&mut wire);
     wire.truncate(wire.len() - 3);
     assert_eq!(server.messages(), [wire]);
     assert_eq!(

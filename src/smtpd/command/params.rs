@@ -1,9 +1,11 @@
 //! MAIL FROM and RCPT TO parameters (RFC 1869 syntax): SIZE (RFC 1870),
 //! BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET / ENVID / NOTIFY / ORCPT
-//! (RFC 3461, RFC 6533 for `utf-8` ORCPT), and the xtext encoding.
+//! (RFC 3461, RFC 6533 for `utf-8` ORCPT; the xtext itself is
+//! [`crate::wire::xtext`]).
 
 use super::{CommandError, Word};
 use crate::queue::{Body, Ret};
+use crate::wire::xtext;
 
 /// MAIL FROM parameters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,7 +64,7 @@ pub(super) fn parse_mail_params(
                 return Err(CommandError::BadRet);
             }
         } else if let Some(v) = strip_keyword(w, "ENVID=") {
-            let envid = xtext_decode(v)
+            let envid = xtext::decode(v)
                 .filter(|e| !e.is_empty() && e.bytes().all(|b| (b' '..=b'~').contains(&b)))
                 .ok_or(CommandError::BadEnvid)?;
             if p.envid.replace(envid).is_some() {
@@ -95,37 +97,6 @@ pub(super) fn parse_rcpt_params(words: &[Word<'_>]) -> Result<RcptParams, Comman
         }
     }
     Ok(p)
-}
-
-/// Decodes RFC 3461 xtext (`+XX` hex escapes). Like Postfix, other
-/// characters are taken as they are; the result must be UTF-8.
-pub fn xtext_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'+' {
-            let hi = hex_digit(bytes.next()?)?;
-            let lo = hex_digit(bytes.next()?)?;
-            out.push(hi << 4 | lo);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Encodes as RFC 3461 xtext: `+`, `=`, and bytes outside `!`..`~` become
-/// `+XX`.
-pub fn xtext_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
 }
 
 fn unsupported(verb: &'static str, option: &str) -> CommandError {
@@ -171,9 +142,9 @@ fn parse_orcpt(v: &str) -> Option<String> {
     }
     let utf8 = kind.eq_ignore_ascii_case("utf-8");
     let decoded = if utf8 {
-        uxtext_decode(coded)?
+        xtext::utf8_decode(coded)?
     } else {
-        xtext_decode(coded)?
+        xtext::decode(coded)?
     };
     let ok = !decoded.is_empty()
         && decoded.chars().all(|c| {
@@ -182,54 +153,11 @@ fn parse_orcpt(v: &str) -> Option<String> {
     ok.then(|| format!("{kind};{decoded}"))
 }
 
-/// RFC 6533 utf-8-addr-xtext: `\x{HEX}` escapes, raw UTF-8, and (leniently)
-/// xtext `+XX`.
-fn uxtext_decode(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        if let Some(after) = rest.strip_prefix("\\x{") {
-            let close = after.find('}')?;
-            let hex = &after[..close];
-            if hex.is_empty() || hex.len() > 6 {
-                return None;
-            }
-            let mut code = 0u32;
-            for b in hex.bytes() {
-                code = code << 4 | u32::from(hex_digit(b)?);
-            }
-            out.push(char::from_u32(code)?);
-            rest = &after[close + 1..];
-        } else if let Some(after) = rest.strip_prefix('+') {
-            let mut hex = after.bytes();
-            let hi = hex_digit(hex.next()?)?;
-            let lo = hex_digit(hex.next()?)?;
-            let b = hi << 4 | lo;
-            if !b.is_ascii() {
-                return None;
-            }
-            out.push(char::from(b));
-            rest = &after[2..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    Some(out)
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::*;
     use super::*;
     use crate::address::AddressError;
-    use proptest::prelude::*;
 
     use super::super::tests::{err, ok, reply};
 
@@ -417,22 +345,6 @@ mod tests {
         ] {
             assert_eq!(reply(line), want, "{line}");
             assert_eq!(err(line).verb_name(), "rcpt");
-        }
-    }
-
-    #[test]
-    fn xtext() {
-        assert_eq!(xtext_decode("a+2Bb+3d"), Some("a+b=".into()));
-        assert_eq!(xtext_decode("a+2"), None);
-        assert_eq!(xtext_decode("+C3+BC"), Some("ü".into()));
-        assert_eq!(xtext_decode("+FF"), None);
-        assert_eq!(xtext_encode("a+b= ü"), "a+2Bb+3D+20+C3+BC");
-    }
-
-    proptest! {
-        #[test]
-        fn xtext_round_trip(s in "\\PC{0,40}") {
-            prop_assert_eq!(xtext_decode(&xtext_encode(&s)), Some(s));
         }
     }
 }

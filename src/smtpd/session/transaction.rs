@@ -9,9 +9,9 @@ use super::{Session, Transaction};
 use crate::address::{Address, Path};
 use crate::policy::{Decision, When};
 use crate::queue::Recipient;
+use crate::queue::space::{effective_minfree, free_space, room_for};
 use crate::reply::Reply;
 use crate::smtpd::command::{MailParams, RcptParams};
-use crate::smtpd::space::{effective_minfree, free_space, room_for};
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     pub(super) async fn mail(&mut self, from: Path, params: MailParams) -> bool {
@@ -129,7 +129,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// (`smtpd.authorized_submit_users`, `smtpd.sender_override_users`)?
     /// The same check for `submit.sock` and the drop directory.
     fn check_submitter(&self, uid: u32, from: &Path) -> Result<(), Reply> {
-        crate::smtpd::submitter::check(self.cfg(), uid, &from.to_string())
+        crate::policy::submitter::check(self.cfg(), uid, &from.to_string())
     }
 
     /// `queue.minfree`: is there room in the queue for a message of

@@ -3,6 +3,12 @@
 //! at most 2 decimals, trailing zeros dropped, `0` for nothing, large values
 //! rounded to whole seconds (`0.12`, `0.06`, `1.2`, `37`, `4000`).
 
+//!
+//! [`Delays`] is the whole `delay=D, delays=a/b/c/d` pair of a delivery's
+//! log line, the same for local, smtp and qmgr (Postfix `log_adhoc`).
+
+use std::fmt;
+
 const MILLION: u64 = 1_000_000;
 /// Significant digits for small values.
 const SIG_DIGITS: u32 = 2;
@@ -19,6 +25,37 @@ pub fn format_delay(secs: f64) -> String {
         0
     };
     format_tv(micros / MILLION, micros % MILLION)
+}
+
+/// The instants of one delivery, microseconds since the epoch, shown as
+/// Postfix's `delay=D, delays=a/b/c/d`: D from arrival to the end; a
+/// before the queue manager took the message (arrival → active), b in the
+/// queue manager (active → start of the delivery), c setting up the
+/// delivery (start → ready: the connection and greeting for smtp; nothing
+/// for local and qmgr, so 0), d the delivery itself (ready → end). Times
+/// that run backwards (a clock stepped back) count as 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delays {
+    pub arrival: u64,
+    pub active: u64,
+    pub start: u64,
+    pub ready: u64,
+    pub end: u64,
+}
+
+impl fmt::Display for Delays {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let span = |from: u64, to: u64| format_delay(to.saturating_sub(from) as f64 / 1e6);
+        write!(
+            f,
+            "delay={}, delays={}/{}/{}/{}",
+            span(self.arrival, self.end),
+            span(self.arrival, self.active),
+            span(self.active, self.start),
+            span(self.start, self.ready),
+            span(self.ready, self.end),
+        )
+    }
 }
 
 /// Postfix's algorithm: pick the resolution from the magnitude, round half
@@ -87,6 +124,26 @@ mod tests {
         ] {
             assert_eq!(format_delay(secs), want, "{secs}");
         }
+    }
+
+    #[test]
+    fn delays_in_postfix_shape() {
+        let d = Delays {
+            arrival: 1_000_000,
+            active: 1_120_000,
+            start: 1_180_000,
+            ready: 1_180_000,
+            end: 2_400_000,
+        };
+        assert_eq!(d.to_string(), "delay=1.4, delays=0.12/0.06/0/1.2");
+        let backwards = Delays {
+            arrival: 5,
+            active: 4,
+            start: 3,
+            ready: 2,
+            end: 1,
+        };
+        assert_eq!(backwards.to_string(), "delay=0, delays=0/0/0/0");
     }
 
     proptest::proptest! {

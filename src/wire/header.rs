@@ -1,0 +1,112 @@
+//! Header fields as Postfix's `is_header` sees them: a name of printable
+//! ASCII other than `:`, optional blanks (space, tab), then the colon. A
+//! line that starts with a blank continues the field before it.
+
+/// A byte of a header field's name: printable ASCII but `:`.
+pub fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && b != b':'
+}
+
+/// Where the colon that ends the field name is, when `line` starts a
+/// header field (Postfix's `is_header`); `None` when it does not.
+pub fn colon(line: &[u8]) -> Option<usize> {
+    let name_len = line
+        .iter()
+        .position(|&b| !is_name_byte(b))
+        .unwrap_or(line.len());
+    if name_len == 0 {
+        return None;
+    }
+    let blanks = line[name_len..]
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')?;
+    let at = name_len + blanks;
+    (line[at] == b':').then_some(at)
+}
+
+/// Postfix's `is_header`: `line` starts a header field.
+pub fn is_header(line: &[u8]) -> bool {
+    colon(line).is_some()
+}
+
+/// A header field with no blank before its colon (`Subject: x`, not
+/// `Subject : x`): what `sendmail -t` and an access table's `PREPEND`
+/// take for a header (Postfix's own programs accept the blanks).
+pub fn is_tight_header(line: &[u8]) -> bool {
+    colon(line).is_some_and(|at| is_name_byte(line[at - 1]))
+}
+
+/// The field name of a header line, without the blanks before its colon.
+pub fn name(line: &[u8]) -> Option<&[u8]> {
+    colon(line).map(|at| line[..at].trim_ascii_end())
+}
+
+/// The value of the first field called `field` (case-insensitive) in the
+/// header section that starts `head` (LF line ends; it stops at the first
+/// empty line), unfolded: each continuation line trimmed and joined with
+/// one space, the whole trimmed. Used for the Message-ID that smtpd logs
+/// and that a bounce threads on.
+pub fn first_value(head: &str, field: &str) -> Option<String> {
+    let mut lines = head.split('\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.is_empty() {
+            return None;
+        }
+        let Some(at) = colon(line.as_bytes()) else {
+            continue;
+        };
+        if !line[..at].trim_end().eq_ignore_ascii_case(field) {
+            continue;
+        }
+        let mut v = line[at + 1..].trim().to_string();
+        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            v.push(' ');
+            v.push_str(next.trim());
+        }
+        return Some(v.trim().to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postfix_is_header() {
+        assert!(is_header(b"Subject: x"));
+        assert!(is_header(b"Subject : x"));
+        assert!(is_header(b"Subject\t:x"));
+        assert!(is_header(b"X-Y:"));
+        assert!(!is_header(b" folded: x"));
+        assert!(!is_header(b"no colon"));
+        assert!(!is_header(b"Subject "));
+        assert!(!is_header(b": empty name"));
+        assert!(!is_header(b"two words: x"));
+        assert!(!is_header(b""));
+        assert_eq!(colon(b"A : b"), Some(2));
+        assert_eq!(name(b"Delivered-To \t: x"), Some(&b"Delivered-To"[..]));
+    }
+
+    #[test]
+    fn tight_headers_have_no_blank_before_the_colon() {
+        assert!(is_tight_header(b"Subject: x"));
+        assert!(is_tight_header(b"X:"));
+        assert!(!is_tight_header(b"Subject : x"));
+        assert!(!is_tight_header(b"no colon"));
+        assert!(!is_tight_header(b":x"));
+    }
+
+    #[test]
+    fn first_value_unfolds() {
+        let h = "Subject: x\nMessage-ID:\n <abc@def>\n\nMessage-ID: <no>\n";
+        assert_eq!(first_value(h, "message-id").as_deref(), Some("<abc@def>"));
+        assert_eq!(
+            first_value("Subject: x\n\nMessage-ID: <no>\n", "message-id"),
+            None
+        );
+        let folded = "message-id : <a\n\tb>\n";
+        assert_eq!(first_value(folded, "Message-ID").as_deref(), Some("<a b>"));
+        assert_eq!(first_value("X: a\n \n b\n", "x").as_deref(), Some("a  b"));
+    }
+}

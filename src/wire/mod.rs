@@ -1,0 +1,25 @@
+//! Wire formats: the small encodings and text shapes of mail that more
+//! than one room reads or writes, each written once here so that the
+//! roles agree byte for byte and never borrow them from each other.
+//!
+//! * [`xtext`]: RFC 3461 xtext and RFC 6533 utf-8-addr-xtext (ENVID=,
+//!   ORCPT=), decoded by smtpd, encoded by smtp and `sendmail`.
+//! * [`header`]: "is this a header line" (Postfix's `is_header`), a
+//!   field's unfolded value (the Message-ID), for smtpd, the content
+//!   checks, the DSN builder, local's loop check and `sendmail -t`.
+//! * [`date`]: the date shapes of headers and reports (RFC 5322, with the
+//!   local zone or in UTC as Postfix's `mail_date`), of `mailq`
+//!   (asctime) and of Message-ID stamps.
+//! * [`delay`]: `delay=` and `delays=` numbers as Postfix prints them,
+//!   for the log lines of local, smtp and qmgr.
+//! * [`data`]: the stored form of a message (LF line ends) as SMTP DATA
+//!   (CRLF, dot-stuffed), for `sendmail` and smtpd's pickup.
+//!
+//! Everything here is pure (bytes or values in, text out): no I/O, no
+//! configuration.
+
+pub mod data;
+pub mod date;
+pub mod delay;
+pub mod header;
+pub mod xtext;
