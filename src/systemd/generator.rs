@@ -61,11 +61,11 @@ pub const UNIT_QUEUE: &str = "/var/spool/postern";
 pub const UNIT_RUN: &str = "/run/postern";
 /// Each Unix socket unit and the file it listens on in the run directory.
 pub const UNIX_SOCKETS: [(&str, &str); 5] = [
-    ("postern-submit.socket", crate::supervisor::SUBMIT_SOCKET),
-    ("postern-qmgr.socket", crate::supervisor::QMGR_SOCKET),
-    ("postern-showq.socket", crate::supervisor::SHOWQ_SOCKET),
-    ("postern-local.socket", crate::supervisor::LOCAL_SOCKET),
-    ("postern-smtp.socket", crate::supervisor::SMTP_SOCKET),
+    ("postern-submit.socket", crate::ipc::names::SUBMIT_SOCKET),
+    ("postern-qmgr.socket", crate::ipc::names::QMGR_SOCKET),
+    ("postern-showq.socket", crate::ipc::names::SHOWQ_SOCKET),
+    ("postern-local.socket", crate::ipc::names::LOCAL_SOCKET),
+    ("postern-smtp.socket", crate::ipc::names::SMTP_SOCKET),
 ];
 /// Every unit a paths drop-in may be written for (an earlier one of ours
 /// that the configuration no longer needs is removed).
@@ -316,7 +316,7 @@ fn paths(
             format!(
                 "{}\n[Service]\nReadWritePaths=-{}\n",
                 head("server.run_directory"),
-                run.join(crate::local::journal::DIR).display()
+                run.join(crate::ipc::names::JOURNAL_DIR).display()
             ),
         ));
     }

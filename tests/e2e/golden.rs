@@ -65,14 +65,22 @@ fn machine_neutral(text: &str) -> String {
             .to_string()
     };
     let (hostname, domain) = (value("hostname"), value("domain"));
-    let mut out = text.to_string();
-    if !hostname.is_empty() {
-        out = out.replace(&hostname, "{hostname}");
-    }
-    if !domain.is_empty() {
-        out = out.replace(&domain, "{domain}");
-    }
-    out
+    // Values only: the comments (each key's documentation) are the same
+    // on every machine.
+    let neutral = |line: &str| {
+        let mut line = line.to_string();
+        if line.starts_with('#') {
+            return line;
+        }
+        if !hostname.is_empty() {
+            line = line.replace(&hostname, "{hostname}");
+        }
+        if !domain.is_empty() {
+            line = line.replace(&domain, "{domain}");
+        }
+        line
+    };
+    text.split_inclusive('\n').map(neutral).collect()
 }
 
 #[test]
