@@ -24,6 +24,7 @@ pub mod policy;
 pub mod qmgr;
 pub mod queue;
 pub mod reply;
+pub mod role;
 pub mod sandbox;
 pub mod sendmail;
 pub mod smtp;

@@ -703,57 +703,64 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let code = postern::policy::trace::main(config, probe, json)?;
             Ok(ExitCode::from(code))
         }
-        Command::Daemon { role, probe } => {
-            if role == "local-worker" {
-                postern::local::worker_main(&probe)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            // Take the sockets before anything else (before any thread).
-            let fds = postern::sys::listen_fds();
-            if fds.is_empty() && probe.is_empty() {
-                eprintln!(
-                    "postern: daemon {role}: no sockets were handed over (LISTEN_FDS is not set for this process); \
-                     the daemons are started by systemd socket activation (postern-{role}.socket) or by `postern start`, \
-                     and never bind their listeners themselves"
-                );
-                return Ok(ExitCode::from(EX_CONFIG));
-            }
-            let config_path = cli
-                .config
-                .clone()
-                .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
-            let config = match load(&cli.config) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("postern: {e:#}");
-                    return Ok(ExitCode::from(EX_CONFIG));
-                }
-            };
-            if let Err(e) = postern::logging::init_for(&role, config.server.log_file.as_deref()) {
-                eprintln!("postern: {e:#}");
-                return Ok(ExitCode::from(EX_CONFIG));
-            }
-            if role == "smtpd" {
-                postern::systemd::listeners::warn_about_handed(&config, &fds);
-            }
-            // Privileges, directories, Landlock: before any thread and any
-            // input (the sandbox binds the threads created later).
-            if let Err(e) = postern::sandbox::enter(&role, &config, config_path.as_deref()) {
-                log::error!("{e:#}");
-                return Ok(ExitCode::from(EX_CONFIG));
-            }
-            if !probe.is_empty() {
-                for p in &probe {
-                    println!("{}", serde_json::to_string(&postern::sandbox::probe(p))?);
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            match postern::supervisor::run_role(&role, config, config_path, fds) {
-                Ok(()) => Ok(ExitCode::SUCCESS),
-                // Already logged; restarting would not help.
-                Err(e) if e.is::<postern::ipc::Unrecoverable>() => Ok(ExitCode::from(EX_CONFIG)),
-                Err(e) => Err(e),
-            }
+        Command::Daemon { role, probe } => daemon(&cli.config, &role, &probe),
+    }
+}
+
+/// `postern daemon ROLE`: take the sockets, read the configuration, enter
+/// the role's sandbox (its row of the role table), run it.
+fn daemon(cli_config: &Option<PathBuf>, name: &str, probe: &[String]) -> anyhow::Result<ExitCode> {
+    if name == "local-worker" {
+        postern::local::worker_main(probe)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(role) = postern::role::Role::from_name(name) else {
+        eprintln!("postern: daemon {name}: no such role");
+        return Ok(ExitCode::from(EX_CONFIG));
+    };
+    // Take the sockets before anything else (before any thread).
+    let fds = postern::sys::listen_fds();
+    if fds.is_empty() && probe.is_empty() {
+        eprintln!(
+            "postern: daemon {role}: no sockets were handed over (LISTEN_FDS is not set for this process); \
+             the daemons are started by systemd socket activation (postern-{role}.socket) or by `postern start`, \
+             and never bind their listeners themselves"
+        );
+        return Ok(ExitCode::from(EX_CONFIG));
+    }
+    let config_path = cli_config
+        .clone()
+        .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
+    let config = match load(cli_config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("postern: {e:#}");
+            return Ok(ExitCode::from(EX_CONFIG));
         }
+    };
+    if let Err(e) = postern::logging::init_for(role.name(), config.server.log_file.as_deref()) {
+        eprintln!("postern: {e:#}");
+        return Ok(ExitCode::from(EX_CONFIG));
+    }
+    if role == postern::role::Role::Smtpd {
+        postern::systemd::listeners::warn_about_handed(&config, &fds);
+    }
+    // Privileges, directories, Landlock: before any thread and any
+    // input (the sandbox binds the threads created later).
+    if let Err(e) = postern::sandbox::enter(role, &config, config_path.as_deref()) {
+        log::error!("{e:#}");
+        return Ok(ExitCode::from(EX_CONFIG));
+    }
+    if !probe.is_empty() {
+        for p in probe {
+            println!("{}", serde_json::to_string(&postern::sandbox::probe(p))?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match postern::supervisor::run_role(role, config, config_path, fds) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // Already logged; restarting would not help.
+        Err(e) if e.is::<postern::ipc::Unrecoverable>() => Ok(ExitCode::from(EX_CONFIG)),
+        Err(e) => Err(e),
     }
 }

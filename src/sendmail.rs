@@ -2,9 +2,19 @@
 //! git send-email and PHP use to hand mail to the local mail system,
 //! flag-compatible with Postfix's sendmail(1).
 //!
-//! No set-uid or set-gid: the message goes over SMTP to smtpd on the
-//! world-connectable `submit.sock`; smtpd learns the submitting user from
-//! the socket's peer credentials. Missing `From:`, `Date:` and
+//! SECURITY: runs as whoever calls it, with that user's rights and no
+//! more: no set-uid or set-gid bit, no capability, nothing of the queue
+//! readable. The message goes over SMTP to smtpd on the world-connectable
+//! `submit.sock`, and smtpd (not this program) decides who submitted it,
+//! from the socket's peer credentials, and applies
+//! `smtpd.authorized_submit_users` and `smtpd.sender_override_users`; the
+//! checks made here only refuse early with the same words. A file left in
+//! the drop directory is the user's own, and smtpd judges it by its owner
+//! and the same checks ([`crate::maildrop`]). Nothing it is given is
+//! trusted: flags are parsed strictly, headers only read to find
+//! recipients and what is missing.
+//!
+//! Missing `From:`, `Date:` and
 //! `Message-ID:` headers are added here (Postfix's cleanup does it for
 //! local mail); `-t` takes the recipients from `To:`, `Cc:` and `Bcc:` and
 //! removes `Bcc:`.

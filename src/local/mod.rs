@@ -1,5 +1,79 @@
 //! `postern daemon local`: the local delivery agent (Postfix local(8)).
 //!
+//! # Security
+//!
+//! `local` runs as root because it must write as any user; it keeps only
+//! what switching users needs (SETUID, SETGID), SETPCAP (its children empty
+//! their bounding set), DAC_READ_SEARCH (the queue files are postern's)
+//! and KILL (a hung child), with `no_new_privs` and its Landlock room (see
+//! [`crate::sandbox`]), and never writes a mailbox itself. Each delivery runs in a child, `postern daemon local-worker`,
+//! that has become the recipient (its supplementary groups, gid, uid: one
+//! step, its first act, before it reads a byte; then every capability set
+//! is emptied, and a mailbox child confines itself with Landlock to the
+//! home and the mailbox's directory) and is kept for further
+//! deliveries to that user for `local.worker_idle`, so no process is started
+//! per message. The child cannot read the queue (postern's, 0700): the
+//! parent streams each message to it through a pipe. Each job names the uid
+//! it is for and a child under any other uid refuses it, so root never
+//! writes a non-root user's mailbox. The child's environment is cleared but
+//! for `HOME`, `USER`, `LOGNAME`, `PATH`; its answers are checked for shape.
+//!
+//! mbox spool directories: a mailbox outside the user's home directory
+//! lies in a spool that all users share. When that directory is
+//! group-writable and not world-writable (Debian's `/var/mail`, `root:mail`
+//! 2775), a user cannot create the dot-lock `/var/mail/USER.lock` there, so
+//! `local` adds the directory's group to the supplementary groups of that
+//! user's worker (Postfix delivers there with the spool's gid); the group
+//! is then the user's for every delivery that worker makes. It is never
+//! group 0. A world-writable sticky spool (1777) and mailboxes in the home
+//! directory get nothing extra. The worker still opens the mailbox only
+//! with the user's rights: an mbox of another owner, a hard link or a
+//! symbolic link (other than root's, in a directory only root may change)
+//! is refused, and a missing mailbox is created with `O_EXCL`, so a link
+//! planted in a shared spool is never followed. A worker killed while
+//! writing (the delivery timeout) leaves its partial message and a
+//! dot-lock that others break after 500 s.
+//!
+//! Trusted: qmgr's requests (the socket admits only the postern user) and
+//! the queue's content; passwd; the alias table. Not trusted: the message
+//! (headers are only scanned, never interpreted beyond `Delivered-To:`;
+//! envelope values reach a command only censored, in its environment), the
+//! workers' replies (a `.forward` they return is the user's own text, and
+//! what it names runs as that user), the mailbox directories and home
+//! directories (a user may replace them with anything: the worker works
+//! there only with the user's own rights).
+//!
+//! `|command` and `/file` deliveries never run as root, in a worker of
+//! their own (the user's groups only, never an mbox spool's group). Whom
+//! they run as (Postfix's delivery rights):
+//! * from an alias file: the owner of that file, or `nobody` (Postfix
+//!   `default_privs`) when root owns it;
+//! * from the inline aliases or the built-in ones: `nobody`;
+//! * from a `.forward`: its user, or `nobody` for root's;
+//! * never the mail system's own user (`server.user`, who owns the queue):
+//!   `nobody` instead;
+//! * never from an `:include:` file (`5.7.1 mail to command is
+//!   restricted`, as Postfix's default `allow_mail_to_commands` and
+//!   `allow_mail_to_files`).
+//!
+//! A worker that runs as root refuses them too. A `.forward` is read by
+//! the user's worker (as the user: a file the user cannot read is not
+//! read), opened without following a symbolic link, and used only when it
+//! is a regular file owned by the user or root and writable by neither
+//! group nor others (someone else who could write it could choose where
+//! the user's mail goes and what runs as the user); otherwise it is
+//! ignored with a warning (`file PATH is group-writable; ignored`) and the
+//! mail goes to the mailbox. Root only checks, with `lstat`, whether a
+//! `.forward` exists at all. A command's process group is killed at its
+//! time limit; a process that left the group (`setsid`) and keeps the
+//! command's input open holds the worker until the pool's timeout (the
+//! time limit and 30 s).
+//!
+//! Run as an ordinary user (`postern start` without root), `local` delivers
+//! only to that user, still through a worker; mail for anyone else is
+//! deferred (`4.3.0 cannot deliver to user "bob": postern runs as user
+//! "alice" (not root)`) with a warning.
+//!
 //! # What it does
 //!
 //! Delivers mail for users of this machine: into their Maildir or mbox,
@@ -103,80 +177,6 @@
 //! * Out: files in users' Maildirs and mbox files (and the mbox's
 //!   `.lock` file while it is written), written by the workers; results to
 //!   qmgr; log lines.
-//!
-//! # Security
-//!
-//! `local` runs as root because it must write as any user; it keeps only
-//! what switching users needs (SETUID, SETGID), SETPCAP (its children empty
-//! their bounding set), DAC_READ_SEARCH (the queue files are postern's)
-//! and KILL (a hung child), with `no_new_privs` and its Landlock room (see
-//! [`crate::sandbox`]), and never writes a mailbox itself. Each delivery runs in a child, `postern daemon local-worker`,
-//! that has become the recipient (its supplementary groups, gid, uid: one
-//! step, its first act, before it reads a byte; then every capability set
-//! is emptied, and a mailbox child confines itself with Landlock to the
-//! home and the mailbox's directory) and is kept for further
-//! deliveries to that user for `local.worker_idle`, so no process is started
-//! per message. The child cannot read the queue (postern's, 0700): the
-//! parent streams each message to it through a pipe. Each job names the uid
-//! it is for and a child under any other uid refuses it, so root never
-//! writes a non-root user's mailbox. The child's environment is cleared but
-//! for `HOME`, `USER`, `LOGNAME`, `PATH`; its answers are checked for shape.
-//!
-//! mbox spool directories: a mailbox outside the user's home directory
-//! lies in a spool that all users share. When that directory is
-//! group-writable and not world-writable (Debian's `/var/mail`, `root:mail`
-//! 2775), a user cannot create the dot-lock `/var/mail/USER.lock` there, so
-//! `local` adds the directory's group to the supplementary groups of that
-//! user's worker (Postfix delivers there with the spool's gid); the group
-//! is then the user's for every delivery that worker makes. It is never
-//! group 0. A world-writable sticky spool (1777) and mailboxes in the home
-//! directory get nothing extra. The worker still opens the mailbox only
-//! with the user's rights: an mbox of another owner, a hard link or a
-//! symbolic link (other than root's, in a directory only root may change)
-//! is refused, and a missing mailbox is created with `O_EXCL`, so a link
-//! planted in a shared spool is never followed. A worker killed while
-//! writing (the delivery timeout) leaves its partial message and a
-//! dot-lock that others break after 500 s.
-//!
-//! Trusted: qmgr's requests (the socket admits only the postern user) and
-//! the queue's content; passwd; the alias table. Not trusted: the message
-//! (headers are only scanned, never interpreted beyond `Delivered-To:`;
-//! envelope values reach a command only censored, in its environment), the
-//! workers' replies (a `.forward` they return is the user's own text, and
-//! what it names runs as that user), the mailbox directories and home
-//! directories (a user may replace them with anything: the worker works
-//! there only with the user's own rights).
-//!
-//! `|command` and `/file` deliveries never run as root, in a worker of
-//! their own (the user's groups only, never an mbox spool's group). Whom
-//! they run as (Postfix's delivery rights):
-//! * from an alias file: the owner of that file, or `nobody` (Postfix
-//!   `default_privs`) when root owns it;
-//! * from the inline aliases or the built-in ones: `nobody`;
-//! * from a `.forward`: its user, or `nobody` for root's;
-//! * never the mail system's own user (`server.user`, who owns the queue):
-//!   `nobody` instead;
-//! * never from an `:include:` file (`5.7.1 mail to command is
-//!   restricted`, as Postfix's default `allow_mail_to_commands` and
-//!   `allow_mail_to_files`).
-//!
-//! A worker that runs as root refuses them too. A `.forward` is read by
-//! the user's worker (as the user: a file the user cannot read is not
-//! read), opened without following a symbolic link, and used only when it
-//! is a regular file owned by the user or root and writable by neither
-//! group nor others (someone else who could write it could choose where
-//! the user's mail goes and what runs as the user); otherwise it is
-//! ignored with a warning (`file PATH is group-writable; ignored`) and the
-//! mail goes to the mailbox. Root only checks, with `lstat`, whether a
-//! `.forward` exists at all. A command's process group is killed at its
-//! time limit; a process that left the group (`setsid`) and keeps the
-//! command's input open holds the worker until the pool's timeout (the
-//! time limit and 30 s).
-//!
-//! Run as an ordinary user (`postern start` without root), `local` delivers
-//! only to that user, still through a worker; mail for anyone else is
-//! deferred (`4.3.0 cannot deliver to user "bob": postern runs as user
-//! "alice" (not root)`) with a warning.
 //!
 //! # Specifications
 //!

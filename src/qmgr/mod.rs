@@ -1,5 +1,12 @@
 //! qmgr — the queue manager.
 //!
+//! SECURITY: runs as the unprivileged postern user with no capabilities
+//! (switching to it itself when started as root), confined by Landlock to
+//! writing the queue and forbidden TCP (see [`crate::sandbox`]).
+//! It trusts the queue's framing only as far as the checksums go: records
+//! are parsed, never executed, and a bad record is skipped with a warning.
+//! It writes only the queue directory. Its control socket is 0600.
+//!
 //! What it does: owns the queue. It reads the segments smtpd appends to
 //! `queue/incoming/` (woken by smtpd through the `qmgr` socket after each
 //! group commit, and by a scan at start and every few seconds), keeps the
@@ -49,13 +56,6 @@
 //! least K messages lost; damaged records say: …`, `FILE: incomplete
 //! record at offset A, N bytes to the end of the file: …`, `ID: hold:
 //! state log damaged (FILE offset A..B), delivery status unknown`.
-//!
-//! SECURITY: runs as the unprivileged postern user with no capabilities
-//! (switching to it itself when started as root), confined by Landlock to
-//! writing the queue and forbidden TCP (see [`crate::sandbox`]).
-//! It trusts the queue's framing only as far as the checksums go: records
-//! are parsed, never executed, and a bad record is skipped with a warning.
-//! It writes only the queue directory. Its control socket is 0600.
 //!
 //! Administration (the same socket, `postern queue …`): hold, release,
 //! delete and requeue messages, as postsuper; hold, release and delete are

@@ -59,6 +59,7 @@ mod probe;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::role::Role;
 
 pub use self::landlock::{Confinement, SandboxError};
 pub use self::probe::{ProbeResult, probe};
@@ -118,53 +119,55 @@ const SYSTEM_FILES: &[&str] = &[
 ];
 
 impl Profile {
-    /// The profile of `role` under `config`.
-    /// `config_path` is the file the configuration came from, read again
-    /// on reload.
-    pub fn for_role(role: &str, config: &Config, config_path: Option<&Path>) -> Option<Profile> {
+    /// smtpd: writes `queue/incoming` and the drop directories, reads its
+    /// tables, connects over TCP only to DNS.
+    pub fn smtpd(config: &Config, config_path: Option<&Path>) -> Profile {
         let queue = &config.queue.directory;
         let mut p = Profile::system(config, config_path);
-        match role {
-            "smtpd" => {
-                p.write.push(queue.join(crate::queue::INCOMING));
-                // The pickup reads and removes the files sendmail left in
-                // the drop directory, and moves the bad ones aside.
-                p.write.push(queue.join(crate::maildrop::DIR));
-                p.write.push(queue.join(crate::maildrop::BAD_DIR));
-                p.read_files(&config.local.alias_files);
-                // The restrictions' table files, read again when they change.
-                p.read_files(crate::policy::table_files(config));
-                // And those of the header and body checks.
-                let c = &config.checks;
-                let checks: Vec<String> = [&c.header, &c.mime_header, &c.body]
-                    .into_iter()
-                    .flatten()
-                    .cloned()
-                    .collect();
-                p.read_files(crate::maps::files_of(&checks));
-                // DNS over TCP (truncated answers) for the restrictions:
-                // port 53 and the ports of `dns.servers`.
-                let mut ports = vec![53];
-                ports.extend(config.dns.servers.iter().map(|s| s.port()));
-                ports.dedup();
-                p.tcp_connect = Some(ports);
-            }
-            "qmgr" => {
-                p.write.push(queue.clone());
-                // The transport files, read again when they change.
-                p.read_files(&config.relay.transport_files);
-                p.tcp_connect = Some(Vec::new());
-            }
-            "smtp" => {
-                p.read.push(queue.clone());
-                p.read.extend(["/usr/share/ca-certificates".into()]);
-                p.read_files(&config.tls.ca_file);
-                p.tcp_connect = None;
-            }
-            "local" => return Some(Profile::local(config, config_path)),
-            _ => return None,
-        }
-        Some(p)
+        p.write.push(queue.join(crate::queue::INCOMING));
+        // The pickup reads and removes the files sendmail left in the
+        // drop directory, and moves the bad ones aside.
+        p.write.push(queue.join(crate::maildrop::DIR));
+        p.write.push(queue.join(crate::maildrop::BAD_DIR));
+        p.read_files(&config.local.alias_files);
+        // The restrictions' table files, read again when they change.
+        p.read_files(crate::policy::table_files(config));
+        // And those of the header and body checks.
+        let c = &config.checks;
+        let checks: Vec<String> = [&c.header, &c.mime_header, &c.body]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        p.read_files(crate::maps::files_of(&checks));
+        // DNS over TCP (truncated answers) for the restrictions: port 53
+        // and the ports of `dns.servers`.
+        let mut ports = vec![53];
+        ports.extend(config.dns.servers.iter().map(|s| s.port()));
+        ports.dedup();
+        p.tcp_connect = Some(ports);
+        p
+    }
+
+    /// qmgr: writes the queue, reads its transport files, no TCP.
+    pub fn qmgr(config: &Config, config_path: Option<&Path>) -> Profile {
+        let mut p = Profile::system(config, config_path);
+        p.write.push(config.queue.directory.clone());
+        // The transport files, read again when they change.
+        p.read_files(&config.relay.transport_files);
+        p.tcp_connect = Some(Vec::new());
+        p
+    }
+
+    /// smtp: reads the queue and the CA certificates, writes nothing,
+    /// connects anywhere over TCP (MX hosts are anywhere).
+    pub fn smtp(config: &Config, config_path: Option<&Path>) -> Profile {
+        let mut p = Profile::system(config, config_path);
+        p.read.push(config.queue.directory.clone());
+        p.read.extend(["/usr/share/ca-certificates".into()]);
+        p.read_files(&config.tls.ca_file);
+        p.tcp_connect = None;
+        p
     }
 
     /// What every role reads, and the sockets it talks to.
@@ -200,7 +203,7 @@ impl Profile {
 
     /// The local delivery agent: its children run commands and write users'
     /// files, so its own room is theirs (see the module manual).
-    fn local(config: &Config, config_path: Option<&Path>) -> Profile {
+    pub fn local(config: &Config, config_path: Option<&Path>) -> Profile {
         let programs = !config.local.allow_mail_to_commands.is_empty()
             || !config.local.allow_mail_to_files.is_empty();
         let mut p = Profile::system(config, config_path);
@@ -366,81 +369,66 @@ fn mailbox_roots(config: &Config) -> Vec<PathBuf> {
     roots
 }
 
-/// The daemon's sandbox step: privileges, its directories, Landlock.
-/// Called by `postern daemon ROLE` before the runtime starts and before any
-/// input is read.
+/// The daemon's sandbox step: privileges, its directories, Landlock, as
+/// its row of the role table says ([`crate::role`]). Called by `postern
+/// daemon ROLE` before the runtime starts and before any input is read.
 pub fn enter(
-    role: &str,
+    role: Role,
     config: &Config,
     config_path: Option<&Path>,
 ) -> anyhow::Result<Confinement> {
-    privileges::drop_for(role, config)?;
-    make_directories(role, config)?;
-    let Some(profile) = Profile::for_role(role, config, config_path) else {
-        anyhow::bail!("no sandbox profile for role {role:?}");
-    };
+    let row = role.row();
+    privileges::drop_for(role, row.run_as, config)?;
+    make_directories(&(row.makes)(config))?;
+    let profile = (row.room)(config, config_path);
     let confinement = landlock::confine(&profile, config.sandbox.require)?;
-    confinement.log(role);
+    confinement.log(role.name());
     Ok(confinement)
 }
 
 /// Create what the role writes, while it still may (under systemd the
-/// queue directory may be brand new).
-fn make_directories(role: &str, config: &Config) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let q = &config.queue.directory;
-    let dirs: Vec<PathBuf> = match role {
-        "smtpd" => vec![q.join(crate::queue::INCOMING)],
-        "qmgr" => crate::queue::SUBDIRS.iter().map(|d| q.join(d)).collect(),
-        "local" => {
-            // The delivery record's room: local goes on without the
-            // record (logged when it opens it) where it cannot be made.
-            let d = config
-                .server
-                .run_directory
-                .join(crate::ipc::names::JOURNAL_DIR);
-            if !d.is_dir() {
-                let _ = std::fs::DirBuilder::new().mode(0o700).create(&d);
-            }
-            Vec::new()
-        }
-        _ => Vec::new(),
-    };
+/// queue directory may be brand new), as the role's user, so that owner
+/// and group are right; the mode is set whatever the umask. Whatever
+/// exists (even a symlink) is left alone. A directory the role can do
+/// without is a warning when it cannot be made.
+fn make_directories(dirs: &[Dir]) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     for d in dirs {
-        if !d.is_dir() {
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&d)
-                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
+        if std::fs::symlink_metadata(&d.path).is_ok() {
+            continue;
         }
-    }
-    if role == "smtpd" {
-        make_drop_directories(q);
+        let made = std::fs::DirBuilder::new()
+            .mode(d.mode & 0o777)
+            .create(&d.path)
+            .and_then(|()| {
+                std::fs::set_permissions(&d.path, std::fs::Permissions::from_mode(d.mode))
+            });
+        match (made, d.without) {
+            (Ok(()), _) => {}
+            (Err(e), None) => anyhow::bail!("cannot create {}: {e}", d.path.display()),
+            (Err(e), Some(lost)) => {
+                log::warn!("cannot create {}: {e}; {lost}", d.path.display())
+            }
+        }
     }
     Ok(())
 }
 
-/// The drop directory and the one for refused files, when missing (under
-/// systemd, tmpfiles makes them): made by smtpd as the postern user, so
-/// owner and group are right; the mode is set whatever the umask. One
-/// that cannot be made is a warning: smtpd still serves.
-fn make_drop_directories(queue: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    for (name, mode) in [
-        (crate::maildrop::DIR, crate::maildrop::DIR_MODE),
-        (crate::maildrop::BAD_DIR, 0o700),
-    ] {
-        let d = queue.join(name);
-        if std::fs::symlink_metadata(&d).is_ok() {
-            continue;
-        }
-        let made = std::fs::create_dir(&d)
-            .and_then(|()| std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)));
-        if let Err(e) = made {
-            log::warn!(
-                "cannot create {}: {e}; sendmail cannot keep mail there while postern is down",
-                d.display()
-            );
+/// A directory a role makes at start.
+pub struct Dir {
+    pub path: PathBuf,
+    pub mode: u32,
+    /// What is lost without it; `None`: the role cannot run without it.
+    pub without: Option<&'static str>,
+}
+
+impl Dir {
+    /// One the role needs.
+    pub fn needed(path: PathBuf, mode: u32) -> Dir {
+        Dir {
+            path,
+            mode,
+            without: None,
         }
     }
 }
@@ -496,12 +484,7 @@ mod tests {
     #[test]
     fn issue_16_system_trees_and_files_are_rooms_where_they_exist() {
         let config = Config::builtin();
-        let p = Profile::for_role(
-            "smtpd",
-            &config,
-            Some(Path::new("/etc/postern/postern.toml")),
-        )
-        .unwrap();
+        let p = Profile::smtpd(&config, Some(Path::new("/etc/postern/postern.toml")));
         for tree in SYSTEM_TREES {
             assert_eq!(
                 p.read.contains(&PathBuf::from(tree)),

@@ -17,6 +17,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 
 use super::SandboxError;
 use crate::config::Config;
+use crate::role::{Role, RunAs};
 
 /// What local keeps: switching its children to the recipient
 /// (`SETUID`, `SETGID`), letting them empty their bounding set
@@ -31,13 +32,14 @@ pub const LOCAL_KEEPS: [Capability; 5] = [
     Capability::CAP_DAC_READ_SEARCH,
 ];
 
-/// The privilege step of `role`.
-pub fn drop_for(role: &str, config: &Config) -> Result<(), SandboxError> {
+/// The privilege step of `role`, which runs as `run_as` (its row of the
+/// role table).
+pub fn drop_for(role: Role, run_as: RunAs, config: &Config) -> Result<(), SandboxError> {
     let root = nix::unistd::geteuid().is_root();
-    match role {
-        "local" if root => keep_only(&LOCAL_KEEPS),
-        "local" => drop_all(),
-        _ if root => {
+    match run_as {
+        RunAs::Root(keeps) if root => keep_only(keeps),
+        RunAs::Root(_) => drop_all(),
+        RunAs::MailUser if root => {
             let name = &config.server.user;
             let creds = crate::sys::user_credentials(name)
                 .map_err(|e| fail(format!("cannot look up server.user {name:?}: {e}")))?

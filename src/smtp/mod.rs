@@ -1,5 +1,22 @@
 //! `postern daemon smtp`: the SMTP delivery agent (Postfix smtp(8)).
 //!
+//! # Security
+//!
+//! `smtp` runs as the postern user with no capabilities. Its Landlock room
+//! (see [`crate::sandbox`]) lets it read system files (`/etc`, so
+//! /etc/resolv.conf and /etc/ssl/certs, and the certificates under
+//! /usr/share/ca-certificates), its configuration and the queue, write
+//! nothing, and connect out over TCP. It trusts qmgr's requests (only the
+//! postern user can connect) but still refuses a content path outside the
+//! queue, and never puts a control character of an address into a command.
+//! It trusts nothing the remote server says: replies are parsed by a
+//! bounded sans-IO parser (`reply`: lines cut at 512 bytes, a line of
+//! more than 4096 bytes or a reply of more than 100 lines refused, so a
+//! reply never takes more than about 400 KiB; control characters and
+//! invalid UTF-8 replaced), every read and write has its stage's
+//! timeout, data that arrives after a STARTTLS reply ends the session, and
+//! a server's certificate is trusted only at `verify`.
+//!
 //! # What it does
 //!
 //! Delivers mail to other hosts. qmgr sends one
@@ -67,23 +84,6 @@
 //! * Out: SMTP over TCP to other hosts; results to qmgr; log lines
 //!   (`postern/smtp`) with the journal fields `QUEUE_ID`, `RECIPIENT`,
 //!   `STATUS`.
-//!
-//! # Security
-//!
-//! `smtp` runs as the postern user with no capabilities. Its Landlock room
-//! (see [`crate::sandbox`]) lets it read system files (`/etc`, so
-//! /etc/resolv.conf and /etc/ssl/certs, and the certificates under
-//! /usr/share/ca-certificates), its configuration and the queue, write
-//! nothing, and connect out over TCP. It trusts qmgr's requests (only the
-//! postern user can connect) but still refuses a content path outside the
-//! queue, and never puts a control character of an address into a command.
-//! It trusts nothing the remote server says: replies are parsed by a
-//! bounded sans-IO parser (`reply`: lines cut at 512 bytes, a line of
-//! more than 4096 bytes or a reply of more than 100 lines refused, so a
-//! reply never takes more than about 400 KiB; control characters and
-//! invalid UTF-8 replaced), every read and write has its stage's
-//! timeout, data that arrives after a STARTTLS reply ends the session, and
-//! a server's certificate is trusted only at `verify`.
 //!
 //! # Specifications
 //!

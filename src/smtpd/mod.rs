@@ -2,31 +2,6 @@
 //! RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034
 //! and 3463, SMTPUTF8 RFC 6531, DSN RFC 3461).
 //!
-//! What it does: speaks SMTP on every listener it is handed, decides per
-//! recipient with the access policy ([`crate::policy`]: the restriction
-//! lists, relay control among them, then the local recipient check),
-//! receives the message with the DATA reader (only CRLF.CRLF
-//! ends it: SMTP smuggling is impossible), applies the header and body
-//! checks to it as it streams in ([`crate::content`]: REJECT answers the
-//! DATA with 550, DISCARD, HOLD and REDIRECT change what is queued), adds
-//! the Received header, appends the message to its segment in
-//! `queue/incoming/` through the group-commit log writer and answers
-//! `250 … queued as ID` only after the record is durable. Then it wakes
-//! qmgr through the `qmgr` socket.
-//!
-//! Inputs: TCP listeners named `smtp`, and the Unix listener `submit` on
-//! which the `sendmail` command submits (LISTEN_FDS): a local submission is
-//! known by its uid (SO_PEERCRED), checked against
-//! `smtpd.authorized_submit_users` and `smtpd.sender_override_users`,
-//! trusted to relay, and recorded as `Received: by HOST (postern, from
-//! userid N)` and `ID: uid=N from=<…>`. And the drop directory
-//! `queue/maildrop` ([`crate::maildrop`]), where `sendmail` leaves a
-//! message while nothing answers on `submit.sock`: smtpd's pickup reads
-//! it at start and every second and submits each file through that same
-//! local session, with the file's owner as the uid ([`pickup`]). Outputs:
-//! queue records; wake-ups on `<run_directory>/qmgr.sock`; log lines in
-//! Postfix's shapes.
-//!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
 //! writing `queue/incoming`, `queue/maildrop` and `queue/maildrop-bad`,
@@ -54,6 +29,31 @@
 //! (`queue.minfree`), before a message is uploaded for nothing.
 //! It writes only `queue/incoming/`, and removes from `queue/maildrop/`
 //! what it took in (moving what it refused to `queue/maildrop-bad/`).
+//!
+//! What it does: speaks SMTP on every listener it is handed, decides per
+//! recipient with the access policy ([`crate::policy`]: the restriction
+//! lists, relay control among them, then the local recipient check),
+//! receives the message with the DATA reader (only CRLF.CRLF
+//! ends it: SMTP smuggling is impossible), applies the header and body
+//! checks to it as it streams in ([`crate::content`]: REJECT answers the
+//! DATA with 550, DISCARD, HOLD and REDIRECT change what is queued), adds
+//! the Received header, appends the message to its segment in
+//! `queue/incoming/` through the group-commit log writer and answers
+//! `250 … queued as ID` only after the record is durable. Then it wakes
+//! qmgr through the `qmgr` socket.
+//!
+//! Inputs: TCP listeners named `smtp`, and the Unix listener `submit` on
+//! which the `sendmail` command submits (LISTEN_FDS): a local submission is
+//! known by its uid (SO_PEERCRED), checked against
+//! `smtpd.authorized_submit_users` and `smtpd.sender_override_users`,
+//! trusted to relay, and recorded as `Received: by HOST (postern, from
+//! userid N)` and `ID: uid=N from=<…>`. And the drop directory
+//! `queue/maildrop` ([`crate::maildrop`]), where `sendmail` leaves a
+//! message while nothing answers on `submit.sock`: smtpd's pickup reads
+//! it at start and every second and submits each file through that same
+//! local session, with the file's owner as the uid ([`pickup`]). Outputs:
+//! queue records; wake-ups on `<run_directory>/qmgr.sock`; log lines in
+//! Postfix's shapes.
 //!
 //! Service manager (see [`crate::notify`]): `READY=1` once the listeners
 //! are served, `STATUS=smtpd: N sessions` (at most once a second),

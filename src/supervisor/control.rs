@@ -13,7 +13,7 @@ use anyhow::bail;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::{PID_FILE, ROLES, STATUS_FILE};
+use super::{PID_FILE, STATUS_FILE};
 use crate::config::Config;
 use crate::ipc::QueueAction;
 use crate::ipc::qmgr_client;
@@ -72,7 +72,7 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
     println!("postern is running (pid {pid})");
     if let Ok(text) = fs::read_to_string(run_dir.join(STATUS_FILE)) {
         let roles: HashMap<String, i32> = serde_json::from_str(&text).unwrap_or_default();
-        for role in ROLES {
+        for role in crate::role::Role::names() {
             match roles.get(role) {
                 Some(p) if kill(Pid::from_raw(*p), None).is_ok() => {
                     println!("  {role:<6} running (pid {p})")

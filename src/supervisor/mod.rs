@@ -41,14 +41,12 @@ use crate::ipc::names::{
 };
 use crate::ipc::{EX_CONFIG, Unrecoverable};
 use crate::notify::reload::{Fixed, keep_fixed};
+use crate::role::Role;
 use crate::sys::{self, Credentials};
 
 pub const PID_FILE: &str = "postern.pid";
 pub const STATUS_FILE: &str = "status.json";
 pub const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
-
-/// The roles in start order (dependencies first).
-const ROLES: [&str; 4] = ["local", "smtp", "qmgr", "smtpd"];
 
 mod control;
 mod role;
@@ -79,43 +77,33 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     write_file(&effective, config.to_toml(false).as_bytes(), 0o644)?;
 
     // Bind everything before starting anyone: a port in use is a clear
-    // error now, not a crash loop later.
-    let mut smtpd_fds: Vec<(&str, OwnedFd)> = Vec::new();
-    for addr in &config.smtpd.listen {
-        let v6_only = crate::config::v6_only(addr, &config.smtpd.listen);
-        let l = bind_tcp(addr, v6_only).with_context(|| format!("cannot listen on {addr}"))?;
-        log::info!("listening on {}", l.local_addr()?);
-        smtpd_fds.push(("smtp", OwnedFd::from(l)));
+    // error now, not a crash loop later. Each role is handed the sockets
+    // of its row of the role table.
+    let mut sockets: HashMap<Role, Vec<(&'static str, OwnedFd)>> = HashMap::new();
+    for row in &crate::role::TABLE {
+        let mut fds = Vec::new();
+        for socket in row.sockets {
+            match socket.file {
+                None => {
+                    for addr in &config.smtpd.listen {
+                        let v6_only = crate::config::v6_only(addr, &config.smtpd.listen);
+                        let l = bind_tcp(addr, v6_only)
+                            .with_context(|| format!("cannot listen on {addr}"))?;
+                        log::info!("listening on {}", l.local_addr()?);
+                        fds.push((socket.name, OwnedFd::from(l)));
+                    }
+                }
+                Some((file, mode)) => {
+                    let path = run_dir.join(file);
+                    let l = bind_unix(&path, user.as_ref())?;
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+                    fds.push((socket.name, OwnedFd::from(l)));
+                }
+            }
+        }
+        sockets.insert(row.role, fds);
     }
-    let qmgr_sock = bind_unix(&run_dir.join(QMGR_SOCKET), user.as_ref())?;
-    let submit_sock = bind_unix(&run_dir.join(SUBMIT_SOCKET), user.as_ref())?;
-    // Anyone may submit mail: smtpd learns who from the peer credentials.
-    fs::set_permissions(
-        run_dir.join(SUBMIT_SOCKET),
-        fs::Permissions::from_mode(0o666),
-    )?;
-    smtpd_fds.push(("submit", OwnedFd::from(submit_sock)));
-    let local_sock = bind_unix(&run_dir.join(LOCAL_SOCKET), user.as_ref())?;
-    let smtp_sock = bind_unix(&run_dir.join(SMTP_SOCKET), user.as_ref())?;
-
     let exe = std::env::current_exe().context("cannot find the postern binary")?;
-    let mut sockets: HashMap<&str, Vec<(&str, OwnedFd)>> = HashMap::new();
-    sockets.insert("smtpd", smtpd_fds);
-    // mailq for every user: a read-only listing socket (Postfix's showq).
-    let showq_sock = bind_unix(&run_dir.join(SHOWQ_SOCKET), user.as_ref())?;
-    fs::set_permissions(
-        run_dir.join(SHOWQ_SOCKET),
-        fs::Permissions::from_mode(0o666),
-    )?;
-    sockets.insert(
-        "qmgr",
-        vec![
-            ("qmgr", OwnedFd::from(qmgr_sock)),
-            ("showq", OwnedFd::from(showq_sock)),
-        ],
-    );
-    sockets.insert("local", vec![("local", OwnedFd::from(local_sock))]);
-    sockets.insert("smtp", vec![("smtp-client", OwnedFd::from(smtp_sock))]);
 
     let mut sup = Supervisor {
         exe,
@@ -349,12 +337,12 @@ struct Supervisor {
     /// The configuration in effect.
     config: Config,
     config_path: PathBuf,
-    sockets: HashMap<&'static str, Vec<(&'static str, OwnedFd)>>,
-    children: HashMap<i32, (&'static str, Instant)>,
-    restarts: HashMap<&'static str, Restart>,
+    sockets: HashMap<Role, Vec<(&'static str, OwnedFd)>>,
+    children: HashMap<i32, (Role, Instant)>,
+    restarts: HashMap<Role, Restart>,
     run_dir: PathBuf,
     /// The first role that exited with EX_CONFIG: postern stops.
-    fatal: Option<&'static str>,
+    fatal: Option<Role>,
 }
 
 /// Restart back-off for a role that dies young (a crash loop at start):
@@ -375,7 +363,7 @@ impl Supervisor {
     fn run(&mut self) -> anyhow::Result<()> {
         use signal_hook_lite::Signals;
         let signals = Signals::new()?;
-        for role in ROLES {
+        for role in Role::ALL {
             self.spawn(role)?;
         }
         self.write_status();
@@ -474,7 +462,7 @@ impl Supervisor {
     }
 
     /// The running processes of `role`.
-    fn pids_of(&self, role: &str) -> Vec<i32> {
+    fn pids_of(&self, role: Role) -> Vec<i32> {
         self.children
             .iter()
             .filter(|(_, (r, _))| *r == role)
@@ -501,7 +489,7 @@ impl Supervisor {
 
     /// Stop and start every role again, one at a time, in start order.
     fn restart_all(&mut self) {
-        for role in ROLES {
+        for role in Role::ALL {
             let pids = self.pids_of(role);
             for pid in pids {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
@@ -514,8 +502,8 @@ impl Supervisor {
         }
     }
 
-    fn spawn(&mut self, role: &'static str) -> anyhow::Result<()> {
-        let fds: Vec<(&str, i32)> = self.sockets[role]
+    fn spawn(&mut self, role: Role) -> anyhow::Result<()> {
+        let fds: Vec<(&str, i32)> = self.sockets[&role]
             .iter()
             .map(|(n, fd)| (*n, fd.as_raw_fd()))
             .collect();
@@ -523,7 +511,7 @@ impl Supervisor {
             "--config".to_string(),
             self.config_path.to_string_lossy().into_owned(),
             "daemon".to_string(),
-            role.to_string(),
+            role.name().to_string(),
         ];
         // Only these: in particular not NOTIFY_SOCKET nor WATCHDOG_USEC
         // (systemd listens to the main PID only, which is this process).
@@ -613,11 +601,14 @@ impl Supervisor {
 
     fn restart_due(&mut self) {
         let now = Instant::now();
-        for role in ROLES {
+        for role in Role::ALL {
             if self.children.values().any(|(r, _)| *r == role) {
                 continue;
             }
-            if self.restarts.get(role).is_some_and(|r| r.not_before <= now)
+            if self
+                .restarts
+                .get(&role)
+                .is_some_and(|r| r.not_before <= now)
                 && let Err(e) = self.spawn(role)
             {
                 log::error!("{e:#}");
@@ -627,7 +618,11 @@ impl Supervisor {
     }
 
     fn write_status(&self) {
-        let roles: HashMap<&str, i32> = self.children.iter().map(|(p, (r, _))| (*r, *p)).collect();
+        let roles: HashMap<&str, i32> = self
+            .children
+            .iter()
+            .map(|(p, (r, _))| (r.name(), *p))
+            .collect();
         if let Ok(json) = serde_json::to_vec(&roles) {
             let _ = write_file(&self.run_dir.join(STATUS_FILE), &json, 0o644);
         }
@@ -642,7 +637,8 @@ impl Supervisor {
             Some(role) => log::info!("terminating: {role} cannot run"),
             None => log::info!("terminating on signal"),
         }
-        for role in ["smtpd", "qmgr", "local", "smtp"] {
+        // The start order backwards.
+        for role in Role::ALL.into_iter().rev() {
             let pids = self.pids_of(role);
             for pid in &pids {
                 let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);

@@ -7,19 +7,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use nix::sys::signal::{Signal, kill};
 
 use crate::config::Config;
 use crate::ipc::Unrecoverable;
 use crate::ipc::names::SUPERVISOR_ENV;
 use crate::notify::reload::Reload;
+use crate::role::Role;
 
 /// Run one role in this process (`postern daemon ROLE`). `path` is where
 /// `config` was read from (`--config`; `None`: the default), read again on
 /// SIGHUP to reload in place.
 pub fn run_role(
-    role: &str,
+    role: Role,
     config: Config,
     path: Option<PathBuf>,
     fds: Vec<(String, OwnedFd)>,
@@ -35,8 +36,8 @@ pub fn run_role(
         let reload = Reload::new(path).context("cannot handle SIGHUP")?;
         crate::notify::spawn_watchdog();
         match role {
-            "smtpd" => crate::smtpd::run(config, fds, reload).await,
-            "qmgr" => {
+            Role::Smtpd => crate::smtpd::run(config, fds, reload).await,
+            Role::Qmgr => {
                 let mut fds = fds;
                 let showq = fds
                     .iter()
@@ -44,9 +45,10 @@ pub fn run_role(
                     .map(|i| UnixListener::from(fds.remove(i).1));
                 crate::qmgr::run(config, unix_listener(fds, "qmgr")?, showq, reload).await
             }
-            "local" => crate::local::run(config, unix_listener(fds, "local")?, reload).await,
-            "smtp" => crate::smtp::run(config, unix_listener(fds, "smtp-client")?, reload).await,
-            other => bail!("unknown role {other:?}"),
+            Role::Local => crate::local::run(config, unix_listener(fds, "local")?, reload).await,
+            Role::Smtp => {
+                crate::smtp::run(config, unix_listener(fds, "smtp-client")?, reload).await
+            }
         }
     });
     if let Err(e) = &result {

@@ -38,13 +38,11 @@ pub const TARGET: &str = "postern.target";
 pub const QMGR_SOCKET_UNIT: &str = "postern-qmgr.socket";
 /// smtpd's service.
 pub const SMTPD_SERVICE: &str = "postern-smtpd.service";
-/// The services, by role, in the supervisor's start order.
-pub const SERVICES: [(&str, &str); 4] = [
-    ("local", "postern-local.service"),
-    ("smtp", "postern-smtp.service"),
-    ("qmgr", "postern-qmgr.service"),
-    ("smtpd", SMTPD_SERVICE),
-];
+/// The services, by role, in the supervisor's start order (the role
+/// table's units).
+pub fn services() -> impl Iterator<Item = (&'static str, &'static str)> {
+    crate::role::TABLE.iter().map(|r| (r.name, r.unit))
+}
 
 /// Whether this process runs as part of a systemd unit (`ExecStartPre=`,
 /// `ExecReload=`, the daemon itself): systemd sets `$INVOCATION_ID` for

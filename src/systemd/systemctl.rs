@@ -32,7 +32,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::{QMGR_SOCKET_UNIT, SERVICES, SMTPD_SERVICE, SMTPD_SOCKET, TARGET};
+use super::{QMGR_SOCKET_UNIT, SMTPD_SERVICE, SMTPD_SOCKET, TARGET, services};
 use crate::check::Level;
 use crate::config::Config;
 
@@ -159,7 +159,7 @@ pub fn render_status(units: &[Props]) -> (Vec<String>, bool) {
     // A unit waiting to be restarted after a failure is "activating"
     // too: that is no daemon running.
     let restarting = |p: &Props| prop(p, "SubState") == "auto-restart";
-    let running = SERVICES.iter().any(|(_, s)| {
+    let running = services().any(|(_, s)| {
         let p = unit(s);
         matches!(prop(p, "ActiveState"), "active" | "reloading")
             || (prop(p, "ActiveState") == "activating" && !restarting(p))
@@ -188,7 +188,7 @@ pub fn render_status(units: &[Props]) -> (Vec<String>, bool) {
             }
         )
     });
-    for (role, service) in SERVICES {
+    for (role, service) in services() {
         let p = unit(service);
         let pid = prop(p, "MainPID");
         // The last `systemctl reload` refused (ExecReload's check failed):
@@ -325,7 +325,7 @@ impl Managed {
     /// Print the report; whether the mail system runs.
     pub fn status(&self) -> anyhow::Result<bool> {
         let mut units = vec![TARGET];
-        units.extend(SERVICES.iter().map(|(_, s)| *s));
+        units.extend(services().map(|(_, s)| s));
         units.extend(SOCKETS);
         let (lines, running) = render_status(&self.systemctl.show(&units, &STATUS_PROPS)?);
         for l in lines {

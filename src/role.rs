@@ -1,0 +1,230 @@
+//! The table of roles, as Postfix's master.cf is: one row per daemon,
+//! with everything the mail system decides about its trust — the user it
+//! runs as and the capabilities it keeps, the sockets it is handed, the
+//! directories it makes, its Landlock room, its systemd unit. The
+//! sandbox, the supervisor, the units and `postern daemon` read a role's
+//! row; none of them matches on a role's name.
+//!
+//! | role | runs as | keeps | sockets (run directory) | makes | room |
+//! |---|---|---|---|---|---|
+//! | local | root | SETUID SETGID SETPCAP DAC_READ_SEARCH KILL | local.sock | `RUN/local` | [`Profile::local`] |
+//! | smtp | `server.user` | – | smtp.sock | – | [`Profile::smtp`] |
+//! | qmgr | `server.user` | – | qmgr.sock, showq.sock (0666) | the queue | [`Profile::qmgr`] |
+//! | smtpd | `server.user` | – | submit.sock (0666), `smtpd.listen` | `queue/incoming`, the drop directories | [`Profile::smtpd`] |
+//!
+//! The order of the table is the start order: a role starts after those
+//! it hands work to.
+
+use std::path::Path;
+
+use caps::Capability;
+
+use crate::config::Config;
+use crate::ipc::names;
+use crate::sandbox::{Dir, Profile};
+
+/// A daemon of the mail system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    Local,
+    Smtp,
+    Qmgr,
+    Smtpd,
+}
+
+/// Who a role runs as when started as root (as another user, everything
+/// runs as that user with no capabilities).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    /// `server.user`, every capability set empty.
+    MailUser,
+    /// root, keeping only these capabilities.
+    Root(&'static [Capability]),
+}
+
+/// A socket a role is handed (LISTEN_FDNAMES), and where it listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Socket {
+    /// The name it is handed by (`FileDescriptorName=`).
+    pub name: &'static str,
+    /// Its file in the run directory and mode; `None`: the TCP listeners
+    /// of `smtpd.listen`.
+    pub file: Option<(&'static str, u32)>,
+}
+
+/// One row of the table.
+pub struct Row {
+    pub role: Role,
+    /// As in `postern daemon NAME`, the log's `postern/NAME` and the unit.
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub run_as: RunAs,
+    pub sockets: &'static [Socket],
+    /// The directories it makes at start, while it still may (under
+    /// systemd the queue may be brand new).
+    pub makes: fn(&Config) -> Vec<Dir>,
+    /// Its Landlock room: what it may read, write, execute and connect
+    /// to; the second argument is the file the configuration came from.
+    pub room: fn(&Config, Option<&Path>) -> Profile,
+}
+
+const fn unix(name: &'static str, file: &'static str, mode: u32) -> Socket {
+    Socket {
+        name,
+        file: Some((file, mode)),
+    }
+}
+
+/// The table, in start order.
+pub static TABLE: [Row; 4] = [
+    Row {
+        role: Role::Local,
+        name: "local",
+        unit: "postern-local.service",
+        run_as: RunAs::Root(&crate::sandbox::privileges::LOCAL_KEEPS),
+        sockets: &[unix("local", names::LOCAL_SOCKET, 0o600)],
+        // The delivery record's room.
+        makes: |c| {
+            vec![Dir {
+                path: c.server.run_directory.join(names::JOURNAL_DIR),
+                mode: 0o700,
+                without: Some("local keeps no delivery record"),
+            }]
+        },
+        room: Profile::local,
+    },
+    Row {
+        role: Role::Smtp,
+        name: "smtp",
+        unit: "postern-smtp.service",
+        run_as: RunAs::MailUser,
+        sockets: &[unix("smtp-client", names::SMTP_SOCKET, 0o600)],
+        makes: |_| Vec::new(),
+        room: Profile::smtp,
+    },
+    Row {
+        role: Role::Qmgr,
+        name: "qmgr",
+        unit: "postern-qmgr.service",
+        run_as: RunAs::MailUser,
+        // mailq for every user: a read-only listing socket (Postfix's showq).
+        sockets: &[
+            unix("qmgr", names::QMGR_SOCKET, 0o600),
+            unix("showq", names::SHOWQ_SOCKET, 0o666),
+        ],
+        makes: |c| {
+            let q = &c.queue.directory;
+            crate::queue::SUBDIRS
+                .iter()
+                .map(|d| Dir::needed(q.join(d), 0o700))
+                .collect()
+        },
+        room: Profile::qmgr,
+    },
+    Row {
+        role: Role::Smtpd,
+        name: "smtpd",
+        unit: crate::systemd::SMTPD_SERVICE,
+        run_as: RunAs::MailUser,
+        // Anyone may submit mail: smtpd learns who from the peer
+        // credentials.
+        sockets: &[
+            Socket {
+                name: "smtp",
+                file: None,
+            },
+            unix("submit", names::SUBMIT_SOCKET, 0o666),
+        ],
+        // The drop directory and the one for refused files, when missing
+        // (under systemd, tmpfiles makes them): smtpd still serves without.
+        makes: |c| {
+            let q = &c.queue.directory;
+            let lost = "sendmail cannot keep mail there while postern is down";
+            vec![
+                Dir::needed(q.join(crate::queue::INCOMING), 0o700),
+                Dir {
+                    path: q.join(crate::maildrop::DIR),
+                    mode: crate::maildrop::DIR_MODE,
+                    without: Some(lost),
+                },
+                Dir {
+                    path: q.join(crate::maildrop::BAD_DIR),
+                    mode: 0o700,
+                    without: Some(lost),
+                },
+            ]
+        },
+        room: Profile::smtpd,
+    },
+];
+
+impl Role {
+    /// Every role, in start order.
+    pub const ALL: [Role; 4] = [Role::Local, Role::Smtp, Role::Qmgr, Role::Smtpd];
+
+    /// The role's row of the table.
+    pub fn row(self) -> &'static Row {
+        &TABLE[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.row().name
+    }
+
+    /// The role called `name`.
+    pub fn from_name(name: &str) -> Option<Role> {
+        TABLE.iter().find(|r| r.name == name).map(|r| r.role)
+    }
+
+    /// Every role's name, in start order.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        TABLE.iter().map(|r| r.name)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_role_order_and_names_are_unique() {
+        for (i, row) in TABLE.iter().enumerate() {
+            assert_eq!(row.role as usize, i, "{}", row.name);
+            assert_eq!(Role::from_name(row.name), Some(row.role));
+            assert_eq!(row.role.row().name, row.name);
+        }
+        assert_eq!(Role::from_name("local-worker"), None);
+        assert_eq!(
+            Role::names().collect::<Vec<_>>(),
+            ["local", "smtp", "qmgr", "smtpd"]
+        );
+    }
+
+    /// Only local keeps a privilege; every socket name is handed once.
+    #[test]
+    fn only_local_runs_as_root() {
+        for row in &TABLE {
+            match row.run_as {
+                RunAs::Root(keeps) => {
+                    assert_eq!(row.role, Role::Local);
+                    assert_eq!(keeps, crate::sandbox::privileges::LOCAL_KEEPS);
+                }
+                RunAs::MailUser => assert_ne!(row.role, Role::Local),
+            }
+        }
+        let mut names: Vec<&str> = TABLE
+            .iter()
+            .flat_map(|r| r.sockets.iter().map(|s| s.name))
+            .collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(names.len(), n);
+    }
+}
