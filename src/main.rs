@@ -134,30 +134,34 @@ enum PolicyAction {
     /// every element evaluated, what each table and DNS answered, and the
     /// reply for each recipient. Exit 0 when every recipient would be
     /// accepted, 1 otherwise.
-    Test {
-        /// The client's address.
-        #[arg(long, value_name = "IP")]
-        client: std::net::IpAddr,
-        /// The client's verified name (default: looked up, PTR and
-        /// forward, as smtpd does).
-        #[arg(long, value_name = "NAME")]
-        client_name: Option<String>,
-        /// The HELO/EHLO name.
-        #[arg(long, value_name = "NAME")]
-        helo: Option<String>,
-        /// The envelope sender (default: the null sender <>).
-        #[arg(long, value_name = "ADDRESS", default_value = "")]
-        from: String,
-        /// A recipient (repeat for more).
-        #[arg(long = "to", value_name = "ADDRESS", required = true)]
-        to: Vec<String>,
-        /// A message file for the header and body checks.
-        #[arg(long, value_name = "FILE")]
-        message: Option<PathBuf>,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Test(PolicyTest),
+}
+
+/// The arguments of `postern policy test`.
+#[derive(clap::Args)]
+struct PolicyTest {
+    /// The client's address.
+    #[arg(long, value_name = "IP")]
+    client: std::net::IpAddr,
+    /// The client's verified name (default: looked up, PTR and
+    /// forward, as smtpd does).
+    #[arg(long, value_name = "NAME")]
+    client_name: Option<String>,
+    /// The HELO/EHLO name.
+    #[arg(long, value_name = "NAME")]
+    helo: Option<String>,
+    /// The envelope sender (default: the null sender <>).
+    #[arg(long, value_name = "ADDRESS", default_value = "")]
+    from: String,
+    /// A recipient (repeat for more).
+    #[arg(long = "to", value_name = "ADDRESS", required = true)]
+    to: Vec<String>,
+    /// A message file for the header and body checks.
+    #[arg(long, value_name = "FILE")]
+    message: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -507,75 +511,8 @@ fn load_client(path: &Option<PathBuf>, program: &str) -> Config {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Generate { what } => {
-            let written = match what {
-                GenerateWhat::Systemd { dirs } => {
-                    // systemd reads the exit status only; the messages went
-                    // to the kernel log or stderr, and nothing goes to
-                    // stdout (the console at boot).
-                    let path = config_path(&cli.config);
-                    return Ok(match postern::systemd::generator::run(&path, &dirs) {
-                        Ok(_) => ExitCode::SUCCESS,
-                        Err(_) => ExitCode::FAILURE,
-                    });
-                }
-                GenerateWhat::Man { dir } => manual::write_man(Cli::command(), &dir)?,
-                GenerateWhat::Completions { shell, dir } => {
-                    vec![manual::write_completions(Cli::command(), shell, &dir)?]
-                }
-            };
-            for path in written {
-                println!("{}", path.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Check { no_system } => match load(&cli.config) {
-            Ok(config) => {
-                let path = config_path(&cli.config);
-                let what = if no_system {
-                    " (the file and the files it names, not the system)"
-                } else {
-                    ""
-                };
-                // Say what was checked: a file, or the built-in defaults
-                // because the default file is missing.
-                if path.exists() {
-                    eprintln!("postern: checking {}{what}", path.display());
-                } else {
-                    eprintln!(
-                        "postern: {} does not exist: checking the built-in defaults{what}",
-                        path.display()
-                    );
-                }
-                let found = if no_system {
-                    postern::check::check_files(&config, Some(&path))
-                } else {
-                    let mut found = postern::check::check_system(&config, Some(&path));
-                    found.extend(postern::check::check_listeners(&config));
-                    found
-                };
-                let mut failed = false;
-                for (level, message) in &found {
-                    let word = match level {
-                        postern::check::Level::Warning => "warning",
-                        postern::check::Level::Error => {
-                            failed = true;
-                            "error"
-                        }
-                    };
-                    eprintln!("postern: {word}: {message}");
-                }
-                Ok(if failed {
-                    ExitCode::FAILURE
-                } else {
-                    ExitCode::SUCCESS
-                })
-            }
-            Err(e) => {
-                eprintln!("postern: {e:#}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        Command::Generate { what } => generate(&cli.config, what),
+        Command::Check { no_system } => check(&cli.config, no_system),
         Command::Config {
             action: ConfigAction::Show { non_default },
         } => {
@@ -641,68 +578,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Command::Queue { action } => {
-            use postern::ipc::QueueAction as A;
-            let (action, ids) = match action {
-                QueueCommand::List { json } => {
-                    return mailq(&load_client(&cli.config, "postern"), json);
-                }
-                QueueCommand::Show { id } => {
-                    let ok =
-                        postern::supervisor::queue_show(&load_client(&cli.config, "postern"), &id)?;
-                    return Ok(if ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::from(1)
-                    });
-                }
-                QueueCommand::Hold { ids } => (A::Hold, ids),
-                QueueCommand::Release { ids } => (A::Release, ids),
-                QueueCommand::Delete { ids } => (A::Delete, ids),
-                QueueCommand::Requeue { ids } => (A::Requeue, ids),
-                QueueCommand::Salvage { file, dry_run } => {
-                    return salvage(&load(&cli.config)?, &file, dry_run);
-                }
-            };
-            let ok =
-                postern::supervisor::queue_op(&load_client(&cli.config, "postern"), action, ids)?;
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        Command::Queue { action } => queue(&cli.config, action),
         Command::Policy {
-            action:
-                PolicyAction::Test {
-                    client,
-                    client_name,
-                    helo,
-                    from,
-                    to,
-                    message,
-                    json,
-                },
-        } => {
-            let config = load(&cli.config)?;
-            let bare = |s: &str| {
-                let s = s.trim();
-                s.strip_prefix('<')
-                    .and_then(|s| s.strip_suffix('>'))
-                    .unwrap_or(s)
-                    .to_string()
-            };
-            let probe = postern::policy::trace::Probe {
-                client,
-                client_name,
-                helo,
-                sender: bare(&from),
-                recipients: to.iter().map(|t| bare(t)).collect(),
-                message,
-            };
-            let code = postern::policy::trace::main(config, probe, json)?;
-            Ok(ExitCode::from(code))
-        }
+            action: PolicyAction::Test(args),
+        } => policy_test(&cli.config, args),
         Command::Daemon { role, probe } => daemon(&cli.config, &role, &probe),
     }
 }
@@ -762,5 +641,144 @@ fn daemon(cli_config: &Option<PathBuf>, name: &str, probe: &[String]) -> anyhow:
         // Already logged; restarting would not help.
         Err(e) if e.is::<postern::ipc::Unrecoverable>() => Ok(ExitCode::from(EX_CONFIG)),
         Err(e) => Err(e),
+    }
+}
+
+/// `postern generate …`: systemd units, manual pages, completions.
+fn generate(cli_config: &Option<PathBuf>, what: GenerateWhat) -> anyhow::Result<ExitCode> {
+    let written = match what {
+        GenerateWhat::Systemd { dirs } => {
+            // systemd reads the exit status only; the messages went
+            // to the kernel log or stderr, and nothing goes to
+            // stdout (the console at boot).
+            let path = config_path(cli_config);
+            return Ok(match postern::systemd::generator::run(&path, &dirs) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            });
+        }
+        GenerateWhat::Man { dir } => manual::write_man(Cli::command(), &dir)?,
+        GenerateWhat::Completions { shell, dir } => {
+            vec![manual::write_completions(Cli::command(), shell, &dir)?]
+        }
+    };
+    for path in written {
+        println!("{}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `postern queue …`: list, show, hold, release, delete, requeue, salvage.
+fn queue(cli_config: &Option<PathBuf>, action: QueueCommand) -> anyhow::Result<ExitCode> {
+    use postern::ipc::QueueAction as A;
+    let (action, ids) = match action {
+        QueueCommand::List { json } => {
+            return mailq(&load_client(cli_config, "postern"), json);
+        }
+        QueueCommand::Show { id } => {
+            let ok = postern::supervisor::queue_show(&load_client(cli_config, "postern"), &id)?;
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        QueueCommand::Hold { ids } => (A::Hold, ids),
+        QueueCommand::Release { ids } => (A::Release, ids),
+        QueueCommand::Delete { ids } => (A::Delete, ids),
+        QueueCommand::Requeue { ids } => (A::Requeue, ids),
+        QueueCommand::Salvage { file, dry_run } => {
+            return salvage(&load(cli_config)?, &file, dry_run);
+        }
+    };
+    let ok = postern::supervisor::queue_op(&load_client(cli_config, "postern"), action, ids)?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `postern policy test`: what smtpd would answer to a client, command
+/// by command, and why.
+fn policy_test(cli_config: &Option<PathBuf>, args: PolicyTest) -> anyhow::Result<ExitCode> {
+    let PolicyTest {
+        client,
+        client_name,
+        helo,
+        from,
+        to,
+        message,
+        json,
+    } = args;
+    let config = load(cli_config)?;
+    let bare = |s: &str| {
+        let s = s.trim();
+        s.strip_prefix('<')
+            .and_then(|s| s.strip_suffix('>'))
+            .unwrap_or(s)
+            .to_string()
+    };
+    let probe = postern::policy::trace::Probe {
+        client,
+        client_name,
+        helo,
+        sender: bare(&from),
+        recipients: to.iter().map(|t| bare(t)).collect(),
+        message,
+    };
+    let code = postern::policy::trace::main(config, probe, json)?;
+    Ok(ExitCode::from(code))
+}
+
+/// `postern check [--no-system]`: the file, the files it names, and (but
+/// with `--no-system`) the system.
+fn check(cli_config: &Option<PathBuf>, no_system: bool) -> anyhow::Result<ExitCode> {
+    match load(cli_config) {
+        Ok(config) => {
+            let path = config_path(cli_config);
+            let what = if no_system {
+                " (the file and the files it names, not the system)"
+            } else {
+                ""
+            };
+            // Say what was checked: a file, or the built-in defaults
+            // because the default file is missing.
+            if path.exists() {
+                eprintln!("postern: checking {}{what}", path.display());
+            } else {
+                eprintln!(
+                    "postern: {} does not exist: checking the built-in defaults{what}",
+                    path.display()
+                );
+            }
+            let found = if no_system {
+                postern::check::check_files(&config, Some(&path))
+            } else {
+                let mut found = postern::check::check_system(&config, Some(&path));
+                found.extend(postern::check::check_listeners(&config));
+                found
+            };
+            let mut failed = false;
+            for (level, message) in &found {
+                let word = match level {
+                    postern::check::Level::Warning => "warning",
+                    postern::check::Level::Error => {
+                        failed = true;
+                        "error"
+                    }
+                };
+                eprintln!("postern: {word}: {message}");
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(e) => {
+            eprintln!("postern: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
