@@ -69,11 +69,11 @@ pub enum Mode {
 }
 
 /// sysexits(3).
-pub const EX_USAGE: u8 = 64;
-pub const EX_DATAERR: u8 = 65;
-pub const EX_NOUSER: u8 = 67;
+pub(crate) const EX_USAGE: u8 = 64;
+pub(crate) const EX_DATAERR: u8 = 65;
+pub(crate) const EX_NOUSER: u8 = 67;
 pub const EX_UNAVAILABLE: u8 = 69;
-pub const EX_NOPERM: u8 = 77;
+pub(crate) const EX_NOPERM: u8 = 77;
 pub const EX_TEMPFAIL: u8 = 75;
 
 /// A failure with its exit code and the one line for stderr.
@@ -179,7 +179,10 @@ pub fn parse_args(args: &[OsString]) -> Result<Options, Failure> {
 
 /// The message as read from stdin: LF line ends; without `-i`, a line
 /// with a single `.` ends it.
-pub fn read_message(input: &mut impl BufRead, ignore_dots: bool) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_message(
+    input: &mut impl BufRead,
+    ignore_dots: bool,
+) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -242,7 +245,7 @@ fn header_name(h: &str) -> &str {
 }
 
 /// Addresses in an address-list header value (`a@b, "X" <c@d>`).
-pub fn addresses(value: &str) -> Vec<String> {
+pub(crate) fn addresses(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let (mut depth, mut quoted, mut item) = (0, false, String::new());
     for c in value.chars().chain(std::iter::once(',')) {
@@ -281,12 +284,12 @@ pub fn addresses(value: &str) -> Vec<String> {
 
 /// What the local user's message becomes: recipients (with `-t`), Bcc
 /// removed, missing From/Date/Message-ID added.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub recipients: Vec<String>,
     pub content: Vec<u8>,
 }
 
-pub fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &str) -> Prepared {
+pub(crate) fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &str) -> Prepared {
     let (mut headers, body) = split_headers(msg);
     let mut recipients = opts
         .recipients
@@ -340,7 +343,7 @@ pub fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &str) ->
 }
 
 /// The SMTP dialogue with smtpd on `submit.sock`.
-pub fn submit(
+pub(crate) fn submit(
     socket: &Path,
     sender: &str,
     prepared: &Prepared,

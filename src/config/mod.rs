@@ -42,8 +42,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use error::ConfigError;
-pub use value::{check_hostname, v6_only};
+pub(crate) use error::ConfigError;
+pub(crate) use value::{check_hostname, v6_only};
 
 use defaults::System;
 
@@ -51,7 +51,7 @@ use defaults::System;
 pub const DEFAULT_PATH: &str = "/etc/postern/postern.toml";
 /// The effective configuration `postern start` writes in the run
 /// directory and starts every role with.
-pub const EFFECTIVE_FILE: &str = "postern.toml";
+pub(crate) const EFFECTIVE_FILE: &str = "postern.toml";
 
 /// The whole configuration; see the module documentation.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,7 +167,7 @@ pub enum DnsFailure {
 }
 
 impl DnsFailure {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DnsFailure::Pass => "pass",
             DnsFailure::Defer => "defer",
@@ -214,7 +214,7 @@ pub enum TlsLevel {
 }
 
 impl TlsLevel {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TlsLevel::None => "none",
             TlsLevel::May => "may",
@@ -571,7 +571,7 @@ impl Config {
 
 impl BareNewline {
     /// The value as written in the file.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BareNewline::Normalize => "normalize",
             BareNewline::Reject => "reject",

@@ -43,9 +43,9 @@ use crate::ipc::{EX_CONFIG, Unrecoverable};
 use crate::notify::reload::{Fixed, keep_fixed};
 use crate::sys::{self, Credentials};
 
-pub const PID_FILE: &str = "postern.pid";
-pub const STATUS_FILE: &str = "status.json";
-pub const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
+pub(crate) const PID_FILE: &str = "postern.pid";
+pub(crate) const STATUS_FILE: &str = "status.json";
+pub(crate) const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
 
 /// The roles in start order (dependencies first).
 const ROLES: [&str; 4] = ["local", "smtp", "qmgr", "smtpd"];
@@ -677,12 +677,12 @@ mod signal_hook_lite {
 
     use nix::sys::signal::{SigSet, Signal};
 
-    pub struct Signals {
+    pub(crate) struct Signals {
         set: SigSet,
     }
 
     impl Signals {
-        pub fn new() -> nix::Result<Signals> {
+        pub(crate) fn new() -> nix::Result<Signals> {
             let mut set = SigSet::empty();
             for s in [
                 Signal::SIGTERM,
@@ -697,7 +697,7 @@ mod signal_hook_lite {
         }
 
         /// The next signal, or None after `timeout`.
-        pub fn wait(&self, timeout: Duration) -> Option<i32> {
+        pub(crate) fn wait(&self, timeout: Duration) -> Option<i32> {
             crate::sys::sigtimedwait(&self.set, timeout)
         }
     }
