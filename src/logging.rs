@@ -339,7 +339,7 @@ impl Logger {
     }
 
     fn text_line(&self, level: Level, text: impl std::fmt::Display) -> String {
-        let now = chrono::Local::now().format("%b %e %H:%M:%S");
+        let now = chrono::Local::now().format(syslog::STAMP);
         format!(
             "{now} {} {}[{}]: {}{text}\n",
             self.host,

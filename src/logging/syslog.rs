@@ -25,6 +25,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone};
 use log::Level;
 
+/// The time stamp of a syslog line (RFC 3164, and the lines of
+/// `server.log_file`, which pflogsumm reads the same way):
+/// `Mar  5 10:00:00`, local time.
+pub(super) const STAMP: &str = "%b %e %H:%M:%S";
+
 /// The local syslog daemon's socket.
 pub(crate) const DEV_LOG: &str = "/dev/log";
 
@@ -117,7 +122,7 @@ where
     Tz::Offset: std::fmt::Display,
 {
     let pri = FACILITY_MAIL * 8 + severity(level);
-    let stamp = now.format("%b %e %H:%M:%S");
+    let stamp = now.format(STAMP);
     format!("<{pri}>{stamp} {tag}[{pid}]: {text}")
 }
 
