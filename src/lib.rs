@@ -1,9 +1,13 @@
 //! postern: a mail transfer agent for Linux servers.
 //!
 //! One library, one binary. The binary (`src/main.rs`) only dispatches; each
-//! role lives in its own module (`smtpd`, `qmgr`, `local`) and the roles meet
-//! only in the shared modules: the queue, the IPC types, the configuration.
-//! See `docs/architecture.md` for the map.
+//! role lives in its own module (`smtpd`, `qmgr`, `local`, `smtp`, and the
+//! clients `sendmail` and `mailq`) and the roles never name each other:
+//! they meet in the shared modules (the queue, `ipc` with its socket names
+//! and qmgr client, `agent`, the skeleton of the delivery agents, `wire`,
+//! the formats on the wire, the configuration). The supervisor names a
+//! role only to start it. `tests/imports.rs` keeps it so; see
+//! `docs/architecture.md` for the map.
 
 pub mod address;
 pub(crate) mod agent;

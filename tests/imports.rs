@@ -93,8 +93,8 @@ fn graph(src: &Path) -> Graph {
     let mut graph = Graph::new();
     for file in files {
         let module = module_of(src, &file);
-        if module == "main" || module == "lib" {
-            continue; // the binary's dispatch and the module list
+        if matches!(module.as_str(), "main" | "manual" | "lib") {
+            continue; // the binary (it uses the library as `postern::`) and the module list
         }
         let text = std::fs::read_to_string(&file).unwrap();
         let code: String = text.lines().map(|l| format!("{}\n", code(l))).collect();
