@@ -106,6 +106,39 @@ pub struct Envelope {
     pub body: Option<String>,
 }
 
+impl Envelope {
+    /// The MAIL command that submits this envelope to smtpd, as `sendmail`
+    /// gives it on submit.sock and smtpd's pickup on its in-memory session:
+    /// `MAIL FROM:<sender>`, then SIZE= when `size` is given (the pickup
+    /// knows it from the file; sendmail never sent it), RET=, ENVID=,
+    /// BODY=.
+    pub(crate) fn mail_command(&self, size: Option<u64>) -> String {
+        let mut mail = format!("MAIL FROM:<{}>", self.sender);
+        if let Some(size) = size {
+            mail.push_str(&format!(" SIZE={size}"));
+        }
+        for (key, value) in [
+            ("RET", &self.ret),
+            ("ENVID", &self.envid),
+            ("BODY", &self.body),
+        ] {
+            if let Some(v) = value {
+                mail.push_str(&format!(" {key}={v}"));
+            }
+        }
+        mail
+    }
+
+    /// The RCPT command for `rcpt`, one of the recipients: `RCPT
+    /// TO:<rcpt>` with NOTIFY=.
+    pub(crate) fn rcpt_command(&self, rcpt: &str) -> String {
+        match &self.notify {
+            Some(n) => format!("RCPT TO:<{rcpt}> NOTIFY={n}"),
+            None => format!("RCPT TO:<{rcpt}>"),
+        }
+    }
+}
+
 /// What [`parse_head`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Head {
@@ -421,6 +454,30 @@ pub(crate) fn printable_name(name: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_commands_of_an_envelope() {
+        let mut e = Envelope {
+            size: 20,
+            sender: "u@example.org".into(),
+            recipients: vec!["a@x".into()],
+            notify: None,
+            ret: None,
+            envid: None,
+            body: None,
+        };
+        assert_eq!(e.mail_command(None), "MAIL FROM:<u@example.org>");
+        assert_eq!(e.rcpt_command("a@x"), "RCPT TO:<a@x>");
+        e.ret = Some("HDRS".into());
+        e.envid = Some("E+2B".into());
+        e.body = Some("8BITMIME".into());
+        e.notify = Some("NEVER".into());
+        assert_eq!(
+            e.mail_command(Some(20)),
+            "MAIL FROM:<u@example.org> SIZE=20 RET=HDRS ENVID=E+2B BODY=8BITMIME"
+        );
+        assert_eq!(e.rcpt_command("a@x"), "RCPT TO:<a@x> NOTIFY=NEVER");
+    }
     use proptest::prelude::*;
 
     fn sample() -> Envelope {

@@ -342,6 +342,21 @@ pub(crate) fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &
     }
 }
 
+/// The envelope of a local submission: what `sendmail` says in MAIL and
+/// RCPT on submit.sock, and what it writes in the drop directory when
+/// nothing answers there (`size` is the drop file's to fill in).
+fn envelope(sender: &str, prepared: &Prepared, opts: &Options) -> crate::maildrop::Envelope {
+    crate::maildrop::Envelope {
+        size: 0,
+        sender: sender.to_string(),
+        recipients: prepared.recipients.clone(),
+        notify: opts.notify.clone(),
+        ret: opts.ret.clone(),
+        envid: opts.envid.as_deref().map(crate::wire::xtext::encode),
+        body: (!prepared.content.is_ascii()).then(|| "8BITMIME".to_string()),
+    }
+}
+
 /// The SMTP dialogue with smtpd on `submit.sock`.
 pub(crate) fn submit(
     socket: &Path,
@@ -349,6 +364,7 @@ pub(crate) fn submit(
     prepared: &Prepared,
     opts: &Options,
 ) -> Result<(), Failure> {
+    let envelope = envelope(sender, prepared, opts);
     let unreachable = |why: String| {
         unanswered(format!(
             "cannot reach the mail system at {}: {why} (is postern running?)",
@@ -410,25 +426,11 @@ pub(crate) fn submit(
     }
     send(&mut w, "EHLO localhost")?;
     expect(&mut r, "EHLO", 250)?;
-    let mut mail = format!("MAIL FROM:<{sender}>");
-    if let Some(ret) = &opts.ret {
-        mail.push_str(&format!(" RET={ret}"));
-    }
-    if let Some(envid) = &opts.envid {
-        mail.push_str(&format!(" ENVID={}", crate::wire::xtext::encode(envid)));
-    }
-    if !prepared.content.is_ascii() {
-        mail.push_str(" BODY=8BITMIME");
-    }
     let result = (|| {
-        send(&mut w, &mail)?;
+        send(&mut w, &envelope.mail_command(None))?;
         expect(&mut r, "sender", 250)?;
-        for rcpt in &prepared.recipients {
-            let mut line = format!("RCPT TO:<{rcpt}>");
-            if let Some(n) = &opts.notify {
-                line.push_str(&format!(" NOTIFY={n}"));
-            }
-            send(&mut w, &line)?;
+        for rcpt in &envelope.recipients {
+            send(&mut w, &envelope.rcpt_command(rcpt))?;
             expect(&mut r, &format!("recipient <{rcpt}>"), 250)?;
         }
         send(&mut w, "DATA")?;
@@ -592,15 +594,7 @@ fn keep(
             ),
         ));
     }
-    let envelope = crate::maildrop::Envelope {
-        size: 0,
-        sender: sender.to_string(),
-        recipients: prepared.recipients.clone(),
-        notify: opts.notify.clone(),
-        ret: opts.ret.clone(),
-        envid: opts.envid.as_deref().map(crate::wire::xtext::encode),
-        body: (!content.is_ascii()).then(|| "8BITMIME".to_string()),
-    };
+    let envelope = envelope(sender, prepared, opts);
     match crate::maildrop::deposit(&dir, &envelope, content) {
         Ok(path) => {
             if opts.verbose {
