@@ -203,6 +203,16 @@ pub(crate) fn client_field(uid: Option<u32>, client: String) -> String {
     }
 }
 
+/// The system's text for an error (`Permission denied`, `Connection
+/// refused`) without Rust's `(os error N)`, as Postfix's `%m` writes it in
+/// log lines and delivery reasons.
+pub(crate) fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// The STATUS field of a delivery line: the word after `status=`.
 pub(crate) fn status_field(status: DeliveryStatus) -> &'static str {
     match status {

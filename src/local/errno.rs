@@ -24,17 +24,10 @@ pub(crate) fn is_access_problem(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
 }
 
-/// The system's text for an errno (`Permission denied`), as Postfix's `%m`.
-pub(crate) fn strerror(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::strerror;
 
     #[test]
     fn mapping() {

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::errno::{self, strerror};
+use super::errno;
 use crate::ipc::DeliveryStatus;
+use crate::logging::strerror;
 
 /// Copy buffer: the content is streamed, never held whole.
 const CHUNK: usize = 64 * 1024;

@@ -28,10 +28,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
 
-use super::errno::{self, strerror};
+use super::errno;
 use super::lock::{DotLock, LockPolicy, lock_exclusive};
 use super::maildir::{CopyError, copy_exact};
 use crate::ipc::DeliveryStatus;
+use crate::logging::strerror;
 
 /// The form of a body line that must be quoted.
 const FROM_: &[u8] = b"From ";

@@ -427,7 +427,7 @@ fn read_forward(paths: &[PathBuf], uid: u32) -> JobReply {
         Err(e) => reply(
             DeliveryStatus::Deferred,
             "4.3.0",
-            format!("cannot read forward file: {}", super::errno::strerror(&e)),
+            format!("cannot read forward file: {}", crate::logging::strerror(&e)),
         ),
     }
 }

@@ -17,6 +17,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::config::{Smtp, TlsLevel};
 use crate::ipc::DeliveryStatus;
+use crate::logging::strerror;
 
 use super::dns::Target;
 use super::outcome::{Outcome, namaddr};
@@ -271,15 +272,6 @@ async fn connect(
         .map_err(|_| std::io::Error::from_raw_os_error(libc::ETIMEDOUT))??;
     stream.set_nodelay(true)?;
     Ok(stream)
-}
-
-/// The system's text for an error (`Connection refused`), without Rust's
-/// `(os error N)`.
-pub(crate) fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
 }
 
 impl Session {
