@@ -10,7 +10,8 @@
 //! `cargo test --test imports -- --nocapture` prints the graph and its
 //! counts; `POSTERN_SRC=DIR` measures another tree (an older commit's
 //! `src/`, for a before/after). Comments are not code: doc links to a role
-//! are allowed.
+//! are allowed. Only `crate::` paths count: a top-level module's own
+//! `super::` (the crate root) is not followed, and none is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
