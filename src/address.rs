@@ -33,11 +33,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use thiserror::Error;
 
 /// RFC 5321 section 4.5.3.1.1.
-pub const MAX_LOCAL_PART: usize = 64;
+pub(crate) const MAX_LOCAL_PART: usize = 64;
 /// RFC 5321 section 4.5.3.1.2.
-pub const MAX_DOMAIN: usize = 255;
+pub(crate) const MAX_DOMAIN: usize = 255;
 /// RFC 5321 section 4.5.3.1.3, angle brackets included.
-pub const MAX_PATH: usize = 256;
+pub(crate) const MAX_PATH: usize = 256;
 /// RFC 1035 section 2.3.4.
 const MAX_LABEL: usize = 63;
 
@@ -60,7 +60,7 @@ pub enum Path {
 
 /// A domain: a host name or an address literal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Domain {
+pub(crate) enum Domain {
     /// Dot-separated labels, as given.
     Name(String),
     /// `[192.0.2.1]` or `[IPv6:2001:db8::1]`; `text` is the literal as
@@ -115,7 +115,7 @@ pub fn parse_path(s: &str, utf8: bool) -> Result<Path, AddressError> {
 
 impl Address {
     /// Parses `local@domain` or a bare `local`, without angle brackets.
-    pub fn parse(s: &str, utf8: bool) -> Result<Address, AddressError> {
+    pub(crate) fn parse(s: &str, utf8: bool) -> Result<Address, AddressError> {
         if s.is_empty() {
             return Err(AddressError::Empty);
         }
@@ -137,7 +137,8 @@ impl Address {
 
     /// Builds an address from an unquoted local part and a domain (empty for
     /// none), validating both as [`Address::parse`] would.
-    pub fn new(local: &str, domain: &str, utf8: bool) -> Result<Address, AddressError> {
+    #[cfg(test)]
+    pub(crate) fn new(local: &str, domain: &str, utf8: bool) -> Result<Address, AddressError> {
         for c in local.chars() {
             check_quoted_char(c, utf8)?;
         }
@@ -164,18 +165,18 @@ impl Address {
     }
 
     /// The local part, unquoted.
-    pub fn local(&self) -> &str {
+    pub(crate) fn local(&self) -> &str {
         &self.local
     }
 
     /// The domain as given (`[192.0.2.1]` for a literal); empty when the
     /// address had none.
-    pub fn domain(&self) -> &str {
+    pub(crate) fn domain(&self) -> &str {
         &self.domain
     }
 
     /// False when the address needs SMTPUTF8 to be relayed.
-    pub fn is_ascii(&self) -> bool {
+    pub(crate) fn is_ascii(&self) -> bool {
         self.local.is_ascii() && self.domain.is_ascii()
     }
 }
@@ -204,15 +205,11 @@ impl fmt::Display for Address {
 }
 
 impl Path {
-    pub fn address(&self) -> Option<&Address> {
+    pub(crate) fn address(&self) -> Option<&Address> {
         match self {
             Path::Null => None,
             Path::Mailbox(a) => Some(a),
         }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self, Path::Null)
     }
 }
 
@@ -229,7 +226,7 @@ impl fmt::Display for Path {
 
 impl Domain {
     /// Parses a host name or an address literal. `utf8` allows U-labels.
-    pub fn parse(s: &str, utf8: bool) -> Result<Domain, AddressError> {
+    pub(crate) fn parse(s: &str, utf8: bool) -> Result<Domain, AddressError> {
         if s.is_empty() {
             return Err(AddressError::Syntax("empty domain"));
         }
@@ -253,7 +250,7 @@ impl Domain {
     }
 
     /// The domain as given.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Domain::Name(s) => s,
             Domain::Literal { text, .. } => text,
@@ -261,7 +258,8 @@ impl Domain {
     }
 
     /// The IP address of an address literal.
-    pub fn ip(&self) -> Option<IpAddr> {
+    #[cfg(test)]
+    pub(crate) fn ip(&self) -> Option<IpAddr> {
         match self {
             Domain::Name(_) => None,
             Domain::Literal { ip, .. } => Some(*ip),
@@ -412,7 +410,10 @@ fn parse_literal(inner: &str) -> Option<IpAddr> {
 /// no user is not split, nor, as in Postfix, `postmaster`,
 /// `mailer-daemon` and `double-bounce`, nor (when `-` is a delimiter, for
 /// `owner_request_special`) `owner-NAME` and `NAME-request`.
-pub fn split_extension<'a>(local: &'a str, delimiters: &str) -> (&'a str, Option<(char, &'a str)>) {
+pub(crate) fn split_extension<'a>(
+    local: &'a str,
+    delimiters: &str,
+) -> (&'a str, Option<(char, &'a str)>) {
     let is = |name: &str| local.eq_ignore_ascii_case(name);
     if is("postmaster") || is("mailer-daemon") || is("double-bounce") {
         return (local, None);

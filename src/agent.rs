@@ -51,7 +51,7 @@ pub(crate) struct Live<A> {
 }
 
 impl<A> Live<A> {
-    pub fn new(agent: A) -> Live<A> {
+    pub(crate) fn new(agent: A) -> Live<A> {
         Live {
             agent: RwLock::new(Arc::new(agent)),
             in_progress: Arc::new(watch::Sender::new(0)),
@@ -59,24 +59,24 @@ impl<A> Live<A> {
     }
 
     /// The agent in effect now.
-    pub fn agent(&self) -> Arc<A> {
+    pub(crate) fn agent(&self) -> Arc<A> {
         // A writer that panicked left a whole Arc behind: use it.
         self.agent.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A reload: `agent` for the requests that arrive from now on.
-    pub fn replace(&self, agent: A) {
+    pub(crate) fn replace(&self, agent: A) {
         *self.agent.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(agent);
     }
 
     /// The number of deliveries in progress, as it changes.
-    pub fn in_progress(&self) -> watch::Receiver<usize> {
+    pub(crate) fn in_progress(&self) -> watch::Receiver<usize> {
         self.in_progress.subscribe()
     }
 
     /// Count one delivery as in progress until the guard is dropped (also
     /// when the delivery's task panics).
-    pub fn delivering(&self) -> Delivering {
+    pub(crate) fn delivering(&self) -> Delivering {
         self.in_progress.send_modify(|n| *n += 1);
         Delivering(self.in_progress.clone())
     }

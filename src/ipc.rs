@@ -22,7 +22,7 @@ use crate::queue::{ContentRef, QueueId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
-pub enum QmgrRequest {
+pub(crate) enum QmgrRequest {
     /// New records are durable in `incoming/`.
     Wake,
     /// Queue counts, answered with one [`QmgrStatus`] line.
@@ -42,7 +42,7 @@ pub enum QmgrRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShownMessage {
+pub(crate) struct ShownMessage {
     pub envelope: crate::queue::Envelope,
     /// Per recipient: `pending`, `active`, `delivered`, `bounced`.
     pub states: Vec<String>,
@@ -88,7 +88,7 @@ pub enum QueueAction {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueOpResult {
+pub(crate) struct QueueOpResult {
     /// Messages the operation changed.
     pub affected: usize,
     /// IDs that name no message in the queue.
@@ -97,7 +97,7 @@ pub struct QueueOpResult {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QmgrStatus {
+pub(crate) struct QmgrStatus {
     /// Messages with recipients still to deliver.
     pub messages: usize,
     /// Of those, recipients being delivered now.
@@ -193,7 +193,7 @@ pub struct OwnerFailure {
 /// next hop, with the recipients that go there (at most
 /// `smtp.destination_recipient_limit`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmtpRequest {
+pub(crate) struct SmtpRequest {
     pub id: QueueId,
     /// Envelope sender, empty for `<>`.
     pub sender: String,
@@ -221,7 +221,7 @@ pub struct SmtpRequest {
 
 /// One recipient of an [`SmtpRequest`], with its RFC 3461 parameters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmtpRecipient {
+pub(crate) struct SmtpRecipient {
     /// Index of the recipient in the envelope, echoed in the result.
     pub rcpt_index: usize,
     pub address: String,
@@ -233,7 +233,7 @@ pub struct SmtpRecipient {
 
 /// The smtp agent's answer: one result per recipient of the request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmtpResult {
+pub(crate) struct SmtpResult {
     pub results: Vec<DeliveryResult>,
 }
 

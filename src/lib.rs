@@ -1,9 +1,13 @@
 //! postern: a mail transfer agent for Linux servers.
 //!
 //! One library, one binary. The binary (`src/main.rs`) only dispatches; each
-//! role lives in its own module (`smtpd`, `qmgr`, `local`) and the roles meet
-//! only in the shared modules: the queue, the IPC types, the configuration.
-//! See `docs/architecture.md` for the map.
+//! role lives in its own module (`smtpd`, `qmgr`, `local`, `smtp`, and the
+//! clients `sendmail` and `mailq`) and the roles never name each other:
+//! they meet in the shared modules (the queue, `ipc` with its socket names
+//! and qmgr client, `agent`, the skeleton of the delivery agents, `wire`,
+//! the formats on the wire, the configuration). The supervisor names a
+//! role only to start it. `tests/imports.rs` keeps it so; see
+//! `docs/architecture.md` for the map.
 
 pub mod address;
 pub(crate) mod agent;
@@ -11,15 +15,15 @@ pub mod aliases;
 pub mod check;
 pub mod config;
 pub mod content;
-pub mod dns;
-pub mod dsn;
+pub(crate) mod dns;
+pub(crate) mod dsn;
 pub mod ipc;
 pub mod local;
 pub mod logging;
 pub mod maildrop;
 pub mod mailq;
 pub mod maps;
-pub mod notify;
+pub(crate) mod notify;
 pub mod policy;
 pub mod qmgr;
 pub mod queue;
@@ -34,5 +38,5 @@ pub mod supervisor;
 pub mod sys;
 pub mod systemd;
 pub mod transport;
-pub mod watch;
+pub(crate) mod watch;
 pub mod wire;

@@ -70,15 +70,15 @@ use systemd_journal_logger::JournalLog;
 use crate::ipc::DeliveryStatus;
 
 /// journald's socket for the native protocol (fixed in the journal logger).
-pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+pub(crate) const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
 
 /// Set (to `1`) by `postern start` for the supervisor it detaches, and
 /// passed on to the roles: nobody reads their stderr.
-pub const DETACHED_ENV: &str = "POSTERN_DETACHED";
+pub(crate) const DETACHED_ENV: &str = "POSTERN_DETACHED";
 
 /// The syslog socket instead of `/dev/log`: for tests, which run a
 /// syslog daemon of their own.
-pub const SYSLOG_SOCKET_ENV: &str = "POSTERN_SYSLOG_SOCKET";
+pub(crate) const SYSLOG_SOCKET_ENV: &str = "POSTERN_SYSLOG_SOCKET";
 
 /// The log file could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -87,14 +87,6 @@ pub struct LogFileError {
     pub path: PathBuf,
     #[source]
     pub source: std::io::Error,
-}
-
-/// Install the logger for one process without a log file (the journal or
-/// stderr); `program` is e.g. `smtpd` and gives the tag `postern/smtpd`.
-/// Calling it twice keeps the first.
-pub fn init(program: &str) {
-    // Without a file nothing can fail: the journal falls back to stderr.
-    let _ = init_for(program, None);
 }
 
 /// Install the logger for one process: the log file when given, else the
@@ -153,7 +145,7 @@ pub fn init_for(program: &str, log_file: Option<&Path>) -> Result<(), LogFileErr
 /// logrotate renamed away is followed by a new one there). Nothing to do
 /// without a log file. When the file cannot be opened the lines keep
 /// going to the one opened before, with a warning there.
-pub fn reopen() {
+pub(crate) fn reopen() {
     let Some(Logger {
         sink: Sink::File(f),
         ..
@@ -168,7 +160,7 @@ pub fn reopen() {
 
 /// Where a process started now in the background by `postern start`
 /// would log (see the module documentation), for its message.
-pub fn destination_when_detached(log_file: Option<&Path>) -> Destination {
+pub(crate) fn destination_when_detached(log_file: Option<&Path>) -> Destination {
     match log_file {
         Some(path) => Destination::File(path.to_path_buf()),
         None if journald_present() => Destination::Journal,
@@ -185,7 +177,7 @@ pub fn destination_when_detached(log_file: Option<&Path>) -> Destination {
 
 /// Where the lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Destination {
+pub(crate) enum Destination {
     File(PathBuf),
     Journal,
     /// The syslog socket (`/dev/log`).
@@ -195,7 +187,7 @@ pub enum Destination {
 
 /// The socket of the local syslog daemon: `/dev/log`, or
 /// [`SYSLOG_SOCKET_ENV`] when set (tests).
-pub fn syslog_socket() -> PathBuf {
+pub(crate) fn syslog_socket() -> PathBuf {
     std::env::var_os(SYSLOG_SOCKET_ENV)
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -204,15 +196,25 @@ pub fn syslog_socket() -> PathBuf {
 
 /// The CLIENT field of smtpd's lines: `name[ip]` (`client`), or `uid N`
 /// for a local submission.
-pub fn client_field(uid: Option<u32>, client: String) -> String {
+pub(crate) fn client_field(uid: Option<u32>, client: String) -> String {
     match uid {
         Some(u) => format!("uid {u}"),
         None => client,
     }
 }
 
+/// The system's text for an error (`Permission denied`, `Connection
+/// refused`) without Rust's `(os error N)`, as Postfix's `%m` writes it in
+/// log lines and delivery reasons.
+pub(crate) fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// The STATUS field of a delivery line: the word after `status=`.
-pub fn status_field(status: DeliveryStatus) -> &'static str {
+pub(crate) fn status_field(status: DeliveryStatus) -> &'static str {
     match status {
         DeliveryStatus::Sent => "sent",
         DeliveryStatus::Deferred => "deferred",
@@ -347,7 +349,7 @@ impl Logger {
     }
 
     fn text_line(&self, level: Level, text: impl std::fmt::Display) -> String {
-        let now = chrono::Local::now().format("%b %e %H:%M:%S");
+        let now = chrono::Local::now().format(syslog::STAMP);
         format!(
             "{now} {} {}[{}]: {}{text}\n",
             self.host,

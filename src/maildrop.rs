@@ -59,17 +59,17 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The drop directory's name in the queue directory (Postfix's name).
-pub const DIR: &str = "maildrop";
+pub(crate) const DIR: &str = "maildrop";
 /// Where smtpd moves the files it refuses, in the queue directory.
-pub const BAD_DIR: &str = "maildrop-bad";
+pub(crate) const BAD_DIR: &str = "maildrop-bad";
 /// The drop directory's mode: set-group-id, sticky, rwx for postern,
 /// write and search (no read: no listing) for everyone else.
-pub const DIR_MODE: u32 = 0o3733;
+pub(crate) const DIR_MODE: u32 = 0o3733;
 /// A dropped file's mode: its owner and the postern group read it.
-pub const FILE_MODE: u32 = 0o640;
+pub(crate) const FILE_MODE: u32 = 0o640;
 /// The queue directory's mode: search only for others, so that users
 /// reach the drop directory and nothing else.
-pub const QUEUE_MODE: u32 = 0o711;
+pub(crate) const QUEUE_MODE: u32 = 0o711;
 /// The longest envelope (the part before the message).
 pub const MAX_HEAD: usize = 1 << 20;
 /// The longest line of the envelope.
@@ -79,7 +79,7 @@ const VERSION: &str = "postern-maildrop 1";
 
 /// The largest drop file: the message size limit plus room for the
 /// envelope (`smtpd.message_size_limit`; 0, no limit, as there).
-pub fn file_limit(message_size_limit: u64) -> u64 {
+pub(crate) fn file_limit(message_size_limit: u64) -> u64 {
     if message_size_limit == 0 {
         u64::MAX
     } else {
@@ -104,6 +104,39 @@ pub struct Envelope {
     pub envid: Option<String>,
     /// `8BITMIME` or `7BIT`.
     pub body: Option<String>,
+}
+
+impl Envelope {
+    /// The MAIL command that submits this envelope to smtpd, as `sendmail`
+    /// gives it on submit.sock and smtpd's pickup on its in-memory session:
+    /// `MAIL FROM:<sender>`, then SIZE= when `size` is given (the pickup
+    /// knows it from the file; sendmail never sent it), RET=, ENVID=,
+    /// BODY=.
+    pub(crate) fn mail_command(&self, size: Option<u64>) -> String {
+        let mut mail = format!("MAIL FROM:<{}>", self.sender);
+        if let Some(size) = size {
+            mail.push_str(&format!(" SIZE={size}"));
+        }
+        for (key, value) in [
+            ("RET", &self.ret),
+            ("ENVID", &self.envid),
+            ("BODY", &self.body),
+        ] {
+            if let Some(v) = value {
+                mail.push_str(&format!(" {key}={v}"));
+            }
+        }
+        mail
+    }
+
+    /// The RCPT command for `rcpt`, one of the recipients: `RCPT
+    /// TO:<rcpt>` with NOTIFY=.
+    pub(crate) fn rcpt_command(&self, rcpt: &str) -> String {
+        match &self.notify {
+            Some(n) => format!("RCPT TO:<{rcpt}> NOTIFY={n}"),
+            None => format!("RCPT TO:<{rcpt}>"),
+        }
+    }
 }
 
 /// What [`parse_head`] found.
@@ -326,7 +359,7 @@ pub fn classify(name: &[u8]) -> Name {
 
 /// Leave a message in the drop directory `dir`: the envelope (its `size`
 /// is set here) and the message. Returns the file's path.
-pub fn deposit(dir: &Path, envelope: &Envelope, content: &[u8]) -> io::Result<PathBuf> {
+pub(crate) fn deposit(dir: &Path, envelope: &Envelope, content: &[u8]) -> io::Result<PathBuf> {
     let meta = std::fs::symlink_metadata(dir)?;
     let mode = meta.permissions().mode() & 0o7777;
     if !meta.is_dir() || mode & 0o3000 != 0o3000 || mode & 0o044 != 0 {
@@ -405,7 +438,7 @@ fn random_hex() -> io::Result<String> {
 
 /// A name from the drop directory as it may be logged: printable ASCII,
 /// anything else `?`, at most 100 characters.
-pub fn printable_name(name: &[u8]) -> String {
+pub(crate) fn printable_name(name: &[u8]) -> String {
     name.iter()
         .take(100)
         .map(|b| {
@@ -421,6 +454,30 @@ pub fn printable_name(name: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn smtp_commands_of_an_envelope() {
+        let mut e = Envelope {
+            size: 20,
+            sender: "u@example.org".into(),
+            recipients: vec!["a@x".into()],
+            notify: None,
+            ret: None,
+            envid: None,
+            body: None,
+        };
+        assert_eq!(e.mail_command(None), "MAIL FROM:<u@example.org>");
+        assert_eq!(e.rcpt_command("a@x"), "RCPT TO:<a@x>");
+        e.ret = Some("HDRS".into());
+        e.envid = Some("E+2B".into());
+        e.body = Some("8BITMIME".into());
+        e.notify = Some("NEVER".into());
+        assert_eq!(
+            e.mail_command(Some(20)),
+            "MAIL FROM:<u@example.org> SIZE=20 RET=HDRS ENVID=E+2B BODY=8BITMIME"
+        );
+        assert_eq!(e.rcpt_command("a@x"), "RCPT TO:<a@x> NOTIFY=NEVER");
+    }
     use proptest::prelude::*;
 
     fn sample() -> Envelope {

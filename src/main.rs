@@ -626,7 +626,7 @@ fn daemon(cli_config: &Option<PathBuf>, name: &str, probe: &[String]) -> anyhow:
     }
     // Privileges, directories, Landlock: before any thread and any
     // input (the sandbox binds the threads created later).
-    if let Err(e) = postern::sandbox::enter(role, &config, config_path.as_deref()) {
+    if let Err(e) = role.enter(&config, config_path.as_deref()) {
         log::error!("{e:#}");
         return Ok(ExitCode::from(EX_CONFIG));
     }

@@ -17,7 +17,7 @@
 //! SECURITY: only writes, to a socket named by our own environment; reads
 //! nothing.
 
-pub mod reload;
+pub(crate) mod reload;
 
 use std::ffi::OsStr;
 use std::io;
@@ -32,21 +32,21 @@ use sd_notify::NotifyState;
 use tokio::sync::watch;
 
 /// How often a `STATUS=` line that follows a value may change.
-pub const STATUS_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// Whether there is a service manager to tell (`$NOTIFY_SOCKET` is set).
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     target().is_some()
 }
 
 /// `READY=1`: the daemon serves (at start, and after a reload).
-pub fn ready() {
+pub(crate) fn ready() {
     send(&[NotifyState::Ready]);
 }
 
 /// `RELOADING=1` with `MONOTONIC_USEC=`: a reload has begun; `READY=1`
 /// ends it.
-pub fn reloading() {
+pub(crate) fn reloading() {
     match NotifyState::monotonic_usec_now() {
         Ok(now) => send(&[NotifyState::Reloading, now]),
         Err(e) => {
@@ -57,18 +57,18 @@ pub fn reloading() {
 }
 
 /// `STATUS=text`, shown by `systemctl status`.
-pub fn status(text: &str) {
+pub(crate) fn status(text: &str) {
     send(&[NotifyState::Status(text)]);
 }
 
 /// `STOPPING=1`: the daemon is on its way out.
-pub fn stopping() {
+pub(crate) fn stopping() {
     send(&[NotifyState::Stopping]);
 }
 
 /// Run `work` until it ends, or until SIGTERM: then `STOPPING=1`, a log
 /// line, and `Ok` (the daemons whose work in flight needs no draining).
-pub async fn until_terminated(
+pub(crate) async fn until_terminated(
     work: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -83,13 +83,13 @@ pub async fn until_terminated(
 }
 
 /// `WATCHDOG=1`: still alive.
-pub fn watchdog() {
+pub(crate) fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
 
 /// The watchdog interval systemd asks for (`WATCHDOG_USEC`, for this
 /// process), when there is a service manager to tell.
-pub fn watchdog_interval() -> Option<Duration> {
+pub(crate) fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled().filter(|d| !d.is_zero() && enabled())
 }
 
@@ -97,7 +97,7 @@ pub fn watchdog_interval() -> Option<Duration> {
 /// interval from a task on the current tokio runtime, which stops with
 /// the runtime (that is, with the daemon). Must be called inside the
 /// runtime.
-pub fn spawn_watchdog() {
+pub(crate) fn spawn_watchdog() {
     let Some(interval) = watchdog_interval() else {
         return;
     };
@@ -114,7 +114,7 @@ pub fn spawn_watchdog() {
 /// A `STATUS=` line that follows `values`: sent when the text changes, at
 /// most once per [`STATUS_EVERY`], until the sender goes. Nothing is spawned
 /// without a service manager. Must be called inside a tokio runtime.
-pub fn spawn_status<T, F>(mut values: watch::Receiver<T>, text: F)
+pub(crate) fn spawn_status<T, F>(mut values: watch::Receiver<T>, text: F)
 where
     T: Send + Sync + 'static,
     F: Fn(&T) -> String + Send + 'static,

@@ -17,7 +17,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn new(code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
+    pub(crate) fn new(code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
         Reply {
             code,
             enhanced: Some(Cow::Borrowed(enhanced)),
@@ -25,7 +25,7 @@ impl Reply {
         }
     }
 
-    pub fn plain(code: u16, text: impl Into<String>) -> Reply {
+    pub(crate) fn plain(code: u16, text: impl Into<String>) -> Reply {
         Reply {
             code,
             enhanced: None,
@@ -34,134 +34,129 @@ impl Reply {
     }
 
     /// 2xx.
-    pub fn is_positive(&self) -> bool {
+    pub(crate) fn is_positive(&self) -> bool {
         (200..300).contains(&self.code)
     }
 
-    /// 4xx.
-    pub fn is_transient(&self) -> bool {
-        (400..500).contains(&self.code)
-    }
-
     /// The reply as it goes on the wire, CRLF terminated.
-    pub fn to_wire(&self) -> Vec<u8> {
+    pub(crate) fn to_wire(&self) -> Vec<u8> {
         format!("{self}\r\n").into_bytes()
     }
 
     // Replies shared by several commands. Texts are Postfix's, because
     // clients and log parsers depend on them.
 
-    pub fn ok() -> Reply {
+    pub(crate) fn ok() -> Reply {
         Reply::new(250, "2.0.0", "Ok")
     }
-    pub fn mail_ok() -> Reply {
+    pub(crate) fn mail_ok() -> Reply {
         Reply::new(250, "2.1.0", "Ok")
     }
-    pub fn rcpt_ok() -> Reply {
+    pub(crate) fn rcpt_ok() -> Reply {
         Reply::new(250, "2.1.5", "Ok")
     }
-    pub fn start_data() -> Reply {
+    pub(crate) fn start_data() -> Reply {
         Reply::plain(354, "End data with <CR><LF>.<CR><LF>")
     }
-    pub fn queued(id: &str) -> Reply {
+    pub(crate) fn queued(id: &str) -> Reply {
         Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
     }
-    pub fn bye() -> Reply {
+    pub(crate) fn bye() -> Reply {
         Reply::new(221, "2.0.0", "Bye")
     }
-    pub fn relay_denied(rcpt: &str) -> Reply {
+    pub(crate) fn relay_denied(rcpt: &str) -> Reply {
         Reply::new(554, "5.7.1", format!("<{rcpt}>: Relay access denied"))
     }
-    pub fn unknown_local_user(rcpt: &str) -> Reply {
+    pub(crate) fn unknown_local_user(rcpt: &str) -> Reply {
         Reply::new(
             550,
             "5.1.1",
             format!("<{rcpt}>: Recipient address rejected: User unknown in local recipient table"),
         )
     }
-    pub fn temporary_lookup_failure(rcpt: &str) -> Reply {
+    pub(crate) fn temporary_lookup_failure(rcpt: &str) -> Reply {
         Reply::new(451, "4.3.0", format!("<{rcpt}>: Temporary lookup failure"))
     }
-    pub fn size_exceeds_limit() -> Reply {
+    pub(crate) fn size_exceeds_limit() -> Reply {
         Reply::new(552, "5.3.4", "Message size exceeds fixed limit")
     }
-    pub fn message_too_big() -> Reply {
+    pub(crate) fn message_too_big() -> Reply {
         Reply::new(552, "5.3.4", "Error: message file too big")
     }
-    pub fn too_many_recipients() -> Reply {
+    pub(crate) fn too_many_recipients() -> Reply {
         Reply::new(452, "4.5.3", "Error: too many recipients")
     }
-    pub fn need_mail() -> Reply {
+    pub(crate) fn need_mail() -> Reply {
         Reply::new(503, "5.5.1", "Error: need MAIL command")
     }
-    pub fn need_rcpt() -> Reply {
+    pub(crate) fn need_rcpt() -> Reply {
         Reply::new(503, "5.5.1", "Error: need RCPT command")
     }
-    pub fn nested_mail() -> Reply {
+    pub(crate) fn nested_mail() -> Reply {
         Reply::new(503, "5.5.1", "Error: nested MAIL command")
     }
-    pub fn no_valid_recipients() -> Reply {
+    pub(crate) fn no_valid_recipients() -> Reply {
         Reply::new(554, "5.5.1", "Error: no valid recipients")
     }
     /// 502, as Postfix's smtpd sends it (not 500).
-    pub fn not_recognized() -> Reply {
+    pub(crate) fn not_recognized() -> Reply {
         Reply::new(502, "5.5.2", "Error: command not recognized")
     }
     /// RFC 6531 section 3.7.4.1.
-    pub fn must_declare_smtputf8() -> Reply {
+    pub(crate) fn must_declare_smtputf8() -> Reply {
         Reply::new(
             553,
             "5.6.7",
             "Must declare SMTPUTF8 to send unicode address",
         )
     }
-    pub fn vrfy_disabled() -> Reply {
+    pub(crate) fn vrfy_disabled() -> Reply {
         Reply::new(502, "5.5.1", "VRFY command is disabled")
     }
-    pub fn sync_error() -> Reply {
+    pub(crate) fn sync_error() -> Reply {
         Reply::new(554, "5.5.0", "Error: SMTP protocol synchronization")
     }
-    pub fn queue_write_error() -> Reply {
+    pub(crate) fn queue_write_error() -> Reply {
         Reply::new(451, "4.3.0", "Error: queue file write error")
     }
-    pub fn timeout(hostname: &str) -> Reply {
+    pub(crate) fn timeout(hostname: &str) -> Reply {
         Reply::new(421, "4.4.2", format!("{hostname} Error: timeout exceeded"))
     }
-    pub fn too_many_errors(hostname: &str) -> Reply {
+    pub(crate) fn too_many_errors(hostname: &str) -> Reply {
         Reply::new(421, "4.7.0", format!("{hostname} Error: too many errors"))
     }
-    pub fn too_many_connections(hostname: &str) -> Reply {
+    pub(crate) fn too_many_connections(hostname: &str) -> Reply {
         Reply::new(
             421,
             "4.7.0",
             format!("{hostname} Error: too many connections"),
         )
     }
-    pub fn too_many_connections_from(hostname: &str, ip: &str) -> Reply {
+    pub(crate) fn too_many_connections_from(hostname: &str, ip: &str) -> Reply {
         Reply::new(
             421,
             "4.7.0",
             format!("{hostname} Error: too many connections from {ip}"),
         )
     }
-    pub fn bare_lf(hostname: &str) -> Reply {
+    pub(crate) fn bare_lf(hostname: &str) -> Reply {
         Reply::new(
             550,
             "5.5.2",
             format!("{hostname} Error: bare <LF> received"),
         )
     }
-    pub fn command_too_long(hostname: &str) -> Reply {
+    pub(crate) fn command_too_long(hostname: &str) -> Reply {
         Reply::new(500, "5.5.2", format!("{hostname} Error: command too long"))
     }
     /// MAIL when the queue's file system is short of space
     /// (`queue.minfree`, Postfix's `queue_minfree`).
-    pub fn insufficient_storage() -> Reply {
+    pub(crate) fn insufficient_storage() -> Reply {
         Reply::new(452, "4.3.1", "Insufficient system storage")
     }
     /// A HELO or EHLO name that cannot be a name (a NUL in it); Postfix's
     /// text for `reject_invalid_helo_hostname`.
-    pub fn invalid_helo_name(name: &str) -> Reply {
+    pub(crate) fn invalid_helo_name(name: &str) -> Reply {
         Reply::new(
             501,
             "5.5.2",
@@ -170,7 +165,7 @@ impl Reply {
     }
     /// An idle session closed to make room for a new client at
     /// `smtpd.max_connections`.
-    pub fn idle_session_closed(hostname: &str) -> Reply {
+    pub(crate) fn idle_session_closed(hostname: &str) -> Reply {
         Reply::new(
             421,
             "4.3.2",
@@ -178,7 +173,7 @@ impl Reply {
         )
     }
     /// `smtpd.session_time_limit` reached.
-    pub fn session_time_limit(hostname: &str) -> Reply {
+    pub(crate) fn session_time_limit(hostname: &str) -> Reply {
         Reply::new(
             421,
             "4.4.2",
@@ -190,7 +185,7 @@ impl Reply {
     /// A restriction's reply with a DSN known only at run time. The text
     /// is made safe as Postfix makes it: control characters become
     /// spaces, and the whole reply line stays within 510 bytes.
-    pub fn restriction(code: u16, dsn: String, text: impl Into<String>) -> Reply {
+    pub(crate) fn restriction(code: u16, dsn: String, text: impl Into<String>) -> Reply {
         let mut text: String = text
             .into()
             .chars()
@@ -211,12 +206,12 @@ impl Reply {
         }
     }
     /// `<name>: Class rejected: text`, the shape of every access reply.
-    pub fn rejected(code: u16, dsn: String, name: &str, class: &str, text: &str) -> Reply {
+    pub(crate) fn rejected(code: u16, dsn: String, name: &str, class: &str, text: &str) -> Reply {
         Reply::restriction(code, dsn, format!("<{name}>: {class} rejected: {text}"))
     }
     /// A DNS blocklist: `554 5.7.1 Service unavailable; Client host
     /// [1.2.3.4] blocked using zone; TXT`.
-    pub fn rbl_blocked(class: &str, what: &str, zone: &str, reason: Option<&str>) -> Reply {
+    pub(crate) fn rbl_blocked(class: &str, what: &str, zone: &str, reason: Option<&str>) -> Reply {
         let mut text = format!("Service unavailable; {class} [{what}] blocked using {zone}");
         if let Some(reason) = reason.filter(|r| !r.is_empty()) {
             text.push_str("; ");
@@ -224,11 +219,11 @@ impl Reply {
         }
         Reply::restriction(554, "5.7.1".to_string(), text)
     }
-    pub fn relay_deferred(rcpt: &str) -> Reply {
+    pub(crate) fn relay_deferred(rcpt: &str) -> Reply {
         Reply::new(454, "4.7.1", format!("<{rcpt}>: Relay access denied"))
     }
     /// `reject_unknown_client_hostname` (RFC 7372's 4.7.25).
-    pub fn unknown_client_hostname(ip: &str) -> Reply {
+    pub(crate) fn unknown_client_hostname(ip: &str) -> Reply {
         Reply::new(
             450,
             "4.7.25",
@@ -237,13 +232,13 @@ impl Reply {
     }
     /// Every command after a client restriction refused the connection
     /// (`restrictions.delay_reject = false`).
-    pub fn access_denied_for(client: &str) -> Reply {
+    pub(crate) fn access_denied_for(client: &str) -> Reply {
         Reply::new(503, "5.7.0", format!("Error: access denied for {client}"))
     }
-    pub fn server_configuration_error() -> Reply {
+    pub(crate) fn server_configuration_error() -> Reply {
         Reply::new(451, "4.3.5", "Server configuration error")
     }
-    pub fn shutting_down(hostname: &str) -> Reply {
+    pub(crate) fn shutting_down(hostname: &str) -> Reply {
         Reply::new(
             421,
             "4.3.2",

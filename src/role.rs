@@ -17,11 +17,13 @@
 
 use std::path::Path;
 
-use caps::Capability;
-
 use crate::config::Config;
 use crate::ipc::names;
-use crate::sandbox::{Dir, Profile};
+pub use crate::sandbox::privileges::RunAs;
+use crate::sandbox::{Confinement, Dir, Profile};
+
+/// smtpd's systemd unit (the others are named only in the table).
+pub const SMTPD_UNIT: &str = "postern-smtpd.service";
 
 /// A daemon of the mail system.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,16 +32,6 @@ pub enum Role {
     Smtp,
     Qmgr,
     Smtpd,
-}
-
-/// Who a role runs as when started as root (as another user, everything
-/// runs as that user with no capabilities).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RunAs {
-    /// `server.user`, every capability set empty.
-    MailUser,
-    /// root, keeping only these capabilities.
-    Root(&'static [Capability]),
 }
 
 /// A socket a role is handed (LISTEN_FDNAMES), and where it listens.
@@ -124,7 +116,7 @@ pub static TABLE: [Row; 4] = [
     Row {
         role: Role::Smtpd,
         name: "smtpd",
-        unit: crate::systemd::SMTPD_SERVICE,
+        unit: SMTPD_UNIT,
         run_as: RunAs::MailUser,
         // Anyone may submit mail: smtpd learns who from the peer
         // credentials.
@@ -174,6 +166,14 @@ impl Role {
     /// The role called `name`.
     pub fn from_name(name: &str) -> Option<Role> {
         TABLE.iter().find(|r| r.name == name).map(|r| r.role)
+    }
+
+    /// Enter the role's sandbox: privileges, its directories, its
+    /// Landlock room (`config_path`: where the configuration came from).
+    pub fn enter(self, config: &Config, config_path: Option<&Path>) -> anyhow::Result<Confinement> {
+        let row = self.row();
+        let profile = (row.room)(config, config_path);
+        crate::sandbox::enter(row.name, row.run_as, &(row.makes)(config), &profile, config)
     }
 
     /// Every role's name, in start order.

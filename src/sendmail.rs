@@ -79,11 +79,11 @@ pub enum Mode {
 }
 
 /// sysexits(3).
-pub const EX_USAGE: u8 = 64;
-pub const EX_DATAERR: u8 = 65;
-pub const EX_NOUSER: u8 = 67;
+pub(crate) const EX_USAGE: u8 = 64;
+pub(crate) const EX_DATAERR: u8 = 65;
+pub(crate) const EX_NOUSER: u8 = 67;
 pub const EX_UNAVAILABLE: u8 = 69;
-pub const EX_NOPERM: u8 = 77;
+pub(crate) const EX_NOPERM: u8 = 77;
 pub const EX_TEMPFAIL: u8 = 75;
 
 /// A failure with its exit code and the one line for stderr.
@@ -189,7 +189,10 @@ pub fn parse_args(args: &[OsString]) -> Result<Options, Failure> {
 
 /// The message as read from stdin: LF line ends; without `-i`, a line
 /// with a single `.` ends it.
-pub fn read_message(input: &mut impl BufRead, ignore_dots: bool) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_message(
+    input: &mut impl BufRead,
+    ignore_dots: bool,
+) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut line = Vec::new();
     loop {
@@ -252,7 +255,7 @@ fn header_name(h: &str) -> &str {
 }
 
 /// Addresses in an address-list header value (`a@b, "X" <c@d>`).
-pub fn addresses(value: &str) -> Vec<String> {
+pub(crate) fn addresses(value: &str) -> Vec<String> {
     let mut out = Vec::new();
     let (mut depth, mut quoted, mut item) = (0, false, String::new());
     for c in value.chars().chain(std::iter::once(',')) {
@@ -291,12 +294,12 @@ pub fn addresses(value: &str) -> Vec<String> {
 
 /// What the local user's message becomes: recipients (with `-t`), Bcc
 /// removed, missing From/Date/Message-ID added.
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub recipients: Vec<String>,
     pub content: Vec<u8>,
 }
 
-pub fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &str) -> Prepared {
+pub(crate) fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &str) -> Prepared {
     let (mut headers, body) = split_headers(msg);
     let mut recipients = opts
         .recipients
@@ -349,13 +352,29 @@ pub fn prepare(msg: &[u8], opts: &Options, from_header: &str, hostname: &str) ->
     }
 }
 
+/// The envelope of a local submission: what `sendmail` says in MAIL and
+/// RCPT on submit.sock, and what it writes in the drop directory when
+/// nothing answers there (`size` is the drop file's to fill in).
+fn envelope(sender: &str, prepared: &Prepared, opts: &Options) -> crate::maildrop::Envelope {
+    crate::maildrop::Envelope {
+        size: 0,
+        sender: sender.to_string(),
+        recipients: prepared.recipients.clone(),
+        notify: opts.notify.clone(),
+        ret: opts.ret.clone(),
+        envid: opts.envid.as_deref().map(crate::wire::xtext::encode),
+        body: (!prepared.content.is_ascii()).then(|| "8BITMIME".to_string()),
+    }
+}
+
 /// The SMTP dialogue with smtpd on `submit.sock`.
-pub fn submit(
+pub(crate) fn submit(
     socket: &Path,
     sender: &str,
     prepared: &Prepared,
     opts: &Options,
 ) -> Result<(), Failure> {
+    let envelope = envelope(sender, prepared, opts);
     let unreachable = |why: String| {
         unanswered(format!(
             "cannot reach the mail system at {}: {why} (is postern running?)",
@@ -417,25 +436,11 @@ pub fn submit(
     }
     send(&mut w, "EHLO localhost")?;
     expect(&mut r, "EHLO", 250)?;
-    let mut mail = format!("MAIL FROM:<{sender}>");
-    if let Some(ret) = &opts.ret {
-        mail.push_str(&format!(" RET={ret}"));
-    }
-    if let Some(envid) = &opts.envid {
-        mail.push_str(&format!(" ENVID={}", crate::wire::xtext::encode(envid)));
-    }
-    if !prepared.content.is_ascii() {
-        mail.push_str(" BODY=8BITMIME");
-    }
     let result = (|| {
-        send(&mut w, &mail)?;
+        send(&mut w, &envelope.mail_command(None))?;
         expect(&mut r, "sender", 250)?;
-        for rcpt in &prepared.recipients {
-            let mut line = format!("RCPT TO:<{rcpt}>");
-            if let Some(n) = &opts.notify {
-                line.push_str(&format!(" NOTIFY={n}"));
-            }
-            send(&mut w, &line)?;
+        for rcpt in &envelope.recipients {
+            send(&mut w, &envelope.rcpt_command(rcpt))?;
             expect(&mut r, &format!("recipient <{rcpt}>"), 250)?;
         }
         send(&mut w, "DATA")?;
@@ -617,15 +622,7 @@ fn keep(
             ),
         ));
     }
-    let envelope = crate::maildrop::Envelope {
-        size: 0,
-        sender: sender.to_string(),
-        recipients: prepared.recipients.clone(),
-        notify: opts.notify.clone(),
-        ret: opts.ret.clone(),
-        envid: opts.envid.as_deref().map(crate::wire::xtext::encode),
-        body: (!content.is_ascii()).then(|| "8BITMIME".to_string()),
-    };
+    let envelope = envelope(sender, prepared, opts);
     match crate::maildrop::deposit(&dir, &envelope, content) {
         Ok(path) => {
             if opts.verbose {

@@ -16,7 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// First fd passed by socket activation (SD_LISTEN_FDS_START).
-pub const LISTEN_FDS_START: RawFd = 3;
+pub(crate) const LISTEN_FDS_START: RawFd = 3;
 
 /// Sockets received by socket activation, with their names
 /// (`LISTEN_FDNAMES`; `unknown` when unnamed or when the list is short).
@@ -50,7 +50,7 @@ pub fn listen_fds() -> Vec<(String, OwnedFd)> {
 
 /// The user a child becomes.
 #[derive(Clone, Debug)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
@@ -60,7 +60,7 @@ pub struct Credentials {
 /// environment `env`, plus `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`
 /// for `fds` (moved to 3, 4, ... in order). The child dies with SIGTERM when
 /// the parent dies. Returns the child's pid.
-pub fn spawn_with_fds(
+pub(crate) fn spawn_with_fds(
     program: &Path,
     args: &[String],
     env: &[(String, String)],
@@ -174,7 +174,7 @@ pub fn spawn_with_fds(
 }
 
 /// The login name of `uid`, or the number as text when it has none.
-pub fn user_name(uid: u32) -> String {
+pub(crate) fn user_name(uid: u32) -> String {
     nix::unistd::User::from_uid(uid.into())
         .ok()
         .flatten()
@@ -184,12 +184,12 @@ pub fn user_name(uid: u32) -> String {
 
 /// Whether `name` is in a list of user names from the configuration
 /// (`*` is anyone).
-pub fn user_listed(list: &[String], name: &str) -> bool {
+pub(crate) fn user_listed(list: &[String], name: &str) -> bool {
     list.iter().any(|u| u == "*" || u == name)
 }
 
 /// Credentials of a user from the password and group databases.
-pub fn user_credentials(name: &str) -> io::Result<Option<Credentials>> {
+pub(crate) fn user_credentials(name: &str) -> io::Result<Option<Credentials>> {
     let Some(user) = nix::unistd::User::from_name(name).map_err(io::Error::from)? else {
         return Ok(None);
     };
@@ -207,7 +207,10 @@ pub fn user_credentials(name: &str) -> io::Result<Option<Credentials>> {
 }
 
 /// Wait for one of the (blocked) signals in `set`, at most `timeout`.
-pub fn sigtimedwait(set: &nix::sys::signal::SigSet, timeout: std::time::Duration) -> Option<i32> {
+pub(crate) fn sigtimedwait(
+    set: &nix::sys::signal::SigSet,
+    timeout: std::time::Duration,
+) -> Option<i32> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -234,7 +237,7 @@ pub fn die_on_sigpipe() {
 /// kernel without Landlock (ENOSYS), one with it disabled (EOPNOTSUPP)
 /// and a system-call filter that refuses it (EPERM and the like, e.g. a
 /// container's seccomp filter) apart.
-pub fn landlock_version_errno() -> Option<i32> {
+pub(crate) fn landlock_version_errno() -> Option<i32> {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     // SAFETY: the version query reads no memory (NULL attributes, size 0).
     let v = unsafe {
@@ -252,7 +255,7 @@ pub fn landlock_version_errno() -> Option<i32> {
 /// as far as the kernel allows (`fs.nr_open`); returns the soft limit in
 /// effect afterwards (`u64::MAX` for unlimited). smtpd needs a descriptor
 /// per connection, and systemd's default soft limit is 1024.
-pub fn raise_open_files_limit() -> io::Result<u64> {
+pub(crate) fn raise_open_files_limit() -> io::Result<u64> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

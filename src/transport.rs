@@ -28,7 +28,7 @@ pub use table::{
 /// must be of `class` (`'2'`, `'4'` or `'5'`); otherwise, or without a
 /// code, `default` is the code. The code is removed from the text either
 /// way, as Postfix does.
-pub fn split_status<'a>(text: &'a str, class: char, default: &str) -> (String, &'a str) {
+pub(crate) fn split_status<'a>(text: &'a str, class: char, default: &str) -> (String, &'a str) {
     let text = text.trim();
     let end = text.find(char::is_whitespace).unwrap_or(text.len());
     let (word, rest) = text.split_at(end);

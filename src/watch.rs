@@ -7,10 +7,10 @@ use std::path::Path;
 /// Device, inode, size and modification time (ns) of a file; `None` when
 /// it does not exist. Replacing the file (rename) or editing it in place
 /// both change it.
-pub type Stamp = Option<(u64, u64, u64, i64)>;
+pub(crate) type Stamp = Option<(u64, u64, u64, i64)>;
 
 /// The [`Stamp`] of `path` now.
-pub fn stamp(path: &Path) -> Stamp {
+pub(crate) fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((
         m.dev(),

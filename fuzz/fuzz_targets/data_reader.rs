@@ -8,7 +8,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postern::config::BareNewline;
 use postern::smtpd::data::{DataReader, Feed};
 use postern::smtpd::header_block::HeaderBlock;
 
@@ -28,7 +27,7 @@ fn stored(pieces: &[&[u8]]) -> Vec<u8> {
 
 /// Feeds `chunks`; returns the stored content and the end position.
 fn run(chunks: &[&[u8]]) -> (Vec<u8>, Option<usize>, u64, u64) {
-    let mut reader = DataReader::new(BareNewline::Normalize);
+    let mut reader = DataReader::new();
     let mut out = Vec::new();
     let mut offset = 0;
     let mut end = None;

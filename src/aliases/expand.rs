@@ -49,7 +49,7 @@ pub struct Allow {
 
 impl Allow {
     /// `alias, forward`: Postfix's default for both lists.
-    pub const POSTFIX: Allow = Allow {
+    pub(crate) const POSTFIX: Allow = Allow {
         alias: true,
         forward: true,
         include: false,
@@ -145,7 +145,7 @@ pub enum ExpandError {
 
 impl ExpandError {
     /// The enhanced status code (RFC 3463).
-    pub fn status(&self) -> &'static str {
+    pub(crate) fn status(&self) -> &'static str {
         match self {
             ExpandError::Loop { .. } | ExpandError::IncludeNesting { .. } => "5.4.6",
             ExpandError::CommandRestricted | ExpandError::FileRestricted => "5.7.1",
@@ -158,12 +158,12 @@ impl ExpandError {
     }
 
     /// Whether the recipient should be deferred rather than bounced.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         self.status().starts_with('4')
     }
 
     /// A line for the log, with what the DSN text leaves out.
-    pub fn log_message(&self) -> String {
+    pub(crate) fn log_message(&self) -> String {
         match self {
             ExpandError::IncludeNesting { path } => {
                 format!(":include: nesting limit exceeded for {}", path.display())

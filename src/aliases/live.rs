@@ -37,7 +37,7 @@ struct Inner {
 }
 
 impl LiveTable {
-    pub fn from_config(config: &Config) -> LiveTable {
+    pub(crate) fn from_config(config: &Config) -> LiveTable {
         LiveTable {
             inline: config
                 .local
@@ -57,12 +57,12 @@ impl LiveTable {
     }
 
     /// The expansion options that go with this table.
-    pub fn options(&self) -> &ExpandOptions {
+    pub(crate) fn options(&self) -> &ExpandOptions {
         &self.options
     }
 
     /// The current table, built again if a file changed.
-    pub fn table(&self) -> Result<Arc<Table>, LoadError> {
+    pub(crate) fn table(&self) -> Result<Arc<Table>, LoadError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = inner.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY);
         if let (true, Some(table)) = (fresh, &inner.table) {

@@ -152,7 +152,7 @@ impl fmt::Display for Severity {
 /// table.
 #[derive(Debug, thiserror::Error)]
 #[error("alias file {}: cannot read: {source}", path.display())]
-pub struct LoadError {
+pub(crate) struct LoadError {
     pub path: PathBuf,
     #[source]
     pub source: io::Error,
@@ -163,7 +163,7 @@ pub struct LoadError {
 /// diagnostics), then `files` in order, then the built-in defaults. `read`
 /// reads a file; non-UTF-8 bytes are the caller's to replace. Diagnostics
 /// are for the caller to log; they never stop the load.
-pub fn load<'a>(
+pub(crate) fn load<'a>(
     inline: impl IntoIterator<Item = (&'a str, &'a str)>,
     origin: &Path,
     files: &[PathBuf],

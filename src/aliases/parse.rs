@@ -26,7 +26,8 @@ pub enum Target {
 
 impl Target {
     /// A `File` target whose path ends in `/`.
-    pub fn is_maildir(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_maildir(&self) -> bool {
         matches!(self, Target::File(p) if p.as_os_str().as_encoded_bytes().ends_with(b"/"))
     }
 

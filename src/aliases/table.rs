@@ -38,12 +38,12 @@ pub enum Source {
 const DEFAULTS: [(&str, &str); 2] = [("postmaster", "root"), ("mailer-daemon", "postmaster")];
 
 impl Table {
-    pub fn new() -> Table {
+    pub(crate) fn new() -> Table {
         Table::default()
     }
 
     /// Only the built-in aliases.
-    pub fn defaults() -> Table {
+    pub(crate) fn defaults() -> Table {
         let mut table = Table::new();
         for (name, target) in DEFAULTS {
             table.insert(
@@ -72,7 +72,7 @@ impl Table {
 
     /// Adds an entry under the lower-cased `name`; an existing one with
     /// that name is kept (first wins). Returns whether it was added.
-    pub fn insert(&mut self, name: String, entry: Entry) -> bool {
+    pub(crate) fn insert(&mut self, name: String, entry: Entry) -> bool {
         match self.entries.entry(name.to_ascii_lowercase()) {
             std::collections::btree_map::Entry::Occupied(_) => false,
             std::collections::btree_map::Entry::Vacant(v) => {
@@ -89,7 +89,7 @@ impl Table {
 
     /// The `owner-NAME` entry of `name`, if any: where Postfix sends the
     /// delivery problems of a list.
-    pub fn owner(&self, name: &str) -> Option<&Entry> {
+    pub(crate) fn owner(&self, name: &str) -> Option<&Entry> {
         self.get(&format!("owner-{name}"))
     }
 
@@ -97,7 +97,11 @@ impl Table {
     /// `user` when `delimiter` (a set of characters; the first one found
     /// in the local part splits it) is given and not empty. Gives the name
     /// that matched and its entry.
-    pub fn lookup(&self, local_part: &str, delimiter: Option<&str>) -> Option<(&str, &Entry)> {
+    pub(crate) fn lookup(
+        &self,
+        local_part: &str,
+        delimiter: Option<&str>,
+    ) -> Option<(&str, &Entry)> {
         self.lookup_except(local_part, delimiter, None)
     }
 
@@ -122,12 +126,8 @@ impl Table {
             .map(|(name, entry)| (name.as_str(), entry))
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// The entries in name order.

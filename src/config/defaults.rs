@@ -28,7 +28,7 @@ pub(super) struct System {
 
 impl System {
     /// The system we run on.
-    pub fn current() -> System {
+    pub(crate) fn current() -> System {
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -54,7 +54,7 @@ impl System {
     /// The system [`Config::load`](super::Config::load) reads `file`
     /// on: [`DEFAULT_PATH`](super::DEFAULT_PATH) is the system's mail
     /// system, with the system's directories whoever reads it.
-    pub fn for_file(file: &Path) -> System {
+    pub(crate) fn for_file(file: &Path) -> System {
         let mut system = System::current();
         if file == Path::new(super::DEFAULT_PATH) {
             system.root = true;
@@ -65,7 +65,7 @@ impl System {
     /// Postfix's `myhostname` default: `gethostname()` if it has a dot, else
     /// that plus `.` and `domain` (Postfix: `$mydomain`, itself defaulting to
     /// `localdomain`).
-    pub fn default_hostname(&self, domain: Option<&str>) -> String {
+    pub(crate) fn default_hostname(&self, domain: Option<&str>) -> String {
         if self.hostname.contains('.') {
             self.hostname.clone()
         } else {
@@ -73,7 +73,7 @@ impl System {
         }
     }
 
-    pub fn default_queue_directory(&self) -> PathBuf {
+    pub(crate) fn default_queue_directory(&self) -> PathBuf {
         if self.root {
             PathBuf::from("/var/spool/postern")
         } else {
@@ -81,7 +81,7 @@ impl System {
         }
     }
 
-    pub fn default_run_directory(&self) -> PathBuf {
+    pub(crate) fn default_run_directory(&self) -> PathBuf {
         if self.root {
             PathBuf::from("/run/postern")
         } else {

@@ -61,7 +61,8 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// The 1-based line at fault, if the error is about the file's content.
-    pub fn line(&self) -> Option<usize> {
+    #[cfg(test)]
+    pub(crate) fn line(&self) -> Option<usize> {
         match self {
             ConfigError::Read { .. } => None,
             ConfigError::Syntax { line, .. }

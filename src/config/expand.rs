@@ -30,7 +30,7 @@ impl Var {
     const ALL: [Var; 4] = [Var::Hostname, Var::Domain, Var::Origin, Var::User];
 
     /// postern's name, which is also the key in `[server]`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Var::Hostname => "hostname",
             Var::Domain => "domain",
@@ -143,7 +143,7 @@ pub(super) struct Resolver<'a> {
 impl<'a> Resolver<'a> {
     /// `given` holds the file's `server.hostname`, `server.domain`,
     /// `server.origin` and `server.user`, in that order.
-    pub fn new(file: &'a str, system: &'a System, given: [Option<Located>; 4]) -> Self {
+    pub(crate) fn new(file: &'a str, system: &'a System, given: [Option<Located>; 4]) -> Self {
         Resolver {
             file,
             system,
@@ -155,7 +155,7 @@ impl<'a> Resolver<'a> {
 
     /// The value of a variable: the file's (expanded and checked) or the
     /// default.
-    pub fn get(&mut self, var: Var) -> Result<String, ConfigError> {
+    pub(crate) fn get(&mut self, var: Var) -> Result<String, ConfigError> {
         if let Some(value) = &self.values[var.index()] {
             return Ok(value.clone());
         }
@@ -184,7 +184,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Expands a string from the file.
-    pub fn expand(&mut self, located: &Located) -> Result<String, ConfigError> {
+    pub(crate) fn expand(&mut self, located: &Located) -> Result<String, ConfigError> {
         self.stack.push(Frame {
             var: None,
             at: Some(located.clone()),

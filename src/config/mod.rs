@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{Checks, Dns, Local, Queue, Relay, Restrictions, Sandbox, Server, Smtp, Smtpd, Tls};
-pub use value::{check_hostname, v6_only};
+pub(crate) use value::{check_hostname, v6_only};
 
 use defaults::System;
 
@@ -51,7 +51,7 @@ use defaults::System;
 pub const DEFAULT_PATH: &str = "/etc/postern/postern.toml";
 /// The effective configuration `postern start` writes in the run
 /// directory and starts every role with.
-pub const EFFECTIVE_FILE: &str = "postern.toml";
+pub(crate) const EFFECTIVE_FILE: &str = "postern.toml";
 
 /// The whole configuration; see the module documentation.
 #[derive(Clone, Debug, PartialEq)]

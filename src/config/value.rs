@@ -142,14 +142,14 @@ pub(super) fn colliding_listeners(addrs: &[SocketAddr]) -> Option<(SocketAddr, S
 /// Whether the IPv6 listener `addr` of `all` must take IPv6 only: when
 /// an IPv4 address listens on the same port too (else a wildcard `[::]`
 /// takes IPv4 as well, dual-stack).
-pub fn v6_only(addr: &SocketAddr, all: &[SocketAddr]) -> bool {
+pub(crate) fn v6_only(addr: &SocketAddr, all: &[SocketAddr]) -> bool {
     addr.is_ipv6() && all.iter().any(|a| a.is_ipv4() && a.port() == addr.port())
 }
 
 /// Checks a host or domain name the way Postfix's `valid_hostname` does:
 /// at most 255 bytes, dot-separated labels of 1 to 63 letters, digits,
 /// `-` and `_`, no label starting or ending with `-`, and not an IP address.
-pub fn check_hostname(name: &str) -> Result<(), String> {
+pub(crate) fn check_hostname(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("empty name".to_string());
     }

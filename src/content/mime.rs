@@ -7,13 +7,13 @@
 //! multipart. Only `Content-Type` is interpreted.
 
 /// Postfix's mime_nesting_limit.
-pub const MAX_NESTING: usize = 100;
+pub(crate) const MAX_NESTING: usize = 100;
 /// Postfix's mime_boundary_length_limit.
 const MAX_BOUNDARY: usize = 2048;
 
 /// Which header block a header is in (Postfix's MIME_HDR_*).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
+pub(crate) enum Class {
     /// The message's own headers.
     Primary,
     /// After a multipart boundary.
@@ -45,7 +45,7 @@ struct Boundary {
 }
 
 /// The MIME state machine.
-pub struct Mime {
+pub(crate) struct Mime {
     state: State,
     ctype: Ctype,
     stack: Vec<Boundary>,
@@ -61,7 +61,7 @@ impl Default for Mime {
 }
 
 impl Mime {
-    pub fn new() -> Mime {
+    pub(crate) fn new() -> Mime {
         Mime {
             state: State::Header(Class::Primary),
             ctype: Ctype::Text,
@@ -71,7 +71,7 @@ impl Mime {
     }
 
     /// In a header block: which one.
-    pub fn header_class(&self) -> Option<Class> {
+    pub(crate) fn header_class(&self) -> Option<Class> {
         match self.state {
             State::Header(c) => Some(c),
             State::Body => None,
@@ -79,7 +79,7 @@ impl Mime {
     }
 
     /// A complete header of the current block (lines joined with `\n`).
-    pub fn header(&mut self, header: &[u8]) {
+    pub(crate) fn header(&mut self, header: &[u8]) {
         let Some(colon) = header.iter().position(|&b| b == b':') else {
             return;
         };
@@ -92,7 +92,7 @@ impl Mime {
     }
 
     /// The empty line that ends a header block.
-    pub fn end_of_headers(&mut self) {
+    pub(crate) fn end_of_headers(&mut self) {
         self.state = match self.ctype {
             Ctype::Rfc822 => {
                 self.ctype = Ctype::Text;
@@ -109,7 +109,7 @@ impl Mime {
 
     /// A line in a header block that is neither a header nor empty: the
     /// body starts with it.
-    pub fn not_a_header(&mut self) {
+    pub(crate) fn not_a_header(&mut self) {
         self.state = State::Body;
         self.body_offset = 0;
     }
@@ -118,7 +118,7 @@ impl Mime {
     /// line). Returns the body offset at which the line starts, for the
     /// size limit of body checks. A boundary line switches to the next
     /// part's headers (or, closing, back to body text).
-    pub fn body_line(&mut self, line: &[u8], continued: bool) -> u64 {
+    pub(crate) fn body_line(&mut self, line: &[u8], continued: bool) -> u64 {
         let at = self.body_offset;
         self.body_offset += line.len() as u64 + 1;
         if continued || self.stack.is_empty() {

@@ -41,18 +41,18 @@ use crate::maps::{Action, MapError, Table, parse_action};
 use crate::reply::Reply;
 use crate::wire::header::is_header;
 
-pub use self::mime::Class;
+pub(crate) use self::mime::Class;
 use self::mime::Mime;
 
 /// Body lines longer than this are inspected in pieces (Postfix's
 /// line_length_limit).
-pub const LINE_LIMIT: usize = 2048;
+pub(crate) const LINE_LIMIT: usize = 2048;
 /// Headers are matched on this many bytes at most (Postfix's
 /// header_size_limit).
-pub const HEADER_LIMIT: usize = 102_400;
+pub(crate) const HEADER_LIMIT: usize = 102_400;
 /// Only this much of each body part is inspected (Postfix's
 /// body_checks_size_limit).
-pub const BODY_LIMIT: u64 = 51_200;
+pub(crate) const BODY_LIMIT: u64 = 51_200;
 /// Log lines show this much of the matched text (Postfix's `%.200s`).
 const LOG_TEXT: usize = 200;
 
@@ -68,7 +68,7 @@ impl ContentChecks {
     /// Opens every table of `checks.header`, `checks.mime_header` and
     /// `checks.body` (tables are shared process-wide, see
     /// [`crate::maps`]).
-    pub fn open(config: &Config) -> Result<ContentChecks, MapError> {
+    pub(crate) fn open(config: &Config) -> Result<ContentChecks, MapError> {
         let open = |specs: &[String]| -> Result<Vec<Table>, MapError> {
             specs.iter().map(|s| Table::open(s, config)).collect()
         };
@@ -95,7 +95,7 @@ impl ContentChecks {
     }
 
     /// No table at all: nothing to inspect.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.header.is_empty() && self.mime_header.is_empty() && self.body.is_empty()
     }
 }
@@ -219,7 +219,7 @@ impl Inspector {
 
     /// The message will not be queued (rejected or discarded): its
     /// content need not be stored.
-    pub fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.verdict.reject.is_some() || self.verdict.discard
     }
 

@@ -7,9 +7,9 @@ use std::borrow::Cow;
 use crate::wire::header;
 
 /// Postfix's `bounce_print_wrap`: lines at most this long where words allow.
-pub const WRAP_LENGTH: usize = 79;
+pub(crate) const WRAP_LENGTH: usize = 79;
 /// Indent of the second and later lines of a wrapped entry.
-pub const WRAP_INDENT: usize = 4;
+pub(crate) const WRAP_INDENT: usize = 4;
 /// A word longer than this is cut, so that no output line can pass the RFC
 /// 5322 limit of 998 octets (Postfix never cuts words; this only bites on
 /// pathological input).
@@ -19,7 +19,7 @@ const MAX_WORD: usize = 900;
 /// blanks (space or tab) so that lines stay within 79 columns, drops the
 /// blanks at each break and trailing blanks, indents every line after the
 /// first by four spaces. Each output line ends with LF.
-pub fn wrap(text: &str, out: &mut Vec<u8>) {
+pub(crate) fn wrap(text: &str, out: &mut Vec<u8>) {
     let s = text.as_bytes();
     let blank = |b: u8| b == b' ' || b == b'\t';
     let mut indent = 0;
@@ -85,7 +85,7 @@ fn emit(line: &[u8], indent: usize, out: &mut Vec<u8>) {
 /// ASCII becomes `?`. With `utf8` (an SMTPUTF8 message) non-ASCII characters
 /// that are not control characters are kept. CR, LF and TAB are always
 /// masked, so a value can never break out of its header line.
-pub fn printable(text: &str, utf8: bool) -> Cow<'_, str> {
+pub(crate) fn printable(text: &str, utf8: bool) -> Cow<'_, str> {
     let ok = |c: char| (' '..='~').contains(&c) || (utf8 && !c.is_ascii() && !c.is_control());
     if text.chars().all(ok) {
         Cow::Borrowed(text)
@@ -101,7 +101,7 @@ pub fn printable(text: &str, utf8: bool) -> Cow<'_, str> {
 /// `text/rfc822-headers`. It stops before the blank line that ends the
 /// header, or before the first line that is not a header field; the slice
 /// ends with that line's LF when there is one.
-pub fn header_section(original: &[u8]) -> &[u8] {
+pub(crate) fn header_section(original: &[u8]) -> &[u8] {
     let mut pos = 0;
     while pos < original.len() {
         let line_end = original[pos..]
@@ -122,7 +122,7 @@ pub fn header_section(original: &[u8]) -> &[u8] {
 /// `<...>` shape Postfix requires for threading (`References:` and
 /// `In-Reply-To:`); `None` when absent, malformed, or holding characters
 /// that [`printable`] would mask.
-pub fn original_message_id(headers: &[u8], utf8: bool) -> Option<String> {
+pub(crate) fn original_message_id(headers: &[u8], utf8: bool) -> Option<String> {
     let text = std::str::from_utf8(headers).ok()?;
     let v = header::first_value(text, "message-id")?;
     let well_formed = v.len() > 2 && v.starts_with('<') && v.ends_with('>');

@@ -7,21 +7,21 @@
 
 /// qmgr's control socket (LISTEN_FDNAMES `qmgr`, 0600): smtpd's wake-ups
 /// and the administrator's commands.
-pub const QMGR_SOCKET: &str = "qmgr.sock";
+pub(crate) const QMGR_SOCKET: &str = "qmgr.sock";
 /// The queue listing (`mailq`, LISTEN_FDNAMES `showq`), world-connectable,
 /// read-only.
-pub const SHOWQ_SOCKET: &str = "showq.sock";
+pub(crate) const SHOWQ_SOCKET: &str = "showq.sock";
 /// The local delivery agent's socket (LISTEN_FDNAMES `local`).
-pub const LOCAL_SOCKET: &str = "local.sock";
+pub(crate) const LOCAL_SOCKET: &str = "local.sock";
 /// The smtp delivery agent's socket (LISTEN_FDNAMES `smtp-client`).
-pub const SMTP_SOCKET: &str = "smtp.sock";
+pub(crate) const SMTP_SOCKET: &str = "smtp.sock";
 /// The `sendmail` command's socket (LISTEN_FDNAMES `submit`),
 /// world-connectable.
 pub const SUBMIT_SOCKET: &str = "submit.sock";
 /// local's delivery record (its journal), a directory in the run
 /// directory that the supervisor creates and local's sandbox lets it
 /// write.
-pub const JOURNAL_DIR: &str = "local";
+pub(crate) const JOURNAL_DIR: &str = "local";
 /// Set by the supervisor for every role it starts: its own pid. A role
 /// that finds it dies with the supervisor.
-pub const SUPERVISOR_ENV: &str = "POSTERN_SUPERVISOR_PID";
+pub(crate) const SUPERVISOR_ENV: &str = "POSTERN_SUPERVISOR_PID";

@@ -20,7 +20,7 @@ use super::{QmgrRequest, QmgrStatus, QueueAction, QueueEntry, QueueOpResult, Sho
 const WAKE: &[u8] = b"{\"op\":\"wake\"}\n";
 
 /// The queue counts (`postern status`).
-pub fn status(run_dir: &Path) -> anyhow::Result<QmgrStatus> {
+pub(crate) fn status(run_dir: &Path) -> anyhow::Result<QmgrStatus> {
     ask(&run_dir.join(QMGR_SOCKET), &QmgrRequest::Status)
 }
 
@@ -31,13 +31,13 @@ pub fn list(run_dir: &Path) -> anyhow::Result<Vec<QueueEntry>> {
 
 /// One message (`postern queue show`); `None` when there is no such
 /// message.
-pub fn show(run_dir: &Path, id: &str) -> anyhow::Result<Option<ShownMessage>> {
+pub(crate) fn show(run_dir: &Path, id: &str) -> anyhow::Result<Option<ShownMessage>> {
     let request = QmgrRequest::Show { id: id.to_string() };
     ask(&run_dir.join(QMGR_SOCKET), &request)
 }
 
 /// hold, release, delete or requeue the messages `ids` (`ALL`: every one).
-pub fn queue_op(
+pub(crate) fn queue_op(
     run_dir: &Path,
     action: QueueAction,
     ids: Vec<String>,
@@ -60,7 +60,7 @@ pub fn wake(run_dir: &Path) {
 /// tell qmgr on one kept connection; wake-ups that arrive while one is
 /// being sent are coalesced into the next. If qmgr is down, its scan at
 /// start finds the records.
-pub async fn wake_on(run_dir: &Path, notify: Arc<Notify>) {
+pub(crate) async fn wake_on(run_dir: &Path, notify: Arc<Notify>) {
     let path: PathBuf = run_dir.join(QMGR_SOCKET);
     let mut conn: Option<tokio::net::UnixStream> = None;
     loop {

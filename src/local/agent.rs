@@ -30,7 +30,7 @@ use crate::wire::delay::Delays;
 
 /// Whom this agent may deliver to.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Privilege {
+pub(crate) enum Privilege {
     /// Running as root: any user, each in a child that becomes the user.
     Root,
     /// Running as an ordinary user (`postern start` on a laptop): only that
@@ -39,7 +39,7 @@ pub enum Privilege {
 }
 
 impl Privilege {
-    pub fn current() -> Privilege {
+    pub(crate) fn current() -> Privilege {
         let euid = nix::unistd::geteuid();
         if euid.is_root() {
             return Privilege::Root;
@@ -55,7 +55,7 @@ impl Privilege {
         }
     }
 
-    pub fn switches_user(&self) -> bool {
+    pub(crate) fn switches_user(&self) -> bool {
         *self == Privilege::Root
     }
 
@@ -74,7 +74,7 @@ impl Privilege {
 
 /// The result of one delivery, before it becomes a log line and a reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub status: DeliveryStatus,
     pub dsn: String,
     pub reason: String,
@@ -98,7 +98,7 @@ impl Outcome {
     }
 }
 
-pub struct Agent {
+pub(crate) struct Agent {
     config: Arc<Config>,
     privilege: Privilege,
     pool: Arc<WorkerPool>,
@@ -109,7 +109,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn new(config: Arc<Config>, privilege: Privilege, pool: WorkerPool) -> Agent {
+    pub(crate) fn new(config: Arc<Config>, privilege: Privilege, pool: WorkerPool) -> Agent {
         let journal = match Journal::open(&config.server.run_directory, &config.queue.directory) {
             Ok(j) => Some(j),
             Err(e) => {
@@ -133,7 +133,7 @@ impl Agent {
         }
     }
 
-    pub fn config(&self) -> &Arc<Config> {
+    pub(crate) fn config(&self) -> &Arc<Config> {
         &self.config
     }
 }
@@ -203,7 +203,7 @@ impl Agent {
     /// Deliver one request and log it in Postfix's shape (one line per
     /// final delivery when aliases or a `.forward` expanded the
     /// recipient).
-    pub async fn deliver(&self, request: &DeliveryRequest) -> DeliveryResult {
+    pub(crate) async fn deliver(&self, request: &DeliveryRequest) -> DeliveryResult {
         let start = now_micros();
         let route::Routed {
             outcome,
@@ -675,7 +675,7 @@ async fn lookup(
 
 /// `ID: to=<rcpt>, relay=local, delay=D, delays=a/b/c/d, dsn=X.Y.Z,
 /// status=WORD (reason)` (Postfix `log_adhoc`).
-pub fn log_line(
+pub(crate) fn log_line(
     request: &DeliveryRequest,
     expanded_to: Option<&str>,
     outcome: &Outcome,

@@ -43,9 +43,9 @@ use crate::ipc::DeliveryStatus;
 /// `/bin/sh -c`).
 const SHELL: &str = "/bin/sh";
 /// The command search path (Postfix `_PATH_DEFPATH`).
-pub const COMMAND_PATH: &str = "/usr/bin:/bin";
+pub(crate) const COMMAND_PATH: &str = "/usr/bin:/bin";
 /// Bytes of the command's output kept for the bounce.
-pub const OUTPUT_CAP: usize = 1000;
+pub(crate) const OUTPUT_CAP: usize = 1000;
 /// How long output may stay open after the time limit killed the group (a
 /// process that left it keeps its copy of the pipe).
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
@@ -56,7 +56,7 @@ const ENV_FILTER: &str =
 
 /// A command to run, parent → child.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommandSpec {
+pub(crate) struct CommandSpec {
     /// The command line, without the `|`.
     pub command: String,
     /// The whole environment (see `environment`).
@@ -69,7 +69,7 @@ pub struct CommandSpec {
 
 /// What the agent knows about the delivery, for [`environment`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Whom<'a> {
+pub(crate) struct Whom<'a> {
     /// Home directory and shell of the user the command runs as.
     pub home: &'a str,
     pub shell: &'a str,
@@ -91,7 +91,7 @@ pub struct Whom<'a> {
 /// user name), `SENDER`, `RECIPIENT`, `LOCAL`, `DOMAIN`, `EXTENSION` (when
 /// there is one), each value censored (characters outside a safe set
 /// become `_`), and `PATH=/usr/bin:/bin`. Nothing else is passed.
-pub fn environment(whom: &Whom<'_>) -> Vec<(String, String)> {
+pub(crate) fn environment(whom: &Whom<'_>) -> Vec<(String, String)> {
     let mut env = vec![
         ("HOME", whom.home),
         ("SHELL", whom.shell),
@@ -122,19 +122,19 @@ fn censor(value: &str) -> String {
 
 /// How a command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ending {
+pub(crate) enum Ending {
     Exited(i32),
     Signaled(i32),
     TimedOut,
 }
 
 /// A delivery status, enhanced code and reason.
-pub type Verdict = (DeliveryStatus, String, String);
+pub(crate) type Verdict = (DeliveryStatus, String, String);
 
 /// The content stream broke while it was being passed on: not the
 /// command's fault; the caller ends the job stream.
 #[derive(Debug, thiserror::Error)]
-pub enum ContentError {
+pub(crate) enum ContentError {
     #[error("message content ended after {got} of {len} bytes")]
     Short { got: u64, len: u64 },
     #[error("read message content: {0}")]
@@ -143,7 +143,7 @@ pub enum ContentError {
 
 /// Run `spec` with `prefix` and `len` bytes of `content` on its input, and
 /// judge how it ended. On a content error the command has been killed.
-pub fn run(
+pub(crate) fn run(
     spec: &CommandSpec,
     prefix: &[u8],
     content: &mut impl Read,
@@ -310,7 +310,7 @@ fn ending(status: ExitStatus) -> Ending {
 /// captured: at most [`OUTPUT_CAP`] bytes), as Postfix `pipe_command`
 /// judges it. `write_error`: writing its input failed other than by the
 /// command closing it.
-pub fn verdict(
+pub(crate) fn verdict(
     command: &str,
     ending: Ending,
     output: &[u8],
@@ -379,7 +379,7 @@ pub fn verdict(
 }
 
 /// The sysexits codes (64..=78) as Postfix `sys_exits.c` reads them.
-pub fn sysexits(code: i32) -> Option<(&'static str, &'static str)> {
+pub(crate) fn sysexits(code: i32) -> Option<(&'static str, &'static str)> {
     Some(match code {
         64 => ("5.3.0", "command line usage error"),
         65 => ("5.6.0", "data format error"),
@@ -423,7 +423,7 @@ fn leading_dsn(text: &str) -> Option<(&str, &str)> {
 /// The command's output as it goes into a reason: tabs and line ends
 /// become spaces, other control characters `_` (Postfix `translit` and
 /// `printable`), white space at the end is dropped.
-pub fn printable_output(output: &[u8]) -> String {
+pub(crate) fn printable_output(output: &[u8]) -> String {
     let text = String::from_utf8_lossy(&output[..output.len().min(OUTPUT_CAP)]);
     let text: String = text
         .chars()

@@ -10,7 +10,7 @@ use crate::ipc::DeliveryStatus;
 /// `ENOSPC`/`EIO` defer (4.3.0, mail system trouble). Permission and other
 /// unexpected errors defer (4.2.0) instead of bouncing (5.2.0), so that an
 /// administrator can repair a mailbox without mail being returned.
-pub fn status(e: &io::Error) -> (DeliveryStatus, &'static str) {
+pub(crate) fn status(e: &io::Error) -> (DeliveryStatus, &'static str) {
     match e.raw_os_error() {
         Some(libc::EDQUOT | libc::EFBIG) => (DeliveryStatus::Bounced, "5.2.2"),
         Some(libc::ENOSPC | libc::EIO) => (DeliveryStatus::Deferred, "4.3.0"),
@@ -20,21 +20,14 @@ pub fn status(e: &io::Error) -> (DeliveryStatus, &'static str) {
 }
 
 /// True for `EACCES`/`EPERM`: worth a hint to the administrator.
-pub fn is_access_problem(e: &io::Error) -> bool {
+pub(crate) fn is_access_problem(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM))
-}
-
-/// The system's text for an errno (`Permission denied`), as Postfix's `%m`.
-pub fn strerror(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logging::strerror;
 
     #[test]
     fn mapping() {

@@ -24,7 +24,7 @@ use super::mbox::{self, MboxError, Rules};
 
 /// Append the message to the file at `path` (see the module
 /// documentation). On an error the rest of `content` is left unread.
-pub fn deliver(
+pub(crate) fn deliver(
     path: &Path,
     envelope: &[u8],
     content: &mut impl Read,

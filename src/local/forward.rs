@@ -25,11 +25,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The largest `.forward` read; a larger one is ignored.
-pub const MAX_SIZE: u64 = 64 * 1024;
+pub(crate) const MAX_SIZE: u64 = 64 * 1024;
 
 /// The names to try, in order, for a user with home directory `home` and
 /// the extension `ext` (its delimiter first) of the recipient.
-pub fn forward_path(home: &Path, ext: Option<(char, &str)>) -> Vec<PathBuf> {
+pub(crate) fn forward_path(home: &Path, ext: Option<(char, &str)>) -> Vec<PathBuf> {
     let mut paths = Vec::with_capacity(2);
     if let Some((delimiter, ext)) = ext
         && !ext.is_empty()
@@ -47,14 +47,14 @@ pub fn forward_path(home: &Path, ext: Option<(char, &str)>) -> Vec<PathBuf> {
 /// A `.forward` file that passed the checks: its text, non-UTF-8 bytes
 /// replaced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForwardFile {
+pub(crate) struct ForwardFile {
     pub path: PathBuf,
     pub text: String,
 }
 
 /// What looking for a `.forward` found.
 #[derive(Debug)]
-pub enum Found {
+pub(crate) enum Found {
     /// A file that passed the checks.
     File(ForwardFile),
     /// None of the names exists: the mailbox.
@@ -67,7 +67,7 @@ pub enum Found {
 /// Look for the first of `paths` that exists, as the user `uid` (the
 /// delivery child, already that user). `Err` for errors that may pass (a
 /// disk error): the delivery is deferred rather than sent to the mailbox.
-pub fn read_first(paths: &[PathBuf], uid: u32) -> io::Result<Found> {
+pub(crate) fn read_first(paths: &[PathBuf], uid: u32) -> io::Result<Found> {
     for path in paths {
         let opened = OpenOptions::new()
             .read(true)
@@ -124,7 +124,7 @@ fn read_checked(path: &Path, file: File, uid: u32) -> io::Result<Found> {
 /// neither its group nor others (stricter than Postfix, which refuses only
 /// world-writable ones: a group-writable file lets others choose where the
 /// user's mail goes and which commands run as the user).
-pub fn unsafe_because(regular: bool, owner: u32, mode: u32, uid: u32) -> Option<String> {
+pub(crate) fn unsafe_because(regular: bool, owner: u32, mode: u32, uid: u32) -> Option<String> {
     if !regular {
         Some("is not a regular file".into())
     } else if owner != uid && owner != 0 {

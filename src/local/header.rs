@@ -12,7 +12,7 @@ const LINE_CAP: usize = 4096;
 
 /// Scans header lines for `Delivered-To: <address>` (case-insensitive name
 /// and value, optional angle brackets, folding allowed).
-pub struct LoopScan {
+pub(crate) struct LoopScan {
     address: String,
     /// The value of the `Delivered-To:` header being read, while its
     /// continuation lines may follow.
@@ -21,7 +21,7 @@ pub struct LoopScan {
 }
 
 impl LoopScan {
-    pub fn new(address: &str) -> LoopScan {
+    pub(crate) fn new(address: &str) -> LoopScan {
         LoopScan {
             address: address.to_ascii_lowercase(),
             current: None,
@@ -31,7 +31,7 @@ impl LoopScan {
 
     /// Feed one line, with or without its line end. Returns `false` once the
     /// verdict is known (end of the header section, or a match).
-    pub fn line(&mut self, line: &[u8]) -> bool {
+    pub(crate) fn line(&mut self, line: &[u8]) -> bool {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(first) = line.first()
@@ -62,7 +62,7 @@ impl LoopScan {
     }
 
     /// The verdict: `true` when the recipient was already delivered to.
-    pub fn finish(mut self) -> bool {
+    pub(crate) fn finish(mut self) -> bool {
         self.finish_header();
         self.found
     }
@@ -84,7 +84,7 @@ impl LoopScan {
 /// Read the header section from `reader` (positioned at the start of the
 /// message, limited to its length) and report whether it holds a
 /// `Delivered-To:` for `address`.
-pub async fn delivered_to<R>(reader: &mut R, address: &str) -> std::io::Result<bool>
+pub(crate) async fn delivered_to<R>(reader: &mut R, address: &str) -> std::io::Result<bool>
 where
     R: AsyncBufRead + Unpin,
 {

@@ -46,10 +46,10 @@ use tokio::sync::watch;
 use crate::ipc::DeliveryRequest;
 
 /// The journal's directory under the run directory.
-pub const DIR: &str = crate::ipc::names::JOURNAL_DIR;
+pub(crate) const DIR: &str = crate::ipc::names::JOURNAL_DIR;
 const FILE: &str = "deliveries.log";
 /// Rewrite the file without finished messages past this size.
-pub const COMPACT_AT: u64 = 8 << 20;
+pub(crate) const COMPACT_AT: u64 = 8 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Line {
@@ -60,7 +60,7 @@ struct Line {
 }
 
 /// What a claim on a message's target found.
-pub enum Claim {
+pub(crate) enum Claim {
     /// Delivered before: do not deliver again.
     Delivered,
     /// Ours to deliver; [`Ticket::settle`] says how it went.
@@ -69,7 +69,7 @@ pub enum Claim {
 
 /// A claimed target. Dropped without [`Ticket::settle`], the claim is
 /// released as failed (a waiting claim then delivers).
-pub struct Ticket {
+pub(crate) struct Ticket {
     held: Option<Held>,
 }
 
@@ -85,14 +85,14 @@ struct Held {
 impl Ticket {
     /// A ticket that records nothing (no journal: tests, a run directory
     /// that cannot be written).
-    pub fn unrecorded() -> Ticket {
+    pub(crate) fn unrecorded() -> Ticket {
         Ticket { held: None }
     }
 
     /// Record the delivery when it succeeded, durably, then release the
     /// claim. A record that cannot be written is logged: the delivery
     /// stands, only a repeat of it is no longer prevented.
-    pub async fn settle(mut self, delivered: bool) {
+    pub(crate) async fn settle(mut self, delivered: bool) {
         let Some(held) = self.held.take() else {
             return;
         };
@@ -134,7 +134,7 @@ impl Drop for Ticket {
     }
 }
 
-pub struct Journal {
+pub(crate) struct Journal {
     path: PathBuf,
     queue: PathBuf,
     state: Mutex<State>,
@@ -155,7 +155,7 @@ struct State {
 impl Journal {
     /// Open (create) the journal in `<run_dir>/local/`, keeping the
     /// records of messages still in `queue_dir`.
-    pub fn open(run_dir: &Path, queue_dir: &Path) -> io::Result<Arc<Journal>> {
+    pub(crate) fn open(run_dir: &Path, queue_dir: &Path) -> io::Result<Arc<Journal>> {
         let dir = run_dir.join(DIR);
         if !dir.is_dir() {
             std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
@@ -206,7 +206,7 @@ impl Journal {
 
     /// Claim `key` of `request`'s message: waits while another request
     /// delivers it.
-    pub async fn claim(self: &Arc<Self>, request: &DeliveryRequest, key: &str) -> Claim {
+    pub(crate) async fn claim(self: &Arc<Self>, request: &DeliveryRequest, key: &str) -> Claim {
         let id = request.id.to_string();
         let slot = (id.clone(), key.to_string());
         loop {

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How hard to try for a lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockPolicy {
+pub(crate) struct LockPolicy {
     /// Tries before giving up (Postfix `deliver_lock_attempts`).
     pub attempts: u32,
     /// Pause between tries (Postfix `deliver_lock_delay`).
@@ -47,7 +47,7 @@ impl Default for LockPolicy {
 /// A dot-lock held by this process. [`release`](Self::release) removes the
 /// lock file; dropping the guard does too, quietly.
 #[derive(Debug)]
-pub struct DotLock {
+pub(crate) struct DotLock {
     path: PathBuf,
     held: bool,
 }
@@ -57,7 +57,7 @@ impl DotLock {
     /// someone else after every try; any other error at once (a spool the
     /// user may not write to will not become writable by waiting). A stale
     /// lock broken on the way is reported in `notes`.
-    pub fn acquire(
+    pub(crate) fn acquire(
         mailbox: &Path,
         policy: &LockPolicy,
         notes: &mut Vec<String>,
@@ -91,7 +91,7 @@ impl DotLock {
     }
 
     /// Remove the lock file; a failure is reported in `notes`.
-    pub fn release(mut self, notes: &mut Vec<String>) {
+    pub(crate) fn release(mut self, notes: &mut Vec<String>) {
         self.held = false;
         if let Err(e) = std::fs::remove_file(&self.path)
             && e.kind() != io::ErrorKind::NotFound
@@ -113,7 +113,7 @@ impl Drop for DotLock {
 }
 
 /// `/var/mail/bob` → `/var/mail/bob.lock`.
-pub fn lock_path(mailbox: &Path) -> PathBuf {
+pub(crate) fn lock_path(mailbox: &Path) -> PathBuf {
     let mut name = OsString::from(mailbox.as_os_str());
     name.push(".lock");
     PathBuf::from(name)
@@ -142,7 +142,7 @@ fn remove_if_stale(path: &Path, stale: Duration, now: SystemTime) -> io::Result<
 
 /// Take an exclusive `fcntl` lock on all of `file` (open for writing),
 /// trying as `policy` says while someone else holds a conflicting lock.
-pub fn lock_exclusive(file: &File, policy: &LockPolicy) -> io::Result<()> {
+pub(crate) fn lock_exclusive(file: &File, policy: &LockPolicy) -> io::Result<()> {
     let mut tries = 0;
     loop {
         tries += 1;

@@ -17,7 +17,7 @@ const MAIL_SPOOL_DIRECTORY: &str = "/var/mail";
 
 /// A recipient of the local agent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LocalRecipient {
+pub(crate) struct LocalRecipient {
     /// The local part, lower-cased: the user name to look up.
     pub user: String,
     /// `user@domain`, lower-cased: the `Delivered-To:` value and the loop
@@ -26,7 +26,7 @@ pub struct LocalRecipient {
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum RecipientError {
+pub(crate) enum RecipientError {
     #[error("null username in \"{0}\"")]
     NullUser(String),
 }
@@ -34,7 +34,10 @@ pub enum RecipientError {
 impl LocalRecipient {
     /// Parse `local@domain` or a bare `local` (which gets `default_domain`,
     /// Postfix's `myorigin`). The domain is already known to be local.
-    pub fn parse(recipient: &str, default_domain: &str) -> Result<LocalRecipient, RecipientError> {
+    pub(crate) fn parse(
+        recipient: &str,
+        default_domain: &str,
+    ) -> Result<LocalRecipient, RecipientError> {
         let (local, domain) = match recipient.rsplit_once('@') {
             Some((local, domain)) if !domain.is_empty() => (local, domain),
             Some((local, _)) => (local, default_domain),
@@ -52,7 +55,7 @@ impl LocalRecipient {
 /// The mailbox of one user: what kind, and where. The delivery child
 /// receives it in its job and writes it as the user.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Mailbox {
+pub(crate) enum Mailbox {
     /// A Maildir (the configured path ended in `/`): one file per message,
     /// no lock (see `maildir`).
     Maildir(PathBuf),
@@ -66,7 +69,7 @@ impl Mailbox {
     /// `${home}` are expanded (other `$` text is kept as written); a
     /// relative result lies under the home directory; a trailing `/` means
     /// Maildir. An empty setting means the mbox `/var/mail/USER`.
-    pub fn resolve(template: &str, user: &str, home: &Path) -> Mailbox {
+    pub(crate) fn resolve(template: &str, user: &str, home: &Path) -> Mailbox {
         if template.is_empty() {
             return Mailbox::Mbox(Path::new(MAIL_SPOOL_DIRECTORY).join(user));
         }
@@ -89,7 +92,7 @@ impl Mailbox {
     /// user's home directory or below it (`/var/mail` for `/var/mail/bob`).
     /// A spool is shared by all users, so creating lock files there may need
     /// its group (see [`spool_group`]). Maildirs have none.
-    pub fn spool_directory(&self, home: &Path) -> Option<&Path> {
+    pub(crate) fn spool_directory(&self, home: &Path) -> Option<&Path> {
         let Mailbox::Mbox(path) = self else {
             return None;
         };
@@ -107,7 +110,7 @@ impl Mailbox {
 /// `root:mail` 2775), as Postfix delivers there with the spool's gid. A
 /// world-writable (sticky, 1777) spool needs nothing. Group 0 is never
 /// lent: a spool writable by root's group is root's business.
-pub fn spool_group(mode: u32, gid: u32) -> Option<u32> {
+pub(crate) fn spool_group(mode: u32, gid: u32) -> Option<u32> {
     let group_writable = mode & 0o020 != 0;
     let world_writable = mode & 0o002 != 0;
     (group_writable && !world_writable && gid != 0).then_some(gid)

@@ -14,14 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::errno::{self, strerror};
+use super::errno;
 use crate::ipc::DeliveryStatus;
+use crate::logging::strerror;
 
 /// Copy buffer: the content is streamed, never held whole.
 const CHUNK: usize = 64 * 1024;
 
 /// The parts of a unique Maildir name that one writer controls.
-pub struct NameGen {
+pub(crate) struct NameGen {
     host: String,
     pid: u32,
     counter: AtomicU64,
@@ -30,14 +31,14 @@ pub struct NameGen {
 impl NameGen {
     /// Names for this process on this host (`gethostname`, not the
     /// configured mail host name, as the Maildir specification asks).
-    pub fn new() -> NameGen {
+    pub(crate) fn new() -> NameGen {
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
         NameGen::with(&host, std::process::id())
     }
 
-    pub fn with(host: &str, pid: u32) -> NameGen {
+    pub(crate) fn with(host: &str, pid: u32) -> NameGen {
         NameGen {
             host: sanitize_host(host),
             pid,
@@ -108,13 +109,13 @@ impl Unique<'_> {
 
 /// A delivered message.
 #[derive(Debug)]
-pub struct Delivered {
+pub(crate) struct Delivered {
     /// The file's name in `new/`.
     pub name: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum MaildirError {
+pub(crate) enum MaildirError {
     /// Creating, writing or linking the file failed (`path` is the file in
     /// `tmp/` or, for the link, in `new/`).
     #[error("create maildir file {}: {}", path.display(), strerror(source))]
@@ -129,7 +130,7 @@ pub enum MaildirError {
 impl MaildirError {
     /// Delivery status and enhanced code ([`errno::status`]); a content
     /// problem defers (4.3.0).
-    pub fn status(&self) -> (DeliveryStatus, &'static str) {
+    pub(crate) fn status(&self) -> (DeliveryStatus, &'static str) {
         match self {
             MaildirError::Create { source, .. } => errno::status(source),
             _ => (DeliveryStatus::Deferred, "4.3.0"),
@@ -137,7 +138,7 @@ impl MaildirError {
     }
 
     /// True for `EACCES`/`EPERM`: worth the administrator's hint.
-    pub fn is_access_problem(&self) -> bool {
+    pub(crate) fn is_access_problem(&self) -> bool {
         matches!(self, MaildirError::Create { source, .. } if errno::is_access_problem(source))
     }
 }
@@ -146,7 +147,7 @@ impl MaildirError {
 /// Maildir at `maildir`, creating it (and missing parents, mode 0700) when
 /// needed. On a mailbox error the rest of `content` is left unread: the
 /// caller decides what to do with it.
-pub fn deliver(
+pub(crate) fn deliver(
     maildir: &Path,
     prefix: &[u8],
     content: &mut impl Read,

@@ -28,23 +28,24 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDateTime;
 
-use super::errno::{self, strerror};
+use super::errno;
 use super::lock::{DotLock, LockPolicy, lock_exclusive};
 use super::maildir::{CopyError, copy_exact};
 use crate::ipc::DeliveryStatus;
+use crate::logging::strerror;
 
 /// The form of a body line that must be quoted.
 const FROM_: &[u8] = b"From ";
 
 /// A delivered message.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Appended {
+pub(crate) struct Appended {
     /// Where its `From ` line starts in the mailbox (Postfix's biff offset).
     pub offset: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum MboxError {
+pub(crate) enum MboxError {
     #[error("destination {} is not a regular file", .0.display())]
     NotRegular(PathBuf),
     #[error("destination {} is not owned by recipient", .0.display())]
@@ -77,7 +78,7 @@ impl MboxError {
     /// 5.7.1; a mailbox held locked by
     /// someone else, of another owner, or reached through a link defers
     /// (4.2.0).
-    pub fn status(&self) -> (DeliveryStatus, &'static str) {
+    pub(crate) fn status(&self) -> (DeliveryStatus, &'static str) {
         match self {
             MboxError::NotRegular(_) => (DeliveryStatus::Bounced, "5.2.0"),
             MboxError::Executable(_) => (DeliveryStatus::Bounced, "5.7.1"),
@@ -96,7 +97,7 @@ impl MboxError {
     }
 
     /// True for `EACCES`/`EPERM` on the lock file or the mailbox.
-    pub fn is_access_problem(&self) -> bool {
+    pub(crate) fn is_access_problem(&self) -> bool {
         match self {
             MboxError::DotLock { source, .. } | MboxError::Open(source) => {
                 errno::is_access_problem(source)
@@ -109,7 +110,7 @@ impl MboxError {
 /// What an mbox delivery insists on beside the common checks (a regular
 /// file with one link, no untrusted symbolic link).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// The file must belong to this uid (`strict_mailbox_ownership`):
     /// a user's mailbox. `None` for `/file` deliveries.
     pub owner: Option<u32>,
@@ -123,7 +124,7 @@ pub struct Rules {
 
 impl Rules {
     /// A user's mailbox, which `owner` must own.
-    pub fn mailbox(owner: u32) -> Rules {
+    pub(crate) fn mailbox(owner: u32) -> Rules {
         Rules {
             owner: Some(owner),
             dotlock_may_fail: false,
@@ -132,7 +133,7 @@ impl Rules {
     }
 
     /// A `/file` from an alias or a `.forward`.
-    pub fn file() -> Rules {
+    pub(crate) fn file() -> Rules {
         Rules {
             owner: None,
             dotlock_may_fail: true,
@@ -146,7 +147,7 @@ impl Rules {
 /// owned by `owner`. Things the administrator should hear about (a stale
 /// lock broken, a failed truncation) are added to `notes`. On a mailbox
 /// error the rest of `content` is left unread.
-pub fn deliver(
+pub(crate) fn deliver(
     path: &Path,
     owner: u32,
     envelope: &[u8],
@@ -160,7 +161,7 @@ pub fn deliver(
 }
 
 /// [`deliver`] under the given [`Rules`].
-pub fn deliver_with(
+pub(crate) fn deliver_with(
     path: &Path,
     rules: &Rules,
     envelope: &[u8],
@@ -336,7 +337,7 @@ pub(super) fn append(
 /// `Www Mmm dd hh:mm:ss yyyy` with the day padded by a space. The sender
 /// is stored in its quoted form already; control characters, which no
 /// valid address holds, become `?`.
-pub fn from_line(sender: &str, when: NaiveDateTime) -> Vec<u8> {
+pub(crate) fn from_line(sender: &str, when: NaiveDateTime) -> Vec<u8> {
     let sender = if sender.is_empty() {
         "MAILER-DAEMON".to_string()
     } else {
@@ -353,7 +354,7 @@ pub fn from_line(sender: &str, when: NaiveDateTime) -> Vec<u8> {
 /// are left alone, as in Postfix); [`finish`](Self::finish) ends a last
 /// line that lacks its LF and adds the empty line that separates messages.
 #[derive(Debug)]
-pub struct FromQuoter {
+pub(crate) struct FromQuoter {
     /// The last byte seen ended a line (or nothing was seen yet).
     at_line_start: bool,
     /// Bytes of `From ` matched at the start of the current line and held
@@ -372,7 +373,7 @@ impl Default for FromQuoter {
 
 impl FromQuoter {
     /// Quote `input`, appending the result to `out`.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
         while !input.is_empty() {
             if self.at_line_start {
                 let want = &FROM_[self.held..];
@@ -408,7 +409,7 @@ impl FromQuoter {
 
     /// The end of the message: what was held back, a LF when the last line
     /// lacked one, and the empty line.
-    pub fn finish(self, out: &mut Vec<u8>) {
+    pub(crate) fn finish(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&FROM_[..self.held]);
         if !self.at_line_start || self.held > 0 {
             out.push(b'\n');

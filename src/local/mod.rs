@@ -227,9 +227,9 @@ mod errno;
 mod file;
 mod forward;
 mod header;
-pub mod journal;
+pub(crate) mod journal;
 mod lock;
-pub mod mailbox;
+pub(crate) mod mailbox;
 mod maildir;
 mod mbox;
 mod pool;
@@ -241,13 +241,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-pub use agent::Privilege;
-pub use command::CommandSpec;
-pub use forward::ForwardFile;
-pub use pool::{PoolError, PoolLimits, WorkerCommand, WorkerPool};
-pub use worker::{
-    Destination, IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom, worker_main,
-};
+use agent::Privilege;
+use pool::WorkerPool;
+pub use pool::{PoolLimits, WorkerCommand};
+pub use worker::worker_main;
 
 use crate::agent::Live;
 use crate::config::Config;
@@ -257,7 +254,7 @@ use crate::notify::{self, reload::Reload};
 /// activation), delivering through workers that run this binary as
 /// `postern daemon local-worker`. SIGHUP reloads the configuration for the
 /// next delivery (see [`Reload`]).
-pub async fn run(
+pub(crate) async fn run(
     config: Arc<Config>,
     listener: std::os::unix::net::UnixListener,
     reload: Reload,

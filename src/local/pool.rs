@@ -49,7 +49,7 @@ pub struct WorkerCommand {
 
 impl WorkerCommand {
     /// This binary, `daemon local-worker`.
-    pub fn current_exe() -> io::Result<WorkerCommand> {
+    pub(crate) fn current_exe() -> io::Result<WorkerCommand> {
         Ok(WorkerCommand {
             program: std::env::current_exe()?,
             args: vec!["daemon".into(), "local-worker".into()],
@@ -148,7 +148,7 @@ impl WorkerPool {
     /// A pool starting `command` as workers. `switch_user`: the children
     /// start as root and become the recipient. Must be called inside a tokio
     /// runtime (it starts the task that retires idle workers).
-    pub fn new(
+    pub(crate) fn new(
         command: WorkerCommand,
         switch_user: bool,
         idle: Duration,
@@ -178,7 +178,7 @@ impl WorkerPool {
     /// and timeout) with another idle time and per-user limit: a reload
     /// that changes `local.worker_idle` or `local.concurrency_per_user`.
     /// This pool's workers finish their deliveries and go.
-    pub fn resized(&self, idle: Duration, per_user: usize) -> WorkerPool {
+    pub(crate) fn resized(&self, idle: Duration, per_user: usize) -> WorkerPool {
         let inner = &self.inner;
         WorkerPool::new(
             inner.command.clone(),
@@ -192,18 +192,20 @@ impl WorkerPool {
     }
 
     /// Workers started so far.
-    pub fn spawns(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn spawns(&self) -> u64 {
         self.inner.spawns.load(Ordering::SeqCst)
     }
 
     /// Worker processes alive now (retired ones count until reaped).
-    pub fn live(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn live(&self) -> usize {
         self.inner.live.load(Ordering::SeqCst)
     }
 
     /// Run `job` in a worker for `identity`, streaming its content from
     /// `content` at `offset`.
-    pub async fn deliver(
+    pub(crate) async fn deliver(
         &self,
         identity: &Identity,
         job: &Job,
@@ -214,7 +216,11 @@ impl WorkerPool {
     }
 
     /// Run a job without content (`len` 0) in a worker for `identity`.
-    pub async fn query(&self, identity: &Identity, job: &Job) -> Result<JobReply, PoolError> {
+    pub(crate) async fn query(
+        &self,
+        identity: &Identity,
+        job: &Job,
+    ) -> Result<JobReply, PoolError> {
         debug_assert_eq!(job.len, 0);
         self.run(identity, job, None).await
     }

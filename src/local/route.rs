@@ -49,12 +49,12 @@ use crate::queue::now_micros;
 
 /// Steps from the recipient to a final target (Postfix: 100 nesting
 /// levels).
-pub const MAX_DEPTH: usize = 100;
+pub(crate) const MAX_DEPTH: usize = 100;
 
 /// A local recipient at one step: `local@domain`, `local` being
 /// `user` and an optional extension.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rcpt {
+pub(crate) struct Rcpt {
     /// The local part, lower-cased, extension included.
     pub local: String,
     pub domain: String,
@@ -68,7 +68,7 @@ impl Rcpt {
     /// `local@domain`, split at the first character of `delimiters`
     /// (`local.recipient_delimiter`). A local part that would leave no user
     /// is not split.
-    pub fn new(local: &str, domain: &str, delimiters: &str) -> Rcpt {
+    pub(crate) fn new(local: &str, domain: &str, delimiters: &str) -> Rcpt {
         let local = local.to_ascii_lowercase();
         let (user, ext) = crate::address::split_extension(&local, delimiters);
         let (user, ext) = (user.to_string(), ext.map(|(c, e)| (c, e.to_string())));
@@ -81,7 +81,7 @@ impl Rcpt {
     }
 
     /// `local@domain`.
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("{}@{}", self.local, self.domain)
     }
 }

@@ -39,14 +39,14 @@ use super::mbox::{self, MboxError};
 use crate::ipc::DeliveryStatus;
 
 /// Environment variable carrying the [`Identity`] (JSON) the child must take.
-pub const IDENTITY_ENV: &str = "POSTERN_LOCAL_WORKER_IDENTITY";
+pub(crate) const IDENTITY_ENV: &str = "POSTERN_LOCAL_WORKER_IDENTITY";
 
 /// A job line is small; anything longer is a broken parent.
 const MAX_JOB_LINE: u64 = 64 * 1024;
 
 /// Whom a delivery child acts for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub user: String,
     pub uid: u32,
     pub gid: u32,
@@ -64,19 +64,19 @@ pub struct Identity {
 
 /// Environment variable carrying a mailbox worker's room (JSON
 /// [`WorkerRoom`]).
-pub const ROOM_ENV: &str = "POSTERN_LOCAL_WORKER_ROOM";
+pub(crate) const ROOM_ENV: &str = "POSTERN_LOCAL_WORKER_ROOM";
 
 /// Where a mailbox worker may write: its home and the mailbox's
 /// directories.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkerRoom {
+pub(crate) struct WorkerRoom {
     pub home: PathBuf,
     pub write: Vec<PathBuf>,
 }
 
 /// One delivery, parent → child.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
+pub(crate) struct Job {
     /// Queue ID, for diagnostics.
     pub id: String,
     /// The uid this delivery is for; the child refuses it under another.
@@ -94,7 +94,7 @@ pub struct Job {
 
 /// Where a job delivers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Destination {
+pub(crate) enum Destination {
     /// The user's own mailbox.
     Mailbox(Mailbox),
     /// A `/file` from an alias or a `.forward`: mbox, or Maildir when the
@@ -110,7 +110,7 @@ pub enum Destination {
 impl Destination {
     /// The longest a job may take in the child, when it has its own limit
     /// (commands).
-    pub fn time_limit(&self) -> Option<std::time::Duration> {
+    pub(crate) fn time_limit(&self) -> Option<std::time::Duration> {
         match self {
             Destination::Command(spec) => Some(std::time::Duration::from_secs(spec.time_limit)),
             _ => None,
@@ -120,7 +120,7 @@ impl Destination {
 
 /// The outcome of one delivery, child → parent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobReply {
+pub(crate) struct JobReply {
     pub status: DeliveryStatus,
     pub dsn: String,
     pub reason: String,
@@ -206,7 +206,7 @@ fn become_user(identity: &Identity) -> anyhow::Result<()> {
 /// Serve jobs until end of input. An error here means the stream is out of
 /// step (a bad line, content that ended early): the child exits and the
 /// parent starts a fresh one.
-pub fn serve<R: BufRead, W: Write>(
+pub(crate) fn serve<R: BufRead, W: Write>(
     mut input: R,
     mut output: W,
     names: &NameGen,
@@ -427,7 +427,7 @@ fn read_forward(paths: &[PathBuf], uid: u32) -> JobReply {
         Err(e) => reply(
             DeliveryStatus::Deferred,
             "4.3.0",
-            format!("cannot read forward file: {}", super::errno::strerror(&e)),
+            format!("cannot read forward file: {}", crate::logging::strerror(&e)),
         ),
     }
 }
@@ -440,7 +440,7 @@ fn ids() -> String {
 /// `Return-Path:` and `Delivered-To:`, LF line ends (Postfix `mail_copy`
 /// with RETURN_PATH and DELIVERED). Control characters cannot come from a
 /// valid envelope; they are replaced so no header can be injected.
-pub fn delivery_headers(sender: &str, recipient: &str) -> Vec<u8> {
+pub(crate) fn delivery_headers(sender: &str, recipient: &str) -> Vec<u8> {
     format!(
         "Return-Path: <{}>\nDelivered-To: {}\n",
         no_controls(sender),

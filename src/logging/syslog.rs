@@ -25,8 +25,13 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone};
 use log::Level;
 
+/// The time stamp of a syslog line (RFC 3164, and the lines of
+/// `server.log_file`, which pflogsumm reads the same way):
+/// `Mar  5 10:00:00`, local time.
+pub(super) const STAMP: &str = "%b %e %H:%M:%S";
+
 /// The local syslog daemon's socket.
-pub const DEV_LOG: &str = "/dev/log";
+pub(crate) const DEV_LOG: &str = "/dev/log";
 
 /// syslog(3)'s LOG_MAIL.
 const FACILITY_MAIL: u8 = 2;
@@ -37,7 +42,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A socket connected to the syslog daemon, connected again when the
 /// daemon was restarted (its socket is new: the old connection refuses).
-pub struct Syslog {
+pub(crate) struct Syslog {
     path: PathBuf,
     socket: Mutex<Option<UnixDatagram>>,
 }
@@ -46,20 +51,20 @@ impl Syslog {
     /// Connect now (before the daemon's sandbox; connecting again later
     /// needs the socket's directory in its Landlock room, see
     /// `crate::sandbox`).
-    pub fn connect(path: &Path) -> io::Result<Syslog> {
+    pub(crate) fn connect(path: &Path) -> io::Result<Syslog> {
         Ok(Syslog {
             path: path.to_path_buf(),
             socket: Mutex::new(Some(connect(path)?)),
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// One datagram; on failure the socket is connected again and the
     /// datagram sent once more.
-    pub fn send(&self, datagram: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(&self, datagram: &[u8]) -> io::Result<()> {
         let mut socket = self.socket.lock().unwrap_or_else(|e| e.into_inner());
         let mut last = None;
         for _ in 0..2 {
@@ -106,7 +111,7 @@ fn severity(level: Level) -> u8 {
 
 /// The datagram of one line: `<PRI>Mmm dd HH:MM:SS TAG[PID]: TEXT`, the
 /// day padded with a space as syslog's.
-pub fn datagram<Tz: TimeZone>(
+pub(crate) fn datagram<Tz: TimeZone>(
     level: Level,
     now: &DateTime<Tz>,
     tag: &str,
@@ -117,7 +122,7 @@ where
     Tz::Offset: std::fmt::Display,
 {
     let pri = FACILITY_MAIL * 8 + severity(level);
-    let stamp = now.format("%b %e %H:%M:%S");
+    let stamp = now.format(STAMP);
     format!("<{pri}>{stamp} {tag}[{pid}]: {text}")
 }
 

@@ -101,7 +101,7 @@ fn code(word: &str) -> Option<u16> {
 }
 
 /// A leading RFC 3463 status code (`5.7.1 text`): (code, rest).
-pub fn split_dsn(text: &str) -> (Option<&str>, &str) {
+pub(crate) fn split_dsn(text: &str) -> (Option<&str>, &str) {
     let (first, rest) = match text.find(char::is_whitespace) {
         Some(i) => (&text[..i], text[i..].trim_start()),
         None => (text, ""),

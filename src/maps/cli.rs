@@ -15,7 +15,10 @@ use crate::config::Config;
 /// The table type and path of `postern map build`'s argument: `type:FILE`,
 /// or FILE with `-t type`, or FILE alone (hash, Postfix's
 /// default_database_type).
-pub fn build_target<'a>(file: &'a str, ty: Option<&'a str>) -> Result<(Kind, &'a Path), MapError> {
+pub(crate) fn build_target<'a>(
+    file: &'a str,
+    ty: Option<&'a str>,
+) -> Result<(Kind, &'a Path), MapError> {
     let (ty, path) = match file.split_once(':') {
         Some((t, p)) if Kind::from_type(t).is_some() => (t, p),
         _ => (ty.unwrap_or("hash"), file),

@@ -28,7 +28,7 @@
 
 pub mod access;
 pub mod cli;
-pub mod pattern;
+pub(crate) mod pattern;
 pub mod text;
 
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 pub use self::access::{Action, parse_action};
-pub use self::text::Diagnostic;
+pub(crate) use self::text::Diagnostic;
 
 use self::pattern::{Engine, PatternTable};
 use crate::config::Config;
@@ -72,7 +72,7 @@ pub enum Kind {
 
 impl Kind {
     /// The kind named by a spec's type (`hash`, `pcre`, …).
-    pub fn from_type(t: &str) -> Option<Kind> {
+    pub(crate) fn from_type(t: &str) -> Option<Kind> {
         Some(match t {
             "hash" | "texthash" | "btree" | "cdb" | "lmdb" | "dbm" | "sdbm" => Kind::Hash,
             "regexp" => Kind::Regexp,
@@ -162,7 +162,7 @@ static OPENED: LazyLock<Mutex<HashMap<String, Table>>> =
 impl Table {
     /// Open a table from its spec (see the module documentation). `config`
     /// supplies the `[maps.NAME]` tables of `inline:NAME`.
-    pub fn open(spec: &str, config: &Config) -> Result<Table, MapError> {
+    pub(crate) fn open(spec: &str, config: &Config) -> Result<Table, MapError> {
         let spec = spec.trim();
         let (ty, rest) = spec
             .split_once(':')
@@ -234,17 +234,12 @@ impl Table {
     }
 
     /// The spec as written (for logs and the tracer).
-    pub fn spec(&self) -> &str {
+    pub(crate) fn spec(&self) -> &str {
         &self.inner.spec
     }
 
-    /// The kind of table.
-    pub fn kind(&self) -> Kind {
-        self.inner.kind
-    }
-
     /// regexp/pcre: queried once with the whole string, no partial keys.
-    pub fn is_pattern(&self) -> bool {
+    pub(crate) fn is_pattern(&self) -> bool {
         matches!(self.inner.kind, Kind::Regexp | Kind::Pcre)
     }
 
@@ -256,7 +251,7 @@ impl Table {
 
     /// [`Table::get`] for input that need not be UTF-8 (message headers
     /// and body lines).
-    pub fn get_bytes(&self, key: &[u8]) -> Result<Option<String>, MapError> {
+    pub(crate) fn get_bytes(&self, key: &[u8]) -> Result<Option<String>, MapError> {
         let data = self.data()?;
         if self.is_pattern() {
             Ok(data.lookup(key))
@@ -391,7 +386,7 @@ fn refuse_errors(diags: &[Diagnostic]) -> Result<(), MapError> {
 
 /// The files of every table spec the configuration names for smtpd's
 /// checks (`checks.*`); for the sandbox, which must let smtpd read them.
-pub fn files_of(specs: &[String]) -> Vec<PathBuf> {
+pub(crate) fn files_of(specs: &[String]) -> Vec<PathBuf> {
     specs
         .iter()
         .flat_map(|s| s.split_whitespace())

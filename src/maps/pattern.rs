@@ -45,7 +45,7 @@ const REGEX_SIZE_LIMIT: usize = 4 << 20;
 
 /// Which regular expression engine a table uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     /// `regexp:` (POSIX-like, on the regex crate).
     Regexp,
     /// `pcre:` (PCRE2).
@@ -53,7 +53,7 @@ pub enum Engine {
 }
 
 impl Engine {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Engine::Regexp => "regexp",
             Engine::Pcre => "pcre",
@@ -146,13 +146,13 @@ impl Matcher {
 
 impl PatternTable {
     /// Parses a table file's text; `file` names it in diagnostics.
-    pub fn parse(engine: Engine, file: &str, text: &str) -> (PatternTable, Vec<Diagnostic>) {
+    pub(crate) fn parse(engine: Engine, file: &str, text: &str) -> (PatternTable, Vec<Diagnostic>) {
         PatternTable::from_lines(engine, file, logical_lines(text))
     }
 
     /// Parses numbered rule lines (a file's logical lines, or the elements
     /// of an inline `regexp:{ … }` table).
-    pub fn from_lines(
+    pub(crate) fn from_lines(
         engine: Engine,
         file: &str,
         lines: Vec<(usize, String)>,
@@ -211,7 +211,7 @@ impl PatternTable {
     }
 
     /// The result of the first rule that matches `subject`.
-    pub fn lookup(&self, subject: &[u8]) -> Option<String> {
+    pub(crate) fn lookup(&self, subject: &[u8]) -> Option<String> {
         let mut i = 0;
         while let Some(rule) = self.rules.get(i) {
             i += 1;

@@ -22,7 +22,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(file: &str, line: usize, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn error(file: &str, line: usize, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             file: file.to_string(),
             line,
@@ -31,7 +31,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(file: &str, line: usize, message: impl Into<String>) -> Diagnostic {
+    pub(crate) fn warning(file: &str, line: usize, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             error: false,
             ..Diagnostic::error(file, line, message)
@@ -52,7 +52,7 @@ impl fmt::Display for Diagnostic {
 /// line. Continuation lines are joined without their newline, their
 /// leading whitespace kept; trailing CRs and trailing whitespace are
 /// removed.
-pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
+pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
     let mut out: Vec<(usize, String)> = Vec::new();
     let mut open = false;
     for (i, raw) in text.split('\n').enumerate() {
@@ -83,7 +83,7 @@ pub fn logical_lines(text: &str) -> Vec<(usize, String)> {
 /// Entries of a hash/texthash file: keys lower-cased (Postfix's fixed-case
 /// tables), the first value of a duplicate key kept with a warning, as
 /// postmap does. A line without a value is an error.
-pub fn parse_hash(file: &str, text: &str) -> (HashMap<String, String>, Vec<Diagnostic>) {
+pub(crate) fn parse_hash(file: &str, text: &str) -> (HashMap<String, String>, Vec<Diagnostic>) {
     let mut map = HashMap::new();
     let mut diags = Vec::new();
     for (n, line) in logical_lines(text) {

@@ -23,7 +23,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::config::Config;
 
 /// What a daemon needs to reload: the configuration's path and SIGHUP.
-pub struct Reload {
+pub(crate) struct Reload {
     /// `--config` (or `$POSTERN_CONFIG`); `None`: the default path, else
     /// the built-in defaults, as at start.
     path: Option<PathBuf>,
@@ -32,7 +32,7 @@ pub struct Reload {
 
 /// The next SIGHUP when there is a [`Reload`]; forever pending without
 /// (daemons served without signals, in tests).
-pub async fn hangup(reload: &mut Option<Reload>) {
+pub(crate) async fn hangup(reload: &mut Option<Reload>) {
     match reload {
         Some(r) => r.requested().await,
         None => std::future::pending().await,
@@ -43,7 +43,7 @@ impl Reload {
     /// From now on SIGHUP asks for a reload instead of ending the process.
     /// Must be called inside the tokio runtime, early: before
     /// [`super::ready`].
-    pub fn new(path: Option<PathBuf>) -> std::io::Result<Reload> {
+    pub(crate) fn new(path: Option<PathBuf>) -> std::io::Result<Reload> {
         Ok(Reload {
             path,
             hangup: signal(SignalKind::hangup())?,
@@ -51,7 +51,7 @@ impl Reload {
     }
 
     /// The next SIGHUP (cancel-safe: for `select!`).
-    pub async fn requested(&mut self) {
+    pub(crate) async fn requested(&mut self) {
         if self.hangup.recv().await.is_none() {
             // The runtime is going away; so is the daemon.
             std::future::pending::<()>().await;
@@ -63,7 +63,7 @@ impl Reload {
     /// `Some(new)` to apply, with the [`Fixed`] settings of `running` kept
     /// (a warning names those that differed); `None` when it is refused
     /// (logged). Either way the caller sends `READY=1` once done.
-    pub fn load(&self, running: &Config) -> Option<Config> {
+    pub(crate) fn load(&self, running: &Config) -> Option<Config> {
         super::reloading();
         // logrotate renamed the file away: the next lines go to a new one.
         crate::logging::reopen();
@@ -95,7 +95,7 @@ impl Reload {
 
 /// Why a setting cannot change in a running daemon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fixed {
+pub(crate) enum Fixed {
     /// Set up before the daemons start, by the supervisor or by systemd's
     /// units: `smtpd.listen`, `queue.directory`, `server.run_directory`,
     /// `server.user`. Only a restart of the whole mail system changes them.
@@ -111,7 +111,7 @@ pub enum Fixed {
 
 /// The settings of the kinds `which` that differ between `running` and
 /// `new`, by name; each is put back to its running value in `new`.
-pub fn keep_fixed(running: &Config, new: &mut Config, which: &[Fixed]) -> Vec<&'static str> {
+pub(crate) fn keep_fixed(running: &Config, new: &mut Config, which: &[Fixed]) -> Vec<&'static str> {
     let mut kept = Vec::new();
     macro_rules! keep {
         ($kind:expr, $name:literal, $($field:ident).+) => {

@@ -23,11 +23,11 @@ use hickory_resolver::proto::rr::{RData, RecordType};
 use crate::dns::Failure;
 
 /// The longest one lookup may take, retries included.
-pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const LOOKUP_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The longest the client's name may take, PTR and forward lookups
 /// together: smtpd waits for it before its greeting.
-pub const CLIENT_NAME_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const CLIENT_NAME_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The record types the checks ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,7 +40,7 @@ pub enum Rtype {
 }
 
 impl Rtype {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Rtype::A => "A",
             Rtype::Aaaa => "AAAA",
@@ -109,7 +109,7 @@ pub struct ClientName {
 }
 
 /// The resolver, as configured.
-pub struct Resolver {
+pub(crate) struct Resolver {
     inner: Inner,
 }
 
@@ -144,7 +144,9 @@ impl Resolver {
 
     /// A resolver with fixed answers (unit tests).
     #[cfg(test)]
-    pub fn fixed(answers: impl IntoIterator<Item = (&'static str, Rtype, Answer)>) -> Resolver {
+    pub(crate) fn fixed(
+        answers: impl IntoIterator<Item = (&'static str, Rtype, Answer)>,
+    ) -> Resolver {
         Resolver {
             inner: Inner::Fixed(
                 answers
@@ -156,7 +158,7 @@ impl Resolver {
     }
 
     /// One query for `name` (looked up as it is, without search domains).
-    pub async fn lookup(&self, name: &str, rtype: Rtype) -> Answer {
+    pub(crate) async fn lookup(&self, name: &str, rtype: Rtype) -> Answer {
         let resolver = match &self.inner {
             Inner::Dns(Ok(r)) => r,
             Inner::Dns(Err(e)) => return Answer::Temporary(e.clone()),
@@ -193,7 +195,7 @@ impl Resolver {
     /// The client's verified name: the PTR names of `ip`, each looked up
     /// forward until one leads back to `ip`; all within
     /// [`CLIENT_NAME_DEADLINE`] (a temporary failure after that).
-    pub async fn client_name(&self, ip: IpAddr) -> ClientName {
+    pub(crate) async fn client_name(&self, ip: IpAddr) -> ClientName {
         match tokio::time::timeout(CLIENT_NAME_DEADLINE, self.verified_name(ip)).await {
             Ok(name) => name,
             Err(_) => unknown(NameStatus::Temporary, Vec::new()),
@@ -282,7 +284,7 @@ fn classify(e: &NetError) -> Answer {
 
 /// The labels of an address reversed: `4.3.2.1` for 1.2.3.4, 32 nibbles
 /// for IPv6 (`1.0.0.0.…`); an IPv4-mapped IPv6 address counts as IPv4.
-pub fn reversed(ip: IpAddr) -> String {
+pub(crate) fn reversed(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -300,12 +302,12 @@ pub fn reversed(ip: IpAddr) -> String {
 }
 
 /// The DNSBL query for a client address: `4.3.2.1.zone`.
-pub fn rbl_query(ip: IpAddr, zone: &str) -> String {
+pub(crate) fn rbl_query(ip: IpAddr, zone: &str) -> String {
     format!("{}.{zone}", reversed(ip))
 }
 
 /// The PTR query name: `4.3.2.1.in-addr.arpa`, `….ip6.arpa`.
-pub fn reverse_name(ip: IpAddr) -> String {
+pub(crate) fn reverse_name(ip: IpAddr) -> String {
     match ip.to_canonical() {
         IpAddr::V4(_) => format!("{}.in-addr.arpa", reversed(ip)),
         IpAddr::V6(_) => format!("{}.ip6.arpa", reversed(ip)),
@@ -314,7 +316,7 @@ pub fn reverse_name(ip: IpAddr) -> String {
 
 /// TXT texts as Postfix puts them in a reply: joined with ` / `, at most
 /// 500 characters.
-pub fn txt_reason(records: &[String]) -> String {
+pub(crate) fn txt_reason(records: &[String]) -> String {
     let mut text = records.join(" / ");
     if text.len() > 500 {
         let mut end = 500;

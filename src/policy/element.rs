@@ -31,7 +31,7 @@ impl Stage {
     ];
 
     /// `client`, `helo`, … (the key in `[restrictions]`).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stage::Client => "client",
             Stage::Helo => "helo",
@@ -42,7 +42,7 @@ impl Stage {
     }
 
     /// What a bare table in this list looks up.
-    pub fn access(self) -> Access {
+    pub(crate) fn access(self) -> Access {
         match self {
             Stage::Client => Access::Client,
             Stage::Helo => Access::Helo,
@@ -475,7 +475,7 @@ impl RblFilter {
     }
 
     /// Whether an answer address matches.
-    pub fn matches(&self, ip: std::net::Ipv4Addr) -> bool {
+    pub(crate) fn matches(&self, ip: std::net::Ipv4Addr) -> bool {
         ip.octets()
             .iter()
             .zip(&self.octets)

@@ -34,10 +34,10 @@
 //! Configuration read: `restrictions.*`, `relay.networks`,
 //! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`.
 
-pub mod dns;
+pub(crate) mod dns;
 mod element;
 pub(crate) mod eval;
-pub mod submitter;
+pub(crate) mod submitter;
 mod syntax;
 pub mod trace;
 
@@ -54,11 +54,11 @@ pub use self::element::{
     Access, Element, ParseError, RblFilter, RblTarget, Stage, has_relay_guard, parse_list,
     parse_result,
 };
-pub use self::trace::Trace;
+pub(crate) use self::trace::Trace;
 
 /// When the restrictions are asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum When {
+pub(crate) enum When {
     /// A client connected (the client list, without delay_reject).
     Connect,
     /// HELO or EHLO (the helo list, without delay_reject).
@@ -69,21 +69,9 @@ pub enum When {
     Rcpt,
 }
 
-impl When {
-    /// The command as Postfix logs it (`reject: RCPT from …`).
-    pub fn command(self) -> &'static str {
-        match self {
-            When::Connect => "CONNECT",
-            When::Helo => "HELO",
-            When::Mail => "MAIL",
-            When::Rcpt => "RCPT",
-        }
-    }
-}
-
 /// What the session knows when it asks.
 #[derive(Clone, Debug)]
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub ip: IpAddr,
     /// The verified name, or `unknown`.
     pub name: &'a str,
@@ -97,7 +85,7 @@ pub struct Context<'a> {
 
 /// The policy's answer to one command.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// The command is refused with this reply (4xx or 5xx).
     pub reject: Option<Reply>,
     /// Lines to log in Postfix's shape (`NOQUEUE: warn: RCPT from …: text;
@@ -115,14 +103,14 @@ pub struct Decision {
 /// `hold`, `discard`, `reject_warning`, `info`), `text` what follows the
 /// client in the line.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Event {
+pub(crate) struct Event {
     pub action: &'static str,
     pub text: String,
 }
 
 /// The restriction lists of one configuration, their tables opened, and
 /// the resolver; built when smtpd starts or reloads.
-pub struct Policy {
+pub(crate) struct Policy {
     config: Arc<Config>,
     lists: [Result<Vec<Element>, ParseError>; 5],
     tables: HashMap<String, Result<Table, MapError>>,
@@ -135,7 +123,7 @@ impl Policy {
     /// cannot be opened, a list that does not parse when the configuration
     /// did not come from the file) are logged and kept: the restriction
     /// concerned answers `451 4.3.x` until it is repaired, as Postfix does.
-    pub fn new(config: Arc<Config>) -> Policy {
+    pub(crate) fn new(config: Arc<Config>) -> Policy {
         let resolver = dns::Resolver::new(&config.dns.servers);
         Policy::with_resolver(config, resolver)
     }
@@ -200,36 +188,36 @@ impl Policy {
     }
 
     /// What was wrong when the policy was built (also logged).
-    pub fn problems(&self) -> &[String] {
+    pub(crate) fn problems(&self) -> &[String] {
         &self.problems
-    }
-
-    /// The configuration the policy was built from.
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     /// The client's verified name (`unknown` when it has none), within
     /// [`dns::CLIENT_NAME_DEADLINE`]. smtpd asks once per connection and
     /// the restrictions use that answer.
-    pub async fn client_name(&self, ip: IpAddr) -> ClientName {
+    pub(crate) async fn client_name(&self, ip: IpAddr) -> ClientName {
         self.resolver.client_name(ip).await
     }
 
     /// Runs the lists due at `when`.
-    pub async fn check(&self, when: When, ctx: &Context<'_>) -> Decision {
+    pub(crate) async fn check(&self, when: When, ctx: &Context<'_>) -> Decision {
         eval::Eval::new(self, when, ctx, None).run().await
     }
 
     /// As [`Policy::check`], recording every step in `trace`.
-    pub async fn check_traced(&self, when: When, ctx: &Context<'_>, trace: &mut Trace) -> Decision {
+    pub(crate) async fn check_traced(
+        &self,
+        when: When,
+        ctx: &Context<'_>,
+        trace: &mut Trace,
+    ) -> Decision {
         eval::Eval::new(self, when, ctx, Some(trace)).run().await
     }
 }
 
 /// The files of the tables the restriction lists name (`hash:/path`,
 /// `pcre:/path`, …), for smtpd's sandbox.
-pub fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
+pub(crate) fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
     let r = &config.restrictions;
     let mut files = Vec::new();
     for (stage, items) in
@@ -256,7 +244,7 @@ pub fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
 /// Whether the recipient is one postern accepts without restrictions:
 /// the bare `postmaster` (RFC 5321 4.5.1; Postfix accepts it before any
 /// restriction).
-pub fn is_bare_postmaster(recipient: &str) -> bool {
+pub(crate) fn is_bare_postmaster(recipient: &str) -> bool {
     recipient.eq_ignore_ascii_case("postmaster")
 }
 
@@ -264,7 +252,7 @@ pub fn is_bare_postmaster(recipient: &str) -> bool {
 /// it must be `postmaster`, a system user or an alias (its extension
 /// removed by `local.recipient_delimiter`), else `550 5.1.1 … User
 /// unknown in local recipient table`. `Ok` says why it passed.
-pub fn local_recipient(
+pub(crate) fn local_recipient(
     config: &Config,
     aliases: &crate::aliases::LiveTable,
     to: &crate::address::Address,

@@ -11,7 +11,7 @@ use crate::reply::Reply;
 /// (as written inside `<…>`; empty for the null sender)?
 /// `smtpd.authorized_submit_users`, then `smtpd.sender_override_users`
 /// unless the sender is the user's own address (`user@$origin`).
-pub fn check(config: &Config, uid: u32, sender: &str) -> Result<(), Reply> {
+pub(crate) fn check(config: &Config, uid: u32, sender: &str) -> Result<(), Reply> {
     let name = crate::sys::user_name(uid);
     let listed = |list: &[String]| crate::sys::user_listed(list, &name);
     let cfg = &config.smtpd;

@@ -22,7 +22,7 @@ use crate::reply::Reply;
 
 /// What was evaluated for one command, list by list.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct Trace {
+pub(crate) struct Trace {
     pub lists: Vec<ListTrace>,
     /// Steps begun and not yet ended (nested inside one another).
     #[serde(skip)]
@@ -31,7 +31,7 @@ pub struct Trace {
 
 /// One restriction list.
 #[derive(Clone, Debug, Serialize)]
-pub struct ListTrace {
+pub(crate) struct ListTrace {
     pub stage: Stage,
     pub steps: Vec<Step>,
     /// `permit`, the reply, or why the list was skipped.
@@ -40,7 +40,7 @@ pub struct ListTrace {
 
 /// One element and what it found.
 #[derive(Clone, Debug, Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     pub element: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<Detail>,
@@ -54,7 +54,7 @@ pub struct Step {
 /// What an element looked at.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Detail {
+pub(crate) enum Detail {
     /// A table lookup: what was asked, the key that matched and its value
     /// (both absent: not found).
     Lookup {
@@ -147,7 +147,7 @@ pub struct Probe {
 
 /// The tracer's findings.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub client: ClientReport,
     pub helo: Option<String>,
     pub sender: String,
@@ -168,7 +168,7 @@ pub struct Report {
 
 /// The client as smtpd would see it.
 #[derive(Clone, Debug, Serialize)]
-pub struct ClientReport {
+pub(crate) struct ClientReport {
     pub ip: String,
     pub name: String,
     pub name_status: NameStatus,
@@ -178,7 +178,7 @@ pub struct ClientReport {
 
 /// One command: what ran and the reply.
 #[derive(Clone, Debug, Serialize)]
-pub struct CommandReport {
+pub(crate) struct CommandReport {
     /// `CONNECT`, `HELO`, `MAIL FROM:<…>`, `RCPT TO:<…>`.
     pub command: String,
     pub lists: Vec<ListTrace>,
@@ -198,7 +198,7 @@ pub struct CommandReport {
 }
 
 /// Runs the probe against `config`.
-pub async fn run(config: Arc<Config>, probe: &Probe) -> Report {
+pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     let policy = Policy::new(config.clone());
     let ip = probe.client.to_canonical();
     let client = client_report(&policy, probe, ip).await;
@@ -449,12 +449,12 @@ fn command_report(
 
 impl Report {
     /// The report as one JSON object.
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
     /// The report for a terminal.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut out = String::new();
         let c = &self.client;
         let status = match c.name_status {

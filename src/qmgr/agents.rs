@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::ipc::{self, DeliveryRequest, DeliveryResult, SmtpRequest, SmtpResult};
 
 /// A request type and the agent that answers it.
-pub trait Exchange: Serialize + Send + Sync + Sized + 'static {
+pub(crate) trait Exchange: Serialize + Send + Sync + Sized + 'static {
     type Answer: DeserializeOwned + Send + 'static;
     /// The agent's name, for messages.
     const AGENT: &'static str;
@@ -32,7 +32,7 @@ pub trait Exchange: Serialize + Send + Sync + Sized + 'static {
 }
 
 /// What one slot reports back to the engine.
-pub enum Report<Q: Exchange> {
+pub(crate) enum Report<Q: Exchange> {
     Done {
         slot: usize,
         request: Q,
@@ -51,7 +51,7 @@ pub enum Report<Q: Exchange> {
 }
 
 /// Reports of both agents, on one channel.
-pub enum SlotReport {
+pub(crate) enum SlotReport {
     Local(Report<DeliveryRequest>),
     Smtp(Report<SmtpRequest>),
 }
@@ -89,7 +89,7 @@ impl Exchange for SmtpRequest {
 
 /// Start `n` slots talking to the agent on `socket`; returns their request
 /// senders (each with room for one request: a slot is idle or busy).
-pub fn start_slots<Q: Exchange>(
+pub(crate) fn start_slots<Q: Exchange>(
     n: usize,
     socket: PathBuf,
     reports: mpsc::UnboundedSender<SlotReport>,

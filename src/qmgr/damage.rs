@@ -31,14 +31,14 @@ use crate::queue::record::{HEADER_LEN, damaged_records};
 
 /// How much later than the range's date a message may have arrived and
 /// still have had a record in it.
-pub const CLOCK_SLACK_US: u64 = 10_000_000;
+pub(crate) const CLOCK_SLACK_US: u64 = 10_000_000;
 
 /// Where a record or a range lies: (file number in replay order, offset).
 type Pos = (usize, u64);
 
 /// One damaged range of the state log.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DamagedRange {
+pub(crate) struct DamagedRange {
     /// The file, relative to the queue directory (`state/<ID>.log`).
     pub file: String,
     pub start: u64,
@@ -55,7 +55,7 @@ pub struct DamagedRange {
 /// Damage found while reading the state log, and what is needed to judge
 /// it.
 #[derive(Debug, Default)]
-pub struct StateDamage {
+pub(crate) struct StateDamage {
     ranges: Vec<DamagedRange>,
     /// Per message, the last record that describes it whole.
     resets: HashMap<QueueId, Pos>,
@@ -67,7 +67,7 @@ pub struct StateDamage {
 impl StateDamage {
     /// The next state file begins, created at `created_us` (0: unknown):
     /// ranges of the files before were written before it.
-    pub fn next_file(&mut self, file_no: usize, created_us: u64) {
+    pub(crate) fn next_file(&mut self, file_no: usize, created_us: u64) {
         self.file_no = file_no;
         if created_us > 0 {
             self.date(created_us);
@@ -76,7 +76,7 @@ impl StateDamage {
 
     /// An intact record at `offset` of the current file, written at
     /// `written_us` if it says.
-    pub fn record(&mut self, offset: u64, rec: &StateRecord, written_us: Option<u64>) {
+    pub(crate) fn record(&mut self, offset: u64, rec: &StateRecord, written_us: Option<u64>) {
         let whole = match rec {
             StateRecord::Snapshot(_) => true,
             StateRecord::Admin(a) => a.op == AdminOp::Delete,
@@ -92,7 +92,7 @@ impl StateDamage {
 
     /// A damaged range `start..end` of the current file `file`; `bytes`
     /// its content when it could be read.
-    pub fn damaged(&mut self, file: &str, start: u64, end: u64, bytes: Option<&[u8]>) {
+    pub(crate) fn damaged(&mut self, file: &str, start: u64, end: u64, bytes: Option<&[u8]>) {
         self.undated.push(self.ranges.len());
         self.ranges.push(DamagedRange {
             file: file.to_string(),
@@ -110,18 +110,18 @@ impl StateDamage {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
 
     /// The last range found.
-    pub fn last(&self) -> Option<&DamagedRange> {
+    pub(crate) fn last(&self) -> Option<&DamagedRange> {
         self.ranges.last()
     }
 
     /// A damaged range that may have held a record about message `id`,
     /// which arrived at `arrival_us` (see the module doc).
-    pub fn suspect(&self, id: &QueueId, arrival_us: u64) -> Option<&DamagedRange> {
+    pub(crate) fn suspect(&self, id: &QueueId, arrival_us: u64) -> Option<&DamagedRange> {
         let reset = self.resets.get(id);
         self.ranges.iter().find(|r| {
             if reset.is_some_and(|p| *p >= (r.file_no, r.end)) {
@@ -138,7 +138,7 @@ impl StateDamage {
 /// The messages the state records in a damaged range were about, if every
 /// one of them can be told: the range is a chain of records whose headers
 /// check, from its start to its end, each naming a verified ID.
-pub fn attribute(range: &[u8]) -> Option<Vec<QueueId>> {
+pub(crate) fn attribute(range: &[u8]) -> Option<Vec<QueueId>> {
     let found = damaged_records(range);
     let last = found.last()?;
     let whole = found[0].at == 0

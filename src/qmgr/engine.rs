@@ -33,7 +33,7 @@ mod recover;
 /// Segment file name prefixes in `incoming/`: `S` smtpd's, `B` the
 /// notifications qmgr itself queues (bounces), `R` messages re-queued by
 /// `postern queue salvage`.
-pub const SEGMENT_PREFIXES: [char; 3] = ['S', 'B', 'R'];
+pub(crate) const SEGMENT_PREFIXES: [char; 3] = ['S', 'B', 'R'];
 /// A recipient whose local delivery was lost (agent crashed) is retried
 /// after this.
 const LOST_RETRY_US: u64 = 1_000_000;
@@ -95,7 +95,7 @@ struct Segment {
 }
 
 /// One outcome to record and apply.
-pub struct Pending {
+pub(crate) struct Pending {
     id: QueueId,
     rcpt: usize,
     status: DeliveryStatus,
@@ -115,7 +115,7 @@ pub struct Pending {
     log_here: bool,
 }
 
-pub struct Engine {
+pub(crate) struct Engine {
     cfg: Arc<Config>,
     qdir: PathBuf,
     log: LogWriter,
@@ -172,7 +172,7 @@ impl Engine {
     /// `log` is the state log; `notices` the writer of qmgr's own
     /// segments in `incoming/` (prefix `B`), for the notifications it
     /// queues; `slots` and `smtp_slots` the agents' slots.
-    pub fn new(
+    pub(crate) fn new(
         cfg: Arc<Config>,
         log: LogWriter,
         notices: LogWriter,
@@ -211,7 +211,7 @@ impl Engine {
     /// notifications, routing: local domains, relay host, transport
     /// table, per-destination limits); the queue directory and the number
     /// of slots stay.
-    pub fn reconfigure(&mut self, cfg: Arc<Config>) {
+    pub(crate) fn reconfigure(&mut self, cfg: Arc<Config>) {
         if cfg.relay.transport != self.cfg.relay.transport
             || cfg.relay.transport_files != self.cfg.relay.transport_files
         {
@@ -220,7 +220,7 @@ impl Engine {
         self.cfg = cfg;
     }
 
-    pub fn status(&self) -> QmgrStatus {
+    pub(crate) fn status(&self) -> QmgrStatus {
         let now = now_micros();
         let mut s = QmgrStatus {
             messages: self.messages.len(),
@@ -241,11 +241,11 @@ impl Engine {
 
     /// The IDs of the messages still to deliver.
     #[cfg(test)]
-    pub fn live_ids(&self) -> Vec<QueueId> {
+    pub(crate) fn live_ids(&self) -> Vec<QueueId> {
         self.messages.keys().cloned().collect()
     }
 
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.idle.len() < self.slots.len() || self.out.busy()
     }
 
@@ -372,7 +372,7 @@ impl Engine {
     // ---- dispatch ------------------------------------------------------
 
     /// The time of the next retry, if any.
-    pub fn next_timer(&self) -> Option<u64> {
+    pub(crate) fn next_timer(&self) -> Option<u64> {
         self.timers.keys().next().copied()
     }
 
@@ -427,7 +427,7 @@ impl Engine {
 
     /// Delete what finished messages leave behind, once the outcomes that
     /// finished them are durable.
-    pub async fn flush_removals(&mut self) {
+    pub(crate) async fn flush_removals(&mut self) {
         if self.removals.is_empty() {
             return;
         }

@@ -85,7 +85,7 @@ mod outbound_tests;
 #[cfg(test)]
 mod recovery_tests;
 pub mod route;
-pub mod state;
+pub(crate) mod state;
 
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::sync::Arc;
@@ -133,7 +133,7 @@ enum Event {
 /// over, the world-connectable socket on which only the listing is served.
 /// SIGHUP reloads the configuration for the next queue run (see
 /// [`Reload`]).
-pub async fn run(
+pub(crate) async fn run(
     config: Arc<Config>,
     listener: StdUnixListener,
     showq: Option<StdUnixListener>,

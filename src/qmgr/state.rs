@@ -28,7 +28,7 @@ use crate::queue::record::RecordType;
 use crate::queue::{QueueId, now_micros};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub id: QueueId,
     pub rcpt: usize,
     pub dsn: String,
@@ -39,34 +39,34 @@ pub struct Outcome {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Moved {
+pub(crate) struct Moved {
     pub id: QueueId,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum AdminOp {
+pub(crate) enum AdminOp {
     Hold,
     Release,
     Delete,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Admin {
+pub(crate) struct Admin {
     pub id: QueueId,
     pub op: AdminOp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SnapState {
+pub(crate) enum SnapState {
     Pending,
     Done,
     Bounced,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapRcpt {
+pub(crate) struct SnapRcpt {
     pub state: SnapState,
     #[serde(default)]
     pub until: u64,
@@ -76,7 +76,7 @@ pub struct SnapRcpt {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub id: QueueId,
     /// The message lives in `deferred/` (indices refer to that copy).
     #[serde(default)]
@@ -95,7 +95,7 @@ pub struct Snapshot {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StateRecord {
+pub(crate) enum StateRecord {
     Delivered(Outcome),
     Bounced(Outcome),
     Deferred(Outcome),
@@ -106,7 +106,7 @@ pub enum StateRecord {
 }
 
 impl StateRecord {
-    pub fn id(&self) -> &QueueId {
+    pub(crate) fn id(&self) -> &QueueId {
         match self {
             StateRecord::Delivered(o) | StateRecord::Bounced(o) | StateRecord::Deferred(o) => &o.id,
             StateRecord::Moved(m) => &m.id,
@@ -117,12 +117,12 @@ impl StateRecord {
     }
 
     /// The record's type and payload, stamped with the time now.
-    pub fn encode(&self) -> (RecordType, Vec<u8>) {
+    pub(crate) fn encode(&self) -> (RecordType, Vec<u8>) {
         self.encode_at(now_micros())
     }
 
     /// The record's type and payload, stamped `at` (see the module doc).
-    pub fn encode_at(&self, at: u64) -> (RecordType, Vec<u8>) {
+    pub(crate) fn encode_at(&self, at: u64) -> (RecordType, Vec<u8>) {
         let value = match self {
             StateRecord::Delivered(o) | StateRecord::Bounced(o) | StateRecord::Deferred(o) => {
                 serde_json::to_value(o)
@@ -152,7 +152,7 @@ impl StateRecord {
         (t, json.unwrap_or_default())
     }
 
-    pub fn decode(t: RecordType, payload: &[u8]) -> Option<StateRecord> {
+    pub(crate) fn decode(t: RecordType, payload: &[u8]) -> Option<StateRecord> {
         Some(match t {
             RecordType::Delivered => StateRecord::Delivered(serde_json::from_slice(payload).ok()?),
             RecordType::Bounced => StateRecord::Bounced(serde_json::from_slice(payload).ok()?),
@@ -167,7 +167,7 @@ impl StateRecord {
 }
 
 /// When a record was written, if it says (see the module doc).
-pub fn written_at(payload: &[u8]) -> Option<u64> {
+pub(crate) fn written_at(payload: &[u8]) -> Option<u64> {
     #[derive(Deserialize)]
     struct Stamp {
         #[serde(default)]
@@ -187,7 +187,7 @@ fn id_check(id: &QueueId) -> u32 {
 /// The queue ID a state record's payload is about, if it can be trusted
 /// although the record's checksum failed: its `"id"` and its `"ck"` (the
 /// ID's CRC-32) agree. Total on any bytes.
-pub fn verified_id(payload: &[u8]) -> Option<QueueId> {
+pub(crate) fn verified_id(payload: &[u8]) -> Option<QueueId> {
     const ID: &[u8] = b"\"id\":\"";
     const CK: &[u8] = b"\"ck\":";
     let ck_at = find(payload, CK, 0)? + CK.len();
@@ -230,7 +230,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 
 /// What replaying the state log says about one message.
 #[derive(Debug, Default)]
-pub struct Replayed {
+pub(crate) struct Replayed {
     /// The message was moved to `deferred/`; `records` refer to that copy.
     pub moved: bool,
     /// A snapshot (or a delete) said the message is finished.
@@ -247,7 +247,7 @@ pub struct Replayed {
 }
 
 /// Fold a sequence of state records (in log order) per message.
-pub fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId, Replayed> {
+pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId, Replayed> {
     let mut map: HashMap<QueueId, Replayed> = HashMap::new();
     for r in records {
         let e = map.entry(r.id().clone()).or_default();

@@ -22,12 +22,12 @@ pub struct QueueId(String);
 const TIME_DIGITS: usize = 13;
 
 impl QueueId {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// The arrival time encoded in the ID, in microseconds since the epoch.
-    pub fn micros(&self) -> u64 {
+    pub(crate) fn micros(&self) -> u64 {
         u64::from_str_radix(&self.0[..TIME_DIGITS], 16).unwrap_or(0)
     }
 }
@@ -80,7 +80,7 @@ pub struct IdGenerator {
 
 impl IdGenerator {
     /// `tag` must be an upper-case ASCII letter.
-    pub const fn new(tag: char) -> IdGenerator {
+    pub(crate) const fn new(tag: char) -> IdGenerator {
         IdGenerator {
             tag,
             last: AtomicU64::new(0),
@@ -89,11 +89,11 @@ impl IdGenerator {
 
     /// Never hand out an ID at or before `id` (used at start with the newest
     /// ID found on disk).
-    pub fn observe(&self, id: &QueueId) {
+    pub(crate) fn observe(&self, id: &QueueId) {
         self.last.fetch_max(id.micros(), Ordering::SeqCst);
     }
 
-    pub fn next(&self) -> QueueId {
+    pub(crate) fn next(&self) -> QueueId {
         let now = now_micros();
         let mut prev = self.last.load(Ordering::SeqCst);
         loop {

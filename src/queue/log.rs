@@ -59,7 +59,7 @@ use tokio::sync::{oneshot, watch};
 use super::record::{self, HEADER_LEN, RecordTooLarge, RecordType};
 
 /// How a [`LogWriter`] names, sizes and batches its segments.
-pub struct LogOptions {
+pub(crate) struct LogOptions {
     /// First part of every segment's file name (`S` for smtpd).
     pub prefix: String,
     /// Seal a segment once it holds this many bytes (the batch that crosses
@@ -80,7 +80,10 @@ pub struct LogOptions {
 impl LogOptions {
     /// Options with the default sizes: segments of 16 MiB sealed after
     /// 60 s idle, batches of at most 256 records or 4 MiB.
-    pub fn new(prefix: impl Into<String>, name: impl FnMut() -> String + Send + 'static) -> Self {
+    pub(crate) fn new(
+        prefix: impl Into<String>,
+        name: impl FnMut() -> String + Send + 'static,
+    ) -> Self {
         LogOptions {
             prefix: prefix.into(),
             max_segment_bytes: 16 << 20,
@@ -94,7 +97,7 @@ impl LogOptions {
 
 /// Where an appended record landed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Appended {
+pub(crate) struct Appended {
     /// The segment's file name, relative to the log directory
     /// (e.g. `S0001234ABCDEA.log`).
     pub path: PathBuf,
@@ -103,7 +106,7 @@ pub struct Appended {
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
-pub enum LogError {
+pub(crate) enum LogError {
     #[error(transparent)]
     TooLarge(#[from] RecordTooLarge),
     #[error("cannot {op} {}", path.display())]
@@ -128,8 +131,9 @@ impl LogError {
 }
 
 /// Counters since start.
+#[cfg(test)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LogStats {
+pub(crate) struct LogStats {
     /// Batches committed (written and synced).
     pub batches: u64,
     /// Records committed.
@@ -146,15 +150,25 @@ pub struct LogStats {
 /// writer seals its segment and stops when the last handle is dropped or on
 /// [`LogWriter::shutdown`].
 #[derive(Clone)]
-pub struct LogWriter {
+pub(crate) struct LogWriter {
     tx: mpsc::Sender<Command>,
+    // The counters and the commit signal of the writer thread: only the
+    // tests read them through the handle (qmgr and smtpd learn of commits
+    // from each record's answer).
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "read by the tests' stats, subscribe and inject_fault"
+        )
+    )]
     shared: Arc<Shared>,
 }
 
 impl LogWriter {
     /// Starts the writer thread for the directory `dir` (which must exist).
     /// No file is created before the first append.
-    pub fn start(dir: PathBuf, options: LogOptions) -> io::Result<LogWriter> {
+    pub(crate) fn start(dir: PathBuf, options: LogOptions) -> io::Result<LogWriter> {
         let dir_file = File::open(&dir)?;
         if !dir_file.metadata()?.is_dir() {
             return Err(io::Error::new(
@@ -185,14 +199,18 @@ impl LogWriter {
 
     /// Appends one record; resolves once it is written and synced.
     /// Dropping the future does not withdraw the record.
-    pub async fn append(&self, rtype: RecordType, payload: Vec<u8>) -> Result<Appended, LogError> {
+    pub(crate) async fn append(
+        &self,
+        rtype: RecordType,
+        payload: Vec<u8>,
+    ) -> Result<Appended, LogError> {
         self.append_parts(rtype, vec![payload]).await
     }
 
     /// Appends one record whose payload is the concatenation of `parts`
     /// (written with `writev`, not joined), e.g. a message head and its
     /// content.
-    pub async fn append_parts(
+    pub(crate) async fn append_parts(
         &self,
         rtype: RecordType,
         parts: Vec<Vec<u8>>,
@@ -203,7 +221,7 @@ impl LogWriter {
     /// Appends one record; resolves once it is written (in order with every
     /// other record), without waiting for an `fdatasync`: it is durable
     /// after the next synced batch, seal or [`LogWriter::sync`].
-    pub async fn append_lazy(
+    pub(crate) async fn append_lazy(
         &self,
         rtype: RecordType,
         payload: Vec<u8>,
@@ -233,7 +251,7 @@ impl LogWriter {
 
     /// Makes every record written so far durable (one `fdatasync` when some
     /// lazy record is not yet synced, nothing otherwise).
-    pub async fn sync(&self) -> Result<(), LogError> {
+    pub(crate) async fn sync(&self) -> Result<(), LogError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send(Command::Sync(reply))
@@ -243,7 +261,7 @@ impl LogWriter {
 
     /// Seals the current segment now (if there is one); resolves once the
     /// seal record is synced. The next append starts a new segment.
-    pub async fn seal(&self) -> Result<(), LogError> {
+    pub(crate) async fn seal(&self) -> Result<(), LogError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send(Command::Seal(reply))
@@ -254,7 +272,7 @@ impl LogWriter {
     /// Seals the current segment and stops the writer, for every handle.
     /// Records queued before are committed first; later appends fail with
     /// [`LogError::Closed`]. Stopping a stopped writer is not an error.
-    pub async fn shutdown(&self) -> Result<(), LogError> {
+    pub(crate) async fn shutdown(&self) -> Result<(), LogError> {
         let (reply, done) = oneshot::channel();
         if self.tx.send(Command::Shutdown(reply)).is_err() {
             return Ok(());
@@ -264,11 +282,13 @@ impl LogWriter {
 
     /// A counter that goes up after every commit (a batch of records or a
     /// seal): wake readers once per batch, not once per record.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    #[cfg(test)]
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.committed.subscribe()
     }
 
-    pub fn stats(&self) -> LogStats {
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> LogStats {
         let c = &self.shared.stats;
         LogStats {
             batches: c.batches.load(Ordering::Relaxed),
@@ -646,7 +666,7 @@ impl Writer {
 /// first byte and never reopens one). False while a writer holds it, and
 /// for an empty unlocked file (a writer may be between creating and
 /// locking it).
-pub fn writer_gone(path: &Path) -> io::Result<bool> {
+pub(crate) fn writer_gone(path: &Path) -> io::Result<bool> {
     let file = File::open(path)?;
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
         // While we hold the shared lock no writer can hold its lock, so no

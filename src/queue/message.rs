@@ -30,7 +30,7 @@ const LEN_FIELD: usize = 4;
 
 /// Where the content of a message to encode is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MessageContent<'a> {
+pub(crate) enum MessageContent<'a> {
     /// The content bytes themselves.
     Inline(&'a [u8]),
     /// A path relative to the queue directory, e.g. `incoming/<ID>.msg`.
@@ -39,7 +39,7 @@ pub enum MessageContent<'a> {
 
 /// Which kind of content follows a head built by [`encode_message_head`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ContentKind {
+pub(crate) enum ContentKind {
     Inline,
     File,
 }
@@ -67,7 +67,7 @@ pub enum MessageError {
 }
 
 /// The whole payload of a message record.
-pub fn encode_message(
+pub(crate) fn encode_message(
     env: &Envelope,
     content: MessageContent<'_>,
 ) -> Result<Vec<u8>, MessageError> {
@@ -90,7 +90,10 @@ pub fn encode_message(
 /// content (or the path) as a second part, so that big inline content is not
 /// copied once more (see `LogWriter::append_parts`). A path must pass the
 /// same check as in [`encode_message`]; the size is checked when appending.
-pub fn encode_message_head(env: &Envelope, kind: ContentKind) -> Result<Vec<u8>, MessageError> {
+pub(crate) fn encode_message_head(
+    env: &Envelope,
+    kind: ContentKind,
+) -> Result<Vec<u8>, MessageError> {
     let json = serde_json::to_vec(env).map_err(MessageError::Envelope)?;
     let json_len = u32::try_from(json.len())
         .ok()

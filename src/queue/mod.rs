@@ -17,27 +17,27 @@
 //! and damage costs only the records it touches (the reader finds the next
 //! valid record and reports the range it skipped).
 
-pub mod envelope;
-pub mod id;
-pub mod log;
+pub(crate) mod envelope;
+pub(crate) mod id;
+pub(crate) mod log;
 pub mod message;
-pub mod owner;
+pub(crate) mod owner;
 pub mod record;
 pub mod salvage;
-pub mod space;
+pub(crate) mod space;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use envelope::{Body, Client, Envelope, Recipient, Ret};
+pub(crate) use envelope::{Body, Client, Envelope, Recipient, Ret};
 pub use id::{IdGenerator, QueueId, now_micros};
 
 pub const INCOMING: &str = "incoming";
-pub const STATE: &str = "state";
-pub const DEFERRED: &str = "deferred";
-pub const HOLD: &str = "hold";
-pub const CORRUPT: &str = "corrupt";
+pub(crate) const STATE: &str = "state";
+pub(crate) const DEFERRED: &str = "deferred";
+pub(crate) const HOLD: &str = "hold";
+pub(crate) const CORRUPT: &str = "corrupt";
 
 /// Every subdirectory of the queue, created at start.
 pub const SUBDIRS: [&str; 5] = [INCOMING, STATE, DEFERRED, HOLD, CORRUPT];
@@ -54,18 +54,8 @@ pub enum ContentRef {
 }
 
 impl ContentRef {
-    pub fn len(&self) -> u64 {
-        match self {
-            ContentRef::Segment { len, .. } | ContentRef::File { len, .. } => *len,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// (relative path, offset, length).
-    pub fn span(&self) -> (&str, u64, u64) {
+    pub(crate) fn span(&self) -> (&str, u64, u64) {
         match self {
             ContentRef::Segment { path, offset, len } => (path, *offset, *len),
             ContentRef::File { path, len } => (path, 0, *len),
@@ -73,7 +63,7 @@ impl ContentRef {
     }
 
     /// Absolute path of the file holding the content.
-    pub fn file_in(&self, queue_dir: &Path) -> PathBuf {
+    pub(crate) fn file_in(&self, queue_dir: &Path) -> PathBuf {
         queue_dir.join(self.span().0)
     }
 }

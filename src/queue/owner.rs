@@ -16,16 +16,16 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{Flock, FlockArg};
 
 /// The lock file's name in the queue directory.
-pub const LOCK_FILE: &str = "qmgr.lock";
+pub(crate) const LOCK_FILE: &str = "qmgr.lock";
 
 /// The held lock; dropping it releases the queue.
 #[derive(Debug)]
-pub struct QueueLock {
+pub(crate) struct QueueLock {
     _file: Flock<File>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error(
         "the queue {dir} is owned by another queue manager{}: is another postern running on this queue?",
         .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
@@ -40,7 +40,7 @@ pub enum LockError {
 
 /// Take the queue in `dir`, waiting up to `patience` for an owner that is
 /// still stopping.
-pub fn lock(dir: &Path, patience: Duration) -> Result<QueueLock, LockError> {
+pub(crate) fn lock(dir: &Path, patience: Duration) -> Result<QueueLock, LockError> {
     let path = dir.join(LOCK_FILE);
     let io = |source| LockError::Io {
         path: path.clone(),

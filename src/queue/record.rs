@@ -70,14 +70,14 @@ mod reader;
 pub use reader::{EndState, Entry, LogReader, Record, Skipped, read_all};
 
 /// The two bytes every record starts with.
-pub const MAGIC: [u8; 2] = [0xD5, 0x51];
+pub(crate) const MAGIC: [u8; 2] = [0xD5, 0x51];
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 15;
 
 /// Largest payload a record may carry (64 MiB). Larger contents go to files
 /// of their own; an encoded length above this is corruption.
-pub const MAX_PAYLOAD: u32 = 64 << 20;
+pub(crate) const MAX_PAYLOAD: u32 = 64 << 20;
 
 /// What a record holds. The payload of each type is defined by its user
 /// (`Message`: [`super::message`]; the state-log types: qmgr).
@@ -171,12 +171,15 @@ pub enum Decoded<'a> {
 }
 
 /// The header of a record, as [`encode_header`] builds it.
-pub fn encode_header(t: RecordType, payload: &[u8]) -> Result<[u8; HEADER_LEN], RecordTooLarge> {
+pub(crate) fn encode_header(
+    t: RecordType,
+    payload: &[u8],
+) -> Result<[u8; HEADER_LEN], RecordTooLarge> {
     encode_header_parts(t, &[payload])
 }
 
 /// The header of a record whose payload is the concatenation of `parts`.
-pub fn encode_header_parts(
+pub(crate) fn encode_header_parts(
     t: RecordType,
     parts: &[&[u8]],
 ) -> Result<[u8; HEADER_LEN], RecordTooLarge> {
@@ -208,7 +211,11 @@ pub fn encode(t: RecordType, payload: &[u8]) -> Result<Vec<u8>, RecordTooLarge> 
 }
 
 /// Appends one whole record to `out` (left unchanged on error).
-pub fn encode_into(out: &mut Vec<u8>, t: RecordType, payload: &[u8]) -> Result<(), RecordTooLarge> {
+pub(crate) fn encode_into(
+    out: &mut Vec<u8>,
+    t: RecordType,
+    payload: &[u8],
+) -> Result<(), RecordTooLarge> {
     let header = encode_header(t, payload)?;
     out.extend_from_slice(&header);
     out.extend_from_slice(payload);
@@ -248,7 +255,7 @@ pub fn decode(buf: &[u8]) -> Decoded<'_> {
 
 /// Where a record may start, as [`find_header`] finds it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Candidate {
+pub(crate) enum Candidate {
     /// A whole header that checks (magic, header checksum, length) starts
     /// at this index; its payload is still to be checked.
     Header(usize),
@@ -262,7 +269,7 @@ pub enum Candidate {
 /// The first index at or after `from` where a header that checks starts,
 /// or where the end of `buf` could be the beginning of one. Total on any
 /// input.
-pub fn find_header(buf: &[u8], from: usize) -> Candidate {
+pub(crate) fn find_header(buf: &[u8], from: usize) -> Candidate {
     let mut i = from;
     while let Some(rest) = buf.get(i..) {
         let Some(k) = rest.iter().position(|&b| b == MAGIC[0]) else {

@@ -7,19 +7,19 @@ use std::path::Path;
 
 /// Postfix's `queue_minfree` in effect: never below 1.5 times the message
 /// size limit (when there is one).
-pub fn effective_minfree(minfree: u64, message_size_limit: u64) -> u64 {
+pub(crate) fn effective_minfree(minfree: u64, message_size_limit: u64) -> u64 {
     minfree.max(message_size_limit.saturating_add(message_size_limit / 2))
 }
 
 /// Postfix's `smtpd_check_queue`: a message of `size` bytes may come when
 /// the free space stays above `minfree` after it, and it takes less than
 /// half of what is free.
-pub fn room_for(free: u64, minfree: u64, size: u64) -> bool {
+pub(crate) fn room_for(free: u64, minfree: u64, size: u64) -> bool {
     free > minfree && size < free - minfree && size < free / 2
 }
 
 /// Bytes free for an unprivileged writer on the file system of `dir`.
-pub fn free_space(dir: &Path) -> std::io::Result<u64> {
+pub(crate) fn free_space(dir: &Path) -> std::io::Result<u64> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
     Ok(st.blocks_available().saturating_mul(st.fragment_size()))
 }

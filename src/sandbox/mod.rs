@@ -59,7 +59,6 @@ mod probe;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::role::Role;
 
 pub use self::landlock::{Confinement, SandboxError};
 pub use self::probe::{ProbeResult, probe};
@@ -369,20 +368,21 @@ fn mailbox_roots(config: &Config) -> Vec<PathBuf> {
     roots
 }
 
-/// The daemon's sandbox step: privileges, its directories, Landlock, as
-/// its row of the role table says ([`crate::role`]). Called by `postern
-/// daemon ROLE` before the runtime starts and before any input is read.
+/// The daemon's sandbox step for `role`: privileges, its directories,
+/// Landlock, as its row of the role table says (`crate::role`'s
+/// `Role::enter` passes them). Called by `postern daemon ROLE` before the
+/// runtime starts and before any input is read.
 pub fn enter(
-    role: Role,
+    role: &str,
+    run_as: privileges::RunAs,
+    dirs: &[Dir],
+    profile: &Profile,
     config: &Config,
-    config_path: Option<&Path>,
 ) -> anyhow::Result<Confinement> {
-    let row = role.row();
-    privileges::drop_for(role, row.run_as, config)?;
-    make_directories(&(row.makes)(config))?;
-    let profile = (row.room)(config, config_path);
-    let confinement = landlock::confine(&profile, config.sandbox.require)?;
-    confinement.log(role.name());
+    privileges::drop_for(role, run_as, config)?;
+    make_directories(dirs)?;
+    let confinement = landlock::confine(profile, config.sandbox.require)?;
+    confinement.log(role);
     Ok(confinement)
 }
 

@@ -17,7 +17,17 @@ use caps::{CapSet, Capability, CapsHashSet};
 
 use super::SandboxError;
 use crate::config::Config;
-use crate::role::{Role, RunAs};
+
+/// Who a role runs as when started as root (as another user, everything
+/// runs as that user with no capabilities); each role's is in its row of
+/// the role table (`crate::role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    /// `server.user`, every capability set empty.
+    MailUser,
+    /// root, keeping only these capabilities.
+    Root(&'static [Capability]),
+}
 
 /// What local keeps: switching its children to the recipient
 /// (`SETUID`, `SETGID`), letting them empty their bounding set
@@ -34,7 +44,7 @@ pub const LOCAL_KEEPS: [Capability; 5] = [
 
 /// The privilege step of `role`, which runs as `run_as` (its row of the
 /// role table).
-pub fn drop_for(role: Role, run_as: RunAs, config: &Config) -> Result<(), SandboxError> {
+pub fn drop_for(role: &str, run_as: RunAs, config: &Config) -> Result<(), SandboxError> {
     let root = nix::unistd::geteuid().is_root();
     match run_as {
         RunAs::Root(keeps) if root => keep_only(keeps),

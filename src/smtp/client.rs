@@ -17,21 +17,22 @@ use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::config::{Smtp, TlsLevel};
 use crate::ipc::DeliveryStatus;
+use crate::logging::strerror;
 
 use super::dns::Target;
 use super::outcome::{Outcome, namaddr};
 use super::reply::{Parsed, Reply, ReplyError, parse_reply};
 use super::tls::{HandshakeFailure, TlsClient, server_name};
 
-pub const GREETING: &str = "receiving the initial server greeting";
-pub const EHLO: &str = "performing the EHLO handshake";
-pub const HELO: &str = "performing the HELO handshake";
-pub const STARTTLS: &str = "receiving the STARTTLS response";
-pub const RSET: &str = "sending RSET probe";
+pub(crate) const GREETING: &str = "receiving the initial server greeting";
+pub(crate) const EHLO: &str = "performing the EHLO handshake";
+pub(crate) const HELO: &str = "performing the HELO handshake";
+pub(crate) const STARTTLS: &str = "receiving the STARTTLS response";
+pub(crate) const RSET: &str = "sending RSET probe";
 
 /// The stage timeouts (Postfix's names in `config::Smtp`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     pub connect: Duration,
     pub helo: Duration,
     pub starttls: Duration,
@@ -47,7 +48,7 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
-    pub fn of(smtp: &Smtp) -> Timeouts {
+    pub(crate) fn of(smtp: &Smtp) -> Timeouts {
         Timeouts {
             connect: smtp.connect_timeout,
             helo: smtp.helo_timeout,
@@ -64,7 +65,7 @@ impl Timeouts {
 }
 
 /// What opening a session needs.
-pub struct Setup<'a> {
+pub(crate) struct Setup<'a> {
     pub helo_name: &'a str,
     pub bind_address: Option<IpAddr>,
     pub timeouts: &'a Timeouts,
@@ -74,7 +75,7 @@ pub struct Setup<'a> {
 /// The ESMTP extensions a server offers (RFC 5321, 2920, 1870, 6152,
 /// 6531, 3461, 3207, 2034).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Features {
+pub(crate) struct Features {
     /// EHLO was accepted (HELO: none of the others).
     pub esmtp: bool,
     pub pipelining: bool,
@@ -90,7 +91,7 @@ pub struct Features {
 
 /// The extensions in an EHLO reply (keywords case-insensitive; the
 /// first line is the server's name).
-pub fn parse_ehlo(reply: &Reply) -> Features {
+pub(crate) fn parse_ehlo(reply: &Reply) -> Features {
     let mut f = Features {
         esmtp: true,
         ..Features::default()
@@ -117,7 +118,7 @@ pub fn parse_ehlo(reply: &Reply) -> Features {
 
 /// A conversation that failed, and the stage it was in.
 #[derive(Debug)]
-pub enum Broken {
+pub(crate) enum Broken {
     Timeout(&'static str),
     Lost(&'static str),
     Protocol(&'static str, ReplyError),
@@ -126,7 +127,7 @@ pub enum Broken {
 impl Broken {
     /// Postfix's text, and 4.4.2 (4.5.0 for a server that does not speak
     /// SMTP).
-    pub fn outcome(&self, target: &Target) -> Outcome {
+    pub(crate) fn outcome(&self, target: &Target) -> Outcome {
         let who = namaddr(target);
         match self {
             Broken::Timeout(stage) => Outcome::deferred(
@@ -146,7 +147,7 @@ impl Broken {
 
 /// Why a host could not be used.
 #[derive(Debug)]
-pub struct HostFailure {
+pub(crate) struct HostFailure {
     pub outcome: Outcome,
     /// A session was established (the log's `relay=` names the host).
     pub connected: bool,
@@ -162,7 +163,7 @@ enum Stream {
 }
 
 /// An established session, ready for a transaction.
-pub struct Session {
+pub(crate) struct Session {
     stream: Stream,
     /// Bytes received and not yet parsed.
     buf: Vec<u8>,
@@ -180,7 +181,11 @@ pub struct Session {
 /// Connect to `target` and open a session: greeting, EHLO, STARTTLS as
 /// `setup.tls.level` asks (never with `plain`: the retry after a failed
 /// handshake at `may`).
-pub async fn open(target: &Target, setup: &Setup<'_>, plain: bool) -> Result<Session, HostFailure> {
+pub(crate) async fn open(
+    target: &Target,
+    setup: &Setup<'_>,
+    plain: bool,
+) -> Result<Session, HostFailure> {
     let tcp = connect(target.addr, setup.bind_address, setup.timeouts.connect)
         .await
         .map_err(|e| HostFailure {
@@ -267,15 +272,6 @@ async fn connect(
         .map_err(|_| std::io::Error::from_raw_os_error(libc::ETIMEDOUT))??;
     stream.set_nodelay(true)?;
     Ok(stream)
-}
-
-/// The system's text for an error (`Connection refused`), without Rust's
-/// `(os error N)`.
-pub fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
 }
 
 impl Session {
@@ -393,7 +389,7 @@ impl Session {
     }
 
     /// Before a cached session is used again: RSET must get 2xx.
-    pub async fn probe(&mut self) -> bool {
+    pub(crate) async fn probe(&mut self) -> bool {
         let ok = matches!(self.command("RSET", self.timeouts.rset, RSET).await, Ok(r) if r.is_positive());
         if !ok {
             self.broken = true;
@@ -403,7 +399,7 @@ impl Session {
 
     /// Send QUIT (without waiting for the reply, as Postfix's
     /// `smtp_skip_quit_response`) and close.
-    pub async fn quit(mut self) {
+    pub(crate) async fn quit(mut self) {
         let t = self.timeouts.quit.min(Duration::from_secs(5));
         if !self.broken {
             let _ = self.send(b"QUIT\r\n", t, "sending QUIT").await;
@@ -419,7 +415,7 @@ impl Session {
     }
 
     /// Send one command line and read its reply within `limit`.
-    pub async fn command(
+    pub(crate) async fn command(
         &mut self,
         line: &str,
         limit: Duration,
@@ -433,7 +429,7 @@ impl Session {
     }
 
     /// Write `bytes` (and flush) within `limit`.
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         bytes: &[u8],
         limit: Duration,
@@ -462,7 +458,7 @@ impl Session {
     }
 
     /// Read one reply within `limit`.
-    pub async fn read_reply(
+    pub(crate) async fn read_reply(
         &mut self,
         limit: Duration,
         stage: &'static str,
@@ -507,7 +503,7 @@ impl Session {
     }
 
     /// `host[ip]`.
-    pub fn namaddr(&self) -> String {
+    pub(crate) fn namaddr(&self) -> String {
         namaddr(&self.target)
     }
 

@@ -11,10 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::queue::ContentRef;
 
 /// Bytes read from the queue at a time.
-pub const CHUNK: usize = 64 * 1024;
+pub(crate) const CHUNK: usize = 64 * 1024;
 
 /// The content of one message, open for reading.
-pub struct Content {
+pub(crate) struct Content {
     file: tokio::fs::File,
     offset: u64,
     len: u64,
@@ -25,7 +25,7 @@ pub struct Content {
 impl Content {
     /// Open the content `at` in the queue `queue_dir`, read-only. The path
     /// must be relative and stay inside the queue.
-    pub async fn open(queue_dir: &Path, at: &ContentRef) -> std::io::Result<Content> {
+    pub(crate) async fn open(queue_dir: &Path, at: &ContentRef) -> std::io::Result<Content> {
         let (path, offset, len) = at.span();
         let inside = Path::new(path)
             .components()
@@ -53,14 +53,14 @@ impl Content {
     }
 
     /// Start reading from the beginning (once per transaction).
-    pub async fn rewind(&mut self) -> std::io::Result<()> {
+    pub(crate) async fn rewind(&mut self) -> std::io::Result<()> {
         self.file.seek(SeekFrom::Start(self.offset)).await?;
         self.left = self.len;
         Ok(())
     }
 
     /// The next chunk into `buf` (cleared first); empty at the end.
-    pub async fn next_chunk(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    pub(crate) async fn next_chunk(&mut self, buf: &mut Vec<u8>) -> std::io::Result<()> {
         buf.clear();
         let want = usize::try_from(self.left).unwrap_or(CHUNK).min(CHUNK);
         buf.resize(want, 0);

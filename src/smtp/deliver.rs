@@ -25,10 +25,10 @@ use super::tls::TlsClient;
 use super::transaction::{Envelope, transaction};
 
 /// Sessions (connections that got as far as a transaction) per delivery.
-pub const MAX_SESSIONS: usize = 2;
+pub(crate) const MAX_SESSIONS: usize = 2;
 
 /// The agent under one configuration.
-pub struct Agent {
+pub(crate) struct Agent {
     config: Arc<Config>,
     resolver: Resolver,
     tls: TlsClient,
@@ -49,7 +49,7 @@ struct Track {
 }
 
 impl Agent {
-    pub fn new(config: Arc<Config>) -> Agent {
+    pub(crate) fn new(config: Arc<Config>) -> Agent {
         let smtp = &config.smtp;
         Agent {
             resolver: Resolver::new(&config.dns.servers),
@@ -63,12 +63,12 @@ impl Agent {
         }
     }
 
-    pub fn config(&self) -> &Arc<Config> {
+    pub(crate) fn config(&self) -> &Arc<Config> {
         &self.config
     }
 
     /// Deliver one request: one result per recipient, in order.
-    pub async fn deliver(&self, request: &SmtpRequest) -> SmtpResult {
+    pub(crate) async fn deliver(&self, request: &SmtpRequest) -> SmtpResult {
         self.deliver_via(request, None).await
     }
 
@@ -257,7 +257,8 @@ impl Agent {
     }
 
     /// Idle sessions kept now.
-    pub fn idle_sessions(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn idle_sessions(&self) -> usize {
         self.pool.idle()
     }
 }

@@ -143,7 +143,7 @@ use crate::config::Config;
 use crate::ipc::{self, DeliveryStatus, SmtpRequest, SmtpResult};
 use crate::notify::{self, reload::Reload};
 
-pub use deliver::Agent;
+pub(crate) use deliver::Agent;
 
 /// Requests in flight on one qmgr connection, at most; more wait to be
 /// read.
@@ -151,7 +151,7 @@ const IN_FLIGHT_PER_CONNECTION: usize = 256;
 
 /// Serve qmgr's requests on the `smtp-client` socket until SIGTERM;
 /// SIGHUP reloads the configuration for new requests.
-pub async fn run(
+pub(crate) async fn run(
     config: Arc<Config>,
     listener: std::os::unix::net::UnixListener,
     reload: Reload,
@@ -161,7 +161,7 @@ pub async fn run(
 
 /// [`run`] without signals (tests): serve `listener`, reloading on
 /// SIGHUP when `reload` is given.
-pub async fn serve(
+pub(crate) async fn serve(
     config: Arc<Config>,
     listener: std::os::unix::net::UnixListener,
     reload: Option<Reload>,

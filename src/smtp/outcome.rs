@@ -10,7 +10,7 @@ use super::reply::Reply;
 
 /// One recipient's outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub status: DeliveryStatus,
     /// Enhanced status code.
     pub dsn: String,
@@ -23,7 +23,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// An outcome decided here, without a remote reply.
-    pub fn local(status: DeliveryStatus, dsn: &str, reason: impl Into<String>) -> Outcome {
+    pub(crate) fn local(status: DeliveryStatus, dsn: &str, reason: impl Into<String>) -> Outcome {
         Outcome {
             status,
             dsn: dsn.to_string(),
@@ -33,14 +33,14 @@ impl Outcome {
         }
     }
 
-    pub fn deferred(dsn: &str, reason: impl Into<String>) -> Outcome {
+    pub(crate) fn deferred(dsn: &str, reason: impl Into<String>) -> Outcome {
         Outcome::local(DeliveryStatus::Deferred, dsn, reason)
     }
 
     /// A reply to `command` (`RCPT TO`, `end of DATA`): 2xx sent (the
     /// reply is the reason), 4xx (and anything else unexpected) deferred,
     /// 5xx bounced.
-    pub fn of_reply(target: &Target, reply: &Reply, command: &str) -> Outcome {
+    pub(crate) fn of_reply(target: &Target, reply: &Reply, command: &str) -> Outcome {
         let status = if reply.is_positive() {
             DeliveryStatus::Sent
         } else if reply.is_permanent() {
@@ -73,7 +73,12 @@ impl Outcome {
     /// A server that refuses the session (greeting, EHLO/HELO, STARTTLS):
     /// `reason` quotes the reply. A 5xx greeting only defers (Postfix's
     /// `smtp_skip_5xx_greeting`): `defer_5xx`.
-    pub fn refused(target: &Target, reply: &Reply, reason: String, defer_5xx: bool) -> Outcome {
+    pub(crate) fn refused(
+        target: &Target,
+        reply: &Reply,
+        reason: String,
+        defer_5xx: bool,
+    ) -> Outcome {
         let (status, dsn) = if reply.is_permanent() && !defer_5xx {
             (DeliveryStatus::Bounced, reply.dsn())
         } else {
@@ -90,7 +95,7 @@ impl Outcome {
     }
 
     /// The result line for qmgr.
-    pub fn result(&self, rcpt_index: usize) -> DeliveryResult {
+    pub(crate) fn result(&self, rcpt_index: usize) -> DeliveryResult {
         DeliveryResult {
             rcpt_index,
             status: self.status,
@@ -106,18 +111,18 @@ impl Outcome {
 
     /// Whether this is the recipient's last word (sent or bounced); a
     /// deferral may still change at the next host.
-    pub fn is_final(&self) -> bool {
+    pub(crate) fn is_final(&self) -> bool {
         self.status != DeliveryStatus::Deferred
     }
 }
 
 /// `host[ip]`, Postfix's `namaddr`.
-pub fn namaddr(target: &Target) -> String {
+pub(crate) fn namaddr(target: &Target) -> String {
     format!("{}[{}]", target.host, target.addr.ip())
 }
 
 /// `host[ip]:port`, the `relay=` of a log line.
-pub fn relay(target: &Target) -> String {
+pub(crate) fn relay(target: &Target) -> String {
     format!("{}:{}", namaddr(target), target.addr.port())
 }
 

@@ -19,7 +19,7 @@ use super::client::Session;
 
 /// The per-destination limits and the idle sessions.
 #[derive(Clone)]
-pub struct Pool {
+pub(crate) struct Pool {
     inner: Arc<Inner>,
 }
 
@@ -37,14 +37,14 @@ struct Idle {
 }
 
 /// A delivery slot for one destination, held while delivering.
-pub struct Permit {
+pub(crate) struct Permit {
     permit: Option<OwnedSemaphorePermit>,
     inner: Arc<Inner>,
     key: Nexthop,
 }
 
 impl Pool {
-    pub fn new(limit: usize, cache_time: Duration) -> Pool {
+    pub(crate) fn new(limit: usize, cache_time: Duration) -> Pool {
         Pool {
             inner: Arc::new(Inner {
                 limit: limit.max(1),
@@ -57,7 +57,7 @@ impl Pool {
     }
 
     /// Wait for a delivery slot for `key`.
-    pub async fn acquire(&self, key: &Nexthop) -> Permit {
+    pub(crate) async fn acquire(&self, key: &Nexthop) -> Permit {
         let semaphore = lock(&self.inner.slots)
             .entry(key.clone())
             .or_insert_with(|| Arc::new(Semaphore::new(self.inner.limit)))
@@ -71,7 +71,7 @@ impl Pool {
     }
 
     /// The most recently used idle session to `key`, if any.
-    pub fn take(&self, key: &Nexthop) -> Option<Session> {
+    pub(crate) fn take(&self, key: &Nexthop) -> Option<Session> {
         let mut idle = lock(&self.inner.idle);
         let list = idle.get_mut(key)?;
         let session = list.pop().map(|i| i.session);
@@ -83,7 +83,7 @@ impl Pool {
 
     /// Keep `session` for the next delivery to `key`, or close it when it
     /// is broken or caching is off. Must be called inside the runtime.
-    pub fn put(&self, key: &Nexthop, session: Session) {
+    pub(crate) fn put(&self, key: &Nexthop, session: Session) {
         if session.broken || self.inner.cache_time.is_zero() {
             tokio::spawn(session.quit());
             return;
@@ -120,7 +120,8 @@ impl Pool {
     }
 
     /// Idle sessions kept now (all destinations).
-    pub fn idle(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn idle(&self) -> usize {
         lock(&self.inner.idle).values().map(Vec::len).sum()
     }
 }

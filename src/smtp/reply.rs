@@ -119,27 +119,19 @@ fn censor(raw: &[u8]) -> String {
 }
 
 impl Reply {
-    /// A reply made here (tests, and replies the client invents).
-    pub fn new(code: u16, text: &str) -> Reply {
-        Reply {
-            code,
-            lines: vec![format!("{code} {text}")],
-        }
-    }
-
     pub fn code(&self) -> u16 {
         self.code
     }
 
-    pub fn is_positive(&self) -> bool {
+    pub(crate) fn is_positive(&self) -> bool {
         (200..300).contains(&self.code)
     }
 
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         (400..500).contains(&self.code)
     }
 
-    pub fn is_permanent(&self) -> bool {
+    pub(crate) fn is_permanent(&self) -> bool {
         (500..600).contains(&self.code)
     }
 

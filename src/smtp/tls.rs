@@ -25,7 +25,7 @@ use crate::config::{Tls, TlsLevel};
 
 /// The client's TLS settings, built once per configuration.
 #[derive(Clone)]
-pub struct TlsClient {
+pub(crate) struct TlsClient {
     pub level: TlsLevel,
     /// For `may` and `encrypt`.
     unverified: Result<Arc<ClientConfig>, String>,
@@ -35,7 +35,7 @@ pub struct TlsClient {
 
 /// Why a handshake failed, in Postfix's words.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HandshakeFailure {
+pub(crate) enum HandshakeFailure {
     /// `Cannot start TLS: handshake failure`.
     Handshake,
     /// `Server certificate not trusted`.
@@ -45,7 +45,7 @@ pub enum HandshakeFailure {
 }
 
 impl HandshakeFailure {
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             HandshakeFailure::Handshake => "Cannot start TLS: handshake failure",
             HandshakeFailure::NotTrusted => "Server certificate not trusted",
@@ -54,7 +54,7 @@ impl HandshakeFailure {
     }
 
     /// The cause of a failed `connect` of tokio-rustls.
-    pub fn of(error: &std::io::Error) -> HandshakeFailure {
+    pub(crate) fn of(error: &std::io::Error) -> HandshakeFailure {
         use rustls::CertificateError as C;
         let tls = error
             .get_ref()
@@ -73,7 +73,7 @@ impl TlsClient {
     /// The settings of `tls`. Problems (an unreadable `tls.ca_file`, no
     /// roots at all) are logged here and make every delivery that needs
     /// them defer (`TLS is required, but our TLS engine is unavailable`).
-    pub fn new(tls: &Tls) -> TlsClient {
+    pub(crate) fn new(tls: &Tls) -> TlsClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let unverified = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
@@ -112,7 +112,7 @@ impl TlsClient {
     }
 
     /// The connector for this level, or why there is none.
-    pub fn connector(&self) -> Result<tokio_rustls::TlsConnector, &str> {
+    pub(crate) fn connector(&self) -> Result<tokio_rustls::TlsConnector, &str> {
         let config = match (self.level, &self.verified) {
             (TlsLevel::Verify, Some(verified)) => verified,
             (TlsLevel::Verify, None) => return Err("no trusted certificates"),
@@ -126,7 +126,7 @@ impl TlsClient {
 }
 
 /// The name to verify and to send as SNI: a DNS name, or an address.
-pub fn server_name(host: &str) -> Option<ServerName<'static>> {
+pub(crate) fn server_name(host: &str) -> Option<ServerName<'static>> {
     ServerName::try_from(host.to_string()).ok()
 }
 

@@ -29,7 +29,7 @@ const BODY: &str = "sending message body";
 const DOT: &str = "sending end of data -- message may be sent more than once";
 
 /// What is sent for one message.
-pub struct Envelope<'a> {
+pub(crate) struct Envelope<'a> {
     /// Empty for `<>`.
     pub sender: &'a str,
     pub recipients: &'a [SmtpRecipient],
@@ -44,7 +44,7 @@ pub struct Envelope<'a> {
 
 /// Run one transaction: one outcome per recipient of `env`, in order.
 /// Afterwards `s.broken` tells whether the session may be used again.
-pub async fn transaction(
+pub(crate) async fn transaction(
     s: &mut Session,
     env: &Envelope<'_>,
     content: &mut Content,
@@ -333,7 +333,7 @@ fn safe(text: &str) -> bool {
 
 /// ORCPT's value from the stored `type;address` (decoded): xtext for an
 /// ASCII address, RFC 6533 `utf-8;` with `\x{HEX}` escapes otherwise.
-pub fn orcpt_param(orcpt: &str) -> Option<String> {
+pub(crate) fn orcpt_param(orcpt: &str) -> Option<String> {
     let (kind, address) = orcpt.split_once(';')?;
     if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return None;

@@ -33,7 +33,7 @@ use crate::reply::Reply;
 
 mod params;
 
-pub use params::{MailParams, RcptParams};
+pub(crate) use params::{MailParams, RcptParams};
 use params::{parse_mail_params, parse_rcpt_params};
 
 /// One parsed SMTP command.
@@ -137,7 +137,7 @@ pub enum CommandError {
 
 /// `502 5.5.1 Error: command not implemented`, for the commands postern
 /// parses but does not carry out (yet).
-pub fn not_implemented() -> Reply {
+pub(crate) fn not_implemented() -> Reply {
     Reply::new(502, "5.5.1", "Error: command not implemented")
 }
 
@@ -223,7 +223,7 @@ pub fn parse_command(line: &[u8], utf8_ok: bool) -> Result<Command, CommandError
 impl Command {
     /// Lower-case verb, for Postfix's disconnect statistics
     /// (`ehlo=1 mail=1 rcpt=1 data=1 quit=1`).
-    pub fn verb_name(&self) -> &'static str {
+    pub(crate) fn verb_name(&self) -> &'static str {
         match self {
             Command::Helo(_) => "helo",
             Command::Ehlo(_) => "ehlo",

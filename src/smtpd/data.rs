@@ -28,8 +28,6 @@
 //! stop storing as soon as the limit is passed (and keep reading to the end
 //! of data, then reply `552 5.3.4 Error: message file too big`).
 
-use crate::config::BareNewline;
-
 /// What [`DataReader::feed`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Feed {
@@ -61,7 +59,6 @@ enum State {
 /// Reads one message's DATA. Create one per DATA command.
 #[derive(Clone, Debug)]
 pub struct DataReader {
-    mode: BareNewline,
     state: State,
     /// The previous line ended with CRLF (true before the first line).
     prev_crlf: bool,
@@ -70,10 +67,18 @@ pub struct DataReader {
     lines: u64,
 }
 
+impl Default for DataReader {
+    fn default() -> Self {
+        DataReader::new()
+    }
+}
+
 impl DataReader {
-    pub fn new(mode: BareNewline) -> DataReader {
+    /// A reader for one message. The same for every
+    /// `smtpd.forbid_bare_newline` mode: the caller acts on
+    /// [`DataReader::saw_bare_lf`].
+    pub fn new() -> DataReader {
         DataReader {
-            mode,
             state: State::LineStart,
             prev_crlf: true,
             saw_bare_lf: false,
@@ -193,13 +198,8 @@ impl DataReader {
     }
 
     /// A bare LF ended some line of the data (dropped `.` lines included).
-    pub fn saw_bare_lf(&self) -> bool {
+    pub(crate) fn saw_bare_lf(&self) -> bool {
         self.saw_bare_lf
-    }
-
-    /// The mode this reader was made for.
-    pub fn mode(&self) -> BareNewline {
-        self.mode
     }
 }
 
@@ -212,7 +212,7 @@ mod tests {
     /// Feeds `chunks` in turn; returns the output and the end position in
     /// the concatenated input, if the end was found.
     fn run(chunks: &[&[u8]]) -> (Vec<u8>, Option<usize>) {
-        let mut r = DataReader::new(BareNewline::Normalize);
+        let mut r = DataReader::new();
         let mut out = Vec::new();
         let mut offset = 0;
         for chunk in chunks {
@@ -349,7 +349,7 @@ mod tests {
 
     #[test]
     fn counters() {
-        let mut r = DataReader::new(BareNewline::Reject);
+        let mut r = DataReader::new();
         let mut out = Vec::new();
         let f = r.feed(b"ab\r\n..c\nd", &mut |b: &[u8]| out.extend_from_slice(b));
         assert_eq!(f, Feed::NeedMore);
@@ -357,7 +357,6 @@ mod tests {
         assert_eq!(r.size(), 7);
         assert_eq!(r.wire_size(), 4 + 4 + 1);
         assert!(r.saw_bare_lf());
-        assert_eq!(r.mode(), BareNewline::Reject);
         let f = r.feed(b"\r\n.\r\nQUIT", &mut |b: &[u8]| out.extend_from_slice(b));
         assert_eq!(f, Feed::Done { consumed: 5 });
         assert_eq!(
@@ -368,7 +367,7 @@ mod tests {
 
     #[test]
     fn no_bare_lf_when_all_crlf() {
-        let mut r = DataReader::new(BareNewline::Normalize);
+        let mut r = DataReader::new();
         r.feed(b"a\r\n\r\nb\r\n.\r\n", &mut |_: &[u8]| {});
         assert!(is_done(&mut r));
         assert!(!r.saw_bare_lf());
@@ -376,14 +375,14 @@ mod tests {
 
     #[test]
     fn dropped_dot_lf_counts_as_bare_lf() {
-        let mut r = DataReader::new(BareNewline::Reject);
+        let mut r = DataReader::new();
         r.feed(b"a\r\n.\n", &mut |_: &[u8]| {});
         assert!(r.saw_bare_lf());
     }
 
     #[test]
     fn long_line_streams_through() {
-        let mut r = DataReader::new(BareNewline::Normalize);
+        let mut r = DataReader::new();
         let chunk = vec![b'x'; 1 << 20];
         let mut total = 0u64;
         let mut biggest = 0;

@@ -25,7 +25,7 @@ use crate::wire::header::is_name_byte;
 
 /// Longest header name (with its blanks) looked for before a line is
 /// judged not to be a header.
-pub const NAME_LIMIT: usize = 2048;
+pub(crate) const NAME_LIMIT: usize = 2048;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -130,7 +130,8 @@ impl HeaderBlock {
     }
 
     /// An empty line was inserted.
-    pub fn inserted(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn inserted(&self) -> bool {
         self.inserted
     }
 

@@ -31,22 +31,22 @@ use tokio::time::Instant;
 use crate::config::Smtpd;
 
 /// Postfix's stress default `smtpd_timeout = ${stress?{10}:{300}}s`.
-pub const STRESS_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const STRESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Postfix's stress default `smtpd_hard_error_limit = ${stress?{1}:{20}}`.
-pub const STRESS_HARD_ERROR_LIMIT: u32 = 1;
+pub(crate) const STRESS_HARD_ERROR_LIMIT: u32 = 1;
 /// Postfix's stress default `smtpd_junk_command_limit = ${stress?{1}:{100}}`.
-pub const STRESS_JUNK_COMMAND_LIMIT: u32 = 1;
+pub(crate) const STRESS_JUNK_COMMAND_LIMIT: u32 = 1;
 /// The session time limit under stress (Postfix has none; long enough for
 /// a 10 MB message at 50 KB/s).
-pub const STRESS_SESSION_TIME_LIMIT: Duration = Duration::from_secs(300);
+pub(crate) const STRESS_SESSION_TIME_LIMIT: Duration = Duration::from_secs(300);
 /// Stress mode starts when this share of `smtpd.max_connections` is in use…
-pub const STRESS_ENTER_PERCENT: usize = 80;
+pub(crate) const STRESS_ENTER_PERCENT: usize = 80;
 /// …and ends when fewer than this share are.
-pub const STRESS_LEAVE_PERCENT: usize = 60;
+pub(crate) const STRESS_LEAVE_PERCENT: usize = 60;
 
 /// The limits a session applies at a given moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Deadline for each command (and each write).
     pub timeout: Duration,
     pub hard_error_limit: u32,
@@ -58,7 +58,7 @@ pub struct Limits {
 impl Limits {
     /// The configured limits, or under stress the smaller of them and
     /// Postfix's stress values.
-    pub fn new(c: &Smtpd, stress: bool) -> Limits {
+    pub(crate) fn new(c: &Smtpd, stress: bool) -> Limits {
         let session = (!c.session_time_limit.is_zero()).then_some(c.session_time_limit);
         if !stress {
             return Limits {
@@ -81,7 +81,7 @@ impl Limits {
 
 /// Whether `live` connections of at most `max` mean stress, given whether
 /// smtpd is in stress now (the two thresholds keep it from flapping).
-pub fn stress_after(live: usize, max: usize, now: bool) -> bool {
+pub(crate) fn stress_after(live: usize, max: usize, now: bool) -> bool {
     let percent = live.saturating_mul(100) / max.max(1);
     if now {
         percent >= STRESS_LEAVE_PERCENT
@@ -93,7 +93,7 @@ pub fn stress_after(live: usize, max: usize, now: bool) -> bool {
 /// The connection limit the open file limit allows: a descriptor per
 /// connection, and a reserve for segments, large-message files, DNS and
 /// the qmgr socket (an eighth, at least 64).
-pub fn connections_for_open_files(soft_limit: u64) -> usize {
+pub(crate) fn connections_for_open_files(soft_limit: u64) -> usize {
     let reserve = (soft_limit / 8).max(64);
     usize::try_from(soft_limit.saturating_sub(reserve))
         .unwrap_or(usize::MAX)
@@ -102,7 +102,7 @@ pub fn connections_for_open_files(soft_limit: u64) -> usize {
 
 /// Why a new client was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `smtpd.max_connections`, and no idle session to close.
     Total,
     /// `smtpd.max_connections_per_client`.
@@ -110,7 +110,7 @@ pub enum Refusal {
 }
 
 /// Every session of this smtpd; see the module documentation.
-pub struct Connections {
+pub(crate) struct Connections {
     inner: Mutex<Inner>,
     stress: watch::Sender<bool>,
     /// The number of sessions, for the `STATUS=` line.
@@ -137,7 +137,7 @@ struct Slot {
 }
 
 impl Connections {
-    pub fn new() -> Arc<Connections> {
+    pub(crate) fn new() -> Arc<Connections> {
         Arc::new(Connections {
             inner: Mutex::new(Inner {
                 total: 0,
@@ -159,7 +159,7 @@ impl Connections {
     /// Admit a TCP client from `ip` with at most `max` sessions in all and
     /// `per_client` from one address (0: no limit). At the limit the
     /// longest idle session is told to close; the second value says so.
-    pub fn admit_tcp(
+    pub(crate) fn admit_tcp(
         self: &Arc<Self>,
         ip: IpAddr,
         max: usize,
@@ -216,7 +216,7 @@ impl Connections {
     }
 
     /// Admit a local submission: counted, never refused or closed.
-    pub fn admit_local(self: &Arc<Self>) -> Ticket {
+    pub(crate) fn admit_local(self: &Arc<Self>) -> Ticket {
         let mut inner = self.lock();
         inner.total += 1;
         let id = inner.next_id;
@@ -272,23 +272,23 @@ impl Connections {
     }
 
     /// Sessions now, including those being closed.
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.lock().total
     }
 
     /// Whether smtpd is in stress mode, and its changes.
-    pub fn stress(&self) -> watch::Receiver<bool> {
+    pub(crate) fn stress(&self) -> watch::Receiver<bool> {
         self.stress.subscribe()
     }
 
     /// The number of sessions, and its changes.
-    pub fn sessions(&self) -> watch::Receiver<usize> {
+    pub(crate) fn sessions(&self) -> watch::Receiver<usize> {
         self.sessions.subscribe()
     }
 }
 
 /// One admitted session; dropping it ends the session's count.
-pub struct Ticket {
+pub(crate) struct Ticket {
     conns: Arc<Connections>,
     id: u64,
     ip: Option<IpAddr>,
@@ -298,7 +298,7 @@ pub struct Ticket {
 impl Ticket {
     /// The session waits for a command outside a mail transaction (`true`,
     /// from now on), or works or is inside a transaction (`false`).
-    pub fn idle(&self, idle: bool) {
+    pub(crate) fn idle(&self, idle: bool) {
         if self.evict.is_none() {
             return;
         }
@@ -316,7 +316,7 @@ impl Ticket {
 
     /// Resolves once the session has been chosen to make room for a new
     /// client; never for a local submission.
-    pub async fn evicted(&mut self) {
+    pub(crate) async fn evicted(&mut self) {
         let chosen = match self.evict.as_mut() {
             Some(rx) => rx.wait_for(|e| *e).await.is_ok(),
             None => false,

@@ -95,7 +95,7 @@
 pub mod command;
 pub mod data;
 pub mod header_block;
-pub mod limits;
+pub(crate) mod limits;
 pub mod line;
 mod pickup;
 mod received;
@@ -144,7 +144,7 @@ pub(crate) type Current = (Arc<Config>, Arc<LiveTable>, Arc<Policy>);
 
 impl Shared {
     /// The configuration, alias table and policy in effect now.
-    pub fn current(&self) -> Current {
+    pub(crate) fn current(&self) -> Current {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -168,7 +168,7 @@ impl Shared {
 
 /// Run smtpd on the sockets handed over by socket activation; SIGHUP
 /// reloads the configuration for new sessions (see [`Reload`]).
-pub async fn run(
+pub(crate) async fn run(
     config: Arc<Config>,
     fds: Vec<(String, OwnedFd)>,
     mut reload: Reload,

@@ -510,25 +510,12 @@ where
     let result = async {
         c.expect(None, 220).await?;
         c.expect(Some("EHLO localhost".into()), 250).await?;
-        let mut mail = format!("MAIL FROM:<{}> SIZE={}", envelope.sender, envelope.size);
-        for (key, value) in [
-            ("RET", &envelope.ret),
-            ("ENVID", &envelope.envid),
-            ("BODY", &envelope.body),
-        ] {
-            if let Some(v) = value {
-                mail.push_str(&format!(" {key}={v}"));
-            }
-        }
+        let mail = envelope.mail_command(Some(envelope.size));
         c.expect(Some(mail), 250).await?;
         let mut accepted = 0;
         let mut refused = Vec::new();
         for rcpt in &envelope.recipients {
-            let mut line = format!("RCPT TO:<{rcpt}>");
-            if let Some(n) = &envelope.notify {
-                line.push_str(&format!(" NOTIFY={n}"));
-            }
-            match c.expect(Some(line), 250).await {
+            match c.expect(Some(envelope.rcpt_command(rcpt)), 250).await {
                 Ok(_) => accepted += 1,
                 Err(Outcome::Refused(reply)) => refused.push((rcpt.clone(), reply)),
                 Err(other) => return Err(other),

@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 
 /// The header, LF line ends, including the final LF.
-pub fn received_header(
+pub(crate) fn received_header(
     helo: Option<&str>,
     client_name: &str,
     client_addr: IpAddr,
@@ -43,7 +43,7 @@ pub fn received_header(
 
 /// The Received header of a local submission, as Postfix's pickup writes
 /// it: `Received: by HOST (postern, from userid UID)` / `\tid QID; DATE`.
-pub fn local_received_header(hostname: &str, uid: u32, id: &str) -> String {
+pub(crate) fn local_received_header(hostname: &str, uid: u32, id: &str) -> String {
     let date = crate::wire::date::local_now();
     format!("Received: by {hostname} (postern, from userid {uid})\n\tid {id}; {date}\n")
 }

@@ -36,7 +36,7 @@ mod transaction;
 
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug)]
-pub enum Peer {
+pub(crate) enum Peer {
     /// A network client.
     Tcp(IpAddr),
     /// A local submission on `submit.sock` by this uid.
@@ -44,7 +44,7 @@ pub enum Peer {
 }
 
 /// Serve one connection to the end.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     stream: S,
     peer: Peer,
     shared: Arc<Shared>,

@@ -13,7 +13,7 @@ const HEAD_KEEP: usize = 64 * 1024;
 /// Spill-file writes happen in chunks of at least this size.
 const SPILL_CHUNK: usize = 256 * 1024;
 
-pub struct Store {
+pub(crate) struct Store {
     threshold: usize,
     /// Content not yet written to the spill file (all of it when inline).
     pending: Vec<u8>,
@@ -23,7 +23,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(threshold: u64) -> Store {
+    pub(crate) fn new(threshold: u64) -> Store {
         Store {
             threshold: usize::try_from(threshold).unwrap_or(usize::MAX),
             pending: Vec::new(),
@@ -34,7 +34,7 @@ impl Store {
     }
 
     /// Take bytes (called from the DATA reader's sink: must not block).
-    pub fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         if self.head.len() < HEAD_KEEP {
             let n = (HEAD_KEEP - self.head.len()).min(bytes.len());
             self.head.extend_from_slice(&bytes[..n]);
@@ -43,17 +43,17 @@ impl Store {
         self.size += bytes.len() as u64;
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
-    pub fn head(&self) -> &[u8] {
+    pub(crate) fn head(&self) -> &[u8] {
         &self.head
     }
 
     /// After each batch of pushes: move pending bytes to the spill file
     /// once the threshold is passed.
-    pub async fn settle(&mut self, dir: &Path, id: &str) -> std::io::Result<()> {
+    pub(crate) async fn settle(&mut self, dir: &Path, id: &str) -> std::io::Result<()> {
         if self.spill.is_none() && self.pending.len() > self.threshold {
             let path = dir.join(format!("{id}.msg"));
             let file = tokio::fs::OpenOptions::new()
@@ -76,7 +76,7 @@ impl Store {
     /// Finish: either the inline content, or the spill file made durable
     /// (file and directory entry) and its name relative to the queue
     /// directory.
-    pub async fn finish(mut self, dir: &Path) -> std::io::Result<Finished> {
+    pub(crate) async fn finish(mut self, dir: &Path) -> std::io::Result<Finished> {
         match self.spill.take() {
             None => Ok(Finished::Inline(self.pending)),
             Some((path, mut file)) => {
@@ -93,7 +93,7 @@ impl Store {
     }
 
     /// Throw the content away (message rejected or session lost).
-    pub async fn discard(mut self) {
+    pub(crate) async fn discard(mut self) {
         self.pending = Vec::new();
         if let Some((path, file)) = self.spill.take() {
             drop(file);
@@ -102,7 +102,7 @@ impl Store {
     }
 }
 
-pub enum Finished {
+pub(crate) enum Finished {
     Inline(Vec<u8>),
     /// Absolute path of the spill file.
     File(PathBuf),
@@ -110,7 +110,7 @@ pub enum Finished {
 
 /// The value of the first Message-ID header in a header block (LF line
 /// ends), unfolded, as found (invalid UTF-8 replaced), for the log.
-pub fn message_id(head: &[u8]) -> Option<String> {
+pub(crate) fn message_id(head: &[u8]) -> Option<String> {
     crate::wire::header::first_value(&String::from_utf8_lossy(head), "message-id")
 }
 

@@ -44,9 +44,9 @@ use crate::notify::reload::{Fixed, keep_fixed};
 use crate::role::Role;
 use crate::sys::{self, Credentials};
 
-pub const PID_FILE: &str = "postern.pid";
-pub const STATUS_FILE: &str = "status.json";
-pub const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
+pub(crate) const PID_FILE: &str = "postern.pid";
+pub(crate) const STATUS_FILE: &str = "status.json";
+pub(crate) const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
 
 mod control;
 mod role;
@@ -673,12 +673,12 @@ mod signal_hook_lite {
 
     use nix::sys::signal::{SigSet, Signal};
 
-    pub struct Signals {
+    pub(crate) struct Signals {
         set: SigSet,
     }
 
     impl Signals {
-        pub fn new() -> nix::Result<Signals> {
+        pub(crate) fn new() -> nix::Result<Signals> {
             let mut set = SigSet::empty();
             for s in [
                 Signal::SIGTERM,
@@ -693,7 +693,7 @@ mod signal_hook_lite {
         }
 
         /// The next signal, or None after `timeout`.
-        pub fn wait(&self, timeout: Duration) -> Option<i32> {
+        pub(crate) fn wait(&self, timeout: Duration) -> Option<i32> {
             crate::sys::sigtimedwait(&self.set, timeout)
         }
     }

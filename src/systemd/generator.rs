@@ -80,10 +80,10 @@ const PATH_UNITS: [&str; 8] = [
     "postern-smtp.socket",
 ];
 /// The name the generator logs under (and is installed as).
-pub const NAME: &str = "postern-generator";
+pub(crate) const NAME: &str = "postern-generator";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     Error,
     Warning,
     Info,
@@ -104,7 +104,7 @@ impl Severity {
 
 /// What the generator writes for one configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Output {
+pub(crate) struct Output {
     /// The listeners written (`ListenStream=`), in the configuration's order.
     pub listen: Vec<SocketAddr>,
     /// The drop-in's text.
@@ -120,7 +120,7 @@ pub struct Output {
 
 /// The output for `config` (or the reason it could not be read), read
 /// from `source`. Pure: the tests call it with every kind of input.
-pub fn plan(config: Result<&Config, String>, source: &Path) -> Output {
+pub(crate) fn plan(config: Result<&Config, String>, source: &Path) -> Output {
     let source = source.display();
     let mut messages = Vec::new();
     let mut head = format!(
@@ -325,7 +325,7 @@ fn paths(
 
 /// Write `out` into `dir` (the generator's normal directory), replacing
 /// what an earlier run wrote there; the paths written.
-pub fn write(out: &Output, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn write(out: &Output, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let dropin_dir = dir.join(format!("{}.d", super::SMTPD_SOCKET));
     std::fs::create_dir_all(&dropin_dir)?;
     let dropin = dropin_dir.join(DROPIN);

@@ -20,7 +20,7 @@ use crate::config::Config;
 
 /// How the listeners in use differ from the configured ones.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Difference {
+pub(crate) struct Difference {
     /// Configured, not listened on.
     pub missing: Vec<SocketAddr>,
     /// Listened on, not configured.
@@ -54,7 +54,7 @@ impl fmt::Display for Difference {
 
 /// `actual` against `configured`; `None` when they agree. A configured
 /// port 0 (any free port) is met by any port on its address.
-pub fn compare(configured: &[SocketAddr], actual: &[SocketAddr]) -> Option<Difference> {
+pub(crate) fn compare(configured: &[SocketAddr], actual: &[SocketAddr]) -> Option<Difference> {
     let meets = |c: &SocketAddr, a: &SocketAddr| {
         c.ip() == a.ip() && (c.port() == a.port() || c.port() == 0)
     };
@@ -75,7 +75,7 @@ pub fn compare(configured: &[SocketAddr], actual: &[SocketAddr]) -> Option<Diffe
 }
 
 /// The local addresses of the TCP sockets named `smtp` among `fds`.
-pub fn handed(fds: &[(String, OwnedFd)]) -> Vec<SocketAddr> {
+pub(crate) fn handed(fds: &[(String, OwnedFd)]) -> Vec<SocketAddr> {
     fds.iter()
         .filter(|(name, _)| name == "smtp")
         .filter_map(|(_, fd)| {
@@ -106,7 +106,7 @@ pub fn warn_about_handed(config: &Config, fds: &[(String, OwnedFd)]) {
 /// (`/proc/PID/fd`) looked up in its network namespace's
 /// `/proc/PID/net/tcp` and `tcp6`. Needs the right to read the process's
 /// fds (root, or the same user).
-pub fn held_by(pid: u32) -> std::io::Result<Vec<SocketAddr>> {
+pub(crate) fn held_by(pid: u32) -> std::io::Result<Vec<SocketAddr>> {
     let proc = Path::new("/proc").join(pid.to_string());
     let mut inodes = HashSet::new();
     for entry in std::fs::read_dir(proc.join("fd"))? {

@@ -25,19 +25,19 @@
 
 pub mod generator;
 pub mod listeners;
-pub mod systemctl;
+pub(crate) mod systemctl;
 
 /// The unit whose listeners come from `smtpd.listen` (LISTEN_FDNAMES
 /// `smtp`).
-pub const SMTPD_SOCKET: &str = "postern-smtpd.socket";
+pub(crate) const SMTPD_SOCKET: &str = "postern-smtpd.socket";
 /// The unit that stands for the whole mail system.
-pub const TARGET: &str = "postern.target";
+pub(crate) const TARGET: &str = "postern.target";
 /// qmgr's control socket unit: where systemd binds `qmgr.sock`, which
 /// tells whether the systemd-run postern is the one a configuration
 /// describes.
-pub const QMGR_SOCKET_UNIT: &str = "postern-qmgr.socket";
+pub(crate) const QMGR_SOCKET_UNIT: &str = "postern-qmgr.socket";
 /// smtpd's service.
-pub const SMTPD_SERVICE: &str = "postern-smtpd.service";
+pub const SMTPD_SERVICE: &str = crate::role::SMTPD_UNIT;
 /// The services, by role, in the supervisor's start order (the role
 /// table's units).
 pub fn services() -> impl Iterator<Item = (&'static str, &'static str)> {
@@ -47,6 +47,6 @@ pub fn services() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// Whether this process runs as part of a systemd unit (`ExecStartPre=`,
 /// `ExecReload=`, the daemon itself): systemd sets `$INVOCATION_ID` for
 /// every process it starts for a unit.
-pub fn in_unit() -> bool {
+pub(crate) fn in_unit() -> bool {
     std::env::var_os("INVOCATION_ID").is_some_and(|v| !v.is_empty())
 }

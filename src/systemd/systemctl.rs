@@ -48,7 +48,7 @@ const SOCKETS: [&str; 6] = [
 
 /// What `systemctl show` says of one unit: each property's values (one
 /// for most, one per listener for `Listen`).
-pub type Props = BTreeMap<String, Vec<String>>;
+pub(crate) type Props = BTreeMap<String, Vec<String>>;
 
 /// One property's (first) value, empty when absent.
 fn prop<'a>(p: &'a Props, key: &str) -> &'a str {
@@ -60,7 +60,7 @@ fn prop<'a>(p: &'a Props, key: &str) -> &'a str {
 
 /// `systemctl show` output: blocks of `Key=value` lines, one block per
 /// unit, separated by empty lines.
-pub fn parse_show(text: &str) -> Vec<Props> {
+pub(crate) fn parse_show(text: &str) -> Vec<Props> {
     let mut units = Vec::new();
     let mut current = Props::new();
     for line in text.lines() {
@@ -85,7 +85,7 @@ pub fn parse_show(text: &str) -> Vec<Props> {
 
 /// The TCP addresses among `Listen` values (`127.0.0.1:25 (Stream)`,
 /// `[::]:25 (Stream)`); paths and the like are left out.
-pub fn tcp_listeners(p: &Props) -> Vec<SocketAddr> {
+pub(crate) fn tcp_listeners(p: &Props) -> Vec<SocketAddr> {
     p.get("Listen")
         .into_iter()
         .flatten()
@@ -96,7 +96,7 @@ pub fn tcp_listeners(p: &Props) -> Vec<SocketAddr> {
 /// Whether systemd's qmgr socket unit (as `systemctl show` describes it)
 /// is `run_dir`'s `qmgr.sock`: then systemd runs the postern that a
 /// configuration with this run directory describes.
-pub fn ours(qmgr_socket: &Props, run_dir: &Path) -> bool {
+pub(crate) fn ours(qmgr_socket: &Props, run_dir: &Path) -> bool {
     let want = run_dir.join(crate::ipc::names::QMGR_SOCKET);
     prop(qmgr_socket, "LoadState") == "loaded"
         && qmgr_socket
@@ -109,14 +109,14 @@ pub fn ours(qmgr_socket: &Props, run_dir: &Path) -> bool {
 
 /// What the administrator asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Start,
     Stop,
     Reload,
 }
 
 /// The `systemctl` invocations for `action`, in order.
-pub fn commands(action: Action) -> Vec<Vec<&'static str>> {
+pub(crate) fn commands(action: Action) -> Vec<Vec<&'static str>> {
     const ALL: [&str; 3] = [TARGET, "postern-*.socket", "postern-*.service"];
     let with = |verb: &'static str, units: &[&'static str]| {
         let mut v = vec![verb];
@@ -151,7 +151,7 @@ const STATUS_PROPS: [&str; 9] = [
 /// target, the services and the sockets (matched by `Id`), and whether
 /// the mail system runs (a daemon does: with every one failed, an active
 /// target is no mail system).
-pub fn render_status(units: &[Props]) -> (Vec<String>, bool) {
+pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
     let none = Props::new();
     let unit = |id: &str| units.iter().find(|p| prop(p, "Id") == id).unwrap_or(&none);
     let target = unit(TARGET);
@@ -252,13 +252,13 @@ pub fn render_status(units: &[Props]) -> (Vec<String>, bool) {
 
 /// A `systemctl` to ask.
 #[derive(Clone, Debug)]
-pub struct Systemctl {
+pub(crate) struct Systemctl {
     program: PathBuf,
 }
 
 impl Systemctl {
     /// `systemctl` on `PATH`, else in `/usr/bin` or `/bin`.
-    pub fn find() -> Option<Systemctl> {
+    pub(crate) fn find() -> Option<Systemctl> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
@@ -269,7 +269,7 @@ impl Systemctl {
 
     /// `systemctl show` of `units` (`Id` is always asked for, so that the
     /// blocks can be told apart); one map per unit.
-    pub fn show(&self, units: &[&str], props: &[&str]) -> anyhow::Result<Vec<Props>> {
+    pub(crate) fn show(&self, units: &[&str], props: &[&str]) -> anyhow::Result<Vec<Props>> {
         let mut all = vec!["Id"];
         all.extend(props.iter().filter(|p| **p != "Id"));
         let out = Command::new(&self.program)
@@ -290,7 +290,7 @@ impl Systemctl {
 
     /// `systemctl ARGS…` with our stdin, stdout and stderr; an error
     /// naming the command when it fails.
-    pub fn run(&self, args: &[&str]) -> anyhow::Result<()> {
+    pub(crate) fn run(&self, args: &[&str]) -> anyhow::Result<()> {
         let status = Command::new(&self.program)
             .args(args)
             .status()
@@ -304,7 +304,7 @@ impl Systemctl {
 
 /// systemd runs the postern `config` describes.
 #[derive(Clone, Debug)]
-pub struct Managed {
+pub(crate) struct Managed {
     systemctl: Systemctl,
 }
 
@@ -312,7 +312,7 @@ pub struct Managed {
 /// `postern-qmgr.socket` is this configuration's qmgr socket); `None`
 /// without systemctl, without systemd as the service manager, or when
 /// the units are not installed.
-pub fn managed(config: &Config) -> Option<Managed> {
+pub(crate) fn managed(config: &Config) -> Option<Managed> {
     let systemctl = Systemctl::find()?;
     let units = systemctl
         .show(&[QMGR_SOCKET_UNIT], &["LoadState", "Listen"])
@@ -323,7 +323,7 @@ pub fn managed(config: &Config) -> Option<Managed> {
 
 impl Managed {
     /// Print the report; whether the mail system runs.
-    pub fn status(&self) -> anyhow::Result<bool> {
+    pub(crate) fn status(&self) -> anyhow::Result<bool> {
         let mut units = vec![TARGET];
         units.extend(services().map(|(_, s)| s));
         units.extend(SOCKETS);
@@ -335,7 +335,7 @@ impl Managed {
     }
 
     /// `postern stop`.
-    pub fn stop(&self) -> anyhow::Result<()> {
+    pub(crate) fn stop(&self) -> anyhow::Result<()> {
         for args in commands(Action::Stop) {
             self.systemctl.run(&args)?;
         }
@@ -344,7 +344,7 @@ impl Managed {
     }
 
     /// `postern reload`: nothing is reloaded when the check finds errors.
-    pub fn reload(&self, config: &Config, path: Option<&Path>) -> anyhow::Result<()> {
+    pub(crate) fn reload(&self, config: &Config, path: Option<&Path>) -> anyhow::Result<()> {
         self.check(config, path)?;
         for args in commands(Action::Reload) {
             self.systemctl.run(&args)?;
@@ -354,7 +354,7 @@ impl Managed {
     }
 
     /// `postern start` (in the background): systemd starts it.
-    pub fn start(&self, config: &Config, path: Option<&Path>) -> anyhow::Result<()> {
+    pub(crate) fn start(&self, config: &Config, path: Option<&Path>) -> anyhow::Result<()> {
         self.check(config, path)?;
         let mut all = commands(Action::Start).into_iter();
         if let Some(reset) = all.next()
@@ -393,7 +393,7 @@ impl Managed {
 
     /// `postern check`: whether systemd's smtpd socket, and the running
     /// smtpd, listen where `smtpd.listen` says.
-    pub fn listener_findings(&self, config: &Config) -> Vec<(Level, String)> {
+    pub(crate) fn listener_findings(&self, config: &Config) -> Vec<(Level, String)> {
         let Ok(units) = self.systemctl.show(
             &[SMTPD_SOCKET, SMTPD_SERVICE],
             &["LoadState", "Listen", "MainPID"],
@@ -444,7 +444,7 @@ impl Managed {
 /// `postern check`'s listener findings when systemd runs this postern
 /// (and `postern check` is not itself run by a unit, as `ExecStartPre=`
 /// and `ExecReload=` are: smtpd compares what it is handed as it starts).
-pub fn check_listeners(config: &Config) -> Vec<(Level, String)> {
+pub(crate) fn check_listeners(config: &Config) -> Vec<(Level, String)> {
     if super::in_unit() {
         return Vec::new();
     }

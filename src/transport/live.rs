@@ -38,7 +38,7 @@ struct Inner {
 }
 
 impl LiveTransport {
-    pub fn from_config(config: &Config) -> LiveTransport {
+    pub(crate) fn from_config(config: &Config) -> LiveTransport {
         LiveTransport {
             inline: config.relay.transport.clone(),
             files: config.relay.transport_files.clone(),
@@ -51,7 +51,7 @@ impl LiveTransport {
     }
 
     /// The current table, built again if a file changed.
-    pub fn table(&self) -> Current {
+    pub(crate) fn table(&self) -> Current {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let fresh = inner.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY);
         if let (true, Some(current)) = (fresh, &inner.current) {

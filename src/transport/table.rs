@@ -70,14 +70,6 @@ impl TransportFile {
     pub fn entries(&self) -> impl Iterator<Item = (&str, &Answer)> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v))
     }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 /// Parse a transport(5) file; `file` names it in diagnostics and broken
@@ -214,7 +206,7 @@ impl TransportTable {
     }
 
     /// No entries at all.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.maps.iter().all(HashMap::is_empty)
     }
 

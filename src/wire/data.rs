@@ -14,14 +14,14 @@
 /// What a CR just before an LF of the stored form is; see the module
 /// documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoredCr {
+pub(crate) enum StoredCr {
     Data,
     LineEnd,
 }
 
 /// Stored form in, DATA form out; see the module documentation.
 #[derive(Clone, Debug)]
-pub struct DataWriter {
+pub(crate) struct DataWriter {
     cr: StoredCr,
     line_start: bool,
     /// The last byte written was a CR (it may be followed by the LF in the
@@ -37,11 +37,11 @@ impl Default for DataWriter {
 
 impl DataWriter {
     /// A writer for postern's local clients ([`StoredCr::Data`]).
-    pub fn new() -> DataWriter {
+    pub(crate) fn new() -> DataWriter {
         DataWriter::with(StoredCr::Data)
     }
 
-    pub fn with(cr: StoredCr) -> DataWriter {
+    pub(crate) fn with(cr: StoredCr) -> DataWriter {
         DataWriter {
             cr,
             line_start: true,
@@ -50,7 +50,7 @@ impl DataWriter {
     }
 
     /// Append the DATA form of `content` to `out`.
-    pub fn write(&mut self, content: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn write(&mut self, content: &[u8], out: &mut Vec<u8>) {
         out.reserve(content.len() + content.len() / 32 + 8);
         for line in content.split_inclusive(|b| *b == b'\n') {
             if self.line_start && line.first() == Some(&b'.') {
@@ -82,7 +82,7 @@ impl DataWriter {
 
     /// End the data: an unfinished last line gets its line end, then `.`
     /// CRLF. The writer is ready for another message.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.line_start {
             let cr_ends = self.after_cr && self.cr == StoredCr::LineEnd;
             out.extend_from_slice(if cr_ends { b"\n" } else { b"\r\n" });

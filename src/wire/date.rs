@@ -13,7 +13,7 @@ const RFC5322: &str = "%a, %d %b %Y %H:%M:%S";
 /// Now, in local time with its offset, as Postfix's `mail_date` writes it
 /// for the headers a message gets on its way in (`Date:` of `sendmail`,
 /// `Received:`): `Tue, 05 Mar 2024 11:00:00 +0100`.
-pub fn local_now() -> String {
+pub(crate) fn local_now() -> String {
     chrono::Local::now()
         .format(&format!("{RFC5322} %z"))
         .to_string()
@@ -22,12 +22,12 @@ pub fn local_now() -> String {
 /// `t` in UTC, the zone name in a comment, as Postfix's `mail_date` writes
 /// it; for the reports postern builds, which stay pure functions of their
 /// input: `Tue, 05 Mar 2024 10:00:00 +0000 (UTC)`.
-pub fn mail_date(t: SystemTime) -> String {
+pub(crate) fn mail_date(t: SystemTime) -> String {
     utc(t).format(&format!("{RFC5322} +0000 (UTC)")).to_string()
 }
 
 /// The time stamp of Postfix's cleanup Message-Id: `YYYYMMDDHHMMSS`, UTC.
-pub fn message_id_stamp(t: SystemTime) -> String {
+pub(crate) fn message_id_stamp(t: SystemTime) -> String {
     utc(t).format("%Y%m%d%H%M%S").to_string()
 }
 
@@ -42,7 +42,7 @@ pub fn asctime(secs: u64) -> String {
 }
 
 /// Seconds since the epoch, 0 for times before it, saturating far ahead.
-pub fn unix_seconds(t: SystemTime) -> i64 {
+pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

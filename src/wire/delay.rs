@@ -17,7 +17,7 @@ const MAX_DECIMALS: u32 = 2;
 
 /// Format a duration in seconds for `delay=` and `delays=`. Negative and
 /// non-finite values (a clock stepped back) print as `0`.
-pub fn format_delay(secs: f64) -> String {
+pub(crate) fn format_delay(secs: f64) -> String {
     let micros = if secs.is_finite() && secs > 0.0 {
         // `as` saturates: an absurd value prints as a large number, not a panic.
         (secs * 1e6).round() as u64
@@ -35,7 +35,7 @@ pub fn format_delay(secs: f64) -> String {
 /// for local and qmgr, so 0), d the delivery itself (ready → end). Times
 /// that run backwards (a clock stepped back) count as 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Delays {
+pub(crate) struct Delays {
     pub arrival: u64,
     pub active: u64,
     pub start: u64,

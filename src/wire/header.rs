@@ -3,13 +3,13 @@
 //! line that starts with a blank continues the field before it.
 
 /// A byte of a header field's name: printable ASCII but `:`.
-pub fn is_name_byte(b: u8) -> bool {
+pub(crate) fn is_name_byte(b: u8) -> bool {
     b.is_ascii_graphic() && b != b':'
 }
 
 /// Where the colon that ends the field name is, when `line` starts a
 /// header field (Postfix's `is_header`); `None` when it does not.
-pub fn colon(line: &[u8]) -> Option<usize> {
+pub(crate) fn colon(line: &[u8]) -> Option<usize> {
     let name_len = line
         .iter()
         .position(|&b| !is_name_byte(b))
@@ -25,20 +25,15 @@ pub fn colon(line: &[u8]) -> Option<usize> {
 }
 
 /// Postfix's `is_header`: `line` starts a header field.
-pub fn is_header(line: &[u8]) -> bool {
+pub(crate) fn is_header(line: &[u8]) -> bool {
     colon(line).is_some()
 }
 
 /// A header field with no blank before its colon (`Subject: x`, not
 /// `Subject : x`): what `sendmail -t` and an access table's `PREPEND`
 /// take for a header (Postfix's own programs accept the blanks).
-pub fn is_tight_header(line: &[u8]) -> bool {
+pub(crate) fn is_tight_header(line: &[u8]) -> bool {
     colon(line).is_some_and(|at| is_name_byte(line[at - 1]))
-}
-
-/// The field name of a header line, without the blanks before its colon.
-pub fn name(line: &[u8]) -> Option<&[u8]> {
-    colon(line).map(|at| line[..at].trim_ascii_end())
 }
 
 /// The value of the first field called `field` (case-insensitive) in the
@@ -46,7 +41,7 @@ pub fn name(line: &[u8]) -> Option<&[u8]> {
 /// empty line), unfolded: each continuation line trimmed and joined with
 /// one space, the whole trimmed. Used for the Message-ID that smtpd logs
 /// and that a bounce threads on.
-pub fn first_value(head: &str, field: &str) -> Option<String> {
+pub(crate) fn first_value(head: &str, field: &str) -> Option<String> {
     let mut lines = head.split('\n').peekable();
     while let Some(line) = lines.next() {
         if line.is_empty() {
@@ -85,7 +80,6 @@ mod tests {
         assert!(!is_header(b"two words: x"));
         assert!(!is_header(b""));
         assert_eq!(colon(b"A : b"), Some(2));
-        assert_eq!(name(b"Delivered-To \t: x"), Some(&b"Delivered-To"[..]));
     }
 
     #[test]

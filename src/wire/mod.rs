@@ -18,8 +18,8 @@
 //! Everything here is pure (bytes or values in, text out): no I/O, no
 //! configuration.
 
-pub mod data;
+pub(crate) mod data;
 pub mod date;
-pub mod delay;
-pub mod header;
-pub mod xtext;
+pub(crate) mod delay;
+pub(crate) mod header;
+pub(crate) mod xtext;

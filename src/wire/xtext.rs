@@ -3,7 +3,7 @@
 
 /// Encodes as RFC 3461 xtext: `+`, `=`, and bytes outside `!`..`~` become
 /// `+XX`.
-pub fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
@@ -17,7 +17,7 @@ pub fn encode(s: &str) -> String {
 
 /// Decodes RFC 3461 xtext (`+XX` hex escapes). Like Postfix, other
 /// characters are taken as they are; the result must be UTF-8.
-pub fn decode(s: &str) -> Option<String> {
+pub(crate) fn decode(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {
@@ -35,7 +35,7 @@ pub fn decode(s: &str) -> Option<String> {
 /// Whether `v` is xtext by RFC 3461's grammar, strictly: printable ASCII
 /// but `+` and `=`, and `+XX` escapes with upper-case hex digits (what
 /// postern itself writes; [`decode`] is lenient with what peers send).
-pub fn is_strict(v: &str) -> bool {
+pub(crate) fn is_strict(v: &str) -> bool {
     let b = v.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -59,7 +59,7 @@ pub fn is_strict(v: &str) -> bool {
 
 /// Encodes as RFC 6533 utf-8-addr-xtext: printable ASCII but `+`, `=` and
 /// `\` as it is, every other character as `\x{HEX}`.
-pub fn utf8_encode(s: &str) -> String {
+pub(crate) fn utf8_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if ('!'..='~').contains(&c) && !matches!(c, '+' | '=' | '\\') {
@@ -73,7 +73,7 @@ pub fn utf8_encode(s: &str) -> String {
 
 /// Decodes RFC 6533 utf-8-addr-xtext: `\x{HEX}` escapes, raw UTF-8, and
 /// (leniently) xtext `+XX` for ASCII.
-pub fn utf8_decode(s: &str) -> Option<String> {
+pub(crate) fn utf8_decode(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(c) = rest.chars().next() {

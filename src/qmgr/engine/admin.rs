@@ -11,7 +11,7 @@ use crate::queue::{QueueId, now_micros};
 impl Engine {
     /// The queue as `mailq` shows it: every message with recipients still
     /// to deliver, in arrival order.
-    pub fn listing(&self) -> Vec<QueueEntry> {
+    pub(crate) fn listing(&self) -> Vec<QueueEntry> {
         let now = now_micros();
         self.messages
             .iter()
@@ -52,7 +52,7 @@ impl Engine {
     }
 
     /// One message for `postern queue show`.
-    pub fn show(&self, id: &str) -> Option<crate::ipc::ShownMessage> {
+    pub(crate) fn show(&self, id: &str) -> Option<crate::ipc::ShownMessage> {
         let id: QueueId = id.parse().ok()?;
         let m = self.messages.get(&id)?;
         let content = super::read_content(&self.qdir, &m.content)
@@ -76,7 +76,7 @@ impl Engine {
         })
     }
 
-    pub async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
+    pub(crate) async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
         let mut result = QueueOpResult::default();
         let targets: Vec<QueueId> = if ids.iter().any(|i| i == "ALL") {
             self.messages.keys().cloned().collect()

@@ -12,7 +12,7 @@ use crate::queue::{ContentRef, DEFERRED, QueueId, now_micros};
 impl Engine {
     /// Move long-deferred messages out of their segments into files of
     /// their own, so the segments can go.
-    pub async fn maybe_move_deferred(&mut self) {
+    pub(crate) async fn maybe_move_deferred(&mut self) {
         let now = now_micros();
         if now.saturating_sub(self.last_move_check) < 1_000_000 {
             return;

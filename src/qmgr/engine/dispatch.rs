@@ -27,7 +27,7 @@ use crate::queue::{QueueId, now_micros};
 use crate::transport::{Current, Nexthop};
 
 /// The smtp agent's slots and the recipients waiting for them.
-pub struct Outbound {
+pub(crate) struct Outbound {
     slots: Vec<mpsc::Sender<SmtpRequest>>,
     idle: Vec<usize>,
     /// Routed to smtp, waiting for a slot.
@@ -39,7 +39,7 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(slots: Vec<mpsc::Sender<SmtpRequest>>) -> Outbound {
+    pub(crate) fn new(slots: Vec<mpsc::Sender<SmtpRequest>>) -> Outbound {
         Outbound {
             idle: (0..slots.len()).rev().collect(),
             slots,
@@ -49,13 +49,13 @@ impl Outbound {
         }
     }
 
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.idle.len() < self.slots.len()
     }
 
     /// Drop every queued entry of a message (its recipients were
     /// renumbered).
-    pub fn forget(&mut self, id: &QueueId) {
+    pub(crate) fn forget(&mut self, id: &QueueId) {
         self.ready.retain(|(i, _, _)| i != id);
         for list in self.parked.values_mut() {
             list.retain(|(i, _)| i != id);
@@ -64,7 +64,7 @@ impl Outbound {
 }
 
 /// The route of `address`, or a deferral when the table is unavailable.
-pub fn route_with(table: &Current, address: &str, cfg: &Config) -> Route {
+pub(crate) fn route_with(table: &Current, address: &str, cfg: &Config) -> Route {
     match table {
         Ok(t) => route(address, t, cfg),
         Err(e) => Route::Defer {
@@ -82,7 +82,7 @@ fn due(m: &Message, i: usize, now: u64) -> bool {
 impl Engine {
     /// Hand ready recipients to idle slots (and decide those that need
     /// no agent).
-    pub fn dispatch(&mut self) {
+    pub(crate) fn dispatch(&mut self) {
         let now = now_micros();
         while let Some((&due, _)) = self.timers.iter().next() {
             if due > now {

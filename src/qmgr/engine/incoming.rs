@@ -23,7 +23,7 @@ const NAMED_MAX: usize = 5;
 
 impl Engine {
     /// Read new records from every segment in `incoming/`.
-    pub fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
+    pub(crate) fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
         let dir = self.qdir.join(INCOMING);
         let names = match sorted_files(&dir, |n| {
             n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")

@@ -22,10 +22,10 @@ use crate::queue::{Client, Envelope, QueueId, Recipient, now_micros};
 
 /// The local part of the sender of double bounces (Postfix's
 /// `double-bounce`): its mail is never reported.
-pub const DOUBLE_BOUNCE: &str = "double-bounce";
+pub(crate) const DOUBLE_BOUNCE: &str = "double-bounce";
 
 /// One recipient's outcome to report.
-pub struct Reportable {
+pub(crate) struct Reportable {
     pub rcpt: usize,
     pub kind: ReportKind,
     pub dsn: String,

@@ -14,12 +14,12 @@ use crate::queue::{QueueId, now_micros};
 
 impl Engine {
     /// Outcomes decided in `dispatch` without an agent.
-    pub fn take_decided(&mut self) -> Vec<Pending> {
+    pub(crate) fn take_decided(&mut self) -> Vec<Pending> {
         std::mem::take(&mut self.decided)
     }
 
     /// Record and apply a batch of agent reports and decided outcomes.
-    pub async fn complete(&mut self, reports: Vec<SlotReport>, mut decided: Vec<Pending>) {
+    pub(crate) async fn complete(&mut self, reports: Vec<SlotReport>, mut decided: Vec<Pending>) {
         let now = now_micros();
         for rep in reports {
             match rep {

@@ -24,7 +24,7 @@ const FORENSIC_MAX: u64 = 1 << 20;
 
 impl Engine {
     /// Rebuild the state from disk, then compact the state log.
-    pub async fn recover(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn recover(&mut self) -> anyhow::Result<()> {
         let state_dir = self.qdir.join(STATE);
         let old_state = sorted_files(&state_dir, |n| n.ends_with(".log"))?;
         let (records, damage) = self.read_state(&old_state);
@@ -255,7 +255,7 @@ impl Engine {
         self.state_bytes = 0;
     }
 
-    pub async fn maybe_compact(&mut self) {
+    pub(crate) async fn maybe_compact(&mut self) {
         // Deliveries in flight are snapshotted as pending; their outcomes
         // are appended after the snapshot, so compaction need not wait.
         if self.state_bytes < COMPACT_AFTER_BYTES {

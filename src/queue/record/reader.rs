@@ -35,7 +35,8 @@ impl Record {
     }
 
     /// Whether `payload` holds the whole payload.
-    pub fn is_whole(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_whole(&self) -> bool {
         self.payload.len() == self.payload_len as usize
     }
 }
@@ -59,18 +60,14 @@ pub struct Skipped {
 }
 
 impl Skipped {
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.end - self.start
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.start == self.end
     }
 
     /// How many records the range held at least: those whose header was
     /// found, and the one at `start` if its header is what failed. (A
     /// record whose header is destroyed past the start is not seen.)
-    pub fn records_at_least(&self) -> u32 {
+    pub(crate) fn records_at_least(&self) -> u32 {
         let first = u32::from(self.reason != CorruptReason::BadChecksum);
         self.damaged_headers.saturating_add(first).max(1)
     }
@@ -166,7 +163,7 @@ pub struct LogReader<R = File> {
 impl LogReader<File> {
     /// Opens `path` for reading records from `offset` (a record boundary,
     /// such as 0 or an earlier reader's [`LogReader::offset`]).
-    pub fn open(path: &Path, offset: u64) -> io::Result<LogReader<File>> {
+    pub(crate) fn open(path: &Path, offset: u64) -> io::Result<LogReader<File>> {
         LogReader::new(File::open(path)?, offset)
     }
 }
@@ -186,7 +183,7 @@ pub fn read_all(bytes: &[u8]) -> (Vec<Entry>, EndState) {
 
 impl<R: Read + Seek> LogReader<R> {
     /// Reads `file` from `offset` (a record boundary).
-    pub fn new(mut file: R, offset: u64) -> io::Result<LogReader<R>> {
+    pub(crate) fn new(mut file: R, offset: u64) -> io::Result<LogReader<R>> {
         file.seek(SeekFrom::Start(offset))?;
         Ok(LogReader {
             file,
@@ -205,18 +202,18 @@ impl<R: Read + Seek> LogReader<R> {
 
     /// Where to resume, once `next_entry` returned `None`: the end of the
     /// last record or skipped range, or the start of an incomplete tail.
-    pub fn offset(&self) -> u64 {
+    pub(crate) fn offset(&self) -> u64 {
         self.offset
     }
 
     /// How the file ended, once `next_entry` returned `None`.
-    pub fn end_state(&self) -> EndState {
+    pub(crate) fn end_state(&self) -> EndState {
         self.end
     }
 
     /// The next record or skipped range, or `None` at the end (see
     /// [`LogReader::end_state`]).
-    pub fn next_entry(&mut self) -> io::Result<Option<Entry>> {
+    pub(crate) fn next_entry(&mut self) -> io::Result<Option<Entry>> {
         self.next_inner(None)
     }
 
@@ -224,24 +221,27 @@ impl<R: Read + Seek> LogReader<R> {
     /// bytes of each payload: the rest is read only to verify the checksum,
     /// a chunk at a time. For big message records whose envelope is all the
     /// caller needs.
-    pub fn next_entry_prefix(&mut self, keep: usize) -> io::Result<Option<Entry>> {
+    #[cfg(test)]
+    pub(crate) fn next_entry_prefix(&mut self, keep: usize) -> io::Result<Option<Entry>> {
         self.next_inner(Some(keep))
     }
 
     /// The next whole, valid record, or `None` at the end; skipped ranges
     /// on the way are kept in [`LogReader::skipped`].
-    pub fn next_record(&mut self) -> io::Result<Option<Record>> {
+    pub(crate) fn next_record(&mut self) -> io::Result<Option<Record>> {
         self.next_record_inner(None)
     }
 
     /// [`LogReader::next_record`] keeping the first `keep` bytes of the
     /// payload (see [`LogReader::next_entry_prefix`]).
-    pub fn next_record_prefix(&mut self, keep: usize) -> io::Result<Option<Record>> {
+    #[cfg(test)]
+    pub(crate) fn next_record_prefix(&mut self, keep: usize) -> io::Result<Option<Record>> {
         self.next_record_inner(Some(keep))
     }
 
     /// The ranges [`LogReader::next_record`] passed over so far.
-    pub fn skipped(&self) -> &[Skipped] {
+    #[cfg(test)]
+    pub(crate) fn skipped(&self) -> &[Skipped] {
         &self.skipped
     }
 

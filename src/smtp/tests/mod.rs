@@ -22,7 +22,7 @@ use crate::transport::Nexthop;
 use super::Agent;
 
 /// A configuration for tests: the queue in `queue`, short timeouts, no TLS.
-pub fn config(queue: &Path) -> Config {
+pub(crate) fn config(queue: &Path) -> Config {
     let mut c = Config::builtin();
     c.queue.directory = queue.to_path_buf();
     c.server.hostname = "client.test".into();
@@ -43,12 +43,12 @@ pub fn config(queue: &Path) -> Config {
     c
 }
 
-pub struct Setup {
+pub(crate) struct Setup {
     pub queue: tempfile::TempDir,
     pub agent: Agent,
 }
 
-pub fn setup(tweak: impl FnOnce(&mut Config)) -> Setup {
+pub(crate) fn setup(tweak: impl FnOnce(&mut Config)) -> Setup {
     let queue = tempfile::tempdir().unwrap();
     let mut c = config(queue.path());
     tweak(&mut c);
@@ -57,7 +57,7 @@ pub fn setup(tweak: impl FnOnce(&mut Config)) -> Setup {
 }
 
 /// A request for `content` to `[127.0.0.1]:port`, for `recipients`.
-pub fn request(queue: &Path, port: u16, recipients: &[&str], content: &[u8]) -> SmtpRequest {
+pub(crate) fn request(queue: &Path, port: u16, recipients: &[&str], content: &[u8]) -> SmtpRequest {
     std::fs::create_dir_all(queue.join("incoming")).unwrap();
     let mut segment = b"RECORD HEADER".to_vec();
     segment.extend_from_slice(content);
@@ -91,10 +91,10 @@ pub fn request(queue: &Path, port: u16, recipients: &[&str], content: &[u8]) -> 
     }
 }
 
-pub const MESSAGE: &[u8] = b"Subject: test\n\nhello\n.\n..two\n.dot first\nlast line\n";
+pub(crate) const MESSAGE: &[u8] = b"Subject: test\n\nhello\n.\n..two\n.dot first\nlast line\n";
 
 /// Deliver and return the results.
-pub async fn deliver(s: &Setup, r: &SmtpRequest) -> Vec<DeliveryResult> {
+pub(crate) async fn deliver(s: &Setup, r: &SmtpRequest) -> Vec<DeliveryResult> {
     let result = s.agent.deliver(r).await;
     assert_eq!(result.results.len(), r.recipients.len());
     for (res, rc) in result.results.iter().zip(&r.recipients) {
@@ -105,7 +105,7 @@ pub async fn deliver(s: &Setup, r: &SmtpRequest) -> Vec<DeliveryResult> {
 
 /// Start a server with `script`, deliver `MESSAGE` to `recipients`
 /// through it under a tweaked test configuration.
-pub async fn exchange(
+pub(crate) async fn exchange(
     script: server::Script,
     tweak: impl FnOnce(&mut Config),
     recipients: &[&str],

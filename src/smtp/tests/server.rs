@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 /// How the server behaves.
 #[derive(Clone)]
-pub struct Script {
+pub(crate) struct Script {
     /// The greeting; `None`: never say anything.
     pub greeting: Option<String>,
     /// Seconds to wait before the greeting.
@@ -57,7 +57,7 @@ impl Default for Script {
 
 /// What the server got.
 #[derive(Default)]
-pub struct Record {
+pub(crate) struct Record {
     pub accepts: AtomicUsize,
     /// Command lines, without CRLF; after STARTTLS prefixed `TLS `.
     pub commands: Mutex<Vec<String>>,
@@ -69,30 +69,30 @@ pub struct Record {
     pub tls_sessions: AtomicUsize,
 }
 
-pub struct Server {
+pub(crate) struct Server {
     pub addr: SocketAddr,
     pub record: Arc<Record>,
 }
 
 impl Server {
-    pub fn commands(&self) -> Vec<String> {
+    pub(crate) fn commands(&self) -> Vec<String> {
         self.record.commands.lock().unwrap().clone()
     }
 
-    pub fn messages(&self) -> Vec<Vec<u8>> {
+    pub(crate) fn messages(&self) -> Vec<Vec<u8>> {
         self.record.messages.lock().unwrap().clone()
     }
 
-    pub fn accepts(&self) -> usize {
+    pub(crate) fn accepts(&self) -> usize {
         self.record.accepts.load(Ordering::SeqCst)
     }
 
-    pub fn pipelined(&self) -> usize {
+    pub(crate) fn pipelined(&self) -> usize {
         self.record.pipelined.load(Ordering::SeqCst)
     }
 }
 
-pub async fn start(script: Script) -> Server {
+pub(crate) async fn start(script: Script) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let record = Arc::new(Record::default());
@@ -121,7 +121,7 @@ pub async fn start(script: Script) -> Server {
 }
 
 /// A port nothing listens on.
-pub async fn refused_port() -> u16 {
+pub(crate) async fn refused_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
 }

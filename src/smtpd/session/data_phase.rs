@@ -96,7 +96,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Some(i) => i.feed(received.as_bytes(), &mut |b| store.push(b)),
             None => store.push(received.as_bytes()),
         }
-        let mut reader = DataReader::new(cfg.smtpd.forbid_bare_newline);
+        let mut reader = DataReader::new();
         let mut headers = HeaderBlock::new();
         let limit = cfg.smtpd.message_size_limit;
         let mut too_big = false;
