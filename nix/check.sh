@@ -141,10 +141,10 @@ else
 fi
 for name in submit qmgr showq local smtp; do
     const=$(echo "$name" | tr a-z A-Z)_SOCKET
-    insrc=$(sed -n "s/^pub const $const: &str = \(\"[^\"]*\"\);/\1/p" src/supervisor/mod.rs)
+    insrc=$(sed -n "s/^pub\(([a-z]*)\)\{0,1\} const $const: \&str = \(\"[^\"]*\"\);/\2/p" src/ipc/names.rs)
     fromnix=$(nix-instantiate --eval --strict --json -E "(import ./nix/lib.nix).socketFiles.$name")
     [ -n "$insrc" ] && [ "$insrc" = "$fromnix" ] || {
-        echo "nix/check.sh: lib.socketFiles.$name is $fromnix, src/supervisor/mod.rs $const is '$insrc'" >&2
+        echo "nix/check.sh: lib.socketFiles.$name is $fromnix, src/ipc/names.rs $const is '$insrc'" >&2
         exit 1
     }
     echo "ok   $name: $fromnix"

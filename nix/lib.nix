@@ -98,7 +98,7 @@ rec {
   userOf = settings: (settings.server or { }).user or defaultUser;
 
   # The Unix sockets in the run directory, by the name smtpd, qmgr and the
-  # commands look for (src/supervisor/mod.rs *_SOCKET; nix/check.sh
+  # commands look for (src/ipc/names.rs *_SOCKET; nix/check.sh
   # compares them).
   socketFiles = {
     submit = "submit.sock";
