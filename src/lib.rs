@@ -30,6 +30,7 @@ pub mod queue;
 pub mod reply;
 pub mod role;
 pub mod sandbox;
+pub mod sasl;
 pub mod sendmail;
 pub mod smtp;
 pub mod smtpd;

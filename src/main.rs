@@ -83,6 +83,17 @@ enum Command {
         #[command(subcommand)]
         action: PolicyAction,
     },
+    /// Set a login's password in the SMTP AUTH password file (an argon2id
+    /// hash; the file made 0640, owner root, group postern). The password
+    /// is read from standard input (its first line), or asked for twice
+    /// on a terminal.
+    Passwd {
+        /// The password file.
+        #[arg(long, value_name = "FILE", default_value = postern::sasl::passwd::DEFAULT_PATH)]
+        file: PathBuf,
+        /// The login.
+        login: String,
+    },
     /// Run one role (started by `postern start` or systemd).
     Daemon {
         #[arg(value_parser = ["smtpd", "qmgr", "local", "smtp", "local-worker"])]
@@ -565,6 +576,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: AliasesAction::Build,
         } => aliases_build(&load(&cli.config)?),
         Command::Map { action } => Ok(map(action, &cli.config)),
+        Command::Passwd { file, login } => passwd(&file, &login),
         Command::Flush => {
             let all = vec!["ALL".to_string()];
             let ok = postern::supervisor::queue_op(
@@ -781,4 +793,28 @@ fn check(cli_config: &Option<PathBuf>, no_system: bool) -> anyhow::Result<ExitCo
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// `postern passwd [--file FILE] LOGIN`.
+fn passwd(file: &std::path::Path, login: &str) -> anyhow::Result<ExitCode> {
+    use postern::sasl::passwd;
+    if login.is_empty() || login.contains([':', '\n']) || login.chars().any(char::is_whitespace) {
+        eprintln!("postern: passwd: bad login {login:?}");
+        return Ok(ExitCode::from(64));
+    }
+    let password = match passwd::read_password()? {
+        Some(p) => p,
+        None => {
+            eprintln!("postern: passwd: the passwords differ; nothing changed");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if password.is_empty() {
+        eprintln!("postern: passwd: empty password; nothing changed");
+        return Ok(ExitCode::FAILURE);
+    }
+    let hash = passwd::hash(&password).map_err(anyhow::Error::msg)?;
+    passwd::set(file, login, &hash)?;
+    eprintln!("postern: passwd: {login} set in {}", file.display());
+    Ok(ExitCode::SUCCESS)
 }

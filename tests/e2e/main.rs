@@ -24,6 +24,7 @@ mod policy;
 mod queue;
 mod routing;
 mod sandbox;
+mod sasl;
 mod sendmail;
 mod smtp;
 mod stress;
