@@ -490,13 +490,33 @@ pub fn smtp_on_stdio(socket: &Path) -> Result<(), Failure> {
         .try_clone()
         .map_err(|e| fail(EX_TEMPFAIL, e.to_string()))?;
     let copier = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_server);
+        relay(&mut std::io::stdin().lock(), &mut to_server);
         let _ = to_server.shutdown(std::net::Shutdown::Write);
     });
     let mut from_server = stream;
-    let _ = std::io::copy(&mut from_server, &mut std::io::stdout().lock());
+    relay(&mut from_server, &mut std::io::stdout().lock());
     drop(copier);
     Ok(())
+}
+
+/// Copy `from` to `to` until the end, each piece passed on as soon as it
+/// is read. Not `std::io::copy`: on Linux it splices between a pipe and a
+/// socket, and a client that waits for each reply before its next command
+/// then saw a command (or a reply) held back until the next one came.
+fn relay(from: &mut impl std::io::Read, to: &mut impl Write) {
+    let mut buf = [0u8; 8192];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
+                    return;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// Deliver mode: read stdin, prepare, submit.

@@ -176,8 +176,9 @@ fn smtp_on_stdio() {
     let session = format!(
         "EHLO me\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<{u}@localhost>\r\nDATA\r\nSubject: bs\r\n\r\nx\r\n.\r\nQUIT\r\n"
     );
-    // -bs talks SMTP; a careful client waits for replies, a script may not:
-    // send it in steps.
+    // -bs talks SMTP, and smtpd enforces RFC 2920 on it: EHLO, DATA and
+    // QUIT must end a group, so each command waits for the reply to the
+    // one before (a fixed pause lost that race on a loaded machine).
     let link = p.dir.path().join("sendmail");
     std::os::unix::fs::symlink(BIN, &link).unwrap();
     let mut child = Command::new(&link)
@@ -189,13 +190,62 @@ fn smtp_on_stdio() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = std::thread::spawn({
+        let out = out.clone();
+        move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        }
+    });
+    // Final reply lines (`NNN ` at the start) seen so far.
+    let replies = || {
+        let text = out.lock().unwrap();
+        text.lines()
+            .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+            .count()
+    };
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while replies() < n && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    // The greeting, then one reply per command; the message's lines get
+    // none until the dot.
+    let mut expected = 1;
+    let mut in_data = false;
     for line in session.split_inclusive("\r\n") {
+        if !in_data {
+            wait_for(expected);
+        }
         stdin.write_all(line.as_bytes()).unwrap();
-        std::thread::sleep(Duration::from_millis(30));
+        match line {
+            "DATA\r\n" => {
+                expected += 1;
+                wait_for(expected);
+                in_data = true;
+            }
+            ".\r\n" => {
+                expected += 1;
+                in_data = false;
+            }
+            _ if in_data => {}
+            _ => expected += 1,
+        }
     }
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let text = out.lock().unwrap().clone();
     assert!(text.starts_with("220 "), "{text}");
     assert!(text.contains("250 2.0.0 Ok: queued as "), "{text}");
     p.wait_delivered(&u, 1, 20);
