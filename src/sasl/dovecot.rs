@@ -102,10 +102,8 @@ async fn handshake(
         let line = read_line(read).await?;
         let mut fields = line.split('\t');
         match fields.next() {
-            Some("VERSION") => {
-                if fields.next() != Some("1") {
-                    return Err(format!("unsupported protocol: {line:?}"));
-                }
+            Some("VERSION") if fields.next() != Some("1") => {
+                return Err(format!("unsupported protocol: {line:?}"));
             }
             Some("MECH") => mechanisms.extend(fields.next().map(str::to_string)),
             Some("DONE") => return Ok(mechanisms),
