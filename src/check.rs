@@ -23,16 +23,6 @@ pub enum Level {
     Error,
 }
 
-/// When systemd runs the postern `config` describes: a warning when
-/// `postern-smtpd.socket` (what systemd hands smtpd at its next start), or
-/// the running smtpd, listens elsewhere than `smtpd.listen` says (the file
-/// was edited since the last `systemctl daemon-reload`, or the socket was
-/// not restarted since). Nothing when run by a unit (`ExecStartPre=`,
-/// `ExecReload=`): smtpd itself compares what it is handed as it starts.
-pub fn check_listeners(config: &Config) -> Vec<(Level, String)> {
-    crate::systemd::systemctl::check_listeners(config)
-}
-
 /// Every problem found, in order.
 pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, String)> {
     let mut out = Vec::new();

@@ -768,7 +768,7 @@ fn check(cli_config: &Option<PathBuf>, no_system: bool) -> anyhow::Result<ExitCo
                 postern::check::check_files(&config, Some(&path))
             } else {
                 let mut found = postern::check::check_system(&config, Some(&path));
-                found.extend(postern::check::check_listeners(&config));
+                found.extend(postern::systemd::check_listeners(&config));
                 found
             };
             let mut failed = false;

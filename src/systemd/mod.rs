@@ -27,6 +27,8 @@ pub mod generator;
 pub mod listeners;
 pub(crate) mod systemctl;
 
+pub use systemctl::check_listeners;
+
 /// The unit whose listeners come from `smtpd.listen` (LISTEN_FDNAMES
 /// `smtp`).
 pub(crate) const SMTPD_SOCKET: &str = "postern-smtpd.socket";

@@ -444,7 +444,7 @@ impl Managed {
 /// `postern check`'s listener findings when systemd runs this postern
 /// (and `postern check` is not itself run by a unit, as `ExecStartPre=`
 /// and `ExecReload=` are: smtpd compares what it is handed as it starts).
-pub(crate) fn check_listeners(config: &Config) -> Vec<(Level, String)> {
+pub fn check_listeners(config: &Config) -> Vec<(Level, String)> {
     if super::in_unit() {
         return Vec::new();
     }
