@@ -267,3 +267,49 @@ impl Counters {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_disconnect_line_counts_as_postfix_does() {
+        let mut c = Counters::new();
+        assert_eq!(c.stats_text(), " commands=0/0");
+        c.count("ehlo", true);
+        c.count("mail", true);
+        c.count("rcpt", false);
+        c.count("rcpt", true);
+        assert_eq!(c.stats_text(), " ehlo=1 mail=1 rcpt=1/2 commands=3/4");
+        let mut c = Counters::new();
+        c.count("quit", true);
+        assert_eq!(c.stats_text(), " quit=1 commands=1");
+    }
+
+    #[test]
+    fn junk_past_the_limit_counts_as_errors() {
+        let limits = Limits::new(&Config::builtin().smtpd, false);
+        let mut c = Counters::new();
+        for _ in 0..limits.junk_command_limit {
+            c.junk_command(&limits);
+        }
+        assert_eq!(c.errors, 0);
+        c.junk_command(&limits);
+        assert_eq!(c.errors, 1);
+    }
+
+    #[test]
+    fn a_local_submitter_is_named_by_uid() {
+        let local = Client {
+            name: "localhost".into(),
+            name_status: NameStatus::Verified,
+            ip: IpAddr::from([127, 0, 0, 1]),
+            uid: Some(1000),
+        };
+        assert_eq!(local.text(), "localhost[127.0.0.1]");
+        assert_eq!(local.field(), "uid 1000");
+        let tcp = Client { uid: None, ..local };
+        assert_eq!(tcp.field(), "localhost[127.0.0.1]");
+    }
+}

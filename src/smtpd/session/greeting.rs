@@ -72,3 +72,28 @@ pub(super) fn printable(s: &str) -> String {
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_is_esmtp_only_after_ehlo() {
+        assert_eq!(Greeting::proto(None), "SMTP");
+        let helo = Greeting {
+            name: "a".into(),
+            esmtp: false,
+        };
+        assert_eq!(Greeting::proto(Some(&helo)), "SMTP");
+        let ehlo = Greeting {
+            name: "a".into(),
+            esmtp: true,
+        };
+        assert_eq!(Greeting::proto(Some(&ehlo)), "ESMTP");
+    }
+
+    #[test]
+    fn helo_names_are_stored_printable() {
+        assert_eq!(printable("mx\u{7}.example\t"), "mx?.example?");
+    }
+}
