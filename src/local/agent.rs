@@ -13,13 +13,13 @@ use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::command::{self, CommandSpec, Whom};
-use super::forward::{self, ForwardFile};
 use super::header;
 use super::journal::{Claim, Journal, Ticket};
 use super::mailbox::{self, Mailbox};
 use super::pool::WorkerPool;
 use super::route::{self, Backend, Rcpt};
+use super::worker::command::{self, CommandSpec, Whom};
+use super::worker::forward::{self, ForwardFile};
 use super::worker::{Destination, Identity, Job};
 use crate::agent::{DeliveryAgent, Live};
 use crate::aliases::{ExpandOptions, LiveTable, LoadError, Source, Table};

@@ -6,7 +6,8 @@
 //! what switching users needs (SETUID, SETGID), SETPCAP (its children empty
 //! their bounding set), DAC_READ_SEARCH (the queue files are postern's)
 //! and KILL (a hung child), with `no_new_privs` and its Landlock room (see
-//! [`crate::sandbox`]), and never writes a mailbox itself. Each delivery runs in a child, `postern daemon local-worker`,
+//! [`crate::sandbox`]), and never writes a mailbox itself. Each delivery
+//! runs in a child, `postern daemon local-worker`,
 //! that has become the recipient (its supplementary groups, gid, uid: one
 //! step, its first act, before it reads a byte; then every capability set
 //! is emptied, and a mailbox child confines itself with Landlock to the
@@ -17,6 +18,20 @@
 //! it is for and a child under any other uid refuses it, so root never
 //! writes a non-root user's mailbox. The child's environment is cleared but
 //! for `HOME`, `USER`, `LOGNAME`, `PATH`; its answers are checked for shape.
+//!
+//! The boundary is the directory. `src/local/` itself is the root-side
+//! parent: the agent that answers qmgr (`agent`), the expansion of a
+//! recipient through aliases and `.forward` (`route`), the mailbox a user
+//! gets (`mailbox`), the delivery record (`journal`), the header scan
+//! (`header`) and the pool of children (`pool`). Everything in
+//! `src/local/worker/` runs in the child, as the recipient: the job
+//! protocol and the change of identity (`worker/mod.rs`), Maildir and mbox
+//! writing (`maildir`, `mbox`, with `lock` and `errno`), `|command` and
+//! `/file` deliveries (`command`, `file`) and reading a `.forward`
+//! (`forward`). The parent builds jobs from the worker's types and two of
+//! its pure functions (a command's environment, the `.forward` paths to
+//! try) but opens, writes and runs nothing there; the worker takes
+//! nothing from the parent but the `mailbox::Mailbox` a job names.
 //!
 //! mbox spool directories: a mailbox outside the user's home directory
 //! lies in a spool that all users share. When that directory is
@@ -96,7 +111,7 @@
 //! 4. the user (the local part up to the first `local.recipient_delimiter`
 //!    character) is looked up in passwd: unknown bounces
 //!    `5.1.1 unknown user: "NAME"`;
-//! 5. `~/.forward` (`~/.forward+ext` first for `user+ext`; see `forward`),
+//! 5. `~/.forward` (`~/.forward+ext` first for `user+ext`; see `worker::forward`),
 //!    read by the user's worker, trusted only when it is a regular file of
 //!    the user or root, writable by neither group nor others (else it is
 //!    ignored with a warning): each line not starting with `#` is an alias
@@ -129,7 +144,7 @@
 //!    administrator can repair a mailbox without losing mail. mbox reasons
 //!    read `cannot update mailbox PATH for user NAME. DETAIL`.
 //!
-//! `|command` (see `command`): `/bin/sh -c COMMAND` in a process group of
+//! `|command` (see `worker::command`): `/bin/sh -c COMMAND` in a process group of
 //! its own, in the home directory of the user it runs as (`/` when that
 //! cannot be entered), with the message on its input after `From `,
 //! `Return-Path:` and `Delivered-To:` lines (not quoted, no empty line at
@@ -145,7 +160,7 @@
 //! group is killed and the delivery deferred `4.3.0 Command time limit
 //! exceeded`.
 //!
-//! `/file` (see `file`): appended in mbox form with the mailbox's locking
+//! `/file` (see `worker::file`): appended in mbox form with the mailbox's locking
 //! and truncation (the dot-lock may be impossible, then only `fcntl`; any
 //! owner, as long as the user may write it): `2.0.0 delivered to file:
 //! PATH`; a file with an execute bit bounces `5.7.1`; `/dev/null` and other
@@ -216,22 +231,15 @@
 //!   = the home directory (Postfix: the queue directory)
 //! * fixed for now, Postfix's defaults: `deliver_lock_attempts` = 20,
 //!   `deliver_lock_delay` = 1s, `stale_lock_time` = 500s
-//!   (`lock::LockPolicy`), `strict_mailbox_ownership` = yes
+//!   (`worker::lock::LockPolicy`), `strict_mailbox_ownership` = yes
 //! * `local.worker_idle`: how long a worker waits for more work
 //! * `server.origin` (`myorigin`): the domain of a bare recipient
 //! * `queue.directory` (`queue_directory`): where the content lies
 
 mod agent;
-mod command;
-mod errno;
-mod file;
-mod forward;
 mod header;
 pub(crate) mod journal;
-mod lock;
 pub(crate) mod mailbox;
-mod maildir;
-mod mbox;
 mod pool;
 mod route;
 mod worker;

@@ -40,9 +40,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::agent::{Account, Outcome, Rights, log_line, read_include};
-use super::forward::ForwardFile;
 use super::journal::{Claim, Ticket};
 use super::mailbox::LocalRecipient;
+use super::worker::forward::ForwardFile;
 use crate::aliases::{self, ExpandOptions, LoadError, Table, Target};
 use crate::ipc::{DeliveryRequest, DeliveryStatus, ListForward, OwnerFailure};
 use crate::queue::now_micros;

@@ -103,7 +103,7 @@ mod session;
 mod store;
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -111,6 +111,7 @@ use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use crate::aliases::LiveTable;
 use crate::config::Config;
@@ -171,7 +172,7 @@ impl Shared {
 pub(crate) async fn run(
     config: Arc<Config>,
     fds: Vec<(String, OwnedFd)>,
-    mut reload: Reload,
+    reload: Reload,
 ) -> anyhow::Result<()> {
     let incoming = config.queue.directory.join(INCOMING);
     let fd_connections = match crate::sys::raise_open_files_limit() {
@@ -182,32 +183,8 @@ pub(crate) async fn run(
         }
     };
     warn_about_open_files(&config, fd_connections);
-    let ids = IdGenerator::new('A');
-    // A clock stepped back must not reuse IDs: continue after the newest
-    // segment on disk.
-    if let Ok(dir) = std::fs::read_dir(&incoming) {
-        for e in dir.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name
-                .strip_prefix('S')
-                .and_then(|n| n.strip_suffix(".log"))
-                .and_then(|n| n.parse().ok())
-            {
-                ids.observe(&id);
-            }
-        }
-    }
-    let seg_ids = Arc::new(IdGenerator::new('A'));
-    seg_ids.observe(&ids.next());
-    let log = LogWriter::start(
-        incoming.clone(),
-        LogOptions {
-            max_segment_bytes: 64 << 20,
-            seal_after_idle: Some(Duration::from_secs(30)),
-            ..LogOptions::new("S", move || seg_ids.next().to_string())
-        },
-    )
-    .with_context(|| format!("cannot open the queue in {}", incoming.display()))?;
+    let ids = queue_ids(&incoming);
+    let log = open_queue(&incoming, &ids)?;
     let shared = Arc::new(Shared {
         ids,
         log,
@@ -235,6 +212,66 @@ pub(crate) async fn run(
         config.queue.directory.clone(),
         stop_rx.clone(),
     ));
+    let listeners = listen(fds, &shared, &stop_rx)?;
+    serve_until_terminated(&shared, reload).await?;
+    notify::stopping();
+    log::info!("terminating on signal");
+    let _ = stop_tx.send(true);
+    for l in &listeners {
+        l.abort();
+    }
+    // Give sessions a moment to finish the command at hand.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while shared.conns.total() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The pickup finishes the file at hand (removed only once queued).
+    let _ = tokio::time::timeout_at(deadline, pickup).await;
+    let _ = shared.log.shutdown().await;
+    Ok(())
+}
+
+/// The queue IDs of this smtpd. A clock stepped back must not reuse IDs:
+/// they continue after the newest segment on disk.
+fn queue_ids(incoming: &Path) -> IdGenerator {
+    let ids = IdGenerator::new('A');
+    if let Ok(dir) = std::fs::read_dir(incoming) {
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name
+                .strip_prefix('S')
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse().ok())
+            {
+                ids.observe(&id);
+            }
+        }
+    }
+    ids
+}
+
+/// The group-commit log writer of `queue/incoming/` (segments `S…`).
+fn open_queue(incoming: &Path, ids: &IdGenerator) -> anyhow::Result<LogWriter> {
+    let seg_ids = Arc::new(IdGenerator::new('A'));
+    seg_ids.observe(&ids.next());
+    LogWriter::start(
+        incoming.to_path_buf(),
+        LogOptions {
+            max_segment_bytes: 64 << 20,
+            seal_after_idle: Some(Duration::from_secs(30)),
+            ..LogOptions::new("S", move || seg_ids.next().to_string())
+        },
+    )
+    .with_context(|| format!("cannot open the queue in {}", incoming.display()))
+}
+
+/// Serve every listener handed over: `submit` (Unix) and the `smtp` TCP
+/// listeners.
+fn listen(
+    fds: Vec<(String, OwnedFd)>,
+    shared: &Arc<Shared>,
+    stop_rx: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let mut listeners = Vec::new();
     for (name, fd) in fds {
         if name == "submit" {
@@ -264,7 +301,11 @@ pub(crate) async fn run(
     if listeners.is_empty() {
         anyhow::bail!("no listening socket was handed over (LISTEN_FDS)");
     }
+    Ok(listeners)
+}
 
+/// Ready: serve until SIGTERM, reloading on SIGHUP.
+async fn serve_until_terminated(shared: &Shared, mut reload: Reload) -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     notify::spawn_status(shared.conns.sessions(), |n| {
         format!("smtpd: {n} session{}", if *n == 1 { "" } else { "s" })
@@ -272,7 +313,7 @@ pub(crate) async fn run(
     notify::ready();
     loop {
         tokio::select! {
-            _ = term.recv() => break,
+            _ = term.recv() => return Ok(()),
             _ = reload.requested() => {
                 if let Some(new) = reload.load(&shared.current().0) {
                     shared.replace(new);
@@ -281,21 +322,6 @@ pub(crate) async fn run(
             }
         }
     }
-    notify::stopping();
-    log::info!("terminating on signal");
-    let _ = stop_tx.send(true);
-    for l in &listeners {
-        l.abort();
-    }
-    // Give sessions a moment to finish the command at hand.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while shared.conns.total() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // The pickup finishes the file at hand (removed only once queued).
-    let _ = tokio::time::timeout_at(deadline, pickup).await;
-    let _ = shared.log.shutdown().await;
-    Ok(())
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {

@@ -7,11 +7,13 @@
 //! committed to the queue before the `250`. The transfer has a deadline
 //! (`smtpd.timeout` plus a second per KiB) within the session's.
 
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::transaction::Transaction;
 use super::{End, Read, Session};
 use crate::config::BareNewline;
 use crate::content::{self, ContentChecks, Inspector, Verdict};
@@ -27,35 +29,191 @@ use crate::smtpd::store::{Finished, Store, message_id};
 /// What the input buffer is shrunk to after DATA.
 const READ_CHUNK_KEPT: usize = 8 * 1024;
 
+/// A message on its way in: the DATA reader, the header block, the checks
+/// (when any are configured) and the store, and what went wrong so far.
+/// Once the message is too big, a write failed or a check stopped it, the
+/// rest is read but no longer stored.
+struct Intake {
+    store: Store,
+    reader: DataReader,
+    headers: HeaderBlock,
+    inspector: Option<Inspector>,
+    /// Past `smtpd.message_size_limit`.
+    too_big: bool,
+    io_error: Option<std::io::Error>,
+}
+
+impl Intake {
+    fn new(store: Store, inspector: Option<Inspector>) -> Intake {
+        Intake {
+            store,
+            reader: DataReader::new(),
+            headers: HeaderBlock::new(),
+            inspector,
+            too_big: false,
+            io_error: None,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.inspector.as_ref().is_some_and(Inspector::stopped)
+    }
+
+    /// Whether the content still goes to the store.
+    fn keep(&self) -> bool {
+        !(self.too_big || self.io_error.is_some() || self.stopped())
+    }
+
+    /// Feed what the client sent: through the DATA reader, the header
+    /// block and the checks into the store.
+    fn feed(&mut self, input: &[u8]) -> Feed {
+        let keep = self.keep();
+        let Intake {
+            store,
+            reader,
+            headers,
+            inspector,
+            ..
+        } = self;
+        let mut sink_store = keep.then_some(store);
+        reader.feed(input, &mut |b: &[u8]| {
+            headers.feed(b, &mut |h: &[u8]| match inspector.as_mut() {
+                Some(i) => i.feed(h, &mut |o| {
+                    if let Some(s) = sink_store.as_mut() {
+                        s.push(o);
+                    }
+                }),
+                None => {
+                    if let Some(s) = sink_store.as_mut() {
+                        s.push(h);
+                    }
+                }
+            })
+        })
+    }
+
+    /// After each piece: the size limit, and the store's spill file.
+    async fn settle(&mut self, limit: u64, incoming: &Path, id: &QueueId) {
+        if limit > 0 && self.reader.wire_size() > limit {
+            self.too_big = true;
+        }
+        if !self.too_big
+            && self.io_error.is_none()
+            && let Err(e) = self.store.settle(incoming, id.as_str()).await
+        {
+            self.io_error = Some(e);
+        }
+    }
+
+    /// The end of the data: the header block and the checks finished.
+    fn finish(&mut self, id: &QueueId) {
+        let keep = self.keep();
+        let Intake {
+            store,
+            headers,
+            inspector,
+            too_big,
+            io_error,
+            ..
+        } = self;
+        headers.finish(&mut |h: &[u8]| match inspector.as_mut() {
+            Some(i) => i.feed(h, &mut |o| {
+                if keep {
+                    store.push(o);
+                }
+            }),
+            None => {
+                if keep {
+                    store.push(h);
+                }
+            }
+        });
+        if let Some(i) = inspector.as_mut() {
+            let keep = !(*too_big || io_error.is_some() || i.stopped());
+            i.finish(&mut |o| {
+                if keep {
+                    store.push(o);
+                }
+            });
+            log_content(Some(i), id);
+        }
+    }
+
+    /// The transfer did not end: nothing is kept.
+    async fn discard(self) {
+        self.store.discard().await;
+    }
+}
+
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     pub(super) async fn data(&mut self) -> Option<End> {
-        let Some(tx) = self.tx.as_mut() else {
-            self.count("data", false);
-            return self.data_error(Reply::need_rcpt()).await;
-        };
-        if tx.rcpts.is_empty() {
-            self.count("data", false);
-            return self.data_error(Reply::no_valid_recipients()).await;
-        }
-        let checks = match ContentChecks::open(&self.config) {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("header or body checks: {e}");
+        let checks = match self.data_allowed() {
+            Ok(checks) => checks,
+            Err(r) => {
                 self.count("data", false);
-                let r = Reply::new(451, "4.3.5", "Server configuration error");
                 return self.data_error(r).await;
             }
         };
+        let id = self.start_data();
+        self.reply(&Reply::start_data());
+        if !self.flush().await {
+            return Some(End::Lost);
+        }
+        let intake = self.intake(&id, checks);
+        let intake = match self.receive(&id, intake).await {
+            Ok(intake) => intake,
+            Err(end) => return Some(end),
+        };
+        // A large message's read buffer is not kept for the commands.
+        self.io.shrink_input(READ_CHUNK_KEPT);
+        let result = self.finish_message(&id, intake).await;
+        self.tx = None;
+        match result {
+            Ok(()) => {
+                self.count("data", true);
+                // Postfix forgives earlier errors and junk once a message
+                // is through.
+                self.counters.errors = 0;
+                self.counters.junk = 0;
+                None
+            }
+            Err(r) => {
+                self.count("data", false);
+                self.data_error(r).await
+            }
+        }
+    }
+
+    /// DATA needs a transaction with recipients, and the header and body
+    /// checks' tables.
+    fn data_allowed(&self) -> Result<ContentChecks, Reply> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(Reply::need_rcpt());
+        };
+        if tx.rcpts.is_empty() {
+            return Err(Reply::no_valid_recipients());
+        }
+        ContentChecks::open(&self.config).map_err(|e| {
+            log::warn!("header or body checks: {e}");
+            Reply::new(451, "4.3.5", "Server configuration error")
+        })
+    }
+
+    /// The message gets its queue ID, and the log its first line
+    /// (`ID: client=…`, or pickup's `ID: uid=N from=<…>`).
+    fn start_data(&mut self) -> QueueId {
         let id = self.shared.ids.next();
-        tx.id = Some(id.clone());
-        let rcpt_addrs: Vec<String> = tx.rcpts.iter().map(|r| r.address.clone()).collect();
-        match self.uid {
+        if let Some(tx) = self.tx.as_mut() {
+            tx.id = Some(id.clone());
+        }
+        let sender = self.tx.as_ref().map_or("", |t| t.sender.as_str());
+        match self.client.uid {
             // Postfix's pickup: "uid=1000 from=<user>".
             Some(uid) => log::info!(
                 queue_id = id.as_str(),
                 client:% = format!("uid {uid}");
                 "{id}: uid={uid} from=<{}>",
-                tx.sender
+                sender
             ),
             None => log::info!(
                 queue_id = id.as_str(),
@@ -64,18 +222,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 self.client()
             ),
         }
-        self.reply(&Reply::start_data());
-        if !self.flush().await {
-            return Some(End::Lost);
-        }
-        let cfg = self.config.clone();
+        id
+    }
+
+    /// The store for the message, with what smtpd writes above the
+    /// client's content: PREPENDed headers, then the Received header
+    /// (which the header checks see, as Postfix's do).
+    fn intake(&self, id: &QueueId, checks: ContentChecks) -> Intake {
+        let cfg = &self.config;
         let mut store = Store::new(cfg.queue.large_message_threshold);
-        let received = match self.uid {
+        let rcpt_addrs: Vec<String> = self
+            .tx
+            .iter()
+            .flat_map(|t| t.rcpts.iter().map(|r| r.address.clone()))
+            .collect();
+        let received = match self.client.uid {
             Some(uid) => local_received_header(&cfg.server.hostname, uid, id.as_str()),
             None => received_header(
-                self.helo.as_deref(),
-                &self.name,
-                self.ip,
+                self.helo(),
+                &self.client.name,
+                self.client.ip,
                 &cfg.server.hostname,
                 self.proto(),
                 id.as_str(),
@@ -96,135 +262,66 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Some(i) => i.feed(received.as_bytes(), &mut |b| store.push(b)),
             None => store.push(received.as_bytes()),
         }
-        let mut reader = DataReader::new();
-        let mut headers = HeaderBlock::new();
-        let limit = cfg.smtpd.message_size_limit;
-        let mut too_big = false;
-        let mut io_error: Option<std::io::Error> = None;
-        // DATA must progress: smtpd.timeout, plus one second per KiB.
+        Intake::new(store, inspector)
+    }
+
+    /// Read the message to its final dot. DATA must progress:
+    /// `smtpd.timeout`, plus one second per KiB, within the session's
+    /// time.
+    async fn receive(&mut self, id: &QueueId, mut intake: Intake) -> Result<Intake, End> {
+        let limit = self.cfg().smtpd.message_size_limit;
         let started = Instant::now();
         loop {
-            let stopped = inspector.as_ref().is_some_and(Inspector::stopped);
-            let mut sink_store = if too_big || io_error.is_some() || stopped {
-                None
-            } else {
-                Some(&mut store)
-            };
-            let fed = reader.feed(&self.inbuf, &mut |b: &[u8]| {
-                headers.feed(b, &mut |h: &[u8]| match inspector.as_mut() {
-                    Some(i) => i.feed(h, &mut |o| {
-                        if let Some(s) = sink_store.as_mut() {
-                            s.push(o);
-                        }
-                    }),
-                    None => {
-                        if let Some(s) = sink_store.as_mut() {
-                            s.push(h);
-                        }
-                    }
-                })
-            });
-            log_content(inspector.as_mut(), &id);
+            let fed = intake.feed(&self.io.inbuf);
+            log_content(intake.inspector.as_mut(), id);
             let done = match fed {
                 Feed::Done { consumed } => {
-                    self.inbuf.drain(..consumed);
+                    self.io.inbuf.drain(..consumed);
                     true
                 }
                 Feed::NeedMore => {
-                    self.inbuf.clear();
+                    self.io.inbuf.clear();
                     false
                 }
             };
-            if limit > 0 && reader.wire_size() > limit {
-                too_big = true;
-            }
-            if !too_big
-                && io_error.is_none()
-                && let Err(e) = store.settle(&self.shared.incoming, id.as_str()).await
-            {
-                io_error = Some(e);
-            }
+            intake.settle(limit, &self.shared.incoming, id).await;
             if done {
-                let stopped = inspector.as_ref().is_some_and(Inspector::stopped);
-                let keep = !(too_big || io_error.is_some() || stopped);
-                headers.finish(&mut |h: &[u8]| match inspector.as_mut() {
-                    Some(i) => i.feed(h, &mut |o| {
-                        if keep {
-                            store.push(o);
-                        }
-                    }),
-                    None => {
-                        if keep {
-                            store.push(h);
-                        }
-                    }
-                });
-                if let Some(i) = inspector.as_mut() {
-                    let keep = !(too_big || io_error.is_some() || i.stopped());
-                    i.finish(&mut |o| {
-                        if keep {
-                            store.push(o);
-                        }
-                    });
-                    log_content(Some(i), &id);
-                }
-                break;
+                intake.finish(id);
+                return Ok(intake);
             }
-            let allowance = self.limits().timeout + Duration::from_secs(reader.wire_size() / 1024);
+            let allowance =
+                self.limits().timeout + Duration::from_secs(intake.reader.wire_size() / 1024);
             let deadline = self.capped(started + allowance);
             match self.read_more(deadline, false).await {
                 Read::Data | Read::Again => {}
                 Read::Timeout => {
-                    store.discard().await;
-                    self.last_cmd = "DATA";
-                    if self.session_over() {
-                        return Some(self.end_session().await);
-                    }
-                    let r = Reply::timeout(&self.hostname());
-                    self.reply(&r);
-                    self.flush().await;
-                    return Some(End::Timeout);
+                    intake.discard().await;
+                    return Err(self.data_timeout().await);
                 }
                 _ => {
-                    store.discard().await;
+                    let size = intake.reader.size();
+                    intake.discard().await;
                     log::info!(
                         queue_id = id.as_str(),
-                        client:% = crate::logging::client_field(self.uid, self.client());
-                        "{id}: lost connection after DATA ({} bytes) from {}",
-                        reader.size(),
+                        client:% = self.client.field();
+                        "{id}: lost connection after DATA ({size} bytes) from {}",
                         self.client()
                     );
                     self.count("data", false);
-                    return Some(End::Closed);
+                    return Err(End::Closed);
                 }
             }
         }
-        // A large message's read buffer is not kept for the commands.
-        if self.inbuf.capacity() > 4 * READ_CHUNK_KEPT && self.inbuf.len() < READ_CHUNK_KEPT {
-            self.inbuf.shrink_to(READ_CHUNK_KEPT);
+    }
+
+    /// The client stopped sending in the middle of the message.
+    async fn data_timeout(&mut self) -> End {
+        self.counters.last_cmd = "DATA";
+        if self.session_over() {
+            return self.end_session().await;
         }
-        let verdict = inspector.map(|i| i.verdict().clone()).unwrap_or_default();
-        let result = self
-            .finish_message(&id, store, &reader, too_big, io_error, verdict)
-            .await;
-        self.tx = None;
-        match result {
-            Ok(()) => {
-                self.count("data", true);
-                // Postfix forgives earlier errors and junk once a message
-                // is through.
-                self.errors = 0;
-                self.junk = 0;
-                None
-            }
-            Err(r) => {
-                self.count("data", false);
-                if self.error(&r) {
-                    return Some(self.too_many_errors().await);
-                }
-                None
-            }
-        }
+        let r = Reply::timeout(&self.hostname());
+        self.close(&r, End::Timeout).await
     }
 
     /// Who sent the message, for the checks' log lines.
@@ -232,14 +329,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         let tx = self.tx.as_ref();
         content::Context {
             queue_id: id.to_string(),
-            origin: match self.uid {
+            origin: match self.client.uid {
                 Some(_) => "local".into(),
                 None => self.client(),
             },
             sender: tx.map(|t| t.sender.clone()).unwrap_or_default(),
             recipient: tx.and_then(|t| t.rcpts.last()).map(|r| r.address.clone()),
-            proto: self.uid.is_none().then(|| self.proto().to_string()),
-            helo: self.helo.clone(),
+            proto: self.client.uid.is_none().then(|| self.proto().to_string()),
+            helo: self.helo().map(str::to_string),
         }
     }
 
@@ -250,47 +347,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         None
     }
 
-    async fn finish_message(
-        &mut self,
-        id: &QueueId,
-        store: Store,
-        reader: &DataReader,
-        too_big: bool,
-        io_error: Option<std::io::Error>,
-        verdict: Verdict,
-    ) -> Result<(), Reply> {
-        let tx = self.tx.as_ref().ok_or_else(Reply::need_rcpt)?;
-        let log_reject = |r: &Reply, s: &Self| {
-            log::info!(
-                queue_id = id.as_str(),
-                client:% = crate::logging::client_field(s.uid, s.client()),
-                status = "reject";
-                "{id}: reject: END-OF-MESSAGE from {}: {r}; from=<{}> proto={} helo=<{}>",
-                s.client(),
-                tx.sender,
-                s.proto(),
-                s.helo.as_deref().unwrap_or("")
-            );
-        };
-        if too_big {
-            store.discard().await;
-            let r = Reply::message_too_big();
-            log_reject(&r, self);
-            return Err(r);
-        }
-        if reader.saw_bare_lf() && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
-            store.discard().await;
-            let r = Reply::bare_lf(&self.hostname());
-            log_reject(&r, self);
-            return Err(r);
-        }
-        if let Some(e) = io_error {
-            store.discard().await;
-            log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
-            return Err(Reply::queue_write_error());
-        }
-        if let Some(r) = verdict.reject {
-            // Logged by the checks (`ID: reject: header …`).
+    /// The message read: refused, discarded, or queued (and `250 … queued
+    /// as ID` only once its record is durable). The transaction ends here.
+    async fn finish_message(&mut self, id: &QueueId, intake: Intake) -> Result<(), Reply> {
+        let Intake {
+            store,
+            reader,
+            inspector,
+            too_big,
+            io_error,
+            ..
+        } = intake;
+        let mut verdict = inspector.map(|i| i.verdict().clone()).unwrap_or_default();
+        let tx = self.tx.take().ok_or_else(Reply::need_rcpt)?;
+        let reject = verdict.reject.take();
+        if let Some(r) = self.refusal(id, &tx, &reader, too_big, io_error, reject) {
             store.discard().await;
             return Err(r);
         }
@@ -304,25 +375,73 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             self.reply(&Reply::queued(id.as_str()));
             return Ok(());
         }
-        let mid = message_id(store.head());
-        let size = store.size();
+        let envelope = self.envelope(id, tx, &store, verdict);
+        self.commit(id, store, &envelope).await
+    }
+
+    /// Why the message is refused at its end, if it is: too big, a bare
+    /// LF refused, a write error, or a header or body check's REJECT
+    /// (which the checks logged).
+    fn refusal(
+        &self,
+        id: &QueueId,
+        tx: &Transaction,
+        reader: &DataReader,
+        too_big: bool,
+        io_error: Option<std::io::Error>,
+        reject: Option<Reply>,
+    ) -> Option<Reply> {
+        if too_big {
+            let r = Reply::message_too_big();
+            self.log_eom_reject(id, tx, &r);
+            return Some(r);
+        }
+        if reader.saw_bare_lf() && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
+            let r = Reply::bare_lf(&self.hostname());
+            self.log_eom_reject(id, tx, &r);
+            return Some(r);
+        }
+        if let Some(e) = io_error {
+            log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
+            return Some(Reply::queue_write_error());
+        }
+        reject
+    }
+
+    /// Postfix's line for a message refused at its end.
+    fn log_eom_reject(&self, id: &QueueId, tx: &Transaction, r: &Reply) {
+        log::info!(
+            queue_id = id.as_str(),
+            client:% = self.client.field(),
+            status = "reject";
+            "{id}: reject: END-OF-MESSAGE from {}: {r}; from=<{}> proto={} helo=<{}>",
+            self.client(),
+            tx.sender,
+            self.proto(),
+            self.helo().unwrap_or("")
+        );
+    }
+
+    /// The queue's envelope for the message: the transaction's, with what
+    /// the checks said (HOLD, REDIRECT).
+    fn envelope(&self, id: &QueueId, tx: Transaction, store: &Store, verdict: Verdict) -> Envelope {
         let mut envelope = Envelope {
             id: id.clone(),
             arrival_us: now_micros(),
-            sender: tx.sender.clone(),
-            recipients: tx.rcpts.clone(),
+            sender: tx.sender,
+            recipients: tx.rcpts,
             ret: tx.params.ret,
-            envid: tx.params.envid.clone(),
+            envid: tx.params.envid,
             body: tx.params.body.unwrap_or_default(),
             smtputf8: tx.params.smtputf8,
             client: Client {
-                name: self.name.clone(),
-                addr: self.ip.to_string(),
-                helo: self.helo.clone(),
+                name: self.client.name.clone(),
+                addr: self.client.ip.to_string(),
+                helo: self.helo().map(str::to_string),
                 protocol: self.proto().into(),
             },
-            message_id: mid.clone(),
-            size,
+            message_id: message_id(store.head()),
+            size: store.size(),
             // HOLD from a check, or from an access table at RCPT.
             hold: verdict.hold || tx.hold.is_some(),
         };
@@ -333,10 +452,22 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 notify: None,
             }];
         }
+        envelope
+    }
+
+    /// Write the message to the queue (its content inline, or the spill
+    /// file named) through the group-commit log writer, wake qmgr, and
+    /// say `250 … queued as ID`. A failure removes the spill file.
+    async fn commit(
+        &mut self,
+        id: &QueueId,
+        store: Store,
+        envelope: &Envelope,
+    ) -> Result<(), Reply> {
         let incoming = self.shared.incoming.clone();
         let parts = match store.finish(&incoming).await {
             Ok(Finished::Inline(content)) => {
-                encode_message_head(&envelope, ContentKind::Inline).map(|head| vec![head, content])
+                encode_message_head(envelope, ContentKind::Inline).map(|head| vec![head, content])
             }
             Ok(Finished::File(path)) => {
                 let name = path
@@ -344,26 +475,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let rel = format!("{}/{name}", crate::queue::INCOMING);
-                encode_message(&envelope, MessageContent::File(&rel)).map(|p| vec![p])
+                encode_message(envelope, MessageContent::File(&rel)).map(|p| vec![p])
             }
             Err(e) => {
                 log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
-                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
-                return Err(Reply::queue_write_error());
+                return Err(remove_spill(&incoming, id).await);
             }
         };
         let parts = match parts {
             Ok(p) => p,
             Err(e) => {
                 log::warn!(queue_id = id.as_str(); "{id}: cannot encode the queue record: {e}");
-                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
-                return Err(Reply::queue_write_error());
+                return Err(remove_spill(&incoming, id).await);
             }
         };
         log::info!(
             queue_id = id.as_str();
             "{id}: message-id={}",
-            mid.as_deref().unwrap_or("<>")
+            envelope.message_id.as_deref().unwrap_or("<>")
         );
         match self
             .shared
@@ -378,11 +507,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             }
             Err(e) => {
                 log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
-                let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
-                Err(Reply::queue_write_error())
+                Err(remove_spill(&incoming, id).await)
             }
         }
     }
+}
+
+/// After a failed write: the message's spill file removed (if it has
+/// one), and the reply.
+async fn remove_spill(incoming: &Path, id: &QueueId) -> Reply {
+    let _ = tokio::fs::remove_file(incoming.join(format!("{id}.msg"))).await;
+    Reply::queue_write_error()
 }
 
 /// The checks' log lines so far, with the queue ID as a journal field.

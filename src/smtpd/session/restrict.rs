@@ -15,21 +15,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// the sender) when `restrictions.delay_reject` is false: the reply
     /// when they refuse (logged here). Local submissions are not checked.
     pub(super) async fn restrict(&mut self, when: When, arg: Option<&str>) -> Option<Reply> {
-        if self.cfg().restrictions.delay_reject || self.uid.is_some() {
+        if self.cfg().restrictions.delay_reject || self.client.uid.is_some() {
             return None;
         }
         let helo = match when {
             When::Helo => arg,
-            _ => self.helo.as_deref(),
+            _ => self.helo(),
         };
         let sender = match when {
             When::Mail => arg,
             _ => None,
         };
         let ctx = Context {
-            ip: self.ip,
-            name: &self.name,
-            name_status: self.name_status,
+            ip: self.client.ip,
+            name: &self.client.name,
+            name_status: self.client.name_status,
             helo,
             sender,
             recipient: None,
@@ -47,10 +47,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// its reject by the caller.
     pub(super) async fn policy_check(&mut self, when: When, sender: &str, rcpt: &str) -> Decision {
         let ctx = Context {
-            ip: self.ip,
-            name: &self.name,
-            name_status: self.name_status,
-            helo: self.helo.as_deref(),
+            ip: self.client.ip,
+            name: &self.client.name,
+            name_status: self.client.name_status,
+            helo: self.helo(),
             sender: Some(sender),
             recipient: Some(rcpt),
         };
@@ -72,7 +72,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         sender: Option<&str>,
         rcpt: Option<&str>,
     ) {
-        self.whatsup_at(action, when, text, sender, rcpt, self.helo.as_deref());
+        self.whatsup_at(action, when, text, sender, rcpt, self.helo());
     }
 
     fn whatsup_at(
@@ -96,14 +96,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             items += &format!(" helo=<{h}>");
         }
         log::info!(
-            queue_id = self.tx.as_ref().and_then(|t| t.id.as_ref()).map(|i| i.as_str()),
-            client:% = crate::logging::client_field(self.uid, self.client()),
+            queue_id = self.queue_id(),
+            client:% = self.client.field(),
             recipient = rcpt,
             status = action;
             "{}{action}: {} from {}: {text};{items}",
             self.qid_prefix(),
             // The command at hand as Postfix names it (EHLO or HELO).
-            if when == When::Connect { "CONNECT" } else { self.last_cmd },
+            if when == When::Connect { "CONNECT" } else { self.counters.last_cmd },
             self.client()
         );
     }

@@ -1,17 +1,72 @@
-//! The mail transaction commands of a session: MAIL (with the queue's
-//! free space checked first, Postfix's `queue_minfree`) and RCPT (with
-//! duplicate recipients dropped, as Postfix's cleanup drops them), and the
-//! checks of a local submitter.
+//! The transaction level of a session ([`Transaction`]: from MAIL to the
+//! end of DATA, RSET or the next EHLO/HELO) and its commands: MAIL (with
+//! the queue's free space checked first, Postfix's `queue_minfree`) and
+//! RCPT (with duplicate recipients dropped, as Postfix's cleanup drops
+//! them), and the checks of a local submitter.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Session, Transaction};
+use super::Session;
 use crate::address::{Address, Path};
 use crate::policy::{Decision, When};
-use crate::queue::Recipient;
 use crate::queue::space::{effective_minfree, free_space, room_for};
+use crate::queue::{QueueId, Recipient};
 use crate::reply::Reply;
 use crate::smtpd::command::{MailParams, RcptParams};
+
+/// One mail transaction.
+pub(super) struct Transaction {
+    pub(super) sender: String,
+    pub(super) params: MailParams,
+    /// Each recipient once (duplicates are dropped).
+    pub(super) rcpts: Vec<Recipient>,
+    /// RCPT commands accepted, duplicates included
+    /// (`smtpd.recipient_limit`).
+    rcpt_count: usize,
+    /// Given at DATA.
+    pub(super) id: Option<QueueId>,
+    /// An access table said HOLD (the reason as logged).
+    pub(super) hold: Option<String>,
+    /// An access table said DISCARD: accept, then drop the message.
+    pub(super) discard: Option<String>,
+    /// Headers an access table said to PREPEND.
+    pub(super) prepend: Vec<String>,
+}
+
+impl Transaction {
+    fn new(sender: String, params: MailParams) -> Transaction {
+        Transaction {
+            sender,
+            params,
+            rcpts: Vec::new(),
+            rcpt_count: 0,
+            id: None,
+            hold: None,
+            discard: None,
+            prepend: Vec::new(),
+        }
+    }
+
+    /// A recipient given twice is queued once, with the first one's
+    /// ORCPT and NOTIFY (Postfix's cleanup does this).
+    fn has(&self, to: &Address) -> bool {
+        self.rcpts.iter().any(|r| same_mailbox(&r.address, to))
+    }
+
+    /// A recipient accepted, and what the access tables said for it (the
+    /// first HOLD and DISCARD count, every PREPEND).
+    fn accept(&mut self, rcpt: Recipient, decision: Decision) {
+        if decision.hold.is_some() && self.hold.is_none() {
+            self.hold = decision.hold;
+        }
+        if decision.discard.is_some() && self.discard.is_none() {
+            self.discard = decision.discard;
+        }
+        self.prepend.extend(decision.prepend);
+        self.rcpt_count += 1;
+        self.rcpts.push(rcpt);
+    }
+}
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     pub(super) async fn mail(&mut self, from: Path, params: MailParams) -> bool {
@@ -21,11 +76,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if from.address().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
             return self.fail(Reply::must_declare_smtputf8());
         }
-        if let Some(uid) = self.uid
+        if let Some(uid) = self.client.uid
             && let Err(r) = self.check_submitter(uid, &from)
         {
             log::info!(
-                client:% = crate::logging::client_field(self.uid, self.client()),
+                client:% = self.client.field(),
                 status = "reject";
                 "NOQUEUE: reject: MAIL from {} (uid {uid}): {r}",
                 self.client()
@@ -48,16 +103,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if let Some(r) = self.restrict(When::Mail, Some(&sender)).await {
             return self.fail(r);
         }
-        self.tx = Some(Transaction {
-            sender,
-            params,
-            rcpts: Vec::new(),
-            rcpt_count: 0,
-            id: None,
-            hold: None,
-            discard: None,
-            prepend: Vec::new(),
-        });
+        self.tx = Some(Transaction::new(sender, params));
         self.reply(&Reply::mail_ok());
         true
     }
@@ -72,10 +118,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         if tx.rcpt_count >= self.cfg().smtpd.recipient_limit {
             return self.fail(Reply::too_many_recipients());
         }
-        // A recipient given twice is queued once, with the first one's
-        // ORCPT and NOTIFY (Postfix's cleanup does this); the client is
-        // told 250 each time.
-        if tx.rcpts.iter().any(|r| same_mailbox(&r.address, &to)) {
+        // A recipient given twice is queued once; the client is told 250
+        // each time.
+        if tx.has(&to) {
             if let Some(tx) = self.tx.as_mut() {
                 tx.rcpt_count += 1;
             }
@@ -87,12 +132,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         // The restrictions (relay control among them), then the local
         // recipient table. Local submissions skip the restrictions, as
         // Postfix's pickup does; the bare postmaster is always accepted.
-        let decision = if self.uid.is_some() || crate::policy::is_bare_postmaster(&rcpt) {
+        let mut decision = if self.client.uid.is_some() || crate::policy::is_bare_postmaster(&rcpt)
+        {
             Decision::default()
         } else {
             self.policy_check(When::Rcpt, &sender, &rcpt).await
         };
-        let refused = match decision.reject {
+        let refused = match decision.reject.take() {
             Some(r) => Some(r),
             None => crate::policy::local_recipient(self.cfg(), &self.aliases, &to).err(),
         };
@@ -106,20 +152,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             );
             return self.fail(r);
         }
+        let recipient = Recipient {
+            address: rcpt,
+            orcpt: params.orcpt,
+            notify: params.notify,
+        };
         if let Some(tx) = self.tx.as_mut() {
-            if decision.hold.is_some() && tx.hold.is_none() {
-                tx.hold = decision.hold;
-            }
-            if decision.discard.is_some() && tx.discard.is_none() {
-                tx.discard = decision.discard;
-            }
-            tx.prepend.extend(decision.prepend);
-            tx.rcpt_count += 1;
-            tx.rcpts.push(Recipient {
-                address: rcpt,
-                orcpt: params.orcpt,
-                notify: params.notify,
-            });
+            tx.accept(recipient, decision);
         }
         self.reply(&Reply::rcpt_ok());
         true
@@ -167,12 +206,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
     /// Postfix's line for a MAIL refused by smtpd itself.
     fn log_mail_reject(&self, r: &Reply) {
         log::info!(
-            client:% = crate::logging::client_field(self.uid, self.client()),
+            client:% = self.client.field(),
             status = "reject";
             "NOQUEUE: reject: MAIL from {}: {r}; proto={} helo=<{}>",
             self.client(),
             self.proto(),
-            self.helo.as_deref().unwrap_or("")
+            self.helo().unwrap_or("")
         );
     }
 }

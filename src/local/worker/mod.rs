@@ -22,6 +22,14 @@
 //! so root is never used to write a non-root user's mailbox. A child that
 //! runs as root refuses `/file` and `|command` jobs altogether.
 
+pub(super) mod command;
+mod errno;
+mod file;
+pub(super) mod forward;
+mod lock;
+mod maildir;
+mod mbox;
+
 use std::io::{self, BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -29,14 +37,13 @@ use anyhow::{Context, bail};
 use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
 
-use super::command::{self, CommandSpec};
-use super::file;
-use super::forward::{self, ForwardFile};
-use super::lock::LockPolicy;
 use super::mailbox::Mailbox;
-use super::maildir::{self, MaildirError, NameGen};
-use super::mbox::{self, MboxError};
 use crate::ipc::DeliveryStatus;
+use command::CommandSpec;
+use forward::ForwardFile;
+use lock::LockPolicy;
+use maildir::{MaildirError, NameGen};
+use mbox::MboxError;
 
 /// Environment variable carrying the [`Identity`] (JSON) the child must take.
 pub(crate) const IDENTITY_ENV: &str = "POSTERN_LOCAL_WORKER_IDENTITY";

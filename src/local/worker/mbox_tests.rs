@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::*;
-use crate::local::lock::lock_path;
+use crate::local::worker::lock::lock_path;
 
 fn quick() -> LockPolicy {
     LockPolicy {

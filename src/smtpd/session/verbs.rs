@@ -1,0 +1,200 @@
+//! From a command line to its handler: the parser's verdict, the checks
+//! every command passes first (a connection the client restrictions
+//! refused, improper pipelining), one short handler per command, and the
+//! counts after it (Postfix's junk and error limits). EHLO and HELO are in
+//! [`super::greeting`], MAIL and RCPT in [`super::transaction`], DATA in
+//! [`super::data_phase`].
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::greeting::printable;
+use super::{End, Session};
+use crate::reply::Reply;
+use crate::smtpd::command::{Command, CommandError, parse_command};
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+    /// One command line: `Some` when the session ends with it.
+    pub(super) async fn command(&mut self, line: &[u8]) -> Option<End> {
+        let utf8 = true;
+        let cmd = match parse_command(line, utf8) {
+            Ok(c) => c,
+            Err(e) => return self.unparsable(line, e).await,
+        };
+        let verb = cmd.verb_name();
+        self.counters.last_cmd = last_cmd_name(verb);
+        if self.access_denied && !matches!(cmd, Command::Quit) {
+            let r = Reply::access_denied_for(&self.client());
+            return self.refuse(verb, &r).await;
+        }
+        if self.improper_pipelining(ends_group(&cmd)) {
+            return Some(self.sync_error(verb).await);
+        }
+        let ok = match cmd {
+            Command::Helo(name) => self.helo_cmd(&name, false).await,
+            Command::Ehlo(name) => self.helo_cmd(&name, true).await,
+            Command::Mail { from, params } => self.mail(from, params).await,
+            Command::Rcpt { to, params } => self.rcpt(to, params).await,
+            Command::Data => return self.data().await,
+            Command::Rset => self.rset(),
+            Command::Noop => self.noop(),
+            Command::Quit => return Some(self.quit().await),
+            Command::Help => self.help(),
+            Command::Vrfy(arg) if self.cfg().smtpd.vrfy => self.vrfy(&arg),
+            Command::Vrfy(_) => return self.refuse(verb, &Reply::vrfy_disabled()).await,
+            _ => {
+                return self
+                    .refuse(verb, &crate::smtpd::command::not_implemented())
+                    .await;
+            }
+        };
+        self.counted(verb, ok).await
+    }
+
+    /// A line the parser refused: answered and counted as an error, or
+    /// (not SMTP at all) the connection closed.
+    async fn unparsable(&mut self, line: &[u8], e: CommandError) -> Option<End> {
+        self.counters.last_cmd = "UNKNOWN";
+        let r = e.reply();
+        if !e.disconnects() {
+            return self.refuse("unknown", &r).await;
+        }
+        self.count("unknown", false);
+        log::warn!(
+            client:% = self.client.field();
+            "non-SMTP command from {}: {}",
+            self.client(),
+            String::from_utf8_lossy(&line[..line.len().min(100)])
+        );
+        Some(self.close(&r, End::Closed).await)
+    }
+
+    /// A command refused before it did anything: the reply, counted as a
+    /// failed `verb` and as an error.
+    async fn refuse(&mut self, verb: &'static str, r: &Reply) -> Option<End> {
+        self.count(verb, false);
+        if self.error(r) {
+            return Some(self.too_many_errors().await);
+        }
+        None
+    }
+
+    /// RFC 2920 and Postfix's smtpd_forbid_unauth_pipelining: a client that
+    /// did not say EHLO may not pipeline at all, and nobody may send ahead
+    /// of the reply to a command that ends a group. Remote clients only,
+    /// as Postfix's documentation says: a local submitter on submit.sock
+    /// (`sendmail -bs` fed by a script, which writes the whole session at
+    /// once) is no spambot racing the greeting.
+    fn improper_pipelining(&self, ends_group: bool) -> bool {
+        let esmtp = self.greeting.as_ref().is_some_and(|g| g.esmtp);
+        self.cfg().smtpd.forbid_unauth_pipelining
+            && self.client.uid.is_none()
+            && !self.io.inbuf.is_empty()
+            && (!esmtp || ends_group)
+    }
+
+    /// Input came ahead of its turn: logged, answered, and closed.
+    async fn sync_error(&mut self, verb: &'static str) -> End {
+        log::info!(
+            client:% = self.client.field();
+            "improper command pipelining after {} from {}: {}",
+            self.counters.last_cmd,
+            self.client(),
+            self.io.pending_line()
+        );
+        self.count(verb, false);
+        self.close(&Reply::sync_error(), End::Closed).await
+    }
+
+    /// After a handler: the command counted, a junk command past
+    /// `smtpd.junk_command_limit` counted as an error, and the session
+    /// ended at `smtpd.hard_error_limit`.
+    async fn counted(&mut self, verb: &'static str, ok: bool) -> Option<End> {
+        self.count(verb, ok);
+        let limits = self.limits();
+        if ok && is_junk(verb) {
+            self.counters.junk_command(&limits);
+        }
+        if self.counters.errors >= limits.hard_error_limit {
+            return Some(self.too_many_errors().await);
+        }
+        None
+    }
+
+    fn rset(&mut self) -> bool {
+        self.tx = None;
+        self.reply(&Reply::ok());
+        true
+    }
+
+    fn noop(&mut self) -> bool {
+        self.reply(&Reply::ok());
+        true
+    }
+
+    async fn quit(&mut self) -> End {
+        self.count("quit", true);
+        self.close(&Reply::bye(), End::Quit).await
+    }
+
+    fn help(&mut self) -> bool {
+        self.reply(&Reply::new(
+            214,
+            "2.0.0",
+            "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY",
+        ));
+        true
+    }
+
+    /// VRFY (`smtpd.vrfy`): 252, the argument said back, nothing looked up.
+    fn vrfy(&mut self, arg: &str) -> bool {
+        self.reply(&Reply::new(252, "2.0.0", printable(arg)));
+        true
+    }
+
+    /// Reply with an error for a transaction command; false.
+    pub(super) fn fail(&mut self, r: Reply) -> bool {
+        self.error(&r);
+        false
+    }
+}
+
+/// A command after which the client must wait for the reply (RFC 2920).
+fn ends_group(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Ehlo(_)
+            | Command::Helo(_)
+            | Command::Data
+            | Command::Vrfy(_)
+            | Command::Expn(_)
+            | Command::Noop
+            | Command::Quit
+            | Command::Help
+    )
+}
+
+/// Commands that can be repeated without end and do nothing for mail
+/// (Postfix's `SMTPD_CMD_FLAG_LIMIT`, and HELP).
+fn is_junk(verb: &str) -> bool {
+    matches!(
+        verb,
+        "helo" | "ehlo" | "rset" | "noop" | "vrfy" | "etrn" | "help"
+    )
+}
+
+/// The command name as Postfix writes it in "lost connection after X".
+fn last_cmd_name(verb: &str) -> &'static str {
+    match verb {
+        "helo" => "HELO",
+        "ehlo" => "EHLO",
+        "mail" => "MAIL",
+        "rcpt" => "RCPT",
+        "data" => "DATA",
+        "rset" => "RSET",
+        "noop" => "NOOP",
+        "quit" => "QUIT",
+        "vrfy" => "VRFY",
+        "help" => "HELP",
+        _ => "UNKNOWN",
+    }
+}
