@@ -69,23 +69,7 @@ pub(crate) fn spawn_with_fds(
 ) -> io::Result<i32> {
     // Everything the child needs is allocated here, before fork: between
     // fork and exec only async-signal-safe calls are made.
-    let prog = CString::new(program.as_os_str().as_bytes())?;
-    let mut argv_c = vec![prog.clone()];
-    for a in args {
-        argv_c.push(CString::new(a.as_bytes())?);
-    }
-    let mut envp_c = Vec::new();
-    for (k, v) in env {
-        if k.starts_with("LISTEN_") {
-            continue;
-        }
-        envp_c.push(CString::new(format!("{k}={v}"))?);
-    }
-    if !fds.is_empty() {
-        envp_c.push(CString::new(format!("LISTEN_FDS={}", fds.len()))?);
-        let names: Vec<&str> = fds.iter().map(|(n, _)| *n).collect();
-        envp_c.push(CString::new(format!("LISTEN_FDNAMES={}", names.join(":")))?);
-    }
+    let (argv_c, envp_c) = exec_strings(program, args, env, fds)?;
     // "LISTEN_PID=" followed by room for the digits, NUL-terminated; the
     // child fills in its pid.
     let mut pid_buf = [0u8; 32];
@@ -129,7 +113,63 @@ pub(crate) fn spawn_with_fds(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        let mut tmp = [0 as RawFd; 64];
+        child_move_fds(&src, high);
+        if let Some(u) = user
+            && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(u.gid) != 0
+                || libc::setuid(u.uid) != 0)
+        {
+            libc::_exit(126);
+        }
+        if !src.is_empty() {
+            child_write_pid(pid_buf_ptr.add(11));
+        }
+        libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+        libc::_exit(127);
+    }
+}
+
+/// argv (the program, then `args`) and the environment (`env` without any
+/// `LISTEN_*`, then `LISTEN_FDS` and `LISTEN_FDNAMES` for `fds`) as C
+/// strings, made before the fork.
+fn exec_strings(
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    fds: &[(&str, RawFd)],
+) -> io::Result<(Vec<CString>, Vec<CString>)> {
+    let mut argv = vec![CString::new(program.as_os_str().as_bytes())?];
+    for a in args {
+        argv.push(CString::new(a.as_bytes())?);
+    }
+    let mut envp = Vec::new();
+    for (k, v) in env {
+        if k.starts_with("LISTEN_") {
+            continue;
+        }
+        envp.push(CString::new(format!("{k}={v}"))?);
+    }
+    if !fds.is_empty() {
+        envp.push(CString::new(format!("LISTEN_FDS={}", fds.len()))?);
+        let names: Vec<&str> = fds.iter().map(|(n, _)| *n).collect();
+        envp.push(CString::new(format!("LISTEN_FDNAMES={}", names.join(":")))?);
+    }
+    Ok((argv, envp))
+}
+
+/// In the forked child: the descriptors `src` to 3, 4, … in order, by way
+/// of copies above `high` (a source may sit where another goes), or
+/// `_exit(126)`.
+///
+/// # Safety
+///
+/// Only between fork and exec in the child; it makes only
+/// async-signal-safe calls (fcntl, dup2, _exit) and allocates nothing.
+unsafe fn child_move_fds(src: &[RawFd], high: RawFd) {
+    let mut tmp = [0 as RawFd; 64];
+    // SAFETY: as the function's contract says; the calls take plain
+    // integers.
+    unsafe {
         if src.len() > tmp.len() {
             libc::_exit(126);
         }
@@ -144,32 +184,34 @@ pub(crate) fn spawn_with_fds(
                 libc::_exit(126);
             }
         }
-        if let Some(u) = user
-            && (libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setgid(u.gid) != 0
-                || libc::setuid(u.uid) != 0)
-        {
-            libc::_exit(126);
-        }
-        if !src.is_empty() {
-            let mut n = libc::getpid() as u32;
-            let mut digits = [0u8; 12];
-            let mut len = 0;
-            loop {
-                digits[len] = b'0' + (n % 10) as u8;
-                len += 1;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
+    }
+}
+
+/// In the forked child: its pid in decimal and a NUL at `out`.
+///
+/// # Safety
+///
+/// Only between fork and exec in the child; `out` must have room for 11
+/// bytes (10 digits and the NUL). Only getpid, no allocation.
+unsafe fn child_write_pid(out: *mut u8) {
+    // SAFETY: getpid is async-signal-safe; the writes stay within the 11
+    // bytes the caller guarantees (a pid has at most 10 digits).
+    unsafe {
+        let mut n = libc::getpid() as u32;
+        let mut digits = [0u8; 12];
+        let mut len = 0;
+        loop {
+            digits[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
             }
-            for j in 0..len {
-                *pid_buf_ptr.add(11 + j) = digits[len - 1 - j];
-            }
-            *pid_buf_ptr.add(11 + len) = 0;
         }
-        libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
-        libc::_exit(127);
+        for j in 0..len {
+            *out.add(j) = digits[len - 1 - j];
+        }
+        *out.add(len) = 0;
     }
 }
 
