@@ -1,0 +1,209 @@
+//! Server certificates for inbound TLS (issue 18: STARTTLS on 25 and 587,
+//! implicit TLS on 465), read as Postfix reads `smtpd_tls_chain_files`:
+//! PEM files holding, in order, a private key and its certificate chain,
+//! then optionally another key and its chain (RSA and ECDSA side by side,
+//! or Ed25519). Each handshake gets the first chain whose key can sign
+//! with a scheme the client offers, so an old client that knows only RSA
+//! still gets the RSA chain.
+//!
+//! TLS 1.2 and 1.3 only, with rustls's default cipher suites (AEAD only,
+//! forward secrecy only): nothing a 2026 scanner flags.
+//!
+//! [`Live`] holds the configuration in effect and reads the files again
+//! when they change (a renewed certificate): a new set that does not load
+//! is refused with a log line naming the file and why, and the old one
+//! keeps serving; handshakes in progress are not disturbed.
+//!
+//! SECURITY: the key files are read by smtpd alone (its Landlock room
+//! follows the configured paths); a key is never logged, and errors name
+//! files and lines, never contents.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use crate::watch::{Stamp, stamp};
+
+/// Why a set of chain files cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("no certificate chain files given")]
+    Empty,
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+fn file_error(path: &Path, reason: impl Into<String>) -> CertError {
+    CertError::File {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The chains of `files`, each key followed by its certificates.
+pub fn chains(
+    files: &[PathBuf],
+    provider: &CryptoProvider,
+) -> Result<Vec<Arc<CertifiedKey>>, CertError> {
+    if files.is_empty() {
+        return Err(CertError::Empty);
+    }
+    let mut out: Vec<(
+        PathBuf,
+        PrivateKeyDer<'static>,
+        Vec<CertificateDer<'static>>,
+    )> = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|e| file_error(file, e.to_string()))?;
+        let mut seen = 0;
+        for item in Item::pem_slice_iter(&bytes) {
+            let item: Item = item.map_err(|e| file_error(file, format!("not PEM: {e}")))?;
+            seen += 1;
+            match item {
+                Item::Key(key) => out.push((file.clone(), key, Vec::new())),
+                Item::Cert(cert) => match out.last_mut() {
+                    Some((_, _, chain)) => chain.push(cert),
+                    None => {
+                        return Err(file_error(
+                            file,
+                            "a certificate before any private key (each key comes first, then its chain)",
+                        ));
+                    }
+                },
+            }
+        }
+        if seen == 0 {
+            return Err(file_error(file, "no private key or certificate in it"));
+        }
+    }
+    out.into_iter()
+        .map(|(file, key, chain)| {
+            if chain.is_empty() {
+                return Err(file_error(&file, "a private key without its certificate"));
+            }
+            let signing = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| file_error(&file, format!("unusable private key: {e}")))?;
+            let certified = CertifiedKey::new(chain, signing);
+            match certified.keys_match() {
+                Ok(())
+                | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+                    Ok(Arc::new(certified))
+                }
+                Err(e) => Err(file_error(
+                    &file,
+                    format!("the key does not belong to the certificate after it ({e})"),
+                )),
+            }
+        })
+        .collect()
+}
+
+/// A PEM item we use: a private key (PKCS#8, PKCS#1 or SEC1) or a
+/// certificate; other sections are skipped.
+enum Item {
+    Key(PrivateKeyDer<'static>),
+    Cert(CertificateDer<'static>),
+}
+
+impl PemObject for Item {
+    fn from_pem(kind: rustls::pki_types::pem::SectionKind, der: Vec<u8>) -> Option<Self> {
+        use rustls::pki_types::pem::SectionKind;
+        match kind {
+            SectionKind::Certificate => Some(Item::Cert(CertificateDer::from(der))),
+            SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey => {
+                PrivateKeyDer::from_pem(kind, der).map(Item::Key)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Picks, for each client, the first chain whose key can sign with a
+/// scheme the client offers.
+#[derive(Debug)]
+struct ByScheme(Vec<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for ByScheme {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let offered = hello.signature_schemes();
+        self.0
+            .iter()
+            .find(|c| c.key.choose_scheme(offered).is_some())
+            .cloned()
+    }
+}
+
+/// A server configuration for `files`: TLS 1.2 and 1.3, no client
+/// certificates.
+pub fn server_config(files: &[PathBuf]) -> Result<Arc<rustls::ServerConfig>, CertError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chains = chains(files, &provider)?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| CertError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(ByScheme(chains)));
+    Ok(Arc::new(config))
+}
+
+/// The configuration in effect, read again when the files change.
+pub struct Live {
+    files: Vec<PathBuf>,
+    state: Mutex<(Vec<Stamp>, Arc<rustls::ServerConfig>)>,
+}
+
+impl Live {
+    /// Load `files`; an error here is the caller's to report (at start,
+    /// nothing would serve TLS).
+    pub fn new(files: Vec<PathBuf>) -> Result<Live, CertError> {
+        let config = server_config(&files)?;
+        let stamps = files.iter().map(|f| stamp(f)).collect();
+        Ok(Live {
+            files,
+            state: Mutex::new((stamps, config)),
+        })
+    }
+
+    /// The configuration for a new handshake: the files are read again
+    /// when one of them changed; a set that does not load is logged and
+    /// the one in effect kept.
+    pub fn current(&self) -> Arc<rustls::ServerConfig> {
+        let stamps: Vec<Stamp> = self.files.iter().map(|f| stamp(f)).collect();
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if state.0 != stamps {
+            match server_config(&self.files) {
+                Ok(config) => {
+                    log::info!("TLS: certificates read again from {}", self.shown());
+                    state.1 = config;
+                }
+                Err(e) => log::error!("TLS: new certificates refused, the old ones kept: {e}"),
+            }
+            // Either way, not again until they change again.
+            state.0 = stamps;
+        }
+        state.1.clone()
+    }
+
+    fn shown(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests;
