@@ -60,8 +60,8 @@ fn default_configuration_passes_check() {
     }
 }
 
-#[test]
-fn generate_man_writes_every_page() {
+/// `postern generate man` into a new directory.
+fn generated_man() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = postern()
         .args(["generate", "man"])
@@ -73,6 +73,12 @@ fn generate_man_writes_every_page() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    dir
+}
+
+#[test]
+fn generate_man_writes_every_page() {
+    let dir = generated_man();
     let read = |name: &str| {
         std::fs::read_to_string(dir.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
@@ -111,13 +117,7 @@ fn generate_man_writes_every_page() {
 /// documented there, and the page renders without a warning.
 #[test]
 fn postern_toml_5_documents_every_key() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let out = postern()
-        .args(["generate", "man"])
-        .arg(dir.path())
-        .output()
-        .expect("run postern generate man");
-    assert!(out.status.success());
+    let dir = generated_man();
     let page_path = dir.path().join("postern.toml.5");
     let page = std::fs::read_to_string(&page_path).expect("postern.toml.5");
     if let Ok(out) = std::process::Command::new("groff")

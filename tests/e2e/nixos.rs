@@ -110,23 +110,6 @@ impl NixRoot {
     }
 }
 
-fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) {
-    std::os::unix::fs::symlink(target, link).unwrap();
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let t = e.file_type().unwrap();
-        if t.is_dir() {
-            out.extend(walk(&e.path()));
-        } else if t.is_file() {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 /// `postern start --foreground` of the client inside its namespace.
 struct Client {
     child: Child,

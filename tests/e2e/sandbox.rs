@@ -403,23 +403,6 @@ impl NixShape {
     }
 }
 
-fn symlink(target: impl AsRef<Path>, link: impl AsRef<Path>) {
-    std::os::unix::fs::symlink(target, link).unwrap();
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![dir.to_path_buf()];
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let t = e.file_type().unwrap();
-        if t.is_dir() {
-            out.extend(walk(&e.path()));
-        } else if t.is_file() {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 /// Issue 16: Landlock checks the file a symlink leads to, not the link.
 /// With the configuration, the alias file and the CA bundle symlinks into
 /// another tree (NixOS: `/etc/postern/postern.toml -> /etc/static/… ->

@@ -178,16 +178,7 @@ fn smtp_on_stdio() {
     );
     // -bs talks SMTP; a careful client waits for replies (the next test),
     // a script may not: the whole session at once, before the greeting.
-    let link = p.dir.path().join("sendmail");
-    std::os::unix::fs::symlink(BIN, &link).unwrap();
-    let mut child = Command::new(&link)
-        .arg("--config")
-        .arg(&p.config)
-        .arg("-bs")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sendmail_bs(&p);
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(session.as_bytes()).unwrap();
     drop(stdin);
@@ -206,16 +197,7 @@ fn smtp_on_stdio_answers_a_lockstep_client() {
     use std::io::BufRead;
     let p = Postern::start("");
     let u = p.user.clone();
-    let link = p.dir.path().join("sendmail");
-    std::os::unix::fs::symlink(BIN, &link).unwrap();
-    let mut child = Command::new(&link)
-        .arg("--config")
-        .arg(&p.config)
-        .arg("-bs")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = sendmail_bs(&p);
     // A hang fails the test instead of stalling the suite.
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let (done, watch) = std::sync::mpsc::channel::<()>();
@@ -261,6 +243,22 @@ fn smtp_on_stdio_answers_a_lockstep_client() {
     let _ = done.send(());
     watchdog.join().unwrap();
     p.wait_delivered(&u, 1, 20);
+}
+
+/// `sendmail -bs` (through a `sendmail` symlink) with piped stdin and stdout.
+fn sendmail_bs(p: &Postern) -> std::process::Child {
+    let link = p.dir.path().join("sendmail");
+    if !link.exists() {
+        std::os::unix::fs::symlink(BIN, &link).unwrap();
+    }
+    Command::new(&link)
+        .arg("--config")
+        .arg(&p.config)
+        .arg("-bs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// The classic first test: `echo 'This is test.' | mail -s test USER` with
