@@ -99,7 +99,7 @@ pub(crate) struct Pending {
     id: QueueId,
     rcpt: usize,
     status: DeliveryStatus,
-    dsn: String,
+    dsn: crate::outcome::Enhanced,
     reason: String,
     /// Addresses to queue the message anew for (alias expansion).
     forward: Vec<String>,

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use super::{Engine, Message, Pending, RState};
 use crate::config::Config;
 use crate::ipc::{DeliveryRequest, DeliveryStatus, SmtpRecipient, SmtpRequest};
+use crate::outcome::code;
 use crate::qmgr::route::{Route, route};
 use crate::queue::{QueueId, now_micros};
 use crate::transport::{Current, Nexthop};
@@ -68,7 +69,7 @@ pub(crate) fn route_with(table: &Current, address: &str, cfg: &Config) -> Route 
     match table {
         Ok(t) => route(address, t, cfg),
         Err(e) => Route::Defer {
-            dsn: "4.3.0".into(),
+            dsn: code::SYSTEM_TEMP,
             reason: e.clone(),
         },
     }

@@ -28,7 +28,7 @@ pub(crate) const DOUBLE_BOUNCE: &str = "double-bounce";
 pub(crate) struct Reportable {
     pub rcpt: usize,
     pub kind: ReportKind,
-    pub dsn: String,
+    pub dsn: crate::outcome::Enhanced,
     pub reason: String,
     /// `Remote-MTA:` and `Diagnostic-Code:` when a remote host answered.
     pub remote_mta: Option<String>,
@@ -131,7 +131,7 @@ impl Engine {
                     &Reportable {
                         rcpt,
                         kind: ReportKind::Failure,
-                        dsn: f.dsn.clone(),
+                        dsn: f.dsn,
                         reason: f.reason.clone(),
                         remote_mta: None,
                         diagnostic: None,
@@ -252,7 +252,7 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
             ReportKind::Delay => Action::Delayed,
             ReportKind::Success => Action::Delivered,
         },
-        status: o.dsn.clone(),
+        status: o.dsn.to_string(),
         remote_mta: o.remote_mta.clone(),
         diagnostic: o.diagnostic.clone(),
         reason: o.reason.clone(),

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::{Engine, LOST_RETRY_US, Message, Pending, RState, UNAVAILABLE_LOG_US, notify};
 use crate::dsn;
 use crate::ipc::DeliveryStatus;
+use crate::outcome::code;
 use crate::qmgr::agents::{Report, SlotReport};
 use crate::qmgr::state::{Outcome, StateRecord};
 use crate::queue::{QueueId, now_micros};
@@ -139,7 +140,7 @@ impl Engine {
                 && let Err(e) = self.pass_on(&mut p).await
             {
                 p.status = DeliveryStatus::Deferred;
-                p.dsn = "4.3.0".into();
+                p.dsn = code::SYSTEM_TEMP;
                 p.reason = format!("cannot queue the forwarded message: {e}");
                 log::warn!(queue_id = p.id.as_str(); "{}: {}", p.id, p.reason);
             }
@@ -197,7 +198,7 @@ impl Engine {
                     .push(notify::Reportable {
                         rcpt: p.rcpt,
                         kind,
-                        dsn: p.dsn.clone(),
+                        dsn: p.dsn,
                         reason: p.reason.clone(),
                         remote_mta: p.remote_mta.clone(),
                         diagnostic: p.diagnostic.clone(),
@@ -275,7 +276,7 @@ fn outcome(p: &Pending, until: u64) -> Outcome {
     Outcome {
         id: p.id.clone(),
         rcpt: p.rcpt,
-        dsn: p.dsn.clone(),
+        dsn: p.dsn.to_string(),
         reason: p.reason.clone(),
         until,
     }
@@ -288,7 +289,7 @@ fn smtp_lost(id: &QueueId, rcpt: usize, why: &str) -> Pending {
         id: id.clone(),
         rcpt,
         status: DeliveryStatus::Deferred,
-        dsn: "4.3.0".into(),
+        dsn: code::SYSTEM_TEMP,
         reason: format!("smtp delivery agent unavailable: {why}"),
         forward: Vec::new(),
         lists: Vec::new(),
