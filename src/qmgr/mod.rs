@@ -80,6 +80,7 @@ mod damage;
 #[cfg(test)]
 mod damage_tests;
 mod engine;
+mod error;
 #[cfg(test)]
 mod outbound_tests;
 #[cfg(test)]
@@ -91,7 +92,6 @@ use std::os::unix::net::UnixListener as StdUnixListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::io::BufReader;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -103,6 +103,7 @@ use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{IdGenerator, STATE, now_micros};
 use agents::SlotReport;
 use engine::Engine;
+use error::QmgrError;
 
 /// Parallel deliveries to the local agent.
 const LOCAL_SLOTS: usize = 16;
@@ -139,9 +140,21 @@ pub(crate) async fn run(
     showq: Option<StdUnixListener>,
     reload: Reload,
 ) -> anyhow::Result<()> {
+    run_queue(config, listener, showq, reload)
+        .await
+        .map_err(QmgrError::into_anyhow)
+}
+
+/// [`run`], its errors sorted by blame.
+async fn run_queue(
+    config: Arc<Config>,
+    listener: StdUnixListener,
+    showq: Option<StdUnixListener>,
+    reload: Reload,
+) -> Result<(), QmgrError> {
     // One queue manager per queue, before anything is read.
     let _owner = crate::queue::owner::lock(&config.queue.directory, OWNER_PATIENCE)
-        .map_err(|e| crate::ipc::Unrecoverable(e.to_string()))?;
+        .map_err(|e| QmgrError::Owned(e.to_string()))?;
     listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(listener)?;
     let (report_tx, mut reports) = mpsc::unbounded_channel::<SlotReport>();
@@ -190,7 +203,7 @@ pub(crate) async fn run(
 async fn start_engine(
     config: &Arc<Config>,
     report_tx: mpsc::UnboundedSender<SlotReport>,
-) -> anyhow::Result<(Engine, LogWriter, LogWriter)> {
+) -> Result<(Engine, LogWriter, LogWriter), QmgrError> {
     let state_dir = config.queue.directory.join(STATE);
     let ids = Arc::new(IdGenerator::new('Q'));
     let log = LogWriter::start(
@@ -201,7 +214,11 @@ async fn start_engine(
             ..LogOptions::new("", move || ids.next().to_string())
         },
     )
-    .with_context(|| format!("cannot open the state log in {}", state_dir.display()))?;
+    .map_err(|source| QmgrError::Open {
+        what: "the state log",
+        dir: state_dir.clone(),
+        source,
+    })?;
 
     let run_dir = &config.server.run_directory;
     let slots = agents::start_slots(
@@ -223,7 +240,11 @@ async fn start_engine(
             ..LogOptions::new("B", move || segment_ids.next().to_string())
         },
     )
-    .with_context(|| format!("cannot open the queue in {}", incoming.display()))?;
+    .map_err(|source| QmgrError::Open {
+        what: "the queue",
+        dir: incoming.clone(),
+        source,
+    })?;
     let mut engine = Engine::new(
         config.clone(),
         log.clone(),
