@@ -252,7 +252,7 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
             ReportKind::Delay => Action::Delayed,
             ReportKind::Success => Action::Delivered,
         },
-        status: o.dsn.to_string(),
+        status: o.dsn,
         remote_mta: o.remote_mta.clone(),
         diagnostic: o.diagnostic.clone(),
         reason: o.reason.clone(),
