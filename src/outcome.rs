@@ -252,4 +252,16 @@ mod tests {
         );
         assert!(serde_json::from_str::<Enhanced>("\"4.3\"").is_err());
     }
+
+    #[test]
+    fn a_delivery_result_line_is_as_before() {
+        let line =
+            r#"{"rcpt_index":2,"status":"bounced","dsn":"5.1.1","reason":"unknown user: \"x\""}"#;
+        let result: crate::ipc::DeliveryResult = serde_json::from_str(line).unwrap();
+        assert_eq!(result.dsn, code::BAD_MAILBOX);
+        assert_eq!(serde_json::to_string(&result).unwrap(), line);
+        // A code that is no code does not get past the line's parser.
+        let bad = line.replace("5.1.1", "5.1");
+        assert!(serde_json::from_str::<crate::ipc::DeliveryResult>(&bad).is_err());
+    }
 }

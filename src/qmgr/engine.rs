@@ -18,8 +18,9 @@ use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus, SmtpRequest};
 use crate::queue::log::LogWriter;
 use crate::queue::message::decode_message;
 use crate::queue::record::{LogReader, RecordType};
-use crate::queue::{ContentRef, DEFERRED, Envelope, IdGenerator, QueueId, now_micros};
+use crate::queue::{ContentRef, DEFERRED, Envelope, QueueId, now_micros};
 use crate::transport::LiveTransport;
+use notify::Notices;
 use scheduler::Scheduler;
 
 mod admin;
@@ -132,11 +133,8 @@ pub(crate) struct Engine {
     last_move_check: u64,
     /// Files to delete once the state log is synced.
     removals: Vec<Removal>,
-    /// Writer of qmgr's own segments (notifications).
-    notices: LogWriter,
-    notice_ids: IdGenerator,
-    /// A notification was queued: scan `incoming/` for it.
-    notices_queued: bool,
+    /// qmgr's own segments (notifications, forwarded copies).
+    notices: Notices,
     /// During recovery: damage found in the state log, to judge each
     /// message by.
     suspect: Option<StateDamage>,
@@ -175,9 +173,7 @@ impl Engine {
             qdir: cfg.queue.directory.clone(),
             cfg,
             log,
-            notices,
-            notice_ids: IdGenerator::new('B'),
-            notices_queued: false,
+            notices: Notices::new(notices),
             messages: BTreeMap::new(),
             segments: BTreeMap::new(),
             decided: Vec::new(),

@@ -60,7 +60,7 @@ impl Engine {
             log::warn!("state log write failed; outcomes kept in memory only");
         }
         self.apply(batch, now);
-        if std::mem::take(&mut self.notices_queued) {
+        if self.notices.take_queued() {
             self.scan_incoming(&mut HashMap::new());
         }
     }
