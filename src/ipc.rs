@@ -18,6 +18,7 @@ pub mod qmgr_client;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+use crate::outcome::Enhanced;
 use crate::queue::{ContentRef, QueueId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +140,7 @@ pub struct DeliveryResult {
     pub rcpt_index: usize,
     pub status: DeliveryStatus,
     /// Enhanced status code, e.g. `2.0.0`, `4.3.0`, `5.4.6`.
-    pub dsn: String,
+    pub dsn: Enhanced,
     /// Human text, e.g. `delivered to maildir`.
     pub reason: String,
     /// Addresses an alias expanded to that local does not deliver itself
@@ -185,7 +186,7 @@ pub struct OwnerFailure {
     /// The address the failed delivery was for (the list, for its
     /// commands and files).
     pub recipient: String,
-    pub dsn: String,
+    pub dsn: Enhanced,
     pub reason: String,
 }
 

@@ -25,6 +25,7 @@ pub mod maildrop;
 pub mod mailq;
 pub mod maps;
 pub(crate) mod notify;
+pub mod outcome;
 pub mod policy;
 pub mod qmgr;
 pub mod queue;

@@ -18,6 +18,8 @@ mod table;
 
 use std::fmt;
 
+use crate::outcome::Enhanced;
+
 pub use live::{Current, LiveTransport, read as read_file};
 pub use table::{
     Answer, Diagnostic, Severity, TransportFile, TransportTable, lookup_keys, parse_file,
@@ -25,35 +27,18 @@ pub use table::{
 
 /// Split an RFC 3463 status code off the front of `text` (Postfix's
 /// `dsn_split`): `"5.7.1 no mail"` gives `("5.7.1", "no mail")`. The code
-/// must be of `class` (`'2'`, `'4'` or `'5'`); otherwise, or without a
+/// must be of `class` (`b'2'`, `b'4'` or `b'5'`); otherwise, or without a
 /// code, `default` is the code. The code is removed from the text either
 /// way, as Postfix does.
-pub(crate) fn split_status<'a>(text: &'a str, class: char, default: &str) -> (String, &'a str) {
+pub(crate) fn split_status(text: &str, class: u8, default: Enhanced) -> (Enhanced, &str) {
     let text = text.trim();
     let end = text.find(char::is_whitespace).unwrap_or(text.len());
     let (word, rest) = text.split_at(end);
-    if !is_status(word) {
-        return (default.to_string(), text);
+    match Enhanced::parse(word) {
+        None => (default, text),
+        Some(code) if code.class() == class => (code, rest.trim_start()),
+        Some(_) => (default, rest.trim_start()),
     }
-    let code = if word.starts_with(class) {
-        word.to_string()
-    } else {
-        default.to_string()
-    };
-    (code, rest.trim_start())
-}
-
-/// `class.subject.detail`: class 2, 4 or 5; subject and detail 1 to 3
-/// digits (RFC 3463).
-fn is_status(word: &str) -> bool {
-    let mut parts = word.split('.');
-    let digits = |p: Option<&str>| {
-        p.is_some_and(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-    };
-    matches!(parts.next(), Some("2" | "4" | "5"))
-        && digits(parts.next())
-        && digits(parts.next())
-        && parts.next().is_none()
 }
 
 /// A transport table's answer for a recipient.
@@ -233,28 +218,29 @@ mod tests {
 
     #[test]
     fn status_codes_split_off_the_text() {
+        let split = |text, class, default| {
+            let (code, rest) = split_status(text, class, Enhanced::from_static(default));
+            (code.to_string(), rest)
+        };
         assert_eq!(
-            split_status("5.7.1 no mail for you", '5', "5.0.0"),
+            split("5.7.1 no mail for you", b'5', "5.0.0"),
             ("5.7.1".into(), "no mail for you")
         );
-        assert_eq!(
-            split_status("no mail", '5', "5.0.0"),
-            ("5.0.0".into(), "no mail")
-        );
+        assert_eq!(split("no mail", b'5', "5.0.0"), ("5.0.0".into(), "no mail"));
         // A code of the wrong class is replaced, and still removed.
         assert_eq!(
-            split_status("4.2.0 later", '5', "5.0.0"),
+            split("4.2.0 later", b'5', "5.0.0"),
             ("5.0.0".into(), "later")
         );
-        assert_eq!(split_status("2.0.0", '2', "2.0.0"), ("2.0.0".into(), ""));
+        assert_eq!(split("2.0.0", b'2', "2.0.0"), ("2.0.0".into(), ""));
         assert_eq!(
-            split_status("5.1234.1 x", '5', "5.0.0"),
+            split("5.1234.1 x", b'5', "5.0.0"),
             ("5.0.0".into(), "5.1234.1 x")
         );
         assert_eq!(
-            split_status("5.1.1x y", '5', "5.0.0"),
+            split("5.1.1x y", b'5', "5.0.0"),
             ("5.0.0".into(), "5.1.1x y")
         );
-        assert_eq!(split_status("", '5', "5.0.0"), ("5.0.0".into(), ""));
+        assert_eq!(split("", b'5', "5.0.0"), ("5.0.0".into(), ""));
     }
 }

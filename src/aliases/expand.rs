@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::Diagnostic;
 use super::parse::{Target, parse_include};
 use super::table::{Entry, Source, Table};
+use crate::outcome::{Enhanced, code};
 
 /// How [`expand`] treats what it finds. `Default` is Postfix's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,21 +146,21 @@ pub enum ExpandError {
 
 impl ExpandError {
     /// The enhanced status code (RFC 3463).
-    pub(crate) fn status(&self) -> &'static str {
+    pub(crate) fn status(&self) -> Enhanced {
         match self {
-            ExpandError::Loop { .. } | ExpandError::IncludeNesting { .. } => "5.4.6",
-            ExpandError::CommandRestricted | ExpandError::FileRestricted => "5.7.1",
-            ExpandError::Unavailable { .. } => "4.3.0",
+            ExpandError::Loop { .. } | ExpandError::IncludeNesting { .. } => code::LOOP,
+            ExpandError::CommandRestricted | ExpandError::FileRestricted => code::NOT_AUTHORIZED,
+            ExpandError::Unavailable { .. } => code::SYSTEM_TEMP,
             ExpandError::IncludeUnreadable {
                 transient: true, ..
-            } => "4.3.5",
-            ExpandError::IncludeUnreadable { .. } => "5.3.5",
+            } => code::CONFIG_TEMP,
+            ExpandError::IncludeUnreadable { .. } => code::CONFIG_PERM,
         }
     }
 
     /// Whether the recipient should be deferred rather than bounced.
     pub(crate) fn is_transient(&self) -> bool {
-        self.status().starts_with('4')
+        self.status().class() == b'4'
     }
 
     /// A line for the log, with what the DSN text leaves out.

@@ -133,7 +133,7 @@ pub(crate) struct RecipientReport {
     /// Ignored for [`ReportKind::Failure`], which always says `failed`.
     pub action: Action,
     /// RFC 3463 status, e.g. `5.1.1`.
-    pub status: String,
+    pub status: crate::outcome::Enhanced,
     /// `Remote-MTA:` value, e.g. `dns; mx.example.com`, when a remote host
     /// answered.
     pub remote_mta: Option<String>,
@@ -407,7 +407,7 @@ fn delivery_status(input: &ReportInput, host: &str, sender: &str) -> Vec<u8> {
             _ => r.action,
         };
         let _ = writeln!(m, "Action: {}", action.as_str());
-        let _ = writeln!(m, "Status: {}", text::printable(&r.status, false));
+        let _ = writeln!(m, "Status: {}", r.status);
         out.extend_from_slice(m.as_bytes());
         if let Some(mta) = r.remote_mta.as_deref().filter(|s| !s.is_empty()) {
             text::wrap(

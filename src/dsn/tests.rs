@@ -26,7 +26,7 @@ fn failed(rcpt: &str, reason: &str) -> RecipientReport {
         orcpt: None,
         original_address: None,
         action: Action::Failed,
-        status: "5.1.1".into(),
+        status: crate::outcome::code::BAD_MAILBOX,
         remote_mta: None,
         diagnostic: None,
         reason: reason.into(),
@@ -207,7 +207,7 @@ fn failure_report_parses_with_fields_for_each_recipient() {
             )
         },
         RecipientReport {
-            status: "5.0.0".into(),
+            status: crate::outcome::code::PERM,
             original_address: Some("team@example.net".into()),
             action: Action::Delayed, // overridden: a failure report says failed
             ..failed("carol@example.net", "unknown user: \"carol\"")
@@ -339,7 +339,7 @@ fn size_limit_returns_headers_only() {
 fn delay_warning_has_retry_until_and_headers_only() {
     let rcpts = [RecipientReport {
         action: Action::Delayed,
-        status: "4.4.1".into(),
+        status: crate::outcome::code::NO_ANSWER,
         ..failed(
             "bob@example.com",
             "connect to mx.example.com[192.0.2.1]:25: Connection refused",
@@ -374,7 +374,7 @@ fn delay_warning_has_retry_until_and_headers_only() {
 fn success_report_returns_the_full_message() {
     let rcpts = [RecipientReport {
         action: Action::Delivered,
-        status: "2.0.0".into(),
+        status: crate::outcome::code::OK,
         ..failed("bob@example.com", "delivered to maildir")
     }];
     let dsn = build_report(&input(ReportKind::Success, &rcpts, ORIGINAL));
@@ -649,7 +649,8 @@ fn any_recipient() -> impl Strategy<Value = RecipientReport> {
                     orcpt,
                     original_address,
                     action,
-                    status,
+                    // The pattern gives only well-formed codes.
+                    status: crate::outcome::Enhanced::parse(&status).unwrap(),
                     remote_mta,
                     diagnostic,
                     reason,

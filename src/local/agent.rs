@@ -73,30 +73,8 @@ impl Privilege {
 }
 
 /// The result of one delivery, before it becomes a log line and a reply.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Outcome {
-    pub status: DeliveryStatus,
-    pub dsn: String,
-    pub reason: String,
-}
-
-impl Outcome {
-    pub(super) fn new(status: DeliveryStatus, dsn: &str, reason: impl Into<String>) -> Outcome {
-        Outcome {
-            status,
-            dsn: dsn.into(),
-            reason: reason.into(),
-        }
-    }
-
-    pub(super) fn deferred(dsn: &str, reason: impl Into<String>) -> Outcome {
-        Outcome::new(DeliveryStatus::Deferred, dsn, reason)
-    }
-
-    pub(super) fn bounced(dsn: &str, reason: impl Into<String>) -> Outcome {
-        Outcome::new(DeliveryStatus::Bounced, dsn, reason)
-    }
-}
+pub(crate) use crate::outcome::Outcome;
+use crate::outcome::code;
 
 pub(crate) struct Agent {
     config: Arc<Config>,
@@ -241,7 +219,7 @@ impl Agent {
     ) -> Result<Account, Outcome> {
         if let Err(reason) = self.privilege.allows(&user) {
             log::warn!(queue_id = request.id.as_str(); "{}: {reason}", request.id);
-            return Err(Outcome::deferred("4.3.0", reason));
+            return Err(Outcome::deferred(code::SYSTEM_TEMP, reason));
         }
         Ok(Account { user, groups })
     }
@@ -294,11 +272,11 @@ impl Agent {
                 if let Some(warning) = &reply.warning {
                     log::warn!(queue_id = id.as_str(); "{id}: {warning}");
                 }
-                Outcome::new(reply.status, &reply.dsn, reply.reason)
+                Outcome::new(reply.status, reply.code(), reply.reason)
             }
             Err(e) => {
                 log::warn!(queue_id = id.as_str(); "{id}: {e}");
-                Outcome::deferred("4.3.0", e.to_string())
+                Outcome::deferred(code::SYSTEM_TEMP, e.to_string())
             }
         }
     }
@@ -321,7 +299,7 @@ impl Agent {
             request.id,
             path.display()
         );
-        Outcome::deferred("4.3.0", format!("cannot read queue file: {e}"))
+        Outcome::deferred(code::SYSTEM_TEMP, format!("cannot read queue file: {e}"))
     }
 }
 
@@ -364,7 +342,7 @@ impl Backend for Agent {
             Ok(Some(found)) => found,
             Ok(None) => {
                 return Err(Outcome::bounced(
-                    "5.1.1",
+                    code::BAD_MAILBOX,
                     format!("unknown user: \"{name}\""),
                 ));
             }
@@ -375,7 +353,7 @@ impl Backend for Agent {
                     request.id
                 );
                 let reason = format!("cannot look up user \"{name}\"");
-                return Err(Outcome::deferred("4.3.0", reason));
+                return Err(Outcome::deferred(code::SYSTEM_TEMP, reason));
             }
         };
         self.allowed(request, found)
@@ -405,7 +383,10 @@ impl Backend for Agent {
                             "{}: cannot stat alias file {path}: {e}",
                             request.id
                         );
-                        return Err(Outcome::deferred("4.3.0", "alias database unavailable"));
+                        return Err(Outcome::deferred(
+                            code::SYSTEM_TEMP,
+                            "alias database unavailable",
+                        ));
                     }
                 };
                 match lookup_uid(uid).await {
@@ -417,7 +398,7 @@ impl Backend for Agent {
                             request.id
                         );
                         let reason = "cannot find alias database owner";
-                        return Err(Outcome::deferred("4.3.0", reason));
+                        return Err(Outcome::deferred(code::SYSTEM_TEMP, reason));
                     }
                     Err(e) => {
                         log::warn!(
@@ -426,7 +407,7 @@ impl Backend for Agent {
                             request.id
                         );
                         let reason = "cannot find alias database owner";
-                        return Err(Outcome::deferred("4.3.0", reason));
+                        return Err(Outcome::deferred(code::SYSTEM_TEMP, reason));
                     }
                 }
             }
@@ -446,7 +427,7 @@ impl Backend for Agent {
                     "{id}: default_privs user \"{privs}\" is unknown or root"
                 );
                 Err(Outcome::deferred(
-                    "4.3.5",
+                    code::CONFIG_TEMP,
                     "mail system configuration error",
                 ))
             }
@@ -457,7 +438,7 @@ impl Backend for Agent {
                     request.id
                 );
                 Err(Outcome::deferred(
-                    "4.3.0",
+                    code::SYSTEM_TEMP,
                     "cannot look up the delivery user",
                 ))
             }
@@ -558,13 +539,13 @@ impl Backend for Agent {
                     log::warn!(queue_id = request.id.as_str(); "{}: {warning}", request.id);
                 }
                 if reply.status != DeliveryStatus::Sent {
-                    return Err(Outcome::new(reply.status, &reply.dsn, reply.reason));
+                    return Err(Outcome::new(reply.status, reply.code(), reply.reason));
                 }
                 Ok(reply.forward_file.filter(|f| paths.contains(&f.path)))
             }
             Err(e) => {
                 log::warn!(queue_id = request.id.as_str(); "{}: {e}", request.id);
-                Err(Outcome::deferred("4.3.0", e.to_string()))
+                Err(Outcome::deferred(code::SYSTEM_TEMP, e.to_string()))
             }
         }
     }

@@ -197,13 +197,17 @@ fn log_lines_have_postfix_shape() {
     let mut r = request(tempfile::tempdir().unwrap().path(), "Bob@example.org", b"x");
     r.arrival_us = 10_000_000;
     r.active_us = 10_060_000;
-    let o = Outcome::new(DeliveryStatus::Sent, "2.0.0", "delivered to maildir");
+    let o = Outcome::new(
+        DeliveryStatus::Sent,
+        crate::outcome::code::OK,
+        "delivered to maildir",
+    );
     assert_eq!(
         log_line(&r, None, &o, 10_070_000, 10_120_000),
         "0000000000001A: to=<Bob@example.org>, relay=local, delay=0.12, \
          delays=0.06/0.01/0/0.05, dsn=2.0.0, status=sent (delivered to maildir)"
     );
-    let o = Outcome::deferred("4.3.0", "x");
+    let o = Outcome::deferred(crate::outcome::code::SYSTEM_TEMP, "x");
     assert!(
         log_line(&r, None, &o, 0, 0)
             .ends_with("delay=0, delays=0.06/0/0/0, dsn=4.3.0, status=deferred (x)")

@@ -26,6 +26,7 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 use super::header::read_capped_line;
 use super::worker::{IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom};
 use crate::ipc::DeliveryStatus;
+use crate::outcome::{Enhanced, code};
 
 /// Content is streamed to a worker in chunks of this size.
 const CHUNK: usize = 128 * 1024;
@@ -539,22 +540,24 @@ async fn stream_content(
 /// have, and keep its text printable for the log and the DSN.
 fn checked(mut reply: JobReply) -> Option<JobReply> {
     let class = match reply.status {
-        DeliveryStatus::Sent => "2",
-        DeliveryStatus::Deferred => "4",
-        DeliveryStatus::Bounced => "5",
+        DeliveryStatus::Sent => b'2',
+        DeliveryStatus::Deferred => b'4',
+        DeliveryStatus::Bounced => b'5',
     };
-    let parts: Vec<&str> = reply.dsn.split('.').collect();
-    let well_formed = parts.len() == 3
-        && parts[0] == class
-        && parts[1..]
-            .iter()
-            .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
-    if !well_formed {
+    if Enhanced::parse(&reply.dsn).is_none_or(|code| code.class() != class) {
         return None;
     }
     reply.reason = printable(&reply.reason);
     reply.warning = reply.warning.as_deref().map(printable);
     Some(reply)
+}
+
+impl JobReply {
+    /// The enhanced status code, parsed: [`checked`] let only well-formed
+    /// ones through (anything else would be a mail system problem).
+    pub(crate) fn code(&self) -> Enhanced {
+        Enhanced::parse(&self.dsn).unwrap_or(code::SYSTEM_TEMP)
+    }
 }
 
 fn printable(s: &str) -> String {

@@ -45,6 +45,7 @@ use super::mailbox::LocalRecipient;
 use super::worker::forward::ForwardFile;
 use crate::aliases::{self, ExpandOptions, LoadError, Table, Target};
 use crate::ipc::{DeliveryRequest, DeliveryStatus, ListForward, OwnerFailure};
+use crate::outcome::code;
 use crate::queue::now_micros;
 
 /// Steps from the recipient to a final target (Postfix: 100 nesting
@@ -168,13 +169,13 @@ pub(super) async fn route<B: Backend>(agent: &B, request: &DeliveryRequest, star
     let origin = agent.origin();
     let rcpt = match LocalRecipient::parse(&request.recipient, origin) {
         Ok(rcpt) => rcpt,
-        Err(e) => return Routed::only(Outcome::bounced("5.1.3", e.to_string())),
+        Err(e) => return Routed::only(Outcome::bounced(code::BAD_SYNTAX, e.to_string())),
     };
     let table = match agent.aliases() {
         Ok(t) => t,
         Err(e) => {
             log::warn!("{}: {e}", request.id);
-            let o = Outcome::deferred("4.3.0", "alias database unavailable");
+            let o = Outcome::deferred(code::SYSTEM_TEMP, "alias database unavailable");
             return Routed::only(o);
         }
     };
@@ -253,7 +254,7 @@ impl<B: Backend> Route<'_, B> {
     async fn address(&mut self, rcpt: Rcpt, depth: usize, via: Vec<String>) -> Vec<Step> {
         let address = rcpt.address();
         if depth > MAX_DEPTH {
-            let o = Outcome::bounced("5.4.6", "recipient nesting limit exceeded");
+            let o = Outcome::bounced(code::LOOP, "recipient nesting limit exceeded");
             self.record(&address, o);
             return Vec::new();
         }
@@ -353,7 +354,7 @@ impl<B: Backend> Route<'_, B> {
     async fn user(&mut self, rcpt: Rcpt, depth: usize, via: Vec<String>) -> Vec<Step> {
         let address = rcpt.address();
         if via.contains(&rcpt.user) {
-            let o = Outcome::bounced("5.4.6", format!("mail forwarding loop for {address}"));
+            let o = Outcome::bounced(code::LOOP, format!("mail forwarding loop for {address}"));
             self.record(&address, o);
             return Vec::new();
         }
@@ -433,11 +434,11 @@ impl<B: Backend> Route<'_, B> {
                     self.mailbox(&r.user, &r.address(), None).await;
                 }
                 Target::Command(_) if !commands => {
-                    let o = Outcome::bounced("5.7.1", "mail to command is restricted");
+                    let o = Outcome::bounced(code::NOT_AUTHORIZED, "mail to command is restricted");
                     self.record(&address, o);
                 }
                 Target::File(_) if !files => {
-                    let o = Outcome::bounced("5.7.1", "mail to file is restricted");
+                    let o = Outcome::bounced(code::NOT_AUTHORIZED, "mail to file is restricted");
                     self.record(&address, o);
                 }
                 Target::Command(command) => {
@@ -497,7 +498,7 @@ impl<B: Backend> Route<'_, B> {
         };
         if looped {
             let reason = format!("mail forwarding loop for {address}");
-            return Err(Outcome::bounced("5.4.6", reason));
+            return Err(Outcome::bounced(code::LOOP, reason));
         }
         Ok(())
     }
@@ -552,7 +553,7 @@ impl<B: Backend> Route<'_, B> {
                 );
                 self.outcomes.push(Outcome::new(
                     DeliveryStatus::Sent,
-                    "2.0.0",
+                    code::OK,
                     "delivered before",
                 ));
                 None
@@ -620,7 +621,7 @@ impl<B: Backend> Route<'_, B> {
                     reason: outcome.reason,
                 });
                 self.outcomes
-                    .push(Outcome::new(DeliveryStatus::Sent, "2.0.0", reason));
+                    .push(Outcome::new(DeliveryStatus::Sent, code::OK, reason));
             }
             _ => self.outcomes.push(outcome),
         }
@@ -645,10 +646,10 @@ impl<B: Backend> Route<'_, B> {
                 && self.forward.is_empty()
                 && self.lists.is_empty() =>
             {
-                Outcome::deferred("4.3.0", "alias database unavailable")
+                Outcome::deferred(code::SYSTEM_TEMP, "alias database unavailable")
             }
             None if self.outcomes.is_empty() => {
-                Outcome::new(DeliveryStatus::Sent, "2.0.0", "forwarded")
+                Outcome::new(DeliveryStatus::Sent, code::OK, "forwarded")
             }
             None => self.outcomes.swap_remove(0),
         };

@@ -51,7 +51,7 @@ impl World {
 
     fn note(&self, what: String) -> Outcome {
         self.done.lock().unwrap().push(what);
-        Outcome::new(DeliveryStatus::Sent, "2.0.0", "done")
+        Outcome::new(DeliveryStatus::Sent, crate::outcome::code::OK, "done")
     }
 
     async fn run(&self, recipient: &str) -> (Outcome, Vec<String>) {
@@ -116,7 +116,7 @@ impl Backend for World {
         match self.uids.get(name) {
             Some(uid) => Ok(account(name, *uid)),
             None => Err(Outcome::bounced(
-                "5.1.1",
+                crate::outcome::code::BAD_MAILBOX,
                 format!("unknown user: \"{name}\""),
             )),
         }
@@ -162,7 +162,10 @@ impl Backend for World {
     ) -> Outcome {
         let (uid, address) = (account.user.uid, rcpt.address());
         if command.contains("exit 1") {
-            return Outcome::bounced("5.3.0", "Command died with status 1");
+            return Outcome::bounced(
+                crate::outcome::code::SYSTEM_PERM,
+                "Command died with status 1",
+            );
         }
         self.note(format!("command {uid} {command} {address}"))
     }
@@ -180,7 +183,7 @@ impl Backend for World {
 }
 
 fn sent() -> Outcome {
-    Outcome::new(DeliveryStatus::Sent, "2.0.0", "done")
+    Outcome::new(DeliveryStatus::Sent, crate::outcome::code::OK, "done")
 }
 
 const ALICE: &str = "# mine\n\\alice, \"|procmail -a x\"\n/home/alice/saved\n\
@@ -215,7 +218,10 @@ async fn a_forward_loop_bounces_once() {
     let (outcome, forward) = w.run("a@example.org").await;
     assert_eq!(
         outcome,
-        Outcome::bounced("5.4.6", "mail forwarding loop for a@localhost")
+        Outcome::bounced(
+            crate::outcome::code::LOOP,
+            "mail forwarding loop for a@localhost"
+        )
     );
     assert!(forward.is_empty());
     assert!(w.done().is_empty());
@@ -224,7 +230,10 @@ async fn a_forward_loop_bounces_once() {
     let (outcome, _) = w.run("team@example.org").await;
     assert_eq!(
         outcome,
-        Outcome::bounced("5.4.6", "mail forwarding loop for a@example.org")
+        Outcome::bounced(
+            crate::outcome::code::LOOP,
+            "mail forwarding loop for a@example.org"
+        )
     );
 }
 
@@ -311,7 +320,10 @@ async fn restricted_and_failing_branches() {
     let (outcome, _) = w.run("a@example.org").await;
     assert_eq!(
         outcome,
-        Outcome::bounced("5.1.1", "unknown user: \"nosuch\"")
+        Outcome::bounced(
+            crate::outcome::code::BAD_MAILBOX,
+            "unknown user: \"nosuch\""
+        )
     );
     // A Delivered-To: for an address on the way stops that branch.
     let mut w = World::new("", &[("a", 1), ("b", 2)], &[("a", "b, \\a\n")]);
@@ -319,7 +331,10 @@ async fn restricted_and_failing_branches() {
     let (outcome, _) = w.run("a@example.org").await;
     assert_eq!(
         outcome,
-        Outcome::bounced("5.4.6", "mail forwarding loop for b@example.org")
+        Outcome::bounced(
+            crate::outcome::code::LOOP,
+            "mail forwarding loop for b@example.org"
+        )
     );
     assert_eq!(w.done(), ["mailbox a a@example.org"]);
 }
@@ -338,7 +353,10 @@ async fn long_chains_stop_at_the_nesting_limit() {
     let (outcome, _) = w.run("u0@example.org").await;
     assert_eq!(
         outcome,
-        Outcome::bounced("5.4.6", "recipient nesting limit exceeded")
+        Outcome::bounced(
+            crate::outcome::code::LOOP,
+            "recipient nesting limit exceeded"
+        )
     );
     assert!(w.done().is_empty());
 }
@@ -395,7 +413,7 @@ async fn lists_with_an_owner_are_passed_on_from_the_owner() {
         [OwnerFailure {
             owner: "owner-list@example.org".into(),
             recipient: "list@example.org".into(),
-            dsn: "5.3.0".into(),
+            dsn: crate::outcome::code::SYSTEM_PERM,
             reason: "Command died with status 1".into(),
         }]
     );
@@ -414,7 +432,10 @@ async fn lists_with_an_owner_are_passed_on_from_the_owner() {
     let r = w.routed("plain@example.org").await;
     assert_eq!(
         r.outcome,
-        Outcome::bounced("5.3.0", "Command died with status 1")
+        Outcome::bounced(
+            crate::outcome::code::SYSTEM_PERM,
+            "Command died with status 1"
+        )
     );
     assert_eq!(r.forward, ["far@remote.example"]);
     assert!(r.lists.is_empty() && r.owner_failures.is_empty());

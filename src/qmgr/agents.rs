@@ -205,7 +205,7 @@ mod tests {
         DeliveryResult {
             rcpt_index: i,
             status: crate::ipc::DeliveryStatus::Sent,
-            dsn: "2.0.0".into(),
+            dsn: crate::outcome::code::OK,
             reason: "ok".into(),
             forward: vec![],
             lists: Vec::new(),

@@ -2,7 +2,7 @@
 //! from the segments, `deferred/` and the state log; outcomes recorded
 //! durably (group commit) before they change that state.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -18,9 +18,10 @@ use crate::ipc::{DeliveryRequest, DeliveryStatus, QmgrStatus, SmtpRequest};
 use crate::queue::log::LogWriter;
 use crate::queue::message::decode_message;
 use crate::queue::record::{LogReader, RecordType};
-use crate::queue::{ContentRef, DEFERRED, Envelope, IdGenerator, QueueId, now_micros};
+use crate::queue::{ContentRef, DEFERRED, Envelope, QueueId, now_micros};
 use crate::transport::LiveTransport;
-use dispatch::Outbound;
+use notify::Notices;
+use scheduler::Scheduler;
 
 mod admin;
 mod deferred;
@@ -29,6 +30,7 @@ mod incoming;
 mod notify;
 mod outcomes;
 mod recover;
+mod scheduler;
 
 /// Segment file name prefixes in `incoming/`: `S` smtpd's, `B` the
 /// notifications qmgr itself queues (bounces), `R` messages re-queued by
@@ -99,7 +101,7 @@ pub(crate) struct Pending {
     id: QueueId,
     rcpt: usize,
     status: DeliveryStatus,
-    dsn: String,
+    dsn: crate::outcome::Enhanced,
     reason: String,
     /// Addresses to queue the message anew for (alias expansion).
     forward: Vec<String>,
@@ -121,19 +123,8 @@ pub(crate) struct Engine {
     log: LogWriter,
     messages: BTreeMap<QueueId, Message>,
     segments: BTreeMap<String, Segment>,
-    /// Due now, not routed yet.
-    ready: VecDeque<(QueueId, usize)>,
-    timers: BTreeMap<u64, Vec<(QueueId, usize)>>,
-    /// The local agent's slots.
-    slots: Vec<mpsc::Sender<DeliveryRequest>>,
-    idle: Vec<usize>,
-    /// Routed to local, waiting for a slot.
-    local_ready: VecDeque<(QueueId, usize)>,
-    /// When "the local agent is unavailable" was last logged: once per
-    /// [`UNAVAILABLE_LOG_US`], not once per waiting recipient.
-    local_unavailable_logged: Option<u64>,
-    /// The smtp agent's slots and what waits for them.
-    out: Outbound,
+    /// Who goes next, through which slot.
+    sched: Scheduler,
     /// The transport table (`relay.transport`, `relay.transport_files`).
     transport: LiveTransport,
     /// Outcomes decided without an agent (`error:`, `discard:`, …).
@@ -142,11 +133,8 @@ pub(crate) struct Engine {
     last_move_check: u64,
     /// Files to delete once the state log is synced.
     removals: Vec<Removal>,
-    /// Writer of qmgr's own segments (notifications).
-    notices: LogWriter,
-    notice_ids: IdGenerator,
-    /// A notification was queued: scan `incoming/` for it.
-    notices_queued: bool,
+    /// qmgr's own segments (notifications, forwarded copies).
+    notices: Notices,
     /// During recovery: damage found in the state log, to judge each
     /// message by.
     suspect: Option<StateDamage>,
@@ -179,24 +167,15 @@ impl Engine {
         slots: Vec<mpsc::Sender<DeliveryRequest>>,
         smtp_slots: Vec<mpsc::Sender<SmtpRequest>>,
     ) -> Engine {
-        let idle = (0..slots.len()).rev().collect();
         Engine {
             transport: LiveTransport::from_config(&cfg),
-            local_ready: VecDeque::new(),
-            local_unavailable_logged: None,
-            out: Outbound::new(smtp_slots),
+            sched: Scheduler::new(slots, smtp_slots),
             qdir: cfg.queue.directory.clone(),
             cfg,
             log,
-            notices,
-            notice_ids: IdGenerator::new('B'),
-            notices_queued: false,
+            notices: Notices::new(notices),
             messages: BTreeMap::new(),
             segments: BTreeMap::new(),
-            ready: VecDeque::new(),
-            timers: BTreeMap::new(),
-            slots,
-            idle,
             decided: Vec::new(),
             state_bytes: 0,
             last_move_check: 0,
@@ -246,7 +225,7 @@ impl Engine {
     }
 
     pub(crate) fn busy(&self) -> bool {
-        self.idle.len() < self.slots.len() || self.out.busy()
+        self.sched.busy()
     }
 
     fn add_message(
@@ -258,45 +237,13 @@ impl Engine {
     ) {
         let now = now_micros();
         let id = env.id.clone();
-        let mut rcpts = vec![RState::Pending { due: now }; env.recipients.len()];
-        let mut reasons: Vec<Option<String>> = vec![None; env.recipients.len()];
-        let mut first_deferred = None;
-        let (held, deleted, warned) = r
-            .as_ref()
-            .map(|r| (r.held, r.finished, r.warned))
-            .unwrap_or_default();
-        // smtpd's HOLD (a header or body check): held until released.
-        let held = held || (env.hold && !r.as_ref().is_some_and(|r| r.held_known));
-        if deleted {
-            rcpts.fill(RState::Bounced);
-        }
-        for rec in r.map(|r| r.records).unwrap_or_default() {
-            match rec {
-                StateRecord::Delivered(o) => set(&mut rcpts, o.rcpt, RState::Done),
-                StateRecord::Bounced(o) => set(&mut rcpts, o.rcpt, RState::Bounced),
-                StateRecord::Deferred(o) => {
-                    first_deferred.get_or_insert(now);
-                    if let Some(r) = reasons.get_mut(o.rcpt) {
-                        *r = Some(o.reason.clone());
-                    }
-                    set(&mut rcpts, o.rcpt, RState::Pending { due: o.until })
-                }
-                StateRecord::Snapshot(s) => {
-                    for (i, sr) in s.rcpts.iter().enumerate() {
-                        if let Some(r) = reasons.get_mut(i) {
-                            r.clone_from(&sr.reason);
-                        }
-                        let st = match sr.state {
-                            SnapState::Done => RState::Done,
-                            SnapState::Bounced => RState::Bounced,
-                            SnapState::Pending => RState::Pending { due: sr.until },
-                        };
-                        set(&mut rcpts, i, st);
-                    }
-                }
-                StateRecord::Moved(_) | StateRecord::Admin(_) | StateRecord::Warned(_) => {}
-            }
-        }
+        let Restored {
+            rcpts,
+            reasons,
+            first_deferred,
+            held,
+            warned,
+        } = Restored::from(&env, r, now);
         let finished = rcpts.iter().all(|r| r.is_final());
         if finished {
             if let Origin::Segment(seg) = &origin
@@ -314,21 +261,7 @@ impl Engine {
             env.size,
             env.recipients.len()
         );
-        // Its state may have been in a damaged range of the state log:
-        // held rather than perhaps delivered again.
-        let suspect = self
-            .suspect
-            .as_ref()
-            .and_then(|d| d.suspect(&id, env.arrival_us))
-            .map(|r| format!("{} offset {}..{}", r.file, r.start, r.end));
-        if let Some(place) = &suspect {
-            self.held_for_damage += 1;
-            log::warn!(
-                queue_id = id.as_str();
-                "{id}: hold: state log damaged ({place}), delivery status unknown"
-            );
-        }
-        let held = held || suspect.is_some();
+        let held = self.suspect_damage(&id, env.arrival_us) || held;
         if held {
             log::info!(queue_id = id.as_str(); "{id}: on hold");
         }
@@ -336,7 +269,7 @@ impl Engine {
             if let RState::Pending { due } = r
                 && !held
             {
-                self.schedule(&id, i, *due, now);
+                self.sched.schedule(&id, i, *due, now);
             }
         }
         if let Origin::Segment(seg) = &origin
@@ -361,19 +294,30 @@ impl Engine {
         );
     }
 
-    fn schedule(&mut self, id: &QueueId, rcpt: usize, due: u64, now: u64) {
-        if due <= now {
-            self.ready.push_back((id.clone(), rcpt));
-        } else {
-            self.timers.entry(due).or_default().push((id.clone(), rcpt));
-        }
+    /// Whether the state of `id` may have been in a damaged range of
+    /// the state log: then it is held rather than perhaps delivered again.
+    fn suspect_damage(&mut self, id: &QueueId, arrival_us: u64) -> bool {
+        let Some(place) = self
+            .suspect
+            .as_ref()
+            .and_then(|d| d.suspect(id, arrival_us))
+            .map(|r| format!("{} offset {}..{}", r.file, r.start, r.end))
+        else {
+            return false;
+        };
+        self.held_for_damage += 1;
+        log::warn!(
+            queue_id = id.as_str();
+            "{id}: hold: state log damaged ({place}), delivery status unknown"
+        );
+        true
     }
 
     // ---- dispatch ------------------------------------------------------
 
     /// The time of the next retry, if any.
     pub(crate) fn next_timer(&self) -> Option<u64> {
-        self.timers.keys().next().copied()
+        self.sched.next_timer()
     }
 
     async fn append_all(&mut self, records: Vec<StateRecord>, lazy: bool) -> Vec<bool> {
@@ -470,6 +414,68 @@ impl Engine {
         self.removals.iter().any(
             |r| matches!(r, Removal::Remove(p) | Removal::Corrupt { path: p, .. } if p == path),
         )
+    }
+}
+
+/// A message's recipients as the state log left them.
+struct Restored {
+    rcpts: Vec<RState>,
+    /// Per recipient, why its last attempt failed.
+    reasons: Vec<Option<String>>,
+    first_deferred: Option<u64>,
+    held: bool,
+    warned: bool,
+}
+
+impl Restored {
+    /// `env`'s recipients all pending now, then as `r`'s records say.
+    fn from(env: &Envelope, r: Option<Replayed>, now: u64) -> Restored {
+        let mut rcpts = vec![RState::Pending { due: now }; env.recipients.len()];
+        let mut reasons: Vec<Option<String>> = vec![None; env.recipients.len()];
+        let mut first_deferred = None;
+        let (held, deleted, warned) = r
+            .as_ref()
+            .map(|r| (r.held, r.finished, r.warned))
+            .unwrap_or_default();
+        // smtpd's HOLD (a header or body check): held until released.
+        let held = held || (env.hold && !r.as_ref().is_some_and(|r| r.held_known));
+        if deleted {
+            rcpts.fill(RState::Bounced);
+        }
+        for rec in r.map(|r| r.records).unwrap_or_default() {
+            match rec {
+                StateRecord::Delivered(o) => set(&mut rcpts, o.rcpt, RState::Done),
+                StateRecord::Bounced(o) => set(&mut rcpts, o.rcpt, RState::Bounced),
+                StateRecord::Deferred(o) => {
+                    first_deferred.get_or_insert(now);
+                    if let Some(r) = reasons.get_mut(o.rcpt) {
+                        *r = Some(o.reason.clone());
+                    }
+                    set(&mut rcpts, o.rcpt, RState::Pending { due: o.until })
+                }
+                StateRecord::Snapshot(s) => {
+                    for (i, sr) in s.rcpts.iter().enumerate() {
+                        if let Some(r) = reasons.get_mut(i) {
+                            r.clone_from(&sr.reason);
+                        }
+                        let st = match sr.state {
+                            SnapState::Done => RState::Done,
+                            SnapState::Bounced => RState::Bounced,
+                            SnapState::Pending => RState::Pending { due: sr.until },
+                        };
+                        set(&mut rcpts, i, st);
+                    }
+                }
+                StateRecord::Moved(_) | StateRecord::Admin(_) | StateRecord::Warned(_) => {}
+            }
+        }
+        Restored {
+            rcpts,
+            reasons,
+            first_deferred,
+            held,
+            warned,
+        }
     }
 }
 

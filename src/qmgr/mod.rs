@@ -80,6 +80,7 @@ mod damage;
 #[cfg(test)]
 mod damage_tests;
 mod engine;
+mod error;
 #[cfg(test)]
 mod outbound_tests;
 #[cfg(test)]
@@ -91,7 +92,6 @@ use std::os::unix::net::UnixListener as StdUnixListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::io::BufReader;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -103,6 +103,7 @@ use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{IdGenerator, STATE, now_micros};
 use agents::SlotReport;
 use engine::Engine;
+use error::QmgrError;
 
 /// Parallel deliveries to the local agent.
 const LOCAL_SLOTS: usize = 16;
@@ -137,13 +138,72 @@ pub(crate) async fn run(
     config: Arc<Config>,
     listener: StdUnixListener,
     showq: Option<StdUnixListener>,
-    mut reload: Reload,
+    reload: Reload,
 ) -> anyhow::Result<()> {
+    run_queue(config, listener, showq, reload)
+        .await
+        .map_err(QmgrError::into_anyhow)
+}
+
+/// [`run`], its errors sorted by blame.
+async fn run_queue(
+    config: Arc<Config>,
+    listener: StdUnixListener,
+    showq: Option<StdUnixListener>,
+    reload: Reload,
+) -> Result<(), QmgrError> {
     // One queue manager per queue, before anything is read.
     let _owner = crate::queue::owner::lock(&config.queue.directory, OWNER_PATIENCE)
-        .map_err(|e| crate::ipc::Unrecoverable(e.to_string()))?;
+        .map_err(|e| QmgrError::Owned(e.to_string()))?;
     listener.set_nonblocking(true)?;
     let listener = UnixListener::from_std(listener)?;
+    let (report_tx, mut reports) = mpsc::unbounded_channel::<SlotReport>();
+    let (mut engine, log, notices) = start_engine(&config, report_tx).await?;
+
+    let (event_tx, events) = mpsc::unbounded_channel::<Event>();
+    // The configuration in effect, for the showq socket's users.
+    let (current, config_rx) = watch::channel(config);
+    if let Some(showq) = showq {
+        showq.set_nonblocking(true)?;
+        tokio::spawn(control_loop(
+            UnixListener::from_std(showq)?,
+            event_tx.clone(),
+            Some(config_rx),
+        ));
+    }
+    tokio::spawn(control_loop(listener, event_tx, None));
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    notify::ready();
+
+    let inputs = Inputs {
+        events,
+        term,
+        reload,
+        current,
+    };
+    serve(&mut engine, &mut reports, inputs).await;
+    // Let deliveries in progress report, briefly, so their outcomes are
+    // recorded rather than repeated after the restart.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while engine.busy() {
+        match tokio::time::timeout_at(deadline, reports.recv()).await {
+            Ok(Some(r)) => engine.complete(vec![r], Vec::new()).await,
+            _ => break,
+        }
+    }
+    engine.flush_removals().await;
+    let _ = log.shutdown().await;
+    let _ = notices.shutdown().await;
+    Ok(())
+}
+
+/// The state log, the agents' slots (reporting on `report_tx`), the
+/// writer of qmgr's own segments, and the engine recovered from the
+/// queue; the state log and that writer are returned for the shutdown.
+async fn start_engine(
+    config: &Arc<Config>,
+    report_tx: mpsc::UnboundedSender<SlotReport>,
+) -> Result<(Engine, LogWriter, LogWriter), QmgrError> {
     let state_dir = config.queue.directory.join(STATE);
     let ids = Arc::new(IdGenerator::new('Q'));
     let log = LogWriter::start(
@@ -154,9 +214,12 @@ pub(crate) async fn run(
             ..LogOptions::new("", move || ids.next().to_string())
         },
     )
-    .with_context(|| format!("cannot open the state log in {}", state_dir.display()))?;
+    .map_err(|source| QmgrError::Open {
+        what: "the state log",
+        dir: state_dir.clone(),
+        source,
+    })?;
 
-    let (report_tx, mut reports) = mpsc::unbounded_channel::<SlotReport>();
     let run_dir = &config.server.run_directory;
     let slots = agents::start_slots(
         LOCAL_SLOTS,
@@ -177,7 +240,11 @@ pub(crate) async fn run(
             ..LogOptions::new("B", move || segment_ids.next().to_string())
         },
     )
-    .with_context(|| format!("cannot open the queue in {}", incoming.display()))?;
+    .map_err(|source| QmgrError::Open {
+        what: "the queue",
+        dir: incoming.clone(),
+        source,
+    })?;
     let mut engine = Engine::new(
         config.clone(),
         log.clone(),
@@ -186,27 +253,31 @@ pub(crate) async fn run(
         smtp_slots,
     );
     engine.recover().await?;
+    Ok((engine, log, notices))
+}
 
-    let (event_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    // The configuration in effect, for the showq socket's users.
-    let (current, config_rx) = watch::channel(config);
-    if let Some(showq) = showq {
-        showq.set_nonblocking(true)?;
-        tokio::spawn(control_loop(
-            UnixListener::from_std(showq)?,
-            event_tx.clone(),
-            Some(config_rx),
-        ));
-    }
-    tokio::spawn(control_loop(listener, event_tx, None));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+/// What the main loop listens to besides the agents' reports.
+struct Inputs {
+    events: mpsc::UnboundedReceiver<Event>,
+    term: tokio::signal::unix::Signal,
+    reload: Reload,
+    /// The configuration in effect, replaced on reload.
+    current: watch::Sender<Arc<Config>>,
+}
+
+/// The main loop, until SIGTERM or the control sockets are gone: remove,
+/// move, dispatch, record, then wait for an event, a report, a retry or
+/// the next scan of `incoming/`.
+async fn serve(
+    engine: &mut Engine,
+    reports: &mut mpsc::UnboundedReceiver<SlotReport>,
+    mut inputs: Inputs,
+) {
     let mut last_scan = tokio::time::Instant::now();
     let mut none = std::collections::HashMap::new();
     let mut status = Status::default();
-    notify::ready();
-
     loop {
-        status.maybe_send(&engine);
+        status.maybe_send(engine);
         // Files of finished messages go once their outcomes are durable.
         engine.flush_removals().await;
         // Before dispatch: a message whose retry is due is not active yet,
@@ -224,10 +295,10 @@ pub(crate) async fn run(
             wait = wait.min(Duration::from_micros(t.saturating_sub(now_micros())));
         }
         tokio::select! {
-            ev = events.recv() => match ev {
+            ev = inputs.events.recv() => match ev {
                 Some(Event::Wake) => {
                     // Coalesce a burst of wake-ups into one scan.
-                    while let Ok(Event::Wake) = events.try_recv() {}
+                    while let Ok(Event::Wake) = inputs.events.try_recv() {}
                     engine.scan_incoming(&mut none);
                     last_scan = tokio::time::Instant::now();
                 }
@@ -252,35 +323,22 @@ pub(crate) async fn run(
                     last_scan = tokio::time::Instant::now();
                 }
             }
-            _ = reload.requested() => {
-                let loaded = reload.load(&current.borrow());
+            _ = inputs.reload.requested() => {
+                let loaded = inputs.reload.load(&inputs.current.borrow());
                 if let Some(new) = loaded {
                     let new = Arc::new(new);
                     engine.reconfigure(new.clone());
-                    current.send_replace(new);
+                    inputs.current.send_replace(new);
                 }
                 notify::ready();
             }
-            _ = term.recv() => {
+            _ = inputs.term.recv() => {
                 notify::stopping();
                 log::info!("terminating on signal");
                 break;
             }
         }
     }
-    // Let deliveries in progress report, briefly, so their outcomes are
-    // recorded rather than repeated after the restart.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while engine.busy() {
-        match tokio::time::timeout_at(deadline, reports.recv()).await {
-            Ok(Some(r)) => engine.complete(vec![r], Vec::new()).await,
-            _ => break,
-        }
-    }
-    engine.flush_removals().await;
-    let _ = log.shutdown().await;
-    let _ = notices.shutdown().await;
-    Ok(())
 }
 
 /// The `STATUS=` line: queue counts, sent when they change, at most every

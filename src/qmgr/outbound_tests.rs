@@ -86,7 +86,7 @@ fn result(status: DeliveryStatus, dsn: &str, reason: &str) -> DeliveryResult {
     DeliveryResult {
         rcpt_index: 0,
         status,
-        dsn: dsn.into(),
+        dsn: crate::outcome::Enhanced::parse(dsn).unwrap(),
         reason: reason.into(),
         forward: vec![],
         lists: Vec::new(),

@@ -48,49 +48,7 @@ fn run_case(
         for d in SUBDIRS {
             std::fs::create_dir(dir.path().join(d)).unwrap();
         }
-        let ids = Arc::new(IdGenerator::new('A'));
-        let seg_ids = ids.clone();
-        let smtpd = LogWriter::start(
-            dir.path().join("incoming"),
-            LogOptions {
-                seal_after_idle: None,
-                ..LogOptions::new("S", move || seg_ids.next().to_string())
-            },
-        )
-        .unwrap();
-        // (id, record end offset)
-        let mut acked = Vec::new();
-        for n in &rcpts {
-            let id = ids.next();
-            let payload =
-                encode_message(&sample(id.clone(), *n), MessageContent::Inline(b"body\n")).unwrap();
-            let len = payload.len() as u64;
-            let a = smtpd.append(RecordType::Message, payload).await.unwrap();
-            acked.push((id, a.path.clone(), a.offset + len));
-        }
-        smtpd.shutdown().await.unwrap();
-        let state = writer(dir.path(), "state", "", 'Q');
-        let mut done_at = Vec::new();
-        for (m, r) in &delivered {
-            let Some((id, _, _)) = acked.get(*m) else {
-                continue;
-            };
-            if *r >= rcpts[*m] {
-                continue;
-            }
-            let rec = StateRecord::Delivered(Outcome {
-                id: id.clone(),
-                rcpt: *r,
-                dsn: "2.0.0".into(),
-                reason: "x".into(),
-                until: 0,
-            });
-            let (t, p) = rec.encode();
-            let len = p.len() as u64;
-            let a = state.append(t, p).await.unwrap();
-            done_at.push((*m, *r, a.path.clone(), a.offset + len));
-        }
-        state.shutdown().await.unwrap();
+        let (acked, done_at) = write_queue(dir.path(), &rcpts, &delivered).await;
 
         // The crash: cut each file, then write junk after the cut.
         let cut = |rel: &std::path::Path, frac: f64| -> u64 {
@@ -138,34 +96,88 @@ fn run_case(
         let mut cfg = Config::builtin();
         cfg.queue.directory = dir.path().to_path_buf();
         let cfg = Arc::new(cfg);
-        let log = writer(dir.path(), "state", "", 'R');
-        let mut engine = Engine::new(
-            cfg.clone(),
-            log.clone(),
-            writer(dir.path(), "incoming", "B", 'N'),
-            Vec::new(),
-            Vec::new(),
-        );
-        engine.recover().await.unwrap();
-        let live: BTreeSet<QueueId> = engine.live_ids().into_iter().collect();
+        let live = recovered(dir.path(), &cfg, 'R').await;
         assert_eq!(live, expect);
-        log.shutdown().await.unwrap();
-
         // And recovery is stable: a second start (after the snapshot) sees
         // the same.
-        let log = writer(dir.path(), "state", "", 'S');
-        let mut engine = Engine::new(
-            cfg,
-            log.clone(),
-            writer(dir.path(), "incoming", "B", 'N'),
-            Vec::new(),
-            Vec::new(),
-        );
-        engine.recover().await.unwrap();
-        let again: BTreeSet<QueueId> = engine.live_ids().into_iter().collect();
+        let again = recovered(dir.path(), &cfg, 'S').await;
         assert_eq!(again, expect);
-        log.shutdown().await.unwrap();
     });
+}
+
+/// Acknowledged messages, `(id, segment, record end)`.
+type Acked = Vec<(QueueId, std::path::PathBuf, u64)>;
+/// Durable Delivered records, `(message, recipient, state file, record end)`.
+type DoneAt = Vec<(usize, usize, std::path::PathBuf, u64)>;
+
+/// Queue one message per entry of `rcpts` as smtpd does, then the
+/// Delivered records of `delivered` as qmgr does.
+async fn write_queue(
+    dir: &std::path::Path,
+    rcpts: &[usize],
+    delivered: &[(usize, usize)],
+) -> (Acked, DoneAt) {
+    let ids = Arc::new(IdGenerator::new('A'));
+    let seg_ids = ids.clone();
+    let smtpd = LogWriter::start(
+        dir.join("incoming"),
+        LogOptions {
+            seal_after_idle: None,
+            ..LogOptions::new("S", move || seg_ids.next().to_string())
+        },
+    )
+    .unwrap();
+    // (id, record end offset)
+    let mut acked = Vec::new();
+    for n in rcpts {
+        let id = ids.next();
+        let payload =
+            encode_message(&sample(id.clone(), *n), MessageContent::Inline(b"body\n")).unwrap();
+        let len = payload.len() as u64;
+        let a = smtpd.append(RecordType::Message, payload).await.unwrap();
+        acked.push((id, a.path.clone(), a.offset + len));
+    }
+    smtpd.shutdown().await.unwrap();
+    let state = writer(dir, "state", "", 'Q');
+    let mut done_at = Vec::new();
+    for (m, r) in delivered {
+        let Some((id, _, _)) = acked.get(*m) else {
+            continue;
+        };
+        if *r >= rcpts[*m] {
+            continue;
+        }
+        let rec = StateRecord::Delivered(Outcome {
+            id: id.clone(),
+            rcpt: *r,
+            dsn: "2.0.0".into(),
+            reason: "x".into(),
+            until: 0,
+        });
+        let (t, p) = rec.encode();
+        let len = p.len() as u64;
+        let a = state.append(t, p).await.unwrap();
+        done_at.push((*m, *r, a.path.clone(), a.offset + len));
+    }
+    state.shutdown().await.unwrap();
+    (acked, done_at)
+}
+
+/// The messages an engine recovers from the queue in `dir`, its state
+/// log's segments tagged `tag`.
+async fn recovered(dir: &std::path::Path, cfg: &Arc<Config>, tag: char) -> BTreeSet<QueueId> {
+    let log = writer(dir, "state", "", tag);
+    let mut engine = Engine::new(
+        cfg.clone(),
+        log.clone(),
+        writer(dir, "incoming", "B", 'N'),
+        Vec::new(),
+        Vec::new(),
+    );
+    engine.recover().await.unwrap();
+    let live = engine.live_ids().into_iter().collect();
+    log.shutdown().await.unwrap();
+    live
 }
 
 proptest! {

@@ -16,6 +16,7 @@
 //!    `user@[192.0.2.1]` recipient without it.
 
 use crate::config::Config;
+use crate::outcome::{Enhanced, code};
 use crate::transport::{Nexthop, Transport, TransportTable, split_status};
 
 /// The routing decision for one recipient.
@@ -26,11 +27,11 @@ pub enum Route {
     /// The smtp delivery agent, to this next hop.
     Smtp(Nexthop),
     /// Bounce at once (an `error:` entry): `dsn` is 5.x.x.
-    Bounce { dsn: String, reason: String },
+    Bounce { dsn: Enhanced, reason: String },
     /// Report delivered, deliver nothing (a `discard:` entry): `dsn` is 2.x.x.
-    Discard { dsn: String, reason: String },
+    Discard { dsn: Enhanced, reason: String },
     /// Try again later (a broken table entry, an unreadable table file).
-    Defer { dsn: String, reason: String },
+    Defer { dsn: Enhanced, reason: String },
 }
 
 /// Route `address` (as queued) with `table` and `cfg`.
@@ -41,7 +42,7 @@ pub fn route(address: &str, table: &TransportTable, cfg: &Config) -> Route {
         Some(Ok(Transport::Smtp(Some(nexthop)))) => Route::Smtp(nexthop.clone()),
         Some(Ok(Transport::Smtp(None))) => default_route(domain.unwrap_or(""), cfg),
         Some(Ok(Transport::Error(text))) => {
-            let (dsn, text) = split_status(text, '5', "5.0.0");
+            let (dsn, text) = split_status(text, b'5', code::PERM);
             Route::Bounce {
                 dsn,
                 reason: if text.is_empty() {
@@ -52,7 +53,7 @@ pub fn route(address: &str, table: &TransportTable, cfg: &Config) -> Route {
             }
         }
         Some(Ok(Transport::Discard(text))) => {
-            let (dsn, text) = split_status(text, '2', "2.0.0");
+            let (dsn, text) = split_status(text, b'2', code::OK);
             Route::Discard {
                 dsn,
                 reason: if text.is_empty() {
@@ -63,7 +64,7 @@ pub fn route(address: &str, table: &TransportTable, cfg: &Config) -> Route {
             }
         }
         Some(Err(broken)) => Route::Defer {
-            dsn: "4.3.0".into(),
+            dsn: code::SYSTEM_TEMP,
             reason: format!("transport table entry unusable: {broken}"),
         },
         None => match domain {
@@ -85,7 +86,7 @@ fn default_route(domain: &str, cfg: &Config) -> Route {
         return match Nexthop::parse(domain) {
             Ok(n) if n.port.is_none() => Route::Smtp(n),
             _ => Route::Bounce {
-                dsn: "5.1.2".into(),
+                dsn: code::BAD_SYSTEM,
                 reason: format!("bad address literal {domain:?} in the recipient"),
             },
         };
@@ -172,7 +173,7 @@ mod tests {
         assert_eq!(
             route("u@a.sub.example", &t, &c),
             Route::Bounce {
-                dsn: "5.7.1".into(),
+                dsn: crate::outcome::code::NOT_AUTHORIZED,
                 reason: "no mail for you".into()
             }
         );
@@ -181,28 +182,28 @@ mod tests {
         assert_eq!(
             route("user+ext@gone.example", &t, &c),
             Route::Bounce {
-                dsn: "5.0.0".into(),
+                dsn: crate::outcome::code::PERM,
                 reason: "gone for good".into()
             }
         );
         assert_eq!(
             route("other@gone.example", &t, &c),
             Route::Bounce {
-                dsn: "5.0.0".into(),
+                dsn: crate::outcome::code::PERM,
                 reason: "later".into()
             }
         );
         assert_eq!(
             route("u@quiet.example", &t, &c),
             Route::Discard {
-                dsn: "2.6.0".into(),
+                dsn: crate::outcome::code::DISCARDED,
                 reason: "discarded: sink".into()
             }
         );
         assert_eq!(
             route("u@silent.example", &t, &c),
             Route::Discard {
-                dsn: "2.0.0".into(),
+                dsn: crate::outcome::code::OK,
                 reason: "discarded".into()
             }
         );

@@ -18,6 +18,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use crate::config::{Smtp, TlsLevel};
 use crate::ipc::DeliveryStatus;
 use crate::logging::strerror;
+use crate::outcome::{Enhanced, code};
 
 use super::dns::Target;
 use super::outcome::{Outcome, namaddr};
@@ -131,14 +132,15 @@ impl Broken {
         let who = namaddr(target);
         match self {
             Broken::Timeout(stage) => Outcome::deferred(
-                "4.4.2",
+                code::BAD_CONNECTION,
                 format!("conversation with {who} timed out while {stage}"),
             ),
-            Broken::Lost(stage) => {
-                Outcome::deferred("4.4.2", format!("lost connection with {who} while {stage}"))
-            }
+            Broken::Lost(stage) => Outcome::deferred(
+                code::BAD_CONNECTION,
+                format!("lost connection with {who} while {stage}"),
+            ),
             Broken::Protocol(stage, e) => Outcome::deferred(
-                "4.5.0",
+                code::PROTOCOL_TEMP,
                 format!("protocol error: {who} sent a bad reply while {stage}: {e}"),
             ),
         }
@@ -190,7 +192,7 @@ pub(crate) async fn open(
         .await
         .map_err(|e| HostFailure {
             outcome: Outcome::deferred(
-                "4.4.1",
+                code::NO_ANSWER,
                 format!(
                     "connect to {}:{}: {}",
                     namaddr(target),
@@ -237,7 +239,7 @@ pub(crate) async fn open(
             Err(_) => Ok(s),
         },
         TlsLevel::Encrypt | TlsLevel::Verify if !s.features.starttls => Err(s.local_failure(
-            "4.7.4",
+            code::SECURITY_UNSUPPORTED,
             format!(
                 "TLS is required, but was not offered by host {}",
                 namaddr(target)
@@ -246,7 +248,7 @@ pub(crate) async fn open(
         TlsLevel::Encrypt | TlsLevel::Verify => match setup.tls.connector() {
             Ok(connector) => s.start_tls(setup, connector).await,
             Err(_) => Err(s.local_failure(
-                "4.7.5",
+                code::CRYPTO_FAILURE,
                 "TLS is required, but our TLS engine is unavailable".into(),
             )),
         },
@@ -363,7 +365,7 @@ impl Session {
                     namaddr(&self.target),
                     strerror(&e)
                 );
-                let mut f = self.local_failure("4.7.5", cause.reason().into());
+                let mut f = self.local_failure(code::CRYPTO_FAILURE, cause.reason().into());
                 f.retry_plain = level == TlsLevel::May;
                 return Err(f);
             }
@@ -524,7 +526,7 @@ impl Session {
         }
     }
 
-    fn local_failure(&mut self, dsn: &str, reason: String) -> HostFailure {
+    fn local_failure(&mut self, dsn: Enhanced, reason: String) -> HostFailure {
         HostFailure {
             outcome: Outcome::local(DeliveryStatus::Deferred, dsn, reason),
             connected: true,

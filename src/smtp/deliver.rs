@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::ipc::{SmtpRecipient, SmtpRequest, SmtpResult};
+use crate::outcome::code;
 use crate::queue::id::now_micros;
 
 use super::client::{self, Session, Setup, Timeouts};
@@ -98,7 +99,10 @@ impl Agent {
                     "{}: cannot read the message content: {e}",
                     request.id
                 );
-                let o = Outcome::deferred("4.3.0", format!("cannot read the message content: {e}"));
+                let o = Outcome::deferred(
+                    code::SYSTEM_TEMP,
+                    format!("cannot read the message content: {e}"),
+                );
                 for t in &mut tracks {
                     t.outcome = Some(o.clone());
                 }
@@ -112,7 +116,7 @@ impl Agent {
                 let outcome = t
                     .outcome
                     .take()
-                    .unwrap_or_else(|| Outcome::deferred("4.4.1", "no mail host to try"));
+                    .unwrap_or_else(|| Outcome::deferred(code::NO_ANSWER, "no mail host to try"));
                 if t.end_us == 0 {
                     t.end_us = now_micros();
                 }
@@ -354,7 +358,11 @@ mod tests {
             ready_us: Some(1_500_000),
             end_us: 2_200_000,
         };
-        let o = Outcome::local(DeliveryStatus::Sent, "2.0.0", "250 2.0.0 Ok: queued as X");
+        let o = Outcome::local(
+            DeliveryStatus::Sent,
+            crate::outcome::code::OK,
+            "250 2.0.0 Ok: queued as X",
+        );
         assert_eq!(
             log_line(&request, &r, &t, &o, 1_200_000),
             "0000000000001A: to=<b@example.com>, relay=mx.example.com[192.0.2.1]:25, conn_use=2, \
@@ -366,7 +374,10 @@ mod tests {
             ready_us: None,
             ..t
         };
-        let o = Outcome::deferred("4.4.1", "connect to mx[192.0.2.1]:25: Connection refused");
+        let o = Outcome::deferred(
+            crate::outcome::code::NO_ANSWER,
+            "connect to mx[192.0.2.1]:25: Connection refused",
+        );
         assert_eq!(
             log_line(&request, &r, &t, &o, 1_200_000),
             "0000000000001A: to=<b@example.com>, relay=none, delay=1.2, delays=0.1/0.1/1/0, \

@@ -27,6 +27,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::net::NetError;
 
 use crate::dns::Failure;
+use crate::outcome::{Enhanced, code};
 use hickory_resolver::proto::rr::{RData, RecordType};
 
 use crate::ipc::DeliveryStatus;
@@ -50,7 +51,7 @@ pub struct Target {
 pub struct DnsFailure {
     /// Deferred or bounced.
     pub status: DeliveryStatus,
-    pub dsn: &'static str,
+    pub dsn: Enhanced,
     pub reason: String,
 }
 
@@ -278,7 +279,7 @@ pub fn mx_plan(
     {
         return Err(DnsFailure {
             status: DeliveryStatus::Bounced,
-            dsn: "5.1.10",
+            dsn: code::NULL_MX,
             reason: format!("Domain {domain} does not accept mail (nullMX)"),
         });
     }
@@ -300,7 +301,7 @@ pub fn mx_plan(
     if hosts.is_empty() {
         return Err(DnsFailure {
             status: DeliveryStatus::Bounced,
-            dsn: "5.4.6",
+            dsn: code::LOOP,
             reason: format!("mail for {domain} loops back to myself"),
         });
     }
@@ -359,7 +360,7 @@ fn no_addresses(failures: &[(String, Answer<Vec<IpAddr>>)]) -> DnsFailure {
         Some((host, answer)) => lookup_failure(host, "A", answer),
         None => DnsFailure {
             status: DeliveryStatus::Deferred,
-            dsn: "4.4.3",
+            dsn: code::DNS_TEMP,
             reason: "Host or domain name not found: no hosts to try".into(),
         },
     }
@@ -371,7 +372,7 @@ fn not_in_hosts(failures: &[(String, Answer<Vec<IpAddr>>)]) -> DnsFailure {
     let names: Vec<&str> = failures.iter().map(|(h, _)| h.as_str()).collect();
     DnsFailure {
         status: DeliveryStatus::Deferred,
-        dsn: "4.4.3",
+        dsn: code::DNS_TEMP,
         reason: format!(
             "Host or domain name not found. Name service error for name={} type=A: \
              not in /etc/hosts, and {} names no nameserver to ask",
@@ -384,15 +385,15 @@ fn not_in_hosts(failures: &[(String, Answer<Vec<IpAddr>>)]) -> DnsFailure {
 /// Postfix's text for a failed lookup of `name`.
 fn lookup_failure<T>(name: &str, kind: &str, answer: &Answer<T>) -> DnsFailure {
     let (status, dsn, what) = match answer {
-        Answer::NxDomain => (DeliveryStatus::Bounced, "5.4.4", "Host not found"),
+        Answer::NxDomain => (DeliveryStatus::Bounced, code::NO_ROUTE, "Host not found"),
         Answer::NoData | Answer::Found(_) => (
             DeliveryStatus::Bounced,
-            "5.4.4",
+            code::NO_ROUTE,
             "Host found but no data record of requested type",
         ),
         Answer::Temporary => (
             DeliveryStatus::Deferred,
-            "4.4.3",
+            code::DNS_TEMP,
             "Host not found, try again",
         ),
     };
@@ -471,7 +472,10 @@ mod tests {
     #[test]
     fn null_mx_bounces() {
         let e = mx_plan("example.com", mx(&[(0, ".")]), "me").unwrap_err();
-        assert_eq!((e.status, e.dsn), (DeliveryStatus::Bounced, "5.1.10"));
+        assert_eq!(
+            (e.status, e.dsn),
+            (DeliveryStatus::Bounced, crate::outcome::code::NULL_MX)
+        );
         assert_eq!(e.reason, "Domain example.com does not accept mail (nullMX)");
         // A "." among real hosts is only skipped.
         assert_eq!(
@@ -483,13 +487,19 @@ mod tests {
     #[test]
     fn lookup_errors_have_postfix_texts() {
         let e = mx_plan("nowhere.example", Answer::NxDomain, "me").unwrap_err();
-        assert_eq!((e.status, e.dsn), (DeliveryStatus::Bounced, "5.4.4"));
+        assert_eq!(
+            (e.status, e.dsn),
+            (DeliveryStatus::Bounced, crate::outcome::code::NO_ROUTE)
+        );
         assert_eq!(
             e.reason,
             "Host or domain name not found. Name service error for name=nowhere.example type=MX: Host not found"
         );
         let e = mx_plan("slow.example", Answer::Temporary, "me").unwrap_err();
-        assert_eq!((e.status, e.dsn), (DeliveryStatus::Deferred, "4.4.3"));
+        assert_eq!(
+            (e.status, e.dsn),
+            (DeliveryStatus::Deferred, crate::outcome::code::DNS_TEMP)
+        );
         assert_eq!(
             e.reason,
             "Host or domain name not found. Name service error for name=slow.example type=MX: Host not found, try again"
@@ -499,10 +509,16 @@ mod tests {
             ("a.example".into(), Answer::NxDomain),
             ("b.example".into(), Answer::Temporary),
         ]);
-        assert_eq!((f.status, f.dsn), (DeliveryStatus::Deferred, "4.4.3"));
+        assert_eq!(
+            (f.status, f.dsn),
+            (DeliveryStatus::Deferred, crate::outcome::code::DNS_TEMP)
+        );
         assert!(f.reason.contains("name=b.example type=A"), "{}", f.reason);
         let f = no_addresses(&[("a.example".into(), Answer::NxDomain)]);
-        assert_eq!((f.status, f.dsn), (DeliveryStatus::Bounced, "5.4.4"));
+        assert_eq!(
+            (f.status, f.dsn),
+            (DeliveryStatus::Bounced, crate::outcome::code::NO_ROUTE)
+        );
     }
 
     #[test]
@@ -525,7 +541,10 @@ mod tests {
             "mail.example.org",
         )
         .unwrap_err();
-        assert_eq!((e.status, e.dsn), (DeliveryStatus::Bounced, "5.4.6"));
+        assert_eq!(
+            (e.status, e.dsn),
+            (DeliveryStatus::Bounced, crate::outcome::code::LOOP)
+        );
         assert_eq!(e.reason, "mail for example.com loops back to myself");
     }
 

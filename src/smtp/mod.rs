@@ -142,6 +142,7 @@ use crate::agent::{DeliveryAgent, Live};
 use crate::config::Config;
 use crate::ipc::{self, DeliveryStatus, SmtpRequest, SmtpResult};
 use crate::notify::{self, reload::Reload};
+use crate::outcome::code;
 
 pub(crate) use deliver::Agent;
 
@@ -241,7 +242,7 @@ fn internal_error(request: &SmtpRequest) -> SmtpResult {
             .map(|r| {
                 outcome::Outcome::local(
                     DeliveryStatus::Deferred,
-                    "4.3.0",
+                    code::SYSTEM_TEMP,
                     "internal error in the smtp agent",
                 )
                 .result(r.rcpt_index)

@@ -4,6 +4,7 @@
 //! ...: Connection refused`, `conversation with ... timed out while ...`).
 
 use crate::ipc::{DeliveryResult, DeliveryStatus};
+use crate::outcome::{Enhanced, code};
 
 use super::dns::Target;
 use super::reply::Reply;
@@ -13,7 +14,7 @@ use super::reply::Reply;
 pub(crate) struct Outcome {
     pub status: DeliveryStatus,
     /// Enhanced status code.
-    pub dsn: String,
+    pub dsn: Enhanced,
     pub reason: String,
     /// `dns; HOST` of the server whose reply this is.
     pub remote_mta: Option<String>,
@@ -23,17 +24,21 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// An outcome decided here, without a remote reply.
-    pub(crate) fn local(status: DeliveryStatus, dsn: &str, reason: impl Into<String>) -> Outcome {
+    pub(crate) fn local(
+        status: DeliveryStatus,
+        dsn: Enhanced,
+        reason: impl Into<String>,
+    ) -> Outcome {
         Outcome {
             status,
-            dsn: dsn.to_string(),
+            dsn,
             reason: reason.into(),
             remote_mta: None,
             diagnostic: None,
         }
     }
 
-    pub(crate) fn deferred(dsn: &str, reason: impl Into<String>) -> Outcome {
+    pub(crate) fn deferred(dsn: Enhanced, reason: impl Into<String>) -> Outcome {
         Outcome::local(DeliveryStatus::Deferred, dsn, reason)
     }
 
@@ -50,7 +55,7 @@ impl Outcome {
         };
         let dsn = match status {
             // A 3xx where a final reply was due: temporary trouble.
-            DeliveryStatus::Deferred if !reply.is_transient() => "4.0.0".to_string(),
+            DeliveryStatus::Deferred if !reply.is_transient() => code::TEMP,
             _ => reply.dsn(),
         };
         let reason = match status {
@@ -82,8 +87,7 @@ impl Outcome {
         let (status, dsn) = if reply.is_permanent() && !defer_5xx {
             (DeliveryStatus::Bounced, reply.dsn())
         } else {
-            let dsn = reply.dsn();
-            (DeliveryStatus::Deferred, format!("4{}", &dsn[1..]))
+            (DeliveryStatus::Deferred, reply.dsn().as_transient())
         };
         Outcome {
             status,
@@ -99,7 +103,7 @@ impl Outcome {
         DeliveryResult {
             rcpt_index,
             status: self.status,
-            dsn: self.dsn.clone(),
+            dsn: self.dsn,
             reason: self.reason.clone(),
             forward: Vec::new(),
             lists: Vec::new(),

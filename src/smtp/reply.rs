@@ -13,6 +13,8 @@
 //! is valid and of the reply's class, else derived (`2.0.0`, `4.0.0`,
 //! `5.0.0`), as Postfix does.
 
+use crate::outcome::{Enhanced, code};
+
 /// Bytes of a reply line kept (RFC 5321's 512, with the code).
 pub const MAX_LINE: usize = 512;
 /// Bytes read without a line end before the reply is refused.
@@ -153,16 +155,16 @@ impl Reply {
 
     /// The enhanced status code: the last line's when it is valid and of
     /// the reply's class, else `X.0.0` (`2.0.0` for a 3xx reply too).
-    pub fn dsn(&self) -> String {
-        let class = match self.code / 100 {
-            4 => '4',
-            5 => '5',
-            _ => '2',
+    pub fn dsn(&self) -> Enhanced {
+        let (class, derived) = match self.code / 100 {
+            4 => (b'4', code::TEMP),
+            5 => (b'5', code::PERM),
+            _ => (b'2', code::OK),
         };
         let last = self.texts().last().unwrap_or("");
-        match enhanced_code(last.trim_start()) {
-            Some(code) if code.starts_with(class) && self.code / 100 != 3 => code.to_string(),
-            _ => format!("{class}.0.0"),
+        match enhanced_code(last.trim_start()).and_then(Enhanced::parse) {
+            Some(code) if code.class() == class && self.code / 100 != 3 => code,
+            _ => derived,
         }
     }
 }
@@ -172,18 +174,7 @@ impl Reply {
 pub fn enhanced_code(text: &str) -> Option<&str> {
     let end = text.find(' ').unwrap_or(text.len());
     let code = &text[..end];
-    let mut parts = code.split('.');
-    let class = parts.next()?;
-    let subject = parts.next()?;
-    let detail = parts.next()?;
-    let digits = |s: &str, max: usize| {
-        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
-    };
-    (parts.next().is_none()
-        && matches!(class, "2" | "4" | "5")
-        && digits(subject, 3)
-        && digits(detail, 3))
-    .then_some(code)
+    Enhanced::parse(code).map(|_| code)
 }
 
 #[cfg(test)]

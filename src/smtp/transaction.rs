@@ -13,6 +13,7 @@
 //! while ...`).
 
 use crate::ipc::{DeliveryStatus, SmtpRecipient};
+use crate::outcome::code;
 use crate::queue::{Body, Ret};
 use crate::wire::data::{DataWriter, StoredCr};
 use crate::wire::xtext;
@@ -56,7 +57,7 @@ pub(crate) async fn transaction(
     if let Some(limit) = s.features.size_limit.filter(|l| env.size > *l) {
         return all(Outcome::local(
             DeliveryStatus::Bounced,
-            "5.3.4",
+            code::TOO_BIG,
             format!(
                 "message size {} exceeds size limit {limit} of server {who}",
                 env.size
@@ -68,20 +69,20 @@ pub(crate) async fn transaction(
     if env.smtputf8 && utf8_envelope && !s.features.smtputf8 {
         return all(Outcome::local(
             DeliveryStatus::Bounced,
-            "5.6.7",
+            code::NO_SMTPUTF8,
             format!("SMTPUTF8 is required, but was not offered by host {who}"),
         ));
     }
     if !safe(env.sender) {
         return all(Outcome::local(
             DeliveryStatus::Bounced,
-            "5.1.7",
+            code::BAD_SENDER_SYNTAX,
             "bad sender address syntax",
         ));
     }
     if let Err(e) = content.rewind().await {
         return all(Outcome::deferred(
-            "4.3.0",
+            code::SYSTEM_TEMP,
             format!("cannot read the message content: {e}"),
         ));
     }
@@ -94,7 +95,7 @@ pub(crate) async fn transaction(
             (!safe(&r.address)).then(|| {
                 Outcome::local(
                     DeliveryStatus::Bounced,
-                    "5.1.3",
+                    code::BAD_SYNTAX,
                     "bad recipient address syntax",
                 )
             })
@@ -122,7 +123,9 @@ pub(crate) async fn transaction(
     }
     outcomes
         .into_iter()
-        .map(|o| o.unwrap_or_else(|| Outcome::deferred("4.3.0", "transaction ended undecided")))
+        .map(|o| {
+            o.unwrap_or_else(|| Outcome::deferred(code::SYSTEM_TEMP, "transaction ended undecided"))
+        })
         .collect()
 }
 
@@ -229,7 +232,10 @@ async fn send_content(
             // The end of data must not be sent now: drop the connection
             // and the server drops the message.
             s.broken = true;
-            let o = Outcome::deferred("4.3.0", format!("cannot read the message content: {e}"));
+            let o = Outcome::deferred(
+                code::SYSTEM_TEMP,
+                format!("cannot read the message content: {e}"),
+            );
             for &i in accepted {
                 outcomes[i] = Some(o.clone());
             }

@@ -168,7 +168,7 @@ impl Engine {
             log::info!("{id}: requeued");
         }
         for i in due {
-            self.schedule(id, i, now, now);
+            self.sched.schedule(id, i, now, now);
         }
     }
 }

@@ -104,9 +104,9 @@ impl Engine {
             .map(|i| m.reasons.get(*i).cloned().flatten())
             .collect();
         // Old scheduling entries point at old indices: reschedule.
-        self.forget_queued(id);
+        self.sched.forget(id);
         for (i, due) in dues.into_iter().enumerate() {
-            self.schedule(id, i, due, now);
+            self.sched.schedule(id, i, due, now);
         }
         log::info!("{id}: moved to deferred/");
         if let Origin::Segment(seg) = old_origin {

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use super::{Engine, Message, Pending, RState};
 use crate::config::Config;
 use crate::ipc::{DeliveryRequest, DeliveryStatus, SmtpRecipient, SmtpRequest};
+use crate::outcome::code;
 use crate::qmgr::route::{Route, route};
 use crate::queue::{QueueId, now_micros};
 use crate::transport::{Current, Nexthop};
@@ -68,7 +69,7 @@ pub(crate) fn route_with(table: &Current, address: &str, cfg: &Config) -> Route 
     match table {
         Ok(t) => route(address, t, cfg),
         Err(e) => Route::Defer {
-            dsn: "4.3.0".into(),
+            dsn: code::SYSTEM_TEMP,
             reason: e.clone(),
         },
     }
@@ -84,19 +85,12 @@ impl Engine {
     /// no agent).
     pub(crate) fn dispatch(&mut self) {
         let now = now_micros();
-        while let Some((&due, _)) = self.timers.iter().next() {
-            if due > now {
-                break;
-            }
-            if let Some(list) = self.timers.remove(&due) {
-                self.ready.extend(list);
-            }
-        }
+        self.sched.fire_timers(now);
         let table = self.transport.table();
         self.dispatch_local(now);
         self.dispatch_smtp(now, &table);
-        while !self.idle.is_empty() || !self.out.idle.is_empty() {
-            let Some((id, i)) = self.ready.pop_front() else {
+        while !self.sched.idle.is_empty() || !self.sched.out.idle.is_empty() {
+            let Some((id, i)) = self.sched.ready.pop_front() else {
                 break;
             };
             let Some(m) = self.messages.get_mut(&id) else {
@@ -108,12 +102,12 @@ impl Engine {
             let (status, dsn, reason) =
                 match route_with(&table, &m.env.recipients[i].address, &self.cfg) {
                     Route::Local => {
-                        self.local_ready.push_back((id, i));
+                        self.sched.local_ready.push_back((id, i));
                         self.dispatch_local(now);
                         continue;
                     }
                     Route::Smtp(nexthop) => {
-                        self.out.ready.push_back((id, i, nexthop));
+                        self.sched.out.ready.push_back((id, i, nexthop));
                         self.dispatch_smtp(now, &table);
                         continue;
                     }
@@ -139,8 +133,8 @@ impl Engine {
     }
 
     fn dispatch_local(&mut self, now: u64) {
-        while let Some(&slot) = self.idle.last() {
-            let Some((id, i)) = self.local_ready.pop_front() else {
+        while let Some(&slot) = self.sched.idle.last() {
+            let Some((id, i)) = self.sched.local_ready.pop_front() else {
                 break;
             };
             let Some(m) = self.messages.get_mut(&id) else {
@@ -149,7 +143,7 @@ impl Engine {
             if !due(m, i, now) {
                 continue;
             }
-            self.idle.pop();
+            self.sched.idle.pop();
             m.rcpts[i] = RState::Active;
             let req = DeliveryRequest {
                 id: id.clone(),
@@ -160,12 +154,12 @@ impl Engine {
                 arrival_us: m.env.arrival_us,
                 active_us: m.active_us,
             };
-            if let Err(e) = self.slots[slot].try_send(req) {
+            if let Err(e) = self.sched.slots[slot].try_send(req) {
                 // The slot was idle, so its channel has room; a closed slot
                 // means its task died: put the recipient back.
                 log::warn!("local delivery slot {slot} unavailable: {e}");
                 m.rcpts[i] = RState::Pending { due: now };
-                self.local_ready.push_front((id, i));
+                self.sched.local_ready.push_front((id, i));
                 break;
             }
         }
@@ -174,8 +168,8 @@ impl Engine {
     fn dispatch_smtp(&mut self, now: u64, table: &Current) {
         let per_hop = self.cfg.smtp.destination_concurrency_limit.max(1);
         let per_request = self.cfg.smtp.destination_recipient_limit.max(1);
-        while let Some(&slot) = self.out.idle.last() {
-            let Some((id, i, nexthop)) = self.out.ready.pop_front() else {
+        while let Some(&slot) = self.sched.out.idle.last() {
+            let Some((id, i, nexthop)) = self.sched.out.ready.pop_front() else {
                 break;
             };
             let Some(m) = self.messages.get_mut(&id) else {
@@ -184,8 +178,9 @@ impl Engine {
             if !due(m, i, now) {
                 continue;
             }
-            if self.out.in_flight.get(&nexthop).copied().unwrap_or(0) >= per_hop {
-                self.out
+            if self.sched.out.in_flight.get(&nexthop).copied().unwrap_or(0) >= per_hop {
+                self.sched
+                    .out
                     .parked
                     .entry(nexthop)
                     .or_default()
@@ -233,24 +228,24 @@ impl Engine {
                 arrival_us: env.arrival_us,
                 active_us: m.active_us,
             };
-            self.out.idle.pop();
-            if let Err(e) = self.out.slots[slot].try_send(req) {
+            self.sched.out.idle.pop();
+            if let Err(e) = self.sched.out.slots[slot].try_send(req) {
                 log::warn!("smtp delivery slot {slot} unavailable: {e}");
                 for &j in &picked {
                     m.rcpts[j] = RState::Pending { due: now };
                 }
-                self.out.ready.push_front((id, i, nexthop));
+                self.sched.out.ready.push_front((id, i, nexthop));
                 break;
             }
-            *self.out.in_flight.entry(nexthop).or_default() += 1;
+            *self.sched.out.in_flight.entry(nexthop).or_default() += 1;
         }
     }
 
     /// An smtp slot is free again after a request to `nexthop`: let that
     /// hop's parked recipients in, as many as it has room for.
     pub(super) fn smtp_returned(&mut self, slot: usize, nexthop: &Nexthop) {
-        self.out.idle.push(slot);
-        let in_flight = match self.out.in_flight.get_mut(nexthop) {
+        self.sched.out.idle.push(slot);
+        let in_flight = match self.sched.out.in_flight.get_mut(nexthop) {
             Some(n) => {
                 *n = n.saturating_sub(1);
                 *n
@@ -258,9 +253,9 @@ impl Engine {
             None => 0,
         };
         if in_flight == 0 {
-            self.out.in_flight.remove(nexthop);
+            self.sched.out.in_flight.remove(nexthop);
         }
-        let Some(parked) = self.out.parked.get_mut(nexthop) else {
+        let Some(parked) = self.sched.out.parked.get_mut(nexthop) else {
             return;
         };
         let mut room = self
@@ -281,21 +276,10 @@ impl Engine {
             }
         }
         if parked.is_empty() {
-            self.out.parked.remove(nexthop);
+            self.sched.out.parked.remove(nexthop);
         }
         for entry in back.into_iter().rev() {
-            self.out.ready.push_front(entry);
+            self.sched.out.ready.push_front(entry);
         }
-    }
-
-    /// Drop a message's queued entries everywhere (it was renumbered);
-    /// the caller schedules its recipients again.
-    pub(super) fn forget_queued(&mut self, id: &QueueId) {
-        for list in self.timers.values_mut() {
-            list.retain(|(i, _)| i != id);
-        }
-        self.ready.retain(|(i, _)| i != id);
-        self.local_ready.retain(|(i, _)| i != id);
-        self.out.forget(id);
     }
 }

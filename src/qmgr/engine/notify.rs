@@ -16,19 +16,60 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{Engine, read_content_prefix};
 use crate::dsn::{self, Action, RecipientReport, ReportInput, ReportKind};
 use crate::ipc::OwnerFailure;
+use crate::queue::log::{LogError, LogWriter};
 use crate::queue::message::{ContentKind, encode_message_head};
 use crate::queue::record::RecordType;
-use crate::queue::{Client, Envelope, QueueId, Recipient, now_micros};
+use crate::queue::{Client, Envelope, IdGenerator, QueueId, Recipient, now_micros};
 
 /// The local part of the sender of double bounces (Postfix's
 /// `double-bounce`): its mail is never reported.
 pub(crate) const DOUBLE_BOUNCE: &str = "double-bounce";
 
+/// qmgr's own segments in `incoming/` (prefix `B`): the messages it
+/// queues itself (notifications, forwarded copies), read back like
+/// smtpd's.
+pub(crate) struct Notices {
+    writer: LogWriter,
+    ids: IdGenerator,
+    /// A message was queued since the last [`Notices::take_queued`].
+    queued: bool,
+}
+
+impl Notices {
+    pub(crate) fn new(writer: LogWriter) -> Notices {
+        Notices {
+            writer,
+            ids: IdGenerator::new('B'),
+            queued: false,
+        }
+    }
+
+    /// The ID of the next message qmgr queues.
+    fn next_id(&self) -> QueueId {
+        self.ids.next()
+    }
+
+    /// Append a message (its encoded head, then its content), durably.
+    async fn queue(&mut self, head: Vec<u8>, content: Vec<u8>) -> Result<(), LogError> {
+        self.writer
+            .append_parts(RecordType::Message, vec![head, content])
+            .await?;
+        self.queued = true;
+        Ok(())
+    }
+
+    /// Whether a message was queued since the last call: `incoming/` is
+    /// then scanned for it.
+    pub(crate) fn take_queued(&mut self) -> bool {
+        std::mem::take(&mut self.queued)
+    }
+}
+
 /// One recipient's outcome to report.
 pub(crate) struct Reportable {
     pub rcpt: usize,
     pub kind: ReportKind,
-    pub dsn: String,
+    pub dsn: crate::outcome::Enhanced,
     pub reason: String,
     /// `Remote-MTA:` and `Diagnostic-Code:` when a remote host answered.
     pub remote_mta: Option<String>,
@@ -131,7 +172,7 @@ impl Engine {
                     &Reportable {
                         rcpt,
                         kind: ReportKind::Failure,
-                        dsn: f.dsn.clone(),
+                        dsn: f.dsn,
                         reason: f.reason.clone(),
                         remote_mta: None,
                         diagnostic: None,
@@ -174,7 +215,7 @@ impl Engine {
                 Vec::new()
             }
         };
-        let new_id = self.notice_ids.next();
+        let new_id = self.notices.next_id();
         let now = SystemTime::now();
         let body = dsn::build_report(&ReportInput {
             kind,
@@ -221,10 +262,7 @@ impl Engine {
             hold: false,
         };
         let head = encode_message_head(&envelope, ContentKind::Inline)?;
-        self.notices
-            .append_parts(RecordType::Message, vec![head, body])
-            .await?;
-        self.notices_queued = true;
+        self.notices.queue(head, body).await?;
         Ok(new_id)
     }
 }
@@ -252,7 +290,7 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
             ReportKind::Delay => Action::Delayed,
             ReportKind::Success => Action::Delivered,
         },
-        status: o.dsn.clone(),
+        status: o.dsn,
         remote_mta: o.remote_mta.clone(),
         diagnostic: o.diagnostic.clone(),
         reason: o.reason.clone(),
@@ -277,7 +315,7 @@ impl Engine {
             .get(id)
             .ok_or_else(|| anyhow::anyhow!("no such message"))?;
         let content = super::read_content(&self.qdir, &m.content)?;
-        let new_id = self.notice_ids.next();
+        let new_id = self.notices.next_id();
         let mut envelope = m.env.clone();
         envelope.id = new_id.clone();
         envelope.arrival_us = now_micros();
@@ -301,10 +339,7 @@ impl Engine {
             .collect();
         envelope.size = content.len() as u64;
         let head = encode_message_head(&envelope, ContentKind::Inline)?;
-        self.notices
-            .append_parts(RecordType::Message, vec![head, content])
-            .await?;
-        self.notices_queued = true;
+        self.notices.queue(head, content).await?;
         let age = now_micros().saturating_sub(m.env.arrival_us) as f64 / 1e6;
         log::info!(
             queue_id = id.as_str(),

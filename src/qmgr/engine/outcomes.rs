@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Engine, LOST_RETRY_US, Message, Pending, RState, UNAVAILABLE_LOG_US, notify};
+use super::{Engine, LOST_RETRY_US, Message, Pending, RState, notify};
 use crate::dsn;
-use crate::ipc::DeliveryStatus;
+use crate::ipc::{DeliveryRequest, DeliveryStatus};
+use crate::outcome::code;
 use crate::qmgr::agents::{Report, SlotReport};
 use crate::qmgr::state::{Outcome, StateRecord};
 use crate::queue::{QueueId, now_micros};
@@ -22,115 +23,14 @@ impl Engine {
     pub(crate) async fn complete(&mut self, reports: Vec<SlotReport>, mut decided: Vec<Pending>) {
         let now = now_micros();
         for rep in reports {
-            match rep {
-                SlotReport::Local(Report::Done {
-                    slot,
-                    request,
-                    result,
-                }) => {
-                    self.idle.push(slot);
-                    decided.push(Pending {
-                        id: request.id,
-                        rcpt: request.rcpt_index,
-                        status: result.status,
-                        dsn: result.dsn,
-                        reason: result.reason,
-                        forward: result.forward,
-                        lists: result.lists,
-                        owner_failures: result.owner_failures,
-                        remote_mta: result.remote_mta,
-                        diagnostic: result.diagnostic,
-                        log_here: false,
-                    });
-                }
-                SlotReport::Local(Report::Lost {
-                    slot,
-                    request,
-                    why,
-                    unreachable,
-                }) => {
-                    self.idle.push(slot);
-                    if unreachable {
-                        // The agent is down (restarting): every waiting
-                        // recipient would say so each second.
-                        if self
-                            .local_unavailable_logged
-                            .is_none_or(|t| now >= t + UNAVAILABLE_LOG_US)
-                        {
-                            self.local_unavailable_logged = Some(now);
-                            log::warn!("{why}; local deliveries wait and are retried every second");
-                        }
-                    } else {
-                        log::warn!(
-                            "{}: {why}; delivery to <{}> will be retried",
-                            request.id,
-                            request.recipient
-                        );
-                    }
-                    if let Some(m) = self.messages.get_mut(&request.id)
-                        && let Some(r) = m.rcpts.get_mut(request.rcpt_index)
-                    {
-                        *r = RState::Pending {
-                            due: now + LOST_RETRY_US,
-                        };
-                    }
-                    self.schedule(&request.id, request.rcpt_index, now + LOST_RETRY_US, now);
-                }
-                SlotReport::Smtp(Report::Done {
-                    slot,
-                    request,
-                    mut result,
-                }) => {
-                    self.smtp_returned(slot, &request.nexthop);
-                    for r in request.recipients {
-                        let found = result
-                            .results
-                            .iter()
-                            .position(|x| x.rcpt_index == r.rcpt_index)
-                            .map(|n| result.results.swap_remove(n));
-                        decided.push(match found {
-                            Some(res) => Pending {
-                                id: request.id.clone(),
-                                rcpt: r.rcpt_index,
-                                status: res.status,
-                                dsn: res.dsn,
-                                reason: res.reason,
-                                forward: Vec::new(),
-                                lists: Vec::new(),
-                                owner_failures: Vec::new(),
-                                remote_mta: res.remote_mta,
-                                diagnostic: res.diagnostic,
-                                log_here: false,
-                            },
-                            None => {
-                                smtp_lost(&request.id, r.rcpt_index, "no result for this recipient")
-                            }
-                        });
-                    }
-                }
-                SlotReport::Smtp(Report::Lost {
-                    slot, request, why, ..
-                }) => {
-                    self.smtp_returned(slot, &request.nexthop);
-                    log::warn!("{}: {why}", request.id);
-                    for r in request.recipients {
-                        decided.push(smtp_lost(&request.id, r.rcpt_index, &why));
-                    }
-                }
-            }
+            self.take_report(rep, &mut decided, now);
         }
         if decided.is_empty() {
             return;
         }
         // Decide deferrals and expiry, then make the records durable, then
         // change the state.
-        let min = self.cfg.queue.minimal_backoff.as_micros() as u64;
-        let max = self.cfg.queue.maximal_backoff.as_micros() as u64;
-        let lifetime = self.cfg.queue.maximal_lifetime.as_micros() as u64;
-        let mut records = Vec::new();
-        let mut applied = Vec::new();
-        let mut reportable: BTreeMap<QueueId, Vec<notify::Reportable>> = BTreeMap::new();
-        let mut reasons_now: HashMap<(QueueId, usize), String> = HashMap::new();
+        let mut batch = Batch::default();
         for mut p in decided {
             // Forwarding first, durably: the recipient counts as done only
             // once the new messages (and the owners' reports) are queued.
@@ -139,89 +39,226 @@ impl Engine {
                 && let Err(e) = self.pass_on(&mut p).await
             {
                 p.status = DeliveryStatus::Deferred;
-                p.dsn = "4.3.0".into();
+                p.dsn = code::SYSTEM_TEMP;
                 p.reason = format!("cannot queue the forwarded message: {e}");
                 log::warn!(queue_id = p.id.as_str(); "{}: {}", p.id, p.reason);
             }
-            let Some(m) = self.messages.get(&p.id) else {
-                continue;
-            };
-            let age = now.saturating_sub(m.env.arrival_us);
-            let rec = match p.status {
-                DeliveryStatus::Sent => (RState::Done, StateRecord::Delivered(outcome(&p, 0))),
-                DeliveryStatus::Bounced => (RState::Bounced, StateRecord::Bounced(outcome(&p, 0))),
-                // Deleted by the administrator meanwhile: nothing more.
-                DeliveryStatus::Deferred if m.deleted => {
-                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
-                }
-                DeliveryStatus::Deferred if age >= lifetime => {
-                    log::info!(
-                        queue_id = p.id.as_str(),
-                        status = "expired";
-                        "{}: from=<{}>, status=expired, returned to sender",
-                        p.id,
-                        m.env.sender
-                    );
-                    (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
-                }
-                DeliveryStatus::Deferred => {
-                    let due = now + age.clamp(min, max);
-                    (
-                        RState::Pending { due },
-                        StateRecord::Deferred(outcome(&p, due)),
-                    )
-                }
-            };
-            if p.log_here {
-                // The agents log their own deliveries; qmgr logs what it
-                // decided itself.
-                log_decided(&p, m, now);
-            }
-            // What the sender hears of: failures (not deletions), and
-            // deliveries when NOTIFY asked for SUCCESS.
-            let notify = m.env.recipients[p.rcpt].notify.as_deref();
-            let wants_success = dsn::should_report(dsn::ReportKind::Success, notify);
-            let warn_after = self.cfg.queue.delay_warning_time.as_micros() as u64;
-            let kind = match rec.0 {
-                RState::Bounced if !m.deleted => Some(dsn::ReportKind::Failure),
-                RState::Done if wants_success => Some(dsn::ReportKind::Success),
-                RState::Pending { .. } if warn_after > 0 && age >= warn_after && !m.warned => {
-                    Some(dsn::ReportKind::Delay)
-                }
-                _ => None,
-            };
-            if let Some(kind) = kind {
-                reportable
-                    .entry(p.id.clone())
-                    .or_default()
-                    .push(notify::Reportable {
-                        rcpt: p.rcpt,
-                        kind,
-                        dsn: p.dsn.clone(),
-                        reason: p.reason.clone(),
-                        remote_mta: p.remote_mta.clone(),
-                        diagnostic: p.diagnostic.clone(),
-                    });
-            }
-            if let RState::Pending { .. } = rec.0 {
-                reasons_now.insert((p.id.clone(), p.rcpt), p.reason.clone());
-            }
-            records.push(rec.1);
-            applied.push((p.id, p.rcpt, rec.0));
+            self.judge(p, now, &mut batch);
         }
         // Notifications first, durably: a crash after them repeats the
         // outcome (and at worst the notice), never loses the notice.
-        for (id, outcomes) in reportable {
+        for (id, outcomes) in std::mem::take(&mut batch.reportable) {
             self.notify(&id, outcomes).await;
         }
         // Lazy: losing one of these in a crash repeats a delivery at worst;
         // nothing is deleted on their strength before they are synced
         // (flush_removals).
-        let ok = self.append_all(records, true).await;
+        let ok = self
+            .append_all(std::mem::take(&mut batch.records), true)
+            .await;
         if ok.iter().any(|ok| !ok) {
             log::warn!("state log write failed; outcomes kept in memory only");
         }
-        for (id, i, st) in applied {
+        self.apply(batch, now);
+        if self.notices.take_queued() {
+            self.scan_incoming(&mut HashMap::new());
+        }
+    }
+
+    /// An agent's report: its outcomes join `decided`, its slot is free
+    /// again; a lost local delivery is retried shortly.
+    fn take_report(&mut self, rep: SlotReport, decided: &mut Vec<Pending>, now: u64) {
+        match rep {
+            SlotReport::Local(Report::Done {
+                slot,
+                request,
+                result,
+            }) => {
+                self.sched.idle.push(slot);
+                decided.push(Pending {
+                    id: request.id,
+                    rcpt: request.rcpt_index,
+                    status: result.status,
+                    dsn: result.dsn,
+                    reason: result.reason,
+                    forward: result.forward,
+                    lists: result.lists,
+                    owner_failures: result.owner_failures,
+                    remote_mta: result.remote_mta,
+                    diagnostic: result.diagnostic,
+                    log_here: false,
+                });
+            }
+            SlotReport::Local(Report::Lost {
+                slot,
+                request,
+                why,
+                unreachable,
+            }) => {
+                self.sched.idle.push(slot);
+                self.local_lost(&request, &why, unreachable, now);
+            }
+            SlotReport::Smtp(Report::Done {
+                slot,
+                request,
+                mut result,
+            }) => {
+                self.smtp_returned(slot, &request.nexthop);
+                for r in request.recipients {
+                    let found = result
+                        .results
+                        .iter()
+                        .position(|x| x.rcpt_index == r.rcpt_index)
+                        .map(|n| result.results.swap_remove(n));
+                    decided.push(match found {
+                        Some(res) => Pending {
+                            id: request.id.clone(),
+                            rcpt: r.rcpt_index,
+                            status: res.status,
+                            dsn: res.dsn,
+                            reason: res.reason,
+                            forward: Vec::new(),
+                            lists: Vec::new(),
+                            owner_failures: Vec::new(),
+                            remote_mta: res.remote_mta,
+                            diagnostic: res.diagnostic,
+                            log_here: false,
+                        },
+                        None => {
+                            smtp_lost(&request.id, r.rcpt_index, "no result for this recipient")
+                        }
+                    });
+                }
+            }
+            SlotReport::Smtp(Report::Lost {
+                slot, request, why, ..
+            }) => {
+                self.smtp_returned(slot, &request.nexthop);
+                log::warn!("{}: {why}", request.id);
+                for r in request.recipients {
+                    decided.push(smtp_lost(&request.id, r.rcpt_index, &why));
+                }
+            }
+        }
+    }
+
+    /// A local delivery that got no answer: retried after
+    /// [`LOST_RETRY_US`], without a record (nothing was decided).
+    fn local_lost(&mut self, request: &DeliveryRequest, why: &str, unreachable: bool, now: u64) {
+        if unreachable {
+            // The agent is down (restarting): every waiting
+            // recipient would say so each second.
+            if self.sched.log_local_unavailable(now) {
+                log::warn!("{why}; local deliveries wait and are retried every second");
+            }
+        } else {
+            log::warn!(
+                "{}: {why}; delivery to <{}> will be retried",
+                request.id,
+                request.recipient
+            );
+        }
+        if let Some(m) = self.messages.get_mut(&request.id)
+            && let Some(r) = m.rcpts.get_mut(request.rcpt_index)
+        {
+            *r = RState::Pending {
+                due: now + LOST_RETRY_US,
+            };
+        }
+        self.sched
+            .schedule(&request.id, request.rcpt_index, now + LOST_RETRY_US, now);
+    }
+
+    /// Decide what `p` makes of its recipient (delivered, bounced,
+    /// expired, deferred until when), whether the sender hears of it, and
+    /// add its record to `batch`.
+    fn judge(&self, p: Pending, now: u64, batch: &mut Batch) {
+        let Some(m) = self.messages.get(&p.id) else {
+            return;
+        };
+        let min = self.cfg.queue.minimal_backoff.as_micros() as u64;
+        let max = self.cfg.queue.maximal_backoff.as_micros() as u64;
+        let lifetime = self.cfg.queue.maximal_lifetime.as_micros() as u64;
+        let age = now.saturating_sub(m.env.arrival_us);
+        let rec = match p.status {
+            DeliveryStatus::Sent => (RState::Done, StateRecord::Delivered(outcome(&p, 0))),
+            DeliveryStatus::Bounced => (RState::Bounced, StateRecord::Bounced(outcome(&p, 0))),
+            // Deleted by the administrator meanwhile: nothing more.
+            DeliveryStatus::Deferred if m.deleted => {
+                (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
+            }
+            DeliveryStatus::Deferred if age >= lifetime => {
+                log::info!(
+                    queue_id = p.id.as_str(),
+                    status = "expired";
+                    "{}: from=<{}>, status=expired, returned to sender",
+                    p.id,
+                    m.env.sender
+                );
+                (RState::Bounced, StateRecord::Bounced(outcome(&p, 0)))
+            }
+            DeliveryStatus::Deferred => {
+                let due = now + age.clamp(min, max);
+                (
+                    RState::Pending { due },
+                    StateRecord::Deferred(outcome(&p, due)),
+                )
+            }
+        };
+        if p.log_here {
+            // The agents log their own deliveries; qmgr logs what it
+            // decided itself.
+            log_decided(&p, m, now);
+        }
+        if let Some(kind) = self.report_kind(m, p.rcpt, rec.0, age) {
+            batch
+                .reportable
+                .entry(p.id.clone())
+                .or_default()
+                .push(notify::Reportable {
+                    rcpt: p.rcpt,
+                    kind,
+                    dsn: p.dsn,
+                    reason: p.reason.clone(),
+                    remote_mta: p.remote_mta.clone(),
+                    diagnostic: p.diagnostic.clone(),
+                });
+        }
+        if let RState::Pending { .. } = rec.0 {
+            batch
+                .reasons_now
+                .insert((p.id.clone(), p.rcpt), p.reason.clone());
+        }
+        batch.records.push(rec.1);
+        batch.applied.push((p.id, p.rcpt, rec.0));
+    }
+
+    /// What the sender hears of: failures (not deletions), and
+    /// deliveries when NOTIFY asked for SUCCESS, and a delay once.
+    fn report_kind(
+        &self,
+        m: &Message,
+        rcpt: usize,
+        st: RState,
+        age: u64,
+    ) -> Option<dsn::ReportKind> {
+        let notify = m.env.recipients[rcpt].notify.as_deref();
+        let wants_success = dsn::should_report(dsn::ReportKind::Success, notify);
+        let warn_after = self.cfg.queue.delay_warning_time.as_micros() as u64;
+        match st {
+            RState::Bounced if !m.deleted => Some(dsn::ReportKind::Failure),
+            RState::Done if wants_success => Some(dsn::ReportKind::Success),
+            RState::Pending { .. } if warn_after > 0 && age >= warn_after && !m.warned => {
+                Some(dsn::ReportKind::Delay)
+            }
+            _ => None,
+        }
+    }
+
+    /// Change the state as the batch's (now durable) records say:
+    /// reschedule the deferred, finish the messages that are done.
+    fn apply(&mut self, mut batch: Batch, now: u64) {
+        for (id, i, st) in batch.applied {
             let Some(m) = self.messages.get_mut(&id) else {
                 continue;
             };
@@ -229,21 +266,31 @@ impl Engine {
                 *r = st;
             }
             if let (RState::Pending { .. }, Some(reason)) = (st, m.reasons.get_mut(i)) {
-                *reason = reasons_now.remove(&(id.clone(), i));
+                *reason = batch.reasons_now.remove(&(id.clone(), i));
             }
             let finished = m.rcpts.iter().all(|r| r.is_final());
             if let RState::Pending { due } = st {
                 m.first_deferred_us.get_or_insert(now);
-                self.schedule(&id, i, due, now);
+                self.sched.schedule(&id, i, due, now);
             }
             if finished {
                 self.finish(&id);
             }
         }
-        if std::mem::take(&mut self.notices_queued) {
-            self.scan_incoming(&mut HashMap::new());
-        }
     }
+}
+
+/// One `complete` call's decisions, before they are applied.
+#[derive(Default)]
+struct Batch {
+    /// State records, appended before the state changes.
+    records: Vec<StateRecord>,
+    /// Per recipient, its new state.
+    applied: Vec<(QueueId, usize, RState)>,
+    /// Per message, the outcomes its sender hears of.
+    reportable: BTreeMap<QueueId, Vec<notify::Reportable>>,
+    /// Why deferred recipients failed this time (for `mailq`).
+    reasons_now: HashMap<(QueueId, usize), String>,
 }
 
 impl Engine {
@@ -275,7 +322,7 @@ fn outcome(p: &Pending, until: u64) -> Outcome {
     Outcome {
         id: p.id.clone(),
         rcpt: p.rcpt,
-        dsn: p.dsn.clone(),
+        dsn: p.dsn.to_string(),
         reason: p.reason.clone(),
         until,
     }
@@ -288,7 +335,7 @@ fn smtp_lost(id: &QueueId, rcpt: usize, why: &str) -> Pending {
         id: id.clone(),
         rcpt,
         status: DeliveryStatus::Deferred,
-        dsn: "4.3.0".into(),
+        dsn: code::SYSTEM_TEMP,
         reason: format!("smtp delivery agent unavailable: {why}"),
         forward: Vec::new(),
         lists: Vec::new(),

@@ -24,7 +24,7 @@ const FORENSIC_MAX: u64 = 1 << 20;
 
 impl Engine {
     /// Rebuild the state from disk, then compact the state log.
-    pub(crate) async fn recover(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn recover(&mut self) -> std::io::Result<()> {
         let state_dir = self.qdir.join(STATE);
         let old_state = sorted_files(&state_dir, |n| n.ends_with(".log"))?;
         let (records, damage) = self.read_state(&old_state);

@@ -128,21 +128,33 @@ async fn without_mx_the_domain_itself() {
 async fn failures_bounce_or_defer() {
     let server = dns_server().await;
     let e = resolve(server, "null.test").await.unwrap_err();
-    assert_eq!((e.status, e.dsn), (DeliveryStatus::Bounced, "5.1.10"));
+    assert_eq!(
+        (e.status, e.dsn),
+        (DeliveryStatus::Bounced, crate::outcome::code::NULL_MX)
+    );
     let e = resolve(server, "nx.test").await.unwrap_err();
-    assert_eq!((e.status, e.dsn), (DeliveryStatus::Bounced, "5.4.4"));
+    assert_eq!(
+        (e.status, e.dsn),
+        (DeliveryStatus::Bounced, crate::outcome::code::NO_ROUTE)
+    );
     assert_eq!(
         e.reason,
         "Host or domain name not found. Name service error for name=nx.test type=MX: Host not found"
     );
     let e = resolve(server, "fail.test").await.unwrap_err();
-    assert_eq!((e.status, e.dsn), (DeliveryStatus::Deferred, "4.4.3"));
+    assert_eq!(
+        (e.status, e.dsn),
+        (DeliveryStatus::Deferred, crate::outcome::code::DNS_TEMP)
+    );
     assert_eq!(
         e.reason,
         "Host or domain name not found. Name service error for name=fail.test type=MX: Host not found, try again"
     );
     let e = resolve(server, "[nx.host.test]").await.unwrap_err();
-    assert_eq!((e.status, e.dsn), (DeliveryStatus::Bounced, "5.4.4"));
+    assert_eq!(
+        (e.status, e.dsn),
+        (DeliveryStatus::Bounced, crate::outcome::code::NO_ROUTE)
+    );
     let e = resolve(server, "[nothing.test]").await.unwrap_err();
     assert_eq!(
         (e.status, e.reason.as_str()),
@@ -157,7 +169,7 @@ async fn failures_bounce_or_defer() {
         (e.status, e.dsn, e.reason.as_str()),
         (
             DeliveryStatus::Bounced,
-            "5.4.6",
+            crate::outcome::code::LOOP,
             "mail for self.test loops back to myself"
         )
     );
