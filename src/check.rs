@@ -243,7 +243,21 @@ fn check_sources(
     out.extend(check_transport_files(config));
     out.extend(check_tables(config));
     out.extend(check_ca_file(config));
+    out.extend(check_chain_files(config));
     out
+}
+
+/// `tls.chain_files` when smtpd offers STARTTLS: every key followed by
+/// its chain, each key its certificate's (what smtpd would refuse to
+/// start with).
+fn check_chain_files(config: &Config) -> Vec<(Level, String)> {
+    if config.tls.inbound == crate::config::TlsInbound::None {
+        return Vec::new();
+    }
+    match crate::certs::server_config(&config.tls.chain_files) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![(Level::Error, format!("tls.chain_files: {e}"))],
+    }
 }
 
 /// `tls.ca_file`: PEM certificates the smtp client trusts at `tls.outbound

@@ -36,7 +36,7 @@ use super::defaults::{self, Cx};
 use super::error::ConfigError;
 use super::load::{self as read, Field, Given};
 use super::show as sh;
-use super::{BareNewline, Choice, Config, DnsFailure, TlsLevel};
+use super::{BareNewline, Choice, Config, DnsFailure, TlsInbound, TlsLevel};
 
 /// What a key holds: for the JSON Schema and the manual.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -634,6 +634,20 @@ sections! {
         outbound: TlsLevel = TlsLevel::May,
             postfix "smtp_tls_security_level", Kind::Choice(TlsLevel::NAMES),
             read [get choice()], show choice;
+        /// Inbound TLS: `"none"`, `"may"` (STARTTLS offered) or `"encrypt"` (required before MAIL).
+        /// STARTTLS per RFC 3207 on TCP listeners (never on the local
+        /// submit.sock); needs `tls.chain_files`. Default: `"none"`.
+        inbound: TlsInbound = TlsInbound::None,
+            postfix "smtpd_tls_security_level", Kind::Choice(TlsInbound::NAMES),
+            read [get choice()], show choice;
+        /// PEM files with smtpd's private keys, each followed by its certificate chain.
+        /// As Postfix's `smtpd_tls_chain_files`: a key, then its chain, then
+        /// optionally another key (RSA and ECDSA side by side); each client
+        /// gets the first chain it can check. Read again when they change.
+        /// Default: none.
+        chain_files: Vec<PathBuf> = Vec::new(),
+            postfix "smtpd_tls_chain_files", Kind::Paths, read [with read::chain_files],
+            show paths;
         /// PEM certificates trusted at `verify`.
         /// Default: none (the system's, /etc/ssl/certs).
         ca_file: Option<PathBuf> = None,

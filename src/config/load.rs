@@ -80,6 +80,7 @@ pub(crate) struct Given {
     relay_host: Option<Located>,
     concurrency_per_user: Option<usize>,
     minimal_backoff_line: Option<usize>,
+    chain_files_line: Option<usize>,
     maximal_backoff_line: Option<usize>,
     /// Per restriction list (in `crate::policy::Stage` order): the line
     /// of its key and each table it names with its line, for the checks
@@ -188,6 +189,12 @@ pub(super) fn relay_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(),
 
 pub(super) fn recipient_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
     c.restrictions.recipient = restriction_list(f, Stage::Recipient, g)?;
+    Ok(())
+}
+
+pub(super) fn chain_files(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.tls.chain_files = f.absolute_paths()?;
+    g.chain_files_line = Some(f.line);
     Ok(())
 }
 
@@ -379,6 +386,15 @@ fn finish(
     }
     config.server.hostname = hostname;
     config.server.domain = domain;
+    if config.tls.inbound != super::TlsInbound::None && config.tls.chain_files.is_empty() {
+        return Err(ConfigError::BadValue {
+            file: file.to_string(),
+            line: given.chain_files_line.unwrap_or(1),
+            key: "tls.inbound".to_string(),
+            value: format!("{:?}", config.tls.inbound.as_str()),
+            reason: "needs tls.chain_files (a private key and its certificate chain)".to_string(),
+        });
+    }
     let queue = &config.queue;
     if queue.minimal_backoff > queue.maximal_backoff {
         let (minimal, maximal) = (

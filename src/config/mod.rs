@@ -115,6 +115,22 @@ choice!(TlsLevel {
     "verify" | "secure" => Verify,
 });
 choice!(BareNewline { "normalize" => Normalize, "reject" => Reject });
+choice!(TlsInbound {
+    "none" => None,
+    "may" => May,
+    "encrypt" => Encrypt,
+});
+
+/// Inbound TLS security level (Postfix's `smtpd_tls_security_level`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsInbound {
+    /// No STARTTLS.
+    None,
+    /// STARTTLS offered, not required.
+    May,
+    /// STARTTLS required before MAIL (`530 5.7.0`).
+    Encrypt,
+}
 
 /// What a failed DNS lookup in a check does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

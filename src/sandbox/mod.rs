@@ -129,6 +129,8 @@ impl Profile {
         p.write.push(queue.join(crate::maildrop::DIR));
         p.write.push(queue.join(crate::maildrop::BAD_DIR));
         p.read_files(&config.local.alias_files);
+        // The server certificates and keys, read again when they change.
+        p.read_files(&config.tls.chain_files);
         // The restrictions' table files, read again when they change.
         p.read_files(crate::policy::table_files(config));
         // And those of the header and body checks.

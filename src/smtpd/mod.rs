@@ -137,6 +137,9 @@ pub(crate) struct Shared {
     pub conns: Arc<Connections>,
     /// The most connections the open file limit allows.
     fd_connections: usize,
+    /// The server certificates when `tls.inbound` offers STARTTLS (read
+    /// again as they change; replaced on reload).
+    tls: RwLock<Option<Arc<crate::certs::Live>>>,
 }
 
 /// What a session starts with: the configuration, the alias table and
@@ -152,6 +155,11 @@ impl Shared {
             .clone()
     }
 
+    /// The certificates in effect, when STARTTLS is offered.
+    pub(crate) fn tls(&self) -> Option<Arc<crate::certs::Live>> {
+        self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// `smtpd.max_connections`, within what the open file limit allows.
     fn max_connections(&self, config: &Config) -> usize {
         config.smtpd.max_connections.min(self.fd_connections)
@@ -163,7 +171,19 @@ impl Shared {
         let aliases = Arc::new(LiveTable::from_config(&config));
         let config = Arc::new(config);
         let policy = Arc::new(Policy::new(config.clone()));
+        match tls_for(&config) {
+            Ok(tls) => *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls,
+            Err(e) => log::error!("reload: TLS certificates refused, the old ones kept: {e}"),
+        }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = (config, aliases, policy);
+    }
+}
+
+/// The certificates `config` names, when it offers STARTTLS.
+fn tls_for(config: &Config) -> Result<Option<Arc<crate::certs::Live>>, crate::certs::CertError> {
+    match config.tls.inbound {
+        crate::config::TlsInbound::None => Ok(None),
+        _ => crate::certs::Live::new(config.tls.chain_files.clone()).map(|l| Some(Arc::new(l))),
     }
 }
 
@@ -185,7 +205,11 @@ pub(crate) async fn run(
     warn_about_open_files(&config, fd_connections);
     let ids = queue_ids(&incoming);
     let log = open_queue(&incoming, &ids)?;
+    // Certificates that cannot be used: nothing would serve TLS as the
+    // file says, and a restart will not fix them.
+    let tls = tls_for(&config).map_err(|e| crate::ipc::Unrecoverable(format!("smtpd: {e}")))?;
     let shared = Arc::new(Shared {
+        tls: RwLock::new(tls),
         ids,
         log,
         incoming,

@@ -69,13 +69,12 @@ pub(crate) async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (rd, wr) = tokio::io::split(stream);
     // This session's configuration, whatever a reload does meanwhile.
     let (config, aliases, policy) = shared.current();
     let client = Client::look_up(peer, &policy).await;
     let stress = shared.conns.stress();
     let mut s = Session {
-        io: Io::new(rd, wr, ticket, stress, stop),
+        io: Io::new(stream, ticket, stress, stop),
         client,
         counters: Counters::new(),
         config,
@@ -128,9 +127,9 @@ impl End {
     }
 }
 
-struct Session<R, W> {
+struct Session<S> {
     // The connection level: from the connect to the disconnect.
-    io: Io<R, W>,
+    io: Io<S>,
     client: Client,
     counters: Counters,
     config: Arc<Config>,
@@ -147,7 +146,7 @@ struct Session<R, W> {
     tx: Option<Transaction>,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn cfg(&self) -> &Config {
         &self.config
     }
@@ -201,6 +200,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
 
     fn proto(&self) -> &'static str {
         Greeting::proto(self.greeting.as_ref())
+    }
+
+    /// The protocol as the Received header says it: `ESMTPS` inside TLS
+    /// (RFC 3848).
+    fn received_proto(&self) -> &'static str {
+        match (self.proto(), self.io.tls().is_some()) {
+            ("ESMTP", true) => "ESMTPS",
+            (proto, _) => proto,
+        }
+    }
+
+    /// The TLS acceptor when this session may offer STARTTLS: a TCP
+    /// client, `tls.inbound` not `none`, certificates loaded.
+    fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+        if self.client.uid.is_some() || self.cfg().tls.inbound == crate::config::TlsInbound::None {
+            return None;
+        }
+        let live = self.shared.tls()?;
+        Some(tokio_rustls::TlsAcceptor::from(live.current()))
+    }
+
+    /// Whether STARTTLS is required and not yet done (`tls.inbound =
+    /// "encrypt"`; never for a local submitter).
+    fn tls_required(&self) -> bool {
+        self.client.uid.is_none()
+            && self.cfg().tls.inbound == crate::config::TlsInbound::Encrypt
+            && self.io.tls().is_none()
     }
 
     fn reply(&mut self, r: &Reply) {

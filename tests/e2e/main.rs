@@ -27,6 +27,7 @@ mod sandbox;
 mod sasl;
 mod sendmail;
 mod smtp;
+mod starttls;
 mod stress;
 mod supervisor;
 mod systemctl;

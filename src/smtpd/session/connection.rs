@@ -89,9 +89,8 @@ pub(super) enum Read {
 
 /// The byte stream and its buffers. Replies are buffered and flushed
 /// only when the session must wait for input (RFC 2920).
-pub(super) struct Io<R, W> {
-    rd: R,
-    wr: W,
+pub(super) struct Io<S> {
+    stream: Stream<S>,
     /// Read and not yet used.
     pub(super) inbuf: Vec<u8>,
     /// Replies not yet sent.
@@ -103,17 +102,15 @@ pub(super) struct Io<R, W> {
     stop: watch::Receiver<bool>,
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Io<R, W> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     pub(super) fn new(
-        rd: R,
-        wr: W,
+        stream: S,
         ticket: Ticket,
         stress: watch::Receiver<bool>,
         stop: watch::Receiver<bool>,
     ) -> Self {
         Io {
-            rd,
-            wr,
+            stream: Stream::Plain(stream),
             inbuf: Vec::with_capacity(4096),
             out: Vec::new(),
             ticket,
@@ -140,8 +137,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Io<R, W> {
         let out = std::mem::take(&mut self.out);
         matches!(
             tokio::time::timeout(timeout, async {
-                self.wr.write_all(&out).await?;
-                self.wr.flush().await
+                self.stream.write_all(&out).await?;
+                self.stream.flush().await
             })
             .await,
             Ok(Ok(()))
@@ -156,7 +153,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Io<R, W> {
         self.inbuf
             .reserve(if command { COMMAND_CHUNK } else { READ_CHUNK });
         let mut stop = self.stop.clone();
-        let read = tokio::time::timeout_at(deadline, self.rd.read_buf(&mut self.inbuf));
+        let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.inbuf));
         let r = tokio::select! {
             r = read => r,
             _ = stop.wait_for(|s| *s), if command => return Read::Stop,
@@ -187,6 +184,112 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Io<R, W> {
             .next()
             .unwrap_or("")
             .to_string()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    /// STARTTLS: the handshake on the plain stream, within `timeout`;
+    /// afterwards every read and write goes through TLS. Whatever the
+    /// client sent after STARTTLS before the handshake is discarded (RFC
+    /// 3207 section 6: plaintext injected ahead of TLS must not count as
+    /// said inside it). On failure the stream is gone: the session ends.
+    pub(super) async fn start_tls(
+        &mut self,
+        acceptor: tokio_rustls::TlsAcceptor,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.inbuf.clear();
+        let Stream::Plain(plain) = std::mem::replace(&mut self.stream, Stream::Gone) else {
+            return Err("TLS already active".into());
+        };
+        match tokio::time::timeout(timeout, acceptor.accept(plain)).await {
+            Ok(Ok(tls)) => {
+                self.stream = Stream::Tls(Box::new(tls));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
+        }
+    }
+
+    /// The TLS protocol and cipher in use, once STARTTLS succeeded.
+    pub(super) fn tls(&self) -> Option<(String, String)> {
+        let Stream::Tls(tls) = &self.stream else {
+            return None;
+        };
+        let (_, conn) = tls.get_ref();
+        let version = match conn.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            other => format!("{other:?}"),
+        };
+        let cipher = conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default();
+        Some((version, cipher))
+    }
+}
+
+/// The connection's bytes: plain, or TLS after STARTTLS; `Gone` only in
+/// the instant of the switch (or after a failed handshake).
+enum Stream<S> {
+    Plain(S),
+    Tls(Box<tokio_rustls::server::TlsStream<S>>),
+    Gone,
+}
+
+fn gone() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "the connection is gone")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Gone => std::task::Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+            Stream::Gone => std::task::Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Gone => std::task::Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Gone => std::task::Poll::Ready(Ok(())),
+        }
     }
 }
 

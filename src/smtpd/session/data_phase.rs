@@ -145,7 +145,7 @@ impl Intake {
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn data(&mut self) -> Option<End> {
         let checks = match self.data_allowed() {
             Ok(checks) => checks,
@@ -243,7 +243,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
                 &self.client.name,
                 self.client.ip,
                 &cfg.server.hostname,
-                self.proto(),
+                self.received_proto(),
                 id.as_str(),
                 &rcpt_addrs,
             ),

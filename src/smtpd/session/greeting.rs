@@ -29,7 +29,7 @@ impl Greeting {
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// HELO or EHLO: the helo restrictions (without delay_reject), then
     /// the greeting.
     pub(super) async fn helo_cmd(&mut self, name: &str, esmtp: bool) -> bool {
@@ -58,6 +58,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
         });
         if c.vrfy {
             lines.push("VRFY".into());
+        }
+        if self.io.tls().is_none() && self.tls_acceptor().is_some() {
+            lines.push("STARTTLS".into());
         }
         for k in ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"] {
             lines.push(k.into());

@@ -10,7 +10,7 @@ use super::Session;
 use crate::policy::{Context, Decision, When};
 use crate::reply::Reply;
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// The restrictions of CONNECT, HELO (`arg` the name) or MAIL (`arg`
     /// the sender) when `restrictions.delay_reject` is false: the reply
     /// when they refuse (logged here). Local submissions are not checked.

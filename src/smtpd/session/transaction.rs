@@ -68,8 +68,15 @@ impl Transaction {
     }
 }
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn mail(&mut self, from: Path, params: MailParams) -> bool {
+        if self.tls_required() {
+            return self.fail(Reply::new(
+                530,
+                "5.7.0",
+                "Must issue a STARTTLS command first",
+            ));
+        }
         if self.tx.is_some() {
             return self.fail(Reply::nested_mail());
         }

@@ -12,7 +12,7 @@ use super::{End, Session};
 use crate::reply::Reply;
 use crate::smtpd::command::{Command, CommandError, parse_command};
 
-impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// One command line: `Some` when the session ends with it.
     pub(super) async fn command(&mut self, line: &[u8]) -> Option<End> {
         let utf8 = true;
@@ -26,7 +26,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             let r = Reply::access_denied_for(&self.client());
             return self.refuse(verb, &r).await;
         }
-        if self.improper_pipelining(ends_group(&cmd)) {
+        // Input after STARTTLS is discarded by STARTTLS itself (RFC 3207).
+        if !matches!(cmd, Command::StartTls) && self.improper_pipelining(ends_group(&cmd)) {
             return Some(self.sync_error(verb).await);
         }
         let ok = match cmd {
@@ -38,6 +39,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             Command::Rset => self.rset(),
             Command::Noop => self.noop(),
             Command::Quit => return Some(self.quit().await),
+            Command::StartTls => return self.starttls().await,
             Command::Help => self.help(),
             Command::Vrfy(arg) if self.cfg().smtpd.vrfy => self.vrfy(&arg),
             Command::Vrfy(_) => return self.refuse(verb, &Reply::vrfy_disabled()).await,
@@ -118,6 +120,62 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Session<R, W> {
             return Some(self.too_many_errors().await);
         }
         None
+    }
+
+    /// STARTTLS (RFC 3207): `220`, the handshake, and the session back
+    /// to its start: no greeting (EHLO again), no transaction, and
+    /// nothing the client sent before the handshake.
+    async fn starttls(&mut self) -> Option<End> {
+        let Some(acceptor) = self.tls_acceptor() else {
+            return self
+                .refuse("starttls", &crate::smtpd::command::not_implemented())
+                .await;
+        };
+        if self.io.tls().is_some() {
+            let r = Reply::new(554, "5.5.1", "Error: TLS already active");
+            return self.refuse("starttls", &r).await;
+        }
+        if self.tx.is_some() {
+            let r = Reply::new(503, "5.5.1", "Error: MAIL transaction in progress");
+            return self.refuse("starttls", &r).await;
+        }
+        self.reply(&Reply::new(220, "2.0.0", "Ready to start TLS"));
+        if !self.flush().await {
+            return Some(End::Lost);
+        }
+        if !self.io.inbuf.is_empty() {
+            log::warn!(
+                client:% = self.client.field();
+                "{}: discarding {} bytes of plaintext sent after STARTTLS before the handshake: {}",
+                self.client(),
+                self.io.inbuf.len(),
+                self.io.pending_line()
+            );
+        }
+        let timeout = self.limits().timeout;
+        match self.io.start_tls(acceptor, timeout).await {
+            Ok(()) => {
+                let (version, cipher) = self.io.tls().unwrap_or_default();
+                log::info!(
+                    client:% = self.client.field();
+                    "Anonymous TLS connection established from {}: {version} with cipher {cipher}",
+                    self.client()
+                );
+                self.greeting = None;
+                self.tx = None;
+                self.count("starttls", true);
+                None
+            }
+            Err(e) => {
+                log::info!(
+                    client:% = self.client.field();
+                    "SSL_accept error from {}: {e}",
+                    self.client()
+                );
+                self.count("starttls", false);
+                Some(End::Lost)
+            }
+        }
     }
 
     fn rset(&mut self) -> bool {
