@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!line.chars().any(char::is_control));
                 }
                 let dsn = reply.dsn();
-                assert_eq!(enhanced_code(&dsn), Some(dsn.as_str()));
+                assert_eq!(enhanced_code(dsn.as_str()), Some(dsn.as_str()));
                 let _ = (reply.text(), reply.texts().count());
                 buf = &buf[used..];
             }

@@ -386,22 +386,42 @@ fn finish(
     }
     config.server.hostname = hostname;
     config.server.domain = domain;
+    check_tls(&config, given.chain_files_line, file)?;
+    check_backoff(
+        &config,
+        (given.minimal_backoff_line, given.maximal_backoff_line),
+        file,
+    )?;
+    Ok(config)
+}
+
+/// Inbound TLS needs certificates.
+fn check_tls(config: &Config, line: Option<usize>, file: &str) -> Result<(), ConfigError> {
     if config.tls.inbound != super::TlsInbound::None && config.tls.chain_files.is_empty() {
         return Err(ConfigError::BadValue {
             file: file.to_string(),
-            line: given.chain_files_line.unwrap_or(1),
+            line: line.unwrap_or(1),
             key: "tls.inbound".to_string(),
             value: format!("{:?}", config.tls.inbound.as_str()),
             reason: "needs tls.chain_files (a private key and its certificate chain)".to_string(),
         });
     }
+    Ok(())
+}
+
+/// The back-off's bounds in order.
+fn check_backoff(
+    config: &Config,
+    (minimal_line, maximal_line): (Option<usize>, Option<usize>),
+    file: &str,
+) -> Result<(), ConfigError> {
     let queue = &config.queue;
     if queue.minimal_backoff > queue.maximal_backoff {
         let (minimal, maximal) = (
             format_duration(queue.minimal_backoff),
             format_duration(queue.maximal_backoff),
         );
-        let (key, line, value, reason) = match given.maximal_backoff_line {
+        let (key, line, value, reason) = match maximal_line {
             Some(line) => (
                 "maximal_backoff",
                 line,
@@ -410,7 +430,7 @@ fn finish(
             ),
             None => (
                 "minimal_backoff",
-                given.minimal_backoff_line.unwrap_or(1),
+                minimal_line.unwrap_or(1),
                 minimal,
                 format!("above queue.maximal_backoff ({maximal})"),
             ),
@@ -423,7 +443,7 @@ fn finish(
             reason,
         });
     }
-    Ok(config)
+    Ok(())
 }
 
 /// Expands a directory and checks that it is absolute.
