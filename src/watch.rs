@@ -3,6 +3,11 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::Duration;
+
+/// How often a file that is read again when it changes is looked at, at
+/// most: a `stat` per file per second, whatever the traffic.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Device, inode, size and modification time (ns) of a file; `None` when
 /// it does not exist. Replacing the file (rename) or editing it in place

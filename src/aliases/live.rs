@@ -13,14 +13,11 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{Allow, ExpandOptions, LoadError, Table, load};
 use crate::config::Config;
-use crate::watch::{Stamp, stamp};
-
-/// How often the files' metadata is looked at.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+use crate::watch::{CHECK_EVERY, Stamp, stamp};
 
 pub struct LiveTable {
     inline: Vec<(String, String)>,
@@ -120,6 +117,7 @@ fn allow(contexts: &[String]) -> Allow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn issue_14_a_missing_file_fails_the_table() {

@@ -157,10 +157,8 @@ fn property(key: &Key, builtin: &super::Config) -> Value {
         Kind::Duration => duration,
         Kind::String | Kind::Expanded | Kind::Path => json!({ "type": "string" }),
         Kind::Strings | Kind::ExpandedStrings | Kind::Paths => strings,
-        Kind::Choice(words) if key.doc.contains("Default: alias, forward") => {
-            json!({ "type": "array", "items": { "enum": words } })
-        }
         Kind::Choice(words) => json!({ "enum": words }),
+        Kind::Choices(words) => json!({ "type": "array", "items": { "enum": words } }),
         Kind::Table => json!({ "type": "object", "additionalProperties": { "type": "string" } }),
     };
     let mut description = flat(key.doc);

@@ -59,6 +59,8 @@ pub enum Kind {
     Paths,
     /// One of these words.
     Choice(&'static [&'static str]),
+    /// A list of these words.
+    Choices(&'static [&'static str]),
     /// A table of strings (`{ name = "value" }`).
     Table,
 }
@@ -259,7 +261,7 @@ sections! {
         /// Default: none (the built-in `postmaster` and `mailer-daemon`
         /// aliases still exist unless overridden).
         aliases: BTreeMap<String, String> = BTreeMap::new(),
-            postfix "", Kind::Table, read [get string_table()], show string_table;
+            postfix "", Kind::Table, read [get string_table()], show display_table;
         /// Alias files in aliases(5) format, first match wins.
         /// Default: `["/etc/aliases"]` where it exists, else none.
         alias_files: Vec<PathBuf> = if cx.system.etc_aliases {
@@ -284,12 +286,12 @@ sections! {
         /// Where `|command` targets may come from (`alias`, `forward`, `include`).
         /// Default: alias, forward.
         allow_mail_to_commands: Vec<String> = words(&["alias", "forward"]),
-            postfix "allow_mail_to_commands", Kind::Choice(read::CONTEXTS),
+            postfix "allow_mail_to_commands", Kind::Choices(read::CONTEXTS),
             read [get contexts()], show strings;
         /// Where `/file` targets may come from (`alias`, `forward`, `include`).
         /// Default: alias, forward.
         allow_mail_to_files: Vec<String> = words(&["alias", "forward"]),
-            postfix "allow_mail_to_files", Kind::Choice(read::CONTEXTS),
+            postfix "allow_mail_to_files", Kind::Choices(read::CONTEXTS),
             read [get contexts()], show strings;
     }
 

@@ -152,10 +152,6 @@ pub(super) fn choice<T: Choice>(value: &T) -> String {
     s(value.word())
 }
 
-pub(super) fn string_table(table: &std::collections::BTreeMap<String, String>) -> String {
-    display_table(table)
-}
-
 pub(super) fn display_table<T: std::fmt::Display>(
     table: &std::collections::BTreeMap<String, T>,
 ) -> String {

@@ -34,17 +34,14 @@ pub mod text;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use self::access::{Action, parse_action};
 pub(crate) use self::text::Diagnostic;
 
 use self::pattern::{Engine, PatternTable};
 use crate::config::Config;
-use crate::watch::{Stamp, stamp};
-
-/// How often a table file's metadata is looked at.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+use crate::watch::{CHECK_EVERY, Stamp, stamp};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {

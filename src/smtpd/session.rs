@@ -205,20 +205,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// The protocol as the Received header says it: `ESMTPS` inside TLS
     /// (RFC 3848).
     fn received_proto(&self) -> &'static str {
-        match (self.proto(), self.io.tls().is_some()) {
+        match (self.proto(), self.io.is_tls()) {
             ("ESMTP", true) => "ESMTPS",
             (proto, _) => proto,
         }
     }
 
-    /// The TLS acceptor when this session may offer STARTTLS: a TCP
+    /// The certificates when this session may offer STARTTLS: a TCP
     /// client, `tls.inbound` not `none`, certificates loaded.
-    fn tls_acceptor(&self) -> Option<tokio_rustls::TlsAcceptor> {
+    fn tls_offered(&self) -> Option<std::sync::Arc<crate::certs::Live>> {
         if self.client.uid.is_some() || self.cfg().tls.inbound == crate::config::TlsInbound::None {
             return None;
         }
-        let live = self.shared.tls()?;
-        Some(tokio_rustls::TlsAcceptor::from(live.current()))
+        self.shared.tls()
     }
 
     /// Whether STARTTLS is required and not yet done (`tls.inbound =
@@ -226,7 +225,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn tls_required(&self) -> bool {
         self.client.uid.is_none()
             && self.cfg().tls.inbound == crate::config::TlsInbound::Encrypt
-            && self.io.tls().is_none()
+            && !self.io.is_tls()
     }
 
     fn reply(&mut self, r: &Reply) {

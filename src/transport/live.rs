@@ -12,15 +12,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::Transport;
 use super::table::{Severity, TransportTable, parse_file};
 use crate::config::Config;
-use crate::watch::{Stamp, stamp};
-
-/// How often the files' metadata is looked at.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
+use crate::watch::{CHECK_EVERY, Stamp, stamp};
 
 /// The current transport table, or why there is none.
 pub type Current = Result<Arc<TransportTable>, String>;
@@ -106,6 +103,7 @@ pub fn read(path: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn reloads_when_a_file_changes_and_fails_while_one_is_missing() {

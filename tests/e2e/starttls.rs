@@ -169,7 +169,7 @@ fn issue_18_encrypt_requires_starttls_before_mail_and_swaks_complies() {
 }
 
 /// `tls.inbound` without certificates is a configuration error naming
-/// the key; a local submission on submit.sock is never offered STARTTLS.
+/// the key.
 #[test]
 fn issue_18_inbound_tls_needs_chain_files() {
     let dir = tempfile::tempdir().unwrap();

@@ -212,7 +212,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
-    /// The TLS protocol and cipher in use, once STARTTLS succeeded.
+    /// Whether STARTTLS succeeded on this connection.
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
+    /// The TLS protocol and cipher in use, once STARTTLS succeeded (for
+    /// the log line).
     pub(super) fn tls(&self) -> Option<(String, String)> {
         let Stream::Tls(tls) = &self.stream else {
             return None;

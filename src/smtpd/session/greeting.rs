@@ -59,7 +59,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if c.vrfy {
             lines.push("VRFY".into());
         }
-        if self.io.tls().is_none() && self.tls_acceptor().is_some() {
+        if !self.io.is_tls() && self.tls_offered().is_some() {
             lines.push("STARTTLS".into());
         }
         for k in ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"] {

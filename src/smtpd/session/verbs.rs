@@ -126,12 +126,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// to its start: no greeting (EHLO again), no transaction, and
     /// nothing the client sent before the handshake.
     async fn starttls(&mut self) -> Option<End> {
-        let Some(acceptor) = self.tls_acceptor() else {
+        let Some(certs) = self.tls_offered() else {
             return self
                 .refuse("starttls", &crate::smtpd::command::not_implemented())
                 .await;
         };
-        if self.io.tls().is_some() {
+        if self.io.is_tls() {
             let r = Reply::new(554, "5.5.1", "Error: TLS already active");
             return self.refuse("starttls", &r).await;
         }
@@ -153,6 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             );
         }
         let timeout = self.limits().timeout;
+        let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
         match self.io.start_tls(acceptor, timeout).await {
             Ok(()) => {
                 let (version, cipher) = self.io.tls().unwrap_or_default();
