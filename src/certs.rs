@@ -207,3 +207,43 @@ impl Live {
 
 #[cfg(test)]
 mod tests;
+
+/// A cipher suite's OpenSSL name and key bits, from rustls's name
+/// (`TLS13_AES_256_GCM_SHA384` is `TLS_AES_256_GCM_SHA384`,
+/// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256` is
+/// `ECDHE-RSA-AES128-GCM-SHA256`), as Postfix's log and Received header
+/// name them.
+pub(crate) fn openssl_suite(rustls_name: &str) -> (String, u16) {
+    let bits = if rustls_name.contains("AES_128") { 128 } else { 256 };
+    if let Some(rest) = rustls_name.strip_prefix("TLS13_") {
+        return (format!("TLS_{rest}"), bits);
+    }
+    let Some((kx, cipher)) = rustls_name
+        .strip_prefix("TLS_")
+        .and_then(|n| n.split_once("_WITH_"))
+    else {
+        return (rustls_name.to_string(), bits);
+    };
+    let cipher = match cipher {
+        "CHACHA20_POLY1305_SHA256" => "CHACHA20-POLY1305".to_string(),
+        c => c.replacen("AES_", "AES", 1).replace('_', "-"),
+    };
+    (format!("{}-{cipher}", kx.replace('_', "-")), bits)
+}
+
+#[cfg(test)]
+mod suite_names {
+    #[test]
+    fn rustls_suites_get_openssl_names() {
+        for (rustls, openssl, bits) in [
+            ("TLS13_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 256),
+            ("TLS13_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256", 128),
+            ("TLS13_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256", 256),
+            ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384", 256),
+            ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256", 128),
+            ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305", 256),
+        ] {
+            assert_eq!(super::openssl_suite(rustls), (openssl.to_string(), bits));
+        }
+    }
+}

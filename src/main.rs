@@ -170,6 +170,12 @@ struct PolicyTest {
     /// A message file for the header and body checks.
     #[arg(long, value_name = "FILE")]
     message: Option<PathBuf>,
+    /// The client logged in as this user (SMTP AUTH).
+    #[arg(long, value_name = "LOGIN")]
+    sasl_user: Option<String>,
+    /// The client is on a submission listener: the lists of [submission].
+    #[arg(long)]
+    submission: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -721,6 +727,8 @@ fn policy_test(cli_config: &Option<PathBuf>, args: PolicyTest) -> anyhow::Result
         from,
         to,
         message,
+        sasl_user,
+        submission,
         json,
     } = args;
     let config = load(cli_config)?;
@@ -738,6 +746,8 @@ fn policy_test(cli_config: &Option<PathBuf>, args: PolicyTest) -> anyhow::Result
         sender: bare(&from),
         recipients: to.iter().map(|t| bare(t)).collect(),
         message,
+        sasl_user,
+        submission,
     };
     let code = postern::policy::trace::main(config, probe, json)?;
     Ok(ExitCode::from(code))

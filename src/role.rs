@@ -10,7 +10,7 @@
 //! | local | root | SETUID SETGID SETPCAP DAC_READ_SEARCH KILL | local.sock | `RUN/local` | [`Profile::local`] |
 //! | smtp | `server.user` | – | smtp.sock | – | [`Profile::smtp`] |
 //! | qmgr | `server.user` | – | qmgr.sock, showq.sock (0666) | the queue | [`Profile::qmgr`] |
-//! | smtpd | `server.user` | – | submit.sock (0666), `smtpd.listen` | `queue/incoming`, the drop directories | [`Profile::smtpd`] |
+//! | smtpd | `server.user` | – | submit.sock (0666), `smtpd.listen`, `submission.listen`, `submission.implicit_tls_listen` | `queue/incoming`, the drop directories | [`Profile::smtpd`] |
 //!
 //! The order of the table is the start order: a role starts after those
 //! it hands work to.
@@ -35,13 +35,27 @@ pub enum Role {
 }
 
 /// A socket a role is handed (LISTEN_FDNAMES), and where it listens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Socket {
     /// The name it is handed by (`FileDescriptorName=`).
     pub name: &'static str,
-    /// Its file in the run directory and mode; `None`: the TCP listeners
-    /// of `smtpd.listen`.
+    /// Its file in the run directory and mode; `None`: TCP listeners,
+    /// those of [`Socket::tcp`].
     pub file: Option<(&'static str, u32)>,
+    /// The addresses of a TCP socket (`smtpd.listen`, …).
+    pub tcp: fn(&Config) -> &[std::net::SocketAddr],
+}
+
+fn no_tcp(_: &Config) -> &[std::net::SocketAddr] {
+    &[]
+}
+
+const fn tcp(name: &'static str, addrs: fn(&Config) -> &[std::net::SocketAddr]) -> Socket {
+    Socket {
+        name,
+        file: None,
+        tcp: addrs,
+    }
 }
 
 /// One row of the table.
@@ -64,6 +78,7 @@ const fn unix(name: &'static str, file: &'static str, mode: u32) -> Socket {
     Socket {
         name,
         file: Some((file, mode)),
+        tcp: no_tcp,
     }
 }
 
@@ -121,10 +136,9 @@ pub static TABLE: [Row; 4] = [
         // Anyone may submit mail: smtpd learns who from the peer
         // credentials.
         sockets: &[
-            Socket {
-                name: "smtp",
-                file: None,
-            },
+            tcp("smtp", |c| &c.smtpd.listen),
+            tcp("submission", |c| &c.submission.listen),
+            tcp("submissions", |c| &c.submission.implicit_tls_listen),
             unix("submit", names::SUBMIT_SOCKET, 0o666),
         ],
         // The drop directory and the one for refused files, when missing

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::value::check_hostname;
 use super::{
-    Checks, Config, Dns, Local, Queue, Relay, Restrictions, Sandbox, Server, Smtp, Smtpd, Tls,
+    Checks, Config, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp, Smtpd,
+    Submission, Tls,
 };
 
 /// What the defaults depend on. Tests build their own.
@@ -176,6 +177,8 @@ pub(super) fn builtin(system: &System) -> Config {
         relay: Relay::builtin(&cx),
         queue: Queue::builtin(&cx),
         smtpd: Smtpd::builtin(&cx),
+        submission: Submission::builtin(&cx),
+        sasl: Sasl::builtin(&cx),
         restrictions: Restrictions::builtin(&cx),
         maps: Default::default(),
         checks: Checks::builtin(&cx),

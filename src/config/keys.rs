@@ -36,7 +36,7 @@ use super::defaults::{self, Cx};
 use super::error::ConfigError;
 use super::load::{self as read, Field, Given};
 use super::show as sh;
-use super::{BareNewline, Choice, Config, DnsFailure, TlsInbound, TlsLevel};
+use super::{BareNewline, Choice, Config, DnsFailure, SaslBackend, TlsInbound, TlsLevel};
 
 /// What a key holds: for the JSON Schema and the manual.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -475,6 +475,91 @@ sections! {
         /// and every submission is logged with its uid.
         sender_override_users: Vec<String> = words(&["*"]),
             postfix "", Kind::Strings, read [get plain_strings()], show strings;
+    }
+
+    /// `[submission]`: mail submission by mail programs (RFC 6409, RFC
+    /// 8314), Postfix's `submission` and `submissions` services of
+    /// master.cf as they are usually set: AUTH required before MAIL,
+    /// offered only over TLS, a relay policy of their own. Served by
+    /// smtpd beside `smtpd.listen`; needs `tls.chain_files` and a
+    /// `sasl.backend`.
+    submission: Submission {
+        /// Submission listeners (port 587): STARTTLS, then AUTH.
+        /// Handed to smtpd as the socket `submission`. Default: none.
+        listen: Vec<SocketAddr> = Vec::new(),
+            postfix "", Kind::Strings, read [get listeners()], show display_list;
+        /// Listeners with TLS from the first byte (port 465, RFC 8314).
+        /// Handed to smtpd as the socket `submissions`. Default: none.
+        implicit_tls_listen: Vec<SocketAddr> = Vec::new(),
+            postfix "", Kind::Strings, read [get listeners()], show display_list;
+        /// STARTTLS on the submission listeners: `"may"` or `"encrypt"` (required before MAIL).
+        /// master.cf's `-o smtpd_tls_security_level=encrypt`. Default:
+        /// `"encrypt"`.
+        tls: TlsInbound = TlsInbound::Encrypt,
+            postfix "", Kind::Choice(TlsInbound::NAMES), read [get choice()], show choice;
+        /// Restrictions on the envelope sender on the submission listeners.
+        /// master.cf's `-o smtpd_sender_restrictions=`; for example
+        /// `["reject_sender_login_mismatch"]` with `sasl.sender_login_maps`.
+        /// The client, helo and recipient lists of `[restrictions]` do not
+        /// apply there. Default: none.
+        sender: Vec<String> = Vec::new(),
+            postfix "", Kind::Strings, read [with read::submission_sender_list], show strings;
+        /// The relay policy on the submission listeners.
+        /// master.cf's `-o smtpd_relay_restrictions=`. Default:
+        /// `["permit_sasl_authenticated", "reject"]`.
+        relay: Vec<String> = words(&["permit_sasl_authenticated", "reject"]),
+            postfix "", Kind::Strings, read [with read::submission_relay_list], show strings;
+    }
+
+    /// `[sasl]`: SMTP AUTH in smtpd (RFC 4954; Postfix's `smtpd_sasl_*`),
+    /// mechanisms PLAIN and LOGIN.
+    sasl: Sasl {
+        /// Who checks passwords: `"none"`, `"dovecot"` or `"passwd"` (`sasl.password_file`).
+        /// `dovecot`: Dovecot's authentication socket (Postfix's
+        /// `smtpd_sasl_type = dovecot`); `passwd`: postern's own file of
+        /// argon2 or SHA-512-crypt hashes (`postern passwd`). Default:
+        /// `"none"` (no AUTH).
+        backend: SaslBackend = SaslBackend::None,
+            postfix "smtpd_sasl_type", Kind::Choice(SaslBackend::NAMES), read [get choice()],
+            show choice;
+        /// Dovecot's authentication socket (a `unix_listener` of its `service auth`).
+        /// Default: `/run/dovecot/auth-client`.
+        dovecot_socket: PathBuf = PathBuf::from("/run/dovecot/auth-client"),
+            postfix "smtpd_sasl_path", Kind::Path, read [get absolute_path()], show path;
+        /// The password file of `backend = "passwd"` (`login:hash` lines).
+        /// Default: `/etc/postern/passwd`.
+        password_file: PathBuf = PathBuf::from(crate::sasl::passwd::DEFAULT_PATH),
+            postfix "", Kind::Path, read [get absolute_path()], show path;
+        /// Offer AUTH on `smtpd.listen` too, not only on the submission listeners.
+        /// Default: false (port 25 never offers AUTH).
+        smtpd_listeners: bool = false,
+            postfix "smtpd_sasl_auth_enable", Kind::Bool, read [get boolean()], show plain;
+        /// Offer AUTH only inside TLS.
+        /// Default: true.
+        tls_only: bool = true,
+            postfix "smtpd_tls_auth_only", Kind::Bool, read [get boolean()], show plain;
+        /// Failed logins from one client address before its AUTH is refused for `failure_window`.
+        /// Then AUTH gets `421 4.7.0` and the connection is closed. 0: no
+        /// limit. Default: 5.
+        failure_limit: u32 = 5,
+            postfix "", Kind::Integer { min: 0 }, read [get integer(0)], show plain;
+        /// How long failed logins of one client address are remembered.
+        /// Default: 10m.
+        failure_window: Duration = secs(600),
+            postfix "", Kind::Duration, read [get positive_duration()], show duration;
+        /// How long a failed login waits before its `535`.
+        /// Postfix's `smtpd_error_sleep_time`. Default: 1s.
+        failure_delay: Duration = secs(1),
+            postfix "smtpd_error_sleep_time", Kind::Duration, read [get duration()],
+            show duration;
+        /// Tables of which logins own which envelope senders.
+        /// For `reject_sender_login_mismatch`: the key is the sender
+        /// address, then `@domain`; the value the logins, separated by
+        /// commas or spaces (`hash:/etc/postern/sender_logins`,
+        /// `inline:NAME`). Default: none.
+        sender_login_maps: Vec<String> = Vec::new(),
+            postfix "smtpd_sender_login_maps", Kind::Strings, read [get plain_strings()],
+            show strings;
     }
 
     /// `[restrictions]`: smtpd's access policy (Postfix's

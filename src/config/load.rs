@@ -81,6 +81,7 @@ pub(crate) struct Given {
     concurrency_per_user: Option<usize>,
     minimal_backoff_line: Option<usize>,
     chain_files_line: Option<usize>,
+    submission_relay_line: Option<usize>,
     maximal_backoff_line: Option<usize>,
     /// Per restriction list (in `crate::policy::Stage` order): the line
     /// of its key and each table it names with its line, for the checks
@@ -189,6 +190,28 @@ pub(super) fn relay_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(),
 
 pub(super) fn recipient_list(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
     c.restrictions.recipient = restriction_list(f, Stage::Recipient, g)?;
+    Ok(())
+}
+
+pub(super) fn submission_sender_list(
+    f: &Field,
+    c: &mut Config,
+    _: &mut Given,
+) -> Result<(), ConfigError> {
+    // The lines kept in `Given` are those of `[restrictions]`.
+    let mut ignored = Given::default();
+    c.submission.sender = restriction_list(f, Stage::Sender, &mut ignored)?;
+    Ok(())
+}
+
+pub(super) fn submission_relay_list(
+    f: &Field,
+    c: &mut Config,
+    g: &mut Given,
+) -> Result<(), ConfigError> {
+    let mut ignored = Given::default();
+    c.submission.relay = restriction_list(f, Stage::Relay, &mut ignored)?;
+    g.submission_relay_line = Some(f.line);
     Ok(())
 }
 
@@ -387,6 +410,7 @@ fn finish(
     config.server.hostname = hostname;
     config.server.domain = domain;
     check_tls(&config, given.chain_files_line, file)?;
+    check_submission(&config, given.submission_relay_line, file)?;
     check_backoff(
         &config,
         (given.minimal_backoff_line, given.maximal_backoff_line),
@@ -405,6 +429,59 @@ fn check_tls(config: &Config, line: Option<usize>, file: &str) -> Result<(), Con
             value: format!("{:?}", config.tls.inbound.as_str()),
             reason: "needs tls.chain_files (a private key and its certificate chain)".to_string(),
         });
+    }
+    Ok(())
+}
+
+/// The submission listeners need certificates and a SASL backend, must
+/// not share an address with `smtpd.listen`, and their relay list must
+/// not make an open relay.
+fn check_submission(config: &Config, line: Option<usize>, file: &str) -> Result<(), ConfigError> {
+    let sub = &config.submission;
+    let bad = |key: &str, value: String, reason: &str| ConfigError::BadValue {
+        file: file.to_string(),
+        line: line.unwrap_or(1),
+        key: key.to_string(),
+        value,
+        reason: reason.to_string(),
+    };
+    let all: Vec<_> = config
+        .smtpd
+        .listen
+        .iter()
+        .chain(&sub.listen)
+        .chain(&sub.implicit_tls_listen)
+        .copied()
+        .collect();
+    if let Some((at, reason)) = colliding_listeners(&all) {
+        return Err(bad("submission.listen", format!("\"{at}\""), &reason));
+    }
+    if sub.listen.is_empty() && sub.implicit_tls_listen.is_empty() {
+        return Ok(());
+    }
+    let words = |v: &[std::net::SocketAddr]| format!("{v:?}");
+    let key = if sub.listen.is_empty() { "submission.implicit_tls_listen" } else { "submission.listen" };
+    let listeners = words(if sub.listen.is_empty() { &sub.implicit_tls_listen } else { &sub.listen });
+    if config.tls.chain_files.is_empty() {
+        return Err(bad(key, listeners, "needs tls.chain_files (a private key and its certificate chain)"));
+    }
+    if config.sasl.backend == super::SaslBackend::None {
+        return Err(bad(key, listeners, "needs sasl.backend (\"dovecot\" or \"passwd\"): submission takes mail only from clients that log in"));
+    }
+    if !sub.listen.is_empty() && sub.tls == super::TlsInbound::None && config.sasl.tls_only {
+        return Err(bad("submission.tls", "\"none\"".into(), "with sasl.tls_only, AUTH would never be offered on submission.listen"));
+    }
+    use crate::policy::{Stage, has_relay_guard, parse_list};
+    if let Ok(relay) = parse_list(Stage::Relay, &sub.relay)
+        && !has_relay_guard(&relay, &[])
+    {
+        return Err(bad(
+            "submission.relay",
+            format!("{:?}", sub.relay),
+            "specify at least one working instance of: reject_unauth_destination, \
+             defer_unauth_destination, reject, defer, defer_if_permit (without it the \
+             submission listeners are an open relay)",
+        ));
     }
     Ok(())
 }
@@ -536,6 +613,13 @@ pub(crate) struct Field<'a> {
 
 impl Field<'_> {
     /// An optional absolute path: `""` is none.
+    pub(super) fn absolute_path(&self) -> Result<PathBuf, ConfigError> {
+        match self.optional_path()? {
+            Some(p) => Ok(p),
+            None => Err(self.bad("\"\"".to_string(), "must be an absolute path".to_string())),
+        }
+    }
+
     pub(super) fn optional_path(&self) -> Result<Option<PathBuf>, ConfigError> {
         match self.string()? {
             "" => Ok(None),

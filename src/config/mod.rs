@@ -42,7 +42,10 @@ use std::path::{Path, PathBuf};
 
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
-pub use keys::{Checks, Dns, Local, Queue, Relay, Restrictions, Sandbox, Server, Smtp, Smtpd, Tls};
+pub use keys::{
+    Checks, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp, Smtpd, Submission,
+    Tls,
+};
 pub(crate) use value::{check_hostname, v6_only};
 
 use defaults::System;
@@ -61,6 +64,8 @@ pub struct Config {
     pub relay: Relay,
     pub queue: Queue,
     pub smtpd: Smtpd,
+    pub submission: Submission,
+    pub sasl: Sasl,
     pub restrictions: Restrictions,
     pub maps: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     pub checks: Checks,
@@ -115,6 +120,11 @@ choice!(TlsLevel {
     "verify" | "secure" => Verify,
 });
 choice!(BareNewline { "normalize" => Normalize, "reject" => Reject });
+choice!(SaslBackend {
+    "none" => None,
+    "dovecot" => Dovecot,
+    "passwd" => Passwd,
+});
 choice!(TlsInbound {
     "none" => None,
     "may" => May,
@@ -130,6 +140,17 @@ pub enum TlsInbound {
     May,
     /// STARTTLS required before MAIL (`530 5.7.0`).
     Encrypt,
+}
+
+/// Who checks SMTP AUTH passwords (Postfix's `smtpd_sasl_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaslBackend {
+    /// No AUTH.
+    None,
+    /// Dovecot's authentication socket.
+    Dovecot,
+    /// postern's password file.
+    Passwd,
 }
 
 /// What a failed DNS lookup in a check does.

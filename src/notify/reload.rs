@@ -122,6 +122,13 @@ pub(crate) fn keep_fixed(running: &Config, new: &mut Config, which: &[Fixed]) ->
         };
     }
     keep!(Fixed::Starter, "smtpd.listen", smtpd.listen);
+    keep!(Fixed::Starter, "submission.listen", submission.listen);
+    keep!(
+        Fixed::Starter,
+        "submission.implicit_tls_listen",
+        submission.implicit_tls_listen
+    );
+    keep!(Fixed::Daemon, "sasl.password_file", sasl.password_file);
     keep!(Fixed::Starter, "queue.directory", queue.directory);
     keep!(Fixed::Starter, "server.run_directory", server.run_directory);
     keep!(Fixed::Starter, "server.user", server.user);

@@ -93,9 +93,11 @@ pub enum Element {
     /// The next restriction logs `reject_warning` instead of rejecting.
     WarnIfReject(Box<Element>),
     PermitMynetworks,
-    /// postern has no SMTP AUTH: never permits (accepted so that Postfix
-    /// lists work unchanged).
+    /// The client logged in with AUTH.
     PermitSaslAuthenticated,
+    /// `reject_sender_login_mismatch` and its halves: which login may use
+    /// which envelope sender (`sasl.sender_login_maps`).
+    SenderLoginMismatch(LoginCheck),
     PermitAuthDestination,
     RejectUnauthDestination,
     DeferUnauthDestination,
@@ -121,6 +123,22 @@ pub enum Element {
     RejectInvalidHeloHostname,
 }
 
+/// Which clients `reject_*sender_login_mismatch` checks (Postfix's four
+/// names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginCheck {
+    /// `reject_sender_login_mismatch`: a logged-in client may use only
+    /// the senders its login owns, any other only senders nobody owns.
+    Both,
+    /// `reject_authenticated_sender_login_mismatch`: only the first half.
+    Authenticated,
+    /// `reject_unauthenticated_sender_login_mismatch`: only the second.
+    Unauthenticated,
+    /// `reject_known_sender_login_mismatch`: as `Both`, but a logged-in
+    /// client may use a sender nobody owns.
+    Known,
+}
+
 /// A restriction list element that does not parse.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{element:?}: {reason}")]
@@ -134,7 +152,7 @@ pub struct ParseError {
 
 /// Names without an argument, with the element they stand for. Older
 /// Postfix names are accepted as aliases.
-const SIMPLE: [(&str, Element); 23] = [
+const SIMPLE: [(&str, Element); 27] = [
     ("permit", Element::Permit),
     ("reject", Element::Reject),
     ("defer", Element::Defer),
@@ -144,6 +162,22 @@ const SIMPLE: [(&str, Element); 23] = [
     (
         "permit_sasl_authenticated",
         Element::PermitSaslAuthenticated,
+    ),
+    (
+        "reject_sender_login_mismatch",
+        Element::SenderLoginMismatch(LoginCheck::Both),
+    ),
+    (
+        "reject_authenticated_sender_login_mismatch",
+        Element::SenderLoginMismatch(LoginCheck::Authenticated),
+    ),
+    (
+        "reject_unauthenticated_sender_login_mismatch",
+        Element::SenderLoginMismatch(LoginCheck::Unauthenticated),
+    ),
+    (
+        "reject_known_sender_login_mismatch",
+        Element::SenderLoginMismatch(LoginCheck::Known),
     ),
     ("permit_auth_destination", Element::PermitAuthDestination),
     (
@@ -511,6 +545,16 @@ impl fmt::Display for Element {
             Element::DeferIfReject => "defer_if_reject",
             Element::PermitMynetworks => "permit_mynetworks",
             Element::PermitSaslAuthenticated => "permit_sasl_authenticated",
+            Element::SenderLoginMismatch(LoginCheck::Both) => "reject_sender_login_mismatch",
+            Element::SenderLoginMismatch(LoginCheck::Authenticated) => {
+                "reject_authenticated_sender_login_mismatch"
+            }
+            Element::SenderLoginMismatch(LoginCheck::Unauthenticated) => {
+                "reject_unauthenticated_sender_login_mismatch"
+            }
+            Element::SenderLoginMismatch(LoginCheck::Known) => {
+                "reject_known_sender_login_mismatch"
+            }
             Element::PermitAuthDestination => "permit_auth_destination",
             Element::RejectUnauthDestination => "reject_unauth_destination",
             Element::DeferUnauthDestination => "defer_unauth_destination",

@@ -34,9 +34,9 @@ const UNKNOWN_ADDRESS_REJECT_CODE: u16 = 450;
 
 /// One evaluation of the lists due at a command.
 pub(crate) struct Eval<'a, 't> {
-    policy: &'a Policy,
+    pub(super) policy: &'a Policy,
     when: When,
-    ctx: &'a Context<'a>,
+    pub(super) ctx: &'a Context<'a>,
     trace: Option<&'t mut Trace>,
     decision: Decision,
     defer_if_permit: Option<Reply>,
@@ -110,7 +110,7 @@ impl<'a, 't> Eval<'a, 't> {
         if let Some(t) = self.trace.as_deref_mut() {
             t.begin_list(stage);
         }
-        let outcome = match &policy.lists[stage as usize] {
+        let outcome = match &policy.lists_for(self.ctx.submission)[stage as usize] {
             Err(e) => {
                 log::warn!("restrictions.{}: {e}", stage.name());
                 self.note(format!("the list does not parse: {e}"));
@@ -201,10 +201,8 @@ impl<'a, 't> Eval<'a, 't> {
             | Element::DeferIfPermit
             | Element::DeferIfReject => self.fixed(element, target),
             Element::PermitMynetworks => self.permit_mynetworks(),
-            Element::PermitSaslAuthenticated => {
-                self.note("postern has no SMTP AUTH".to_string());
-                Outcome::Dunno
-            }
+            Element::PermitSaslAuthenticated => self.permit_sasl_authenticated(),
+            Element::SenderLoginMismatch(check) => self.sender_login_mismatch(*check),
             Element::PermitAuthDestination
             | Element::RejectUnauthDestination
             | Element::DeferUnauthDestination => self.destination(element),
@@ -777,7 +775,7 @@ impl<'a, 't> Eval<'a, 't> {
         Outcome::Dunno
     }
 
-    fn skip(&mut self, why: &str) -> Outcome {
+    pub(super) fn skip(&mut self, why: &str) -> Outcome {
         self.note(format!("skipped: {why}"));
         Outcome::Dunno
     }
@@ -795,7 +793,7 @@ impl<'a, 't> Eval<'a, 't> {
         self.decision.events.push(Event { action, text });
     }
 
-    fn note(&mut self, text: String) {
+    pub(super) fn note(&mut self, text: String) {
         self.detail(Detail::Note { text });
     }
 

@@ -600,3 +600,65 @@ fn the_trace_records_lists_elements_and_lookups() {
         "554 5.7.1 <b@elsewhere.example>: Relay access denied"
     );
 }
+
+#[test]
+fn submission_lists_permit_only_logged_in_clients() {
+    let p = policy("", vec![]);
+    let mut c = ctx("203.0.113.9", "a@example.org", "b@elsewhere.example");
+    c.submission = true;
+    assert_eq!(
+        reply(&run(&p, When::Rcpt, &c)),
+        "554 5.7.1 <b@elsewhere.example>: Recipient address rejected: Access denied"
+    );
+    c.sasl_user = Some("alice");
+    assert_eq!(reply(&run(&p, When::Rcpt, &c)), "accepted");
+    // On port 25 a login permits only where a list says so.
+    c.submission = false;
+    assert!(reply(&run(&p, When::Rcpt, &c)).starts_with("554 5.7.1"));
+    let p = policy(
+        "[restrictions]\nrelay = [\"permit_sasl_authenticated\", \"reject_unauth_destination\"]\n",
+        vec![],
+    );
+    assert_eq!(reply(&run(&p, When::Rcpt, &c)), "accepted");
+}
+
+#[test]
+fn sender_login_mismatch_follows_postfix() {
+    let extra = |check: &str| {
+        format!(
+            "[local]\nrecipient_delimiter = \"+\"\n[submission]\nsender = [\"{check}\"]\n\
+             [sasl]\nsender_login_maps = [\"inline:owners\"]\n\
+             [maps.owners]\n\"alice@example.org\" = \"alice, boss\"\n\"@team.example\" = \"bob\"\n"
+        )
+    };
+    let run_as = |p: &Policy, login: Option<&str>, sender: &str| {
+        let mut c = ctx("203.0.113.9", sender, "x@elsewhere.example");
+        c.submission = true;
+        c.sasl_user = login;
+        reply(&run(p, When::Rcpt, &c))
+    };
+    let p = policy(&extra("reject_sender_login_mismatch"), vec![]);
+    assert_eq!(run_as(&p, Some("alice"), "alice@example.org"), "accepted");
+    assert_eq!(run_as(&p, Some("boss"), "Alice+x@Example.org"), "accepted");
+    assert_eq!(
+        run_as(&p, Some("bob"), "alice@example.org"),
+        "553 5.7.1 <alice@example.org>: Sender address rejected: not owned by user bob"
+    );
+    assert_eq!(run_as(&p, Some("bob"), "anyone@team.example"), "accepted");
+    assert_eq!(
+        run_as(&p, Some("alice"), "nobody@else.example"),
+        "553 5.7.1 <nobody@else.example>: Sender address rejected: not owned by user alice"
+    );
+    assert_eq!(run_as(&p, Some("alice"), ""), "accepted", "null sender");
+    // Unauthenticated: a sender someone owns needs the login.
+    let p = policy(&extra("reject_unauthenticated_sender_login_mismatch"), vec![]);
+    let mut c = ctx("203.0.113.9", "alice@example.org", "x@mail.here.example");
+    c.submission = true;
+    assert_eq!(
+        reply(&run(&p, When::Rcpt, &c)),
+        "553 5.7.1 <alice@example.org>: Sender address rejected: not logged in"
+    );
+    let p = policy(&extra("reject_known_sender_login_mismatch"), vec![]);
+    assert_eq!(run_as(&p, Some("alice"), "nobody@else.example"), "accepted");
+    assert!(run_as(&p, Some("bob"), "alice@example.org").starts_with("553 5.7.1"));
+}

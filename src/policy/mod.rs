@@ -37,6 +37,7 @@
 pub(crate) mod dns;
 mod element;
 pub(crate) mod eval;
+mod login;
 pub(crate) mod submitter;
 mod syntax;
 pub mod trace;
@@ -81,6 +82,10 @@ pub(crate) struct Context<'a> {
     /// The envelope sender once MAIL was given; `""` for `<>`.
     pub sender: Option<&'a str>,
     pub recipient: Option<&'a str>,
+    /// The login, once the client authenticated (SMTP AUTH).
+    pub sasl_user: Option<&'a str>,
+    /// A session on a submission listener: the lists of `[submission]`.
+    pub submission: bool,
 }
 
 /// The policy's answer to one command.
@@ -113,6 +118,11 @@ pub(crate) struct Event {
 pub(crate) struct Policy {
     config: Arc<Config>,
     lists: [Result<Vec<Element>, ParseError>; 5],
+    /// The lists on the submission listeners: `submission.sender` and
+    /// `submission.relay`, the others empty.
+    submission: [Result<Vec<Element>, ParseError>; 5],
+    /// `sasl.sender_login_maps`, opened.
+    login_maps: Vec<Result<Table, MapError>>,
     tables: HashMap<String, Result<Table, MapError>>,
     resolver: dns::Resolver,
     problems: Vec<String>,
@@ -140,13 +150,24 @@ impl Policy {
             };
             parse_list(stage, items)
         });
+        let sub = &config.submission;
+        let submission = Stage::ALL.map(|stage| match stage {
+            Stage::Sender => parse_list(stage, &sub.sender),
+            Stage::Relay => parse_list(stage, &sub.relay),
+            _ => Ok(Vec::new()),
+        });
         let mut problems = Vec::new();
         let mut tables = HashMap::new();
-        for (stage, list) in Stage::ALL.iter().zip(&lists) {
+        let all = Stage::ALL
+            .iter()
+            .map(|s| (*s, "restrictions"))
+            .zip(&lists)
+            .chain(Stage::ALL.iter().map(|s| (*s, "submission")).zip(&submission));
+        for ((stage, section), list) in all {
             let list = match list {
                 Ok(list) => list,
                 Err(e) => {
-                    problems.push(format!("restrictions.{}: {e}", stage.name()));
+                    problems.push(format!("{section}.{}: {e}", stage.name()));
                     continue;
                 }
             };
@@ -159,7 +180,7 @@ impl Policy {
                     Element::CheckAccess { table, .. } if !tables.contains_key(table) => {
                         let opened = Table::open(table, &config);
                         if let Err(e) = &opened {
-                            problems.push(format!("restrictions.{}: {table}: {e}", stage.name()));
+                            problems.push(format!("{section}.{}: {table}: {e}", stage.name()));
                         }
                         tables.insert(table.clone(), opened);
                     }
@@ -175,16 +196,60 @@ impl Policy {
                 }
             }
         }
+        let login_maps = config
+            .sasl
+            .sender_login_maps
+            .iter()
+            .map(|spec| {
+                let opened = Table::open(spec, &config);
+                if let Err(e) = &opened {
+                    problems.push(format!("sasl.sender_login_maps: {spec}: {e}"));
+                }
+                opened
+            })
+            .collect();
         for p in &problems {
             log::warn!("{p}");
         }
         Policy {
             config,
             lists,
+            submission,
+            login_maps,
             tables,
             resolver,
             problems,
         }
+    }
+
+    /// The restriction lists of a session: `[restrictions]`, or on a
+    /// submission listener those of `[submission]`.
+    fn lists_for(&self, submission: bool) -> &[Result<Vec<Element>, ParseError>; 5] {
+        if submission {
+            &self.submission
+        } else {
+            &self.lists
+        }
+    }
+
+    /// Who owns `sender`, from `sasl.sender_login_maps`: the first table
+    /// that knows one of its keys ([`login::sender_keys`]) answers.
+    fn sender_owners(&self, sender: &str) -> login::Owners {
+        let keys = login::sender_keys(sender, &self.config.local.recipient_delimiter);
+        for table in &self.login_maps {
+            let table = match table {
+                Ok(t) => t,
+                Err(e) => return login::Owners::Failed(e.to_string()),
+            };
+            for key in &keys {
+                match table.get(key) {
+                    Ok(Some(value)) => return login::Owners::Logins(login::logins(&value)),
+                    Ok(None) => {}
+                    Err(e) => return login::Owners::Failed(e.to_string()),
+                }
+            }
+        }
+        login::Owners::Nobody
     }
 
     /// What was wrong when the policy was built (also logged).
@@ -219,12 +284,13 @@ impl Policy {
 /// `pcre:/path`, …), for smtpd's sandbox.
 pub(crate) fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
     let r = &config.restrictions;
+    let sub = &config.submission;
     let mut files = Vec::new();
-    for (stage, items) in
-        Stage::ALL
-            .iter()
-            .zip([&r.client, &r.helo, &r.sender, &r.relay, &r.recipient])
-    {
+    let lists = Stage::ALL
+        .iter()
+        .zip([&r.client, &r.helo, &r.sender, &r.relay, &r.recipient])
+        .chain([(&Stage::Sender, &sub.sender), (&Stage::Relay, &sub.relay)]);
+    for (stage, items) in lists {
         for element in parse_list(*stage, items).unwrap_or_default() {
             let element = match element {
                 Element::WarnIfReject(inner) => *inner,

@@ -29,6 +29,8 @@ pub(super) fn ctx<'a>(ip: &str, sender: &'a str, rcpt: &'a str) -> Context<'a> {
         helo: Some("client.example"),
         sender: Some(sender),
         recipient: Some(rcpt),
+        sasl_user: None,
+        submission: false,
     }
 }
 

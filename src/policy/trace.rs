@@ -143,6 +143,10 @@ pub struct Probe {
     pub recipients: Vec<String>,
     /// A message for the header and body checks.
     pub message: Option<PathBuf>,
+    /// The login of a client that authenticated.
+    pub sasl_user: Option<String>,
+    /// On a submission listener (`[submission]`'s lists).
+    pub submission: bool,
 }
 
 /// The tracer's findings.
@@ -220,6 +224,8 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         helo: None,
         sender: None,
         recipient: None,
+        sasl_user: probe.sasl_user.as_deref(),
+        submission: probe.submission,
     };
     let refused = match config.restrictions.delay_reject {
         true => None,

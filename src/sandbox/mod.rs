@@ -133,6 +133,12 @@ impl Profile {
         p.read_files(&config.tls.chain_files);
         // The restrictions' table files, read again when they change.
         p.read_files(crate::policy::table_files(config));
+        // SMTP AUTH: the password file (read again when it changes) and
+        // the sender login tables.
+        if config.sasl.backend == crate::config::SaslBackend::Passwd {
+            p.read_files([config.sasl.password_file.clone()]);
+        }
+        p.read_files(crate::maps::files_of(&config.sasl.sender_login_maps));
         // And those of the header and body checks.
         let c = &config.checks;
         let checks: Vec<String> = [&c.header, &c.mime_header, &c.body]

@@ -16,6 +16,7 @@
 
 pub mod dovecot;
 pub mod passwd;
+pub mod server;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

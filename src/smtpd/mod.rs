@@ -120,6 +120,7 @@ use crate::policy::Policy;
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::{INCOMING, IdGenerator};
 use crate::reply::Reply;
+use crate::sasl::server::{Authenticator, Failures};
 use limits::{Connections, Refusal};
 
 /// Everything the sessions share.
@@ -140,6 +141,10 @@ pub(crate) struct Shared {
     /// The server certificates when `tls.inbound` offers STARTTLS (read
     /// again as they change; replaced on reload).
     tls: RwLock<Option<Arc<crate::certs::Live>>>,
+    /// The SMTP AUTH backend of `sasl.backend` (replaced on reload).
+    sasl: RwLock<Option<Arc<Authenticator>>>,
+    /// Failed logins per client address (`sasl.failure_limit`).
+    pub auth_failures: Failures,
 }
 
 /// What a session starts with: the configuration, the alias table and
@@ -160,6 +165,11 @@ impl Shared {
         self.tls.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The SMTP AUTH backend, when `sasl.backend` names one.
+    pub(crate) fn sasl(&self) -> Option<Arc<Authenticator>> {
+        self.sasl.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// `smtpd.max_connections`, within what the open file limit allows.
     fn max_connections(&self, config: &Config) -> usize {
         config.smtpd.max_connections.min(self.fd_connections)
@@ -175,15 +185,24 @@ impl Shared {
             Ok(tls) => *self.tls.write().unwrap_or_else(|e| e.into_inner()) = tls,
             Err(e) => log::error!("reload: TLS certificates refused, the old ones kept: {e}"),
         }
+        match Authenticator::from_config(&config) {
+            Ok(sasl) => *self.sasl.write().unwrap_or_else(|e| e.into_inner()) = sasl,
+            Err(e) => log::error!("reload: sasl: {e}; the running SASL backend kept"),
+        }
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = (config, aliases, policy);
     }
 }
 
-/// The certificates `config` names, when it offers STARTTLS.
+/// The certificates `config` names, when a listener serves TLS
+/// (`tls.inbound`, or the submission listeners).
 fn tls_for(config: &Config) -> Result<Option<Arc<crate::certs::Live>>, crate::certs::CertError> {
-    match config.tls.inbound {
-        crate::config::TlsInbound::None => Ok(None),
-        _ => crate::certs::Live::new(config.tls.chain_files.clone()).map(|l| Some(Arc::new(l))),
+    let sub = &config.submission;
+    let needed = config.tls.inbound != crate::config::TlsInbound::None
+        || !sub.listen.is_empty()
+        || !sub.implicit_tls_listen.is_empty();
+    match needed {
+        false => Ok(None),
+        true => crate::certs::Live::new(config.tls.chain_files.clone()).map(|l| Some(Arc::new(l))),
     }
 }
 
@@ -208,8 +227,12 @@ pub(crate) async fn run(
     // Certificates that cannot be used: nothing would serve TLS as the
     // file says, and a restart will not fix them.
     let tls = tls_for(&config).map_err(|e| crate::ipc::Unrecoverable(format!("smtpd: {e}")))?;
+    let sasl = Authenticator::from_config(&config)
+        .map_err(|e| crate::ipc::Unrecoverable(format!("smtpd: sasl: {e}")))?;
     let shared = Arc::new(Shared {
         tls: RwLock::new(tls),
+        sasl: RwLock::new(sasl),
+        auth_failures: Failures::new(),
         ids,
         log,
         incoming,
@@ -289,8 +312,8 @@ fn open_queue(incoming: &Path, ids: &IdGenerator) -> anyhow::Result<LogWriter> {
     .with_context(|| format!("cannot open the queue in {}", incoming.display()))
 }
 
-/// Serve every listener handed over: `submit` (Unix) and the `smtp` TCP
-/// listeners.
+/// Serve every listener handed over: `submit` (Unix) and the TCP
+/// listeners `smtp`, `submission` and `submissions`.
 fn listen(
     fds: Vec<(String, OwnedFd)>,
     shared: &Arc<Shared>,
@@ -312,12 +335,17 @@ fn listen(
             )));
             continue;
         }
+        let service = session::Service::from_socket(&name).unwrap_or_else(|| {
+            log::warn!("socket {name:?}: an unknown name, served as smtp (port 25)");
+            session::Service::Smtp
+        });
         let std_l = std::net::TcpListener::from(fd);
         std_l.set_nonblocking(true)?;
         let l = TcpListener::from_std(std_l)
             .with_context(|| format!("socket {name:?} is not a TCP listener"))?;
         listeners.push(tokio::spawn(accept_loop(
             l,
+            service,
             shared.clone(),
             stop_rx.clone(),
         )));
@@ -348,7 +376,12 @@ async fn serve_until_terminated(shared: &Shared, mut reload: Reload) -> anyhow::
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    service: session::Service,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -390,7 +423,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, stop: watch::Re
         let stop = stop.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            session::serve(stream, session::Peer::Tcp(ip), shared, ticket, stop).await;
+            session::serve(stream, session::Peer::Tcp(ip, service), shared, ticket, stop).await;
         });
     }
 }

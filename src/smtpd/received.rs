@@ -16,18 +16,35 @@
 
 use std::net::IpAddr;
 
-/// The header, LF line ends, including the final LF.
+/// Where a message came from, for its Received header.
+pub(crate) struct Origin<'a> {
+    pub helo: Option<&'a str>,
+    pub client_name: &'a str,
+    pub client_addr: IpAddr,
+    /// The TLS protocol and cipher (`TLSv1.3`, `TLS_AES_256_GCM_SHA384
+    /// (256/256 bits)`), inside TLS.
+    pub tls: Option<(String, String)>,
+}
+
+/// The header, LF line ends, including the final LF. Inside TLS, as
+/// Postfix: `(using TLSv1.3 with cipher … (256/256 bits))` and `(No
+/// client certificate requested)` after the `from` line.
 pub(crate) fn received_header(
-    helo: Option<&str>,
-    client_name: &str,
-    client_addr: IpAddr,
+    origin: &Origin<'_>,
     hostname: &str,
     protocol: &str,
     id: &str,
     recipients: &[String],
 ) -> String {
-    let from = helo.unwrap_or(client_name);
-    let client_addr = match client_addr {
+    let client_name = origin.client_name;
+    let from = origin.helo.unwrap_or(client_name);
+    let tls = match &origin.tls {
+        Some((version, cipher)) => format!(
+            "\t(using {version} with cipher {cipher})\n\t(No client certificate requested)\n"
+        ),
+        None => String::new(),
+    };
+    let client_addr = match origin.client_addr {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("IPv6:{v6}"),
     };
@@ -35,9 +52,11 @@ pub(crate) fn received_header(
     let by = format!("\tby {hostname} (postern) with {protocol} id {id}");
     match recipients {
         [one] => format!(
-            "Received: from {from} ({client_name} [{client_addr}])\n{by}\n\tfor <{one}>; {date}\n"
+            "Received: from {from} ({client_name} [{client_addr}])\n{tls}{by}\n\tfor <{one}>; {date}\n"
         ),
-        _ => format!("Received: from {from} ({client_name} [{client_addr}])\n{by};\n\t{date}\n"),
+        _ => format!(
+            "Received: from {from} ({client_name} [{client_addr}])\n{tls}{by};\n\t{date}\n"
+        ),
     }
 }
 
@@ -54,10 +73,14 @@ mod tests {
 
     #[test]
     fn one_recipient() {
+        let origin = Origin {
+            helo: Some("client.example"),
+            client_name: "unknown",
+            client_addr: [127, 0, 0, 1].into(),
+            tls: None,
+        };
         let h = received_header(
-            Some("client.example"),
-            "unknown",
-            [127, 0, 0, 1].into(),
+            &origin,
             "mail.example",
             "ESMTP",
             "0123456789ABCA",
@@ -78,10 +101,14 @@ mod tests {
 
     #[test]
     fn several_recipients_hidden() {
+        let origin = Origin {
+            helo: None,
+            client_name: "localhost",
+            client_addr: "::1".parse().unwrap(),
+            tls: None,
+        };
         let h = received_header(
-            None,
-            "localhost",
-            "::1".parse().unwrap(),
+            &origin,
             "m",
             "SMTP",
             "X",
@@ -90,5 +117,23 @@ mod tests {
         assert!(h.starts_with("Received: from localhost (localhost [IPv6:::1])\n"));
         assert!(!h.contains("a@b"));
         assert!(h.lines().nth(1).unwrap().ends_with(';'));
+    }
+
+    #[test]
+    fn tls_is_said_as_postfix_says_it() {
+        let origin = Origin {
+            helo: Some("pc"),
+            client_name: "unknown",
+            client_addr: [192, 0, 2, 1].into(),
+            tls: Some(("TLSv1.3".into(), "TLS_AES_256_GCM_SHA384 (256/256 bits)".into())),
+        };
+        let h = received_header(&origin, "m", "ESMTPSA", "X", &["a@b".into()]);
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(
+            lines[1],
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))"
+        );
+        assert_eq!(lines[2], "\t(No client certificate requested)");
+        assert_eq!(lines[3], "\tby m (postern) with ESMTPSA id X");
     }
 }

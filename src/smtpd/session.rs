@@ -36,13 +36,14 @@ use super::Shared;
 use super::limits::{Limits, Ticket};
 use super::line::{Framed, LineEnd, next_line, skip_long_line};
 use crate::aliases::LiveTable;
-use crate::config::{BareNewline, Config};
+use crate::config::{BareNewline, Config, TlsInbound};
 use crate::policy::{Policy, When};
 use crate::reply::Reply;
 use connection::{Client, Counters, Io, Read};
 use greeting::Greeting;
 use transaction::Transaction;
 
+mod auth;
 mod connection;
 mod data_phase;
 mod greeting;
@@ -53,10 +54,45 @@ mod verbs;
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Peer {
-    /// A network client.
-    Tcp(IpAddr),
+    /// A network client, on a listener of this service.
+    Tcp(IpAddr, Service),
     /// A local submission on `submit.sock` by this uid.
     Local { uid: u32 },
+}
+
+/// Which listener a session came in on: what it offers and which
+/// restriction lists apply (Postfix's master.cf services).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// `smtpd.listen` (port 25): STARTTLS per `tls.inbound`, AUTH only
+    /// with `sasl.smtpd_listeners`.
+    Smtp,
+    /// `submission.listen` (port 587): STARTTLS per `submission.tls`,
+    /// AUTH required before MAIL.
+    Submission,
+    /// `submission.implicit_tls_listen` (port 465): TLS from the first
+    /// byte, AUTH required before MAIL.
+    Submissions,
+    /// `submit.sock`: the `sendmail` command.
+    Local,
+}
+
+impl Service {
+    /// The socket name a listener of this service is handed by.
+    pub(crate) fn from_socket(name: &str) -> Option<Service> {
+        match name {
+            "smtp" => Some(Service::Smtp),
+            "submission" => Some(Service::Submission),
+            "submissions" => Some(Service::Submissions),
+            "submit" => Some(Service::Local),
+            _ => None,
+        }
+    }
+
+    /// A listener of `[submission]`.
+    pub(crate) fn is_submission(self) -> bool {
+        matches!(self, Service::Submission | Service::Submissions)
+    }
 }
 
 /// Serve one connection to the end.
@@ -73,9 +109,15 @@ pub(crate) async fn serve<S>(
     let (config, aliases, policy) = shared.current();
     let client = Client::look_up(peer, &policy).await;
     let stress = shared.conns.stress();
+    let service = match peer {
+        Peer::Tcp(_, service) => service,
+        Peer::Local { .. } => Service::Local,
+    };
     let mut s = Session {
         io: Io::new(stream, ticket, stress, stop),
         client,
+        service,
+        auth: None,
         counters: Counters::new(),
         config,
         aliases,
@@ -131,6 +173,11 @@ struct Session<S> {
     // The connection level: from the connect to the disconnect.
     io: Io<S>,
     client: Client,
+    /// The listener the client came in on.
+    service: Service,
+    /// The login, once AUTH succeeded (until STARTTLS, which cannot
+    /// follow it, or the end).
+    auth: Option<auth::Authenticated>,
     counters: Counters,
     config: Arc<Config>,
     aliases: Arc<LiveTable>,
@@ -202,30 +249,45 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Greeting::proto(self.greeting.as_ref())
     }
 
-    /// The protocol as the Received header says it: `ESMTPS` inside TLS
-    /// (RFC 3848).
+    /// The protocol as the Received header says it (RFC 3848): `ESMTPS`
+    /// inside TLS, `ESMTPA` after AUTH, `ESMTPSA` both.
     fn received_proto(&self) -> &'static str {
-        match (self.proto(), self.io.is_tls()) {
-            ("ESMTP", true) => "ESMTPS",
-            (proto, _) => proto,
+        match (self.proto(), self.io.is_tls(), self.auth.is_some()) {
+            ("ESMTP", true, true) => "ESMTPSA",
+            ("ESMTP", true, false) => "ESMTPS",
+            ("ESMTP", false, true) => "ESMTPA",
+            (proto, _, _) => proto,
+        }
+    }
+
+    /// The STARTTLS level of this session's listener: `tls.inbound` on
+    /// `smtpd.listen`, `submission.tls` on `submission.listen`; none on
+    /// the implicit-TLS listener (TLS from the start) and `submit.sock`.
+    fn tls_level(&self) -> TlsInbound {
+        match self.service {
+            Service::Smtp => self.cfg().tls.inbound,
+            Service::Submission => self.cfg().submission.tls,
+            Service::Submissions | Service::Local => TlsInbound::None,
         }
     }
 
     /// The certificates when this session may offer STARTTLS: a TCP
-    /// client, `tls.inbound` not `none`, certificates loaded.
+    /// client whose listener's level is not `none`, certificates loaded.
     fn tls_offered(&self) -> Option<std::sync::Arc<crate::certs::Live>> {
-        if self.client.uid.is_some() || self.cfg().tls.inbound == crate::config::TlsInbound::None {
+        if self.tls_level() == TlsInbound::None {
             return None;
         }
         self.shared.tls()
     }
 
-    /// Whether STARTTLS is required and not yet done (`tls.inbound =
-    /// "encrypt"`; never for a local submitter).
+    /// Whether STARTTLS is required and not yet done (level `encrypt`).
     fn tls_required(&self) -> bool {
-        self.client.uid.is_none()
-            && self.cfg().tls.inbound == crate::config::TlsInbound::Encrypt
-            && !self.io.is_tls()
+        self.tls_level() == TlsInbound::Encrypt && !self.io.is_tls()
+    }
+
+    /// The login, once the client authenticated.
+    fn sasl_user(&self) -> Option<&str> {
+        self.auth.as_ref().map(|a| a.login.as_str())
     }
 
     fn reply(&mut self, r: &Reply) {
@@ -273,6 +335,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     async fn run(&mut self) -> End {
+        if self.service == Service::Submissions
+            && let Err(end) = self.implicit_tls().await
+        {
+            return end;
+        }
         let banner = Reply::plain(220, self.cfg().smtpd.banner.clone());
         match self.restrict(When::Connect, None).await {
             // Postfix: the reject replaces the greeting.

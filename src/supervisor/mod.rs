@@ -85,8 +85,9 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
         for socket in row.sockets {
             match socket.file {
                 None => {
-                    for addr in &config.smtpd.listen {
-                        let v6_only = crate::config::v6_only(addr, &config.smtpd.listen);
+                    let all = (socket.tcp)(&config);
+                    for addr in all {
+                        let v6_only = crate::config::v6_only(addr, all);
                         let l = bind_tcp(addr, v6_only)
                             .with_context(|| format!("cannot listen on {addr}"))?;
                         log::info!("listening on {}", l.local_addr()?);

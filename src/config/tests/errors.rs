@@ -82,7 +82,7 @@ fn unknown_key_suggestions() {
         (
             "[smtpd]\n[smtpd.tls]\ncert = \"x\"",
             2,
-            "unknown table `smtpd.tls`",
+            "unknown table `smtpd.tls`; did you mean `submission.tls`?",
         ),
         (
             "[queue]\nmax_backoff = 1",

@@ -70,6 +70,10 @@ pub(super) fn parse_mail_params(
             if p.envid.replace(envid).is_some() {
                 return Err(CommandError::BadEnvid);
             }
+        } else if strip_keyword(w, "AUTH=").is_some_and(|v| xtext::decode(v).is_some()) {
+            // RFC 4954 section 5: the identity a relaying client vouches
+            // for. Accepted and not trusted (Postfix ignores it too
+            // unless the client is authorized).
         } else {
             return Err(unsupported("mail", w));
         }

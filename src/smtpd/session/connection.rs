@@ -45,7 +45,7 @@ impl Client {
     /// once, for the log, the Received header and the restrictions.
     pub(super) async fn look_up(peer: Peer, policy: &Policy) -> Client {
         match peer {
-            Peer::Tcp(ip) => {
+            Peer::Tcp(ip, _) => {
                 let found = policy.client_name(ip).await;
                 Client {
                     name: found.name,
@@ -217,8 +217,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         matches!(self.stream, Stream::Tls(_))
     }
 
-    /// The TLS protocol and cipher in use, once STARTTLS succeeded (for
-    /// the log line).
+    /// The TLS protocol and cipher in use, once STARTTLS succeeded, in
+    /// OpenSSL's names as Postfix logs them: (`TLSv1.3`,
+    /// `TLS_AES_256_GCM_SHA384 (256/256 bits)`).
     pub(super) fn tls(&self) -> Option<(String, String)> {
         let Stream::Tls(tls) = &self.stream else {
             return None;
@@ -231,7 +232,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         };
         let cipher = conn
             .negotiated_cipher_suite()
-            .map(|s| format!("{:?}", s.suite()))
+            .map(|s| {
+                let (name, bits) = crate::certs::openssl_suite(&format!("{:?}", s.suite()));
+                format!("{name} ({bits}/{bits} bits)")
+            })
             .unwrap_or_default();
         Some((version, cipher))
     }

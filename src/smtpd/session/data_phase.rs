@@ -23,7 +23,7 @@ use crate::queue::{Client, Envelope, QueueId, now_micros};
 use crate::reply::Reply;
 use crate::smtpd::data::{DataReader, Feed};
 use crate::smtpd::header_block::HeaderBlock;
-use crate::smtpd::received::{local_received_header, received_header};
+use crate::smtpd::received::{Origin, local_received_header, received_header};
 use crate::smtpd::store::{Finished, Store, message_id};
 
 /// What the input buffer is shrunk to after DATA.
@@ -217,9 +217,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ),
             None => log::info!(
                 queue_id = id.as_str(),
-                client:% = self.client();
-                "{id}: client={}",
-                self.client()
+                client:% = self.client(),
+                sasl_username = self.sasl_user();
+                "{id}: client={}{}",
+                self.client(),
+                self.sasl_log_items()
             ),
         }
         id
@@ -239,9 +241,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let received = match self.client.uid {
             Some(uid) => local_received_header(&cfg.server.hostname, uid, id.as_str()),
             None => received_header(
-                self.helo(),
-                &self.client.name,
-                self.client.ip,
+                &Origin {
+                    helo: self.helo(),
+                    client_name: &self.client.name,
+                    client_addr: self.client.ip,
+                    tls: self.io.tls(),
+                },
                 &cfg.server.hostname,
                 self.received_proto(),
                 id.as_str(),

@@ -62,6 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !self.io.is_tls() && self.tls_offered().is_some() {
             lines.push("STARTTLS".into());
         }
+        lines.extend(self.auth_keyword());
         for k in ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"] {
             lines.push(k.into());
         }

@@ -33,6 +33,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             helo,
             sender,
             recipient: None,
+            sasl_user: self.sasl_user(),
+            submission: self.service.is_submission(),
         };
         let decision = self.policy.check(when, &ctx).await;
         for e in &decision.events {
@@ -53,6 +55,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             helo: self.helo(),
             sender: Some(sender),
             recipient: Some(rcpt),
+            sasl_user: self.sasl_user(),
+            submission: self.service.is_submission(),
         };
         let decision = self.policy.check(when, &ctx).await;
         for e in &decision.events {

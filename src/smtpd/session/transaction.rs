@@ -77,6 +77,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 "Must issue a STARTTLS command first",
             ));
         }
+        if self.auth_required() {
+            return self.fail(Reply::new(530, "5.7.0", "Authentication required"));
+        }
         if self.tx.is_some() {
             return self.fail(Reply::nested_mail());
         }

@@ -40,6 +40,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Command::Noop => self.noop(),
             Command::Quit => return Some(self.quit().await),
             Command::StartTls => return self.starttls().await,
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => return self.auth_cmd(&mechanism, initial_response).await,
             Command::Help => self.help(),
             Command::Vrfy(arg) if self.cfg().smtpd.vrfy => self.vrfy(&arg),
             Command::Vrfy(_) => return self.refuse(verb, &Reply::vrfy_disabled()).await,
@@ -72,7 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// A command refused before it did anything: the reply, counted as a
     /// failed `verb` and as an error.
-    async fn refuse(&mut self, verb: &'static str, r: &Reply) -> Option<End> {
+    pub(super) async fn refuse(&mut self, verb: &'static str, r: &Reply) -> Option<End> {
         self.count(verb, false);
         if self.error(r) {
             return Some(self.too_many_errors().await);
@@ -156,14 +160,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
         match self.io.start_tls(acceptor, timeout).await {
             Ok(()) => {
-                let (version, cipher) = self.io.tls().unwrap_or_default();
-                log::info!(
-                    client:% = self.client.field();
-                    "Anonymous TLS connection established from {}: {version} with cipher {cipher}",
-                    self.client()
-                );
+                self.log_tls_established();
+                // RFC 3207 section 4.2: nothing learned before counts.
                 self.greeting = None;
                 self.tx = None;
+                self.auth = None;
                 self.count("starttls", true);
                 None
             }
@@ -229,6 +230,8 @@ fn ends_group(cmd: &Command) -> bool {
             | Command::Noop
             | Command::Quit
             | Command::Help
+            | Command::Auth { .. }
+            | Command::StartTls
     )
 }
 
@@ -254,6 +257,9 @@ fn last_cmd_name(verb: &str) -> &'static str {
         "quit" => "QUIT",
         "vrfy" => "VRFY",
         "help" => "HELP",
+        "auth" => "AUTH",
+        "starttls" => "STARTTLS",
+        "bdat" => "BDAT",
         _ => "UNKNOWN",
     }
 }
