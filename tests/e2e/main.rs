@@ -29,6 +29,7 @@ mod sendmail;
 mod smtp;
 mod starttls;
 mod stress;
+mod submission;
 mod supervisor;
 mod systemctl;
 mod units;
