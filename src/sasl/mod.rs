@@ -10,9 +10,10 @@
 //! separated fields of at most 255 bytes) or a local daemon's answers
 //! (Dovecot's lines, bounded). A password never appears in a log line or
 //! a `Debug` output; comparisons of hashes are the hash crates' own
-//! constant-time ones. Issue 18 wires this into smtpd (AUTH offered only
-//! over TLS, the per-client failure limit and delay, the log line fail2ban
-//! reads).
+//! constant-time ones. smtpd asks through [`server`]: AUTH is offered
+//! only over TLS (`sasl.tls_only`), on the submission listeners (and on
+//! port 25 only with `sasl.smtpd_listeners`), with a per-client failure
+//! limit and delay and the log line fail2ban reads.
 
 pub mod dovecot;
 pub mod passwd;

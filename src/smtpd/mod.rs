@@ -1,6 +1,7 @@
 //! smtpd — the SMTP server (RFC 5321, 5322; ESMTP extensions PIPELINING
 //! RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034
-//! and 3463, SMTPUTF8 RFC 6531, DSN RFC 3461).
+//! and 3463, SMTPUTF8 RFC 6531, DSN RFC 3461, STARTTLS RFC 3207, AUTH RFC
+//! 4954) and the submission server (RFC 6409, implicit TLS RFC 8314).
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
@@ -42,7 +43,10 @@
 //! `250 … queued as ID` only after the record is durable. Then it wakes
 //! qmgr through the `qmgr` socket.
 //!
-//! Inputs: TCP listeners named `smtp`, and the Unix listener `submit` on
+//! Inputs: TCP listeners named `smtp` (`smtpd.listen`), `submission`
+//! (`submission.listen`: STARTTLS, then AUTH before MAIL) and
+//! `submissions` (`submission.implicit_tls_listen`: the TLS handshake
+//! before the greeting), and the Unix listener `submit` on
 //! which the `sendmail` command submits (LISTEN_FDS): a local submission is
 //! known by its uid (SO_PEERCRED), checked against
 //! `smtpd.authorized_submit_users` and `smtpd.sender_override_users`,
