@@ -62,7 +62,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !self.io.is_tls() && self.tls_offered().is_some() {
             lines.push("STARTTLS".into());
         }
-        for k in ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"] {
+        // CHUNKING (RFC 3030) last, where Postfix lists it; on the local
+        // submit socket too (`sendmail -bs` speaks the same session).
+        for k in [
+            "ENHANCEDSTATUSCODES",
+            "8BITMIME",
+            "DSN",
+            "SMTPUTF8",
+            "CHUNKING",
+        ] {
             lines.push(k.into());
         }
         Reply::plain(250, lines.join("\n"))
