@@ -3,6 +3,7 @@
 //! binary; each module is one concern.
 
 mod aliases;
+mod bdat;
 mod bounce;
 mod check_no_system;
 mod checks;
