@@ -5,6 +5,9 @@
 //! postern's own password file ([`passwd`]: argon2id or SHA-512-crypt
 //! hashes, as Dovecot's passwd-file writes them).
 //!
+//! The client side, the login the smtp client gives a relay host
+//! (Postfix's `smtp_sasl_password_maps`), is in [`client`].
+//!
 //! SECURITY: everything here parses a remote client's input (base64
 //! responses of at most [`MAX_RESPONSE`] bytes, decoded strictly; NUL
 //! separated fields of at most 255 bytes) or a local daemon's answers
@@ -15,6 +18,7 @@
 //! port 25 only with `sasl.smtpd_listeners`), with a per-client failure
 //! limit and delay and the log line fail2ban reads.
 
+pub mod client;
 pub mod dovecot;
 pub mod passwd;
 pub mod server;
