@@ -5,7 +5,9 @@
 //! transport files (`relay.transport_files`, with FILE:LINE), the tables
 //! and `tls.ca_file`, the relay logins' password tables
 //! (`relay.sasl_password_files`: they parse, the postern user and nobody
-//! else can read them, the relay host has a login); and, when systemd
+//! else can read them, the relay host has a login), the DKIM keys
+//! (`dkim.keys`: each loads, smtpd's sandbox cannot read it, see
+//! [`crate::dkim::check`]); and, when systemd
 //! runs this postern, whether its smtpd socket and the running smtpd
 //! listen where `smtpd.listen` says ([`check_listeners`]).
 //!
@@ -13,7 +15,7 @@
 //! show: the sources are read and parsed as the daemons would, but no
 //! user, directory, owner or mode is looked at, so that a build sandbox
 //! (NixOS's, as its build user) can refuse a broken configuration. The
-//! password tables are left out there: secrets are not in a build
+//! password tables and the DKIM keys are left out there: secrets are not in a build
 //! sandbox (nor, being world-readable, in the Nix store).
 
 use std::os::unix::fs::MetadataExt;
@@ -73,6 +75,8 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     out.extend(check_writable_by_others(config, config_path));
     out.extend(check_sources(config, config_path, reader.as_ref()));
     out.extend(check_sasl_password_files(config, reader.as_ref()));
+    let cannot_read = |p: &Path| reader.as_ref().and_then(|w| w.cannot_read(p));
+    out.extend(crate::dkim::check::keys(config, config_path, &cannot_read));
     out
 }
 

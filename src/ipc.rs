@@ -218,6 +218,10 @@ pub(crate) struct SmtpRequest {
     pub arrival_us: u64,
     /// When qmgr took the message into its active set (for `delays=a/b/..`).
     pub active_us: u64,
+    /// Where the message came from (the envelope's): whether it is
+    /// DKIM-signed (`dkim.sign`).
+    #[serde(default)]
+    pub client: crate::queue::Client,
 }
 
 /// One recipient of an [`SmtpRequest`], with its RFC 3461 parameters.

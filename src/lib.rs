@@ -16,6 +16,7 @@ pub mod certs;
 pub mod check;
 pub mod config;
 pub mod content;
+pub mod dkim;
 pub(crate) mod dns;
 pub(crate) mod dsn;
 pub mod ipc;

@@ -94,6 +94,11 @@ enum Command {
         /// The login.
         login: String,
     },
+    /// DKIM signing keys: make one, check its DNS record.
+    Dkim {
+        #[command(subcommand)]
+        action: DkimAction,
+    },
     /// Run one role (started by `postern start` or systemd).
     Daemon {
         #[arg(value_parser = ["smtpd", "qmgr", "local", "smtp", "local-worker"])]
@@ -111,6 +116,53 @@ enum Command {
         #[command(subcommand)]
         what: GenerateWhat,
     },
+}
+
+#[derive(Subcommand)]
+enum DkimAction {
+    /// Make a signing key for DOMAIN: DIR/DOMAIN.SELECTOR.key (0600; the
+    /// postern user's when run as root), never over an existing file.
+    /// Prints the DNS TXT record to publish and the dkim.keys entry.
+    Keygen {
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+        #[arg(value_name = "SELECTOR")]
+        selector: String,
+        /// rsa (rsa-sha256) or ed25519 (ed25519-sha256, RFC 8463).
+        #[arg(long, value_enum, default_value = "rsa")]
+        algorithm: KeyAlgorithm,
+        /// The size of an RSA key (2048 to 4096).
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// The directory of the keys: outside /etc, which every role's
+        /// sandbox reads; only the smtp client's reads this one.
+        #[arg(long, value_name = "DIR", default_value = postern::dkim::cli::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Look up SELECTOR._domainkey.DOMAIN (with dns.servers, as the
+    /// daemons) and compare it with the key dkim.keys names: exit 0 when
+    /// the DNS publishes that key, 1 when it does not (or nothing).
+    Check {
+        #[arg(value_name = "DOMAIN")]
+        domain: String,
+        #[arg(value_name = "SELECTOR")]
+        selector: String,
+    },
+    /// Sign N messages of SIZE bytes with RSA-2048, Ed25519 and both, as
+    /// the smtp client does; print the time per message.
+    #[command(hide = true)]
+    Bench {
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        #[arg(long, default_value_t = 2048)]
+        size: usize,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyAlgorithm {
+    Rsa,
+    Ed25519,
 }
 
 #[derive(Subcommand)]
@@ -600,7 +652,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy {
             action: PolicyAction::Test(args),
         } => policy_test(&cli.config, args),
+        Command::Dkim { action } => dkim(&cli.config, action),
         Command::Daemon { role, probe } => daemon(&cli.config, &role, &probe),
+    }
+}
+
+/// `postern dkim keygen | check | bench` (the work is in
+/// `postern::dkim::cli`).
+fn dkim(cli_config: &Option<PathBuf>, action: DkimAction) -> anyhow::Result<ExitCode> {
+    use postern::dkim::{cli, key::Algorithm};
+    match action {
+        DkimAction::Keygen {
+            domain,
+            selector,
+            algorithm,
+            bits,
+            dir,
+        } => {
+            // The key's owner: server.user, whatever else the file says.
+            let user = load(cli_config).map_or_else(|_| "postern".to_string(), |c| c.server.user);
+            let algorithm = match algorithm {
+                KeyAlgorithm::Rsa => Algorithm::Rsa,
+                KeyAlgorithm::Ed25519 => Algorithm::Ed25519,
+            };
+            cli::keygen(&domain, &selector, algorithm, bits, &dir, &user)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DkimAction::Check { domain, selector } => {
+            let good = cli::check(&load(cli_config)?, &domain, &selector)?;
+            Ok(ExitCode::from(u8::from(!good)))
+        }
+        DkimAction::Bench { messages, size } => {
+            cli::bench(messages, size)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

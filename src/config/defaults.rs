@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::value::check_hostname;
 use super::{
-    Checks, Config, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp, Smtpd,
-    Submission, Tls,
+    Checks, Config, Dkim, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
+    Smtpd, Submission, Tls,
 };
 
 /// What the defaults depend on. Tests build their own.
@@ -184,6 +184,7 @@ pub(super) fn builtin(system: &System) -> Config {
         checks: Checks::builtin(&cx),
         smtp: Smtp::builtin(&cx),
         tls: Tls::builtin(&cx),
+        dkim: Dkim::builtin(&cx),
         dns: Dns::builtin(&cx),
         sandbox: Sandbox::builtin(&cx),
     }

@@ -36,7 +36,10 @@ use super::defaults::{self, Cx};
 use super::error::ConfigError;
 use super::load::{self as read, Field, Given};
 use super::show as sh;
-use super::{BareNewline, Choice, Config, DnsFailure, SaslBackend, TlsInbound, TlsLevel};
+use super::{
+    BareNewline, Choice, Config, DkimCanonicalization, DkimSign, DnsFailure, SaslBackend,
+    TlsInbound, TlsLevel,
+};
 
 /// What a key holds: for the JSON Schema and the manual.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -763,6 +766,56 @@ sections! {
         ca_file: Option<PathBuf> = None,
             postfix "smtp_tls_CAfile", Kind::Path, read [get optional_path()],
             show optional_path;
+    }
+
+    /// `[dkim]`: DKIM signing of outgoing mail (RFC 6376, RFC 8463), by
+    /// the smtp client as it sends: the process that parses the
+    /// Internet's input (smtpd) never can read a private key. Postfix
+    /// has no such keys: it signs through a milter, OpenDKIM, whose
+    /// KeyTable and SigningTable these replace.
+    dkim: Dkim {
+        /// The signing keys, as OpenDKIM's KeyTable values: `"domain:selector:/path/key.pem"`.
+        /// A PEM private key: RSA (PKCS#8 or PKCS#1, 2048 to 4096 bits;
+        /// `rsa-sha256`) or Ed25519 (PKCS#8; `ed25519-sha256`), the
+        /// algorithm taken from the key. Mail whose (first) `From:`
+        /// address is in exactly that domain is signed with each of the
+        /// domain's keys (two entries, RSA and Ed25519: dual signing);
+        /// subdomains need entries of their own. `postern dkim keygen`
+        /// makes a key and prints the DNS record to publish. Read by the
+        /// smtp client only (keep them out of /etc, which every role
+        /// reads: `/var/lib/postern/dkim`), again when a file changes; an
+        /// entry whose file cannot be used defers that domain's mail
+        /// (4.7.5) rather than send it unsigned. Postfix: OpenDKIM's
+        /// KeyTable and SigningTable. Default: none.
+        keys: Vec<crate::dkim::KeyEntry> = Vec::new(),
+            postfix "", Kind::Strings, read [with super::dkim::keys], show display_list;
+        /// The header fields signed, in this order (`h=`).
+        /// A field the message lacks is signed as absent (it cannot be
+        /// added without breaking the signature); a name given twice
+        /// also guards against a second instance (`From` is, by
+        /// default). Must hold `From`. Postfix: OpenDKIM's
+        /// SignHeaders/OversignHeaders. Default: `From` (twice),
+        /// `Reply-To`, `Subject`, `Date`, `To`, `Cc`, `Message-ID`,
+        /// `In-Reply-To`, `References`, `MIME-Version`, `Content-Type`,
+        /// `Content-Transfer-Encoding`, `List-Id`, `List-Unsubscribe`,
+        /// `List-Unsubscribe-Post`.
+        headers: Vec<String> = crate::dkim::default_headers(),
+            postfix "", Kind::Strings, read [with super::dkim::headers], show strings;
+        /// Canonicalization, header/body: `"relaxed/relaxed"`, `"relaxed/simple"`, `"simple/relaxed"` or `"simple/simple"`.
+        /// Postfix: OpenDKIM's Canonicalization. Default:
+        /// `"relaxed/relaxed"`.
+        canonicalization: DkimCanonicalization = DkimCanonicalization::RelaxedRelaxed,
+            postfix "", Kind::Choice(DkimCanonicalization::NAMES), read [get choice()],
+            show choice;
+        /// Which mail is signed, by origin: `"mynetworks"`, `"authenticated"`, `"local"`.
+        /// `mynetworks`: the client's address is in `relay.networks`;
+        /// `authenticated`: the client logged in (SMTP AUTH); `local`:
+        /// submitted on this host (`sendmail`, and postern's own bounces
+        /// and notices). Mail from elsewhere, or whose `From:` domain has
+        /// no key, is sent unsigned. Postfix: OpenDKIM's InternalHosts
+        /// and MTA. Default: all three.
+        sign: Vec<DkimSign> = vec![DkimSign::Mynetworks, DkimSign::Authenticated, DkimSign::Local],
+            postfix "", Kind::Choices(DkimSign::NAMES), read [get choices()], show choices;
     }
 
     /// `[dns]`: how smtpd's checks and the smtp client ask DNS.

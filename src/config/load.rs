@@ -710,6 +710,28 @@ impl Field<'_> {
         Ok(out)
     }
 
+    /// A list of `T`'s words.
+    pub(super) fn choices<T: Choice>(&self) -> Result<Vec<T>, ConfigError> {
+        self.strings()?
+            .into_iter()
+            .map(|at| {
+                T::from_name(&at.text)
+                    .ok_or_else(|| self.bad_at(&at, one_of(T::NAMES, "must be one of")))
+            })
+            .collect()
+    }
+
+    /// A bad item of a list, at its own line.
+    pub(super) fn bad_at(&self, at: &Located, reason: String) -> ConfigError {
+        ConfigError::BadValue {
+            file: self.source.file.to_string(),
+            line: at.line,
+            key: at.key.clone(),
+            value: format!("{:?}", at.text),
+            reason,
+        }
+    }
+
     /// One of `T`'s words.
     pub(super) fn choice<T: Choice>(&self) -> Result<T, ConfigError> {
         let text = self.string()?;
@@ -908,7 +930,7 @@ impl Field<'_> {
         }
     }
 
-    fn bad(&self, value: String, reason: String) -> ConfigError {
+    pub(super) fn bad(&self, value: String, reason: String) -> ConfigError {
         ConfigError::BadValue {
             file: self.source.file.to_string(),
             line: self.line,

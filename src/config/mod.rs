@@ -1,8 +1,9 @@
 //! Configuration: the one file `/etc/postern/postern.toml`.
 //!
 //! The file is TOML with these tables: `[server]`, `[local]`, `[relay]`,
-//! `[queue]`, `[smtpd]`, `[restrictions]`, `[maps]`, `[checks]`, `[smtp]`,
-//! `[tls]`, `[dns]` and `[sandbox]`, whose keys are the field names below. Every key
+//! `[queue]`, `[smtpd]`, `[submission]`, `[sasl]`, `[restrictions]`,
+//! `[maps]`, `[checks]`, `[smtp]`, `[tls]`, `[dkim]`, `[dns]` and
+//! `[sandbox]`, whose keys are the field names below. Every key
 //! is optional; the defaults follow Postfix's where they are safe, and each
 //! key's documentation names the Postfix parameter it replaces.
 //!
@@ -30,6 +31,7 @@
 //! the system, `show` prints, `error` holds [`ConfigError`].
 
 mod defaults;
+mod dkim;
 mod docs;
 mod error;
 mod expand;
@@ -43,8 +45,8 @@ use std::path::{Path, PathBuf};
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
-    Checks, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp, Smtpd, Submission,
-    Tls,
+    Checks, Dkim, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp, Smtpd,
+    Submission, Tls,
 };
 pub(crate) use value::{check_hostname, v6_only};
 
@@ -71,6 +73,7 @@ pub struct Config {
     pub checks: Checks,
     pub smtp: Smtp,
     pub tls: Tls,
+    pub dkim: Dkim,
     pub dns: Dns,
     pub sandbox: Sandbox,
 }
@@ -130,6 +133,42 @@ choice!(TlsInbound {
     "may" => May,
     "encrypt" => Encrypt,
 });
+
+choice!(DkimCanonicalization {
+    "relaxed/relaxed" => RelaxedRelaxed,
+    "relaxed/simple" | "relaxed" => RelaxedSimple,
+    "simple/relaxed" => SimpleRelaxed,
+    "simple/simple" | "simple" => SimpleSimple,
+});
+choice!(DkimSign {
+    "mynetworks" => Mynetworks,
+    "authenticated" => Authenticated,
+    "local" => Local,
+});
+
+/// DKIM canonicalization, header/body (RFC 6376 section 3.4, the `c=`
+/// tag); a single word is the header's, the body's being `simple`, as in
+/// `c=`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DkimCanonicalization {
+    RelaxedRelaxed,
+    RelaxedSimple,
+    SimpleRelaxed,
+    SimpleSimple,
+}
+
+/// Which mail is DKIM-signed (`dkim.sign`), by where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DkimSign {
+    /// From a client address in `relay.networks` (Postfix's mynetworks).
+    Mynetworks,
+    /// From a client that logged in with SMTP AUTH.
+    Authenticated,
+    /// Submitted on this host: the `sendmail` command (submit.sock, the
+    /// drop directory) and postern's own notices (bounces, delay
+    /// warnings).
+    Local,
+}
 
 /// Inbound TLS security level (Postfix's `smtpd_tls_security_level`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -152,6 +152,10 @@ pub(super) fn choice<T: Choice>(value: &T) -> String {
     s(value.word())
 }
 
+pub(super) fn choices<T: Choice>(values: &[T]) -> String {
+    list(values.iter().map(|v| s(v.word())))
+}
+
 pub(super) fn display_table<T: std::fmt::Display>(
     table: &std::collections::BTreeMap<String, T>,
 ) -> String {

@@ -105,8 +105,9 @@ pub(crate) enum Fixed {
     /// `local.allow_mail_to_commands`, `local.allow_mail_to_files`,
     /// `local.alias_files` (their directories are readable to smtpd),
     /// `relay.transport_files` (qmgr reads them), `tls.ca_file` and
-    /// `relay.sasl_password_files` (smtp). A restart of the daemon
-    /// changes them.
+    /// `relay.sasl_password_files` (smtp), and `dkim.keys` when a new key
+    /// lies outside the directories of the running ones (smtp). A restart
+    /// of the daemon changes them.
     Daemon,
 }
 
@@ -151,6 +152,21 @@ pub(crate) fn keep_fixed(running: &Config, new: &mut Config, which: &[Fixed]) ->
         "sandbox.local_writable",
         sandbox.local_writable
     );
+    // A new DKIM key is taken at once when smtp's room already reads its
+    // file (the usual: a key beside the others); one elsewhere waits for
+    // a restart of smtp, the running keys kept.
+    if which.contains(&Fixed::Daemon) && new.dkim.keys != running.dkim.keys {
+        let rooms = |c: &Config| -> Vec<std::path::PathBuf> {
+            let keys = c.dkim.keys.iter();
+            keys.flat_map(|k| crate::sandbox::rooms_of(&k.path))
+                .collect()
+        };
+        let reachable = rooms(running);
+        if !rooms(new).iter().all(|r| reachable.contains(r)) {
+            new.dkim.keys = running.dkim.keys.clone();
+            kept.push("dkim.keys");
+        }
+    }
     keep!(
         Fixed::Daemon,
         "local.allow_mail_to_commands",
@@ -190,6 +206,34 @@ mod tests {
         expected.smtpd.banner = "changed ESMTP".into();
         assert_eq!(new, expected);
         assert!(keep_fixed(&running, &mut new, &[Fixed::Starter, Fixed::Daemon]).is_empty());
+    }
+
+    /// Issue 19: a new DKIM key beside the running ones is taken at
+    /// once (smtp's room reads its directory); one elsewhere waits for a
+    /// restart.
+    #[test]
+    fn issue_19_new_dkim_keys_need_a_restart_only_outside_the_room() {
+        let entry = |e: &str| crate::dkim::KeyEntry::parse(e).unwrap();
+        let mut running = Config::builtin();
+        running.dkim.keys = vec![entry("a.example:s:/var/lib/postern/dkim/a.key")];
+        let mut beside = running.clone();
+        beside
+            .dkim
+            .keys
+            .push(entry("b.example:s:/var/lib/postern/dkim/b.key"));
+        let mut new = beside.clone();
+        assert!(keep_fixed(&running, &mut new, &[Fixed::Daemon]).is_empty());
+        assert_eq!(new, beside);
+        let mut elsewhere = running.clone();
+        elsewhere
+            .dkim
+            .keys
+            .push(entry("c.example:s:/srv/keys/c.key"));
+        assert_eq!(
+            keep_fixed(&running, &mut elsewhere, &[Fixed::Daemon]),
+            ["dkim.keys"]
+        );
+        assert_eq!(elsewhere.dkim.keys, running.dkim.keys);
     }
 
     #[tokio::test]

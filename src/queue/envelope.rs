@@ -46,8 +46,27 @@ pub struct Client {
     /// HELO/EHLO argument, if any.
     #[serde(default)]
     pub helo: Option<String>,
-    /// `SMTP` or `ESMTP`.
+    /// `SMTP` or `ESMTP`; `local` for postern's own notices (bounces,
+    /// delay warnings).
     pub protocol: String,
+    /// The login of a client that authenticated (SMTP AUTH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl_username: Option<String>,
+    /// The submitter's uid, for mail submitted on this host (`sendmail`
+    /// on submit.sock: the peer's credentials; the drop directory: the
+    /// file's owner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+}
+
+impl Client {
+    /// The protocol of postern's own notices.
+    pub const NOTICE_PROTOCOL: &'static str = "local";
+
+    /// Submitted on this host: by a local user, or postern's own notice.
+    pub fn is_local(&self) -> bool {
+        self.uid.is_some() || self.protocol == Client::NOTICE_PROTOCOL
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

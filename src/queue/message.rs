@@ -308,6 +308,8 @@ mod tests {
                 addr: "192.0.2.1".into(),
                 helo: Some("mx.example.org".into()),
                 protocol: "ESMTP".into(),
+                sasl_username: None,
+                uid: None,
             },
             message_id: None,
             size,

@@ -27,7 +27,7 @@
 //! |---|---|---|---|
 //! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`), no bind |
 //! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
-//! | smtp | system files, its configuration, the queue, the SASL password files | nothing | outbound only |
+//! | smtp | system files, its configuration, the queue, the SASL password files, the DKIM keys | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
 //! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
 //!
@@ -35,7 +35,8 @@
 //! and `/run/systemd/resolve` where they exist, and the real directory of
 //! every system file a role reads (`/etc/hosts`, `/etc/resolv.conf`, the
 //! CA bundle, …) wherever its symlinks lead; each configured file (the
-//! configuration, alias, table, transport, CA and password files) is read through
+//! configuration, alias, table, transport, CA and password files, the
+//! DKIM keys) is read through
 //! the directory it is named in and the real directory of each link on its
 //! way ([`rooms_of`]): Landlock checks the file a symlink leads to, and on
 //! NixOS `/etc/postern/postern.toml -> /etc/static/… -> /nix/store/…`.
@@ -166,9 +167,9 @@ impl Profile {
         p
     }
 
-    /// smtp: reads the queue, the CA certificates and the password
-    /// tables of its relay logins, writes nothing, connects anywhere over
-    /// TCP (MX hosts are anywhere).
+    /// smtp: reads the queue, the CA certificates, the password tables
+    /// of its relay logins and the DKIM keys, writes nothing, connects
+    /// anywhere over TCP (MX hosts are anywhere).
     pub fn smtp(config: &Config, config_path: Option<&Path>) -> Profile {
         let mut p = Profile::system(config, config_path);
         p.read.push(config.queue.directory.clone());
@@ -176,6 +177,9 @@ impl Profile {
         p.read_files(&config.tls.ca_file);
         // `relay.sasl_password_files`, read again when they change.
         p.read_files(crate::maps::files_of(&config.relay.sasl_password_files));
+        // The DKIM private keys (`dkim.keys`), read again when they
+        // change: this room alone has them.
+        p.read_files(config.dkim.keys.iter().map(|k| &k.path));
         p.tcp_connect = None;
         p
     }
@@ -260,6 +264,30 @@ impl Profile {
 }
 
 impl Profile {
+    /// The rule through which this profile may read `file` (a read,
+    /// execute or write rule on the directory it really is in, or one
+    /// above it), if there is one. Landlock checks the file a symlink
+    /// leads to, and a rule's directory, wherever its own links lead.
+    pub fn covers(&self, file: &Path) -> Option<PathBuf> {
+        // A file not there (yet) is where its name says.
+        let real = std::fs::canonicalize(file)
+            .ok()
+            .or_else(|| {
+                let dir = std::fs::canonicalize(file.parent()?).ok()?;
+                Some(dir.join(file.file_name()?))
+            })
+            .unwrap_or_else(|| file.to_path_buf());
+        self.read
+            .iter()
+            .chain(&self.exec)
+            .chain(&self.write)
+            .find(|rule| {
+                let rule = std::fs::canonicalize(rule).unwrap_or_else(|_| rule.to_path_buf());
+                real.starts_with(&rule)
+            })
+            .cloned()
+    }
+
     /// The system's files, wherever they really are.
     fn base() -> Profile {
         let mut p = Profile {
@@ -503,6 +531,41 @@ mod tests {
         assert!(Profile::smtp(&config, None).read.contains(&room));
         assert!(!Profile::smtpd(&config, None).read.contains(&room));
         assert!(!Profile::qmgr(&config, None).read.contains(&room));
+    }
+
+    /// Issue 19: the DKIM keys' directory is smtp's room alone, and
+    /// `covers` finds the rule through which a role could read a file.
+    #[test]
+    fn issue_19_only_smtp_reads_the_dkim_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("dkim");
+        std::fs::create_dir(&keys).unwrap();
+        let key = keys.join("example.org.sel.key");
+        std::fs::write(&key, "").unwrap();
+        let mut config = Config::builtin();
+        config.dkim.keys = vec![
+            crate::dkim::KeyEntry::parse(&format!("example.org:sel:{}", key.display())).unwrap(),
+        ];
+        let config_path = Path::new("/etc/postern/postern.toml");
+        let smtp = Profile::smtp(&config, Some(config_path));
+        let smtpd = Profile::smtpd(&config, Some(config_path));
+        assert!(smtp.read.contains(&keys));
+        assert_eq!(smtp.covers(&key), Some(keys.clone()));
+        assert!(!smtpd.read.contains(&keys));
+        assert!(
+            !Profile::qmgr(&config, Some(config_path))
+                .read
+                .contains(&keys)
+        );
+        assert_eq!(smtpd.covers(&key), None);
+        // Under /etc, or beside the configuration, smtpd could read it.
+        assert_eq!(
+            smtpd.covers(Path::new("/etc/postern/dkim/k.pem")),
+            Some(PathBuf::from("/etc"))
+        );
+        let beside = dir.path().join("postern.toml");
+        let smtpd = Profile::smtpd(&config, Some(&beside));
+        assert_eq!(smtpd.covers(&key), Some(dir.path().to_path_buf()));
     }
 
     /// Every role reads the Nix store and systemd-resolved's directory

@@ -36,6 +36,15 @@ pub(crate) struct Agent {
     tls: TlsClient,
     timeouts: Timeouts,
     pool: Pool,
+    /// The DKIM keys (`dkim.keys`), read at start and on reload.
+    dkim: crate::dkim::Keys,
+}
+
+/// The message of a request: its content, and the DKIM-Signature
+/// fields sent before it (empty when it is not signed).
+struct Message<'a> {
+    content: &'a mut Content,
+    signatures: &'a [u8],
 }
 
 /// One recipient's progress.
@@ -57,6 +66,7 @@ impl Agent {
             resolver: Resolver::new(&config.dns.servers),
             tls: TlsClient::new(&config.tls),
             timeouts: Timeouts::of(smtp),
+            dkim: crate::dkim::Keys::load(&config.dkim),
             pool: Pool::new(
                 smtp.destination_concurrency_limit,
                 smtp.connection_cache_time,
@@ -87,11 +97,31 @@ impl Agent {
         let mut tracks = vec![Track::default(); n];
         match Content::open(&self.config.queue.directory, &request.content).await {
             Ok(mut content) => {
-                let limit = self.config.smtp.destination_recipient_limit.max(1);
-                let all: Vec<usize> = (0..n).collect();
-                for chunk in all.chunks(limit) {
-                    self.deliver_chunk(request, chunk, &mut content, &mut tracks, targets.clone())
-                        .await;
+                match super::dkim::signatures(&self.dkim, &self.config, request, &mut content).await
+                {
+                    Ok(signatures) => {
+                        let limit = self.config.smtp.destination_recipient_limit.max(1);
+                        let all: Vec<usize> = (0..n).collect();
+                        let mut message = Message {
+                            content: &mut content,
+                            signatures: &signatures,
+                        };
+                        for chunk in all.chunks(limit) {
+                            self.deliver_chunk(
+                                request,
+                                chunk,
+                                &mut message,
+                                &mut tracks,
+                                targets.clone(),
+                            )
+                            .await;
+                        }
+                    }
+                    Err(o) => {
+                        for t in &mut tracks {
+                            t.outcome = Some(o.clone());
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -134,7 +164,7 @@ impl Agent {
         &self,
         request: &SmtpRequest,
         chunk: &[usize],
-        content: &mut Content,
+        content: &mut Message<'_>,
         tracks: &mut [Track],
         targets: Option<Vec<Target>>,
     ) {
@@ -244,7 +274,7 @@ impl Agent {
         s: &mut Session,
         request: &SmtpRequest,
         pending: &mut Vec<usize>,
-        content: &mut Content,
+        message: &mut Message<'_>,
         tracks: &mut [Track],
     ) {
         let ready_us = now_micros();
@@ -255,13 +285,15 @@ impl Agent {
         let envelope = Envelope {
             sender: &request.sender,
             recipients: &recipients,
-            size: request.size,
+            // What goes on the wire: the signatures too.
+            size: request.size + message.signatures.len() as u64,
             body: request.body,
             smtputf8: request.smtputf8,
             ret: request.ret,
             envid: request.envid.as_deref(),
+            signatures: message.signatures,
         };
-        let outcomes = transaction(s, &envelope, content).await;
+        let outcomes = transaction(s, &envelope, message.content).await;
         let at = relay(&s.target);
         for (&i, o) in pending.iter().zip(outcomes) {
             decide(&mut tracks[i], o, Some(at.clone()), s.uses, Some(ready_us));
@@ -353,6 +385,7 @@ mod tests {
             envid: None,
             arrival_us: 1_000_000,
             active_us: 1_100_000,
+            client: Default::default(),
         };
         let r = SmtpRecipient {
             rcpt_index: 0,

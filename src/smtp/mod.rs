@@ -141,6 +141,7 @@ mod auth;
 mod client;
 mod content;
 mod deliver;
+mod dkim;
 mod dns;
 mod outcome;
 mod pool;

@@ -41,6 +41,9 @@ pub(crate) struct Envelope<'a> {
     pub smtputf8: bool,
     pub ret: Option<Ret>,
     pub envid: Option<&'a str>,
+    /// Header fields sent before the content: its DKIM signatures
+    /// (CRLF lines), empty for none.
+    pub signatures: &'a [u8],
 }
 
 /// Run one transaction: one outcome per recipient of `env`, in order.
@@ -110,10 +113,11 @@ pub(crate) async fn transaction(
         .iter()
         .map(|&i| rcpt_command(s, &env.recipients[i]))
         .collect();
+    let lines = (mail.as_str(), rcpts.as_slice());
     let result = if s.features.pipelining {
-        pipelined(s, &mail, &rcpts, &asked, &mut outcomes, content).await
+        pipelined(s, env, lines, &asked, &mut outcomes, content).await
     } else {
-        one_by_one(s, &mail, &rcpts, &asked, &mut outcomes, content).await
+        one_by_one(s, env, lines, &asked, &mut outcomes, content).await
     };
     if let Err(broken) = result {
         let o = broken.outcome(&s.target);
@@ -132,12 +136,13 @@ pub(crate) async fn transaction(
 /// MAIL, every RCPT and DATA in one write; then the replies in order.
 async fn pipelined(
     s: &mut Session,
-    mail: &str,
-    rcpts: &[String],
+    env: &Envelope<'_>,
+    lines: (&str, &[String]),
     asked: &[usize],
     outcomes: &mut [Option<Outcome>],
     content: &mut Content,
 ) -> Result<(), Broken> {
+    let (mail, rcpts) = lines;
     let t = s.timeouts.clone();
     let mut batch = String::with_capacity(mail.len() + 64 * (rcpts.len() + 1));
     for line in std::iter::once(mail)
@@ -172,7 +177,7 @@ async fn pipelined(
     } else if data_reply.code() != 354 {
         decide_all(s, &data_reply, "DATA", &accepted, outcomes);
     } else {
-        return send_content(s, &accepted, outcomes, content).await;
+        return send_content(s, &accepted, outcomes, env.signatures, content).await;
     }
     if data_reply.code() == 354 {
         // The server wants data nobody will get: end it empty.
@@ -185,12 +190,13 @@ async fn pipelined(
 /// Each command waits for its reply.
 async fn one_by_one(
     s: &mut Session,
-    mail: &str,
-    rcpts: &[String],
+    env: &Envelope<'_>,
+    lines: (&str, &[String]),
     asked: &[usize],
     outcomes: &mut [Option<Outcome>],
     content: &mut Content,
 ) -> Result<(), Broken> {
+    let (mail, rcpts) = lines;
     let t = s.timeouts.clone();
     let mail_reply = s.command(mail, t.mail, MAIL).await?;
     if !mail_reply.is_positive() {
@@ -214,17 +220,23 @@ async fn one_by_one(
         decide_all(s, &data_reply, "DATA", &accepted, outcomes);
         return Ok(());
     }
-    send_content(s, &accepted, outcomes, content).await
+    send_content(s, &accepted, outcomes, env.signatures, content).await
 }
 
-/// After 354: the content, the end of data, and its reply for `accepted`.
+/// After 354: the signatures, the content, the end of data, and its
+/// reply for `accepted`.
 async fn send_content(
     s: &mut Session,
     accepted: &[usize],
     outcomes: &mut [Option<Outcome>],
+    signatures: &[u8],
     content: &mut Content,
 ) -> Result<(), Broken> {
     let t = s.timeouts.clone();
+    if !signatures.is_empty() {
+        // Header lines, CRLF each, none starting with a dot.
+        s.send(signatures, t.data_xfer, BODY).await?;
+    }
     let mut encoder = DataWriter::with(StoredCr::LineEnd);
     let (mut chunk, mut out) = (Vec::new(), Vec::new());
     loop {

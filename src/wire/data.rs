@@ -10,6 +10,10 @@
 //! on submit.sock, smtpd's pickup of the drop directory) always sent it;
 //! [`StoredCr::LineEnd`] takes it as part of the line end (`a\r\n` goes as
 //! `a\r\n`, not doubled), as the smtp client sends mail to other hosts.
+//!
+//! [`DataWriter::message`] makes the same line ends without the dots: the
+//! message as the receiver stores it, which is what a DKIM signature
+//! covers (`crate::dkim`).
 
 /// What a CR just before an LF of the stored form is; see the module
 /// documentation.
@@ -23,6 +27,8 @@ pub(crate) enum StoredCr {
 #[derive(Clone, Debug)]
 pub(crate) struct DataWriter {
     cr: StoredCr,
+    /// Dot-stuffing and the end-of-data line: SMTP's DATA form.
+    dots: bool,
     line_start: bool,
     /// The last byte written was a CR (it may be followed by the LF in the
     /// next piece).
@@ -44,8 +50,18 @@ impl DataWriter {
     pub(crate) fn with(cr: StoredCr) -> DataWriter {
         DataWriter {
             cr,
+            dots: true,
             line_start: true,
             after_cr: false,
+        }
+    }
+
+    /// The line ends of [`DataWriter::with`] alone: no dot-stuffing, and
+    /// [`DataWriter::finish`] ends the last line without the `.` line.
+    pub(crate) fn message(cr: StoredCr) -> DataWriter {
+        DataWriter {
+            dots: false,
+            ..DataWriter::with(cr)
         }
     }
 
@@ -53,7 +69,7 @@ impl DataWriter {
     pub(crate) fn write(&mut self, content: &[u8], out: &mut Vec<u8>) {
         out.reserve(content.len() + content.len() / 32 + 8);
         for line in content.split_inclusive(|b| *b == b'\n') {
-            if self.line_start && line.first() == Some(&b'.') {
+            if self.dots && self.line_start && line.first() == Some(&b'.') {
                 out.push(b'.');
             }
             match line.strip_suffix(b"\n") {
@@ -81,14 +97,21 @@ impl DataWriter {
     }
 
     /// End the data: an unfinished last line gets its line end, then `.`
-    /// CRLF. The writer is ready for another message.
+    /// CRLF (not in the [`DataWriter::message`] form). The writer is ready
+    /// for another message.
     pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
         if !self.line_start {
             let cr_ends = self.after_cr && self.cr == StoredCr::LineEnd;
             out.extend_from_slice(if cr_ends { b"\n" } else { b"\r\n" });
         }
-        out.extend_from_slice(b".\r\n");
-        *self = DataWriter::with(self.cr);
+        if self.dots {
+            out.extend_from_slice(b".\r\n");
+        }
+        *self = DataWriter {
+            line_start: true,
+            after_cr: false,
+            ..self.clone()
+        };
     }
 }
 
@@ -143,6 +166,19 @@ mod tests {
         out
     }
 
+    /// smtpd's reading of DATA: a dot at the start of a line removed.
+    fn unstuff(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len());
+        let mut start = true;
+        for &b in data {
+            if !(start && b == b'.') {
+                out.push(b);
+            }
+            start = b == b'\n';
+        }
+        out
+    }
+
     proptest! {
         #[test]
         fn chunking_does_not_matter(content in proptest::collection::vec(
@@ -161,6 +197,14 @@ mod tests {
                 let body = &out[..out.len() - 3];
                 prop_assert!(!body.windows(5).any(|w| w == b"\r\n.\r\n"));
                 prop_assert!(!body.starts_with(b".\r\n"));
+                // The message form is the DATA form with the dots undone,
+                // as the receiver stores it.
+                let mut message = Vec::new();
+                let mut w = DataWriter::message(cr);
+                w.write(&content[..cut], &mut message);
+                w.write(&content[cut..], &mut message);
+                w.finish(&mut message);
+                prop_assert_eq!(&message, &unstuff(body));
             }
             prop_assert_eq!(whole(StoredCr::LineEnd, &content), line_end_model(&content));
         }

@@ -289,6 +289,36 @@ fn bad_values() {
             "key `relay.sasl_password_files`: bad value \"mysql:/etc/postern/sasl.cf\": unsupported table type \"mysql\" (hash, texthash, regexp, pcre, inline, static)",
         ),
         (
+            "[dkim]\nkeys = [\n  \"example.org:a:/k/a.pem\",\n  \"example.org:/k/b.pem\",\n]",
+            4,
+            "key `dkim.keys`: bad value \"example.org:/k/b.pem\": expected domain:selector:/path/to/key.pem",
+        ),
+        (
+            "[dkim]\nkeys = [\n  \"example.org:a:/k/a.pem\",\n  \"Example.org:A:/k/b.pem\",\n]",
+            4,
+            "key `dkim.keys`: bad value \"Example.org:A:/k/b.pem\": selector a of example.org is given twice (first: /k/a.pem)",
+        ),
+        (
+            "[dkim]\nheaders = [\"Subject\", \"To\"]",
+            2,
+            "key `dkim.headers`: bad value [\"Subject\", \"To\"]: must hold \"From\" (RFC 6376 section 5.4: From is always signed)",
+        ),
+        (
+            "[dkim]\nheaders = [\"From\", \"X Y\"]",
+            2,
+            "key `dkim.headers`: bad value \"X Y\": not a header field name (printable ASCII, no `:` or blank)",
+        ),
+        (
+            "[dkim]\nsign = [\"mynetworks\", \"everyone\"]",
+            2,
+            "key `dkim.sign`: bad value \"everyone\": must be one of \"mynetworks\", \"authenticated\" or \"local\"",
+        ),
+        (
+            "[dkim]\ncanonicalization = \"relaxed/nofws\"",
+            2,
+            "key `dkim.canonicalization`: bad value \"relaxed/nofws\": expected \"relaxed/relaxed\", \"relaxed/simple\", \"simple/relaxed\" or \"simple/simple\"",
+        ),
+        (
             "[relay]\nsasl_password_files = [\"sasl_passwd\"]",
             2,
             "key `relay.sasl_password_files`: bad value \"sasl_passwd\": expected type:name (\"hash:/etc/postern/sasl_passwd\") or an absolute path",

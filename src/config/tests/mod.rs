@@ -189,6 +189,11 @@ fn every_key_is_read() {
         vrfy = true
         forbid_bare_newline = "reject"
         forbid_unauth_pipelining = false
+        [dkim]
+        keys = ["Example.org:Sel1:/var/lib/postern/dkim/example.org.sel1.key", "example.org:ed:/k/ed.pem"]
+        headers = ["From", "Subject"]
+        canonicalization = "simple"
+        sign = ["authenticated", "local"]
     "#);
     assert_eq!(c.server.user, "mailer");
     assert_eq!(c.server.run_directory, PathBuf::from("/run/x"));
@@ -220,6 +225,24 @@ fn every_key_is_read() {
     assert!(c.smtpd.vrfy);
     assert_eq!(c.smtpd.forbid_bare_newline, BareNewline::Reject);
     assert!(!c.smtpd.forbid_unauth_pipelining);
+    assert_eq!(
+        c.dkim.keys[0].to_string(),
+        "example.org:sel1:/var/lib/postern/dkim/example.org.sel1.key"
+    );
+    assert_eq!(c.dkim.keys[1].path, PathBuf::from("/k/ed.pem"));
+    assert_eq!(c.dkim.headers, ["From", "Subject"]);
+    // A single word is c='s: the body's is simple.
+    assert_eq!(
+        c.dkim.canonicalization,
+        crate::config::DkimCanonicalization::SimpleSimple
+    );
+    assert_eq!(
+        c.dkim.sign,
+        [
+            crate::config::DkimSign::Authenticated,
+            crate::config::DkimSign::Local
+        ]
+    );
     assert_round_trip(&c);
 }
 

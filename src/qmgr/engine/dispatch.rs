@@ -227,6 +227,7 @@ impl Engine {
                 envid: env.envid.clone(),
                 arrival_us: env.arrival_us,
                 active_us: m.active_us,
+                client: env.client.clone(),
             };
             self.sched.out.idle.pop();
             if let Err(e) = self.sched.out.slots[slot].try_send(req) {

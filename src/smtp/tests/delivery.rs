@@ -397,3 +397,86 @@ async fn a_multi_line_refusal_is_quoted_on_one_line() {
          550 5.7.1 see https://x.example (in reply to RCPT TO command)"
     );
 }
+
+/// Issue 19: mail from relay.networks whose From: domain has a key goes
+/// out with its DKIM-Signature first; the content after it unchanged.
+#[tokio::test]
+async fn issue_19_signed_mail_carries_its_signature_first() {
+    let server = start(Script::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let (pem, _) =
+        crate::dkim::key::PrivateKey::generate(crate::dkim::key::Algorithm::Ed25519, 0).unwrap();
+    std::fs::write(&key, pem).unwrap();
+    let s = setup(|c| {
+        c.dkim.keys = vec![
+            crate::dkim::KeyEntry::parse(&format!("example.org:ed:{}", key.display())).unwrap(),
+        ];
+    });
+    let message = b"From: alice@example.org\nSubject: signed\n\nhello\n.dot\n";
+    let mut r = request(
+        s.queue.path(),
+        server.addr.port(),
+        &["bob@example.com"],
+        message,
+    );
+    r.client.addr = "127.0.0.1".into();
+    let results = deliver(&s, &r).await;
+    assert_eq!(results[0].status, Sent, "{results:?}");
+    let got = String::from_utf8(server.messages()[0].clone()).unwrap();
+    let (signature, rest) = got.split_at(got.find("From: ").unwrap());
+    assert!(
+        signature.starts_with("DKIM-Signature: v=1; a=ed25519-sha256; s=ed; d=example.org;"),
+        "{got}"
+    );
+    assert_eq!(
+        rest,
+        "From: alice@example.org\r\nSubject: signed\r\n\r\nhello\r\n..dot\r\n"
+    );
+    // SIZE= counts the signature too.
+    let size = format!("SIZE={}", message.len() + signature.len());
+    assert!(
+        server.commands()[1].contains(&size),
+        "{:?}",
+        server.commands()
+    );
+
+    // An outsider's mail is sent as it is.
+    r.client.addr = "192.0.2.9".into();
+    deliver(&s, &r).await;
+    assert!(server.messages()[1].starts_with(b"From: "));
+}
+
+/// Issue 19: a key that cannot be used defers its domain's mail (4.7.5),
+/// rather than send it unsigned.
+#[tokio::test]
+async fn issue_19_an_unusable_key_defers() {
+    let server = start(Script::default()).await;
+    let s = setup(|c| {
+        c.dkim.keys =
+            vec![crate::dkim::KeyEntry::parse("example.org:sel:/nonexistent/k.pem").unwrap()];
+    });
+    let mut r = request(
+        s.queue.path(),
+        server.addr.port(),
+        &["bob@example.com"],
+        b"From: alice@example.org\n\nhello\n",
+    );
+    r.client.uid = Some(1000);
+    let results = deliver(&s, &r).await;
+    let res = &results[0];
+    assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.7.5"));
+    assert_eq!(
+        res.reason,
+        "DKIM key sel of example.org unusable: /nonexistent/k.pem: No such file or directory"
+    );
+    assert!(server.messages().is_empty());
+    // Another domain's mail goes, unsigned.
+    let r = request(
+        s.queue.path(),
+        server.addr.port(),
+        &["bob@example.com"],
+        b"From: alice@example.net\n\nhello\n",
+    );
+    assert_eq!(deliver(&s, &r).await[0].status, Sent);
+}

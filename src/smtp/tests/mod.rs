@@ -90,6 +90,7 @@ pub(crate) fn request(queue: &Path, port: u16, recipients: &[&str], content: &[u
         envid: None,
         arrival_us: 1_000_000,
         active_us: 1_100_000,
+        client: Default::default(),
     }
 }
 

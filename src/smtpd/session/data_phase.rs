@@ -552,6 +552,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 addr: self.client.ip.to_string(),
                 helo: self.helo().map(str::to_string),
                 protocol: self.proto().into(),
+                sasl_username: self.sasl_user().map(str::to_string),
+                uid: self.client.uid,
             },
             message_id: message_id(store.head()),
             size: store.size(),
