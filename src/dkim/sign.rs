@@ -230,12 +230,25 @@ impl<'k> Pass<'k> {
                     signer.entry.path.display()
                 )
             })?;
-            out.fields
-                .extend_from_slice(signature.to_header().as_bytes());
+            let field = without_trailing_fold(signature.to_header());
+            out.fields.extend_from_slice(field.as_bytes());
             out.signatures
                 .push((signer.entry.domain.clone(), signer.entry.selector.clone()));
         }
         Ok(out)
+    }
+}
+
+/// The field without a fold between the `b=` value and its final `;`.
+/// mail-auth 0.13 folds a line as soon as it is full, so a `b=` value that
+/// ends a line exactly gets `CRLF TAB` before the `;`: a verifier removes
+/// the value but keeps that fold (RFC 6376 section 3.5: it is not part of
+/// the tag's value), while the signer hashed `b=;` — the signature would
+/// fail (for RSA-2048 it did, for some domain and selector lengths).
+pub(crate) fn without_trailing_fold(field: String) -> String {
+    match field.strip_suffix("\r\n\t;\r\n") {
+        Some(head) => format!("{head};\r\n"),
+        None => field,
     }
 }
 

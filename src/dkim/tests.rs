@@ -385,3 +385,16 @@ fn a_key_is_read_again_when_its_file_changes() {
     let now = keys.for_domain("example.net").unwrap();
     assert_eq!(now[0].algorithm, Algorithm::Ed25519);
 }
+
+/// A `b=` value that ends a line leaves no fold before its `;` (which a
+/// verifier would keep, and the signer did not hash).
+#[test]
+fn no_fold_before_the_last_semicolon() {
+    use super::sign::without_trailing_fold;
+    assert_eq!(
+        without_trailing_fold("DKIM-Signature: a=b;\r\n\tb=AAAA\r\n\t;\r\n".into()),
+        "DKIM-Signature: a=b;\r\n\tb=AAAA;\r\n"
+    );
+    let untouched = "DKIM-Signature: a=b;\r\n\tb=AAAA;\r\n";
+    assert_eq!(without_trailing_fold(untouched.into()), untouched);
+}

@@ -12,6 +12,7 @@ mod common;
 mod config;
 mod crash;
 mod damage;
+mod dkim;
 mod forward;
 mod golden;
 mod journal;

@@ -72,7 +72,8 @@ impl Zone {
         self
     }
 
-    /// `name TXT "text"`.
+    /// `name TXT "text"` (a text longer than 255 bytes in several
+    /// strings, which a client joins).
     pub fn txt(mut self, name: &str, text: &str) -> Zone {
         self.records
             .push((norm(name), Value::Txt(text.to_string())));
@@ -301,7 +302,13 @@ fn lookup(shared: &Shared, q: &Query) -> Option<(ResponseCode, Vec<Record>, Opti
             }
             (Value::A(ip), RecordType::A) => RData::A(A(*ip)),
             (Value::Aaaa(ip), RecordType::AAAA) => RData::AAAA(AAAA(*ip)),
-            (Value::Txt(text), RecordType::TXT) => RData::TXT(TXT::new(vec![text.clone()])),
+            // A long text as a zone file has it: strings of 255 bytes.
+            (Value::Txt(text), RecordType::TXT) => RData::TXT(TXT::new(
+                text.as_bytes()
+                    .chunks(255)
+                    .map(|c| String::from_utf8_lossy(c).into_owned())
+                    .collect(),
+            )),
             (Value::Ptr(host), RecordType::PTR) => RData::PTR(PTR(Name::from_ascii(format!(
                 "{host}."
             ))

@@ -11,7 +11,7 @@ pub(crate) mod dns;
 mod mx;
 mod null_client;
 mod pki;
-mod real_server;
+pub(crate) mod real_server;
 mod relay_auth;
 mod replies;
 mod sink;
