@@ -77,12 +77,9 @@ impl PrivateKey {
     pub fn from_pem(pem: &[u8]) -> Result<PrivateKey, String> {
         let der = PrivateKeyDer::from_pem_slice(pem)
             .map_err(|_| "not a PEM private key (PKCS#8 or PKCS#1)".to_string())?;
-        let is_ed25519 = matches!(&der, PrivateKeyDer::Pkcs8(k)
-            if contains(k.secret_pkcs8_der(), ED25519_OID));
-        if is_ed25519 {
-            let PrivateKeyDer::Pkcs8(k) = &der else {
-                unreachable!("matched above")
-            };
+        if let PrivateKeyDer::Pkcs8(k) = &der
+            && algorithm_is(k.secret_pkcs8_der(), ED25519_OID)
+        {
             // OpenSSL writes PKCS#8 v1 (no public key): not "checked".
             let key = Ed25519Key::from_pkcs8_maybe_unchecked_der(k.secret_pkcs8_der())
                 .map_err(|e| format!("not a usable Ed25519 key: {e}"))?;
@@ -132,8 +129,11 @@ impl PrivateKey {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// Whether a PKCS#8 document's algorithm is `oid`: the OID is in its
+/// first bytes, after the version (never searched for in the key itself).
+fn algorithm_is(pkcs8: &[u8], oid: &[u8]) -> bool {
+    let head = &pkcs8[..pkcs8.len().min(16)];
+    head.windows(oid.len()).any(|w| w == oid)
 }
 
 /// DER: a tag, the length, the content.

@@ -398,3 +398,73 @@ fn no_fold_before_the_last_semicolon() {
     let untouched = "DKIM-Signature: a=b;\r\n\tb=AAAA;\r\n";
     assert_eq!(without_trailing_fold(untouched.into()), untouched);
 }
+
+/// `postern check`: each key loads, is not everyone's, and is out of
+/// smtpd's room.
+#[test]
+fn postern_check_reads_the_keys_and_keeps_them_from_smtpd() {
+    use crate::check::Level;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = d.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    };
+    let good = write("good.key", rsa_pem(), 0o600);
+    let open = write("open.key", rsa_pem(), 0o644);
+    let junk = write("junk.key", "junk\n", 0o600);
+    let mut config = crate::config::Config::builtin();
+    config.dkim.keys = vec![
+        entry("a.example", "s", &good),
+        entry("b.example", "s", &open),
+        entry("c.example", "s", &junk),
+        entry("d.example", "s", &d.join("missing.key")),
+    ];
+    let text = |found: Vec<(Level, String)>| -> Vec<String> {
+        found.iter().map(|(l, m)| format!("{l:?}: {m}")).collect()
+    };
+    let etc = std::path::Path::new("/etc/postern/postern.toml");
+    let found = text(check::keys(&config, Some(etc), &|_| None));
+    let (o, j, m) = (open.display(), junk.display(), d.join("missing.key"));
+    assert_eq!(
+        found,
+        [
+            format!(
+                "Warning: {o} (dkim.keys): readable by everyone (mode 644), but it is a private key: chown postern {o} && chmod 600 {o}"
+            ),
+            format!(
+                "Error: dkim.keys: {j}: not a PEM private key (PKCS#8 or PKCS#1): mail from c.example would be deferred (4.7.5) until the key can be used"
+            ),
+            format!(
+                "Error: dkim.keys: {}: No such file or directory: mail from d.example would be deferred (4.7.5) until the key can be used",
+                m.display()
+            ),
+        ]
+    );
+    // The roles' user cannot read it: an error.
+    config.dkim.keys.truncate(1);
+    let found = text(check::keys(&config, Some(etc), &|_| Some("no".into())));
+    assert_eq!(
+        found,
+        [format!(
+            "Error: {} (dkim.keys): no: the smtp client could not sign with it",
+            good.display()
+        )]
+    );
+    // Beside the configuration, smtpd could read it.
+    let found = text(check::keys(&config, Some(&d.join("postern.toml")), &|_| {
+        None
+    }));
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with(&format!(
+            "Error: {} (dkim.keys): smtpd's sandbox can read it (through {}): keep DKIM keys",
+            good.display(),
+            d.display()
+        )),
+        "{found:?}"
+    );
+}

@@ -6,8 +6,9 @@
 //! (see [`crate::sandbox`]) lets it read system files (`/etc`, so
 //! /etc/resolv.conf and /etc/ssl/certs, and the certificates under
 //! /usr/share/ca-certificates), its configuration, the queue and the
-//! password tables of its relay logins (`relay.sasl_password_files`),
-//! write nothing, and connect out over TCP. It trusts qmgr's requests (only the
+//! password tables of its relay logins (`relay.sasl_password_files`)
+//! and the DKIM private keys (`dkim.keys`: its room alone has them, so
+//! smtpd never can read one), write nothing, and connect out over TCP. It trusts qmgr's requests (only the
 //! postern user can connect) but still refuses a content path outside the
 //! queue, and never puts a control character of an address into a command.
 //! It trusts nothing the remote server says: replies are parsed by a
@@ -56,7 +57,13 @@
 //!    refused to talk to me: REPLY` (a 5xx greeting only defers, as Postfix's
 //!    `smtp_skip_5xx_greeting`), `conversation with HOST[IP] timed out
 //!    while receiving the initial server greeting` (4.4.2);
-//! 5. the transaction (`transaction`): MAIL FROM with SIZE, BODY=8BITMIME,
+//! 5. before the first transaction, DKIM signing (`dkim`, see
+//!    [`crate::dkim`]): mail of an origin `dkim.sign` names whose
+//!    `From:` domain has keys gets one `DKIM-Signature:` per key, sent
+//!    before the content in every transaction (`ID: DKIM-Signature field
+//!    added (s=SELECTOR, d=DOMAIN)`, as OpenDKIM logs it); a key that
+//!    cannot be used defers the message `4.7.5`;
+//! 6. the transaction (`transaction`): MAIL FROM with SIZE, BODY=8BITMIME,
 //!    SMTPUTF8, RET and ENVID as the server supports them, RCPT TO with
 //!    NOTIFY and ORCPT, DATA, the content in wire form (`content`: CRLF,
 //!    dot-stuffed), all pipelined when the server offers PIPELINING. A
@@ -99,14 +106,15 @@
 //! RFC 5321 (SMTP, MX handling), RFC 2920 (PIPELINING), RFC 3207
 //! (STARTTLS), RFC 4954 (AUTH) with RFC 4616 (PLAIN), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8),
 //! RFC 3461 (DSN parameters), RFC 3463 / RFC 2034 (enhanced status codes),
-//! RFC 7505 (null MX); Postfix smtp(8) for texts, limits and log lines.
+//! RFC 7505 (null MX), RFC 6376 and RFC 8463 (DKIM signing); Postfix
+//! smtp(8) for texts, limits and log lines.
 //!
 //! # Service manager and reload
 //!
 //! `READY=1` once the socket is served, `STATUS=smtp: N deliveries in
 //! progress`, `STOPPING=1` on SIGTERM (see [`crate::notify`]). SIGHUP
 //! reloads the configuration in place: requests that arrive afterwards use
-//! the new one (a new resolver, TLS settings and connection cache);
+//! the new one (a new resolver, TLS settings, connection cache and DKIM keys);
 //! deliveries in progress finish with theirs.
 //!
 //! # Configuration
@@ -125,6 +133,9 @@
 //! * `relay.sasl_password_files` (`smtp_sasl_password_maps`; a login
 //!   found is `smtp_sasl_auth_enable`), `relay.sasl_plaintext`
 //!   (`smtp_sasl_security_options` without `noplaintext`)
+//! * `dkim.keys`, `dkim.headers`, `dkim.canonicalization`, `dkim.sign`
+//!   with `relay.networks` (OpenDKIM's KeyTable, SignHeaders,
+//!   Canonicalization, InternalHosts)
 //! * `server.hostname` (`myhostname`: the MX loop check)
 //! * `queue.directory`: where the content lies
 //! * fixed, Postfix's defaults: `smtp_skip_5xx_greeting = yes`,
@@ -196,7 +207,7 @@ impl DeliveryAgent for Agent {
         Agent::config(self)
     }
 
-    /// A new resolver, TLS settings and connection cache.
+    /// A new resolver, TLS settings, connection cache and DKIM keys.
     fn reconfigured(&self, config: Arc<Config>) -> Agent {
         Agent::new(config)
     }

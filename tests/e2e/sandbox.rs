@@ -439,3 +439,35 @@ fn issue_16_symlinked_configuration_aliases_and_ca_bundle_are_read_where_they_ar
     let got = probe(&config, "smtp", &[], &with(&[ca]));
     assert_eq!(got, [true, false, false, false, true]);
 }
+
+/// Issue 19: the DKIM private key is read by smtp's room and by no other
+/// daemon's: smtpd (which parses the Internet's input) and qmgr cannot
+/// open it, though its mode lets everyone (only the sandbox stops them).
+#[test]
+fn issue_19_only_smtp_can_read_the_dkim_keys() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the roles switch to postern)");
+        return;
+    }
+    let keys = tempfile::Builder::new()
+        .prefix("postern-dkim")
+        .tempdir_in("/var/lib")
+        .unwrap();
+    std::fs::set_permissions(keys.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = keys.path().join("example.org.sel.key");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = Postern::configure(
+        &format!(
+            "[sandbox]\nrequire = true\n\n[dkim]\nkeys = [\"example.org:sel:{}\"]\n",
+            key.display()
+        ),
+        &[],
+        None,
+    );
+    prepare(&p);
+    let read = [format!("read:{}", key.display())];
+    assert_eq!(probe(&p.config, "smtp", &[], &read), [true]);
+    assert_eq!(probe(&p.config, "smtpd", &[], &read), [false]);
+    assert_eq!(probe(&p.config, "qmgr", &[], &read), [false]);
+}
