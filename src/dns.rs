@@ -11,14 +11,16 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::net::runtime::RuntimeProvider;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::system_conf::parse_resolv_conf;
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 
 /// The system's resolver configuration.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -56,10 +58,10 @@ pub fn resolver(
             server
         })
         .collect();
-    let mut builder = TokioResolver::builder_with_config(
+    let mut builder = without_tls(TokioResolver::builder_with_config(
         ResolverConfig::from_name_servers(servers),
         TokioRuntimeProvider::default(),
-    );
+    ));
     let opts = builder.options_mut();
     opts.timeout = timeout;
     opts.attempts = 2;
@@ -87,8 +89,10 @@ fn system_resolver(resolv_conf: &Path) -> Result<(TokioResolver, Source), String
     if let Some(text) = text.filter(|t| names_a_nameserver(t)) {
         return parse_resolv_conf(text)
             .and_then(|(config, opts)| {
-                let mut builder =
-                    TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+                let mut builder = without_tls(TokioResolver::builder_with_config(
+                    config,
+                    TokioRuntimeProvider::default(),
+                ));
                 *builder.options_mut() = opts;
                 builder.options_mut().use_hosts_file = ResolveHosts::Always;
                 builder.build()
@@ -101,16 +105,35 @@ fn system_resolver(resolv_conf: &Path) -> Result<(TokioResolver, Source), String
                 )
             });
     }
-    let mut builder = TokioResolver::builder_with_config(
+    let mut builder = without_tls(TokioResolver::builder_with_config(
         ResolverConfig::from_parts(None, Vec::new(), Vec::new()),
         TokioRuntimeProvider::default(),
-    );
+    ));
     builder.options_mut().use_hosts_file = ResolveHosts::Always;
     builder.options_mut().ndots = 0;
     builder
         .build()
         .map(|r| (r, Source::HostsOnly))
         .map_err(|e| format!("cannot set up a resolver on /etc/hosts: {e}"))
+}
+
+/// The resolver with TLS settings that load nothing. hickory is built
+/// with DNS over TLS because mail-auth asks for it, and then makes its
+/// TLS settings eagerly, at every build, loading the system's CA
+/// certificates: time, and a warning per certificate in smtpd's sandbox,
+/// which cannot read them. postern asks its nameservers over UDP and TCP
+/// only, so no certificate is ever needed.
+fn without_tls<P: RuntimeProvider>(builder: ResolverBuilder<P>) -> ResolverBuilder<P> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => builder.with_tls_config(
+            b.with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+        ),
+        Err(_) => builder,
+    }
 }
 
 /// Whether resolv.conf text has a `nameserver` line (glibc's reading:
