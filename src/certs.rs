@@ -214,7 +214,11 @@ mod tests;
 /// `ECDHE-RSA-AES128-GCM-SHA256`), as Postfix's log and Received header
 /// name them.
 pub(crate) fn openssl_suite(rustls_name: &str) -> (String, u16) {
-    let bits = if rustls_name.contains("AES_128") { 128 } else { 256 };
+    let bits = if rustls_name.contains("AES_128") {
+        128
+    } else {
+        256
+    };
     if let Some(rest) = rustls_name.strip_prefix("TLS13_") {
         return (format!("TLS_{rest}"), bits);
     }
@@ -238,10 +242,26 @@ mod suite_names {
         for (rustls, openssl, bits) in [
             ("TLS13_AES_256_GCM_SHA384", "TLS_AES_256_GCM_SHA384", 256),
             ("TLS13_AES_128_GCM_SHA256", "TLS_AES_128_GCM_SHA256", 128),
-            ("TLS13_CHACHA20_POLY1305_SHA256", "TLS_CHACHA20_POLY1305_SHA256", 256),
-            ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "ECDHE-RSA-AES256-GCM-SHA384", 256),
-            ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256", 128),
-            ("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "ECDHE-RSA-CHACHA20-POLY1305", 256),
+            (
+                "TLS13_CHACHA20_POLY1305_SHA256",
+                "TLS_CHACHA20_POLY1305_SHA256",
+                256,
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "ECDHE-RSA-AES256-GCM-SHA384",
+                256,
+            ),
+            (
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+                128,
+            ),
+            (
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+                "ECDHE-RSA-CHACHA20-POLY1305",
+                256,
+            ),
         ] {
             assert_eq!(super::openssl_suite(rustls), (openssl.to_string(), bits));
         }

@@ -460,16 +460,36 @@ fn check_submission(config: &Config, line: Option<usize>, file: &str) -> Result<
         return Ok(());
     }
     let words = |v: &[std::net::SocketAddr]| format!("{v:?}");
-    let key = if sub.listen.is_empty() { "submission.implicit_tls_listen" } else { "submission.listen" };
-    let listeners = words(if sub.listen.is_empty() { &sub.implicit_tls_listen } else { &sub.listen });
+    let key = if sub.listen.is_empty() {
+        "submission.implicit_tls_listen"
+    } else {
+        "submission.listen"
+    };
+    let listeners = words(if sub.listen.is_empty() {
+        &sub.implicit_tls_listen
+    } else {
+        &sub.listen
+    });
     if config.tls.chain_files.is_empty() {
-        return Err(bad(key, listeners, "needs tls.chain_files (a private key and its certificate chain)"));
+        return Err(bad(
+            key,
+            listeners,
+            "needs tls.chain_files (a private key and its certificate chain)",
+        ));
     }
     if config.sasl.backend == super::SaslBackend::None {
-        return Err(bad(key, listeners, "needs sasl.backend (\"dovecot\" or \"passwd\"): submission takes mail only from clients that log in"));
+        return Err(bad(
+            key,
+            listeners,
+            "needs sasl.backend (\"dovecot\" or \"passwd\"): submission takes mail only from clients that log in",
+        ));
     }
     if !sub.listen.is_empty() && sub.tls == super::TlsInbound::None && config.sasl.tls_only {
-        return Err(bad("submission.tls", "\"none\"".into(), "with sasl.tls_only, AUTH would never be offered on submission.listen"));
+        return Err(bad(
+            "submission.tls",
+            "\"none\"".into(),
+            "with sasl.tls_only, AUTH would never be offered on submission.listen",
+        ));
     }
     use crate::policy::{Stage, has_relay_guard, parse_list};
     if let Ok(relay) = parse_list(Stage::Relay, &sub.relay)

@@ -552,9 +552,7 @@ impl fmt::Display for Element {
             Element::SenderLoginMismatch(LoginCheck::Unauthenticated) => {
                 "reject_unauthenticated_sender_login_mismatch"
             }
-            Element::SenderLoginMismatch(LoginCheck::Known) => {
-                "reject_known_sender_login_mismatch"
-            }
+            Element::SenderLoginMismatch(LoginCheck::Known) => "reject_known_sender_login_mismatch",
             Element::PermitAuthDestination => "permit_auth_destination",
             Element::RejectUnauthDestination => "reject_unauth_destination",
             Element::DeferUnauthDestination => "defer_unauth_destination",

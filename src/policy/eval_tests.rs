@@ -651,7 +651,10 @@ fn sender_login_mismatch_follows_postfix() {
     );
     assert_eq!(run_as(&p, Some("alice"), ""), "accepted", "null sender");
     // Unauthenticated: a sender someone owns needs the login.
-    let p = policy(&extra("reject_unauthenticated_sender_login_mismatch"), vec![]);
+    let p = policy(
+        &extra("reject_unauthenticated_sender_login_mismatch"),
+        vec![],
+    );
     let mut c = ctx("203.0.113.9", "alice@example.org", "x@mail.here.example");
     c.submission = true;
     assert_eq!(

@@ -53,9 +53,7 @@ impl Eval<'_, '_> {
         match (self.ctx.sasl_user, check, owners) {
             (Some(_), LoginCheck::Unauthenticated, _) => self.skip("the client logged in"),
             (None, LoginCheck::Authenticated, _) => self.skip("the client did not log in"),
-            (Some(_), LoginCheck::Known, Owners::Nobody) => {
-                self.skip("nobody owns this sender")
-            }
+            (Some(_), LoginCheck::Known, Owners::Nobody) => self.skip("nobody owns this sender"),
             (Some(login), _, Owners::Logins(owners))
                 if owners.iter().any(|o| o.eq_ignore_ascii_case(login)) =>
             {
@@ -112,7 +110,11 @@ mod tests {
         );
         assert_eq!(
             sender_keys("alice+lists@example.org", "+"),
-            ["alice+lists@example.org", "alice@example.org", "@example.org"]
+            [
+                "alice+lists@example.org",
+                "alice@example.org",
+                "@example.org"
+            ]
         );
         assert_eq!(sender_keys("bare", "+"), ["bare"]);
     }

@@ -162,7 +162,12 @@ impl Policy {
             .iter()
             .map(|s| (*s, "restrictions"))
             .zip(&lists)
-            .chain(Stage::ALL.iter().map(|s| (*s, "submission")).zip(&submission));
+            .chain(
+                Stage::ALL
+                    .iter()
+                    .map(|s| (*s, "submission"))
+                    .zip(&submission),
+            );
         for ((stage, section), list) in all {
             let list = match list {
                 Ok(list) => list,

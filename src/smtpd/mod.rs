@@ -423,7 +423,14 @@ async fn accept_loop(
         let stop = stop.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            session::serve(stream, session::Peer::Tcp(ip, service), shared, ticket, stop).await;
+            session::serve(
+                stream,
+                session::Peer::Tcp(ip, service),
+                shared,
+                ticket,
+                stop,
+            )
+            .await;
         });
     }
 }

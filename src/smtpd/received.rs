@@ -54,9 +54,9 @@ pub(crate) fn received_header(
         [one] => format!(
             "Received: from {from} ({client_name} [{client_addr}])\n{tls}{by}\n\tfor <{one}>; {date}\n"
         ),
-        _ => format!(
-            "Received: from {from} ({client_name} [{client_addr}])\n{tls}{by};\n\t{date}\n"
-        ),
+        _ => {
+            format!("Received: from {from} ({client_name} [{client_addr}])\n{tls}{by};\n\t{date}\n")
+        }
     }
 }
 
@@ -107,13 +107,7 @@ mod tests {
             client_addr: "::1".parse().unwrap(),
             tls: None,
         };
-        let h = received_header(
-            &origin,
-            "m",
-            "SMTP",
-            "X",
-            &["a@b".into(), "c@d".into()],
-        );
+        let h = received_header(&origin, "m", "SMTP", "X", &["a@b".into(), "c@d".into()]);
         assert!(h.starts_with("Received: from localhost (localhost [IPv6:::1])\n"));
         assert!(!h.contains("a@b"));
         assert!(h.lines().nth(1).unwrap().ends_with(';'));
@@ -125,7 +119,10 @@ mod tests {
             helo: Some("pc"),
             client_name: "unknown",
             client_addr: [192, 0, 2, 1].into(),
-            tls: Some(("TLSv1.3".into(), "TLS_AES_256_GCM_SHA384 (256/256 bits)".into())),
+            tls: Some((
+                "TLSv1.3".into(),
+                "TLS_AES_256_GCM_SHA384 (256/256 bits)".into(),
+            )),
         };
         let h = received_header(&origin, "m", "ESMTPSA", "X", &["a@b".into()]);
         let lines: Vec<&str> = h.lines().collect();

@@ -97,17 +97,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// AUTH mechanism [initial-response].
-    pub(super) async fn auth_cmd(&mut self, mechanism: &str, initial: Option<String>) -> Option<End> {
+    pub(super) async fn auth_cmd(
+        &mut self,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> Option<End> {
         if let Some(r) = self.auth_refusal() {
             return self.refuse("auth", &r).await;
         }
         let config = self.config.clone();
         let sasl = &config.sasl;
-        if self
-            .shared
-            .auth_failures
-            .blocked(self.client.ip, sasl.failure_limit, sasl.failure_window)
-        {
+        if self.shared.auth_failures.blocked(
+            self.client.ip,
+            sasl.failure_limit,
+            sasl.failure_window,
+        ) {
             log::warn!(
                 client:% = self.client.field();
                 "{}: too many failed logins: AUTH refused for up to {}s",
@@ -137,7 +141,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Why AUTH cannot be used now (RFC 4954 section 4's 503s).
     fn auth_refusal(&self) -> Option<Reply> {
         if !self.auth_offered() {
-            return Some(Reply::new(503, "5.5.1", "Error: authentication not enabled"));
+            return Some(Reply::new(
+                503,
+                "5.5.1",
+                "Error: authentication not enabled",
+            ));
         }
         if self.greeting.is_none() {
             return Some(Reply::new(503, "5.5.1", "Error: send HELO/EHLO first"));
@@ -146,7 +154,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return Some(Reply::new(503, "5.5.1", "Error: already authenticated"));
         }
         if self.tx.is_some() {
-            return Some(Reply::new(503, "5.5.1", "Error: MAIL transaction in progress"));
+            return Some(Reply::new(
+                503,
+                "5.5.1",
+                "Error: MAIL transaction in progress",
+            ));
         }
         None
     }
@@ -174,8 +186,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let login = sasl::login_step(&sasl::decode_response(&login).map_err(refused)?)
                     .map_err(refused)?;
                 let password = self.challenge(sasl::LOGIN_PASSWORD).await?;
-                let password = sasl::login_step(&sasl::decode_response(&password).map_err(refused)?)
-                    .map_err(refused)?;
+                let password =
+                    sasl::login_step(&sasl::decode_response(&password).map_err(refused)?)
+                        .map_err(refused)?;
                 Ok(Credentials {
                     authzid: String::new(),
                     login,
@@ -189,8 +202,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn challenge(&mut self, text: &str) -> Result<String, NoCredentials> {
         self.reply(&Reply::plain(334, text));
         let (line, _) = self.next_command().await.map_err(NoCredentials::End)?;
-        String::from_utf8(line)
-            .map_err(|_| NoCredentials::Refused(response_reply(&ResponseError::Invalid("not base64"))))
+        String::from_utf8(line).map_err(|_| {
+            NoCredentials::Refused(response_reply(&ResponseError::Invalid("not base64")))
+        })
     }
 
     /// The backend's word, answered and logged.
@@ -211,7 +225,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 None
             }
             Verdict::Fail { reason } => {
-                self.shared.auth_failures.add(self.client.ip, sasl.failure_window);
+                self.shared
+                    .auth_failures
+                    .add(self.client.ip, sasl.failure_window);
                 log::warn!(
                     client:% = self.client.field(),
                     sasl_username = creds.login.as_str();
