@@ -31,5 +31,6 @@ mod starttls;
 mod stress;
 mod supervisor;
 mod systemctl;
+mod testssl;
 mod units;
 mod user;
