@@ -33,5 +33,6 @@ mod stress;
 mod submission;
 mod supervisor;
 mod systemctl;
+mod testssl;
 mod units;
 mod user;

@@ -22,7 +22,7 @@ fn chain_file(dir: &std::path::Path) {
 }
 
 /// `postern passwd` as an administrator runs it: the password on stdin.
-fn add_login(p: &Postern, login: &str, password: &str) {
+pub(crate) fn add_login(p: &Postern, login: &str, password: &str) {
     let file = p.dir.path().join("passwd");
     let mut child = Command::new(BIN)
         .args(["passwd", "--file"])
@@ -44,7 +44,7 @@ fn add_login(p: &Postern, login: &str, password: &str) {
 
 /// The listeners postern bound, in the role table's order: smtp, then
 /// submission, then submissions.
-fn listeners(p: &Postern) -> Vec<SocketAddr> {
+pub(crate) fn listeners(p: &Postern) -> Vec<SocketAddr> {
     p.log()
         .lines()
         .filter_map(|l| l.split("listening on ").nth(1))
