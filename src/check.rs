@@ -5,18 +5,20 @@
 //! transport files (`relay.transport_files`, with FILE:LINE), the tables
 //! and `tls.ca_file`; what smtpd alone reads, when it serves TLS or
 //! SMTP AUTH — `tls.chain_files` and `sasl.password_file` —, each loaded
-//! as smtpd loads it and readable by the postern user; and, when systemd
-//! runs this postern, whether its TCP socket units and the running smtpd
-//! listen where `smtpd.listen`, `submission.listen` and
+//! as smtpd loads it and readable by the postern user; the relay logins'
+//! password tables (`relay.sasl_password_files`: they parse, the postern
+//! user and nobody else can read them, the relay host has a login); and,
+//! when systemd runs this postern, whether its TCP socket units and the
+//! running smtpd listen where `smtpd.listen`, `submission.listen` and
 //! `submission.implicit_tls_listen` say ([`check_listeners`]).
 //!
 //! `postern check --no-system` ([`check_files`]) keeps only what the files
 //! show: the sources are read and parsed as the daemons would, but no
 //! user, directory, owner or mode is looked at, so that a build sandbox
 //! (NixOS's, as its build user) can refuse a broken configuration. It
-//! does not read the private keys or the password file: secrets never
-//! belong in a build (the Nix store is world-readable), so a sandbox
-//! never has them.
+//! does not read the private keys, the password file or the relay
+//! password tables: secrets never belong in a build (the Nix store is
+//! world-readable), so a sandbox never has them.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -76,6 +78,7 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     out.extend(check_sources(config, config_path, reader.as_ref()));
     out.extend(check_chain_files(config, reader.as_ref()));
     out.extend(check_password_file(config, reader.as_ref()));
+    out.extend(check_sasl_password_files(config, reader.as_ref()));
     out
 }
 
@@ -560,6 +563,69 @@ fn check_tables(config: &Config) -> Vec<(Level, String)> {
     out
 }
 
+/// `relay.sasl_password_files`: each table opens and parses (a typo is an
+/// error at its FILE:LINE: the smtp client would defer every delivery
+/// until it is fixed), the roles' user can read each file and others
+/// cannot (it holds passwords: a warning with the commands that fix it,
+/// as Postfix's SASL_README advises root-only files; here the smtp client
+/// reads them as the postern user), and `relay.host` has a login in them.
+fn check_sasl_password_files(config: &Config, reader: Option<&Access>) -> Vec<(Level, String)> {
+    const KEY: &str = "relay.sasl_password_files";
+    let mut out = Vec::new();
+    let specs = &config.relay.sasl_password_files;
+    for path in crate::maps::files_of(specs) {
+        // A file that is not there is Table::open's error below.
+        let Ok(m) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if let Some(problem) = reader.and_then(|w| w.cannot_read(&path)) {
+            out.push((
+                Level::Error,
+                format!(
+                    "{} ({KEY}): {problem}: the smtp client could not read its logins",
+                    path.display()
+                ),
+            ));
+        }
+        if m.mode() & 0o004 != 0 {
+            out.push((
+                Level::Warning,
+                format!(
+                    "{f} ({KEY}): readable by everyone (mode {:o}), but it holds passwords: chown root:{g} {f} && chmod 640 {f}",
+                    m.mode() & 0o7777,
+                    f = path.display(),
+                    g = config.server.user,
+                ),
+            ));
+        }
+    }
+    let mut opened = true;
+    for spec in specs {
+        if let Err(e) = crate::maps::Table::open(spec, config) {
+            out.push((Level::Error, format!("{KEY}: {e}")));
+            opened = false;
+        }
+    }
+    if let Some(hop) = config
+        .relay
+        .host
+        .as_ref()
+        .filter(|_| opened && !specs.is_empty())
+    {
+        let logins = crate::sasl::client::Logins { config };
+        if let Ok(None) = logins.find(&hop.host, hop) {
+            out.push((
+                Level::Warning,
+                format!(
+                    "relay.host {hop} has no login in {KEY} (keys looked up: {}): mail to it is sent without AUTH",
+                    crate::sasl::client::lookup_keys(&hop.host, hop).join(", ")
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// Every transport file: missing or unreadable ones (qmgr defers all mail
 /// while one is), lines that do not parse, duplicates.
 fn check_transport_files(config: &Config) -> Vec<(Level, String)> {
@@ -655,6 +721,66 @@ mod tests {
         let found = check_drop_directory(&drop, Some(me), Some(gid + 1), "u");
         assert!(found[0].1.contains(": group "), "{found:?}");
         assert_eq!(found.len(), 1);
+    }
+
+    #[test]
+    fn sasl_password_files_parse_stay_private_and_cover_the_relay_host() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("sasl_passwd");
+        let bad = dir.path().join("sasl_bad");
+        std::fs::write(&good, "[smtp.example.com]:587 alice:secret\n").unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&bad, "a.example bob:pw\n[smtp.example.com]:587\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut config = Config::builtin();
+        let spec = |p: &Path| format!("texthash:{}", p.display());
+        config.relay.sasl_password_files = vec![spec(&good), spec(&bad)];
+        config.relay.host = crate::transport::Nexthop::parse("[other.example]:587").ok();
+        let text = |found: Vec<(Level, String)>| -> Vec<String> {
+            found.iter().map(|(l, m)| format!("{l:?}: {m}")).collect()
+        };
+        let found = text(check_sasl_password_files(&config, None));
+        let (g, b) = (good.display(), bad.display());
+        assert_eq!(
+            found,
+            [
+                format!(
+                    "Warning: {g} (relay.sasl_password_files): readable by everyone (mode 644), \
+                     but it holds passwords: chown root:postern {g} && chmod 640 {g}"
+                ),
+                format!(
+                    "Error: relay.sasl_password_files: {b}:2: error: expected format: key whitespace value"
+                ),
+            ]
+        );
+        // The password is never quoted.
+        assert!(!found.concat().contains("secret"));
+
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o640)).unwrap();
+        config.relay.sasl_password_files = vec![spec(&good)];
+        assert_eq!(
+            text(check_sasl_password_files(&config, None)),
+            [
+                "Warning: relay.host [other.example]:587 has no login in relay.sasl_password_files \
+              (keys looked up: other.example, [other.example]:587, \
+              [other.example]:submission): mail to it is sent without AUTH"
+            ]
+        );
+        config.relay.host = crate::transport::Nexthop::parse("[smtp.example.com]:587").ok();
+        assert!(check_sasl_password_files(&config, None).is_empty());
+        // Another reader than its owner may not read it: an error.
+        let someone = Access {
+            name: "postern".into(),
+            uid: 4_000_000,
+            groups: vec![4_000_000],
+        };
+        let found = text(check_sasl_password_files(&config, Some(&someone)));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with(&format!("Error: {g} (relay.sasl_password_files): ")),
+            "{found:?}"
+        );
     }
 
     #[test]

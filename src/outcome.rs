@@ -151,6 +151,9 @@ pub mod code {
     pub const DNS_TEMP: Enhanced = Enhanced::from_static("4.4.3");
     /// 4.5.0: the protocol, temporarily.
     pub const PROTOCOL_TEMP: Enhanced = Enhanced::from_static("4.5.0");
+    /// 4.7.0: security, temporarily (SASL authentication to a next hop
+    /// that cannot be done now).
+    pub const SECURITY_TEMP: Enhanced = Enhanced::from_static("4.7.0");
     /// 4.7.4: security features not supported (TLS required).
     pub const SECURITY_UNSUPPORTED: Enhanced = Enhanced::from_static("4.7.4");
     /// 4.7.5: cryptographic failure (TLS).

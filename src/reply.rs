@@ -61,6 +61,22 @@ impl Reply {
     pub(crate) fn queued(id: &str) -> Reply {
         Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
     }
+    /// A BDAT chunk taken, not the last (RFC 3030).
+    pub(crate) fn chunk_ok(octets: u64) -> Reply {
+        Reply::new(250, "2.0.0", format!("Ok: {octets} bytes"))
+    }
+    /// BDAT LAST: the octets of all the message's chunks, and its ID.
+    pub(crate) fn chunks_queued(octets: u64, id: &str) -> Reply {
+        Reply::new(250, "2.0.0", format!("Ok: {octets} bytes queued as {id}"))
+    }
+    /// `BDAT 0` without LAST: an empty chunk that ends nothing.
+    pub(crate) fn null_bdat() -> Reply {
+        Reply::new(551, "5.7.1", "Null BDAT request")
+    }
+    /// DATA, MAIL or RCPT in a transaction whose content began with BDAT.
+    pub(crate) fn after_bdat(verb: &str) -> Reply {
+        Reply::new(503, "5.5.1", format!("Error: {verb} after BDAT"))
+    }
     pub(crate) fn bye() -> Reply {
         Reply::new(221, "2.0.0", "Bye")
     }

@@ -321,6 +321,29 @@ sections! {
         /// Default: none.
         transport_files: Vec<PathBuf> = Vec::new(),
             postfix "transport_maps", Kind::Paths, read [get absolute_paths()], show paths;
+        /// Tables of logins for the servers mail is relayed through (`key user:password`).
+        /// As Postfix's `smtp_sasl_password_maps` (a login found is
+        /// `smtp_sasl_auth_enable`): `"hash:/etc/postern/sasl_passwd"`
+        /// (also `texthash:`, `regexp:`, `pcre:`, `inline:`, `static:`), a
+        /// bare absolute path being `texthash:`. Keys, in order: the
+        /// server's host name (`smtp.example.com`), then the next hop as
+        /// `relay.host` or the transport writes it, brackets and port
+        /// included (`[smtp.example.com]:587`, also `:submission`). With a
+        /// login the smtp client sends AUTH (PLAIN, else LOGIN) after EHLO
+        /// and STARTTLS, and defers (4.7.0) when it cannot. The files hold
+        /// passwords: make them readable by the postern user only (`chown
+        /// root:postern`, `chmod 640`); `postern check` warns when others
+        /// can read one. Default: none.
+        sasl_password_files: Vec<String> = Vec::new(),
+            postfix "smtp_sasl_password_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
+        /// Send a relay login over a session without TLS.
+        /// false: a login is sent only after STARTTLS; without TLS the mail
+        /// is deferred (4.7.0) and the password not sent (Postfix's
+        /// `smtp_sasl_security_options = noplaintext`, there the default
+        /// even over TLS). Default: false.
+        sasl_plaintext: bool = false,
+            postfix "smtp_sasl_security_options", Kind::Bool, read [get boolean()], show plain;
     }
 
     /// `[queue]`: the mail queue and its retry schedule.

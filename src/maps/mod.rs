@@ -381,6 +381,39 @@ fn refuse_errors(diags: &[Diagnostic]) -> Result<(), MapError> {
     Err(MapError::Spec(errors.join("\n")))
 }
 
+/// A table as a configuration key lists it (`relay.sasl_password_files`),
+/// in full: `type:name` of a known type, a file type's name an absolute
+/// path; an absolute path alone is `texthash:PATH` (the form of a
+/// Postfix table whose type is left out). Whether the file is there and
+/// parses is for [`Table::open`] (`postern check`, the daemon).
+pub(crate) fn parse_spec(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.starts_with('/') {
+        return Ok(format!("texthash:{text}"));
+    }
+    let Some((ty, rest)) = text.split_once(':') else {
+        return Err(
+            "expected type:name (\"hash:/etc/postern/sasl_passwd\") or an absolute path".into(),
+        );
+    };
+    let kind = Kind::from_type(ty).ok_or_else(|| {
+        format!("unsupported table type {ty:?} (hash, texthash, regexp, pcre, inline, static)")
+    })?;
+    let rest = rest.trim();
+    let problem = match kind {
+        Kind::Static => None,
+        _ if rest.starts_with('{') => None,
+        Kind::Inline if rest.is_empty() => Some("expected inline:NAME or inline:{ key=value }"),
+        Kind::Inline => None,
+        _ if !rest.starts_with('/') => Some("the file must be an absolute path"),
+        _ => None,
+    };
+    match problem {
+        Some(p) => Err(p.to_string()),
+        None => Ok(format!("{ty}:{rest}")),
+    }
+}
+
 /// The files of every table spec the configuration names for smtpd's
 /// checks (`checks.*`); for the sandbox, which must let smtpd read them.
 pub(crate) fn files_of(specs: &[String]) -> Vec<PathBuf> {

@@ -104,8 +104,9 @@ pub(crate) enum Fixed {
     /// the Landlock ruleset is built from): `sandbox.*`, `server.log_file`,
     /// `local.allow_mail_to_commands`, `local.allow_mail_to_files`,
     /// `local.alias_files` (their directories are readable to smtpd),
-    /// `relay.transport_files` (qmgr reads them), `tls.ca_file` (smtp). A
-    /// restart of the daemon changes them.
+    /// `relay.transport_files` (qmgr reads them), `tls.ca_file` and
+    /// `relay.sasl_password_files` (smtp). A restart of the daemon
+    /// changes them.
     Daemon,
 }
 
@@ -139,6 +140,11 @@ pub(crate) fn keep_fixed(running: &Config, new: &mut Config, which: &[Fixed]) ->
         Fixed::Daemon,
         "relay.transport_files",
         relay.transport_files
+    );
+    keep!(
+        Fixed::Daemon,
+        "relay.sasl_password_files",
+        relay.sasl_password_files
     );
     keep!(
         Fixed::Daemon,

@@ -155,6 +155,11 @@ pub(crate) struct Report {
     pub client: ClientReport,
     pub helo: Option<String>,
     pub sender: String,
+    /// The login of `--sasl-user`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_username: Option<String>,
+    /// `--submission`: the lists of `[submission]`.
+    pub listener: &'static str,
     /// Problems of the configuration (tables that cannot be opened, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -211,6 +216,12 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         client,
         helo: probe.helo.clone(),
         sender: probe.sender.clone(),
+        sasl_username: probe.sasl_user.clone(),
+        listener: if probe.submission {
+            "submission"
+        } else {
+            "smtp"
+        },
         warnings: policy.problems().to_vec(),
         commands: Vec::new(),
         recipients: Vec::new(),
@@ -478,6 +489,17 @@ impl Report {
                 .as_deref()
                 .map_or("(none)".to_string(), |h| format!("<{h}>")),
             self.sender
+        );
+        out += &format!(
+            "listener: {} ({})
+login: {}
+",
+            self.listener,
+            match self.listener {
+                "submission" => "the lists of [submission]",
+                _ => "the lists of [restrictions]",
+            },
+            self.sasl_username.as_deref().unwrap_or("(none)")
         );
         for w in &self.warnings {
             out += &format!("warning: {w}\n");

@@ -27,7 +27,7 @@
 //! |---|---|---|---|
 //! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`), no bind |
 //! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
-//! | smtp | system files, its configuration, the queue | nothing | outbound only |
+//! | smtp | system files, its configuration, the queue, the SASL password files | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
 //! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
 //!
@@ -35,7 +35,7 @@
 //! and `/run/systemd/resolve` where they exist, and the real directory of
 //! every system file a role reads (`/etc/hosts`, `/etc/resolv.conf`, the
 //! CA bundle, …) wherever its symlinks lead; each configured file (the
-//! configuration, alias, table, transport and CA files) is read through
+//! configuration, alias, table, transport, CA and password files) is read through
 //! the directory it is named in and the real directory of each link on its
 //! way ([`rooms_of`]): Landlock checks the file a symlink leads to, and on
 //! NixOS `/etc/postern/postern.toml -> /etc/static/… -> /nix/store/…`.
@@ -175,13 +175,16 @@ impl Profile {
         p
     }
 
-    /// smtp: reads the queue and the CA certificates, writes nothing,
-    /// connects anywhere over TCP (MX hosts are anywhere).
+    /// smtp: reads the queue, the CA certificates and the password
+    /// tables of its relay logins, writes nothing, connects anywhere over
+    /// TCP (MX hosts are anywhere).
     pub fn smtp(config: &Config, config_path: Option<&Path>) -> Profile {
         let mut p = Profile::system(config, config_path);
         p.read.push(config.queue.directory.clone());
         p.read.extend(["/usr/share/ca-certificates".into()]);
         p.read_files(&config.tls.ca_file);
+        // `relay.sasl_password_files`, read again when they change.
+        p.read_files(crate::maps::files_of(&config.relay.sasl_password_files));
         p.tcp_connect = None;
         p
     }
@@ -494,6 +497,21 @@ mod tests {
         symlink("loop-b", etc.join("loop-a")).unwrap();
         symlink("loop-a", etc.join("loop-b")).unwrap();
         assert_eq!(rooms_of(&etc.join("loop-a")), vec![etc.clone()]);
+    }
+
+    /// The smtp client, and it alone, reads the directories of its relay
+    /// logins' password tables.
+    #[test]
+    fn smtp_reads_the_password_tables() {
+        let mut config = Config::builtin();
+        config.relay.sasl_password_files = vec![
+            "hash:/etc/postern/secrets/sasl_passwd".into(),
+            "inline:{ a=b:c }".into(),
+        ];
+        let room = PathBuf::from("/etc/postern/secrets");
+        assert!(Profile::smtp(&config, None).read.contains(&room));
+        assert!(!Profile::smtpd(&config, None).read.contains(&room));
+        assert!(!Profile::qmgr(&config, None).read.contains(&room));
     }
 
     /// Every role reads the Nix store and systemd-resolved's directory

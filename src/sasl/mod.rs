@@ -5,15 +5,20 @@
 //! postern's own password file ([`passwd`]: argon2id or SHA-512-crypt
 //! hashes, as Dovecot's passwd-file writes them).
 //!
+//! The client side, the login the smtp client gives a relay host
+//! (Postfix's `smtp_sasl_password_maps`), is in [`client`].
+//!
 //! SECURITY: everything here parses a remote client's input (base64
 //! responses of at most [`MAX_RESPONSE`] bytes, decoded strictly; NUL
 //! separated fields of at most 255 bytes) or a local daemon's answers
 //! (Dovecot's lines, bounded). A password never appears in a log line or
 //! a `Debug` output; comparisons of hashes are the hash crates' own
-//! constant-time ones. Issue 18 wires this into smtpd (AUTH offered only
-//! over TLS, the per-client failure limit and delay, the log line fail2ban
-//! reads).
+//! constant-time ones. smtpd asks through [`server`]: AUTH is offered
+//! only over TLS (`sasl.tls_only`), on the submission listeners (and on
+//! port 25 only with `sasl.smtpd_listeners`), with a per-client failure
+//! limit and delay and the log line fail2ban reads.
 
+pub mod client;
 pub mod dovecot;
 pub mod passwd;
 pub mod server;

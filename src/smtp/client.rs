@@ -1,6 +1,7 @@
 //! One SMTP client connection: connect, the greeting, EHLO (HELO when
-//! EHLO is refused), STARTTLS at the configured level and EHLO again, and
-//! the reading of replies and sending of commands under each stage's
+//! EHLO is refused), STARTTLS at the configured level and EHLO again,
+//! AUTH when the password tables have a login for the server (`auth`),
+//! and the reading of replies and sending of commands under each stage's
 //! timeout (Postfix's `smtp_*_timeout`). The transaction itself is in
 //! `transaction`.
 //!
@@ -19,6 +20,8 @@ use crate::config::{Smtp, TlsLevel};
 use crate::ipc::DeliveryStatus;
 use crate::logging::strerror;
 use crate::outcome::{Enhanced, code};
+use crate::sasl::client::Logins;
+use crate::transport::Nexthop;
 
 use super::dns::Target;
 use super::outcome::{Outcome, namaddr};
@@ -29,6 +32,7 @@ pub(crate) const GREETING: &str = "receiving the initial server greeting";
 pub(crate) const EHLO: &str = "performing the EHLO handshake";
 pub(crate) const HELO: &str = "performing the HELO handshake";
 pub(crate) const STARTTLS: &str = "receiving the STARTTLS response";
+pub(crate) const AUTH: &str = "performing the SASL authentication";
 pub(crate) const RSET: &str = "sending RSET probe";
 
 /// The stage timeouts (Postfix's names in `config::Smtp`).
@@ -71,6 +75,12 @@ pub(crate) struct Setup<'a> {
     pub bind_address: Option<IpAddr>,
     pub timeouts: &'a Timeouts,
     pub tls: &'a TlsClient,
+    /// The next hop the hosts are for (a key of the password tables).
+    pub nexthop: &'a Nexthop,
+    /// `relay.sasl_password_files`.
+    pub logins: Logins<'a>,
+    /// `relay.sasl_plaintext`: a login may go over a session without TLS.
+    pub sasl_plaintext: bool,
 }
 
 /// The ESMTP extensions a server offers (RFC 5321, 2920, 1870, 6152,
@@ -88,6 +98,8 @@ pub(crate) struct Features {
     pub dsn: bool,
     pub starttls: bool,
     pub enhanced_status_codes: bool,
+    /// The SASL mechanisms of `AUTH` (or the old `AUTH=`), upper-cased.
+    pub auth: Vec<String>,
 }
 
 /// The extensions in an EHLO reply (keywords case-insensitive; the
@@ -111,6 +123,14 @@ pub(crate) fn parse_ehlo(reply: &Reply) -> Features {
             "DSN" => f.dsn = true,
             "STARTTLS" => f.starttls = true,
             "ENHANCEDSTATUSCODES" => f.enhanced_status_codes = true,
+            "AUTH" => {
+                for m in words.filter(|w| !w.is_empty()) {
+                    let m = m.to_ascii_uppercase();
+                    if !f.auth.contains(&m) {
+                        f.auth.push(m);
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -156,6 +176,11 @@ pub(crate) struct HostFailure {
     /// The TLS handshake failed at `may`: try this host again in plain
     /// text.
     pub retry_plain: bool,
+    /// The session got past EHLO and TLS (its AUTH failed): it counts
+    /// toward the sessions per delivery, as in Postfix 2.3 and later
+    /// (`smtp_mx_session_limit`), so a refused password is tried at two
+    /// hosts at most.
+    pub session: bool,
 }
 
 enum Stream {
@@ -182,8 +207,37 @@ pub(crate) struct Session {
 
 /// Connect to `target` and open a session: greeting, EHLO, STARTTLS as
 /// `setup.tls.level` asks (never with `plain`: the retry after a failed
-/// handshake at `may`).
+/// handshake at `may`), then AUTH when the password tables have a login
+/// for the server. Tables that cannot be read now defer before any
+/// connection (whether a login is due is unknown).
 pub(crate) async fn open(
+    target: &Target,
+    setup: &Setup<'_>,
+    plain: bool,
+) -> Result<Session, HostFailure> {
+    let login = setup
+        .logins
+        .find(&target.host, setup.nexthop)
+        .map_err(|e| HostFailure {
+            outcome: Outcome::deferred(
+                code::SYSTEM_TEMP,
+                format!("cannot look up the SASL login for {}: {e}", namaddr(target)),
+            ),
+            connected: false,
+            retry_plain: false,
+            session: false,
+        })?;
+    let mut s = establish(target, setup, plain).await?;
+    if let Some(login) = login {
+        super::auth::authenticate(&mut s, &login, setup.sasl_plaintext)
+            .await
+            .map_err(|f| HostFailure { session: true, ..f })?;
+    }
+    Ok(s)
+}
+
+/// [`open`] up to the session's last EHLO.
+async fn establish(
     target: &Target,
     setup: &Setup<'_>,
     plain: bool,
@@ -202,6 +256,7 @@ pub(crate) async fn open(
             ),
             connected: false,
             retry_plain: false,
+            session: false,
         })?;
     let mut s = Session {
         stream: Stream::Plain(tcp),
@@ -509,28 +564,36 @@ impl Session {
         namaddr(&self.target)
     }
 
-    fn failed(&mut self, broken: &Broken) -> HostFailure {
+    pub(super) fn failed(&mut self, broken: &Broken) -> HostFailure {
         self.broken = true;
         HostFailure {
             outcome: broken.outcome(&self.target),
             connected: true,
             retry_plain: false,
+            session: false,
         }
     }
 
-    fn refused(&mut self, reply: &Reply, reason: String, defer_5xx: bool) -> HostFailure {
+    pub(super) fn refused(
+        &mut self,
+        reply: &Reply,
+        reason: String,
+        defer_5xx: bool,
+    ) -> HostFailure {
         HostFailure {
             outcome: Outcome::refused(&self.target, reply, reason, defer_5xx),
             connected: true,
             retry_plain: false,
+            session: false,
         }
     }
 
-    fn local_failure(&mut self, dsn: Enhanced, reason: String) -> HostFailure {
+    pub(super) fn local_failure(&mut self, dsn: Enhanced, reason: String) -> HostFailure {
         HostFailure {
             outcome: Outcome::local(DeliveryStatus::Deferred, dsn, reason),
             connected: true,
             retry_plain: false,
+            session: false,
         }
     }
 }
@@ -564,8 +627,13 @@ mod tests {
                 dsn: true,
                 starttls: true,
                 enhanced_status_codes: true,
+                auth: vec!["LOGIN".into(), "PLAIN".into()],
             }
         );
+        let f = parse_ehlo(&reply(
+            "250-mx\r\n250-AUTH PLAIN login\r\n250 AUTH=LOGIN CRAM-MD5\r\n",
+        ));
+        assert_eq!(f.auth, ["PLAIN", "LOGIN", "CRAM-MD5"]);
         let f = parse_ehlo(&reply("250-mx\r\n250 SIZE\r\n"));
         assert_eq!((f.size, f.size_limit, f.pipelining), (true, None, false));
         let f = parse_ehlo(&reply("250-mx\r\n250 SIZE 0\r\n"));

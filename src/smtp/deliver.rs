@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::ipc::{SmtpRecipient, SmtpRequest, SmtpResult};
 use crate::outcome::code;
 use crate::queue::id::now_micros;
+use crate::sasl::client::Logins;
 
 use super::client::{self, Session, Setup, Timeouts};
 use super::content::Content;
@@ -184,6 +185,11 @@ impl Agent {
             bind_address: self.config.smtp.bind_address,
             timeouts: &self.timeouts,
             tls: &self.tls,
+            nexthop,
+            logins: Logins {
+                config: &self.config,
+            },
+            sasl_plaintext: self.config.relay.sasl_plaintext,
         };
         let mut sessions = 0;
         for (k, target) in candidates.iter().enumerate() {
@@ -209,6 +215,9 @@ impl Agent {
                     self.pool.put(nexthop, s);
                 }
                 Err(f) => {
+                    if f.session {
+                        sessions += 1;
+                    }
                     let at = f.connected.then(|| relay(target));
                     for &i in &pending {
                         decide(&mut tracks[i], f.outcome.clone(), at.clone(), 0, None);

@@ -5,8 +5,9 @@
 //! `smtp` runs as the postern user with no capabilities. Its Landlock room
 //! (see [`crate::sandbox`]) lets it read system files (`/etc`, so
 //! /etc/resolv.conf and /etc/ssl/certs, and the certificates under
-//! /usr/share/ca-certificates), its configuration and the queue, write
-//! nothing, and connect out over TCP. It trusts qmgr's requests (only the
+//! /usr/share/ca-certificates), its configuration, the queue and the
+//! password tables of its relay logins (`relay.sasl_password_files`),
+//! write nothing, and connect out over TCP. It trusts qmgr's requests (only the
 //! postern user can connect) but still refuses a content path outside the
 //! queue, and never puts a control character of an address into a command.
 //! It trusts nothing the remote server says: replies are parsed by a
@@ -15,7 +16,10 @@
 //! reply never takes more than about 400 KiB; control characters and
 //! invalid UTF-8 replaced), every read and write has its stage's
 //! timeout, data that arrives after a STARTTLS reply ends the session, and
-//! a server's certificate is trusted only at `verify`.
+//! a server's certificate is trusted only at `verify`. A relay login's
+//! password goes only to the server it is for, only over TLS unless
+//! `relay.sasl_plaintext` says otherwise, and never into a log line or a
+//! delivery's reason.
 //!
 //! # What it does
 //!
@@ -41,10 +45,15 @@
 //!    service error for name=... type=MX: Host not found, try again`);
 //! 4. each address in turn (`client`): connect (from `smtp.bind_address`),
 //!    greeting, EHLO (HELO when EHLO is refused), STARTTLS at
-//!    `tls.outbound` (`tls`), EHLO again; a failure there leaves the
-//!    recipients for the next address: `connect to HOST[IP]:PORT:
-//!    Connection refused` (4.4.1), `host HOST[IP] refused to talk to me:
-//!    REPLY` (a 5xx greeting only defers, as Postfix's
+//!    `tls.outbound` (`tls`), EHLO again, AUTH when
+//!    `relay.sasl_password_files` has a login for the server (`auth`:
+//!    PLAIN, else LOGIN; without TLS only with `relay.sasl_plaintext`;
+//!    `4.7.0 SASL authentication failed; cannot authenticate to server
+//!    HOST[IP]: ...` where it cannot be given, `SASL authentication failed;
+//!    server HOST[IP] said: 535 ...` deferred when it is refused); a
+//!    failure there leaves the recipients for the next address: `connect
+//!    to HOST[IP]:PORT: Connection refused` (4.4.1), `host HOST[IP]
+//!    refused to talk to me: REPLY` (a 5xx greeting only defers, as Postfix's
 //!    `smtp_skip_5xx_greeting`), `conversation with HOST[IP] timed out
 //!    while receiving the initial server greeting` (4.4.2);
 //! 5. the transaction (`transaction`): MAIL FROM with SIZE, BODY=8BITMIME,
@@ -88,7 +97,7 @@
 //! # Specifications
 //!
 //! RFC 5321 (SMTP, MX handling), RFC 2920 (PIPELINING), RFC 3207
-//! (STARTTLS), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8),
+//! (STARTTLS), RFC 4954 (AUTH) with RFC 4616 (PLAIN), RFC 1870 (SIZE), RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8),
 //! RFC 3461 (DSN parameters), RFC 3463 / RFC 2034 (enhanced status codes),
 //! RFC 7505 (null MX); Postfix smtp(8) for texts, limits and log lines.
 //!
@@ -113,15 +122,22 @@
 //!   `smtp.destination_recipient_limit` (a larger request is sent as
 //!   several transactions), `smtp.connection_cache_time`
 //! * `tls.outbound`, `tls.ca_file`
+//! * `relay.sasl_password_files` (`smtp_sasl_password_maps`; a login
+//!   found is `smtp_sasl_auth_enable`), `relay.sasl_plaintext`
+//!   (`smtp_sasl_security_options` without `noplaintext`)
 //! * `server.hostname` (`myhostname`: the MX loop check)
 //! * `queue.directory`: where the content lies
 //! * fixed, Postfix's defaults: `smtp_skip_5xx_greeting = yes`,
 //!   `smtp_skip_quit_response = yes`, `smtp_mx_address_limit = 5`,
 //!   `smtp_mx_session_limit = 2`, `smtp_rset_timeout = 20s`
 //!
-//! Not done: SASL authentication, DANE, the EHLO loop check (a server that
-//! greets with our own name), `relayed` DSNs for servers without DSN.
+//! Not done: SASL mechanisms other than PLAIN and LOGIN (CRAM-MD5,
+//! XOAUTH2), logins by sender (`smtp_sender_dependent_authentication`),
+//! the 535 cache (`smtp_sasl_auth_cache_name`), DANE, the EHLO loop check
+//! (a server that greets with our own name), `relayed` DSNs for servers
+//! without DSN.
 
+mod auth;
 mod client;
 mod content;
 mod deliver;

@@ -198,13 +198,13 @@ impl DataReader {
     }
 
     /// A bare LF ended some line of the data (dropped `.` lines included).
-    pub(crate) fn saw_bare_lf(&self) -> bool {
+    pub fn saw_bare_lf(&self) -> bool {
         self.saw_bare_lf
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::wire::data::DataWriter;
     use proptest::prelude::*;
@@ -402,7 +402,22 @@ mod tests {
         assert!(biggest <= 1 << 20);
     }
 
-    fn small_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    /// `input` cut at `cuts` (indexes into its length + 1), in order.
+    pub(crate) fn cut_at<'a>(input: &'a [u8], cuts: &[proptest::sample::Index]) -> Vec<&'a [u8]> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
+        points.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut last = 0;
+        for p in points {
+            chunks.push(&input[last..p]);
+            last = p;
+        }
+        chunks.push(&input[last..]);
+        chunks
+    }
+
+    /// Bytes rich in what line ends and dots are made of.
+    pub(crate) fn small_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
             prop_oneof![
                 Just(b'.'),
@@ -422,16 +437,7 @@ mod tests {
         #[test]
         fn chunking_invariance(input in small_bytes(64), cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..6)) {
             let expected = whole(&input);
-            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(input.len() + 1)).collect();
-            points.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut last = 0;
-            for p in points {
-                chunks.push(&input[last..p]);
-                last = p;
-            }
-            chunks.push(&input[last..]);
-            prop_assert_eq!(run(&chunks), expected.clone());
+            prop_assert_eq!(run(&cut_at(&input, &cuts)), expected.clone());
             prop_assert!(expected.0.len() <= expected.1.unwrap_or(input.len()));
         }
 

@@ -1,6 +1,9 @@
 //! smtpd — the SMTP server (RFC 5321, 5322; ESMTP extensions PIPELINING
 //! RFC 2920, SIZE RFC 1870, 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034
-//! and 3463, SMTPUTF8 RFC 6531, DSN RFC 3461).
+//! and 3463, SMTPUTF8 RFC 6531, DSN RFC 3461, STARTTLS RFC 3207, AUTH RFC
+//! 4954, CHUNKING RFC 3030 without BINARYMIME, as Postfix; the same on
+//! every listener, `submit.sock` included) and the submission server (RFC
+//! 6409, implicit TLS RFC 8314).
 //!
 //! SECURITY: runs as the unprivileged postern user with no capabilities
 //! (switching to it itself when started as root), confined by Landlock to
@@ -13,9 +16,10 @@
 //! (fuzzed), its owner the only identity; whatever fails is moved aside,
 //! never delivered.
 //! It trusts nothing from the network: every line goes through the sans-IO
-//! parsers ([`line`], [`command`], [`data`]), which are fuzzed; memory per
-//! session is bounded (command lines by `smtpd.line_length_limit`, message
-//! content spilled to a file of its own above
+//! parsers ([`line`], [`command`], [`data`], [`chunk`]), which are fuzzed;
+//! memory per session is bounded (command lines by
+//! `smtpd.line_length_limit`, message content, from DATA or from BDAT
+//! chunks of any size, streamed and spilled to a file of its own above
 //! `queue.large_message_threshold`); every command has a deadline
 //! (`smtpd.timeout`) and every session one (`smtpd.session_time_limit`),
 //! so a client trickling bytes cannot hold a connection; junk commands
@@ -34,15 +38,22 @@
 //! recipient with the access policy ([`crate::policy`]: the restriction
 //! lists, relay control among them, then the local recipient check),
 //! receives the message with the DATA reader (only CRLF.CRLF
-//! ends it: SMTP smuggling is impossible), applies the header and body
-//! checks to it as it streams in ([`crate::content`]: REJECT answers the
-//! DATA with 550, DISCARD, HOLD and REDIRECT change what is queued), adds
+//! ends it: SMTP smuggling is impossible) or in BDAT chunks (read by their
+//! count, whatever they hold; the BDAT reader gives the same stored form,
+//! and the rest is shared: same Received header, checks, size limit and
+//! queueing, Postfix's `250 2.0.0 Ok: N bytes [queued as ID]`), applies
+//! the header and body checks to it as it streams in ([`crate::content`]:
+//! REJECT answers the end of the message with 550, DISCARD, HOLD and
+//! REDIRECT change what is queued), adds
 //! the Received header, appends the message to its segment in
 //! `queue/incoming/` through the group-commit log writer and answers
 //! `250 … queued as ID` only after the record is durable. Then it wakes
 //! qmgr through the `qmgr` socket.
 //!
-//! Inputs: TCP listeners named `smtp`, and the Unix listener `submit` on
+//! Inputs: TCP listeners named `smtp` (`smtpd.listen`), `submission`
+//! (`submission.listen`: STARTTLS, then AUTH before MAIL) and
+//! `submissions` (`submission.implicit_tls_listen`: the TLS handshake
+//! before the greeting), and the Unix listener `submit` on
 //! which the `sendmail` command submits (LISTEN_FDS): a local submission is
 //! known by its uid (SO_PEERCRED), checked against
 //! `smtpd.authorized_submit_users` and `smtpd.sender_override_users`,
@@ -92,6 +103,7 @@
 //! Connections refused at once (too many) are logged as `unknown[addr]`
 //! without a lookup.
 
+pub mod chunk;
 pub mod command;
 pub mod data;
 pub mod header_block;

@@ -10,11 +10,12 @@
 //!   until then; the next EHLO/HELO replaces it (and STARTTLS, issue 18,
 //!   will clear it: EHLO is required again);
 //! * the transaction ([`transaction::Transaction`]): from MAIL to the end
-//!   of DATA, or RSET, or the next EHLO/HELO.
+//!   of DATA or BDAT LAST, or RSET, or the next EHLO/HELO.
 //!
 //! [`verbs`] dispatches a command line to one short handler per command;
-//! [`transaction`] has MAIL and RCPT, [`data_phase`] DATA, [`restrict`]
-//! the seam to the access policy.
+//! [`transaction`] has MAIL and RCPT, [`data_phase`] DATA (and the intake
+//! of a message's content, which BDAT shares), [`bdat`] BDAT,
+//! [`restrict`] the seam to the access policy.
 //!
 //! Replies are buffered and flushed only when the session must wait for
 //! input (RFC 2920), so a pipelined group gets its replies in order in one
@@ -44,6 +45,7 @@ use greeting::Greeting;
 use transaction::Transaction;
 
 mod auth;
+mod bdat;
 mod connection;
 mod data_phase;
 mod greeting;

@@ -78,7 +78,7 @@ impl Store {
     /// directory.
     pub(crate) async fn finish(mut self, dir: &Path) -> std::io::Result<Finished> {
         match self.spill.take() {
-            None => Ok(Finished::Inline(self.pending)),
+            None => Ok(Finished::Inline(std::mem::take(&mut self.pending))),
             Some((path, mut file)) => {
                 file.write_all(&self.pending).await?;
                 file.sync_all().await?;
@@ -98,6 +98,17 @@ impl Store {
         if let Some((path, file)) = self.spill.take() {
             drop(file);
             let _ = tokio::fs::remove_file(path).await;
+        }
+    }
+}
+
+impl Drop for Store {
+    /// A store dropped unfinished (a BDAT transaction given up by RSET, a
+    /// new EHLO or the end of the session between chunks) leaves no spill
+    /// file behind. A plain unlink: it does not wait on the disk.
+    fn drop(&mut self) {
+        if let Some((path, _)) = self.spill.take() {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -123,6 +134,17 @@ mod tests {
         let h = b"Subject: x\nMessage-ID:\n <abc@def>\n\nMessage-ID: <no>\n";
         assert_eq!(message_id(h).as_deref(), Some("<abc@def>"));
         assert_eq!(message_id(b"Subject: x\n\nMessage-ID: <no>\n"), None);
+    }
+
+    #[tokio::test]
+    async fn a_store_dropped_unfinished_leaves_no_spill_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::new(10);
+        s.push(&[b'x'; 1000]);
+        s.settle(dir.path(), "ID").await.unwrap();
+        assert!(dir.path().join("ID.msg").exists());
+        drop(s);
+        assert!(!dir.path().join("ID.msg").exists());
     }
 
     #[tokio::test]

@@ -177,6 +177,19 @@ impl Transcript {
         }
     }
 
+    /// `BDAT n` and its chunk, `lines` each ended by CRLF, in one write;
+    /// its one reply.
+    fn bdat(&mut self, lines: &[&str]) {
+        let chunk: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+        let cmd = format!("BDAT {}", chunk.len());
+        self.text += &format!("C: {cmd}\n");
+        for line in lines {
+            self.text += &format!("C: {line}\n");
+        }
+        self.client.send(format!("{cmd}\r\n{chunk}").as_bytes());
+        self.reply();
+    }
+
     /// Send message lines after DATA's 354: no reply comes before the
     /// final dot (which [`Transcript::send`] sends).
     fn content(&mut self, lines: &[&str]) {
@@ -222,13 +235,21 @@ fn golden_smtpd_replies_to_a_scripted_session() {
     t.send(&["EXPN root"]);
     t.send(&["FROB nicate"]);
     t.send(&["DATA"]);
-    t.send(&["BDAT 10"]);
+    // BDAT without a transaction: refused, and its octets read past, not
+    // taken for a command.
+    t.bdat(&["chunk!"]);
     t.send(&["MAIL FROM:<a@example.org> BODY=9BIT"]);
     // Pipelining (advertised): the whole transaction in one write.
     t.send(&["MAIL FROM:<a@example.org>", me.as_str(), "DATA"]);
     t.content(&["Subject: pipelined", "", "x"]);
     t.send(&["."]);
     t.send(&["RSET", "MAIL FROM:<>", "RSET", "NOOP"]);
+    // CHUNKING (advertised): two chunks (the end-of-data line inside the
+    // first is content), DATA refused between them, LAST with no octets.
+    t.send(&["MAIL FROM:<a@example.org>", me.as_str()]);
+    t.bdat(&["Subject: chunks", "", "a", "."]);
+    t.send(&["DATA"]);
+    t.send(&["BDAT 0 LAST"]);
     t.send(&["QUIT"]);
     assert!(t.client.closed(), "the connection stays open after QUIT");
 

@@ -3,6 +3,7 @@
 //! binary; each module is one concern.
 
 mod aliases;
+mod bdat;
 mod bounce;
 mod check_no_system;
 mod checks;
@@ -29,7 +30,9 @@ mod sendmail;
 mod smtp;
 mod starttls;
 mod stress;
+mod submission;
 mod supervisor;
 mod systemctl;
+mod testssl;
 mod units;
 mod user;

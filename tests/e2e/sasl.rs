@@ -15,19 +15,19 @@ use postern::sasl::{Credentials, Verdict};
 
 use crate::common::*;
 
-fn have_dovecot() -> bool {
+pub(crate) fn have_dovecot() -> bool {
     Path::new("/usr/sbin/dovecot").exists() && Path::new("/usr/bin/doveadm").exists()
 }
 
 /// A Dovecot with only its auth service, on a socket in `dir`, users
 /// from `users` (a passwd-file).
-struct Auth {
+pub(crate) struct Auth {
     child: Child,
-    socket: PathBuf,
+    pub(crate) socket: PathBuf,
 }
 
 impl Auth {
-    fn start(dir: &Path, users: &Path) -> Auth {
+    pub(crate) fn start(dir: &Path, users: &Path) -> Auth {
         let d = dir.display();
         let conf = dir.join("dovecot.conf");
         std::fs::write(

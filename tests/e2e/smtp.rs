@@ -139,7 +139,7 @@ fn ehlo_and_simple_commands() {
     let ehlo = c.cmd("EHLO c.example");
     assert_eq!(
         ehlo,
-        "250-mail.test.example\n250-PIPELINING\n250-SIZE 10240000\n250-ENHANCEDSTATUSCODES\n250-8BITMIME\n250-DSN\n250 SMTPUTF8"
+        "250-mail.test.example\n250-PIPELINING\n250-SIZE 10240000\n250-ENHANCEDSTATUSCODES\n250-8BITMIME\n250-DSN\n250-SMTPUTF8\n250 CHUNKING"
     );
     assert_eq!(c.cmd("NOOP"), "250 2.0.0 Ok");
     assert_eq!(c.cmd("VRFY root"), "502 5.5.1 VRFY command is disabled");

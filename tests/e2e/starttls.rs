@@ -135,7 +135,7 @@ t.sendall(b"QUIT\r\n"); print(reply(g)[-1])
         lines,
         [
             "220 2.0.0 Ready to start TLS",
-            "250 SMTPUTF8",
+            "250 CHUNKING",
             "250 2.1.0 Ok",
             "221 2.0.0 Bye"
         ],

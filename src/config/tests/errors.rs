@@ -278,6 +278,21 @@ fn bad_values() {
             2,
             "key `queue.minimal_backoff`: bad value \"2h\": above queue.maximal_backoff (4000s)",
         ),
+        (
+            "[relay]\nsasl_password_files = [\n  \"hash:/etc/postern/sasl_passwd\",\n  \"hash:sasl_passwd\",\n]",
+            4,
+            "key `relay.sasl_password_files`: bad value \"hash:sasl_passwd\": the file must be an absolute path",
+        ),
+        (
+            "[relay]\nsasl_password_files = [\"mysql:/etc/postern/sasl.cf\"]",
+            2,
+            "key `relay.sasl_password_files`: bad value \"mysql:/etc/postern/sasl.cf\": unsupported table type \"mysql\" (hash, texthash, regexp, pcre, inline, static)",
+        ),
+        (
+            "[relay]\nsasl_password_files = [\"sasl_passwd\"]",
+            2,
+            "key `relay.sasl_password_files`: bad value \"sasl_passwd\": expected type:name (\"hash:/etc/postern/sasl_passwd\") or an absolute path",
+        ),
     ];
     for (text, line, message) in cases {
         assert_eq!(err(text), format!("{FILE}:{line}: {message}"), "{text:?}");

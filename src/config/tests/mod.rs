@@ -163,6 +163,8 @@ fn every_key_is_read() {
         worker_idle = "2m"
         [relay]
         networks = ["192.0.2.1", "[2001:db8::]/32"]
+        sasl_password_files = ["/etc/postern/sasl_passwd", "hash:/etc/postern/more", "inline:{ a=b:c }"]
+        sasl_plaintext = true
         [queue]
         directory = "/srv/q"
         large_message_threshold = 0
@@ -195,6 +197,16 @@ fn every_key_is_read() {
     assert_eq!(c.local.worker_idle, Duration::from_secs(120));
     assert_eq!(c.relay.networks[0].to_string(), "192.0.2.1/32");
     assert_eq!(c.relay.networks[1].to_string(), "2001:db8::/32");
+    // A bare path is a texthash: table.
+    assert_eq!(
+        c.relay.sasl_password_files,
+        [
+            "texthash:/etc/postern/sasl_passwd",
+            "hash:/etc/postern/more",
+            "inline:{ a=b:c }"
+        ]
+    );
+    assert!(c.relay.sasl_plaintext);
     assert_eq!(c.queue.directory, PathBuf::from("/srv/q"));
     assert_eq!(c.queue.large_message_threshold, 0);
     assert_eq!(c.queue.maximal_lifetime, Duration::from_secs(14 * 86400));

@@ -1,8 +1,10 @@
 //! The agent against scripted SMTP servers on loopback (`server`):
 //! deliveries (`delivery`), hosts and connection reuse (`hosts`), the
 //! resolver against a DNS server of its own (`dns`),
-//! STARTTLS (`starttls`), and the qmgr socket (`socket`).
+//! STARTTLS (`starttls`), AUTH to the server (`auth`), and the qmgr
+//! socket (`socket`).
 
+mod auth;
 mod delivery;
 mod dns;
 mod hosts;

@@ -31,6 +31,9 @@ pub(crate) struct Script {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// Answer STARTTLS with 220 and then garbage instead of a handshake.
     pub broken_tls: bool,
+    /// The answers to AUTH and to each line after a `334` answer, in
+    /// order (offering AUTH is up to `ehlo`); past the end: 535.
+    pub auth: Vec<String>,
 }
 
 impl Default for Script {
@@ -51,6 +54,7 @@ impl Default for Script {
             hang_at: None,
             tls: None,
             broken_tls: false,
+            auth: Vec::new(),
         }
     }
 }
@@ -143,6 +147,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         reply(&mut io, greeting).await?;
     }
     let mut accepted = 0;
+    // The next answer of `script.auth` while an AUTH exchange is on.
+    let mut auth_step: Option<usize> = None;
     loop {
         let mut line = Vec::new();
         if io.read_until(b'\n', &mut line).await.ok()? == 0 {
@@ -156,6 +162,12 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         });
         if !io.buffer().is_empty() {
             rec.pipelined.fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(step) = auth_step {
+            let answer = auth_answer(script, step);
+            auth_step = answer.starts_with("334").then_some(step + 1);
+            reply(&mut io, &answer).await?;
+            continue;
         }
         let verb = text
             .split([' ', ':'])
@@ -186,6 +198,11 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                 None => "502 5.5.2 Error: command not recognized".into(),
             },
             "HELO" => "250 mx.test".into(),
+            "AUTH" => {
+                let answer = auth_answer(script, 0);
+                auth_step = answer.starts_with("334").then_some(1);
+                answer
+            }
             "STARTTLS" => {
                 reply(&mut io, "220 2.0.0 Ready to start TLS").await?;
                 if script.broken_tls {
@@ -235,6 +252,14 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         };
         reply(&mut io, &answer).await?;
     }
+}
+
+fn auth_answer(script: &Script, step: usize) -> String {
+    script
+        .auth
+        .get(step)
+        .cloned()
+        .unwrap_or_else(|| "535 5.7.8 Error: authentication failed: authentication failure".into())
 }
 
 fn verb_name(verb: &str) -> &'static str {

@@ -12,7 +12,7 @@ use crate::smtp::dns::Target;
 
 /// A server certificate for `name` signed by a CA of its own (PEM of the
 /// CA), or self-signed.
-fn acceptor(name: &str, with_ca: bool) -> (tokio_rustls::TlsAcceptor, String) {
+pub(super) fn acceptor(name: &str, with_ca: bool) -> (tokio_rustls::TlsAcceptor, String) {
     let key = KeyPair::generate().unwrap();
     let params = CertificateParams::new(vec![name.to_string()]).unwrap();
     let (chain, ca_pem) = if with_ca {

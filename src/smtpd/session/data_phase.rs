@@ -6,6 +6,10 @@
 //! large), the size limit and the bare-LF policy applied, and the message
 //! committed to the queue before the `250`. The transfer has a deadline
 //! (`smtpd.timeout` plus a second per KiB) within the session's.
+//!
+//! Everything after the reader ([`Intake`], the refusal, discard and
+//! commit at the end) serves BDAT too ([`super::bdat`]), with the BDAT
+//! reader in the DATA reader's place.
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,33 +25,91 @@ use crate::queue::message::{ContentKind, MessageContent, encode_message, encode_
 use crate::queue::record::RecordType;
 use crate::queue::{Client, Envelope, QueueId, now_micros};
 use crate::reply::Reply;
+use crate::smtpd::chunk::ChunkReader;
 use crate::smtpd::data::{DataReader, Feed};
 use crate::smtpd::header_block::HeaderBlock;
 use crate::smtpd::received::{Origin, local_received_header, received_header};
 use crate::smtpd::store::{Finished, Store, message_id};
 
-/// What the input buffer is shrunk to after DATA.
-const READ_CHUNK_KEPT: usize = 8 * 1024;
+/// What the input buffer is shrunk to after DATA or BDAT.
+pub(super) const READ_CHUNK_KEPT: usize = 8 * 1024;
 
-/// A message on its way in: the DATA reader, the header block, the checks
+/// How the client's bytes become the stored content: the DATA reader
+/// (dot-unstuffing, the end only at CRLF.CRLF) or the BDAT reader
+/// (counted chunks, ended by LAST). Both give the same stored form, so
+/// everything after them is shared.
+pub(super) enum Reader {
+    Data(DataReader),
+    Chunks(ChunkReader),
+}
+
+impl Reader {
+    /// Bytes of stored content so far.
+    fn size(&self) -> u64 {
+        match self {
+            Reader::Data(r) => r.size(),
+            Reader::Chunks(r) => r.size(),
+        }
+    }
+
+    /// Postfix's count for `smtpd.message_size_limit`.
+    fn wire_size(&self) -> u64 {
+        match self {
+            Reader::Data(r) => r.wire_size(),
+            Reader::Chunks(r) => r.wire_size(),
+        }
+    }
+
+    fn saw_bare_lf(&self) -> bool {
+        match self {
+            Reader::Data(r) => r.saw_bare_lf(),
+            Reader::Chunks(r) => r.saw_bare_lf(),
+        }
+    }
+}
+
+/// A message on its way in: the reader, the header block, the checks
 /// (when any are configured) and the store, and what went wrong so far.
 /// Once the message is too big, a write failed or a check stopped it, the
 /// rest is read but no longer stored.
-struct Intake {
+pub(super) struct Intake {
     store: Store,
-    reader: DataReader,
+    reader: Reader,
     headers: HeaderBlock,
     inspector: Option<Inspector>,
     /// Past `smtpd.message_size_limit`.
-    too_big: bool,
-    io_error: Option<std::io::Error>,
+    pub(super) too_big: bool,
+    pub(super) io_error: Option<std::io::Error>,
+}
+
+/// The stored form's way to the store: the header block's end, the checks
+/// (when any), and the store while the content is kept.
+fn pass_on<'a>(
+    headers: &'a mut HeaderBlock,
+    inspector: &'a mut Option<Inspector>,
+    mut store: Option<&'a mut Store>,
+) -> impl FnMut(&[u8]) + 'a {
+    move |b: &[u8]| {
+        headers.feed(b, &mut |h: &[u8]| match inspector.as_mut() {
+            Some(i) => i.feed(h, &mut |o| {
+                if let Some(s) = store.as_mut() {
+                    s.push(o);
+                }
+            }),
+            None => {
+                if let Some(s) = store.as_mut() {
+                    s.push(h);
+                }
+            }
+        })
+    }
 }
 
 impl Intake {
-    fn new(store: Store, inspector: Option<Inspector>) -> Intake {
+    fn new(store: Store, inspector: Option<Inspector>, reader: Reader) -> Intake {
         Intake {
             store,
-            reader: DataReader::new(),
+            reader,
             headers: HeaderBlock::new(),
             inspector,
             too_big: false,
@@ -64,9 +126,32 @@ impl Intake {
         !(self.too_big || self.io_error.is_some() || self.stopped())
     }
 
-    /// Feed what the client sent: through the DATA reader, the header
-    /// block and the checks into the store.
-    fn feed(&mut self, input: &[u8]) -> Feed {
+    /// Feed what the client sent: through the reader, the header block
+    /// and the checks into the store. Chunk octets are all content
+    /// ([`Feed::NeedMore`]).
+    pub(super) fn feed(&mut self, input: &[u8]) -> Feed {
+        let (reader, mut sink) = self.reader_and_sink();
+        match reader {
+            Reader::Data(r) => r.feed(input, &mut sink),
+            Reader::Chunks(r) => {
+                r.feed(input, &mut sink);
+                Feed::NeedMore
+            }
+        }
+    }
+
+    /// The LAST chunk was read: what the BDAT reader held back (a CR, the
+    /// line end of an open last line) goes on. Nothing for DATA, whose
+    /// end is its own.
+    pub(super) fn end_of_chunks(&mut self) {
+        let (reader, mut sink) = self.reader_and_sink();
+        if let Reader::Chunks(r) = reader {
+            r.finish(&mut sink);
+        }
+    }
+
+    /// The reader, and the way on for what it stores ([`pass_on`]).
+    fn reader_and_sink(&mut self) -> (&mut Reader, impl FnMut(&[u8]) + '_) {
         let keep = self.keep();
         let Intake {
             store,
@@ -75,25 +160,21 @@ impl Intake {
             inspector,
             ..
         } = self;
-        let mut sink_store = keep.then_some(store);
-        reader.feed(input, &mut |b: &[u8]| {
-            headers.feed(b, &mut |h: &[u8]| match inspector.as_mut() {
-                Some(i) => i.feed(h, &mut |o| {
-                    if let Some(s) = sink_store.as_mut() {
-                        s.push(o);
-                    }
-                }),
-                None => {
-                    if let Some(s) = sink_store.as_mut() {
-                        s.push(h);
-                    }
-                }
-            })
-        })
+        (reader, pass_on(headers, inspector, keep.then_some(store)))
+    }
+
+    /// Octets of content stored so far.
+    pub(super) fn size(&self) -> u64 {
+        self.reader.size()
+    }
+
+    /// The checks' log lines so far.
+    pub(super) fn log_checks(&mut self, id: &QueueId) {
+        log_content(self.inspector.as_mut(), id);
     }
 
     /// After each piece: the size limit, and the store's spill file.
-    async fn settle(&mut self, limit: u64, incoming: &Path, id: &QueueId) {
+    pub(super) async fn settle(&mut self, limit: u64, incoming: &Path, id: &QueueId) {
         if limit > 0 && self.reader.wire_size() > limit {
             self.too_big = true;
         }
@@ -106,7 +187,7 @@ impl Intake {
     }
 
     /// The end of the data: the header block and the checks finished.
-    fn finish(&mut self, id: &QueueId) {
+    pub(super) fn finish(&mut self, id: &QueueId) {
         let keep = self.keep();
         let Intake {
             store,
@@ -140,7 +221,7 @@ impl Intake {
     }
 
     /// The transfer did not end: nothing is kept.
-    async fn discard(self) {
+    pub(super) async fn discard(self) {
         self.store.discard().await;
     }
 }
@@ -159,18 +240,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !self.flush().await {
             return Some(End::Lost);
         }
-        let intake = self.intake(&id, checks);
+        let intake = self.intake(&id, checks, Reader::Data(DataReader::new()));
         let intake = match self.receive(&id, intake).await {
             Ok(intake) => intake,
             Err(end) => return Some(end),
         };
+        let result = self.finish_message(&id, intake).await;
+        self.message_done("data", result, Reply::queued(id.as_str()))
+            .await
+    }
+
+    /// The end of a message (DATA's final dot, BDAT LAST), `result` what
+    /// became of it: `ok` said when it was queued (or discarded), the
+    /// refusal otherwise. The transaction is over either way.
+    pub(super) async fn message_done(
+        &mut self,
+        verb: &'static str,
+        result: Result<(), Reply>,
+        ok: Reply,
+    ) -> Option<End> {
+        self.tx = None;
         // A large message's read buffer is not kept for the commands.
         self.io.shrink_input(READ_CHUNK_KEPT);
-        let result = self.finish_message(&id, intake).await;
-        self.tx = None;
         match result {
             Ok(()) => {
-                self.count("data", true);
+                self.reply(&ok);
+                self.count(verb, true);
                 // Postfix forgives earlier errors and junk once a message
                 // is through.
                 self.counters.errors = 0;
@@ -178,18 +273,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 None
             }
             Err(r) => {
-                self.count("data", false);
+                self.count(verb, false);
                 self.data_error(r).await
             }
         }
     }
 
-    /// DATA needs a transaction with recipients, and the header and body
-    /// checks' tables.
-    fn data_allowed(&self) -> Result<ContentChecks, Reply> {
+    /// DATA (and a message's first BDAT chunk) needs a transaction with
+    /// recipients, not begun with BDAT, and the header and body checks'
+    /// tables.
+    pub(super) fn data_allowed(&self) -> Result<ContentChecks, Reply> {
         let Some(tx) = self.tx.as_ref() else {
             return Err(Reply::need_rcpt());
         };
+        if tx.chunking.is_some() {
+            return Err(Reply::after_bdat("DATA"));
+        }
         if tx.rcpts.is_empty() {
             return Err(Reply::no_valid_recipients());
         }
@@ -201,7 +300,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// The message gets its queue ID, and the log its first line
     /// (`ID: client=…`, or pickup's `ID: uid=N from=<…>`).
-    fn start_data(&mut self) -> QueueId {
+    pub(super) fn start_data(&mut self) -> QueueId {
         let id = self.shared.ids.next();
         if let Some(tx) = self.tx.as_mut() {
             tx.id = Some(id.clone());
@@ -230,7 +329,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// The store for the message, with what smtpd writes above the
     /// client's content: PREPENDed headers, then the Received header
     /// (which the header checks see, as Postfix's do).
-    fn intake(&self, id: &QueueId, checks: ContentChecks) -> Intake {
+    pub(super) fn intake(&self, id: &QueueId, checks: ContentChecks, reader: Reader) -> Intake {
         let cfg = &self.config;
         let mut store = Store::new(cfg.queue.large_message_threshold);
         let rcpt_addrs: Vec<String> = self
@@ -267,7 +366,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Some(i) => i.feed(received.as_bytes(), &mut |b| store.push(b)),
             None => store.push(received.as_bytes()),
         }
-        Intake::new(store, inspector)
+        Intake::new(store, inspector, reader)
     }
 
     /// Read the message to its final dot. DATA must progress:
@@ -301,10 +400,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Read::Data | Read::Again => {}
                 Read::Timeout => {
                     intake.discard().await;
-                    return Err(self.data_timeout().await);
+                    return Err(self.data_timeout("DATA").await);
                 }
                 _ => {
-                    let size = intake.reader.size();
+                    let size = intake.size();
                     intake.discard().await;
                     log::info!(
                         queue_id = id.as_str(),
@@ -319,9 +418,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// The client stopped sending in the middle of the message.
-    async fn data_timeout(&mut self) -> End {
-        self.counters.last_cmd = "DATA";
+    /// The client stopped sending in the middle of the message (or of a
+    /// BDAT chunk: `cmd`).
+    pub(super) async fn data_timeout(&mut self, cmd: &'static str) -> End {
+        self.counters.last_cmd = cmd;
         if self.session_over() {
             return self.end_session().await;
         }
@@ -345,16 +445,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    async fn data_error(&mut self, r: Reply) -> Option<End> {
+    /// A refusal of DATA, BDAT or a message, counted as an error (the
+    /// session ends at `smtpd.hard_error_limit`).
+    pub(super) async fn data_error(&mut self, r: Reply) -> Option<End> {
         if self.error(&r) {
             return Some(self.too_many_errors().await);
         }
         None
     }
 
-    /// The message read: refused, discarded, or queued (and `250 … queued
-    /// as ID` only once its record is durable). The transaction ends here.
-    async fn finish_message(&mut self, id: &QueueId, intake: Intake) -> Result<(), Reply> {
+    /// The message read: refused, discarded, or queued (`Ok` only once its
+    /// record is durable, and then the caller says `250 … queued as ID`).
+    /// The transaction ends here.
+    pub(super) async fn finish_message(
+        &mut self,
+        id: &QueueId,
+        intake: Intake,
+    ) -> Result<(), Reply> {
         let Intake {
             store,
             reader,
@@ -366,7 +473,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut verdict = inspector.map(|i| i.verdict().clone()).unwrap_or_default();
         let tx = self.tx.take().ok_or_else(Reply::need_rcpt)?;
         let reject = verdict.reject.take();
-        if let Some(r) = self.refusal(id, &tx, &reader, too_big, io_error, reject) {
+        let bare_lf = reader.saw_bare_lf();
+        if let Some(r) = self.refusal(id, &tx, bare_lf, too_big, io_error, reject) {
             store.discard().await;
             return Err(r);
         }
@@ -377,7 +485,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if tx.discard.is_some() {
                 log::info!(queue_id = id.as_str(); "{id}: removed (discarded)");
             }
-            self.reply(&Reply::queued(id.as_str()));
             return Ok(());
         }
         let envelope = self.envelope(id, tx, &store, verdict);
@@ -391,19 +498,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         &self,
         id: &QueueId,
         tx: &Transaction,
-        reader: &DataReader,
+        bare_lf: bool,
         too_big: bool,
         io_error: Option<std::io::Error>,
         reject: Option<Reply>,
     ) -> Option<Reply> {
         if too_big {
             let r = Reply::message_too_big();
-            self.log_eom_reject(id, tx, &r);
+            self.log_reject_at("END-OF-MESSAGE", id, &tx.sender, &r);
             return Some(r);
         }
-        if reader.saw_bare_lf() && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
+        if bare_lf && self.cfg().smtpd.forbid_bare_newline == BareNewline::Reject {
             let r = Reply::bare_lf(&self.hostname());
-            self.log_eom_reject(id, tx, &r);
+            self.log_reject_at("END-OF-MESSAGE", id, &tx.sender, &r);
             return Some(r);
         }
         if let Some(e) = io_error {
@@ -413,15 +520,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         reject
     }
 
-    /// Postfix's line for a message refused at its end.
-    fn log_eom_reject(&self, id: &QueueId, tx: &Transaction, r: &Reply) {
+    /// Postfix's line for a message refused at its end (`END-OF-MESSAGE`)
+    /// or at a BDAT chunk before the last (`BDAT`).
+    pub(super) fn log_reject_at(&self, what: &str, id: &QueueId, sender: &str, r: &Reply) {
         log::info!(
             queue_id = id.as_str(),
             client:% = self.client.field(),
             status = "reject";
-            "{id}: reject: END-OF-MESSAGE from {}: {r}; from=<{}> proto={} helo=<{}>",
+            "{id}: reject: {what} from {}: {r}; from=<{}> proto={} helo=<{}>",
             self.client(),
-            tx.sender,
+            sender,
             self.proto(),
             self.helo().unwrap_or("")
         );
@@ -507,7 +615,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         {
             Ok(_) => {
                 self.shared.wake_qmgr.notify_one();
-                self.reply(&Reply::queued(id.as_str()));
                 Ok(())
             }
             Err(e) => {

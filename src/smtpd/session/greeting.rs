@@ -63,7 +63,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             lines.push("STARTTLS".into());
         }
         lines.extend(self.auth_keyword());
-        for k in ["ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8"] {
+        // CHUNKING (RFC 3030) last, where Postfix lists it; on the local
+        // submit socket too (`sendmail -bs` speaks the same session).
+        for k in [
+            "ENHANCEDSTATUSCODES",
+            "8BITMIME",
+            "DSN",
+            "SMTPUTF8",
+            "CHUNKING",
+        ] {
             lines.push(k.into());
         }
         Reply::plain(250, lines.join("\n"))

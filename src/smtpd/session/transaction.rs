@@ -1,12 +1,13 @@
 //! The transaction level of a session ([`Transaction`]: from MAIL to the
-//! end of DATA, RSET or the next EHLO/HELO) and its commands: MAIL (with
-//! the queue's free space checked first, Postfix's `queue_minfree`) and
-//! RCPT (with duplicate recipients dropped, as Postfix's cleanup drops
-//! them), and the checks of a local submitter.
+//! end of DATA or BDAT LAST, RSET or the next EHLO/HELO) and its commands:
+//! MAIL (with the queue's free space checked first, Postfix's
+//! `queue_minfree`) and RCPT (with duplicate recipients dropped, as
+//! Postfix's cleanup drops them), and the checks of a local submitter.
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
+use super::bdat::Chunking;
 use crate::address::{Address, Path};
 use crate::policy::{Decision, When};
 use crate::queue::space::{effective_minfree, free_space, room_for};
@@ -23,8 +24,11 @@ pub(super) struct Transaction {
     /// RCPT commands accepted, duplicates included
     /// (`smtpd.recipient_limit`).
     rcpt_count: usize,
-    /// Given at DATA.
+    /// Given at DATA or the first BDAT chunk.
     pub(super) id: Option<QueueId>,
+    /// The message coming in BDAT chunks, from the first one: no DATA,
+    /// MAIL or RCPT until LAST.
+    pub(super) chunking: Option<Chunking>,
     /// An access table said HOLD (the reason as logged).
     pub(super) hold: Option<String>,
     /// An access table said DISCARD: accept, then drop the message.
@@ -41,6 +45,7 @@ impl Transaction {
             rcpts: Vec::new(),
             rcpt_count: 0,
             id: None,
+            chunking: None,
             hold: None,
             discard: None,
             prepend: Vec::new(),
@@ -80,8 +85,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if self.auth_required() {
             return self.fail(Reply::new(530, "5.7.0", "Authentication required"));
         }
-        if self.tx.is_some() {
-            return self.fail(Reply::nested_mail());
+        if let Some(tx) = self.tx.as_ref() {
+            return self.fail(match tx.chunking {
+                Some(_) => Reply::after_bdat("MAIL"),
+                None => Reply::nested_mail(),
+            });
         }
         if from.address().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
             return self.fail(Reply::must_declare_smtputf8());
@@ -122,6 +130,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let Some(tx) = self.tx.as_ref() else {
             return self.fail(Reply::need_mail());
         };
+        if tx.chunking.is_some() {
+            return self.fail(Reply::after_bdat("RCPT"));
+        }
         if !to.is_ascii() && !tx.params.smtputf8 {
             return self.fail(Reply::must_declare_smtputf8());
         }

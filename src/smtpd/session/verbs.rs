@@ -3,7 +3,7 @@
 //! refused, improper pipelining), one short handler per command, and the
 //! counts after it (Postfix's junk and error limits). EHLO and HELO are in
 //! [`super::greeting`], MAIL and RCPT in [`super::transaction`], DATA in
-//! [`super::data_phase`].
+//! [`super::data_phase`], BDAT in [`super::bdat`].
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -23,11 +23,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let verb = cmd.verb_name();
         self.counters.last_cmd = last_cmd_name(verb);
         if self.access_denied && !matches!(cmd, Command::Quit) {
+            // A refused BDAT's chunk is read past all the same: its
+            // octets are no commands.
+            if let Command::Bdat { size, .. } = cmd
+                && let Err(end) = self.skip_chunk(size).await
+            {
+                return Some(end);
+            }
             let r = Reply::access_denied_for(&self.client());
             return self.refuse(verb, &r).await;
         }
         // Input after STARTTLS is discarded by STARTTLS itself (RFC 3207).
-        if !matches!(cmd, Command::StartTls) && self.improper_pipelining(ends_group(&cmd)) {
+        if !matches!(cmd, Command::StartTls) && self.improper_pipelining(&cmd) {
             return Some(self.sync_error(verb).await);
         }
         let ok = match cmd {
@@ -36,6 +43,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Command::Mail { from, params } => self.mail(from, params).await,
             Command::Rcpt { to, params } => self.rcpt(to, params).await,
             Command::Data => return self.data().await,
+            Command::Bdat { size, last } => return self.bdat(size, last).await,
             Command::Rset => self.rset(),
             Command::Noop => self.noop(),
             Command::Quit => return Some(self.quit().await),
@@ -64,13 +72,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !e.disconnects() {
             return self.refuse("unknown", &r).await;
         }
-        self.count("unknown", false);
-        log::warn!(
-            client:% = self.client.field();
-            "non-SMTP command from {}: {}",
-            self.client(),
-            String::from_utf8_lossy(&line[..line.len().min(100)])
-        );
+        let shown = String::from_utf8_lossy(&line[..line.len().min(100)]);
+        if e == CommandError::BdatSyntax {
+            // Without the chunk's size, its octets cannot be told from
+            // the commands after it: 521 and the end (Postfix).
+            self.counters.last_cmd = "BDAT";
+            self.count("bdat", false);
+            log::warn!(
+                queue_id = self.queue_id(),
+                client:% = self.client.field();
+                "{}malformed BDAT command syntax from {}: {shown}",
+                self.qid_prefix(),
+                self.client()
+            );
+        } else {
+            self.count("unknown", false);
+            log::warn!(
+                client:% = self.client.field();
+                "non-SMTP command from {}: {shown}",
+                self.client()
+            );
+        }
         Some(self.close(&r, End::Closed).await)
     }
 
@@ -90,12 +112,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// as Postfix's documentation says: a local submitter on submit.sock
     /// (`sendmail -bs` fed by a script, which writes the whole session at
     /// once) is no spambot racing the greeting.
-    fn improper_pipelining(&self, ends_group: bool) -> bool {
+    ///
+    /// A BDAT command's chunk is part of it, not input ahead of its turn:
+    /// only what comes after the chunk counts.
+    fn improper_pipelining(&self, cmd: &Command) -> bool {
         let esmtp = self.greeting.as_ref().is_some_and(|g| g.esmtp);
+        let ahead = match cmd {
+            Command::Bdat { size, .. } => self.io.inbuf.len() as u64 > *size,
+            _ => !self.io.inbuf.is_empty(),
+        };
         self.cfg().smtpd.forbid_unauth_pipelining
             && self.client.uid.is_none()
-            && !self.io.inbuf.is_empty()
-            && (!esmtp || ends_group)
+            && ahead
+            && (!esmtp || ends_group(cmd))
     }
 
     /// Input came ahead of its turn: logged, answered, and closed.
@@ -114,7 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// After a handler: the command counted, a junk command past
     /// `smtpd.junk_command_limit` counted as an error, and the session
     /// ended at `smtpd.hard_error_limit`.
-    async fn counted(&mut self, verb: &'static str, ok: bool) -> Option<End> {
+    pub(super) async fn counted(&mut self, verb: &'static str, ok: bool) -> Option<End> {
         self.count(verb, ok);
         let limits = self.limits();
         if ok && is_junk(verb) {
@@ -200,7 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.reply(&Reply::new(
             214,
             "2.0.0",
-            "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY",
+            "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY",
         ));
         true
     }
@@ -252,6 +281,7 @@ fn last_cmd_name(verb: &str) -> &'static str {
         "mail" => "MAIL",
         "rcpt" => "RCPT",
         "data" => "DATA",
+        "bdat" => "BDAT",
         "rset" => "RSET",
         "noop" => "NOOP",
         "quit" => "QUIT",
@@ -259,7 +289,6 @@ fn last_cmd_name(verb: &str) -> &'static str {
         "help" => "HELP",
         "auth" => "AUTH",
         "starttls" => "STARTTLS",
-        "bdat" => "BDAT",
         _ => "UNKNOWN",
     }
 }

@@ -2,7 +2,8 @@
 //! servers the tests run on loopback — scriptable sinks (`sink`), a real
 //! one from outside the project (aiosmtpd, `real_server`), another
 //! postern (`null_client`) — found through a relay host, a transport
-//! table or MX records from a DNS server of the test's own (`dns`).
+//! table or MX records from a DNS server of the test's own (`dns`); and
+//! a relay host that wants a login (`relay_auth`, aiosmtpd again).
 //!
 //! until it is merged; the infrastructure's self-tests run always.
 
@@ -11,6 +12,7 @@ mod mx;
 mod null_client;
 mod pki;
 mod real_server;
+mod relay_auth;
 mod replies;
 mod sink;
 mod tls;

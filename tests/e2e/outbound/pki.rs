@@ -36,6 +36,22 @@ impl Cert {
         std::fs::write(path, &self.pem).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
+
+    /// The private key as PEM (PKCS #8), for a server from outside the
+    /// project (aiosmtpd's ssl context).
+    pub fn key_pem(&self) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(self.key.secret_pkcs8_der());
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        )
+    }
 }
 
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -10,14 +10,24 @@ use std::time::{Duration, Instant};
 use super::*;
 
 /// The server: it listens on a port it chose and prints; each message
-/// becomes `msg-N.json` (envelope, TLS) and then `msg-N.eml` (the content
-/// as received, dot-unstuffed, line ends untouched). It exits when its
-/// standard input closes, so it never outlives the test.
+/// becomes `msg-N.json` (envelope, TLS, login) and then `msg-N.eml` (the
+/// content as received, dot-unstuffed, line ends untouched). It exits
+/// when its standard input closes, so it never outlives the test.
+///
+/// argv: the output directory; then, for a server that wants a login
+/// before MAIL (`auth_required`), the certificate and key (`-`: no
+/// STARTTLS), the user and password it takes, `1` to offer AUTH only
+/// after STARTTLS, and the mechanisms it does not offer (`-`: none).
+/// Every AUTH is then recorded in `auth.jsonl` (mechanism, login, whether
+/// it was right, over TLS).
 const SERVER: &str = r#"
-import asyncio, json, os, socket, sys
-from aiosmtpd.smtp import SMTP
+import asyncio, json, logging, os, socket, ssl, sys, warnings
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 outdir = sys.argv[1]
+# Requiring AUTH without TLS is what some tests are about: no warnings.
+warnings.simplefilter("ignore")
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
 class Handler:
     count = 0
@@ -28,19 +38,41 @@ class Handler:
             json.dump({"mail_from": envelope.mail_from,
                        "mail_options": envelope.mail_options,
                        "rcpt_tos": envelope.rcpt_tos,
-                       "helo": session.host_name}, f)
+                       "helo": session.host_name,
+                       "authenticated": bool(session.authenticated),
+                       "tls": session.ssl is not None}, f)
         with open(base + ".tmp", "wb") as f:
             f.write(envelope.original_content)
         os.rename(base + ".tmp", base + ".eml")
         return "250 Message accepted for delivery"
+
+def options():
+    if len(sys.argv) == 2:
+        return {}
+    cert, key, user, password, require_tls, exclude = sys.argv[2:8]
+    def authenticator(server, session, envelope, mechanism, data):
+        ok = (isinstance(data, LoginPassword)
+              and data.login == user.encode() and data.password == password.encode())
+        with open(os.path.join(outdir, "auth.jsonl"), "a") as f:
+            f.write(json.dumps({"mechanism": mechanism, "login": data.login.decode(),
+                                "ok": ok, "tls": session.ssl is not None}) + "\n")
+        return AuthResult(success=ok, handled=False)
+    context = None
+    if cert != "-":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+    return {"tls_context": context, "authenticator": authenticator,
+            "auth_required": True, "auth_require_tls": require_tls == "1",
+            "auth_exclude_mechanism": [] if exclude == "-" else exclude.split(",")}
 
 async def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     loop = asyncio.get_running_loop()
+    kwargs = options()
     server = await loop.create_server(
-        lambda: SMTP(Handler(), hostname="aiosmtpd.test"), sock=sock)
+        lambda: SMTP(Handler(), hostname="aiosmtpd.test", **kwargs), sock=sock)
     print(sock.getsockname()[1], flush=True)
     await loop.run_in_executor(None, sys.stdin.read)
     server.close()
@@ -51,7 +83,7 @@ asyncio.run(main())
 pub struct AioSmtpd {
     child: Child,
     pub port: u16,
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 /// A Python that has aiosmtpd: Debian's (the package installs there,
@@ -73,11 +105,18 @@ fn python() -> &'static str {
 impl AioSmtpd {
     /// Start it, writing messages into `dir`.
     pub fn start(dir: &Path) -> AioSmtpd {
+        AioSmtpd::start_with(dir, &[])
+    }
+
+    /// Start it with `args` after `dir` (a server that wants a login: see
+    /// [`SERVER`]).
+    pub fn start_with(dir: &Path, args: &[&str]) -> AioSmtpd {
         std::fs::create_dir_all(dir).unwrap();
         let mut child = Command::new(python())
             .arg("-c")
             .arg(SERVER)
             .arg(dir)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
