@@ -3,13 +3,15 @@
 # (see nix/README.md): every .nix file parses; the settings-to-TOML
 # rendering and the aliases merge (nix/lib.nix, builtins only) evaluate;
 # postern accepts the rendered example and refuses a mistyped key; the
-# module's smtpd socket (lib.smtpdSocket) is what postern-generator writes
-# for the same smtpd.listen, and its defaults (listener, directories,
+# module's smtpd socket (lib.smtpdSocket) and submission sockets
+# (lib.tcpSocket) are what postern-generator writes for the same keys, and
+# its defaults (listener, directories,
 # socket names, tmpfiles) are postern's and systemd/'s, its units those
 # of systemd/ key for key; the module itself
 # evaluates (nix/tests/eval.nix) beside stand-ins for the NixOS options it
-# sets, for a server, a null client, moved directories, a bad key and
-# refused settings, and each rendered file goes through the build-time
+# sets, for a server, a null client, moved directories, a submission
+# server, a bad key and refused settings, and each rendered file goes
+# through the build-time
 # check (`postern check --no-system`) as the module's runCommand runs it.
 #
 # The evaluation uses nix/tests/minilib.nix, a stand-in for nixpkgs' lib;
@@ -82,7 +84,8 @@ done
 
 echo "== lib.defaultListen is postern's built-in smtpd.listen"
 : >"$tmp/empty.toml"
-builtin=$("$postern" config show --config "$tmp/empty.toml" | sed -n 's/^listen = //p')
+# (smtpd.listen: [submission] has a listen key too.)
+builtin=$("$postern" config show --config "$tmp/empty.toml" | sed -n '/^\[smtpd\]$/,/^\[/s/^listen = //p')
 fromnix=$(nix-instantiate --eval --strict --json -E '(import ./nix/lib.nix).defaultListen' | jq -c .)
 [ "$(printf '%s' "$builtin" | tr -d ' ')" = "$fromnix" ] || {
     echo "nix/check.sh: lib.defaultListen $fromnix, postern's default $builtin" >&2
@@ -120,6 +123,38 @@ if nix-instantiate --eval --strict -E \
     exit 1
 fi
 grep -F 'port 0' "$tmp/err"
+
+echo "== the module's submission sockets are what postern-generator writes (issue 18)"
+# Each TCP socket of lib.tcpSockets (unit, key) against the generator's
+# drop-in for that unit, for settings with all three keys set.
+for sub in '{ listen = [ "[::]:587" ]; implicit_tls_listen = [ "0.0.0.0:465" "[::]:465" ]; }' \
+    '{ listen = [ "127.0.0.1:587" "192.0.2.7:587" ]; }' '{ }'; do
+    settings="{ smtpd.listen = [ \"127.0.0.1:25\" ]; submission = $sub;
+        tls.chain_files = [ \"/etc/postern/key.pem\" ]; sasl.backend = \"passwd\"; }"
+    nix-instantiate --eval --strict --json -E "(import ./nix/lib.nix).toTOML $settings" | jq -r . >"$tmp/gen.toml"
+    rm -rf "$tmp/gen"
+    "$postern" --config "$tmp/gen.toml" generate systemd "$tmp/gen" 2>/dev/null
+    for unit in $(nix-instantiate --eval --strict --json -E \
+        'map (t: t.unit) (import ./nix/lib.nix).tcpSockets' | jq -r '.[]'); do
+        nix-instantiate --eval --strict --json \
+            -E "let l = import ./nix/lib.nix; t = builtins.head (builtins.filter (t: t.unit == \"$unit\") l.tcpSockets);
+                    s = l.tcpSocket t.key (t.listenOf $settings); in
+                (map (a: \"ListenStream=\" + a) s.listenStreams)
+                ++ (if s.socketConfig ? BindIPv6Only then [ (\"BindIPv6Only=\" + s.socketConfig.BindIPv6Only) ] else [ ])
+                ++ (if s.socketConfig ? FreeBind then [ \"FreeBind=yes\" ] else [ ])" \
+            | jq -r '.[]' >"$tmp/nix.lines"
+        grep -E '^(ListenStream=.|BindIPv6Only=|FreeBind=)' \
+            "$tmp/gen/$unit.socket.d/50-postern-listen.conf" >"$tmp/gen.lines" || true
+        same "$tmp/nix.lines" "$tmp/gen.lines" "submission = $sub: $unit: the module and the generator differ"
+        # No listener: the generator masks the unit, the module has none.
+        if [ -s "$tmp/nix.lines" ]; then
+            [ ! -L "$tmp/gen/$unit.socket" ] || { echo "nix/check.sh: $unit masked" >&2; exit 1; }
+        else
+            [ "$(readlink "$tmp/gen/$unit.socket")" = /dev/null ] || { echo "nix/check.sh: $unit not masked" >&2; exit 1; }
+        fi
+        echo "ok   $unit, submission = $sub: $(tr '\n' ' ' <"$tmp/nix.lines")"
+    done
+done
 
 echo "== lib's directories, user and socket names are postern's"
 if [ "$(id -u)" = 0 ]; then
@@ -238,9 +273,14 @@ eval_test() {
     # Defaults, and smtpd.listen as the shipped unit's ListenStream=; the
     # store path of postern for /usr/sbin/postern, coreutils' kill for
     # /bin/kill.
+    # The submission units of systemd/ start only with the generator's
+    # drop-in (ConditionPathExists=); the module has no generator: its
+    # units exist only for listeners the settings name. That condition is
+    # left out of the comparison; their loopback placeholders are
+    # asShipped's listeners.
     for f in systemd/*.service systemd/*.socket systemd/postern.target; do
         u=$(basename "$f")
-        unit_tokens "$f" >"$tmp/unit.tokens"
+        unit_tokens "$f" | grep -v "^Unit.ConditionPathExists /run/systemd/generator/$u.d/" >"$tmp/unit.tokens" || true
         module_tokens "$u" "$tmp/eval.json" >"$tmp/module.tokens"
         same "$tmp/unit.tokens" "$tmp/module.tokens" \
             "$u: the module's unit is not systemd/$u (< systemd/, > module)"
@@ -280,7 +320,7 @@ eval_test() {
     fi
 
     echo "== the build-time check ($what) on each case's rendered file"
-    for case in server nullClient moved badKey; do
+    for case in server nullClient moved submission submissionOwn badKey; do
         mkdir -p "$tmp/build/$case"
         jq -r ".$case.rendered" "$tmp/eval.json" >"$tmp/build/$case/rendered.toml"
         jq -r ".$case.buildScript" "$tmp/eval.json" >"$tmp/build/$case/script"

@@ -55,18 +55,47 @@ rec {
   # smtpd.listen of the settings, postern's default when they have none.
   listenOf = settings: (settings.smtpd or { }).listen or defaultListen;
 
-  # postern-smtpd.socket from smtpd.listen, as postern-generator writes it
-  # for the Debian units (src/systemd/generator.rs): the ListenStream=
-  # values and the [Socket] settings (BindIPv6Only=both when [::] is one,
-  # as postern takes it for IPv4 too, but ipv6-only as soon as an IPv4
-  # address shares a [::]'s port, as `postern start` binds that pair;
-  # FreeBind= for a specific address other than loopback). Port 0 (any
-  # free port) cannot be a socket unit's: evaluation fails. No listener:
-  # listenStreams is empty, and the module then has no
-  # postern-smtpd.socket at all.
-  smtpdSocket = settings:
+  # The TCP socket units, each from one key, as the role table has them
+  # (src/role.rs: smtpd's sockets `smtp`, `submission`, `submissions`)
+  # and postern-generator writes them for the Debian units: the unit (its
+  # name without .socket), the LISTEN_FDNAMES name, the key, and the
+  # key's listeners in the settings (the submission keys name none by
+  # default).
+  tcpSockets = [
+    {
+      unit = "postern-smtpd";
+      name = "smtp";
+      key = "smtpd.listen";
+      description = "postern SMTP socket (smtpd.listen)";
+      listenOf = listenOf;
+    }
+    {
+      unit = "postern-submission";
+      name = "submission";
+      key = "submission.listen";
+      description = "postern submission socket (submission.listen)";
+      listenOf = settings: (settings.submission or { }).listen or [ ];
+    }
+    {
+      unit = "postern-submissions";
+      name = "submissions";
+      key = "submission.implicit_tls_listen";
+      description = "postern submissions socket (submission.implicit_tls_listen)";
+      listenOf = settings: (settings.submission or { }).implicit_tls_listen or [ ];
+    }
+  ];
+
+  # A TCP socket unit from the listeners `listen` of `key`, as
+  # postern-generator writes it for the Debian units
+  # (src/systemd/generator.rs): the ListenStream= values and the [Socket]
+  # settings (BindIPv6Only=both when [::] is one, as postern takes it for
+  # IPv4 too, but ipv6-only as soon as an IPv4 address shares a [::]'s
+  # port, as `postern start` binds that pair; FreeBind= for a specific
+  # address other than loopback). Port 0 (any free port) cannot be a
+  # socket unit's: evaluation fails. No listener: listenStreams is empty,
+  # and the module then has no such socket unit at all.
+  tcpSocket = key: listen:
     let
-      listen = listenOf settings;
       split = map splitListen listen;
       hosts = map (a: a.host) split;
       port0 = filter (a: (splitListen a).port == 0) listen;
@@ -75,7 +104,7 @@ rec {
       v6Only = any (w: any (a: isIPv4 a && a.port == w.port) split) v6Wildcards;
     in
     if port0 != [ ] then
-      throw "postern: smtpd.listen: ${concatStringsSep ", " port0}: port 0 (any free port) cannot be a systemd socket's"
+      throw "postern: ${key}: ${concatStringsSep ", " port0}: port 0 (any free port) cannot be a systemd socket's"
     else {
       listenStreams = listen;
       socketConfig =
@@ -84,6 +113,12 @@ rec {
          else { })
         // (if any (h: !(isWildcard h) && !(isLoopback h)) hosts then { FreeBind = true; } else { });
     };
+
+  # postern-smtpd.socket from smtpd.listen (postern's default when unset).
+  smtpdSocket = settings: tcpSocket "smtpd.listen" (listenOf settings);
+
+  # Every listener of the settings, over all the keys of tcpSockets.
+  allListeners = settings: builtins.concatMap (t: t.listenOf settings) tcpSockets;
 
   # postern's built-in directories and user for the system's mail system
   # (src/config/defaults.rs: what root and the postern user get, and what
@@ -182,11 +217,12 @@ rec {
     if merged == { } then settings
     else settings // { local = local // { aliases = merged; }; };
 
-  # The TCP ports smtpd.listen opens to the network (not loopback), for
+  # The TCP ports smtpd.listen, submission.listen and
+  # submission.implicit_tls_listen open to the network (not loopback), for
   # the firewall; each once.
   firewallPorts = settings:
     foldl' (ports: p: if builtins.elem p ports then ports else ports ++ [ p ]) [ ]
-      (map (a: a.port) (filter (a: !(isLoopback a.host)) (map splitListen (listenOf settings))));
+      (map (a: a.port) (filter (a: !(isLoopback a.host)) (map splitListen (allListeners settings))));
 
   # The settings with the module's `aliases` merged into [local.aliases]
   # (the option wins over the same name in settings.local.aliases).

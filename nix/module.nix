@@ -9,8 +9,11 @@
 # with the same sandboxing, and everything in them that the settings
 # decide is derived from the settings: postern-smtpd.socket listens where
 # smtpd.listen says (postern's own default when unset; none: no such
-# socket), as postern-generator makes the Debian units do (nix/lib.nix
-# smtpdSocket); the Unix sockets live in server.run_directory; the queue
+# socket), postern-submission.socket and postern-submissions.socket where
+# submission.listen and submission.implicit_tls_listen say
+# (enableSubmission, enableSubmissions; none by default), as
+# postern-generator makes the Debian units do (nix/lib.nix tcpSocket);
+# the Unix sockets live in server.run_directory; the queue
 # (queue.directory) is the daemons' ReadWritePaths=, tmpfiles' and the
 # postern user's home. What cannot be derived fails evaluation with an
 # assertion that says why. No set-uid or set-gid program:
@@ -27,15 +30,29 @@ let
   posternLib = import ./lib.nix;
 
   # The settings as rendered: the typed aliases (rootAlias,
-  # postmasterAlias) under settings.local.aliases under `aliases`, and
-  # tls.ca_file from security.pki.caBundle unless the settings name one.
+  # postmasterAlias) under settings.local.aliases under `aliases`;
+  # tls.ca_file from security.pki.caBundle, the submission listeners from
+  # enableSubmission and enableSubmissions, and tls.chain_files from
+  # sslKey and sslCert, each unless the settings say otherwise.
   finalSettings =
     let
       typed = lib.optionalAttrs (cfg.postmasterAlias != "") { postmaster = cfg.postmasterAlias; }
         // lib.optionalAttrs (cfg.rootAlias != "") { root = cfg.rootAlias; };
       withAliases = posternLib.withAliases { settings = cfg.settings; inherit typed; inherit (cfg) aliases; };
+      # Every address, as services.postfix's submission services listen:
+      # IPv4, and IPv6 where the system has it.
+      everywhere = port: [ "0.0.0.0:${toString port}" ]
+        ++ lib.optional config.networking.enableIPv6 "[::]:${toString port}";
+      submission = lib.optionalAttrs cfg.enableSubmission { listen = everywhere 587; }
+        // lib.optionalAttrs cfg.enableSubmissions { implicit_tls_listen = everywhere 465; };
+      defaults = { tls.ca_file = config.security.pki.caBundle; }
+        // lib.optionalAttrs (submission != { }) { inherit submission; };
+      # The key first, then its chain, as tls.chain_files takes them.
+      certificate = lib.optionalAttrs (cfg.sslCert != "" && cfg.sslKey != "") {
+        tls.chain_files = [ cfg.sslKey cfg.sslCert ];
+      };
     in
-    lib.recursiveUpdate { tls.ca_file = config.security.pki.caBundle; } withAliases;
+    lib.recursiveUpdate (lib.recursiveUpdate defaults certificate) withAliases;
 
   # What the units take from the settings: the TOML stays the one source
   # of truth.
@@ -43,10 +60,19 @@ let
   runDir = posternLib.runDirectoryOf finalSettings;
   socketPath = name: "${runDir}/${posternLib.socketFiles.${name}}";
 
-  # postern-smtpd.socket's listeners. None: no such socket, smtpd serves
-  # submit.sock alone (it Requires= only postern-submit.socket).
-  smtpdSocket = posternLib.smtpdSocket finalSettings;
-  smtpdListens = smtpdSocket.listenStreams != [ ];
+  # The TCP socket units (postern-smtpd, postern-submission,
+  # postern-submissions) with their listeners. One without: no such
+  # socket, and smtpd serves the others and submit.sock (it Requires=
+  # only postern-submit.socket).
+  tcpSockets = map (t: t // posternLib.tcpSocket t.key (t.listenOf finalSettings)) posternLib.tcpSockets;
+  listening = builtins.filter (t: t.listenStreams != [ ]) tcpSockets;
+  listeningUnits = map (t: "${t.unit}.socket") listening;
+
+  # Submission: what it needs beside its listeners.
+  submissionListens = builtins.any (t: t.listenStreams != [ ] && t.unit != "postern-smtpd") tcpSockets;
+  chainFiles = (finalSettings.tls or { }).chain_files or [ ];
+  saslBackend = (finalSettings.sasl or { }).backend or "none";
+  inStore = path: builtins.substring 0 (builtins.stringLength builtins.storeDir + 1) path == "${builtins.storeDir}/";
 
   # Checked at build time, as the build user in the sandbox (with the
   # host's package: not for cross builds). `postern check --no-system`
@@ -220,7 +246,11 @@ in
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the TCP ports smtpd.listen names on addresses other than loopback.";
+      description = ''
+        Open the TCP ports that smtpd.listen, submission.listen and
+        submission.implicit_tls_listen name on addresses other than
+        loopback (587 with enableSubmission, 465 with enableSubmissions).
+      '';
     };
 
     checkFiles = lib.mkOption {
@@ -276,11 +306,13 @@ in
       type = lib.types.bool;
       default = false;
       description = ''
-        A submission listener (port 587) with SMTP AUTH, as
-        services.postfix.enableSubmission. postern has no SMTP AUTH yet
-        (issue 18), so true fails evaluation rather than open an
-        unauthenticated port 587. A plain second SMTP port, with the
-        same relay rules as port 25, can be named in settings.smtpd.listen.
+        Mail submission on port 587 (RFC 6409: STARTTLS, then SMTP AUTH
+        before MAIL), as services.postfix.enableSubmission: sets
+        settings.submission.listen to [ "0.0.0.0:587" "[::]:587" ] (no
+        [::] without networking.enableIPv6) unless the settings name
+        other listeners. Needs a certificate (sslCert and sslKey, or
+        settings.tls.chain_files) and settings.sasl.backend ("dovecot" or
+        "passwd"); evaluation fails, saying so, without them.
       '';
     };
 
@@ -288,9 +320,36 @@ in
       type = lib.types.bool;
       default = false;
       description = ''
-        A submissions listener (port 465, implicit TLS) with SMTP AUTH,
-        as services.postfix.enableSubmissions. postern has neither inbound
-        TLS nor SMTP AUTH yet (issue 18), so true fails evaluation.
+        Mail submission over implicit TLS on port 465 (RFC 8314), as
+        services.postfix.enableSubmissions: sets
+        settings.submission.implicit_tls_listen to [ "0.0.0.0:465"
+        "[::]:465" ] unless the settings name other listeners. Needs what
+        enableSubmission needs.
+      '';
+    };
+
+    sslCert = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      example = "/var/lib/acme/mail.example.org/fullchain.pem";
+      description = ''
+        The server certificate and its chain (PEM), as
+        services.postfix.sslCert: with sslKey, tls.chain_files = [ sslKey
+        sslCert ] unless settings.tls.chain_files says otherwise. smtpd
+        (STARTTLS, ports 587 and 465) reads it as the user postern, and
+        again whenever it changes (a renewal needs no reload).
+      '';
+    };
+
+    sslKey = lib.mkOption {
+      type = lib.types.str;
+      default = "";
+      example = "/var/lib/acme/mail.example.org/key.pem";
+      description = ''
+        The private key of sslCert (PEM), as services.postfix.sslKey. A
+        path outside the Nix store (which every user can read), readable
+        by the group postern: for example security.acme.certs.<name>.group
+        = "postern". Only smtpd reads it; the build-time check does not.
       '';
     };
   };
@@ -306,12 +365,20 @@ in
       in
       [
         {
-          assertion = !cfg.enableSubmission;
-          message = "services.postern.enableSubmission: postern has no authenticated submission yet (SMTP AUTH, issue 18), and this module will not open an unauthenticated port 587. Set it to false; a plain SMTP port with port 25's relay rules can be named in settings.smtpd.listen.";
+          assertion = (cfg.sslCert == "") == (cfg.sslKey == "");
+          message = "services.postern.sslCert and services.postern.sslKey go together (the certificate chain and its key): set both, or neither.";
         }
         {
-          assertion = !cfg.enableSubmissions;
-          message = "services.postern.enableSubmissions: postern has no authenticated submission yet (neither inbound TLS nor SMTP AUTH, issue 18), and this module will not open an unauthenticated port 465. Set it to false.";
+          assertion = cfg.sslKey == "" || !(inStore cfg.sslKey);
+          message = "services.postern.sslKey = \"${cfg.sslKey}\" is in the Nix store, which every user of the system can read: keep the private key outside it (security.acme's /var/lib/acme/<name>/key.pem, or a secret deployed at run time), readable by the group postern.";
+        }
+        {
+          assertion = !submissionListens || chainFiles != [ ];
+          message = "services.postern: submission (enableSubmission, enableSubmissions or settings.submission) needs a certificate: set services.postern.sslCert (the certificate chain, e.g. /var/lib/acme/<name>/fullchain.pem) and services.postern.sslKey (its key, readable by the group postern), or settings.tls.chain_files.";
+        }
+        {
+          assertion = !submissionListens || saslBackend != "none";
+          message = "services.postern: submission (enableSubmission, enableSubmissions or settings.submission) takes mail only from clients that log in, and needs settings.sasl.backend: \"dovecot\" (Dovecot's auth socket, settings.sasl.dovecot_socket) or \"passwd\" (logins made with `postern passwd LOGIN`, settings.sasl.password_file).";
         }
         {
           assertion = posternLib.userOf finalSettings == posternLib.defaultUser;
@@ -369,7 +436,7 @@ in
 
     systemd.targets.postern = {
       description = "postern mail transfer agent";
-      wants = lib.optional smtpdListens "postern-smtpd.socket" ++ [
+      wants = listeningUnits ++ [
         "postern-submit.socket"
         "postern-qmgr.socket" "postern-showq.socket"
         "postern-local.socket" "postern-smtp.socket"
@@ -384,18 +451,24 @@ in
       };
     };
 
-    systemd.sockets = lib.optionalAttrs smtpdListens {
-      postern-smtpd = {
-        description = "postern SMTP socket (smtpd.listen)";
-        partOf = [ "postern.target" ];
-        unitConfig = socketUnit;
-        inherit (smtpdSocket) listenStreams;
-        socketConfig = smtpdSocket.socketConfig // {
-          FileDescriptorName = "smtp";
-          Service = "postern-smtpd.service";
+    systemd.sockets = builtins.listToAttrs (map
+      (t: {
+        name = t.unit;
+        value = {
+          inherit (t) description listenStreams;
+          partOf = [ "postern.target" ];
+          unitConfig = socketUnit;
+          socketConfig = t.socketConfig // {
+            # As systemd/postern-smtpd.socket: a restart of the target
+            # never fails with "Address already in use" while systemd's
+            # (sd-chown) helper still holds the old listener.
+            ReusePort = true;
+            FileDescriptorName = t.name;
+            Service = "postern-smtpd.service";
+          };
         };
-      };
-    } // {
+      })
+      listening) // {
       postern-submit = unixSocket {
         description = "postern local submission socket (sendmail)";
         path = socketPath "submit";
@@ -436,17 +509,20 @@ in
       postern-smtpd = daemonService {
         role = "smtpd";
         description = "postern SMTP server (smtpd)";
-        sockets = lib.optional smtpdListens "postern-smtpd.socket" ++ [ "postern-submit.socket" ];
+        sockets = listeningUnits ++ [ "postern-submit.socket" ];
         requires = [ "postern-submit.socket" ];
         extraUnit = {
-          # The TCP socket is wanted, not required, as in systemd/.
-          wants = [ "postern-qmgr.socket" ] ++ lib.optional smtpdListens "postern-smtpd.socket";
-          after = lib.optional smtpdListens "postern-smtpd.socket" ++ [ "postern-submit.socket" "postern-qmgr.socket" "network.target" ];
+          # The TCP sockets are wanted, not required, as in systemd/.
+          wants = [ "postern-qmgr.socket" ] ++ listeningUnits;
+          after = listeningUnits ++ [ "postern-submit.socket" "postern-qmgr.socket" "network.target" ];
         };
         serviceConfig = unprivileged // {
           # The queue (its Landlock ruleset narrows it to incoming/ and the
           # drop directories). "-": a missing queue is then smtpd's own
           # clear error, not a failed mount namespace (226/NAMESPACE).
+          # Everything else it reads (sslKey, sslCert, the password file,
+          # Dovecot's auth socket under /run/dovecot2) ProtectSystem=
+          # leaves readable; see systemd/postern-smtpd.service.
           ReadWritePaths = [ "-${queueDir}" ];
           ProtectHome = true;
           # No PrivateUsers=: smtpd names the submitting user by SO_PEERCRED.

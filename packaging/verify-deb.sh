@@ -75,7 +75,19 @@ install_and_use() {
     grep -qx "ListenStream=$want" "$gendir/postern-smtpd.socket.d/50-postern-listen.conf" ||
         fail "the generated drop-in does not listen on $want"
     [ -L "$gendir/postern-smtpd.socket" ] && fail "the generator masked postern-smtpd.socket"
+    # Nothing on 587 or 465 unless the file names it: masked.
+    for unit in postern-submission.socket postern-submissions.socket; do
+        [ "$(readlink "$gendir/$unit")" = /dev/null ] || fail "the generator did not mask $unit"
+    done
     rm -rf "$gendir"
+
+    say "postern passwd: /etc/postern/passwd 0640 root:postern"
+    [ "$(stat -c '%a %U:%G' /etc/postern)" = "755 root:root" ] ||
+        fail "/etc/postern is $(stat -c '%a %U:%G' /etc/postern), not 755 root:root"
+    printf 'verify-secret\n' | postern passwd verify-user
+    [ "$(stat -c '%a %U:%G' /etc/postern/passwd)" = "640 root:postern" ] ||
+        fail "/etc/postern/passwd is $(stat -c '%a %U:%G' /etc/postern/passwd), not 640 root:postern"
+    grep -q '^verify-user:\$argon2id\$' /etc/postern/passwd || fail "no argon2id hash for verify-user"
 
     say "newaliases by its name"
     newaliases
@@ -144,6 +156,9 @@ install_and_use() {
         echo "queue removed (it was empty)"
     fi
     [ -e /etc/postern/postern.toml ] && fail "/etc/postern/postern.toml survived the purge"
+    # The administrator's password file stays (postrm says so).
+    [ -f /etc/postern/passwd ] || fail "the purge removed /etc/postern/passwd"
+    echo "password file kept: /etc/postern/passwd"
     say "OK"
 }
 
@@ -203,6 +218,20 @@ main() {
     rm -rf "$x"
     [ -z "$suid" ] || fail "set-uid/set-gid in the package: $suid"
     dpkg-deb -c "$deb"
+
+    say "contents: every unit and the generator"
+    local contents f
+    contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
+    for f in /usr/lib/systemd/system/postern.target \
+        /usr/lib/systemd/system/postern-smtpd.service \
+        /usr/lib/systemd/system/postern-smtpd.socket \
+        /usr/lib/systemd/system/postern-submission.socket \
+        /usr/lib/systemd/system/postern-submissions.socket \
+        /usr/lib/systemd/system/postern-submit.socket \
+        /usr/lib/systemd/system-generators/postern-generator; do
+        printf '%s\n' "$contents" | grep -qx "\.$f" || fail "$f is not in the package"
+        echo "ok   $f"
+    done
 
     local other isolate=${POSTERN_VERIFY_ISOLATE:-}
     other=$(dpkg-query -W -f '${Package} ${Status} ${Provides}\n' 2>/dev/null |

@@ -19,6 +19,15 @@
 #   - `postern status` tells the truth;
 #   - a queue and run directory moved in the file are followed by the
 #     units (the generator's drop-ins) on the fresh system;
+#   - issue 18, on the fresh system: [submission] listeners on 587
+#     (STARTTLS) and 465 (TLS from the first byte) with a self-signed
+#     key and chain under /etc/postern and a `postern passwd` login reach
+#     smtpd through postern-submission.socket and postern-submissions.socket;
+#     swaks with AUTH PLAIN delivers through both, without AUTH gets 530
+#     5.7.0; ss shows exactly the configured listeners, and nothing on 587
+#     or 465 once the keys are gone again; without the generator the
+#     submission units are skipped (their condition: the generator's
+#     drop-in), and postern.target restarts and smtpd runs regardless;
 #   - purge leaves no alternatives and no units.
 #
 # Twice: on a fresh system, and over an installed Postfix.
@@ -48,8 +57,11 @@ skip() {
 
 CACHE=${POSTERN_CI_CACHE:-/var/cache/postern-ci}
 # Bump when the package list changes: a new name makes a new cache.
-IMAGE=$CACHE/bookworm-systemd-1.tar
+IMAGE=$CACHE/bookworm-systemd-2.tar
 INCLUDE=systemd,systemd-sysv,dbus,procps,iproute2,swaks,cron
+# Installed in the image after debootstrap (its --include cannot
+# configure them): swaks's STARTTLS and TLS-on-connect (submission).
+INSTALL="libnet-ssleay-perl"
 PREFETCH="bsd-mailx postfix adduser"
 
 make_image() {
@@ -66,6 +78,8 @@ make_image() {
     # What the test installs inside, fetched now: the container has no
     # network.
     chroot "$tmp/root" apt-get update -qq
+    # shellcheck disable=SC2086
+    chroot "$tmp/root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $INSTALL >/dev/null
     # shellcheck disable=SC2086
     chroot "$tmp/root" apt-get install -y -qq --download-only $PREFETCH >/dev/null
     tar -C "$tmp" -cf "$tmp/image.tar" root
@@ -189,6 +203,105 @@ moved_paths() {
     ct systemctl start postern.target
 }
 
+# Issue 18: submission (587, 465) with SMTP AUTH against the password
+# file, as an administrator sets it up: a key and certificate readable by
+# the group postern, a login made with `postern passwd`, the keys in
+# postern.toml, daemon-reload, restart.
+submission() {
+    local token=sub-$$ out rc
+    say "[fresh] submission on 587 and 465: units from the [submission] keys"
+    # A self-signed key and certificate, made on the host (the container
+    # has no openssl), kept as Postfix's smtpd_tls_chain_files takes
+    # them: the key, then its chain, here in two files.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj /CN=mail.test.example -days 2 \
+        -keyout "$ROOT/etc/postern/key.pem" -out "$ROOT/etc/postern/cert.pem" 2>/dev/null
+    ct chown root:postern /etc/postern/key.pem /etc/postern/cert.pem
+    ct chmod 0640 /etc/postern/key.pem
+    printf 'sub-secret\n' | ct postern passwd alice
+    ct stat -c '%n %a %U:%G' /etc/postern/key.pem /etc/postern/passwd
+    ct cp /etc/postern/postern.toml /etc/postern/postern.toml.good
+    ct sh -c 'cat >> /etc/postern/postern.toml' <<'TOML'
+
+[submission]
+listen = ["127.0.0.1:587"]
+implicit_tls_listen = ["127.0.0.1:465"]
+
+[tls]
+chain_files = ["/etc/postern/key.pem", "/etc/postern/cert.pem"]
+
+[sasl]
+backend = "passwd"
+TOML
+    ct postern check || fail "postern check refuses the submission configuration"
+    ct systemctl daemon-reload
+    ct systemctl restart postern.target
+    ct systemctl is-active postern-submission.socket postern-submissions.socket ||
+        fail "the submission sockets are not active"
+    local l
+    l=$(listeners)
+    echo "listening: $l"
+    [ "$l" = "127.0.0.1:25 127.0.0.1:465 127.0.0.1:587 " ] || {
+        ct systemctl --no-pager status 'postern-*.socket' || true
+        ct journalctl --no-pager -n 60 || true
+        fail "TCP listeners are '$l', the configuration says 127.0.0.1:25, 127.0.0.1:465, 127.0.0.1:587"
+    }
+    ct postern status | grep -E 'listeners' || true
+
+    local mail=(--from alice@localhost --to alice@localhost --helo client.test.example)
+    # swaks to port $1 with TLS flag $2 (--tls: STARTTLS; --tlsc: from
+    # the first byte), logged in as alice.
+    submit() {
+        ct swaks --server "127.0.0.1:$1" "$2" --auth PLAIN --auth-user alice \
+            --auth-password sub-secret "${mail[@]}" --header "Subject: $token $1" \
+            --body "through $1 ($2), AUTH PLAIN" >"$WORKDIR/swaks-$1.log" 2>&1 || {
+            cat "$WORKDIR/swaks-$1.log"
+            fail "swaks $2 --auth PLAIN on $1"
+        }
+        grep -E '(TLS started|250 2.0.0 Ok: queued)' "$WORKDIR/swaks-$1.log"
+    }
+    submit 587 --tls
+    submit 465 --tlsc
+    wait_mail /home/alice 2 "$token"
+    [ "$(ct sh -c "grep -l -r -F '$token' /home/alice/Maildir/new | xargs grep -l 'with ESMTPSA'" | wc -l)" = 2 ] ||
+        fail "not both messages have a Received line with ESMTPSA"
+
+    rc=0
+    out=$(ct swaks --server 127.0.0.1:587 --tls "${mail[@]}" --header "Subject: $token anon" 2>&1) || rc=$?
+    printf '%s\n' "$out" | grep -F '530 5.7.0' || {
+        printf '%s\n' "$out"
+        fail "MAIL without AUTH on 587 was not refused with 530 5.7.0"
+    }
+    [ "$rc" != 0 ] || fail "swaks without AUTH exited 0"
+
+    say "[fresh] the [submission] keys gone: nothing on 587 or 465"
+    ct mv /etc/postern/postern.toml.good /etc/postern/postern.toml
+    ct systemctl daemon-reload
+    ct systemctl restart postern.target
+    l=$(listeners)
+    echo "listening: $l"
+    [ "$l" = "127.0.0.1:25 " ] || fail "TCP listeners are '$l' after the submission keys went"
+    [ "$(ct systemctl show -p LoadState --value postern-submission.socket)" = masked ] ||
+        fail "postern-submission.socket is not masked"
+
+    say "[fresh] without the generator: the submission units are skipped, nothing breaks"
+    ct chmod -x /usr/lib/systemd/system-generators/postern-generator
+    ct systemctl daemon-reload
+    ct systemctl restart postern.target || fail "systemctl restart postern.target without the generator"
+    ct systemctl show -p Id -p LoadState -p ActiveState -p ConditionResult \
+        postern-submission.socket postern-submissions.socket
+    [ "$(ct systemctl show -p ConditionResult --value postern-submission.socket)" = no ] ||
+        fail "postern-submission.socket was not skipped without the generator"
+    ct systemctl is-active postern.target postern-smtpd.socket postern-smtpd.service ||
+        fail "postern.target or smtpd is down without the generator"
+    l=$(listeners)
+    echo "listening: $l"
+    [ "$l" = "127.0.0.1:25 " ] || fail "TCP listeners are '$l' without the generator"
+    ct chmod +x /usr/lib/systemd/system-generators/postern-generator
+    ct systemctl daemon-reload
+    ct systemctl restart postern.target
+}
+
 check_installed_system() {
     local variant=$1
     say "[$variant] units active, smtpd socket-activated"
@@ -260,6 +373,7 @@ check_installed_system() {
     ct postern status || fail "postern status after the kills"
 
     if [ "$variant" = fresh ]; then
+        submission
         moved_paths "$token"
     fi
 

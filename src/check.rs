@@ -3,23 +3,27 @@
 //! the drop directory `queue/maildrop` 3733 in the postern group),
 //! the configuration file's permissions, every alias source, the
 //! transport files (`relay.transport_files`, with FILE:LINE), the tables
-//! and `tls.ca_file`, the relay logins' password tables
-//! (`relay.sasl_password_files`: they parse, the postern user and nobody
-//! else can read them, the relay host has a login), the DKIM keys
-//! (`dkim.keys`: each loads, smtpd's sandbox cannot read it, see
-//! [`crate::dkim::check`]); and, when systemd
-//! runs this postern, whether its smtpd socket and the running smtpd
-//! listen where `smtpd.listen` says ([`check_listeners`]).
+//! and `tls.ca_file`; what smtpd alone reads, when it serves TLS or
+//! SMTP AUTH — `tls.chain_files` and `sasl.password_file` —, each loaded
+//! as smtpd loads it and readable by the postern user; the relay logins'
+//! password tables (`relay.sasl_password_files`: they parse, the postern
+//! user and nobody else can read them, the relay host has a login); the
+//! DKIM keys (`dkim.keys`: each loads, smtpd's sandbox cannot read it,
+//! see [`crate::dkim::check`]); and, when systemd runs this postern,
+//! whether its TCP socket units and the running smtpd listen where
+//! `smtpd.listen`, `submission.listen` and
+//! `submission.implicit_tls_listen` say ([`check_listeners`]).
 //!
 //! `postern check --no-system` ([`check_files`]) keeps only what the files
 //! show: the sources are read and parsed as the daemons would, but no
 //! user, directory, owner or mode is looked at, so that a build sandbox
-//! (NixOS's, as its build user) can refuse a broken configuration. The
-//! password tables and the DKIM keys are left out there: secrets are not in a build
-//! sandbox (nor, being world-readable, in the Nix store).
+//! (NixOS's, as its build user) can refuse a broken configuration. It
+//! does not read the private keys (TLS and DKIM), the password file or
+//! the relay password tables: secrets never belong in a build (the Nix
+//! store is world-readable), so a sandbox never has them.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 
@@ -74,6 +78,8 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     }
     out.extend(check_writable_by_others(config, config_path));
     out.extend(check_sources(config, config_path, reader.as_ref()));
+    out.extend(check_chain_files(config, reader.as_ref()));
+    out.extend(check_password_file(config, reader.as_ref()));
     out.extend(check_sasl_password_files(config, reader.as_ref()));
     let cannot_read = |p: &Path| reader.as_ref().and_then(|w| w.cannot_read(p));
     out.extend(crate::dkim::check::keys(config, config_path, &cannot_read));
@@ -252,21 +258,77 @@ fn check_sources(
     out.extend(check_transport_files(config));
     out.extend(check_tables(config));
     out.extend(check_ca_file(config));
-    out.extend(check_chain_files(config));
     out
 }
 
-/// `tls.chain_files` when smtpd offers STARTTLS: every key followed by
-/// its chain, each key its certificate's (what smtpd would refuse to
+/// `tls.chain_files` when smtpd serves TLS (`tls.inbound`, or the
+/// submission listeners): readable by the roles' user, every key followed
+/// by its chain, each key its certificate's (what smtpd would refuse to
 /// start with).
-fn check_chain_files(config: &Config) -> Vec<(Level, String)> {
-    if config.tls.inbound == crate::config::TlsInbound::None {
+fn check_chain_files(config: &Config, reader: Option<&Access>) -> Vec<(Level, String)> {
+    let sub = &config.submission;
+    if config.tls.inbound == crate::config::TlsInbound::None
+        && sub.listen.is_empty()
+        && sub.implicit_tls_listen.is_empty()
+    {
         return Vec::new();
+    }
+    let unreadable = unreadable_by(reader, &config.tls.chain_files, "tls.chain_files");
+    if !unreadable.is_empty() {
+        return unreadable;
     }
     match crate::certs::server_config(&config.tls.chain_files) {
         Ok(_) => Vec::new(),
         Err(e) => vec![(Level::Error, format!("tls.chain_files: {e}"))],
     }
+}
+
+/// `sasl.password_file` with `sasl.backend = "passwd"`: readable by the
+/// roles' user, and every line a login and a hash smtpd can check.
+fn check_password_file(config: &Config, reader: Option<&Access>) -> Vec<(Level, String)> {
+    if config.sasl.backend != crate::config::SaslBackend::Passwd {
+        return Vec::new();
+    }
+    let path = &config.sasl.password_file;
+    let unreadable = unreadable_by(reader, std::slice::from_ref(path), "sasl.password_file");
+    if !unreadable.is_empty() {
+        return unreadable;
+    }
+    match crate::sasl::passwd::PasswordFile::load(path) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![(
+            Level::Error,
+            format!(
+                "sasl.password_file: {e}; smtpd could not start (postern passwd LOGIN makes one)"
+            ),
+        )],
+    }
+}
+
+/// Errors for those of `files` (the values of `key`) that smtpd, running
+/// as `reader`, could not read: it reads them itself, after it has
+/// become that user.
+fn unreadable_by(reader: Option<&Access>, files: &[PathBuf], key: &str) -> Vec<(Level, String)> {
+    let Some(who) = reader else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .filter_map(|f| {
+            let problem = who.cannot_read(f)?;
+            Some((
+                Level::Error,
+                format!(
+                    "{} ({key}): {problem}: smtpd, which runs as {}, could not start; give \
+                     the file the group {} and mode 0640 (and let {} enter its directory)",
+                    f.display(),
+                    who.name,
+                    who.name,
+                    who.name
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// `tls.ca_file`: PEM certificates the smtp client trusts at `tls.outbound

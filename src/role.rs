@@ -39,10 +39,16 @@ pub enum Role {
 pub struct Socket {
     /// The name it is handed by (`FileDescriptorName=`).
     pub name: &'static str,
+    /// The systemd socket unit that carries it (one unit per name:
+    /// `FileDescriptorName=` names every socket of a unit alike).
+    pub unit: &'static str,
     /// Its file in the run directory and mode; `None`: TCP listeners,
     /// those of [`Socket::tcp`].
     pub file: Option<(&'static str, u32)>,
-    /// The addresses of a TCP socket (`smtpd.listen`, …).
+    /// The key that names a TCP socket's listeners (`smtpd.listen`);
+    /// empty for a Unix socket.
+    pub key: &'static str,
+    /// The addresses of a TCP socket, the values of [`Socket::key`].
     pub tcp: fn(&Config) -> &[std::net::SocketAddr],
 }
 
@@ -50,10 +56,19 @@ fn no_tcp(_: &Config) -> &[std::net::SocketAddr] {
     &[]
 }
 
-const fn tcp(name: &'static str, addrs: fn(&Config) -> &[std::net::SocketAddr]) -> Socket {
+/// TCP listeners: the addresses `key` names, in the socket unit `unit`
+/// (its listeners written by postern-generator from the key).
+const fn tcp(
+    name: &'static str,
+    unit: &'static str,
+    key: &'static str,
+    addrs: fn(&Config) -> &[std::net::SocketAddr],
+) -> Socket {
     Socket {
         name,
+        unit,
         file: None,
+        key,
         tcp: addrs,
     }
 }
@@ -74,10 +89,12 @@ pub struct Row {
     pub room: fn(&Config, Option<&Path>) -> Profile,
 }
 
-const fn unix(name: &'static str, file: &'static str, mode: u32) -> Socket {
+const fn unix(name: &'static str, unit: &'static str, file: &'static str, mode: u32) -> Socket {
     Socket {
         name,
+        unit,
         file: Some((file, mode)),
+        key: "",
         tcp: no_tcp,
     }
 }
@@ -89,7 +106,12 @@ pub static TABLE: [Row; 4] = [
         name: "local",
         unit: "postern-local.service",
         run_as: RunAs::Root(&crate::sandbox::privileges::LOCAL_KEEPS),
-        sockets: &[unix("local", names::LOCAL_SOCKET, 0o600)],
+        sockets: &[unix(
+            "local",
+            "postern-local.socket",
+            names::LOCAL_SOCKET,
+            0o600,
+        )],
         // The delivery record's room.
         makes: |c| {
             vec![Dir {
@@ -105,7 +127,12 @@ pub static TABLE: [Row; 4] = [
         name: "smtp",
         unit: "postern-smtp.service",
         run_as: RunAs::MailUser,
-        sockets: &[unix("smtp-client", names::SMTP_SOCKET, 0o600)],
+        sockets: &[unix(
+            "smtp-client",
+            "postern-smtp.socket",
+            names::SMTP_SOCKET,
+            0o600,
+        )],
         makes: |_| Vec::new(),
         room: Profile::smtp,
     },
@@ -116,8 +143,8 @@ pub static TABLE: [Row; 4] = [
         run_as: RunAs::MailUser,
         // mailq for every user: a read-only listing socket (Postfix's showq).
         sockets: &[
-            unix("qmgr", names::QMGR_SOCKET, 0o600),
-            unix("showq", names::SHOWQ_SOCKET, 0o666),
+            unix("qmgr", "postern-qmgr.socket", names::QMGR_SOCKET, 0o600),
+            unix("showq", "postern-showq.socket", names::SHOWQ_SOCKET, 0o666),
         ],
         makes: |c| {
             let q = &c.queue.directory;
@@ -136,10 +163,27 @@ pub static TABLE: [Row; 4] = [
         // Anyone may submit mail: smtpd learns who from the peer
         // credentials.
         sockets: &[
-            tcp("smtp", |c| &c.smtpd.listen),
-            tcp("submission", |c| &c.submission.listen),
-            tcp("submissions", |c| &c.submission.implicit_tls_listen),
-            unix("submit", names::SUBMIT_SOCKET, 0o666),
+            tcp("smtp", "postern-smtpd.socket", "smtpd.listen", |c| {
+                &c.smtpd.listen
+            }),
+            tcp(
+                "submission",
+                "postern-submission.socket",
+                "submission.listen",
+                |c| &c.submission.listen,
+            ),
+            tcp(
+                "submissions",
+                "postern-submissions.socket",
+                "submission.implicit_tls_listen",
+                |c| &c.submission.implicit_tls_listen,
+            ),
+            unix(
+                "submit",
+                "postern-submit.socket",
+                names::SUBMIT_SOCKET,
+                0o666,
+            ),
         ],
         // The drop directory and the one for refused files, when missing
         // (under systemd, tmpfiles makes them): smtpd still serves without.

@@ -231,11 +231,21 @@ fn issue_15_the_packaged_default_listens_on_loopback_under_systemd() {
         "{dropin}"
     );
     assert!(!dir.path().join("postern-smtpd.socket").exists());
+    // Issue 18: and nothing on 587 or 465: the submission units are
+    // masked, silently (stderr is empty above).
+    for unit in ["postern-submission.socket", "postern-submissions.socket"] {
+        assert_eq!(
+            std::fs::read_link(dir.path().join(unit)).ok().as_deref(),
+            Some(Path::new("/dev/null")),
+            "{unit}"
+        );
+    }
 }
 
 /// Issue 15: the Debian package installs the generator, which runs
-/// `postern generate systemd` on the packaged configuration, and nothing
-/// names the submission socket any more.
+/// `postern generate systemd` on the packaged configuration; issue 18:
+/// the submission socket units are installed (debian/rules takes every
+/// unit of systemd/), stopped on removal and checked by verify-deb.sh.
 #[test]
 fn issue_15_the_package_installs_the_generator() {
     let top = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -256,11 +266,21 @@ fn issue_15_the_package_installs_the_generator() {
         read("packaging/verify-deb.sh")
             .contains("/usr/lib/systemd/system-generators/postern-generator")
     );
-    for f in [
-        "debian/postern.prerm",
-        "debian/postern.postinst",
-        "nix/module.nix",
-    ] {
-        assert!(!read(f).contains("postern-submission"), "{f}");
+    assert!(
+        read("debian/rules")
+            .contains("UNITS = $(wildcard systemd/*.service systemd/*.socket systemd/*.target)")
+    );
+    let prerm = read("debian/postern.prerm");
+    let verify = read("packaging/verify-deb.sh");
+    for unit in ["postern-submission.socket", "postern-submissions.socket"] {
+        assert!(top.join("systemd").join(unit).is_file(), "{unit}");
+        assert!(
+            prerm.contains(unit),
+            "debian/postern.prerm does not stop {unit}"
+        );
+        assert!(
+            verify.contains(&format!("/usr/lib/systemd/system/{unit}")),
+            "verify-deb.sh does not look for {unit}"
+        );
     }
 }

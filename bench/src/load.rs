@@ -16,6 +16,7 @@ use crate::message::{Message, RunNonce};
 use crate::procstat::{self, Sampler};
 use crate::round;
 use crate::smtp_client::{Envelope, Session, SmtpError};
+use crate::tls;
 
 /// How often the MTA's memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(50);
@@ -31,6 +32,11 @@ pub struct Config {
     pub root_pid: u32,
     pub timeout: Duration,
     pub helo: String,
+    /// STARTTLS in every session.
+    pub starttls: bool,
+    /// Reconnect after this many messages (None: one connection per
+    /// session for the whole run).
+    pub per_connection: Option<u64>,
 }
 
 /// The JSON line of `load`. Measures that could not be taken are null.
@@ -52,6 +58,17 @@ pub struct Report {
     pub cpu_ms_per_message: Option<f64>,
     pub peak_rss_kb: Option<u64>,
     pub peak_pss_kb: Option<u64>,
+    pub starttls: bool,
+    pub messages_per_connection: Option<u64>,
+    /// SMTP connections made (and so TLS handshakes, with STARTTLS).
+    pub connections: Option<u64>,
+    /// The TLS handshake after STARTTLS, as the client waited for it.
+    pub handshake_p50_ms: Option<f64>,
+    pub handshake_max_ms: Option<f64>,
+    /// What the first session agreed on, e.g. "TLSv1_3" and
+    /// "TLS13_AES_256_GCM_SHA384".
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
     pub ok: bool,
     pub error: Option<String>,
 }
@@ -63,6 +80,8 @@ pub async fn run(config: &Config) -> Report {
         mode: "load",
         messages: config.messages,
         sessions,
+        starttls: config.starttls,
+        messages_per_connection: config.per_connection,
         ..Report::default()
     };
     if let Err(error) = measure(config, sessions, &mut report).await {
@@ -161,12 +180,21 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
 
 impl Report {
     fn record_accept(&mut self, n: u64, first_connect: Instant, accepted: &Accepted) {
-        let secs = accepted.last.duration_since(first_connect).as_secs_f64();
+        let last = accepted.last.unwrap_or(first_connect);
+        let secs = last.duration_since(first_connect).as_secs_f64();
         self.accept_secs = Some(round(secs, 6));
         self.accept_rate = Some(round(n as f64 / secs, 1));
         let ms = |p| percentile(&accepted.latencies_us, p).map(|us| round(us / 1e3, 3));
         self.latency_p50_ms = ms(50.0);
         self.latency_p99_ms = ms(99.0);
+        self.connections = Some(accepted.connections);
+        let ms = |p| percentile(&accepted.handshakes_us, p).map(|us| round(us / 1e3, 3));
+        self.handshake_p50_ms = ms(50.0);
+        self.handshake_max_ms = ms(100.0);
+        if let Some((version, cipher)) = accepted.tls.clone() {
+            self.tls_version = Some(version);
+            self.tls_cipher = Some(cipher);
+        }
     }
 
     /// Whether every message was found exactly once.
@@ -195,10 +223,25 @@ impl Report {
 }
 
 /// What the sessions brought back: when the last message was accepted,
-/// and every message's accept latency in µs, sorted.
+/// every message's accept latency and every TLS handshake's time in µs,
+/// sorted, how many connections were made, and the TLS version and suite.
+#[derive(Default)]
 struct Accepted {
-    last: Instant,
+    last: Option<Instant>,
     latencies_us: Vec<u64>,
+    handshakes_us: Vec<u64>,
+    connections: u64,
+    tls: Option<(String, String)>,
+}
+
+impl Accepted {
+    fn add(&mut self, mut other: Accepted) {
+        self.last = self.last.max(other.last);
+        self.latencies_us.append(&mut other.latencies_us);
+        self.handshakes_us.append(&mut other.handshakes_us);
+        self.connections += other.connections;
+        self.tls = self.tls.take().or(other.tls);
+    }
 }
 
 /// Runs the sessions (session s sends messages s, s + C, s + 2C, …) and
@@ -211,62 +254,98 @@ async fn send(
 ) -> Result<Accepted, String> {
     let n = config.messages;
     let envelope = Arc::new(Envelope::new(&config.from, &config.to));
+    let connector = match config.starttls {
+        true => Some(tls::connector()?),
+        false => None,
+    };
     let mut tasks = JoinSet::new();
     for s in 0..sessions {
         let mut message = template.clone();
         let envelope = Arc::clone(&envelope);
         let helo = config.helo.clone();
+        let connector = connector.clone();
+        let per_connection = config.per_connection.unwrap_or(u64::MAX).max(1) as usize;
         tasks.spawn(async move {
-            let numbers = (s..n).step_by(sessions as usize);
-            send_all(server, &helo, &envelope, &mut message, numbers, s == 0).await
+            let numbers: Vec<u64> = (s..n).step_by(sessions as usize).collect();
+            let mut accepted = Accepted::default();
+            for (i, chunk) in numbers.chunks(per_connection).enumerate() {
+                let one = Connection {
+                    server,
+                    helo: &helo,
+                    tls: connector.as_ref(),
+                    envelope: &envelope,
+                    first: s == 0 && i == 0,
+                };
+                accepted.add(one.send_all(&mut message, chunk).await?);
+            }
+            Ok::<_, String>(accepted)
         });
     }
     // Dropping the set (on failure or timeout) aborts the sessions left.
-    let mut last: Option<Instant> = None;
-    let mut latencies_us = Vec::with_capacity(n as usize);
+    let mut all = Accepted {
+        latencies_us: Vec::with_capacity(n as usize),
+        ..Accepted::default()
+    };
     while let Some(joined) = tasks.join_next().await {
-        let (at, mut lat) = joined.map_err(|e| format!("session task: {e}"))??;
-        last = Some(last.map_or(at, |l| l.max(at)));
-        latencies_us.append(&mut lat);
+        all.add(joined.map_err(|e| format!("session task: {e}"))??);
     }
-    latencies_us.sort_unstable();
-    let last = last.ok_or_else(|| "no session ran".to_string())?;
-    Ok(Accepted { last, latencies_us })
+    all.latencies_us.sort_unstable();
+    all.handshakes_us.sort_unstable();
+    if all.last.is_none() {
+        return Err("no session ran".to_string());
+    }
+    Ok(all)
 }
 
-/// One session: open, send the numbered messages, quit. Returns when the
-/// last message was accepted and each message's accept latency in µs.
-async fn send_all(
+/// One SMTP connection of a session and what it needs.
+struct Connection<'a> {
     server: SocketAddr,
-    helo: &str,
-    envelope: &Envelope,
-    message: &mut Message,
-    numbers: impl Iterator<Item = u64>,
+    helo: &'a str,
+    tls: Option<&'a tokio_rustls::TlsConnector>,
+    envelope: &'a Envelope,
+    /// The run's first: it says how MAIL, RCPT and DATA are sent.
     first: bool,
-) -> Result<(Instant, Vec<u64>), String> {
-    let context = |e: SmtpError| format!("SMTP: {e}");
-    let mut latencies = Vec::with_capacity(numbers.size_hint().0);
-    let mut session = Session::open(server, helo).await.map_err(context)?;
-    if first {
-        let word = if session.pipelining() {
-            "pipelined"
-        } else {
-            "one by one (no PIPELINING)"
-        };
-        eprintln!("load: MAIL, RCPT and DATA sent {word}");
-    }
-    let mut last = Instant::now();
-    for number in numbers {
-        message.set_number(number);
-        let waited = session
-            .send(envelope, message.wire())
+}
+
+impl Connection<'_> {
+    /// Open, send the numbered messages, quit: when the last message was
+    /// accepted, each message's accept latency and the handshake's time.
+    async fn send_all(&self, message: &mut Message, numbers: &[u64]) -> Result<Accepted, String> {
+        let context = |e: SmtpError| format!("SMTP: {e}");
+        let mut session = Session::open(self.server, self.helo, self.tls)
             .await
-            .map_err(|e| format!("SMTP: message {number}: {e}"))?;
-        last = Instant::now();
-        latencies.push(waited.as_micros() as u64);
+            .map_err(context)?;
+        if self.first {
+            let word = if session.pipelining() {
+                "pipelined"
+            } else {
+                "one by one (no PIPELINING)"
+            };
+            eprintln!("load: MAIL, RCPT and DATA sent {word}");
+        }
+        let mut accepted = Accepted {
+            connections: 1,
+            handshakes_us: session
+                .handshake()
+                .map(|d| d.as_micros() as u64)
+                .into_iter()
+                .collect(),
+            tls: session.tls_info(),
+            latencies_us: Vec::with_capacity(numbers.len()),
+            last: None,
+        };
+        for &number in numbers {
+            message.set_number(number);
+            let waited = session
+                .send(self.envelope, message.wire())
+                .await
+                .map_err(|e| format!("SMTP: message {number}: {e}"))?;
+            accepted.last = Some(Instant::now());
+            accepted.latencies_us.push(waited.as_micros() as u64);
+        }
+        session.quit().await.map_err(context)?;
+        Ok(accepted)
     }
-    session.quit().await.map_err(context)?;
-    Ok((last, latencies))
 }
 
 /// The nearest-rank percentile `p` (0 < p ≤ 100) of sorted values.
@@ -318,6 +397,8 @@ mod tests {
             root_pid: std::process::id(),
             timeout: Duration::from_secs(30),
             helo: "test.localhost".into(),
+            starttls: false,
+            per_connection: None,
         }
     }
 
@@ -346,6 +427,58 @@ mod tests {
         }
         let files = std::fs::read_dir(maildir.join("new")).unwrap().count();
         assert_eq!(files, 800);
+    }
+
+    /// A server configuration with a fresh self-signed ECDSA certificate.
+    fn tls_config() -> Arc<rustls::ServerConfig> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["loopback".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+        Arc::new(config)
+    }
+
+    /// STARTTLS in every connection, a new connection every 3 messages:
+    /// 4 sessions of 5 messages make 8 connections, each with a
+    /// handshake, and every message arrives.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starttls_load_reconnects_and_counts_handshakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("Maildir");
+        let server = loopback::spawn(ServerOptions {
+            maildir: Some(maildir.clone()),
+            tls: Some(tls_config()),
+            ..ServerOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut c = config(server.addr(), maildir, 20, 4);
+        c.starttls = true;
+        c.per_connection = Some(3);
+        let r = run(&c).await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.connections, Some(8));
+        assert!(r.handshake_p50_ms.unwrap() > 0.0);
+        assert!(r.handshake_p50_ms <= r.handshake_max_ms);
+        assert_eq!(r.tls_version.as_deref(), Some("TLSv1_3"));
+        assert!(r.tls_cipher.unwrap().starts_with("TLS13_"));
+        // Without STARTTLS on offer the run fails at once, saying why.
+        let plain = loopback::spawn(ServerOptions::default()).await.unwrap();
+        let mut c = config(plain.addr(), dir.path().into(), 2, 1);
+        c.starttls = true;
+        let r = run(&c).await;
+        assert!(!r.ok);
+        assert!(r.error.unwrap().contains("STARTTLS: not offered"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@
 //! many messages per session.
 //!
 //! The same server, given a Maildir, writes each message into it (tmp/,
-//! then new/, no fsync): the tests run `load` against it.
+//! then new/, no fsync): the tests run `load` against it, with STARTTLS
+//! too when given a TLS acceptor.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -106,7 +107,7 @@ impl Load {
                 while Instant::now() < deadline {
                     let mut open = match session.take() {
                         Some(open) => open,
-                        None => Session::open(server, "loopback.localhost").await?,
+                        None => Session::open(server, "loopback.localhost", None).await?,
                     };
                     message.set_number(s + sent * step);
                     open.send(&envelope, message.wire()).await?;
@@ -139,6 +140,8 @@ pub struct ServerOptions {
     pub pipelining: bool,
     /// Reject RCPT TO commands that contain this text with 550.
     pub reject_rcpt: Option<String>,
+    /// Offer STARTTLS, with this server configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
@@ -147,6 +150,7 @@ impl Default for ServerOptions {
             maildir: None,
             pipelining: true,
             reject_rcpt: None,
+            tls: None,
         }
     }
 }
@@ -200,6 +204,10 @@ const EHLO_PIPELINING: &[u8] =
     b"250-loopback\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
 const EHLO_PLAIN: &[u8] = b"250-loopback\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n";
 
+/// A connection's byte stream, plain or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
 /// One connection. Replies are collected and written when no more
 /// (pipelined) input is waiting, as a real server does.
 async fn serve(
@@ -209,19 +217,43 @@ async fn serve(
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
-        stream: BufReader::with_capacity(64 * 1024, stream),
+        stream: BufReader::with_capacity(64 * 1024, Box::new(stream)),
         out: b"220 loopback ESMTP postern-bench\r\n".to_vec(),
         line: Vec::with_capacity(1024),
     };
     let mut message = Vec::new();
+    let mut in_tls = false;
     loop {
         if !conn.next_line().await? {
             return Ok(());
         }
         let verb = conn.line.get(..4).map(<[u8]>::to_ascii_uppercase);
         match verb.as_deref() {
-            Some(b"EHLO") if options.pipelining => conn.reply(EHLO_PIPELINING),
-            Some(b"EHLO") => conn.reply(EHLO_PLAIN),
+            Some(b"EHLO") => {
+                if options.tls.is_some() && !in_tls {
+                    conn.reply(b"250-STARTTLS\r\n");
+                }
+                conn.reply(if options.pipelining {
+                    EHLO_PIPELINING
+                } else {
+                    EHLO_PLAIN
+                });
+            }
+            Some(b"STAR") if !in_tls && options.tls.is_some() => {
+                let Some(config) = &options.tls else {
+                    continue;
+                };
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+                conn.reply(b"220 2.0.0 Ready to start TLS\r\n");
+                conn.flush().await?;
+                let plain = std::mem::replace(
+                    &mut conn.stream,
+                    BufReader::new(Box::new(tokio::io::empty())),
+                );
+                let tls = acceptor.accept(plain.into_inner()).await?;
+                conn.stream = BufReader::with_capacity(64 * 1024, Box::new(tls));
+                in_tls = true;
+            }
             Some(b"HELO") => conn.reply(b"250 loopback\r\n"),
             Some(b"MAIL") => conn.reply(b"250 2.1.0 Ok\r\n"),
             Some(b"RCPT") => {
@@ -268,7 +300,7 @@ async fn serve(
 }
 
 struct Conn {
-    stream: BufReader<TcpStream>,
+    stream: BufReader<Box<dyn Io>>,
     /// Replies not written yet.
     out: Vec<u8>,
     /// The line just read.

@@ -7,7 +7,11 @@
 //!   of about S bytes (headers and 76-character body lines, built once as a
 //!   dot-stuffed template in which only the ID changes) over C concurrent
 //!   SMTP sessions, pipelining MAIL, RCPT and DATA when the server offers
-//!   PIPELINING. It measures
+//!   PIPELINING. With `--starttls` each connection says STARTTLS first
+//!   and makes a full TLS handshake (rustls, any certificate accepted, no
+//!   resumption); `--messages-per-connection M` reconnects after M
+//!   messages, so that the run makes N / M connections (handshakes). It
+//!   measures
 //!   - *accept throughput*: N / (first connect → last `250` after the dot);
 //!   - *accept latency*: end-of-data dot written → its `250`, p50 and p99;
 //!   - *end-to-end throughput*: N / (first connect → the last message's file
@@ -20,7 +24,9 @@
 //!     the difference of their summed utime+stime+cutime+cstime between the
 //!     start and the end (children reaped during the run are counted through
 //!     their parent's cutime/cstime), and the peaks of the summed VmRSS and
-//!     Pss (`smaps_rollup`) sampled every 50 ms.
+//!     Pss (`smaps_rollup`) sampled every 50 ms;
+//!   - *the TLS handshakes*: how long the client waited for each, p50 and
+//!     max, the connections made, the protocol version and cipher suite.
 //!
 //!   A rejected command, a timeout, or a missing or duplicated message makes
 //!   the run fail: the JSON is still printed, with `"ok":false`, and the
@@ -46,6 +52,7 @@ mod maildir;
 mod message;
 mod procstat;
 mod smtp_client;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -113,6 +120,14 @@ struct LoadArgs {
     /// The name sent in EHLO.
     #[arg(long, default_value = "postern-bench.localhost")]
     helo: String,
+    /// STARTTLS in every connection (any certificate accepted, no session
+    /// resumption: a full handshake each time).
+    #[arg(long)]
+    starttls: bool,
+    /// Reconnect after this many messages (default: each session keeps
+    /// one connection for the whole run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    messages_per_connection: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -177,6 +192,8 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         root_pid: args.root_pid,
         timeout: Duration::from_secs(args.timeout),
         helo: args.helo,
+        starttls: args.starttls,
+        per_connection: args.messages_per_connection,
     };
     let report = runtime()?.block_on(load::run(&config));
     print_json(&report)?;

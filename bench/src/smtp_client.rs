@@ -1,6 +1,8 @@
 //! A lean SMTP client session, shared by `load` and `loopback`.
 //!
-//! One session: connect, read the greeting, EHLO; then per message
+//! One session: connect, read the greeting, EHLO (with `--starttls`:
+//! STARTTLS, the TLS handshake, EHLO again, see [`crate::tls`]); then per
+//! message
 //! MAIL FROM, RCPT TO and DATA (in one write when the server advertises
 //! PIPELINING, as MTAs do; otherwise one at a time), the dot-stuffed
 //! payload in one write, and the reply to the end-of-data dot, whose wait
@@ -15,9 +17,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::TlsConnector;
+
+use crate::tls::Stream;
 
 /// How long QUIT waits for the server to close the connection.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -28,6 +33,7 @@ pub enum Stage {
     Connect,
     Greeting,
     Ehlo,
+    StartTls,
     MailFrom,
     RcptTo,
     Data,
@@ -41,6 +47,7 @@ impl fmt::Display for Stage {
             Stage::Connect => "connect",
             Stage::Greeting => "greeting",
             Stage::Ehlo => "EHLO",
+            Stage::StartTls => "STARTTLS",
             Stage::MailFrom => "MAIL FROM",
             Stage::RcptTo => "RCPT TO",
             Stage::Data => "DATA",
@@ -60,6 +67,10 @@ pub enum SmtpError {
     Closed { stage: Stage },
     #[error("{stage}: {source}")]
     Io { stage: Stage, source: io::Error },
+    #[error("STARTTLS: not offered in the reply to EHLO")]
+    NoStartTls,
+    #[error("STARTTLS: the server sent more after its 220")]
+    Injected,
 }
 
 /// The per-transaction commands, built once per run.
@@ -87,16 +98,22 @@ impl Envelope {
 
 /// An open SMTP session after a successful EHLO.
 pub struct Session {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    stream: BufReader<Stream>,
     pipelining: bool,
+    /// How long the TLS handshake took, after STARTTLS.
+    handshake: Option<Duration>,
     /// The reply being read, all its lines.
     reply: Vec<u8>,
 }
 
 impl Session {
-    /// Connects, reads the 220 greeting and says EHLO.
-    pub async fn open(server: SocketAddr, helo: &str) -> Result<Session, SmtpError> {
+    /// Connects, reads the 220 greeting and says EHLO; with `tls`, then
+    /// STARTTLS, the handshake and EHLO again.
+    pub async fn open(
+        server: SocketAddr,
+        helo: &str,
+        tls: Option<&TlsConnector>,
+    ) -> Result<Session, SmtpError> {
         let stream = TcpStream::connect(server)
             .await
             .map_err(|source| SmtpError::Io {
@@ -109,25 +126,74 @@ impl Session {
             stage: Stage::Connect,
             source,
         })?;
-        let (read, writer) = stream.into_split();
         let mut session = Session {
-            reader: BufReader::with_capacity(16 * 1024, read),
-            writer,
+            stream: BufReader::with_capacity(16 * 1024, Stream::Plain(stream)),
             pipelining: false,
+            handshake: None,
             reply: Vec::with_capacity(512),
         };
         session.read_reply(Stage::Greeting, 2).await?;
-        session
-            .write(Stage::Ehlo, format!("EHLO {helo}\r\n").as_bytes())
-            .await?;
+        let ehlo = format!("EHLO {helo}\r\n");
+        session.write(Stage::Ehlo, ehlo.as_bytes()).await?;
         session.read_reply(Stage::Ehlo, 2).await?;
+        if let Some(connector) = tls {
+            session = session.start_tls(connector, server).await?;
+            session.write(Stage::Ehlo, ehlo.as_bytes()).await?;
+            session.read_reply(Stage::Ehlo, 2).await?;
+        }
         session.pipelining = advertises(&session.reply, b"PIPELINING");
         Ok(session)
+    }
+
+    /// STARTTLS and the handshake, timed (the reply to STARTTLS not
+    /// included).
+    async fn start_tls(
+        mut self,
+        connector: &TlsConnector,
+        server: SocketAddr,
+    ) -> Result<Session, SmtpError> {
+        if !advertises(&self.reply, b"STARTTLS") {
+            return Err(SmtpError::NoStartTls);
+        }
+        self.write(Stage::StartTls, b"STARTTLS\r\n").await?;
+        self.read_reply(Stage::StartTls, 2).await?;
+        if !self.stream.buffer().is_empty() {
+            return Err(SmtpError::Injected);
+        }
+        let Stream::Plain(tcp) = self.stream.into_inner() else {
+            return Err(SmtpError::Malformed {
+                stage: Stage::StartTls,
+                line: "TLS is already on".into(),
+            });
+        };
+        let started = Instant::now();
+        let tls = connector
+            .connect(ServerName::IpAddress(server.ip().into()), tcp)
+            .await
+            .map_err(|source| SmtpError::Io {
+                stage: Stage::StartTls,
+                source,
+            })?;
+        Ok(Session {
+            stream: BufReader::with_capacity(16 * 1024, Stream::Tls(Box::new(tls))),
+            handshake: Some(started.elapsed()),
+            ..self
+        })
     }
 
     /// Whether the server advertised PIPELINING.
     pub fn pipelining(&self) -> bool {
         self.pipelining
+    }
+
+    /// How long the TLS handshake took (None without STARTTLS).
+    pub fn handshake(&self) -> Option<Duration> {
+        self.handshake
+    }
+
+    /// The TLS protocol version and cipher suite (None without STARTTLS).
+    pub fn tls_info(&self) -> Option<(String, String)> {
+        self.stream.get_ref().tls_info()
     }
 
     /// Sends one message; returns the wait from the end-of-data dot being
@@ -163,15 +229,16 @@ impl Session {
         self.write(Stage::Quit, b"QUIT\r\n").await?;
         self.read_reply(Stage::Quit, 2).await?;
         let mut rest = [0u8; 64];
-        let _ = tokio::time::timeout(CLOSE_WAIT, self.reader.read(&mut rest)).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, self.stream.read(&mut rest)).await;
         Ok(())
     }
 
+    /// Writes `bytes` and flushes them (a TLS stream may keep records
+    /// back until flushed; for TCP the flush does nothing).
     async fn write(&mut self, stage: Stage, bytes: &[u8]) -> Result<(), SmtpError> {
-        self.writer
-            .write_all(bytes)
-            .await
-            .map_err(|source| SmtpError::Io { stage, source })
+        let io = |source| SmtpError::Io { stage, source };
+        self.stream.write_all(bytes).await.map_err(io)?;
+        self.stream.flush().await.map_err(io)
     }
 
     /// Reads one (possibly multi-line) reply into `self.reply`; an error
@@ -181,7 +248,7 @@ impl Session {
         loop {
             let start = self.reply.len();
             let n = self
-                .reader
+                .stream
                 .read_until(b'\n', &mut self.reply)
                 .await
                 .map_err(|source| SmtpError::Io { stage, source })?;

@@ -2,7 +2,9 @@
 # `lib.evalModules` beside stand-ins for the NixOS options it sets
 # (nix/tests/nixos-options.nix: a definition NixOS does not have fails),
 # for a minimal server, a null client without a port 25 listener, a moved
-# queue and run directory, a bad key, and settings the module refuses.
+# queue and run directory, a bad key, a submission server (issue 18:
+# enableSubmission, enableSubmissions, sslCert/sslKey, and the settings
+# saying otherwise), and settings the module refuses.
 # Each case checks the generated units, tmpfiles, wrapper, firewall and
 # aliases; a failed check throws, naming the case and what differs.
 #
@@ -171,12 +173,52 @@ let
       };
     };
 
-    # The defaults, and smtpd.listen as the shipped unit's own
-    # ListenStream=: check.sh compares every unit with systemd/.
+    # Issue 18: an MX and submission server as services.postfix users
+    # write one: enableSubmission, enableSubmissions, sslCert and sslKey
+    # from security.acme, Dovecot's auth socket.
+    submission = {
+      services.postern = {
+        openFirewall = true;
+        enableSubmission = true;
+        enableSubmissions = true;
+        sslCert = "/var/lib/acme/mail.example.org/fullchain.pem";
+        sslKey = "/var/lib/acme/mail.example.org/key.pem";
+        settings = {
+          local.alias_files = [ ];
+          smtpd.listen = [ "[::]:25" ];
+          sasl = { backend = "dovecot"; dovecot_socket = "/run/dovecot2/auth-postern"; };
+        };
+      };
+    };
+
+    # The settings say otherwise: their listeners and chain files win;
+    # no IPv6, no [::].
+    submissionOwn = {
+      networking.enableIPv6 = false;
+      services.postern = {
+        openFirewall = true;
+        enableSubmission = true;
+        enableSubmissions = true;
+        settings = {
+          local.alias_files = [ ];
+          submission.implicit_tls_listen = [ "192.0.2.7:465" ];
+          tls.chain_files = [ "/etc/postern/tls/key.pem" "/etc/postern/tls/fullchain.pem" ];
+          sasl.backend = "passwd";
+        };
+      };
+    };
+
+    # The defaults, and each TCP socket's key as the shipped units'
+    # own ListenStream= (postern-smtpd.socket's, and the submission
+    # units' loopback placeholders): check.sh compares every unit with
+    # systemd/.
     asShipped = {
       services.postern.settings = {
         local.alias_files = [ ];
         smtpd.listen = [ "127.0.0.1:25" ];
+        submission = { listen = [ "127.0.0.1:587" ]; implicit_tls_listen = [ "127.0.0.1:465" ]; };
+        tls.chain_files = [ "/etc/postern/key.pem" "/etc/postern/fullchain.pem" ];
+        sasl.backend = "passwd";
       };
     };
 
@@ -184,12 +226,21 @@ let
     refused = {
       services.postern = {
         enableSubmission = true;
-        enableSubmissions = true;
+        sslCert = "/var/lib/acme/mail.example.org/fullchain.pem";
         settings = {
           server.user = "mail";
           queue.directory = "var/spool/postern";
           server.run_directory = "/home/postern/run";
         };
+      };
+    };
+
+    # A private key in the (world-readable) store.
+    keyInStore = {
+      services.postern = {
+        sslCert = "/var/lib/acme/mail.example.org/fullchain.pem";
+        sslKey = "${builtins.storeDir}/00000000000000000000000000000000-key.pem";
+        settings.local.alias_files = [ ];
       };
     };
 
@@ -318,13 +369,70 @@ let
       (expect "the typo reaches the rendered file" (hasLine ''lisen = ["[::]:25"]'' s.rendered) s.rendered)
     ];
 
+    submission = directoryChecks { queueDir = "/var/spool/postern"; runDir = "/run/postern"; } s ++ [
+      (expect "no failed assertion" (s.failedAssertions == [ ]) s.failedAssertions)
+      (expect "postern-submission.socket on 587, IPv4 and IPv6"
+        (s.sockets.postern-submission.listenStreams == [ "0.0.0.0:587" "[::]:587" ]
+          && s.sockets.postern-submission.socketConfig == {
+            BindIPv6Only = "ipv6-only"; FileDescriptorName = "submission"; Service = "postern-smtpd.service";
+            ReusePort = true;
+          })
+        s.sockets.postern-submission)
+      (expect "postern-submissions.socket on 465, IPv4 and IPv6"
+        (s.sockets.postern-submissions.listenStreams == [ "0.0.0.0:465" "[::]:465" ]
+          && s.sockets.postern-submissions.socketConfig.FileDescriptorName == "submissions"
+          && s.sockets.postern-submissions.socketConfig.BindIPv6Only == "ipv6-only")
+        s.sockets.postern-submissions)
+      (expect "smtpd takes all three TCP sockets, wants and orders after them, requires none"
+        (s.services.postern-smtpd.serviceConfig.Sockets == [
+          "postern-smtpd.socket" "postern-submission.socket" "postern-submissions.socket" "postern-submit.socket"
+        ]
+          && all (u: elem u s.services.postern-smtpd.wants && elem u s.services.postern-smtpd.after && elem u s.targetWants)
+            [ "postern-smtpd.socket" "postern-submission.socket" "postern-submissions.socket" ]
+          && s.services.postern-smtpd.requires == [ "postern-submit.socket" ])
+        s.services.postern-smtpd)
+      (expect "the firewall opens 25, 587 and 465" (s.firewall == [ 25 587 465 ]) s.firewall)
+      (expect "sslKey, then sslCert, are tls.chain_files"
+        (hasLine ''chain_files = ["/var/lib/acme/mail.example.org/key.pem", "/var/lib/acme/mail.example.org/fullchain.pem"]'' s.rendered)
+        s.rendered)
+      (expect "the listeners rendered"
+        (hasLine ''listen = ["0.0.0.0:587", "[::]:587"]'' s.rendered
+          && hasLine ''implicit_tls_listen = ["0.0.0.0:465", "[::]:465"]'' s.rendered)
+        s.rendered)
+      (expect "no warning: the key is not for the build to read" (s.warnings == [ ]) s.warnings)
+    ];
+
+    submissionOwn = [
+      (expect "no failed assertion" (s.failedAssertions == [ ]) s.failedAssertions)
+      (expect "no [::] without IPv6"
+        (s.sockets.postern-submission.listenStreams == [ "0.0.0.0:587" ]
+          && !(s.sockets.postern-submission.socketConfig ? BindIPv6Only))
+        s.sockets.postern-submission)
+      (expect "the settings' implicit_tls_listen wins over enableSubmissions"
+        (s.sockets.postern-submissions.listenStreams == [ "192.0.2.7:465" ]
+          && s.sockets.postern-submissions.socketConfig.FreeBind == true)
+        s.sockets.postern-submissions)
+      (expect "the settings' chain files, no sslCert needed"
+        (hasLine ''chain_files = ["/etc/postern/tls/key.pem", "/etc/postern/tls/fullchain.pem"]'' s.rendered)
+        s.rendered)
+      (expect "the firewall opens 587 and 465, not loopback's 2525" (s.firewall == [ 587 465 ]) s.firewall)
+    ];
+
     asShipped = directoryChecks { queueDir = "/var/spool/postern"; runDir = "/run/postern"; } s ++ [
       (expect "no failed assertion" (s.failedAssertions == [ ]) s.failedAssertions)
       (expect "every unit of systemd/, no other" (attrNames s.units == [
         "postern-local.service" "postern-local.socket" "postern-qmgr.service" "postern-qmgr.socket"
         "postern-showq.socket" "postern-smtp.service" "postern-smtp.socket" "postern-smtpd.service"
-        "postern-smtpd.socket" "postern-submit.socket" "postern.target"
+        "postern-smtpd.socket" "postern-submission.socket" "postern-submissions.socket"
+        "postern-submit.socket" "postern.target"
       ]) (attrNames s.units))
+    ];
+
+    keyInStore = [
+      (expect "a private key in the store refused"
+        (length s.failedAssertions == 1
+          && has "services.postern.sslKey = \"${builtins.storeDir}/00000000000000000000000000000000-key.pem\" is in the Nix store" (builtins.head s.failedAssertions))
+        s.failedAssertions)
     ];
 
     refused =
@@ -333,15 +441,17 @@ let
         any' = sub: builtins.any (has sub) failed;
       in
       [
-        (expect "enableSubmission refused, naming issue 18"
-          (any' "services.postern.enableSubmission: postern has no authenticated submission yet (SMTP AUTH, issue 18)") failed)
-        (expect "enableSubmissions refused" (any' "services.postern.enableSubmissions: ") failed)
+        (expect "sslCert without sslKey refused" (any' "services.postern.sslCert and services.postern.sslKey go together") failed)
+        (expect "submission without a certificate refused"
+          (any' "services.postern: submission (enableSubmission, enableSubmissions or settings.submission) needs a certificate") failed)
+        (expect "submission without a SASL backend refused"
+          (any' "takes mail only from clients that log in, and needs settings.sasl.backend") failed)
         (expect "server.user other than postern refused" (any' ''services.postern.settings.server.user = "mail"'') failed)
         (expect "a relative queue directory refused"
           (any' ''services.postern.settings.queue.directory = "var/spool/postern" is not an absolute path'') failed)
         (expect "a run directory ProtectHome hides refused"
           (any' ''services.postern.settings.server.run_directory = "/home/postern/run" is under /home'') failed)
-        (expect "five assertions failed" (length failed == 5) failed)
+        (expect "six assertions failed" (length failed == 6) failed)
         (expect "postern's home is still a path" (s.home == "/var/spool/postern") s.home)
       ];
 

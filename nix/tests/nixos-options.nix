@@ -2,7 +2,8 @@
 # names, nesting and types NixOS gives them (nixos/lib/systemd-unit-options.nix,
 # nixos/modules/config/users-groups.nix, system/etc/etc.nix,
 # security/wrappers, security/ca.nix, services/mail/mail.nix,
-# services/networking/firewall.nix, misc/assertions.nix), and nothing
+# services/networking/firewall.nix, tasks/network-interfaces.nix,
+# misc/assertions.nix), and nothing
 # else: a subset of NixOS, so that a definition the module makes and
 # NixOS does not have fails this evaluation ("The option ... does not
 # exist"). Written for this project; works with nix/tests/minilib.nix and
@@ -156,6 +157,9 @@ in
     systemd.targets = mkOption { type = types.attrsOf target; default = { }; };
 
     networking.firewall.allowedTCPPorts = mkOption { type = types.listOf types.port; default = [ ]; };
+    # services/networking/networking.nix (read: where the submission
+    # listeners go).
+    networking.enableIPv6 = mkOption { type = types.bool; default = true; };
 
     # Untyped in NixOS (services/mail/mail.nix), and assigned to
     # security.wrappers.sendmail: declared here with the wrapper's type.

@@ -32,10 +32,6 @@ async fn presented(
     no_ed25519: bool,
     version: &'static rustls::SupportedProtocolVersion,
 ) -> Result<CertificateDer<'static>, String> {
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).unwrap();
-    }
     let mut provider = rustls::crypto::ring::default_provider();
     if no_ed25519 {
         let algs = provider.signature_verification_algorithms;
@@ -53,8 +49,25 @@ async fn presented(
     let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[version])
         .unwrap()
-        .with_root_certificates(store)
+        .with_root_certificates(roots_of(roots))
         .with_no_client_auth();
+    handshake(config, client).await.map(|(cert, _)| cert)
+}
+
+fn roots_of(roots: &[CertificateDer<'static>]) -> rustls::RootCertStore {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    store
+}
+
+/// A handshake of `client` with `config` over a pipe, and a ping-pong
+/// inside: the certificate the server presented and the suite agreed on.
+async fn handshake(
+    config: Arc<rustls::ServerConfig>,
+    client: rustls::ClientConfig,
+) -> Result<(CertificateDer<'static>, rustls::SupportedCipherSuite), String> {
     let (a, b) = tokio::io::duplex(1 << 16);
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let server = tokio::spawn(async move {
@@ -76,7 +89,10 @@ async fn presented(
     c.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
     server.await.unwrap()?;
     let (_, conn) = c.get_ref();
-    Ok(conn.peer_certificates().unwrap()[0].clone())
+    Ok((
+        conn.peer_certificates().unwrap()[0].clone(),
+        conn.negotiated_cipher_suite().unwrap(),
+    ))
 }
 
 #[tokio::test]
@@ -104,6 +120,39 @@ async fn two_chains_each_client_gets_the_one_it_can_check() {
         .await
         .unwrap();
     assert_eq!(got, ec_der);
+}
+
+/// Issue 18 (testssl's "cipher_order"): the server's order decides. A
+/// client that lists the suites backwards, ChaCha20 first, still gets
+/// AES-256-GCM, over TLS 1.3 and 1.2.
+#[tokio::test]
+async fn issue_18_the_server_order_picks_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert, der) = make("mx.example.org", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let file = dir.path().join("ecdsa.pem");
+    std::fs::write(&file, format!("{key}{cert}")).unwrap();
+    let config = server_config(&[file]).unwrap();
+    let cases = [
+        (
+            &rustls::version::TLS13,
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            &rustls::version::TLS12,
+            rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+    ];
+    for (version, want) in cases {
+        let mut provider = rustls::crypto::ring::default_provider();
+        provider.cipher_suites.reverse();
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots_of(std::slice::from_ref(&der)))
+            .with_no_client_auth();
+        let (_, suite) = handshake(config.clone(), client).await.unwrap();
+        assert_eq!(suite.suite(), want);
+    }
 }
 
 #[test]

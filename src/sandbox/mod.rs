@@ -140,6 +140,15 @@ impl Profile {
             p.read_files([config.sasl.password_file.clone()]);
         }
         p.read_files(crate::maps::files_of(&config.sasl.sender_login_maps));
+        // Dovecot's authentication socket: connecting to a Unix socket is
+        // a Landlock right from ABI 9 on. Its directory, or, when Dovecot
+        // has not made it yet (smtpd started first), the nearest one that
+        // exists, so that the socket made later is reachable.
+        if config.sasl.backend == crate::config::SaslBackend::Dovecot
+            && let Some(dir) = parent(&config.sasl.dovecot_socket)
+        {
+            p.unix_sockets.push(existing_ancestor(&dir));
+        }
         // And those of the header and body checks.
         let c = &config.checks;
         let checks: Vec<String> = [&c.header, &c.mime_header, &c.body]
@@ -594,5 +603,47 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         assert!(p.read.iter().all(|r| seen.insert(r)), "{:?}", p.read);
         assert!(!p.read.contains(&PathBuf::from("/")));
+    }
+
+    /// Issue 18: smtpd may connect to Dovecot's auth socket (a Landlock
+    /// right from ABI 9 on) and read the password file, each only with its
+    /// backend; no other role gets either, nor the key's directory.
+    #[test]
+    fn issue_18_smtpd_reaches_its_sasl_backend_and_keys() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(t.path()).unwrap();
+        let (run, secrets) = (dir.join("dovecot"), dir.join("secrets"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(&secrets).unwrap();
+        let toml = |backend: &str, socket: &Path| {
+            format!(
+                "[submission]\nlisten = [\"127.0.0.1:587\"]\n[tls]\nchain_files = [\"{}\"]\n\
+                 [sasl]\nbackend = \"{backend}\"\ndovecot_socket = \"{}\"\npassword_file = \"{}\"\n",
+                secrets.join("key.pem").display(),
+                socket.display(),
+                secrets.join("passwd").display()
+            )
+        };
+        let path = Some(Path::new("/etc/postern/postern.toml"));
+        let config = Config::from_toml(&toml("dovecot", &run.join("auth-client")), "t").unwrap();
+        let p = Profile::smtpd(&config, path);
+        assert!(p.unix_sockets.contains(&run), "{:?}", p.unix_sockets);
+        assert!(p.read.contains(&secrets), "{:?}", p.read);
+        // Not made yet: the nearest directory that exists.
+        let later = run.join("not-yet").join("auth-client");
+        let config = Config::from_toml(&toml("dovecot", &later), "t").unwrap();
+        let p = Profile::smtpd(&config, path);
+        assert!(p.unix_sockets.contains(&run), "{:?}", p.unix_sockets);
+        let config = Config::from_toml(&toml("passwd", &run.join("auth-client")), "t").unwrap();
+        let p = Profile::smtpd(&config, path);
+        assert!(!p.unix_sockets.contains(&run), "{:?}", p.unix_sockets);
+        assert!(p.read.contains(&secrets), "{:?}", p.read);
+        for other in [Profile::qmgr, Profile::smtp] {
+            let o = other(&config, path);
+            assert!(
+                !o.unix_sockets.contains(&run) && !o.read.contains(&secrets),
+                "{o:?}"
+            );
+        }
     }
 }

@@ -3,11 +3,15 @@
 //! `/usr/lib/systemd/system-generators/postern-generator`).
 //!
 //! systemd runs it at boot and on every `systemctl daemon-reload`, before
-//! it loads the units, with a fresh output directory. It reads
-//! `smtpd.listen` from the configuration and writes, in NORMAL (below the
-//! administrator's `/etc`, above the package's `/usr/lib`):
+//! it loads the units, with a fresh output directory. It reads the keys
+//! that name TCP listeners from the configuration — one socket unit each,
+//! as the role table says ([`super::tcp_sockets`]): `smtpd.listen` →
+//! `postern-smtpd.socket`, `submission.listen` →
+//! `postern-submission.socket`, `submission.implicit_tls_listen` →
+//! `postern-submissions.socket` — and writes, in NORMAL (below the
+//! administrator's `/etc`, above the package's `/usr/lib`), for each:
 //!
-//! * `postern-smtpd.socket.d/50-postern-listen.conf`: `ListenStream=`
+//! * `UNIT.d/50-postern-listen.conf`: `ListenStream=`
 //!   emptied, then one `ListenStream=` per listener; `BindIPv6Only=both`
 //!   when one is `[::]` (it takes IPv4 as well, as `postern start` binds
 //!   it), `ipv6-only` when an IPv4 address shares a `[::]`'s port (as
@@ -16,13 +20,16 @@
 //!   loopback (it may come up after the socket: DHCP, a failover address);
 //!   `SourcePath=` names the configuration, so `systemctl status` says when
 //!   it changed since the last daemon-reload.
-//! * when there is no listener to write (`smtpd.listen = []`, or a
-//!   configuration that is missing or cannot be read): the same drop-in
-//!   with `ListenStream=` emptied only, and `postern-smtpd.socket` masked
-//!   (a symlink to `/dev/null`). smtpd still serves `submit.sock`; a
-//!   broken file never makes postern listen anywhere it was not told to,
-//!   and a copy of the unit in `/etc` that wins over the mask refuses to
-//!   load without a listener rather than listen on its own.
+//! * when there is no listener to write (the key is empty — the
+//!   submission keys are by default —, or the configuration is missing
+//!   or cannot be read): the same drop-in with `ListenStream=` emptied
+//!   only, and the unit masked (a symlink to `/dev/null`). smtpd still
+//!   serves `submit.sock` and the other sockets; a broken file never
+//!   makes postern listen anywhere it was not told to, and a copy of the
+//!   unit in `/etc` that wins over the mask refuses to load without a
+//!   listener rather than listen on its own. The submission units start
+//!   only when this drop-in exists (`ConditionPathExists=`): without the
+//!   generator they are skipped, whatever placeholder they ship with.
 //!
 //! * when `queue.directory` or `server.run_directory` is not where the
 //!   units expect it (`/var/spool/postern`, `/run/postern`), drop-ins
@@ -39,8 +46,9 @@
 //! It never fails the boot: problems go to the kernel log (`/dev/kmsg`,
 //! as generators must log; `journalctl -b -t postern-generator`) or to
 //! stderr when not run by systemd, and the exit status is 0 unless the
-//! output directory cannot be written (then the unit's own listener,
-//! 127.0.0.1:25, applies).
+//! output directory cannot be written (then `postern-smtpd.socket`'s own
+//! listener applies, 127.0.0.1:25, and the submission units are skipped
+//! for want of their drop-in; smtpd and `postern.target` only want them).
 //!
 //! A listener on port 0 (any free port: tests) cannot be a socket unit's;
 //! it is left out with a warning.
@@ -51,8 +59,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
+use crate::role::Socket;
 
-/// The drop-in's name inside `postern-smtpd.socket.d/`.
+/// The listeners drop-in's name inside each TCP socket unit's `.d/`.
 pub const DROPIN: &str = "50-postern-listen.conf";
 /// The paths drop-ins' name, in each unit's `.d/`.
 pub const PATHS_DROPIN: &str = "50-postern-paths.conf";
@@ -102,15 +111,27 @@ impl Severity {
     }
 }
 
-/// What the generator writes for one configuration.
+/// What the generator writes for one TCP socket unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Output {
+pub(crate) struct Listeners {
+    /// The socket unit (`postern-smtpd.socket`).
+    pub unit: &'static str,
+    /// The key its listeners come from (`smtpd.listen`).
+    pub key: &'static str,
     /// The listeners written (`ListenStream=`), in the configuration's order.
     pub listen: Vec<SocketAddr>,
     /// The drop-in's text.
     pub dropin: String,
-    /// Whether `postern-smtpd.socket` is masked: nothing to listen on.
+    /// Whether the unit is masked: nothing to listen on.
     pub mask: bool,
+}
+
+/// What the generator writes for one configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Output {
+    /// Each TCP socket unit's listeners, in the role table's order
+    /// (`postern-smtpd.socket` first).
+    pub sockets: Vec<Listeners>,
     /// Paths drop-ins: (unit, text), for a queue or run directory the
     /// units do not expect.
     pub paths: Vec<(&'static str, String)>,
@@ -121,86 +142,109 @@ pub(crate) struct Output {
 /// The output for `config` (or the reason it could not be read), read
 /// from `source`. Pure: the tests call it with every kind of input.
 pub(crate) fn plan(config: Result<&Config, String>, source: &Path) -> Output {
-    let source = source.display();
+    let source = source.display().to_string();
     let mut messages = Vec::new();
-    let mut head = format!(
-        "# Written by {NAME} (`postern generate systemd`) at boot and on\n\
-         # `systemctl daemon-reload`, from smtpd.listen in {source}.\n\
-         # Do not edit: change smtpd.listen there, then run\n\
-         # `systemctl daemon-reload` and `systemctl restart postern.target`.\n"
-    );
     let paths = match &config {
-        Ok(c) => paths(c, &source.to_string(), &mut messages),
+        Ok(c) => paths(c, &source, &mut messages),
         Err(_) => Vec::new(),
     };
-    let listen = match config {
-        Ok(c) => usable_listeners(c, &source.to_string(), &mut head, &mut messages),
-        Err(reason) => {
-            unreadable(&reason, &mut head, &mut messages);
-            Vec::new()
-        }
-    };
-    let text = socket_dropin(head, &source.to_string(), &listen);
+    let tcp: Vec<&Socket> = super::tcp_sockets().collect();
+    if let Err(reason) = &config {
+        let units: Vec<&str> = tcp.iter().map(|s| s.unit).collect();
+        messages.push((
+            Severity::Error,
+            format!(
+                "{reason}; {} will not listen until the file is fixed (`postern check`) \
+                 and `systemctl daemon-reload` runs",
+                units.join(", ")
+            ),
+        ));
+    }
+    // What an empty file gives: a key empty by default (the submission
+    // listeners) is masked without a word.
+    let builtin = Config::builtin();
+    let sockets = tcp
+        .into_iter()
+        .map(|socket| {
+            let key = socket.key;
+            let mut head = format!(
+                "# Written by {NAME} (`postern generate systemd`) at boot and on\n\
+                 # `systemctl daemon-reload`, from {key} in {source}.\n\
+                 # Do not edit: change {key} there, then run\n\
+                 # `systemctl daemon-reload` and `systemctl restart postern.target`.\n"
+            );
+            let listen = match &config {
+                Ok(c) => usable_listeners(socket, c, &builtin, &source, &mut head, &mut messages),
+                Err(reason) => {
+                    unreadable(reason, socket, &mut head);
+                    Vec::new()
+                }
+            };
+            Listeners {
+                unit: socket.unit,
+                key,
+                dropin: socket_dropin(head, &source, &listen),
+                mask: listen.is_empty(),
+                listen,
+            }
+        })
+        .collect();
     Output {
-        mask: listen.is_empty(),
-        listen,
-        dropin: text,
+        sockets,
         paths,
         messages,
     }
 }
 
-/// The listeners of `config` a socket unit can have (not port 0), with
-/// what to log and say in the drop-in's head about the others.
+/// The listeners of `socket`'s key a socket unit can have (not port 0),
+/// with what to log and say in the drop-in's head about the others.
 fn usable_listeners(
+    socket: &Socket,
     c: &Config,
+    builtin: &Config,
     source: &str,
     head: &mut String,
     messages: &mut Vec<(Severity, String)>,
 ) -> Vec<SocketAddr> {
+    let key = socket.key;
     let (usable, port0): (Vec<SocketAddr>, Vec<SocketAddr>) =
-        c.smtpd.listen.iter().partition(|a| a.port() != 0);
+        (socket.tcp)(c).iter().partition(|a| a.port() != 0);
     for a in &port0 {
         messages.push((
             Severity::Warning,
             format!(
-                "{source}: smtpd.listen: {a} (port 0, any free port) cannot be a socket \
+                "{source}: {key}: {a} (port 0, any free port) cannot be a socket \
                  unit's listener; left out"
             ),
         ));
     }
     if usable.is_empty() {
         let why = if port0.is_empty() {
-            "smtpd.listen is empty"
+            format!("{key} is empty")
         } else {
-            "smtpd.listen names no usable listener"
+            format!("{key} names no usable listener")
         };
-        messages.push((
-            Severity::Info,
-            format!(
-                "{source}: {why}: {} masked, no TCP listener (sendmail's submit.sock still works)",
-                super::SMTPD_SOCKET
-            ),
-        ));
+        let unit = socket.unit;
+        if !port0.is_empty() || !super::off_by_default(socket, builtin) {
+            messages.push((
+                Severity::Info,
+                format!(
+                    "{source}: {why}: {unit} masked, no TCP listener there \
+                     (smtpd still serves sendmail's submit.sock)"
+                ),
+            ));
+        }
         let _ = writeln!(
             head,
-            "#\n# {why}: no TCP listener; {} is masked beside this file.",
-            super::SMTPD_SOCKET
+            "#\n# {why}: no TCP listener; {unit} is masked beside this file."
         );
     }
     usable
 }
 
-/// A configuration that cannot be read: logged, and said in the head.
-fn unreadable(reason: &str, head: &mut String, messages: &mut Vec<(Severity, String)>) {
-    messages.push((
-        Severity::Error,
-        format!(
-            "{reason}; {} will not listen until the file is fixed (`postern check`) \
-             and `systemctl daemon-reload` runs",
-            super::SMTPD_SOCKET
-        ),
-    ));
+/// A configuration that cannot be read, said in the head of `socket`'s
+/// drop-in (logged once, by [`plan`]).
+fn unreadable(reason: &str, socket: &Socket, head: &mut String) {
     head.push_str("#\n# The configuration could not be read:\n");
     for line in reason.lines() {
         let _ = writeln!(head, "#   {line}");
@@ -208,11 +252,11 @@ fn unreadable(reason: &str, head: &mut String, messages: &mut Vec<(Severity, Str
     let _ = writeln!(
         head,
         "# so there is no TCP listener: {} is masked beside this file.",
-        super::SMTPD_SOCKET
+        socket.unit
     );
 }
 
-/// The drop-in of `postern-smtpd.socket` for `listen`.
+/// The drop-in of a TCP socket unit for `listen`.
 fn socket_dropin(head: String, source: &str, listen: &[SocketAddr]) -> String {
     let mut text = head;
     let _ = write!(text, "\n[Unit]\nSourcePath={source}\n\n[Socket]\n");
@@ -326,21 +370,24 @@ fn paths(
 /// Write `out` into `dir` (the generator's normal directory), replacing
 /// what an earlier run wrote there; the paths written.
 pub(crate) fn write(out: &Output, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let dropin_dir = dir.join(format!("{}.d", super::SMTPD_SOCKET));
-    std::fs::create_dir_all(&dropin_dir)?;
-    let dropin = dropin_dir.join(DROPIN);
-    let tmp = dropin_dir.join(format!(".{DROPIN}.tmp"));
-    std::fs::write(&tmp, &out.dropin)?;
-    std::fs::rename(&tmp, &dropin)?;
-    let mut written = vec![dropin];
-    let mask = dir.join(super::SMTPD_SOCKET);
-    // Only a mask of ours is replaced; anything else there is left alone.
-    if std::fs::read_link(&mask).is_ok_and(|t| t == Path::new("/dev/null")) {
-        std::fs::remove_file(&mask)?;
-    }
-    if out.mask {
-        std::os::unix::fs::symlink("/dev/null", &mask)?;
-        written.push(mask);
+    let mut written = Vec::new();
+    for socket in &out.sockets {
+        let dropin_dir = dir.join(format!("{}.d", socket.unit));
+        std::fs::create_dir_all(&dropin_dir)?;
+        let dropin = dropin_dir.join(DROPIN);
+        let tmp = dropin_dir.join(format!(".{DROPIN}.tmp"));
+        std::fs::write(&tmp, &socket.dropin)?;
+        std::fs::rename(&tmp, &dropin)?;
+        written.push(dropin);
+        let mask = dir.join(socket.unit);
+        // Only a mask of ours is replaced; anything else there is left alone.
+        if std::fs::read_link(&mask).is_ok_and(|t| t == Path::new("/dev/null")) {
+            std::fs::remove_file(&mask)?;
+        }
+        if socket.mask {
+            std::os::unix::fs::symlink("/dev/null", &mask)?;
+            written.push(mask);
+        }
     }
     for unit in PATH_UNITS {
         let d = dir.join(format!("{unit}.d"));
@@ -409,231 +456,4 @@ fn log(messages: &[(Severity, String)]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SOURCE: &str = "/etc/postern/postern.toml";
-
-    fn plan_for(toml: &str) -> Output {
-        let config = Config::from_toml(toml, SOURCE).unwrap();
-        plan(Ok(&config), Path::new(SOURCE))
-    }
-
-    /// The `[Socket]` section's lines, comments left out.
-    fn socket_lines(out: &Output) -> Vec<&str> {
-        out.dropin
-            .split_once("[Socket]\n")
-            .unwrap()
-            .1
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect()
-    }
-
-    /// Issue 16: a queue or run directory the units do not expect is
-    /// followed by drop-ins; the units' own need none.
-    #[test]
-    fn moved_queue_and_run_directories_get_paths_dropins() {
-        assert!(plan_for("").paths.is_empty());
-        let out =
-            plan_for("[queue]\ndirectory = \"/srv/q\"\n[server]\nrun_directory = \"/run/mx\"\n");
-        let units: Vec<&str> = out.paths.iter().map(|(u, _)| *u).collect();
-        assert_eq!(
-            units,
-            [
-                "postern-smtpd.service",
-                "postern-qmgr.service",
-                "postern-submit.socket",
-                "postern-qmgr.socket",
-                "postern-showq.socket",
-                "postern-local.socket",
-                "postern-smtp.socket",
-                "postern-local.service",
-            ]
-        );
-        assert!(
-            out.paths[0]
-                .1
-                .ends_with("\n[Service]\nReadWritePaths=-/srv/q\n")
-        );
-        assert!(
-            out.paths[2]
-                .1
-                .ends_with("\n[Socket]\nListenStream=\nListenStream=/run/mx/submit.sock\n")
-        );
-        assert!(out.messages.is_empty(), "{:?}", out.messages);
-        let out = plan_for("[queue]\ndirectory = \"/home/mail/queue\"\n");
-        assert_eq!(out.paths.len(), 2);
-        assert_eq!(out.messages.len(), 1);
-        let out = plan_for("[server]\nrun_directory = \"/run/user/1000/postern\"\n");
-        assert_eq!(out.messages.len(), 1);
-        assert!(
-            out.messages[0].1.contains("server.run_directory"),
-            "{:?}",
-            out.messages
-        );
-        assert!(
-            out.messages[0].1.contains("ProtectHome="),
-            "{:?}",
-            out.messages
-        );
-        // Written, then removed when the file goes back to the default.
-        let dir = tempfile::tempdir().unwrap();
-        let moved = plan_for("[queue]\ndirectory = \"/srv/q\"\n");
-        write(&moved, dir.path()).unwrap();
-        let file = dir.path().join("postern-qmgr.service.d").join(PATHS_DROPIN);
-        assert!(file.exists());
-        write(&plan_for(""), dir.path()).unwrap();
-        assert!(!file.exists());
-    }
-
-    #[test]
-    fn loopback_only() {
-        let out = plan_for("[smtpd]\nlisten = [\"127.0.0.1:25\"]\n");
-        assert_eq!(
-            socket_lines(&out),
-            ["ListenStream=", "ListenStream=127.0.0.1:25"]
-        );
-        assert!(!out.mask);
-        assert!(out.messages.is_empty(), "{:?}", out.messages);
-        assert!(out.dropin.starts_with("# Written by postern-generator"));
-        assert!(
-            out.dropin
-                .contains("\n[Unit]\nSourcePath=/etc/postern/postern.toml\n")
-        );
-    }
-
-    #[test]
-    fn ipv6_wildcard_takes_ipv4_too() {
-        let out = plan_for("[smtpd]\nlisten = [\"[::]:25\"]\n");
-        assert_eq!(
-            socket_lines(&out),
-            ["ListenStream=", "ListenStream=[::]:25", "BindIPv6Only=both"]
-        );
-        let out = plan_for("[smtpd]\nlisten = [\"[::1]:25\"]\n");
-        assert_eq!(
-            socket_lines(&out),
-            ["ListenStream=", "ListenStream=[::1]:25"]
-        );
-        // Both wildcards on one port: the IPv6 one takes IPv6 only.
-        let out = plan_for("[smtpd]\nlisten = [\"0.0.0.0:25\", \"[::]:25\"]\n");
-        assert_eq!(
-            socket_lines(&out),
-            [
-                "ListenStream=",
-                "ListenStream=0.0.0.0:25",
-                "ListenStream=[::]:25",
-                "BindIPv6Only=ipv6-only"
-            ]
-        );
-    }
-
-    #[test]
-    fn several_listeners_and_a_specific_address() {
-        let out = plan_for(
-            "[smtpd]\nlisten = [\"127.0.0.1:25\", \"192.0.2.7:25\", \"[2001:db8::7]:2525\", \"0.0.0.0:587\"]\n",
-        );
-        assert_eq!(
-            socket_lines(&out),
-            [
-                "ListenStream=",
-                "ListenStream=127.0.0.1:25",
-                "ListenStream=192.0.2.7:25",
-                "ListenStream=[2001:db8::7]:2525",
-                "ListenStream=0.0.0.0:587",
-                "FreeBind=yes",
-            ]
-        );
-        assert_eq!(out.listen.len(), 4);
-        assert!(!out.mask);
-    }
-
-    #[test]
-    fn no_listener_masks_the_socket() {
-        let out = plan_for("[smtpd]\nlisten = []\n");
-        assert_eq!(socket_lines(&out), ["ListenStream="]);
-        assert!(out.mask);
-        assert_eq!(out.messages.len(), 1);
-        assert_eq!(out.messages[0].0, Severity::Info);
-        assert!(
-            out.messages[0].1.contains("smtpd.listen is empty"),
-            "{:?}",
-            out.messages
-        );
-    }
-
-    #[test]
-    fn port_zero_is_left_out() {
-        let out = plan_for("[smtpd]\nlisten = [\"127.0.0.1:0\", \"[::1]:25\"]\n");
-        assert_eq!(
-            socket_lines(&out),
-            ["ListenStream=", "ListenStream=[::1]:25"]
-        );
-        assert_eq!(out.messages[0].0, Severity::Warning);
-        assert!(out.messages[0].1.contains("127.0.0.1:0"));
-        let out = plan_for("[smtpd]\nlisten = [\"127.0.0.1:0\"]\n");
-        assert!(out.mask);
-        assert_eq!(socket_lines(&out), ["ListenStream="]);
-    }
-
-    #[test]
-    fn a_broken_file_never_listens() {
-        let reason =
-            "/etc/postern/postern.toml:3: unknown key `smtpd.lisen`; did you mean `listen`?";
-        let out = plan(Err(reason.to_string()), Path::new(SOURCE));
-        assert_eq!(socket_lines(&out), ["ListenStream="]);
-        assert!(out.listen.is_empty());
-        assert!(out.mask);
-        assert_eq!(out.messages.len(), 1);
-        assert_eq!(out.messages[0].0, Severity::Error);
-        assert!(out.messages[0].1.starts_with(reason), "{:?}", out.messages);
-        // The reason is in the file too, as comments.
-        assert!(
-            out.dropin.contains(&format!("#   {reason}\n")),
-            "{}",
-            out.dropin
-        );
-    }
-
-    #[test]
-    fn write_replaces_what_an_earlier_run_wrote() {
-        let dir = tempfile::tempdir().unwrap();
-        let masked = plan_for("[smtpd]\nlisten = []\n");
-        let written = write(&masked, dir.path()).unwrap();
-        assert_eq!(written.len(), 2);
-        let mask = dir.path().join("postern-smtpd.socket");
-        assert_eq!(std::fs::read_link(&mask).unwrap(), Path::new("/dev/null"));
-
-        let open = plan_for("[smtpd]\nlisten = [\"127.0.0.1:25\"]\n");
-        let written = write(&open, dir.path()).unwrap();
-        assert_eq!(
-            written,
-            [dir.path()
-                .join("postern-smtpd.socket.d/50-postern-listen.conf")]
-        );
-        assert!(
-            std::fs::symlink_metadata(&mask).is_err(),
-            "the mask is still there"
-        );
-        assert_eq!(std::fs::read_to_string(&written[0]).unwrap(), open.dropin);
-        // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("postern-smtpd.socket.d"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["50-postern-listen.conf"]);
-    }
-
-    #[test]
-    fn a_missing_file_is_a_broken_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let written = run(&dir.path().join("nope.toml"), &[dir.path().to_path_buf()]).unwrap();
-        assert_eq!(written.len(), 2);
-        let text = std::fs::read_to_string(&written[0]).unwrap();
-        assert!(text.contains("nope.toml"), "{text}");
-        assert!(
-            text.trim_end().ends_with("[Socket]\nListenStream="),
-            "{text}"
-        );
-    }
-}
+mod tests;

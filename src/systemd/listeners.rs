@@ -1,14 +1,15 @@
-//! Whether smtpd listens where `smtpd.listen` says.
+//! Whether smtpd listens where `smtpd.listen`, `submission.listen` and
+//! `submission.implicit_tls_listen` say.
 //!
 //! The TOML is the one source of truth, but the sockets are bound by
-//! whoever started smtpd: systemd (from the socket unit the generator
+//! whoever started smtpd: systemd (from the socket units the generator
 //! wrote at the last boot or daemon-reload) or `postern start`. So they
 //! can differ: the file was edited and `systemctl daemon-reload` not run,
 //! the generator is not installed, a drop-in in `/etc` names other
 //! addresses, the socket was not restarted. smtpd compares the sockets it
-//! is handed as it starts ([`warn_about_handed`]); `postern check`
-//! compares what systemd's socket unit will hand over and what the
-//! running smtpd holds (read from `/proc`: [`held_by`]).
+//! is handed, name by name, as it starts ([`warn_about_handed`]);
+//! `postern check` compares what each of systemd's socket units will hand
+//! over and what the running smtpd holds (read from `/proc`: [`held_by`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -18,66 +19,109 @@ use std::path::Path;
 
 use crate::config::Config;
 
+/// A key and the listeners it names (`("smtpd.listen", [127.0.0.1:25])`).
+pub(crate) type Keyed<'a> = (&'static str, &'a [SocketAddr]);
+
 /// How the listeners in use differ from the configured ones.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Difference {
-    /// Configured, not listened on.
-    pub missing: Vec<SocketAddr>,
-    /// Listened on, not configured.
+    /// Configured, not listened on: each with the key that names it.
+    pub missing: Vec<(SocketAddr, &'static str)>,
+    /// Listened on, named by none of the keys.
     pub unexpected: Vec<SocketAddr>,
+    /// The keys compared, in order.
+    pub keys: Vec<&'static str>,
 }
 
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &[SocketAddr]| {
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+        let list = |v: &mut dyn Iterator<Item = &SocketAddr>| {
+            v.map(ToString::to_string).collect::<Vec<_>>().join(", ")
         };
+        // "A, B of smtpd.listen, C of submission.listen", in key order.
+        let missing = self
+            .keys
+            .iter()
+            .filter_map(|key| {
+                let of: Vec<&SocketAddr> = self
+                    .missing
+                    .iter()
+                    .filter(|(_, k)| k == key)
+                    .map(|(a, _)| a)
+                    .collect();
+                (!of.is_empty()).then(|| format!("{} of {key}", list(&mut of.into_iter())))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let unexpected = list(&mut self.unexpected.iter());
+        let names = match self.keys.as_slice() {
+            [one] => one.to_string(),
+            [first @ .., last] => format!(
+                "none of {} and {last}",
+                first
+                    .iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            [] => "the configuration".to_string(),
+        };
+        let one = self.keys.len() == 1;
         match (self.missing.is_empty(), self.unexpected.is_empty()) {
+            (false, false) if one => write!(
+                f,
+                "not on {missing}, but on {unexpected} that it does not name"
+            ),
             (false, false) => write!(
                 f,
-                "not on {} of smtpd.listen, but on {} that it does not name",
-                list(&self.missing),
-                list(&self.unexpected)
+                "not on {missing}, but on {unexpected} that {names} names"
             ),
-            (false, true) => write!(f, "not on {} of smtpd.listen", list(&self.missing)),
-            _ => write!(
-                f,
-                "on {} that smtpd.listen does not name",
-                list(&self.unexpected)
-            ),
+            (false, true) => write!(f, "not on {missing}"),
+            _ if one => write!(f, "on {unexpected} that {names} does not name"),
+            _ => write!(f, "on {unexpected} that {names} names"),
         }
     }
 }
 
-/// `actual` against `configured`; `None` when they agree. A configured
-/// port 0 (any free port) is met by any port on its address.
-pub(crate) fn compare(configured: &[SocketAddr], actual: &[SocketAddr]) -> Option<Difference> {
+/// `actual` against the listeners of `configured` (each key's); `None`
+/// when they agree. A configured port 0 (any free port) is met by any
+/// port on its address.
+pub(crate) fn compare(configured: &[Keyed<'_>], actual: &[SocketAddr]) -> Option<Difference> {
     let meets = |c: &SocketAddr, a: &SocketAddr| {
         c.ip() == a.ip() && (c.port() == a.port() || c.port() == 0)
     };
-    let missing: Vec<SocketAddr> = configured
-        .iter()
-        .filter(|c| !actual.iter().any(|a| meets(c, a)))
-        .copied()
+    let all = || {
+        configured
+            .iter()
+            .flat_map(|(k, v)| v.iter().map(|a| (*a, *k)))
+    };
+    let missing: Vec<(SocketAddr, &'static str)> = all()
+        .filter(|(c, _)| !actual.iter().any(|a| meets(c, a)))
         .collect();
     let unexpected: Vec<SocketAddr> = actual
         .iter()
-        .filter(|a| !configured.iter().any(|c| meets(c, a)))
+        .filter(|a| !all().any(|(c, _)| meets(&c, a)))
         .copied()
         .collect();
-    (!missing.is_empty() || !unexpected.is_empty()).then_some(Difference {
+    (!missing.is_empty() || !unexpected.is_empty()).then(|| Difference {
         missing,
         unexpected,
+        keys: configured.iter().map(|(k, _)| *k).collect(),
     })
 }
 
-/// The local addresses of the TCP sockets named `smtp` among `fds`.
-pub(crate) fn handed(fds: &[(String, OwnedFd)]) -> Vec<SocketAddr> {
+/// Every TCP socket's key and listeners in `config` (`smtpd.listen`,
+/// `submission.listen`, `submission.implicit_tls_listen`).
+pub(crate) fn configured(config: &Config) -> Vec<Keyed<'_>> {
+    super::tcp_sockets()
+        .map(|s| (s.key, (s.tcp)(config)))
+        .collect()
+}
+
+/// The local addresses of the TCP sockets named `name` among `fds`.
+pub(crate) fn handed(fds: &[(String, OwnedFd)], name: &str) -> Vec<SocketAddr> {
     fds.iter()
-        .filter(|(name, _)| name == "smtp")
+        .filter(|(n, _)| n == name)
         .filter_map(|(_, fd)| {
             // A duplicate, so that the fd itself stays as it is.
             let dup = fd.try_clone().ok()?;
@@ -86,20 +130,25 @@ pub(crate) fn handed(fds: &[(String, OwnedFd)]) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// smtpd, as it starts: a warning when the TCP sockets it was handed are
-/// not those of `smtpd.listen`.
+/// smtpd, as it starts: a warning for each name (`smtp`, `submission`,
+/// `submissions`) whose TCP sockets are not those of its key.
 pub fn warn_about_handed(config: &Config, fds: &[(String, OwnedFd)]) {
-    let actual = handed(fds);
-    let Some(diff) = compare(&config.smtpd.listen, &actual) else {
-        return;
-    };
-    let hint = if std::env::var_os(crate::ipc::names::SUPERVISOR_ENV).is_some() {
-        "smtpd.listen changes with postern stop and postern start"
-    } else {
-        "the socket unit's listeners are written from smtpd.listen by postern-generator: \
-         run systemctl daemon-reload, then systemctl restart postern.target"
-    };
-    log::warn!("the sockets handed over listen {diff}; {hint}");
+    for socket in super::tcp_sockets() {
+        let actual = handed(fds, socket.name);
+        let Some(diff) = compare(&[(socket.key, (socket.tcp)(config))], &actual) else {
+            continue;
+        };
+        let key = socket.key;
+        let hint = if std::env::var_os(crate::ipc::names::SUPERVISOR_ENV).is_some() {
+            format!("{key} changes with postern stop and postern start")
+        } else {
+            format!(
+                "the socket unit's listeners are written from {key} by postern-generator: \
+                 run systemctl daemon-reload, then systemctl restart postern.target"
+            )
+        };
+        log::warn!("the sockets handed over listen {diff}; {hint}");
+    }
 }
 
 /// The TCP addresses process `pid` listens on: its socket fds
@@ -179,54 +228,96 @@ mod tests {
         v.iter().map(|a| a.parse().unwrap()).collect()
     }
 
+    const SMTPD: &str = "smtpd.listen";
+
     #[test]
     fn equal_lists_agree_in_any_order() {
         let c = addrs(&["127.0.0.1:25", "[::1]:25"]);
-        assert_eq!(compare(&c, &addrs(&["[::1]:25", "127.0.0.1:25"])), None);
-        assert_eq!(compare(&[], &[]), None);
+        assert_eq!(
+            compare(&[(SMTPD, &c)], &addrs(&["[::1]:25", "127.0.0.1:25"])),
+            None
+        );
+        assert_eq!(compare(&[(SMTPD, &[])], &[]), None);
     }
 
     #[test]
     fn port_zero_is_any_port() {
         let c = addrs(&["127.0.0.1:0"]);
-        assert_eq!(compare(&c, &addrs(&["127.0.0.1:40123"])), None);
-        assert!(compare(&c, &addrs(&["[::1]:40123"])).is_some());
+        assert_eq!(compare(&[(SMTPD, &c)], &addrs(&["127.0.0.1:40123"])), None);
+        assert!(compare(&[(SMTPD, &c)], &addrs(&["[::1]:40123"])).is_some());
     }
 
     #[test]
     fn differences_name_both_sides() {
         let d = compare(
-            &addrs(&["[::]:25"]),
+            &[(SMTPD, &addrs(&["[::]:25"]))],
             &addrs(&["127.0.0.1:25", "0.0.0.0:587"]),
         )
         .unwrap();
-        assert_eq!(d.missing, addrs(&["[::]:25"]));
+        assert_eq!(d.missing, [("[::]:25".parse().unwrap(), SMTPD)]);
         assert_eq!(d.unexpected, addrs(&["127.0.0.1:25", "0.0.0.0:587"]));
         assert_eq!(
             d.to_string(),
             "not on [::]:25 of smtpd.listen, but on 127.0.0.1:25, 0.0.0.0:587 that it does not name"
         );
-        let d = compare(&addrs(&["127.0.0.1:25"]), &[]).unwrap();
+        let d = compare(&[(SMTPD, &addrs(&["127.0.0.1:25"]))], &[]).unwrap();
         assert_eq!(d.to_string(), "not on 127.0.0.1:25 of smtpd.listen");
-        let d = compare(&[], &addrs(&["0.0.0.0:25"])).unwrap();
+        let d = compare(&[(SMTPD, &[])], &addrs(&["0.0.0.0:25"])).unwrap();
         assert_eq!(
             d.to_string(),
             "on 0.0.0.0:25 that smtpd.listen does not name"
         );
     }
 
+    /// Issue 18: a whole smtpd's listeners against every key: each
+    /// missing address with its key, the others named by none.
     #[test]
-    fn handed_reads_the_smtp_sockets() {
+    fn differences_across_keys_name_each_key() {
+        let smtp = addrs(&["127.0.0.1:25"]);
+        let sub = addrs(&["127.0.0.1:587", "[::1]:587"]);
+        let subs = addrs(&["127.0.0.1:465"]);
+        let keys = [
+            (SMTPD, smtp.as_slice()),
+            ("submission.listen", sub.as_slice()),
+            ("submission.implicit_tls_listen", subs.as_slice()),
+        ];
+        let all = addrs(&[
+            "127.0.0.1:465",
+            "[::1]:587",
+            "127.0.0.1:25",
+            "127.0.0.1:587",
+        ]);
+        assert_eq!(compare(&keys, &all), None);
+        let d = compare(&keys, &addrs(&["127.0.0.1:25", "0.0.0.0:2525"])).unwrap();
+        assert_eq!(
+            d.to_string(),
+            "not on 127.0.0.1:587, [::1]:587 of submission.listen, 127.0.0.1:465 of \
+             submission.implicit_tls_listen, but on 0.0.0.0:2525 that none of smtpd.listen, \
+             submission.listen and submission.implicit_tls_listen names"
+        );
+        let d = compare(&keys, &[all.as_slice(), &addrs(&["0.0.0.0:2525"])].concat()).unwrap();
+        assert_eq!(
+            d.to_string(),
+            "on 0.0.0.0:2525 that none of smtpd.listen, submission.listen and \
+             submission.implicit_tls_listen names"
+        );
+    }
+
+    #[test]
+    fn handed_reads_the_sockets_by_name() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let other = TcpListener::bind("127.0.0.1:0").unwrap();
+        let other_addr = other.local_addr().unwrap();
         let fds = vec![
             ("smtp".to_string(), OwnedFd::from(l)),
             ("submission".to_string(), OwnedFd::from(other)),
         ];
-        assert_eq!(handed(&fds), vec![addr]);
+        assert_eq!(handed(&fds, "smtp"), vec![addr]);
         // Still usable afterwards.
-        assert_eq!(handed(&fds), vec![addr]);
+        assert_eq!(handed(&fds, "smtp"), vec![addr]);
+        assert_eq!(handed(&fds, "submission"), vec![other_addr]);
+        assert_eq!(handed(&fds, "submissions"), vec![]);
     }
 
     #[cfg(target_endian = "little")]

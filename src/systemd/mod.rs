@@ -3,13 +3,16 @@
 //! * [`generator`]: `postern generate systemd NORMAL [EARLY LATE]`, the
 //!   systemd generator (systemd.generator(7)) that Debian installs as
 //!   `/usr/lib/systemd/system-generators/postern-generator`. It writes the
-//!   listeners of `postern-smtpd.socket` from `smtpd.listen`, at boot and on
-//!   every `systemctl daemon-reload`: the TOML is the one source of truth,
-//!   the socket unit only carries it. A configuration that cannot be read,
-//!   or one without a listener, leaves the socket without any TCP listener
-//!   (never the wildcard).
+//!   listeners of each TCP socket unit from its key ([`tcp_sockets`]:
+//!   `postern-smtpd.socket` from `smtpd.listen`, `postern-submission.socket`
+//!   from `submission.listen`, `postern-submissions.socket` from
+//!   `submission.implicit_tls_listen`), at boot and on every `systemctl
+//!   daemon-reload`: the TOML is the one source of truth, the socket units
+//!   only carry it. A configuration that cannot be read, or a key without
+//!   a listener, leaves its socket without any TCP listener (never the
+//!   wildcard).
 //! * [`listeners`]: the TCP listeners smtpd was handed, or that a running
-//!   smtpd holds, compared with `smtpd.listen`: smtpd warns at start, and
+//!   smtpd holds, compared with those keys: smtpd warns at start, and
 //!   `postern check` warns, when they differ.
 //! * [`systemctl`]: `postern status|reload|stop|start` when systemd runs
 //!   the mail system (no supervisor pid file, and systemd's
@@ -29,9 +32,23 @@ pub(crate) mod systemctl;
 
 pub use systemctl::check_listeners;
 
-/// The unit whose listeners come from `smtpd.listen` (LISTEN_FDNAMES
-/// `smtp`).
-pub(crate) const SMTPD_SOCKET: &str = "postern-smtpd.socket";
+use crate::config::Config;
+
+/// The TCP sockets of the role table, each a socket unit of its own whose
+/// listeners come from one key: smtpd's `smtp` (`postern-smtpd.socket`,
+/// `smtpd.listen`), `submission` and `submissions` (port 587 and 465).
+pub(crate) fn tcp_sockets() -> impl Iterator<Item = &'static crate::role::Socket> {
+    crate::role::TABLE
+        .iter()
+        .flat_map(|r| r.sockets)
+        .filter(|s| s.file.is_none())
+}
+
+/// Whether `socket`'s key names no listener by default (the submission
+/// sockets): then a masked unit is its normal state, not worth a word.
+pub(crate) fn off_by_default(socket: &crate::role::Socket, builtin: &Config) -> bool {
+    (socket.tcp)(builtin).is_empty()
+}
 /// The unit that stands for the whole mail system.
 pub(crate) const TARGET: &str = "postern.target";
 /// qmgr's control socket unit: where systemd binds `qmgr.sock`, which

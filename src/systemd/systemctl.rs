@@ -7,9 +7,10 @@
 //! through systemd rather than say "not running":
 //!
 //! * `status`: `postern.target` and each role's service (state, main pid,
-//!   since when, why it failed), the TCP listeners of
-//!   `postern-smtpd.socket`, any socket not listening; the queue counts
-//!   come from qmgr's control socket as with the supervisor.
+//!   since when, why it failed), the TCP listeners of each TCP socket unit
+//!   (`postern-smtpd.socket`, `postern-submission.socket`,
+//!   `postern-submissions.socket`), any socket not listening; the queue
+//!   counts come from qmgr's control socket as with the supervisor.
 //! * `reload`: the configuration is checked as `ExecReload=` checks it
 //!   (errors: nothing is reloaded, exit 1), then `systemctl reload
 //!   postern.target`, which the target passes on to every service
@@ -32,19 +33,19 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
-use super::{QMGR_SOCKET_UNIT, SMTPD_SERVICE, SMTPD_SOCKET, TARGET, services};
+use super::{QMGR_SOCKET_UNIT, SMTPD_SERVICE, TARGET, off_by_default, services, tcp_sockets};
 use crate::check::Level;
 use crate::config::Config;
 
-/// Every socket unit, for the report.
-const SOCKETS: [&str; 6] = [
-    SMTPD_SOCKET,
-    "postern-submit.socket",
-    QMGR_SOCKET_UNIT,
-    "postern-showq.socket",
-    "postern-local.socket",
-    "postern-smtp.socket",
-];
+/// Every socket unit of the role table, for the report: the TCP ones
+/// first.
+fn socket_units() -> Vec<&'static str> {
+    let unix = crate::role::TABLE
+        .iter()
+        .flat_map(|r| r.sockets)
+        .filter(|s| s.file.is_some());
+    tcp_sockets().chain(unix).map(|s| s.unit).collect()
+}
 
 /// What `systemctl show` says of one unit: each property's values (one
 /// for most, one per listener for `Listen`).
@@ -81,6 +82,13 @@ pub(crate) fn parse_show(text: &str) -> Vec<Props> {
         units.push(current);
     }
     units
+}
+
+/// Whether the unit was skipped at its last start for a condition (the
+/// submission sockets without the generator's drop-in): it listens
+/// nowhere, whatever `Listen` says.
+fn skipped(p: &Props) -> bool {
+    prop(p, "ConditionResult") == "no"
 }
 
 /// The TCP addresses among `Listen` values (`127.0.0.1:25 (Stream)`,
@@ -135,7 +143,7 @@ pub(crate) fn commands(action: Action) -> Vec<Vec<&'static str>> {
 }
 
 /// The properties [`render_status`] reads.
-const STATUS_PROPS: [&str; 9] = [
+const STATUS_PROPS: [&str; 10] = [
     "Id",
     "LoadState",
     "ActiveState",
@@ -145,6 +153,7 @@ const STATUS_PROPS: [&str; 9] = [
     "MainPID",
     "ActiveEnterTimestamp",
     "Listen",
+    "ConditionResult",
 ];
 
 /// The report of `postern status` from what `systemctl show` said of the
@@ -218,23 +227,31 @@ pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
         };
         lines.push(format!("  {role:<6} {state}"));
     }
-    let smtpd = unit(SMTPD_SOCKET);
-    match prop(smtpd, "LoadState") {
-        "loaded" if prop(smtpd, "ActiveState") == "active" => {
-            let tcp = tcp_listeners(smtpd);
-            if !tcp.is_empty() {
-                let list: Vec<String> = tcp.iter().map(ToString::to_string).collect();
-                lines.push(format!("  smtp listeners: {}", list.join(", ")));
+    // Each TCP socket unit's listeners; a masked one only when its key
+    // names listeners by default (the submission units are masked unless
+    // configured: nothing to say).
+    let builtin = Config::builtin();
+    for socket in tcp_sockets() {
+        let p = unit(socket.unit);
+        let name = socket.name;
+        match prop(p, "LoadState") {
+            "loaded" if prop(p, "ActiveState") == "active" => {
+                let tcp = tcp_listeners(p);
+                if !tcp.is_empty() {
+                    let list: Vec<String> = tcp.iter().map(ToString::to_string).collect();
+                    lines.push(format!("  {name} listeners: {}", list.join(", ")));
+                }
             }
+            "masked" if running && !off_by_default(socket, &builtin) => lines.push(format!(
+                "  {name} listeners: none ({} masked: {} names none, or the configuration could not be read at the last daemon-reload)",
+                socket.unit, socket.key
+            )),
+            _ => {}
         }
-        "masked" if running => lines.push(format!(
-            "  smtp listeners: none ({SMTPD_SOCKET} masked: smtpd.listen names none, or the configuration could not be read at the last daemon-reload)"
-        )),
-        _ => {}
     }
-    for socket in SOCKETS {
+    for socket in socket_units() {
         let p = unit(socket);
-        if prop(p, "LoadState") != "loaded" {
+        if prop(p, "LoadState") != "loaded" || skipped(p) {
             continue;
         }
         match prop(p, "ActiveState") {
@@ -326,7 +343,7 @@ impl Managed {
     pub(crate) fn status(&self) -> anyhow::Result<bool> {
         let mut units = vec![TARGET];
         units.extend(services().map(|(_, s)| s));
-        units.extend(SOCKETS);
+        units.extend(socket_units());
         let (lines, running) = render_status(&self.systemctl.show(&units, &STATUS_PROPS)?);
         for l in lines {
             println!("{l}");
@@ -391,31 +408,50 @@ impl Managed {
         Ok(())
     }
 
-    /// `postern check`: whether systemd's smtpd socket, and the running
-    /// smtpd, listen where `smtpd.listen` says.
+    /// `postern check`: whether systemd's TCP socket units, and the
+    /// running smtpd, listen where `smtpd.listen`, `submission.listen` and
+    /// `submission.implicit_tls_listen` say.
     pub(crate) fn listener_findings(&self, config: &Config) -> Vec<(Level, String)> {
+        let mut asked: Vec<&str> = tcp_sockets().map(|s| s.unit).collect();
+        asked.push(SMTPD_SERVICE);
         let Ok(units) = self.systemctl.show(
-            &[SMTPD_SOCKET, SMTPD_SERVICE],
-            &["LoadState", "Listen", "MainPID"],
+            &asked,
+            &["LoadState", "Listen", "ConditionResult", "MainPID"],
         ) else {
             return Vec::new();
         };
         let find = |id: &str| units.iter().find(|p| prop(p, "Id") == id);
         let mut out = Vec::new();
-        if let Some(socket) = find(SMTPD_SOCKET) {
-            let configured = match prop(socket, "LoadState") {
-                "loaded" => Some(tcp_listeners(socket)),
-                "masked" => Some(Vec::new()),
-                _ => None,
+        for socket in tcp_sockets() {
+            let (unit, key) = (socket.unit, socket.key);
+            let wanted = (socket.tcp)(config);
+            let Some(p) = find(unit) else { continue };
+            let listening = match prop(p, "LoadState") {
+                // Skipped for want of the generator's drop-in (the
+                // submission units' ConditionPathExists=): nothing.
+                "loaded" if skipped(p) => Vec::new(),
+                "loaded" => tcp_listeners(p),
+                // Masked by the generator, or a unit without a listener.
+                "masked" | "bad-setting" => Vec::new(),
+                "not-found" if !wanted.is_empty() => {
+                    out.push((
+                        Level::Warning,
+                        format!(
+                            "systemd has no {unit}, so nothing listens on {key}: install the \
+                             unit (it comes with the package), then systemctl daemon-reload \
+                             and systemctl restart {TARGET}"
+                        ),
+                    ));
+                    continue;
+                }
+                _ => continue,
             };
-            if let Some(diff) =
-                configured.and_then(|sock| super::listeners::compare(&config.smtpd.listen, &sock))
-            {
+            if let Some(diff) = super::listeners::compare(&[(key, wanted)], &listening) {
                 out.push((
                     Level::Warning,
                     format!(
-                        "systemd's {SMTPD_SOCKET} listens {diff}; postern-generator writes its \
-                         listeners from smtpd.listen: run systemctl daemon-reload, then \
+                        "systemd's {unit} listens {diff}; postern-generator writes its \
+                         listeners from {key}: run systemctl daemon-reload, then \
                          systemctl restart {TARGET}"
                     ),
                 ));
@@ -427,7 +463,8 @@ impl Managed {
         // Reading another user's fds takes root; without, nothing is said.
         if pid != 0
             && let Ok(held) = super::listeners::held_by(pid)
-            && let Some(diff) = super::listeners::compare(&config.smtpd.listen, &held)
+            && let Some(diff) =
+                super::listeners::compare(&super::listeners::configured(config), &held)
         {
             out.push((
                 Level::Warning,
@@ -575,6 +612,44 @@ mod tests {
             "{lines:#?}"
         );
         assert_eq!(lines.len(), 6, "{lines:#?}");
+    }
+
+    /// Issue 18: the submission units' listeners are reported as smtpd's
+    /// are; masked (their default) they are not mentioned.
+    #[test]
+    fn status_of_the_submission_listeners() {
+        let running = "Id=postern-smtpd.service\nLoadState=loaded\nActiveState=active\nMainPID=9\n\n\
+             Id=postern-smtpd.socket\nLoadState=loaded\nActiveState=active\nListen=127.0.0.1:25 (Stream)\n\n";
+        let show = format!(
+            "{running}Id=postern-submission.socket\nLoadState=loaded\nActiveState=active\n\
+             Listen=0.0.0.0:587 (Stream)\nListen=[::]:587 (Stream)\n\n\
+             Id=postern-submissions.socket\nLoadState=masked\nActiveState=inactive\n"
+        );
+        let (lines, _) = render_status(&parse_show(&show));
+        assert_eq!(
+            lines[5..],
+            [
+                "  smtp listeners: 127.0.0.1:25",
+                "  submission listeners: 0.0.0.0:587, [::]:587"
+            ]
+        );
+        // Skipped for want of the generator's drop-in: not mentioned.
+        let show = format!(
+            "{running}Id=postern-submission.socket\nLoadState=loaded\nActiveState=inactive\n\
+             ConditionResult=no\nListen=127.0.0.1:587 (Stream)\n"
+        );
+        let (lines, _) = render_status(&parse_show(&show));
+        assert_eq!(lines[5..], ["  smtp listeners: 127.0.0.1:25"]);
+        // A submission unit that failed is said, as any socket.
+        let show = format!(
+            "{running}Id=postern-submissions.socket\nLoadState=loaded\nActiveState=failed\n\
+             Result=resources\nListen=0.0.0.0:465 (Stream)\n"
+        );
+        let (lines, _) = render_status(&parse_show(&show));
+        assert_eq!(
+            lines.last().unwrap(),
+            "  postern-submissions.socket failed (resources); systemctl restart postern.target takes it up again"
+        );
     }
 
     #[test]

@@ -218,3 +218,52 @@ fn issue_16_no_system_reads_the_ca_file_the_smtp_client_would_trust() {
         site.path("aliases").display()
     )]);
 }
+
+/// Issue 18: a build never reads secrets: `--no-system` passes a
+/// submission server whose key and password file are not there (on NixOS
+/// they live outside the store the build sees), while the full check, as
+/// smtpd's user, refuses a key or password file it cannot read.
+#[test]
+fn issue_18_no_system_reads_no_key_and_the_full_check_does() {
+    let site = Site::new(
+        "[submission]\nlisten = [\"127.0.0.1:587\"]\n\
+         [tls]\nchain_files = [\"{dir}/secret/key.pem\", \"{dir}/secret/fullchain.pem\"]\n\
+         [sasl]\nbackend = \"passwd\"\npassword_file = \"{dir}/secret/passwd\"\n",
+    );
+    let (ok, text) = site.check(true);
+    assert!(ok, "{text}");
+    assert!(!text.contains("error"), "{text}");
+    // The full check (as nobody when root): both named, by key.
+    let secret = site.path("secret");
+    std::fs::create_dir(&secret).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o700)).unwrap();
+    site.write("secret/key.pem", "not a key\n");
+    site.write(
+        "secret/passwd",
+        "alice:$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA\n",
+    );
+    let (ok, text) = site.check(false);
+    assert!(!ok, "{text}");
+    if is_root() {
+        // nobody cannot enter the directory.
+        for key in [
+            "(tls.chain_files): the nobody user cannot enter",
+            "(sasl.password_file): the nobody user cannot enter",
+        ] {
+            assert!(text.contains(key), "{key:?} not in:\n{text}");
+        }
+    }
+    assert!(
+        text.contains("smtpd, which runs as") || !is_root(),
+        "{text}"
+    );
+    // Readable, but not a key: named as smtpd would refuse it.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (ok, text) = site.check(false);
+    assert!(!ok, "{text}");
+    assert!(text.contains("tls.chain_files: "), "{text}");
+    assert!(
+        text.contains("/secret/fullchain.pem") || text.contains("/secret/key.pem"),
+        "{text}"
+    );
+}

@@ -88,8 +88,20 @@ fn issue_14_roles_die_with_their_supervisor() {
 fn issue_14_a_second_queue_manager_is_refused() {
     let p = Postern::start("");
     let qmgr = p.role_pid("qmgr");
-    // Another postern (its own run directory and port) on the same queue.
     let queue = p.queue_dir();
+    // The first qmgr holds the queue (its pid in the lock file) before the
+    // second starts: smtpd listening does not mean qmgr has locked yet.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(queue.join("qmgr.lock")).unwrap_or_default()
+        != format!("{qmgr}\n")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "qmgr {qmgr} never took the queue"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Another postern (its own run directory and port) on the same queue.
     let second = Postern::configure(
         &format!(
             "[queue]\ndirectory = \"{}\"\nminimal_backoff = \"1s\"\n",

@@ -34,5 +34,6 @@ mod stress;
 mod submission;
 mod supervisor;
 mod systemctl;
+mod testssl;
 mod units;
 mod user;

@@ -22,7 +22,7 @@ fn chain_file(dir: &std::path::Path) {
 }
 
 /// `postern passwd` as an administrator runs it: the password on stdin.
-fn add_login(p: &Postern, login: &str, password: &str) {
+pub(crate) fn add_login(p: &Postern, login: &str, password: &str) {
     let file = p.dir.path().join("passwd");
     let mut child = Command::new(BIN)
         .args(["passwd", "--file"])
@@ -44,7 +44,7 @@ fn add_login(p: &Postern, login: &str, password: &str) {
 
 /// The listeners postern bound, in the role table's order: smtp, then
 /// submission, then submissions.
-fn listeners(p: &Postern) -> Vec<SocketAddr> {
+pub(crate) fn listeners(p: &Postern) -> Vec<SocketAddr> {
     p.log()
         .lines()
         .filter_map(|l| l.split("listening on ").nth(1))
@@ -89,53 +89,60 @@ fn swaks(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// swaks logging in: `tls` is `--tls` (STARTTLS) or `--tlsc` (implicit),
+/// `mech` PLAIN or LOGIN; `rest` the other arguments.
+fn swaks_auth(
+    server: SocketAddr,
+    tls: &str,
+    (mech, user, password): (&str, &str, &str),
+    rest: &[&str],
+) -> (bool, String) {
+    let server = server.to_string();
+    let mut args = vec!["--server", &server, tls, "--auth", mech];
+    args.extend(["--auth-user", user, "--auth-password", password]);
+    args.extend(rest);
+    swaks(&args)
+}
+
 #[test]
 fn issue_18_swaks_submits_on_587_and_465_with_plain_and_login() {
     let (p, sub, subs) = submission("");
     let to = format!("{}@localhost", p.user);
-    let (ok, text) = swaks(&[
-        "--server",
-        &sub.to_string(),
+    let (ok, text) = swaks_auth(
+        sub,
         "--tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        "s3cret pass",
-        "--from",
-        "alice@example.org",
-        "--to",
-        &to,
-        "--header",
-        "Subject: via 587",
-        "--body",
-        "submitted on 587",
-    ]);
+        ("PLAIN", "alice", "s3cret pass"),
+        &[
+            "--from",
+            "alice@example.org",
+            "--to",
+            &to,
+            "--header",
+            "Subject: via 587",
+            "--body",
+            "submitted on 587",
+        ],
+    );
     assert!(ok, "{text}");
     assert!(
         text.contains("235 2.7.0 Authentication successful"),
         "{text}"
     );
-    let (ok, text) = swaks(&[
-        "--server",
-        &subs.to_string(),
+    let (ok, text) = swaks_auth(
+        subs,
         "--tlsc",
-        "--auth",
-        "LOGIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        "s3cret pass",
-        "--from",
-        "alice@example.org",
-        "--to",
-        &to,
-        "--header",
-        "Subject: via 465",
-        "--body",
-        "submitted on 465",
-    ]);
+        ("LOGIN", "alice", "s3cret pass"),
+        &[
+            "--from",
+            "alice@example.org",
+            "--to",
+            &to,
+            "--header",
+            "Subject: via 465",
+            "--body",
+            "submitted on 465",
+        ],
+    );
     assert!(ok, "{text}");
     let got = p.wait_delivered(&p.user, 2, 20);
     let texts: Vec<String> = got
@@ -237,21 +244,12 @@ fn issue_18_failed_logins_are_limited_per_client_and_fail2ban_reads_them() {
          failure_limit = 2\n",
     );
     for _ in 0..2 {
-        let (ok, text) = swaks(&[
-            "--server",
-            &subs.to_string(),
+        let (ok, text) = swaks_auth(
+            subs,
             "--tlsc",
-            "--auth",
-            "LOGIN",
-            "--auth-user",
-            "alice",
-            "--auth-password",
-            "guess",
-            "--to",
-            "x@localhost",
-            "--quit-after",
-            "AUTH",
-        ]);
+            ("LOGIN", "alice", "guess"),
+            &["--to", "x@localhost", "--quit-after", "AUTH"],
+        );
         assert!(
             !ok && text.contains("535 5.7.8 Error: authentication failed"),
             "{text}"
@@ -259,21 +257,12 @@ fn issue_18_failed_logins_are_limited_per_client_and_fail2ban_reads_them() {
     }
     // The third try from the same address: refused before the exchange,
     // even with the right password.
-    let (ok, text) = swaks(&[
-        "--server",
-        &subs.to_string(),
+    let (ok, text) = swaks_auth(
+        subs,
         "--tlsc",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice",
-        "--auth-password",
-        "s3cret pass",
-        "--to",
-        "x@localhost",
-        "--quit-after",
-        "AUTH",
-    ]);
+        ("PLAIN", "alice", "s3cret pass"),
+        &["--to", "x@localhost", "--quit-after", "AUTH"],
+    );
     assert!(
         !ok && text.contains("421 4.7.0 mail.test.example Error: too many failed logins"),
         "{text}"
@@ -305,21 +294,12 @@ fn issue_18_sender_login_mismatch_on_submission() {
     );
     let to = format!("{}@localhost", p.user);
     let args = |from: &'static str| {
-        swaks(&[
-            "--server",
-            &sub.to_string(),
+        swaks_auth(
+            sub,
             "--tls",
-            "--auth",
-            "PLAIN",
-            "--auth-user",
-            "alice",
-            "--auth-password",
-            "s3cret pass",
-            "--from",
-            from,
-            "--to",
-            &to,
-        ])
+            ("PLAIN", "alice", "s3cret pass"),
+            &["--from", from, "--to", &to],
+        )
     };
     let (ok, text) = args("boss@example.org");
     assert!(!ok, "{text}");
@@ -375,37 +355,19 @@ fn issue_18_dovecot_is_the_sasl_backend() {
         auth.socket.display()
     ));
     let to = format!("{}@localhost", p.user);
-    let (ok, text) = swaks(&[
-        "--server",
-        &sub.to_string(),
+    let (ok, text) = swaks_auth(
+        sub,
         "--tls",
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "carol",
-        "--auth-password",
-        "dove pass",
-        "--from",
-        "carol@example.org",
-        "--to",
-        &to,
-    ]);
+        ("PLAIN", "carol", "dove pass"),
+        &["--from", "carol@example.org", "--to", &to],
+    );
     assert!(ok, "{text}");
-    let (ok, text) = swaks(&[
-        "--server",
-        &sub.to_string(),
+    let (ok, text) = swaks_auth(
+        sub,
         "--tls",
-        "--auth",
-        "LOGIN",
-        "--auth-user",
-        "carol",
-        "--auth-password",
-        "nope",
-        "--from",
-        "carol@example.org",
-        "--to",
-        &to,
-    ]);
+        ("LOGIN", "carol", "nope"),
+        &["--from", "carol@example.org", "--to", &to],
+    );
     assert!(!ok && text.contains("535 5.7.8"), "{text}");
     p.wait_delivered(&p.user, 1, 20);
     p.wait_log(", sasl_method=PLAIN, sasl_username=carol", 1, 5);

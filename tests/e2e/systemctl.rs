@@ -276,3 +276,62 @@ fn check_warns_when_systemd_or_smtpd_listen_elsewhere() {
     assert_eq!(fake.calls(), Vec::<String>::new());
     drop(held);
 }
+
+/// Issue 18: `postern check` compares each submission unit with its key
+/// and names that key; `postern status` lists their listeners.
+#[test]
+fn issue_18_check_and_status_name_the_submission_keys() {
+    let p = Postern::configure(
+        "[submission]\nlisten = [\"127.0.0.1:587\"]\n\
+         [tls]\nchain_files = [\"{dir}/chain.pem\"]\n\
+         [sasl]\nbackend = \"passwd\"\npassword_file = \"{dir}/passwd\"\n",
+        &[],
+        None,
+    );
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["mail.test.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    write_file(
+        &p.dir.path().join("chain.pem"),
+        format!("{}{}", key.serialize_pem(), cert.pem()).as_bytes(),
+    );
+    write_file(&p.dir.path().join("passwd"), b"# no login yet\n");
+    // The submission unit masked (daemon-reload not run since the key was
+    // set); the submissions unit listening where no key says.
+    let show = format!(
+        "{}\nId=postern-submission.socket\nLoadState=masked\nActiveState=inactive\n\n\
+         Id=postern-submissions.socket\nLoadState=loaded\nActiveState=active\n\
+         Listen=0.0.0.0:465 (Stream)\n",
+        running_system(&p.run_dir().join("qmgr.sock"), "127.0.0.1:25", 0)
+    );
+    let fake = FakeSystemctl::new(&show, 0);
+    let out = fake.postern(&p.config, &["check"]);
+    let text = out_text(&out);
+    println!("{text}");
+    for warning in [
+        "postern: warning: systemd's postern-submission.socket listens not on 127.0.0.1:587 of submission.listen; postern-generator writes its listeners from submission.listen: run systemctl daemon-reload, then systemctl restart postern.target",
+        "postern: warning: systemd's postern-submissions.socket listens on 0.0.0.0:465 that submission.implicit_tls_listen does not name; postern-generator writes its listeners from submission.implicit_tls_listen",
+    ] {
+        assert!(text.contains(warning), "no {warning:?} in\n{text}");
+    }
+    // smtpd.listen (port 0: any port) agrees with the unit's 127.0.0.1:25.
+    assert!(!text.contains("postern-smtpd.socket"), "{text}");
+    let asked = fake.calls();
+    assert!(
+        asked.iter().any(|c| c.starts_with("show ")
+            && c.contains(" postern-smtpd.socket postern-submission.socket postern-submissions.socket postern-smtpd.service")),
+        "{asked:?}"
+    );
+
+    let out = fake.postern(&p.config, &["status"]);
+    let text = out_text(&out);
+    println!("{text}");
+    assert!(
+        text.contains("  smtp listeners: 127.0.0.1:25\n  submissions listeners: 0.0.0.0:465\n"),
+        "{text}"
+    );
+    assert!(!text.contains("  submission listeners"), "{text}");
+    assert_eq!(fake.actions(), Vec::<String>::new());
+}

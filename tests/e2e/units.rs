@@ -80,7 +80,7 @@ fn units_pass_systemd_analyze_verify() {
         .unwrap();
         names.push(name);
     }
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     // --recursive-errors=no: only our units decide the exit status, not
     // the host's multi-user.target and what it pulls in.
     let out = Command::new("systemd-analyze")
@@ -98,6 +98,13 @@ fn units_pass_systemd_analyze_verify() {
     let ours: Vec<&str> = all.lines().filter(|l| l.contains("postern")).collect();
     assert!(ours.is_empty(), "verify complained:\n{}", ours.join("\n"));
 }
+
+/// The listeners of postern-smtpd.socket, postern-submission.socket and
+/// postern-submissions.socket (none: masked).
+type Listeners<'a> = [&'a [&'a str]; 3];
+
+/// The socket units whose listeners only the generator writes.
+const SUBMISSION_SOCKETS: [&str; 2] = ["postern-submission.socket", "postern-submissions.socket"];
 
 #[test]
 fn services_exposure_within_limits() {
@@ -150,7 +157,10 @@ fn unit_keys(path: &Path) -> BTreeMap<String, String> {
 fn socket_names_are_those_the_daemons_take() {
     // The names each role looks for in LISTEN_FDNAMES (DESIGN.md).
     let expected: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
-        ("postern-smtpd.service", vec!["smtp", "submit"]),
+        (
+            "postern-smtpd.service",
+            vec!["smtp", "submission", "submissions", "submit"],
+        ),
         ("postern-qmgr.service", vec!["qmgr", "showq"]),
         ("postern-local.service", vec!["local"]),
         ("postern-smtp.service", vec!["smtp-client"]),
@@ -162,13 +172,25 @@ fn socket_names_are_those_the_daemons_take() {
     {
         let keys = unit_keys(f);
         let service = keys["Service"].clone();
+        // The unit the role table names for this socket.
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let row = postern::role::TABLE
+            .iter()
+            .flat_map(|r| r.sockets)
+            .find(|s| s.name == keys["FileDescriptorName"])
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name}: no socket {} in the role table",
+                    keys["FileDescriptorName"]
+                )
+            });
+        assert_eq!(row.unit, name);
         found
             .entry(service.clone())
             .or_default()
             .push(keys["FileDescriptorName"].clone());
         // The service takes this socket's fds.
         let svc = unit_keys(&units_dir().join(&service));
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
             svc["Sockets"].split_whitespace().any(|s| s == name),
             "{service} does not list {name} in Sockets="
@@ -561,17 +583,14 @@ fn reload_checks_the_file_first_and_the_target_passes_it_on() {
     assert_eq!(propagated, services);
 }
 
-/// Issue 15: without the generator the units listen on loopback only, and
-/// nothing listens on 587 (there is no authentication).
+/// Issue 15: without the generator the units listen on loopback only;
+/// issue 18: and the submission units nowhere: they start only with the
+/// generator's drop-in (`ConditionPathExists=`), which replaces their
+/// loopback placeholder.
 #[test]
 fn without_the_generator_nothing_listens_beyond_loopback() {
     for f in unit_files() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&f).unwrap();
-        assert!(
-            !text.contains("postern-submission") && !text.contains("587"),
-            "{name} still has the submission socket"
-        );
         for listen in unit_values(&f, "ListenStream") {
             if listen.starts_with('/') {
                 continue;
@@ -586,6 +605,42 @@ fn without_the_generator_nothing_listens_beyond_loopback() {
         unit_values(&units_dir().join("postern-smtpd.socket"), "ListenStream"),
         ["127.0.0.1:25"]
     );
+    assert_eq!(
+        unit_values(
+            &units_dir().join("postern-smtpd.socket"),
+            "ConditionPathExists"
+        ),
+        Vec::<String>::new()
+    );
+    for unit in SUBMISSION_SOCKETS {
+        let f = units_dir().join(unit);
+        assert_eq!(
+            unit_values(&f, "ConditionPathExists"),
+            [format!(
+                "/run/systemd/generator/{unit}.d/50-postern-listen.conf"
+            )],
+            "{unit}"
+        );
+        assert_eq!(unit_values(&f, "PartOf"), ["postern.target"], "{unit}");
+        assert_eq!(
+            unit_values(&f, "Service"),
+            ["postern-smtpd.service"],
+            "{unit}"
+        );
+    }
+    // Every TCP socket unit shares its port (SO_REUSEPORT), so that a
+    // restart rebinds while systemd 252's (sd-chown) holds the old one.
+    for unit in [
+        "postern-smtpd.socket",
+        SUBMISSION_SOCKETS[0],
+        SUBMISSION_SOCKETS[1],
+    ] {
+        assert_eq!(
+            unit_values(&units_dir().join(unit), "ReusePort"),
+            ["yes"],
+            "{unit}"
+        );
+    }
 }
 
 /// Issue 15: after failed starts, `systemctl restart postern.target`
@@ -604,15 +659,37 @@ fn start_limits_let_a_restart_bring_the_units_back() {
             assert_eq!(interval, ["0"], "{name}");
         }
     }
-    // smtpd starts without its TCP socket (masked when smtpd.listen names
-    // none), never without submit.sock.
+    // smtpd starts without its TCP sockets (masked when their key names
+    // none; the submission units without the generator do not even
+    // load), never without submit.sock; the target only wants them too.
     let smtpd = units_dir().join("postern-smtpd.service");
     assert_eq!(unit_values(&smtpd, "Requires"), ["postern-submit.socket"]);
-    assert!(
-        unit_values(&smtpd, "Wants").contains(&"postern-smtpd.socket".to_string()),
-        "{:?}",
-        unit_values(&smtpd, "Wants")
-    );
+    let words = |f: &Path, key: &str| -> Vec<String> {
+        unit_values(f, key)
+            .iter()
+            .flat_map(|v| v.split_whitespace().map(String::from))
+            .collect()
+    };
+    let target = units_dir().join("postern.target");
+    for tcp in [
+        "postern-smtpd.socket",
+        "postern-submission.socket",
+        "postern-submissions.socket",
+    ] {
+        for (f, key) in [
+            (&smtpd, "Wants"),
+            (&smtpd, "After"),
+            (&smtpd, "Sockets"),
+            (&target, "Wants"),
+        ] {
+            assert!(
+                words(f, key).iter().any(|w| w == tcp),
+                "{}: {key}= lacks {tcp}",
+                f.display()
+            );
+        }
+        assert!(!words(&target, "Requires").iter().any(|w| w == tcp));
+    }
 }
 
 /// The units with the built binary's path, in `dir`; their names.
@@ -653,23 +730,48 @@ fn generated_listeners_pass_systemd_analyze_verify() {
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let cases: [(&str, Option<&str>, &[&str]); 7] = [
+    // Per case: the listeners of postern-smtpd.socket, then of the
+    // submission units (issue 18); none: masked.
+    const TLS: &str =
+        "[tls]\nchain_files = [\"/etc/postern/key.pem\"]\n[sasl]\nbackend = \"passwd\"\n";
+    let submission = format!(
+        "[smtpd]\nlisten = [\"127.0.0.1:25\"]\n[submission]\nlisten = [\"[::]:587\"]\n\
+         implicit_tls_listen = [\"0.0.0.0:465\", \"[::]:465\"]\n{TLS}"
+    );
+    let only_submission =
+        format!("[smtpd]\nlisten = []\n[submission]\nlisten = [\"127.0.0.1:587\"]\n{TLS}");
+    let none: &[&str] = &[];
+    let cases: [(&str, Option<&str>, Listeners); 9] = [
         (
             "loopback",
             Some("[smtpd]\nlisten = [\"127.0.0.1:25\"]\n"),
-            &["127.0.0.1:25"],
+            [&["127.0.0.1:25"], none, none],
         ),
         (
             "dual stack and a specific address",
             Some("[smtpd]\nlisten = [\"[::]:25\", \"192.0.2.7:2525\"]\n"),
-            &["[::]:25", "192.0.2.7:2525"],
+            [&["[::]:25", "192.0.2.7:2525"], none, none],
         ),
         (
             "several",
             Some("[smtpd]\nlisten = [\"127.0.0.1:25\", \"[::1]:25\", \"127.0.0.1:587\"]\n"),
-            &["127.0.0.1:25", "[::1]:25", "127.0.0.1:587"],
+            [&["127.0.0.1:25", "[::1]:25", "127.0.0.1:587"], none, none],
         ),
-        ("none", Some("[smtpd]\nlisten = []\n"), &[]),
+        ("none", Some("[smtpd]\nlisten = []\n"), [none, none, none]),
+        (
+            "submission",
+            Some(&submission),
+            [
+                &["127.0.0.1:25"],
+                &["[::]:587"],
+                &["0.0.0.0:465", "[::]:465"],
+            ],
+        ),
+        (
+            "submission alone",
+            Some(&only_submission),
+            [none, &["127.0.0.1:587"], none],
+        ),
         (
             "moved queue and run directories",
             Some(
@@ -677,10 +779,19 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                  [queue]\ndirectory = \"/srv/postern/queue\"\n\
                  [smtpd]\nlisten = [\"127.0.0.1:25\"]\n",
             ),
-            &["127.0.0.1:25"],
+            [&["127.0.0.1:25"], none, none],
         ),
-        ("broken", Some("[smtpd]\nlisen = [\"0.0.0.0:25\"]\n"), &[]),
-        ("missing", None, &[]),
+        (
+            "broken",
+            Some("[smtpd]\nlisen = [\"0.0.0.0:25\"]\n"),
+            [none, none, none],
+        ),
+        ("missing", None, [none, none, none]),
+    ];
+    let tcp_units = [
+        "postern-smtpd.socket",
+        SUBMISSION_SOCKETS[0],
+        SUBMISSION_SOCKETS[1],
     ];
     for (what, toml, expected) in cases {
         let _ = std::fs::remove_file(&config);
@@ -707,24 +818,26 @@ fn generated_listeners_pass_systemd_analyze_verify() {
         println!("{what}: {}\n{}", out.status, text(&out));
         assert!(out.status.success(), "{what}: {}", text(&out));
         assert!(out.stdout.is_empty(), "{what}: stdout {}", text(&out));
-        let dropin =
-            std::fs::read_to_string(normal.join("postern-smtpd.socket.d/50-postern-listen.conf"))
-                .unwrap_or_else(|e| panic!("{what}: no drop-in: {e}"));
-        let listen: Vec<&str> = dropin
-            .lines()
-            .filter_map(|l| l.strip_prefix("ListenStream="))
-            .collect();
-        assert_eq!(
-            listen[0], "",
-            "{what}: the list is not emptied first:\n{dropin}"
-        );
-        assert_eq!(&listen[1..], expected, "{what}:\n{dropin}");
-        let masked = std::fs::read_link(normal.join("postern-smtpd.socket")).ok();
-        assert_eq!(
-            masked.as_deref(),
-            expected.is_empty().then_some(Path::new("/dev/null")),
-            "{what}"
-        );
+        for (unit, expected) in tcp_units.iter().zip(expected) {
+            let dropin =
+                std::fs::read_to_string(normal.join(format!("{unit}.d/50-postern-listen.conf")))
+                    .unwrap_or_else(|e| panic!("{what}: no drop-in for {unit}: {e}"));
+            let listen: Vec<&str> = dropin
+                .lines()
+                .filter_map(|l| l.strip_prefix("ListenStream="))
+                .collect();
+            assert_eq!(
+                listen[0], "",
+                "{what}: {unit}: the list is not emptied first:\n{dropin}"
+            );
+            assert_eq!(&listen[1..], expected, "{what}: {unit}:\n{dropin}");
+            let masked = std::fs::read_link(normal.join(unit)).ok();
+            assert_eq!(
+                masked.as_deref(),
+                expected.is_empty().then_some(Path::new("/dev/null")),
+                "{what}: {unit}"
+            );
+        }
         for d in [&early, &late] {
             assert_eq!(
                 std::fs::read_dir(d).unwrap().count(),
@@ -799,9 +912,15 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                 .output()
                 .unwrap()
         };
+        let masked: Vec<&str> = tcp_units
+            .iter()
+            .zip(expected)
+            .filter(|(_, e)| e.is_empty())
+            .map(|(u, _)| *u)
+            .collect();
         let verified: Vec<&String> = names
             .iter()
-            .filter(|n| !(expected.is_empty() && *n == "postern-smtpd.socket"))
+            .filter(|n| !masked.contains(&n.as_str()))
             .collect();
         let out = verify(&verified);
         let all = text(&out);
@@ -812,14 +931,14 @@ fn generated_listeners_pass_systemd_analyze_verify() {
             "{what}: verify complained:\n{}",
             ours.join("\n")
         );
-        if expected.is_empty() {
+        for unit in masked {
             // A copy of the unit that wins over the mask (one in /etc)
             // gets the drop-in too, and refuses to load without a listener
             // rather than listen on its own.
-            let out = verify(&[&"postern-smtpd.socket".to_string()]);
+            let out = verify(&[&unit.to_string()]);
             assert!(
                 !out.status.success() && text(&out).contains("no Listen setting"),
-                "{what}: {}",
+                "{what}: {unit}: {}",
                 text(&out)
             );
         }
