@@ -91,6 +91,7 @@ pub fn chains(
             if chain.is_empty() {
                 return Err(file_error(&file, "a private key without its certificate"));
             }
+            check_dates(&file, &chain[0])?;
             let signing = provider
                 .key_provider
                 .load_private_key(key)
@@ -108,6 +109,32 @@ pub fn chains(
             }
         })
         .collect()
+}
+
+/// A certificate that is not valid now (expired, or not yet valid) is
+/// refused at load, as a mismatched key is: served, it would fail every
+/// client that checks it.
+fn check_dates(file: &Path, cert: &CertificateDer<'_>) -> Result<(), CertError> {
+    let (_, x509) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| file_error(file, format!("the certificate does not parse: {e}")))?;
+    let validity = x509.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if validity.not_after < now {
+        return Err(file_error(
+            file,
+            format!("the certificate expired on {}", validity.not_after),
+        ));
+    }
+    if validity.not_before > now {
+        return Err(file_error(
+            file,
+            format!(
+                "the certificate is not valid before {}",
+                validity.not_before
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A PEM item we use: a private key (PKCS#8, PKCS#1 or SEC1) or a

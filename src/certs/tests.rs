@@ -190,6 +190,29 @@ fn bad_files_are_refused_with_their_names() {
         assert!(e.starts_with(&path.display().to_string()), "{e}");
         assert!(e.contains(want), "{e}");
     }
+    // Expired, and not yet valid.
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    for (from, to, want) in [
+        ((2020, 1, 1), (2021, 1, 1), "the certificate expired on "),
+        (
+            (2099, 1, 1),
+            (2100, 1, 1),
+            "the certificate is not valid before ",
+        ),
+    ] {
+        let mut params = CertificateParams::new(vec!["mx.example.org".to_string()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        let cert = params.self_signed(&key).unwrap();
+        let path = write(
+            "dated.pem",
+            &format!("{}{}", key.serialize_pem(), cert.pem()),
+        );
+        let e = server_config(std::slice::from_ref(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{e}");
+    }
     let missing = dir.path().join("missing.pem");
     let e = server_config(std::slice::from_ref(&missing))
         .unwrap_err()

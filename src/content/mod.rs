@@ -559,16 +559,7 @@ fn sanitize(text: &str) -> String {
 /// For the log: non-printable characters (newlines and tabs of folded
 /// headers too) become `?`, as Postfix's logging does.
 fn printable(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .map(|c| {
-            if c.is_control() || c == char::REPLACEMENT_CHARACTER {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
+    crate::wire::printable::printable_bytes(bytes)
 }
 
 /// Content-Description, -Disposition, -ID, -Transfer-Encoding, -Type and

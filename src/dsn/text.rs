@@ -2,8 +2,6 @@
 //! `printable` masking and the header-section scans of the
 //! returned message.
 
-use std::borrow::Cow;
-
 use crate::wire::header;
 
 /// Postfix's `bounce_print_wrap`: lines at most this long where words allow.
@@ -81,18 +79,7 @@ fn emit(line: &[u8], indent: usize, out: &mut Vec<u8>) {
     }
 }
 
-/// Postfix's `printable(text, '?')`: every character that is not printable
-/// ASCII becomes `?`. With `utf8` (an SMTPUTF8 message) non-ASCII characters
-/// that are not control characters are kept. CR, LF and TAB are always
-/// masked, so a value can never break out of its header line.
-pub(crate) fn printable(text: &str, utf8: bool) -> Cow<'_, str> {
-    let ok = |c: char| (' '..='~').contains(&c) || (utf8 && !c.is_ascii() && !c.is_control());
-    if text.chars().all(ok) {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(text.chars().map(|c| if ok(c) { c } else { '?' }).collect())
-    }
-}
+pub(crate) use crate::wire::printable::printable;
 
 /// The header section of a stored message (LF line ends): the leading lines
 /// that are header fields (`name:` with a printable-ASCII name, optional
@@ -178,14 +165,6 @@ mod tests {
         let out = wrapped(&huge);
         assert!(out.lines().all(|l| l.len() <= 998));
         assert_eq!(out.replace(['\n', ' '], ""), huge);
-    }
-
-    #[test]
-    fn printable_masks_controls_and_8bit() {
-        assert_eq!(printable("a\r\nb\tc", true), "a??b?c");
-        assert_eq!(printable("jörg", false), "j?rg");
-        assert_eq!(printable("jörg", true), "jörg");
-        assert_eq!(printable("x\u{85}y", true), "x?y");
     }
 
     #[test]

@@ -494,17 +494,9 @@ fn parse_bdat(args: &[Word<'_>]) -> Result<Command, CommandError> {
     Ok(Command::Bdat { size, last })
 }
 
-/// Client text fit for a reply line.
+/// Client text fit for a reply line: printable ASCII.
 fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
+    crate::wire::printable::printable(s, false).into_owned()
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //!   (asctime) and of Message-ID stamps.
 //! * [`delay`]: `delay=` and `delays=` numbers as Postfix prints them,
 //!   for the log lines of local, smtp and qmgr.
+//! * [`printable`]: Postfix's `printable()`, outside text masked for a
+//!   log line, a reply or a header (smtpd, the content checks, DSNs).
 //! * [`data`]: the stored form of a message (LF line ends) as SMTP DATA
 //!   (CRLF, dot-stuffed), for `sendmail` and smtpd's pickup.
 //!
@@ -22,4 +24,5 @@ pub(crate) mod data;
 pub mod date;
 pub(crate) mod delay;
 pub(crate) mod header;
+pub(crate) mod printable;
 pub(crate) mod xtext;

@@ -80,9 +80,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
 /// Non-printable characters replaced by `?`, as Postfix stores HELO names.
 pub(super) fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    crate::wire::printable::printable(s, true).into_owned()
 }
 
 #[cfg(test)]
