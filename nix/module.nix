@@ -524,6 +524,9 @@ in
           # Dovecot's auth socket under /run/dovecot2) ProtectSystem=
           # leaves readable; see systemd/postern-smtpd.service.
           ReadWritePaths = [ "-${queueDir}" ];
+          # The DKIM keys are the smtp client's alone (issue 19), as in
+          # systemd/postern-smtpd.service.
+          InaccessiblePaths = [ "-/var/lib/postern/dkim" ];
           ProtectHome = true;
           # No PrivateUsers=: smtpd names the submitting user by SO_PEERCRED.
           RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
@@ -540,6 +543,7 @@ in
         };
         serviceConfig = unprivileged // {
           ReadWritePaths = [ "-${queueDir}" ];
+          InaccessiblePaths = [ "-/var/lib/postern/dkim" ];
           ProtectHome = true;
           # No PrivateUsers=: showq decides by the peer's uid.
           RestrictAddressFamilies = [ "AF_UNIX" ];
