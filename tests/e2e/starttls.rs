@@ -188,3 +188,49 @@ fn issue_18_inbound_tls_needs_chain_files() {
         "{err}"
     );
 }
+
+/// `openssl s_client -starttls smtp`, as administrators check a server:
+/// the certificate verifies against the test CA, the session is TLS 1.2
+/// or 1.3, and SMTP goes on inside it (EHLO without STARTTLS, QUIT).
+#[test]
+fn issue_18_openssl_s_client_starttls_smtp() {
+    use std::io::Write;
+    let (p, ca) = with_tls("may");
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-starttls", "smtp", "-connect"])
+        .arg(p.addr.to_string())
+        .args(["-CAfile", &ca, "-verify_return_error", "-crlf", "-ign_eof"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One command at a time, as a person types: EHLO and QUIT in one
+    // packet would be improper pipelining (554 5.5.0), as in Postfix.
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"EHLO client.example\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"QUIT\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    assert!(
+        text.contains("Protocol  : TLSv1.3")
+            || text.contains("Protocol  : TLSv1.2")
+            || text.contains("New, TLSv1.3")
+            || text.contains("New, TLSv1.2"),
+        "{text}"
+    );
+    // Inside TLS (s_client prints only what follows the handshake): EHLO
+    // answered without STARTTLS, then QUIT.
+    let smtp = String::from_utf8_lossy(&out.stdout);
+    assert!(smtp.contains("250-mail.test.example"), "{text}");
+    assert!(!smtp.contains("STARTTLS"), "{text}");
+    assert!(smtp.contains("221 2.0.0 Bye"), "{text}");
+}
