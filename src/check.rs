@@ -266,11 +266,7 @@ fn check_sources(
 /// by its chain, each key its certificate's (what smtpd would refuse to
 /// start with).
 fn check_chain_files(config: &Config, reader: Option<&Access>) -> Vec<(Level, String)> {
-    let sub = &config.submission;
-    if config.tls.inbound == crate::config::TlsInbound::None
-        && sub.listen.is_empty()
-        && sub.implicit_tls_listen.is_empty()
-    {
+    if !config.serves_tls() {
         return Vec::new();
     }
     let unreadable = unreadable_by(reader, &config.tls.chain_files, "tls.chain_files");

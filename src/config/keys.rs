@@ -41,6 +41,13 @@ use super::{
     TlsInbound, TlsLevel,
 };
 
+impl Submission {
+    /// Whether a submission listener is configured (587 or 465).
+    pub fn is_on(&self) -> bool {
+        !self.listen.is_empty() || !self.implicit_tls_listen.is_empty()
+    }
+}
+
 /// What a key holds: for the JSON Schema and the manual.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

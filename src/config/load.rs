@@ -261,6 +261,11 @@ fn restriction_list(
     Ok(located.into_iter().map(|l| l.text).collect())
 }
 
+/// What a relay list must hold (Postfix's words, as its smtpd says them
+/// at start).
+const RELAY_GUARD: &str = "specify at least one working instance of: reject_unauth_destination, \
+                           defer_unauth_destination, reject, defer, defer_if_permit";
+
 /// The restriction checks that need the whole file: every `inline:NAME`
 /// table exists in `[maps]`, and the relay and recipient lists refuse
 /// mail for other domains (as Postfix's smtpd insists at start).
@@ -310,10 +315,10 @@ fn check_restrictions(config: &Config, given: &Given, file: &str) -> Result<(), 
                     &r.recipient
                 }
             ),
-            reason: "in restrictions.relay or restrictions.recipient, specify at least one \
-                     working instance of: reject_unauth_destination, defer_unauth_destination, \
-                     reject, defer, defer_if_permit (without it this server is an open relay)"
-                .to_string(),
+            reason: format!(
+                "in restrictions.relay or restrictions.recipient, {RELAY_GUARD} (without it this \
+                 server is an open relay)"
+            ),
         });
     }
     Ok(())
@@ -456,7 +461,7 @@ fn check_submission(config: &Config, line: Option<usize>, file: &str) -> Result<
     if let Some((at, reason)) = colliding_listeners(&all) {
         return Err(bad("submission.listen", format!("\"{at}\""), &reason));
     }
-    if sub.listen.is_empty() && sub.implicit_tls_listen.is_empty() {
+    if !sub.is_on() {
         return Ok(());
     }
     let words = |v: &[std::net::SocketAddr]| format!("{v:?}");
@@ -498,9 +503,7 @@ fn check_submission(config: &Config, line: Option<usize>, file: &str) -> Result<
         return Err(bad(
             "submission.relay",
             format!("{:?}", sub.relay),
-            "specify at least one working instance of: reject_unauth_destination, \
-             defer_unauth_destination, reject, defer, defer_if_permit (without it the \
-             submission listeners are an open relay)",
+            &format!("{RELAY_GUARD} (without it the submission listeners are an open relay)"),
         ));
     }
     Ok(())

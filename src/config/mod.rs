@@ -221,6 +221,12 @@ pub enum BareNewline {
 impl Config {
     /// Whether mail for `domain` is delivered here (`local.domains`,
     /// Postfix's mydestination); an empty domain is ours too.
+    /// Whether smtpd serves TLS on some listener: STARTTLS on
+    /// `smtpd.listen` (`tls.inbound`), or the submission listeners.
+    pub fn serves_tls(&self) -> bool {
+        self.tls.inbound != TlsInbound::None || self.submission.is_on()
+    }
+
     pub fn is_local_domain(&self, domain: &str) -> bool {
         domain.is_empty()
             || self

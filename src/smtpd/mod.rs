@@ -208,11 +208,7 @@ impl Shared {
 /// The certificates `config` names, when a listener serves TLS
 /// (`tls.inbound`, or the submission listeners).
 fn tls_for(config: &Config) -> Result<Option<Arc<crate::certs::Live>>, crate::certs::CertError> {
-    let sub = &config.submission;
-    let needed = config.tls.inbound != crate::config::TlsInbound::None
-        || !sub.listen.is_empty()
-        || !sub.implicit_tls_listen.is_empty();
-    match needed {
+    match config.serves_tls() {
         false => Ok(None),
         true => crate::certs::Live::new(config.tls.chain_files.clone()).map(|l| Some(Arc::new(l))),
     }

@@ -7,7 +7,7 @@ use crate::common::*;
 
 /// A certificate for 127.0.0.1 and mail.test.example, its key first, as
 /// `tls.chain_files` takes it: (chain file, CA file for clients).
-fn certificate(dir: &std::path::Path) -> (String, String) {
+pub(crate) fn certificate(dir: &std::path::Path) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec![
         "127.0.0.1".to_string(),

@@ -4,37 +4,24 @@
 //! backend, and fail2ban's postfix filter reading the failure lines.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::common::*;
-
-/// A certificate for 127.0.0.1, its key first (`tls.chain_files`).
-fn chain_file(dir: &std::path::Path) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    write_file(
-        &dir.join("chain.pem"),
-        format!("{}{}", key.serialize_pem(), cert.pem()).as_bytes(),
-    );
-}
 
 /// `postern passwd` as an administrator runs it: the password on stdin.
 pub(crate) fn add_login(p: &Postern, login: &str, password: &str) {
     let file = p.dir.path().join("passwd");
-    let mut child = Command::new(BIN)
-        .args(["passwd", "--file"])
-        .arg(&file)
-        .arg(login)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(
+        Command::new(BIN)
+            .args(["passwd", "--file"])
+            .arg(&file)
+            .arg(login),
+        format!(
+            "{password}
+"
+        )
+        .as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -71,7 +58,7 @@ fn submission(extra: &str) -> (Postern, SocketAddr, SocketAddr) {
         &[],
         None,
     );
-    chain_file(p.dir.path());
+    crate::starttls::certificate(p.dir.path());
     add_login(&p, "alice", "s3cret pass");
     p.launch();
     let l = listeners(&p);
@@ -313,27 +300,21 @@ fn issue_18_sender_login_mismatch_on_submission() {
     assert!(ok, "{text}");
     p.wait_delivered(&p.user, 1, 20);
     // What postern policy test says agrees.
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&p.config)
-        .args([
-            "policy",
-            "test",
-            "--client",
-            "192.0.2.1",
-            "--client-name",
-            "pc.example",
-        ])
-        .args([
-            "--submission",
-            "--sasl-user",
-            "alice",
-            "--from",
-            "boss@example.org",
-        ])
-        .args(["--to", "x@elsewhere.example"])
-        .output()
-        .unwrap();
+    let out = p.postern(&[
+        "policy",
+        "test",
+        "--client",
+        "192.0.2.1",
+        "--client-name",
+        "pc.example",
+        "--submission",
+        "--sasl-user",
+        "alice",
+        "--from",
+        "boss@example.org",
+        "--to",
+        "x@elsewhere.example",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("not owned by user alice"), "{text}");
 }

@@ -71,29 +71,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             log::error!("submissions: no TLS certificates loaded (tls.chain_files)");
             return Err(End::Closed);
         };
-        let timeout = self.limits().timeout;
-        let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
-        if let Err(e) = self.io.start_tls(acceptor, timeout).await {
-            log::info!(
-                client:% = self.client.field();
-                "SSL_accept error from {}: {e}",
-                self.client()
-            );
-            return Err(End::Lost);
-        }
-        self.log_tls_established();
-        Ok(())
-    }
-
-    /// `Anonymous TLS connection established from host[ip]: TLSv1.3 with
-    /// cipher …`, as Postfix logs it.
-    pub(super) fn log_tls_established(&self) {
-        let (version, cipher) = self.io.tls().unwrap_or_default();
-        log::info!(
-            client:% = self.client.field();
-            "Anonymous TLS connection established from {}: {version} with cipher {cipher}",
-            self.client()
-        );
+        self.handshake(&certs).await
     }
 
     /// AUTH mechanism [initial-response].

@@ -185,11 +185,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.io.pending_line()
             );
         }
-        let timeout = self.limits().timeout;
-        let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
-        match self.io.start_tls(acceptor, timeout).await {
+        match self.handshake(&certs).await {
             Ok(()) => {
-                self.log_tls_established();
                 // RFC 3207 section 4.2: nothing learned before counts.
                 self.greeting = None;
                 self.tx = None;
@@ -197,16 +194,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.count("starttls", true);
                 None
             }
-            Err(e) => {
-                log::info!(
-                    client:% = self.client.field();
-                    "SSL_accept error from {}: {e}",
-                    self.client()
-                );
+            Err(end) => {
                 self.count("starttls", false);
-                Some(End::Lost)
+                Some(end)
             }
         }
+    }
+
+    /// The TLS handshake (after STARTTLS, or at the connect on the
+    /// submissions listener) within the command timeout, logged as
+    /// Postfix logs it: `Anonymous TLS connection established from
+    /// host[ip]: TLSv1.3 with cipher …`, or `SSL_accept error from …`.
+    pub(super) async fn handshake(&mut self, certs: &crate::certs::Live) -> Result<(), End> {
+        let timeout = self.limits().timeout;
+        let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
+        if let Err(e) = self.io.start_tls(acceptor, timeout).await {
+            log::info!(
+                client:% = self.client.field();
+                "SSL_accept error from {}: {e}",
+                self.client()
+            );
+            return Err(End::Lost);
+        }
+        let (version, cipher) = self.io.tls().unwrap_or_default();
+        log::info!(
+            client:% = self.client.field();
+            "Anonymous TLS connection established from {}: {version} with cipher {cipher}",
+            self.client()
+        );
+        Ok(())
     }
 
     fn rset(&mut self) -> bool {
