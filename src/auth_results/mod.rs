@@ -244,6 +244,61 @@ pub fn is_ours(value: &[u8], authserv_id: &str) -> bool {
     token.eq_ignore_ascii_case(authserv_id)
 }
 
+/// `stored` (a message in the stored form, LF line ends) without the
+/// `Authentication-Results:` fields of its header section that claim
+/// `authserv_id`, and how many there were; `None` when there are none
+/// (nothing to copy). The header section ends at the first line that is
+/// neither a field nor a continuation line (an empty line, as a rule).
+pub fn without_ours(stored: &[u8], authserv_id: &str) -> Option<(Vec<u8>, usize)> {
+    let mut kept = Vec::with_capacity(stored.len());
+    let mut removed = 0;
+    let mut at = 0;
+    while at < stored.len() {
+        let end = field_end(stored, at);
+        if end == at {
+            break;
+        }
+        let field = &stored[at..end];
+        let ours = crate::wire::header::colon(field).is_some_and(|colon| {
+            field[..colon]
+                .trim_ascii_end()
+                .eq_ignore_ascii_case(FIELD_NAME.as_bytes())
+                && is_ours(&field[colon + 1..], authserv_id)
+        });
+        if ours {
+            removed += 1;
+        } else {
+            kept.extend_from_slice(field);
+        }
+        at = end;
+    }
+    if removed == 0 {
+        return None;
+    }
+    kept.extend_from_slice(&stored[at..]);
+    Some((kept, removed))
+}
+
+/// Where the header field that starts at `at` ends (after its last
+/// line's LF, continuation lines included); `at` itself when no field
+/// starts there.
+fn field_end(stored: &[u8], at: usize) -> usize {
+    let line_end = |from: usize| {
+        stored[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(stored.len(), |n| from + n + 1)
+    };
+    if !crate::wire::header::is_header(&stored[at..line_end(at)]) {
+        return at;
+    }
+    let mut end = line_end(at);
+    while matches!(stored.get(end), Some(b' ' | b'\t')) {
+        end = line_end(end);
+    }
+    end
+}
+
 /// One message's TXT answers, asked once.
 struct Memo {
     answers: Mutex<HashMap<Box<str>, Txt>>,

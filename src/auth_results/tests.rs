@@ -149,3 +149,26 @@ fn our_authserv_id_is_recognised_in_a_received_field() {
     assert!(!is_ours(b" mx.postern.test.example.net; none", ID));
     assert!(!is_ours(b"", ID));
 }
+
+#[test]
+fn fields_claiming_our_id_are_removed_and_no_others() {
+    let message = b"Received: from x\n\
+Authentication-Results: mx.postern.test;\n\tdkim=pass header.d=bank.example\n\
+authentication-results : other.example; spf=pass\n\
+Subject: Authentication-Results: mx.postern.test; none\n\
+AUTHENTICATION-RESULTS: (c) MX.POSTERN.TEST; none\n\
+\n\
+Authentication-Results: mx.postern.test; none\n";
+    let (kept, removed) = without_ours(message, ID).unwrap();
+    assert_eq!(removed, 2);
+    assert_eq!(
+        String::from_utf8(kept).unwrap(),
+        "Received: from x\n\
+authentication-results : other.example; spf=pass\n\
+Subject: Authentication-Results: mx.postern.test; none\n\
+\n\
+Authentication-Results: mx.postern.test; none\n"
+    );
+    assert!(without_ours(b"Subject: s\n\nbody\n", ID).is_none());
+    assert!(without_ours(b"", ID).is_none());
+}
