@@ -12,6 +12,7 @@
 pub mod address;
 pub(crate) mod agent;
 pub mod aliases;
+pub mod auth_results;
 pub mod certs;
 pub mod check;
 pub mod config;
