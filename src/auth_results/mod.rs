@@ -30,8 +30,8 @@ use mail_auth::dkim::DkimError;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, MessageAuthenticator,
-    Parameters, ResolverCache, SpfOutput, SpfResult, Txt,
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcOutput,
+    MessageAuthenticator, Parameters, ResolverCache, SpfOutput, SpfResult, Txt,
 };
 
 /// The longest each of the three checks (DKIM, SPF, DMARC) may take.
@@ -78,15 +78,23 @@ impl Verifier {
     /// The `Authentication-Results:` field for a message in the stored
     /// form (LF line ends), with its line end, in the stored form.
     pub async fn field(&self, stored: &[u8], who: &Identity<'_>) -> String {
-        let crlf = crlf_form(stored);
-        let memo = self.memo();
+        self.report(stored, who, None).await.field
+    }
+
+    /// SPF for the HELO and the MAIL FROM identities (for the null
+    /// sender MAIL FROM's result is HELO's, RFC 7208 section 2.4). Run at
+    /// RCPT when a restriction asks for it, else with the message.
+    pub async fn spf(&self, who: &Identity<'_>) -> SpfChecks {
+        self.spf_with(who, &self.memo()).await
+    }
+
+    async fn spf_with(&self, who: &Identity<'_>, memo: &Memo) -> SpfChecks {
         let id = self.authserv_id.as_str();
-        let message = AuthenticatedMessage::parse(&crlf);
-        let helo_domain = who.helo.trim_start_matches('[').trim_end_matches(']');
+        let helo_domain = helo_domain(who.helo);
         let helo = self
-            .spf(
+            .spf_one(
                 SpfParameters::verify_ehlo(who.client_ip, helo_domain, id),
-                &memo,
+                memo,
             )
             .await
             .unwrap_or_else(|| timed_out_spf(helo_domain));
@@ -95,46 +103,66 @@ impl Verifier {
         } else {
             let params =
                 SpfParameters::verify_mail_from(who.client_ip, helo_domain, id, who.mail_from);
-            self.spf(params, &memo)
+            self.spf_one(params, memo)
                 .await
                 .unwrap_or_else(|| timed_out_spf(domain_of(who.mail_from)))
         };
-        let mut field = format!("{FIELD_NAME}: {id}");
+        SpfChecks { helo, mail_from }
+    }
+
+    /// Every check for a message in the stored form: DKIM, SPF (`spf`
+    /// when the transaction already has it) and DMARC, and the field that
+    /// says so.
+    pub async fn report(
+        &self,
+        stored: &[u8],
+        who: &Identity<'_>,
+        spf: Option<SpfChecks>,
+    ) -> Report {
+        let crlf = crlf_form(stored);
+        let memo = self.memo();
+        let id = self.authserv_id.as_str();
+        let message = AuthenticatedMessage::parse(&crlf);
+        let spf = match spf {
+            Some(spf) => spf,
+            None => self.spf_with(who, &memo).await,
+        };
+        let spf_part = spf_parts(id, who, &spf.helo, &spf.mail_from);
         let Some(message) = message else {
-            field.push_str(";\r\n\tdkim=none (no header section)");
-            field.push_str(&spf_parts(id, who, &helo, &mail_from));
-            field.push_str(";\r\n\tdmarc=none (no header section)");
-            return stored_form(field);
+            let dkim = vec![";\r\n\tdkim=none (no header section)".to_string()];
+            let dmarc_part = ";\r\n\tdmarc=none (no header section)".to_string();
+            return Report::new(id, dkim, spf, spf_part, None, dmarc_part);
         };
         let dkim = deadline(
             self.auth
                 .verify_dkim(Parameters::new(&message).with_txt_cache(&memo)),
         )
         .await;
-        field.push_str(&dkim_part(id, &message, dkim.as_deref()));
-        field.push_str(&spf_parts(id, who, &helo, &mail_from));
+        let dkim_parts = dkim_parts(id, &message, dkim.as_deref());
         let spf_domain = if who.mail_from.is_empty() {
-            helo_domain
+            helo_domain(who.helo)
         } else {
             domain_of(who.mail_from)
         };
-        field.push_str(&match &dkim {
+        let (dmarc, dmarc_part) = match &dkim {
             Some(dkim) => {
-                let params = DmarcParameters::new(&message, dkim, spf_domain, &mail_from);
+                let params = DmarcParameters::new(&message, dkim, spf_domain, &spf.mail_from);
                 let params = Parameters::new(params).with_txt_cache(&memo);
                 match deadline(self.auth.verify_dmarc(params)).await {
                     Some(dmarc) => {
-                        after_id(id, AuthenticationResults::new(id).with_dmarc_result(&dmarc))
+                        let part =
+                            after_id(id, AuthenticationResults::new(id).with_dmarc_result(&dmarc));
+                        (Some(dmarc), part)
                     }
-                    None => ";\r\n\tdmarc=temperror (timeout)".to_string(),
+                    None => (None, ";\r\n\tdmarc=temperror (timeout)".to_string()),
                 }
             }
-            None => ";\r\n\tdmarc=temperror (dkim timed out)".to_string(),
-        });
-        stored_form(field)
+            None => (None, ";\r\n\tdmarc=temperror (dkim timed out)".to_string()),
+        };
+        Report::new(id, dkim_parts, spf, spf_part, dmarc, dmarc_part)
     }
 
-    async fn spf(&self, params: SpfParameters<'_>, memo: &Memo) -> Option<SpfOutput> {
+    async fn spf_one(&self, params: SpfParameters<'_>, memo: &Memo) -> Option<SpfOutput> {
         deadline(
             self.auth
                 .verify_spf(Parameters::new(params).with_txt_cache(memo)),
@@ -147,6 +175,55 @@ impl Verifier {
             answers: Mutex::new(HashMap::new()),
             #[cfg(test)]
             fixed: self.fixed.clone(),
+        }
+    }
+}
+
+/// The SPF results of one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpfChecks {
+    /// The HELO identity's.
+    pub helo: SpfOutput,
+    /// The MAIL FROM identity's (HELO's for the null sender).
+    pub mail_from: SpfOutput,
+}
+
+/// What the checks found for one message.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The `Authentication-Results:` field, in the stored form.
+    pub field: String,
+    /// One part per DKIM signature, as written in the field
+    /// (`dkim=pass header.d=… header.s=…`); one `dkim=none` without.
+    pub dkim: Vec<String>,
+    pub spf: SpfChecks,
+    /// DMARC's verdict; `None` when it did not run (a timeout, no header
+    /// section).
+    pub dmarc: Option<DmarcOutput>,
+    /// The `dmarc=` part, as written in the field.
+    pub dmarc_part: String,
+}
+
+impl Report {
+    fn new(
+        id: &str,
+        dkim: Vec<String>,
+        spf: SpfChecks,
+        spf_part: String,
+        dmarc: Option<DmarcOutput>,
+        dmarc_part: String,
+    ) -> Report {
+        let mut field = format!("{FIELD_NAME}: {id}");
+        dkim.iter().for_each(|part| field.push_str(part));
+        field.push_str(&spf_part);
+        field.push_str(&dmarc_part);
+        let unfold = |part: &str| part.trim_start_matches(";\r\n\t").replace("\r\n\t", " ");
+        Report {
+            field: stored_form(field),
+            dkim: dkim.iter().map(|p| unfold(p)).collect(),
+            spf,
+            dmarc,
+            dmarc_part: unfold(&dmarc_part),
         }
     }
 }
@@ -165,19 +242,25 @@ fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(_, d)| d)
 }
 
+/// The HELO name as SPF takes it: an address literal without brackets
+/// (`[192.0.2.1]` → `192.0.2.1`).
+fn helo_domain(helo: &str) -> &str {
+    helo.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// The `dkim=` parts: one per signature, `dkim=none` for none. A body
 /// that does not match its hash is `fail` (RFC 6376 section 6.1.3: a
 /// PERMFAIL, the message changed after signing); mail-auth says
 /// `neutral` (as Gmail writes it).
-fn dkim_part(
+fn dkim_parts(
     id: &str,
     message: &AuthenticatedMessage<'_>,
     dkim: Option<&[DkimOutput<'_>]>,
-) -> String {
+) -> Vec<String> {
     let from = message.from.first().map_or("", String::as_str);
     match dkim {
-        None => ";\r\n\tdkim=temperror (timeout)".to_string(),
-        Some([]) => ";\r\n\tdkim=none (no signature)".to_string(),
+        None => vec![";\r\n\tdkim=temperror (timeout)".to_string()],
+        Some([]) => vec![";\r\n\tdkim=none (no signature)".to_string()],
         Some(dkim) => dkim
             .iter()
             .map(|d| {
