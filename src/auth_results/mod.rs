@@ -228,6 +228,20 @@ impl Report {
     }
 }
 
+/// An SPF result as RFC 7208 names it (`pass`, `softfail`, …): the
+/// field's word and the key `check_spf` looks up.
+pub fn spf_name(result: SpfResult) -> &'static str {
+    match result {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
 /// `None` once [`CHECK_DEADLINE`] has passed.
 async fn deadline<T>(check: impl std::future::Future<Output = T>) -> Option<T> {
     tokio::time::timeout(CHECK_DEADLINE, check).await.ok()
