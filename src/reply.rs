@@ -135,7 +135,11 @@ impl Reply {
     /// A message whose `From:` domain fails DMARC under `p=reject`
     /// (OpenDMARC's words).
     pub(crate) fn dmarc_reject(domain: &str) -> Reply {
-        Reply::new(550, "5.7.1", format!("rejected by DMARC policy for {domain}"))
+        Reply::new(
+            550,
+            "5.7.1",
+            format!("rejected by DMARC policy for {domain}"),
+        )
     }
     /// `reject_spf_fail`: the sender's domain does not allow the client
     /// (RFC 7372's 5.7.23, "SPF validation failed").

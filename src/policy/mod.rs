@@ -46,7 +46,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::auth_results::Verifier;
+use crate::auth_results::{SpfChecks, Verifier};
 use crate::config::Config;
 use crate::maps::{MapError, Table};
 use crate::reply::Reply;
@@ -87,6 +87,10 @@ pub(crate) struct Context<'a> {
     pub sasl_user: Option<&'a str>,
     /// A session on a submission listener: the lists of `[submission]`.
     pub submission: bool,
+    /// The transaction's SPF results, made once when an element first
+    /// asks (`reject_spf_fail`, `check_spf`) and kept for the message's
+    /// `Authentication-Results:`; `None`: made for this check only.
+    pub spf: Option<&'a tokio::sync::OnceCell<SpfChecks>>,
 }
 
 /// The policy's answer to one command.

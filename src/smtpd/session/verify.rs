@@ -1,9 +1,9 @@
 //! Verification on arrival (`[verify]`): the message's DKIM signatures,
 //! SPF for HELO and MAIL FROM (made at RCPT already when a restriction
-//! asked) and DMARC, written as one `Authentication-Results:` field on
-//! top of the stored message (RFC 8601 section 5: prepended, as
-//! `Received:` is), any field that claims our authserv-id removed
-//! first; then DMARC's `p=reject` as `verify.dmarc_reject` says.
+//! asked) and DMARC, written as one `Authentication-Results:` field
+//! right below smtpd's own `Received:` (above every field the message
+//! came with), any field that claims our authserv-id removed first; then
+//! DMARC's `p=reject` as `verify.dmarc_reject` says.
 //!
 //! Mail from this host's own clients (`relay.networks`, logged in,
 //! local) is not verified: it is what `dkim.sign` signs.
@@ -18,6 +18,7 @@ use crate::content::Verdict;
 use crate::queue::QueueId;
 use crate::reply::Reply;
 use crate::smtpd::store::Store;
+use crate::wire::header::field_end;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Whether this session's mail is verified.
@@ -68,8 +69,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let report = verifier.report(&content, &who, tx.spf.get().cloned()).await;
         log::info!(queue_id = id.as_str(); "{id}: {}", summary(&report));
-        let mut whole = report.field.clone().into_bytes();
-        whole.extend_from_slice(&content);
+        let below = below_our_received(&content, id.as_str());
+        let mut whole = Vec::with_capacity(content.len() + report.field.len());
+        whole.extend_from_slice(&content[..below]);
+        whole.extend_from_slice(report.field.as_bytes());
+        whole.extend_from_slice(&content[below..]);
         drop(content);
         if let Err(e) = store.replace_content(whole).await {
             log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
@@ -122,6 +126,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 }
 
+/// Where the field goes: right below smtpd's own `Received:` (the one
+/// naming this queue ID), where Postfix's milters put theirs and where
+/// Gmail writes its own; at the top when a header check took that
+/// `Received:` away.
+fn below_our_received(content: &[u8], id: &str) -> usize {
+    let ours = format!("id {id}");
+    let mut at = 0;
+    while at < content.len() {
+        let end = field_end(content, at);
+        if end == at {
+            break;
+        }
+        let field = &content[at..end];
+        let is_received = field.len() > 9 && field[..9].eq_ignore_ascii_case(b"Received:");
+        if is_received && String::from_utf8_lossy(field).contains(&ours) {
+            return end;
+        }
+        at = end;
+    }
+    0
+}
+
 /// The results in one short line for the log:
 /// `Authentication-Results: dkim=pass spf=pass dmarc=pass (p=reject)`.
 fn summary(report: &Report) -> String {
@@ -130,7 +156,11 @@ fn summary(report: &Report) -> String {
     words.push(format!("spf={}", spf_name(report.spf.mail_from.result())));
     words.push(word(&report.dmarc_part));
     if let Some(d) = &report.dmarc {
-        words.push(format!("(p={} from {})", policy_name(d.policy()), d.domain()));
+        words.push(format!(
+            "(p={} from {})",
+            policy_name(d.policy()),
+            d.domain()
+        ));
     }
     format!("Authentication-Results: {}", words.join(" "))
 }
