@@ -4,7 +4,7 @@
 //! this host's authserv-id (`server.hostname`).
 //!
 //! The checks are mail-auth's (the crate that signs, `crate::dkim`), on a
-//! hickory resolver built by [`crate::dns::resolver`] from `dns.servers`
+//! hickory resolver built by [`crate::dns::auth_resolver`] from `dns.servers`
 //! as smtpd's and the smtp client's are: UDP and TCP only, TLS settings
 //! that load no certificate (mail-auth's own constructors would load the
 //! system's CA certificates, which smtpd's sandbox cannot read). One
@@ -66,7 +66,7 @@ impl Verifier {
     /// A verifier asking `servers` (the system's resolver when empty),
     /// naming itself `authserv_id`.
     pub fn new(servers: &[SocketAddr], authserv_id: &str) -> Result<Verifier, String> {
-        let (resolver, _) = crate::dns::resolver(servers, QUERY_TIMEOUT)?;
+        let (resolver, _) = crate::dns::auth_resolver(servers, QUERY_TIMEOUT)?;
         Ok(Verifier {
             auth: MessageAuthenticator(resolver),
             authserv_id: authserv_id.to_string(),
