@@ -90,19 +90,18 @@ impl Verifier {
 
     async fn spf_with(&self, who: &Identity<'_>, memo: &Memo) -> SpfChecks {
         let id = self.authserv_id.as_str();
+        // An IPv4-mapped address is the IPv4 client it is (RFC 7208
+        // section 5); mail-auth would match it as IPv6.
+        let ip = who.client_ip.to_canonical();
         let helo_domain = helo_domain(who.helo);
         let helo = self
-            .spf_one(
-                SpfParameters::verify_ehlo(who.client_ip, helo_domain, id),
-                memo,
-            )
+            .spf_one(SpfParameters::verify_ehlo(ip, helo_domain, id), memo)
             .await
             .unwrap_or_else(|| timed_out_spf(helo_domain));
         let mail_from = if who.mail_from.is_empty() {
             helo.clone()
         } else {
-            let params =
-                SpfParameters::verify_mail_from(who.client_ip, helo_domain, id, who.mail_from);
+            let params = SpfParameters::verify_mail_from(ip, helo_domain, id, who.mail_from);
             self.spf_one(params, memo)
                 .await
                 .unwrap_or_else(|| timed_out_spf(domain_of(who.mail_from)))
