@@ -38,3 +38,4 @@ mod systemctl;
 mod testssl;
 mod units;
 mod user;
+mod verify;
