@@ -39,8 +39,8 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use mail_auth::{SpfOutput, SpfResult};
-use postern::auth_results::{Identity, Verifier};
+use mail_auth::SpfOutput;
+use postern::auth_results::{Identity, Verifier, spf_name};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::outbound::dns::{DnsServer, Zone};
@@ -184,7 +184,8 @@ fn judge(case: &Case, got: Result<SpfOutput, String>) -> Option<String> {
         Ok(got) => got,
         Err(e) => return Some(format!("expected {expected}, not run: {e}")),
     };
-    let result = result_name(got.result());
+    // RFC 7208's names, as the suite writes them.
+    let result = spf_name(got.result());
     let explanation = got.explanation().unwrap_or("DEFAULT");
     let result_ok = case.results.iter().any(|r| *r == result);
     let explanation_ok = case.explanation.as_deref().is_none_or(|e| e == explanation);
@@ -196,19 +197,6 @@ fn judge(case: &Case, got: Result<SpfOutput, String>) -> Option<String> {
         None => result.to_string(),
     };
     Some(format!("expected {expected}, got {got}"))
-}
-
-/// A result as the suite writes it.
-fn result_name(result: SpfResult) -> &'static str {
-    match result {
-        SpfResult::Pass => "pass",
-        SpfResult::Fail => "fail",
-        SpfResult::SoftFail => "softfail",
-        SpfResult::Neutral => "neutral",
-        SpfResult::TempError => "temperror",
-        SpfResult::PermError => "permerror",
-        SpfResult::None => "none",
-    }
 }
 
 struct Report {
