@@ -4,8 +4,12 @@
 //! Every list and element evaluated is printed with what each table
 //! returned and what DNS answered, then the reply each recipient would
 //! get. It answers "why was this rejected?" and "am I an open relay?".
+//! With a message, the header and body checks run on it too, and the
+//! DKIM, SPF and DMARC checks smtpd runs on arrival ([`auth`]).
 //!
 //! [`Trace`] is also what the evaluation records into ([`super::Policy::check_traced`]).
+
+mod auth;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -171,6 +175,10 @@ pub(crate) struct Report {
     /// Header and body checks of `--message`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// DKIM, SPF and DMARC of `--message` (they inform; `accepted` does
+    /// not depend on them, as smtpd's acceptance does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<auth::AuthReport>,
     /// Every recipient would be accepted.
     pub accepted: bool,
 }
@@ -226,6 +234,7 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         commands: Vec::new(),
         recipients: Vec::new(),
         message: None,
+        authentication: None,
         accepted: true,
     };
     let mut ctx = Context {
@@ -257,9 +266,29 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     }
     let mut message_ok = true;
     if let Some(path) = &probe.message {
-        let (text, ok) = message_checks(&config, path, probe, &name, ip);
-        report.message = Some(text);
-        message_ok = ok;
+        match read_stored(path) {
+            Ok(stored) => {
+                let (text, ok) = message_checks(&config, path, &stored, probe, &name, ip);
+                report.message = Some(text);
+                message_ok = ok;
+                let who = crate::auth_results::Identity {
+                    client_ip: ip,
+                    helo: probe.helo.as_deref().unwrap_or(""),
+                    mail_from: &probe.sender,
+                };
+                let (servers, id) = (&config.dns.servers, &config.server.hostname);
+                match auth::verify(servers, id, policy.resolver(), &stored, &who).await {
+                    Ok(auth) => report.authentication = Some(auth),
+                    Err(e) => report
+                        .warnings
+                        .push(format!("DKIM, SPF and DMARC not checked: {e}")),
+                }
+            }
+            Err(text) => {
+                report.message = Some(text);
+                message_ok = false;
+            }
+        }
     }
     report.accepted = report.commands.iter().all(|c| c.accepted)
         && report.recipients.iter().all(|c| c.accepted)
@@ -372,29 +401,11 @@ async fn recipient<'a>(
     command_report(command, trace, decision, local)
 }
 
-/// The header and body checks of `[checks]` on the message in `path`, as
-/// smtpd runs them while DATA streams: every log line they would write and
-/// the outcome; whether the message would be accepted.
-fn message_checks(
-    config: &Config,
-    path: &std::path::Path,
-    probe: &Probe,
-    name: &str,
-    ip: IpAddr,
-) -> (String, bool) {
-    use crate::content::{ContentChecks, Context as ContentContext, Inspector};
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return (format!("{}: cannot read: {e}", path.display()), false),
-    };
-    let checks = match ContentChecks::open(config) {
-        Ok(c) => c,
-        Err(e) => return (format!("header and body checks unavailable: {e}"), false),
-    };
-    if checks.is_empty() {
-        return ("no header or body checks configured".to_string(), true);
-    }
-    // The queue stores lines with LF ends; so does the inspector.
+/// The message file in the stored form: the queue stores lines with LF
+/// ends, and so do the content inspector and the verifier take them (a
+/// file with CRLF ends, as a user may give it, is converted).
+fn read_stored(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut stored = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -405,6 +416,29 @@ fn message_checks(
         stored.push(bytes[i]);
         i += 1;
     }
+    Ok(stored)
+}
+
+/// The header and body checks of `[checks]` on the message in `path`
+/// (`stored`, its text in the stored form), as smtpd runs them while
+/// DATA streams: every log line they would write and the outcome;
+/// whether the message would be accepted.
+fn message_checks(
+    config: &Config,
+    path: &std::path::Path,
+    stored: &[u8],
+    probe: &Probe,
+    name: &str,
+    ip: IpAddr,
+) -> (String, bool) {
+    use crate::content::{ContentChecks, Context as ContentContext, Inspector};
+    let checks = match ContentChecks::open(config) {
+        Ok(c) => c,
+        Err(e) => return (format!("header and body checks unavailable: {e}"), false),
+    };
+    if checks.is_empty() {
+        return ("no header or body checks configured".to_string(), true);
+    }
     let ctx = ContentContext {
         queue_id: "TRACE".to_string(),
         origin: format!("{name}[{ip}]"),
@@ -414,7 +448,7 @@ fn message_checks(
         helo: probe.helo.clone(),
     };
     let mut inspector = Inspector::new(checks, ctx);
-    inspector.feed(&stored, &mut |_| {});
+    inspector.feed(stored, &mut |_| {});
     inspector.finish(&mut |_| {});
     let mut lines: Vec<String> = inspector
         .take_log()
@@ -511,6 +545,9 @@ login: {}
         if let Some(m) = &self.message {
             out += &format!("\nmessage: {m}\n");
         }
+        if let Some(a) = &self.authentication {
+            a.text(&mut out);
+        }
         out += if self.accepted {
             "\naccepted\n"
         } else {
@@ -589,7 +626,9 @@ fn detail_text(d: &Detail) -> String {
 }
 
 /// `postern policy test`: prints the report (text or JSON); exit status
-/// 0 when every recipient would be accepted, 1 otherwise.
+/// 0 when every recipient (and the message's header and body checks)
+/// would be accepted, 1 otherwise. DKIM, SPF and DMARC results do not
+/// count: smtpd only records them.
 pub fn main(config: Config, probe: Probe, json: bool) -> std::io::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
