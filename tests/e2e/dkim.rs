@@ -79,12 +79,12 @@ fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
 
 /// A key made by `postern dkim keygen` in `dir`: its `dkim.keys` entry
 /// and the TXT record's text it printed (the strings joined).
-struct Key {
-    entry: String,
-    txt: String,
+pub(crate) struct Key {
+    pub entry: String,
+    pub txt: String,
 }
 
-fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> Key {
+pub(crate) fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> Key {
     let out = Command::new(BIN)
         .args([
             "dkim",
@@ -128,10 +128,65 @@ fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> Key {
 
 /// A directory for keys the smtp role (the postern user, when we are
 /// root) may enter; keygen makes `dkim/` in it.
-fn key_dir() -> tempfile::TempDir {
+pub(crate) fn key_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
+}
+
+/// dkimpy signs `message` (CRLF line ends) with the RSA `key`
+/// (relaxed/relaxed; From, To and Subject signed): the message with
+/// dkimpy's DKIM-Signature field in front. dkimpy reads PKCS#1 keys
+/// only: openssl converts keygen's PKCS#8 file.
+pub(crate) fn dkimpy_sign(message: &[u8], key: &Key) -> Vec<u8> {
+    const SIGN: &str = r#"
+import sys, dkim
+msg = open(sys.argv[1], "rb").read()
+key = open(sys.argv[2], "rb").read()
+sig = dkim.sign(msg, sys.argv[3].encode(), sys.argv[4].encode(), key,
+                canonicalize=(b"relaxed", b"relaxed"),
+                include_headers=[b"from", b"to", b"subject"])
+sys.stdout.buffer.write(sig + msg)
+"#;
+    let mut parts = key.entry.splitn(3, ':');
+    let (domain, selector, path) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let pkcs1 = Command::new("openssl")
+        .args(["rsa", "-traditional", "-in", path])
+        .output()
+        .unwrap();
+    assert!(
+        pkcs1.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&pkcs1.stderr)
+    );
+    let (file, pem) = (
+        tempfile::NamedTempFile::new().unwrap(),
+        tempfile::NamedTempFile::new().unwrap(),
+    );
+    std::fs::write(file.path(), message).unwrap();
+    std::fs::write(pem.path(), &pkcs1.stdout).unwrap();
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(SIGN)
+        .arg(file.path())
+        .arg(pem.path())
+        .args([selector, domain])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dkimpy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout
+            .starts_with(b"DKIM-Signature: v=1; a=rsa-sha256;")
+    );
+    out.stdout
 }
 
 /// An RSA and an Ed25519 key of example.org and the DNS server that
