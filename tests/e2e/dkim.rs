@@ -54,15 +54,17 @@ fn python() -> &'static str {
     panic!("dkimpy is not installed (apt-get install python3-dkim; .ci/run does)");
 }
 
-/// dkimpy's verdicts on `message`, one line per signature.
-fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
+/// `script` run by the Python that has dkimpy, with `message` in a
+/// file (its path the first argument) and `args` after it: what it
+/// printed.
+fn dkimpy(script: &str, message: &[u8], args: &[&std::ffi::OsStr]) -> Vec<u8> {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), message).unwrap();
     let out = Command::new(python())
         .arg("-c")
-        .arg(VERIFY)
+        .arg(script)
         .arg(file.path())
-        .arg(dns.addr.port().to_string())
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -70,7 +72,13 @@ fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
         "dkimpy: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
+    out.stdout
+}
+
+/// dkimpy's verdicts on `message`, one line per signature.
+fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
+    let port = dns.addr.port().to_string();
+    String::from_utf8(dkimpy(VERIFY, message, &[port.as_ref()]))
         .unwrap()
         .lines()
         .map(str::to_string)
@@ -163,30 +171,12 @@ sys.stdout.buffer.write(sig + msg)
         "openssl: {}",
         String::from_utf8_lossy(&pkcs1.stderr)
     );
-    let (file, pem) = (
-        tempfile::NamedTempFile::new().unwrap(),
-        tempfile::NamedTempFile::new().unwrap(),
-    );
-    std::fs::write(file.path(), message).unwrap();
+    let pem = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(pem.path(), &pkcs1.stdout).unwrap();
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(SIGN)
-        .arg(file.path())
-        .arg(pem.path())
-        .args([selector, domain])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dkimpy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.stdout
-            .starts_with(b"DKIM-Signature: v=1; a=rsa-sha256;")
-    );
-    out.stdout
+    let args = [pem.path().as_os_str(), selector.as_ref(), domain.as_ref()];
+    let signed = dkimpy(SIGN, message, &args);
+    assert!(signed.starts_with(b"DKIM-Signature: v=1; a=rsa-sha256;"));
+    signed
 }
 
 /// An RSA and an Ed25519 key of example.org and the DNS server that
