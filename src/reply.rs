@@ -132,6 +132,33 @@ impl Reply {
     pub(crate) fn sync_error() -> Reply {
         Reply::new(554, "5.5.0", "Error: SMTP protocol synchronization")
     }
+    /// A message whose `From:` domain fails DMARC under `p=reject`
+    /// (OpenDMARC's words).
+    pub(crate) fn dmarc_reject(domain: &str) -> Reply {
+        Reply::new(
+            550,
+            "5.7.1",
+            format!("rejected by DMARC policy for {domain}"),
+        )
+    }
+    /// `reject_spf_fail`: the sender's domain does not allow the client
+    /// (RFC 7372's 5.7.23, "SPF validation failed").
+    pub(crate) fn spf_fail(sender: &str, why: &str) -> Reply {
+        Reply::new(
+            550,
+            "5.7.23",
+            format!("<{sender}>: Sender address rejected: SPF fail: {why}"),
+        )
+    }
+    /// An SPF check that could not finish (a DNS failure), under
+    /// `restrictions.dns_failure = "defer"` (RFC 7372's 4.7.24).
+    pub(crate) fn spf_temperror(sender: &str) -> Reply {
+        Reply::new(
+            451,
+            "4.7.24",
+            format!("<{sender}>: Sender address rejected: SPF temporary error"),
+        )
+    }
     pub(crate) fn queue_write_error() -> Reply {
         Reply::new(451, "4.3.0", "Error: queue file write error")
     }

@@ -228,6 +228,20 @@ impl Report {
     }
 }
 
+/// An SPF result as RFC 7208 names it (`pass`, `softfail`, …): the
+/// field's word and the key `check_spf` looks up.
+pub fn spf_name(result: SpfResult) -> &'static str {
+    match result {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
 /// `None` once [`CHECK_DEADLINE`] has passed.
 async fn deadline<T>(check: impl std::future::Future<Output = T>) -> Option<T> {
     tokio::time::timeout(CHECK_DEADLINE, check).await.ok()
@@ -337,7 +351,7 @@ pub fn without_ours(stored: &[u8], authserv_id: &str) -> Option<(Vec<u8>, usize)
     let mut removed = 0;
     let mut at = 0;
     while at < stored.len() {
-        let end = field_end(stored, at);
+        let end = crate::wire::header::field_end(stored, at);
         if end == at {
             break;
         }
@@ -360,26 +374,6 @@ pub fn without_ours(stored: &[u8], authserv_id: &str) -> Option<(Vec<u8>, usize)
     }
     kept.extend_from_slice(&stored[at..]);
     Some((kept, removed))
-}
-
-/// Where the header field that starts at `at` ends (after its last
-/// line's LF, continuation lines included); `at` itself when no field
-/// starts there.
-fn field_end(stored: &[u8], at: usize) -> usize {
-    let line_end = |from: usize| {
-        stored[from..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(stored.len(), |n| from + n + 1)
-    };
-    if !crate::wire::header::is_header(&stored[at..line_end(at)]) {
-        return at;
-    }
-    let mut end = line_end(at);
-    while matches!(stored.get(end), Some(b' ' | b'\t')) {
-        end = line_end(end);
-    }
-    end
 }
 
 /// One message's TXT answers, asked once.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::value::check_hostname;
 use super::{
     Checks, Config, Dkim, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
-    Smtpd, Submission, Tls,
+    Smtpd, Submission, Tls, Verify,
 };
 
 /// What the defaults depend on. Tests build their own.
@@ -185,6 +185,7 @@ pub(super) fn builtin(system: &System) -> Config {
         smtp: Smtp::builtin(&cx),
         tls: Tls::builtin(&cx),
         dkim: Dkim::builtin(&cx),
+        verify: Verify::builtin(&cx),
         dns: Dns::builtin(&cx),
         sandbox: Sandbox::builtin(&cx),
     }

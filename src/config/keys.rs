@@ -37,8 +37,8 @@ use super::error::ConfigError;
 use super::load::{self as read, Field, Given};
 use super::show as sh;
 use super::{
-    BareNewline, Choice, Config, DkimCanonicalization, DkimSign, DnsFailure, SaslBackend,
-    TlsInbound, TlsLevel,
+    BareNewline, Choice, Config, DkimCanonicalization, DkimSign, DmarcReject, DnsFailure,
+    SaslBackend, TlsInbound, TlsLevel,
 };
 
 impl Submission {
@@ -823,6 +823,30 @@ sections! {
         /// and MTA. Default: all three.
         sign: Vec<DkimSign> = vec![DkimSign::Mynetworks, DkimSign::Authenticated, DkimSign::Local],
             postfix "", Kind::Choices(DkimSign::NAMES), read [get choices()], show choices;
+    }
+
+    /// `[verify]`: verification of arriving mail (RFC 8601): DKIM
+    /// signatures, SPF for HELO and MAIL FROM, DMARC, written as one
+    /// `Authentication-Results:` field under smtpd's `Received:`, with
+    /// `server.hostname` as the authserv-id (a field with that id that
+    /// came with the message is removed as a forgery). smtpd runs the
+    /// checks through `dns.servers`; no key is involved. Postfix: the
+    /// OpenDKIM and OpenDMARC milters and policyd-spf.
+    verify: Verify {
+        /// Verify mail from outside: clients not in `relay.networks`, not logged in, not local.
+        /// Mail from this host's own clients is not checked (it is what
+        /// `dkim.sign` signs). Default: true.
+        inbound: bool = true,
+            postfix "", Kind::Bool, read [get boolean()], show plain;
+        /// What a DMARC `fail` under the domain's `p=reject` does: `"reject"`, `"hold"` or `"header"`.
+        /// `reject`: `550 5.7.1` at the end of the message; `hold`: the
+        /// message is accepted and held (`postern queue release`);
+        /// `header`: only the `Authentication-Results:` field says so.
+        /// `p=quarantine` and `p=none` only write the field. A DNS
+        /// failure never rejects. Postfix: OpenDMARC's RejectFailures.
+        /// Default: `"reject"`.
+        dmarc_reject: DmarcReject = DmarcReject::Reject,
+            postfix "", Kind::Choice(DmarcReject::NAMES), read [get choice()], show choice;
     }
 
     /// `[dns]`: how smtpd's checks and the smtp client ask DNS.

@@ -46,7 +46,7 @@ pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
     Checks, Dkim, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp, Smtpd,
-    Submission, Tls,
+    Submission, Tls, Verify,
 };
 pub(crate) use value::{check_hostname, v6_only};
 
@@ -74,6 +74,7 @@ pub struct Config {
     pub smtp: Smtp,
     pub tls: Tls,
     pub dkim: Dkim,
+    pub verify: Verify,
     pub dns: Dns,
     pub sandbox: Sandbox,
 }
@@ -116,6 +117,7 @@ macro_rules! choice {
 }
 
 choice!(DnsFailure { "pass" => Pass, "defer" => Defer });
+choice!(DmarcReject { "reject" => Reject, "hold" => Hold, "header" => Header });
 choice!(TlsLevel {
     "none" => None,
     "may" => May,
@@ -190,6 +192,17 @@ pub enum SaslBackend {
     Dovecot,
     /// postern's password file.
     Passwd,
+}
+
+/// What a DMARC failure under `p=reject` does (`verify.dmarc_reject`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmarcReject {
+    /// `550 5.7.1` at the end of the message.
+    Reject,
+    /// Accepted and put on hold.
+    Hold,
+    /// Only the `Authentication-Results:` field.
+    Header,
 }
 
 /// What a failed DNS lookup in a check does.

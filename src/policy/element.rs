@@ -63,6 +63,9 @@ pub enum Access {
     Sender,
     /// The recipient (`check_recipient_access`).
     Recipient,
+    /// The SPF result of MAIL FROM (`check_spf`): `pass`, `fail`,
+    /// `softfail`, `neutral`, `none`, `temperror` or `permerror`.
+    Spf,
 }
 
 /// What a DNS blocklist is asked about.
@@ -121,6 +124,9 @@ pub enum Element {
     RejectUnknownClientHostname,
     RejectUnknownHeloHostname,
     RejectInvalidHeloHostname,
+    /// SPF says the client may not send for the MAIL FROM domain (`550
+    /// 5.7.23`).
+    RejectSpfFail,
 }
 
 /// Which clients `reject_*sender_login_mismatch` checks (Postfix's four
@@ -152,7 +158,7 @@ pub struct ParseError {
 
 /// Names without an argument, with the element they stand for. Older
 /// Postfix names are accepted as aliases.
-const SIMPLE: [(&str, Element); 27] = [
+const SIMPLE: [(&str, Element); 28] = [
     ("permit", Element::Permit),
     ("reject", Element::Reject),
     ("defer", Element::Defer),
@@ -228,14 +234,16 @@ const SIMPLE: [(&str, Element); 27] = [
         "reject_invalid_hostname",
         Element::RejectInvalidHeloHostname,
     ),
+    ("reject_spf_fail", Element::RejectSpfFail),
 ];
 
 /// Names that take a table.
-const ACCESS: [(&str, Access); 4] = [
+const ACCESS: [(&str, Access); 5] = [
     ("check_client_access", Access::Client),
     ("check_helo_access", Access::Helo),
     ("check_sender_access", Access::Sender),
     ("check_recipient_access", Access::Recipient),
+    ("check_spf", Access::Spf),
 ];
 
 /// Names that take a DNS zone.
@@ -565,6 +573,7 @@ impl fmt::Display for Element {
             Element::RejectUnknownClientHostname => "reject_unknown_client_hostname",
             Element::RejectUnknownHeloHostname => "reject_unknown_helo_hostname",
             Element::RejectInvalidHeloHostname => "reject_invalid_helo_hostname",
+            Element::RejectSpfFail => "reject_spf_fail",
             Element::WarnIfReject(next) => return write!(f, "warn_if_reject {next}"),
             Element::CheckAccess { what, table } => {
                 let name = ACCESS

@@ -13,9 +13,11 @@ use super::syntax::{
 };
 use super::trace::{Detail, Trace};
 use super::{Context, Decision, Event, Policy, When};
+use crate::auth_results::{Identity, SpfChecks, spf_name};
 use crate::config::DnsFailure;
 use crate::maps::{self, Action, MapError, Table};
 use crate::reply::Reply;
+use mail_auth::SpfResult;
 
 /// The result of one element, or of one list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -224,6 +226,7 @@ impl<'a, 't> Eval<'a, 't> {
             | Element::RejectInvalidHeloHostname
             | Element::RejectUnknownHeloHostname => self.envelope(element).await,
             Element::RejectUnknownClientHostname => self.unknown_client_hostname(),
+            Element::RejectSpfFail => self.reject_spf_fail().await,
             Element::WarnIfReject(_) => Outcome::Dunno,
         }
     }
@@ -335,6 +338,69 @@ impl<'a, 't> Eval<'a, 't> {
         }
     }
 
+    /// The transaction's SPF results (made now if no element asked
+    /// before), traced; `None` without a sender or a verifier.
+    async fn spf(&mut self) -> Option<SpfChecks> {
+        let ctx = self.ctx;
+        let verifier = self.policy.verifier.as_ref()?;
+        let who = Identity {
+            client_ip: ctx.ip.to_canonical(),
+            helo: ctx.helo.unwrap_or(""),
+            mail_from: ctx.sender?,
+        };
+        let checks = match ctx.spf {
+            Some(cell) => cell.get_or_init(|| verifier.spf(&who)).await.clone(),
+            None => verifier.spf(&who).await,
+        };
+        let said =
+            |out: &mail_auth::SpfOutput| format!("{} for {}", spf_name(out.result()), out.domain());
+        self.note(format!(
+            "SPF of {}: MAIL FROM {}, HELO {}",
+            who.client_ip,
+            said(&checks.mail_from),
+            said(&checks.helo)
+        ));
+        Some(checks)
+    }
+
+    /// `reject_spf_fail`: MAIL FROM's SPF result is `fail` (for the null
+    /// sender, HELO's). A `temperror` is a DNS failure
+    /// (`restrictions.dns_failure`); every other result says nothing.
+    async fn reject_spf_fail(&mut self) -> Outcome {
+        let Some(sender) = self.ctx.sender else {
+            return self.skip("no MAIL FROM given");
+        };
+        let Some(spf) = self.spf().await else {
+            return self.skip("SPF verification is unavailable (see the log)");
+        };
+        let out = &spf.mail_from;
+        match out.result() {
+            SpfResult::Fail => {
+                let why = out
+                    .explanation()
+                    .map(|e| {
+                        crate::wire::printable::printable(e, false)
+                            .chars()
+                            .take(200)
+                            .collect()
+                    })
+                    .unwrap_or_else(|| {
+                        format!(
+                            "{} is not a permitted sender of {}",
+                            self.ctx.ip.to_canonical(),
+                            out.domain()
+                        )
+                    });
+                Outcome::Reject(Reply::spf_fail(sender, &why))
+            }
+            SpfResult::TempError => {
+                let why = format!("{}: SPF check: temporary DNS failure", out.domain());
+                self.dns_failure(why, Reply::spf_temperror(sender))
+            }
+            _ => Outcome::Dunno,
+        }
+    }
+
     fn unknown_client_hostname(&mut self) -> Outcome {
         let ctx = self.ctx;
         let reply = Reply::unknown_client_hostname(&ctx.ip.to_string());
@@ -409,6 +475,17 @@ impl<'a, 't> Eval<'a, 't> {
                     format!("recipient <{r}>"),
                 ),
             },
+            Access::Spf => match (ctx.sender, self.spf().await) {
+                (None, _) => return self.skip("no MAIL FROM given"),
+                (_, None) => return self.skip("SPF verification is unavailable (see the log)"),
+                (Some(s), Some(spf)) => (
+                    Target {
+                        name: s.to_string(),
+                        class: SENDER,
+                    },
+                    spf_name(spf.mail_from.result()).to_string(),
+                ),
+            },
         };
         let table = match self.table(spec) {
             Ok(t) => t,
@@ -429,6 +506,13 @@ impl<'a, 't> Eval<'a, 't> {
             Access::Sender | Access::Recipient => {
                 maps::access::address(&table, &target.name, delimiter)
             }
+            Access::Spf => table
+                .get(&query)
+                .map(|found| found.map(|value| (query.clone(), value))),
+        };
+        let query = match what {
+            Access::Spf => format!("SPF result {query} of <{}>", target.name),
+            _ => query,
         };
         let found = match found {
             Ok(found) => found,

@@ -47,6 +47,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use crate::auth_results::{SpfChecks, Verifier};
 use crate::config::Config;
 use crate::maps::{MapError, Table};
 use crate::reply::Reply;
@@ -87,6 +88,10 @@ pub(crate) struct Context<'a> {
     pub sasl_user: Option<&'a str>,
     /// A session on a submission listener: the lists of `[submission]`.
     pub submission: bool,
+    /// The transaction's SPF results, made once when an element first
+    /// asks (`reject_spf_fail`, `check_spf`) and kept for the message's
+    /// `Authentication-Results:`; `None`: made for this check only.
+    pub spf: Option<&'a tokio::sync::OnceCell<SpfChecks>>,
 }
 
 /// The policy's answer to one command.
@@ -126,6 +131,10 @@ pub(crate) struct Policy {
     login_maps: Vec<Result<Table, MapError>>,
     tables: HashMap<String, Result<Table, MapError>>,
     resolver: dns::Resolver,
+    /// SPF, DKIM and DMARC on arrival (`[verify]`, `reject_spf_fail`,
+    /// `check_spf`), on a resolver of its own (`dns.servers`); `None`
+    /// when it could not be built (logged).
+    pub(crate) verifier: Option<Arc<Verifier>>,
     problems: Vec<String>,
 }
 
@@ -136,7 +145,17 @@ impl Policy {
     /// concerned answers `451 4.3.x` until it is repaired, as Postfix does.
     pub(crate) fn new(config: Arc<Config>) -> Policy {
         let resolver = dns::Resolver::new(&config.dns.servers);
-        Policy::with_resolver(config, resolver)
+        let verifier = Verifier::new(&config.dns.servers, &config.server.hostname);
+        let mut policy = Policy::with_resolver(config, resolver);
+        match verifier {
+            Ok(v) => policy.verifier = Some(Arc::new(v)),
+            Err(e) => {
+                let problem = format!("SPF, DKIM and DMARC verification: {e}");
+                log::warn!("{problem}");
+                policy.problems.push(problem);
+            }
+        }
+        policy
     }
 
     fn with_resolver(config: Arc<Config>, resolver: dns::Resolver) -> Policy {
@@ -224,6 +243,7 @@ impl Policy {
             login_maps,
             tables,
             resolver,
+            verifier: None,
             problems,
         }
     }

@@ -31,6 +31,7 @@ pub(super) fn ctx<'a>(ip: &str, sender: &'a str, rcpt: &'a str) -> Context<'a> {
         recipient: Some(rcpt),
         sasl_user: None,
         submission: false,
+        spf: None,
     }
 }
 

@@ -237,6 +237,8 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         authentication: None,
         accepted: true,
     };
+    // SPF once for all recipients, as in a session's transaction.
+    let spf = tokio::sync::OnceCell::new();
     let mut ctx = Context {
         ip,
         name: &name,
@@ -246,6 +248,7 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         recipient: None,
         sasl_user: probe.sasl_user.as_deref(),
         submission: probe.submission,
+        spf: Some(&spf),
     };
     let refused = match config.restrictions.delay_reject {
         true => None,

@@ -52,6 +52,7 @@ mod greeting;
 mod restrict;
 mod transaction;
 mod verbs;
+mod verify;
 
 /// Who is on the other end.
 #[derive(Clone, Copy, Debug)]

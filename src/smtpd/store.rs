@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// Bytes kept for the header scan.
 const HEAD_KEEP: usize = 64 * 1024;
@@ -31,6 +31,39 @@ impl Store {
             spill: None,
             size: 0,
         }
+    }
+
+    /// The whole content so far. A spilled message is read back from its
+    /// file (the bytes still pending written first): the caller holds all
+    /// of it, as large as `smtpd.message_size_limit` allows.
+    pub(crate) async fn content(&mut self) -> std::io::Result<Vec<u8>> {
+        let Some((path, file)) = self.spill.as_mut() else {
+            return Ok(self.pending.clone());
+        };
+        file.write_all(&self.pending).await?;
+        file.flush().await?;
+        self.pending.clear();
+        tokio::fs::read(&path).await
+    }
+
+    /// Put `content` in place of the whole content so far (a spilled
+    /// message's file written again from its start; [`Store::finish`]
+    /// makes it durable as before).
+    pub(crate) async fn replace_content(&mut self, content: Vec<u8>) -> std::io::Result<()> {
+        if let Some((_, file)) = self.spill.as_mut() {
+            file.set_len(0).await?;
+            file.seek(std::io::SeekFrom::Start(0)).await?;
+            file.write_all(&content).await?;
+            self.pending.clear();
+        }
+        self.size = content.len() as u64;
+        self.head.clear();
+        let n = HEAD_KEEP.min(content.len());
+        self.head.extend_from_slice(&content[..n]);
+        if self.spill.is_none() {
+            self.pending = content;
+        }
+        Ok(())
     }
 
     /// Take bytes (called from the DATA reader's sink: must not block).
@@ -158,6 +191,29 @@ mod tests {
         match s.finish(dir.path()).await.unwrap() {
             Finished::File(p) => assert_eq!(std::fs::metadata(p).unwrap().len(), 1_000_000),
             Finished::Inline(_) => panic!("not spilled"),
+        }
+    }
+
+    /// The content is read back and replaced, inline and spilled
+    /// alike; size and head follow.
+    #[tokio::test]
+    async fn the_content_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        for threshold in [1 << 20, 10] {
+            let mut s = Store::new(threshold);
+            let body = format!("Subject: y\n\n{}\n", "z".repeat(300_000));
+            s.push(body.as_bytes());
+            s.settle(dir.path(), "ID").await.unwrap();
+            assert_eq!(s.content().await.unwrap(), body.as_bytes());
+            let new = format!("Authentication-Results: h; none\n{body}");
+            s.replace_content(new.clone().into_bytes()).await.unwrap();
+            assert_eq!(s.size(), new.len() as u64);
+            assert_eq!(s.head(), &new.as_bytes()[..HEAD_KEEP]);
+            let stored = match s.finish(dir.path()).await.unwrap() {
+                Finished::Inline(c) => c,
+                Finished::File(p) => std::fs::read(p).unwrap(),
+            };
+            assert_eq!(stored, new.as_bytes(), "threshold {threshold}");
         }
     }
 }

@@ -63,6 +63,26 @@ pub(crate) fn first_value(head: &str, field: &str) -> Option<String> {
     None
 }
 
+/// Where the header field that starts at `at` ends (after its last
+/// line's LF, continuation lines included); `at` itself when no field
+/// starts there.
+pub(crate) fn field_end(stored: &[u8], at: usize) -> usize {
+    let line_end = |from: usize| {
+        stored[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(stored.len(), |n| from + n + 1)
+    };
+    if !is_header(&stored[at..line_end(at)]) {
+        return at;
+    }
+    let mut end = line_end(at);
+    while matches!(stored.get(end), Some(b' ' | b'\t')) {
+        end = line_end(end);
+    }
+    end
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

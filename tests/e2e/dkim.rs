@@ -41,7 +41,7 @@ for i, value in enumerate(sigs):
           tags[b"d"].decode(), tags[b"s"].decode()))
 "#;
 
-fn python() -> &'static str {
+pub fn python() -> &'static str {
     for p in ["/usr/bin/python3", "python3"] {
         let ok = Command::new(p)
             .args(["-c", "import dkim, dns.resolver"])

@@ -37,3 +37,4 @@ mod systemctl;
 mod testssl;
 mod units;
 mod user;
+mod verify;

@@ -463,7 +463,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         intake: Intake,
     ) -> Result<(), Reply> {
         let Intake {
-            store,
+            mut store,
             reader,
             inspector,
             too_big,
@@ -486,6 +486,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 log::info!(queue_id = id.as_str(); "{id}: removed (discarded)");
             }
             return Ok(());
+        }
+        if let Err(r) = self.verify(id, &tx, &mut store, &mut verdict).await {
+            store.discard().await;
+            return Err(r);
         }
         let envelope = self.envelope(id, tx, &store, verdict);
         self.commit(id, store, &envelope).await

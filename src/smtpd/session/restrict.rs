@@ -35,6 +35,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             recipient: None,
             sasl_user: self.sasl_user(),
             submission: self.service.is_submission(),
+            spf: None,
         };
         let decision = self.policy.check(when, &ctx).await;
         for e in &decision.events {
@@ -57,6 +58,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             recipient: Some(rcpt),
             sasl_user: self.sasl_user(),
             submission: self.service.is_submission(),
+            spf: self.tx.as_ref().map(|tx| &*tx.spf),
         };
         let decision = self.policy.check(when, &ctx).await;
         for e in &decision.events {

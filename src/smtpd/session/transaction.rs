@@ -4,11 +4,14 @@
 //! `queue_minfree`) and RCPT (with duplicate recipients dropped, as
 //! Postfix's cleanup drops them), and the checks of a local submitter.
 
+use std::sync::Arc;
+
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use super::bdat::Chunking;
 use crate::address::{Address, Path};
+use crate::auth_results::SpfChecks;
 use crate::policy::{Decision, When};
 use crate::queue::space::{effective_minfree, free_space, room_for};
 use crate::queue::{QueueId, Recipient};
@@ -35,6 +38,10 @@ pub(super) struct Transaction {
     pub(super) discard: Option<String>,
     /// Headers an access table said to PREPEND.
     pub(super) prepend: Vec<String>,
+    /// SPF for HELO and MAIL FROM, once a restriction asked at RCPT
+    /// (`reject_spf_fail`, `check_spf`); the message's
+    /// `Authentication-Results:` reuses it.
+    pub(super) spf: Arc<tokio::sync::OnceCell<SpfChecks>>,
 }
 
 impl Transaction {
@@ -46,6 +53,7 @@ impl Transaction {
             rcpt_count: 0,
             id: None,
             chunking: None,
+            spf: Arc::default(),
             hold: None,
             discard: None,
             prepend: Vec::new(),

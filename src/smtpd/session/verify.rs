@@ -1,0 +1,174 @@
+//! Verification on arrival (`[verify]`): the message's DKIM signatures,
+//! SPF for HELO and MAIL FROM (made at RCPT already when a restriction
+//! asked) and DMARC, written as one `Authentication-Results:` field
+//! right below smtpd's own `Received:` (above every field the message
+//! came with), any field that claims our authserv-id removed first; then
+//! DMARC's `p=reject` as `verify.dmarc_reject` says.
+//!
+//! Mail from this host's own clients (`relay.networks`, logged in,
+//! local) is not verified: it is what `dkim.sign` signs.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Session;
+use super::transaction::Transaction;
+use crate::auth_results::{Identity, Report, spf_name, without_ours};
+use crate::config::DmarcReject;
+use crate::content::Verdict;
+use crate::queue::QueueId;
+use crate::reply::Reply;
+use crate::smtpd::store::Store;
+use crate::wire::header::field_end;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Whether this session's mail is verified.
+    fn verifies(&self) -> bool {
+        let ip = self.client.ip.to_canonical();
+        self.cfg().verify.inbound
+            && self.client.uid.is_none()
+            && self.sasl_user().is_none()
+            && !self.cfg().relay.networks.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Verify the message in `store` and put the field on top. `Err`:
+    /// refuse the message (DMARC under `dmarc_reject = "reject"`, or the
+    /// store could not be read back). `verdict.hold` is set under
+    /// `"hold"`.
+    pub(super) async fn verify(
+        &mut self,
+        id: &QueueId,
+        tx: &Transaction,
+        store: &mut Store,
+        verdict: &mut Verdict,
+    ) -> Result<(), Reply> {
+        if !self.verifies() {
+            return Ok(());
+        }
+        let Some(verifier) = self.policy.verifier.clone() else {
+            return Ok(());
+        };
+        let hostname = self.cfg().server.hostname.clone();
+        let mut content = match store.content().await {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
+                return Err(Reply::queue_write_error());
+            }
+        };
+        if let Some((kept, removed)) = without_ours(&content, &hostname) {
+            log::info!(
+                queue_id = id.as_str();
+                "{id}: removed {removed} Authentication-Results header(s) claiming {hostname}"
+            );
+            content = kept;
+        }
+        let who = Identity {
+            client_ip: self.client.ip.to_canonical(),
+            helo: self.helo().unwrap_or(""),
+            mail_from: &tx.sender,
+        };
+        let report = verifier.report(&content, &who, tx.spf.get().cloned()).await;
+        log::info!(queue_id = id.as_str(); "{id}: {}", summary(&report));
+        let below = below_our_received(&content, id.as_str());
+        let mut whole = Vec::with_capacity(content.len() + report.field.len());
+        whole.extend_from_slice(&content[..below]);
+        whole.extend_from_slice(report.field.as_bytes());
+        whole.extend_from_slice(&content[below..]);
+        drop(content);
+        if let Err(e) = store.replace_content(whole).await {
+            log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
+            return Err(Reply::queue_write_error());
+        }
+        self.dmarc_action(id, tx, &report, verdict)
+    }
+
+    /// `p=reject` and a DMARC `fail`: what `verify.dmarc_reject` says,
+    /// logged as Postfix logs a milter's reject or hold.
+    fn dmarc_action(
+        &self,
+        id: &QueueId,
+        tx: &Transaction,
+        report: &Report,
+        verdict: &mut Verdict,
+    ) -> Result<(), Reply> {
+        let Some(dmarc) = &report.dmarc else {
+            return Ok(());
+        };
+        let rejects = matches!(dmarc.result(), mail_auth::DmarcResult::Fail(_))
+            && dmarc.policy() == mail_auth::dmarc::Policy::Reject;
+        if !rejects {
+            return Ok(());
+        }
+        let domain = dmarc.domain();
+        match self.cfg().verify.dmarc_reject {
+            DmarcReject::Reject => {
+                let r = Reply::dmarc_reject(domain);
+                self.log_reject_at("END-OF-MESSAGE", id, &tx.sender, &r);
+                Err(r)
+            }
+            DmarcReject::Hold => {
+                log::info!(
+                    queue_id = id.as_str(),
+                    client:% = self.client.field(),
+                    status = "hold";
+                    "{id}: hold: END-OF-MESSAGE from {}: DMARC policy of {domain} \
+                     (p=reject, verify.dmarc_reject = \"hold\"); from=<{}> proto={} helo=<{}>",
+                    self.client(),
+                    tx.sender,
+                    self.proto(),
+                    self.helo().unwrap_or("")
+                );
+                verdict.hold = true;
+                Ok(())
+            }
+            DmarcReject::Header => Ok(()),
+        }
+    }
+}
+
+/// Where the field goes: right below smtpd's own `Received:` (the one
+/// naming this queue ID), where Postfix's milters put theirs and where
+/// Gmail writes its own; at the top when a header check took that
+/// `Received:` away.
+fn below_our_received(content: &[u8], id: &str) -> usize {
+    let ours = format!("id {id}");
+    let mut at = 0;
+    while at < content.len() {
+        let end = field_end(content, at);
+        if end == at {
+            break;
+        }
+        let field = &content[at..end];
+        let is_received = field.len() > 9 && field[..9].eq_ignore_ascii_case(b"Received:");
+        if is_received && String::from_utf8_lossy(field).contains(&ours) {
+            return end;
+        }
+        at = end;
+    }
+    0
+}
+
+/// The results in one short line for the log:
+/// `Authentication-Results: dkim=pass spf=pass dmarc=pass (p=reject)`.
+fn summary(report: &Report) -> String {
+    let word = |part: &str| part.split_whitespace().next().unwrap_or("").to_string();
+    let mut words: Vec<String> = report.dkim.iter().map(|d| word(d)).collect();
+    words.push(format!("spf={}", spf_name(report.spf.mail_from.result())));
+    words.push(word(&report.dmarc_part));
+    if let Some(d) = &report.dmarc {
+        words.push(format!(
+            "(p={} from {})",
+            policy_name(d.policy()),
+            d.domain()
+        ));
+    }
+    format!("Authentication-Results: {}", words.join(" "))
+}
+
+fn policy_name(p: mail_auth::dmarc::Policy) -> &'static str {
+    match p {
+        mail_auth::dmarc::Policy::None | mail_auth::dmarc::Policy::Unspecified => "none",
+        mail_auth::dmarc::Policy::Quarantine => "quarantine",
+        mail_auth::dmarc::Policy::Reject => "reject",
+    }
+}
