@@ -4,12 +4,14 @@
 //! Every list and element evaluated is printed with what each table
 //! returned and what DNS answered, then the reply each recipient would
 //! get. It answers "why was this rejected?" and "am I an open relay?".
-//! With a message, the header and body checks run on it too, and the
-//! DKIM, SPF and DMARC checks smtpd runs on arrival ([`auth`]).
+//! With a message, what smtpd does at the end of DATA (`message`): the
+//! header and body checks, and the DKIM, SPF and DMARC verification
+//! (`auth`).
 //!
 //! [`Trace`] is also what the evaluation records into ([`super::Policy::check_traced`]).
 
 mod auth;
+mod message;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -175,8 +177,8 @@ pub(crate) struct Report {
     /// Header and body checks of `--message`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// DKIM, SPF and DMARC of `--message` (they inform; `accepted` does
-    /// not depend on them, as smtpd's acceptance does not).
+    /// DKIM, SPF and DMARC of `--message` (`accepted` depends on them
+    /// only through DMARC's `p=reject` and `verify.dmarc_reject`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication: Option<auth::AuthReport>,
     /// Every recipient would be accepted.
@@ -269,29 +271,12 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     }
     let mut message_ok = true;
     if let Some(path) = &probe.message {
-        match read_stored(path) {
-            Ok(stored) => {
-                let (text, ok) = message_checks(&config, path, &stored, probe, &name, ip);
-                report.message = Some(text);
-                message_ok = ok;
-                let who = crate::auth_results::Identity {
-                    client_ip: ip,
-                    helo: probe.helo.as_deref().unwrap_or(""),
-                    mail_from: &probe.sender,
-                };
-                let (servers, id) = (&config.dns.servers, &config.server.hostname);
-                match auth::verify(servers, id, policy.resolver(), &stored, &who).await {
-                    Ok(auth) => report.authentication = Some(auth),
-                    Err(e) => report
-                        .warnings
-                        .push(format!("DKIM, SPF and DMARC not checked: {e}")),
-                }
-            }
-            Err(text) => {
-                report.message = Some(text);
-                message_ok = false;
-            }
-        }
+        let client = format!("{name}[{ip}]");
+        let end = message::end_of_data(&config, &policy, probe, &client, path, spf.get());
+        let end = end.await;
+        report.message = Some(end.text);
+        report.authentication = end.authentication;
+        message_ok = end.accepted;
     }
     report.accepted = report.commands.iter().all(|c| c.accepted)
         && report.recipients.iter().all(|c| c.accepted)
@@ -402,77 +387,6 @@ async fn recipient<'a>(
         ))),
     };
     command_report(command, trace, decision, local)
-}
-
-/// The message file in the stored form: the queue stores lines with LF
-/// ends, and so do the content inspector and the verifier take them (a
-/// file with CRLF ends, as a user may give it, is converted).
-fn read_stored(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let mut stored = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        stored.push(bytes[i]);
-        i += 1;
-    }
-    Ok(stored)
-}
-
-/// The header and body checks of `[checks]` on the message in `path`
-/// (`stored`, its text in the stored form), as smtpd runs them while
-/// DATA streams: every log line they would write and the outcome;
-/// whether the message would be accepted.
-fn message_checks(
-    config: &Config,
-    path: &std::path::Path,
-    stored: &[u8],
-    probe: &Probe,
-    name: &str,
-    ip: IpAddr,
-) -> (String, bool) {
-    use crate::content::{ContentChecks, Context as ContentContext, Inspector};
-    let checks = match ContentChecks::open(config) {
-        Ok(c) => c,
-        Err(e) => return (format!("header and body checks unavailable: {e}"), false),
-    };
-    if checks.is_empty() {
-        return ("no header or body checks configured".to_string(), true);
-    }
-    let ctx = ContentContext {
-        queue_id: "TRACE".to_string(),
-        origin: format!("{name}[{ip}]"),
-        sender: probe.sender.clone(),
-        recipient: probe.recipients.last().cloned(),
-        proto: Some("ESMTP".to_string()),
-        helo: probe.helo.clone(),
-    };
-    let mut inspector = Inspector::new(checks, ctx);
-    inspector.feed(stored, &mut |_| {});
-    inspector.finish(&mut |_| {});
-    let mut lines: Vec<String> = inspector
-        .take_log()
-        .into_iter()
-        .map(|l| {
-            if l.warn {
-                format!("warning: {}", l.text)
-            } else {
-                l.text
-            }
-        })
-        .collect();
-    let verdict = inspector.verdict().clone();
-    let (outcome, ok) = match &verdict.reject {
-        Some(r) => (format!("DATA: {} {}", r.code, r.text), false),
-        None if verdict.discard => ("DATA: 250, then discarded".to_string(), true),
-        None if verdict.hold => ("DATA: 250, held in the queue".to_string(), true),
-        None => ("DATA: 250 accepted".to_string(), true),
-    };
-    lines.push(outcome);
-    (format!("{}\n  {}", path.display(), lines.join("\n  ")), ok)
 }
 
 fn command_report(
@@ -629,9 +543,8 @@ fn detail_text(d: &Detail) -> String {
 }
 
 /// `postern policy test`: prints the report (text or JSON); exit status
-/// 0 when every recipient (and the message's header and body checks)
-/// would be accepted, 1 otherwise. DKIM, SPF and DMARC results do not
-/// count: smtpd only records them.
+/// 0 when every recipient (and the message, at the end of DATA) would
+/// be accepted, 1 otherwise.
 pub fn main(config: Config, probe: Probe, json: bool) -> std::io::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

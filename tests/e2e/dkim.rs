@@ -54,17 +54,15 @@ pub fn python() -> &'static str {
     panic!("dkimpy is not installed (apt-get install python3-dkim; .ci/run does)");
 }
 
-/// `script` run by the Python that has dkimpy, with `message` in a
-/// file (its path the first argument) and `args` after it: what it
-/// printed.
-fn dkimpy(script: &str, message: &[u8], args: &[&std::ffi::OsStr]) -> Vec<u8> {
+/// dkimpy's verdicts on `message`, one line per signature.
+fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), message).unwrap();
     let out = Command::new(python())
         .arg("-c")
-        .arg(script)
+        .arg(VERIFY)
         .arg(file.path())
-        .args(args)
+        .arg(dns.addr.port().to_string())
         .output()
         .unwrap();
     assert!(
@@ -72,13 +70,7 @@ fn dkimpy(script: &str, message: &[u8], args: &[&std::ffi::OsStr]) -> Vec<u8> {
         "dkimpy: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    out.stdout
-}
-
-/// dkimpy's verdicts on `message`, one line per signature.
-fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
-    let port = dns.addr.port().to_string();
-    String::from_utf8(dkimpy(VERIFY, message, &[port.as_ref()]))
+    String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(str::to_string)
@@ -87,12 +79,12 @@ fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
 
 /// A key made by `postern dkim keygen` in `dir`: its `dkim.keys` entry
 /// and the TXT record's text it printed (the strings joined).
-pub(crate) struct Key {
-    pub entry: String,
-    pub txt: String,
+struct Key {
+    entry: String,
+    txt: String,
 }
 
-pub(crate) fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> Key {
+fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) -> Key {
     let out = Command::new(BIN)
         .args([
             "dkim",
@@ -136,47 +128,10 @@ pub(crate) fn keygen(dir: &Path, domain: &str, selector: &str, algorithm: &str) 
 
 /// A directory for keys the smtp role (the postern user, when we are
 /// root) may enter; keygen makes `dkim/` in it.
-pub(crate) fn key_dir() -> tempfile::TempDir {
+fn key_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
-}
-
-/// dkimpy signs `message` (CRLF line ends) with the RSA `key`
-/// (relaxed/relaxed; From, To and Subject signed): the message with
-/// dkimpy's DKIM-Signature field in front. dkimpy reads PKCS#1 keys
-/// only: openssl converts keygen's PKCS#8 file.
-pub(crate) fn dkimpy_sign(message: &[u8], key: &Key) -> Vec<u8> {
-    const SIGN: &str = r#"
-import sys, dkim
-msg = open(sys.argv[1], "rb").read()
-key = open(sys.argv[2], "rb").read()
-sig = dkim.sign(msg, sys.argv[3].encode(), sys.argv[4].encode(), key,
-                canonicalize=(b"relaxed", b"relaxed"),
-                include_headers=[b"from", b"to", b"subject"])
-sys.stdout.buffer.write(sig + msg)
-"#;
-    let mut parts = key.entry.splitn(3, ':');
-    let (domain, selector, path) = (
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-    );
-    let pkcs1 = Command::new("openssl")
-        .args(["rsa", "-traditional", "-in", path])
-        .output()
-        .unwrap();
-    assert!(
-        pkcs1.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&pkcs1.stderr)
-    );
-    let pem = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(pem.path(), &pkcs1.stdout).unwrap();
-    let args = [pem.path().as_os_str(), selector.as_ref(), domain.as_ref()];
-    let signed = dkimpy(SIGN, message, &args);
-    assert!(signed.starts_with(b"DKIM-Signature: v=1; a=rsa-sha256;"));
-    signed
 }
 
 /// An RSA and an Ed25519 key of example.org and the DNS server that

@@ -524,35 +524,49 @@ fn a_typo_in_a_restriction_is_refused_with_its_line() {
 }
 
 /// Issue 19: `postern policy test --message FILE` shows what smtpd's
-/// verification on arrival would find: each DKIM signature (dkimpy's,
-/// checked against the key the test's DNS server publishes), SPF for
-/// MAIL FROM and HELO with the record used, the DMARC verdict with its
-/// policy and record, and the whole `Authentication-Results:` field.
-/// They inform: a message failing all three is still accepted (exit 0),
-/// as smtpd accepts it.
+/// verification at the end of DATA would find: each DKIM signature
+/// (dkimpy's, checked against the key the test's DNS server publishes),
+/// SPF for MAIL FROM and HELO with the record used, the DMARC verdict
+/// with its policy and record, and the whole `Authentication-Results:`
+/// field. DMARC's `p=reject` refuses as smtpd would (exit 1); mail from
+/// relay.networks is not verified, its results only shown.
 #[test]
 fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
-    use crate::dkim::{dkimpy_sign, key_dir, keygen};
-    let keys = key_dir();
-    let key = keygen(&keys.path().join("dkim"), "example.org", "sel", "rsa");
+    use crate::verify::{dkimpy_sign, rsa_key};
+    let dir = tempfile::tempdir().unwrap();
+    let (key, record) = rsa_key(dir.path());
     let dns = DnsServer::start(
         Zone::new()
-            .txt("sel._domainkey.example.org", &key.txt)
+            .txt("sel._domainkey.example.org", &record)
             .txt("example.org", "google-site-verification=abc")
             .txt("example.org", "v=spf1 ip4:127.0.0.3 -all")
             .txt("_dmarc.example.org", "v=DMARC1; p=reject"),
     );
-    let p = Postern::configure(&dns.config_table(), &[], None);
+    // Only 127.0.0.1 is ours: .3 and .4 are outsiders, verified.
+    let p = Postern::configure(
+        &format!(
+            "{}[relay]\nnetworks = [\"127.0.0.1/32\"]\n",
+            dns.config_table()
+        ),
+        &[],
+        None,
+    );
     let signed = dkimpy_sign(
         b"From: Alice <a@example.org>\r\nTo: b@example.net\r\nSubject: verify\r\n\r\nHello.\r\nlast line\r\n",
         &key,
+        "example.org",
     );
     let text = String::from_utf8(signed).unwrap();
-    // As a user may give it: CRLF as signed, or LF (an editor's).
+    // As a user may give it: CRLF as signed, or LF (an editor's); the
+    // altered one with a forged field in our name, which smtpd removes.
+    let forged = "Authentication-Results: mail.test.example; dkim=pass\r\n";
     let files = [
         ("signed.eml", text.clone()),
         ("signed-lf.eml", text.replace("\r\n", "\n")),
-        ("altered.eml", text.replace("last line", "last line!")),
+        (
+            "altered.eml",
+            forged.to_string() + &text.replace("last line", "last line!"),
+        ),
     ];
     for (name, content) in &files {
         write_file(&p.dir.path().join(name), content.as_bytes());
@@ -581,18 +595,15 @@ fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
         }
         let out = p.postern(&args);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text + &err)
     };
 
-    let text = trace("signed.eml", "127.0.0.3", false);
+    let (code, text) = trace("signed.eml", "127.0.0.3", false);
+    assert_eq!(code, Some(0), "{text}");
     let expect = [
-        "\nauthentication: as smtpd would verify the message on arrival (not a reason to refuse)\n",
+        "\n  DATA: 250 accepted\n",
+        "\nauthentication: as smtpd would verify the message at the end of DATA\n",
         "\n  DKIM → dkim=pass header.i=@example.org header.s=sel header.b=",
         "\n  SPF MAIL FROM example.org → pass\n    · SPF record of example.org: \"v=spf1 ip4:127.0.0.3 -all\"\n",
         "\n  SPF HELO mail.example.org → none\n    · SPF record of mail.example.org: (no SPF record)\n    \
@@ -609,7 +620,8 @@ fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
 
     // The same message with LF line ends, from an address SPF refuses:
     // DKIM still passes and makes DMARC pass.
-    let text = trace("signed-lf.eml", "127.0.0.4", false);
+    let (code, text) = trace("signed-lf.eml", "127.0.0.4", false);
+    assert_eq!(code, Some(0), "{text}");
     for e in [
         "\n  DKIM → dkim=pass header.i=@example.org header.s=sel",
         "\n  SPF MAIL FROM example.org → fail\n    · SPF record of example.org: \"v=spf1 ip4:127.0.0.3 -all\"\n",
@@ -618,12 +630,23 @@ fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
         assert!(text.contains(e), "{e:?} not in\n{text}");
     }
 
-    // Altered after signing and from that address: all three fail, the
-    // verdict under p=reject; still accepted, as smtpd accepts it.
-    let v: serde_json::Value = serde_json::from_str(&trace("altered.eml", "127.0.0.4", true))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(v["accepted"], true);
+    // Altered after signing and from that address: all three fail, and
+    // DMARC's p=reject refuses the message, as smtpd would (exit 1).
+    let (code, json) = trace("altered.eml", "127.0.0.4", true);
+    assert_eq!(code, Some(1), "{json}");
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["accepted"], false);
+    assert!(
+        v["message"].as_str().unwrap().ends_with(
+            "\n  DMARC: fail under p=reject of example.org; verify.dmarc_reject = \"reject\"\
+             \n  DATA: 550 5.7.1 rejected by DMARC policy for example.org"
+        ),
+        "{}",
+        v["message"]
+    );
     let auth = &v["authentication"];
+    assert_eq!(auth["removed"], 1, "{auth}");
     let dkim = auth["dkim"].as_array().unwrap();
     assert_eq!(dkim.len(), 1, "{auth}");
     assert!(
@@ -639,6 +662,7 @@ fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
     assert_eq!(auth["spf"][1]["identity"], "helo");
     assert_eq!(auth["spf"][1]["result"], "none");
     assert_eq!(auth["spf"][1]["record"], serde_json::Value::Null);
+    assert_eq!(auth["spf"][1]["missing"], "no SPF record");
     let dmarc = &auth["dmarc"];
     assert_eq!(dmarc["result"], "fail", "{dmarc}");
     assert_eq!(dmarc["policy"], "reject");
@@ -651,4 +675,17 @@ fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
     );
     assert!(field.contains("\n\tdmarc=fail"), "{field}");
     assert!(field.ends_with('\n') && !field.contains('\r'), "{field:?}");
+
+    // From relay.networks smtpd verifies nothing: shown, not acted on.
+    let (code, text) = trace("altered.eml", "127.0.0.1", false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "\nauthentication: smtpd would not verify this message (the client is in \
+             relay.networks) nor add the field below; the results, for information\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\n  DATA: 250 accepted\n"), "{text}");
+    assert!(!text.contains("removed first"), "{text}");
 }

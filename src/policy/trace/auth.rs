@@ -1,7 +1,8 @@
 //! The DKIM, SPF and DMARC results of `postern policy test --message`:
 //! the checks smtpd runs on arrival ([`crate::auth_results::Verifier`],
 //! on `dns.servers`) for the probe's client address, HELO name and
-//! sender, and the `Authentication-Results:` field they make.
+//! sender, and the `Authentication-Results:` field they make ([`super::message`]
+//! runs them, in smtpd's order).
 //!
 //! The records behind the results are looked up again for the reader:
 //! the TXT record starting `v=spf1` at each domain SPF checked, and the
@@ -9,8 +10,8 @@
 //! `_dmarc.<From: domain>` to the record equal to the one mail-auth
 //! used). Includes and redirects of an SPF record are not shown.
 //!
-//! The results inform: smtpd adds the field and takes the message
-//! whatever it says, so they never change whether the probe is accepted.
+//! Only DMARC's verdict can refuse the message (`p=reject` and
+//! `verify.dmarc_reject`, [`super::message`]); the rest informs.
 
 use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::dmarc::Dmarc;
@@ -18,12 +19,21 @@ use mail_auth::{DmarcOutput, SpfOutput, SpfResult};
 use serde::Serialize;
 
 use super::Detail;
-use crate::auth_results::{Identity, Report as Verified, Verifier};
+use crate::auth_results::{Report as Verified, spf_name};
 use crate::policy::dns::{Answer, Resolver, Rtype};
 
 /// What the checks found, and the records they used.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct AuthReport {
+    /// Why smtpd would not verify this message (`the client is in
+    /// relay.networks`, …): the results are then for information, and
+    /// smtpd adds no field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_verified: Option<&'static str>,
+    /// `Authentication-Results:` fields claiming this host's name that
+    /// smtpd would take away before verifying.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub removed: usize,
     /// Each DKIM signature's result as the field has it (`dkim=pass
     /// header.d=… header.s=… header.b=…`); one `dkim=none` without.
     pub dkim: Vec<String>,
@@ -83,29 +93,27 @@ pub(crate) struct DmarcReport {
     pub lookups: Vec<Detail>,
 }
 
-/// Runs the checks on `stored` (the message, LF line ends) for `who`,
-/// asking `dns` again for the records; `Err` when the verifier's
-/// resolver cannot be set up.
-pub(crate) async fn verify(
-    servers: &[std::net::SocketAddr],
-    authserv_id: &str,
-    dns: &Resolver,
-    stored: &[u8],
-    who: &Identity<'_>,
-) -> Result<AuthReport, String> {
-    let verifier = Verifier::new(servers, authserv_id)?;
-    let verified = verifier.report(stored, who, None).await;
-    Ok(explain(verified, dns).await)
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
-/// The report for what the verifier found, with the records from `dns`.
-async fn explain(verified: Verified, dns: &Resolver) -> AuthReport {
+/// The report for what the verifier found, with the records from `dns`;
+/// `not_verified`: why smtpd would not verify the message; `removed`:
+/// the fields with our name taken away first.
+pub(super) async fn explain(
+    verified: Verified,
+    dns: &Resolver,
+    not_verified: Option<&'static str>,
+    removed: usize,
+) -> AuthReport {
     let spf = vec![
         spf_report("mailfrom", &verified.spf.mail_from, dns).await,
         spf_report("helo", &verified.spf.helo, dns).await,
     ];
     let dmarc = dmarc_report(verified.dmarc.as_ref(), &verified.dmarc_part, dns).await;
     AuthReport {
+        not_verified,
+        removed,
         dkim: verified.dkim,
         spf,
         dmarc,
@@ -117,7 +125,7 @@ async fn spf_report(identity: &'static str, spf: &SpfOutput, dns: &Resolver) -> 
     let domain = spf.domain().trim_end_matches('.').to_string();
     let mut report = SpfReport {
         identity,
-        result: spf_word(spf.result()),
+        result: spf_name(spf.result()),
         domain,
         record: None,
         missing: None,
@@ -163,18 +171,6 @@ fn is_name(domain: &str) -> bool {
 fn is_spf(text: &str) -> bool {
     let head = text.get(..6).unwrap_or("");
     head.eq_ignore_ascii_case("v=spf1") && matches!(text.as_bytes().get(6), None | Some(b' '))
-}
-
-fn spf_word(result: SpfResult) -> &'static str {
-    match result {
-        SpfResult::Pass => "pass",
-        SpfResult::Fail => "fail",
-        SpfResult::SoftFail => "softfail",
-        SpfResult::Neutral => "neutral",
-        SpfResult::TempError => "temperror",
-        SpfResult::PermError => "permerror",
-        SpfResult::None => "none",
-    }
 }
 
 async fn dmarc_report(dmarc: Option<&DmarcOutput>, part: &str, dns: &Resolver) -> DmarcReport {
@@ -256,7 +252,23 @@ fn dns_detail(name: &str, answer: &Answer) -> Detail {
 impl AuthReport {
     /// The report for a terminal, after the message's checks.
     pub(crate) fn text(&self, out: &mut String) {
-        *out += "\nauthentication: as smtpd would verify the message on arrival (not a reason to refuse)\n";
+        match self.not_verified {
+            None => {
+                *out += "\nauthentication: as smtpd would verify the message at the end of DATA\n"
+            }
+            Some(why) => {
+                *out += &format!(
+                    "\nauthentication: smtpd would not verify this message ({why}) nor add the \
+                     field below; the results, for information\n"
+                )
+            }
+        }
+        if self.removed > 0 {
+            *out += &format!(
+                "  removed first: {} Authentication-Results field(s) claiming this host's name\n",
+                self.removed
+            );
+        }
         for part in &self.dkim {
             *out += &format!("  DKIM → {part}\n");
         }
@@ -364,13 +376,13 @@ mod tests {
             dmarc: Some(dmarc),
             dmarc_part: "dmarc=fail header.from=example.org policy.dmarc=none".to_string(),
         };
-        let report = explain(verified, &dns).await;
+        let report = explain(verified, &dns, None, 0).await;
         let mut text = String::new();
         report.text(&mut text);
         assert_eq!(
             text,
             "
-authentication: as smtpd would verify the message on arrival (not a reason to refuse)
+authentication: as smtpd would verify the message at the end of DATA
   DKIM → dkim=none (no signature)
   SPF MAIL FROM example.org → pass
     · SPF record of example.org: \"v=spf1 ip4:192.0.2.1 -all\"
