@@ -1,0 +1,1 @@
+//! One milter connection. To be written (issue 20).

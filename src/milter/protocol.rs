@@ -1,0 +1,1 @@
+//! The milter packets (sans-IO). To be written (issue 20).
