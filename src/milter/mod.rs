@@ -26,6 +26,60 @@ pub enum Address {
     Inet(SocketAddr),
 }
 
+impl Address {
+    /// Postfix's forms: `unix:/path` (or `local:/path`), `inet:ip:port`,
+    /// `inet:[ipv6]:port`, `inet:localhost:port`.
+    pub fn parse(text: &str) -> Result<Address, String> {
+        let text = text.trim();
+        if let Some(path) = text
+            .strip_prefix("unix:")
+            .or_else(|| text.strip_prefix("local:"))
+        {
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "{path:?} is not an absolute path (Postfix reads a relative one from                      its queue directory; write the whole path)"
+                ));
+            }
+            return Ok(Address::Unix(PathBuf::from(path)));
+        }
+        let Some(rest) = text.strip_prefix("inet:") else {
+            return Err("a milter is written unix:/path or inet:host:port".to_string());
+        };
+        let (host, port) = match rest.strip_prefix('[') {
+            Some(v6) => v6
+                .split_once("]:")
+                .ok_or_else(|| "write an IPv6 milter as inet:[::1]:port".to_string())?,
+            None => rest
+                .rsplit_once(':')
+                .ok_or_else(|| "inet:host:port needs a port".to_string())?,
+        };
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("{port:?} is not a port number"))?;
+        let ip: std::net::IpAddr = match host {
+            "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+            _ => host.parse().map_err(|_| {
+                format!(
+                    "{host:?} is not an IP address (smtpd looks up no names for milters:                      write the address)"
+                )
+            })?,
+        };
+        Ok(Address::Inet(SocketAddr::new(ip, port)))
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Address::Unix(path) => write!(f, "unix:{}", path.display()),
+            Address::Inet(SocketAddr::V6(a)) => write!(f, "inet:[{}]:{}", a.ip(), a.port()),
+            Address::Inet(a) => write!(f, "inet:{a}"),
+        }
+    }
+}
+
 /// One stage's answer from a milter, after any modifications.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -73,7 +127,10 @@ pub enum Modification {
     /// SMFIR_DELRCPT.
     DelRcpt(String),
     /// SMFIR_CHGFROM: the new sender (`<addr>`) and ESMTP arguments.
-    ChangeFrom { sender: String, args: Option<String> },
+    ChangeFrom {
+        sender: String,
+        args: Option<String>,
+    },
     /// SMFIR_QUARANTINE: hold the message, with the milter's reason.
     Quarantine(String),
 }
@@ -83,4 +140,38 @@ pub enum Modification {
 pub struct EndOfMessage {
     pub answer: Answer,
     pub modifications: Vec<Modification>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_in_postfix_forms() {
+        for (text, shown) in [
+            ("inet:127.0.0.1:11332", "inet:127.0.0.1:11332"),
+            ("inet:localhost:8891", "inet:127.0.0.1:8891"),
+            ("inet:[::1]:8893", "inet:[::1]:8893"),
+            (
+                "unix:/run/rspamd/milter.sock",
+                "unix:/run/rspamd/milter.sock",
+            ),
+            (
+                "local:/run/opendkim/opendkim.sock",
+                "unix:/run/opendkim/opendkim.sock",
+            ),
+        ] {
+            assert_eq!(Address::parse(text).unwrap().to_string(), shown, "{text}");
+        }
+        for (text, why) in [
+            ("inet:mail.example:25", "not an IP address"),
+            ("inet:127.0.0.1", "needs a port"),
+            ("inet:127.0.0.1:0", "not a port number"),
+            ("unix:private/milter", "not an absolute path"),
+            ("127.0.0.1:11332", "unix:/path or inet:host:port"),
+        ] {
+            let e = Address::parse(text).unwrap_err();
+            assert!(e.contains(why), "{text}: {e}");
+        }
+    }
 }
