@@ -410,5 +410,40 @@ impl ResolverCache<Box<str>, Txt> for Memo {
     }
 }
 
+/// Why smtpd does not verify a client's mail (`None`: it does): only
+/// mail from outside is verified — not with `verify.inbound = false`,
+/// nor from a local submission, a client that logged in, or one in
+/// `relay.networks` (what `dkim.sign` signs).
+pub fn not_verified(
+    config: &crate::config::Config,
+    client_ip: IpAddr,
+    logged_in: bool,
+    local: bool,
+) -> Option<&'static str> {
+    let ip = client_ip.to_canonical();
+    if !config.verify.inbound {
+        Some("verify.inbound = false")
+    } else if local {
+        Some("a local submission")
+    } else if logged_in {
+        Some("the client logged in")
+    } else if config.relay.networks.iter().any(|n| n.contains(&ip)) {
+        Some("the client is in relay.networks")
+    } else {
+        None
+    }
+}
+
+impl Report {
+    /// Whether DMARC failed under the domain's `p=reject` (what
+    /// `verify.dmarc_reject` acts on).
+    pub fn dmarc_rejects(&self) -> bool {
+        self.dmarc.as_ref().is_some_and(|d| {
+            matches!(d.result(), mail_auth::DmarcResult::Fail(_))
+                && d.policy() == mail_auth::dmarc::Policy::Reject
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests;
