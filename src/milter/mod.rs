@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod edit;
+mod message;
 pub mod protocol;
 
 use std::fmt;
