@@ -859,12 +859,12 @@ sections! {
         /// Default: none.
         smtpd: Vec<crate::milter::Address> = Vec::new(),
             postfix "smtpd_milters", Kind::Strings,
-            read [get parsed(crate::milter::Address::parse)], show display_list;
+            read [get parsed(crate::milter::Address::parse_text)], show display_list;
         /// Milters for mail submitted on this host (`sendmail`, the drop directory).
         /// Default: none.
         non_smtpd: Vec<crate::milter::Address> = Vec::new(),
             postfix "non_smtpd_milters", Kind::Strings,
-            read [get parsed(crate::milter::Address::parse)], show display_list;
+            read [get parsed(crate::milter::Address::parse_text)], show display_list;
         /// What a milter that cannot be reached or breaks the protocol means: `"accept"`, `"tempfail"`, `"reject"` or `"quarantine"`.
         /// `accept`: go on as if it were not configured; `tempfail`:
         /// `451 4.7.1 Service unavailable - try again later`; `reject`:

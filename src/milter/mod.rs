@@ -12,10 +12,14 @@
 
 pub mod client;
 pub mod edit;
+mod message;
 pub mod protocol;
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
 /// Where a milter listens: Postfix's `unix:/path` (or `local:/path`) and
 /// `inet:host:port` (`inet:[::1]:port` for IPv6). Hosts are IP
@@ -26,56 +30,123 @@ pub enum Address {
     Inet(SocketAddr),
 }
 
+/// What is wrong with a milter address; the text names the address.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("milter address \"{0}\": expected unix:/path, local:/path or inet:host:port")]
+    NoTransport(String),
+    #[error(
+        "milter address \"{0}\": unknown transport \"{1}\" (unix, local or inet; libmilter's inet6: is written inet:[addr]:port)"
+    )]
+    UnknownTransport(String, String),
+    #[error("milter address \"{0}\": the socket path must be absolute")]
+    RelativePath(String),
+    #[error("milter address \"{0}\": expected inet:host:port (IPv6: inet:[addr]:port)")]
+    NoPort(String),
+    #[error("milter address \"{0}\": bad port \"{1}\" (1 to 65535)")]
+    BadPort(String, String),
+    #[error(
+        "milter address \"{0}\": the host \"{1}\" is not an IP address (smtpd resolves no names for milters)"
+    )]
+    BadHost(String, String),
+    #[error("milter address \"{0}\": an IPv6 address goes in brackets: inet:[addr]:port")]
+    Unbracketed(String),
+}
+
 impl Address {
-    /// Postfix's forms: `unix:/path` (or `local:/path`), `inet:ip:port`,
-    /// `inet:[ipv6]:port`, `inet:localhost:port`.
-    pub fn parse(text: &str) -> Result<Address, String> {
-        let text = text.trim();
-        if let Some(path) = text
-            .strip_prefix("unix:")
-            .or_else(|| text.strip_prefix("local:"))
-        {
-            if !path.starts_with('/') {
-                return Err(format!(
-                    "{path:?} is not an absolute path (Postfix reads a relative one from                      its queue directory; write the whole path)"
-                ));
+    /// Parse Postfix's milter address forms: `unix:/path`, `local:/path`
+    /// (the same), `inet:192.0.2.1:11332`, `inet:[2001:db8::1]:11332`.
+    pub fn parse(text: &str) -> Result<Address, AddressError> {
+        let whole = || text.to_string();
+        let (transport, endpoint) = text
+            .split_once(':')
+            .filter(|(t, e)| !t.is_empty() && !e.is_empty())
+            .ok_or_else(|| AddressError::NoTransport(whole()))?;
+        match transport {
+            "unix" | "local" => {
+                let path = PathBuf::from(endpoint);
+                if !path.is_absolute() {
+                    return Err(AddressError::RelativePath(whole()));
+                }
+                Ok(Address::Unix(path))
             }
-            return Ok(Address::Unix(PathBuf::from(path)));
+            "inet" => {
+                let (host, port) = endpoint
+                    .rsplit_once(':')
+                    .ok_or_else(|| AddressError::NoPort(whole()))?;
+                let port_number = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&p| p != 0 && port.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| AddressError::BadPort(whole(), port.to_string()))?;
+                let ip = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                    Some(v6) => v6.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+                    // An IPv6 address without brackets lost its last
+                    // group to the port, or has no port.
+                    None if host.contains(':') => return Err(AddressError::Unbracketed(whole())),
+                    // rspamd's and OpenDKIM's documentation write it so.
+                    None if host.eq_ignore_ascii_case("localhost") => {
+                        Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+                    }
+                    None => host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+                };
+                let ip = ip.ok_or_else(|| AddressError::BadHost(whole(), host.to_string()))?;
+                Ok(Address::Inet(SocketAddr::new(ip, port_number)))
+            }
+            other => Err(AddressError::UnknownTransport(whole(), other.to_string())),
         }
-        let Some(rest) = text.strip_prefix("inet:") else {
-            return Err("a milter is written unix:/path or inet:host:port".to_string());
-        };
-        let (host, port) = match rest.strip_prefix('[') {
-            Some(v6) => v6
-                .split_once("]:")
-                .ok_or_else(|| "write an IPv6 milter as inet:[::1]:port".to_string())?,
-            None => rest
-                .rsplit_once(':')
-                .ok_or_else(|| "inet:host:port needs a port".to_string())?,
-        };
-        let port: u16 = port
-            .parse()
-            .ok()
-            .filter(|p| *p != 0)
-            .ok_or_else(|| format!("{port:?} is not a port number"))?;
-        let ip: std::net::IpAddr = match host {
-            "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
-            _ => host.parse().map_err(|_| {
-                format!(
-                    "{host:?} is not an IP address (smtpd looks up no names for milters:                      write the address)"
-                )
-            })?,
-        };
-        Ok(Address::Inet(SocketAddr::new(ip, port)))
     }
 }
 
-impl std::fmt::Display for Address {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Address {
+    /// [`Address::parse`] with its error as text (the configuration's
+    /// readers take those).
+    pub fn parse_text(text: &str) -> Result<Address, String> {
+        Address::parse(text).map_err(|e| e.to_string())
+    }
+}
+
+impl FromStr for Address {
+    type Err = AddressError;
+
+    fn from_str(text: &str) -> Result<Address, AddressError> {
+        Address::parse(text)
+    }
+}
+
+/// Postfix's form, as in its log lines: `unix:/run/x.sock`,
+/// `inet:127.0.0.1:11332`, `inet:[::1]:11332`.
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
-            Address::Inet(SocketAddr::V6(a)) => write!(f, "inet:[{}]:{}", a.ip(), a.port()),
-            Address::Inet(a) => write!(f, "inet:{a}"),
+            Address::Inet(addr) => write!(f, "inet:{addr}"),
+        }
+    }
+}
+
+/// How long to wait for a milter (Postfix's `milter_connect_timeout`,
+/// `milter_command_timeout` and `milter_content_timeout`, with their
+/// defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To connect (30 s).
+    pub connect: Duration,
+    /// For the negotiation and each reply to a connection or envelope
+    /// stage: CONNECT, HELO, MAIL, RCPT, DATA, unknown commands (30 s).
+    pub command: Duration,
+    /// For each reply while the message goes: headers, end of headers,
+    /// body chunks, end of message (300 s). A progress reply starts the
+    /// wait again.
+    pub content: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            command: Duration::from_secs(30),
+            content: Duration::from_secs(300),
         }
     }
 }
@@ -98,6 +169,10 @@ pub enum Answer {
     /// SMFIR_REPLYCODE: the milter's own reply, as it sent it (`550 5.7.1
     /// text`, possibly multi-line); 4xx or 5xx.
     ReplyCode(String),
+    /// SMFIR_SHUTDOWN (or SMFIR_CONN_FAIL): the milter wants the SMTP
+    /// session closed, `421` (Postfix: `421 4.7.0 Server closing
+    /// connection`). Nothing more goes to this milter.
+    Shutdown,
 }
 
 /// A modification sent at the end of the message (before the final
@@ -147,31 +222,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn addresses_in_postfix_forms() {
-        for (text, shown) in [
-            ("inet:127.0.0.1:11332", "inet:127.0.0.1:11332"),
-            ("inet:localhost:8891", "inet:127.0.0.1:8891"),
-            ("inet:[::1]:8893", "inet:[::1]:8893"),
+    fn addresses_parse_and_print_as_postfix_writes_them() {
+        for (text, address) in [
             (
                 "unix:/run/rspamd/milter.sock",
-                "unix:/run/rspamd/milter.sock",
+                Address::Unix("/run/rspamd/milter.sock".into()),
             ),
             (
-                "local:/run/opendkim/opendkim.sock",
-                "unix:/run/opendkim/opendkim.sock",
+                "inet:127.0.0.1:11332",
+                Address::Inet("127.0.0.1:11332".parse().unwrap()),
+            ),
+            (
+                "inet:[::1]:8891",
+                Address::Inet("[::1]:8891".parse().unwrap()),
             ),
         ] {
-            assert_eq!(Address::parse(text).unwrap().to_string(), shown, "{text}");
+            assert_eq!(Address::parse(text), Ok(address.clone()));
+            assert_eq!(address.to_string(), text);
         }
-        for (text, why) in [
-            ("inet:mail.example:25", "not an IP address"),
-            ("inet:127.0.0.1", "needs a port"),
-            ("inet:127.0.0.1:0", "not a port number"),
-            ("unix:private/milter", "not an absolute path"),
-            ("127.0.0.1:11332", "unix:/path or inet:host:port"),
-        ] {
-            let e = Address::parse(text).unwrap_err();
-            assert!(e.contains(why), "{text}: {e}");
-        }
+        assert_eq!(
+            "local:/run/x.sock".parse::<Address>(),
+            Ok(Address::Unix("/run/x.sock".into()))
+        );
+    }
+
+    #[test]
+    fn bad_addresses_say_what_is_wrong() {
+        let error = |text: &str| Address::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            error("127.0.0.1:11332"),
+            "milter address \"127.0.0.1:11332\": unknown transport \"127.0.0.1\" (unix, local or inet; libmilter's inet6: is written inet:[addr]:port)"
+        );
+        assert_eq!(
+            error("/run/x.sock"),
+            "milter address \"/run/x.sock\": expected unix:/path, local:/path or inet:host:port"
+        );
+        assert_eq!(
+            error("unix:run/x.sock"),
+            "milter address \"unix:run/x.sock\": the socket path must be absolute"
+        );
+        assert_eq!(
+            error("inet:11332"),
+            "milter address \"inet:11332\": expected inet:host:port (IPv6: inet:[addr]:port)"
+        );
+        assert_eq!(
+            error("inet:127.0.0.1:0"),
+            "milter address \"inet:127.0.0.1:0\": bad port \"0\" (1 to 65535)"
+        );
+        assert_eq!(
+            error("inet:127.0.0.1:+25"),
+            "milter address \"inet:127.0.0.1:+25\": bad port \"+25\" (1 to 65535)"
+        );
+        assert_eq!(
+            error("inet:mail.example:11332"),
+            "milter address \"inet:mail.example:11332\": the host \"mail.example\" is not an IP address (smtpd resolves no names for milters)"
+        );
+        assert_eq!(
+            Address::parse("inet:localhost:11332").unwrap().to_string(),
+            "inet:127.0.0.1:11332"
+        );
+        assert_eq!(
+            error("inet:::1:11332"),
+            "milter address \"inet:::1:11332\": an IPv6 address goes in brackets: inet:[addr]:port"
+        );
+        assert!(Address::parse("inet:[127.0.0.1]:25").is_err());
+        assert!(Address::parse("inet::25").is_err());
     }
 }
