@@ -132,6 +132,52 @@ impl Reply {
     pub(crate) fn sync_error() -> Reply {
         Reply::new(554, "5.5.0", "Error: SMTP protocol synchronization")
     }
+    /// A milter's SMFIR_REJECT (Postfix's milter8 words).
+    pub(crate) fn milter_reject() -> Reply {
+        Reply::new(550, "5.7.1", "Command rejected")
+    }
+    /// A milter's SMFIR_TEMPFAIL, or one that failed under
+    /// `default_action = "tempfail"`.
+    pub(crate) fn milter_tempfail() -> Reply {
+        Reply::new(451, "4.7.1", "Service unavailable - try again later")
+    }
+    /// A milter's SMFIR_REPLYCODE: `550 5.7.1 text`, possibly several
+    /// lines (`550-5.7.1 a` CRLF `550 5.7.1 b`), as the milter wrote it.
+    /// Not 4xx or 5xx, or not a reply: a temporary failure, as Postfix
+    /// takes it.
+    pub(crate) fn from_milter(text: &str) -> Reply {
+        let mut code = None;
+        let mut enhanced = None;
+        let mut lines = Vec::new();
+        for line in text.split('\n').map(|l| l.trim_end_matches('\r')) {
+            let Some(this) = line.get(..3).and_then(|c| c.parse::<u16>().ok()) else {
+                return Reply::milter_tempfail();
+            };
+            if !(400..600).contains(&this) || code.is_some_and(|c| c != this) {
+                return Reply::milter_tempfail();
+            }
+            code = Some(this);
+            let rest = line[3..].trim_start_matches(['-', ' ']);
+            let (dsn, words) = crate::maps::access::split_dsn(rest);
+            if enhanced.is_none() {
+                enhanced = dsn.map(str::to_string);
+            }
+            lines.push(crate::wire::printable::printable(words, true).into_owned());
+        }
+        let Some(code) = code else {
+            return Reply::milter_tempfail();
+        };
+        let class = if code >= 500 { '5' } else { '4' };
+        let enhanced = match enhanced {
+            Some(e) if e.starts_with(class) => e,
+            _ => format!("{class}.7.1"),
+        };
+        Reply {
+            code,
+            enhanced: Some(Cow::Owned(enhanced)),
+            text: lines.join("\n"),
+        }
+    }
     /// A message whose `From:` domain fails DMARC under `p=reject`
     /// (OpenDMARC's words).
     pub(crate) fn dmarc_reject(domain: &str) -> Reply {

@@ -61,7 +61,10 @@ impl Message {
             Modification::InsertHeader { index, name, value } => {
                 let at = (*index as usize).min(self.fields.len());
                 self.fields.insert(at, field(name, value));
-                Some(format!("header {name}: {} inserted at {index}", shown(value)))
+                Some(format!(
+                    "header {name}: {} inserted at {index}",
+                    shown(value)
+                ))
             }
             Modification::ChangeHeader { index, name, value } => {
                 let found = self
@@ -78,7 +81,10 @@ impl Message {
                     }
                     (Some(i), false) => {
                         self.fields[i] = field(name, value);
-                        Some(format!("header {name} #{index} changed to {}", shown(value)))
+                        Some(format!(
+                            "header {name} #{index} changed to {}",
+                            shown(value)
+                        ))
                     }
                     // libmilter: an index past the last such field adds one.
                     (None, false) => {
@@ -168,7 +174,10 @@ mod tests {
         assert!(apply(add("X-Spam", "yes")).ends_with("X-Tag: two\nX-Spam: yes\n\nBody.\n"));
         // A value that starts with a space keeps it; CRLF folds become LF.
         let folded = apply(add("X-Long", " a\r\n\tb"));
-        assert!(folded.contains("X-Tag: two\nX-Long: a\n\tb\n\nBody."), "{folded}");
+        assert!(
+            folded.contains("X-Tag: two\nX-Long: a\n\tb\n\nBody."),
+            "{folded}"
+        );
         let insert = |index| Modification::InsertHeader {
             index,
             name: "X-First".into(),

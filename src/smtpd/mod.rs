@@ -109,6 +109,7 @@ pub mod data;
 pub mod header_block;
 pub(crate) mod limits;
 pub mod line;
+pub(crate) mod milters;
 mod pickup;
 mod received;
 mod session;

@@ -49,6 +49,7 @@ mod bdat;
 mod connection;
 mod data_phase;
 mod greeting;
+mod milter;
 mod restrict;
 mod transaction;
 mod verbs;
@@ -129,6 +130,7 @@ pub(crate) async fn serve<S>(
         access_denied: false,
         greeting: None,
         tx: None,
+        milters: None,
     };
     log::info!(
         client:% = s.client.field();
@@ -136,6 +138,7 @@ pub(crate) async fn serve<S>(
         s.client()
     );
     let end = s.run().await;
+    s.milters_quit().await;
     s.log_end(end);
     log::info!(
         client:% = s.client.field();
@@ -194,6 +197,8 @@ struct Session<S> {
     greeting: Option<Greeting>,
     /// The transaction level: MAIL to the end of DATA.
     tx: Option<Transaction>,
+    /// The milters of this session, once connected (`[milters]`).
+    milters: Option<crate::smtpd::milters::Milters>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -351,7 +356,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.counters.errors += 1;
                 self.access_denied = true;
             }
-            None => self.reply(&banner),
+            None => match self.milters_connect().await {
+                // A milter's reject replaces the greeting as well; its
+                // tempfail ends the session.
+                Some(r) if r.code == 421 => {
+                    self.reply(&r);
+                    self.flush().await;
+                    return End::Closed;
+                }
+                Some(r) => {
+                    self.reply(&r);
+                    self.counters.errors += 1;
+                    self.access_denied = true;
+                }
+                None => self.reply(&banner),
+            },
         }
         loop {
             let (line, end) = match self.next_command().await {

@@ -18,6 +18,7 @@ mod golden;
 mod journal;
 mod logs;
 mod maildrop;
+mod milter;
 mod misconfig;
 mod nixos;
 mod notify;

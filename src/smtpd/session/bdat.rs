@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::data_phase::{Intake, Reader};
+use super::milter::{Said, Stage};
 use super::{End, Read, Session};
 use crate::queue::QueueId;
 use crate::reply::Reply;
@@ -47,7 +48,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             // ever (nothing to read past).
             return self.refuse("bdat", &Reply::null_bdat()).await;
         }
-        let mut chunking = match self.chunking() {
+        // A message's first chunk is DATA for the milters.
+        let milter = match self.tx.as_ref() {
+            Some(tx) if tx.chunking.is_none() && !tx.rcpts.is_empty() => {
+                match self.milter_stage(Stage::Data).await {
+                    Said::Refuse(r) => Some(r),
+                    Said::Go => None,
+                }
+            }
+            _ => None,
+        };
+        let mut chunking = match self.chunking(milter) {
             Ok(c) => c,
             Err(r) => {
                 if let Err(end) = self.skip_chunk(size).await {
@@ -90,11 +101,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// when the transaction may take a message (else one failed from the
     /// start, so that every chunk up to LAST gets the same refusal).
     /// `Err`: there is no transaction at all.
-    fn chunking(&mut self) -> Result<Chunking, Reply> {
+    fn chunking(&mut self, milter: Option<Reply>) -> Result<Chunking, Reply> {
         if let Some(c) = self.tx.as_mut().and_then(|t| t.chunking.take()) {
             return Ok(c);
         }
-        let (message, failed) = match self.data_allowed() {
+        let allowed = match milter {
+            Some(r) => Err(r),
+            None => self.data_allowed(),
+        };
+        let (message, failed) = match allowed {
             Ok(checks) => {
                 let id = self.start_data();
                 let intake = self.intake(&id, checks, Reader::Chunks(ChunkReader::new()));

@@ -17,7 +17,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::milter::{Said, Stage};
 use super::transaction::Transaction;
+use super::verify::Inspected;
 use super::{End, Read, Session};
 use crate::config::BareNewline;
 use crate::content::{self, ContentChecks, Inspector, Verdict};
@@ -236,6 +238,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         let id = self.start_data();
+        if let Said::Refuse(r) = self.milter_stage(Stage::Data).await {
+            self.count("data", false);
+            return self.data_error(r).await;
+        }
         self.reply(&Reply::start_data());
         if !self.flush().await {
             return Some(End::Lost);
@@ -471,7 +477,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             ..
         } = intake;
         let mut verdict = inspector.map(|i| i.verdict().clone()).unwrap_or_default();
-        let tx = self.tx.take().ok_or_else(Reply::need_rcpt)?;
+        let mut tx = self.tx.take().ok_or_else(Reply::need_rcpt)?;
         let reject = verdict.reject.take();
         let bare_lf = reader.saw_bare_lf();
         if let Some(r) = self.refusal(id, &tx, bare_lf, too_big, io_error, reject) {
@@ -487,9 +493,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             return Ok(());
         }
-        if let Err(r) = self.verify(id, &tx, &mut store, &mut verdict).await {
-            store.discard().await;
-            return Err(r);
+        match self.inspect(id, &mut tx, &mut store, &mut verdict).await {
+            Err(r) => {
+                store.discard().await;
+                return Err(r);
+            }
+            Ok(Inspected::Discard) => {
+                store.discard().await;
+                log::info!(queue_id = id.as_str(); "{id}: removed (discarded)");
+                return Ok(());
+            }
+            Ok(Inspected::Keep) => {}
         }
         let envelope = self.envelope(id, tx, &store, verdict);
         self.commit(id, store, &envelope).await

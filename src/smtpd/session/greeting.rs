@@ -6,6 +6,7 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
+use super::milter::{Said, Stage};
 use crate::policy::When;
 use crate::reply::Reply;
 
@@ -35,6 +36,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn helo_cmd(&mut self, name: &str, esmtp: bool) -> bool {
         let name = printable(name);
         if let Some(r) = self.restrict(When::Helo, Some(&name)).await {
+            return self.fail(r);
+        }
+        if let Said::Refuse(r) = self.milter_stage(Stage::Helo(&name)).await {
             return self.fail(r);
         }
         self.greeting = Some(Greeting { name, esmtp });

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use super::bdat::Chunking;
+use super::milter::{Said, Stage};
 use crate::address::{Address, Path};
 use crate::auth_results::SpfChecks;
 use crate::policy::{Decision, When};
@@ -129,7 +130,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(r) = self.restrict(When::Mail, Some(&sender)).await {
             return self.fail(r);
         }
+        let args = milter_mail_args(&sender, &params);
         self.tx = Some(Transaction::new(sender, params));
+        if let Said::Refuse(r) = self.milter_stage(Stage::Mail(&args)).await {
+            self.tx = None;
+            return self.fail(r);
+        }
         self.reply(&Reply::mail_ok());
         true
     }
@@ -179,6 +185,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some(&sender),
                 Some(&rcpt),
             );
+            return self.fail(r);
+        }
+        let args = [format!("<{rcpt}>")];
+        if let Said::Refuse(r) = self.milter_stage(Stage::Rcpt(&args)).await {
             return self.fail(r);
         }
         let recipient = Recipient {
@@ -247,6 +257,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
 /// The same mailbox: the local part as written (RFC 5321 leaves its case
 /// to the receiving system), the domain without regard to case.
+/// MAIL's arguments as a milter gets them: `<sender>`, then the ESMTP
+/// parameters postern took.
+fn milter_mail_args(sender: &str, params: &MailParams) -> Vec<String> {
+    let mut args = vec![format!("<{sender}>")];
+    if let Some(size) = params.size {
+        args.push(format!("SIZE={size}"));
+    }
+    match params.body {
+        Some(crate::queue::Body::EightBitMime) => args.push("BODY=8BITMIME".into()),
+        Some(crate::queue::Body::SevenBit) => args.push("BODY=7BIT".into()),
+        None => {}
+    }
+    if params.smtputf8 {
+        args.push("SMTPUTF8".into());
+    }
+    args
+}
+
 fn same_mailbox(queued: &str, new: &Address) -> bool {
     let (local, domain) = match queued.rsplit_once('@') {
         Some((l, d)) => (l, d),

@@ -44,7 +44,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Command::Rcpt { to, params } => self.rcpt(to, params).await,
             Command::Data => return self.data().await,
             Command::Bdat { size, last } => return self.bdat(size, last).await,
-            Command::Rset => self.rset(),
+            Command::Rset => {
+                self.milters_abort().await;
+                self.rset()
+            }
             Command::Noop => self.noop(),
             Command::Quit => return Some(self.quit().await),
             Command::StartTls => return self.starttls().await,

@@ -20,63 +20,89 @@ use crate::reply::Reply;
 use crate::smtpd::store::Store;
 use crate::wire::header::field_end;
 
+/// What becomes of the message after [`Session::inspect`].
+pub(super) enum Inspected {
+    Keep,
+    /// A milter said DISCARD (logged).
+    Discard,
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Whether this session's mail is verified.
-    fn verifies(&self) -> bool {
+    pub(super) fn verifies(&self) -> bool {
         let (logged_in, local) = (self.sasl_user().is_some(), self.client.uid.is_some());
         not_verified(self.cfg(), self.client.ip, logged_in, local).is_none()
     }
 
-    /// Verify the message in `store` and put the field on top. `Err`:
-    /// refuse the message (DMARC under `dmarc_reject = "reject"`, or the
-    /// store could not be read back). `verdict.hold` is set under
-    /// `"hold"`.
-    pub(super) async fn verify(
+    /// The end of the message, before it is queued: verification (the
+    /// field, forged ones removed, DMARC's `p=reject`), then the milters
+    /// (their answer, their changes to the content and the envelope),
+    /// then the field goes in below our `Received:`. The content is read
+    /// back and written again only when one of them runs. `Err`: refuse
+    /// the message; `verdict.hold` is set for a hold.
+    pub(super) async fn inspect(
         &mut self,
         id: &QueueId,
-        tx: &Transaction,
+        tx: &mut Transaction,
         store: &mut Store,
         verdict: &mut Verdict,
-    ) -> Result<(), Reply> {
-        if !self.verifies() {
-            return Ok(());
+    ) -> Result<Inspected, Reply> {
+        let verifier = self
+            .verifies()
+            .then(|| self.policy.verifier.clone())
+            .flatten();
+        let milters = self.milters.is_some();
+        if verifier.is_none() && !milters {
+            return Ok(Inspected::Keep);
         }
-        let Some(verifier) = self.policy.verifier.clone() else {
-            return Ok(());
-        };
-        let hostname = self.cfg().server.hostname.clone();
-        let mut content = match store.content().await {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
-                return Err(Reply::queue_write_error());
-            }
-        };
-        if let Some((kept, removed)) = without_ours(&content, &hostname) {
-            log::info!(
-                queue_id = id.as_str();
-                "{id}: removed {removed} Authentication-Results header(s) claiming {hostname}"
-            );
-            content = kept;
-        }
-        let who = Identity {
-            client_ip: self.client.ip.to_canonical(),
-            helo: self.helo().unwrap_or(""),
-            mail_from: &tx.sender,
-        };
-        let report = verifier.report(&content, &who, tx.spf.get().cloned()).await;
-        log::info!(queue_id = id.as_str(); "{id}: {}", summary(&report));
-        let below = below_our_received(&content, id.as_str());
-        let mut whole = Vec::with_capacity(content.len() + report.field.len());
-        whole.extend_from_slice(&content[..below]);
-        whole.extend_from_slice(report.field.as_bytes());
-        whole.extend_from_slice(&content[below..]);
-        drop(content);
-        if let Err(e) = store.replace_content(whole).await {
+        let write_error = |e: std::io::Error| {
             log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
-            return Err(Reply::queue_write_error());
+            Reply::queue_write_error()
+        };
+        let mut content = store.content().await.map_err(write_error)?;
+        let mut field = None;
+        if let Some(verifier) = verifier {
+            let hostname = self.cfg().server.hostname.clone();
+            if let Some((kept, removed)) = without_ours(&content, &hostname) {
+                log::info!(
+                    queue_id = id.as_str();
+                    "{id}: removed {removed} Authentication-Results header(s) claiming {hostname}"
+                );
+                content = kept;
+            }
+            let who = Identity {
+                client_ip: self.client.ip.to_canonical(),
+                helo: self.helo().unwrap_or(""),
+                mail_from: &tx.sender,
+            };
+            let report = verifier.report(&content, &who, tx.spf.get().cloned()).await;
+            log::info!(queue_id = id.as_str(); "{id}: {}", summary(&report));
+            self.dmarc_action(id, tx, &report, verdict)?;
+            field = Some(report.field);
         }
-        self.dmarc_action(id, tx, &report, verdict)
+        if milters {
+            let below = below_our_received(&content, id.as_str());
+            let changed = self
+                .milters_message(id, tx, &content[below..], verdict)
+                .await?;
+            if tx.discard.is_some() {
+                return Ok(Inspected::Discard);
+            }
+            match changed {
+                Some(changed) => {
+                    content.truncate(below);
+                    content.extend_from_slice(&changed);
+                }
+                None if field.is_none() => return Ok(Inspected::Keep),
+                None => {}
+            }
+        }
+        if let Some(field) = field {
+            let below = below_our_received(&content, id.as_str());
+            content.splice(below..below, field.into_bytes());
+        }
+        store.replace_content(content).await.map_err(write_error)?;
+        Ok(Inspected::Keep)
     }
 
     /// `p=reject` and a DMARC `fail`: what `verify.dmarc_reject` says,
