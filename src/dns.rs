@@ -8,13 +8,22 @@
 //! still resolves what /etc/hosts lists: hickory refuses to build a
 //! resolver from such a file, so postern builds one with no nameserver and
 //! the hosts file alone ([`Source::HostsOnly`]), and says so once in the log.
+//!
+//! The verifier's resolver ([`auth_resolver`]) is the same but for one
+//! thing: an address lookup asks A alone. mail-auth's SPF `exists:` asks
+//! hickory's `lookup_ip`, which asks AAAA when there is no A; RFC 7208
+//! section 5.7 wants A alone, whatever the client's address family
+//! (the RFC 7208 test suite's `exists-ip6only`). mail-auth asks A and
+//! AAAA by name everywhere else.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolveHosts, ResolverConfig};
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+};
 use hickory_resolver::net::runtime::RuntimeProvider;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -43,8 +52,25 @@ pub fn resolver(
     servers: &[SocketAddr],
     timeout: Duration,
 ) -> Result<(TokioResolver, Source), String> {
+    resolver_with(servers, timeout, LookupIpStrategy::default())
+}
+
+/// As [`resolver`], with address lookups (`lookup_ip`) that ask A alone:
+/// for mail-auth's checks.
+pub fn auth_resolver(
+    servers: &[SocketAddr],
+    timeout: Duration,
+) -> Result<(TokioResolver, Source), String> {
+    resolver_with(servers, timeout, LookupIpStrategy::Ipv4Only)
+}
+
+fn resolver_with(
+    servers: &[SocketAddr],
+    timeout: Duration,
+    ip: LookupIpStrategy,
+) -> Result<(TokioResolver, Source), String> {
     if servers.is_empty() {
-        return system_resolver(Path::new(RESOLV_CONF));
+        return system_resolver(Path::new(RESOLV_CONF), ip);
     }
     let servers = servers
         .iter()
@@ -67,6 +93,7 @@ pub fn resolver(
     opts.attempts = 2;
     opts.use_hosts_file = ResolveHosts::Never;
     opts.ndots = 0;
+    opts.ip_strategy = ip;
     builder
         .build()
         .map(|r| (r, Source::Servers))
@@ -75,7 +102,10 @@ pub fn resolver(
 
 /// The system's resolver from `resolv_conf`, or /etc/hosts alone when it
 /// names no nameserver.
-fn system_resolver(resolv_conf: &Path) -> Result<(TokioResolver, Source), String> {
+fn system_resolver(
+    resolv_conf: &Path,
+    ip: LookupIpStrategy,
+) -> Result<(TokioResolver, Source), String> {
     let text = match std::fs::read(resolv_conf) {
         Ok(text) => Some(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -95,6 +125,7 @@ fn system_resolver(resolv_conf: &Path) -> Result<(TokioResolver, Source), String
                 ));
                 *builder.options_mut() = opts;
                 builder.options_mut().use_hosts_file = ResolveHosts::Always;
+                builder.options_mut().ip_strategy = ip;
                 builder.build()
             })
             .map(|r| (r, Source::System))
@@ -111,6 +142,7 @@ fn system_resolver(resolv_conf: &Path) -> Result<(TokioResolver, Source), String
     ));
     builder.options_mut().use_hosts_file = ResolveHosts::Always;
     builder.options_mut().ndots = 0;
+    builder.options_mut().ip_strategy = ip;
     builder
         .build()
         .map(|r| (r, Source::HostsOnly))
@@ -197,7 +229,7 @@ mod tests {
         for (name, text) in [("empty", ""), ("search", "search example.org\n")] {
             let conf = dir.path().join(name);
             std::fs::write(&conf, text).unwrap();
-            let (r, source) = system_resolver(&conf).unwrap();
+            let (r, source) = system_resolver(&conf, LookupIpStrategy::default()).unwrap();
             assert_eq!(source, Source::HostsOnly);
             let ips = r.lookup_ip("localhost.").await.unwrap();
             assert!(ips.iter().any(|ip| ip.is_loopback()), "{ips:?}");
@@ -206,10 +238,16 @@ mod tests {
             assert_eq!(failure(&e), Failure::Temporary, "{e}");
             assert!(started.elapsed() < Duration::from_secs(2));
         }
-        let (_, source) = system_resolver(&dir.path().join("missing")).unwrap();
+        let (_, source) =
+            system_resolver(&dir.path().join("missing"), LookupIpStrategy::default()).unwrap();
         assert_eq!(source, Source::HostsOnly);
         let conf = dir.path().join("one");
         std::fs::write(&conf, "nameserver 127.0.0.1\n").unwrap();
-        assert_eq!(system_resolver(&conf).unwrap().1, Source::System);
+        assert_eq!(
+            system_resolver(&conf, LookupIpStrategy::default())
+                .unwrap()
+                .1,
+            Source::System
+        );
     }
 }

@@ -219,7 +219,10 @@ struct PolicyTest {
     /// A recipient (repeat for more).
     #[arg(long = "to", value_name = "ADDRESS", required = true)]
     to: Vec<String>,
-    /// A message file for the header and body checks.
+    /// A message file (LF or CRLF line ends) for the header and body
+    /// checks; also shows its DKIM, SPF and DMARC results with the
+    /// records used, the Authentication-Results field smtpd would add,
+    /// and what DMARC's p=reject does (verify.dmarc_reject).
     #[arg(long, value_name = "FILE")]
     message: Option<PathBuf>,
     /// The client logged in as this user (SMTP AUTH).

@@ -4,7 +4,7 @@
 //! this host's authserv-id (`server.hostname`).
 //!
 //! The checks are mail-auth's (the crate that signs, `crate::dkim`), on a
-//! hickory resolver built by [`crate::dns::resolver`] from `dns.servers`
+//! hickory resolver built by [`crate::dns::auth_resolver`] from `dns.servers`
 //! as smtpd's and the smtp client's are: UDP and TCP only, TLS settings
 //! that load no certificate (mail-auth's own constructors would load the
 //! system's CA certificates, which smtpd's sandbox cannot read). One
@@ -66,7 +66,7 @@ impl Verifier {
     /// A verifier asking `servers` (the system's resolver when empty),
     /// naming itself `authserv_id`.
     pub fn new(servers: &[SocketAddr], authserv_id: &str) -> Result<Verifier, String> {
-        let (resolver, _) = crate::dns::resolver(servers, QUERY_TIMEOUT)?;
+        let (resolver, _) = crate::dns::auth_resolver(servers, QUERY_TIMEOUT)?;
         Ok(Verifier {
             auth: MessageAuthenticator(resolver),
             authserv_id: authserv_id.to_string(),
@@ -90,19 +90,18 @@ impl Verifier {
 
     async fn spf_with(&self, who: &Identity<'_>, memo: &Memo) -> SpfChecks {
         let id = self.authserv_id.as_str();
+        // An IPv4-mapped address is the IPv4 client it is (RFC 7208
+        // section 5); mail-auth would match it as IPv6.
+        let ip = who.client_ip.to_canonical();
         let helo_domain = helo_domain(who.helo);
         let helo = self
-            .spf_one(
-                SpfParameters::verify_ehlo(who.client_ip, helo_domain, id),
-                memo,
-            )
+            .spf_one(SpfParameters::verify_ehlo(ip, helo_domain, id), memo)
             .await
             .unwrap_or_else(|| timed_out_spf(helo_domain));
         let mail_from = if who.mail_from.is_empty() {
             helo.clone()
         } else {
-            let params =
-                SpfParameters::verify_mail_from(who.client_ip, helo_domain, id, who.mail_from);
+            let params = SpfParameters::verify_mail_from(ip, helo_domain, id, who.mail_from);
             self.spf_one(params, memo)
                 .await
                 .unwrap_or_else(|| timed_out_spf(domain_of(who.mail_from)))
@@ -408,6 +407,41 @@ impl ResolverCache<Box<str>, Txt> for Memo {
         if let Ok(mut answers) = self.answers.lock() {
             answers.insert(name, value);
         }
+    }
+}
+
+/// Why smtpd does not verify a client's mail (`None`: it does): only
+/// mail from outside is verified — not with `verify.inbound = false`,
+/// nor from a local submission, a client that logged in, or one in
+/// `relay.networks` (what `dkim.sign` signs).
+pub fn not_verified(
+    config: &crate::config::Config,
+    client_ip: IpAddr,
+    logged_in: bool,
+    local: bool,
+) -> Option<&'static str> {
+    let ip = client_ip.to_canonical();
+    if !config.verify.inbound {
+        Some("verify.inbound = false")
+    } else if local {
+        Some("a local submission")
+    } else if logged_in {
+        Some("the client logged in")
+    } else if config.relay.networks.iter().any(|n| n.contains(&ip)) {
+        Some("the client is in relay.networks")
+    } else {
+        None
+    }
+}
+
+impl Report {
+    /// Whether DMARC failed under the domain's `p=reject` (what
+    /// `verify.dmarc_reject` acts on).
+    pub fn dmarc_rejects(&self) -> bool {
+        self.dmarc.as_ref().is_some_and(|d| {
+            matches!(d.result(), mail_auth::DmarcResult::Fail(_))
+                && d.policy() == mail_auth::dmarc::Policy::Reject
+        })
     }
 }
 

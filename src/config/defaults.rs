@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::value::check_hostname;
 use super::{
-    Checks, Config, Dkim, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
-    Smtpd, Submission, Tls, Verify,
+    Checks, Config, Dkim, Dns, Local, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server,
+    Smtp, Smtpd, Submission, Tls, Verify,
 };
 
 /// What the defaults depend on. Tests build their own.
@@ -186,6 +186,7 @@ pub(super) fn builtin(system: &System) -> Config {
         tls: Tls::builtin(&cx),
         dkim: Dkim::builtin(&cx),
         verify: Verify::builtin(&cx),
+        milters: Milters::builtin(&cx),
         dns: Dns::builtin(&cx),
         sandbox: Sandbox::builtin(&cx),
     }

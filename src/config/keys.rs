@@ -38,7 +38,7 @@ use super::load::{self as read, Field, Given};
 use super::show as sh;
 use super::{
     BareNewline, Choice, Config, DkimCanonicalization, DkimSign, DmarcReject, DnsFailure,
-    SaslBackend, TlsInbound, TlsLevel,
+    MilterDefault, SaslBackend, TlsInbound, TlsLevel,
 };
 
 impl Submission {
@@ -847,6 +847,75 @@ sections! {
         /// Default: `"reject"`.
         dmarc_reject: DmarcReject = DmarcReject::Reject,
             postfix "", Kind::Choice(DmarcReject::NAMES), read [get choice()], show choice;
+    }
+
+    /// `[milters]`: content filters that speak Sendmail's milter
+    /// protocol (rspamd, OpenDKIM, OpenDMARC, clamav-milter), called by
+    /// smtpd stage by stage as Postfix calls them.
+    milters: Milters {
+        /// Milters for mail that arrives over SMTP, in order: `"unix:/path"` or `"inet:ip:port"`.
+        /// Each is asked at connect, HELO, MAIL, RCPT, DATA and the end of
+        /// the message; later milters see what earlier ones changed.
+        /// Default: none.
+        smtpd: Vec<crate::milter::Address> = Vec::new(),
+            postfix "smtpd_milters", Kind::Strings,
+            read [get parsed(crate::milter::Address::parse_text)], show display_list;
+        /// Milters for mail submitted on this host (`sendmail`, the drop directory).
+        /// Default: none.
+        non_smtpd: Vec<crate::milter::Address> = Vec::new(),
+            postfix "non_smtpd_milters", Kind::Strings,
+            read [get parsed(crate::milter::Address::parse_text)], show display_list;
+        /// What a milter that cannot be reached or breaks the protocol means: `"accept"`, `"tempfail"`, `"reject"` or `"quarantine"`.
+        /// `accept`: go on as if it were not configured; `tempfail`:
+        /// `451 4.7.1 Service unavailable - try again later`; `reject`:
+        /// `554 5.7.1 Service unavailable`; `quarantine`: accept and
+        /// hold. Default: `"tempfail"`.
+        default_action: MilterDefault = MilterDefault::Tempfail,
+            postfix "milter_default_action", Kind::Choice(MilterDefault::NAMES),
+            read [get choice()], show choice;
+        /// How long to wait for a milter's connection and its option negotiation.
+        /// Default: 30s.
+        connect_timeout: Duration = secs(30),
+            postfix "milter_connect_timeout", Kind::Duration, read [get duration()],
+            show duration;
+        /// How long to wait for a milter's reply to a command (connect, HELO, MAIL, RCPT, DATA).
+        /// Default: 30s.
+        command_timeout: Duration = secs(30),
+            postfix "milter_command_timeout", Kind::Duration, read [get duration()],
+            show duration;
+        /// How long to wait for a milter's reply to the message's content.
+        /// Default: 300s.
+        content_timeout: Duration = secs(300),
+            postfix "milter_content_timeout", Kind::Duration, read [get duration()],
+            show duration;
+        /// The macros sent at connect. Default: Postfix's, `j {daemon_name} {daemon_addr} v _`.
+        connect_macros: Vec<String> = words(&["j", "{daemon_name}", "{daemon_addr}", "v", "_"]),
+            postfix "milter_connect_macros", Kind::Strings, read [get plain_strings()],
+            show strings;
+        /// The macros sent at HELO. Default: Postfix's, `{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}`.
+        helo_macros: Vec<String> = words(&["{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}"]),
+            postfix "milter_helo_macros", Kind::Strings, read [get plain_strings()],
+            show strings;
+        /// The macros sent at MAIL. Default: Postfix's, `i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}`.
+        mail_macros: Vec<String> = words(&["i", "{auth_type}", "{auth_authen}", "{auth_author}", "{mail_addr}", "{mail_host}", "{mail_mailer}"]),
+            postfix "milter_mail_macros", Kind::Strings, read [get plain_strings()],
+            show strings;
+        /// The macros sent at RCPT. Default: Postfix's, `i {rcpt_addr} {rcpt_host} {rcpt_mailer}`.
+        rcpt_macros: Vec<String> = words(&["i", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}"]),
+            postfix "milter_rcpt_macros", Kind::Strings, read [get plain_strings()],
+            show strings;
+        /// The macros sent at DATA. Default: Postfix's, `i`.
+        data_macros: Vec<String> = words(&["i"]),
+            postfix "milter_data_macros", Kind::Strings, read [get plain_strings()],
+            show strings;
+        /// The macros sent at the end of the header section. Default: Postfix's, `i`.
+        end_of_header_macros: Vec<String> = words(&["i"]),
+            postfix "milter_end_of_header_macros", Kind::Strings, read [get plain_strings()],
+            show strings;
+        /// The macros sent at the end of the message. Default: Postfix's, `i`.
+        end_of_data_macros: Vec<String> = words(&["i"]),
+            postfix "milter_end_of_data_macros", Kind::Strings, read [get plain_strings()],
+            show strings;
     }
 
     /// `[dns]`: how smtpd's checks and the smtp client ask DNS.

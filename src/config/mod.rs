@@ -45,8 +45,8 @@ use std::path::{Path, PathBuf};
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
-    Checks, Dkim, Dns, Local, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp, Smtpd,
-    Submission, Tls, Verify,
+    Checks, Dkim, Dns, Local, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
+    Smtpd, Submission, Tls, Verify,
 };
 pub(crate) use value::{check_hostname, v6_only};
 
@@ -75,6 +75,7 @@ pub struct Config {
     pub tls: Tls,
     pub dkim: Dkim,
     pub verify: Verify,
+    pub milters: Milters,
     pub dns: Dns,
     pub sandbox: Sandbox,
 }
@@ -117,6 +118,12 @@ macro_rules! choice {
 }
 
 choice!(DnsFailure { "pass" => Pass, "defer" => Defer });
+choice!(MilterDefault {
+    "accept" => Accept,
+    "tempfail" => Tempfail,
+    "reject" => Reject,
+    "quarantine" => Quarantine,
+});
 choice!(DmarcReject { "reject" => Reject, "hold" => Hold, "header" => Header });
 choice!(TlsLevel {
     "none" => None,
@@ -192,6 +199,20 @@ pub enum SaslBackend {
     Dovecot,
     /// postern's password file.
     Passwd,
+}
+
+/// What a milter that fails means (`milters.default_action`, Postfix's
+/// `milter_default_action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MilterDefault {
+    /// As if the milter were not configured.
+    Accept,
+    /// `451 4.7.1 Service unavailable - try again later`.
+    Tempfail,
+    /// `554 5.7.1 Service unavailable`.
+    Reject,
+    /// Accept and hold.
+    Quarantine,
 }
 
 /// What a DMARC failure under `p=reject` does (`verify.dmarc_reject`).

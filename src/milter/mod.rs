@@ -84,6 +84,10 @@ impl Address {
                     // An IPv6 address without brackets lost its last
                     // group to the port, or has no port.
                     None if host.contains(':') => return Err(AddressError::Unbracketed(whole())),
+                    // rspamd's and OpenDKIM's documentation write it so.
+                    None if host.eq_ignore_ascii_case("localhost") => {
+                        Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+                    }
                     None => host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
                 };
                 let ip = ip.ok_or_else(|| AddressError::BadHost(whole(), host.to_string()))?;
@@ -91,6 +95,14 @@ impl Address {
             }
             other => Err(AddressError::UnknownTransport(whole(), other.to_string())),
         }
+    }
+}
+
+impl Address {
+    /// [`Address::parse`] with its error as text (the configuration's
+    /// readers take those).
+    pub fn parse_text(text: &str) -> Result<Address, String> {
+        Address::parse(text).map_err(|e| e.to_string())
     }
 }
 
@@ -281,8 +293,12 @@ mod tests {
             "milter address \"inet:127.0.0.1:+25\": bad port \"+25\" (1 to 65535)"
         );
         assert_eq!(
-            error("inet:localhost:11332"),
-            "milter address \"inet:localhost:11332\": the host \"localhost\" is not an IP address (smtpd resolves no names for milters)"
+            error("inet:mail.example:11332"),
+            "milter address \"inet:mail.example:11332\": the host \"mail.example\" is not an IP address (smtpd resolves no names for milters)"
+        );
+        assert_eq!(
+            Address::parse("inet:localhost:11332").unwrap().to_string(),
+            "inet:127.0.0.1:11332"
         );
         assert_eq!(
             error("inet:::1:11332"),

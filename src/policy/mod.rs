@@ -29,7 +29,8 @@
 //! keeps them from RCPT to the end of DATA.
 //!
 //! Module map: `element` parses, `eval` decides, `dns` asks DNS, `trace`
-//! records and prints what was evaluated (`postern policy test`).
+//! records and prints what was evaluated (`postern policy test`;
+//! `trace::auth`: a message's DKIM, SPF and DMARC results).
 //!
 //! Configuration read: `restrictions.*`, `relay.networks`,
 //! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`.
@@ -287,6 +288,11 @@ impl Policy {
     /// the restrictions use that answer.
     pub(crate) async fn client_name(&self, ip: IpAddr) -> ClientName {
         self.resolver.client_name(ip).await
+    }
+
+    /// The resolver of `dns.servers` the DNS checks ask.
+    pub(crate) fn resolver(&self) -> &dns::Resolver {
+        &self.resolver
     }
 
     /// Runs the lists due at `when`.

@@ -4,8 +4,14 @@
 //! Every list and element evaluated is printed with what each table
 //! returned and what DNS answered, then the reply each recipient would
 //! get. It answers "why was this rejected?" and "am I an open relay?".
+//! With a message, what smtpd does at the end of DATA (`message`): the
+//! header and body checks, and the DKIM, SPF and DMARC verification
+//! (`auth`).
 //!
 //! [`Trace`] is also what the evaluation records into ([`super::Policy::check_traced`]).
+
+mod auth;
+mod message;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -171,6 +177,10 @@ pub(crate) struct Report {
     /// Header and body checks of `--message`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// DKIM, SPF and DMARC of `--message` (`accepted` depends on them
+    /// only through DMARC's `p=reject` and `verify.dmarc_reject`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<auth::AuthReport>,
     /// Every recipient would be accepted.
     pub accepted: bool,
 }
@@ -226,6 +236,7 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         commands: Vec::new(),
         recipients: Vec::new(),
         message: None,
+        authentication: None,
         accepted: true,
     };
     // SPF once for all recipients, as in a session's transaction.
@@ -260,9 +271,12 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     }
     let mut message_ok = true;
     if let Some(path) = &probe.message {
-        let (text, ok) = message_checks(&config, path, probe, &name, ip);
-        report.message = Some(text);
-        message_ok = ok;
+        let client = format!("{name}[{ip}]");
+        let end = message::end_of_data(&config, &policy, probe, &client, path, spf.get());
+        let end = end.await;
+        report.message = Some(end.text);
+        report.authentication = end.authentication;
+        message_ok = end.accepted;
     }
     report.accepted = report.commands.iter().all(|c| c.accepted)
         && report.recipients.iter().all(|c| c.accepted)
@@ -375,72 +389,6 @@ async fn recipient<'a>(
     command_report(command, trace, decision, local)
 }
 
-/// The header and body checks of `[checks]` on the message in `path`, as
-/// smtpd runs them while DATA streams: every log line they would write and
-/// the outcome; whether the message would be accepted.
-fn message_checks(
-    config: &Config,
-    path: &std::path::Path,
-    probe: &Probe,
-    name: &str,
-    ip: IpAddr,
-) -> (String, bool) {
-    use crate::content::{ContentChecks, Context as ContentContext, Inspector};
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return (format!("{}: cannot read: {e}", path.display()), false),
-    };
-    let checks = match ContentChecks::open(config) {
-        Ok(c) => c,
-        Err(e) => return (format!("header and body checks unavailable: {e}"), false),
-    };
-    if checks.is_empty() {
-        return ("no header or body checks configured".to_string(), true);
-    }
-    // The queue stores lines with LF ends; so does the inspector.
-    let mut stored = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        stored.push(bytes[i]);
-        i += 1;
-    }
-    let ctx = ContentContext {
-        queue_id: "TRACE".to_string(),
-        origin: format!("{name}[{ip}]"),
-        sender: probe.sender.clone(),
-        recipient: probe.recipients.last().cloned(),
-        proto: Some("ESMTP".to_string()),
-        helo: probe.helo.clone(),
-    };
-    let mut inspector = Inspector::new(checks, ctx);
-    inspector.feed(&stored, &mut |_| {});
-    inspector.finish(&mut |_| {});
-    let mut lines: Vec<String> = inspector
-        .take_log()
-        .into_iter()
-        .map(|l| {
-            if l.warn {
-                format!("warning: {}", l.text)
-            } else {
-                l.text
-            }
-        })
-        .collect();
-    let verdict = inspector.verdict().clone();
-    let (outcome, ok) = match &verdict.reject {
-        Some(r) => (format!("DATA: {} {}", r.code, r.text), false),
-        None if verdict.discard => ("DATA: 250, then discarded".to_string(), true),
-        None if verdict.hold => ("DATA: 250, held in the queue".to_string(), true),
-        None => ("DATA: 250 accepted".to_string(), true),
-    };
-    lines.push(outcome);
-    (format!("{}\n  {}", path.display(), lines.join("\n  ")), ok)
-}
-
 fn command_report(
     command: String,
     trace: Trace,
@@ -513,6 +461,9 @@ login: {}
         }
         if let Some(m) = &self.message {
             out += &format!("\nmessage: {m}\n");
+        }
+        if let Some(a) = &self.authentication {
+            a.text(&mut out);
         }
         out += if self.accepted {
             "\naccepted\n"
@@ -592,7 +543,8 @@ fn detail_text(d: &Detail) -> String {
 }
 
 /// `postern policy test`: prints the report (text or JSON); exit status
-/// 0 when every recipient would be accepted, 1 otherwise.
+/// 0 when every recipient (and the message, at the end of DATA) would
+/// be accepted, 1 otherwise.
 pub fn main(config: Config, probe: Probe, json: bool) -> std::io::Result<u8> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

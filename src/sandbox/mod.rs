@@ -25,7 +25,7 @@
 //!
 //! | role | reads | writes | TCP |
 //! |---|---|---|---|
-//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`), no bind |
+//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`) and the milters' (`milters.smtpd`, `milters.non_smtpd`), no bind |
 //! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
 //! | smtp | system files, its configuration, the queue, the SASL password files, the DKIM keys | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
@@ -158,9 +158,22 @@ impl Profile {
             .collect();
         p.read_files(crate::maps::files_of(&checks));
         // DNS over TCP (truncated answers) for the restrictions: port 53
-        // and the ports of `dns.servers`.
+        // and the ports of `dns.servers`; and the milters' ports and
+        // sockets (their directories, as Dovecot's above), nothing else.
         let mut ports = vec![53];
         ports.extend(config.dns.servers.iter().map(|s| s.port()));
+        let milters = config.milters.smtpd.iter().chain(&config.milters.non_smtpd);
+        for milter in milters {
+            match milter {
+                crate::milter::Address::Inet(addr) => ports.push(addr.port()),
+                crate::milter::Address::Unix(path) => {
+                    if let Some(dir) = parent(path) {
+                        p.unix_sockets.push(existing_ancestor(&dir));
+                    }
+                }
+            }
+        }
+        ports.sort_unstable();
         ports.dedup();
         p.tcp_connect = Some(ports);
         p

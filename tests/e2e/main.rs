@@ -29,6 +29,7 @@ mod sandbox;
 mod sasl;
 mod sendmail;
 mod smtp;
+mod spf_suite;
 mod starttls;
 mod stress;
 mod submission;

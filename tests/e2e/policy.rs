@@ -522,3 +522,170 @@ fn a_typo_in_a_restriction_is_refused_with_its_line() {
     );
     assert!(err.contains("did you mean \"reject_rbl_client\""), "{err}");
 }
+
+/// Issue 19: `postern policy test --message FILE` shows what smtpd's
+/// verification at the end of DATA would find: each DKIM signature
+/// (dkimpy's, checked against the key the test's DNS server publishes),
+/// SPF for MAIL FROM and HELO with the record used, the DMARC verdict
+/// with its policy and record, and the whole `Authentication-Results:`
+/// field. DMARC's `p=reject` refuses as smtpd would (exit 1); mail from
+/// relay.networks is not verified, its results only shown.
+#[test]
+fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
+    use crate::verify::{dkimpy_sign, rsa_key};
+    let dir = tempfile::tempdir().unwrap();
+    let (key, record) = rsa_key(dir.path());
+    let dns = DnsServer::start(
+        Zone::new()
+            .txt("sel._domainkey.example.org", &record)
+            .txt("example.org", "google-site-verification=abc")
+            .txt("example.org", "v=spf1 ip4:127.0.0.3 -all")
+            .txt("_dmarc.example.org", "v=DMARC1; p=reject"),
+    );
+    // Only 127.0.0.1 is ours: .3 and .4 are outsiders, verified.
+    let p = Postern::configure(
+        &format!(
+            "{}[relay]\nnetworks = [\"127.0.0.1/32\"]\n",
+            dns.config_table()
+        ),
+        &[],
+        None,
+    );
+    let signed = dkimpy_sign(
+        b"From: Alice <a@example.org>\r\nTo: b@example.net\r\nSubject: verify\r\n\r\nHello.\r\nlast line\r\n",
+        &key,
+        "example.org",
+    );
+    let text = String::from_utf8(signed).unwrap();
+    // As a user may give it: CRLF as signed, or LF (an editor's); the
+    // altered one with a forged field in our name, which smtpd removes.
+    let forged = "Authentication-Results: mail.test.example; dkim=pass\r\n";
+    let files = [
+        ("signed.eml", text.clone()),
+        ("signed-lf.eml", text.replace("\r\n", "\n")),
+        (
+            "altered.eml",
+            forged.to_string() + &text.replace("last line", "last line!"),
+        ),
+    ];
+    for (name, content) in &files {
+        write_file(&p.dir.path().join(name), content.as_bytes());
+    }
+    let me = format!("{}@localhost", p.user);
+    let trace = |file: &str, client: &str, json: bool| {
+        let path = p.dir.path().join(file).display().to_string();
+        let mut args = vec![
+            "policy",
+            "test",
+            "--client",
+            client,
+            "--client-name",
+            "mail.example.org",
+            "--helo",
+            "mail.example.org",
+            "--from",
+            "a@example.org",
+            "--to",
+            &me,
+            "--message",
+            &path,
+        ];
+        if json {
+            args.push("--json");
+        }
+        let out = p.postern(&args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), text + &err)
+    };
+
+    let (code, text) = trace("signed.eml", "127.0.0.3", false);
+    assert_eq!(code, Some(0), "{text}");
+    let expect = [
+        "\n  DATA: 250 accepted\n",
+        "\nauthentication: as smtpd would verify the message at the end of DATA\n",
+        "\n  DKIM → dkim=pass header.i=@example.org header.s=sel header.b=",
+        "\n  SPF MAIL FROM example.org → pass\n    · SPF record of example.org: \"v=spf1 ip4:127.0.0.3 -all\"\n",
+        "\n  SPF HELO mail.example.org → none\n    · SPF record of mail.example.org: (no SPF record)\n    \
+         · DNS mail.example.org TXT → NXDOMAIN (no such name)\n",
+        "\n  DMARC → dmarc=pass header.from=example.org policy.dmarc=reject\n    · policy: reject\n    \
+         · DMARC record of example.org: _dmarc.example.org \"v=DMARC1; p=reject\"\n",
+        "\n  Authentication-Results: mail.test.example;\n  \tdkim=pass header.i=@example.org header.s=sel header.b=",
+        "\n  \tspf=pass (mail.test.example: domain of a@example.org designates 127.0.0.3 as permitted sender) smtp.mailfrom=a@example.org;\n",
+    ];
+    for e in expect {
+        assert!(text.contains(e), "{e:?} not in\n{text}");
+    }
+    assert!(text.ends_with("\naccepted\n"), "{text}");
+
+    // The same message with LF line ends, from an address SPF refuses:
+    // DKIM still passes and makes DMARC pass.
+    let (code, text) = trace("signed-lf.eml", "127.0.0.4", false);
+    assert_eq!(code, Some(0), "{text}");
+    for e in [
+        "\n  DKIM → dkim=pass header.i=@example.org header.s=sel",
+        "\n  SPF MAIL FROM example.org → fail\n    · SPF record of example.org: \"v=spf1 ip4:127.0.0.3 -all\"\n",
+        "\n  DMARC → dmarc=pass header.from=example.org policy.dmarc=reject\n",
+    ] {
+        assert!(text.contains(e), "{e:?} not in\n{text}");
+    }
+
+    // Altered after signing and from that address: all three fail, and
+    // DMARC's p=reject refuses the message, as smtpd would (exit 1).
+    let (code, json) = trace("altered.eml", "127.0.0.4", true);
+    assert_eq!(code, Some(1), "{json}");
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(v["accepted"], false);
+    assert!(
+        v["message"].as_str().unwrap().ends_with(
+            "\n  DMARC: fail under p=reject of example.org; verify.dmarc_reject = \"reject\"\
+             \n  DATA: 550 5.7.1 rejected by DMARC policy for example.org"
+        ),
+        "{}",
+        v["message"]
+    );
+    let auth = &v["authentication"];
+    assert_eq!(auth["removed"], 1, "{auth}");
+    let dkim = auth["dkim"].as_array().unwrap();
+    assert_eq!(dkim.len(), 1, "{auth}");
+    assert!(
+        dkim[0]
+            .as_str()
+            .unwrap()
+            .starts_with("dkim=fail (body hash did not verify) header.i=@example.org header.s=sel"),
+        "{auth}"
+    );
+    assert_eq!(auth["spf"][0]["identity"], "mailfrom");
+    assert_eq!(auth["spf"][0]["result"], "fail");
+    assert_eq!(auth["spf"][0]["record"], "v=spf1 ip4:127.0.0.3 -all");
+    assert_eq!(auth["spf"][1]["identity"], "helo");
+    assert_eq!(auth["spf"][1]["result"], "none");
+    assert_eq!(auth["spf"][1]["record"], serde_json::Value::Null);
+    assert_eq!(auth["spf"][1]["missing"], "no SPF record");
+    let dmarc = &auth["dmarc"];
+    assert_eq!(dmarc["result"], "fail", "{dmarc}");
+    assert_eq!(dmarc["policy"], "reject");
+    assert_eq!(dmarc["record_name"], "_dmarc.example.org");
+    assert_eq!(dmarc["record"], "v=DMARC1; p=reject");
+    let field = auth["field"].as_str().unwrap();
+    assert!(
+        field.starts_with("Authentication-Results: mail.test.example;\n\tdkim=fail "),
+        "{field}"
+    );
+    assert!(field.contains("\n\tdmarc=fail"), "{field}");
+    assert!(field.ends_with('\n') && !field.contains('\r'), "{field:?}");
+
+    // From relay.networks smtpd verifies nothing: shown, not acted on.
+    let (code, text) = trace("altered.eml", "127.0.0.1", false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "\nauthentication: smtpd would not verify this message (the client is in \
+             relay.networks) nor add the field below; the results, for information\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\n  DATA: 250 accepted\n"), "{text}");
+    assert!(!text.contains("removed first"), "{text}");
+}

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Session;
 use super::transaction::Transaction;
-use crate::auth_results::{Identity, Report, spf_name, without_ours};
+use crate::auth_results::{Identity, Report, not_verified, spf_name, without_ours};
 use crate::config::DmarcReject;
 use crate::content::Verdict;
 use crate::queue::QueueId;
@@ -23,11 +23,8 @@ use crate::wire::header::field_end;
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Whether this session's mail is verified.
     fn verifies(&self) -> bool {
-        let ip = self.client.ip.to_canonical();
-        self.cfg().verify.inbound
-            && self.client.uid.is_none()
-            && self.sasl_user().is_none()
-            && !self.cfg().relay.networks.iter().any(|n| n.contains(&ip))
+        let (logged_in, local) = (self.sasl_user().is_some(), self.client.uid.is_some());
+        not_verified(self.cfg(), self.client.ip, logged_in, local).is_none()
     }
 
     /// Verify the message in `store` and put the field on top. `Err`:
@@ -91,14 +88,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         report: &Report,
         verdict: &mut Verdict,
     ) -> Result<(), Reply> {
-        let Some(dmarc) = &report.dmarc else {
+        let Some(dmarc) = report.dmarc.as_ref().filter(|_| report.dmarc_rejects()) else {
             return Ok(());
         };
-        let rejects = matches!(dmarc.result(), mail_auth::DmarcResult::Fail(_))
-            && dmarc.policy() == mail_auth::dmarc::Policy::Reject;
-        if !rejects {
-            return Ok(());
-        }
         let domain = dmarc.domain();
         match self.cfg().verify.dmarc_reject {
             DmarcReject::Reject => {

@@ -1,9 +1,13 @@
-//! A small authoritative DNS server on loopback for the MX and policy
-//! tests: UDP and TCP on the same port of 127.0.0.1, answering from a zone
-//! given as data (MX, A, AAAA, TXT, PTR), NXDOMAIN for names it does not
-//! hold, NODATA (NOERROR, no answer) for a type a known name lacks,
-//! SERVFAIL for chosen names, and no answer at all (the client times out)
-//! for others.
+//! A small authoritative DNS server on loopback for the MX, policy and
+//! SPF tests: UDP and TCP on the same port of 127.0.0.1, answering from a
+//! zone given as data (MX, A, AAAA, TXT, PTR, CNAME and the obsolete SPF
+//! type 99), NXDOMAIN for names it does not hold, NODATA (NOERROR, no
+//! answer) for a type a known name lacks, SERVFAIL for chosen names, and
+//! no answer at all (the client times out) for others, or for the types
+//! a name lacks. CNAMEs are followed inside the zone, as an authoritative
+//! server does (a loop ends the chain); a UDP answer longer than the
+//! client takes (512 bytes, or its EDNS size up to 1232) is sent
+//! truncated (TC), for the client to ask again over TCP.
 //! Postern is pointed at it with `[dns] servers = ["127.0.0.1:PORT"]`.
 
 use std::io::{Read, Write};
@@ -14,7 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, MX, PTR, SOA, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NULL, PTR, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// The data the server answers from.
@@ -26,6 +30,8 @@ pub struct Zone {
     records: Vec<(String, Value)>,
     servfail: Vec<String>,
     silent: Vec<String>,
+    /// Names silent for the types they have no record of.
+    silent_otherwise: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -34,7 +40,13 @@ enum Value {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     Txt(String),
+    /// One TXT record of exactly these character-strings.
+    TxtStrings(Vec<String>),
+    /// The obsolete SPF type (99, RFC 4408; RFC 7208 section 3.1 says
+    /// not to use it): a TXT's data under another type.
+    Spf(Vec<String>),
     Ptr(String),
+    Cname(String),
 }
 
 impl Zone {
@@ -80,12 +92,44 @@ impl Zone {
         self
     }
 
+    /// `name TXT "s1" "s2" ...`: one record of exactly these strings
+    /// (each at most 255 bytes; none at all is allowed, if odd), which a
+    /// client joins without a space.
+    pub fn txt_strings(mut self, name: &str, strings: &[&str]) -> Zone {
+        let strings = strings.iter().map(|s| s.to_string()).collect();
+        self.records.push((norm(name), Value::TxtStrings(strings)));
+        self
+    }
+
+    /// `name SPF "s1" ...` (type 99, as a TXT's data), which RFC 7208
+    /// clients do not ask for.
+    pub fn spf(mut self, name: &str, strings: &[&str]) -> Zone {
+        let strings = strings.iter().map(|s| s.to_string()).collect();
+        self.records.push((norm(name), Value::Spf(strings)));
+        self
+    }
+
     /// The PTR record of an IPv4 address: `d.c.b.a.in-addr.arpa PTR host`.
-    pub fn ptr(mut self, ip: &str, host: &str) -> Zone {
+    pub fn ptr(self, ip: &str, host: &str) -> Zone {
         let ip: Ipv4Addr = ip.parse().expect("an IPv4 address");
         let o = ip.octets();
         let name = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
-        self.records.push((name, Value::Ptr(norm(host))));
+        self.ptr_at(&name, host)
+    }
+
+    /// `name PTR host`, the owner written out (an `in-addr.arpa` or
+    /// `ip6.arpa` name).
+    pub fn ptr_at(mut self, name: &str, host: &str) -> Zone {
+        self.records.push((norm(name), Value::Ptr(norm(host))));
+        self
+    }
+
+    /// `name CNAME target`: queries for other types of `name` are
+    /// answered with the CNAME and what `target` has (followed inside
+    /// the zone). `target` keeps its case, as a zone file's does.
+    pub fn cname(mut self, name: &str, target: &str) -> Zone {
+        let target = target.trim_end_matches('.').to_string();
+        self.records.push((norm(name), Value::Cname(target)));
         self
     }
 
@@ -93,6 +137,13 @@ impl Zone {
     /// times out.
     pub fn silent(mut self, name: &str) -> Zone {
         self.silent.push(norm(name));
+        self
+    }
+
+    /// Queries for `name` are answered for the types it has records of;
+    /// for the others there is no answer at all (the client times out).
+    pub fn silent_otherwise(mut self, name: &str) -> Zone {
+        self.silent_otherwise.push(norm(name));
         self
     }
 }
@@ -177,7 +228,7 @@ fn serve_udp(sock: UdpSocket, shared: &Shared) {
         let Ok((n, peer)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        if let Some(reply) = answer(shared, &buf[..n]) {
+        if let Some(reply) = answer(shared, &buf[..n], Transport::Udp) {
             let _ = sock.send_to(&reply, peer);
         }
     }
@@ -224,7 +275,7 @@ fn serve_tcp_conn(mut stream: TcpStream, shared: &Shared) {
                 break;
             }
             let msg: Vec<u8> = pending.drain(..2 + len).skip(2).collect();
-            let Some(reply) = answer(shared, &msg) else {
+            let Some(reply) = answer(shared, &msg, Transport::Tcp) else {
                 // Not a query, or a silent name: no reply.
                 continue;
             };
@@ -237,8 +288,23 @@ fn serve_tcp_conn(mut stream: TcpStream, shared: &Shared) {
     }
 }
 
-/// The response to one query message; `None` for what is not a query.
-fn answer(shared: &Shared, bytes: &[u8]) -> Option<Vec<u8>> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// The largest UDP answer sent whole: 512 bytes (RFC 1035 4.2.1), or the
+/// client's EDNS size up to 1232 (what the server itself offers).
+fn udp_limit(req: &Message) -> usize {
+    req.edns
+        .as_ref()
+        .map_or(512, |e| usize::from(e.max_payload()).clamp(512, 1232))
+}
+
+/// The response to one query message; `None` for what is not a query,
+/// or for a silent name.
+fn answer(shared: &Shared, bytes: &[u8], transport: Transport) -> Option<Vec<u8>> {
     let req = Message::from_vec(bytes).ok()?;
     if req.metadata.message_type != MessageType::Query {
         return None;
@@ -258,42 +324,108 @@ fn answer(shared: &Shared, bytes: &[u8]) -> Option<Vec<u8>> {
         _ => (ResponseCode::FormErr, Vec::new(), None),
     };
     resp.metadata.response_code = code;
+    let header_only = resp.clone();
     for r in answers {
         resp.add_answer(r);
     }
     if let Some(soa) = soa {
         resp.authorities.push(soa);
     }
-    resp.to_vec().ok()
+    let whole = resp.to_vec().ok()?;
+    if transport == Transport::Udp && whole.len() > udp_limit(&req) {
+        // RFC 2181 9: no partial RRset, the TC bit; the client asks
+        // again over TCP.
+        let mut truncated = header_only;
+        truncated.metadata.truncation = true;
+        return truncated.to_vec().ok();
+    }
+    Some(whole)
 }
+
+/// A name as the zone keys it: its labels' bytes as they are (no
+/// escaping of `:` or `/`, which some test names hold), lower case,
+/// without the final dot.
+fn key(name: &Name) -> String {
+    let labels: Vec<String> = name
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+        .collect();
+    labels.join(".")
+}
+
+/// The longest CNAME chain followed.
+const CNAME_HOPS: usize = 8;
 
 /// Response code, answer records and (for a negative answer) the SOA for
 /// the authority section; `None` for a silent name.
 fn lookup(shared: &Shared, q: &Query) -> Option<(ResponseCode, Vec<Record>, Option<Record>)> {
-    let name = norm(&q.name().to_ascii());
     let qtype = q.query_type();
+    let mut name = key(q.name());
     shared
         .queries
         .lock()
         .unwrap()
         .push((name.clone(), qtype.to_string()));
-    if shared.zone.silent.contains(&name) {
-        return None;
-    }
-    if shared.zone.servfail.contains(&name) {
-        return Some((ResponseCode::ServFail, Vec::new(), None));
-    }
-    let owner = q.name().clone();
-    let mut known = false;
+    let zone = &shared.zone;
+    let mut owner = q.name().clone();
     let mut answers = Vec::new();
-    for (n, v) in &shared.zone.records {
-        if *n != name {
+    let mut seen = Vec::new();
+    loop {
+        if zone.silent.contains(&name) {
+            return None;
+        }
+        if zone.servfail.contains(&name) {
+            return Some((ResponseCode::ServFail, Vec::new(), None));
+        }
+        let (known, found, cname) = rrset(zone, &name, &owner, qtype);
+        if zone.silent_otherwise.contains(&name) && found.is_empty() && cname.is_none() {
+            return None;
+        }
+        answers.extend(found);
+        let Some(target) = cname else {
+            // A chain that ends in a name the zone lacks is NXDOMAIN, with
+            // the CNAMEs (RFC 6604 section 2.1).
+            let code = if known {
+                ResponseCode::NoError
+            } else {
+                ResponseCode::NXDomain
+            };
+            let negative = !answers.iter().any(|r| r.record_type() == qtype);
+            return Some((code, answers, negative.then(|| soa(&name))));
+        };
+        seen.push(name.clone());
+        let target_key = norm(&target);
+        if seen.contains(&target_key) || seen.len() > CNAME_HOPS {
+            // A loop: the chain as far as it goes.
+            return Some((ResponseCode::NoError, answers, None));
+        }
+        owner = Name::from_ascii(format!("{target}.")).ok()?;
+        name = target_key;
+    }
+}
+
+/// What `name` has of `qtype`, as records owned by `owner`: whether the
+/// zone knows the name, the records, and the CNAME target to follow
+/// (when the name is an alias and `qtype` is not CNAME; its CNAME record
+/// is among the records then).
+fn rrset(
+    zone: &Zone,
+    name: &str,
+    owner: &Name,
+    qtype: RecordType,
+) -> (bool, Vec<Record>, Option<String>) {
+    let mut known = false;
+    let mut records = Vec::new();
+    let mut follow = None;
+    for (n, v) in &zone.records {
+        if n != name {
             continue;
         }
         known = true;
+        let strings = |s: &[String]| TXT::new(s.to_vec());
         let rdata = match (v, qtype) {
             (Value::Mx(pref, exch), RecordType::MX) => {
-                let exchange = if exch == "." {
+                let exchange = if norm(exch).is_empty() {
                     Name::root()
                 } else {
                     Name::from_ascii(format!("{}.", norm(exch))).expect("an exchange name")
@@ -309,20 +441,39 @@ fn lookup(shared: &Shared, q: &Query) -> Option<(ResponseCode, Vec<Record>, Opti
                     .map(|c| String::from_utf8_lossy(c).into_owned())
                     .collect(),
             )),
+            (Value::TxtStrings(s), RecordType::TXT) => RData::TXT(strings(s)),
+            (Value::Spf(s), RecordType::Unknown(SPF_TYPE)) => {
+                let mut data = Vec::new();
+                for s in s {
+                    data.push(u8::try_from(s.len()).expect("a string of at most 255 bytes"));
+                    data.extend_from_slice(s.as_bytes());
+                }
+                RData::Unknown {
+                    code: RecordType::Unknown(SPF_TYPE),
+                    rdata: NULL::with(data),
+                }
+            }
             (Value::Ptr(host), RecordType::PTR) => RData::PTR(PTR(Name::from_ascii(format!(
                 "{host}."
             ))
             .expect("a host name"))),
+            (Value::Cname(target), t) => {
+                if t != RecordType::CNAME {
+                    follow = Some(target.clone());
+                }
+                RData::CNAME(CNAME(
+                    Name::from_ascii(format!("{target}.")).expect("a target name"),
+                ))
+            }
             _ => continue,
         };
-        answers.push(Record::from_rdata(owner.clone(), 60, rdata));
+        records.push(Record::from_rdata(owner.clone(), 60, rdata));
     }
-    Some(match (known, answers.is_empty()) {
-        (false, _) => (ResponseCode::NXDomain, answers, Some(soa(&name))),
-        (true, true) => (ResponseCode::NoError, answers, Some(soa(&name))),
-        (true, false) => (ResponseCode::NoError, answers, None),
-    })
+    (known, records, follow)
 }
+
+/// The obsolete SPF record type's number.
+pub const SPF_TYPE: u16 = 99;
 
 /// The SOA of the zone a name is in: its last label (`test.`).
 fn soa(name: &str) -> Record {
@@ -488,6 +639,112 @@ mod tests {
         let mut buf = [0u8; 512];
         assert!(s.recv_from(&mut buf).is_err(), "a silent name was answered");
         assert!(dns.queries().contains(&("slow.test".into(), "A".into())));
+    }
+
+    fn txt_of(r: &Message) -> Vec<Vec<String>> {
+        r.answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What the SPF test suite needs: TXT records of several strings (or
+    /// none), type 99 beside TXT, CNAME chains and loops, names silent
+    /// for the types they lack, long answers truncated over UDP.
+    #[test]
+    fn answers_strings_spf_cname_and_truncates() {
+        let long = "x".repeat(200);
+        let mut zone = Zone::new()
+            .txt_strings("split.test", &["v=spf1 ip4:", "192.0.2.5 -all"])
+            .txt_strings("split.test", &["", "x"])
+            .txt_strings("empty.test", &[])
+            .spf("spfonly.test", &["v=spf1 -all"])
+            .cname("alias.test", "Split.TEST.")
+            .cname("loop.test", "Loop2.test")
+            .cname("loop2.test", "LOOP.test")
+            .cname("dangling.test", "nowhere.test")
+            .txt("half.test", "v=spf1 -all")
+            .silent_otherwise("half.test");
+        for _ in 0..10 {
+            zone = zone.txt("big.test", &long);
+        }
+        let dns = DnsServer::start(zone);
+        for tcp in [false, true] {
+            let r = query(dns.addr, "split.test.", RecordType::TXT, tcp);
+            assert_eq!(
+                txt_of(&r),
+                vec![vec!["v=spf1 ip4:", "192.0.2.5 -all"], vec!["", "x"]]
+            );
+            // Type 99 is served; TXT for that name is NODATA.
+            let r = query(
+                dns.addr,
+                "spfonly.test.",
+                RecordType::Unknown(SPF_TYPE),
+                tcp,
+            );
+            match &r.answers[0].data {
+                RData::Unknown { code, rdata } => {
+                    assert_eq!(*code, RecordType::Unknown(SPF_TYPE));
+                    assert_eq!(rdata.anything, b"\x0bv=spf1 -all");
+                }
+                other => panic!("{other:?}"),
+            }
+            let r = query(dns.addr, "spfonly.test.", RecordType::TXT, tcp);
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+            assert!(r.answers.is_empty());
+            // An alias: its CNAME, then the target's records.
+            let r = query(dns.addr, "alias.test.", RecordType::TXT, tcp);
+            assert_eq!(r.answers[0].record_type(), RecordType::CNAME);
+            assert_eq!(r.answers[1].name.to_ascii(), "Split.TEST.");
+            assert_eq!(txt_of(&r).len(), 2);
+            let r = query(dns.addr, "loop.test.", RecordType::A, tcp);
+            assert_eq!(r.metadata.response_code, ResponseCode::NoError);
+            assert_eq!(r.answers.len(), 2, "{r:?}");
+            let r = query(dns.addr, "dangling.test.", RecordType::A, tcp);
+            assert_eq!(r.metadata.response_code, ResponseCode::NXDomain);
+            assert_eq!(r.answers.len(), 1);
+            let r = query(dns.addr, "half.test.", RecordType::TXT, tcp);
+            assert_eq!(txt_of(&r), vec![vec!["v=spf1 -all"]]);
+        }
+        // Over 512 bytes: UDP says TC with no answer, TCP has it all.
+        let r = query(dns.addr, "big.test.", RecordType::TXT, false);
+        assert!(r.metadata.truncation);
+        assert!(r.answers.is_empty());
+        let r = query(dns.addr, "big.test.", RecordType::TXT, true);
+        assert!(!r.metadata.truncation);
+        assert_eq!(txt_of(&r).len(), 10);
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        // A TXT record of no string at all (illegal, RFC 1035 3.3.14): an
+        // RDLENGTH of 0 at the end of the answer; hickory cannot read it.
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("empty.test.").unwrap(),
+            RecordType::TXT,
+        ));
+        s.send_to(&m.to_vec().unwrap(), dns.addr).unwrap();
+        let mut buf = [0u8; 512];
+        let (n, _) = s.recv_from(&mut buf).unwrap();
+        assert!(buf[..n].ends_with(&[0, 16, 0, 1, 0, 0, 0, 60, 0, 0]));
+        assert!(Message::from_vec(&buf[..n]).is_err());
+        // The types half.test lacks get no answer.
+        let mut m = Message::query();
+        m.add_query(Query::query(
+            Name::from_ascii("half.test.").unwrap(),
+            RecordType::A,
+        ));
+        s.send_to(&m.to_vec().unwrap(), dns.addr).unwrap();
+        let mut buf = [0u8; 512];
+        assert!(s.recv_from(&mut buf).is_err(), "a silent type was answered");
     }
 
     /// EDNS queries (as stub resolvers send them) get an OPT back.
