@@ -130,10 +130,10 @@ impl fmt::Display for Address {
 /// defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    /// To connect (30 s).
+    /// To connect, and for the negotiation's reply (30 s).
     pub connect: Duration,
-    /// For the negotiation and each reply to a connection or envelope
-    /// stage: CONNECT, HELO, MAIL, RCPT, DATA, unknown commands (30 s).
+    /// For each reply to a connection or envelope stage: CONNECT, HELO,
+    /// MAIL, RCPT, DATA, unknown commands (30 s).
     pub command: Duration,
     /// For each reply while the message goes: headers, end of headers,
     /// body chunks, end of message (300 s). A progress reply starts the
