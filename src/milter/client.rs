@@ -27,8 +27,9 @@
 //! smtpd calls [`Client::abort`] at the end of every transaction (RSET, a
 //! new HELO, after the message, MAIL refused), as Postfix's smtpd does.
 //!
-//! Timeouts ([`super::Timeouts`]): `connect` to connect, `command` for the
-//! negotiation and each reply to a connection or envelope stage,
+//! Timeouts ([`super::Timeouts`]): `connect` to connect and negotiate (as
+//! Postfix's manual says; its code waits `command` for the negotiation's
+//! reply), `command` for each reply to a connection or envelope stage,
 //! `content` for each write and reply while the message goes; each reply
 //! (a progress reply too) starts the wait again.
 
@@ -162,7 +163,7 @@ impl Client {
             protocol: OFFERED_PROTOCOL,
         }
         .encode(&mut client.out);
-        let deadline = Instant::now() + timeouts.command;
+        let deadline = Instant::now() + timeouts.connect;
         client.flush(smfic::OPTNEG, deadline).await?;
         let reply = client.read_reply(smfic::OPTNEG, deadline).await?;
         let Reply::OptNeg {
@@ -678,6 +679,7 @@ impl Client {
     /// How long a write or reply of `command` may take.
     fn wait_for(&self, command: u8) -> Duration {
         match command {
+            smfic::OPTNEG => self.timeouts.connect,
             smfic::HEADER | smfic::EOH | smfic::BODY | smfic::BODYEOB => self.timeouts.content,
             _ => self.timeouts.command,
         }

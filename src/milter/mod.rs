@@ -130,10 +130,10 @@ impl fmt::Display for Address {
 /// defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    /// To connect (30 s).
+    /// To connect, and for the negotiation's reply (30 s).
     pub connect: Duration,
-    /// For the negotiation and each reply to a connection or envelope
-    /// stage: CONNECT, HELO, MAIL, RCPT, DATA, unknown commands (30 s).
+    /// For each reply to a connection or envelope stage: CONNECT, HELO,
+    /// MAIL, RCPT, DATA, unknown commands (30 s).
     pub command: Duration,
     /// For each reply while the message goes: headers, end of headers,
     /// body chunks, end of message (300 s). A progress reply starts the
@@ -167,7 +167,9 @@ pub enum Answer {
     /// SMFIR_DISCARD: accept the message and drop it.
     Discard,
     /// SMFIR_REPLYCODE: the milter's own reply, as it sent it (`550 5.7.1
-    /// text`, possibly multi-line); 4xx or 5xx.
+    /// text`, possibly multi-line: whole lines joined by CRLF, `550-…`
+    /// then `550 …`); 4xx or 5xx, checked as Postfix checks it, Sendmail's
+    /// `%%` already made `%`.
     ReplyCode(String),
     /// SMFIR_SHUTDOWN (or SMFIR_CONN_FAIL): the milter wants the SMTP
     /// session closed, `421` (Postfix: `421 4.7.0 Server closing
@@ -176,28 +178,45 @@ pub enum Answer {
 }
 
 /// A modification sent at the end of the message (before the final
-/// answer).
+/// answer), in the order the milter sent them.
+///
+/// Header values are as they follow the colon: the client puts back the
+/// one space a milter without `SMFIP_HDR_LEADSPC` leaves out (Postfix's
+/// `MILTER8_HDR_SPACE`), so the field is `name:value`. Folded values keep
+/// the milter's line breaks: LF then a blank, as libmilter's manual asks
+/// (an LF after a CR is against it, but seen). Names are never empty;
+/// texts that are not UTF-8 have U+FFFD.
+///
+/// Header indexes (Postfix's rule, for Sendmail compatibility, see
+/// `cleanup_milter.c`): an insert counts the fields of the message as
+/// delivered, smtpd's own `Received:` included (index 0 puts the field
+/// above it); a change counts the fields named `name` among those the
+/// milter was sent, smtpd's own `Received:` not among them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Modification {
     /// SMFIR_ADDHEADER: a field at the end of the header section.
     AddHeader { name: String, value: String },
-    /// SMFIR_INSHEADER: a field before the `index`th (0-based) field.
+    /// SMFIR_INSHEADER: a field before the `index`th (0-based) field; an
+    /// index past the last field appends.
     InsertHeader {
         index: u32,
         name: String,
         value: String,
     },
-    /// SMFIR_CHGHEADER: the `index`th (1-based) field named `name`
-    /// gets `value`; an empty value deletes it.
+    /// SMFIR_CHGHEADER: the `index`th (1-based; a milter's 0 is made 1)
+    /// field named `name` gets `value`; an empty value deletes it. An
+    /// index past the last field of that name adds the field (libmilter's
+    /// manual).
     ChangeHeader {
         index: u32,
         name: String,
         value: String,
     },
-    /// SMFIR_REPLBODY, all chunks joined: the new body (CRLF line ends,
-    /// as sent).
+    /// SMFIR_REPLBODY, all chunks joined (wherever they came among the
+    /// other modifications): the new body (CRLF line ends, as sent).
     ReplaceBody(Vec<u8>),
-    /// SMFIR_ADDRCPT / SMFIR_ADDRCPT_PAR: `<addr>` and ESMTP arguments.
+    /// SMFIR_ADDRCPT / SMFIR_ADDRCPT_PAR: `<addr>` and ESMTP arguments
+    /// (`None` when none or empty).
     AddRcpt { rcpt: String, args: Option<String> },
     /// SMFIR_DELRCPT.
     DelRcpt(String),
