@@ -62,8 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     "CONNECT",
                     &reply.to_string(),
                     &milter,
-                    None,
-                    None,
+                    (None, None),
                 );
                 let hostname = self.hostname();
                 Some(if reply.code >= 500 {
@@ -120,8 +119,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     what,
                     "milter triggers DISCARD action",
                     &milter,
-                    None,
-                    to.as_deref(),
+                    (None, to.as_deref()),
                 );
                 Said::Go
             }
@@ -137,8 +135,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     what,
                     &reply.to_string(),
                     &milter,
-                    sender.as_deref(),
-                    to.as_deref(),
+                    (sender.as_deref(), to.as_deref()),
                 );
                 Said::Refuse(reply)
             }
@@ -193,8 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     "END-OF-MESSAGE",
                     &text,
                     &milter,
-                    Some(&tx.sender),
-                    rcpt.as_deref(),
+                    (Some(&tx.sender), rcpt.as_deref()),
                 );
                 return Err(reply);
             }
@@ -205,8 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     "END-OF-MESSAGE",
                     "milter triggers DISCARD action",
                     &milter,
-                    Some(&tx.sender),
-                    rcpt.as_deref(),
+                    (Some(&tx.sender), rcpt.as_deref()),
                 );
                 tx.discard = Some(format!("milter {milter}"));
                 return Ok(None);
@@ -220,8 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 "END-OF-MESSAGE",
                 &format!("milter triggers HOLD action: {reason}"),
                 "",
-                Some(&tx.sender),
-                rcpt.as_deref(),
+                (Some(&tx.sender), rcpt.as_deref()),
             );
             verdict.hold = true;
         }
@@ -275,8 +269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         what: &str,
         text: &str,
         milter: &str,
-        sender: Option<&str>,
-        rcpt: Option<&str>,
+        (sender, rcpt): (Option<&str>, Option<&str>),
     ) {
         let mut items = String::new();
         if let Some(s) = sender {
