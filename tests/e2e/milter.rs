@@ -272,3 +272,41 @@ fn issue_20_a_milter_that_is_down_does_what_default_action_says() {
     let id = queue_id(&send(&p, "plain"));
     p.wait_log(&format!("{id}: on hold"), 1, 10);
 }
+
+#[test]
+fn issue_20_policy_test_message_asks_the_milters_too() {
+    let m = TestMilter::start();
+    // The tracer verifies the message too: a DNS server that answers.
+    let dns = crate::outbound::dns::DnsServer::start(crate::outbound::dns::Zone::new());
+    let p = postern_with(&format!("smtpd = [\"{}\"]", m.address()), &dns.config_table());
+    let file = p.dir.path().join("m.eml");
+    std::fs::write(&file, message("addheader insheader reject")).unwrap();
+    let to = format!("{}@mail.test.example", me());
+    let out = p.postern(&[
+        "policy",
+        "test",
+        "--client",
+        "127.0.0.1",
+        "--helo",
+        "client.example",
+        "--from",
+        "a@example.org",
+        "--to",
+        &to,
+        "--message",
+        file.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        format!("milter {}:", m.address()),
+        "  CONNECT: continue".to_string(),
+        "  RCPT: continue".to_string(),
+        "  change: add header X-Added: added value".to_string(),
+        "  change: insert header at 0: X-Inserted: at the top".to_string(),
+        "  END-OF-MESSAGE: reject (550 5.7.1 Command rejected)".to_string(),
+        "  DATA: 550 5.7.1 Command rejected".to_string(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in:\n{text}");
+    }
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
