@@ -689,3 +689,40 @@ fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
     assert!(text.contains("\n  DATA: 250 accepted\n"), "{text}");
     assert!(!text.contains("removed first"), "{text}");
 }
+
+/// Issue 21: a `cidr:` file for client access, as Postfix's
+/// `check_client_access cidr:/etc/postfix/client.cidr`; `postern map
+/// build` checks it.
+#[test]
+fn issue_21_client_access_by_network_from_a_cidr_file() {
+    let dns = DnsServer::start(Zone::new());
+    let p = postern(
+        &dns,
+        "[restrictions]\nclient = [\"check_client_access cidr:{dir}/client.cidr\"]\n",
+    );
+    write_file(
+        &p.dir.path().join("client.cidr"),
+        b"# Postfix's cidr_table(5)\n127.0.0.4/32  OK\n127.0.0.0/29  REJECT go away\n",
+    );
+    let me = format!("{}@localhost", p.user);
+    let mut c = transaction(&p, "127.0.0.3", "three.example", "a@example.org");
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<{me}>")),
+        "554 5.7.1 <unknown[127.0.0.3]>: Client host rejected: go away"
+    );
+    let mut c = transaction(&p, "127.0.0.4", "four.example", "a@example.org");
+    assert_eq!(c.cmd(&format!("RCPT TO:<{me}>")), "250 2.1.5 Ok");
+    let mut c = transaction(&p, "127.0.0.9", "nine.example", "a@example.org");
+    assert_eq!(c.cmd(&format!("RCPT TO:<{me}>")), "250 2.1.5 Ok");
+    // A bad line is named with its file and line.
+    let bad = p.dir.path().join("bad.cidr");
+    write_file(&bad, b"127.0.0.1/24 OK\n");
+    let out = p.postern(&["map", "build", &format!("cidr:{}", bad.display())]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{}:1:", bad.display())) && text.contains("\"127.0.0.0/24\""),
+        "{text}"
+    );
+}
