@@ -1,0 +1,252 @@
+//! Issue 20: smtpd's milter client against the milters mail systems run,
+//! Debian's packages started by each test with a configuration of its own
+//! in a temporary directory: rspamd's proxy worker in milter mode (no
+//! system configuration, no Redis, no module that asks DNS or the
+//! network).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::common::*;
+use crate::outbound::dns::{DnsServer, Zone};
+
+const RSPAMD: &str = "/usr/bin/rspamd";
+
+/// A milter program listening on 127.0.0.1:PORT, its files in `dir`;
+/// stopped with `stop` (SIGKILL after 10 s) when dropped.
+struct Daemon {
+    child: Child,
+    stop: Signal,
+    port: u16,
+    dir: tempfile::TempDir,
+    /// The file in `dir` it logs to, shown when it fails.
+    log: &'static str,
+}
+
+impl Daemon {
+    /// Run `cmd` (its output goes to `log` too) and wait until it
+    /// accepts connections on `port`.
+    fn start(
+        mut cmd: Command,
+        stop: Signal,
+        port: u16,
+        dir: tempfile::TempDir,
+        log: &'static str,
+    ) -> Daemon {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join(log))
+            .unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        let mut d = Daemon {
+            child,
+            stop,
+            port,
+            dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(st) = d.child.try_wait().unwrap() {
+                panic!("{cmd:?} exited ({st}):\n{}", d.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cmd:?} does not listen on 127.0.0.1:{port}:\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d
+    }
+
+    fn address(&self) -> String {
+        format!("inet:127.0.0.1:{}", self.port)
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(self.log)).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, self.stop);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// rspamd's configuration: nothing from /etc/rspamd. Only the
+/// `milter_headers` module is configured (rspamd leaves every module
+/// without a section unloaded), with routines that add headers to ham as
+/// well, also for mail from loopback (`skip_local`); the C modules are
+/// off (`filters`); the URL suffix list is a short one of our own (the
+/// Debian one takes rspamd tens of seconds to compile); DNS goes to the
+/// test's server. GTUBE is rspamd's own, always a reject.
+fn rspamd_config(dir: &Path, port: u16, dns: &DnsServer) -> String {
+    let d = dir.display();
+    format!(
+        r#"options {{
+  filters = "";
+  url_tld = "{d}/tld.dat";
+  dbdir = "{d}";
+  hs_cache_dir = "{d}";
+  tempdir = "{d}";
+  pidfile = "{d}/rspamd.pid";
+  control_socket = "{d}/rspamd.sock mode=0600";
+  dns {{ nameserver = ["{dns}"]; timeout = 1s; retransmits = 1; }}
+}}
+logging {{ type = "file"; filename = "{d}/rspamd.log"; level = "info"; }}
+actions {{ reject = 15; add_header = 6; }}
+modules {{ path = "/usr/share/rspamd/plugins"; }}
+milter_headers {{
+  use = ["x-spamd-result", "x-spam-status"];
+  skip_local = false;
+  skip_authenticated = false;
+}}
+worker "rspamd_proxy" {{
+  bind_socket = "127.0.0.1:{port}";
+  milter = yes;
+  count = 1;
+  upstream "local" {{ default = yes; self_scan = yes; }}
+}}
+"#,
+        dns = dns.addr
+    )
+}
+
+/// rspamd in the foreground as its own user when we are root (it refuses
+/// to run workers as root without `--insecure`); `None` (the test skips)
+/// when it is not installed.
+fn start_rspamd(dns: &DnsServer) -> Option<Daemon> {
+    if !Path::new(RSPAMD).exists() {
+        eprintln!("skipped: {RSPAMD} is not installed (apt-get install rspamd; .ci/run does)");
+        return None;
+    }
+    let dir = tempfile::Builder::new().prefix("rspamd").tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("rspamd.conf");
+    std::fs::write(&conf, rspamd_config(dir.path(), port, dns)).unwrap();
+    std::fs::write(dir.path().join("tld.dat"), "org\nnet\ncom\nexample\n").unwrap();
+    let mut cmd = Command::new(RSPAMD);
+    cmd.arg("-f").arg("-c").arg(&conf);
+    if is_root() {
+        match nix::unistd::User::from_name("_rspamd").ok().flatten() {
+            Some(u) => {
+                std::os::unix::fs::chown(dir.path(), Some(u.uid.as_raw()), Some(u.gid.as_raw()))
+                    .unwrap();
+                cmd.args(["-u", "_rspamd", "-g", "_rspamd"]);
+            }
+            None => {
+                cmd.arg("--insecure");
+            }
+        }
+    }
+    // SIGTERM: the main process stops its workers.
+    Some(Daemon::start(cmd, Signal::SIGTERM, port, dir, "rspamd.log"))
+}
+
+/// GTUBE, the test pattern every spam filter rejects.
+const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
+
+#[test]
+fn issue_20_rspamd_rejects_gtube_with_its_own_reply() {
+    let dns = DnsServer::start(Zone::new());
+    let Some(rspamd) = start_rspamd(&dns) else {
+        return;
+    };
+    let p = Postern::start(&format!("[milters]\nsmtpd = [\"{}\"]\n", rspamd.address()));
+    let me = me();
+    let to = format!("{me}@mail.test.example");
+    let mail = Mail {
+        helo: "client.example",
+        from: "a@example.org",
+        to: &[&to],
+        ..MAIL
+    };
+    let data = format!(
+        "From: a@example.org\r\nTo: {to}\r\nSubject: spam\r\nMessage-ID: <gtube@example.org>\r\n\r\n{GTUBE}"
+    );
+    let reply = mail.reply(&p, &data);
+    assert_eq!(reply, "554 5.7.1 Gtube pattern", "{}", rspamd.log_text());
+    let log = p.log();
+    assert!(
+        log.contains(&format!(
+            "milter-reject: END-OF-MESSAGE from localhost[127.0.0.1]: 5.7.1 Gtube pattern; \
+             from=<a@example.org> to=<{to}> proto=ESMTP helo=<client.example>"
+        )),
+        "{log}"
+    );
+    assert_eq!(dns.queries(), [], "rspamd asked DNS");
+}
+
+#[test]
+fn issue_20_rspamd_adds_its_headers_to_a_clean_message() {
+    let dns = DnsServer::start(Zone::new());
+    let Some(rspamd) = start_rspamd(&dns) else {
+        return;
+    };
+    let p = Postern::start(&format!("[milters]\nsmtpd = [\"{}\"]\n", rspamd.address()));
+    let me = me();
+    let to = format!("{me}@mail.test.example");
+    let id = send(
+        &p,
+        "a@example.org",
+        &[&to],
+        &format!(
+            "From: a@example.org\r\nTo: {to}\r\nSubject: ham\r\nMessage-ID: <ham@example.org>\r\n\r\nA plain message."
+        ),
+    );
+    let file = &p.wait_delivered(&me, 1, 20)[0];
+    let text = std::fs::read_to_string(file).unwrap();
+    let (head, body) = text.split_once("\n\n").unwrap();
+    assert_eq!(body, "A plain message.\n");
+    // Added below the client's fields (in the order rspamd sends them,
+    // which its hash table decides): no rule fires (none is loaded), so
+    // the score is 0 of the reject threshold.
+    let lines: Vec<&str> = head.lines().collect();
+    let (client, added) = lines.split_at(lines.len() - 2);
+    assert_eq!(
+        client.last(),
+        Some(&"Message-ID: <ham@example.org>"),
+        "{text}"
+    );
+    let mut added = added.to_vec();
+    added.sort();
+    assert_eq!(
+        added,
+        [
+            "X-Spam-Status: No, score=0.00",
+            "X-Spamd-Result: default: False [0.00 / 15.00]"
+        ],
+        "{text}\n{}",
+        rspamd.log_text()
+    );
+    let log = p.log();
+    assert!(
+        log.contains(&format!(
+            "{id}: milter {}: header X-Spamd-Result: default: False [0.00 / 15.00] added",
+            rspamd.address()
+        )),
+        "{log}"
+    );
+    assert_eq!(dns.queries(), [], "rspamd asked DNS");
+}
