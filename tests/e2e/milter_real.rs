@@ -2,7 +2,7 @@
 //! Debian's packages started by each test with a configuration of its own
 //! in a temporary directory: rspamd's proxy worker in milter mode (no
 //! system configuration, no Redis, no module that asks DNS or the
-//! network).
+//! network) and OpenDKIM, whose signature dkimpy verifies.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,8 +12,12 @@ use nix::sys::signal::Signal;
 
 use crate::common::*;
 use crate::outbound::dns::{DnsServer, Zone};
+use crate::outbound::real_server::AioSmtpd;
+use crate::outbound::submit;
 
 const RSPAMD: &str = "/usr/bin/rspamd";
+const OPENDKIM: &str = "/usr/sbin/opendkim";
+const OPENDKIM_GENKEY: &str = "/usr/sbin/opendkim-genkey";
 
 /// A milter program listening on 127.0.0.1:PORT, its files in `dir`;
 /// stopped with `stop` (SIGKILL after 10 s) when dropped.
@@ -249,4 +253,110 @@ fn issue_20_rspamd_adds_its_headers_to_a_clean_message() {
         "{log}"
     );
     assert_eq!(dns.queries(), [], "rspamd asked DNS");
+}
+
+/// OpenDKIM in the foreground with a fresh key (`opendkim-genkey`) of
+/// example.org, selector `milter`: it signs mail from 127.0.0.1
+/// (`InternalHosts`) whose From is at example.org, simple/simple. Root
+/// may run it (no `UserID`); the key sits under /tmp, which the key's
+/// safety check refuses, hence `RequireSafeKeys false`. Also the DNS
+/// server that publishes the key, for dkimpy.
+fn start_opendkim() -> (Daemon, DnsServer) {
+    assert!(
+        Path::new(OPENDKIM).exists() && Path::new(OPENDKIM_GENKEY).exists(),
+        "OpenDKIM is not installed (apt-get install opendkim opendkim-tools; .ci/run does)"
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("opendkim")
+        .tempdir()
+        .unwrap();
+    let d = dir.path();
+    let out = Command::new(OPENDKIM_GENKEY)
+        .args(["-d", "example.org", "-s", "milter", "-D"])
+        .arg(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "opendkim-genkey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `milter._domainkey IN TXT ( "v=DKIM1; …" "p=…" "…" )  ; comment`
+    let record = std::fs::read_to_string(d.join("milter.txt")).unwrap();
+    let strings: Vec<&str> = record.split('"').skip(1).step_by(2).collect();
+    let txt = strings.concat();
+    assert!(txt.starts_with("v=DKIM1;"), "{record}");
+    let dns = DnsServer::start(Zone::new().txt("milter._domainkey.example.org", &txt));
+    let port = free_port();
+    let conf = d.join("opendkim.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Domain example.org\nSelector milter\nKeyFile {k}\nRequireSafeKeys false\n\
+             Mode sv\nCanonicalization simple/simple\nInternalHosts 127.0.0.1\n\
+             Socket inet:{port}@127.0.0.1\nSyslog no\nPidFile {p}\n",
+            k = d.join("milter.private").display(),
+            p = d.join("opendkim.pid").display(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(OPENDKIM);
+    cmd.arg("-f").arg("-x").arg(&conf);
+    // SIGKILL: libmilter notices SIGTERM only at its next 5 s poll, and
+    // there is nothing to save.
+    let d = Daemon::start(cmd, Signal::SIGKILL, port, dir, "opendkim.log");
+    (d, dns)
+}
+
+#[test]
+fn issue_20_opendkim_signs_relayed_mail_and_dkimpy_verifies_it() {
+    let (opendkim, dns) = start_opendkim();
+    let out = tempfile::tempdir().unwrap();
+    let server = AioSmtpd::start(&out.path().join("out"));
+    let p = Postern::start(&format!(
+        "[milters]\nsmtpd = [\"{}\"]\n\n[relay]\ntransport = {{ \"example.test\" = \"smtp:[127.0.0.1]:{}\" }}\n",
+        opendkim.address(),
+        server.port
+    ));
+    let message =
+        b"From: a@example.org\r\nTo: rcpt@example.test\r\nSubject: signed by OpenDKIM\r\n\
+        Date: Mon, 7 Dec 2026 12:00:00 +0000\r\nMessage-ID: <opendkim@example.org>\r\n\r\n\
+        first line\r\n.a line with a leading dot\r\n\r\ntrailing blanks   \r\nlast line\r\n";
+    let id = submit(&p, "a@example.org", &["rcpt@example.test"], message);
+    let m = server.wait_messages(1, 20, || p.log());
+    let got = &m[0].1;
+    let text = String::from_utf8_lossy(got);
+    // Our Received stays on top; OpenDKIM's field is the first of the
+    // client's part, as it inserts it.
+    assert!(text.starts_with("Received: from "), "{text}");
+    let at = text.find("\r\nDKIM-Signature: ").unwrap_or_else(|| {
+        panic!("not signed:\n{text}\n{}", opendkim.log_text());
+    });
+    assert!(
+        !text[..at].contains("\r\nFrom: "),
+        "DKIM-Signature below the client's fields:\n{text}"
+    );
+    assert!(text[at..].contains(" d=example.org;"), "{text}");
+    assert_eq!(
+        crate::dkim::verify(got, &dns),
+        ["pass a=rsa-sha256 d=example.org s=milter"]
+    );
+    let mut bad = got.clone();
+    bad.extend_from_slice(b"appended\r\n");
+    assert_eq!(
+        crate::dkim::verify(&bad, &dns),
+        ["fail a=rsa-sha256 d=example.org s=milter"]
+    );
+    // The log names the milter and the field (its value cut short).
+    let log = p.log();
+    let needle = format!(
+        "{id}: milter {}: header DKIM-Signature: v=1; a=rsa-sha256; c=simple/simple; \
+         d=example.org; s=milter; ",
+        opendkim.address()
+    );
+    let line = log.lines().find(|l| l.contains(&needle));
+    assert!(line.is_some_and(|l| l.ends_with(" inserted at 0")), "{log}");
+    p.wait_log(&format!("{id}: to=<rcpt@example.test>, "), 1, 10);
+    let st = crate::outbound::status(&p, &id, "rcpt@example.test");
+    assert_eq!((st.dsn.as_str(), st.status.as_str()), ("2.0.0", "sent"));
 }
