@@ -2,7 +2,9 @@
 //! Debian's packages started by each test with a configuration of its own
 //! in a temporary directory: rspamd's proxy worker in milter mode (no
 //! system configuration, no Redis, no module that asks DNS or the
-//! network) and OpenDKIM, whose signature dkimpy verifies.
+//! network) and OpenDKIM, whose signature dkimpy verifies. And
+//! `milters.non_smtpd`: mail from `sendmail` meets those milters, not
+//! `milters.smtpd`'s.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::common::*;
+use crate::milter::TestMilter;
 use crate::outbound::dns::{DnsServer, Zone};
 use crate::outbound::real_server::AioSmtpd;
 use crate::outbound::submit;
@@ -359,4 +362,54 @@ fn issue_20_opendkim_signs_relayed_mail_and_dkimpy_verifies_it() {
     p.wait_log(&format!("{id}: to=<rcpt@example.test>, "), 1, 10);
     let st = crate::outbound::status(&p, &id, "rcpt@example.test");
     assert_eq!((st.dsn.as_str(), st.status.as_str()), ("2.0.0", "sent"));
+}
+
+/// `milters.non_smtpd` for mail from `sendmail`, `milters.smtpd` for mail
+/// over SMTP, never the other list: two test milters, each adding
+/// `X-Added` (Subject `addheader`), told apart by the log's milter names.
+#[test]
+fn issue_20_sendmail_mail_meets_the_non_smtpd_milters_only() {
+    let local = TestMilter::start();
+    let network = TestMilter::start();
+    let p = Postern::start(&format!(
+        "[milters]\nsmtpd = [\"{}\"]\nnon_smtpd = [\"{}\"]\n",
+        network.address(),
+        local.address()
+    ));
+    let me = me();
+    let out = crate::sendmail::sendmail(
+        &p,
+        &[&format!("{me}@localhost")],
+        b"Subject: addheader\n\nfrom sendmail\n",
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = &p.wait_delivered(&me, 1, 20)[0];
+    let text = std::fs::read_to_string(file).unwrap();
+    assert_eq!(
+        text.matches("\nX-Added: added value\n").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.ends_with("\n\nfrom sendmail\n"), "{text}");
+    let header =
+        |m: &TestMilter| format!("milter {}: header X-Added: added value added", m.address());
+    let log = p.log();
+    assert_eq!(log.matches(&header(&local)).count(), 1, "{log}");
+    assert!(!log.contains(&header(&network)), "{log}");
+    // Over SMTP: the smtpd milter, not the non_smtpd one.
+    send(
+        &p,
+        "a@example.org",
+        &[&format!("{me}@mail.test.example")],
+        "From: a@example.org\r\nSubject: addheader\r\n\r\nfrom the network",
+    );
+    p.wait_delivered(&me, 2, 20);
+    let log = p.log();
+    assert_eq!(log.matches(&header(&network)).count(), 1, "{log}");
+    assert_eq!(log.matches(&header(&local)).count(), 1, "{log}");
 }
