@@ -171,28 +171,40 @@ fn start_rspamd(dns: &DnsServer) -> Option<Daemon> {
     Some(Daemon::start(cmd, Signal::SIGTERM, port, dir, "rspamd.log"))
 }
 
+/// The DNS server rspamd asks (it holds nothing), rspamd, and postern
+/// with rspamd as its smtpd milter; `None` (skip) without rspamd.
+fn with_rspamd() -> Option<(DnsServer, Daemon, Postern)> {
+    let dns = DnsServer::start(Zone::new());
+    let rspamd = start_rspamd(&dns)?;
+    let p = Postern::start(&format!("[milters]\nsmtpd = [\"{}\"]\n", rspamd.address()));
+    Some((dns, rspamd, p))
+}
+
+/// A message from a@example.org to `to`, without the final CRLF (as
+/// [`Mail::reply`] takes it).
+fn message(to: &str, subject: &str, body: &str) -> String {
+    format!(
+        "From: a@example.org\r\nTo: {to}\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@example.org>\r\n\r\n{body}"
+    )
+}
+
 /// GTUBE, the test pattern every spam filter rejects.
 const GTUBE: &str = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
 #[test]
 fn issue_20_rspamd_rejects_gtube_with_its_own_reply() {
-    let dns = DnsServer::start(Zone::new());
-    let Some(rspamd) = start_rspamd(&dns) else {
+    let Some((dns, rspamd, p)) = with_rspamd() else {
         return;
     };
-    let p = Postern::start(&format!("[milters]\nsmtpd = [\"{}\"]\n", rspamd.address()));
-    let me = me();
-    let to = format!("{me}@mail.test.example");
+    let to = format!("{}@mail.test.example", me());
     let mail = Mail {
         helo: "client.example",
         from: "a@example.org",
         to: &[&to],
         ..MAIL
     };
-    let data = format!(
-        "From: a@example.org\r\nTo: {to}\r\nSubject: spam\r\nMessage-ID: <gtube@example.org>\r\n\r\n{GTUBE}"
-    );
-    let reply = mail.reply(&p, &data);
+    let reply = mail.reply(&p, &message(&to, "spam", GTUBE));
     assert_eq!(reply, "554 5.7.1 Gtube pattern", "{}", rspamd.log_text());
     let log = p.log();
     assert!(
@@ -207,22 +219,17 @@ fn issue_20_rspamd_rejects_gtube_with_its_own_reply() {
 
 #[test]
 fn issue_20_rspamd_adds_its_headers_to_a_clean_message() {
-    let dns = DnsServer::start(Zone::new());
-    let Some(rspamd) = start_rspamd(&dns) else {
+    let Some((dns, rspamd, p)) = with_rspamd() else {
         return;
     };
-    let p = Postern::start(&format!("[milters]\nsmtpd = [\"{}\"]\n", rspamd.address()));
-    let me = me();
-    let to = format!("{me}@mail.test.example");
+    let to = format!("{}@mail.test.example", me());
     let id = send(
         &p,
         "a@example.org",
         &[&to],
-        &format!(
-            "From: a@example.org\r\nTo: {to}\r\nSubject: ham\r\nMessage-ID: <ham@example.org>\r\n\r\nA plain message."
-        ),
+        &message(&to, "ham", "A plain message."),
     );
-    let file = &p.wait_delivered(&me, 1, 20)[0];
+    let file = &p.wait_delivered(&me(), 1, 20)[0];
     let text = std::fs::read_to_string(file).unwrap();
     let (head, body) = text.split_once("\n\n").unwrap();
     assert_eq!(body, "A plain message.\n");
