@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::maildir::{Outcome, Watch};
-use crate::message::{Message, RunNonce};
+use crate::message::{Field, Message, RunNonce};
 use crate::procstat::{self, Sampler};
 use crate::round;
 use crate::smtp_client::{Envelope, Session, SmtpError};
@@ -37,6 +37,9 @@ pub struct Config {
     /// Reconnect after this many messages (None: one connection per
     /// session for the whole run).
     pub per_connection: Option<u64>,
+    /// A header field every delivered message must carry (what a milter
+    /// adds, for example).
+    pub expect: Option<Field>,
 }
 
 /// The JSON line of `load`. Measures that could not be taken are null.
@@ -54,6 +57,10 @@ pub struct Report {
     pub latency_p99_ms: Option<f64>,
     pub missing: Option<u64>,
     pub duplicates: Option<u64>,
+    /// The expected field (`--expect-header`), and how many delivered
+    /// messages lacked it.
+    pub expected_header: Option<String>,
+    pub lacking_header: Option<u64>,
     pub cpu_secs: Option<f64>,
     pub cpu_ms_per_message: Option<f64>,
     pub peak_rss_kb: Option<u64>,
@@ -82,6 +89,7 @@ pub async fn run(config: &Config) -> Report {
         sessions,
         starttls: config.starttls,
         messages_per_connection: config.per_connection,
+        expected_header: config.expect.as_ref().map(Field::to_string),
         ..Report::default()
     };
     if let Err(error) = measure(config, sessions, &mut report).await {
@@ -108,7 +116,7 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
     let deadline = Instant::now() + config.timeout;
     let sampler =
         Sampler::start(config.root_pid, SAMPLE_EVERY).map_err(|e| format!("sampler: {e}"))?;
-    let watch = match Watch::start(&config.maildir, nonce, n, deadline) {
+    let watch = match Watch::start(&config.maildir, nonce, n, config.expect.clone(), deadline) {
         Ok(watch) => watch,
         Err(e) => {
             let _ = sampler.finish();
@@ -152,6 +160,17 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
                     } else {
                         String::new()
                     }
+                ));
+            }
+            if found.lacking > 0 && failure.is_none() {
+                failure = Some(format!(
+                    "{} of the messages in {}/new lack the field {}",
+                    found.lacking,
+                    config.maildir.display(),
+                    config
+                        .expect
+                        .as_ref()
+                        .map_or(String::new(), Field::to_string),
                 ));
             }
         }
@@ -207,6 +226,9 @@ impl Report {
     ) -> bool {
         self.missing = Some(found.missing);
         self.duplicates = Some(found.duplicates);
+        if self.expected_header.is_some() {
+            self.lacking_header = Some(found.lacking);
+        }
         if let Some(at) = found.complete_at.filter(|_| all_accepted) {
             let secs = at.duration_since(first_connect).as_secs_f64();
             self.e2e_secs = Some(round(secs, 6));
@@ -399,6 +421,7 @@ mod tests {
             helo: "test.localhost".into(),
             starttls: false,
             per_connection: None,
+            expect: None,
         }
     }
 
@@ -479,6 +502,35 @@ mod tests {
         let r = run(&c).await;
         assert!(!r.ok);
         assert!(r.error.unwrap().contains("STARTTLS: not offered"));
+    }
+
+    /// `--expect-header`: the trivial server adds no field, so every
+    /// message arrives and the run still fails, saying how many lack it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_without_the_expected_field_fail_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("Maildir");
+        let server = loopback::spawn(ServerOptions {
+            maildir: Some(maildir.clone()),
+            ..ServerOptions::default()
+        })
+        .await
+        .unwrap();
+        let mut c = config(server.addr(), maildir, 6, 2);
+        c.expect = Some(Field::parse("X-Milter: seen").unwrap());
+        let r = run(&c).await;
+        assert!(!r.ok);
+        assert_eq!(
+            (r.missing, r.duplicates, r.lacking_header),
+            (Some(0), Some(0), Some(6))
+        );
+        assert_eq!(r.expected_header.as_deref(), Some("X-Milter: seen"));
+        assert!(r.error.unwrap().contains("6 of the messages"));
+        // The field the messages do carry passes.
+        c.expect = Some(Field::parse("To: <user@localhost>").unwrap());
+        let r = run(&c).await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.lacking_header, Some(0));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

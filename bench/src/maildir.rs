@@ -6,9 +6,10 @@
 //! counts its entries (files are never removed during a run, and those
 //! already there at the start are remembered by name and ignored). Once enough new files may be
 //! there, it reads the ones it has not read yet and tallies the IDs of this
-//! run found in their `X-Bench-Id:` header; the run is complete when every
-//! ID has been seen. After a short settling pause a last pass catches late
-//! duplicates.
+//! run found in their `X-Bench-Id:` header (and, when a field is expected,
+//! counts those of the run's files that lack it); the run is complete when
+//! every ID has been seen. After a short settling pause a last pass catches
+//! late duplicates.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::message::{RunNonce, bench_id};
+use crate::message::{Field, RunNonce, bench_id, has_field};
 
 /// The shortest pause between two polls of `new/`.
 const POLL: Duration = Duration::from_millis(5);
@@ -38,6 +39,8 @@ pub struct Outcome {
     pub complete_at: Option<Instant>,
     pub missing: u64,
     pub duplicates: u64,
+    /// The run's files without the expected field (0 when none is expected).
+    pub lacking: u64,
 }
 
 /// A running watch of a Maildir.
@@ -55,11 +58,13 @@ struct Flags {
 impl Watch {
     /// Remembers what `maildir/new` holds now (it may not exist yet), then
     /// waits to be armed and watches until all `count` messages of `nonce`
-    /// are there, the deadline passes or the watch is cancelled.
+    /// are there, the deadline passes or the watch is cancelled; each of
+    /// them should carry `expect`.
     pub fn start(
         maildir: &Path,
         nonce: RunNonce,
         count: u64,
+        expect: Option<Field>,
         deadline: Instant,
     ) -> io::Result<Watch> {
         let new = maildir.join("new");
@@ -69,6 +74,8 @@ impl Watch {
         let mut watcher = Watcher {
             new,
             nonce,
+            expect,
+            lacking: 0,
             before,
             read: HashSet::new(),
             tally: Tally::new(count),
@@ -103,6 +110,9 @@ impl Watch {
 struct Watcher {
     new: PathBuf,
     nonce: RunNonce,
+    expect: Option<Field>,
+    /// The run's files read so far without `expect`.
+    lacking: u64,
     /// Names in `new/` before the run.
     before: HashSet<OsString>,
     /// Names read during the run.
@@ -156,6 +166,7 @@ impl Watcher {
             complete_at,
             missing: self.tally.missing(),
             duplicates: self.tally.duplicates(),
+            lacking: self.lacking,
         })
     }
 
@@ -172,10 +183,14 @@ impl Watcher {
             fresh += 1;
             let path = self.new.join(&name);
             let n = read_head(&path, &mut self.head)?;
-            if let Some(id) = bench_id(&self.head[..n])
+            let head = &self.head[..n];
+            if let Some(id) = bench_id(head)
                 && id.nonce == self.nonce.as_str()
             {
                 self.tally.record(id.number);
+                if self.expect.as_ref().is_some_and(|f| !has_field(head, f)) {
+                    self.lacking += 1;
+                }
             }
             self.read.insert(name);
         }
@@ -276,10 +291,15 @@ mod tests {
 
     /// Writes a file beside `new/`, then renames it in, as Maildir does.
     fn deliver(new: &Path, name: &str, id: &str) {
+        deliver_with(new, name, id, "");
+    }
+
+    /// The same with more header lines (`extra`, each ending in LF).
+    fn deliver_with(new: &Path, name: &str, id: &str, extra: &str) {
         let tmp = new.with_file_name(format!("tmp-{name}"));
         fs::write(
             &tmp,
-            format!("Return-Path: <a@x>\nX-Bench-Id: {id}\n\nbody\n"),
+            format!("Return-Path: <a@x>\n{extra}X-Bench-Id: {id}\n\nbody\n"),
         )
         .unwrap();
         fs::rename(&tmp, new.join(name)).unwrap();
@@ -304,7 +324,7 @@ mod tests {
         deliver(&new, "old1", "0000000000000000-0000000000");
         let nonce = RunNonce::random();
         let deadline = Instant::now() + Duration::from_secs(10);
-        let watch = Watch::start(dir.path(), nonce.clone(), 3, deadline).unwrap();
+        let watch = Watch::start(dir.path(), nonce.clone(), 3, None, deadline).unwrap();
         watch.arm();
         deliver(&new, "a", &format!("{nonce}-0000000000"));
         deliver(&new, "other", "ffffffffffffffff-0000000001");
@@ -313,7 +333,26 @@ mod tests {
         deliver(&new, "c", &format!("{nonce}-0000000002"));
         let out = watch.finish().unwrap();
         assert!(out.complete_at.is_some());
-        assert_eq!((out.missing, out.duplicates), (0, 0));
+        assert_eq!((out.missing, out.duplicates, out.lacking), (0, 0, 0));
+    }
+
+    #[test]
+    fn watch_counts_the_runs_files_without_the_expected_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = dir.path().join("new");
+        fs::create_dir(&new).unwrap();
+        let nonce = RunNonce::random();
+        let field = Field::parse("X-Milter: seen").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let watch = Watch::start(dir.path(), nonce.clone(), 3, Some(field), deadline).unwrap();
+        watch.arm();
+        deliver_with(&new, "a", &format!("{nonce}-0"), "X-Milter: seen\n");
+        deliver(&new, "b", &format!("{nonce}-1"));
+        deliver_with(&new, "c", &format!("{nonce}-2"), "X-Milter: not seen\n");
+        deliver(&new, "other", "ffffffffffffffff-0000000001");
+        let out = watch.finish().unwrap();
+        assert!(out.complete_at.is_some());
+        assert_eq!((out.missing, out.duplicates, out.lacking), (0, 0, 2));
     }
 
     #[test]
@@ -322,7 +361,7 @@ mod tests {
         let nonce = RunNonce::random();
         // new/ does not exist at the start.
         let deadline = Instant::now() + Duration::from_millis(200);
-        let watch = Watch::start(dir.path(), nonce.clone(), 3, deadline).unwrap();
+        let watch = Watch::start(dir.path(), nonce.clone(), 3, None, deadline).unwrap();
         watch.arm();
         let new = dir.path().join("new");
         fs::create_dir(&new).unwrap();
@@ -340,13 +379,13 @@ mod tests {
         let nonce = RunNonce::random();
         let started = Instant::now();
         let deadline = started + Duration::from_millis(100);
-        let watch = Watch::start(dir.path(), nonce.clone(), 1, deadline).unwrap();
+        let watch = Watch::start(dir.path(), nonce.clone(), 1, None, deadline).unwrap();
         let out = watch.finish().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(100));
         assert_eq!((out.complete_at, out.missing), (None, 1));
 
         let deadline = Instant::now() + Duration::from_secs(60);
-        let watch = Watch::start(dir.path(), nonce, 1, deadline).unwrap();
+        let watch = Watch::start(dir.path(), nonce, 1, None, deadline).unwrap();
         watch.cancel();
         assert_eq!(watch.finish().unwrap().missing, 1);
         assert!(started.elapsed() < Duration::from_secs(30));

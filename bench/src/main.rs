@@ -18,7 +18,9 @@
 //!     seen in the Maildir's `new/`), found by polling `new/` every few ms;
 //!     afterwards every new file is read and each of the run's N IDs
 //!     (`X-Bench-Id: <nonce>-<n>`, the nonce random per run) must be there
-//!     exactly once (`missing`, `duplicates`);
+//!     exactly once (`missing`, `duplicates`), and with `--expect-header
+//!     'Name: value'` each of the run's files must carry that field
+//!     (`lacking_header`; what a milter adds, for example);
 //!   - *the MTA's resources*: the root process given by `--root-pid` and all
 //!     its live descendants (found through `/proc/*/stat`): CPU seconds as
 //!     the difference of their summed utime+stime+cutime+cstime between the
@@ -128,6 +130,10 @@ struct LoadArgs {
     /// one connection for the whole run).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     messages_per_connection: Option<u64>,
+    /// A header field, "Name: value", that every delivered message must
+    /// carry (in its header section; the value compared exactly).
+    #[arg(long, value_parser = message::Field::parse)]
+    expect_header: Option<message::Field>,
 }
 
 #[derive(clap::Args)]
@@ -194,6 +200,7 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         helo: args.helo,
         starttls: args.starttls,
         per_connection: args.messages_per_connection,
+        expect: args.expect_header,
     };
     let report = runtime()?.block_on(load::run(&config));
     print_json(&report)?;

@@ -203,6 +203,65 @@ pub fn bench_id(message: &[u8]) -> Option<BenchId<'_>> {
     None
 }
 
+/// A header field every delivered message of a run must carry, e.g.
+/// `X-Milter: seen` (what the benchmark's milter adds): `--expect-header`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Without the colon (compared in any case).
+    name: String,
+    value: String,
+}
+
+impl Field {
+    /// `Name: value`; the name without blanks, the value trimmed.
+    pub fn parse(text: &str) -> Result<Field, String> {
+        let (name, value) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?}: not \"Name: value\""))?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{text:?}: not a header field name before the colon"
+            ));
+        }
+        Ok(Field {
+            name: name.to_string(),
+            value: value.trim().to_string(),
+        })
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.value)
+    }
+}
+
+/// Whether the header section of `message` (LF or CRLF line ends) holds
+/// `field`: its name in any case, its value (unfolded, trimmed) exactly.
+pub fn has_field(message: &[u8], field: &Field) -> bool {
+    let mut lines = message
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .peekable();
+    while let Some(line) = lines.next() {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if !line[..colon].eq_ignore_ascii_case(field.name.as_bytes()) {
+            continue;
+        }
+        let mut value = line[colon + 1..].to_vec();
+        while let Some(next) = lines.next_if(|l| l.starts_with(b" ") || l.starts_with(b"\t")) {
+            value.extend_from_slice(next);
+        }
+        if value.trim_ascii() == field.value.as_bytes() {
+            return true;
+        }
+    }
+    false
+}
+
 /// SplitMix64's output function: spreads the bits of a seed.
 fn splitmix64(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -317,6 +376,21 @@ mod tests {
         assert_eq!(bench_id(b"X-Bench-Id: abc-1x\n\n"), None);
         assert_eq!(bench_id(b"X-Bench-Id: abc-\n\n"), None);
         assert_eq!(bench_id(b""), None);
+    }
+
+    #[test]
+    fn has_field_finds_the_field_in_the_header_section_only() {
+        let field = Field::parse("X-Milter: seen").unwrap();
+        assert_eq!(field.to_string(), "X-Milter: seen");
+        let with = b"Return-Path: <a@x>\r\nx-milter:  seen \r\nX-Bench-Id: n-1\r\n\r\nbody\r\n";
+        assert!(has_field(with, &field));
+        let folded = b"X-Milter:\n seen\nSubject: s\n\nbody\n";
+        assert!(has_field(folded, &field));
+        let other = b"X-Milter: not seen\r\nX-Milter-Other: seen\r\n\r\nX-Milter: seen\r\n";
+        assert!(!has_field(other, &field));
+        assert!(Field::parse("no colon").is_err());
+        assert!(Field::parse("two words: x").is_err());
+        assert!(Field::parse(": x").is_err());
     }
 
     #[test]
