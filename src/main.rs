@@ -53,7 +53,7 @@ enum Command {
         /// but nothing of the system: no postern user, queue or run
         /// directory, owners or modes. For builds (NixOS checks the
         /// rendered file as the build user) and CI.
-        #[arg(long)]
+        #[arg(long, visible_alias = "offline")]
         no_system: bool,
     },
     /// Show the configuration.
@@ -322,6 +322,12 @@ enum ConfigAction {
         /// Only settings that differ from the defaults (like postconf -n).
         #[arg(long)]
         non_default: bool,
+        /// The built-in defaults, not the file's values (like postconf -d).
+        #[arg(long, conflicts_with = "non_default")]
+        defaults: bool,
+        /// Only these keys, `table.key` or a Postfix name (`relay.networks`,
+        /// `mynetworks`), one `key = value` line each (like postconf NAME).
+        keys: Vec<String>,
     },
     /// Print a JSON Schema of postern.toml, for editors (taplo, Even
     /// Better TOML): every key with its type, documentation and default.
@@ -586,9 +592,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate { what } => generate(&cli.config, what),
         Command::Check { no_system } => check(&cli.config, no_system),
         Command::Config {
-            action: ConfigAction::Show { non_default },
+            action:
+                ConfigAction::Show {
+                    non_default,
+                    defaults,
+                    keys,
+                },
         } => {
-            let config = load(&cli.config)?;
+            let config = match defaults {
+                true => postern::config::Config::builtin(),
+                false => load(&cli.config)?,
+            };
+            if !keys.is_empty() {
+                let shown = config.show_keys(&keys).map_err(anyhow::Error::msg)?;
+                print!("{shown}");
+                return Ok(ExitCode::SUCCESS);
+            }
             match non_default {
                 true => print!("{}", config.to_toml(true)),
                 false => print!("{}", config.to_annotated_toml()),

@@ -361,6 +361,12 @@ impl Config {
         show::to_toml(self, non_default, &System::current())
     }
 
+    /// The keys named (`relay.networks`, or Postfix's `mynetworks`), one
+    /// `table.key = value` line each, as `postconf NAME…`.
+    pub fn show_keys(&self, names: &[String]) -> Result<String, String> {
+        show::some(self, names)
+    }
+
     /// The whole configuration as TOML with a comment above each key:
     /// what it is, the Postfix parameter it replaces, its default
     /// (`postern config show`). Parses back as [`Config::to_toml`] does.

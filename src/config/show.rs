@@ -77,6 +77,46 @@ pub(super) fn annotated(config: &Config, system: &System) -> String {
     render_with(&entries(config), |_| true, comment)
 }
 
+/// `postern config show KEY…`, as `postconf NAME…`: one `table.key =
+/// value` line per key asked, in the order asked. A key is named as in
+/// the file (`relay.networks`) or by its Postfix parameter
+/// (`mynetworks`: every key that replaces it). `Err`: the names not
+/// known.
+pub(super) fn some(config: &Config, names: &[String]) -> Result<String, String> {
+    let values = entries(config);
+    let mut out = String::new();
+    let mut unknown = Vec::new();
+    for name in names {
+        let dotted: Vec<String> = match name.split_once('.') {
+            Some((table, key)) => super::keys::find(table, key)
+                .map(|k| vec![k.dotted()])
+                .unwrap_or_default(),
+            None => KEYS
+                .iter()
+                .filter(|k| !k.postfix.is_empty() && k.postfix == name)
+                .map(|k| k.dotted())
+                .collect(),
+        };
+        if dotted.is_empty() {
+            unknown.push(name.clone());
+        }
+        for key in dotted {
+            if let Some((_, value)) = values.iter().find(|(k, _)| *k == key) {
+                out.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+    }
+    match unknown.is_empty() {
+        true => Ok(out),
+        false => Err(format!(
+            "unknown configuration key{}: {} (a key is written table.key, as \
+             relay.networks, or by its Postfix name, as mynetworks)",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", ")
+        )),
+    }
+}
+
 /// The default as the documentation says it: the text after `Default:`
 /// up to the end of its sentence.
 fn default_sentence(doc: &str) -> Option<String> {

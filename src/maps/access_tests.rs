@@ -268,3 +268,55 @@ fn actions() {
     );
     assert_eq!(parse_action("650 nope"), Restriction("650 nope".into()));
 }
+
+fn cidr(text: &str) -> Table {
+    let (data, diags) = Data::parse(Kind::Cidr, "t", text);
+    assert!(diags.is_empty(), "{diags:?}");
+    Table::fixed("cidr:t", Kind::Cidr, data)
+}
+
+/// Issue 21: `cidr:` tables, Postfix's client access by network: the
+/// first network that holds the address wins; names are not looked up.
+#[test]
+fn cidr_tables_match_client_addresses_by_network_first_match_wins() {
+    let t = cidr(
+        "# comment\n192.0.2.7 OK\n192.0.2.0/24 REJECT bad net\n\
+         0.0.0.0/0 DUNNO\n[2001:db8::]/32 REJECT v6\n",
+    );
+    let value = |addr: &str| {
+        client(&t, ip(addr), Some("host.example"))
+            .unwrap()
+            .map(|(_, v)| v)
+    };
+    assert_eq!(value("192.0.2.7").as_deref(), Some("OK"));
+    assert_eq!(value("192.0.2.8").as_deref(), Some("REJECT bad net"));
+    assert_eq!(value("198.51.100.1").as_deref(), Some("DUNNO"));
+    assert_eq!(value("2001:db8::1").as_deref(), Some("REJECT v6"));
+    // An IPv4-mapped client is its IPv4 address.
+    assert_eq!(value("::ffff:192.0.2.9").as_deref(), Some("REJECT bad net"));
+    assert_eq!(t.get("host.example").unwrap(), None);
+}
+
+#[test]
+fn cidr_table_errors_name_the_line_and_the_fix() {
+    let (_, diags) = Data::parse(
+        Kind::Cidr,
+        "/etc/postern/clients.cidr",
+        "192.0.2.1/24 REJECT\n10.0.0.0/33 OK\nmail.example OK\n!10.0.0.0/8 OK\n",
+    );
+    let text: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert!(text[0].contains(":1:"), "{text:?}");
+    assert!(
+        text[0].contains("perhaps you should use \"192.0.2.0/24\" instead"),
+        "{text:?}"
+    );
+    assert!(
+        text[1].contains(":2:") && text[1].contains("bad prefix length (0 to 32)"),
+        "{text:?}"
+    );
+    assert!(text[2].contains("not an address or network"), "{text:?}");
+    assert!(
+        text[3].contains("negated patterns are not supported"),
+        "{text:?}"
+    );
+}

@@ -24,9 +24,9 @@ pub(crate) fn build_target<'a>(
         _ => (ty.unwrap_or("hash"), file),
     };
     match Kind::from_type(ty) {
-        Some(k @ (Kind::Hash | Kind::Regexp | Kind::Pcre)) => Ok((k, Path::new(path))),
+        Some(k @ (Kind::Hash | Kind::Regexp | Kind::Pcre | Kind::Cidr)) => Ok((k, Path::new(path))),
         _ => Err(MapError::Spec(format!(
-            "{ty:?}: not a file table type (hash, texthash, regexp, pcre)"
+            "{ty:?}: not a file table type (hash, texthash, regexp, pcre, cidr)"
         ))),
     }
 }

@@ -65,6 +65,9 @@ pub enum Kind {
     Pcre,
     Inline,
     Static,
+    /// Networks (`192.0.2.0/24`, `2001:db8::/32`), first match wins:
+    /// Postfix's `cidr:` tables, for client addresses.
+    Cidr,
 }
 
 impl Kind {
@@ -76,6 +79,7 @@ impl Kind {
             "pcre" => Kind::Pcre,
             "inline" => Kind::Inline,
             "static" => Kind::Static,
+            "cidr" => Kind::Cidr,
             _ => return None,
         })
     }
@@ -124,6 +128,8 @@ pub enum Data {
     Exact(HashMap<String, String>),
     Patterns(PatternTable),
     Static(String),
+    /// A `cidr:` table's entries, in file order.
+    Cidr(Vec<(ipnet::IpNet, String)>),
 }
 
 impl Data {
@@ -133,12 +139,25 @@ impl Data {
             Data::Exact(m) => m.get(String::from_utf8_lossy(key).as_ref()).cloned(),
             Data::Patterns(p) => p.lookup(key),
             Data::Static(v) => Some(v.clone()),
+            Data::Cidr(entries) => {
+                let key = String::from_utf8_lossy(key);
+                let key = key.trim_start_matches('[').trim_end_matches(']');
+                let ip = key.parse::<std::net::IpAddr>().ok()?.to_canonical();
+                entries
+                    .iter()
+                    .find(|(net, _)| net.contains(&ip))
+                    .map(|(_, v)| v.clone())
+            }
         }
     }
 
     /// Parses a file's text as a table of `kind` (Hash, Regexp or Pcre);
     /// `file` names it in diagnostics.
     pub fn parse(kind: Kind, file: &str, text: &str) -> (Data, Vec<Diagnostic>) {
+        if kind == Kind::Cidr {
+            let (entries, d) = text::parse_cidr(file, text);
+            return (Data::Cidr(entries), d);
+        }
         match kind.engine() {
             Some(engine) => {
                 let (t, d) = PatternTable::parse(engine, file, text);
@@ -166,7 +185,7 @@ impl Table {
             .ok_or_else(|| MapError::Spec(format!("{spec:?}: expected type:name")))?;
         let kind = Kind::from_type(ty).ok_or_else(|| {
             MapError::Spec(format!(
-                "{spec:?}: unsupported table type {ty:?} (hash, texthash, regexp, pcre, inline, static)"
+                "{spec:?}: unsupported table type {ty:?} (hash, texthash, regexp, pcre, cidr, inline, static)"
             ))
         })?;
         let named = (kind == Kind::Inline && !rest.trim_start().starts_with('{'))
@@ -235,9 +254,10 @@ impl Table {
         &self.inner.spec
     }
 
-    /// regexp/pcre: queried once with the whole string, no partial keys.
+    /// regexp/pcre/cidr: queried once with the whole string, no partial
+    /// keys.
     pub(crate) fn is_pattern(&self) -> bool {
-        matches!(self.inner.kind, Kind::Regexp | Kind::Pcre)
+        matches!(self.inner.kind, Kind::Regexp | Kind::Pcre | Kind::Cidr)
     }
 
     /// One query: the exact (lower-cased) key for hash/inline/static; the

@@ -111,6 +111,60 @@ pub(crate) fn parse_hash(file: &str, text: &str) -> (HashMap<String, String>, Ve
 
 /// `key whitespace value`; the key may be `"quoted"` (with `\"` and `\\`
 /// escapes) to hold whitespace, as postmap 3.2 and later accept.
+/// Entries of a `cidr:` file, in order: `network/prefix value` or a
+/// lone address (a /32 or /128), IPv6 with or without brackets. A
+/// network with host bits set is an error naming the network it
+/// likely means, as Postfix's cidr_table says.
+pub(crate) fn parse_cidr(file: &str, text: &str) -> (Vec<(ipnet::IpNet, String)>, Vec<Diagnostic>) {
+    let mut entries = Vec::new();
+    let mut diags = Vec::new();
+    for (n, line) in logical_lines(text) {
+        let (key, value) = match split_entry(&line) {
+            Ok(entry) => entry,
+            Err(e) => {
+                diags.push(Diagnostic::error(file, n, e));
+                continue;
+            }
+        };
+        match parse_network(&key) {
+            Ok(net) => entries.push((net, value)),
+            Err(e) => diags.push(Diagnostic::error(file, n, e)),
+        }
+    }
+    (entries, diags)
+}
+
+fn parse_network(key: &str) -> Result<ipnet::IpNet, String> {
+    if key.starts_with('!') {
+        return Err(format!("\"{key}\": negated patterns are not supported"));
+    }
+    let (addr, len) = match key.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (key, None),
+    };
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = addr.parse().map_err(|_| {
+        format!("\"{key}\": not an address or network (192.0.2.0/24, 2001:db8::/32)")
+    })?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match len {
+        None => max,
+        Some(l) => l
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("\"{key}\": bad prefix length (0 to {max})"))?,
+    };
+    let net = ipnet::IpNet::new(ip, len).map_err(|e| format!("\"{key}\": {e}"))?;
+    if net.network() != ip {
+        return Err(format!(
+            "\"{key}\": non-null host address bits, perhaps you should use \"{}\" instead",
+            net.trunc()
+        ));
+    }
+    Ok(net)
+}
+
 fn split_entry(line: &str) -> Result<(String, String), String> {
     let line = line.trim();
     let (key, rest) = if let Some(quoted) = line.strip_prefix('"') {

@@ -127,6 +127,10 @@ pub enum Element {
     /// SPF says the client may not send for the MAIL FROM domain (`550
     /// 5.7.23`).
     RejectSpfFail,
+    /// `check_policy_service inet:host:port|unix:/path`: Postfix's policy
+    /// delegation (postgrey, policyd-spf): the server's `action=` is an
+    /// access table's action.
+    CheckPolicyService(String),
 }
 
 /// Which clients `reject_*sender_login_mismatch` checks (Postfix's four
@@ -342,6 +346,14 @@ fn parse_one(
         check_table(&table).map_err(|r| (format!("{token} {table}"), r))?;
         return Ok(Element::CheckAccess { what: *what, table });
     }
+    if name == "check_policy_service" {
+        let service = argument(&token, tokens, "a server (inet:host:port or unix:/path)")?;
+        crate::milter::Address::parse(&service).map_err(|e| {
+            let why = e.to_string().replace("milter address", "policy server");
+            (format!("{token} {service}"), why)
+        })?;
+        return Ok(Element::CheckPolicyService(service));
+    }
     if let Some((_, target)) = RBL.iter().find(|(n, _)| *n == name) {
         let arg = argument(&token, tokens, "a DNS zone (zone or zone=filter)")?;
         let (zone, filter) = parse_zone(&arg).map_err(|r| (format!("{token} {arg}"), r))?;
@@ -450,7 +462,7 @@ fn nearest(name: &str) -> Option<&'static str> {
         .map(|(n, _)| *n)
         .chain(ACCESS.iter().map(|(n, _)| *n))
         .chain(RBL.iter().map(|(n, _)| *n))
-        .chain(["warn_if_reject"])
+        .chain(["warn_if_reject", "check_policy_service"])
         .map(|n| (strsim::levenshtein(name, n), n))
         .filter(|(d, n)| *d <= 3.max(n.len() / 4))
         .min_by_key(|(d, _)| *d)
@@ -574,6 +586,9 @@ impl fmt::Display for Element {
             Element::RejectUnknownHeloHostname => "reject_unknown_helo_hostname",
             Element::RejectInvalidHeloHostname => "reject_invalid_helo_hostname",
             Element::RejectSpfFail => "reject_spf_fail",
+            Element::CheckPolicyService(service) => {
+                return write!(f, "check_policy_service {service}");
+            }
             Element::WarnIfReject(next) => return write!(f, "warn_if_reject {next}"),
             Element::CheckAccess { what, table } => {
                 let name = ACCESS

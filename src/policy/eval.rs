@@ -227,6 +227,7 @@ impl<'a, 't> Eval<'a, 't> {
             | Element::RejectUnknownHeloHostname => self.envelope(element).await,
             Element::RejectUnknownClientHostname => self.unknown_client_hostname(),
             Element::RejectSpfFail => self.reject_spf_fail().await,
+            Element::CheckPolicyService(service) => self.policy_service(service).await,
             Element::WarnIfReject(_) => Outcome::Dunno,
         }
     }
@@ -361,6 +362,58 @@ impl<'a, 't> Eval<'a, 't> {
             said(&checks.helo)
         ));
         Some(checks)
+    }
+
+    /// `check_policy_service`: the server's action, as an access table's
+    /// for the recipient (the client before RCPT); a server that cannot
+    /// be asked is `451 4.3.5 Server configuration problem`, Postfix's
+    /// `smtpd_policy_service_default_action`.
+    async fn policy_service(&mut self, service: &str) -> Outcome {
+        let ctx = self.ctx;
+        let state = match self.when {
+            When::Connect => "CONNECT",
+            When::Helo => "EHLO",
+            When::Mail => "MAIL",
+            When::Rcpt => "RCPT",
+        };
+        let name = ctx.name.to_string();
+        let attributes = [
+            ("request", "smtpd_access_policy".to_string()),
+            ("protocol_state", state.to_string()),
+            ("protocol_name", "ESMTP".to_string()),
+            ("client_address", ctx.ip.to_canonical().to_string()),
+            ("client_name", name.clone()),
+            ("reverse_client_name", name),
+            ("helo_name", ctx.helo.unwrap_or("").to_string()),
+            ("sender", ctx.sender.unwrap_or("").to_string()),
+            ("recipient", ctx.recipient.unwrap_or("").to_string()),
+            ("recipient_count", "0".to_string()),
+            ("queue_id", String::new()),
+            ("instance", String::new()),
+            ("size", "0".to_string()),
+            ("sasl_username", ctx.sasl_user.unwrap_or("").to_string()),
+        ];
+        let action = match super::service::ask(service, &attributes).await {
+            Ok(action) => action,
+            Err(e) => {
+                log::warn!("problem talking to server {service}: {e}");
+                self.note(format!("policy server {service}: {e}"));
+                return Outcome::Reject(Reply::new(451, "4.3.5", "Server configuration problem"));
+            }
+        };
+        self.note(format!("policy server {service}: action={action}"));
+        let target = match ctx.recipient {
+            Some(r) => Target {
+                name: r.to_string(),
+                class: RECIPIENT,
+            },
+            None => Target {
+                name: self.namaddr(),
+                class: CLIENT,
+            },
+        };
+        self.table_result(service, "policy query", &action, &target)
+            .await
     }
 
     /// `reject_spf_fail`: MAIL FROM's SPF result is `fail` (for the null

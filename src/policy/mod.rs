@@ -39,6 +39,7 @@ pub(crate) mod dns;
 mod element;
 pub(crate) mod eval;
 mod login;
+mod service;
 pub(crate) mod submitter;
 mod syntax;
 pub mod trace;
@@ -336,6 +337,32 @@ pub(crate) fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// The servers of `check_policy_service` in the restriction lists, for
+/// smtpd's sandbox.
+pub(crate) fn policy_services(config: &Config) -> Vec<crate::milter::Address> {
+    let r = &config.restrictions;
+    let sub = &config.submission;
+    let lists = Stage::ALL
+        .iter()
+        .zip([&r.client, &r.helo, &r.sender, &r.relay, &r.recipient])
+        .chain([(&Stage::Sender, &sub.sender), (&Stage::Relay, &sub.relay)]);
+    let mut out = Vec::new();
+    for (stage, items) in lists {
+        for element in parse_list(*stage, items).unwrap_or_default() {
+            let element = match element {
+                Element::WarnIfReject(inner) => *inner,
+                e => e,
+            };
+            if let Element::CheckPolicyService(service) = element
+                && let Ok(address) = crate::milter::Address::parse(&service)
+            {
+                out.push(address);
+            }
+        }
+    }
+    out
 }
 
 /// Whether the recipient is one postern accepts without restrictions:

@@ -12,6 +12,7 @@
 
 mod auth;
 mod message;
+mod milters;
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -25,7 +25,7 @@
 //!
 //! | role | reads | writes | TCP |
 //! |---|---|---|---|
-//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`) and the milters' (`milters.smtpd`, `milters.non_smtpd`), no bind |
+//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`) the milters' (`milters.smtpd`, `milters.non_smtpd`) and the policy servers' (`check_policy_service`), no bind |
 //! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
 //! | smtp | system files, its configuration, the queue, the SASL password files, the DKIM keys | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
@@ -162,8 +162,9 @@ impl Profile {
         // sockets (their directories, as Dovecot's above), nothing else.
         let mut ports = vec![53];
         ports.extend(config.dns.servers.iter().map(|s| s.port()));
+        let services = crate::policy::policy_services(config);
         let milters = config.milters.smtpd.iter().chain(&config.milters.non_smtpd);
-        for milter in milters {
+        for milter in milters.chain(&services) {
             match milter {
                 crate::milter::Address::Inet(addr) => ports.push(addr.port()),
                 crate::milter::Address::Unix(path) => {

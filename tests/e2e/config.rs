@@ -204,3 +204,43 @@ fn issue_14_ipv4_and_ipv6_wildcards_listen_side_by_side() {
         assert!(c.cmd("EHLO t").starts_with("250"), "{addr}");
     }
 }
+
+/// Issue 21: `postern config` as `postconf`: keys by name (postern's or
+/// Postfix's), the built-in defaults, and `check --offline`.
+#[test]
+fn issue_21_config_show_keys_defaults_and_check_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("postern.toml");
+    std::fs::write(
+        &conf,
+        "[relay]\nnetworks = [\"192.0.2.0/24\"]\n\n[milters]\nsmtpd = [\"inet:localhost:11332\"]\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&conf)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&["config", "show", "relay.networks", "smtpd_milters"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        text,
+        "relay.networks = [\"192.0.2.0/24\"]\nmilters.smtpd = [\"inet:127.0.0.1:11332\"]\n"
+    );
+    let (_, text) = run(&["config", "show", "--defaults", "mynetworks"]);
+    assert_eq!(text, "relay.networks = [\"127.0.0.0/8\", \"::1/128\"]\n");
+    let (code, text) = run(&["config", "show", "relay.netwroks"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("unknown configuration key: relay.netwroks"),
+        "{text}"
+    );
+    let (code, text) = run(&["check", "--offline"]);
+    assert_eq!(code, Some(0), "{text}");
+}

@@ -55,7 +55,7 @@ pub fn python() -> &'static str {
 }
 
 /// dkimpy's verdicts on `message`, one line per signature.
-fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
+pub fn verify(message: &[u8], dns: &DnsServer) -> Vec<String> {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), message).unwrap();
     let out = Command::new(python())

@@ -19,6 +19,7 @@ mod journal;
 mod logs;
 mod maildrop;
 mod milter;
+mod milter_real;
 mod misconfig;
 mod nixos;
 mod notify;

@@ -272,3 +272,88 @@ fn issue_20_a_milter_that_is_down_does_what_default_action_says() {
     let id = queue_id(&send(&p, "plain"));
     p.wait_log(&format!("{id}: on hold"), 1, 10);
 }
+
+#[test]
+fn issue_20_policy_test_message_asks_the_milters_too() {
+    let m = TestMilter::start();
+    // The tracer verifies the message too: a DNS server that answers.
+    let dns = crate::outbound::dns::DnsServer::start(crate::outbound::dns::Zone::new());
+    let p = postern_with(
+        &format!("smtpd = [\"{}\"]", m.address()),
+        &dns.config_table(),
+    );
+    let file = p.dir.path().join("m.eml");
+    std::fs::write(&file, message("addheader insheader reject")).unwrap();
+    let to = format!("{}@mail.test.example", me());
+    let out = p.postern(&[
+        "policy",
+        "test",
+        "--client",
+        "127.0.0.1",
+        "--helo",
+        "client.example",
+        "--from",
+        "a@example.org",
+        "--to",
+        &to,
+        "--message",
+        file.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        format!("milter {}:", m.address()),
+        "  CONNECT: continue".to_string(),
+        "  RCPT: continue".to_string(),
+        "  change: add header X-Added: added value".to_string(),
+        "  change: insert header at 0: X-Inserted: at the top".to_string(),
+        "  END-OF-MESSAGE: reject (550 5.7.1 Command rejected)".to_string(),
+        "  DATA: 550 5.7.1 Command rejected".to_string(),
+    ] {
+        assert!(text.contains(&line), "{line:?} not in:\n{text}");
+    }
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+/// Two milters in a row, as Postfix applies them: the second sees what
+/// the first changed, and both changes arrive.
+#[test]
+fn issue_20_several_milters_in_a_row() {
+    let (first, second) = (TestMilter::start(), TestMilter::start());
+    let p = postern_with(
+        &format!(
+            "smtpd = [\"{}\", \"{}\"]",
+            first.address(),
+            second.address()
+        ),
+        "",
+    );
+    queue_id(&send(&p, "addheader report"));
+    let file = &p.wait_delivered(&me(), 1, 20)[0];
+    let text = String::from_utf8(std::fs::read(file).unwrap()).unwrap();
+    let (head, _) = text.split_once("\n\n").unwrap();
+    let reports: Vec<serde_json::Value> = head
+        .lines()
+        .filter_map(|l| l.strip_prefix("X-Test-Report: "))
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2, "{head}");
+    assert_eq!(
+        head.matches("\nX-Added: added value\n").count(),
+        2,
+        "{head}"
+    );
+    // The second milter got the first one's field and report.
+    let seen: Vec<(String, String)> = reports[1]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h[0].as_str().unwrap().into(), h[1].as_str().unwrap().into()))
+        .collect();
+    assert!(
+        seen.contains(&("X-Added".into(), "added value".into())),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|(n, _)| n == "X-Test-Report"), "{seen:?}");
+    let first_seen = reports[0]["headers"].as_array().unwrap();
+    assert!(!first_seen.iter().any(|h| h[0] == "X-Test-Report"));
+}

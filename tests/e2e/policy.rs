@@ -689,3 +689,128 @@ fn issue_19_the_tracer_shows_dkim_spf_and_dmarc_of_a_message() {
     assert!(text.contains("\n  DATA: 250 accepted\n"), "{text}");
     assert!(!text.contains("removed first"), "{text}");
 }
+
+/// Issue 21: a `cidr:` file for client access, as Postfix's
+/// `check_client_access cidr:/etc/postfix/client.cidr`; `postern map
+/// build` checks it.
+#[test]
+fn issue_21_client_access_by_network_from_a_cidr_file() {
+    let dns = DnsServer::start(Zone::new());
+    let p = postern(
+        &dns,
+        "[restrictions]\nclient = [\"check_client_access cidr:{dir}/client.cidr\"]\n",
+    );
+    write_file(
+        &p.dir.path().join("client.cidr"),
+        b"# Postfix's cidr_table(5)\n127.0.0.4/32  OK\n127.0.0.0/29  REJECT go away\n",
+    );
+    let me = format!("{}@localhost", p.user);
+    let mut c = transaction(&p, "127.0.0.3", "three.example", "a@example.org");
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<{me}>")),
+        "554 5.7.1 <unknown[127.0.0.3]>: Client host rejected: go away"
+    );
+    let mut c = transaction(&p, "127.0.0.4", "four.example", "a@example.org");
+    assert_eq!(c.cmd(&format!("RCPT TO:<{me}>")), "250 2.1.5 Ok");
+    let mut c = transaction(&p, "127.0.0.9", "nine.example", "a@example.org");
+    assert_eq!(c.cmd(&format!("RCPT TO:<{me}>")), "250 2.1.5 Ok");
+    // A bad line is named with its file and line.
+    let bad = p.dir.path().join("bad.cidr");
+    write_file(&bad, b"127.0.0.1/24 OK\n");
+    let out = p.postern(&["map", "build", &format!("cidr:{}", bad.display())]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{}:1:", bad.display())) && text.contains("\"127.0.0.0/24\""),
+        "{text}"
+    );
+}
+
+/// Debian's postgrey on 127.0.0.1:PORT, greylisting for `delay` seconds,
+/// its database in a temporary directory.
+struct Postgrey {
+    child: std::process::Child,
+    port: u16,
+    _db: tempfile::TempDir,
+}
+
+impl Postgrey {
+    fn start(delay: u32) -> Postgrey {
+        let db = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = std::process::Command::new("/usr/sbin/postgrey");
+        cmd.arg(format!("--inet=127.0.0.1:{port}"))
+            .arg(format!("--dbdir={}", db.path().display()))
+            .arg(format!("--delay={delay}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if is_root() {
+            cmd.args(["--user=root", "--group=root"]);
+        }
+        let child = cmd
+            .spawn()
+            .expect("postgrey (apt-get install postgrey; .ci/run does)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "postgrey did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Postgrey {
+            child,
+            port,
+            _db: db,
+        }
+    }
+}
+
+impl Drop for Postgrey {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 21: `check_policy_service` with a real postgrey: the first
+/// attempt is greylisted with postgrey's words, the retry after the
+/// delay passes; a server that is down answers 451 4.3.5.
+#[test]
+fn issue_21_check_policy_service_greylists_with_postgrey() {
+    let grey = Postgrey::start(2);
+    let dns = DnsServer::start(Zone::new());
+    let p = postern(
+        &dns,
+        &format!(
+            "[restrictions]\nrecipient = [\"check_policy_service inet:127.0.0.1:{}\"]\n",
+            grey.port
+        ),
+    );
+    let me = format!("{}@localhost", p.user);
+    let rcpt = format!("RCPT TO:<{me}>");
+    let mut c = transaction(&p, "127.0.0.3", "three.example", "a@example.org");
+    let first = c.cmd(&rcpt);
+    assert!(
+        first.starts_with(&format!(
+            "450 4.7.1 <{me}>: Recipient address rejected: Greylisted, see http"
+        )),
+        "{first}"
+    );
+    assert!(
+        p.log()
+            .contains("NOQUEUE: reject: RCPT from unknown[127.0.0.3]: 450 4.7.1")
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let mut c = transaction(&p, "127.0.0.3", "three.example", "a@example.org");
+    assert_eq!(c.cmd(&rcpt), "250 2.1.5 Ok");
+    drop(grey);
+    let down = free_port();
+    let p = postern(
+        &dns,
+        &format!("[restrictions]\nrecipient = [\"check_policy_service inet:127.0.0.1:{down}\"]\n"),
+    );
+    let mut c = transaction(&p, "127.0.0.3", "three.example", "a@example.org");
+    assert_eq!(c.cmd(&rcpt), "451 4.3.5 Server configuration problem");
+    assert!(p.log().contains(&format!(
+        "warning: problem talking to server inet:127.0.0.1:{down}: connect:"
+    )));
+}

@@ -471,3 +471,28 @@ fn issue_19_only_smtp_can_read_the_dkim_keys() {
     assert_eq!(probe(&p.config, "smtpd", &[], &read), [false]);
     assert_eq!(probe(&p.config, "qmgr", &[], &read), [false]);
 }
+
+/// Issue 20: smtpd's room lets it reach its milters (the TCP port of
+/// `milters.smtpd`) and no other port.
+#[test]
+fn smtpd_reaches_its_milters_and_nothing_else() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the roles switch to postern)");
+        return;
+    }
+    let (_milter, milter) = listener();
+    let (_other, other) = listener();
+    let p = Postern::configure(
+        &format!("[sandbox]\nrequire = true\n\n[milters]\nsmtpd = [\"inet:{milter}\"]\n"),
+        &[],
+        None,
+    );
+    prepare(&p);
+    let got = probe(
+        &p.config,
+        "smtpd",
+        &[],
+        &[format!("connect:{milter}"), format!("connect:{other}")],
+    );
+    assert_eq!(got, [true, false]);
+}

@@ -50,6 +50,7 @@ pub(super) async fn end_of_data(
         }
     };
     let checks = content_checks(config, &stored, probe, client);
+    let for_milters = (!config.milters.smtpd.is_empty()).then(|| stored.clone());
     let ip = probe.client.to_canonical();
     let why_not = not_verified(config, ip, probe.sasl_user.is_some(), false);
     let mut dmarc_rejects = None;
@@ -86,7 +87,24 @@ pub(super) async fn end_of_data(
             };
         }
     };
-    let accepted = outcome(config, &verdict, dmarc_rejects.as_deref(), &mut lines);
+    // The milters, when nothing before them refused the message.
+    let refused_before = verdict.reject.is_some()
+        || verdict.discard
+        || (dmarc_rejects.is_some() && config.verify.dmarc_reject == DmarcReject::Reject);
+    let milters = match for_milters {
+        Some(stored) if !refused_before => {
+            let name = client.split('[').next().unwrap_or("unknown");
+            Some(super::milters::ask(config, probe, name, &stored).await)
+        }
+        _ => None,
+    };
+    let accepted = outcome(
+        config,
+        &verdict,
+        dmarc_rejects.as_deref(),
+        milters,
+        &mut lines,
+    );
     EndOfData {
         text: format!("{}\n  {}", path.display(), lines.join("\n  ")),
         authentication,
@@ -157,6 +175,7 @@ fn outcome(
     config: &Config,
     verdict: &Verdict,
     dmarc_rejects: Option<&str>,
+    milters: Option<super::milters::Said>,
     lines: &mut Vec<String>,
 ) -> bool {
     if let Some(r) = &verdict.reject {
@@ -185,7 +204,22 @@ fn outcome(
             DmarcReject::Header => {}
         }
     }
-    lines.push(match verdict.hold {
+    let mut hold = verdict.hold;
+    if let Some(said) = milters {
+        lines.extend(said.lines);
+        match said.refused {
+            Some(Some(r)) => {
+                lines.push(format!("DATA: {r}"));
+                return false;
+            }
+            Some(None) => {
+                lines.push("DATA: 250, then discarded (milter)".to_string());
+                return true;
+            }
+            None => hold |= said.hold,
+        }
+    }
+    lines.push(match hold {
         true => "DATA: 250, held in the queue".to_string(),
         false => "DATA: 250 accepted".to_string(),
     });
@@ -210,6 +244,7 @@ mod tests {
             &config("reject"),
             &fine,
             Some("example.org"),
+            None,
             &mut lines
         ));
         assert_eq!(
@@ -224,6 +259,7 @@ mod tests {
             &config("hold"),
             &fine,
             Some("example.org"),
+            None,
             &mut lines
         ));
         assert_eq!(lines[1], "DATA: 250, held in the queue");
@@ -232,6 +268,7 @@ mod tests {
             &config("header"),
             &fine,
             Some("example.org"),
+            None,
             &mut lines
         ));
         assert_eq!(lines[1], "DATA: 250 accepted");
@@ -245,6 +282,7 @@ mod tests {
             &config("hold"),
             &refused,
             Some("example.org"),
+            None,
             &mut lines
         ));
         assert_eq!(lines, ["DATA: 550 5.7.1 message content rejected"]);
