@@ -68,6 +68,57 @@ pub const OFFERED_ACTIONS: Actions = Actions::ALL;
 /// have header values with their leading space.
 pub const OFFERED_PROTOCOL: ProtocolFlags = ProtocolFlags::ALL;
 
+/// How much one read of replies takes at most.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A milter's TCP connection that acknowledges what it reads at once
+/// (`TCP_QUICKACK` after each read). libmilter writes a modification and
+/// the reply after it as two small packets; the milter's kernel holds
+/// the second (Nagle) until our ACK, which Linux otherwise delays up to
+/// 40 ms: every message with a change waited that long
+/// (`bench/run --milter`, docs/performance.md).
+struct QuickAck(tokio::net::TcpStream);
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        if matches!(polled, std::task::Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            // Not permanent in the kernel: set again after every read.
+            let _ = socket2::SockRef::from(&self.0).set_tcp_quickack(true);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
 /// A milter's socket, Unix or TCP (or a test's in-memory pipe).
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 
@@ -89,6 +140,8 @@ pub struct Client {
     /// After SMFIR_SKIP: further events with this code are not sent
     /// (until one of another code).
     skip: Option<u8>,
+    /// Where replies are read into (one per connection, not per reply).
+    scratch: Vec<u8>,
 }
 
 impl fmt::Debug for Client {
@@ -129,7 +182,7 @@ impl Client {
                     .map_err(connect_error)?;
                 // Small packets, each awaited: no Nagle delay.
                 let _ = tcp.set_nodelay(true);
-                Box::new(tcp)
+                Box::new(QuickAck(tcp))
             }
         };
         Client::negotiate(stream, address.clone(), timeouts).await
@@ -156,6 +209,7 @@ impl Client {
             not_in_version: ProtocolFlags(0),
             state: State::Ready,
             skip: None,
+            scratch: vec![0; READ_CHUNK],
         };
         Command::OptNeg {
             version: protocol::VERSION,
@@ -638,7 +692,18 @@ impl Client {
 
     /// Read one reply to `command` by `deadline`.
     async fn read_reply(&mut self, command: u8, deadline: Instant) -> Result<Reply, Error> {
-        let mut buf = vec![0; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.scratch);
+        let reply = self.read_into(command, deadline, &mut buf).await;
+        self.scratch = buf;
+        reply
+    }
+
+    async fn read_into(
+        &mut self,
+        command: u8,
+        deadline: Instant,
+        buf: &mut [u8],
+    ) -> Result<Reply, Error> {
         loop {
             match self.decoder.pop() {
                 Ok(Some(reply)) => return Ok(reply),
@@ -654,7 +719,7 @@ impl Client {
                     milter: self.address.clone(),
                 });
             };
-            match timeout_at(deadline, stream.read(&mut buf)).await {
+            match timeout_at(deadline, stream.read(buf)).await {
                 Ok(Ok(0)) => {
                     return Err(self.fail(Error::Closed {
                         milter: self.address.clone(),
