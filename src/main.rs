@@ -172,6 +172,12 @@ enum GenerateWhat {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// The JSON Schema of postern.toml, DIR/postern.schema.json (as
+    /// `postern config schema` prints it), for editors and CI.
+    Schema {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// The completion script for SHELL.
     Completions {
         #[arg(value_name = "SHELL")]
@@ -783,6 +789,13 @@ fn generate(cli_config: &Option<PathBuf>, what: GenerateWhat) -> anyhow::Result<
             });
         }
         GenerateWhat::Man { dir } => manual::write_man(Cli::command(), &dir)?,
+        GenerateWhat::Schema { dir } => {
+            std::fs::create_dir_all(&dir)?;
+            let path = dir.join("postern.schema.json");
+            std::fs::write(&path, postern::config::json_schema())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            vec![path]
+        }
         GenerateWhat::Completions { shell, dir } => {
             vec![manual::write_completions(Cli::command(), shell, &dir)?]
         }

@@ -244,3 +244,59 @@ fn issue_21_config_show_keys_defaults_and_check_offline() {
     let (code, text) = run(&["check", "--offline"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// Issue 21: the JSON Schema (`postern generate schema`, shipped in the
+/// package) accepts the shipped example and `config show`'s outputs and
+/// refuses a misspelled key, by an independent validator (Debian's
+/// python3-jsonschema; TOML read by Python's tomllib).
+#[test]
+fn issue_21_the_json_schema_validates_with_python_jsonschema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["generate", "schema"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let schema = dir.path().join("postern.schema.json");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[relay]\nnetworkz = [\"192.0.2.0/24\"]\n").unwrap();
+    const CHECK: &str = r#"
+import json, sys, tomllib, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+for path in sys.argv[2:]:
+    errors = list(validator.iter_errors(tomllib.load(open(path, "rb"))))
+    print(path, "ok" if not errors else "invalid: " + errors[0].message)
+"#;
+    let files = [
+        format!("{root}/packaging/postern.toml"),
+        format!("{root}/tests/e2e/golden/config-show-empty.toml"),
+        format!("{root}/tests/e2e/golden/config-show-several.toml"),
+        bad.display().to_string(),
+    ];
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(CHECK)
+        .arg(&schema)
+        .args(&files)
+        .output()
+        .expect("python3-jsonschema (apt-get install python3-jsonschema; .ci/run does)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in &files[..3] {
+        assert!(text.contains(&format!("{file} ok")), "{text}");
+    }
+    assert!(text.contains(&format!("{} invalid:", files[3])), "{text}");
+    assert!(text.contains("networkz"), "{text}");
+}
