@@ -95,7 +95,7 @@ impl Message {
                 }
             }
             Modification::ReplaceBody(crlf) => {
-                self.body = lf_form(crlf);
+                self.body = crate::wire::data::lf_form(crlf);
                 self.separator = true;
                 Some(format!("body replaced ({} bytes)", self.body.len()))
             }
@@ -116,18 +116,6 @@ fn field(name: &str, value: &str) -> Vec<u8> {
         " "
     };
     format!("{name}:{space}{value}\n").into_bytes()
-}
-
-/// CR LF as LF (a lone CR stays).
-fn lf_form(crlf: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(crlf.len());
-    for (i, &b) in crlf.iter().enumerate() {
-        if b == b'\r' && crlf.get(i + 1) == Some(&b'\n') {
-            continue;
-        }
-        out.push(b);
-    }
-    out
 }
 
 fn field_name(field: &[u8]) -> &[u8] {

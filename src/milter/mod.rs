@@ -229,6 +229,21 @@ pub enum Modification {
     Quarantine(String),
 }
 
+impl Answer {
+    /// The reply an answer refuses with, as Postfix's milter8 words it
+    /// (`550 5.7.1 Command rejected`, `451 4.7.1 Service unavailable -
+    /// try again later`, the milter's own reply); `None`: no refusal.
+    pub(crate) fn refusal(&self) -> Option<crate::reply::Reply> {
+        use crate::reply::Reply;
+        match self {
+            Answer::Reject => Some(Reply::milter_reject()),
+            Answer::TempFail | Answer::Shutdown => Some(Reply::milter_tempfail()),
+            Answer::ReplyCode(text) => Some(Reply::from_milter(text)),
+            Answer::Continue | Answer::Accept | Answer::Discard => None,
+        }
+    }
+}
+
 /// The end of the message: the final answer and what was changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndOfMessage {

@@ -312,57 +312,50 @@ impl Policy {
     }
 }
 
+/// Every element of every restriction list (`[restrictions]` and
+/// `[submission]`), `warn_if_reject` taken off; lists that do not parse
+/// give none (the policy reports them).
+fn all_elements(config: &Config) -> Vec<Element> {
+    let r = &config.restrictions;
+    let sub = &config.submission;
+    Stage::ALL
+        .iter()
+        .zip([&r.client, &r.helo, &r.sender, &r.relay, &r.recipient])
+        .chain([(&Stage::Sender, &sub.sender), (&Stage::Relay, &sub.relay)])
+        .flat_map(|(stage, items)| parse_list(*stage, items).unwrap_or_default())
+        .map(|element| match element {
+            Element::WarnIfReject(inner) => *inner,
+            e => e,
+        })
+        .collect()
+}
+
 /// The files of the tables the restriction lists name (`hash:/path`,
 /// `pcre:/path`, …), for smtpd's sandbox.
 pub(crate) fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
-    let r = &config.restrictions;
-    let sub = &config.submission;
-    let mut files = Vec::new();
-    let lists = Stage::ALL
-        .iter()
-        .zip([&r.client, &r.helo, &r.sender, &r.relay, &r.recipient])
-        .chain([(&Stage::Sender, &sub.sender), (&Stage::Relay, &sub.relay)]);
-    for (stage, items) in lists {
-        for element in parse_list(*stage, items).unwrap_or_default() {
-            let element = match element {
-                Element::WarnIfReject(inner) => *inner,
-                e => e,
-            };
-            if let Element::CheckAccess { table, .. } = element
-                && let Some((_, path)) = table.split_once(':')
-                && path.starts_with('/')
-            {
-                files.push(std::path::PathBuf::from(path));
+    all_elements(config)
+        .into_iter()
+        .filter_map(|element| match element {
+            Element::CheckAccess { table, .. } => {
+                let (_, path) = table.split_once(':')?;
+                path.starts_with('/')
+                    .then(|| std::path::PathBuf::from(path))
             }
-        }
-    }
-    files
+            _ => None,
+        })
+        .collect()
 }
 
 /// The servers of `check_policy_service` in the restriction lists, for
 /// smtpd's sandbox.
 pub(crate) fn policy_services(config: &Config) -> Vec<crate::milter::Address> {
-    let r = &config.restrictions;
-    let sub = &config.submission;
-    let lists = Stage::ALL
-        .iter()
-        .zip([&r.client, &r.helo, &r.sender, &r.relay, &r.recipient])
-        .chain([(&Stage::Sender, &sub.sender), (&Stage::Relay, &sub.relay)]);
-    let mut out = Vec::new();
-    for (stage, items) in lists {
-        for element in parse_list(*stage, items).unwrap_or_default() {
-            let element = match element {
-                Element::WarnIfReject(inner) => *inner,
-                e => e,
-            };
-            if let Element::CheckPolicyService(service) = element
-                && let Ok(address) = crate::milter::Address::parse(&service)
-            {
-                out.push(address);
-            }
-        }
-    }
-    out
+    all_elements(config)
+        .into_iter()
+        .filter_map(|element| match element {
+            Element::CheckPolicyService(service) => crate::milter::Address::parse(&service).ok(),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether the recipient is one postern accepts without restrictions:

@@ -270,20 +270,13 @@ impl Milters {
     /// An answer as the session takes it (Postfix's milter8 replies);
     /// `None`: go on to the next milter.
     fn answer(&mut self, name: &str, answer: Answer) -> Option<Verdict> {
-        let refuse = |reply: Reply| {
-            Some(Verdict::Refuse {
-                reply,
-                milter: name.to_string(),
-            })
-        };
+        let milter = name.to_string();
         match answer {
             Answer::Continue | Answer::Accept => None,
-            Answer::Reject => refuse(Reply::milter_reject()),
-            Answer::TempFail | Answer::Shutdown => refuse(Reply::milter_tempfail()),
-            Answer::Discard => Some(Verdict::Discard {
-                milter: name.to_string(),
-            }),
-            Answer::ReplyCode(text) => refuse(Reply::from_milter(&text)),
+            Answer::Discard => Some(Verdict::Discard { milter }),
+            refusing => refusing
+                .refusal()
+                .map(|reply| Verdict::Refuse { reply, milter }),
         }
     }
 

@@ -15,6 +15,20 @@
 //! message as the receiver stores it, which is what a DKIM signature
 //! covers (`crate::dkim`).
 
+/// The stored form of text given with CRLF line ends (a milter's new
+/// body, a message file a user gives `policy test`): CR LF as LF, a lone
+/// CR kept.
+pub(crate) fn lf_form(crlf: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(crlf.len());
+    for (i, &b) in crlf.iter().enumerate() {
+        if b == b'\r' && crlf.get(i + 1) == Some(&b'\n') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
+}
+
 /// What a CR just before an LF of the stored form is; see the module
 /// documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -116,17 +116,7 @@ pub(super) async fn end_of_data(
 /// may give it, becomes LF).
 fn read_stored(path: &Path) -> Result<Vec<u8>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    let mut stored = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
-            i += 1;
-            continue;
-        }
-        stored.push(bytes[i]);
-        i += 1;
-    }
-    Ok(stored)
+    Ok(crate::wire::data::lf_form(&bytes))
 }
 
 /// The header and body checks of `[checks]` on `stored`, as smtpd runs

@@ -49,29 +49,25 @@ pub(super) async fn ask(config: &Config, probe: &Probe, name: &str, stored: &[u8
         };
         let answer = stages(&mut client, config, probe, name, stored, &mut said.lines).await;
         let _ = client.quit().await;
-        let Some((stage, answer)) = answer else {
+        let Some((stage, answer, quarantined)) = answer else {
             continue;
         };
         let refused = match answer {
-            Answer::Reject => Some(Some(Reply::milter_reject())),
-            Answer::TempFail | Answer::Shutdown => Some(Some(Reply::milter_tempfail())),
-            Answer::ReplyCode(text) => Some(Some(Reply::from_milter(&text))),
             Answer::Discard if stage == "END-OF-MESSAGE" || stage == "RCPT" => Some(None),
-            _ => None,
+            other => other.refusal().map(Some),
         };
         if refused.is_some() {
             said.refused = refused;
             break;
         }
-        if said.lines.iter().any(|l| l.contains("quarantine")) {
-            said.hold = true;
-        }
+        said.hold |= quarantined;
     }
     said
 }
 
-/// One milter through the transaction; the stage that ended it and its
-/// answer, `None` when it failed (said in `lines`).
+/// One milter through the transaction; the stage that ended it, its
+/// answer and whether it asked for a quarantine; `None` when it failed
+/// (said in `lines`).
 async fn stages(
     client: &mut Client,
     config: &Config,
@@ -79,7 +75,7 @@ async fn stages(
     name: &str,
     stored: &[u8],
     lines: &mut Vec<String>,
-) -> Option<(&'static str, Answer)> {
+) -> Option<(&'static str, Answer, bool)> {
     let m = &config.milters;
     let rcpt = probe.recipients.last().map(String::as_str);
     let macros = |names: &[String]| macros(config, probe, name, names, rcpt);
@@ -104,28 +100,28 @@ async fn stages(
             .await,
     )?;
     if ends(&a) {
-        return Some(("CONNECT", a));
+        return Some(("CONNECT", a, false));
     }
     let helo = probe.helo.as_deref().unwrap_or("");
     let a = step("HELO", client.helo(&macros(&m.helo_macros), helo).await)?;
     if ends(&a) {
-        return Some(("HELO", a));
+        return Some(("HELO", a, false));
     }
     let mail = [format!("<{}>", probe.sender)];
     let a = step("MAIL", client.mail(&macros(&m.mail_macros), &mail).await)?;
     if ends(&a) {
-        return Some(("MAIL", a));
+        return Some(("MAIL", a, false));
     }
     for r in &probe.recipients {
         let args = [format!("<{r}>")];
         let a = step("RCPT", client.rcpt(&macros(&m.rcpt_macros), &args).await)?;
         if ends(&a) {
-            return Some(("RCPT", a));
+            return Some(("RCPT", a, false));
         }
     }
     let a = step("DATA", client.data(&macros(&m.data_macros)).await)?;
     if ends(&a) {
-        return Some(("DATA", a));
+        return Some(("DATA", a, false));
     }
     let (eoh, eom) = (
         macros(&m.end_of_header_macros),
@@ -142,7 +138,11 @@ async fn stages(
         lines.push(format!("  change: {}", modification(change)));
     }
     lines.push(format!("  END-OF-MESSAGE: {}", word(&end.answer)));
-    Some(("END-OF-MESSAGE", end.answer))
+    let quarantined = end
+        .modifications
+        .iter()
+        .any(|m| matches!(m, Modification::Quarantine(_)));
+    Some(("END-OF-MESSAGE", end.answer, quarantined))
 }
 
 /// The macros smtpd would send, of those named (the queue ID is
@@ -175,14 +175,18 @@ fn macros(
 }
 
 fn word(answer: &Answer) -> String {
-    match answer {
-        Answer::Continue => "continue".into(),
-        Answer::Accept => "accept".into(),
-        Answer::Reject => format!("reject ({})", Reply::milter_reject()),
-        Answer::TempFail => format!("tempfail ({})", Reply::milter_tempfail()),
-        Answer::Discard => "discard".into(),
-        Answer::Shutdown => format!("shutdown ({})", Reply::milter_tempfail()),
-        Answer::ReplyCode(text) => format!("reply ({})", text.replace("\r\n", " / ")),
+    let name = match answer {
+        Answer::Continue => "continue",
+        Answer::Accept => "accept",
+        Answer::Reject => "reject",
+        Answer::TempFail => "tempfail",
+        Answer::Discard => "discard",
+        Answer::Shutdown => "shutdown",
+        Answer::ReplyCode(text) => return format!("reply ({})", text.replace("\r\n", " / ")),
+    };
+    match answer.refusal() {
+        Some(reply) => format!("{name} ({reply})"),
+        None => name.to_string(),
     }
 }
 

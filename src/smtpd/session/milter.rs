@@ -47,7 +47,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         let addresses = self.milter_addresses().to_vec();
         let mut milters = Milters::open(&addresses, &self.cfg().milters).await;
-        let macros = self.macros(&self.cfg().milters.connect_macros.clone(), None);
+        let macros = self.macros(&self.cfg().milters.connect_macros.clone(), None, None);
         let name = (self.client.name != "unknown").then(|| self.client.name.clone());
         let verdict = milters
             .connect(&macros, name.as_deref(), self.client.ip)
@@ -90,7 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Stage::Rcpt(args) => (m.rcpt_macros.clone(), args.first().map(|a| bare(a))),
             Stage::Data => (m.data_macros.clone(), None),
         };
-        let macros = self.macros(&names, rcpt.as_deref());
+        let macros = self.macros(&names, rcpt.as_deref(), self.tx.as_ref());
         let verdict = match stage {
             Stage::Helo(name) => {
                 milters.abort().await;
@@ -159,16 +159,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let m = &self.cfg().milters;
         let (eoh, eom) = (m.end_of_header_macros.clone(), m.end_of_data_macros.clone());
-        // The transaction is the caller's now: its queue ID by hand.
-        let with_id = |names: &[String], mut macros: Macros| {
-            if names.iter().any(|n| n == "i") {
-                macros.push(("i".to_string(), id.as_str().to_string()));
-            }
-            macros
-        };
+        // The transaction is the caller's now, not the session's.
         let (eoh, eom) = (
-            with_id(&eoh, self.macros(&eoh, None)),
-            with_id(&eom, self.macros(&eom, None)),
+            self.macros(&eoh, None, Some(tx)),
+            self.macros(&eom, None, Some(tx)),
         );
         let outcome = milters.message(&eoh, &eom, content).await;
         self.milters = Some(milters);
@@ -299,9 +293,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// The values of the macros named (those the session knows; the
     /// others are not sent), as Postfix's milter macros mean them.
-    pub(super) fn macros(&self, names: &[String], rcpt: Option<&str>) -> Macros {
+    pub(super) fn macros(
+        &self,
+        names: &[String],
+        rcpt: Option<&str>,
+        tx: Option<&Transaction>,
+    ) -> Macros {
         let cfg = self.cfg();
-        let tx = self.tx.as_ref();
         let tls = self.io.tls();
         names
             .iter()
@@ -312,7 +310,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     "_" => Some(format!("{} [{}]", self.client.name, self.client.ip)),
                     "{client_addr}" => Some(self.client.ip.to_string()),
                     "{client_name}" => Some(self.client.name.clone()),
-                    "i" => self.queue_id().map(str::to_string),
+                    "i" => tx
+                        .and_then(|t| t.id.as_ref())
+                        .map(|id| id.as_str().to_string()),
                     "{auth_type}" => self.auth.as_ref().map(|a| a.mechanism.name().to_string()),
                     "{auth_authen}" => self.sasl_user().map(str::to_string),
                     "{mail_addr}" => tx.map(|t| t.sender.clone()),

@@ -80,8 +80,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.dmarc_action(id, tx, &report, verdict)?;
             field = Some(report.field);
         }
+        // The part above stays as it is: milters change only what follows.
+        let below = below_our_received(&content, id.as_str());
         if milters {
-            let below = below_our_received(&content, id.as_str());
             let changed = self
                 .milters_message(id, tx, &content[below..], verdict)
                 .await?;
@@ -98,7 +99,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         }
         if let Some(field) = field {
-            let below = below_our_received(&content, id.as_str());
             content.splice(below..below, field.into_bytes());
         }
         store.replace_content(content).await.map_err(write_error)?;
