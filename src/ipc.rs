@@ -4,7 +4,10 @@
 //!
 //! * smtpd → qmgr (`qmgr` socket): [`QmgrRequest::Wake`] after a group
 //!   commit, so qmgr reads the new records at once. The same socket carries
-//!   the administrator's requests (`status`).
+//!   the administrator's requests (`status`), and smtpd's metrics counts
+//!   ([`QmgrRequest::Counters`], once a second).
+//! * metrics → qmgr (`metrics` socket): [`QmgrRequest::Metrics`], answered
+//!   with the exposition.
 //! * qmgr → local (`local` socket): one [`DeliveryRequest`] per line, each
 //!   answered by one [`DeliveryResult`] line, in order, on one connection.
 //!   qmgr opens as many connections as it wants deliveries in parallel.
@@ -21,7 +24,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use crate::outcome::Enhanced;
 use crate::queue::{ContentRef, QueueId};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
 pub(crate) enum QmgrRequest {
     /// New records are durable in `incoming/`.
@@ -40,6 +43,14 @@ pub(crate) enum QmgrRequest {
     /// One message, envelope and content (`postern queue show`, like
     /// postcat), answered with one [`ShownMessage`] line (null when unknown).
     Show { id: String },
+    /// Another role's counts since its last report, added to qmgr's
+    /// (smtpd, once a second when it counted something); not answered.
+    Counters {
+        counts: crate::metrics::registry::Registry,
+    },
+    /// The Prometheus exposition, answered with one line: a JSON string.
+    /// The only request qmgr's metrics socket answers.
+    Metrics,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

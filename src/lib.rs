@@ -26,6 +26,7 @@ pub mod logging;
 pub mod maildrop;
 pub mod mailq;
 pub mod maps;
+pub mod metrics;
 pub mod milter;
 pub(crate) mod notify;
 pub mod outcome;

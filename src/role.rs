@@ -9,8 +9,9 @@
 //! |---|---|---|---|---|---|
 //! | local | root | SETUID SETGID SETPCAP DAC_READ_SEARCH KILL | local.sock | `RUN/local` | [`Profile::local`] |
 //! | smtp | `server.user` | – | smtp.sock | – | [`Profile::smtp`] |
-//! | qmgr | `server.user` | – | qmgr.sock, showq.sock (0666) | the queue | [`Profile::qmgr`] |
+//! | qmgr | `server.user` | – | qmgr.sock, showq.sock (0666), metrics.sock | the queue | [`Profile::qmgr`] |
 //! | smtpd | `server.user` | – | submit.sock (0666), `smtpd.listen`, `submission.listen`, `submission.implicit_tls_listen` | `queue/incoming`, the drop directories | [`Profile::smtpd`] |
+//! | metrics | `server.user` | – | `metrics.listen` (only when set) | – | [`Profile::metrics`] |
 //!
 //! The order of the table is the start order: a role starts after those
 //! it hands work to.
@@ -32,6 +33,7 @@ pub enum Role {
     Smtp,
     Qmgr,
     Smtpd,
+    Metrics,
 }
 
 /// A socket a role is handed (LISTEN_FDNAMES), and where it listens.
@@ -87,6 +89,13 @@ pub struct Row {
     /// Its Landlock room: what it may read, write, execute and connect
     /// to; the second argument is the file the configuration came from.
     pub room: fn(&Config, Option<&Path>) -> Profile,
+    /// Whether the configuration wants it run at all (the metrics role
+    /// only when `metrics.listen` names a listener).
+    pub wanted: fn(&Config) -> bool,
+}
+
+fn always(_: &Config) -> bool {
+    true
 }
 
 const fn unix(name: &'static str, unit: &'static str, file: &'static str, mode: u32) -> Socket {
@@ -100,7 +109,7 @@ const fn unix(name: &'static str, unit: &'static str, file: &'static str, mode: 
 }
 
 /// The table, in start order.
-pub static TABLE: [Row; 4] = [
+pub static TABLE: [Row; 5] = [
     Row {
         role: Role::Local,
         name: "local",
@@ -121,6 +130,7 @@ pub static TABLE: [Row; 4] = [
             }]
         },
         room: Profile::local,
+        wanted: always,
     },
     Row {
         role: Role::Smtp,
@@ -135,6 +145,7 @@ pub static TABLE: [Row; 4] = [
         )],
         makes: |_| Vec::new(),
         room: Profile::smtp,
+        wanted: always,
     },
     Row {
         role: Role::Qmgr,
@@ -145,6 +156,13 @@ pub static TABLE: [Row; 4] = [
         sockets: &[
             unix("qmgr", "postern-qmgr.socket", names::QMGR_SOCKET, 0o600),
             unix("showq", "postern-showq.socket", names::SHOWQ_SOCKET, 0o666),
+            // The metrics role's question, and nothing else.
+            unix(
+                "metrics",
+                "postern-qmgr-metrics.socket",
+                names::METRICS_SOCKET,
+                0o600,
+            ),
         ],
         makes: |c| {
             let q = &c.queue.directory;
@@ -154,6 +172,7 @@ pub static TABLE: [Row; 4] = [
                 .collect()
         },
         room: Profile::qmgr,
+        wanted: always,
     },
     Row {
         role: Role::Smtpd,
@@ -205,12 +224,34 @@ pub static TABLE: [Row; 4] = [
             ]
         },
         room: Profile::smtpd,
+        wanted: always,
+    },
+    Row {
+        role: Role::Metrics,
+        name: "metrics",
+        unit: "postern-metrics.service",
+        run_as: RunAs::MailUser,
+        sockets: &[tcp(
+            "http",
+            "postern-metrics.socket",
+            "metrics.listen",
+            |c| &c.metrics.listen,
+        )],
+        makes: |_| Vec::new(),
+        room: Profile::metrics,
+        wanted: |c| !c.metrics.listen.is_empty(),
     },
 ];
 
 impl Role {
     /// Every role, in start order.
-    pub const ALL: [Role; 4] = [Role::Local, Role::Smtp, Role::Qmgr, Role::Smtpd];
+    pub const ALL: [Role; 5] = [
+        Role::Local,
+        Role::Smtp,
+        Role::Qmgr,
+        Role::Smtpd,
+        Role::Metrics,
+    ];
 
     /// The role's row of the table.
     pub fn row(self) -> &'static Row {
@@ -260,7 +301,7 @@ mod tests {
         assert_eq!(Role::from_name("local-worker"), None);
         assert_eq!(
             Role::names().collect::<Vec<_>>(),
-            ["local", "smtp", "qmgr", "smtpd"]
+            ["local", "smtp", "qmgr", "smtpd", "metrics"]
         );
     }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::value::check_hostname;
 use super::{
-    Checks, Config, Dkim, Dns, Local, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server,
+    Checks, Config, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server,
     Smtp, Smtpd, Submission, Tls, Verify,
 };
 
@@ -189,6 +189,7 @@ pub(super) fn builtin(system: &System) -> Config {
         milters: Milters::builtin(&cx),
         dns: Dns::builtin(&cx),
         sandbox: Sandbox::builtin(&cx),
+        metrics: Metrics::builtin(&cx),
     }
 }
 

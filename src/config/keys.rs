@@ -945,4 +945,27 @@ sections! {
         local_writable: Vec<PathBuf> = Vec::new(),
             postfix "", Kind::Paths, read [get absolute_paths()], show paths;
     }
+
+    /// `[metrics]`: the Prometheus endpoint (no Postfix equivalent), served
+    /// by the `metrics` role from the numbers qmgr keeps: `GET /metrics`,
+    /// the text exposition (README, "Metrics").
+    metrics: Metrics {
+        /// The endpoint's TCP listeners, as `ip:port` (`127.0.0.1:9154`).
+        /// Handed to the metrics role as the socket `http` by `postern
+        /// start`, and written into `postern-metrics.socket` by the
+        /// generator. Only loopback addresses unless
+        /// `metrics.allow_remote`. Default: none (no endpoint, no metrics
+        /// role).
+        listen: Vec<SocketAddr> = Vec::new(),
+            postfix "", Kind::Strings, read [with read::metrics_listen], show display_list;
+        /// Allow `metrics.listen` addresses other than loopback.
+        /// The endpoint has no authentication: put a firewall or a proxy
+        /// in front of it. Default: false.
+        allow_remote: bool = false,
+            postfix "", Kind::Bool, read [get boolean()], show plain;
+        /// How long the endpoint waits for a client's request before it closes the connection.
+        /// Default: 10s.
+        timeout: Duration = secs(10),
+            postfix "", Kind::Duration, read [get positive_duration()], show duration;
+    }
 }

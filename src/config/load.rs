@@ -82,6 +82,7 @@ pub(crate) struct Given {
     minimal_backoff_line: Option<usize>,
     chain_files_line: Option<usize>,
     submission_relay_line: Option<usize>,
+    metrics_listen_line: Option<usize>,
     maximal_backoff_line: Option<usize>,
     /// Per restriction list (in `crate::policy::Stage` order): the line
     /// of its key and each table it names with its line, for the checks
@@ -212,6 +213,12 @@ pub(super) fn submission_relay_list(
     let mut ignored = Given::default();
     c.submission.relay = restriction_list(f, Stage::Relay, &mut ignored)?;
     g.submission_relay_line = Some(f.line);
+    Ok(())
+}
+
+pub(super) fn metrics_listen(f: &Field, c: &mut Config, g: &mut Given) -> Result<(), ConfigError> {
+    c.metrics.listen = f.listeners()?;
+    g.metrics_listen_line = Some(f.line);
     Ok(())
 }
 
@@ -416,12 +423,32 @@ fn finish(
     config.server.domain = domain;
     check_tls(&config, given.chain_files_line, file)?;
     check_submission(&config, given.submission_relay_line, file)?;
+    check_metrics(&config, given.metrics_listen_line, file)?;
     check_backoff(
         &config,
         (given.minimal_backoff_line, given.maximal_backoff_line),
         file,
     )?;
     Ok(config)
+}
+
+/// The metrics endpoint has no authentication: loopback only, unless
+/// the administrator says otherwise (issue 23).
+fn check_metrics(config: &Config, line: Option<usize>, file: &str) -> Result<(), ConfigError> {
+    let m = &config.metrics;
+    match m.listen.iter().find(|a| !a.ip().is_loopback()) {
+        Some(at) if !m.allow_remote => Err(ConfigError::BadValue {
+            file: file.to_string(),
+            line: line.unwrap_or(1),
+            key: "metrics.listen".to_string(),
+            value: format!("\"{at}\""),
+            reason: "not a loopback address: the endpoint has no authentication; \
+                     set metrics.allow_remote = true to serve it beyond this host \
+                     (behind a firewall or a proxy)"
+                .to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Inbound TLS needs certificates.

@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
-    Checks, Dkim, Dns, Local, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
+    Checks, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
     Smtpd, Submission, Tls, Verify,
 };
 pub(crate) use value::{check_hostname, v6_only};
@@ -78,6 +78,7 @@ pub struct Config {
     pub milters: Milters,
     pub dns: Dns,
     pub sandbox: Sandbox,
+    pub metrics: Metrics,
 }
 
 /// A key whose value is one of a few words.

@@ -11,6 +11,9 @@ pub(crate) const QMGR_SOCKET: &str = "qmgr.sock";
 /// The queue listing (`mailq`, LISTEN_FDNAMES `showq`), world-connectable,
 /// read-only.
 pub(crate) const SHOWQ_SOCKET: &str = "showq.sock";
+/// qmgr's metrics socket (LISTEN_FDNAMES `metrics`, 0600): the
+/// exposition for the metrics role, and nothing else.
+pub(crate) const METRICS_SOCKET: &str = "metrics.sock";
 /// The local delivery agent's socket (LISTEN_FDNAMES `local`).
 pub(crate) const LOCAL_SOCKET: &str = "local.sock";
 /// The smtp delivery agent's socket (LISTEN_FDNAMES `smtp-client`).

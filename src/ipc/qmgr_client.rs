@@ -81,6 +81,45 @@ pub(crate) async fn wake_on(run_dir: &Path, notify: Arc<Notify>) {
     }
 }
 
+/// How often smtpd sends its metrics' counts to qmgr.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+/// smtpd's metrics: every [`REPORT_EVERY`], what it counted since (when
+/// anything) as one `counters` line on a kept connection. Counts that
+/// cannot be sent (qmgr restarting) are kept for the next attempt.
+pub(crate) async fn report_counts(run_dir: &Path) {
+    use crate::metrics::registry::sink;
+    let path: PathBuf = run_dir.join(QMGR_SOCKET);
+    let mut conn: Option<tokio::net::UnixStream> = None;
+    let mut every = tokio::time::interval(REPORT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let counts = sink::take();
+        if counts.is_empty() {
+            continue;
+        }
+        let request = QmgrRequest::Counters { counts };
+        let Ok(mut line) = serde_json::to_vec(&request) else {
+            continue;
+        };
+        line.push(b'\n');
+        if conn.is_none() {
+            conn = tokio::net::UnixStream::connect(&path).await.ok();
+        }
+        let sent = match conn.as_mut() {
+            Some(c) => c.write_all(&line).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            conn = None;
+            if let QmgrRequest::Counters { counts } = request {
+                sink::give_back(counts);
+            }
+        }
+    }
+}
+
 /// One request on one of qmgr's sockets, one answer.
 fn ask<T: serde::de::DeserializeOwned>(path: &Path, req: &QmgrRequest) -> anyhow::Result<T> {
     let mut s = UnixStream::connect(path).with_context(|| {

@@ -29,6 +29,24 @@ pub(crate) enum Outcome {
     Reject(Reply),
 }
 
+/// `postern_restriction_hits_total`: the element that decided a list
+/// (its keyword: `check_client_access`, `reject_rbl_client`, …) and how.
+fn count_hit(element: &Element, outcome: &Outcome) {
+    use crate::metrics::registry::{self as reg, sink};
+    if !sink::enabled() {
+        return;
+    }
+    let action = match outcome {
+        Outcome::Dunno => return,
+        Outcome::Permit => "permit",
+        Outcome::Reject(r) if r.code < 500 => "defer",
+        Outcome::Reject(_) => "reject",
+    };
+    let text = element.to_string();
+    let keyword = text.split_whitespace().next().unwrap_or("");
+    sink::inc(reg::RESTRICTION_HITS, &[("element", keyword), ("action", action)]);
+}
+
 /// Postfix's `unknown_address_reject_code`: an unknown sender or
 /// recipient domain is refused for now, not for good (a new domain's DNS
 /// may not be there yet).
@@ -125,6 +143,7 @@ impl<'a, 't> Eval<'a, 't> {
                     match self.element(element, &target, true).await {
                         Outcome::Dunno => continue,
                         decided => {
+                            count_hit(element, &decided);
                             outcome = decided;
                             break;
                         }
@@ -781,6 +800,10 @@ impl<'a, 't> Eval<'a, 't> {
                     }
                     return Outcome::Dunno;
                 }
+                crate::metrics::registry::sink::inc(
+                    crate::metrics::registry::DNSBL_ANSWERS,
+                    &[("zone", zone)],
+                );
                 let reason = match self.lookup(&query, Rtype::Txt).await {
                     Answer::Found(texts) => Some(dns::txt_reason(&texts)),
                     _ => None,

@@ -27,6 +27,7 @@ mod admin;
 mod deferred;
 mod dispatch;
 mod incoming;
+mod metrics;
 mod notify;
 mod outcomes;
 mod recover;
@@ -115,6 +116,9 @@ pub(crate) struct Pending {
     /// qmgr decided this outcome itself, so it logs the `to=<…>` line
     /// (the agents log their own).
     log_here: bool,
+    /// Who decided it, for the metrics: `local`, `smtp`, or qmgr itself
+    /// (`error`, `discard`, `none`).
+    transport: &'static str,
 }
 
 pub(crate) struct Engine {
@@ -142,6 +146,8 @@ pub(crate) struct Engine {
     held_for_damage: usize,
     /// Damaged state files, kept in `corrupt/` at the next compaction.
     damaged_state: HashSet<String>,
+    /// The metrics' counts: qmgr's own and those the other roles sent.
+    counts: crate::metrics::registry::Registry,
 }
 
 /// A file finished messages leave behind.
@@ -183,6 +189,7 @@ impl Engine {
             suspect: None,
             held_for_damage: 0,
             damaged_state: HashSet::new(),
+            counts: Default::default(),
         }
     }
 

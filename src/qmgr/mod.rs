@@ -124,23 +124,32 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 enum Event {
     Wake,
+    Counters(crate::metrics::registry::Registry),
+    Metrics(oneshot::Sender<String>),
     Status(oneshot::Sender<QmgrStatus>),
     Queue(QueueAction, Vec<String>, oneshot::Sender<QueueOpResult>),
     List(oneshot::Sender<Vec<crate::ipc::QueueEntry>>),
     Show(String, oneshot::Sender<Option<crate::ipc::ShownMessage>>),
 }
 
-/// `listener` is the control socket (`qmgr`, 0600); `showq`, when handed
-/// over, the world-connectable socket on which only the listing is served.
+/// qmgr's sockets besides its control socket, when handed over.
+pub(crate) struct Side {
+    /// The world-connectable socket on which only the listing is served.
+    pub showq: Option<StdUnixListener>,
+    /// The metrics role's socket (0600): the exposition, nothing else.
+    pub metrics: Option<StdUnixListener>,
+}
+
+/// `listener` is the control socket (`qmgr`, 0600); `side` the others.
 /// SIGHUP reloads the configuration for the next queue run (see
 /// [`Reload`]).
 pub(crate) async fn run(
     config: Arc<Config>,
     listener: StdUnixListener,
-    showq: Option<StdUnixListener>,
+    side: Side,
     reload: Reload,
 ) -> anyhow::Result<()> {
-    run_queue(config, listener, showq, reload)
+    run_queue(config, listener, side, reload)
         .await
         .map_err(QmgrError::into_anyhow)
 }
@@ -149,9 +158,10 @@ pub(crate) async fn run(
 async fn run_queue(
     config: Arc<Config>,
     listener: StdUnixListener,
-    showq: Option<StdUnixListener>,
+    side: Side,
     reload: Reload,
 ) -> Result<(), QmgrError> {
+    crate::metrics::registry::sink::enable(!config.metrics.listen.is_empty());
     // One queue manager per queue, before anything is read.
     let _owner = crate::queue::owner::lock(&config.queue.directory, OWNER_PATIENCE)
         .map_err(|e| QmgrError::Owned(e.to_string()))?;
@@ -163,15 +173,23 @@ async fn run_queue(
     let (event_tx, events) = mpsc::unbounded_channel::<Event>();
     // The configuration in effect, for the showq socket's users.
     let (current, config_rx) = watch::channel(config);
-    if let Some(showq) = showq {
+    if let Some(showq) = side.showq {
         showq.set_nonblocking(true)?;
         tokio::spawn(control_loop(
             UnixListener::from_std(showq)?,
             event_tx.clone(),
-            Some(config_rx),
+            Mode::Showq(config_rx),
         ));
     }
-    tokio::spawn(control_loop(listener, event_tx, None));
+    if let Some(metrics) = side.metrics {
+        metrics.set_nonblocking(true)?;
+        tokio::spawn(control_loop(
+            UnixListener::from_std(metrics)?,
+            event_tx.clone(),
+            Mode::Metrics,
+        ));
+    }
+    tokio::spawn(control_loop(listener, event_tx, Mode::Control));
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     notify::ready();
 
@@ -211,6 +229,7 @@ async fn start_engine(
         LogOptions {
             max_segment_bytes: u64::MAX,
             seal_after_idle: None,
+            metrics: Some("state"),
             ..LogOptions::new("", move || ids.next().to_string())
         },
     )
@@ -303,6 +322,8 @@ async fn serve(
                     last_scan = tokio::time::Instant::now();
                 }
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
+                Some(Event::Counters(counts)) => engine.add_counts(counts),
+                Some(Event::Metrics(tx)) => { let _ = tx.send(engine.exposition()); }
                 Some(Event::List(tx)) => { let _ = tx.send(engine.listing()); }
                 Some(Event::Show(id, tx)) => { let _ = tx.send(engine.show(&id)); }
                 Some(Event::Queue(action, ids, tx)) => {
@@ -367,22 +388,26 @@ impl Status {
     }
 }
 
-/// Serve one control socket. The showq socket (`showq` given: the
-/// configuration in effect) answers only listings and counts, and only to
-/// the users in its `queue.authorized_mailq_users` (`*` anyone; root
-/// always).
-async fn control_loop(
-    listener: UnixListener,
-    events: mpsc::UnboundedSender<Event>,
-    showq: Option<watch::Receiver<Arc<Config>>>,
-) {
-    let read_only = showq.is_some();
+/// Which of qmgr's sockets a loop serves.
+enum Mode {
+    /// `qmgr.sock`: everything.
+    Control,
+    /// `showq.sock` (with the configuration in effect): listings and
+    /// counts only, and only to the users in its
+    /// `queue.authorized_mailq_users` (`*` anyone; root always).
+    Showq(watch::Receiver<Arc<Config>>),
+    /// `metrics.sock`: the exposition only.
+    Metrics,
+}
+
+/// Serve one of qmgr's sockets, as its [`Mode`] allows.
+async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Event>, mode: Mode) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        if let Some(config) = &showq {
+        if let Mode::Showq(config) = &mode {
             let users = config.borrow().queue.authorized_mailq_users.clone();
             let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
             if uid != 0 && !crate::sys::user_listed(&users, &crate::sys::user_name(uid)) {
@@ -391,12 +416,17 @@ async fn control_loop(
             }
         }
         let events = events.clone();
+        let (showq, metrics) = match &mode {
+            Mode::Control => (false, false),
+            Mode::Showq(_) => (true, false),
+            Mode::Metrics => (false, true),
+        };
         tokio::spawn(async move {
             let (rd, mut wr) = stream.into_split();
             let mut rd = BufReader::new(rd);
             loop {
                 let request = ipc::read_line::<_, QmgrRequest>(&mut rd).await;
-                if read_only
+                if showq
                     && !matches!(
                         request,
                         Ok(Some(QmgrRequest::List | QmgrRequest::Status)) | Ok(None)
@@ -405,9 +435,24 @@ async fn control_loop(
                     log::warn!("showq socket: refused a request that is not a listing");
                     return;
                 }
+                if metrics && !matches!(request, Ok(Some(QmgrRequest::Metrics)) | Ok(None)) {
+                    log::warn!("metrics socket: refused a request that is not for the metrics");
+                    return;
+                }
                 match request {
                     Ok(Some(QmgrRequest::Wake)) => {
                         let _ = events.send(Event::Wake);
+                    }
+                    Ok(Some(QmgrRequest::Counters { counts })) => {
+                        let _ = events.send(Event::Counters(counts));
+                    }
+                    Ok(Some(QmgrRequest::Metrics)) => {
+                        let (tx, rx) = oneshot::channel();
+                        let _ = events.send(Event::Metrics(tx));
+                        let Ok(text) = rx.await else { return };
+                        if ipc::write_line(&mut wr, &text).await.is_err() {
+                            return;
+                        }
                     }
                     Ok(Some(QmgrRequest::Status)) => {
                         let (tx, rx) = oneshot::channel();

@@ -75,6 +75,10 @@ pub(crate) struct LogOptions {
     /// ID: the file is `<prefix><name()>.log`. Called again if that file
     /// already exists.
     pub name: Box<dyn FnMut() -> String + Send>,
+    /// The `log` label of its group commits in the metrics
+    /// (`postern_queue_commit_batch_size`, `postern_queue_fsync_seconds`);
+    /// `None`: not counted.
+    pub metrics: Option<&'static str>,
 }
 
 impl LogOptions {
@@ -91,6 +95,7 @@ impl LogOptions {
             max_batch_records: 256,
             max_batch_bytes: 4 << 20,
             name: Box::new(name),
+            metrics: None,
         }
     }
 }
@@ -516,8 +521,15 @@ impl Writer {
         self.write_all(&mut seg.file, &mut slices)
             .map_err(|e| LogError::io("write", &seg.path, e))?;
         if full || batch.iter().any(|p| !p.lazy) {
+            let started = Instant::now();
             self.sync(&seg.file)
                 .map_err(|e| LogError::io("fdatasync", &seg.path, e))?;
+            if let Some(log) = self.options.metrics {
+                use crate::metrics::registry::{self as reg, sink};
+                let took = started.elapsed().as_secs_f64();
+                sink::observe(reg::FSYNC, &[("log", log)], took);
+                sink::observe(reg::COMMIT_BATCH, &[("log", log)], batch.len() as f64);
+            }
             seg.unsynced = false;
         } else {
             seg.unsynced = true;

@@ -190,6 +190,18 @@ impl Profile {
         p
     }
 
+    /// metrics: reads nothing of the system but its configuration, the
+    /// libraries and the time zones (no `/etc`: not the account databases,
+    /// not `/etc/shadow`), never the queue; connects to the run
+    /// directory's sockets (qmgr's metrics socket) and no TCP (its
+    /// listeners are handed to it).
+    pub fn metrics(config: &Config, config_path: Option<&Path>) -> Profile {
+        let mut p = Profile::system(config, config_path);
+        p.read.retain(|r| r != Path::new("/etc"));
+        p.tcp_connect = Some(Vec::new());
+        p
+    }
+
     /// smtp: reads the queue, the CA certificates, the password tables
     /// of its relay logins and the DKIM keys, writes nothing, connects
     /// anywhere over TCP (MX hosts are anywhere).

@@ -259,6 +259,12 @@ pub(crate) async fn run(
         shared.wake_qmgr.clone(),
     );
     tokio::spawn(async move { crate::ipc::qmgr_client::wake_on(&run_dir, wake).await });
+    // The metrics' counts, to qmgr once a second (when the endpoint is on).
+    if !config.metrics.listen.is_empty() {
+        crate::metrics::registry::sink::enable(true);
+        let run_dir = config.server.run_directory.clone();
+        tokio::spawn(async move { crate::ipc::qmgr_client::report_counts(&run_dir).await });
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // What sendmail left in the drop directory while nothing answered on
@@ -315,6 +321,7 @@ fn open_queue(incoming: &Path, ids: &IdGenerator) -> anyhow::Result<LogWriter> {
         LogOptions {
             max_segment_bytes: 64 << 20,
             seal_after_idle: Some(Duration::from_secs(30)),
+            metrics: Some("incoming"),
             ..LogOptions::new("S", move || seg_ids.next().to_string())
         },
     )

@@ -93,6 +93,16 @@ impl Service {
         }
     }
 
+    /// Its name in the metrics' `listener` label: the socket's.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Service::Smtp => "smtp",
+            Service::Submission => "submission",
+            Service::Submissions => "submissions",
+            Service::Local => "submit",
+        }
+    }
+
     /// A listener of `[submission]`.
     pub(crate) fn is_submission(self) -> bool {
         matches!(self, Service::Submission | Service::Submissions)
@@ -138,6 +148,10 @@ pub(crate) async fn serve<S>(
         s.client()
     );
     let end = s.run().await;
+    crate::metrics::registry::sink::inc(
+        crate::metrics::registry::SMTPD_CONNECTIONS,
+        &[("listener", s.service.name()), ("outcome", end.name())],
+    );
     s.milters_quit().await;
     s.log_end(end);
     log::info!(
@@ -162,6 +176,19 @@ enum End {
 }
 
 impl End {
+    /// The `outcome` label of `postern_smtpd_connections_total`.
+    fn name(&self) -> &'static str {
+        match self {
+            End::Quit => "quit",
+            End::Closed => "closed",
+            End::Lost => "lost",
+            End::Timeout => "timeout",
+            End::TooManyErrors => "too_many_errors",
+            End::SessionLimit => "session_limit",
+            End::Evicted => "evicted",
+        }
+    }
+
     /// Postfix's words for a session that ended abnormally.
     fn reason(&self) -> Option<&'static str> {
         match self {

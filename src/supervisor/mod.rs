@@ -36,8 +36,8 @@ use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::ipc::names::{
-    JOURNAL_DIR, LOCAL_SOCKET, QMGR_SOCKET, SHOWQ_SOCKET, SMTP_SOCKET, SUBMIT_SOCKET,
-    SUPERVISOR_ENV,
+    JOURNAL_DIR, LOCAL_SOCKET, METRICS_SOCKET, QMGR_SOCKET, SHOWQ_SOCKET, SMTP_SOCKET,
+    SUBMIT_SOCKET, SUPERVISOR_ENV,
 };
 use crate::ipc::{EX_CONFIG, Unrecoverable};
 use crate::notify::reload::{Fixed, keep_fixed};
@@ -46,6 +46,9 @@ use crate::sys::{self, Credentials};
 
 pub(crate) const PID_FILE: &str = "postern.pid";
 pub(crate) const STATUS_FILE: &str = "status.json";
+/// Per role: pid, start time and restarts ([`RoleState`]), for `postern
+/// status` and qmgr's `postern_process_restarts_total`.
+pub(crate) const ROLES_FILE: &str = "roles.json";
 pub(crate) const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
 
 mod control;
@@ -81,6 +84,9 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     // of its row of the role table.
     let mut sockets: HashMap<Role, Vec<(&'static str, OwnedFd)>> = HashMap::new();
     for row in &crate::role::TABLE {
+        if !(row.wanted)(&config) {
+            continue;
+        }
         let mut fds = Vec::new();
         for socket in row.sockets {
             match socket.file {
@@ -114,6 +120,7 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
         sockets,
         children: HashMap::new(),
         restarts: HashMap::new(),
+        restart_counts: HashMap::new(),
         run_dir: run_dir.clone(),
         fatal: None,
     };
@@ -125,11 +132,13 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     let result = sup.run();
     let _ = fs::remove_file(run_dir.join(PID_FILE));
     let _ = fs::remove_file(run_dir.join(STATUS_FILE));
+    let _ = fs::remove_file(run_dir.join(ROLES_FILE));
     let _ = fs::remove_file(run_dir.join(QMGR_SOCKET));
     let _ = fs::remove_file(run_dir.join(LOCAL_SOCKET));
     let _ = fs::remove_file(run_dir.join(SMTP_SOCKET));
     let _ = fs::remove_file(run_dir.join(SUBMIT_SOCKET));
     let _ = fs::remove_file(run_dir.join(SHOWQ_SOCKET));
+    let _ = fs::remove_file(run_dir.join(METRICS_SOCKET));
     result
 }
 
@@ -325,6 +334,26 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One role in [`ROLES_FILE`].
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RoleState {
+    /// 0 while it is down.
+    pub pid: i32,
+    /// When it started, seconds since the epoch (0 while down).
+    pub started: u64,
+    /// How often the supervisor started it again.
+    pub restarts: u64,
+}
+
+/// The roles as the supervisor last wrote them; empty when no supervisor
+/// runs (systemd runs the roles: it counts their restarts itself).
+pub(crate) fn role_states(run_dir: &Path) -> std::collections::BTreeMap<String, RoleState> {
+    fs::read_to_string(run_dir.join(ROLES_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
 struct Restart {
     delay: Duration,
     not_before: Instant,
@@ -341,6 +370,8 @@ struct Supervisor {
     sockets: HashMap<Role, Vec<(&'static str, OwnedFd)>>,
     children: HashMap<i32, (Role, Instant)>,
     restarts: HashMap<Role, Restart>,
+    /// How often each role was started again after it ended.
+    restart_counts: HashMap<Role, u64>,
     run_dir: PathBuf,
     /// The first role that exited with EX_CONFIG: postern stops.
     fatal: Option<Role>,
@@ -504,7 +535,12 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, role: Role) -> anyhow::Result<()> {
-        let fds: Vec<(&str, i32)> = self.sockets[&role]
+        // A role the configuration does not want (metrics without
+        // metrics.listen) has no sockets and is not run.
+        let Some(sockets) = self.sockets.get(&role) else {
+            return Ok(());
+        };
+        let fds: Vec<(&str, i32)> = sockets
             .iter()
             .map(|(n, fd)| (*n, fd.as_raw_fd()))
             .collect();
@@ -569,6 +605,7 @@ impl Supervisor {
                         self.fatal.get_or_insert(role);
                         continue;
                     }
+                    *self.restart_counts.entry(role).or_default() += 1;
                     let r = self.restarts.entry(role).or_insert(Restart {
                         delay: FIRST_RESTART_DELAY,
                         not_before: Instant::now(),
@@ -626,6 +663,27 @@ impl Supervisor {
             .collect();
         if let Ok(json) = serde_json::to_vec(&roles) {
             let _ = write_file(&self.run_dir.join(STATUS_FILE), &json, 0o644);
+        }
+        let now = std::time::SystemTime::now();
+        let mut states: std::collections::BTreeMap<&str, RoleState> = Role::ALL
+            .iter()
+            .filter(|r| self.sockets.contains_key(r))
+            .map(|r| {
+                let restarts = self.restart_counts.get(r).copied().unwrap_or(0);
+                (r.name(), RoleState { restarts, ..RoleState::default() })
+            })
+            .collect();
+        for (pid, (role, started)) in &self.children {
+            if let Some(st) = states.get_mut(role.name()) {
+                st.pid = *pid;
+                st.started = (now - started.elapsed())
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+            }
+        }
+        if let Ok(json) = serde_json::to_vec(&states) {
+            let _ = write_file(&self.run_dir.join(ROLES_FILE), &json, 0o644);
         }
     }
 

@@ -37,13 +37,18 @@ pub fn run_role(
         crate::notify::spawn_watchdog();
         match role {
             Role::Smtpd => crate::smtpd::run(config, fds, reload).await,
+            Role::Metrics => crate::metrics::run(config, fds, reload).await,
             Role::Qmgr => {
                 let mut fds = fds;
-                let showq = fds
-                    .iter()
-                    .position(|(n, _)| n == "showq")
-                    .map(|i| UnixListener::from(fds.remove(i).1));
-                crate::qmgr::run(config, unix_listener(fds, "qmgr")?, showq, reload).await
+                let mut take = |name: &str| {
+                    fds.iter()
+                        .position(|(n, _)| n == name)
+                        .map(|i| UnixListener::from(fds.remove(i).1))
+                };
+                let showq = take("showq");
+                let metrics = take("metrics");
+                let side = crate::qmgr::Side { showq, metrics };
+                crate::qmgr::run(config, unix_listener(fds, "qmgr")?, side, reload).await
             }
             Role::Local => crate::local::run(config, unix_listener(fds, "local")?, reload).await,
             Role::Smtp => {

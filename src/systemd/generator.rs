@@ -69,22 +69,27 @@ pub const PATHS_DROPIN: &str = "50-postern-paths.conf";
 pub const UNIT_QUEUE: &str = "/var/spool/postern";
 pub const UNIT_RUN: &str = "/run/postern";
 /// Each Unix socket unit and the file it listens on in the run directory.
-pub const UNIX_SOCKETS: [(&str, &str); 5] = [
+pub const UNIX_SOCKETS: [(&str, &str); 6] = [
     ("postern-submit.socket", crate::ipc::names::SUBMIT_SOCKET),
     ("postern-qmgr.socket", crate::ipc::names::QMGR_SOCKET),
     ("postern-showq.socket", crate::ipc::names::SHOWQ_SOCKET),
+    (
+        "postern-qmgr-metrics.socket",
+        crate::ipc::names::METRICS_SOCKET,
+    ),
     ("postern-local.socket", crate::ipc::names::LOCAL_SOCKET),
     ("postern-smtp.socket", crate::ipc::names::SMTP_SOCKET),
 ];
 /// Every unit a paths drop-in may be written for (an earlier one of ours
 /// that the configuration no longer needs is removed).
-const PATH_UNITS: [&str; 8] = [
+const PATH_UNITS: [&str; 9] = [
     "postern-smtpd.service",
     "postern-qmgr.service",
     "postern-local.service",
     "postern-submit.socket",
     "postern-qmgr.socket",
     "postern-showq.socket",
+    "postern-qmgr-metrics.socket",
     "postern-local.socket",
     "postern-smtp.socket",
 ];

@@ -18,6 +18,7 @@ mod golden;
 mod journal;
 mod logs;
 mod maildrop;
+mod metrics;
 mod milter;
 mod milter_real;
 mod misconfig;

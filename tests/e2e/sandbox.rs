@@ -143,6 +143,52 @@ fn smtpd_qmgr_and_smtp_stay_in_their_rooms() {
     assert!(std::net::TcpStream::connect(&addr).is_ok());
 }
 
+/// Issue 23: the metrics role reads nothing of the system but its
+/// configuration: not the queue, not /etc (shadow, passwd), no TCP out,
+/// no writes.
+#[test]
+fn metrics_reads_neither_the_queue_nor_etc() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the roles switch to postern)");
+        return;
+    }
+    let p = Postern::configure(
+        "[sandbox]\nrequire = true\n[metrics]\nlisten = [\"127.0.0.1:9154\"]\n",
+        &[],
+        None,
+    );
+    prepare(&p);
+    let outside = Outside::new();
+    let (_l, addr) = listener();
+    let q = p.queue_dir();
+    let message = q.join("deferred").join("A0000000000001");
+    std::fs::write(&message, "a message").unwrap();
+    let postern = nix::unistd::User::from_name("postern").unwrap().unwrap();
+    std::os::unix::fs::chown(&message, Some(postern.uid.as_raw()), None).unwrap();
+    // The configuration in a directory of its own (the role reads the
+    // directory its file is in; here the test's holds the queue too).
+    let etc = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(etc.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = etc.path().join("postern.toml");
+    std::fs::copy(&p.config, &config).unwrap();
+    let got = probe(
+        &config,
+        "metrics",
+        &[],
+        &[
+            format!("read:{}", config.display()),
+            format!("read:{}", message.display()),
+            format!("list:{}", q.join("incoming").display()),
+            "read:/etc/shadow".to_string(),
+            "read:/etc/passwd".to_string(),
+            format!("read:{}", outside.secret()),
+            format!("write:{}", p.run_dir().join("probe").display()),
+            format!("connect:{addr}"),
+        ],
+    );
+    assert_eq!(got, [true, false, false, false, false, false, false, false]);
+}
+
 #[test]
 fn local_and_its_mailbox_children_stay_in_their_rooms() {
     if !is_root() {

@@ -17,11 +17,12 @@ use crate::common::*;
 
 /// The services and the highest `systemd-analyze security` exposure each
 /// may have (issue 6).
-const SERVICES: [(&str, f64); 4] = [
+const SERVICES: [(&str, f64); 5] = [
     ("postern-smtpd.service", 2.0),
     ("postern-qmgr.service", 2.0),
     ("postern-smtp.service", 2.0),
     ("postern-local.service", 5.0),
+    ("postern-metrics.service", 2.0),
 ];
 
 fn units_dir() -> PathBuf {
@@ -161,7 +162,8 @@ fn socket_names_are_those_the_daemons_take() {
             "postern-smtpd.service",
             vec!["smtp", "submission", "submissions", "submit"],
         ),
-        ("postern-qmgr.service", vec!["qmgr", "showq"]),
+        ("postern-qmgr.service", vec!["qmgr", "showq", "metrics"]),
+        ("postern-metrics.service", vec!["http"]),
         ("postern-local.service", vec!["local"]),
         ("postern-smtp.service", vec!["smtp-client"]),
     ]);

@@ -16,18 +16,7 @@ impl Engine {
         self.messages
             .iter()
             .map(|(id, m)| {
-                let active = m.rcpts.iter().any(|r| match r {
-                    RState::Active => true,
-                    RState::Pending { due } => *due <= now,
-                    _ => false,
-                });
-                let queue_name = if m.held {
-                    "hold"
-                } else if active {
-                    "active"
-                } else {
-                    "deferred"
-                };
+                let queue_name = super::metrics::queue_of(m, now);
                 let recipients = m
                     .rcpts
                     .iter()

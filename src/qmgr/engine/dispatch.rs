@@ -99,7 +99,7 @@ impl Engine {
             if !due(m, i, now) {
                 continue;
             }
-            let (status, dsn, reason) =
+            let (status, dsn, reason, transport) =
                 match route_with(&table, &m.env.recipients[i].address, &self.cfg) {
                     Route::Local => {
                         self.sched.local_ready.push_back((id, i));
@@ -111,9 +111,15 @@ impl Engine {
                         self.dispatch_smtp(now, &table);
                         continue;
                     }
-                    Route::Bounce { dsn, reason } => (DeliveryStatus::Bounced, dsn, reason),
-                    Route::Discard { dsn, reason } => (DeliveryStatus::Sent, dsn, reason),
-                    Route::Defer { dsn, reason } => (DeliveryStatus::Deferred, dsn, reason),
+                    Route::Bounce { dsn, reason } => {
+                        (DeliveryStatus::Bounced, dsn, reason, "error")
+                    }
+                    Route::Discard { dsn, reason } => {
+                        (DeliveryStatus::Sent, dsn, reason, "discard")
+                    }
+                    Route::Defer { dsn, reason } => {
+                        (DeliveryStatus::Deferred, dsn, reason, "none")
+                    }
                 };
             m.rcpts[i] = RState::Active;
             self.decided.push(Pending {
@@ -128,6 +134,7 @@ impl Engine {
                 remote_mta: None,
                 diagnostic: None,
                 log_here: true,
+                transport,
             });
         }
     }

@@ -87,6 +87,7 @@ impl Engine {
                     remote_mta: result.remote_mta,
                     diagnostic: result.diagnostic,
                     log_here: false,
+                    transport: "local",
                 });
             }
             SlotReport::Local(Report::Lost {
@@ -123,6 +124,7 @@ impl Engine {
                             remote_mta: res.remote_mta,
                             diagnostic: res.diagnostic,
                             log_here: false,
+                            transport: "smtp",
                         },
                         None => {
                             smtp_lost(&request.id, r.rcpt_index, "no result for this recipient")
@@ -205,6 +207,7 @@ impl Engine {
                 )
             }
         };
+        count(&p, m, rec.0, now);
         if p.log_here {
             // The agents log their own deliveries; qmgr logs what it
             // decided itself.
@@ -343,6 +346,31 @@ fn smtp_lost(id: &QueueId, rcpt: usize, why: &str) -> Pending {
         remote_mta: None,
         diagnostic: None,
         log_here: true,
+        transport: "smtp",
+    }
+}
+
+/// The metrics of one outcome: `postern_deliveries_total`, and the
+/// delay from arrival of a delivered recipient.
+fn count(p: &Pending, m: &Message, st: RState, now: u64) {
+    use crate::metrics::registry::{self as reg, sink};
+    if !sink::enabled() {
+        return;
+    }
+    let status = match st {
+        RState::Done if p.transport == "discard" => "discarded",
+        RState::Done => "sent",
+        RState::Bounced => "bounced",
+        RState::Pending { .. } | RState::Active => "deferred",
+    };
+    let transport = p.transport;
+    sink::inc(
+        reg::DELIVERIES,
+        &[("transport", transport), ("status", status)],
+    );
+    if st == RState::Done {
+        let delay = now.saturating_sub(m.env.arrival_us) as f64 / 1e6;
+        sink::observe(reg::DELIVERY_DELAY, &[("transport", transport)], delay);
     }
 }
 

@@ -506,7 +506,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Ok(Inspected::Keep) => {}
         }
         let envelope = self.envelope(id, tx, &store, verdict);
-        self.commit(id, store, &envelope).await
+        self.commit(id, store, &envelope).await?;
+        crate::metrics::registry::sink::inc(
+            crate::metrics::registry::MESSAGES_ACCEPTED,
+            &[("listener", self.service.name())],
+        );
+        Ok(())
     }
 
     /// Why the message is refused at its end, if it is: too big, a bare

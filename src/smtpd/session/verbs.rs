@@ -211,7 +211,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub(super) async fn handshake(&mut self, certs: &crate::certs::Live) -> Result<(), End> {
         let timeout = self.limits().timeout;
         let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
-        if let Err(e) = self.io.start_tls(acceptor, timeout).await {
+        let started = self.io.start_tls(acceptor, timeout).await;
+        crate::metrics::registry::sink::inc(
+            crate::metrics::registry::TLS_HANDSHAKES,
+            &[
+                ("direction", "inbound"),
+                ("outcome", if started.is_ok() { "ok" } else { "failed" }),
+            ],
+        );
+        if let Err(e) = started {
             log::info!(
                 client:% = self.client.field();
                 "SSL_accept error from {}: {e}",

@@ -1,0 +1,104 @@
+//! qmgr's side of the metrics (issue 23): the counts it keeps for every
+//! role, and the queue's gauges, rendered as the exposition on a scrape.
+
+use std::path::Path;
+
+use super::{Engine, Message, RState};
+use crate::metrics::registry::{self as reg, Gauges, Registry};
+use crate::queue::now_micros;
+
+/// The queue a message is in, as `mailq` names it.
+pub(super) fn queue_of(m: &Message, now: u64) -> &'static str {
+    let active = m.rcpts.iter().any(|r| match r {
+        RState::Active => true,
+        RState::Pending { due } => *due <= now,
+        _ => false,
+    });
+    if m.held {
+        "hold"
+    } else if active {
+        "active"
+    } else {
+        "deferred"
+    }
+}
+
+/// Per queue: messages, and the arrival of the oldest (µs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct QueueNumbers {
+    pub messages: u64,
+    pub oldest_us: Option<u64>,
+}
+
+impl Engine {
+    /// Another role's counts.
+    pub(crate) fn add_counts(&mut self, counts: Registry) {
+        self.counts.merge(counts);
+    }
+
+    /// The queue's numbers: active, deferred, hold.
+    pub(crate) fn queue_numbers(&self) -> [(&'static str, QueueNumbers); 3] {
+        let now = now_micros();
+        let mut out = [
+            ("active", QueueNumbers::default()),
+            ("deferred", QueueNumbers::default()),
+            ("hold", QueueNumbers::default()),
+        ];
+        for m in self.messages.values() {
+            let q = queue_of(m, now);
+            if let Some((_, n)) = out.iter_mut().find(|(name, _)| *name == q) {
+                n.messages += 1;
+                let a = m.env.arrival_us;
+                n.oldest_us = Some(n.oldest_us.map_or(a, |o| o.min(a)));
+            }
+        }
+        out
+    }
+
+    /// The whole exposition: qmgr's own counts since the last scrape
+    /// added to what it keeps, the queue's gauges, the supervisor's
+    /// restarts.
+    pub(crate) fn exposition(&mut self) -> String {
+        self.counts.merge(reg::sink::take());
+        let mut counts = self.counts.clone();
+        let run_dir = self.cfg.server.run_directory.clone();
+        for (role, st) in crate::supervisor::role_states(&run_dir) {
+            counts.inc(reg::PROCESS_RESTARTS, &[("role", &role)], st.restarts);
+        }
+        let now = now_micros();
+        let mut gauges = Gauges::new();
+        gauges.insert(
+            reg::BUILD_INFO.name,
+            vec![(
+                reg::label_set(&[("version", env!("CARGO_PKG_VERSION"))]),
+                1.0,
+            )],
+        );
+        let numbers = self.queue_numbers();
+        let mut sizes = Vec::new();
+        let mut ages = Vec::new();
+        for (q, n) in numbers {
+            let labels = reg::label_set(&[("queue", q)]);
+            sizes.push((labels.clone(), n.messages as f64));
+            let age = n.oldest_us.map_or(0, |a| now.saturating_sub(a));
+            ages.push((labels, age as f64 / 1e6));
+        }
+        // corrupt/: damaged files kept for inspection (one directory read).
+        if let Some(n) = count_files(&self.qdir.join(crate::queue::CORRUPT)) {
+            sizes.push((reg::label_set(&[("queue", "corrupt")]), n as f64));
+        }
+        gauges.insert(reg::QUEUE_MESSAGES.name, sizes);
+        gauges.insert(reg::QUEUE_OLDEST.name, ages);
+        reg::render(&counts, &gauges)
+    }
+}
+
+fn count_files(dir: &Path) -> Option<usize> {
+    Some(
+        std::fs::read_dir(dir)
+            .ok()?
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().ends_with(".done"))
+            .count(),
+    )
+}

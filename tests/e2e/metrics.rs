@@ -1,0 +1,370 @@
+//! The Prometheus endpoint (issue 23): exact counts of known mail, the
+//! exposition checked by `promtool` and scraped by a real Prometheus,
+//! hostile clients, off by default, loopback unless allowed.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Start postern with the endpoint on a free port; `extra` more tables.
+fn start_with_metrics(extra: &str, metrics_extra: &str) -> (Postern, u16) {
+    let port = free_port();
+    let p = Postern::start(&format!(
+        "{extra}[metrics]\nlisten = [\"127.0.0.1:{port}\"]\n{metrics_extra}\n"
+    ));
+    (p, port)
+}
+
+/// One HTTP exchange: what the server sent until it closed.
+fn http(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `GET /metrics`: the head and the body.
+fn scrape(port: u16) -> (String, String) {
+    let text = http(
+        port,
+        b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n",
+    );
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response");
+    (head.to_string(), body.to_string())
+}
+
+/// The value of the sample `series` (name and labels exactly as
+/// exposed), if any.
+fn value(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Scrape until every `(series, value)` is there, within `secs`.
+fn scrape_until(port: u16, want: &[(&str, f64)], secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, body) = scrape(port);
+        if want.iter().all(|(s, v)| value(&body, s) == Some(*v)) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never saw {want:?} in:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn metrics_count_known_mail_exactly() {
+    // 127.0.0.1 may relay, 127.0.0.3 may not; remote.example is deferred
+    // (nothing listens on port 1).
+    let relay = "[relay]\nnetworks = [\"127.0.0.1/32\"]\n\
+                 transport = { \"remote.example\" = \"smtp:[127.0.0.1]:1\" }\n\n";
+    let (mut p, port) = start_with_metrics(relay, "");
+    let user = p.user.clone();
+
+    let mut c = p.client_from("127.0.0.1");
+    c.cmd("EHLO inside.example");
+    for rcpt in [
+        format!("{user}@localhost"),
+        format!("{user}@localhost"),
+        "u@remote.example".to_string(),
+    ] {
+        assert_eq!(c.cmd("MAIL FROM:<s@inside.example>"), "250 2.1.0 Ok");
+        assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")), "250 2.1.5 Ok");
+        assert!(c.cmd("DATA").starts_with("354"));
+        assert!(c.cmd("Subject: m\r\n\r\nhello\r\n.").starts_with("250 2.0.0"));
+    }
+    assert!(c.cmd("QUIT").starts_with("221"));
+
+    let mut out = p.client_from("127.0.0.3");
+    out.cmd("EHLO outsider.example");
+    assert_eq!(out.cmd("MAIL FROM:<s@outsider.example>"), "250 2.1.0 Ok");
+    assert_eq!(
+        out.cmd("RCPT TO:<u@elsewhere.example>"),
+        "554 5.7.1 <u@elsewhere.example>: Relay access denied"
+    );
+    assert!(out.cmd("QUIT").starts_with("221"));
+
+    p.wait_delivered(&user, 2, 20);
+    p.wait_log("status=deferred", 1, 20);
+
+    let body = scrape_until(
+        port,
+        &[
+            ("postern_messages_accepted_total{listener=\"smtp\"}", 3.0),
+            (
+                "postern_smtpd_connections_total{listener=\"smtp\",outcome=\"quit\"}",
+                2.0,
+            ),
+            (
+                "postern_smtpd_replies_total{class=\"5xx\",code=\"5.7.1\"}",
+                1.0,
+            ),
+            (
+                "postern_deliveries_total{transport=\"local\",status=\"sent\"}",
+                2.0,
+            ),
+            (
+                "postern_restriction_hits_total{element=\"reject_unauth_destination\",action=\"reject\"}",
+                1.0,
+            ),
+        ],
+        20,
+    );
+    // The deferred one: at least one attempt so far, none sent.
+    let deferred = value(
+        &body,
+        "postern_deliveries_total{transport=\"smtp\",status=\"deferred\"}",
+    );
+    assert!(deferred.is_some_and(|n| n >= 1.0), "{body}");
+    assert_eq!(
+        value(
+            &body,
+            "postern_deliveries_total{transport=\"smtp\",status=\"sent\"}"
+        ),
+        None
+    );
+    // 250 after DATA, three times: 2.0.0.
+    assert!(
+        value(&body, "postern_smtpd_replies_total{class=\"2xx\",code=\"2.0.0\"}")
+            .is_some_and(|n| n >= 3.0),
+        "{body}"
+    );
+    // One message left in the queue (the deferred one), none on hold.
+    let queued: f64 = ["active", "deferred", "hold"]
+        .iter()
+        .filter_map(|q| value(&body, &format!("postern_queue_messages{{queue=\"{q}\"}}")))
+        .sum();
+    assert_eq!(queued, 1.0, "{body}");
+    assert_eq!(
+        value(&body, "postern_queue_messages{queue=\"hold\"}"),
+        Some(0.0)
+    );
+    assert!(body.contains(&format!(
+        "postern_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(body.contains("# TYPE postern_delivery_delay_seconds histogram\n"));
+    assert!(body.contains("postern_delivery_delay_seconds_count{transport=\"local\"} 2\n"));
+    // Group commits of smtpd's queue log and qmgr's state log.
+    assert!(body.contains("postern_queue_fsync_seconds_count{log=\"incoming\"}"));
+    assert!(body.contains("postern_queue_commit_batch_size_bucket{log=\"state\",le=\"+Inf\"}"));
+
+    let (head, _) = scrape(port);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nContent-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nConnection: close"), "{head}");
+    promtool_check(&body);
+    prometheus_scrapes(&p, port, 3.0);
+
+    // smtpd killed: the supervisor restarts it, qmgr keeps the counts.
+    let smtpd = p.role_pid("smtpd");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(smtpd),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while p.role_pid("smtpd") == smtpd || p.role_pid("smtpd") == 0 {
+        assert!(Instant::now() < deadline, "smtpd not restarted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = p.client_from("127.0.0.1");
+    c.cmd("EHLO inside.example");
+    c.cmd("MAIL FROM:<s@inside.example>");
+    c.cmd(&format!("RCPT TO:<{user}@localhost>"));
+    c.cmd("DATA");
+    assert!(c.cmd("Subject: m\r\n\r\nagain\r\n.").starts_with("250 2.0.0"));
+    c.cmd("QUIT");
+    scrape_until(
+        port,
+        &[
+            ("postern_messages_accepted_total{listener=\"smtp\"}", 4.0),
+            ("postern_process_restarts_total{role=\"smtpd\"}", 1.0),
+        ],
+        20,
+    );
+    p.stop();
+}
+
+/// `promtool check metrics` on the exposition (Debian's `prometheus`).
+fn promtool_check(body: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("skipped promtool: not installed (apt-get install prometheus; .ci/run does)");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics:\n{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Kills the Prometheus the test started.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A real Prometheus scrapes the endpoint every second; its query API
+/// gives `accepted` for `postern_messages_accepted_total`.
+fn prometheus_scrapes(p: &Postern, port: u16, accepted: f64) {
+    if Command::new("prometheus").arg("--version").output().is_err() {
+        eprintln!("skipped prometheus: not installed (apt-get install prometheus; .ci/run does)");
+        return;
+    }
+    let dir = p.dir.path().join("prometheus");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: postern\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{port}']\n"
+        ),
+    )
+    .unwrap();
+    let web = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _prometheus = Killed(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = TcpStream::connect(("127.0.0.1", web)).ok().map(|_| {
+            http(
+                web,
+                b"GET /api/v1/query?query=postern_messages_accepted_total HTTP/1.1\r\n\
+                  Host: localhost\r\nConnection: close\r\n\r\n",
+            )
+        });
+        if let Some(v) = answer.as_deref().and_then(query_value) {
+            assert_eq!(v, accepted, "{answer:?}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never had the metric: {answer:?}\n{}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// The first sample's value of a Prometheus query answer.
+fn query_value(response: &str) -> Option<f64> {
+    let (_, body) = response.split_once("\r\n\r\n")?;
+    // The body may be chunked: the JSON object is between the outer braces.
+    let json = &body[body.find('{')?..=body.rfind('}')?];
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[test]
+fn metrics_endpoint_survives_hostile_clients() {
+    let (mut p, port) = start_with_metrics("", "timeout = \"2s\"\n");
+    // One that says nothing, one that sends a header line of 100 KiB.
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    let mut big = b"GET /metrics HTTP/1.1\r\nX-Junk: ".to_vec();
+    big.resize(100 * 1024, b'a');
+    let answer = http(port, &big);
+    assert!(
+        answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{answer}"
+    );
+    // The others are served meanwhile.
+    let (head, body) = scrape(port);
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(body.contains("# TYPE postern_messages_accepted_total counter"));
+    assert!(http(port, b"GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
+    let post = http(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+    assert!(post.contains("\r\nAllow: GET\r\n"), "{post}");
+    assert!(http(port, b"HELLO\r\n\r\n").starts_with("HTTP/1.1 400 "));
+    // The silent one is closed after the timeout, with nothing said.
+    let mut buf = [0u8; 64];
+    let n = silent.read(&mut buf).unwrap();
+    assert_eq!(n, 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(15),
+        "{waited:?}"
+    );
+    p.stop();
+}
+
+#[test]
+fn metrics_are_off_by_default_and_loopback_unless_allowed() {
+    let mut p = Postern::start("");
+    let roles = std::fs::read_to_string(p.run_dir().join("roles.json")).unwrap();
+    assert!(roles.contains("\"smtpd\""), "{roles}");
+    assert!(!roles.contains("metrics"), "{roles}");
+    assert!(!p.log().contains("/metrics"), "{}", p.log());
+    assert_eq!(p.log().matches("listening on ").count(), 1, "{}", p.log());
+    p.stop();
+
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("postern.toml");
+    let check = |text: &str| {
+        std::fs::write(&conf, text).unwrap();
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&conf)
+            .arg("check")
+            .output()
+            .unwrap()
+    };
+    let out = check("[metrics]\nlisten = [\"0.0.0.0:9154\"]\n");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:2", conf.display())), "{err}");
+    assert!(err.contains("metrics.listen"), "{err}");
+    assert!(err.contains("\"0.0.0.0:9154\""), "{err}");
+    assert!(err.contains("metrics.allow_remote = true"), "{err}");
+    let out = check("[metrics]\nlisten = [\"0.0.0.0:9154\"]\nallow_remote = true\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("metrics.listen"), "{err}");
+    let out = check("[metrics]\nlisten = [\"127.0.0.1:9154\", \"[::1]:9154\"]\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("metrics.listen"), "{err}");
+}
