@@ -101,7 +101,7 @@ enum Command {
     },
     /// Run one role (started by `postern start` or systemd).
     Daemon {
-        #[arg(value_parser = ["smtpd", "qmgr", "local", "smtp", "local-worker"])]
+        #[arg(value_parser = ["smtpd", "qmgr", "local", "smtp", "metrics", "local-worker"])]
         role: String,
         /// Apply the role's sandbox, try these accesses (`read:FILE`,
         /// `write:FILE`, `list:DIR`, `connect:HOST:PORT`), print the results

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::value::check_hostname;
 use super::{
-    Checks, Config, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server,
-    Smtp, Smtpd, Submission, Tls, Verify,
+    Checks, Config, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl,
+    Server, Smtp, Smtpd, Submission, Tls, Verify,
 };
 
 /// What the defaults depend on. Tests build their own.

@@ -45,8 +45,8 @@ use std::path::{Path, PathBuf};
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
-    Checks, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
-    Smtpd, Submission, Tls, Verify,
+    Checks, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server,
+    Smtp, Smtpd, Submission, Tls, Verify,
 };
 pub(crate) use value::{check_hostname, v6_only};
 

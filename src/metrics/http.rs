@@ -87,7 +87,10 @@ pub fn response(status: u16, extra: &[(&str, &str)], body: &str) -> Vec<u8> {
         "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
-    if !extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+    if !extra
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         head.push_str("Content-Type: text/plain; charset=utf-8\r\n");
     }
     for (k, v) in extra {

@@ -70,7 +70,7 @@ defs! {
     DELIVERY_DELAY = "postern_delivery_delay_seconds", Kind::Histogram(SECONDS),
         "time from arrival to delivery, by transport";
     COMMIT_BATCH = "postern_queue_commit_batch_size", Kind::Histogram(BATCH),
-        "records per group commit, by log";
+        "records per batch written to a queue log (a group commit), by log";
     FSYNC = "postern_queue_fsync_seconds", Kind::Histogram(FSYNC_SECONDS),
         "time of one fdatasync of a queue log, by log";
     QUEUE_MESSAGES = "postern_queue_messages", Kind::Gauge,
@@ -364,10 +364,16 @@ mod tests {
         r.observe(COMMIT_BATCH, &[("log", "incoming")], 3.0);
         r.observe(COMMIT_BATCH, &[("log", "incoming")], 1000.0);
         let text = render(&r, &Gauges::new());
-        assert!(text.contains("postern_queue_commit_batch_size_bucket{log=\"incoming\",le=\"1\"} 1\n"));
-        assert!(text.contains("postern_queue_commit_batch_size_bucket{log=\"incoming\",le=\"4\"} 2\n"));
         assert!(
-            text.contains("postern_queue_commit_batch_size_bucket{log=\"incoming\",le=\"+Inf\"} 3\n")
+            text.contains("postern_queue_commit_batch_size_bucket{log=\"incoming\",le=\"1\"} 1\n")
+        );
+        assert!(
+            text.contains("postern_queue_commit_batch_size_bucket{log=\"incoming\",le=\"4\"} 2\n")
+        );
+        assert!(
+            text.contains(
+                "postern_queue_commit_batch_size_bucket{log=\"incoming\",le=\"+Inf\"} 3\n"
+            )
         );
         assert!(text.contains("postern_queue_commit_batch_size_sum{log=\"incoming\"} 1004\n"));
         assert!(text.contains("postern_queue_commit_batch_size_count{log=\"incoming\"} 3\n"));

@@ -44,7 +44,10 @@ fn count_hit(element: &Element, outcome: &Outcome) {
     };
     let text = element.to_string();
     let keyword = text.split_whitespace().next().unwrap_or("");
-    sink::inc(reg::RESTRICTION_HITS, &[("element", keyword), ("action", action)]);
+    sink::inc(
+        reg::RESTRICTION_HITS,
+        &[("element", keyword), ("action", action)],
+    );
 }
 
 /// Postfix's `unknown_address_reject_code`: an unknown sender or

@@ -520,16 +520,13 @@ impl Writer {
         }
         self.write_all(&mut seg.file, &mut slices)
             .map_err(|e| LogError::io("write", &seg.path, e))?;
+        if let Some(log) = self.options.metrics {
+            use crate::metrics::registry::{self as reg, sink};
+            sink::observe(reg::COMMIT_BATCH, &[("log", log)], batch.len() as f64);
+        }
         if full || batch.iter().any(|p| !p.lazy) {
-            let started = Instant::now();
             self.sync(&seg.file)
                 .map_err(|e| LogError::io("fdatasync", &seg.path, e))?;
-            if let Some(log) = self.options.metrics {
-                use crate::metrics::registry::{self as reg, sink};
-                let took = started.elapsed().as_secs_f64();
-                sink::observe(reg::FSYNC, &[("log", log)], took);
-                sink::observe(reg::COMMIT_BATCH, &[("log", log)], batch.len() as f64);
-            }
             seg.unsynced = false;
         } else {
             seg.unsynced = true;
@@ -660,6 +657,18 @@ impl Writer {
 
     fn sync(&self, file: &File) -> io::Result<()> {
         self.shared.stats.data_syncs.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let synced = self.sync_file(file);
+        if let Some(log) = self.options.metrics {
+            use crate::metrics::registry::{self as reg, sink};
+            let took = started.elapsed().as_secs_f64();
+            sink::observe(reg::FSYNC, &[("log", log)], took);
+        }
+        synced
+    }
+
+    /// One `fdatasync` (a fault injected instead in tests).
+    fn sync_file(&self, file: &File) -> io::Result<()> {
         #[cfg(test)]
         if self
             .shared

@@ -540,10 +540,7 @@ impl Supervisor {
         let Some(sockets) = self.sockets.get(&role) else {
             return Ok(());
         };
-        let fds: Vec<(&str, i32)> = sockets
-            .iter()
-            .map(|(n, fd)| (*n, fd.as_raw_fd()))
-            .collect();
+        let fds: Vec<(&str, i32)> = sockets.iter().map(|(n, fd)| (*n, fd.as_raw_fd())).collect();
         let args = vec![
             "--config".to_string(),
             self.config_path.to_string_lossy().into_owned(),
@@ -670,7 +667,13 @@ impl Supervisor {
             .filter(|r| self.sockets.contains_key(r))
             .map(|r| {
                 let restarts = self.restart_counts.get(r).copied().unwrap_or(0);
-                (r.name(), RoleState { restarts, ..RoleState::default() })
+                (
+                    r.name(),
+                    RoleState {
+                        restarts,
+                        ..RoleState::default()
+                    },
+                )
             })
             .collect();
         for (pid, (role, started)) in &self.children {

@@ -53,10 +53,7 @@ fn scrape_until(port: u16, want: &[(&str, f64)], secs: u64) -> String {
         if want.iter().all(|(s, v)| value(&body, s) == Some(*v)) {
             return body;
         }
-        assert!(
-            Instant::now() < deadline,
-            "never saw {want:?} in:\n{body}"
-        );
+        assert!(Instant::now() < deadline, "never saw {want:?} in:\n{body}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -80,7 +77,10 @@ fn metrics_count_known_mail_exactly() {
         assert_eq!(c.cmd("MAIL FROM:<s@inside.example>"), "250 2.1.0 Ok");
         assert_eq!(c.cmd(&format!("RCPT TO:<{rcpt}>")), "250 2.1.5 Ok");
         assert!(c.cmd("DATA").starts_with("354"));
-        assert!(c.cmd("Subject: m\r\n\r\nhello\r\n.").starts_with("250 2.0.0"));
+        assert!(
+            c.cmd("Subject: m\r\n\r\nhello\r\n.")
+                .starts_with("250 2.0.0")
+        );
     }
     assert!(c.cmd("QUIT").starts_with("221"));
 
@@ -134,8 +134,11 @@ fn metrics_count_known_mail_exactly() {
     );
     // 250 after DATA, three times: 2.0.0.
     assert!(
-        value(&body, "postern_smtpd_replies_total{class=\"2xx\",code=\"2.0.0\"}")
-            .is_some_and(|n| n >= 3.0),
+        value(
+            &body,
+            "postern_smtpd_replies_total{class=\"2xx\",code=\"2.0.0\"}"
+        )
+        .is_some_and(|n| n >= 3.0),
         "{body}"
     );
     // One message left in the queue (the deferred one), none on hold.
@@ -185,7 +188,10 @@ fn metrics_count_known_mail_exactly() {
     c.cmd("MAIL FROM:<s@inside.example>");
     c.cmd(&format!("RCPT TO:<{user}@localhost>"));
     c.cmd("DATA");
-    assert!(c.cmd("Subject: m\r\n\r\nagain\r\n.").starts_with("250 2.0.0"));
+    assert!(
+        c.cmd("Subject: m\r\n\r\nagain\r\n.")
+            .starts_with("250 2.0.0")
+    );
     c.cmd("QUIT");
     scrape_until(
         port,
@@ -238,7 +244,11 @@ impl Drop for Killed {
 /// A real Prometheus scrapes the endpoint every second; its query API
 /// gives `accepted` for `postern_messages_accepted_total`.
 fn prometheus_scrapes(p: &Postern, port: u16, accepted: f64) {
-    if Command::new("prometheus").arg("--version").output().is_err() {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("skipped prometheus: not installed (apt-get install prometheus; .ci/run does)");
         return;
     }
@@ -258,7 +268,10 @@ fn prometheus_scrapes(p: &Postern, port: u16, accepted: f64) {
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{web}"))
         .stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -117,9 +117,7 @@ impl Engine {
                     Route::Discard { dsn, reason } => {
                         (DeliveryStatus::Sent, dsn, reason, "discard")
                     }
-                    Route::Defer { dsn, reason } => {
-                        (DeliveryStatus::Deferred, dsn, reason, "none")
-                    }
+                    Route::Defer { dsn, reason } => (DeliveryStatus::Deferred, dsn, reason, "none"),
                 };
             m.rcpts[i] = RState::Active;
             self.decided.push(Pending {
