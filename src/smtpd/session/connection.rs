@@ -382,6 +382,24 @@ impl Counters {
     }
 }
 
+/// `postern_smtpd_replies_total{class, code}`: the reply's class (`2xx`)
+/// and enhanced status code (`none` without one).
+fn count_reply(r: &Reply) {
+    use crate::metrics::registry::{self as reg, sink};
+    if !sink::enabled() {
+        return;
+    }
+    let class = match r.code / 100 {
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "other",
+    };
+    let code = r.enhanced.as_deref().unwrap_or("none");
+    sink::inc(reg::SMTPD_REPLIES, &[("class", class), ("code", code)]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,22 +444,4 @@ mod tests {
         let tcp = Client { uid: None, ..local };
         assert_eq!(tcp.field(), "localhost[127.0.0.1]");
     }
-}
-
-/// `postern_smtpd_replies_total{class, code}`: the reply's class (`2xx`)
-/// and enhanced status code (`none` without one).
-fn count_reply(r: &Reply) {
-    use crate::metrics::registry::{self as reg, sink};
-    if !sink::enabled() {
-        return;
-    }
-    let class = match r.code / 100 {
-        2 => "2xx",
-        3 => "3xx",
-        4 => "4xx",
-        5 => "5xx",
-        _ => "other",
-    };
-    let code = r.enhanced.as_deref().unwrap_or("none");
-    sink::inc(reg::SMTPD_REPLIES, &[("class", class), ("code", code)]);
 }
