@@ -119,6 +119,55 @@ pub(crate) struct QmgrStatus {
     /// Messages on hold.
     #[serde(default)]
     pub held: usize,
+    /// Messages in the active queue (as `mailq` names the queues); absent
+    /// from an older qmgr.
+    #[serde(default)]
+    pub active_messages: Option<usize>,
+    /// Messages in the deferred queue.
+    #[serde(default)]
+    pub deferred_messages: Option<usize>,
+    /// The age of the oldest deferred message, in seconds.
+    #[serde(default)]
+    pub oldest_deferred_secs: Option<u64>,
+    /// Messages taken in over the last minute.
+    #[serde(default)]
+    pub in_last_minute: Option<u64>,
+    /// Recipients delivered over the last minute.
+    #[serde(default)]
+    pub out_last_minute: Option<u64>,
+}
+
+impl QmgrStatus {
+    /// The queue at a glance, one line (`postern status`, qmgr's
+    /// `STATUS=`): `active 3, deferred 120 (oldest 2h), hold 0, 41 msg/min
+    /// in, 40 out`.
+    pub(crate) fn summary(&self) -> String {
+        let mut s = format!(
+            "active {}, deferred {}",
+            self.active_messages.unwrap_or(0),
+            self.deferred_messages.unwrap_or(0)
+        );
+        if let Some(age) = self.oldest_deferred_secs {
+            s += &format!(" (oldest {})", short_age(age));
+        }
+        s += &format!(
+            ", hold {}, {} msg/min in, {} out",
+            self.held,
+            self.in_last_minute.unwrap_or(0),
+            self.out_last_minute.unwrap_or(0)
+        );
+        s
+    }
+}
+
+/// An age as one unit, rounded down: `45s`, `12m`, `2h`, `3d`.
+pub(crate) fn short_age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    }
 }
 
 /// A delivery request from qmgr to a delivery agent.

@@ -148,6 +148,9 @@ pub(crate) struct Engine {
     damaged_state: HashSet<String>,
     /// The metrics' counts: qmgr's own and those the other roles sent.
     counts: crate::metrics::registry::Registry,
+    /// Messages taken in and recipients delivered, per second of the last
+    /// minute (`postern status`, `STATUS=`).
+    rates: metrics::Rates,
 }
 
 /// A file finished messages leave behind.
@@ -190,6 +193,7 @@ impl Engine {
             held_for_damage: 0,
             damaged_state: HashSet::new(),
             counts: Default::default(),
+            rates: Default::default(),
         }
     }
 
@@ -208,8 +212,18 @@ impl Engine {
 
     pub(crate) fn status(&self) -> QmgrStatus {
         let now = now_micros();
+        let numbers = self.queue_numbers();
+        let (taken_in, delivered) = self.rates.last_minute(now);
         let mut s = QmgrStatus {
             messages: self.messages.len(),
+            active_messages: Some(numbers[0].1.messages as usize),
+            deferred_messages: Some(numbers[1].1.messages as usize),
+            oldest_deferred_secs: numbers[1]
+                .1
+                .oldest_us
+                .map(|a| now.saturating_sub(a) / 1_000_000),
+            in_last_minute: Some(taken_in),
+            out_last_minute: Some(delivered),
             ..QmgrStatus::default()
         };
         for m in self.messages.values() {
@@ -268,6 +282,10 @@ impl Engine {
             env.size,
             env.recipients.len()
         );
+        // New mail (not a message recovered at start).
+        if now.saturating_sub(env.arrival_us) < 60_000_000 {
+            self.rates.note_in(now, 1);
+        }
         let held = self.suspect_damage(&id, env.arrival_us) || held;
         if held {
             log::info!(queue_id = id.as_str(); "{id}: on hold");

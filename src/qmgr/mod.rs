@@ -62,8 +62,10 @@
 //! recorded in the state log, so they survive a restart.
 //!
 //! Service manager (see [`crate::notify`]): `READY=1` once the queue is
-//! recovered and the control sockets served, `STATUS=qmgr: N active, M
-//! deferred, K held` (at most every 2 s), `STOPPING=1` on SIGTERM. SIGHUP
+//! recovered and the control sockets served, `STATUS=active 3, deferred
+//! 120 (oldest 2h), hold 0, 41 msg/min in, 40 out` (messages per queue as
+//! `mailq` names them, messages taken in and recipients delivered over the
+//! last minute; at most every 2 s), `STOPPING=1` on SIGTERM. SIGHUP
 //! reloads the configuration file in place: back-off, lifetimes,
 //! notifications, routing (local domains, relay host, transport table,
 //! per-destination limits) and the mailq users change from the next
@@ -376,11 +378,7 @@ impl Status {
             return;
         }
         self.at = Some(tokio::time::Instant::now());
-        let s = engine.status();
-        let text = format!(
-            "qmgr: {} active, {} deferred, {} held",
-            s.active, s.deferred, s.held
-        );
+        let text = engine.status().summary();
         if text != self.last {
             notify::status(&text);
             self.last = text;

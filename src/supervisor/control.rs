@@ -72,12 +72,32 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
     println!("postern is running (pid {pid})");
     if let Ok(text) = fs::read_to_string(run_dir.join(STATUS_FILE)) {
         let roles: HashMap<String, i32> = serde_json::from_str(&text).unwrap_or_default();
-        for role in crate::role::Role::names() {
+        let states = super::role_states(run_dir);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        for row in &crate::role::TABLE {
+            let role = row.name;
+            if !(row.wanted)(config) && !roles.contains_key(role) {
+                continue;
+            }
+            let state = states.get(role);
+            let restarts = state.map_or(0, |s| s.restarts);
             match roles.get(role) {
                 Some(p) if kill(Pid::from_raw(*p), None).is_ok() => {
-                    println!("  {role:<6} running (pid {p})")
+                    let up = state
+                        .filter(|s| s.pid == *p && s.started > 0)
+                        .map(|s| {
+                            format!(
+                                ", up {}",
+                                crate::ipc::short_age(now.saturating_sub(s.started))
+                            )
+                        })
+                        .unwrap_or_default();
+                    println!("  {role:<6} running (pid {p}){up}, {restarts} restarts")
                 }
-                _ => println!("  {role:<6} not running"),
+                _ => println!("  {role:<6} not running, {restarts} restarts"),
             }
         }
     }
@@ -85,13 +105,17 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-/// `status`'s last line: the queue counts, from qmgr.
+/// `status`'s last lines: the queue counts, from qmgr, and the queue at
+/// a glance (qmgr's `STATUS=` line).
 fn print_queue(run_dir: &Path) {
     match qmgr_client::status(run_dir) {
-        Ok(s) => println!(
-            "queue: {} messages, {} recipients being delivered, {} deferred, {} messages on hold",
-            s.messages, s.active, s.deferred, s.held
-        ),
+        Ok(s) => {
+            println!(
+                "queue: {} messages, {} recipients being delivered, {} deferred, {} messages on hold",
+                s.messages, s.active, s.deferred, s.held
+            );
+            println!("queue: {}", s.summary());
+        }
         Err(e) => println!("queue: qmgr does not answer: {e}"),
     }
 }

@@ -197,9 +197,22 @@ pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
             }
         )
     });
+    let builtin = Config::builtin();
     for (role, service) in services() {
         let p = unit(service);
         let pid = prop(p, "MainPID");
+        // A role off by default (metrics) is worth a line only when it
+        // runs or failed.
+        let optional =
+            crate::role::Role::from_name(role).is_some_and(|r| !(r.row().wanted)(&builtin));
+        if optional
+            && !matches!(
+                prop(p, "ActiveState"),
+                "active" | "reloading" | "activating" | "failed"
+            )
+        {
+            continue;
+        }
         // The last `systemctl reload` refused (ExecReload's check failed):
         // the daemon runs with the configuration it had.
         let reload = match prop(p, "ReloadResult") {
@@ -230,7 +243,6 @@ pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
     // Each TCP socket unit's listeners; a masked one only when its key
     // names listeners by default (the submission units are masked unless
     // configured: nothing to say).
-    let builtin = Config::builtin();
     for socket in tcp_sockets() {
         let p = unit(socket.unit);
         let name = socket.name;

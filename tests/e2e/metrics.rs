@@ -201,6 +201,27 @@ fn metrics_count_known_mail_exactly() {
         ],
         20,
     );
+    p.wait_delivered(&user, 3, 20);
+
+    // postern status: each role's pid, uptime and restarts, the queue at
+    // a glance (the line qmgr sends as STATUS= under systemd).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = String::from_utf8_lossy(&p.postern(&["status"]).stdout).to_string();
+        let want = [
+            "  metrics running (pid ",
+            ", 1 restarts\n",
+            "  qmgr   running (pid ",
+            "queue: active ",
+            ", hold 0, 4 msg/min in, 3 out\n",
+        ];
+        if want.iter().all(|w| st.contains(w)) {
+            assert!(st.contains(", up "), "{st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     p.stop();
 }
 

@@ -23,6 +23,45 @@ pub(super) fn queue_of(m: &Message, now: u64) -> &'static str {
     }
 }
 
+/// Counts per second over the last minute: messages taken in, recipients
+/// delivered.
+#[derive(Default)]
+pub(crate) struct Rates {
+    /// By second modulo 60: (the second, in, out).
+    seconds: Vec<(u64, u64, u64)>,
+}
+
+impl Rates {
+    fn slot(&mut self, now_us: u64) -> &mut (u64, u64, u64) {
+        let sec = now_us / 1_000_000;
+        self.seconds.resize(60, (0, 0, 0));
+        let s = &mut self.seconds[(sec % 60) as usize];
+        if s.0 != sec {
+            *s = (sec, 0, 0);
+        }
+        s
+    }
+
+    pub(crate) fn note_in(&mut self, now_us: u64, n: u64) {
+        self.slot(now_us).1 += n;
+    }
+
+    pub(crate) fn note_out(&mut self, now_us: u64, n: u64) {
+        if n > 0 {
+            self.slot(now_us).2 += n;
+        }
+    }
+
+    /// (in, out) over the last 60 seconds.
+    pub(crate) fn last_minute(&self, now_us: u64) -> (u64, u64) {
+        let sec = now_us / 1_000_000;
+        self.seconds
+            .iter()
+            .filter(|(s, _, _)| sec.saturating_sub(*s) < 60)
+            .fold((0, 0), |(a, b), (_, i, o)| (a + i, b + o))
+    }
+}
+
 /// Per queue: messages, and the arrival of the oldest (µs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct QueueNumbers {

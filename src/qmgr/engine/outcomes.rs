@@ -59,6 +59,12 @@ impl Engine {
         if ok.iter().any(|ok| !ok) {
             log::warn!("state log write failed; outcomes kept in memory only");
         }
+        let delivered = batch
+            .applied
+            .iter()
+            .filter(|(_, _, st)| *st == RState::Done)
+            .count();
+        self.rates.note_out(now, delivered as u64);
         self.apply(batch, now);
         if self.notices.take_queued() {
             self.scan_incoming(&mut HashMap::new());
