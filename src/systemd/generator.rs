@@ -8,7 +8,8 @@
 //! as the role table says ([`super::tcp_sockets`]): `smtpd.listen` →
 //! `postern-smtpd.socket`, `submission.listen` →
 //! `postern-submission.socket`, `submission.implicit_tls_listen` →
-//! `postern-submissions.socket` — and writes, in NORMAL (below the
+//! `postern-submissions.socket`, `metrics.listen` →
+//! `postern-metrics.socket` — and writes, in NORMAL (below the
 //! administrator's `/etc`, above the package's `/usr/lib`), for each:
 //!
 //! * `UNIT.d/50-postern-listen.conf`: `ListenStream=`

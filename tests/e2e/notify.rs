@@ -318,7 +318,10 @@ fn smtpd_notifies_and_reloads_in_place() {
 #[test]
 fn qmgr_and_local_notify_and_reload() {
     for (role, status) in [
-        ("qmgr", "STATUS=active 0, deferred 0, hold 0, 0 msg/min in, 0 out"),
+        (
+            "qmgr",
+            "STATUS=active 0, deferred 0, hold 0, 0 msg/min in, 0 out",
+        ),
         ("local", "STATUS=local: 0 deliveries in progress"),
     ] {
         let mut d = Activated::start(role, role, &config_text("x ESMTP"));

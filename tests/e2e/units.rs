@@ -81,7 +81,7 @@ fn units_pass_systemd_analyze_verify() {
         .unwrap();
         names.push(name);
     }
-    assert_eq!(names.len(), 13, "{names:?}");
+    assert_eq!(names.len(), 16, "{names:?}");
     // --recursive-errors=no: only our units decide the exit status, not
     // the host's multi-user.target and what it pulls in.
     let out = Command::new("systemd-analyze")
@@ -100,9 +100,9 @@ fn units_pass_systemd_analyze_verify() {
     assert!(ours.is_empty(), "verify complained:\n{}", ours.join("\n"));
 }
 
-/// The listeners of postern-smtpd.socket, postern-submission.socket and
-/// postern-submissions.socket (none: masked).
-type Listeners<'a> = [&'a [&'a str]; 3];
+/// The listeners of postern-smtpd.socket, postern-submission.socket,
+/// postern-submissions.socket and postern-metrics.socket (none: masked).
+type Listeners<'a> = [&'a [&'a str]; 4];
 
 /// The socket units whose listeners only the generator writes.
 const SUBMISSION_SOCKETS: [&str; 2] = ["postern-submission.socket", "postern-submissions.socket"];
@@ -162,7 +162,7 @@ fn socket_names_are_those_the_daemons_take() {
             "postern-smtpd.service",
             vec!["smtp", "submission", "submissions", "submit"],
         ),
-        ("postern-qmgr.service", vec!["qmgr", "showq", "metrics"]),
+        ("postern-qmgr.service", vec!["metrics", "qmgr", "showq"]),
         ("postern-metrics.service", vec!["http"]),
         ("postern-local.service", vec!["local"]),
         ("postern-smtp.service", vec!["smtp-client"]),
@@ -743,23 +743,32 @@ fn generated_listeners_pass_systemd_analyze_verify() {
     let only_submission =
         format!("[smtpd]\nlisten = []\n[submission]\nlisten = [\"127.0.0.1:587\"]\n{TLS}");
     let none: &[&str] = &[];
-    let cases: [(&str, Option<&str>, Listeners); 9] = [
+    let cases: [(&str, Option<&str>, Listeners); 10] = [
         (
             "loopback",
             Some("[smtpd]\nlisten = [\"127.0.0.1:25\"]\n"),
-            [&["127.0.0.1:25"], none, none],
+            [&["127.0.0.1:25"], none, none, none],
         ),
         (
             "dual stack and a specific address",
             Some("[smtpd]\nlisten = [\"[::]:25\", \"192.0.2.7:2525\"]\n"),
-            [&["[::]:25", "192.0.2.7:2525"], none, none],
+            [&["[::]:25", "192.0.2.7:2525"], none, none, none],
         ),
         (
             "several",
             Some("[smtpd]\nlisten = [\"127.0.0.1:25\", \"[::1]:25\", \"127.0.0.1:587\"]\n"),
-            [&["127.0.0.1:25", "[::1]:25", "127.0.0.1:587"], none, none],
+            [
+                &["127.0.0.1:25", "[::1]:25", "127.0.0.1:587"],
+                none,
+                none,
+                none,
+            ],
         ),
-        ("none", Some("[smtpd]\nlisten = []\n"), [none, none, none]),
+        (
+            "none",
+            Some("[smtpd]\nlisten = []\n"),
+            [none, none, none, none],
+        ),
         (
             "submission",
             Some(&submission),
@@ -767,12 +776,13 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                 &["127.0.0.1:25"],
                 &["[::]:587"],
                 &["0.0.0.0:465", "[::]:465"],
+                none,
             ],
         ),
         (
             "submission alone",
             Some(&only_submission),
-            [none, &["127.0.0.1:587"], none],
+            [none, &["127.0.0.1:587"], none, none],
         ),
         (
             "moved queue and run directories",
@@ -781,19 +791,32 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                  [queue]\ndirectory = \"/srv/postern/queue\"\n\
                  [smtpd]\nlisten = [\"127.0.0.1:25\"]\n",
             ),
-            [&["127.0.0.1:25"], none, none],
+            [&["127.0.0.1:25"], none, none, none],
         ),
         (
             "broken",
             Some("[smtpd]\nlisen = [\"0.0.0.0:25\"]\n"),
-            [none, none, none],
+            [none, none, none, none],
         ),
-        ("missing", None, [none, none, none]),
+        (
+            "metrics (issue 23)",
+            Some(
+                "[smtpd]\nlisten = [\"127.0.0.1:25\"]\n[metrics]\nlisten = [\"127.0.0.1:9154\", \"[::1]:9154\"]\n",
+            ),
+            [
+                &["127.0.0.1:25"],
+                none,
+                none,
+                &["127.0.0.1:9154", "[::1]:9154"],
+            ],
+        ),
+        ("missing", None, [none, none, none, none]),
     ];
     let tcp_units = [
         "postern-smtpd.socket",
         SUBMISSION_SOCKETS[0],
         SUBMISSION_SOCKETS[1],
+        "postern-metrics.socket",
     ];
     for (what, toml, expected) in cases {
         let _ = std::fs::remove_file(&config);
@@ -875,6 +898,7 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                 ("postern-submit.socket", "submit"),
                 ("postern-qmgr.socket", "qmgr"),
                 ("postern-showq.socket", "showq"),
+                ("postern-qmgr-metrics.socket", "metrics"),
                 ("postern-local.socket", "local"),
                 ("postern-smtp.socket", "smtp"),
             ] {
