@@ -48,6 +48,7 @@ fn moved_queue_and_run_directories_get_paths_dropins() {
             "postern-submit.socket",
             "postern-qmgr.socket",
             "postern-showq.socket",
+            "postern-qmgr-metrics.socket",
             "postern-local.socket",
             "postern-smtp.socket",
             "postern-local.service",
@@ -207,14 +208,14 @@ fn write_replaces_what_an_earlier_run_wrote() {
     let masked = plan_for("[smtpd]\nlisten = []\n");
     let written = write(&masked, dir.path()).unwrap();
     // Each TCP socket unit's drop-in and mask.
-    assert_eq!(written.len(), 6, "{written:?}");
+    assert_eq!(written.len(), 8, "{written:?}");
     let mask = dir.path().join("postern-smtpd.socket");
     assert_eq!(std::fs::read_link(&mask).unwrap(), Path::new("/dev/null"));
 
     let open = plan_for(
         "[smtpd]\nlisten = [\"127.0.0.1:25\"]\n[submission]\nlisten = [\"127.0.0.1:587\"]\n\
          implicit_tls_listen = [\"127.0.0.1:465\"]\n[tls]\nchain_files = [\"/k.pem\"]\n\
-         [sasl]\nbackend = \"passwd\"\n",
+         [sasl]\nbackend = \"passwd\"\n[metrics]\nlisten = [\"127.0.0.1:9154\"]\n",
     );
     let written = write(&open, dir.path()).unwrap();
     assert_eq!(
@@ -223,10 +224,11 @@ fn write_replaces_what_an_earlier_run_wrote() {
             "postern-smtpd.socket.d/50-postern-listen.conf",
             "postern-submission.socket.d/50-postern-listen.conf",
             "postern-submissions.socket.d/50-postern-listen.conf",
+            "postern-metrics.socket.d/50-postern-listen.conf",
         ]
         .map(|f| dir.path().join(f))
     );
-    for unit in ["smtpd", "submission", "submissions"] {
+    for unit in ["smtpd", "submission", "submissions", "metrics"] {
         let mask = dir.path().join(format!("postern-{unit}.socket"));
         assert!(
             std::fs::symlink_metadata(&mask).is_err(),
@@ -248,7 +250,7 @@ fn write_replaces_what_an_earlier_run_wrote() {
 fn a_missing_file_is_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let written = run(&dir.path().join("nope.toml"), &[dir.path().to_path_buf()]).unwrap();
-    assert_eq!(written.len(), 6);
+    assert_eq!(written.len(), 8);
     for file in written.iter().filter(|f| f.ends_with(DROPIN)) {
         let text = std::fs::read_to_string(file).unwrap();
         assert!(text.contains("nope.toml"), "{text}");
@@ -279,6 +281,7 @@ fn issue_18_submission_sockets_follow_their_keys() {
                 "postern-submissions.socket",
                 "submission.implicit_tls_listen"
             ),
+            ("postern-metrics.socket", "metrics.listen"),
         ]
     );
     let (submission, submissions) = (&out.sockets[1], &out.sockets[2]);
@@ -358,7 +361,7 @@ fn issue_18_unused_submission_sockets_are_masked_quietly() {
     assert!(
         out.messages[0].1.starts_with(
             "bad; postern-smtpd.socket, postern-submission.socket, \
-             postern-submissions.socket will not listen"
+             postern-submissions.socket, postern-metrics.socket will not listen"
         ),
         "{:?}",
         out.messages
