@@ -43,7 +43,10 @@
 //! file is kept in `corrupt/`.
 //!
 //! Inputs: the `qmgr` listener (LISTEN_FDS): `{"op":"wake"}` and
-//! `{"op":"status"}` lines; the transport files (read again when they
+//! `{"op":"status"}` lines, and smtpd's metrics counts
+//! (`{"op":"counters",…}`, once a second); the `metrics` listener
+//! (`metrics.sock`, 0600): `{"op":"metrics"}` only, answered with the
+//! Prometheus exposition ([`crate::metrics`]; qmgr keeps the counts); the transport files (read again when they
 //! change, checked at most once a second). Outputs: requests on
 //! `<run_directory>/local.sock` (`LOCAL_SLOTS` connections) and
 //! `<run_directory>/smtp.sock` (`SMTP_SLOTS` connections, at most

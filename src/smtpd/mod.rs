@@ -64,7 +64,10 @@
 //! it at start and every second and submits each file through that same
 //! local session, with the file's owner as the uid ([`pickup`]). Outputs:
 //! queue records; wake-ups on `<run_directory>/qmgr.sock`; log lines in
-//! Postfix's shapes.
+//! Postfix's shapes; with `metrics.listen` set, its metrics counts
+//! (sessions, replies, accepted messages, restriction hits, DNSBL answers,
+//! TLS handshakes, its queue log's group commits) on the same socket once
+//! a second ([`crate::metrics`]).
 //!
 //! Service manager (see [`crate::notify`]): `READY=1` once the listeners
 //! are served, `STATUS=smtpd: N sessions` (at most once a second),
