@@ -97,8 +97,8 @@ impl Reload {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fixed {
     /// Set up before the daemons start, by the supervisor or by systemd's
-    /// units: `smtpd.listen`, `queue.directory`, `server.run_directory`,
-    /// `server.user`. Only a restart of the whole mail system changes them.
+    /// units: `smtpd.listen`, `metrics.listen`, `queue.directory`,
+    /// `server.run_directory`, `server.user`. Only a restart of the whole mail system changes them.
     Starter,
     /// Applied by each daemon once at its start (the log file, and what
     /// the Landlock ruleset is built from): `sandbox.*`, `server.log_file`,
@@ -130,6 +130,8 @@ pub(crate) fn keep_fixed(running: &Config, new: &mut Config, which: &[Fixed]) ->
         "submission.implicit_tls_listen",
         submission.implicit_tls_listen
     );
+    // The endpoint's listeners, and whether smtpd and qmgr count at all.
+    keep!(Fixed::Starter, "metrics.listen", metrics.listen);
     keep!(Fixed::Daemon, "sasl.password_file", sasl.password_file);
     keep!(Fixed::Starter, "queue.directory", queue.directory);
     keep!(Fixed::Starter, "server.run_directory", server.run_directory);
