@@ -19,7 +19,8 @@ const LINE_LIMIT: usize = 2048;
 /// Ask `service` (`inet:host:port` or `unix:/path`) with `attributes`;
 /// the value of the answer's `action=`.
 pub(crate) async fn ask(service: &str, attributes: &[(&str, String)]) -> Result<String, String> {
-    let address = Address::parse(service).map_err(|e| format!("policy server {e}"))?;
+    // Checked when the configuration was read; the caller names the server.
+    let address = Address::parse(service).map_err(|e| e.to_string())?;
     match tokio::time::timeout(TIMEOUT, exchange(&address, attributes)).await {
         Ok(answer) => answer,
         Err(_) => Err(format!("timeout after {}s", TIMEOUT.as_secs())),
