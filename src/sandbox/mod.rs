@@ -27,7 +27,7 @@
 //! |---|---|---|---|
 //! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`) the milters' (`milters.smtpd`, `milters.non_smtpd`) and the policy servers' (`check_policy_service`), no bind |
 //! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
-//! | smtp | system files, its configuration, the queue, the SASL password files, the DKIM keys | nothing | outbound only |
+//! | smtp | system files, its configuration, the queue, the SASL password files, the DKIM keys; connects to the Unix sockets of its `lmtp:unix:` next hops | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
 //! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
 //!
@@ -203,6 +203,15 @@ impl Profile {
         // The DKIM private keys (`dkim.keys`), read again when they
         // change: this room alone has them.
         p.read_files(config.dkim.keys.iter().map(|k| &k.path));
+        // The LMTP servers' Unix sockets (`lmtp:unix:` in the transport
+        // tables and `virtual.transport`), their directories as for
+        // smtpd's milters: a socket directory added later needs a restart
+        // of the smtp role, as its room cannot grow.
+        for socket in crate::transport::lmtp_sockets(config) {
+            if let Some(dir) = parent(&socket) {
+                p.unix_sockets.push(existing_ancestor(&dir));
+            }
+        }
         p.tcp_connect = None;
         p
     }

@@ -496,3 +496,42 @@ fn smtpd_reaches_its_milters_and_nothing_else() {
     );
     assert_eq!(got, [true, false]);
 }
+
+/// Issue 21: smtp's room lets it connect to the Unix sockets of its LMTP
+/// next hops (`virtual.transport`, the transport table) and to no other
+/// socket.
+#[test]
+fn smtp_reaches_its_lmtp_sockets_and_no_other() {
+    if !is_root() {
+        eprintln!("skipped: needs root (the roles switch to postern)");
+        return;
+    }
+    let sockets = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(sockets.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut listeners = Vec::new();
+    let mut paths = Vec::new();
+    for dir in ["dovecot", "inline", "other"] {
+        let d = sockets.path().join(dir);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = d.join("lmtp");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        listeners.push(l);
+        paths.push(path.display().to_string());
+    }
+    let p = Postern::configure(
+        &format!(
+            "[sandbox]\nrequire = true\n\n[relay]\ntransport = {{ \"i.example\" = \"lmtp:unix:{}\" }}\n\n\
+             [virtual]\nmailbox_domains = [\"v.example\"]\ntransport = \"lmtp:unix:{}\"\n",
+            paths[1], paths[0]
+        ),
+        &[],
+        None,
+    );
+    prepare(&p);
+    let probes: Vec<String> = paths.iter().map(|p| format!("unix:{p}")).collect();
+    assert_eq!(probe(&p.config, "smtp", &[], &probes), [true, true, false]);
+    // The other roles reach none of them.
+    assert_eq!(probe(&p.config, "qmgr", &[], &probes), [false, false, false]);
+}
