@@ -531,7 +531,35 @@ fn smtp_reaches_its_lmtp_sockets_and_no_other() {
     );
     prepare(&p);
     let probes: Vec<String> = paths.iter().map(|p| format!("unix:{p}")).collect();
-    assert_eq!(probe(&p.config, "smtp", &[], &probes), [true, true, false]);
+    let smtp = probe(&p.config, "smtp", &[], &probes);
+    assert_eq!(smtp[..2], [true, true]);
+    // Connecting to a Unix socket is a Landlock right from ABI 9 on;
+    // before it, every socket is reachable and only the doors are tested.
+    let abi = landlock_abi(&p.config);
+    if abi < 9 {
+        eprintln!(
+            "note: this kernel's Landlock ABI {abi} does not scope Unix sockets (ABI 9 does):              the refusal of an unconfigured socket is not tested here"
+        );
+        return;
+    }
+    assert_eq!(smtp, [true, true, false]);
     // The other roles reach none of them.
     assert_eq!(probe(&p.config, "qmgr", &[], &probes), [false, false, false]);
+}
+
+/// The Landlock ABI the kernel enforces, as the smtp role reports it.
+fn landlock_abi(config: &Path) -> u32 {
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(["daemon", "smtp", "--probe", "read:/etc/hostname"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .split("Landlock ABI ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
