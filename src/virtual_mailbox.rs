@@ -104,13 +104,22 @@ mod tests {
     fn recipients_by_address_without_extension_and_catch_all() {
         let c = config(
             &["v.example", "all.example"],
-            &["inline:{ bob@v.example=1, @all.example=1 }", "regexp:{ {/^re-.*@v\\.example$/ 1} }"],
+            &[
+                "inline:{ bob@v.example=1, @all.example=1 }",
+                "regexp:{ {/^re-.*@v\\.example$/ 1} }",
+            ],
         );
         let r = |a| recipient(&c, a).unwrap();
         assert_eq!(r("Bob@V.example"), Standing::Listed("bob@v.example".into()));
-        assert_eq!(r("bob+box@v.example"), Standing::Listed("bob@v.example".into()));
+        assert_eq!(
+            r("bob+box@v.example"),
+            Standing::Listed("bob@v.example".into())
+        );
         assert_eq!(r("x@all.example"), Standing::Listed("@all.example".into()));
-        assert_eq!(r("re-1@v.example"), Standing::Listed("re-1@v.example".into()));
+        assert_eq!(
+            r("re-1@v.example"),
+            Standing::Listed("re-1@v.example".into())
+        );
         assert_eq!(r("eve@v.example"), Standing::Unknown);
         assert_eq!(r("bob@other.example"), Standing::Elsewhere);
         assert_eq!(r("root"), Standing::Elsewhere);

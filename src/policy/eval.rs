@@ -499,7 +499,10 @@ impl<'a, 't> Eval<'a, 't> {
             Ok(false) => None,
             Ok(true) if local.contains(['@', '%', '!']) => None,
             Ok(true) => {
-                let note = format!("{} is in virtual.mailbox_domains", domain.to_ascii_lowercase());
+                let note = format!(
+                    "{} is in virtual.mailbox_domains",
+                    domain.to_ascii_lowercase()
+                );
                 self.note(note);
                 Some(true)
             }

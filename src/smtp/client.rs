@@ -230,14 +230,14 @@ pub(crate) async fn open(
         setup.logins.find(&target.host, setup.nexthop)
     };
     let login = login.map_err(|e| HostFailure {
-            outcome: Outcome::deferred(
-                code::SYSTEM_TEMP,
-                format!("cannot look up the SASL login for {}: {e}", namaddr(target)),
-            ),
-            connected: false,
-            retry_plain: false,
-            session: false,
-        })?;
+        outcome: Outcome::deferred(
+            code::SYSTEM_TEMP,
+            format!("cannot look up the SASL login for {}: {e}", namaddr(target)),
+        ),
+        connected: false,
+        retry_plain: false,
+        session: false,
+    })?;
     let mut s = establish(target, setup, plain).await?;
     if let Some(login) = login {
         super::auth::authenticate(&mut s, &login, setup.sasl_plaintext)
@@ -420,8 +420,8 @@ impl Session {
             );
             return Err(self.failed(&b));
         }
-        let name = server_name(&self.target.host)
-            .or_else(|| server_name(&self.target.addr.bracketed()));
+        let name =
+            server_name(&self.target.host).or_else(|| server_name(&self.target.addr.bracketed()));
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(self.failed(&Broken::Lost(STARTTLS)));
         };

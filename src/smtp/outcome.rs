@@ -154,7 +154,10 @@ mod tests {
     fn target() -> Target {
         Target {
             host: "mx.example.com".into(),
-            addr: "192.0.2.1:25".parse::<std::net::SocketAddr>().unwrap().into(),
+            addr: "192.0.2.1:25"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
         }
     }
 

@@ -15,9 +15,13 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 
 fn have_dovecot_lmtp() -> bool {
-    ["/usr/sbin/dovecot", "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/imap"]
-        .iter()
-        .all(|p| Path::new(p).exists())
+    [
+        "/usr/sbin/dovecot",
+        "/usr/lib/dovecot/lmtp",
+        "/usr/lib/dovecot/imap",
+    ]
+    .iter()
+    .all(|p| Path::new(p).exists())
 }
 
 fn skip() -> bool {
@@ -138,7 +142,11 @@ impl Dovecot {
              m.logout()\n",
             port = self.imap_port
         );
-        let out = Command::new("python3").arg("-c").arg(script).output().unwrap();
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "imap: {}",
@@ -240,23 +248,46 @@ fn lmtp_virtual_mailboxes_are_delivered_by_dovecot_over_a_unix_socket() {
             .to_string()
     };
     let bob = line("bob@v.test");
-    assert!(bob.contains("dsn=2.0.0, status=sent (250 2.0.0 <bob@v.test> "), "{bob}");
+    assert!(
+        bob.contains("dsn=2.0.0, status=sent (250 2.0.0 <bob@v.test> "),
+        "{bob}"
+    );
     assert!(bob.ends_with(" Saved)"), "{bob}");
     let tiny = line("tiny@v.test");
-    assert!(tiny.contains("dsn=5.2.2, status=bounced (host mail.test.example["), "{tiny}");
-    assert!(tiny.contains("Quota exceeded (mailbox for user is full) (in reply to end of DATA command))"), "{tiny}");
+    assert!(
+        tiny.contains("dsn=5.2.2, status=bounced (host mail.test.example["),
+        "{tiny}"
+    );
+    assert!(
+        tiny.contains(
+            "Quota exceeded (mailbox for user is full) (in reply to end of DATA command))"
+        ),
+        "{tiny}"
+    );
     let ghost = line("ghost@v.test");
     assert!(ghost.contains("dsn=5.1.1, status=bounced ("), "{ghost}");
-    assert!(ghost.contains("User doesn't exist: ghost@v.test (in reply to RCPT TO command))"), "{ghost}");
+    assert!(
+        ghost.contains("User doesn't exist: ghost@v.test (in reply to RCPT TO command))"),
+        "{ghost}"
+    );
 
     // One bounce to the sender, naming both failures.
     let files = p.wait_delivered(&u, 1, 20);
     let dsn = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(dsn.contains("Final-Recipient: rfc822; tiny@v.test"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; tiny@v.test"),
+        "{dsn}"
+    );
     assert!(dsn.contains("Status: 5.2.2"), "{dsn}");
-    assert!(dsn.contains("Final-Recipient: rfc822; ghost@v.test"), "{dsn}");
+    assert!(
+        dsn.contains("Final-Recipient: rfc822; ghost@v.test"),
+        "{dsn}"
+    );
     assert!(dsn.contains("Status: 5.1.1"), "{dsn}");
-    assert!(!dsn.contains("Final-Recipient: rfc822; bob@v.test"), "{dsn}");
+    assert!(
+        !dsn.contains("Final-Recipient: rfc822; bob@v.test"),
+        "{dsn}"
+    );
 
     // Read back through Dovecot: once each, the body byte for byte, with
     // Dovecot's Return-Path.
@@ -264,7 +295,11 @@ fn lmtp_virtual_mailboxes_are_delivered_by_dovecot_over_a_unix_socket() {
         let messages = dovecot.imap_messages(&format!("{user}@v.test"));
         assert_eq!(messages.len(), 1, "{user}");
         let m = &messages[0];
-        assert!(m.starts_with(format!("Return-Path: <{u}@localhost>\r\n").as_bytes()), "{}", String::from_utf8_lossy(m));
+        assert!(
+            m.starts_with(format!("Return-Path: <{u}@localhost>\r\n").as_bytes()),
+            "{}",
+            String::from_utf8_lossy(m)
+        );
         assert!(String::from_utf8_lossy(m).contains("\r\nSubject: to dovecot\r\n"));
         assert_eq!(String::from_utf8_lossy(body(m)), STORED);
         assert_eq!(dovecot.maildir_files(user), 1, "{user}");
@@ -282,15 +317,16 @@ fn lmtp_inet_transport_file_entry_defers_while_dovecot_is_down_then_delivers() {
     let transport = p.dir.path().join("transport");
     std::fs::write(
         &transport,
-        format!("# Dovecot over TCP\nv.test  lmtp:inet:127.0.0.1:{}\n", dovecot.lmtp_port),
+        format!(
+            "# Dovecot over TCP\nv.test  lmtp:inet:127.0.0.1:{}\n",
+            dovecot.lmtp_port
+        ),
     )
     .unwrap();
-    let config = std::fs::read_to_string(&p.config)
-        .unwrap()
-        .replace(
-            "[relay]\n",
-            &format!("[relay]\ntransport_files = [\"{}\"]\n", transport.display()),
-        );
+    let config = std::fs::read_to_string(&p.config).unwrap().replace(
+        "[relay]\n",
+        &format!("[relay]\ntransport_files = [\"{}\"]\n", transport.display()),
+    );
     // The virtual mailbox class accepts the recipient; the transport file
     // entry wins over virtual.transport (which points nowhere).
     std::fs::write(
@@ -316,13 +352,7 @@ fn lmtp_inet_transport_file_entry_defers_while_dovecot_is_down_then_delivers() {
         &format!("Subject: later\r\n\r\n{BODY}"),
     );
     let port = dovecot.lmtp_port;
-    p.wait_log(
-        &format!(
-            "{id}: to=<bob@v.test>, relay=none, delay="
-        ),
-        1,
-        20,
-    );
+    p.wait_log(&format!("{id}: to=<bob@v.test>, relay=none, delay="), 1, 20);
     p.wait_log(
         &format!("status=deferred (connect to 127.0.0.1[127.0.0.1]:{port}: Connection refused)"),
         1,
@@ -365,11 +395,21 @@ fn lmtp_check_names_bad_next_hops_and_overlapping_domains() {
     );
     std::fs::write(&p.config, config).unwrap();
     let out = p.postern(&["check"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("transport:1: a.example lmtp:unix:relative/lmtp: "), "{text}");
-    assert!(text.contains("the socket must be an absolute path"), "{text}");
-    assert!(text.contains("transport:2: b.example lmtp:inet:127.0.0.1:0: "), "{text}");
+    assert!(
+        text.contains("transport:1: a.example lmtp:unix:relative/lmtp: "),
+        "{text}"
+    );
+    assert!(
+        text.contains("the socket must be an absolute path"),
+        "{text}"
+    );
+    assert!(
+        text.contains("transport:2: b.example lmtp:inet:127.0.0.1:0: "),
+        "{text}"
+    );
     assert!(
         text.contains("localhost is in both local.domains and virtual.mailbox_domains"),
         "{text}"
@@ -377,13 +417,10 @@ fn lmtp_check_names_bad_next_hops_and_overlapping_domains() {
 
     // Virtual mailbox domains without virtual.transport: refused, naming
     // the key.
-    let p = Postern::configure(
-        "[virtual]\nmailbox_domains = [\"v.test\"]\n",
-        &[],
-        None,
-    );
+    let p = Postern::configure("[virtual]\nmailbox_domains = [\"v.test\"]\n", &[], None);
     let out = p.postern(&["check"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("virtual.mailbox_domains"), "{text}");
     assert!(text.contains("needs virtual.transport"), "{text}");
@@ -394,7 +431,8 @@ fn lmtp_check_names_bad_next_hops_and_overlapping_domains() {
         None,
     );
     let out = p.postern(&["check"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("virtual.transport"), "{text}");
     assert!(text.contains("needs a next hop"), "{text}");

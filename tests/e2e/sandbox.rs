@@ -544,7 +544,10 @@ fn smtp_reaches_its_lmtp_sockets_and_no_other() {
     }
     assert_eq!(smtp, [true, true, false]);
     // The other roles reach none of them.
-    assert_eq!(probe(&p.config, "qmgr", &[], &probes), [false, false, false]);
+    assert_eq!(
+        probe(&p.config, "qmgr", &[], &probes),
+        [false, false, false]
+    );
 }
 
 /// The Landlock ABI the kernel enforces, as the smtp role reports it.

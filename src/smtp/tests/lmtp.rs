@@ -8,7 +8,11 @@ use crate::ipc::DeliveryStatus::{Bounced, Deferred, Sent};
 fn lmtp_script() -> Script {
     Script {
         greeting: Some("220 dovecot.test Dovecot ready.".into()),
-        ehlo: Some(vec!["PIPELINING".into(), "8BITMIME".into(), "ENHANCEDSTATUSCODES".into()]),
+        ehlo: Some(vec![
+            "PIPELINING".into(),
+            "8BITMIME".into(),
+            "ENHANCEDSTATUSCODES".into(),
+        ]),
         lmtp: true,
         ..Script::default()
     }
@@ -19,12 +23,24 @@ fn lmtp_script() -> Script {
 fn mixed() -> Script {
     Script {
         rcpt: vec![
-            ("nobody@".into(), "550 5.1.1 <nobody@v.test> User doesn't exist: nobody@v.test".into()),
-            ("later@".into(), "451 4.3.0 <later@v.test> Temporary internal error".into()),
+            (
+                "nobody@".into(),
+                "550 5.1.1 <nobody@v.test> User doesn't exist: nobody@v.test".into(),
+            ),
+            (
+                "later@".into(),
+                "451 4.3.0 <later@v.test> Temporary internal error".into(),
+            ),
         ],
         lmtp_dot: vec![
-            ("full@".into(), "552 5.2.2 <full@v.test> Quota exceeded (mailbox for user is full)".into()),
-            ("busy@".into(), "452 4.2.2 <busy@v.test> Mailbox is locked, try later".into()),
+            (
+                "full@".into(),
+                "552 5.2.2 <full@v.test> Quota exceeded (mailbox for user is full)".into(),
+            ),
+            (
+                "busy@".into(),
+                "452 4.2.2 <busy@v.test> Mailbox is locked, try later".into(),
+            ),
             ("bob@".into(), "250 2.0.0 <bob@v.test> Xy1 Saved".into()),
         ],
         dot: "250 2.0.0 <x> Saved".into(),
@@ -32,7 +48,14 @@ fn mixed() -> Script {
     }
 }
 
-const RCPTS: &[&str] = &["bob@v.test", "nobody@v.test", "full@v.test", "later@v.test", "busy@v.test", "carol@v.test"];
+const RCPTS: &[&str] = &[
+    "bob@v.test",
+    "nobody@v.test",
+    "full@v.test",
+    "later@v.test",
+    "busy@v.test",
+    "carol@v.test",
+];
 
 fn check_mixed(results: &[DeliveryResult]) {
     let got: Vec<_> = results
@@ -42,13 +65,27 @@ fn check_mixed(results: &[DeliveryResult]) {
     assert_eq!(got[0], (Sent, "2.0.0", "250 2.0.0 <bob@v.test> Xy1 Saved"));
     assert_eq!(got[1].0, Bounced);
     assert_eq!(got[1].1, "5.1.1");
-    assert!(got[1].2.contains("(in reply to RCPT TO command)"), "{}", got[1].2);
+    assert!(
+        got[1].2.contains("(in reply to RCPT TO command)"),
+        "{}",
+        got[1].2
+    );
     assert_eq!(got[2].0, Bounced);
     assert_eq!(got[2].1, "5.2.2");
-    assert!(got[2].2.contains("Quota exceeded (mailbox for user is full) (in reply to end of DATA command)"), "{}", got[2].2);
+    assert!(
+        got[2].2.contains(
+            "Quota exceeded (mailbox for user is full) (in reply to end of DATA command)"
+        ),
+        "{}",
+        got[2].2
+    );
     assert_eq!((got[3].0, got[3].1), (Deferred, "4.3.0"));
     assert_eq!((got[4].0, got[4].1), (Deferred, "4.2.2"));
-    assert!(got[4].2.contains("(in reply to end of DATA command)"), "{}", got[4].2);
+    assert!(
+        got[4].2.contains("(in reply to end of DATA command)"),
+        "{}",
+        got[4].2
+    );
     assert_eq!(got[5], (Sent, "2.0.0", "250 2.0.0 <x> Saved"));
 }
 
@@ -62,7 +99,11 @@ async fn each_accepted_recipient_gets_its_own_reply_after_the_data() {
     check_mixed(&results);
     let commands = server.commands();
     assert_eq!(commands[0], "LHLO client.test");
-    assert!(!commands.iter().any(|c| c.starts_with("EHLO") || c.starts_with("HELO")));
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.starts_with("EHLO") || c.starts_with("HELO"))
+    );
     // One transaction: the data went once, for the four accepted.
     assert_eq!(server.messages().len(), 1);
     assert_eq!(commands.iter().filter(|c| c.starts_with("RCPT")).count(), 6);
@@ -82,7 +123,9 @@ async fn lmtp_over_a_unix_socket() {
     // Postfix's shape: relay=myhostname[/path], remote MTA this host.
     assert_eq!(results[0].remote_mta.as_deref(), Some("dns; client.test"));
     assert!(
-        results[2].reason.starts_with(&format!("host client.test[{}] said: 552", path.display())),
+        results[2]
+            .reason
+            .starts_with(&format!("host client.test[{}] said: 552", path.display())),
         "{}",
         results[2].reason
     );
@@ -96,10 +139,16 @@ async fn a_missing_socket_defers() {
     let mut r = request(s.queue.path(), 9, &["bob@v.test"], MESSAGE);
     r.nexthop = Nexthop::parse_lmtp(&format!("unix:{}", path.display())).unwrap();
     let results = deliver(&s, &r).await;
-    assert_eq!((results[0].status, results[0].dsn.as_str()), (Deferred, "4.4.1"));
+    assert_eq!(
+        (results[0].status, results[0].dsn.as_str()),
+        (Deferred, "4.4.1")
+    );
     assert_eq!(
         results[0].reason,
-        format!("connect to client.test[{}]: No such file or directory", path.display())
+        format!(
+            "connect to client.test[{}]: No such file or directory",
+            path.display()
+        )
     );
 }
 
@@ -126,7 +175,10 @@ async fn a_server_that_stops_between_replies_defers_only_the_rest() {
                     continue;
                 }
                 // One reply of two, then close.
-                io.get_mut().write_all(b"250 2.0.0 <bob@v.test> Saved\r\n").await.unwrap();
+                io.get_mut()
+                    .write_all(b"250 2.0.0 <bob@v.test> Saved\r\n")
+                    .await
+                    .unwrap();
                 return;
             } else if line.starts_with("LHLO") {
                 "250-lmtp.test\r\n250 8BITMIME\r\n"
@@ -144,8 +196,17 @@ async fn a_server_that_stops_between_replies_defers_only_the_rest() {
     r.nexthop = Nexthop::parse_lmtp(&format!("unix:{}", path.display())).unwrap();
     let results = deliver(&s, &r).await;
     assert_eq!(results[0].status, Sent);
-    assert_eq!((results[1].status, results[1].dsn.as_str()), (Deferred, "4.4.2"));
-    assert!(results[1].reason.starts_with("lost connection with client.test["), "{}", results[1].reason);
+    assert_eq!(
+        (results[1].status, results[1].dsn.as_str()),
+        (Deferred, "4.4.2")
+    );
+    assert!(
+        results[1]
+            .reason
+            .starts_with("lost connection with client.test["),
+        "{}",
+        results[1].reason
+    );
 }
 
 #[tokio::test]
@@ -160,6 +221,13 @@ async fn a_refused_lhlo_is_not_retried_as_helo() {
     r.nexthop = Nexthop::parse_lmtp(&format!("[127.0.0.1]:{}", server.addr.port())).unwrap();
     let results = deliver(&s, &r).await;
     assert_eq!(results[0].status, Bounced);
-    assert!(results[0].reason.contains("refused to talk to me"), "{}", results[0].reason);
-    assert_eq!(server.commands(), ["LHLO client.test", "QUIT"][..server.commands().len()]);
+    assert!(
+        results[0].reason.contains("refused to talk to me"),
+        "{}",
+        results[0].reason
+    );
+    assert_eq!(
+        server.commands(),
+        ["LHLO client.test", "QUIT"][..server.commands().len()]
+    );
 }
