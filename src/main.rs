@@ -325,7 +325,8 @@ enum QueueCommand {
 enum ConfigAction {
     /// Print the effective configuration as TOML (like postconf).
     Show {
-        /// Only settings that differ from the defaults (like postconf -n).
+        /// Only the settings the file makes, as written there: `$name`
+        /// forms kept (like postconf -n).
         #[arg(long)]
         non_default: bool,
         /// The built-in defaults, not the file's values (like postconf -d).
@@ -615,7 +616,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             match non_default {
-                true => print!("{}", config.to_toml(true)),
+                // The file was loaded without error above; a missing
+                // default file sets nothing.
+                true => print!(
+                    "{}",
+                    Config::as_written(
+                        &std::fs::read_to_string(config_path(&cli.config)).unwrap_or_default()
+                    )
+                ),
                 false => print!("{}", config.to_annotated_toml()),
             }
             Ok(ExitCode::SUCCESS)

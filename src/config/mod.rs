@@ -363,6 +363,13 @@ impl Config {
         show::to_toml(self, non_default, &System::current())
     }
 
+    /// The keys the configuration file `text` sets, each value as written
+    /// there (`$hostname` kept, a key set to its default value kept), like
+    /// `postconf -n`: `postern config show --non-default`.
+    pub fn as_written(text: &str) -> String {
+        show::as_written(text)
+    }
+
     /// The keys named (`relay.networks`, or Postfix's `mynetworks`), one
     /// `table.key = value` line each, as `postconf NAME…`.
     pub fn show_keys(&self, names: &[String]) -> Result<String, String> {
