@@ -201,13 +201,22 @@ fn lmtp_virtual_mailboxes_are_delivered_by_dovecot_over_a_unix_socket() {
     let mut dovecot = Dovecot::configure(&p.dir.path().join("dovecot"));
     dovecot.start();
     let socket = dovecot.socket();
+    // The addresses in a table file outside /etc: smtpd's room reads it.
+    let tables = p.dir.path().join("tables");
+    std::fs::create_dir(&tables).unwrap();
+    std::fs::write(
+        tables.join("vmailbox"),
+        "bob@v.test    x\ncarol@v.test  x\ntiny@v.test   x\nghost@v.test  x\n",
+    )
+    .unwrap();
     let config = std::fs::read_to_string(&p.config).unwrap();
     std::fs::write(
         &p.config,
         format!(
             "{config}\n[virtual]\nmailbox_domains = [\"v.test\"]\n\
-             mailbox_maps = [\"inline:{{ bob@v.test=1, carol@v.test=1, tiny@v.test=1, ghost@v.test=1 }}\"]\n\
+             mailbox_maps = [\"hash:{}/vmailbox\"]\n\
              transport = \"lmtp:unix:{}\"\n",
+            tables.display(),
             socket.display()
         ),
     )
@@ -327,14 +336,18 @@ fn lmtp_inet_transport_file_entry_defers_while_dovecot_is_down_then_delivers() {
         "[relay]\n",
         &format!("[relay]\ntransport_files = [\"{}\"]\n", transport.display()),
     );
+    // The domains in a table file outside /etc: smtpd's and qmgr's rooms
+    // read it.
+    std::fs::write(p.dir.path().join("vdomains"), "v.test x\n").unwrap();
     // The virtual mailbox class accepts the recipient; the transport file
     // entry wins over virtual.transport (which points nowhere).
     std::fs::write(
         &p.config,
         format!(
-            "{config}\n[virtual]\nmailbox_domains = [\"v.test\"]\n\
+            "{config}\n[virtual]\nmailbox_domains = [\"hash:{}/vdomains\"]\n\
              mailbox_maps = [\"inline:{{ @v.test=1 }}\"]\n\
-             transport = \"lmtp:unix:/nonexistent/lmtp\"\n"
+             transport = \"lmtp:unix:/nonexistent/lmtp\"\n",
+            p.dir.path().display()
         ),
     )
     .unwrap();
