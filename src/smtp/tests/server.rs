@@ -107,15 +107,13 @@ impl Server {
 pub(crate) async fn start_unix(script: Script, path: &std::path::Path) -> Arc<Record> {
     let listener = tokio::net::UnixListener::bind(path).unwrap();
     let record = Arc::new(Record::default());
-    let script = Arc::new(script);
-    let rec = record.clone();
+    let (script, rec) = (Arc::new(script), record.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             rec.accepts.fetch_add(1, Ordering::SeqCst);
+            let io = BufReader::new(stream);
             let (script, rec) = (script.clone(), rec.clone());
-            tokio::spawn(async move {
-                converse(BufReader::new(stream), &script, &rec, false).await;
-            });
+            tokio::spawn(async move { converse(io, &script, &rec, false).await });
         }
     });
     record
