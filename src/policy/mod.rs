@@ -33,7 +33,9 @@
 //! `trace::auth`: a message's DKIM, SPF and DMARC results).
 //!
 //! Configuration read: `restrictions.*`, `relay.networks`,
-//! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`.
+//! `local.domains`, `local.recipient_delimiter`, `virtual.mailbox_domains`
+//! and `virtual.mailbox_maps` (final destinations, listed recipients),
+//! `dns.servers`, `[maps]`.
 
 pub(crate) mod dns;
 mod element;
