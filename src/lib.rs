@@ -31,6 +31,7 @@ pub(crate) mod notify;
 pub mod outcome;
 pub mod policy;
 pub mod qmgr;
+pub mod qshape;
 pub mod queue;
 pub mod reply;
 pub mod role;
