@@ -625,17 +625,12 @@ fn check_sasl_password_files(config: &Config, reader: Option<&Access>) -> Vec<(L
                 ),
             ));
         }
-        if m.mode() & 0o004 != 0 {
-            out.push((
-                Level::Warning,
-                format!(
-                    "{f} ({KEY}): readable by everyone (mode {:o}), but it holds passwords: chown root:{g} {f} && chmod 640 {f}",
-                    m.mode() & 0o7777,
-                    f = path.display(),
-                    g = config.server.user,
-                ),
-            ));
-        }
+        let f = path.display();
+        let fix = format!(
+            "chown root:{g} {f} && chmod 640 {f}",
+            g = config.server.user
+        );
+        out.extend(world_readable(&path, &m, KEY, "holds passwords", &fix));
     }
     let mut opened = true;
     for spec in specs {
@@ -686,6 +681,27 @@ fn check_transport_files(config: &Config) -> Vec<(Level, String)> {
         }
     }
     out
+}
+
+/// The warning for a secret file others can read: `path` (named by
+/// `key`) `holds` something secret; `fix` is the commands that mend it.
+pub(crate) fn world_readable(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    key: &str,
+    holds: &str,
+    fix: &str,
+) -> Option<(Level, String)> {
+    (meta.mode() & 0o004 != 0).then(|| {
+        (
+            Level::Warning,
+            format!(
+                "{} ({key}): readable by everyone (mode {:o}), but it {holds}: {fix}",
+                path.display(),
+                meta.mode() & 0o7777
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
