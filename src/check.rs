@@ -256,6 +256,7 @@ fn check_sources(
         out.push((level, d.to_string()));
     }
     out.extend(check_transport_files(config));
+    out.extend(check_virtual_mailboxes(config));
     out.extend(check_tables(config));
     out.extend(check_ca_file(config));
     out
@@ -559,6 +560,43 @@ fn check_tables(config: &Config) -> Vec<(Level, String)> {
                 out.push((Level::Error, format!("checks.{key}: {e}")));
             }
         }
+    }
+    out
+}
+
+/// `[virtual]`: each table of `virtual.mailbox_domains` and
+/// `virtual.mailbox_maps` opens (smtpd would defer every recipient of
+/// the class), and no domain is both local and a virtual mailbox domain
+/// (Postfix warns; here it is an error: which class wins would be a
+/// guess).
+fn check_virtual_mailboxes(config: &Config) -> Vec<(Level, String)> {
+    let v = &config.r#virtual;
+    let mut out = Vec::new();
+    let tables = v.mailbox_domains.iter().filter(|d| d.contains(':'));
+    for (key, spec) in tables
+        .map(|s| ("mailbox_domains", s))
+        .chain(v.mailbox_maps.iter().map(|s| ("mailbox_maps", s)))
+    {
+        if let Err(e) = crate::maps::Table::open(spec, config) {
+            out.push((Level::Error, format!("virtual.{key}: {e}")));
+        }
+    }
+    for domain in &config.local.domains {
+        if let Ok(true) = crate::virtual_mailbox::is_domain(config, domain) {
+            out.push((
+                Level::Error,
+                format!(
+                    "{domain} is in both local.domains and virtual.mailbox_domains:                      a domain is either local (system users) or virtual mailbox, not both"
+                ),
+            ));
+        }
+    }
+    if !v.mailbox_domains.is_empty() && v.mailbox_maps.is_empty() {
+        out.push((
+            Level::Warning,
+            "virtual.mailbox_domains is set but virtual.mailbox_maps is empty:              every recipient there is refused (User unknown in virtual mailbox table)"
+                .to_string(),
+        ));
     }
     out
 }
