@@ -46,5 +46,6 @@ pub mod supervisor;
 pub mod sys;
 pub mod systemd;
 pub mod transport;
+pub mod virtual_mailbox;
 pub(crate) mod watch;
 pub mod wire;

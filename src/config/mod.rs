@@ -39,6 +39,7 @@ pub(crate) mod keys;
 mod load;
 mod show;
 mod value;
+mod virtual_keys;
 
 use std::path::{Path, PathBuf};
 
@@ -46,7 +47,7 @@ pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
     Checks, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server,
-    Smtp, Smtpd, Submission, Tls, Verify,
+    Smtp, Smtpd, Submission, Tls, Verify, Virtual,
 };
 pub(crate) use value::{check_hostname, v6_only};
 
@@ -64,6 +65,7 @@ pub struct Config {
     pub server: Server,
     pub local: Local,
     pub relay: Relay,
+    pub r#virtual: Virtual,
     pub queue: Queue,
     pub smtpd: Smtpd,
     pub submission: Submission,
