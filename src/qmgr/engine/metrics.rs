@@ -141,3 +141,32 @@ fn count_files(dir: &Path) -> Option<usize> {
             .count(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_keep_the_last_minute() {
+        let mut r = Rates::default();
+        let t = 1_000_000_000 * 1_000_000;
+        r.note_in(t, 2);
+        r.note_out(t + 500_000, 1);
+        r.note_in(t + 30_000_000, 1);
+        assert_eq!(r.last_minute(t + 30_000_000), (3, 1));
+        // 60 s after the first second it is out; its slot is reused.
+        assert_eq!(r.last_minute(t + 60_000_000), (1, 0));
+        r.note_out(t + 60_000_000, 4);
+        assert_eq!(r.last_minute(t + 60_000_000), (1, 4));
+        assert_eq!(r.last_minute(t + 200_000_000), (0, 0));
+    }
+
+    #[test]
+    fn ages_in_one_unit() {
+        use crate::ipc::short_age;
+        assert_eq!(short_age(45), "45s");
+        assert_eq!(short_age(125), "2m");
+        assert_eq!(short_age(7300), "2h");
+        assert_eq!(short_age(3 * 86400 + 5), "3d");
+    }
+}
