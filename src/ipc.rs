@@ -118,6 +118,11 @@ pub struct DeliveryRequest {
     pub sender: String,
     /// The recipient address as queued.
     pub recipient: String,
+    /// The address the sender gave, when rewriting at queue entry
+    /// (virtual aliases, canonical) changed it: `orig_to=`,
+    /// `X-Original-To:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
     /// Index of the recipient in the envelope, echoed in the result.
     pub rcpt_index: usize,
     pub content: ContentRef,

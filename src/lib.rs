@@ -33,6 +33,7 @@ pub mod policy;
 pub mod qmgr;
 pub mod queue;
 pub mod reply;
+pub(crate) mod rewrite;
 pub mod role;
 pub mod sandbox;
 pub mod sasl;

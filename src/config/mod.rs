@@ -45,8 +45,8 @@ use std::path::{Path, PathBuf};
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
-    Checks, Dkim, Dns, Local, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
-    Smtpd, Submission, Tls, Verify,
+    Checks, Dkim, Dns, Local, Milters, Queue, Relay, Restrictions, Rewrite, Sandbox, Sasl, Server,
+    Smtp, Smtpd, Submission, Tls, Verify, Virtual,
 };
 pub(crate) use value::{check_hostname, v6_only};
 
@@ -64,6 +64,8 @@ pub struct Config {
     pub server: Server,
     pub local: Local,
     pub relay: Relay,
+    pub r#virtual: Virtual,
+    pub rewrite: Rewrite,
     pub queue: Queue,
     pub smtpd: Smtpd,
     pub submission: Submission,

@@ -242,6 +242,7 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     };
     // SPF once for all recipients, as in a session's transaction.
     let spf = tokio::sync::OnceCell::new();
+    let aliases = crate::aliases::LiveTable::from_config(&config);
     let mut ctx = Context {
         ip,
         name: &name,
@@ -252,6 +253,7 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         sasl_user: probe.sasl_user.as_deref(),
         submission: probe.submission,
         spf: Some(&spf),
+        aliases: Some(&aliases),
     };
     let refused = match config.restrictions.delay_reject {
         true => None,
@@ -259,7 +261,6 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     };
     ctx.helo = probe.helo.as_deref();
     ctx.sender = Some(&probe.sender);
-    let aliases = crate::aliases::LiveTable::from_config(&config);
     for rcpt in &probe.recipients {
         let command = recipient(
             &policy,
@@ -380,7 +381,12 @@ async fn recipient<'a>(
     };
     let local = match (&decision.reject, Address::parse(rcpt, true)) {
         (Some(_), _) => None,
-        (None, Ok(to)) => Some(super::local_recipient(config, aliases, &to)),
+        (None, Ok(to)) => Some(super::known_recipient(
+            config,
+            policy.rewriter(),
+            aliases,
+            &to,
+        )),
         (None, Err(e)) => Some(Err(Reply::new(
             501,
             "5.1.3",

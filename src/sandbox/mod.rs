@@ -140,6 +140,9 @@ impl Profile {
             p.read_files([config.sasl.password_file.clone()]);
         }
         p.read_files(crate::maps::files_of(&config.sasl.sender_login_maps));
+        // The address classes and rewriting tables (virtual aliases,
+        // relay domains and recipients, canonical maps).
+        p.read_files(crate::rewrite::table_files(config));
         // Dovecot's authentication socket: connecting to a Unix socket is
         // a Landlock right from ABI 9 on. Its directory, or, when Dovecot
         // has not made it yet (smtpd started first), the nearest one that

@@ -242,6 +242,7 @@ impl Engine {
                 address: to.to_string(),
                 orcpt: None,
                 notify: None,
+                original: None,
             }],
             ret: None,
             envid: None,
@@ -286,7 +287,9 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
     RecipientReport {
         final_recipient: r.map(|r| r.address.clone()).unwrap_or_default(),
         orcpt: r.and_then(|r| r.orcpt.clone()),
-        original_address: None,
+        // Rewritten at queue entry (virtual aliases, canonical): "expanded
+        // from <original>" and its Original-Recipient.
+        original_address: r.and_then(|r| r.original.clone()),
         action: match o.kind {
             ReportKind::Failure => Action::Failed,
             ReportKind::Delay => Action::Delayed,
@@ -337,6 +340,7 @@ impl Engine {
                 address: a.clone(),
                 orcpt: None,
                 notify: notify.clone(),
+                original: None,
             })
             .collect();
         envelope.size = content.len() as u64;

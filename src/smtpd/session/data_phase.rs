@@ -505,8 +505,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Ok(Inspected::Keep) => {}
         }
+        if let Err(r) = self.rewrite(id, &mut tx) {
+            store.discard().await;
+            return Err(r);
+        }
         let envelope = self.envelope(id, tx, &store, verdict);
         self.commit(id, store, &envelope).await
+    }
+
+    /// The envelope rewritten as it enters the queue
+    /// ([`crate::rewrite`]: canonical mapping, masquerading, virtual
+    /// aliases). A limit passed or a table that fails: the message is not
+    /// taken, try again later, as Postfix's cleanup answers.
+    fn rewrite(&self, id: &QueueId, tx: &mut Transaction) -> Result<(), Reply> {
+        let rewriter = self.policy.rewriter();
+        match rewriter.envelope(&mut tx.sender, &mut tx.rcpts) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                log::warn!(
+                    queue_id = id.as_str();
+                    "{id}: {e} -- message not accepted, try again later"
+                );
+                let r = Reply::alias_expansion_error();
+                self.log_reject_at("END-OF-MESSAGE", id, &tx.sender, &r);
+                Err(r)
+            }
+        }
     }
 
     /// Why the message is refused at its end, if it is: too big, a bare
@@ -583,6 +607,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 address: to,
                 orcpt: None,
                 notify: None,
+                original: None,
             }];
         }
         envelope
