@@ -41,3 +41,4 @@ mod testssl;
 mod units;
 mod user;
 mod verify;
+mod virtual_domains;
