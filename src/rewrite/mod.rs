@@ -23,14 +23,20 @@
 //! `reject_unauth_destination`, and `policy::known_recipient` refuses
 //! the unknown users of each.
 //!
-//! Message headers are not rewritten (canonical(5)'s header classes):
-//! only the envelope.
+//! 3. for mail from this host (local submissions and loopback clients,
+//!    Postfix's default `local_header_rewrite_clients =
+//!    permit_inet_interfaces`; its `remote_header_rewrite_domain` is empty,
+//!    so others' headers are left alone), the addresses of the sender and
+//!    recipient header fields ([`header`]): canonical mapping (sender or
+//!    recipient tables, then `canonical_maps`) and masquerading, never
+//!    virtual aliases.
 //!
 //! Configuration read: `[virtual]`, `[rewrite]`, `relay.domains`,
 //! `relay.recipient_maps`, `local.domains`, `local.recipient_delimiter`,
 //! `server.origin`, `[maps]`.
 
 pub(crate) mod canonical;
+pub(crate) mod header;
 pub(crate) mod lookup;
 pub(crate) mod virtual_alias;
 
@@ -293,6 +299,37 @@ impl Rewriter {
             &r.masquerade_domains,
             &r.masquerade_exceptions,
         ))
+    }
+
+    /// Whether any header rewriting is configured.
+    pub(crate) fn rewrites_headers(&self) -> bool {
+        let r = &self.config.rewrite;
+        !(self.canonical.is_empty()
+            && self.sender_canonical.is_empty()
+            && self.recipient_canonical.is_empty()
+            && r.masquerade_domains.is_empty())
+    }
+
+    /// The message `content` (stored form) with the addresses of its
+    /// sender and recipient header fields rewritten: canonical, then
+    /// masquerading; `None` when nothing changed.
+    pub(crate) fn headers(&self, content: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
+        if !self.rewrites_headers() {
+            return Ok(None);
+        }
+        let r = &self.config.rewrite;
+        header::rewrite(content, |side, addr| {
+            let first = match side {
+                header::Side::Sender => &self.sender_canonical,
+                header::Side::Recipient => &self.recipient_canonical,
+            };
+            let addr = self.canonical(first, addr)?;
+            Ok(canonical::masquerade(
+                &addr,
+                &r.masquerade_domains,
+                &r.masquerade_exceptions,
+            ))
+        })
     }
 
     /// One envelope recipient rewritten: canonical, then virtual alias

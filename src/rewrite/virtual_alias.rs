@@ -15,11 +15,15 @@ pub(crate) const RECURSION_LIMIT: usize = 1000;
 /// Postfix's `virtual_alias_expansion_limit`.
 pub(crate) const EXPANSION_LIMIT: usize = 1000;
 
+/// What one lookup gives: the addresses an address maps to (already split
+/// and with extensions propagated), `None` when no table knows it.
+pub(crate) type Aliases = Result<Option<Vec<String>>, MapError>;
+
 /// Expands `addr` with `lookup` (one address to its aliases, already
 /// split and with extensions propagated; `None`: no alias).
 pub(crate) fn expand(
     addr: &str,
-    mut lookup: impl FnMut(&str) -> Result<Option<Vec<String>>, MapError>,
+    mut lookup: impl FnMut(&str) -> Aliases,
 ) -> Result<Vec<String>, Failure> {
     expand_with(addr, RECURSION_LIMIT, EXPANSION_LIMIT, &mut lookup)
 }
@@ -28,7 +32,7 @@ pub(crate) fn expand_with(
     addr: &str,
     recursion_limit: usize,
     expansion_limit: usize,
-    lookup: &mut dyn FnMut(&str) -> Result<Option<Vec<String>>, MapError>,
+    lookup: &mut dyn FnMut(&str) -> Aliases,
 ) -> Result<Vec<String>, Failure> {
     let mut out = vec![addr.to_string()];
     // Addresses that expanded into themselves: not expanded again.

@@ -249,9 +249,10 @@ fn virtual_relay_domains_backup_mx_to_an_internal_server() {
 }
 
 /// `rewrite.sender_canonical_maps` then `canonical_maps`, then
-/// masquerading: the receiving side sees the rewritten envelope sender.
+/// masquerading: the receiving side sees the rewritten envelope sender,
+/// recipient and header addresses.
 #[test]
-fn virtual_canonical_and_masquerade_rewrite_the_envelope_sender() {
+fn virtual_canonical_and_masquerade_rewrite_envelope_and_headers() {
     let sink = Sink::start("127.0.0.1", Script::accept());
     let p = Postern::start(&format!(
         "[relay]\ntransport = {{ \"remote.example\" = \"smtp:[127.0.0.1]:{port}\" }}\n\n\
@@ -260,10 +261,21 @@ fn virtual_canonical_and_masquerade_rewrite_the_envelope_sender() {
          masquerade_domains = [\"example.com\"]\nmasquerade_exceptions = [\"root\"]\n",
         port = sink.port()
     ));
-    send(&p, "joe@host.example.com", &["old@remote.example"], MESSAGE);
+    let message = "From: Joe <joe@host.example.com>\r\nSender: other@mx.host.example.com\r\n\
+                   To: \"Old, Friend\" <old@remote.example>, b@remote.example\r\n\
+                   Subject: joe@host.example.com\r\n\r\nFrom: joe@host.example.com\r\n";
+    send(&p, "joe@host.example.com", &["old@remote.example"], message);
     let got = sink.wait_messages(1, 30, || p.log()).remove(0);
     assert_eq!(got.sender, "joseph@example.com");
     assert_eq!(got.recipients, ["new@remote.example"]);
+    // The headers of mail from this host too (canonical, masquerading);
+    // the subject and the body are left alone.
+    assert_eq!(
+        String::from_utf8_lossy(after_received(&got.data)),
+        "From: Joe <joseph@example.com>\r\nSender: other@example.com\r\n\
+         To: \"Old, Friend\" <new@remote.example>, b@remote.example\r\n\
+         Subject: joe@host.example.com\r\n\r\nFrom: joe@host.example.com\r\n\r\n"
+    );
     send(&p, "root@host.example.com", &["x@remote.example"], MESSAGE);
     let got = sink.wait_messages(2, 30, || p.log()).remove(1);
     assert_eq!(got.sender, "root@host.example.com");
