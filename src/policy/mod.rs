@@ -33,7 +33,9 @@
 //! `trace::auth`: a message's DKIM, SPF and DMARC results).
 //!
 //! Configuration read: `restrictions.*`, `relay.networks`,
-//! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`.
+//! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`;
+//! the address classes and their tables through [`crate::rewrite`]
+//! (`virtual.*`, `rewrite.*`, `relay.domains`, `relay.recipient_maps`).
 
 pub(crate) mod dns;
 mod element;
