@@ -189,6 +189,9 @@ impl Profile {
         p.write.push(config.queue.directory.clone());
         // The transport files, read again when they change.
         p.read_files(&config.relay.transport_files);
+        // The rewriting tables: an alias's forwarded copies are rewritten
+        // as they are queued (virtual aliases, canonical maps).
+        p.read_files(crate::rewrite::table_files(config));
         p.tcp_connect = Some(Vec::new());
         p
     }

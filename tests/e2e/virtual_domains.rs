@@ -49,6 +49,9 @@ fn multi_domain_for(sink: &Sink, networks: &str) -> Postern {
         )
         .as_bytes(),
     );
+    // A local alias to an address in an alias domain: its forwarded copy
+    // is rewritten as it is queued.
+    write_file(&p.dir.path().join("aliases"), b"fwd: ann@v1.example\n");
     let mut p = p;
     p.launch();
     p
@@ -130,6 +133,27 @@ fn virtual_aliases_deliver_once_to_local_maildirs_and_a_remote_host() {
         30,
     );
     p.wait_delivered(&me, 2, 10);
+
+    // /etc/aliases → an alias domain: local forwards a copy, which the
+    // virtual aliases take to the mailbox.
+    let id = send(&p, "s@example.org", &["fwd@localhost"], MESSAGE);
+    p.wait_log(&format!("{id}: to=<fwd@localhost>"), 1, 30);
+    let log = p.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("{id}: to=<fwd@localhost>")) && l.contains("forwarded as"))
+        .expect("forwarded line");
+    let new_id = line
+        .rsplit("forwarded as ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')');
+    p.wait_log(
+        &format!("{new_id}: to=<{me}@localhost>, orig_to=<ann@v1.example>, relay=local"),
+        1,
+        30,
+    );
+    p.wait_delivered(&me, 3, 10);
 }
 
 #[test]

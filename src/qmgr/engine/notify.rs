@@ -343,6 +343,13 @@ impl Engine {
                 original: None,
             })
             .collect();
+        // Queued anew, so rewritten as every message entering the queue
+        // is (Postfix's forwarded copies go through cleanup): an alias to
+        // an address in a virtual alias domain reaches its target. The
+        // sender stays the original one.
+        let rewriter = crate::rewrite::Rewriter::new(self.cfg.clone());
+        let mut sender = envelope.sender.clone();
+        rewriter.envelope(&mut sender, &mut envelope.recipients)?;
         envelope.size = content.len() as u64;
         let head = encode_message_head(&envelope, ContentKind::Inline)?;
         self.notices.queue(head, content).await?;
