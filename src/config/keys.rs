@@ -190,12 +190,12 @@ macro_rules! sections {
     };
 }
 
-/// A section's name without the raw identifier's `r#` (`r#virtual`:
-/// `virtual` is a Rust keyword).
+/// A table's name without the `r#` of a raw identifier (`r#virtual` is
+/// the `[virtual]` table: `virtual` is a reserved word in Rust).
 const fn unraw(name: &'static str) -> &'static str {
     match name.as_bytes() {
         [b'r', b'#', rest @ ..] => match std::str::from_utf8(rest) {
-            Ok(s) => s,
+            Ok(rest) => rest,
             Err(_) => name,
         },
         _ => name,
@@ -386,10 +386,41 @@ sections! {
             read [get parsed(crate::maps::parse_spec)], show strings;
     }
 
-    /// `[virtual]`: virtual alias domains (many domains on one host), as
-    /// Postfix's virtual(5). Applied to every recipient of every message
-    /// as it enters the queue (SMTP and local submission).
+    /// `[virtual]`: many domains on one host: virtual mailbox domains,
+    /// whose users have mailboxes on a mailbox server (Dovecot over LMTP),
+    /// not system accounts (Postfix's virtual mailbox address class), and
+    /// virtual alias domains and tables (virtual(5)), applied to every
+    /// recipient of every message as it enters the queue.
     r#virtual: Virtual {
+        /// The virtual mailbox domains: domain names and/or tables whose keys are domains.
+        /// A recipient there is accepted when `virtual.mailbox_maps` lists
+        /// it (else `550 5.1.1 … User unknown in virtual mailbox table`),
+        /// and goes to `virtual.transport`. Tables as
+        /// `relay.sasl_password_files` (`hash:/etc/postern/vdomains`, …).
+        /// A domain may not also be in `local.domains`. Default: none.
+        mailbox_domains: Vec<String> = Vec::new(),
+            postfix "virtual_mailbox_domains", Kind::Strings,
+            read [with super::virtual_keys::mailbox_domains], show strings;
+        /// Tables of the valid addresses of the virtual mailbox domains.
+        /// Keys `user@domain` (also without the `local.recipient_delimiter`
+        /// extension), or `@domain` for every user of the domain; the value
+        /// is not used (Dovecot knows where the mailbox is). Specs as
+        /// `relay.sasl_password_files`: `"hash:/etc/postern/vmailbox"`,
+        /// `"regexp:/…"`, `"inline:{ a@example.com=1 }"`. A table that
+        /// cannot be read defers the recipient (451 4.3.0). Default: none
+        /// (no address is valid).
+        mailbox_maps: Vec<String> = Vec::new(),
+            postfix "virtual_mailbox_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
+        /// Where mail for the virtual mailbox domains goes: a transport result.
+        /// Usually `"lmtp:unix:/run/dovecot/lmtp"` (Dovecot's LMTP socket)
+        /// or `"lmtp:inet:127.0.0.1:24"`. Postfix's default, its `virtual`
+        /// delivery agent, does not exist in postern: required when
+        /// `virtual.mailbox_domains` is set. An entry of the transport
+        /// table still wins. Default: none.
+        transport: Option<crate::transport::Transport> = None,
+            postfix "virtual_transport", Kind::String,
+            read [with super::virtual_keys::transport], show optional_display;
         /// Domains whose every address is an alias (no local mailboxes).
         /// Entries: `example.com` (that domain only), `.example.com` (its
         /// subdomains), a table (`hash:/path`, the domain as key), or

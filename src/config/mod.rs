@@ -39,6 +39,7 @@ pub(crate) mod keys;
 mod load;
 mod show;
 mod value;
+mod virtual_keys;
 
 use std::path::{Path, PathBuf};
 
@@ -361,6 +362,13 @@ impl Config {
     /// `Config`.
     pub fn to_toml(&self, non_default: bool) -> String {
         show::to_toml(self, non_default, &System::current())
+    }
+
+    /// The keys the configuration file `text` sets, each value as written
+    /// there (`$hostname` kept, a key set to its default value kept), like
+    /// `postconf -n`: `postern config show --non-default`.
+    pub fn as_written(text: &str) -> String {
+        show::as_written(text)
     }
 
     /// The keys named (`relay.networks`, or Postfix's `mynetworks`), one

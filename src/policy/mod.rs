@@ -33,9 +33,11 @@
 //! `trace::auth`: a message's DKIM, SPF and DMARC results).
 //!
 //! Configuration read: `restrictions.*`, `relay.networks`,
-//! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`;
-//! the address classes and their tables through [`crate::rewrite`]
-//! (`virtual.*`, `rewrite.*`, `relay.domains`, `relay.recipient_maps`).
+//! `local.domains`, `local.recipient_delimiter`, `virtual.mailbox_domains`
+//! and `virtual.mailbox_maps` (final destinations, listed recipients),
+//! `dns.servers`, `[maps]`; the address classes and their tables through
+//! [`crate::rewrite`] (`virtual.alias_*`, `rewrite.*`, `relay.domains`,
+//! `relay.recipient_maps`).
 
 pub(crate) mod dns;
 mod element;
@@ -390,6 +392,9 @@ pub(crate) fn local_recipient(
     aliases: &crate::aliases::LiveTable,
     to: &crate::address::Address,
 ) -> Result<String, Reply> {
+    if let Some(decided) = virtual_mailbox_recipient(config, to) {
+        return decided;
+    }
     let domain = to.domain().to_ascii_lowercase();
     if !config.is_local_domain(&domain) {
         return Ok(format!("{domain} is not a local domain"));
@@ -449,7 +454,30 @@ pub(crate) fn known_recipient(
             true => Ok(format!("{rcpt} is in relay.recipient_maps")),
             false => Err(Reply::unknown_relay_recipient(&rcpt)),
         },
-        Class::Default => Ok(format!("{domain} is not a local, alias or relay domain")),
+        // The default class, or a virtual mailbox domain (which
+        // local_recipient asks about first).
+        Class::Default => local_recipient(config, aliases, to),
+    }
+}
+
+/// Postfix's `virtual_mailbox_maps` check for a recipient in a virtual
+/// mailbox domain (`None` for the others): listed, or `550 5.1.1 …
+/// User unknown in virtual mailbox table`; a table that cannot be read
+/// now defers (451 4.3.0).
+fn virtual_mailbox_recipient(
+    config: &Config,
+    to: &crate::address::Address,
+) -> Option<Result<String, Reply>> {
+    use crate::virtual_mailbox::Standing;
+    let rcpt = to.to_string();
+    match crate::virtual_mailbox::recipient(config, &rcpt) {
+        Ok(Standing::Elsewhere) => None,
+        Ok(Standing::Listed(key)) => Some(Ok(format!("{key} is in virtual.mailbox_maps"))),
+        Ok(Standing::Unknown) => Some(Err(Reply::unknown_virtual_mailbox(&rcpt))),
+        Err(e) => {
+            log::warn!("virtual mailbox lookup for {rcpt}: {e}");
+            Some(Err(Reply::temporary_lookup_failure(&rcpt)))
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod dkim;
 mod forward;
 mod golden;
 mod journal;
+mod lmtp;
 mod logs;
 mod maildrop;
 mod milter;
