@@ -876,6 +876,9 @@ impl<'a, 't> Eval<'a, 't> {
         if self.policy.config.is_local_domain(domain) {
             return self.skip("a local domain");
         }
+        if let Ok(crate::rewrite::Class::VirtualAlias) = self.policy.rewriter().class(domain) {
+            return self.skip("a virtual alias domain");
+        }
         let sender = class == SENDER;
         let dsn = if sender { "4.1.8" } else { "4.1.2" };
         let not_found = || {

@@ -171,22 +171,7 @@ fn address_spans(value: &[u8]) -> Vec<(usize, usize)> {
             }
             b'(' => {
                 close_word(&mut word, i, &mut spans);
-                let mut depth = 0;
-                while i < value.len() {
-                    match value[i] {
-                        b'\\' => i += 1,
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                i += 1;
+                i += crate::wire::header::comment_len(&value[i..]);
             }
             b'<' => {
                 close_word(&mut word, i, &mut spans);
