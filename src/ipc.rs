@@ -235,6 +235,10 @@ pub(crate) struct SmtpRecipient {
     /// Index of the recipient in the envelope, echoed in the result.
     pub rcpt_index: usize,
     pub address: String,
+    /// The address given, when rewriting at queue entry changed it
+    /// (`orig_to=` in the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orcpt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

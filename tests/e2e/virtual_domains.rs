@@ -119,6 +119,11 @@ fn virtual_aliases_deliver_once_to_local_maildirs_and_a_remote_host() {
         String::from_utf8_lossy(after_received(&got.data)),
         MESSAGE.replace("\r\n..", "\r\n.").to_string() + "\r\n"
     );
+    p.wait_log(
+        &format!("{id}: to=<someone@remote.example>, orig_to=<far@v1.example>, relay=127.0.0.1["),
+        1,
+        30,
+    );
     p.wait_log(&format!("{id}: removed"), 1, 30);
 
     // The catch-all of v2.example, and an extension carried over from the

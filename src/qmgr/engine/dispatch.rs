@@ -215,6 +215,7 @@ impl Engine {
                     .map(|&j| SmtpRecipient {
                         rcpt_index: j,
                         address: env.recipients[j].address.clone(),
+                        original: env.recipients[j].original.clone(),
                         orcpt: env.recipients[j].orcpt.clone().or_else(|| {
                             // Postfix's smtp client: ORCPT from the original
                             // recipient when the client gave none.
