@@ -210,7 +210,9 @@ pub(crate) struct CommandReport {
     pub discard: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub prepend: Vec<String>,
-    /// Recipients only: postern's local recipient check.
+    /// Recipients only: the recipient check of the address's class
+    /// (`policy::known_recipient`: local, virtual alias, virtual mailbox,
+    /// relay); the JSON name stays `local_recipient`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_recipient: Option<String>,
     pub reply: String,
@@ -507,7 +509,7 @@ fn command_text(out: &mut String, c: &CommandReport) {
         *out += &format!("  prepend: {p}\n");
     }
     if let Some(l) = &c.local_recipient {
-        *out += &format!("  local recipient check: {l}\n");
+        *out += &format!("  recipient check: {l}\n");
     }
     *out += &format!("  result: {}\n", c.reply);
 }
