@@ -39,11 +39,15 @@ impl<'a> Expander<'a> {
         }
     }
 
-    /// The raw value of `name`: main.cf's, else the default, else `None`.
+    /// The raw value of `name`: main.cf's, else the default (empty for a
+    /// Postfix parameter the importer knows without one), else `None`.
     pub(crate) fn raw(&self, name: &str) -> Option<String> {
         match self.cf.params.get(name) {
             Some(p) => Some(p.value.clone()),
-            None => self.defaults.get(name, self.cf),
+            None => self
+                .defaults
+                .get(name, self.cf)
+                .or_else(|| super::params::is_known(name).then(String::new)),
         }
     }
 

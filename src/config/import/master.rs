@@ -270,8 +270,7 @@ impl Work<'_> {
     pub(crate) fn used_by(&self, service: &str) -> Option<String> {
         let prefix = format!("{service}:");
         self.cf.params.iter().find_map(|(name, p)| {
-            let value = self.x.expand(&p.value);
-            split_list(&value)
+            split_list(&p.value)
                 .iter()
                 .any(|v| v == service || v.starts_with(&prefix))
                 .then(|| name.clone())

@@ -63,6 +63,15 @@ pub(crate) fn find(name: &str) -> Option<&'static Row> {
     None
 }
 
+/// Whether `name` is a Postfix parameter the importer knows (a row here,
+/// a key's Postfix name, a restriction list): `$name` of one that main.cf
+/// does not set is empty, not undefined.
+pub(crate) fn is_known(name: &str) -> bool {
+    find(name).is_some()
+        || crate::config::keys::KEYS.iter().any(|k| k.postfix == name)
+        || name.starts_with("smtpd_") && name.ends_with("_restrictions")
+}
+
 /// The table, alphabetical.
 pub(crate) static ROWS: &[Row] = &[
     no("allow_min_user", "allows recipients that start with '-'; postern refuses them (they could be taken for options)"),
@@ -87,6 +96,7 @@ pub(crate) static ROWS: &[Row] = &[
     no("enable_original_recipient", "records the original recipient (X-Original-To); postern always does"),
     ignored("html_directory", "where Postfix's HTML documentation is installed"),
     ignored("inet_protocols", "IPv4 and/or IPv6; the importer applies it to the listeners"),
+    no("lmtp_generic_maps", "rewrites addresses on the way out by LMTP"),
     no("lmtp_tls_mandatory_protocols", "TLS versions of the LMTP client; postern's TLS is 1.2 and 1.3 only"),
     no("lmtp_tls_protocols", "TLS versions of the LMTP client; postern's TLS is 1.2 and 1.3 only"),
     planned("local_recipient_maps", 0, "", "which local users exist, for smtpd's User unknown; postern asks the password database and the aliases"),
@@ -118,6 +128,7 @@ pub(crate) static ROWS: &[Row] = &[
     planned("relay_domains", 21, "relay.domains", "domains this server relays to (a backup MX, a gateway)"),
     planned("relay_recipient_maps", 21, "relay.recipient_maps", "the valid recipients of relay_domains"),
     no("relay_transport", "the transport for relay_domains; postern relays by SMTP"),
+    planned("relocated_maps", 0, "", "\"user has moved to new_location\" bounces (relocated(5))"),
     ignored("sample_directory", "where Postfix's sample files are installed"),
     planned("sender_bcc_maps", 0, "", "a BCC recipient added per sender"),
     planned("sender_canonical_classes", 21, "rewrite.sender_canonical_classes", "which addresses sender_canonical_maps rewrites"),
@@ -130,6 +141,7 @@ pub(crate) static ROWS: &[Row] = &[
     no("show_user_unknown_table_name", "names the table in User unknown replies; postern's reply does not name it"),
     planned("smtp_address_preference", 0, "", "IPv4 or IPv6 first when a host has both"),
     ignored("smtp_dns_support_level", "DNSSEC for the smtp client (for DANE, which postern does not have)"),
+    no("smtp_generic_maps", "rewrites addresses on the way out (generic(5))"),
     no("smtp_header_checks", "header checks on the way out; postern checks arriving mail only ([checks])"),
     ignored("smtp_sasl_auth_enable", "SMTP AUTH in the smtp client; postern logs in whenever relay.sasl_password_files has a login"),
     ignored("smtp_sasl_auth_soft_bounce", "defers instead of bouncing on AUTH failure; postern defers"),

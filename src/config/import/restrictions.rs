@@ -128,8 +128,12 @@ pub(crate) fn table(w: &mut Work, spec: &str, param: &str, origin: &str) -> Opti
         }
         None => spec,
     };
-    let kind = spec.split_once(':').map_or(spec, |(k, _)| k);
+    let (kind, name) = spec.split_once(':').unwrap_or((spec, ""));
     if TABLE_TYPES.contains(&kind) {
+        if !matches!(kind, "inline" | "static") && !name.starts_with('/') {
+            w.leave_out(origin, param, &format!("{spec}: not an absolute path"));
+            return None;
+        }
         return Some(spec.to_string());
     }
     w.leave_out(origin, param, &format!("{spec}: table type {kind}: not supported (postern reads hash, texthash, cdb, lmdb, regexp, pcre, cidr, inline and static tables)"));

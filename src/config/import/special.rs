@@ -34,6 +34,9 @@ impl Work<'_> {
                 let noplaintext = split_list(&value).iter().any(|w| w == "noplaintext");
                 self.set("relay.sasl_plaintext", V::Boolean(!noplaintext), name);
             }
+            "default_transport" | "local_transport" | "relay_transport" => {
+                self.class_transport(name, &value, origin)
+            }
             "smtp_tls_CApath" if value.trim_end_matches('/') == "/etc/ssl/certs" => {
                 self.note(origin, name, "the system's CA certificates: what postern trusts by default");
             }
@@ -158,6 +161,70 @@ impl Work<'_> {
             }
         }
         self.set("relay.transport_files", strings(out), "transport_maps");
+    }
+
+    /// A transport for a whole address class: `error:` and `discard:`
+    /// become entries of `relay.transport` (the local domains and `*`);
+    /// the default transports need nothing.
+    fn class_transport(&mut self, name: &str, value: &str, origin: &str) {
+        let (kind, _) = value.split_once(':').unwrap_or((value, ""));
+        let default = match name {
+            "default_transport" => "smtp",
+            "local_transport" => "local",
+            _ => "relay",
+        };
+        if kind == default || (name == "relay_transport" && kind == "smtp") {
+            return;
+        }
+        if !matches!(kind, "error" | "discard") {
+            self.leave_out(origin, name, &format!("{value}: postern delivers locally, by SMTP, or with error:/discard: entries of relay.transport"));
+            return;
+        }
+        let entry = if value.contains(':') { value.to_string() } else { format!("{value}:") };
+        let domains = self.local_domain_names();
+        match name {
+            "default_transport" => {
+                // Everything else: the local domains stay local.
+                let mut table: Vec<(String, String)> = domains.into_iter().map(|d| (d, "local:".to_string())).collect();
+                table.push(("*".to_string(), entry));
+                self.transport_entries(table, name);
+            }
+            "local_transport" if domains.is_empty() => {
+                self.note(origin, name, "no local domains (mydestination is empty): nothing is delivered locally");
+            }
+            "local_transport" => {
+                let table = domains.into_iter().map(|d| (d, entry.clone())).collect();
+                self.transport_entries(table, name);
+            }
+            _ if self.x.value("relay_domains").trim().is_empty() => {
+                self.note(origin, name, "relay_domains is empty: no effect");
+            }
+            _ => self.leave_out(origin, name, &format!("{value}: a transport for relay_domains is not supported")),
+        }
+    }
+
+    /// mydestination's domains as literal names (transport table keys).
+    fn local_domain_names(&mut self) -> Vec<String> {
+        let value = self.x.value("mydestination");
+        split_list(&value)
+            .into_iter()
+            .filter(|d| !d.contains([':', '/']))
+            .map(|d| d.to_ascii_lowercase())
+            .collect()
+    }
+
+    /// Adds entries to `relay.transport` (an inline table).
+    fn transport_entries(&mut self, entries: Vec<(String, String)>, from: &str) {
+        let mut table = toml::map::Map::new();
+        if let Some(e) = self.entry("relay.transport") {
+            if let V::Table(t) = e {
+                table = t;
+            }
+        }
+        for (key, value) in entries {
+            table.insert(key, V::String(value));
+        }
+        self.set("relay.transport", V::Table(table), from);
     }
 
     fn old_tls(&mut self, name: &str, value: &str, origin: &str) {

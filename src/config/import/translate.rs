@@ -92,6 +92,11 @@ impl<'a> Work<'a> {
         });
     }
 
+    /// The value of `dotted`, if set.
+    pub(crate) fn entry(&self, dotted: &str) -> Option<toml::Value> {
+        self.entries.iter().find(|e| e.key.dotted() == dotted).map(|e| e.value.clone())
+    }
+
     /// Whether `dotted` has been set.
     pub(crate) fn is_set(&self, dotted: &str) -> bool {
         self.entries.iter().any(|e| e.key.dotted() == dotted)
@@ -201,7 +206,7 @@ impl<'a> Work<'a> {
             if self.x.is_referenced(&name) {
                 continue;
             }
-            self.leave_out(&origin, &name, "unknown parameter: no postern equivalent known to the importer");
+            self.leave_out(&origin, &name, "unused parameter: not one the importer knows, and no other value refers to it as $name");
         }
         for warning in self.x.warnings() {
             self.note("main.cf", "", &format!("warning: {warning}"));
