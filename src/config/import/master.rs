@@ -176,6 +176,14 @@ fn other_service(w: &mut Work, s: &Service, origin: &str) {
 
 /// The submission services' overrides.
 fn submission_overrides(w: &mut Work, s: &Service, origin: &str) {
+    // The SASL type first: the path depends on it.
+    let sasl_type = s.overrides.iter().find(|(n, _)| n == "smtpd_sasl_type");
+    if let Some((name, raw)) = sasl_type
+        && !w.cf.params.contains_key(name)
+    {
+        let value = w.x.expand(raw).trim().to_string();
+        w.sasl_type(&format!("master.cf {} -o {name}", s.name), &value, origin);
+    }
     for (name, raw) in &s.overrides {
         let value = w.x.expand(raw).trim().to_string();
         let from = format!("master.cf {} -o {name}", s.name);
@@ -189,7 +197,7 @@ fn submission_overrides(w: &mut Work, s: &Service, origin: &str) {
                     w.leave_out(&origin, name, "submission without AUTH: postern's submission always requires it");
                 }
             }
-            "smtpd_sasl_type" if !w.cf.params.contains_key("smtpd_sasl_type") => w.sasl_type(&from, &value, &origin),
+            "smtpd_sasl_type" if !w.cf.params.contains_key("smtpd_sasl_type") => {}
             "smtpd_sasl_path" if !w.cf.params.contains_key("smtpd_sasl_path") => {
                 let default_type = w.x.value("smtpd_sasl_type");
                 if w.is_set("sasl.backend") || default_type == "dovecot" {

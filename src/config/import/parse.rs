@@ -241,7 +241,7 @@ mod tests {
             e.to_string(),
             "/etc/postfix/main.cf:3: missing '=' after attribute name: \"broken line\""
         );
-        let e = main_cf(" = 1\n", "main.cf").unwrap_err();
+        let e = main_cf("= 1\n", "main.cf").unwrap_err();
         assert!(e.to_string().contains("missing attribute name"), "{e}");
         let e = master_cf("smtp inet n - n\n", "master.cf").unwrap_err();
         assert!(e.to_string().starts_with("master.cf:1: a service needs 8"), "{e}");
