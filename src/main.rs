@@ -341,27 +341,31 @@ enum ConfigAction {
     /// Translate a Postfix configuration (main.cf, master.cf) into a
     /// postern.toml, with a report of what could not be translated: exit
     /// 0 when complete, 2 when written but incomplete, 1 on an error.
-    ImportPostfix {
-        /// The directory of main.cf and master.cf.
-        #[arg(default_value = "/etc/postfix")]
-        dir: PathBuf,
-        /// Write the result to FILE instead of standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Overwrite FILE if it exists.
-        #[arg(long, requires = "output")]
-        force: bool,
-        /// Run the result through the checks of `postern check --offline`.
-        #[arg(long)]
-        check: bool,
-        /// Read the files the configuration names by absolute path
-        /// (/etc/mailname, mynetworks files) under DIR instead of /.
-        #[arg(long, value_name = "DIR")]
-        root: Option<PathBuf>,
-        /// Postfix's myhostname default (else this machine's name).
-        #[arg(long, value_name = "NAME")]
-        hostname: Option<String>,
-    },
+    ImportPostfix(ImportArgs),
+}
+
+/// `postern config import-postfix`'s arguments.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The directory of main.cf and master.cf.
+    #[arg(default_value = "/etc/postfix")]
+    dir: PathBuf,
+    /// Write the result to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Overwrite FILE if it exists.
+    #[arg(long, requires = "output")]
+    force: bool,
+    /// Run the result through the checks of `postern check --offline`.
+    #[arg(long)]
+    check: bool,
+    /// Read the files the configuration names by absolute path
+    /// (/etc/mailname, mynetworks files) under DIR instead of /.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Postfix's myhostname default (else this machine's name).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
 }
 
 /// sysexits EX_CONFIG: a daemon's configuration (or its sandbox) is
@@ -645,23 +649,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {
-            action:
-                ConfigAction::ImportPostfix {
-                    dir,
-                    output,
-                    force,
-                    check,
-                    root,
-                    hostname,
-                },
-        } => {
-            let options = postern::config::import::Options {
-                dir,
-                root,
-                hostname,
-            };
-            Ok(import_postfix(&options, output.as_deref(), force, check))
-        }
+            action: ConfigAction::ImportPostfix(args),
+        } => Ok(import_postfix(args)),
         Command::Config {
             action: ConfigAction::Schema,
         } => {
@@ -969,13 +958,14 @@ fn check(cli_config: &Option<PathBuf>, no_system: bool) -> anyhow::Result<ExitCo
 
 /// `postern config import-postfix`: 0 complete, 2 written but
 /// incomplete, 1 when nothing could be written (or `--check` failed).
-fn import_postfix(
-    options: &postern::config::import::Options,
-    output: Option<&std::path::Path>,
-    force: bool,
-    check: bool,
-) -> ExitCode {
-    let imported = match postern::config::import::import(options) {
+fn import_postfix(args: ImportArgs) -> ExitCode {
+    let options = postern::config::import::Options {
+        dir: args.dir,
+        root: args.root,
+        hostname: args.hostname,
+    };
+    let (output, force, check) = (args.output.as_deref(), args.force, args.check);
+    let imported = match postern::config::import::import(&options) {
         Ok(i) => i,
         Err(e) => {
             eprintln!("postern: import-postfix: {e}");
@@ -992,9 +982,9 @@ fn import_postfix(
             } else {
                 open.create_new(true);
             }
-            let written = open.open(path).and_then(|mut f| {
-                std::io::Write::write_all(&mut f, imported.toml.as_bytes())
-            });
+            let written = open
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, imported.toml.as_bytes()));
             if let Err(e) = written {
                 let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
                     " (--force overwrites it)"

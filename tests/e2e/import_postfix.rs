@@ -94,7 +94,11 @@ fn issue_21_import_postfix_samples_match_their_goldens_and_pass_check() {
         assert!(dir.join("SOURCE").exists(), "{name}: no SOURCE");
         let (code, toml, report) = import(&dir, &[]);
         let incomplete = report.contains("\nIncomplete: ") || report.starts_with("Incomplete: ");
-        assert_eq!(code, Some(if incomplete { 2 } else { 0 }), "{name}: {report}");
+        assert_eq!(
+            code,
+            Some(if incomplete { 2 } else { 0 }),
+            "{name}: {report}"
+        );
         failures.extend(golden(&dir.join("expected.toml"), &toml));
         failures.extend(golden(&dir.join("expected.report"), &report));
         let file = tmp.path().join(format!("{name}.toml"));
@@ -126,7 +130,11 @@ fn validate_against_schema(dir: &Path, files: &[PathBuf]) {
         .arg(dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     const CHECK: &str = r#"
 import json, sys, tomllib, jsonschema
 schema = json.load(open(sys.argv[1]))
@@ -144,7 +152,11 @@ for path in sys.argv[2:]:
         .output()
         .expect("python3-jsonschema (apt-get install python3-jsonschema; .ci/run does)");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for file in files {
         assert!(text.contains(&format!("{} ok", file.display())), "{text}");
     }
@@ -157,13 +169,23 @@ fn issue_21_import_postfix_errors_name_the_file() {
     let (code, out, err) = import(tmp.path(), &[]);
     assert_eq!(code, Some(1), "{err}");
     assert!(out.is_empty());
-    assert!(err.contains("./main.cf: cannot read: No such file"), "{err}");
+    assert!(
+        err.contains("./main.cf: cannot read: No such file"),
+        "{err}"
+    );
     // A line without `=`: its file and line.
-    std::fs::write(tmp.path().join("main.cf"), "myhostname = a.example\nbroken\n").unwrap();
+    std::fs::write(
+        tmp.path().join("main.cf"),
+        "myhostname = a.example\nbroken\n",
+    )
+    .unwrap();
     std::fs::write(tmp.path().join("master.cf"), "").unwrap();
     let (code, _, err) = import(tmp.path(), &[]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("./main.cf:2: missing '=' after attribute name"), "{err}");
+    assert!(
+        err.contains("./main.cf:2: missing '=' after attribute name"),
+        "{err}"
+    );
     // A directory that does not exist.
     let out = Command::new(BIN)
         .args(["config", "import-postfix", "/nonexistent/postfix"])
@@ -171,7 +193,10 @@ fn issue_21_import_postfix_errors_name_the_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/postfix/main.cf: cannot read"), "{err}");
+    assert!(
+        err.contains("/nonexistent/postfix/main.cf: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -189,14 +214,24 @@ fn issue_21_import_postfix_writes_a_file_only_when_asked_to_overwrite() {
     let (code, _, err) = import(&dir, &["-o", &target_arg, "--force"]);
     assert_eq!(code, Some(0), "{err}");
     let written = std::fs::read_to_string(&target).unwrap();
-    assert!(written.contains("hostname = \"mail.example.com\"  # myhostname"), "{written}");
+    assert!(
+        written.contains("hostname = \"mail.example.com\"  # myhostname"),
+        "{written}"
+    );
     // --check on a result whose files exist: exit 0 and the verdict.
     let tiny = tmp.path().join("tiny");
     std::fs::create_dir(&tiny).unwrap();
-    std::fs::write(tiny.join("main.cf"), "myhostname = mx.example.com\nalias_maps =\ncompatibility_level = 3.6\n").unwrap();
+    std::fs::write(
+        tiny.join("main.cf"),
+        "myhostname = mx.example.com\nalias_maps =\ncompatibility_level = 3.6\n",
+    )
+    .unwrap();
     std::fs::write(tiny.join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
     let (code, out, err) = import(&tiny, &["--check"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("passes postern check --offline"), "{err}");
-    assert!(out.contains("listen = [\"0.0.0.0:25\", \"[::]:25\"]"), "{out}");
+    assert!(
+        out.contains("listen = [\"0.0.0.0:25\", \"[::]:25\"]"),
+        "{out}"
+    );
 }

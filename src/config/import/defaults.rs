@@ -23,7 +23,10 @@ const FIXED: &[(&str, &str)] = &[
     ("html_directory", "/usr/share/doc/postfix/html"),
     ("inet_interfaces", "all"),
     ("inet_protocols", "all"),
-    ("local_recipient_maps", "proxy:unix:passwd.byname $alias_maps"),
+    (
+        "local_recipient_maps",
+        "proxy:unix:passwd.byname $alias_maps",
+    ),
     ("local_transport", "local:$myhostname"),
     ("mail_name", "Postfix"),
     ("mail_owner", "postfix"),
@@ -35,7 +38,10 @@ const FIXED: &[(&str, &str)] = &[
     ("message_size_limit", "10240000"),
     ("meta_directory", "/etc/postfix"),
     ("milter_default_action", "tempfail"),
-    ("mydestination", "$myhostname, localhost.$mydomain, localhost"),
+    (
+        "mydestination",
+        "$myhostname, localhost.$mydomain, localhost",
+    ),
     ("myorigin", "$myhostname"),
     ("newaliases_path", "/usr/bin/newaliases"),
     ("process_id", ""),

@@ -64,7 +64,11 @@ impl<'a> Expander<'a> {
 
     /// `text` expanded, except names for which `keep` gives a new name:
     /// those are written `$new` (or `${new}` before a name character).
-    pub(crate) fn expand_keeping(&self, text: &str, keep: &dyn Fn(&str) -> Option<&'static str>) -> String {
+    pub(crate) fn expand_keeping(
+        &self,
+        text: &str,
+        keep: &dyn Fn(&str) -> Option<&'static str>,
+    ) -> String {
         let mut out = String::new();
         self.walk(text, keep, 0, &mut out);
         out
@@ -84,7 +88,13 @@ impl<'a> Expander<'a> {
         self.warnings.borrow_mut().insert(text);
     }
 
-    fn walk(&self, text: &str, keep: &dyn Fn(&str) -> Option<&'static str>, depth: usize, out: &mut String) {
+    fn walk(
+        &self,
+        text: &str,
+        keep: &dyn Fn(&str) -> Option<&'static str>,
+        depth: usize,
+        out: &mut String,
+    ) {
         if depth > MAX_DEPTH {
             self.warn(format!(
                 "unreasonable macro call nesting: \"{text}\" (left unexpanded)"
@@ -143,7 +153,11 @@ impl<'a> Expander<'a> {
                 if let Some(v) = &value {
                     self.walk(v, &|_| None, depth + 1, &mut full);
                 }
-                let chosen = if full.is_empty() { when_empty } else { when_set };
+                let chosen = if full.is_empty() {
+                    when_empty
+                } else {
+                    when_set
+                };
                 self.walk(chosen, keep, depth + 1, out);
             }
         }
@@ -194,16 +208,16 @@ fn reference(text: &str) -> Option<(Reference, &str)> {
 /// `{v1}:{v2}` (3.0+) or a plain `value` after `?`.
 fn if_else(text: &str) -> (String, String) {
     let t = text.trim();
-    if t.starts_with('{') {
-        if let Some(end) = matching(t, '}') {
-            let first = t[1..end].trim().to_string();
-            let second = t[end + 1..].trim();
-            if let Some(second) = second.strip_prefix(':') {
-                return (first, braced(second));
-            }
-            if second.is_empty() {
-                return (first, String::new());
-            }
+    if t.starts_with('{')
+        && let Some(end) = matching(t, '}')
+    {
+        let first = t[1..end].trim().to_string();
+        let second = t[end + 1..].trim();
+        if let Some(second) = second.strip_prefix(':') {
+            return (first, braced(second));
+        }
+        if second.is_empty() {
+            return (first, String::new());
         }
     }
     (text.to_string(), String::new())
@@ -271,7 +285,10 @@ mod tests {
     fn conditionals() {
         let text = "set = yes\nempty =\na = ${set?on}|${empty?on}|${set:off}|${empty:off}\nb = ${set?{1}:{2}}|${empty?{1}:{2}}|${stress?1}${stress:5}\n";
         expander_for(text, |x| {
-            assert_eq!(x.value("a"), "on||off|off".replace("on||off|off", "on|||off"));
+            assert_eq!(
+                x.value("a"),
+                "on||off|off".replace("on||off|off", "on|||off")
+            );
             assert_eq!(x.value("b"), "1|2|5");
         });
     }

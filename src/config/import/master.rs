@@ -17,9 +17,30 @@ use crate::policy::Stage;
 /// Postfix's internal services (conf/master.cf): postern's roles do their
 /// work, there is nothing to translate.
 const INTERNAL: &[&str] = &[
-    "anvil", "bounce", "cleanup", "defer", "discard", "error", "flush", "lmtp", "local", "pickup",
-    "postlog", "proxymap", "proxywrite", "qmgr", "relay", "retry", "rewrite", "scache", "showq",
-    "smtp", "tlsmgr", "trace", "verify", "virtual",
+    "anvil",
+    "bounce",
+    "cleanup",
+    "defer",
+    "discard",
+    "error",
+    "flush",
+    "lmtp",
+    "local",
+    "pickup",
+    "postlog",
+    "proxymap",
+    "proxywrite",
+    "qmgr",
+    "relay",
+    "retry",
+    "rewrite",
+    "scache",
+    "showq",
+    "smtp",
+    "tlsmgr",
+    "trace",
+    "verify",
+    "virtual",
 ];
 
 /// The listeners, and what else master.cf holds.
@@ -38,14 +59,21 @@ pub(crate) fn translate(w: &mut Work, services: &[Service]) {
             continue;
         };
         if s.command != "smtpd" && s.command != "postscreen" {
-            w.leave_out(&origin, &s.name, &format!("inet service running {}: not supported", s.command));
+            w.leave_out(
+                &origin,
+                &s.name,
+                &format!("inet service running {}: not supported", s.command),
+            );
             continue;
         }
         let at: Vec<String> = match &host {
             Some(h) => vec![listener(h, port)],
             None => addresses.iter().map(|a| listener(a, port)).collect(),
         };
-        let wrapper = s.overrides.iter().any(|(n, v)| n == "smtpd_tls_wrappermode" && boolean(&w.x.expand(v)) == Ok(true));
+        let wrapper = s
+            .overrides
+            .iter()
+            .any(|(n, v)| n == "smtpd_tls_wrappermode" && boolean(&w.x.expand(v)) == Ok(true));
         match (port, host.is_some()) {
             (25, false) => {
                 smtpd.extend(at);
@@ -62,12 +90,24 @@ pub(crate) fn translate(w: &mut Work, services: &[Service]) {
             _ => extra_smtpd(w, s, &origin),
         }
     }
-    w.set("smtpd.listen", strings(smtpd), "inet_interfaces + master.cf smtp");
+    w.set(
+        "smtpd.listen",
+        strings(smtpd),
+        "inet_interfaces + master.cf smtp",
+    );
     if !submission.is_empty() {
-        w.set("submission.listen", strings(submission), "master.cf submission");
+        w.set(
+            "submission.listen",
+            strings(submission),
+            "master.cf submission",
+        );
     }
     if !implicit.is_empty() {
-        w.set("submission.implicit_tls_listen", strings(implicit), "master.cf submissions");
+        w.set(
+            "submission.implicit_tls_listen",
+            strings(implicit),
+            "master.cf submissions",
+        );
     }
 }
 
@@ -124,7 +164,11 @@ fn addresses(w: &mut Work) -> Vec<String> {
                     out.push(a);
                 } else {
                     let origin = w.origin_of("inet_interfaces");
-                    w.leave_out(&origin, "inet_interfaces", &format!("{a}: postern listens on addresses, not host names"));
+                    w.leave_out(
+                        &origin,
+                        "inet_interfaces",
+                        &format!("{a}: postern listens on addresses, not host names"),
+                    );
                 }
             }
             out
@@ -158,7 +202,11 @@ fn extra_smtpd(w: &mut Work, s: &Service, origin: &str) {
 
 /// unix, fifo and pass services.
 fn other_service(w: &mut Work, s: &Service, origin: &str) {
-    if INTERNAL.contains(&s.name.as_str()) && s.overrides.iter().all(|(n, _)| n == "syslog_name" || n == "smtp_fallback_relay") {
+    if INTERNAL.contains(&s.name.as_str())
+        && s.overrides
+            .iter()
+            .all(|(n, _)| n == "syslog_name" || n == "smtp_fallback_relay")
+    {
         return;
     }
     if s.kind == "pass" && s.command == "smtpd" {
@@ -169,8 +217,16 @@ fn other_service(w: &mut Work, s: &Service, origin: &str) {
         return;
     }
     match w.used_by(&s.name) {
-        Some(param) => w.leave_out(origin, &s.name, &format!("{} service used by {param}: not supported", s.command)),
-        None => w.note(origin, &s.name, &format!("{} service not used by main.cf: not translated", s.command)),
+        Some(param) => w.leave_out(
+            origin,
+            &s.name,
+            &format!("{} service used by {param}: not supported", s.command),
+        ),
+        None => w.note(
+            origin,
+            &s.name,
+            &format!("{} service not used by main.cf: not translated", s.command),
+        ),
     }
 }
 
@@ -191,10 +247,16 @@ fn submission_overrides(w: &mut Work, s: &Service, origin: &str) {
         match name.as_str() {
             "syslog_name" => w.note(&origin, name, "ignored: postern logs as postern/smtpd"),
             "smtpd_tls_wrappermode" => {}
-            "smtpd_tls_security_level" | "smtpd_enforce_tls" => submission_tls(w, name, &value, &origin, &from),
+            "smtpd_tls_security_level" | "smtpd_enforce_tls" => {
+                submission_tls(w, name, &value, &origin, &from)
+            }
             "smtpd_sasl_auth_enable" => {
                 if boolean(&value) != Ok(true) {
-                    w.leave_out(&origin, name, "submission without AUTH: postern's submission always requires it");
+                    w.leave_out(
+                        &origin,
+                        name,
+                        "submission without AUTH: postern's submission always requires it",
+                    );
                 }
             }
             "smtpd_sasl_type" if !w.cf.params.contains_key("smtpd_sasl_type") => {}
@@ -204,7 +266,9 @@ fn submission_overrides(w: &mut Work, s: &Service, origin: &str) {
                     w.sasl_path(&from, &value, &origin);
                 }
             }
-            "smtpd_client_restrictions" | "smtpd_recipient_restrictions" => auth_required(w, name, &value, &origin),
+            "smtpd_client_restrictions" | "smtpd_recipient_restrictions" => {
+                auth_required(w, name, &value, &origin)
+            }
             "smtpd_relay_restrictions" => {
                 let list = restrictions::list(w, &value, Stage::Relay, name, &origin);
                 w.set("submission.relay", strings(list), &from);
@@ -225,7 +289,11 @@ fn submission_tls(w: &mut Work, name: &str, value: &str, origin: &str, from: &st
         (_, "encrypt") => "encrypt",
         (_, "may") => "may",
         (_, other) => {
-            w.leave_out(origin, name, &format!("{other}: postern's submission offers STARTTLS (may or encrypt)"));
+            w.leave_out(
+                origin,
+                name,
+                &format!("{other}: postern's submission offers STARTTLS (may or encrypt)"),
+            );
             return;
         }
     };
@@ -235,7 +303,10 @@ fn submission_tls(w: &mut Work, name: &str, value: &str, origin: &str, from: &st
 /// `permit_sasl_authenticated, reject` is what postern's submission does
 /// (AUTH before MAIL); anything else is reported.
 fn auth_required(w: &mut Work, name: &str, value: &str, origin: &str) {
-    let words: Vec<String> = split_list(value).iter().map(|s| s.to_ascii_lowercase()).collect();
+    let words: Vec<String> = split_list(value)
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
     match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["permit_sasl_authenticated", "reject"] | [] => {}
         ["permit_mynetworks", "permit_sasl_authenticated", "reject"] => w.leave_out(origin, name, "permit_mynetworks: postern's submission requires AUTH of every client, also those in relay.networks"),
@@ -254,14 +325,22 @@ fn listener_override(w: &mut Work, name: &str, value: &str, origin: &str) {
             }
             _ => row.note,
         };
-        w.leave_out(origin, name, &format!("on a submission listener: not supported ({what})"));
+        w.leave_out(
+            origin,
+            name,
+            &format!("on a submission listener: not supported ({what})"),
+        );
         return;
     }
     let global = w.x.value(name);
     if global.trim() == value {
         return;
     }
-    w.leave_out(origin, name, &format!("{value}: a per-listener setting, not supported (postern's settings are global)"));
+    w.leave_out(
+        origin,
+        name,
+        &format!("{value}: a per-listener setting, not supported (postern's settings are global)"),
+    );
 }
 
 impl Work<'_> {

@@ -222,7 +222,8 @@ mod tests {
 
     #[test]
     fn continuations_comments_and_the_last_assignment() {
-        let text = "a = 1\nb = x,\n  # a comment inside\n    y\n# c = 3\nc = 4 # not a comment\na = 2\n";
+        let text =
+            "a = 1\nb = x,\n  # a comment inside\n    y\n# c = 3\nc = 4 # not a comment\na = 2\n";
         let cf = main_cf(text, "main.cf").unwrap();
         assert_eq!(cf.params["a"].value, "2");
         assert_eq!(cf.params["a"].line, 7);
@@ -244,7 +245,10 @@ mod tests {
         let e = main_cf("= 1\n", "main.cf").unwrap_err();
         assert!(e.to_string().contains("missing attribute name"), "{e}");
         let e = master_cf("smtp inet n - n\n", "master.cf").unwrap_err();
-        assert!(e.to_string().starts_with("master.cf:1: a service needs 8"), "{e}");
+        assert!(
+            e.to_string().starts_with("master.cf:1: a service needs 8"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -264,7 +268,10 @@ mod tests {
         assert_eq!(
             s[1].overrides,
             [
-                ("syslog_name".to_string(), "postfix/$service_name".to_string()),
+                (
+                    "syslog_name".to_string(),
+                    "postfix/$service_name".to_string()
+                ),
                 (
                     "smtpd_client_restrictions".to_string(),
                     "permit_sasl_authenticated, reject".to_string()
@@ -279,7 +286,12 @@ mod tests {
     fn lists_keep_braces_whole() {
         assert_eq!(
             split_list("permit_mynetworks,\n  check_client_access inline:{ a=b, c=d }  reject"),
-            ["permit_mynetworks", "check_client_access", "inline:{ a=b, c=d }", "reject"]
+            [
+                "permit_mynetworks",
+                "check_client_access",
+                "inline:{ a=b, c=d }",
+                "reject"
+            ]
         );
     }
 }

@@ -11,7 +11,9 @@ use crate::config::ConfigError;
 use crate::config::keys::{self, KEYS};
 
 /// The entries the loader accepts; each it refuses becomes an item.
-pub(crate) fn validated((mut entries, mut items): (Vec<Entry>, Vec<Item>)) -> Result<(Vec<Entry>, Vec<Item>), ImportError> {
+pub(crate) fn validated(
+    (mut entries, mut items): (Vec<Entry>, Vec<Item>),
+) -> Result<(Vec<Entry>, Vec<Item>), ImportError> {
     loop {
         let text = body(&entries);
         let error = match crate::config::Config::from_toml(&text, "postern.toml") {
@@ -20,7 +22,9 @@ pub(crate) fn validated((mut entries, mut items): (Vec<Entry>, Vec<Item>)) -> Re
         };
         let (key, reason) = match &error {
             ConfigError::BadValue { key, reason, .. } => (key.clone(), reason.clone()),
-            ConfigError::WrongType { key, expected, .. } => (key.clone(), format!("expected {expected}")),
+            ConfigError::WrongType { key, expected, .. } => {
+                (key.clone(), format!("expected {expected}"))
+            }
             _ => return Err(ImportError::Generated(error.to_string())),
         };
         let before = entries.len();
@@ -118,7 +122,10 @@ pub(crate) fn report(items: &[Item], complete: bool) -> String {
     if complete {
         let _ = writeln!(out, "Complete: everything was translated.");
     } else {
-        let _ = writeln!(out, "Incomplete: {left} item(s) not translated (exit status 2).");
+        let _ = writeln!(
+            out,
+            "Incomplete: {left} item(s) not translated (exit status 2)."
+        );
     }
     out
 }

@@ -62,7 +62,13 @@ const TABLE_TYPES: &[&str] = &[
 
 /// The elements of the list `value` postern knows, each as one string
 /// (`check_client_access hash:/etc/postfix/access`).
-pub(crate) fn list(w: &mut Work, value: &str, stage: Stage, param: &str, origin: &str) -> Vec<String> {
+pub(crate) fn list(
+    w: &mut Work,
+    value: &str,
+    stage: Stage,
+    param: &str,
+    origin: &str,
+) -> Vec<String> {
     let mut out = Vec::new();
     let mut tokens = split_list(value).into_iter();
     while let Some(token) = tokens.next() {
@@ -123,7 +129,11 @@ fn unknown(w: &mut Work, name: &str, element: &str, reason: &str, param: &str, o
 pub(crate) fn table(w: &mut Work, spec: &str, param: &str, origin: &str) -> Option<String> {
     let spec = match spec.strip_prefix("proxy:") {
         Some(inner) => {
-            w.note(origin, param, &format!("{spec}: proxy: dropped (postern opens its tables itself)"));
+            w.note(
+                origin,
+                param,
+                &format!("{spec}: proxy: dropped (postern opens its tables itself)"),
+            );
             inner
         }
         None => spec,

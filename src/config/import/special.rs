@@ -16,9 +16,15 @@ impl Work<'_> {
         let value = self.x.expand(raw).trim().to_string();
         match name {
             // Used by the listeners and the defaults below.
-            "inet_interfaces" | "inet_protocols" | "mynetworks_style" | "home_mailbox"
-            | "mail_spool_directory" | "smtpd_tls_cert_file" | "smtpd_tls_key_file"
-            | "smtpd_tls_eccert_file" | "smtpd_tls_eckey_file" => {}
+            "inet_interfaces"
+            | "inet_protocols"
+            | "mynetworks_style"
+            | "home_mailbox"
+            | "mail_spool_directory"
+            | "smtpd_tls_cert_file"
+            | "smtpd_tls_key_file"
+            | "smtpd_tls_eccert_file"
+            | "smtpd_tls_eckey_file" => {}
             "myhostname" | "mydomain" => self.identity(name, raw),
             "myorigin" => self.origin(raw, &value, origin),
             "mydestination" => self.local_domains(raw, origin),
@@ -38,19 +44,29 @@ impl Work<'_> {
                 self.class_transport(name, &value, origin)
             }
             "smtp_tls_CApath" if value.trim_end_matches('/') == "/etc/ssl/certs" => {
-                self.note(origin, name, "the system's CA certificates: what postern trusts by default");
+                self.note(
+                    origin,
+                    name,
+                    "the system's CA certificates: what postern trusts by default",
+                );
             }
             "smtpd_use_tls" | "smtpd_enforce_tls" => self.old_tls(name, &value, origin),
             "smtp_tls_security_level" => self.outbound_tls(&value, origin),
             "smtpd_sasl_type" => self.sasl_type(name, &value, origin),
             "smtpd_sasl_path" => self.sasl_path(name, &value, origin),
-            "maps_rbl_domains" => {
-                self.set("restrictions.rbl_domains", strings(split_list(&value)), name)
-            }
+            "maps_rbl_domains" => self.set(
+                "restrictions.rbl_domains",
+                strings(split_list(&value)),
+                name,
+            ),
             _ => match restriction_stage(name) {
                 Some(stage) => {
                     let list = restrictions::list(self, &value, stage, name, origin);
-                    self.set(&format!("restrictions.{}", stage.name()), strings(list), name);
+                    self.set(
+                        &format!("restrictions.{}", stage.name()),
+                        strings(list),
+                        name,
+                    );
                 }
                 None => return false,
             },
@@ -75,10 +91,18 @@ impl Work<'_> {
         match self.read_file(value) {
             Ok(text) => {
                 let first = text.lines().next().unwrap_or("").trim().to_string();
-                self.note(origin, "myorigin", &format!("the first line of {value} (Debian's form)"));
+                self.note(
+                    origin,
+                    "myorigin",
+                    &format!("the first line of {value} (Debian's form)"),
+                );
                 self.set("server.origin", V::String(first), "myorigin");
             }
-            Err(e) => self.leave_out(origin, "myorigin", &format!("cannot read the file it names: {e}")),
+            Err(e) => self.leave_out(
+                origin,
+                "myorigin",
+                &format!("cannot read the file it names: {e}"),
+            ),
         }
     }
 
@@ -92,7 +116,13 @@ impl Work<'_> {
                     Err(e) => self.leave_out(origin, "mydestination", &format!("cannot read {e}")),
                 }
             } else if item.contains(':') {
-                self.leave_out(origin, "mydestination", &format!("{item}: a table of local domains is not supported (list the domains)"));
+                self.leave_out(
+                    origin,
+                    "mydestination",
+                    &format!(
+                        "{item}: a table of local domains is not supported (list the domains)"
+                    ),
+                );
             } else {
                 out.push(item);
             }
@@ -111,7 +141,11 @@ impl Work<'_> {
                     out.push(path.to_string())
                 }
                 _ if item.starts_with('/') => out.push(item),
-                _ => self.leave_out(origin, "alias_maps", &format!("{item}: postern reads aliases(5) files only")),
+                _ => self.leave_out(
+                    origin,
+                    "alias_maps",
+                    &format!("{item}: postern reads aliases(5) files only"),
+                ),
             }
         }
         self.set("local.alias_files", strings(out), "alias_maps");
@@ -126,7 +160,11 @@ impl Work<'_> {
                     Err(e) => self.leave_out(origin, "mynetworks", &format!("cannot read {e}")),
                 }
             } else if item.starts_with('!') || super::translate::is_table_spec(&item) {
-                self.leave_out(origin, "mynetworks", &format!("{item}: only addresses and networks are supported"));
+                self.leave_out(
+                    origin,
+                    "mynetworks",
+                    &format!("{item}: only addresses and networks are supported"),
+                );
             } else {
                 out.push(network(&item));
             }
@@ -142,7 +180,11 @@ impl Work<'_> {
             [one] => self.set("relay.host", V::String(one.clone()), "relayhost"),
             [first, ..] => {
                 self.set("relay.host", V::String(first.clone()), "relayhost");
-                self.leave_out(origin, "relayhost", &format!("several relay hosts: postern takes one ({first})"));
+                self.leave_out(
+                    origin,
+                    "relayhost",
+                    &format!("several relay hosts: postern takes one ({first})"),
+                );
             }
         }
     }
@@ -157,7 +199,13 @@ impl Work<'_> {
                 Some(("hash" | "texthash" | "btree" | "cdb" | "lmdb" | "dbm" | "sdbm", path)) => {
                     out.push(path.to_string())
                 }
-                _ => self.leave_out(origin, "transport_maps", &format!("{spec}: postern reads transport(5) text files only (hash:, texthash:)")),
+                _ => self.leave_out(
+                    origin,
+                    "transport_maps",
+                    &format!(
+                        "{spec}: postern reads transport(5) text files only (hash:, texthash:)"
+                    ),
+                ),
             }
         }
         self.set("relay.transport_files", strings(out), "transport_maps");
@@ -180,17 +228,28 @@ impl Work<'_> {
             self.leave_out(origin, name, &format!("{value}: postern delivers locally, by SMTP, or with error:/discard: entries of relay.transport"));
             return;
         }
-        let entry = if value.contains(':') { value.to_string() } else { format!("{value}:") };
+        let entry = if value.contains(':') {
+            value.to_string()
+        } else {
+            format!("{value}:")
+        };
         let domains = self.local_domain_names();
         match name {
             "default_transport" => {
                 // Everything else: the local domains stay local.
-                let mut table: Vec<(String, String)> = domains.into_iter().map(|d| (d, "local:".to_string())).collect();
+                let mut table: Vec<(String, String)> = domains
+                    .into_iter()
+                    .map(|d| (d, "local:".to_string()))
+                    .collect();
                 table.push(("*".to_string(), entry));
                 self.transport_entries(table, name);
             }
             "local_transport" if domains.is_empty() => {
-                self.note(origin, name, "no local domains (mydestination is empty): nothing is delivered locally");
+                self.note(
+                    origin,
+                    name,
+                    "no local domains (mydestination is empty): nothing is delivered locally",
+                );
             }
             "local_transport" => {
                 let table = domains.into_iter().map(|d| (d, entry.clone())).collect();
@@ -199,7 +258,11 @@ impl Work<'_> {
             _ if self.x.value("relay_domains").trim().is_empty() => {
                 self.note(origin, name, "relay_domains is empty: no effect");
             }
-            _ => self.leave_out(origin, name, &format!("{value}: a transport for relay_domains is not supported")),
+            _ => self.leave_out(
+                origin,
+                name,
+                &format!("{value}: a transport for relay_domains is not supported"),
+            ),
         }
     }
 
@@ -216,10 +279,8 @@ impl Work<'_> {
     /// Adds entries to `relay.transport` (an inline table).
     fn transport_entries(&mut self, entries: Vec<(String, String)>, from: &str) {
         let mut table = toml::map::Map::new();
-        if let Some(e) = self.entry("relay.transport") {
-            if let V::Table(t) = e {
-                table = t;
-            }
+        if let Some(V::Table(t)) = self.entry("relay.transport") {
+            table = t;
         }
         for (key, value) in entries {
             table.insert(key, V::String(value));
@@ -230,7 +291,11 @@ impl Work<'_> {
     fn old_tls(&mut self, name: &str, value: &str, origin: &str) {
         match boolean(value) {
             Ok(true) => {
-                let level = if name == "smtpd_enforce_tls" { "encrypt" } else { "may" };
+                let level = if name == "smtpd_enforce_tls" {
+                    "encrypt"
+                } else {
+                    "may"
+                };
                 if !self.cf.params.contains_key("smtpd_tls_security_level") {
                     self.set("tls.inbound", V::String(level.into()), name);
                 }
@@ -251,7 +316,11 @@ impl Work<'_> {
                 "may"
             }
             other => {
-                self.leave_out(origin, name, &format!("{other}: not supported (none, may, encrypt, verify)"));
+                self.leave_out(
+                    origin,
+                    name,
+                    &format!("{other}: not supported (none, may, encrypt, verify)"),
+                );
                 return;
             }
         };
@@ -268,7 +337,11 @@ impl Work<'_> {
     /// Dovecot's socket: relative to Postfix's queue directory.
     pub(crate) fn sasl_path(&mut self, name: &str, value: &str, origin: &str) {
         if value.starts_with("inet:") {
-            self.leave_out(origin, name, &format!("{value}: postern reaches Dovecot by its Unix socket only"));
+            self.leave_out(
+                origin,
+                name,
+                &format!("{value}: postern reaches Dovecot by its Unix socket only"),
+            );
             return;
         }
         let path = if value.starts_with('/') {
@@ -292,8 +365,18 @@ impl Work<'_> {
         }
         if !given(self, "smtpd_relay_restrictions") {
             let value = self.x.value("smtpd_relay_restrictions");
-            let list = restrictions::list(self, &value, crate::policy::Stage::Relay, "smtpd_relay_restrictions", "main.cf");
-            self.set("restrictions.relay", strings(list), "smtpd_relay_restrictions (Postfix's default)");
+            let list = restrictions::list(
+                self,
+                &value,
+                crate::policy::Stage::Relay,
+                "smtpd_relay_restrictions",
+                "main.cf",
+            );
+            self.set(
+                "restrictions.relay",
+                strings(list),
+                "smtpd_relay_restrictions (Postfix's default)",
+            );
         }
         if !given(self, "smtpd_tls_chain_files") {
             self.chain_from_cert_and_key();
@@ -308,7 +391,11 @@ impl Work<'_> {
     fn mailbox(&mut self) {
         let home = self.x.value("home_mailbox");
         if !home.trim().is_empty() {
-            self.set("local.mailbox", V::String(home.trim().into()), "home_mailbox");
+            self.set(
+                "local.mailbox",
+                V::String(home.trim().into()),
+                "home_mailbox",
+            );
             return;
         }
         let spool = self.x.value("mail_spool_directory");
@@ -336,11 +423,19 @@ impl Work<'_> {
                 continue;
             }
             let key_file = self.x.value(key).trim().to_string();
-            files.push(if key_file.is_empty() { cert_file.clone() } else { key_file });
+            files.push(if key_file.is_empty() {
+                cert_file.clone()
+            } else {
+                key_file
+            });
             files.push(cert_file);
         }
         if !files.is_empty() {
-            self.set("tls.chain_files", strings(files), "smtpd_tls_key_file, smtpd_tls_cert_file");
+            self.set(
+                "tls.chain_files",
+                strings(files),
+                "smtpd_tls_key_file, smtpd_tls_cert_file",
+            );
         }
     }
 }

@@ -94,7 +94,10 @@ impl<'a> Work<'a> {
 
     /// The value of `dotted`, if set.
     pub(crate) fn entry(&self, dotted: &str) -> Option<toml::Value> {
-        self.entries.iter().find(|e| e.key.dotted() == dotted).map(|e| e.value.clone())
+        self.entries
+            .iter()
+            .find(|e| e.key.dotted() == dotted)
+            .map(|e| e.value.clone())
     }
 
     /// Whether `dotted` has been set.
@@ -154,9 +157,7 @@ impl<'a> Work<'a> {
             self.by_kind(key, name, raw, origin);
             return;
         }
-        let line = origin
-            .strip_prefix("main.cf:")
-            .and_then(|l| l.parse().ok());
+        let line = origin.strip_prefix("main.cf:").and_then(|l| l.parse().ok());
         match line {
             Some(line) => self.unknown.push((name.to_string(), line)),
             None => self.leave_out(origin, name, "no postern equivalent"),
@@ -166,7 +167,9 @@ impl<'a> Work<'a> {
     fn by_row(&mut self, row: &params::Row, name: &str, raw: &str, origin: &str) {
         match row.status {
             Status::Ignored => self.note(origin, name, &format!("ignored: {}", row.note)),
-            Status::NotPlanned => self.leave_out(origin, name, &format!("not planned: {}", row.note)),
+            Status::NotPlanned => {
+                self.leave_out(origin, name, &format!("not planned: {}", row.note))
+            }
             Status::Planned { key: target, .. } if !target.is_empty() && key(target).is_some() => {
                 if let Some(k) = key(target) {
                     self.by_kind(k, name, raw, origin);
@@ -193,7 +196,11 @@ impl<'a> Work<'a> {
                 } else {
                     format!(", as {target}")
                 };
-                self.leave_out(origin, name, &format!("planned{issue}{target}: {}", row.note));
+                self.leave_out(
+                    origin,
+                    name,
+                    &format!("planned{issue}{target}: {}", row.note),
+                );
             }
         }
     }
@@ -226,13 +233,21 @@ impl<'a> Work<'a> {
     }
 
     /// `Ok(None)`: nothing to write (an empty value of an optional key).
-    fn convert(&mut self, key: &'static Key, name: &str, raw: &str, origin: &str) -> Result<Option<toml::Value>, String> {
+    fn convert(
+        &mut self,
+        key: &'static Key,
+        name: &str,
+        raw: &str,
+        origin: &str,
+    ) -> Result<Option<toml::Value>, String> {
         use toml::Value as V;
         let value = self.x.expand(raw).trim().to_string();
         Ok(Some(match key.kind {
             Kind::Bool => V::Boolean(boolean(&value)?),
             Kind::Integer { min } => {
-                let n: i64 = value.parse().map_err(|_| format!("not a number: {value:?}"))?;
+                let n: i64 = value
+                    .parse()
+                    .map_err(|_| format!("not a number: {value:?}"))?;
                 if n < min {
                     return Err(format!("{n} is below {min}"));
                 }
@@ -293,7 +308,9 @@ pub(crate) fn is_table_spec(item: &str) -> bool {
     !kind.is_empty()
         && kind != "inet"
         && kind != "local"
-        && kind.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
 pub(crate) fn strings(items: Vec<String>) -> toml::Value {
@@ -313,7 +330,10 @@ fn choice(words: &[&str], value: &str) -> Result<String, String> {
     if words.contains(&lower.as_str()) {
         Ok(lower)
     } else {
-        Err(format!("{value:?} is not supported (postern knows {})", words.join(", ")))
+        Err(format!(
+            "{value:?} is not supported (postern knows {})",
+            words.join(", ")
+        ))
     }
 }
 
@@ -336,7 +356,9 @@ fn duration(name: &str, value: &str) -> Result<String, String> {
         _ => return Err(format!("bad time unit in {value:?}")),
     };
     if unit == "w" {
-        let weeks: u64 = digits.parse().map_err(|_| format!("bad time value {value:?}"))?;
+        let weeks: u64 = digits
+            .parse()
+            .map_err(|_| format!("bad time value {value:?}"))?;
         return Ok(format!("{}d", weeks * 7));
     }
     Ok(format!("{digits}{unit}"))
