@@ -256,6 +256,7 @@ fn check_sources(
         out.push((level, d.to_string()));
     }
     out.extend(check_transport_files(config));
+    out.extend(check_virtual_mailboxes(config));
     out.extend(check_tables(config));
     out.extend(check_ca_file(config));
     out
@@ -563,6 +564,43 @@ fn check_tables(config: &Config) -> Vec<(Level, String)> {
     out
 }
 
+/// `[virtual]`: each table of `virtual.mailbox_domains` and
+/// `virtual.mailbox_maps` opens (smtpd would defer every recipient of
+/// the class), and no domain is both local and a virtual mailbox domain
+/// (Postfix warns; here it is an error: which class wins would be a
+/// guess).
+fn check_virtual_mailboxes(config: &Config) -> Vec<(Level, String)> {
+    let v = &config.r#virtual;
+    let mut out = Vec::new();
+    let tables = v.mailbox_domains.iter().filter(|d| d.contains(':'));
+    for (key, spec) in tables
+        .map(|s| ("mailbox_domains", s))
+        .chain(v.mailbox_maps.iter().map(|s| ("mailbox_maps", s)))
+    {
+        if let Err(e) = crate::maps::Table::open(spec, config) {
+            out.push((Level::Error, format!("virtual.{key}: {e}")));
+        }
+    }
+    for domain in &config.local.domains {
+        if let Ok(true) = crate::virtual_mailbox::is_domain(config, domain) {
+            out.push((
+                Level::Error,
+                format!(
+                    "{domain} is in both local.domains and virtual.mailbox_domains:                      a domain is either local (system users) or virtual mailbox, not both"
+                ),
+            ));
+        }
+    }
+    if !v.mailbox_domains.is_empty() && v.mailbox_maps.is_empty() {
+        out.push((
+            Level::Warning,
+            "virtual.mailbox_domains is set but virtual.mailbox_maps is empty:              every recipient there is refused (User unknown in virtual mailbox table)"
+                .to_string(),
+        ));
+    }
+    out
+}
+
 /// `relay.sasl_password_files`: each table opens and parses (a typo is an
 /// error at its FILE:LINE: the smtp client would defer every delivery
 /// until it is fixed), the roles' user can read each file and others
@@ -587,17 +625,12 @@ fn check_sasl_password_files(config: &Config, reader: Option<&Access>) -> Vec<(L
                 ),
             ));
         }
-        if m.mode() & 0o004 != 0 {
-            out.push((
-                Level::Warning,
-                format!(
-                    "{f} ({KEY}): readable by everyone (mode {:o}), but it holds passwords: chown root:{g} {f} && chmod 640 {f}",
-                    m.mode() & 0o7777,
-                    f = path.display(),
-                    g = config.server.user,
-                ),
-            ));
-        }
+        let f = path.display();
+        let fix = format!(
+            "chown root:{g} {f} && chmod 640 {f}",
+            g = config.server.user
+        );
+        out.extend(world_readable(&path, &m, KEY, "holds passwords", &fix));
     }
     let mut opened = true;
     for spec in specs {
@@ -648,6 +681,27 @@ fn check_transport_files(config: &Config) -> Vec<(Level, String)> {
         }
     }
     out
+}
+
+/// The warning for a secret file others can read: `path` (named by
+/// `key`) `holds` something secret; `fix` is the commands that mend it.
+pub(crate) fn world_readable(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    key: &str,
+    holds: &str,
+    fix: &str,
+) -> Option<(Level, String)> {
+    (meta.mode() & 0o004 != 0).then(|| {
+        (
+            Level::Warning,
+            format!(
+                "{} ({key}): readable by everyone (mode {:o}), but it {holds}: {fix}",
+                path.display(),
+                meta.mode() & 0o7777
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -288,6 +288,45 @@ enum QueueCommand {
         #[arg(long, short = 'j')]
         json: bool,
     },
+    /// Recipients (or senders) per domain and age, as Postfix's qshape:
+    /// what is stuck, where, since when.
+    Shape {
+        /// Count by `recipient-domain` (every recipient) or
+        /// `sender-domain` (one per message; qshape -s).
+        #[arg(long, value_name = "WHAT", default_value = "recipient-domain",
+              value_parser = ["recipient-domain", "recipient", "sender-domain", "sender"])]
+        by: String,
+        /// The number of age buckets (qshape -b).
+        #[arg(short = 'b', long, default_value_t = 10,
+              value_parser = clap::value_parser!(u16).range(1..))]
+        buckets: u16,
+        /// The first bucket's bound in minutes (qshape -t); each next one
+        /// doubles it.
+        #[arg(short = 't', long, value_name = "MINUTES", default_value_t = 5,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        tick: u64,
+        /// Bounds are multiples of the first (qshape -l).
+        #[arg(short = 'l', long)]
+        linear: bool,
+        /// Also rows for parent domains (`.example.com`) with at least this
+        /// many subdomains in the table (qshape -p -m 5).
+        #[arg(short = 'p', long, value_name = "MIN_SUBDOMAINS", num_args = 0..=1,
+              default_missing_value = "5")]
+        parents: Option<usize>,
+        /// The width to align to (qshape -w; at least 80).
+        #[arg(short = 'w', long, default_value_t = 80)]
+        width: usize,
+        /// The reference time, seconds since the epoch (default: now).
+        #[arg(long, value_name = "EPOCH")]
+        now: Option<u64>,
+        /// The table as one JSON object.
+        #[arg(long, short = 'j')]
+        json: bool,
+        /// Only these queues (active, deferred, hold); default: active and
+        /// deferred.
+        #[arg(value_parser = ["active", "deferred", "hold"])]
+        queues: Vec<String>,
+    },
     /// Keep messages in the queue without delivering them (postsuper -h).
     Hold {
         #[arg(required = true, value_name = "ID|ALL")]
@@ -325,7 +364,8 @@ enum QueueCommand {
 enum ConfigAction {
     /// Print the effective configuration as TOML (like postconf).
     Show {
-        /// Only settings that differ from the defaults (like postconf -n).
+        /// Only the settings the file makes, as written there: `$name`
+        /// forms kept (like postconf -n).
         #[arg(long)]
         non_default: bool,
         /// The built-in defaults, not the file's values (like postconf -d).
@@ -508,6 +548,30 @@ fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `postern queue shape`: qshape's table from qmgr's report of the queue.
+fn queue_shape(
+    config: &Config,
+    opts: &postern::qshape::Options,
+    now: Option<u64>,
+    width: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let entries = match qmgr_client::list(&config.server.run_directory) {
+        Ok(entries) => entries,
+        Err(e) => {
+            eprintln!("postern: Queue report unavailable - mail system is down ({e:#})");
+            return Ok(ExitCode::from(69));
+        }
+    };
+    let now = now.unwrap_or_else(|| postern::queue::now_micros() / 1_000_000);
+    let shape = postern::qshape::shape(&entries, now, opts);
+    match json {
+        true => print!("{}", postern::qshape::format_json(&shape)),
+        false => print!("{}", postern::qshape::format(&shape, width)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `postern queue salvage FILE` (the work is in `postern::queue::salvage`).
 fn salvage(config: &Config, file: &std::path::Path, dry_run: bool) -> anyhow::Result<ExitCode> {
     let run_dir = &config.server.run_directory;
@@ -643,7 +707,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             match non_default {
-                true => print!("{}", config.to_toml(true)),
+                // The file was loaded without error above; a missing
+                // default file sets nothing.
+                true => print!(
+                    "{}",
+                    Config::as_written(
+                        &std::fs::read_to_string(config_path(&cli.config)).unwrap_or_default()
+                    )
+                ),
                 false => print!("{}", config.to_annotated_toml()),
             }
             Ok(ExitCode::SUCCESS)
@@ -843,6 +914,27 @@ fn queue(cli_config: &Option<PathBuf>, action: QueueCommand) -> anyhow::Result<E
     let (action, ids) = match action {
         QueueCommand::List { json } => {
             return mailq(&load_client(cli_config, "postern"), json);
+        }
+        QueueCommand::Shape {
+            by,
+            buckets,
+            tick,
+            linear,
+            parents,
+            width,
+            now,
+            json,
+            queues,
+        } => {
+            let opts = postern::qshape::Options {
+                by_sender: by.starts_with("sender"),
+                buckets: usize::from(buckets),
+                tick_minutes: tick,
+                linear,
+                parents,
+                queues,
+            };
+            return queue_shape(&load_client(cli_config, "postern"), &opts, now, width, json);
         }
         QueueCommand::Show { id } => {
             let ok = postern::supervisor::queue_show(&load_client(cli_config, "postern"), &id)?;

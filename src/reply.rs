@@ -90,6 +90,13 @@ impl Reply {
             format!("<{rcpt}>: Recipient address rejected: User unknown in local recipient table"),
         )
     }
+    pub(crate) fn unknown_virtual_mailbox(rcpt: &str) -> Reply {
+        Reply::new(
+            550,
+            "5.1.1",
+            format!("<{rcpt}>: Recipient address rejected: User unknown in virtual mailbox table"),
+        )
+    }
     pub(crate) fn temporary_lookup_failure(rcpt: &str) -> Reply {
         Reply::new(451, "4.3.0", format!("<{rcpt}>: Temporary lookup failure"))
     }

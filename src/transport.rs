@@ -6,7 +6,10 @@
 //! `:` (the default route: the relay host when set, else the MX hosts of
 //! the recipient's domain), `relay:…` (as `smtp:`), `local:` (local
 //! delivery), `error:5.1.1 text` (bounce with that text), `discard:text`
-//! (drop, reported as delivered).
+//! (drop, reported as delivered), and `lmtp:` (LMTP, RFC 2033, to a
+//! mailbox server such as Dovecot: `lmtp:unix:/run/dovecot/lmtp`,
+//! `lmtp:inet:host:port`, `lmtp:[host]:port`, `lmtp:host:port`, as
+//! Postfix's lmtp(8) writes them; never an MX lookup, port 24 by default).
 //!
 //! Transport tables (Postfix `transport_maps`) map recipients to these
 //! results: [`TransportTable`] (the lookup order), [`parse_file`] (the
@@ -17,6 +20,7 @@ mod live;
 mod table;
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::outcome::Enhanced;
 
@@ -24,6 +28,32 @@ pub use live::{Current, LiveTransport, read as read_file};
 pub use table::{
     Answer, Diagnostic, Severity, TransportFile, TransportTable, lookup_keys, parse_file,
 };
+
+/// The Unix sockets of every `lmtp:unix:` next hop the configuration
+/// names (the inline transport table, the transport files as they are
+/// now, `virtual.transport`): the smtp agent's sandbox lets it connect
+/// there. A file that cannot be read adds nothing (qmgr defers while it
+/// is unreadable; `postern check` says so).
+pub fn lmtp_sockets(config: &crate::config::Config) -> Vec<PathBuf> {
+    let mut transports: Vec<Transport> = config.relay.transport.values().cloned().collect();
+    transports.extend(config.r#virtual.transport.clone());
+    for path in &config.relay.transport_files {
+        if let Ok(text) = read_file(path) {
+            let (file, _) = parse_file(&text, path);
+            transports.extend(file.entries().filter_map(|(_, a)| a.clone().ok()));
+        }
+    }
+    let mut out: Vec<PathBuf> = transports
+        .into_iter()
+        .filter_map(|t| match t {
+            Transport::Lmtp(n) => n.unix,
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
 
 /// Split an RFC 3463 status code off the front of `text` (Postfix's
 /// `dsn_split`): `"5.7.1 no mail"` gives `("5.7.1", "no mail")`. The code
@@ -53,7 +83,13 @@ pub enum Transport {
     Error(String),
     /// Drop the recipient, reported as delivered (`discard:`).
     Discard(String),
+    /// LMTP to this next hop (`lmtp:`): the smtp agent in LMTP mode, as
+    /// Postfix's lmtp is its smtp client in LMTP mode. `lmtp` is set in it.
+    Lmtp(Nexthop),
 }
+
+/// The LMTP port when a next hop names none (Postfix `lmtp_tcp_port`).
+pub const LMTP_PORT: u16 = 24;
 
 /// An SMTP next hop: `[host]:port` (no MX lookup) or `host:port` (MX
 /// lookup of host).
@@ -66,6 +102,13 @@ pub struct Nexthop {
     pub port: Option<u16>,
     /// Look up MX records of `host` (it was written without brackets).
     pub mx: bool,
+    /// Speak LMTP (RFC 2033) instead of SMTP: an `lmtp:` transport.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lmtp: bool,
+    /// A Unix-domain socket instead of a host (`lmtp:unix:/path`); `host`
+    /// is empty then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix: Option<PathBuf>,
 }
 
 impl Nexthop {
@@ -108,6 +151,45 @@ impl Nexthop {
             host: host.to_ascii_lowercase(),
             port,
             mx: mx && !literal,
+            lmtp: false,
+            unix: None,
+        })
+    }
+
+    /// Parse an LMTP next hop (Postfix lmtp(8)): `unix:/path` (an absolute
+    /// path), `inet:host:port`, `inet:[host]:port`, `[host]:port`,
+    /// `host:port` or `host`. Hosts are never looked up as MX; the port is
+    /// 24 unless given.
+    pub fn parse_lmtp(text: &str) -> Result<Nexthop, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(
+                "an lmtp: transport needs a next hop (unix:/path/to/socket or inet:host:port)"
+                    .into(),
+            );
+        }
+        if let Some(path) = text.strip_prefix("unix:") {
+            let path = PathBuf::from(path.trim());
+            if !path.is_absolute() {
+                return Err(format!(
+                    "{text:?}: the socket must be an absolute path (unix:/run/dovecot/lmtp)"
+                ));
+            }
+            return Ok(Nexthop {
+                host: String::new(),
+                port: None,
+                mx: false,
+                lmtp: true,
+                unix: Some(path),
+            });
+        }
+        let inet = text.strip_prefix("inet:").unwrap_or(text);
+        let n = Nexthop::parse(inet)?;
+        Ok(Nexthop {
+            port: Some(n.port.unwrap_or(LMTP_PORT)),
+            mx: false,
+            lmtp: true,
+            ..n
         })
     }
 }
@@ -123,6 +205,9 @@ fn parse_port(p: &str) -> Option<u16> {
 
 impl fmt::Display for Nexthop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(path) = &self.unix {
+            return write!(f, "unix:{}", path.display());
+        }
         match (self.mx, self.host.contains(':')) {
             (true, _) => write!(f, "{}", self.host)?,
             (false, true) => write!(f, "[ipv6:{}]", self.host)?,
@@ -148,8 +233,9 @@ impl Transport {
             },
             "error" => Ok(Transport::Error(nexthop.trim().to_string())),
             "discard" => Ok(Transport::Discard(nexthop.trim().to_string())),
+            "lmtp" => Nexthop::parse_lmtp(nexthop).map(Transport::Lmtp),
             other => Err(format!(
-                "unknown transport {other:?} (known: smtp, relay, local, error, discard)"
+                "unknown transport {other:?} (known: smtp, relay, lmtp, local, error, discard)"
             )),
         }
     }
@@ -163,12 +249,15 @@ impl fmt::Display for Transport {
             Transport::Smtp(Some(n)) => write!(f, "smtp:{n}"),
             Transport::Error(t) => write!(f, "error:{t}"),
             Transport::Discard(t) => write!(f, "discard:{t}"),
+            Transport::Lmtp(n) => write!(f, "lmtp:{n}"),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -214,6 +303,52 @@ mod tests {
             Transport::Discard(String::new())
         );
         assert!(Transport::parse("uucp:x").is_err());
+    }
+
+    #[test]
+    fn lmtp_next_hops() {
+        let lmtp = |text: &str| match Transport::parse(text) {
+            Ok(Transport::Lmtp(n)) => n,
+            other => panic!("{text}: {other:?}"),
+        };
+        let n = lmtp("lmtp:unix:/run/dovecot/lmtp");
+        assert_eq!(n.unix.as_deref(), Some(Path::new("/run/dovecot/lmtp")));
+        assert!(n.lmtp && !n.mx && n.port.is_none());
+        assert_eq!(n.to_string(), "unix:/run/dovecot/lmtp");
+        assert_eq!(
+            Transport::Lmtp(n).to_string(),
+            "lmtp:unix:/run/dovecot/lmtp"
+        );
+        for (text, host, port) in [
+            ("lmtp:inet:127.0.0.1:2424", "127.0.0.1", 2424),
+            ("lmtp:inet:mail.example.com", "mail.example.com", 24),
+            ("lmtp:inet:[mail.example.com]:25", "mail.example.com", 25),
+            ("lmtp:[10.0.0.1]:24", "10.0.0.1", 24),
+            ("LMTP:Dovecot.Example:2003", "dovecot.example", 2003),
+            ("lmtp:dovecot.example", "dovecot.example", 24),
+        ] {
+            let n = lmtp(text);
+            assert_eq!((n.host.as_str(), n.port), (host, Some(port)), "{text}");
+            assert!(n.lmtp && !n.mx && n.unix.is_none(), "{text}");
+            // What is printed parses back to the same.
+            assert_eq!(lmtp(&Transport::Lmtp(n.clone()).to_string()), n);
+        }
+        // An LMTP hop is not the SMTP hop to the same place.
+        assert_ne!(
+            lmtp("lmtp:[10.0.0.1]:24"),
+            Nexthop::parse("[10.0.0.1]:24").unwrap()
+        );
+        for bad in [
+            "lmtp:",
+            "lmtp:unix:",
+            "lmtp:unix:private/dovecot-lmtp",
+            "lmtp:inet:",
+            "lmtp:inet:h:0",
+            "lmtp:[x",
+            "lmtp:bad_host!",
+        ] {
+            assert!(Transport::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

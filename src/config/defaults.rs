@@ -175,6 +175,7 @@ pub(super) fn builtin(system: &System) -> Config {
         server: Server::builtin(&cx),
         local: Local::builtin(&cx),
         relay: Relay::builtin(&cx),
+        r#virtual: super::Virtual::builtin(&cx),
         queue: Queue::builtin(&cx),
         smtpd: Smtpd::builtin(&cx),
         submission: Submission::builtin(&cx),

@@ -170,14 +170,14 @@ macro_rules! sections {
 
         /// Every table with keys and its documentation, in file order.
         pub static SECTIONS: &[(&str, &str)] = &[
-            $((stringify!($table), concat!($($sdoc, "\n"),*)),)*
+            $((unraw(stringify!($table)), concat!($($sdoc, "\n"),*)),)*
         ];
 
         /// Every key, in the order `config show` prints them.
         pub static KEYS: &[Key] = &[
             $($(
                 Key {
-                    table: stringify!($table),
+                    table: unraw(stringify!($table)),
                     name: stringify!($field),
                     postfix: $postfix,
                     doc: concat!($($doc, "\n"),*),
@@ -188,6 +188,18 @@ macro_rules! sections {
             )*)*
         ];
     };
+}
+
+/// A table's name without the `r#` of a raw identifier (`r#virtual` is
+/// the `[virtual]` table: `virtual` is a reserved word in Rust).
+const fn unraw(name: &'static str) -> &'static str {
+    match name.as_bytes() {
+        [b'r', b'#', rest @ ..] => match std::str::from_utf8(rest) {
+            Ok(rest) => rest,
+            Err(_) => name,
+        },
+        _ => name,
+    }
 }
 
 fn loopback_networks() -> Vec<IpNet> {
@@ -354,6 +366,41 @@ sections! {
         /// even over TLS). Default: false.
         sasl_plaintext: bool = false,
             postfix "smtp_sasl_security_options", Kind::Bool, read [get boolean()], show plain;
+    }
+
+    /// `[virtual]`: virtual mailbox domains, whose users have mailboxes on
+    /// a mailbox server (Dovecot over LMTP), not system accounts
+    /// (Postfix's virtual mailbox address class).
+    r#virtual: Virtual {
+        /// The virtual mailbox domains: domain names and/or tables whose keys are domains.
+        /// A recipient there is accepted when `virtual.mailbox_maps` lists
+        /// it (else `550 5.1.1 … User unknown in virtual mailbox table`),
+        /// and goes to `virtual.transport`. Tables as
+        /// `relay.sasl_password_files` (`hash:/etc/postern/vdomains`, …).
+        /// A domain may not also be in `local.domains`. Default: none.
+        mailbox_domains: Vec<String> = Vec::new(),
+            postfix "virtual_mailbox_domains", Kind::Strings,
+            read [with super::virtual_keys::mailbox_domains], show strings;
+        /// Tables of the valid addresses of the virtual mailbox domains.
+        /// Keys `user@domain` (also without the `local.recipient_delimiter`
+        /// extension), or `@domain` for every user of the domain; the value
+        /// is not used (Dovecot knows where the mailbox is). Specs as
+        /// `relay.sasl_password_files`: `"hash:/etc/postern/vmailbox"`,
+        /// `"regexp:/…"`, `"inline:{ a@example.com=1 }"`. A table that
+        /// cannot be read defers the recipient (451 4.3.0). Default: none
+        /// (no address is valid).
+        mailbox_maps: Vec<String> = Vec::new(),
+            postfix "virtual_mailbox_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
+        /// Where mail for the virtual mailbox domains goes: a transport result.
+        /// Usually `"lmtp:unix:/run/dovecot/lmtp"` (Dovecot's LMTP socket)
+        /// or `"lmtp:inet:127.0.0.1:24"`. Postfix's default, its `virtual`
+        /// delivery agent, does not exist in postern: required when
+        /// `virtual.mailbox_domains` is set. An entry of the transport
+        /// table still wins. Default: none.
+        transport: Option<crate::transport::Transport> = None,
+            postfix "virtual_transport", Kind::String,
+            read [with super::virtual_keys::transport], show optional_display;
     }
 
     /// `[queue]`: the mail queue and its retry schedule.

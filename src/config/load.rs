@@ -83,6 +83,9 @@ pub(crate) struct Given {
     chain_files_line: Option<usize>,
     submission_relay_line: Option<usize>,
     maximal_backoff_line: Option<usize>,
+    /// The line of `virtual.mailbox_domains` (its check needs
+    /// `virtual.transport`).
+    pub(super) virtual_domains_line: Option<usize>,
     /// Per restriction list (in `crate::policy::Stage` order): the line
     /// of its key and each table it names with its line, for the checks
     /// that need the whole file.
@@ -415,6 +418,7 @@ fn finish(
     config.server.hostname = hostname;
     config.server.domain = domain;
     check_tls(&config, given.chain_files_line, file)?;
+    super::virtual_keys::check(&config, given.virtual_domains_line, file)?;
     check_submission(&config, given.submission_relay_line, file)?;
     check_backoff(
         &config,

@@ -40,6 +40,7 @@ pub(crate) mod keys;
 mod load;
 mod show;
 mod value;
+mod virtual_keys;
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
     Checks, Dkim, Dns, Local, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server, Smtp,
-    Smtpd, Submission, Tls, Verify,
+    Smtpd, Submission, Tls, Verify, Virtual,
 };
 pub(crate) use value::{check_hostname, v6_only};
 
@@ -65,6 +66,7 @@ pub struct Config {
     pub server: Server,
     pub local: Local,
     pub relay: Relay,
+    pub r#virtual: Virtual,
     pub queue: Queue,
     pub smtpd: Smtpd,
     pub submission: Submission,
@@ -360,6 +362,13 @@ impl Config {
     /// `Config`.
     pub fn to_toml(&self, non_default: bool) -> String {
         show::to_toml(self, non_default, &System::current())
+    }
+
+    /// The keys the configuration file `text` sets, each value as written
+    /// there (`$hostname` kept, a key set to its default value kept), like
+    /// `postconf -n`: `postern config show --non-default`.
+    pub fn as_written(text: &str) -> String {
+        show::as_written(text)
     }
 
     /// The keys named (`relay.networks`, or Postfix's `mynetworks`), one

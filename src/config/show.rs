@@ -38,6 +38,47 @@ pub(super) fn to_toml(config: &Config, non_default: bool, system: &System) -> St
     }
 }
 
+/// The keys the file `text` sets, each value as written there (`$name`
+/// forms kept, a key set to its default value kept), in [`KEYS`] order:
+/// `postern config show --non-default`, as `postconf -n` prints main.cf's
+/// settings. `text` has been loaded without error, so every key is known.
+pub(super) fn as_written(text: &str) -> String {
+    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return String::new();
+    };
+    let raw = |item: &toml_edit::Item| -> Option<String> {
+        let mut value = item.as_value()?.clone();
+        value.decor_mut().clear();
+        Some(value.to_string().trim().to_string())
+    };
+    let mut values: Vec<(String, String)> = KEYS
+        .iter()
+        .filter_map(|k| {
+            let item = doc.get(k.table)?.get(k.name)?;
+            Some((k.dotted(), raw(item)?))
+        })
+        .collect();
+    let maps = doc
+        .get("maps")
+        .and_then(toml_edit::Item::as_table_like)
+        .map(|maps| {
+            maps.iter()
+                .filter_map(|(name, table)| {
+                    let table = table.as_table_like()?;
+                    let mut t = format!("[maps.{}]\n", toml_edit::Key::new(name));
+                    for (k, v) in table.iter() {
+                        t += &format!("{} = {}\n", toml_edit::Key::new(k), raw(v)?);
+                    }
+                    Some(t)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    values.push(("maps".to_string(), maps));
+    render(&values, |_| true)
+}
+
 /// Every key with its value as TOML, in [`KEYS`] order, and the named
 /// tables of `[maps]`, each as a `[maps.NAME]` table of its own.
 pub(super) fn entries(c: &Config) -> Vec<(String, String)> {

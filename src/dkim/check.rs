@@ -5,11 +5,10 @@
 //! /etc, would be readable by the process that parses the Internet's
 //! input).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::key::PrivateKey;
-use crate::check::Level;
+use crate::check::{Level, world_readable};
 use crate::config::Config;
 use crate::sandbox::Profile;
 
@@ -46,16 +45,8 @@ pub fn keys(
                     format!("{f} ({KEY}): {problem}: the smtp client could not sign with it"),
                 ));
             }
-            if m.mode() & 0o004 != 0 {
-                out.push((
-                    Level::Warning,
-                    format!(
-                        "{f} ({KEY}): readable by everyone (mode {:o}), but it is a private key: chown {u} {f} && chmod 600 {f}",
-                        m.mode() & 0o7777,
-                        u = config.server.user,
-                    ),
-                ));
-            }
+            let fix = format!("chown {u} {f} && chmod 600 {f}", u = config.server.user);
+            out.extend(world_readable(path, &m, KEY, "is a private key", &fix));
         }
         if let Some(room) = smtpd.covers(path) {
             out.push((

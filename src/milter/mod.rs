@@ -30,26 +30,25 @@ pub enum Address {
     Inet(SocketAddr),
 }
 
-/// What is wrong with a milter address; the text names the address.
+/// What is wrong with a milter or policy server address; the text names
+/// the address, its user says what it is (`milter address …`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AddressError {
-    #[error("milter address \"{0}\": expected unix:/path, local:/path or inet:host:port")]
+    #[error("\"{0}\": expected unix:/path, local:/path or inet:host:port")]
     NoTransport(String),
     #[error(
-        "milter address \"{0}\": unknown transport \"{1}\" (unix, local or inet; libmilter's inet6: is written inet:[addr]:port)"
+        "\"{0}\": unknown transport \"{1}\" (unix, local or inet; libmilter's inet6: is written inet:[addr]:port)"
     )]
     UnknownTransport(String, String),
-    #[error("milter address \"{0}\": the socket path must be absolute")]
+    #[error("\"{0}\": the socket path must be absolute")]
     RelativePath(String),
-    #[error("milter address \"{0}\": expected inet:host:port (IPv6: inet:[addr]:port)")]
+    #[error("\"{0}\": expected inet:host:port (IPv6: inet:[addr]:port)")]
     NoPort(String),
-    #[error("milter address \"{0}\": bad port \"{1}\" (1 to 65535)")]
+    #[error("\"{0}\": bad port \"{1}\" (1 to 65535)")]
     BadPort(String, String),
-    #[error(
-        "milter address \"{0}\": the host \"{1}\" is not an IP address (smtpd resolves no names for milters)"
-    )]
+    #[error("\"{0}\": the host \"{1}\" is not an IP address (smtpd resolves no names for these)")]
     BadHost(String, String),
-    #[error("milter address \"{0}\": an IPv6 address goes in brackets: inet:[addr]:port")]
+    #[error("\"{0}\": an IPv6 address goes in brackets: inet:[addr]:port")]
     Unbracketed(String),
 }
 
@@ -102,7 +101,7 @@ impl Address {
     /// [`Address::parse`] with its error as text (the configuration's
     /// readers take those).
     pub fn parse_text(text: &str) -> Result<Address, String> {
-        Address::parse(text).map_err(|e| e.to_string())
+        Address::parse(text).map_err(|e| format!("milter address {e}"))
     }
 }
 
@@ -282,7 +281,7 @@ mod tests {
 
     #[test]
     fn bad_addresses_say_what_is_wrong() {
-        let error = |text: &str| Address::parse(text).unwrap_err().to_string();
+        let error = |text: &str| Address::parse_text(text).unwrap_err();
         assert_eq!(
             error("127.0.0.1:11332"),
             "milter address \"127.0.0.1:11332\": unknown transport \"127.0.0.1\" (unix, local or inet; libmilter's inet6: is written inet:[addr]:port)"
@@ -309,7 +308,7 @@ mod tests {
         );
         assert_eq!(
             error("inet:mail.example:11332"),
-            "milter address \"inet:mail.example:11332\": the host \"mail.example\" is not an IP address (smtpd resolves no names for milters)"
+            "milter address \"inet:mail.example:11332\": the host \"mail.example\" is not an IP address (smtpd resolves no names for these)"
         );
         assert_eq!(
             Address::parse("inet:localhost:11332").unwrap().to_string(),

@@ -348,10 +348,8 @@ fn parse_one(
     }
     if name == "check_policy_service" {
         let service = argument(&token, tokens, "a server (inet:host:port or unix:/path)")?;
-        crate::milter::Address::parse(&service).map_err(|e| {
-            let why = e.to_string().replace("milter address", "policy server");
-            (format!("{token} {service}"), why)
-        })?;
+        crate::milter::Address::parse(&service)
+            .map_err(|e| (format!("{token} {service}"), format!("policy server {e}")))?;
         return Ok(Element::CheckPolicyService(service));
     }
     if let Some((_, target)) = RBL.iter().find(|(n, _)| *n == name) {

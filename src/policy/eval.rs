@@ -471,6 +471,9 @@ impl<'a, 't> Eval<'a, 't> {
     /// without sender-specified routing (`a%b@here`, `a@b@here`, `b!a@here`).
     fn authorized_destination(&mut self, rcpt: &str) -> bool {
         let (local, domain) = rcpt.rsplit_once('@').unwrap_or((rcpt, ""));
+        if let Some(ours) = self.virtual_mailbox_destination(rcpt, domain) {
+            return ours;
+        }
         if !self.policy.config.is_local_domain(domain) {
             self.note(format!("{domain} is not in local.domains"));
             return false;
@@ -484,6 +487,30 @@ impl<'a, 't> Eval<'a, 't> {
             domain.to_ascii_lowercase()
         ));
         true
+    }
+
+    /// A virtual mailbox domain is a final destination too (`None`: not
+    /// one). A domain table that cannot be read counts as ours here: the
+    /// recipient check after the restrictions then defers (451 4.3.0)
+    /// instead of refusing relay for good.
+    fn virtual_mailbox_destination(&mut self, rcpt: &str, domain: &str) -> Option<bool> {
+        let local = rcpt.rsplit_once('@').map_or(rcpt, |(l, _)| l);
+        match crate::virtual_mailbox::is_domain(&self.policy.config, domain) {
+            Ok(false) => None,
+            Ok(true) if local.contains(['@', '%', '!']) => None,
+            Ok(true) => {
+                let note = format!(
+                    "{} is in virtual.mailbox_domains",
+                    domain.to_ascii_lowercase()
+                );
+                self.note(note);
+                Some(true)
+            }
+            Err(e) => {
+                self.note(format!("virtual.mailbox_domains: {e}"));
+                Some(true)
+            }
+        }
     }
 
     /// `check_*_access TABLE`.

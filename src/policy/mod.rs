@@ -33,7 +33,9 @@
 //! `trace::auth`: a message's DKIM, SPF and DMARC results).
 //!
 //! Configuration read: `restrictions.*`, `relay.networks`,
-//! `local.domains`, `local.recipient_delimiter`, `dns.servers`, `[maps]`.
+//! `local.domains`, `local.recipient_delimiter`, `virtual.mailbox_domains`
+//! and `virtual.mailbox_maps` (final destinations, listed recipients),
+//! `dns.servers`, `[maps]`.
 
 pub(crate) mod dns;
 mod element;
@@ -374,6 +376,9 @@ pub(crate) fn local_recipient(
     aliases: &crate::aliases::LiveTable,
     to: &crate::address::Address,
 ) -> Result<String, Reply> {
+    if let Some(decided) = virtual_mailbox_recipient(config, to) {
+        return decided;
+    }
     let domain = to.domain().to_ascii_lowercase();
     if !config.is_local_domain(&domain) {
         return Ok(format!("{domain} is not a local domain"));
@@ -395,6 +400,27 @@ pub(crate) fn local_recipient(
         Err(e) => {
             log::warn!("{e}");
             Err(Reply::temporary_lookup_failure(&to.to_string()))
+        }
+    }
+}
+
+/// Postfix's `virtual_mailbox_maps` check for a recipient in a virtual
+/// mailbox domain (`None` for the others): listed, or `550 5.1.1 …
+/// User unknown in virtual mailbox table`; a table that cannot be read
+/// now defers (451 4.3.0).
+fn virtual_mailbox_recipient(
+    config: &Config,
+    to: &crate::address::Address,
+) -> Option<Result<String, Reply>> {
+    use crate::virtual_mailbox::Standing;
+    let rcpt = to.to_string();
+    match crate::virtual_mailbox::recipient(config, &rcpt) {
+        Ok(Standing::Elsewhere) => None,
+        Ok(Standing::Listed(key)) => Some(Ok(format!("{key} is in virtual.mailbox_maps"))),
+        Ok(Standing::Unknown) => Some(Err(Reply::unknown_virtual_mailbox(&rcpt))),
+        Err(e) => {
+            log::warn!("virtual mailbox lookup for {rcpt}: {e}");
+            Some(Err(Reply::temporary_lookup_failure(&rcpt)))
         }
     }
 }

@@ -19,6 +19,7 @@ const LINE_LIMIT: usize = 2048;
 /// Ask `service` (`inet:host:port` or `unix:/path`) with `attributes`;
 /// the value of the answer's `action=`.
 pub(crate) async fn ask(service: &str, attributes: &[(&str, String)]) -> Result<String, String> {
+    // Checked when the configuration was read; the caller names the server.
     let address = Address::parse(service).map_err(|e| e.to_string())?;
     match tokio::time::timeout(TIMEOUT, exchange(&address, attributes)).await {
         Ok(answer) => answer,

@@ -11,8 +11,9 @@
 //! `queue/incoming/` (woken by smtpd through the `qmgr` socket after each
 //! group commit, and by a scan at start and every few seconds), keeps the
 //! state of every message in memory, routes each recipient ([`route`]:
-//! the transport table, then local domains, then the relay host or the
-//! recipient domain's MX hosts), hands it to the delivery agent that route
+//! the transport table, then local domains, then virtual mailbox
+//! domains, then the relay host or the recipient domain's MX hosts;
+//! `lmtp:` next hops go to the smtp agent too), hands it to the delivery agent that route
 //! names (`local` socket: one recipient per request; `smtp-client` socket:
 //! one message's recipients for one next hop per request; one JSON request
 //! per line), bounces (`error:`) or drops (`discard:`) it itself when the
@@ -72,7 +73,8 @@
 //!
 //! Configuration read: `queue.*`, `local.domains`,
 //! `local.recipient_delimiter`, `relay.host`, `relay.transport`,
-//! `relay.transport_files`, `smtp.destination_concurrency_limit`,
+//! `relay.transport_files`, `virtual.mailbox_domains`, `virtual.transport`,
+//! `smtp.destination_concurrency_limit`,
 //! `smtp.destination_recipient_limit`, `server.run_directory`.
 
 mod agents;

@@ -8,9 +8,12 @@
 //!    (its status code when it opens with a 5.x.x one, else 5.0.0);
 //!    `discard:text` → reported delivered, nothing delivered;
 //!    `smtp:nexthop` → SMTP to that next hop; `smtp:` → the default route;
+//!    `lmtp:nexthop` → the smtp agent in LMTP mode, to that next hop;
 //!    a broken entry → defer (4.3.0) until the table is fixed;
 //! 2. no answer: a local domain (`local.domains`, Postfix mydestination)
-//!    or a bare name → the local agent;
+//!    or a bare name → the local agent; a virtual mailbox domain
+//!    (`virtual.mailbox_domains`) → `virtual.transport`, as a transport
+//!    table answer (a domain table that cannot be read defers, 4.3.0);
 //! 3. the default route: `relay.host` (Postfix relayhost) when set, else
 //!    the recipient's domain with MX lookup, or the address literal of a
 //!    `user@[192.0.2.1]` recipient without it.
@@ -24,7 +27,8 @@ use crate::transport::{Nexthop, Transport, TransportTable, split_status};
 pub enum Route {
     /// The local delivery agent.
     Local,
-    /// The smtp delivery agent, to this next hop.
+    /// The smtp delivery agent, to this next hop (in LMTP mode when the
+    /// next hop's `lmtp` is set).
     Smtp(Nexthop),
     /// Bounce at once (an `error:` entry): `dsn` is 5.x.x.
     Bounce { dsn: Enhanced, reason: String },
@@ -38,10 +42,47 @@ pub enum Route {
 pub fn route(address: &str, table: &TransportTable, cfg: &Config) -> Route {
     let domain = address.rsplit_once('@').map(|(_, d)| d);
     match table.lookup(address, &cfg.local.recipient_delimiter) {
-        Some(Ok(Transport::Local)) => Route::Local,
-        Some(Ok(Transport::Smtp(Some(nexthop)))) => Route::Smtp(nexthop.clone()),
-        Some(Ok(Transport::Smtp(None))) => default_route(domain.unwrap_or(""), cfg),
-        Some(Ok(Transport::Error(text))) => {
+        Some(Ok(t)) => of_transport(t, domain.unwrap_or(""), cfg),
+        Some(Err(broken)) => Route::Defer {
+            dsn: code::SYSTEM_TEMP,
+            reason: format!("transport table entry unusable: {broken}"),
+        },
+        None => match domain {
+            None => Route::Local,
+            Some(d) if cfg.is_local_domain(d.strip_suffix('.').unwrap_or(d)) => Route::Local,
+            Some(d) => virtual_mailbox_route(d, cfg).unwrap_or_else(|| default_route(d, cfg)),
+        },
+    }
+}
+
+/// A virtual mailbox domain's recipients go to `virtual.transport`
+/// (`None`: `domain` is not one).
+fn virtual_mailbox_route(domain: &str, cfg: &Config) -> Option<Route> {
+    match crate::virtual_mailbox::is_domain(cfg, domain) {
+        Ok(false) => None,
+        Ok(true) => Some(match &cfg.r#virtual.transport {
+            Some(t) => of_transport(t, domain, cfg),
+            // The configuration refuses this; a defer, should it happen.
+            None => Route::Defer {
+                dsn: code::SYSTEM_TEMP,
+                reason: "virtual.transport is not set".into(),
+            },
+        }),
+        Err(e) => Some(Route::Defer {
+            dsn: code::SYSTEM_TEMP,
+            reason: format!("virtual.mailbox_domains lookup failed: {e}"),
+        }),
+    }
+}
+
+/// Where a transport result sends a recipient of `domain`.
+fn of_transport(t: &Transport, domain: &str, cfg: &Config) -> Route {
+    match t {
+        Transport::Local => Route::Local,
+        Transport::Smtp(Some(nexthop)) => Route::Smtp(nexthop.clone()),
+        Transport::Smtp(None) => default_route(domain, cfg),
+        Transport::Lmtp(nexthop) => Route::Smtp(nexthop.clone()),
+        Transport::Error(text) => {
             let (dsn, text) = split_status(text, b'5', code::PERM);
             Route::Bounce {
                 dsn,
@@ -52,7 +93,7 @@ pub fn route(address: &str, table: &TransportTable, cfg: &Config) -> Route {
                 },
             }
         }
-        Some(Ok(Transport::Discard(text))) => {
+        Transport::Discard(text) => {
             let (dsn, text) = split_status(text, b'2', code::OK);
             Route::Discard {
                 dsn,
@@ -63,15 +104,6 @@ pub fn route(address: &str, table: &TransportTable, cfg: &Config) -> Route {
                 },
             }
         }
-        Some(Err(broken)) => Route::Defer {
-            dsn: code::SYSTEM_TEMP,
-            reason: format!("transport table entry unusable: {broken}"),
-        },
-        None => match domain {
-            None => Route::Local,
-            Some(d) if cfg.is_local_domain(d.strip_suffix('.').unwrap_or(d)) => Route::Local,
-            Some(d) => default_route(d, cfg),
-        },
     }
 }
 
@@ -98,6 +130,8 @@ fn default_route(domain: &str, cfg: &Config) -> Route {
         host: domain.to_lowercase(),
         port: None,
         mx: true,
+        lmtp: false,
+        unix: None,
     })
 }
 
@@ -219,6 +253,29 @@ mod tests {
         // Without a relay host, `smtp:` is the recipient's own MX.
         c.relay.host = None;
         assert_eq!(route("u@default.example", &t, &c), hop("default.example"));
+    }
+
+    #[test]
+    fn virtual_mailbox_domains_go_to_the_virtual_transport_unless_the_table_says() {
+        let mut c = config();
+        c.r#virtual.mailbox_domains = vec!["v.example".into()];
+        c.r#virtual.transport = Transport::parse("lmtp:unix:/run/dovecot/lmtp").ok();
+        let t = table("boss@v.example lmtp:inet:127.0.0.1:2424\n");
+        assert_eq!(
+            route("u@V.Example.", &t, &c),
+            Route::Smtp(Nexthop::parse_lmtp("unix:/run/dovecot/lmtp").unwrap())
+        );
+        assert_eq!(
+            route("boss@v.example", &t, &c),
+            Route::Smtp(Nexthop::parse_lmtp("[127.0.0.1]:2424").unwrap())
+        );
+        assert_eq!(route("u@remote.example", &t, &c), hop("remote.example"));
+        assert_eq!(route("u@mail.test.example", &t, &c), Route::Local);
+        c.r#virtual.mailbox_domains = vec!["hash:/nonexistent/postern/vdomains".into()];
+        assert!(matches!(
+            route("u@v.example", &t, &c),
+            Route::Defer { dsn, .. } if dsn == "4.3.0"
+        ));
     }
 
     #[test]

@@ -25,9 +25,9 @@
 //!
 //! | role | reads | writes | TCP |
 //! |---|---|---|---|
-//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`) the milters' (`milters.smtpd`, `milters.non_smtpd`) and the policy servers' (`check_policy_service`), no bind |
-//! | qmgr | system files, its configuration, the queue | the queue | no connect, no bind |
-//! | smtp | system files, its configuration, the queue, the SASL password files, the DKIM keys | nothing | outbound only |
+//! | smtpd | system files (`/etc`, libraries, time zones), its configuration, alias files, its tables (restrictions, checks, `virtual.mailbox_domains` and `virtual.mailbox_maps`), `queue/incoming`, `queue/maildrop` | `queue/incoming`, `queue/maildrop` (removes what it took in), `queue/maildrop-bad` | connect only to DNS ports (53, `dns.servers`) the milters' (`milters.smtpd`, `milters.non_smtpd`) and the policy servers' (`check_policy_service`), no bind |
+//! | qmgr | system files, its configuration, the queue, the transport files and `virtual.mailbox_domains`' tables | the queue | no connect, no bind |
+//! | smtp | system files, its configuration, the queue, the SASL password files, the DKIM keys; connects to the Unix sockets of its `lmtp:unix:` next hops | nothing | outbound only |
 //! | local | everything (commands run by aliases and `.forward` read what they like) | users' homes, mail spools, `/tmp`, `/var/tmp`, `sandbox.local_writable`; everything when commands or files are allowed | as commands need |
 //! | local mailbox child | system files, the user's home, the mailbox's directory | the user's home, the mailbox's directory | none |
 //!
@@ -140,6 +140,11 @@ impl Profile {
             p.read_files([config.sasl.password_file.clone()]);
         }
         p.read_files(crate::maps::files_of(&config.sasl.sender_login_maps));
+        // The virtual mailbox tables (domains and addresses), read again
+        // when they change.
+        let v = &config.r#virtual;
+        p.read_files(crate::maps::files_of(&v.mailbox_domains));
+        p.read_files(crate::maps::files_of(&v.mailbox_maps));
         // Dovecot's authentication socket: connecting to a Unix socket is
         // a Landlock right from ABI 9 on. Its directory, or, when Dovecot
         // has not made it yet (smtpd started first), the nearest one that
@@ -184,8 +189,10 @@ impl Profile {
     pub fn qmgr(config: &Config, config_path: Option<&Path>) -> Profile {
         let mut p = Profile::system(config, config_path);
         p.write.push(config.queue.directory.clone());
-        // The transport files, read again when they change.
+        // The transport files and the virtual mailbox domain tables, read
+        // again when they change.
         p.read_files(&config.relay.transport_files);
+        p.read_files(crate::maps::files_of(&config.r#virtual.mailbox_domains));
         p.tcp_connect = Some(Vec::new());
         p
     }
@@ -203,6 +210,15 @@ impl Profile {
         // The DKIM private keys (`dkim.keys`), read again when they
         // change: this room alone has them.
         p.read_files(config.dkim.keys.iter().map(|k| &k.path));
+        // The LMTP servers' Unix sockets (`lmtp:unix:` in the transport
+        // tables and `virtual.transport`), their directories as for
+        // smtpd's milters: a socket directory added later needs a restart
+        // of the smtp role, as its room cannot grow.
+        for socket in crate::transport::lmtp_sockets(config) {
+            if let Some(dir) = parent(&socket) {
+                p.unix_sockets.push(existing_ancestor(&dir));
+            }
+        }
         p.tcp_connect = None;
         p
     }
@@ -554,6 +570,42 @@ mod tests {
         assert!(Profile::smtp(&config, None).read.contains(&room));
         assert!(!Profile::smtpd(&config, None).read.contains(&room));
         assert!(!Profile::qmgr(&config, None).read.contains(&room));
+    }
+
+    /// Issue 21: smtpd reads the virtual mailbox tables (domains and
+    /// addresses), qmgr the domain tables (routing), smtp neither; smtp
+    /// reaches the directories of its LMTP sockets, the others do not.
+    #[test]
+    fn issue_21_virtual_mailbox_tables_and_lmtp_sockets() {
+        let mut config = Config::builtin();
+        config.r#virtual.mailbox_domains = vec!["v.example".into(), "hash:/srv/vd/domains".into()];
+        config.r#virtual.mailbox_maps = vec!["hash:/srv/vm/mailboxes".into()];
+        config.r#virtual.transport =
+            crate::transport::Transport::parse("lmtp:unix:/nonexistent/dovecot/lmtp").ok();
+        config.relay.transport.insert(
+            "x.example".into(),
+            crate::transport::Transport::parse("lmtp:unix:/run/other/lmtp").unwrap(),
+        );
+        let (domains, mailboxes) = (PathBuf::from("/srv/vd"), PathBuf::from("/srv/vm"));
+        let smtpd = Profile::smtpd(&config, None);
+        assert!(smtpd.read.contains(&domains) && smtpd.read.contains(&mailboxes));
+        let qmgr = Profile::qmgr(&config, None);
+        assert!(qmgr.read.contains(&domains) && !qmgr.read.contains(&mailboxes));
+        let smtp = Profile::smtp(&config, None);
+        assert!(!smtp.read.contains(&domains) && !smtp.read.contains(&mailboxes));
+        // A socket directory not made yet: its nearest existing ancestor.
+        assert!(
+            smtp.unix_sockets.contains(&PathBuf::from("/")),
+            "{:?}",
+            smtp.unix_sockets
+        );
+        assert!(
+            smtp.unix_sockets
+                .contains(&existing_ancestor(Path::new("/run/other")))
+        );
+        for other in [&smtpd, &qmgr] {
+            assert!(!other.unix_sockets.contains(&PathBuf::from("/")));
+        }
     }
 
     /// Issue 19: the DKIM keys' directory is smtp's room alone, and

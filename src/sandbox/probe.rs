@@ -5,7 +5,8 @@
 //! doors the role needs are open).
 //!
 //! Kinds: `read:FILE` (open and read), `write:FILE` (create it, write,
-//! remove it again), `list:DIR`, `connect:HOST:PORT` (TCP, 2 s).
+//! remove it again), `list:DIR`, `connect:HOST:PORT` (TCP, 2 s),
+//! `unix:PATH` (connect to a Unix stream socket).
 
 use std::io::Read;
 use std::time::Duration;
@@ -44,8 +45,9 @@ pub fn probe(spec: &str) -> ProbeResult {
             .map_err(std::io::Error::other)
             .and_then(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)))
             .map(drop),
+        Some(("unix", path)) => std::os::unix::net::UnixStream::connect(path).map(drop),
         _ => Err(std::io::Error::other(
-            "unknown probe (read:, write:, list:, connect:)",
+            "unknown probe (read:, write:, list:, connect:, unix:)",
         )),
     };
     ProbeResult {

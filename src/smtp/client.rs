@@ -5,6 +5,11 @@
 //! timeout (Postfix's `smtp_*_timeout`). The transaction itself is in
 //! `transaction`.
 //!
+//! In LMTP mode (an `lmtp:` next hop, RFC 2033) the same session says
+//! `LHLO` (no HELO fallback), over TCP or a Unix-domain socket, and never
+//! STARTTLS or AUTH: LMTP servers are the mail system's own mailbox
+//! servers (Postfix's lmtp defaults to no TLS, no SASL, likewise).
+//!
 //! A failure while talking is a [`Broken`] conversation, reported in
 //! Postfix's words: `conversation with HOST[IP] timed out while STAGE`,
 //! `lost connection with HOST[IP] while STAGE` (4.4.2).
@@ -13,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream, UnixStream};
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::config::{Smtp, TlsLevel};
@@ -23,7 +28,7 @@ use crate::outcome::{Enhanced, code};
 use crate::sasl::client::Logins;
 use crate::transport::Nexthop;
 
-use super::dns::Target;
+use super::dns::{Addr, Target};
 use super::outcome::{Outcome, namaddr};
 use super::reply::{Parsed, Reply, ReplyError, parse_reply};
 use super::tls::{HandshakeFailure, TlsClient, server_name};
@@ -31,6 +36,7 @@ use super::tls::{HandshakeFailure, TlsClient, server_name};
 pub(crate) const GREETING: &str = "receiving the initial server greeting";
 pub(crate) const EHLO: &str = "performing the EHLO handshake";
 pub(crate) const HELO: &str = "performing the HELO handshake";
+pub(crate) const LHLO: &str = "performing the LHLO handshake";
 pub(crate) const STARTTLS: &str = "receiving the STARTTLS response";
 pub(crate) const AUTH: &str = "performing the SASL authentication";
 pub(crate) const RSET: &str = "sending RSET probe";
@@ -185,6 +191,7 @@ pub(crate) struct HostFailure {
 
 enum Stream {
     Plain(TcpStream),
+    Unix(UnixStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     Closed,
 }
@@ -203,6 +210,8 @@ pub(crate) struct Session {
     /// A conversation failed or the server said 421: never reuse.
     pub broken: bool,
     pub timeouts: Timeouts,
+    /// LMTP (RFC 2033): one reply per accepted recipient after the data.
+    pub lmtp: bool,
 }
 
 /// Connect to `target` and open a session: greeting, EHLO, STARTTLS as
@@ -215,18 +224,20 @@ pub(crate) async fn open(
     setup: &Setup<'_>,
     plain: bool,
 ) -> Result<Session, HostFailure> {
-    let login = setup
-        .logins
-        .find(&target.host, setup.nexthop)
-        .map_err(|e| HostFailure {
-            outcome: Outcome::deferred(
-                code::SYSTEM_TEMP,
-                format!("cannot look up the SASL login for {}: {e}", namaddr(target)),
-            ),
-            connected: false,
-            retry_plain: false,
-            session: false,
-        })?;
+    let login = if setup.nexthop.lmtp {
+        Ok(None)
+    } else {
+        setup.logins.find(&target.host, setup.nexthop)
+    };
+    let login = login.map_err(|e| HostFailure {
+        outcome: Outcome::deferred(
+            code::SYSTEM_TEMP,
+            format!("cannot look up the SASL login for {}: {e}", namaddr(target)),
+        ),
+        connected: false,
+        retry_plain: false,
+        session: false,
+    })?;
     let mut s = establish(target, setup, plain).await?;
     if let Some(login) = login {
         super::auth::authenticate(&mut s, &login, setup.sasl_plaintext)
@@ -242,24 +253,29 @@ async fn establish(
     setup: &Setup<'_>,
     plain: bool,
 ) -> Result<Session, HostFailure> {
-    let tcp = connect(target.addr, setup.bind_address, setup.timeouts.connect)
-        .await
-        .map_err(|e| HostFailure {
-            outcome: Outcome::deferred(
-                code::NO_ANSWER,
-                format!(
-                    "connect to {}:{}: {}",
-                    namaddr(target),
-                    target.addr.port(),
-                    strerror(&e)
-                ),
-            ),
-            connected: false,
-            retry_plain: false,
-            session: false,
-        })?;
+    let stream = match &target.addr {
+        Addr::Inet(a) => connect(*a, setup.bind_address, setup.timeouts.connect)
+            .await
+            .map(Stream::Plain)
+            .map_err(|e| (format!("{}:{}", namaddr(target), a.port()), e)),
+        Addr::Unix(path) => timeout(setup.timeouts.connect, UnixStream::connect(path))
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::from_raw_os_error(libc::ETIMEDOUT)))
+            .map(Stream::Unix)
+            .map_err(|e| (namaddr(target), e)),
+    };
+    let stream = stream.map_err(|(to, e)| HostFailure {
+        outcome: Outcome::deferred(
+            code::NO_ANSWER,
+            format!("connect to {to}: {}", strerror(&e)),
+        ),
+        connected: false,
+        retry_plain: false,
+        session: false,
+    })?;
+    let lmtp = setup.nexthop.lmtp;
     let mut s = Session {
-        stream: Stream::Plain(tcp),
+        stream,
         buf: Vec::new(),
         target: target.clone(),
         features: Features::default(),
@@ -267,6 +283,7 @@ async fn establish(
         uses: 0,
         broken: false,
         timeouts: setup.timeouts.clone(),
+        lmtp,
     };
     let greeting = s
         .read_reply(setup.timeouts.helo, GREETING)
@@ -281,7 +298,7 @@ async fn establish(
         return Err(s.refused(&greeting, reason, true));
     }
     s.hello(setup).await?;
-    let level = if plain {
+    let level = if plain || lmtp {
         TlsLevel::None
     } else {
         setup.tls.level
@@ -332,11 +349,17 @@ async fn connect(
 }
 
 impl Session {
-    /// EHLO, or HELO when EHLO is refused other than with 421.
+    /// EHLO, or HELO when EHLO is refused other than with 421; LHLO
+    /// alone in LMTP mode.
     async fn hello(&mut self, setup: &Setup<'_>) -> Result<(), HostFailure> {
         let t = setup.timeouts.helo;
+        let (verb, stage) = if self.lmtp {
+            ("LHLO", LHLO)
+        } else {
+            ("EHLO", EHLO)
+        };
         let ehlo = self
-            .command(&format!("EHLO {}", setup.helo_name), t, EHLO)
+            .command(&format!("{verb} {}", setup.helo_name), t, stage)
             .await
             .map_err(|b| self.failed(&b))?;
         if ehlo.is_positive() {
@@ -351,7 +374,7 @@ impl Session {
             );
             s.refused(r, reason, false)
         };
-        if ehlo.code() == 421 {
+        if ehlo.code() == 421 || self.lmtp {
             return Err(refused(self, &ehlo));
         }
         let helo = self
@@ -397,8 +420,8 @@ impl Session {
             );
             return Err(self.failed(&b));
         }
-        let name = server_name(&self.target.host)
-            .or_else(|| server_name(&self.target.addr.ip().to_string()));
+        let name =
+            server_name(&self.target.host).or_else(|| server_name(&self.target.addr.bracketed()));
         let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return Err(self.failed(&Broken::Lost(STARTTLS)));
         };
@@ -464,6 +487,7 @@ impl Session {
         let _ = timeout(t, async {
             match &mut self.stream {
                 Stream::Plain(s) => s.shutdown().await,
+                Stream::Unix(s) => s.shutdown().await,
                 Stream::Tls(s) => s.shutdown().await,
                 Stream::Closed => Ok(()),
             }
@@ -495,6 +519,10 @@ impl Session {
         let write = async {
             match &mut self.stream {
                 Stream::Plain(s) => {
+                    s.write_all(bytes).await?;
+                    s.flush().await
+                }
+                Stream::Unix(s) => {
                     s.write_all(bytes).await?;
                     s.flush().await
                 }
@@ -541,6 +569,7 @@ impl Session {
             let read = async {
                 match &mut self.stream {
                     Stream::Plain(s) => s.read_buf(&mut self.buf).await,
+                    Stream::Unix(s) => s.read_buf(&mut self.buf).await,
                     Stream::Tls(s) => s.read_buf(&mut self.buf).await,
                     Stream::Closed => Err(std::io::ErrorKind::NotConnected.into()),
                 }

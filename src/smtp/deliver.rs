@@ -173,7 +173,7 @@ impl Agent {
         let mut cached_at = None;
         if let Some(mut s) = self.pool.take(nexthop) {
             if s.probe().await {
-                cached_at = Some(s.target.addr);
+                cached_at = Some(s.target.addr.clone());
                 self.transact(&mut s, request, &mut pending, content, tracks)
                     .await;
                 self.pool.put(nexthop, s);
@@ -207,7 +207,7 @@ impl Agent {
         };
         let candidates: Vec<&Target> = targets
             .iter()
-            .filter(|t| Some(t.addr) != cached_at)
+            .filter(|t| Some(&t.addr) != cached_at.as_ref())
             .take(MAX_ADDRESSES)
             .collect();
         let setup = Setup {

@@ -26,7 +26,8 @@ pub(super) async fn signatures(
     request: &SmtpRequest,
     content: &mut Content,
 ) -> Result<Vec<u8>, Outcome> {
-    if keys.is_empty() || !dkim::eligible(config, &request.client) {
+    // LMTP delivers into this system's own mailboxes: nothing to sign.
+    if keys.is_empty() || request.nexthop.lmtp || !dkim::eligible(config, &request.client) {
         return Ok(Vec::new());
     }
     let unreadable = |e: std::io::Error| {

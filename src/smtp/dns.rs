@@ -21,6 +21,7 @@
 //! file) when set.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
@@ -41,9 +42,44 @@ pub const MAX_ADDRESSES: usize = 5;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// The host's name (for logs, `Remote-MTA:` and certificate checks):
-    /// the MX host, the next hop's host, or the address literal.
+    /// the MX host, the next hop's host, or the address literal; for a
+    /// Unix-domain socket, this host's name (`server.hostname`, as
+    /// Postfix's lmtp logs `relay=myhostname[/path]`).
     pub host: String,
-    pub addr: SocketAddr,
+    pub addr: Addr,
+}
+
+/// Where a [`Target`] is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    Inet(SocketAddr),
+    /// A Unix-domain socket (`lmtp:unix:/path`).
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Addr {
+    fn from(a: SocketAddr) -> Addr {
+        Addr::Inet(a)
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Addr::Inet(a) => write!(f, "{a}"),
+            Addr::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl Addr {
+    /// The IP address, or the socket's path, as logs show it in brackets.
+    pub fn bracketed(&self) -> String {
+        match self {
+            Addr::Inet(a) => a.ip().to_string(),
+            Addr::Unix(p) => p.display().to_string(),
+        }
+    }
 }
 
 /// Why a next hop has no hosts to try.
@@ -118,10 +154,16 @@ impl Resolver {
         port: u16,
         myhostname: &str,
     ) -> Result<Vec<Target>, DnsFailure> {
+        if let Some(path) = &nexthop.unix {
+            return Ok(vec![Target {
+                host: myhostname.to_string(),
+                addr: Addr::Unix(path.clone()),
+            }]);
+        }
         if let Ok(ip) = nexthop.host.parse::<IpAddr>() {
             return Ok(vec![Target {
                 host: nexthop.host.clone(),
-                addr: SocketAddr::new(ip, port),
+                addr: SocketAddr::new(ip, port).into(),
             }]);
         }
         let hosts = if nexthop.mx {
@@ -141,7 +183,7 @@ impl Resolver {
             match self.addresses(&host).await {
                 Answer::Found(ips) => targets.extend(ips.into_iter().map(|ip| Target {
                     host: host.clone(),
-                    addr: SocketAddr::new(ip, port),
+                    addr: SocketAddr::new(ip, port).into(),
                 })),
                 other => failures.push((host, other)),
             }
@@ -591,7 +633,7 @@ mod tests {
             r.resolve(&n, 2525, "me").await.unwrap(),
             [Target {
                 host: "192.0.2.7".into(),
-                addr: "192.0.2.7:2525".parse().unwrap()
+                addr: "192.0.2.7:2525".parse::<SocketAddr>().unwrap().into()
             }]
         );
     }

@@ -1,4 +1,5 @@
-//! `postern daemon smtp`: the SMTP delivery agent (Postfix smtp(8)).
+//! `postern daemon smtp`: the SMTP and LMTP delivery agent (Postfix
+//! smtp(8) and lmtp(8)).
 //!
 //! # Security
 //!
@@ -8,7 +9,9 @@
 //! /usr/share/ca-certificates), its configuration, the queue and the
 //! password tables of its relay logins (`relay.sasl_password_files`)
 //! and the DKIM private keys (`dkim.keys`: its room alone has them, so
-//! smtpd never can read one), write nothing, and connect out over TCP. It trusts qmgr's requests (only the
+//! smtpd never can read one), write nothing, connect out over TCP, and
+//! connect to the Unix sockets of its `lmtp:unix:` next hops (their
+//! directories, taken at its start). It trusts qmgr's requests (only the
 //! postern user can connect) but still refuses a content path outside the
 //! queue, and never puts a control character of an address into a command.
 //! It trusts nothing the remote server says: replies are parsed by a
@@ -29,7 +32,14 @@
 //! relay host, a transport table's `smtp:[host]:port`, or the recipients'
 //! domain for MX delivery), with the recipients that go there; `smtp`
 //! answers one [`SmtpResult`](crate::ipc::SmtpResult), one result per
-//! recipient:
+//! recipient.
+//!
+//! An `lmtp:` next hop (a transport table entry or `virtual.transport`:
+//! `lmtp:unix:/run/dovecot/lmtp`, `lmtp:inet:host:port`) is delivered the
+//! same way in LMTP mode (RFC 2033): over TCP or a Unix-domain socket,
+//! `LHLO` instead of EHLO, no STARTTLS, AUTH or DKIM signing, and after
+//! the data one reply per accepted recipient, each that recipient's
+//! outcome. The steps:
 //!
 //! 1. a delivery slot for the next hop: at most
 //!    `smtp.destination_concurrency_limit` at once (`pool`);

@@ -120,14 +120,19 @@ impl Outcome {
     }
 }
 
-/// `host[ip]`, Postfix's `namaddr`.
+/// `host[ip]`, Postfix's `namaddr` (`myhostname[/path]` for a Unix
+/// socket).
 pub(crate) fn namaddr(target: &Target) -> String {
-    format!("{}[{}]", target.host, target.addr.ip())
+    format!("{}[{}]", target.host, target.addr.bracketed())
 }
 
-/// `host[ip]:port`, the `relay=` of a log line.
+/// `host[ip]:port`, the `relay=` of a log line (`myhostname[/path]` for
+/// a Unix socket, as Postfix's lmtp).
 pub(crate) fn relay(target: &Target) -> String {
-    format!("{}:{}", namaddr(target), target.addr.port())
+    match &target.addr {
+        super::dns::Addr::Inet(a) => format!("{}:{}", namaddr(target), a.port()),
+        super::dns::Addr::Unix(_) => namaddr(target),
+    }
 }
 
 fn remote_mta(target: &Target) -> String {
@@ -149,7 +154,10 @@ mod tests {
     fn target() -> Target {
         Target {
             host: "mx.example.com".into(),
-            addr: "192.0.2.1:25".parse().unwrap(),
+            addr: "192.0.2.1:25"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
         }
     }
 

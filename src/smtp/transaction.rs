@@ -11,6 +11,9 @@
 //! positive decides for all. A conversation that breaks leaves every
 //! undecided recipient deferred (`conversation with HOST[IP] timed out
 //! while ...`).
+//!
+//! In LMTP mode (RFC 2033) the end of the data gets one reply per accepted
+//! recipient instead of one for all ([`lmtp_replies`]).
 
 use crate::ipc::{DeliveryStatus, SmtpRecipient};
 use crate::outcome::code;
@@ -179,7 +182,12 @@ async fn pipelined(
     } else {
         return send_content(s, &accepted, outcomes, env.signatures, content).await;
     }
-    if data_reply.code() == 354 {
+    if data_reply.code() == 354 && s.lmtp {
+        // An LMTP server must refuse DATA without recipients (RFC 2033
+        // 4.2); one that did not would answer the end of data with no
+        // reply, or one: the session cannot be trusted again.
+        s.broken = true;
+    } else if data_reply.code() == 354 {
         // The server wants data nobody will get: end it empty.
         s.send(b".\r\n", t.data_done, DOT).await?;
         s.read_reply(t.data_done, DOT).await?;
@@ -262,8 +270,34 @@ async fn send_content(
         encoder.write(&chunk, &mut out);
         s.send(&out, t.data_xfer, BODY).await?;
     }
+    if s.lmtp {
+        return lmtp_replies(s, accepted, outcomes).await;
+    }
     let reply = s.read_reply(t.data_done, DOT).await?;
     decide_all(s, &reply, "end of DATA", accepted, outcomes);
+    Ok(())
+}
+
+/// LMTP (RFC 2033 section 4.2): after the end of the data, one reply per
+/// accepted recipient, in the order of their RCPT commands; each decides
+/// its own recipient (2xx sent, 4xx deferred, 5xx bounced). A reply that
+/// never comes leaves its recipient, and those after it, undecided (the
+/// conversation broke: deferred); those decided before keep their
+/// outcome.
+async fn lmtp_replies(
+    s: &mut Session,
+    accepted: &[usize],
+    outcomes: &mut [Option<Outcome>],
+) -> Result<(), Broken> {
+    let limit = s.timeouts.data_done;
+    for &i in accepted {
+        let reply = s.read_reply(limit, DOT).await?;
+        outcomes[i] = Some(Outcome::of_reply(&s.target, &reply, "end of DATA"));
+        if reply.code() == 421 {
+            decide_undecided(s, &reply, "end of DATA", outcomes);
+            break;
+        }
+    }
     Ok(())
 }
 

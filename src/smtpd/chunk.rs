@@ -28,6 +28,8 @@
 //! `message_size_limit` (each line its length + 2), so a message is too
 //! big over BDAT exactly when it is over DATA.
 
+use super::data::Counts;
+
 /// Reads one message's BDAT chunks. Create one per message (at its first
 /// chunk).
 #[derive(Clone, Debug, Default)]
@@ -36,9 +38,7 @@ pub struct ChunkReader {
     cr: bool,
     /// Bytes were stored since the last line end.
     open_line: bool,
-    saw_bare_lf: bool,
-    size: u64,
-    lines: u64,
+    counts: Counts,
 }
 
 impl ChunkReader {
@@ -102,35 +102,29 @@ impl ChunkReader {
     }
 
     fn emit(&mut self, sink: &mut impl FnMut(&[u8]), bytes: &[u8]) {
-        if !bytes.is_empty() {
-            self.size += bytes.len() as u64;
-            self.open_line = true;
-            sink(bytes);
-        }
+        self.open_line |= self.counts.emit(sink, bytes);
     }
 
     fn end_line(&mut self, sink: &mut impl FnMut(&[u8]), crlf: bool) {
-        self.emit(sink, b"\n");
-        self.lines += 1;
+        self.counts.end_line(sink, crlf);
         self.open_line = false;
-        self.saw_bare_lf |= !crlf;
     }
 
     /// Bytes of stored content so far (LF line ends).
     pub fn size(&self) -> u64 {
-        self.size
+        self.counts.size()
     }
 
     /// Postfix's count for `message_size_limit`, as
     /// [`super::data::DataReader::wire_size`]: each line its length + 2; a
     /// line still open counts its bytes so far.
     pub fn wire_size(&self) -> u64 {
-        self.size + self.lines
+        self.counts.wire_size()
     }
 
     /// A bare LF ended some line of the content.
     pub fn saw_bare_lf(&self) -> bool {
-        self.saw_bare_lf
+        self.counts.saw_bare_lf()
     }
 }
 

@@ -62,9 +62,55 @@ pub struct DataReader {
     state: State,
     /// The previous line ended with CRLF (true before the first line).
     prev_crlf: bool,
-    saw_bare_lf: bool,
+    counts: Counts,
+}
+
+/// What the DATA and BDAT readers count of the content they store, and
+/// how they store a piece and a line end.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Counts {
     size: u64,
     lines: u64,
+    saw_bare_lf: bool,
+}
+
+impl Counts {
+    /// Store `bytes` (nothing when empty); true when something was stored.
+    pub(super) fn emit(&mut self, sink: &mut impl FnMut(&[u8]), bytes: &[u8]) -> bool {
+        if bytes.is_empty() {
+            return false;
+        }
+        self.size += bytes.len() as u64;
+        sink(bytes);
+        true
+    }
+
+    /// Store a line end (LF); `crlf`: it came as CRLF.
+    pub(super) fn end_line(&mut self, sink: &mut impl FnMut(&[u8]), crlf: bool) {
+        self.emit(sink, b"\n");
+        self.lines += 1;
+        self.saw_bare_lf |= !crlf;
+    }
+
+    /// A bare LF was seen where no line end is stored (a dropped `.` line).
+    pub(super) fn bare_lf(&mut self) {
+        self.saw_bare_lf = true;
+    }
+
+    /// Bytes of stored content so far (LF line ends).
+    pub(super) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Postfix's count for `message_size_limit`: each line its length + 2
+    /// (as if CRLF terminated); a line still open counts its bytes so far.
+    pub(super) fn wire_size(&self) -> u64 {
+        self.size + self.lines
+    }
+
+    pub(super) fn saw_bare_lf(&self) -> bool {
+        self.saw_bare_lf
+    }
 }
 
 impl Default for DataReader {
@@ -81,9 +127,7 @@ impl DataReader {
         DataReader {
             state: State::LineStart,
             prev_crlf: true,
-            saw_bare_lf: false,
-            size: 0,
-            lines: 0,
+            counts: Counts::default(),
         }
     }
 
@@ -110,7 +154,7 @@ impl DataReader {
                     }
                     b'\n' => {
                         // `.` LF: never the end; dropped.
-                        self.saw_bare_lf = true;
+                        self.counts.bare_lf();
                         self.prev_crlf = false;
                         self.state = State::LineStart;
                         i += 1;
@@ -171,35 +215,30 @@ impl DataReader {
     }
 
     fn emit(&mut self, sink: &mut impl FnMut(&[u8]), bytes: &[u8]) {
-        if !bytes.is_empty() {
-            self.size += bytes.len() as u64;
-            sink(bytes);
-        }
+        self.counts.emit(sink, bytes);
     }
 
     fn end_line(&mut self, sink: &mut impl FnMut(&[u8]), crlf: bool) {
-        self.emit(sink, b"\n");
-        self.lines += 1;
+        self.counts.end_line(sink, crlf);
         self.prev_crlf = crlf;
-        self.saw_bare_lf |= !crlf;
         self.state = State::LineStart;
     }
 
     /// Bytes of stored content so far (LF line ends, dots removed).
     pub fn size(&self) -> u64 {
-        self.size
+        self.counts.size()
     }
 
     /// Postfix's count for `message_size_limit`: each line its length + 2
     /// (as if CRLF terminated, after dot-unstuffing); a line still open
     /// counts its bytes so far.
     pub fn wire_size(&self) -> u64 {
-        self.size + self.lines
+        self.counts.wire_size()
     }
 
     /// A bare LF ended some line of the data (dropped `.` lines included).
     pub fn saw_bare_lf(&self) -> bool {
-        self.saw_bare_lf
+        self.counts.saw_bare_lf()
     }
 }
 

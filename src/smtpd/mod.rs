@@ -80,8 +80,10 @@
 //!
 //! Configuration read: `server.hostname`, `server.origin`, `smtpd.*`,
 //! `local.domains`, `local.aliases`, `local.alias_files`,
-//! `local.recipient_delimiter`, `checks.*` (and the `[maps]` tables
-//! they name),
+//! `local.recipient_delimiter`, `virtual.mailbox_domains`,
+//! `virtual.mailbox_maps` (a recipient there must be listed: 550 5.1.1
+//! User unknown in virtual mailbox table), `checks.*` (and the `[maps]`
+//! tables they name),
 //! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
 //! `queue.minfree`, `queue.minimal_backoff`, `queue.maximal_backoff` and
 //! `queue.maximal_lifetime` (the pickup's retries),

@@ -63,6 +63,28 @@ fn config_show_prints_effective_configuration() {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("hostname = \"mx.foo.example\""), "{text}");
     assert!(!text.contains("message_size_limit"), "{text}");
+    // As postconf -n: the keys the file sets, as written — `$name` forms
+    // kept, a key set to its default value kept, [maps] tables too.
+    std::fs::write(
+        &conf,
+        "[server]\nhostname = \"mx.foo.example\"\norigin = \"$domain\"  # short\n\
+         [local]\ndomains = [\"$hostname\", \"localhost.$domain\"]\n\
+         [smtpd]\nmessage_size_limit = 10240000\n[maps.ok]\n\"10.0.0.0/8\" = \"OK\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&conf)
+        .args(["config", "show", "--non-default"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "[server]\nhostname = \"mx.foo.example\"\norigin = \"$domain\"\n\n\
+         [local]\ndomains = [\"$hostname\", \"localhost.$domain\"]\n\n\
+         [smtpd]\nmessage_size_limit = 10240000\n\n[maps.ok]\n\"10.0.0.0/8\" = \"OK\"\n"
+    );
     let out = Command::new(BIN)
         .arg("--config")
         .arg(&conf)

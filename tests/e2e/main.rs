@@ -17,6 +17,7 @@ mod forward;
 mod golden;
 mod import_postfix;
 mod journal;
+mod lmtp;
 mod logs;
 mod maildrop;
 mod milter;

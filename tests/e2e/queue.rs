@@ -362,3 +362,98 @@ fn mailq_lists_the_queue() {
             .contains("Queue report unavailable - mail system is down")
     );
 }
+
+/// `postern queue shape`: qshape's table from the live queue, for
+/// messages of known ages (their arrival times from `queue list --json`,
+/// the reference time given), by recipient and by sender domain, held
+/// mail left out unless asked for, and as JSON.
+#[test]
+fn queue_shape_counts_domains_by_age() {
+    // Every remote domain to a port that refuses: deferred at once.
+    let mut p = Postern::start("[relay]\ntransport = { \"*\" = \"smtp:[127.0.0.1]:1\" }\n");
+    let send = |p: &mut Postern, from: &str, rcpts: &[&str]| -> String {
+        let mut c = p.client();
+        c.cmd("EHLO c.example");
+        c.cmd(&format!("MAIL FROM:<{from}>"));
+        for r in rcpts {
+            assert_eq!(c.cmd(&format!("RCPT TO:<{r}>")), "250 2.1.5 Ok");
+        }
+        assert!(c.cmd("DATA").starts_with("354"));
+        let r = c.cmd("Subject: shape\r\n\r\nx\r\n.");
+        c.cmd("QUIT");
+        let id = r.rsplit(' ').next().unwrap().to_string();
+        p.wait_log(&format!("{id}: to=<{}>", rcpts[0]), 1, 10);
+        id
+    };
+    let first = send(
+        &mut p,
+        "s@Example.org",
+        &["a@one.example", "b@ONE.example", "c@two.example"],
+    );
+    // A later second for the next ones.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = send(&mut p, "", &["d@two.example"]);
+    let held = send(&mut p, "s@example.org", &["h@three.example"]);
+    assert!(p.postern(&["queue", "hold", &held]).status.success());
+
+    let list = p.postern(&["queue", "list", "--json"]);
+    let arrival = |id: &str| -> u64 {
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["queue_id"] == id)
+            .unwrap()["arrival_time"]
+            .as_u64()
+            .unwrap()
+    };
+    let last = arrival(&second);
+    assert!(last > arrival(&first));
+    // The later messages 4 min 59 s old (the first bucket), the first
+    // one 5 minutes or more (the second).
+    let now = (last + 299).to_string();
+    let shape = |args: &[&str]| -> String {
+        let mut all = vec!["queue", "shape", "--now", now.as_str()];
+        all.extend_from_slice(args);
+        let out = p.postern(&all);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let table = |rows: &[&str]| -> String {
+        let mut t = format!("{:>80}\n", "T  5 10 20 40 80 160 320 640 1280 1280+");
+        for r in rows {
+            t += &format!("{r:>80}\n");
+        }
+        t
+    };
+    assert_eq!(
+        shape(&[]),
+        table(&[
+            "TOTAL  4  1  3  0  0  0   0   0   0    0     0",
+            "one.example  2  0  2  0  0  0   0   0   0    0     0",
+            "two.example  2  1  1  0  0  0   0   0   0    0     0",
+        ])
+    );
+    assert_eq!(
+        shape(&["--by", "sender-domain"]),
+        table(&[
+            "TOTAL  2  1  1  0  0  0   0   0   0    0     0",
+            "example.org  1  0  1  0  0  0   0   0   0    0     0",
+            "MAILER-DAEMON  1  1  0  0  0  0   0   0   0    0     0",
+        ])
+    );
+    assert_eq!(
+        shape(&["hold"]),
+        table(&[
+            "TOTAL  1  1  0  0  0  0   0   0   0    0     0",
+            "three.example  1  1  0  0  0  0   0   0   0    0     0",
+        ])
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&shape(&["--json", "-b", "3", "-l"])).unwrap();
+    assert_eq!(json["by"], "recipient-domain");
+    assert_eq!(json["bucket_minutes"], serde_json::json!([5, 10, null]));
+    assert_eq!(
+        json["rows"][0],
+        serde_json::json!({"domain": "TOTAL", "total": 4, "counts": [1, 3, 0]})
+    );
+}

@@ -214,7 +214,7 @@ async fn a_refused_password_is_tried_at_two_hosts_at_most() {
         .iter()
         .map(|h| crate::smtp::dns::Target {
             host: format!("{h}.x.example"),
-            addr: server.addr,
+            addr: server.addr.into(),
         })
         .collect();
     let res = &s.agent.deliver_via(&r, Some(targets)).await.results[0];

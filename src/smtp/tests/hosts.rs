@@ -10,7 +10,7 @@ use crate::smtp::dns::Target;
 fn target(host: &str, addr: SocketAddr) -> Target {
     Target {
         host: host.into(),
-        addr,
+        addr: addr.into(),
     }
 }
 

@@ -1,13 +1,15 @@
 //! The agent against scripted SMTP servers on loopback (`server`):
 //! deliveries (`delivery`), hosts and connection reuse (`hosts`), the
 //! resolver against a DNS server of its own (`dns`),
-//! STARTTLS (`starttls`), AUTH to the server (`auth`), and the qmgr
+//! STARTTLS (`starttls`), AUTH to the server (`auth`), LMTP mode
+//! (`lmtp`), and the qmgr
 //! socket (`socket`).
 
 mod auth;
 mod delivery;
 mod dns;
 mod hosts;
+mod lmtp;
 mod server;
 mod socket;
 mod starttls;

@@ -34,6 +34,11 @@ pub(crate) struct Script {
     /// The answers to AUTH and to each line after a `334` answer, in
     /// order (offering AUTH is up to `ehlo`); past the end: 535.
     pub auth: Vec<String>,
+    /// LMTP: answer LHLO (not EHLO), and after the data one reply per
+    /// accepted recipient: the first of `lmtp_dot` whose key the
+    /// recipient's RCPT line contains, else `dot`.
+    pub lmtp: bool,
+    pub lmtp_dot: Vec<(String, String)>,
 }
 
 impl Default for Script {
@@ -55,6 +60,8 @@ impl Default for Script {
             tls: None,
             broken_tls: false,
             auth: Vec::new(),
+            lmtp: false,
+            lmtp_dot: Vec::new(),
         }
     }
 }
@@ -94,6 +101,22 @@ impl Server {
     pub(crate) fn pipelined(&self) -> usize {
         self.record.pipelined.load(Ordering::SeqCst)
     }
+}
+
+/// The server on a Unix-domain socket at `path` (no STARTTLS).
+pub(crate) async fn start_unix(script: Script, path: &std::path::Path) -> Arc<Record> {
+    let listener = tokio::net::UnixListener::bind(path).unwrap();
+    let record = Arc::new(Record::default());
+    let (script, rec) = (Arc::new(script), record.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            rec.accepts.fetch_add(1, Ordering::SeqCst);
+            let io = BufReader::new(stream);
+            let (script, rec) = (script.clone(), rec.clone());
+            tokio::spawn(async move { converse(io, &script, &rec, false).await });
+        }
+    });
+    record
 }
 
 pub(crate) async fn start(script: Script) -> Server {
@@ -147,6 +170,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         reply(&mut io, greeting).await?;
     }
     let mut accepted = 0;
+    // The RCPT lines accepted in this transaction (LMTP's replies).
+    let mut accepted_lines: Vec<String> = Vec::new();
     // The next answer of `script.auth` while an AUTH exchange is on.
     let mut auth_step: Option<usize> = None;
     loop {
@@ -178,8 +203,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             hang().await;
             return None;
         }
+        let hello = if script.lmtp { "LHLO" } else { "EHLO" };
         let answer = match verb.as_str() {
-            "EHLO" => match &script.ehlo {
+            v if v == hello => match &script.ehlo {
                 Some(ext) => {
                     let mut ext = ext.clone();
                     if script.tls.is_some() && !tls || script.broken_tls {
@@ -216,6 +242,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
             }
             "MAIL" => {
                 accepted = 0;
+                accepted_lines.clear();
                 script.mail.clone()
             }
             "RCPT" => {
@@ -226,6 +253,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                     .map_or("250 2.1.5 Ok".to_string(), |(_, r)| r.clone());
                 if answer.starts_with('2') {
                     accepted += 1;
+                    accepted_lines.push(text.clone());
                 }
                 answer
             }
@@ -241,7 +269,21 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
                     hang().await;
                     return None;
                 }
-                script.dot.clone()
+                if script.lmtp {
+                    let replies: Vec<String> = accepted_lines
+                        .iter()
+                        .map(|l| {
+                            script
+                                .lmtp_dot
+                                .iter()
+                                .find(|(key, _)| l.contains(key.as_str()))
+                                .map_or(script.dot.clone(), |(_, r)| r.clone())
+                        })
+                        .collect();
+                    replies.join("\r\n")
+                } else {
+                    script.dot.clone()
+                }
             }
             "RSET" => "250 2.0.0 Ok".into(),
             "QUIT" => {

@@ -98,7 +98,7 @@ async fn verify_accepts_a_certificate_from_ca_file_for_the_host_name() {
     );
     let good = Target {
         host: "mx.test".into(),
-        addr: server.addr,
+        addr: server.addr.into(),
     };
     assert_eq!(
         s.agent.deliver_via(&r, Some(vec![good])).await.results[0].status,
@@ -107,7 +107,7 @@ async fn verify_accepts_a_certificate_from_ca_file_for_the_host_name() {
     // The same server under another name: not verified.
     let wrong = Target {
         host: "other.test".into(),
-        addr: server.addr,
+        addr: server.addr.into(),
     };
     let s = setup(|c| {
         c.tls.outbound = TlsLevel::Verify;
