@@ -41,7 +41,7 @@ pub(crate) fn validated(
         }
         for e in removed {
             items.push(Item {
-                origin: String::new(),
+                origin: e.origin.clone(),
                 name: e.from.clone(),
                 text: format!("{key} = {}: refused by postern: {reason}", e.value),
                 left_out: true,

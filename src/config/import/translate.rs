@@ -20,6 +20,8 @@ pub(crate) struct Entry {
     pub value: toml::Value,
     /// The Postfix parameter it comes from (the comment beside the key).
     pub from: String,
+    /// `main.cf:LINE` when `from` is a main.cf parameter, else empty.
+    pub origin: String,
 }
 
 /// One line of the report.
@@ -85,10 +87,16 @@ impl<'a> Work<'a> {
             return;
         };
         self.entries.retain(|e| !std::ptr::eq(e.key, key));
+        let origin = self
+            .cf
+            .params
+            .get(from)
+            .map_or_else(String::new, |p| format!("main.cf:{}", p.line));
         self.entries.push(Entry {
             key,
             value,
             from: from.to_string(),
+            origin,
         });
     }
 
