@@ -13,6 +13,8 @@ pub(crate) enum Status {
     /// Being built; `key` is the postern key it will become (`""`: not
     /// settled yet).
     Planned { issue: u32, key: &'static str },
+    /// Not supported yet, without an issue (README's "Not yet").
+    NotYet,
     /// Not planned; the note says why.
     NotPlanned,
     /// Has no effect in postern (nothing to translate): not reported as
@@ -32,6 +34,14 @@ const fn planned(name: &'static str, issue: u32, key: &'static str, note: &'stat
     Row {
         name,
         status: Status::Planned { issue, key },
+        note,
+    }
+}
+
+const fn not_yet(name: &'static str, note: &'static str) -> Row {
+    Row {
+        name,
+        status: Status::NotYet,
         note,
     }
 }
@@ -98,10 +108,8 @@ pub(crate) static ROWS: &[Row] = &[
         "body_checks_size_limit",
         "how much of each body part body_checks see",
     ),
-    planned(
+    not_yet(
         "bounce_queue_lifetime",
-        0,
-        "",
         "how long a bounce with a null sender is retried (postern uses queue.maximal_lifetime)",
     ),
     ignored(
@@ -166,10 +174,8 @@ pub(crate) static ROWS: &[Row] = &[
         "lmtp_tls_protocols",
         "TLS versions of the LMTP client; postern's TLS is 1.2 and 1.3 only",
     ),
-    planned(
+    not_yet(
         "local_recipient_maps",
-        0,
-        "",
         "which local users exist, for smtpd's User unknown; postern asks the password database and the aliases",
     ),
     ignored(
@@ -181,16 +187,12 @@ pub(crate) static ROWS: &[Row] = &[
         "Postfix's user; postern runs as its own user (server.user, default postern)",
     ),
     ignored("mail_version", "Postfix's version"),
-    planned(
+    not_yet(
         "mailbox_command",
-        0,
-        "",
         "an external program (procmail, Dovecot's deliver) for local delivery",
     ),
-    planned(
+    not_yet(
         "mailbox_size_limit",
-        0,
-        "",
         "the largest mailbox file local delivery appends to (0: no limit)",
     ),
     planned(
@@ -252,12 +254,7 @@ pub(crate) static ROWS: &[Row] = &[
         "readme_directory",
         "where Postfix's README files are installed",
     ),
-    planned(
-        "recipient_bcc_maps",
-        0,
-        "",
-        "a BCC recipient added per recipient",
-    ),
+    not_yet("recipient_bcc_maps", "a BCC recipient added per recipient"),
     planned(
         "recipient_canonical_classes",
         21,
@@ -286,17 +283,15 @@ pub(crate) static ROWS: &[Row] = &[
         "relay_transport",
         "the transport for relay_domains; postern relays by SMTP",
     ),
-    planned(
+    not_yet(
         "relocated_maps",
-        0,
-        "",
         "\"user has moved to new_location\" bounces (relocated(5))",
     ),
     ignored(
         "sample_directory",
         "where Postfix's sample files are installed",
     ),
-    planned("sender_bcc_maps", 0, "", "a BCC recipient added per sender"),
+    not_yet("sender_bcc_maps", "a BCC recipient added per sender"),
     planned(
         "sender_canonical_classes",
         21,
@@ -309,16 +304,12 @@ pub(crate) static ROWS: &[Row] = &[
         "rewrite.sender_canonical_maps",
         "rewrites sender addresses (canonical(5))",
     ),
-    planned(
+    not_yet(
         "sender_dependent_default_transport_maps",
-        0,
-        "",
         "the transport chosen by the sender",
     ),
-    planned(
+    not_yet(
         "sender_dependent_relayhost_maps",
-        0,
-        "",
         "the relay host chosen by the sender",
     ),
     ignored(
@@ -337,10 +328,8 @@ pub(crate) static ROWS: &[Row] = &[
         "show_user_unknown_table_name",
         "names the table in User unknown replies; postern's reply does not name it",
     ),
-    planned(
+    not_yet(
         "smtp_address_preference",
-        0,
-        "",
         "IPv4 or IPv6 first when a host has both",
     ),
     ignored(
@@ -392,7 +381,7 @@ pub(crate) static ROWS: &[Row] = &[
         "smtp_tls_note_starttls_offer",
         "logs servers that offer STARTTLS",
     ),
-    planned("smtp_tls_policy_maps", 0, "", "a TLS level per destination"),
+    not_yet("smtp_tls_policy_maps", "a TLS level per destination"),
     no(
         "smtp_tls_protocols",
         "TLS versions; postern's TLS is 1.2 and 1.3 only",
@@ -409,34 +398,23 @@ pub(crate) static ROWS: &[Row] = &[
         "smtpd_command_filter",
         "rewrites SMTP commands before smtpd parses them",
     ),
-    planned("smtpd_data_restrictions", 0, "", "restrictions at DATA"),
+    not_yet("smtpd_data_restrictions", "restrictions at DATA"),
     no("smtpd_discard_ehlo_keywords", "EHLO keywords not announced"),
-    planned(
+    not_yet(
         "smtpd_end_of_data_restrictions",
-        0,
-        "",
         "restrictions after the message's final dot",
     ),
-    planned(
-        "smtpd_helo_required",
-        0,
-        "",
-        "refuses MAIL before HELO/EHLO",
-    ),
+    not_yet("smtpd_helo_required", "refuses MAIL before HELO/EHLO"),
     ignored(
         "smtpd_proxy_timeout",
         "timeout of smtpd_proxy_filter, which postern does not have",
     ),
-    planned(
+    not_yet(
         "smtpd_reject_unlisted_recipient",
-        0,
-        "",
         "rejects unknown recipients at RCPT; postern always does for its local domains",
     ),
-    planned(
+    not_yet(
         "smtpd_reject_unlisted_sender",
-        0,
-        "",
         "rejects unknown senders in our own domains",
     ),
     no(
@@ -461,11 +439,11 @@ pub(crate) static ROWS: &[Row] = &[
     ),
     no(
         "smtpd_tls_CAfile",
-        "CAs for client certificates; postern does not ask for client certificates",
+        "CAs for client certificates (postern does not ask for them yet)",
     ),
     no(
         "smtpd_tls_CApath",
-        "CAs for client certificates; postern does not ask for client certificates",
+        "CAs for client certificates (postern does not ask for them yet)",
     ),
     ignored(
         "smtpd_tls_dh1024_param_file",

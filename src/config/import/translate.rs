@@ -175,6 +175,14 @@ impl<'a> Work<'a> {
     fn by_row(&mut self, row: &params::Row, name: &str, raw: &str, origin: &str) {
         match row.status {
             Status::Ignored => self.note(origin, name, &format!("ignored: {}", row.note)),
+            Status::NotYet => {
+                let value = self.x.expand(raw);
+                if let Some(why) = no_effect(name, &value) {
+                    self.note(origin, name, why);
+                    return;
+                }
+                self.leave_out(origin, name, &format!("not supported yet: {}", row.note))
+            }
             Status::NotPlanned => {
                 self.leave_out(origin, name, &format!("not planned: {}", row.note))
             }
@@ -184,31 +192,16 @@ impl<'a> Work<'a> {
                 }
             }
             Status::Planned { issue, key: target } => {
-                let value = self.x.expand(raw);
-                if value.trim().is_empty() {
-                    // Set to nothing: what postern does without the key.
-                    self.note(origin, name, "empty: nothing to translate");
+                if let Some(why) = no_effect(name, &self.x.expand(raw)) {
+                    self.note(origin, name, why);
                     return;
                 }
-                if name.ends_with("_limit") && value.trim() == "0" {
-                    self.note(origin, name, "0 (no limit): postern sets no such limit");
-                    return;
-                }
-                let issue = if issue == 0 {
-                    String::new()
-                } else {
-                    format!(" (issue {issue})")
+                let target = match target {
+                    "" => String::new(),
+                    t => format!(", as {t}"),
                 };
-                let target = if target.is_empty() {
-                    String::new()
-                } else {
-                    format!(", as {target}")
-                };
-                self.leave_out(
-                    origin,
-                    name,
-                    &format!("planned{issue}{target}: {}", row.note),
-                );
+                let text = format!("planned (issue {issue}){target}: {}", row.note);
+                self.leave_out(origin, name, &text);
             }
         }
     }
@@ -304,6 +297,16 @@ impl<'a> Work<'a> {
         } else {
             Some(item.to_string())
         }
+    }
+}
+
+/// Why a value of a parameter postern lacks changes nothing: empty (what
+/// postern does without the parameter), or 0 for a limit (none).
+fn no_effect(name: &str, value: &str) -> Option<&'static str> {
+    match value.trim() {
+        "" => Some("empty: nothing to translate"),
+        "0" if name.ends_with("_limit") => Some("0 (no limit): postern sets no such limit"),
+        _ => None,
     }
 }
 
