@@ -364,11 +364,11 @@ pub(crate) static ROWS: &[Row] = &[
         "smtp_tls_CApath",
         "a directory of trusted CA certificates; postern uses tls.ca_file, else the system's",
     ),
-    no(
+    not_yet(
         "smtp_tls_cert_file",
         "a client certificate for the smtp client",
     ),
-    no(
+    not_yet(
         "smtp_tls_key_file",
         "the key of the smtp client's certificate",
     ),
@@ -437,11 +437,11 @@ pub(crate) static ROWS: &[Row] = &[
         "smtpd_soft_error_limit",
         "errors before smtpd sleeps between replies",
     ),
-    no(
+    not_yet(
         "smtpd_tls_CAfile",
         "CAs for client certificates (postern does not ask for them yet)",
     ),
-    no(
+    not_yet(
         "smtpd_tls_CApath",
         "CAs for client certificates (postern does not ask for them yet)",
     ),

@@ -43,6 +43,15 @@ impl Work<'_> {
             "default_transport" | "local_transport" | "relay_transport" => {
                 self.class_transport(name, &value, origin)
             }
+            "smtpd_sasl_security_options"
+                if split_list(&value).iter().all(|w| w == "noanonymous") =>
+            {
+                self.note(
+                    origin,
+                    name,
+                    "noanonymous: postern never offers anonymous AUTH",
+                );
+            }
             "smtp_tls_CApath" if value.trim_end_matches('/') == "/etc/ssl/certs" => {
                 self.note(
                     origin,
