@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, visible_alias = "offline")]
         no_system: bool,
     },
-    /// Show the configuration.
+    /// Show the configuration, its JSON Schema, or import Postfix's.
     Config {
         #[command(subcommand)]
         action: ConfigAction,

@@ -132,31 +132,7 @@ pub(crate) fn master_cf(text: &str, file: &str) -> Result<Vec<Service>, ImportEr
 /// Splits at white space, keeping `{ … }` groups (Postfix 3.0's way of
 /// writing an argument with white space) whole.
 fn split_args(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    let mut depth = 0usize;
-    for c in text.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                current.push(c);
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                current.push(c);
-            }
-            ' ' | '\t' if depth == 0 => {
-                if !current.is_empty() {
-                    out.push(std::mem::take(&mut current));
-                }
-            }
-            _ => current.push(c),
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
+    split_keeping_braces(text, &[' ', '\t'])
 }
 
 /// The `-o name=value` (also `-o { name = value }`) pairs, and the rest.
@@ -189,26 +165,27 @@ fn overrides(words: &[String]) -> (Vec<(String, String)>, Vec<String>) {
 /// Splits a list value at commas and white space, keeping `{ … }` groups
 /// whole (restriction lists, table lists).
 pub(crate) fn split_list(text: &str) -> Vec<String> {
+    split_keeping_braces(text, &[',', ' ', '\t', '\r', '\n'])
+}
+
+/// Splits at `separators` outside `{ … }`.
+fn split_keeping_braces(text: &str, separators: &[char]) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut depth = 0usize;
     for c in text.chars() {
         match c {
-            '{' => {
-                depth += 1;
-                current.push(c);
-            }
-            '}' => {
-                depth = depth.saturating_sub(1);
-                current.push(c);
-            }
-            ',' | ' ' | '\t' | '\r' | '\n' if depth == 0 => {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            c if depth == 0 && separators.contains(&c) => {
                 if !current.is_empty() {
                     out.push(std::mem::take(&mut current));
                 }
+                continue;
             }
-            _ => current.push(c),
+            _ => {}
         }
+        current.push(c);
     }
     if !current.is_empty() {
         out.push(current);
