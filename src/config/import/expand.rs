@@ -117,7 +117,15 @@ impl<'a> Expander<'a> {
                     self.one(&r, keep, depth, braces, out);
                     rest = after;
                 }
-                None => out.push('$'),
+                None => {
+                    if rest.starts_with("{{") {
+                        self.warn(format!(
+                            "unsupported expression (left as written): ${}",
+                            rest.lines().next().unwrap_or(rest)
+                        ));
+                    }
+                    out.push('$')
+                }
             }
         }
         out.push_str(rest);

@@ -149,3 +149,76 @@ pub(crate) fn table(w: &mut Work, spec: &str, param: &str, origin: &str) -> Opti
     w.leave_out(origin, param, &format!("{spec}: table type {kind}: not supported (postern reads hash, texthash, cdb, lmdb, regexp, pcre, cidr, inline and static tables)"));
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::defaults::Defaults;
+    use super::super::parse::main_cf;
+    use super::*;
+
+    /// The kept elements and the report's texts (left out ones marked `!`).
+    fn translate(value: &str, stage: Stage) -> (Vec<String>, Vec<String>) {
+        let cf = main_cf("", "main.cf").unwrap();
+        let defaults = Defaults::new(Some("mx.example.com"));
+        let mut w = Work::new(&cf, &defaults, None);
+        let kept = list(&mut w, value, stage, "smtpd_x_restrictions", "main.cf:1");
+        let (_, items) = w.into_parts();
+        let texts = items
+            .iter()
+            .map(|i| format!("{}{}", if i.left_out { "!" } else { "" }, i.text))
+            .collect();
+        (kept, texts)
+    }
+
+    #[test]
+    fn elements_postern_knows_are_kept_with_their_arguments() {
+        let (kept, report) = translate(
+            "permit_mynetworks, check_client_access proxy:hash:/etc/postfix/access,\n  reject_rbl_client zen.spamhaus.org=127.0.0.[2..11] cidr:/etc/postfix/block.cidr",
+            Stage::Client,
+        );
+        assert_eq!(
+            kept,
+            [
+                "permit_mynetworks",
+                "check_client_access hash:/etc/postfix/access",
+                "reject_rbl_client zen.spamhaus.org=127.0.0.[2..11]",
+                "cidr:/etc/postfix/block.cidr",
+            ]
+        );
+        assert_eq!(report.len(), 1);
+        assert!(report[0].contains("proxy: dropped"), "{report:?}");
+    }
+
+    #[test]
+    fn what_postern_lacks_is_named_and_left_out() {
+        let (kept, report) = translate(
+            "check_sender_access mysql:/etc/postfix/s.cf, reject_unknown_reverse_client_hostname, check_sender_mx_access hash:/etc/x, reject_unauth_pipelining, reject",
+            Stage::Sender,
+        );
+        assert_eq!(kept, ["reject"]);
+        assert!(
+            report[0].starts_with("!mysql:/etc/postfix/s.cf: table type mysql: not supported"),
+            "{report:?}"
+        );
+        assert_eq!(
+            report[1],
+            "!`reject_unknown_reverse_client_hostname`: postern has no such restriction"
+        );
+        assert_eq!(
+            report[2],
+            "!`check_sender_mx_access hash:/etc/x`: postern has no such restriction"
+        );
+        assert!(
+            report[3].starts_with("`reject_unauth_pipelining`: postern refuses"),
+            "{report:?}"
+        );
+        assert_eq!(report.len(), 4);
+    }
+
+    #[test]
+    fn a_relative_table_path_is_refused() {
+        let (kept, report) = translate("check_helo_access pcre:helo_access", Stage::Helo);
+        assert!(kept.is_empty());
+        assert_eq!(report, ["!pcre:helo_access: not an absolute path"]);
+    }
+}
