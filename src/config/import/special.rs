@@ -43,6 +43,13 @@ impl Work<'_> {
             "default_transport" | "local_transport" | "relay_transport" => {
                 self.class_transport(name, &value, origin)
             }
+            "unknown_local_recipient_reject_code" if value == "550" => {
+                self.note(
+                    origin,
+                    name,
+                    "550: what postern answers for an unknown local user",
+                );
+            }
             "smtpd_sasl_security_options"
                 if split_list(&value).iter().all(|w| w == "noanonymous") =>
             {
