@@ -35,6 +35,7 @@ mod dkim;
 mod docs;
 mod error;
 mod expand;
+pub mod import;
 pub(crate) mod keys;
 mod load;
 mod show;

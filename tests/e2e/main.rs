@@ -15,6 +15,7 @@ mod damage;
 mod dkim;
 mod forward;
 mod golden;
+mod import_postfix;
 mod journal;
 mod lmtp;
 mod logs;
