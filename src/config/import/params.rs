@@ -116,12 +116,6 @@ pub(crate) static ROWS: &[Row] = &[
         "broken_sasl_auth_clients",
         "also announces AUTH=… for Outlook Express 4 and Office 4 era clients; postern speaks RFC 4954 only",
     ),
-    planned(
-        "canonical_maps",
-        21,
-        "rewrite.canonical_maps",
-        "address rewriting of sender and recipient (canonical(5))",
-    ),
     ignored(
         "command_directory",
         "where Postfix's commands are installed",
@@ -206,18 +200,6 @@ pub(crate) static ROWS: &[Row] = &[
         "manpage_directory",
         "where Postfix's manual pages are installed",
     ),
-    planned(
-        "masquerade_domains",
-        21,
-        "rewrite.masquerade_domains",
-        "strips subdomains from addresses (sub.example.com to example.com)",
-    ),
-    planned(
-        "masquerade_exceptions",
-        21,
-        "rewrite.masquerade_exceptions",
-        "users whose addresses are not masqueraded",
-    ),
     ignored(
         "meta_directory",
         "where Postfix's non-executable files are installed",
@@ -261,24 +243,6 @@ pub(crate) static ROWS: &[Row] = &[
         "rewrite.recipient_canonical_classes",
         "which addresses recipient_canonical_maps rewrites",
     ),
-    planned(
-        "recipient_canonical_maps",
-        21,
-        "rewrite.recipient_canonical_maps",
-        "rewrites recipient addresses (canonical(5))",
-    ),
-    planned(
-        "relay_domains",
-        21,
-        "relay.domains",
-        "domains this server relays to (a backup MX, a gateway)",
-    ),
-    planned(
-        "relay_recipient_maps",
-        21,
-        "relay.recipient_maps",
-        "the valid recipients of relay_domains",
-    ),
     no(
         "relay_transport",
         "the transport for relay_domains; postern relays by SMTP",
@@ -297,12 +261,6 @@ pub(crate) static ROWS: &[Row] = &[
         21,
         "rewrite.sender_canonical_classes",
         "which addresses sender_canonical_maps rewrites",
-    ),
-    planned(
-        "sender_canonical_maps",
-        21,
-        "rewrite.sender_canonical_maps",
-        "rewrites sender addresses (canonical(5))",
     ),
     not_yet(
         "sender_dependent_default_transport_maps",
@@ -507,18 +465,6 @@ pub(crate) static ROWS: &[Row] = &[
     no(
         "unknown_local_recipient_reject_code",
         "the code of User unknown; postern answers 550 (the default)",
-    ),
-    planned(
-        "virtual_alias_domains",
-        21,
-        "virtual.alias_domains",
-        "domains whose every address is an alias (virtual(5))",
-    ),
-    planned(
-        "virtual_alias_maps",
-        21,
-        "virtual.alias_maps",
-        "aliases for any domain (virtual(5))",
     ),
     no(
         "virtual_gid_maps",
