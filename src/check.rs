@@ -547,6 +547,9 @@ fn check_tables(config: &Config) -> Vec<(Level, String)> {
     for p in policy.problems() {
         out.push((Level::Error, p.clone()));
     }
+    for p in policy.rewriter().class_conflicts() {
+        out.push((Level::Error, p));
+    }
     // Each table of each key on its own (ContentChecks::open stops at the
     // first), so that every broken one is named with its key.
     let c = &config.checks;

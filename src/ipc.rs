@@ -178,6 +178,11 @@ pub struct DeliveryRequest {
     pub sender: String,
     /// The recipient address as queued.
     pub recipient: String,
+    /// The address the sender gave, when rewriting at queue entry
+    /// (virtual aliases, canonical) changed it: `orig_to=`,
+    /// `X-Original-To:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
     /// Index of the recipient in the envelope, echoed in the result.
     pub rcpt_index: usize,
     pub content: ContentRef,
@@ -290,6 +295,10 @@ pub(crate) struct SmtpRecipient {
     /// Index of the recipient in the envelope, echoed in the result.
     pub rcpt_index: usize,
     pub address: String,
+    /// The address given, when rewriting at queue entry changed it
+    /// (`orig_to=` in the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orcpt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,6 +35,7 @@ pub mod qmgr;
 pub mod qshape;
 pub mod queue;
 pub mod reply;
+pub(crate) mod rewrite;
 pub mod role;
 pub mod sandbox;
 pub mod sasl;

@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, visible_alias = "offline")]
         no_system: bool,
     },
-    /// Show the configuration.
+    /// Show the configuration, its JSON Schema, or import Postfix's.
     Config {
         #[command(subcommand)]
         action: ConfigAction,
@@ -378,6 +378,34 @@ enum ConfigAction {
     /// Print a JSON Schema of postern.toml, for editors (taplo, Even
     /// Better TOML): every key with its type, documentation and default.
     Schema,
+    /// Translate a Postfix configuration (main.cf, master.cf) into a
+    /// postern.toml, with a report of what could not be translated: exit
+    /// 0 when complete, 2 when written but incomplete, 1 on an error.
+    ImportPostfix(ImportArgs),
+}
+
+/// `postern config import-postfix`'s arguments.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The directory of main.cf and master.cf.
+    #[arg(default_value = "/etc/postfix")]
+    dir: PathBuf,
+    /// Write the result to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Overwrite FILE if it exists.
+    #[arg(long, requires = "output")]
+    force: bool,
+    /// Run the result through the checks of `postern check --offline`.
+    #[arg(long)]
+    check: bool,
+    /// Read the files the configuration names by absolute path
+    /// (/etc/mailname, mynetworks files) under DIR instead of /.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Postfix's myhostname default (else this machine's name).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
 }
 
 /// sysexits EX_CONFIG: a daemon's configuration (or its sandbox) is
@@ -691,6 +719,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config {
+            action: ConfigAction::ImportPostfix(args),
+        } => Ok(import_postfix(args)),
         Command::Config {
             action: ConfigAction::Schema,
         } => {
@@ -1014,6 +1045,81 @@ fn check(cli_config: &Option<PathBuf>, no_system: bool) -> anyhow::Result<ExitCo
             eprintln!("postern: {e:#}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// `postern config import-postfix`: 0 complete, 2 written but
+/// incomplete, 1 when nothing could be written (or `--check` failed).
+fn import_postfix(args: ImportArgs) -> ExitCode {
+    let options = postern::config::import::Options {
+        dir: args.dir,
+        root: args.root,
+        hostname: args.hostname,
+    };
+    let (output, force, check) = (args.output.as_deref(), args.force, args.check);
+    let imported = match postern::config::import::import(&options) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("postern: import-postfix: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprint!("{}", imported.report);
+    match output {
+        Some(path) => {
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true);
+            if force {
+                open.create(true).truncate(true);
+            } else {
+                open.create_new(true);
+            }
+            let written = open
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, imported.toml.as_bytes()));
+            if let Err(e) = written {
+                let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    " (--force overwrites it)"
+                } else {
+                    ""
+                };
+                eprintln!("postern: import-postfix: {}: {e}{hint}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+        None => print!("{}", imported.toml),
+    }
+    if check {
+        let name = output.unwrap_or(std::path::Path::new("postern.toml"));
+        match postern::config::import::check(&imported.toml, name) {
+            Ok(found) => {
+                let errors = found
+                    .iter()
+                    .filter(|(l, _)| matches!(l, postern::check::Level::Error))
+                    .count();
+                for (level, message) in &found {
+                    let word = match level {
+                        postern::check::Level::Warning => "warning",
+                        postern::check::Level::Error => "error",
+                    };
+                    eprintln!("postern: check: {word}: {message}");
+                }
+                if errors > 0 {
+                    eprintln!("postern: check: the result fails postern check --offline");
+                    return ExitCode::FAILURE;
+                }
+                eprintln!("postern: check: the result passes postern check --offline");
+            }
+            Err(e) => {
+                eprintln!("postern: check: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if imported.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }
 

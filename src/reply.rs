@@ -90,6 +90,29 @@ impl Reply {
             format!("<{rcpt}>: Recipient address rejected: User unknown in local recipient table"),
         )
     }
+    /// An address in a virtual alias domain (`virtual.alias_domains`)
+    /// that no alias names (Postfix's `unknown_virtual_alias_reject_code`).
+    pub(crate) fn unknown_virtual_alias(rcpt: &str) -> Reply {
+        Reply::new(
+            550,
+            "5.1.1",
+            format!("<{rcpt}>: Recipient address rejected: User unknown in virtual alias table"),
+        )
+    }
+    /// An address in `relay.domains` not in `relay.recipient_maps`
+    /// (Postfix's `unknown_relay_recipient_reject_code`).
+    pub(crate) fn unknown_relay_recipient(rcpt: &str) -> Reply {
+        Reply::new(
+            550,
+            "5.1.1",
+            format!("<{rcpt}>: Recipient address rejected: User unknown in relay recipient table"),
+        )
+    }
+    /// Virtual alias expansion past its limits, or a table that failed,
+    /// at the end of the message: try again later (Postfix's cleanup).
+    pub(crate) fn alias_expansion_error() -> Reply {
+        Reply::new(451, "4.6.0", "Alias expansion error")
+    }
     pub(crate) fn unknown_virtual_mailbox(rcpt: &str) -> Reply {
         Reply::new(
             550,

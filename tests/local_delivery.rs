@@ -102,6 +102,7 @@ impl Agent {
             id: "0000000000001A".parse().unwrap(),
             sender: "alice@example.org".into(),
             recipient: recipient.into(),
+            original: None,
             rcpt_index: 0,
             content: ContentRef::File {
                 path,

@@ -19,6 +19,13 @@ use super::{Allow, ExpandOptions, LoadError, Table, load};
 use crate::config::Config;
 use crate::watch::{CHECK_EVERY, Stamp, stamp};
 
+/// Shown by name only (a policy `Context` that holds one is `Debug`).
+impl std::fmt::Debug for LiveTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveTable")
+    }
+}
+
 pub struct LiveTable {
     inline: Vec<(String, String)>,
     origin: PathBuf,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::value::check_hostname;
 use super::{
-    Checks, Config, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl,
-    Server, Smtp, Smtpd, Submission, Tls, Verify,
+    Checks, Config, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Rewrite,
+    Sandbox, Sasl, Server, Smtp, Smtpd, Submission, Tls, Verify, Virtual,
 };
 
 /// What the defaults depend on. Tests build their own.
@@ -175,7 +175,8 @@ pub(super) fn builtin(system: &System) -> Config {
         server: Server::builtin(&cx),
         local: Local::builtin(&cx),
         relay: Relay::builtin(&cx),
-        r#virtual: super::Virtual::builtin(&cx),
+        r#virtual: Virtual::builtin(&cx),
+        rewrite: Rewrite::builtin(&cx),
         queue: Queue::builtin(&cx),
         smtpd: Smtpd::builtin(&cx),
         submission: Submission::builtin(&cx),

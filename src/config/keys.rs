@@ -366,11 +366,31 @@ sections! {
         /// even over TLS). Default: false.
         sasl_plaintext: bool = false,
             postfix "smtp_sasl_security_options", Kind::Bool, read [get boolean()], show plain;
+        /// Domains this host relays to from anyone: a backup MX, a gateway.
+        /// Entries: `example.com` (the domain and its subdomains, as
+        /// Postfix's `parent_domain_matches_subdomains`), `.example.com`
+        /// (its subdomains), or a table (`hash:/etc/postern/relay_domains`:
+        /// the domain or a parent domain as key). Their recipients pass
+        /// `reject_unauth_destination` and go by the transport table, else
+        /// `relay.host` or MX. Default: none.
+        domains: Vec<String> = Vec::new(),
+            postfix "relay_domains", Kind::Strings,
+            read [get parsed(crate::rewrite::parse_domain_pattern)], show strings;
+        /// Tables of the valid recipients in `relay.domains`.
+        /// Keys `user@domain` or `@domain` (every user); a recipient not
+        /// found is refused at RCPT: `550 5.1.1 … User unknown in relay
+        /// recipient table`. Empty: every recipient is accepted. Default:
+        /// none.
+        recipient_maps: Vec<String> = Vec::new(),
+            postfix "relay_recipient_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
     }
 
-    /// `[virtual]`: virtual mailbox domains, whose users have mailboxes on
-    /// a mailbox server (Dovecot over LMTP), not system accounts
-    /// (Postfix's virtual mailbox address class).
+    /// `[virtual]`: many domains on one host: virtual mailbox domains,
+    /// whose users have mailboxes on a mailbox server (Dovecot over LMTP),
+    /// not system accounts (Postfix's virtual mailbox address class), and
+    /// virtual alias domains and tables (virtual(5)), applied to every
+    /// recipient of every message as it enters the queue.
     r#virtual: Virtual {
         /// The virtual mailbox domains: domain names and/or tables whose keys are domains.
         /// A recipient there is accepted when `virtual.mailbox_maps` lists
@@ -401,6 +421,59 @@ sections! {
         transport: Option<crate::transport::Transport> = None,
             postfix "virtual_transport", Kind::String,
             read [with super::virtual_keys::transport], show optional_display;
+        /// Domains whose every address is an alias (no local mailboxes).
+        /// Entries: `example.com` (that domain only), `.example.com` (its
+        /// subdomains), a table (`hash:/path`, the domain as key), or
+        /// `$alias_maps`: a domain is an alias domain when `alias_maps`
+        /// has an entry for the bare domain (`example.com  anything`), as
+        /// Postfix's default `$virtual_alias_maps`. A recipient there with
+        /// no alias is refused: `550 5.1.1 … User unknown in virtual alias
+        /// table`. Default: `["$alias_maps"]`.
+        alias_domains: Vec<String> = words(&["$alias_maps"]),
+            postfix "virtual_alias_domains", Kind::Strings,
+            read [get parsed(crate::rewrite::parse_alias_domain)], show strings;
+        /// Alias tables for every domain (`user@domain  address, address`).
+        /// Keys, in order: `user+ext@domain`, `user@domain` (the extension
+        /// then added to each result), `user+ext` and `user` for local
+        /// domains, `@domain` (catch-all). Results are expanded again (up
+        /// to 1000 levels and 1000 addresses); an address that maps to
+        /// itself is kept. `hash:/path`, `texthash:`, `regexp:`, `pcre:`,
+        /// `inline:`. Default: none.
+        alias_maps: Vec<String> = Vec::new(),
+            postfix "virtual_alias_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
+    }
+
+    /// `[rewrite]`: canonical address mapping and masquerading, applied as a
+    /// message enters the queue (Postfix's cleanup), before virtual aliases.
+    rewrite: Rewrite {
+        /// Tables mapping sender and recipient addresses (canonical(5)).
+        /// Keys `user@domain`, `user` (local domains), `@domain`; the value
+        /// is one address. Default: none.
+        canonical_maps: Vec<String> = Vec::new(),
+            postfix "canonical_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
+        /// Tables mapping sender addresses, asked before `canonical_maps`.
+        /// Default: none.
+        sender_canonical_maps: Vec<String> = Vec::new(),
+            postfix "sender_canonical_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
+        /// Tables mapping recipient addresses, asked before `canonical_maps`.
+        /// Default: none.
+        recipient_canonical_maps: Vec<String> = Vec::new(),
+            postfix "recipient_canonical_maps", Kind::Strings,
+            read [get parsed(crate::maps::parse_spec)], show strings;
+        /// Strip the host part of sender addresses down to these domains.
+        /// `user@host.example.com` becomes `user@example.com` with
+        /// `["example.com"]`; `!sub.example.com` keeps that domain (and its
+        /// hosts) as written. First match wins. Default: none.
+        masquerade_domains: Vec<String> = Vec::new(),
+            postfix "masquerade_domains", Kind::Strings, read [get plain_strings()], show strings;
+        /// Users whose addresses are never masqueraded (`root`, `mailer-daemon`).
+        /// Default: none.
+        masquerade_exceptions: Vec<String> = Vec::new(),
+            postfix "masquerade_exceptions", Kind::Strings, read [get plain_strings()],
+            show strings;
     }
 
     /// `[queue]`: the mail queue and its retry schedule.

@@ -35,6 +35,7 @@ mod dkim;
 mod docs;
 mod error;
 mod expand;
+pub mod import;
 pub(crate) mod keys;
 mod load;
 mod show;
@@ -46,8 +47,8 @@ use std::path::{Path, PathBuf};
 pub use docs::{json_schema, man_keys};
 pub use error::ConfigError;
 pub use keys::{
-    Checks, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Sandbox, Sasl, Server,
-    Smtp, Smtpd, Submission, Tls, Verify, Virtual,
+    Checks, Dkim, Dns, Local, Metrics, Milters, Queue, Relay, Restrictions, Rewrite, Sandbox, Sasl,
+    Server, Smtp, Smtpd, Submission, Tls, Verify, Virtual,
 };
 pub(crate) use value::{check_hostname, v6_only};
 
@@ -66,6 +67,7 @@ pub struct Config {
     pub local: Local,
     pub relay: Relay,
     pub r#virtual: Virtual,
+    pub rewrite: Rewrite,
     pub queue: Queue,
     pub smtpd: Smtpd,
     pub submission: Submission,

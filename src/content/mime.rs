@@ -226,23 +226,8 @@ impl Iterator for Tokens<'_> {
                 b' ' | b'\t' | b'\r' | b'\n' => self.s = rest,
                 b'(' => {
                     // A comment, possibly nested.
-                    let mut depth = 0usize;
-                    let mut i = 0;
-                    while i < self.s.len() {
-                        match self.s[i] {
-                            b'\\' => i += 1,
-                            b'(' => depth += 1,
-                            b')' => {
-                                depth -= 1;
-                                if depth == 0 {
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                        i += 1;
-                    }
-                    self.s = self.s.get(i + 1..).unwrap_or_default();
+                    let n = crate::wire::header::comment_len(self.s);
+                    self.s = self.s.get(n..).unwrap_or_default();
                 }
                 b'"' => {
                     let mut v = Vec::new();

@@ -673,9 +673,13 @@ pub(crate) fn log_line(
     };
     // After alias expansion: the final address, and the original one as
     // Postfix's orig_to.
-    let to = match expanded_to {
-        Some(to) => format!("{to}>, orig_to=<{}", request.recipient),
-        None => request.recipient.clone(),
+    // The original is the address as given when rewriting at queue
+    // entry (virtual aliases) changed it.
+    let to = match (expanded_to, &request.original) {
+        (Some(to), Some(orig)) => format!("{to}>, orig_to=<{orig}"),
+        (Some(to), None) => format!("{to}>, orig_to=<{}", request.recipient),
+        (None, Some(orig)) => format!("{}>, orig_to=<{orig}", request.recipient),
+        (None, None) => request.recipient.clone(),
     };
     format!(
         "{}: to=<{to}>, relay=local, {delays}, dsn={}, status={status} ({})",

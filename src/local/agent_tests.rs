@@ -46,6 +46,7 @@ fn request(queue: &Path, recipient: &str, message: &[u8]) -> DeliveryRequest {
         id: "0000000000001A".parse().unwrap(),
         sender: "alice@example.org".into(),
         recipient: recipient.into(),
+        original: None,
         rcpt_index: 3,
         content: ContentRef::Segment {
             path: "incoming/S1.log".into(),

@@ -326,6 +326,7 @@ mod tests {
             id: id.parse().unwrap(),
             sender: String::new(),
             recipient: "a@localhost".into(),
+            original: None,
             rcpt_index: 0,
             content: ContentRef::File {
                 path: content.into(),

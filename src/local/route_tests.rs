@@ -64,6 +64,7 @@ impl World {
             id: "0000000000001A".parse().unwrap(),
             sender: "s@remote.example".into(),
             recipient: recipient.into(),
+            original: None,
             rcpt_index: 0,
             content: ContentRef::File {
                 path: "unused".into(),

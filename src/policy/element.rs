@@ -104,6 +104,9 @@ pub enum Element {
     PermitAuthDestination,
     RejectUnauthDestination,
     DeferUnauthDestination,
+    /// The recipient must be known in its address class
+    /// (`policy::known_recipient`): Postfix's `reject_unlisted_recipient`.
+    RejectUnlistedRecipient,
     CheckAccess {
         what: Access,
         table: String,
@@ -162,7 +165,7 @@ pub struct ParseError {
 
 /// Names without an argument, with the element they stand for. Older
 /// Postfix names are accepted as aliases.
-const SIMPLE: [(&str, Element); 28] = [
+const SIMPLE: [(&str, Element); 30] = [
     ("permit", Element::Permit),
     ("reject", Element::Reject),
     ("defer", Element::Defer),
@@ -195,6 +198,11 @@ const SIMPLE: [(&str, Element); 28] = [
         Element::RejectUnauthDestination,
     ),
     ("defer_unauth_destination", Element::DeferUnauthDestination),
+    (
+        "reject_unlisted_recipient",
+        Element::RejectUnlistedRecipient,
+    ),
+    ("check_recipient_maps", Element::RejectUnlistedRecipient),
     ("reject_maps_rbl", Element::RejectMapsRbl),
     (
         "reject_unknown_sender_domain",
@@ -240,6 +248,10 @@ const SIMPLE: [(&str, Element); 28] = [
     ),
     ("reject_spf_fail", Element::RejectSpfFail),
 ];
+
+/// Postfix names postern knows but does not implement: a clear error
+/// rather than "unknown restriction".
+const NOT_SUPPORTED: [&str; 2] = ["reject_unverified_recipient", "reject_unverified_sender"];
 
 /// Names that take a table.
 const ACCESS: [(&str, Access); 5] = [
@@ -360,6 +372,12 @@ fn parse_one(
             zone,
             filter,
         });
+    }
+    if NOT_SUPPORTED.contains(&name.as_str()) {
+        return Err((
+            token,
+            "not supported yet (recipient address verification, Postfix's verify(8))".to_string(),
+        ));
     }
     match SIMPLE.iter().find(|(n, _)| *n == name) {
         Some((_, element)) => Ok(element.clone()),
@@ -574,6 +592,7 @@ impl fmt::Display for Element {
             Element::PermitAuthDestination => "permit_auth_destination",
             Element::RejectUnauthDestination => "reject_unauth_destination",
             Element::DeferUnauthDestination => "defer_unauth_destination",
+            Element::RejectUnlistedRecipient => "reject_unlisted_recipient",
             Element::RejectMapsRbl => "reject_maps_rbl",
             Element::RejectUnknownSenderDomain => "reject_unknown_sender_domain",
             Element::RejectUnknownRecipientDomain => "reject_unknown_recipient_domain",

@@ -230,6 +230,7 @@ impl<'a, 't> Eval<'a, 't> {
             Element::PermitAuthDestination
             | Element::RejectUnauthDestination
             | Element::DeferUnauthDestination => self.destination(element),
+            Element::RejectUnlistedRecipient => self.unlisted_recipient(),
             Element::CheckAccess { table, .. } => {
                 log::warn!("a lookup table in an access table's result: {table}");
                 Outcome::Reject(Reply::server_configuration_error())
@@ -297,7 +298,10 @@ impl<'a, 't> Eval<'a, 't> {
         let Some(rcpt) = self.ctx.recipient else {
             return self.skip("no recipient yet");
         };
-        let authorized = self.authorized_destination(rcpt);
+        let authorized = match self.authorized_destination(rcpt) {
+            Ok(authorized) => authorized,
+            Err(r) => return Outcome::Reject(r),
+        };
         match (element, authorized) {
             (Element::PermitAuthDestination, true) => Outcome::Permit,
             (Element::RejectUnauthDestination, false) => Outcome::Reject(Reply::relay_denied(rcpt)),
@@ -305,6 +309,27 @@ impl<'a, 't> Eval<'a, 't> {
                 Outcome::Reject(Reply::relay_deferred(rcpt))
             }
             _ => Outcome::Dunno,
+        }
+    }
+
+    /// reject_unlisted_recipient: the recipient must be known in its
+    /// class (`policy::known_recipient`).
+    fn unlisted_recipient(&mut self) -> Outcome {
+        let Some(rcpt) = self.ctx.recipient else {
+            return self.skip("no recipient yet");
+        };
+        let Some(aliases) = self.ctx.aliases else {
+            return self.skip("no alias table here");
+        };
+        let Ok(to) = crate::address::Address::parse(rcpt, true) else {
+            return self.skip("not an address");
+        };
+        match super::known_recipient(&self.policy.config, self.policy.rewriter(), aliases, &to) {
+            Ok(why) => {
+                self.note(why);
+                Outcome::Dunno
+            }
+            Err(r) => Outcome::Reject(r),
         }
     }
 
@@ -489,26 +514,39 @@ impl<'a, 't> Eval<'a, 't> {
         }
     }
 
-    /// Whether mail for `rcpt` may come from anyone: a local domain,
-    /// without sender-specified routing (`a%b@here`, `a@b@here`, `b!a@here`).
-    fn authorized_destination(&mut self, rcpt: &str) -> bool {
+    /// Whether mail for `rcpt` may come from anyone: a domain of a final
+    /// class (local, virtual alias) or a relay domain
+    /// ([`crate::rewrite::Class`]), without sender-specified routing
+    /// (`a%b@here`, `a@b@here`, `b!a@here`). `Err`: a table failed.
+    fn authorized_destination(&mut self, rcpt: &str) -> Result<bool, Reply> {
         let (local, domain) = rcpt.rsplit_once('@').unwrap_or((rcpt, ""));
         if let Some(ours) = self.virtual_mailbox_destination(rcpt, domain) {
-            return ours;
+            return Ok(ours);
         }
-        if !self.policy.config.is_local_domain(domain) {
-            self.note(format!("{domain} is not in local.domains"));
-            return false;
+        let class = match self.policy.rewriter().class(domain) {
+            Ok(class) => class,
+            Err(e) => {
+                log::warn!("{e}");
+                self.note(format!("{domain}: table lookup failed: {e}"));
+                return Err(Reply::temporary_lookup_failure(rcpt));
+            }
+        };
+        if !class.is_authorized() {
+            self.note(format!(
+                "{domain} is not in local.domains, virtual.alias_domains or relay.domains"
+            ));
+            return Ok(false);
         }
         if local.contains(['@', '%', '!']) {
             self.note(format!("{rcpt} carries sender-specified routing"));
-            return false;
+            return Ok(false);
         }
         self.note(format!(
-            "{} is in local.domains",
-            domain.to_ascii_lowercase()
+            "{} is in {}",
+            domain.to_ascii_lowercase(),
+            class.key()
         ));
-        true
+        Ok(true)
     }
 
     /// A virtual mailbox domain is a final destination too (`None`: not
@@ -863,6 +901,9 @@ impl<'a, 't> Eval<'a, 't> {
         }
         if self.policy.config.is_local_domain(domain) {
             return self.skip("a local domain");
+        }
+        if let Ok(crate::rewrite::Class::VirtualAlias) = self.policy.rewriter().class(domain) {
+            return self.skip("a virtual alias domain");
         }
         let sender = class == SENDER;
         let dsn = if sender { "4.1.8" } else { "4.1.2" };

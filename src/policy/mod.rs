@@ -35,7 +35,9 @@
 //! Configuration read: `restrictions.*`, `relay.networks`,
 //! `local.domains`, `local.recipient_delimiter`, `virtual.mailbox_domains`
 //! and `virtual.mailbox_maps` (final destinations, listed recipients),
-//! `dns.servers`, `[maps]`.
+//! `dns.servers`, `[maps]`; the address classes and their tables through
+//! [`crate::rewrite`] (`virtual.alias_*`, `rewrite.*`, `relay.domains`,
+//! `relay.recipient_maps`).
 
 pub(crate) mod dns;
 mod element;
@@ -95,6 +97,9 @@ pub(crate) struct Context<'a> {
     /// asks (`reject_spf_fail`, `check_spf`) and kept for the message's
     /// `Authentication-Results:`; `None`: made for this check only.
     pub spf: Option<&'a tokio::sync::OnceCell<SpfChecks>>,
+    /// The alias table, for `reject_unlisted_recipient` (local domains'
+    /// recipients); `None`: that check is skipped.
+    pub aliases: Option<&'a crate::aliases::LiveTable>,
 }
 
 /// The policy's answer to one command.
@@ -132,6 +137,9 @@ pub(crate) struct Policy {
     submission: [Result<Vec<Element>, ParseError>; 5],
     /// `sasl.sender_login_maps`, opened.
     login_maps: Vec<Result<Table, MapError>>,
+    /// The address classes and rewriting tables (`[virtual]`,
+    /// `[rewrite]`, `relay.domains`, `relay.recipient_maps`).
+    rewriter: crate::rewrite::Rewriter,
     tables: HashMap<String, Result<Table, MapError>>,
     resolver: dns::Resolver,
     /// SPF, DKIM and DMARC on arrival (`[verify]`, `reject_spf_fail`,
@@ -239,11 +247,14 @@ impl Policy {
         for p in &problems {
             log::warn!("{p}");
         }
+        let rewriter = crate::rewrite::Rewriter::new(config.clone());
+        problems.extend(rewriter.problems().iter().cloned());
         Policy {
             config,
             lists,
             submission,
             login_maps,
+            rewriter,
             tables,
             resolver,
             verifier: None,
@@ -279,6 +290,11 @@ impl Policy {
             }
         }
         login::Owners::Nobody
+    }
+
+    /// The address classes and the rewriting at queue entry.
+    pub(crate) fn rewriter(&self) -> &crate::rewrite::Rewriter {
+        &self.rewriter
     }
 
     /// What was wrong when the policy was built (also logged).
@@ -401,6 +417,46 @@ pub(crate) fn local_recipient(
             log::warn!("{e}");
             Err(Reply::temporary_lookup_failure(&to.to_string()))
         }
+    }
+}
+
+/// Postfix's unknown-recipient check (`smtpd_reject_unlisted_recipient`,
+/// `reject_unlisted_recipient`): an address the canonical or virtual
+/// alias tables know passes; otherwise by its domain's class, a local
+/// domain's must be a local recipient ([`local_recipient`]), a virtual
+/// alias domain's is unknown (`550 5.1.1 … User unknown in virtual alias
+/// table`), a relay domain's must be in `relay.recipient_maps` when that
+/// is set. A table that fails answers `451 4.3.0`. `Ok` says why it
+/// passed.
+pub(crate) fn known_recipient(
+    config: &Config,
+    rewriter: &crate::rewrite::Rewriter,
+    aliases: &crate::aliases::LiveTable,
+    to: &crate::address::Address,
+) -> Result<String, Reply> {
+    use crate::rewrite::Class;
+    let rcpt = to.to_string();
+    let failed = |e: MapError| {
+        log::warn!("{e}");
+        Reply::temporary_lookup_failure(&rcpt)
+    };
+    if let Some(key) = rewriter.listed(&rcpt).map_err(failed)? {
+        return Ok(format!("{rcpt} is in {key}"));
+    }
+    let domain = to.domain().to_ascii_lowercase();
+    match rewriter.class(&domain).map_err(failed)? {
+        Class::Local => local_recipient(config, aliases, to),
+        Class::VirtualAlias => Err(Reply::unknown_virtual_alias(&rcpt)),
+        Class::Relay => match rewriter.relay_recipient(&rcpt).map_err(failed)? {
+            true if config.relay.recipient_maps.is_empty() => {
+                Ok(format!("{domain} is in relay.domains"))
+            }
+            true => Ok(format!("{rcpt} is in relay.recipient_maps")),
+            false => Err(Reply::unknown_relay_recipient(&rcpt)),
+        },
+        // The default class, or a virtual mailbox domain (which
+        // local_recipient asks about first).
+        Class::Default => local_recipient(config, aliases, to),
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) fn ctx<'a>(ip: &str, sender: &'a str, rcpt: &'a str) -> Context<'a> {
         sasl_user: None,
         submission: false,
         spf: None,
+        aliases: None,
     }
 }
 

@@ -210,7 +210,9 @@ pub(crate) struct CommandReport {
     pub discard: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub prepend: Vec<String>,
-    /// Recipients only: postern's local recipient check.
+    /// Recipients only: the recipient check of the address's class
+    /// (`policy::known_recipient`: local, virtual alias, virtual mailbox,
+    /// relay); the JSON name stays `local_recipient`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_recipient: Option<String>,
     pub reply: String,
@@ -242,6 +244,7 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     };
     // SPF once for all recipients, as in a session's transaction.
     let spf = tokio::sync::OnceCell::new();
+    let aliases = crate::aliases::LiveTable::from_config(&config);
     let mut ctx = Context {
         ip,
         name: &name,
@@ -252,6 +255,7 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
         sasl_user: probe.sasl_user.as_deref(),
         submission: probe.submission,
         spf: Some(&spf),
+        aliases: Some(&aliases),
     };
     let refused = match config.restrictions.delay_reject {
         true => None,
@@ -259,7 +263,6 @@ pub(crate) async fn run(config: Arc<Config>, probe: &Probe) -> Report {
     };
     ctx.helo = probe.helo.as_deref();
     ctx.sender = Some(&probe.sender);
-    let aliases = crate::aliases::LiveTable::from_config(&config);
     for rcpt in &probe.recipients {
         let command = recipient(
             &policy,
@@ -380,7 +383,12 @@ async fn recipient<'a>(
     };
     let local = match (&decision.reject, Address::parse(rcpt, true)) {
         (Some(_), _) => None,
-        (None, Ok(to)) => Some(super::local_recipient(config, aliases, &to)),
+        (None, Ok(to)) => Some(super::known_recipient(
+            config,
+            policy.rewriter(),
+            aliases,
+            &to,
+        )),
         (None, Err(e)) => Some(Err(Reply::new(
             501,
             "5.1.3",
@@ -501,7 +509,7 @@ fn command_text(out: &mut String, c: &CommandReport) {
         *out += &format!("  prepend: {p}\n");
     }
     if let Some(l) = &c.local_recipient {
-        *out += &format!("  local recipient check: {l}\n");
+        *out += &format!("  recipient check: {l}\n");
     }
     *out += &format!("  result: {}\n", c.reply);
 }

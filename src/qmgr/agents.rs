@@ -191,6 +191,7 @@ mod tests {
             id: "0000000000001A".parse::<QueueId>().unwrap(),
             sender: String::new(),
             recipient: "u@localhost".into(),
+            original: None,
             rcpt_index: i,
             content: ContentRef::File {
                 path: "incoming/x.msg".into(),

@@ -138,6 +138,7 @@ async fn queue(rcpts: &[&str], cfg: impl FnOnce(&mut Config), script: Script) ->
                 address: a.to_string(),
                 orcpt: Some(format!("rfc822;{a}")),
                 notify: None,
+                original: None,
             })
             .collect(),
         ret: None,

@@ -34,6 +34,11 @@ pub struct Recipient {
     /// NOTIFY, as given (`SUCCESS,FAILURE`, `NEVER`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<String>,
+    /// The recipient as given, when rewriting at queue entry
+    /// ([`crate::rewrite`]: canonical, virtual aliases) changed it:
+    /// Postfix's `orig_to=`, the DSN's Original-Recipient.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 /// Where the message came from.
@@ -111,6 +116,7 @@ pub(crate) fn sample(id: QueueId, rcpts: usize) -> Envelope {
                 address: format!("u{i}@elsewhere.example"),
                 orcpt: None,
                 notify: None,
+                original: None,
             })
             .collect(),
         ret: None,

@@ -298,6 +298,7 @@ mod tests {
                 address: "bob@example.net".into(),
                 orcpt: Some("rfc822;bob@example.net".into()),
                 notify: None,
+                original: None,
             }],
             ret: None,
             envid: None,

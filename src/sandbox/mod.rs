@@ -145,6 +145,9 @@ impl Profile {
         let v = &config.r#virtual;
         p.read_files(crate::maps::files_of(&v.mailbox_domains));
         p.read_files(crate::maps::files_of(&v.mailbox_maps));
+        // The address classes and rewriting tables (virtual aliases,
+        // relay domains and recipients, canonical maps).
+        p.read_files(crate::rewrite::table_files(config));
         // Dovecot's authentication socket: connecting to a Unix socket is
         // a Landlock right from ABI 9 on. Its directory, or, when Dovecot
         // has not made it yet (smtpd started first), the nearest one that
@@ -193,6 +196,9 @@ impl Profile {
         // again when they change.
         p.read_files(&config.relay.transport_files);
         p.read_files(crate::maps::files_of(&config.r#virtual.mailbox_domains));
+        // The rewriting tables: an alias's forwarded copies are rewritten
+        // as they are queued (virtual aliases, canonical maps).
+        p.read_files(crate::rewrite::table_files(config));
         p.tcp_connect = Some(Vec::new());
         p
     }

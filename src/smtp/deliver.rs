@@ -351,8 +351,14 @@ fn log_line(
     } else {
         String::new()
     };
+    // Postfix's orig_to: the address given, when rewriting changed it.
+    let orig_to = r
+        .original
+        .as_deref()
+        .map(|o| format!(", orig_to=<{}>", o.replace(char::is_control, "?")))
+        .unwrap_or_default();
     format!(
-        "{}: to=<{}>, relay={}, {conn_use}{delays}, dsn={}, status={} ({})",
+        "{}: to=<{}>{orig_to}, relay={}, {conn_use}{delays}, dsn={}, status={} ({})",
         request.id,
         r.address.replace(char::is_control, "?"),
         t.relay.as_deref().unwrap_or("none"),
@@ -390,6 +396,7 @@ mod tests {
         let r = SmtpRecipient {
             rcpt_index: 0,
             address: "b@example.com".into(),
+            original: None,
             orcpt: None,
             notify: None,
         };

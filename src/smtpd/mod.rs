@@ -36,7 +36,11 @@
 //!
 //! What it does: speaks SMTP on every listener it is handed, decides per
 //! recipient with the access policy ([`crate::policy`]: the restriction
-//! lists, relay control among them, then the local recipient check),
+//! lists, relay control among them, then the recipient check of the
+//! address's class: local, virtual alias, relay), rewrites the envelope
+//! (and, for mail from this host, header addresses) as the message
+//! enters the queue ([`crate::rewrite`]: canonical maps, masquerading,
+//! virtual aliases),
 //! receives the message with the DATA reader (only CRLF.CRLF
 //! ends it: SMTP smuggling is impossible) or in BDAT chunks (read by their
 //! count, whatever they hold; the BDAT reader gives the same stored form,
@@ -90,7 +94,8 @@
 //! `relay.networks`, `queue.directory`, `queue.large_message_threshold`,
 //! `queue.minfree`, `queue.minimal_backoff`, `queue.maximal_backoff` and
 //! `queue.maximal_lifetime` (the pickup's retries),
-//! `server.run_directory`, `restrictions.*`, `[maps]`, `dns.servers`.
+//! `server.run_directory`, `restrictions.*`, `[maps]`, `dns.servers`,
+//! `virtual.*`, `rewrite.*`, `relay.domains`, `relay.recipient_maps`.
 //!
 //! Client addresses and names: an IPv4 client on a dual-stack (`[::]`)
 //! listener is taken as IPv4 (`::ffff:192.0.2.1` is `192.0.2.1`) where

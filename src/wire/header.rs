@@ -83,6 +83,29 @@ pub(crate) fn field_end(stored: &[u8], at: usize) -> usize {
     end
 }
 
+/// The length of the RFC 5322 comment `s` starts with (`(` … `)`,
+/// nested comments and quoted pairs inside), both parentheses counted;
+/// all of `s` when it is never closed.
+pub(crate) fn comment_len(s: &[u8]) -> usize {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 1,
+            b'(' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    s.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -619,3 +619,32 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// python3-jsonschema's verdict on each TOML file against the JSON Schema
+/// `schema` (`postern generate schema`): one `PATH ok` or `PATH invalid:
+/// MESSAGE` line each; the schema itself is checked first.
+pub fn jsonschema_verdicts(schema: &Path, files: &[String]) -> String {
+    const CHECK: &str = r#"
+import json, sys, tomllib, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+for path in sys.argv[2:]:
+    errors = list(validator.iter_errors(tomllib.load(open(path, "rb"))))
+    print(path, "ok" if not errors else "invalid: " + errors[0].message)
+"#;
+    let out = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(CHECK)
+        .arg(schema)
+        .args(files)
+        .output()
+        .expect("python3-jsonschema (apt-get install python3-jsonschema; .ci/run does)");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

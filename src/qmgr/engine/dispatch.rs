@@ -154,6 +154,7 @@ impl Engine {
                 id: id.clone(),
                 sender: m.env.sender.clone(),
                 recipient: m.env.recipients[i].address.clone(),
+                original: m.env.recipients[i].original.clone(),
                 rcpt_index: i,
                 content: m.content.clone(),
                 arrival_us: m.env.arrival_us,
@@ -219,7 +220,15 @@ impl Engine {
                     .map(|&j| SmtpRecipient {
                         rcpt_index: j,
                         address: env.recipients[j].address.clone(),
-                        orcpt: env.recipients[j].orcpt.clone(),
+                        original: env.recipients[j].original.clone(),
+                        orcpt: env.recipients[j].orcpt.clone().or_else(|| {
+                            // Postfix's smtp client: ORCPT from the original
+                            // recipient when the client gave none.
+                            env.recipients[j]
+                                .original
+                                .as_ref()
+                                .map(|o| format!("rfc822;{o}"))
+                        }),
                         notify: env.recipients[j].notify.clone(),
                     })
                     .collect(),

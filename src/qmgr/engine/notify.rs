@@ -242,6 +242,7 @@ impl Engine {
                 address: to.to_string(),
                 orcpt: None,
                 notify: None,
+                original: None,
             }],
             ret: None,
             envid: None,
@@ -286,7 +287,9 @@ fn report(env: &Envelope, o: &Reportable) -> RecipientReport {
     RecipientReport {
         final_recipient: r.map(|r| r.address.clone()).unwrap_or_default(),
         orcpt: r.and_then(|r| r.orcpt.clone()),
-        original_address: None,
+        // Rewritten at queue entry (virtual aliases, canonical): "expanded
+        // from <original>" and its Original-Recipient.
+        original_address: r.and_then(|r| r.original.clone()),
         action: match o.kind {
             ReportKind::Failure => Action::Failed,
             ReportKind::Delay => Action::Delayed,
@@ -337,8 +340,16 @@ impl Engine {
                 address: a.clone(),
                 orcpt: None,
                 notify: notify.clone(),
+                original: None,
             })
             .collect();
+        // Queued anew, so rewritten as every message entering the queue
+        // is (Postfix's forwarded copies go through cleanup): an alias to
+        // an address in a virtual alias domain reaches its target. The
+        // sender stays the original one.
+        let rewriter = crate::rewrite::Rewriter::new(self.cfg.clone());
+        let mut sender = envelope.sender.clone();
+        rewriter.envelope(&mut sender, &mut envelope.recipients)?;
         envelope.size = content.len() as u64;
         let head = encode_message_head(&envelope, ContentKind::Inline)?;
         self.notices.queue(head, content).await?;

@@ -75,6 +75,7 @@ pub(crate) fn request(queue: &Path, port: u16, recipients: &[&str], content: &[u
             .map(|(i, a)| SmtpRecipient {
                 rcpt_index: i + 10,
                 address: a.to_string(),
+                original: None,
                 orcpt: None,
                 notify: None,
             })

@@ -505,6 +505,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Ok(Inspected::Keep) => {}
         }
+        if let Err(r) = self.rewrite(id, &mut tx) {
+            store.discard().await;
+            return Err(r);
+        }
+        if let Err(r) = self.rewrite_headers(id, &tx.sender, &mut store).await {
+            store.discard().await;
+            return Err(r);
+        }
         let envelope = self.envelope(id, tx, &store, verdict);
         self.commit(id, store, &envelope).await?;
         crate::metrics::registry::sink::inc(
@@ -512,6 +520,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             &[("listener", self.service.name())],
         );
         Ok(())
+    }
+
+    /// The envelope rewritten as it enters the queue
+    /// ([`crate::rewrite`]: canonical mapping, masquerading, virtual
+    /// aliases). A limit passed or a table that fails: the message is not
+    /// taken, try again later, as Postfix's cleanup answers.
+    fn rewrite(&self, id: &QueueId, tx: &mut Transaction) -> Result<(), Reply> {
+        let rewriter = self.policy.rewriter();
+        match rewriter.envelope(&mut tx.sender, &mut tx.rcpts) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                log::warn!(
+                    queue_id = id.as_str();
+                    "{id}: {e} -- message not accepted, try again later"
+                );
+                let r = Reply::alias_expansion_error();
+                self.log_reject_at("END-OF-MESSAGE", id, &tx.sender, &r);
+                Err(r)
+            }
+        }
+    }
+
+    /// The addresses of the message's headers rewritten (canonical,
+    /// masquerading) for mail from this host: a local submission or a
+    /// loopback client (Postfix's `local_header_rewrite_clients =
+    /// permit_inet_interfaces`); others' headers are left as they came.
+    async fn rewrite_headers(
+        &mut self,
+        id: &QueueId,
+        sender: &str,
+        store: &mut Store,
+    ) -> Result<(), Reply> {
+        let rewriter = self.policy.rewriter();
+        let ours = self.client.uid.is_some() || self.client.ip.to_canonical().is_loopback();
+        if !ours || !rewriter.rewrites_headers() {
+            return Ok(());
+        }
+        let write_error = |e: std::io::Error| {
+            log::warn!(queue_id = id.as_str(); "{id}: queue file write error: {e}");
+            Reply::queue_write_error()
+        };
+        let content = store.content().await.map_err(write_error)?;
+        match rewriter.headers(&content) {
+            Ok(None) => Ok(()),
+            Ok(Some(new)) => store.replace_content(new).await.map_err(write_error),
+            Err(e) => {
+                log::warn!(
+                    queue_id = id.as_str();
+                    "{id}: {e} -- message not accepted, try again later"
+                );
+                let r = Reply::alias_expansion_error();
+                self.log_reject_at("END-OF-MESSAGE", id, sender, &r);
+                Err(r)
+            }
+        }
     }
 
     /// Why the message is refused at its end, if it is: too big, a bare
@@ -588,6 +651,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 address: to,
                 orcpt: None,
                 notify: None,
+                original: None,
             }];
         }
         envelope

@@ -229,6 +229,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     address: added,
                     orcpt: None,
                     notify: None,
+                    original: None,
                 });
             }
         }

@@ -36,6 +36,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             sasl_user: self.sasl_user(),
             submission: self.service.is_submission(),
             spf: None,
+            aliases: Some(&self.aliases),
         };
         let decision = self.policy.check(when, &ctx).await;
         for e in &decision.events {
@@ -59,6 +60,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             sasl_user: self.sasl_user(),
             submission: self.service.is_submission(),
             spf: self.tx.as_ref().map(|tx| &*tx.spf),
+            aliases: Some(&self.aliases),
         };
         let decision = self.policy.check(when, &ctx).await;
         for e in &decision.events {

@@ -175,7 +175,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         let refused = match decision.reject.take() {
             Some(r) => Some(r),
-            None => crate::policy::local_recipient(self.cfg(), &self.aliases, &to).err(),
+            None => crate::policy::known_recipient(
+                self.cfg(),
+                self.policy.rewriter(),
+                &self.aliases,
+                &to,
+            )
+            .err(),
         };
         if let Some(r) = refused {
             self.whatsup(
@@ -195,6 +201,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             address: rcpt,
             orcpt: params.orcpt,
             notify: params.notify,
+            original: None,
         };
         if let Some(tx) = self.tx.as_mut() {
             tx.accept(recipient, decision);

@@ -14,7 +14,7 @@ mod pki;
 pub(crate) mod real_server;
 mod relay_auth;
 mod replies;
-mod sink;
+pub(crate) mod sink;
 mod tls;
 
 use std::path::Path;
