@@ -321,7 +321,7 @@ fn issue_18_check_and_status_name_the_submission_keys() {
     let asked = fake.calls();
     assert!(
         asked.iter().any(|c| c.starts_with("show ")
-            && c.contains(" postern-smtpd.socket postern-submission.socket postern-submissions.socket postern-smtpd.service")),
+            && c.contains(" postern-smtpd.socket postern-submission.socket postern-submissions.socket postern-metrics.socket postern-smtpd.service")),
         "{asked:?}"
     );
 
