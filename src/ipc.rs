@@ -348,3 +348,12 @@ pub struct Unrecoverable(pub String);
 
 /// The exit status of a role that cannot run as configured.
 pub const EX_CONFIG: i32 = 78;
+
+/// qmgr's sockets besides its control socket, when handed over (by the
+/// supervisor or systemd).
+pub(crate) struct QmgrSide {
+    /// The world-connectable socket on which only the listing is served.
+    pub showq: Option<std::os::unix::net::UnixListener>,
+    /// The metrics role's socket (0600): the exposition, nothing else.
+    pub metrics: Option<std::os::unix::net::UnixListener>,
+}

@@ -327,3 +327,27 @@ mod tests {
         assert_eq!(names.len(), n);
     }
 }
+
+/// Per role: pid, start time and restarts ([`RoleState`]), for `postern
+/// status` and qmgr's `postern_process_restarts_total`.
+pub(crate) const STATES_FILE: &str = "roles.json";
+
+/// One role in [`STATES_FILE`].
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RoleState {
+    /// 0 while it is down.
+    pub pid: i32,
+    /// When it started, seconds since the epoch (0 while down).
+    pub started: u64,
+    /// How often the supervisor started it again.
+    pub restarts: u64,
+}
+
+/// The roles as the supervisor last wrote them; empty when no supervisor
+/// runs (systemd runs the roles: it counts their restarts itself).
+pub(crate) fn states(run_dir: &Path) -> std::collections::BTreeMap<String, RoleState> {
+    std::fs::read_to_string(run_dir.join(STATES_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}

@@ -139,13 +139,7 @@ enum Event {
     Show(String, oneshot::Sender<Option<crate::ipc::ShownMessage>>),
 }
 
-/// qmgr's sockets besides its control socket, when handed over.
-pub(crate) struct Side {
-    /// The world-connectable socket on which only the listing is served.
-    pub showq: Option<StdUnixListener>,
-    /// The metrics role's socket (0600): the exposition, nothing else.
-    pub metrics: Option<StdUnixListener>,
-}
+pub(crate) use crate::ipc::QmgrSide as Side;
 
 /// `listener` is the control socket (`qmgr`, 0600); `side` the others.
 /// SIGHUP reloads the configuration for the next queue run (see

@@ -72,7 +72,7 @@ pub fn status(config: &Config) -> anyhow::Result<bool> {
     println!("postern is running (pid {pid})");
     if let Ok(text) = fs::read_to_string(run_dir.join(STATUS_FILE)) {
         let roles: HashMap<String, i32> = serde_json::from_str(&text).unwrap_or_default();
-        let states = super::role_states(run_dir);
+        let states = crate::role::states(run_dir);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -46,9 +46,6 @@ use crate::sys::{self, Credentials};
 
 pub(crate) const PID_FILE: &str = "postern.pid";
 pub(crate) const STATUS_FILE: &str = "status.json";
-/// Per role: pid, start time and restarts ([`RoleState`]), for `postern
-/// status` and qmgr's `postern_process_restarts_total`.
-pub(crate) const ROLES_FILE: &str = "roles.json";
 pub(crate) const EFFECTIVE_CONFIG: &str = crate::config::EFFECTIVE_FILE;
 
 mod control;
@@ -132,7 +129,7 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
     let result = sup.run();
     let _ = fs::remove_file(run_dir.join(PID_FILE));
     let _ = fs::remove_file(run_dir.join(STATUS_FILE));
-    let _ = fs::remove_file(run_dir.join(ROLES_FILE));
+    let _ = fs::remove_file(run_dir.join(crate::role::STATES_FILE));
     let _ = fs::remove_file(run_dir.join(QMGR_SOCKET));
     let _ = fs::remove_file(run_dir.join(LOCAL_SOCKET));
     let _ = fs::remove_file(run_dir.join(SMTP_SOCKET));
@@ -332,26 +329,6 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
     fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
-}
-
-/// One role in [`ROLES_FILE`].
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub(crate) struct RoleState {
-    /// 0 while it is down.
-    pub pid: i32,
-    /// When it started, seconds since the epoch (0 while down).
-    pub started: u64,
-    /// How often the supervisor started it again.
-    pub restarts: u64,
-}
-
-/// The roles as the supervisor last wrote them; empty when no supervisor
-/// runs (systemd runs the roles: it counts their restarts itself).
-pub(crate) fn role_states(run_dir: &Path) -> std::collections::BTreeMap<String, RoleState> {
-    fs::read_to_string(run_dir.join(ROLES_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
 }
 
 struct Restart {
@@ -662,16 +639,16 @@ impl Supervisor {
             let _ = write_file(&self.run_dir.join(STATUS_FILE), &json, 0o644);
         }
         let now = std::time::SystemTime::now();
-        let mut states: std::collections::BTreeMap<&str, RoleState> = Role::ALL
+        let mut states: std::collections::BTreeMap<&str, crate::role::RoleState> = Role::ALL
             .iter()
             .filter(|r| self.sockets.contains_key(r))
             .map(|r| {
                 let restarts = self.restart_counts.get(r).copied().unwrap_or(0);
                 (
                     r.name(),
-                    RoleState {
+                    crate::role::RoleState {
                         restarts,
-                        ..RoleState::default()
+                        ..crate::role::RoleState::default()
                     },
                 )
             })
@@ -686,7 +663,7 @@ impl Supervisor {
             }
         }
         if let Ok(json) = serde_json::to_vec(&states) {
-            let _ = write_file(&self.run_dir.join(ROLES_FILE), &json, 0o644);
+            let _ = write_file(&self.run_dir.join(crate::role::STATES_FILE), &json, 0o644);
         }
     }
 

@@ -47,7 +47,7 @@ pub fn run_role(
                 };
                 let showq = take("showq");
                 let metrics = take("metrics");
-                let side = crate::qmgr::Side { showq, metrics };
+                let side = crate::ipc::QmgrSide { showq, metrics };
                 crate::qmgr::run(config, unix_listener(fds, "qmgr")?, side, reload).await
             }
             Role::Local => crate::local::run(config, unix_listener(fds, "local")?, reload).await,

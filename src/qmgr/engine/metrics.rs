@@ -101,7 +101,7 @@ impl Engine {
         self.counts.merge(reg::sink::take());
         let mut counts = self.counts.clone();
         let run_dir = self.cfg.server.run_directory.clone();
-        for (role, st) in crate::supervisor::role_states(&run_dir) {
+        for (role, st) in crate::role::states(&run_dir) {
             counts.inc(reg::PROCESS_RESTARTS, &[("role", &role)], st.restarts);
         }
         let now = now_micros();
