@@ -141,6 +141,7 @@ rec {
     showq = "showq.sock";
     local = "local.sock";
     smtp = "smtp.sock";
+    metrics = "metrics.sock";
   };
 
   # local's delivery record, root's (src/local/journal.rs).

@@ -68,6 +68,12 @@ let
   listening = builtins.filter (t: t.listenStreams != [ ]) tcpSockets;
   listeningUnits = map (t: "${t.unit}.socket") listening;
 
+  # The Prometheus endpoint (metrics.listen; none by default): its socket
+  # unit, as postern-generator writes systemd/postern-metrics.socket's.
+  metricsListen = (finalSettings.metrics or { }).listen or [ ];
+  metricsUnits = lib.optionals (metricsListen != [ ]) [ "postern-metrics.socket" ];
+  metricsServices = lib.optionals (metricsListen != [ ]) [ "postern-metrics.service" ];
+
   # Submission: what it needs beside its listeners.
   submissionListens = builtins.any (t: t.listenStreams != [ ] && t.unit != "postern-smtpd") tcpSockets;
   chainFiles = (finalSettings.tls or { }).chain_files or [ ];
@@ -436,9 +442,9 @@ in
 
     systemd.targets.postern = {
       description = "postern mail transfer agent";
-      wants = listeningUnits ++ [
+      wants = listeningUnits ++ metricsUnits ++ [
         "postern-submit.socket"
-        "postern-qmgr.socket" "postern-showq.socket"
+        "postern-qmgr.socket" "postern-showq.socket" "postern-qmgr-metrics.socket"
         "postern-local.socket" "postern-smtp.socket"
         "postern-smtpd.service" "postern-qmgr.service"
         "postern-local.service" "postern-smtp.service"
@@ -446,7 +452,9 @@ in
       wantedBy = [ "multi-user.target" ];
       unitConfig = {
         # `systemctl reload postern.target` reloads every daemon.
-        PropagatesReloadTo = "postern-smtpd.service postern-qmgr.service postern-local.service postern-smtp.service";
+        PropagatesReloadTo = lib.concatStringsSep " " ([
+          "postern-smtpd.service" "postern-qmgr.service" "postern-local.service" "postern-smtp.service"
+        ] ++ metricsServices);
         StartLimitIntervalSec = 0;
       };
     };
@@ -468,7 +476,25 @@ in
           };
         };
       })
-      listening) // {
+      listening) // lib.optionalAttrs (metricsListen != [ ]) {
+      postern-metrics = {
+        description = "postern metrics socket (metrics.listen)";
+        inherit (posternLib.tcpSocket "metrics.listen" metricsListen) listenStreams;
+        partOf = [ "postern.target" ];
+        unitConfig = socketUnit;
+        socketConfig = (posternLib.tcpSocket "metrics.listen" metricsListen).socketConfig // {
+          ReusePort = true;
+          FileDescriptorName = "http";
+          Service = "postern-metrics.service";
+        };
+      };
+    } // {
+      postern-qmgr-metrics = unixSocket {
+        description = "postern queue manager metrics socket";
+        path = socketPath "metrics";
+        name = "metrics";
+        service = "postern-qmgr.service";
+      };
       postern-submit = unixSocket {
         description = "postern local submission socket (sendmail)";
         path = socketPath "submit";
@@ -536,10 +562,13 @@ in
       postern-qmgr = daemonService {
         role = "qmgr";
         description = "postern queue manager (qmgr)";
-        sockets = [ "postern-qmgr.socket" "postern-showq.socket" ];
+        sockets = [ "postern-qmgr.socket" "postern-showq.socket" "postern-qmgr-metrics.socket" ];
         extraUnit = {
           wants = [ "postern-local.socket" "postern-smtp.socket" ];
-          after = [ "postern-qmgr.socket" "postern-showq.socket" "postern-local.socket" "postern-smtp.socket" ];
+          after = [
+            "postern-qmgr.socket" "postern-showq.socket" "postern-qmgr-metrics.socket"
+            "postern-local.socket" "postern-smtp.socket"
+          ];
         };
         serviceConfig = unprivileged // {
           ReadWritePaths = [ "-${queueDir}" ];
@@ -565,6 +594,22 @@ in
         };
       };
 
+    } // lib.optionalAttrs (metricsListen != [ ]) {
+      # As systemd/postern-metrics.service: reads nothing of the queue,
+      # asks qmgr on its metrics socket.
+      postern-metrics = daemonService {
+        role = "metrics";
+        description = "postern metrics endpoint (metrics)";
+        sockets = [ "postern-metrics.socket" ];
+        extraUnit.after = [ "postern-metrics.socket" "postern-qmgr-metrics.socket" ];
+        serviceConfig = unprivileged // {
+          ProtectHome = true;
+          InaccessiblePaths = [ "-${queueDir}" ];
+          PrivateUsers = true;
+          RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
+        };
+      };
+    } // {
       # Root, so that its workers can become the recipients; see
       # systemd/postern-local.service for each capability's reason and for
       # what a site may loosen with a drop-in (|command needing the network

@@ -219,6 +219,7 @@ let
         submission = { listen = [ "127.0.0.1:587" ]; implicit_tls_listen = [ "127.0.0.1:465" ]; };
         tls.chain_files = [ "/etc/postern/key.pem" "/etc/postern/fullchain.pem" ];
         sasl.backend = "passwd";
+        metrics.listen = [ "127.0.0.1:9154" ];
       };
     };
 
@@ -421,7 +422,8 @@ let
     asShipped = directoryChecks { queueDir = "/var/spool/postern"; runDir = "/run/postern"; } s ++ [
       (expect "no failed assertion" (s.failedAssertions == [ ]) s.failedAssertions)
       (expect "every unit of systemd/, no other" (attrNames s.units == [
-        "postern-local.service" "postern-local.socket" "postern-qmgr.service" "postern-qmgr.socket"
+        "postern-local.service" "postern-local.socket" "postern-metrics.service" "postern-metrics.socket"
+        "postern-qmgr-metrics.socket" "postern-qmgr.service" "postern-qmgr.socket"
         "postern-showq.socket" "postern-smtp.service" "postern-smtp.socket" "postern-smtpd.service"
         "postern-smtpd.socket" "postern-submission.socket" "postern-submissions.socket"
         "postern-submit.socket" "postern.target"
