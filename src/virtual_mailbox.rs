@@ -9,33 +9,38 @@
 //! qmgr asks [`is_domain`] when it routes a recipient no transport table
 //! entry names, and sends it to `virtual.transport`.
 //!
-//! Lookups in `virtual.mailbox_maps` (Postfix's `mail_addr_find`): an
-//! exact table is asked for `user+ext@domain`, then `user@domain` (the
-//! extension split off by `local.recipient_delimiter`), then `@domain`;
-//! a regexp or pcre table for the whole address, then without the
-//! extension. The first table that answers wins; the value is not used.
+//! The lookups are the rewriting tables' ([`crate::rewrite::lookup`]):
+//! `virtual.mailbox_domains` is a domain match list (names, `.names`,
+//! tables, `!` negating; a parent domain does not match its subdomains,
+//! as Postfix's list is not in `parent_domain_matches_subdomains`), and
+//! `virtual.mailbox_maps` is asked as Postfix's `mail_addr_find` asks:
+//! `user+ext@domain`, `user@domain` (the extension split off by
+//! `local.recipient_delimiter`), `@domain`, each key in every table
+//! before the next key; a regexp or pcre table only for the whole
+//! address. The value is not used. The tables themselves are opened
+//! once per process ([`crate::maps::Table::open`]).
 
 use crate::config::Config;
-use crate::maps::{MapError, Table};
+use crate::maps::MapError;
+use crate::rewrite::lookup::{DomainList, Maps};
 
 /// Whether `domain` (without a trailing dot, any case) is a virtual
 /// mailbox domain: named in `virtual.mailbox_domains`, or a key of a table
 /// named there. `Err` when a table cannot be read now (defer).
 pub fn is_domain(config: &Config, domain: &str) -> Result<bool, MapError> {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    if domain.is_empty() {
+    let domains = &config.r#virtual.mailbox_domains;
+    if domains.is_empty() {
         return Ok(false);
     }
-    for entry in &config.r#virtual.mailbox_domains {
-        if entry.contains(':') {
-            if Table::open(entry, config)?.get(&domain)?.is_some() {
-                return Ok(true);
-            }
-        } else if *entry == domain {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    let list = DomainList::open(
+        "virtual.mailbox_domains",
+        domains,
+        &[],
+        false,
+        config,
+        &mut Vec::new(),
+    );
+    list.matches(domain)
 }
 
 /// What the virtual mailbox tables say of a recipient.
@@ -58,25 +63,23 @@ pub fn recipient(config: &Config, address: &str) -> Result<Standing, MapError> {
     if !is_domain(config, domain)? {
         return Ok(Standing::Elsewhere);
     }
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let local = local.to_lowercase();
-    let (user, ext) = crate::address::split_extension(&local, &config.local.recipient_delimiter);
-    let full = format!("{local}@{domain}");
-    let bare = ext.map(|_| format!("{user}@{domain}"));
-    for spec in &config.r#virtual.mailbox_maps {
-        let table = Table::open(spec, config)?;
-        let mut keys = vec![full.clone()];
-        keys.extend(bare.clone());
-        if !table.is_pattern() {
-            keys.push(format!("@{domain}"));
-        }
-        for key in keys {
-            if table.get(&key)?.is_some() {
-                return Ok(Standing::Listed(key));
-            }
-        }
-    }
-    Ok(Standing::Unknown)
+    let address = format!(
+        "{}@{}",
+        local.to_lowercase(),
+        domain.trim_end_matches('.').to_ascii_lowercase()
+    );
+    let maps = Maps::open(
+        "virtual.mailbox_maps",
+        &config.r#virtual.mailbox_maps,
+        config,
+        &mut Vec::new(),
+    );
+    Ok(
+        match maps.find(&address, &config.local.recipient_delimiter, false)? {
+            Some(found) => Standing::Listed(found.key),
+            None => Standing::Unknown,
+        },
+    )
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ pub(crate) struct Maps {
 /// key that matched had it taken off).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Found {
+    /// The key that matched (`user@domain`, `@domain`, …).
+    pub key: String,
     pub value: String,
     pub extension: Option<String>,
 }
@@ -85,31 +87,30 @@ impl Maps {
         };
         let (user, ext) = crate::address::split_extension(localpart, delimiters);
         let ext = ext.map(|(c, e)| format!("{c}{e}"));
-        let found = |value: String, extension: Option<String>| Ok(Some(Found { value, extension }));
-        if let Some(v) = self.get(addr, true)? {
-            return found(v, None);
-        }
-        if let (Some(ext), Some(domain)) = (&ext, domain)
-            && let Some(v) = self.get(&format!("{user}@{domain}"), false)?
-        {
-            return found(v, Some(ext.clone()));
+        let ext = ext.as_deref();
+        let mut keys: Vec<(String, bool, Option<&str>)> = vec![(addr.to_string(), true, None)];
+        if let (Some(ext), Some(domain)) = (ext, domain) {
+            keys.push((format!("{user}@{domain}"), false, Some(ext)));
         }
         if local {
-            if domain.is_some()
-                && let Some(v) = self.get(localpart, false)?
-            {
-                return found(v, None);
+            if domain.is_some() {
+                keys.push((localpart.to_string(), false, None));
             }
-            if let Some(ext) = &ext
-                && let Some(v) = self.get(user, false)?
-            {
-                return found(v, Some(ext.clone()));
+            if let Some(ext) = ext {
+                keys.push((user.to_string(), false, Some(ext)));
             }
         }
-        if let Some(domain) = domain
-            && let Some(v) = self.get(&format!("@{domain}"), false)?
-        {
-            return found(v, None);
+        if let Some(domain) = domain {
+            keys.push((format!("@{domain}"), false, None));
+        }
+        for (key, full, extension) in keys {
+            if let Some(value) = self.get(&key, full)? {
+                return Ok(Some(Found {
+                    key,
+                    value,
+                    extension: extension.map(str::to_string),
+                }));
+            }
         }
         Ok(None)
     }
