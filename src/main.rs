@@ -531,21 +531,26 @@ fn map(action: MapAction, config: &Option<PathBuf>) -> ExitCode {
 /// `mailq` / `postern queue list`: exit 69 (EX_UNAVAILABLE) when the mail
 /// system is down, as postqueue.
 fn mailq(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    match qmgr_client::list(&config.server.run_directory) {
-        Ok(entries) => {
-            let text = if json {
-                postern::mailq::format_json(&entries)
-            } else {
-                postern::mailq::format(&entries, postern::wire::date::asctime)
-            };
-            print!("{text}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("postern: Queue report unavailable - mail system is down ({e:#})");
-            Ok(ExitCode::from(69))
-        }
-    }
+    let entries = match queue_entries(config) {
+        Ok(entries) => entries,
+        Err(code) => return Ok(code),
+    };
+    let text = if json {
+        postern::mailq::format_json(&entries)
+    } else {
+        postern::mailq::format(&entries, postern::wire::date::asctime)
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The queue as qmgr lists it (showq.sock); postqueue's message and
+/// EX_UNAVAILABLE when the mail system is down.
+fn queue_entries(config: &Config) -> Result<Vec<postern::ipc::QueueEntry>, ExitCode> {
+    qmgr_client::list(&config.server.run_directory).map_err(|e| {
+        eprintln!("postern: Queue report unavailable - mail system is down ({e:#})");
+        ExitCode::from(69)
+    })
 }
 
 /// `postern queue shape`: qshape's table from qmgr's report of the queue.
@@ -556,12 +561,9 @@ fn queue_shape(
     width: usize,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let entries = match qmgr_client::list(&config.server.run_directory) {
+    let entries = match queue_entries(config) {
         Ok(entries) => entries,
-        Err(e) => {
-            eprintln!("postern: Queue report unavailable - mail system is down ({e:#})");
-            return Ok(ExitCode::from(69));
-        }
+        Err(code) => return Ok(code),
     };
     let now = now.unwrap_or_else(|| postern::queue::now_micros() / 1_000_000);
     let shape = postern::qshape::shape(&entries, now, opts);
