@@ -405,7 +405,7 @@ pub(crate) fn local_recipient(
     if user == "postmaster" {
         return Ok("postmaster".to_string());
     }
-    if matches!(nix::unistd::User::from_name(user), Ok(Some(_))) {
+    if matches!(crate::users::user(user), Ok(Some(_))) {
         return Ok(format!("{user} is a system user"));
     }
     match aliases.table() {
