@@ -56,6 +56,11 @@ use defaults::System;
 
 /// Where the configuration is read from when no path is given.
 pub const DEFAULT_PATH: &str = "/etc/postern/postern.toml";
+
+/// The default of `sasl.password_file`, where `postern passwd` writes
+/// when not told (`crate::sasl::passwd::DEFAULT_PATH` names it there).
+pub const SASL_PASSWORD_FILE: &str = "/etc/postern/passwd";
+
 /// The effective configuration `postern start` writes in the run
 /// directory and starts every role with.
 pub(crate) const EFFECTIVE_FILE: &str = "postern.toml";
