@@ -609,3 +609,54 @@ async fn issue_21_a_lost_lmtp_delivery_defers_the_passing_recipient() {
     );
     assert_eq!(q.engine.status().deferred, 1);
 }
+
+/// A crash after local passed the mailbox on and before the LMTP answer
+/// is recorded: nothing was recorded, so the recovered queue has the
+/// recipient waiting again (it is passed on anew: at least once).
+#[tokio::test]
+async fn issue_21_a_crash_before_the_lmtp_answer_keeps_the_recipient() {
+    let mut q = queue_with_local(
+        &["u@mail.test.example"],
+        |_| {},
+        dovecot,
+        Some(local_passes),
+    )
+    .await;
+    q.engine.dispatch();
+    let report = tokio::time::timeout(Duration::from_secs(5), q.reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // local's answer: the mailbox waits for the smtp agent, the
+    // recipient active, nothing recorded.
+    q.engine.complete(vec![report], Vec::new()).await;
+    assert_eq!(q.engine.status().active, 1);
+
+    // The crash: a new engine over the same queue.
+    let mut config = Config::builtin();
+    config.queue.directory = q.dir.path().to_path_buf();
+    config.server.hostname = "mail.test.example".into();
+    let writer = |sub: &str, prefix: &str, tag: char| {
+        let ids = IdGenerator::new(tag);
+        LogWriter::start(
+            q.dir.path().join(sub),
+            LogOptions {
+                seal_after_idle: None,
+                ..LogOptions::new(prefix, move || ids.next().to_string())
+            },
+        )
+        .unwrap()
+    };
+    let mut again = Engine::new(
+        Arc::new(config),
+        writer("state", "", 'R'),
+        writer("incoming", "B", 'C'),
+        Vec::new(),
+        Vec::new(),
+    );
+    again.recover().await.unwrap();
+    let listing = again.listing();
+    assert_eq!(listing.len(), 1, "{listing:?}");
+    assert_eq!(listing[0].recipients.len(), 1);
+    assert_eq!(listing[0].recipients[0].address, "u@mail.test.example");
+}

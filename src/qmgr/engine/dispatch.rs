@@ -81,6 +81,32 @@ pub(crate) fn route_with(table: &Current, address: &str, cfg: &Config) -> Route 
     }
 }
 
+/// The smtp agent's request for `recipients` of message `id` (`m`) to
+/// `nexthop`.
+pub(super) fn smtp_request(
+    id: &QueueId,
+    m: &Message,
+    recipients: Vec<SmtpRecipient>,
+    nexthop: Nexthop,
+) -> SmtpRequest {
+    let env = &m.env;
+    SmtpRequest {
+        id: id.clone(),
+        sender: env.sender.clone(),
+        recipients,
+        nexthop,
+        content: m.content.clone(),
+        size: env.size,
+        body: env.body,
+        smtputf8: env.smtputf8,
+        ret: env.ret,
+        envid: env.envid.clone(),
+        arrival_us: env.arrival_us,
+        active_us: m.active_us,
+        client: env.client.clone(),
+    }
+}
+
 /// Whether recipient `i` of `m` is to be tried now.
 fn due(m: &Message, i: usize, now: u64) -> bool {
     !m.held && matches!(m.rcpts.get(i), Some(RState::Pending { due }) if *due <= now)
@@ -219,37 +245,24 @@ impl Engine {
                 m.rcpts[j] = RState::Active;
             }
             let env = &m.env;
-            let req = SmtpRequest {
-                id: id.clone(),
-                sender: env.sender.clone(),
-                recipients: picked
-                    .iter()
-                    .map(|&j| SmtpRecipient {
-                        rcpt_index: j,
-                        address: env.recipients[j].address.clone(),
-                        original: env.recipients[j].original.clone(),
-                        orcpt: env.recipients[j].orcpt.clone().or_else(|| {
-                            // Postfix's smtp client: ORCPT from the original
-                            // recipient when the client gave none.
-                            env.recipients[j]
-                                .original
-                                .as_ref()
-                                .map(|o| format!("rfc822;{o}"))
-                        }),
-                        notify: env.recipients[j].notify.clone(),
-                    })
-                    .collect(),
-                nexthop: nexthop.clone(),
-                content: m.content.clone(),
-                size: env.size,
-                body: env.body,
-                smtputf8: env.smtputf8,
-                ret: env.ret,
-                envid: env.envid.clone(),
-                arrival_us: env.arrival_us,
-                active_us: m.active_us,
-                client: env.client.clone(),
-            };
+            let recipients = picked
+                .iter()
+                .map(|&j| SmtpRecipient {
+                    rcpt_index: j,
+                    address: env.recipients[j].address.clone(),
+                    original: env.recipients[j].original.clone(),
+                    orcpt: env.recipients[j].orcpt.clone().or_else(|| {
+                        // Postfix's smtp client: ORCPT from the original
+                        // recipient when the client gave none.
+                        env.recipients[j]
+                            .original
+                            .as_ref()
+                            .map(|o| format!("rfc822;{o}"))
+                    }),
+                    notify: env.recipients[j].notify.clone(),
+                })
+                .collect();
+            let req = smtp_request(&id, m, recipients, nexthop.clone());
             self.sched.out.idle.pop();
             if let Err(e) = self.sched.out.slots[slot].try_send(req) {
                 log::warn!("smtp delivery slot {slot} unavailable: {e}");

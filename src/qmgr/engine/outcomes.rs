@@ -98,7 +98,7 @@ impl Engine {
                 };
                 match pass {
                     Some(pass) if p.status != DeliveryStatus::Deferred => {
-                        if let Some(p) = self.pass_mailboxes(p, &request, pass) {
+                        if let Some(p) = self.pass_mailboxes(p, pass) {
                             decided.push(p);
                         }
                     }
@@ -176,7 +176,6 @@ impl Engine {
     fn pass_mailboxes(
         &mut self,
         p: Pending,
-        request: &DeliveryRequest,
         pass: crate::ipc::MailboxTransport,
     ) -> Option<Pending> {
         let Some(m) = self.messages.get(&p.id) else {
@@ -197,8 +196,9 @@ impl Engine {
                 ..p
             });
         }
-        let env = &m.env;
-        let queued = &env.recipients[p.rcpt];
+        let Some(queued) = m.env.recipients.get(p.rcpt) else {
+            return Some(p);
+        };
         // The address the sender gave: orig_to= in the LMTP agent's line
         // when it is not the one passed on (a bare `user` from sendmail
         // is `user@$origin`).
@@ -211,31 +211,18 @@ impl Engine {
             .orcpt
             .clone()
             .unwrap_or_else(|| format!("rfc822;{given}"));
-        let req = crate::ipc::SmtpRequest {
-            id: p.id.clone(),
-            sender: env.sender.clone(),
-            recipients: pass
-                .addresses
-                .into_iter()
-                .map(|address| crate::ipc::SmtpRecipient {
-                    rcpt_index: p.rcpt,
-                    original: (!same(&address)).then(|| given.clone()),
-                    address,
-                    orcpt: Some(orcpt.clone()),
-                    notify: queued.notify.clone(),
-                })
-                .collect(),
-            nexthop: pass.nexthop,
-            content: m.content.clone(),
-            size: env.size,
-            body: env.body,
-            smtputf8: env.smtputf8,
-            ret: env.ret,
-            envid: env.envid.clone(),
-            arrival_us: request.arrival_us,
-            active_us: request.active_us,
-            client: env.client.clone(),
-        };
+        let recipients = pass
+            .addresses
+            .into_iter()
+            .map(|address| crate::ipc::SmtpRecipient {
+                rcpt_index: p.rcpt,
+                original: (!same(&address)).then(|| given.clone()),
+                address,
+                orcpt: Some(orcpt.clone()),
+                notify: queued.notify.clone(),
+            })
+            .collect();
+        let req = super::dispatch::smtp_request(&p.id, m, recipients, pass.nexthop);
         self.sched.out.passed.push_back(req);
         self.passes.insert((p.id.clone(), p.rcpt), p);
         None
