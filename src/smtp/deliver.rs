@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::ipc::{SmtpRecipient, SmtpRequest, SmtpResult};
+use crate::ipc::{DeliveryStatus, HopStatus, SmtpRecipient, SmtpRequest, SmtpResult};
 use crate::outcome::code;
 use crate::queue::id::now_micros;
 use crate::sasl::client::Logins;
@@ -95,6 +95,7 @@ impl Agent {
         let start_us = now_micros();
         let n = request.recipients.len();
         let mut tracks = vec![Track::default(); n];
+        let mut hop = None;
         match Content::open(&self.config.queue.directory, &request.content).await {
             Ok(mut content) => {
                 match super::dkim::signatures(&self.dkim, &self.config, request, &mut content).await
@@ -113,6 +114,7 @@ impl Agent {
                                 &mut message,
                                 &mut tracks,
                                 targets.clone(),
+                                &mut hop,
                             )
                             .await;
                         }
@@ -155,11 +157,11 @@ impl Agent {
                 outcome.result(r.rcpt_index)
             })
             .collect();
-        SmtpResult { results }
+        SmtpResult { results, hop }
     }
 
     /// The recipients `chunk` (indexes into the request), as one or more
-    /// transactions.
+    /// transactions; `hop` learns whether the next hop was reached.
     async fn deliver_chunk(
         &self,
         request: &SmtpRequest,
@@ -167,12 +169,14 @@ impl Agent {
         content: &mut Message<'_>,
         tracks: &mut [Track],
         targets: Option<Vec<Target>>,
+        hop: &mut Option<HopStatus>,
     ) {
         let mut pending = chunk.to_vec();
         let nexthop = &request.nexthop;
         let mut cached_at = None;
         if let Some(mut s) = self.pool.take(nexthop) {
             if s.probe().await {
+                *hop = Some(HopStatus::Reached);
                 cached_at = Some(s.target.addr.clone());
                 self.transact(&mut s, request, &mut pending, content, tracks)
                     .await;
@@ -197,6 +201,7 @@ impl Agent {
                     Ok(t) => t,
                     Err(f) => {
                         let o = Outcome::local(f.status, f.dsn, f.reason);
+                        unreachable(hop, &o);
                         for &i in &pending {
                             decide(&mut tracks[i], o.clone(), None, 0, None);
                         }
@@ -239,6 +244,7 @@ impl Agent {
             };
             match opened {
                 Ok(mut s) => {
+                    *hop = Some(HopStatus::Reached);
                     sessions += 1;
                     self.transact(&mut s, request, &mut pending, content, tracks)
                         .await;
@@ -247,6 +253,9 @@ impl Agent {
                 Err(f) => {
                     if f.session {
                         sessions += 1;
+                        *hop = Some(HopStatus::Reached);
+                    } else if !f.local {
+                        unreachable(hop, &f.outcome);
                     }
                     let at = f.connected.then(|| relay(target));
                     for &i in &pending {
@@ -305,6 +314,19 @@ impl Agent {
     #[cfg(test)]
     pub(crate) fn idle_sessions(&self) -> usize {
         self.pool.idle()
+    }
+}
+
+/// A host (or the name lookup) failed before any session: the next hop
+/// counts as unreachable with this failure, unless a session with another
+/// of its hosts existed. Only a temporary failure counts: a permanent one
+/// is a reply, and decides its recipients anyway.
+fn unreachable(hop: &mut Option<HopStatus>, o: &Outcome) {
+    if o.status == DeliveryStatus::Deferred && hop.as_ref() != Some(&HopStatus::Reached) {
+        *hop = Some(HopStatus::Unreachable {
+            dsn: o.dsn,
+            reason: o.reason.clone(),
+        });
     }
 }
 
@@ -371,7 +393,6 @@ fn log_line(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipc::DeliveryStatus;
 
     #[test]
     fn the_log_line_has_postfix_shape() {

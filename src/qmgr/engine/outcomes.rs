@@ -110,6 +110,7 @@ impl Engine {
                 request,
                 mut result,
             }) => {
+                self.hop_learned(&request.nexthop, result.hop.take(), now);
                 self.smtp_returned(slot, &request.nexthop);
                 for r in request.recipients {
                     let found = result
