@@ -18,9 +18,9 @@ use crate::outcome::code;
 use crate::queue::id::now_micros;
 use crate::sasl::client::Logins;
 
-use super::client::{self, Session, Setup, Timeouts};
+use super::client::{self, HostFailure, Session, Setup, Timeouts};
 use super::content::Content;
-use super::dns::{MAX_ADDRESSES, Resolver, Target};
+use super::dns::{Addr, MAX_ADDRESSES, Resolver, Target};
 use super::outcome::{Outcome, relay};
 use super::pool::Pool;
 use super::tls::TlsClient;
@@ -161,7 +161,9 @@ impl Agent {
     }
 
     /// The recipients `chunk` (indexes into the request), as one or more
-    /// transactions; `hop` learns whether the next hop was reached.
+    /// transactions: on the cached connection to the nexthop if there is
+    /// one, then on new ones to its hosts; `hop` learns whether the next
+    /// hop was reached.
     async fn deliver_chunk(
         &self,
         request: &SmtpRequest,
@@ -172,19 +174,9 @@ impl Agent {
         hop: &mut Option<HopStatus>,
     ) {
         let mut pending = chunk.to_vec();
-        let nexthop = &request.nexthop;
-        let mut cached_at = None;
-        if let Some(mut s) = self.pool.take(nexthop) {
-            if s.probe().await {
-                *hop = Some(HopStatus::Reached);
-                cached_at = Some(s.target.addr.clone());
-                self.transact(&mut s, request, &mut pending, content, tracks)
-                    .await;
-                self.pool.put(nexthop, s);
-            } else {
-                // Gone stale while idle: not a failure, just a new connection.
-                tokio::spawn(s.quit());
-            }
+        let cached_at = self.on_cached(request, &mut pending, content, tracks).await;
+        if cached_at.is_some() {
+            *hop = Some(HopStatus::Reached);
         }
         if pending.is_empty() {
             return;
@@ -192,6 +184,7 @@ impl Agent {
         let targets = match targets {
             Some(t) => t,
             None => {
+                let nexthop = &request.nexthop;
                 let port = nexthop.port.unwrap_or(self.config.smtp.port);
                 match self
                     .resolver
@@ -215,12 +208,53 @@ impl Agent {
             .filter(|t| Some(&t.addr) != cached_at.as_ref())
             .take(MAX_ADDRESSES)
             .collect();
+        self.on_new(request, &candidates, &mut pending, content, tracks, hop)
+            .await;
+    }
+
+    /// A transaction on the connection the pool keeps to the nexthop, if
+    /// it is still alive; the address it was connected to (not to be tried
+    /// again in this round).
+    async fn on_cached(
+        &self,
+        request: &SmtpRequest,
+        pending: &mut Vec<usize>,
+        content: &mut Message<'_>,
+        tracks: &mut [Track],
+    ) -> Option<Addr> {
+        let nexthop = &request.nexthop;
+        let mut s = self.pool.take(nexthop)?;
+        if !s.probe().await {
+            // Gone stale while idle: not a failure, just a new connection.
+            tokio::spawn(s.quit());
+            return None;
+        }
+        let cached_at = s.target.addr.clone();
+        self.transact(&mut s, request, pending, content, tracks)
+            .await;
+        self.pool.put(nexthop, s);
+        Some(cached_at)
+    }
+
+    /// Transactions on new connections to `candidates` in order, until
+    /// every pending recipient is decided or [`MAX_SESSIONS`] sessions
+    /// were had (Postfix's `smtp_mx_session_limit`); `hop` learns whether
+    /// any of them got a session.
+    async fn on_new(
+        &self,
+        request: &SmtpRequest,
+        candidates: &[&Target],
+        pending: &mut Vec<usize>,
+        content: &mut Message<'_>,
+        tracks: &mut [Track],
+        hop: &mut Option<HopStatus>,
+    ) {
         let setup = Setup {
             helo_name: &self.config.smtp.helo_name,
             bind_address: self.config.smtp.bind_address,
             timeouts: &self.timeouts,
             tls: &self.tls,
-            nexthop,
+            nexthop: &request.nexthop,
             logins: Logins {
                 config: &self.config,
             },
@@ -229,26 +263,13 @@ impl Agent {
         let mut sessions = 0;
         for (k, target) in candidates.iter().enumerate() {
             let last = k + 1 == candidates.len();
-            let opened = match client::open(target, &setup, false).await {
-                Err(f) if f.retry_plain => {
-                    log::info!(
-                        queue_id = request.id.as_str();
-                        "{}: {}: {}; trying again without TLS",
-                        request.id,
-                        relay(target),
-                        f.outcome.reason
-                    );
-                    client::open(target, &setup, true).await
-                }
-                other => other,
-            };
-            match opened {
+            match open(request, target, &setup).await {
                 Ok(mut s) => {
                     *hop = Some(HopStatus::Reached);
                     sessions += 1;
-                    self.transact(&mut s, request, &mut pending, content, tracks)
+                    self.transact(&mut s, request, pending, content, tracks)
                         .await;
-                    self.pool.put(nexthop, s);
+                    self.pool.put(&request.nexthop, s);
                 }
                 Err(f) => {
                     if f.session {
@@ -258,7 +279,7 @@ impl Agent {
                         unreachable(hop, &f.outcome);
                     }
                     let at = f.connected.then(|| relay(target));
-                    for &i in &pending {
+                    for &i in pending.iter() {
                         decide(&mut tracks[i], f.outcome.clone(), at.clone(), 0, None);
                     }
                     if f.outcome.is_final() {
@@ -388,6 +409,28 @@ fn log_line(
         crate::logging::status_field(o.status),
         o.reason,
     )
+}
+
+/// A session with `target`; when TLS failed in a way that allows it, a
+/// second attempt without TLS.
+async fn open(
+    request: &SmtpRequest,
+    target: &Target,
+    setup: &Setup<'_>,
+) -> Result<Session, HostFailure> {
+    match client::open(target, setup, false).await {
+        Err(f) if f.retry_plain => {
+            log::info!(
+                queue_id = request.id.as_str();
+                "{}: {}: {}; trying again without TLS",
+                request.id,
+                relay(target),
+                f.outcome.reason
+            );
+            client::open(target, setup, true).await
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -197,20 +197,8 @@ impl Engine {
                     Route::Defer { dsn, reason } => (DeliveryStatus::Deferred, dsn, reason, "none"),
                 };
             m.rcpts[i] = RState::Active;
-            self.decided.push(Pending {
-                id,
-                rcpt: i,
-                status,
-                dsn,
-                reason,
-                forward: Vec::new(),
-                lists: Vec::new(),
-                owner_failures: Vec::new(),
-                remote_mta: None,
-                diagnostic: None,
-                log_here: true,
-                transport,
-            });
+            self.decided
+                .push(Pending::decided_here(id, i, status, dsn, reason, transport));
         }
     }
 
@@ -436,18 +424,12 @@ impl Engine {
 /// connection, with the failure that marked the hop (Postfix's
 /// `delivery temporarily suspended: …`).
 fn suspended(id: QueueId, rcpt: usize, dead: &Dead) -> Pending {
-    Pending {
+    Pending::decided_here(
         id,
         rcpt,
-        status: DeliveryStatus::Deferred,
-        dsn: dead.dsn,
-        reason: format!("delivery temporarily suspended: {}", dead.reason),
-        forward: Vec::new(),
-        lists: Vec::new(),
-        owner_failures: Vec::new(),
-        remote_mta: None,
-        diagnostic: None,
-        log_here: true,
-        transport: "smtp",
-    }
+        DeliveryStatus::Deferred,
+        dead.dsn,
+        format!("delivery temporarily suspended: {}", dead.reason),
+        "smtp",
+    )
 }
