@@ -295,38 +295,7 @@ impl Engine {
             for &j in &picked {
                 m.rcpts[j] = RState::Active;
             }
-            let env = &m.env;
-            let req = SmtpRequest {
-                id: id.clone(),
-                sender: env.sender.clone(),
-                recipients: picked
-                    .iter()
-                    .map(|&j| SmtpRecipient {
-                        rcpt_index: j,
-                        address: env.recipients[j].address.clone(),
-                        original: env.recipients[j].original.clone(),
-                        orcpt: env.recipients[j].orcpt.clone().or_else(|| {
-                            // Postfix's smtp client: ORCPT from the original
-                            // recipient when the client gave none.
-                            env.recipients[j]
-                                .original
-                                .as_ref()
-                                .map(|o| format!("rfc822;{o}"))
-                        }),
-                        notify: env.recipients[j].notify.clone(),
-                    })
-                    .collect(),
-                nexthop: nexthop.clone(),
-                content: m.content.clone(),
-                size: env.size,
-                body: env.body,
-                smtputf8: env.smtputf8,
-                ret: env.ret,
-                envid: env.envid.clone(),
-                arrival_us: env.arrival_us,
-                active_us: m.active_us,
-                client: env.client.clone(),
-            };
+            let req = smtp_request(&id, m, &picked, &nexthop);
             self.sched.out.idle.pop();
             if let Err(e) = self.sched.out.slots[slot].try_send(req) {
                 log::warn!("smtp delivery slot {slot} unavailable: {e}");
@@ -432,4 +401,40 @@ fn suspended(id: QueueId, rcpt: usize, dead: &Dead) -> Pending {
         format!("delivery temporarily suspended: {}", dead.reason),
         "smtp",
     )
+}
+
+/// The request for recipients `picked` of message `id` to `nexthop`.
+fn smtp_request(id: &QueueId, m: &Message, picked: &[usize], nexthop: &Nexthop) -> SmtpRequest {
+    let env = &m.env;
+    SmtpRequest {
+        id: id.clone(),
+        sender: env.sender.clone(),
+        recipients: picked
+            .iter()
+            .map(|&j| SmtpRecipient {
+                rcpt_index: j,
+                address: env.recipients[j].address.clone(),
+                original: env.recipients[j].original.clone(),
+                orcpt: env.recipients[j].orcpt.clone().or_else(|| {
+                    // Postfix's smtp client: ORCPT from the original
+                    // recipient when the client gave none.
+                    env.recipients[j]
+                        .original
+                        .as_ref()
+                        .map(|o| format!("rfc822;{o}"))
+                }),
+                notify: env.recipients[j].notify.clone(),
+            })
+            .collect(),
+        nexthop: nexthop.clone(),
+        content: m.content.clone(),
+        size: env.size,
+        body: env.body,
+        smtputf8: env.smtputf8,
+        ret: env.ret,
+        envid: env.envid.clone(),
+        arrival_us: env.arrival_us,
+        active_us: m.active_us,
+        client: env.client.clone(),
+    }
 }
