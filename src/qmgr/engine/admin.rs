@@ -67,6 +67,10 @@ impl Engine {
 
     pub(crate) async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
         let mut result = QueueOpResult::default();
+        if action == QueueAction::Requeue && ids.iter().any(|i| i == "ALL") {
+            // `postern flush`: the dead next hops are tried again too.
+            self.sched.out.revive_all();
+        }
         let targets: Vec<QueueId> = if ids.iter().any(|i| i == "ALL") {
             self.messages.keys().cloned().collect()
         } else {
