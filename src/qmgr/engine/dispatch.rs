@@ -72,8 +72,13 @@ pub(crate) struct Dead {
 /// `smtp:[host]:port` or `lmtp:…`, as the transport table writes a next
 /// hop, for the log.
 fn hop_name(nexthop: &Nexthop) -> String {
-    let transport = if nexthop.lmtp { "lmtp" } else { "smtp" };
-    format!("{transport}:{nexthop}")
+    let hop = nexthop.clone();
+    let transport = if hop.lmtp {
+        crate::transport::Transport::Lmtp(hop)
+    } else {
+        crate::transport::Transport::Smtp(Some(hop))
+    };
+    transport.to_string()
 }
 
 impl Outbound {
