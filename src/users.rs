@@ -76,15 +76,26 @@ pub(crate) fn user_and_groups(name: &str) -> nix::Result<Option<(User, Vec<u32>)
     Ok(lookup(name, true)?.map(|(user, groups)| (user, groups.unwrap_or_default())))
 }
 
-/// The cached answer for `name` (with its groups when `groups`), or NSS's.
-fn lookup(name: &str, groups: bool) -> nix::Result<Option<(User, Option<Vec<u32>>)>> {
-    let hit = with_cache(|c| {
+/// [`user_and_groups`] when the cache has the answer (`None`: ask NSS).
+/// Does not block beyond a `stat` of `/etc/passwd` and `/etc/group`: an
+/// async caller may try it before it moves the lookup off its runtime.
+pub(crate) fn cached_user_and_groups(name: &str) -> Option<Option<(User, Vec<u32>)>> {
+    Some(cached(name, true)?.map(|(user, groups)| (user, groups.unwrap_or_default())))
+}
+
+/// The cache's answer for `name` (with its groups when `groups`).
+fn cached(name: &str, groups: bool) -> Option<Option<(User, Option<Vec<u32>>)>> {
+    with_cache(|c| {
         c.entries
             .get(name)
             .filter(|e| fresh(e) && (!groups || e.user.is_none() || e.groups.is_some()))
             .map(|e| e.user.clone().map(|u| (u, e.groups.clone())))
-    });
-    if let Some(found) = hit {
+    })
+}
+
+/// The cached answer for `name` (with its groups when `groups`), or NSS's.
+fn lookup(name: &str, groups: bool) -> nix::Result<Option<(User, Option<Vec<u32>>)>> {
+    if let Some(found) = cached(name, groups) {
         return Ok(found);
     }
     let found = match User::from_name(name)? {
@@ -143,6 +154,8 @@ mod tests {
         let (again, groups) = user_and_groups("root").unwrap().unwrap();
         assert_eq!(again.uid.as_raw(), 0);
         assert!(groups.contains(&0), "{groups:?}");
+        let (cached, cached_groups) = cached_user_and_groups("root").unwrap().unwrap();
+        assert_eq!((cached.uid, cached_groups), (again.uid, groups));
         assert!(user("no-such-user-postern-test").unwrap().is_none());
         assert!(user("no-such-user-postern-test").unwrap().is_none());
         assert!(

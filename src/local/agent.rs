@@ -8,8 +8,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, BufReader};
+use std::fs::File;
+
 use tokio::net::UnixStream;
 
 use super::header;
@@ -270,11 +270,11 @@ impl Agent {
     /// Run `job` in a worker of `identity`, streaming the message to it.
     async fn run(&self, request: &DeliveryRequest, identity: &Identity, job: &Job) -> Outcome {
         let id = &request.id;
-        let (mut file, offset, _) = match self.open_content(request).await {
+        let (file, offset, _) = match self.open_content(request) {
             Ok(opened) => opened,
             Err(outcome) => return outcome,
         };
-        match self.pool.deliver(identity, job, &mut file, offset).await {
+        match self.pool.deliver(identity, job, &file, offset).await {
             Ok(reply) => {
                 if let Some(warning) = &reply.warning {
                     log::warn!(queue_id = id.as_str(); "{id}: {warning}");
@@ -288,11 +288,14 @@ impl Agent {
         }
     }
 
-    /// The queue file, the message's offset and length in it.
-    async fn open_content(&self, request: &DeliveryRequest) -> Result<(File, u64, u64), Outcome> {
+    /// The queue file, the message's offset and length in it. Opened and
+    /// read in place, not on a blocking thread: the queue is local's own
+    /// disk and the message was just written (the page cache has it);
+    /// a hand-off per call cost more than the read (issue 22).
+    fn open_content(&self, request: &DeliveryRequest) -> Result<(File, u64, u64), Outcome> {
         let path = request.content.file_in(&self.config.queue.directory);
         let (_, offset, len) = request.content.span();
-        match File::open(&path).await {
+        match File::open(&path) {
             Ok(file) => Ok((file, offset, len)),
             Err(e) => Err(self.queue_error(request, e)),
         }
@@ -343,10 +346,8 @@ impl Backend for Agent {
 
     /// Is there a `Delivered-To:` for `address` in the message's headers?
     async fn looped(&self, request: &DeliveryRequest, address: &str) -> Result<bool, Outcome> {
-        let (mut file, offset, len) = self.open_content(request).await?;
-        loop_check(&mut file, offset, len, address)
-            .await
-            .map_err(|e| self.queue_error(request, e))
+        let (file, offset, len) = self.open_content(request)?;
+        header::delivered_to(&file, offset, len, address).map_err(|e| self.queue_error(request, e))
     }
 
     /// The passwd entry of a user who may receive mail here: unknown users
@@ -621,13 +622,6 @@ pub(super) fn read_include(path: &Path) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// Is there a `Delivered-To:` for `address` in the message's headers?
-async fn loop_check(file: &mut File, offset: u64, len: u64, address: &str) -> io::Result<bool> {
-    file.seek(io::SeekFrom::Start(offset)).await?;
-    let mut reader = BufReader::with_capacity(64 * 1024, file.take(len));
-    header::delivered_to(&mut reader, address).await
-}
-
 /// The group a worker needs for a spool directory
 /// ([`mailbox::spool_group`]); none when the directory cannot be examined
 /// (the worker then meets the problem itself and reports it).
@@ -637,9 +631,13 @@ async fn spool_group(dir: &Path) -> Option<u32> {
     mailbox::spool_group(meta.mode(), meta.gid())
 }
 
-/// passwd entry and supplementary groups by name (NSS may block: off the
-/// runtime; answers are cached, see [`crate::users`]).
+/// passwd entry and supplementary groups by name (answers are cached, see
+/// [`crate::users`]; NSS may block: a lookup the cache cannot answer runs
+/// off the runtime).
 async fn lookup_user(name: &str) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
+    if let Some(found) = crate::users::cached_user_and_groups(name) {
+        return Ok(found);
+    }
     let name = name.to_string();
     tokio::task::spawn_blocking(move || crate::users::user_and_groups(&name))
         .await

@@ -4,6 +4,10 @@
 //! [`delivered_to`] feeds it from the queue file without holding more than
 //! one capped line in memory.
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::FileExt;
+
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// Bytes of one header line (or folded value) kept for matching; the rest
@@ -81,21 +85,80 @@ impl LoopScan {
     }
 }
 
-/// Read the header section from `reader` (positioned at the start of the
-/// message, limited to its length) and report whether it holds a
-/// `Delivered-To:` for `address`.
-pub(crate) async fn delivered_to<R>(reader: &mut R, address: &str) -> std::io::Result<bool>
-where
-    R: AsyncBufRead + Unpin,
-{
+/// Bytes read from the queue file at once for the scan: most header
+/// sections fit (a small message is read in one call).
+const SCAN_CHUNK: u64 = 16 * 1024;
+
+/// Read the header section of the message at `offset` (`len` bytes) in
+/// `file` and report whether it holds a `Delivered-To:` for `address`.
+/// Positioned reads (`pread`): the file's offset is not used, and no
+/// buffer is larger than the message.
+pub(crate) fn delivered_to(
+    file: &File,
+    offset: u64,
+    len: u64,
+    address: &str,
+) -> std::io::Result<bool> {
+    let at = ReadAt {
+        file,
+        pos: offset,
+        end: offset + len,
+    };
+    let mut reader = BufReader::with_capacity(len.clamp(1, SCAN_CHUNK) as usize, at);
     let mut scan = LoopScan::new(address);
     let mut line = Vec::with_capacity(256);
-    while read_capped_line(reader, &mut line, LINE_CAP).await? {
+    while read_capped_line_sync(&mut reader, &mut line, LINE_CAP)? {
         if !scan.line(&line) {
             break;
         }
     }
     Ok(scan.finish())
+}
+
+/// `file` from `pos` to `end`, read with `pread`.
+struct ReadAt<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// [`read_capped_line`] for a blocking reader.
+fn read_capped_line_sync<R: BufRead>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<bool> {
+    buf.clear();
+    let mut any = false;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (used, done) = match chunk.iter().position(|&c| c == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..used.min(room)]);
+        reader.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
 }
 
 /// Read one line (through its LF) keeping at most `cap` bytes of it.
@@ -164,15 +227,25 @@ mod tests {
         assert!(!scan("Delivered-To: bob@x.org\n\n", "bob@x"));
     }
 
-    #[tokio::test]
-    async fn reads_a_stream_with_long_lines() {
-        let mut m = String::from("X-Long: ");
+    #[test]
+    fn reads_the_message_in_the_file_with_long_lines() {
+        let mut m = String::from("before the message");
+        let offset = m.len() as u64;
+        m.push_str("X-Long: ");
         m.push_str(&"a".repeat(100_000));
         m.push_str("\nDelivered-To: bob@x\n\nbody\n");
-        let mut r = tokio::io::BufReader::new(m.as_bytes());
-        assert!(delivered_to(&mut r, "bob@x").await.unwrap());
-        let mut r = tokio::io::BufReader::new(&b"Subject: x\n"[..]);
-        assert!(!delivered_to(&mut r, "bob@x").await.unwrap());
+        let len = m.len() as u64 - offset;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q");
+        std::fs::write(&path, &m).unwrap();
+        let file = File::open(&path).unwrap();
+        assert!(delivered_to(&file, offset, len, "bob@x").unwrap());
+        // Only the message's own bytes count.
+        std::fs::write(&path, "Subject: x\nDelivered-To: carol@x\n").unwrap();
+        let file = File::open(&path).unwrap();
+        assert!(delivered_to(&file, 0, 33, "carol@x").unwrap());
+        assert!(!delivered_to(&file, 0, 11, "carol@x").unwrap());
+        assert!(!delivered_to(&file, 0, 0, "carol@x").unwrap());
     }
 
     proptest::proptest! {

@@ -11,15 +11,16 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::{self, SeekFrom};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::fs::File;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
@@ -28,7 +29,8 @@ use super::worker::{IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom}
 use crate::ipc::DeliveryStatus;
 use crate::outcome::{Enhanced, code};
 
-/// Content is streamed to a worker in chunks of this size.
+/// Content is streamed to a worker in chunks of at most this size (the
+/// buffer is never larger than the message).
 const CHUNK: usize = 128 * 1024;
 /// A reply line is small (a `.forward` it carries is at most 64 KiB, which
 /// JSON may make a few times longer); a longer one is a broken worker.
@@ -205,12 +207,13 @@ impl WorkerPool {
     }
 
     /// Run `job` in a worker for `identity`, streaming its content from
-    /// `content` at `offset`.
+    /// `content` at `offset` (read with `pread`: the file's own offset is
+    /// not used).
     pub(crate) async fn deliver(
         &self,
         identity: &Identity,
         job: &Job,
-        content: &mut File,
+        content: &File,
         offset: u64,
     ) -> Result<JobReply, PoolError> {
         self.run(identity, job, Some((content, offset))).await
@@ -230,7 +233,7 @@ impl WorkerPool {
         &self,
         identity: &Identity,
         job: &Job,
-        mut content: Option<(&mut File, u64)>,
+        content: Option<(&File, u64)>,
     ) -> Result<JobReply, PoolError> {
         // A job with a limit of its own (a command) gets it, and the time to
         // report after it.
@@ -256,10 +259,7 @@ impl WorkerPool {
                     w
                 }
             };
-            let source = content
-                .as_mut()
-                .map(|(file, offset)| (&mut **file, *offset));
-            let run = exchange(&mut worker, &header, job.len, source);
+            let run = exchange(&mut worker, &header, job.len, content);
             match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(reply)) => {
                     worker.last_used = Instant::now();
@@ -471,16 +471,16 @@ async fn exchange(
     worker: &mut Worker,
     header: &[u8],
     len: u64,
-    content: Option<(&mut File, u64)>,
+    content: Option<(&File, u64)>,
 ) -> Result<JobReply, Exchange> {
     let broken = |what: &str, e: io::Error| Exchange::Worker(format!("{what}: {e}"));
-    worker
-        .stdin
-        .write_all(header)
-        .await
-        .map_err(|e| broken("write", e))?;
-    if let Some((content, offset)) = content {
-        stream_content(worker, len, content, offset).await?;
+    match content {
+        Some((content, offset)) => stream_content(worker, header, len, content, offset).await?,
+        None => worker
+            .stdin
+            .write_all(header)
+            .await
+            .map_err(|e| broken("write", e))?,
     }
     worker.stdin.flush().await.map_err(|e| broken("write", e))?;
     let mut line = Vec::with_capacity(256);
@@ -499,39 +499,59 @@ async fn exchange(
     checked(reply).ok_or_else(|| Exchange::Worker("bad reply: inconsistent status".into()))
 }
 
-/// Pass `len` bytes of `content` from `offset` to the worker.
+/// Pass the job's `header` line and `len` bytes of `content` from
+/// `offset` to the worker: the line and the first chunk in one write (a
+/// small message: one write in all). The queue file is read in place (a
+/// page-cache read; see `Agent::open_content`).
 async fn stream_content(
     worker: &mut Worker,
+    header: &[u8],
     len: u64,
-    content: &mut File,
+    content: &File,
     offset: u64,
 ) -> Result<(), Exchange> {
     let broken = |what: &str, e: io::Error| Exchange::Worker(format!("{what}: {e}"));
-    content
-        .seek(SeekFrom::Start(offset))
-        .await
-        .map_err(Exchange::Content)?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut left = len;
-    while left > 0 {
-        let want = left.min(CHUNK as u64) as usize;
-        let n = content
-            .read(&mut buf[..want])
-            .await
-            .map_err(Exchange::Content)?;
-        if n == 0 {
-            let msg = format!("queue file ends {left} bytes before the message does");
-            return Err(Exchange::Content(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                msg,
-            )));
+    let chunk = len.min(CHUNK as u64) as usize;
+    let mut buf = Vec::with_capacity(header.len() + chunk);
+    buf.extend_from_slice(header);
+    let mut start = buf.len();
+    buf.resize(start + chunk, 0);
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min((buf.len() - start) as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            let n = match content.read_at(
+                &mut buf[start + got..start + want],
+                offset + done + got as u64,
+            ) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other.map_err(Exchange::Content)?,
+            };
+            if n == 0 {
+                let left = len - done - got as u64;
+                let msg = format!("queue file ends {left} bytes before the message does");
+                return Err(Exchange::Content(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    msg,
+                )));
+            }
+            got += n;
         }
         worker
             .stdin
-            .write_all(&buf[..n])
+            .write_all(&buf[..start + want])
             .await
             .map_err(|e| broken("write", e))?;
-        left -= n as u64;
+        done += want as u64;
+        start = 0;
+    }
+    if len == 0 {
+        worker
+            .stdin
+            .write_all(header)
+            .await
+            .map_err(|e| broken("write", e))?;
     }
     Ok(())
 }

@@ -67,8 +67,8 @@ impl Content {
         Content { _dir: dir, path }
     }
 
-    async fn open(&self) -> File {
-        File::open(&self.path).await.unwrap()
+    fn open(&self) -> File {
+        File::open(&self.path).unwrap()
     }
 }
 
@@ -78,8 +78,8 @@ async fn deliver(
     content: &Content,
     len: u64,
 ) -> Result<JobReply, PoolError> {
-    let mut file = content.open().await;
-    pool.deliver(who, &job(len), &mut file, 7).await
+    let file = content.open();
+    pool.deliver(who, &job(len), &file, 7).await
 }
 
 fn alive(pid: u32) -> bool {

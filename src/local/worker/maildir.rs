@@ -18,7 +18,8 @@ use super::errno;
 use crate::ipc::DeliveryStatus;
 use crate::logging::strerror;
 
-/// Copy buffer: the content is streamed, never held whole.
+/// Copy buffer: the content is streamed, never held whole (and the buffer
+/// is never larger than the message).
 const CHUNK: usize = 64 * 1024;
 
 /// The parts of a unique Maildir name that one writer controls.
@@ -167,8 +168,8 @@ pub(crate) fn deliver(
     };
     let tmp = TmpName(&tmp_path);
 
-    file.write_all(prefix).map_err(create)?;
-    copy_exact(content, len, |chunk| file.write_all(chunk)).map_err(|e| match e {
+    // The delivery headers and the message's first chunk in one write.
+    copy_exact_after(prefix, content, len, |chunk| file.write_all(chunk)).map_err(|e| match e {
         CopyError::Write(e) => create(e),
         CopyError::Read(e) => MaildirError::Content(e),
         CopyError::Short(got) => MaildirError::ShortContent { got, len },
@@ -266,20 +267,39 @@ pub(super) enum CopyError {
 pub(super) fn copy_exact(
     from: &mut impl Read,
     len: u64,
+    to: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<(), CopyError> {
+    copy_exact_after(b"", from, len, to)
+}
+
+/// [`copy_exact`] with `prefix` in front: `to` gets it together with the
+/// first chunk (one write where there were two).
+fn copy_exact_after(
+    prefix: &[u8],
+    from: &mut impl Read,
+    len: u64,
     mut to: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<(), CopyError> {
-    let mut buf = vec![0u8; CHUNK];
+    let chunk = len.min(CHUNK as u64) as usize;
+    let mut buf = Vec::with_capacity(prefix.len() + chunk);
+    buf.extend_from_slice(prefix);
+    let mut start = buf.len();
+    buf.resize(start + chunk.max(1), 0);
     let mut done = 0u64;
     while done < len {
-        let want = (len - done).min(CHUNK as u64) as usize;
-        let n = match from.read(&mut buf[..want]) {
+        let want = (len - done).min((buf.len() - start) as u64) as usize;
+        let n = match from.read(&mut buf[start..start + want]) {
             Ok(0) => return Err(CopyError::Short(done)),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Read(e)),
         };
-        to(&buf[..n]).map_err(CopyError::Write)?;
+        to(&buf[..start + n]).map_err(CopyError::Write)?;
         done += n as u64;
+        start = 0;
+    }
+    if len == 0 && !prefix.is_empty() {
+        to(prefix).map_err(CopyError::Write)?;
     }
     Ok(())
 }

@@ -219,6 +219,9 @@ pub(crate) fn serve<R: BufRead, W: Write>(
     names: &NameGen,
 ) -> anyhow::Result<()> {
     let mut line = Vec::with_capacity(512);
+    // The child's identity is settled before it serves (it never changes
+    // user afterwards): asked once, not per job.
+    let euid = nix::unistd::geteuid().as_raw();
     loop {
         line.clear();
         let n = (&mut input)
@@ -231,7 +234,7 @@ pub(crate) fn serve<R: BufRead, W: Write>(
             bail!("job line truncated or longer than {MAX_JOB_LINE} bytes");
         }
         let job: Job = serde_json::from_slice(&line).context("bad job line")?;
-        let reply = run_job(&job, &mut input, names)?;
+        let reply = run_job(&job, euid, &mut input, names)?;
         let mut out = serde_json::to_vec(&reply)?;
         out.push(b'\n');
         output.write_all(&out)?;
@@ -239,10 +242,15 @@ pub(crate) fn serve<R: BufRead, W: Write>(
     }
 }
 
-/// Deliver one job, consuming exactly its content bytes from `input`.
-fn run_job<R: Read>(job: &Job, input: &mut R, names: &NameGen) -> anyhow::Result<JobReply> {
+/// Deliver one job as `euid` (this process's), consuming exactly its
+/// content bytes from `input`.
+fn run_job<R: Read>(
+    job: &Job,
+    euid: u32,
+    input: &mut R,
+    names: &NameGen,
+) -> anyhow::Result<JobReply> {
     let mut content = input.take(job.len);
-    let euid = nix::unistd::geteuid().as_raw();
     let reply = if euid != job.uid {
         reply(
             DeliveryStatus::Deferred,
@@ -279,12 +287,18 @@ fn run_job<R: Read>(job: &Job, input: &mut R, names: &NameGen) -> anyhow::Result
     Ok(reply)
 }
 
+/// This process's ID (asked once: `getpid` is a system call each time).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
 fn reply(status: DeliveryStatus, dsn: &str, reason: String) -> JobReply {
     JobReply {
         status,
         dsn: dsn.into(),
         reason,
-        pid: std::process::id(),
+        pid: pid(),
         file: None,
         warning: None,
         forward_file: None,
