@@ -98,6 +98,61 @@ pub fn tree_cpu_ticks(root: u32) -> io::Result<u64> {
     Ok(tree(root)?.iter().map(|(_, s)| s.cpu_ticks).sum())
 }
 
+/// The tree's CPU time by process, each process named by its command
+/// line's program (basename) and first argument (`postern smtpd`), so the
+/// roles of one binary stay apart: pid → (name, ticks).
+pub fn tree_cpu_by_process(root: u32) -> io::Result<HashMap<u32, (String, u64)>> {
+    let mut out = HashMap::new();
+    for (pid, s) in tree(root)? {
+        let name = read_if_alive(&format!("/proc/{pid}/cmdline"))?
+            .map(|c| process_name(&c))
+            .unwrap_or_default();
+        out.insert(pid, (name, s.cpu_ticks));
+    }
+    Ok(out)
+}
+
+/// `postern smtpd` from `postern\0--config\0/etc/p.toml\0daemon\0smtpd\0`
+/// (a role as the supervisor starts it), `postern start` from
+/// `postern\0start\0--foreground\0`: the program's basename and the role
+/// after `daemon`, or else the first argument that is neither an option nor
+/// a path.
+pub fn process_name(cmdline: &str) -> String {
+    let args: Vec<&str> = cmdline.split('\0').filter(|a| !a.is_empty()).collect();
+    let Some(program) = args.first() else {
+        return "?".to_string();
+    };
+    let program = program.rsplit('/').next().unwrap_or(program);
+    let rest = &args[1..];
+    let word = match rest.iter().position(|a| *a == "daemon") {
+        Some(i) => rest.get(i + 1).copied(),
+        None => rest
+            .iter()
+            .copied()
+            .find(|a| !a.starts_with('-') && !a.contains('/')),
+    };
+    match word {
+        Some(w) => format!("{program} {w}"),
+        None => program.to_string(),
+    }
+}
+
+/// The CPU each process name spent between two readings of
+/// [`tree_cpu_by_process`], in ticks: a process seen only at the end counts
+/// from zero; one gone by the end is left out (its time moved to its
+/// parent's cutime when it was reaped, and is counted there).
+pub fn cpu_by_name(
+    start: &HashMap<u32, (String, u64)>,
+    end: &HashMap<u32, (String, u64)>,
+) -> std::collections::BTreeMap<String, u64> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for (pid, (name, ticks)) in end {
+        let before = start.get(pid).map_or(0, |(_, t)| *t);
+        *by_name.entry(name.clone()).or_insert(0) += ticks.saturating_sub(before);
+    }
+    by_name
+}
+
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
 pub fn clock_ticks_per_sec() -> u64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
@@ -208,6 +263,29 @@ impl Sampler {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    fn processes_are_named_by_program_and_role() {
+        assert_eq!(
+            process_name("/usr/sbin/postern\0--config\0/etc/p.toml\0daemon\0smtpd\0"),
+            "postern smtpd"
+        );
+        assert_eq!(
+            process_name("postern\0--config\0/x/y\0start\0--foreground\0"),
+            "postern start"
+        );
+        assert_eq!(process_name("postern\0--foreground\0"), "postern");
+        assert_eq!(process_name(""), "?");
+        let start = HashMap::from([(1, ("a".to_string(), 10)), (2, ("b".to_string(), 5))]);
+        let end = HashMap::from([
+            (1, ("a".to_string(), 25)),
+            (3, ("b".to_string(), 4)),
+            (4, ("b".to_string(), 1)),
+        ]);
+        let by = cpu_by_name(&start, &end);
+        assert_eq!(by.get("a"), Some(&15));
+        assert_eq!(by.get("b"), Some(&5));
+    }
 
     #[test]
     fn stat_parses_awkward_command_names() {
