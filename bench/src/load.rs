@@ -70,6 +70,9 @@ pub struct Report {
     /// workers, started and ended during the run, under their parent's
     /// name once reaped): where the CPU went.
     pub cpu_ms_per_message_by_process: Option<std::collections::BTreeMap<String, f64>>,
+    /// Of that, the part spent in the kernel (system calls, page faults,
+    /// interrupts taken in the process's time).
+    pub sys_cpu_ms_per_message_by_process: Option<std::collections::BTreeMap<String, f64>>,
     pub peak_rss_kb: Option<u64>,
     pub peak_pss_kb: Option<u64>,
     pub starttls: bool,
@@ -260,13 +263,23 @@ impl Report {
         found.missing == 0 && found.duplicates == 0
     }
 
-    fn record_cpu_by_process(&mut self, n: u64, ticks: &std::collections::BTreeMap<String, u64>) {
+    fn record_cpu_by_process(
+        &mut self,
+        n: u64,
+        ticks: &std::collections::BTreeMap<String, (u64, u64)>,
+    ) {
         let hz = procstat::clock_ticks_per_sec() as f64;
         let ms = |t: u64| round(t as f64 / hz * 1e3 / n as f64, 4);
         self.cpu_ms_per_message_by_process = Some(
             ticks
                 .iter()
-                .map(|(name, t)| (name.clone(), ms(*t)))
+                .map(|(name, t)| (name.clone(), ms(t.0)))
+                .collect(),
+        );
+        self.sys_cpu_ms_per_message_by_process = Some(
+            ticks
+                .iter()
+                .map(|(name, t)| (name.clone(), ms(t.1)))
                 .collect(),
         );
     }

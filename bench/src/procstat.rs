@@ -21,6 +21,8 @@ pub struct Stat {
     pub ppid: u32,
     /// utime + stime + cutime + cstime, in clock ticks.
     pub cpu_ticks: u64,
+    /// stime + cstime: the part spent in the kernel.
+    pub sys_ticks: u64,
 }
 
 /// Parses the content of `/proc/PID/stat`. The command name (field 2) is
@@ -35,13 +37,18 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         return None;
     }
     let ppid = fields[1].parse().ok()?;
-    let mut cpu_ticks = 0u64;
-    for f in &fields[11..15] {
-        // cutime and cstime are signed in the kernel's format.
+    // utime stime cutime cstime; cutime and cstime are signed in the
+    // kernel's format.
+    let mut t = [0u64; 4];
+    for (i, f) in fields[11..15].iter().enumerate() {
         let ticks: i64 = f.parse().ok()?;
-        cpu_ticks += u64::try_from(ticks).unwrap_or(0);
+        t[i] = u64::try_from(ticks).unwrap_or(0);
     }
-    Some(Stat { ppid, cpu_ticks })
+    Some(Stat {
+        ppid,
+        cpu_ticks: t.iter().sum(),
+        sys_ticks: t[1] + t[3],
+    })
 }
 
 /// `/proc/PID/stat`, or `None` when the process is gone.
@@ -100,14 +107,14 @@ pub fn tree_cpu_ticks(root: u32) -> io::Result<u64> {
 
 /// The tree's CPU time by process, each process named by its command
 /// line's program (basename) and first argument (`postern smtpd`), so the
-/// roles of one binary stay apart: pid → (name, ticks).
-pub fn tree_cpu_by_process(root: u32) -> io::Result<HashMap<u32, (String, u64)>> {
+/// roles of one binary stay apart: pid → (name, ticks, of which in the kernel).
+pub fn tree_cpu_by_process(root: u32) -> io::Result<HashMap<u32, (String, u64, u64)>> {
     let mut out = HashMap::new();
     for (pid, s) in tree(root)? {
         let name = read_if_alive(&format!("/proc/{pid}/cmdline"))?
             .map(|c| process_name(&c))
             .unwrap_or_default();
-        out.insert(pid, (name, s.cpu_ticks));
+        out.insert(pid, (name, s.cpu_ticks, s.sys_ticks));
     }
     Ok(out)
 }
@@ -142,13 +149,15 @@ pub fn process_name(cmdline: &str) -> String {
 /// from zero; one gone by the end is left out (its time moved to its
 /// parent's cutime when it was reaped, and is counted there).
 pub fn cpu_by_name(
-    start: &HashMap<u32, (String, u64)>,
-    end: &HashMap<u32, (String, u64)>,
-) -> std::collections::BTreeMap<String, u64> {
+    start: &HashMap<u32, (String, u64, u64)>,
+    end: &HashMap<u32, (String, u64, u64)>,
+) -> std::collections::BTreeMap<String, (u64, u64)> {
     let mut by_name = std::collections::BTreeMap::new();
-    for (pid, (name, ticks)) in end {
-        let before = start.get(pid).map_or(0, |(_, t)| *t);
-        *by_name.entry(name.clone()).or_insert(0) += ticks.saturating_sub(before);
+    for (pid, (name, ticks, sys)) in end {
+        let (t0, s0) = start.get(pid).map_or((0, 0), |(_, t, s)| (*t, *s));
+        let e = by_name.entry(name.clone()).or_insert((0, 0));
+        e.0 += ticks.saturating_sub(t0);
+        e.1 += sys.saturating_sub(s0);
     }
     by_name
 }
@@ -276,15 +285,15 @@ mod tests {
         );
         assert_eq!(process_name("postern\0--foreground\0"), "postern");
         assert_eq!(process_name(""), "?");
-        let start = HashMap::from([(1, ("a".to_string(), 10)), (2, ("b".to_string(), 5))]);
+        let start = HashMap::from([(1, ("a".to_string(), 10, 2)), (2, ("b".to_string(), 5, 1))]);
         let end = HashMap::from([
-            (1, ("a".to_string(), 25)),
-            (3, ("b".to_string(), 4)),
-            (4, ("b".to_string(), 1)),
+            (1, ("a".to_string(), 25, 7)),
+            (3, ("b".to_string(), 4, 3)),
+            (4, ("b".to_string(), 1, 0)),
         ]);
         let by = cpu_by_name(&start, &end);
-        assert_eq!(by.get("a"), Some(&15));
-        assert_eq!(by.get("b"), Some(&5));
+        assert_eq!(by.get("a"), Some(&(15, 5)));
+        assert_eq!(by.get("b"), Some(&(5, 3)));
     }
 
     #[test]
@@ -295,7 +304,8 @@ mod tests {
             parse_stat(line),
             Some(Stat {
                 ppid: 77,
-                cpu_ticks: 11 + 22 + 33 + 44
+                cpu_ticks: 11 + 22 + 33 + 44,
+                sys_ticks: 22 + 44
             })
         );
         assert_eq!(parse_stat("1234 (x) S 1 2"), None);
