@@ -486,6 +486,9 @@ fn metrics_are_off_by_default_and_loopback_unless_allowed() {
     assert!(!roles.contains("metrics"), "{roles}");
     assert!(!p.log().contains("/metrics"), "{}", p.log());
     assert_eq!(p.log().matches("listening on ").count(), 1, "{}", p.log());
+    // Nothing of the endpoint listens, not even qmgr's metrics.sock.
+    assert!(p.run_dir().join("qmgr.sock").exists());
+    assert!(!p.run_dir().join("metrics.sock").exists());
     p.stop();
 
     let dir = tempfile::tempdir().unwrap();
