@@ -6,7 +6,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use std::fs::File;
 
@@ -189,7 +189,7 @@ impl Agent {
             owner_failures,
             passed,
             logged,
-        } = route::route(&Delivery::new(self), request, start).await;
+        } = route::route(self, request, start).await;
         if !logged {
             log::info!(
                 queue_id = request.id.as_str(),
@@ -209,7 +209,7 @@ impl Agent {
             owner_failures,
             remote_mta: None,
             diagnostic: None,
-            mailbox_transport: match (passed.is_empty(), self.lmtp()) {
+            mailbox_transport: match (passed.is_empty(), self.mailbox_transport()) {
                 (false, Some(nexthop)) => Some(ipc::MailboxTransport {
                     nexthop: nexthop.clone(),
                     addresses: passed,
@@ -267,59 +267,14 @@ impl Agent {
         }
     }
 
-    /// `local.mailbox_transport`, when it is an LMTP server.
-    fn lmtp(&self) -> Option<&crate::transport::Nexthop> {
-        match &self.config.local.mailbox_transport {
-            Some(crate::transport::Transport::Lmtp(nexthop)) => Some(nexthop),
-            _ => None,
-        }
-    }
-}
-
-/// One request being delivered: the agent, and the message, opened and
-/// its first bytes read once for the loop checks and the worker.
-struct Delivery<'a> {
-    agent: &'a Agent,
-    message: Mutex<Option<Arc<Message>>>,
-}
-
-/// The message in its queue file, and its first bytes (all of a small
-/// one).
-pub(super) struct Message {
-    pub file: File,
-    pub offset: u64,
-    pub len: u64,
-    pub head: Vec<u8>,
-}
-
-/// The first bytes of a message read at once: most header sections, and
-/// all of a small message, in one `pread`.
-const HEAD: u64 = 16 * 1024;
-
-impl std::ops::Deref for Delivery<'_> {
-    type Target = Agent;
-
-    fn deref(&self) -> &Agent {
-        self.agent
-    }
-}
-
-impl<'a> Delivery<'a> {
-    fn new(agent: &'a Agent) -> Delivery<'a> {
-        Delivery {
-            agent,
-            message: Mutex::new(None),
-        }
-    }
-
     /// Run `job` in a worker of `identity`, streaming the message to it.
     async fn run(&self, request: &DeliveryRequest, identity: &Identity, job: &Job) -> Outcome {
         let id = &request.id;
-        let message = match self.message(request) {
-            Ok(message) => message,
+        let (file, offset, _) = match self.open_content(request) {
+            Ok(opened) => opened,
             Err(outcome) => return outcome,
         };
-        match self.pool.deliver(identity, job, &message).await {
+        match self.pool.deliver(identity, job, &file, offset).await {
             Ok(reply) => {
                 if let Some(warning) = &reply.warning {
                     log::warn!(queue_id = id.as_str(); "{id}: {warning}");
@@ -333,28 +288,15 @@ impl<'a> Delivery<'a> {
         }
     }
 
-    /// The message, opened at the first call. Opened and read in place,
-    /// not on a blocking thread: the queue is local's own disk and the
-    /// message was just written (the page cache has it); a hand-off per
-    /// call cost more than the read (issue 22).
-    fn message(&self, request: &DeliveryRequest) -> Result<Arc<Message>, Outcome> {
-        let mut kept = self.message.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(message) = &*kept {
-            return Ok(message.clone());
-        }
+    /// The queue file, the message's offset and length in it. Opened and
+    /// read in place, not on a blocking thread: the queue is local's own
+    /// disk and the message was just written (the page cache has it);
+    /// a hand-off per call cost more than the read (issue 22).
+    fn open_content(&self, request: &DeliveryRequest) -> Result<(File, u64, u64), Outcome> {
         let path = request.content.file_in(&self.config.queue.directory);
         let (_, offset, len) = request.content.span();
-        let opened = File::open(&path).and_then(|file| {
-            let head = read_head(&file, offset, len.min(HEAD))?;
-            Ok(Message {
-                file,
-                offset,
-                len,
-                head,
-            })
-        });
-        match opened {
-            Ok(message) => Ok(kept.insert(Arc::new(message)).clone()),
+        match File::open(&path) {
+            Ok(file) => Ok((file, offset, len)),
             Err(e) => Err(self.queue_error(request, e)),
         }
     }
@@ -371,13 +313,16 @@ impl<'a> Delivery<'a> {
     }
 }
 
-impl Backend for Delivery<'_> {
+impl Backend for Agent {
     fn origin(&self) -> &str {
         &self.config.server.origin
     }
 
     fn mailbox_transport(&self) -> Option<&crate::transport::Nexthop> {
-        self.lmtp()
+        match &self.config.local.mailbox_transport {
+            Some(crate::transport::Transport::Lmtp(nexthop)) => Some(nexthop),
+            _ => None,
+        }
     }
 
     fn delimiters(&self) -> &str {
@@ -401,9 +346,8 @@ impl Backend for Delivery<'_> {
 
     /// Is there a `Delivered-To:` for `address` in the message's headers?
     async fn looped(&self, request: &DeliveryRequest, address: &str) -> Result<bool, Outcome> {
-        let m = self.message(request)?;
-        header::delivered_to(&m.head, &m.file, m.offset, m.len, address)
-            .map_err(|e| self.queue_error(request, e))
+        let (file, offset, len) = self.open_content(request)?;
+        header::delivered_to(&file, offset, len, address).map_err(|e| self.queue_error(request, e))
     }
 
     /// The passwd entry of a user who may receive mail here: unknown users
@@ -676,24 +620,6 @@ pub(super) fn read_include(path: &Path) -> io::Result<String> {
     }
     let bytes = std::fs::read(path)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// The first `want` bytes of the message at `offset` in `file` (fewer when
-/// the file ends before: the worker's stream then finds it short).
-fn read_head(file: &File, offset: u64, want: u64) -> io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let mut head = vec![0; want as usize];
-    let mut got = 0;
-    while got < head.len() {
-        match file.read_at(&mut head[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    head.truncate(got);
-    Ok(head)
 }
 
 /// The group a worker needs for a spool directory

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -23,7 +24,6 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
 
-use super::agent::Message;
 use super::header::read_capped_line;
 use super::worker::{IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom};
 use crate::ipc::DeliveryStatus;
@@ -206,16 +206,17 @@ impl WorkerPool {
         self.inner.live.load(Ordering::SeqCst)
     }
 
-    /// Run `job` in a worker for `identity`, streaming `message` to it
-    /// (its first bytes as read, the rest from its file with `pread`: the
-    /// file's own offset is not used).
+    /// Run `job` in a worker for `identity`, streaming its content from
+    /// `content` at `offset` (read with `pread`: the file's own offset is
+    /// not used).
     pub(crate) async fn deliver(
         &self,
         identity: &Identity,
         job: &Job,
-        message: &Message,
+        content: &File,
+        offset: u64,
     ) -> Result<JobReply, PoolError> {
-        self.run(identity, job, Some(message)).await
+        self.run(identity, job, Some((content, offset))).await
     }
 
     /// Run a job without content (`len` 0) in a worker for `identity`.
@@ -232,7 +233,7 @@ impl WorkerPool {
         &self,
         identity: &Identity,
         job: &Job,
-        content: Option<&Message>,
+        content: Option<(&File, u64)>,
     ) -> Result<JobReply, PoolError> {
         // A job with a limit of its own (a command) gets it, and the time to
         // report after it.
@@ -470,11 +471,11 @@ async fn exchange(
     worker: &mut Worker,
     header: &[u8],
     len: u64,
-    content: Option<&Message>,
+    content: Option<(&File, u64)>,
 ) -> Result<JobReply, Exchange> {
     let broken = |what: &str, e: io::Error| Exchange::Worker(format!("{what}: {e}"));
     match content {
-        Some(message) => stream_content(worker, header, len, message).await?,
+        Some((content, offset)) => stream_content(worker, header, len, content, offset).await?,
         None => worker
             .stdin
             .write_all(header)
@@ -498,55 +499,59 @@ async fn exchange(
     checked(reply).ok_or_else(|| Exchange::Worker("bad reply: inconsistent status".into()))
 }
 
-/// Pass the job's `header` line and `len` bytes of `message` to the
-/// worker: the line and the message's first bytes (all of a small
-/// message) in one write, the rest read from the queue file in place (a
-/// page-cache read; see `Delivery::message`) in chunks.
+/// Pass the job's `header` line and `len` bytes of `content` from
+/// `offset` to the worker: the line and the first chunk in one write (a
+/// small message: one write in all). The queue file is read in place (a
+/// page-cache read; see `Agent::open_content`).
 async fn stream_content(
     worker: &mut Worker,
     header: &[u8],
     len: u64,
-    message: &Message,
+    content: &File,
+    offset: u64,
 ) -> Result<(), Exchange> {
     let broken = |what: &str, e: io::Error| Exchange::Worker(format!("{what}: {e}"));
-    let head = &message.head[..message.head.len().min(len as usize)];
-    let mut first = Vec::with_capacity(header.len() + head.len());
-    first.extend_from_slice(header);
-    first.extend_from_slice(head);
-    worker
-        .stdin
-        .write_all(&first)
-        .await
-        .map_err(|e| broken("write", e))?;
-    drop(first);
-    let mut done = head.len() as u64;
-    if done == len {
-        return Ok(());
-    }
-    let mut buf = vec![0u8; (len - done).min(CHUNK as u64) as usize];
+    let chunk = len.min(CHUNK as u64) as usize;
+    let mut buf = Vec::with_capacity(header.len() + chunk);
+    buf.extend_from_slice(header);
+    let mut start = buf.len();
+    buf.resize(start + chunk, 0);
+    let mut done = 0u64;
     while done < len {
-        let want = (len - done).min(buf.len() as u64) as usize;
-        let n = match message
-            .file
-            .read_at(&mut buf[..want], message.offset + done)
-        {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => other.map_err(Exchange::Content)?,
-        };
-        if n == 0 {
-            let left = len - done;
-            let msg = format!("queue file ends {left} bytes before the message does");
-            return Err(Exchange::Content(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                msg,
-            )));
+        let want = (len - done).min((buf.len() - start) as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            let n = match content.read_at(
+                &mut buf[start + got..start + want],
+                offset + done + got as u64,
+            ) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other.map_err(Exchange::Content)?,
+            };
+            if n == 0 {
+                let left = len - done - got as u64;
+                let msg = format!("queue file ends {left} bytes before the message does");
+                return Err(Exchange::Content(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    msg,
+                )));
+            }
+            got += n;
         }
         worker
             .stdin
-            .write_all(&buf[..n])
+            .write_all(&buf[..start + want])
             .await
             .map_err(|e| broken("write", e))?;
-        done += n as u64;
+        done += want as u64;
+        start = 0;
+    }
+    if len == 0 {
+        worker
+            .stdin
+            .write_all(header)
+            .await
+            .map_err(|e| broken("write", e))?;
     }
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! its content and answer with their pid, which shows reuse and restarts.
 //! The real worker is exercised in `tests/local_delivery.rs`.
 
-use std::fs::File;
-
 use super::*;
 use crate::local::mailbox::Mailbox;
 use crate::local::worker::Destination;
@@ -80,21 +78,8 @@ async fn deliver(
     content: &Content,
     len: u64,
 ) -> Result<JobReply, PoolError> {
-    // The first bytes read already (as `Delivery::message` does), the
-    // rest from the file.
-    let data = std::fs::read(&content.path).unwrap();
-    let head = data[7..]
-        .iter()
-        .take(3.min(len as usize))
-        .copied()
-        .collect();
-    let message = Message {
-        file: content.open(),
-        offset: 7,
-        len,
-        head,
-    };
-    pool.deliver(who, &job(len), &message).await
+    let file = content.open();
+    pool.deliver(who, &job(len), &file, 7).await
 }
 
 fn alive(pid: u32) -> bool {
