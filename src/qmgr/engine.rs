@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::damage::StateDamage;
 use super::state::{Replayed, SnapState, StateRecord};
@@ -381,27 +380,17 @@ impl Engine {
     }
 
     async fn append_all(&mut self, records: Vec<StateRecord>, lazy: bool) -> Vec<bool> {
-        let mut set = JoinSet::new();
-        for (n, rec) in records.into_iter().enumerate() {
-            let (t, payload) = rec.encode();
-            self.state_bytes += payload.len() as u64 + 16;
-            let log = self.log.clone();
-            set.spawn(async move {
-                let r = if lazy {
-                    log.append_lazy(t, payload).await
-                } else {
-                    log.append(t, payload).await
-                };
-                (n, r.is_ok())
-            });
-        }
-        let mut ok = vec![false; set.len()];
-        while let Some(r) = set.join_next().await {
-            if let Ok((n, good)) = r {
-                ok[n] = good;
-            }
-        }
-        ok
+        let encoded: Vec<_> = records.iter().map(StateRecord::encode).collect();
+        self.state_bytes += encoded
+            .iter()
+            .map(|(_, payload)| payload.len() as u64 + 16)
+            .sum::<u64>();
+        self.log
+            .append_all(encoded, lazy)
+            .await
+            .iter()
+            .map(Result::is_ok)
+            .collect()
     }
 
     fn finish(&mut self, id: &QueueId) {
