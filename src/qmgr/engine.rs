@@ -20,12 +20,16 @@ use crate::queue::message::decode_message;
 use crate::queue::record::{LogReader, RecordType};
 use crate::queue::{ContentRef, DEFERRED, Envelope, QueueId, now_micros};
 use crate::transport::LiveTransport;
+pub(crate) use admin::merge_listing;
 use notify::Notices;
 use scheduler::Scheduler;
 
 mod admin;
 mod deferred;
+#[cfg(test)]
+pub(crate) use deferred::crash;
 mod dispatch;
+mod evict;
 mod incoming;
 mod metrics;
 mod notify;
@@ -91,6 +95,9 @@ struct Segment {
     corrupt: bool,
     /// The final incomplete tail was logged.
     tail_logged: bool,
+    /// Records after `offset` are not read yet: the active window was
+    /// full.
+    unread: bool,
     /// Messages read from it and not finished.
     live: HashSet<QueueId>,
     /// Messages read from it and finished (or living elsewhere now).
@@ -151,6 +158,8 @@ pub(crate) struct Engine {
     /// Messages taken in and recipients delivered, per second of the last
     /// minute (`postern status`, `STATUS=`).
     rates: metrics::Rates,
+    /// The active window: what is out of memory, when to scan `deferred/`.
+    win: evict::Window,
 }
 
 /// A file finished messages leave behind.
@@ -194,6 +203,7 @@ impl Engine {
             damaged_state: HashSet::new(),
             counts: Default::default(),
             rates: Default::default(),
+            win: Default::default(),
         }
     }
 
@@ -214,8 +224,13 @@ impl Engine {
         let now = now_micros();
         let numbers = self.queue_numbers();
         let (taken_in, delivered) = self.rates.last_minute(now);
+        let e = self.win.evicted;
         let mut s = QmgrStatus {
-            messages: self.messages.len(),
+            // Out of memory (issue 22): counted, each as one deferred
+            // recipient until it is read again.
+            messages: self.messages.len() + e.deferred + e.held,
+            deferred: e.deferred,
+            held: e.held,
             active_messages: Some(numbers[0].1.messages as usize),
             deferred_messages: Some(numbers[1].1.messages as usize),
             oldest_deferred_secs: numbers[1]

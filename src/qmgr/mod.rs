@@ -10,7 +10,12 @@
 //! What it does: owns the queue. It reads the segments smtpd appends to
 //! `queue/incoming/` (woken by smtpd through the `qmgr` socket after each
 //! group commit, and by a scan at start and every few seconds), keeps the
-//! state of every message in memory, routes each recipient ([`route`]:
+//! state of the messages in its active window in memory (at most
+//! `queue.active_limit`; the rest waits on disk: segments not read yet,
+//! and deferred messages evicted to `queue/deferred/` files with their
+//! state, taken back by a scan of that directory every `queue.run_delay`
+//! as their next attempt comes, or by `postern flush`; see
+//! `engine/evict.rs`), routes each recipient ([`route`]:
 //! the transport table, then local domains, then virtual mailbox
 //! domains, then the relay host or the recipient domain's MX hosts;
 //! `lmtp:` next hops go to the smtp agent too), hands it to the delivery agent that route
@@ -26,7 +31,8 @@
 //! `queue/deferred/` files of their own, and deletes a segment when every
 //! message in it is finished.
 //!
-//! Recovery at start replays the segments, `deferred/` and the state log;
+//! Recovery at start replays the segments, the state log and the
+//! `deferred/` files it has news of (the others stay on disk, counted);
 //! a torn tail is detected by its checksum and ignored; then the state log
 //! is compacted into a snapshot. A crash at any moment loses no message
 //! that got a `250`; a recipient may at worst be delivered twice
@@ -88,6 +94,8 @@ mod damage;
 mod damage_tests;
 mod engine;
 mod error;
+#[cfg(test)]
+mod evict_tests;
 #[cfg(test)]
 mod outbound_tests;
 #[cfg(test)]
@@ -303,6 +311,8 @@ async fn serve(
         // Before dispatch: a message whose retry is due is not active yet,
         // so a long-deferred one can move to deferred/ now.
         engine.maybe_move_deferred().await;
+        // The active window: evict, take in, flush, scan deferred/.
+        engine.window().await;
         engine.dispatch();
         let decided = engine.take_decided();
         if !decided.is_empty() {
@@ -325,7 +335,15 @@ async fn serve(
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
                 Some(Event::Counters(counts)) => engine.add_counts(counts),
                 Some(Event::Metrics(tx)) => { let _ = tx.send(engine.exposition()); }
-                Some(Event::List(tx)) => { let _ = tx.send(engine.listing()); }
+                Some(Event::List(tx)) => {
+                    let (entries, rest) = engine.listing_parts();
+                    tokio::spawn(async move {
+                        let more = tokio::task::spawn_blocking(move || rest.read())
+                            .await
+                            .unwrap_or_default();
+                        let _ = tx.send(engine::merge_listing(entries, more));
+                    });
+                }
                 Some(Event::Show(id, tx)) => { let _ = tx.send(engine.show(&id)); }
                 Some(Event::Queue(action, ids, tx)) => {
                     let _ = tx.send(engine.queue_op(action, &ids).await);

@@ -244,6 +244,12 @@ pub(crate) struct Replayed {
     pub warned: bool,
     /// Records to apply, in order, after the last Moved/Snapshot reset.
     pub records: Vec<StateRecord>,
+    /// Something was recorded after the last `Moved`: the `deferred/`
+    /// file's own Snapshot is not the whole truth (see
+    /// `engine/evict.rs`).
+    pub after_move: bool,
+    /// Held or released after the last `Moved` (a snapshot counts).
+    pub held_after_move: Option<bool>,
 }
 
 /// Fold a sequence of state records (in log order) per message.
@@ -256,17 +262,31 @@ pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<
                 e.moved = true;
                 e.finished = false;
                 e.records.clear();
+                e.after_move = false;
+                e.held_after_move = None;
+                continue;
             }
+            _ => e.after_move = true,
+        }
+        match &r {
+            StateRecord::Moved(_) => {}
             StateRecord::Warned(_) => e.warned = true,
             StateRecord::Admin(a) => match a.op {
-                AdminOp::Hold => (e.held, e.held_known) = (true, true),
-                AdminOp::Release => (e.held, e.held_known) = (false, true),
+                AdminOp::Hold => {
+                    (e.held, e.held_known) = (true, true);
+                    e.held_after_move = Some(true);
+                }
+                AdminOp::Release => {
+                    (e.held, e.held_known) = (false, true);
+                    e.held_after_move = Some(false);
+                }
                 AdminOp::Delete => {
                     e.finished = true;
                     e.records.clear();
                 }
             },
             StateRecord::Snapshot(s) => {
+                e.held_after_move = Some(s.held);
                 e.moved = s.deferred;
                 e.finished = s.finished;
                 e.held = s.held;

@@ -3,15 +3,142 @@
 //! and postqueue -i. Hold, release and delete are recorded durably in the
 //! state log before they take effect; requeue only changes times.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::deferred::{read_deferred, snapshot_or_default};
 use super::{Engine, RState};
 use crate::ipc::{QueueAction, QueueEntry, QueueOpResult, QueueRecipient};
-use crate::qmgr::state::{Admin, AdminOp, StateRecord};
-use crate::queue::{QueueId, now_micros};
+use crate::qmgr::state::{Admin, AdminOp, SnapState, StateRecord};
+use crate::queue::{DEFERRED, QueueId, now_micros};
+
+/// The part of a listing read from `deferred/`: the messages out of
+/// memory.
+pub(crate) struct EvictedListing {
+    qdir: PathBuf,
+    in_memory: HashSet<QueueId>,
+    /// Segments with records not read yet (the window was full), from
+    /// where.
+    unread: Vec<(String, u64)>,
+}
+
+impl EvictedListing {
+    /// Read every file in `deferred/` of a message not in memory, and the
+    /// messages not read yet from segments (`incoming`), blocking.
+    pub(crate) fn read(self) -> Vec<QueueEntry> {
+        let mut out = self.read_unread();
+        let Ok(rd) = std::fs::read_dir(self.qdir.join(DEFERRED)) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(id) = name.parse::<QueueId>() else {
+                continue;
+            };
+            if self.in_memory.contains(&id) {
+                continue;
+            }
+            // Gone meanwhile (delivered, or taken into memory): skipped.
+            let Ok(f) = read_deferred(&self.qdir, &name) else {
+                continue;
+            };
+            let snap = snapshot_or_default(&f);
+            let recipients = snap
+                .rcpts
+                .iter()
+                .zip(&f.env.recipients)
+                .filter(|(r, _)| r.state == SnapState::Pending)
+                .map(|(r, rcpt)| QueueRecipient {
+                    address: rcpt.address.clone(),
+                    delay_reason: r.reason.clone(),
+                })
+                .collect();
+            out.push(QueueEntry {
+                queue_name: if snap.held { "hold" } else { "deferred" }.into(),
+                queue_id: id.to_string(),
+                arrival_time: f.env.arrival_us / 1_000_000,
+                message_size: f.env.size,
+                forced_expire: false,
+                sender: f.env.sender.clone(),
+                recipients,
+            });
+        }
+        out
+    }
+
+    fn read_unread(&self) -> Vec<QueueEntry> {
+        use crate::queue::message::decode_message;
+        use crate::queue::record::{LogReader, RecordType};
+        let mut out = Vec::new();
+        for (name, offset) in &self.unread {
+            let rel = format!("{}/{name}", crate::queue::INCOMING);
+            let Ok(mut r) = LogReader::open(&self.qdir.join(&rel), *offset) else {
+                continue;
+            };
+            while let Ok(Some(rec)) = r.next_record() {
+                if rec.rtype != RecordType::Message {
+                    continue;
+                }
+                let Ok((env, _)) = decode_message(&rec.payload, rec.payload_offset(), &rel) else {
+                    continue;
+                };
+                out.push(QueueEntry {
+                    queue_name: "incoming".into(),
+                    queue_id: env.id.to_string(),
+                    arrival_time: env.arrival_us / 1_000_000,
+                    message_size: env.size,
+                    forced_expire: false,
+                    sender: env.sender.clone(),
+                    recipients: env
+                        .recipients
+                        .iter()
+                        .map(|r| QueueRecipient {
+                            address: r.address.clone(),
+                            delay_reason: None,
+                        })
+                        .collect(),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Merge the two parts of a listing, in arrival order.
+pub(crate) fn merge_listing(mut a: Vec<QueueEntry>, b: Vec<QueueEntry>) -> Vec<QueueEntry> {
+    a.extend(b);
+    a.sort_by(|x, y| x.queue_id.cmp(&y.queue_id));
+    a.dedup_by(|x, y| x.queue_id == y.queue_id);
+    a
+}
 
 impl Engine {
     /// The queue as `mailq` shows it: every message with recipients still
-    /// to deliver, in arrival order.
+    /// to deliver, in arrival order. The messages in memory now; those in
+    /// `deferred/` out of memory are read by the [`EvictedListing`] (in a
+    /// blocking thread, so qmgr goes on meanwhile).
+    pub(crate) fn listing_parts(&self) -> (Vec<QueueEntry>, EvictedListing) {
+        let rest = EvictedListing {
+            qdir: self.qdir.clone(),
+            in_memory: self.messages.keys().cloned().collect(),
+            unread: self
+                .segments
+                .iter()
+                .filter(|(_, s)| s.unread)
+                .map(|(n, s)| (n.clone(), s.offset))
+                .collect(),
+        };
+        (self.listing_in_memory(), rest)
+    }
+
+    /// The whole listing at once (reading `deferred/` here).
+    #[cfg(test)]
     pub(crate) fn listing(&self) -> Vec<QueueEntry> {
+        let (a, b) = self.listing_parts();
+        merge_listing(a, b.read())
+    }
+
+    fn listing_in_memory(&self) -> Vec<QueueEntry> {
         let now = now_micros();
         self.messages
             .iter()
@@ -43,7 +170,9 @@ impl Engine {
     /// One message for `postern queue show`.
     pub(crate) fn show(&self, id: &str) -> Option<crate::ipc::ShownMessage> {
         let id: QueueId = id.parse().ok()?;
-        let m = self.messages.get(&id)?;
+        let Some(m) = self.messages.get(&id) else {
+            return self.show_evicted(&id);
+        };
         let content = super::read_content(&self.qdir, &m.content)
             .map(|c| String::from_utf8_lossy(&c).into_owned())
             .unwrap_or_else(|e| format!("(cannot read the content: {e})"));
@@ -67,20 +196,46 @@ impl Engine {
 
     pub(crate) async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
         let mut result = QueueOpResult::default();
-        let targets: Vec<QueueId> = if ids.iter().any(|i| i == "ALL") {
-            self.messages.keys().cloned().collect()
+        let all = ids.iter().any(|i| i == "ALL");
+        let (targets, evicted): (Vec<QueueId>, Vec<QueueId>) = if all {
+            let in_memory = self.messages.keys().cloned().collect();
+            let evicted = if action == QueueAction::Requeue {
+                // `postern flush`: the pass through deferred/ takes them.
+                let n = self.win.evicted.deferred;
+                result.affected += n;
+                self.start_flush();
+                Vec::new()
+            } else {
+                self.evicted_ids()
+            };
+            (in_memory, evicted)
         } else {
-            let mut t = Vec::new();
+            let (mut t, mut e) = (Vec::new(), Vec::new());
             for raw in ids {
                 match raw.parse::<QueueId>() {
                     Ok(id) if self.messages.contains_key(&id) => t.push(id),
+                    Ok(id) if super::deferred::deferred_path(&self.qdir, &id).exists() => {
+                        e.push(id)
+                    }
                     _ => result.unknown.push(raw.clone()),
                 }
             }
-            t
+            (t, e)
         };
         for id in targets {
             if self.apply_op(action, &id).await {
+                result.affected += 1;
+            }
+        }
+        // Out of memory: acted on in their files.
+        for id in evicted {
+            let changed = match action {
+                QueueAction::Delete => self.delete_evicted(&id).await,
+                QueueAction::Hold => self.change_evicted(&id, Some(true)).await,
+                QueueAction::Release => self.change_evicted(&id, Some(false)).await,
+                QueueAction::Requeue => self.change_evicted(&id, None).await,
+            };
+            if changed {
                 result.affected += 1;
             }
         }
@@ -141,7 +296,7 @@ impl Engine {
     }
 
     /// Every waiting recipient of the message is due now.
-    fn requeue(&mut self, id: &QueueId) {
+    pub(super) fn requeue(&mut self, id: &QueueId) {
         let now = now_micros();
         let Some(m) = self.messages.get_mut(id) else {
             return;
@@ -159,5 +314,31 @@ impl Engine {
         for i in due {
             self.sched.schedule(id, i, now, now);
         }
+    }
+}
+
+impl Engine {
+    /// `postern queue show` of a message out of memory.
+    fn show_evicted(&self, id: &QueueId) -> Option<crate::ipc::ShownMessage> {
+        let f = read_deferred(&self.qdir, id.as_str()).ok()?;
+        let snap = snapshot_or_default(&f);
+        let content = super::read_content(&self.qdir, &f.content)
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_else(|e| format!("(cannot read the content: {e})"));
+        let states = snap
+            .rcpts
+            .iter()
+            .map(|r| match r.state {
+                SnapState::Pending => "pending",
+                SnapState::Done => "delivered",
+                SnapState::Bounced => "bounced",
+            })
+            .map(String::from)
+            .collect();
+        Some(crate::ipc::ShownMessage {
+            envelope: f.env,
+            states,
+            content,
+        })
     }
 }

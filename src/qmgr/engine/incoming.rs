@@ -23,7 +23,22 @@ const NAMED_MAX: usize = 5;
 
 impl Engine {
     /// Read new records from every segment in `incoming/`.
+    ///
+    /// Only while the active window has room (`queue.active_limit`): a
+    /// segment is read up to the record that would not fit, and read on
+    /// from there when room comes (`win.incoming_waiting`). At start,
+    /// `replayed` is what the state log says; what it says about messages
+    /// not read yet is kept for when they are.
     pub(crate) fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
+        if replayed.is_empty() && !self.win.replay_rest.is_empty() {
+            let mut rest = std::mem::take(&mut self.win.replay_rest);
+            self.scan_incoming(&mut rest);
+            if self.win.incoming_waiting {
+                self.win.replay_rest = rest;
+            }
+            return;
+        }
+        self.win.incoming_waiting = false;
         let dir = self.qdir.join(INCOMING);
         let names = match sorted_files(&dir, |n| {
             n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")
@@ -81,7 +96,19 @@ impl Engine {
                 return;
             }
         };
+        let mut stopped = false;
         loop {
+            let before = reader.offset();
+            if self.messages.len() >= self.cfg.queue.active_limit {
+                // The window is full: read on from here when room comes.
+                stopped = true;
+                self.win.incoming_waiting = true;
+                if let Some(seg) = self.segments.get_mut(name) {
+                    seg.offset = before;
+                    seg.unread = true;
+                }
+                break;
+            }
             match reader.next_entry() {
                 Ok(Some(Entry::Record(rec))) if rec.rtype == RecordType::Message => {
                     let off = rec.payload_offset();
@@ -120,6 +147,10 @@ impl Engine {
         let Some(seg) = self.segments.get_mut(name) else {
             return;
         };
+        if stopped {
+            return;
+        }
+        seg.unread = false;
         seg.offset = reader.offset();
         seg.abandoned |= gone;
         let finished = seg.sealed || gone || newer;
@@ -148,8 +179,13 @@ impl Engine {
     ) {
         let id = env.id.clone();
         let r = replayed.remove(&id);
-        let obsolete =
-            self.messages.contains_key(&id) || r.as_ref().is_some_and(|r| r.moved || r.finished);
+        // A segment from before the start: the message may have a
+        // `deferred/` file written just before a crash cut its `Moved`
+        // record; then the file is in charge.
+        let obsolete = self.messages.contains_key(&id)
+            || r.as_ref().is_some_and(|r| r.moved || r.finished)
+            || (self.win.start_segments.contains(seg)
+                && super::deferred::deferred_path(&self.qdir, &id).exists());
         if obsolete {
             if let Some(s) = self.segments.get_mut(seg) {
                 s.finished.insert(id);
@@ -171,7 +207,7 @@ impl Engine {
             .segments
             .range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
             .any(|(n, _)| n.chars().next() == prefix);
-        if !seg.live.is_empty() || !(seg.sealed || seg.abandoned || newer) {
+        if !seg.live.is_empty() || seg.unread || !(seg.sealed || seg.abandoned || newer) {
             return;
         }
         let path = self.qdir.join(INCOMING).join(name);

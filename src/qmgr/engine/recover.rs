@@ -9,9 +9,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::incoming::read_range;
-use super::{Engine, Origin, RState, load_file_message, sorted_files};
+use super::{Engine, Origin, RState, sorted_files};
 use crate::qmgr::damage::StateDamage;
-use crate::qmgr::state::{SnapRcpt, SnapState, Snapshot, StateRecord, replay, written_at};
+use crate::qmgr::state::{
+    Admin, AdminOp, SnapRcpt, SnapState, Snapshot, StateRecord, replay, written_at,
+};
 use crate::queue::record::{EndState, Entry, LogReader};
 use crate::queue::{CORRUPT, ContentRef, DEFERRED, INCOMING, QueueId, STATE};
 
@@ -33,21 +35,33 @@ impl Engine {
             self.suspect = Some(damage);
         }
 
+        // deferred/: a file is loaded only when the state log says
+        // something about it after its last `Moved` (or damage may have
+        // hidden that); the others stay on disk, found by the scan below.
         let deferred_dir = self.qdir.join(DEFERRED);
         for name in sorted_files(&deferred_dir, |n| n.parse::<QueueId>().is_ok())? {
-            let rel = format!("{DEFERRED}/{name}");
-            match load_file_message(&self.qdir, &rel) {
-                Ok((env, content)) => {
-                    let r = replayed.remove(&env.id).filter(|r| r.moved);
-                    self.add_message(env, content, Origin::Deferred, r);
-                }
-                Err(e) => {
-                    log::warn!("{rel}: {e}; moved to corrupt/");
-                    let _ = fs::rename(self.qdir.join(&rel), self.qdir.join(CORRUPT).join(&name));
-                }
+            let Ok(id) = name.parse::<QueueId>() else {
+                continue;
+            };
+            // Records about a segment copy (no `Moved`) are older than
+            // the file: it is in charge.
+            let r = replayed.remove(&id).filter(|r| r.moved);
+            let suspect = self
+                .suspect
+                .as_ref()
+                .is_some_and(|d| d.suspect(&id, id.micros()).is_some());
+            if suspect || r.as_ref().is_some_and(|r| r.after_move || r.finished) {
+                self.load_evicted(&name, r, false);
             }
         }
+        self.win.start_segments = sorted_files(&self.qdir.join(INCOMING), |n| n.ends_with(".log"))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         self.scan_incoming(&mut replayed);
+        if self.win.incoming_waiting {
+            self.win.replay_rest = replayed;
+        }
         if self.suspect.take().is_some() {
             let held = self.held_for_damage;
             log::warn!(
@@ -60,6 +74,7 @@ impl Engine {
         self.remove_orphan_files();
         self.compact(old_state).await;
         self.flush_removals().await;
+        self.scan_deferred().await;
         Ok(())
     }
 
@@ -170,7 +185,11 @@ impl Engine {
                 .and_then(|m| m.modified())
                 .map(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
                 .unwrap_or(false);
-            if old && !used.contains(&rel) {
+            // An evicted message's content (its file in deferred/ names it).
+            let evicted = name
+                .strip_suffix(".msg")
+                .is_some_and(|id| self.qdir.join(DEFERRED).join(id).exists());
+            if old && !used.contains(&rel) && !evicted {
                 log::info!("removing orphan {rel}");
                 let _ = fs::remove_file(dir.join(&name));
             }
@@ -183,6 +202,25 @@ impl Engine {
     async fn compact(&mut self, old: Vec<String>) {
         let _ = self.log.seal().await;
         let mut recs = Vec::new();
+        // A message moved out of its segment and in memory again is
+        // described by its Snapshot below (records in one batch may land
+        // in any order: no tombstone for it).
+        for seg in self.segments.values() {
+            for id in seg
+                .finished
+                .iter()
+                .filter(|id| !self.messages.contains_key(*id))
+            {
+                recs.push(StateRecord::Snapshot(Snapshot {
+                    id: id.clone(),
+                    deferred: false,
+                    finished: true,
+                    held: false,
+                    warned: false,
+                    rcpts: vec![],
+                }));
+            }
+        }
         for (id, m) in &self.messages {
             let rcpts = m
                 .rcpts
@@ -220,8 +258,10 @@ impl Engine {
                 rcpts,
             }));
         }
-        for seg in self.segments.values() {
-            for id in &seg.finished {
+        // What the state log said about messages not read yet (the
+        // window was full at start).
+        for (id, r) in &self.win.replay_rest {
+            if r.finished {
                 recs.push(StateRecord::Snapshot(Snapshot {
                     id: id.clone(),
                     deferred: false,
@@ -230,7 +270,27 @@ impl Engine {
                     warned: false,
                     rcpts: vec![],
                 }));
+                continue;
             }
+            if r.moved {
+                recs.push(StateRecord::Moved(crate::qmgr::state::Moved {
+                    id: id.clone(),
+                }));
+            }
+            if r.held_known {
+                let op = if r.held {
+                    AdminOp::Hold
+                } else {
+                    AdminOp::Release
+                };
+                recs.push(StateRecord::Admin(Admin { id: id.clone(), op }));
+            }
+            if r.warned {
+                recs.push(StateRecord::Warned(crate::qmgr::state::Moved {
+                    id: id.clone(),
+                }));
+            }
+            recs.extend(r.records.iter().cloned());
         }
         if !self.append_all(recs, false).await.iter().all(|ok| *ok) {
             log::warn!("state log snapshot failed; keeping the old state files");
