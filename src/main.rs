@@ -691,60 +691,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Generate { what } => generate(&cli.config, what),
         Command::Check { no_system } => check(&cli.config, no_system),
-        Command::Config {
-            action:
-                ConfigAction::Show {
-                    non_default,
-                    defaults,
-                    keys,
-                },
-        } => {
-            let config = match defaults {
-                true => postern::config::Config::builtin(),
-                false => load(&cli.config)?,
-            };
-            if !keys.is_empty() {
-                let shown = config.show_keys(&keys).map_err(anyhow::Error::msg)?;
-                print!("{shown}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            match non_default {
-                // The file was loaded without error above; a missing
-                // default file sets nothing.
-                true => print!(
-                    "{}",
-                    Config::as_written(
-                        &std::fs::read_to_string(config_path(&cli.config)).unwrap_or_default()
-                    )
-                ),
-                false => print!("{}", config.to_annotated_toml()),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Config {
-            action: ConfigAction::ImportPostfix(args),
-        } => Ok(import_postfix(args)),
-        Command::Config {
-            action: ConfigAction::Schema,
-        } => {
-            print!("{}", postern::config::json_schema());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Start { foreground } => {
-            let config = load(&cli.config)?;
-            let source = cli
-                .config
-                .clone()
-                .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
-            match postern::supervisor::start(config, source, foreground) {
-                Ok(()) => Ok(ExitCode::SUCCESS),
-                Err(e) if e.is::<postern::ipc::Unrecoverable>() => {
-                    eprintln!("postern: {e:#}");
-                    Ok(ExitCode::from(EX_CONFIG))
-                }
-                Err(e) => Err(e),
-            }
-        }
+        Command::Config { action } => config(&cli.config, action),
+        Command::Start { foreground } => start(&cli.config, foreground),
         Command::Reload => {
             let path = config_path(&cli.config);
             let path = path.exists().then_some(path.as_path());
@@ -755,13 +703,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             postern::supervisor::stop(&load_client(&cli.config, "postern"))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status => Ok(
-            if postern::supervisor::status(&load_client(&cli.config, "postern"))? {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            },
-        ),
+        Command::Status => Ok(success_or_1(postern::supervisor::status(&load_client(
+            &cli.config,
+            "postern",
+        ))?)),
         Command::Aliases {
             action: AliasesAction::Build,
         } => aliases_build(&load(&cli.config)?),
@@ -774,11 +719,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 postern::ipc::QueueAction::Requeue,
                 all,
             )?;
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(success_or_1(ok))
         }
         Command::Queue { action } => queue(&cli.config, action),
         Command::Policy {
@@ -786,6 +727,70 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => policy_test(&cli.config, args),
         Command::Dkim { action } => dkim(&cli.config, action),
         Command::Daemon { role, probe } => daemon(&cli.config, &role, &probe),
+    }
+}
+
+/// Exit status 0 for yes, 1 for no (`postern status`, `postern flush`).
+fn success_or_1(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `postern config show | import-postfix | schema`.
+fn config(cli_config: &Option<PathBuf>, action: ConfigAction) -> anyhow::Result<ExitCode> {
+    match action {
+        ConfigAction::Show {
+            non_default,
+            defaults,
+            keys,
+        } => {
+            let config = match defaults {
+                true => postern::config::Config::builtin(),
+                false => load(cli_config)?,
+            };
+            if !keys.is_empty() {
+                let shown = config.show_keys(&keys).map_err(anyhow::Error::msg)?;
+                print!("{shown}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            match non_default {
+                // The file was loaded without error above; a missing
+                // default file sets nothing.
+                true => print!(
+                    "{}",
+                    Config::as_written(
+                        &std::fs::read_to_string(config_path(cli_config)).unwrap_or_default()
+                    )
+                ),
+                false => print!("{}", config.to_annotated_toml()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ConfigAction::ImportPostfix(args) => Ok(import_postfix(args)),
+        ConfigAction::Schema => {
+            print!("{}", postern::config::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `postern start [--foreground]`: a fault no retry can mend
+/// ([`postern::ipc::Unrecoverable`]) exits with EX_CONFIG.
+fn start(cli_config: &Option<PathBuf>, foreground: bool) -> anyhow::Result<ExitCode> {
+    let config = load(cli_config)?;
+    let source = cli_config
+        .clone()
+        .or_else(|| std::env::var_os("POSTERN_CONFIG").map(PathBuf::from));
+    match postern::supervisor::start(config, source, foreground) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.is::<postern::ipc::Unrecoverable>() => {
+            eprintln!("postern: {e:#}");
+            Ok(ExitCode::from(EX_CONFIG))
+        }
+        Err(e) => Err(e),
     }
 }
 

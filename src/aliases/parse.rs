@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::table::{Entry, Source, Table};
 use super::{Diagnostic, Severity};
+use crate::wire::lines::{LogicalLines, is_space, logical_lines};
 
 /// One value on the right-hand side of an alias. The strings are in
 /// internal form: quotes removed.
@@ -91,8 +92,19 @@ fn external(word: &str, is_name: bool) -> Cow<'_, str> {
 /// documentation for what is an error and what a warning).
 pub fn parse(text: &str, file: &Path) -> (Table, Vec<Diagnostic>) {
     let mut table = Table::new();
-    let mut diagnostics = Vec::new();
-    for (line_no, line) in logical_lines(text) {
+    let LogicalLines { lines, orphans } = logical_lines(text);
+    let mut diagnostics: Vec<Diagnostic> = orphans
+        .into_iter()
+        .map(|line| {
+            Diagnostic::new(
+                file,
+                Some(line),
+                Severity::Error,
+                "logical line must not start with whitespace".to_string(),
+            )
+        })
+        .collect();
+    for (line_no, line) in lines {
         let mut report = |severity, message| {
             diagnostics.push(Diagnostic::new(file, Some(line_no), severity, message));
         };
@@ -364,41 +376,6 @@ fn classify_one(text: &str) -> Result<Target, String> {
     }
 }
 
-/// Splits text into logical lines, giving each the number of the line it
-/// starts on. Comment and blank lines are dropped, also between a line and
-/// its continuation; continuation lines are appended as they are (their
-/// leading whitespace separates the tokens).
-fn logical_lines(text: &str) -> Vec<(usize, String)> {
-    let mut lines: Vec<(usize, String)> = Vec::new();
-    let mut orphan = false;
-    for (i, raw) in text.split('\n').enumerate() {
-        let raw = raw.strip_suffix('\r').unwrap_or(raw);
-        let content = raw.trim_start_matches(is_space);
-        if content.is_empty() || content.starts_with('#') {
-            continue;
-        }
-        if raw.starts_with(is_space) {
-            match lines.last_mut() {
-                Some((_, line)) if !orphan => line.push_str(raw),
-                _ => {
-                    // Kept as a line of its own so the parser reports it.
-                    orphan = true;
-                    lines.push((i + 1, raw.to_string()));
-                }
-            }
-        } else {
-            orphan = false;
-            lines.push((i + 1, raw.to_string()));
-        }
-    }
-    lines
-}
-
-/// C `isspace` in the C locale.
-fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
-}
-
 #[derive(Debug)]
 enum Token {
     Word(Word),
@@ -423,9 +400,6 @@ struct Scanned {
 /// and an unbalanced `)` are errors, as are an unterminated quote or
 /// comment.
 fn scan(text: &str, stop_at_colon: bool) -> Result<Scanned, String> {
-    if text.starts_with(is_space) && stop_at_colon {
-        return Err("logical line must not start with whitespace".to_string());
-    }
     let mut tokens = Vec::new();
     let mut word: Option<Word> = None;
     let mut chars = text.char_indices();

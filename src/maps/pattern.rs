@@ -33,7 +33,7 @@
 //! `endif`, a rule without a result) are errors here: a table with errors
 //! is not used.
 
-use crate::maps::text::{Diagnostic, logical_lines};
+use crate::maps::text::{Diagnostic, table_lines};
 
 /// PCRE2 match limit per lookup (Postfix leaves PCRE's default of ten
 /// million; one million is ~2 ms with JIT on a catastrophic pattern).
@@ -147,7 +147,11 @@ impl Matcher {
 impl PatternTable {
     /// Parses a table file's text; `file` names it in diagnostics.
     pub(crate) fn parse(engine: Engine, file: &str, text: &str) -> (PatternTable, Vec<Diagnostic>) {
-        PatternTable::from_lines(engine, file, logical_lines(text))
+        let mut diags = Vec::new();
+        let lines = table_lines(file, text, &mut diags);
+        let (table, more) = PatternTable::from_lines(engine, file, lines);
+        diags.extend(more);
+        (table, diags)
     }
 
     /// Parses numbered rule lines (a file's logical lines, or the elements

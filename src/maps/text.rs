@@ -1,14 +1,17 @@
 //! The text formats of table files, as Postfix's postmap reads them:
-//! logical lines (a line starting with whitespace continues the previous
-//! one; a line whose first non-blank character is `#` is a comment, even
-//! inside a continuation; empty lines are skipped) and the `key value`
-//! entries of hash/texthash files (access(5), postmap(1) source format).
+//! logical lines ([`crate::wire::lines`]: a line starting with whitespace
+//! continues the previous one; a line whose first non-blank character is
+//! `#` is a comment, even inside a continuation; empty and blank lines are
+//! skipped, also inside a continuation) and the `key value` entries of
+//! hash/texthash files (access(5), postmap(1) source format).
 //!
 //! Diagnostics carry the file and the line (the first physical line of the
 //! logical line) for `postern map build` and for the daemons' logs.
 
 use std::collections::HashMap;
 use std::fmt;
+
+use crate::wire::lines::{LogicalLines, logical_lines};
 
 /// One problem found in a table's text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,36 +51,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The logical lines of `text` with the number of their first physical
-/// line. Continuation lines are joined without their newline, their
-/// leading whitespace kept; trailing CRs and trailing whitespace are
-/// removed.
-pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
-    let mut out: Vec<(usize, String)> = Vec::new();
-    let mut open = false;
-    for (i, raw) in text.split('\n').enumerate() {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() {
-            open = false;
-            continue;
-        }
-        if trimmed.starts_with('#') {
-            continue;
-        }
-        let continues = line.starts_with([' ', '\t']);
-        match out.last_mut() {
-            Some((_, last)) if continues && open => last.push_str(line),
-            _ => {
-                out.push((i + 1, line.to_string()));
-                open = true;
-            }
-        }
-    }
-    for (_, l) in out.iter_mut() {
-        l.truncate(l.trim_end().len());
-    }
-    out
+/// The logical lines of a table file with the number of their first
+/// physical line; a line that starts with white space before any logical
+/// line is ignored with a warning, as postmap does.
+pub(crate) fn table_lines(
+    file: &str,
+    text: &str,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<(usize, String)> {
+    let LogicalLines { lines, orphans } = logical_lines(text);
+    diags.extend(orphans.into_iter().map(|n| {
+        Diagnostic::warning(
+            file,
+            n,
+            "logical line must not start with whitespace (ignored)",
+        )
+    }));
+    lines
 }
 
 /// Entries of a hash/texthash file: keys lower-cased (Postfix's fixed-case
@@ -86,7 +76,7 @@ pub(crate) fn logical_lines(text: &str) -> Vec<(usize, String)> {
 pub(crate) fn parse_hash(file: &str, text: &str) -> (HashMap<String, String>, Vec<Diagnostic>) {
     let mut map = HashMap::new();
     let mut diags = Vec::new();
-    for (n, line) in logical_lines(text) {
+    for (n, line) in table_lines(file, text, &mut diags) {
         match split_entry(&line) {
             Ok((key, value)) => {
                 let key = key.to_lowercase();
@@ -118,7 +108,7 @@ pub(crate) fn parse_hash(file: &str, text: &str) -> (HashMap<String, String>, Ve
 pub(crate) fn parse_cidr(file: &str, text: &str) -> (Vec<(ipnet::IpNet, String)>, Vec<Diagnostic>) {
     let mut entries = Vec::new();
     let mut diags = Vec::new();
-    for (n, line) in logical_lines(text) {
+    for (n, line) in table_lines(file, text, &mut diags) {
         let (key, value) = match split_entry(&line) {
             Ok(entry) => entry,
             Err(e) => {
@@ -255,14 +245,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn logical_lines_join_continuations_and_skip_comments() {
-        let text = "a 1\n  continued\n# comment\n\tstill\n\nb 2\r\n   \n c 3\n";
+    fn leading_continuation_lines_are_warned_about_and_ignored() {
+        let (map, diags) = parse_hash("f", "  lost 1\n\tmore\na 1\n\n  # c\n   continued\n");
+        assert_eq!(map.len(), 1);
+        assert_eq!(map["a"], "1   continued");
+        let shown: Vec<String> = diags.iter().map(ToString::to_string).collect();
         assert_eq!(
-            logical_lines(text),
-            vec![
-                (1, "a 1  continued\tstill".to_string()),
-                (6, "b 2".to_string()),
-                (8, " c 3".to_string()),
+            shown,
+            [
+                "f:1: warning: logical line must not start with whitespace (ignored)",
+                "f:2: warning: logical line must not start with whitespace (ignored)",
             ]
         );
     }

@@ -128,6 +128,35 @@ pub(crate) struct Pending {
     transport: &'static str,
 }
 
+impl Pending {
+    /// An outcome qmgr decided itself (a route to `error:`, `discard:`,
+    /// a deferral, an agent gone): nothing to forward, no remote server,
+    /// logged here.
+    fn decided_here(
+        id: QueueId,
+        rcpt: usize,
+        status: DeliveryStatus,
+        dsn: crate::outcome::Enhanced,
+        reason: String,
+        transport: &'static str,
+    ) -> Pending {
+        Pending {
+            id,
+            rcpt,
+            status,
+            dsn,
+            reason,
+            forward: Vec::new(),
+            lists: Vec::new(),
+            owner_failures: Vec::new(),
+            remote_mta: None,
+            diagnostic: None,
+            log_here: true,
+            transport,
+        }
+    }
+}
+
 pub(crate) struct Engine {
     cfg: Arc<Config>,
     qdir: PathBuf,

@@ -18,9 +18,9 @@ use crate::outcome::code;
 use crate::queue::id::now_micros;
 use crate::sasl::client::Logins;
 
-use super::client::{self, Session, Setup, Timeouts};
+use super::client::{self, HostFailure, Session, Setup, Timeouts};
 use super::content::Content;
-use super::dns::{MAX_ADDRESSES, Resolver, Target};
+use super::dns::{Addr, MAX_ADDRESSES, Resolver, Target};
 use super::outcome::{Outcome, relay};
 use super::pool::Pool;
 use super::tls::TlsClient;
@@ -159,7 +159,8 @@ impl Agent {
     }
 
     /// The recipients `chunk` (indexes into the request), as one or more
-    /// transactions.
+    /// transactions: on the cached connection to the nexthop if there is
+    /// one, then on new ones to its hosts.
     async fn deliver_chunk(
         &self,
         request: &SmtpRequest,
@@ -169,25 +170,14 @@ impl Agent {
         targets: Option<Vec<Target>>,
     ) {
         let mut pending = chunk.to_vec();
-        let nexthop = &request.nexthop;
-        let mut cached_at = None;
-        if let Some(mut s) = self.pool.take(nexthop) {
-            if s.probe().await {
-                cached_at = Some(s.target.addr.clone());
-                self.transact(&mut s, request, &mut pending, content, tracks)
-                    .await;
-                self.pool.put(nexthop, s);
-            } else {
-                // Gone stale while idle: not a failure, just a new connection.
-                tokio::spawn(s.quit());
-            }
-        }
+        let cached_at = self.on_cached(request, &mut pending, content, tracks).await;
         if pending.is_empty() {
             return;
         }
         let targets = match targets {
             Some(t) => t,
             None => {
+                let nexthop = &request.nexthop;
                 let port = nexthop.port.unwrap_or(self.config.smtp.port);
                 match self
                     .resolver
@@ -210,12 +200,51 @@ impl Agent {
             .filter(|t| Some(&t.addr) != cached_at.as_ref())
             .take(MAX_ADDRESSES)
             .collect();
+        self.on_new(request, &candidates, &mut pending, content, tracks)
+            .await;
+    }
+
+    /// A transaction on the connection the pool keeps to the nexthop, if
+    /// it is still alive; the address it was connected to (not to be tried
+    /// again in this round).
+    async fn on_cached(
+        &self,
+        request: &SmtpRequest,
+        pending: &mut Vec<usize>,
+        content: &mut Message<'_>,
+        tracks: &mut [Track],
+    ) -> Option<Addr> {
+        let nexthop = &request.nexthop;
+        let mut s = self.pool.take(nexthop)?;
+        if !s.probe().await {
+            // Gone stale while idle: not a failure, just a new connection.
+            tokio::spawn(s.quit());
+            return None;
+        }
+        let cached_at = s.target.addr.clone();
+        self.transact(&mut s, request, pending, content, tracks)
+            .await;
+        self.pool.put(nexthop, s);
+        Some(cached_at)
+    }
+
+    /// Transactions on new connections to `candidates` in order, until
+    /// every pending recipient is decided or [`MAX_SESSIONS`] sessions
+    /// were had (Postfix's `smtp_mx_session_limit`).
+    async fn on_new(
+        &self,
+        request: &SmtpRequest,
+        candidates: &[&Target],
+        pending: &mut Vec<usize>,
+        content: &mut Message<'_>,
+        tracks: &mut [Track],
+    ) {
         let setup = Setup {
             helo_name: &self.config.smtp.helo_name,
             bind_address: self.config.smtp.bind_address,
             timeouts: &self.timeouts,
             tls: &self.tls,
-            nexthop,
+            nexthop: &request.nexthop,
             logins: Logins {
                 config: &self.config,
             },
@@ -224,32 +253,19 @@ impl Agent {
         let mut sessions = 0;
         for (k, target) in candidates.iter().enumerate() {
             let last = k + 1 == candidates.len();
-            let opened = match client::open(target, &setup, false).await {
-                Err(f) if f.retry_plain => {
-                    log::info!(
-                        queue_id = request.id.as_str();
-                        "{}: {}: {}; trying again without TLS",
-                        request.id,
-                        relay(target),
-                        f.outcome.reason
-                    );
-                    client::open(target, &setup, true).await
-                }
-                other => other,
-            };
-            match opened {
+            match open(request, target, &setup).await {
                 Ok(mut s) => {
                     sessions += 1;
-                    self.transact(&mut s, request, &mut pending, content, tracks)
+                    self.transact(&mut s, request, pending, content, tracks)
                         .await;
-                    self.pool.put(nexthop, s);
+                    self.pool.put(&request.nexthop, s);
                 }
                 Err(f) => {
                     if f.session {
                         sessions += 1;
                     }
                     let at = f.connected.then(|| relay(target));
-                    for &i in &pending {
+                    for &i in pending.iter() {
                         decide(&mut tracks[i], f.outcome.clone(), at.clone(), 0, None);
                     }
                     if f.outcome.is_final() {
@@ -366,6 +382,28 @@ fn log_line(
         crate::logging::status_field(o.status),
         o.reason,
     )
+}
+
+/// A session with `target`; when TLS failed in a way that allows it, a
+/// second attempt without TLS.
+async fn open(
+    request: &SmtpRequest,
+    target: &Target,
+    setup: &Setup<'_>,
+) -> Result<Session, HostFailure> {
+    match client::open(target, setup, false).await {
+        Err(f) if f.retry_plain => {
+            log::info!(
+                queue_id = request.id.as_str();
+                "{}: {}: {}; trying again without TLS",
+                request.id,
+                relay(target),
+                f.outcome.reason
+            );
+            client::open(target, setup, true).await
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

@@ -156,28 +156,70 @@ const STATUS_PROPS: [&str; 10] = [
     "ConditionResult",
 ];
 
+/// What `systemctl show` said, found by unit `Id` (an absent unit has no
+/// properties).
+struct Units<'a>(&'a [Props]);
+
+impl<'a> Units<'a> {
+    fn get(&self, id: &str) -> &'a Props {
+        static NONE: Props = Props::new();
+        self.0.iter().find(|p| prop(p, "Id") == id).unwrap_or(&NONE)
+    }
+}
+
+/// A unit waiting to be restarted after a failure is "activating" too:
+/// that is no daemon running.
+fn restarting(p: &Props) -> bool {
+    prop(p, "SubState") == "auto-restart"
+}
+
+/// Whether a service's daemon runs (or is on its way up).
+fn runs(p: &Props) -> bool {
+    matches!(prop(p, "ActiveState"), "active" | "reloading")
+        || (prop(p, "ActiveState") == "activating" && !restarting(p))
+}
+
+/// ` since TIMESTAMP`, or nothing when systemd has no timestamp.
+fn since(p: &Props) -> String {
+    match prop(p, "ActiveEnterTimestamp") {
+        "" | "n/a" => String::new(),
+        t => format!(" since {t}"),
+    }
+}
+
 /// The report of `postern status` from what `systemctl show` said of the
 /// target, the services and the sockets (matched by `Id`), and whether
 /// the mail system runs (a daemon does: with every one failed, an active
 /// target is no mail system).
 pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
-    let none = Props::new();
-    let unit = |id: &str| units.iter().find(|p| prop(p, "Id") == id).unwrap_or(&none);
-    let target = unit(TARGET);
-    let mut lines = Vec::new();
-    // A unit waiting to be restarted after a failure is "activating"
-    // too: that is no daemon running.
-    let restarting = |p: &Props| prop(p, "SubState") == "auto-restart";
-    let running = services().any(|(_, s)| {
-        let p = unit(s);
-        matches!(prop(p, "ActiveState"), "active" | "reloading")
-            || (prop(p, "ActiveState") == "activating" && !restarting(p))
-    });
-    let since = |p: &Props| match prop(p, "ActiveEnterTimestamp") {
-        "" | "n/a" => String::new(),
-        t => format!(" since {t}"),
-    };
-    lines.push(if running {
+    let units = Units(units);
+    let running = services().any(|(_, s)| runs(units.get(s)));
+    let builtin = Config::builtin();
+    let mut lines = vec![headline(units.get(TARGET), running)];
+    for (role, service) in services() {
+        let p = units.get(service);
+        // A role off by default (metrics) is worth a line only when it
+        // runs or failed.
+        let optional =
+            crate::role::Role::from_name(role).is_some_and(|r| !(r.row().wanted)(&builtin));
+        if optional
+            && !matches!(
+                prop(p, "ActiveState"),
+                "active" | "reloading" | "activating" | "failed"
+            )
+        {
+            continue;
+        }
+        lines.push(format!("  {role:<6} {}", service_state(p, service)));
+    }
+    lines.extend(listener_lines(&units, running, &builtin));
+    lines.extend(socket_unit_lines(&units, running));
+    (lines, running)
+}
+
+/// The first line: whether postern runs, and the target's state.
+fn headline(target: &Props, running: bool) -> String {
+    if running {
         format!(
             "postern is running under systemd ({TARGET} {}{})",
             prop(target, "ActiveState"),
@@ -196,55 +238,47 @@ pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
                 ""
             }
         )
-    });
-    let builtin = Config::builtin();
-    for (role, service) in services() {
-        let p = unit(service);
-        let pid = prop(p, "MainPID");
-        // A role off by default (metrics) is worth a line only when it
-        // runs or failed.
-        let optional =
-            crate::role::Role::from_name(role).is_some_and(|r| !(r.row().wanted)(&builtin));
-        if optional
-            && !matches!(
-                prop(p, "ActiveState"),
-                "active" | "reloading" | "activating" | "failed"
-            )
-        {
-            continue;
-        }
-        // The last `systemctl reload` refused (ExecReload's check failed):
-        // the daemon runs with the configuration it had.
-        let reload = match prop(p, "ReloadResult") {
-            "" | "success" => String::new(),
-            r => format!("; the last reload failed ({r}), the running configuration is kept"),
-        };
-        let state = match (prop(p, "LoadState"), prop(p, "ActiveState")) {
-            ("loaded", "active" | "reloading") if pid != "0" && !pid.is_empty() => {
-                format!("running (pid {pid}){}{reload}", since(p))
-            }
-            ("loaded", "active" | "reloading") => format!("running{}{reload}", since(p)),
-            ("loaded", "activating") if restarting(p) => format!(
-                "failed ({}), restarting; see journalctl -u {service}",
-                prop(p, "Result")
-            ),
-            ("loaded", "activating") => "starting".to_string(),
-            ("loaded", "deactivating") => "stopping".to_string(),
-            ("loaded", "failed") => format!(
-                "failed ({}); see journalctl -u {service}",
-                prop(p, "Result")
-            ),
-            ("loaded", _) => "not running".to_string(),
-            ("", _) => "unknown".to_string(),
-            (load, _) => format!("{service} {load}"),
-        };
-        lines.push(format!("  {role:<6} {state}"));
     }
-    // Each TCP socket unit's listeners; a masked one only when its key
-    // names listeners by default (the submission units are masked unless
-    // configured: nothing to say).
+}
+
+/// A service's state in words: running (with its pid), starting,
+/// failed (and where to look), not running.
+fn service_state(p: &Props, service: &str) -> String {
+    let pid = prop(p, "MainPID");
+    // The last `systemctl reload` refused (ExecReload's check failed):
+    // the daemon runs with the configuration it had.
+    let reload = match prop(p, "ReloadResult") {
+        "" | "success" => String::new(),
+        r => format!("; the last reload failed ({r}), the running configuration is kept"),
+    };
+    match (prop(p, "LoadState"), prop(p, "ActiveState")) {
+        ("loaded", "active" | "reloading") if pid != "0" && !pid.is_empty() => {
+            format!("running (pid {pid}){}{reload}", since(p))
+        }
+        ("loaded", "active" | "reloading") => format!("running{}{reload}", since(p)),
+        ("loaded", "activating") if restarting(p) => format!(
+            "failed ({}), restarting; see journalctl -u {service}",
+            prop(p, "Result")
+        ),
+        ("loaded", "activating") => "starting".to_string(),
+        ("loaded", "deactivating") => "stopping".to_string(),
+        ("loaded", "failed") => format!(
+            "failed ({}); see journalctl -u {service}",
+            prop(p, "Result")
+        ),
+        ("loaded", _) => "not running".to_string(),
+        ("", _) => "unknown".to_string(),
+        (load, _) => format!("{service} {load}"),
+    }
+}
+
+/// Each TCP socket unit's listeners; a masked one only when its key
+/// names listeners by default (the submission units are masked unless
+/// configured: nothing to say).
+fn listener_lines(units: &Units, running: bool, builtin: &Config) -> Vec<String> {
+    let mut lines = Vec::new();
     for socket in tcp_sockets() {
-        let p = unit(socket.unit);
+        let p = units.get(socket.unit);
         let name = socket.name;
         match prop(p, "LoadState") {
             "loaded" if prop(p, "ActiveState") == "active" => {
@@ -254,15 +288,22 @@ pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
                     lines.push(format!("  {name} listeners: {}", list.join(", ")));
                 }
             }
-            "masked" if running && !off_by_default(socket, &builtin) => lines.push(format!(
+            "masked" if running && !off_by_default(socket, builtin) => lines.push(format!(
                 "  {name} listeners: none ({} masked: {} names none, or the configuration could not be read at the last daemon-reload)",
                 socket.unit, socket.key
             )),
             _ => {}
         }
     }
+    lines
+}
+
+/// The socket units that are not listening: a failed one always, another
+/// state while the mail system runs.
+fn socket_unit_lines(units: &Units, running: bool) -> Vec<String> {
+    let mut lines = Vec::new();
     for socket in socket_units() {
-        let p = unit(socket);
+        let p = units.get(socket);
         if prop(p, "LoadState") != "loaded" || skipped(p) {
             continue;
         }
@@ -276,7 +317,7 @@ pub(crate) fn render_status(units: &[Props]) -> (Vec<String>, bool) {
             _ => {}
         }
     }
-    (lines, running)
+    lines
 }
 
 /// A `systemctl` to ask.

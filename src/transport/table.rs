@@ -1,10 +1,11 @@
 //! Transport tables (Postfix `transport_maps`): the transport(5) file
 //! format, and the lookup of a recipient in the inline table and the files.
 //!
-//! File format (transport(5)): one `pattern result` per logical line;
-//! empty lines, whitespace-only lines and lines whose first non-whitespace
-//! character is `#` are ignored; a line that starts with whitespace
-//! continues the logical line before it. Patterns are lower-cased. The
+//! File format (transport(5)): one `pattern result` per logical line
+//! ([`crate::wire::lines`]); empty lines, whitespace-only lines and lines
+//! whose first non-whitespace character is `#` are ignored, also inside a
+//! continuation; a line that starts with whitespace continues the logical
+//! line before it, its leading whitespace kept. Patterns are lower-cased. The
 //! first entry for a pattern wins; later duplicates are reported.
 //!
 //! Lookup order for `user+ext@domain` (Postfix's `transport_lookup`, with
@@ -32,6 +33,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::Transport;
+use crate::wire::lines::{LogicalLines, logical_lines};
 
 /// How bad a problem in a transport file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,8 +79,17 @@ impl TransportFile {
 pub fn parse_file(text: &str, file: &Path) -> (TransportFile, Vec<Diagnostic>) {
     let mut out = TransportFile::default();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut diagnostics = Vec::new();
-    for (line, logical) in logical_lines(text, file, &mut diagnostics) {
+    let LogicalLines { lines, orphans } = logical_lines(text);
+    let mut diagnostics: Vec<Diagnostic> = orphans
+        .into_iter()
+        .map(|line| Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            severity: Severity::Warning,
+            message: "continuation line without a line before it; ignored".into(),
+        })
+        .collect();
+    for (line, logical) in lines {
         let mut report = |severity, message: String| {
             diagnostics.push(Diagnostic {
                 file: file.to_path_buf(),
@@ -122,39 +133,6 @@ pub fn parse_file(text: &str, file: &Path) -> (TransportFile, Vec<Diagnostic>) {
         out.entries.push((pattern, answer));
     }
     (out, diagnostics)
-}
-
-/// Logical lines with the number of their first physical line: comments
-/// and blank lines dropped, continuation lines joined with one space.
-fn logical_lines(
-    text: &str,
-    file: &Path,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<(usize, String)> {
-    let mut lines: Vec<(usize, String)> = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if raw.starts_with(char::is_whitespace) {
-            match lines.last_mut() {
-                Some((_, l)) => {
-                    l.push(' ');
-                    l.push_str(trimmed);
-                }
-                None => diagnostics.push(Diagnostic {
-                    file: file.to_path_buf(),
-                    line: n + 1,
-                    severity: Severity::Warning,
-                    message: "continuation line without a line before it; ignored".into(),
-                }),
-            }
-        } else {
-            lines.push((n + 1, trimmed.to_string()));
-        }
-    }
-    lines
 }
 
 /// The keys a recipient is looked up with, in order (see the module
@@ -303,7 +281,7 @@ example.com   discard:
             entries[1],
             (
                 ".example.com",
-                &Ok(Transport::Error("5.7.1 no mail for subdomains".into()))
+                &Ok(Transport::Error("5.7.1 no mail   for subdomains".into()))
             )
         );
         assert!(

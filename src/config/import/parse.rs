@@ -1,12 +1,13 @@
-//! main.cf and master.cf as Postfix reads them: logical lines (a line that
-//! starts with white space continues the previous one; a line whose first
-//! non-blank character is `#` is a comment, even inside a continued line),
-//! `name = value` pairs in main.cf (the last one wins), services with their
+//! main.cf and master.cf as Postfix reads them: logical lines
+//! ([`crate::wire::lines`]: a line that starts with white space continues
+//! the previous one; a line whose first non-blank character is `#` is a
+//! comment, even inside a continued line), `name = value` pairs in main.cf (the last one wins), services with their
 //! `-o name=value` overrides in master.cf.
 
 use std::collections::BTreeMap;
 
 use super::ImportError;
+use crate::wire::lines::{LogicalLines, logical_lines};
 
 /// One parameter of main.cf: its value as written and its line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,35 +23,10 @@ pub(crate) struct MainCf {
     pub warnings: Vec<String>,
 }
 
-/// The logical lines of a file: their text (continuations joined, the
-/// newline removed, the continuation's leading white space kept) and the
-/// line each starts on. Orphan continuation lines are returned in the
-/// second list with their line numbers.
-fn logical_lines(text: &str) -> (Vec<(usize, String)>, Vec<usize>) {
-    let mut out: Vec<(usize, String)> = Vec::new();
-    let mut orphans = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim_end_matches('\r');
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            match out.last_mut() {
-                Some((_, text)) => text.push_str(line),
-                None => orphans.push(index + 1),
-            }
-        } else {
-            out.push((index + 1, line.to_string()));
-        }
-    }
-    (out, orphans)
-}
-
 /// Parses main.cf; `file` names it in errors and warnings.
 pub(crate) fn main_cf(text: &str, file: &str) -> Result<MainCf, ImportError> {
     let mut cf = MainCf::default();
-    let (lines, orphans) = logical_lines(text);
+    let LogicalLines { lines, orphans } = logical_lines(text);
     for line in orphans {
         cf.warnings.push(format!(
             "{file}:{line}: logical line must not start with whitespace (ignored)"
@@ -103,7 +79,7 @@ pub(crate) struct Service {
 /// Parses master.cf: eight columns, then the command's arguments.
 pub(crate) fn master_cf(text: &str, file: &str) -> Result<Vec<Service>, ImportError> {
     let mut out = Vec::new();
-    let (lines, _) = logical_lines(text);
+    let lines = logical_lines(text).lines;
     for (line, text) in lines {
         let words = split_args(&text);
         if words.len() < 8 {

@@ -84,26 +84,24 @@ struct Unique<'a> {
 }
 
 impl Unique<'_> {
-    fn tmp_name(&self) -> String {
+    /// The part both names share: `SEC.MUSECPPIDQSEQ`.
+    fn stem(&self) -> String {
         let Unique {
             sec,
             usec,
             pid,
             seq,
-            host,
+            ..
         } = self;
-        format!("{sec}.M{usec}P{pid}Q{seq}.{host}")
+        format!("{sec}.M{usec}P{pid}Q{seq}")
+    }
+
+    fn tmp_name(&self) -> String {
+        format!("{}.{}", self.stem(), self.host)
     }
 
     fn new_name(&self, dev: u64, ino: u64) -> String {
-        let Unique {
-            sec,
-            usec,
-            pid,
-            seq,
-            host,
-        } = self;
-        format!("{sec}.M{usec}P{pid}Q{seq}V{dev:x}I{ino:x}.{host}")
+        format!("{}V{dev:x}I{ino:x}.{}", self.stem(), self.host)
     }
 }
 

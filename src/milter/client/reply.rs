@@ -12,109 +12,110 @@ pub(super) fn modification(
     reply: Reply,
 ) -> Result<Modification, Violation> {
     let code = reply.code();
-    let need = |action: Actions, name: &'static str| {
-        if negotiated.actions.contains(action) {
-            Ok(())
-        } else {
-            Err(Violation::NotNegotiated {
-                reply: code,
-                action: name,
-            })
-        }
+    let unexpected = Violation::Unexpected {
+        reply: code,
+        command: smfic::BODYEOB,
     };
-    let named = |name: &[u8]| {
+    let Some((action, name)) = action_of(&reply) else {
+        return Err(unexpected);
+    };
+    if !negotiated.actions.contains(action) {
+        return Err(Violation::NotNegotiated {
+            reply: code,
+            action: name,
+        });
+    }
+    let header = Header {
+        code,
+        leading_space: negotiated.leading_space(),
+    };
+    Ok(match reply {
+        Reply::AddHeader { name, value } => Modification::AddHeader {
+            name: header.name(&name)?,
+            value: header.value(&value),
+        },
+        Reply::InsertHeader { index, name, value } => Modification::InsertHeader {
+            index,
+            name: header.name(&name)?,
+            value: header.value(&value),
+        },
+        Reply::ChangeHeader { index, name, value } => Modification::ChangeHeader {
+            // Sendmail takes 0 for the first, as Postfix does.
+            index: index.max(1),
+            name: header.name(&name)?,
+            value: header.value(&value),
+        },
+        Reply::ReplaceBody(chunk) => Modification::ReplaceBody(chunk),
+        Reply::AddRcpt(rcpt) => Modification::AddRcpt {
+            rcpt: text(&rcpt),
+            args: None,
+        },
+        Reply::AddRcptPar { rcpt, args } => Modification::AddRcpt {
+            rcpt: text(&rcpt),
+            args: esmtp_args(args),
+        },
+        Reply::DelRcpt(rcpt) => Modification::DelRcpt(text(&rcpt)),
+        Reply::ChangeFrom { sender, args } => Modification::ChangeFrom {
+            sender: text(&sender),
+            args: esmtp_args(args),
+        },
+        Reply::Quarantine(reason) => Modification::Quarantine(text(&reason)),
+        _ => return Err(unexpected),
+    })
+}
+
+/// The action a modification reply needs negotiated, with its libmilter
+/// name for the error; none for a reply that is no modification.
+fn action_of(reply: &Reply) -> Option<(Actions, &'static str)> {
+    Some(match reply {
+        Reply::AddHeader { .. } | Reply::InsertHeader { .. } => {
+            (Actions::ADD_HEADERS, "SMFIF_ADDHDRS")
+        }
+        Reply::ChangeHeader { .. } => (Actions::CHANGE_HEADERS, "SMFIF_CHGHDRS"),
+        Reply::ReplaceBody(_) => (Actions::CHANGE_BODY, "SMFIF_CHGBODY"),
+        Reply::AddRcpt(_) => (Actions::ADD_RCPT, "SMFIF_ADDRCPT"),
+        Reply::AddRcptPar { .. } => (Actions::ADD_RCPT_PAR, "SMFIF_ADDRCPT_PAR"),
+        Reply::DelRcpt(_) => (Actions::DELETE_RCPT, "SMFIF_DELRCPT"),
+        Reply::ChangeFrom { .. } => (Actions::CHANGE_FROM, "SMFIF_CHGFROM"),
+        Reply::Quarantine(_) => (Actions::QUARANTINE, "SMFIF_QUARANTINE"),
+        _ => return None,
+    })
+}
+
+/// A header modification's name and value, as postern stores them.
+struct Header {
+    /// The reply's code, for the error of an empty name.
+    code: u8,
+    /// The milter sends the value's leading space (SMFIP_HDR_LEADSPC).
+    leading_space: bool,
+}
+
+impl Header {
+    fn name(&self, name: &[u8]) -> Result<String, Violation> {
         if name.is_empty() {
-            Err(Violation::HeaderName(code))
+            Err(Violation::HeaderName(self.code))
         } else {
             Ok(text(name))
         }
-    };
-    // Values as they follow the colon: the space a milter without
-    // SMFIP_HDR_LEADSPC leaves out is put back (Postfix's
-    // MILTER8_HDR_SPACE); an empty value (a deletion) stays empty.
-    let leading_space = negotiated.leading_space();
-    let value = |v: &[u8]| {
-        let v = text(v);
-        if leading_space || v.is_empty() {
-            v
+    }
+
+    /// The value as it follows the colon: the space a milter without
+    /// SMFIP_HDR_LEADSPC leaves out is put back (Postfix's
+    /// MILTER8_HDR_SPACE); an empty value (a deletion) stays empty.
+    fn value(&self, value: &[u8]) -> String {
+        let value = text(value);
+        if self.leading_space || value.is_empty() {
+            value
         } else {
-            format!(" {v}")
+            format!(" {value}")
         }
-    };
-    let args = |a: Option<Vec<u8>>| a.filter(|a| !a.is_empty()).map(|a| text(&a));
-    Ok(match reply {
-        Reply::AddHeader { name, value: v } => {
-            need(Actions::ADD_HEADERS, "SMFIF_ADDHDRS")?;
-            Modification::AddHeader {
-                name: named(&name)?,
-                value: value(&v),
-            }
-        }
-        Reply::InsertHeader {
-            index,
-            name,
-            value: v,
-        } => {
-            need(Actions::ADD_HEADERS, "SMFIF_ADDHDRS")?;
-            Modification::InsertHeader {
-                index,
-                name: named(&name)?,
-                value: value(&v),
-            }
-        }
-        Reply::ChangeHeader {
-            index,
-            name,
-            value: v,
-        } => {
-            need(Actions::CHANGE_HEADERS, "SMFIF_CHGHDRS")?;
-            Modification::ChangeHeader {
-                // Sendmail takes 0 for the first, as Postfix does.
-                index: index.max(1),
-                name: named(&name)?,
-                value: value(&v),
-            }
-        }
-        Reply::ReplaceBody(chunk) => {
-            need(Actions::CHANGE_BODY, "SMFIF_CHGBODY")?;
-            Modification::ReplaceBody(chunk)
-        }
-        Reply::AddRcpt(rcpt) => {
-            need(Actions::ADD_RCPT, "SMFIF_ADDRCPT")?;
-            Modification::AddRcpt {
-                rcpt: text(&rcpt),
-                args: None,
-            }
-        }
-        Reply::AddRcptPar { rcpt, args: a } => {
-            need(Actions::ADD_RCPT_PAR, "SMFIF_ADDRCPT_PAR")?;
-            Modification::AddRcpt {
-                rcpt: text(&rcpt),
-                args: args(a),
-            }
-        }
-        Reply::DelRcpt(rcpt) => {
-            need(Actions::DELETE_RCPT, "SMFIF_DELRCPT")?;
-            Modification::DelRcpt(text(&rcpt))
-        }
-        Reply::ChangeFrom { sender, args: a } => {
-            need(Actions::CHANGE_FROM, "SMFIF_CHGFROM")?;
-            Modification::ChangeFrom {
-                sender: text(&sender),
-                args: args(a),
-            }
-        }
-        Reply::Quarantine(reason) => {
-            need(Actions::QUARANTINE, "SMFIF_QUARANTINE")?;
-            Modification::Quarantine(text(&reason))
-        }
-        other => {
-            return Err(Violation::Unexpected {
-                reply: other.code(),
-                command: smfic::BODYEOB,
-            });
-        }
-    })
+    }
+}
+
+/// The ESMTP arguments of SMFIR_ADDRCPT_PAR and SMFIR_CHGFROM: none when
+/// empty.
+fn esmtp_args(args: Option<Vec<u8>>) -> Option<String> {
+    args.filter(|a| !a.is_empty()).map(|a| text(&a))
 }
 
 /// Add a modification: body chunks join the body replaced so far

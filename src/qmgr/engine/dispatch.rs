@@ -120,20 +120,8 @@ impl Engine {
                     Route::Defer { dsn, reason } => (DeliveryStatus::Deferred, dsn, reason, "none"),
                 };
             m.rcpts[i] = RState::Active;
-            self.decided.push(Pending {
-                id,
-                rcpt: i,
-                status,
-                dsn,
-                reason,
-                forward: Vec::new(),
-                lists: Vec::new(),
-                owner_failures: Vec::new(),
-                remote_mta: None,
-                diagnostic: None,
-                log_here: true,
-                transport,
-            });
+            self.decided
+                .push(Pending::decided_here(id, i, status, dsn, reason, transport));
         }
     }
 

@@ -340,20 +340,14 @@ fn outcome(p: &Pending, until: u64) -> Outcome {
 /// A deferral for a recipient of an smtp request that got no answer: the
 /// agent went away (it logs nothing of it, so qmgr does).
 fn smtp_lost(id: &QueueId, rcpt: usize, why: &str) -> Pending {
-    Pending {
-        id: id.clone(),
+    Pending::decided_here(
+        id.clone(),
         rcpt,
-        status: DeliveryStatus::Deferred,
-        dsn: code::SYSTEM_TEMP,
-        reason: format!("smtp delivery agent unavailable: {why}"),
-        forward: Vec::new(),
-        lists: Vec::new(),
-        owner_failures: Vec::new(),
-        remote_mta: None,
-        diagnostic: None,
-        log_here: true,
-        transport: "smtp",
-    }
+        DeliveryStatus::Deferred,
+        code::SYSTEM_TEMP,
+        format!("smtp delivery agent unavailable: {why}"),
+        "smtp",
+    )
 }
 
 /// The metrics of one outcome: `postern_deliveries_total`, and the
