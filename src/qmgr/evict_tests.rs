@@ -86,9 +86,12 @@ async fn start(dir: &std::path::Path, cfg: &Arc<Config>, tag: char) -> (Engine, 
     (engine, log)
 }
 
+/// A listed message: its ID, its recipients and their reasons.
+type Listed = (String, Vec<(String, Option<String>)>);
+
 /// Each message the listing shows, with its recipients and their
 /// reasons.
-fn listed(entries: &[QueueEntry]) -> Vec<(String, Vec<(String, Option<String>)>)> {
+fn listed(entries: &[QueueEntry]) -> Vec<Listed> {
     entries
         .iter()
         .map(|e| {

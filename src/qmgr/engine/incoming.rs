@@ -98,15 +98,8 @@ impl Engine {
         };
         let mut stopped = false;
         loop {
-            let before = reader.offset();
-            if self.messages.len() >= self.cfg.queue.active_limit {
-                // The window is full: read on from here when room comes.
+            if self.window_full(name, reader.offset()) {
                 stopped = true;
-                self.win.incoming_waiting = true;
-                if let Some(seg) = self.segments.get_mut(name) {
-                    seg.offset = before;
-                    seg.unread = true;
-                }
                 break;
             }
             match reader.next_entry() {
@@ -168,6 +161,20 @@ impl Engine {
                 len.saturating_sub(offset)
             );
         }
+    }
+
+    /// Whether the window is full: then segment `name` is read on from
+    /// `offset` when room comes.
+    fn window_full(&mut self, name: &str, offset: u64) -> bool {
+        if self.messages.len() < self.cfg.queue.active_limit {
+            return false;
+        }
+        self.win.incoming_waiting = true;
+        if let Some(seg) = self.segments.get_mut(name) {
+            seg.offset = offset;
+            seg.unread = true;
+        }
+        true
     }
 
     fn incoming_message(

@@ -258,41 +258,13 @@ impl Engine {
                 rcpts,
             }));
         }
-        // What the state log said about messages not read yet (the
-        // window was full at start).
-        for (id, r) in &self.win.replay_rest {
-            if r.finished {
-                recs.push(StateRecord::Snapshot(Snapshot {
-                    id: id.clone(),
-                    deferred: false,
-                    finished: true,
-                    held: false,
-                    warned: false,
-                    rcpts: vec![],
-                }));
-                continue;
-            }
-            if r.moved {
-                recs.push(StateRecord::Moved(crate::qmgr::state::Moved {
-                    id: id.clone(),
-                }));
-            }
-            if r.held_known {
-                let op = if r.held {
-                    AdminOp::Hold
-                } else {
-                    AdminOp::Release
-                };
-                recs.push(StateRecord::Admin(Admin { id: id.clone(), op }));
-            }
-            if r.warned {
-                recs.push(StateRecord::Warned(crate::qmgr::state::Moved {
-                    id: id.clone(),
-                }));
-            }
-            recs.extend(r.records.iter().cloned());
-        }
-        if !self.append_all(recs, false).await.iter().all(|ok| *ok) {
+        // The records of one batch may land in any order: each message's
+        // `Moved` (and flags) before its outcomes.
+        let (flags, outcomes) = self.rest_records();
+        let mut ok = self.append_all(recs, false).await;
+        ok.extend(self.append_all(flags, false).await);
+        ok.extend(self.append_all(outcomes, false).await);
+        if !ok.iter().all(|ok| *ok) {
             log::warn!("state log snapshot failed; keeping the old state files");
             return;
         }
@@ -313,6 +285,47 @@ impl Engine {
             let _ = fs::remove_file(dir.join(name));
         }
         self.state_bytes = 0;
+    }
+
+    /// What the state log said about messages not read yet (the window
+    /// was full at start), for the snapshot: their `Moved`, flags and
+    /// finished snapshots, then their outcomes.
+    fn rest_records(&self) -> (Vec<StateRecord>, Vec<StateRecord>) {
+        let mut out = Vec::new();
+        let mut outcomes = Vec::new();
+        for (id, r) in &self.win.replay_rest {
+            if r.finished {
+                out.push(StateRecord::Snapshot(Snapshot {
+                    id: id.clone(),
+                    deferred: false,
+                    finished: true,
+                    held: false,
+                    warned: false,
+                    rcpts: vec![],
+                }));
+                continue;
+            }
+            if r.moved {
+                out.push(StateRecord::Moved(crate::qmgr::state::Moved {
+                    id: id.clone(),
+                }));
+            }
+            if r.held_known {
+                let op = if r.held {
+                    AdminOp::Hold
+                } else {
+                    AdminOp::Release
+                };
+                out.push(StateRecord::Admin(Admin { id: id.clone(), op }));
+            }
+            if r.warned {
+                out.push(StateRecord::Warned(crate::qmgr::state::Moved {
+                    id: id.clone(),
+                }));
+            }
+            outcomes.extend(r.records.iter().cloned());
+        }
+        (out, outcomes)
     }
 
     pub(crate) async fn maybe_compact(&mut self) {
