@@ -30,39 +30,29 @@ impl EvictedListing {
         let Ok(rd) = std::fs::read_dir(self.qdir.join(DEFERRED)) else {
             return out;
         };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Ok(id) = name.parse::<QueueId>() else {
-                continue;
-            };
-            if self.in_memory.contains(&id) {
-                continue;
-            }
-            // Gone meanwhile (delivered, or taken into memory): skipped.
-            let Ok(f) = read_deferred(&self.qdir, &name) else {
-                continue;
-            };
-            let snap = snapshot_or_default(&f);
-            let recipients = snap
-                .rcpts
-                .iter()
-                .zip(&f.env.recipients)
-                .filter(|(r, _)| r.state == SnapState::Pending)
-                .map(|(r, rcpt)| QueueRecipient {
-                    address: rcpt.address.clone(),
-                    delay_reason: r.reason.clone(),
+        let names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.parse::<QueueId>()
+                    .is_ok_and(|id| !self.in_memory.contains(&id))
+            })
+            .collect();
+        // A few readers at once: each file is an open and a page.
+        let chunk = names.len().div_ceil(LIST_READERS).max(1);
+        let qdir = &self.qdir;
+        std::thread::scope(|s| {
+            let parts: Vec<_> = names
+                .chunks(chunk)
+                .map(|names| {
+                    s.spawn(move || names.iter().filter_map(|n| listed(qdir, n)).collect())
                 })
                 .collect();
-            out.push(QueueEntry {
-                queue_name: if snap.held { "hold" } else { "deferred" }.into(),
-                queue_id: id.to_string(),
-                arrival_time: f.env.arrival_us / 1_000_000,
-                message_size: f.env.size,
-                forced_expire: false,
-                sender: f.env.sender.clone(),
-                recipients,
-            });
-        }
+            for p in parts {
+                let part: Vec<QueueEntry> = p.join().unwrap_or_default();
+                out.extend(part);
+            }
+        });
         out
     }
 
@@ -102,6 +92,35 @@ impl EvictedListing {
         }
         out
     }
+}
+
+/// Threads reading `deferred/` for a listing.
+const LIST_READERS: usize = 4;
+
+/// The listing of `deferred/<name>`; None when it is gone meanwhile
+/// (delivered, or taken into memory) or unreadable.
+fn listed(qdir: &std::path::Path, name: &str) -> Option<QueueEntry> {
+    let f = read_deferred(qdir, name).ok()?;
+    let snap = snapshot_or_default(&f);
+    let recipients = snap
+        .rcpts
+        .iter()
+        .zip(&f.env.recipients)
+        .filter(|(r, _)| r.state == SnapState::Pending)
+        .map(|(r, rcpt)| QueueRecipient {
+            address: rcpt.address.clone(),
+            delay_reason: r.reason.clone(),
+        })
+        .collect();
+    Some(QueueEntry {
+        queue_name: if snap.held { "hold" } else { "deferred" }.into(),
+        queue_id: f.env.id.to_string(),
+        arrival_time: f.env.arrival_us / 1_000_000,
+        message_size: f.env.size,
+        forced_expire: false,
+        sender: f.env.sender.clone(),
+        recipients,
+    })
 }
 
 /// Merge the two parts of a listing, in arrival order.
