@@ -20,7 +20,7 @@ use crate::queue::message::decode_message;
 use crate::queue::record::{LogReader, RecordType};
 use crate::queue::{ContentRef, DEFERRED, Envelope, QueueId, now_micros};
 use crate::transport::LiveTransport;
-pub(crate) use admin::merge_listing;
+pub(crate) use admin::{EvictedListing, write_listing};
 use notify::Notices;
 use scheduler::Scheduler;
 

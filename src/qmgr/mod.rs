@@ -143,7 +143,8 @@ enum Event {
     Metrics(oneshot::Sender<String>),
     Status(oneshot::Sender<QmgrStatus>),
     Queue(QueueAction, Vec<String>, oneshot::Sender<QueueOpResult>),
-    List(oneshot::Sender<Vec<crate::ipc::QueueEntry>>),
+    /// The messages in memory, and what reads the rest from disk.
+    List(oneshot::Sender<(Vec<crate::ipc::QueueEntry>, engine::EvictedListing)>),
     Show(String, oneshot::Sender<Option<crate::ipc::ShownMessage>>),
 }
 
@@ -335,15 +336,7 @@ async fn serve(
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
                 Some(Event::Counters(counts)) => engine.add_counts(counts),
                 Some(Event::Metrics(tx)) => { let _ = tx.send(engine.exposition()); }
-                Some(Event::List(tx)) => {
-                    let (entries, rest) = engine.listing_parts();
-                    tokio::spawn(async move {
-                        let more = tokio::task::spawn_blocking(move || rest.read())
-                            .await
-                            .unwrap_or_default();
-                        let _ = tx.send(engine::merge_listing(entries, more));
-                    });
-                }
+                Some(Event::List(tx)) => { let _ = tx.send(engine.listing_parts()); }
                 Some(Event::Show(id, tx)) => { let _ = tx.send(engine.show(&id)); }
                 Some(Event::Queue(action, ids, tx)) => {
                     let _ = tx.send(engine.queue_op(action, &ids).await);
@@ -488,8 +481,10 @@ async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Even
                     Ok(Some(QmgrRequest::List)) => {
                         let (tx, rx) = oneshot::channel();
                         let _ = events.send(Event::List(tx));
-                        let Ok(entries) = rx.await else { return };
-                        if ipc::write_line(&mut wr, &entries).await.is_err() {
+                        let Ok((entries, rest)) = rx.await else {
+                            return;
+                        };
+                        if engine::write_listing(&mut wr, entries, rest).await.is_err() {
                             return;
                         }
                     }

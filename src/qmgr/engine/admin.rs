@@ -25,10 +25,26 @@ pub(crate) struct EvictedListing {
 impl EvictedListing {
     /// Read every file in `deferred/` of a message not in memory, and the
     /// messages not read yet from segments (`incoming`), blocking.
+    #[cfg(test)]
     pub(crate) fn read(self) -> Vec<QueueEntry> {
-        let mut out = self.read_unread();
+        let mut out = Vec::new();
+        self.read_chunks(|chunk| {
+            out.extend(chunk);
+            true
+        });
+        out
+    }
+
+    /// Read every file in `deferred/` of a message not in memory, and the
+    /// messages not read yet from segments (`incoming`), blocking; handed
+    /// to `sink` a few thousand at a time (so a listing of a million
+    /// messages never sits in qmgr's memory whole), until it says stop.
+    pub(crate) fn read_chunks(self, mut sink: impl FnMut(Vec<QueueEntry>) -> bool) {
+        if !sink(self.read_unread()) {
+            return;
+        }
         let Ok(rd) = std::fs::read_dir(self.qdir.join(DEFERRED)) else {
-            return out;
+            return;
         };
         let names: Vec<String> = rd
             .flatten()
@@ -38,22 +54,27 @@ impl EvictedListing {
                     .is_ok_and(|id| !self.in_memory.contains(&id))
             })
             .collect();
-        // A few readers at once: each file is an open and a page.
-        let chunk = names.len().div_ceil(LIST_READERS).max(1);
         let qdir = &self.qdir;
-        std::thread::scope(|s| {
-            let parts: Vec<_> = names
-                .chunks(chunk)
-                .map(|names| {
-                    s.spawn(move || names.iter().filter_map(|n| listed(qdir, n)).collect())
-                })
-                .collect();
-            for p in parts {
-                let part: Vec<QueueEntry> = p.join().unwrap_or_default();
-                out.extend(part);
+        for names in names.chunks(LIST_CHUNK) {
+            // A few readers at once: each file is an open and a page.
+            let per = names.len().div_ceil(LIST_READERS).max(1);
+            let mut out = Vec::with_capacity(names.len());
+            std::thread::scope(|s| {
+                let parts: Vec<_> = names
+                    .chunks(per)
+                    .map(|names| {
+                        s.spawn(move || names.iter().filter_map(|n| listed(qdir, n)).collect())
+                    })
+                    .collect();
+                for p in parts {
+                    let part: Vec<QueueEntry> = p.join().unwrap_or_default();
+                    out.extend(part);
+                }
+            });
+            if !sink(out) {
+                return;
             }
-        });
-        out
+        }
     }
 
     fn read_unread(&self) -> Vec<QueueEntry> {
@@ -96,6 +117,47 @@ impl EvictedListing {
 
 /// Threads reading `deferred/` for a listing.
 const LIST_READERS: usize = 4;
+/// Entries read and written out at a time.
+const LIST_CHUNK: usize = 2048;
+
+/// Write a listing to `w` as one JSON array on one line (what
+/// `ipc::write_line` of the whole `Vec` would write): `entries`, then what
+/// `rest` reads, a chunk at a time.
+pub(crate) async fn write_listing<W>(
+    w: &mut W,
+    entries: Vec<QueueEntry>,
+    rest: EvictedListing,
+) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWriteExt + Unpin,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<QueueEntry>>(2);
+    let reader =
+        tokio::task::spawn_blocking(move || rest.read_chunks(|c| tx.blocking_send(c).is_ok()));
+    let mut buf = b"[".to_vec();
+    let mut first = true;
+    let mut put = |buf: &mut Vec<u8>, e: &QueueEntry| -> std::io::Result<()> {
+        if !std::mem::take(&mut first) {
+            buf.push(b',');
+        }
+        serde_json::to_writer(&mut *buf, e).map_err(std::io::Error::other)
+    };
+    for e in &entries {
+        put(&mut buf, e)?;
+    }
+    drop(entries);
+    w.write_all(&buf).await?;
+    while let Some(chunk) = rx.recv().await {
+        buf.clear();
+        for e in &chunk {
+            put(&mut buf, e)?;
+        }
+        w.write_all(&buf).await?;
+    }
+    let _ = reader.await;
+    w.write_all(b"]\n").await?;
+    w.flush().await
+}
 
 /// The listing of `deferred/<name>`; None when it is gone meanwhile
 /// (delivered, or taken into memory) or unreadable.
@@ -124,6 +186,7 @@ fn listed(qdir: &std::path::Path, name: &str) -> Option<QueueEntry> {
 }
 
 /// Merge the two parts of a listing, in arrival order.
+#[cfg(test)]
 pub(crate) fn merge_listing(mut a: Vec<QueueEntry>, b: Vec<QueueEntry>) -> Vec<QueueEntry> {
     a.extend(b);
     a.sort_by(|x, y| x.queue_id.cmp(&y.queue_id));
