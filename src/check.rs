@@ -187,6 +187,15 @@ fn check_writable_by_others(config: &Config, config_path: Option<&Path>) -> Vec<
     out
 }
 
+/// What `postern check --offline` says of a configuration's text, named
+/// `name` in messages: errors and warnings, or the load error (for
+/// `postern config import-postfix --check`, which checks what it wrote;
+/// here rather than in `config::import`, which names no checks).
+pub fn check_text(text: &str, name: &Path) -> Result<Vec<(Level, String)>, String> {
+    let config = Config::from_toml(text, &name.display().to_string()).map_err(|e| e.to_string())?;
+    Ok(check_files(&config, Some(name)))
+}
+
 /// `postern check --no-system`: what can be checked from the files alone,
 /// for a build sandbox (NixOS builds the configuration as nixbld, with no
 /// postern user, no queue, no run directory) or CI. The configuration was

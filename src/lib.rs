@@ -47,6 +47,7 @@ pub mod supervisor;
 pub mod sys;
 pub mod systemd;
 pub mod transport;
+pub(crate) mod users;
 pub mod virtual_mailbox;
 pub(crate) mod watch;
 pub mod wire;

@@ -1098,7 +1098,7 @@ fn import_postfix(args: ImportArgs) -> ExitCode {
     }
     if check {
         let name = output.unwrap_or(std::path::Path::new("postern.toml"));
-        match postern::config::import::check(&imported.toml, name) {
+        match postern::check::check_text(&imported.toml, name) {
             Ok(found) => {
                 let errors = found
                     .iter()

@@ -5,7 +5,14 @@
 //! - no role (smtpd, qmgr, local, smtp, and the clients sendmail and
 //!   mailq) names another role or the supervisor;
 //! - the supervisor names a role only to start it (`crate::ROLE::run`);
-//! - no shared module names a role or the supervisor.
+//! - no shared module names a role or the supervisor;
+//! - `config` names only leaf syntax modules: the files under
+//!   `src/config/` name nothing of the crate but `crate::config`,
+//!   [`wire`] and the files of [`LEAVES`] (the types and parsers of
+//!   configuration values that live beside their feature), and those name
+//!   only each other and `wire`, never `crate::config` — so the
+//!   configuration is out of every import loop (issue 17: it closed one
+//!   of 21 modules through `policy`, `maps`, `transport`, …).
 //!
 //! `cargo test --test imports -- --nocapture` prints the graph and its
 //! counts; `POSTERN_SRC=DIR` measures another tree (an older commit's
@@ -19,6 +26,22 @@ use std::path::{Path, PathBuf};
 /// The daemons and the client commands: each a room of its own.
 const ROLES: [&str; 6] = ["smtpd", "qmgr", "local", "smtp", "sendmail", "mailq"];
 const SUPERVISOR: &str = "supervisor";
+
+/// The leaf syntax modules `config` may name, as `crate::` paths, and
+/// their files: each holds only the types and parsers of configuration
+/// values, and names nothing of the crate but another leaf (or `wire`).
+const LEAVES: [(&str, &str); 6] = [
+    ("policy::element", "policy/element.rs"),
+    ("maps::spec", "maps/spec.rs"),
+    ("transport::syntax", "transport/syntax.rs"),
+    ("dkim::key_entry", "dkim/key_entry.rs"),
+    ("milter::address", "milter/address.rs"),
+    ("rewrite::pattern", "rewrite/pattern.rs"),
+];
+
+/// The pure wire formats (`src/wire/`): no I/O, no configuration; a leaf
+/// as a whole.
+const WIRE: &str = "wire";
 
 /// One `crate::` reference: the file it is in and the path named.
 struct Reference {
@@ -139,6 +162,77 @@ fn violations(graph: &Graph) -> Vec<String> {
     out
 }
 
+/// A line of code without the text of its string literals (a test's
+/// `"see [`crate::x`]"` names nothing).
+fn without_strings(line: &str) -> String {
+    let mut out = String::new();
+    let mut chars = line.chars();
+    let mut inside = false;
+    while let Some(c) = chars.next() {
+        match (inside, c) {
+            (true, '\\') => {
+                chars.next();
+            }
+            (_, '"') => {
+                inside = !inside;
+                out.push(c);
+            }
+            (true, _) => {}
+            (false, _) => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `path` (a `crate::` path) is in a leaf: `wire` or one of
+/// [`LEAVES`].
+fn in_leaf(path: &str) -> bool {
+    let within = |m: &str| path == m || path.starts_with(&format!("{m}::"));
+    within(WIRE) || LEAVES.iter().any(|(m, _)| within(m))
+}
+
+/// The references that break `config`'s rule: a file under `config/`
+/// naming more than `config` and the leaves, a leaf naming more than the
+/// leaves, a leaf reaching its parent module through `super::`.
+fn config_violations(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    source_files(src, &mut files);
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let name = file.strip_prefix(src).unwrap().display().to_string();
+        let in_config = name.starts_with("config/");
+        let leaf = name.starts_with("wire/") || LEAVES.iter().any(|(_, f)| *f == name);
+        if !in_config && !leaf {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code: String = text
+            .lines()
+            .map(|l| format!("{}\n", without_strings(code(l))))
+            .collect();
+        for path in paths(&code) {
+            let config = path == "config" || path.starts_with("config::");
+            let allowed = in_leaf(&path) || (in_config && config);
+            if !allowed {
+                out.push(format!("{name} names crate::{path}"));
+            }
+        }
+        // A leaf's `super::` is its feature module (or the crate root for
+        // `config/mod.rs`); only a test module's `use super::*` is allowed.
+        if (leaf && !name.starts_with("wire/")) || name == "config/mod.rs" {
+            for (n, line) in code.lines().enumerate() {
+                let uses = line.matches("super::").count();
+                let tests = line.matches("super::*").count();
+                if uses > tests {
+                    out.push(format!("{name}:{} names super::", n + 1));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The sets of modules that import each other in a loop (Tarjan's
 /// strongly connected components of more than one module).
 fn loops(edges: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<Vec<String>> {
@@ -239,6 +333,24 @@ fn roles_meet_only_in_shared_modules() {
         println!("import loop of {} modules: {}", l.len(), l.join(", "));
     }
     println!("references against the rules: {}", problems.len());
+    for p in &problems {
+        println!("  {p}");
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn config_names_only_leaf_syntax_modules() {
+    let src = std::env::var_os("POSTERN_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let mut problems = config_violations(&src);
+    for (_, file) in LEAVES {
+        if !src.join(file).is_file() {
+            problems.push(format!("the leaf {file} is missing"));
+        }
+    }
+    println!("references against config's rule: {}", problems.len());
     for p in &problems {
         println!("  {p}");
     }

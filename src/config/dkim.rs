@@ -8,12 +8,13 @@ use super::Config;
 use super::error::ConfigError;
 use super::load::{Field, Given};
 
-/// `dkim.keys`: each entry parsed ([`crate::dkim::KeyEntry::parse`]), a
+/// `dkim.keys`: each entry parsed ([`crate::dkim::key_entry::KeyEntry::parse`]), a
 /// selector of a domain named once.
 pub(super) fn keys(f: &Field, c: &mut Config, _: &mut Given) -> Result<(), ConfigError> {
-    let mut out: Vec<crate::dkim::KeyEntry> = Vec::new();
+    let mut out: Vec<crate::dkim::key_entry::KeyEntry> = Vec::new();
     for at in f.strings()? {
-        let entry = crate::dkim::KeyEntry::parse(&at.text).map_err(|e| f.bad_at(&at, e))?;
+        let entry =
+            crate::dkim::key_entry::KeyEntry::parse(&at.text).map_err(|e| f.bad_at(&at, e))?;
         if let Some(first) = out
             .iter()
             .find(|e| e.domain == entry.domain && e.selector == entry.selector)

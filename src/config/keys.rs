@@ -329,7 +329,7 @@ sections! {
         /// `[host]:port` (no MX lookup) or `host` (its MX hosts); may hold
         /// `$domain` etc. Default: none (the MX hosts of each recipient's
         /// domain).
-        host: Option<crate::transport::Nexthop> = None,
+        host: Option<crate::transport::syntax::Nexthop> = None,
             postfix "relayhost", Kind::Expanded, read [with read::relay_host],
             show optional_expandable;
         /// Inline transport table: `{ "example.com" = "smtp:[10.0.0.1]:25" }`.
@@ -337,7 +337,7 @@ sections! {
         /// `.domain` (its subdomains) or `*`; they win over the files.
         /// Postfix keeps transports in files (`transport_maps`). Default:
         /// none.
-        transport: BTreeMap<String, crate::transport::Transport> = BTreeMap::new(),
+        transport: BTreeMap<String, crate::transport::syntax::Transport> = BTreeMap::new(),
             postfix "", Kind::Table, read [get transport_table()], show display_table;
         /// Transport files (transport(5): `key result` per line), first match wins.
         /// Default: none.
@@ -358,7 +358,7 @@ sections! {
         /// can read one. Default: none.
         sasl_password_files: Vec<String> = Vec::new(),
             postfix "smtp_sasl_password_maps", Kind::Strings,
-            read [get parsed(crate::maps::parse_spec)], show strings;
+            read [get parsed(crate::maps::spec::parse_spec)], show strings;
         /// Send a relay login over a session without TLS.
         /// false: a login is sent only after STARTTLS; without TLS the mail
         /// is deferred (4.7.0) and the password not sent (Postfix's
@@ -375,7 +375,7 @@ sections! {
         /// `relay.host` or MX. Default: none.
         domains: Vec<String> = Vec::new(),
             postfix "relay_domains", Kind::Strings,
-            read [get parsed(crate::rewrite::parse_domain_pattern)], show strings;
+            read [get parsed(crate::rewrite::pattern::parse_domain_pattern)], show strings;
         /// Tables of the valid recipients in `relay.domains`.
         /// Keys `user@domain` or `@domain` (every user); a recipient not
         /// found is refused at RCPT: `550 5.1.1 … User unknown in relay
@@ -383,7 +383,7 @@ sections! {
         /// none.
         recipient_maps: Vec<String> = Vec::new(),
             postfix "relay_recipient_maps", Kind::Strings,
-            read [get parsed(crate::maps::parse_spec)], show strings;
+            read [get parsed(crate::maps::spec::parse_spec)], show strings;
     }
 
     /// `[virtual]`: many domains on one host: virtual mailbox domains,
@@ -411,14 +411,14 @@ sections! {
         /// (no address is valid).
         mailbox_maps: Vec<String> = Vec::new(),
             postfix "virtual_mailbox_maps", Kind::Strings,
-            read [get parsed(crate::maps::parse_spec)], show strings;
+            read [get parsed(crate::maps::spec::parse_spec)], show strings;
         /// Where mail for the virtual mailbox domains goes: a transport result.
         /// Usually `"lmtp:unix:/run/dovecot/lmtp"` (Dovecot's LMTP socket)
         /// or `"lmtp:inet:127.0.0.1:24"`. Postfix's default, its `virtual`
         /// delivery agent, does not exist in postern: required when
         /// `virtual.mailbox_domains` is set. An entry of the transport
         /// table still wins. Default: none.
-        transport: Option<crate::transport::Transport> = None,
+        transport: Option<crate::transport::syntax::Transport> = None,
             postfix "virtual_transport", Kind::String,
             read [with super::virtual_keys::transport], show optional_display;
         /// Domains whose every address is an alias (no local mailboxes).
@@ -431,7 +431,7 @@ sections! {
         /// table`. Default: `["$alias_maps"]`.
         alias_domains: Vec<String> = words(&["$alias_maps"]),
             postfix "virtual_alias_domains", Kind::Strings,
-            read [get parsed(crate::rewrite::parse_alias_domain)], show strings;
+            read [get parsed(crate::rewrite::pattern::parse_alias_domain)], show strings;
         /// Alias tables for every domain (`user@domain  address, address`).
         /// Keys, in order: `user+ext@domain`, `user@domain` (the extension
         /// then added to each result), `user+ext` and `user` for local
@@ -441,7 +441,7 @@ sections! {
         /// `inline:`. Default: none.
         alias_maps: Vec<String> = Vec::new(),
             postfix "virtual_alias_maps", Kind::Strings,
-            read [get parsed(crate::maps::parse_spec)], show strings;
+            read [get parsed(crate::maps::spec::parse_spec)], show strings;
     }
 
     /// `[rewrite]`: canonical address mapping and masquerading, applied as a
@@ -452,17 +452,17 @@ sections! {
         /// is one address. Default: none.
         canonical_maps: Vec<String> = Vec::new(),
             postfix "canonical_maps", Kind::Strings,
-            read [get parsed(crate::maps::parse_spec)], show strings;
+            read [get parsed(crate::maps::spec::parse_spec)], show strings;
         /// Tables mapping sender addresses, asked before `canonical_maps`.
         /// Default: none.
         sender_canonical_maps: Vec<String> = Vec::new(),
             postfix "sender_canonical_maps", Kind::Strings,
-            read [get parsed(crate::maps::parse_spec)], show strings;
+            read [get parsed(crate::maps::spec::parse_spec)], show strings;
         /// Tables mapping recipient addresses, asked before `canonical_maps`.
         /// Default: none.
         recipient_canonical_maps: Vec<String> = Vec::new(),
             postfix "recipient_canonical_maps", Kind::Strings,
-            read [get parsed(crate::maps::parse_spec)], show strings;
+            read [get parsed(crate::maps::spec::parse_spec)], show strings;
         /// Strip the host part of sender addresses down to these domains.
         /// `user@host.example.com` becomes `user@example.com` with
         /// `["example.com"]`; `!sub.example.com` keeps that domain (and its
@@ -688,7 +688,7 @@ sections! {
             postfix "smtpd_sasl_path", Kind::Path, read [get absolute_path()], show path;
         /// The password file of `backend = "passwd"` (`login:hash` lines).
         /// Default: `/etc/postern/passwd`.
-        password_file: PathBuf = PathBuf::from(crate::sasl::passwd::DEFAULT_PATH),
+        password_file: PathBuf = PathBuf::from(super::SASL_PASSWORD_FILE),
             postfix "", Kind::Path, read [get absolute_path()], show path;
         /// Offer AUTH on `smtpd.listen` too, not only on the submission listeners.
         /// Default: false (port 25 never offers AUTH).
@@ -921,7 +921,7 @@ sections! {
         /// entry whose file cannot be used defers that domain's mail
         /// (4.7.5) rather than send it unsigned. Postfix: OpenDKIM's
         /// KeyTable and SigningTable. Default: none.
-        keys: Vec<crate::dkim::KeyEntry> = Vec::new(),
+        keys: Vec<crate::dkim::key_entry::KeyEntry> = Vec::new(),
             postfix "", Kind::Strings, read [with super::dkim::keys], show display_list;
         /// The header fields signed, in this order (`h=`).
         /// A field the message lacks is signed as absent (it cannot be
@@ -933,7 +933,7 @@ sections! {
         /// `In-Reply-To`, `References`, `MIME-Version`, `Content-Type`,
         /// `Content-Transfer-Encoding`, `List-Id`, `List-Unsubscribe`,
         /// `List-Unsubscribe-Post`.
-        headers: Vec<String> = crate::dkim::default_headers(),
+        headers: Vec<String> = crate::dkim::key_entry::default_headers(),
             postfix "", Kind::Strings, read [with super::dkim::headers], show strings;
         /// Canonicalization, header/body: `"relaxed/relaxed"`, `"relaxed/simple"`, `"simple/relaxed"` or `"simple/simple"`.
         /// Postfix: OpenDKIM's Canonicalization. Default:
@@ -984,14 +984,14 @@ sections! {
         /// Each is asked at connect, HELO, MAIL, RCPT, DATA and the end of
         /// the message; later milters see what earlier ones changed.
         /// Default: none.
-        smtpd: Vec<crate::milter::Address> = Vec::new(),
+        smtpd: Vec<crate::milter::address::Address> = Vec::new(),
             postfix "smtpd_milters", Kind::Strings,
-            read [get parsed(crate::milter::Address::parse_text)], show display_list;
+            read [get parsed(crate::milter::address::Address::parse_text)], show display_list;
         /// Milters for mail submitted on this host (`sendmail`, the drop directory).
         /// Default: none.
-        non_smtpd: Vec<crate::milter::Address> = Vec::new(),
+        non_smtpd: Vec<crate::milter::address::Address> = Vec::new(),
             postfix "non_smtpd_milters", Kind::Strings,
-            read [get parsed(crate::milter::Address::parse_text)], show display_list;
+            read [get parsed(crate::milter::address::Address::parse_text)], show display_list;
         /// What a milter that cannot be reached or breaks the protocol means: `"accept"`, `"tempfail"`, `"reject"` or `"quarantine"`.
         /// `accept`: go on as if it were not configured; `tempfail`:
         /// `451 4.7.1 Service unavailable - try again later`; `reject`:

@@ -19,7 +19,7 @@ use super::value::{
     parse_duration, parse_listen,
 };
 use super::{Choice, Config};
-use crate::policy::Stage;
+use crate::policy::element::Stage;
 
 /// The file's bytes as text; invalid UTF-8 is a syntax error at its line.
 pub(super) fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
@@ -87,7 +87,7 @@ pub(crate) struct Given {
     /// The line of `virtual.mailbox_domains` (its check needs
     /// `virtual.transport`).
     pub(super) virtual_domains_line: Option<usize>,
-    /// Per restriction list (in `crate::policy::Stage` order): the line
+    /// Per restriction list (in `crate::policy::element::Stage` order): the line
     /// of its key and each table it names with its line, for the checks
     /// that need the whole file.
     restriction_lines: [Option<RestrictionLines>; 5],
@@ -238,25 +238,27 @@ pub(super) const CONTEXTS: &[&str] = &["alias", "forward", "include"];
 /// typo is an error at its own line, naming the element.
 fn restriction_list(
     f: &Field,
-    stage: crate::policy::Stage,
+    stage: crate::policy::element::Stage,
     given: &mut Given,
 ) -> Result<Vec<String>, ConfigError> {
     let located = f.strings()?;
-    let elements =
-        crate::policy::parse_list(stage, &located.iter().map(|l| &l.text).collect::<Vec<_>>())
-            .map_err(|e| ConfigError::BadValue {
-                file: f.source.file.to_string(),
-                line: located.get(e.index).map_or(f.line, |l| l.line),
-                key: f.key.clone(),
-                value: format!("{:?}", e.element),
-                reason: e.reason,
-            })?;
+    let elements = crate::policy::element::parse_list(
+        stage,
+        &located.iter().map(|l| &l.text).collect::<Vec<_>>(),
+    )
+    .map_err(|e| ConfigError::BadValue {
+        file: f.source.file.to_string(),
+        line: located.get(e.index).map_or(f.line, |l| l.line),
+        key: f.key.clone(),
+        value: format!("{:?}", e.element),
+        reason: e.reason,
+    })?;
     // Which string each table came from is not kept by the parser: find
     // the first string that names it.
     let tables = elements
         .iter()
         .filter_map(|e| match e {
-            crate::policy::Element::CheckAccess { table, .. } => Some(table),
+            crate::policy::element::Element::CheckAccess { table, .. } => Some(table),
             _ => None,
         })
         .map(|table| {
@@ -280,7 +282,7 @@ const RELAY_GUARD: &str = "specify at least one working instance of: reject_unau
 /// table exists in `[maps]`, and the relay and recipient lists refuse
 /// mail for other domains (as Postfix's smtpd insists at start).
 fn check_restrictions(config: &Config, given: &Given, file: &str) -> Result<(), ConfigError> {
-    use crate::policy::{Stage, has_relay_guard, parse_list};
+    use crate::policy::element::{Stage, has_relay_guard, parse_list};
     for (stage, lines) in Stage::ALL.iter().zip(&given.restriction_lines) {
         let Some((_, tables)) = lines else { continue };
         for (line, spec) in tables {
@@ -417,7 +419,7 @@ fn finish(
         config.relay.host = match text.trim() {
             "" => None,
             t => Some(
-                crate::transport::Nexthop::parse(t)
+                crate::transport::syntax::Nexthop::parse(t)
                     .map_err(|reason| expand::bad_value(file, at, &text, reason))?,
             ),
         };
@@ -527,7 +529,7 @@ fn check_submission(config: &Config, line: Option<usize>, file: &str) -> Result<
             "with sasl.tls_only, AUTH would never be offered on submission.listen",
         ));
     }
-    use crate::policy::{Stage, has_relay_guard, parse_list};
+    use crate::policy::element::{Stage, has_relay_guard, parse_list};
     if let Ok(relay) = parse_list(Stage::Relay, &sub.relay)
         && !has_relay_guard(&relay, &[])
     {
@@ -796,10 +798,11 @@ impl Field<'_> {
     /// An inline transport table, keys lower-cased.
     pub(super) fn transport_table(
         &self,
-    ) -> Result<std::collections::BTreeMap<String, crate::transport::Transport>, ConfigError> {
+    ) -> Result<std::collections::BTreeMap<String, crate::transport::syntax::Transport>, ConfigError>
+    {
         let mut table = std::collections::BTreeMap::new();
         for (k, v) in self.any_string_table()? {
-            let t = crate::transport::Transport::parse(&v)
+            let t = crate::transport::syntax::Transport::parse(&v)
                 .map_err(|reason| self.bad(format!("{k} = {v:?}"), reason))?;
             table.insert(k.to_ascii_lowercase(), t);
         }

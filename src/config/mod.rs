@@ -29,6 +29,17 @@
 //! resolves `$name` references, `value` parses durations, networks,
 //! addresses and names, `defaults` computes the built-in configuration from
 //! the system, `show` prints, `error` holds [`ConfigError`].
+//!
+//! Values that belong to a feature are parsed by that feature's leaf
+//! syntax module, and this module names nothing else of the crate:
+//! `policy::element` (restriction lists), `maps::spec` (table specs),
+//! `transport::syntax` (transports, next hops), `dkim::key_entry`,
+//! `milter::address`, `rewrite::pattern` (domain entries) and `wire`
+//! (host names, main.cf's logical lines). None of them names `config`, so
+//! the configuration is in no import loop; what needs the whole
+//! configuration (`postern check`) calls it from outside
+//! (`tests/imports.rs`, docs/architecture.md "Modules: who may import
+//! whom").
 
 mod defaults;
 mod dkim;
@@ -56,6 +67,11 @@ use defaults::System;
 
 /// Where the configuration is read from when no path is given.
 pub const DEFAULT_PATH: &str = "/etc/postern/postern.toml";
+
+/// The default of `sasl.password_file`, where `postern passwd` writes
+/// when not told (`crate::sasl::passwd::DEFAULT_PATH` names it there).
+pub const SASL_PASSWORD_FILE: &str = "/etc/postern/passwd";
+
 /// The effective configuration `postern start` writes in the run
 /// directory and starts every role with.
 pub(crate) const EFFECTIVE_FILE: &str = "postern.toml";

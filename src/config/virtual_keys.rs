@@ -4,7 +4,7 @@
 use super::Config;
 use super::error::ConfigError;
 use super::load::{Field, Given};
-use crate::transport::Transport;
+use crate::transport::syntax::Transport;
 
 /// `virtual.mailbox_domains`: domain names (lower-cased, checked as host
 /// names) and table specs (anything with a `:`, or an absolute path).
@@ -17,7 +17,7 @@ pub(super) fn mailbox_domains(f: &Field, c: &mut Config, g: &mut Given) -> Resul
 fn domain_or_table(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.contains(':') || text.starts_with('/') {
-        return crate::maps::parse_spec(text);
+        return crate::maps::spec::parse_spec(text);
     }
     let name = text.trim_end_matches('.').to_ascii_lowercase();
     if name.is_empty() {

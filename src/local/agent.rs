@@ -4,7 +4,6 @@
 //! privilege), the rights a command or file gets, and the jobs that the
 //! workers run (mailbox, `/file`, `|command`, reading a `.forward`).
 
-use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -624,30 +623,23 @@ async fn spool_group(dir: &Path) -> Option<u32> {
 }
 
 /// passwd entry and supplementary groups by name (NSS may block: off the
-/// runtime).
+/// runtime; answers are cached, see [`crate::users`]).
 async fn lookup_user(name: &str) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
     let name = name.to_string();
-    lookup(move || nix::unistd::User::from_name(&name)).await
+    tokio::task::spawn_blocking(move || crate::users::user_and_groups(&name))
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::from)
 }
 
-/// The same by uid.
+/// The same by uid (not cached: alias file owners only).
 async fn lookup_uid(uid: u32) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
-    lookup(move || nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))).await
-}
-
-async fn lookup(
-    find: impl FnOnce() -> nix::Result<Option<nix::unistd::User>> + Send + 'static,
-) -> io::Result<Option<(nix::unistd::User, Vec<u32>)>> {
     let found = tokio::task::spawn_blocking(move || -> nix::Result<_> {
-        let Some(user) = find()? else {
+        let Some(user) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))? else {
             return Ok(None);
         };
-        let cname = CString::new(user.name.clone()).map_err(|_| nix::errno::Errno::EINVAL)?;
-        let groups = nix::unistd::getgrouplist(&cname, user.gid)?;
-        Ok(Some((
-            user,
-            groups.into_iter().map(|g| g.as_raw()).collect(),
-        )))
+        let groups = crate::users::groups_of(&user)?;
+        Ok(Some((user, groups)))
     })
     .await
     .map_err(io::Error::other)?;

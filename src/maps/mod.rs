@@ -29,6 +29,7 @@
 pub mod access;
 pub mod cli;
 pub(crate) mod pattern;
+pub(crate) mod spec;
 pub mod text;
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 
 pub use self::access::{Action, parse_action};
+pub use self::spec::Kind;
 pub(crate) use self::text::Diagnostic;
 
 use self::pattern::{Engine, PatternTable};
@@ -56,34 +58,7 @@ pub enum MapError {
     Spec(String),
 }
 
-/// The kinds of table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// hash, texthash and the other indexed types: exact keys.
-    Hash,
-    Regexp,
-    Pcre,
-    Inline,
-    Static,
-    /// Networks (`192.0.2.0/24`, `2001:db8::/32`), first match wins:
-    /// Postfix's `cidr:` tables, for client addresses.
-    Cidr,
-}
-
 impl Kind {
-    /// The kind named by a spec's type (`hash`, `pcre`, …).
-    pub(crate) fn from_type(t: &str) -> Option<Kind> {
-        Some(match t {
-            "hash" | "texthash" | "btree" | "cdb" | "lmdb" | "dbm" | "sdbm" => Kind::Hash,
-            "regexp" => Kind::Regexp,
-            "pcre" => Kind::Pcre,
-            "inline" => Kind::Inline,
-            "static" => Kind::Static,
-            "cidr" => Kind::Cidr,
-            _ => return None,
-        })
-    }
-
     fn engine(self) -> Option<Engine> {
         match self {
             Kind::Regexp => Some(Engine::Regexp),
@@ -399,39 +374,6 @@ fn refuse_errors(diags: &[Diagnostic]) -> Result<(), MapError> {
         return Ok(());
     }
     Err(MapError::Spec(errors.join("\n")))
-}
-
-/// A table as a configuration key lists it (`relay.sasl_password_files`),
-/// in full: `type:name` of a known type, a file type's name an absolute
-/// path; an absolute path alone is `texthash:PATH` (the form of a
-/// Postfix table whose type is left out). Whether the file is there and
-/// parses is for [`Table::open`] (`postern check`, the daemon).
-pub(crate) fn parse_spec(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    if text.starts_with('/') {
-        return Ok(format!("texthash:{text}"));
-    }
-    let Some((ty, rest)) = text.split_once(':') else {
-        return Err(
-            "expected type:name (\"hash:/etc/postern/sasl_passwd\") or an absolute path".into(),
-        );
-    };
-    let kind = Kind::from_type(ty).ok_or_else(|| {
-        format!("unsupported table type {ty:?} (hash, texthash, regexp, pcre, inline, static)")
-    })?;
-    let rest = rest.trim();
-    let problem = match kind {
-        Kind::Static => None,
-        _ if rest.starts_with('{') => None,
-        Kind::Inline if rest.is_empty() => Some("expected inline:NAME or inline:{ key=value }"),
-        Kind::Inline => None,
-        _ if !rest.starts_with('/') => Some("the file must be an absolute path"),
-        _ => None,
-    };
-    match problem {
-        Some(p) => Err(p.to_string()),
-        None => Ok(format!("{ty}:{rest}")),
-    }
 }
 
 /// The files of every table spec the configuration names for smtpd's

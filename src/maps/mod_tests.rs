@@ -62,23 +62,6 @@ fn bad_specs() {
 }
 
 #[test]
-fn specs_of_configuration_keys() {
-    assert_eq!(parse_spec("/etc/x").unwrap(), "texthash:/etc/x");
-    assert_eq!(parse_spec(" hash: /etc/x ").unwrap(), "hash:/etc/x");
-    assert_eq!(parse_spec("static:u:p").unwrap(), "static:u:p");
-    assert_eq!(parse_spec("inline:logins").unwrap(), "inline:logins");
-    assert_eq!(parse_spec("inline:{ a=b }").unwrap(), "inline:{ a=b }");
-    assert!(
-        parse_spec("pcre:relative")
-            .unwrap_err()
-            .contains("absolute")
-    );
-    assert!(parse_spec("inline:").is_err());
-    assert!(parse_spec("ldap:/x").unwrap_err().contains("unsupported"));
-    assert!(parse_spec("relative").unwrap_err().contains("type:name"));
-}
-
-#[test]
 fn file_with_errors_is_refused_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checks");

@@ -107,12 +107,12 @@ impl Registry {
     }
 
     pub fn inc(&mut self, def: &Def, labels: &[(&str, &str)], by: u64) {
-        *self
-            .counters
-            .entry(def.name.to_string())
-            .or_default()
-            .entry(label_set(labels))
-            .or_default() += by;
+        if !self.counters.contains_key(def.name) {
+            self.counters.insert(def.name.to_string(), BTreeMap::new());
+        }
+        if let Some(series) = self.counters.get_mut(def.name) {
+            *series.entry(label_set(labels)).or_default() += by;
+        }
     }
 
     pub fn observe(&mut self, def: &Def, labels: &[(&str, &str)], value: f64) {
@@ -278,13 +278,79 @@ fn number(v: f64) -> String {
 /// The increments this process counted since they were last taken: smtpd
 /// sends them to qmgr every second, qmgr merges its own on a scrape. A
 /// process-wide sink, as the `log` facade is, so that the places that
-/// count need no handle threaded through them; off (nothing kept) unless
-/// [`enable`]d, which the roles do when `metrics.listen` is set.
+/// count need no handle threaded through them; off (nothing kept, one
+/// atomic load per call) unless [`enable`]d, which the roles do when
+/// `metrics.listen` is set.
+///
+/// The places that count are on the mail path (smtpd counts some ten
+/// things per message), so a count is made cheap: each series (metric and
+/// label set) is made once, the first time it is counted, and is found
+/// again by comparing its label values in place; a count is then an
+/// addition under an uncontended lock, with nothing allocated or
+/// formatted. The exposition's label sets (`a="x",b="y"`) are written
+/// only when the counts are taken, once a second at most.
 pub mod sink {
     use super::*;
 
     static ON: AtomicBool = AtomicBool::new(false);
-    static PENDING: Mutex<Option<Registry>> = Mutex::new(None);
+    static STORE: Mutex<Store> = Mutex::new(Store {
+        series: Vec::new(),
+        returned: None,
+    });
+
+    /// One series counted in this process, and what was counted in it
+    /// since the last [`take`]. Kept (at zero) after a take: the next
+    /// count in it allocates nothing.
+    struct Series {
+        def: &'static Def,
+        labels: Vec<(&'static str, Box<str>)>,
+        /// Counter: the increments; histogram: the observations.
+        count: u64,
+        /// Histogram: per bucket (non-cumulative, `+Inf` last), and sum.
+        buckets: Box<[u64]>,
+        sum: f64,
+    }
+
+    impl Series {
+        fn is(&self, def: &Def, labels: &[(&'static str, &str)]) -> bool {
+            self.def.name == def.name
+                && self.labels.len() == labels.len()
+                && self
+                    .labels
+                    .iter()
+                    .zip(labels)
+                    .all(|((n, v), (name, value))| n == name && **v == **value)
+        }
+    }
+
+    struct Store {
+        series: Vec<Series>,
+        /// Counts [`take`]n that could not be delivered.
+        returned: Option<Registry>,
+    }
+
+    impl Store {
+        fn series(&mut self, def: &'static Def, labels: &[(&'static str, &str)]) -> &mut Series {
+            let i = match self.series.iter().position(|s| s.is(def, labels)) {
+                Some(i) => i,
+                None => {
+                    let buckets = match def.kind {
+                        Kind::Histogram(bounds) => vec![0; bounds.len() + 1].into(),
+                        _ => Box::default(),
+                    };
+                    self.series.push(Series {
+                        def,
+                        labels: labels.iter().map(|(n, v)| (*n, Box::from(*v))).collect(),
+                        count: 0,
+                        buckets,
+                        sum: 0.0,
+                    });
+                    self.series.len() - 1
+                }
+            };
+            &mut self.series[i]
+        }
+    }
 
     pub fn enable(on: bool) {
         ON.store(on, Ordering::Relaxed);
@@ -294,35 +360,83 @@ pub mod sink {
         ON.load(Ordering::Relaxed)
     }
 
-    fn with(f: impl FnOnce(&mut Registry)) {
+    fn with(f: impl FnOnce(&mut Store)) {
         if !enabled() {
             return;
         }
         // A poisoned lock (a panic while counting) keeps counting.
-        let mut g = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-        f(g.get_or_insert_with(Registry::default));
+        let mut g = STORE.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
     }
 
     /// Count one.
-    pub fn inc(def: &Def, labels: &[(&str, &str)]) {
-        with(|r| r.inc(def, labels, 1));
+    pub fn inc(def: &'static Def, labels: &[(&'static str, &str)]) {
+        with(|s| s.series(def, labels).count += 1);
     }
 
-    pub fn observe(def: &Def, labels: &[(&str, &str)], value: f64) {
-        with(|r| r.observe(def, labels, value));
+    pub fn observe(def: &'static Def, labels: &[(&'static str, &str)], value: f64) {
+        let Kind::Histogram(bounds) = def.kind else {
+            return;
+        };
+        with(|s| {
+            let series = s.series(def, labels);
+            let i = bounds
+                .iter()
+                .position(|b| value <= *b)
+                .unwrap_or(bounds.len());
+            if let Some(b) = series.buckets.get_mut(i) {
+                *b += 1;
+            }
+            series.count += 1;
+            series.sum += value;
+        });
     }
 
     /// Counts [`take`]n that could not be delivered, kept for the next
     /// time.
     pub fn give_back(counts: Registry) {
-        let mut g = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-        g.get_or_insert_with(Registry::default).merge(counts);
+        let mut g = STORE.lock().unwrap_or_else(|e| e.into_inner());
+        g.returned
+            .get_or_insert_with(Registry::default)
+            .merge(counts);
     }
 
     /// Everything counted since the last call.
     pub fn take() -> Registry {
-        let mut g = PENDING.lock().unwrap_or_else(|e| e.into_inner());
-        g.take().unwrap_or_default()
+        let mut g = STORE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = g.returned.take().unwrap_or_default();
+        for s in g.series.iter_mut().filter(|s| s.count > 0) {
+            let labels: Vec<(&str, &str)> = s.labels.iter().map(|(n, v)| (*n, &**v)).collect();
+            let labels = label_set(&labels);
+            match s.def.kind {
+                Kind::Histogram(_) => {
+                    let h = out
+                        .histograms
+                        .entry(s.def.name.to_string())
+                        .or_default()
+                        .entry(labels)
+                        .or_default();
+                    h.buckets.resize(s.buckets.len(), 0);
+                    for (a, b) in h.buckets.iter_mut().zip(s.buckets.iter_mut()) {
+                        *a = a.saturating_add(std::mem::take(b));
+                    }
+                    h.sum += s.sum;
+                    h.count = h.count.saturating_add(s.count);
+                }
+                _ => {
+                    let v = out
+                        .counters
+                        .entry(s.def.name.to_string())
+                        .or_default()
+                        .entry(labels)
+                        .or_default();
+                    *v = v.saturating_add(s.count);
+                }
+            }
+            s.count = 0;
+            s.sum = 0.0;
+        }
+        out
     }
 }
 
@@ -382,6 +496,39 @@ mod tests {
         s.merge(r.clone());
         s.merge(r);
         assert_eq!(s.histograms[COMMIT_BATCH.name]["log=\"incoming\""].count, 6);
+    }
+
+    #[test]
+    fn the_sink_counts_in_place_and_takes_the_increments() {
+        // The sink is the process's: other tests may count into it too,
+        // so only this test's own label values are looked at.
+        sink::enable(true);
+        let mine = [("listener", "sink-test")];
+        sink::inc(MESSAGES_ACCEPTED, &mine);
+        sink::inc(MESSAGES_ACCEPTED, &mine);
+        sink::observe(FSYNC, &[("log", "sink-test")], 0.002);
+        sink::observe(FSYNC, &[("log", "sink-test")], 5.0);
+        let taken = sink::take();
+        assert_eq!(taken.counter(MESSAGES_ACCEPTED, &mine), 2);
+        let h = &taken.histograms[FSYNC.name]["log=\"sink-test\""];
+        assert_eq!((h.count, h.sum), (2, 5.002));
+        assert_eq!(h.buckets.len(), FSYNC_SECONDS.len() + 1);
+        assert_eq!((h.buckets[2], h.buckets[FSYNC_SECONDS.len()]), (1, 1));
+        // Taken once: the next take has only what was counted since, and
+        // what could not be sent comes back.
+        sink::inc(MESSAGES_ACCEPTED, &mine);
+        sink::give_back(taken);
+        let again = sink::take();
+        assert_eq!(again.counter(MESSAGES_ACCEPTED, &mine), 3);
+        assert_eq!(again.histograms[FSYNC.name]["log=\"sink-test\""].count, 2);
+        let empty = sink::take();
+        assert_eq!(empty.counter(MESSAGES_ACCEPTED, &mine), 0);
+        assert!(
+            !empty
+                .histograms
+                .get(FSYNC.name)
+                .is_some_and(|s| s.contains_key("log=\"sink-test\""))
+        );
     }
 
     #[test]

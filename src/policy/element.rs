@@ -7,6 +7,10 @@
 //! reject_unauth_destination"`): the text is split at commas and white
 //! space, except inside `{ … }` (Postfix's inline tables). An unknown name
 //! is an error that names it, with the nearest known name.
+//!
+//! A leaf of syntax: the configuration reads its lists with this file, so
+//! it names nothing of the crate but [`crate::milter::address`] (itself a
+//! leaf), never `crate::config` (`tests/imports.rs`).
 
 use std::fmt;
 
@@ -360,7 +364,7 @@ fn parse_one(
     }
     if name == "check_policy_service" {
         let service = argument(&token, tokens, "a server (inet:host:port or unix:/path)")?;
-        crate::milter::Address::parse(&service)
+        crate::milter::address::Address::parse(&service)
             .map_err(|e| (format!("{token} {service}"), format!("policy server {e}")))?;
         return Ok(Element::CheckPolicyService(service));
     }

@@ -30,7 +30,9 @@
 //!
 //! Module map: `element` parses, `eval` decides, `dns` asks DNS, `trace`
 //! records and prints what was evaluated (`postern policy test`;
-//! `trace::auth`: a message's DKIM, SPF and DMARC results).
+//! `trace::auth`: a message's DKIM, SPF and DMARC results). `element` is
+//! a leaf of syntax: the configuration parses the lists with it and names
+//! nothing else of `policy` (`tests/imports.rs`).
 //!
 //! Configuration read: `restrictions.*`, `relay.networks`,
 //! `local.domains`, `local.recipient_delimiter`, `virtual.mailbox_domains`
@@ -40,7 +42,7 @@
 //! `relay.recipient_maps`).
 
 pub(crate) mod dns;
-mod element;
+pub(crate) mod element;
 pub(crate) mod eval;
 mod login;
 mod service;
@@ -405,7 +407,7 @@ pub(crate) fn local_recipient(
     if user == "postmaster" {
         return Ok("postmaster".to_string());
     }
-    if matches!(nix::unistd::User::from_name(user), Ok(Some(_))) {
+    if matches!(crate::users::user(user), Ok(Some(_))) {
         return Ok(format!("{user} is a system user"));
     }
     match aliases.table() {

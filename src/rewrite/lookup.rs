@@ -138,7 +138,7 @@ pub(crate) struct DomainList {
 }
 
 impl DomainList {
-    /// The list of `name`, its entries as [`super::parse_domain_pattern`]
+    /// The list of `name`, its entries as [`super::pattern::parse_domain_pattern`]
     /// left them; `$alias_maps` stands for `alias_maps`' tables.
     pub(crate) fn open(
         name: &str,

@@ -31,6 +31,10 @@
 //!    recipient tables, then `canonical_maps`) and masquerading, never
 //!    virtual aliases.
 //!
+//! The entries of `relay.domains` and `virtual.alias_domains` are parsed
+//! by [`pattern`], a leaf of syntax the configuration reads without the
+//! rest of this module (`tests/imports.rs`).
+//!
 //! Configuration read: `[virtual]`, `[rewrite]`, `relay.domains`,
 //! `relay.recipient_maps`, `local.domains`, `local.recipient_delimiter`,
 //! `server.origin`, `[maps]`.
@@ -38,6 +42,7 @@
 pub(crate) mod canonical;
 pub(crate) mod header;
 pub(crate) mod lookup;
+pub(crate) mod pattern;
 pub(crate) mod virtual_alias;
 
 use std::sync::Arc;
@@ -47,10 +52,7 @@ use crate::maps::MapError;
 use crate::queue::Recipient;
 
 use self::lookup::{DomainList, Maps};
-
-/// The entry of `virtual.alias_domains` that stands for the tables of
-/// `virtual.alias_maps` (Postfix's default `$virtual_alias_maps`).
-pub(crate) const ALIAS_MAPS: &str = "$alias_maps";
+pub(crate) use self::pattern::ALIAS_MAPS;
 
 /// The class of a recipient's domain (ADDRESS_CLASS_README).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -403,51 +405,6 @@ pub(crate) fn table_specs(config: &Config) -> Vec<String> {
 /// The files of [`table_specs`], for smtpd's sandbox.
 pub(crate) fn table_files(config: &Config) -> Vec<std::path::PathBuf> {
     crate::maps::files_of(&table_specs(config))
-}
-
-/// An entry of `relay.domains` as written: `example.com`, `.example.com`,
-/// a table (`hash:/path`), each optionally after `!`.
-pub(crate) fn parse_domain_pattern(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    let (bang, rest) = match text.strip_prefix('!') {
-        Some(rest) => ("!", rest.trim()),
-        None => ("", text),
-    };
-    if rest.starts_with('/') {
-        return Err(
-            "a file of domains: name it as a table (\"texthash:/path\", one \"domain OK\" a line)"
-                .into(),
-        );
-    }
-    if rest.contains(':') {
-        return crate::maps::parse_spec(rest).map(|spec| format!("{bang}{spec}"));
-    }
-    let name = rest.trim_end_matches('.').to_ascii_lowercase();
-    let bare = name.strip_prefix('.').unwrap_or(&name);
-    let good = !bare.is_empty()
-        && bare.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if !good {
-        return Err(format!(
-            "{rest:?} is not a domain (example.com), subdomains (.example.com) or a table (type:name)"
-        ));
-    }
-    Ok(format!("{bang}{name}"))
-}
-
-/// An entry of `virtual.alias_domains`: as [`parse_domain_pattern`], or
-/// `$alias_maps` (also Postfix's `$virtual_alias_maps`).
-pub(crate) fn parse_alias_domain(text: &str) -> Result<String, String> {
-    match text.trim() {
-        "$alias_maps" | "${alias_maps}" | "$virtual_alias_maps" | "${virtual_alias_maps}" => {
-            Ok(ALIAS_MAPS.to_string())
-        }
-        other => parse_domain_pattern(other),
-    }
 }
 
 #[cfg(test)]

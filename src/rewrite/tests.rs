@@ -300,27 +300,3 @@ fn the_envelope_keeps_the_original_recipient() {
     );
     assert_eq!(rcpts[0].notify.as_deref(), Some("NEVER"));
 }
-
-#[test]
-fn entries_parse() {
-    assert_eq!(parse_domain_pattern("Example.COM.").unwrap(), "example.com");
-    assert_eq!(
-        parse_domain_pattern(".example.com").unwrap(),
-        ".example.com"
-    );
-    assert_eq!(
-        parse_domain_pattern("! example.com").unwrap(),
-        "!example.com"
-    );
-    assert_eq!(
-        parse_domain_pattern("hash:/etc/postern/relay").unwrap(),
-        "hash:/etc/postern/relay"
-    );
-    assert!(parse_domain_pattern("hash:relative").is_err());
-    assert!(parse_domain_pattern("/etc/file").is_err());
-    assert!(parse_domain_pattern("a b").is_err());
-    assert_eq!(
-        parse_alias_domain("$virtual_alias_maps").unwrap(),
-        ALIAS_MAPS
-    );
-}

@@ -18,8 +18,9 @@ use sha_crypt::ShaCrypt;
 
 use super::Verdict;
 
-/// Where `postern passwd` writes when not told.
-pub const DEFAULT_PATH: &str = "/etc/postern/passwd";
+/// Where `postern passwd` writes when not told: the default of
+/// `sasl.password_file`, defined with the key.
+pub use crate::config::SASL_PASSWORD_FILE as DEFAULT_PATH;
 
 /// A hash scheme postern can check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

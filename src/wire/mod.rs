@@ -16,6 +16,9 @@
 //!   log line, a reply or a header (smtpd, the content checks, DSNs).
 //! * [`data`]: the stored form of a message (LF line ends) as SMTP DATA
 //!   (CRLF, dot-stuffed), for `sendmail` and smtpd's pickup.
+//! * [`hostname`]: host and domain name syntax (Postfix's
+//!   `valid_hostname`), for the configuration and the value parsers of
+//!   next hops and DKIM keys.
 //! * [`lines`]: Postfix's logical lines (comments, blank lines,
 //!   continuations), for main.cf and master.cf in `config import-postfix`,
 //!   the table files of `maps` and `transport`, and aliases files.
@@ -27,6 +30,7 @@ pub(crate) mod data;
 pub mod date;
 pub(crate) mod delay;
 pub(crate) mod header;
+pub(crate) mod hostname;
 pub(crate) mod lines;
 pub(crate) mod printable;
 pub(crate) mod xtext;

@@ -12,7 +12,7 @@ use toml::Value as V;
 use super::parse::{Service, split_list};
 use super::restrictions;
 use super::translate::{Work, boolean, strings};
-use crate::policy::Stage;
+use crate::policy::element::Stage;
 
 /// Postfix's internal services (conf/master.cf): postern's roles do their
 /// work, there is nothing to translate.

@@ -102,14 +102,6 @@ pub fn import(options: &Options) -> Result<Imported, ImportError> {
     })
 }
 
-/// What `postern check --offline` says of `text` (for `--check`):
-/// errors and warnings, or the load error.
-pub fn check(text: &str, name: &Path) -> Result<Vec<(crate::check::Level, String)>, String> {
-    let config =
-        super::Config::from_toml(text, &name.display().to_string()).map_err(|e| e.to_string())?;
-    Ok(crate::check::check_files(&config, Some(name)))
-}
-
 fn read(path: &Path) -> Result<String, ImportError> {
     let bytes = std::fs::read(path).map_err(|cause| ImportError::Read {
         path: path.display().to_string(),

@@ -5,7 +5,7 @@
 
 use super::parse::split_list;
 use super::translate::Work;
-use crate::policy::{Stage, parse_list};
+use crate::policy::element::{Stage, parse_list};
 
 /// The Postfix restrictions that take an argument (so that an unknown one
 /// is reported with it, and its argument is not taken for a restriction).

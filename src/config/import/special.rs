@@ -384,7 +384,7 @@ impl Work<'_> {
             let list = restrictions::list(
                 self,
                 &value,
-                crate::policy::Stage::Relay,
+                crate::policy::element::Stage::Relay,
                 "smtpd_relay_restrictions",
                 "main.cf",
             );

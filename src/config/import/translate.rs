@@ -11,7 +11,7 @@ use super::params::{self, Status};
 use super::parse::{MainCf, Param, split_list};
 use super::restrictions;
 use crate::config::keys::{KEYS, Key, Kind};
-use crate::policy::Stage;
+use crate::policy::element::Stage;
 
 /// One key of the output.
 #[derive(Clone)]
