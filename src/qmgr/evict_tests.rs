@@ -216,3 +216,55 @@ fn the_window_reads_no_more_than_its_limit() {
         log.shutdown().await.unwrap();
     });
 }
+
+/// Hold, release and delete act on an evicted message's file, without
+/// taking it into memory, and a restart keeps what they did.
+#[test]
+fn hold_release_delete_of_an_evicted_message() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = queue(dir.path(), &[2, 1]).await;
+        let m = ids[0].to_string();
+        let cfg = config(dir.path(), 2);
+        let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
+        engine.window().await;
+        assert_eq!(engine.live_ids(), vec![ids[1].clone()]);
+        let queue_of = |e: &Engine| {
+            e.listing()
+                .into_iter()
+                .find(|x| x.queue_id == m)
+                .map(|x| x.queue_name)
+        };
+        let r = engine
+            .queue_op(QueueAction::Hold, std::slice::from_ref(&m))
+            .await;
+        assert_eq!(r.affected, 1);
+        assert_eq!(queue_of(&engine).as_deref(), Some("hold"));
+        assert_eq!(engine.status().held, 1);
+        assert_eq!(engine.live_ids(), vec![ids[1].clone()]);
+        log.shutdown().await.unwrap();
+        let (mut engine, log) = start(dir.path(), &cfg, 'C').await;
+        assert_eq!(queue_of(&engine).as_deref(), Some("hold"));
+        assert_eq!(engine.status().held, 1);
+        let r = engine
+            .queue_op(QueueAction::Release, std::slice::from_ref(&m))
+            .await;
+        assert_eq!(r.affected, 1);
+        assert_eq!(engine.status().held, 0);
+        let r = engine
+            .queue_op(QueueAction::Delete, std::slice::from_ref(&m))
+            .await;
+        assert_eq!(r.affected, 1);
+        engine.flush_removals().await;
+        assert_eq!(queue_of(&engine), None);
+        log.shutdown().await.unwrap();
+        let (engine, log) = start(dir.path(), &cfg, 'D').await;
+        assert_eq!(queue_of(&engine), None);
+        assert_eq!(engine.status().messages, 1);
+        log.shutdown().await.unwrap();
+    });
+}
