@@ -83,6 +83,48 @@ pub fn check_system(config: &Config, config_path: Option<&Path>) -> Vec<(Level, 
     out.extend(check_sasl_password_files(config, reader.as_ref()));
     let cannot_read = |p: &Path| reader.as_ref().and_then(|w| w.cannot_read(p));
     out.extend(crate::dkim::check::keys(config, config_path, &cannot_read));
+    out.extend(check_lmtp_sockets(config));
+    out
+}
+
+/// The LMTP servers' Unix sockets of `virtual.transport` and
+/// `local.mailbox_transport`: a warning when nothing is there (the
+/// server may simply not run yet; its mail is deferred until it does).
+fn check_lmtp_sockets(config: &Config) -> Vec<(Level, String)> {
+    use std::os::unix::fs::FileTypeExt;
+    let keys = [
+        (
+            "virtual.transport",
+            &config.r#virtual.transport,
+            "its virtual mailbox domains",
+        ),
+        (
+            "local.mailbox_transport",
+            &config.local.mailbox_transport,
+            "local users",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (key, transport, whose) in keys {
+        let Some(crate::transport::Transport::Lmtp(n)) = transport else {
+            continue;
+        };
+        let Some(socket) = &n.unix else {
+            continue;
+        };
+        let problem = match std::fs::metadata(socket) {
+            Ok(m) if m.file_type().is_socket() => continue,
+            Ok(_) => "is not a socket".to_string(),
+            Err(e) => e.to_string(),
+        };
+        out.push((
+            Level::Warning,
+            format!(
+                "{} ({key}): {problem}: mail for {whose} is deferred until the LMTP server listens there",
+                socket.display()
+            ),
+        ));
+    }
     out
 }
 

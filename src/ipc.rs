@@ -232,6 +232,33 @@ pub struct DeliveryResult {
     /// 5.1.1 <b@example.com>: unknown user`), when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diagnostic: Option<String>,
+    /// Mailbox deliveries local passed on to `local.mailbox_transport`
+    /// instead of making them (local only): the recipient is not done
+    /// until they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_transport: Option<MailboxTransport>,
+}
+
+/// Mailbox deliveries local passes on (Postfix's `mailbox_transport`):
+/// the users an expansion reached whose mail would go into their mailbox,
+/// to be delivered by `nexthop`, an LMTP server (Dovecot), instead.
+/// local cannot connect there itself (the LMTP socket is the smtp
+/// agent's), so qmgr hands these addresses to the smtp agent in LMTP mode
+/// and records the recipient's outcome only with their answers: the worst
+/// of them and of `status` (any deferral defers, else any bounce
+/// bounces). The recipient stays active until then; a crash before that
+/// record repeats the whole delivery (local's journal keeps its own
+/// commands and files from running twice). Sent only with a result that
+/// is not deferred: a deferred recipient's mailboxes are passed on at its
+/// next attempt.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxTransport {
+    /// The LMTP server (`lmtp` set).
+    pub nexthop: crate::transport::Nexthop,
+    /// `user@domain` as local resolved each: the recipient's own domain
+    /// for the recipient itself, `server.origin` for a user an alias or
+    /// a `.forward` named; the recipient's extension kept.
+    pub addresses: Vec<String>,
 }
 
 /// A list's addresses, to queue the message anew for from the list's

@@ -27,19 +27,20 @@ use std::path::PathBuf;
 use crate::outcome::Enhanced;
 
 pub use live::{Current, LiveTransport, read as read_file};
-pub use syntax::{LMTP_PORT, Nexthop, Transport};
+pub use syntax::{LMTP_PORT, Nexthop, Transport, parse_mailbox_transport};
 pub use table::{
     Answer, Diagnostic, Severity, TransportFile, TransportTable, lookup_keys, parse_file,
 };
 
 /// The Unix sockets of every `lmtp:unix:` next hop the configuration
 /// names (the inline transport table, the transport files as they are
-/// now, `virtual.transport`): the smtp agent's sandbox lets it connect
-/// there. A file that cannot be read adds nothing (qmgr defers while it
+/// now, `virtual.transport`, `local.mailbox_transport`): the smtp agent's
+/// sandbox lets it connect there. A file that cannot be read adds nothing (qmgr defers while it
 /// is unreadable; `postern check` says so).
 pub fn lmtp_sockets(config: &crate::config::Config) -> Vec<PathBuf> {
     let mut transports: Vec<Transport> = config.relay.transport.values().cloned().collect();
     transports.extend(config.r#virtual.transport.clone());
+    transports.extend(config.local.mailbox_transport.clone());
     for path in &config.relay.transport_files {
         if let Ok(text) = read_file(path) {
             let (file, _) = parse_file(&text, path);

@@ -266,6 +266,17 @@ sections! {
         /// Maildir. Default: `Maildir/`.
         mailbox: String = defaults::DEFAULT_MAILBOX.to_string(),
             postfix "home_mailbox", Kind::String, read [get mailbox()], show string;
+        /// Where mailbox deliveries go instead of `local.mailbox`: an LMTP server.
+        /// `"lmtp:unix:/run/dovecot/lmtp"`, `"lmtp:inet:127.0.0.1:24"` or
+        /// `"lmtp:[host]:port"` (Dovecot's LMTP). Aliases, `.forward`,
+        /// `|command` and `/file` stay local deliveries; what would be
+        /// written to a user's mailbox goes to that server instead, for
+        /// `user@domain` as local resolved it. Postfix's relative
+        /// `unix:private/…` paths are refused: give the socket's absolute
+        /// path. Default: empty (the mailbox).
+        mailbox_transport: Option<crate::transport::syntax::Transport> = None,
+            postfix "mailbox_transport", Kind::String,
+            read [with super::virtual_keys::mailbox_transport], show optional_display;
         /// How long a per-user delivery child waits for more work.
         /// Compare Postfix's `max_idle`. Default: 60s.
         worker_idle: Duration = secs(60),

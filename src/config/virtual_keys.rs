@@ -1,5 +1,6 @@
-//! The readers and the check of the `[virtual]` mailbox keys
-//! (`virtual.mailbox_domains`, `virtual.transport`).
+//! The readers and the check of the keys that send mailboxes elsewhere:
+//! the `[virtual]` mailbox keys (`virtual.mailbox_domains`,
+//! `virtual.transport`) and `local.mailbox_transport`.
 
 use super::Config;
 use super::error::ConfigError;
@@ -33,6 +34,24 @@ pub(super) fn transport(f: &Field, c: &mut Config, _: &mut Given) -> Result<(), 
     c.r#virtual.transport = match at.text.trim() {
         "" => None,
         t => Some(Transport::parse(t).map_err(|reason| f.bad(format!("{t:?}"), reason))?),
+    };
+    Ok(())
+}
+
+/// `local.mailbox_transport`: an LMTP server, in one of the forms
+/// [`crate::transport::syntax::parse_mailbox_transport`] takes; empty: none.
+pub(super) fn mailbox_transport(
+    f: &Field,
+    c: &mut Config,
+    _: &mut Given,
+) -> Result<(), ConfigError> {
+    let at = f.located()?;
+    c.local.mailbox_transport = match at.text.trim() {
+        "" => None,
+        t => Some(
+            crate::transport::syntax::parse_mailbox_transport(t)
+                .map_err(|reason| f.bad(format!("{t:?}"), reason))?,
+        ),
     };
     Ok(())
 }

@@ -187,6 +187,7 @@ impl Agent {
             forward,
             lists,
             owner_failures,
+            passed,
             logged,
         } = route::route(self, request, start).await;
         if !logged {
@@ -208,6 +209,13 @@ impl Agent {
             owner_failures,
             remote_mta: None,
             diagnostic: None,
+            mailbox_transport: match (passed.is_empty(), self.mailbox_transport()) {
+                (false, Some(nexthop)) => Some(ipc::MailboxTransport {
+                    nexthop: nexthop.clone(),
+                    addresses: passed,
+                }),
+                _ => None,
+            },
         }
     }
 
@@ -305,6 +313,13 @@ impl Agent {
 impl Backend for Agent {
     fn origin(&self) -> &str {
         &self.config.server.origin
+    }
+
+    fn mailbox_transport(&self) -> Option<&crate::transport::Nexthop> {
+        match &self.config.local.mailbox_transport {
+            Some(crate::transport::Transport::Lmtp(nexthop)) => Some(nexthop),
+            _ => None,
+        }
     }
 
     fn delimiters(&self) -> &str {

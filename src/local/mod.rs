@@ -138,6 +138,20 @@
 //!      truncates the file back to its size before, so no half message
 //!      stays behind.
 //!
+//!    With `local.mailbox_transport` (Postfix's `mailbox_transport`, an
+//!    LMTP server such as Dovecot) the mailbox is not written here, nor
+//!    claimed in the journal: the user's address (`user@domain`, the
+//!    recipient's domain or `server.origin` for a user an alias or a
+//!    `.forward` named, extension kept) goes back to qmgr in
+//!    `DeliveryResult::mailbox_transport`, logged `to=<ADDR>,
+//!    relay=local: mailbox delivery passed to lmtp:NEXTHOP` (no status:
+//!    the LMTP delivery's line has it). local cannot connect there
+//!    itself (the socket is postern's; local has no DAC_OVERRIDE):
+//!    qmgr has the smtp agent deliver the addresses over LMTP and
+//!    records the recipient's outcome with that answer. A request that
+//!    is deferred passes nothing on (its retry does). Steps 1 to 5,
+//!    `|command` and `/file` are unchanged.
+//!
 //!    Mailbox errors map as in Postfix (`EDQUOT`/`EFBIG` bounce 5.2.2,
 //!    `ENOSPC`/`EIO` defer 4.3.0), except that permission and other
 //!    unexpected errors defer (4.2.0) rather than bounce, so an
@@ -191,7 +205,8 @@
 //!   100 MiB is never held in memory).
 //! * Out: files in users' Maildirs and mbox files (and the mbox's
 //!   `.lock` file while it is written), written by the workers; results to
-//!   qmgr; log lines.
+//!   qmgr (with the mailboxes passed to `local.mailbox_transport`); log
+//!   lines.
 //!
 //! # Specifications
 //!
@@ -218,6 +233,8 @@
 //!
 //! * `local.mailbox` (Postfix `home_mailbox`, and `mail_spool_directory`
 //!   when absolute)
+//! * `local.mailbox_transport` (`mailbox_transport`): an LMTP server that
+//!   gets the mailbox deliveries instead
 //! * `local.aliases`, `local.alias_files` (`alias_maps`),
 //!   `local.recipient_delimiter` (`recipient_delimiter`), `local.domains`
 //!   (`mydestination`: which addresses in a `.forward` are local)

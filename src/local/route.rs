@@ -34,6 +34,15 @@
 //! delivered branches may then be delivered again), else any bounce
 //! bounces it, else it was delivered. Every final delivery is logged on
 //! its own line, `to=<final>, orig_to=<recipient>` when they differ.
+//!
+//! With `local.mailbox_transport` (Postfix's `mailbox_transport`) a
+//! mailbox is not written here: its user's address (`user@domain` as
+//! resolved: the recipient's domain, or `$origin` for a user an alias or
+//! a `.forward` named) is passed back to qmgr ([`Routed::passed`]),
+//! which has the smtp agent deliver it over LMTP and records the
+//! recipient's outcome with that answer. The user must still be in
+//! passwd, and the loop check still applies. A request that is deferred
+//! passes nothing on: its mailboxes are passed on when it is tried again.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -47,6 +56,7 @@ use crate::aliases::{self, ExpandOptions, LoadError, Table, Target};
 use crate::ipc::{DeliveryRequest, DeliveryStatus, ListForward, OwnerFailure};
 use crate::outcome::code;
 use crate::queue::now_micros;
+use crate::transport::Nexthop;
 
 /// Steps from the recipient to a final target (Postfix: 100 nesting
 /// levels).
@@ -131,6 +141,11 @@ pub(super) trait Backend {
         path: &Path,
         address: &str,
     ) -> Outcome;
+    /// Where mailboxes go instead of being written here
+    /// (`local.mailbox_transport`): an LMTP server.
+    fn mailbox_transport(&self) -> Option<&Nexthop> {
+        None
+    }
     /// Claim the final target `key` of the request's message (see
     /// [`super::journal`]): delivered before, or ours to deliver.
     async fn claim(&self, _request: &DeliveryRequest, _key: &str) -> Claim {
@@ -147,6 +162,9 @@ pub(super) struct Routed {
     pub lists: Vec<ListForward>,
     /// Failures to report to a list's owner instead of the sender.
     pub owner_failures: Vec<OwnerFailure>,
+    /// Mailboxes for `local.mailbox_transport` to deliver: their users'
+    /// addresses (empty when the outcome is deferred).
+    pub passed: Vec<String>,
     /// Whether the outcome was logged already (one line per final
     /// delivery).
     pub logged: bool,
@@ -159,6 +177,7 @@ impl Routed {
             forward: Vec::new(),
             lists: Vec::new(),
             owner_failures: Vec::new(),
+            passed: Vec::new(),
             logged: false,
         }
     }
@@ -193,6 +212,7 @@ pub(super) async fn route<B: Backend>(agent: &B, request: &DeliveryRequest, star
         forward: Vec::new(),
         lists: Vec::new(),
         owner_failures: Vec::new(),
+        passed: Vec::new(),
         owner: None,
     };
     let mut stack = vec![Step::Address {
@@ -245,6 +265,9 @@ struct Route<'a, B> {
     forward: Vec<String>,
     lists: Vec<ListForward>,
     owner_failures: Vec<OwnerFailure>,
+    /// Mailbox deliveries passed on to `local.mailbox_transport`: the
+    /// users' addresses.
+    passed: Vec<String>,
     /// The owner (`owner-NAME@$origin`) that answers for the deliveries
     /// being made now, if any.
     owner: Option<String>,
@@ -527,6 +550,13 @@ impl<B: Backend> Route<'_, B> {
                 }
             },
         };
+        if self.agent.mailbox_transport().is_some() {
+            // Not claimed in the journal: the LMTP server makes this
+            // delivery, and qmgr records it.
+            let _ = account;
+            self.passed.push(address.to_string());
+            return;
+        }
         let Some(ticket) = self.claim(&key, address).await else {
             return;
         };
@@ -639,9 +669,22 @@ impl<B: Backend> Route<'_, B> {
                     .find(|o| o.status == DeliveryStatus::Bounced)
             })
             .cloned();
-        let logged = !self.outcomes.is_empty();
+        let deferred = worst
+            .as_ref()
+            .is_some_and(|o| o.status == DeliveryStatus::Deferred);
+        if deferred {
+            // Passed on at the next attempt, with everything else.
+            self.passed.clear();
+        }
+        self.log_passed();
+        let logged = !self.outcomes.is_empty() || !self.passed.is_empty();
         let outcome = match worst {
             Some(o) => o,
+            None if self.outcomes.is_empty() && !self.passed.is_empty() => {
+                let via = self.agent.mailbox_transport().map(|n| format!("lmtp:{n}"));
+                let reason = format!("mailbox delivery passed to {}", via.unwrap_or_default());
+                Outcome::new(DeliveryStatus::Sent, code::OK, reason)
+            }
             None if self.outcomes.is_empty()
                 && self.forward.is_empty()
                 && self.lists.is_empty() =>
@@ -658,7 +701,28 @@ impl<B: Backend> Route<'_, B> {
             forward: self.forward,
             lists: self.lists,
             owner_failures: self.owner_failures,
+            passed: self.passed,
             logged,
+        }
+    }
+
+    /// One line per mailbox passed on, without a status: the delivery
+    /// agent that makes it logs that (Postfix's local logs nothing then).
+    fn log_passed(&self) {
+        let Some(nexthop) = self.agent.mailbox_transport() else {
+            return;
+        };
+        for address in &self.passed {
+            let orig = match address == &self.top {
+                true => String::new(),
+                false => format!(", orig_to=<{}>", self.request.recipient),
+            };
+            log::info!(
+                queue_id = self.request.id.as_str(),
+                recipient = address.as_str();
+                "{}: to=<{address}>{orig}, relay=local: mailbox delivery passed to lmtp:{nexthop}",
+                self.request.id
+            );
         }
     }
 }

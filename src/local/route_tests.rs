@@ -22,6 +22,8 @@ struct World {
     /// What was delivered: `mailbox USER ADDRESS`, `command UID CMD
     /// ADDRESS`, `file UID PATH ADDRESS`.
     done: Mutex<Vec<String>>,
+    /// `local.mailbox_transport`.
+    lmtp: Option<Nexthop>,
 }
 
 impl World {
@@ -42,6 +44,7 @@ impl World {
                 .collect(),
             delivered_to: Vec::new(),
             done: Mutex::new(Vec::new()),
+            lmtp: None,
         }
     }
 
@@ -99,6 +102,10 @@ impl Backend for World {
 
     fn delimiters(&self) -> &str {
         "+"
+    }
+
+    fn mailbox_transport(&self) -> Option<&Nexthop> {
+        self.lmtp.as_ref()
     }
 
     fn aliases(&self) -> Result<Arc<Table>, LoadError> {
@@ -162,6 +169,9 @@ impl Backend for World {
         rcpt: &Rcpt,
     ) -> Outcome {
         let (uid, address) = (account.user.uid, rcpt.address());
+        if command.contains("exit 75") {
+            return Outcome::deferred(crate::outcome::code::SYSTEM_TEMP, "try again");
+        }
         if command.contains("exit 1") {
             return Outcome::bounced(
                 crate::outcome::code::SYSTEM_PERM,
@@ -456,4 +466,47 @@ async fn a_loop_through_a_list_goes_to_its_owner() {
         "mail forwarding loop for list@example.org"
     );
     assert!(r.lists.is_empty());
+}
+
+/// `local.mailbox_transport`: mailboxes are passed on as `user@domain`
+/// (the recipient's domain and extension, `$origin` for alias targets),
+/// never written nor claimed; commands still run; a deferred or bounced
+/// request is as before, and a deferred one passes nothing on.
+#[tokio::test]
+async fn issue_21_mailboxes_are_passed_to_the_mailbox_transport() {
+    let mut w = World::new(
+        "team: alice, bob, \"|cat x\"\nlater: alice, \"|exit 75\"\nlost: alice, ghost\n",
+        &[("alice", 1000), ("bob", 1001)],
+        &[("bob", "\\bob, far@remote.example\n")],
+    );
+    w.lmtp = Some(Nexthop::parse_lmtp("unix:/run/dovecot/lmtp").unwrap());
+    let passed = "mailbox delivery passed to lmtp:unix:/run/dovecot/lmtp";
+
+    let r = w.routed("Alice+box@localhost").await;
+    assert_eq!(r.passed, ["alice+box@localhost"]);
+    assert_eq!(
+        r.outcome,
+        Outcome::new(DeliveryStatus::Sent, crate::outcome::code::OK, passed)
+    );
+    assert!(r.logged);
+    assert!(w.done().is_empty(), "{:?}", w.done());
+
+    let r = w.routed("team@example.org").await;
+    assert_eq!(r.passed, ["alice@example.org", "bob@example.org"]);
+    assert_eq!(r.forward, ["far@remote.example"]);
+    assert_eq!(r.outcome, sent());
+    assert_eq!(w.done(), ["command 65534 cat x team@example.org"]);
+
+    let r = w.routed("later@example.org").await;
+    assert_eq!(r.outcome.status, DeliveryStatus::Deferred);
+    assert!(r.passed.is_empty());
+
+    let r = w.routed("lost@example.org").await;
+    assert_eq!(r.outcome.status, DeliveryStatus::Bounced);
+    assert_eq!(r.outcome.reason, "unknown user: \"ghost\"");
+    assert_eq!(r.passed, ["alice@example.org"]);
+
+    let r = w.routed("ghost@example.org").await;
+    assert_eq!(r.outcome.status, DeliveryStatus::Bounced);
+    assert!(r.passed.is_empty());
 }

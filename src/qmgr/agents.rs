@@ -213,6 +213,7 @@ mod tests {
             owner_failures: Vec::new(),
             remote_mta: None,
             diagnostic: None,
+            mailbox_transport: None,
         }
     }
 

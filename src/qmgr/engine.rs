@@ -105,6 +105,7 @@ struct Segment {
 }
 
 /// One outcome to record and apply.
+#[derive(Clone)]
 pub(crate) struct Pending {
     id: QueueId,
     rcpt: usize,
@@ -169,6 +170,10 @@ pub(crate) struct Engine {
     transport: LiveTransport,
     /// Outcomes decided without an agent (`error:`, `discard:`, …).
     decided: Vec<Pending>,
+    /// Local's outcomes that wait for the mailbox deliveries local passed
+    /// on (`local.mailbox_transport`), by recipient: still active, not
+    /// recorded until the smtp agent's answer joins them.
+    passes: std::collections::HashMap<(QueueId, usize), Pending>,
     state_bytes: u64,
     last_move_check: u64,
     /// Files to delete once the state log is synced.
@@ -224,6 +229,7 @@ impl Engine {
             messages: BTreeMap::new(),
             segments: BTreeMap::new(),
             decided: Vec::new(),
+            passes: Default::default(),
             state_bytes: 0,
             last_move_check: 0,
             removals: Vec::new(),

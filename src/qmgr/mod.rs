@@ -22,7 +22,10 @@
 //! names (`local` socket: one recipient per request; `smtp-client` socket:
 //! one message's recipients for one next hop per request; one JSON request
 //! per line), bounces (`error:`) or drops (`discard:`) it itself when the
-//! transport table says so, records every
+//! transport table says so; when local passes mailboxes on
+//! (`local.mailbox_transport`), it hands them to the smtp agent in LMTP
+//! mode and records the recipient's outcome only with that answer (the
+//! recipient stays active meanwhile, nothing recorded); it records every
 //! outcome in its own state log (`queue/state/`, group committed) before
 //! acting on it, defers with back-off (the next attempt after the message's
 //! age, clamped to `queue.minimal_backoff` … `queue.maximal_backoff`, as

@@ -1,8 +1,9 @@
 //! The engine with a scripted smtp agent on a Unix socket: routing,
 //! grouping per next hop, the per-destination limit, outcomes (Remote-MTA
 //! and Diagnostic-Code in the bounce, the remote reply as the deferral
-//! reason), the transport table's `error:` and `discard:`, and a lost
-//! agent connection.
+//! reason), the transport table's `error:` and `discard:`, a lost agent
+//! connection, and the mailboxes a scripted local agent passes on
+//! (`local.mailbox_transport`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,10 @@ use tokio::sync::mpsc;
 use super::agents::{SlotReport, start_slots};
 use super::engine::Engine;
 use crate::config::Config;
-use crate::ipc::{self, DeliveryResult, DeliveryStatus, SmtpRequest, SmtpResult};
+use crate::ipc::{
+    self, DeliveryRequest, DeliveryResult, DeliveryStatus, MailboxTransport, SmtpRequest,
+    SmtpResult,
+};
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::message::{MessageContent, encode_message};
 use crate::queue::record::RecordType;
@@ -93,6 +97,7 @@ fn result(status: DeliveryStatus, dsn: &str, reason: &str) -> DeliveryResult {
         owner_failures: Vec::new(),
         remote_mta: None,
         diagnostic: None,
+        mailbox_transport: None,
     }
 }
 
@@ -106,6 +111,40 @@ struct Queue {
 /// A queue holding one message from `s@example.org` to `rcpts`, an
 /// engine over it with 4 smtp slots, and the scripted agent.
 async fn queue(rcpts: &[&str], cfg: impl FnOnce(&mut Config), script: Script) -> Queue {
+    queue_with_local(rcpts, cfg, script, None).await
+}
+
+/// What a scripted local agent answers for a request.
+type LocalScript = fn(&DeliveryRequest) -> DeliveryResult;
+
+/// A fake local agent on `path`, answering each request per `script`.
+fn local_agent(path: &std::path::Path, script: LocalScript) {
+    let listener = UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                while let Ok(Some(req)) = ipc::read_line::<_, DeliveryRequest>(&mut r).await {
+                    let mut answer = script(&req);
+                    answer.rcpt_index = req.rcpt_index;
+                    if ipc::write_line(&mut w, &answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// As [`queue`], with a scripted local agent when `local` is given.
+async fn queue_with_local(
+    rcpts: &[&str],
+    cfg: impl FnOnce(&mut Config),
+    script: Script,
+    local: Option<LocalScript>,
+) -> Queue {
     let dir = tempfile::tempdir().unwrap();
     for d in SUBDIRS {
         std::fs::create_dir(dir.path().join(d)).unwrap();
@@ -157,12 +196,20 @@ async fn queue(rcpts: &[&str], cfg: impl FnOnce(&mut Config), script: Script) ->
     let socket = dir.path().join("smtp.sock");
     let agent = agent(&socket, script);
     let (tx, reports) = mpsc::unbounded_channel();
+    let local_slots = match local {
+        Some(script) => {
+            let path = dir.path().join("local.sock");
+            local_agent(&path, script);
+            start_slots::<DeliveryRequest>(2, path, tx.clone())
+        }
+        None => Vec::new(),
+    };
     let slots = start_slots::<SmtpRequest>(4, socket, tx);
     let mut engine = Engine::new(
         config,
         writer("state", "", Arc::new(IdGenerator::new('Q'))),
         writer("incoming", "B", Arc::new(IdGenerator::new('B'))),
-        Vec::new(),
+        local_slots,
         slots,
     );
     engine.recover().await.unwrap();
@@ -354,4 +401,262 @@ async fn a_lost_agent_connection_defers_and_keeps_the_recipients() {
         "{reasons:?}"
     );
     assert_eq!(q.engine.status().deferred, 2);
+}
+
+/// local passes `u@mail.test.example`'s mailbox to Dovecot (and, for
+/// `team`, also ran a command), per recipient: `u` and `team` pass,
+/// `later` is deferred by local (passing nothing), `gone` is bounced by
+/// local with a mailbox passed beside it.
+fn local_passes(req: &DeliveryRequest) -> DeliveryResult {
+    let local = req.recipient.split('@').next().unwrap_or("");
+    let pass = |addresses: &[&str]| {
+        Some(MailboxTransport {
+            nexthop: crate::transport::Nexthop::parse_lmtp("unix:/run/dovecot/lmtp").unwrap(),
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+        })
+    };
+    let mut r = match local {
+        "later" => result(
+            DeliveryStatus::Deferred,
+            "4.3.0",
+            "alias database unavailable",
+        ),
+        "gone" => result(DeliveryStatus::Bounced, "5.1.1", "unknown user: \"ghost\""),
+        "team" => result(DeliveryStatus::Sent, "2.0.0", "delivered to command: cat"),
+        _ => result(
+            DeliveryStatus::Sent,
+            "2.0.0",
+            "mailbox delivery passed to lmtp:unix:/run/dovecot/lmtp",
+        ),
+    };
+    r.mailbox_transport = match local {
+        "u" => pass(&["u@mail.test.example"]),
+        "team" => pass(&["u@mail.test.example", "v@mail.test.example"]),
+        "later" | "gone" => pass(&["w@mail.test.example"]),
+        _ => pass(&["x@mail.test.example"]),
+    };
+    r
+}
+
+/// Dovecot's answers: `v` is over quota (4xx after the data), `x`
+/// unknown (550 at RCPT), the others saved.
+fn dovecot(a: &str) -> Option<DeliveryResult> {
+    Some(match a {
+        "v@mail.test.example" => result(
+            DeliveryStatus::Deferred,
+            "4.2.2",
+            "host mail.test.example[/run/dovecot/lmtp] said: 452 4.2.2 Mailbox is full (in reply to end of DATA command)",
+        ),
+        "x@mail.test.example" => DeliveryResult {
+            remote_mta: Some("dns; mail.test.example".into()),
+            diagnostic: Some("smtp; 550 5.1.1 <x@mail.test.example> User doesn't exist".into()),
+            ..result(
+                DeliveryStatus::Bounced,
+                "5.1.1",
+                "host mail.test.example[/run/dovecot/lmtp] said: 550 5.1.1 <x@mail.test.example> User doesn't exist (in reply to RCPT TO command)",
+            )
+        },
+        _ => result(
+            DeliveryStatus::Sent,
+            "2.0.0",
+            "250 2.0.0 <u@mail.test.example> Saved",
+        ),
+    })
+}
+
+#[tokio::test]
+async fn issue_21_passed_mailboxes_go_over_lmtp_and_their_answer_is_the_outcome() {
+    let mut q = queue_with_local(
+        &[
+            "u@mail.test.example",
+            "team@mail.test.example",
+            "later@mail.test.example",
+            "gone@mail.test.example",
+            "x@mail.test.example",
+        ],
+        |_| {},
+        dovecot,
+        Some(local_passes),
+    )
+    .await;
+    q.settle().await;
+    let requests: Vec<SmtpRequest> = (q.agent.requests.lock().unwrap().iter())
+        .filter(|r| r.sender == "s@example.org")
+        .cloned()
+        .collect();
+    // One LMTP request per passing local result; none for `later`.
+    let mut seen: Vec<(usize, Vec<String>)> = requests
+        .iter()
+        .map(|r| {
+            assert!(r.nexthop.lmtp, "{r:?}");
+            assert_eq!(
+                r.nexthop.unix.as_deref(),
+                Some(std::path::Path::new("/run/dovecot/lmtp"))
+            );
+            let first = r.recipients[0].rcpt_index;
+            assert!(r.recipients.iter().all(|x| x.rcpt_index == first));
+            let addresses = r.recipients.iter().map(|x| x.address.clone()).collect();
+            (first, addresses)
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            (0, vec!["u@mail.test.example".to_string()]),
+            (
+                1,
+                vec![
+                    "u@mail.test.example".to_string(),
+                    "v@mail.test.example".to_string()
+                ]
+            ),
+            (3, vec!["w@mail.test.example".to_string()]),
+            (4, vec!["x@mail.test.example".to_string()]),
+        ]
+    );
+    // The queued address rides along as orig_to and ORCPT.
+    let team = requests
+        .iter()
+        .find(|r| r.recipients[0].rcpt_index == 1)
+        .unwrap();
+    assert_eq!(
+        team.recipients[0].original.as_deref(),
+        Some("team@mail.test.example")
+    );
+    assert_eq!(
+        team.recipients[0].orcpt.as_deref(),
+        Some("rfc822;team@mail.test.example")
+    );
+    let u = requests
+        .iter()
+        .find(|r| r.recipients[0].rcpt_index == 0)
+        .unwrap();
+    assert_eq!(u.recipients[0].original, None);
+
+    // Waiting: team (Dovecot's 4xx for v) and later (local's own).
+    let listing = q.engine.listing();
+    assert_eq!(listing.len(), 1, "{listing:?}");
+    let waiting: Vec<(String, String)> = listing[0]
+        .recipients
+        .iter()
+        .map(|r| {
+            (
+                r.address.clone(),
+                r.delay_reason.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            (
+                "team@mail.test.example".to_string(),
+                "host mail.test.example[/run/dovecot/lmtp] said: 452 4.2.2 Mailbox is full (in reply to end of DATA command)".to_string()
+            ),
+            (
+                "later@mail.test.example".to_string(),
+                "alias database unavailable".to_string()
+            ),
+        ]
+    );
+    // Bounced: gone (local's own bounce, though its mailbox was saved)
+    // and x (Dovecot's 550, with its Remote-MTA and Diagnostic-Code); u
+    // is delivered.
+    let notices = q.notices();
+    assert!(
+        notices.contains("Final-Recipient: rfc822; gone@mail.test.example"),
+        "{notices}"
+    );
+    assert!(notices.contains("unknown user: \"ghost\""), "{notices}");
+    assert!(
+        notices.contains("Final-Recipient: rfc822; x@mail.test.example"),
+        "{notices}"
+    );
+    assert!(
+        notices.contains("Remote-MTA: dns; mail.test.example"),
+        "{notices}"
+    );
+    assert!(
+        notices
+            .contains("Diagnostic-Code: smtp; 550 5.1.1 <x@mail.test.example> User doesn't exist"),
+        "{notices}"
+    );
+    assert!(!notices.contains("Final-Recipient: rfc822; u@mail.test.example"));
+    assert!(!notices.contains("Final-Recipient: rfc822; team@mail.test.example"));
+    let status = q.engine.status();
+    assert_eq!((status.active, status.deferred), (0, 2), "{status:?}");
+}
+
+#[tokio::test]
+async fn issue_21_a_lost_lmtp_delivery_defers_the_passing_recipient() {
+    let mut q = queue_with_local(
+        &["u@mail.test.example"],
+        |_| {},
+        |_| None,
+        Some(local_passes),
+    )
+    .await;
+    q.settle().await;
+    let listing = q.engine.listing();
+    assert_eq!(listing.len(), 1);
+    let reason = listing[0].recipients[0].delay_reason.clone();
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("smtp delivery agent unavailable: ")),
+        "{reason:?}"
+    );
+    assert_eq!(q.engine.status().deferred, 1);
+}
+
+/// A crash after local passed the mailbox on and before the LMTP answer
+/// is recorded: nothing was recorded, so the recovered queue has the
+/// recipient waiting again (it is passed on anew: at least once).
+#[tokio::test]
+async fn issue_21_a_crash_before_the_lmtp_answer_keeps_the_recipient() {
+    let mut q = queue_with_local(
+        &["u@mail.test.example"],
+        |_| {},
+        dovecot,
+        Some(local_passes),
+    )
+    .await;
+    q.engine.dispatch();
+    let report = tokio::time::timeout(Duration::from_secs(5), q.reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // local's answer: the mailbox waits for the smtp agent, the
+    // recipient active, nothing recorded.
+    q.engine.complete(vec![report], Vec::new()).await;
+    assert_eq!(q.engine.status().active, 1);
+
+    // The crash: a new engine over the same queue.
+    let mut config = Config::builtin();
+    config.queue.directory = q.dir.path().to_path_buf();
+    config.server.hostname = "mail.test.example".into();
+    let writer = |sub: &str, prefix: &str, tag: char| {
+        let ids = IdGenerator::new(tag);
+        LogWriter::start(
+            q.dir.path().join(sub),
+            LogOptions {
+                seal_after_idle: None,
+                ..LogOptions::new(prefix, move || ids.next().to_string())
+            },
+        )
+        .unwrap()
+    };
+    let mut again = Engine::new(
+        Arc::new(config),
+        writer("state", "", 'R'),
+        writer("incoming", "B", 'C'),
+        Vec::new(),
+        Vec::new(),
+    );
+    again.recover().await.unwrap();
+    let listing = again.listing();
+    assert_eq!(listing.len(), 1, "{listing:?}");
+    assert_eq!(listing[0].recipients.len(), 1);
+    assert_eq!(listing[0].recipients[0].address, "u@mail.test.example");
 }

@@ -34,7 +34,8 @@
 //! answers one [`SmtpResult`](crate::ipc::SmtpResult), one result per
 //! recipient.
 //!
-//! An `lmtp:` next hop (a transport table entry or `virtual.transport`:
+//! An `lmtp:` next hop (a transport table entry, `virtual.transport`, or
+//! `local.mailbox_transport` for the mailboxes local passed to qmgr:
 //! `lmtp:unix:/run/dovecot/lmtp`, `lmtp:inet:host:port`) is delivered the
 //! same way in LMTP mode (RFC 2033): over TCP or a Unix-domain socket,
 //! `LHLO` instead of EHLO, no STARTTLS, AUTH or DKIM signing, and after

@@ -110,6 +110,7 @@ impl Outcome {
             owner_failures: Vec::new(),
             remote_mta: self.remote_mta.clone(),
             diagnostic: self.diagnostic.clone(),
+            mailbox_transport: None,
         }
     }
 

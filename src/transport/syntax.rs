@@ -130,6 +130,39 @@ impl Nexthop {
     }
 }
 
+/// `local.mailbox_transport` (Postfix `mailbox_transport`): an LMTP
+/// server, written `lmtp:unix:/absolute/path`, `lmtp:inet:host:port`
+/// (`lmtp:inet:host`: port 24) or `lmtp:[host]:port`, and nothing else:
+/// Postfix's other values name master.cf services (a `pipe` to
+/// Dovecot's `deliver`, `cyrus`) that postern does not have, and its
+/// relative `unix:private/dovecot-lmtp` lies in Postfix's queue directory.
+pub fn parse_mailbox_transport(text: &str) -> Result<Transport, String> {
+    const FORMS: &str = "lmtp:unix:/run/dovecot/lmtp, lmtp:inet:host:port or lmtp:[host]:port";
+    let text = text.trim();
+    let (transport, nexthop) = text.split_once(':').unwrap_or((text, ""));
+    if !transport.eq_ignore_ascii_case("lmtp") {
+        return Err(format!(
+            "only an LMTP server can take the mailbox deliveries: {FORMS}"
+        ));
+    }
+    let nexthop = nexthop.trim();
+    if let Some(path) = nexthop.strip_prefix("unix:")
+        && !path.trim().is_empty()
+        && !path.trim().starts_with('/')
+    {
+        let path = path.trim();
+        return Err(format!(
+            "the socket must be an absolute path: give the LMTP server's socket as \
+             lmtp:unix:/path (Postfix's {path:?} is relative to its queue directory, \
+             e.g. /var/spool/postfix/{path}; Dovecot's own is /run/dovecot/lmtp)"
+        ));
+    }
+    if !(nexthop.starts_with("unix:") || nexthop.starts_with("inet:") || nexthop.starts_with('[')) {
+        return Err(format!("write the LMTP server as {FORMS}"));
+    }
+    Nexthop::parse_lmtp(nexthop).map(Transport::Lmtp)
+}
+
 fn parse_port(p: &str) -> Option<u16> {
     match p {
         "smtp" => Some(25),

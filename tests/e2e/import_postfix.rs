@@ -215,3 +215,61 @@ fn issue_21_import_postfix_writes_a_file_only_when_asked_to_overwrite() {
         "{out}"
     );
 }
+
+/// `mailbox_transport` becomes `local.mailbox_transport`: Postfix's
+/// relative `lmtp:unix:private/dovecot-lmtp` is resolved against
+/// `queue_directory` (the report says so), `lmtp:host:port` is written
+/// with `inet:`, and a master.cf pipe service (`dovecot`) is left out,
+/// saying why.
+#[test]
+fn issue_21_import_postfix_translates_mailbox_transport() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("master.cf"), "smtp inet n - y - - smtpd\n").unwrap();
+    let run = |value: &str| {
+        std::fs::write(
+            tmp.path().join("main.cf"),
+            format!(
+                "myhostname = mx.example.com\nalias_maps =\ncompatibility_level = 3.6\n\
+                 mailbox_transport = {value}\n"
+            ),
+        )
+        .unwrap();
+        let (code, out, err) = import(tmp.path(), &[]);
+        (code, out, err)
+    };
+    let (code, out, err) = run("lmtp:unix:private/dovecot-lmtp");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains(
+            "mailbox_transport = \"lmtp:unix:/var/spool/postfix/private/dovecot-lmtp\"  # mailbox_transport"
+        ),
+        "{out}"
+    );
+    assert!(
+        err.contains(
+            "lmtp:unix:private/dovecot-lmtp: Postfix's socket path is relative to queue_directory; written as \"lmtp:unix:/var/spool/postfix/private/dovecot-lmtp\""
+        ),
+        "{err}"
+    );
+    let (code, out, err) = run("lmtp:unix:/run/dovecot/lmtp");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("mailbox_transport = \"lmtp:unix:/run/dovecot/lmtp\"  # mailbox_transport"),
+        "{out}"
+    );
+    let (code, out, err) = run("lmtp:127.0.0.1:24");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("mailbox_transport = \"lmtp:inet:127.0.0.1:24\"  # mailbox_transport"),
+        "{out}"
+    );
+    let (code, out, err) = run("dovecot");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(!out.contains("mailbox_transport ="), "{out}");
+    assert!(
+        err.contains(
+            "mailbox_transport: local.mailbox_transport: dovecot: only an LMTP server can take the mailbox deliveries"
+        ),
+        "{err}"
+    );
+}

@@ -24,7 +24,7 @@ fn have_dovecot_lmtp() -> bool {
     .all(|p| Path::new(p).exists())
 }
 
-fn skip() -> bool {
+pub(crate) fn skip() -> bool {
     if !is_root() || !have_dovecot_lmtp() {
         eprintln!("skipped: needs root and dovecot-core, dovecot-lmtpd, dovecot-imapd");
         return true;
@@ -36,7 +36,7 @@ fn skip() -> bool {
 /// 127.0.0.1:`lmtp_port`, IMAP on 127.0.0.1:`imap_port`, virtual users
 /// from a passwd-file (password `secret`), Maildirs in `dir/vmail/%d/%n`
 /// owned by nobody; `tiny@v.test` has a 1-byte quota.
-struct Dovecot {
+pub(crate) struct Dovecot {
     dir: PathBuf,
     child: Option<Child>,
     lmtp_port: u16,
@@ -45,6 +45,35 @@ struct Dovecot {
 
 impl Dovecot {
     fn configure(dir: &Path) -> Dovecot {
+        Dovecot::configure_for(
+            dir,
+            "bob@v.test:{PLAIN}secret::::::\n\
+             carol@v.test:{PLAIN}secret::::::\n\
+             tiny@v.test:{PLAIN}secret::::::userdb_quota_rule=*:storage=1B\n",
+            "",
+        )
+    }
+
+    /// Dovecot as a local mail system's mailbox server usually is: users
+    /// by their bare names (`auth_username_format = %Ln`: LMTP's
+    /// `root@localhost` is `root`), Maildirs in `dir/vmail/local/NAME`, a
+    /// full mailbox a temporary failure. `users` are its users, password
+    /// `secret`; [`Dovecot::set_quota`] gives one a quota.
+    pub(crate) fn configure_local(dir: &Path, users: &[&str]) -> Dovecot {
+        let users: String = users
+            .iter()
+            .map(|u| format!("{u}:{{PLAIN}}secret::::::\n"))
+            .collect();
+        // A full mailbox is a temporary failure (452 4.2.2), as many
+        // sites have it.
+        Dovecot::configure_for(
+            dir,
+            &users,
+            "auth_username_format = %Ln\nquota_full_tempfail = yes\n",
+        )
+    }
+
+    fn configure_for(dir: &Path, users: &str, extra: &str) -> Dovecot {
         let d = dir.display();
         for sub in ["run", "state", "vmail", "lmtp"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
@@ -55,13 +84,13 @@ impl Dovecot {
         }
         std::fs::set_permissions(dir.join("vmail"), std::fs::Permissions::from_mode(0o777))
             .unwrap();
-        std::fs::write(
-            dir.join("users"),
-            "bob@v.test:{PLAIN}secret::::::\n\
-             carol@v.test:{PLAIN}secret::::::\n\
-             tiny@v.test:{PLAIN}secret::::::userdb_quota_rule=*:storage=1B\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("users"), users).unwrap();
+        // %d is empty for bare user names.
+        let place = if extra.is_empty() {
+            "%d/%n"
+        } else {
+            "local/%n"
+        };
         let (lmtp_port, imap_port) = (free_port(), free_port());
         std::fs::write(
             dir.join("dovecot.conf"),
@@ -70,11 +99,11 @@ impl Dovecot {
                  protocols = lmtp imap\nlisten = 127.0.0.1\nssl = no\n\
                  disable_plaintext_auth = no\nauth_mechanisms = plain\n\
                  first_valid_uid = 0\nmail_uid = nobody\nmail_gid = nogroup\n\
-                 mail_location = maildir:{d}/vmail/%d/%n\n\
+                 mail_location = maildir:{d}/vmail/{place}\n{extra}\
                  mail_plugins = quota\nplugin {{\n  quota = maildir:User quota\n}}\n\
                  passdb {{\n  driver = passwd-file\n  args = {d}/users\n}}\n\
                  userdb {{\n  driver = passwd-file\n  args = {d}/users\n  \
-                 default_fields = uid=nobody gid=nogroup home={d}/vmail/%d/%n\n}}\n\
+                 default_fields = uid=nobody gid=nogroup home={d}/vmail/{place}\n}}\n\
                  service lmtp {{\n  unix_listener {d}/lmtp/lmtp {{\n    mode = 0666\n  }}\n  \
                  inet_listener lmtp {{\n    address = 127.0.0.1\n    port = {lmtp_port}\n  }}\n}}\n\
                  service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    \
@@ -90,7 +119,7 @@ impl Dovecot {
         }
     }
 
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let child = Command::new("/usr/sbin/dovecot")
             .args(["-F", "-c"])
             .arg(self.dir.join("dovecot.conf"))
@@ -113,7 +142,7 @@ impl Dovecot {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(c.id() as i32),
@@ -123,12 +152,27 @@ impl Dovecot {
         }
     }
 
-    fn socket(&self) -> PathBuf {
+    /// Give `user` (of [`Dovecot::configure_local`]) a storage quota
+    /// (`"1B"`), for Dovecot's next start.
+    pub(crate) fn set_quota(&self, user: &str, quota: &str) {
+        let path = self.dir.join("users");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| match l.starts_with(&format!("{user}:")) {
+                true => format!("{user}:{{PLAIN}}secret::::::userdb_quota_rule=*:storage={quota}"),
+                false => l.to_string(),
+            })
+            .collect();
+        std::fs::write(&path, text.join("\n") + "\n").unwrap();
+    }
+
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.join("lmtp/lmtp")
     }
 
     /// The messages of `user`'s INBOX, read through IMAP.
-    fn imap_messages(&self, user: &str) -> Vec<Vec<u8>> {
+    pub(crate) fn imap_messages(&self, user: &str) -> Vec<Vec<u8>> {
         let script = format!(
             "import imaplib, sys\n\
              m = imaplib.IMAP4('127.0.0.1', {port})\n\
@@ -163,8 +207,11 @@ impl Dovecot {
     }
 
     /// Files in `user`'s Maildir (new and cur).
-    fn maildir_files(&self, user: &str) -> usize {
-        let base = self.dir.join("vmail/v.test").join(user);
+    pub(crate) fn maildir_files(&self, user: &str) -> usize {
+        let base = match user.split_once('@') {
+            Some((name, domain)) => self.dir.join("vmail").join(domain).join(name),
+            None => self.dir.join("vmail/v.test").join(user),
+        };
         ["new", "cur"]
             .iter()
             .map(|d| std::fs::read_dir(base.join(d)).map_or(0, |r| r.count()))
@@ -179,7 +226,7 @@ impl Drop for Dovecot {
 }
 
 /// The body of a message (after the first empty line), CRLF.
-fn body(message: &[u8]) -> &[u8] {
+pub(crate) fn body(message: &[u8]) -> &[u8] {
     let at = message
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -189,8 +236,10 @@ fn body(message: &[u8]) -> &[u8] {
 
 /// The body as the test client sends it (dot-stuffed) and as it must
 /// arrive.
-const BODY: &str = "first line\r\n..leading dot\r\n\r\nlast line, with trailing spaces  ";
-const STORED: &str = "first line\r\n.leading dot\r\n\r\nlast line, with trailing spaces  \r\n";
+pub(crate) const BODY: &str =
+    "first line\r\n..leading dot\r\n\r\nlast line, with trailing spaces  ";
+pub(crate) const STORED: &str =
+    "first line\r\n.leading dot\r\n\r\nlast line, with trailing spaces  \r\n";
 
 #[test]
 fn lmtp_virtual_mailboxes_are_delivered_by_dovecot_over_a_unix_socket() {

@@ -19,6 +19,7 @@ mod import_postfix;
 mod journal;
 mod lmtp;
 mod logs;
+mod mailbox_transport;
 mod maildrop;
 mod metrics;
 mod milter;

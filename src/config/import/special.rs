@@ -70,6 +70,9 @@ impl Work<'_> {
             "smtp_tls_security_level" => self.outbound_tls(&value, origin),
             "smtpd_sasl_type" => self.sasl_type(name, &value, origin),
             "smtpd_sasl_path" => self.sasl_path(name, &value, origin),
+            "mailbox_transport" if !value.is_empty() => {
+                self.mailbox_transport(name, &value, origin)
+            }
             "maps_rbl_domains" => self.set(
                 "restrictions.rbl_domains",
                 strings(split_list(&value)),
@@ -369,6 +372,52 @@ impl Work<'_> {
             return;
         }
         self.set("sasl.dovecot_socket", V::String(path), name);
+    }
+
+    /// `mailbox_transport`: an LMTP server as `local.mailbox_transport`
+    /// takes it. A relative `lmtp:unix:private/dovecot-lmtp` lies in
+    /// Postfix's queue directory, where Postfix looks for it: resolved
+    /// against `queue_directory` (said so in the report: the socket
+    /// must be there for postern too, as Dovecot's `service lmtp`
+    /// listener put it for Postfix); `lmtp:host:port` is written
+    /// `lmtp:inet:host:port`. Anything else (a master.cf `pipe` service
+    /// such as `dovecot` or `cyrus`) is left out.
+    pub(crate) fn mailbox_transport(&mut self, name: &str, value: &str, origin: &str) {
+        let (transport, nexthop) = value.split_once(':').unwrap_or((value, ""));
+        let nexthop = nexthop.trim();
+        let written = if !transport.eq_ignore_ascii_case("lmtp") {
+            value.to_string()
+        } else if let Some(path) = nexthop.strip_prefix("unix:")
+            && !path.starts_with('/')
+            && !path.is_empty()
+        {
+            let queue = self.x.value("queue_directory");
+            let full = format!("lmtp:unix:{}/{path}", queue.trim_end_matches('/'));
+            self.note(
+                origin,
+                name,
+                &format!(
+                    "{value}: Postfix's socket path is relative to queue_directory; \
+                     written as {full:?}"
+                ),
+            );
+            full
+        } else if nexthop.starts_with("unix:")
+            || nexthop.starts_with("inet:")
+            || nexthop.starts_with('[')
+        {
+            format!("lmtp:{nexthop}")
+        } else {
+            format!("lmtp:inet:{nexthop}")
+        };
+        match crate::transport::syntax::parse_mailbox_transport(&written) {
+            Ok(_) => self.set("local.mailbox_transport", V::String(written), name),
+            Err(why) => self.leave_out(
+                origin,
+                name,
+                &format!("local.mailbox_transport: {value}: {why}"),
+            ),
+        }
     }
 
     /// What Postfix does by default and postern does not.

@@ -368,3 +368,56 @@ fn issue_14_a_listener_named_twice_is_refused() {
         parse(&format!("[smtpd]\nlisten = {fine}\n")).unwrap();
     }
 }
+
+#[test]
+fn issue_21_mailbox_transport_takes_only_an_lmtp_server() {
+    let key = |value: &str| format!("[local]\nmailbox_transport = \"{value}\"\n");
+    let bad = |value: &str| {
+        format!(
+            "/etc/postern/postern.toml:2: key `local.mailbox_transport`: bad value \"{value}\": "
+        )
+    };
+    assert_eq!(
+        err(&key("lmtp:unix:private/dovecot-lmtp")),
+        bad("lmtp:unix:private/dovecot-lmtp")
+            + "the socket must be an absolute path: give the LMTP server's socket as \
+               lmtp:unix:/path (Postfix's \"private/dovecot-lmtp\" is relative to its queue \
+               directory, e.g. /var/spool/postfix/private/dovecot-lmtp; Dovecot's own is \
+               /run/dovecot/lmtp)"
+    );
+    let forms = "lmtp:unix:/run/dovecot/lmtp, lmtp:inet:host:port or lmtp:[host]:port";
+    for other in ["dovecot", "smtp:[10.0.0.1]:25", "local:", "cyrus"] {
+        assert_eq!(
+            err(&key(other)),
+            bad(other) + "only an LMTP server can take the mailbox deliveries: " + forms
+        );
+    }
+    for ambiguous in ["lmtp:dovecot.example:24", "lmtp:127.0.0.1"] {
+        assert_eq!(
+            err(&key(ambiguous)),
+            bad(ambiguous) + "write the LMTP server as " + forms
+        );
+    }
+    assert_eq!(
+        err(&key("lmtp:inet:h:0")),
+        bad("lmtp:inet:h:0") + "\"h:0\": bad port \"0\""
+    );
+    assert_eq!(
+        err(&key("lmtp:unix:")),
+        bad("lmtp:unix:")
+            + "\"unix:\": the socket must be an absolute path (unix:/run/dovecot/lmtp)"
+    );
+    // The forms it takes, printed back as written.
+    for (good, shown) in [
+        ("lmtp:unix:/run/dovecot/lmtp", "lmtp:unix:/run/dovecot/lmtp"),
+        ("lmtp:inet:127.0.0.1:2424", "lmtp:[127.0.0.1]:2424"),
+        ("LMTP:inet:Dovecot.Example", "lmtp:[dovecot.example]:24"),
+        ("lmtp:[10.0.0.1]:24", "lmtp:[10.0.0.1]:24"),
+    ] {
+        let c = super::ok(&key(good));
+        let t = c.local.mailbox_transport.as_ref().map(|t| t.to_string());
+        assert_eq!(t.as_deref(), Some(shown), "{good}");
+    }
+    assert_eq!(super::ok(&key("")).local.mailbox_transport, None);
+    assert_eq!(super::ok("").local.mailbox_transport, None);
+}

@@ -8,7 +8,10 @@
 //!   flight per next hop (more wait, "parked", until one of that hop's
 //!   requests returns, so one slow destination cannot take every slot);
 //! * `error:`, `discard:`, an unusable table → an outcome qmgr decides
-//!   (and logs) itself, without an agent.
+//!   (and logs) itself, without an agent;
+//! * mailboxes local passed on (`local.mailbox_transport`) → an smtp slot
+//!   before anything else (their recipient is active already), one
+//!   request per local result, to its LMTP server.
 //!
 //! Queue entries are `(message, recipient index)` and may go stale (the
 //! recipient was taken by a grouped request, rescheduled, the message held
@@ -37,6 +40,8 @@ pub(crate) struct Outbound {
     in_flight: HashMap<Nexthop, usize>,
     /// Waiting because their next hop has its fill of requests in flight.
     parked: HashMap<Nexthop, VecDeque<(QueueId, usize)>>,
+    /// Mailbox deliveries local passed on, waiting for a slot.
+    pub(super) passed: VecDeque<SmtpRequest>,
 }
 
 impl Outbound {
@@ -47,6 +52,7 @@ impl Outbound {
             ready: VecDeque::new(),
             in_flight: HashMap::new(),
             parked: HashMap::new(),
+            passed: VecDeque::new(),
         }
     }
 
@@ -72,6 +78,32 @@ pub(crate) fn route_with(table: &Current, address: &str, cfg: &Config) -> Route 
             dsn: code::SYSTEM_TEMP,
             reason: e.clone(),
         },
+    }
+}
+
+/// The smtp agent's request for `recipients` of message `id` (`m`) to
+/// `nexthop`.
+pub(super) fn smtp_request(
+    id: &QueueId,
+    m: &Message,
+    recipients: Vec<SmtpRecipient>,
+    nexthop: Nexthop,
+) -> SmtpRequest {
+    let env = &m.env;
+    SmtpRequest {
+        id: id.clone(),
+        sender: env.sender.clone(),
+        recipients,
+        nexthop,
+        content: m.content.clone(),
+        size: env.size,
+        body: env.body,
+        smtputf8: env.smtputf8,
+        ret: env.ret,
+        envid: env.envid.clone(),
+        arrival_us: env.arrival_us,
+        active_us: m.active_us,
+        client: env.client.clone(),
     }
 }
 
@@ -160,6 +192,7 @@ impl Engine {
     }
 
     fn dispatch_smtp(&mut self, now: u64, table: &Current) {
+        self.dispatch_passed();
         let per_hop = self.cfg.smtp.destination_concurrency_limit.max(1);
         let per_request = self.cfg.smtp.destination_recipient_limit.max(1);
         while let Some(&slot) = self.sched.out.idle.last() {
@@ -200,37 +233,24 @@ impl Engine {
                 m.rcpts[j] = RState::Active;
             }
             let env = &m.env;
-            let req = SmtpRequest {
-                id: id.clone(),
-                sender: env.sender.clone(),
-                recipients: picked
-                    .iter()
-                    .map(|&j| SmtpRecipient {
-                        rcpt_index: j,
-                        address: env.recipients[j].address.clone(),
-                        original: env.recipients[j].original.clone(),
-                        orcpt: env.recipients[j].orcpt.clone().or_else(|| {
-                            // Postfix's smtp client: ORCPT from the original
-                            // recipient when the client gave none.
-                            env.recipients[j]
-                                .original
-                                .as_ref()
-                                .map(|o| format!("rfc822;{o}"))
-                        }),
-                        notify: env.recipients[j].notify.clone(),
-                    })
-                    .collect(),
-                nexthop: nexthop.clone(),
-                content: m.content.clone(),
-                size: env.size,
-                body: env.body,
-                smtputf8: env.smtputf8,
-                ret: env.ret,
-                envid: env.envid.clone(),
-                arrival_us: env.arrival_us,
-                active_us: m.active_us,
-                client: env.client.clone(),
-            };
+            let recipients = picked
+                .iter()
+                .map(|&j| SmtpRecipient {
+                    rcpt_index: j,
+                    address: env.recipients[j].address.clone(),
+                    original: env.recipients[j].original.clone(),
+                    orcpt: env.recipients[j].orcpt.clone().or_else(|| {
+                        // Postfix's smtp client: ORCPT from the original
+                        // recipient when the client gave none.
+                        env.recipients[j]
+                            .original
+                            .as_ref()
+                            .map(|o| format!("rfc822;{o}"))
+                    }),
+                    notify: env.recipients[j].notify.clone(),
+                })
+                .collect();
+            let req = smtp_request(&id, m, recipients, nexthop.clone());
             self.sched.out.idle.pop();
             if let Err(e) = self.sched.out.slots[slot].try_send(req) {
                 log::warn!("smtp delivery slot {slot} unavailable: {e}");
@@ -238,6 +258,29 @@ impl Engine {
                     m.rcpts[j] = RState::Pending { due: now };
                 }
                 self.sched.out.ready.push_front((id, i, nexthop));
+                break;
+            }
+            *self.sched.out.in_flight.entry(nexthop).or_default() += 1;
+        }
+    }
+
+    /// The mailbox deliveries local passed on, to idle smtp slots. They
+    /// count toward their next hop's requests in flight, but do not wait
+    /// for its limit: their recipients are active, and wait for nothing
+    /// else.
+    fn dispatch_passed(&mut self) {
+        while let Some(&slot) = self.sched.out.idle.last() {
+            let Some(req) = self.sched.out.passed.pop_front() else {
+                break;
+            };
+            let nexthop = req.nexthop.clone();
+            self.sched.out.idle.pop();
+            if let Err(e) = self.sched.out.slots[slot].try_send(req) {
+                log::warn!("smtp delivery slot {slot} unavailable");
+                let req = match e {
+                    mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => r,
+                };
+                self.sched.out.passed.push_front(req);
                 break;
             }
             *self.sched.out.in_flight.entry(nexthop).or_default() += 1;

@@ -78,11 +78,12 @@ impl Engine {
             SlotReport::Local(Report::Done {
                 slot,
                 request,
-                result,
+                mut result,
             }) => {
                 self.sched.idle.push(slot);
-                decided.push(Pending {
-                    id: request.id,
+                let pass = result.mailbox_transport.take();
+                let p = Pending {
+                    id: request.id.clone(),
                     rcpt: request.rcpt_index,
                     status: result.status,
                     dsn: result.dsn,
@@ -94,7 +95,15 @@ impl Engine {
                     diagnostic: result.diagnostic,
                     log_here: false,
                     transport: "local",
-                });
+                };
+                match pass {
+                    Some(pass) if p.status != DeliveryStatus::Deferred => {
+                        if let Some(p) = self.pass_mailboxes(p, pass) {
+                            decided.push(p);
+                        }
+                    }
+                    _ => decided.push(p),
+                }
             }
             SlotReport::Local(Report::Lost {
                 slot,
@@ -111,6 +120,11 @@ impl Engine {
                 mut result,
             }) => {
                 self.smtp_returned(slot, &request.nexthop);
+                if let Some(local) = self.passed_back(&request) {
+                    let lost = request.recipients.len() > result.results.len();
+                    decided.push(join_passed(local, result.results, lost));
+                    return;
+                }
                 for r in request.recipients {
                     let found = result
                         .results
@@ -143,11 +157,85 @@ impl Engine {
             }) => {
                 self.smtp_returned(slot, &request.nexthop);
                 log::warn!("{}: {why}", request.id);
+                if let Some(local) = self.passed_back(&request) {
+                    let lost = smtp_lost(&request.id, local.rcpt, &why);
+                    decided.push(join_passed(local, Vec::new(), false).worst(lost));
+                    return;
+                }
                 for r in request.recipients {
                     decided.push(smtp_lost(&request.id, r.rcpt_index, &why));
                 }
             }
         }
+    }
+
+    /// Local passed mailbox deliveries on (`local.mailbox_transport`):
+    /// queue them for the smtp agent in LMTP mode, and keep local's
+    /// outcome `p` (nothing recorded, the recipient active) until their
+    /// answer joins it. `Some`: an outcome to record now instead.
+    fn pass_mailboxes(
+        &mut self,
+        p: Pending,
+        pass: crate::ipc::MailboxTransport,
+    ) -> Option<Pending> {
+        let Some(m) = self.messages.get(&p.id) else {
+            return Some(p);
+        };
+        if !pass.nexthop.lmtp || pass.addresses.is_empty() {
+            log::warn!(
+                queue_id = p.id.as_str();
+                "{}: local passed mailboxes to {} (no LMTP server); deferred",
+                p.id,
+                pass.nexthop
+            );
+            return Some(Pending {
+                status: DeliveryStatus::Deferred,
+                dsn: code::CONFIG_TEMP,
+                reason: "mail system configuration error".into(),
+                log_here: true,
+                ..p
+            });
+        }
+        let Some(queued) = m.env.recipients.get(p.rcpt) else {
+            return Some(p);
+        };
+        // The address the sender gave: orig_to= in the LMTP agent's line
+        // when it is not the one passed on (a bare `user` from sendmail
+        // is `user@$origin`).
+        let given = queued.original.as_ref().unwrap_or(&queued.address);
+        let same = |address: &str| match given.contains('@') {
+            true => address.eq_ignore_ascii_case(given),
+            false => address.eq_ignore_ascii_case(&format!("{given}@{}", self.cfg.server.origin)),
+        };
+        let orcpt = queued
+            .orcpt
+            .clone()
+            .unwrap_or_else(|| format!("rfc822;{given}"));
+        let recipients = pass
+            .addresses
+            .into_iter()
+            .map(|address| crate::ipc::SmtpRecipient {
+                rcpt_index: p.rcpt,
+                original: (!same(&address)).then(|| given.clone()),
+                address,
+                orcpt: Some(orcpt.clone()),
+                notify: queued.notify.clone(),
+            })
+            .collect();
+        let req = super::dispatch::smtp_request(&p.id, m, recipients, pass.nexthop);
+        self.sched.out.passed.push_back(req);
+        self.passes.insert((p.id.clone(), p.rcpt), p);
+        None
+    }
+
+    /// Local's outcome waiting for this request, when it carries the
+    /// mailbox deliveries local passed on.
+    fn passed_back(&mut self, request: &crate::ipc::SmtpRequest) -> Option<Pending> {
+        let first = request.recipients.first()?.rcpt_index;
+        if request.recipients.iter().any(|r| r.rcpt_index != first) {
+            return None;
+        }
+        self.passes.remove(&(request.id.clone(), first))
     }
 
     /// A local delivery that got no answer: retried after
@@ -324,6 +412,66 @@ impl Engine {
             self.notify_owner(&p.id, p.rcpt, owner, &mine).await?;
         }
         Ok(())
+    }
+}
+
+/// One outcome for a recipient from local's and the LMTP server's
+/// answers for the mailboxes local passed on: any deferral defers, else
+/// any bounce bounces, else it was delivered (the server's answer is the
+/// one kept: a success DSN shows it). `lost`: some addresses got no
+/// answer.
+fn join_passed(local: Pending, results: Vec<crate::ipc::DeliveryResult>, lost: bool) -> Pending {
+    let mut joined = local.clone();
+    let mut first = true;
+    for r in results {
+        let p = Pending {
+            status: r.status,
+            dsn: r.dsn,
+            reason: r.reason,
+            remote_mta: r.remote_mta,
+            diagnostic: r.diagnostic,
+            log_here: false,
+            transport: "lmtp",
+            ..local.clone()
+        };
+        joined = if first && local.status == DeliveryStatus::Sent {
+            p
+        } else {
+            joined.worst(p)
+        };
+        first = false;
+    }
+    if lost {
+        let p = smtp_lost(&local.id, local.rcpt, "no result for a mailbox");
+        joined = joined.worst(p);
+    }
+    Pending {
+        forward: local.forward,
+        lists: local.lists,
+        owner_failures: local.owner_failures,
+        ..joined
+    }
+}
+
+impl Pending {
+    /// The worse of two outcomes for one recipient (deferred, then
+    /// bounced, then sent); `self` when they are alike.
+    fn worst(self, other: Pending) -> Pending {
+        let rank = |s: DeliveryStatus| match s {
+            DeliveryStatus::Deferred => 2,
+            DeliveryStatus::Bounced => 1,
+            DeliveryStatus::Sent => 0,
+        };
+        if rank(other.status) > rank(self.status) {
+            Pending {
+                forward: self.forward,
+                lists: self.lists,
+                owner_failures: self.owner_failures,
+                ..other
+            }
+        } else {
+            self
+        }
     }
 }
 
