@@ -332,10 +332,31 @@ pub(crate) struct SmtpRecipient {
     pub notify: Option<String>,
 }
 
-/// The smtp agent's answer: one result per recipient of the request.
+/// The smtp agent's answer: one result per recipient of the request,
+/// and whether the next hop itself was reached.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SmtpResult {
     pub results: Vec<DeliveryResult>,
+    /// `None`: no host was tried (the content could not be read, a
+    /// signature could not be made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop: Option<HopStatus>,
+}
+
+/// What a delivery learned of its next hop, as distinct from its
+/// recipients' outcomes (Postfix's `hop_status`, which the smtp client
+/// sets on a site failure and qmgr throttles the destination by).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum HopStatus {
+    /// A session existed with one of its hosts: whatever the replies to
+    /// MAIL, RCPT or DATA, the destination answers.
+    Reached,
+    /// No session with any of its hosts: every address refused, was
+    /// unreachable or timed out, sent no greeting or a refusing one, or
+    /// refused EHLO/HELO or TLS; or its name could not be resolved now.
+    /// `dsn` and `reason` are the last host's failure (a temporary one).
+    Unreachable { dsn: Enhanced, reason: String },
 }
 
 /// Write one value as a JSON line.

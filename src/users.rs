@@ -68,41 +68,38 @@ fn fresh(c: &Cached) -> bool {
 
 /// The passwd entry of `name` (blocking: NSS may take its time).
 pub(crate) fn user(name: &str) -> nix::Result<Option<User>> {
-    if let Some(found) = with_cache(|c| {
-        c.entries
-            .get(name)
-            .filter(|e| fresh(e))
-            .map(|e| e.user.clone())
-    }) {
-        return Ok(found);
-    }
-    let user = User::from_name(name)?;
-    keep(name, user.clone(), None);
-    Ok(user)
+    Ok(lookup(name, false)?.map(|(user, _)| user))
 }
 
 /// The passwd entry of `name` and the groups it is in (blocking).
 pub(crate) fn user_and_groups(name: &str) -> nix::Result<Option<(User, Vec<u32>)>> {
-    let cached = with_cache(|c| {
+    Ok(lookup(name, true)?.map(|(user, groups)| (user, groups.unwrap_or_default())))
+}
+
+/// The cached answer for `name` (with its groups when `groups`), or NSS's.
+fn lookup(name: &str, groups: bool) -> nix::Result<Option<(User, Option<Vec<u32>>)>> {
+    let hit = with_cache(|c| {
         c.entries
             .get(name)
-            .filter(|e| fresh(e))
-            .and_then(|e| match (&e.user, &e.groups) {
-                (None, _) => Some(None),
-                (Some(u), Some(g)) => Some(Some((u.clone(), g.clone()))),
-                (Some(_), None) => None,
-            })
+            .filter(|e| fresh(e) && (!groups || e.user.is_none() || e.groups.is_some()))
+            .map(|e| e.user.clone().map(|u| (u, e.groups.clone())))
     });
-    if let Some(found) = cached {
+    if let Some(found) = hit {
         return Ok(found);
     }
-    let Some(user) = User::from_name(name)? else {
-        keep(name, None, None);
-        return Ok(None);
+    let found = match User::from_name(name)? {
+        None => None,
+        Some(user) => {
+            let list = if groups {
+                Some(groups_of(&user)?)
+            } else {
+                None
+            };
+            Some((user, list))
+        }
     };
-    let groups = groups_of(&user)?;
-    keep(name, Some(user.clone()), Some(groups.clone()));
-    Ok(Some((user, groups)))
+    keep(name, found.clone());
+    Ok(found)
 }
 
 /// The groups `user` is in, its primary group first.
@@ -114,7 +111,11 @@ pub(crate) fn groups_of(user: &User) -> nix::Result<Vec<u32>> {
         .collect())
 }
 
-fn keep(name: &str, user: Option<User>, groups: Option<Vec<u32>>) {
+fn keep(name: &str, found: Option<(User, Option<Vec<u32>>)>) {
+    let (user, groups) = match found {
+        Some((user, groups)) => (Some(user), groups),
+        None => (None, None),
+    };
     with_cache(|c| {
         if c.entries.len() >= CAPACITY {
             c.entries.clear();

@@ -40,6 +40,9 @@ pub struct Config {
     /// A header field every delivered message must carry (what a milter
     /// adds, for example).
     pub expect: Option<Field>,
+    /// Measure the acceptance only: the messages are not expected in the
+    /// Maildir (queued for a destination that does not answer, say).
+    pub accept_only: bool,
 }
 
 /// The JSON line of `load`. Measures that could not be taken are null.
@@ -116,11 +119,15 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
     let deadline = Instant::now() + config.timeout;
     let sampler =
         Sampler::start(config.root_pid, SAMPLE_EVERY).map_err(|e| format!("sampler: {e}"))?;
-    let watch = match Watch::start(&config.maildir, nonce, n, config.expect.clone(), deadline) {
-        Ok(watch) => watch,
-        Err(e) => {
-            let _ = sampler.finish();
-            return Err(format!("maildir: {e}"));
+    let watch = if config.accept_only {
+        None
+    } else {
+        match Watch::start(&config.maildir, nonce, n, config.expect.clone(), deadline) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                let _ = sampler.finish();
+                return Err(format!("maildir: {e}"));
+            }
         }
     };
     // No early return from here on: the sampler and the watch are finished.
@@ -136,18 +143,23 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
         });
     let mut failure = match &sent {
         Ok(accepted) => {
-            watch.arm();
+            if let Some(w) = &watch {
+                w.arm();
+            }
             report.record_accept(n, first_connect, accepted);
             None
         }
         Err(e) => {
-            watch.cancel();
+            if let Some(w) = &watch {
+                w.cancel();
+            }
             Some(e.clone())
         }
     };
 
-    match watch.finish() {
-        Ok(found) => {
+    match watch.map_or(Ok(None), |w| w.finish().map(Some)) {
+        Ok(None) => {}
+        Ok(Some(found)) => {
             let delivered = report.record_delivery(n, first_connect, &found, sent.is_ok());
             if !delivered && failure.is_none() {
                 failure = Some(format!(
@@ -422,7 +434,23 @@ mod tests {
             starttls: false,
             per_connection: None,
             expect: None,
+            accept_only: false,
         }
+    }
+
+    /// `--accept-only`: nothing is looked for in a Maildir (there is none
+    /// here); the acceptance is measured all the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accept_only_waits_for_no_maildir() {
+        let server = loopback::spawn(ServerOptions::default()).await.unwrap();
+        let r = run(&Config {
+            accept_only: true,
+            ..config(server.addr(), PathBuf::new(), 100, 5)
+        })
+        .await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.missing, r.duplicates, r.e2e_secs), (None, None, None));
+        assert!(r.accept_rate.is_some() && r.peak_rss_kb.unwrap() > 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,10 @@
 //!   - *the TLS handshakes*: how long the client waited for each, p50 and
 //!     max, the connections made, the protocol version and cipher suite.
 //!
+//!   With `--accept-only` nothing is watched in a Maildir: only the
+//!   acceptance and the resources are measured (`bench/run --queue-scale`
+//!   queues N messages for a dead destination so).
+//!
 //!   A rejected command, a timeout, or a missing or duplicated message makes
 //!   the run fail: the JSON is still printed, with `"ok":false`, and the
 //!   exit status is 1.
@@ -110,9 +114,10 @@ struct LoadArgs {
     /// Number of concurrent SMTP sessions.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     sessions: u64,
-    /// The recipient's Maildir (its `new/` is watched).
-    #[arg(long)]
-    maildir: PathBuf,
+    /// The recipient's Maildir (its `new/` is watched); not with
+    /// `--accept-only`.
+    #[arg(long, required_unless_present = "accept_only")]
+    maildir: Option<PathBuf>,
     /// The MTA's top process (postern's supervisor, Postfix's master).
     #[arg(long)]
     root_pid: u32,
@@ -134,6 +139,11 @@ struct LoadArgs {
     /// carry (in its header section; the value compared exactly).
     #[arg(long, value_parser = message::Field::parse)]
     expect_header: Option<message::Field>,
+    /// Measure the acceptance only: nothing is expected in a Maildir (the
+    /// messages wait in the queue, for a destination that does not
+    /// answer, say); no end-to-end throughput, no exactly-once check.
+    #[arg(long, conflicts_with_all = ["maildir", "expect_header"])]
+    accept_only: bool,
 }
 
 #[derive(clap::Args)]
@@ -194,13 +204,14 @@ fn run_load(args: LoadArgs) -> anyhow::Result<ExitCode> {
         messages: args.messages,
         size: args.size,
         sessions: args.sessions,
-        maildir: args.maildir,
+        maildir: args.maildir.unwrap_or_default(),
         root_pid: args.root_pid,
         timeout: Duration::from_secs(args.timeout),
         helo: args.helo,
         starttls: args.starttls,
         per_connection: args.messages_per_connection,
         expect: args.expect_header,
+        accept_only: args.accept_only,
     };
     let report = runtime()?.block_on(load::run(&config));
     print_json(&report)?;

@@ -77,6 +77,8 @@ defs! {
         "messages in the queue, by queue";
     QUEUE_OLDEST = "postern_queue_oldest_message_age_seconds", Kind::Gauge,
         "age of the oldest message, by queue";
+    DEAD_DESTINATIONS = "postern_dead_destinations", Kind::Gauge,
+        "next hops marked dead: no session at the last try, their mail deferred without a connection";
     PROCESS_RESTARTS = "postern_process_restarts_total", Kind::Counter,
         "restarts of a role by the supervisor (postern start only)";
 }

@@ -34,6 +34,23 @@
 //! `queue/deferred/` files of their own, and deletes a segment when every
 //! message in it is finished.
 //!
+//! Dead destinations (issue 22, Postfix's `qmgr_queue_throttle`): when the
+//! smtp agent reports that a delivery got no session with its next hop at
+//! all (`ipc::HopStatus::Unreachable`: every address refused, unreachable
+//! or timed out, no greeting or a refusing one), that next hop (transport
+//! and next hop, the key of the per-destination limit) is marked dead for
+//! `queue.minimal_backoff`, after one such failure with no session in
+//! between (Postfix waits for a failed cohort of its initial concurrency).
+//! Meanwhile its recipients that come due, are parked or arrive are
+//! deferred at once, without a connection, with `delivery temporarily
+//! suspended: REASON` and the failure's code, retried after the usual
+//! back-off; deliveries in flight finish. A delivery that reports a
+//! session, the retry time, or `postern flush` (not `queue requeue ID`)
+//! clears the mark. Logged once each: `destination smtp:[HOST]:PORT is
+//! dead for 300s (queue.minimal_backoff): REASON; …` and `destination … is
+//! alive again: WHY`; the gauge `postern_dead_destinations` counts them.
+//! The marks are not kept across a restart.
+//!
 //! Recovery at start replays the segments, the state log and the
 //! `deferred/` files it has news of (the others stay on disk, counted);
 //! a torn tail is detected by its checksum and ignored; then the state log

@@ -2,8 +2,8 @@
 //! grouping per next hop, the per-destination limit, outcomes (Remote-MTA
 //! and Diagnostic-Code in the bounce, the remote reply as the deferral
 //! reason), the transport table's `error:` and `discard:`, a lost agent
-//! connection, and the mailboxes a scripted local agent passes on
-//! (`local.mailbox_transport`).
+//! connection, the mailboxes a scripted local agent passes on
+//! (`local.mailbox_transport`), and a next hop marked dead.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +17,8 @@ use super::agents::{SlotReport, start_slots};
 use super::engine::Engine;
 use crate::config::Config;
 use crate::ipc::{
-    self, DeliveryRequest, DeliveryResult, DeliveryStatus, MailboxTransport, SmtpRequest,
-    SmtpResult,
+    self, DeliveryRequest, DeliveryResult, DeliveryStatus, HopStatus, MailboxTransport,
+    QueueAction, SmtpRequest, SmtpResult,
 };
 use crate::queue::log::{LogOptions, LogWriter};
 use crate::queue::message::{MessageContent, encode_message};
@@ -70,7 +70,8 @@ fn agent(path: &std::path::Path, script: Script) -> Agent {
                         })
                         .collect();
                     let Some(results) = results else { return };
-                    if ipc::write_line(&mut w, &SmtpResult { results })
+                    let hop = hop_of(&results);
+                    if ipc::write_line(&mut w, &SmtpResult { results, hop })
                         .await
                         .is_err()
                     {
@@ -84,6 +85,21 @@ fn agent(path: &std::path::Path, script: Script) -> Agent {
         requests,
         most_in_flight: most,
     }
+}
+
+/// What the scripted agent says of the next hop: unreachable when every
+/// recipient failed to connect (its reason starts `connect to`), reached
+/// otherwise.
+fn hop_of(results: &[DeliveryResult]) -> Option<HopStatus> {
+    Some(match results.first() {
+        Some(r) if results.iter().all(|r| r.reason.starts_with("connect to ")) => {
+            HopStatus::Unreachable {
+                dsn: r.dsn,
+                reason: r.reason.clone(),
+            }
+        }
+        _ => HopStatus::Reached,
+    })
 }
 
 fn result(status: DeliveryStatus, dsn: &str, reason: &str) -> DeliveryResult {
@@ -659,4 +675,92 @@ async fn issue_21_a_crash_before_the_lmtp_answer_keeps_the_recipient() {
     assert_eq!(listing.len(), 1, "{listing:?}");
     assert_eq!(listing[0].recipients.len(), 1);
     assert_eq!(listing[0].recipients[0].address, "u@mail.test.example");
+}
+
+/// Whether the scripted destination of the dead-hop test refuses.
+static REFUSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+const REFUSED: &str = "connect to mx.remote.example[192.0.2.1]:25: Connection refused";
+
+fn refusing_or_not(_: &str) -> Option<DeliveryResult> {
+    Some(if REFUSING.load(Ordering::SeqCst) {
+        result(DeliveryStatus::Deferred, "4.4.1", REFUSED)
+    } else {
+        result(DeliveryStatus::Sent, "2.0.0", "250 2.0.0 Ok")
+    })
+}
+
+/// The delay reasons of the message's waiting recipients, sorted.
+fn reasons(q: &Queue) -> Vec<String> {
+    let mut r: Vec<String> = q.engine.listing()[0]
+        .recipients
+        .iter()
+        .map(|r| r.delay_reason.clone().unwrap_or_default())
+        .collect();
+    r.sort();
+    r
+}
+
+/// Issue 22: one delivery that gets no session marks the next hop dead;
+/// what waits for it and what comes due meanwhile is deferred without a
+/// request; flush clears the mark (a few requests, not one per
+/// recipient); the retry time does too; a session marks it alive.
+#[tokio::test]
+async fn a_dead_next_hop_defers_without_requests_until_flush_or_retry() {
+    let suspended = format!("delivery temporarily suspended: {REFUSED}");
+    let rcpts: Vec<String> = (0..12).map(|i| format!("u{i}@remote.example")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let mut q = queue(
+        &rcpts,
+        |c| {
+            c.smtp.destination_recipient_limit = 1;
+            c.smtp.destination_concurrency_limit = 2;
+            c.queue.minimal_backoff = Duration::from_secs(1);
+            c.queue.maximal_backoff = Duration::from_secs(1);
+        },
+        refusing_or_not,
+    )
+    .await;
+    let requests = |q: &Queue| q.agent.requests.lock().unwrap().len();
+    q.settle().await;
+    // The two in flight failed; the ten parked behind them never went.
+    assert_eq!(requests(&q), 2);
+    let mut want = vec![REFUSED.to_string(); 2];
+    want.extend(vec![suspended.clone(); 10]);
+    want.sort();
+    assert_eq!(reasons(&q), want);
+    assert_eq!(q.engine.status().deferred, 12);
+    assert!(
+        q.engine
+            .exposition()
+            .contains("\npostern_dead_destinations 1\n")
+    );
+
+    // Due again while dead (postern queue requeue ID): deferred at once.
+    let id = q.engine.live_ids()[0].to_string();
+    q.engine.queue_op(QueueAction::Requeue, &[id]).await;
+    q.settle().await;
+    assert_eq!(requests(&q), 2);
+    assert_eq!(reasons(&q), vec![suspended.clone(); 12]);
+
+    // postern flush: the hop is tried again, by two requests, and is dead
+    // again after them.
+    q.engine
+        .queue_op(QueueAction::Requeue, &["ALL".to_string()])
+        .await;
+    q.settle().await;
+    assert_eq!(requests(&q), 4);
+    assert_eq!(q.engine.status().deferred, 12);
+
+    // The retry time: the mark goes with the back-off; the destination
+    // answers now, and everything is delivered.
+    REFUSING.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    q.settle().await;
+    assert_eq!(q.engine.status().messages, 0);
+    assert_eq!(requests(&q), 16);
+    assert!(
+        q.engine
+            .exposition()
+            .contains("\npostern_dead_destinations 0\n")
+    );
 }

@@ -187,6 +187,10 @@ pub(crate) struct HostFailure {
     /// (`smtp_mx_session_limit`), so a refused password is tried at two
     /// hosts at most.
     pub session: bool,
+    /// Decided here before any connection (the SASL password tables
+    /// could not be read): it says nothing of the host, so it does not
+    /// count toward the next hop being unreachable.
+    pub local: bool,
 }
 
 enum Stream {
@@ -237,6 +241,7 @@ pub(crate) async fn open(
         connected: false,
         retry_plain: false,
         session: false,
+        local: true,
     })?;
     let mut s = establish(target, setup, plain).await?;
     if let Some(login) = login {
@@ -272,6 +277,7 @@ async fn establish(
         connected: false,
         retry_plain: false,
         session: false,
+        local: false,
     })?;
     let lmtp = setup.nexthop.lmtp;
     let mut s = Session {
@@ -600,6 +606,7 @@ impl Session {
             connected: true,
             retry_plain: false,
             session: false,
+            local: false,
         }
     }
 
@@ -614,6 +621,7 @@ impl Session {
             connected: true,
             retry_plain: false,
             session: false,
+            local: false,
         }
     }
 
@@ -623,6 +631,7 @@ impl Session {
             connected: true,
             retry_plain: false,
             session: false,
+            local: false,
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::ipc::{SmtpRecipient, SmtpRequest, SmtpResult};
+use crate::ipc::{DeliveryStatus, HopStatus, SmtpRecipient, SmtpRequest, SmtpResult};
 use crate::outcome::code;
 use crate::queue::id::now_micros;
 use crate::sasl::client::Logins;
@@ -95,6 +95,7 @@ impl Agent {
         let start_us = now_micros();
         let n = request.recipients.len();
         let mut tracks = vec![Track::default(); n];
+        let mut hop = None;
         match Content::open(&self.config.queue.directory, &request.content).await {
             Ok(mut content) => {
                 match super::dkim::signatures(&self.dkim, &self.config, request, &mut content).await
@@ -113,6 +114,7 @@ impl Agent {
                                 &mut message,
                                 &mut tracks,
                                 targets.clone(),
+                                &mut hop,
                             )
                             .await;
                         }
@@ -155,12 +157,13 @@ impl Agent {
                 outcome.result(r.rcpt_index)
             })
             .collect();
-        SmtpResult { results }
+        SmtpResult { results, hop }
     }
 
     /// The recipients `chunk` (indexes into the request), as one or more
     /// transactions: on the cached connection to the nexthop if there is
-    /// one, then on new ones to its hosts.
+    /// one, then on new ones to its hosts; `hop` learns whether the next
+    /// hop was reached.
     async fn deliver_chunk(
         &self,
         request: &SmtpRequest,
@@ -168,9 +171,13 @@ impl Agent {
         content: &mut Message<'_>,
         tracks: &mut [Track],
         targets: Option<Vec<Target>>,
+        hop: &mut Option<HopStatus>,
     ) {
         let mut pending = chunk.to_vec();
         let cached_at = self.on_cached(request, &mut pending, content, tracks).await;
+        if cached_at.is_some() {
+            *hop = Some(HopStatus::Reached);
+        }
         if pending.is_empty() {
             return;
         }
@@ -187,6 +194,7 @@ impl Agent {
                     Ok(t) => t,
                     Err(f) => {
                         let o = Outcome::local(f.status, f.dsn, f.reason);
+                        unreachable(hop, &o);
                         for &i in &pending {
                             decide(&mut tracks[i], o.clone(), None, 0, None);
                         }
@@ -200,7 +208,7 @@ impl Agent {
             .filter(|t| Some(&t.addr) != cached_at.as_ref())
             .take(MAX_ADDRESSES)
             .collect();
-        self.on_new(request, &candidates, &mut pending, content, tracks)
+        self.on_new(request, &candidates, &mut pending, content, tracks, hop)
             .await;
     }
 
@@ -230,7 +238,8 @@ impl Agent {
 
     /// Transactions on new connections to `candidates` in order, until
     /// every pending recipient is decided or [`MAX_SESSIONS`] sessions
-    /// were had (Postfix's `smtp_mx_session_limit`).
+    /// were had (Postfix's `smtp_mx_session_limit`); `hop` learns whether
+    /// any of them got a session.
     async fn on_new(
         &self,
         request: &SmtpRequest,
@@ -238,6 +247,7 @@ impl Agent {
         pending: &mut Vec<usize>,
         content: &mut Message<'_>,
         tracks: &mut [Track],
+        hop: &mut Option<HopStatus>,
     ) {
         let setup = Setup {
             helo_name: &self.config.smtp.helo_name,
@@ -255,6 +265,7 @@ impl Agent {
             let last = k + 1 == candidates.len();
             match open(request, target, &setup).await {
                 Ok(mut s) => {
+                    *hop = Some(HopStatus::Reached);
                     sessions += 1;
                     self.transact(&mut s, request, pending, content, tracks)
                         .await;
@@ -263,6 +274,9 @@ impl Agent {
                 Err(f) => {
                     if f.session {
                         sessions += 1;
+                        *hop = Some(HopStatus::Reached);
+                    } else if !f.local {
+                        unreachable(hop, &f.outcome);
                     }
                     let at = f.connected.then(|| relay(target));
                     for &i in pending.iter() {
@@ -321,6 +335,19 @@ impl Agent {
     #[cfg(test)]
     pub(crate) fn idle_sessions(&self) -> usize {
         self.pool.idle()
+    }
+}
+
+/// A host (or the name lookup) failed before any session: the next hop
+/// counts as unreachable with this failure, unless a session with another
+/// of its hosts existed. Only a temporary failure counts: a permanent one
+/// is a reply, and decides its recipients anyway.
+fn unreachable(hop: &mut Option<HopStatus>, o: &Outcome) {
+    if o.status == DeliveryStatus::Deferred && hop.as_ref() != Some(&HopStatus::Reached) {
+        *hop = Some(HopStatus::Unreachable {
+            dsn: o.dsn,
+            reason: o.reason.clone(),
+        });
     }
 }
 
@@ -409,7 +436,6 @@ async fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ipc::DeliveryStatus;
 
     #[test]
     fn the_log_line_has_postfix_shape() {

@@ -287,6 +287,7 @@ fn internal_error(request: &SmtpRequest) -> SmtpResult {
                 .result(r.rcpt_index)
             })
             .collect(),
+        hop: None,
     }
 }
 

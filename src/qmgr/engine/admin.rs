@@ -279,6 +279,10 @@ impl Engine {
     pub(crate) async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
         let mut result = QueueOpResult::default();
         let all = ids.iter().any(|i| i == "ALL");
+        if action == QueueAction::Requeue && all {
+            // `postern flush`: the dead next hops are tried again too.
+            self.sched.out.revive_all();
+        }
         let (targets, evicted): (Vec<QueueId>, Vec<QueueId>) = if all {
             let in_memory = self.messages.keys().cloned().collect();
             let evicted = if action == QueueAction::Requeue {

@@ -13,6 +13,20 @@
 //!   before anything else (their recipient is active already), one
 //!   request per local result, to its LMTP server.
 //!
+//! A next hop the smtp agent could not get a session with at all (every
+//! address refused, unreachable or timed out, no greeting or a refusing
+//! one: [`HopStatus::Unreachable`]) is marked dead (Postfix's
+//! `qmgr_queue_throttle`) until `queue.minimal_backoff` has passed, a
+//! delivery to it reports a session again, or `postern flush` clears the
+//! marks (Postfix's `QMGR_FLUSH_DEAD`). One failed delivery with no
+//! session in between is enough (simpler than Postfix, which waits for a
+//! failed "cohort" of the initial destination concurrency): the
+//! deliveries already in flight finish, and every recipient for that hop
+//! that comes up meanwhile — parked, due, or new mail — is deferred at
+//! once, without a connection, with `delivery temporarily suspended:
+//! REASON` and the failure's enhanced code, its next attempt after the
+//! normal back-off.
+//!
 //! Queue entries are `(message, recipient index)` and may go stale (the
 //! recipient was taken by a grouped request, rescheduled, the message held
 //! or finished): every entry is checked when it comes up and dropped when
@@ -24,8 +38,8 @@ use tokio::sync::mpsc;
 
 use super::{Engine, Message, Pending, RState};
 use crate::config::Config;
-use crate::ipc::{DeliveryRequest, DeliveryStatus, SmtpRecipient, SmtpRequest};
-use crate::outcome::code;
+use crate::ipc::{DeliveryRequest, DeliveryStatus, HopStatus, SmtpRecipient, SmtpRequest};
+use crate::outcome::{Enhanced, code};
 use crate::qmgr::route::{Route, route};
 use crate::queue::{QueueId, now_micros};
 use crate::transport::{Current, Nexthop};
@@ -42,6 +56,29 @@ pub(crate) struct Outbound {
     parked: HashMap<Nexthop, VecDeque<(QueueId, usize)>>,
     /// Mailbox deliveries local passed on, waiting for a slot.
     pub(super) passed: VecDeque<SmtpRequest>,
+    /// Next hops marked dead, and why.
+    dead: HashMap<Nexthop, Dead>,
+}
+
+/// A next hop marked dead: its last delivery got no session.
+pub(crate) struct Dead {
+    /// When the mark goes (µs): `queue.minimal_backoff` after it was set.
+    until: u64,
+    /// The failure that marked it.
+    dsn: Enhanced,
+    reason: String,
+}
+
+/// `smtp:[host]:port` or `lmtp:…`, as the transport table writes a next
+/// hop, for the log.
+fn hop_name(nexthop: &Nexthop) -> String {
+    let hop = nexthop.clone();
+    let transport = if hop.lmtp {
+        crate::transport::Transport::Lmtp(hop)
+    } else {
+        crate::transport::Transport::Smtp(Some(hop))
+    };
+    transport.to_string()
 }
 
 impl Outbound {
@@ -53,6 +90,42 @@ impl Outbound {
             in_flight: HashMap::new(),
             parked: HashMap::new(),
             passed: VecDeque::new(),
+            dead: HashMap::new(),
+        }
+    }
+
+    /// Next hops marked dead now.
+    pub(crate) fn dead_count(&self) -> usize {
+        self.dead.len()
+    }
+
+    /// When the first dead mark goes.
+    pub(crate) fn next_revival(&self) -> Option<u64> {
+        self.dead.values().map(|d| d.until).min()
+    }
+
+    /// Drop the marks whose time has come.
+    fn revive_due(&mut self, now: u64) {
+        self.dead.retain(|hop, d| {
+            let keep = d.until > now;
+            if !keep {
+                log::info!(
+                    "destination {} is alive again: its retry time has come",
+                    hop_name(hop)
+                );
+            }
+            keep
+        });
+    }
+
+    /// `postern flush`: every next hop is tried again (Postfix's
+    /// `QMGR_FLUSH_DEAD`).
+    pub(crate) fn revive_all(&mut self) {
+        for hop in std::mem::take(&mut self.dead).into_keys() {
+            log::info!(
+                "destination {} is alive again: postern flush",
+                hop_name(&hop)
+            );
         }
     }
 
@@ -107,6 +180,11 @@ pub(super) fn smtp_request(
     }
 }
 
+/// At most this many outcomes decided per dispatch (a dead next hop's
+/// deferrals, say): the rest wait for the next pass, so a large queue is
+/// recorded in batches and the main loop answers in between.
+const DECIDED_PER_PASS: usize = 4096;
+
 /// Whether recipient `i` of `m` is to be tried now.
 fn due(m: &Message, i: usize, now: u64) -> bool {
     !m.held && matches!(m.rcpts.get(i), Some(RState::Pending { due }) if *due <= now)
@@ -118,10 +196,14 @@ impl Engine {
     pub(crate) fn dispatch(&mut self) {
         let now = now_micros();
         self.sched.fire_timers(now);
+        self.sched.out.revive_due(now);
         let table = self.transport.table();
         self.dispatch_local(now);
         self.dispatch_smtp(now, &table);
         while !self.sched.idle.is_empty() || !self.sched.out.idle.is_empty() {
+            if self.decided.len() >= DECIDED_PER_PASS {
+                break;
+            }
             let Some((id, i)) = self.sched.ready.pop_front() else {
                 break;
             };
@@ -195,7 +277,16 @@ impl Engine {
         self.dispatch_passed();
         let per_hop = self.cfg.smtp.destination_concurrency_limit.max(1);
         let per_request = self.cfg.smtp.destination_recipient_limit.max(1);
-        while let Some(&slot) = self.sched.out.idle.last() {
+        while self.decided.len() < DECIDED_PER_PASS {
+            // A dead hop's recipients need no slot: they are deferred.
+            let dead = match self.sched.out.ready.front() {
+                None => break,
+                Some((_, _, hop)) => self.sched.out.dead.contains_key(hop),
+            };
+            let slot = self.sched.out.idle.last().copied();
+            if slot.is_none() && !dead {
+                break;
+            }
             let Some((id, i, nexthop)) = self.sched.out.ready.pop_front() else {
                 break;
             };
@@ -205,6 +296,16 @@ impl Engine {
             if !due(m, i, now) {
                 continue;
             }
+            if let Some(d) = self.sched.out.dead.get(&nexthop) {
+                m.rcpts[i] = RState::Active;
+                self.decided.push(suspended(id, i, d));
+                continue;
+            }
+            let Some(slot) = slot else {
+                // Not dead a moment ago: cannot happen; it waits.
+                self.sched.out.ready.push_front((id, i, nexthop));
+                break;
+            };
             if self.sched.out.in_flight.get(&nexthop).copied().unwrap_or(0) >= per_hop {
                 self.sched
                     .out
@@ -232,25 +333,7 @@ impl Engine {
             for &j in &picked {
                 m.rcpts[j] = RState::Active;
             }
-            let env = &m.env;
-            let recipients = picked
-                .iter()
-                .map(|&j| SmtpRecipient {
-                    rcpt_index: j,
-                    address: env.recipients[j].address.clone(),
-                    original: env.recipients[j].original.clone(),
-                    orcpt: env.recipients[j].orcpt.clone().or_else(|| {
-                        // Postfix's smtp client: ORCPT from the original
-                        // recipient when the client gave none.
-                        env.recipients[j]
-                            .original
-                            .as_ref()
-                            .map(|o| format!("rfc822;{o}"))
-                    }),
-                    notify: env.recipients[j].notify.clone(),
-                })
-                .collect();
-            let req = smtp_request(&id, m, recipients, nexthop.clone());
+            let req = smtp_request(&id, m, picked_recipients(m, &picked), nexthop.clone());
             self.sched.out.idle.pop();
             if let Err(e) = self.sched.out.slots[slot].try_send(req) {
                 log::warn!("smtp delivery slot {slot} unavailable: {e}");
@@ -284,6 +367,43 @@ impl Engine {
                 break;
             }
             *self.sched.out.in_flight.entry(nexthop).or_default() += 1;
+        }
+    }
+
+    /// What a delivery to `nexthop` learned of it: a session marks it
+    /// alive, no session marks it dead (once: logged when the mark is set)
+    /// and sends its parked recipients back to be deferred by dispatch.
+    pub(super) fn hop_learned(&mut self, nexthop: &Nexthop, hop: Option<HopStatus>, now: u64) {
+        match hop {
+            Some(HopStatus::Reached) if self.sched.out.dead.remove(nexthop).is_some() => {
+                log::info!(
+                    "destination {} is alive again: a delivery reached it",
+                    hop_name(nexthop)
+                );
+            }
+            None | Some(HopStatus::Reached) => {}
+            Some(HopStatus::Unreachable { dsn, reason }) => {
+                if self.sched.out.dead.contains_key(nexthop) {
+                    return;
+                }
+                let backoff = self.cfg.queue.minimal_backoff;
+                log::warn!(
+                    "destination {} is dead for {}s (queue.minimal_backoff): {reason}; \
+                     its mail is deferred without a connection until then or postern flush",
+                    hop_name(nexthop),
+                    backoff.as_secs()
+                );
+                let d = Dead {
+                    until: now + backoff.as_micros() as u64,
+                    dsn,
+                    reason,
+                };
+                self.sched.out.dead.insert(nexthop.clone(), d);
+                let out = &mut self.sched.out;
+                for (id, i) in out.parked.remove(nexthop).unwrap_or_default() {
+                    out.ready.push_back((id, i, nexthop.clone()));
+                }
+            }
         }
     }
 
@@ -328,4 +448,40 @@ impl Engine {
             self.sched.out.ready.push_front(entry);
         }
     }
+}
+
+/// Recipient `rcpt` of `id`, for a dead next hop: deferred now, without a
+/// connection, with the failure that marked the hop (Postfix's
+/// `delivery temporarily suspended: …`).
+fn suspended(id: QueueId, rcpt: usize, dead: &Dead) -> Pending {
+    Pending::decided_here(
+        id,
+        rcpt,
+        DeliveryStatus::Deferred,
+        dead.dsn,
+        format!("delivery temporarily suspended: {}", dead.reason),
+        "smtp",
+    )
+}
+
+/// The smtp agent's recipients `picked` of message `m`.
+fn picked_recipients(m: &Message, picked: &[usize]) -> Vec<SmtpRecipient> {
+    let env = &m.env;
+    picked
+        .iter()
+        .map(|&j| SmtpRecipient {
+            rcpt_index: j,
+            address: env.recipients[j].address.clone(),
+            original: env.recipients[j].original.clone(),
+            orcpt: env.recipients[j].orcpt.clone().or_else(|| {
+                // Postfix's smtp client: ORCPT from the original
+                // recipient when the client gave none.
+                env.recipients[j]
+                    .original
+                    .as_ref()
+                    .map(|o| format!("rfc822;{o}"))
+            }),
+            notify: env.recipients[j].notify.clone(),
+        })
+        .collect()
 }

@@ -139,6 +139,10 @@ impl Engine {
         }
         gauges.insert(reg::QUEUE_MESSAGES.name, sizes);
         gauges.insert(reg::QUEUE_OLDEST.name, ages);
+        gauges.insert(
+            reg::DEAD_DESTINATIONS.name,
+            vec![(String::new(), self.sched.out.dead_count() as f64)],
+        );
         reg::render(&counts, &gauges)
     }
 }

@@ -119,6 +119,7 @@ impl Engine {
                 request,
                 mut result,
             }) => {
+                self.hop_learned(&request.nexthop, result.hop.take(), now);
                 self.smtp_returned(slot, &request.nexthop);
                 if let Some(local) = self.passed_back(&request) {
                     let lost = request.recipients.len() > result.results.len();

@@ -56,9 +56,14 @@ impl Scheduler {
         }
     }
 
-    /// The time of the next retry, if any.
+    /// The time of the next retry or of a dead next hop's revival, if
+    /// any.
     pub(super) fn next_timer(&self) -> Option<u64> {
-        self.timers.keys().next().copied()
+        let retry = self.timers.keys().next().copied();
+        match (retry, self.out.next_revival()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Move the recipients whose retry time has come to `ready`.

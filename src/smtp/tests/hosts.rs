@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use super::server::{Script, refused_port, start};
 use super::*;
 use crate::ipc::DeliveryStatus::{Deferred, Sent};
+use crate::ipc::HopStatus;
 use crate::smtp::dns::Target;
 
 fn target(host: &str, addr: SocketAddr) -> Target {
@@ -31,10 +32,13 @@ async fn a_refused_connection_moves_on_to_the_next_host() {
         target("mx1.x.example", dead),
         target("mx2.x.example", server.addr),
     ];
-    let res = &s.agent.deliver_via(&r, Some(targets)).await.results[0];
+    let result = s.agent.deliver_via(&r, Some(targets)).await;
+    let res = &result.results[0];
     assert_eq!(res.status, Sent);
     assert_eq!(res.remote_mta.as_deref(), Some("dns; mx2.x.example"));
     assert_eq!(server.messages().len(), 1);
+    // One host answered: the next hop is not dead.
+    assert_eq!(result.hop, Some(HopStatus::Reached));
 }
 
 #[tokio::test]
@@ -51,7 +55,8 @@ async fn when_every_host_fails_the_last_error_decides() {
         target("mx1.x.example", dead1),
         target("mx2.x.example", dead2),
     ];
-    let res = &s.agent.deliver_via(&r, Some(targets)).await.results[0];
+    let result = s.agent.deliver_via(&r, Some(targets)).await;
+    let res = &result.results[0];
     assert_eq!((res.status, res.dsn.as_str()), (Deferred, "4.4.1"));
     assert_eq!(
         res.reason,
@@ -61,6 +66,66 @@ async fn when_every_host_fails_the_last_error_decides() {
         )
     );
     assert_eq!(res.remote_mta, None);
+    // No session anywhere: qmgr hears that the next hop is unreachable,
+    // with the last failure.
+    assert_eq!(
+        result.hop,
+        Some(HopStatus::Unreachable {
+            dsn: res.dsn,
+            reason: res.reason.clone()
+        })
+    );
+}
+
+/// A 4xx greeting, or a server that closes before greeting, is no
+/// session either; a recipient refused in a session is.
+#[tokio::test]
+async fn a_refusing_or_silent_server_is_unreachable_a_refused_recipient_is_not() {
+    let busy = start(Script {
+        greeting: Some("421 4.3.2 too busy".into()),
+        ..Script::default()
+    })
+    .await;
+    let s = setup(|_| {});
+    let r = request(s.queue.path(), busy.addr.port(), &["b@x.example"], MESSAGE);
+    let result = s
+        .agent
+        .deliver_via(&r, Some(vec![target("mx1", busy.addr)]))
+        .await;
+    assert!(
+        matches!(&result.hop, Some(HopStatus::Unreachable { dsn, reason })
+            if dsn.as_str() == "4.3.2" && reason.contains("refused to talk to me: 421 4.3.2 too busy")),
+        "{result:?}"
+    );
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((c, _)) = silent.accept().await {
+            drop(c);
+        }
+    });
+    let result = s
+        .agent
+        .deliver_via(&r, Some(vec![target("mx1", silent_addr)]))
+        .await;
+    assert!(
+        matches!(&result.hop, Some(HopStatus::Unreachable { reason, .. })
+            if reason.contains("initial server greeting")),
+        "{result:?}"
+    );
+
+    let refusing = start(Script {
+        rcpt: vec![("b@".into(), "450 4.2.0 mailbox busy".into())],
+        ..Script::default()
+    })
+    .await;
+    let result = s
+        .agent
+        .deliver_via(&r, Some(vec![target("mx1", refusing.addr)]))
+        .await;
+    assert_eq!(result.results[0].status, Deferred);
+    assert_eq!(result.hop, Some(HopStatus::Reached));
 }
 
 #[tokio::test]

@@ -3,10 +3,12 @@
 //! one from outside the project (aiosmtpd, `real_server`), another
 //! postern (`null_client`) — found through a relay host, a transport
 //! table or MX records from a DNS server of the test's own (`dns`); and
-//! a relay host that wants a login (`relay_auth`, aiosmtpd again).
+//! a relay host that wants a login (`relay_auth`, aiosmtpd again); a
+//! relay host that is dead, then comes up (`dead_destination`).
 //!
 //! until it is merged; the infrastructure's self-tests run always.
 
+mod dead_destination;
 pub(crate) mod dns;
 mod mx;
 mod null_client;

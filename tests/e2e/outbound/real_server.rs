@@ -67,7 +67,10 @@ def options():
 
 async def main():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    # A port the test chose (AIOSMTPD_PORT), perhaps just left by another
+    # listener: SO_REUSEADDR, for its connections in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", int(os.environ.get("AIOSMTPD_PORT", "0"))))
     sock.listen(16)
     loop = asyncio.get_running_loop()
     kwargs = options()
@@ -108,11 +111,22 @@ impl AioSmtpd {
         AioSmtpd::start_with(dir, &[])
     }
 
+    /// Start it on 127.0.0.1:`port`, writing messages into `dir`.
+    pub fn start_on(dir: &Path, port: u16) -> AioSmtpd {
+        AioSmtpd::spawn(dir, &[], port)
+    }
+
     /// Start it with `args` after `dir` (a server that wants a login: see
     /// [`SERVER`]).
     pub fn start_with(dir: &Path, args: &[&str]) -> AioSmtpd {
+        AioSmtpd::spawn(dir, args, 0)
+    }
+
+    /// `port` 0: one the kernel picks.
+    fn spawn(dir: &Path, args: &[&str], port: u16) -> AioSmtpd {
         std::fs::create_dir_all(dir).unwrap();
         let mut child = Command::new(python())
+            .env("AIOSMTPD_PORT", port.to_string())
             .arg("-c")
             .arg(SERVER)
             .arg(dir)
