@@ -98,6 +98,9 @@ struct Segment {
     /// Records after `offset` are not read yet: the active window was
     /// full.
     unread: bool,
+    /// The messages after `offset` as last counted: the offset and the
+    /// file's length then, and the counts (see [`Engine::unread`]).
+    unread_count: std::cell::Cell<Option<(u64, u64, incoming::Unread)>>,
     /// Messages read from it and not finished.
     live: HashSet<QueueId>,
     /// Messages read from it and finished (or living elsewhere now).
@@ -260,12 +263,15 @@ impl Engine {
         let numbers = self.queue_numbers();
         let (taken_in, delivered) = self.rates.last_minute(now);
         let e = self.win.evicted;
+        let u = self.unread();
         let mut s = QmgrStatus {
             // Out of memory (issue 22): counted, each as one deferred
-            // recipient until it is read again.
-            messages: self.messages.len() + e.deferred + e.held,
-            deferred: e.deferred,
-            held: e.held,
+            // recipient until it is read again; those not read yet from
+            // their segments too (one recipient each: the count comes
+            // from the headers).
+            messages: self.messages.len() + e.deferred + e.held + u.total() + self.win.flushing,
+            deferred: e.deferred + u.deferred,
+            held: e.held + u.held,
             active_messages: Some(numbers[0].1.messages as usize),
             deferred_messages: Some(numbers[1].1.messages as usize),
             oldest_deferred_secs: numbers[1]

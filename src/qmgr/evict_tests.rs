@@ -120,6 +120,7 @@ fn run(crash_before_moved: bool) {
         assert_eq!(engine.live_ids(), vec![m.clone(), n.clone()]);
         crash::BEFORE_MOVED.with(|c| c.set(crash_before_moved));
         engine.window().await;
+        engine.settle_eviction().await;
         crash::BEFORE_MOVED.with(|c| c.set(false));
         if !crash_before_moved {
             // Out of memory, still counted and listed.
@@ -201,9 +202,15 @@ fn the_window_reads_no_more_than_its_limit() {
                 .count(),
             3
         );
+        // Not read yet, but counted (from the segment's headers).
+        let status = engine.status();
+        assert_eq!((status.messages, status.active_messages), (5, Some(4)));
         // The first message leaves memory (deferred for an hour): one
         // more comes in.
         engine.window().await;
+        engine.settle_eviction().await;
+        let status = engine.status();
+        assert_eq!((status.messages, status.deferred_messages), (5, Some(1)));
         let live = engine.live_ids();
         assert_eq!(live, vec![ids[1].clone(), ids[2].clone()]);
         assert_eq!(engine.listing().len(), 5);
@@ -232,6 +239,7 @@ fn hold_release_delete_of_an_evicted_message() {
         let cfg = config(dir.path(), 2);
         let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
         engine.window().await;
+        engine.settle_eviction().await;
         assert_eq!(engine.live_ids(), vec![ids[1].clone()]);
         let queue_of = |e: &Engine| {
             e.listing()
@@ -265,6 +273,122 @@ fn hold_release_delete_of_an_evicted_message() {
         let (engine, log) = start(dir.path(), &cfg, 'D').await;
         assert_eq!(queue_of(&engine), None);
         assert_eq!(engine.status().messages, 1);
+        log.shutdown().await.unwrap();
+    });
+}
+
+/// A message deferred again after it was taken back from `deferred/`
+/// leaves memory by a Snapshot appended to its file (not a new file); the
+/// last Snapshot is what a listing and a restart see.
+#[test]
+fn evicted_again_appends_its_snapshot() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = queue(dir.path(), &[2, 1]).await;
+        let m = ids[0].clone();
+        let cfg = config(dir.path(), 2);
+        let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
+        engine.window().await;
+        engine.settle_eviction().await;
+        let path = dir.path().join("deferred").join(m.as_str());
+        // Taken back (requeued: its file gets a new Snapshot, due now),
+        // deferred again by a new outcome, evicted again.
+        engine
+            .queue_op(QueueAction::Requeue, &[m.to_string()])
+            .await;
+        let first = std::fs::metadata(&path).unwrap();
+        engine.window().await;
+        assert!(engine.live_ids().contains(&m));
+        let later = now_micros() + 7_200_000_000;
+        engine
+            .defer_for_test(&m, 0, "4.4.1 second try refused", later)
+            .await;
+        // Eviction looks at the window once a second.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        engine.window().await;
+        engine.settle_eviction().await;
+        assert!(!engine.live_ids().contains(&m));
+        let second = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(first.ino(), second.ino(), "appended, not written anew");
+        assert!(second.len() > first.len());
+        // Its next attempt.
+        assert_eq!(second.mtime() as u64, later / 1_000_000);
+        let reason = |e: &Engine| {
+            e.listing()
+                .into_iter()
+                .find(|x| x.queue_id == m.as_str())
+                .map(|x| x.recipients[0].delay_reason.clone())
+        };
+        assert_eq!(
+            reason(&engine),
+            Some(Some("4.4.1 second try refused".into()))
+        );
+        log.shutdown().await.unwrap();
+        drop(engine);
+        let (engine, log) = start(dir.path(), &cfg, 'C').await;
+        assert!(!engine.live_ids().contains(&m));
+        assert_eq!(
+            reason(&engine),
+            Some(Some("4.4.1 second try refused".into()))
+        );
+        assert_eq!(engine.status().messages, 2);
+        log.shutdown().await.unwrap();
+    });
+}
+
+/// Hold and delete of messages not read yet from their segment (the
+/// window is full) are recorded at once, counted, listed, applied when
+/// they are read, and kept across a restart.
+#[test]
+fn hold_delete_of_a_message_not_read_yet() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = queue(dir.path(), &[2, 1, 1, 1]).await;
+        let (held, deleted) = (ids[2].to_string(), ids[3].to_string());
+        let cfg = config(dir.path(), 2);
+        let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
+        assert_eq!(engine.live_ids(), ids[..2].to_vec());
+        let r = engine
+            .queue_op(QueueAction::Hold, std::slice::from_ref(&held))
+            .await;
+        assert_eq!((r.affected, r.unknown.len()), (1, 0));
+        let r = engine
+            .queue_op(QueueAction::Delete, std::slice::from_ref(&deleted))
+            .await;
+        assert_eq!((r.affected, r.unknown.len()), (1, 0));
+        let check = |e: &Engine| {
+            let status = e.status();
+            assert_eq!((status.messages, status.held), (3, 1));
+            let l = e.listing();
+            assert_eq!(l.len(), 3);
+            assert!(
+                l.iter()
+                    .any(|x| x.queue_id == held && x.queue_name == "hold")
+            );
+            assert!(!l.iter().any(|x| x.queue_id == deleted));
+        };
+        check(&engine);
+        log.shutdown().await.unwrap();
+        drop(engine);
+        let (mut engine, log) = start(dir.path(), &cfg, 'C').await;
+        check(&engine);
+        // Room: the first message leaves memory; the held one comes in,
+        // held; the deleted one never does.
+        engine.window().await;
+        engine.settle_eviction().await;
+        engine.window().await;
+        engine.settle_eviction().await;
+        check(&engine);
+        assert!(!engine.live_ids().iter().any(|i| i.as_str() == deleted));
         log.shutdown().await.unwrap();
     });
 }

@@ -13,8 +13,11 @@
 //! state of the messages in its active window in memory (at most
 //! `queue.active_limit`; the rest waits on disk: segments not read yet,
 //! and deferred messages evicted to `queue/deferred/` files with their
-//! state, taken back by a scan of that directory every `queue.run_delay`
-//! as their next attempt comes, or by `postern flush`; see
+//! state, in the background, a batch at a time (a message deferred again
+//! gets a Snapshot record appended to its file), taken back by a scan of
+//! that directory every `queue.run_delay` as their next attempt comes, or
+//! by `postern flush`; both are counted in `postern status` and the
+//! metrics, listed, held, released and deleted like the others; see
 //! `engine/evict.rs`), routes each recipient ([`route`]:
 //! the transport table, then local domains, then virtual mailbox
 //! domains, then the relay host or the recipient domain's MX hosts;
@@ -151,6 +154,8 @@ const LOCAL_SLOTS: usize = 16;
 const SMTP_SLOTS: usize = 100;
 /// Fallback scan of `incoming/` when no wake-up came.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
+/// How often the main loop looks whether an eviction batch is written.
+const EVICTION_POLL: Duration = Duration::from_millis(10);
 /// How long a starting qmgr waits for the queue's previous owner to
 /// finish stopping before it gives up (see [`crate::queue::owner`]).
 const OWNER_PATIENCE: Duration = Duration::from_secs(3);
@@ -239,6 +244,7 @@ async fn run_queue(
             _ => break,
         }
     }
+    engine.settle_eviction().await;
     engine.flush_removals().await;
     let _ = log.shutdown().await;
     let _ = notices.shutdown().await;
@@ -333,6 +339,7 @@ async fn serve(
         // so a long-deferred one can move to deferred/ now.
         engine.maybe_move_deferred().await;
         // The active window: evict, take in, flush, scan deferred/.
+        engine.poll_eviction().await;
         engine.window().await;
         engine.dispatch();
         let decided = engine.take_decided();
@@ -345,6 +352,10 @@ async fn serve(
         if let Some(t) = engine.next_timer() {
             wait = wait.min(Duration::from_micros(t.saturating_sub(now_micros())));
         }
+        if engine.evicting() {
+            // Its files are written in a blocking thread: look again soon.
+            wait = wait.min(EVICTION_POLL);
+        }
         tokio::select! {
             ev = inputs.events.recv() => match ev {
                 Some(Event::Wake) => {
@@ -356,8 +367,14 @@ async fn serve(
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
                 Some(Event::Counters(counts)) => engine.add_counts(counts),
                 Some(Event::Metrics(tx)) => { let _ = tx.send(engine.exposition()); }
-                Some(Event::List(tx)) => { let _ = tx.send(engine.listing_parts()); }
-                Some(Event::Show(id, tx)) => { let _ = tx.send(engine.show(&id)); }
+                Some(Event::List(tx)) => {
+                    engine.settle_eviction().await;
+                    let _ = tx.send(engine.listing_parts());
+                }
+                Some(Event::Show(id, tx)) => {
+                    engine.settle_eviction().await;
+                    let _ = tx.send(engine.show(&id));
+                }
                 Some(Event::Queue(action, ids, tx)) => {
                     let _ = tx.send(engine.queue_op(action, &ids).await);
                 }

@@ -20,6 +20,17 @@ pub(crate) struct EvictedListing {
     /// Segments with records not read yet (the window was full), from
     /// where.
     unread: Vec<(String, u64)>,
+    /// What the state log says about some of those: finished or moved
+    /// (not listed), held, deferred before a restart.
+    unread_state: std::collections::HashMap<QueueId, UnreadState>,
+}
+
+/// See [`EvictedListing::unread_state`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UnreadState {
+    Gone,
+    Held,
+    Deferred,
 }
 
 impl EvictedListing {
@@ -40,7 +51,7 @@ impl EvictedListing {
     /// to `sink` a few thousand at a time (so a listing of a million
     /// messages never sits in qmgr's memory whole), until it says stop.
     pub(crate) fn read_chunks(self, mut sink: impl FnMut(Vec<QueueEntry>) -> bool) {
-        if !sink(self.read_unread()) {
+        if !self.read_unread(&mut sink) {
             return;
         }
         let Ok(rd) = std::fs::read_dir(self.qdir.join(DEFERRED)) else {
@@ -77,7 +88,9 @@ impl EvictedListing {
         }
     }
 
-    fn read_unread(&self) -> Vec<QueueEntry> {
+    /// The messages not read yet from segments, to `sink` a chunk at a
+    /// time; false when it said stop.
+    fn read_unread(&self, sink: &mut impl FnMut(Vec<QueueEntry>) -> bool) -> bool {
         use crate::queue::message::decode_message;
         use crate::queue::record::{LogReader, RecordType};
         let mut out = Vec::new();
@@ -93,8 +106,17 @@ impl EvictedListing {
                 let Ok((env, _)) = decode_message(&rec.payload, rec.payload_offset(), &rel) else {
                     continue;
                 };
+                let queue_name = match self.unread_state.get(&env.id) {
+                    Some(UnreadState::Gone) => continue,
+                    Some(UnreadState::Held) => "hold",
+                    Some(UnreadState::Deferred) => "deferred",
+                    None => "incoming",
+                };
+                if out.len() >= LIST_CHUNK && !sink(std::mem::take(&mut out)) {
+                    return false;
+                }
                 out.push(QueueEntry {
-                    queue_name: "incoming".into(),
+                    queue_name: queue_name.into(),
                     queue_id: env.id.to_string(),
                     arrival_time: env.arrival_us / 1_000_000,
                     message_size: env.size,
@@ -111,7 +133,7 @@ impl EvictedListing {
                 });
             }
         }
-        out
+        sink(out)
     }
 }
 
@@ -209,6 +231,23 @@ impl Engine {
                 .filter(|(_, s)| s.unread)
                 .map(|(n, s)| (n.clone(), s.offset))
                 .collect(),
+            unread_state: self
+                .win
+                .replay_rest
+                .iter()
+                .filter_map(|(id, r)| {
+                    let st = if r.finished || r.moved {
+                        UnreadState::Gone
+                    } else if r.held {
+                        UnreadState::Held
+                    } else if !r.records.is_empty() {
+                        UnreadState::Deferred
+                    } else {
+                        return None;
+                    };
+                    Some((id.clone(), st))
+                })
+                .collect(),
         };
         (self.listing_in_memory(), rest)
     }
@@ -278,12 +317,14 @@ impl Engine {
 
     pub(crate) async fn queue_op(&mut self, action: QueueAction, ids: &[String]) -> QueueOpResult {
         let mut result = QueueOpResult::default();
+        // An evicted message's file is in place before it is acted on.
+        self.settle_eviction().await;
         let all = ids.iter().any(|i| i == "ALL");
         if action == QueueAction::Requeue && all {
             // `postern flush`: the dead next hops are tried again too.
             self.sched.out.revive_all();
         }
-        let (targets, evicted): (Vec<QueueId>, Vec<QueueId>) = if all {
+        let (targets, evicted, unread) = if all {
             let in_memory = self.messages.keys().cloned().collect();
             let evicted = if action == QueueAction::Requeue {
                 // `postern flush`: the pass through deferred/ takes them.
@@ -294,20 +335,31 @@ impl Engine {
             } else {
                 self.evicted_ids()
             };
-            (in_memory, evicted)
+            (in_memory, evicted, self.unread_ids())
         } else {
-            let (mut t, mut e) = (Vec::new(), Vec::new());
+            let (mut t, mut e, mut u) = (Vec::new(), Vec::new(), Vec::new());
+            let mut in_segments: Option<HashSet<QueueId>> = None;
             for raw in ids {
                 match raw.parse::<QueueId>() {
                     Ok(id) if self.messages.contains_key(&id) => t.push(id),
                     Ok(id) if super::deferred::deferred_path(&self.qdir, &id).exists() => {
                         e.push(id)
                     }
+                    Ok(id)
+                        if in_segments
+                            .get_or_insert_with(|| self.unread_ids().into_iter().collect())
+                            .contains(&id) =>
+                    {
+                        u.push(id)
+                    }
                     _ => result.unknown.push(raw.clone()),
                 }
             }
-            (t, e)
+            (t, e, u)
         };
+        // Not read yet from their segments: recorded now, applied when
+        // they are read.
+        result.affected += self.op_unread(action, unread).await;
         for id in targets {
             if self.apply_op(action, &id).await {
                 result.affected += 1;
@@ -326,6 +378,70 @@ impl Engine {
             }
         }
         result
+    }
+
+    /// `action` on messages not read yet from their segments (the window
+    /// was full): the `Admin` records, durable, then what they say is kept
+    /// with what the state log said about them at start, applied when
+    /// they are read (and kept by compaction meanwhile). A requeue has
+    /// nothing to do: they are due as soon as they are read. How many
+    /// changed.
+    async fn op_unread(&mut self, action: QueueAction, ids: Vec<QueueId>) -> usize {
+        let op = match action {
+            QueueAction::Hold => AdminOp::Hold,
+            QueueAction::Release => AdminOp::Release,
+            QueueAction::Delete => AdminOp::Delete,
+            QueueAction::Requeue => {
+                let rest = &self.win.replay_rest;
+                return ids
+                    .iter()
+                    .filter(|id| !rest.get(*id).is_some_and(|r| r.held))
+                    .count();
+            }
+        };
+        let ids: Vec<QueueId> = ids
+            .into_iter()
+            .filter(|id| {
+                let held = self.win.replay_rest.get(id).is_some_and(|r| r.held);
+                match op {
+                    AdminOp::Hold => !held,
+                    AdminOp::Release => held,
+                    AdminOp::Delete => true,
+                }
+            })
+            .collect();
+        let records = ids
+            .iter()
+            .map(|id| StateRecord::Admin(Admin { id: id.clone(), op }))
+            .collect();
+        let ok = self.append_all(records, false).await;
+        let mut changed = 0;
+        for (id, ok) in ids.into_iter().zip(ok) {
+            if !ok {
+                log::warn!("{id}: state log write failed; {op:?} not done");
+                continue;
+            }
+            let r = self.win.replay_rest.entry(id.clone()).or_default();
+            match op {
+                AdminOp::Hold | AdminOp::Release => {
+                    let hold = op == AdminOp::Hold;
+                    (r.held, r.held_known, r.held_after_move) = (hold, true, Some(hold));
+                    if hold {
+                        log::info!("{id}: placed on hold");
+                    } else {
+                        log::info!("{id}: released from hold");
+                    }
+                }
+                AdminOp::Delete => {
+                    r.finished = true;
+                    r.records.clear();
+                    log::info!(queue_id = id.as_str(); "{id}: removed");
+                }
+            }
+            changed += 1;
+        }
+        self.forget_unread_counts();
+        changed
     }
 
     /// One message; true when it changed.

@@ -25,6 +25,9 @@ pub(super) const HELD_MTIME_SECS: u64 = 4_000_000_000;
 /// Files written and fsync'd at once (the journal merges concurrent
 /// commits).
 const WRITERS: usize = 8;
+/// A file whose appended Snapshots pass this many bytes is written anew
+/// (its Message record and the last Snapshot) when it is evicted again.
+const REWRITE_AFTER: u64 = 64 << 10;
 
 /// A `deferred/` file as read back.
 pub(super) struct DeferredFile {
@@ -47,15 +50,19 @@ pub(super) fn read_deferred(qdir: &Path, name: &str) -> anyhow::Result<DeferredF
         _ => anyhow::bail!("no message record"),
     };
     let message_bytes = r.offset() as usize;
-    let snapshot = match r.next_record()? {
-        Some(rec) if rec.rtype == RecordType::Snapshot => {
-            match StateRecord::decode(rec.rtype, &rec.payload) {
-                Some(StateRecord::Snapshot(s)) if s.id == env.id => Some(s),
-                _ => anyhow::bail!("bad snapshot record"),
-            }
+    // The last Snapshot is the truth: a message deferred again gets one
+    // appended (see `append_snapshots`); a torn last one (a crash in the
+    // append) is passed over and the one before it counts.
+    let mut snapshot = None;
+    while let Some(rec) = r.next_record()? {
+        if rec.rtype != RecordType::Snapshot {
+            continue;
         }
-        _ => None,
-    };
+        match StateRecord::decode(rec.rtype, &rec.payload) {
+            Some(StateRecord::Snapshot(s)) if s.id == env.id => snapshot = Some(s),
+            _ => anyhow::bail!("bad snapshot record"),
+        }
+    }
     Ok(DeferredFile {
         env,
         content,
@@ -176,6 +183,118 @@ pub(super) fn write_files(dir: &Path, files: &[Prepared]) -> Vec<bool> {
     ok
 }
 
+/// A Snapshot to append to a message's `deferred/` file (it is evicted
+/// again: tried since it was read back, and deferred).
+pub(super) struct Append {
+    pub id: QueueId,
+    /// The Snapshot record, header included.
+    pub record: Vec<u8>,
+    pub mtime: SystemTime,
+}
+
+/// Append each Snapshot to its file and set the file's mtime (its next
+/// attempt). No fsync: the Message record in the file is durable since the
+/// message first left its segment, and what an append says is also in the
+/// state log until the `Moved` record that follows it; a kill -9 keeps the
+/// page cache, a power loss at worst takes the message back to its
+/// previous Snapshot (a delivery repeated, as a lost lazy outcome record
+/// would). A file grown past [`REWRITE_AFTER`] is written anew instead
+/// (tmp, fsync, rename; the directory fsync'd once). Per file, whether it
+/// is in place.
+pub(super) fn append_snapshots(dir: &Path, files: &[Append]) -> Vec<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let mut renamed = false;
+    let mut one = |a: &Append| -> std::io::Result<()> {
+        let path = dir.join(a.id.as_str());
+        let mut f = fs::OpenOptions::new().append(true).read(true).open(&path)?;
+        let len = f.metadata()?.len();
+        let mut h = [0u8; crate::queue::record::HEADER_LEN];
+        f.read_exact_at(&mut h, 0)?;
+        let message_len = crate::queue::record::HEADER_LEN as u64
+            + u64::from(u32::from_le_bytes([h[3], h[4], h[5], h[6]]));
+        if len > message_len + REWRITE_AFTER && message_len <= len {
+            let mut bytes = vec![0u8; message_len as usize];
+            f.read_exact_at(&mut bytes, 0)?;
+            bytes.extend_from_slice(&a.record);
+            let tmp = dir.join(format!("{}.tmp", a.id));
+            let mut t = fs::File::create(&tmp)?;
+            t.write_all(&bytes)?;
+            t.set_modified(a.mtime)?;
+            t.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            renamed = true;
+            return Ok(());
+        }
+        f.write_all(&a.record)?;
+        f.set_modified(a.mtime)
+    };
+    let mut ok: Vec<bool> = files
+        .iter()
+        .map(|a| match one(a) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("{}: cannot append to {DEFERRED}/{}: {e}", a.id, a.id);
+                false
+            }
+        })
+        .collect();
+    if renamed && let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
+        log::warn!("cannot sync {}: {e}", dir.display());
+        ok.fill(false);
+    }
+    ok
+}
+
+/// One message's part of an eviction batch.
+pub(super) enum Job {
+    Append(Append),
+    New(Prepared),
+}
+
+/// Write an eviction batch: the appends, then the new files (see
+/// [`append_snapshots`] and [`write_files`]). Per job, whether it is in
+/// place.
+pub(super) fn write_jobs(dir: &Path, jobs: Vec<Job>) -> Vec<bool> {
+    let (mut appends, mut news, mut order) = (Vec::new(), Vec::new(), Vec::new());
+    for j in jobs {
+        match j {
+            Job::Append(a) => {
+                order.push(true);
+                appends.push(a);
+            }
+            Job::New(p) => {
+                order.push(false);
+                news.push(p);
+            }
+        }
+    }
+    let mut a = append_snapshots(dir, &appends).into_iter();
+    let mut n = if news.is_empty() {
+        Vec::new()
+    } else {
+        write_files(dir, &news)
+    }
+    .into_iter();
+    order
+        .into_iter()
+        .map(|append| if append { a.next() } else { n.next() }.unwrap_or(false))
+        .collect()
+}
+
+/// The Snapshot of recipients `keep` of message `m` in memory, as its
+/// `deferred/` file keeps it.
+fn snapshot_of(id: &QueueId, m: &super::Message, keep: &[usize]) -> Snapshot {
+    Snapshot {
+        id: id.clone(),
+        deferred: true,
+        finished: false,
+        held: m.held,
+        warned: m.warned,
+        rcpts: snap_rcpts(&m.rcpts, &m.reasons, keep),
+    }
+}
+
 /// The snapshot of recipients `keep` of a message in memory.
 pub(super) fn snap_rcpts(
     rcpts: &[RState],
@@ -233,7 +352,7 @@ impl Engine {
             .map(|(id, _)| id.clone())
             .collect();
         if !candidates.is_empty() {
-            self.write_out(candidates, false).await;
+            self.write_out(candidates).await;
         }
     }
 
@@ -272,21 +391,34 @@ impl Engine {
                 (encode(RecordType::Message, &payload)?, keep)
             }
         };
-        let snap = Snapshot {
+        Prepared::new(message, &snapshot_of(id, m, &keep), keep)
+    }
+
+    /// What evicting message `id` writes: a Snapshot appended to its file
+    /// when it already lives in `deferred/` (nothing read, nothing
+    /// fsync'd), else a whole new file (see [`Engine::prepare`]).
+    pub(super) fn eviction_job(&self, id: &QueueId) -> anyhow::Result<Job> {
+        let m = self
+            .messages
+            .get(id)
+            .ok_or_else(|| anyhow::anyhow!("not in memory"))?;
+        if m.origin != Origin::Deferred {
+            return Ok(Job::New(self.prepare(id)?));
+        }
+        let keep: Vec<usize> = (0..m.rcpts.len()).collect();
+        let snap = snapshot_of(id, m, &keep);
+        let (t, payload) = StateRecord::Snapshot(snap.clone()).encode();
+        Ok(Job::Append(Append {
             id: id.clone(),
-            deferred: true,
-            finished: false,
-            held: m.held,
-            warned: m.warned,
-            rcpts: snap_rcpts(&m.rcpts, &m.reasons, &keep),
-        };
-        Prepared::new(message, &snap, keep)
+            record: encode(t, &payload)?,
+            mtime: mtime_of(&snap),
+        }))
     }
 
     /// Write the messages `ids` to `deferred/` as they stand in memory,
-    /// then their `Moved` records; with `evict`, drop them from memory,
-    /// else keep them, now living in `deferred/`. The ids written.
-    pub(super) async fn write_out(&mut self, ids: Vec<QueueId>, evict: bool) -> Vec<QueueId> {
+    /// then their `Moved` records; they stay in memory, living in
+    /// `deferred/` from now on. The ids written.
+    pub(super) async fn write_out(&mut self, ids: Vec<QueueId>) -> Vec<QueueId> {
         let mut files = Vec::new();
         for id in ids {
             match self.prepare(&id) {
@@ -322,11 +454,6 @@ impl Engine {
             .zip(ok)
             .filter_map(|(p, ok)| ok.then_some(p))
             .collect();
-        #[cfg(test)]
-        if crash::BEFORE_MOVED.with(|c| c.get()) {
-            // The test's kill -9: the files are in place, nothing after.
-            return Vec::new();
-        }
         // The files are in charge now (a segment copy is skipped when its
         // file exists; an older file's records mean the same recipients):
         // the records only spare a restart from loading them.
@@ -339,18 +466,13 @@ impl Engine {
         }
         let mut done = Vec::new();
         for p in written {
-            if evict {
-                self.drop_evicted(&p.id);
-            } else if let Err(e) = self.now_deferred(&p) {
+            if let Err(e) = self.now_deferred(&p) {
                 log::warn!(
                     "{}: moved to {DEFERRED}/ but cannot read it back: {e}",
                     p.id
                 );
             }
             done.push(p.id);
-        }
-        if evict {
-            self.sched.forget_many(&done);
         }
         done
     }
@@ -422,8 +544,8 @@ pub(super) fn deferred_path(qdir: &Path, id: &QueueId) -> PathBuf {
 #[cfg(test)]
 pub(crate) mod crash {
     thread_local! {
-        /// `write_out` stops once the files are in place, before their
-        /// `Moved` records, as a kill -9 there would.
+        /// An eviction batch stops once its files are in place, before
+        /// their `Moved` records, as a kill -9 there would.
         pub(crate) static BEFORE_MOVED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 }

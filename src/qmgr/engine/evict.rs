@@ -11,7 +11,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::deferred::{HELD_MTIME_SECS, Prepared, read_deferred, snapshot_or_default, write_files};
+use super::deferred::{
+    HELD_MTIME_SECS, Prepared, read_deferred, snapshot_or_default, write_files, write_jobs,
+};
 use super::{Engine, Origin, RState};
 use crate::qmgr::state::{Moved, Replayed, SnapState, StateRecord};
 use crate::queue::{DEFERRED, QueueId, now_micros};
@@ -48,6 +50,9 @@ pub(crate) struct Window {
     /// The last scan left due files behind for want of room.
     pub scan_more: bool,
     pub flush: Option<FlushPass>,
+    /// Files the flush pass has still to take (counted as due now, not as
+    /// deferred: they were flushed).
+    pub flushing: usize,
     /// A segment was left with records unread for want of room.
     pub incoming_waiting: bool,
     /// At start: what the state log says about messages in segments not
@@ -56,6 +61,23 @@ pub(crate) struct Window {
     /// The segments there at start: a message in them may have a
     /// `deferred/` file already (a crash before its `Moved` record).
     pub start_segments: HashSet<String>,
+    /// The eviction batch being written.
+    pub in_flight: Option<InFlight>,
+}
+
+/// An eviction batch whose files are being written in the background.
+/// Its messages are out of `Engine.messages` (counted as evicted, their
+/// timers dropped, so the window has their room already) but kept here
+/// until their files are in place: one that could not be written comes
+/// back. They are not in any segment's list of finished messages yet (a
+/// segment stays until they are in `deferred/`), and nothing reads
+/// `deferred/` for them meanwhile (see [`Engine::settle_eviction`]).
+pub(crate) struct InFlight {
+    msgs: Vec<(QueueId, super::Message)>,
+    ids: HashSet<QueueId>,
+    task: tokio::task::JoinHandle<Vec<bool>>,
+    /// A full batch: more may be evictable.
+    full: bool,
 }
 
 fn older(o: &mut Option<u64>, a: u64) {
@@ -109,7 +131,7 @@ impl Engine {
         if now.saturating_sub(self.win.last_evict) >= EVICT_EVERY_US {
             self.win.last_evict = now;
             if self.messages.len() * 2 >= limit {
-                self.evict(now).await;
+                self.evict(now);
             }
         }
         if self.win.incoming_waiting && self.room() > 0 {
@@ -128,45 +150,204 @@ impl Engine {
                         && self.room() * 2 >= limit.max(2))
             }
         };
-        if due {
+        // A flush pass takes every file anyway; the scan after it counts
+        // them all again.
+        if due && self.win.flush.is_none() {
             self.scan_deferred().await;
         }
     }
 
-    /// Write every evictable message to `deferred/` and drop it from
-    /// memory, in batches.
-    async fn evict(&mut self, now: u64) {
+    /// Take a batch of evictable messages out of memory and write them to
+    /// `deferred/` in the background (dispatch goes on meanwhile; see
+    /// [`InFlight`]). One batch at a time.
+    fn evict(&mut self, now: u64) {
+        if self.win.in_flight.is_some() {
+            return;
+        }
         let ids: Vec<QueueId> = self
             .messages
             .iter()
             .filter(|(_, m)| Self::evictable(m, now))
             .map(|(id, _)| id.clone())
+            .take(EVICT_BATCH)
             .collect();
         if ids.is_empty() {
             return;
         }
-        let n = ids.len();
-        for batch in ids.chunks(EVICT_BATCH) {
-            self.write_out(batch.to_vec(), true).await;
+        let full = ids.len() == EVICT_BATCH;
+        let mut jobs = Vec::with_capacity(ids.len());
+        let mut msgs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let job = match self.eviction_job(&id) {
+                Ok(j) => j,
+                Err(e) => {
+                    log::warn!("{id}: cannot write it to {DEFERRED}/: {e}");
+                    continue;
+                }
+            };
+            let Some(m) = self.messages.remove(&id) else {
+                continue;
+            };
+            let e = &mut self.win.evicted;
+            if m.held {
+                e.held += 1;
+                older(&mut e.oldest_held_us, m.env.arrival_us);
+            } else {
+                e.deferred += 1;
+                older(&mut e.oldest_deferred_us, m.env.arrival_us);
+            }
+            jobs.push(job);
+            msgs.push((id, m));
         }
-        log::debug!("{n} deferred messages left memory for {DEFERRED}/");
+        let gone: Vec<QueueId> = msgs.iter().map(|(id, _)| id.clone()).collect();
+        self.sched.forget_many(&gone);
+        let n = jobs.len();
+        let log = self.log.clone();
+        let dir = self.qdir.join(DEFERRED);
+        let task = tokio::spawn(async move {
+            // Every record the new files' Snapshots reflect is durable
+            // first (a file's Snapshot is then never newer than what a
+            // power loss leaves of the state log before it).
+            if let Err(e) = log.sync().await {
+                log::warn!("state log sync failed, nothing moved to {DEFERRED}/ for now: {e}");
+                return vec![false; n];
+            }
+            tokio::task::spawn_blocking(move || write_jobs(&dir, jobs))
+                .await
+                .unwrap_or_else(|_| vec![false; n])
+        });
+        let ids = gone.into_iter().collect();
+        self.win.in_flight = Some(InFlight {
+            msgs,
+            ids,
+            task,
+            full,
+        });
     }
 
-    /// Message `id` is in `deferred/` now, durably: out of memory, counted.
-    pub(super) fn drop_evicted(&mut self, id: &QueueId) {
-        let Some(m) = self.messages.remove(id) else {
+    /// Whether message `id` is out of memory with its file being written
+    /// (nothing may read its file meanwhile).
+    pub(super) fn in_flight(&self, id: &QueueId) -> bool {
+        self.win
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.ids.contains(id))
+    }
+
+    /// Recipient `rcpt` of message `id` deferred until `until` for
+    /// `reason`, recorded as an outcome would be.
+    #[cfg(test)]
+    pub(crate) async fn defer_for_test(
+        &mut self,
+        id: &QueueId,
+        rcpt: usize,
+        reason: &str,
+        until: u64,
+    ) {
+        let rec = StateRecord::Deferred(crate::qmgr::state::Outcome {
+            id: id.clone(),
+            rcpt,
+            dsn: "4.4.1".into(),
+            reason: reason.into(),
+            until,
+        });
+        assert!(self.append_all(vec![rec], true).await.iter().all(|o| *o));
+        let m = self.messages.get_mut(id).expect("in memory");
+        m.rcpts[rcpt] = RState::Pending { due: until };
+        m.reasons[rcpt] = Some(reason.into());
+        self.sched.forget(id);
+    }
+
+    /// Whether an eviction batch is being written.
+    pub(crate) fn evicting(&self) -> bool {
+        self.win.in_flight.is_some()
+    }
+
+    /// Finish the eviction batch if its files are written.
+    pub(crate) async fn poll_eviction(&mut self) {
+        if self
+            .win
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.task.is_finished())
+        {
+            self.settle_eviction().await;
+        }
+    }
+
+    /// Wait for the eviction batch in flight, if any, and finish it: its
+    /// `Moved` records; a message whose file could not be written comes
+    /// back into memory. Whatever reads `deferred/` or the state log
+    /// whole (a scan, a flush, a listing, an administrator's operation,
+    /// compaction, the stop) waits for this first.
+    pub(crate) async fn settle_eviction(&mut self) {
+        let Some(f) = self.win.in_flight.take() else {
             return;
         };
+        let n = f.msgs.len();
+        let ok = f.task.await.unwrap_or_else(|_| vec![false; n]);
+        #[cfg(test)]
+        if super::deferred::crash::BEFORE_MOVED.with(|c| c.get()) {
+            // The test's kill -9: the files are in place, nothing after.
+            return;
+        }
+        // Lazy: a `Moved` lost in a crash makes a restart load the file
+        // and apply the records since the previous one over its Snapshot,
+        // which already reflects them.
+        let moved = f
+            .msgs
+            .iter()
+            .zip(&ok)
+            .filter(|(_, ok)| **ok)
+            .map(|((id, _), _)| StateRecord::Moved(Moved { id: id.clone() }))
+            .collect();
+        if !self.append_all(moved, true).await.iter().all(|o| *o) {
+            log::warn!("state log write failed; evicted messages will be loaded at the next start");
+        }
+        let now = now_micros();
+        let mut back = 0;
+        for ((id, m), ok) in f.msgs.into_iter().zip(ok) {
+            if ok {
+                if let Origin::Segment(seg) = &m.origin {
+                    self.leave_segment(seg, &id);
+                }
+                continue;
+            }
+            back += 1;
+            self.take_back(id, m, now);
+        }
+        if back == 0 {
+            log::debug!("{n} deferred messages left memory for {DEFERRED}/");
+        }
+        if f.full {
+            // More may be waiting: the next batch without waiting a second.
+            self.win.last_evict = 0;
+        }
+    }
+
+    /// Message `m`, whose file could not be written, back in memory.
+    fn take_back(&mut self, id: QueueId, m: super::Message, now: u64) {
         let e = &mut self.win.evicted;
         if m.held {
-            e.held += 1;
-            older(&mut e.oldest_held_us, m.env.arrival_us);
+            e.held = e.held.saturating_sub(1);
         } else {
-            e.deferred += 1;
-            older(&mut e.oldest_deferred_us, m.env.arrival_us);
+            e.deferred = e.deferred.saturating_sub(1);
         }
-        if let Origin::Segment(seg) = &m.origin {
-            self.leave_segment(seg, id);
+        let dues: Vec<(usize, u64)> = m
+            .rcpts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                RState::Pending { due } => Some((i, *due)),
+                _ => None,
+            })
+            .collect();
+        let held = m.held;
+        self.messages.insert(id.clone(), m);
+        if !held {
+            for (i, due) in dues {
+                self.sched.schedule(&id, i, due, now);
+            }
         }
     }
 
@@ -176,12 +357,26 @@ impl Engine {
     pub(crate) async fn scan_deferred(&mut self) {
         let now = now_micros();
         self.win.last_scan = Some(now);
-        let in_memory: HashSet<QueueId> = self
+        // In memory, or being written: counted here, not in the pass.
+        let mut in_memory: HashSet<QueueId> = self
             .messages
             .iter()
             .filter(|(_, m)| m.origin == Origin::Deferred)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut flying = Evicted::default();
+        if let Some(f) = &self.win.in_flight {
+            for (id, m) in &f.msgs {
+                in_memory.insert(id.clone());
+                if m.held {
+                    flying.held += 1;
+                    older(&mut flying.oldest_held_us, m.env.arrival_us);
+                } else {
+                    flying.deferred += 1;
+                    older(&mut flying.oldest_deferred_us, m.env.arrival_us);
+                }
+            }
+        }
         let dir = self.qdir.join(DEFERRED);
         let room = self.room();
         let found = tokio::task::spawn_blocking(move || {
@@ -199,7 +394,16 @@ impl Engine {
                 return;
             }
         };
-        self.win.evicted = found.evicted;
+        let mut e = found.evicted;
+        e.deferred += flying.deferred;
+        e.held += flying.held;
+        if let Some(a) = flying.oldest_deferred_us {
+            older(&mut e.oldest_deferred_us, a);
+        }
+        if let Some(a) = flying.oldest_held_us {
+            older(&mut e.oldest_held_us, a);
+        }
+        self.win.evicted = e;
         self.win.scan_more = found.more;
         for name in found.due {
             self.load_evicted(&name, None, false);
@@ -229,6 +433,8 @@ impl Engine {
         let held_file = f.snapshot.as_ref().is_some_and(|s| s.held);
         let counter = if held_file {
             &mut self.win.evicted.held
+        } else if now {
+            &mut self.win.flushing
         } else {
             &mut self.win.evicted.deferred
         };
@@ -272,6 +478,10 @@ impl Engine {
                     entries,
                     before: SystemTime::now(),
                 });
+                // Due now, all of them: not deferred any more.
+                let e = &mut self.win.evicted;
+                self.win.flushing += std::mem::take(&mut e.deferred);
+                e.oldest_deferred_us = None;
                 self.flush_step();
             }
             Err(e) => log::warn!("cannot read {DEFERRED}/: {e}"),
@@ -285,6 +495,9 @@ impl Engine {
         while self.room() > 0 {
             let Some(entry) = pass.entries.next() else {
                 log::debug!("flush: went through {DEFERRED}/");
+                // Count what is left there again, now.
+                self.win.flushing = 0;
+                self.win.last_scan = None;
                 return;
             };
             let Ok(entry) = entry else { continue };
@@ -292,7 +505,7 @@ impl Engine {
             let Ok(id) = name.parse::<QueueId>() else {
                 continue;
             };
-            if self.messages.contains_key(&id) {
+            if self.messages.contains_key(&id) || self.in_flight(&id) {
                 continue;
             }
             let Ok(meta) = entry.metadata() else { continue };

@@ -84,9 +84,16 @@ impl Engine {
             ("hold", QueueNumbers::default()),
         ];
         let e = self.win.evicted;
+        let u = self.unread();
         let evicted = [
             ("deferred", e.deferred, e.oldest_deferred_us),
             ("hold", e.held, e.oldest_held_us),
+            // Not read yet from their segments (the window was full).
+            ("active", u.active, u.oldest_us[0]),
+            // Flushed, waiting in `deferred/` for room in the window.
+            ("active", self.win.flushing, None),
+            ("deferred", u.deferred, u.oldest_us[1]),
+            ("hold", u.held, u.oldest_us[2]),
         ];
         let ages = self
             .messages

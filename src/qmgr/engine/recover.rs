@@ -334,6 +334,8 @@ impl Engine {
         if self.state_bytes < COMPACT_AFTER_BYTES {
             return;
         }
+        // The batch's messages are in no snapshot until their files are.
+        self.settle_eviction().await;
         match sorted_files(&self.qdir.join(STATE), |n| n.ends_with(".log")) {
             Ok(old) => self.compact(old).await,
             Err(e) => log::warn!("cannot list state files: {e}"),
