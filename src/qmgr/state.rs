@@ -253,9 +253,19 @@ pub(crate) struct Replayed {
 }
 
 /// Fold a sequence of state records (in log order) per message.
+#[cfg(test)]
 pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId, Replayed> {
     let mut map: HashMap<QueueId, Replayed> = HashMap::new();
     for r in records {
+        replay_one(&mut map, r);
+    }
+    map
+}
+
+/// Fold one more state record (in log order) into `map`: recovery reads
+/// the state log a record at a time, never holding it whole.
+pub(crate) fn replay_one(map: &mut HashMap<QueueId, Replayed>, r: StateRecord) {
+    {
         let e = map.entry(r.id().clone()).or_default();
         match &r {
             StateRecord::Moved(_) => {
@@ -264,7 +274,7 @@ pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<
                 e.records.clear();
                 e.after_move = false;
                 e.held_after_move = None;
-                continue;
+                return;
             }
             _ => e.after_move = true,
         }
@@ -300,7 +310,6 @@ pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<
             _ => e.records.push(r),
         }
     }
-    map
 }
 
 #[cfg(test)]

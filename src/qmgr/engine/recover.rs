@@ -3,7 +3,7 @@
 //! [`crate::qmgr::damage`]), load `deferred/` and the segments, then
 //! compact the state log into a snapshot; and compaction later on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -12,14 +12,18 @@ use super::incoming::read_range;
 use super::{Engine, Origin, RState, sorted_files};
 use crate::qmgr::damage::StateDamage;
 use crate::qmgr::state::{
-    Admin, AdminOp, SnapRcpt, SnapState, Snapshot, StateRecord, replay, written_at,
+    Admin, AdminOp, Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay_one, written_at,
 };
 use crate::queue::record::{EndState, Entry, LogReader};
 use crate::queue::{CORRUPT, ContentRef, DEFERRED, INCOMING, QueueId, STATE};
 
 /// Compact the state log once this many bytes were appended since the last
-/// snapshot.
-pub(super) const COMPACT_AFTER_BYTES: u64 = 64 << 20;
+/// snapshot. A restart replays at most this much (what it says about each
+/// message in a map while it reads), so this bounds the restart's memory,
+/// not the queue (issue 22: evicted messages are in no snapshot, their
+/// files describe them); a compaction writes a snapshot of the active
+/// window only.
+pub(super) const COMPACT_AFTER_BYTES: u64 = 16 << 20;
 /// Largest damaged range of the state log read again to tell which
 /// messages its records were about.
 const FORENSIC_MAX: u64 = 1 << 20;
@@ -29,8 +33,7 @@ impl Engine {
     pub(crate) async fn recover(&mut self) -> std::io::Result<()> {
         let state_dir = self.qdir.join(STATE);
         let old_state = sorted_files(&state_dir, |n| n.ends_with(".log"))?;
-        let (records, damage) = self.read_state(&old_state);
-        let mut replayed = replay(records);
+        let (mut replayed, damage) = self.read_state(&old_state);
         if !damage.is_empty() {
             self.suspect = Some(damage);
         }
@@ -80,9 +83,9 @@ impl Engine {
 
     /// Every record of the state files `names` (in order), and the damage
     /// found in them. A damaged file is kept (see `compact`).
-    fn read_state(&mut self, names: &[String]) -> (Vec<StateRecord>, StateDamage) {
+    fn read_state(&mut self, names: &[String]) -> (HashMap<QueueId, Replayed>, StateDamage) {
         let dir = self.qdir.join(STATE);
-        let mut records = Vec::new();
+        let mut records = HashMap::new();
         let mut damage = StateDamage::default();
         for (no, name) in names.iter().enumerate() {
             let rel = format!("{STATE}/{name}");
@@ -108,7 +111,7 @@ impl Engine {
                         match StateRecord::decode(t, &rec.payload) {
                             Some(r) => {
                                 damage.record(rec.offset, &r, written_at(&rec.payload));
-                                records.push(r);
+                                replay_one(&mut records, r);
                             }
                             None => log::warn!(
                                 "{rel}: offset {}: unreadable record of type {t:?} ignored",
