@@ -71,7 +71,9 @@ let
   # The Prometheus endpoint (metrics.listen; none by default): its socket
   # unit, as postern-generator writes systemd/postern-metrics.socket's.
   metricsListen = (finalSettings.metrics or { }).listen or [ ];
-  metricsUnits = lib.optionals (metricsListen != [ ]) [ "postern-metrics.socket" ];
+  # With the endpoint off nothing of it listens: neither its TCP socket
+  # nor qmgr's metrics.sock (as postern-generator masks both).
+  metricsUnits = lib.optionals (metricsListen != [ ]) [ "postern-metrics.socket" "postern-qmgr-metrics.socket" ];
   metricsServices = lib.optionals (metricsListen != [ ]) [ "postern-metrics.service" ];
 
   # Submission: what it needs beside its listeners.
@@ -444,7 +446,7 @@ in
       description = "postern mail transfer agent";
       wants = listeningUnits ++ metricsUnits ++ [
         "postern-submit.socket"
-        "postern-qmgr.socket" "postern-showq.socket" "postern-qmgr-metrics.socket"
+        "postern-qmgr.socket" "postern-showq.socket"
         "postern-local.socket" "postern-smtp.socket"
         "postern-smtpd.service" "postern-qmgr.service"
         "postern-local.service" "postern-smtp.service"
@@ -488,13 +490,13 @@ in
           Service = "postern-metrics.service";
         };
       };
-    } // {
       postern-qmgr-metrics = unixSocket {
         description = "postern queue manager metrics socket";
         path = socketPath "metrics";
         name = "metrics";
         service = "postern-qmgr.service";
       };
+    } // {
       postern-submit = unixSocket {
         description = "postern local submission socket (sendmail)";
         path = socketPath "submit";
@@ -562,13 +564,16 @@ in
       postern-qmgr = daemonService {
         role = "qmgr";
         description = "postern queue manager (qmgr)";
-        sockets = [ "postern-qmgr.socket" "postern-showq.socket" "postern-qmgr-metrics.socket" ];
+        # The metrics socket only with the endpoint on (wanted through
+        # Sockets=, never required).
+        sockets = [ "postern-qmgr.socket" "postern-showq.socket" ]
+          ++ lib.optionals (metricsListen != [ ]) [ "postern-qmgr-metrics.socket" ];
+        requires = [ "postern-qmgr.socket" "postern-showq.socket" ];
         extraUnit = {
           wants = [ "postern-local.socket" "postern-smtp.socket" ];
-          after = [
-            "postern-qmgr.socket" "postern-showq.socket" "postern-qmgr-metrics.socket"
-            "postern-local.socket" "postern-smtp.socket"
-          ];
+          after = [ "postern-qmgr.socket" "postern-showq.socket" ]
+            ++ lib.optionals (metricsListen != [ ]) [ "postern-qmgr-metrics.socket" ]
+            ++ [ "postern-local.socket" "postern-smtp.socket" ];
         };
         serviceConfig = unprivileged // {
           ReadWritePaths = [ "-${queueDir}" ];

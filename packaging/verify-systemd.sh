@@ -28,6 +28,10 @@
 #     or 465 once the keys are gone again; without the generator the
 #     submission units are skipped (their condition: the generator's
 #     drop-in), and postern.target restarts and smtpd runs regardless;
+#   - issue 23, on the fresh system: with metrics off nothing of the
+#     endpoint listens (qmgr's metrics.sock included); [metrics] listen
+#     brings postern-metrics.socket and metrics.sock, and a scrape counts
+#     the mail sent; off again, both gone;
 #   - purge leaves no alternatives and no units.
 #
 # Twice: on a fresh system, and over an installed Postfix.
@@ -203,6 +207,57 @@ moved_paths() {
     ct systemctl start postern.target
 }
 
+# Issue 23: the metrics endpoint under systemd. Off (the shipped file):
+# nothing of it listens, not even qmgr's metrics.sock (its unit masked by
+# the generator). On: postern-metrics.socket on the configured address
+# and qmgr's metrics.sock; a scrape (bash's /dev/tcp: the container has
+# no HTTP client) counts the mail sent. Off again: gone.
+metrics() {
+    local token=metrics-$$ l body
+    say "[fresh] metrics off: nothing of the endpoint listens"
+    [ "$(ct systemctl show -p LoadState --value postern-qmgr-metrics.socket)" = masked ] ||
+        fail "postern-qmgr-metrics.socket is not masked with metrics off"
+    if ct sh -c 'ss -lxH | grep -F /run/postern/metrics.sock'; then
+        fail "qmgr listens on metrics.sock with metrics off"
+    fi
+    ct systemctl is-active postern-qmgr.service || fail "qmgr is not running without its metrics socket"
+
+    say "[fresh] metrics on: [metrics] listen = 127.0.0.1:9154"
+    ct cp /etc/postern/postern.toml /etc/postern/postern.toml.good
+    ct sh -c 'printf "\n[metrics]\nlisten = [\"127.0.0.1:9154\"]\n" >> /etc/postern/postern.toml'
+    ct postern check || fail "postern check refuses the metrics configuration"
+    ct systemctl daemon-reload
+    ct systemctl restart postern.target
+    l=$(listeners)
+    echo "listening: $l"
+    [ "$l" = "127.0.0.1:25 127.0.0.1:9154 " ] || fail "TCP listeners are '$l' with metrics on"
+    ct sh -c 'ss -lxH | grep -F /run/postern/metrics.sock' || fail "no metrics.sock with metrics on"
+    ct sh -c "echo 'counted' | mail -s '$token' alice"
+    wait_mail /home/alice 1 "$token"
+    body=
+    for _ in $(seq 1 50); do
+        body=$(ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/9154 &&
+            printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' || true)
+        printf '%s\n' "$body" | grep -q '^postern_deliveries_total{.*transport="local".*} [1-9]' && break
+        sleep 0.2
+    done
+    printf '%s\n' "$body" | grep -E '^(HTTP/1.1|postern_build_info|postern_deliveries_total|postern_queue_messages)' ||
+        true
+    printf '%s\n' "$body" | grep -q '^postern_deliveries_total{.*transport="local".*} [1-9]' ||
+        fail "the scrape does not count the local delivery"
+    ct systemctl is-active postern-metrics.service || fail "postern-metrics.service did not start on the scrape"
+
+    say "[fresh] metrics off again: gone"
+    ct mv /etc/postern/postern.toml.good /etc/postern/postern.toml
+    ct systemctl daemon-reload
+    ct systemctl restart postern.target
+    l=$(listeners)
+    [ "$l" = "127.0.0.1:25 " ] || fail "TCP listeners are '$l' after metrics went"
+    if ct sh -c 'ss -lxH | grep -F /run/postern/metrics.sock'; then
+        fail "metrics.sock still listening after metrics went"
+    fi
+}
+
 # Issue 18: submission (587, 465) with SMTP AUTH against the password
 # file, as an administrator sets it up: a key and certificate readable by
 # the group postern, a login made with `postern passwd`, the keys in
@@ -373,6 +428,7 @@ check_installed_system() {
     ct postern status || fail "postern status after the kills"
 
     if [ "$variant" = fresh ]; then
+        metrics
         submission
         moved_paths "$token"
     fi

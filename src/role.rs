@@ -52,6 +52,11 @@ pub struct Socket {
     pub key: &'static str,
     /// The addresses of a TCP socket, the values of [`Socket::key`].
     pub tcp: fn(&Config) -> &[std::net::SocketAddr],
+    /// Whether the configuration wants it at all: qmgr's `metrics` only
+    /// with `metrics.listen` set. One not wanted is neither bound by
+    /// `postern start` nor listened on under systemd (postern-generator
+    /// masks its unit).
+    pub wanted: fn(&Config) -> bool,
 }
 
 fn no_tcp(_: &Config) -> &[std::net::SocketAddr] {
@@ -72,6 +77,7 @@ const fn tcp(
         file: None,
         key,
         tcp: addrs,
+        wanted: always,
     }
 }
 
@@ -105,7 +111,13 @@ const fn unix(name: &'static str, unit: &'static str, file: &'static str, mode: 
         file: Some((file, mode)),
         key: "",
         tcp: no_tcp,
+        wanted: always,
     }
+}
+
+/// With the metrics endpoint on (`metrics.listen` set).
+fn metrics_on(c: &Config) -> bool {
+    !c.metrics.listen.is_empty()
 }
 
 /// The table, in start order.
@@ -156,13 +168,17 @@ pub static TABLE: [Row; 5] = [
         sockets: &[
             unix("qmgr", "postern-qmgr.socket", names::QMGR_SOCKET, 0o600),
             unix("showq", "postern-showq.socket", names::SHOWQ_SOCKET, 0o666),
-            // The metrics role's question, and nothing else.
-            unix(
-                "metrics",
-                "postern-qmgr-metrics.socket",
-                names::METRICS_SOCKET,
-                0o600,
-            ),
+            // The metrics role's question, and nothing else; only with
+            // the endpoint on.
+            Socket {
+                wanted: metrics_on,
+                ..unix(
+                    "metrics",
+                    "postern-qmgr-metrics.socket",
+                    names::METRICS_SOCKET,
+                    0o600,
+                )
+            },
         ],
         makes: |c| {
             let q = &c.queue.directory;
@@ -239,7 +255,7 @@ pub static TABLE: [Row; 5] = [
         )],
         makes: |_| Vec::new(),
         room: Profile::metrics,
-        wanted: |c| !c.metrics.listen.is_empty(),
+        wanted: metrics_on,
     },
 ];
 

@@ -66,6 +66,13 @@ pub struct Report {
     pub lacking_header: Option<u64>,
     pub cpu_secs: Option<f64>,
     pub cpu_ms_per_message: Option<f64>,
+    /// The same by process (`postern smtpd`, `postern qmgr`, …; the local
+    /// workers, started and ended during the run, under their parent's
+    /// name once reaped): where the CPU went.
+    pub cpu_ms_per_message_by_process: Option<std::collections::BTreeMap<String, f64>>,
+    /// Of that, the part spent in the kernel (system calls, page faults,
+    /// interrupts taken in the process's time).
+    pub sys_cpu_ms_per_message_by_process: Option<std::collections::BTreeMap<String, f64>>,
     pub peak_rss_kb: Option<u64>,
     pub peak_pss_kb: Option<u64>,
     pub starttls: bool,
@@ -116,6 +123,7 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
 
     let cpu_start = procstat::tree_cpu_ticks(config.root_pid)
         .map_err(|e| format!("root process {}: {e}", config.root_pid))?;
+    let by_process_start = procstat::tree_cpu_by_process(config.root_pid).ok();
     let deadline = Instant::now() + config.timeout;
     let sampler =
         Sampler::start(config.root_pid, SAMPLE_EVERY).map_err(|e| format!("sampler: {e}"))?;
@@ -204,6 +212,12 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
         Ok(cpu_end) => report.record_cpu(n, cpu_end.saturating_sub(cpu_start)),
         Err(e) => failure = failure.or(Some(format!("root process {}: {e}", config.root_pid))),
     }
+    if let (Some(start), Ok(end)) = (
+        by_process_start,
+        procstat::tree_cpu_by_process(config.root_pid),
+    ) {
+        report.record_cpu_by_process(n, &procstat::cpu_by_name(&start, &end));
+    }
 
     report.ok = failure.is_none();
     failure.map_or(Ok(()), Err)
@@ -247,6 +261,27 @@ impl Report {
             self.e2e_rate = Some(round(n as f64 / secs, 1));
         }
         found.missing == 0 && found.duplicates == 0
+    }
+
+    fn record_cpu_by_process(
+        &mut self,
+        n: u64,
+        ticks: &std::collections::BTreeMap<String, (u64, u64)>,
+    ) {
+        let hz = procstat::clock_ticks_per_sec() as f64;
+        let ms = |t: u64| round(t as f64 / hz * 1e3 / n as f64, 4);
+        self.cpu_ms_per_message_by_process = Some(
+            ticks
+                .iter()
+                .map(|(name, t)| (name.clone(), ms(t.0)))
+                .collect(),
+        );
+        self.sys_cpu_ms_per_message_by_process = Some(
+            ticks
+                .iter()
+                .map(|(name, t)| (name.clone(), ms(t.1)))
+                .collect(),
+        );
     }
 
     fn record_cpu(&mut self, n: u64, ticks: u64) {

@@ -21,6 +21,8 @@ pub struct Stat {
     pub ppid: u32,
     /// utime + stime + cutime + cstime, in clock ticks.
     pub cpu_ticks: u64,
+    /// stime + cstime: the part spent in the kernel.
+    pub sys_ticks: u64,
 }
 
 /// Parses the content of `/proc/PID/stat`. The command name (field 2) is
@@ -35,13 +37,18 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
         return None;
     }
     let ppid = fields[1].parse().ok()?;
-    let mut cpu_ticks = 0u64;
-    for f in &fields[11..15] {
-        // cutime and cstime are signed in the kernel's format.
+    // utime stime cutime cstime; cutime and cstime are signed in the
+    // kernel's format.
+    let mut t = [0u64; 4];
+    for (i, f) in fields[11..15].iter().enumerate() {
         let ticks: i64 = f.parse().ok()?;
-        cpu_ticks += u64::try_from(ticks).unwrap_or(0);
+        t[i] = u64::try_from(ticks).unwrap_or(0);
     }
-    Some(Stat { ppid, cpu_ticks })
+    Some(Stat {
+        ppid,
+        cpu_ticks: t.iter().sum(),
+        sys_ticks: t[1] + t[3],
+    })
 }
 
 /// `/proc/PID/stat`, or `None` when the process is gone.
@@ -96,6 +103,63 @@ pub fn tree(root: u32) -> io::Result<Vec<(u32, Stat)>> {
 /// The tree's summed CPU time, in clock ticks.
 pub fn tree_cpu_ticks(root: u32) -> io::Result<u64> {
     Ok(tree(root)?.iter().map(|(_, s)| s.cpu_ticks).sum())
+}
+
+/// The tree's CPU time by process, each process named by its command
+/// line's program (basename) and first argument (`postern smtpd`), so the
+/// roles of one binary stay apart: pid → (name, ticks, of which in the kernel).
+pub fn tree_cpu_by_process(root: u32) -> io::Result<HashMap<u32, (String, u64, u64)>> {
+    let mut out = HashMap::new();
+    for (pid, s) in tree(root)? {
+        let name = read_if_alive(&format!("/proc/{pid}/cmdline"))?
+            .map(|c| process_name(&c))
+            .unwrap_or_default();
+        out.insert(pid, (name, s.cpu_ticks, s.sys_ticks));
+    }
+    Ok(out)
+}
+
+/// `postern smtpd` from `postern\0--config\0/etc/p.toml\0daemon\0smtpd\0`
+/// (a role as the supervisor starts it), `postern start` from
+/// `postern\0start\0--foreground\0`: the program's basename and the role
+/// after `daemon`, or else the first argument that is neither an option nor
+/// a path.
+pub fn process_name(cmdline: &str) -> String {
+    let args: Vec<&str> = cmdline.split('\0').filter(|a| !a.is_empty()).collect();
+    let Some(program) = args.first() else {
+        return "?".to_string();
+    };
+    let program = program.rsplit('/').next().unwrap_or(program);
+    let rest = &args[1..];
+    let word = match rest.iter().position(|a| *a == "daemon") {
+        Some(i) => rest.get(i + 1).copied(),
+        None => rest
+            .iter()
+            .copied()
+            .find(|a| !a.starts_with('-') && !a.contains('/')),
+    };
+    match word {
+        Some(w) => format!("{program} {w}"),
+        None => program.to_string(),
+    }
+}
+
+/// The CPU each process name spent between two readings of
+/// [`tree_cpu_by_process`], in ticks: a process seen only at the end counts
+/// from zero; one gone by the end is left out (its time moved to its
+/// parent's cutime when it was reaped, and is counted there).
+pub fn cpu_by_name(
+    start: &HashMap<u32, (String, u64, u64)>,
+    end: &HashMap<u32, (String, u64, u64)>,
+) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut by_name = std::collections::BTreeMap::new();
+    for (pid, (name, ticks, sys)) in end {
+        let (t0, s0) = start.get(pid).map_or((0, 0), |(_, t, s)| (*t, *s));
+        let e = by_name.entry(name.clone()).or_insert((0, 0));
+        e.0 += ticks.saturating_sub(t0);
+        e.1 += sys.saturating_sub(s0);
+    }
+    by_name
 }
 
 /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`).
@@ -210,6 +274,29 @@ mod tests {
     use std::time::Instant;
 
     #[test]
+    fn processes_are_named_by_program_and_role() {
+        assert_eq!(
+            process_name("/usr/sbin/postern\0--config\0/etc/p.toml\0daemon\0smtpd\0"),
+            "postern smtpd"
+        );
+        assert_eq!(
+            process_name("postern\0--config\0/x/y\0start\0--foreground\0"),
+            "postern start"
+        );
+        assert_eq!(process_name("postern\0--foreground\0"), "postern");
+        assert_eq!(process_name(""), "?");
+        let start = HashMap::from([(1, ("a".to_string(), 10, 2)), (2, ("b".to_string(), 5, 1))]);
+        let end = HashMap::from([
+            (1, ("a".to_string(), 25, 7)),
+            (3, ("b".to_string(), 4, 3)),
+            (4, ("b".to_string(), 1, 0)),
+        ]);
+        let by = cpu_by_name(&start, &end);
+        assert_eq!(by.get("a"), Some(&(15, 5)));
+        assert_eq!(by.get("b"), Some(&(5, 3)));
+    }
+
+    #[test]
     fn stat_parses_awkward_command_names() {
         let line = "1234 (my (odd) proc) S 77 1234 1234 0 -1 4194560 100 0 0 0 \
                     11 22 33 44 20 0 1 0 5000 1000000 200";
@@ -217,7 +304,8 @@ mod tests {
             parse_stat(line),
             Some(Stat {
                 ppid: 77,
-                cpu_ticks: 11 + 22 + 33 + 44
+                cpu_ticks: 11 + 22 + 33 + 44,
+                sys_ticks: 22 + 44
             })
         );
         assert_eq!(parse_stat("1234 (x) S 1 2"), None);

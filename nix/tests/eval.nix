@@ -307,6 +307,12 @@ let
           && s.services.postern-smtpd.serviceConfig.Sockets == [ "postern-smtpd.socket" "postern-submit.socket" ])
         s.services.postern-smtpd)
       (expect "the firewall opens 25, not loopback's 2525" (s.firewall == [ 25 ]) s.firewall)
+      (expect "metrics off: neither its socket nor qmgr's metrics.sock, and qmgr does not ask for it"
+        (!(s.sockets ? postern-metrics) && !(s.sockets ? postern-qmgr-metrics)
+          && !(elem "postern-qmgr-metrics.socket" s.targetWants)
+          && s.services.postern-qmgr.requires == [ "postern-qmgr.socket" "postern-showq.socket" ]
+          && s.services.postern-qmgr.serviceConfig.Sockets == [ "postern-qmgr.socket" "postern-showq.socket" ])
+        s.services.postern-qmgr)
       (expect "/run/wrappers/bin/sendmail without privilege"
         (s.wrapper == {
           program = "sendmail"; source = "${package}/bin/sendmail";

@@ -86,6 +86,13 @@ pub fn start(config: Config, source: Option<PathBuf>, foreground: bool) -> anyho
         }
         let mut fds = Vec::new();
         for socket in row.sockets {
+            if !(socket.wanted)(&config) {
+                // Not listened on; a file left by a run that wanted it goes.
+                if let Some((file, _)) = socket.file {
+                    let _ = fs::remove_file(run_dir.join(file));
+                }
+                continue;
+            }
             match socket.file {
                 None => {
                     let all = (socket.tcp)(&config);

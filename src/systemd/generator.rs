@@ -32,6 +32,11 @@
 //!   only when this drop-in exists (`ConditionPathExists=`): without the
 //!   generator they are skipped, whatever placeholder they ship with.
 //!
+//! * a Unix socket the configuration does not want, masked: qmgr's
+//!   `postern-qmgr-metrics.socket` (the metrics role's question) unless
+//!   `metrics.listen` names a listener (also when the file cannot be
+//!   read: the endpoint is off by default). qmgr's unit only wants it.
+//!
 //! * when `queue.directory` or `server.run_directory` is not where the
 //!   units expect it (`/var/spool/postern`, `/run/postern`), drop-ins
 //!   named `50-postern-paths.conf` that follow it: `ReadWritePaths=` for
@@ -141,6 +146,9 @@ pub(crate) struct Output {
     /// Paths drop-ins: (unit, text), for a queue or run directory the
     /// units do not expect.
     pub paths: Vec<(&'static str, String)>,
+    /// The Unix socket units the configuration does not want (qmgr's
+    /// `postern-qmgr-metrics.socket` without `metrics.listen`), masked.
+    pub masked_unix: Vec<&'static str>,
     /// What to log.
     pub messages: Vec<(Severity, String)>,
 }
@@ -195,9 +203,17 @@ pub(crate) fn plan(config: Result<&Config, String>, source: &Path) -> Output {
             }
         })
         .collect();
+    // A Unix socket the configuration does not want is masked; when it
+    // cannot be read, those the built-in configuration does not want.
+    let masked_unix = UNIX_SOCKETS
+        .into_iter()
+        .map(|(u, _)| u)
+        .filter(|u| !unix_wanted(u, config.as_ref().map_or(&builtin, |c| *c)))
+        .collect();
     Output {
         sockets,
         paths,
+        masked_unix,
         messages,
     }
 }
@@ -351,7 +367,12 @@ fn paths(
         }
     }
     if run != Path::new(UNIT_RUN) {
-        for (unit, file) in UNIX_SOCKETS {
+        // A masked unit (not wanted: qmgr's metrics socket with the
+        // endpoint off) needs no paths.
+        for (unit, file) in UNIX_SOCKETS
+            .into_iter()
+            .filter(|(u, _)| unix_wanted(u, config))
+        {
             out.push((
                 unit,
                 format!(
@@ -373,6 +394,16 @@ fn paths(
     out
 }
 
+/// Whether the configuration wants the Unix socket unit `unit` (see
+/// [`crate::role::Socket::wanted`]).
+fn unix_wanted(unit: &str, c: &Config) -> bool {
+    crate::role::TABLE
+        .iter()
+        .flat_map(|r| r.sockets)
+        .filter(|s| s.unit == unit)
+        .all(|s| (s.wanted)(c))
+}
+
 /// Write `out` into `dir` (the generator's normal directory), replacing
 /// what an earlier run wrote there; the paths written.
 pub(crate) fn write(out: &Output, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -391,6 +422,16 @@ pub(crate) fn write(out: &Output, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             std::fs::remove_file(&mask)?;
         }
         if socket.mask {
+            std::os::unix::fs::symlink("/dev/null", &mask)?;
+            written.push(mask);
+        }
+    }
+    for (unit, _) in UNIX_SOCKETS {
+        let mask = dir.join(unit);
+        if std::fs::read_link(&mask).is_ok_and(|t| t == Path::new("/dev/null")) {
+            std::fs::remove_file(&mask)?;
+        }
+        if out.masked_unix.contains(&unit) {
             std::os::unix::fs::symlink("/dev/null", &mask)?;
             written.push(mask);
         }

@@ -1,6 +1,6 @@
 //! The Prometheus endpoint (issue 23): exact counts of known mail, the
 //! exposition checked by `promtool` and scraped by a real Prometheus,
-//! hostile clients, off by default, loopback unless allowed.
+//! which evaluates every query of the Grafana dashboard, hostile clients, off by default, loopback unless allowed.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -310,6 +310,7 @@ fn prometheus_scrapes(p: &Postern, port: u16, accepted: f64) {
         });
         if let Some(v) = answer.as_deref().and_then(query_value) {
             assert_eq!(v, accepted, "{answer:?}");
+            dashboard_queries_answer(web, port);
             return;
         }
         assert!(
@@ -319,6 +320,116 @@ fn prometheus_scrapes(p: &Postern, port: u16, accepted: f64) {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// Every query of the Grafana dashboard (`packaging/grafana/postern.json`)
+/// names metrics and labels the endpoint exports, and the Prometheus that
+/// scrapes it evaluates each one, as Grafana would send it, without error;
+/// the panels of accepted mail, deliveries and the queue show data.
+fn dashboard_queries_answer(web: u16, port: u16) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/grafana/postern.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut exprs = Vec::new();
+    collect_exprs(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let (_, body) = scrape(port);
+    let name = regex::Regex::new(r"postern_[a-z_]+").unwrap();
+    let by = regex::Regex::new(r"by \(([a-z_, ]+)\)").unwrap();
+    let matcher = regex::Regex::new(r"([a-z_]+)=~?\x22").unwrap();
+    for expr in &exprs {
+        // What each query reads: its metric, exported, with every label the
+        // query groups or filters by (instance is Prometheus' own).
+        let series = name.find(expr).expect(expr).as_str();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| series.strip_suffix(s))
+            .filter(|b| body.contains(&format!("# TYPE {b} histogram\n")))
+            .unwrap_or(series);
+        assert!(
+            body.contains(&format!("# TYPE {base} ")),
+            "the dashboard queries {base}, which the endpoint does not export: {expr}\n{body}"
+        );
+        let labels = by
+            .captures_iter(expr)
+            .flat_map(|c| {
+                c[1].split(',')
+                    .map(|l| l.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .chain(matcher.captures_iter(expr).map(|c| c[1].to_string()))
+            .filter(|l| l != "instance");
+        for label in labels {
+            assert!(
+                body.lines()
+                    .any(|l| l.starts_with(series) && l.contains(&format!("{label}=\""))),
+                "the dashboard groups {series} by {label}, which it does not carry: {expr}\n{body}"
+            );
+        }
+    }
+    // Each query as Grafana sends it, until the rates have two samples.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for expr in &exprs {
+        let q = expr
+            .replace("$__rate_interval", "1m")
+            .replace("$instance", &format!("127.0.0.1:{port}"));
+        let must_show = ["accepted_total", "deliveries_total", "queue_messages{"]
+            .iter()
+            .any(|m| q.contains(m));
+        loop {
+            let answer = http(
+                web,
+                format!(
+                    "GET /api/v1/query?query={} HTTP/1.1\r\nHost: localhost\r\n\
+                     Connection: close\r\n\r\n",
+                    percent_encode(&q)
+                )
+                .as_bytes(),
+            );
+            assert!(answer.contains("\"status\":\"success\""), "{q}: {answer}");
+            if !must_show || answer.contains("\"result\":[{") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no data for {q}: {answer}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+/// The `expr` and `query` strings of a Grafana dashboard, depth first.
+fn collect_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x.as_str()) {
+                    ("expr", Some(e)) => out.push(e.to_string()),
+                    ("query", Some(q)) if q.contains("postern_") => {
+                        // label_values(METRIC, LABEL): the metric it lists.
+                        let metric = q.trim_start_matches("label_values(").split(',').next();
+                        out.extend(metric.map(str::to_string))
+                    }
+                    _ => collect_exprs(x, out),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_exprs(x, out)),
+        _ => {}
+    }
+}
+
+/// A query string's value, percent-encoded.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The first sample's value of a Prometheus query answer.
@@ -375,6 +486,9 @@ fn metrics_are_off_by_default_and_loopback_unless_allowed() {
     assert!(!roles.contains("metrics"), "{roles}");
     assert!(!p.log().contains("/metrics"), "{}", p.log());
     assert_eq!(p.log().matches("listening on ").count(), 1, "{}", p.log());
+    // Nothing of the endpoint listens, not even qmgr's metrics.sock.
+    assert!(p.run_dir().join("qmgr.sock").exists());
+    assert!(!p.run_dir().join("metrics.sock").exists());
     p.stop();
 
     let dir = tempfile::tempdir().unwrap();

@@ -863,6 +863,21 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                 "{what}: {unit}"
             );
         }
+        // qmgr's metrics socket goes with the endpoint (masked, no paths).
+        let metrics_off = expected[3].is_empty();
+        assert_eq!(
+            std::fs::read_link(normal.join("postern-qmgr-metrics.socket"))
+                .ok()
+                .as_deref(),
+            metrics_off.then_some(Path::new("/dev/null")),
+            "{what}: postern-qmgr-metrics.socket"
+        );
+        if metrics_off {
+            assert!(
+                !normal.join("postern-qmgr-metrics.socket.d").exists(),
+                "{what}"
+            );
+        }
         for d in [&early, &late] {
             assert_eq!(
                 std::fs::read_dir(d).unwrap().count(),
@@ -898,7 +913,6 @@ fn generated_listeners_pass_systemd_analyze_verify() {
                 ("postern-submit.socket", "submit"),
                 ("postern-qmgr.socket", "qmgr"),
                 ("postern-showq.socket", "showq"),
-                ("postern-qmgr-metrics.socket", "metrics"),
                 ("postern-local.socket", "local"),
                 ("postern-smtp.socket", "smtp"),
             ] {

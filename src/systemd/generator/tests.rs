@@ -48,7 +48,6 @@ fn moved_queue_and_run_directories_get_paths_dropins() {
             "postern-submit.socket",
             "postern-qmgr.socket",
             "postern-showq.socket",
-            "postern-qmgr-metrics.socket",
             "postern-local.socket",
             "postern-smtp.socket",
             "postern-local.service",
@@ -65,6 +64,18 @@ fn moved_queue_and_run_directories_get_paths_dropins() {
             .ends_with("\n[Socket]\nListenStream=\nListenStream=/run/mx/submit.sock\n")
     );
     assert!(out.messages.is_empty(), "{:?}", out.messages);
+    // qmgr's metrics socket only with the endpoint on (masked otherwise).
+    let on = plan_for(
+        "[server]\nrun_directory = \"/run/mx\"\n[metrics]\nlisten = [\"127.0.0.1:9154\"]\n",
+    );
+    assert!(
+        on.paths
+            .iter()
+            .any(|(u, t)| *u == "postern-qmgr-metrics.socket"
+                && t.ends_with("ListenStream=/run/mx/metrics.sock\n")),
+        "{:?}",
+        on.paths
+    );
     let out = plan_for("[queue]\ndirectory = \"/home/mail/queue\"\n");
     assert_eq!(out.paths.len(), 2);
     assert_eq!(out.messages.len(), 1);
@@ -207,10 +218,16 @@ fn write_replaces_what_an_earlier_run_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let masked = plan_for("[smtpd]\nlisten = []\n");
     let written = write(&masked, dir.path()).unwrap();
-    // Each TCP socket unit's drop-in and mask.
-    assert_eq!(written.len(), 8, "{written:?}");
+    // Each TCP socket unit's drop-in and mask, and qmgr's metrics socket
+    // masked (the endpoint is off).
+    assert_eq!(written.len(), 9, "{written:?}");
     let mask = dir.path().join("postern-smtpd.socket");
     assert_eq!(std::fs::read_link(&mask).unwrap(), Path::new("/dev/null"));
+    let qmgr_metrics = dir.path().join("postern-qmgr-metrics.socket");
+    assert_eq!(
+        std::fs::read_link(&qmgr_metrics).unwrap(),
+        Path::new("/dev/null")
+    );
 
     let open = plan_for(
         "[smtpd]\nlisten = [\"127.0.0.1:25\"]\n[submission]\nlisten = [\"127.0.0.1:587\"]\n\
@@ -228,7 +245,13 @@ fn write_replaces_what_an_earlier_run_wrote() {
         ]
         .map(|f| dir.path().join(f))
     );
-    for unit in ["smtpd", "submission", "submissions", "metrics"] {
+    for unit in [
+        "smtpd",
+        "submission",
+        "submissions",
+        "metrics",
+        "qmgr-metrics",
+    ] {
         let mask = dir.path().join(format!("postern-{unit}.socket"));
         assert!(
             std::fs::symlink_metadata(&mask).is_err(),
@@ -250,7 +273,8 @@ fn write_replaces_what_an_earlier_run_wrote() {
 fn a_missing_file_is_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let written = run(&dir.path().join("nope.toml"), &[dir.path().to_path_buf()]).unwrap();
-    assert_eq!(written.len(), 8);
+    // Four TCP units' drop-ins and masks, qmgr's metrics socket's mask.
+    assert_eq!(written.len(), 9);
     for file in written.iter().filter(|f| f.ends_with(DROPIN)) {
         let text = std::fs::read_to_string(file).unwrap();
         assert!(text.contains("nope.toml"), "{text}");
@@ -354,9 +378,11 @@ fn issue_18_unused_submission_sockets_are_masked_quietly() {
         ),
         "{said:?}"
     );
-    // A broken file: every TCP unit masked, one error naming them all.
+    // A broken file: every TCP unit masked, one error naming them all;
+    // qmgr's metrics socket masked too (the endpoint is off by default).
     let out = plan(Err("bad".to_string()), Path::new(SOURCE));
     assert!(out.sockets.iter().all(|l| l.mask && l.listen.is_empty()));
+    assert_eq!(out.masked_unix, ["postern-qmgr-metrics.socket"]);
     assert_eq!(out.messages.len(), 1);
     assert!(
         out.messages[0].1.starts_with(
