@@ -14,7 +14,7 @@ use crate::qmgr::damage::StateDamage;
 use crate::qmgr::state::{
     Admin, AdminOp, Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay_one, written_at,
 };
-use crate::queue::record::{EndState, Entry, LogReader};
+use crate::queue::record::{EndState, Entry, LogReader, RecordType};
 use crate::queue::{CORRUPT, ContentRef, DEFERRED, INCOMING, QueueId, STATE};
 
 /// Compact the state log once this many bytes were appended since the last
@@ -106,6 +106,9 @@ impl Engine {
             };
             loop {
                 match reader.next_entry() {
+                    // The writer seals a state file when it moves on to
+                    // the next (`max_segment_bytes`): not a state record.
+                    Ok(Some(Entry::Record(rec))) if rec.rtype == RecordType::Seal => {}
                     Ok(Some(Entry::Record(rec))) => {
                         let t = rec.rtype;
                         match StateRecord::decode(t, &rec.payload) {
