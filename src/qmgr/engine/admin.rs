@@ -57,16 +57,21 @@ impl EvictedListing {
         let Ok(rd) = std::fs::read_dir(self.qdir.join(DEFERRED)) else {
             return;
         };
-        let names: Vec<String> = rd
+        // A chunk of names at a time from the directory: never every name
+        // of a million-message queue at once.
+        let mut names = rd
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| {
                 n.parse::<QueueId>()
                     .is_ok_and(|id| !self.in_memory.contains(&id))
-            })
-            .collect();
+            });
         let qdir = &self.qdir;
-        for names in names.chunks(LIST_CHUNK) {
+        loop {
+            let names: Vec<String> = names.by_ref().take(LIST_CHUNK).collect();
+            if names.is_empty() {
+                return;
+            }
             // A few readers at once: each file is an open and a page.
             let per = names.len().div_ceil(LIST_READERS).max(1);
             let mut out = Vec::with_capacity(names.len());
