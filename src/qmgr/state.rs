@@ -250,29 +250,59 @@ pub(crate) struct Replayed {
     pub warned: bool,
     /// Records to apply, in order, after the last Moved/Snapshot reset.
     pub records: Vec<StateRecord>,
+    /// Something was recorded after the last `Moved`: the `deferred/`
+    /// file's own Snapshot is not the whole truth (see
+    /// `engine/evict.rs`).
+    pub after_move: bool,
+    /// Held or released after the last `Moved` (a snapshot counts).
+    pub held_after_move: Option<bool>,
 }
 
 /// Fold a sequence of state records (in log order) per message.
+#[cfg(test)]
 pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId, Replayed> {
     let mut map: HashMap<QueueId, Replayed> = HashMap::new();
     for r in records {
+        replay_one(&mut map, r);
+    }
+    map
+}
+
+/// Fold one more state record (in log order) into `map`: recovery reads
+/// the state log a record at a time, never holding it whole.
+pub(crate) fn replay_one(map: &mut HashMap<QueueId, Replayed>, r: StateRecord) {
+    {
         let e = map.entry(r.id().clone()).or_default();
         match &r {
             StateRecord::Moved(_) => {
                 e.moved = true;
                 e.finished = false;
                 e.records.clear();
+                e.after_move = false;
+                e.held_after_move = None;
+                return;
             }
+            _ => e.after_move = true,
+        }
+        match &r {
+            StateRecord::Moved(_) => {}
             StateRecord::Warned(_) => e.warned = true,
             StateRecord::Admin(a) => match a.op {
-                AdminOp::Hold => (e.held, e.held_known) = (true, true),
-                AdminOp::Release => (e.held, e.held_known) = (false, true),
+                AdminOp::Hold => {
+                    (e.held, e.held_known) = (true, true);
+                    e.held_after_move = Some(true);
+                }
+                AdminOp::Release => {
+                    (e.held, e.held_known) = (false, true);
+                    e.held_after_move = Some(false);
+                }
                 AdminOp::Delete => {
                     e.finished = true;
                     e.records.clear();
                 }
             },
             StateRecord::Snapshot(s) => {
+                e.held_after_move = Some(s.held);
                 e.moved = s.deferred;
                 e.finished = s.finished;
                 e.held = s.held;
@@ -286,7 +316,6 @@ pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<
             _ => e.records.push(r),
         }
     }
-    map
 }
 
 #[cfg(test)]
