@@ -114,7 +114,9 @@ let
   configPath = "/etc/postern/postern.toml";
 
   # Start: postern check, then the daemon; as in systemd/*.service.
-  daemonService = { role, description, sockets, requires ? sockets, extraUnit ? { }, serviceConfig }:
+  # check: `postern check`'s options before --config (the metrics unit,
+  # which cannot see the queue, checks the file only: --no-system).
+  daemonService = { role, description, sockets, requires ? sockets, extraUnit ? { }, serviceConfig, check ? "check" }:
     lib.recursiveUpdate
       {
         inherit description requires;
@@ -131,12 +133,12 @@ let
         };
         serviceConfig = {
           Type = "notify";
-          ExecStartPre = "${postern} check --config ${configPath}";
+          ExecStartPre = "${postern} ${check} --config ${configPath}";
           ExecStart = "${postern} --config ${configPath} daemon ${role}";
           # The file is checked first: a broken one fails `systemctl
           # reload` and the running configuration keeps serving.
           ExecReload = [
-            "${postern} check --config ${configPath}"
+            "${postern} ${check} --config ${configPath}"
             "${kill} -HUP $MAINPID"
           ];
           Sockets = sockets;
@@ -605,6 +607,9 @@ in
       postern-metrics = daemonService {
         role = "metrics";
         description = "postern metrics endpoint (metrics)";
+        check = "check --no-system";
+        # Wanted through Sockets=, not required (as systemd/'s unit).
+        requires = [ ];
         sockets = [ "postern-metrics.socket" ];
         extraUnit.after = [ "postern-metrics.socket" "postern-qmgr-metrics.socket" ];
         serviceConfig = unprivileged // {

@@ -256,6 +256,8 @@ metrics() {
     if ct sh -c 'ss -lxH | grep -F /run/postern/metrics.sock'; then
         fail "metrics.sock still listening after metrics went"
     fi
+    ct systemctl is-active postern-metrics.service && fail "postern-metrics.service still runs after metrics went"
+    ct systemctl is-active postern.target postern-qmgr.service || fail "postern is down after metrics went"
 }
 
 # Issue 18: submission (587, 465) with SMTP AUTH against the password

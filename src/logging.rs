@@ -130,6 +130,7 @@ pub fn init_for(program: &str, log_file: Option<&Path>) -> Result<(), LogFileErr
     let level = level_from_env(std::env::var("POSTERN_LOG").ok().as_deref());
     let logger = LOGGER.get_or_init(|| Logger {
         host: short_hostname(),
+        pid: std::process::id(),
         tag,
         level,
         sink,
@@ -227,6 +228,10 @@ static LOGGER: OnceLock<Logger> = OnceLock::new();
 struct Logger {
     tag: String,
     host: String,
+    /// This process's id, asked once (getpid(2) for every line was two
+    /// system calls per message in smtpd and in qmgr; a daemon that forks
+    /// execs, so the id stays its own).
+    pid: u32,
     level: LevelFilter,
     sink: Sink,
     /// syslog refused a line and stderr got it (said once).
@@ -318,7 +323,7 @@ impl Log for Logger {
                     record.level(),
                     &chrono::Local::now(),
                     &self.tag,
-                    std::process::id(),
+                    self.pid,
                     &format!("{prefix}{}", record.args()),
                 );
                 if let Err(e) = s.send(datagram.as_bytes()) {
@@ -349,12 +354,12 @@ impl Logger {
     }
 
     fn text_line(&self, level: Level, text: impl std::fmt::Display) -> String {
-        let now = chrono::Local::now().format(syslog::STAMP);
+        let now = syslog::stamp(&chrono::Local::now());
         format!(
             "{now} {} {}[{}]: {}{text}\n",
             self.host,
             self.tag,
-            std::process::id(),
+            self.pid,
             prefix(level),
         )
     }
@@ -616,6 +621,7 @@ mod tests {
         Logger {
             tag: tag.into(),
             host: "mail".into(),
+            pid: std::process::id(),
             level: LevelFilter::Info,
             sink: Sink::File(LogFile {
                 path: path.to_path_buf(),

@@ -861,9 +861,7 @@ fn daemon(cli_config: &Option<PathBuf>, name: &str, probe: &[String]) -> anyhow:
         eprintln!("postern: {e:#}");
         return Ok(ExitCode::from(EX_CONFIG));
     }
-    if role == postern::role::Role::Smtpd {
-        postern::systemd::listeners::warn_about_handed(&config, &fds);
-    }
+    postern::systemd::listeners::warn_about_handed(role, &config, &fds);
     // Privileges, directories, Landlock: before any thread and any
     // input (the sandbox binds the threads created later).
     if let Err(e) = role.enter(&config, config_path.as_deref()) {

@@ -40,7 +40,35 @@ impl Reply {
 
     /// The reply as it goes on the wire, CRLF terminated.
     pub(crate) fn to_wire(&self) -> Vec<u8> {
-        format!("{self}\r\n").into_bytes()
+        let mut out = Vec::new();
+        self.write_wire(&mut out);
+        out
+    }
+
+    /// Appends the reply as it goes on the wire (as [`Reply::to_wire`])
+    /// to `out`, copied piece by piece rather than through the formatter
+    /// (smtpd writes several replies per message; issue 22).
+    pub(crate) fn write_wire(&self, out: &mut Vec<u8>) {
+        let code = [
+            b'0' + (self.code / 100 % 10) as u8,
+            b'0' + (self.code / 10 % 10) as u8,
+            b'0' + (self.code % 10) as u8,
+        ];
+        let mut lines = self.text.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            if (100..1000).contains(&self.code) {
+                out.extend_from_slice(&code);
+            } else {
+                out.extend_from_slice(self.code.to_string().as_bytes());
+            }
+            out.push(if lines.peek().is_some() { b'-' } else { b' ' });
+            if let Some(e) = &self.enhanced {
+                out.extend_from_slice(e.as_bytes());
+                out.push(b' ');
+            }
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
 
     // Replies shared by several commands. Texts are Postfix's, because
@@ -388,6 +416,21 @@ impl fmt::Display for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The wire form is the Display form, CRLF-terminated.
+    #[test]
+    fn wire_form_is_the_display_form() {
+        for r in [
+            Reply::ok(),
+            Reply::start_data(),
+            Reply::plain(250, "host\nPIPELINING\nSIZE 10240000"),
+            Reply::new(550, "5.1.1", "a\n\nb"),
+            Reply::plain(250, ""),
+            Reply::plain(99, "x"),
+        ] {
+            assert_eq!(r.to_wire(), format!("{r}\r\n").into_bytes());
+        }
+    }
 
     #[test]
     fn relay_denied_is_postfix_text() {

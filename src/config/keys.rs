@@ -524,6 +524,13 @@ sections! {
         /// Default: 1h.
         move_deferred_after: Duration = secs(3600),
             postfix "", Kind::Duration, read [get duration()], show duration;
+        /// Messages qmgr keeps in memory at most (its active window).
+        /// The rest of the queue waits on disk: segments not yet read, and
+        /// deferred messages in `deferred/`, taken in as room comes.
+        /// Default: 20000.
+        active_limit: usize = 20_000,
+            postfix "qmgr_message_active_limit", Kind::Integer { min: 1 }, read [get integer(1)],
+            show plain;
         /// After a message has waited this long, its sender gets one delay notice.
         /// "Delayed Mail (still being retried)"; 0 (the default, as
         /// Postfix) is off.

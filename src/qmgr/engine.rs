@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::damage::StateDamage;
 use super::state::{Replayed, SnapState, StateRecord};
@@ -20,12 +19,16 @@ use crate::queue::message::decode_message;
 use crate::queue::record::{LogReader, RecordType};
 use crate::queue::{ContentRef, DEFERRED, Envelope, QueueId, now_micros};
 use crate::transport::LiveTransport;
+pub(crate) use admin::{EvictedListing, write_listing};
 use notify::Notices;
 use scheduler::Scheduler;
 
 mod admin;
 mod deferred;
+#[cfg(test)]
+pub(crate) use deferred::crash;
 mod dispatch;
+mod evict;
 mod incoming;
 mod metrics;
 mod notify;
@@ -91,6 +94,12 @@ struct Segment {
     corrupt: bool,
     /// The final incomplete tail was logged.
     tail_logged: bool,
+    /// Records after `offset` are not read yet: the active window was
+    /// full.
+    unread: bool,
+    /// The messages after `offset` as last counted: the offset and the
+    /// file's length then, and the counts (see [`Engine::unread`]).
+    unread_count: std::cell::Cell<Option<(u64, u64, incoming::Unread)>>,
     /// Messages read from it and not finished.
     live: HashSet<QueueId>,
     /// Messages read from it and finished (or living elsewhere now).
@@ -185,6 +194,8 @@ pub(crate) struct Engine {
     /// Messages taken in and recipients delivered, per second of the last
     /// minute (`postern status`, `STATUS=`).
     rates: metrics::Rates,
+    /// The active window: what is out of memory, when to scan `deferred/`.
+    win: evict::Window,
 }
 
 /// A file finished messages leave behind.
@@ -229,6 +240,7 @@ impl Engine {
             damaged_state: HashSet::new(),
             counts: Default::default(),
             rates: Default::default(),
+            win: Default::default(),
         }
     }
 
@@ -249,8 +261,16 @@ impl Engine {
         let now = now_micros();
         let numbers = self.queue_numbers();
         let (taken_in, delivered) = self.rates.last_minute(now);
+        let e = self.win.evicted;
+        let u = self.unread();
         let mut s = QmgrStatus {
-            messages: self.messages.len(),
+            // Out of memory (issue 22): counted, each as one deferred
+            // recipient until it is read again; those not read yet from
+            // their segments too (one recipient each: the count comes
+            // from the headers).
+            messages: self.messages.len() + e.deferred + e.held + u.total() + self.win.flushing,
+            deferred: e.deferred + u.deferred,
+            held: e.held + u.held,
             active_messages: Some(numbers[0].1.messages as usize),
             deferred_messages: Some(numbers[1].1.messages as usize),
             oldest_deferred_secs: numbers[1]
@@ -381,27 +401,17 @@ impl Engine {
     }
 
     async fn append_all(&mut self, records: Vec<StateRecord>, lazy: bool) -> Vec<bool> {
-        let mut set = JoinSet::new();
-        for (n, rec) in records.into_iter().enumerate() {
-            let (t, payload) = rec.encode();
-            self.state_bytes += payload.len() as u64 + 16;
-            let log = self.log.clone();
-            set.spawn(async move {
-                let r = if lazy {
-                    log.append_lazy(t, payload).await
-                } else {
-                    log.append(t, payload).await
-                };
-                (n, r.is_ok())
-            });
-        }
-        let mut ok = vec![false; set.len()];
-        while let Some(r) = set.join_next().await {
-            if let Ok((n, good)) = r {
-                ok[n] = good;
-            }
-        }
-        ok
+        let encoded: Vec<_> = records.iter().map(StateRecord::encode).collect();
+        self.state_bytes += encoded
+            .iter()
+            .map(|(_, payload)| payload.len() as u64 + 16)
+            .sum::<u64>();
+        self.log
+            .append_all(encoded, lazy)
+            .await
+            .iter()
+            .map(Result::is_ok)
+            .collect()
     }
 
     fn finish(&mut self, id: &QueueId) {

@@ -10,7 +10,15 @@
 //! What it does: owns the queue. It reads the segments smtpd appends to
 //! `queue/incoming/` (woken by smtpd through the `qmgr` socket after each
 //! group commit, and by a scan at start and every few seconds), keeps the
-//! state of every message in memory, routes each recipient ([`route`]:
+//! state of the messages in its active window in memory (at most
+//! `queue.active_limit`; the rest waits on disk: segments not read yet,
+//! and deferred messages evicted to `queue/deferred/` files with their
+//! state, in the background, a batch at a time (a message deferred again
+//! gets a Snapshot record appended to its file), taken back by a scan of
+//! that directory every `queue.run_delay` as their next attempt comes, or
+//! by `postern flush`; both are counted in `postern status` and the
+//! metrics, listed, held, released and deleted like the others; see
+//! `engine/evict.rs`), routes each recipient ([`route`]:
 //! the transport table, then local domains, then virtual mailbox
 //! domains, then the relay host or the recipient domain's MX hosts;
 //! `lmtp:` next hops go to the smtp agent too), hands it to the delivery agent that route
@@ -46,7 +54,8 @@
 //! alive again: WHY`; the gauge `postern_dead_destinations` counts them.
 //! The marks are not kept across a restart.
 //!
-//! Recovery at start replays the segments, `deferred/` and the state log;
+//! Recovery at start replays the segments, the state log and the
+//! `deferred/` files it has news of (the others stay on disk, counted);
 //! a torn tail is detected by its checksum and ignored; then the state log
 //! is compacted into a snapshot. A crash at any moment loses no message
 //! that got a `250`; a recipient may at worst be delivered twice
@@ -109,6 +118,8 @@ mod damage_tests;
 mod engine;
 mod error;
 #[cfg(test)]
+mod evict_tests;
+#[cfg(test)]
 mod outbound_tests;
 #[cfg(test)]
 mod recovery_tests;
@@ -143,6 +154,8 @@ const LOCAL_SLOTS: usize = 16;
 const SMTP_SLOTS: usize = 100;
 /// Fallback scan of `incoming/` when no wake-up came.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
+/// How often the main loop looks whether an eviction batch is written.
+const EVICTION_POLL: Duration = Duration::from_millis(10);
 /// How long a starting qmgr waits for the queue's previous owner to
 /// finish stopping before it gives up (see [`crate::queue::owner`]).
 const OWNER_PATIENCE: Duration = Duration::from_secs(3);
@@ -155,7 +168,8 @@ enum Event {
     Metrics(oneshot::Sender<String>),
     Status(oneshot::Sender<QmgrStatus>),
     Queue(QueueAction, Vec<String>, oneshot::Sender<QueueOpResult>),
-    List(oneshot::Sender<Vec<crate::ipc::QueueEntry>>),
+    /// The messages in memory, and what reads the rest from disk.
+    List(oneshot::Sender<(Vec<crate::ipc::QueueEntry>, engine::EvictedListing)>),
     Show(String, oneshot::Sender<Option<crate::ipc::ShownMessage>>),
 }
 
@@ -230,6 +244,7 @@ async fn run_queue(
             _ => break,
         }
     }
+    engine.settle_eviction().await;
     engine.flush_removals().await;
     let _ = log.shutdown().await;
     let _ = notices.shutdown().await;
@@ -323,6 +338,9 @@ async fn serve(
         // Before dispatch: a message whose retry is due is not active yet,
         // so a long-deferred one can move to deferred/ now.
         engine.maybe_move_deferred().await;
+        // The active window: evict, take in, flush, scan deferred/.
+        engine.poll_eviction().await;
+        engine.window().await;
         engine.dispatch();
         let decided = engine.take_decided();
         if !decided.is_empty() {
@@ -333,6 +351,10 @@ async fn serve(
         let mut wait = SCAN_EVERY.saturating_sub(last_scan.elapsed());
         if let Some(t) = engine.next_timer() {
             wait = wait.min(Duration::from_micros(t.saturating_sub(now_micros())));
+        }
+        if engine.evicting() {
+            // Its files are written in a blocking thread: look again soon.
+            wait = wait.min(EVICTION_POLL);
         }
         tokio::select! {
             ev = inputs.events.recv() => match ev {
@@ -345,8 +367,14 @@ async fn serve(
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
                 Some(Event::Counters(counts)) => engine.add_counts(counts),
                 Some(Event::Metrics(tx)) => { let _ = tx.send(engine.exposition()); }
-                Some(Event::List(tx)) => { let _ = tx.send(engine.listing()); }
-                Some(Event::Show(id, tx)) => { let _ = tx.send(engine.show(&id)); }
+                Some(Event::List(tx)) => {
+                    engine.settle_eviction().await;
+                    let _ = tx.send(engine.listing_parts());
+                }
+                Some(Event::Show(id, tx)) => {
+                    engine.settle_eviction().await;
+                    let _ = tx.send(engine.show(&id));
+                }
                 Some(Event::Queue(action, ids, tx)) => {
                     let _ = tx.send(engine.queue_op(action, &ids).await);
                 }
@@ -490,8 +518,10 @@ async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Even
                     Ok(Some(QmgrRequest::List)) => {
                         let (tx, rx) = oneshot::channel();
                         let _ = events.send(Event::List(tx));
-                        let Ok(entries) = rx.await else { return };
-                        if ipc::write_line(&mut wr, &entries).await.is_err() {
+                        let Ok((entries, rest)) = rx.await else {
+                            return;
+                        };
+                        if engine::write_listing(&mut wr, entries, rest).await.is_err() {
                             return;
                         }
                     }

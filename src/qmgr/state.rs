@@ -123,22 +123,29 @@ impl StateRecord {
 
     /// The record's type and payload, stamped `at` (see the module doc).
     pub(crate) fn encode_at(&self, at: u64) -> (RecordType, Vec<u8>) {
-        let value = match self {
+        let json = match self {
             StateRecord::Delivered(o) | StateRecord::Bounced(o) | StateRecord::Deferred(o) => {
-                serde_json::to_value(o)
+                serde_json::to_vec(o)
             }
-            StateRecord::Moved(m) => serde_json::to_value(m),
-            StateRecord::Snapshot(s) => serde_json::to_value(s),
-            StateRecord::Admin(a) => serde_json::to_value(a),
-            StateRecord::Warned(w) => serde_json::to_value(w),
+            StateRecord::Moved(m) => serde_json::to_vec(m),
+            StateRecord::Snapshot(s) => serde_json::to_vec(s),
+            StateRecord::Admin(a) => serde_json::to_vec(a),
+            StateRecord::Warned(w) => serde_json::to_vec(w),
         };
-        let json = value.and_then(|mut v| {
-            if let serde_json::Value::Object(map) = &mut v {
-                map.insert("at".into(), at.into());
-                map.insert("ck".into(), id_check(self.id()).into());
+        // Serializing these plain structs cannot fail; each is an object,
+        // never empty (it has its `id`): `at` and `ck` go first, written in
+        // place (not through a `Value` map; readers look fields up by
+        // name, in any order).
+        let body = json.unwrap_or_default();
+        let mut json = Vec::with_capacity(body.len() + 40);
+        match body.strip_prefix(b"{") {
+            Some(rest) => {
+                let ck = id_check(self.id());
+                json.extend_from_slice(format!("{{\"at\":{at},\"ck\":{ck},").as_bytes());
+                json.extend_from_slice(rest);
             }
-            serde_json::to_vec(&v)
-        });
+            None => json = body,
+        }
         let t = match self {
             StateRecord::Delivered(_) => RecordType::Delivered,
             StateRecord::Bounced(_) => RecordType::Bounced,
@@ -148,8 +155,7 @@ impl StateRecord {
             StateRecord::Admin(_) => RecordType::Admin,
             StateRecord::Warned(_) => RecordType::Warned,
         };
-        // Serializing these plain structs cannot fail.
-        (t, json.unwrap_or_default())
+        (t, json)
     }
 
     pub(crate) fn decode(t: RecordType, payload: &[u8]) -> Option<StateRecord> {
@@ -244,29 +250,59 @@ pub(crate) struct Replayed {
     pub warned: bool,
     /// Records to apply, in order, after the last Moved/Snapshot reset.
     pub records: Vec<StateRecord>,
+    /// Something was recorded after the last `Moved`: the `deferred/`
+    /// file's own Snapshot is not the whole truth (see
+    /// `engine/evict.rs`).
+    pub after_move: bool,
+    /// Held or released after the last `Moved` (a snapshot counts).
+    pub held_after_move: Option<bool>,
 }
 
 /// Fold a sequence of state records (in log order) per message.
+#[cfg(test)]
 pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<QueueId, Replayed> {
     let mut map: HashMap<QueueId, Replayed> = HashMap::new();
     for r in records {
+        replay_one(&mut map, r);
+    }
+    map
+}
+
+/// Fold one more state record (in log order) into `map`: recovery reads
+/// the state log a record at a time, never holding it whole.
+pub(crate) fn replay_one(map: &mut HashMap<QueueId, Replayed>, r: StateRecord) {
+    {
         let e = map.entry(r.id().clone()).or_default();
         match &r {
             StateRecord::Moved(_) => {
                 e.moved = true;
                 e.finished = false;
                 e.records.clear();
+                e.after_move = false;
+                e.held_after_move = None;
+                return;
             }
+            _ => e.after_move = true,
+        }
+        match &r {
+            StateRecord::Moved(_) => {}
             StateRecord::Warned(_) => e.warned = true,
             StateRecord::Admin(a) => match a.op {
-                AdminOp::Hold => (e.held, e.held_known) = (true, true),
-                AdminOp::Release => (e.held, e.held_known) = (false, true),
+                AdminOp::Hold => {
+                    (e.held, e.held_known) = (true, true);
+                    e.held_after_move = Some(true);
+                }
+                AdminOp::Release => {
+                    (e.held, e.held_known) = (false, true);
+                    e.held_after_move = Some(false);
+                }
                 AdminOp::Delete => {
                     e.finished = true;
                     e.records.clear();
                 }
             },
             StateRecord::Snapshot(s) => {
+                e.held_after_move = Some(s.held);
                 e.moved = s.deferred;
                 e.finished = s.finished;
                 e.held = s.held;
@@ -280,7 +316,6 @@ pub(crate) fn replay(records: impl IntoIterator<Item = StateRecord>) -> HashMap<
             _ => e.records.push(r),
         }
     }
-    map
 }
 
 #[cfg(test)]

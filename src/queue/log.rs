@@ -28,7 +28,7 @@
 //! durable, and is removed: a full disk does not leave an empty file
 //! behind for every attempt.
 //!
-//! Lazy records ([`LogWriter::append_lazy`]) are written with the next
+//! Lazy records ([`LogWriter::append_all`] with `lazy`) are written with the next
 //! batch but do not ask for an `fdatasync` of their own: they become
 //! durable with the next synced batch, a seal, or [`LogWriter::sync`]. qmgr
 //! uses them for outcomes whose loss would at worst repeat a delivery, and
@@ -203,7 +203,10 @@ impl LogWriter {
     }
 
     /// Appends one record; resolves once it is written and synced.
-    /// Dropping the future does not withdraw the record.
+    /// Dropping the future does not withdraw the record. (qmgr appends
+    /// with [`LogWriter::append_all`], smtpd with
+    /// [`LogWriter::append_parts`].)
+    #[cfg(test)]
     pub(crate) async fn append(
         &self,
         rtype: RecordType,
@@ -226,6 +229,7 @@ impl LogWriter {
     /// Appends one record; resolves once it is written (in order with every
     /// other record), without waiting for an `fdatasync`: it is durable
     /// after the next synced batch, seal or [`LogWriter::sync`].
+    #[cfg(test)]
     pub(crate) async fn append_lazy(
         &self,
         rtype: RecordType,
@@ -234,12 +238,47 @@ impl LogWriter {
         self.send(rtype, vec![payload], true).await
     }
 
+    /// Appends several records (each one payload), all handed to the
+    /// writer before waiting, so that they can share a batch; resolves
+    /// once every one is written (and synced unless `lazy`), with each
+    /// one's result in order. No task per record.
+    pub(crate) async fn append_all(
+        &self,
+        records: Vec<(RecordType, Vec<u8>)>,
+        lazy: bool,
+    ) -> Vec<Result<Appended, LogError>> {
+        let sent: Vec<_> = records
+            .into_iter()
+            .map(|(rtype, payload)| self.hand_over(rtype, vec![payload], lazy))
+            .collect();
+        let mut out = Vec::with_capacity(sent.len());
+        for s in sent {
+            out.push(match s {
+                Ok(done) => done.await.map_err(|_| LogError::Closed).and_then(|r| r),
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+
     async fn send(
         &self,
         rtype: RecordType,
         parts: Vec<Vec<u8>>,
         lazy: bool,
     ) -> Result<Appended, LogError> {
+        let done = self.hand_over(rtype, parts, lazy)?;
+        done.await.map_err(|_| LogError::Closed)?
+    }
+
+    /// The record handed to the writer thread; its answer comes on the
+    /// receiver.
+    fn hand_over(
+        &self,
+        rtype: RecordType,
+        parts: Vec<Vec<u8>>,
+        lazy: bool,
+    ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, LogError> {
         let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let header = record::encode_header_parts(rtype, &slices)?;
         let (reply, done) = oneshot::channel();
@@ -251,7 +290,7 @@ impl LogWriter {
                 reply,
             }))
             .map_err(|_| LogError::Closed)?;
-        done.await.map_err(|_| LogError::Closed)?
+        Ok(done)
     }
 
     /// Makes every record written so far durable (one `fdatasync` when some

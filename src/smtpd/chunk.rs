@@ -65,7 +65,7 @@ impl ChunkReader {
                 self.emit(sink, b"\r");
             }
         }
-        while let Some(k) = rest.iter().position(|&c| c == b'\r' || c == b'\n') {
+        while let Some(k) = memchr::memchr2(b'\r', b'\n', rest) {
             self.emit(sink, &rest[..k]);
             if rest[k] == b'\n' {
                 self.end_line(sink, false);

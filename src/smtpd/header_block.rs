@@ -79,7 +79,7 @@ impl HeaderBlock {
                     sink(&input[i..]);
                     return;
                 }
-                State::Header => match input[i..].iter().position(|&b| b == b'\n') {
+                State::Header => match memchr::memchr(b'\n', &input[i..]) {
                     Some(lf) => {
                         sink(&input[i..=i + lf]);
                         i += lf + 1;

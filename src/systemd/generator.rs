@@ -36,6 +36,11 @@
 //!   `postern-qmgr-metrics.socket` (the metrics role's question) unless
 //!   `metrics.listen` names a listener (also when the file cannot be
 //!   read: the endpoint is off by default). qmgr's unit only wants it.
+//!   `postern-metrics.service` is not masked (a masked service still
+//!   running would keep its listener through `systemctl restart
+//!   postern.target`): it only wants its socket, and starts only when the
+//!   socket is not masked (`ConditionPathExists=!` of the mask), so a
+//!   restart after the endpoint went stops it and leaves it stopped.
 //!
 //! * when `queue.directory` or `server.run_directory` is not where the
 //!   units expect it (`/var/spool/postern`, `/run/postern`), drop-ins
@@ -148,7 +153,7 @@ pub(crate) struct Output {
     pub paths: Vec<(&'static str, String)>,
     /// The Unix socket units the configuration does not want (qmgr's
     /// `postern-qmgr-metrics.socket` without `metrics.listen`), masked.
-    pub masked_unix: Vec<&'static str>,
+    pub masked_units: Vec<&'static str>,
     /// What to log.
     pub messages: Vec<(Severity, String)>,
 }
@@ -205,15 +210,16 @@ pub(crate) fn plan(config: Result<&Config, String>, source: &Path) -> Output {
         .collect();
     // A Unix socket the configuration does not want is masked; when it
     // cannot be read, those the built-in configuration does not want.
-    let masked_unix = UNIX_SOCKETS
+    let wants = config.as_ref().map_or(&builtin, |c| *c);
+    let masked_units = UNIX_SOCKETS
         .into_iter()
         .map(|(u, _)| u)
-        .filter(|u| !unix_wanted(u, config.as_ref().map_or(&builtin, |c| *c)))
+        .filter(|u| !unix_wanted(u, wants))
         .collect();
     Output {
         sockets,
         paths,
-        masked_unix,
+        masked_units,
         messages,
     }
 }
@@ -426,12 +432,12 @@ pub(crate) fn write(out: &Output, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             written.push(mask);
         }
     }
-    for (unit, _) in UNIX_SOCKETS {
+    for unit in UNIX_SOCKETS.into_iter().map(|(u, _)| u) {
         let mask = dir.join(unit);
         if std::fs::read_link(&mask).is_ok_and(|t| t == Path::new("/dev/null")) {
             std::fs::remove_file(&mask)?;
         }
-        if out.masked_unix.contains(&unit) {
+        if out.masked_units.contains(&unit) {
             std::os::unix::fs::symlink("/dev/null", &mask)?;
             written.push(mask);
         }

@@ -18,6 +18,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::role::Role;
 
 /// A key and the listeners it names (`("smtpd.listen", [127.0.0.1:25])`).
 pub(crate) type Keyed<'a> = (&'static str, &'a [SocketAddr]);
@@ -110,12 +111,18 @@ pub(crate) fn compare(configured: &[Keyed<'_>], actual: &[SocketAddr]) -> Option
     })
 }
 
-/// Every TCP socket's key and listeners in `config` (`smtpd.listen`,
-/// `submission.listen`, `submission.implicit_tls_listen`).
-pub(crate) fn configured(config: &Config) -> Vec<Keyed<'_>> {
-    super::tcp_sockets()
+/// The key and listeners in `config` of each TCP socket `role` is handed
+/// (smtpd: `smtpd.listen`, `submission.listen`,
+/// `submission.implicit_tls_listen`; metrics: `metrics.listen`).
+pub(crate) fn configured(role: Role, config: &Config) -> Vec<Keyed<'_>> {
+    tcp_sockets_of(role)
         .map(|s| (s.key, (s.tcp)(config)))
         .collect()
+}
+
+/// The TCP sockets of `role`'s row of the role table.
+fn tcp_sockets_of(role: Role) -> impl Iterator<Item = &'static crate::role::Socket> {
+    role.row().sockets.iter().filter(|s| s.file.is_none())
 }
 
 /// The local addresses of the TCP sockets named `name` among `fds`.
@@ -130,10 +137,11 @@ pub(crate) fn handed(fds: &[(String, OwnedFd)], name: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// smtpd, as it starts: a warning for each name (`smtp`, `submission`,
-/// `submissions`) whose TCP sockets are not those of its key.
-pub fn warn_about_handed(config: &Config, fds: &[(String, OwnedFd)]) {
-    for socket in super::tcp_sockets() {
+/// A role, as it starts: a warning for each name of its TCP sockets
+/// (smtpd's `smtp`, `submission`, `submissions`; the metrics role's
+/// `http`) whose sockets are not those of its key.
+pub fn warn_about_handed(role: Role, config: &Config, fds: &[(String, OwnedFd)]) {
+    for socket in tcp_sockets_of(role) {
         let actual = handed(fds, socket.name);
         let Some(diff) = compare(&[(socket.key, (socket.tcp)(config))], &actual) else {
             continue;
@@ -229,6 +237,30 @@ mod tests {
     }
 
     const SMTPD: &str = "smtpd.listen";
+
+    /// Each role is compared with its own keys: smtpd's sockets never
+    /// with metrics.listen (it warned at every start with metrics on).
+    #[test]
+    fn each_role_has_its_own_keys() {
+        let c = Config::from_toml(
+            "[smtpd]\nlisten = [\"127.0.0.1:25\"]\n[metrics]\nlisten = [\"127.0.0.1:9154\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let keys = |role| -> Vec<&str> { configured(role, &c).iter().map(|k| k.0).collect() };
+        assert_eq!(
+            keys(Role::Smtpd),
+            [
+                "smtpd.listen",
+                "submission.listen",
+                "submission.implicit_tls_listen"
+            ]
+        );
+        assert_eq!(keys(Role::Metrics), ["metrics.listen"]);
+        assert!(keys(Role::Qmgr).is_empty());
+        let smtpd = configured(Role::Smtpd, &c);
+        assert_eq!(compare(&smtpd, &addrs(&["127.0.0.1:25"])), None);
+    }
 
     #[test]
     fn equal_lists_agree_in_any_order() {

@@ -516,8 +516,10 @@ impl Managed {
         // Reading another user's fds takes root; without, nothing is said.
         if pid != 0
             && let Ok(held) = super::listeners::held_by(pid)
-            && let Some(diff) =
-                super::listeners::compare(&super::listeners::configured(config), &held)
+            && let Some(diff) = super::listeners::compare(
+                &super::listeners::configured(crate::role::Role::Smtpd, config),
+                &held,
+            )
         {
             out.push((
                 Level::Warning,

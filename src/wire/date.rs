@@ -14,9 +14,36 @@ const RFC5322: &str = "%a, %d %b %Y %H:%M:%S";
 /// for the headers a message gets on its way in (`Date:` of `sendmail`,
 /// `Received:`): `Tue, 05 Mar 2024 11:00:00 +0100`.
 pub(crate) fn local_now() -> String {
-    chrono::Local::now()
-        .format(&format!("{RFC5322} %z"))
-        .to_string()
+    rfc5322_zoned(&chrono::Local::now())
+}
+
+/// `t` as [`RFC5322`] and its offset (`%z`), written field by field:
+/// chrono's `format` parses its format string again at every call (a
+/// Received header per message; issue 22).
+fn rfc5322_zoned<Tz: TimeZone>(t: &DateTime<Tz>) -> String {
+    use chrono::{Datelike, Offset, Timelike};
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let offset = t.offset().fix().local_minus_utc();
+    let (sign, off) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
+        DAYS[t.weekday().num_days_from_monday() as usize % 7],
+        t.day(),
+        MONTHS[t.month0() as usize % 12],
+        t.year(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        off / 3600,
+        off / 60 % 60,
+    )
 }
 
 /// `t` in UTC, the zone name in a comment, as Postfix's `mail_date` writes
@@ -56,6 +83,21 @@ fn utc(t: SystemTime) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The date written by hand is chrono's `%a, %d %b %Y %H:%M:%S %z`.
+    #[test]
+    fn zoned_dates_are_chronos() {
+        let zoned = format!("{RFC5322} %z");
+        for secs in [0, 951_782_400, 1_709_632_800, 1_765_000_000, 4_102_444_799] {
+            for east in [0, 3600, -5 * 3600 - 30 * 60, 5 * 3600 + 45 * 60] {
+                let zone = chrono::FixedOffset::east_opt(east).unwrap();
+                let t = zone.timestamp_opt(secs, 0).unwrap();
+                assert_eq!(rfc5322_zoned(&t), t.format(&zoned).to_string());
+            }
+            let t = chrono::Local.timestamp_opt(secs, 0).unwrap();
+            assert_eq!(rfc5322_zoned(&t), t.format(&zoned).to_string());
+        }
+    }
 
     #[test]
     fn dates_are_rfc5322_utc() {

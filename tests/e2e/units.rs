@@ -565,12 +565,15 @@ fn unit_values(path: &Path, key: &str) -> Vec<String> {
 #[test]
 fn reload_checks_the_file_first_and_the_target_passes_it_on() {
     for (service, _) in SERVICES {
+        // The metrics unit checks the file only: it cannot see the queue.
+        let check = if service == "postern-metrics.service" {
+            "/usr/sbin/postern check --no-system --config /etc/postern/postern.toml"
+        } else {
+            "/usr/sbin/postern check --config /etc/postern/postern.toml"
+        };
         assert_eq!(
             unit_values(&units_dir().join(service), "ExecReload"),
-            [
-                "/usr/sbin/postern check --config /etc/postern/postern.toml",
-                "/bin/kill -HUP $MAINPID"
-            ],
+            [check, "/bin/kill -HUP $MAINPID"],
             "{service}"
         );
     }

@@ -23,7 +23,22 @@ const NAMED_MAX: usize = 5;
 
 impl Engine {
     /// Read new records from every segment in `incoming/`.
+    ///
+    /// Only while the active window has room (`queue.active_limit`): a
+    /// segment is read up to the record that would not fit, and read on
+    /// from there when room comes (`win.incoming_waiting`). At start,
+    /// `replayed` is what the state log says; what it says about messages
+    /// not read yet is kept for when they are.
     pub(crate) fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
+        if replayed.is_empty() && !self.win.replay_rest.is_empty() {
+            let mut rest = std::mem::take(&mut self.win.replay_rest);
+            self.scan_incoming(&mut rest);
+            if self.win.incoming_waiting {
+                self.win.replay_rest = rest;
+            }
+            return;
+        }
+        self.win.incoming_waiting = false;
         let dir = self.qdir.join(INCOMING);
         let names = match sorted_files(&dir, |n| {
             n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")
@@ -81,35 +96,14 @@ impl Engine {
                 return;
             }
         };
+        let mut stopped = false;
         loop {
+            if self.window_full(name, reader.offset()) {
+                stopped = true;
+                break;
+            }
             match reader.next_entry() {
-                Ok(Some(Entry::Record(rec))) if rec.rtype == RecordType::Message => {
-                    let off = rec.payload_offset();
-                    match decode_message(&rec.payload, off, &rel) {
-                        Ok((env, content)) => self.incoming_message(name, env, content, replayed),
-                        Err(e) => log::warn!("{rel}: offset {off}: bad message record: {e}"),
-                    }
-                }
-                Ok(Some(Entry::Record(rec))) if rec.rtype == RecordType::Seal => {
-                    if let Some(seg) = self.segments.get_mut(name) {
-                        seg.sealed = true;
-                    }
-                }
-                Ok(Some(Entry::Record(rec))) => log::warn!(
-                    "{rel}: offset {}: unexpected record {:?}",
-                    rec.offset,
-                    rec.rtype
-                ),
-                Ok(Some(Entry::Skipped(s))) => {
-                    log::warn!(
-                        "{rel}: {s}; at least {} lost{}",
-                        plural(s.records_at_least(), "message"),
-                        name_damaged(&path, &s)
-                    );
-                    if let Some(seg) = self.segments.get_mut(name) {
-                        seg.corrupt = true;
-                    }
-                }
+                Ok(Some(entry)) => self.read_entry(name, &path, entry, replayed),
                 Ok(None) => break,
                 Err(e) => {
                     log::warn!("{rel}: read error: {e}");
@@ -120,6 +114,10 @@ impl Engine {
         let Some(seg) = self.segments.get_mut(name) else {
             return;
         };
+        if stopped {
+            return;
+        }
+        seg.unread = false;
         seg.offset = reader.offset();
         seg.abandoned |= gone;
         let finished = seg.sealed || gone || newer;
@@ -139,6 +137,72 @@ impl Engine {
         }
     }
 
+    /// One entry read from segment `name` (at `path`).
+    fn read_entry(
+        &mut self,
+        name: &str,
+        path: &Path,
+        entry: Entry,
+        replayed: &mut HashMap<QueueId, Replayed>,
+    ) {
+        let rel = format!("{INCOMING}/{name}");
+        match entry {
+            Entry::Record(rec) if rec.rtype == RecordType::Message => {
+                let off = rec.payload_offset();
+                match decode_message(&rec.payload, off, &rel) {
+                    Ok((env, content)) => {
+                        let q = unread_class(replayed.get(&env.id));
+                        self.counted_read(name, rec.offset, rec.end_offset(), q);
+                        self.incoming_message(name, env, content, replayed)
+                    }
+                    Err(e) => {
+                        self.counted_read(name, u64::MAX, 0, None);
+                        log::warn!("{rel}: offset {off}: bad message record: {e}")
+                    }
+                }
+            }
+            Entry::Record(rec) if rec.rtype == RecordType::Seal => {
+                self.counted_read(name, rec.offset, rec.end_offset(), None);
+                if let Some(seg) = self.segments.get_mut(name) {
+                    seg.sealed = true;
+                }
+            }
+            Entry::Record(rec) => {
+                self.counted_read(name, rec.offset, rec.end_offset(), None);
+                log::warn!(
+                    "{rel}: offset {}: unexpected record {:?}",
+                    rec.offset,
+                    rec.rtype
+                )
+            }
+            Entry::Skipped(s) => {
+                self.counted_read(name, u64::MAX, 0, None);
+                log::warn!(
+                    "{rel}: {s}; at least {} lost{}",
+                    plural(s.records_at_least(), "message"),
+                    name_damaged(path, &s)
+                );
+                if let Some(seg) = self.segments.get_mut(name) {
+                    seg.corrupt = true;
+                }
+            }
+        }
+    }
+
+    /// Whether the window is full: then segment `name` is read on from
+    /// `offset` when room comes.
+    fn window_full(&mut self, name: &str, offset: u64) -> bool {
+        if self.messages.len() < self.cfg.queue.active_limit {
+            return false;
+        }
+        self.win.incoming_waiting = true;
+        if let Some(seg) = self.segments.get_mut(name) {
+            seg.offset = offset;
+            seg.unread = true;
+        }
+        true
+    }
+
     fn incoming_message(
         &mut self,
         seg: &str,
@@ -148,8 +212,13 @@ impl Engine {
     ) {
         let id = env.id.clone();
         let r = replayed.remove(&id);
-        let obsolete =
-            self.messages.contains_key(&id) || r.as_ref().is_some_and(|r| r.moved || r.finished);
+        // A segment from before the start: the message may have a
+        // `deferred/` file written just before a crash cut its `Moved`
+        // record; then the file is in charge.
+        let obsolete = self.messages.contains_key(&id)
+            || r.as_ref().is_some_and(|r| r.moved || r.finished)
+            || (self.win.start_segments.contains(seg)
+                && super::deferred::deferred_path(&self.qdir, &id).exists());
         if obsolete {
             if let Some(s) = self.segments.get_mut(seg) {
                 s.finished.insert(id);
@@ -171,7 +240,7 @@ impl Engine {
             .segments
             .range::<str, _>((std::ops::Bound::Excluded(name), std::ops::Bound::Unbounded))
             .any(|(n, _)| n.chars().next() == prefix);
-        if !seg.live.is_empty() || !(seg.sealed || seg.abandoned || newer) {
+        if !seg.live.is_empty() || seg.unread || !(seg.sealed || seg.abandoned || newer) {
             return;
         }
         let path = self.qdir.join(INCOMING).join(name);
@@ -233,4 +302,194 @@ pub(super) fn read_range(path: &Path, start: u64, len: u64) -> std::io::Result<V
     let mut out = Vec::new();
     f.take(len).read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// The messages in the parts of segments not read yet (the active window
+/// was full), per queue: counted from the record headers and each
+/// message's envelope ID, without taking them into memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Unread {
+    /// Never tried (or nothing recorded about them).
+    pub active: usize,
+    /// Tried and deferred before a restart (the state log says so).
+    pub deferred: usize,
+    pub held: usize,
+    /// The oldest arrival in each: active, deferred, held.
+    pub oldest_us: [Option<u64>; 3],
+}
+
+impl Unread {
+    pub(crate) fn total(&self) -> usize {
+        self.active + self.deferred + self.held
+    }
+
+    fn add(&mut self, o: Unread) {
+        self.active += o.active;
+        self.deferred += o.deferred;
+        self.held += o.held;
+        for (mine, theirs) in self.oldest_us.iter_mut().zip(o.oldest_us) {
+            if let Some(a) = theirs {
+                *mine = Some(mine.map_or(a, |b| b.min(a)));
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// [`Unread`] over every segment with records not read yet. Each
+    /// segment's count is kept until its read offset or its length
+    /// changes (or an operation on a message in it, see
+    /// [`Engine::forget_unread_counts`]).
+    pub(crate) fn unread(&self) -> Unread {
+        let mut total = Unread::default();
+        for (name, seg) in self.segments.iter().filter(|(_, s)| s.unread) {
+            let path = self.qdir.join(INCOMING).join(name);
+            let len = fs::metadata(&path).map_or(0, |m| m.len());
+            let c = match seg.unread_count.get() {
+                Some((o, l, c)) if o == seg.offset && l == len => c,
+                Some((o, l, mut c)) if o == seg.offset && l < len => {
+                    // Appended since: count the new part only.
+                    c.add(count_unread(&path, l, len, &self.win.replay_rest));
+                    seg.unread_count.set(Some((o, len, c)));
+                    c
+                }
+                _ => {
+                    let c = count_unread(&path, seg.offset, len, &self.win.replay_rest);
+                    seg.unread_count.set(Some((seg.offset, len, c)));
+                    c
+                }
+            };
+            total.add(c);
+        }
+        total
+    }
+
+    /// The messages not read yet from their segments (the window was
+    /// full), but for those the state log says are finished or moved.
+    pub(crate) fn unread_ids(&self) -> Vec<QueueId> {
+        let mut out = Vec::new();
+        for (name, seg) in self.segments.iter().filter(|(_, s)| s.unread) {
+            let path = self.qdir.join(INCOMING).join(name);
+            let len = fs::metadata(&path).map_or(0, |m| m.len());
+            walk_unread(&path, seg.offset, len, |id, _| {
+                if !self
+                    .win
+                    .replay_rest
+                    .get(&id)
+                    .is_some_and(|r| r.finished || r.moved)
+                {
+                    out.push(id);
+                }
+            });
+        }
+        out
+    }
+
+    /// The record from `start` to `end` of segment `name` was read (a
+    /// message of queue `q` of [`Unread`], or another record): its
+    /// unread count, if it starts there, goes on from `end` without it.
+    /// Anything else (damage) makes it count again.
+    fn counted_read(&self, name: &str, start: u64, end: u64, q: Option<usize>) {
+        let Some(seg) = self.segments.get(name) else {
+            return;
+        };
+        let Some((off, len, mut c)) = seg.unread_count.get() else {
+            return;
+        };
+        if off != start || end > len {
+            seg.unread_count.set(None);
+            return;
+        }
+        if let Some(q) = q {
+            let n = [&mut c.active, &mut c.deferred, &mut c.held];
+            *n[q] = n[q].saturating_sub(1);
+            if *n[q] == 0 {
+                c.oldest_us[q] = None;
+            }
+        }
+        seg.unread_count.set(Some((end, len, c)));
+    }
+
+    /// The unread counts are out of date (a message in them was held,
+    /// released or deleted).
+    pub(crate) fn forget_unread_counts(&self) {
+        for seg in self.segments.values() {
+            seg.unread_count.set(None);
+        }
+    }
+}
+
+/// The envelope's fields [`count_unread`] needs.
+#[derive(serde::Deserialize)]
+struct IdAndArrival {
+    id: QueueId,
+    arrival_us: u64,
+}
+
+/// Which count of [`Unread`] a message not read yet is in, by what the
+/// state log says about it: none (finished or moved), active, deferred,
+/// held.
+fn unread_class(r: Option<&Replayed>) -> Option<usize> {
+    match r {
+        Some(r) if r.finished || r.moved => None,
+        Some(r) if r.held => Some(2),
+        Some(r) if !r.records.is_empty() => Some(1),
+        _ => Some(0),
+    }
+}
+
+/// Count the Message records of `path` from `pos` to `len` by queue
+/// (see [`walk_unread`]); `rest` is what the state log says about them.
+fn count_unread(path: &Path, pos: u64, len: u64, rest: &HashMap<QueueId, Replayed>) -> Unread {
+    let mut c = Unread::default();
+    walk_unread(path, pos, len, |id, arrival_us| {
+        let Some(q) = unread_class(rest.get(&id)) else {
+            return;
+        };
+        let n = [&mut c.active, &mut c.deferred, &mut c.held];
+        *n[q] += 1;
+        c.oldest_us[q] = Some(c.oldest_us[q].map_or(arrival_us, |b| b.min(arrival_us)));
+    });
+    c
+}
+
+/// Each Message record's envelope ID and arrival in `path` from `pos` to
+/// `len`: the record headers and the envelopes are read, the contents
+/// skipped. Stops at the first bytes that are not a record header (damage
+/// is left to the reading proper).
+pub(super) fn walk_unread(path: &Path, mut pos: u64, len: u64, mut each: impl FnMut(QueueId, u64)) {
+    use crate::queue::record::{HEADER_LEN, MAGIC};
+    use std::os::unix::fs::FileExt;
+    let Ok(f) = fs::File::open(path) else {
+        return;
+    };
+    let hl = HEADER_LEN as u64;
+    let mut h = [0u8; HEADER_LEN + 4];
+    let mut json = Vec::new();
+    while pos + hl <= len {
+        if f.read_exact_at(&mut h[..HEADER_LEN], pos).is_err() || h[0..2] != MAGIC {
+            break;
+        }
+        let plen = u64::from(u32::from_le_bytes([h[3], h[4], h[5], h[6]]));
+        let end = pos + hl + plen;
+        if end > len {
+            break;
+        }
+        if RecordType::from(h[2]) == RecordType::Message
+            && plen >= 4
+            && f.read_exact_at(&mut h[HEADER_LEN..], pos + hl).is_ok()
+        {
+            let j = &h[HEADER_LEN..];
+            let jlen = u64::from(u32::from_le_bytes([j[0], j[1], j[2], j[3]]));
+            if jlen + 4 <= plen {
+                json.resize(jlen as usize, 0);
+                if f.read_exact_at(&mut json, pos + hl + 4).is_ok()
+                    && let Ok(e) = serde_json::from_slice::<IdAndArrival>(&json)
+                {
+                    each(e.id, e.arrival_us);
+                }
+            }
+        }
+        pos = end;
+    }
 }

@@ -83,12 +83,30 @@ impl Engine {
             ("deferred", QueueNumbers::default()),
             ("hold", QueueNumbers::default()),
         ];
-        for m in self.messages.values() {
-            let q = queue_of(m, now);
+        let e = self.win.evicted;
+        let u = self.unread();
+        let evicted = [
+            ("deferred", e.deferred, e.oldest_deferred_us),
+            ("hold", e.held, e.oldest_held_us),
+            // Not read yet from their segments (the window was full).
+            ("active", u.active, u.oldest_us[0]),
+            // Flushed, waiting in `deferred/` for room in the window.
+            ("active", self.win.flushing, None),
+            ("deferred", u.deferred, u.oldest_us[1]),
+            ("hold", u.held, u.oldest_us[2]),
+        ];
+        let ages = self
+            .messages
+            .values()
+            .map(|m| (queue_of(m, now), 1, Some(m.env.arrival_us)));
+        for (q, count, oldest) in ages.chain(evicted) {
             if let Some((_, n)) = out.iter_mut().find(|(name, _)| *name == q) {
-                n.messages += 1;
-                let a = m.env.arrival_us;
-                n.oldest_us = Some(n.oldest_us.map_or(a, |o| o.min(a)));
+                n.messages += count as u64;
+                if count > 0
+                    && let Some(a) = oldest
+                {
+                    n.oldest_us = Some(n.oldest_us.map_or(a, |o| o.min(a)));
+                }
             }
         }
         out

@@ -3,21 +3,27 @@
 //! [`crate::qmgr::damage`]), load `deferred/` and the segments, then
 //! compact the state log into a snapshot; and compaction later on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
 use super::incoming::read_range;
-use super::{Engine, Origin, RState, load_file_message, sorted_files};
+use super::{Engine, Origin, RState, sorted_files};
 use crate::qmgr::damage::StateDamage;
-use crate::qmgr::state::{SnapRcpt, SnapState, Snapshot, StateRecord, replay, written_at};
-use crate::queue::record::{EndState, Entry, LogReader};
+use crate::qmgr::state::{
+    Admin, AdminOp, Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay_one, written_at,
+};
+use crate::queue::record::{EndState, Entry, LogReader, RecordType};
 use crate::queue::{CORRUPT, ContentRef, DEFERRED, INCOMING, QueueId, STATE};
 
 /// Compact the state log once this many bytes were appended since the last
-/// snapshot.
-pub(super) const COMPACT_AFTER_BYTES: u64 = 64 << 20;
+/// snapshot. A restart replays at most this much (what it says about each
+/// message in a map while it reads), so this bounds the restart's memory,
+/// not the queue (issue 22: evicted messages are in no snapshot, their
+/// files describe them); a compaction writes a snapshot of the active
+/// window only.
+pub(super) const COMPACT_AFTER_BYTES: u64 = 16 << 20;
 /// Largest damaged range of the state log read again to tell which
 /// messages its records were about.
 const FORENSIC_MAX: u64 = 1 << 20;
@@ -27,27 +33,38 @@ impl Engine {
     pub(crate) async fn recover(&mut self) -> std::io::Result<()> {
         let state_dir = self.qdir.join(STATE);
         let old_state = sorted_files(&state_dir, |n| n.ends_with(".log"))?;
-        let (records, damage) = self.read_state(&old_state);
-        let mut replayed = replay(records);
+        let (mut replayed, damage) = self.read_state(&old_state);
         if !damage.is_empty() {
             self.suspect = Some(damage);
         }
 
+        // deferred/: a file is loaded only when the state log says
+        // something about it after its last `Moved` (or damage may have
+        // hidden that); the others stay on disk, found by the scan below.
         let deferred_dir = self.qdir.join(DEFERRED);
         for name in sorted_files(&deferred_dir, |n| n.parse::<QueueId>().is_ok())? {
-            let rel = format!("{DEFERRED}/{name}");
-            match load_file_message(&self.qdir, &rel) {
-                Ok((env, content)) => {
-                    let r = replayed.remove(&env.id).filter(|r| r.moved);
-                    self.add_message(env, content, Origin::Deferred, r);
-                }
-                Err(e) => {
-                    log::warn!("{rel}: {e}; moved to corrupt/");
-                    let _ = fs::rename(self.qdir.join(&rel), self.qdir.join(CORRUPT).join(&name));
-                }
+            let Ok(id) = name.parse::<QueueId>() else {
+                continue;
+            };
+            // Records about a segment copy (no `Moved`) are older than
+            // the file: it is in charge.
+            let r = replayed.remove(&id).filter(|r| r.moved);
+            let suspect = self
+                .suspect
+                .as_ref()
+                .is_some_and(|d| d.suspect(&id, id.micros()).is_some());
+            if suspect || r.as_ref().is_some_and(|r| r.after_move || r.finished) {
+                self.load_evicted(&name, r, false);
             }
         }
+        self.win.start_segments = sorted_files(&self.qdir.join(INCOMING), |n| n.ends_with(".log"))
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         self.scan_incoming(&mut replayed);
+        if self.win.incoming_waiting {
+            self.win.replay_rest = replayed;
+        }
         if self.suspect.take().is_some() {
             let held = self.held_for_damage;
             log::warn!(
@@ -60,14 +77,15 @@ impl Engine {
         self.remove_orphan_files();
         self.compact(old_state).await;
         self.flush_removals().await;
+        self.scan_deferred().await;
         Ok(())
     }
 
     /// Every record of the state files `names` (in order), and the damage
     /// found in them. A damaged file is kept (see `compact`).
-    fn read_state(&mut self, names: &[String]) -> (Vec<StateRecord>, StateDamage) {
+    fn read_state(&mut self, names: &[String]) -> (HashMap<QueueId, Replayed>, StateDamage) {
         let dir = self.qdir.join(STATE);
-        let mut records = Vec::new();
+        let mut records = HashMap::new();
         let mut damage = StateDamage::default();
         for (no, name) in names.iter().enumerate() {
             let rel = format!("{STATE}/{name}");
@@ -88,12 +106,15 @@ impl Engine {
             };
             loop {
                 match reader.next_entry() {
+                    // The writer seals a state file when it moves on to
+                    // the next (`max_segment_bytes`): not a state record.
+                    Ok(Some(Entry::Record(rec))) if rec.rtype == RecordType::Seal => {}
                     Ok(Some(Entry::Record(rec))) => {
                         let t = rec.rtype;
                         match StateRecord::decode(t, &rec.payload) {
                             Some(r) => {
                                 damage.record(rec.offset, &r, written_at(&rec.payload));
-                                records.push(r);
+                                replay_one(&mut records, r);
                             }
                             None => log::warn!(
                                 "{rel}: offset {}: unreadable record of type {t:?} ignored",
@@ -170,7 +191,11 @@ impl Engine {
                 .and_then(|m| m.modified())
                 .map(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3600))
                 .unwrap_or(false);
-            if old && !used.contains(&rel) {
+            // An evicted message's content (its file in deferred/ names it).
+            let evicted = name
+                .strip_suffix(".msg")
+                .is_some_and(|id| self.qdir.join(DEFERRED).join(id).exists());
+            if old && !used.contains(&rel) && !evicted {
                 log::info!("removing orphan {rel}");
                 let _ = fs::remove_file(dir.join(&name));
             }
@@ -183,6 +208,25 @@ impl Engine {
     async fn compact(&mut self, old: Vec<String>) {
         let _ = self.log.seal().await;
         let mut recs = Vec::new();
+        // A message moved out of its segment and in memory again is
+        // described by its Snapshot below (records in one batch may land
+        // in any order: no tombstone for it).
+        for seg in self.segments.values() {
+            for id in seg
+                .finished
+                .iter()
+                .filter(|id| !self.messages.contains_key(*id))
+            {
+                recs.push(StateRecord::Snapshot(Snapshot {
+                    id: id.clone(),
+                    deferred: false,
+                    finished: true,
+                    held: false,
+                    warned: false,
+                    rcpts: vec![],
+                }));
+            }
+        }
         for (id, m) in &self.messages {
             let rcpts = m
                 .rcpts
@@ -220,19 +264,13 @@ impl Engine {
                 rcpts,
             }));
         }
-        for seg in self.segments.values() {
-            for id in &seg.finished {
-                recs.push(StateRecord::Snapshot(Snapshot {
-                    id: id.clone(),
-                    deferred: false,
-                    finished: true,
-                    held: false,
-                    warned: false,
-                    rcpts: vec![],
-                }));
-            }
-        }
-        if !self.append_all(recs, false).await.iter().all(|ok| *ok) {
+        // The records of one batch may land in any order: each message's
+        // `Moved` (and flags) before its outcomes.
+        let (flags, outcomes) = self.rest_records();
+        let mut ok = self.append_all(recs, false).await;
+        ok.extend(self.append_all(flags, false).await);
+        ok.extend(self.append_all(outcomes, false).await);
+        if !ok.iter().all(|ok| *ok) {
             log::warn!("state log snapshot failed; keeping the old state files");
             return;
         }
@@ -255,12 +293,55 @@ impl Engine {
         self.state_bytes = 0;
     }
 
+    /// What the state log said about messages not read yet (the window
+    /// was full at start), for the snapshot: their `Moved`, flags and
+    /// finished snapshots, then their outcomes.
+    fn rest_records(&self) -> (Vec<StateRecord>, Vec<StateRecord>) {
+        let mut out = Vec::new();
+        let mut outcomes = Vec::new();
+        for (id, r) in &self.win.replay_rest {
+            if r.finished {
+                out.push(StateRecord::Snapshot(Snapshot {
+                    id: id.clone(),
+                    deferred: false,
+                    finished: true,
+                    held: false,
+                    warned: false,
+                    rcpts: vec![],
+                }));
+                continue;
+            }
+            if r.moved {
+                out.push(StateRecord::Moved(crate::qmgr::state::Moved {
+                    id: id.clone(),
+                }));
+            }
+            if r.held_known {
+                let op = if r.held {
+                    AdminOp::Hold
+                } else {
+                    AdminOp::Release
+                };
+                out.push(StateRecord::Admin(Admin { id: id.clone(), op }));
+            }
+            if r.warned {
+                out.push(StateRecord::Warned(crate::qmgr::state::Moved {
+                    id: id.clone(),
+                }));
+            }
+            outcomes.extend(r.records.iter().cloned());
+        }
+        (out, outcomes)
+    }
+
     pub(crate) async fn maybe_compact(&mut self) {
         // Deliveries in flight are snapshotted as pending; their outcomes
         // are appended after the snapshot, so compaction need not wait.
         if self.state_bytes < COMPACT_AFTER_BYTES {
             return;
         }
+        // The batch's messages are in no snapshot until their files are.
+        self.settle_eviction().await;
         match sorted_files(&self.qdir.join(STATE), |n| n.ends_with(".log")) {
             Ok(old) => self.compact(old).await,
             Err(e) => log::warn!("cannot list state files: {e}"),

@@ -110,4 +110,19 @@ impl Scheduler {
         self.local_ready.retain(|(i, _)| i != id);
         self.out.forget(id);
     }
+
+    /// Drop the waiting entries of messages that left memory (their
+    /// recipients wait on disk; none is being delivered), in one pass.
+    pub(super) fn forget_many(&mut self, ids: &[QueueId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let gone: std::collections::HashSet<&QueueId> = ids.iter().collect();
+        for list in self.timers.values_mut() {
+            list.retain(|(i, _)| !gone.contains(i));
+        }
+        self.timers.retain(|_, list| !list.is_empty());
+        self.ready.retain(|(i, _)| !gone.contains(i));
+        self.local_ready.retain(|(i, _)| !gone.contains(i));
+    }
 }

@@ -108,6 +108,8 @@ pub enum EndState {
 
 /// How much the reader asks of the file at a time.
 const CHUNK: usize = 64 * 1024;
+/// The smallest read the reader asks for (its first buffer's size).
+const MIN_READ: usize = 4 * 1024;
 
 /// An open damaged range.
 #[derive(Clone, Copy, Debug)]
@@ -138,9 +140,16 @@ enum Got {
 /// up what was appended since.
 pub struct LogReader<R = File> {
     file: R,
-    /// Bytes read from the file and not yet consumed start at `buf[pos]`.
+    /// Bytes read from the file and not yet consumed are
+    /// `buf[pos..filled]`; `buf[filled..]` is room for the next read,
+    /// zeroed once when the buffer grew, not again before every read (a
+    /// reader made for each scan of a segment's new tail zeroed a 64 KiB
+    /// chunk for a 2 KiB record: a third of qmgr's instructions).
     buf: Vec<u8>,
     pos: usize,
+    filled: usize,
+    /// The last read filled the buffer: the file has more, read bigger.
+    read_all_room: bool,
     /// File offset of `buf[pos]`.
     offset: u64,
     end: EndState,
@@ -189,6 +198,8 @@ impl<R: Read + Seek> LogReader<R> {
             file,
             buf: Vec::new(),
             pos: 0,
+            filled: 0,
+            read_all_room: false,
             offset,
             end: EndState::Clean,
             damage: None,
@@ -264,7 +275,7 @@ impl<R: Read + Seek> LogReader<R> {
                 return self.scan(keep);
             }
             if !self.fill(HEADER_LEN)? {
-                let rest = &self.buf[self.pos..];
+                let rest = &self.buf[self.pos..self.filled];
                 if rest.is_empty() {
                     self.end = EndState::Clean;
                     return Ok(self.close_damage().map(Entry::Skipped));
@@ -359,18 +370,18 @@ impl<R: Read + Seek> LogReader<R> {
     /// hold; returns the damage passed over, or decides how the file ends.
     fn scan(&mut self, keep: Option<usize>) -> io::Result<Option<Entry>> {
         loop {
-            if self.pos >= self.buf.len() && !self.fill(1)? {
+            if self.pos >= self.filled && !self.fill(1)? {
                 return Ok(self.scanned_to_eof());
             }
-            match find_header(&self.buf[self.pos..], 0) {
-                Candidate::None => self.pass(self.buf.len() - self.pos),
+            match find_header(&self.buf[self.pos..self.filled], 0) {
+                Candidate::None => self.pass(self.filled - self.pos),
                 Candidate::Partial(i) => {
                     self.pass(i);
                     if !self.fill(HEADER_LEN)? {
                         // Fewer bytes than a header, at the end: perhaps a
                         // record cut short.
                         self.torn_at.get_or_insert(self.offset);
-                        self.pass(self.buf.len() - self.pos);
+                        self.pass(self.filled - self.pos);
                     }
                 }
                 Candidate::Header(i) => {
@@ -487,7 +498,7 @@ impl<R: Read + Seek> LogReader<R> {
         let mut left = header.payload_len as usize;
         let mut cur = self.pos + HEADER_LEN;
         loop {
-            let avail = &self.buf[cur..];
+            let avail = &self.buf[cur..self.filled];
             let take = avail.len().min(left);
             crc.update(&avail[..take]);
             let want = (keep - prefix.len()).min(take);
@@ -497,7 +508,7 @@ impl<R: Read + Seek> LogReader<R> {
             if left == 0 {
                 break;
             }
-            self.buf.clear();
+            self.filled = 0;
             self.pos = 0;
             cur = 0;
             let more = match self.fill(left.min(CHUNK)) {
@@ -507,7 +518,7 @@ impl<R: Read + Seek> LogReader<R> {
                     return Err(e);
                 }
             };
-            if !more && self.buf.is_empty() {
+            if !more && self.filled == 0 {
                 self.rewind(start)?;
                 return Ok(Got::Eof);
             }
@@ -529,33 +540,38 @@ impl<R: Read + Seek> LogReader<R> {
     /// Ensures `want` unconsumed bytes in the buffer; false if the file
     /// ended first (whatever it had is then in the buffer).
     fn fill(&mut self, want: usize) -> io::Result<bool> {
-        if self.buf.len() - self.pos >= want {
+        if self.filled - self.pos >= want {
             return Ok(true);
         }
         if self.pos > 0 {
-            self.buf.drain(..self.pos);
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
             self.pos = 0;
         }
-        if self.buf.is_empty() && self.buf.capacity() > 4 * CHUNK {
+        if self.filled == 0 && self.buf.len() > 4 * CHUNK {
             self.buf = Vec::new();
         }
-        while self.buf.len() < want {
-            let have = self.buf.len();
-            self.buf.resize(have + (want - have).max(CHUNK), 0);
+        while self.filled < want {
+            // Room for what is wanted, and at least MIN_READ; the buffer
+            // doubles up to CHUNK while reads fill it.
+            let need = (want - self.filled).max(MIN_READ);
+            let room = self.buf.len() - self.filled;
+            if room < need || (self.read_all_room && self.buf.len() < CHUNK) {
+                let grown = (self.filled + need).max((self.buf.len() * 2).min(CHUNK));
+                self.buf.resize(grown, 0);
+            }
             let read = loop {
-                match self.file.read(&mut self.buf[have..]) {
+                match self.file.read(&mut self.buf[self.filled..]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.buf.truncate(have);
-                        return Err(e);
-                    }
+                    Err(e) => return Err(e),
                 }
             };
-            self.buf.truncate(have + read);
+            self.read_all_room = read == self.buf.len() - self.filled;
             if read == 0 {
                 return Ok(false);
             }
+            self.filled += read;
         }
         Ok(true)
     }
@@ -563,7 +579,7 @@ impl<R: Read + Seek> LogReader<R> {
     /// Moves to file offset `target`: within the buffer if it is there,
     /// else by seeking.
     fn skip_to(&mut self, target: u64) -> io::Result<()> {
-        let avail = (self.buf.len() - self.pos) as u64;
+        let avail = (self.filled - self.pos) as u64;
         match target.checked_sub(self.offset) {
             Some(d) if d <= avail => {
                 self.pos += d as usize;
@@ -576,7 +592,7 @@ impl<R: Read + Seek> LogReader<R> {
 
     /// Forgets buffered bytes and positions the file at `offset`.
     fn rewind(&mut self, offset: u64) -> io::Result<()> {
-        self.buf.clear();
+        self.filled = 0;
         self.pos = 0;
         self.offset = offset;
         self.file.seek(SeekFrom::Start(offset))?;

@@ -126,7 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
     pub(super) fn reply(&mut self, r: &Reply) {
         count_reply(r);
-        self.out.extend_from_slice(&r.to_wire());
+        r.write_wire(&mut self.out);
     }
 
     /// Send the buffered replies, within `timeout`; false when the

@@ -382,7 +382,7 @@ fn issue_18_unused_submission_sockets_are_masked_quietly() {
     // qmgr's metrics socket masked too (the endpoint is off by default).
     let out = plan(Err("bad".to_string()), Path::new(SOURCE));
     assert!(out.sockets.iter().all(|l| l.mask && l.listen.is_empty()));
-    assert_eq!(out.masked_unix, ["postern-qmgr-metrics.socket"]);
+    assert_eq!(out.masked_units, ["postern-qmgr-metrics.socket"]);
     assert_eq!(out.messages.len(), 1);
     assert!(
         out.messages[0].1.starts_with(
