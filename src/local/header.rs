@@ -148,17 +148,25 @@ fn read_capped_line_sync<R: BufRead>(
             return Ok(any);
         }
         any = true;
-        let (used, done) = match chunk.iter().position(|&c| c == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), false),
-        };
-        let room = cap.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..used.min(room)]);
+        let (used, done) = take_line_part(chunk, buf, cap);
         reader.consume(used);
         if done {
             return Ok(true);
         }
     }
+}
+
+/// What of `chunk` belongs to the line being read into `buf` (through
+/// its LF, kept up to `cap` bytes): the bytes used and whether the line
+/// ended.
+fn take_line_part(chunk: &[u8], buf: &mut Vec<u8>, cap: usize) -> (usize, bool) {
+    let (used, done) = match memchr::memchr(b'\n', chunk) {
+        Some(i) => (i + 1, true),
+        None => (chunk.len(), false),
+    };
+    let room = cap.saturating_sub(buf.len());
+    buf.extend_from_slice(&chunk[..used.min(room)]);
+    (used, done)
 }
 
 /// Read one line (through its LF) keeping at most `cap` bytes of it.
@@ -179,12 +187,7 @@ where
             return Ok(any);
         }
         any = true;
-        let (used, done) = match chunk.iter().position(|&c| c == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), false),
-        };
-        let room = cap.saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..used.min(room)]);
+        let (used, done) = take_line_part(chunk, buf, cap);
         reader.consume(used);
         if done {
             return Ok(true);

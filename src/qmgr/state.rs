@@ -94,6 +94,21 @@ pub(crate) struct Snapshot {
     pub rcpts: Vec<SnapRcpt>,
 }
 
+impl Snapshot {
+    /// The snapshot of a finished message: nothing left of it but,
+    /// perhaps, its segment copy.
+    pub(crate) fn finished(id: QueueId) -> Snapshot {
+        Snapshot {
+            id,
+            deferred: false,
+            finished: true,
+            held: false,
+            warned: false,
+            rcpts: vec![],
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum StateRecord {
     Delivered(Outcome),
@@ -389,14 +404,7 @@ mod tests {
     fn finished_snapshot() {
         let m = replay([
             StateRecord::Delivered(out(1, 0)),
-            StateRecord::Snapshot(Snapshot {
-                id: id(1),
-                deferred: false,
-                finished: true,
-                held: false,
-                warned: false,
-                rcpts: vec![],
-            }),
+            StateRecord::Snapshot(Snapshot::finished(id(1))),
         ]);
         assert!(m[&id(1)].finished);
         assert!(m[&id(1)].records.is_empty());

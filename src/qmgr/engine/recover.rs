@@ -217,14 +217,7 @@ impl Engine {
                 .iter()
                 .filter(|id| !self.messages.contains_key(*id))
             {
-                recs.push(StateRecord::Snapshot(Snapshot {
-                    id: id.clone(),
-                    deferred: false,
-                    finished: true,
-                    held: false,
-                    warned: false,
-                    rcpts: vec![],
-                }));
+                recs.push(StateRecord::Snapshot(Snapshot::finished(id.clone())));
             }
         }
         for (id, m) in &self.messages {
@@ -301,14 +294,7 @@ impl Engine {
         let mut outcomes = Vec::new();
         for (id, r) in &self.win.replay_rest {
             if r.finished {
-                out.push(StateRecord::Snapshot(Snapshot {
-                    id: id.clone(),
-                    deferred: false,
-                    finished: true,
-                    held: false,
-                    warned: false,
-                    rcpts: vec![],
-                }));
+                out.push(StateRecord::Snapshot(Snapshot::finished(id.clone())));
                 continue;
             }
             if r.moved {
