@@ -121,9 +121,9 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
         template.size()
     );
 
-    let cpu_start = procstat::tree_cpu_ticks(config.root_pid)
+    // One reading of the tree gives the total and each process's part.
+    let cpu_start = procstat::tree_cpu_by_process(config.root_pid)
         .map_err(|e| format!("root process {}: {e}", config.root_pid))?;
-    let by_process_start = procstat::tree_cpu_by_process(config.root_pid).ok();
     let deadline = Instant::now() + config.timeout;
     let sampler =
         Sampler::start(config.root_pid, SAMPLE_EVERY).map_err(|e| format!("sampler: {e}"))?;
@@ -208,15 +208,14 @@ async fn measure(config: &Config, sessions: u64, report: &mut Report) -> Result<
         }
         Err(e) => failure = failure.or(Some(format!("memory sampler: {e}"))),
     }
-    match procstat::tree_cpu_ticks(config.root_pid) {
-        Ok(cpu_end) => report.record_cpu(n, cpu_end.saturating_sub(cpu_start)),
+    match procstat::tree_cpu_by_process(config.root_pid) {
+        Ok(cpu_end) => {
+            let ticks =
+                procstat::total_ticks(&cpu_end).saturating_sub(procstat::total_ticks(&cpu_start));
+            report.record_cpu(n, ticks);
+            report.record_cpu_by_process(n, &procstat::cpu_by_name(&cpu_start, &cpu_end));
+        }
         Err(e) => failure = failure.or(Some(format!("root process {}: {e}", config.root_pid))),
-    }
-    if let (Some(start), Ok(end)) = (
-        by_process_start,
-        procstat::tree_cpu_by_process(config.root_pid),
-    ) {
-        report.record_cpu_by_process(n, &procstat::cpu_by_name(&start, &end));
     }
 
     report.ok = failure.is_none();

@@ -100,9 +100,10 @@ pub fn tree(root: u32) -> io::Result<Vec<(u32, Stat)>> {
     Ok(out)
 }
 
-/// The tree's summed CPU time, in clock ticks.
-pub fn tree_cpu_ticks(root: u32) -> io::Result<u64> {
-    Ok(tree(root)?.iter().map(|(_, s)| s.cpu_ticks).sum())
+/// The summed CPU time of a reading of [`tree_cpu_by_process`], in clock
+/// ticks.
+pub fn total_ticks(by_process: &HashMap<u32, (String, u64, u64)>) -> u64 {
+    by_process.values().map(|(_, t, _)| t).sum()
 }
 
 /// The tree's CPU time by process, each process named by its command
@@ -350,13 +351,13 @@ mod tests {
         child.wait().unwrap();
 
         // A child that burns CPU and is reaped shows in our cutime.
-        let before = tree_cpu_ticks(me).unwrap();
+        let before = total_ticks(&tree_cpu_by_process(me).unwrap());
         let status = std::process::Command::new("sh")
             .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
             .status()
             .unwrap();
         assert!(status.success());
-        let after = tree_cpu_ticks(me).unwrap();
+        let after = total_ticks(&tree_cpu_by_process(me).unwrap());
         assert!(after > before, "{before} -> {after}");
     }
 

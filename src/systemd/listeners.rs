@@ -115,14 +115,9 @@ pub(crate) fn compare(configured: &[Keyed<'_>], actual: &[SocketAddr]) -> Option
 /// (smtpd: `smtpd.listen`, `submission.listen`,
 /// `submission.implicit_tls_listen`; metrics: `metrics.listen`).
 pub(crate) fn configured(role: Role, config: &Config) -> Vec<Keyed<'_>> {
-    tcp_sockets_of(role)
+    super::tcp_sockets_of(role)
         .map(|s| (s.key, (s.tcp)(config)))
         .collect()
-}
-
-/// The TCP sockets of `role`'s row of the role table.
-fn tcp_sockets_of(role: Role) -> impl Iterator<Item = &'static crate::role::Socket> {
-    role.row().sockets.iter().filter(|s| s.file.is_none())
 }
 
 /// The local addresses of the TCP sockets named `name` among `fds`.
@@ -141,7 +136,7 @@ pub(crate) fn handed(fds: &[(String, OwnedFd)], name: &str) -> Vec<SocketAddr> {
 /// (smtpd's `smtp`, `submission`, `submissions`; the metrics role's
 /// `http`) whose sockets are not those of its key.
 pub fn warn_about_handed(role: Role, config: &Config, fds: &[(String, OwnedFd)]) {
-    for socket in tcp_sockets_of(role) {
+    for socket in super::tcp_sockets_of(role) {
         let actual = handed(fds, socket.name);
         let Some(diff) = compare(&[(socket.key, (socket.tcp)(config))], &actual) else {
             continue;

@@ -40,8 +40,15 @@ use crate::config::Config;
 pub(crate) fn tcp_sockets() -> impl Iterator<Item = &'static crate::role::Socket> {
     crate::role::TABLE
         .iter()
-        .flat_map(|r| r.sockets)
-        .filter(|s| s.file.is_none())
+        .flat_map(|r| tcp_sockets_of(r.role))
+}
+
+/// The TCP sockets of `role`'s row of the role table (smtpd's three, the
+/// metrics role's `http`).
+pub(crate) fn tcp_sockets_of(
+    role: crate::role::Role,
+) -> impl Iterator<Item = &'static crate::role::Socket> {
+    role.row().sockets.iter().filter(|s| s.file.is_none())
 }
 
 /// Whether `socket`'s key names no listener by default (the submission
