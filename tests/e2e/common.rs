@@ -400,9 +400,11 @@ impl Client {
         let mut all = String::new();
         loop {
             let mut line = String::new();
-            let n = self.stream.read_line(&mut line).unwrap_or(0);
-            if n == 0 {
-                return all + "<EOF>";
+            match self.stream.read_line(&mut line) {
+                Ok(0) => return all + "<EOF>",
+                Ok(_) => {}
+                // A timeout is not an end of file: say which it was.
+                Err(e) => return format!("{all}<read error: {e}>"),
             }
             let done = line.as_bytes().get(3) == Some(&b' ');
             all.push_str(line.trim_end_matches(['\r', '\n']));
@@ -599,6 +601,28 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A TCP port on 127.0.0.1 that refuses connections for as long as the
+/// value lives: a socket bound to it but not listening, so no other test's
+/// server can be given the port meanwhile (a freed port can be, and a
+/// connection to a server that never answers hangs instead of failing).
+pub struct RefusedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn refused_port() -> RefusedPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    RefusedPort {
+        _socket: socket,
+        port,
+    }
 }
 
 /// A symlink at `link` to `target`.

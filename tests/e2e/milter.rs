@@ -238,7 +238,8 @@ fn issue_20_milter_envelope_changes_and_final_answers() {
 
 #[test]
 fn issue_20_a_milter_that_is_down_does_what_default_action_says() {
-    let down = format!("smtpd = [\"inet:127.0.0.1:{}\"]", free_port());
+    let refused = refused_port();
+    let down = format!("smtpd = [\"inet:127.0.0.1:{}\"]", refused.port);
     // tempfail (the default): the session ends with 421 at once.
     let p = postern_with(&down, "");
     let (_, greeting) = Client::greeted(std::net::TcpStream::connect(p.addr).unwrap());

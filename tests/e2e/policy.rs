@@ -803,7 +803,8 @@ fn issue_21_check_policy_service_greylists_with_postgrey() {
     let mut c = transaction(&p, "127.0.0.3", "three.example", "a@example.org");
     assert_eq!(c.cmd(&rcpt), "250 2.1.5 Ok");
     drop(grey);
-    let down = free_port();
+    let refused = refused_port();
+    let down = refused.port;
     let p = postern(
         &dns,
         &format!("[restrictions]\nrecipient = [\"check_policy_service inet:127.0.0.1:{down}\"]\n"),
