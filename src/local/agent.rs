@@ -260,6 +260,7 @@ impl Agent {
             id: request.id.to_string(),
             uid: identity.uid,
             user: identity.user.clone(),
+            stem: maildir_stem(request, identity.uid, &destination),
             destination,
             sender: request.sender.clone(),
             recipient: address.to_string(),
@@ -585,6 +586,32 @@ pub(super) enum Rights<'a> {
 /// The directories a mailbox worker writes besides the home: the one that
 /// holds the mailbox (the spool for `/var/mail/USER`, the parent of an
 /// absolute Maildir).
+/// The name a Maildir delivery of `request` to `destination` as `uid`
+/// takes in `new/` (before `.<host>`): the message's arrival time, its
+/// queue ID and a CRC-32 of the target, so that every attempt of the same
+/// delivery has the same name. When local is killed after a worker
+/// delivered but before the journal recorded it, the repeat finds the
+/// file and adds no copy (see `worker::maildir::deliver`).
+fn maildir_stem(request: &DeliveryRequest, uid: u32, destination: &Destination) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match destination {
+        Destination::Mailbox(Mailbox::Maildir(dir)) | Destination::File(dir) => dir,
+        _ => return None,
+    };
+    let mut target = crc32fast::Hasher::new();
+    target.update(&uid.to_le_bytes());
+    target.update(dir.as_os_str().as_bytes());
+    let (sec, usec) = (
+        request.arrival_us / 1_000_000,
+        request.arrival_us % 1_000_000,
+    );
+    Some(format!(
+        "{sec}.M{usec}Q{}T{:08x}",
+        request.id,
+        target.finalize()
+    ))
+}
+
 fn mailbox_directories(mailbox: &Mailbox, home: &Path) -> Vec<PathBuf> {
     let path = match mailbox {
         Mailbox::Maildir(p) | Mailbox::Mbox(p) => p,

@@ -26,7 +26,9 @@
 //! directory only local writes): it survives a crash of any role; not a
 //! crash of the machine (under systemd `/run` is memory, and the file is
 //! not synced), after which a delivery whose answer was lost in the same
-//! moment may be made again, as before. Lines are
+//! moment may be made again, as before — except into a Maildir, where
+//! every attempt of one delivery takes the same name and the repeat finds
+//! the first copy (`worker::maildir::deliver`). Lines are
 //! appended whole; a torn last line (a crash in the middle of a write) and
 //! any line that does not parse are skipped with a warning. At start, and
 //! when the file passes [`COMPACT_AT`] bytes, it is rewritten with the

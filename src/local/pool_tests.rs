@@ -48,6 +48,7 @@ fn job(len: u64) -> Job {
         sender: String::new(),
         recipient: "u@x".into(),
         len,
+        stem: None,
     }
 }
 

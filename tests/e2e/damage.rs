@@ -499,3 +499,36 @@ fn issue_14_a_damaged_first_byte_of_the_state_log_redelivers_nothing() {
     );
     p.stop();
 }
+
+/// Issue 22, exactly once: a machine crash can lose both records of a
+/// local delivery (the tail of the state log is appended lazily, and
+/// local's delivery record lives in `/run`), so qmgr asks local again
+/// after the restart. The Maildir file of the first attempt is durable
+/// under a name every attempt shares: it is found, and no copy is added.
+#[test]
+fn issue_22_deliveries_whose_records_a_reboot_lost_are_not_made_twice() {
+    let n = 10;
+    let (mut p, state, _) = delivered_and_deferred(n);
+    let bytes = std::fs::read(&state).unwrap();
+    let (entries, _) = read_all(&bytes);
+    let first = entries
+        .iter()
+        .find_map(|e| match e {
+            Entry::Record(r) if r.rtype == RecordType::Delivered => Some(r.offset),
+            _ => None,
+        })
+        .unwrap();
+    std::fs::write(&state, &bytes[..first as usize]).unwrap();
+    std::fs::remove_file(p.run_dir().join("local/deliveries.log")).unwrap();
+    p.launch();
+    p.wait_log(
+        "(there already: an earlier attempt's answer was lost)",
+        n,
+        30,
+    );
+    let seen = delivered_tags(&p);
+    assert_eq!(seen.len(), n);
+    assert!(seen.values().all(|c| *c == 1), "delivered twice: {seen:?}");
+    assert_eq!(p.delivered(&p.user).len(), n);
+    p.stop();
+}

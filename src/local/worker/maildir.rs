@@ -106,11 +106,34 @@ impl Unique<'_> {
     }
 }
 
+/// How a delivery names its file in `new/`.
+#[derive(Clone, Copy)]
+pub(crate) struct Name<'a> {
+    /// The `tmp/` name, and the `new/` name without a stem.
+    pub generated: &'a NameGen,
+    /// The part before `.<host>` of the name in `new/`, chosen by local
+    /// from the queue ID, the arrival time and the target: a delivery made
+    /// again (its first answer lost in a crash) finds the first one's file
+    /// and adds no copy. Ignored unless it is a plain name part.
+    pub stem: Option<&'a str>,
+}
+
+impl Name<'_> {
+    /// The stem when it is usable: not empty, no `/`, no `:`, no leading
+    /// dot.
+    fn stem(&self) -> Option<&str> {
+        self.stem
+            .filter(|s| !s.is_empty() && !s.starts_with('.') && !s.contains(['/', ':', '\0']))
+    }
+}
+
 /// A delivered message.
 #[derive(Debug)]
 pub(crate) struct Delivered {
     /// The file's name in `new/`.
     pub name: String,
+    /// The file was there already: an earlier attempt delivered it.
+    pub before: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,14 +169,20 @@ impl MaildirError {
 /// Maildir at `maildir`, creating it (and missing parents, mode 0700) when
 /// needed. On a mailbox error the rest of `content` is left unread: the
 /// caller decides what to do with it.
+///
+/// With a stem, the name in `new/` is `<stem>.<host>` and a file of that
+/// name already there is the same delivery made before: the link fails
+/// with `EEXIST`, the new copy goes, and the delivery counts as made
+/// (`before`). Only `new/` is looked at: a repeat after a reader moved
+/// the first copy to `cur/` still adds one.
 pub(crate) fn deliver(
     maildir: &Path,
     prefix: &[u8],
     content: &mut impl Read,
     len: u64,
-    names: &NameGen,
+    naming: Name<'_>,
 ) -> Result<Delivered, MaildirError> {
-    let unique = names.next(SystemTime::now());
+    let unique = naming.generated.next(SystemTime::now());
     let tmp_path = maildir.join("tmp").join(unique.tmp_name());
     let create = |source| MaildirError::Create {
         path: tmp_path.clone(),
@@ -179,22 +208,32 @@ pub(crate) fn deliver(
     drop(file);
 
     let new_dir = maildir.join("new");
-    let name = unique.new_name(meta.dev(), meta.ino());
+    let name = match naming.stem() {
+        Some(stem) => format!("{stem}.{}", unique.host),
+        None => unique.new_name(meta.dev(), meta.ino()),
+    };
     let new_path = new_dir.join(&name);
     let link_err = |source| MaildirError::Create {
         path: new_path.clone(),
         source,
     };
-    match link_or_rename(&tmp_path, &new_path) {
+    let linked = match link_or_rename(&tmp_path, &new_path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             make_maildir(maildir).map_err(link_err)?;
-            link_or_rename(&tmp_path, &new_path).map_err(link_err)?;
+            link_or_rename(&tmp_path, &new_path)
         }
-        other => other.map_err(link_err)?,
-    }
+        other => other,
+    };
+    let before = match linked {
+        Ok(()) => false,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && naming.stem().is_some() => true,
+        Err(e) => return Err(link_err(e)),
+    };
     drop(tmp);
+    // Also when it was there before: the earlier attempt may have died
+    // between its link and this sync.
     sync_dir(&new_dir).map_err(link_err)?;
-    Ok(Delivered { name })
+    Ok(Delivered { name, before })
 }
 
 /// Removes the `tmp/` name however delivery ends (after a successful link
@@ -228,7 +267,8 @@ fn make_maildir(maildir: &Path) -> io::Result<()> {
 }
 
 /// Hard-link as the specification asks; a file system without hard links
-/// gets the equivalent atomic rename.
+/// gets the equivalent atomic rename, one that does not replace a file
+/// already there (`EEXIST` as from the link) where the file system can.
 fn link_or_rename(from: &Path, to: &Path) -> io::Result<()> {
     match std::fs::hard_link(from, to) {
         Err(e)
@@ -237,7 +277,11 @@ fn link_or_rename(from: &Path, to: &Path) -> io::Result<()> {
                 Some(libc::EPERM | libc::EXDEV | libc::EOPNOTSUPP)
             ) =>
         {
-            std::fs::rename(from, to)
+            let flags = nix::fcntl::RenameFlags::RENAME_NOREPLACE;
+            match nix::fcntl::renameat2(None, from, None, to, flags) {
+                Err(nix::errno::Errno::EINVAL) => std::fs::rename(from, to),
+                other => other.map_err(io::Error::from),
+            }
         }
         other => other,
     }
@@ -309,6 +353,13 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    fn own(names: &NameGen) -> Name<'_> {
+        Name {
+            generated: names,
+            stem: None,
+        }
+    }
+
     fn files(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .map(|rd| {
@@ -331,7 +382,7 @@ mod tests {
             b"Return-Path: <>\n",
             &mut &content[..],
             content.len() as u64,
-            &names,
+            own(&names),
         )
         .unwrap();
         assert_eq!(files(&md.join("new")), vec![got.name.clone()]);
@@ -373,7 +424,7 @@ mod tests {
     fn short_content_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let md = dir.path().join("Maildir/");
-        let err = deliver(&md, b"", &mut &b"abc"[..], 10, &NameGen::new()).unwrap_err();
+        let err = deliver(&md, b"", &mut &b"abc"[..], 10, own(&NameGen::new())).unwrap_err();
         assert!(matches!(
             err,
             MaildirError::ShortContent { got: 3, len: 10 }
@@ -387,7 +438,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("Maildir"), b"").unwrap();
         let md = dir.path().join("Maildir/");
-        let err = deliver(&md, b"", &mut &b""[..], 0, &NameGen::new()).unwrap_err();
+        let err = deliver(&md, b"", &mut &b""[..], 0, own(&NameGen::new())).unwrap_err();
         assert_eq!(err.status(), (DeliveryStatus::Deferred, "4.2.0"));
         let text = err.to_string();
         assert!(text.starts_with("create maildir file "), "{text}");
@@ -422,7 +473,7 @@ mod tests {
         let len: u64 = 20 << 20;
         // A reader that makes the content on the fly: nothing holds it whole.
         let mut content = io::repeat(b'x').take(len);
-        let got = deliver(&md, b"P\n", &mut content, len, &NameGen::new()).unwrap();
+        let got = deliver(&md, b"P\n", &mut content, len, own(&NameGen::new())).unwrap();
         let path = md.join("new").join(got.name);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), len + 2);
         let mut f = File::open(&path).unwrap();
@@ -441,7 +492,11 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         (0..40)
-                            .map(|_| deliver(&md, b"", &mut &b"m\n"[..], 2, &names).unwrap().name)
+                            .map(|_| {
+                                deliver(&md, b"", &mut &b"m\n"[..], 2, own(&names))
+                                    .unwrap()
+                                    .name
+                            })
                             .collect::<Vec<_>>()
                     })
                 })
@@ -455,5 +510,34 @@ mod tests {
         assert_eq!(unique.len(), 320);
         assert_eq!(files(&md.join("new")).len(), 320);
         assert!(files(&md.join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn a_delivery_made_again_under_its_stem_adds_no_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("Maildir/");
+        let (first, second) = (NameGen::with("h", 1), NameGen::with("h", 2));
+        let stem = |names| Name {
+            generated: names,
+            stem: Some("1700000000.M5Q0000000000001AT0badcafe"),
+        };
+        let got = deliver(&md, b"", &mut &b"m\n"[..], 2, stem(&first)).unwrap();
+        assert_eq!(got.name, "1700000000.M5Q0000000000001AT0badcafe.h");
+        assert!(!got.before);
+        // Another process (the first one's answer lost) delivers again.
+        let again = deliver(&md, b"", &mut &b"m\n"[..], 2, stem(&second)).unwrap();
+        assert_eq!(again.name, got.name);
+        assert!(again.before);
+        assert_eq!(files(&md.join("new")), vec![got.name]);
+        assert!(files(&md.join("tmp")).is_empty());
+        // A stem that is not a plain name part is not used.
+        for bad in ["", ".x", "a/b", "a:b"] {
+            let naming = Name {
+                generated: &first,
+                stem: Some(bad),
+            };
+            let got = deliver(&md, b"", &mut &b"m\n"[..], 2, naming).unwrap();
+            assert!(got.name.contains("P1Q"), "{bad}: {}", got.name);
+        }
     }
 }

@@ -97,6 +97,12 @@ pub(crate) struct Job {
     pub recipient: String,
     /// Content bytes that follow the line.
     pub len: u64,
+    /// For a Maildir: the name's part before `.<host>` in `new/`, chosen
+    /// by local from the message and the target (see
+    /// [`maildir::deliver`]): the same delivery made again finds its file
+    /// there and adds no second copy. `None`: a name of this process's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stem: Option<String>,
 }
 
 /// Where a job delivers.
@@ -313,10 +319,19 @@ fn to_maildir(
     names: &NameGen,
 ) -> anyhow::Result<JobReply> {
     let prefix = delivery_headers(&job.sender, &job.recipient);
-    match maildir::deliver(dir, &prefix, content, job.len, names) {
+    let name = maildir::Name {
+        generated: names,
+        stem: job.stem.as_deref(),
+    };
+    match maildir::deliver(dir, &prefix, content, job.len, name) {
         Ok(delivered) => Ok(JobReply {
+            reason: if delivered.before {
+                "delivered to maildir (there already: an earlier attempt's answer was lost)".into()
+            } else {
+                "delivered to maildir".into()
+            },
             file: Some(delivered.name),
-            ..reply(DeliveryStatus::Sent, "2.0.0", "delivered to maildir".into())
+            ..reply(DeliveryStatus::Sent, "2.0.0", String::new())
         }),
         Err(e @ (MaildirError::ShortContent { .. } | MaildirError::Content(_))) => {
             bail!("{}: {e}", job.id)
@@ -489,6 +504,7 @@ mod tests {
             sender: "alice@example.org".into(),
             recipient: "bob@example.org".into(),
             len: content.len() as u64,
+            stem: None,
         }
     }
 
