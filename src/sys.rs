@@ -8,6 +8,8 @@
 //!   at fd 3.., `LISTEN_PID` set to the child's own pid (known only after
 //!   fork, which is why std's `Command` cannot do it), optionally as
 //!   another user.
+//! * [`pass_fds`] and [`inherited_fd`]: a local-worker's lanes, pipes at
+//!   fd 3.. of the child, placed after fork and taken over by the child.
 
 use std::ffi::CString;
 use std::io;
@@ -327,4 +329,66 @@ fn as_u64(limit: libc::rlim_t) -> u64 {
     } else {
         limit
     }
+}
+
+/// Have `cmd`'s child find `fds[i]` at descriptor `3 + i`, without
+/// close-on-exec (a local-worker's lanes). Placed after fork: each source
+/// is first duplicated above every target, so placing one cannot close
+/// another (nor std's own stdio descriptors, which it has placed by then).
+/// The duplicates stay open, close-on-exec, until `cmd` is dropped.
+pub(crate) fn pass_fds(cmd: &mut std::process::Command, fds: &[OwnedFd]) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let n = RawFd::try_from(fds.len()).map_err(|_| io::Error::other("too many descriptors"))?;
+    let base = 3 + n;
+    let mut high = Vec::with_capacity(fds.len());
+    for fd in fds {
+        // SAFETY: F_DUPFD_CLOEXEC reads no memory; `fd` is open (owned).
+        let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, base) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` was just returned by fcntl and is owned by no one else.
+        high.push(unsafe { OwnedFd::from_raw_fd(dup) });
+    }
+    let raw: Vec<RawFd> = high.iter().map(|fd| fd.as_raw_fd()).collect();
+    let hold = std::sync::Arc::new(high);
+    // SAFETY: the closure runs in the child between fork and exec and calls
+    // only dup2, which is async-signal-safe; it allocates nothing. `hold`
+    // keeps the sources open for as long as `cmd` (and so the closure)
+    // lives; no target equals a source (all sources are at `base` or above).
+    unsafe {
+        cmd.pre_exec(move || {
+            let _ = &hold;
+            for (i, &fd) in raw.iter().enumerate() {
+                if libc::dup2(fd, 3 + i as RawFd) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Take over descriptor `fd` inherited from the parent (see [`pass_fds`]),
+/// made close-on-exec (a command the worker runs must not get it). Each
+/// descriptor can be taken once: a second call for it is an error, as is
+/// one that is not open.
+pub(crate) fn inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    static TAKEN: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    if fd < 3 || taken.contains(&fd) {
+        return Err(io::Error::other(format!("descriptor {fd} cannot be taken")));
+    }
+    // SAFETY: F_SETFD reads no memory; an fd that is not open gives EBADF.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("descriptor {fd}: {e}")));
+    }
+    taken.push(fd);
+    // SAFETY: `fd` is open (F_SETFD succeeded), was inherited (it is not one
+    // of std's 0-2), and is taken only once in this process (`TAKEN`), so
+    // nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -66,6 +66,15 @@ impl Agent {
         mailbox: &str,
         tweak: impl FnOnce(&mut Config),
     ) -> Agent {
+        Agent::start_limited(mail, mailbox, tweak, PoolLimits::default()).await
+    }
+
+    async fn start_limited(
+        mail: tempfile::TempDir,
+        mailbox: &str,
+        tweak: impl FnOnce(&mut Config),
+        limits: PoolLimits,
+    ) -> Agent {
         let queue = tempfile::tempdir().unwrap();
         std::fs::create_dir(queue.path().join("incoming")).unwrap();
         let mut config = Config::builtin();
@@ -84,7 +93,7 @@ impl Agent {
         };
         let config = Arc::new(config);
         tokio::spawn(async move {
-            let r = postern::local::serve(config, listener, command, PoolLimits::default()).await;
+            let r = postern::local::serve(config, listener, command, limits).await;
             panic!("local stopped: {r:?}");
         });
         Agent {
@@ -135,10 +144,39 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-/// The worker's pid, from the `P<pid>` part of a Maildir name.
-fn worker_pid(name: &str) -> i32 {
-    let after = &name[name.find('P').unwrap() + 1..];
-    after[..after.find('Q').unwrap()].parse().unwrap()
+/// This agent's live workers (pid, uid): the test's children running
+/// `local-worker` whose environment names the agent's mail directory
+/// (their Landlock room).
+fn workers(agent: &Agent) -> Vec<(i32, u32)> {
+    let me = std::process::id().to_string();
+    let mail = agent.mail.path().as_os_str().as_encoded_bytes().to_vec();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if field("PPid:") == me
+            && String::from_utf8_lossy(&cmdline).contains("local-worker")
+            && environ.windows(mail.len()).any(|w| w == mail)
+        {
+            found.push((pid, field("Uid:").parse().unwrap()));
+        }
+    }
+    found.sort();
+    found
 }
 
 fn sent(r: &DeliveryResult) {
@@ -196,8 +234,10 @@ async fn delivers_as_the_user_and_reuses_the_worker() {
     );
     let new = names(&md.join("new"));
     assert_eq!(new.len(), 2);
-    let pid = worker_pid(&new[0]);
-    assert_eq!(pid, worker_pid(&new[1]));
+    let first = workers(&agent);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (pid, uid) = first[0];
+    assert_eq!(uid, NOBODY);
 
     // A worker that died is replaced.
     nix::sys::signal::kill(
@@ -211,11 +251,10 @@ async fn delivers_as_the_user_and_reuses_the_worker() {
             .deliver(&agent.request("m3", "nobody", b"Subject: 3\n\n"))
             .await,
     );
-    let pids: std::collections::HashSet<i32> = names(&md.join("new"))
-        .iter()
-        .map(|n| worker_pid(n))
-        .collect();
-    assert_eq!(pids.len(), 2);
+    assert_eq!(names(&md.join("new")).len(), 3);
+    let second = workers(&agent);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second[0].0, pid);
 
     // Root gets its own worker, running as root.
     sent(
@@ -231,7 +270,9 @@ async fn delivers_as_the_user_and_reuses_the_worker() {
             .uid(),
         0
     );
-    assert!(!pids.contains(&worker_pid(&new[0])));
+    let both = workers(&agent);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert!(both.contains(&second[0]) && both.iter().any(|&(_, uid)| uid == 0));
 }
 
 #[tokio::test]
@@ -260,7 +301,9 @@ async fn parallel_deliveries_get_distinct_names() {
             let agent = agent.clone();
             tokio::spawn(async move {
                 let body = format!("Subject: {i}\n\n{i}\n");
-                let r = agent.request(&format!("p{i}"), "nobody", body.as_bytes());
+                let mut r = agent.request(&format!("p{i}"), "nobody", body.as_bytes());
+                // Distinct arrival times: distinct Maildir names.
+                r.arrival_us = 1_765_000_000_000_000 + i as u64;
                 agent.deliver(&r).await
             })
         })
@@ -271,12 +314,72 @@ async fn parallel_deliveries_get_distinct_names() {
     let md = agent.maildir("nobody");
     assert_eq!(names(&md.join("new")).len(), 20);
     assert!(names(&md.join("tmp")).is_empty());
-    // At most two workers for one user.
-    let pids: std::collections::HashSet<i32> = names(&md.join("new"))
-        .iter()
-        .map(|n| worker_pid(n))
+    // One worker for one user, its two lanes taking turns.
+    assert_eq!(workers(&agent).len(), 1);
+}
+
+/// Eight lanes of one worker deliver 64 messages at once into one Maildir:
+/// each arrives exactly once, whole, and one process (with a thread per
+/// lane) did it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lanes_of_one_worker_deliver_at_once_exactly_once() {
+    let mail = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(mail.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let mailbox = format!("{}/$user/Maildir/", mail.path().display());
+    let limits = PoolLimits {
+        per_user: 8,
+        ..PoolLimits::default()
+    };
+    let agent = Arc::new(Agent::start_limited(mail, &mailbox, |_| {}, limits).await);
+    let body = |i: usize| {
+        format!(
+            "Subject: {i}\n\n{}\n",
+            format!("{i} ").repeat(500 * (i % 5))
+        )
+    };
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let agent = agent.clone();
+            tokio::spawn(async move {
+                let mut r = agent.request(&format!("l{i}"), "nobody", body(i).as_bytes());
+                // Distinct arrival times: distinct Maildir names.
+                r.arrival_us = 1_765_000_000_000_000 + i as u64;
+                agent.deliver(&r).await
+            })
+        })
         .collect();
-    assert!(pids.len() <= 2, "{pids:?}");
+    for t in tasks {
+        sent(&t.await.unwrap());
+    }
+    let md = agent.maildir("nobody");
+    assert!(names(&md.join("tmp")).is_empty());
+    let new = names(&md.join("new"));
+    let mut bodies: Vec<String> = new
+        .iter()
+        .map(|n| {
+            let data = std::fs::read_to_string(md.join("new").join(n)).unwrap();
+            // After Return-Path: and Delivered-To:.
+            data.splitn(3, '\n').nth(2).unwrap_or_default().to_string()
+        })
+        .collect();
+    bodies.sort();
+    let mut want: Vec<String> = (0..64).map(body).collect();
+    want.sort();
+    assert!(bodies == want, "{} files, not each message once", new.len());
+    let pids = workers(&agent);
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let pid = pids[0].0;
+    let mut threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|t| {
+            let comm = t.unwrap().path().join("comm");
+            std::fs::read_to_string(comm).unwrap().trim().to_string()
+        })
+        .filter(|comm| comm.starts_with("lane "))
+        .collect();
+    threads.sort();
+    let lanes: Vec<String> = (0..8).map(|k| format!("lane {k}")).collect();
+    assert_eq!(threads, lanes);
 }
 
 #[tokio::test]

@@ -131,12 +131,24 @@ pub(super) fn domains(f: &Field, _: &mut Config, g: &mut Given) -> Result<(), Co
     Ok(())
 }
 
+/// The most lanes (threads) one local-worker serves: `local::worker`'s
+/// `MAX_LANES`.
+const MAX_CONCURRENCY_PER_USER: usize = 64;
+
 pub(super) fn concurrency_per_user(
     f: &Field,
     _: &mut Config,
     g: &mut Given,
 ) -> Result<(), ConfigError> {
-    g.concurrency_per_user = Some(f.integer(1)?);
+    let n: usize = f.integer(1)?;
+    // One delivery child serves a user's deliveries, a thread each.
+    if n > MAX_CONCURRENCY_PER_USER {
+        return Err(f.bad(
+            n.to_string(),
+            format!("must be at most {MAX_CONCURRENCY_PER_USER}"),
+        ));
+    }
+    g.concurrency_per_user = Some(n);
     Ok(())
 }
 

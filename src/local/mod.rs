@@ -13,8 +13,11 @@
 //! is emptied, and a mailbox child confines itself with Landlock to the
 //! home and the mailbox's directory) and is kept for further
 //! deliveries to that user for `local.worker_idle`, so no process is started
-//! per message. The child cannot read the queue (postern's, 0700): the
-//! parent streams each message to it through a pipe. Each job names the uid
+//! per message. One child serves a user's concurrent deliveries
+//! (`local.concurrency_per_user` of them) at once, each on a lane of its
+//! own: a pair of pipes and a thread, started after the switch and the
+//! confinement. The child cannot read the queue (postern's, 0700): the
+//! parent streams each message to it through its lane's pipe. Each job names the uid
 //! it is for and a child under any other uid refuses it, so root never
 //! writes a non-root user's mailbox. The child's environment is cleared but
 //! for `HOME`, `USER`, `LOGNAME`, `PATH`; its answers are checked for shape.
@@ -47,7 +50,11 @@
 //! is refused, and a missing mailbox is created with `O_EXCL`, so a link
 //! planted in a shared spool is never followed. A worker killed while
 //! writing (the delivery timeout) leaves its partial message and a
-//! dot-lock that others break after 500 s.
+//! dot-lock that others break after 500 s. A delivery past the timeout
+//! is deferred and its worker takes no more jobs; its other lanes finish
+//! the deliveries they have (each under its own timeout), then the
+//! worker's pipes are closed and it is killed 5 s later if the stuck lane
+//! has not ended; the next delivery to the user starts a fresh worker.
 //!
 //! Trusted: qmgr's requests (the socket admits only the postern user) and
 //! the queue's content; passwd; the alias table. Not trusted: the message

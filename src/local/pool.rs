@@ -1,31 +1,46 @@
 //! The parent's side of the delivery children: a pool of per-user workers.
 //!
 //! A worker is a `postern daemon local-worker` child that has become one
-//! user (see [`super::worker`]). It serves one job at a time and is kept
-//! for further deliveries to the same user until it has been idle for
-//! `local.worker_idle`, so no process is started per message. At most
-//! [`PoolLimits::per_user`] workers serve one user and at most
-//! [`PoolLimits::total`] live at once (the least recently used idle worker
-//! of another user makes room). A worker that dies or answers nonsense is
-//! replaced once per delivery; a second failure defers the delivery.
+//! user (see [`super::worker`]). One worker serves each user (each
+//! [`Identity`]), with [`PoolLimits::per_user`] lanes: a pair of pipes and
+//! a thread in the child each, one job at a time per lane, so that many
+//! deliveries to the user run at once (and share the file system's journal
+//! commits) in one process. It is kept for further deliveries until all
+//! its lanes have been idle for `local.worker_idle`, so no process is
+//! started per message. At most [`PoolLimits::total`] workers live at
+//! once, and as many deliveries run (the least recently used idle worker
+//! of another user makes room).
+//!
+//! A worker that dies or answers nonsense on a lane, or whose job on a
+//! lane runs past the time limit, is broken: it gets no further jobs, and
+//! a delivery that needs a lane gets one of a fresh worker. Its other
+//! lanes finish the jobs they have (each under its own time limit); then
+//! its pipes are closed and it is killed if it has not exited within
+//! [`RETIRE_GRACE`] (a stuck job's thread does not end). A lane that
+//! broke is retried once per delivery on a fresh worker; a second failure
+//! defers the delivery; a timeout defers it at once.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout};
-use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard, Semaphore};
+use tokio::net::unix::pipe;
+use tokio::process::Child;
+use tokio::sync::Semaphore;
 
 use super::header::read_capped_line;
-use super::worker::{IDENTITY_ENV, Identity, Job, JobReply, ROOM_ENV, WorkerRoom};
+use super::worker::{
+    IDENTITY_ENV, Identity, Job, JobReply, LANES_ENV, MAX_LANES, ROOM_ENV, WorkerRoom,
+};
 use crate::ipc::DeliveryStatus;
 use crate::outcome::{Enhanced, code};
 
@@ -39,7 +54,7 @@ const MAX_REPLY: usize = 512 * 1024;
 const MAX_REASON: usize = 4000;
 /// Time a worker gets beyond a job's own limit (a command's) to report.
 const JOB_LIMIT_GRACE: Duration = Duration::from_secs(30);
-/// How long a retired worker gets to exit after its stdin is closed.
+/// How long a retired worker gets to exit after its lanes are closed.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
 
 /// The program a worker runs: postern's own binary with
@@ -62,10 +77,11 @@ impl WorkerCommand {
 
 #[derive(Clone, Copy, Debug)]
 pub struct PoolLimits {
-    /// Workers serving one user at once (Postfix
-    /// `local_destination_concurrency_limit` = 2).
+    /// Deliveries to one user at once: the lanes of the user's worker
+    /// (Postfix `local_destination_concurrency_limit` = 2).
     pub per_user: usize,
-    /// Workers alive at once, all users together.
+    /// Workers alive at once, all users together, and deliveries in
+    /// progress at once.
     pub total: usize,
     /// Longest time one delivery may take before its worker is killed and
     /// the delivery deferred.
@@ -112,23 +128,41 @@ struct Inner {
     users: Mutex<HashMap<Identity, Arc<UserWorkers>>>,
     /// Worker processes not yet reaped.
     live: Arc<AtomicUsize>,
-    /// Workers in slots or in use (not retired): what the cap counts.
+    /// Workers serving a user (not retired nor broken): what the cap counts.
     kept: Arc<AtomicUsize>,
     spawns: AtomicU64,
 }
 
 struct UserWorkers {
+    /// One per lane: a holder is sure to find a lane free.
     permits: Arc<Semaphore>,
-    slots: Vec<Arc<AsyncMutex<Option<Worker>>>>,
+    current: Mutex<Option<Current>>,
 }
 
-struct Worker {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+/// The worker serving a user, with its lanes not in use.
+struct Current {
+    process: Arc<Process>,
+    idle: Vec<Lane>,
     last_used: Instant,
-    live: Counted,
-    kept: Counted,
+    _kept: Counted,
+}
+
+/// A worker process; reaped (and killed if it does not go) once nothing
+/// refers to it: it has been retired or broken, and every lane is closed.
+struct Process {
+    child: Option<Child>,
+    lanes: usize,
+    broken: AtomicBool,
+    live: Option<Counted>,
+}
+
+/// One lane of a worker: jobs go out on `input`, replies come back on
+/// `output`.
+struct Lane {
+    input: pipe::Sender,
+    output: BufReader<pipe::Receiver>,
+    /// Last, so that the pipes are closed before the process is reaped.
+    process: Arc<Process>,
 }
 
 /// One unit of a counter, given back on drop.
@@ -158,7 +192,7 @@ impl WorkerPool {
         limits: PoolLimits,
     ) -> WorkerPool {
         let limits = PoolLimits {
-            per_user: limits.per_user.max(1),
+            per_user: limits.per_user.clamp(1, MAX_LANES as usize),
             total: limits.total.max(1),
             ..limits
         };
@@ -248,34 +282,25 @@ impl WorkerPool {
         // must not panic either.
         let _user_permit = user.permits.clone().acquire_owned().await.ok();
         let _busy = self.inner.busy.clone().acquire_owned().await.ok();
-        let mut slot = user.free_slot().await;
         let mut failure = String::new();
         for _attempt in 0..2 {
-            let mut worker = match slot.take() {
-                Some(w) => w,
-                None => {
-                    let w = self.inner.spawn(identity).map_err(PoolError::Spawn)?;
-                    self.inner.make_room();
-                    w
-                }
-            };
-            let run = exchange(&mut worker, &header, job.len, content);
+            let mut lane = self.inner.lane(identity, &user).map_err(PoolError::Spawn)?;
+            let run = exchange(&mut lane, &header, job.len, content);
             match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(reply)) => {
-                    worker.last_used = Instant::now();
-                    *slot = Some(worker);
+                    user.give_back(lane);
                     return Ok(reply);
                 }
                 Ok(Err(Exchange::Content(e))) => {
-                    retire(worker);
+                    user.discard(lane);
                     return Err(PoolError::Content(e));
                 }
                 Ok(Err(Exchange::Worker(e))) => {
-                    retire(worker);
+                    user.discard(lane);
                     failure = e;
                 }
                 Err(_) => {
-                    retire(worker);
+                    user.discard(lane);
                     return Err(PoolError::Timeout(timeout.as_secs()));
                 }
             }
@@ -292,15 +317,41 @@ impl Inner {
             .or_insert_with(|| {
                 Arc::new(UserWorkers {
                     permits: Arc::new(Semaphore::new(self.limits.per_user)),
-                    slots: (0..self.limits.per_user)
-                        .map(|_| Arc::new(AsyncMutex::new(None)))
-                        .collect(),
+                    current: Mutex::new(None),
                 })
             })
             .clone()
     }
 
-    fn spawn(&self, identity: &Identity) -> io::Result<Worker> {
+    /// A free lane of the user's worker, started now if there is none (or
+    /// it is broken). The caller holds one of the user's permits, so a
+    /// worker that is not broken has a lane free.
+    fn lane(&self, identity: &Identity, user: &UserWorkers) -> io::Result<Lane> {
+        let mut current = user.lock();
+        if let Some(c) = current.as_mut()
+            && !c.process.broken.load(Ordering::SeqCst)
+            && let Some(lane) = c.idle.pop()
+        {
+            return Ok(lane);
+        }
+        let (process, mut lanes) = self.spawn(identity)?;
+        let lane = lanes
+            .pop()
+            .ok_or_else(|| io::Error::other("worker without lanes"))?;
+        let old = current.replace(Current {
+            process,
+            idle: lanes,
+            last_used: Instant::now(),
+            _kept: Counted::new(&self.kept),
+        });
+        drop(current);
+        drop(old);
+        self.make_room();
+        Ok(lane)
+    }
+
+    fn spawn(&self, identity: &Identity) -> io::Result<(Arc<Process>, Vec<Lane>)> {
+        let lanes = self.limits.per_user;
         let mut cmd = std::process::Command::new(&self.command.program);
         cmd.args(&self.command.args)
             .env_clear()
@@ -308,9 +359,10 @@ impl Inner {
             .env("USER", &identity.user)
             .env("LOGNAME", &identity.user)
             .env("PATH", "/usr/bin:/bin")
+            .env(LANES_ENV, lanes.to_string())
             .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if self.switch_user {
             cmd.env(IDENTITY_ENV, serde_json::to_string(identity)?);
@@ -322,100 +374,140 @@ impl Inner {
             };
             cmd.env(ROOM_ENV, serde_json::to_string(&room)?);
         }
+        // Lane k: the child reads jobs on fd 3 + 2k, answers on 4 + 2k.
+        let mut theirs: Vec<OwnedFd> = Vec::with_capacity(2 * lanes);
+        let mut ours = Vec::with_capacity(lanes);
+        for _ in 0..lanes {
+            let (job_read, job_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            let (reply_read, reply_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            theirs.extend([job_read, reply_write]);
+            ours.push((job_write, reply_read));
+        }
+        crate::sys::pass_fds(&mut cmd, &theirs)?;
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
-        let mut child = cmd.spawn()?;
-        let live = Counted::new(&self.live);
-        let kept = Counted::new(&self.kept);
+        let child = cmd.spawn();
+        // The child's ends (and their copies the command holds) close here:
+        // a lane then reads end of file when the child is gone.
+        drop((cmd, theirs));
+        let child = child?;
         self.spawns.fetch_add(1, Ordering::SeqCst);
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(io::Error::other("child without pipes"));
-        };
-        Ok(Worker {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout),
-            last_used: Instant::now(),
-            live,
-            kept,
-        })
+        let process = Arc::new(Process {
+            child: Some(child),
+            lanes,
+            broken: AtomicBool::new(false),
+            live: Some(Counted::new(&self.live)),
+        });
+        let mut lanes = ours
+            .into_iter()
+            .map(|(input, output)| {
+                Ok(Lane {
+                    input: pipe::Sender::from_owned_fd(input)?,
+                    output: BufReader::new(pipe::Receiver::from_owned_fd(output)?),
+                    process: process.clone(),
+                })
+            })
+            .collect::<io::Result<Vec<Lane>>>()?;
+        // Taken from the end: lane 0 first.
+        lanes.reverse();
+        Ok((process, lanes))
     }
 
     /// Above the global cap, retire the least recently used idle worker.
     fn make_room(&self) {
         while self.kept.load(Ordering::SeqCst) > self.limits.total {
-            let mut oldest: Option<OwnedMutexGuard<Option<Worker>>> = None;
-            for slot in self.all_slots() {
-                let Ok(guard) = slot.try_lock_owned() else {
+            let mut oldest: Option<(Instant, Arc<UserWorkers>)> = None;
+            for user in self.all_users() {
+                let Ok(current) = user.current.try_lock() else {
                     continue;
                 };
-                let Some(w) = guard.as_ref() else { continue };
-                if oldest
-                    .as_ref()
-                    .and_then(|o| o.as_ref())
-                    .is_none_or(|o| w.last_used < o.last_used)
-                {
-                    oldest = Some(guard);
+                let Some(c) = current.as_ref().filter(|c| c.is_idle()) else {
+                    continue;
+                };
+                if oldest.as_ref().is_none_or(|(t, _)| c.last_used < *t) {
+                    let last_used = c.last_used;
+                    drop(current);
+                    oldest = Some((last_used, user));
                 }
             }
-            match oldest.and_then(|mut g| g.take()) {
-                Some(w) => retire(w),
-                None => return,
+            let Some((last_used, user)) = oldest else {
+                return;
+            };
+            let mut current = user.lock();
+            if current
+                .as_ref()
+                .is_some_and(|c| c.is_idle() && c.last_used == last_used)
+            {
+                let retired = current.take();
+                drop(current);
+                drop(retired);
             }
         }
     }
 
-    fn all_slots(&self) -> Vec<Arc<AsyncMutex<Option<Worker>>>> {
+    fn all_users(&self) -> Vec<Arc<UserWorkers>> {
         let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        users
-            .values()
-            .flat_map(|u| u.slots.iter().cloned())
-            .collect()
+        users.values().cloned().collect()
     }
 
     /// Retire workers idle for `idle`, and forget users without workers.
     fn reap(&self) {
-        for slot in self.all_slots() {
-            let Ok(mut guard) = slot.try_lock() else {
-                continue;
-            };
-            if guard
+        for user in self.all_users() {
+            let mut current = user.lock();
+            if current
                 .as_ref()
-                .is_some_and(|w| w.last_used.elapsed() >= self.idle)
-                && let Some(w) = guard.take()
+                .is_some_and(|c| c.is_idle() && c.last_used.elapsed() >= self.idle)
             {
-                retire(w);
+                let retired = current.take();
+                drop(current);
+                drop(retired);
             }
         }
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        users.retain(|_, u| {
-            Arc::strong_count(u) > 1
-                || u.slots
-                    .iter()
-                    .any(|s| s.try_lock().map_or(true, |g| g.is_some()))
-        });
+        users.retain(|_, u| Arc::strong_count(u) > 1 || u.lock().is_some());
     }
 }
 
 impl UserWorkers {
-    /// A slot nobody else uses, preferring one with a live worker. The
-    /// caller holds a permit, so one is free or about to be.
-    async fn free_slot(&self) -> OwnedMutexGuard<Option<Worker>> {
-        loop {
-            let mut empty = None;
-            for slot in &self.slots {
-                if let Ok(guard) = slot.clone().try_lock_owned() {
-                    if guard.is_some() {
-                        return guard;
-                    }
-                    empty.get_or_insert(guard);
-                }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A lane whose job is done: back to the user's worker, unless that
+    /// has been replaced meanwhile (then the lane closes).
+    fn give_back(&self, lane: Lane) {
+        let mut current = self.lock();
+        match current.as_mut() {
+            Some(c) if Arc::ptr_eq(&c.process, &lane.process) => {
+                c.last_used = Instant::now();
+                c.idle.push(lane);
             }
-            if let Some(guard) = empty {
-                return guard;
+            _ => {
+                drop(current);
+                drop(lane);
             }
-            tokio::task::yield_now().await;
         }
+    }
+
+    /// A lane that broke or ran out of time: its worker is broken. It
+    /// takes no more jobs (the next delivery starts a fresh one) and goes
+    /// when its other lanes are done.
+    fn discard(&self, lane: Lane) {
+        lane.process.broken.store(true, Ordering::SeqCst);
+        let mut current = self.lock();
+        let old = match current.as_ref() {
+            Some(c) if Arc::ptr_eq(&c.process, &lane.process) => current.take(),
+            _ => None,
+        };
+        drop(current);
+        drop((old, lane));
+    }
+}
+
+impl Current {
+    /// No lane in use.
+    fn is_idle(&self) -> bool {
+        self.idle.len() == self.process.lanes
     }
 }
 
@@ -433,28 +525,25 @@ async fn reap_idle(pool: Weak<Inner>) {
     }
 }
 
-/// Close the worker's input (it exits at end of input, removing any file it
-/// had begun), then reap it; kill it if it does not go.
-fn retire(worker: Worker) {
-    let Worker {
-        mut child,
-        stdin,
-        stdout,
-        live,
-        kept,
-        ..
-    } = worker;
-    drop((stdin, stdout, kept));
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            if tokio::time::timeout(RETIRE_GRACE, child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
-            }
-            drop(live);
-        });
+/// Every lane is closed by now (the child's threads read end of input and
+/// end, removing any file they had begun): reap the child, killing it if it
+/// does not go.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let (Some(mut child), live) = (self.child.take(), self.live.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if tokio::time::timeout(RETIRE_GRACE, child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+                drop(live);
+            });
+        }
     }
 }
 
@@ -468,7 +557,7 @@ enum Exchange {
 /// One job: header line, `len` content bytes from `content` (at its
 /// offset), one reply line.
 async fn exchange(
-    worker: &mut Worker,
+    worker: &mut Lane,
     header: &[u8],
     len: u64,
     content: Option<(&File, u64)>,
@@ -477,14 +566,14 @@ async fn exchange(
     match content {
         Some((content, offset)) => stream_content(worker, header, len, content, offset).await?,
         None => worker
-            .stdin
+            .input
             .write_all(header)
             .await
             .map_err(|e| broken("write", e))?,
     }
-    worker.stdin.flush().await.map_err(|e| broken("write", e))?;
+    worker.input.flush().await.map_err(|e| broken("write", e))?;
     let mut line = Vec::with_capacity(256);
-    let got = read_capped_line(&mut worker.stdout, &mut line, MAX_REPLY).await;
+    let got = read_capped_line(&mut worker.output, &mut line, MAX_REPLY).await;
     match got {
         Ok(true) if line.ends_with(b"\n") => {}
         Ok(_) => {
@@ -504,7 +593,7 @@ async fn exchange(
 /// small message: one write in all). The queue file is read in place (a
 /// page-cache read; see `Agent::open_content`).
 async fn stream_content(
-    worker: &mut Worker,
+    worker: &mut Lane,
     header: &[u8],
     len: u64,
     content: &File,
@@ -539,7 +628,7 @@ async fn stream_content(
             got += n;
         }
         worker
-            .stdin
+            .input
             .write_all(&buf[..start + want])
             .await
             .map_err(|e| broken("write", e))?;
@@ -548,7 +637,7 @@ async fn stream_content(
     }
     if len == 0 {
         worker
-            .stdin
+            .input
             .write_all(header)
             .await
             .map_err(|e| broken("write", e))?;

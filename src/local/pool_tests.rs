@@ -6,15 +6,33 @@ use super::*;
 use crate::local::mailbox::Mailbox;
 use crate::local::worker::Destination;
 
-/// Reads the job line, skips `len` content bytes (`head -c` reads exactly
-/// that many; `read` reads a pipe byte by byte), answers `sent`.
+/// Serves each lane (`$POSTERN_LOCAL_WORKER_LANES` of them, lane `k` on
+/// fds `3+2k` and `4+2k`, lane 0 in the foreground): reads the job line,
+/// skips `len` content bytes (`head -c` reads exactly that many; `read`
+/// reads a pipe byte by byte), answers `sent` with its pid and the lane in
+/// the reason. A job for `slow@x` takes `$SLOW` seconds, one for
+/// `medium@x` `$MEDIUM`. dash takes only one-digit descriptors: tests use
+/// at most 3 lanes.
 const FAKE_WORKER: &str = r#"
-while IFS= read -r line; do
-  len=${line##*\"len\":}; len=${len%%[!0-9]*}
-  head -c "$len" > /dev/null
-  [ -n "$DELAY" ] && sleep "$DELAY"
-  printf '{"status":"sent","dsn":"2.0.0","reason":"ok","pid":%d}\n' $$
+serve() {
+  while IFS= read -r line; do
+    len=${line##*\"len\":}; len=${len%%[!0-9]*}
+    head -c "$len" > /dev/null
+    [ -n "$DELAY" ] && sleep "$DELAY"
+    case $line in
+      *'"slow@x"'*) sleep "$SLOW" ;;
+      *'"medium@x"'*) sleep "$MEDIUM" ;;
+    esac
+    printf '{"status":"sent","dsn":"2.0.0","reason":"lane %d","pid":%d}\n' "$1" $$
+  done
+}
+k=1
+while [ "$k" -lt "$POSTERN_LOCAL_WORKER_LANES" ]; do
+  eval "serve $k <&$((3 + 2 * k)) >&$((4 + 2 * k)) &"
+  k=$((k + 1))
 done
+serve 0 <&3 >&4
+wait
 "#;
 
 fn sh(script: &str) -> WorkerCommand {
@@ -110,11 +128,13 @@ async fn a_worker_is_reused_for_the_same_user() {
 
 #[tokio::test]
 async fn a_dead_worker_is_replaced() {
-    let pool = pool(
-        sh(FAKE_WORKER),
-        Duration::from_secs(60),
-        PoolLimits::default(),
-    );
+    // One lane: the stand-in's lanes are processes of their own, which a
+    // kill of the first would not end (the real worker's are threads).
+    let limits = PoolLimits {
+        per_user: 1,
+        ..PoolLimits::default()
+    };
+    let pool = pool(sh(FAKE_WORKER), Duration::from_secs(60), limits);
     let content = Content::new(b"m\n", 7);
     let alice = identity("alice", 1000);
     let a = deliver(&pool, &alice, &content, 2).await.unwrap();
@@ -134,8 +154,8 @@ async fn a_worker_that_keeps_failing_defers() {
     let alice = identity("alice", 1000);
     for script in [
         "exit 0",
-        "read l; echo garbage",
-        r#"read l; head -c 2 >/dev/null; echo '{"status":"sent","dsn":"5.1.1","reason":"x","pid":1}'"#,
+        "read l <&3; echo garbage >&4",
+        r#"read l <&3; head -c 2 <&3 >/dev/null; echo '{"status":"sent","dsn":"5.1.1","reason":"x","pid":1}' >&4"#,
     ] {
         let pool = pool(sh(script), Duration::from_secs(60), PoolLimits::default());
         let err = deliver(&pool, &alice, &content, 2).await.unwrap_err();
@@ -190,7 +210,7 @@ async fn idle_workers_exit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_most_per_user_workers_for_one_user() {
+async fn one_worker_per_user_serves_per_user_jobs_at_once() {
     let slow = format!("DELAY=0.2\n{FAKE_WORKER}");
     let pool = Arc::new(pool(
         sh(&slow),
@@ -205,11 +225,68 @@ async fn at_most_per_user_workers_for_one_user() {
         })
         .collect();
     let mut pids = std::collections::HashSet::new();
+    let mut lanes = std::collections::BTreeSet::new();
     for t in tasks {
-        pids.insert(t.await.unwrap().unwrap().pid);
+        let reply = t.await.unwrap().unwrap();
+        pids.insert(reply.pid);
+        lanes.insert(reply.reason);
     }
+    assert_eq!(pool.spawns(), 1);
+    assert_eq!(pids.len(), 1);
+    assert_eq!(
+        lanes.into_iter().collect::<Vec<_>>(),
+        ["lane 0", "lane 1"],
+        "both lanes served"
+    );
+}
+
+async fn deliver_to(pool: &WorkerPool, recipient: &str) -> Result<JobReply, PoolError> {
+    let content = Content::new(b"m\n", 7);
+    let mut job = job(2);
+    job.recipient = recipient.into();
+    pool.deliver(&identity("alice", 1000), &job, &content.open(), 7)
+        .await
+}
+
+/// A job past the time limit defers; its worker takes no more jobs, but
+/// the job on its other lane finishes and is answered; the next delivery
+/// gets a fresh worker, and the old one goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_past_its_time_limit_breaks_its_worker_not_the_other_lanes_jobs() {
+    let limits = PoolLimits {
+        timeout: Duration::from_secs(2),
+        ..PoolLimits::default()
+    };
+    // slow: from 0 s, out of time at 2 s; medium: from 1.2 s to 2.7 s.
+    let script = format!("SLOW=6 MEDIUM=1.5\n{FAKE_WORKER}");
+    let pool = Arc::new(pool(sh(&script), Duration::from_secs(60), limits));
+    let slow = tokio::spawn({
+        let pool = pool.clone();
+        async move { deliver_to(&pool, "slow@x").await }
+    });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let medium = tokio::spawn({
+        let pool = pool.clone();
+        async move { deliver_to(&pool, "medium@x").await }
+    });
+    let err = slow.await.unwrap().unwrap_err();
+    assert!(matches!(err, PoolError::Timeout(2)), "{err}");
+    let after = deliver_to(&pool, "u@x").await.unwrap();
+    let medium = medium.await.unwrap().unwrap();
+    assert_eq!(
+        (medium.status, medium.reason.as_str()),
+        (DeliveryStatus::Sent, "lane 1")
+    );
+    assert_ne!(after.pid, medium.pid, "a fresh worker after the timeout");
     assert_eq!(pool.spawns(), 2);
-    assert_eq!(pids.len(), 2);
+    for _ in 0..500 {
+        if !alive(medium.pid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!alive(medium.pid), "the broken worker is gone");
+    assert_eq!(pool.live(), 1);
 }
 
 #[tokio::test]

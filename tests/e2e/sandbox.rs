@@ -350,6 +350,28 @@ fn running_daemons_hold_no_capabilities_but_what_local_needs() {
         assert_eq!(field(&c, set), hex(0), "worker {set}");
     }
     assert_eq!(field(&c, "NoNewPrivs"), "1");
+    // Its lanes are threads started after the switch: the same, each.
+    let mut lanes = 0;
+    for task in std::fs::read_dir(format!("/proc/{worker}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let comm = std::fs::read_to_string(task.join("comm")).unwrap();
+        if !comm.starts_with("lane ") {
+            continue;
+        }
+        lanes += 1;
+        let status = std::fs::read_to_string(task.join("status")).unwrap();
+        let t: Vec<(String, String)> = status
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect();
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(field(&t, set), hex(0), "{} {set}", comm.trim());
+        }
+        assert_eq!(field(&t, "NoNewPrivs"), "1");
+        assert_eq!(field(&t, "Uid"), field(&c, "Uid"), "{}", comm.trim());
+    }
+    assert!(lanes > 0, "the worker serves lanes");
 }
 
 fn children(parent: i32) -> Vec<i32> {

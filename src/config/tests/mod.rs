@@ -320,6 +320,17 @@ fn defaults_depend_on_the_file() {
     let set = ok("[local]\nmailbox = \"mbox\"\nconcurrency_per_user = 5\n");
     assert_eq!(set.local.concurrency_per_user, 5);
     assert!(to_toml(&set, true).contains("concurrency_per_user = 5"));
+    // One delivery child serves them all, a thread each.
+    assert_eq!(
+        ok("[local]\nconcurrency_per_user = 64\n")
+            .local
+            .concurrency_per_user,
+        64
+    );
+    assert_eq!(
+        err("[local]\nconcurrency_per_user = 65\n"),
+        format!("{FILE}:2: key `local.concurrency_per_user`: bad value 65: must be at most 64")
+    );
 }
 
 #[test]

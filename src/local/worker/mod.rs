@@ -1,7 +1,11 @@
 //! The delivery child, `postern daemon local-worker`, and its protocol.
 //!
 //! The parent (`local`, see [`super::pool`]) starts one child per recipient
-//! user and keeps it for further deliveries to that user. On its pipes:
+//! user and keeps it for further deliveries to that user. The child serves
+//! several deliveries at once, one per *lane* ([`LANES_ENV`]): a pair of
+//! pipes (lane `k` on fds `3 + 2k` and `4 + 2k`) and a thread of the
+//! child, started after the change of identity and the confinement below.
+//! On each lane, one job at a time:
 //!
 //! * parent → child: a [`Job`] as one JSON line (naming its
 //!   [`Destination`]: the mailbox, Maildir or mbox, a `/file`, a
@@ -10,7 +14,9 @@
 //!   is the postern user's, mode 0700; the parent streams the content);
 //! * child → parent: one [`JobReply`] JSON line.
 //!
-//! End of input means "no more work": the child exits.
+//! End of input on a lane means "no more work" there; the child exits
+//! when every lane has ended. A lane that breaks (a bad line, content
+//! that ended early) ends alone.
 //!
 //! When the parent runs as root it passes the recipient's [`Identity`] in
 //! the environment ([`IDENTITY_ENV`]), and the child's first act, before it
@@ -50,6 +56,19 @@ pub(crate) const IDENTITY_ENV: &str = "POSTERN_LOCAL_WORKER_IDENTITY";
 
 /// A job line is small; anything longer is a broken parent.
 const MAX_JOB_LINE: u64 = 64 * 1024;
+
+/// Environment variable giving the number of lanes, `n`: the child then
+/// serves `n` jobs at once, lane `k` reading jobs from fd `3 + 2k` and
+/// answering on fd `4 + 2k` (stdin and stdout are not used). Without it
+/// the child serves one lane on stdin and stdout.
+pub(crate) const LANES_ENV: &str = "POSTERN_LOCAL_WORKER_LANES";
+
+/// Most lanes one child serves (`local.concurrency_per_user` is capped
+/// here).
+pub(crate) const MAX_LANES: i32 = 64;
+
+/// A lane thread's stack: deliveries keep their buffers on the heap.
+const LANE_STACK: usize = 256 * 1024;
 
 /// Whom a delivery child acts for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -183,9 +202,50 @@ pub fn worker_main(probes: &[String]) -> anyhow::Result<()> {
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let names = NameGen::new();
-    let stdin = io::stdin().lock();
-    let stdout = io::stdout().lock();
-    serve(stdin, stdout, &names)
+    match std::env::var_os(LANES_ENV) {
+        None => serve(io::stdin().lock(), io::stdout().lock(), &names),
+        Some(lanes) => serve_lanes(&lanes.to_string_lossy(), &names),
+    }
+}
+
+/// Serve `lanes` lanes (see [`LANES_ENV`]) at once, one thread each, all
+/// started after the change of identity and the confinement (which
+/// threads inherit). A lane that breaks (a bad line, content that ended
+/// early: the parent gave up on that job) ends alone, closing its pipes;
+/// the process exits when every lane has ended.
+fn serve_lanes(lanes: &str, names: &NameGen) -> anyhow::Result<()> {
+    let lanes: i32 = match lanes.parse() {
+        Ok(n @ 1..=MAX_LANES) => n,
+        _ => bail!("bad {LANES_ENV}: {lanes:?} (1 to {MAX_LANES})"),
+    };
+    let mut pipes = Vec::new();
+    for lane in 0..lanes {
+        let fd = 3 + 2 * lane;
+        let input = crate::sys::inherited_fd(fd).context("lane input")?;
+        let output = crate::sys::inherited_fd(fd + 1).context("lane output")?;
+        pipes.push((std::fs::File::from(input), std::fs::File::from(output)));
+    }
+    let failed = std::sync::atomic::AtomicUsize::new(0);
+    let started: io::Result<()> = std::thread::scope(|scope| {
+        for (lane, (input, output)) in pipes.into_iter().enumerate() {
+            let failed = &failed;
+            std::thread::Builder::new()
+                .name(format!("lane {lane}"))
+                .stack_size(LANE_STACK)
+                .spawn_scoped(scope, move || {
+                    if let Err(e) = serve(io::BufReader::new(input), output, names) {
+                        eprintln!("local-worker: lane {lane}: {e:#}");
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })?;
+        }
+        Ok(())
+    });
+    started.context("cannot start a lane")?;
+    match failed.into_inner() {
+        0 => Ok(()),
+        n => bail!("{n} of {lanes} lanes broke"),
+    }
 }
 
 /// Drop to `identity` for good, and prove it.
