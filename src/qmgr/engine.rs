@@ -132,6 +132,9 @@ struct Segment {
     live: HashSet<QueueId>,
     /// Messages read from it and finished (or living elsewhere now).
     finished: HashSet<QueueId>,
+    /// The reader that read it last, kept while its writer may append:
+    /// the next scan reads on from it without opening the file again.
+    reader: Option<LogReader>,
 }
 
 /// One outcome to record and apply.
@@ -197,6 +200,9 @@ pub(crate) struct Engine {
     /// much empty room per message inline (issue 22).
     messages: BTreeMap<QueueId, Box<Message>>,
     segments: BTreeMap<String, Segment>,
+    /// The segments in `incoming/` as last listed (see
+    /// [`incoming::Listing`]).
+    listing: incoming::Listing,
     /// Who goes next, through which slot.
     sched: Scheduler,
     /// The transport table (`relay.transport`, `relay.transport_files`).
@@ -263,6 +269,7 @@ impl Engine {
             notices: Notices::new(notices),
             messages: BTreeMap::new(),
             segments: BTreeMap::new(),
+            listing: Default::default(),
             decided: Vec::new(),
             passes: Default::default(),
             state_bytes: 0,

@@ -330,6 +330,8 @@ async fn serve(
 ) {
     let mut last_scan = tokio::time::Instant::now();
     let mut none = std::collections::HashMap::new();
+    // An event taken while coalescing wake-ups, handled next.
+    let mut stash: Option<Event> = None;
     let mut status = Status::default();
     loop {
         status.maybe_send(engine);
@@ -358,12 +360,22 @@ async fn serve(
             wait = wait.min(EVICTION_POLL);
         }
         tokio::select! {
-            ev = inputs.events.recv() => match ev {
+            ev = next_event(&mut stash, &mut inputs.events) => match ev {
                 Some(Event::Wake) => {
-                    // Coalesce a burst of wake-ups into one scan.
-                    while let Ok(Event::Wake) = inputs.events.try_recv() {}
-                    engine.scan_incoming(&mut none);
-                    last_scan = tokio::time::Instant::now();
+                    // Coalesce a burst of wake-ups into one scan (keeping
+                    // the first other event for the next turn). Not a
+                    // full scan: that one still comes every SCAN_EVERY.
+                    loop {
+                        match inputs.events.try_recv() {
+                            Ok(Event::Wake) => {}
+                            Ok(other) => {
+                                stash = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    engine.scan_incoming_woken();
                 }
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
                 Some(Event::Counters(counts)) => engine.add_counts(counts),
@@ -447,6 +459,17 @@ enum Mode {
 }
 
 /// Serve one of qmgr's sockets, as its [`Mode`] allows.
+/// The stashed event, else the next one from `events`.
+async fn next_event(
+    stash: &mut Option<Event>,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+) -> Option<Event> {
+    match stash.take() {
+        Some(event) => Some(event),
+        None => events.recv().await,
+    }
+}
+
 async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Event>, mode: Mode) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {

@@ -204,14 +204,16 @@ pub(crate) fn deliver(
         CopyError::Short(got) => MaildirError::ShortContent { got, len },
     })?;
     file.sync_all().map_err(create)?;
-    let meta = file.metadata().map_err(create)?;
+    let name = match naming.stem() {
+        Some(stem) => format!("{stem}.{}", unique.host),
+        None => {
+            let meta = file.metadata().map_err(create)?;
+            unique.new_name(meta.dev(), meta.ino())
+        }
+    };
     drop(file);
 
     let new_dir = maildir.join("new");
-    let name = match naming.stem() {
-        Some(stem) => format!("{stem}.{}", unique.host),
-        None => unique.new_name(meta.dev(), meta.ino()),
-    };
     let new_path = new_dir.join(&name);
     let link_err = |source| MaildirError::Create {
         path: new_path.clone(),

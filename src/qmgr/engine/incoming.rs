@@ -16,6 +16,51 @@ use crate::queue::message::{decode_message, envelope_hint};
 use crate::queue::record::{EndState, Entry, LogReader, RecordType, Skipped, damaged_records};
 use crate::queue::{ContentRef, Envelope, INCOMING, QueueId};
 
+/// What a scan of `incoming/` does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// List the directory, ask each segment whether its writer is gone.
+    Full,
+    /// A writer's wake-up: see [`Engine::scan_incoming_woken`].
+    Woken,
+}
+
+/// The segment names of `incoming/` as last listed, with the directory's
+/// modification time then. A wake-up lists the directory again only when
+/// that time changed, or when the listing was taken less than
+/// [`SETTLED`] after it (the time stamps come from a coarse clock: a
+/// segment made just after a listing can carry the same time).
+#[derive(Default)]
+pub(crate) struct Listing {
+    names: Vec<String>,
+    /// The directory's mtime at the listing, and when the listing was
+    /// taken; `None`: list again.
+    taken: Option<(std::time::SystemTime, std::time::SystemTime)>,
+}
+
+/// How long after the directory's last change a listing must have been
+/// taken to stand for it (well over the coarse clock's tick).
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Listing {
+    fn names(&mut self, dir: &Path, how: Scan) -> std::io::Result<Vec<String>> {
+        let mtime = fs::metadata(dir)?.modified()?;
+        if how == Scan::Woken
+            && let Some((at, taken)) = self.taken
+            && at == mtime
+            && taken.duration_since(mtime).is_ok_and(|d| d >= SETTLED)
+        {
+            return Ok(self.names.clone());
+        }
+        let taken = std::time::SystemTime::now();
+        self.names = sorted_files(dir, |n| {
+            n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")
+        })?;
+        self.taken = Some((mtime, taken));
+        Ok(self.names.clone())
+    }
+}
+
 /// Largest damaged range read again to name the messages in it.
 const FORENSIC_MAX: u64 = 4 << 20;
 /// At most this many damaged messages are named in a warning.
@@ -30,9 +75,23 @@ impl Engine {
     /// `replayed` is what the state log says; what it says about messages
     /// not read yet is kept for when they are.
     pub(crate) fn scan_incoming(&mut self, replayed: &mut HashMap<QueueId, Replayed>) {
+        self.scan(replayed, Scan::Full);
+    }
+
+    /// [`Engine::scan_incoming`] for a writer's wake-up: the listing of
+    /// `incoming/` is taken again only when the directory changed (see
+    /// [`Listing`]), and whether a segment's writer is gone is left to the
+    /// next full scan (at most `SCAN_EVERY` later). At one session a
+    /// wake-up comes per message: this is most of what qmgr's scan cost
+    /// then (issue 22).
+    pub(crate) fn scan_incoming_woken(&mut self) {
+        self.scan(&mut HashMap::new(), Scan::Woken);
+    }
+
+    fn scan(&mut self, replayed: &mut HashMap<QueueId, Replayed>, how: Scan) {
         if replayed.is_empty() && !self.win.replay_rest.is_empty() {
             let mut rest = std::mem::take(&mut self.win.replay_rest);
-            self.scan_incoming(&mut rest);
+            self.scan(&mut rest, how);
             if self.win.incoming_waiting {
                 self.win.replay_rest = rest;
             }
@@ -40,9 +99,7 @@ impl Engine {
         }
         self.win.incoming_waiting = false;
         let dir = self.qdir.join(INCOMING);
-        let names = match sorted_files(&dir, |n| {
-            n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")
-        }) {
+        let names = match self.listing.names(&dir, how) {
             Ok(n) => n,
             Err(e) => {
                 log::warn!("cannot list {}: {e}", dir.display());
@@ -54,7 +111,7 @@ impl Engine {
             // another of the same writer (same prefix letter) is finished.
             let prefix = name.chars().next();
             let newer = names[i + 1..].iter().any(|n| n.chars().next() == prefix);
-            self.read_segment(&dir, name, newer, replayed);
+            self.read_segment(&dir, name, newer, replayed, how);
         }
         self.segments.retain(|n, _| names.contains(n));
         let all: Vec<String> = self.segments.keys().cloned().collect();
@@ -69,6 +126,7 @@ impl Engine {
         name: &str,
         newer: bool,
         replayed: &mut HashMap<QueueId, Replayed>,
+        how: Scan,
     ) {
         let path = dir.join(name);
         if self.removing(&path) {
@@ -76,25 +134,34 @@ impl Engine {
         }
         let seg = self.segments.entry(name.to_string()).or_default();
         if seg.sealed || seg.abandoned {
+            seg.reader = None;
             return;
         }
         let offset = seg.offset;
+        let kept = seg.reader.take().filter(|r| r.offset() == offset);
         let rel = format!("{INCOMING}/{name}");
         // Asked before reading: if the writer is gone now, what is read
-        // next is all there will ever be.
-        let gone = match writer_gone(&path) {
-            Ok(gone) => gone,
-            Err(e) => {
-                log::warn!("{rel}: cannot tell whether it is still written: {e}");
-                false
-            }
+        // next is all there will ever be. A wake-up leaves it to the next
+        // full scan (not gone: the segment is only read on).
+        let gone = match how {
+            Scan::Woken => false,
+            Scan::Full => match writer_gone(&path) {
+                Ok(gone) => gone,
+                Err(e) => {
+                    log::warn!("{rel}: cannot tell whether it is still written: {e}");
+                    false
+                }
+            },
         };
-        let mut reader = match LogReader::open(&path, offset) {
-            Ok(r) => r,
-            Err(e) => {
-                log::warn!("{rel}: {e}");
-                return;
-            }
+        let mut reader = match kept {
+            Some(r) => r,
+            None => match LogReader::open(&path, offset) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::warn!("{rel}: {e}");
+                    return;
+                }
+            },
         };
         let mut stopped = false;
         loop {
@@ -121,6 +188,13 @@ impl Engine {
         seg.offset = reader.offset();
         seg.abandoned |= gone;
         let finished = seg.sealed || gone || newer;
+        // Kept for the next scan only at a clean record boundary of a
+        // segment that may grow: after damage or a torn tail the next
+        // scan opens it afresh, as it always did.
+        if !finished && reader.end_state() == EndState::Clean {
+            seg.reader = Some(reader);
+            return;
+        }
         if let EndState::Incomplete { offset } = reader.end_state()
             && finished
             && !seg.tail_logged
