@@ -10,6 +10,9 @@
 //!   another user.
 //! * [`pass_fds`] and [`inherited_fd`]: a local-worker's lanes, pipes at
 //!   fd 3.. of the child, placed after fork and taken over by the child.
+//! * [`heap_use`], [`release_free_memory`]: glibc's `mallinfo2` and
+//!   `malloc_trim` (qmgr gives back what its allocator keeps after a pass
+//!   over the queue, issue 22).
 
 use std::ffi::CString;
 use std::io;
@@ -391,4 +394,44 @@ pub(crate) fn inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // of std's 0-2), and is taken only once in this process (`TAKEN`), so
     // nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// What the C allocator holds (glibc's `mallinfo2`), in bytes: in use by
+/// live allocations (large ones served by their own mmap included), and
+/// free but kept in its arenas.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HeapUse {
+    pub in_use: u64,
+    pub free_kept: u64,
+}
+
+/// [`HeapUse`] now (zeros where the C library is not glibc).
+pub(crate) fn heap_use() -> HeapUse {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and returns a struct by
+        // value; it only reads the allocator's statistics (under its locks).
+        let m = unsafe { libc::mallinfo2() };
+        HeapUse {
+            in_use: (m.uordblks + m.hblkhd) as u64,
+            free_kept: m.fordblks as u64,
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    HeapUse::default()
+}
+
+/// Give the memory the C allocator keeps free back to the kernel
+/// (glibc's `malloc_trim(0)`: the top of every arena, and the whole free
+/// pages inside them, by `madvise(MADV_DONTNEED)`). glibc gives back only
+/// the top of the main heap on its own, so a daemon whose working set
+/// shrinks after a large transient one (a pass over the queue) otherwise
+/// keeps its peak. A no-op where the C library is not glibc.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes a size and only works on the allocator's
+    // own free lists (under its locks); no pointer of ours is involved.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }

@@ -79,8 +79,36 @@ struct Message {
     deleted: bool,
     /// The sender got its delay warning (`queue.delay_warning_time`).
     warned: bool,
-    /// Per recipient, why its last attempt failed (for `mailq`).
-    reasons: Vec<Option<String>>,
+    /// Per recipient, why its last attempt failed (for `mailq`); shared
+    /// between messages deferred for the same reason ([`Reasons`]).
+    reasons: Vec<Option<Arc<str>>>,
+}
+
+/// The deferral reasons of the messages in memory, one copy each: a
+/// destination that is down defers thousands of messages with the same
+/// text (~100 characters), which each kept a copy of (issue 22).
+#[derive(Default)]
+struct Reasons(HashSet<Arc<str>>);
+
+/// At most this many reasons are kept for sharing (a reason no message
+/// uses any more is dropped when the set is full).
+const REASONS_KEPT: usize = 1024;
+
+impl Reasons {
+    /// `r`, shared with the messages that have the same reason.
+    fn share(&mut self, r: &str) -> Arc<str> {
+        if let Some(a) = self.0.get(r) {
+            return a.clone();
+        }
+        if self.0.len() >= REASONS_KEPT {
+            self.0.retain(|a| Arc::strong_count(a) > 1);
+        }
+        let a: Arc<str> = Arc::from(r);
+        if self.0.len() < REASONS_KEPT {
+            self.0.insert(a.clone());
+        }
+        a
+    }
 }
 
 #[derive(Default)]
@@ -167,7 +195,10 @@ pub(crate) struct Engine {
     cfg: Arc<Config>,
     qdir: PathBuf,
     log: LogWriter,
-    messages: BTreeMap<QueueId, Message>,
+    /// The active window. Boxed: a `Message` is ~400 bytes, and B-tree
+    /// nodes filled to about half by IDs in arrival order would hold that
+    /// much empty room per message inline (issue 22).
+    messages: BTreeMap<QueueId, Box<Message>>,
     segments: BTreeMap<String, Segment>,
     /// The segments in `incoming/` as last listed (see
     /// [`incoming::Listing`]).
@@ -202,6 +233,8 @@ pub(crate) struct Engine {
     rates: metrics::Rates,
     /// The active window: what is out of memory, when to scan `deferred/`.
     win: evict::Window,
+    /// The deferral reasons the window's messages share.
+    reasons: Reasons,
 }
 
 /// A file finished messages leave behind.
@@ -248,6 +281,7 @@ impl Engine {
             counts: Default::default(),
             rates: Default::default(),
             win: Default::default(),
+            reasons: Reasons::default(),
         }
     }
 
@@ -327,6 +361,10 @@ impl Engine {
             held,
             warned,
         } = Restored::from(&env, r, now);
+        let reasons = reasons
+            .iter()
+            .map(|r| r.as_deref().map(|r| self.reasons.share(r)))
+            .collect();
         let finished = rcpts.iter().all(|r| r.is_final());
         if finished {
             if let Origin::Segment(seg) = &origin
@@ -364,9 +402,10 @@ impl Engine {
         {
             s.live.insert(id.clone());
         }
+        self.win.churn += 1;
         self.messages.insert(
             id,
-            Message {
+            Box::new(Message {
                 env,
                 content,
                 origin,
@@ -377,7 +416,7 @@ impl Engine {
                 deleted: false,
                 warned,
                 reasons,
-            },
+            }),
         );
     }
 
@@ -425,6 +464,7 @@ impl Engine {
         let Some(m) = self.messages.remove(id) else {
             return;
         };
+        self.win.churn += 1;
         log::info!(queue_id = id.as_str(); "{id}: removed");
         self.remove_content(&m.content, &m.origin, id);
         if let Origin::Segment(seg) = &m.origin {

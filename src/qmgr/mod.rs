@@ -350,6 +350,7 @@ async fn serve(
             continue;
         }
         engine.maybe_compact().await;
+        engine.release_memory();
         let mut wait = SCAN_EVERY.saturating_sub(last_scan.elapsed());
         if let Some(t) = engine.next_timer() {
             wait = wait.min(Duration::from_micros(t.saturating_sub(now_micros())));
@@ -544,7 +545,12 @@ async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Even
                         let Ok((entries, rest)) = rx.await else {
                             return;
                         };
-                        if engine::write_listing(&mut wr, entries, rest).await.is_err() {
+                        let written = engine::write_listing(&mut wr, entries, rest).await;
+                        // The listing made and dropped an entry per queued
+                        // message, in the reading threads' arenas too: give
+                        // that memory back (see `Engine::release_memory`).
+                        crate::sys::release_free_memory();
+                        if written.is_err() {
                             return;
                         }
                     }

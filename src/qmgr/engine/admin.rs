@@ -277,7 +277,10 @@ impl Engine {
                     .filter(|(_, r)| !r.is_final())
                     .map(|(i, _)| QueueRecipient {
                         address: m.env.recipients[i].address.clone(),
-                        delay_reason: m.reasons.get(i).cloned().flatten(),
+                        delay_reason: m
+                            .reasons
+                            .get(i)
+                            .and_then(|r| r.as_deref().map(String::from)),
                     })
                     .collect();
                 QueueEntry {

@@ -298,12 +298,12 @@ fn snapshot_of(id: &QueueId, m: &super::Message, keep: &[usize]) -> Snapshot {
 /// The snapshot of recipients `keep` of a message in memory.
 pub(super) fn snap_rcpts(
     rcpts: &[RState],
-    reasons: &[Option<String>],
+    reasons: &[Option<std::sync::Arc<str>>],
     keep: &[usize],
 ) -> Vec<SnapRcpt> {
     keep.iter()
         .map(|&i| {
-            let reason = reasons.get(i).cloned().flatten();
+            let reason = reasons.get(i).and_then(|r| r.as_deref().map(String::from));
             match rcpts[i] {
                 RState::Done => SnapRcpt {
                     state: SnapState::Done,

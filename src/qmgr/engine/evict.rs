@@ -28,6 +28,9 @@ const EVICT_BATCH: usize = 2000;
 /// A scan that left due files behind is repeated after this, when the
 /// window has room again.
 const RESCAN_AFTER_US: u64 = 1_000_000;
+/// At most this often, the allocator's free memory is given back (see
+/// [`Engine::release_memory`]).
+const RELEASE_EVERY_US: u64 = 1_000_000;
 
 /// The messages out of the window, in `deferred/`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -63,6 +66,11 @@ pub(crate) struct Window {
     pub start_segments: HashSet<String>,
     /// The eviction batch being written.
     pub in_flight: Option<InFlight>,
+    /// Messages that came into memory or left it since the allocator
+    /// last gave its free memory back (see [`Engine::release_memory`]).
+    pub churn: usize,
+    /// When it last did.
+    pub last_release: u64,
 }
 
 /// An eviction batch whose files are being written in the background.
@@ -73,7 +81,7 @@ pub(crate) struct Window {
 /// segment stays until they are in `deferred/`), and nothing reads
 /// `deferred/` for them meanwhile (see [`Engine::settle_eviction`]).
 pub(crate) struct InFlight {
-    msgs: Vec<(QueueId, super::Message)>,
+    msgs: Vec<(QueueId, Box<super::Message>)>,
     ids: HashSet<QueueId>,
     task: tokio::task::JoinHandle<Vec<bool>>,
     /// A full batch: more may be evictable.
@@ -108,6 +116,32 @@ impl Engine {
             .queue
             .active_limit
             .saturating_sub(self.messages.len())
+    }
+
+    /// Give the memory the allocator keeps free back to the kernel, at
+    /// most once per [`RELEASE_EVERY_US`] and only when messages came into
+    /// memory or left it since: an eviction batch, a scan or a flush step
+    /// frees and allocates thousands of envelopes, and glibc's malloc
+    /// otherwise keeps the free pages of all its arenas, so qmgr's
+    /// resident memory would grow to its peak over the whole queue
+    /// (issue 22).
+    pub(crate) fn release_memory(&mut self) {
+        let now = now_micros();
+        if self.win.churn == 0 || now.saturating_sub(self.win.last_release) < RELEASE_EVERY_US {
+            return;
+        }
+        self.win.churn = 0;
+        self.win.last_release = now;
+        crate::sys::release_free_memory();
+        if log::log_enabled!(log::Level::Debug) {
+            let h = crate::sys::heap_use();
+            log::debug!(
+                "memory: {} messages in the window, {} KiB allocated, {} KiB free kept by the allocator",
+                self.messages.len(),
+                h.in_use >> 10,
+                h.free_kept >> 10
+            );
+        }
     }
 
     /// Whether `m` may leave memory now.
@@ -306,6 +340,7 @@ impl Engine {
         }
         let now = now_micros();
         let mut back = 0;
+        self.win.churn += n;
         for ((id, m), ok) in f.msgs.into_iter().zip(ok) {
             if ok {
                 if let Origin::Segment(seg) = &m.origin {
@@ -326,7 +361,7 @@ impl Engine {
     }
 
     /// Message `m`, whose file could not be written, back in memory.
-    fn take_back(&mut self, id: QueueId, m: super::Message, now: u64) {
+    fn take_back(&mut self, id: QueueId, m: Box<super::Message>, now: u64) {
         let e = &mut self.win.evicted;
         if m.held {
             e.held = e.held.saturating_sub(1);

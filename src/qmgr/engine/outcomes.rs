@@ -364,7 +364,10 @@ impl Engine {
                 *r = st;
             }
             if let (RState::Pending { .. }, Some(reason)) = (st, m.reasons.get_mut(i)) {
-                *reason = batch.reasons_now.remove(&(id.clone(), i));
+                *reason = batch
+                    .reasons_now
+                    .remove(&(id.clone(), i))
+                    .map(|r| self.reasons.share(&r));
             }
             let finished = m.rcpts.iter().all(|r| r.is_final());
             if let RState::Pending { due } = st {

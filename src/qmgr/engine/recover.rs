@@ -207,6 +207,8 @@ impl Engine {
     /// (those found damaged go to `corrupt/` instead).
     async fn compact(&mut self, old: Vec<String>) {
         let _ = self.log.seal().await;
+        // A record per message made and dropped: memory to give back.
+        self.win.churn += 1;
         let mut recs = Vec::new();
         // A message moved out of its segment and in memory again is
         // described by its Snapshot below (records in one batch may land
@@ -224,27 +226,27 @@ impl Engine {
             let rcpts = m
                 .rcpts
                 .iter()
-                .zip(&m.reasons)
+                .zip(m.reasons.iter().map(|r| r.as_deref().map(String::from)))
                 .map(|(r, reason)| match r {
                     RState::Done => SnapRcpt {
                         state: SnapState::Done,
                         until: 0,
-                        reason: reason.clone(),
+                        reason,
                     },
                     RState::Bounced => SnapRcpt {
                         state: SnapState::Bounced,
                         until: 0,
-                        reason: reason.clone(),
+                        reason,
                     },
                     RState::Pending { due } => SnapRcpt {
                         state: SnapState::Pending,
                         until: *due,
-                        reason: reason.clone(),
+                        reason,
                     },
                     RState::Active => SnapRcpt {
                         state: SnapState::Pending,
                         until: 0,
-                        reason: reason.clone(),
+                        reason,
                     },
                 })
                 .collect();
