@@ -293,24 +293,27 @@ async fn streams_a_large_message() {
     assert!(data[..prefix.len()] == prefix[..] && data[prefix.len()..] == message[..]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parallel_deliveries_get_distinct_names() {
-    let agent = Arc::new(Agent::start().await);
-    let tasks: Vec<_> = (0..20)
+/// `n` deliveries to nobody at once, message `i` being `body(i)`; each
+/// must be sent. The test requests share one queue ID, so each gets its
+/// own arrival time: distinct Maildir names (in the queue, IDs differ).
+async fn deliver_at_once(agent: &Arc<Agent>, n: usize, tag: &str, body: impl Fn(usize) -> String) {
+    let tasks: Vec<_> = (0..n)
         .map(|i| {
             let agent = agent.clone();
-            tokio::spawn(async move {
-                let body = format!("Subject: {i}\n\n{i}\n");
-                let mut r = agent.request(&format!("p{i}"), "nobody", body.as_bytes());
-                // Distinct arrival times: distinct Maildir names.
-                r.arrival_us = 1_765_000_000_000_000 + i as u64;
-                agent.deliver(&r).await
-            })
+            let mut r = agent.request(&format!("{tag}{i}"), "nobody", body(i).as_bytes());
+            r.arrival_us = 1_765_000_000_000_000 + i as u64;
+            tokio::spawn(async move { agent.deliver(&r).await })
         })
         .collect();
     for t in tasks {
         sent(&t.await.unwrap());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_deliveries_get_distinct_names() {
+    let agent = Arc::new(Agent::start().await);
+    deliver_at_once(&agent, 20, "p", |i| format!("Subject: {i}\n\n{i}\n")).await;
     let md = agent.maildir("nobody");
     assert_eq!(names(&md.join("new")).len(), 20);
     assert!(names(&md.join("tmp")).is_empty());
@@ -337,20 +340,7 @@ async fn the_lanes_of_one_worker_deliver_at_once_exactly_once() {
             format!("{i} ").repeat(500 * (i % 5))
         )
     };
-    let tasks: Vec<_> = (0..64)
-        .map(|i| {
-            let agent = agent.clone();
-            tokio::spawn(async move {
-                let mut r = agent.request(&format!("l{i}"), "nobody", body(i).as_bytes());
-                // Distinct arrival times: distinct Maildir names.
-                r.arrival_us = 1_765_000_000_000_000 + i as u64;
-                agent.deliver(&r).await
-            })
-        })
-        .collect();
-    for t in tasks {
-        sent(&t.await.unwrap());
-    }
+    deliver_at_once(&agent, 64, "l", body).await;
     let md = agent.maildir("nobody");
     assert!(names(&md.join("tmp")).is_empty());
     let new = names(&md.join("new"));
