@@ -362,19 +362,9 @@ async fn serve(
         tokio::select! {
             ev = next_event(&mut stash, &mut inputs.events) => match ev {
                 Some(Event::Wake) => {
-                    // Coalesce a burst of wake-ups into one scan (keeping
-                    // the first other event for the next turn). Not a
-                    // full scan: that one still comes every SCAN_EVERY.
-                    loop {
-                        match inputs.events.try_recv() {
-                            Ok(Event::Wake) => {}
-                            Ok(other) => {
-                                stash = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
+                    // Not a full scan: that one still comes every
+                    // SCAN_EVERY.
+                    stash = coalesce_wakes(&mut inputs.events);
                     engine.scan_incoming_woken();
                 }
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
@@ -459,6 +449,18 @@ enum Mode {
 }
 
 /// Serve one of qmgr's sockets, as its [`Mode`] allows.
+/// Take the wake-ups queued behind one, so that a burst makes one scan;
+/// the first other event taken is returned, to be handled next.
+fn coalesce_wakes(events: &mut mpsc::UnboundedReceiver<Event>) -> Option<Event> {
+    loop {
+        match events.try_recv() {
+            Ok(Event::Wake) => {}
+            Ok(other) => return Some(other),
+            Err(_) => return None,
+        }
+    }
+}
+
 /// The stashed event, else the next one from `events`.
 async fn next_event(
     stash: &mut Option<Event>,
@@ -490,85 +492,87 @@ async fn control_loop(listener: UnixListener, events: mpsc::UnboundedSender<Even
             Mode::Showq(_) => (true, false),
             Mode::Metrics => (false, true),
         };
-        tokio::spawn(async move {
-            let (rd, mut wr) = stream.into_split();
-            let mut rd = BufReader::new(rd);
-            loop {
-                let request = ipc::read_line::<_, QmgrRequest>(&mut rd).await;
-                if showq
-                    && !matches!(
-                        request,
-                        Ok(Some(QmgrRequest::List | QmgrRequest::Status)) | Ok(None)
-                    )
-                {
-                    log::warn!("showq socket: refused a request that is not a listing");
-                    return;
-                }
-                if metrics && !matches!(request, Ok(Some(QmgrRequest::Metrics)) | Ok(None)) {
-                    log::warn!("metrics socket: refused a request that is not for the metrics");
-                    return;
-                }
-                match request {
-                    Ok(Some(QmgrRequest::Wake)) => {
-                        let _ = events.send(Event::Wake);
-                    }
-                    Ok(Some(QmgrRequest::Counters { counts })) => {
-                        let _ = events.send(Event::Counters(counts));
-                    }
-                    Ok(Some(QmgrRequest::Metrics)) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = events.send(Event::Metrics(tx));
-                        let Ok(text) = rx.await else { return };
-                        if ipc::write_line(&mut wr, &text).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Some(QmgrRequest::Status)) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = events.send(Event::Status(tx));
-                        let Ok(status) = rx.await else { return };
-                        if ipc::write_line(&mut wr, &status).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Some(QmgrRequest::Show { id })) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = events.send(Event::Show(id, tx));
-                        let Ok(shown) = rx.await else { return };
-                        if ipc::write_line(&mut wr, &shown).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Some(QmgrRequest::List)) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = events.send(Event::List(tx));
-                        let Ok((entries, rest)) = rx.await else {
-                            return;
-                        };
-                        let written = engine::write_listing(&mut wr, entries, rest).await;
-                        // The listing made and dropped an entry per queued
-                        // message, in the reading threads' arenas too: give
-                        // that memory back (see `Engine::release_memory`).
-                        crate::sys::release_free_memory();
-                        if written.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(Some(QmgrRequest::Queue { action, ids })) => {
-                        let (tx, rx) = oneshot::channel();
-                        let _ = events.send(Event::Queue(action, ids, tx));
-                        let Ok(result) = rx.await else { return };
-                        if ipc::write_line(&mut wr, &result).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        log::warn!("control socket: {e}");
-                        return;
-                    }
-                }
+        tokio::spawn(serve_connection(stream, events, showq, metrics));
+    }
+}
+
+/// Ask the engine with the event `make` builds, and write its answer as
+/// a line; false when the connection is to end.
+async fn round_trip<T: serde::Serialize>(
+    events: &mpsc::UnboundedSender<Event>,
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+    make: impl FnOnce(oneshot::Sender<T>) -> Event,
+) -> bool {
+    let (tx, rx) = oneshot::channel();
+    let _ = events.send(make(tx));
+    let Ok(answer) = rx.await else { return false };
+    ipc::write_line(wr, &answer).await.is_ok()
+}
+
+/// One connection to a qmgr socket: requests in, answers out, only those
+/// its socket allows (`showq`: listings and counts; `metrics`: the
+/// exposition).
+async fn serve_connection(
+    stream: tokio::net::UnixStream,
+    events: mpsc::UnboundedSender<Event>,
+    showq: bool,
+    metrics: bool,
+) {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    loop {
+        let request = ipc::read_line::<_, QmgrRequest>(&mut rd).await;
+        if showq
+            && !matches!(
+                request,
+                Ok(Some(QmgrRequest::List | QmgrRequest::Status)) | Ok(None)
+            )
+        {
+            log::warn!("showq socket: refused a request that is not a listing");
+            return;
+        }
+        if metrics && !matches!(request, Ok(Some(QmgrRequest::Metrics)) | Ok(None)) {
+            log::warn!("metrics socket: refused a request that is not for the metrics");
+            return;
+        }
+        let go_on = match request {
+            Ok(Some(QmgrRequest::Wake)) => {
+                let _ = events.send(Event::Wake);
+                true
             }
-        });
+            Ok(Some(QmgrRequest::Counters { counts })) => {
+                let _ = events.send(Event::Counters(counts));
+                true
+            }
+            Ok(Some(QmgrRequest::Metrics)) => round_trip(&events, &mut wr, Event::Metrics).await,
+            Ok(Some(QmgrRequest::Status)) => round_trip(&events, &mut wr, Event::Status).await,
+            Ok(Some(QmgrRequest::Show { id })) => {
+                round_trip(&events, &mut wr, |tx| Event::Show(id, tx)).await
+            }
+            Ok(Some(QmgrRequest::List)) => {
+                let (tx, rx) = oneshot::channel();
+                let _ = events.send(Event::List(tx));
+                let Ok((entries, rest)) = rx.await else {
+                    return;
+                };
+                let written = engine::write_listing(&mut wr, entries, rest).await;
+                // The listing made and dropped an entry per queued
+                // message, in the reading threads' arenas too: give
+                // that memory back (see `Engine::release_memory`).
+                crate::sys::release_free_memory();
+                written.is_ok()
+            }
+            Ok(Some(QmgrRequest::Queue { action, ids })) => {
+                round_trip(&events, &mut wr, |tx| Event::Queue(action, ids, tx)).await
+            }
+            Ok(None) => false,
+            Err(e) => {
+                log::warn!("control socket: {e}");
+                false
+            }
+        };
+        if !go_on {
+            return;
+        }
     }
 }
