@@ -181,214 +181,190 @@ fn crash_during_eviction_after_the_file_and_its_record() {
 
 /// At most `queue.active_limit` messages are read from the segments; the
 /// others wait there, listed as `incoming`, and come in as room comes.
-#[test]
-fn the_window_reads_no_more_than_its_limit() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let ids = queue(dir.path(), &[2, 1, 1, 1, 1]).await;
-        let cfg = config(dir.path(), 2);
-        let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
-        assert_eq!(engine.live_ids(), ids[..2].to_vec());
-        let listing = engine.listing();
-        assert_eq!(listing.len(), 5);
-        assert_eq!(
-            listing
-                .iter()
-                .filter(|e| e.queue_name == "incoming")
-                .count(),
-            3
-        );
-        // Not read yet, but counted (from the segment's headers).
-        let status = engine.status();
-        assert_eq!((status.messages, status.active_messages), (5, Some(4)));
-        // The first message leaves memory (deferred for an hour): one
-        // more comes in.
-        engine.window().await;
-        engine.settle_eviction().await;
-        let status = engine.status();
-        assert_eq!((status.messages, status.deferred_messages), (5, Some(1)));
-        let live = engine.live_ids();
-        assert_eq!(live, vec![ids[1].clone(), ids[2].clone()]);
-        assert_eq!(engine.listing().len(), 5);
-        log.shutdown().await.unwrap();
-        // A restart reads the same window, and the segment stays until
-        // every message in it is read and finished.
-        let (engine, log) = start(dir.path(), &cfg, 'C').await;
-        assert_eq!(engine.live_ids(), vec![ids[1].clone(), ids[2].clone()]);
-        assert_eq!(engine.listing().len(), 5);
-        log.shutdown().await.unwrap();
-    });
+#[tokio::test]
+async fn the_window_reads_no_more_than_its_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queue(dir.path(), &[2, 1, 1, 1, 1]).await;
+    let cfg = config(dir.path(), 2);
+    let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
+    assert_eq!(engine.live_ids(), ids[..2].to_vec());
+    let listing = engine.listing();
+    assert_eq!(listing.len(), 5);
+    assert_eq!(
+        listing
+            .iter()
+            .filter(|e| e.queue_name == "incoming")
+            .count(),
+        3
+    );
+    // Not read yet, but counted (from the segment's headers).
+    let status = engine.status();
+    assert_eq!((status.messages, status.active_messages), (5, Some(4)));
+    // The first message leaves memory (deferred for an hour): one
+    // more comes in.
+    engine.window().await;
+    engine.settle_eviction().await;
+    let status = engine.status();
+    assert_eq!((status.messages, status.deferred_messages), (5, Some(1)));
+    let live = engine.live_ids();
+    assert_eq!(live, vec![ids[1].clone(), ids[2].clone()]);
+    assert_eq!(engine.listing().len(), 5);
+    log.shutdown().await.unwrap();
+    // A restart reads the same window, and the segment stays until
+    // every message in it is read and finished.
+    let (engine, log) = start(dir.path(), &cfg, 'C').await;
+    assert_eq!(engine.live_ids(), vec![ids[1].clone(), ids[2].clone()]);
+    assert_eq!(engine.listing().len(), 5);
+    log.shutdown().await.unwrap();
 }
 
 /// Hold, release and delete act on an evicted message's file, without
 /// taking it into memory, and a restart keeps what they did.
-#[test]
-fn hold_release_delete_of_an_evicted_message() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let ids = queue(dir.path(), &[2, 1]).await;
-        let m = ids[0].to_string();
-        let cfg = config(dir.path(), 2);
-        let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
-        engine.window().await;
-        engine.settle_eviction().await;
-        assert_eq!(engine.live_ids(), vec![ids[1].clone()]);
-        let queue_of = |e: &Engine| {
-            e.listing()
-                .into_iter()
-                .find(|x| x.queue_id == m)
-                .map(|x| x.queue_name)
-        };
-        let r = engine
-            .queue_op(QueueAction::Hold, std::slice::from_ref(&m))
-            .await;
-        assert_eq!(r.affected, 1);
-        assert_eq!(queue_of(&engine).as_deref(), Some("hold"));
-        assert_eq!(engine.status().held, 1);
-        assert_eq!(engine.live_ids(), vec![ids[1].clone()]);
-        log.shutdown().await.unwrap();
-        let (mut engine, log) = start(dir.path(), &cfg, 'C').await;
-        assert_eq!(queue_of(&engine).as_deref(), Some("hold"));
-        assert_eq!(engine.status().held, 1);
-        let r = engine
-            .queue_op(QueueAction::Release, std::slice::from_ref(&m))
-            .await;
-        assert_eq!(r.affected, 1);
-        assert_eq!(engine.status().held, 0);
-        let r = engine
-            .queue_op(QueueAction::Delete, std::slice::from_ref(&m))
-            .await;
-        assert_eq!(r.affected, 1);
-        engine.flush_removals().await;
-        assert_eq!(queue_of(&engine), None);
-        log.shutdown().await.unwrap();
-        let (engine, log) = start(dir.path(), &cfg, 'D').await;
-        assert_eq!(queue_of(&engine), None);
-        assert_eq!(engine.status().messages, 1);
-        log.shutdown().await.unwrap();
-    });
+#[tokio::test]
+async fn hold_release_delete_of_an_evicted_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queue(dir.path(), &[2, 1]).await;
+    let m = ids[0].to_string();
+    let cfg = config(dir.path(), 2);
+    let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
+    engine.window().await;
+    engine.settle_eviction().await;
+    assert_eq!(engine.live_ids(), vec![ids[1].clone()]);
+    let queue_of = |e: &Engine| {
+        e.listing()
+            .into_iter()
+            .find(|x| x.queue_id == m)
+            .map(|x| x.queue_name)
+    };
+    let r = engine
+        .queue_op(QueueAction::Hold, std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r.affected, 1);
+    assert_eq!(queue_of(&engine).as_deref(), Some("hold"));
+    assert_eq!(engine.status().held, 1);
+    assert_eq!(engine.live_ids(), vec![ids[1].clone()]);
+    log.shutdown().await.unwrap();
+    let (mut engine, log) = start(dir.path(), &cfg, 'C').await;
+    assert_eq!(queue_of(&engine).as_deref(), Some("hold"));
+    assert_eq!(engine.status().held, 1);
+    let r = engine
+        .queue_op(QueueAction::Release, std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r.affected, 1);
+    assert_eq!(engine.status().held, 0);
+    let r = engine
+        .queue_op(QueueAction::Delete, std::slice::from_ref(&m))
+        .await;
+    assert_eq!(r.affected, 1);
+    engine.flush_removals().await;
+    assert_eq!(queue_of(&engine), None);
+    log.shutdown().await.unwrap();
+    let (engine, log) = start(dir.path(), &cfg, 'D').await;
+    assert_eq!(queue_of(&engine), None);
+    assert_eq!(engine.status().messages, 1);
+    log.shutdown().await.unwrap();
 }
 
 /// A message deferred again after it was taken back from `deferred/`
 /// leaves memory by a Snapshot appended to its file (not a new file); the
 /// last Snapshot is what a listing and a restart see.
-#[test]
-fn evicted_again_appends_its_snapshot() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let ids = queue(dir.path(), &[2, 1]).await;
-        let m = ids[0].clone();
-        let cfg = config(dir.path(), 2);
-        let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
-        engine.window().await;
-        engine.settle_eviction().await;
-        let path = dir.path().join("deferred").join(m.as_str());
-        // Taken back (requeued: its file gets a new Snapshot, due now),
-        // deferred again by a new outcome, evicted again.
-        engine
-            .queue_op(QueueAction::Requeue, &[m.to_string()])
-            .await;
-        let first = std::fs::metadata(&path).unwrap();
-        engine.window().await;
-        assert!(engine.live_ids().contains(&m));
-        let later = now_micros() + 7_200_000_000;
-        engine
-            .defer_for_test(&m, 0, "4.4.1 second try refused", later)
-            .await;
-        // Eviction looks at the window once a second.
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-        engine.window().await;
-        engine.settle_eviction().await;
-        assert!(!engine.live_ids().contains(&m));
-        let second = std::fs::metadata(&path).unwrap();
-        use std::os::unix::fs::MetadataExt;
-        assert_eq!(first.ino(), second.ino(), "appended, not written anew");
-        assert!(second.len() > first.len());
-        // Its next attempt.
-        assert_eq!(second.mtime() as u64, later / 1_000_000);
-        let reason = |e: &Engine| {
-            e.listing()
-                .into_iter()
-                .find(|x| x.queue_id == m.as_str())
-                .map(|x| x.recipients[0].delay_reason.clone())
-        };
-        assert_eq!(
-            reason(&engine),
-            Some(Some("4.4.1 second try refused".into()))
-        );
-        log.shutdown().await.unwrap();
-        drop(engine);
-        let (engine, log) = start(dir.path(), &cfg, 'C').await;
-        assert!(!engine.live_ids().contains(&m));
-        assert_eq!(
-            reason(&engine),
-            Some(Some("4.4.1 second try refused".into()))
-        );
-        assert_eq!(engine.status().messages, 2);
-        log.shutdown().await.unwrap();
-    });
+#[tokio::test]
+async fn evicted_again_appends_its_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queue(dir.path(), &[2, 1]).await;
+    let m = ids[0].clone();
+    let cfg = config(dir.path(), 2);
+    let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
+    engine.window().await;
+    engine.settle_eviction().await;
+    let path = dir.path().join("deferred").join(m.as_str());
+    // Taken back (requeued: its file gets a new Snapshot, due now),
+    // deferred again by a new outcome, evicted again.
+    engine
+        .queue_op(QueueAction::Requeue, &[m.to_string()])
+        .await;
+    let first = std::fs::metadata(&path).unwrap();
+    engine.window().await;
+    assert!(engine.live_ids().contains(&m));
+    let later = now_micros() + 7_200_000_000;
+    engine
+        .defer_for_test(&m, 0, "4.4.1 second try refused", later)
+        .await;
+    // Eviction looks at the window once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    engine.window().await;
+    engine.settle_eviction().await;
+    assert!(!engine.live_ids().contains(&m));
+    let second = std::fs::metadata(&path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(first.ino(), second.ino(), "appended, not written anew");
+    assert!(second.len() > first.len());
+    // Its next attempt.
+    assert_eq!(second.mtime() as u64, later / 1_000_000);
+    let reason = |e: &Engine| {
+        e.listing()
+            .into_iter()
+            .find(|x| x.queue_id == m.as_str())
+            .map(|x| x.recipients[0].delay_reason.clone())
+    };
+    assert_eq!(
+        reason(&engine),
+        Some(Some("4.4.1 second try refused".into()))
+    );
+    log.shutdown().await.unwrap();
+    drop(engine);
+    let (engine, log) = start(dir.path(), &cfg, 'C').await;
+    assert!(!engine.live_ids().contains(&m));
+    assert_eq!(
+        reason(&engine),
+        Some(Some("4.4.1 second try refused".into()))
+    );
+    assert_eq!(engine.status().messages, 2);
+    log.shutdown().await.unwrap();
 }
 
 /// Hold and delete of messages not read yet from their segment (the
 /// window is full) are recorded at once, counted, listed, applied when
 /// they are read, and kept across a restart.
-#[test]
-fn hold_delete_of_a_message_not_read_yet() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let ids = queue(dir.path(), &[2, 1, 1, 1]).await;
-        let (held, deleted) = (ids[2].to_string(), ids[3].to_string());
-        let cfg = config(dir.path(), 2);
-        let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
-        assert_eq!(engine.live_ids(), ids[..2].to_vec());
-        let r = engine
-            .queue_op(QueueAction::Hold, std::slice::from_ref(&held))
-            .await;
-        assert_eq!((r.affected, r.unknown.len()), (1, 0));
-        let r = engine
-            .queue_op(QueueAction::Delete, std::slice::from_ref(&deleted))
-            .await;
-        assert_eq!((r.affected, r.unknown.len()), (1, 0));
-        let check = |e: &Engine| {
-            let status = e.status();
-            assert_eq!((status.messages, status.held), (3, 1));
-            let l = e.listing();
-            assert_eq!(l.len(), 3);
-            assert!(
-                l.iter()
-                    .any(|x| x.queue_id == held && x.queue_name == "hold")
-            );
-            assert!(!l.iter().any(|x| x.queue_id == deleted));
-        };
-        check(&engine);
-        log.shutdown().await.unwrap();
-        drop(engine);
-        let (mut engine, log) = start(dir.path(), &cfg, 'C').await;
-        check(&engine);
-        // Room: the first message leaves memory; the held one comes in,
-        // held; the deleted one never does.
-        engine.window().await;
-        engine.settle_eviction().await;
-        engine.window().await;
-        engine.settle_eviction().await;
-        check(&engine);
-        assert!(!engine.live_ids().iter().any(|i| i.as_str() == deleted));
-        log.shutdown().await.unwrap();
-    });
+#[tokio::test]
+async fn hold_delete_of_a_message_not_read_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = queue(dir.path(), &[2, 1, 1, 1]).await;
+    let (held, deleted) = (ids[2].to_string(), ids[3].to_string());
+    let cfg = config(dir.path(), 2);
+    let (mut engine, log) = start(dir.path(), &cfg, 'B').await;
+    assert_eq!(engine.live_ids(), ids[..2].to_vec());
+    let r = engine
+        .queue_op(QueueAction::Hold, std::slice::from_ref(&held))
+        .await;
+    assert_eq!((r.affected, r.unknown.len()), (1, 0));
+    let r = engine
+        .queue_op(QueueAction::Delete, std::slice::from_ref(&deleted))
+        .await;
+    assert_eq!((r.affected, r.unknown.len()), (1, 0));
+    let check = |e: &Engine| {
+        let status = e.status();
+        assert_eq!((status.messages, status.held), (3, 1));
+        let l = e.listing();
+        assert_eq!(l.len(), 3);
+        assert!(
+            l.iter()
+                .any(|x| x.queue_id == held && x.queue_name == "hold")
+        );
+        assert!(!l.iter().any(|x| x.queue_id == deleted));
+    };
+    check(&engine);
+    log.shutdown().await.unwrap();
+    drop(engine);
+    let (mut engine, log) = start(dir.path(), &cfg, 'C').await;
+    check(&engine);
+    // Room: the first message leaves memory; the held one comes in,
+    // held; the deleted one never does.
+    engine.window().await;
+    engine.settle_eviction().await;
+    engine.window().await;
+    engine.settle_eviction().await;
+    check(&engine);
+    assert!(!engine.live_ids().iter().any(|i| i.as_str() == deleted));
+    log.shutdown().await.unwrap();
 }

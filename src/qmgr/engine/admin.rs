@@ -302,9 +302,7 @@ impl Engine {
         let Some(m) = self.messages.get(&id) else {
             return self.show_evicted(&id);
         };
-        let content = super::read_content(&self.qdir, &m.content)
-            .map(|c| String::from_utf8_lossy(&c).into_owned())
-            .unwrap_or_else(|e| format!("(cannot read the content: {e})"));
+        let content = shown_content(&self.qdir, &m.content);
         let states = m
             .rcpts
             .iter()
@@ -532,9 +530,7 @@ impl Engine {
     fn show_evicted(&self, id: &QueueId) -> Option<crate::ipc::ShownMessage> {
         let f = read_deferred(&self.qdir, id.as_str()).ok()?;
         let snap = snapshot_or_default(&f);
-        let content = super::read_content(&self.qdir, &f.content)
-            .map(|c| String::from_utf8_lossy(&c).into_owned())
-            .unwrap_or_else(|e| format!("(cannot read the content: {e})"));
+        let content = shown_content(&self.qdir, &f.content);
         let states = snap
             .rcpts
             .iter()
@@ -551,4 +547,12 @@ impl Engine {
             content,
         })
     }
+}
+
+/// A message's content for `postern queue show`, or what kept it from
+/// being read.
+fn shown_content(qdir: &std::path::Path, content: &crate::queue::ContentRef) -> String {
+    super::read_content(qdir, content)
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .unwrap_or_else(|e| format!("(cannot read the content: {e})"))
 }

@@ -304,30 +304,25 @@ pub(super) fn snap_rcpts(
     keep.iter()
         .map(|&i| {
             let reason = reasons.get(i).and_then(|r| r.as_deref().map(String::from));
-            match rcpts[i] {
-                RState::Done => SnapRcpt {
-                    state: SnapState::Done,
-                    until: 0,
-                    reason,
-                },
-                RState::Bounced => SnapRcpt {
-                    state: SnapState::Bounced,
-                    until: 0,
-                    reason,
-                },
-                RState::Pending { due } => SnapRcpt {
-                    state: SnapState::Pending,
-                    until: due,
-                    reason,
-                },
-                RState::Active => SnapRcpt {
-                    state: SnapState::Pending,
-                    until: 0,
-                    reason,
-                },
-            }
+            snap_rcpt(&rcpts[i], reason)
         })
         .collect()
+}
+
+/// One recipient's state in a Snapshot: an active recipient is pending
+/// (due now) again.
+pub(super) fn snap_rcpt(state: &RState, reason: Option<String>) -> SnapRcpt {
+    let (state, until) = match *state {
+        RState::Done => (SnapState::Done, 0),
+        RState::Bounced => (SnapState::Bounced, 0),
+        RState::Pending { due } => (SnapState::Pending, due),
+        RState::Active => (SnapState::Pending, 0),
+    };
+    SnapRcpt {
+        state,
+        until,
+        reason,
+    }
 }
 
 impl Engine {

@@ -43,21 +43,27 @@ pub(crate) struct Listing {
 const SETTLED: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Listing {
-    fn names(&mut self, dir: &Path, how: Scan) -> std::io::Result<Vec<String>> {
+    /// The names, taken out until [`Listing::put_back`] (no copy per
+    /// wake-up).
+    fn take(&mut self, dir: &Path, how: Scan) -> std::io::Result<Vec<String>> {
         let mtime = fs::metadata(dir)?.modified()?;
         if how == Scan::Woken
             && let Some((at, taken)) = self.taken
             && at == mtime
             && taken.duration_since(mtime).is_ok_and(|d| d >= SETTLED)
         {
-            return Ok(self.names.clone());
+            return Ok(std::mem::take(&mut self.names));
         }
         let taken = std::time::SystemTime::now();
-        self.names = sorted_files(dir, |n| {
+        let names = sorted_files(dir, |n| {
             n.starts_with(SEGMENT_PREFIXES) && n.ends_with(".log")
         })?;
         self.taken = Some((mtime, taken));
-        Ok(self.names.clone())
+        Ok(names)
+    }
+
+    fn put_back(&mut self, names: Vec<String>) {
+        self.names = names;
     }
 }
 
@@ -99,7 +105,7 @@ impl Engine {
         }
         self.win.incoming_waiting = false;
         let dir = self.qdir.join(INCOMING);
-        let names = match self.listing.names(&dir, how) {
+        let names = match self.listing.take(&dir, how) {
             Ok(n) => n,
             Err(e) => {
                 log::warn!("cannot list {}: {e}", dir.display());
@@ -114,6 +120,7 @@ impl Engine {
             self.read_segment(&dir, name, newer, replayed, how);
         }
         self.segments.retain(|n, _| names.contains(n));
+        self.listing.put_back(names);
         let all: Vec<String> = self.segments.keys().cloned().collect();
         for name in all {
             self.maybe_delete_segment(&name);

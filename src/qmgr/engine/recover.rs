@@ -9,11 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::incoming::read_range;
-use super::{Engine, Origin, RState, sorted_files};
+use super::{Engine, Origin, sorted_files};
 use crate::qmgr::damage::StateDamage;
-use crate::qmgr::state::{
-    Admin, AdminOp, Replayed, SnapRcpt, SnapState, Snapshot, StateRecord, replay_one, written_at,
-};
+use crate::qmgr::state::{Admin, AdminOp, Replayed, Snapshot, StateRecord, replay_one, written_at};
 use crate::queue::record::{EndState, Entry, LogReader, RecordType};
 use crate::queue::{CORRUPT, ContentRef, DEFERRED, INCOMING, QueueId, STATE};
 
@@ -227,28 +225,7 @@ impl Engine {
                 .rcpts
                 .iter()
                 .zip(m.reasons.iter().map(|r| r.as_deref().map(String::from)))
-                .map(|(r, reason)| match r {
-                    RState::Done => SnapRcpt {
-                        state: SnapState::Done,
-                        until: 0,
-                        reason,
-                    },
-                    RState::Bounced => SnapRcpt {
-                        state: SnapState::Bounced,
-                        until: 0,
-                        reason,
-                    },
-                    RState::Pending { due } => SnapRcpt {
-                        state: SnapState::Pending,
-                        until: *due,
-                        reason,
-                    },
-                    RState::Active => SnapRcpt {
-                        state: SnapState::Pending,
-                        until: 0,
-                        reason,
-                    },
-                })
+                .map(|(r, reason)| super::deferred::snap_rcpt(r, reason))
                 .collect();
             recs.push(StateRecord::Snapshot(Snapshot {
                 id: id.clone(),
