@@ -30,7 +30,8 @@
 #     drop-in), and postern.target restarts and smtpd runs regardless;
 #   - issue 23, on the fresh system: with metrics off nothing of the
 #     endpoint listens (qmgr's metrics.sock included); [metrics] listen
-#     brings postern-metrics.socket and metrics.sock, and a scrape counts
+#     brings postern-metrics.socket and metrics.sock, a restart of smtpd
+#     by systemd is counted, and a scrape counts
 #     the mail sent; off again, both gone;
 #   - purge leaves no alternatives and no units.
 #
@@ -246,6 +247,22 @@ metrics() {
     printf '%s\n' "$body" | grep -q '^postern_deliveries_total{.*transport="local".*} [1-9]' ||
         fail "the scrape does not count the local delivery"
     ct systemctl is-active postern-metrics.service || fail "postern-metrics.service did not start on the scrape"
+
+    say "[fresh] metrics: a restart of smtpd by systemd is counted"
+    printf '%s\n' "$body" | grep -q '^postern_process_start_time_seconds{role="qmgr"} [1-9]' ||
+        fail "no start time of qmgr in the scrape"
+    local pid
+    pid=$(ct systemctl show -p MainPID --value postern-smtpd.service)
+    ct kill -9 "$pid"
+    for _ in $(seq 1 50); do
+        body=$(ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/9154 &&
+            printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' || true)
+        printf '%s\n' "$body" | grep -q '^postern_process_restarts_total{role="smtpd"} 1$' && break
+        sleep 0.2
+    done
+    printf '%s\n' "$body" | grep -E '^postern_process_(restarts_total|start_time_seconds)' || true
+    printf '%s\n' "$body" | grep -q '^postern_process_restarts_total{role="smtpd"} 1$' ||
+        fail "the scrape does not count smtpd's restart by systemd"
 
     say "[fresh] metrics off again: gone"
     ct mv /etc/postern/postern.toml.good /etc/postern/postern.toml

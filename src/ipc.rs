@@ -47,10 +47,31 @@ pub(crate) enum QmgrRequest {
     /// (smtpd, once a second when it counted something); not answered.
     Counters {
         counts: crate::metrics::registry::Registry,
+        /// The sending process, on the first report of each connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<Started>,
     },
     /// The Prometheus exposition, answered with one line: a JSON string.
-    /// The only request qmgr's metrics socket answers.
-    Metrics,
+    /// The only request qmgr's metrics socket answers. `started`: the
+    /// metrics role's process.
+    Metrics {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started: Option<Started>,
+    },
+}
+
+/// A role's process as it tells qmgr with the metrics on: smtpd on the
+/// first report of each connection, the delivery agents in the first
+/// answer on each of qmgr's connections, the metrics role with each
+/// scrape. qmgr exports it as `postern_process_start_time_seconds` and,
+/// where no supervisor counts them, counts a role's restarts as the new
+/// processes it hears of (systemd restarts the roles on its own).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub role: String,
+    pub pid: u32,
+    /// Seconds since the epoch.
+    pub at: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -237,6 +258,10 @@ pub struct DeliveryResult {
     /// until they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox_transport: Option<MailboxTransport>,
+    /// local's process, in its first answer on a connection with the
+    /// metrics on ([`Started`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Started>,
 }
 
 /// Mailbox deliveries local passes on (Postfix's `mailbox_transport`):
@@ -334,13 +359,20 @@ pub(crate) struct SmtpRecipient {
 
 /// The smtp agent's answer: one result per recipient of the request,
 /// and whether the next hop itself was reached.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SmtpResult {
     pub results: Vec<DeliveryResult>,
     /// `None`: no host was tried (the content could not be read, a
     /// signature could not be made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hop: Option<HopStatus>,
+    /// With the metrics on: what the agent counted since its last answer
+    /// (outbound TLS handshakes), and the agent's process in the first
+    /// answer on a connection ([`Started`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<crate::metrics::registry::Registry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Started>,
 }
 
 /// What a delivery learned of its next hop, as distinct from its

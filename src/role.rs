@@ -367,3 +367,24 @@ pub(crate) fn states(run_dir: &Path) -> std::collections::BTreeMap<String, RoleS
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
 }
+
+/// This process's role and start ([`crate::ipc::Started`]), set once by
+/// `postern daemon ROLE` before the role runs.
+static ME: std::sync::OnceLock<crate::ipc::Started> = std::sync::OnceLock::new();
+
+/// Note that this process runs `role`, started now.
+pub(crate) fn note_start(role: Role) {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let _ = ME.set(crate::ipc::Started {
+        role: role.name().to_string(),
+        pid: std::process::id(),
+        at,
+    });
+}
+
+/// This process's role and start, when it is a role.
+pub(crate) fn me() -> Option<crate::ipc::Started> {
+    ME.get().cloned()
+}

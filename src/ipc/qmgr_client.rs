@@ -96,10 +96,13 @@ pub(crate) async fn report_counts(run_dir: &Path) {
     loop {
         every.tick().await;
         let counts = sink::take();
-        if counts.is_empty() {
+        // A new connection says who this is first (qmgr counts the
+        // restarts it hears of), even with nothing counted.
+        if counts.is_empty() && conn.is_some() {
             continue;
         }
-        let request = QmgrRequest::Counters { counts };
+        let started = conn.is_none().then(crate::role::me).flatten();
+        let request = QmgrRequest::Counters { counts, started };
         let Ok(mut line) = serde_json::to_vec(&request) else {
             continue;
         };
@@ -113,7 +116,7 @@ pub(crate) async fn report_counts(run_dir: &Path) {
         };
         if !sent {
             conn = None;
-            if let QmgrRequest::Counters { counts } = request {
+            if let QmgrRequest::Counters { counts, .. } = request {
                 sink::give_back(counts);
             }
         }

@@ -148,6 +148,7 @@ impl DeliveryAgent for Agent {
     async fn serve_connection(live: Arc<Live<Agent>>, stream: UnixStream) {
         let (read, mut write) = stream.into_split();
         let mut read = tokio::io::BufReader::new(read);
+        let mut first = true;
         loop {
             let request: DeliveryRequest = match ipc::read_line(&mut read).await {
                 Ok(Some(request)) => request,
@@ -162,8 +163,11 @@ impl DeliveryAgent for Agent {
                 }
             };
             let delivering = live.delivering();
-            let result = live.agent().deliver(&request).await;
+            let mut result = live.agent().deliver(&request).await;
             drop(delivering);
+            if std::mem::take(&mut first) && !live.agent().config().metrics.listen.is_empty() {
+                result.started = crate::role::me();
+            }
             if let Err(e) = ipc::write_line(&mut write, &result).await {
                 log::warn!(
                     queue_id = request.id.as_str();
@@ -216,6 +220,7 @@ impl Agent {
                 }),
                 _ => None,
             },
+            started: None,
         }
     }
 

@@ -25,8 +25,11 @@
 //! accepted messages, restriction hits, DNSBL answers, TLS handshakes and
 //! its queue log's group commits into its process's [`registry::sink`] and
 //! sends them to qmgr once a second (a `counters` line on qmgr's control
-//! socket, only when something was counted); the supervisor writes its
-//! restarts into its status file, which qmgr reads. Counters survive a
+//! socket, only when something was counted); the smtp agent counts its
+//! outbound TLS handshakes and sends them with its answers; the
+//! supervisor writes its restarts into its status file, which qmgr reads,
+//! and without a supervisor (systemd) qmgr counts as restarts the new
+//! processes the roles announce ([`crate::ipc::Started`]). Counters survive a
 //! restart of the role that counts them (qmgr keeps the sum) and start
 //! from zero when qmgr restarts, as Prometheus expects of counters.
 //!
@@ -213,7 +216,12 @@ async fn exposition(socket: &Path) -> anyhow::Result<String> {
         let mut s = UnixStream::connect(socket)
             .await
             .with_context(|| format!("cannot connect to {}", socket.display()))?;
-        s.write_all(b"{\"op\":\"metrics\"}\n").await?;
+        let request = crate::ipc::QmgrRequest::Metrics {
+            started: crate::role::me(),
+        };
+        let mut line = serde_json::to_vec(&request)?;
+        line.push(b'\n');
+        s.write_all(&line).await?;
         let mut line = String::new();
         BufReader::new(s).read_line(&mut line).await?;
         let text: String = serde_json::from_str(&line).context("qmgr's answer")?;

@@ -80,7 +80,9 @@ defs! {
     DEAD_DESTINATIONS = "postern_dead_destinations", Kind::Gauge,
         "next hops marked dead: no session at the last try, their mail deferred without a connection";
     PROCESS_RESTARTS = "postern_process_restarts_total", Kind::Counter,
-        "restarts of a role by the supervisor (postern start only)";
+        "restarts of a role: the supervisor's count, or under systemd the new processes qmgr heard of since it started";
+    PROCESS_START = "postern_process_start_time_seconds", Kind::Gauge,
+        "start of a role's running process, seconds since the epoch";
 }
 
 /// One histogram's state: per bucket (non-cumulative, `+Inf` last), sum

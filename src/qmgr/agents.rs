@@ -214,6 +214,7 @@ mod tests {
             remote_mta: None,
             diagnostic: None,
             mailbox_transport: None,
+            started: None,
         }
     }
 

@@ -231,6 +231,8 @@ pub(crate) struct Engine {
     /// Messages taken in and recipients delivered, per second of the last
     /// minute (`postern status`, `STATUS=`).
     rates: metrics::Rates,
+    /// The roles' processes qmgr heard of (start, restarts).
+    processes: metrics::Processes,
     /// The active window: what is out of memory, when to scan `deferred/`.
     win: evict::Window,
     /// The deferral reasons the window's messages share.
@@ -280,6 +282,7 @@ impl Engine {
             damaged_state: HashSet::new(),
             counts: Default::default(),
             rates: Default::default(),
+            processes: metrics::Processes::with_me(),
             win: Default::default(),
             reasons: Reasons::default(),
         }

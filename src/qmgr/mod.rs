@@ -164,7 +164,10 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 enum Event {
     Wake,
-    Counters(crate::metrics::registry::Registry),
+    Counters(
+        crate::metrics::registry::Registry,
+        Option<crate::ipc::Started>,
+    ),
     Metrics(oneshot::Sender<String>),
     Status(oneshot::Sender<QmgrStatus>),
     Queue(QueueAction, Vec<String>, oneshot::Sender<QueueOpResult>),
@@ -368,7 +371,7 @@ async fn serve(
                     engine.scan_incoming_woken();
                 }
                 Some(Event::Status(tx)) => { let _ = tx.send(engine.status()); }
-                Some(Event::Counters(counts)) => engine.add_counts(counts),
+                Some(Event::Counters(counts, started)) => engine.add_counts(counts, started),
                 Some(Event::Metrics(tx)) => { let _ = tx.send(engine.exposition()); }
                 Some(Event::List(tx)) => {
                     engine.settle_eviction().await;
@@ -531,7 +534,7 @@ async fn serve_connection(
             log::warn!("showq socket: refused a request that is not a listing");
             return;
         }
-        if metrics && !matches!(request, Ok(Some(QmgrRequest::Metrics)) | Ok(None)) {
+        if metrics && !matches!(request, Ok(Some(QmgrRequest::Metrics { .. })) | Ok(None)) {
             log::warn!("metrics socket: refused a request that is not for the metrics");
             return;
         }
@@ -540,11 +543,16 @@ async fn serve_connection(
                 let _ = events.send(Event::Wake);
                 true
             }
-            Ok(Some(QmgrRequest::Counters { counts })) => {
-                let _ = events.send(Event::Counters(counts));
+            Ok(Some(QmgrRequest::Counters { counts, started })) => {
+                let _ = events.send(Event::Counters(counts, started));
                 true
             }
-            Ok(Some(QmgrRequest::Metrics)) => round_trip(&events, &mut wr, Event::Metrics).await,
+            Ok(Some(QmgrRequest::Metrics { started })) => {
+                if started.is_some() {
+                    let _ = events.send(Event::Counters(Default::default(), started));
+                }
+                round_trip(&events, &mut wr, Event::Metrics).await
+            }
             Ok(Some(QmgrRequest::Status)) => round_trip(&events, &mut wr, Event::Status).await,
             Ok(Some(QmgrRequest::Show { id })) => {
                 round_trip(&events, &mut wr, |tx| Event::Show(id, tx)).await

@@ -71,9 +71,17 @@ fn agent(path: &std::path::Path, script: Script) -> Agent {
                         .collect();
                     let Some(results) = results else { return };
                     let hop = hop_of(&results);
-                    if ipc::write_line(&mut w, &SmtpResult { results, hop })
-                        .await
-                        .is_err()
+                    if ipc::write_line(
+                        &mut w,
+                        &SmtpResult {
+                            results,
+                            hop,
+                            counts: None,
+                            started: None,
+                        },
+                    )
+                    .await
+                    .is_err()
                     {
                         return;
                     }
@@ -114,6 +122,7 @@ fn result(status: DeliveryStatus, dsn: &str, reason: &str) -> DeliveryResult {
         remote_mta: None,
         diagnostic: None,
         mailbox_transport: None,
+        started: None,
     }
 }
 

@@ -437,6 +437,13 @@ impl Session {
                 .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut))),
             None => Err(std::io::Error::other("no usable server name")),
         };
+        crate::metrics::registry::sink::inc(
+            crate::metrics::registry::TLS_HANDSHAKES,
+            &[
+                ("direction", "outbound"),
+                ("outcome", if handshake.is_ok() { "ok" } else { "failed" }),
+            ],
+        );
         match handshake {
             Ok(tls) => {
                 self.stream = Stream::Tls(Box::new(tls));

@@ -157,7 +157,12 @@ impl Agent {
                 outcome.result(r.rcpt_index)
             })
             .collect();
-        SmtpResult { results, hop }
+        SmtpResult {
+            results,
+            hop,
+            counts: None,
+            started: None,
+        }
     }
 
     /// The recipients `chunk` (indexes into the request), as one or more

@@ -206,6 +206,8 @@ pub(crate) async fn serve(
     listener: std::os::unix::net::UnixListener,
     reload: Option<Reload>,
 ) -> anyhow::Result<()> {
+    // Outbound TLS handshakes, sent to qmgr with the results.
+    crate::metrics::registry::sink::enable(!config.metrics.listen.is_empty());
     let live = Arc::new(Live::new(Agent::new(config)));
     crate::agent::serve(listener, live, reload).await
 }
@@ -254,14 +256,22 @@ impl DeliveryAgent for Agent {
             }
         };
         let writer = async move {
+            let mut first = true;
             while let Some((fallback, task)) = answers.recv().await {
-                let result = match task.await {
+                let mut result = match task.await {
                     Ok(result) => result,
                     Err(e) => {
                         log::error!("a delivery failed: {e}");
                         fallback
                     }
                 };
+                if crate::metrics::registry::sink::enabled() {
+                    let counts = crate::metrics::registry::sink::take();
+                    result.counts = (!counts.is_empty()).then_some(counts);
+                    if std::mem::take(&mut first) {
+                        result.started = crate::role::me();
+                    }
+                }
                 if let Err(e) = ipc::write_line(&mut write, &result).await {
                     log::warn!("cannot send a delivery result: {e}");
                     return;
@@ -288,6 +298,8 @@ fn internal_error(request: &SmtpRequest) -> SmtpResult {
             })
             .collect(),
         hop: None,
+        counts: None,
+        started: None,
     }
 }
 

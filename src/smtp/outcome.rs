@@ -111,6 +111,7 @@ impl Outcome {
             remote_mta: self.remote_mta.clone(),
             diagnostic: self.diagnostic.clone(),
             mailbox_transport: None,
+            started: None,
         }
     }
 

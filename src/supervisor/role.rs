@@ -26,6 +26,7 @@ pub fn run_role(
     fds: Vec<(String, OwnedFd)>,
 ) -> anyhow::Result<()> {
     follow_supervisor()?;
+    crate::role::note_start(role);
     let config = Arc::new(config);
     let runtime = runtime(role)?;
     let result = runtime.block_on(async move {

@@ -1,9 +1,11 @@
 //! qmgr's side of the metrics (issue 23): the counts it keeps for every
 //! role, and the queue's gauges, rendered as the exposition on a scrape.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Engine, Message, RState};
+use crate::ipc::Started;
 use crate::metrics::registry::{self as reg, Gauges, Registry};
 use crate::queue::now_micros;
 
@@ -69,10 +71,58 @@ pub(crate) struct QueueNumbers {
     pub oldest_us: Option<u64>,
 }
 
+/// The roles' processes qmgr heard of ([`Started`]): per role the
+/// running one, and how often a new one came since qmgr started.
+#[derive(Default)]
+pub(crate) struct Processes {
+    by_role: BTreeMap<String, Seen>,
+}
+
+struct Seen {
+    pid: u32,
+    at: u64,
+    restarts: u64,
+}
+
+impl Processes {
+    /// qmgr's own process first.
+    pub(crate) fn with_me() -> Processes {
+        let mut p = Processes::default();
+        if let Some(me) = crate::role::me() {
+            p.heard(me);
+        }
+        p
+    }
+
+    /// A role's process said who it is. Another process than the one
+    /// known is a restart, unless it started before that one (an answer
+    /// of the old process read late).
+    pub(crate) fn heard(&mut self, s: Started) {
+        match self.by_role.get_mut(&s.role) {
+            None => {
+                let seen = Seen {
+                    pid: s.pid,
+                    at: s.at,
+                    restarts: 0,
+                };
+                self.by_role.insert(s.role, seen);
+            }
+            Some(x) if (x.pid, x.at) != (s.pid, s.at) && s.at >= x.at => {
+                x.restarts += 1;
+                (x.pid, x.at) = (s.pid, s.at);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
 impl Engine {
-    /// Another role's counts.
-    pub(crate) fn add_counts(&mut self, counts: Registry) {
+    /// Another role's counts, and who sent them.
+    pub(crate) fn add_counts(&mut self, counts: Registry, started: Option<Started>) {
         self.counts.merge(counts);
+        if let Some(s) = started {
+            self.processes.heard(s);
+        }
     }
 
     /// The queue's numbers: active, deferred, hold.
@@ -112,18 +162,35 @@ impl Engine {
         out
     }
 
+    /// Restarts and start times: the supervisor's (`run/roles.json`,
+    /// which outlives qmgr) where it runs the roles, else what qmgr heard.
+    fn processes_into(&self, counts: &mut Registry, gauges: &mut Gauges) {
+        let supervised = crate::role::states(&self.cfg.server.run_directory);
+        let mut starts = Vec::new();
+        for (role, st) in &supervised {
+            counts.inc(reg::PROCESS_RESTARTS, &[("role", role)], st.restarts);
+            if st.pid != 0 {
+                starts.push((reg::label_set(&[("role", role)]), st.started as f64));
+            }
+        }
+        for (role, seen) in &self.processes.by_role {
+            if !supervised.contains_key(role) {
+                counts.inc(reg::PROCESS_RESTARTS, &[("role", role)], seen.restarts);
+                starts.push((reg::label_set(&[("role", role)]), seen.at as f64));
+            }
+        }
+        gauges.insert(reg::PROCESS_START.name, starts);
+    }
+
     /// The whole exposition: qmgr's own counts since the last scrape
     /// added to what it keeps, the queue's gauges, the supervisor's
     /// restarts.
     pub(crate) fn exposition(&mut self) -> String {
         self.counts.merge(reg::sink::take());
         let mut counts = self.counts.clone();
-        let run_dir = self.cfg.server.run_directory.clone();
-        for (role, st) in crate::role::states(&run_dir) {
-            counts.inc(reg::PROCESS_RESTARTS, &[("role", &role)], st.restarts);
-        }
         let now = now_micros();
         let mut gauges = Gauges::new();
+        self.processes_into(&mut counts, &mut gauges);
         gauges.insert(
             reg::BUILD_INFO.name,
             vec![(
@@ -181,6 +248,31 @@ mod tests {
         r.note_out(t + 60_000_000, 4);
         assert_eq!(r.last_minute(t + 60_000_000), (1, 4));
         assert_eq!(r.last_minute(t + 200_000_000), (0, 0));
+    }
+
+    #[test]
+    fn a_new_process_of_a_role_is_a_restart() {
+        let started = |role: &str, pid, at| Started {
+            role: role.into(),
+            pid,
+            at,
+        };
+        let mut p = Processes::default();
+        p.heard(started("smtp", 10, 100));
+        // The same process again (its answer on another connection).
+        p.heard(started("smtp", 10, 100));
+        p.heard(started("local", 11, 100));
+        assert_eq!(p.by_role["smtp"].restarts, 0);
+        // A new one.
+        p.heard(started("smtp", 20, 160));
+        // The old one's answer read late: not a restart.
+        p.heard(started("smtp", 10, 100));
+        assert_eq!(p.by_role["smtp"].restarts, 1);
+        assert_eq!((p.by_role["smtp"].pid, p.by_role["smtp"].at), (20, 160));
+        // A pid used again by a later process.
+        p.heard(started("smtp", 10, 200));
+        assert_eq!(p.by_role["smtp"].restarts, 2);
+        assert_eq!(p.by_role["local"].restarts, 0);
     }
 
     #[test]

@@ -81,6 +81,7 @@ impl Engine {
                 mut result,
             }) => {
                 self.sched.idle.push(slot);
+                self.add_counts(Default::default(), result.started.take());
                 let pass = result.mailbox_transport.take();
                 let p = Pending {
                     id: request.id.clone(),
@@ -119,6 +120,8 @@ impl Engine {
                 request,
                 mut result,
             }) => {
+                let counts = result.counts.take().unwrap_or_default();
+                self.add_counts(counts, result.started.take());
                 self.hop_learned(&request.nexthop, result.hop.take(), now);
                 self.smtp_returned(slot, &request.nexthop);
                 if let Some(local) = self.passed_back(&request) {

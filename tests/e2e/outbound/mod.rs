@@ -12,7 +12,7 @@ mod dead_destination;
 pub(crate) mod dns;
 mod mx;
 mod null_client;
-mod pki;
+pub(crate) mod pki;
 pub(crate) mod real_server;
 mod relay_auth;
 mod replies;
