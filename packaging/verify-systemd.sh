@@ -444,7 +444,11 @@ check_installed_system() {
     sleep 2
     ct sh -c "echo 'after the kills' | mail -s '$token kill' alice"
     wait_mail /home/alice 5 "$token"
-    ct postern status || fail "postern status after the kills"
+    local st
+    st=$(ct postern status) || fail "postern status after the kills"
+    printf '%s\n' "$st"
+    printf '%s\n' "$st" | grep -Eq '^  qmgr +running \(pid [0-9]+\).*, [1-9][0-9]* restarts$' ||
+        fail "postern status does not show qmgr's restart by systemd"
 
     if [ "$variant" = fresh ]; then
         metrics

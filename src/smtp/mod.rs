@@ -274,6 +274,10 @@ impl DeliveryAgent for Agent {
                 }
                 if let Err(e) = ipc::write_line(&mut write, &result).await {
                     log::warn!("cannot send a delivery result: {e}");
+                    // Counted again with the next answer qmgr reads.
+                    if let Some(counts) = result.counts {
+                        crate::metrics::registry::sink::give_back(counts);
+                    }
                     return;
                 }
             }

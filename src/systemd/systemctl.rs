@@ -143,7 +143,7 @@ pub(crate) fn commands(action: Action) -> Vec<Vec<&'static str>> {
 }
 
 /// The properties [`render_status`] reads.
-const STATUS_PROPS: [&str; 10] = [
+const STATUS_PROPS: [&str; 11] = [
     "Id",
     "LoadState",
     "ActiveState",
@@ -154,6 +154,7 @@ const STATUS_PROPS: [&str; 10] = [
     "ActiveEnterTimestamp",
     "Listen",
     "ConditionResult",
+    "NRestarts",
 ];
 
 /// What `systemctl show` said, found by unit `Id` (an absent unit has no
@@ -251,11 +252,16 @@ fn service_state(p: &Props, service: &str) -> String {
         "" | "success" => String::new(),
         r => format!("; the last reload failed ({r}), the running configuration is kept"),
     };
+    // systemd's own count of the unit's automatic restarts.
+    let restarts = match prop(p, "NRestarts") {
+        "" => String::new(),
+        n => format!(", {n} restarts"),
+    };
     match (prop(p, "LoadState"), prop(p, "ActiveState")) {
         ("loaded", "active" | "reloading") if pid != "0" && !pid.is_empty() => {
-            format!("running (pid {pid}){}{reload}", since(p))
+            format!("running (pid {pid}){}{restarts}{reload}", since(p))
         }
-        ("loaded", "active" | "reloading") => format!("running{}{reload}", since(p)),
+        ("loaded", "active" | "reloading") => format!("running{}{restarts}{reload}", since(p)),
         ("loaded", "activating") if restarting(p) => format!(
             "failed ({}), restarting; see journalctl -u {service}",
             prop(p, "Result")
@@ -552,7 +558,7 @@ mod tests {
     const SHOW: &str = "Id=postern.target\nLoadState=loaded\nActiveState=active\nSubState=active\n\
         ActiveEnterTimestamp=Mon 2026-12-07 04:00:00 UTC\n\n\
         Id=postern-local.service\nLoadState=loaded\nActiveState=active\nSubState=running\nResult=success\nMainPID=101\n\
-        ActiveEnterTimestamp=Mon 2026-12-07 04:00:01 UTC\n\n\
+        ActiveEnterTimestamp=Mon 2026-12-07 04:00:01 UTC\nNRestarts=2\n\n\
         Id=postern-smtp.service\nLoadState=loaded\nActiveState=active\nSubState=running\nResult=success\nMainPID=102\n\n\
         Id=postern-qmgr.service\nLoadState=loaded\nActiveState=active\nSubState=running\nResult=success\nMainPID=103\n\n\
         Id=postern-smtpd.service\nLoadState=loaded\nActiveState=failed\nSubState=failed\nResult=start-limit-hit\nMainPID=0\n\n\
@@ -621,7 +627,7 @@ mod tests {
             lines,
             [
                 "postern is running under systemd (postern.target active since Mon 2026-12-07 04:00:00 UTC)",
-                "  local  running (pid 101) since Mon 2026-12-07 04:00:01 UTC",
+                "  local  running (pid 101) since Mon 2026-12-07 04:00:01 UTC, 2 restarts",
                 "  smtp   running (pid 102)",
                 "  qmgr   running (pid 103)",
                 "  smtpd  failed (start-limit-hit); see journalctl -u postern-smtpd.service",
