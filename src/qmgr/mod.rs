@@ -74,7 +74,9 @@
 //!
 //! Inputs: the `qmgr` listener (LISTEN_FDS): `{"op":"wake"}` and
 //! `{"op":"status"}` lines, and smtpd's metrics counts
-//! (`{"op":"counters",…}`, once a second); the `metrics` listener
+//! (`{"op":"counters",…}`, once a second, the first of a connection with
+//! smtpd's process: qmgr counts a new one as a restart where no supervisor
+//! does); the `metrics` listener
 //! (`metrics.sock`, 0600): `{"op":"metrics"}` only, answered with the
 //! Prometheus exposition ([`crate::metrics`]; qmgr keeps the counts); the transport files (read again when they
 //! change, checked at most once a second). Outputs: requests on

@@ -110,7 +110,10 @@
 //!   is read from the queue, read-only, in chunks, where the request says.
 //! * Out: SMTP over TCP to other hosts; results to qmgr; log lines
 //!   (`postern/smtp`) with the journal fields `QUEUE_ID`, `RECIPIENT`,
-//!   `STATUS`.
+//!   `STATUS`. With the metrics on (`metrics.listen`), a result carries
+//!   what the agent counted since the last one (its TLS handshakes,
+//!   `postern_tls_handshakes_total{direction="outbound"}`), and the first
+//!   result on a connection the agent's process ([`crate::ipc::Started`]).
 //!
 //! # Specifications
 //!
