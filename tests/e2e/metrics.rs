@@ -278,6 +278,84 @@ fn metrics_count_outbound_tls_and_each_roles_start() {
     promtool_check(&body);
 }
 
+/// smtpd counts a DNSBL's listing by zone, the restriction element that
+/// rejected, and its TLS handshakes (Python's ssl the client that
+/// succeeds; one that sends plain text after STARTTLS fails).
+#[test]
+fn metrics_count_dnsbl_listings_and_inbound_tls() {
+    use crate::outbound::dns::{DnsServer, Zone};
+    let dns = DnsServer::start(Zone::new().a("6.0.0.127.bl.test", "127.0.0.2"));
+    let port = free_port();
+    let mut p = Postern::configure(
+        &format!(
+            "{}[restrictions]\nclient = [\"reject_rbl_client bl.test\"]\n\n\
+             [tls]\ninbound = \"may\"\nchain_files = [\"{{dir}}/chain.pem\"]\n\n\
+             [metrics]\nlisten = [\"127.0.0.1:{port}\"]\n",
+            dns.config_table()
+        ),
+        &[],
+        None,
+    );
+    let (_, ca) = crate::starttls::certificate(p.dir.path());
+    p.launch();
+    let me = format!("{}@localhost", p.user);
+
+    let mut c = p.client_from("127.0.0.6");
+    c.cmd("EHLO six.example");
+    assert_eq!(c.cmd("MAIL FROM:<a@example.org>"), "250 2.1.0 Ok");
+    assert_eq!(
+        c.cmd(&format!("RCPT TO:<{me}>")),
+        "554 5.7.1 Service unavailable; Client host [127.0.0.6] blocked using bl.test"
+    );
+    c.cmd("QUIT");
+
+    let smtp = p.addr.port();
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                r#"
+import smtplib, ssl
+s = smtplib.SMTP("127.0.0.1", {smtp}, timeout=20)
+s.ehlo("client.example")
+s.starttls(context=ssl.create_default_context(cafile="{ca}"))
+s.ehlo("client.example")
+s.quit()
+"#
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let mut c = p.client_from("127.0.0.1");
+    c.cmd("EHLO client.example");
+    assert!(c.cmd("STARTTLS").starts_with("220"), "STARTTLS refused");
+    c.send(b"this is no TLS client hello\r\n");
+    drop(c);
+
+    let body = scrape_until(
+        port,
+        &[
+            ("postern_dnsbl_answers_total{zone=\"bl.test\"}", 1.0),
+            (
+                "postern_restriction_hits_total{element=\"reject_rbl_client\",action=\"reject\"}",
+                1.0,
+            ),
+            (
+                "postern_tls_handshakes_total{direction=\"inbound\",outcome=\"ok\"}",
+                1.0,
+            ),
+            (
+                "postern_tls_handshakes_total{direction=\"inbound\",outcome=\"failed\"}",
+                1.0,
+            ),
+        ],
+        20,
+    );
+    promtool_check(&body);
+}
+
 /// `promtool check metrics` on the exposition (Debian's `prometheus`).
 fn promtool_check(body: &str) {
     let Ok(mut child) = Command::new("promtool")
