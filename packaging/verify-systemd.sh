@@ -213,6 +213,19 @@ moved_paths() {
 # the generator). On: postern-metrics.socket on the configured address
 # and qmgr's metrics.sock; a scrape (bash's /dev/tcp: the container has
 # no HTTP client) counts the mail sent. Off again: gone.
+# Scrape the endpoint (bash's /dev/tcp) until a line matches $1, for 10 s
+# at most; print the last scrape.
+scrape_until() {
+    local body=
+    for _ in $(seq 1 50); do
+        body=$(ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/9154 &&
+            printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' || true)
+        printf '%s\n' "$body" | grep -q "$1" && break
+        sleep 0.2
+    done
+    printf '%s\n' "$body"
+}
+
 metrics() {
     local token=metrics-$$ l body
     say "[fresh] metrics off: nothing of the endpoint listens"
@@ -235,13 +248,7 @@ metrics() {
     ct sh -c 'ss -lxH | grep -F /run/postern/metrics.sock' || fail "no metrics.sock with metrics on"
     ct sh -c "echo 'counted' | mail -s '$token' alice"
     wait_mail /home/alice 1 "$token"
-    body=
-    for _ in $(seq 1 50); do
-        body=$(ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/9154 &&
-            printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' || true)
-        printf '%s\n' "$body" | grep -q '^postern_deliveries_total{.*transport="local".*} [1-9]' && break
-        sleep 0.2
-    done
+    body=$(scrape_until '^postern_deliveries_total{.*transport="local".*} [1-9]')
     printf '%s\n' "$body" | grep -E '^(HTTP/1.1|postern_build_info|postern_deliveries_total|postern_queue_messages)' ||
         true
     printf '%s\n' "$body" | grep -q '^postern_deliveries_total{.*transport="local".*} [1-9]' ||
@@ -254,12 +261,7 @@ metrics() {
     local pid
     pid=$(ct systemctl show -p MainPID --value postern-smtpd.service)
     ct kill -9 "$pid"
-    for _ in $(seq 1 50); do
-        body=$(ct bash -c 'exec 3<>/dev/tcp/127.0.0.1/9154 &&
-            printf "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' || true)
-        printf '%s\n' "$body" | grep -q '^postern_process_restarts_total{role="smtpd"} 1$' && break
-        sleep 0.2
-    done
+    body=$(scrape_until '^postern_process_restarts_total{role="smtpd"} 1$')
     printf '%s\n' "$body" | grep -E '^postern_process_(restarts_total|start_time_seconds)' || true
     printf '%s\n' "$body" | grep -q '^postern_process_restarts_total{role="smtpd"} 1$' ||
         fail "the scrape does not count smtpd's restart by systemd"
