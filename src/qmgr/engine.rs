@@ -125,8 +125,8 @@ struct Segment {
     /// Records after `offset` are not read yet: the active window was
     /// full.
     unread: bool,
-    /// The messages after `offset` as last counted: the offset and the
-    /// file's length then, and the counts (see [`Engine::unread`]).
+    /// The messages after `offset` as last counted: the offset, where the
+    /// records counted end, and the counts (see [`Engine::unread`]).
     unread_count: std::cell::Cell<Option<(u64, u64, incoming::Unread)>>,
     /// Messages read from it and not finished.
     live: HashSet<QueueId>,

@@ -44,10 +44,16 @@
 //!
 //! - *clean*: the file ends at a record boundary (or at the end of a skipped
 //!   range);
+//! - *clean* too where nothing but zero bytes follow (a writer's room
+//!   ahead of its records, see [`super::log`], or what some file systems
+//!   leave after a crash): nothing was written there; the reader's offset
+//!   is where the zeros start, and a reader following the file reads on
+//!   from there. A reader told that the file is still written
+//!   ([`LogReader::stop_at_zeros`]) stops at a record header of zero bytes
+//!   without reading the rest;
 //! - *incomplete*: the file ends inside a record whose bytes so far are
-//!   valid, or with nothing but zero bytes (what some file systems leave
-//!   after a crash): a write cut short by a crash, or one still in progress
-//!   in another process. Nothing in it was acknowledged; it is not reported
+//!   valid: a write cut short by a crash, or one still in progress in
+//!   another process. Nothing in it was acknowledged; it is not reported
 //!   as skipped, and a reader following the file reads on from there later.
 //!   Whether the writer is gone (so that the tail is final: a torn write or
 //!   a truncation, worth a warning) is for the caller to tell: see

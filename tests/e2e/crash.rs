@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::common::{BIN, Postern, free_port, is_root, write_file};
+use crate::common::{BIN, Postern, free_port, is_root, send, write_file};
 
 fn alive(pid: i32) -> bool {
     // A zombie still answers kill(0): look at its state too.
@@ -405,4 +405,61 @@ fn issue_14_a_crash_loop_loses_nothing_and_delivers_nothing_twice() {
         unavailable <= kills,
         "{unavailable} lines for {kills} kills"
     );
+}
+
+/// smtpd killed while its segment has room of zeros ahead of its records
+/// (docs/architecture.md, the queue): the segment is finished as it is,
+/// its zeros are no damage (nothing in `corrupt/`, no warning), and every
+/// message before and after the kill is delivered once.
+#[test]
+fn a_segment_left_with_its_room_of_zeros_is_no_damage() {
+    let p = Postern::start("");
+    let me = format!("{}@localhost", p.user);
+    for i in 0..5 {
+        send(
+            &p,
+            &me,
+            &[&me],
+            &format!("Subject: before {i}\r\n\r\nbody\r\n"),
+        );
+    }
+    let incoming = p.queue_dir().join("incoming");
+    let live: Vec<_> = std::fs::read_dir(&incoming)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    assert!(
+        live.iter().any(|len| len % (1 << 20) == 0),
+        "no segment with its room of zeros: {live:?}"
+    );
+    let old = p.role_pid("smtpd");
+    kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
+    p.wait_log(&format!("smtpd pid {old} killed by signal 9"), 1, 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.role_pid("smtpd") == old || p.role_pid("smtpd") == 0 {
+        assert!(Instant::now() < deadline, "smtpd not restarted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..5 {
+        send(
+            &p,
+            &me,
+            &[&me],
+            &format!("Subject: after {i}\r\n\r\nbody\r\n"),
+        );
+    }
+    let delivered = p.wait_delivered(&p.user, 10, 30);
+    assert_eq!(delivered.len(), 10);
+    // The full scan (every 5 s) finds the old segment's writer gone.
+    std::thread::sleep(Duration::from_secs(6));
+    let log = p.log();
+    for bad in ["incomplete record", "damaged", "skipped", "corrupt"] {
+        assert!(!log.contains(bad), "{bad:?} in the log:\n{log}");
+    }
+    let corrupt = p.queue_dir().join("corrupt");
+    let kept = std::fs::read_dir(&corrupt).map_or(0, |d| d.count());
+    assert_eq!(kept, 0, "files in corrupt/");
+    assert_eq!(p.wait_delivered(&p.user, 10, 1).len(), 10);
 }

@@ -170,6 +170,11 @@ impl Engine {
                 }
             },
         };
+        // A segment its writer may still append to: what is not a whole
+        // record yet (its room of zeros, a record being written) is read
+        // again later, not taken for damage; a finished one is read to the
+        // end, its damage passed over and reported.
+        reader.still_written(!(gone || newer));
         let mut stopped = false;
         loop {
             if self.window_full(name, reader.offset()) {
@@ -427,16 +432,18 @@ impl Engine {
             let path = self.qdir.join(INCOMING).join(name);
             let len = fs::metadata(&path).map_or(0, |m| m.len());
             let c = match seg.unread_count.get() {
-                Some((o, l, c)) if o == seg.offset && l == len => c,
-                Some((o, l, mut c)) if o == seg.offset && l < len => {
-                    // Appended since: count the new part only.
-                    c.add(count_unread(&path, l, len, &self.win.replay_rest));
-                    seg.unread_count.set(Some((o, len, c)));
+                Some((o, counted, c)) if o == seg.offset && counted >= len => c,
+                Some((o, counted, mut c)) if o == seg.offset => {
+                    // Written since (appended, or over the writer's
+                    // zeroed room): count the new part only.
+                    let (more, end) = count_unread(&path, counted, len, &self.win.replay_rest);
+                    c.add(more);
+                    seg.unread_count.set(Some((o, end, c)));
                     c
                 }
                 _ => {
-                    let c = count_unread(&path, seg.offset, len, &self.win.replay_rest);
-                    seg.unread_count.set(Some((seg.offset, len, c)));
+                    let (c, end) = count_unread(&path, seg.offset, len, &self.win.replay_rest);
+                    seg.unread_count.set(Some((seg.offset, end, c)));
                     c
                 }
             };
@@ -452,7 +459,7 @@ impl Engine {
         for (name, seg) in self.segments.iter().filter(|(_, s)| s.unread) {
             let path = self.qdir.join(INCOMING).join(name);
             let len = fs::metadata(&path).map_or(0, |m| m.len());
-            walk_unread(&path, seg.offset, len, |id, _| {
+            let _ = walk_unread(&path, seg.offset, len, |id, _| {
                 if !self
                     .win
                     .replay_rest
@@ -474,10 +481,10 @@ impl Engine {
         let Some(seg) = self.segments.get(name) else {
             return;
         };
-        let Some((off, len, mut c)) = seg.unread_count.get() else {
+        let Some((off, counted, mut c)) = seg.unread_count.get() else {
             return;
         };
-        if off != start || end > len {
+        if off != start || end > counted {
             seg.unread_count.set(None);
             return;
         }
@@ -488,7 +495,7 @@ impl Engine {
                 c.oldest_us[q] = None;
             }
         }
-        seg.unread_count.set(Some((end, len, c)));
+        seg.unread_count.set(Some((end, counted, c)));
     }
 
     /// The unread counts are out of date (a message in them was held,
@@ -521,9 +528,15 @@ fn unread_class(r: Option<&Replayed>) -> Option<usize> {
 
 /// Count the Message records of `path` from `pos` to `len` by queue
 /// (see [`walk_unread`]); `rest` is what the state log says about them.
-fn count_unread(path: &Path, pos: u64, len: u64, rest: &HashMap<QueueId, Replayed>) -> Unread {
+/// The messages from `pos` to `len`, and where the records counted end.
+fn count_unread(
+    path: &Path,
+    pos: u64,
+    len: u64,
+    rest: &HashMap<QueueId, Replayed>,
+) -> (Unread, u64) {
     let mut c = Unread::default();
-    walk_unread(path, pos, len, |id, arrival_us| {
+    let end = walk_unread(path, pos, len, |id, arrival_us| {
         let Some(q) = unread_class(rest.get(&id)) else {
             return;
         };
@@ -531,18 +544,24 @@ fn count_unread(path: &Path, pos: u64, len: u64, rest: &HashMap<QueueId, Replaye
         *n[q] += 1;
         c.oldest_us[q] = Some(c.oldest_us[q].map_or(arrival_us, |b| b.min(arrival_us)));
     });
-    c
+    (c, end)
 }
 
 /// Each Message record's envelope ID and arrival in `path` from `pos` to
 /// `len`: the record headers and the envelopes are read, the contents
 /// skipped. Stops at the first bytes that are not a record header (damage
-/// is left to the reading proper).
-pub(super) fn walk_unread(path: &Path, mut pos: u64, len: u64, mut each: impl FnMut(QueueId, u64)) {
+/// is left to the reading proper; zeros are the writer's room): returns
+/// where.
+pub(super) fn walk_unread(
+    path: &Path,
+    mut pos: u64,
+    len: u64,
+    mut each: impl FnMut(QueueId, u64),
+) -> u64 {
     use crate::queue::record::{HEADER_LEN, MAGIC};
     use std::os::unix::fs::FileExt;
     let Ok(f) = fs::File::open(path) else {
-        return;
+        return pos;
     };
     let hl = HEADER_LEN as u64;
     let mut h = [0u8; HEADER_LEN + 4];
@@ -573,4 +592,5 @@ pub(super) fn walk_unread(path: &Path, mut pos: u64, len: u64, mut each: impl Fn
         }
         pos = end;
     }
+    pos
 }

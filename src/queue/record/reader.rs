@@ -101,8 +101,9 @@ pub enum EndState {
     /// Every byte read belongs to a record or to a skipped range.
     Clean,
     /// The bytes from `offset` to the end of the file are the start of a
-    /// record or zero bytes: a torn or unfinished write, not reported as
-    /// skipped; a reader following the file resumes here.
+    /// record: a torn or unfinished write, not reported as skipped; a
+    /// reader following the file resumes here. (Zero bytes to the end are
+    /// no write at all: the end is clean, at their start.)
     Incomplete { offset: u64 },
 }
 
@@ -167,6 +168,9 @@ pub struct LogReader<R = File> {
     ready: Option<Record>,
     /// Ranges [`LogReader::next_record`] passed over.
     skipped: Vec<Skipped>,
+    /// The file's writer may still be writing it
+    /// ([`LogReader::still_written`]).
+    still_written: bool,
 }
 
 impl LogReader<File> {
@@ -208,7 +212,22 @@ impl<R: Read + Seek> LogReader<R> {
             torn_at: None,
             ready: None,
             skipped: Vec::new(),
+            still_written: false,
         })
+    }
+
+    /// Whether the file's writer may still be writing it (a segment whose
+    /// writer holds it: [`crate::queue::log`]). Then the reader stops,
+    /// to read on from there later, where the next record is not there
+    /// yet: at a record header of zero bytes (the writer's room ahead of
+    /// its records), without reading the rest of the file; and at bytes
+    /// that are not a whole valid record (`Incomplete`), since over that
+    /// room a record being written shows as a record cut short by zeros,
+    /// which is no damage. Off (the default, for finished files), zeros
+    /// and damage are passed over and reported, and the records after
+    /// them found.
+    pub(crate) fn still_written(&mut self, on: bool) {
+        self.still_written = on;
     }
 
     /// Where to resume, once `next_entry` returned `None`: the end of the
@@ -281,6 +300,9 @@ impl<R: Read + Seek> LogReader<R> {
                     return Ok(self.close_damage().map(Entry::Skipped));
                 }
                 if let Decoded::Corrupt(reason) = decode(rest) {
+                    if self.still_written {
+                        return self.not_yet();
+                    }
                     self.start_scanning(reason);
                     continue;
                 }
@@ -289,8 +311,20 @@ impl<R: Read + Seek> LogReader<R> {
                 };
                 return Ok(self.close_damage().map(Entry::Skipped));
             }
+            if self.still_written
+                && self.damage.is_none()
+                && self.buf[self.pos..self.pos + HEADER_LEN]
+                    .iter()
+                    .all(|&b| b == 0)
+            {
+                // The writer's room: read again from here next time.
+                self.rewind(self.offset)?;
+                self.end = EndState::Clean;
+                return Ok(None);
+            }
             let header = match parse_header(&self.buf[self.pos..self.pos + HEADER_LEN]) {
                 Ok(h) => h,
+                Err(_) if self.still_written => return self.not_yet(),
                 Err(reason) => {
                     self.start_scanning(reason);
                     continue;
@@ -299,6 +333,10 @@ impl<R: Read + Seek> LogReader<R> {
             let at = self.offset;
             match self.read_record(header, keep)? {
                 Got::Record(rec) => return Ok(Some(self.found(rec))),
+                Got::BadChecksum { .. } if self.still_written => {
+                    self.skip_to(at)?;
+                    return self.not_yet();
+                }
                 Got::BadChecksum { total } => {
                     // The header checks, so its length holds: the next
                     // record starts right after this one.
@@ -418,19 +456,38 @@ impl<R: Read + Seek> LogReader<R> {
         }
     }
 
+    /// The file is still written and the bytes here are not a whole
+    /// record yet: stop, to read them again from here later.
+    fn not_yet(&mut self) -> io::Result<Option<Entry>> {
+        let at = self.offset;
+        self.rewind(at)?;
+        self.end = EndState::Incomplete { offset: at };
+        Ok(self.close_damage().map(Entry::Skipped))
+    }
+
     /// Scanning reached the end of the file without finding a record: the
     /// damage runs to the end, except for a torn tail (a header whose record
     /// runs past the end, or zero bytes) which is left incomplete.
     fn scanned_to_eof(&mut self) -> Option<Entry> {
         self.scanning = false;
-        let tail = self.torn_at.take().or(self.zeros_from.take());
-        if let Some(t) = tail {
+        let zeros = self.zeros_from.take();
+        if let Some(t) = self.torn_at.take() {
             // Resume at the tail; the bytes from there are read again.
             if self.skip_to(t).is_err() {
                 self.end = EndState::Clean;
                 return self.close_damage().map(Entry::Skipped);
             }
             self.end = EndState::Incomplete { offset: t };
+        } else if let Some(t) = zeros {
+            // Nothing but zeros to the end: nothing was written there (a
+            // writer's zeroed room, or what a file system leaves after a
+            // crash). Read again from there next time.
+            let damage = self.close_damage_at(t);
+            self.end = EndState::Clean;
+            if self.rewind(t).is_err() {
+                self.offset = t;
+            }
+            return damage.map(Entry::Skipped);
         } else {
             self.end = EndState::Clean;
         }
