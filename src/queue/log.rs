@@ -604,14 +604,16 @@ impl Writer {
         Ok((places, full))
     }
 
-    /// Zeros from the end of the room (or of the records) to the next
-    /// step boundary past `end`, written before the records that go over them, synced with
-    /// them: the batches that follow, written over zeros of a size already
-    /// durable, need no journal commit for their `fdatasync`.
+    /// Zeros from the end of the batch (`end`, past the room) to the next
+    /// step boundary, written with the batch and synced with it: the
+    /// batches that follow, written over zeros of a size already durable,
+    /// need no journal commit for their `fdatasync`. Where the batch
+    /// itself goes no zeros are written (a large record is not written
+    /// twice).
     fn zero_room(&self, seg: &mut Segment, end: u64) -> Result<(), LogError> {
         use std::os::unix::fs::FileExt;
         let to = (end / ZERO_AHEAD + 1) * ZERO_AHEAD;
-        let from = seg.zeroed.max(seg.len);
+        let from = seg.zeroed.max(end);
         let zeros = vec![0u8; (to - from) as usize];
         seg.file
             .write_all_at(&zeros, from)
