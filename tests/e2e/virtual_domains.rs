@@ -142,12 +142,22 @@ fn virtual_aliases_deliver_once_to_local_maildirs_and_a_remote_host() {
     // /etc/aliases → an alias domain: local forwards a copy, which the
     // virtual aliases take to the mailbox.
     let id = send(&p, "s@example.org", &["fwd@localhost"], MESSAGE);
-    p.wait_log(&format!("{id}: to=<fwd@localhost>"), 1, 30);
-    let log = p.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains(&format!("{id}: to=<fwd@localhost>")) && l.contains("forwarded as"))
-        .expect("forwarded line");
+    // The whole line (a read of the log may end inside it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let line = loop {
+        let log = p.log();
+        let found = log.lines().find(|l| {
+            l.contains(&format!("{id}: to=<fwd@localhost>")) && l.contains("forwarded as")
+        });
+        if let Some(l) = found {
+            break l.to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no \"forwarded as\" line for {id} in:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let new_id = line
         .rsplit("forwarded as ")
         .next()
